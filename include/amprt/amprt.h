@@ -1,0 +1,253 @@
+/*
+ * amprt — an embeddable C11 runtime for ONNX models, in mixed precision.
+ *
+ * This header is the specification of the public API.
+ *
+ * Conventions
+ *  - Every call that can fail returns amp_status. AMP_OK is 0. On failure the detailed message
+ *    is read from the object or the context (amp_context_last_error), never from a global, and
+ *    out-parameters are left untouched.
+ *  - Constructors are amp_*_create / amp_*_load; each has a destructor amp_*_destroy that
+ *    returns void and accepts NULL.
+ *  - Option structs start with their own size (set it with sizeof, or leave the whole struct
+ *    zeroed): zero in any field means "the default", so new fields never break callers.
+ *  - Ownership is stated per function: "owned by the caller" means the caller destroys it;
+ *    "borrowed" means it lives as long as the object it came from.
+ *  - There is no mutable global state: two contexts in two threads never touch each other.
+ *    One context, model or session must not be used by two threads at once; a model may be
+ *    shared by several sessions in several threads once loaded (it is read-only after load).
+ */
+#ifndef AMPRT_AMPRT_H
+#define AMPRT_AMPRT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32) && defined(AMPRT_SHARED_BUILD)
+#define AMP_API __declspec(dllexport)
+#elif defined(__GNUC__)
+#define AMP_API __attribute__((visibility("default")))
+#else
+#define AMP_API
+#endif
+
+#define AMP_VERSION_MAJOR 0
+#define AMP_VERSION_MINOR 1
+#define AMP_VERSION_PATCH 0
+
+/* ---------------------------------------------------------------------------------------- */
+/* Status codes: names and messages come from one table (amp_status_name, amp_status_str).   */
+
+#define AMP_STATUS_LIST(X)                                                                 \
+    X(AMP_OK, 0, "ok")                                                                     \
+    X(AMP_ERR_INVALID_ARG, 1, "invalid argument")                                         \
+    X(AMP_ERR_NO_MEMORY, 2, "out of memory")                                               \
+    X(AMP_ERR_IO, 3, "file input/output error")                                           \
+    X(AMP_ERR_PARSE, 4, "malformed model or tensor file")                                 \
+    X(AMP_ERR_INVALID_GRAPH, 5, "invalid graph")                                          \
+    X(AMP_ERR_UNSUPPORTED, 6, "unsupported operator, dtype or feature")                   \
+    X(AMP_ERR_SHAPE, 7, "shape or dtype mismatch")                                        \
+    X(AMP_ERR_OVERFLOW, 8, "size overflow")                                               \
+    X(AMP_ERR_LIMIT, 9, "limit exceeded")                                                 \
+    X(AMP_ERR_NOT_FOUND, 10, "not found")                                                 \
+    X(AMP_ERR_BACKEND, 11, "backend error")                                               \
+    X(AMP_ERR_NO_DEVICE, 12, "no such device")                                            \
+    X(AMP_ERR_INTERNAL, 13, "internal error")
+
+typedef enum amp_status {
+#define AMP_X_(name, value, msg) name = value,
+    AMP_STATUS_LIST(AMP_X_)
+#undef AMP_X_
+    AMP_STATUS_COUNT
+} amp_status;
+
+/* "AMP_ERR_PARSE" for AMP_ERR_PARSE; "unknown" for a value outside the table. Static string. */
+AMP_API const char *amp_status_name(amp_status s);
+/* A short human-readable description of the code. Static string. */
+AMP_API const char *amp_status_str(amp_status s);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Element types. The values are ONNX's TensorProto.DataType numbers.                        */
+
+typedef enum amp_dtype {
+    AMP_UNDEFINED = 0,
+    AMP_F32 = 1,
+    AMP_U8 = 2,
+    AMP_I8 = 3,
+    AMP_I32 = 6,
+    AMP_I64 = 7,
+    AMP_BOOL = 9,
+    AMP_F16 = 10,
+    AMP_F64 = 11,
+    AMP_BF16 = 16
+} amp_dtype;
+
+/* Bytes per element (0 for a dtype amprt does not hold). */
+AMP_API size_t amp_dtype_size(amp_dtype t);
+/* "float32", "float16", ...; "undefined" for unknown values. Static string. */
+AMP_API const char *amp_dtype_name(amp_dtype t);
+
+#define AMP_MAX_RANK 8
+
+/* ---------------------------------------------------------------------------------------- */
+/* Context: allocator and log hooks, limits, the last error message.                         */
+
+typedef struct amp_allocator {
+    /* All three receive user_data. NULL functions mean the C library's malloc family.
+     * alloc may return NULL: amprt turns that into AMP_ERR_NO_MEMORY and frees what it made. */
+    void *(*alloc)(void *user_data, size_t size);
+    void *(*realloc)(void *user_data, void *ptr, size_t size);
+    void (*free)(void *user_data, void *ptr);
+    void *user_data;
+} amp_allocator;
+
+typedef enum amp_log_level { AMP_LOG_ERROR = 0, AMP_LOG_WARN = 1, AMP_LOG_INFO = 2, AMP_LOG_DEBUG = 3 } amp_log_level;
+
+typedef void (*amp_log_fn)(void *user_data, amp_log_level level, const char *message);
+
+typedef struct amp_context_desc {
+    size_t struct_size;       /* sizeof(amp_context_desc), or 0 */
+    amp_allocator allocator;  /* zero: malloc/realloc/free */
+    amp_log_fn log;           /* NULL: no logging */
+    void *log_user_data;
+    amp_log_level log_level;  /* messages at or below this level go to log (default ERROR) */
+    /* Limits (0 means the default given in brackets). */
+    int64_t max_tensor_elements;  /* [2^31] elements in any one tensor */
+    int64_t max_file_bytes;       /* [2 GiB] model file and each external-data file */
+    int64_t max_nodes;            /* [1,000,000] nodes in a graph */
+} amp_context_desc;
+
+typedef struct amp_context amp_context;
+
+/* Constructor. desc may be NULL (all defaults). *out is owned by the caller. */
+AMP_API amp_status amp_context_create(const amp_context_desc *desc, amp_context **out);
+/* Destructor. Everything made from the context must be destroyed first. NULL-safe. */
+AMP_API void amp_context_destroy(amp_context *ctx);
+/* The message of the last failing call made through ctx (or one of its objects).
+ * Borrowed: valid until the next call through ctx. Never NULL ("" when none). */
+AMP_API const char *amp_context_last_error(const amp_context *ctx);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Tensors.                                                                                  */
+
+typedef struct amp_tensor amp_tensor;
+
+/* Constructor: a new tensor with zeroed storage. dims may be NULL when rank is 0.
+ * *out is owned by the caller. */
+AMP_API amp_status amp_tensor_create(amp_context *ctx, amp_dtype dtype, int rank, const int64_t *dims,
+                                     amp_tensor **out);
+/* Constructor: a tensor over the caller's memory (nbytes must equal the tensor's size).
+ * amprt never frees data; it must outlive the tensor. *out is owned by the caller. */
+AMP_API amp_status amp_tensor_wrap(amp_context *ctx, amp_dtype dtype, int rank, const int64_t *dims, void *data,
+                                   size_t nbytes, amp_tensor **out);
+/* Constructor: read an ONNX TensorProto (.pb) file. *out is owned by the caller; if name is
+ * not NULL, *name receives the tensor's name (owned by the caller, free with amp_free). */
+AMP_API amp_status amp_tensor_load_pb(amp_context *ctx, const char *path, amp_tensor **out, char **name);
+/* Write an ONNX TensorProto (.pb) file (to a temporary name, then renamed). */
+AMP_API amp_status amp_tensor_save_pb(amp_context *ctx, const amp_tensor *t, const char *name, const char *path);
+AMP_API void amp_tensor_destroy(amp_tensor *t);
+
+AMP_API amp_dtype amp_tensor_dtype(const amp_tensor *t);
+AMP_API int amp_tensor_rank(const amp_tensor *t);
+/* Borrowed array of rank dims. */
+AMP_API const int64_t *amp_tensor_dims(const amp_tensor *t);
+AMP_API int64_t amp_tensor_numel(const amp_tensor *t);
+AMP_API size_t amp_tensor_nbytes(const amp_tensor *t);
+/* Borrowed pointer to the elements (row-major, dtype's layout; f16/bf16 as uint16 bits). */
+AMP_API void *amp_tensor_data(amp_tensor *t);
+
+/* Frees memory amprt handed to the caller (strings). NULL-safe. */
+AMP_API void amp_free(amp_context *ctx, void *p);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Models.                                                                                   */
+
+typedef struct amp_model amp_model;
+
+/* Constructor: load an ONNX file. External data files are read relative to the file's folder
+ * and must stay inside it. *out is owned by the caller; it borrows ctx. */
+AMP_API amp_status amp_model_load(amp_context *ctx, const char *path, amp_model **out);
+/* Constructor: load from bytes in memory (copied; the buffer may be freed after the call).
+ * base_dir is where external data is looked for; NULL refuses external data. */
+AMP_API amp_status amp_model_load_buffer(amp_context *ctx, const void *data, size_t size, const char *base_dir,
+                                         amp_model **out);
+/* Write the model as ONNX (temporary name, then rename). */
+AMP_API amp_status amp_model_save(amp_model *model, const char *path);
+AMP_API void amp_model_destroy(amp_model *model);
+
+typedef struct amp_value_info {
+    const char *name;                 /* borrowed from the model */
+    amp_dtype dtype;
+    int rank;                         /* -1 when the model does not say */
+    int64_t dims[AMP_MAX_RANK];       /* -1 for a symbolic or unknown dim */
+    const char *dim_names[AMP_MAX_RANK]; /* symbolic name of dim i or NULL; borrowed */
+} amp_value_info;
+
+AMP_API int amp_model_input_count(const amp_model *model);
+AMP_API int amp_model_output_count(const amp_model *model);
+/* Fill *info for input/output i (0-based). */
+AMP_API amp_status amp_model_input_info(const amp_model *model, int i, amp_value_info *info);
+AMP_API amp_status amp_model_output_info(const amp_model *model, int i, amp_value_info *info);
+/* The opset of the default ONNX domain. */
+AMP_API int64_t amp_model_opset(const amp_model *model);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Sessions: a model compiled for a backend, with its memory plan.                           */
+
+typedef enum amp_backend_kind { AMP_BACKEND_AUTO = 0, AMP_BACKEND_CPU = 1, AMP_BACKEND_CUDA = 2 } amp_backend_kind;
+
+typedef struct amp_dim_binding {
+    const char *name; /* symbolic dim name */
+    int64_t value;
+} amp_dim_binding;
+
+typedef struct amp_session_options {
+    size_t struct_size;          /* sizeof(amp_session_options), or 0 */
+    amp_backend_kind backend;    /* AUTO: CUDA when present, else CPU */
+    int threads;                 /* 0: one per core */
+} amp_session_options;
+
+typedef struct amp_session amp_session;
+
+/* Constructor. opts may be NULL. The session borrows model: destroy the session first.
+ * *out is owned by the caller. */
+AMP_API amp_status amp_session_create(amp_model *model, const amp_session_options *opts, amp_session **out);
+AMP_API void amp_session_destroy(amp_session *s);
+/* The last error message of this session. Borrowed; never NULL. */
+AMP_API const char *amp_session_last_error(const amp_session *s);
+
+/* Run once. inputs[i] is bound to the graph input named input_names[i] (every graph input that
+ * has no initializer must be given). outputs[i] receives the graph output named output_names[i]:
+ *  - if outputs[i] is NULL on entry, a new tensor is created (owned by the caller);
+ *  - otherwise it must have the output's dtype and shape, and is filled in place.
+ * The inputs are only read. On failure outputs[] that were NULL stay NULL. */
+AMP_API amp_status amp_session_run(amp_session *s, int n_inputs, const char *const *input_names,
+                                   const amp_tensor *const *inputs, int n_outputs, const char *const *output_names,
+                                   amp_tensor **outputs);
+
+typedef struct amp_plan_stats {
+    size_t arena_bytes;        /* one arena holding every intermediate of a run */
+    size_t lower_bound_bytes;  /* max over steps of live bytes: no plan can be smaller */
+    size_t persistent_bytes;   /* weights and constants */
+    size_t naive_bytes;        /* one buffer per intermediate */
+    int nodes_run;             /* nodes executed per run (after folding) */
+    int nodes_folded;          /* constant nodes computed once at plan time */
+    int inplace;               /* outputs written over an input */
+    const char *strategy;      /* heuristic that won; static string */
+} amp_plan_stats;
+
+/* Plan for the given input shapes without running (bindings for symbolic dims; n may be 0
+ * when the model's shapes are all concrete). Fills *stats. */
+AMP_API amp_status amp_session_plan(amp_session *s, int n_bindings, const amp_dim_binding *bindings,
+                                    amp_plan_stats *stats);
+/* Stats of the plan used by the last run. */
+AMP_API amp_status amp_session_last_plan(const amp_session *s, amp_plan_stats *stats);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* AMPRT_AMPRT_H */
