@@ -218,8 +218,6 @@ amp_status amp_graph_add_node(amp_graph *g, amp_node *node);
 /* Fill producers; check one producer per value, inputs defined before use (topological
  * order, sorting the nodes when needed), no cycle, no undefined input. */
 amp_status amp_graph_link(amp_graph *g);
-/* Structural checks plus type inference with declared shapes (symbolic dims bound to 1). */
-amp_status amp_graph_verify(amp_graph *g);
 /* A 64-bit hash of the graph's structure (ops, edges, attributes, dtypes). */
 uint64_t amp_graph_hash(const amp_graph *g);
 

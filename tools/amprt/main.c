@@ -1,2 +1,247 @@
-#include <stdio.h>
-int main(void) { puts("amprt"); return 0; }
+/* amprt: inspect, run, check and bench ONNX models. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backends/cpu/cpu.h"
+#include "tools/amprt/cli.h"
+
+static const char *const usage_main =
+    "usage: amprt COMMAND [options]\n"
+    "\n"
+    "commands:\n"
+    "  inspect MODEL [--json] [--dim NAME=V]...   opset, inputs/outputs, ops, parameters, memory plan\n"
+    "  run MODEL [--input NAME=FILE.pb]... [--output-dir DIR] [--threads N] [--batch B]\n"
+    "                                             run once, print outputs and time\n"
+    "  check DIR... [--rtol X] [--atol X] [--threads N] [--list-passing FILE] [--verbose]\n"
+    "                                             run ONNX backend-test cases, compare outputs\n"
+    "  bench MODEL [--batch B] [--threads N] [--runs R] [--warmup W] [--input NAME=FILE.pb] [--json]\n"
+    "                                             median/min/max run time and arena size\n"
+    "\n"
+    "common options: --backend cpu|cuda|auto, --threads N (default: all cores), --dim NAME=VALUE\n"
+    "Run 'amprt COMMAND --help' for details.\n";
+
+double cli_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+amp_context *cli_context(void) {
+    amp_context *ctx = NULL;
+    if (amp_context_create(NULL, &ctx) != AMP_OK) {
+        fprintf(stderr, "amprt: cannot create a context\n");
+        exit(1);
+    }
+    return ctx;
+}
+
+void cli_free(cli_opts *o) {
+    for (int i = 0; i < o->n_dims; i++) free(o->dim_names[i]);
+}
+
+static int want_arg(int i, int argc, const char *opt) {
+    if (i + 1 >= argc) {
+        fprintf(stderr, "amprt: option %s needs a value\n", opt);
+        return 0;
+    }
+    return 1;
+}
+
+static int parse_int(const char *s, const char *opt, int lo, int *out) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < lo || v > 1000000000) {
+        fprintf(stderr, "amprt: %s expects an integer >= %d, got '%s'\n", opt, lo, s);
+        return 0;
+    }
+    *out = (int)v;
+    return 1;
+}
+
+int cli_parse(int argc, char **argv, int first, cli_opts *o, const char *usage) {
+    memset(o, 0, sizeof *o);
+    o->rtol = 1e-3;
+    o->atol = 1e-5;
+    o->runs = 50;
+    o->warmup = 5;
+    for (int i = first; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(usage, stdout);
+            exit(0);
+        } else if (strcmp(a, "--json") == 0) {
+            o->json = true;
+        } else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
+            o->verbose = true;
+        } else if (strcmp(a, "--input") == 0) {
+            if (!want_arg(i, argc, a)) return 2;
+            if (o->n_inputs >= 64) {
+                fprintf(stderr, "amprt: too many --input options\n");
+                return 2;
+            }
+            if (!strchr(argv[i + 1], '=')) {
+                fprintf(stderr, "amprt: --input expects NAME=FILE.pb, got '%s'\n", argv[i + 1]);
+                return 2;
+            }
+            o->inputs[o->n_inputs++] = argv[++i];
+        } else if (strcmp(a, "--dim") == 0) {
+            if (!want_arg(i, argc, a)) return 2;
+            const char *eq = strchr(argv[i + 1], '=');
+            if (!eq || eq == argv[i + 1] || o->n_dims >= 32) {
+                fprintf(stderr, "amprt: --dim expects NAME=VALUE, got '%s'\n", argv[i + 1]);
+                return 2;
+            }
+            int v;
+            if (!parse_int(eq + 1, "--dim", 0, &v)) return 2;
+            size_t n = (size_t)(eq - argv[i + 1]);
+            char *name = malloc(n + 1);
+            if (!name) return 2;
+            memcpy(name, argv[i + 1], n);
+            name[n] = 0;
+            o->dim_names[o->n_dims] = name;
+            o->dims[o->n_dims].name = name;
+            o->dims[o->n_dims].value = v;
+            o->n_dims++;
+            i++;
+        } else if (strcmp(a, "--threads") == 0) {
+            if (!want_arg(i, argc, a) || !parse_int(argv[++i], a, 1, &o->threads)) return 2;
+        } else if (strcmp(a, "--batch") == 0) {
+            if (!want_arg(i, argc, a) || !parse_int(argv[++i], a, 1, &o->batch)) return 2;
+        } else if (strcmp(a, "--runs") == 0) {
+            if (!want_arg(i, argc, a) || !parse_int(argv[++i], a, 1, &o->runs)) return 2;
+        } else if (strcmp(a, "--warmup") == 0) {
+            if (!want_arg(i, argc, a) || !parse_int(argv[++i], a, 0, &o->warmup)) return 2;
+        } else if (strcmp(a, "--backend") == 0) {
+            if (!want_arg(i, argc, a)) return 2;
+            const char *b = argv[++i];
+            if (strcmp(b, "cpu") == 0) o->backend = AMP_BACKEND_CPU;
+            else if (strcmp(b, "cuda") == 0) o->backend = AMP_BACKEND_CUDA;
+            else if (strcmp(b, "auto") == 0) o->backend = AMP_BACKEND_AUTO;
+            else {
+                fprintf(stderr, "amprt: --backend expects cpu, cuda or auto, got '%s'\n", b);
+                return 2;
+            }
+        } else if (strcmp(a, "--output-dir") == 0) {
+            if (!want_arg(i, argc, a)) return 2;
+            o->output_dir = argv[++i];
+        } else if (strcmp(a, "--list-passing") == 0) {
+            if (!want_arg(i, argc, a)) return 2;
+            o->list_file = argv[++i];
+        } else if (strcmp(a, "--rtol") == 0 || strcmp(a, "--atol") == 0) {
+            if (!want_arg(i, argc, a)) return 2;
+            char *end;
+            double v = strtod(argv[i + 1], &end);
+            if (*end || !(v >= 0)) {
+                fprintf(stderr, "amprt: %s expects a number >= 0\n", a);
+                return 2;
+            }
+            if (a[2] == 'r') o->rtol = v;
+            else o->atol = v;
+            i++;
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "amprt: unknown option '%s'\n%s", a, usage);
+            return 2;
+        } else {
+            if (o->n_positional >= 64) {
+                fprintf(stderr, "amprt: too many arguments\n");
+                return 2;
+            }
+            o->positional[o->n_positional++] = a;
+        }
+    }
+    return 0;
+}
+
+int cli_load_inputs(amp_context *ctx, const cli_opts *o, const char **names, amp_tensor **tensors) {
+    for (int i = 0; i < o->n_inputs; i++) {
+        const char *eq = strchr(o->inputs[i], '=');
+        static char namebuf[64][256];
+        size_t n = (size_t)(eq - o->inputs[i]);
+        if (n >= sizeof namebuf[0]) n = sizeof namebuf[0] - 1;
+        memcpy(namebuf[i], o->inputs[i], n);
+        namebuf[i][n] = 0;
+        names[i] = namebuf[i];
+        amp_status s = amp_tensor_load_pb(ctx, eq + 1, &tensors[i], NULL);
+        if (s) {
+            fprintf(stderr, "amprt: %s: %s\n", amp_status_name(s), amp_context_last_error(ctx));
+            for (int j = 0; j < i; j++) amp_tensor_destroy(tensors[j]);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static uint64_t splitmix(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+int cli_random_inputs(amp_context *ctx, amp_model *m, const cli_opts *o, const char **names, amp_tensor **tensors) {
+    int n = amp_model_input_count(m);
+    uint64_t seed = 42;
+    for (int i = 0; i < n; i++) {
+        amp_value_info vi;
+        amp_model_input_info(m, i, &vi);
+        int64_t dims[AMP_MAX_RANK];
+        if (vi.rank < 0) {
+            fprintf(stderr, "amprt: input '%s' has no declared shape; give it with --input\n", vi.name);
+            return 1;
+        }
+        for (int d = 0; d < vi.rank; d++) {
+            dims[d] = vi.dims[d];
+            if (dims[d] >= 0) continue;
+            dims[d] = (d == 0 && o->batch) ? o->batch : 1;
+            for (int k = 0; k < o->n_dims; k++)
+                if (vi.dim_names[d] && strcmp(vi.dim_names[d], o->dims[k].name) == 0) dims[d] = o->dims[k].value;
+        }
+        amp_status s = amp_tensor_create(ctx, vi.dtype, vi.rank, dims, &tensors[i]);
+        if (s) {
+            fprintf(stderr, "amprt: input '%s': %s\n", vi.name, amp_context_last_error(ctx));
+            return 1;
+        }
+        names[i] = vi.name;
+        amp_tensor *t = tensors[i];
+        for (int64_t e = 0; e < t->numel; e++) {
+            double u = (double)(splitmix(&seed) >> 11) / 9007199254740992.0;
+            /* normal-ish values for floats, small non-negative values for integers */
+            double v = amp_dtype_is_float(t->dtype) ? (u * 2.0 - 1.0) * 1.7 : floor(u * 4.0);
+            amp_st(t->dtype, t->data, e, v);
+        }
+    }
+    return 0;
+}
+
+void cli_json_str(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c < 0x20) fprintf(f, "\\u%04x", c);
+        else fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fputs(usage_main, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "inspect") == 0) return cmd_inspect(argc, argv);
+    if (strcmp(cmd, "run") == 0) return cmd_run(argc, argv);
+    if (strcmp(cmd, "check") == 0) return cmd_check(argc, argv);
+    if (strcmp(cmd, "bench") == 0) return cmd_bench(argc, argv);
+    if (strcmp(cmd, "--version") == 0) {
+        printf("amprt %d.%d.%d\n", AMP_VERSION_MAJOR, AMP_VERSION_MINOR, AMP_VERSION_PATCH);
+        return 0;
+    }
+    fprintf(stderr, "amprt: unknown command '%s'\n%s", cmd, usage_main);
+    return 2;
+}

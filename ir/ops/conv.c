@@ -1,0 +1,461 @@
+/* Shape inference for convolution, pooling and matrix multiplication: Conv, ConvTranspose,
+ * MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, Gemm, MatMul.
+ *
+ * The window geometry (amp_conv_geom_init) and the workspace layout of the convolution kernels
+ * (amp_conv_ws_layout) are shared with backends/cpu/conv.c and pool.c, which declare them
+ * themselves: inference and kernel must agree on both to the element. */
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <omp.h>
+
+#include "ir/ir.h"
+
+/* Attribute values beyond this are rejected, so that every size computed from them (products
+ * of a few of them with dims that are themselves bounded) stays far from int64 overflow. */
+#define GEOM_MAX ((int64_t)1 << 31)
+
+enum { AMP_GEOM_CONV = 0, AMP_GEOM_POOL = 1, AMP_GEOM_CONV_T = 2 };
+
+typedef struct amp_conv_geom {
+    int nsp; /* spatial dims */
+    int64_t in[AMP_MAX_RANK], k[AMP_MAX_RANK], s[AMP_MAX_RANK], d[AMP_MAX_RANK];
+    int64_t pb[AMP_MAX_RANK], pe[AMP_MAX_RANK]; /* pads at the start and the end; may be < 0 only for ConvTranspose */
+    int64_t out[AMP_MAX_RANK];
+} amp_conv_geom;
+
+typedef struct amp_conv_ws {
+    int64_t shared; /* elements of the compute type used by every work item */
+    int64_t slot;   /* elements each concurrent work item needs */
+    int64_t slots;  /* how many slots inference reserved */
+    size_t esize;   /* bytes of the compute type (float or double) */
+} amp_conv_ws;
+
+amp_status amp_conv_geom_init(const amp_node *n, int kind, int rank, const int64_t *xdims, const int64_t *wdims,
+                              amp_conv_geom *g, char *msg, size_t cap);
+int amp_conv_ws_layout(const amp_node *n, amp_dtype dt, const int64_t *xdims, const int64_t *wdims,
+                       const amp_conv_geom *g, amp_conv_ws *w);
+
+static amp_status gfail(char *msg, size_t cap, amp_status s, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+static amp_status gfail(char *msg, size_t cap, amp_status s, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, cap, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+/* Reads an INTS attribute of exactly want values into v (def when absent). */
+static amp_status read_ints(const amp_node *n, const char *name, int want, int64_t def, int64_t lo, int64_t *v,
+                            int *present, char *msg, size_t cap) {
+    const int64_t *a;
+    int cnt = amp_attr_ints(n, name, &a);
+    if (present) *present = cnt >= 0;
+    if (cnt < 0) {
+        for (int i = 0; i < want; i++) v[i] = def;
+        return AMP_OK;
+    }
+    if (cnt != want)
+        return gfail(msg, cap, AMP_ERR_INVALID_GRAPH, "attribute %s has %d values, expected %d", name, cnt, want);
+    for (int i = 0; i < want; i++) {
+        if (a[i] < lo || a[i] > GEOM_MAX)
+            return gfail(msg, cap, AMP_ERR_INVALID_GRAPH, "attribute %s[%d] = %lld is out of range", name, i,
+                         (long long)a[i]);
+        v[i] = a[i];
+    }
+    return AMP_OK;
+}
+
+static int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+static int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }
+
+/* Window geometry of Conv (kind CONV, wdims = weight dims), pooling (kind POOL, wdims NULL) and
+ * ConvTranspose (kind CONV_T). xdims are the input's dims (rank >= 3). On failure writes a
+ * message into msg and returns the status. */
+amp_status amp_conv_geom_init(const amp_node *n, int kind, int rank, const int64_t *xdims, const int64_t *wdims,
+                              amp_conv_geom *g, char *msg, size_t cap) {
+    amp_status s;
+    int nsp = rank - 2;
+    memset(g, 0, sizeof *g);
+    if (nsp < 1) return gfail(msg, cap, AMP_ERR_SHAPE, "input must have rank >= 3, has %d", rank);
+    g->nsp = nsp;
+    for (int i = 0; i < nsp; i++) {
+        g->in[i] = xdims[i + 2];
+        if (g->in[i] > GEOM_MAX) return gfail(msg, cap, AMP_ERR_LIMIT, "spatial dim %d is too large", i);
+    }
+
+    int has_k = 0;
+    int64_t ks[AMP_MAX_RANK];
+    if ((s = read_ints(n, "kernel_shape", nsp, 1, 1, ks, &has_k, msg, cap))) return s;
+    if (kind == AMP_GEOM_POOL && !has_k) return gfail(msg, cap, AMP_ERR_INVALID_GRAPH, "attribute kernel_shape is required");
+    for (int i = 0; i < nsp; i++) {
+        if (wdims) {
+            if (wdims[i + 2] < 1 || wdims[i + 2] > GEOM_MAX)
+                return gfail(msg, cap, AMP_ERR_SHAPE, "weight spatial dim %d is %lld", i, (long long)wdims[i + 2]);
+            if (has_k && ks[i] != wdims[i + 2])
+                return gfail(msg, cap, AMP_ERR_SHAPE, "kernel_shape[%d] = %lld disagrees with the weight's %lld", i,
+                             (long long)ks[i], (long long)wdims[i + 2]);
+            g->k[i] = wdims[i + 2];
+        } else {
+            g->k[i] = ks[i];
+        }
+    }
+    if ((s = read_ints(n, "strides", nsp, 1, 1, g->s, NULL, msg, cap))) return s;
+    if ((s = read_ints(n, "dilations", nsp, 1, 1, g->d, NULL, msg, cap))) return s;
+    int64_t pads[2 * AMP_MAX_RANK];
+    if ((s = read_ints(n, "pads", 2 * nsp, 0, 0, pads, NULL, msg, cap))) return s;
+    for (int i = 0; i < nsp; i++) {
+        g->pb[i] = pads[i];
+        g->pe[i] = pads[i + nsp];
+    }
+    const char *ap = amp_attr_str(n, "auto_pad", "NOTSET");
+    int mode;
+    if (strcmp(ap, "NOTSET") == 0 || ap[0] == 0) mode = 0;
+    else if (strcmp(ap, "SAME_UPPER") == 0) mode = 1;
+    else if (strcmp(ap, "SAME_LOWER") == 0) mode = 2;
+    else if (strcmp(ap, "VALID") == 0) mode = 3;
+    else return gfail(msg, cap, AMP_ERR_INVALID_GRAPH, "unknown auto_pad '%s'", ap);
+
+    if (kind == AMP_GEOM_CONV_T) {
+        int64_t opad[AMP_MAX_RANK], oshape[AMP_MAX_RANK + 2];
+        if ((s = read_ints(n, "output_padding", nsp, 0, 0, opad, NULL, msg, cap))) return s;
+        const int64_t *os;
+        int nos = amp_attr_ints(n, "output_shape", &os);
+        if (nos >= 0) {
+            /* Either the spatial dims alone or the whole output shape. */
+            if (nos != nsp && nos != nsp + 2)
+                return gfail(msg, cap, AMP_ERR_INVALID_GRAPH, "output_shape has %d values, expected %d", nos, nsp);
+            for (int i = 0; i < nsp; i++) {
+                oshape[i] = os[i + nos - nsp];
+                if (oshape[i] < 0 || oshape[i] > GEOM_MAX)
+                    return gfail(msg, cap, AMP_ERR_INVALID_GRAPH, "output_shape[%d] is out of range", i);
+            }
+        }
+        for (int i = 0; i < nsp; i++) {
+            int64_t dk = (g->k[i] - 1) * g->d[i] + 1;
+            int64_t full = g->s[i] * (g->in[i] - 1) + opad[i] + dk;
+            if (g->in[i] == 0) full = 0;
+            if (nos >= 0 || mode == 1 || mode == 2) {
+                int64_t o = nos >= 0 ? oshape[i] : g->in[i] * g->s[i];
+                int64_t total = full - o;
+                /* Python's floor division, as the ONNX reference does: a requested output larger
+                 * than the natural one grows at the end. */
+                if (mode == 1) {
+                    g->pb[i] = floor_div(total, 2);
+                    g->pe[i] = total - g->pb[i];
+                } else {
+                    g->pe[i] = floor_div(total, 2);
+                    g->pb[i] = total - g->pe[i];
+                }
+                g->out[i] = o;
+            } else {
+                if (mode == 3) g->pb[i] = g->pe[i] = 0;
+                g->out[i] = full - g->pb[i] - g->pe[i];
+                if (g->out[i] < 0)
+                    return gfail(msg, cap, AMP_ERR_SHAPE, "pads exceed the output along spatial dim %d", i);
+            }
+        }
+        return AMP_OK;
+    }
+
+    int ceil_mode = kind == AMP_GEOM_POOL && amp_attr_int(n, "ceil_mode", 0) != 0;
+    for (int i = 0; i < nsp; i++) {
+        int64_t dk = (g->k[i] - 1) * g->d[i] + 1;
+        if (mode == 1 || mode == 2) {
+            g->out[i] = ceil_div(g->in[i], g->s[i]);
+            int64_t total = (g->out[i] - 1) * g->s[i] + dk - g->in[i];
+            if (total < 0) total = 0;
+            if (mode == 1) {
+                g->pb[i] = total / 2;
+                g->pe[i] = total - g->pb[i];
+            } else {
+                g->pe[i] = total / 2;
+                g->pb[i] = total - g->pe[i];
+            }
+            continue;
+        }
+        if (mode == 3) g->pb[i] = g->pe[i] = 0;
+        int64_t span = g->in[i] + g->pb[i] + g->pe[i] - dk;
+        if (span < 0)
+            return gfail(msg, cap, AMP_ERR_SHAPE,
+                         "kernel extent %lld exceeds the padded input %lld along spatial dim %d", (long long)dk,
+                         (long long)(g->in[i] + g->pb[i] + g->pe[i]), i);
+        if (ceil_mode) {
+            g->out[i] = ceil_div(span, g->s[i]) + 1;
+            /* a last window starting in the end padding would see no input */
+            if ((g->out[i] - 1) * g->s[i] >= g->in[i] + g->pb[i]) g->out[i]--;
+        } else {
+            g->out[i] = span / g->s[i] + 1;
+        }
+    }
+    return AMP_OK;
+}
+
+static int64_t prod(int n, const int64_t *v) {
+    int64_t p = 1;
+    for (int i = 0; i < n; i++) p *= v[i];
+    return p;
+}
+
+/* Work items run in parallel; reserving one slot per processor lets the kernel use up to that
+ * many threads without asking for scratch that grows with the batch. */
+static int64_t slot_count(int64_t items) {
+    int64_t p = omp_get_num_procs();
+    if (p < 1) p = 1;
+    if (p > 256) p = 256;
+    return items < p ? items : p;
+}
+
+/* Workspace of Conv / ConvTranspose in elements of the compute type (float for f32/f16/bf16,
+ * double for f64). Returns 0 when a size overflows. */
+int amp_conv_ws_layout(const amp_node *n, amp_dtype dt, const int64_t *xdims, const int64_t *wdims,
+                       const amp_conv_geom *g, amp_conv_ws *w) {
+    int64_t group = amp_attr_int(n, "group", 1);
+    int64_t N = xdims[0], C = xdims[1];
+    int nsp = g->nsp;
+    int64_t ksz = prod(nsp, g->k), insz = prod(nsp, g->in), outsz = prod(nsp, g->out);
+    int half = dt == AMP_F16 || dt == AMP_BF16;
+    int64_t Cg = C / group;
+    int64_t a, b, c, sum;
+    memset(w, 0, sizeof *w);
+    w->esize = dt == AMP_F64 ? sizeof(double) : sizeof(float);
+    if (n->op == AMP_OP_CONV_TRANSPOSE) {
+        int64_t Mg = wdims[1];
+        /* col [Mg*ksz, insz]; 16-bit: X slice [Cg, insz] and Y slice [Mg, outsz] in f32 */
+        if (__builtin_mul_overflow(Mg, ksz, &a) || __builtin_mul_overflow(a, insz, &a)) return 0;
+        if (__builtin_mul_overflow(Cg, insz, &b) || __builtin_mul_overflow(Mg, outsz, &c)) return 0;
+        if (__builtin_add_overflow(a, half ? b + c : 0, &sum)) return 0;
+        w->slot = sum;
+        if (half && __builtin_mul_overflow(wdims[0], Mg * ksz, &w->shared)) return 0;
+    } else {
+        int64_t M = wdims[0], Mg = M / group;
+        int direct = 1;
+        for (int i = 0; i < nsp; i++)
+            if (g->k[i] != 1 || g->s[i] != 1 || g->pb[i] != 0 || g->pe[i] != 0) direct = 0;
+        /* col [Cg*ksz, outsz] unless the 1x1 conv reads X as it is; 16-bit: X slice and Y slice */
+        a = 0;
+        if (!direct && (__builtin_mul_overflow(Cg, ksz, &a) || __builtin_mul_overflow(a, outsz, &a))) return 0;
+        if (__builtin_mul_overflow(Cg, insz, &b) || __builtin_mul_overflow(Mg, outsz, &c)) return 0;
+        if (__builtin_add_overflow(a, half ? b + c : 0, &sum)) return 0;
+        w->slot = sum;
+        if (half && (__builtin_mul_overflow(M, wdims[1], &a) || __builtin_mul_overflow(a, ksz, &w->shared))) return 0;
+    }
+    w->slots = w->slot ? slot_count(N * group) : 0;
+    int64_t tot;
+    if (__builtin_mul_overflow(w->slot, w->slots, &tot) || __builtin_add_overflow(tot, w->shared, &tot)) return 0;
+    if (__builtin_mul_overflow(tot, (int64_t)w->esize, &tot) || tot > (int64_t)(SIZE_MAX / 2)) return 0;
+    return 1;
+}
+
+static const amp_dtype dt_pool_max[] = {AMP_F32, AMP_F16, AMP_BF16, AMP_F64, AMP_I8, AMP_U8, AMP_UNDEFINED};
+static const amp_dtype dt_mm[] = {AMP_F32, AMP_F16, AMP_BF16, AMP_F64, AMP_I64, AMP_I32, AMP_UNDEFINED};
+
+static amp_status same_dtype(amp_infer *c, int i) {
+    if (c->in[i] && c->in[i]->dtype != c->in[0]->dtype)
+        return amp_infer_fail(c, AMP_ERR_SHAPE, "input %d has dtype %s, input 0 has %s", i,
+                              amp_dtype_name(c->in[i]->dtype), amp_dtype_name(c->in[0]->dtype));
+    return AMP_OK;
+}
+
+static amp_status set_ws(amp_infer *c, const amp_conv_geom *g) {
+    amp_conv_ws w;
+    if (!amp_conv_ws_layout(c->n, c->in[0]->dtype, c->in[0]->dims, c->in[1]->dims, g, &w))
+        return amp_infer_fail(c, AMP_ERR_OVERFLOW, "workspace size overflows");
+    c->workspace_bytes = (size_t)(w.shared + w.slot * w.slots) * w.esize;
+    return AMP_OK;
+}
+
+amp_status amp_infer_conv(amp_infer *c) {
+    amp_status s;
+    char msg[256];
+    if ((s = amp_infer_need_inputs(c, 2, 3))) return s;
+    const amp_tinfo *x = c->in[0], *w = c->in[1], *b = c->nin > 2 ? c->in[2] : NULL;
+    if ((s = amp_infer_dtype_in(c, x->dtype, amp_dt_float)) || (s = same_dtype(c, 1)) || (b && (s = same_dtype(c, 2))))
+        return s;
+    if (x->rank < 3) return amp_infer_fail(c, AMP_ERR_SHAPE, "X must have rank >= 3, has %d", x->rank);
+    if (w->rank != x->rank)
+        return amp_infer_fail(c, AMP_ERR_SHAPE, "W has rank %d, X has rank %d", w->rank, x->rank);
+    int64_t group = amp_attr_int(c->n, "group", 1);
+    if (group < 1 || group > GEOM_MAX) return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "group %lld is invalid", (long long)group);
+    int64_t C = x->dims[1], M = w->dims[0];
+    if (w->dims[1] * group != C)
+        return amp_infer_fail(c, AMP_ERR_SHAPE, "X has %lld channels, W expects %lld x group %lld", (long long)C,
+                              (long long)w->dims[1], (long long)group);
+    if (M % group) return amp_infer_fail(c, AMP_ERR_SHAPE, "W has %lld filters, not a multiple of group %lld", (long long)M, (long long)group);
+    if (b && (b->rank != 1 || b->dims[0] != M))
+        return amp_infer_fail(c, AMP_ERR_SHAPE, "B must have shape [%lld]", (long long)M);
+    amp_conv_geom g;
+    if ((s = amp_conv_geom_init(c->n, AMP_GEOM_CONV, x->rank, x->dims, w->dims, &g, msg, sizeof msg)))
+        return amp_infer_fail(c, s, "%s", msg);
+    amp_tinfo *y = c->out[0];
+    y->dtype = x->dtype;
+    y->rank = x->rank;
+    y->dims[0] = x->dims[0];
+    y->dims[1] = M;
+    for (int i = 0; i < g.nsp; i++) y->dims[i + 2] = g.out[i];
+    return set_ws(c, &g);
+}
+
+amp_status amp_infer_conv_transpose(amp_infer *c) {
+    amp_status s;
+    char msg[256];
+    if ((s = amp_infer_need_inputs(c, 2, 3))) return s;
+    const amp_tinfo *x = c->in[0], *w = c->in[1], *b = c->nin > 2 ? c->in[2] : NULL;
+    if ((s = amp_infer_dtype_in(c, x->dtype, amp_dt_float)) || (s = same_dtype(c, 1)) || (b && (s = same_dtype(c, 2))))
+        return s;
+    if (x->rank < 3) return amp_infer_fail(c, AMP_ERR_SHAPE, "X must have rank >= 3, has %d", x->rank);
+    if (w->rank != x->rank)
+        return amp_infer_fail(c, AMP_ERR_SHAPE, "W has rank %d, X has rank %d", w->rank, x->rank);
+    int64_t group = amp_attr_int(c->n, "group", 1);
+    if (group < 1 || group > GEOM_MAX) return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "group %lld is invalid", (long long)group);
+    int64_t C = x->dims[1];
+    if (w->dims[0] != C)
+        return amp_infer_fail(c, AMP_ERR_SHAPE, "X has %lld channels, W has %lld", (long long)C, (long long)w->dims[0]);
+    if (C % group) return amp_infer_fail(c, AMP_ERR_SHAPE, "%lld channels are not a multiple of group %lld", (long long)C, (long long)group);
+    int64_t M;
+    if (__builtin_mul_overflow(w->dims[1], group, &M)) return amp_infer_fail(c, AMP_ERR_OVERFLOW, "output channels overflow");
+    if (b && (b->rank != 1 || b->dims[0] != M))
+        return amp_infer_fail(c, AMP_ERR_SHAPE, "B must have shape [%lld]", (long long)M);
+    amp_conv_geom g;
+    if ((s = amp_conv_geom_init(c->n, AMP_GEOM_CONV_T, x->rank, x->dims, w->dims, &g, msg, sizeof msg)))
+        return amp_infer_fail(c, s, "%s", msg);
+    amp_tinfo *y = c->out[0];
+    y->dtype = x->dtype;
+    y->rank = x->rank;
+    y->dims[0] = x->dims[0];
+    y->dims[1] = M;
+    for (int i = 0; i < g.nsp; i++) y->dims[i + 2] = g.out[i];
+    return set_ws(c, &g);
+}
+
+amp_status amp_infer_pool(amp_infer *c) {
+    amp_status s;
+    char msg[256];
+    int is_max = c->n->op == AMP_OP_MAX_POOL;
+    if ((s = amp_infer_need_inputs(c, 1, 1))) return s;
+    const amp_tinfo *x = c->in[0];
+    /* int8 and uint8 MaxPool came with opset 12 */
+    if ((s = amp_infer_dtype_in(c, x->dtype, is_max && c->opset >= 12 ? dt_pool_max : amp_dt_float))) return s;
+    if (x->rank < 3) return amp_infer_fail(c, AMP_ERR_SHAPE, "X must have rank >= 3, has %d", x->rank);
+    if (!is_max && c->nout > 1) return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "AveragePool has one output");
+    if (c->nout > 2) return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "MaxPool has at most two outputs");
+    int64_t so = amp_attr_int(c->n, "storage_order", 0);
+    if (so != 0 && so != 1) return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "storage_order must be 0 or 1");
+    amp_conv_geom g;
+    if ((s = amp_conv_geom_init(c->n, AMP_GEOM_POOL, x->rank, x->dims, NULL, &g, msg, sizeof msg)))
+        return amp_infer_fail(c, s, "%s", msg);
+    for (int i = 0; i < g.nsp; i++)
+        if (g.pb[i] >= (g.k[i] - 1) * g.d[i] + 1 || g.pe[i] >= (g.k[i] - 1) * g.d[i] + 1)
+            return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "pads along spatial dim %d are not smaller than the kernel", i);
+    for (int o = 0; o < c->nout; o++) {
+        amp_tinfo *y = c->out[o];
+        y->dtype = o == 0 ? x->dtype : AMP_I64;
+        y->rank = x->rank;
+        y->dims[0] = x->dims[0];
+        y->dims[1] = x->dims[1];
+        for (int i = 0; i < g.nsp; i++) y->dims[i + 2] = g.out[i];
+    }
+    return AMP_OK;
+}
+
+amp_status amp_infer_global_pool(amp_infer *c) {
+    amp_status s;
+    if ((s = amp_infer_need_inputs(c, 1, 1))) return s;
+    const amp_tinfo *x = c->in[0];
+    if ((s = amp_infer_dtype_in(c, x->dtype, amp_dt_float))) return s;
+    if (x->rank < 3) return amp_infer_fail(c, AMP_ERR_SHAPE, "X must have rank >= 3, has %d", x->rank);
+    amp_tinfo *y = c->out[0];
+    y->dtype = x->dtype;
+    y->rank = x->rank;
+    y->dims[0] = x->dims[0];
+    y->dims[1] = x->dims[1];
+    for (int i = 2; i < x->rank; i++) {
+        if (x->dims[i] == 0 && c->n->op == AMP_OP_GLOBAL_MAX_POOL)
+            return amp_infer_fail(c, AMP_ERR_SHAPE, "GlobalMaxPool of an empty spatial dim");
+        y->dims[i] = 1;
+    }
+    return AMP_OK;
+}
+
+/* 16-bit operands are widened to f32 in the workspace: A, B and the f32 result. */
+static amp_status mm_ws(amp_infer *c, amp_dtype dt, int64_t na, int64_t nb, int64_t ny) {
+    if (dt != AMP_F16 && dt != AMP_BF16) return AMP_OK;
+    int64_t t;
+    if (__builtin_add_overflow(na, nb, &t) || __builtin_add_overflow(t, ny, &t) ||
+        __builtin_mul_overflow(t, (int64_t)sizeof(float), &t) || t > (int64_t)(SIZE_MAX / 2))
+        return amp_infer_fail(c, AMP_ERR_OVERFLOW, "workspace size overflows");
+    c->workspace_bytes = (size_t)t;
+    return AMP_OK;
+}
+
+static int blas_dims_ok(int64_t a, int64_t b, int64_t k) { return a < INT_MAX && b < INT_MAX && k < INT_MAX; }
+
+amp_status amp_infer_gemm(amp_infer *c) {
+    amp_status s;
+    if ((s = amp_infer_need_inputs(c, c->opset < 11 ? 3 : 2, 3))) return s;
+    const amp_tinfo *a = c->in[0], *b = c->in[1], *cc = c->nin > 2 ? c->in[2] : NULL;
+    if ((s = amp_infer_dtype_in(c, a->dtype, dt_mm)) || (s = same_dtype(c, 1)) || (cc && (s = same_dtype(c, 2))))
+        return s;
+    if (a->rank != 2 || b->rank != 2)
+        return amp_infer_fail(c, AMP_ERR_SHAPE, "A and B must be 2-D, have rank %d and %d", a->rank, b->rank);
+    int ta = amp_attr_int(c->n, "transA", 0) != 0, tb = amp_attr_int(c->n, "transB", 0) != 0;
+    int64_t M = a->dims[ta], K = a->dims[!ta], K2 = b->dims[tb], N = b->dims[!tb];
+    if (K != K2)
+        return amp_infer_fail(c, AMP_ERR_SHAPE, "inner dims differ: A gives %lld, B gives %lld", (long long)K, (long long)K2);
+    if (!blas_dims_ok(M, N, K)) return amp_infer_fail(c, AMP_ERR_LIMIT, "matrix dims exceed the BLAS int range");
+    if (cc) {
+        /* C broadcasts to [M, N] one way only */
+        if (cc->rank > 2) return amp_infer_fail(c, AMP_ERR_SHAPE, "C must have rank <= 2, has %d", cc->rank);
+        int64_t want[2] = {M, N};
+        for (int i = 0; i < cc->rank; i++) {
+            int64_t d = cc->dims[i], t = want[2 - cc->rank + i];
+            if (d != t && d != 1)
+                return amp_infer_fail(c, AMP_ERR_SHAPE, "C dim %d is %lld, cannot broadcast to %lld", i, (long long)d, (long long)t);
+        }
+    }
+    amp_tinfo *y = c->out[0];
+    y->dtype = a->dtype;
+    y->rank = 2;
+    y->dims[0] = M;
+    y->dims[1] = N;
+    int64_t ny;
+    if (__builtin_mul_overflow(M, N, &ny)) return amp_infer_fail(c, AMP_ERR_OVERFLOW, "output size overflows");
+    return mm_ws(c, a->dtype, M * K, K * N, ny);
+}
+
+amp_status amp_infer_matmul(amp_infer *c) {
+    amp_status s;
+    if ((s = amp_infer_need_inputs(c, 2, 2))) return s;
+    const amp_tinfo *a = c->in[0], *b = c->in[1];
+    if ((s = amp_infer_dtype_in(c, a->dtype, dt_mm)) || (s = same_dtype(c, 1))) return s;
+    if (a->rank < 1 || b->rank < 1) return amp_infer_fail(c, AMP_ERR_SHAPE, "MatMul operands must have rank >= 1");
+    int64_t M = a->rank == 1 ? 1 : a->dims[a->rank - 2], K = a->dims[a->rank - 1];
+    int64_t K2 = b->rank == 1 ? b->dims[0] : b->dims[b->rank - 2], N = b->rank == 1 ? 1 : b->dims[b->rank - 1];
+    if (K != K2)
+        return amp_infer_fail(c, AMP_ERR_SHAPE, "inner dims differ: %lld and %lld", (long long)K, (long long)K2);
+    if (!blas_dims_ok(M, N, K)) return amp_infer_fail(c, AMP_ERR_LIMIT, "matrix dims exceed the BLAS int range");
+    int ra = a->rank > 2 ? a->rank - 2 : 0, rb = b->rank > 2 ? b->rank - 2 : 0, rbat;
+    int64_t bat[AMP_MAX_RANK];
+    if ((s = amp_broadcast_shape(c, ra, a->dims, rb, b->dims, &rbat, bat))) return s;
+    amp_tinfo *y = c->out[0];
+    y->dtype = a->dtype;
+    y->rank = 0;
+    for (int i = 0; i < rbat; i++) y->dims[y->rank++] = bat[i];
+    if (a->rank > 1) y->dims[y->rank++] = M;
+    if (b->rank > 1) y->dims[y->rank++] = N;
+    int64_t nbat = 1, ny, na = 1, nb = 1;
+    for (int i = 0; i < rbat; i++)
+        if (__builtin_mul_overflow(nbat, bat[i], &nbat)) return amp_infer_fail(c, AMP_ERR_OVERFLOW, "output size overflows");
+    if (__builtin_mul_overflow(nbat, M, &ny) || __builtin_mul_overflow(ny, N, &ny))
+        return amp_infer_fail(c, AMP_ERR_OVERFLOW, "output size overflows");
+    for (int i = 0; i < a->rank; i++)
+        if (__builtin_mul_overflow(na, a->dims[i], &na)) return amp_infer_fail(c, AMP_ERR_OVERFLOW, "A size overflows");
+    for (int i = 0; i < b->rank; i++)
+        if (__builtin_mul_overflow(nb, b->dims[i], &nb)) return amp_infer_fail(c, AMP_ERR_OVERFLOW, "B size overflows");
+    return mm_ws(c, a->dtype, na, nb, ny);
+}

@@ -1,0 +1,292 @@
+/* ONNX TensorProto <-> amp_tensor, external data, file I/O, and the public .pb tensor calls. */
+#define _XOPEN_SOURCE 700
+#define _DEFAULT_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ir/onnx_pb.h"
+
+static void *pb_alloc(void *u, size_t n) { return amp_alloc(u, n); }
+static void pb_free(void *u, void *p) { amp_dealloc(u, p); }
+
+void amp_pb_allocator(amp_context *ctx, ProtobufCAllocator *a) {
+    a->alloc = pb_alloc;
+    a->free = pb_free;
+    a->allocator_data = ctx;
+}
+
+amp_status amp_read_file(amp_context *ctx, const char *path, int64_t max_bytes, void **data, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return amp_seterr(ctx, AMP_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    amp_status s = AMP_OK;
+    void *buf = NULL;
+    if (fseek(f, 0, SEEK_END) != 0) {
+        s = amp_seterr(ctx, AMP_ERR_IO, "cannot seek '%s'", path);
+        goto done;
+    }
+    long n = ftell(f);
+    if (n < 0) {
+        s = amp_seterr(ctx, AMP_ERR_IO, "cannot size '%s' (not a regular file?)", path);
+        goto done;
+    }
+    if (max_bytes > 0 && n > max_bytes) {
+        s = amp_seterr(ctx, AMP_ERR_LIMIT, "'%s' is %ld bytes, over the limit of %lld", path, n, (long long)max_bytes);
+        goto done;
+    }
+    rewind(f);
+    buf = amp_alloc(ctx, (size_t)n + 1);
+    if (!buf) {
+        s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory reading '%s'", path);
+        goto done;
+    }
+    if (n > 0 && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        s = amp_seterr(ctx, AMP_ERR_IO, "short read on '%s'", path);
+        goto done;
+    }
+    *data = buf;
+    *size = (size_t)n;
+    buf = NULL;
+done:
+    amp_dealloc(ctx, buf);
+    fclose(f);
+    return s;
+}
+
+amp_status amp_write_file_atomic(amp_context *ctx, const char *path, const void *data, size_t size) {
+    size_t n = strlen(path);
+    char *tmp = amp_alloc(ctx, n + 32);
+    if (!tmp) return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
+    snprintf(tmp, n + 32, "%s.tmp.%ld", path, (long)getpid());
+    amp_status s = AMP_OK;
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        s = amp_seterr(ctx, AMP_ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
+        goto done;
+    }
+    if ((size && fwrite(data, 1, size, f) != size) || fflush(f) != 0 || fsync(fileno(f)) != 0) {
+        fclose(f);
+        remove(tmp);
+        s = amp_seterr(ctx, AMP_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
+        goto done;
+    }
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        remove(tmp);
+        s = amp_seterr(ctx, AMP_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+        goto done;
+    }
+done:
+    amp_dealloc(ctx, tmp);
+    return s;
+}
+
+static bool held_dtype(int t) {
+    return t == AMP_F32 || t == AMP_F16 || t == AMP_BF16 || t == AMP_F64 || t == AMP_I64 || t == AMP_I32 ||
+           t == AMP_I8 || t == AMP_U8 || t == AMP_BOOL;
+}
+
+const char *amp_onnx_type_name(int t) {
+    static const char *const names[] = {"undefined", "float", "uint8", "int8", "uint16", "int16", "int32",
+                                        "int64", "string", "bool", "float16", "double", "uint32", "uint64",
+                                        "complex64", "complex128", "bfloat16", "float8e4m3fn", "float8e4m3fnuz",
+                                        "float8e5m2", "float8e5m2fnuz", "uint4", "int4"};
+    return t >= 0 && t < (int)(sizeof names / sizeof names[0]) ? names[t] : "unknown";
+}
+
+/* Read external data: path confined to base_dir (no absolute path, no "..", no symlink that
+ * leaves the folder). */
+static amp_status read_external(amp_context *ctx, const Onnx__TensorProto *tp, const char *base_dir, void *dst,
+                                size_t nbytes, const char *what) {
+    const char *loc = NULL;
+    int64_t offset = 0, length = -1;
+    for (size_t i = 0; i < tp->n_external_data; i++) {
+        const Onnx__StringStringEntryProto *e = tp->external_data[i];
+        if (!e->key || !e->value) continue;
+        if (strcmp(e->key, "location") == 0) loc = e->value;
+        else if (strcmp(e->key, "offset") == 0) offset = strtoll(e->value, NULL, 10);
+        else if (strcmp(e->key, "length") == 0) length = strtoll(e->value, NULL, 10);
+    }
+    if (!loc || !loc[0]) return amp_seterr(ctx, AMP_ERR_PARSE, "%s: external data without a location", what);
+    if (!base_dir)
+        return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "%s: external data '%s' but the model has no folder", what, loc);
+    if (loc[0] == '/' || strstr(loc, "..") || strchr(loc, '\\'))
+        return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "%s: external data path '%s' leaves the model's folder", what, loc);
+    if (offset < 0 || (length >= 0 && (uint64_t)length != nbytes))
+        return amp_seterr(ctx, AMP_ERR_PARSE, "%s: external data length %lld does not match %zu bytes", what,
+                          (long long)length, nbytes);
+    amp_status s = AMP_OK;
+    char *path = NULL, *rbase = NULL, *rpath = NULL;
+    FILE *f = NULL;
+    size_t n = strlen(base_dir) + strlen(loc) + 2;
+    path = amp_alloc(ctx, n);
+    if (!path) return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
+    snprintf(path, n, "%s/%s", base_dir, loc);
+    rbase = realpath(base_dir, NULL);
+    rpath = realpath(path, NULL);
+    if (!rpath) {
+        s = amp_seterr(ctx, AMP_ERR_IO, "%s: external data file '%s' is missing: %s", what, path, strerror(errno));
+        goto done;
+    }
+    size_t bl = rbase ? strlen(rbase) : 0;
+    if (!rbase || strncmp(rbase, rpath, bl) != 0 || (rpath[bl] != '/' && rpath[bl] != 0)) {
+        s = amp_seterr(ctx, AMP_ERR_INVALID_ARG, "%s: external data '%s' resolves outside the model's folder", what, loc);
+        goto done;
+    }
+    struct stat st;
+    if (stat(rpath, &st) != 0 || !S_ISREG(st.st_mode)) {
+        s = amp_seterr(ctx, AMP_ERR_IO, "%s: external data '%s' is not a regular file", what, path);
+        goto done;
+    }
+    if (st.st_size > ctx->max_file_bytes) {
+        s = amp_seterr(ctx, AMP_ERR_LIMIT, "%s: external data file '%s' is over the size limit", what, path);
+        goto done;
+    }
+    if ((uint64_t)offset > (uint64_t)st.st_size || (uint64_t)st.st_size - (uint64_t)offset < nbytes) {
+        s = amp_seterr(ctx, AMP_ERR_PARSE, "%s: external data file '%s' is too short (%lld bytes, need %zu at %lld)",
+                       what, path, (long long)st.st_size, nbytes, (long long)offset);
+        goto done;
+    }
+    f = fopen(rpath, "rb");
+    if (!f || fseeko(f, (off_t)offset, SEEK_SET) != 0 || (nbytes && fread(dst, 1, nbytes, f) != nbytes)) {
+        s = amp_seterr(ctx, AMP_ERR_IO, "%s: cannot read external data '%s'", what, path);
+        goto done;
+    }
+done:
+    if (f) fclose(f);
+    free(rbase);
+    free(rpath);
+    amp_dealloc(ctx, path);
+    return s;
+}
+
+amp_status amp_tensor_from_proto(amp_context *ctx, const Onnx__TensorProto *tp, const char *base_dir,
+                                 amp_tensor **out) {
+    const char *what = tp->name && tp->name[0] ? tp->name : "<unnamed tensor>";
+    int dt = tp->has_data_type ? tp->data_type : 0;
+    if (!held_dtype(dt))
+        return amp_seterr(ctx, AMP_ERR_UNSUPPORTED, "tensor '%s': dtype %s is not supported", what, amp_onnx_type_name(dt));
+    if (tp->segment) return amp_seterr(ctx, AMP_ERR_UNSUPPORTED, "tensor '%s': segmented tensors are not supported", what);
+    if (tp->n_dims > AMP_MAX_RANK)
+        return amp_seterr(ctx, AMP_ERR_UNSUPPORTED, "tensor '%s': rank %zu exceeds %d", what, tp->n_dims, AMP_MAX_RANK);
+    for (size_t i = 0; i < tp->n_dims; i++)
+        if (tp->dims[i] < 0) return amp_seterr(ctx, AMP_ERR_PARSE, "tensor '%s': negative dimension", what);
+    int64_t numel;
+    size_t nbytes;
+    amp_status s = amp_shape_numel((int)tp->n_dims, tp->dims, (amp_dtype)dt, &numel, &nbytes);
+    if (s) return amp_seterr(ctx, s, "tensor '%s': size overflows", what);
+    if (numel > ctx->max_tensor_elements)
+        return amp_seterr(ctx, AMP_ERR_LIMIT, "tensor '%s': %lld elements exceed the limit", what, (long long)numel);
+    bool external = tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
+    /* check the payload size before allocating, so a tiny file cannot ask for a huge tensor */
+    size_t have = 0;
+    if (external) have = nbytes;
+    else if (tp->has_raw_data) have = tp->raw_data.len;
+    else {
+        switch (dt) {
+        case AMP_F32: have = tp->n_float_data * 4; break;
+        case AMP_F64: have = tp->n_double_data * 8; break;
+        case AMP_I64: have = tp->n_int64_data * 8; break;
+        default: have = tp->n_int32_data * amp_dtype_size((amp_dtype)dt); break;
+        }
+    }
+    if (have != nbytes)
+        return amp_seterr(ctx, AMP_ERR_PARSE, "tensor '%s': %zu bytes of data for %lld elements of %s", what, have,
+                          (long long)numel, amp_dtype_name((amp_dtype)dt));
+    amp_tensor *t;
+    s = amp_tensor_create(ctx, (amp_dtype)dt, (int)tp->n_dims, tp->dims, &t);
+    if (s) return s;
+    if (external) {
+        s = read_external(ctx, tp, base_dir, t->data, nbytes, what);
+        if (s) {
+            amp_tensor_destroy(t);
+            return s;
+        }
+    } else if (tp->has_raw_data) {
+        if (nbytes) memcpy(t->data, tp->raw_data.data, nbytes);
+    } else {
+        for (int64_t i = 0; i < numel; i++) {
+            switch (dt) {
+            case AMP_F32: ((float *)t->data)[i] = tp->float_data[i]; break;
+            case AMP_F64: ((double *)t->data)[i] = tp->double_data[i]; break;
+            case AMP_I64: ((int64_t *)t->data)[i] = tp->int64_data[i]; break;
+            case AMP_I32: ((int32_t *)t->data)[i] = tp->int32_data[i]; break;
+            case AMP_I8: ((int8_t *)t->data)[i] = (int8_t)tp->int32_data[i]; break;
+            case AMP_U8: ((uint8_t *)t->data)[i] = (uint8_t)tp->int32_data[i]; break;
+            case AMP_BOOL: ((uint8_t *)t->data)[i] = tp->int32_data[i] != 0; break;
+            case AMP_F16: case AMP_BF16: ((uint16_t *)t->data)[i] = (uint16_t)tp->int32_data[i]; break;
+            default: break;
+            }
+        }
+    }
+    if (dt == AMP_BOOL)
+        for (int64_t i = 0; i < numel; i++) ((uint8_t *)t->data)[i] = ((uint8_t *)t->data)[i] != 0;
+    *out = t;
+    return AMP_OK;
+}
+
+/* Fill tp from t (raw_data pointing at t's bytes: tp borrows t, do not free its fields). */
+void amp_tensor_to_proto(const amp_tensor *t, const char *name, Onnx__TensorProto *tp, int64_t *dims_buf) {
+    onnx__tensor_proto__init(tp);
+    tp->name = (char *)(name ? name : "");
+    tp->has_data_type = 1;
+    tp->data_type = t->dtype;
+    tp->n_dims = (size_t)t->rank;
+    for (int i = 0; i < t->rank; i++) dims_buf[i] = t->dims[i];
+    tp->dims = dims_buf;
+    tp->has_raw_data = 1;
+    tp->raw_data.data = t->data;
+    tp->raw_data.len = t->nbytes;
+}
+
+amp_status amp_tensor_load_pb(amp_context *ctx, const char *path, amp_tensor **out, char **name) {
+    if (!ctx || !path || !out) return AMP_ERR_INVALID_ARG;
+    void *buf = NULL;
+    size_t size = 0;
+    amp_status s = amp_read_file(ctx, path, ctx->max_file_bytes, &buf, &size);
+    if (s) return s;
+    ProtobufCAllocator pa;
+    amp_pb_allocator(ctx, &pa);
+    Onnx__TensorProto *tp = onnx__tensor_proto__unpack(&pa, size, buf);
+    amp_dealloc(ctx, buf);
+    if (!tp) return amp_seterr(ctx, AMP_ERR_PARSE, "'%s' is not a valid ONNX TensorProto", path);
+    char *dir = NULL;
+    const char *slash = strrchr(path, '/');
+    if (slash) {
+        dir = amp_alloc(ctx, (size_t)(slash - path) + 1);
+        if (dir) {
+            memcpy(dir, path, (size_t)(slash - path));
+            dir[slash - path] = 0;
+        }
+    }
+    amp_tensor *t = NULL;
+    s = amp_tensor_from_proto(ctx, tp, dir ? dir : ".", &t);
+    if (!s && name) {
+        *name = amp_strdup(ctx, tp->name ? tp->name : "");
+        if (!*name) {
+            amp_tensor_destroy(t);
+            s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
+        }
+    }
+    amp_dealloc(ctx, dir);
+    onnx__tensor_proto__free_unpacked(tp, &pa);
+    if (!s) *out = t;
+    return s;
+}
+
+amp_status amp_tensor_save_pb(amp_context *ctx, const amp_tensor *t, const char *name, const char *path) {
+    if (!ctx || !t || !path) return AMP_ERR_INVALID_ARG;
+    Onnx__TensorProto tp;
+    int64_t dims[AMP_MAX_RANK];
+    amp_tensor_to_proto(t, name, &tp, dims);
+    size_t n = onnx__tensor_proto__get_packed_size(&tp);
+    uint8_t *buf = amp_alloc(ctx, n);
+    if (!buf) return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
+    onnx__tensor_proto__pack(&tp, buf);
+    amp_status s = amp_write_file_atomic(ctx, path, buf, n);
+    amp_dealloc(ctx, buf);
+    return s;
+}

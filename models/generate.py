@@ -1,0 +1,313 @@
+#!/usr/bin/env python3
+"""Generate amprt's test models and their reference data, deterministically.
+
+For each model this writes, under the output folder (default: the folder holding this script):
+
+    <name>/model.onnx
+    <name>/test_data_set_0/input_0.pb ...   (onnx.TensorProto, name = graph input name)
+    <name>/test_data_set_0/output_0.pb ...  (onnx.TensorProto, name = graph output name)
+
+which is the ONNX backend-test layout that `amprt check` reads. Expected outputs come from torch
+(the module that was exported) and are checked here against onnxruntime.
+
+Models (opset 17, exported with the TorchScript exporter, batch dimension symbolic and named N):
+
+    lenet           Caffe's LeNet: conv 1->20 5x5, max-pool 2, conv 20->50 5x5, max-pool 2,
+                    flatten, fc 800->500, ReLU, fc 500->10.  input [N,1,28,28] -> logits [N,10]
+    mlp             64->128, GELU (erf), LayerNorm(128), 128->64, GELU, LayerNorm(64), 64->10,
+                    exported with the fused LayerNormalization op.  input [N,64] -> logits [N,10]
+    mlp_decomposed  the same MLP (same weights) with LayerNorm written out by hand, so the graph
+                    holds ReduceMean/Sub/Pow/Add/Sqrt/Div/Mul.  input [N,64] -> logits [N,10]
+
+Everything is seeded; running the script twice gives byte-identical files
+(`--check-determinism` proves it by generating twice in fresh processes and comparing sha256).
+
+Usage:
+    python3 models/generate.py                    # write models/<name>/...
+    python3 models/generate.py --out DIR          # write elsewhere
+    python3 models/generate.py --check-determinism
+"""
+
+import argparse
+import hashlib
+import io
+import os
+import subprocess
+import sys
+import tempfile
+import warnings
+
+import numpy as np
+import onnx
+import onnx.numpy_helper
+import onnxruntime as ort
+import torch
+import torch.nn as nn
+
+OPSET = 17
+MAX_MODEL_BYTES = 2 * 1024 * 1024
+# torch and onnxruntime compute in f32 with different summation orders; this is far above
+# their expected difference (~1e-7) and far below any real bug.
+ORT_REL_L2_TOL = 1e-5
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+# --------------------------------------------------------------------------------------------
+# Modules
+
+
+class LeNet(nn.Module):
+    """Caffe's LeNet (no activation after the convolutions)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 20, kernel_size=5)
+        self.pool1 = nn.MaxPool2d(2)
+        self.conv2 = nn.Conv2d(20, 50, kernel_size=5)
+        self.pool2 = nn.MaxPool2d(2)
+        self.flatten = nn.Flatten(1)  # exports as a single ONNX Flatten(axis=1)
+        self.fc1 = nn.Linear(800, 500)
+        self.relu = nn.ReLU()
+        self.fc2 = nn.Linear(500, 10)
+
+    def forward(self, x):
+        x = self.pool1(self.conv1(x))
+        x = self.pool2(self.conv2(x))
+        x = self.flatten(x)
+        return self.fc2(self.relu(self.fc1(x)))
+
+
+class HandLayerNorm(nn.Module):
+    """LayerNorm over the last dimension written out op by op.
+
+    Same parameters (weight, bias) and eps as nn.LayerNorm, so state dicts are interchangeable.
+    Biased variance, as nn.LayerNorm uses.
+    """
+
+    def __init__(self, dim, eps=1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.bias = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, x):
+        mean = x.mean(dim=-1, keepdim=True)
+        d = x - mean
+        var = d.pow(2).mean(dim=-1, keepdim=True)
+        return d / torch.sqrt(var + self.eps) * self.weight + self.bias
+
+
+class MLP(nn.Module):
+    def __init__(self, decomposed=False):
+        super().__init__()
+        norm = (lambda n: HandLayerNorm(n)) if decomposed else (lambda n: nn.LayerNorm(n))
+        self.fc1 = nn.Linear(64, 128)
+        self.act1 = nn.GELU(approximate="none")  # exact erf form
+        self.ln1 = norm(128)
+        self.fc2 = nn.Linear(128, 64)
+        self.act2 = nn.GELU(approximate="none")
+        self.ln2 = norm(64)
+        self.fc3 = nn.Linear(64, 10)
+
+    def forward(self, x):
+        x = self.ln1(self.act1(self.fc1(x)))
+        x = self.ln2(self.act2(self.fc2(x)))
+        return self.fc3(x)
+
+
+def _seeded(seed):
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed + 1)
+
+
+def _randomize_norms(module, gen):
+    # nn.LayerNorm starts at weight 1, bias 0, which would hide a kernel that ignores them.
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, (nn.LayerNorm, HandLayerNorm)):
+                m.weight.copy_(1.0 + 0.1 * torch.randn(m.weight.shape, generator=gen))
+                m.bias.copy_(0.1 * torch.randn(m.bias.shape, generator=gen))
+
+
+def build_lenet():
+    gen = _seeded(1)
+    model = LeNet().eval()
+    x = torch.randn(2, 1, 28, 28, generator=gen)
+    return model, x
+
+
+def _build_mlp(decomposed):
+    gen = _seeded(2)
+    model = MLP(decomposed=False).eval()
+    _randomize_norms(model, gen)
+    if decomposed:
+        # Same weights as `mlp`, so both models give (nearly) the same outputs.
+        hand = MLP(decomposed=True).eval()
+        hand.load_state_dict(model.state_dict())
+        model = hand
+    x = torch.randn(3, 64, generator=gen)
+    return model, x
+
+
+MODELS = {
+    "lenet": build_lenet,
+    "mlp": lambda: _build_mlp(False),
+    "mlp_decomposed": lambda: _build_mlp(True),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Export and check
+
+
+def export(model, x):
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(
+            model,
+            (x,),
+            buf,
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}},
+            do_constant_folding=True,
+            export_params=True,
+        )
+    return buf.getvalue()
+
+
+def rel_l2(a, b):
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    den = np.linalg.norm(b)
+    num = np.linalg.norm(a - b)
+    return float(num / den) if den > 0 else float(num)
+
+
+def check_model(name, data, x, expected):
+    proto = onnx.load_from_string(data)
+    onnx.checker.check_model(proto, full_check=True)
+    if len(data) > MAX_MODEL_BYTES:
+        raise SystemExit(f"{name}: model is {len(data)} bytes, over {MAX_MODEL_BYTES}")
+    # the batch dimension must be symbolic and named N on input and output
+    for vi in list(proto.graph.input) + list(proto.graph.output):
+        d0 = vi.type.tensor_type.shape.dim[0]
+        if d0.dim_param != "N":
+            raise SystemExit(f"{name}: {vi.name} dim 0 is {d0}, expected symbolic N")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    sess = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+    (got,) = sess.run(None, {"input": x})
+    err = rel_l2(got, expected)
+    if not (err <= ORT_REL_L2_TOL):
+        raise SystemExit(f"{name}: onnxruntime differs from torch, rel L2 {err:.3g}")
+    # a second batch size through the symbolic dimension
+    x5 = np.concatenate([x, x, x, x, x])[:5]
+    (got5,) = sess.run(None, {"input": x5})
+    if got5.shape[0] != 5:
+        raise SystemExit(f"{name}: batch 5 gave shape {got5.shape}")
+    return proto, err
+
+
+def op_counts(proto):
+    counts = {}
+    for node in proto.graph.node:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def write_tensor(path, array, name):
+    t = onnx.numpy_helper.from_array(np.ascontiguousarray(array), name)
+    with open(path, "wb") as f:
+        f.write(t.SerializeToString())
+
+
+def generate(out_dir, quiet=False):
+    torch.set_num_threads(1)  # fixed reduction order for the reference outputs
+    torch.use_deterministic_algorithms(True)
+    rows = []
+    for name, build in MODELS.items():
+        model, x = build()
+        with torch.no_grad():
+            y = model(x)
+        data = export(model, x)
+        x_np = x.numpy()
+        y_np = y.numpy()
+        proto, err = check_model(name, data, x_np, y_np)
+
+        mdir = os.path.join(out_dir, name)
+        ddir = os.path.join(mdir, "test_data_set_0")
+        os.makedirs(ddir, exist_ok=True)
+        with open(os.path.join(mdir, "model.onnx"), "wb") as f:
+            f.write(data)
+        write_tensor(os.path.join(ddir, "input_0.pb"), x_np, proto.graph.input[0].name)
+        write_tensor(os.path.join(ddir, "output_0.pb"), y_np, proto.graph.output[0].name)
+
+        params = sum(int(np.prod(i.dims)) for i in proto.graph.initializer)
+        rows.append((name, len(data), params, len(proto.graph.node), err, op_counts(proto),
+                     list(x_np.shape), list(y_np.shape),
+                     hashlib.sha256(data).hexdigest()[:16]))
+
+    if not quiet:
+        print(f"torch {torch.__version__}, onnx {onnx.__version__}, "
+              f"onnxruntime {ort.__version__}, opset {OPSET}")
+        for name, size, params, nodes, err, ops, xs, ys, sha in rows:
+            print(f"\n{name}: {size} bytes, {params} parameters, {nodes} nodes, sha256 {sha}…")
+            print(f"  test_data_set_0: input {xs} -> output {ys}; "
+                  f"onnxruntime vs torch rel L2 {err:.2e}")
+            print("  ops: " + ", ".join(f"{k}×{v}" for k, v in ops.items()))
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# Determinism check
+
+
+def tree_hashes(root):
+    out = {}
+    for dirpath, _, files in os.walk(root):
+        for fn in files:
+            p = os.path.join(dirpath, fn)
+            with open(p, "rb") as f:
+                out[os.path.relpath(p, root)] = hashlib.sha256(f.read()).hexdigest()
+    return out
+
+
+def check_determinism():
+    with tempfile.TemporaryDirectory() as tmp:
+        trees = []
+        for i in range(2):
+            d = os.path.join(tmp, f"run{i}")
+            subprocess.run([sys.executable, os.path.abspath(__file__), "--out", d, "--quiet"],
+                           check=True)
+            trees.append(tree_hashes(d))
+    a, b = trees
+    bad = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    for k in sorted(a):
+        print(f"{a[k][:16]}  {k}" + ("   DIFFERS" if k in bad else ""))
+    if bad:
+        print(f"NOT deterministic: {len(bad)} file(s) differ between two runs")
+        return 1
+    print(f"deterministic: {len(a)} files byte-identical across two runs")
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default=HERE, help="output folder (default: %(default)s)")
+    ap.add_argument("--quiet", action="store_true", help="print nothing on success")
+    ap.add_argument("--check-determinism", action="store_true",
+                    help="generate twice into temporary folders and compare sha256")
+    args = ap.parse_args()
+    if args.check_determinism:
+        return check_determinism()
+    generate(args.out, quiet=args.quiet)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,344 @@
+/* Plan building for one binding of input shapes: shape and type inference over concrete dims,
+ * constant folding (nodes whose inputs are all known run once here), lifetimes, in-place
+ * reuse, and offsets in one arena (passes/memplan.c). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/runtime.h"
+
+#define AMP_ALIGN 256
+
+amp_status amp_cpu_dispatch(amp_kernel *k);
+
+static size_t align_up(size_t n) { return (n + AMP_ALIGN - 1) / AMP_ALIGN * AMP_ALIGN; }
+
+void amp_plan_destroy(amp_context *ctx, amp_plan *p) {
+    if (!p) return;
+    if (p->slots) {
+        /* slots are sized by the graph; owned constants are freed through the list */
+        for (int i = 0; p->slots[i].kind != (amp_slot_kind)-1; i++) amp_tensor_destroy(p->slots[i].owned);
+    }
+    for (int i = 0; i < p->nsteps; i++) {
+        amp_dealloc(ctx, p->steps[i].views);
+        amp_dealloc(ctx, p->steps[i].pin);
+    }
+    amp_dealloc(ctx, p->steps);
+    amp_dealloc(ctx, p->slots);
+    amp_dealloc(ctx, p->bufs);
+    amp_dealloc(ctx, p->offsets);
+    amp_dealloc(ctx, p->key);
+    amp_dealloc(ctx, p);
+}
+
+static int64_t node_opset(const amp_graph *g, const amp_node *n) {
+    bool def = !n->domain || !n->domain[0] || strcmp(n->domain, "ai.onnx") == 0;
+    if (def) return g->opset;
+    for (int i = 0; i < g->n_opsets; i++)
+        if (strcmp(g->opsets[i].domain, n->domain) == 0) return g->opsets[i].version;
+    return 1;
+}
+
+static const char *nname(const amp_node *n) { return n->name && n->name[0] ? n->name : "<unnamed>"; }
+
+/* Run a node now, at plan time, on known inputs; its outputs become constants. */
+static amp_status fold_node(amp_context *ctx, const amp_graph *g, const amp_node *n, amp_slot *slots,
+                            size_t ws_bytes) {
+    amp_tensor inv[32], *pin[32], *pout[32];
+    amp_status s = AMP_OK;
+    void *ws = NULL;
+    int nout = n->n_outputs;
+    memset(pout, 0, sizeof pout);
+    for (int k = 0; k < n->n_inputs; k++) {
+        pin[k] = NULL;
+        if (n->inputs[k] < 0) continue;
+        amp_slot *sl = &slots[n->inputs[k]];
+        /* Shape and Size read only dims: give them a view without data */
+        amp_tensor_view(&inv[k], sl->ti.dtype, sl->ti.rank, sl->ti.dims, sl->ti.value ? sl->ti.value->data : NULL);
+        pin[k] = &inv[k];
+    }
+    for (int k = 0; k < nout; k++) {
+        amp_slot *sl = n->outputs[k] >= 0 ? &slots[n->outputs[k]] : NULL;
+        if (!sl) continue;
+        s = amp_tensor_create(ctx, sl->ti.dtype, sl->ti.rank, sl->ti.dims, &pout[k]);
+        if (s) goto fail;
+    }
+    /* omitted optional outputs stay NULL: kernels skip them */
+    if (ws_bytes) {
+        ws = amp_alloc(ctx, ws_bytes);
+        if (!ws) {
+            s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory folding node '%s'", nname(n));
+            goto fail;
+        }
+    }
+    amp_kernel k = {.ctx = ctx, .n = n, .opset = node_opset(g, n), .nin = n->n_inputs, .nout = nout,
+                    .in = pin, .out = pout, .ws = ws, .ws_bytes = ws_bytes, .threads = 1};
+    s = amp_cpu_dispatch(&k);
+    if (s) goto fail;
+    for (int k2 = 0; k2 < nout; k2++) {
+        if (n->outputs[k2] < 0) continue;
+        amp_slot *sl = &slots[n->outputs[k2]];
+        sl->kind = AMP_SLOT_CONST;
+        sl->owned = pout[k2];
+        sl->ti.value = pout[k2];
+        pout[k2] = NULL;
+    }
+fail:
+    amp_dealloc(ctx, ws);
+    for (int k2 = 0; k2 < nout; k2++) amp_tensor_destroy(pout[k2]);
+    return s;
+}
+
+/* Dropout in training mode draws random numbers: never fold it. */
+static bool foldable_op(const amp_node *n) {
+    if (n->op == AMP_OP_DROPOUT) return amp_attr_int(n, "is_test", 1) != 0 && n->n_inputs < 3;
+    return true;
+}
+
+amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const amp_tinfo *in_ti, amp_plan **out) {
+    amp_context *ctx = &sess->ctx;
+    const amp_graph *g = sess->model->g;
+    amp_status s = AMP_OK;
+    int nv = g->n_values;
+    amp_plan *p = amp_calloc(ctx, 1, sizeof *p);
+    if (!p) return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory planning");
+    /* one extra slot marks the end of the array for amp_plan_destroy */
+    p->slots = amp_calloc(ctx, (size_t)nv + 1, sizeof(amp_slot));
+    p->steps = amp_calloc(ctx, (size_t)g->n_nodes + 1, sizeof(amp_step));
+    if (!p->slots || !p->steps) {
+        amp_dealloc(ctx, p->slots);
+        p->slots = NULL;
+        s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory planning");
+        goto fail;
+    }
+    p->slots[nv].kind = (amp_slot_kind)-1;
+    for (int i = 0; i < nv; i++) {
+        amp_slot *sl = &p->slots[i];
+        const amp_value *v = &g->values[i];
+        sl->buf = -1;
+        sl->first_use = sl->last_use = -1;
+        if (v->init) {
+            sl->kind = AMP_SLOT_CONST;
+            sl->ti.dtype = v->init->dtype;
+            sl->ti.rank = v->init->rank;
+            memcpy(sl->ti.dims, v->init->dims, sizeof sl->ti.dims);
+            sl->ti.value = v->init;
+        }
+    }
+    for (int i = 0; i < nbind; i++) {
+        amp_slot *sl = &p->slots[in_ids[i]];
+        sl->kind = in_ti[i].value ? AMP_SLOT_CONST : AMP_SLOT_INPUT;
+        sl->ti = in_ti[i];
+    }
+    for (int i = 0; i < g->n_inputs; i++) {
+        const amp_value *v = &g->values[g->inputs[i]];
+        if (!v->init && p->slots[g->inputs[i]].kind == AMP_SLOT_NONE)
+            { s = amp_seterr(ctx, AMP_ERR_INVALID_ARG, "graph input '%s' was not given", v->name); goto fail; }
+    }
+
+    /* inference and folding, in topological order */
+    for (int ni = 0; ni < g->n_nodes; ni++) {
+        const amp_node *n = &g->nodes[ni];
+        if (n->op == AMP_OP_UNKNOWN) {
+            s = amp_seterr(ctx, AMP_ERR_UNSUPPORTED, "node '%s': unsupported op %s%s%s", nname(n),
+                           n->domain && n->domain[0] ? n->domain : "", n->domain && n->domain[0] ? "." : "",
+                           n->op_type);
+            goto fail;
+        }
+        if (n->n_inputs > 32 || n->n_outputs > 32) {
+            s = amp_seterr(ctx, AMP_ERR_UNSUPPORTED, "node '%s': more than 32 inputs or outputs", nname(n));
+            goto fail;
+        }
+        int64_t opset = node_opset(g, n);
+        const amp_op_info *oi = &amp_op_table[n->op];
+        if (opset < oi->opset_lo || opset > oi->opset_hi) {
+            s = amp_seterr(ctx, AMP_ERR_UNSUPPORTED, "node '%s': %s at opset %lld is not supported (opsets %d to %d)",
+                           nname(n), n->op_type, (long long)opset, oi->opset_lo, oi->opset_hi);
+            goto fail;
+        }
+        const amp_tinfo *tin[32];
+        amp_tinfo *tout[32], scratch[32];
+        bool known = true;
+        for (int k = 0; k < n->n_inputs; k++) {
+            tin[k] = NULL;
+            if (n->inputs[k] < 0) continue;
+            amp_slot *sl = &p->slots[n->inputs[k]];
+            if (sl->kind == AMP_SLOT_NONE) {
+                s = amp_seterr(ctx, AMP_ERR_INVALID_GRAPH, "node '%s' reads '%s' before it is defined", nname(n),
+                               g->values[n->inputs[k]].name);
+                goto fail;
+            }
+            tin[k] = &sl->ti;
+            if (!sl->ti.value) known = false;
+        }
+        for (int k = 0; k < n->n_outputs; k++) {
+            memset(&scratch[k], 0, sizeof scratch[k]);
+            tout[k] = n->outputs[k] >= 0 ? &p->slots[n->outputs[k]].ti : &scratch[k];
+            memset(tout[k], 0, sizeof *tout[k]);
+        }
+        amp_infer c = {.ctx = ctx, .g = g, .n = n, .opset = opset, .nin = n->n_inputs, .nout = n->n_outputs,
+                       .in = tin, .out = tout};
+        s = oi->infer(&c);
+        if (s) goto fail;
+        for (int k = 0; k < n->n_outputs; k++) {
+            if (n->outputs[k] < 0) continue;
+            amp_slot *sl = &p->slots[n->outputs[k]];
+            if (amp_dtype_size(sl->ti.dtype) == 0 || sl->ti.rank < 0 || sl->ti.rank > AMP_MAX_RANK) {
+                s = amp_seterr(ctx, AMP_ERR_INTERNAL, "node '%s': inference gave output %d no type", nname(n), k);
+                goto fail;
+            }
+            int64_t numel;
+            amp_status e = amp_shape_numel(sl->ti.rank, sl->ti.dims, sl->ti.dtype, &numel, &sl->nbytes);
+            if (e) {
+                s = amp_seterr(ctx, e == AMP_ERR_OVERFLOW ? AMP_ERR_OVERFLOW : AMP_ERR_SHAPE,
+                               "node '%s': output '%s' has an invalid or overflowing shape", nname(n),
+                               g->values[n->outputs[k]].name);
+                goto fail;
+            }
+            if (numel > ctx->max_tensor_elements) {
+                s = amp_seterr(ctx, AMP_ERR_LIMIT, "node '%s': output '%s' has %lld elements, over the limit",
+                               nname(n), g->values[n->outputs[k]].name, (long long)numel);
+                goto fail;
+            }
+        }
+        bool fold = foldable_op(n) && (known || n->op == AMP_OP_SHAPE || n->op == AMP_OP_SIZE);
+        if (fold) {
+            s = fold_node(ctx, g, n, p->slots, c.workspace_bytes);
+            if (s) goto fail;
+            p->stats.nodes_folded++;
+            continue;
+        }
+        amp_step *st = &p->steps[p->nsteps];
+        st->node = ni;
+        st->nin = n->n_inputs;
+        st->nout = n->n_outputs;
+        st->ws_buf = -1;
+        st->ws_bytes = c.workspace_bytes;
+        for (int k = 0; k < n->n_outputs; k++)
+            if (n->outputs[k] >= 0) p->slots[n->outputs[k]].kind = AMP_SLOT_ARENA;
+        p->nsteps++;
+    }
+    for (int i = 0; i < g->n_outputs; i++) {
+        amp_slot *sl = &p->slots[g->outputs[i]];
+        if (sl->kind == AMP_SLOT_NONE) {
+            s = amp_seterr(ctx, AMP_ERR_INVALID_GRAPH, "graph output '%s' is never computed", g->values[g->outputs[i]].name);
+            goto fail;
+        }
+    }
+
+    /* lifetimes over steps */
+    int ns = p->nsteps;
+    for (int si = 0; si < ns; si++) {
+        const amp_node *n = &g->nodes[p->steps[si].node];
+        for (int k = 0; k < n->n_outputs; k++)
+            if (n->outputs[k] >= 0) p->slots[n->outputs[k]].first_use = p->slots[n->outputs[k]].last_use = si;
+        for (int k = 0; k < n->n_inputs; k++)
+            if (n->inputs[k] >= 0 && p->slots[n->inputs[k]].kind == AMP_SLOT_ARENA) p->slots[n->inputs[k]].last_use = si;
+    }
+    for (int i = 0; i < g->n_outputs; i++) {
+        amp_slot *sl = &p->slots[g->outputs[i]];
+        if (sl->kind == AMP_SLOT_ARENA) sl->last_use = ns > 0 ? ns - 1 : 0;
+    }
+
+    /* buffers: one per arena value, merged for in-place outputs, plus workspaces */
+    int maxbufs = nv + ns + 1;
+    p->bufs = amp_calloc(ctx, (size_t)maxbufs, sizeof(amp_membuf));
+    p->offsets = amp_calloc(ctx, (size_t)maxbufs, sizeof(size_t));
+    if (!p->bufs || !p->offsets) {
+        s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory planning");
+        goto fail;
+    }
+    for (int si = 0; si < ns; si++) {
+        amp_step *st = &p->steps[si];
+        const amp_node *n = &g->nodes[st->node];
+        for (int k = 0; k < n->n_outputs; k++) {
+            int v = n->outputs[k];
+            if (v < 0) continue;
+            amp_slot *sl = &p->slots[v];
+            /* in place: the op allows it, the input dies here, same bytes, not a graph output */
+            if (k == 0 && amp_op_table[n->op].inplace && n->n_inputs > 0 && n->inputs[0] >= 0) {
+                amp_slot *src = &p->slots[n->inputs[0]];
+                bool input_used_once = true;
+                for (int k2 = 1; k2 < n->n_inputs; k2++)
+                    if (n->inputs[k2] == n->inputs[0]) input_used_once = false;
+                if (src->kind == AMP_SLOT_ARENA && src->last_use == si && src->nbytes == sl->nbytes &&
+                    !g->values[n->inputs[0]].is_output && input_used_once && src->buf >= 0) {
+                    sl->buf = src->buf;
+                    if (sl->last_use > p->bufs[sl->buf].last) p->bufs[sl->buf].last = sl->last_use;
+                    p->stats.inplace++;
+                    continue;
+                }
+            }
+            sl->buf = p->nbufs;
+            p->bufs[p->nbufs].first = sl->first_use;
+            p->bufs[p->nbufs].last = sl->last_use;
+            p->bufs[p->nbufs].size = align_up(sl->nbytes);
+            p->nbufs++;
+        }
+        if (st->ws_bytes) {
+            st->ws_buf = p->nbufs;
+            p->bufs[p->nbufs].first = p->bufs[p->nbufs].last = si;
+            p->bufs[p->nbufs].size = align_up(st->ws_bytes);
+            p->nbufs++;
+        }
+    }
+    amp_memplan_result r;
+    if (amp_memplan(p->bufs, p->nbufs, ns > 0 ? ns : 1, p->offsets, &r) != 0) {
+        s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory in the memory planner");
+        goto fail;
+    }
+    p->stats.arena_bytes = r.arena;
+    p->stats.lower_bound_bytes = r.lower_bound;
+    p->stats.naive_bytes = r.naive;
+    p->stats.strategy = r.strategy;
+    p->stats.nodes_run = ns;
+    for (int i = 0; i < nv; i++) {
+        amp_slot *sl = &p->slots[i];
+        if (sl->kind == AMP_SLOT_CONST && (g->values[i].init || sl->owned)) p->stats.persistent_bytes += sl->ti.value->nbytes;
+    }
+
+    /* views: dtype and dims fixed now, data pointers set before each run */
+    for (int si = 0; si < ns; si++) {
+        amp_step *st = &p->steps[si];
+        const amp_node *n = &g->nodes[st->node];
+        int nt = st->nin + st->nout;
+        st->views = amp_calloc(ctx, (size_t)nt + 1, sizeof(amp_tensor));
+        st->pin = amp_calloc(ctx, (size_t)nt + 1, sizeof(amp_tensor *));
+        if (!st->views || !st->pin) {
+            s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory planning");
+            goto fail;
+        }
+        st->pout = st->pin + st->nin;
+        for (int k = 0; k < st->nin; k++) {
+            if (n->inputs[k] < 0) continue;
+            amp_slot *sl = &p->slots[n->inputs[k]];
+            amp_tensor_view(&st->views[k], sl->ti.dtype, sl->ti.rank, sl->ti.dims, NULL);
+            st->pin[k] = &st->views[k];
+        }
+        for (int k = 0; k < st->nout; k++) {
+            if (n->outputs[k] < 0) continue;
+            amp_slot *sl = &p->slots[n->outputs[k]];
+            amp_tensor_view(&st->views[st->nin + k], sl->ti.dtype, sl->ti.rank, sl->ti.dims, NULL);
+            st->pout[k] = &st->views[st->nin + k];
+        }
+    }
+    *out = p;
+    return AMP_OK;
+fail:
+    amp_plan_destroy(ctx, p);
+    return s;
+}
+
+void amp_plan_dump(const amp_session *sess, const amp_plan *p, FILE *f) {
+    const amp_graph *g = sess->model->g;
+    for (int si = 0; si < p->nsteps; si++) {
+        const amp_node *n = &g->nodes[p->steps[si].node];
+        fprintf(f, "%4d %-20s %s\n", si, n->op_type, nname(n));
+        for (int k = 0; k < n->n_outputs; k++) {
+            if (n->outputs[k] < 0) continue;
+            const amp_slot *sl = &p->slots[n->outputs[k]];
+            fprintf(f, "       -> %s %s [", g->values[n->outputs[k]].name, amp_dtype_name(sl->ti.dtype));
+            for (int d = 0; d < sl->ti.rank; d++) fprintf(f, "%s%lld", d ? "," : "", (long long)sl->ti.dims[d]);
+            fprintf(f, "] @%zu live %d..%d\n", sl->buf >= 0 ? p->offsets[sl->buf] : 0, sl->first_use, sl->last_use);
+        }
+    }
+}

@@ -1,0 +1,69 @@
+/* Internal: models, sessions and plans. */
+#ifndef AMP_RUNTIME_RUNTIME_H
+#define AMP_RUNTIME_RUNTIME_H
+
+#include <stdio.h>
+
+#include "ir/ir.h"
+#include "passes/memplan.h"
+
+struct amp_model {
+    amp_context *ctx;
+    amp_graph *g;
+    uint64_t hash;
+};
+
+int amp_model_input_value(const amp_model *m, int i);
+
+typedef enum amp_slot_kind { AMP_SLOT_NONE = 0, AMP_SLOT_INPUT, AMP_SLOT_CONST, AMP_SLOT_ARENA } amp_slot_kind;
+
+typedef struct amp_slot {
+    amp_tinfo ti;          /* dtype, dims; ti.value for constants */
+    amp_slot_kind kind;
+    amp_tensor *owned;     /* folded constant owned by the plan */
+    int buf;               /* arena buffer, for AMP_SLOT_ARENA */
+    int first_use, last_use;
+    size_t nbytes;
+} amp_slot;
+
+typedef struct amp_step {
+    int node;
+    int nin, nout;
+    amp_tensor *views;     /* nin + nout views; data set before each run */
+    amp_tensor **pin, **pout;
+    int ws_buf;            /* -1 when no workspace */
+    size_t ws_bytes;
+} amp_step;
+
+typedef struct amp_plan {
+    int64_t *key;
+    int key_len;
+    amp_slot *slots;       /* one per graph value */
+    amp_step *steps;
+    int nsteps;
+    amp_membuf *bufs;
+    size_t *offsets;
+    int nbufs;
+    amp_plan_stats stats;
+} amp_plan;
+
+struct amp_session {
+    amp_model *model;
+    amp_context ctx;       /* the model's hooks, with this session's own error buffer */
+    amp_session_options opts;
+    amp_plan **plans;
+    int n_plans, cap_plans;
+    amp_plan *last;
+    void *arena_raw;
+    unsigned char *arena;  /* 256-byte aligned */
+    size_t arena_bytes;
+};
+
+/* Bind shapes (and small integer input values) and build a plan: inference, folding,
+ * lifetimes, in-place decisions, offsets. in_ti[i] describes graph value in_ids[i]. */
+amp_status amp_plan_build(amp_session *s, int n, const int *in_ids, const amp_tinfo *in_ti, amp_plan **out);
+void amp_plan_destroy(amp_context *ctx, amp_plan *p);
+/* Print the per-step schedule (for inspect). */
+void amp_plan_dump(const amp_session *s, const amp_plan *p, FILE *f);
+
+#endif

@@ -1,0 +1,350 @@
+/* Sessions: a plan cache keyed by the full tuple of input dims (and the values of small
+ * integer inputs, which may decide shapes), one arena sized for the largest plan, and the
+ * executor, which allocates nothing while running. */
+#define _POSIX_C_SOURCE 200809L
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "runtime/runtime.h"
+
+amp_status amp_cpu_dispatch(amp_kernel *k);
+
+/* integer inputs up to this many elements are part of the plan key and known at plan time */
+#define AMP_SMALL_INT_INPUT 64
+
+#if defined(AMP_HAVE_CUDA)
+int amp_cuda_device_count(void);
+#else
+static int amp_cuda_device_count(void) { return 0; }
+#endif
+
+amp_status amp_session_create(amp_model *model, const amp_session_options *opts, amp_session **out) {
+    if (!model || !out) return AMP_ERR_INVALID_ARG;
+    amp_context *ctx = model->ctx;
+    amp_session_options o;
+    memset(&o, 0, sizeof o);
+    if (opts) {
+        size_t n = opts->struct_size ? opts->struct_size : sizeof o;
+        memcpy(&o, opts, n < sizeof o ? n : sizeof o);
+    }
+    if (o.backend == AMP_BACKEND_CUDA) {
+        if (amp_cuda_device_count() <= 0)
+            return amp_seterr(ctx, AMP_ERR_NO_DEVICE, "backend 'cuda' was asked for, but no CUDA device is present");
+        return amp_seterr(ctx, AMP_ERR_UNSUPPORTED, "the CUDA backend is not available in this build yet");
+    }
+    if (o.backend != AMP_BACKEND_AUTO && o.backend != AMP_BACKEND_CPU)
+        return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "unknown backend %d", (int)o.backend);
+    if (o.threads < 0) return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "threads must be >= 0");
+    if (o.threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        o.threads = n > 0 ? (int)n : 1;
+    }
+    /* every op of the graph must be known before anything is planned */
+    for (int i = 0; i < model->g->n_nodes; i++) {
+        const amp_node *n = &model->g->nodes[i];
+        if (n->op == AMP_OP_UNKNOWN)
+            return amp_seterr(ctx, AMP_ERR_UNSUPPORTED, "node '%s': unsupported op %s%s%s",
+                              n->name && n->name[0] ? n->name : "<unnamed>", n->domain[0] ? n->domain : "",
+                              n->domain[0] ? "." : "", n->op_type);
+    }
+    amp_session *s = amp_calloc(ctx, 1, sizeof *s);
+    if (!s) return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
+    s->model = model;
+    s->ctx = *ctx;
+    s->ctx.err[0] = 0;
+    s->opts = o;
+    *out = s;
+    return AMP_OK;
+}
+
+void amp_session_destroy(amp_session *s) {
+    if (!s) return;
+    amp_context *ctx = &s->ctx;
+    for (int i = 0; i < s->n_plans; i++) amp_plan_destroy(ctx, s->plans[i]);
+    amp_dealloc(ctx, s->plans);
+    amp_dealloc(ctx, s->arena_raw);
+    amp_dealloc(s->model->ctx, s);
+}
+
+const char *amp_session_last_error(const amp_session *s) { return s ? s->ctx.err : ""; }
+
+static bool small_int(amp_dtype t, int64_t numel) {
+    return (t == AMP_I64 || t == AMP_I32) && numel <= AMP_SMALL_INT_INPUT;
+}
+
+/* Append v to the key buffer. */
+static amp_status key_push(amp_context *ctx, int64_t **key, int *len, int *cap, int64_t v) {
+    if (amp_grow(ctx, (void **)key, cap, *len + 1, sizeof(int64_t))) return AMP_ERR_NO_MEMORY;
+    (*key)[(*len)++] = v;
+    return AMP_OK;
+}
+
+static amp_status ensure_arena(amp_session *s, size_t bytes) {
+    if (bytes <= s->arena_bytes && s->arena) return AMP_OK;
+    void *raw = amp_alloc(&s->ctx, bytes + 256);
+    if (!raw)
+        return amp_seterr(&s->ctx, AMP_ERR_NO_MEMORY, "cannot allocate an arena of %zu bytes", bytes);
+    amp_dealloc(&s->ctx, s->arena_raw);
+    s->arena_raw = raw;
+    s->arena = (unsigned char *)(((uintptr_t)raw + 255) & ~(uintptr_t)255);
+    s->arena_bytes = bytes;
+    return AMP_OK;
+}
+
+/* Build the key and the per-input type info for a binding; validates it against the model. */
+static amp_status bind_inputs(amp_session *s, int n, const char *const *names, const amp_tensor *const *inputs,
+                              const int64_t *sym_values, int *ids, amp_tinfo *ti, int64_t **key, int *key_len) {
+    amp_context *ctx = &s->ctx;
+    const amp_graph *g = s->model->g;
+    int nin = amp_model_input_count(s->model);
+    int cap = 0;
+    int64_t symv[256];
+    for (int i = 0; i < 256; i++) symv[i] = -1;
+    *key = NULL;
+    *key_len = 0;
+    for (int i = 0; i < nin; i++) {
+        int vid = amp_model_input_value(s->model, i);
+        const amp_value *v = &g->values[vid];
+        const amp_tensor *t = NULL;
+        ids[i] = vid;
+        memset(&ti[i], 0, sizeof ti[i]);
+        if (inputs) {
+            for (int j = 0; j < n; j++)
+                if (names[j] && strcmp(names[j], v->name) == 0) t = inputs[j];
+            if (!t) return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "input '%s' was not given", v->name);
+            if (v->dtype != AMP_UNDEFINED && t->dtype != v->dtype)
+                return amp_seterr(ctx, AMP_ERR_SHAPE, "input '%s' must be %s, got %s", v->name, amp_dtype_name(v->dtype),
+                                  amp_dtype_name(t->dtype));
+            if (v->dtype == AMP_UNDEFINED && v->elem_onnx_type)
+                return amp_seterr(ctx, AMP_ERR_UNSUPPORTED, "input '%s' has an element type amprt does not hold",
+                                  v->name);
+            if (v->rank >= 0 && t->rank != v->rank)
+                return amp_seterr(ctx, AMP_ERR_SHAPE, "input '%s' must have rank %d, got %d", v->name, v->rank, t->rank);
+            ti[i].dtype = t->dtype;
+            ti[i].rank = t->rank;
+            memcpy(ti[i].dims, t->dims, sizeof ti[i].dims);
+        } else {
+            if (v->dtype == AMP_UNDEFINED)
+                return amp_seterr(ctx, AMP_ERR_UNSUPPORTED, "input '%s' has no element type amprt holds", v->name);
+            if (v->rank < 0) return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "input '%s' has no declared shape", v->name);
+            ti[i].dtype = v->dtype;
+            ti[i].rank = v->rank;
+            for (int d = 0; d < v->rank; d++) {
+                int64_t dv = v->dims[d].value;
+                if (dv < 0 && v->dims[d].sym >= 0 && v->dims[d].sym < 256) dv = sym_values[v->dims[d].sym];
+                if (dv < 0)
+                    return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "input '%s': dim %d (%s) needs a value", v->name, d,
+                                      v->dims[d].sym >= 0 ? g->syms[v->dims[d].sym] : "unnamed");
+                ti[i].dims[d] = dv;
+            }
+        }
+        for (int d = 0; d < ti[i].rank && v->rank >= 0; d++) {
+            if (v->dims[d].value >= 0 && ti[i].dims[d] != v->dims[d].value)
+                return amp_seterr(ctx, AMP_ERR_SHAPE, "input '%s': dim %d must be %lld, got %lld", v->name, d,
+                                  (long long)v->dims[d].value, (long long)ti[i].dims[d]);
+            int sym = v->dims[d].sym;
+            if (sym >= 0 && sym < 256) {
+                if (symv[sym] >= 0 && symv[sym] != ti[i].dims[d])
+                    return amp_seterr(ctx, AMP_ERR_SHAPE, "input '%s': dim %d (%s) is %lld, but %lld elsewhere", v->name,
+                                      d, g->syms[sym], (long long)ti[i].dims[d], (long long)symv[sym]);
+                symv[sym] = ti[i].dims[d];
+            }
+        }
+        if (key_push(ctx, key, key_len, &cap, ti[i].dtype) || key_push(ctx, key, key_len, &cap, ti[i].rank))
+            goto oom;
+        for (int d = 0; d < ti[i].rank; d++)
+            if (key_push(ctx, key, key_len, &cap, ti[i].dims[d])) goto oom;
+        if (t && small_int(t->dtype, t->numel)) {
+            ti[i].value = t;
+            for (int64_t e = 0; e < t->numel; e++)
+                if (key_push(ctx, key, key_len, &cap,
+                             t->dtype == AMP_I64 ? ((const int64_t *)t->data)[e] : ((const int32_t *)t->data)[e]))
+                    goto oom;
+        }
+    }
+    return AMP_OK;
+oom:
+    amp_dealloc(ctx, *key);
+    *key = NULL;
+    return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
+}
+
+static amp_plan *find_plan(amp_session *s, const int64_t *key, int len) {
+    for (int i = 0; i < s->n_plans; i++) {
+        amp_plan *p = s->plans[i];
+        if (p->key_len == len && memcmp(p->key, key, sizeof(int64_t) * (size_t)len) == 0) return p;
+    }
+    return NULL;
+}
+
+static amp_status get_plan(amp_session *s, int n, const char *const *names, const amp_tensor *const *inputs,
+                           const int64_t *symv, amp_plan **out) {
+    amp_context *ctx = &s->ctx;
+    int nin = amp_model_input_count(s->model);
+    int *ids = amp_calloc(ctx, (size_t)nin + 1, sizeof(int));
+    amp_tinfo *ti = amp_calloc(ctx, (size_t)nin + 1, sizeof(amp_tinfo));
+    int64_t *key = NULL;
+    int key_len = 0;
+    amp_status st = AMP_OK;
+    if (!ids || !ti) {
+        st = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
+        goto done;
+    }
+    st = bind_inputs(s, n, names, inputs, symv, ids, ti, &key, &key_len);
+    if (st) goto done;
+    amp_plan *p = find_plan(s, key, key_len);
+    if (!p) {
+        if (amp_grow(ctx, (void **)&s->plans, &s->cap_plans, s->n_plans + 1, sizeof(amp_plan *))) {
+            st = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
+            goto done;
+        }
+        st = amp_plan_build(s, nin, ids, ti, &p);
+        if (st) goto done;
+        st = ensure_arena(s, p->stats.arena_bytes);
+        if (st) {
+            amp_plan_destroy(ctx, p);
+            goto done;
+        }
+        p->key = key;
+        p->key_len = key_len;
+        key = NULL;
+        s->plans[s->n_plans++] = p;
+    }
+    *out = p;
+done:
+    amp_dealloc(ctx, key);
+    amp_dealloc(ctx, ids);
+    amp_dealloc(ctx, ti);
+    return st;
+}
+
+amp_status amp_session_plan(amp_session *s, int n_bindings, const amp_dim_binding *bindings, amp_plan_stats *stats) {
+    if (!s || (n_bindings && !bindings)) return AMP_ERR_INVALID_ARG;
+    const amp_graph *g = s->model->g;
+    int64_t symv[256];
+    for (int i = 0; i < 256; i++) symv[i] = -1;
+    for (int i = 0; i < n_bindings; i++) {
+        int found = 0;
+        for (int k = 0; k < g->n_syms && k < 256; k++)
+            if (strcmp(g->syms[k], bindings[i].name) == 0) {
+                symv[k] = bindings[i].value;
+                found = 1;
+            }
+        if (!found) return amp_seterr(&s->ctx, AMP_ERR_NOT_FOUND, "the model has no dim named '%s'", bindings[i].name);
+        if (bindings[i].value < 0) return amp_seterr(&s->ctx, AMP_ERR_INVALID_ARG, "dim '%s' must be >= 0", bindings[i].name);
+    }
+    amp_plan *p;
+    amp_status st = get_plan(s, 0, NULL, NULL, symv, &p);
+    if (st) return st;
+    s->last = p;
+    if (stats) *stats = p->stats;
+    return AMP_OK;
+}
+
+amp_status amp_session_last_plan(const amp_session *s, amp_plan_stats *stats) {
+    if (!s || !stats) return AMP_ERR_INVALID_ARG;
+    if (!s->last) return AMP_ERR_NOT_FOUND;
+    *stats = s->last->stats;
+    return AMP_OK;
+}
+
+static void *slot_data(amp_session *s, const amp_plan *p, int vid, const int *in_ids, const amp_tensor *const *in_t,
+                       int nin) {
+    const amp_slot *sl = &p->slots[vid];
+    switch (sl->kind) {
+    case AMP_SLOT_CONST: return sl->ti.value->data;
+    case AMP_SLOT_ARENA: return s->arena + p->offsets[sl->buf];
+    case AMP_SLOT_INPUT:
+        for (int i = 0; i < nin; i++)
+            if (in_ids[i] == vid) return in_t[i]->data;
+        return NULL;
+    default: return NULL;
+    }
+}
+
+amp_status amp_session_run(amp_session *s, int n_inputs, const char *const *input_names,
+                           const amp_tensor *const *inputs, int n_outputs, const char *const *output_names,
+                           amp_tensor **outputs) {
+    if (!s) return AMP_ERR_INVALID_ARG;
+    amp_context *ctx = &s->ctx;
+    if (n_inputs < 0 || n_outputs < 0 || (n_inputs && (!input_names || !inputs)) ||
+        (n_outputs && (!output_names || !outputs)))
+        return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "bad arguments to amp_session_run");
+    for (int i = 0; i < n_inputs; i++)
+        if (!inputs[i] || !input_names[i]) return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "input %d is NULL", i);
+    const amp_graph *g = s->model->g;
+    int out_ids[64];
+    if (n_outputs > 64) return amp_seterr(ctx, AMP_ERR_LIMIT, "at most 64 outputs per run");
+    for (int i = 0; i < n_outputs; i++) {
+        out_ids[i] = -1;
+        for (int k = 0; k < g->n_outputs; k++)
+            if (output_names[i] && strcmp(g->values[g->outputs[k]].name, output_names[i]) == 0) out_ids[i] = g->outputs[k];
+        if (out_ids[i] < 0)
+            return amp_seterr(ctx, AMP_ERR_NOT_FOUND, "the model has no output named '%s'",
+                              output_names[i] ? output_names[i] : "(null)");
+    }
+    amp_plan *p;
+    amp_status st = get_plan(s, n_inputs, input_names, inputs, NULL, &p);
+    if (st) return st;
+    s->last = p;
+
+    /* map graph inputs to the caller's tensors */
+    int nin = amp_model_input_count(s->model);
+    int in_ids[256];
+    const amp_tensor *in_t[256];
+    if (nin > 256) return amp_seterr(ctx, AMP_ERR_LIMIT, "at most 256 graph inputs");
+    for (int i = 0; i < nin; i++) {
+        in_ids[i] = amp_model_input_value(s->model, i);
+        in_t[i] = NULL;
+        for (int j = 0; j < n_inputs; j++)
+            if (strcmp(input_names[j], g->values[in_ids[i]].name) == 0) in_t[i] = inputs[j];
+    }
+    /* check caller-provided outputs before running anything */
+    for (int i = 0; i < n_outputs; i++) {
+        if (!outputs[i]) continue;
+        const amp_slot *sl = &p->slots[out_ids[i]];
+        bool ok = outputs[i]->dtype == sl->ti.dtype && outputs[i]->rank == sl->ti.rank;
+        for (int d = 0; ok && d < sl->ti.rank; d++) ok = outputs[i]->dims[d] == sl->ti.dims[d];
+        if (!ok) return amp_seterr(ctx, AMP_ERR_SHAPE, "output tensor %d does not match output '%s'", i, output_names[i]);
+    }
+
+    openblas_set_num_threads(s->opts.threads);
+    for (int si = 0; si < p->nsteps; si++) {
+        amp_step *stp = &p->steps[si];
+        const amp_node *n = &g->nodes[stp->node];
+        for (int k = 0; k < stp->nin; k++)
+            if (n->inputs[k] >= 0) stp->views[k].data = slot_data(s, p, n->inputs[k], in_ids, in_t, nin);
+        for (int k = 0; k < stp->nout; k++)
+            if (n->outputs[k] >= 0) stp->views[stp->nin + k].data = slot_data(s, p, n->outputs[k], in_ids, in_t, nin);
+        amp_kernel k = {.ctx = ctx, .n = n, .opset = 0, .nin = stp->nin, .nout = stp->nout, .in = stp->pin,
+                        .out = stp->pout, .ws = stp->ws_buf >= 0 ? s->arena + p->offsets[stp->ws_buf] : NULL,
+                        .ws_bytes = stp->ws_bytes, .threads = s->opts.threads};
+        bool def = !n->domain[0] || strcmp(n->domain, "ai.onnx") == 0;
+        k.opset = def ? g->opset : 1;
+        for (int oi = 0; !def && oi < g->n_opsets; oi++)
+            if (strcmp(g->opsets[oi].domain, n->domain) == 0) k.opset = g->opsets[oi].version;
+        st = amp_cpu_dispatch(&k);
+        if (st) return st;
+    }
+    /* results */
+    amp_tensor *made[64] = {0};
+    for (int i = 0; i < n_outputs; i++) {
+        const amp_slot *sl = &p->slots[out_ids[i]];
+        amp_tensor *dst = outputs[i];
+        if (!dst) {
+            st = amp_tensor_create(s->model->ctx, sl->ti.dtype, sl->ti.rank, sl->ti.dims, &made[i]);
+            if (st) {
+                for (int j = 0; j < i; j++) amp_tensor_destroy(made[j]);
+                return amp_seterr(ctx, st, "cannot allocate output '%s'", output_names[i]);
+            }
+            dst = made[i];
+        }
+        const void *src = slot_data(s, p, out_ids[i], in_ids, in_t, nin);
+        if (dst->nbytes && src) memcpy(dst->data, src, dst->nbytes);
+    }
+    for (int i = 0; i < n_outputs; i++)
+        if (made[i]) outputs[i] = made[i];
+    return AMP_OK;
+}

@@ -1,0 +1,263 @@
+/* amprt check: run ONNX backend-test cases (model.onnx + test_data_set_N/{input,output}_K.pb)
+ * and compare every output. */
+#define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "backends/cpu/cpu.h"
+#include "tools/amprt/cli.h"
+
+static const char *const usage =
+    "usage: amprt check DIR... [--rtol X] [--atol X] [--threads N] [--list-passing FILE] [--verbose]\n"
+    "  Each DIR is a case (holding model.onnx) or a folder of cases. Prints PASS, FAIL or SKIP per\n"
+    "  case and last 'N passed, N failed, N skipped'. Floats match when |a-b| <= atol + rtol*|b|\n"
+    "  (defaults 1e-3 and 1e-5), NaN only matches NaN; integers and bools must be equal.\n"
+    "  SKIP means an unsupported op or dtype, named on the line; it never counts as a pass.\n"
+    "  Exit status: 0 when nothing failed, 1 otherwise.\n";
+
+typedef enum { R_PASS, R_FAIL, R_SKIP } result;
+
+static bool is_file(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+static bool is_dir(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Sorted list of subfolder names of dir starting with prefix (NULL for all). */
+static char **list_dirs(const char *dir, const char *prefix, int *n) {
+    DIR *d = opendir(dir);
+    *n = 0;
+    if (!d) return NULL;
+    char **names = NULL;
+    int cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        if (prefix && strncmp(e->d_name, prefix, strlen(prefix)) != 0) continue;
+        char path[4352];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (!is_dir(path)) continue;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 64;
+            char **nn = realloc(names, sizeof(char *) * (size_t)cap);
+            if (!nn) break;
+            names = nn;
+        }
+        names[(*n)++] = strdup(e->d_name);
+    }
+    closedir(d);
+    if (names) qsort(names, (size_t)*n, sizeof(char *), cmp_str);
+    return names;
+}
+
+static void free_list(char **l, int n) {
+    for (int i = 0; i < n; i++) free(l[i]);
+    free(l);
+}
+
+/* Compare got with want; on mismatch write a reason. */
+static bool compare(const amp_tensor *got, const amp_tensor *want, double rtol, double atol, char *why, size_t whyn) {
+    if (got->dtype != want->dtype) {
+        snprintf(why, whyn, "dtype %s, expected %s", amp_dtype_name(got->dtype), amp_dtype_name(want->dtype));
+        return false;
+    }
+    bool shape_ok = got->rank == want->rank;
+    for (int d = 0; shape_ok && d < got->rank; d++) shape_ok = got->dims[d] == want->dims[d];
+    if (!shape_ok) {
+        char a[128] = "", b[128] = "";
+        for (int d = 0; d < got->rank; d++) snprintf(a + strlen(a), sizeof a - strlen(a), "%s%lld", d ? "," : "", (long long)got->dims[d]);
+        for (int d = 0; d < want->rank; d++) snprintf(b + strlen(b), sizeof b - strlen(b), "%s%lld", d ? "," : "", (long long)want->dims[d]);
+        snprintf(why, whyn, "shape [%s], expected [%s]", a, b);
+        return false;
+    }
+    bool fl = amp_dtype_is_float(got->dtype);
+    for (int64_t i = 0; i < got->numel; i++) {
+        if (fl) {
+            double x = amp_ld(got->dtype, got->data, i), y = amp_ld(want->dtype, want->data, i);
+            bool ok;
+            if (isnan(y) || isnan(x)) ok = isnan(x) && isnan(y);
+            else if (isinf(y) || isinf(x)) ok = x == y;
+            else ok = fabs(x - y) <= atol + rtol * fabs(y);
+            if (!ok) {
+                snprintf(why, whyn, "element %lld is %.9g, expected %.9g", (long long)i, x, y);
+                return false;
+            }
+        } else {
+            int64_t x = amp_ldi(got->dtype, got->data, i), y = amp_ldi(want->dtype, want->data, i);
+            if (x != y) {
+                snprintf(why, whyn, "element %lld is %lld, expected %lld", (long long)i, (long long)x, (long long)y);
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+static result status_result(amp_status s) { return s == AMP_ERR_UNSUPPORTED ? R_SKIP : R_FAIL; }
+
+static result run_case(const char *dir, const cli_opts *o, char *why, size_t whyn) {
+    amp_context *ctx = cli_context();
+    amp_model *m = NULL;
+    amp_session *sess = NULL;
+    result r = R_PASS;
+    char path[4352];
+    snprintf(path, sizeof path, "%s/model.onnx", dir);
+    amp_status s = amp_model_load(ctx, path, &m);
+    if (s) {
+        snprintf(why, whyn, "%s: %s", amp_status_name(s), amp_context_last_error(ctx));
+        r = status_result(s);
+        goto done;
+    }
+    amp_session_options so = {.struct_size = sizeof so, .backend = o->backend, .threads = o->threads ? o->threads : 1};
+    s = amp_session_create(m, &so, &sess);
+    if (s) {
+        snprintf(why, whyn, "%s: %s", amp_status_name(s), amp_context_last_error(ctx));
+        r = status_result(s);
+        goto done;
+    }
+    int nsets;
+    char **sets = list_dirs(dir, "test_data_set_", &nsets);
+    if (nsets == 0) {
+        snprintf(why, whyn, "no test_data_set_N folder");
+        r = R_FAIL;
+        free_list(sets, nsets);
+        goto done;
+    }
+    int nin = amp_model_input_count(m), nout = amp_model_output_count(m);
+    for (int si = 0; si < nsets && r == R_PASS; si++) {
+        const char *names[64], *onames[64];
+        amp_tensor *ins[64] = {0}, *outs[64] = {0}, *want[64] = {0};
+        int given = 0;
+        if (nin > 64 || nout > 64) {
+            snprintf(why, whyn, "too many inputs or outputs");
+            r = R_FAIL;
+            break;
+        }
+        /* inputs: input_K.pb in the order of the model's inputs; a missing file is an omitted
+         * optional input only when the model has fewer files than inputs */
+        for (int k = 0; k < nin; k++) {
+            snprintf(path, sizeof path, "%s/%s/input_%d.pb", dir, sets[si], k);
+            if (!is_file(path)) break;
+            amp_value_info vi;
+            amp_model_input_info(m, k, &vi);
+            s = amp_tensor_load_pb(ctx, path, &ins[k], NULL);
+            if (s) {
+                snprintf(why, whyn, "%s: %s", amp_status_name(s), amp_context_last_error(ctx));
+                r = status_result(s);
+                break;
+            }
+            names[k] = vi.name;
+            given++;
+        }
+        for (int k = 0; k < nout && r == R_PASS; k++) {
+            amp_value_info vi;
+            amp_model_output_info(m, k, &vi);
+            onames[k] = vi.name;
+            snprintf(path, sizeof path, "%s/%s/output_%d.pb", dir, sets[si], k);
+            s = amp_tensor_load_pb(ctx, path, &want[k], NULL);
+            if (s) {
+                snprintf(why, whyn, "expected output %d: %s: %s", k, amp_status_name(s), amp_context_last_error(ctx));
+                r = status_result(s);
+            }
+        }
+        if (r == R_PASS) {
+            s = amp_session_run(sess, given, names, (const amp_tensor *const *)ins, nout, onames, outs);
+            if (s) {
+                snprintf(why, whyn, "%s: %s", amp_status_name(s), amp_session_last_error(sess));
+                r = status_result(s);
+            }
+        }
+        for (int k = 0; k < nout && r == R_PASS; k++) {
+            char w[512];
+            if (!compare(outs[k], want[k], o->rtol, o->atol, w, sizeof w)) {
+                snprintf(why, whyn, "%s output %d ('%s'): %s", sets[si], k, onames[k], w);
+                r = R_FAIL;
+            }
+        }
+        for (int k = 0; k < 64; k++) {
+            amp_tensor_destroy(ins[k]);
+            amp_tensor_destroy(outs[k]);
+            amp_tensor_destroy(want[k]);
+        }
+    }
+    free_list(sets, nsets);
+done:
+    amp_session_destroy(sess);
+    amp_model_destroy(m);
+    amp_context_destroy(ctx);
+    return r;
+}
+
+int cmd_check(int argc, char **argv) {
+    cli_opts o;
+    int rc = cli_parse(argc, argv, 2, &o, usage);
+    if (rc) return rc;
+    if (o.n_positional == 0) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    FILE *list = NULL;
+    if (o.list_file) {
+        list = fopen(o.list_file, "w");
+        if (!list) {
+            fprintf(stderr, "amprt: cannot write '%s'\n", o.list_file);
+            return 2;
+        }
+    }
+    int passed = 0, failed = 0, skipped = 0;
+    for (int pi = 0; pi < o.n_positional; pi++) {
+        const char *root = o.positional[pi];
+        char path[4352];
+        snprintf(path, sizeof path, "%s/model.onnx", root);
+        char **cases = NULL;
+        int ncases = 0;
+        bool single = is_file(path);
+        if (!single) {
+            if (!is_dir(root)) {
+                fprintf(stderr, "amprt: '%s' is not a folder\n", root);
+                failed++;
+                continue;
+            }
+            cases = list_dirs(root, NULL, &ncases);
+        }
+        for (int ci = 0; ci < (single ? 1 : ncases); ci++) {
+            char dir[4096];
+            if (single) snprintf(dir, sizeof dir, "%s", root);
+            else snprintf(dir, sizeof dir, "%s/%s", root, cases[ci]);
+            snprintf(path, sizeof path, "%s/model.onnx", dir);
+            if (!is_file(path)) continue;
+            const char *name = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;
+            char why[1200] = "";
+            double t0 = cli_now_ms();
+            result r = run_case(dir, &o, why, sizeof why);
+            double dt = cli_now_ms() - t0;
+            if (r == R_PASS) {
+                passed++;
+                printf("PASS %s", name);
+                if (o.verbose) printf(" (%.1f ms)", dt);
+                printf("\n");
+                if (list) fprintf(list, "%s\n", name);
+            } else if (r == R_FAIL) {
+                failed++;
+                printf("FAIL %s: %s\n", name, why);
+            } else {
+                skipped++;
+                printf("SKIP %s: %s\n", name, why);
+            }
+            fflush(stdout);
+        }
+        free_list(cases, ncases);
+    }
+    if (list) fclose(list);
+    printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
+    cli_free(&o);
+    return failed ? 1 : 0;
+}

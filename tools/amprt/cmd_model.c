@@ -1,0 +1,441 @@
+/* amprt inspect, run and bench. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backends/cpu/cpu.h"
+#include "runtime/runtime.h"
+#include "tools/amprt/cli.h"
+
+static const char *const usage_inspect =
+    "usage: amprt inspect MODEL [--json] [--dim NAME=VALUE]... [--batch B] [--verbose]\n"
+    "  Prints the opset, inputs and outputs (symbolic dims by name), op counts, parameters and\n"
+    "  the memory plan (arena, lower bound, persistent bytes) for the declared shapes; unbound\n"
+    "  symbolic dims take --dim values, the first dim of each input takes --batch, others 1.\n";
+
+static const char *const usage_run =
+    "usage: amprt run MODEL [--input NAME=FILE.pb]... [--output-dir DIR] [--threads N] [--batch B]\n"
+    "                 [--backend cpu|cuda|auto]\n"
+    "  Runs the model once. Inputs not given are seeded random values of the declared shape.\n"
+    "  Prints each output's shape, its first values and, for 2-D float outputs, the argmax of\n"
+    "  each row; --output-dir writes output_K.pb files.\n";
+
+static const char *const usage_bench =
+    "usage: amprt bench MODEL [--batch B] [--threads N] [--runs R] [--warmup W]\n"
+    "                   [--input NAME=FILE.pb]... [--dim NAME=V]... [--backend ...] [--json]\n"
+    "  Times R runs after W warm-up runs (defaults 50 and 5) and prints median, min and max\n"
+    "  milliseconds, throughput and the memory plan.\n";
+
+static int fail(amp_context *ctx, amp_status s, const char *what) {
+    fprintf(stderr, "amprt: %s: %s: %s\n", what, amp_status_name(s), amp_context_last_error(ctx));
+    return 1;
+}
+
+static void print_dims_json(FILE *f, const amp_value_info *vi) {
+    fputc('[', f);
+    for (int d = 0; d < vi->rank; d++) {
+        if (d) fputc(',', f);
+        if (vi->dims[d] >= 0) fprintf(f, "%lld", (long long)vi->dims[d]);
+        else if (vi->dim_names[d]) cli_json_str(f, vi->dim_names[d]);
+        else fputs("null", f);
+    }
+    fputc(']', f);
+}
+
+static void print_dims_text(FILE *f, const amp_value_info *vi) {
+    fputc('[', f);
+    for (int d = 0; d < vi->rank; d++) {
+        if (d) fputc(',', f);
+        if (vi->dims[d] >= 0) fprintf(f, "%lld", (long long)vi->dims[d]);
+        else fputs(vi->dim_names[d] ? vi->dim_names[d] : "?", f);
+    }
+    fputc(']', f);
+}
+
+/* Bindings: --dim values, then --batch for the first dim of inputs, then 1. */
+static int bind_all(amp_model *m, const cli_opts *o, amp_dim_binding *b, char names[][128], int *nb) {
+    const amp_graph *g = m->g;
+    *nb = 0;
+    for (int si = 0; si < g->n_syms && *nb < 64; si++) {
+        int64_t v = -1;
+        for (int k = 0; k < o->n_dims; k++)
+            if (strcmp(o->dims[k].name, g->syms[si]) == 0) v = o->dims[k].value;
+        if (v < 0) {
+            /* the first dim of some input? */
+            for (int i = 0; i < amp_model_input_count(m) && v < 0; i++) {
+                amp_value_info vi;
+                amp_model_input_info(m, i, &vi);
+                if (vi.rank > 0 && vi.dim_names[0] && strcmp(vi.dim_names[0], g->syms[si]) == 0 && o->batch)
+                    v = o->batch;
+            }
+        }
+        if (v < 0) v = 1;
+        snprintf(names[*nb], 128, "%s", g->syms[si]);
+        b[*nb].name = names[*nb];
+        b[*nb].value = v;
+        (*nb)++;
+    }
+    return 0;
+}
+
+int cmd_inspect(int argc, char **argv) {
+    cli_opts o;
+    int rc = cli_parse(argc, argv, 2, &o, usage_inspect);
+    if (rc) return rc;
+    if (o.n_positional != 1) {
+        fputs(usage_inspect, stderr);
+        return 2;
+    }
+    amp_context *ctx = cli_context();
+    amp_model *m = NULL;
+    amp_session *s = NULL;
+    amp_status st = amp_model_load(ctx, o.positional[0], &m);
+    if (st) {
+        rc = fail(ctx, st, "cannot load the model");
+        goto done;
+    }
+    const amp_graph *g = m->g;
+    /* op counts in first-seen order */
+    const char *ops[512];
+    int counts[512], nops = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        int k;
+        for (k = 0; k < nops; k++)
+            if (strcmp(ops[k], g->nodes[i].op_type) == 0) break;
+        if (k == nops && nops < 512) {
+            ops[nops] = g->nodes[i].op_type;
+            counts[nops++] = 0;
+        }
+        if (k < 512) counts[k]++;
+    }
+    int64_t params = 0, param_bytes = 0;
+    for (int i = 0; i < g->n_inits; i++) {
+        params += g->values[g->inits[i]].init->numel;
+        param_bytes += (int64_t)g->values[g->inits[i]].init->nbytes;
+    }
+    amp_dim_binding b[64];
+    char bnames[64][128];
+    int nb = 0;
+    bind_all(m, &o, b, bnames, &nb);
+    amp_plan_stats ps;
+    char plan_err[1024] = "";
+    amp_session_options so = {.struct_size = sizeof so, .backend = AMP_BACKEND_CPU, .threads = o.threads ? o.threads : 1};
+    st = amp_session_create(m, &so, &s);
+    if (!st) st = amp_session_plan(s, nb, b, &ps);
+    if (st) snprintf(plan_err, sizeof plan_err, "%s: %s", amp_status_name(st), s ? amp_session_last_error(s) : amp_context_last_error(ctx));
+
+    FILE *f = stdout;
+    int nin = amp_model_input_count(m), nout = amp_model_output_count(m);
+    if (o.json) {
+        fprintf(f, "{\"model\":");
+        cli_json_str(f, o.positional[0]);
+        fprintf(f, ",\"ir_version\":%lld,\"opset\":%lld,\"producer\":", (long long)g->ir_version, (long long)g->opset);
+        cli_json_str(f, g->producer_name ? g->producer_name : "");
+        fprintf(f, ",\"inputs\":[");
+        for (int i = 0; i < nin; i++) {
+            amp_value_info vi;
+            amp_model_input_info(m, i, &vi);
+            fprintf(f, "%s{\"name\":", i ? "," : "");
+            cli_json_str(f, vi.name);
+            fprintf(f, ",\"dtype\":\"%s\",\"shape\":", amp_dtype_name(vi.dtype));
+            if (vi.rank >= 0) print_dims_json(f, &vi);
+            else fputs("null", f);
+            fputc('}', f);
+        }
+        fprintf(f, "],\"outputs\":[");
+        for (int i = 0; i < nout; i++) {
+            amp_value_info vi;
+            amp_model_output_info(m, i, &vi);
+            fprintf(f, "%s{\"name\":", i ? "," : "");
+            cli_json_str(f, vi.name);
+            fprintf(f, ",\"dtype\":\"%s\",\"shape\":", amp_dtype_name(vi.dtype));
+            if (vi.rank >= 0) print_dims_json(f, &vi);
+            else fputs("null", f);
+            fputc('}', f);
+        }
+        fprintf(f, "],\"nodes\":%d,\"ops\":{", g->n_nodes);
+        for (int k = 0; k < nops; k++) {
+            if (k) fputc(',', f);
+            cli_json_str(f, ops[k]);
+            fprintf(f, ":%d", counts[k]);
+        }
+        fprintf(f, "},\"parameters\":%lld,\"parameter_bytes\":%lld,\"dims\":{", (long long)params, (long long)param_bytes);
+        for (int i = 0; i < nb; i++) {
+            if (i) fputc(',', f);
+            cli_json_str(f, b[i].name);
+            fprintf(f, ":%lld", (long long)b[i].value);
+        }
+        fprintf(f, "},\"plan\":");
+        if (plan_err[0]) {
+            fprintf(f, "null,\"plan_error\":");
+            cli_json_str(f, plan_err);
+        } else {
+            fprintf(f,
+                    "{\"arena_bytes\":%zu,\"lower_bound_bytes\":%zu,\"persistent_bytes\":%zu,\"naive_bytes\":%zu,"
+                    "\"arena_over_lower_bound\":%.4f,\"strategy\":\"%s\",\"nodes_run\":%d,\"nodes_folded\":%d,"
+                    "\"in_place\":%d}",
+                    ps.arena_bytes, ps.lower_bound_bytes, ps.persistent_bytes, ps.naive_bytes,
+                    ps.lower_bound_bytes ? (double)ps.arena_bytes / (double)ps.lower_bound_bytes : 1.0, ps.strategy,
+                    ps.nodes_run, ps.nodes_folded, ps.inplace);
+        }
+        fprintf(f, "}\n");
+    } else {
+        fprintf(f, "model      %s\nopset      %lld (ir %lld, producer %s)\n", o.positional[0], (long long)g->opset,
+                (long long)g->ir_version, g->producer_name ? g->producer_name : "-");
+        for (int i = 0; i < nin; i++) {
+            amp_value_info vi;
+            amp_model_input_info(m, i, &vi);
+            fprintf(f, "input      %s %s ", vi.name, amp_dtype_name(vi.dtype));
+            print_dims_text(f, &vi);
+            fputc('\n', f);
+        }
+        for (int i = 0; i < nout; i++) {
+            amp_value_info vi;
+            amp_model_output_info(m, i, &vi);
+            fprintf(f, "output     %s %s ", vi.name, amp_dtype_name(vi.dtype));
+            print_dims_text(f, &vi);
+            fputc('\n', f);
+        }
+        fprintf(f, "nodes      %d:", g->n_nodes);
+        for (int k = 0; k < nops; k++) fprintf(f, " %s×%d", ops[k], counts[k]);
+        fprintf(f, "\nparameters %lld (%lld bytes)\n", (long long)params, (long long)param_bytes);
+        if (nb) {
+            fprintf(f, "dims      ");
+            for (int i = 0; i < nb; i++) fprintf(f, " %s=%lld", b[i].name, (long long)b[i].value);
+            fputc('\n', f);
+        }
+        if (plan_err[0]) fprintf(f, "plan       not possible: %s\n", plan_err);
+        else {
+            fprintf(f, "plan       arena %zu bytes, lower bound %zu (%.3fx), naive %zu, persistent %zu\n",
+                    ps.arena_bytes, ps.lower_bound_bytes,
+                    ps.lower_bound_bytes ? (double)ps.arena_bytes / (double)ps.lower_bound_bytes : 1.0, ps.naive_bytes,
+                    ps.persistent_bytes);
+            fprintf(f, "           %s; %d nodes run, %d folded, %d in place\n", ps.strategy, ps.nodes_run,
+                    ps.nodes_folded, ps.inplace);
+            if (o.verbose) amp_plan_dump(s, s->last, f);
+        }
+    }
+    rc = plan_err[0] && !o.json ? 1 : 0;
+done:
+    amp_session_destroy(s);
+    amp_model_destroy(m);
+    amp_context_destroy(ctx);
+    cli_free(&o);
+    return rc;
+}
+
+/* Inputs from --input files, random values for the others. */
+static int gather_inputs(amp_context *ctx, amp_model *m, const cli_opts *o, const char **names, amp_tensor **ins,
+                         int *n) {
+    int nin = amp_model_input_count(m);
+    if (nin > 64) return 1;
+    if (cli_load_inputs(ctx, o, names, ins)) return 1;
+    int given = o->n_inputs;
+    if (given < nin) {
+        const char *rn[64];
+        amp_tensor *rt[64] = {0};
+        if (cli_random_inputs(ctx, m, o, rn, rt)) return 1;
+        for (int i = 0; i < nin; i++) {
+            bool have = false;
+            for (int k = 0; k < o->n_inputs; k++)
+                if (strcmp(names[k], rn[i]) == 0) have = true;
+            if (have) amp_tensor_destroy(rt[i]);
+            else {
+                names[given] = rn[i];
+                ins[given++] = rt[i];
+            }
+        }
+    }
+    *n = given;
+    return 0;
+}
+
+int cmd_run(int argc, char **argv) {
+    cli_opts o;
+    int rc = cli_parse(argc, argv, 2, &o, usage_run);
+    if (rc) return rc;
+    if (o.n_positional != 1) {
+        fputs(usage_run, stderr);
+        return 2;
+    }
+    amp_context *ctx = cli_context();
+    amp_model *m = NULL;
+    amp_session *s = NULL;
+    const char *names[64], *onames[64];
+    amp_tensor *ins[64] = {0}, *outs[64] = {0};
+    int nin = 0;
+    rc = 1;
+    amp_status st = amp_model_load(ctx, o.positional[0], &m);
+    if (st) {
+        fail(ctx, st, "cannot load the model");
+        goto done;
+    }
+    amp_session_options so = {.struct_size = sizeof so, .backend = o.backend, .threads = o.threads};
+    st = amp_session_create(m, &so, &s);
+    if (st) {
+        fail(ctx, st, "cannot create a session");
+        goto done;
+    }
+    if (gather_inputs(ctx, m, &o, names, ins, &nin)) goto done;
+    int nout = amp_model_output_count(m);
+    if (nout > 64) goto done;
+    for (int i = 0; i < nout; i++) {
+        amp_value_info vi;
+        amp_model_output_info(m, i, &vi);
+        onames[i] = vi.name;
+    }
+    double t0 = cli_now_ms();
+    st = amp_session_run(s, nin, names, (const amp_tensor *const *)ins, nout, onames, outs);
+    double t1 = cli_now_ms();
+    if (st) {
+        fprintf(stderr, "amprt: run failed: %s: %s\n", amp_status_name(st), amp_session_last_error(s));
+        goto done;
+    }
+    /* a second run shows the time without planning */
+    for (int i = 0; i < nout; i++) {
+        amp_tensor_destroy(outs[i]);
+        outs[i] = NULL;
+    }
+    double t2 = cli_now_ms();
+    st = amp_session_run(s, nin, names, (const amp_tensor *const *)ins, nout, onames, outs);
+    double t3 = cli_now_ms();
+    if (st) {
+        fprintf(stderr, "amprt: run failed: %s: %s\n", amp_status_name(st), amp_session_last_error(s));
+        goto done;
+    }
+    for (int i = 0; i < nout; i++) {
+        amp_tensor *t = outs[i];
+        printf("output %s %s [", onames[i], amp_dtype_name(t->dtype));
+        for (int d = 0; d < t->rank; d++) printf("%s%lld", d ? "," : "", (long long)t->dims[d]);
+        printf("]:");
+        for (int64_t e = 0; e < t->numel && e < 8; e++) printf(" %.6g", amp_ld(t->dtype, t->data, e));
+        if (t->numel > 8) printf(" ...");
+        printf("\n");
+        if (t->rank == 2 && amp_dtype_is_float(t->dtype)) {
+            printf("argmax per row:");
+            for (int64_t r = 0; r < t->dims[0] && r < 64; r++) {
+                int64_t best = 0;
+                for (int64_t c = 1; c < t->dims[1]; c++)
+                    if (amp_ld(t->dtype, t->data, r * t->dims[1] + c) > amp_ld(t->dtype, t->data, r * t->dims[1] + best))
+                        best = c;
+                printf(" %lld", (long long)best);
+            }
+            printf("%s\n", t->dims[0] > 64 ? " ..." : "");
+        }
+        if (o.output_dir) {
+            char path[4096];
+            snprintf(path, sizeof path, "%s/output_%d.pb", o.output_dir, i);
+            st = amp_tensor_save_pb(ctx, t, onames[i], path);
+            if (st) {
+                fail(ctx, st, "cannot write the output");
+                goto done;
+            }
+        }
+    }
+    amp_plan_stats ps;
+    amp_session_last_plan(s, &ps);
+    printf("time: first run %.3f ms (with planning), second run %.3f ms; arena %zu bytes (lower bound %zu)\n",
+           t1 - t0, t3 - t2, ps.arena_bytes, ps.lower_bound_bytes);
+    rc = 0;
+done:
+    for (int i = 0; i < 64; i++) {
+        amp_tensor_destroy(ins[i]);
+        amp_tensor_destroy(outs[i]);
+    }
+    amp_session_destroy(s);
+    amp_model_destroy(m);
+    amp_context_destroy(ctx);
+    cli_free(&o);
+    return rc;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int cmd_bench(int argc, char **argv) {
+    cli_opts o;
+    int rc = cli_parse(argc, argv, 2, &o, usage_bench);
+    if (rc) return rc;
+    if (o.n_positional != 1) {
+        fputs(usage_bench, stderr);
+        return 2;
+    }
+    amp_context *ctx = cli_context();
+    amp_model *m = NULL;
+    amp_session *s = NULL;
+    const char *names[64], *onames[64];
+    amp_tensor *ins[64] = {0}, *outs[64] = {0};
+    double *times = NULL;
+    int nin = 0;
+    rc = 1;
+    amp_status st = amp_model_load(ctx, o.positional[0], &m);
+    if (st) {
+        fail(ctx, st, "cannot load the model");
+        goto done;
+    }
+    if (o.threads == 0) o.threads = 1;
+    amp_session_options so = {.struct_size = sizeof so, .backend = o.backend, .threads = o.threads};
+    st = amp_session_create(m, &so, &s);
+    if (st) {
+        fail(ctx, st, "cannot create a session");
+        goto done;
+    }
+    if (gather_inputs(ctx, m, &o, names, ins, &nin)) goto done;
+    int nout = amp_model_output_count(m);
+    for (int i = 0; i < nout && i < 64; i++) {
+        amp_value_info vi;
+        amp_model_output_info(m, i, &vi);
+        onames[i] = vi.name;
+    }
+    /* first run plans and creates the output tensors; later runs reuse them */
+    st = amp_session_run(s, nin, names, (const amp_tensor *const *)ins, nout, onames, outs);
+    for (int w = 0; !st && w < o.warmup; w++)
+        st = amp_session_run(s, nin, names, (const amp_tensor *const *)ins, nout, onames, outs);
+    times = malloc(sizeof(double) * (size_t)o.runs);
+    for (int r = 0; !st && times && r < o.runs; r++) {
+        double t0 = cli_now_ms();
+        st = amp_session_run(s, nin, names, (const amp_tensor *const *)ins, nout, onames, outs);
+        times[r] = cli_now_ms() - t0;
+    }
+    if (st) {
+        fprintf(stderr, "amprt: run failed: %s: %s\n", amp_status_name(st), amp_session_last_error(s));
+        goto done;
+    }
+    if (!times) goto done;
+    qsort(times, (size_t)o.runs, sizeof(double), cmp_double);
+    double med = o.runs % 2 ? times[o.runs / 2] : 0.5 * (times[o.runs / 2 - 1] + times[o.runs / 2]);
+    int64_t batch = ins[0] && ins[0]->rank > 0 ? ins[0]->dims[0] : 1;
+    amp_plan_stats ps;
+    amp_session_last_plan(s, &ps);
+    if (o.json) {
+        printf("{\"model\":");
+        cli_json_str(stdout, o.positional[0]);
+        printf(",\"backend\":\"cpu\",\"threads\":%d,\"batch\":%lld,\"runs\":%d,\"warmup\":%d,\"median_ms\":%.4f,"
+               "\"min_ms\":%.4f,\"max_ms\":%.4f,\"throughput_per_s\":%.2f,\"arena_bytes\":%zu,"
+               "\"lower_bound_bytes\":%zu,\"persistent_bytes\":%zu,\"strategy\":\"%s\"}\n",
+               o.threads, (long long)batch, o.runs, o.warmup, med, times[0], times[o.runs - 1],
+               med > 0 ? 1000.0 * (double)batch / med : 0.0, ps.arena_bytes, ps.lower_bound_bytes, ps.persistent_bytes,
+               ps.strategy);
+    } else {
+        printf("%s: batch %lld, %d threads, %d runs: median %.3f ms (min %.3f, max %.3f), %.1f samples/s\n",
+               o.positional[0], (long long)batch, o.threads, o.runs, med, times[0], times[o.runs - 1],
+               med > 0 ? 1000.0 * (double)batch / med : 0.0);
+        printf("arena %zu bytes, lower bound %zu (%.3fx), persistent %zu\n", ps.arena_bytes, ps.lower_bound_bytes,
+               ps.lower_bound_bytes ? (double)ps.arena_bytes / (double)ps.lower_bound_bytes : 1.0, ps.persistent_bytes);
+    }
+    rc = 0;
+done:
+    free(times);
+    for (int i = 0; i < 64; i++) {
+        amp_tensor_destroy(ins[i]);
+        amp_tensor_destroy(outs[i]);
+    }
+    amp_session_destroy(s);
+    amp_model_destroy(m);
+    amp_context_destroy(ctx);
+    cli_free(&o);
+    return rc;
+}
