@@ -214,8 +214,6 @@ static amp_status read_node(importer *im, const Onnx__NodeProto *np) {
         }
         n.inputs[n.n_inputs++] = id;
     }
-    /* trailing omitted inputs carry no meaning */
-    while (n.n_inputs > 0 && n.inputs[n.n_inputs - 1] < 0) n.n_inputs--;
     for (size_t i = 0; i < np->n_output; i++) {
         const char *nm = np->output[i];
         if (!nm || !nm[0]) {

@@ -11,7 +11,6 @@
 
 amp_status amp_cpu_dispatch(amp_kernel *k);
 
-/* integer inputs up to this many elements are part of the plan key and known at plan time */
 #define AMP_SMALL_INT_INPUT 64
 
 #if defined(AMP_HAVE_CUDA)
@@ -70,8 +69,11 @@ void amp_session_destroy(amp_session *s) {
 
 const char *amp_session_last_error(const amp_session *s) { return s ? s->ctx.err : ""; }
 
-static bool small_int(amp_dtype t, int64_t numel) {
-    return (t == AMP_I64 || t == AMP_I32) && numel <= AMP_SMALL_INT_INPUT;
+/* Inputs that may decide shapes (Reshape's shape, Range's limits, OneHot's depth) are known
+ * while planning: integer inputs up to AMP_SMALL_INT_INPUT elements and scalars of any dtype.
+ * Their values join the plan key, so a new value gets a new plan. */
+static bool small_input(amp_dtype t, int64_t numel) {
+    return ((t == AMP_I64 || t == AMP_I32) && numel <= AMP_SMALL_INT_INPUT) || numel == 1;
 }
 
 /* Append v to the key buffer. */
@@ -156,12 +158,15 @@ static amp_status bind_inputs(amp_session *s, int n, const char *const *names, c
             goto oom;
         for (int d = 0; d < ti[i].rank; d++)
             if (key_push(ctx, key, key_len, &cap, ti[i].dims[d])) goto oom;
-        if (t && small_int(t->dtype, t->numel)) {
+        if (t && small_input(t->dtype, t->numel)) {
             ti[i].value = t;
-            for (int64_t e = 0; e < t->numel; e++)
-                if (key_push(ctx, key, key_len, &cap,
-                             t->dtype == AMP_I64 ? ((const int64_t *)t->data)[e] : ((const int32_t *)t->data)[e]))
-                    goto oom;
+            for (int64_t e = 0; e < t->numel; e++) {
+                int64_t kv = 0;
+                if (t->dtype == AMP_I64) kv = ((const int64_t *)t->data)[e];
+                else if (t->dtype == AMP_I32) kv = ((const int32_t *)t->data)[e];
+                else memcpy(&kv, t->data, t->nbytes < sizeof kv ? t->nbytes : sizeof kv);
+                if (key_push(ctx, key, key_len, &cap, kv)) goto oom;
+            }
         }
     }
     return AMP_OK;

@@ -49,7 +49,9 @@ amp_status amp_infer_batch_norm(amp_infer *c) {
             if ((s = amp_infer_dtype_in(c, p->dtype, amp_dt_float))) return s;
             bool ok = p->rank == x->rank - 1;
             for (int d = 0; ok && d < p->rank; d++) ok = p->dims[d] == x->dims[d + 1];
-            if (!ok) return amp_infer_fail(c, AMP_ERR_SHAPE, "%s must have shape C x D1 x ... when spatial=0", names[i - 1]);
+            if (!ok)
+                return amp_infer_fail(c, AMP_ERR_SHAPE, "%s must have shape C x D1 x ... when spatial=0",
+                                      names[i - 1]);
         }
     } else {
         if ((s = check_param(c, 1, "scale", ch)) || (s = check_param(c, 2, "B", ch)) ||
@@ -86,7 +88,8 @@ amp_status amp_infer_instance_norm(amp_infer *c) {
     if (s) return s;
     const amp_tinfo *x = c->in[0];
     if ((s = amp_infer_dtype_in(c, x->dtype, amp_dt_float))) return s;
-    if (x->rank < 3) return amp_infer_fail(c, AMP_ERR_SHAPE, "input must have rank >= 3 (N x C x D1 ...), has %d", x->rank);
+    if (x->rank < 3)
+        return amp_infer_fail(c, AMP_ERR_SHAPE, "input must have rank >= 3 (N x C x D1 ...), has %d", x->rank);
     if ((s = check_param(c, 1, "scale", x->dims[1])) || (s = check_param(c, 2, "B", x->dims[1]))) return s;
     if (c->nout != 1) return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "has %d outputs, expects 1", c->nout);
     set_out(c, 0, x->dtype, x->rank, x->dims);
@@ -123,7 +126,8 @@ amp_status amp_infer_layer_norm(amp_infer *c) {
     if (c->nin > 2 && c->in[2] && (s = check_bcast_to(c, 2, "B", x))) return s;
     int64_t stash = amp_attr_int(c->n, "stash_type", AMP_F32);
     if (stash != AMP_F32 && stash != AMP_F64 && stash != AMP_F16 && stash != AMP_BF16)
-        return amp_infer_fail(c, AMP_ERR_UNSUPPORTED, "stash_type %lld is not a supported float type", (long long)stash);
+        return amp_infer_fail(c, AMP_ERR_UNSUPPORTED, "stash_type %lld is not a supported float type",
+                              (long long)stash);
     if (c->nout < 1 || c->nout > 3)
         return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "has %d outputs, expects 1 to 3", c->nout);
     set_out(c, 0, x->dtype, x->rank, x->dims);

@@ -33,6 +33,7 @@ static int64_t numel_of(const amp_tinfo *t) {
 
 /* The data input (0) with its dtype checked. */
 static amp_status data_input(amp_infer *c, int lo, int hi, const amp_tinfo **x) {
+    *x = NULL;
     amp_status s = amp_infer_need_inputs(c, lo, hi);
     if (s) return s;
     if (!c->in[0]) return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "input 0 is required");
@@ -74,7 +75,7 @@ static amp_status norm_axis(amp_infer *c, int64_t axis, int rank, int *out) {
 /* ---- Reshape, Flatten, Squeeze, Unsqueeze ------------------------------------------------- */
 
 amp_status amp_infer_reshape(amp_infer *c) {
-    const amp_tinfo *x;
+    const amp_tinfo *x = NULL;
     int64_t shape[LIST_CAP];
     int n = 0;
     bool present;
@@ -130,7 +131,7 @@ amp_status amp_infer_reshape(amp_infer *c) {
 }
 
 amp_status amp_infer_flatten(amp_infer *c) {
-    const amp_tinfo *x;
+    const amp_tinfo *x = NULL;
     amp_status s = data_input(c, 1, 1, &x);
     if (s) return s;
     int r = x->rank;
@@ -145,7 +146,7 @@ amp_status amp_infer_flatten(amp_infer *c) {
 }
 
 amp_status amp_infer_squeeze(amp_infer *c) {
-    const amp_tinfo *x;
+    const amp_tinfo *x = NULL;
     int64_t axes[LIST_CAP];
     int n = 0;
     bool present;
@@ -177,7 +178,7 @@ amp_status amp_infer_squeeze(amp_infer *c) {
 }
 
 amp_status amp_infer_unsqueeze(amp_infer *c) {
-    const amp_tinfo *x;
+    const amp_tinfo *x = NULL;
     int64_t axes[LIST_CAP];
     int n = 0;
     bool present;
@@ -207,7 +208,7 @@ amp_status amp_infer_unsqueeze(amp_infer *c) {
 /* ---- Transpose, Concat, Split -------------------------------------------------------------- */
 
 amp_status amp_infer_transpose(amp_infer *c) {
-    const amp_tinfo *x;
+    const amp_tinfo *x = NULL;
     amp_status s = data_input(c, 1, 1, &x);
     if (s) return s;
     int r = x->rank;
@@ -265,7 +266,7 @@ amp_status amp_infer_concat(amp_infer *c) {
 }
 
 amp_status amp_infer_split(amp_infer *c) {
-    const amp_tinfo *x;
+    const amp_tinfo *x = NULL;
     amp_status s = data_input(c, 1, 2, &x);
     if (s) return s;
     int nout = c->nout;
@@ -376,7 +377,7 @@ static int64_t slice_axis(int64_t dim, int64_t start, int64_t end, int64_t step,
 }
 
 amp_status amp_infer_slice(amp_infer *c) {
-    const amp_tinfo *x;
+    const amp_tinfo *x = NULL;
     bool old = c->opset < 10; /* starts/ends/axes were attributes before opset 10 */
     amp_status s = data_input(c, old ? 1 : 3, old ? 1 : 5, &x);
     if (s) return s;
@@ -414,7 +415,7 @@ amp_status amp_infer_slice(amp_infer *c) {
 /* ---- Expand, Tile -------------------------------------------------------------------------- */
 
 amp_status amp_infer_expand(amp_infer *c) {
-    const amp_tinfo *x;
+    const amp_tinfo *x = NULL;
     amp_status s = data_input(c, 2, 2, &x);
     if (s) return s;
     int64_t shape[LIST_CAP];
@@ -431,7 +432,7 @@ amp_status amp_infer_expand(amp_infer *c) {
 }
 
 amp_status amp_infer_tile(amp_infer *c) {
-    const amp_tinfo *x;
+    const amp_tinfo *x = NULL;
     amp_status s = data_input(c, 2, 2, &x);
     if (s) return s;
     int64_t rep[LIST_CAP];
@@ -450,7 +451,7 @@ amp_status amp_infer_tile(amp_infer *c) {
 /* ---- Shape, Size --------------------------------------------------------------------------- */
 
 amp_status amp_infer_shape(amp_infer *c) {
-    const amp_tinfo *x;
+    const amp_tinfo *x = NULL;
     amp_status s = data_input(c, 1, 1, &x);
     if (s) return s;
     int64_t r = x->rank, start = 0, end = r;
@@ -467,7 +468,7 @@ amp_status amp_infer_shape(amp_infer *c) {
 }
 
 amp_status amp_infer_size(amp_infer *c) {
-    const amp_tinfo *x;
+    const amp_tinfo *x = NULL;
     amp_status s = data_input(c, 1, 1, &x);
     if (s) return s;
     return set_out(c, 0, AMP_I64, 0, NULL);

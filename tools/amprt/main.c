@@ -20,6 +20,7 @@ static const char *const usage_main =
     "                                             run ONNX backend-test cases, compare outputs\n"
     "  bench MODEL [--batch B] [--threads N] [--runs R] [--warmup W] [--input NAME=FILE.pb] [--json]\n"
     "                                             median/min/max run time and arena size\n"
+    "  convert IN OUT [--dtype fp32]              write the model back as ONNX (round trip)\n"
     "\n"
     "common options: --backend cpu|cuda|auto, --threads N (default: all cores), --dim NAME=VALUE\n"
     "Run 'amprt COMMAND --help' for details.\n";
@@ -238,6 +239,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "run") == 0) return cmd_run(argc, argv);
     if (strcmp(cmd, "check") == 0) return cmd_check(argc, argv);
     if (strcmp(cmd, "bench") == 0) return cmd_bench(argc, argv);
+    if (strcmp(cmd, "convert") == 0) return cmd_convert(argc, argv);
     if (strcmp(cmd, "--version") == 0) {
         printf("amprt %d.%d.%d\n", AMP_VERSION_MAJOR, AMP_VERSION_MINOR, AMP_VERSION_PATCH);
         return 0;

@@ -1,0 +1,352 @@
+/* Conv and ConvTranspose on the CPU: im2col / col2im around one BLAS GEMM per image and group.
+ *
+ * f32 and f64 run in place on the tensors; f16 and bf16 are widened to f32 in the workspace,
+ * multiplied in f32 and rounded once on store. Work items (image, group) are spread over the
+ * threads with one workspace slot each and OpenBLAS held to one thread; when there are fewer
+ * items than threads the items run one after another and OpenBLAS gets the threads instead. */
+#include <cblas.h>
+#include <omp.h>
+#include <string.h>
+
+#include "backends/cpu/cpu.h"
+
+/* ---- shared with ir/ops/conv.c (which defines them) ---------------------------------------- */
+enum { AMP_GEOM_CONV = 0, AMP_GEOM_POOL = 1, AMP_GEOM_CONV_T = 2 };
+typedef struct amp_conv_geom {
+    int nsp;
+    int64_t in[AMP_MAX_RANK], k[AMP_MAX_RANK], s[AMP_MAX_RANK], d[AMP_MAX_RANK];
+    int64_t pb[AMP_MAX_RANK], pe[AMP_MAX_RANK];
+    int64_t out[AMP_MAX_RANK];
+} amp_conv_geom;
+typedef struct amp_conv_ws {
+    int64_t shared, slot, slots;
+    size_t esize;
+} amp_conv_ws;
+amp_status amp_conv_geom_init(const amp_node *n, int kind, int rank, const int64_t *xdims, const int64_t *wdims,
+                              amp_conv_geom *g, char *msg, size_t cap);
+int amp_conv_ws_layout(const amp_node *n, amp_dtype dt, const int64_t *xdims, const int64_t *wdims,
+                       const amp_conv_geom *g, amp_conv_ws *w);
+void amp_cpu_blas_threads(int n);
+/* -------------------------------------------------------------------------------------------- */
+
+/* OpenBLAS keeps one process-wide thread count; change it only when it differs, since the
+ * call takes a lock inside OpenBLAS. */
+void amp_cpu_blas_threads(int n) {
+    if (n < 1) n = 1;
+    if (openblas_get_num_threads() != n) openblas_set_num_threads(n);
+}
+
+typedef struct conv_job {
+    amp_conv_geom g;
+    amp_dtype dt;
+    int64_t N, C, M, group, Cg, Mg, ksz, insz, outsz;
+    int direct; /* 1x1, stride 1, no pads: X is its own column matrix */
+    const void *x, *w, *b;
+    void *y;
+    void *wide_w; /* W widened to f32 (16-bit dtypes) */
+} conv_job;
+
+static void widen(amp_dtype dt, const void *src, float *dst, int64_t n) {
+    const uint16_t *p = src;
+    if (dt == AMP_F16)
+        for (int64_t i = 0; i < n; i++) dst[i] = amp_f16_to_f32(p[i]);
+    else
+        for (int64_t i = 0; i < n; i++) dst[i] = amp_bf16_to_f32(p[i]);
+}
+
+static void narrow(amp_dtype dt, const float *src, void *dst, int64_t n) {
+    uint16_t *p = dst;
+    if (dt == AMP_F16)
+        for (int64_t i = 0; i < n; i++) p[i] = amp_f32_to_f16(src[i]);
+    else
+        for (int64_t i = 0; i < n; i++) p[i] = amp_f32_to_bf16(src[i]);
+}
+
+/* Odometer step over the first n dims of lim; returns 0 after the last index. */
+static int next_index(int n, int64_t *idx, const int64_t *lim) {
+    for (int i = n - 1; i >= 0; i--) {
+        if (++idx[i] < lim[i]) return 1;
+        idx[i] = 0;
+    }
+    return 0;
+}
+
+/* The output positions o along one dim whose input index o*s + base lies in [0, in). */
+static void valid_range(int64_t base, int64_t s, int64_t in, int64_t nout, int64_t *lo, int64_t *hi) {
+    int64_t l = base >= 0 ? 0 : (-base + s - 1) / s;
+    int64_t h = in - base <= 0 ? 0 : (in - base + s - 1) / s;
+    if (h > nout) h = nout;
+    if (l > h) l = h;
+    *lo = l;
+    *hi = h;
+}
+
+/* im2col for one image and group: col[(c*ksz + kidx) * outsz + p] = x[c, p*s - pb + kk*d] or 0.
+ * col2im is its adjoint: y[c, o*s - pb + kk*d] += col[...] for ConvTranspose. */
+#define DEFINE_COL(T, SUF)                                                                              \
+    static void im2col_##SUF(const T *x, T *col, const amp_conv_geom *g, int64_t cg) {                  \
+        int nsp = g->nsp, last = nsp - 1;                                                               \
+        int64_t ksz = 1, insz = 1, outsz = 1;                                                           \
+        for (int i = 0; i < nsp; i++) {                                                                 \
+            ksz *= g->k[i];                                                                             \
+            insz *= g->in[i];                                                                           \
+            outsz *= g->out[i];                                                                         \
+        }                                                                                               \
+        int64_t ow = g->out[last], iw = g->in[last], sw = g->s[last];                                   \
+        for (int64_t c = 0; c < cg; c++) {                                                              \
+            const T *xc = x + c * insz;                                                                 \
+            int64_t kk[AMP_MAX_RANK] = {0};                                                             \
+            for (int64_t kidx = 0; kidx < ksz; kidx++, next_index(nsp, kk, g->k)) {                    \
+                T *row = col + (c * ksz + kidx) * outsz;                                                \
+                int64_t base = kk[last] * g->d[last] - g->pb[last], lo, hi;                             \
+                valid_range(base, sw, iw, ow, &lo, &hi);                                                \
+                int64_t o[AMP_MAX_RANK] = {0};                                                          \
+                do {                                                                                    \
+                    int64_t off = 0;                                                                    \
+                    int ok = 1;                                                                         \
+                    for (int i = 0; i < last; i++) {                                                    \
+                        int64_t ii = o[i] * g->s[i] - g->pb[i] + kk[i] * g->d[i];                       \
+                        if (ii < 0 || ii >= g->in[i]) ok = 0;                                           \
+                        off = off * g->in[i] + ii;                                                      \
+                    }                                                                                   \
+                    if (!ok || lo >= hi) {                                                              \
+                        memset(row, 0, sizeof(T) * (size_t)ow);                                         \
+                    } else {                                                                            \
+                        const T *src = xc + off * iw;                                                   \
+                        for (int64_t p = 0; p < lo; p++) row[p] = 0;                                    \
+                        if (sw == 1) memcpy(row + lo, src + lo + base, sizeof(T) * (size_t)(hi - lo));  \
+                        else                                                                            \
+                            for (int64_t p = lo; p < hi; p++) row[p] = src[p * sw + base];              \
+                        for (int64_t p = hi; p < ow; p++) row[p] = 0;                                   \
+                    }                                                                                   \
+                    row += ow;                                                                          \
+                } while (next_index(last, o, g->out));                                                  \
+            }                                                                                           \
+        }                                                                                               \
+    }                                                                                                   \
+    /* Here g->in holds ConvTranspose's input (the column positions) and g->out its output. */      \
+    static void col2im_##SUF(const T *col, T *y, const amp_conv_geom *g, int64_t mg) {                  \
+        int nsp = g->nsp, last = nsp - 1;                                                               \
+        int64_t ksz = 1, insz = 1, outsz = 1;                                                           \
+        for (int i = 0; i < nsp; i++) {                                                                 \
+            ksz *= g->k[i];                                                                             \
+            insz *= g->in[i];                                                                           \
+            outsz *= g->out[i];                                                                         \
+        }                                                                                               \
+        int64_t iw = g->in[last], ow = g->out[last], sw = g->s[last];                                   \
+        for (int64_t m = 0; m < mg; m++) {                                                              \
+            T *ym = y + m * outsz;                                                                      \
+            int64_t kk[AMP_MAX_RANK] = {0};                                                             \
+            for (int64_t kidx = 0; kidx < ksz; kidx++, next_index(nsp, kk, g->k)) {                    \
+                const T *row = col + (m * ksz + kidx) * insz;                                           \
+                int64_t base = kk[last] * g->d[last] - g->pb[last], lo, hi;                             \
+                valid_range(base, sw, ow, iw, &lo, &hi);                                                \
+                int64_t i[AMP_MAX_RANK] = {0};                                                          \
+                do {                                                                                    \
+                    int64_t off = 0;                                                                    \
+                    int ok = 1;                                                                         \
+                    for (int e = 0; e < last; e++) {                                                    \
+                        int64_t oo = i[e] * g->s[e] - g->pb[e] + kk[e] * g->d[e];                       \
+                        if (oo < 0 || oo >= g->out[e]) ok = 0;                                          \
+                        off = off * g->out[e] + oo;                                                     \
+                    }                                                                                   \
+                    if (ok) {                                                                           \
+                        T *dst = ym + off * ow;                                                         \
+                        for (int64_t p = lo; p < hi; p++) dst[p * sw + base] += row[p];                 \
+                    }                                                                                   \
+                    row += iw;                                                                          \
+                } while (next_index(last, i, g->in));                                                   \
+            }                                                                                           \
+        }                                                                                               \
+    }
+
+DEFINE_COL(float, f32)
+DEFINE_COL(double, f64)
+
+static void fill_bias_f32(float *y, const conv_job *j, int64_t m0, int64_t mg, int64_t len) {
+    for (int64_t m = 0; m < mg; m++) {
+        float v = j->b ? (float)amp_ld(j->dt, j->b, m0 + m) : 0.0f;
+        float *r = y + m * len;
+        for (int64_t p = 0; p < len; p++) r[p] = v;
+    }
+}
+
+static void fill_bias_f64(double *y, const conv_job *j, int64_t m0, int64_t mg, int64_t len) {
+    for (int64_t m = 0; m < mg; m++) {
+        double v = j->b ? ((const double *)j->b)[m0 + m] : 0.0;
+        double *r = y + m * len;
+        for (int64_t p = 0; p < len; p++) r[p] = v;
+    }
+}
+
+/* One image n and group gi of Conv in f32 (f32, f16, bf16). slot is this thread's scratch. */
+static void conv_item_f32(const conv_job *j, int64_t n, int64_t gi, float *slot) {
+    int half = j->dt != AMP_F32;
+    int64_t K = j->Cg * j->ksz, P = j->outsz;
+    int64_t xoff = (n * j->C + gi * j->Cg) * j->insz, yoff = (n * j->M + gi * j->Mg) * P;
+    float *col = slot;
+    const float *x;
+    float *y;
+    if (half) {
+        float *xw = slot + (j->direct ? 0 : K * P);
+        widen(j->dt, (const uint16_t *)j->x + xoff, xw, j->Cg * j->insz);
+        x = xw;
+        y = xw + j->Cg * j->insz;
+    } else {
+        x = (const float *)j->x + xoff;
+        y = (float *)j->y + yoff;
+    }
+    if (j->direct) col = (float *)x;
+    else im2col_f32(x, col, &j->g, j->Cg);
+    const float *w = (half ? (const float *)j->wide_w : (const float *)j->w) + gi * j->Mg * K;
+    if (j->b) fill_bias_f32(y, j, gi * j->Mg, j->Mg, P);
+    if (K > 0)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)j->Mg, (int)P, (int)K, 1.0f, w, (int)K, col,
+                    (int)P, j->b ? 1.0f : 0.0f, y, (int)P);
+    else if (!j->b)
+        memset(y, 0, sizeof(float) * (size_t)(j->Mg * P));
+    if (half) narrow(j->dt, y, (uint16_t *)j->y + yoff, j->Mg * P);
+}
+
+static void conv_item_f64(const conv_job *j, int64_t n, int64_t gi, double *slot) {
+    int64_t K = j->Cg * j->ksz, P = j->outsz;
+    const double *x = (const double *)j->x + (n * j->C + gi * j->Cg) * j->insz;
+    double *y = (double *)j->y + (n * j->M + gi * j->Mg) * P;
+    const double *col = x;
+    if (!j->direct) {
+        im2col_f64(x, slot, &j->g, j->Cg);
+        col = slot;
+    }
+    const double *w = (const double *)j->w + gi * j->Mg * K;
+    if (j->b) fill_bias_f64(y, j, gi * j->Mg, j->Mg, P);
+    if (K > 0)
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)j->Mg, (int)P, (int)K, 1.0, w, (int)K, col,
+                    (int)P, j->b ? 1.0 : 0.0, y, (int)P);
+    else if (!j->b)
+        memset(y, 0, sizeof(double) * (size_t)(j->Mg * P));
+}
+
+/* One image n and group gi of ConvTranspose: col = W_g^T x_g, then col2im into y. */
+static void convt_item_f32(const conv_job *j, int64_t n, int64_t gi, float *slot) {
+    int half = j->dt != AMP_F32;
+    int64_t R = j->Mg * j->ksz, Pin = j->insz, Pout = j->outsz;
+    int64_t xoff = (n * j->C + gi * j->Cg) * Pin, yoff = (n * j->M + gi * j->Mg) * Pout;
+    float *col = slot;
+    const float *x;
+    float *y;
+    if (half) {
+        float *xw = slot + R * Pin;
+        widen(j->dt, (const uint16_t *)j->x + xoff, xw, j->Cg * Pin);
+        x = xw;
+        y = xw + j->Cg * Pin;
+    } else {
+        x = (const float *)j->x + xoff;
+        y = (float *)j->y + yoff;
+    }
+    const float *w = (half ? (const float *)j->wide_w : (const float *)j->w) + gi * j->Cg * R;
+    fill_bias_f32(y, j, gi * j->Mg, j->Mg, Pout);
+    if (R > 0 && Pin > 0) {
+        if (j->Cg > 0)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)R, (int)Pin, (int)j->Cg, 1.0f, w, (int)R, x,
+                        (int)Pin, 0.0f, col, (int)Pin);
+        else
+            memset(col, 0, sizeof(float) * (size_t)(R * Pin));
+        col2im_f32(col, y, &j->g, j->Mg);
+    }
+    if (half) narrow(j->dt, y, (uint16_t *)j->y + yoff, j->Mg * Pout);
+}
+
+static void convt_item_f64(const conv_job *j, int64_t n, int64_t gi, double *slot) {
+    int64_t R = j->Mg * j->ksz, Pin = j->insz, Pout = j->outsz;
+    const double *x = (const double *)j->x + (n * j->C + gi * j->Cg) * Pin;
+    double *y = (double *)j->y + (n * j->M + gi * j->Mg) * Pout;
+    const double *w = (const double *)j->w + gi * j->Cg * R;
+    fill_bias_f64(y, j, gi * j->Mg, j->Mg, Pout);
+    if (R > 0 && Pin > 0) {
+        if (j->Cg > 0)
+            cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)R, (int)Pin, (int)j->Cg, 1.0, w, (int)R, x,
+                        (int)Pin, 0.0, slot, (int)Pin);
+        else
+            memset(slot, 0, sizeof(double) * (size_t)(R * Pin));
+        col2im_f64(slot, y, &j->g, j->Mg);
+    }
+}
+
+static amp_status run_conv(amp_kernel *k, int transpose) {
+    char msg[256];
+    amp_status s;
+    const amp_tensor *X = k->in[0], *W = k->in[1], *B = k->nin > 2 ? k->in[2] : NULL;
+    amp_tensor *Y = k->out[0];
+    conv_job j;
+    memset(&j, 0, sizeof j);
+    if ((s = amp_conv_geom_init(k->n, transpose ? AMP_GEOM_CONV_T : AMP_GEOM_CONV, X->rank, X->dims, W->dims, &j.g,
+                                msg, sizeof msg)))
+        return amp_kernel_fail(k, s, "%s", msg);
+    amp_conv_ws wl;
+    if (!amp_conv_ws_layout(k->n, X->dtype, X->dims, W->dims, &j.g, &wl))
+        return amp_kernel_fail(k, AMP_ERR_OVERFLOW, "workspace size overflows");
+    j.dt = X->dtype;
+    j.group = amp_attr_int(k->n, "group", 1);
+    j.N = X->dims[0];
+    j.C = X->dims[1];
+    j.M = Y->dims[1];
+    j.Cg = j.C / j.group;
+    j.Mg = j.M / j.group;
+    j.ksz = j.insz = j.outsz = 1;
+    j.direct = !transpose;
+    for (int i = 0; i < j.g.nsp; i++) {
+        j.ksz *= j.g.k[i];
+        j.insz *= j.g.in[i];
+        j.outsz *= j.g.out[i];
+        if (j.g.k[i] != 1 || j.g.s[i] != 1 || j.g.pb[i] != 0 || j.g.pe[i] != 0) j.direct = 0;
+    }
+    j.x = X->data;
+    j.w = W->data;
+    j.b = B ? B->data : NULL;
+    j.y = Y->data;
+    if (Y->numel == 0) return AMP_OK;
+    int64_t BIG = (int64_t)1 << 31;
+    if (j.Mg * j.ksz >= BIG || j.Cg * j.ksz >= BIG || j.outsz >= BIG || j.insz >= BIG)
+        return amp_kernel_fail(k, AMP_ERR_LIMIT, "matrix dims exceed the BLAS int range");
+
+    int64_t slots = 0;
+    if (wl.slot > 0) {
+        size_t need = (size_t)(wl.shared + wl.slot) * wl.esize;
+        if (k->ws_bytes < need || !k->ws) return amp_kernel_fail(k, AMP_ERR_INTERNAL, "workspace too small");
+        slots = (int64_t)((k->ws_bytes / wl.esize - (size_t)wl.shared) / (size_t)wl.slot);
+    }
+    int half = j.dt == AMP_F16 || j.dt == AMP_BF16;
+    if (half) {
+        j.wide_w = k->ws;
+        widen(j.dt, W->data, j.wide_w, W->numel);
+    }
+    int64_t items = j.N * j.group;
+    int nthr = k->threads < 1 ? 1 : k->threads;
+    if (slots > 0 && nthr > slots) nthr = (int)slots;
+    if (nthr > items) nthr = (int)items;
+    /* One item per thread at a time with single-threaded BLAS beats threading each small GEMM. */
+    int par = nthr > 1;
+    amp_cpu_blas_threads(par ? 1 : k->threads);
+    if (j.dt == AMP_F64) {
+        double *base = k->ws ? (double *)k->ws + wl.shared : NULL;
+#pragma omp parallel for num_threads(nthr) schedule(static) if (par)
+        for (int64_t it = 0; it < items; it++) {
+            double *slot = base ? base + (int64_t)omp_get_thread_num() * wl.slot : NULL;
+            if (transpose) convt_item_f64(&j, it / j.group, it % j.group, slot);
+            else conv_item_f64(&j, it / j.group, it % j.group, slot);
+        }
+    } else {
+        float *base = k->ws ? (float *)k->ws + wl.shared : NULL;
+#pragma omp parallel for num_threads(nthr) schedule(static) if (par)
+        for (int64_t it = 0; it < items; it++) {
+            float *slot = base ? base + (int64_t)omp_get_thread_num() * wl.slot : NULL;
+            if (transpose) convt_item_f32(&j, it / j.group, it % j.group, slot);
+            else conv_item_f32(&j, it / j.group, it % j.group, slot);
+        }
+    }
+    return AMP_OK;
+}
+
+amp_status amp_cpu_conv(amp_kernel *k) { return run_conv(k, 0); }
+
+amp_status amp_cpu_conv_transpose(amp_kernel *k) { return run_conv(k, 1); }

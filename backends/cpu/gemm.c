@@ -1,0 +1,259 @@
+/* Gemm and MatMul on the CPU: OpenBLAS for f32 and f64 (16-bit widened to f32 in the
+ * workspace), plain loops for int32 and int64 (which wrap as two's complement, as the C++
+ * runtimes do). */
+#include <cblas.h>
+#include <omp.h>
+#include <string.h>
+
+#include "backends/cpu/cpu.h"
+
+/* defined in backends/cpu/conv.c */
+void amp_cpu_blas_threads(int n);
+
+/* Below this many multiply-adds per matrix, batches run on separate threads with a
+ * single-threaded BLAS; above it BLAS threads each product itself. */
+#define MM_SMALL ((int64_t)1 << 21)
+/* Integer loops: rows spread over threads above this many multiply-adds in all. */
+#define INT_PAR_MIN ((int64_t)1 << 16)
+
+static void widen(amp_dtype dt, const void *src, float *dst, int64_t n) {
+    const uint16_t *p = src;
+    if (dt == AMP_F16)
+        for (int64_t i = 0; i < n; i++) dst[i] = amp_f16_to_f32(p[i]);
+    else
+        for (int64_t i = 0; i < n; i++) dst[i] = amp_bf16_to_f32(p[i]);
+}
+
+static void narrow(amp_dtype dt, const float *src, void *dst, int64_t n) {
+    uint16_t *p = dst;
+    if (dt == AMP_F16)
+        for (int64_t i = 0; i < n; i++) p[i] = amp_f32_to_f16(src[i]);
+    else
+        for (int64_t i = 0; i < n; i++) p[i] = amp_f32_to_bf16(src[i]);
+}
+
+static int threads_of(const amp_kernel *k) { return k->threads < 1 ? 1 : k->threads; }
+
+/* ---- Gemm ----------------------------------------------------------------------------------- */
+
+/* Strides that broadcast C (rank 0..2) over [M, N]. */
+static void c_strides(const amp_tensor *C, int64_t *sr, int64_t *sc) {
+    int64_t r = C->rank == 2 ? C->dims[0] : 1, c = C->rank >= 1 ? C->dims[C->rank - 1] : 1;
+    *sr = r == 1 ? 0 : c;
+    *sc = c == 1 ? 0 : 1;
+}
+
+#define DEFINE_GEMM_FLOAT(T, SUF, GEMM)                                                                   \
+    static void gemm_##SUF(const amp_kernel *k, const T *a, const T *b, T *y, int64_t M, int64_t N,       \
+                           int64_t K, int ta, int tb, double alpha, double beta) {                        \
+        const amp_tensor *C = k->nin > 2 ? k->in[2] : NULL;                                               \
+        int use_c = C && beta != 0.0;                                                                     \
+        if (use_c) {                                                                                      \
+            int64_t sr, sc;                                                                               \
+            c_strides(C, &sr, &sc);                                                                       \
+            for (int64_t m = 0; m < M; m++)                                                               \
+                for (int64_t n = 0; n < N; n++)                                                           \
+                    y[m * N + n] = (T)(beta * amp_ld(C->dtype, C->data, m * sr + n * sc));                \
+        }                                                                                                 \
+        if (K == 0) {                                                                                     \
+            if (!use_c) memset(y, 0, sizeof(T) * (size_t)(M * N));                                        \
+            return;                                                                                       \
+        }                                                                                                 \
+        amp_cpu_blas_threads(threads_of(k));                                                              \
+        GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, \
+             (int)K, (T)alpha, a, (int)(ta ? M : K), b, (int)(tb ? K : N), use_c ? (T)1 : (T)0, y, (int)N); \
+    }
+
+DEFINE_GEMM_FLOAT(float, f32, cblas_sgemm)
+DEFINE_GEMM_FLOAT(double, f64, cblas_dgemm)
+
+#define DEFINE_GEMM_INT(T, SUF)                                                                           \
+    static void gemm_##SUF(const amp_kernel *k, const T *a, const T *b, T *y, int64_t M, int64_t N,       \
+                           int64_t K, int ta, int tb, double alpha, double beta) {                        \
+        const amp_tensor *C = k->nin > 2 ? k->in[2] : NULL;                                               \
+        int64_t sr = 0, sc = 0;                                                                           \
+        if (C) c_strides(C, &sr, &sc);                                                                    \
+        int64_t sam = ta ? 1 : K, sak = ta ? M : 1, sbk = tb ? 1 : N, sbn = tb ? K : 1;                   \
+        int par = threads_of(k) > 1 && M > 1 && M * N * K >= INT_PAR_MIN;                                 \
+        _Pragma("omp parallel for num_threads(threads_of(k)) schedule(static) if (par)")                  \
+        for (int64_t m = 0; m < M; m++) {                                                                 \
+            for (int64_t n = 0; n < N; n++) {                                                             \
+                uint64_t acc = 0;                                                                         \
+                for (int64_t i = 0; i < K; i++)                                                           \
+                    acc += (uint64_t)(int64_t)a[m * sam + i * sak] * (uint64_t)(int64_t)b[i * sbk + n * sbn]; \
+                int64_t v = (int64_t)acc;                                                                 \
+                if (alpha != 1.0) v = (int64_t)(alpha * (double)v);                                       \
+                if (C && beta != 0.0) {                                                                   \
+                    int64_t cv = amp_ldi(C->dtype, C->data, m * sr + n * sc);                             \
+                    v = (int64_t)((uint64_t)v + (uint64_t)(beta == 1.0 ? cv : (int64_t)(beta * (double)cv))); \
+                }                                                                                         \
+                y[m * N + n] = (T)v;                                                                      \
+            }                                                                                             \
+        }                                                                                                 \
+    }
+
+DEFINE_GEMM_INT(int32_t, i32)
+DEFINE_GEMM_INT(int64_t, i64)
+
+amp_status amp_cpu_gemm(amp_kernel *k) {
+    const amp_tensor *A = k->in[0], *B = k->in[1];
+    amp_tensor *Y = k->out[0];
+    int ta = amp_attr_int(k->n, "transA", 0) != 0, tb = amp_attr_int(k->n, "transB", 0) != 0;
+    double alpha = amp_attr_float(k->n, "alpha", 1.0f), beta = amp_attr_float(k->n, "beta", 1.0f);
+    int64_t M = Y->dims[0], N = Y->dims[1], K = A->dims[ta ? 0 : 1];
+    if (M * N == 0) return AMP_OK;
+    switch (A->dtype) {
+    case AMP_F32: gemm_f32(k, A->data, B->data, Y->data, M, N, K, ta, tb, alpha, beta); break;
+    case AMP_F64: gemm_f64(k, A->data, B->data, Y->data, M, N, K, ta, tb, alpha, beta); break;
+    case AMP_I32: gemm_i32(k, A->data, B->data, Y->data, M, N, K, ta, tb, alpha, beta); break;
+    case AMP_I64: gemm_i64(k, A->data, B->data, Y->data, M, N, K, ta, tb, alpha, beta); break;
+    case AMP_F16:
+    case AMP_BF16: {
+        size_t need = sizeof(float) * (size_t)(A->numel + B->numel + Y->numel);
+        if (!k->ws || k->ws_bytes < need) return amp_kernel_fail(k, AMP_ERR_INTERNAL, "workspace too small");
+        float *a = k->ws, *b = a + A->numel, *y = b + B->numel;
+        widen(A->dtype, A->data, a, A->numel);
+        widen(A->dtype, B->data, b, B->numel);
+        gemm_f32(k, a, b, y, M, N, K, ta, tb, alpha, beta);
+        narrow(A->dtype, y, Y->data, Y->numel);
+        break;
+    }
+    default: return amp_kernel_fail(k, AMP_ERR_UNSUPPORTED, "dtype %s is not supported", amp_dtype_name(A->dtype));
+    }
+    return AMP_OK;
+}
+
+/* ---- MatMul --------------------------------------------------------------------------------- */
+
+typedef struct mm_shape {
+    int64_t M, N, K, nb; /* nb: batch count of Y */
+    int rb;              /* batch rank of Y */
+    int64_t ydims[AMP_MAX_RANK];
+    int64_t sa[AMP_MAX_RANK], sb[AMP_MAX_RANK]; /* element strides of A and B per Y batch dim (0: broadcast) */
+} mm_shape;
+
+static void mm_shape_init(const amp_tensor *A, const amp_tensor *B, const amp_tensor *Y, mm_shape *s) {
+    memset(s, 0, sizeof *s);
+    s->M = A->rank == 1 ? 1 : A->dims[A->rank - 2];
+    s->K = A->dims[A->rank - 1];
+    s->N = B->rank == 1 ? 1 : B->dims[B->rank - 1];
+    s->rb = Y->rank - (A->rank > 1) - (B->rank > 1);
+    s->nb = 1;
+    for (int i = 0; i < s->rb; i++) {
+        s->ydims[i] = Y->dims[i];
+        s->nb *= Y->dims[i];
+    }
+    /* walk the batch dims from the right, aligning A's and B's to Y's */
+    int ra = A->rank > 2 ? A->rank - 2 : 0, rbb = B->rank > 2 ? B->rank - 2 : 0;
+    int64_t stA = s->M * s->K, stB = s->K * s->N;
+    for (int i = s->rb - 1; i >= 0; i--) {
+        int ia = i - (s->rb - ra), ib = i - (s->rb - rbb);
+        int64_t da = ia >= 0 ? A->dims[ia] : 1, db = ib >= 0 ? B->dims[ib] : 1;
+        s->sa[i] = da == 1 ? 0 : stA;
+        s->sb[i] = db == 1 ? 0 : stB;
+        stA *= da;
+        stB *= db;
+    }
+}
+
+static void mm_offsets(const mm_shape *s, int64_t b, int64_t *oa, int64_t *ob) {
+    int64_t a = 0, c = 0;
+    for (int i = s->rb - 1; i >= 0; i--) {
+        int64_t q = b % s->ydims[i];
+        b /= s->ydims[i];
+        a += q * s->sa[i];
+        c += q * s->sb[i];
+    }
+    *oa = a;
+    *ob = c;
+}
+
+/* A's matrices can be stacked into one [nb*M, K] operand when B is the same for every batch
+ * and A is not broadcast. */
+static int mm_flat(const mm_shape *s) {
+    int64_t need = s->M * s->K;
+    for (int i = s->rb - 1; i >= 0; i--) {
+        if (s->sb[i] != 0 && s->ydims[i] != 1) return 0;
+        if (s->ydims[i] != 1 && s->sa[i] != need) return 0;
+        need *= s->ydims[i];
+    }
+    return 1;
+}
+
+#define DEFINE_MM_FLOAT(T, SUF, GEMM)                                                                     \
+    static void mm_##SUF(const amp_kernel *k, const mm_shape *s, const T *a, const T *b, T *y) {          \
+        int64_t M = s->M, N = s->N, K = s->K;                                                             \
+        if (K == 0) {                                                                                     \
+            memset(y, 0, sizeof(T) * (size_t)(s->nb * M * N));                                            \
+            return;                                                                                       \
+        }                                                                                                 \
+        if (mm_flat(s) && s->nb * M < (int64_t)1 << 31) {                                                 \
+            amp_cpu_blas_threads(threads_of(k));                                                          \
+            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(s->nb * M), (int)N, (int)K, (T)1, a,    \
+                 (int)K, b, (int)N, (T)0, y, (int)N);                                                     \
+            return;                                                                                       \
+        }                                                                                                 \
+        int nthr = threads_of(k);                                                                         \
+        if (nthr > s->nb) nthr = (int)s->nb;                                                              \
+        int par = nthr > 1 && M * N * K < MM_SMALL;                                                       \
+        amp_cpu_blas_threads(par ? 1 : threads_of(k));                                                    \
+        _Pragma("omp parallel for num_threads(nthr) schedule(static) if (par)")                           \
+        for (int64_t i = 0; i < s->nb; i++) {                                                             \
+            int64_t oa, ob;                                                                               \
+            mm_offsets(s, i, &oa, &ob);                                                                   \
+            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, (T)1, a + oa, (int)K, \
+                 b + ob, (int)N, (T)0, y + i * M * N, (int)N);                                            \
+        }                                                                                                 \
+    }
+
+DEFINE_MM_FLOAT(float, f32, cblas_sgemm)
+DEFINE_MM_FLOAT(double, f64, cblas_dgemm)
+
+#define DEFINE_MM_INT(T, SUF)                                                                             \
+    static void mm_##SUF(const amp_kernel *k, const mm_shape *s, const T *a, const T *b, T *y) {          \
+        int64_t M = s->M, N = s->N, K = s->K, rows = s->nb * M;                                           \
+        int par = threads_of(k) > 1 && rows > 1 && rows * N * K >= INT_PAR_MIN;                           \
+        _Pragma("omp parallel for num_threads(threads_of(k)) schedule(static) if (par)")                  \
+        for (int64_t r = 0; r < rows; r++) {                                                              \
+            int64_t oa, ob, m = r % M;                                                                    \
+            mm_offsets(s, r / M, &oa, &ob);                                                               \
+            const T *ar = a + oa + m * K;                                                                 \
+            const T *bm = b + ob;                                                                         \
+            T *yr = y + r * N;                                                                            \
+            for (int64_t n = 0; n < N; n++) {                                                             \
+                uint64_t acc = 0;                                                                         \
+                for (int64_t i = 0; i < K; i++) acc += (uint64_t)(int64_t)ar[i] * (uint64_t)(int64_t)bm[i * N + n]; \
+                yr[n] = (T)(int64_t)acc;                                                                  \
+            }                                                                                             \
+        }                                                                                                 \
+    }
+
+DEFINE_MM_INT(int32_t, i32)
+DEFINE_MM_INT(int64_t, i64)
+
+amp_status amp_cpu_matmul(amp_kernel *k) {
+    const amp_tensor *A = k->in[0], *B = k->in[1];
+    amp_tensor *Y = k->out[0];
+    mm_shape s;
+    mm_shape_init(A, B, Y, &s);
+    if (Y->numel == 0) return AMP_OK;
+    switch (A->dtype) {
+    case AMP_F32: mm_f32(k, &s, A->data, B->data, Y->data); break;
+    case AMP_F64: mm_f64(k, &s, A->data, B->data, Y->data); break;
+    case AMP_I32: mm_i32(k, &s, A->data, B->data, Y->data); break;
+    case AMP_I64: mm_i64(k, &s, A->data, B->data, Y->data); break;
+    case AMP_F16:
+    case AMP_BF16: {
+        size_t need = sizeof(float) * (size_t)(A->numel + B->numel + Y->numel);
+        if (!k->ws || k->ws_bytes < need) return amp_kernel_fail(k, AMP_ERR_INTERNAL, "workspace too small");
+        float *a = k->ws, *b = a + A->numel, *y = b + B->numel;
+        widen(A->dtype, A->data, a, A->numel);
+        widen(A->dtype, B->data, b, B->numel);
+        mm_f32(k, &s, a, b, y);
+        narrow(A->dtype, y, Y->data, Y->numel);
+        break;
+    }
+    default: return amp_kernel_fail(k, AMP_ERR_UNSUPPORTED, "dtype %s is not supported", amp_dtype_name(A->dtype));
+    }
+    return AMP_OK;
+}

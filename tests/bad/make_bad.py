@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""Writes the malformed-input corpus of tests/bad/ (deterministic). Each case is listed in
+cases.txt as: name | file | stage | expected status | message fragment | inputs
+stage: load (amp_model_load), session (amp_session_create), run (amp_session_run with the
+given inputs, NAME=FILE.pb separated by commas). Regenerate with: python3 tests/bad/make_bad.py"""
+import os
+import random
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CASES = []
+
+
+def save(model, name, check=False):
+    path = os.path.join(HERE, name)
+    if check:
+        onnx.checker.check_model(model)
+    with open(path, "wb") as f:
+        f.write(model.SerializeToString())
+    return name
+
+
+def model(nodes, inputs, outputs, inits=(), opset=17):
+    g = helper.make_graph(nodes, "bad", inputs, outputs, initializer=list(inits))
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], producer_name="amprt-tests")
+    m.ir_version = 8
+    return m
+
+
+def case(name, file, stage, status, fragment, inputs=""):
+    CASES.append(f"{name}|{file}|{stage}|{status}|{fragment}|{inputs}")
+
+
+def tensor_file(name, arr, tname):
+    with open(os.path.join(HERE, name), "wb") as f:
+        f.write(numpy_helper.from_array(arr, tname).SerializeToString())
+    return name
+
+
+X = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
+Y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])
+good = model([helper.make_node("Relu", ["x"], ["y"], name="relu0")], [X], [Y])
+good_bytes = good.SerializeToString()
+
+# files that are not models
+open(os.path.join(HERE, "empty.onnx"), "wb").close()
+case("empty file", "empty.onnx", "load", "AMP_ERR_PARSE", "empty")
+rng = random.Random(1234)
+with open(os.path.join(HERE, "garbage.onnx"), "wb") as f:
+    f.write(bytes(rng.randrange(256) for _ in range(4096)))
+case("garbage bytes", "garbage.onnx", "load", "AMP_ERR_PARSE", "garbage.onnx")
+big = model([helper.make_node("Add", ["x", "w"], ["y"], name="add0")], [X], [Y],
+            [numpy_helper.from_array(np.arange(6, dtype=np.float32).reshape(2, 3) + 1, "w")])
+b = big.SerializeToString()
+with open(os.path.join(HERE, "truncated.onnx"), "wb") as f:
+    f.write(b[: len(b) - 20])
+case("truncated model", "truncated.onnx", "load", "AMP_ERR_PARSE", "truncated.onnx")
+case("missing file", "no_such_model.onnx", "load", "AMP_ERR_IO", "no_such_model.onnx")
+
+# graph structure
+m = model([helper.make_node("Relu", ["nowhere"], ["y"], name="reads_undefined")], [X], [Y])
+case("undefined value", save(m, "undefined_value.onnx"), "load", "AMP_ERR_INVALID_GRAPH", "reads_undefined")
+m = model([helper.make_node("Add", ["x", "b"], ["a"], name="cyc_a"),
+           helper.make_node("Relu", ["a"], ["b"], name="cyc_b"),
+           helper.make_node("Identity", ["a"], ["y"], name="out")], [X], [Y])
+case("cycle", save(m, "cycle.onnx"), "load", "AMP_ERR_INVALID_GRAPH", "cycle")
+m = model([helper.make_node("FooBarOp", ["x"], ["y"], name="mystery")], [X], [Y])
+case("unknown op", save(m, "unknown_op.onnx"), "session", "AMP_ERR_UNSUPPORTED", "FooBarOp")
+m = model([helper.make_node("Relu", ["x"], ["y"], name="p1"), helper.make_node("Neg", ["x"], ["y"], name="p2")], [X], [Y])
+case("two producers", save(m, "two_producers.onnx"), "load", "AMP_ERR_INVALID_GRAPH", "more than one producer")
+m = model([helper.make_node("Relu", ["x"], ["z"], name="r")], [X], [Y])
+case("undefined output", save(m, "undefined_output.onnx"), "load", "AMP_ERR_INVALID_GRAPH", "'y'")
+then_g = helper.make_graph([helper.make_node("Identity", ["x"], ["t"])], "then", [], [helper.make_tensor_value_info("t", TensorProto.FLOAT, [2, 3])])
+C = helper.make_tensor_value_info("c", TensorProto.BOOL, [])
+m = model([helper.make_node("If", ["c"], ["y"], name="branch", then_branch=then_g, else_branch=then_g)], [C, X], [Y])
+case("graph attribute", save(m, "graph_attr.onnx"), "load", "AMP_ERR_UNSUPPORTED", "branch")
+m = model([helper.make_node("Add", ["x"], ["y"], name="add_one_input")], [X], [Y])
+case("missing required input", save(m, "add_one_input.onnx"), "run", "AMP_ERR_INVALID_GRAPH", "add_one_input",
+      "x=x23.pb")
+
+# tensors and shapes
+t = helper.make_tensor("w", TensorProto.FLOAT, [2, 3], [1.0] * 6)
+t.dims[0] = -2
+m = model([helper.make_node("Add", ["x", "w"], ["y"], name="add")], [X], [Y], [t])
+case("negative dim", save(m, "negative_dim.onnx"), "load", "AMP_ERR_PARSE", "'w'")
+t = helper.make_tensor("w", TensorProto.FLOAT, [2, 3], np.ones(6, np.float32).tobytes(), raw=True)
+t.dims[0] = 1 << 40
+t.dims[1] = 1 << 40
+m = model([helper.make_node("Add", ["x", "w"], ["y"], name="add")], [X], [Y], [t])
+case("dims overflow", save(m, "dims_overflow.onnx"), "load", "AMP_ERR_OVERFLOW", "'w'")
+t = helper.make_tensor("w", TensorProto.FLOAT, [2, 3], np.ones(6, np.float32).tobytes(), raw=True)
+t.dims[0] = 1 << 20
+t.dims[1] = 1 << 20
+m = model([helper.make_node("Add", ["x", "w"], ["y"], name="add")], [X], [Y], [t])
+case("huge tensor, tiny data", save(m, "huge_tensor.onnx"), "load", "AMP_ERR_LIMIT", "'w'")
+t = helper.make_tensor("w", TensorProto.FLOAT, [2, 3], np.ones(6, np.float32).tobytes(), raw=True)
+t.raw_data = t.raw_data[:20]
+m = model([helper.make_node("Add", ["x", "w"], ["y"], name="add")], [X], [Y], [t])
+case("raw data too short", save(m, "raw_short.onnx"), "load", "AMP_ERR_PARSE", "'w'")
+shape = numpy_helper.from_array(np.array([1 << 40, 1 << 40, 1 << 40], np.int64), "s")
+m = model([helper.make_node("ConstantOfShape", ["s"], ["y"], name="huge_fill")], [], [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [shape])
+case("product of dims overflows", save(m, "shape_overflow.onnx"), "run", "AMP_ERR_OVERFLOW", "huge_fill", "")
+m = model([helper.make_node("Relu", ["x"], ["y"], name="r")],
+          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1] * 9)], [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+case("rank too large", save(m, "rank9.onnx"), "load", "AMP_ERR_UNSUPPORTED", "rank 9")
+W = numpy_helper.from_array(np.ones((4, 5, 3, 3), np.float32), "w")
+m = model([helper.make_node("Conv", ["x", "w"], ["y"], name="conv_bad_channels")],
+          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [W])
+tensor_file("x1388.pb", np.linspace(-1, 1, 192, dtype=np.float32).reshape(1, 3, 8, 8), "x")
+case("conv channel mismatch", save(m, "conv_channels.onnx"), "run", "AMP_ERR_SHAPE", "conv_bad_channels", "x=x1388.pb")
+m = model([helper.make_node("Reshape", ["x", "s"], ["y"], name="reshape_bad")], [X],
+          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [numpy_helper.from_array(np.array([4, 2], np.int64), "s")])
+case("reshape wrong count", save(m, "reshape_count.onnx"), "run", "AMP_ERR_SHAPE", "reshape_bad", "x=x23.pb")
+idx = numpy_helper.from_array(np.array([0, 7], np.int64), "i")
+m = model([helper.make_node("Gather", ["x", "i"], ["y"], name="gather_oob", axis=0)], [X],
+          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [idx])
+case("gather index out of range", save(m, "gather_oob.onnx"), "run", "AMP_ERR_INVALID_ARG", "gather_oob", "x=x23.pb")
+
+# run-time inputs
+tensor_file("x23.pb", np.array([[1, -2, 3], [-4, 5, -6]], np.float32), "x")
+tensor_file("x32.pb", np.array([[1, -2], [3, -4], [5, -6]], np.float32), "x")
+tensor_file("x23_int.pb", np.array([[1, -2, 3], [-4, 5, -6]], np.int64), "x")
+tensor_file("x3.pb", np.array([1, 2, 3], np.float32), "x")
+save(good, "relu23.onnx", check=True)
+case("wrong input shape", "relu23.onnx", "run", "AMP_ERR_SHAPE", "'x'", "x=x32.pb")
+case("wrong input dtype", "relu23.onnx", "run", "AMP_ERR_SHAPE", "'x'", "x=x23_int.pb")
+case("wrong input rank", "relu23.onnx", "run", "AMP_ERR_SHAPE", "'x'", "x=x3.pb")
+case("missing input", "relu23.onnx", "run", "AMP_ERR_INVALID_ARG", "'x'", "")
+with open(os.path.join(HERE, "truncated_tensor.pb"), "wb") as f:
+    f.write(open(os.path.join(HERE, "x23.pb"), "rb").read()[:-7])
+case("truncated tensor file", "relu23.onnx", "run", "AMP_ERR_PARSE", "truncated_tensor.pb", "x=truncated_tensor.pb")
+
+# external data
+os.makedirs(os.path.join(HERE, "ext"), exist_ok=True)
+def ext_model(location, length=24, fname=None):
+    t = TensorProto()
+    t.name = "w"
+    t.data_type = TensorProto.FLOAT
+    t.dims.extend([2, 3])
+    t.data_location = TensorProto.EXTERNAL
+    for k, v in (("location", location), ("offset", "0"), ("length", str(length))):
+        e = t.external_data.add()
+        e.key, e.value = k, v
+    return model([helper.make_node("Add", ["x", "w"], ["y"], name="add_ext")], [X], [Y], [t])
+with open(os.path.join(HERE, "ext", "weights.bin"), "wb") as f:
+    f.write(np.arange(1, 7, dtype=np.float32).tobytes())
+with open(os.path.join(HERE, "ext", "short.bin"), "wb") as f:
+    f.write(np.arange(1, 4, dtype=np.float32).tobytes())
+with open(os.path.join(HERE, "outside.bin"), "wb") as f:
+    f.write(np.arange(1, 7, dtype=np.float32).tobytes())
+save(ext_model("weights.bin"), "ext/good_external.onnx")
+case("external data, good (control)", "ext/good_external.onnx", "run", "AMP_OK", "", "x=x23.pb")
+save(ext_model("missing.bin"), "ext/missing_external.onnx")
+case("missing external-data file", "ext/missing_external.onnx", "load", "AMP_ERR_IO", "missing.bin")
+save(ext_model("../outside.bin"), "ext/escape_dotdot.onnx")
+case("external data path with ..", "ext/escape_dotdot.onnx", "load", "AMP_ERR_INVALID_ARG", "leaves the model's folder")
+save(ext_model("/etc/passwd"), "ext/escape_absolute.onnx")
+case("absolute external data path", "ext/escape_absolute.onnx", "load", "AMP_ERR_INVALID_ARG", "leaves the model's folder")
+link = os.path.join(HERE, "ext", "link.bin")
+if os.path.lexists(link):
+    os.remove(link)
+os.symlink("../outside.bin", link)
+save(ext_model("link.bin"), "ext/escape_symlink.onnx")
+case("external data symlink leaving the folder", "ext/escape_symlink.onnx", "load", "AMP_ERR_INVALID_ARG", "outside the model's folder")
+save(ext_model("short.bin"), "ext/short_external.onnx")
+case("external data file too short", "ext/short_external.onnx", "load", "AMP_ERR_PARSE", "short.bin")
+
+with open(os.path.join(HERE, "cases.txt"), "w") as f:
+    f.write("# name|file|stage|status|message fragment|inputs (generated by make_bad.py)\n")
+    f.write("\n".join(CASES) + "\n")
+print(f"{len(CASES)} cases")
