@@ -57,7 +57,11 @@ struct amp_session {
     void *arena_raw;
     unsigned char *arena;  /* 256-byte aligned */
     size_t arena_bytes;
+    double *profile_ms;    /* per node, accumulated over runs when not NULL (amprt bench --profile) */
 };
+
+/* Start accumulating per-node run time (milliseconds) into a zeroed array of n_nodes. */
+amp_status amp_session_profile(amp_session *s, bool on);
 
 /* Bind shapes (and small integer input values) and build a plan: inference, folding,
  * lifetimes, in-place decisions, offsets. in_ti[i] describes graph value in_ids[i]. */

@@ -5,6 +5,7 @@
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "runtime/runtime.h"
@@ -64,7 +65,16 @@ void amp_session_destroy(amp_session *s) {
     for (int i = 0; i < s->n_plans; i++) amp_plan_destroy(ctx, s->plans[i]);
     amp_dealloc(ctx, s->plans);
     amp_dealloc(ctx, s->arena_raw);
+    amp_dealloc(ctx, s->profile_ms);
     amp_dealloc(s->model->ctx, s);
+}
+
+amp_status amp_session_profile(amp_session *s, bool on) {
+    amp_dealloc(&s->ctx, s->profile_ms);
+    s->profile_ms = NULL;
+    if (!on) return AMP_OK;
+    s->profile_ms = amp_calloc(&s->ctx, (size_t)s->model->g->n_nodes + 1, sizeof(double));
+    return s->profile_ms ? AMP_OK : amp_seterr(&s->ctx, AMP_ERR_NO_MEMORY, "out of memory");
 }
 
 const char *amp_session_last_error(const amp_session *s) { return s ? s->ctx.err : ""; }
@@ -330,7 +340,15 @@ amp_status amp_session_run(amp_session *s, int n_inputs, const char *const *inpu
         k.opset = def ? g->opset : 1;
         for (int oi = 0; !def && oi < g->n_opsets; oi++)
             if (strcmp(g->opsets[oi].domain, n->domain) == 0) k.opset = g->opsets[oi].version;
-        st = amp_cpu_dispatch(&k);
+        if (s->profile_ms) {
+            struct timespec t0, t1;
+            clock_gettime(CLOCK_MONOTONIC, &t0);
+            st = amp_cpu_dispatch(&k);
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            s->profile_ms[stp->node] += (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+        } else {
+            st = amp_cpu_dispatch(&k);
+        }
         if (st) return st;
     }
     /* results */

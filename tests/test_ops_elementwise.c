@@ -350,6 +350,17 @@ Test(elementwise, legacy_broadcast_attr_opset6) {
     }
     amp_tensor_destroy(out[0]);
     tn_free(t);
+    /* broadcast=1 without axis aligns trailing dims */
+    int64_t dc[1] = {5};
+    amp_tensor *c = tt_rand(ctx, AMP_F32, 1, dc, -1, 1, 3);
+    t = tn_new(ctx, "Sub");
+    t->opset = 6;
+    tn_int(t, "broadcast", 1);
+    cr_assert_eq(run(t, 2, (amp_tensor *[]){a, c}, 1, out), AMP_OK, "%s", amp_context_last_error(ctx));
+    for (int64_t i = 0; i < a->numel; i++) cr_assert_float_eq(tt_get(out[0], i), (float)(tt_get(a, i) - tt_get(c, i % 5)), 1e-6);
+    amp_tensor_destroy(out[0]);
+    amp_tensor_destroy(c);
+    tn_free(t);
     /* without broadcast=1 the shapes must agree */
     t = tn_new(ctx, "Add");
     t->opset = 6;
@@ -983,6 +994,17 @@ Test(elementwise, clip_attrs_opset6_inplace_and_bad) {
     cr_assert_eq(run(t, 1, &x, 1, out), AMP_OK);
     cr_assert(tt_equal(out[0], x));
     amp_tensor_destroy(out[0]);
+    tn_free(t);
+    /* the default range is the dtype's, not float's */
+    amp_tensor *wide = tt_make(ctx, AMP_F64, 1, (int64_t[]){2}, (double[]){1e300, -1e300});
+    t = tn_new(ctx, "Clip");
+    t->opset = 6;
+    tn_float(t, "min", -5);
+    cr_assert_eq(run(t, 1, &wide, 1, out), AMP_OK);
+    cr_assert_eq(tt_get(out[0], 0), 1e300);
+    cr_assert_eq(tt_get(out[0], 1), -5);
+    amp_tensor_destroy(out[0]);
+    amp_tensor_destroy(wide);
     tn_free(t);
     /* in place, inputs at opset 13 */
     amp_tensor *ref;

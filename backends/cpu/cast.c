@@ -1,5 +1,4 @@
 /* CPU kernels for Clip, Dropout, Cast and CastLike. */
-#include <float.h>
 #include <stdbool.h>
 
 #include "backends/cpu/cpu.h"
@@ -46,9 +45,9 @@ amp_status amp_cpu_clip(amp_kernel *k) {
     }
     if (!amp_dtype_is_float(t))
         return amp_kernel_fail(k, AMP_ERR_UNSUPPORTED, "dtype %s is not supported", amp_dtype_name(t));
-    /* Before opset 11 the bounds were float attributes defaulting to the float range. */
-    double lo = tlo ? amp_ld(t, tlo->data, 0) : k->opset < 11 ? amp_attr_float(k->n, "min", -FLT_MAX) : -INFINITY;
-    double hi = thi ? amp_ld(t, thi->data, 0) : k->opset < 11 ? amp_attr_float(k->n, "max", FLT_MAX) : INFINITY;
+    /* Before opset 11 the bounds were float attributes; absent, the dtype's whole range. */
+    double lo = tlo ? amp_ld(t, tlo->data, 0) : k->opset < 11 ? amp_attr_float(k->n, "min", -INFINITY) : -INFINITY;
+    double hi = thi ? amp_ld(t, thi->data, 0) : k->opset < 11 ? amp_attr_float(k->n, "max", INFINITY) : INFINITY;
     /* max(x, lo) then min(., hi): when lo > hi everything becomes hi, as the spec says; the
      * comparisons are false for NaN, which passes through. */
     if (t == AMP_F32) {

@@ -76,34 +76,42 @@ static void store_lowest(amp_dtype dt, void *y, int64_t i) {
 #define LD_I8(p, i) ((float)((const int8_t *)(p))[i])
 #define LD_U8(p, i) ((float)((const uint8_t *)(p))[i])
 
-#define DEFINE_MAX2D(SUF, T, ACC, LD)                                                                        \
+/* The comparisons are branch-free: on real data which tap wins is unpredictable, and
+ * mispredicted branches cost more than the selects. A NaN wins and stays. */
+#define DEFINE_MAX2D(SUF, T, ACC, LD)                                                                     \
     static void max2d_##SUF(const pool_job *j, int64_t plane) {                                           \
         const amp_conv_geom *g = &j->g;                                                                   \
         int64_t H = g->in[0], W = g->in[1], OH = g->out[0], OW = g->out[1];                               \
-        int64_t xo = plane * j->insz, yo = plane * j->outsz;                                              \
+        int64_t xo = plane * j->insz, yo = plane * j->outsz, dh = g->d[0], dw = g->d[1];                  \
+        const T *x = j->x;                                                                                \
+        T *y = j->y;                                                                                      \
         for (int64_t oh = 0; oh < OH; oh++) {                                                             \
             int64_t hb = oh * g->s[0] - g->pb[0], hlo, hhi;                                               \
-            taps(hb, g->d[0], g->k[0], H, &hlo, &hhi);                                                    \
+            taps(hb, dh, g->k[0], H, &hlo, &hhi);                                                         \
             for (int64_t ow = 0; ow < OW; ow++) {                                                         \
                 int64_t wb = ow * g->s[1] - g->pb[1], wlo, whi;                                           \
-                taps(wb, g->d[1], g->k[1], W, &wlo, &whi);                                                \
-                ACC best = 0;                                                                             \
-                int64_t bi = -1;                                                                          \
+                taps(wb, dw, g->k[1], W, &wlo, &whi);                                                     \
+                int64_t yi = yo + oh * OW + ow;                                                           \
+                if (hlo >= hhi || wlo >= whi) {                                                           \
+                    store_lowest(j->dt, j->y, yi);                                                        \
+                    if (j->ind) j->ind[yi] = xo;                                                          \
+                    continue;                                                                             \
+                }                                                                                         \
+                int64_t bi = xo + (hb + hlo * dh) * W + wb + wlo * dw;                                    \
+                ACC best = LD(x, bi);                                                                     \
                 for (int64_t kh = hlo; kh < hhi; kh++) {                                                  \
-                    int64_t r = xo + (hb + kh * g->d[0]) * W + wb;                                        \
+                    int64_t r = xo + (hb + kh * dh) * W + wb;                                             \
                     for (int64_t kw = wlo; kw < whi; kw++) {                                              \
-                        ACC v = LD(j->x, r + kw * g->d[1]);                                               \
-                        if (bi < 0 || v > best || (v != v && best == best)) {                             \
-                            best = v;                                                                     \
-                            bi = r + kw * g->d[1];                                                        \
-                        }                                                                                 \
+                        int64_t xi = r + kw * dw;                                                         \
+                        ACC v = LD(x, xi);                                                                \
+                        int take = (v > best) | (v != v);                                                 \
+                        best = take ? v : best;                                                           \
+                        bi = take ? xi : bi;                                                              \
                     }                                                                                     \
                 }                                                                                         \
-                int64_t yi = yo + oh * OW + ow;                                                           \
-                if (bi >= 0) ((T *)j->y)[yi] = ((const T *)j->x)[bi];                                      \
-                else store_lowest(j->dt, j->y, yi);                                                       \
+                y[yi] = x[bi];                                                                            \
                 if (j->ind) {                                                                             \
-                    int64_t l = bi < 0 ? 0 : bi - xo, h = l / W, w = l % W;                               \
+                    int64_t l = bi - xo, h = l / W, w = l % W;                                            \
                     j->ind[yi] = xo + (j->storage_order ? h + w * H : h * W + w);                         \
                 }                                                                                         \
             }                                                                                             \

@@ -3,6 +3,7 @@
  * IsNaN/IsInf, Clip, Dropout, Cast and CastLike. */
 #include <string.h>
 
+#include "ir/half.h"
 #include "ir/ir.h"
 
 /* ---- helpers ------------------------------------------------------------------------------ */
@@ -287,8 +288,10 @@ amp_status amp_infer_dropout(amp_infer *c) {
             if (!is_scalar_like(ratio)) return amp_infer_fail(c, AMP_ERR_SHAPE, "ratio must be a scalar");
             if (ratio->value && ratio->value->numel == 1) {
                 const amp_tensor *v = ratio->value;
-                double r = v->dtype == AMP_F32 ? ((const float *)v->data)[0]
-                         : v->dtype == AMP_F64 ? ((const double *)v->data)[0] : 0.5;
+                double r = v->dtype == AMP_F32    ? ((const float *)v->data)[0]
+                           : v->dtype == AMP_F64  ? ((const double *)v->data)[0]
+                           : v->dtype == AMP_F16  ? amp_f16_to_f32(((const uint16_t *)v->data)[0])
+                                                  : amp_bf16_to_f32(((const uint16_t *)v->data)[0]);
                 if (!(r >= 0.0 && r <= 1.0))
                     return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "ratio %g is not in [0, 1]", r);
             }

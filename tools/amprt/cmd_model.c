@@ -23,9 +23,9 @@ static const char *const usage_run =
 
 static const char *const usage_bench =
     "usage: amprt bench MODEL [--batch B] [--threads N] [--runs R] [--warmup W]\n"
-    "                   [--input NAME=FILE.pb]... [--dim NAME=V]... [--backend ...] [--json]\n"
+    "                   [--input NAME=FILE.pb]... [--dim NAME=V]... [--backend ...] [--json] [--verbose]\n"
     "  Times R runs after W warm-up runs (defaults 50 and 5) and prints median, min and max\n"
-    "  milliseconds, throughput and the memory plan.\n";
+    "  milliseconds, throughput and the memory plan; --verbose adds the time of each node.\n";
 
 static int fail(amp_context *ctx, amp_status s, const char *what) {
     fprintf(stderr, "amprt: %s: %s: %s\n", what, amp_status_name(s), amp_context_last_error(ctx));
@@ -394,6 +394,7 @@ int cmd_bench(int argc, char **argv) {
     st = amp_session_run(s, nin, names, (const amp_tensor *const *)ins, nout, onames, outs);
     for (int w = 0; !st && w < o.warmup; w++)
         st = amp_session_run(s, nin, names, (const amp_tensor *const *)ins, nout, onames, outs);
+    if (o.verbose && !st) amp_session_profile(s, true);
     times = malloc(sizeof(double) * (size_t)o.runs);
     for (int r = 0; !st && times && r < o.runs; r++) {
         double t0 = cli_now_ms();
@@ -425,6 +426,13 @@ int cmd_bench(int argc, char **argv) {
                med > 0 ? 1000.0 * (double)batch / med : 0.0);
         printf("arena %zu bytes, lower bound %zu (%.3fx), persistent %zu\n", ps.arena_bytes, ps.lower_bound_bytes,
                ps.lower_bound_bytes ? (double)ps.arena_bytes / (double)ps.lower_bound_bytes : 1.0, ps.persistent_bytes);
+    }
+    if (o.verbose && s->profile_ms) {
+        const amp_graph *g = m->g;
+        fprintf(stderr, "per-node time (ms per run):\n");
+        for (int i = 0; i < g->n_nodes; i++)
+            if (s->profile_ms[i] > 0)
+                fprintf(stderr, "  %-22s %-30s %8.4f\n", g->nodes[i].op_type, g->nodes[i].name, s->profile_ms[i] / o.runs);
     }
     rc = 0;
 done:
