@@ -64,8 +64,8 @@ AMP_HD uint16_t amp_f32_to_f16_mode(float f, int round_mode) {
         uint32_t exp = (ax >> 23) - 112u;
         uint32_t h = (exp << 10) | (mant >> 13);
         uint32_t rest = mant & 0x1fffu;
-        if (round_mode == 0 && (rest > 0x1000u || (rest == 0x1000u && (h & 1u)))) h++;
-        if (round_mode == 1 && h >= 0x7c00u) h = 0x7bffu;
+        /* branch-free nearest-even: data-dependent branches mispredict on real tensors */
+        h += (uint32_t)(round_mode == 0) & ((uint32_t)(rest > 0x1000u) | ((uint32_t)(rest == 0x1000u) & h));
         return (uint16_t)(sign | h);
     }
     if (ax < 0x33000000u) { /* < 2^-25: rounds to zero (2^-25 exactly ties to even: 0) */

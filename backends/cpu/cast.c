@@ -2,6 +2,7 @@
 #include <stdbool.h>
 
 #include "backends/cpu/cpu.h"
+#include "backends/cpu/random.h"
 #include "backends/elemwise.h"
 
 #define CHUNK ((int64_t)1 << 14)
@@ -111,10 +112,22 @@ amp_status amp_cpu_dropout(amp_kernel *k) {
     }
     if (!(ratio <= 1.0)) return amp_kernel_fail(k, AMP_ERR_INVALID_GRAPH, "ratio %g is not in [0, 1]", ratio);
     const amp_attr *sa = amp_node_attr(k->n, "seed");
-    uint64_t seed = sa && sa->kind == AMP_ATTR_INT ? (uint64_t)sa->i : content_seed(x);
-    float fr = (float)ratio;
     double scale = ratio < 1.0 ? 1.0 / (1.0 - ratio) : 0.0;
     amp_dtype t = x->dtype;
+    if (sa && sa->kind == AMP_ATTR_INT) {
+        /* An explicit seed draws the mask as numpy does (seed, then uniform doubles in element
+         * order), so seeded models match the ONNX reference outputs. Sequential by nature. */
+        amp_mt19937 rng;
+        amp_mt_seed(&rng, (uint32_t)sa->i);
+        for (int64_t i = 0; i < n; i++) {
+            bool keep = amp_mt_double(&rng) >= ratio;
+            amp_st(t, y->data, i, keep ? amp_ld(t, x->data, i) * scale : 0.0);
+            if (mask) amp_st(mask->dtype, mask->data, i, keep ? 1.0 : 0.0);
+        }
+        return AMP_OK;
+    }
+    uint64_t seed = content_seed(x);
+    float fr = (float)ratio;
     bool big = n >= PAR_MIN && k->threads > 1;
 #pragma omp parallel for num_threads(nthreads(k)) if (big)
     for (int64_t i = 0; i < n; i++) {

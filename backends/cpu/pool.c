@@ -75,10 +75,16 @@ static void store_lowest(amp_dtype dt, void *y, int64_t i) {
 #define LD_BF16(p, i) amp_bf16_to_f32(((const uint16_t *)(p))[i])
 #define LD_I8(p, i) ((float)((const int8_t *)(p))[i])
 #define LD_U8(p, i) ((float)((const uint8_t *)(p))[i])
+#define ST_F32(p, i, v) (((float *)(p))[i] = (v))
+#define ST_F64(p, i, v) (((double *)(p))[i] = (v))
+#define ST_F16(p, i, v) (((uint16_t *)(p))[i] = amp_f32_to_f16(v))
+#define ST_BF16(p, i, v) (((uint16_t *)(p))[i] = amp_f32_to_bf16(v))
+#define ST_I8(p, i, v) (((int8_t *)(p))[i] = (int8_t)(v))
+#define ST_U8(p, i, v) (((uint8_t *)(p))[i] = (uint8_t)(v))
 
 /* The comparisons are branch-free: on real data which tap wins is unpredictable, and
  * mispredicted branches cost more than the selects. A NaN wins and stays. */
-#define DEFINE_MAX2D(SUF, T, ACC, LD)                                                                     \
+#define DEFINE_MAX2D(SUF, T, ACC, LD, ST)                                                                 \
     static void max2d_##SUF(const pool_job *j, int64_t plane) {                                           \
         const amp_conv_geom *g = &j->g;                                                                   \
         int64_t H = g->in[0], W = g->in[1], OH = g->out[0], OW = g->out[1];                               \
@@ -95,6 +101,21 @@ static void store_lowest(amp_dtype dt, void *y, int64_t i) {
                 if (hlo >= hhi || wlo >= whi) {                                                           \
                     store_lowest(j->dt, j->y, yi);                                                        \
                     if (j->ind) j->ind[yi] = xo;                                                          \
+                    continue;                                                                             \
+                }                                                                                         \
+                if (!j->ind) {                                                                            \
+                    /* value only: compiles to max instructions */                                        \
+                    ACC best = (ACC)-INFINITY;                                                            \
+                    int nan = 0;                                                                          \
+                    for (int64_t kh = hlo; kh < hhi; kh++) {                                              \
+                        int64_t r = xo + (hb + kh * dh) * W + wb;                                         \
+                        for (int64_t kw = wlo; kw < whi; kw++) {                                          \
+                            ACC v = LD(x, r + kw * dw);                                                   \
+                            nan |= v != v;                                                                \
+                            best = v > best ? v : best;                                                   \
+                        }                                                                                 \
+                    }                                                                                     \
+                    ST(y, yi, nan ? (ACC)NAN : best);                                                     \
                     continue;                                                                             \
                 }                                                                                         \
                 int64_t bi = xo + (hb + hlo * dh) * W + wb + wlo * dw;                                    \
@@ -118,12 +139,12 @@ static void store_lowest(amp_dtype dt, void *y, int64_t i) {
         }                                                                                                 \
     }
 
-DEFINE_MAX2D(f32, float, float, LD_F32)
-DEFINE_MAX2D(f64, double, double, LD_F64)
-DEFINE_MAX2D(f16, uint16_t, float, LD_F16)
-DEFINE_MAX2D(bf16, uint16_t, float, LD_BF16)
-DEFINE_MAX2D(i8, int8_t, float, LD_I8)
-DEFINE_MAX2D(u8, uint8_t, float, LD_U8)
+DEFINE_MAX2D(f32, float, float, LD_F32, ST_F32)
+DEFINE_MAX2D(f64, double, double, LD_F64, ST_F64)
+DEFINE_MAX2D(f16, uint16_t, float, LD_F16, ST_F16)
+DEFINE_MAX2D(bf16, uint16_t, float, LD_BF16, ST_BF16)
+DEFINE_MAX2D(i8, int8_t, float, LD_I8, ST_I8)
+DEFINE_MAX2D(u8, uint8_t, float, LD_U8, ST_U8)
 
 #define DEFINE_AVG2D(SUF, ACC, LD, STORE)                                                                 \
     static void avg2d_##SUF(const pool_job *j, int64_t plane) {                                           \
@@ -149,10 +170,6 @@ DEFINE_MAX2D(u8, uint8_t, float, LD_U8)
         }                                                                                                 \
     }
 
-#define ST_F32(p, i, v) (((float *)(p))[i] = (v))
-#define ST_F64(p, i, v) (((double *)(p))[i] = (v))
-#define ST_F16(p, i, v) (((uint16_t *)(p))[i] = amp_f32_to_f16(v))
-#define ST_BF16(p, i, v) (((uint16_t *)(p))[i] = amp_f32_to_bf16(v))
 
 DEFINE_AVG2D(f32, float, LD_F32, ST_F32)
 DEFINE_AVG2D(f64, double, LD_F64, ST_F64)
