@@ -2,7 +2,6 @@
  * integer inputs, which may decide shapes), one arena sized for the largest plan, and the
  * executor, which allocates nothing while running. */
 #define _POSIX_C_SOURCE 200809L
-#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -325,7 +324,6 @@ amp_status amp_session_run(amp_session *s, int n_inputs, const char *const *inpu
         if (!ok) return amp_seterr(ctx, AMP_ERR_SHAPE, "output tensor %d does not match output '%s'", i, output_names[i]);
     }
 
-    openblas_set_num_threads(s->opts.threads);
     for (int si = 0; si < p->nsteps; si++) {
         amp_step *stp = &p->steps[si];
         const amp_node *n = &g->nodes[stp->node];

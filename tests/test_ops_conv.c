@@ -28,7 +28,8 @@ static double tol(amp_dtype dt) {
 
 static int64_t prod(int n, const int64_t *v) {
     int64_t p = 1;
-    for (int i = 0; i < n; i++) p *= v[i];
+    for (int i = 0; i < n; i++)
+        p *= v[i];
     return p;
 }
 
@@ -133,8 +134,10 @@ static void run_conv_case(const conv_case *cc, amp_dtype dt, const char *what) {
     tn_ints(t, "strides", nsp, cc->s);
     tn_ints(t, "dilations", nsp, cc->d);
     if (cc->kernel_attr) tn_ints(t, "kernel_shape", nsp, cc->k);
-    if (cc->auto_pad) tn_str(t, "auto_pad", cc->auto_pad);
-    else tn_ints(t, "pads", 2 * nsp, pads);
+    if (cc->auto_pad)
+        tn_str(t, "auto_pad", cc->auto_pad);
+    else
+        tn_ints(t, "pads", 2 * nsp, pads);
     amp_status s = tn_run(t, cc->bias ? 3 : 2, in, 1, y);
     cr_assert_eq(s, AMP_OK, "%s: %s", what, amp_context_last_error(ctx));
     double *ref = malloc(sizeof(double) * (size_t)(prod(rank, yd) + 1));
@@ -147,21 +150,41 @@ static void run_conv_case(const conv_case *cc, amp_dtype dt, const char *what) {
 }
 
 static void conv_all_dtypes(const conv_case *cc, const char *what) {
-    for (int i = 0; i < N_FLOATS; i++) run_conv_case(cc, FLOATS[i], what);
+    for (int i = 0; i < N_FLOATS; i++)
+        run_conv_case(cc, FLOATS[i], what);
 }
 
 Test(conv, conv2d_odd_grouped_strided_dilated_asymmetric_pads) {
     /* 5x7 images, 3 channels, kernel 3x2, stride 2, dilation 2, groups 3, asymmetric pads */
-    conv_case cc = {.N = 2, .C = 3, .M = 6, .group = 3, .nsp = 2, .in = {5, 7}, .k = {3, 2}, .s = {2, 2},
-                    .d = {2, 2}, .pb = {1, 0}, .pe = {2, 1}, .bias = 1};
+    conv_case cc = {.N = 2,
+                    .C = 3,
+                    .M = 6,
+                    .group = 3,
+                    .nsp = 2,
+                    .in = {5, 7},
+                    .k = {3, 2},
+                    .s = {2, 2},
+                    .d = {2, 2},
+                    .pb = {1, 0},
+                    .pe = {2, 1},
+                    .bias = 1};
     conv_all_dtypes(&cc, "conv2d odd");
     cc.threads = 1;
     run_conv_case(&cc, AMP_F32, "conv2d odd, one thread");
 }
 
 Test(conv, conv2d_plain_and_kernel_shape_attr) {
-    conv_case cc = {.N = 3, .C = 4, .M = 5, .group = 1, .nsp = 2, .in = {6, 5}, .k = {3, 3}, .s = {1, 1},
-                    .d = {1, 1}, .bias = 1, .kernel_attr = 1};
+    conv_case cc = {.N = 3,
+                    .C = 4,
+                    .M = 5,
+                    .group = 1,
+                    .nsp = 2,
+                    .in = {6, 5},
+                    .k = {3, 3},
+                    .s = {1, 1},
+                    .d = {1, 1},
+                    .bias = 1,
+                    .kernel_attr = 1};
     conv_all_dtypes(&cc, "conv2d 3x3");
     cc.bias = 0;
     cc.s[1] = 3;
@@ -169,8 +192,8 @@ Test(conv, conv2d_plain_and_kernel_shape_attr) {
 }
 
 Test(conv, conv_1x1_is_a_plain_gemm) {
-    conv_case cc = {.N = 3, .C = 4, .M = 5, .group = 1, .nsp = 2, .in = {6, 5}, .k = {1, 1}, .s = {1, 1},
-                    .d = {1, 1}, .bias = 1};
+    conv_case cc = {
+        .N = 3, .C = 4, .M = 5, .group = 1, .nsp = 2, .in = {6, 5}, .k = {1, 1}, .s = {1, 1}, .d = {1, 1}, .bias = 1};
     conv_all_dtypes(&cc, "conv 1x1");
     cc.group = 2;
     cc.M = 6;
@@ -181,29 +204,80 @@ Test(conv, conv_1x1_is_a_plain_gemm) {
 }
 
 Test(conv, depthwise) {
-    conv_case cc = {.N = 2, .C = 4, .M = 4, .group = 4, .nsp = 2, .in = {7, 6}, .k = {3, 3}, .s = {1, 2},
-                    .d = {1, 1}, .pb = {1, 1}, .pe = {1, 1}, .bias = 1};
+    conv_case cc = {.N = 2,
+                    .C = 4,
+                    .M = 4,
+                    .group = 4,
+                    .nsp = 2,
+                    .in = {7, 6},
+                    .k = {3, 3},
+                    .s = {1, 2},
+                    .d = {1, 1},
+                    .pb = {1, 1},
+                    .pe = {1, 1},
+                    .bias = 1};
     conv_all_dtypes(&cc, "depthwise");
     cc.M = 8; /* channel multiplier 2 */
     conv_all_dtypes(&cc, "depthwise x2");
 }
 
 Test(conv, conv1d_3d_and_4_spatial_dims) {
-    conv_case c1 = {.N = 2, .C = 3, .M = 4, .group = 1, .nsp = 1, .in = {11}, .k = {3}, .s = {2}, .d = {3},
-                    .pb = {2}, .pe = {1}, .bias = 1};
+    conv_case c1 = {.N = 2,
+                    .C = 3,
+                    .M = 4,
+                    .group = 1,
+                    .nsp = 1,
+                    .in = {11},
+                    .k = {3},
+                    .s = {2},
+                    .d = {3},
+                    .pb = {2},
+                    .pe = {1},
+                    .bias = 1};
     conv_all_dtypes(&c1, "conv1d");
-    conv_case c3 = {.N = 2, .C = 2, .M = 3, .group = 1, .nsp = 3, .in = {4, 5, 3}, .k = {2, 3, 2},
-                    .s = {1, 2, 1}, .d = {1, 1, 2}, .pb = {1, 0, 1}, .pe = {0, 1, 1}, .bias = 1};
+    conv_case c3 = {.N = 2,
+                    .C = 2,
+                    .M = 3,
+                    .group = 1,
+                    .nsp = 3,
+                    .in = {4, 5, 3},
+                    .k = {2, 3, 2},
+                    .s = {1, 2, 1},
+                    .d = {1, 1, 2},
+                    .pb = {1, 0, 1},
+                    .pe = {0, 1, 1},
+                    .bias = 1};
     conv_all_dtypes(&c3, "conv3d");
-    conv_case c4 = {.N = 1, .C = 2, .M = 2, .group = 2, .nsp = 4, .in = {3, 4, 3, 2}, .k = {2, 2, 1, 2},
-                    .s = {1, 2, 1, 1}, .d = {1, 1, 1, 1}, .pb = {0, 1, 0, 1}, .pe = {1, 0, 0, 0}, .bias = 0};
+    conv_case c4 = {.N = 1,
+                    .C = 2,
+                    .M = 2,
+                    .group = 2,
+                    .nsp = 4,
+                    .in = {3, 4, 3, 2},
+                    .k = {2, 2, 1, 2},
+                    .s = {1, 2, 1, 1},
+                    .d = {1, 1, 1, 1},
+                    .pb = {0, 1, 0, 1},
+                    .pe = {1, 0, 0, 0},
+                    .bias = 0};
     conv_all_dtypes(&c4, "conv 4 spatial dims");
 }
 
 Test(conv, auto_pad_modes) {
     /* in 6, kernel 3, stride 2: output 3 and one pad in all, at the end (UPPER) or start (LOWER) */
-    conv_case cc = {.N = 2, .C = 2, .M = 3, .group = 1, .nsp = 2, .in = {6, 5}, .k = {3, 2}, .s = {2, 1},
-                    .d = {1, 1}, .pb = {0, 0}, .pe = {1, 1}, .bias = 1, .auto_pad = "SAME_UPPER"};
+    conv_case cc = {.N = 2,
+                    .C = 2,
+                    .M = 3,
+                    .group = 1,
+                    .nsp = 2,
+                    .in = {6, 5},
+                    .k = {3, 2},
+                    .s = {2, 1},
+                    .d = {1, 1},
+                    .pb = {0, 0},
+                    .pe = {1, 1},
+                    .bias = 1,
+                    .auto_pad = "SAME_UPPER"};
     conv_all_dtypes(&cc, "SAME_UPPER");
     conv_case cl = cc;
     cl.auto_pad = "SAME_LOWER";
@@ -219,8 +293,19 @@ Test(conv, auto_pad_modes) {
 }
 
 Test(conv, larger_batch_runs_in_parallel) {
-    conv_case cc = {.N = 9, .C = 6, .M = 8, .group = 2, .nsp = 2, .in = {12, 10}, .k = {5, 3}, .s = {1, 1},
-                    .d = {1, 1}, .pb = {2, 1}, .pe = {2, 1}, .bias = 1, .threads = 4};
+    conv_case cc = {.N = 9,
+                    .C = 6,
+                    .M = 8,
+                    .group = 2,
+                    .nsp = 2,
+                    .in = {12, 10},
+                    .k = {5, 3},
+                    .s = {1, 1},
+                    .d = {1, 1},
+                    .pb = {2, 1},
+                    .pe = {2, 1},
+                    .bias = 1,
+                    .threads = 4};
     run_conv_case(&cc, AMP_F32, "batch 9, 4 threads");
     run_conv_case(&cc, AMP_F16, "batch 9, 4 threads");
 }
@@ -231,7 +316,8 @@ Test(conv, zero_batch) {
     amp_test_node *t = tn_new(ctx, "Conv");
     cr_assert_eq(tn_run(t, 2, in, 1, y), AMP_OK, "%s", amp_context_last_error(ctx));
     int64_t want[4] = {0, 3, 3, 3};
-    for (int i = 0; i < 4; i++) cr_assert_eq(y[0]->dims[i], want[i]);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(y[0]->dims[i], want[i]);
     free_all(y, 1);
     free_all(in, 2);
     tn_free(t);
@@ -280,7 +366,8 @@ Test(conv, bad_inputs) {
     int64_t x2[2] = {3, 5}, w2[2] = {4, 3};
     cr_assert_eq(conv_status("Conv", AMP_F32, 2, x2, w2, NULL, NULL), AMP_ERR_SHAPE, "rank 2");
     int64_t wct[4] = {2, 4, 3, 3};
-    cr_assert_eq(conv_status("ConvTranspose", AMP_F32, 4, xd, wct, NULL, NULL), AMP_ERR_SHAPE, "ConvTranspose channels");
+    cr_assert_eq(conv_status("ConvTranspose", AMP_F32, 4, xd, wct, NULL, NULL), AMP_ERR_SHAPE,
+                 "ConvTranspose channels");
     cr_assert_eq(conv_status("ConvTranspose", AMP_U8, 4, xd, wok, NULL, NULL), AMP_ERR_UNSUPPORTED, "uint8");
 }
 
@@ -292,8 +379,8 @@ typedef struct convt_case {
     int nsp;
     int64_t in[6], k[6], s[6], d[6], pb[6], pe[6], opad[6];
     int bias;
-    const char *auto_pad;  /* with pb/pe the pads it must produce */
-    int64_t out_shape[6];  /* nonzero: pass output_shape (pb/pe hold the pads it implies) */
+    const char *auto_pad; /* with pb/pe the pads it must produce */
+    int64_t out_shape[6]; /* nonzero: pass output_shape (pb/pe hold the pads it implies) */
 } convt_case;
 
 static void ref_convt(const convt_case *cc, const amp_tensor *X, const amp_tensor *W, const amp_tensor *B,
@@ -303,7 +390,8 @@ static void ref_convt(const convt_case *cc, const amp_tensor *X, const amp_tenso
     int64_t insz = prod(nsp, cc->in), ksz = prod(nsp, cc->k), outsz = prod(nsp, out);
     for (int64_t n = 0; n < cc->N; n++)
         for (int64_t m = 0; m < cc->M; m++)
-            for (int64_t p = 0; p < outsz; p++) y[(n * cc->M + m) * outsz + p] = B ? tt_get(B, m) : 0.0;
+            for (int64_t p = 0; p < outsz; p++)
+                y[(n * cc->M + m) * outsz + p] = B ? tt_get(B, m) : 0.0;
     for (int64_t n = 0; n < cc->N; n++)
         for (int64_t c = 0; c < cc->C; c++) {
             int64_t g = c / Cg;
@@ -348,8 +436,10 @@ static void run_convt_case(const convt_case *cc, amp_dtype dt, const char *what)
     tn_ints(t, "dilations", nsp, cc->d);
     tn_ints(t, "output_padding", nsp, cc->opad);
     if (cc->out_shape[0]) tn_ints(t, "output_shape", nsp, cc->out_shape);
-    if (cc->auto_pad) tn_str(t, "auto_pad", cc->auto_pad);
-    else if (!cc->out_shape[0]) tn_ints(t, "pads", 2 * nsp, pads);
+    if (cc->auto_pad)
+        tn_str(t, "auto_pad", cc->auto_pad);
+    else if (!cc->out_shape[0])
+        tn_ints(t, "pads", 2 * nsp, pads);
     amp_status s = tn_run(t, cc->bias ? 3 : 2, in, 1, y);
     cr_assert_eq(s, AMP_OK, "%s: %s", what, amp_context_last_error(ctx));
     double *ref = malloc(sizeof(double) * (size_t)(prod(rank, yd) + 1));
@@ -362,24 +452,56 @@ static void run_convt_case(const convt_case *cc, amp_dtype dt, const char *what)
 }
 
 static void convt_all_dtypes(const convt_case *cc, const char *what) {
-    for (int i = 0; i < N_FLOATS; i++) run_convt_case(cc, FLOATS[i], what);
+    for (int i = 0; i < N_FLOATS; i++)
+        run_convt_case(cc, FLOATS[i], what);
 }
 
 Test(conv, conv_transpose_2d_odd) {
-    convt_case cc = {.N = 2, .C = 4, .M = 6, .group = 2, .nsp = 2, .in = {4, 3}, .k = {3, 2}, .s = {2, 3},
-                     .d = {1, 2}, .pb = {1, 0}, .pe = {0, 2}, .opad = {1, 0}, .bias = 1};
+    convt_case cc = {.N = 2,
+                     .C = 4,
+                     .M = 6,
+                     .group = 2,
+                     .nsp = 2,
+                     .in = {4, 3},
+                     .k = {3, 2},
+                     .s = {2, 3},
+                     .d = {1, 2},
+                     .pb = {1, 0},
+                     .pe = {0, 2},
+                     .opad = {1, 0},
+                     .bias = 1};
     convt_all_dtypes(&cc, "convT 2d");
-    convt_case c0 = {.N = 1, .C = 3, .M = 2, .group = 1, .nsp = 2, .in = {5, 7}, .k = {3, 3}, .s = {1, 1},
-                     .d = {1, 1}};
+    convt_case c0 = {.N = 1, .C = 3, .M = 2, .group = 1, .nsp = 2, .in = {5, 7}, .k = {3, 3}, .s = {1, 1}, .d = {1, 1}};
     convt_all_dtypes(&c0, "convT plain");
 }
 
 Test(conv, conv_transpose_1d_3d) {
-    convt_case c1 = {.N = 2, .C = 3, .M = 2, .group = 1, .nsp = 1, .in = {6}, .k = {3}, .s = {2}, .d = {2},
-                     .pb = {1}, .pe = {2}, .bias = 1};
+    convt_case c1 = {.N = 2,
+                     .C = 3,
+                     .M = 2,
+                     .group = 1,
+                     .nsp = 1,
+                     .in = {6},
+                     .k = {3},
+                     .s = {2},
+                     .d = {2},
+                     .pb = {1},
+                     .pe = {2},
+                     .bias = 1};
     convt_all_dtypes(&c1, "convT 1d");
-    convt_case c3 = {.N = 1, .C = 2, .M = 3, .group = 1, .nsp = 3, .in = {3, 2, 4}, .k = {2, 3, 2},
-                     .s = {2, 1, 2}, .d = {1, 1, 1}, .pb = {0, 1, 1}, .pe = {1, 1, 0}, .opad = {1, 0, 0}, .bias = 1};
+    convt_case c3 = {.N = 1,
+                     .C = 2,
+                     .M = 3,
+                     .group = 1,
+                     .nsp = 3,
+                     .in = {3, 2, 4},
+                     .k = {2, 3, 2},
+                     .s = {2, 1, 2},
+                     .d = {1, 1, 1},
+                     .pb = {0, 1, 1},
+                     .pe = {1, 1, 0},
+                     .opad = {1, 0, 0},
+                     .bias = 1};
     convt_all_dtypes(&c3, "convT 3d");
 }
 
@@ -387,12 +509,33 @@ Test(conv, conv_transpose_output_shape_and_auto_pad) {
     /* Pads follow the ONNX reference (Python floor division): along dim 0 the natural size is
      * 2*(4-1)+3 = 9 and output_shape asks for 8, total pad 1: start 1 - 1//2 = 1, end 0. Along
      * dim 1 it is 3*(3-1)+2 = 8 and 10 is asked, total -2: both ends grow by one. */
-    convt_case cs = {.N = 1, .C = 2, .M = 3, .group = 1, .nsp = 2, .in = {4, 3}, .k = {3, 2}, .s = {2, 3},
-                     .d = {1, 1}, .pb = {1, -1}, .pe = {0, -1}, .out_shape = {8, 10}, .bias = 1};
+    convt_case cs = {.N = 1,
+                     .C = 2,
+                     .M = 3,
+                     .group = 1,
+                     .nsp = 2,
+                     .in = {4, 3},
+                     .k = {3, 2},
+                     .s = {2, 3},
+                     .d = {1, 1},
+                     .pb = {1, -1},
+                     .pe = {0, -1},
+                     .out_shape = {8, 10},
+                     .bias = 1};
     convt_all_dtypes(&cs, "convT output_shape");
     /* SAME_UPPER asks for in*stride = (8, 9): totals 1 and -1; the start gets total//2 */
-    convt_case cu = {.N = 1, .C = 2, .M = 3, .group = 1, .nsp = 2, .in = {4, 3}, .k = {3, 2}, .s = {2, 3},
-                     .d = {1, 1}, .pb = {0, -1}, .pe = {1, 0}, .auto_pad = "SAME_UPPER"};
+    convt_case cu = {.N = 1,
+                     .C = 2,
+                     .M = 3,
+                     .group = 1,
+                     .nsp = 2,
+                     .in = {4, 3},
+                     .k = {3, 2},
+                     .s = {2, 3},
+                     .d = {1, 1},
+                     .pb = {0, -1},
+                     .pe = {1, 0},
+                     .auto_pad = "SAME_UPPER"};
     convt_all_dtypes(&cu, "convT SAME_UPPER");
     /* SAME_LOWER: the end gets total//2 */
     convt_case cl = cu;
@@ -420,8 +563,7 @@ static int64_t pool_out(const pool_case *pc, int i) {
     return o;
 }
 
-static void ref_pool(const pool_case *pc, int is_max, const amp_tensor *X, const int64_t *out, double *y,
-                     double *ind) {
+static void ref_pool(const pool_case *pc, int is_max, const amp_tensor *X, const int64_t *out, double *y, double *ind) {
     int nsp = pc->nsp;
     int64_t insz = prod(nsp, pc->in), ksz = prod(nsp, pc->k), outsz = prod(nsp, out);
     for (int64_t pl = 0; pl < pc->N * pc->C; pl++) {
@@ -490,8 +632,10 @@ static void run_pool_case(const pool_case *pc, const char *op, amp_dtype dt, con
     if (pc->ceil_mode) tn_int(t, "ceil_mode", 1);
     if (pc->count_pad) tn_int(t, "count_include_pad", 1);
     if (pc->storage_order) tn_int(t, "storage_order", 1);
-    if (pc->auto_pad) tn_str(t, "auto_pad", pc->auto_pad);
-    else tn_ints(t, "pads", 2 * nsp, pads);
+    if (pc->auto_pad)
+        tn_str(t, "auto_pad", pc->auto_pad);
+    else
+        tn_ints(t, "pads", 2 * nsp, pads);
     int nout = is_max && pc->indices ? 2 : 1;
     amp_status s = tn_run(t, 1, in, nout, y);
     cr_assert_eq(s, AMP_OK, "%s: %s", what, amp_context_last_error(ctx));
@@ -517,27 +661,65 @@ static void run_pool_case(const pool_case *pc, const char *op, amp_dtype dt, con
 
 Test(conv, max_pool_2d_odd_every_dtype_with_indices) {
     static const amp_dtype dts[] = {AMP_F32, AMP_F16, AMP_BF16, AMP_F64, AMP_I8, AMP_U8};
-    pool_case pc = {.N = 2, .C = 3, .nsp = 2, .in = {5, 7}, .k = {3, 2}, .s = {2, 2}, .d = {2, 1},
-                    .pb = {1, 0}, .pe = {2, 1}, .indices = 1};
-    for (int i = 0; i < 6; i++) run_pool_case(&pc, "MaxPool", dts[i], "maxpool 2d");
+    pool_case pc = {.N = 2,
+                    .C = 3,
+                    .nsp = 2,
+                    .in = {5, 7},
+                    .k = {3, 2},
+                    .s = {2, 2},
+                    .d = {2, 1},
+                    .pb = {1, 0},
+                    .pe = {2, 1},
+                    .indices = 1};
+    for (int i = 0; i < 6; i++)
+        run_pool_case(&pc, "MaxPool", dts[i], "maxpool 2d");
     pc.ceil_mode = 1;
     pc.storage_order = 1;
-    for (int i = 0; i < 6; i++) run_pool_case(&pc, "MaxPool", dts[i], "maxpool 2d ceil, column-major indices");
+    for (int i = 0; i < 6; i++)
+        run_pool_case(&pc, "MaxPool", dts[i], "maxpool 2d ceil, column-major indices");
 }
 
 Test(conv, max_pool_1d_3d_and_same_pads) {
-    pool_case p1 = {.N = 2, .C = 2, .nsp = 1, .in = {11}, .k = {3}, .s = {2}, .d = {2}, .pb = {1}, .pe = {2},
-                    .ceil_mode = 1, .indices = 1, .storage_order = 1};
-    for (int i = 0; i < N_FLOATS; i++) run_pool_case(&p1, "MaxPool", FLOATS[i], "maxpool 1d");
-    pool_case p3 = {.N = 1, .C = 3, .nsp = 3, .in = {4, 5, 3}, .k = {2, 3, 2}, .s = {1, 2, 2}, .d = {1, 1, 1},
-                    .pb = {1, 0, 1}, .pe = {0, 1, 0}, .indices = 1};
-    for (int i = 0; i < N_FLOATS; i++) run_pool_case(&p3, "MaxPool", FLOATS[i], "maxpool 3d");
+    pool_case p1 = {.N = 2,
+                    .C = 2,
+                    .nsp = 1,
+                    .in = {11},
+                    .k = {3},
+                    .s = {2},
+                    .d = {2},
+                    .pb = {1},
+                    .pe = {2},
+                    .ceil_mode = 1,
+                    .indices = 1,
+                    .storage_order = 1};
+    for (int i = 0; i < N_FLOATS; i++)
+        run_pool_case(&p1, "MaxPool", FLOATS[i], "maxpool 1d");
+    pool_case p3 = {.N = 1,
+                    .C = 3,
+                    .nsp = 3,
+                    .in = {4, 5, 3},
+                    .k = {2, 3, 2},
+                    .s = {1, 2, 2},
+                    .d = {1, 1, 1},
+                    .pb = {1, 0, 1},
+                    .pe = {0, 1, 0},
+                    .indices = 1};
+    for (int i = 0; i < N_FLOATS; i++)
+        run_pool_case(&p3, "MaxPool", FLOATS[i], "maxpool 3d");
     p3.storage_order = 1;
     p3.ceil_mode = 1;
     run_pool_case(&p3, "MaxPool", AMP_I8, "maxpool 3d int8 column-major");
     /* 6 wide, kernel 3, stride 2: one pad at the end (UPPER) or the start (LOWER) */
-    pool_case ps = {.N = 2, .C = 2, .nsp = 2, .in = {6, 5}, .k = {3, 2}, .s = {2, 1}, .d = {1, 1},
-                    .pb = {0, 0}, .pe = {1, 1}, .auto_pad = "SAME_UPPER"};
+    pool_case ps = {.N = 2,
+                    .C = 2,
+                    .nsp = 2,
+                    .in = {6, 5},
+                    .k = {3, 2},
+                    .s = {2, 1},
+                    .d = {1, 1},
+                    .pb = {0, 0},
+                    .pe = {1, 1},
+                    .auto_pad = "SAME_UPPER"};
     run_pool_case(&ps, "MaxPool", AMP_F32, "maxpool SAME_UPPER");
     run_pool_case(&ps, "AveragePool", AMP_F32, "avgpool SAME_UPPER");
     ps.auto_pad = "SAME_LOWER";
@@ -551,25 +733,44 @@ Test(conv, max_pool_1d_3d_and_same_pads) {
 }
 
 Test(conv, average_pool_variants) {
-    pool_case pc = {.N = 2, .C = 3, .nsp = 2, .in = {5, 7}, .k = {3, 2}, .s = {2, 2}, .d = {1, 1},
-                    .pb = {1, 0}, .pe = {2, 1}};
+    pool_case pc = {
+        .N = 2, .C = 3, .nsp = 2, .in = {5, 7}, .k = {3, 2}, .s = {2, 2}, .d = {1, 1}, .pb = {1, 0}, .pe = {2, 1}};
     for (int cp = 0; cp < 2; cp++)
         for (int cm = 0; cm < 2; cm++) {
             pc.count_pad = cp;
             pc.ceil_mode = cm;
-            for (int i = 0; i < N_FLOATS; i++) run_pool_case(&pc, "AveragePool", FLOATS[i], "avgpool 2d");
+            for (int i = 0; i < N_FLOATS; i++)
+                run_pool_case(&pc, "AveragePool", FLOATS[i], "avgpool 2d");
         }
     pc.d[1] = 2; /* dilations (AveragePool-19) */
     pc.count_pad = 1;
     run_pool_case(&pc, "AveragePool", AMP_F32, "avgpool dilated");
-    pool_case p1 = {.N = 3, .C = 1, .nsp = 1, .in = {9}, .k = {4}, .s = {3}, .d = {1}, .pb = {2}, .pe = {1},
-                    .count_pad = 1, .ceil_mode = 1};
-    for (int i = 0; i < N_FLOATS; i++) run_pool_case(&p1, "AveragePool", FLOATS[i], "avgpool 1d");
-    pool_case p3 = {.N = 1, .C = 2, .nsp = 3, .in = {4, 5, 3}, .k = {2, 3, 2}, .s = {2, 1, 1}, .d = {1, 1, 1},
-                    .pb = {1, 1, 0}, .pe = {0, 1, 1}};
+    pool_case p1 = {.N = 3,
+                    .C = 1,
+                    .nsp = 1,
+                    .in = {9},
+                    .k = {4},
+                    .s = {3},
+                    .d = {1},
+                    .pb = {2},
+                    .pe = {1},
+                    .count_pad = 1,
+                    .ceil_mode = 1};
+    for (int i = 0; i < N_FLOATS; i++)
+        run_pool_case(&p1, "AveragePool", FLOATS[i], "avgpool 1d");
+    pool_case p3 = {.N = 1,
+                    .C = 2,
+                    .nsp = 3,
+                    .in = {4, 5, 3},
+                    .k = {2, 3, 2},
+                    .s = {2, 1, 1},
+                    .d = {1, 1, 1},
+                    .pb = {1, 1, 0},
+                    .pe = {0, 1, 1}};
     for (int cp = 0; cp < 2; cp++) {
         p3.count_pad = cp;
-        for (int i = 0; i < N_FLOATS; i++) run_pool_case(&p3, "AveragePool", FLOATS[i], "avgpool 3d");
+        for (int i = 0; i < N_FLOATS; i++)
+            run_pool_case(&p3, "AveragePool", FLOATS[i], "avgpool 3d");
     }
 }
 
@@ -631,8 +832,10 @@ Test(conv, global_pools) {
     for (int sh = 0; sh < 3; sh++) {
         int rank = sh + 3;
         int64_t yd[5], sz = 1;
-        for (int i = 0; i < rank; i++) yd[i] = i < 2 ? shapes[sh][i] : 1;
-        for (int i = 2; i < rank; i++) sz *= shapes[sh][i];
+        for (int i = 0; i < rank; i++)
+            yd[i] = i < 2 ? shapes[sh][i] : 1;
+        for (int i = 2; i < rank; i++)
+            sz *= shapes[sh][i];
         for (int op = 0; op < 2; op++)
             for (int di = 0; di < N_FLOATS; di++) {
                 amp_dtype dt = FLOATS[di];
@@ -707,8 +910,9 @@ Test(conv, gemm_transposes_bias_shapes_every_dtype) {
             for (int c = 0; c < 6; c++) {
                 int isint = amp_dtype_is_int(MM_DTYPES[di]);
                 run_gemm(MM_DTYPES[di], tr & 1, tr >> 1, 1.0f, 1.0f, cranks[c], cshape[c], "gemm");
-                if (!isint || c == 5) run_gemm(MM_DTYPES[di], tr & 1, tr >> 1, isint ? 2.0f : 0.5f,
-                                               isint ? 3.0f : -1.5f, cranks[c], cshape[c], "gemm alpha beta");
+                if (!isint || c == 5)
+                    run_gemm(MM_DTYPES[di], tr & 1, tr >> 1, isint ? 2.0f : 0.5f, isint ? 3.0f : -1.5f, cranks[c],
+                             cshape[c], "gemm alpha beta");
             }
     int64_t one[1] = {1};
     run_gemm(AMP_F32, 0, 0, 1.0f, 0.0f, 1, one, "gemm beta 0");
@@ -739,8 +943,8 @@ Test(conv, gemm_bad_inputs) {
 /* =========================================================================================== */
 /* MatMul                                                                                      */
 
-static void run_matmul(amp_dtype dt, int ra, const int64_t *ad, int rb, const int64_t *bd, int ry,
-                       const int64_t *yd, int threads, const char *what) {
+static void run_matmul(amp_dtype dt, int ra, const int64_t *ad, int rb, const int64_t *bd, int ry, const int64_t *yd,
+                       int threads, const char *what) {
     int isint = amp_dtype_is_int(dt);
     double lo = isint ? -9 : -1, hi = isint ? 9 : 1;
     amp_tensor *in[2] = {tt_rand(ctx, dt, ra, ad, lo, hi, 61), tt_rand(ctx, dt, rb, bd, lo, hi, 62)}, *y[1];
@@ -756,8 +960,10 @@ static void run_matmul(amp_dtype dt, int ra, const int64_t *ad, int rb, const in
     int64_t bi[8] = {0};
     for (int64_t q = 0; q < nb; q++, step(nbr, bi, yd)) {
         int64_t oa = 0, ob = 0;
-        for (int i = 0; i < nba; i++) oa = oa * ad[i] + (ad[i] == 1 ? 0 : bi[nbr - nba + i]);
-        for (int i = 0; i < nbb; i++) ob = ob * bd[i] + (bd[i] == 1 ? 0 : bi[nbr - nbb + i]);
+        for (int i = 0; i < nba; i++)
+            oa = oa * ad[i] + (ad[i] == 1 ? 0 : bi[nbr - nba + i]);
+        for (int i = 0; i < nbb; i++)
+            ob = ob * bd[i] + (bd[i] == 1 ? 0 : bi[nbr - nbb + i]);
         for (int64_t m = 0; m < M; m++)
             for (int64_t n = 0; n < N; n++) {
                 double acc = 0;
@@ -816,4 +1022,74 @@ Test(conv, matmul_bad_inputs) {
     cr_assert_eq(mm_status("MatMul", AMP_F32, 3, a3, 3, b3, 0, NULL), AMP_ERR_SHAPE, "batch dims");
     cr_assert_eq(mm_status("MatMul", AMP_I8, 2, a, 2, a, 0, NULL), AMP_ERR_UNSUPPORTED, "int8");
     cr_assert_eq(mm_status("MatMul", AMP_BOOL, 2, a, 2, a, 0, NULL), AMP_ERR_UNSUPPORTED, "bool");
+}
+
+/* Products big enough to be cut into blocks over the threads, along columns and along rows,
+ * with every transpose. */
+Test(conv, large_products_split_over_threads) {
+    for (int tr = 0; tr < 4; tr++) {
+        int ta = tr & 1, tb = tr >> 1;
+        for (int shape = 0; shape < 2; shape++) {
+            int64_t M = shape ? 300 : 40, N = shape ? 40 : 260, K = 50;
+            int64_t ad[2] = {ta ? K : M, ta ? M : K}, bd[2] = {tb ? N : K, tb ? K : N}, cd[1] = {N}, yd[2] = {M, N};
+            amp_tensor *in[3] = {tt_rand(ctx, AMP_F32, 2, ad, -1, 1, 71), tt_rand(ctx, AMP_F32, 2, bd, -1, 1, 72),
+                                 tt_rand(ctx, AMP_F32, 1, cd, -1, 1, 73)};
+            amp_tensor *y[1];
+            amp_test_node *t = tn_new(ctx, "Gemm");
+            t->threads = 3;
+            tn_int(t, "transA", ta);
+            tn_int(t, "transB", tb);
+            tn_float(t, "alpha", 0.75f);
+            cr_assert_eq(tn_run(t, 3, in, 1, y), AMP_OK, "%s", amp_context_last_error(ctx));
+            double *ref = malloc(sizeof(double) * (size_t)(M * N));
+            for (int64_t m = 0; m < M; m++)
+                for (int64_t n = 0; n < N; n++) {
+                    double acc = 0;
+                    for (int64_t k = 0; k < K; k++)
+                        acc += tt_get(in[0], ta ? k * M + m : m * K + k) * tt_get(in[1], tb ? n * K + k : k * N + n);
+                    ref[m * N + n] = 0.75 * acc + tt_get(in[2], n);
+                }
+            expect_close(y[0], AMP_F32, 2, yd, ref, "large gemm");
+            free(ref);
+            free_all(y, 1);
+            free_all(in, 3);
+            tn_free(t);
+        }
+    }
+    int64_t a[3] = {2, 300, 40}, b[2] = {40, 50}, y[3] = {2, 300, 50};
+    run_matmul(AMP_F32, 3, a, 2, b, 3, y, 3, "large flat matmul");
+    run_matmul(AMP_F64, 3, a, 2, b, 3, y, 3, "large flat matmul");
+    int64_t a2[3] = {2, 128, 128}, b2[3] = {2, 128, 160}, y2[3] = {2, 128, 160};
+    run_matmul(AMP_F32, 3, a2, 3, b2, 3, y2, 3, "large batched matmul");
+    /* one image: the items run in turn and each GEMM is split */
+    conv_case cc = {.N = 1,
+                    .C = 16,
+                    .M = 32,
+                    .group = 1,
+                    .nsp = 2,
+                    .in = {20, 19},
+                    .k = {3, 3},
+                    .s = {1, 1},
+                    .d = {1, 1},
+                    .pb = {1, 0},
+                    .pe = {1, 1},
+                    .bias = 1,
+                    .threads = 3};
+    run_conv_case(&cc, AMP_F32, "conv one image, split GEMM");
+    run_conv_case(&cc, AMP_F64, "conv one image, split GEMM");
+    run_conv_case(&cc, AMP_BF16, "conv one image, split GEMM");
+    convt_case ct = {.N = 1,
+                     .C = 16,
+                     .M = 16,
+                     .group = 1,
+                     .nsp = 2,
+                     .in = {20, 20},
+                     .k = {3, 3},
+                     .s = {1, 1},
+                     .d = {1, 1},
+                     .pb = {1, 1},
+                     .pe = {1, 1},
+                     .bias = 1};
+    run_convt_case(&ct, AMP_F32, "convT one image, split GEMM");
+    run_convt_case(&ct, AMP_F64, "convT one image, split GEMM");
 }

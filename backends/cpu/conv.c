@@ -2,8 +2,9 @@
  *
  * f32 and f64 run in place on the tensors; f16 and bf16 are widened to f32 in the workspace,
  * multiplied in f32 and rounded once on store. Work items (image, group) are spread over the
- * threads with one workspace slot each and OpenBLAS held to one thread; when there are fewer
- * items than threads the items run one after another and OpenBLAS gets the threads instead. */
+ * OpenMP threads with one workspace slot each and OpenBLAS held to one thread; when there are
+ * fewer items than threads the items run one after another and each GEMM is cut into blocks
+ * over the threads instead (amp_cpu_sgemm in gemm.c). */
 #include <cblas.h>
 #include <omp.h>
 #include <string.h>
@@ -27,10 +28,15 @@ amp_status amp_conv_geom_init(const amp_node *n, int kind, int rank, const int64
 int amp_conv_ws_layout(const amp_node *n, amp_dtype dt, const int64_t *xdims, const int64_t *wdims,
                        const amp_conv_geom *g, amp_conv_ws *w);
 void amp_cpu_blas_threads(int n);
+/* defined in backends/cpu/gemm.c: one product split over threads (OpenBLAS single-threaded) */
+void amp_cpu_sgemm(int threads, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                   int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+void amp_cpu_dgemm(int threads, int ta, int tb, int64_t M, int64_t N, int64_t K, double alpha, const double *A,
+                   int64_t lda, const double *B, int64_t ldb, double beta, double *C, int64_t ldc);
 /* -------------------------------------------------------------------------------------------- */
 
 /* OpenBLAS keeps one process-wide thread count; change it only when it differs, since the
- * call takes a lock inside OpenBLAS. */
+ * call takes a lock inside OpenBLAS. The kernels keep it at one and thread with OpenMP. */
 void amp_cpu_blas_threads(int n) {
     if (n < 1) n = 1;
     if (openblas_get_num_threads() != n) openblas_set_num_threads(n);
@@ -49,17 +55,21 @@ typedef struct conv_job {
 static void widen(amp_dtype dt, const void *src, float *dst, int64_t n) {
     const uint16_t *p = src;
     if (dt == AMP_F16)
-        for (int64_t i = 0; i < n; i++) dst[i] = amp_f16_to_f32(p[i]);
+        for (int64_t i = 0; i < n; i++)
+            dst[i] = amp_f16_to_f32(p[i]);
     else
-        for (int64_t i = 0; i < n; i++) dst[i] = amp_bf16_to_f32(p[i]);
+        for (int64_t i = 0; i < n; i++)
+            dst[i] = amp_bf16_to_f32(p[i]);
 }
 
 static void narrow(amp_dtype dt, const float *src, void *dst, int64_t n) {
     uint16_t *p = dst;
     if (dt == AMP_F16)
-        for (int64_t i = 0; i < n; i++) p[i] = amp_f32_to_f16(src[i]);
+        for (int64_t i = 0; i < n; i++)
+            p[i] = amp_f32_to_f16(src[i]);
     else
-        for (int64_t i = 0; i < n; i++) p[i] = amp_f32_to_bf16(src[i]);
+        for (int64_t i = 0; i < n; i++)
+            p[i] = amp_f32_to_bf16(src[i]);
 }
 
 /* Odometer step over the first n dims of lim; returns 0 after the last index. */
@@ -83,81 +93,86 @@ static void valid_range(int64_t base, int64_t s, int64_t in, int64_t nout, int64
 
 /* im2col for one image and group: col[(c*ksz + kidx) * outsz + p] = x[c, p*s - pb + kk*d] or 0.
  * col2im is its adjoint: y[c, o*s - pb + kk*d] += col[...] for ConvTranspose. */
-#define DEFINE_COL(T, SUF)                                                                              \
-    static void im2col_##SUF(const T *x, T *col, const amp_conv_geom *g, int64_t cg) {                  \
-        int nsp = g->nsp, last = nsp - 1;                                                               \
-        int64_t ksz = 1, insz = 1, outsz = 1;                                                           \
-        for (int i = 0; i < nsp; i++) {                                                                 \
-            ksz *= g->k[i];                                                                             \
-            insz *= g->in[i];                                                                           \
-            outsz *= g->out[i];                                                                         \
-        }                                                                                               \
-        int64_t ow = g->out[last], iw = g->in[last], sw = g->s[last];                                   \
-        for (int64_t c = 0; c < cg; c++) {                                                              \
-            const T *xc = x + c * insz;                                                                 \
-            int64_t kk[AMP_MAX_RANK] = {0};                                                             \
-            for (int64_t kidx = 0; kidx < ksz; kidx++, next_index(nsp, kk, g->k)) {                    \
-                T *row = col + (c * ksz + kidx) * outsz;                                                \
-                int64_t base = kk[last] * g->d[last] - g->pb[last], lo, hi;                             \
-                valid_range(base, sw, iw, ow, &lo, &hi);                                                \
-                int64_t o[AMP_MAX_RANK] = {0};                                                          \
-                do {                                                                                    \
-                    int64_t off = 0;                                                                    \
-                    int ok = 1;                                                                         \
-                    for (int i = 0; i < last; i++) {                                                    \
-                        int64_t ii = o[i] * g->s[i] - g->pb[i] + kk[i] * g->d[i];                       \
-                        if (ii < 0 || ii >= g->in[i]) ok = 0;                                           \
-                        off = off * g->in[i] + ii;                                                      \
-                    }                                                                                   \
-                    if (!ok || lo >= hi) {                                                              \
-                        memset(row, 0, sizeof(T) * (size_t)ow);                                         \
-                    } else {                                                                            \
-                        const T *src = xc + off * iw;                                                   \
-                        for (int64_t p = 0; p < lo; p++) row[p] = 0;                                    \
-                        if (sw == 1) memcpy(row + lo, src + lo + base, sizeof(T) * (size_t)(hi - lo));  \
-                        else                                                                            \
-                            for (int64_t p = lo; p < hi; p++) row[p] = src[p * sw + base];              \
-                        for (int64_t p = hi; p < ow; p++) row[p] = 0;                                   \
-                    }                                                                                   \
-                    row += ow;                                                                          \
-                } while (next_index(last, o, g->out));                                                  \
-            }                                                                                           \
-        }                                                                                               \
-    }                                                                                                   \
-    /* Here g->in holds ConvTranspose's input (the column positions) and g->out its output. */      \
-    static void col2im_##SUF(const T *col, T *y, const amp_conv_geom *g, int64_t mg) {                  \
-        int nsp = g->nsp, last = nsp - 1;                                                               \
-        int64_t ksz = 1, insz = 1, outsz = 1;                                                           \
-        for (int i = 0; i < nsp; i++) {                                                                 \
-            ksz *= g->k[i];                                                                             \
-            insz *= g->in[i];                                                                           \
-            outsz *= g->out[i];                                                                         \
-        }                                                                                               \
-        int64_t iw = g->in[last], ow = g->out[last], sw = g->s[last];                                   \
-        for (int64_t m = 0; m < mg; m++) {                                                              \
-            T *ym = y + m * outsz;                                                                      \
-            int64_t kk[AMP_MAX_RANK] = {0};                                                             \
-            for (int64_t kidx = 0; kidx < ksz; kidx++, next_index(nsp, kk, g->k)) {                    \
-                const T *row = col + (m * ksz + kidx) * insz;                                           \
-                int64_t base = kk[last] * g->d[last] - g->pb[last], lo, hi;                             \
-                valid_range(base, sw, ow, iw, &lo, &hi);                                                \
-                int64_t i[AMP_MAX_RANK] = {0};                                                          \
-                do {                                                                                    \
-                    int64_t off = 0;                                                                    \
-                    int ok = 1;                                                                         \
-                    for (int e = 0; e < last; e++) {                                                    \
-                        int64_t oo = i[e] * g->s[e] - g->pb[e] + kk[e] * g->d[e];                       \
-                        if (oo < 0 || oo >= g->out[e]) ok = 0;                                          \
-                        off = off * g->out[e] + oo;                                                     \
-                    }                                                                                   \
-                    if (ok) {                                                                           \
-                        T *dst = ym + off * ow;                                                         \
-                        for (int64_t p = lo; p < hi; p++) dst[p * sw + base] += row[p];                 \
-                    }                                                                                   \
-                    row += iw;                                                                          \
-                } while (next_index(last, i, g->in));                                                   \
-            }                                                                                           \
-        }                                                                                               \
+#define DEFINE_COL(T, SUF)                                                                                             \
+    static void im2col_##SUF(const T *x, T *col, const amp_conv_geom *g, int64_t cg) {                                 \
+        int nsp = g->nsp, last = nsp - 1;                                                                              \
+        int64_t ksz = 1, insz = 1, outsz = 1;                                                                          \
+        for (int i = 0; i < nsp; i++) {                                                                                \
+            ksz *= g->k[i];                                                                                            \
+            insz *= g->in[i];                                                                                          \
+            outsz *= g->out[i];                                                                                        \
+        }                                                                                                              \
+        int64_t ow = g->out[last], iw = g->in[last], sw = g->s[last];                                                  \
+        for (int64_t c = 0; c < cg; c++) {                                                                             \
+            const T *xc = x + c * insz;                                                                                \
+            int64_t kk[AMP_MAX_RANK] = {0};                                                                            \
+            for (int64_t kidx = 0; kidx < ksz; kidx++, next_index(nsp, kk, g->k)) {                                    \
+                T *row = col + (c * ksz + kidx) * outsz;                                                               \
+                int64_t base = kk[last] * g->d[last] - g->pb[last], lo, hi;                                            \
+                valid_range(base, sw, iw, ow, &lo, &hi);                                                               \
+                int64_t o[AMP_MAX_RANK] = {0};                                                                         \
+                do {                                                                                                   \
+                    int64_t off = 0;                                                                                   \
+                    int ok = 1;                                                                                        \
+                    for (int i = 0; i < last; i++) {                                                                   \
+                        int64_t ii = o[i] * g->s[i] - g->pb[i] + kk[i] * g->d[i];                                      \
+                        if (ii < 0 || ii >= g->in[i]) ok = 0;                                                          \
+                        off = off * g->in[i] + ii;                                                                     \
+                    }                                                                                                  \
+                    if (!ok || lo >= hi) {                                                                             \
+                        memset(row, 0, sizeof(T) * (size_t)ow);                                                        \
+                    } else {                                                                                           \
+                        const T *src = xc + off * iw;                                                                  \
+                        for (int64_t p = 0; p < lo; p++)                                                               \
+                            row[p] = 0;                                                                                \
+                        if (sw == 1)                                                                                   \
+                            memcpy(row + lo, src + lo + base, sizeof(T) * (size_t)(hi - lo));                          \
+                        else                                                                                           \
+                            for (int64_t p = lo; p < hi; p++)                                                          \
+                                row[p] = src[p * sw + base];                                                           \
+                        for (int64_t p = hi; p < ow; p++)                                                              \
+                            row[p] = 0;                                                                                \
+                    }                                                                                                  \
+                    row += ow;                                                                                         \
+                } while (next_index(last, o, g->out));                                                                 \
+            }                                                                                                          \
+        }                                                                                                              \
+    }                                                                                                                  \
+    /* Here g->in holds ConvTranspose's input (the column positions) and g->out its output. */                         \
+    static void col2im_##SUF(const T *col, T *y, const amp_conv_geom *g, int64_t mg) {                                 \
+        int nsp = g->nsp, last = nsp - 1;                                                                              \
+        int64_t ksz = 1, insz = 1, outsz = 1;                                                                          \
+        for (int i = 0; i < nsp; i++) {                                                                                \
+            ksz *= g->k[i];                                                                                            \
+            insz *= g->in[i];                                                                                          \
+            outsz *= g->out[i];                                                                                        \
+        }                                                                                                              \
+        int64_t iw = g->in[last], ow = g->out[last], sw = g->s[last];                                                  \
+        for (int64_t m = 0; m < mg; m++) {                                                                             \
+            T *ym = y + m * outsz;                                                                                     \
+            int64_t kk[AMP_MAX_RANK] = {0};                                                                            \
+            for (int64_t kidx = 0; kidx < ksz; kidx++, next_index(nsp, kk, g->k)) {                                    \
+                const T *row = col + (m * ksz + kidx) * insz;                                                          \
+                int64_t base = kk[last] * g->d[last] - g->pb[last], lo, hi;                                            \
+                valid_range(base, sw, ow, iw, &lo, &hi);                                                               \
+                int64_t i[AMP_MAX_RANK] = {0};                                                                         \
+                do {                                                                                                   \
+                    int64_t off = 0;                                                                                   \
+                    int ok = 1;                                                                                        \
+                    for (int e = 0; e < last; e++) {                                                                   \
+                        int64_t oo = i[e] * g->s[e] - g->pb[e] + kk[e] * g->d[e];                                      \
+                        if (oo < 0 || oo >= g->out[e]) ok = 0;                                                         \
+                        off = off * g->out[e] + oo;                                                                    \
+                    }                                                                                                  \
+                    if (ok) {                                                                                          \
+                        T *dst = ym + off * ow;                                                                        \
+                        for (int64_t p = lo; p < hi; p++)                                                              \
+                            dst[p * sw + base] += row[p];                                                              \
+                    }                                                                                                  \
+                    row += iw;                                                                                         \
+                } while (next_index(last, i, g->in));                                                                  \
+            }                                                                                                          \
+        }                                                                                                              \
     }
 
 DEFINE_COL(float, f32)
@@ -167,7 +182,8 @@ static void fill_bias_f32(float *y, const conv_job *j, int64_t m0, int64_t mg, i
     for (int64_t m = 0; m < mg; m++) {
         float v = j->b ? (float)amp_ld(j->dt, j->b, m0 + m) : 0.0f;
         float *r = y + m * len;
-        for (int64_t p = 0; p < len; p++) r[p] = v;
+        for (int64_t p = 0; p < len; p++)
+            r[p] = v;
     }
 }
 
@@ -175,12 +191,13 @@ static void fill_bias_f64(double *y, const conv_job *j, int64_t m0, int64_t mg, 
     for (int64_t m = 0; m < mg; m++) {
         double v = j->b ? ((const double *)j->b)[m0 + m] : 0.0;
         double *r = y + m * len;
-        for (int64_t p = 0; p < len; p++) r[p] = v;
+        for (int64_t p = 0; p < len; p++)
+            r[p] = v;
     }
 }
 
 /* One image n and group gi of Conv in f32 (f32, f16, bf16). slot is this thread's scratch. */
-static void conv_item_f32(const conv_job *j, int64_t n, int64_t gi, float *slot) {
+static void conv_item_f32(const conv_job *j, int64_t n, int64_t gi, float *slot, int gt) {
     int half = j->dt != AMP_F32;
     int64_t K = j->Cg * j->ksz, P = j->outsz;
     int64_t xoff = (n * j->C + gi * j->Cg) * j->insz, yoff = (n * j->M + gi * j->Mg) * P;
@@ -196,19 +213,20 @@ static void conv_item_f32(const conv_job *j, int64_t n, int64_t gi, float *slot)
         x = (const float *)j->x + xoff;
         y = (float *)j->y + yoff;
     }
-    if (j->direct) col = (float *)x;
-    else im2col_f32(x, col, &j->g, j->Cg);
+    if (j->direct)
+        col = (float *)x;
+    else
+        im2col_f32(x, col, &j->g, j->Cg);
     const float *w = (half ? (const float *)j->wide_w : (const float *)j->w) + gi * j->Mg * K;
     if (j->b) fill_bias_f32(y, j, gi * j->Mg, j->Mg, P);
     if (K > 0)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)j->Mg, (int)P, (int)K, 1.0f, w, (int)K, col,
-                    (int)P, j->b ? 1.0f : 0.0f, y, (int)P);
+        amp_cpu_sgemm(gt, 0, 0, j->Mg, P, K, 1.0f, w, K, col, P, j->b ? 1.0f : 0.0f, y, P);
     else if (!j->b)
         memset(y, 0, sizeof(float) * (size_t)(j->Mg * P));
     if (half) narrow(j->dt, y, (uint16_t *)j->y + yoff, j->Mg * P);
 }
 
-static void conv_item_f64(const conv_job *j, int64_t n, int64_t gi, double *slot) {
+static void conv_item_f64(const conv_job *j, int64_t n, int64_t gi, double *slot, int gt) {
     int64_t K = j->Cg * j->ksz, P = j->outsz;
     const double *x = (const double *)j->x + (n * j->C + gi * j->Cg) * j->insz;
     double *y = (double *)j->y + (n * j->M + gi * j->Mg) * P;
@@ -220,14 +238,13 @@ static void conv_item_f64(const conv_job *j, int64_t n, int64_t gi, double *slot
     const double *w = (const double *)j->w + gi * j->Mg * K;
     if (j->b) fill_bias_f64(y, j, gi * j->Mg, j->Mg, P);
     if (K > 0)
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)j->Mg, (int)P, (int)K, 1.0, w, (int)K, col,
-                    (int)P, j->b ? 1.0 : 0.0, y, (int)P);
+        amp_cpu_dgemm(gt, 0, 0, j->Mg, P, K, 1.0, w, K, col, P, j->b ? 1.0 : 0.0, y, P);
     else if (!j->b)
         memset(y, 0, sizeof(double) * (size_t)(j->Mg * P));
 }
 
 /* One image n and group gi of ConvTranspose: col = W_g^T x_g, then col2im into y. */
-static void convt_item_f32(const conv_job *j, int64_t n, int64_t gi, float *slot) {
+static void convt_item_f32(const conv_job *j, int64_t n, int64_t gi, float *slot, int gt) {
     int half = j->dt != AMP_F32;
     int64_t R = j->Mg * j->ksz, Pin = j->insz, Pout = j->outsz;
     int64_t xoff = (n * j->C + gi * j->Cg) * Pin, yoff = (n * j->M + gi * j->Mg) * Pout;
@@ -247,8 +264,7 @@ static void convt_item_f32(const conv_job *j, int64_t n, int64_t gi, float *slot
     fill_bias_f32(y, j, gi * j->Mg, j->Mg, Pout);
     if (R > 0 && Pin > 0) {
         if (j->Cg > 0)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)R, (int)Pin, (int)j->Cg, 1.0f, w, (int)R, x,
-                        (int)Pin, 0.0f, col, (int)Pin);
+            amp_cpu_sgemm(gt, 1, 0, R, Pin, j->Cg, 1.0f, w, R, x, Pin, 0.0f, col, Pin);
         else
             memset(col, 0, sizeof(float) * (size_t)(R * Pin));
         col2im_f32(col, y, &j->g, j->Mg);
@@ -256,7 +272,7 @@ static void convt_item_f32(const conv_job *j, int64_t n, int64_t gi, float *slot
     if (half) narrow(j->dt, y, (uint16_t *)j->y + yoff, j->Mg * Pout);
 }
 
-static void convt_item_f64(const conv_job *j, int64_t n, int64_t gi, double *slot) {
+static void convt_item_f64(const conv_job *j, int64_t n, int64_t gi, double *slot, int gt) {
     int64_t R = j->Mg * j->ksz, Pin = j->insz, Pout = j->outsz;
     const double *x = (const double *)j->x + (n * j->C + gi * j->Cg) * Pin;
     double *y = (double *)j->y + (n * j->M + gi * j->Mg) * Pout;
@@ -264,8 +280,7 @@ static void convt_item_f64(const conv_job *j, int64_t n, int64_t gi, double *slo
     fill_bias_f64(y, j, gi * j->Mg, j->Mg, Pout);
     if (R > 0 && Pin > 0) {
         if (j->Cg > 0)
-            cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)R, (int)Pin, (int)j->Cg, 1.0, w, (int)R, x,
-                        (int)Pin, 0.0, slot, (int)Pin);
+            amp_cpu_dgemm(gt, 1, 0, R, Pin, j->Cg, 1.0, w, R, x, Pin, 0.0, slot, Pin);
         else
             memset(slot, 0, sizeof(double) * (size_t)(R * Pin));
         col2im_f64(slot, y, &j->g, j->Mg);
@@ -279,8 +294,8 @@ static amp_status run_conv(amp_kernel *k, int transpose) {
     amp_tensor *Y = k->out[0];
     conv_job j;
     memset(&j, 0, sizeof j);
-    if ((s = amp_conv_geom_init(k->n, transpose ? AMP_GEOM_CONV_T : AMP_GEOM_CONV, X->rank, X->dims, W->dims, &j.g,
-                                msg, sizeof msg)))
+    if ((s = amp_conv_geom_init(k->n, transpose ? AMP_GEOM_CONV_T : AMP_GEOM_CONV, X->rank, X->dims, W->dims, &j.g, msg,
+                                sizeof msg)))
         return amp_kernel_fail(k, s, "%s", msg);
     amp_conv_ws wl;
     if (!amp_conv_ws_layout(k->n, X->dtype, X->dims, W->dims, &j.g, &wl))
@@ -321,27 +336,51 @@ static amp_status run_conv(amp_kernel *k, int transpose) {
         widen(j.dt, W->data, j.wide_w, W->numel);
     }
     int64_t items = j.N * j.group;
-    int nthr = k->threads < 1 ? 1 : k->threads;
+    int threads = k->threads < 1 ? 1 : k->threads;
+    int nthr = threads;
     if (slots > 0 && nthr > slots) nthr = (int)slots;
-    if (nthr > items) nthr = (int)items;
-    /* One item per thread at a time with single-threaded BLAS beats threading each small GEMM. */
-    int par = nthr > 1;
-    amp_cpu_blas_threads(par ? 1 : k->threads);
-    if (j.dt == AMP_F64) {
-        double *base = k->ws ? (double *)k->ws + wl.shared : NULL;
-#pragma omp parallel for num_threads(nthr) schedule(static) if (par)
-        for (int64_t it = 0; it < items; it++) {
-            double *slot = base ? base + (int64_t)omp_get_thread_num() * wl.slot : NULL;
-            if (transpose) convt_item_f64(&j, it / j.group, it % j.group, slot);
-            else conv_item_f64(&j, it / j.group, it % j.group, slot);
+    /* With at least one item per thread, whole items go to threads: that beats threading
+     * each small GEMM. With fewer items, or workspace for under half the threads, the items
+     * run in turn and each GEMM is split over the threads instead. */
+    int par = nthr > 1 && 2 * nthr >= threads && items >= nthr;
+    amp_cpu_blas_threads(1);
+    if (par) {
+        if (j.dt == AMP_F64) {
+            double *base = k->ws ? (double *)k->ws + wl.shared : NULL; /* NULL: a 1x1 f32 conv needs none */
+#pragma omp parallel for num_threads(nthr) schedule(static)
+            for (int64_t it = 0; it < items; it++) {
+                double *slot = base ? base + (int64_t)omp_get_thread_num() * wl.slot : NULL;
+                if (transpose)
+                    convt_item_f64(&j, it / j.group, it % j.group, slot, 1);
+                else
+                    conv_item_f64(&j, it / j.group, it % j.group, slot, 1);
+            }
+        } else {
+            float *base = k->ws ? (float *)k->ws + wl.shared : NULL; /* NULL: a 1x1 f32 conv needs none */
+#pragma omp parallel for num_threads(nthr) schedule(static)
+            for (int64_t it = 0; it < items; it++) {
+                float *slot = base ? base + (int64_t)omp_get_thread_num() * wl.slot : NULL;
+                if (transpose)
+                    convt_item_f32(&j, it / j.group, it % j.group, slot, 1);
+                else
+                    conv_item_f32(&j, it / j.group, it % j.group, slot, 1);
+            }
         }
-    } else {
-        float *base = k->ws ? (float *)k->ws + wl.shared : NULL;
-#pragma omp parallel for num_threads(nthr) schedule(static) if (par)
-        for (int64_t it = 0; it < items; it++) {
-            float *slot = base ? base + (int64_t)omp_get_thread_num() * wl.slot : NULL;
-            if (transpose) convt_item_f32(&j, it / j.group, it % j.group, slot);
-            else conv_item_f32(&j, it / j.group, it % j.group, slot);
+        return AMP_OK;
+    }
+    for (int64_t it = 0; it < items; it++) {
+        if (j.dt == AMP_F64) {
+            double *slot = k->ws ? (double *)k->ws + wl.shared : NULL;
+            if (transpose)
+                convt_item_f64(&j, it / j.group, it % j.group, slot, threads);
+            else
+                conv_item_f64(&j, it / j.group, it % j.group, slot, threads);
+        } else {
+            float *slot = k->ws ? (float *)k->ws + wl.shared : NULL;
+            if (transpose)
+                convt_item_f32(&j, it / j.group, it % j.group, slot, threads);
+            else
+                conv_item_f32(&j, it / j.group, it % j.group, slot, threads);
         }
     }
     return AMP_OK;

@@ -7,11 +7,52 @@
 
 #include "backends/cpu/cpu.h"
 
-/* defined in backends/cpu/conv.c */
+/* amp_cpu_blas_threads is defined in backends/cpu/conv.c; the two below are used there. */
 void amp_cpu_blas_threads(int n);
+void amp_cpu_sgemm(int threads, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                   int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+void amp_cpu_dgemm(int threads, int ta, int tb, int64_t M, int64_t N, int64_t K, double alpha, const double *A,
+                   int64_t lda, const double *B, int64_t ldb, double beta, double *C, int64_t ldc);
 
-/* Below this many multiply-adds per matrix, batches run on separate threads with a
- * single-threaded BLAS; above it BLAS threads each product itself. */
+/* OpenMP is the one thread pool: OpenBLAS runs single-threaded inside it, and a large product
+ * is cut into column (or row) blocks, one per thread. Two pools on the same cores would spin
+ * against each other between ops. */
+#define GEMM_PAR_MIN ((int64_t)1 << 18)
+
+#define DEFINE_PAR_GEMM(T, SUF, GEMM)                                                                                  \
+    void amp_cpu_##SUF(int threads, int ta, int tb, int64_t M, int64_t N, int64_t K, T alpha, const T *A, int64_t lda, \
+                       const T *B, int64_t ldb, T beta, T *C, int64_t ldc) {                                           \
+        amp_cpu_blas_threads(1);                                                                                       \
+        int64_t work = M * N * K;                                                                                      \
+        int nt = threads < 1 ? 1 : threads;                                                                            \
+        if (nt > 1 && work >= GEMM_PAR_MIN && (N >= 32 || M >= 32)) {                                                  \
+            /* blocks along the longer side, whole multiples of 16 */                                                  \
+            int by_cols = N >= M;                                                                                      \
+            int64_t len = by_cols ? N : M, blk = (len + nt - 1) / nt;                                                  \
+            blk = (blk + 15) / 16 * 16;                                                                                \
+            int64_t nblk = (len + blk - 1) / blk;                                                                      \
+            _Pragma("omp parallel for num_threads(nt) schedule(static)") for (int64_t b = 0; b < nblk; b++) {          \
+                int64_t lo = b * blk, n = len - lo < blk ? len - lo : blk;                                             \
+                if (by_cols)                                                                                           \
+                    GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M,        \
+                         (int)n, (int)K, alpha, A, (int)lda, B + (tb ? lo * ldb : lo), (int)ldb, beta, C + lo,         \
+                         (int)ldc);                                                                                    \
+                else                                                                                                   \
+                    GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)n,        \
+                         (int)N, (int)K, alpha, A + (ta ? lo : lo * lda), (int)lda, B, (int)ldb, beta, C + lo * ldc,   \
+                         (int)ldc);                                                                                    \
+            }                                                                                                          \
+            return;                                                                                                    \
+        }                                                                                                              \
+        GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K,    \
+             alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);                                                      \
+    }
+
+DEFINE_PAR_GEMM(float, sgemm, cblas_sgemm)
+DEFINE_PAR_GEMM(double, dgemm, cblas_dgemm)
+
+/* Below this many multiply-adds per matrix, batches run on separate threads; above it each
+ * product is split over the threads itself. */
 #define MM_SMALL ((int64_t)1 << 21)
 /* Integer loops: rows spread over threads above this many multiply-adds in all. */
 #define INT_PAR_MIN ((int64_t)1 << 16)
@@ -19,17 +60,21 @@ void amp_cpu_blas_threads(int n);
 static void widen(amp_dtype dt, const void *src, float *dst, int64_t n) {
     const uint16_t *p = src;
     if (dt == AMP_F16)
-        for (int64_t i = 0; i < n; i++) dst[i] = amp_f16_to_f32(p[i]);
+        for (int64_t i = 0; i < n; i++)
+            dst[i] = amp_f16_to_f32(p[i]);
     else
-        for (int64_t i = 0; i < n; i++) dst[i] = amp_bf16_to_f32(p[i]);
+        for (int64_t i = 0; i < n; i++)
+            dst[i] = amp_bf16_to_f32(p[i]);
 }
 
 static void narrow(amp_dtype dt, const float *src, void *dst, int64_t n) {
     uint16_t *p = dst;
     if (dt == AMP_F16)
-        for (int64_t i = 0; i < n; i++) p[i] = amp_f32_to_f16(src[i]);
+        for (int64_t i = 0; i < n; i++)
+            p[i] = amp_f32_to_f16(src[i]);
     else
-        for (int64_t i = 0; i < n; i++) p[i] = amp_f32_to_bf16(src[i]);
+        for (int64_t i = 0; i < n; i++)
+            p[i] = amp_f32_to_bf16(src[i]);
 }
 
 static int threads_of(const amp_kernel *k) { return k->threads < 1 ? 1 : k->threads; }
@@ -43,53 +88,51 @@ static void c_strides(const amp_tensor *C, int64_t *sr, int64_t *sc) {
     *sc = c == 1 ? 0 : 1;
 }
 
-#define DEFINE_GEMM_FLOAT(T, SUF, GEMM)                                                                   \
-    static void gemm_##SUF(const amp_kernel *k, const T *a, const T *b, T *y, int64_t M, int64_t N,       \
-                           int64_t K, int ta, int tb, double alpha, double beta) {                        \
-        const amp_tensor *C = k->nin > 2 ? k->in[2] : NULL;                                               \
-        int use_c = C && beta != 0.0;                                                                     \
-        if (use_c) {                                                                                      \
-            int64_t sr, sc;                                                                               \
-            c_strides(C, &sr, &sc);                                                                       \
-            for (int64_t m = 0; m < M; m++)                                                               \
-                for (int64_t n = 0; n < N; n++)                                                           \
-                    y[m * N + n] = (T)(beta * amp_ld(C->dtype, C->data, m * sr + n * sc));                \
-        }                                                                                                 \
-        if (K == 0) {                                                                                     \
-            if (!use_c) memset(y, 0, sizeof(T) * (size_t)(M * N));                                        \
-            return;                                                                                       \
-        }                                                                                                 \
-        amp_cpu_blas_threads(threads_of(k));                                                              \
-        GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, \
-             (int)K, (T)alpha, a, (int)(ta ? M : K), b, (int)(tb ? K : N), use_c ? (T)1 : (T)0, y, (int)N); \
+#define DEFINE_GEMM_FLOAT(T, SUF, PGEMM)                                                                               \
+    static void gemm_##SUF(const amp_kernel *k, const T *a, const T *b, T *y, int64_t M, int64_t N, int64_t K, int ta, \
+                           int tb, double alpha, double beta) {                                                        \
+        const amp_tensor *C = k->nin > 2 ? k->in[2] : NULL;                                                            \
+        int use_c = C && beta != 0.0;                                                                                  \
+        if (use_c) {                                                                                                   \
+            int64_t sr, sc;                                                                                            \
+            c_strides(C, &sr, &sc);                                                                                    \
+            for (int64_t m = 0; m < M; m++)                                                                            \
+                for (int64_t n = 0; n < N; n++)                                                                        \
+                    y[m * N + n] = (T)(beta * amp_ld(C->dtype, C->data, m * sr + n * sc));                             \
+        }                                                                                                              \
+        if (K == 0) {                                                                                                  \
+            if (!use_c) memset(y, 0, sizeof(T) * (size_t)(M * N));                                                     \
+            return;                                                                                                    \
+        }                                                                                                              \
+        PGEMM(threads_of(k), ta, tb, M, N, K, (T)alpha, a, ta ? M : K, b, tb ? K : N, use_c ? (T)1 : (T)0, y, N);      \
     }
 
-DEFINE_GEMM_FLOAT(float, f32, cblas_sgemm)
-DEFINE_GEMM_FLOAT(double, f64, cblas_dgemm)
+DEFINE_GEMM_FLOAT(float, f32, amp_cpu_sgemm)
+DEFINE_GEMM_FLOAT(double, f64, amp_cpu_dgemm)
 
-#define DEFINE_GEMM_INT(T, SUF)                                                                           \
-    static void gemm_##SUF(const amp_kernel *k, const T *a, const T *b, T *y, int64_t M, int64_t N,       \
-                           int64_t K, int ta, int tb, double alpha, double beta) {                        \
-        const amp_tensor *C = k->nin > 2 ? k->in[2] : NULL;                                               \
-        int64_t sr = 0, sc = 0;                                                                           \
-        if (C) c_strides(C, &sr, &sc);                                                                    \
-        int64_t sam = ta ? 1 : K, sak = ta ? M : 1, sbk = tb ? 1 : N, sbn = tb ? K : 1;                   \
-        int par = threads_of(k) > 1 && M > 1 && M * N * K >= INT_PAR_MIN;                                 \
-        _Pragma("omp parallel for num_threads(threads_of(k)) schedule(static) if (par)")                  \
-        for (int64_t m = 0; m < M; m++) {                                                                 \
-            for (int64_t n = 0; n < N; n++) {                                                             \
-                uint64_t acc = 0;                                                                         \
-                for (int64_t i = 0; i < K; i++)                                                           \
-                    acc += (uint64_t)(int64_t)a[m * sam + i * sak] * (uint64_t)(int64_t)b[i * sbk + n * sbn]; \
-                int64_t v = (int64_t)acc;                                                                 \
-                if (alpha != 1.0) v = (int64_t)(alpha * (double)v);                                       \
-                if (C && beta != 0.0) {                                                                   \
-                    int64_t cv = amp_ldi(C->dtype, C->data, m * sr + n * sc);                             \
-                    v = (int64_t)((uint64_t)v + (uint64_t)(beta == 1.0 ? cv : (int64_t)(beta * (double)cv))); \
-                }                                                                                         \
-                y[m * N + n] = (T)v;                                                                      \
-            }                                                                                             \
-        }                                                                                                 \
+#define DEFINE_GEMM_INT(T, SUF)                                                                                        \
+    static void gemm_##SUF(const amp_kernel *k, const T *a, const T *b, T *y, int64_t M, int64_t N, int64_t K, int ta, \
+                           int tb, double alpha, double beta) {                                                        \
+        const amp_tensor *C = k->nin > 2 ? k->in[2] : NULL;                                                            \
+        int64_t sr = 0, sc = 0;                                                                                        \
+        if (C) c_strides(C, &sr, &sc);                                                                                 \
+        int64_t sam = ta ? 1 : K, sak = ta ? M : 1, sbk = tb ? 1 : N, sbn = tb ? K : 1;                                \
+        int par = threads_of(k) > 1 && M > 1 && M * N * K >= INT_PAR_MIN;                                              \
+        _Pragma("omp parallel for num_threads(threads_of(k)) schedule(static) if (par)") for (int64_t m = 0; m < M;    \
+                                                                                              m++) {                   \
+            for (int64_t n = 0; n < N; n++) {                                                                          \
+                uint64_t acc = 0;                                                                                      \
+                for (int64_t i = 0; i < K; i++)                                                                        \
+                    acc += (uint64_t)(int64_t)a[m * sam + i * sak] * (uint64_t)(int64_t)b[i * sbk + n * sbn];          \
+                int64_t v = (int64_t)acc;                                                                              \
+                if (alpha != 1.0) v = (int64_t)(alpha * (double)v);                                                    \
+                if (C && beta != 0.0) {                                                                                \
+                    int64_t cv = amp_ldi(C->dtype, C->data, m * sr + n * sc);                                          \
+                    v = (int64_t)((uint64_t)v + (uint64_t)(beta == 1.0 ? cv : (int64_t)(beta * (double)cv)));          \
+                }                                                                                                      \
+                y[m * N + n] = (T)v;                                                                                   \
+            }                                                                                                          \
+        }                                                                                                              \
     }
 
 DEFINE_GEMM_INT(int32_t, i32)
@@ -180,52 +223,58 @@ static int mm_flat(const mm_shape *s) {
     return 1;
 }
 
-#define DEFINE_MM_FLOAT(T, SUF, GEMM)                                                                     \
-    static void mm_##SUF(const amp_kernel *k, const mm_shape *s, const T *a, const T *b, T *y) {          \
-        int64_t M = s->M, N = s->N, K = s->K;                                                             \
-        if (K == 0) {                                                                                     \
-            memset(y, 0, sizeof(T) * (size_t)(s->nb * M * N));                                            \
-            return;                                                                                       \
-        }                                                                                                 \
-        if (mm_flat(s) && s->nb * M < (int64_t)1 << 31) {                                                 \
-            amp_cpu_blas_threads(threads_of(k));                                                          \
-            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(s->nb * M), (int)N, (int)K, (T)1, a,    \
-                 (int)K, b, (int)N, (T)0, y, (int)N);                                                     \
-            return;                                                                                       \
-        }                                                                                                 \
-        int nthr = threads_of(k);                                                                         \
-        if (nthr > s->nb) nthr = (int)s->nb;                                                              \
-        int par = nthr > 1 && M * N * K < MM_SMALL;                                                       \
-        amp_cpu_blas_threads(par ? 1 : threads_of(k));                                                    \
-        _Pragma("omp parallel for num_threads(nthr) schedule(static) if (par)")                           \
-        for (int64_t i = 0; i < s->nb; i++) {                                                             \
-            int64_t oa, ob;                                                                               \
-            mm_offsets(s, i, &oa, &ob);                                                                   \
-            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, (T)1, a + oa, (int)K, \
-                 b + ob, (int)N, (T)0, y + i * M * N, (int)N);                                            \
-        }                                                                                                 \
+#define DEFINE_MM_FLOAT(T, SUF, GEMM, PGEMM)                                                                           \
+    static void mm_##SUF(const amp_kernel *k, const mm_shape *s, const T *a, const T *b, T *y) {                       \
+        int64_t M = s->M, N = s->N, K = s->K;                                                                          \
+        if (K == 0) {                                                                                                  \
+            memset(y, 0, sizeof(T) * (size_t)(s->nb * M * N));                                                         \
+            return;                                                                                                    \
+        }                                                                                                              \
+        if (mm_flat(s) && s->nb * M < (int64_t)1 << 31) {                                                              \
+            PGEMM(threads_of(k), 0, 0, s->nb *M, N, K, (T)1, a, K, b, N, (T)0, y, N);                                  \
+            return;                                                                                                    \
+        }                                                                                                              \
+        int nthr = threads_of(k);                                                                                      \
+        if (nthr > s->nb) nthr = (int)s->nb;                                                                           \
+        if (nthr < 2 || M * N * K >= MM_SMALL) {                                                                       \
+            /* few or large products: each one is split over the threads */                                            \
+            for (int64_t i = 0; i < s->nb; i++) {                                                                      \
+                int64_t oa, ob;                                                                                        \
+                mm_offsets(s, i, &oa, &ob);                                                                            \
+                PGEMM(threads_of(k), 0, 0, M, N, K, (T)1, a + oa, K, b + ob, N, (T)0, y + i * M * N, N);               \
+            }                                                                                                          \
+            return;                                                                                                    \
+        }                                                                                                              \
+        amp_cpu_blas_threads(1);                                                                                       \
+        _Pragma("omp parallel for num_threads(nthr) schedule(static)") for (int64_t i = 0; i < s->nb; i++) {           \
+            int64_t oa, ob;                                                                                            \
+            mm_offsets(s, i, &oa, &ob);                                                                                \
+            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, (T)1, a + oa, (int)K, b + ob,      \
+                 (int)N, (T)0, y + i * M * N, (int)N);                                                                 \
+        }                                                                                                              \
     }
 
-DEFINE_MM_FLOAT(float, f32, cblas_sgemm)
-DEFINE_MM_FLOAT(double, f64, cblas_dgemm)
+DEFINE_MM_FLOAT(float, f32, cblas_sgemm, amp_cpu_sgemm)
+DEFINE_MM_FLOAT(double, f64, cblas_dgemm, amp_cpu_dgemm)
 
-#define DEFINE_MM_INT(T, SUF)                                                                             \
-    static void mm_##SUF(const amp_kernel *k, const mm_shape *s, const T *a, const T *b, T *y) {          \
-        int64_t M = s->M, N = s->N, K = s->K, rows = s->nb * M;                                           \
-        int par = threads_of(k) > 1 && rows > 1 && rows * N * K >= INT_PAR_MIN;                           \
-        _Pragma("omp parallel for num_threads(threads_of(k)) schedule(static) if (par)")                  \
-        for (int64_t r = 0; r < rows; r++) {                                                              \
-            int64_t oa, ob, m = r % M;                                                                    \
-            mm_offsets(s, r / M, &oa, &ob);                                                               \
-            const T *ar = a + oa + m * K;                                                                 \
-            const T *bm = b + ob;                                                                         \
-            T *yr = y + r * N;                                                                            \
-            for (int64_t n = 0; n < N; n++) {                                                             \
-                uint64_t acc = 0;                                                                         \
-                for (int64_t i = 0; i < K; i++) acc += (uint64_t)(int64_t)ar[i] * (uint64_t)(int64_t)bm[i * N + n]; \
-                yr[n] = (T)(int64_t)acc;                                                                  \
-            }                                                                                             \
-        }                                                                                                 \
+#define DEFINE_MM_INT(T, SUF)                                                                                          \
+    static void mm_##SUF(const amp_kernel *k, const mm_shape *s, const T *a, const T *b, T *y) {                       \
+        int64_t M = s->M, N = s->N, K = s->K, rows = s->nb * M;                                                        \
+        int par = threads_of(k) > 1 && rows > 1 && rows * N * K >= INT_PAR_MIN;                                        \
+        _Pragma("omp parallel for num_threads(threads_of(k)) schedule(static) if (par)") for (int64_t r = 0; r < rows; \
+                                                                                              r++) {                   \
+            int64_t oa, ob, m = r % M;                                                                                 \
+            mm_offsets(s, r / M, &oa, &ob);                                                                            \
+            const T *ar = a + oa + m * K;                                                                              \
+            const T *bm = b + ob;                                                                                      \
+            T *yr = y + r * N;                                                                                         \
+            for (int64_t n = 0; n < N; n++) {                                                                          \
+                uint64_t acc = 0;                                                                                      \
+                for (int64_t i = 0; i < K; i++)                                                                        \
+                    acc += (uint64_t)(int64_t)ar[i] * (uint64_t)(int64_t)bm[i * N + n];                                \
+                yr[n] = (T)(int64_t)acc;                                                                               \
+            }                                                                                                          \
+        }                                                                                                              \
     }
 
 DEFINE_MM_INT(int32_t, i32)

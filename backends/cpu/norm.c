@@ -165,6 +165,30 @@ amp_status amp_cpu_layer_norm(amp_kernel *k) {
     bparam_init(&pb, k->nin > 2 ? k->in[2] : NULL, x, (int)axis);
     const amp_dtype xt = x->dtype, yt = y->dtype;
     const bool big = x->numel >= NORM_PAR_MIN;
+    if (xt == AMP_F32 && yt == AMP_F32 && ps.mode == BP_COLUMN && ps.t->dtype == AMP_F32 &&
+        (!pb.t || (pb.mode == BP_COLUMN && pb.t->dtype == AMP_F32))) {
+        /* the common case (f32, per-column scale and bias): no per-element dtype dispatch */
+        const float *xs = x->data, *sc = ps.t->data, *bi = pb.t ? pb.t->data : NULL;
+        float *ys = y->data;
+#pragma omp parallel for num_threads(k->threads) if (big)
+        for (int64_t r = 0; r < rows; r++) {
+            const float *xr = xs + r * cols;
+            float *yr = ys + r * cols;
+            double sum = 0, sq = 0;
+            for (int64_t j = 0; j < cols; j++) sum += xr[j];
+            const double mean = sum / (double)cols;
+            for (int64_t j = 0; j < cols; j++) sq += ((double)xr[j] - mean) * ((double)xr[j] - mean);
+            const double inv = 1.0 / sqrt(sq / (double)cols + eps);
+            const float fm = (float)mean, fi = (float)inv;
+            if (bi)
+                for (int64_t j = 0; j < cols; j++) yr[j] = (xr[j] - fm) * fi * sc[j] + bi[j];
+            else
+                for (int64_t j = 0; j < cols; j++) yr[j] = (xr[j] - fm) * fi * sc[j];
+            if (omean) amp_st(omean->dtype, omean->data, r, mean);
+            if (oinv) amp_st(oinv->dtype, oinv->data, r, inv);
+        }
+        return AMP_OK;
+    }
 #pragma omp parallel for num_threads(k->threads) if (big)
     for (int64_t r = 0; r < rows; r++) {
         const int64_t base = r * cols;

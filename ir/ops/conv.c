@@ -57,7 +57,8 @@ static amp_status read_ints(const amp_node *n, const char *name, int want, int64
     int cnt = amp_attr_ints(n, name, &a);
     if (present) *present = cnt >= 0;
     if (cnt < 0) {
-        for (int i = 0; i < want; i++) v[i] = def;
+        for (int i = 0; i < want; i++)
+            v[i] = def;
         return AMP_OK;
     }
     if (cnt != want)
@@ -92,7 +93,8 @@ amp_status amp_conv_geom_init(const amp_node *n, int kind, int rank, const int64
     int has_k = 0;
     int64_t ks[AMP_MAX_RANK];
     if ((s = read_ints(n, "kernel_shape", nsp, 1, 1, ks, &has_k, msg, cap))) return s;
-    if (kind == AMP_GEOM_POOL && !has_k) return gfail(msg, cap, AMP_ERR_INVALID_GRAPH, "attribute kernel_shape is required");
+    if (kind == AMP_GEOM_POOL && !has_k)
+        return gfail(msg, cap, AMP_ERR_INVALID_GRAPH, "attribute kernel_shape is required");
     for (int i = 0; i < nsp; i++) {
         if (wdims) {
             if (wdims[i + 2] < 1 || wdims[i + 2] > GEOM_MAX)
@@ -115,11 +117,16 @@ amp_status amp_conv_geom_init(const amp_node *n, int kind, int rank, const int64
     }
     const char *ap = amp_attr_str(n, "auto_pad", "NOTSET");
     int mode;
-    if (strcmp(ap, "NOTSET") == 0 || ap[0] == 0) mode = 0;
-    else if (strcmp(ap, "SAME_UPPER") == 0) mode = 1;
-    else if (strcmp(ap, "SAME_LOWER") == 0) mode = 2;
-    else if (strcmp(ap, "VALID") == 0) mode = 3;
-    else return gfail(msg, cap, AMP_ERR_INVALID_GRAPH, "unknown auto_pad '%s'", ap);
+    if (strcmp(ap, "NOTSET") == 0 || ap[0] == 0)
+        mode = 0;
+    else if (strcmp(ap, "SAME_UPPER") == 0)
+        mode = 1;
+    else if (strcmp(ap, "SAME_LOWER") == 0)
+        mode = 2;
+    else if (strcmp(ap, "VALID") == 0)
+        mode = 3;
+    else
+        return gfail(msg, cap, AMP_ERR_INVALID_GRAPH, "unknown auto_pad '%s'", ap);
 
     if (kind == AMP_GEOM_CONV_T) {
         int64_t opad[AMP_MAX_RANK], oshape[AMP_MAX_RANK + 2];
@@ -198,7 +205,8 @@ amp_status amp_conv_geom_init(const amp_node *n, int kind, int rank, const int64
 
 static int64_t prod(int n, const int64_t *v) {
     int64_t p = 1;
-    for (int i = 0; i < n; i++) p *= v[i];
+    for (int i = 0; i < n; i++)
+        p *= v[i];
     return p;
 }
 
@@ -246,6 +254,12 @@ int amp_conv_ws_layout(const amp_node *n, amp_dtype dt, const int64_t *xdims, co
         if (half && (__builtin_mul_overflow(M, wdims[1], &a) || __builtin_mul_overflow(a, ksz, &w->shared))) return 0;
     }
     w->slots = w->slot ? slot_count(N * group) : 0;
+    /* Past 64 MiB of slots, fewer of them: the kernel then splits each GEMM over the threads. */
+    if (w->slots > 1) {
+        int64_t cap = ((int64_t)64 << 20) / (w->slot * (int64_t)w->esize);
+        if (cap < 1) cap = 1;
+        if (w->slots > cap) w->slots = cap;
+    }
     int64_t tot;
     if (__builtin_mul_overflow(w->slot, w->slots, &tot) || __builtin_add_overflow(tot, w->shared, &tot)) return 0;
     if (__builtin_mul_overflow(tot, (int64_t)w->esize, &tot) || tot > (int64_t)(SIZE_MAX / 2)) return 0;
@@ -278,15 +292,17 @@ amp_status amp_infer_conv(amp_infer *c) {
     if ((s = amp_infer_dtype_in(c, x->dtype, amp_dt_float)) || (s = same_dtype(c, 1)) || (b && (s = same_dtype(c, 2))))
         return s;
     if (x->rank < 3) return amp_infer_fail(c, AMP_ERR_SHAPE, "X must have rank >= 3, has %d", x->rank);
-    if (w->rank != x->rank)
-        return amp_infer_fail(c, AMP_ERR_SHAPE, "W has rank %d, X has rank %d", w->rank, x->rank);
+    if (w->rank != x->rank) return amp_infer_fail(c, AMP_ERR_SHAPE, "W has rank %d, X has rank %d", w->rank, x->rank);
     int64_t group = amp_attr_int(c->n, "group", 1);
-    if (group < 1 || group > GEOM_MAX) return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "group %lld is invalid", (long long)group);
+    if (group < 1 || group > GEOM_MAX)
+        return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "group %lld is invalid", (long long)group);
     int64_t C = x->dims[1], M = w->dims[0];
     if (w->dims[1] * group != C)
         return amp_infer_fail(c, AMP_ERR_SHAPE, "X has %lld channels, W expects %lld x group %lld", (long long)C,
                               (long long)w->dims[1], (long long)group);
-    if (M % group) return amp_infer_fail(c, AMP_ERR_SHAPE, "W has %lld filters, not a multiple of group %lld", (long long)M, (long long)group);
+    if (M % group)
+        return amp_infer_fail(c, AMP_ERR_SHAPE, "W has %lld filters, not a multiple of group %lld", (long long)M,
+                              (long long)group);
     if (b && (b->rank != 1 || b->dims[0] != M))
         return amp_infer_fail(c, AMP_ERR_SHAPE, "B must have shape [%lld]", (long long)M);
     amp_conv_geom g;
@@ -297,7 +313,8 @@ amp_status amp_infer_conv(amp_infer *c) {
     y->rank = x->rank;
     y->dims[0] = x->dims[0];
     y->dims[1] = M;
-    for (int i = 0; i < g.nsp; i++) y->dims[i + 2] = g.out[i];
+    for (int i = 0; i < g.nsp; i++)
+        y->dims[i + 2] = g.out[i];
     return set_ws(c, &g);
 }
 
@@ -309,16 +326,19 @@ amp_status amp_infer_conv_transpose(amp_infer *c) {
     if ((s = amp_infer_dtype_in(c, x->dtype, amp_dt_float)) || (s = same_dtype(c, 1)) || (b && (s = same_dtype(c, 2))))
         return s;
     if (x->rank < 3) return amp_infer_fail(c, AMP_ERR_SHAPE, "X must have rank >= 3, has %d", x->rank);
-    if (w->rank != x->rank)
-        return amp_infer_fail(c, AMP_ERR_SHAPE, "W has rank %d, X has rank %d", w->rank, x->rank);
+    if (w->rank != x->rank) return amp_infer_fail(c, AMP_ERR_SHAPE, "W has rank %d, X has rank %d", w->rank, x->rank);
     int64_t group = amp_attr_int(c->n, "group", 1);
-    if (group < 1 || group > GEOM_MAX) return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "group %lld is invalid", (long long)group);
+    if (group < 1 || group > GEOM_MAX)
+        return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "group %lld is invalid", (long long)group);
     int64_t C = x->dims[1];
     if (w->dims[0] != C)
         return amp_infer_fail(c, AMP_ERR_SHAPE, "X has %lld channels, W has %lld", (long long)C, (long long)w->dims[0]);
-    if (C % group) return amp_infer_fail(c, AMP_ERR_SHAPE, "%lld channels are not a multiple of group %lld", (long long)C, (long long)group);
+    if (C % group)
+        return amp_infer_fail(c, AMP_ERR_SHAPE, "%lld channels are not a multiple of group %lld", (long long)C,
+                              (long long)group);
     int64_t M;
-    if (__builtin_mul_overflow(w->dims[1], group, &M)) return amp_infer_fail(c, AMP_ERR_OVERFLOW, "output channels overflow");
+    if (__builtin_mul_overflow(w->dims[1], group, &M))
+        return amp_infer_fail(c, AMP_ERR_OVERFLOW, "output channels overflow");
     if (b && (b->rank != 1 || b->dims[0] != M))
         return amp_infer_fail(c, AMP_ERR_SHAPE, "B must have shape [%lld]", (long long)M);
     amp_conv_geom g;
@@ -329,7 +349,8 @@ amp_status amp_infer_conv_transpose(amp_infer *c) {
     y->rank = x->rank;
     y->dims[0] = x->dims[0];
     y->dims[1] = M;
-    for (int i = 0; i < g.nsp; i++) y->dims[i + 2] = g.out[i];
+    for (int i = 0; i < g.nsp; i++)
+        y->dims[i + 2] = g.out[i];
     return set_ws(c, &g);
 }
 
@@ -351,14 +372,16 @@ amp_status amp_infer_pool(amp_infer *c) {
         return amp_infer_fail(c, s, "%s", msg);
     for (int i = 0; i < g.nsp; i++)
         if (g.pb[i] >= (g.k[i] - 1) * g.d[i] + 1 || g.pe[i] >= (g.k[i] - 1) * g.d[i] + 1)
-            return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "pads along spatial dim %d are not smaller than the kernel", i);
+            return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "pads along spatial dim %d are not smaller than the kernel",
+                                  i);
     for (int o = 0; o < c->nout; o++) {
         amp_tinfo *y = c->out[o];
         y->dtype = o == 0 ? x->dtype : AMP_I64;
         y->rank = x->rank;
         y->dims[0] = x->dims[0];
         y->dims[1] = x->dims[1];
-        for (int i = 0; i < g.nsp; i++) y->dims[i + 2] = g.out[i];
+        for (int i = 0; i < g.nsp; i++)
+            y->dims[i + 2] = g.out[i];
     }
     return AMP_OK;
 }
@@ -406,7 +429,8 @@ amp_status amp_infer_gemm(amp_infer *c) {
     int ta = amp_attr_int(c->n, "transA", 0) != 0, tb = amp_attr_int(c->n, "transB", 0) != 0;
     int64_t M = a->dims[ta], K = a->dims[!ta], K2 = b->dims[tb], N = b->dims[!tb];
     if (K != K2)
-        return amp_infer_fail(c, AMP_ERR_SHAPE, "inner dims differ: A gives %lld, B gives %lld", (long long)K, (long long)K2);
+        return amp_infer_fail(c, AMP_ERR_SHAPE, "inner dims differ: A gives %lld, B gives %lld", (long long)K,
+                              (long long)K2);
     if (!blas_dims_ok(M, N, K)) return amp_infer_fail(c, AMP_ERR_LIMIT, "matrix dims exceed the BLAS int range");
     if (cc) {
         /* C broadcasts to [M, N] one way only */
@@ -415,7 +439,8 @@ amp_status amp_infer_gemm(amp_infer *c) {
         for (int i = 0; i < cc->rank; i++) {
             int64_t d = cc->dims[i], t = want[2 - cc->rank + i];
             if (d != t && d != 1)
-                return amp_infer_fail(c, AMP_ERR_SHAPE, "C dim %d is %lld, cannot broadcast to %lld", i, (long long)d, (long long)t);
+                return amp_infer_fail(c, AMP_ERR_SHAPE, "C dim %d is %lld, cannot broadcast to %lld", i, (long long)d,
+                                      (long long)t);
         }
     }
     amp_tinfo *y = c->out[0];
@@ -445,12 +470,14 @@ amp_status amp_infer_matmul(amp_infer *c) {
     amp_tinfo *y = c->out[0];
     y->dtype = a->dtype;
     y->rank = 0;
-    for (int i = 0; i < rbat; i++) y->dims[y->rank++] = bat[i];
+    for (int i = 0; i < rbat; i++)
+        y->dims[y->rank++] = bat[i];
     if (a->rank > 1) y->dims[y->rank++] = M;
     if (b->rank > 1) y->dims[y->rank++] = N;
     int64_t nbat = 1, ny, na = 1, nb = 1;
     for (int i = 0; i < rbat; i++)
-        if (__builtin_mul_overflow(nbat, bat[i], &nbat)) return amp_infer_fail(c, AMP_ERR_OVERFLOW, "output size overflows");
+        if (__builtin_mul_overflow(nbat, bat[i], &nbat))
+            return amp_infer_fail(c, AMP_ERR_OVERFLOW, "output size overflows");
     if (__builtin_mul_overflow(nbat, M, &ny) || __builtin_mul_overflow(ny, N, &ny))
         return amp_infer_fail(c, AMP_ERR_OVERFLOW, "output size overflows");
     for (int i = 0; i < a->rank; i++)
