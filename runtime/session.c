@@ -112,9 +112,9 @@ static amp_status bind_inputs(amp_session *s, int n, const char *const *names, c
     int nin = amp_model_input_count(s->model);
     int cap = 0;
     int64_t symv[256];
+    /* the graph hash leads the key, so plans never cross models even if caches are shared */
+    if (key_push(ctx, key, key_len, &cap, (int64_t)s->model->hash)) goto oom;
     for (int i = 0; i < 256; i++) symv[i] = -1;
-    *key = NULL;
-    *key_len = 0;
     for (int i = 0; i < nin; i++) {
         int vid = amp_model_input_value(s->model, i);
         const amp_value *v = &g->values[vid];
