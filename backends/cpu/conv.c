@@ -52,25 +52,6 @@ typedef struct conv_job {
     void *wide_w; /* W widened to f32 (16-bit dtypes) */
 } conv_job;
 
-static void widen(amp_dtype dt, const void *src, float *dst, int64_t n) {
-    const uint16_t *p = src;
-    if (dt == AMP_F16)
-        for (int64_t i = 0; i < n; i++)
-            dst[i] = amp_f16_to_f32(p[i]);
-    else
-        for (int64_t i = 0; i < n; i++)
-            dst[i] = amp_bf16_to_f32(p[i]);
-}
-
-static void narrow(amp_dtype dt, const float *src, void *dst, int64_t n) {
-    uint16_t *p = dst;
-    if (dt == AMP_F16)
-        for (int64_t i = 0; i < n; i++)
-            p[i] = amp_f32_to_f16(src[i]);
-    else
-        for (int64_t i = 0; i < n; i++)
-            p[i] = amp_f32_to_bf16(src[i]);
-}
 
 /* Odometer step over the first n dims of lim; returns 0 after the last index. */
 static int next_index(int n, int64_t *idx, const int64_t *lim) {
@@ -206,7 +187,7 @@ static void conv_item_f32(const conv_job *j, int64_t n, int64_t gi, float *slot,
     float *y;
     if (half) {
         float *xw = slot + (j->direct ? 0 : K * P);
-        widen(j->dt, (const uint16_t *)j->x + xoff, xw, j->Cg * j->insz);
+        amp_widen16(j->dt, (const uint16_t *)j->x + xoff, xw, j->Cg * j->insz);
         x = xw;
         y = xw + j->Cg * j->insz;
     } else {
@@ -223,7 +204,7 @@ static void conv_item_f32(const conv_job *j, int64_t n, int64_t gi, float *slot,
         amp_cpu_sgemm(gt, 0, 0, j->Mg, P, K, 1.0f, w, K, col, P, j->b ? 1.0f : 0.0f, y, P);
     else if (!j->b)
         memset(y, 0, sizeof(float) * (size_t)(j->Mg * P));
-    if (half) narrow(j->dt, y, (uint16_t *)j->y + yoff, j->Mg * P);
+    if (half) amp_narrow16(j->dt, y, (uint16_t *)j->y + yoff, j->Mg * P);
 }
 
 static void conv_item_f64(const conv_job *j, int64_t n, int64_t gi, double *slot, int gt) {
@@ -253,7 +234,7 @@ static void convt_item_f32(const conv_job *j, int64_t n, int64_t gi, float *slot
     float *y;
     if (half) {
         float *xw = slot + R * Pin;
-        widen(j->dt, (const uint16_t *)j->x + xoff, xw, j->Cg * Pin);
+        amp_widen16(j->dt, (const uint16_t *)j->x + xoff, xw, j->Cg * Pin);
         x = xw;
         y = xw + j->Cg * Pin;
     } else {
@@ -269,7 +250,7 @@ static void convt_item_f32(const conv_job *j, int64_t n, int64_t gi, float *slot
             memset(col, 0, sizeof(float) * (size_t)(R * Pin));
         col2im_f32(col, y, &j->g, j->Mg);
     }
-    if (half) narrow(j->dt, y, (uint16_t *)j->y + yoff, j->Mg * Pout);
+    if (half) amp_narrow16(j->dt, y, (uint16_t *)j->y + yoff, j->Mg * Pout);
 }
 
 static void convt_item_f64(const conv_job *j, int64_t n, int64_t gi, double *slot, int gt) {
@@ -333,7 +314,7 @@ static amp_status run_conv(amp_kernel *k, int transpose) {
     int half = j.dt == AMP_F16 || j.dt == AMP_BF16;
     if (half) {
         j.wide_w = k->ws;
-        widen(j.dt, W->data, j.wide_w, W->numel);
+        amp_widen16(j.dt, W->data, j.wide_w, W->numel);
     }
     int64_t items = j.N * j.group;
     int threads = k->threads < 1 ? 1 : k->threads;

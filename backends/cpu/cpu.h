@@ -73,4 +73,21 @@ static inline void amp_strides(int rank, const int64_t *dims, int64_t *strides) 
     }
 }
 
+/* f16/bf16 buffer <-> f32 buffer, for kernels that compute 16-bit tensors in f32 scratch. */
+static inline void amp_widen16(amp_dtype dt, const void *src, float *dst, int64_t n) {
+    const uint16_t *p = src;
+    if (dt == AMP_F16)
+        for (int64_t i = 0; i < n; i++) dst[i] = amp_f16_to_f32(p[i]);
+    else
+        for (int64_t i = 0; i < n; i++) dst[i] = amp_bf16_to_f32(p[i]);
+}
+
+static inline void amp_narrow16(amp_dtype dt, const float *src, void *dst, int64_t n) {
+    uint16_t *p = dst;
+    if (dt == AMP_F16)
+        for (int64_t i = 0; i < n; i++) p[i] = amp_f32_to_f16(src[i]);
+    else
+        for (int64_t i = 0; i < n; i++) p[i] = amp_f32_to_bf16(src[i]);
+}
+
 #endif

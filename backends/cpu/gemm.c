@@ -57,25 +57,6 @@ DEFINE_PAR_GEMM(double, dgemm, cblas_dgemm)
 /* Integer loops: rows spread over threads above this many multiply-adds in all. */
 #define INT_PAR_MIN ((int64_t)1 << 16)
 
-static void widen(amp_dtype dt, const void *src, float *dst, int64_t n) {
-    const uint16_t *p = src;
-    if (dt == AMP_F16)
-        for (int64_t i = 0; i < n; i++)
-            dst[i] = amp_f16_to_f32(p[i]);
-    else
-        for (int64_t i = 0; i < n; i++)
-            dst[i] = amp_bf16_to_f32(p[i]);
-}
-
-static void narrow(amp_dtype dt, const float *src, void *dst, int64_t n) {
-    uint16_t *p = dst;
-    if (dt == AMP_F16)
-        for (int64_t i = 0; i < n; i++)
-            p[i] = amp_f32_to_f16(src[i]);
-    else
-        for (int64_t i = 0; i < n; i++)
-            p[i] = amp_f32_to_bf16(src[i]);
-}
 
 static int threads_of(const amp_kernel *k) { return k->threads < 1 ? 1 : k->threads; }
 
@@ -155,10 +136,10 @@ amp_status amp_cpu_gemm(amp_kernel *k) {
         size_t need = sizeof(float) * (size_t)(A->numel + B->numel + Y->numel);
         if (!k->ws || k->ws_bytes < need) return amp_kernel_fail(k, AMP_ERR_INTERNAL, "workspace too small");
         float *a = k->ws, *b = a + A->numel, *y = b + B->numel;
-        widen(A->dtype, A->data, a, A->numel);
-        widen(A->dtype, B->data, b, B->numel);
+        amp_widen16(A->dtype, A->data, a, A->numel);
+        amp_widen16(A->dtype, B->data, b, B->numel);
         gemm_f32(k, a, b, y, M, N, K, ta, tb, alpha, beta);
-        narrow(A->dtype, y, Y->data, Y->numel);
+        amp_narrow16(A->dtype, y, Y->data, Y->numel);
         break;
     }
     default: return amp_kernel_fail(k, AMP_ERR_UNSUPPORTED, "dtype %s is not supported", amp_dtype_name(A->dtype));
@@ -296,10 +277,10 @@ amp_status amp_cpu_matmul(amp_kernel *k) {
         size_t need = sizeof(float) * (size_t)(A->numel + B->numel + Y->numel);
         if (!k->ws || k->ws_bytes < need) return amp_kernel_fail(k, AMP_ERR_INTERNAL, "workspace too small");
         float *a = k->ws, *b = a + A->numel, *y = b + B->numel;
-        widen(A->dtype, A->data, a, A->numel);
-        widen(A->dtype, B->data, b, B->numel);
+        amp_widen16(A->dtype, A->data, a, A->numel);
+        amp_widen16(A->dtype, B->data, b, B->numel);
         mm_f32(k, &s, a, b, y);
-        narrow(A->dtype, y, Y->data, Y->numel);
+        amp_narrow16(A->dtype, y, Y->data, Y->numel);
         break;
     }
     default: return amp_kernel_fail(k, AMP_ERR_UNSUPPORTED, "dtype %s is not supported", amp_dtype_name(A->dtype));

@@ -251,6 +251,30 @@ static int gather_inputs(amp_context *ctx, amp_model *m, const cli_opts *o, cons
     return 0;
 }
 
+/* Load the model, open a session, gather inputs and output names: the common start of run
+ * and bench. Returns 0, or 1 after printing a message (what was made is left for the caller
+ * to free). */
+static int prepare_run(amp_context *ctx, const cli_opts *o, amp_model **m, amp_session **s, const char **names,
+                       amp_tensor **ins, int *nin, const char **onames, int *nout) {
+    amp_status st = amp_model_load(ctx, o->positional[0], m);
+    if (st) return fail(ctx, st, "cannot load the model");
+    amp_session_options so = {.struct_size = sizeof so, .backend = o->backend, .threads = o->threads};
+    st = amp_session_create(*m, &so, s);
+    if (st) return fail(ctx, st, "cannot create a session");
+    if (gather_inputs(ctx, *m, o, names, ins, nin)) return 1;
+    *nout = amp_model_output_count(*m);
+    if (*nout > 64) {
+        fprintf(stderr, "amprt: the model has more than 64 outputs\n");
+        return 1;
+    }
+    for (int i = 0; i < *nout; i++) {
+        amp_value_info vi;
+        amp_model_output_info(*m, i, &vi);
+        onames[i] = vi.name;
+    }
+    return 0;
+}
+
 int cmd_run(int argc, char **argv) {
     cli_opts o;
     int rc = cli_parse(argc, argv, 2, &o, usage_run);
@@ -264,27 +288,10 @@ int cmd_run(int argc, char **argv) {
     amp_session *s = NULL;
     const char *names[64], *onames[64];
     amp_tensor *ins[64] = {0}, *outs[64] = {0};
-    int nin = 0;
+    int nin = 0, nout = 0;
+    amp_status st;
     rc = 1;
-    amp_status st = amp_model_load(ctx, o.positional[0], &m);
-    if (st) {
-        fail(ctx, st, "cannot load the model");
-        goto done;
-    }
-    amp_session_options so = {.struct_size = sizeof so, .backend = o.backend, .threads = o.threads};
-    st = amp_session_create(m, &so, &s);
-    if (st) {
-        fail(ctx, st, "cannot create a session");
-        goto done;
-    }
-    if (gather_inputs(ctx, m, &o, names, ins, &nin)) goto done;
-    int nout = amp_model_output_count(m);
-    if (nout > 64) goto done;
-    for (int i = 0; i < nout; i++) {
-        amp_value_info vi;
-        amp_model_output_info(m, i, &vi);
-        onames[i] = vi.name;
-    }
+    if (prepare_run(ctx, &o, &m, &s, names, ins, &nin, onames, &nout)) goto done;
     double t0 = cli_now_ms();
     st = amp_session_run(s, nin, names, (const amp_tensor *const *)ins, nout, onames, outs);
     double t1 = cli_now_ms();
@@ -369,27 +376,11 @@ int cmd_bench(int argc, char **argv) {
     const char *names[64], *onames[64];
     amp_tensor *ins[64] = {0}, *outs[64] = {0};
     double *times = NULL;
-    int nin = 0;
+    int nin = 0, nout = 0;
+    amp_status st;
     rc = 1;
-    amp_status st = amp_model_load(ctx, o.positional[0], &m);
-    if (st) {
-        fail(ctx, st, "cannot load the model");
-        goto done;
-    }
     if (o.threads == 0) o.threads = 1;
-    amp_session_options so = {.struct_size = sizeof so, .backend = o.backend, .threads = o.threads};
-    st = amp_session_create(m, &so, &s);
-    if (st) {
-        fail(ctx, st, "cannot create a session");
-        goto done;
-    }
-    if (gather_inputs(ctx, m, &o, names, ins, &nin)) goto done;
-    int nout = amp_model_output_count(m);
-    for (int i = 0; i < nout && i < 64; i++) {
-        amp_value_info vi;
-        amp_model_output_info(m, i, &vi);
-        onames[i] = vi.name;
-    }
+    if (prepare_run(ctx, &o, &m, &s, names, ins, &nin, onames, &nout)) goto done;
     /* first run plans and creates the output tensors; later runs reuse them */
     st = amp_session_run(s, nin, names, (const amp_tensor *const *)ins, nout, onames, outs);
     for (int w = 0; !st && w < o.warmup; w++)
