@@ -282,6 +282,7 @@ uint64_t amp_graph_hash(const amp_graph *g) {
         const amp_node *n = &g->nodes[ni];
         h = h_str(h, n->op_type);
         h = h_str(h, n->domain);
+        h = h_i64(h, n->flags);
         for (int k = 0; k < n->n_inputs; k++) h = h_i64(h, n->inputs[k]);
         h = h_i64(h, -7);
         for (int k = 0; k < n->n_outputs; k++) h = h_i64(h, n->outputs[k]);

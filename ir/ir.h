@@ -28,6 +28,9 @@ void *amp_calloc(amp_context *ctx, size_t n, size_t size); /* zeroed; NULL on fa
 void *amp_realloc(amp_context *ctx, void *p, size_t size);
 void amp_dealloc(amp_context *ctx, void *p);
 char *amp_strdup(amp_context *ctx, const char *s);
+/* Copy a caller's options struct (which starts with its size; 0 means ours) into a zeroed dst
+ * of dst_size bytes: fields a caller built against an older header stay at their defaults. */
+void amp_copy_options(void *dst, size_t dst_size, const void *src);
 /* Grow *arr (element size elt) so that it holds at least need elements; *cap tracks capacity. */
 amp_status amp_grow(amp_context *ctx, void **arr, int *cap, int need, size_t elt);
 /* Record a message on ctx (and log it). Returns s, so `return amp_seterr(...)` reads well. */
@@ -156,6 +159,8 @@ typedef struct amp_value {
     bool is_input;       /* a graph input (not an initializer) */
     bool is_output;
     bool declared;       /* has a value_info/input/output entry */
+    bool dynamic;        /* an input never known while planning (training data and state):
+                            small integer inputs and scalars are otherwise planned by value */
     char *doc;
 } amp_value;
 
@@ -171,7 +176,13 @@ typedef struct amp_node {
     amp_attr *attrs;
     int n_attrs;
     char *doc;
+    unsigned flags;       /* AMP_NODE_* (amprt's own; not written to ONNX) */
 } amp_node;
+
+enum {
+    AMP_NODE_INSERTED = 1u, /* added by a pass (autocast casts); cleanup may remove it */
+    AMP_NODE_CAST_RTZ = 2u  /* Cast to f16/bf16 truncates (round toward zero) */
+};
 
 typedef struct amp_opset {
     char *domain;
@@ -220,6 +231,10 @@ amp_status amp_graph_add_node(amp_graph *g, amp_node *node);
 amp_status amp_graph_link(amp_graph *g);
 /* A 64-bit hash of the graph's structure (ops, edges, attributes, dtypes). */
 uint64_t amp_graph_hash(const amp_graph *g);
+/* Free a node's arrays and attributes (not the node struct itself). */
+void amp_node_free(amp_context *ctx, amp_node *n);
+/* Append a value named name (the caller makes the name unique); its id or -1. */
+int amp_graph_new_value(amp_graph *g, const char *name);
 
 /* Attribute lookups (NULL/def when absent). */
 const amp_attr *amp_node_attr(const amp_node *n, const char *name);

@@ -3,8 +3,6 @@
 
 #include "ir/onnx_pb.h"
 
-int amp_graph_new_value(amp_graph *g, const char *name);
-void amp_node_free(amp_context *ctx, amp_node *n);
 
 /* name -> value id, open addressing; keeps import linear in the graph size */
 typedef struct name_map {

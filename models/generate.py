@@ -6,6 +6,7 @@ For each model this writes, under the output folder (default: the folder holding
     <name>/model.onnx
     <name>/test_data_set_0/input_0.pb ...   (onnx.TensorProto, name = graph input name)
     <name>/test_data_set_0/output_0.pb ...  (onnx.TensorProto, name = graph output name)
+    <name>/calib/set_K/input_0.pb           (calibration inputs, for the models that have them)
 
 which is the ONNX backend-test layout that `amprt check` reads. Expected outputs come from torch
 (the module that was exported) and are checked here against onnxruntime.
@@ -18,6 +19,10 @@ Models (opset 17, exported with the TorchScript exporter, batch dimension symbol
                     exported with the fused LayerNormalization op.  input [N,64] -> logits [N,10]
     mlp_decomposed  the same MLP (same weights) with LayerNorm written out by hand, so the graph
                     holds ReduceMean/Sub/Pow/Add/Sqrt/Div/Mul.  input [N,64] -> logits [N,10]
+    overflow        h = x @ W1 (|h| up to a few hundred), h * h (up to ~1e5, beyond FP16's
+                    65504), @ W2: FP32 is fine, a plain FP16 cast overflows.  Also writes four
+                    calibration sets (batch 8) for `amprt convert --calibrate`.
+                    input [N,64] -> logits [N,10]
 
 Everything is seeded; running the script twice gives byte-identical files
 (`--check-determinism` proves it by generating twice in fresh processes and comparing sha256).
@@ -116,6 +121,30 @@ class MLP(nn.Module):
         return self.fc3(x)
 
 
+class Overflow(nn.Module):
+    """Two matrix products around an elementwise square whose values exceed FP16's range."""
+
+    def __init__(self, gen):
+        super().__init__()
+        # x ~ U(-1,1) gives h = x @ W1 a standard deviation of ~4.6 * OVERFLOW_W1_SCALE, so |h|
+        # reaches a few hundred and h * h about 1e5.
+        self.w1 = nn.Parameter(OVERFLOW_W1_SCALE * torch.randn(64, 64, generator=gen))
+        self.w2 = nn.Parameter(torch.randn(64, 10, generator=gen) / 8.0)  # N(0, 1/64)
+
+    def forward(self, x):
+        h = torch.matmul(x, self.w1)
+        return torch.matmul(h * h, self.w2)
+
+
+OVERFLOW_W1_SCALE = 25.0
+OVERFLOW_CALIB_SETS = 4
+OVERFLOW_CALIB_BATCH = 8
+
+
+def _uniform_input(gen, batch):
+    return torch.rand(batch, 64, generator=gen) * 2.0 - 1.0
+
+
 def _seeded(seed):
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed + 1)
@@ -150,10 +179,32 @@ def _build_mlp(decomposed):
     return model, x
 
 
+def build_overflow():
+    gen = _seeded(3)
+    model = Overflow(gen).eval()
+    x = _uniform_input(gen, 4)
+    return model, x
+
+
+def overflow_calib():
+    """Calibration inputs for `overflow`: other seeds than test_data_set_0, batch 8."""
+    sets = []
+    for k in range(OVERFLOW_CALIB_SETS):
+        gen = torch.Generator().manual_seed(300 + k)
+        sets.append(_uniform_input(gen, OVERFLOW_CALIB_BATCH))
+    return sets
+
+
 MODELS = {
     "lenet": build_lenet,
     "mlp": lambda: _build_mlp(False),
     "mlp_decomposed": lambda: _build_mlp(True),
+    "overflow": build_overflow,
+}
+
+# Models with calibration input sets, written to <name>/calib/set_K/input_0.pb.
+CALIB = {
+    "overflow": overflow_calib,
 }
 
 
@@ -246,6 +297,10 @@ def generate(out_dir, quiet=False):
             f.write(data)
         write_tensor(os.path.join(ddir, "input_0.pb"), x_np, proto.graph.input[0].name)
         write_tensor(os.path.join(ddir, "output_0.pb"), y_np, proto.graph.output[0].name)
+        for k, xc in enumerate(CALIB[name]() if name in CALIB else []):
+            cdir = os.path.join(mdir, "calib", f"set_{k}")
+            os.makedirs(cdir, exist_ok=True)
+            write_tensor(os.path.join(cdir, "input_0.pb"), xc.numpy(), proto.graph.input[0].name)
 
         params = sum(int(np.prod(i.dims)) for i in proto.graph.initializer)
         rows.append((name, len(data), params, len(proto.graph.node), err, op_counts(proto),

@@ -140,3 +140,12 @@ void amp_log(amp_context *ctx, amp_log_level level, const char *fmt, ...) {
     va_end(ap);
     ctx->log(ctx->log_user_data, level, buf);
 }
+
+void amp_copy_options(void *dst, size_t dst_size, const void *src) {
+    memset(dst, 0, dst_size);
+    if (!src) return;
+    size_t n;
+    memcpy(&n, src, sizeof n);
+    if (n == 0 || n > dst_size) n = dst_size;
+    memcpy(dst, src, n);
+}

@@ -58,6 +58,9 @@ struct amp_session {
     unsigned char *arena;  /* 256-byte aligned */
     size_t arena_bytes;
     double *profile_ms;    /* per node, accumulated over runs when not NULL (amprt bench --profile) */
+    /* called after each step for every output it wrote (calibration); NULL when unused */
+    void (*observe)(void *user, int value, const amp_tensor *t);
+    void *observe_user;
 };
 
 /* Start accumulating per-node run time (milliseconds) into a zeroed array of n_nodes. */

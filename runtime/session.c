@@ -23,11 +23,7 @@ amp_status amp_session_create(amp_model *model, const amp_session_options *opts,
     if (!model || !out) return AMP_ERR_INVALID_ARG;
     amp_context *ctx = model->ctx;
     amp_session_options o;
-    memset(&o, 0, sizeof o);
-    if (opts) {
-        size_t n = opts->struct_size ? opts->struct_size : sizeof o;
-        memcpy(&o, opts, n < sizeof o ? n : sizeof o);
-    }
+    amp_copy_options(&o, sizeof o, opts);
     if (o.backend == AMP_BACKEND_CUDA) {
         if (amp_cuda_device_count() <= 0)
             return amp_seterr(ctx, AMP_ERR_NO_DEVICE, "backend 'cuda' was asked for, but no CUDA device is present");
@@ -167,7 +163,7 @@ static amp_status bind_inputs(amp_session *s, int n, const char *const *names, c
             goto oom;
         for (int d = 0; d < ti[i].rank; d++)
             if (key_push(ctx, key, key_len, &cap, ti[i].dims[d])) goto oom;
-        if (t && small_input(t->dtype, t->numel)) {
+        if (t && !v->dynamic && small_input(t->dtype, t->numel)) {
             ti[i].value = t;
             for (int64_t e = 0; e < t->numel; e++) {
                 int64_t kv = 0;
@@ -348,6 +344,9 @@ amp_status amp_session_run(amp_session *s, int n_inputs, const char *const *inpu
             st = amp_cpu_dispatch(&k);
         }
         if (st) return st;
+        if (s->observe)
+            for (int o = 0; o < stp->nout; o++)
+                if (n->outputs[o] >= 0) s->observe(s->observe_user, n->outputs[o], stp->pout[o]);
     }
     /* results */
     amp_tensor *made[64] = {0};

@@ -168,7 +168,15 @@ static inline void cast_from_int(amp_dtype st, amp_dtype dt, const void *x, void
     }
 }
 
-static void cast_range(amp_dtype st, amp_dtype dt, const void *x, void *y, int64_t lo, int64_t hi) {
+static void cast_range(amp_dtype st, amp_dtype dt, const void *x, void *y, int64_t lo, int64_t hi, bool rtz) {
+    /* Truncation is amprt's own option (AMP_NODE_CAST_RTZ, set by autocast), from f32 only. */
+    if (rtz && st == AMP_F32 && (dt == AMP_F16 || dt == AMP_BF16)) {
+        for (int64_t i = lo; i < hi; i++) {
+            float v = ((const float *)x)[i];
+            ((uint16_t *)y)[i] = dt == AMP_F16 ? amp_f32_to_f16_mode(v, 1) : amp_f32_to_bf16_mode(v, 1);
+        }
+        return;
+    }
     /* The conversions models are full of get their own loops. */
     if (st == AMP_F32 && dt == AMP_F16) {
         for (int64_t i = lo; i < hi; i++) ((uint16_t *)y)[i] = amp_f32_to_f16(((const float *)x)[i]);
@@ -198,10 +206,11 @@ amp_status amp_cpu_cast(amp_kernel *k) {
     }
     int64_t n = x->numel, chunks = (n + CHUNK - 1) / CHUNK;
     bool big = n >= PAR_MIN && k->threads > 1;
+    bool rtz = (k->n->flags & AMP_NODE_CAST_RTZ) != 0;
 #pragma omp parallel for num_threads(nthreads(k)) if (big)
     for (int64_t c = 0; c < chunks; c++) {
         int64_t lo = c * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n;
-        cast_range(x->dtype, y->dtype, x->data, y->data, lo, hi);
+        cast_range(x->dtype, y->dtype, x->data, y->data, lo, hi, rtz);
     }
     return AMP_OK;
 }

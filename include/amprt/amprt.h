@@ -247,6 +247,60 @@ AMP_API amp_status amp_session_plan(amp_session *s, int n_bindings, const amp_di
 /* Stats of the plan used by the last run. */
 AMP_API amp_status amp_session_last_plan(const amp_session *s, amp_plan_stats *stats);
 
+/* ---------------------------------------------------------------------------------------- */
+/* Autocast: FP32 -> mixed precision (FP16 or BF16 where safe, FP32 where numerics demand).   */
+
+typedef enum amp_round_mode {
+    AMP_ROUND_NEAREST_EVEN = 0, /* default, what IEEE casts and tensor cores do */
+    AMP_ROUND_TOWARD_ZERO = 1   /* truncation, to compare the two methods */
+} amp_round_mode;
+
+typedef struct amp_autocast_options {
+    size_t struct_size;             /* sizeof(amp_autocast_options), or 0 */
+    amp_dtype dtype;                /* AMP_F16 (default) or AMP_BF16 */
+    int keep_io_types;              /* nonzero: graph inputs and outputs stay FP32 */
+    const char *const *block_ops;   /* op types kept in FP32 (e.g. "Add") */
+    int n_block_ops;
+    const char *const *block_nodes; /* node names kept in FP32 */
+    int n_block_nodes;
+    amp_round_mode round;           /* rounding of converted constants and inserted casts */
+    /* Range-aware mode: calibration runs of the FP32 graph. calib_inputs holds n_calib sets of
+     * n_calib_names tensors, set-major (set s, input i at s * n_calib_names + i). */
+    int n_calib;
+    int n_calib_names;
+    const char *const *calib_names;
+    const amp_tensor *const *calib_inputs;
+    /* A node stays FP32 when max |x| over calibration of any of its float inputs or outputs
+     * exceeds this. 0: the default, the largest finite 16-bit value / 16 (4094 for FP16). */
+    double range_limit;
+    /* nonzero: ops that have no 16-bit type in the ONNX schema at the model's opset (Conv and
+     * pooling in BF16 before opset 22, ...) may still run in 16 bits. amprt's own runs and
+     * training handle them; the result is not a valid ONNX file for other runtimes. */
+    int allow_nonstandard_types;
+} amp_autocast_options;
+
+typedef struct amp_autocast_report {
+    int nodes_16bit;        /* nodes computing in the 16-bit type (inserted casts not counted) */
+    int nodes_fp32;         /* nodes computing on FP32 tensors */
+    int nodes_other;        /* integer, bool, f64 and shape nodes */
+    int casts_inserted;     /* Cast nodes added (after cleanup) */
+    int casts_removed;      /* Cast nodes cleanup removed (the pass's own and redundant ones) */
+    int inits_converted;    /* initializers stored in 16 bits */
+    int inits_duplicated;   /* initializers kept in FP32 and added in 16 bits (mixed consumers) */
+    int values_clamped;     /* constant elements clamped to the 16-bit range or its smallest
+                               subnormal */
+    int nodes_range_kept;   /* nodes kept FP32 by calibration ranges */
+    int nodes_blocked;      /* nodes kept FP32 by block_ops / block_nodes */
+    int already_16bit;      /* 1: the model had no FP32 compute; it was left as it is */
+} amp_autocast_report;
+
+/* Constructor: a converted copy of model. opts may be NULL (FP16, I/O converted). The pass
+ * colours tensors over op classes, inserts one Cast per (tensor, dtype), converts initializers,
+ * cleans up casts and checks types again; a type error fails the call. *out is owned by the
+ * caller; report may be NULL. */
+AMP_API amp_status amp_model_autocast(const amp_model *model, const amp_autocast_options *opts, amp_model **out,
+                                      amp_autocast_report *report);
+
 #ifdef __cplusplus
 }
 #endif

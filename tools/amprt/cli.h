@@ -23,6 +23,15 @@ typedef struct cli_opts {
     const char *output_dir;
     const char *list_file;
     double rtol, atol;
+    const char *autocast;    /* --autocast fp16|bf16 (run, check, inspect, bench) */
+    const char *dtype;       /* --dtype fp32|fp16|bf16 (convert) */
+    bool keep_io;            /* --keep-io-types */
+    const char *block;       /* --block OP,OP */
+    const char *block_nodes; /* --block-nodes NAME,NAME */
+    const char *calibrate;   /* --calibrate DIR */
+    const char *round;       /* --round nearest|zero */
+    double range_limit;      /* --range-limit X */
+    const char *dot;         /* --dot FILE */
     const char *positional[64];
     int n_positional;
 } cli_opts;
@@ -39,6 +48,31 @@ int cli_load_inputs(amp_context *ctx, const cli_opts *o, const char **names, amp
  * first dim when --batch is given, else 1). */
 int cli_random_inputs(amp_context *ctx, amp_model *m, const cli_opts *o, const char **names, amp_tensor **tensors);
 void cli_json_str(FILE *f, const char *s);
+
+/* Autocast from the command line (tools/amprt/autocast_cli.c). */
+typedef struct cli_autocast {
+    amp_autocast_report report;
+    amp_model *fp32;         /* the model before conversion (owned) */
+    char *lists;             /* storage of the block lists */
+    const char *block_ops[64], *block_nodes[64];
+    const char *calib_names[64];
+    amp_tensor **calib;      /* n_calib * n_names */
+    int n_calib, n_names;
+} cli_autocast;
+
+/* Parse "fp16"/"bf16"/"fp32" into a dtype (AMP_F32 for fp32); 0 after printing a message. */
+amp_dtype cli_parse_dtype(const char *s, const char *opt);
+/* Replace *m with its converted copy (dtype lo), keeping the original in ca->fp32. Uses
+ * --keep-io-types (or keep_io when forced), --block, --block-nodes, --calibrate, --round and
+ * --range-limit from o. Returns 0, or 1 after printing a message. */
+int cli_autocast_model(amp_context *ctx, const cli_opts *o, amp_dtype lo, bool keep_io, amp_model **m,
+                       cli_autocast *ca);
+void cli_autocast_free(cli_autocast *ca);
+void cli_report_json(FILE *f, const amp_autocast_report *r);
+/* Matmul/conv FLOPs of the last plan of s: total and in 16-bit types. */
+void cli_plan_flops(const amp_session *s, double *total, double *in16);
+/* Graphviz drawing of the model, nodes coloured by precision, casts marked. 0 or 1. */
+int cli_write_dot(amp_context *ctx, const amp_model *m, const char *path);
 
 int cmd_inspect(int argc, char **argv);
 int cmd_run(int argc, char **argv);

@@ -12,9 +12,13 @@
 
 static const char *const usage =
     "usage: amprt check DIR... [--rtol X] [--atol X] [--threads N] [--list-passing FILE] [--verbose]\n"
+    "                   [--autocast fp16|bf16]\n"
     "  Each DIR is a case (holding model.onnx) or a folder of cases. Prints PASS, FAIL or SKIP per\n"
     "  case and last 'N passed, N failed, N skipped'. Floats match when |a-b| <= atol + rtol*|b|\n"
     "  (defaults 1e-3 and 1e-5), NaN only matches NaN; integers and bools must be equal.\n"
+    "  With --autocast each model is converted first (I/O kept FP32) and float outputs must be\n"
+    "  within relative L2 error 1e-2 (fp16) or 3e-2 (bf16) of the FP32 expectation, finite where\n"
+    "  it is finite.\n"
     "  SKIP means an unsupported op or dtype, named on the line; it never counts as a pass.\n"
     "  Exit status: 0 when nothing failed, 1 otherwise.\n";
 
@@ -101,6 +105,37 @@ static bool compare(const amp_tensor *got, const amp_tensor *want, double rtol, 
     return true;
 }
 
+/* Mixed precision: float outputs within relative L2 error tol of the FP32 expectation (over
+ * the finite expected elements; non-finite ones must match exactly), and no inf or NaN where
+ * the expectation is finite. Integer and bool outputs go through compare(). */
+static bool compare_mixed(const amp_tensor *got, const amp_tensor *want, double tol, char *why, size_t whyn) {
+    if (!amp_dtype_is_float(want->dtype) || got->dtype != want->dtype || got->numel != want->numel)
+        return compare(got, want, 0, 0, why, whyn);
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < got->numel; i++) {
+        double x = amp_ld(got->dtype, got->data, i), y = amp_ld(want->dtype, want->data, i);
+        if (!isfinite(y)) {
+            if (!(x == y || (isnan(x) && isnan(y)))) {
+                snprintf(why, whyn, "element %lld is %.9g, expected %.9g", (long long)i, x, y);
+                return false;
+            }
+            continue;
+        }
+        if (!isfinite(x)) {
+            snprintf(why, whyn, "element %lld is %.9g, expected finite %.9g", (long long)i, x, y);
+            return false;
+        }
+        num += (x - y) * (x - y);
+        den += y * y;
+    }
+    double rel = den > 0 ? sqrt(num / den) : sqrt(num);
+    if (rel > tol) {
+        snprintf(why, whyn, "relative L2 error %.3g over the tolerance %.3g", rel, tol);
+        return false;
+    }
+    return true;
+}
+
 static result status_result(amp_status s) { return s == AMP_ERR_UNSUPPORTED ? R_SKIP : R_FAIL; }
 
 static result run_case(const char *dir, const cli_opts *o, char *why, size_t whyn) {
@@ -115,6 +150,25 @@ static result run_case(const char *dir, const cli_opts *o, char *why, size_t why
         snprintf(why, whyn, "%s: %s", amp_status_name(s), amp_context_last_error(ctx));
         r = status_result(s);
         goto done;
+    }
+    cli_autocast ca;
+    memset(&ca, 0, sizeof ca);
+    double mixed_tol = 0;
+    if (o->autocast) {
+        amp_dtype lo = cli_parse_dtype(o->autocast, "--autocast");
+        mixed_tol = lo == AMP_BF16 ? 3e-2 : 1e-2;
+        if (lo != AMP_F16 && lo != AMP_BF16) {
+            snprintf(why, whyn, "--autocast expects fp16 or bf16");
+            r = R_FAIL;
+            goto done;
+        }
+        if (cli_autocast_model(ctx, o, lo, true, &m, &ca)) {
+            snprintf(why, whyn, "autocast failed: %s", amp_context_last_error(ctx));
+            r = status_result(AMP_ERR_INVALID_GRAPH);
+            cli_autocast_free(&ca);
+            goto done;
+        }
+        cli_autocast_free(&ca); /* the FP32 model is not needed */
     }
     amp_session_options so = {.struct_size = sizeof so, .backend = o->backend, .threads = o->threads ? o->threads : 1};
     s = amp_session_create(m, &so, &sess);
@@ -177,7 +231,9 @@ static result run_case(const char *dir, const cli_opts *o, char *why, size_t why
         }
         for (int k = 0; k < nout && r == R_PASS; k++) {
             char w[512];
-            if (!compare(outs[k], want[k], o->rtol, o->atol, w, sizeof w)) {
+            bool ok = mixed_tol > 0 ? compare_mixed(outs[k], want[k], mixed_tol, w, sizeof w)
+                                    : compare(outs[k], want[k], o->rtol, o->atol, w, sizeof w);
+            if (!ok) {
                 snprintf(why, whyn, "%s output %d ('%s'): %s", sets[si], k, onames[k], w);
                 r = R_FAIL;
             }

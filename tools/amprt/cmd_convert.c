@@ -1,54 +1,72 @@
-/* amprt convert: load a model and write it back as ONNX (mixed-precision conversion joins it
- * with the autocast pass). */
+/* amprt convert: FP32 ONNX in, mixed-precision ONNX out (or an import/export round trip). */
 #include <string.h>
 
 #include "tools/amprt/cli.h"
 
 static const char *const usage =
-    "usage: amprt convert IN.onnx OUT.onnx [--dtype fp32]\n"
-    "  Loads IN into amprt's graph IR and writes it back to OUT (to a temporary name, then\n"
-    "  renamed). With --dtype fp32 (the only value this build accepts) the graph is unchanged:\n"
-    "  an import/export round trip.\n";
+    "usage: amprt convert IN.onnx OUT.onnx [--dtype fp16|bf16|fp32] [--keep-io-types]\n"
+    "                     [--block OP,OP...] [--block-nodes NAME,NAME...] [--calibrate DIR]\n"
+    "                     [--range-limit X] [--round nearest|zero] [--json]\n"
+    "  Converts IN to mixed precision (default fp16): MatMul/Gemm/Conv and what lies between them\n"
+    "  in 16 bits, numerically sensitive ops (Exp, Log, Pow, Softmax, reductions, norms, losses)\n"
+    "  in FP32, one Cast per tensor and dtype. OUT is written to a temporary name, then renamed.\n"
+    "  --keep-io-types      graph inputs and outputs stay FP32\n"
+    "  --block OP,...       keep these op types in FP32; --block-nodes NAME,... these nodes\n"
+    "  --calibrate DIR      run the FP32 model on DIR's input sets (DIR/input_K.pb or\n"
+    "                       DIR/*/input_K.pb) and keep FP32 every node whose inputs or outputs\n"
+    "                       exceed --range-limit (default: largest finite 16-bit value / 16)\n"
+    "  --round zero         truncate when converting constants and in inserted casts (amprt's\n"
+    "                       own runs; ONNX Cast always rounds to nearest even)\n"
+    "  --dtype fp32         no conversion: an import/export round trip\n"
+    "  --json               print the conversion report as JSON\n";
 
 int cmd_convert(int argc, char **argv) {
-    const char *dtype = "fp32";
-    /* peel --dtype before the common parser */
-    char *args[128];
-    int n = 0;
-    for (int i = 0; i < argc && n < 128; i++) {
-        if (strcmp(argv[i], "--dtype") == 0 && i + 1 < argc) {
-            dtype = argv[++i];
-            continue;
-        }
-        args[n++] = argv[i];
-    }
     cli_opts o;
-    int rc = cli_parse(n, args, 2, &o, usage);
+    int rc = cli_parse(argc, argv, 2, &o, usage);
     if (rc) return rc;
     if (o.n_positional != 2) {
         fputs(usage, stderr);
         return 2;
     }
-    if (strcmp(dtype, "fp32") != 0) {
-        fprintf(stderr, "amprt: --dtype %s is not available in this build (only fp32)\n", dtype);
-        return 2;
-    }
+    amp_dtype lo = cli_parse_dtype(o.dtype ? o.dtype : "fp16", "--dtype");
+    if (!lo) return 2;
     amp_context *ctx = cli_context();
     amp_model *m = NULL;
+    cli_autocast ca;
+    memset(&ca, 0, sizeof ca);
     rc = 1;
     amp_status s = amp_model_load(ctx, o.positional[0], &m);
     if (s) {
         fprintf(stderr, "amprt: cannot load the model: %s: %s\n", amp_status_name(s), amp_context_last_error(ctx));
         goto done;
     }
+    if (lo != AMP_F32 && cli_autocast_model(ctx, &o, lo, false, &m, &ca)) goto done;
     s = amp_model_save(m, o.positional[1]);
     if (s) {
         fprintf(stderr, "amprt: cannot write '%s': %s: %s\n", o.positional[1], amp_status_name(s),
                 amp_context_last_error(ctx));
         goto done;
     }
+    if (lo != AMP_F32) {
+        const amp_autocast_report *r = &ca.report;
+        if (o.json) {
+            cli_report_json(stdout, r);
+            fputc('\n', stdout);
+        } else if (r->already_16bit) {
+            printf("%s: already in 16-bit precision (or converted by amprt before); written unchanged\n",
+                   o.positional[0]);
+        } else {
+            printf("%s -> %s (%s): %d nodes in 16 bits, %d in FP32, %d other; %d casts inserted, %d removed; "
+                   "%d initializers converted, %d duplicated, %d values clamped; %d nodes kept FP32 by ranges, %d "
+                   "blocked\n",
+                   o.positional[0], o.positional[1], amp_dtype_name(lo), r->nodes_16bit, r->nodes_fp32, r->nodes_other,
+                   r->casts_inserted, r->casts_removed, r->inits_converted, r->inits_duplicated, r->values_clamped,
+                   r->nodes_range_kept, r->nodes_blocked);
+        }
+    }
     rc = 0;
 done:
+    cli_autocast_free(&ca);
     amp_model_destroy(m);
     amp_context_destroy(ctx);
     cli_free(&o);

@@ -1,31 +1,42 @@
 /* amprt inspect, run and bench. */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <math.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backends/cpu/cpu.h"
+#include "passes/passes.h"
 #include "runtime/runtime.h"
 #include "tools/amprt/cli.h"
 
 static const char *const usage_inspect =
     "usage: amprt inspect MODEL [--json] [--dim NAME=VALUE]... [--batch B] [--verbose]\n"
+    "                     [--autocast fp16|bf16] [--dot FILE.dot]\n"
     "  Prints the opset, inputs and outputs (symbolic dims by name), op counts, parameters and\n"
     "  the memory plan (arena, lower bound, persistent bytes) for the declared shapes; unbound\n"
-    "  symbolic dims take --dim values, the first dim of each input takes --batch, others 1.\n";
+    "  symbolic dims take --dim values, the first dim of each input takes --batch, others 1.\n"
+    "  The autocast section gives nodes per precision, casts, and the share of MatMul/Gemm/Conv\n"
+    "  FLOPs in 16 bits; with --autocast the model is converted first (I/O kept FP32) and the\n"
+    "  FP32 and converted parameter and arena bytes are shown side by side. --dot draws the\n"
+    "  graph (converted with --autocast), nodes coloured by precision, casts as diamonds.\n";
 
 static const char *const usage_run =
     "usage: amprt run MODEL [--input NAME=FILE.pb]... [--output-dir DIR] [--threads N] [--batch B]\n"
-    "                 [--backend cpu|cuda|auto]\n"
-    "  Runs the model once. Inputs not given are seeded random values of the declared shape.\n"
+    "                 [--backend cpu|cuda|auto] [--autocast fp16|bf16]\n"
+    "  Runs the model once (with --autocast, converted to mixed precision first, I/O kept FP32). Inputs not given are seeded random values of the declared shape.\n"
     "  Prints each output's shape, its first values and, for 2-D float outputs, the argmax of\n"
     "  each row; --output-dir writes output_K.pb files.\n";
 
 static const char *const usage_bench =
     "usage: amprt bench MODEL [--batch B] [--threads N] [--runs R] [--warmup W]\n"
     "                   [--input NAME=FILE.pb]... [--dim NAME=V]... [--backend ...] [--json] [--verbose]\n"
+    "                   [--autocast fp16|bf16]\n"
     "  Times R runs after W warm-up runs (defaults 50 and 5) and prints median, min and max\n"
-    "  milliseconds, throughput and the memory plan; --verbose adds the time of each node.\n";
+    "  milliseconds, throughput and the memory plan; --verbose adds the time of each node.\n"
+    "  With --autocast the converted model is timed, and the FP32 model's parameter and arena\n"
+    "  bytes are reported beside the converted one's.\n";
 
 static int fail(amp_context *ctx, amp_status s, const char *what) {
     fprintf(stderr, "amprt: %s: %s: %s\n", what, amp_status_name(s), amp_context_last_error(ctx));
@@ -89,10 +100,27 @@ int cmd_inspect(int argc, char **argv) {
     }
     amp_context *ctx = cli_context();
     amp_model *m = NULL;
-    amp_session *s = NULL;
+    amp_session *s = NULL, *s32 = NULL;
+    cli_autocast ca;
+    memset(&ca, 0, sizeof ca);
+    amp_dtype lo = AMP_UNDEFINED;
+    if (o.autocast && ((lo = cli_parse_dtype(o.autocast, "--autocast")) == AMP_UNDEFINED || lo == AMP_F32)) {
+        if (lo == AMP_F32) fprintf(stderr, "amprt: --autocast expects fp16 or bf16\n");
+        amp_context_destroy(ctx);
+        cli_free(&o);
+        return 2;
+    }
     amp_status st = amp_model_load(ctx, o.positional[0], &m);
     if (st) {
         rc = fail(ctx, st, "cannot load the model");
+        goto done;
+    }
+    if (lo && cli_autocast_model(ctx, &o, lo, true, &m, &ca)) {
+        rc = 1;
+        goto done;
+    }
+    if (o.dot && cli_write_dot(ctx, m, o.dot)) {
+        rc = 1;
         goto done;
     }
     const amp_graph *g = m->g;
@@ -124,6 +152,28 @@ int cmd_inspect(int argc, char **argv) {
     st = amp_session_create(m, &so, &s);
     if (!st) st = amp_session_plan(s, nb, b, &ps);
     if (st) snprintf(plan_err, sizeof plan_err, "%s: %s", amp_status_name(st), s ? amp_session_last_error(s) : amp_context_last_error(ctx));
+    /* precision census and the 16-bit share of matmul/conv FLOPs */
+    amp_autocast_report census;
+    memset(&census, 0, sizeof census);
+    amp_dtype census_lo = lo;
+    if (!census_lo) {
+        census_lo = AMP_F16;
+        for (int v = 0; v < g->n_values; v++)
+            if (g->values[v].dtype == AMP_BF16) census_lo = AMP_BF16;
+    }
+    amp_autocast_census(g, census_lo, &census);
+    int casts = 0;
+    for (int i = 0; i < g->n_nodes; i++) casts += g->nodes[i].op == AMP_OP_CAST;
+    double flops = 0, flops16 = 0;
+    if (!plan_err[0]) cli_plan_flops(s, &flops, &flops16);
+    /* the FP32 model beside the converted one */
+    amp_plan_stats ps32;
+    int64_t param_bytes32 = 0;
+    bool have32 = false;
+    if (ca.fp32) {
+        for (int i = 0; i < ca.fp32->g->n_inits; i++) param_bytes32 += (int64_t)ca.fp32->g->values[ca.fp32->g->inits[i]].init->nbytes;
+        if (!amp_session_create(ca.fp32, &so, &s32) && !amp_session_plan(s32, nb, b, &ps32)) have32 = true;
+    }
 
     FILE *f = stdout;
     int nin = amp_model_input_count(m), nout = amp_model_output_count(m);
@@ -179,6 +229,22 @@ int cmd_inspect(int argc, char **argv) {
                     ps.lower_bound_bytes ? (double)ps.arena_bytes / (double)ps.lower_bound_bytes : 1.0, ps.strategy,
                     ps.nodes_run, ps.nodes_folded, ps.inplace);
         }
+        fprintf(f, ",\"autocast\":{\"dtype\":\"%s\",\"nodes_16bit\":%d,\"nodes_fp32\":%d,\"nodes_other\":%d,\"casts\":%d",
+                amp_dtype_name(census_lo), census.nodes_16bit, census.nodes_fp32, census.nodes_other, casts);
+        if (ca.fp32) fprintf(f, ",\"casts_inserted\":%d,\"report\":", ca.report.casts_inserted);
+        if (ca.fp32) cli_report_json(f, &ca.report);
+        fprintf(f, ",\"matmul_conv_flops\":%.0f,\"flops_16bit_share\":", flops);
+        if (flops > 0) fprintf(f, "%.4f", flops16 / flops);
+        else fputs("null", f);
+        fputc('}', f);
+        if (ca.fp32) {
+            fprintf(f, ",\"memory\":{\"fp32\":{\"parameter_bytes\":%lld,\"arena_bytes\":", (long long)param_bytes32);
+            if (have32) fprintf(f, "%zu}", ps32.arena_bytes);
+            else fputs("null}", f);
+            fprintf(f, ",\"converted\":{\"parameter_bytes\":%lld,\"arena_bytes\":", (long long)param_bytes);
+            if (!plan_err[0]) fprintf(f, "%zu}}", ps.arena_bytes);
+            else fputs("null}}", f);
+        }
         fprintf(f, "}\n");
     } else {
         fprintf(f, "model      %s\nopset      %lld (ir %lld, producer %s)\n", o.positional[0], (long long)g->opset,
@@ -215,11 +281,25 @@ int cmd_inspect(int argc, char **argv) {
                     ps.nodes_folded, ps.inplace);
             if (o.verbose) amp_plan_dump(s, s->last, f);
         }
+        fprintf(f, "precision  %d nodes in %s, %d in FP32, %d other; %d casts", census.nodes_16bit,
+                amp_dtype_name(census_lo), census.nodes_fp32, census.nodes_other, casts);
+        if (flops > 0) fprintf(f, "; %.1f%% of %.3g matmul/conv FLOPs in 16 bits", 100.0 * flops16 / flops, flops);
+        fputc('\n', f);
+        if (ca.fp32) {
+            fprintf(f, "memory     FP32: parameters %lld bytes, arena ", (long long)param_bytes32);
+            if (have32) fprintf(f, "%zu", ps32.arena_bytes);
+            else fputs("-", f);
+            fprintf(f, "; converted: parameters %lld bytes, arena ", (long long)param_bytes);
+            if (!plan_err[0]) fprintf(f, "%zu\n", ps.arena_bytes);
+            else fputs("-\n", f);
+        }
     }
     rc = plan_err[0] && !o.json ? 1 : 0;
 done:
     amp_session_destroy(s);
+    amp_session_destroy(s32);
     amp_model_destroy(m);
+    cli_autocast_free(&ca);
     amp_context_destroy(ctx);
     cli_free(&o);
     return rc;
@@ -255,9 +335,17 @@ static int gather_inputs(amp_context *ctx, amp_model *m, const cli_opts *o, cons
  * and bench. Returns 0, or 1 after printing a message (what was made is left for the caller
  * to free). */
 static int prepare_run(amp_context *ctx, const cli_opts *o, amp_model **m, amp_session **s, const char **names,
-                       amp_tensor **ins, int *nin, const char **onames, int *nout) {
+                       amp_tensor **ins, int *nin, const char **onames, int *nout, cli_autocast *ca) {
     amp_status st = amp_model_load(ctx, o->positional[0], m);
     if (st) return fail(ctx, st, "cannot load the model");
+    if (o->autocast) {
+        amp_dtype lo = cli_parse_dtype(o->autocast, "--autocast");
+        if (lo == AMP_UNDEFINED || lo == AMP_F32) {
+            if (lo == AMP_F32) fprintf(stderr, "amprt: --autocast expects fp16 or bf16\n");
+            return 1;
+        }
+        if (cli_autocast_model(ctx, o, lo, true, m, ca)) return 1;
+    }
     amp_session_options so = {.struct_size = sizeof so, .backend = o->backend, .threads = o->threads};
     st = amp_session_create(*m, &so, s);
     if (st) return fail(ctx, st, "cannot create a session");
@@ -288,10 +376,12 @@ int cmd_run(int argc, char **argv) {
     amp_session *s = NULL;
     const char *names[64], *onames[64];
     amp_tensor *ins[64] = {0}, *outs[64] = {0};
+    cli_autocast ca;
+    memset(&ca, 0, sizeof ca);
     int nin = 0, nout = 0;
     amp_status st;
     rc = 1;
-    if (prepare_run(ctx, &o, &m, &s, names, ins, &nin, onames, &nout)) goto done;
+    if (prepare_run(ctx, &o, &m, &s, names, ins, &nin, onames, &nout, &ca)) goto done;
     double t0 = cli_now_ms();
     st = amp_session_run(s, nin, names, (const amp_tensor *const *)ins, nout, onames, outs);
     double t1 = cli_now_ms();
@@ -331,6 +421,10 @@ int cmd_run(int argc, char **argv) {
             printf("%s\n", t->dims[0] > 64 ? " ..." : "");
         }
         if (o.output_dir) {
+            if (i == 0 && mkdir(o.output_dir, 0777) != 0 && errno != EEXIST) {
+                fprintf(stderr, "amprt: cannot create the folder '%s': %s\n", o.output_dir, strerror(errno));
+                goto done;
+            }
             char path[4096];
             snprintf(path, sizeof path, "%s/output_%d.pb", o.output_dir, i);
             st = amp_tensor_save_pb(ctx, t, onames[i], path);
@@ -352,6 +446,7 @@ done:
     }
     amp_session_destroy(s);
     amp_model_destroy(m);
+    cli_autocast_free(&ca);
     amp_context_destroy(ctx);
     cli_free(&o);
     return rc;
@@ -375,12 +470,14 @@ int cmd_bench(int argc, char **argv) {
     amp_session *s = NULL;
     const char *names[64], *onames[64];
     amp_tensor *ins[64] = {0}, *outs[64] = {0};
+    cli_autocast ca;
+    memset(&ca, 0, sizeof ca);
     double *times = NULL;
     int nin = 0, nout = 0;
     amp_status st;
     rc = 1;
     if (o.threads == 0) o.threads = 1;
-    if (prepare_run(ctx, &o, &m, &s, names, ins, &nin, onames, &nout)) goto done;
+    if (prepare_run(ctx, &o, &m, &s, names, ins, &nin, onames, &nout, &ca)) goto done;
     /* first run plans and creates the output tensors; later runs reuse them */
     st = amp_session_run(s, nin, names, (const amp_tensor *const *)ins, nout, onames, outs);
     for (int w = 0; !st && w < o.warmup; w++)
@@ -402,21 +499,46 @@ int cmd_bench(int argc, char **argv) {
     int64_t batch = ins[0] && ins[0]->rank > 0 ? ins[0]->dims[0] : 1;
     amp_plan_stats ps;
     amp_session_last_plan(s, &ps);
+    /* with --autocast: the FP32 model's memory for the same inputs */
+    int64_t pbytes = 0, pbytes32 = 0;
+    for (int i = 0; i < m->g->n_inits; i++) pbytes += (int64_t)m->g->values[m->g->inits[i]].init->nbytes;
+    amp_plan_stats ps32;
+    bool have32 = false;
+    if (ca.fp32) {
+        for (int i = 0; i < ca.fp32->g->n_inits; i++) pbytes32 += (int64_t)ca.fp32->g->values[ca.fp32->g->inits[i]].init->nbytes;
+        amp_session *s32 = NULL;
+        amp_session_options so32 = {.struct_size = sizeof so32, .backend = AMP_BACKEND_CPU, .threads = o.threads};
+        amp_tensor *o32[64] = {0};
+        if (!amp_session_create(ca.fp32, &so32, &s32) &&
+            !amp_session_run(s32, nin, names, (const amp_tensor *const *)ins, nout, onames, o32) &&
+            !amp_session_last_plan(s32, &ps32))
+            have32 = true;
+        for (int i = 0; i < nout; i++) amp_tensor_destroy(o32[i]);
+        amp_session_destroy(s32);
+    }
     if (o.json) {
         printf("{\"model\":");
         cli_json_str(stdout, o.positional[0]);
         printf(",\"backend\":\"cpu\",\"threads\":%d,\"batch\":%lld,\"runs\":%d,\"warmup\":%d,\"median_ms\":%.4f,"
                "\"min_ms\":%.4f,\"max_ms\":%.4f,\"throughput_per_s\":%.2f,\"arena_bytes\":%zu,"
-               "\"lower_bound_bytes\":%zu,\"persistent_bytes\":%zu,\"strategy\":\"%s\"}\n",
+               "\"lower_bound_bytes\":%zu,\"persistent_bytes\":%zu,\"strategy\":\"%s\",\"parameter_bytes\":%lld",
                o.threads, (long long)batch, o.runs, o.warmup, med, times[0], times[o.runs - 1],
                med > 0 ? 1000.0 * (double)batch / med : 0.0, ps.arena_bytes, ps.lower_bound_bytes, ps.persistent_bytes,
-               ps.strategy);
+               ps.strategy, (long long)pbytes);
+        if (ca.fp32)
+            printf(",\"autocast\":\"%s\",\"memory\":{\"fp32\":{\"parameter_bytes\":%lld,\"arena_bytes\":%zu},"
+                   "\"converted\":{\"parameter_bytes\":%lld,\"arena_bytes\":%zu}}",
+                   o.autocast, (long long)pbytes32, have32 ? ps32.arena_bytes : 0, (long long)pbytes, ps.arena_bytes);
+        printf("}\n");
     } else {
         printf("%s: batch %lld, %d threads, %d runs: median %.3f ms (min %.3f, max %.3f), %.1f samples/s\n",
                o.positional[0], (long long)batch, o.threads, o.runs, med, times[0], times[o.runs - 1],
                med > 0 ? 1000.0 * (double)batch / med : 0.0);
         printf("arena %zu bytes, lower bound %zu (%.3fx), persistent %zu\n", ps.arena_bytes, ps.lower_bound_bytes,
                ps.lower_bound_bytes ? (double)ps.arena_bytes / (double)ps.lower_bound_bytes : 1.0, ps.persistent_bytes);
+        if (ca.fp32 && have32)
+            printf("memory: FP32 parameters %lld bytes, arena %zu; %s parameters %lld bytes, arena %zu\n",
+                   (long long)pbytes32, ps32.arena_bytes, o.autocast, (long long)pbytes, ps.arena_bytes);
     }
     if (o.verbose && s->profile_ms) {
         const amp_graph *g = m->g;
@@ -434,6 +556,7 @@ done:
     }
     amp_session_destroy(s);
     amp_model_destroy(m);
+    cli_autocast_free(&ca);
     amp_context_destroy(ctx);
     cli_free(&o);
     return rc;

@@ -143,6 +143,30 @@ int cli_parse(int argc, char **argv, int first, cli_opts *o, const char *usage) 
             if (a[2] == 'r') o->rtol = v;
             else o->atol = v;
             i++;
+        } else if (strcmp(a, "--range-limit") == 0) {
+            if (!want_arg(i, argc, a)) return 2;
+            char *end;
+            double v = strtod(argv[i + 1], &end);
+            if (*end || !(v > 0)) {
+                fprintf(stderr, "amprt: %s expects a number > 0\n", a);
+                return 2;
+            }
+            o->range_limit = v;
+            i++;
+        } else if (strcmp(a, "--keep-io-types") == 0) {
+            o->keep_io = true;
+        } else if (strcmp(a, "--autocast") == 0 || strcmp(a, "--dtype") == 0 || strcmp(a, "--block") == 0 ||
+                   strcmp(a, "--block-nodes") == 0 || strcmp(a, "--calibrate") == 0 || strcmp(a, "--round") == 0 ||
+                   strcmp(a, "--dot") == 0) {
+            if (!want_arg(i, argc, a)) return 2;
+            const char *v = argv[++i];
+            if (a[2] == 'a') o->autocast = v;
+            else if (a[2] == 'd' && a[3] == 't') o->dtype = v;
+            else if (a[2] == 'd') o->dot = v;
+            else if (strcmp(a, "--block") == 0) o->block = v;
+            else if (a[2] == 'b') o->block_nodes = v;
+            else if (a[2] == 'c') o->calibrate = v;
+            else o->round = v;
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "amprt: unknown option '%s'\n%s", a, usage);
             return 2;

@@ -1,0 +1,139 @@
+/* amp_model_autocast: copy the model, gather value ranges from calibration runs of the FP32
+ * graph when asked to, and run the autocast pass (passes/autocast.c) on the copy. */
+#include <math.h>
+#include <string.h>
+
+#include "passes/passes.h"
+#include "runtime/runtime.h"
+
+typedef struct calib {
+    double *absmax; /* per value of the FP32 model */
+} calib;
+
+static double tensor_absmax(const amp_tensor *t) {
+    double m = 0.0;
+    if (!t || !t->data) return 0.0;
+    if (t->dtype == AMP_F32) {
+        const float *x = t->data;
+        for (int64_t i = 0; i < t->numel; i++) {
+            double v = fabs((double)x[i]);
+            if (v > m || isnan(v)) m = isnan(v) ? INFINITY : v;
+        }
+    } else if (t->dtype == AMP_F64) {
+        const double *x = t->data;
+        for (int64_t i = 0; i < t->numel; i++) {
+            double v = fabs(x[i]);
+            if (v > m || isnan(v)) m = isnan(v) ? INFINITY : v;
+        }
+    }
+    return m;
+}
+
+static void observe(void *user, int value, const amp_tensor *t) {
+    calib *c = user;
+    double m = tensor_absmax(t);
+    if (m > c->absmax[value]) c->absmax[value] = m;
+}
+
+/* Run every calibration set through the FP32 model, recording max |x| per value. */
+static amp_status calibrate(const amp_model *model, const amp_autocast_options *o, double *absmax) {
+    amp_context *ctx = model->ctx;
+    const amp_graph *g = model->g;
+    amp_session *s = NULL;
+    amp_session_options so = {.struct_size = sizeof so, .backend = AMP_BACKEND_CPU, .threads = 0};
+    amp_status st = amp_session_create((amp_model *)model, &so, &s);
+    if (st) return st;
+    calib c = {.absmax = absmax};
+    s->observe = observe;
+    s->observe_user = &c;
+    for (int v = 0; v < g->n_values; v++)
+        if (g->values[v].init) absmax[v] = tensor_absmax(g->values[v].init);
+    for (int set = 0; set < o->n_calib; set++) {
+        const amp_tensor *const *ins = o->calib_inputs + (size_t)set * (size_t)o->n_calib_names;
+        for (int i = 0; i < o->n_calib_names; i++) {
+            int v = amp_graph_find_value(g, o->calib_names[i]);
+            if (v < 0) {
+                st = amp_seterr(ctx, AMP_ERR_NOT_FOUND, "calibration input '%s' is not an input of the model",
+                                o->calib_names[i]);
+                goto done;
+            }
+            double m = tensor_absmax(ins[i]);
+            if (m > absmax[v]) absmax[v] = m;
+        }
+        st = amp_session_run(s, o->n_calib_names, o->calib_names, ins, 0, NULL, NULL);
+        if (st) {
+            st = amp_seterr(ctx, st, "calibration set %d: %s", set, amp_session_last_error(s));
+            goto done;
+        }
+        /* values folded at plan time never pass through a step */
+        const amp_plan *p = s->last;
+        for (int v = 0; v < g->n_values; v++)
+            if (p->slots[v].kind == AMP_SLOT_CONST && p->slots[v].ti.value) {
+                double m = tensor_absmax(p->slots[v].ti.value);
+                if (m > absmax[v]) absmax[v] = m;
+            }
+    }
+done:
+    amp_session_destroy(s);
+    return st;
+}
+
+amp_status amp_model_autocast(const amp_model *model, const amp_autocast_options *opts, amp_model **out,
+                              amp_autocast_report *report) {
+    if (!model || !out) return AMP_ERR_INVALID_ARG;
+    amp_context *ctx = model->ctx;
+    amp_autocast_options o;
+    amp_copy_options(&o, sizeof o, opts);
+    if (o.n_calib < 0 || o.n_calib_names < 0 || (o.n_calib > 0 && (!o.calib_names || !o.calib_inputs)) ||
+        o.n_block_ops < 0 || o.n_block_nodes < 0 || (o.n_block_ops && !o.block_ops) ||
+        (o.n_block_nodes && !o.block_nodes) || o.range_limit < 0)
+        return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "bad autocast options");
+    amp_status s;
+    double *absmax_src = NULL, *absmax = NULL;
+    amp_graph *g = NULL;
+    void *bytes = NULL;
+    size_t size = 0;
+    amp_autocast_report r;
+    memset(&r, 0, sizeof r);
+
+    if (o.n_calib > 0) {
+        absmax_src = amp_calloc(ctx, (size_t)model->g->n_values + 1, sizeof(double));
+        if (!absmax_src) return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
+        s = calibrate(model, &o, absmax_src);
+        if (s) goto done;
+    }
+    s = amp_onnx_export(model->g, &bytes, &size);
+    if (s) goto done;
+    s = amp_onnx_import(ctx, bytes, size, NULL, &g);
+    if (s) goto done;
+    if (absmax_src) {
+        absmax = amp_calloc(ctx, (size_t)g->n_values + 1, sizeof(double));
+        if (!absmax) {
+            s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
+            goto done;
+        }
+        for (int v = 0; v < g->n_values; v++) {
+            int src = amp_graph_find_value(model->g, g->values[v].name);
+            absmax[v] = src >= 0 ? absmax_src[src] : 0.0;
+        }
+    }
+    s = amp_pass_autocast(g, &o, absmax, &r);
+    if (s) goto done;
+    amp_model *m = amp_calloc(ctx, 1, sizeof *m);
+    if (!m) {
+        s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
+        goto done;
+    }
+    m->ctx = ctx;
+    m->g = g;
+    m->hash = amp_graph_hash(g);
+    g = NULL;
+    *out = m;
+    if (report) *report = r;
+done:
+    amp_graph_destroy(g);
+    amp_dealloc(ctx, bytes);
+    amp_dealloc(ctx, absmax);
+    amp_dealloc(ctx, absmax_src);
+    return s;
+}

@@ -1,0 +1,297 @@
+/* Autocast on the command line: options, calibration sets, FLOP shares and the DOT drawing. */
+#define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "passes/passes.h"
+#include "runtime/runtime.h"
+#include "tools/amprt/cli.h"
+
+amp_dtype cli_parse_dtype(const char *s, const char *opt) {
+    if (strcmp(s, "fp16") == 0 || strcmp(s, "float16") == 0) return AMP_F16;
+    if (strcmp(s, "bf16") == 0 || strcmp(s, "bfloat16") == 0) return AMP_BF16;
+    if (strcmp(s, "fp32") == 0 || strcmp(s, "float32") == 0) return AMP_F32;
+    fprintf(stderr, "amprt: %s expects fp16, bf16 or fp32, got '%s'\n", opt, s);
+    return AMP_UNDEFINED;
+}
+
+/* Split a comma list into out[] (pointers into buf). */
+static int split_list(char *buf, const char **out, int cap) {
+    int n = 0;
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        if (!*tok) continue;
+        if (n >= cap) return -1;
+        out[n++] = tok;
+    }
+    return n;
+}
+
+static bool has_inputs(const char *dir) {
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/input_0.pb", dir) >= (int)sizeof path) return false;
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Load the sets of DIR (DIR/input_K.pb, or DIR/<set>/input_K.pb in name order). */
+static int load_calibration(amp_context *ctx, amp_model *m, const char *dir, cli_autocast *ca) {
+    char *sets[256];
+    int nsets = 0, rc = 1;
+    if (has_inputs(dir)) {
+        sets[nsets++] = strdup(dir);
+    } else {
+        DIR *d = opendir(dir);
+        if (!d) {
+            fprintf(stderr, "amprt: --calibrate: cannot open the folder '%s'\n", dir);
+            return 1;
+        }
+        struct dirent *e;
+        while ((e = readdir(d)) && nsets < 256) {
+            if (e->d_name[0] == '.') continue;
+            char path[4096];
+            if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path) continue;
+            if (has_inputs(path)) sets[nsets++] = strdup(path);
+        }
+        closedir(d);
+        qsort(sets, (size_t)nsets, sizeof(char *), cmp_str);
+    }
+    if (nsets == 0) {
+        fprintf(stderr, "amprt: --calibrate: '%s' holds no input_0.pb, directly or one folder down\n", dir);
+        return 1;
+    }
+    int nin = amp_model_input_count(m);
+    if (nin > 64) goto done;
+    ca->n_names = nin;
+    for (int i = 0; i < nin; i++) {
+        amp_value_info vi;
+        amp_model_input_info(m, i, &vi);
+        ca->calib_names[i] = vi.name;
+    }
+    ca->calib = calloc((size_t)nsets * (size_t)nin + 1, sizeof(amp_tensor *));
+    if (!ca->calib) goto done;
+    for (int s = 0; s < nsets; s++) {
+        for (int i = 0; i < nin; i++) {
+            char path[4096];
+            if (snprintf(path, sizeof path, "%s/input_%d.pb", sets[s], i) >= (int)sizeof path) goto done;
+            char *name = NULL;
+            amp_tensor *t = NULL;
+            amp_status st = amp_tensor_load_pb(ctx, path, &t, &name);
+            if (st) {
+                fprintf(stderr, "amprt: --calibrate: %s: %s\n", amp_status_name(st), amp_context_last_error(ctx));
+                goto done;
+            }
+            /* a named tensor goes to the input of that name */
+            int slot = i;
+            for (int k = 0; name && name[0] && k < nin; k++)
+                if (strcmp(ca->calib_names[k], name) == 0) slot = k;
+            amp_free(ctx, name);
+            amp_tensor **cell = &ca->calib[(size_t)s * (size_t)nin + (size_t)slot];
+            amp_tensor_destroy(*cell);
+            *cell = t;
+        }
+        ca->n_calib++;
+    }
+    rc = 0;
+done:
+    for (int s = 0; s < nsets; s++) free(sets[s]);
+    return rc;
+}
+
+int cli_autocast_model(amp_context *ctx, const cli_opts *o, amp_dtype lo, bool keep_io, amp_model **m,
+                       cli_autocast *ca) {
+    memset(ca, 0, sizeof *ca);
+    amp_autocast_options ao;
+    memset(&ao, 0, sizeof ao);
+    ao.struct_size = sizeof ao;
+    ao.dtype = lo;
+    ao.keep_io_types = keep_io || o->keep_io;
+    /* run, check, inspect and bench (keep_io forced) convert for amprt's own kernels, which hold
+     * every op in 16 bits; convert writes files for any runtime and stays within ONNX's types */
+    ao.allow_nonstandard_types = keep_io;
+    ao.range_limit = o->range_limit;
+    if (o->round) {
+        if (strcmp(o->round, "nearest") == 0) ao.round = AMP_ROUND_NEAREST_EVEN;
+        else if (strcmp(o->round, "zero") == 0) ao.round = AMP_ROUND_TOWARD_ZERO;
+        else {
+            fprintf(stderr, "amprt: --round expects nearest or zero, got '%s'\n", o->round);
+            return 1;
+        }
+    }
+    size_t len = (o->block ? strlen(o->block) : 0) + (o->block_nodes ? strlen(o->block_nodes) : 0) + 2;
+    ca->lists = malloc(len);
+    if (!ca->lists) return 1;
+    char *p = ca->lists;
+    if (o->block) {
+        strcpy(p, o->block);
+        ao.n_block_ops = split_list(p, ca->block_ops, 64);
+        p += strlen(o->block) + 1;
+    }
+    if (o->block_nodes) {
+        strcpy(p, o->block_nodes);
+        ao.n_block_nodes = split_list(p, ca->block_nodes, 64);
+    }
+    if (ao.n_block_ops < 0 || ao.n_block_nodes < 0) {
+        fprintf(stderr, "amprt: at most 64 names per block list\n");
+        return 1;
+    }
+    ao.block_ops = ca->block_ops;
+    ao.block_nodes = ca->block_nodes;
+    if (o->calibrate) {
+        if (load_calibration(ctx, *m, o->calibrate, ca)) return 1;
+        ao.n_calib = ca->n_calib;
+        ao.n_calib_names = ca->n_names;
+        ao.calib_names = ca->calib_names;
+        ao.calib_inputs = (const amp_tensor *const *)ca->calib;
+    }
+    amp_model *conv = NULL;
+    amp_status st = amp_model_autocast(*m, &ao, &conv, &ca->report);
+    if (st) {
+        fprintf(stderr, "amprt: autocast failed: %s: %s\n", amp_status_name(st), amp_context_last_error(ctx));
+        return 1;
+    }
+    ca->fp32 = *m;
+    *m = conv;
+    return 0;
+}
+
+void cli_autocast_free(cli_autocast *ca) {
+    if (ca->calib)
+        for (int i = 0; i < ca->n_calib * ca->n_names; i++) amp_tensor_destroy(ca->calib[i]);
+    free(ca->calib);
+    free(ca->lists);
+    amp_model_destroy(ca->fp32);
+    memset(ca, 0, sizeof *ca);
+}
+
+void cli_report_json(FILE *f, const amp_autocast_report *r) {
+    fprintf(f,
+            "{\"nodes_16bit\":%d,\"nodes_fp32\":%d,\"nodes_other\":%d,\"casts_inserted\":%d,\"casts_removed\":%d,"
+            "\"inits_converted\":%d,\"inits_duplicated\":%d,\"values_clamped\":%d,\"nodes_range_kept\":%d,"
+            "\"nodes_blocked\":%d,\"already_16bit\":%s}",
+            r->nodes_16bit, r->nodes_fp32, r->nodes_other, r->casts_inserted, r->casts_removed, r->inits_converted,
+            r->inits_duplicated, r->values_clamped, r->nodes_range_kept, r->nodes_blocked,
+            r->already_16bit ? "true" : "false");
+}
+
+void cli_plan_flops(const amp_session *s, double *total, double *in16) {
+    *total = *in16 = 0.0;
+    const amp_plan *p = s->last;
+    if (!p) return;
+    const amp_graph *g = s->model->g;
+    for (int ni = 0; ni < g->n_nodes; ni++) {
+        const amp_node *n = &g->nodes[ni];
+        if (n->n_inputs < 2 || n->inputs[0] < 0 || n->inputs[1] < 0 || n->outputs[0] < 0) continue;
+        const amp_tinfo *x = &p->slots[n->inputs[0]].ti, *w = &p->slots[n->inputs[1]].ti;
+        const amp_tinfo *y = &p->slots[n->outputs[0]].ti;
+        double out = 1.0, f = 0.0;
+        for (int d = 0; d < y->rank; d++) out *= (double)y->dims[d];
+        switch (n->op) {
+        case AMP_OP_MAT_MUL:
+            f = 2.0 * out * (double)(x->rank >= 1 ? x->dims[x->rank - 1] : 1);
+            break;
+        case AMP_OP_GEMM:
+            if (x->rank == 2) f = 2.0 * out * (double)(amp_attr_int(n, "transA", 0) ? x->dims[0] : x->dims[1]);
+            break;
+        case AMP_OP_CONV: {
+            double k = 1.0;
+            for (int d = 1; d < w->rank; d++) k *= (double)w->dims[d];
+            f = 2.0 * out * k;
+            break;
+        }
+        case AMP_OP_CONV_TRANSPOSE: {
+            double in = 1.0, k = 1.0;
+            for (int d = 0; d < x->rank; d++) in *= (double)x->dims[d];
+            for (int d = 1; d < w->rank; d++) k *= (double)w->dims[d];
+            f = 2.0 * in * k;
+            break;
+        }
+        default: continue;
+        }
+        *total += f;
+        if (x->dtype == AMP_F16 || x->dtype == AMP_BF16) *in16 += f;
+    }
+}
+
+/* ---- DOT ------------------------------------------------------------------------------------ */
+
+static void dot_str(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; s && *s; s++) {
+        if (*s == '"' || *s == '\\') fputc('\\', f);
+        fputc(*s == '\n' ? ' ' : *s, f);
+    }
+    fputc('"', f);
+}
+
+int cli_write_dot(amp_context *ctx, const amp_model *m, const char *path) {
+    const amp_graph *g = m->g;
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
+        fprintf(stderr, "amprt: path too long: '%s'\n", path);
+        return 1;
+    }
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        fprintf(stderr, "amprt: cannot write '%s'\n", path);
+        return 1;
+    }
+    (void)ctx;
+    fprintf(f, "digraph amprt {\n  rankdir=TB;\n  node [style=filled, fontname=\"Helvetica\", fontsize=10];\n");
+    fprintf(f, "  subgraph cluster_legend { label=\"precision\"; fontsize=10;\n"
+               "    l16 [label=\"16-bit\", fillcolor=\"#8fd694\", shape=box];\n"
+               "    l32 [label=\"FP32\", fillcolor=\"#f4a582\", shape=box];\n"
+               "    lother [label=\"int/bool/shape\", fillcolor=\"#d9d9d9\", shape=box];\n"
+               "    lcast [label=\"Cast\", fillcolor=\"#ffe680\", shape=diamond]; }\n");
+    for (int i = 0; i < g->n_inputs + g->n_outputs; i++) {
+        bool is_in = i < g->n_inputs;
+        int vid = is_in ? g->inputs[i] : g->outputs[i - g->n_inputs];
+        const amp_value *v = &g->values[vid];
+        if (is_in && v->init) continue;
+        fprintf(f, "  %c%d [shape=ellipse, fillcolor=white, label=", is_in ? 'v' : 'o', vid);
+        char lab[512];
+        snprintf(lab, sizeof lab, "%s\n%s", v->name, amp_dtype_name(v->dtype));
+        dot_str(f, lab);
+        fprintf(f, "];\n");
+    }
+    for (int ni = 0; ni < g->n_nodes; ni++) {
+        const amp_node *n = &g->nodes[ni];
+        amp_dtype t = amp_node_precision(g, n);
+        bool cast = n->op == AMP_OP_CAST;
+        const char *color = cast ? "#ffe680" : (t == AMP_F16 || t == AMP_BF16) ? "#8fd694" : t == AMP_F32 ? "#f4a582" : "#d9d9d9";
+        char lab[512];
+        if (cast)
+            snprintf(lab, sizeof lab, "Cast%s\nto %s", (n->flags & AMP_NODE_INSERTED) ? " (autocast)" : "",
+                     amp_dtype_name((amp_dtype)amp_attr_int(n, "to", 0)));
+        else
+            snprintf(lab, sizeof lab, "%s\n%s\n%s", n->op_type, n->name ? n->name : "", t ? amp_dtype_name(t) : "");
+        fprintf(f, "  n%d [shape=%s, fillcolor=\"%s\", label=", ni, cast ? "diamond" : "box", color);
+        dot_str(f, lab);
+        fprintf(f, "];\n");
+        for (int k = 0; k < n->n_inputs; k++) {
+            int v = n->inputs[k];
+            if (v < 0) continue;
+            const amp_value *val = &g->values[v];
+            if (val->producer >= 0) fprintf(f, "  n%d -> n%d", val->producer, ni);
+            else if (val->is_input && !val->init) fprintf(f, "  v%d -> n%d", v, ni);
+            else continue; /* initializers are not drawn */
+            fprintf(f, " [label=\"%s\", fontsize=8];\n", amp_dtype_name(val->dtype));
+        }
+    }
+    for (int i = 0; i < g->n_outputs; i++) {
+        const amp_value *v = &g->values[g->outputs[i]];
+        if (v->producer >= 0) fprintf(f, "  n%d -> o%d;\n", v->producer, g->outputs[i]);
+    }
+    fprintf(f, "}\n");
+    bool bad = ferror(f) != 0;
+    if (fclose(f) != 0) bad = true;
+    if (bad || rename(tmp, path) != 0) {
+        remove(tmp);
+        fprintf(stderr, "amprt: cannot write '%s'\n", path);
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,382 @@
+#!/usr/bin/env python3
+"""Compare `amprt convert` with onnxconverter-common's float16 converter, model by model.
+
+    convert_compare.py [MODEL ...] [--amprt PATH] [--json] [--threads N]
+
+MODEL is a model.onnx file or a folder holding one (default: every models/*/model.onnx); its
+test_data_set_0/ (ONNX backend-test layout) beside it supplies the input and the FP32 expected
+output. Each model is converted
+
+  - by amprt:                 AMPRT convert IN OUT --dtype fp16 --keep-io-types
+  - by amprt with calibration, when the model folder holds calib/ (its input sets):
+                              ... --calibrate MODEL_DIR/calib
+  - by onnxconverter-common:  float16.convert_float_to_float16(model, keep_io_types=True)
+
+and every variant, the FP32 model too, is measured on test_data_set_0:
+
+  rel L2 ORT   ||y - y_fp32|| / ||y_fp32|| over all outputs, onnxruntime CPU at its default
+               optimisation level (what users get). Beware: the CPU build runs ops that lack an
+               FP16 kernel (most of them) in FP32 behind inserted casts with no FP16 rounding
+               between consecutive ones, so this column hides overflow inside 16-bit regions.
+  rel L2 ref   the same with the onnx reference evaluator, which rounds every op's output to
+               its declared type: the error the converted graph has as written.
+  casts        Cast nodes in the graph.
+  16-bit FLOPs share of MatMul/Gemm/Conv/ConvTranspose FLOPs (2·MACs, from the shapes that
+               onnx.shape_inference finds once the symbolic dims are bound to the test input's)
+               whose node computes in FP16/BF16.
+  ORT loads    whether onnxruntime creates a session (default optimisations).
+  param bytes  bytes of initializers and Constant-node tensors.
+
+Prints one markdown table per model, or with --json one JSON list. A variant that fails is shown
+with its error; the exit status is 1 only on a usage error (no models, no amprt binary).
+"""
+
+import argparse
+import glob
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import warnings
+
+import numpy as np
+import onnx
+import onnx.numpy_helper as nh
+from onnx import TensorProto as TP
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+SIXTEEN = {TP.FLOAT16, TP.BFLOAT16}
+FLOAT_TYPES = {TP.FLOAT, TP.FLOAT16, TP.BFLOAT16, TP.DOUBLE}
+FLOP_OPS = {"MatMul", "Gemm", "Conv", "ConvTranspose"}
+
+
+# --------------------------------------------------------------------------------------------
+# Data
+
+
+def read_tensor(path):
+    t = onnx.TensorProto()
+    with open(path, "rb") as f:
+        t.ParseFromString(f.read())
+    return t.name, nh.to_array(t)
+
+
+def numbered(folder, prefix):
+    out = []
+    k = 0
+    while os.path.exists(os.path.join(folder, f"{prefix}_{k}.pb")):
+        out.append(read_tensor(os.path.join(folder, f"{prefix}_{k}.pb")))
+        k += 1
+    return out
+
+
+def bind(tensors, names):
+    if all(t[0] for t in tensors) and sorted(t[0] for t in tensors) == sorted(names):
+        by = dict(tensors)
+        return {n: by[n] for n in names}
+    return {n: t[1] for n, t in zip(names, tensors)}
+
+
+def graph_inputs(model):
+    inits = {i.name for i in model.graph.initializer}
+    return [i.name for i in model.graph.input if i.name not in inits]
+
+
+def rel_l2(outs, wants):
+    """Over all outputs together; inf when a value is non-finite where FP32 is finite."""
+    num = den = 0.0
+    for got, want in zip(outs, wants):
+        g = np.asarray(got, dtype=np.float64).reshape(-1)
+        w = np.asarray(want, dtype=np.float64).reshape(-1)
+        if g.shape != w.shape:
+            return float("nan")
+        fin = np.isfinite(w)
+        if not np.array_equal(np.isfinite(g), fin):
+            return float("inf")
+        num += float(np.sum((g[fin] - w[fin]) ** 2))
+        den += float(np.sum(w[fin] ** 2))
+    return (num / den) ** 0.5 if den > 0 else num ** 0.5
+
+
+# --------------------------------------------------------------------------------------------
+# Graph measures
+
+
+def bound_copy(model, feeds):
+    """A copy whose graph inputs carry the test input's concrete shapes."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    for vi in m.graph.input:
+        if vi.name in feeds:
+            shape = vi.type.tensor_type.shape
+            for d, n in zip(shape.dim, feeds[vi.name].shape):
+                d.Clear()
+                d.dim_value = int(n)
+    return onnx.shape_inference.infer_shapes(m)
+
+
+def value_infos(model):
+    """Name -> (elem_type, shape or None)."""
+    g = model.graph
+    out = {}
+    for v in list(g.input) + list(g.output) + list(g.value_info):
+        tt = v.type.tensor_type
+        shape = None
+        if tt.HasField("shape") and all(d.HasField("dim_value") for d in tt.shape.dim):
+            shape = [d.dim_value for d in tt.shape.dim]
+        out[v.name] = (tt.elem_type, shape)
+    for t in g.initializer:
+        out[t.name] = (t.data_type, list(t.dims))
+    for n in g.node:
+        if n.op_type == "Constant":
+            for a in n.attribute:
+                if a.name == "value":
+                    out[n.output[0]] = (a.t.data_type, list(a.t.dims))
+    return out
+
+
+def attr(node, name, default):
+    for a in node.attribute:
+        if a.name == name:
+            return onnx.helper.get_attribute_value(a)
+    return default
+
+
+def node_flops(n, vi):
+    """2·MACs of one MatMul/Gemm/Conv/ConvTranspose node, or None when a shape is unknown."""
+    def shape(name):
+        return vi.get(name, (None, None))[1]
+    y = shape(n.output[0])
+    if n.op_type == "MatMul":
+        a = shape(n.input[0])
+        if y is None or a is None:
+            return None
+        return 2 * int(np.prod(y)) * a[-1]
+    if n.op_type == "Gemm":
+        a = shape(n.input[0])
+        if y is None or a is None:
+            return None
+        k = a[0] if attr(n, "transA", 0) else a[1]
+        return 2 * int(np.prod(y)) * k
+    if n.op_type == "Conv":
+        w = shape(n.input[1])
+        if y is None or w is None:
+            return None
+        return 2 * int(np.prod(y)) * int(np.prod(w[1:]))  # C_in/group · kernel
+    if n.op_type == "ConvTranspose":
+        x = shape(n.input[0])
+        w = shape(n.input[1])
+        if x is None or w is None:
+            return None
+        return 2 * int(np.prod(x)) * int(np.prod(w[1:]))  # C_out/group · kernel per input
+    return None
+
+
+def flop_share(model, feeds):
+    try:
+        vi = value_infos(bound_copy(model, feeds))
+    except Exception:  # noqa: BLE001 - a converter's broken typing shows up as "?"
+        return None
+    total = sixteen = 0
+    for n in model.graph.node:
+        if n.op_type not in FLOP_OPS:
+            continue
+        f = node_flops(n, vi)
+        if f is None:
+            return None
+        total += f
+        t = vi.get(n.input[0], (None, None))[0]
+        if t in SIXTEEN:
+            sixteen += f
+    return sixteen / total if total else None
+
+
+def param_bytes(model):
+    size = 0
+    tensors = list(model.graph.initializer)
+    tensors += [a.t for n in model.graph.node if n.op_type == "Constant"
+                for a in n.attribute if a.name == "value"]
+    for t in tensors:
+        size += nh.to_array(t).nbytes
+    return size
+
+
+# --------------------------------------------------------------------------------------------
+# Running
+
+
+def ort_run(model_bytes, feeds, threads):
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
+    return sess.run(None, feeds)
+
+
+def ref_run(model, feeds):
+    from onnx.reference import ReferenceEvaluator
+    with np.errstate(all="ignore"):
+        return ReferenceEvaluator(model).run(None, feeds)
+
+
+def amprt_convert(amprt, src, dst, extra):
+    cmd = [amprt, "convert", src, dst, "--dtype", "fp16", "--keep-io-types", *extra]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        raise RuntimeError(r.stderr.strip() or f"exit status {r.returncode}")
+    return onnx.load(dst)
+
+
+def occ_convert(model):
+    from onnxconverter_common import float16
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its truncation notices
+        return float16.convert_float_to_float16(model, keep_io_types=True)
+
+
+def short(msg, n=90):
+    msg = " ".join(str(msg).split())
+    return msg if len(msg) <= n else msg[:n - 1] + "…"
+
+
+def measure(label, model, feeds, wants, threads):
+    row = {"variant": label, "nodes": len(model.graph.node),
+           "casts": sum(n.op_type == "Cast" for n in model.graph.node),
+           "flops_16bit": flop_share(model, feeds), "param_bytes": param_bytes(model)}
+    data = model.SerializeToString()
+    try:
+        outs = ort_run(data, feeds, threads)
+        row["ort_loads"] = True
+        row["rel_l2_ort"] = rel_l2(outs, wants)
+    except Exception as e:  # noqa: BLE001
+        row["ort_loads"] = False
+        row["ort_error"] = short(e, 300)
+        row["rel_l2_ort"] = None
+    try:
+        row["rel_l2_ref"] = rel_l2(ref_run(model, feeds), wants)
+    except Exception as e:  # noqa: BLE001
+        row["rel_l2_ref"] = None
+        row["ref_error"] = short(e, 300)
+    return row
+
+
+def compare_model(path, amprt, threads, tmp):
+    mdir = os.path.dirname(path)
+    name = os.path.basename(mdir)
+    model = onnx.load(path)
+    ds = os.path.join(mdir, "test_data_set_0")
+    feeds = bind(numbered(ds, "input"), graph_inputs(model))
+    wants = [a for _, a in numbered(ds, "output")]
+    rows = [measure("FP32", model, feeds, wants, threads)]
+
+    variants = []
+    if amprt:
+        variants.append(("amprt fp16", lambda: amprt_convert(
+            amprt, path, os.path.join(tmp, name + ".amprt.onnx"), [])))
+        calib = os.path.join(mdir, "calib")
+        if os.path.isdir(calib):
+            variants.append(("amprt fp16 --calibrate", lambda: amprt_convert(
+                amprt, path, os.path.join(tmp, name + ".amprt_cal.onnx"),
+                ["--calibrate", calib])))
+    variants.append(("onnxconverter-common fp16", lambda: occ_convert(model)))
+    for label, conv in variants:
+        try:
+            converted = conv()
+        except Exception as e:  # noqa: BLE001
+            rows.append({"variant": label, "error": short(e, 300)})
+            continue
+        rows.append(measure(label, converted, feeds, wants, threads))
+    return {"model": name, "path": path, "batch": {k: list(v.shape) for k, v in feeds.items()},
+            "rows": rows}
+
+
+# --------------------------------------------------------------------------------------------
+# Output
+
+
+def fmt_err(v):
+    if v is None:
+        return "–"
+    if v != v:
+        return "shape differs"
+    return "inf/NaN" if v == float("inf") else f"{v:.2e}"
+
+
+def markdown(result):
+    shapes = ", ".join(f"{k} {v}" for k, v in result["batch"].items())
+    lines = [f"### {result['model']} ({shapes})", "",
+             "| variant | rel L2 ORT | rel L2 ref | casts | 16-bit FLOPs | ORT loads "
+             "| param bytes | nodes |",
+             "|---|---:|---:|---:|---:|---|---:|---:|"]
+    for r in result["rows"]:
+        if "error" in r:
+            lines.append(f"| {r['variant']} | conversion failed: {short(r['error'])} "
+                         "| | | | | | |")
+            continue
+        share = "?" if r["flops_16bit"] is None else f"{100 * r['flops_16bit']:.1f}%"
+        loads = "yes" if r["ort_loads"] else f"no: {short(r.get('ort_error', ''), 60)}"
+        lines.append(f"| {r['variant']} | {fmt_err(r['rel_l2_ort'])} | "
+                     f"{fmt_err(r['rel_l2_ref'])} | {r['casts']} | {share} | {loads} | "
+                     f"{r['param_bytes']:,} | {r['nodes']} |")
+    return "\n".join(lines)
+
+
+def model_paths(args):
+    if not args:
+        return sorted(glob.glob(os.path.join(REPO, "models", "*", "model.onnx")))
+    out = []
+    for a in args:
+        out.append(os.path.join(a, "model.onnx") if os.path.isdir(a) else a)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("models", nargs="*", help="model.onnx files or folders (default: models/*)")
+    ap.add_argument("--amprt", default=os.path.join(REPO, "build-rel", "amprt"))
+    ap.add_argument("--no-amprt", action="store_true", help="onnxconverter-common only")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--json", action="store_true", help="print one JSON list instead")
+    args = ap.parse_args()
+
+    paths = model_paths(args.models)
+    if not paths:
+        print("no models", file=sys.stderr)
+        return 1
+    amprt = None if args.no_amprt else os.path.abspath(args.amprt)
+    if amprt and not os.access(amprt, os.X_OK):
+        print(f"no amprt binary at {amprt} (or pass --no-amprt)", file=sys.stderr)
+        return 1
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for p in paths:
+            results.append(compare_model(p, amprt, args.threads, tmp))
+    if args.json:
+        # strict JSON has no inf/NaN: an overflowed variant's error is written as "inf"
+        def clean(v):
+            if isinstance(v, float) and not np.isfinite(v):
+                return str(v)
+            if isinstance(v, dict):
+                return {k: clean(x) for k, x in v.items()}
+            if isinstance(v, list):
+                return [clean(x) for x in v]
+            return v
+        json.dump(clean(results), sys.stdout, indent=1, allow_nan=False)
+        print()
+    else:
+        import onnxruntime as ort
+        try:
+            import onnxconverter_common
+            occ = onnxconverter_common.__version__
+        except ImportError:
+            occ = "not installed"
+        print(f"onnx {onnx.__version__}, onnxruntime {ort.__version__} (CPU), "
+              f"onnxconverter-common {occ}\n")
+        print("\n\n".join(markdown(r) for r in results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
