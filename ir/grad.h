@@ -60,6 +60,9 @@ amp_status amp_grad_attr_str(amp_grad_ctx *c, amp_node *n, const char *name, con
  * or -1 on allocation failure (the context has the message). */
 int amp_grad_const_scalar(amp_grad_ctx *c, amp_dtype dt, double v);
 int amp_grad_const_ints(amp_grad_ctx *c, int n, const int64_t *v);
+/* Sum gradient grad over broadcast dimensions back to the shape of value like (a SumToShape
+ * node reading Shape(like); no node when the shapes are provably equal). *out: the result. */
+amp_status amp_grad_sum_to_shape(amp_grad_ctx *c, int grad, int like, int *out);
 /* The forward opset of the node's domain. */
 int64_t amp_grad_opset(const amp_grad_ctx *c);
 

@@ -4,6 +4,7 @@
 #include "backends/cpu/cpu.h"
 #include "backends/cpu/random.h"
 #include "backends/elemwise.h"
+#include "backends/grad_elementwise.h"
 
 #define CHUNK ((int64_t)1 << 14)
 #define PAR_MIN ((int64_t)1 << 15)
@@ -77,14 +78,8 @@ amp_status amp_cpu_clip(amp_kernel *k) {
  * and its size): amprt keeps no state between runs, and a constant seed would drop the same
  * units in every training step. */
 static uint64_t content_seed(const amp_tensor *x) {
-    uint64_t h = 0xcbf29ce484222325ull ^ (uint64_t)x->numel;
-    size_t es = amp_dtype_size(x->dtype);
-    int64_t step = x->numel / 64 + 1;
-    for (int64_t i = 0; i < x->numel; i += step) {
-        const unsigned char *b = (const unsigned char *)x->data + (size_t)i * es;
-        for (size_t j = 0; j < es; j++) h = (h ^ b[j]) * 0x100000001b3ull;
-    }
-    return h;
+    /* one definition with the gradient kernel, which must draw the same mask */
+    return amp_dropout_content_seed(x->data, x->numel, amp_dtype_size(x->dtype));
 }
 
 amp_status amp_cpu_dropout(amp_kernel *k) {

@@ -90,4 +90,49 @@ static inline void amp_narrow16(amp_dtype dt, const float *src, void *dst, int64
         for (int64_t i = 0; i < n; i++) p[i] = amp_f32_to_bf16(src[i]);
 }
 
+/* MatMul batch geometry with numpy broadcasting (forward and gradient kernels). */
+typedef struct amp_mm_shape {
+    int64_t M, N, K, nb; /* nb: batch count of Y */
+    int rb;              /* batch rank of Y */
+    int64_t ydims[AMP_MAX_RANK];
+    int64_t sa[AMP_MAX_RANK], sb[AMP_MAX_RANK]; /* element strides of A and B per Y batch dim (0: broadcast) */
+} amp_mm_shape;
+
+static inline void amp_mm_shape_init(const amp_tensor *A, const amp_tensor *B, const amp_tensor *Y, amp_mm_shape *s) {
+    memset(s, 0, sizeof *s);
+    s->M = A->rank == 1 ? 1 : A->dims[A->rank - 2];
+    s->K = A->dims[A->rank - 1];
+    s->N = B->rank == 1 ? 1 : B->dims[B->rank - 1];
+    s->rb = Y->rank - (A->rank > 1) - (B->rank > 1);
+    s->nb = 1;
+    for (int i = 0; i < s->rb; i++) {
+        s->ydims[i] = Y->dims[i];
+        s->nb *= Y->dims[i];
+    }
+    /* walk the batch dims from the right, aligning A's and B's to Y's */
+    int ra = A->rank > 2 ? A->rank - 2 : 0, rbb = B->rank > 2 ? B->rank - 2 : 0;
+    int64_t stA = s->M * s->K, stB = s->K * s->N;
+    for (int i = s->rb - 1; i >= 0; i--) {
+        int ia = i - (s->rb - ra), ib = i - (s->rb - rbb);
+        int64_t da = ia >= 0 ? A->dims[ia] : 1, db = ib >= 0 ? B->dims[ib] : 1;
+        s->sa[i] = da == 1 ? 0 : stA;
+        s->sb[i] = db == 1 ? 0 : stB;
+        stA *= da;
+        stB *= db;
+    }
+}
+
+static inline void amp_mm_offsets(const amp_mm_shape *s, int64_t b, int64_t *oa, int64_t *ob) {
+    int64_t a = 0, c = 0;
+    for (int i = s->rb - 1; i >= 0; i--) {
+        int64_t q = b % s->ydims[i];
+        b /= s->ydims[i];
+        a += q * s->sa[i];
+        c += q * s->sb[i];
+    }
+    *oa = a;
+    *ob = c;
+}
+
+
 #endif

@@ -149,52 +149,9 @@ amp_status amp_cpu_gemm(amp_kernel *k) {
 
 /* ---- MatMul --------------------------------------------------------------------------------- */
 
-typedef struct mm_shape {
-    int64_t M, N, K, nb; /* nb: batch count of Y */
-    int rb;              /* batch rank of Y */
-    int64_t ydims[AMP_MAX_RANK];
-    int64_t sa[AMP_MAX_RANK], sb[AMP_MAX_RANK]; /* element strides of A and B per Y batch dim (0: broadcast) */
-} mm_shape;
-
-static void mm_shape_init(const amp_tensor *A, const amp_tensor *B, const amp_tensor *Y, mm_shape *s) {
-    memset(s, 0, sizeof *s);
-    s->M = A->rank == 1 ? 1 : A->dims[A->rank - 2];
-    s->K = A->dims[A->rank - 1];
-    s->N = B->rank == 1 ? 1 : B->dims[B->rank - 1];
-    s->rb = Y->rank - (A->rank > 1) - (B->rank > 1);
-    s->nb = 1;
-    for (int i = 0; i < s->rb; i++) {
-        s->ydims[i] = Y->dims[i];
-        s->nb *= Y->dims[i];
-    }
-    /* walk the batch dims from the right, aligning A's and B's to Y's */
-    int ra = A->rank > 2 ? A->rank - 2 : 0, rbb = B->rank > 2 ? B->rank - 2 : 0;
-    int64_t stA = s->M * s->K, stB = s->K * s->N;
-    for (int i = s->rb - 1; i >= 0; i--) {
-        int ia = i - (s->rb - ra), ib = i - (s->rb - rbb);
-        int64_t da = ia >= 0 ? A->dims[ia] : 1, db = ib >= 0 ? B->dims[ib] : 1;
-        s->sa[i] = da == 1 ? 0 : stA;
-        s->sb[i] = db == 1 ? 0 : stB;
-        stA *= da;
-        stB *= db;
-    }
-}
-
-static void mm_offsets(const mm_shape *s, int64_t b, int64_t *oa, int64_t *ob) {
-    int64_t a = 0, c = 0;
-    for (int i = s->rb - 1; i >= 0; i--) {
-        int64_t q = b % s->ydims[i];
-        b /= s->ydims[i];
-        a += q * s->sa[i];
-        c += q * s->sb[i];
-    }
-    *oa = a;
-    *ob = c;
-}
-
 /* A's matrices can be stacked into one [nb*M, K] operand when B is the same for every batch
  * and A is not broadcast. */
-static int mm_flat(const mm_shape *s) {
+static int mm_flat(const amp_mm_shape *s) {
     int64_t need = s->M * s->K;
     for (int i = s->rb - 1; i >= 0; i--) {
         if (s->sb[i] != 0 && s->ydims[i] != 1) return 0;
@@ -205,7 +162,7 @@ static int mm_flat(const mm_shape *s) {
 }
 
 #define DEFINE_MM_FLOAT(T, SUF, GEMM, PGEMM)                                                                           \
-    static void mm_##SUF(const amp_kernel *k, const mm_shape *s, const T *a, const T *b, T *y) {                       \
+    static void mm_##SUF(const amp_kernel *k, const amp_mm_shape *s, const T *a, const T *b, T *y) {                       \
         int64_t M = s->M, N = s->N, K = s->K;                                                                          \
         if (K == 0) {                                                                                                  \
             memset(y, 0, sizeof(T) * (size_t)(s->nb * M * N));                                                         \
@@ -221,7 +178,7 @@ static int mm_flat(const mm_shape *s) {
             /* few or large products: each one is split over the threads */                                            \
             for (int64_t i = 0; i < s->nb; i++) {                                                                      \
                 int64_t oa, ob;                                                                                        \
-                mm_offsets(s, i, &oa, &ob);                                                                            \
+                amp_mm_offsets(s, i, &oa, &ob);                                                                            \
                 PGEMM(threads_of(k), 0, 0, M, N, K, (T)1, a + oa, K, b + ob, N, (T)0, y + i * M * N, N);               \
             }                                                                                                          \
             return;                                                                                                    \
@@ -229,7 +186,7 @@ static int mm_flat(const mm_shape *s) {
         amp_cpu_blas_threads(1);                                                                                       \
         _Pragma("omp parallel for num_threads(nthr) schedule(static)") for (int64_t i = 0; i < s->nb; i++) {           \
             int64_t oa, ob;                                                                                            \
-            mm_offsets(s, i, &oa, &ob);                                                                                \
+            amp_mm_offsets(s, i, &oa, &ob);                                                                                \
             GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, (T)1, a + oa, (int)K, b + ob,      \
                  (int)N, (T)0, y + i * M * N, (int)N);                                                                 \
         }                                                                                                              \
@@ -239,13 +196,13 @@ DEFINE_MM_FLOAT(float, f32, cblas_sgemm, amp_cpu_sgemm)
 DEFINE_MM_FLOAT(double, f64, cblas_dgemm, amp_cpu_dgemm)
 
 #define DEFINE_MM_INT(T, SUF)                                                                                          \
-    static void mm_##SUF(const amp_kernel *k, const mm_shape *s, const T *a, const T *b, T *y) {                       \
+    static void mm_##SUF(const amp_kernel *k, const amp_mm_shape *s, const T *a, const T *b, T *y) {                       \
         int64_t M = s->M, N = s->N, K = s->K, rows = s->nb * M;                                                        \
         int par = threads_of(k) > 1 && rows > 1 && rows * N * K >= INT_PAR_MIN;                                        \
         _Pragma("omp parallel for num_threads(threads_of(k)) schedule(static) if (par)") for (int64_t r = 0; r < rows; \
                                                                                               r++) {                   \
             int64_t oa, ob, m = r % M;                                                                                 \
-            mm_offsets(s, r / M, &oa, &ob);                                                                            \
+            amp_mm_offsets(s, r / M, &oa, &ob);                                                                            \
             const T *ar = a + oa + m * K;                                                                              \
             const T *bm = b + ob;                                                                                      \
             T *yr = y + r * N;                                                                                         \
@@ -264,8 +221,8 @@ DEFINE_MM_INT(int64_t, i64)
 amp_status amp_cpu_matmul(amp_kernel *k) {
     const amp_tensor *A = k->in[0], *B = k->in[1];
     amp_tensor *Y = k->out[0];
-    mm_shape s;
-    mm_shape_init(A, B, Y, &s);
+    amp_mm_shape s;
+    amp_mm_shape_init(A, B, Y, &s);
     if (Y->numel == 0) return AMP_OK;
     switch (A->dtype) {
     case AMP_F32: mm_f32(k, &s, A->data, B->data, Y->data); break;

@@ -1,0 +1,551 @@
+/* Gradients of the nn family: the builder amp_grad_nn (Gemm, MatMul, the normalisations, the
+ * softmax family, the classification losses, the reductions and CumSum) and the shape
+ * inference of its training-domain ops (ir/grad/nn.def; kernels in backends/cpu/grad_nn.c).
+ *
+ * Gemm's operand gradients are Gemm nodes (BLAS, any transposition); everything that needs a
+ * reduction back to a broadcast shape, batch statistics or a per-row dot product gets one
+ * fused op, because composing those from ONNX ops would need shapes that are often unknown
+ * while the backward graph is built (symbolic batch dims, values behind autocast's casts). */
+#include <string.h>
+
+#include "ir/grad.h"
+
+/* ---- the builder ---------------------------------------------------------------------------- */
+
+static amp_dtype vdtype(const amp_grad_ctx *c, int v) { return v >= 0 ? c->g->values[v].dtype : AMP_UNDEFINED; }
+static int dy_at(const amp_grad_ctx *c, int k) { return k < c->nout ? c->dy[k] : -1; }
+static int in_at(const amp_grad_ctx *c, int i) { return i < c->nin ? amp_grad_in(c, i) : -1; }
+
+/* Record a training node's outputs as the gradients of forward inputs first..first+n-1 that
+ * are wanted. */
+static void take(amp_grad_ctx *c, const int *outs, int first, int n) {
+    for (int i = 0; i < n; i++)
+        if (first + i < c->nin && c->need[first + i]) c->dx[first + i] = outs[i];
+}
+
+static amp_status grad_gemm(amp_grad_ctx *c) {
+    const amp_node *f = amp_grad_fwd(c);
+    const int ta = amp_attr_int(f, "transA", 0) != 0, tb = amp_attr_int(f, "transB", 0) != 0;
+    const float alpha = amp_attr_float(f, "alpha", 1.0f), beta = amp_attr_float(f, "beta", 1.0f);
+    const int a = amp_grad_in(c, 0), b = amp_grad_in(c, 1), cc = in_at(c, 2), dy = c->dy[0];
+    amp_status s;
+    amp_node *n;
+    /* Before opset 11 Gemm requires C: a zero scalar with beta 0 stands in for it. */
+    int zero = -1;
+    if (amp_grad_opset(c) < 11 && (c->need[0] || c->need[1])) {
+        const amp_dtype dt = vdtype(c, a);
+        if (!amp_dtype_is_float(dt))
+            return amp_seterr(c->ctx, AMP_ERR_UNSUPPORTED, "node '%s': Gemm of %s has no gradient", f->name,
+                              amp_dtype_name(dt));
+        zero = amp_grad_const_scalar(c, dt, 0.0);
+        if (zero < 0) return AMP_ERR_NO_MEMORY;
+    }
+    const int nin = zero >= 0 ? 3 : 2;
+    if (c->need[0]) {
+        /* dA = alpha dY op(B)^T, transposed back when A was */
+        int ins[3] = {ta ? b : dy, ta ? dy : b, zero};
+        if ((s = amp_grad_node(c, "Gemm", "", nin, ins, 1, &c->dx[0], &n)) ||
+            (s = amp_grad_attr_int(c, n, "transA", ta ? tb : 0)) ||
+            (s = amp_grad_attr_int(c, n, "transB", ta ? 1 : !tb)) || (s = amp_grad_attr_float(c, n, "alpha", alpha)) ||
+            (s = amp_grad_attr_float(c, n, "beta", 0.0f)))
+            return s;
+    }
+    if (c->need[1]) {
+        /* dB = alpha op(A)^T dY, transposed back when B was */
+        int ins[3] = {tb ? dy : a, tb ? a : dy, zero};
+        if ((s = amp_grad_node(c, "Gemm", "", nin, ins, 1, &c->dx[1], &n)) ||
+            (s = amp_grad_attr_int(c, n, "transA", tb ? 1 : !ta)) ||
+            (s = amp_grad_attr_int(c, n, "transB", tb ? ta : 0)) || (s = amp_grad_attr_float(c, n, "alpha", alpha)) ||
+            (s = amp_grad_attr_float(c, n, "beta", 0.0f)))
+            return s;
+    }
+    if (cc >= 0 && c->need[2]) {
+        int ins[2] = {dy, cc};
+        if ((s = amp_grad_node(c, "GemmCGrad", AMP_TRAIN_DOMAIN, 2, ins, 1, &c->dx[2], &n)) ||
+            (s = amp_grad_attr_float(c, n, "beta", beta)))
+            return s;
+    }
+    return AMP_OK;
+}
+
+static amp_status grad_matmul(amp_grad_ctx *c) {
+    int ins[3] = {c->dy[0], amp_grad_in(c, 0), amp_grad_in(c, 1)};
+    for (int i = 0; i < 2; i++) {
+        if (!c->need[i]) continue;
+        amp_node *n;
+        amp_status s = amp_grad_node(c, "MatMulGrad", AMP_TRAIN_DOMAIN, 3, ins, 1, &c->dx[i], &n);
+        if (!s) s = amp_grad_attr_int(c, n, "wrt", i);
+        if (s) return s;
+    }
+    return AMP_OK;
+}
+
+/* A fused training node: forward attributes copied, plus the forward opset where the kernel
+ * needs it. */
+static amp_status fused(amp_grad_ctx *c, const char *op, int nin, const int *ins, int nout, int *outs, amp_node **n) {
+    const int64_t opset = amp_grad_opset(c);
+    amp_status s = amp_grad_node(c, op, AMP_TRAIN_DOMAIN, nin, ins, nout, outs, n);
+    if (!s) s = amp_grad_copy_attrs(c, *n);
+    if (!s) s = amp_grad_attr_int(c, *n, "fwd_opset", opset);
+    return s;
+}
+
+/* Training mode exactly as the forward kernel decides it (backends/cpu/norm.c). */
+static bool bn_training(const amp_grad_ctx *c) {
+    const amp_node *f = amp_grad_fwd(c);
+    const int64_t opset = amp_grad_opset(c);
+    if (opset >= 14) return amp_attr_int(f, "training_mode", 0) != 0;
+    if (c->nout < 2 || amp_grad_out(c, 1) < 0) return false;
+    return opset >= 7 || amp_attr_int(f, "is_test", 0) == 0;
+}
+
+static amp_status grad_batch_norm(amp_grad_ctx *c) {
+    const bool training = bn_training(c);
+    /* the running-statistics outputs (and opsets 7-13's saved ones) may carry gradients too */
+    int ins[9] = {c->dy[0],    amp_grad_in(c, 0), amp_grad_in(c, 1), amp_grad_in(c, 3), amp_grad_in(c, 4),
+                  dy_at(c, 1), dy_at(c, 2),       dy_at(c, 3),       dy_at(c, 4)};
+    int outs[5];
+    amp_node *n;
+    amp_status s = fused(c, "BatchNormalizationGrad", 9, ins, 5, outs, &n);
+    if (!s) s = amp_grad_attr_int(c, n, "training", training);
+    if (s) return s;
+    /* forward inputs: X, scale, B, mean, var; outputs: dX, dscale, dB, dmean, dvar */
+    take(c, outs, 0, 5);
+    return AMP_OK;
+}
+
+static amp_status grad_instance_norm(amp_grad_ctx *c) {
+    int ins[4] = {c->dy[0], amp_grad_in(c, 0), amp_grad_in(c, 1), amp_grad_in(c, 2)};
+    int outs[3];
+    amp_node *n;
+    amp_status s = fused(c, "InstanceNormalizationGrad", 4, ins, 3, outs, &n);
+    if (s) return s;
+    take(c, outs, 0, 3);
+    return AMP_OK;
+}
+
+static amp_status grad_layer_norm(amp_grad_ctx *c) {
+    const amp_node *f = amp_grad_fwd(c);
+    const int x = amp_grad_in(c, 0), bias = in_at(c, 2);
+    const int om = amp_grad_out(c, 1), oi = amp_grad_out(c, 2);
+    /* The forward's Mean and InvStdDev save a pass over X, unless they were stored coarser than
+     * X (an f64 X with the default f32 stash_type, or a 16-bit stash): then they are recomputed. */
+    const int64_t stash = amp_attr_int(f, "stash_type", AMP_F32);
+    const bool precise = stash == AMP_F64 || (stash == AMP_F32 && vdtype(c, x) != AMP_F64);
+    const bool saved = om >= 0 && oi >= 0 && precise;
+    int ins[8] = {c->dy[0], x, amp_grad_in(c, 1), bias, saved ? om : -1, saved ? oi : -1, dy_at(c, 1), dy_at(c, 2)};
+    int outs[3];
+    amp_node *n;
+    amp_status s = fused(c, "LayerNormalizationGrad", 8, ins, bias >= 0 ? 3 : 2, outs, &n);
+    if (s) return s;
+    take(c, outs, 0, bias >= 0 ? 3 : 2);
+    return AMP_OK;
+}
+
+static amp_status grad_softmax(amp_grad_ctx *c) {
+    int ins[2] = {c->dy[0], amp_grad_out(c, 0)};
+    amp_node *n;
+    const bool lg = amp_grad_fwd(c)->op == AMP_OP_LOG_SOFTMAX;
+    return fused(c, lg ? "LogSoftmaxGrad" : "SoftmaxGrad", 2, ins, 1, &c->dx[0], &n);
+}
+
+static amp_status grad_nll(amp_grad_ctx *c) {
+    int ins[4] = {c->dy[0], amp_grad_in(c, 0), amp_grad_in(c, 1), in_at(c, 2)};
+    amp_node *n;
+    return fused(c, "NegativeLogLikelihoodLossGrad", 4, ins, 1, &c->dx[0], &n);
+}
+
+/* The loss and log_prob gradients in one node. log_prob itself is not read: the kernel
+ * recomputes the softmax from the scores in double, which is exact for 16-bit scores too and
+ * lets log_prob's buffer go as soon as the forward is done with it. */
+static amp_status grad_sce(amp_grad_ctx *c) {
+    int ins[5] = {c->dy[0], amp_grad_in(c, 0), amp_grad_in(c, 1), in_at(c, 2), dy_at(c, 1)};
+    amp_node *n;
+    return fused(c, "SoftmaxCrossEntropyLossGrad", 5, ins, 1, &c->dx[0], &n);
+}
+
+static amp_status grad_reduce(amp_grad_ctx *c) {
+    const amp_node *f = amp_grad_fwd(c);
+    const char *op = f->op_type;
+    int ins[3] = {c->dy[0], amp_grad_in(c, 0), in_at(c, 1)};
+    amp_node *n;
+    amp_status s = fused(c, "ReduceGrad", 3, ins, 1, &c->dx[0], &n);
+    if (!s) s = amp_grad_attr_str(c, n, "fwd_op", op);
+    return s;
+}
+
+/* dX is the cumulative sum of dY the other way round, with the same exclusivity. */
+static amp_status grad_cumsum(amp_grad_ctx *c) {
+    const bool rev = amp_attr_int(amp_grad_fwd(c), "reverse", 0) != 0;
+    int ins[2] = {c->dy[0], amp_grad_in(c, 1)};
+    amp_node *n;
+    amp_status s = amp_grad_node(c, "CumSum", "", 2, ins, 1, &c->dx[0], &n);
+    if (!s) s = amp_grad_copy_attrs(c, n);
+    if (!s) s = amp_grad_attr_int(c, n, "reverse", !rev);
+    return s;
+}
+
+amp_status amp_grad_nn(amp_grad_ctx *c) {
+    switch (amp_grad_fwd(c)->op) {
+    case AMP_OP_GEMM: return grad_gemm(c);
+    case AMP_OP_MAT_MUL: return grad_matmul(c);
+    case AMP_OP_BATCH_NORM: return grad_batch_norm(c);
+    case AMP_OP_INSTANCE_NORM: return grad_instance_norm(c);
+    case AMP_OP_LAYER_NORM: return grad_layer_norm(c);
+    case AMP_OP_SOFTMAX:
+    case AMP_OP_LOG_SOFTMAX: return c->dy[0] < 0 ? AMP_OK : grad_softmax(c);
+    case AMP_OP_NLL_LOSS: return grad_nll(c);
+    case AMP_OP_SOFTMAX_CE_LOSS: return grad_sce(c);
+    case AMP_OP_REDUCE_MEAN:
+    case AMP_OP_REDUCE_SUM:
+    case AMP_OP_REDUCE_MAX:
+    case AMP_OP_REDUCE_MIN:
+    case AMP_OP_REDUCE_PROD:
+    case AMP_OP_REDUCE_L1:
+    case AMP_OP_REDUCE_L2:
+    case AMP_OP_REDUCE_LOG_SUM:
+    case AMP_OP_REDUCE_LOG_SUM_EXP:
+    case AMP_OP_REDUCE_SUM_SQUARE: return grad_reduce(c);
+    case AMP_OP_CUM_SUM: return grad_cumsum(c);
+    default: return AMP_ERR_NOT_FOUND;
+    }
+}
+
+/* ---- shape inference of the training ops ------------------------------------------------------ */
+
+static const amp_tinfo *opt_in(const amp_infer *c, int i) { return i < c->nin ? c->in[i] : NULL; }
+
+static void set_out(amp_infer *c, int i, amp_dtype dt, int rank, const int64_t *dims) {
+    amp_tinfo *o = c->out[i];
+    o->dtype = dt;
+    o->rank = rank;
+    if (rank > 0) memcpy(o->dims, dims, sizeof(int64_t) * (size_t)rank);
+    o->value = NULL;
+}
+
+static void set_like(amp_infer *c, int i, const amp_tinfo *t) { set_out(c, i, t->dtype, t->rank, t->dims); }
+
+static bool same_shape(const amp_tinfo *a, const amp_tinfo *b) {
+    if (a->rank != b->rank) return false;
+    for (int d = 0; d < a->rank; d++)
+        if (a->dims[d] != b->dims[d]) return false;
+    return true;
+}
+
+static int64_t numel_of(const amp_tinfo *t) {
+    int64_t n = 1;
+    for (int d = 0; d < t->rank; d++) n *= t->dims[d];
+    return n;
+}
+
+/* Inputs lo..hi-1 must be present (others may be omitted); nin within [lo, max]. */
+static amp_status need_present(amp_infer *c, int lo, int hi, int max) {
+    if (c->nin < hi || c->nin > max)
+        return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "expects %d to %d inputs, has %d", hi, max, c->nin);
+    for (int i = lo; i < hi; i++)
+        if (!c->in[i]) return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "input %d is required", i);
+    return AMP_OK;
+}
+
+static amp_status need_outputs(amp_infer *c, int lo, int hi) {
+    if (c->nout < lo || c->nout > hi)
+        return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "has %d outputs, expects %d to %d", c->nout, lo, hi);
+    return AMP_OK;
+}
+
+static amp_status need_float(amp_infer *c, int i) {
+    return amp_infer_dtype_in(c, c->in[i]->dtype, amp_dt_float);
+}
+
+/* An incoming gradient (input i, may be omitted) must match the value it belongs to. */
+static amp_status check_grad_like(amp_infer *c, int i, const amp_tinfo *like, const char *what) {
+    const amp_tinfo *g = opt_in(c, i);
+    if (!g) return AMP_OK;
+    amp_status s = need_float(c, i);
+    if (s) return s;
+    if (!same_shape(g, like))
+        return amp_infer_fail(c, AMP_ERR_SHAPE, "the gradient of %s (input %d) does not have its shape", what, i);
+    return AMP_OK;
+}
+
+static amp_status ws_doubles(amp_infer *c, int64_t n) {
+    if (n < 0 || n > (int64_t)(SIZE_MAX / 4 / sizeof(double)))
+        return amp_infer_fail(c, AMP_ERR_OVERFLOW, "workspace size overflows");
+    c->workspace_bytes = (size_t)n * sizeof(double);
+    return AMP_OK;
+}
+
+/* GemmCGrad(dY [M,N], C) -> dC: beta times dY summed over the dims C broadcasts along. */
+amp_status amp_infer_gemm_c_grad(amp_infer *c) {
+    amp_status s;
+    if ((s = amp_infer_need_inputs(c, 2, 2)) || (s = need_outputs(c, 1, 1)) || (s = need_float(c, 0)) ||
+        (s = need_float(c, 1)))
+        return s;
+    const amp_tinfo *dy = c->in[0], *cc = c->in[1];
+    if (dy->rank != 2) return amp_infer_fail(c, AMP_ERR_SHAPE, "dY must be 2-D, has rank %d", dy->rank);
+    if (cc->rank > 2) return amp_infer_fail(c, AMP_ERR_SHAPE, "C must have rank <= 2, has %d", cc->rank);
+    for (int i = 0; i < cc->rank; i++) {
+        int64_t d = cc->dims[i], t = dy->dims[2 - cc->rank + i];
+        if (d != t && d != 1)
+            return amp_infer_fail(c, AMP_ERR_SHAPE, "C dim %d is %lld, does not broadcast to %lld", i, (long long)d,
+                                  (long long)t);
+    }
+    set_like(c, 0, cc);
+    return AMP_OK;
+}
+
+/* MatMulGrad(dY, A, B), wrt=0: dA, wrt=1: dB, each summed over the batch dims its operand was
+ * broadcast along. */
+amp_status amp_infer_matmul_grad(amp_infer *c) {
+    amp_status s;
+    if ((s = amp_infer_need_inputs(c, 3, 3)) || (s = need_outputs(c, 1, 1))) return s;
+    const amp_tinfo *dy = c->in[0], *a = c->in[1], *b = c->in[2];
+    if ((s = need_float(c, 1))) return s;
+    if (dy->dtype != a->dtype || b->dtype != a->dtype)
+        return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "dY, A and B must have one dtype");
+    const int64_t wrt = amp_attr_int(c->n, "wrt", -1);
+    if (wrt != 0 && wrt != 1)
+        return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "wrt must be 0 (A) or 1 (B), is %lld", (long long)wrt);
+    if (a->rank < 1 || b->rank < 1) return amp_infer_fail(c, AMP_ERR_SHAPE, "MatMul operands must have rank >= 1");
+    const int64_t M = a->rank == 1 ? 1 : a->dims[a->rank - 2], K = a->dims[a->rank - 1];
+    const int64_t K2 = b->rank == 1 ? b->dims[0] : b->dims[b->rank - 2], N = b->rank == 1 ? 1 : b->dims[b->rank - 1];
+    if (K != K2)
+        return amp_infer_fail(c, AMP_ERR_SHAPE, "inner dims differ: %lld and %lld", (long long)K, (long long)K2);
+    int ra = a->rank > 2 ? a->rank - 2 : 0, rb = b->rank > 2 ? b->rank - 2 : 0, rbat;
+    int64_t want[AMP_MAX_RANK + 2];
+    if ((s = amp_broadcast_shape(c, ra, a->dims, rb, b->dims, &rbat, want))) return s;
+    int rw = rbat;
+    if (a->rank > 1) want[rw++] = M;
+    if (b->rank > 1) want[rw++] = N;
+    bool ok = dy->rank == rw;
+    for (int d = 0; ok && d < rw; d++) ok = dy->dims[d] == want[d];
+    if (!ok) return amp_infer_fail(c, AMP_ERR_SHAPE, "dY does not have the shape of A x B");
+    const amp_tinfo *o = wrt ? b : a;
+    set_like(c, 0, o);
+    if (a->dtype == AMP_F16 || a->dtype == AMP_BF16) {
+        /* dY, the other operand and the result in f32 */
+        int64_t n = numel_of(dy) + numel_of(wrt ? a : b) + numel_of(o);
+        if (n > (int64_t)(SIZE_MAX / 4 / sizeof(float)))
+            return amp_infer_fail(c, AMP_ERR_OVERFLOW, "workspace size overflows");
+        c->workspace_bytes = (size_t)n * sizeof(float);
+    }
+    return AMP_OK;
+}
+
+/* BatchNormalizationGrad(dY?, X, scale, mean, var, dRunningMean?, dRunningVar?, dSavedMean?,
+ * dSavedInvStd?) -> dX, dscale, dB, dmean, dvar. */
+amp_status amp_infer_batch_norm_grad(amp_infer *c) {
+    amp_status s;
+    if ((s = need_present(c, 1, 5, 9)) || (s = need_outputs(c, 1, 5))) return s;
+    const amp_tinfo *x = c->in[1], *sc = c->in[2], *mn = c->in[3];
+    if ((s = need_float(c, 1)) || (s = check_grad_like(c, 0, x, "Y"))) return s;
+    if (x->rank < 1) return amp_infer_fail(c, AMP_ERR_SHAPE, "X must have rank >= 1 (N x C x D1 ...)");
+    /* per-activation parameters (opset < 9, spatial=0) have X's shape without N */
+    const bool per_act = sc->rank > 1;
+    const int64_t ch = per_act ? numel_of(sc) : x->rank > 1 ? x->dims[1] : 1;
+    static const char *names[4] = {"scale", "mean", "var", "B"};
+    for (int i = 2; i < 5; i++) {
+        const amp_tinfo *p = c->in[i];
+        if ((s = need_float(c, i))) return s;
+        bool ok = per_act ? p->rank == x->rank - 1 : p->rank == 1 && p->dims[0] == ch;
+        for (int d = 0; per_act && ok && d < p->rank; d++) ok = p->dims[d] == x->dims[d + 1];
+        if (!ok) return amp_infer_fail(c, AMP_ERR_SHAPE, "%s does not match X's channels", names[i - 2]);
+    }
+    for (int i = 5; i < c->nin; i++)
+        if ((s = check_grad_like(c, i, mn, "a statistics output"))) return s;
+    set_like(c, 0, x);
+    for (int i = 1; i < c->nout; i++) set_like(c, i, i < 3 ? sc : mn);
+    return AMP_OK;
+}
+
+/* InstanceNormalizationGrad(dY, X, scale, B) -> dX, dscale, dB (B is read for its dtype and
+ * shape only: the two parameters may differ in dtype). */
+amp_status amp_infer_instance_norm_grad(amp_infer *c) {
+    amp_status s;
+    if ((s = amp_infer_need_inputs(c, 4, 4)) || (s = need_outputs(c, 1, 3)) || (s = need_float(c, 1)) ||
+        (s = need_float(c, 2)) || (s = need_float(c, 3)))
+        return s;
+    const amp_tinfo *x = c->in[1], *sc = c->in[2], *b = c->in[3];
+    if ((s = check_grad_like(c, 0, x, "Y"))) return s;
+    if (x->rank < 3)
+        return amp_infer_fail(c, AMP_ERR_SHAPE, "X must have rank >= 3 (N x C x D1 ...), has %d", x->rank);
+    if (sc->rank != 1 || sc->dims[0] != x->dims[1] || !same_shape(sc, b))
+        return amp_infer_fail(c, AMP_ERR_SHAPE, "scale and B must be 1-D of length %lld (the channel count)",
+                              (long long)x->dims[1]);
+    set_like(c, 0, x);
+    for (int i = 1; i < c->nout; i++) set_like(c, i, i == 1 ? sc : b);
+    return AMP_OK;
+}
+
+/* Scale and B broadcast one way onto X (numpy rules, X's shape wins), as in the forward. */
+static amp_status check_bcast_to(amp_infer *c, int i, const char *what, const amp_tinfo *x) {
+    const amp_tinfo *p = c->in[i];
+    amp_status s = need_float(c, i);
+    if (s) return s;
+    if (p->rank > x->rank)
+        return amp_infer_fail(c, AMP_ERR_SHAPE, "%s has rank %d, more than X's %d", what, p->rank, x->rank);
+    for (int d = 0; d < p->rank; d++) {
+        int64_t pd = p->dims[d], xd = x->dims[x->rank - p->rank + d];
+        if (pd != xd && pd != 1)
+            return amp_infer_fail(c, AMP_ERR_SHAPE, "%s dim %d is %lld, cannot broadcast to X's %lld", what, d,
+                                  (long long)pd, (long long)xd);
+    }
+    return AMP_OK;
+}
+
+/* LayerNormalizationGrad(dY?, X, Scale, B?, Mean?, InvStdDev?, dMean?, dInvStdDev?) -> dX,
+ * dScale, dB (when B is given). */
+amp_status amp_infer_layer_norm_grad(amp_infer *c) {
+    amp_status s;
+    if ((s = need_present(c, 1, 3, 8)) || (s = need_outputs(c, 2, 3)) || (s = need_float(c, 1))) return s;
+    const amp_tinfo *x = c->in[1], *sc = c->in[2], *b = opt_in(c, 3);
+    if ((s = check_grad_like(c, 0, x, "Y"))) return s;
+    if (x->rank < 1) return amp_infer_fail(c, AMP_ERR_SHAPE, "X must have rank >= 1");
+    int axis;
+    if ((s = amp_infer_axis(c, amp_attr_int(c->n, "axis", -1), x->rank, &axis))) return s;
+    if ((s = check_bcast_to(c, 2, "Scale", x)) || (b && (s = check_bcast_to(c, 3, "B", x)))) return s;
+    if (c->nout == 3 && !b) return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "dB asked for without B");
+    int64_t rows = 1;
+    for (int d = 0; d < axis; d++) rows *= x->dims[d];
+    for (int i = 4; i < c->nin; i++) {
+        const amp_tinfo *t = c->in[i];
+        if (!t) continue;
+        if ((s = need_float(c, i))) return s;
+        if (numel_of(t) != rows)
+            return amp_infer_fail(c, AMP_ERR_SHAPE, "input %d must hold one value per normalised row (%lld)", i,
+                                  (long long)rows);
+    }
+    set_like(c, 0, x);
+    set_like(c, 1, sc);
+    if (c->nout == 3) set_like(c, 2, b);
+    /* per row: mean and 1/stddev; then accumulators for broadcast Scale and B */
+    return ws_doubles(c, 2 * rows + numel_of(sc) + (b ? numel_of(b) : 0));
+}
+
+/* SoftmaxGrad / LogSoftmaxGrad(dY, Y) -> dX, with the forward's axis and opset. */
+amp_status amp_infer_softmax_grad(amp_infer *c) {
+    amp_status s;
+    if ((s = amp_infer_need_inputs(c, 2, 2)) || (s = need_outputs(c, 1, 1)) || (s = need_float(c, 1))) return s;
+    const amp_tinfo *dy = c->in[0], *y = c->in[1];
+    if (dy->dtype != y->dtype || !same_shape(dy, y))
+        return amp_infer_fail(c, AMP_ERR_SHAPE, "dY and Y must have one dtype and shape");
+    const int64_t opset = amp_attr_int(c->n, "fwd_opset", 13);
+    if (opset >= 13) {
+        int axis;
+        if ((s = amp_infer_axis(c, amp_attr_int(c->n, "axis", -1), y->rank, &axis))) return s;
+    } else {
+        int64_t axis = amp_attr_int(c->n, "axis", 1);
+        if (axis < -y->rank || axis > y->rank)
+            return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "axis %lld out of range for rank %d", (long long)axis,
+                                  y->rank);
+    }
+    set_like(c, 0, y);
+    return AMP_OK;
+}
+
+static const amp_dtype dt_index[] = {AMP_I64, AMP_I32, AMP_UNDEFINED};
+
+/* Checks shared by the loss gradients: X (input 1) N x C x d1..., target (input 2) N x d1...,
+ * weight (input 3) of length C, dY (input 0) shaped by the reduction. */
+static amp_status check_loss_grad(amp_infer *c) {
+    amp_status s;
+    const amp_tinfo *x = c->in[1], *t = c->in[2], *w = opt_in(c, 3), *dy = c->in[0];
+    if ((s = need_float(c, 1)) || (s = amp_infer_dtype_in(c, t->dtype, dt_index))) return s;
+    if (x->rank < 2) return amp_infer_fail(c, AMP_ERR_SHAPE, "X must have rank >= 2 (N x C x d1 ...)");
+    bool ok = t->rank == x->rank - 1 && t->dims[0] == x->dims[0];
+    for (int d = 1; ok && d < t->rank; d++) ok = t->dims[d] == x->dims[d + 1];
+    if (!ok)
+        return amp_infer_fail(c, AMP_ERR_SHAPE, "target must have shape N x d1 x ... matching X (N x C x d1 x ...)");
+    if (w) {
+        if ((s = need_float(c, 3))) return s;
+        if (w->rank != 1 || w->dims[0] != x->dims[1])
+            return amp_infer_fail(c, AMP_ERR_SHAPE, "weight must be 1-D of length %lld (the class count)",
+                                  (long long)x->dims[1]);
+    }
+    const char *red = amp_attr_str(c->n, "reduction", "mean");
+    const bool none = strcmp(red, "none") == 0;
+    if (!none && strcmp(red, "sum") != 0 && strcmp(red, "mean") != 0)
+        return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "reduction '%s' is not none, sum or mean", red);
+    if (dy) {
+        if ((s = need_float(c, 0))) return s;
+        if (none ? !same_shape(dy, t) : numel_of(dy) != 1)
+            return amp_infer_fail(c, AMP_ERR_SHAPE, "dY does not have the loss's shape");
+    }
+    return AMP_OK;
+}
+
+/* NegativeLogLikelihoodLossGrad(dY, X, target, weight?) -> dX. */
+amp_status amp_infer_nll_loss_grad(amp_infer *c) {
+    amp_status s;
+    if ((s = amp_infer_need_inputs(c, 3, 4)) || (s = need_outputs(c, 1, 1)) || (s = check_loss_grad(c))) return s;
+    set_like(c, 0, c->in[1]);
+    return AMP_OK;
+}
+
+/* SoftmaxCrossEntropyLossGrad(dY?, scores, labels, weight?, dLogProb?) -> dscores. */
+amp_status amp_infer_sce_loss_grad(amp_infer *c) {
+    amp_status s;
+    if ((s = need_present(c, 1, 3, 5)) || (s = need_outputs(c, 1, 1)) || (s = check_loss_grad(c)) ||
+        (s = check_grad_like(c, 4, c->in[1], "log_prob")))
+        return s;
+    set_like(c, 0, c->in[1]);
+    return AMP_OK;
+}
+
+static const char *const reduce_names[] = {"ReduceSum",    "ReduceMean",      "ReduceSumSquare", "ReduceL1",
+                                           "ReduceL2",     "ReduceLogSum",    "ReduceLogSumExp", "ReduceMax",
+                                           "ReduceMin",    "ReduceProd",      NULL};
+
+/* ReduceGrad(dY, X, axes?) -> dX, for the forward named by fwd_op at fwd_opset. */
+amp_status amp_infer_reduce_grad(amp_infer *c) {
+    amp_status s;
+    if ((s = amp_infer_need_inputs(c, 2, 3)) || (s = need_outputs(c, 1, 1)) || (s = need_float(c, 1))) return s;
+    const amp_tinfo *dy = c->in[0], *x = c->in[1];
+    const char *op = amp_attr_str(c->n, "fwd_op", "");
+    bool known = false;
+    for (int i = 0; reduce_names[i]; i++) known = known || strcmp(op, reduce_names[i]) == 0;
+    if (!known) return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "fwd_op '%s' is not a reduction", op);
+    if (dy->dtype != x->dtype) return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "dY and X must have one dtype");
+    const int64_t opset = amp_attr_int(c->n, "fwd_opset", 18);
+    const bool from_input = strcmp(op, "ReduceSum") == 0 ? opset >= 13 : opset >= 18;
+    /* The axes, when known here, give dY's element count; otherwise the kernel checks it. */
+    int64_t axes[2 * AMP_MAX_RANK];
+    int naxes = 0;
+    bool have = true;
+    if (from_input) {
+        const amp_tinfo *a = opt_in(c, 2);
+        if (a && a->value) {
+            if ((s = amp_infer_const_ints(c, 2, axes, 2 * AMP_MAX_RANK, &naxes))) return s;
+        } else if (a) {
+            have = false;
+        }
+    } else {
+        const int64_t *v = NULL;
+        int na = amp_attr_ints(c->n, "axes", &v);
+        if (na > 2 * AMP_MAX_RANK) return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "too many axes (%d)", na);
+        for (int i = 0; i < na; i++) axes[i] = v[i];
+        naxes = na > 0 ? na : 0;
+    }
+    if (have) {
+        bool red[AMP_MAX_RANK] = {false};
+        for (int i = 0; i < naxes; i++) {
+            if (axes[i] < -x->rank || axes[i] >= x->rank)
+                return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "axis %lld out of range for rank %d",
+                                      (long long)axes[i], x->rank);
+            red[axes[i] < 0 ? axes[i] + x->rank : axes[i]] = true;
+        }
+        const bool noop = naxes == 0 && from_input && amp_attr_int(c->n, "noop_with_empty_axes", 0) != 0;
+        int64_t ny = 1;
+        for (int d = 0; d < x->rank; d++)
+            if (noop || (naxes > 0 && !red[d])) ny *= x->dims[d];
+        if (numel_of(dy) != ny)
+            return amp_infer_fail(c, AMP_ERR_SHAPE, "dY has %lld elements, the reduction gives %lld",
+                                  (long long)numel_of(dy), (long long)ny);
+    }
+    set_like(c, 0, x);
+    /* two statistics per output element for the reductions that need them (extreme and tie
+     * count, product and zero count, norm, sum, log-sum-exp) */
+    const bool stats = strcmp(op, "ReduceSum") != 0 && strcmp(op, "ReduceMean") != 0 &&
+                       strcmp(op, "ReduceSumSquare") != 0 && strcmp(op, "ReduceL1") != 0;
+    return stats ? ws_doubles(c, 2 * numel_of(dy)) : AMP_OK;
+}
