@@ -91,6 +91,7 @@ typedef struct ac {
     amp_dtype *orig;         /* dtype of each value before the pass */
     int *cons_off, *cons;    /* consumers per value (node ids, CSR) */
     unsigned char *tmp_a, *tmp_b;
+    bool all16;              /* every float node in 16 bits (pure 16-bit training) */
 } ac;
 
 /* The node's T before the pass (dtype of its first T input), or undefined. */
@@ -208,6 +209,7 @@ static void colour(ac *a, const amp_autocast_options *o, const double *absmax, d
             }
         }
         a->col[ni] = a->kind[ni] == K_ALLOW ? C_16 : a->kind[ni] == K_DENY ? C_32 : C_UNSET;
+        if (a->all16) a->col[ni] = C_16;
     }
     unsigned char *fa = a->tmp_a, *fb = a->tmp_b;
 #define FLOATING(x) (a->col[x] == C_UNSET && (a->kind[x] == K_INFER || a->kind[x] == K_CLEAR))
@@ -654,6 +656,11 @@ static void ac_free(ac *a) {
 
 amp_status amp_pass_autocast(amp_graph *g, const amp_autocast_options *o, const double *value_absmax,
                              amp_autocast_report *r) {
+    return amp_pass_autocast_ex(g, o, value_absmax, false, r);
+}
+
+amp_status amp_pass_autocast_ex(amp_graph *g, const amp_autocast_options *o, const double *value_absmax, bool all16,
+                                amp_autocast_report *r) {
     amp_context *ctx = g->ctx;
     memset(r, 0, sizeof *r);
     amp_dtype lo = o->dtype ? o->dtype : AMP_F16;
@@ -665,7 +672,7 @@ amp_status amp_pass_autocast(amp_graph *g, const amp_autocast_options *o, const 
     amp_status s = amp_pass_typecheck(g, true);
     if (s) return amp_seterr(ctx, s, "the model does not type-check before autocast: %s", ctx->err);
 
-    ac a = {.g = g, .ctx = ctx, .lo = lo, .round = (int)o->round, .nn = g->n_nodes, .nv = g->n_values};
+    ac a = {.g = g, .ctx = ctx, .lo = lo, .round = (int)o->round, .nn = g->n_nodes, .nv = g->n_values, .all16 = all16};
     a.rules = amp_calloc(ctx, (size_t)a.nn + 1, sizeof(amp_type_rule));
     a.kind = amp_calloc(ctx, (size_t)a.nn + 1, 1);
     a.col = amp_calloc(ctx, (size_t)a.nn + 1, 1);
@@ -698,7 +705,7 @@ amp_status amp_pass_autocast(amp_graph *g, const amp_autocast_options *o, const 
         if (fused) {
             /* node and value tables changed: start over on the fused graph */
             ac_free(&a);
-            return amp_pass_autocast(g, o, value_absmax, r);
+            return amp_pass_autocast_ex(g, o, value_absmax, all16, r);
         }
     }
     /* consumers per value */
@@ -750,14 +757,14 @@ amp_status amp_pass_autocast(amp_graph *g, const amp_autocast_options *o, const 
         /* the author's narrowing-then-widening pair stays as written */
         int p = g->values[n->inputs[0]].producer;
         if (p >= 0 && g->nodes[p].op == AMP_OP_CAST) continue;
-        bool all16 = a.cons_off[v + 1] > a.cons_off[v];
-        for (int e = a.cons_off[v]; e < a.cons_off[v + 1] && all16; e++) {
+        bool every16 = a.cons_off[v + 1] > a.cons_off[v];
+        for (int e = a.cons_off[v]; e < a.cons_off[v + 1] && every16; e++) {
             int c = a.cons[e];
             const amp_node *cn = &g->nodes[c];
             for (int k = 0; k < cn->n_inputs && k < 32; k++)
-                if (cn->inputs[k] == v && !(a.col[c] == C_16 && (a.rules[c].tin >> k & 1))) all16 = false;
+                if (cn->inputs[k] == v && !(a.col[c] == C_16 && (a.rules[c].tin >> k & 1))) every16 = false;
         }
-        if (!all16) continue;
+        if (!every16) continue;
         /* a producer coloured 16-bit makes the Cast's input lo; from FP32 the retargeted cast
          * rounds once, exactly as the cast the pass would insert after it */
         for (int at = 0; at < n->n_attrs; at++)

@@ -43,11 +43,18 @@ static const char *nname(const amp_node *n) { return n->name && n->name[0] ? n->
 /* Run a node now, at plan time, on known inputs; its outputs become constants. */
 static amp_status fold_node(amp_context *ctx, const amp_graph *g, const amp_node *n, amp_slot *slots,
                             size_t ws_bytes) {
-    amp_tensor inv[32], *pin[32], *pout[32];
     amp_status s = AMP_OK;
     void *ws = NULL;
     int nout = n->n_outputs;
-    memset(pout, 0, sizeof pout);
+    amp_tensor *inv = amp_calloc(ctx, (size_t)n->n_inputs + 1, sizeof(amp_tensor));
+    amp_tensor **pin = amp_calloc(ctx, (size_t)n->n_inputs + 1, sizeof(amp_tensor *));
+    amp_tensor **pout = amp_calloc(ctx, (size_t)nout + 1, sizeof(amp_tensor *));
+    if (!inv || !pin || !pout) {
+        amp_dealloc(ctx, inv);
+        amp_dealloc(ctx, pin);
+        amp_dealloc(ctx, pout);
+        return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory folding node '%s'", nname(n));
+    }
     for (int k = 0; k < n->n_inputs; k++) {
         pin[k] = NULL;
         if (n->inputs[k] < 0) continue;
@@ -85,6 +92,9 @@ static amp_status fold_node(amp_context *ctx, const amp_graph *g, const amp_node
 fail:
     amp_dealloc(ctx, ws);
     for (int k2 = 0; k2 < nout; k2++) amp_tensor_destroy(pout[k2]);
+    amp_dealloc(ctx, inv);
+    amp_dealloc(ctx, pin);
+    amp_dealloc(ctx, pout);
     return s;
 }
 
@@ -99,6 +109,8 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
     const amp_graph *g = sess->model->g;
     amp_status s = AMP_OK;
     int nv = g->n_values;
+    const amp_tinfo **tin = NULL;
+    amp_tinfo **tout = NULL, *scratch = NULL;
     amp_plan *p = amp_calloc(ctx, 1, sizeof *p);
     if (!p) return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory planning");
     /* one extra slot marks the end of the array for amp_plan_destroy */
@@ -111,6 +123,20 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
         goto fail;
     }
     p->slots[nv].kind = (amp_slot_kind)-1;
+    /* per-node scratch for inference, sized by the widest node (fused optimizers read every
+     * parameter) */
+    int maxio = 1;
+    for (int ni = 0; ni < g->n_nodes; ni++) {
+        if (g->nodes[ni].n_inputs > maxio) maxio = g->nodes[ni].n_inputs;
+        if (g->nodes[ni].n_outputs > maxio) maxio = g->nodes[ni].n_outputs;
+    }
+    tin = amp_calloc(ctx, (size_t)maxio, sizeof *tin);
+    tout = amp_calloc(ctx, (size_t)maxio, sizeof *tout);
+    scratch = amp_calloc(ctx, (size_t)maxio, sizeof *scratch);
+    if (!tin || !tout || !scratch) {
+        s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory planning");
+        goto fail;
+    }
     for (int i = 0; i < nv; i++) {
         amp_slot *sl = &p->slots[i];
         const amp_value *v = &g->values[i];
@@ -144,10 +170,6 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
                            n->op_type);
             goto fail;
         }
-        if (n->n_inputs > 32 || n->n_outputs > 32) {
-            s = amp_seterr(ctx, AMP_ERR_UNSUPPORTED, "node '%s': more than 32 inputs or outputs", nname(n));
-            goto fail;
-        }
         int64_t opset = node_opset(g, n);
         const amp_op_info *oi = &amp_op_table[n->op];
         if (opset < oi->opset_lo || opset > oi->opset_hi) {
@@ -155,8 +177,6 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
                            nname(n), n->op_type, (long long)opset, oi->opset_lo, oi->opset_hi);
             goto fail;
         }
-        const amp_tinfo *tin[32];
-        amp_tinfo *tout[32], scratch[32];
         bool known = true;
         for (int k = 0; k < n->n_inputs; k++) {
             tin[k] = NULL;
@@ -322,9 +342,15 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
         }
     }
     *out = p;
+    amp_dealloc(ctx, tin);
+    amp_dealloc(ctx, tout);
+    amp_dealloc(ctx, scratch);
     return AMP_OK;
 fail:
     amp_plan_destroy(ctx, p);
+    amp_dealloc(ctx, tin);
+    amp_dealloc(ctx, tout);
+    amp_dealloc(ctx, scratch);
     return s;
 }
 

@@ -37,6 +37,10 @@ amp_status amp_pass_typecheck(amp_graph *g, bool strict);
 /* Per value max |x| over calibration runs (NULL entries: no data); filled by the caller. */
 amp_status amp_pass_autocast(amp_graph *g, const amp_autocast_options *o, const double *value_absmax,
                              amp_autocast_report *r);
+/* With all16, every float node runs in 16 bits, numerically sensitive ones too (the naive
+ * "model.half()" scheme, for comparison in training). */
+amp_status amp_pass_autocast_ex(amp_graph *g, const amp_autocast_options *o, const double *value_absmax, bool all16,
+                                amp_autocast_report *r);
 /* Count nodes per precision (a node's precision is its T, or its first float output; nodes the
  * pass inserted are not counted) into r->nodes_16bit / nodes_fp32 / nodes_other. */
 void amp_autocast_census(const amp_graph *g, amp_dtype lo, amp_autocast_report *r);

@@ -46,6 +46,15 @@ amp_status amp_session_create(amp_model *model, const amp_session_options *opts,
     }
     amp_session *s = amp_calloc(ctx, 1, sizeof *s);
     if (!s) return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
+    int nin = amp_model_input_count(model);
+    s->in_ids = amp_calloc(ctx, (size_t)nin + 1, sizeof(int));
+    s->in_t = amp_calloc(ctx, (size_t)nin + 1, sizeof(amp_tensor *));
+    if (!s->in_ids || !s->in_t) {
+        amp_dealloc(ctx, s->in_ids);
+        amp_dealloc(ctx, s->in_t);
+        amp_dealloc(ctx, s);
+        return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
+    }
     s->model = model;
     s->ctx = *ctx;
     s->ctx.err[0] = 0;
@@ -61,6 +70,8 @@ void amp_session_destroy(amp_session *s) {
     amp_dealloc(ctx, s->plans);
     amp_dealloc(ctx, s->arena_raw);
     amp_dealloc(ctx, s->profile_ms);
+    amp_dealloc(ctx, s->in_ids);
+    amp_dealloc(ctx, s->in_t);
     amp_dealloc(s->model->ctx, s);
 }
 
@@ -300,11 +311,10 @@ amp_status amp_session_run(amp_session *s, int n_inputs, const char *const *inpu
     if (st) return st;
     s->last = p;
 
-    /* map graph inputs to the caller's tensors */
+    /* map graph inputs to the caller's tensors (arrays made with the session) */
     int nin = amp_model_input_count(s->model);
-    int in_ids[256];
-    const amp_tensor *in_t[256];
-    if (nin > 256) return amp_seterr(ctx, AMP_ERR_LIMIT, "at most 256 graph inputs");
+    int *in_ids = s->in_ids;
+    const amp_tensor **in_t = s->in_t;
     for (int i = 0; i < nin; i++) {
         in_ids[i] = amp_model_input_value(s->model, i);
         in_t[i] = NULL;

@@ -301,6 +301,93 @@ typedef struct amp_autocast_report {
 AMP_API amp_status amp_model_autocast(const amp_model *model, const amp_autocast_options *opts, amp_model **out,
                                       amp_autocast_report *report);
 
+/* ---------------------------------------------------------------------------------------- */
+/* Training and fine-tuning.                                                                 */
+
+typedef enum amp_train_precision {
+    AMP_TRAIN_FP32 = 0,      /* everything in FP32 */
+    AMP_TRAIN_FP16 = 1,      /* autocast FP16, FP32 master weights, dynamic loss scaling */
+    AMP_TRAIN_BF16 = 2,      /* autocast BF16, FP32 master weights, no loss scaling */
+    AMP_TRAIN_FP16_PURE = 3  /* the naive scheme of model.half(): weights, gradients, updates
+                                and optimizer state all FP16, no loss scaling (to compare) */
+} amp_train_precision;
+
+typedef enum amp_optimizer { AMP_OPTIM_SGD = 0, AMP_OPTIM_ADAMW = 1 } amp_optimizer;
+typedef enum amp_lr_schedule { AMP_LR_CONSTANT = 0, AMP_LR_STEP = 1, AMP_LR_COSINE = 2 } amp_lr_schedule;
+typedef enum amp_loss_kind {
+    AMP_LOSS_CROSS_ENTROPY = 0, /* SoftmaxCrossEntropyLoss(output, labels), mean over the batch */
+    AMP_LOSS_MSE = 1,           /* mean squared error between output and labels */
+    AMP_LOSS_MODEL = 2          /* the model computes its loss: `output` names it */
+} amp_loss_kind;
+
+typedef struct amp_trainer_options {
+    size_t struct_size;            /* sizeof(amp_trainer_options), or 0 */
+    amp_train_precision precision; /* [FP32] */
+    amp_optimizer optimizer;       /* [SGD] */
+    double lr;                     /* [0.01 for SGD, 0.001 for AdamW] */
+    double momentum;               /* SGD [0] */
+    int nesterov;                  /* SGD [0] */
+    double weight_decay;           /* [0 for SGD, 0.01 for AdamW (decoupled)] */
+    double beta1, beta2, epsilon;  /* AdamW [0.9, 0.999, 1e-8] */
+    double max_grad_norm;          /* clip the global gradient norm; 0: no clipping */
+    amp_lr_schedule schedule;      /* [CONSTANT] */
+    int64_t step_size;             /* STEP: multiply by gamma every step_size steps */
+    double gamma;                  /* STEP [0.1] */
+    int64_t warmup_steps;          /* linear warm-up from lr/warmup to lr (any schedule) [0] */
+    int64_t total_steps;           /* COSINE: steps from the end of warm-up down to min_lr */
+    double min_lr;                 /* COSINE [0] */
+    amp_loss_kind loss;            /* [CROSS_ENTROPY] */
+    const char *output;            /* the model output the loss reads (or is) [the first] */
+    const char *const *freeze;     /* glob patterns (fnmatch) of initializers kept fixed */
+    int n_freeze;
+    double init_loss_scale;        /* FP16 [65536] */
+    int64_t growth_interval;       /* FP16: clean steps before the scale doubles [2000] */
+    int threads;                   /* [one per core] */
+} amp_trainer_options;
+
+typedef struct amp_trainer amp_trainer;
+
+typedef struct amp_trainer_state {
+    int64_t steps;          /* amp_trainer_step calls */
+    int64_t steps_skipped;  /* of which skipped for inf/NaN gradients (FP16) */
+    double lr;              /* of the last step */
+    double loss_scale;      /* current (1 when there is no loss scaling) */
+    double last_loss;
+    double last_grad_norm;  /* global norm of the unscaled gradients (+inf when skipped) */
+    int last_skipped;
+} amp_trainer_state;
+
+/* Constructor: build the training step of model (which is only read; the trainer keeps its own
+ * copy): trainable parameters are the FP32 initializers not matched by opts->freeze; the loss,
+ * autocast, backward and optimizer nodes form one graph planned as one step. *out is owned by
+ * the caller. */
+AMP_API amp_status amp_trainer_create(const amp_model *model, const amp_trainer_options *opts, amp_trainer **out);
+AMP_API void amp_trainer_destroy(amp_trainer *t);
+AMP_API const char *amp_trainer_last_error(const amp_trainer *t);
+/* One optimizer step on a batch. inputs are bound to the model's inputs by name; labels are
+ * int64 class indices [N] (cross entropy), a tensor shaped like the output (MSE), or NULL
+ * (AMP_LOSS_MODEL). *loss (may be NULL) receives the batch loss, unscaled. */
+AMP_API amp_status amp_trainer_step(amp_trainer *t, int n_inputs, const char *const *names,
+                                    const amp_tensor *const *inputs, const amp_tensor *labels, double *loss);
+/* Run the model with the current parameters, in the training precision, without training.
+ * *output: as amp_session_run (NULL: created, owned by the caller). */
+AMP_API amp_status amp_trainer_predict(amp_trainer *t, int n_inputs, const char *const *names,
+                                       const amp_tensor *const *inputs, const char *output_name, amp_tensor **output);
+AMP_API amp_status amp_trainer_get_state(const amp_trainer *t, amp_trainer_state *state);
+AMP_API int amp_trainer_param_count(const amp_trainer *t);
+/* Parameter i: its name and its tensor (borrowed; writing into it changes the parameter). */
+AMP_API amp_status amp_trainer_param(amp_trainer *t, int i, const char **name, amp_tensor **value);
+/* Memory plan of the whole step (forward, loss, backward, optimizer) of the last step. */
+AMP_API amp_status amp_trainer_last_plan(const amp_trainer *t, amp_plan_stats *stats);
+/* Checkpoints hold parameters, optimizer state, step count, loss scale and two caller values
+ * (e.g. epoch and batch), written to a temporary name, then renamed; loading checks names,
+ * shapes and a checksum, and changes nothing on failure. */
+AMP_API amp_status amp_trainer_save_checkpoint(amp_trainer *t, const char *path, int64_t user_a, int64_t user_b);
+AMP_API amp_status amp_trainer_load_checkpoint(amp_trainer *t, const char *path, int64_t *user_a, int64_t *user_b);
+/* Write the trained model as ONNX: dtype AMP_F32 (the original graph with the new weights), or
+ * AMP_F16 / AMP_BF16 (converted by autocast, inputs and outputs kept FP32). */
+AMP_API amp_status amp_trainer_export(amp_trainer *t, const char *path, amp_dtype dtype);
+
 #ifdef __cplusplus
 }
 #endif

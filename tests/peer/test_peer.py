@@ -113,7 +113,7 @@ def main():
         for name, d, with_ort in cases:
             src = os.path.join(d, "model.onnx")
             dst = os.path.join(tmp, name + ".onnx")
-            r = subprocess.run([args.amprt, "convert", src, dst], capture_output=True, text=True)
+            r = subprocess.run([args.amprt, "convert", src, dst, "--dtype", "fp32"], capture_output=True, text=True)
             if r.returncode != 0:
                 failures.append(f"{name}: amprt convert failed: {r.stderr.strip()}")
                 continue

@@ -20,7 +20,13 @@ static const char *const usage_main =
     "                                             run ONNX backend-test cases, compare outputs\n"
     "  bench MODEL [--batch B] [--threads N] [--runs R] [--warmup W] [--input NAME=FILE.pb] [--json]\n"
     "                                             median/min/max run time and arena size\n"
-    "  convert IN OUT [--dtype fp32]              write the model back as ONNX (round trip)\n"
+    "  convert IN OUT [--dtype fp16|bf16|fp32] [--keep-io-types] [--calibrate DIR] ...\n"
+    "                                             mixed-precision conversion (or a round trip)\n"
+    "  train MODEL --data DIR [--epochs N] [--amp fp16|bf16|off|fp16-pure] [--out FILE] ...\n"
+    "                                             train or fine-tune, write the trained model\n"
+    "  evaluate MODEL --data DIR [--autocast fp16|bf16]\n"
+    "                                             test-set accuracy of an image classifier\n"
+    "  plot OUT.svg LOG.jsonl...                  training curves of several --json-log files\n"
     "\n"
     "common options: --backend cpu|cuda|auto, --threads N (default: all cores), --dim NAME=VALUE\n"
     "Run 'amprt COMMAND --help' for details.\n";
@@ -264,6 +270,9 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "check") == 0) return cmd_check(argc, argv);
     if (strcmp(cmd, "bench") == 0) return cmd_bench(argc, argv);
     if (strcmp(cmd, "convert") == 0) return cmd_convert(argc, argv);
+    if (strcmp(cmd, "train") == 0) return cmd_train(argc, argv);
+    if (strcmp(cmd, "evaluate") == 0) return cmd_evaluate(argc, argv);
+    if (strcmp(cmd, "plot") == 0) return cmd_plot(argc, argv);
     if (strcmp(cmd, "--version") == 0) {
         printf("amprt %d.%d.%d\n", AMP_VERSION_MAJOR, AMP_VERSION_MINOR, AMP_VERSION_PATCH);
         return 0;

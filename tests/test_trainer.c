@@ -1,0 +1,337 @@
+#define _POSIX_C_SOURCE 200809L
+/* The trainer end to end: losses fall in every precision, FP16 AMP follows FP32, the loss
+ * scaler's rules (AUTOCAST.md case 13), checkpoints resume bit-identically, exports reload, bad
+ * options and files fail cleanly. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "runtime/runtime.h"
+#include "tests/testutil.h"
+
+static amp_context *ctx;
+static void setup(void) { cr_assert_eq(amp_context_create(NULL, &ctx), AMP_OK); }
+static void teardown(void) { amp_context_destroy(ctx); }
+TestSuite(trainer, .init = setup, .fini = teardown, .timeout = 120);
+
+static amp_model *load(const char *rel) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", AMP_SOURCE_DIR, rel);
+    amp_model *m = NULL;
+    cr_assert_eq(amp_model_load(ctx, path, &m), AMP_OK, "%s", amp_context_last_error(ctx));
+    return m;
+}
+
+/* A fixed batch: inputs of the model's shape with batch n, labels in 0..9. */
+static void batch(amp_model *m, int64_t n, uint64_t seed, amp_tensor **x, amp_tensor **y) {
+    amp_value_info vi;
+    amp_model_input_info(m, 0, &vi);
+    int64_t dims[AMP_MAX_RANK];
+    for (int d = 0; d < vi.rank; d++) dims[d] = vi.dims[d] > 0 ? vi.dims[d] : n;
+    dims[0] = n;
+    *x = tt_rand(ctx, AMP_F32, vi.rank, dims, -1.0, 1.0, seed);
+    int64_t ld[1] = {n};
+    double lab[256];
+    for (int64_t i = 0; i < n; i++) lab[i] = (double)((i * 7 + (int64_t)seed) % 10);
+    *y = tt_make(ctx, AMP_I64, 1, ld, lab);
+}
+
+static amp_trainer *make(amp_model *m, amp_train_precision p, amp_optimizer opt, double lr) {
+    amp_trainer_options o = {.struct_size = sizeof o, .precision = p, .optimizer = opt, .lr = lr, .momentum = 0.9,
+                             .threads = 2};
+    if (opt == AMP_OPTIM_ADAMW) o.momentum = 0;
+    amp_trainer *t = NULL;
+    amp_status s = amp_trainer_create(m, &o, &t);
+    cr_assert_eq(s, AMP_OK, "trainer: %s", amp_context_last_error(ctx));
+    return t;
+}
+
+static double step(amp_trainer *t, amp_model *m, const amp_tensor *x, const amp_tensor *y) {
+    amp_value_info vi;
+    amp_model_input_info(m, 0, &vi);
+    const char *name = vi.name;
+    double loss = NAN;
+    amp_status s = amp_trainer_step(t, 1, &name, &x, y, &loss);
+    cr_assert_eq(s, AMP_OK, "step: %s", amp_trainer_last_error(t));
+    return loss;
+}
+
+/* Overfitting one batch: the loss must fall well below its start. */
+static void loss_falls(const char *model, amp_train_precision p, amp_optimizer opt, double lr, int steps) {
+    amp_model *m = load(model);
+    amp_tensor *x, *y;
+    batch(m, 8, 3, &x, &y);
+    amp_trainer *t = make(m, p, opt, lr);
+    double first = step(t, m, x, y), last = first;
+    for (int i = 1; i < steps; i++) last = step(t, m, x, y);
+    cr_assert(isfinite(first) && isfinite(last));
+    cr_assert_lt(last, 0.5 * first, "%s precision %d: loss %g -> %g", model, (int)p, first, last);
+    amp_trainer_destroy(t);
+    amp_tensor_destroy(x);
+    amp_tensor_destroy(y);
+    amp_model_destroy(m);
+}
+
+Test(trainer, lenet_loss_falls_fp32_fp16_bf16) {
+    loss_falls("models/lenet/model.onnx", AMP_TRAIN_FP32, AMP_OPTIM_SGD, 0.05, 30);
+    loss_falls("models/lenet/model.onnx", AMP_TRAIN_FP16, AMP_OPTIM_SGD, 0.05, 30);
+    loss_falls("models/lenet/model.onnx", AMP_TRAIN_BF16, AMP_OPTIM_SGD, 0.05, 30);
+}
+
+Test(trainer, mlp_loss_falls_adamw) {
+    loss_falls("models/mlp/model.onnx", AMP_TRAIN_FP32, AMP_OPTIM_ADAMW, 3e-3, 40);
+    loss_falls("models/mlp_decomposed/model.onnx", AMP_TRAIN_FP16, AMP_OPTIM_ADAMW, 3e-3, 40);
+}
+
+/* FP16 AMP and FP32 take nearly the same path over the first steps. */
+Test(trainer, fp16_amp_follows_fp32) {
+    amp_model *m = load("models/lenet/model.onnx");
+    amp_tensor *x, *y;
+    batch(m, 16, 5, &x, &y);
+    amp_trainer *a = make(m, AMP_TRAIN_FP32, AMP_OPTIM_SGD, 0.02), *b = make(m, AMP_TRAIN_FP16, AMP_OPTIM_SGD, 0.02);
+    for (int i = 0; i < 15; i++) {
+        double la = step(a, m, x, y), lb = step(b, m, x, y);
+        cr_assert_lt(fabs(la - lb), 1e-2 * fabs(la) + 1e-3, "step %d: FP32 %g, FP16 AMP %g", i, la, lb);
+    }
+    amp_trainer_state st;
+    amp_trainer_get_state(b, &st);
+    cr_assert_eq(st.steps_skipped, 0);
+    cr_assert_eq(st.loss_scale, 65536.0);
+    amp_trainer_destroy(a);
+    amp_trainer_destroy(b);
+    amp_tensor_destroy(x);
+    amp_tensor_destroy(y);
+    amp_model_destroy(m);
+}
+
+/* AUTOCAST.md case 13: an inf gradient skips the step, halves the scale and leaves the
+ * parameters unchanged; growth_interval clean steps double the scale. */
+Test(trainer, loss_scaler_rules) {
+    amp_model *m = load("models/mlp/model.onnx");
+    amp_tensor *x, *y;
+    batch(m, 4, 9, &x, &y);
+    amp_trainer_options o = {.struct_size = sizeof o, .precision = AMP_TRAIN_FP16, .lr = 0.01, .threads = 2,
+                             .init_loss_scale = 1e38, .growth_interval = 2000};
+    amp_trainer *t = NULL;
+    cr_assert_eq(amp_trainer_create(m, &o, &t), AMP_OK, "%s", amp_context_last_error(ctx));
+    int np = amp_trainer_param_count(t);
+    cr_assert_gt(np, 0);
+    /* a copy of every parameter */
+    amp_tensor *before[64];
+    for (int i = 0; i < np && i < 64; i++) {
+        amp_tensor *p;
+        amp_trainer_param(t, i, NULL, &p);
+        cr_assert_eq(amp_tensor_clone(ctx, p, &before[i]), AMP_OK);
+    }
+    step(t, m, x, y); /* loss * 1e38 overflows FP16: skipped */
+    amp_trainer_state st;
+    amp_trainer_get_state(t, &st);
+    cr_assert_eq(st.last_skipped, 1);
+    cr_assert_eq(st.steps_skipped, 1);
+    cr_assert_eq(st.loss_scale, (double)(float)5e37, "scale %g", st.loss_scale);
+    for (int i = 0; i < np && i < 64; i++) {
+        amp_tensor *p;
+        amp_trainer_param(t, i, NULL, &p);
+        cr_assert(tt_equal(p, before[i]), "parameter %d changed on a skipped step", i);
+        amp_tensor_destroy(before[i]);
+    }
+    /* keep halving until the steps are clean; the scale stays finite and positive */
+    for (int i = 0; i < 200 && st.last_skipped; i++) {
+        step(t, m, x, y);
+        amp_trainer_get_state(t, &st);
+        cr_assert(isfinite(st.loss_scale) && st.loss_scale > 0);
+    }
+    cr_assert_eq(st.last_skipped, 0, "the scale never came down far enough");
+    double s0 = st.loss_scale;
+    /* 1999 more clean steps: the 2000th clean step doubles the scale */
+    int clean = 1;
+    for (; clean < 2000; clean++) {
+        step(t, m, x, y);
+        amp_trainer_get_state(t, &st);
+        if (st.last_skipped) break;
+    }
+    if (clean == 2000) cr_assert_eq(st.loss_scale, 2 * s0, "after 2000 clean steps: %g, expected %g", st.loss_scale, 2 * s0);
+    else cr_assert_eq(st.loss_scale, s0 / 2, "a skip must halve the scale");
+    amp_trainer_destroy(t);
+    amp_tensor_destroy(x);
+    amp_tensor_destroy(y);
+    amp_model_destroy(m);
+}
+
+/* Save at step 5, run to 10; a new trainer resumed from the checkpoint reaches the same bits. */
+Test(trainer, checkpoint_resume_is_bit_identical) {
+    amp_model *m = load("models/lenet/model.onnx");
+    amp_tensor *x[10], *y[10];
+    for (int i = 0; i < 10; i++) batch(m, 4, 100 + (uint64_t)i, &x[i], &y[i]);
+    char path[] = "/tmp/amprt_ckpt_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    for (int p = 0; p < 2; p++) {
+        amp_train_precision prec = p ? AMP_TRAIN_FP16 : AMP_TRAIN_FP32;
+        amp_trainer *a = make(m, prec, AMP_OPTIM_ADAMW, 1e-3);
+        for (int i = 0; i < 5; i++) step(a, m, x[i], y[i]);
+        cr_assert_eq(amp_trainer_save_checkpoint(a, path, 7, 5), AMP_OK, "%s", amp_trainer_last_error(a));
+        for (int i = 5; i < 10; i++) step(a, m, x[i], y[i]);
+        amp_trainer *b = make(m, prec, AMP_OPTIM_ADAMW, 1e-3);
+        int64_t ua = 0, ub = 0;
+        cr_assert_eq(amp_trainer_load_checkpoint(b, path, &ua, &ub), AMP_OK, "%s", amp_trainer_last_error(b));
+        cr_assert(ua == 7 && ub == 5);
+        for (int i = 5; i < 10; i++) step(b, m, x[i], y[i]);
+        for (int i = 0; i < amp_trainer_param_count(a); i++) {
+            amp_tensor *pa, *pb;
+            amp_trainer_param(a, i, NULL, &pa);
+            amp_trainer_param(b, i, NULL, &pb);
+            cr_assert(tt_equal(pa, pb), "parameter %d differs after resume", i);
+        }
+        amp_trainer_state sa, sb;
+        amp_trainer_get_state(a, &sa);
+        amp_trainer_get_state(b, &sb);
+        cr_assert_eq(sa.steps, sb.steps);
+        cr_assert_eq(sa.loss_scale, sb.loss_scale);
+        amp_trainer_destroy(a);
+        amp_trainer_destroy(b);
+    }
+    unlink(path);
+    for (int i = 0; i < 10; i++) {
+        amp_tensor_destroy(x[i]);
+        amp_tensor_destroy(y[i]);
+    }
+    amp_model_destroy(m);
+}
+
+Test(trainer, bad_checkpoints_change_nothing) {
+    amp_model *m = load("models/mlp/model.onnx");
+    amp_trainer *t = make(m, AMP_TRAIN_FP32, AMP_OPTIM_SGD, 0.01);
+    char path[] = "/tmp/amprt_ckpt_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    cr_assert_eq(amp_trainer_save_checkpoint(t, path, 1, 2), AMP_OK);
+    FILE *f = fopen(path, "rb");
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *buf = malloc((size_t)size);
+    cr_assert_eq(fread(buf, 1, (size_t)size, f), (size_t)size);
+    fclose(f);
+    amp_tensor *p0, *copy;
+    amp_trainer_param(t, 0, NULL, &p0);
+    amp_tensor_clone(ctx, p0, &copy);
+    /* truncated, one flipped byte, not a checkpoint */
+    long sizes[3] = {size / 2, size, 7};
+    for (int k = 0; k < 3; k++) {
+        f = fopen(path, "wb");
+        if (k == 1) buf[size / 3] ^= 0x40;
+        fwrite(buf, 1, (size_t)sizes[k], f);
+        fclose(f);
+        cr_assert_eq(amp_trainer_load_checkpoint(t, path, NULL, NULL), AMP_ERR_PARSE, "case %d", k);
+        cr_assert(strlen(amp_trainer_last_error(t)) > 0);
+        cr_assert(tt_equal(p0, copy), "a failed load changed a parameter");
+    }
+    /* a checkpoint of another model */
+    amp_model *m2 = load("models/lenet/model.onnx");
+    amp_trainer *t2 = make(m2, AMP_TRAIN_FP32, AMP_OPTIM_SGD, 0.01);
+    cr_assert_eq(amp_trainer_save_checkpoint(t2, path, 0, 0), AMP_OK);
+    cr_assert_eq(amp_trainer_load_checkpoint(t, path, NULL, NULL), AMP_ERR_SHAPE);
+    cr_assert(tt_equal(p0, copy));
+    unlink(path);
+    free(buf);
+    amp_tensor_destroy(copy);
+    amp_trainer_destroy(t2);
+    amp_model_destroy(m2);
+    amp_trainer_destroy(t);
+    amp_model_destroy(m);
+}
+
+/* The exported model loads and computes what the trainer predicts. */
+Test(trainer, export_reloads_with_trained_weights) {
+    amp_model *m = load("models/lenet/model.onnx");
+    amp_tensor *x, *y;
+    batch(m, 4, 11, &x, &y);
+    amp_trainer *t = make(m, AMP_TRAIN_FP32, AMP_OPTIM_SGD, 0.05);
+    for (int i = 0; i < 5; i++) step(t, m, x, y);
+    char path[] = "/tmp/amprt_export_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    cr_assert_eq(amp_trainer_export(t, path, AMP_F32), AMP_OK, "%s", amp_trainer_last_error(t));
+    amp_model *e = NULL;
+    cr_assert_eq(amp_model_load(ctx, path, &e), AMP_OK);
+    amp_session *s = NULL;
+    cr_assert_eq(amp_session_create(e, NULL, &s), AMP_OK);
+    amp_value_info vi, vo;
+    amp_model_input_info(e, 0, &vi);
+    amp_model_output_info(e, 0, &vo);
+    const char *in = vi.name, *out = vo.name;
+    amp_tensor *ye = NULL, *yt = NULL;
+    const amp_tensor *xin = x;
+    cr_assert_eq(amp_session_run(s, 1, &in, &xin, 1, &out, &ye), AMP_OK);
+    cr_assert_eq(amp_trainer_predict(t, 1, &in, &xin, out, &yt), AMP_OK, "%s", amp_trainer_last_error(t));
+    cr_assert_lt(tt_nse(ye, yt), 1e-10, "exported model differs from the trainer's predictions");
+    /* and it is not the untrained model */
+    amp_session *s0 = NULL;
+    amp_tensor *y0 = NULL;
+    cr_assert_eq(amp_session_create(m, NULL, &s0), AMP_OK);
+    cr_assert_eq(amp_session_run(s0, 1, &in, &xin, 1, &out, &y0), AMP_OK);
+    cr_assert_gt(tt_nse(y0, yt), 1e-6, "training changed nothing");
+    /* converted export */
+    cr_assert_eq(amp_trainer_export(t, path, AMP_F16), AMP_OK, "%s", amp_trainer_last_error(t));
+    amp_tensor_destroy(ye);
+    amp_tensor_destroy(yt);
+    amp_tensor_destroy(y0);
+    amp_session_destroy(s0);
+    amp_session_destroy(s);
+    amp_model_destroy(e);
+    unlink(path);
+    amp_trainer_destroy(t);
+    amp_tensor_destroy(x);
+    amp_tensor_destroy(y);
+    amp_model_destroy(m);
+}
+
+Test(trainer, freeze_keeps_parameters_fixed) {
+    amp_model *m = load("models/lenet/model.onnx");
+    const char *pat[] = {"conv*"};
+    amp_trainer_options o = {.struct_size = sizeof o, .lr = 0.05, .freeze = pat, .n_freeze = 1, .threads = 2};
+    amp_trainer *t = NULL;
+    cr_assert_eq(amp_trainer_create(m, &o, &t), AMP_OK, "%s", amp_context_last_error(ctx));
+    for (int i = 0; i < amp_trainer_param_count(t); i++) {
+        const char *name;
+        amp_trainer_param(t, i, &name, NULL);
+        cr_assert_neq(strncmp(name, "conv", 4), 0, "%s should be frozen", name);
+    }
+    cr_assert_gt(amp_trainer_param_count(t), 0);
+    amp_trainer_destroy(t);
+    amp_model_destroy(m);
+}
+
+Test(trainer, bad_options_and_inputs) {
+    amp_model *m = load("models/mlp/model.onnx");
+    amp_trainer *t = (amp_trainer *)0x1;
+    amp_trainer_options o = {.struct_size = sizeof o, .precision = (amp_train_precision)9};
+    cr_assert_eq(amp_trainer_create(m, &o, &t), AMP_ERR_INVALID_ARG);
+    cr_assert_eq(t, (amp_trainer *)0x1);
+    amp_trainer_options o2 = {.struct_size = sizeof o2, .output = "nope"};
+    cr_assert_eq(amp_trainer_create(m, &o2, &t), AMP_ERR_NOT_FOUND);
+    const char *all[] = {"*"};
+    amp_trainer_options o3 = {.struct_size = sizeof o3, .freeze = all, .n_freeze = 1};
+    cr_assert_eq(amp_trainer_create(m, &o3, &t), AMP_ERR_INVALID_ARG);
+    amp_trainer_options o4 = {.struct_size = sizeof o4, .schedule = AMP_LR_COSINE};
+    cr_assert_eq(amp_trainer_create(m, &o4, &t), AMP_ERR_INVALID_ARG);
+    t = make(m, AMP_TRAIN_FP32, AMP_OPTIM_SGD, 0.01);
+    amp_tensor *x, *y;
+    batch(m, 4, 1, &x, &y);
+    const char *wrong = "not_an_input";
+    const amp_tensor *xin = x;
+    cr_assert_eq(amp_trainer_step(t, 1, &wrong, &xin, y, NULL), AMP_ERR_INVALID_ARG);
+    amp_value_info vi;
+    amp_model_input_info(m, 0, &vi);
+    cr_assert_eq(amp_trainer_step(t, 1, &vi.name, &xin, NULL, NULL), AMP_ERR_INVALID_ARG);
+    amp_tensor_destroy(x);
+    amp_tensor_destroy(y);
+    amp_trainer_destroy(t);
+    amp_model_destroy(m);
+}
