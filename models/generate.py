@@ -159,6 +159,32 @@ def _randomize_norms(module, gen):
                 m.bias.copy_(0.1 * torch.randn(m.bias.shape, generator=gen))
 
 
+class TinyEncoder(nn.Module):
+    """A 2-layer transformer encoder over token ids: embedding plus learned positions, 4 heads,
+    GELU feed-forward, mean pooling, a linear head. Sequence length 16, d_model 64."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(100, 64)
+        self.pos = nn.Parameter(torch.randn(16, 64) * 0.1)
+        layer = nn.TransformerEncoderLayer(d_model=64, nhead=4, dim_feedforward=128, dropout=0.0,
+                                           batch_first=True, activation="gelu")
+        self.enc = nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False)
+        self.head = nn.Linear(64, 10)
+
+    def forward(self, x):
+        h = self.emb(x) + self.pos
+        h = self.enc(h)
+        return self.head(h.mean(dim=1))
+
+
+def build_encoder():
+    gen = _seeded(4)
+    model = TinyEncoder().eval()
+    x = torch.randint(0, 100, (2, 16), generator=gen)
+    return model, x
+
+
 def build_lenet():
     gen = _seeded(1)
     model = LeNet().eval()
@@ -200,6 +226,7 @@ MODELS = {
     "mlp": lambda: _build_mlp(False),
     "mlp_decomposed": lambda: _build_mlp(True),
     "overflow": build_overflow,
+    "encoder": build_encoder,
 }
 
 # Models with calibration input sets, written to <name>/calib/set_K/input_0.pb.

@@ -216,6 +216,11 @@ def ort_session(path, optimize):
     if not optimize:
         # evaluate the converted graph as written
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    else:
+        # onnxruntime 1.32's ORT_ENABLE_ALL level crashes the process (SIGSEGV while creating the
+        # session) on the converted transformer encoder of models/encoder, which loads and runs
+        # at every lower level; the extended level keeps all the graph fusions
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
 
 
