@@ -81,8 +81,11 @@ static bool read_as_data(const amp_graph *g, int v) {
         const amp_node *n = &g->nodes[ni];
         amp_type_rule r;
         amp_node_type_rule(g, n, &r);
-        for (int k = 0; k < n->n_inputs && k < 32; k++)
+        for (int k = 0; k < n->n_inputs && k < 32; k++) {
+            /* BatchNormalization's running mean and variance are statistics, not weights */
+            if (n->op == AMP_OP_BATCH_NORM && k >= 3) continue;
             if (n->inputs[k] == v && (r.tin >> k & 1)) return true;
+        }
     }
     return false;
 }

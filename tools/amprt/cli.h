@@ -32,6 +32,7 @@ typedef struct cli_opts {
     const char *round;       /* --round nearest|zero */
     double range_limit;      /* --range-limit X */
     const char *dot;         /* --dot FILE */
+    bool train;              /* --train (inspect, bench): the training step */
     const char *positional[64];
     int n_positional;
 } cli_opts;

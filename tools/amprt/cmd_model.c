@@ -13,14 +13,16 @@
 
 static const char *const usage_inspect =
     "usage: amprt inspect MODEL [--json] [--dim NAME=VALUE]... [--batch B] [--verbose]\n"
-    "                     [--autocast fp16|bf16] [--dot FILE.dot]\n"
+    "                     [--autocast fp16|bf16] [--dot FILE.dot] [--train]\n"
     "  Prints the opset, inputs and outputs (symbolic dims by name), op counts, parameters and\n"
     "  the memory plan (arena, lower bound, persistent bytes) for the declared shapes; unbound\n"
     "  symbolic dims take --dim values, the first dim of each input takes --batch, others 1.\n"
     "  The autocast section gives nodes per precision, casts, and the share of MatMul/Gemm/Conv\n"
     "  FLOPs in 16 bits; with --autocast the model is converted first (I/O kept FP32) and the\n"
     "  FP32 and converted parameter and arena bytes are shown side by side. --dot draws the\n"
-    "  graph (converted with --autocast), nodes coloured by precision, casts as diamonds.\n";
+    "  graph (converted with --autocast), nodes coloured by precision, casts as diamonds.\n"
+    "  --train plans one training step (cross entropy on the first output, SGD; FP16 AMP with\n"
+    "  --autocast fp16) and reports its arena and lower bound beside the inference plan.\n";
 
 static const char *const usage_run =
     "usage: amprt run MODEL [--input NAME=FILE.pb]... [--output-dir DIR] [--threads N] [--batch B]\n"
@@ -175,6 +177,30 @@ int cmd_inspect(int argc, char **argv) {
         if (!amp_session_create(ca.fp32, &so, &s32) && !amp_session_plan(s32, nb, b, &ps32)) have32 = true;
     }
 
+    /* the training step's plan (forward, loss, backward, optimizer in one arena) */
+    amp_plan_stats pst;
+    char train_err[1024] = "";
+    bool have_train = false;
+    if (o.train) {
+        amp_model *src = ca.fp32 ? ca.fp32 : m;
+        amp_trainer_options to = {.struct_size = sizeof to, .threads = 1,
+                                  .precision = lo == AMP_F16 ? AMP_TRAIN_FP16 : lo == AMP_BF16 ? AMP_TRAIN_BF16 : AMP_TRAIN_FP32};
+        amp_trainer *tr = NULL;
+        const char *tn[64];
+        amp_tensor *ti[64] = {0}, *lab = NULL;
+        amp_status ts = amp_trainer_create(src, &to, &tr);
+        if (!ts && amp_model_input_count(src) <= 64 && !cli_random_inputs(ctx, src, &o, tn, ti)) {
+            int64_t nbatch = ti[0] && ti[0]->rank > 0 ? ti[0]->dims[0] : 1;
+            ts = amp_tensor_create(ctx, AMP_I64, 1, &nbatch, &lab);
+            if (!ts) ts = amp_trainer_step(tr, amp_model_input_count(src), tn, (const amp_tensor *const *)ti, lab, NULL);
+            if (!ts) ts = amp_trainer_last_plan(tr, &pst);
+            have_train = !ts;
+        }
+        if (ts) snprintf(train_err, sizeof train_err, "%s: %s", amp_status_name(ts), tr ? amp_trainer_last_error(tr) : amp_context_last_error(ctx));
+        for (int i = 0; i < 64; i++) amp_tensor_destroy(ti[i]);
+        amp_tensor_destroy(lab);
+        amp_trainer_destroy(tr);
+    }
     FILE *f = stdout;
     int nin = amp_model_input_count(m), nout = amp_model_output_count(m);
     if (o.json) {
@@ -245,6 +271,17 @@ int cmd_inspect(int argc, char **argv) {
             if (!plan_err[0]) fprintf(f, "%zu}}", ps.arena_bytes);
             else fputs("null}}", f);
         }
+        if (o.train) {
+            fprintf(f, ",\"train_plan\":");
+            if (have_train)
+                fprintf(f, "{\"arena_bytes\":%zu,\"lower_bound_bytes\":%zu,\"arena_over_lower_bound\":%.4f,\"nodes_run\":%d,\"naive_bytes\":%zu}",
+                        pst.arena_bytes, pst.lower_bound_bytes,
+                        pst.lower_bound_bytes ? (double)pst.arena_bytes / (double)pst.lower_bound_bytes : 1.0, pst.nodes_run, pst.naive_bytes);
+            else {
+                fprintf(f, "null,\"train_error\":");
+                cli_json_str(f, train_err);
+            }
+        }
         fprintf(f, "}\n");
     } else {
         fprintf(f, "model      %s\nopset      %lld (ir %lld, producer %s)\n", o.positional[0], (long long)g->opset,
@@ -285,6 +322,14 @@ int cmd_inspect(int argc, char **argv) {
                 amp_dtype_name(census_lo), census.nodes_fp32, census.nodes_other, casts);
         if (flops > 0) fprintf(f, "; %.1f%% of %.3g matmul/conv FLOPs in 16 bits", 100.0 * flops16 / flops, flops);
         fputc('\n', f);
+        if (o.train) {
+            if (have_train)
+                fprintf(f, "train step arena %zu bytes, lower bound %zu (%.3fx), %d nodes run\n", pst.arena_bytes,
+                        pst.lower_bound_bytes, pst.lower_bound_bytes ? (double)pst.arena_bytes / (double)pst.lower_bound_bytes : 1.0,
+                        pst.nodes_run);
+            else
+                fprintf(f, "train step not possible: %s\n", train_err);
+        }
         if (ca.fp32) {
             fprintf(f, "memory     FP32: parameters %lld bytes, arena ", (long long)param_bytes32);
             if (have32) fprintf(f, "%zu", ps32.arena_bytes);

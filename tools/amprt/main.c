@@ -161,6 +161,8 @@ int cli_parse(int argc, char **argv, int first, cli_opts *o, const char *usage) 
             i++;
         } else if (strcmp(a, "--keep-io-types") == 0) {
             o->keep_io = true;
+        } else if (strcmp(a, "--train") == 0) {
+            o->train = true;
         } else if (strcmp(a, "--autocast") == 0 || strcmp(a, "--dtype") == 0 || strcmp(a, "--block") == 0 ||
                    strcmp(a, "--block-nodes") == 0 || strcmp(a, "--calibrate") == 0 || strcmp(a, "--round") == 0 ||
                    strcmp(a, "--dot") == 0) {
