@@ -192,6 +192,7 @@ int amp_grad_const_scalar(amp_grad_ctx *c, amp_dtype dt, double v) {
     case AMP_BF16: *(uint16_t *)t->data = amp_f32_to_bf16((float)v); break;
     case AMP_I64: *(int64_t *)t->data = (int64_t)v; break;
     case AMP_I32: *(int32_t *)t->data = (int32_t)v; break;
+    case AMP_BOOL: *(uint8_t *)t->data = v != 0.0; break;
     default:
         amp_tensor_destroy(t);
         amp_seterr(c->ctx, AMP_ERR_UNSUPPORTED, "no scalar constant of %s", amp_dtype_name(dt));

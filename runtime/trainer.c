@@ -40,9 +40,15 @@ struct amp_trainer {
     const char **bnames;
     const amp_tensor **bvals;
     amp_tensor **conv;        /* pure mode: 16-bit copies of float inputs */
-    const char *onames[4];
-    amp_tensor *outs[4];      /* loss, grad norm, found_inf, new scale */
-    int nouts;
+    const char **onames;
+    amp_tensor **outs;        /* loss, grad norm[, found_inf, new scale], then BN statistics */
+    int nouts, nfixed;
+    /* BatchNormalization running statistics (opset >= 14): state updated from the step's
+     * outputs; bn_out[j] is the training graph's value holding the new bnstate[j] */
+    int nbn;
+    char **bnnames;
+    amp_tensor **bnstate;
+    int *bn_out;
     amp_trainer_state st;
     char err[1024];
 };
@@ -158,12 +164,65 @@ static amp_status wrap_model(amp_context *ctx, amp_graph *g, amp_model **out) {
 }
 
 /* Parameters to inputs and autocast: shared by the training and the prediction graph. */
-static amp_status prepare_forward(amp_trainer *t, amp_graph *g) {
+static amp_status prepare_forward(amp_trainer *t, amp_graph *g, bool training) {
     amp_status s;
     for (int i = 0; i < t->np; i++) {
         int v = amp_graph_find_value(g, t->pnames[i]);
         if (v < 0 || !g->values[v].init) return terr(t, AMP_ERR_INTERNAL, "parameter '%s' vanished", t->pnames[i]);
         if ((s = to_input(g, v))) return s;
+    }
+    for (int j = 0; j < t->nbn; j++) {
+        int v = amp_graph_find_value(g, t->bnnames[j]);
+        if (v < 0 || !g->values[v].init) return terr(t, AMP_ERR_INTERNAL, "statistic '%s' vanished", t->bnnames[j]);
+        if ((s = to_input(g, v))) return s;
+    }
+    if (training) {
+        /* Dropout draws masks while training (opset 12+: a training_mode input) */
+        for (int ni = 0; ni < g->n_nodes; ni++) {
+            if (g->nodes[ni].op != AMP_OP_DROPOUT || amp_node_opset(g, &g->nodes[ni]) < 12) continue;
+            amp_grad_ctx gc = {.ctx = t->ctx, .g = g, .node = ni};
+            int on = amp_grad_const_scalar(&gc, AMP_BOOL, 1.0);
+            if (on < 0) return amp_seterr(t->ctx, AMP_ERR_NO_MEMORY, "out of memory");
+            amp_node *n = &g->nodes[ni];
+            if (n->n_inputs < 3) {
+                int *ins = amp_realloc(t->ctx, n->inputs, sizeof(int) * 3);
+                if (!ins) return amp_seterr(t->ctx, AMP_ERR_NO_MEMORY, "out of memory");
+                n->inputs = ins;
+                for (int k = n->n_inputs; k < 3; k++) ins[k] = -1;
+                n->n_inputs = 3;
+            }
+            n->inputs[2] = on;
+        }
+        /* BatchNormalization in training mode: batch statistics, and the running ones as
+         * outputs 1 and 2 (added when the exported model left them out) */
+        for (int ni = 0; ni < g->n_nodes; ni++) {
+            if (g->nodes[ni].op != AMP_OP_BATCH_NORM || amp_node_opset(g, &g->nodes[ni]) < 14) continue;
+            amp_grad_ctx gc = {.ctx = t->ctx, .g = g, .node = ni};
+            if ((s = amp_grad_attr_int(&gc, &g->nodes[ni], "training_mode", 1))) return s;
+            amp_node *n = &g->nodes[ni];
+            if (n->n_outputs < 3) {
+                int *outs = amp_realloc(t->ctx, n->outputs, sizeof(int) * 3);
+                if (!outs) return amp_seterr(t->ctx, AMP_ERR_NO_MEMORY, "out of memory");
+                n->outputs = outs;
+                for (int k = n->n_outputs; k < 3; k++) outs[k] = -1;
+                n->n_outputs = 3;
+            }
+            for (int k = 1; k < 3; k++) {
+                int stat = n->inputs[k + 2];
+                int j = 0;
+                while (j < t->nbn && strcmp(t->bnnames[j], g->values[stat].name) != 0) j++;
+                if (j == t->nbn) continue;
+                if (n->outputs[k] < 0) {
+                    char nm[600];
+                    snprintf(nm, sizeof nm, "%s.amp_new", t->bnnames[j]);
+                    int v = amp_edit_new_value(g, nm, "");
+                    if (v < 0) return amp_seterr(t->ctx, AMP_ERR_NO_MEMORY, "out of memory");
+                    n = &g->nodes[ni];
+                    n->outputs[k] = v;
+                }
+                t->bn_out[j] = n->outputs[k];
+            }
+        }
     }
     return amp_graph_link(g);
 }
@@ -188,7 +247,7 @@ static amp_status add_node(amp_graph *g, const char *op, const char *domain, int
 
 static amp_status build_train(amp_trainer *t, amp_graph *g) {
     amp_context *ctx = t->ctx;
-    amp_status s = prepare_forward(t, g);
+    amp_status s = prepare_forward(t, g, true);
     if (s) return s;
     amp_grad_ctx gc = {.ctx = ctx, .g = g, .node = g->n_nodes - 1};
     /* the loss */
@@ -334,16 +393,29 @@ static amp_status build_train(amp_trainer *t, amp_graph *g) {
                    (s = amp_grad_attr_int(&gc, n, "nesterov", t->o.nesterov ? 1 : 0))) {
             goto done;
         }
-        int outs[4] = {loss, norm, -1, -1}, nouts = 2;
+        int *outs = amp_alloc(ctx, sizeof(int) * (size_t)(4 + t->nbn)), nouts = 2;
+        if (!outs) {
+            s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
+            goto done;
+        }
+        outs[0] = loss;
+        outs[1] = norm;
         if (scaling) {
             int ins2[4] = {v_scale, v_tracker, found, norm}, ns;
-            if ((s = add_node(g, "LossScaleUpdate", TR, 4, ins2, 1, &ns, &n))) goto done;
-            gc.node = g->n_nodes - 1;
-            if ((s = amp_grad_attr_int(&gc, n, "growth_interval", t->o.growth_interval))) goto done;
+            if ((s = add_node(g, "LossScaleUpdate", TR, 4, ins2, 1, &ns, &n)) ||
+                (gc.node = g->n_nodes - 1, s = amp_grad_attr_int(&gc, n, "growth_interval", t->o.growth_interval))) {
+                amp_dealloc(ctx, outs);
+                goto done;
+            }
             outs[nouts++] = found;
             outs[nouts++] = ns;
         }
-        if ((s = set_outputs(g, nouts, outs)) || (s = amp_graph_link(g))) goto done;
+        t->nfixed = nouts;
+        for (int j = 0; j < t->nbn; j++)
+            if (t->bn_out[j] >= 0) outs[nouts++] = t->bn_out[j];
+        s = set_outputs(g, nouts, outs);
+        amp_dealloc(ctx, outs);
+        if (s || (s = amp_graph_link(g))) goto done;
         t->nouts = nouts;
     }
 done:
@@ -386,7 +458,16 @@ void amp_trainer_destroy(amp_trainer *t) {
     if (t->conv)
         for (int i = 0; i < t->nuser; i++) amp_tensor_destroy(t->conv[i]);
     amp_dealloc(ctx, t->conv);
-    for (int i = 0; i < 4; i++) amp_tensor_destroy(t->outs[i]);
+    for (int i = 0; t->outs && i < t->nouts; i++) amp_tensor_destroy(t->outs[i]);
+    amp_dealloc(ctx, t->outs);
+    amp_dealloc(ctx, t->onames);
+    for (int j = 0; j < t->nbn; j++) {
+        amp_dealloc(ctx, t->bnnames[j]);
+        amp_tensor_destroy(t->bnstate[j]);
+    }
+    amp_dealloc(ctx, t->bnnames);
+    amp_dealloc(ctx, t->bnstate);
+    amp_dealloc(ctx, t->bn_out);
     amp_dealloc(ctx, t->bnames);
     amp_dealloc(ctx, t->bvals);
     amp_dealloc(ctx, t->labels_name);
@@ -476,6 +557,37 @@ amp_status amp_trainer_create(const amp_model *model, const amp_trainer_options 
             goto fail;
         }
     }
+    /* running statistics of BatchNormalization (opset >= 14 trains with batch statistics) */
+    {
+        const amp_graph *sg = t->src->g;
+        t->bnnames = amp_calloc(ctx, (size_t)sg->n_inits + 1, sizeof(char *));
+        t->bnstate = amp_calloc(ctx, (size_t)sg->n_inits + 1, sizeof(amp_tensor *));
+        t->bn_out = amp_calloc(ctx, (size_t)sg->n_inits + 1, sizeof(int));
+        if (!t->bnnames || !t->bnstate || !t->bn_out) {
+            s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
+            goto fail;
+        }
+        for (int ni = 0; ni < sg->n_nodes; ni++) {
+            const amp_node *n = &sg->nodes[ni];
+            if (n->op != AMP_OP_BATCH_NORM || n->n_inputs < 5 || amp_node_opset(sg, n) < 14) continue;
+            for (int k = 3; k < 5; k++) {
+                int v = n->inputs[k];
+                if (v < 0 || !sg->values[v].init || sg->values[v].is_input) continue;
+                bool seen = false;
+                for (int j = 0; j < t->nbn; j++) seen |= strcmp(t->bnnames[j], sg->values[v].name) == 0;
+                if (seen) continue;
+                t->bn_out[t->nbn] = -1;
+                t->bnnames[t->nbn] = amp_strdup(ctx, sg->values[v].name);
+                if (!t->bnnames[t->nbn]) {
+                    s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
+                    goto fail;
+                }
+                s = amp_tensor_clone(ctx, sg->values[v].init, &t->bnstate[t->nbn]);
+                t->nbn++;
+                if (s) goto fail;
+            }
+        }
+    }
     if (adam || o.momentum != 0) {
         t->mom1 = amp_calloc(ctx, (size_t)t->np, sizeof(amp_tensor *));
         t->mom2 = adam ? amp_calloc(ctx, (size_t)t->np, sizeof(amp_tensor *)) : NULL;
@@ -511,7 +623,7 @@ amp_status amp_trainer_create(const amp_model *model, const amp_trainer_options 
     t->o.output = NULL;
     if ((s = wrap_model(ctx, g, &t->train))) goto fail;
     g = NULL;
-    if ((s = clone_graph(t->src, &ge)) || (s = prepare_forward(t, ge)) || (s = autocast(t, ge))) goto fail;
+    if ((s = clone_graph(t->src, &ge)) || (s = prepare_forward(t, ge, false)) || (s = autocast(t, ge))) goto fail;
     if ((s = wrap_model(ctx, ge, &t->eval))) goto fail;
     ge = NULL;
     amp_session_options so = {.struct_size = sizeof so, .backend = AMP_BACKEND_CPU, .threads = o.threads};
@@ -520,7 +632,7 @@ amp_status amp_trainer_create(const amp_model *model, const amp_trainer_options 
     /* the binding of every step: user inputs first (filled per step), labels, then state */
     {
         int nuser = amp_model_input_count(t->src);
-        int nstate = t->np * (1 + (t->mom1 ? 1 : 0) + (t->mom2 ? 1 : 0)) + 4;
+        int nstate = t->np * (1 + (t->mom1 ? 1 : 0) + (t->mom2 ? 1 : 0)) + t->nbn + 4;
         t->nuser = nuser;
         t->bnames = amp_calloc(ctx, (size_t)(nuser + 1 + nstate), sizeof(char *));
         t->bvals = amp_calloc(ctx, (size_t)(nuser + 1 + nstate), sizeof(amp_tensor *));
@@ -546,6 +658,10 @@ amp_status amp_trainer_create(const amp_model *model, const amp_trainer_options 
                 t->bvals[k++] = t->mom2[i];
             }
         }
+        for (int j = 0; j < t->nbn; j++) {
+            t->bnames[k] = t->bnnames[j];
+            t->bvals[k++] = t->bnstate[j];
+        }
         t->bnames[k] = "amp.lr";
         t->bvals[k++] = t->lr;
         t->bnames[k] = "amp.step";
@@ -557,6 +673,12 @@ amp_status amp_trainer_create(const amp_model *model, const amp_trainer_options 
             t->bvals[k++] = t->tracker;
         }
         t->nbind = k;
+        t->onames = amp_calloc(ctx, (size_t)t->nouts + 1, sizeof(char *));
+        t->outs = amp_calloc(ctx, (size_t)t->nouts + 1, sizeof(amp_tensor *));
+        if (!t->onames || !t->outs) {
+            s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
+            goto fail;
+        }
         for (int i = 0; i < t->nouts; i++) t->onames[i] = tg->values[tg->outputs[i]].name;
     }
     t->st.loss_scale = o.precision == AMP_TRAIN_FP16 ? o.init_loss_scale : 1.0;
@@ -648,9 +770,16 @@ amp_status amp_trainer_step(amp_trainer *t, int n_inputs, const char *const *nam
     t->st.lr = lr;
     t->st.last_loss = ld(t->outs[0]);
     t->st.last_grad_norm = ld(t->outs[1]);
-    t->st.last_skipped = t->nouts > 2 && ld(t->outs[2]) != 0.0;
+    t->st.last_skipped = t->nfixed > 2 && ld(t->outs[2]) != 0.0;
     if (t->st.last_skipped) t->st.steps_skipped++;
-    if (t->nouts > 3) t->st.loss_scale = ld(t->outs[3]);
+    if (t->nfixed > 3) t->st.loss_scale = ld(t->outs[3]);
+    /* the new running statistics become the state the next step and predictions read */
+    for (int j = 0, o = t->nfixed; j < t->nbn; j++) {
+        if (t->bn_out[j] < 0) continue;
+        const amp_tensor *src = t->outs[o++];
+        if (src->nbytes == t->bnstate[j]->nbytes && src->dtype == t->bnstate[j]->dtype)
+            memcpy(t->bnstate[j]->data, src->data, src->nbytes);
+    }
     /* the loss was computed on the unscaled graph: only the seed carries the scale */
     if (loss) *loss = t->st.last_loss;
     return AMP_OK;
@@ -667,18 +796,22 @@ amp_status amp_trainer_predict(amp_trainer *t, int n_inputs, const char *const *
     /* parameters follow the user inputs in the eval binding too */
     const char *pn[4096];
     const amp_tensor *pv[4096];
-    if (k + t->np > 4096) return terr(t, AMP_ERR_LIMIT, "too many inputs");
     for (int i = 0; i < k; i++) {
         pn[i] = nm[i];
         pv[i] = vals[i];
     }
+    if (k + t->np + t->nbn > 4096) return terr(t, AMP_ERR_LIMIT, "too many inputs");
     for (int i = 0; i < t->np; i++) {
         pn[k + i] = t->pnames[i];
         pv[k + i] = t->params[i];
     }
+    for (int j = 0; j < t->nbn; j++) {
+        pn[k + t->np + j] = t->bnnames[j];
+        pv[k + t->np + j] = t->bnstate[j];
+    }
     const char *on = output_name;
     if (!on) on = t->eval->g->values[t->eval->g->outputs[0]].name;
-    s = amp_session_run(t->es, k + t->np, pn, pv, 1, &on, output);
+    s = amp_session_run(t->es, k + t->np + t->nbn, pn, pv, 1, &on, output);
     if (s) return terr(t, s, "prediction: %s", amp_session_last_error(t->es));
     return AMP_OK;
 }
@@ -726,6 +859,10 @@ static int ckpt_entries(amp_trainer *t, ckpt_entry *e, int cap) {
             e[n++].t = t->mom2[i];
         }
     }
+    for (int j = 0; j < t->nbn && n < cap; j++) {
+        snprintf(e[n].name, sizeof e[n].name, "stat:%s", t->bnnames[j]);
+        e[n++].t = t->bnstate[j];
+    }
     const char *sn[4] = {"amp.step", "amp.loss_scale", "amp.scale_tracker", "amp.lr"};
     amp_tensor *st[4] = {t->step, t->scale, t->tracker, t->lr};
     for (int i = 0; i < 4 && n < cap; i++) {
@@ -744,9 +881,9 @@ static void put(unsigned char **p, const void *src, size_t n) {
 
 amp_status amp_trainer_save_checkpoint(amp_trainer *t, const char *path, int64_t user_a, int64_t user_b) {
     if (!t || !path) return AMP_ERR_INVALID_ARG;
-    ckpt_entry *e = amp_calloc(t->ctx, (size_t)t->np * 3 + 8, sizeof *e);
+    ckpt_entry *e = amp_calloc(t->ctx, (size_t)(t->np * 3 + t->nbn) + 8, sizeof *e);
     if (!e) return terr(t, AMP_ERR_NO_MEMORY, "out of memory");
-    int n = ckpt_entries(t, e, t->np * 3 + 8);
+    int n = ckpt_entries(t, e, t->np * 3 + t->nbn + 8);
     size_t size = 8 + 4 + 6 * 8;
     for (int i = 0; i < n; i++) size += 4 + strlen(e[i].name) + 8 + 8 * (size_t)e[i].t->rank + 8 + e[i].t->nbytes;
     size += 4;
@@ -795,13 +932,13 @@ amp_status amp_trainer_load_checkpoint(amp_trainer *t, const char *path, int64_t
     amp_status s = amp_read_file(t->ctx, path, t->ctx->max_file_bytes, &data, &size);
     if (s) return terr(t, s, "%s", amp_context_last_error(t->ctx));
     const unsigned char *buf = data, *p = buf, *end = buf + size;
-    ckpt_entry *e = amp_calloc(t->ctx, (size_t)t->np * 3 + 8, sizeof *e);
-    const unsigned char **at = amp_calloc(t->ctx, (size_t)t->np * 3 + 8, sizeof *at);
+    ckpt_entry *e = amp_calloc(t->ctx, (size_t)(t->np * 3 + t->nbn) + 8, sizeof *e);
+    const unsigned char **at = amp_calloc(t->ctx, (size_t)(t->np * 3 + t->nbn) + 8, sizeof *at);
     if (!e || !at) {
         s = terr(t, AMP_ERR_NO_MEMORY, "out of memory");
         goto done;
     }
-    int n = ckpt_entries(t, e, t->np * 3 + 8);
+    int n = ckpt_entries(t, e, t->np * 3 + t->nbn + 8);
     uint32_t crc, cnt;
     int64_t meta[6];
     if (size < 16 || memcmp(buf, CKPT_MAGIC, 8) != 0) {
@@ -878,6 +1015,11 @@ amp_status amp_trainer_export(amp_trainer *t, const char *path, amp_dtype dtype)
             for (int64_t e = 0; e < w->numel; e++)
                 ((float *)w->data)[e] = p->dtype == AMP_F16 ? amp_f16_to_f32(((const uint16_t *)p->data)[e])
                                                             : amp_bf16_to_f32(((const uint16_t *)p->data)[e]);
+    }
+    for (int j = 0; j < t->nbn; j++) {
+        int v = amp_graph_find_value(g, t->bnnames[j]);
+        if (v >= 0 && g->values[v].init && g->values[v].init->nbytes == t->bnstate[j]->nbytes)
+            memcpy(g->values[v].init->data, t->bnstate[j]->data, t->bnstate[j]->nbytes);
     }
     if ((s = wrap_model(t->ctx, g, &m))) {
         amp_graph_destroy(g);

@@ -335,3 +335,89 @@ Test(trainer, bad_options_and_inputs) {
     amp_trainer_destroy(t);
     amp_model_destroy(m);
 }
+
+/* BatchNormalization trains with batch statistics and keeps running statistics as state: they
+ * move with momentum 0.9 towards the batch's, predictions use them, export writes them. */
+Test(trainer, batchnorm_batch_and_running_statistics) {
+    amp_model *m = load("tests/data/bn_net/model.onnx");
+    amp_tensor *x, *y;
+    batch(m, 8, 21, &x, &y);
+    amp_trainer *t = make(m, AMP_TRAIN_FP32, AMP_OPTIM_SGD, 0.05);
+    /* the running statistics are not parameters */
+    for (int i = 0; i < amp_trainer_param_count(t); i++) {
+        const char *name;
+        amp_trainer_param(t, i, &name, NULL);
+        cr_assert_null(strstr(name, "running"), "%s is trained", name);
+    }
+    double first = step(t, m, x, y), last = first;
+    for (int i = 1; i < 25; i++) last = step(t, m, x, y);
+    cr_assert_lt(last, 0.5 * first, "loss %g -> %g", first, last);
+    char path[] = "/tmp/amprt_bn_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    cr_assert_eq(amp_trainer_export(t, path, AMP_F32), AMP_OK, "%s", amp_trainer_last_error(t));
+    amp_model *e = NULL;
+    cr_assert_eq(amp_model_load(ctx, path, &e), AMP_OK);
+    int v0 = amp_graph_find_value(m->g, "1.running_mean"), v1 = amp_graph_find_value(e->g, "1.running_mean");
+    cr_assert(v0 >= 0 && v1 >= 0);
+    const amp_tensor *r0 = m->g->values[v0].init, *r1 = e->g->values[v1].init;
+    double moved = 0;
+    for (int64_t i = 0; i < r0->numel; i++) moved += fabs(tt_get(r1, i) - tt_get(r0, i));
+    cr_assert_gt(moved, 1e-3, "running mean did not move");
+    /* predictions (inference mode, running statistics) equal the exported model's outputs */
+    amp_session *s = NULL;
+    cr_assert_eq(amp_session_create(e, NULL, &s), AMP_OK);
+    const char *in = "input", *out = "logits";
+    const amp_tensor *xin = x;
+    amp_tensor *ye = NULL, *yt = NULL;
+    cr_assert_eq(amp_session_run(s, 1, &in, &xin, 1, &out, &ye), AMP_OK);
+    cr_assert_eq(amp_trainer_predict(t, 1, &in, &xin, out, &yt), AMP_OK, "%s", amp_trainer_last_error(t));
+    cr_assert_lt(tt_nse(ye, yt), 1e-10);
+    amp_tensor_destroy(ye);
+    amp_tensor_destroy(yt);
+    amp_session_destroy(s);
+    amp_model_destroy(e);
+    unlink(path);
+    amp_trainer_destroy(t);
+    amp_tensor_destroy(x);
+    amp_tensor_destroy(y);
+    amp_model_destroy(m);
+}
+
+/* Dropout runs in training mode inside the step (its mask changes the loss) and as the
+ * identity in predictions. */
+Test(trainer, dropout_trains_in_training_mode) {
+    amp_model *m = load("tests/data/dropout_net/model.onnx");
+    amp_tensor *x, *y;
+    batch(m, 16, 4, &x, &y);
+    amp_trainer *t = make(m, AMP_TRAIN_FP32, AMP_OPTIM_SGD, 0.05);
+    /* the first step's loss differs from the loss without dropout (the inference model's) */
+    amp_session *s = NULL;
+    cr_assert_eq(amp_session_create(m, NULL, &s), AMP_OK);
+    const char *in = "input", *out = "logits";
+    const amp_tensor *xin = x;
+    amp_tensor *y0 = NULL, *yp = NULL;
+    cr_assert_eq(amp_session_run(s, 1, &in, &xin, 1, &out, &y0), AMP_OK);
+    cr_assert_eq(amp_trainer_predict(t, 1, &in, &xin, out, &yp), AMP_OK);
+    cr_assert(tt_equal(y0, yp), "predictions must not drop units");
+    /* cross entropy of the undropped outputs */
+    double ce = 0;
+    for (int64_t r = 0; r < 16; r++) {
+        double mx = -INFINITY, z = 0;
+        for (int c = 0; c < 10; c++) mx = fmax(mx, tt_get(y0, r * 10 + c));
+        for (int c = 0; c < 10; c++) z += exp(tt_get(y0, r * 10 + c) - mx);
+        ce += -(tt_get(y0, r * 10 + (int64_t)tt_get(y, r)) - mx - log(z)) / 16.0;
+    }
+    double first = step(t, m, x, y), last = first;
+    cr_assert_gt(fabs(first - ce), 1e-3, "the step's loss %g equals the undropped %g: dropout is off", first, ce);
+    for (int i = 1; i < 40; i++) last = step(t, m, x, y);
+    cr_assert_lt(last, 0.7 * first, "loss %g -> %g", first, last);
+    amp_tensor_destroy(y0);
+    amp_tensor_destroy(yp);
+    amp_session_destroy(s);
+    amp_trainer_destroy(t);
+    amp_tensor_destroy(x);
+    amp_tensor_destroy(y);
+    amp_model_destroy(m);
+}
