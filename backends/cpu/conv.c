@@ -11,22 +11,8 @@
 
 #include "backends/cpu/cpu.h"
 
-/* ---- shared with ir/ops/conv.c (which defines them) ---------------------------------------- */
-enum { AMP_GEOM_CONV = 0, AMP_GEOM_POOL = 1, AMP_GEOM_CONV_T = 2 };
-typedef struct amp_conv_geom {
-    int nsp;
-    int64_t in[AMP_MAX_RANK], k[AMP_MAX_RANK], s[AMP_MAX_RANK], d[AMP_MAX_RANK];
-    int64_t pb[AMP_MAX_RANK], pe[AMP_MAX_RANK];
-    int64_t out[AMP_MAX_RANK];
-} amp_conv_geom;
-typedef struct amp_conv_ws {
-    int64_t shared, slot, slots;
-    size_t esize;
-} amp_conv_ws;
-amp_status amp_conv_geom_init(const amp_node *n, int kind, int rank, const int64_t *xdims, const int64_t *wdims,
-                              amp_conv_geom *g, char *msg, size_t cap);
-int amp_conv_ws_layout(const amp_node *n, amp_dtype dt, const int64_t *xdims, const int64_t *wdims,
-                       const amp_conv_geom *g, amp_conv_ws *w);
+#include "ir/ops/conv.h"
+
 void amp_cpu_blas_threads(int n);
 /* defined in backends/cpu/gemm.c: one product split over threads (OpenBLAS single-threaded) */
 void amp_cpu_sgemm(int threads, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,

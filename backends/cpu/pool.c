@@ -11,16 +11,7 @@
 
 #include "backends/cpu/cpu.h"
 
-/* ---- shared with ir/ops/conv.c (which defines it) ------------------------------------------ */
-enum { AMP_GEOM_CONV = 0, AMP_GEOM_POOL = 1, AMP_GEOM_CONV_T = 2 };
-typedef struct amp_conv_geom {
-    int nsp;
-    int64_t in[AMP_MAX_RANK], k[AMP_MAX_RANK], s[AMP_MAX_RANK], d[AMP_MAX_RANK];
-    int64_t pb[AMP_MAX_RANK], pe[AMP_MAX_RANK];
-    int64_t out[AMP_MAX_RANK];
-} amp_conv_geom;
-amp_status amp_conv_geom_init(const amp_node *n, int kind, int rank, const int64_t *xdims, const int64_t *wdims,
-                              amp_conv_geom *g, char *msg, size_t cap);
+#include "ir/ops/conv.h"
 /* -------------------------------------------------------------------------------------------- */
 
 /* Below this many input elements a single thread is faster than waking the others. */
