@@ -121,6 +121,8 @@ int cmd_inspect(int argc, char **argv) {
         rc = 1;
         goto done;
     }
+    /* dtypes of values the file does not declare (for the precision census and the drawing) */
+    amp_pass_typecheck(m->g, false);
     if (o.dot && cli_write_dot(ctx, m, o.dot)) {
         rc = 1;
         goto done;
