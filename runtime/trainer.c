@@ -33,6 +33,9 @@ struct amp_trainer {
     amp_tensor **params;      /* FP32 master weights (16-bit in pure mode) */
     amp_tensor **mom1, **mom2;/* momentum / Adam moments (NULL when unused) */
     amp_tensor *lr, *step, *scale, *tracker; /* f32 [1] */
+    bool per_param;           /* one update node per parameter (no loss scaling, no clipping) */
+    int nnorms;               /* outputs 1..nnorms: gradient norms (one, or one per parameter) */
+    amp_tensor **psteps;      /* their step counts (f32 [1] each) */
     amp_dtype in16;           /* pure mode: graph inputs are 16-bit */
     char *labels_name;
     /* per-step binding: model inputs, labels, then state */
@@ -245,6 +248,39 @@ static amp_status add_node(amp_graph *g, const char *op, const char *domain, int
     return amp_grad_node(&c, op, domain, nin, ins, nout, outs, made);
 }
 
+/* Move each parameter's update (the last np nodes, in parameter order) to right after the later
+ * of its gradient's producer and the last other node reading the parameter. */
+static amp_status schedule_updates(amp_graph *g, int np, const int *wrt, const int *grads) {
+    amp_context *ctx = g->ctx;
+    int nn = g->n_nodes, first_upd = nn - np;
+    int *pos = amp_alloc(ctx, sizeof(int) * (size_t)np);
+    amp_node *nodes = amp_calloc(ctx, (size_t)nn, sizeof(amp_node));
+    if (!pos || !nodes) {
+        amp_dealloc(ctx, pos);
+        amp_dealloc(ctx, nodes);
+        return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
+    }
+    for (int i = 0; i < np; i++) {
+        int p = g->values[grads[i]].producer;
+        for (int ni = 0; ni < first_upd; ni++)
+            for (int k = 0; k < g->nodes[ni].n_inputs; k++)
+                if (g->nodes[ni].inputs[k] == wrt[i] && ni > p) p = ni;
+        pos[i] = p;
+    }
+    int w = 0;
+    for (int i = 0; i < np; i++)
+        if (pos[i] < 0) nodes[w++] = g->nodes[first_upd + i];
+    for (int ni = 0; ni < first_upd; ni++) {
+        nodes[w++] = g->nodes[ni];
+        for (int i = 0; i < np; i++)
+            if (pos[i] == ni) nodes[w++] = g->nodes[first_upd + i];
+    }
+    memcpy(g->nodes, nodes, sizeof(amp_node) * (size_t)nn);
+    amp_dealloc(ctx, nodes);
+    amp_dealloc(ctx, pos);
+    return amp_graph_link(g);
+}
+
 static amp_status build_train(amp_trainer *t, amp_graph *g) {
     amp_context *ctx = t->ctx;
     amp_status s = prepare_forward(t, g, true);
@@ -285,6 +321,14 @@ static amp_status build_train(amp_trainer *t, amp_graph *g) {
     /* state inputs */
     int64_t one[1] = {1};
     int v_lr = new_input(g, "amp.lr", AMP_F32, 1, one), v_step = new_input(g, "amp.step", AMP_F32, 1, one);
+    int v_psteps[4096];
+    if (t->per_param && t->np > 4096) t->per_param = false;
+    for (int i = 0; t->per_param && i < t->np; i++) {
+        char nm[600];
+        snprintf(nm, sizeof nm, "amp.step.%s", t->pnames[i]);
+        v_psteps[i] = new_input(g, nm, AMP_F32, 1, one);
+        if (v_psteps[i] < 0) return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
+    }
     int v_scale = -1, v_tracker = -1;
     bool scaling = t->o.precision == AMP_TRAIN_FP16;
     if (scaling) {
@@ -345,61 +389,86 @@ static amp_status build_train(amp_trainer *t, amp_graph *g) {
         }
         bool adam = t->o.optimizer == AMP_OPTIM_ADAMW;
         bool mom = !adam && t->o.momentum != 0.0;
-        int nin = 4 + t->np * (adam ? 4 : mom ? 3 : 2);
-        int *ins = amp_alloc(ctx, sizeof(int) * (size_t)nin);
-        if (!ins) {
+        /* moment inputs */
+        int *m1 = amp_calloc(ctx, (size_t)t->np + 1, sizeof(int)), *m2 = amp_calloc(ctx, (size_t)t->np + 1, sizeof(int));
+        int *norms = amp_calloc(ctx, (size_t)t->np + 1, sizeof(int));
+        if (!m1 || !m2 || !norms) {
+            amp_dealloc(ctx, m1);
+            amp_dealloc(ctx, m2);
+            amp_dealloc(ctx, norms);
             s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
             goto done;
         }
-        ins[0] = v_lr;
-        ins[1] = v_step;
-        ins[2] = found;
-        ins[3] = v_scale;
-        for (int i = 0; i < t->np; i++) {
-            ins[4 + i] = wrt[i];
-            ins[4 + t->np + i] = grads[i];
-        }
-        for (int i = 0; i < t->np && (adam || mom); i++) {
+        for (int i = 0; i < t->np && (adam || mom) && !s; i++) {
             char nm[600];
-            /* new_input may move g->values: copy the shape first */
             const amp_tensor *pt = t->params[i];
             snprintf(nm, sizeof nm, "amp.m1.%s", t->pnames[i]);
-            ins[4 + 2 * t->np + i] = new_input(g, nm, pt->dtype, pt->rank, pt->dims);
+            m1[i] = new_input(g, nm, pt->dtype, pt->rank, pt->dims);
             if (adam) {
                 snprintf(nm, sizeof nm, "amp.m2.%s", t->pnames[i]);
-                ins[4 + 3 * t->np + i] = new_input(g, nm, pt->dtype, pt->rank, pt->dims);
+                m2[i] = new_input(g, nm, pt->dtype, pt->rank, pt->dims);
             }
-            if (ins[4 + 2 * t->np + i] < 0 || (adam && ins[4 + 3 * t->np + i] < 0)) {
-                amp_dealloc(ctx, ins);
+            if (m1[i] < 0 || (adam && m2[i] < 0)) s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
+        }
+        /* Without loss scaling and clipping no update waits for every gradient: each parameter
+         * gets its own update right after its gradient is complete and its last reader has run,
+         * so gradients die early (PLANNER.md item 5). Otherwise one node updates all. */
+        int groups = t->per_param ? t->np : 1;
+        for (int gi = 0; gi < groups && !s; gi++) {
+            int first = t->per_param ? gi : 0, cnt = t->per_param ? 1 : t->np;
+            int nin = 4 + cnt * (adam ? 4 : mom ? 3 : 2);
+            int *ins = amp_alloc(ctx, sizeof(int) * (size_t)nin);
+            if (!ins) {
                 s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
-                goto done;
+                break;
+            }
+            ins[0] = v_lr;
+            ins[1] = t->per_param ? v_psteps[gi] : v_step;
+            ins[2] = found;
+            ins[3] = v_scale;
+            for (int i = 0; i < cnt; i++) {
+                ins[4 + i] = wrt[first + i];
+                ins[4 + cnt + i] = grads[first + i];
+                if (adam || mom) ins[4 + 2 * cnt + i] = m1[first + i];
+                if (adam) ins[4 + 3 * cnt + i] = m2[first + i];
+            }
+            s = add_node(g, adam ? "AdamW" : "SGD", TR, nin, ins, 1, &norms[gi], &n);
+            amp_dealloc(ctx, ins);
+            if (s) break;
+            gc.node = g->n_nodes - 1;
+            if ((s = amp_grad_attr_int(&gc, n, "n", cnt)) ||
+                (s = amp_grad_attr_float(&gc, n, "weight_decay", (float)t->o.weight_decay)) ||
+                (s = amp_grad_attr_float(&gc, n, "max_grad_norm", (float)t->o.max_grad_norm)))
+                break;
+            if (adam) {
+                if ((s = amp_grad_attr_float(&gc, n, "beta1", (float)t->o.beta1)) ||
+                    (s = amp_grad_attr_float(&gc, n, "beta2", (float)t->o.beta2)) ||
+                    (s = amp_grad_attr_float(&gc, n, "epsilon", (float)t->o.epsilon)))
+                    break;
+            } else if ((s = amp_grad_attr_float(&gc, n, "momentum", (float)t->o.momentum)) ||
+                       (s = amp_grad_attr_int(&gc, n, "nesterov", t->o.nesterov ? 1 : 0))) {
+                break;
             }
         }
-        int norm = -1;
-        s = add_node(g, adam ? "AdamW" : "SGD", TR, nin, ins, 1, &norm, &n);
-        amp_dealloc(ctx, ins);
-        if (s) goto done;
-        gc.node = g->n_nodes - 1;
-        if ((s = amp_grad_attr_int(&gc, n, "n", t->np)) ||
-            (s = amp_grad_attr_float(&gc, n, "weight_decay", (float)t->o.weight_decay)) ||
-            (s = amp_grad_attr_float(&gc, n, "max_grad_norm", (float)t->o.max_grad_norm)))
-            goto done;
-        if (adam) {
-            if ((s = amp_grad_attr_float(&gc, n, "beta1", (float)t->o.beta1)) ||
-                (s = amp_grad_attr_float(&gc, n, "beta2", (float)t->o.beta2)) ||
-                (s = amp_grad_attr_float(&gc, n, "epsilon", (float)t->o.epsilon)))
-                goto done;
-        } else if ((s = amp_grad_attr_float(&gc, n, "momentum", (float)t->o.momentum)) ||
-                   (s = amp_grad_attr_int(&gc, n, "nesterov", t->o.nesterov ? 1 : 0))) {
+        amp_dealloc(ctx, m1);
+        amp_dealloc(ctx, m2);
+        if (!s && t->per_param) s = schedule_updates(g, t->np, wrt, grads);
+        if (s) {
+            amp_dealloc(ctx, norms);
             goto done;
         }
-        int *outs = amp_alloc(ctx, sizeof(int) * (size_t)(4 + t->nbn)), nouts = 2;
+        int norm = norms[0];
+        int *outs = amp_alloc(ctx, sizeof(int) * (size_t)(4 + t->nbn + t->np)), nouts = 2;
         if (!outs) {
+            amp_dealloc(ctx, norms);
             s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
             goto done;
         }
         outs[0] = loss;
         outs[1] = norm;
+        for (int i = 1; i < groups; i++) outs[nouts++] = norms[i];
+        amp_dealloc(ctx, norms);
+        t->nnorms = nouts - 1;
         if (scaling) {
             int ins2[4] = {v_scale, v_tracker, found, norm}, ns;
             if ((s = add_node(g, "LossScaleUpdate", TR, 4, ins2, 1, &ns, &n)) ||
@@ -446,7 +515,9 @@ void amp_trainer_destroy(amp_trainer *t) {
         if (t->params) amp_tensor_destroy(t->params[i]);
         if (t->mom1) amp_tensor_destroy(t->mom1[i]);
         if (t->mom2) amp_tensor_destroy(t->mom2[i]);
+        if (t->psteps) amp_tensor_destroy(t->psteps[i]);
     }
+    amp_dealloc(ctx, t->psteps);
     amp_dealloc(ctx, t->pnames);
     amp_dealloc(ctx, t->params);
     amp_dealloc(ctx, t->mom1);
@@ -601,6 +672,16 @@ amp_status amp_trainer_create(const amp_model *model, const amp_trainer_options 
             if (adam && (s = amp_tensor_create(ctx, p->dtype, p->rank, p->dims, &t->mom2[i]))) goto fail;
         }
     }
+    t->per_param = o.precision != AMP_TRAIN_FP16 && o.max_grad_norm == 0 && t->np <= 4096;
+    if (t->per_param) {
+        t->psteps = amp_calloc(ctx, (size_t)t->np, sizeof(amp_tensor *));
+        if (!t->psteps) {
+            s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
+            goto fail;
+        }
+        for (int i = 0; i < t->np; i++)
+            if ((s = scalar(ctx, 0.0f, &t->psteps[i]))) goto fail;
+    }
     if ((s = scalar(ctx, (float)o.lr, &t->lr)) || (s = scalar(ctx, 0.0f, &t->step)) ||
         (s = scalar(ctx, (float)o.init_loss_scale, &t->scale)) || (s = scalar(ctx, 0.0f, &t->tracker)))
         goto fail;
@@ -632,7 +713,7 @@ amp_status amp_trainer_create(const amp_model *model, const amp_trainer_options 
     /* the binding of every step: user inputs first (filled per step), labels, then state */
     {
         int nuser = amp_model_input_count(t->src);
-        int nstate = t->np * (1 + (t->mom1 ? 1 : 0) + (t->mom2 ? 1 : 0)) + t->nbn + 4;
+        int nstate = t->np * (2 + (t->mom1 ? 1 : 0) + (t->mom2 ? 1 : 0)) + t->nbn + 4;
         t->nuser = nuser;
         t->bnames = amp_calloc(ctx, (size_t)(nuser + 1 + nstate), sizeof(char *));
         t->bvals = amp_calloc(ctx, (size_t)(nuser + 1 + nstate), sizeof(amp_tensor *));
@@ -661,6 +742,12 @@ amp_status amp_trainer_create(const amp_model *model, const amp_trainer_options 
         for (int j = 0; j < t->nbn; j++) {
             t->bnames[k] = t->bnnames[j];
             t->bvals[k++] = t->bnstate[j];
+        }
+        for (int i = 0; t->per_param && i < t->np; i++) {
+            char nm[600];
+            snprintf(nm, sizeof nm, "amp.step.%s", t->pnames[i]);
+            t->bnames[k] = tg->values[amp_graph_find_value(tg, nm)].name;
+            t->bvals[k++] = t->psteps[i];
         }
         t->bnames[k] = "amp.lr";
         t->bvals[k++] = t->lr;
@@ -769,10 +856,14 @@ amp_status amp_trainer_step(amp_trainer *t, int n_inputs, const char *const *nam
     t->st.steps++;
     t->st.lr = lr;
     t->st.last_loss = ld(t->outs[0]);
-    t->st.last_grad_norm = ld(t->outs[1]);
-    t->st.last_skipped = t->nfixed > 2 && ld(t->outs[2]) != 0.0;
+    double sq = 0;
+    for (int i = 1; i <= t->nnorms; i++) sq += ld(t->outs[i]) * ld(t->outs[i]);
+    t->st.last_grad_norm = sqrt(sq);
+    /* with loss scaling the outputs after the norms are found_inf and the new scale */
+    bool scaling = t->nfixed > 1 + t->nnorms;
+    t->st.last_skipped = scaling && ld(t->outs[1 + t->nnorms]) != 0.0;
     if (t->st.last_skipped) t->st.steps_skipped++;
-    if (t->nfixed > 3) t->st.loss_scale = ld(t->outs[3]);
+    if (scaling) t->st.loss_scale = ld(t->outs[2 + t->nnorms]);
     /* the new running statistics become the state the next step and predictions read */
     for (int j = 0, o = t->nfixed; j < t->nbn; j++) {
         if (t->bn_out[j] < 0) continue;
@@ -847,7 +938,7 @@ typedef struct ckpt_entry {
 /* Every state tensor with its checkpoint name. */
 static int ckpt_entries(amp_trainer *t, ckpt_entry *e, int cap) {
     int n = 0;
-    for (int i = 0; i < t->np && n + 3 <= cap; i++) {
+    for (int i = 0; i < t->np && n + 4 <= cap; i++) {
         snprintf(e[n].name, sizeof e[n].name, "param:%s", t->pnames[i]);
         e[n++].t = t->params[i];
         if (t->mom1) {
@@ -857,6 +948,10 @@ static int ckpt_entries(amp_trainer *t, ckpt_entry *e, int cap) {
         if (t->mom2) {
             snprintf(e[n].name, sizeof e[n].name, "m2:%s", t->pnames[i]);
             e[n++].t = t->mom2[i];
+        }
+        if (t->psteps && n < cap) {
+            snprintf(e[n].name, sizeof e[n].name, "step:%s", t->pnames[i]);
+            e[n++].t = t->psteps[i];
         }
     }
     for (int j = 0; j < t->nbn && n < cap; j++) {
@@ -881,9 +976,9 @@ static void put(unsigned char **p, const void *src, size_t n) {
 
 amp_status amp_trainer_save_checkpoint(amp_trainer *t, const char *path, int64_t user_a, int64_t user_b) {
     if (!t || !path) return AMP_ERR_INVALID_ARG;
-    ckpt_entry *e = amp_calloc(t->ctx, (size_t)(t->np * 3 + t->nbn) + 8, sizeof *e);
+    ckpt_entry *e = amp_calloc(t->ctx, (size_t)(t->np * 4 + t->nbn) + 8, sizeof *e);
     if (!e) return terr(t, AMP_ERR_NO_MEMORY, "out of memory");
-    int n = ckpt_entries(t, e, t->np * 3 + t->nbn + 8);
+    int n = ckpt_entries(t, e, t->np * 4 + t->nbn + 8);
     size_t size = 8 + 4 + 6 * 8;
     for (int i = 0; i < n; i++) size += 4 + strlen(e[i].name) + 8 + 8 * (size_t)e[i].t->rank + 8 + e[i].t->nbytes;
     size += 4;
@@ -932,13 +1027,13 @@ amp_status amp_trainer_load_checkpoint(amp_trainer *t, const char *path, int64_t
     amp_status s = amp_read_file(t->ctx, path, t->ctx->max_file_bytes, &data, &size);
     if (s) return terr(t, s, "%s", amp_context_last_error(t->ctx));
     const unsigned char *buf = data, *p = buf, *end = buf + size;
-    ckpt_entry *e = amp_calloc(t->ctx, (size_t)(t->np * 3 + t->nbn) + 8, sizeof *e);
-    const unsigned char **at = amp_calloc(t->ctx, (size_t)(t->np * 3 + t->nbn) + 8, sizeof *at);
+    ckpt_entry *e = amp_calloc(t->ctx, (size_t)(t->np * 4 + t->nbn) + 8, sizeof *e);
+    const unsigned char **at = amp_calloc(t->ctx, (size_t)(t->np * 4 + t->nbn) + 8, sizeof *at);
     if (!e || !at) {
         s = terr(t, AMP_ERR_NO_MEMORY, "out of memory");
         goto done;
     }
-    int n = ckpt_entries(t, e, t->np * 3 + t->nbn + 8);
+    int n = ckpt_entries(t, e, t->np * 4 + t->nbn + 8);
     uint32_t crc, cnt;
     int64_t meta[6];
     if (size < 16 || memcmp(buf, CKPT_MAGIC, 8) != 0) {

@@ -421,3 +421,27 @@ Test(trainer, dropout_trains_in_training_mode) {
     amp_tensor_destroy(y);
     amp_model_destroy(m);
 }
+
+/* Without loss scaling or clipping each parameter is updated right after its gradient is
+ * complete, so gradients die early: the step's arena is smaller than with one update at the end
+ * (which clipping needs), and both plans stay within 5% of their lower bounds. */
+Test(trainer, per_parameter_updates_shorten_gradient_lives) {
+    amp_model *m = load("models/lenet/model.onnx");
+    amp_tensor *x, *y;
+    batch(m, 32, 2, &x, &y);
+    amp_plan_stats ps[2];
+    for (int k = 0; k < 2; k++) {
+        amp_trainer_options o = {.struct_size = sizeof o, .lr = 0.01, .momentum = 0.9, .threads = 2,
+                                 .max_grad_norm = k ? 1e9 : 0};
+        amp_trainer *t = NULL;
+        cr_assert_eq(amp_trainer_create(m, &o, &t), AMP_OK);
+        step(t, m, x, y);
+        cr_assert_eq(amp_trainer_last_plan(t, &ps[k]), AMP_OK);
+        cr_assert_leq((double)ps[k].arena_bytes, 1.05 * (double)ps[k].lower_bound_bytes);
+        amp_trainer_destroy(t);
+    }
+    cr_assert_lt(ps[0].arena_bytes, ps[1].arena_bytes, "per-parameter %zu, fused %zu", ps[0].arena_bytes, ps[1].arena_bytes);
+    amp_tensor_destroy(x);
+    amp_tensor_destroy(y);
+    amp_model_destroy(m);
+}
