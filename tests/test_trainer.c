@@ -445,3 +445,44 @@ Test(trainer, per_parameter_updates_shorten_gradient_lives) {
     amp_tensor_destroy(y);
     amp_model_destroy(m);
 }
+
+/* The other losses: mean squared error attached to an output, and a model computing its own
+ * loss (SoftmaxCrossEntropyLoss inside the graph, labels as a model input). */
+Test(trainer, mse_and_model_losses) {
+    amp_model *m = load("models/mlp/model.onnx");
+    amp_tensor *x, *y;
+    batch(m, 8, 6, &x, &y);
+    int64_t td[2] = {8, 10};
+    amp_tensor *target = tt_rand(ctx, AMP_F32, 2, td, -1.0, 1.0, 77);
+    amp_trainer_options o = {.struct_size = sizeof o, .loss = AMP_LOSS_MSE, .optimizer = AMP_OPTIM_ADAMW, .lr = 3e-3,
+                             .threads = 2};
+    amp_trainer *t = NULL;
+    cr_assert_eq(amp_trainer_create(m, &o, &t), AMP_OK, "%s", amp_context_last_error(ctx));
+    double first = step(t, m, x, target), last = first;
+    for (int i = 1; i < 60; i++) last = step(t, m, x, target);
+    cr_assert_lt(last, 0.5 * first, "MSE %g -> %g", first, last);
+    amp_trainer_destroy(t);
+    amp_tensor_destroy(target);
+    amp_tensor_destroy(x);
+    amp_tensor_destroy(y);
+    amp_model_destroy(m);
+
+    m = load("tests/data/loss_net/model.onnx");
+    int64_t xd[2] = {8, 16}, ld[1] = {8};
+    double lab[8] = {1, 3, 5, 7, 9, 0, 2, 4};
+    x = tt_rand(ctx, AMP_F32, 2, xd, -1.0, 1.0, 5);
+    y = tt_make(ctx, AMP_I64, 1, ld, lab);
+    amp_trainer_options o2 = {.struct_size = sizeof o2, .loss = AMP_LOSS_MODEL, .output = "loss", .lr = 0.1,
+                              .threads = 2, .precision = AMP_TRAIN_FP16};
+    cr_assert_eq(amp_trainer_create(m, &o2, &t), AMP_OK, "%s", amp_context_last_error(ctx));
+    const char *names[2] = {"input", "target"};
+    const amp_tensor *ins[2] = {x, y};
+    double l0 = 0, l1 = 0;
+    cr_assert_eq(amp_trainer_step(t, 2, names, ins, NULL, &l0), AMP_OK, "%s", amp_trainer_last_error(t));
+    for (int i = 1; i < 40; i++) cr_assert_eq(amp_trainer_step(t, 2, names, ins, NULL, &l1), AMP_OK);
+    cr_assert_lt(l1, 0.5 * l0, "model loss %g -> %g", l0, l1);
+    amp_trainer_destroy(t);
+    amp_tensor_destroy(x);
+    amp_tensor_destroy(y);
+    amp_model_destroy(m);
+}

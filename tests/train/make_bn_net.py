@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes tests/data/bn_net/model.onnx and tests/data/dropout_net/model.onnx.
+"""Writes tests/data/bn_net, dropout_net and loss_net (model.onnx each).
 
 bn_net: Conv -> BatchNormalization -> Relu -> Flatten -> Gemm,
 exported by torch in eval mode at opset 17 (BatchNormalization with training_mode 0), for the
@@ -54,3 +54,21 @@ onnx.checker.check_model(m, full_check=True)
 dout = os.path.join(here, "..", "data", "dropout_net")
 os.makedirs(dout, exist_ok=True)
 onnx.save(m, os.path.join(dout, "model.onnx"))
+
+# loss_net: a model that computes its own loss: MatMul -> SoftmaxCrossEntropyLoss(labels), the
+# loss as the graph output (the trainer's AMP_LOSS_MODEL)
+w = (rng.standard_normal((16, 10)) * 0.3).astype(np.float32)
+g = helper.make_graph(
+    [helper.make_node("MatMul", ["input", "w"], ["scores"], name="fc"),
+     helper.make_node("SoftmaxCrossEntropyLoss", ["scores", "target"], ["loss"], name="sce", reduction="mean")],
+    "loss_net",
+    [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 16]),
+     helper.make_tensor_value_info("target", TensorProto.INT64, ["N"])],
+    [helper.make_tensor_value_info("loss", TensorProto.FLOAT, [])],
+    [numpy_helper.from_array(w, "w")])
+m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="amprt-tests")
+m.ir_version = 8
+onnx.checker.check_model(m, full_check=True)
+lout = os.path.join(here, "..", "data", "loss_net")
+os.makedirs(lout, exist_ok=True)
+onnx.save(m, os.path.join(lout, "model.onnx"))
