@@ -178,6 +178,121 @@ class TinyEncoder(nn.Module):
         return self.head(h.mean(dim=1))
 
 
+class Basic(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False); self.b1 = nn.BatchNorm2d(cout)
+        self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False); self.b2 = nn.BatchNorm2d(cout)
+        self.down = None
+        if stride != 1 or cin != cout:
+            self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+    def forward(self, x):
+        y = torch.relu(self.b1(self.c1(x)))
+        y = self.b2(self.c2(y))
+        return torch.relu(y + (x if self.down is None else self.down(x)))
+
+class ResNetMini(nn.Module):
+    """A reduced-width ResNet: 3x3 stem, max pool, three stages of two basic blocks (16, 32,
+    64 channels; 1x1 projection shortcuts where the shape changes), global average pool, linear."""
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
+        self.pool = nn.MaxPool2d(2)
+        self.l1 = nn.Sequential(Basic(16, 16, 1), Basic(16, 16, 1))
+        self.l2 = nn.Sequential(Basic(16, 32, 2), Basic(32, 32, 1))
+        self.l3 = nn.Sequential(Basic(32, 64, 2), Basic(64, 64, 1))
+        self.fc = nn.Linear(64, 10)
+    def forward(self, x):
+        x = self.pool(self.stem(x))
+        x = self.l3(self.l2(self.l1(x)))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+class InvRes(nn.Module):
+    def __init__(self, cin, cout, stride, t):
+        super().__init__()
+        h = cin * t
+        self.use_res = stride == 1 and cin == cout
+        layers = []
+        if t != 1: layers += [nn.Conv2d(cin, h, 1, bias=False), nn.BatchNorm2d(h), nn.ReLU6()]
+        layers += [nn.Conv2d(h, h, 3, stride, 1, groups=h, bias=False), nn.BatchNorm2d(h), nn.ReLU6(),
+                   nn.Conv2d(h, cout, 1, bias=False), nn.BatchNorm2d(cout)]
+        self.conv = nn.Sequential(*layers)
+    def forward(self, x):
+        return x + self.conv(x) if self.use_res else self.conv(x)
+
+class MobileNetV2Mini(nn.Module):
+    """A reduced MobileNetV2: inverted residual blocks (1x1 expand, 3x3 depthwise, 1x1 project,
+    ReLU6), residual adds where shapes allow, global average pool, linear."""
+    def __init__(self):
+        super().__init__()
+        cfg = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 2, 2), (6, 64, 1, 2)]
+        layers = [nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU6()]
+        cin = 16
+        for t, c, n, s in cfg:
+            for i in range(n):
+                layers.append(InvRes(cin, c, s if i == 0 else 1, t)); cin = c
+        layers += [nn.Conv2d(cin, 128, 1, bias=False), nn.BatchNorm2d(128), nn.ReLU6()]
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Linear(128, 10)
+    def forward(self, x):
+        x = self.features(x)
+        return self.fc(x.mean([2, 3]))
+
+class GPTBlock(nn.Module):
+    """One GPT-style decoder block over token ids: embedding and positions, pre-LayerNorm causal
+    self-attention (4 heads, mask from a triangular buffer filled with -inf), GELU MLP, final
+    LayerNorm, language-model head over the 100-token vocabulary."""
+    def __init__(self, vocab=100, d=64, heads=4, seq=16):
+        super().__init__()
+        self.emb = nn.Embedding(vocab, d); self.pos = nn.Parameter(torch.randn(seq, d) * 0.1)
+        self.ln1 = nn.LayerNorm(d); self.qkv = nn.Linear(d, 3 * d); self.proj = nn.Linear(d, d)
+        self.ln2 = nn.LayerNorm(d); self.fc1 = nn.Linear(d, 4 * d); self.fc2 = nn.Linear(4 * d, d)
+        self.lnf = nn.LayerNorm(d); self.head = nn.Linear(d, vocab)
+        self.h = heads; self.d = d
+        self.register_buffer("mask", torch.triu(torch.ones(seq, seq, dtype=torch.bool), 1))
+    def forward(self, idx):
+        B, T = idx.shape
+        x = self.emb(idx) + self.pos[:T]
+        q, k, v = self.qkv(self.ln1(x)).split(self.d, dim=2)
+        q = q.view(B, T, self.h, -1).transpose(1, 2); k = k.view(B, T, self.h, -1).transpose(1, 2); v = v.view(B, T, self.h, -1).transpose(1, 2)
+        att = (q @ k.transpose(-2, -1)) / (self.d // self.h) ** 0.5
+        att = att.masked_fill(self.mask[:T, :T], float("-inf"))
+        y = torch.softmax(att, dim=-1) @ v
+        x = x + self.proj(y.transpose(1, 2).reshape(B, T, self.d))
+        x = x + self.fc2(nn.functional.gelu(self.fc1(self.ln2(x))))
+        return self.head(self.lnf(x))
+
+def _randomize_bn(model, gen):
+    # BatchNorm starts at identity statistics; random ones catch a kernel that ignores them
+    with torch.no_grad():
+        for mod in model.modules():
+            if isinstance(mod, nn.BatchNorm2d):
+                mod.weight.copy_(1 + 0.1 * torch.randn(mod.weight.shape, generator=gen))
+                mod.bias.copy_(0.1 * torch.randn(mod.bias.shape, generator=gen))
+                mod.running_mean.copy_(0.1 * torch.randn(mod.running_mean.shape, generator=gen))
+                mod.running_var.copy_(1 + 0.2 * torch.rand(mod.running_var.shape, generator=gen))
+
+
+def build_resnet():
+    gen = _seeded(5)
+    model = ResNetMini().eval()
+    _randomize_bn(model, gen)
+    return model, torch.randn(2, 3, 32, 32, generator=gen)
+
+
+def build_mobilenetv2():
+    gen = _seeded(6)
+    model = MobileNetV2Mini().eval()
+    _randomize_bn(model, gen)
+    return model, torch.randn(2, 3, 32, 32, generator=gen)
+
+
+def build_gpt_block():
+    gen = _seeded(7)
+    model = GPTBlock().eval()
+    return model, torch.randint(0, 100, (2, 16), generator=gen)
+
+
 def build_encoder():
     gen = _seeded(4)
     model = TinyEncoder().eval()
@@ -227,6 +342,9 @@ MODELS = {
     "mlp_decomposed": lambda: _build_mlp(True),
     "overflow": build_overflow,
     "encoder": build_encoder,
+    "resnet": build_resnet,
+    "mobilenetv2": build_mobilenetv2,
+    "gpt_block": build_gpt_block,
 }
 
 # Models with calibration input sets, written to <name>/calib/set_K/input_0.pb.
