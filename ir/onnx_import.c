@@ -283,6 +283,7 @@ static amp_status import_model(importer *im, const Onnx__ModelProto *mp) {
         const Onnx__TensorProto *tp = gp->initializer[i];
         if (!tp->name || !tp->name[0]) return amp_seterr(ctx, AMP_ERR_PARSE, "initializer %zu has no name", i);
         int id = value_id(im, tp->name, false);
+        if (id == -2) return oom(im);
         if (id >= 0) return amp_seterr(ctx, AMP_ERR_INVALID_GRAPH, "initializer '%s' is defined twice", tp->name);
         if ((id = value_id(im, tp->name, true)) < 0) return oom(im);
         amp_value *v = &g->values[id];
@@ -352,7 +353,10 @@ amp_status amp_onnx_import(amp_context *ctx, const void *data, size_t size, cons
     if (size == 0) return amp_seterr(ctx, AMP_ERR_PARSE, "the model file is empty");
     ProtobufCAllocator pa;
     amp_pb_allocator(ctx, &pa);
+    unsigned long failures = ctx->alloc_failures;
     Onnx__ModelProto *mp = onnx__model_proto__unpack(&pa, size, data);
+    if (!mp && ctx->alloc_failures != failures)
+        return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory parsing the model");
     if (!mp) return amp_seterr(ctx, AMP_ERR_PARSE, "not a valid ONNX model (protobuf parse failed: truncated or not ONNX)");
     importer im = {.ctx = ctx, .base_dir = base_dir};
     amp_status s = amp_graph_create(ctx, &im.g);

@@ -250,8 +250,10 @@ amp_status amp_tensor_load_pb(amp_context *ctx, const char *path, amp_tensor **o
     if (s) return s;
     ProtobufCAllocator pa;
     amp_pb_allocator(ctx, &pa);
+    unsigned long failures = ctx->alloc_failures;
     Onnx__TensorProto *tp = onnx__tensor_proto__unpack(&pa, size, buf);
     amp_dealloc(ctx, buf);
+    if (!tp && ctx->alloc_failures != failures) return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory reading '%s'", path);
     if (!tp) return amp_seterr(ctx, AMP_ERR_PARSE, "'%s' is not a valid ONNX TensorProto", path);
     char *dir = NULL;
     const char *slash = strrchr(path, '/');

@@ -141,6 +141,7 @@ amp_status amp_pass_fuse_layernorm(amp_graph *g, int *fused) {
         ins[2] = bias;
         amp_dealloc(ctx, ln->op_type);
         amp_dealloc(ctx, ln->inputs);
+        amp_dealloc(ctx, ln->attrs); /* empty (checked above), but allocated */
         ln->op_type = op;
         ln->op = AMP_OP_LAYER_NORM;
         ln->inputs = ins;

@@ -65,7 +65,11 @@ void amp_context_destroy(amp_context *ctx) {
 
 const char *amp_context_last_error(const amp_context *ctx) { return ctx ? ctx->err : ""; }
 
-void *amp_alloc(amp_context *ctx, size_t size) { return ctx->a.alloc(ctx->a.user_data, size ? size : 1); }
+void *amp_alloc(amp_context *ctx, size_t size) {
+    void *p = ctx->a.alloc(ctx->a.user_data, size ? size : 1);
+    if (!p) ctx->alloc_failures++;
+    return p;
+}
 
 void *amp_calloc(amp_context *ctx, size_t n, size_t size) {
     if (size && n > SIZE_MAX / size) return NULL;
@@ -78,8 +82,9 @@ void *amp_calloc(amp_context *ctx, size_t n, size_t size) {
 }
 
 void *amp_realloc(amp_context *ctx, void *p, size_t size) {
-    if (ctx->a.realloc) return ctx->a.realloc(ctx->a.user_data, p, size ? size : 1);
-    return NULL;
+    void *q = ctx->a.realloc ? ctx->a.realloc(ctx->a.user_data, p, size ? size : 1) : NULL;
+    if (!q) ctx->alloc_failures++;
+    return q;
 }
 
 void amp_dealloc(amp_context *ctx, void *p) {
