@@ -60,6 +60,7 @@ struct amp_session {
     double *profile_ms;    /* per node, accumulated over runs when not NULL (amprt bench --profile) */
     int *in_ids;           /* per graph input: value id, and the caller's tensor of the run */
     const amp_tensor **in_t;
+    bool *shape_input;     /* per graph input: its values may decide shapes (planned by value) */
     /* called after each step for every output it wrote (calibration); NULL when unused */
     void (*observe)(void *user, int value, const amp_tensor *t);
     void *observe_user;

@@ -19,6 +19,8 @@ int amp_cuda_device_count(void);
 static int amp_cuda_device_count(void) { return 0; }
 #endif
 
+static amp_status mark_shape_inputs(amp_session *s);
+
 amp_status amp_session_create(amp_model *model, const amp_session_options *opts, amp_session **out) {
     if (!model || !out) return AMP_ERR_INVALID_ARG;
     amp_context *ctx = model->ctx;
@@ -49,9 +51,11 @@ amp_status amp_session_create(amp_model *model, const amp_session_options *opts,
     int nin = amp_model_input_count(model);
     s->in_ids = amp_calloc(ctx, (size_t)nin + 1, sizeof(int));
     s->in_t = amp_calloc(ctx, (size_t)nin + 1, sizeof(amp_tensor *));
-    if (!s->in_ids || !s->in_t) {
+    s->shape_input = amp_calloc(ctx, (size_t)nin + 1, sizeof(bool));
+    if (!s->in_ids || !s->in_t || !s->shape_input) {
         amp_dealloc(ctx, s->in_ids);
         amp_dealloc(ctx, s->in_t);
+        amp_dealloc(ctx, s->shape_input);
         amp_dealloc(ctx, s);
         return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
     }
@@ -59,6 +63,12 @@ amp_status amp_session_create(amp_model *model, const amp_session_options *opts,
     s->ctx = *ctx;
     s->ctx.err[0] = 0;
     s->opts = o;
+    amp_status st = mark_shape_inputs(s);
+    if (st) {
+        amp_seterr(ctx, st, "%s", s->ctx.err);
+        amp_session_destroy(s);
+        return st;
+    }
     *out = s;
     return AMP_OK;
 }
@@ -72,6 +82,7 @@ void amp_session_destroy(amp_session *s) {
     amp_dealloc(ctx, s->profile_ms);
     amp_dealloc(ctx, s->in_ids);
     amp_dealloc(ctx, s->in_t);
+    amp_dealloc(ctx, s->shape_input);
     amp_dealloc(s->model->ctx, s);
 }
 
@@ -90,6 +101,45 @@ const char *amp_session_last_error(const amp_session *s) { return s ? s->ctx.err
  * Their values join the plan key, so a new value gets a new plan. */
 static bool small_input(amp_dtype t, int64_t numel) {
     return ((t == AMP_I64 || t == AMP_I32) && numel <= AMP_SMALL_INT_INPUT) || numel == 1;
+}
+
+/* Inputs whose values decide shapes: those reaching, through integer-valued nodes, an input
+ * that shape inference reads by value (Reshape's shape, Slice's starts, Range's limits, ...).
+ * Only these are planned by value; token ids feeding a Gather are not. */
+static bool value_slot(const amp_node *n, int k) {
+    switch (n->op) {
+    case AMP_OP_RESHAPE: case AMP_OP_EXPAND: case AMP_OP_TILE: case AMP_OP_ONE_HOT: case AMP_OP_SQUEEZE:
+    case AMP_OP_UNSQUEEZE: case AMP_OP_SPLIT: case AMP_OP_CUM_SUM: case AMP_OP_TRILU:
+    case AMP_OP_REDUCE_MEAN: case AMP_OP_REDUCE_SUM: case AMP_OP_REDUCE_MAX: case AMP_OP_REDUCE_MIN:
+    case AMP_OP_REDUCE_PROD: case AMP_OP_REDUCE_L1: case AMP_OP_REDUCE_L2: case AMP_OP_REDUCE_LOG_SUM:
+    case AMP_OP_REDUCE_LOG_SUM_EXP: case AMP_OP_REDUCE_SUM_SQUARE:
+        return k >= 1;
+    case AMP_OP_SLICE: case AMP_OP_PAD: case AMP_OP_CLIP: return k >= 1;
+    case AMP_OP_RANGE: case AMP_OP_CONSTANT_OF_SHAPE: return true;
+    case AMP_OP_DROPOUT: return k >= 1;
+    default: return n->op == AMP_OP_UNKNOWN || n->domain[0] != 0; /* unknown or training ops: be safe */
+    }
+}
+
+static amp_status mark_shape_inputs(amp_session *s) {
+    const amp_graph *g = s->model->g;
+    amp_context *ctx = &s->ctx;
+    bool *need = amp_calloc(ctx, (size_t)g->n_values + 1, sizeof(bool));
+    if (!need) return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
+    for (int ni = g->n_nodes - 1; ni >= 0; ni--) {
+        const amp_node *n = &g->nodes[ni];
+        bool out_needed = false;
+        for (int k = 0; k < n->n_outputs; k++)
+            if (n->outputs[k] >= 0 && need[n->outputs[k]]) out_needed = true;
+        /* Shape, Size and EyeLike read dims only, never values */
+        if (n->op == AMP_OP_SHAPE || n->op == AMP_OP_SIZE || n->op == AMP_OP_EYE_LIKE) continue;
+        for (int k = 0; k < n->n_inputs; k++)
+            if (n->inputs[k] >= 0 && (out_needed || value_slot(n, k))) need[n->inputs[k]] = true;
+    }
+    int nin = amp_model_input_count(s->model);
+    for (int i = 0; i < nin; i++) s->shape_input[i] = need[amp_model_input_value(s->model, i)];
+    amp_dealloc(ctx, need);
+    return AMP_OK;
 }
 
 /* Append v to the key buffer. */
@@ -174,7 +224,7 @@ static amp_status bind_inputs(amp_session *s, int n, const char *const *names, c
             goto oom;
         for (int d = 0; d < ti[i].rank; d++)
             if (key_push(ctx, key, key_len, &cap, ti[i].dims[d])) goto oom;
-        if (t && !v->dynamic && small_input(t->dtype, t->numel)) {
+        if (t && !v->dynamic && s->shape_input[i] && small_input(t->dtype, t->numel)) {
             ti[i].value = t;
             for (int64_t e = 0; e < t->numel; e++) {
                 int64_t kv = 0;
