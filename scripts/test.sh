@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install, build and run every test: unit tests, conformance, bad input, peers, and the same
-# suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+# suite under AddressSanitizer + UndefinedBehaviorSanitizer, and the concurrency check under ThreadSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -9,8 +9,15 @@ scripts/build.sh build
 python3 tests/peer/test_peer.py build/amprt
 python3 tests/peer/test_autocast_peer.py --amprt build/amprt
 python3 tests/peer/test_train_peer.py --amprt build/amprt
+scripts/valgrind.sh build
 if [ "${AMP_SKIP_SANITIZERS:-0}" != 1 ]; then
   scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=Debug -DAMP_SANITIZE=ON -DAMP_CUDA=OFF
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j2)
+fi
+if [ "${AMP_SKIP_SANITIZERS:-0}" != 1 ]; then
+  # ThreadSanitizer: one model shared by threads, each with its own session
+  cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAMP_TSAN=ON -DAMP_CUDA=OFF >/dev/null
+  cmake --build build-tsan -j"$(nproc)" --target tsan_shared_model
+  (cd build-tsan && ctest --output-on-failure -R '^tsan_')
 fi
 echo "all tests passed"

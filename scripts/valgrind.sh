@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# valgrind memcheck over the command line's main paths (load, check, convert, train a few steps,
+# evaluate): zero errors and zero definite or indirect leaks, or the script fails.
+# Usage: scripts/valgrind.sh [BUILD_DIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+b="${1:-build}"
+vg=(valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+data=/usr/share/datasets/fashion-mnist
+"${vg[@]}" "$b/amprt" check models/lenet models/mlp_decomposed models/encoder tests/data/autocast/softmax_mask >/dev/null
+"${vg[@]}" "$b/amprt" check models/lenet models/encoder tests/data/autocast/layernorm --autocast fp16 >/dev/null
+"${vg[@]}" "$b/amprt" convert models/mlp_decomposed/model.onnx "$tmp/m16.onnx" --dtype fp16 --keep-io-types >/dev/null
+"${vg[@]}" "$b/amprt" convert models/overflow/model.onnx "$tmp/o16.onnx" --calibrate models/overflow/calib >/dev/null
+"${vg[@]}" "$b/amprt" train models/lenet/model.onnx --data "$data" --epochs 1 --max-steps 3 --batch 16 \
+  --limit-test 64 --amp fp16 --optimizer adamw --out "$tmp/t.onnx" --checkpoint "$tmp/ck" --progress plain \
+  --threads 1 >/dev/null 2>&1
+"${vg[@]}" "$b/amprt" evaluate "$tmp/t.onnx" --data "$data" --limit-test 64 --threads 1 >/dev/null
+echo "valgrind: no errors, no leaks"
