@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install, build and run every test: unit tests, conformance, bad input, peers, and the same
-# suite under AddressSanitizer + UndefinedBehaviorSanitizer, and the concurrency check under ThreadSanitizer.
+# suite under AddressSanitizer + UndefinedBehaviorSanitizer, the concurrency check under
+# ThreadSanitizer, valgrind over the command line, and a bounded run of each fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -19,5 +20,9 @@ if [ "${AMP_SKIP_SANITIZERS:-0}" != 1 ]; then
   cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAMP_TSAN=ON -DAMP_CUDA=OFF >/dev/null
   cmake --build build-tsan -j"$(nproc)" --target tsan_shared_model
   (cd build-tsan && ctest --output-on-failure -R '^tsan_')
+fi
+if [ "${AMP_SKIP_FUZZ:-0}" != 1 ]; then
+  # libFuzzer targets (model bytes, TensorProto files, IDX files), a bounded run each
+  tools/fuzz.sh "${AMP_FUZZ_SECONDS:-30}"
 fi
 echo "all tests passed"

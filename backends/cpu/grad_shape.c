@@ -479,8 +479,7 @@ amp_status amp_cpu_gather_elements_grad(amp_kernel *k) {
     if (dx->numel) memset(acc, 0, (size_t)dx->numel * acc_es); /* all-zero bits are +0.0 */
     int64_t xst[AMP_MAX_RANK];
     amp_strides(r, dx->dims, xst);
-    int64_t A = ind->dims[axis], outer = 1, inner = 1;
-    for (int d = 0; d < axis; d++) outer *= ind->dims[d];
+    int64_t A = ind->dims[axis], inner = 1;
     for (int d = axis + 1; d < r; d++) inner *= ind->dims[d];
     int64_t lines = A ? ind->numel / A : 0;
     /* lines differ in a coordinate other than the axis, so they write disjoint lines of dX */
