@@ -120,6 +120,82 @@ m = model([helper.make_node("Gather", ["x", "i"], ["y"], name="gather_oob", axis
           [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [idx])
 case("gather index out of range", save(m, "gather_oob.onnx"), "run", "AMP_ERR_INVALID_ARG", "gather_oob", "x=x23.pb")
 
+# ops given impossible attributes, shapes or dtypes (each message names the node)
+def bad_op(name, file, node, inputs, inits=(), stage="run", status="?", feed="x=x23.pb", opset=17,
+           out_type=None):
+    m = model([node], inputs, [helper.make_tensor_value_info("y", out_type or TensorProto.FLOAT, None)],
+              list(inits), opset=opset)
+    case(name, save(m, file), stage, status, node.name, feed)
+
+
+i64 = lambda name, v: numpy_helper.from_array(np.array(v, np.int64), name)
+f32 = lambda name, v: numpy_helper.from_array(np.array(v, np.float32), name)
+bad_op("concat axis out of range", "concat_axis.onnx", helper.make_node("Concat", ["x", "x"], ["y"], name="concat_bad", axis=5), [X],
+       status="AMP_ERR_INVALID_GRAPH")
+bad_op("transpose repeated perm", "transpose_perm.onnx", helper.make_node("Transpose", ["x"], ["y"], name="transpose_bad", perm=[0, 0]), [X],
+       status="AMP_ERR_INVALID_GRAPH")
+bad_op("reshape two -1", "reshape_two_neg.onnx", helper.make_node("Reshape", ["x", "s"], ["y"], name="reshape_two"), [X], [i64("s", [-1, -1])],
+       status="AMP_ERR_INVALID_GRAPH")
+bad_op("slice zero step", "slice_step0.onnx", helper.make_node("Slice", ["x", "st", "en", "ax", "sp"], ["y"], name="slice_zero"), [X],
+       [i64("st", [0]), i64("en", [2]), i64("ax", [1]), i64("sp", [0])], status="AMP_ERR_INVALID_GRAPH")
+bad_op("matmul inner dims differ", "matmul_dims.onnx", helper.make_node("MatMul", ["x", "w"], ["y"], name="matmul_bad"), [X],
+       [f32("w", np.ones((2, 3)))], status="AMP_ERR_SHAPE")
+bad_op("softmax axis out of range", "softmax_axis.onnx", helper.make_node("Softmax", ["x"], ["y"], name="softmax_bad", axis=4), [X],
+       status="AMP_ERR_INVALID_GRAPH")
+bad_op("split sizes do not add up", "split_sizes.onnx", helper.make_node("Split", ["x", "sp"], ["y", "z"], name="split_bad", axis=1), [X],
+       [i64("sp", [1, 1])], status="AMP_ERR_SHAPE")
+bad_op("tile negative repeats", "tile_neg.onnx", helper.make_node("Tile", ["x", "r"], ["y"], name="tile_bad"), [X],
+       [i64("r", [1, -2])], status="AMP_ERR_INVALID_GRAPH")
+bad_op("expand incompatible shape", "expand_shape.onnx", helper.make_node("Expand", ["x", "s"], ["y"], name="expand_bad"), [X],
+       [i64("s", [3, 3])], status="AMP_ERR_SHAPE")
+bad_op("pad removes more than the dim", "pad_neg.onnx", helper.make_node("Pad", ["x", "p"], ["y"], name="pad_bad"), [X],
+       [i64("p", [0, -5, 0, 0])], status="AMP_ERR_SHAPE")
+bad_op("constant of shape negative dim", "cos_neg.onnx", helper.make_node("ConstantOfShape", ["s"], ["y"], name="cos_neg"), [],
+       [i64("s", [2, -3])], status="AMP_ERR_INVALID_GRAPH", feed="")
+bad_op("range with zero delta", "range_zero.onnx", helper.make_node("Range", ["a", "b", "d"], ["y"], name="range_zero"), [],
+       [f32("a", 0.0), f32("b", 5.0), f32("d", 0.0)], status="AMP_ERR_INVALID_ARG", feed="")
+bad_op("cast to a string", "cast_string.onnx", helper.make_node("Cast", ["x"], ["y"], name="cast_str", to=TensorProto.STRING), [X],
+       status="AMP_ERR_UNSUPPORTED")
+bad_op("gemm with integer weights", "gemm_int.onnx", helper.make_node("Gemm", ["x", "w"], ["y"], name="gemm_int"), [X],
+       [i64("w", np.ones((3, 2), np.int64))], status="AMP_ERR_SHAPE")
+bad_op("opset beyond the table", "opset99.onnx", helper.make_node("Relu", ["x"], ["y"], name="relu_new"), [X],
+       status="AMP_ERR_UNSUPPORTED", opset=99)
+bad_op("convolution kernel larger than input", "conv_big_kernel.onnx", helper.make_node("Conv", ["x", "w"], ["y"], name="conv_big"),
+       [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])], [f32("w", np.ones((4, 3, 9, 9)))],
+       status="AMP_ERR_SHAPE", feed="x=x1388.pb")
+bad_op("max pool with a zero kernel", "maxpool_k0.onnx", helper.make_node("MaxPool", ["x"], ["y"], name="pool_k0", kernel_shape=[0, 0]),
+       [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])], status="AMP_ERR_INVALID_GRAPH", feed="x=x1388.pb")
+bad_op("unsqueeze repeated axes", "unsqueeze_dup.onnx", helper.make_node("Unsqueeze", ["x", "a"], ["y"], name="unsqueeze_dup"), [X],
+       [i64("a", [1, 1])], status="AMP_ERR_INVALID_GRAPH")
+bad_op("gather axis out of range", "gather_axis.onnx", helper.make_node("Gather", ["x", "i"], ["y"], name="gather_axis", axis=3), [X],
+       [i64("i", [0])], status="AMP_ERR_INVALID_GRAPH")
+bad_op("where shapes do not broadcast", "where_bcast.onnx", helper.make_node("Where", ["c", "x", "z"], ["y"], name="where_bad"), [X],
+       [numpy_helper.from_array(np.array([True, False], bool), "c"), f32("z", np.ones((2, 3)))], status="AMP_ERR_SHAPE")
+bad_op("layer norm axis out of range", "ln_axis.onnx", helper.make_node("LayerNormalization", ["x", "g"], ["y"], name="ln_bad", axis=3),
+       [X], [f32("g", np.ones(3))], status="AMP_ERR_INVALID_GRAPH")
+bad_op("batch norm scale of the wrong size", "bn_scale.onnx",
+       helper.make_node("BatchNormalization", ["x", "g", "b", "m", "v"], ["y"], name="bn_bad"),
+       [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+       [f32("g", np.ones(5)), f32("b", np.zeros(3)), f32("m", np.zeros(3)), f32("v", np.ones(3))], status="AMP_ERR_SHAPE",
+       feed="x=x1388.pb")
+bad_op("flatten axis out of range", "flatten_axis.onnx", helper.make_node("Flatten", ["x"], ["y"], name="flatten_bad", axis=7), [X],
+       status="AMP_ERR_INVALID_GRAPH")
+bad_op("reduce axes out of range", "reduce_axes.onnx", helper.make_node("ReduceSum", ["x", "a"], ["y"], name="reduce_bad"), [X],
+       [i64("a", [4])], status="AMP_ERR_INVALID_GRAPH")
+bad_op("squeeze a dim that is not 1", "squeeze_dim.onnx", helper.make_node("Squeeze", ["x", "a"], ["y"], name="squeeze_bad"), [X],
+       [i64("a", [1])], status="AMP_ERR_SHAPE")
+bad_op("depth to space with a blocksize that does not divide", "d2s.onnx",
+       helper.make_node("DepthToSpace", ["x"], ["y"], name="d2s_bad", blocksize=2),
+       [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])], status="AMP_ERR_SHAPE", feed="x=x1388.pb")
+bad_op("an op amprt does not have", "einsum.onnx", helper.make_node("Einsum", ["x", "x"], ["y"], name="einsum0", equation="ij,ij->i"),
+       [X], stage="session", status="AMP_ERR_UNSUPPORTED")
+bad_op("softmax over integers", "softmax_int.onnx", helper.make_node("Softmax", ["a"], ["y"], name="softmax_int"), [],
+       [i64("a", [[1, 2], [3, 4]])], status="AMP_ERR_UNSUPPORTED", feed="", out_type=TensorProto.INT64)
+bad_op("one-hot with a negative depth", "onehot_depth.onnx", helper.make_node("OneHot", ["i", "d", "v"], ["y"], name="onehot_bad"),
+       [], [i64("i", [0, 1]), i64("d", [-3]), f32("v", [0.0, 1.0])], status="AMP_ERR_SHAPE", feed="")
+bad_op("pad with an unknown mode", "pad_mode.onnx", helper.make_node("Pad", ["x", "p"], ["y"], name="pad_mode", mode="bogus"), [X],
+       [i64("p", [0, 1, 0, 1])], status="AMP_ERR_INVALID_GRAPH")
+
 # run-time inputs
 tensor_file("x23.pb", np.array([[1, -2, 3], [-4, 5, -6]], np.float32), "x")
 tensor_file("x32.pb", np.array([[1, -2], [3, -4], [5, -6]], np.float32), "x")
