@@ -30,36 +30,8 @@ typedef void (*inner_fn)(char *o, const char *const *p, const int64_t *s, int64_
 
 /* ed[i] are input i's dims aligned to the output rank (1 where absent). */
 static void plan_build(bplan *pl, int orank, const int64_t *odims, int nin, int64_t ed[][AMP_MAX_RANK]) {
-    int64_t cs[MAX_OPS][AMP_MAX_RANK];
-    for (int i = 0; i < nin; i++) amp_strides(orank, ed[i], cs[i]);
     pl->nin = nin;
-    int r = 0;
-    for (int d = 0; d < orank; d++) {
-        if (odims[d] == 1) continue;
-        pl->dims[r] = odims[d];
-        for (int i = 0; i < nin; i++) pl->st[i][r] = ed[i][d] == 1 ? 0 : cs[i][d];
-        r++;
-    }
-    if (r == 0) {
-        pl->rank = 1;
-        pl->dims[0] = 1;
-        for (int i = 0; i < nin; i++) pl->st[i][0] = 0;
-        return;
-    }
-    int m = 0;
-    for (int d = 0; d < r; d++) {
-        bool merge = m > 0;
-        for (int i = 0; merge && i < nin; i++) merge = pl->st[i][m - 1] == pl->st[i][d] * pl->dims[d];
-        if (merge) {
-            pl->dims[m - 1] *= pl->dims[d];
-            for (int i = 0; i < nin; i++) pl->st[i][m - 1] = pl->st[i][d];
-        } else {
-            pl->dims[m] = pl->dims[d];
-            for (int i = 0; i < nin; i++) pl->st[i][m] = pl->st[i][d];
-            m++;
-        }
-    }
-    pl->rank = m;
+    amp_bcast_collapse(orank, odims, nin, ed, &pl->rank, pl->dims, pl->st);
 }
 
 /* Run fn over the plan. out is contiguous in the output's dims; in[i] have element sizes es[i]. */

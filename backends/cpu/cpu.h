@@ -3,6 +3,7 @@
 #define AMP_BACKENDS_CPU_CPU_H
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -134,5 +135,43 @@ static inline void amp_mm_offsets(const amp_mm_shape *s, int64_t b, int64_t *oa,
     *ob = c;
 }
 
+
+/* Broadcasting geometry of nin inputs against an output of orank dims: ed[i] are input i's
+ * dims in the output's frame (1 where absent). Size-1 output dims are dropped and neighbours
+ * contiguous in every input merged; *rank (>= 1), dims and per-input element strides st[i]
+ * (0 where broadcast) describe the result. */
+static inline void amp_bcast_collapse(int orank, const int64_t *odims, int nin, int64_t (*ed)[AMP_MAX_RANK],
+                                      int *rank, int64_t *dims, int64_t (*st)[AMP_MAX_RANK]) {
+    int64_t cs[AMP_MAX_RANK];
+    int r = 0;
+    for (int d = 0; d < orank; d++)
+        if (odims[d] != 1) dims[r++] = odims[d];
+    for (int i = 0; i < nin; i++) {
+        amp_strides(orank, ed[i], cs);
+        int q = 0;
+        for (int d = 0; d < orank; d++)
+            if (odims[d] != 1) st[i][q++] = ed[i][d] == 1 ? 0 : cs[d];
+    }
+    if (r == 0) {
+        *rank = 1;
+        dims[0] = 1;
+        for (int i = 0; i < nin; i++) st[i][0] = 0;
+        return;
+    }
+    int m = 0;
+    for (int d = 0; d < r; d++) {
+        bool merge = m > 0;
+        for (int i = 0; merge && i < nin; i++) merge = st[i][m - 1] == st[i][d] * dims[d];
+        if (merge) {
+            dims[m - 1] *= dims[d];
+            for (int i = 0; i < nin; i++) st[i][m - 1] = st[i][d];
+        } else {
+            dims[m] = dims[d];
+            for (int i = 0; i < nin; i++) st[i][m] = st[i][d];
+            m++;
+        }
+    }
+    *rank = m;
+}
 
 #endif

@@ -470,41 +470,8 @@ typedef void (*bc_fn)(const void *aux, int64_t o0, int64_t n, const int64_t *off
 /* ed[i]: input i's dims in the output's frame (1 where absent). Size-1 output dims are dropped
  * and neighbours that are contiguous in every input merged, as in backends/cpu/binary.c. */
 static void bc_build(bc_plan *pl, int orank, const int64_t *odims, int nin, int64_t (*ed)[AMP_MAX_RANK]) {
-    int64_t cs[AMP_MAX_RANK];
     pl->nin = nin;
-    int r = 0;
-    for (int d = 0; d < orank; d++) {
-        if (odims[d] == 1) continue;
-        pl->dims[r++] = odims[d];
-    }
-    for (int i = 0; i < nin; i++) {
-        amp_strides(orank, ed[i], cs);
-        int q = 0;
-        for (int d = 0; d < orank; d++) {
-            if (odims[d] == 1) continue;
-            pl->st[i][q++] = ed[i][d] == 1 ? 0 : cs[d];
-        }
-    }
-    if (r == 0) {
-        pl->rank = 1;
-        pl->dims[0] = 1;
-        for (int i = 0; i < nin; i++) pl->st[i][0] = 0;
-        return;
-    }
-    int m = 0;
-    for (int d = 0; d < r; d++) {
-        bool merge = m > 0;
-        for (int i = 0; merge && i < nin; i++) merge = pl->st[i][m - 1] == pl->st[i][d] * pl->dims[d];
-        if (merge) {
-            pl->dims[m - 1] *= pl->dims[d];
-            for (int i = 0; i < nin; i++) pl->st[i][m - 1] = pl->st[i][d];
-        } else {
-            pl->dims[m] = pl->dims[d];
-            for (int i = 0; i < nin; i++) pl->st[i][m] = pl->st[i][d];
-            m++;
-        }
-    }
-    pl->rank = m;
+    amp_bcast_collapse(orank, odims, nin, ed, &pl->rank, pl->dims, pl->st);
 }
 
 static void bc_run(const bc_plan *pl, bc_fn fn, const void *aux, int threads) {
