@@ -13,29 +13,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ir/ops/shape.h"
 #include "ir/half.h"
 
 enum { AMP_GS_PAD_CONSTANT, AMP_GS_PAD_REFLECT, AMP_GS_PAD_EDGE, AMP_GS_PAD_WRAP };
 
-/* ONNX Slice on one axis: clamp start and end as the spec says for the sign of step; returns
- * the element count, *first the first index read (the forward op's rule, ir/ops/shape.c). */
-AMP_HD int64_t amp_gs_slice_axis(int64_t dim, int64_t start, int64_t end, int64_t step, int64_t *first) {
-    *first = 0;
-    if (dim == 0) return 0;
-    if (start < 0) start += dim;
-    if (end < 0) end += dim;
-    if (step > 0) {
-        start = start < 0 ? 0 : start > dim ? dim : start;
-        end = end < 0 ? 0 : end > dim ? dim : end;
-        *first = start;
-        return end > start ? (end - start - 1) / step + 1 : 0;
-    }
-    start = start < 0 ? 0 : start > dim - 1 ? dim - 1 : start;
-    end = end < -1 ? -1 : end > dim - 1 ? dim - 1 : end;
-    *first = start;
-    int64_t mag = step == INT64_MIN ? INT64_MAX : -step;
-    return start > end ? (start - end - 1) / mag + 1 : 0;
-}
 
 /* Pad: the input coordinate that output coordinate i (already shifted by the begin pad) reads,
  * or -1 where the constant is written (the forward op's rule, backends/cpu/gather.c). */

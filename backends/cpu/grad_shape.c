@@ -280,7 +280,7 @@ amp_status amp_cpu_slice_grad(amp_kernel *k) {
         int64_t s = sp ? amp_ldi(sp->dtype, sp->data, i) : 1;
         if (s == 0) return amp_kernel_fail(k, AMP_ERR_INVALID_ARG, "step is 0");
         step[a] = s;
-        cnt[a] = amp_gs_slice_axis(dx->dims[a], amp_ldi(st->dtype, st->data, i), amp_ldi(en->dtype, en->data, i), s,
+        cnt[a] = amp_slice_axis(dx->dims[a], amp_ldi(st->dtype, st->data, i), amp_ldi(en->dtype, en->data, i), s,
                                    &first[a]);
     }
     for (int d = 0; d < r; d++)

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "ir/ops/shape.h"
 #include "backends/cpu/cpu.h"
 
 #if defined(__GNUC__)
@@ -280,25 +281,6 @@ amp_status amp_cpu_split(amp_kernel *k) {
 
 /* ---- Slice ------------------------------------------------------------------------------------ */
 
-/* Same clamping as shape inference (ir/ops/shape.c): count of elements and the first index. */
-static int64_t slice_axis(int64_t dim, int64_t start, int64_t end, int64_t step, int64_t *first) {
-    *first = 0;
-    if (dim == 0) return 0;
-    if (start < 0) start += dim;
-    if (end < 0) end += dim;
-    if (step > 0) {
-        start = start < 0 ? 0 : start > dim ? dim : start;
-        end = end < 0 ? 0 : end > dim ? dim : end;
-        *first = start;
-        return end > start ? (end - start - 1) / step + 1 : 0;
-    }
-    start = start < 0 ? 0 : start > dim - 1 ? dim - 1 : start;
-    end = end < -1 ? -1 : end > dim - 1 ? dim - 1 : end;
-    *first = start;
-    int64_t mag = step == INT64_MIN ? INT64_MAX : -step;
-    return start > end ? (start - end - 1) / mag + 1 : 0;
-}
-
 /* Values i of a slice parameter: attribute before opset 10, input from 10; def when absent. */
 static int64_t slice_param(const amp_kernel *k, const char *attr, int input, int i, int64_t def, bool *present) {
     if (k->opset < 10) {
@@ -337,7 +319,7 @@ amp_status amp_cpu_slice(amp_kernel *k) {
         if (st == 0) return amp_kernel_fail(k, AMP_ERR_INVALID_GRAPH, "step is 0");
         int64_t b = slice_param(k, "starts", 1, i, 0, &present);
         int64_t e = slice_param(k, "ends", 2, i, 0, &present);
-        int64_t cnt = slice_axis(x->dims[a], b, e, st, &first[a]);
+        int64_t cnt = amp_slice_axis(x->dims[a], b, e, st, &first[a]);
         if (cnt != y->dims[a]) return amp_kernel_fail(k, AMP_ERR_INTERNAL, "output shape does not match the slice");
         step[a] = st;
     }

@@ -3,6 +3,7 @@
  * These ops move bytes without looking at them, so every dtype amprt holds is accepted. */
 #include <string.h>
 
+#include "ir/ops/shape.h"
 #include "ir/ir.h"
 
 /* Lists that name dims or axes are read with this much room: more than AMP_MAX_RANK so that a
@@ -356,25 +357,6 @@ done:
 
 /* ---- Slice --------------------------------------------------------------------------------- */
 
-/* ONNX Slice on one axis: clamp start and end as the spec says for the sign of step and return
- * the element count; *first is the first index read. */
-static int64_t slice_axis(int64_t dim, int64_t start, int64_t end, int64_t step, int64_t *first) {
-    *first = 0;
-    if (dim == 0) return 0;
-    if (start < 0) start += dim; /* a negative plus a non-negative never overflows */
-    if (end < 0) end += dim;
-    if (step > 0) {
-        start = start < 0 ? 0 : start > dim ? dim : start;
-        end = end < 0 ? 0 : end > dim ? dim : end;
-        *first = start;
-        return end > start ? (end - start - 1) / step + 1 : 0;
-    }
-    start = start < 0 ? 0 : start > dim - 1 ? dim - 1 : start;
-    end = end < -1 ? -1 : end > dim - 1 ? dim - 1 : end;
-    *first = start;
-    int64_t mag = step == INT64_MIN ? INT64_MAX : -step;
-    return start > end ? (start - end - 1) / mag + 1 : 0;
-}
 
 amp_status amp_infer_slice(amp_infer *c) {
     const amp_tinfo *x = NULL;
@@ -407,7 +389,7 @@ amp_status amp_infer_slice(amp_infer *c) {
         int64_t step = has_st ? steps[i] : 1;
         if (step == 0) return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "step %d is 0", i);
         int64_t first;
-        out[a] = slice_axis(x->dims[a], starts[i], ends[i], step, &first);
+        out[a] = amp_slice_axis(x->dims[a], starts[i], ends[i], step, &first);
     }
     return set_out(c, 0, x->dtype, r, out);
 }

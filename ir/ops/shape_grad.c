@@ -194,7 +194,7 @@ amp_status amp_infer_slice_grad(amp_infer *c) {
         seen[a] = true;
         int64_t step = has_st ? steps[i] : 1, first;
         if (step == 0) return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "step %d is 0", i);
-        y[a] = amp_gs_slice_axis(x[a], starts[i], ends[i], step, &first);
+        y[a] = amp_slice_axis(x[a], starts[i], ends[i], step, &first);
     }
     if ((s = expect_dims(c, 0, r, y))) return s;
     c->workspace_bytes = amp_gs_fold_ws_bytes(r, x, y);
