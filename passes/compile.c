@@ -125,7 +125,7 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
     p->slots[nv].kind = (amp_slot_kind)-1;
     /* per-node scratch for inference, sized by the widest node (fused optimizers read every
      * parameter) */
-    int maxio = 1;
+    int maxio = 8; /* inference may write outputs the node omits: they get scratch slots */
     for (int ni = 0; ni < g->n_nodes; ni++) {
         if (g->nodes[ni].n_inputs > maxio) maxio = g->nodes[ni].n_inputs;
         if (g->nodes[ni].n_outputs > maxio) maxio = g->nodes[ni].n_outputs;
@@ -190,9 +190,13 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
             tin[k] = &sl->ti;
             if (!sl->ti.value) known = false;
         }
-        for (int k = 0; k < n->n_outputs; k++) {
+        if (n->n_outputs < 1) {
+            s = amp_seterr(ctx, AMP_ERR_INVALID_GRAPH, "node '%s' (%s) has no outputs", nname(n), n->op_type);
+            goto fail;
+        }
+        for (int k = 0; k < maxio; k++) {
             memset(&scratch[k], 0, sizeof scratch[k]);
-            tout[k] = n->outputs[k] >= 0 ? &p->slots[n->outputs[k]].ti : &scratch[k];
+            tout[k] = k < n->n_outputs && n->outputs[k] >= 0 ? &p->slots[n->outputs[k]].ti : &scratch[k];
             memset(tout[k], 0, sizeof *tout[k]);
         }
         amp_infer c = {.ctx = ctx, .g = g, .n = n, .opset = opset, .nin = n->n_inputs, .nout = n->n_outputs,

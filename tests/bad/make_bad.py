@@ -196,6 +196,10 @@ bad_op("one-hot with a negative depth", "onehot_depth.onnx", helper.make_node("O
 bad_op("pad with an unknown mode", "pad_mode.onnx", helper.make_node("Pad", ["x", "p"], ["y"], name="pad_mode", mode="bogus"), [X],
        [i64("p", [0, 1, 0, 1])], status="AMP_ERR_INVALID_GRAPH")
 
+# found by fuzzing: a node whose outputs were lost (the graph's output is its input)
+m = model([helper.make_node("Relu", ["x"], [], name="relu_no_outputs")], [X], [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])])
+case("node without outputs", save(m, "no_outputs.onnx"), "run", "AMP_ERR_INVALID_GRAPH", "relu_no_outputs", "x=x23.pb")
+
 # run-time inputs
 tensor_file("x23.pb", np.array([[1, -2, 3], [-4, 5, -6]], np.float32), "x")
 tensor_file("x32.pb", np.array([[1, -2], [3, -4], [5, -6]], np.float32), "x")
