@@ -174,4 +174,8 @@ static inline void amp_bcast_collapse(int orank, const int64_t *odims, int nin, 
     *rank = m;
 }
 
+/* Every index of ind within [-len, len), else AMP_ERR_INVALID_ARG naming the first bad one
+ * (backends/cpu/gather.c; Gather, GatherElements, ScatterElements and their gradients). */
+amp_status amp_cpu_check_indices(amp_kernel *k, const amp_tensor *ind, int64_t len);
+
 #endif

@@ -24,8 +24,9 @@ static inline void set_elem(void *dst, int64_t di, const uint8_t *val, size_t es
 
 static int64_t norm_axis(int64_t axis, int rank) { return axis < 0 ? axis + rank : axis; }
 
+
 /* Check every index of ind against [-len, len); the message names the first bad one. */
-static amp_status check_indices(amp_kernel *k, const amp_tensor *ind, int64_t len) {
+amp_status amp_cpu_check_indices(amp_kernel *k, const amp_tensor *ind, int64_t len) {
     for (int64_t i = 0; i < ind->numel; i++) {
         int64_t v = amp_ldi(ind->dtype, ind->data, i);
         if (v < -len || v >= len)
@@ -46,7 +47,7 @@ amp_status amp_cpu_gather(amp_kernel *k) {
     for (int d = 0; d < axis; d++) outer *= x->dims[d];
     for (int d = (int)axis + 1; d < x->rank; d++) inner *= x->dims[d];
     if (outer * nidx * inner != y->numel) return amp_kernel_fail(k, AMP_ERR_SHAPE, "output size does not match");
-    amp_status s = check_indices(k, ind, len);
+    amp_status s = amp_cpu_check_indices(k, ind, len);
     if (s) return s;
     size_t es = amp_dtype_size(x->dtype), chunk = (size_t)inner * es;
     const uint8_t *xd = x->data;
@@ -82,7 +83,7 @@ static amp_status elem_setup(amp_kernel *k, const amp_tensor *x, const amp_tenso
     for (int d = 0; d < x->rank; d++)
         if (d != *axis && ind->dims[d] > x->dims[d])
             return amp_kernel_fail(k, AMP_ERR_SHAPE, "indices dim %d exceeds data dim", d);
-    return check_indices(k, ind, x->dims[*axis]);
+    return amp_cpu_check_indices(k, ind, x->dims[*axis]);
 }
 
 amp_status amp_cpu_gather_elements(amp_kernel *k) {

@@ -387,16 +387,6 @@ amp_status amp_cpu_tile_grad(amp_kernel *k) {
 
 /* ---- GatherGrad, GatherElementsGrad ---------------------------------------------------------------- */
 
-static amp_status check_indices(amp_kernel *k, const amp_tensor *ind, int64_t len) {
-    for (int64_t i = 0; i < ind->numel; i++) {
-        int64_t v = amp_ldi(ind->dtype, ind->data, i);
-        if (v < -len || v >= len)
-            return amp_kernel_fail(k, AMP_ERR_INVALID_ARG, "index %lld at position %lld is out of range [%lld, %lld)",
-                                   (long long)v, (long long)i, (long long)-len, (long long)len);
-    }
-    return AMP_OK;
-}
-
 amp_status amp_cpu_gather_grad(amp_kernel *k) {
     const amp_tensor *dy = k->in[0], *ind = k->in[2];
     amp_tensor *dx = k->out[0];
@@ -410,7 +400,7 @@ amp_status amp_cpu_gather_grad(amp_kernel *k) {
     for (int d = (int)axis + 1; d < r; d++) inner *= dx->dims[d];
     if (dy->dtype != dx->dtype || dy->numel != outer * nidx * inner)
         return amp_kernel_fail(k, AMP_ERR_INTERNAL, "gradient does not match");
-    amp_status s = check_indices(k, ind, len);
+    amp_status s = amp_cpu_check_indices(k, ind, len);
     if (s) return s;
     /* dY seen as dX's dims with the axis replaced by the flattened indices */
     int64_t yv[AMP_MAX_RANK];
@@ -465,7 +455,7 @@ amp_status amp_cpu_gather_elements_grad(amp_kernel *k) {
         if (d != axis && ind->dims[d] > dx->dims[d])
             return amp_kernel_fail(k, AMP_ERR_SHAPE, "indices dim %d exceeds data dim", d);
     int64_t len = dx->dims[axis];
-    amp_status s = check_indices(k, ind, len);
+    amp_status s = amp_cpu_check_indices(k, ind, len);
     if (s) return s;
     amp_dtype dt = dx->dtype;
     bool half = dt == AMP_F16 || dt == AMP_BF16;
