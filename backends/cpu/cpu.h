@@ -178,4 +178,9 @@ static inline void amp_bcast_collapse(int orank, const int64_t *odims, int nin, 
  * (backends/cpu/gather.c; Gather, GatherElements, ScatterElements and their gradients). */
 amp_status amp_cpu_check_indices(amp_kernel *k, const amp_tensor *ind, int64_t len);
 
+/* Which of rank dims a Reduce* node reduces (axes from the attribute, or from axes_in when
+ * from_input); *noop for empty axes with noop_with_empty_axes (backends/cpu/reduce.c). */
+amp_status amp_cpu_reduce_axes(amp_kernel *k, bool from_input, const amp_tensor *axes_in, int rank, bool *red,
+                               bool *noop);
+
 #endif

@@ -768,40 +768,11 @@ static int reduce_mode(const char *op) {
     return -1;
 }
 
-/* Which dims are reduced, read the way the forward kernel reads them (backends/cpu/reduce.c). */
+/* Which dims are reduced, read the way the forward kernel reads them. */
 static amp_status rg_axes(amp_kernel *k, const char *op, int rank, bool *red, bool *noop) {
     const int64_t opset = amp_attr_int(k->n, "fwd_opset", 18);
     const bool from_input = strcmp(op, "ReduceSum") == 0 ? opset >= 13 : opset >= 18;
-    int64_t axes[2 * AMP_MAX_RANK];
-    int naxes = 0;
-    if (from_input) {
-        const amp_tensor *a = in_opt(k, 2);
-        if (a) {
-            if (a->dtype != AMP_I64 && a->dtype != AMP_I32)
-                return amp_kernel_fail(k, AMP_ERR_INVALID_ARG, "axes must be int64 or int32");
-            if (a->numel > 2 * AMP_MAX_RANK) return amp_kernel_fail(k, AMP_ERR_INVALID_ARG, "too many axes");
-            naxes = (int)a->numel;
-            for (int i = 0; i < naxes; i++) axes[i] = amp_ldi(a->dtype, a->data, i);
-        }
-    } else {
-        const int64_t *a = NULL;
-        int na = amp_attr_ints(k->n, "axes", &a);
-        if (na > 2 * AMP_MAX_RANK) return amp_kernel_fail(k, AMP_ERR_INVALID_ARG, "too many axes");
-        for (int i = 0; i < na; i++) axes[i] = a[i];
-        naxes = na > 0 ? na : 0;
-    }
-    for (int d = 0; d < rank; d++) red[d] = naxes == 0;
-    *noop = naxes == 0 && from_input && amp_attr_int(k->n, "noop_with_empty_axes", 0) != 0;
-    bool seen[AMP_MAX_RANK] = {false};
-    for (int i = 0; i < naxes; i++) {
-        if (axes[i] < -rank || axes[i] >= rank)
-            return amp_kernel_fail(k, AMP_ERR_INVALID_ARG, "axis %lld out of range for rank %d", (long long)axes[i],
-                                   rank);
-        int a = (int)(axes[i] < 0 ? axes[i] + rank : axes[i]);
-        if (seen[a]) return amp_kernel_fail(k, AMP_ERR_INVALID_ARG, "axis %lld is repeated", (long long)axes[i]);
-        seen[a] = red[a] = true;
-    }
-    return AMP_OK;
+    return amp_cpu_reduce_axes(k, from_input, in_opt(k, 2), rank, red, noop);
 }
 
 /* The statistics of output element o: its reduced elements are base + the offsets of the

@@ -175,14 +175,12 @@ static bool axes_is_input(const amp_node *n, int64_t opset) {
     return n->op == AMP_OP_REDUCE_SUM ? opset >= 13 : opset >= 18;
 }
 
-/* Which input dims are reduced; *noop when the node is an identity (empty axes with
- * noop_with_empty_axes). Re-read here because the output shape alone cannot tell. */
-static amp_status reduce_axes(amp_kernel *k, int rank, bool *red, bool *noop) {
+amp_status amp_cpu_reduce_axes(amp_kernel *k, bool from_input, const amp_tensor *axes_in, int rank, bool *red,
+                               bool *noop) {
     int64_t axes[2 * AMP_MAX_RANK];
     int naxes = 0;
-    bool from_input = axes_is_input(k->n, k->opset);
     if (from_input) {
-        const amp_tensor *a = k->nin > 1 ? k->in[1] : NULL;
+        const amp_tensor *a = axes_in;
         if (a) {
             if (a->dtype != AMP_I64 && a->dtype != AMP_I32)
                 return amp_kernel_fail(k, AMP_ERR_INVALID_ARG, "axes must be int64 or int32");
@@ -199,16 +197,14 @@ static amp_status reduce_axes(amp_kernel *k, int rank, bool *red, bool *noop) {
     }
     for (int d = 0; d < rank; d++) red[d] = naxes == 0;
     *noop = naxes == 0 && from_input && amp_attr_int(k->n, "noop_with_empty_axes", 0) != 0;
-    if (naxes > 0) {
-        bool seen[AMP_MAX_RANK] = {false};
-        for (int i = 0; i < naxes; i++) {
-            if (axes[i] < -rank || axes[i] >= rank)
-                return amp_kernel_fail(k, AMP_ERR_INVALID_ARG, "axis %lld out of range for rank %d",
-                                       (long long)axes[i], rank);
-            int a = (int)(axes[i] < 0 ? axes[i] + rank : axes[i]);
-            if (seen[a]) return amp_kernel_fail(k, AMP_ERR_INVALID_ARG, "axis %lld is repeated", (long long)axes[i]);
-            seen[a] = red[a] = true;
-        }
+    bool seen[AMP_MAX_RANK] = {false};
+    for (int i = 0; i < naxes; i++) {
+        if (axes[i] < -rank || axes[i] >= rank)
+            return amp_kernel_fail(k, AMP_ERR_INVALID_ARG, "axis %lld out of range for rank %d", (long long)axes[i],
+                                   rank);
+        int a = (int)(axes[i] < 0 ? axes[i] + rank : axes[i]);
+        if (seen[a]) return amp_kernel_fail(k, AMP_ERR_INVALID_ARG, "axis %lld is repeated", (long long)axes[i]);
+        seen[a] = red[a] = true;
     }
     return AMP_OK;
 }
@@ -218,7 +214,9 @@ amp_status amp_cpu_reduce(amp_kernel *k) {
     amp_tensor *y = k->out[0];
     amp_op op = k->n->op;
     bool red[AMP_MAX_RANK], noop;
-    amp_status s = reduce_axes(k, x->rank, red, &noop);
+    /* re-read here because the output shape alone cannot tell which dims were reduced */
+    amp_status s = amp_cpu_reduce_axes(k, axes_is_input(k->n, k->opset), k->nin > 1 ? k->in[1] : NULL, x->rank, red,
+                                       &noop);
     if (s) return s;
     if (noop) {
         if (y->nbytes != x->nbytes) return amp_kernel_fail(k, AMP_ERR_SHAPE, "output size does not match input");
