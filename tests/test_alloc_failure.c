@@ -131,6 +131,8 @@ static void inject_everywhere(const char *model, bool full) {
            by_stage[STAGE_RUN], by_stage[STAGE_AUTOCAST]);
 }
 
+TestSuite(alloc_failure, .timeout = 1200);
+
 Test(alloc_failure, lenet) { inject_everywhere("models/lenet/model.onnx", true); }
 Test(alloc_failure, mlp_decomposed) { inject_everywhere("models/mlp_decomposed/model.onnx", true); }
-Test(alloc_failure, encoder, .timeout = 1200) { inject_everywhere("models/encoder/model.onnx", false); }
+Test(alloc_failure, encoder) { inject_everywhere("models/encoder/model.onnx", false); }

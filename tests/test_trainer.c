@@ -14,7 +14,7 @@
 static amp_context *ctx;
 static void setup(void) { cr_assert_eq(amp_context_create(NULL, &ctx), AMP_OK); }
 static void teardown(void) { amp_context_destroy(ctx); }
-TestSuite(trainer, .init = setup, .fini = teardown, .timeout = 300);
+TestSuite(trainer, .init = setup, .fini = teardown, .timeout = 600);
 
 static amp_model *load(const char *rel) {
     char path[1024];
@@ -497,13 +497,13 @@ Test(trainer, mse_and_model_losses) {
 }
 
 /* The CNNs and the transformer of models/ train: loss falls in FP32 and FP16 AMP. */
-Test(trainer, resnet_trains, .timeout = 600) {
+Test(trainer, resnet_trains) {
     loss_falls("models/resnet/model.onnx", AMP_TRAIN_FP16, AMP_OPTIM_ADAMW, 3e-3, 60);
 }
-Test(trainer, mobilenetv2_trains, .timeout = 600) {
+Test(trainer, mobilenetv2_trains) {
     loss_falls("models/mobilenetv2/model.onnx", AMP_TRAIN_FP32, AMP_OPTIM_ADAMW, 1e-2, 60);
 }
-Test(trainer, encoder_trains, .timeout = 600) {
+Test(trainer, encoder_trains) {
     loss_falls("models/encoder/model.onnx", AMP_TRAIN_FP16, AMP_OPTIM_ADAMW, 3e-3, 25);
 }
 
