@@ -265,9 +265,29 @@ static amp_status set_ws(amp_infer *c, const amp_conv_geom *g) {
     return AMP_OK;
 }
 
+/* Conv and ConvTranspose after their channel checks: the bias, the geometry, Y with M channels
+ * and the workspace. */
+static amp_status conv_output(amp_infer *c, int kind, const amp_tinfo *x, const amp_tinfo *w, const amp_tinfo *b,
+                              int64_t M) {
+    char msg[256];
+    amp_status s;
+    if (b && (b->rank != 1 || b->dims[0] != M))
+        return amp_infer_fail(c, AMP_ERR_SHAPE, "B must have shape [%lld]", (long long)M);
+    amp_conv_geom g;
+    if ((s = amp_conv_geom_init(c->n, kind, x->rank, x->dims, w->dims, &g, msg, sizeof msg)))
+        return amp_infer_fail(c, s, "%s", msg);
+    amp_tinfo *y = c->out[0];
+    y->dtype = x->dtype;
+    y->rank = x->rank;
+    y->dims[0] = x->dims[0];
+    y->dims[1] = M;
+    for (int i = 0; i < g.nsp; i++)
+        y->dims[i + 2] = g.out[i];
+    return set_ws(c, &g);
+}
+
 amp_status amp_infer_conv(amp_infer *c) {
     amp_status s;
-    char msg[256];
     if ((s = amp_infer_need_inputs(c, 2, 3))) return s;
     const amp_tinfo *x = c->in[0], *w = c->in[1], *b = c->nin > 2 ? c->in[2] : NULL;
     if ((s = amp_infer_dtype_in(c, x->dtype, amp_dt_float)) || (s = same_dtype(c, 1)) || (b && (s = same_dtype(c, 2))))
@@ -284,24 +304,11 @@ amp_status amp_infer_conv(amp_infer *c) {
     if (M % group)
         return amp_infer_fail(c, AMP_ERR_SHAPE, "W has %lld filters, not a multiple of group %lld", (long long)M,
                               (long long)group);
-    if (b && (b->rank != 1 || b->dims[0] != M))
-        return amp_infer_fail(c, AMP_ERR_SHAPE, "B must have shape [%lld]", (long long)M);
-    amp_conv_geom g;
-    if ((s = amp_conv_geom_init(c->n, AMP_GEOM_CONV, x->rank, x->dims, w->dims, &g, msg, sizeof msg)))
-        return amp_infer_fail(c, s, "%s", msg);
-    amp_tinfo *y = c->out[0];
-    y->dtype = x->dtype;
-    y->rank = x->rank;
-    y->dims[0] = x->dims[0];
-    y->dims[1] = M;
-    for (int i = 0; i < g.nsp; i++)
-        y->dims[i + 2] = g.out[i];
-    return set_ws(c, &g);
+    return conv_output(c, AMP_GEOM_CONV, x, w, b, M);
 }
 
 amp_status amp_infer_conv_transpose(amp_infer *c) {
     amp_status s;
-    char msg[256];
     if ((s = amp_infer_need_inputs(c, 2, 3))) return s;
     const amp_tinfo *x = c->in[0], *w = c->in[1], *b = c->nin > 2 ? c->in[2] : NULL;
     if ((s = amp_infer_dtype_in(c, x->dtype, amp_dt_float)) || (s = same_dtype(c, 1)) || (b && (s = same_dtype(c, 2))))
@@ -320,19 +327,7 @@ amp_status amp_infer_conv_transpose(amp_infer *c) {
     int64_t M;
     if (__builtin_mul_overflow(w->dims[1], group, &M))
         return amp_infer_fail(c, AMP_ERR_OVERFLOW, "output channels overflow");
-    if (b && (b->rank != 1 || b->dims[0] != M))
-        return amp_infer_fail(c, AMP_ERR_SHAPE, "B must have shape [%lld]", (long long)M);
-    amp_conv_geom g;
-    if ((s = amp_conv_geom_init(c->n, AMP_GEOM_CONV_T, x->rank, x->dims, w->dims, &g, msg, sizeof msg)))
-        return amp_infer_fail(c, s, "%s", msg);
-    amp_tinfo *y = c->out[0];
-    y->dtype = x->dtype;
-    y->rank = x->rank;
-    y->dims[0] = x->dims[0];
-    y->dims[1] = M;
-    for (int i = 0; i < g.nsp; i++)
-        y->dims[i + 2] = g.out[i];
-    return set_ws(c, &g);
+    return conv_output(c, AMP_GEOM_CONV_T, x, w, b, M);
 }
 
 amp_status amp_infer_pool(amp_infer *c) {
