@@ -58,8 +58,9 @@ struct amp_session {
     unsigned char *arena;  /* 256-byte aligned */
     size_t arena_bytes;
     double *profile_ms;    /* per node, accumulated over runs when not NULL (amprt bench --profile) */
-    int *in_ids;           /* per graph input: value id, and the caller's tensor of the run */
+    int *in_ids;           /* per graph input: value id (fixed), and the caller's tensor of the run */
     const amp_tensor **in_t;
+    const amp_tensor **by_value; /* per value: the caller's tensor bound to it in this run */
     bool *shape_input;     /* per graph input: its values may decide shapes (planned by value) */
     /* called after each step for every output it wrote (calibration); NULL when unused */
     void (*observe)(void *user, int value, const amp_tensor *t);

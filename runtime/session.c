@@ -52,10 +52,12 @@ amp_status amp_session_create(amp_model *model, const amp_session_options *opts,
     s->in_ids = amp_calloc(ctx, (size_t)nin + 1, sizeof(int));
     s->in_t = amp_calloc(ctx, (size_t)nin + 1, sizeof(amp_tensor *));
     s->shape_input = amp_calloc(ctx, (size_t)nin + 1, sizeof(bool));
-    if (!s->in_ids || !s->in_t || !s->shape_input) {
+    s->by_value = amp_calloc(ctx, (size_t)model->g->n_values + 1, sizeof(amp_tensor *));
+    if (!s->in_ids || !s->in_t || !s->shape_input || !s->by_value) {
         amp_dealloc(ctx, s->in_ids);
         amp_dealloc(ctx, s->in_t);
         amp_dealloc(ctx, s->shape_input);
+        amp_dealloc(ctx, s->by_value);
         amp_dealloc(ctx, s);
         return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
     }
@@ -63,6 +65,7 @@ amp_status amp_session_create(amp_model *model, const amp_session_options *opts,
     s->ctx = *ctx;
     s->ctx.err[0] = 0;
     s->opts = o;
+    for (int i = 0; i < nin; i++) s->in_ids[i] = amp_model_input_value(model, i);
     amp_status st = mark_shape_inputs(s);
     if (st) {
         amp_seterr(ctx, st, "%s", s->ctx.err);
@@ -83,6 +86,7 @@ void amp_session_destroy(amp_session *s) {
     amp_dealloc(ctx, s->in_ids);
     amp_dealloc(ctx, s->in_t);
     amp_dealloc(ctx, s->shape_input);
+    amp_dealloc(ctx, s->by_value);
     amp_dealloc(s->model->ctx, s);
 }
 
@@ -321,16 +325,12 @@ amp_status amp_session_last_plan(const amp_session *s, amp_plan_stats *stats) {
     return AMP_OK;
 }
 
-static void *slot_data(amp_session *s, const amp_plan *p, int vid, const int *in_ids, const amp_tensor *const *in_t,
-                       int nin) {
+static void *slot_data(amp_session *s, const amp_plan *p, int vid) {
     const amp_slot *sl = &p->slots[vid];
     switch (sl->kind) {
     case AMP_SLOT_CONST: return sl->ti.value->data;
     case AMP_SLOT_ARENA: return s->arena + p->offsets[sl->buf];
-    case AMP_SLOT_INPUT:
-        for (int i = 0; i < nin; i++)
-            if (in_ids[i] == vid) return in_t[i]->data;
-        return NULL;
+    case AMP_SLOT_INPUT: return s->by_value[vid] ? s->by_value[vid]->data : NULL;
     default: return NULL;
     }
 }
@@ -366,10 +366,12 @@ amp_status amp_session_run(amp_session *s, int n_inputs, const char *const *inpu
     int *in_ids = s->in_ids;
     const amp_tensor **in_t = s->in_t;
     for (int i = 0; i < nin; i++) {
-        in_ids[i] = amp_model_input_value(s->model, i);
         in_t[i] = NULL;
-        for (int j = 0; j < n_inputs; j++)
+        /* callers usually pass inputs in the graph's order: try the same position first */
+        if (i < n_inputs && strcmp(input_names[i], g->values[in_ids[i]].name) == 0) in_t[i] = inputs[i];
+        for (int j = 0; j < n_inputs && !in_t[i]; j++)
             if (strcmp(input_names[j], g->values[in_ids[i]].name) == 0) in_t[i] = inputs[j];
+        s->by_value[in_ids[i]] = in_t[i];
     }
     /* check caller-provided outputs before running anything */
     for (int i = 0; i < n_outputs; i++) {
@@ -384,9 +386,9 @@ amp_status amp_session_run(amp_session *s, int n_inputs, const char *const *inpu
         amp_step *stp = &p->steps[si];
         const amp_node *n = &g->nodes[stp->node];
         for (int k = 0; k < stp->nin; k++)
-            if (n->inputs[k] >= 0) stp->views[k].data = slot_data(s, p, n->inputs[k], in_ids, in_t, nin);
+            if (n->inputs[k] >= 0) stp->views[k].data = slot_data(s, p, n->inputs[k]);
         for (int k = 0; k < stp->nout; k++)
-            if (n->outputs[k] >= 0) stp->views[stp->nin + k].data = slot_data(s, p, n->outputs[k], in_ids, in_t, nin);
+            if (n->outputs[k] >= 0) stp->views[stp->nin + k].data = slot_data(s, p, n->outputs[k]);
         amp_kernel k = {.ctx = ctx, .n = n, .opset = 0, .nin = stp->nin, .nout = stp->nout, .in = stp->pin,
                         .out = stp->pout, .ws = stp->ws_buf >= 0 ? s->arena + p->offsets[stp->ws_buf] : NULL,
                         .ws_bytes = stp->ws_bytes, .threads = s->opts.threads};
@@ -421,7 +423,7 @@ amp_status amp_session_run(amp_session *s, int n_inputs, const char *const *inpu
             }
             dst = made[i];
         }
-        const void *src = slot_data(s, p, out_ids[i], in_ids, in_t, nin);
+        const void *src = slot_data(s, p, out_ids[i]);
         if (dst->nbytes && src) memcpy(dst->data, src, dst->nbytes);
     }
     for (int i = 0; i < n_outputs; i++)
