@@ -72,5 +72,10 @@ amp_status amp_grad_elementwise(amp_grad_ctx *c);
 amp_status amp_grad_conv(amp_grad_ctx *c);
 amp_status amp_grad_nn(amp_grad_ctx *c);
 amp_status amp_grad_shape(amp_grad_ctx *c);
+amp_status amp_grad_resize(amp_grad_ctx *c);
+amp_status amp_grad_linalg(amp_grad_ctx *c);
+amp_status amp_grad_rnn(amp_grad_ctx *c);
+amp_status amp_grad_norm(amp_grad_ctx *c);
+amp_status amp_grad_index(amp_grad_ctx *c);
 
 #endif

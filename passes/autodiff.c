@@ -8,7 +8,9 @@
 #include "passes/passes.h"
 
 typedef amp_status (*builder_fn)(amp_grad_ctx *c);
-static const builder_fn builders[] = {amp_grad_elementwise, amp_grad_conv, amp_grad_nn, amp_grad_shape};
+static const builder_fn builders[] = {amp_grad_elementwise, amp_grad_conv,   amp_grad_nn,   amp_grad_shape,
+                                      amp_grad_resize,      amp_grad_linalg, amp_grad_rnn,  amp_grad_norm,
+                                      amp_grad_index};
 
 typedef struct contrib {
     int value; /* gradient value */
@@ -175,3 +177,8 @@ WEAK_BUILDER(amp_grad_elementwise)
 WEAK_BUILDER(amp_grad_conv)
 WEAK_BUILDER(amp_grad_nn)
 WEAK_BUILDER(amp_grad_shape)
+WEAK_BUILDER(amp_grad_resize)
+WEAK_BUILDER(amp_grad_linalg)
+WEAK_BUILDER(amp_grad_rnn)
+WEAK_BUILDER(amp_grad_norm)
+WEAK_BUILDER(amp_grad_index)

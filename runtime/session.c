@@ -100,12 +100,22 @@ amp_status amp_session_profile(amp_session *s, bool on) {
 
 const char *amp_session_last_error(const amp_session *s) { return s ? s->ctx.err : ""; }
 
-/* Inputs that may decide shapes (Reshape's shape, Range's limits, OneHot's depth) are known
- * while planning: integer inputs up to AMP_SMALL_INT_INPUT elements and scalars of any dtype.
- * Their values join the plan key, so a new value gets a new plan. */
+/* Inputs that may decide shapes (Reshape's shape, Range's limits, OneHot's depth, Resize's
+ * scales) are known while planning: integer and float inputs up to AMP_SMALL_INT_INPUT
+ * elements and scalars of any dtype. Their values join the plan key, so a new value gets a new
+ * plan. */
 static bool small_input(amp_dtype t, int64_t numel) {
-    return ((t == AMP_I64 || t == AMP_I32) && numel <= AMP_SMALL_INT_INPUT) || numel == 1;
+    return ((amp_dtype_is_int(t) || amp_dtype_is_float(t)) && numel <= AMP_SMALL_INT_INPUT) || numel == 1;
 }
+
+/* Value inputs declared in the op table (OP_VALUE_INPUTS of the newer families). */
+static const uint32_t table_value_inputs[AMP_OP_COUNT] = {
+#define OP(id, name, domain, lo, hi, cls, grad, inplace, infer, cpu)
+#define OP_VALUE_INPUTS(id, mask) [AMP_OP_##id] = (mask),
+#include "ir/ops.def"
+#undef OP_VALUE_INPUTS
+#undef OP
+};
 
 /* Inputs whose values decide shapes: those reaching, through integer-valued nodes, an input
  * that shape inference reads by value (Reshape's shape, Slice's starts, Range's limits, ...).
@@ -121,7 +131,10 @@ static bool value_slot(const amp_node *n, int k) {
     case AMP_OP_SLICE: case AMP_OP_PAD: case AMP_OP_CLIP: return k >= 1;
     case AMP_OP_RANGE: case AMP_OP_CONSTANT_OF_SHAPE: return true;
     case AMP_OP_DROPOUT: return k >= 1;
-    default: return n->op == AMP_OP_UNKNOWN || n->domain[0] != 0; /* unknown or training ops: be safe */
+    default:
+        if (n->op > AMP_OP_UNKNOWN && n->op < AMP_OP_COUNT && table_value_inputs[n->op])
+            return k < 32 && (table_value_inputs[n->op] >> k & 1u);
+        return n->op == AMP_OP_UNKNOWN || n->domain[0] != 0; /* unknown or training ops: be safe */
     }
 }
 
@@ -230,11 +243,11 @@ static amp_status bind_inputs(amp_session *s, int n, const char *const *names, c
             if (key_push(ctx, key, key_len, &cap, ti[i].dims[d])) goto oom;
         if (t && !v->dynamic && s->shape_input[i] && small_input(t->dtype, t->numel)) {
             ti[i].value = t;
-            for (int64_t e = 0; e < t->numel; e++) {
+            /* the key holds every element's bytes (8 per key word) */
+            for (size_t off = 0; off < t->nbytes; off += sizeof(int64_t)) {
                 int64_t kv = 0;
-                if (t->dtype == AMP_I64) kv = ((const int64_t *)t->data)[e];
-                else if (t->dtype == AMP_I32) kv = ((const int32_t *)t->data)[e];
-                else memcpy(&kv, t->data, t->nbytes < sizeof kv ? t->nbytes : sizeof kv);
+                size_t len = t->nbytes - off < sizeof kv ? t->nbytes - off : sizeof kv;
+                memcpy(&kv, (const unsigned char *)t->data + off, len);
                 if (key_push(ctx, key, key_len, &cap, kv)) goto oom;
             }
         }
