@@ -120,6 +120,19 @@ AMP_HD double amp_max_d(double x, double y) { return (x > y || x != x) ? x : y; 
 AMP_HD float amp_prelu_f(float x, float slope) { return x < 0.0f ? x * slope : x; }
 AMP_HD double amp_prelu_d(double x, double slope) { return x < 0.0 ? x * slope : x; }
 
+/* Floating-point Mod with fmod = 0 (opset 28): x - floor(x / y) * y, the sign of y, with the
+ * spec's special cases (NaN for an infinite x or a zero y; x or y for an infinite y). */
+AMP_HD double amp_floormod_d(double x, double y) {
+    if (x != x || y != y || x - x != 0.0 || y == 0.0) return NAN; /* x - x is NaN for an infinite x */
+    if (x == 0.0) return y < 0.0 ? -0.0 : 0.0;
+    if (y - y != 0.0) return (x > 0.0) == (y > 0.0) ? x : y;
+    double r = fmod(x, y);
+    if (r != 0.0 && ((r < 0.0) != (y < 0.0))) r += y;
+    if (r == 0.0) r = y < 0.0 ? -0.0 : 0.0;
+    return r;
+}
+AMP_HD float amp_floormod_f(float x, float y) { return (float)amp_floormod_d(x, y); }
+
 /* ---- integer arithmetic with ONNX semantics (never undefined behaviour in C) --------------- */
 
 /* Wrapping add/sub/mul: two's complement like the hardware, without signed overflow UB. */

@@ -86,7 +86,8 @@ done:
 
 static bool held_dtype(int t) {
     return t == AMP_F32 || t == AMP_F16 || t == AMP_BF16 || t == AMP_F64 || t == AMP_I64 || t == AMP_I32 ||
-           t == AMP_I8 || t == AMP_U8 || t == AMP_BOOL;
+           t == AMP_I8 || t == AMP_U8 || t == AMP_BOOL || t == AMP_I16 || t == AMP_U16 || t == AMP_U32 ||
+           t == AMP_U64;
 }
 
 const char *amp_onnx_type_name(int t) {
@@ -190,6 +191,7 @@ amp_status amp_tensor_from_proto(amp_context *ctx, const Onnx__TensorProto *tp, 
         case AMP_F32: have = tp->n_float_data * 4; break;
         case AMP_F64: have = tp->n_double_data * 8; break;
         case AMP_I64: have = tp->n_int64_data * 8; break;
+        case AMP_U32: case AMP_U64: have = tp->n_uint64_data * amp_dtype_size((amp_dtype)dt); break;
         default: have = tp->n_int32_data * amp_dtype_size((amp_dtype)dt); break;
         }
     }
@@ -216,6 +218,10 @@ amp_status amp_tensor_from_proto(amp_context *ctx, const Onnx__TensorProto *tp, 
             case AMP_I32: ((int32_t *)t->data)[i] = tp->int32_data[i]; break;
             case AMP_I8: ((int8_t *)t->data)[i] = (int8_t)tp->int32_data[i]; break;
             case AMP_U8: ((uint8_t *)t->data)[i] = (uint8_t)tp->int32_data[i]; break;
+            case AMP_I16: ((int16_t *)t->data)[i] = (int16_t)tp->int32_data[i]; break;
+            case AMP_U16: ((uint16_t *)t->data)[i] = (uint16_t)tp->int32_data[i]; break;
+            case AMP_U32: ((uint32_t *)t->data)[i] = (uint32_t)tp->uint64_data[i]; break;
+            case AMP_U64: ((uint64_t *)t->data)[i] = tp->uint64_data[i]; break;
             case AMP_BOOL: ((uint8_t *)t->data)[i] = tp->int32_data[i] != 0; break;
             case AMP_F16: case AMP_BF16: ((uint16_t *)t->data)[i] = (uint16_t)tp->int32_data[i]; break;
             default: break;

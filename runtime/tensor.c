@@ -5,9 +5,9 @@
 
 size_t amp_dtype_size(amp_dtype t) {
     switch (t) {
-    case AMP_F32: case AMP_I32: return 4;
-    case AMP_F64: case AMP_I64: return 8;
-    case AMP_F16: case AMP_BF16: return 2;
+    case AMP_F32: case AMP_I32: case AMP_U32: return 4;
+    case AMP_F64: case AMP_I64: case AMP_U64: return 8;
+    case AMP_F16: case AMP_BF16: case AMP_I16: case AMP_U16: return 2;
     case AMP_I8: case AMP_U8: case AMP_BOOL: return 1;
     default: return 0;
     }
@@ -23,6 +23,10 @@ const char *amp_dtype_name(amp_dtype t) {
     case AMP_I32: return "int32";
     case AMP_I8: return "int8";
     case AMP_U8: return "uint8";
+    case AMP_I16: return "int16";
+    case AMP_U16: return "uint16";
+    case AMP_U32: return "uint32";
+    case AMP_U64: return "uint64";
     case AMP_BOOL: return "bool";
     default: return "undefined";
     }

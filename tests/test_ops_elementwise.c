@@ -17,7 +17,9 @@ static void teardown(void) { amp_context_destroy(ctx); }
 TestSuite(elementwise, .init = setup, .fini = teardown);
 
 static const amp_dtype all_floats[] = {AMP_F32, AMP_F64, AMP_F16, AMP_BF16};
-static const amp_dtype all_ints[] = {AMP_I64, AMP_I32, AMP_I8, AMP_U8};
+static const amp_dtype all_ints[] = {AMP_I64, AMP_I32, AMP_I8, AMP_U8, AMP_I16, AMP_U16, AMP_U32, AMP_U64};
+#define N_INTS ((int)(sizeof all_ints / sizeof all_ints[0]))
+static bool is_unsigned(amp_dtype t) { return t == AMP_U8 || t == AMP_U16 || t == AMP_U32 || t == AMP_U64; }
 
 /* Tolerance on the normalised squared error, by output dtype. */
 static double thr(amp_dtype dt) {
@@ -118,7 +120,7 @@ static int64_t ref_int(const char *op, int64_t x, int64_t y, int fmod_flag) {
 static void operands(const char *op, amp_dtype dt, int ra, const int64_t *da, int rb, const int64_t *db,
                      amp_tensor **a, amp_tensor **b) {
     bool is_int = amp_dtype_is_int(dt);
-    bool u8 = dt == AMP_U8;
+    bool u8 = is_unsigned(dt);
     if (!strcmp(op, "Pow")) {
         *a = is_int ? tt_rand(ctx, dt, ra, da, u8 ? 0 : -5, 6, 11) : tt_rand(ctx, dt, ra, da, 0.2, 3, 11);
         *b = is_int ? tt_rand(ctx, dt, rb, db, 0, 5, 12) : tt_rand(ctx, dt, rb, db, -2, 3, 12);
@@ -196,11 +198,11 @@ Test(elementwise, arith_float_all_dtypes_and_shapes) {
 Test(elementwise, arith_int_all_dtypes_and_shapes) {
     const char *ops[] = {"Add", "Sub", "Mul", "Div", "Pow", "Min", "Max"};
     for (int o = 0; o < 7; o++)
-        for (int d = 0; d < 4; d++) bin_all_shapes(ops[o], all_ints[d], 0);
+        for (int d = 0; d < N_INTS; d++) bin_all_shapes(ops[o], all_ints[d], 0);
 }
 
 Test(elementwise, mod_int_both_sign_rules) {
-    for (int d = 0; d < 4; d++) {
+    for (int d = 0; d < N_INTS; d++) {
         bin_all_shapes("Mod", all_ints[d], 0);
         bin_all_shapes("Mod", all_ints[d], 1);
     }
@@ -550,7 +552,7 @@ Test(elementwise, variadic_all) {
         for (int n = 1; n <= 4; n++) {
             for (int d = 0; d < 4; d++) variadic_case(ops[o], all_floats[d], n);
             if (o >= 2)
-                for (int d = 0; d < 4; d++) variadic_case(ops[o], all_ints[d], n);
+                for (int d = 0; d < N_INTS; d++) variadic_case(ops[o], all_ints[d], n);
         }
 }
 
@@ -805,10 +807,10 @@ Test(elementwise, unary_int) {
     const char *ops[] = {"Relu", "Neg", "Abs", "Sign", "Shrink"};
     int64_t dims[2] = {7, 9};
     for (int o = 0; o < 5; o++)
-        for (int d = 0; d < 4; d++) {
+        for (int d = 0; d < N_INTS; d++) {
             amp_dtype dt = all_ints[d];
-            if (dt == AMP_U8 && o < 2) continue; /* Relu, Neg: signed types only */
-            amp_tensor *x = tt_rand(ctx, dt, 2, dims, dt == AMP_U8 ? 0 : -100, 100, 5), *out[1];
+            if (is_unsigned(dt) && o < 2) continue; /* Relu, Neg: signed types only */
+            amp_tensor *x = tt_rand(ctx, dt, 2, dims, is_unsigned(dt) ? 0 : -100, 100, 5), *out[1];
             amp_test_node *t = tn_new(ctx, ops[o]);
             if (o == 4) {
                 tn_float(t, "lambd", 10);
@@ -1118,28 +1120,30 @@ static double cast_ref(double v, amp_dtype to) {
     default: {
         if (isnan(v)) return 0;
         int64_t i = (int64_t)trunc(v);
-        int bits = to == AMP_I64 ? 64 : to == AMP_I32 ? 32 : 8;
-        if (bits == 64) return (double)i;
+        int bits = (int)amp_dtype_size(to) * 8;
+        if (bits == 64) return to == AMP_U64 ? (double)(uint64_t)i : (double)i;
         uint64_t m = (uint64_t)i & ((1ull << bits) - 1);
-        if (to == AMP_U8) return (double)m;
+        if (is_unsigned(to)) return (double)m;
         return m >= (1ull << (bits - 1)) ? (double)m - (double)(1ull << bits) : (double)m;
     }
     }
 }
 
 Test(elementwise, cast_every_pair) {
-    const amp_dtype dts[] = {AMP_F32, AMP_F16, AMP_BF16, AMP_F64, AMP_I64, AMP_I32, AMP_I8, AMP_U8, AMP_BOOL};
+    const amp_dtype dts[] = {AMP_F32, AMP_F16, AMP_BF16, AMP_F64, AMP_I64, AMP_I32, AMP_I8, AMP_U8,
+                             AMP_BOOL, AMP_I16, AMP_U16, AMP_U32, AMP_U64};
+    const int ndts = (int)(sizeof dts / sizeof dts[0]);
     /* values every source can hold exactly once stored (ints get the integral ones) */
     const double fvals[] = {0, 1, -1, 2.75, -2.75, 100.5, -3.25, 0.125, 120, 255};
     const double ivals[] = {0, 1, -1, 2, -3, 100, 127, -128, 255, 7};
     int64_t d[2] = {2, 5};
-    for (int s = 0; s < 9; s++)
-        for (int o = 0; o < 9; o++) {
+    for (int s = 0; s < ndts; s++)
+        for (int o = 0; o < ndts; o++) {
             amp_dtype st = dts[s], to = dts[o];
             double vals[10];
             for (int i = 0; i < 10; i++) {
                 double v = amp_dtype_is_float(st) ? fvals[i] : ivals[i];
-                if (st == AMP_U8 && v < 0) v = -v;
+                if (is_unsigned(st) && v < 0) v = -v;
                 if (st == AMP_I8 && v > 127) v = 100;
                 if (st == AMP_BOOL) v = i % 3 != 0;
                 vals[i] = v;
@@ -1249,7 +1253,7 @@ Test(elementwise, cast_attr_forms_castlike_and_bad) {
     cr_assert_eq(run(t, 1, &x, 1, out), AMP_ERR_INVALID_GRAPH);
     tn_free(t);
     /* types amprt does not hold, unknown numbers, missing attribute */
-    const int64_t unsupported[] = {8, 17, 4, 13, 14};
+    const int64_t unsupported[] = {8, 17, 15, 18, 14}; /* string, float8, complex128, float8, complex64 */
     for (int k = 0; k < 5; k++) {
         t = tn_new(ctx, "Cast");
         tn_int(t, "to", unsupported[k]);
@@ -1270,4 +1274,147 @@ Test(elementwise, cast_attr_forms_castlike_and_bad) {
     tn_free(t);
     amp_tensor *all[2] = {x, like};
     destroy_all(all, 2);
+}
+
+/* ---- unsigned 64-bit values above INT64_MAX, BitShift, Bitwise, float Mod at opset 28 ---- */
+
+static amp_tensor *u64_tensor(int n, const uint64_t *v) {
+    int64_t d[1] = {n};
+    amp_tensor *t;
+    cr_assert_eq(amp_tensor_create(ctx, AMP_U64, 1, d, &t), AMP_OK);
+    memcpy(t->data, v, sizeof(uint64_t) * (size_t)n);
+    return t;
+}
+
+static amp_tensor *run_bin(const char *op, amp_tensor *a, amp_tensor *b) {
+    amp_tensor *in[2] = {a, b}, *out[1];
+    amp_test_node *t = tn_new(ctx, op);
+    cr_assert_eq(run(t, 2, in, 1, out), AMP_OK, "%s: %s", op, amp_context_last_error(ctx));
+    tn_free(t);
+    return out[0];
+}
+
+Test(elementwise, u64_above_int64_max) {
+    const uint64_t big = 0xF000000000000001ull, mid = 0x8000000000000000ull;
+    amp_tensor *a = u64_tensor(4, (uint64_t[]){big, 7, mid, 3}), *b = u64_tensor(4, (uint64_t[]){5, big, 3, mid});
+    amp_tensor *mx = run_bin("Max", a, b), *mn = run_bin("Min", a, b), *dv = run_bin("Div", a, b),
+               *md = run_bin("Mod", a, b), *gt = run_bin("Greater", a, b);
+    const uint64_t *pa = a->data, *pb = b->data;
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(((uint64_t *)mx->data)[i], pa[i] > pb[i] ? pa[i] : pb[i], "max %d", i);
+        cr_assert_eq(((uint64_t *)mn->data)[i], pa[i] < pb[i] ? pa[i] : pb[i], "min %d", i);
+        cr_assert_eq(((uint64_t *)dv->data)[i], pa[i] / pb[i], "div %d", i);
+        cr_assert_eq(((uint64_t *)md->data)[i], pa[i] % pb[i], "mod %d", i);
+        cr_assert_eq(((uint8_t *)gt->data)[i], pa[i] > pb[i], "greater %d", i);
+    }
+    /* Cast to float rounds the unsigned value, and Abs/Sign keep it */
+    amp_tensor *f = cast1(a, AMP_F64), *h = cast1(a, AMP_BF16);
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(((double *)f->data)[i], (double)pa[i]);
+        cr_assert_eq(tt_get(h, i), amp_bf16_to_f32(amp_f32_to_bf16((float)pa[i])));
+    }
+    amp_tensor *out[1];
+    amp_test_node *t = tn_new(ctx, "Abs");
+    cr_assert_eq(run(t, 1, &a, 1, out), AMP_OK);
+    cr_assert(tt_equal(out[0], a));
+    tn_free(t);
+    amp_tensor *all[9] = {a, b, mx, mn, dv, md, gt, f, h};
+    destroy_all(all, 9);
+    amp_tensor_destroy(out[0]);
+}
+
+Test(elementwise, bitshift_and_bitwise) {
+    const amp_dtype uns[] = {AMP_U8, AMP_U16, AMP_U32, AMP_U64};
+    for (int d = 0; d < 4; d++) {
+        amp_dtype dt = uns[d];
+        int bits = (int)amp_dtype_size(dt) * 8;
+        int64_t dims[2] = {3, 4}, sd[1] = {4};
+        amp_tensor *x = tt_rand(ctx, dt, 2, dims, 1, 250, 3 + (uint64_t)d);
+        /* shift amounts include the width and beyond: those give 0 */
+        amp_tensor *s = tt_make(ctx, dt, 1, sd, (double[]){0, 3, (double)bits, (double)bits + 2});
+        for (int left = 0; left < 2; left++) {
+            amp_tensor *in[2] = {x, s}, *out[1];
+            amp_test_node *t = tn_new(ctx, "BitShift");
+            tn_str(t, "direction", left ? "LEFT" : "RIGHT");
+            cr_assert_eq(run(t, 2, in, 1, out), AMP_OK, "%s", amp_context_last_error(ctx));
+            uint64_t mask = bits == 64 ? ~0ull : (1ull << bits) - 1;
+            for (int64_t i = 0; i < x->numel; i++) {
+                uint64_t v = (uint64_t)amp_ldi(dt, x->data, i), k = (uint64_t)amp_ldi(dt, s->data, i % 4);
+                uint64_t want = k >= (uint64_t)bits ? 0 : ((left ? v << k : v >> k) & mask);
+                cr_assert_eq((uint64_t)amp_ldi(dt, out[0]->data, i) & mask, want, "%s %s", amp_dtype_name(dt),
+                             left ? "left" : "right");
+            }
+            amp_tensor_destroy(out[0]);
+            tn_free(t);
+        }
+        amp_tensor_destroy(x);
+        amp_tensor_destroy(s);
+    }
+    /* Bitwise ops on signed and unsigned types, with broadcasting */
+    const amp_dtype ints[] = {AMP_I8, AMP_I16, AMP_I32, AMP_I64, AMP_U8, AMP_U16, AMP_U32, AMP_U64};
+    const char *ops[] = {"BitwiseAnd", "BitwiseOr", "BitwiseXor", "BitwiseNot"};
+    for (int d = 0; d < 8; d++)
+        for (int o = 0; o < 4; o++) {
+            amp_dtype dt = ints[d];
+            int64_t da[2] = {5, 6}, db[1] = {6};
+            amp_tensor *a = tt_rand(ctx, dt, 2, da, is_unsigned(dt) ? 0 : -100, 100, 9);
+            amp_tensor *b = tt_rand(ctx, dt, 1, db, is_unsigned(dt) ? 0 : -100, 100, 10), *out[1];
+            amp_test_node *t = tn_new(ctx, ops[o]);
+            t->opset = 18;
+            amp_tensor *in[2] = {a, b};
+            cr_assert_eq(run(t, o == 3 ? 1 : 2, in, 1, out), AMP_OK, "%s %s: %s", ops[o], amp_dtype_name(dt),
+                         amp_context_last_error(ctx));
+            for (int64_t i = 0; i < a->numel; i++) {
+                int64_t x = amp_ldi(dt, a->data, i), y = amp_ldi(dt, b->data, i % 6), w;
+                w = o == 0 ? (x & y) : o == 1 ? (x | y) : o == 2 ? (x ^ y) : ~x;
+                uint64_t cell = 0;
+                amp_sti(dt, &cell, 0, w); /* the reference wrapped to the dtype */
+                cr_assert_eq(amp_ldi(dt, out[0]->data, i), amp_ldi(dt, &cell, 0), "%s %s", ops[o], amp_dtype_name(dt));
+            }
+            amp_tensor *all[3] = {a, b, out[0]};
+            destroy_all(all, 3);
+            tn_free(t);
+        }
+    /* BitShift of a signed type, a bad direction and Bitwise on floats are rejected */
+    int64_t d1[1] = {2};
+    amp_tensor *si = tt_make(ctx, AMP_I32, 1, d1, (double[]){1, 2}), *fl = tt_make(ctx, AMP_F32, 1, d1, (double[]){1, 2});
+    amp_tensor *u = tt_make(ctx, AMP_U8, 1, d1, (double[]){1, 2}), *out[1];
+    amp_test_node *t = tn_new(ctx, "BitShift");
+    tn_str(t, "direction", "LEFT");
+    cr_assert_eq(run(t, 2, (amp_tensor *[]){si, si}, 1, out), AMP_ERR_UNSUPPORTED);
+    tn_free(t);
+    t = tn_new(ctx, "BitShift");
+    tn_str(t, "direction", "UP");
+    cr_assert_eq(run(t, 2, (amp_tensor *[]){u, u}, 1, out), AMP_ERR_INVALID_GRAPH);
+    tn_free(t);
+    t = tn_new(ctx, "BitwiseAnd");
+    t->opset = 18;
+    cr_assert_eq(run(t, 2, (amp_tensor *[]){fl, fl}, 1, out), AMP_ERR_UNSUPPORTED);
+    tn_free(t);
+    amp_tensor *all[3] = {si, fl, u};
+    destroy_all(all, 3);
+}
+
+Test(elementwise, mod_float_floor_form_at_opset_28) {
+    int64_t d[1] = {12};
+    const double xs[] = {5.5, -5.5, 5.5, -5.5, 0.0, -0.0, 3.0, INFINITY, 2.0, 2.0, -2.0, NAN};
+    const double ys[] = {2.0, 2.0, -2.0, -2.0, -3.0, 3.0, 0.0, 2.0, INFINITY, -INFINITY, INFINITY, 1.0};
+    for (int f = 0; f < 4; f++) {
+        amp_dtype dt = all_floats[f];
+        amp_tensor *a = tt_make(ctx, dt, 1, d, xs), *b = tt_make(ctx, dt, 1, d, ys), *out[1];
+        amp_test_node *t = tn_new(ctx, "Mod");
+        t->opset = 28;
+        cr_assert_eq(run(t, 2, (amp_tensor *[]){a, b}, 1, out), AMP_OK, "%s", amp_context_last_error(ctx));
+        /* x - floor(x/y)*y with the sign of y; the spec's special cases */
+        const double want[] = {1.5, 0.5, -0.5, -1.5, -0.0, 0.0, NAN, NAN, 2.0, -INFINITY, INFINITY, NAN};
+        for (int i = 0; i < 12; i++) {
+            double g = tt_get(out[0], i);
+            if (isnan(want[i])) cr_assert(isnan(g), "%s i=%d got %g", amp_dtype_name(dt), i, g);
+            else cr_assert(g == want[i] && signbit(g) == signbit(want[i]), "%s i=%d got %g want %g", amp_dtype_name(dt),
+                           i, g, want[i]);
+        }
+        amp_tensor *all[3] = {a, b, out[0]};
+        destroy_all(all, 3);
+        tn_free(t);
+    }
 }

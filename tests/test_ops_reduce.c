@@ -625,3 +625,20 @@ Test(cumsum, bad_inputs) {
     amp_tensor_destroy(ax);
     cr_assert_null(y);
 }
+
+/* ReduceMax/ReduceMin of bool (opset 20) are any/all; before opset 20 bool is rejected. */
+Test(reduce, bool_max_min_from_opset_20) {
+    int64_t d[2] = {3, 4};
+    const double v[12] = {0, 0, 0, 0, 1, 0, 1, 0, 1, 1, 1, 1};
+    amp_tensor *x = tt_make(ctx, AMP_BOOL, 2, d, v), *y;
+    int64_t axis[1] = {1};
+    cr_assert_eq(run_reduce(R_MAX, 20, x, 1, axis, 0, -1, true, &y), AMP_OK, "%s", amp_context_last_error(ctx));
+    cr_assert_eq(y->dtype, AMP_BOOL);
+    cr_assert(tt_get(y, 0) == 0 && tt_get(y, 1) == 1 && tt_get(y, 2) == 1);
+    amp_tensor_destroy(y);
+    cr_assert_eq(run_reduce(R_MIN, 20, x, 1, axis, 0, -1, true, &y), AMP_OK);
+    cr_assert(tt_get(y, 0) == 0 && tt_get(y, 1) == 0 && tt_get(y, 2) == 1);
+    amp_tensor_destroy(y);
+    cr_assert_eq(run_reduce(R_MAX, 18, x, 1, axis, 0, -1, true, &y), AMP_ERR_UNSUPPORTED);
+    amp_tensor_destroy(x);
+}

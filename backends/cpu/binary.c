@@ -175,6 +175,7 @@ static inline double m_fmod_d(double x, double y) { return fmod(x, y); }
     BIN_FN(div_##SUF, T, T, LD, ST, CT, x / y)                    \
     BIN_FN(pow_##SUF, T, T, LD, ST, CT, m_pow_##MS(x, y))         \
     BIN_FN(fmod_##SUF, T, T, LD, ST, CT, m_fmod_##MS(x, y))       \
+    BIN_FN(floormod_##SUF, T, T, LD, ST, CT, amp_floormod_##MS(x, y)) \
     BIN_FN(prelu_##SUF, T, T, LD, ST, CT, amp_prelu_##MS(x, y))   \
     BIN_FN(min_##SUF, T, T, LD, ST, CT, amp_min_##MS(x, y))       \
     BIN_FN(max_##SUF, T, T, LD, ST, CT, amp_max_##MS(x, y))       \
@@ -200,8 +201,32 @@ FLOAT_FNS(f16, uint16_t, LD_F16, ST_F16, float, f)
 FLOAT_FNS(bf16, uint16_t, LD_BF16, ST_BF16, float, f)
 INT_FNS(i64, int64_t)
 INT_FNS(i32, int32_t)
+INT_FNS(i16, int16_t)
 INT_FNS(i8, int8_t)
+INT_FNS(u32, uint32_t)
+INT_FNS(u16, uint16_t)
 INT_FNS(u8, uint8_t)
+
+/* uint64 needs unsigned order and division (in int64 its upper half would be negative). */
+static inline uint64_t u64_div(uint64_t x, uint64_t y) { return y ? x / y : 0; }
+static inline uint64_t u64_mod(uint64_t x, uint64_t y) { return y ? x % y : 0; }
+static inline uint64_t u64_pow(uint64_t b, uint64_t n) {
+    uint64_t r = 1;
+    for (; n; n >>= 1, b *= b)
+        if (n & 1) r *= b;
+    return r;
+}
+BIN_FN(add_u64, uint64_t, uint64_t, ID, ID, uint64_t, x + y)
+BIN_FN(sub_u64, uint64_t, uint64_t, ID, ID, uint64_t, x - y)
+BIN_FN(mul_u64, uint64_t, uint64_t, ID, ID, uint64_t, x * y)
+BIN_FN(div_u64, uint64_t, uint64_t, ID, ID, uint64_t, u64_div(x, y))
+BIN_FN(pow_u64, uint64_t, uint64_t, ID, ID, uint64_t, u64_pow(x, y))
+BIN_FN(mod_u64, uint64_t, uint64_t, ID, ID, uint64_t, u64_mod(x, y))
+BIN_FN(prelu_u64, uint64_t, uint64_t, ID, ID, uint64_t, x | (y & 0u)) /* never negative */
+BIN_FN(min_u64, uint64_t, uint64_t, ID, ID, uint64_t, x < y ? x : y)
+BIN_FN(max_u64, uint64_t, uint64_t, ID, ID, uint64_t, x > y ? x : y)
+CMP_FNS(u64, uint64_t, ID, uint64_t)
+#define fmod_u64 mod_u64
 BIN_FN(eq_bool, uint8_t, uint8_t, LD_BOOL, TO_BOOL, int, x == y)
 BIN_FN(and_bool, uint8_t, uint8_t, LD_BOOL, TO_BOOL, int, x && y)
 BIN_FN(or_bool, uint8_t, uint8_t, LD_BOOL, TO_BOOL, int, x || y)
@@ -215,7 +240,7 @@ BIN_FN(xor_bool, uint8_t, uint8_t, LD_BOOL, TO_BOOL, int, x != y)
     case AMP_OP_MUL: return mul_##SUF;                               \
     case AMP_OP_DIV: return div_##SUF;                               \
     case AMP_OP_POW: return pow_##SUF;                               \
-    case AMP_OP_MOD: return fmod_flag || !(IS_INT) ? fmod_##SUF : mod_int_##SUF; \
+    case AMP_OP_MOD: return fmod_flag ? fmod_##SUF : mod_int_##SUF; \
     case AMP_OP_PRELU: return prelu_##SUF;                           \
     case AMP_OP_MIN: return min_##SUF;                               \
     case AMP_OP_MAX: return max_##SUF;                               \
@@ -227,14 +252,18 @@ BIN_FN(xor_bool, uint8_t, uint8_t, LD_BOOL, TO_BOOL, int, x != y)
     default: return NULL;                                            \
     }
 
-/* Float Mod only has the fmod form (inference rejects fmod=0); these names keep PICK uniform. */
-#define mod_int_f32 fmod_f32
-#define mod_int_f64 fmod_f64
-#define mod_int_f16 fmod_f16
-#define mod_int_bf16 fmod_bf16
+/* Mod with fmod = 0: Python's % for integers; for floats (opset 28) the floor form. */
+#define mod_int_f32 floormod_f32
+#define mod_int_f64 floormod_f64
+#define mod_int_f16 floormod_f16
+#define mod_int_bf16 floormod_bf16
 #define mod_int_i64 mod_i64
 #define mod_int_i32 mod_i32
+#define mod_int_i16 mod_i16
 #define mod_int_i8 mod_i8
+#define mod_int_u64 mod_u64
+#define mod_int_u32 mod_u32
+#define mod_int_u16 mod_u16
 #define mod_int_u8 mod_u8
 
 static inner_fn pick(amp_op op, amp_dtype dt, int fmod_flag) {
@@ -245,7 +274,11 @@ static inner_fn pick(amp_op op, amp_dtype dt, int fmod_flag) {
     case AMP_BF16: PICK(bf16, 0)
     case AMP_I64: PICK(i64, 1)
     case AMP_I32: PICK(i32, 1)
+    case AMP_I16: PICK(i16, 1)
     case AMP_I8: PICK(i8, 1)
+    case AMP_U64: PICK(u64, 1)
+    case AMP_U32: PICK(u32, 1)
+    case AMP_U16: PICK(u16, 1)
     case AMP_U8: PICK(u8, 1)
     case AMP_BOOL:
         switch (op) {
@@ -284,7 +317,7 @@ static void pow_mixed(char *o, const char *const *p, const int64_t *s, int64_t n
             double v = pow((double)amp_ldi(x->ta, p[0], i * s[0]), amp_ld(x->tb, p[1], i * s[1]));
             amp_sti(x->ta, o, i, amp_f2i_sat(v));
         } else {
-            double e = int_exp ? (double)amp_ldi(x->tb, p[1], i * s[1]) : amp_ld(x->tb, p[1], i * s[1]);
+            double e = int_exp && x->tb != AMP_U64 ? (double)amp_ldi(x->tb, p[1], i * s[1]) : amp_ld(x->tb, p[1], i * s[1]);
             st_float(x->ta, o, i, pow(amp_ld(x->ta, p[0], i * s[0]), e));
         }
     }
@@ -441,4 +474,71 @@ amp_status amp_cpu_where(amp_kernel *k) {
     static const int idx[3] = {0, 1, 2};
     size_t es = amp_dtype_size(k->out[0]->dtype);
     return run_bcast(k, k->out[0], 3, in, idx, where_inner, &es);
+}
+
+/* ---- BitShift and the Bitwise ops (integers as bit patterns) -------------------------------- */
+
+typedef struct bits_aux {
+    amp_op op;
+    size_t es;   /* element size */
+    bool left;   /* BitShift direction */
+} bits_aux;
+
+static inline uint64_t ld_bits(const char *p, size_t es) {
+    switch (es) {
+    case 1: return *(const uint8_t *)p;
+    case 2: return *(const uint16_t *)p;
+    case 4: return *(const uint32_t *)p;
+    default: return *(const uint64_t *)p;
+    }
+}
+
+static inline void st_bits(char *p, size_t es, uint64_t v) {
+    switch (es) {
+    case 1: *(uint8_t *)p = (uint8_t)v; break;
+    case 2: *(uint16_t *)p = (uint16_t)v; break;
+    case 4: *(uint32_t *)p = (uint32_t)v; break;
+    default: *(uint64_t *)p = v; break;
+    }
+}
+
+static void bits_inner(char *o, const char *const *p, const int64_t *s, int64_t n, const void *vaux) {
+    const bits_aux *a = vaux;
+    size_t es = a->es;
+    unsigned width = (unsigned)(8 * es);
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t x = ld_bits(p[0] + (size_t)(i * s[0]) * es, es), y = ld_bits(p[1] + (size_t)(i * s[1]) * es, es), r;
+        switch (a->op) {
+        /* shifting by the width or more leaves no bits (C leaves it undefined) */
+        case AMP_OP_BIT_SHIFT: r = y >= width ? 0 : a->left ? x << y : x >> y; break;
+        case AMP_OP_BITWISE_AND: r = x & y; break;
+        case AMP_OP_BITWISE_OR: r = x | y; break;
+        default: r = x ^ y; break;
+        }
+        st_bits(o + (size_t)i * es, es, r);
+    }
+}
+
+amp_status amp_cpu_bitwise(amp_kernel *k) {
+    amp_op op = k->n->op;
+    const amp_tensor *x = k->in[0];
+    amp_tensor *y = k->out[0];
+    if (!amp_dtype_is_int(x->dtype) || y->dtype != x->dtype)
+        return amp_kernel_fail(k, AMP_ERR_UNSUPPORTED, "dtype %s is not supported", amp_dtype_name(x->dtype));
+    size_t es = amp_dtype_size(x->dtype);
+    if (op == AMP_OP_BITWISE_NOT) {
+        if (y->numel != x->numel) return amp_kernel_fail(k, AMP_ERR_SHAPE, "output size differs from input");
+        for (int64_t i = 0; i < x->numel; i++)
+            st_bits((char *)y->data + (size_t)i * es, es, ~ld_bits((const char *)x->data + (size_t)i * es, es));
+        return AMP_OK;
+    }
+    if (k->nin < 2 || !k->in[1] || k->in[1]->dtype != x->dtype)
+        return amp_kernel_fail(k, AMP_ERR_SHAPE, "needs two inputs of one dtype");
+    const amp_tensor *in[2] = {x, k->in[1]};
+    static const int idx[2] = {0, 1};
+    const char *dir = amp_attr_str(k->n, "direction", "");
+    bits_aux aux = {op, es, strcmp(dir, "LEFT") == 0};
+    if (op == AMP_OP_BIT_SHIFT && !aux.left && strcmp(dir, "RIGHT") != 0)
+        return amp_kernel_fail(k, AMP_ERR_INVALID_ARG, "direction must be LEFT or RIGHT");
+    return run_bcast(k, y, 2, in, idx, bits_inner, &aux);
 }

@@ -34,6 +34,13 @@ amp_status amp_cpu_clip(amp_kernel *k) {
     }
     bool big = n >= PAR_MIN && k->threads > 1;
 
+    if (t == AMP_U64) {
+        uint64_t lo = tlo ? ((const uint64_t *)tlo->data)[0] : 0, hi = thi ? ((const uint64_t *)thi->data)[0] : UINT64_MAX;
+        const uint64_t *xp = x->data;
+        uint64_t *yp = y->data;
+        for (int64_t i = 0; i < n; i++) yp[i] = xp[i] < lo ? lo : xp[i] > hi ? hi : xp[i];
+        return AMP_OK;
+    }
     if (amp_dtype_is_int(t)) {
         int64_t lo = tlo ? amp_ldi(t, tlo->data, 0) : INT64_MIN;
         int64_t hi = thi ? amp_ldi(t, thi->data, 0) : INT64_MAX;
@@ -154,6 +161,19 @@ static inline void cast_from_float(amp_dtype st, amp_dtype dt, const void *x, vo
 /* Element i of an integer or bool source into dst. */
 static inline void cast_from_int(amp_dtype st, amp_dtype dt, const void *x, void *y, int64_t i) {
     int64_t v = amp_ldi(st, x, i);
+    if (st == AMP_U64 && v < 0 && amp_dtype_is_float(dt)) {
+        /* uint64 above INT64_MAX: halve with the lost bit kept sticky, so the f32 round-to-odd
+         * step stays exact for the final rounding, then double (exact) */
+        uint64_t u = (uint64_t)v;
+        float h = amp_i64_to_f32_odd((int64_t)((u >> 1) | (u & 1))) * 2.0f;
+        switch (dt) {
+        case AMP_F32: ((float *)y)[i] = (float)u; break;
+        case AMP_F64: ((double *)y)[i] = (double)u; break;
+        case AMP_F16: ((uint16_t *)y)[i] = amp_f32_to_f16(h); break;
+        default: ((uint16_t *)y)[i] = amp_f32_to_bf16(h); break;
+        }
+        return;
+    }
     switch (dt) {
     case AMP_F32: ((float *)y)[i] = (float)v; break;
     case AMP_F64: ((double *)y)[i] = (double)v; break;

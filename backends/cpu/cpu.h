@@ -21,6 +21,10 @@ static inline double amp_ld(amp_dtype t, const void *p, int64_t i) {
     case AMP_I32: return ((const int32_t *)p)[i];
     case AMP_I8: return ((const int8_t *)p)[i];
     case AMP_U8: return ((const uint8_t *)p)[i];
+    case AMP_I16: return ((const int16_t *)p)[i];
+    case AMP_U16: return ((const uint16_t *)p)[i];
+    case AMP_U32: return ((const uint32_t *)p)[i];
+    case AMP_U64: return (double)((const uint64_t *)p)[i];
     case AMP_BOOL: return ((const uint8_t *)p)[i] ? 1.0 : 0.0;
     default: return 0.0;
     }
@@ -38,18 +42,28 @@ static inline void amp_st(amp_dtype t, void *p, int64_t i, double v) {
     case AMP_I32: ((int32_t *)p)[i] = (int32_t)v; break;
     case AMP_I8: ((int8_t *)p)[i] = (int8_t)(int64_t)v; break;
     case AMP_U8: ((uint8_t *)p)[i] = (uint8_t)(int64_t)v; break;
+    case AMP_I16: ((int16_t *)p)[i] = (int16_t)(int64_t)v; break;
+    case AMP_U16: ((uint16_t *)p)[i] = (uint16_t)(int64_t)v; break;
+    case AMP_U32: ((uint32_t *)p)[i] = (uint32_t)(int64_t)v; break;
+    case AMP_U64: ((uint64_t *)p)[i] = v >= 9223372036854775808.0 ? (uint64_t)v : (uint64_t)(int64_t)v; break;
     case AMP_BOOL: ((uint8_t *)p)[i] = v != 0.0; break;
     default: break;
     }
 }
 
-/* Exact integer access (no double round trip) for i64 and smaller ints, bool. */
+/* Exact integer access (no double round trip) for i64 and smaller ints, bool. uint64 comes back
+ * as its two's-complement bit pattern (values above INT64_MAX are negative here): kernels that
+ * order or divide uint64 values use their own unsigned paths. */
 static inline int64_t amp_ldi(amp_dtype t, const void *p, int64_t i) {
     switch (t) {
     case AMP_I64: return ((const int64_t *)p)[i];
     case AMP_I32: return ((const int32_t *)p)[i];
     case AMP_I8: return ((const int8_t *)p)[i];
     case AMP_U8: return ((const uint8_t *)p)[i];
+    case AMP_I16: return ((const int16_t *)p)[i];
+    case AMP_U16: return ((const uint16_t *)p)[i];
+    case AMP_U32: return ((const uint32_t *)p)[i];
+    case AMP_U64: return (int64_t)((const uint64_t *)p)[i];
     case AMP_BOOL: return ((const uint8_t *)p)[i] != 0;
     default: return (int64_t)amp_ld(t, p, i);
     }
@@ -60,6 +74,10 @@ static inline void amp_sti(amp_dtype t, void *p, int64_t i, int64_t v) {
     case AMP_I32: ((int32_t *)p)[i] = (int32_t)v; break;
     case AMP_I8: ((int8_t *)p)[i] = (int8_t)v; break;
     case AMP_U8: ((uint8_t *)p)[i] = (uint8_t)v; break;
+    case AMP_I16: ((int16_t *)p)[i] = (int16_t)v; break;
+    case AMP_U16: ((uint16_t *)p)[i] = (uint16_t)v; break;
+    case AMP_U32: ((uint32_t *)p)[i] = (uint32_t)v; break;
+    case AMP_U64: ((uint64_t *)p)[i] = (uint64_t)v; break;
     case AMP_BOOL: ((uint8_t *)p)[i] = v != 0; break;
     default: amp_st(t, p, i, (double)v); break;
     }

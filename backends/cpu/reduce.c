@@ -58,6 +58,9 @@ static int64_t d2i(amp_dtype t, double v) {
     case AMP_I32: lo = -2147483648.0, hi = 2147483647.0; break;
     case AMP_I8: lo = -128.0, hi = 127.0; break;
     case AMP_U8: lo = 0.0, hi = 255.0; break;
+    case AMP_I16: lo = -32768.0, hi = 32767.0; break;
+    case AMP_U16: lo = 0.0, hi = 65535.0; break;
+    case AMP_U32: lo = 0.0, hi = 4294967295.0; break;
     default: lo = -9223372036854775808.0, hi = 9223372036854774784.0; break;
     }
     if (isnan(v)) return 0;
@@ -70,7 +73,8 @@ static int64_t int_min_of(amp_dtype t) {
     switch (t) {
     case AMP_I32: return INT32_MIN;
     case AMP_I8: return INT8_MIN;
-    case AMP_U8: return 0;
+    case AMP_U8: case AMP_U16: case AMP_U32: case AMP_BOOL: return 0;
+    case AMP_I16: return INT16_MIN;
     default: return INT64_MIN;
     }
 }
@@ -79,6 +83,10 @@ static int64_t int_max_of(amp_dtype t) {
     case AMP_I32: return INT32_MAX;
     case AMP_I8: return INT8_MAX;
     case AMP_U8: return UINT8_MAX;
+    case AMP_BOOL: return 1;
+    case AMP_I16: return INT16_MAX;
+    case AMP_U16: return UINT16_MAX;
+    case AMP_U32: return UINT32_MAX;
     default: return INT64_MAX;
     }
 }

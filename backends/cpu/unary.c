@@ -133,16 +133,19 @@ FLOAT_UNARY_X(un_bf16, uint16_t, LD_BF16, ST_BF16, float, f, F_MATH)
 
 /* Integer ops: exact in int64, stored back by truncation (Neg of the minimum wraps like C). */
 static bool un_int(amp_op op, amp_dtype t, const void *x, void *y, int64_t lo, int64_t hi, const uattr *a) {
+    /* unsigned values are never negative (uint64 above INT64_MAX reads back negative from amp_ldi) */
+    bool uns = t == AMP_U8 || t == AMP_U16 || t == AMP_U32 || t == AMP_U64;
     for (int64_t i = lo; i < hi; i++) {
         int64_t v = amp_ldi(t, x, i), r;
+        double dv = uns ? amp_ld(t, x, i) : (double)v;
         switch (op) {
         case AMP_OP_RELU: r = v < 0 ? 0 : v; break;
         case AMP_OP_NEG: r = amp_isub(0, v); break;
-        case AMP_OP_ABS: r = v < 0 ? amp_isub(0, v) : v; break;
-        case AMP_OP_SIGN: r = (v > 0) - (v < 0); break;
+        case AMP_OP_ABS: r = v < 0 && !uns ? amp_isub(0, v) : v; break;
+        case AMP_OP_SIGN: r = uns ? v != 0 : (v > 0) - (v < 0); break;
         /* Erf and Shrink of integers: the real result truncated toward zero. */
-        case AMP_OP_ERF: r = amp_f2i_sat(erf((double)v)); break;
-        case AMP_OP_SHRINK: r = amp_f2i_sat(amp_shrink_d((double)v, a->lambd, a->bias)); break;
+        case AMP_OP_ERF: r = amp_f2i_sat(erf(dv)); break;
+        case AMP_OP_SHRINK: r = amp_f2i_sat(amp_shrink_d(dv, a->lambd, a->bias)); break;
         default: return false;
         }
         amp_sti(t, y, i, r);
@@ -178,7 +181,8 @@ static bool run_chunk(amp_op op, amp_dtype t, amp_dtype to, const void *x, void 
     case AMP_F64: return un_f64(op, (const double *)x + lo, (double *)y + lo, n, a);
     case AMP_F16: return un_f16(op, (const uint16_t *)x + lo, (uint16_t *)y + lo, n, a);
     case AMP_BF16: return un_bf16(op, (const uint16_t *)x + lo, (uint16_t *)y + lo, n, a);
-    case AMP_I64: case AMP_I32: case AMP_I8: case AMP_U8: return un_int(op, t, x, y, lo, hi, a);
+    case AMP_I64: case AMP_I32: case AMP_I16: case AMP_I8:
+    case AMP_U64: case AMP_U32: case AMP_U16: case AMP_U8: return un_int(op, t, x, y, lo, hi, a);
     default: return false;
     }
 }

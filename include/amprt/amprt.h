@@ -78,11 +78,15 @@ typedef enum amp_dtype {
     AMP_F32 = 1,
     AMP_U8 = 2,
     AMP_I8 = 3,
+    AMP_U16 = 4,
+    AMP_I16 = 5,
     AMP_I32 = 6,
     AMP_I64 = 7,
     AMP_BOOL = 9,
     AMP_F16 = 10,
     AMP_F64 = 11,
+    AMP_U32 = 12,
+    AMP_U64 = 13,
     AMP_BF16 = 16
 } amp_dtype;
 

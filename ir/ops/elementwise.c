@@ -108,8 +108,8 @@ amp_status amp_infer_binary(amp_infer *c) {
     if (c->n->op == AMP_OP_MOD) {
         int64_t fm = amp_attr_int(c->n, "fmod", 0);
         if (fm != 0 && fm != 1) return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "fmod must be 0 or 1, is %lld", (long long)fm);
-        if (amp_dtype_is_float(dt) && fm != 1)
-            return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "floating-point Mod requires fmod=1");
+        if (amp_dtype_is_float(dt) && fm != 1 && c->opset < 28)
+            return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "floating-point Mod requires fmod=1 before opset 28");
     }
     int rank;
     int64_t dims[AMP_MAX_RANK];
@@ -142,6 +142,29 @@ amp_status amp_infer_logic(amp_infer *c) {
     int64_t dims[AMP_MAX_RANK];
     if ((s = binary_shape(c, &rank, dims))) return s;
     return set_out(c, 0, AMP_BOOL, rank, dims);
+}
+
+/* BitShift (unsigned, opset 11) and BitwiseAnd/Or/Xor/Not (every integer type, opset 18). */
+static const amp_dtype dt_unsigned[] = {AMP_U64, AMP_U32, AMP_U16, AMP_U8, AMP_UNDEFINED};
+static const amp_dtype dt_ints[] = {AMP_I64, AMP_I32, AMP_I16, AMP_I8, AMP_U64, AMP_U32, AMP_U16, AMP_U8, AMP_UNDEFINED};
+
+amp_status amp_infer_bitwise(amp_infer *c) {
+    amp_status s;
+    bool unary = c->n->op == AMP_OP_BITWISE_NOT;
+    if ((s = amp_infer_need_inputs(c, unary ? 1 : 2, unary ? 1 : 2)) || (s = need_outputs(c, 1, 1))) return s;
+    amp_dtype dt = c->in[0]->dtype;
+    if ((s = amp_infer_dtype_in(c, dt, c->n->op == AMP_OP_BIT_SHIFT ? dt_unsigned : dt_ints))) return s;
+    if (c->n->op == AMP_OP_BIT_SHIFT) {
+        const char *dir = amp_attr_str(c->n, "direction", "");
+        if (strcmp(dir, "LEFT") != 0 && strcmp(dir, "RIGHT") != 0)
+            return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "direction must be LEFT or RIGHT, is '%s'", dir);
+    }
+    if (unary) return set_out(c, 0, dt, c->in[0]->rank, c->in[0]->dims);
+    if ((s = same_dtype(c, 0, 1))) return s;
+    int rank;
+    int64_t dims[AMP_MAX_RANK];
+    if ((s = binary_shape(c, &rank, dims))) return s;
+    return set_out(c, 0, dt, rank, dims);
 }
 
 amp_status amp_infer_compare(amp_infer *c) {
@@ -317,8 +340,8 @@ static const char *const onnx_type_names[] = {
 
 static bool held_dtype(int64_t t) {
     switch (t) {
-    case AMP_F32: case AMP_F16: case AMP_BF16: case AMP_F64: case AMP_I64:
-    case AMP_I32: case AMP_I8: case AMP_U8: case AMP_BOOL:
+    case AMP_F32: case AMP_F16: case AMP_BF16: case AMP_F64: case AMP_I64: case AMP_I32: case AMP_I16:
+    case AMP_I8: case AMP_U64: case AMP_U32: case AMP_U16: case AMP_U8: case AMP_BOOL:
         return true;
     default:
         return false;

@@ -7,6 +7,9 @@
  * integers (the spec lists int32/int64/uint32/uint64 and the floats). bf16 is accepted at every
  * opset because autocast may choose it for any node. */
 static const amp_dtype reduce_arith_types[] = {AMP_F32, AMP_F16, AMP_BF16, AMP_F64, AMP_I64, AMP_I32, AMP_UNDEFINED};
+/* ReduceMax/Min and ArgMax/Min compare in int64 for integers, so uint64 is not held here. */
+static const amp_dtype minmax_types[] = {AMP_F32, AMP_F16, AMP_BF16, AMP_F64, AMP_I64, AMP_I32, AMP_I16,
+                                         AMP_I8,  AMP_U32, AMP_U16, AMP_U8,  AMP_UNDEFINED};
 static const amp_dtype cumsum_types[] = {AMP_F32, AMP_F16, AMP_BF16, AMP_F64, AMP_I64, AMP_I32, AMP_UNDEFINED};
 
 static amp_status check_out_size(amp_infer *c) {
@@ -26,7 +29,9 @@ amp_status amp_infer_reduce(amp_infer *c) {
     if (s) return s;
     const amp_tinfo *x = c->in[0];
     bool minmax = c->n->op == AMP_OP_REDUCE_MAX || c->n->op == AMP_OP_REDUCE_MIN;
-    s = amp_infer_dtype_in(c, x->dtype, minmax ? amp_dt_numeric : reduce_arith_types);
+    /* bool ReduceMax/Min (any/all) came with opset 20 */
+    if (minmax && x->dtype == AMP_BOOL && c->opset >= 20) s = AMP_OK;
+    else s = amp_infer_dtype_in(c, x->dtype, minmax ? minmax_types : reduce_arith_types);
     if (s) return s;
 
     int64_t axes[2 * AMP_MAX_RANK];
@@ -79,7 +84,7 @@ amp_status amp_infer_argminmax(amp_infer *c) {
     amp_status s = amp_infer_need_inputs(c, 1, 1);
     if (s) return s;
     const amp_tinfo *x = c->in[0];
-    s = amp_infer_dtype_in(c, x->dtype, amp_dt_numeric);
+    s = amp_infer_dtype_in(c, x->dtype, minmax_types);
     if (s) return s;
     if (x->rank < 1) return amp_infer_fail(c, AMP_ERR_SHAPE, "input must have rank >= 1");
     int axis;

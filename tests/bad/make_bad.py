@@ -187,8 +187,9 @@ bad_op("squeeze a dim that is not 1", "squeeze_dim.onnx", helper.make_node("Sque
 bad_op("depth to space with a blocksize that does not divide", "d2s.onnx",
        helper.make_node("DepthToSpace", ["x"], ["y"], name="d2s_bad", blocksize=2),
        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])], status="AMP_ERR_SHAPE", feed="x=x1388.pb")
-bad_op("an op amprt does not have", "einsum.onnx", helper.make_node("Einsum", ["x", "x"], ["y"], name="einsum0", equation="ij,ij->i"),
-       [X], stage="session", status="AMP_ERR_UNSUPPORTED")
+bad_op("an op amprt does not have", "unsupported_op.onnx",
+       helper.make_node("Multinomial", ["x"], ["y"], name="multinomial0", sample_size=2), [X], stage="session",
+       status="AMP_ERR_UNSUPPORTED", out_type=TensorProto.INT32)
 bad_op("softmax over integers", "softmax_int.onnx", helper.make_node("Softmax", ["a"], ["y"], name="softmax_int"), [],
        [i64("a", [[1, 2], [3, 4]])], status="AMP_ERR_UNSUPPORTED", feed="", out_type=TensorProto.INT64)
 bad_op("one-hot with a negative depth", "onehot_depth.onnx", helper.make_node("OneHot", ["i", "d", "v"], ["y"], name="onehot_bad"),
