@@ -3,6 +3,7 @@
  * is left is the kernel's f32 arithmetic and the one rounding on store. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -171,6 +172,39 @@ Test(conv, conv2d_odd_grouped_strided_dilated_asymmetric_pads) {
     conv_all_dtypes(&cc, "conv2d odd");
     cc.threads = 1;
     run_conv_case(&cc, AMP_F32, "conv2d odd, one thread");
+}
+
+/* Depthwise 2-D convolutions take a direct kernel: 3-wide kernels at strides 1 and 2 (its
+ * unrolled rows), other widths, dilation, asymmetric pads, channel multipliers, planes narrower
+ * than the kernel, and one or two threads. */
+Test(conv, depthwise_direct_kernel) {
+    const struct {
+        int64_t C, mult, in[2], k[2], s[2], d[2], pb[2], pe[2];
+    } dw[] = {
+        {5, 1, {9, 11}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},
+        {4, 1, {8, 13}, {3, 3}, {2, 2}, {1, 1}, {1, 1}, {1, 1}},
+        {3, 2, {7, 6}, {3, 3}, {1, 2}, {2, 2}, {2, 0}, {1, 2}},
+        {6, 1, {10, 9}, {5, 5}, {1, 1}, {1, 1}, {2, 2}, {2, 2}},
+        {2, 3, {6, 7}, {2, 4}, {3, 1}, {1, 2}, {0, 3}, {1, 0}},
+        {3, 1, {2, 2}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},
+        {2, 1, {5, 1}, {3, 3}, {2, 1}, {1, 1}, {1, 1}, {1, 1}},
+    };
+    for (size_t i = 0; i < sizeof dw / sizeof dw[0]; i++)
+        for (int th = 1; th <= 2; th++) {
+            conv_case cc = {.N = 3, .C = dw[i].C, .M = dw[i].C * dw[i].mult, .group = dw[i].C, .nsp = 2,
+                            .bias = (int)(i % 2), .threads = th};
+            for (int a = 0; a < 2; a++) {
+                cc.in[a] = dw[i].in[a];
+                cc.k[a] = dw[i].k[a];
+                cc.s[a] = dw[i].s[a];
+                cc.d[a] = dw[i].d[a];
+                cc.pb[a] = dw[i].pb[a];
+                cc.pe[a] = dw[i].pe[a];
+            }
+            char what[64];
+            snprintf(what, sizeof what, "depthwise case %zu, %d thread(s)", i, th);
+            conv_all_dtypes(&cc, what);
+        }
 }
 
 Test(conv, conv2d_plain_and_kernel_shape_attr) {

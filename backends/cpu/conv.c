@@ -33,6 +33,7 @@ typedef struct conv_job {
     amp_dtype dt;
     int64_t N, C, M, group, Cg, Mg, ksz, insz, outsz;
     int direct; /* 1x1, stride 1, no pads: X is its own column matrix */
+    int depthwise; /* 2-D, one input channel per group: a direct loop instead of im2col + GEMV */
     const void *x, *w, *b;
     void *y;
     void *wide_w; /* W widened to f32 (16-bit dtypes) */
@@ -163,6 +164,63 @@ static void fill_bias_f64(double *y, const conv_job *j, int64_t m0, int64_t mg, 
     }
 }
 
+/* One output plane of a depthwise 2-D convolution: y = bias + sum over taps of w * shifted x.
+ * Each output row sums its valid kernel rows in one pass: the columns whose taps all fall inside
+ * the input run through a loop with no bounds checks (unrolled for the common 3-wide kernel, so
+ * it vectorises over the row), and only the few border columns check each tap. */
+static void dw_plane_f32(const amp_conv_geom *g, const float *x, const float *w, float bias, float *y) {
+    int64_t H = g->in[0], W = g->in[1], OH = g->out[0], OW = g->out[1], KH = g->k[0], KW = g->k[1];
+    int64_t sh = g->s[0], sw = g->s[1], dh = g->d[0], dw = g->d[1], pw = g->pb[1];
+    /* columns where every kw tap lies inside the row: ow*sw - pw >= 0 and ow*sw - pw + (KW-1)*dw < W */
+    int64_t lo, hi, lo2, hi2;
+    valid_range(-pw, sw, W, OW, &lo, &hi);
+    valid_range((KW - 1) * dw - pw, sw, W, OW, &lo2, &hi2);
+    if (lo2 > lo) lo = lo2;
+    if (hi2 < hi) hi = hi2;
+    if (hi < lo) hi = lo;
+    for (int64_t oh = 0; oh < OH; oh++) {
+        float *yr = y + oh * OW;
+        for (int64_t ow = 0; ow < OW; ow++) yr[ow] = bias;
+        for (int64_t kh = 0; kh < KH; kh++) {
+            int64_t ih = oh * sh - g->pb[0] + kh * dh;
+            if (ih < 0 || ih >= H) continue;
+            const float *xr = x + ih * W;
+            const float *wr = w + kh * KW;
+            /* border columns: check each tap */
+            for (int64_t ow = 0; ow < OW; ow++) {
+                if (ow == lo) ow = hi;
+                if (ow >= OW) break;
+                float acc = 0.0f;
+                for (int64_t kw = 0; kw < KW; kw++) {
+                    int64_t iw = ow * sw - pw + kw * dw;
+                    if (iw >= 0 && iw < W) acc += wr[kw] * xr[iw];
+                }
+                yr[ow] += acc;
+            }
+            if (KW == 3 && sw == 1) {
+                float w0 = wr[0], w1 = wr[1], w2 = wr[2];
+                for (int64_t ow = lo; ow < hi; ow++) {
+                    int64_t b = ow - pw;
+                    yr[ow] += w0 * xr[b] + w1 * xr[b + dw] + w2 * xr[b + 2 * dw];
+                }
+            } else if (KW == 3 && sw == 2) {
+                float w0 = wr[0], w1 = wr[1], w2 = wr[2];
+                for (int64_t ow = lo; ow < hi; ow++) {
+                    int64_t b = 2 * ow - pw;
+                    yr[ow] += w0 * xr[b] + w1 * xr[b + dw] + w2 * xr[b + 2 * dw];
+                }
+            } else {
+                for (int64_t ow = lo; ow < hi; ow++) {
+                    int64_t b = ow * sw - pw;
+                    float acc = 0.0f;
+                    for (int64_t kw = 0; kw < KW; kw++) acc += wr[kw] * xr[b + kw * dw];
+                    yr[ow] += acc;
+                }
+            }
+        }
+    }
+}
+
 /* One image n and group gi of Conv in f32 (f32, f16, bf16). slot is this thread's scratch. */
 static void conv_item_f32(const conv_job *j, int64_t n, int64_t gi, float *slot, int gt) {
     int half = j->dt != AMP_F32;
@@ -180,11 +238,19 @@ static void conv_item_f32(const conv_job *j, int64_t n, int64_t gi, float *slot,
         x = (const float *)j->x + xoff;
         y = (float *)j->y + yoff;
     }
+    const float *w = (half ? (const float *)j->wide_w : (const float *)j->w) + gi * j->Mg * K;
+    if (j->depthwise) {
+        for (int64_t m = 0; m < j->Mg; m++) {
+            float bias = j->b ? (float)amp_ld(j->dt, j->b, gi * j->Mg + m) : 0.0f;
+            dw_plane_f32(&j->g, x, w + m * K, bias, y + m * P);
+        }
+        if (half) amp_narrow16(j->dt, y, (uint16_t *)j->y + yoff, j->Mg * P);
+        return;
+    }
     if (j->direct)
         col = (float *)x;
     else
         im2col_f32(x, col, &j->g, j->Cg);
-    const float *w = (half ? (const float *)j->wide_w : (const float *)j->w) + gi * j->Mg * K;
     if (j->b) fill_bias_f32(y, j, gi * j->Mg, j->Mg, P);
     if (K > 0)
         amp_cpu_sgemm(gt, 0, 0, j->Mg, P, K, 1.0f, w, K, col, P, j->b ? 1.0f : 0.0f, y, P);
@@ -282,6 +348,7 @@ static amp_status run_conv(amp_kernel *k, int transpose) {
         j.outsz *= j.g.out[i];
         if (j.g.k[i] != 1 || j.g.s[i] != 1 || j.g.pb[i] != 0 || j.g.pe[i] != 0) j.direct = 0;
     }
+    j.depthwise = !transpose && j.Cg == 1 && j.g.nsp == 2 && j.group > 1;
     j.x = X->data;
     j.w = W->data;
     j.b = B ? B->data : NULL;
