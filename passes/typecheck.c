@@ -32,7 +32,7 @@ static const char *const t0_only[] = {"Reshape", "Expand", "Tile", "Unsqueeze", 
                                       "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
                                       "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare",
                                       "CumSum", "Compress", "Resize", "Pow", "ReverseSequence", "Col2Im",
-                                      "AffineGrid", "GridSample", "DFT", NULL};
+                                      "AffineGrid", "GridSample", "DFT", "MaxUnpool", NULL};
 static const char *const compare_ops[] = {"Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", NULL};
 static const char *const like_ops[] = {"EyeLike", "RandomNormalLike", "RandomUniformLike", "Bernoulli", NULL};
 
