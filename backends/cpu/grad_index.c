@@ -3,15 +3,9 @@
  * tuples), so results never depend on the thread count; 16-bit sums accumulate in f32. */
 #include <string.h>
 
-#include "backends/cpu/cpu.h"
+#include "backends/cpu/index.h"
 
 #define PAR_MIN_WORK (1 << 15)
-
-/* backends/cpu/index.c */
-amp_status amp_cpu_nd_check(amp_kernel *k, int rank, const int64_t *dims, const amp_tensor *ind, int64_t batch_dims,
-                            int64_t *tuples, int64_t *slice);
-int64_t amp_cpu_nd_offset(int rank, const int64_t *dims, const amp_tensor *ind, int64_t batch_dims, int64_t t);
-amp_status amp_cpu_unpooled_dims(amp_kernel *k, const amp_tensor *x, int64_t *dims);
 
 amp_status amp_cpu_gather_nd_grad(amp_kernel *k) {
     const amp_tensor *dy = k->in[0], *ind = k->in[2];

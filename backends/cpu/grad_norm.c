@@ -6,7 +6,7 @@
  * rounding, so one loop serves f32, f16, bf16 and f64 (16-bit backward runs with the same
  * accumulation). Loop bodies are inlined twice, with plain float accesses when the big
  * tensors are f32 and with the per-dtype accessors otherwise. */
-#include "backends/cpu/cpu.h"
+#include "backends/cpu/norm_group.h"
 
 /* Below this many elements the OpenMP fork costs more than it saves. */
 #define GRAD_PAR_MIN 32768
@@ -216,81 +216,6 @@ amp_status amp_cpu_lrn_grad(amp_kernel *k) {
  * direction's sign, and the kink has no derivative). The geometry is the forward's
  * (backends/cpu/norm_group.c): kept and reduced dims, neighbours of one kind merged. */
 
-typedef struct mvn_geom {
-    int nk, nr;
-    int64_t klen[AMP_MAX_RANK], kst[AMP_MAX_RANK];
-    int64_t rlen[AMP_MAX_RANK], rst[AMP_MAX_RANK];
-    int64_t kcount, rcount, inner, istride;
-} mvn_geom;
-
-static amp_status mvn_geom_init(amp_kernel *k, const amp_tensor *x, mvn_geom *gm) {
-    static const int64_t def_axes[3] = {0, 2, 3};
-    const int64_t *axes = def_axes;
-    int n = amp_attr_ints(k->n, "axes", &axes);
-    if (n < 0) {
-        axes = def_axes;
-        n = 3;
-    }
-    bool red[AMP_MAX_RANK] = {false};
-    for (int d = 0; d < x->rank; d++) red[d] = n == 0;
-    for (int i = 0; i < n; i++) {
-        if (axes[i] < -x->rank || axes[i] >= x->rank)
-            return amp_kernel_fail(k, AMP_ERR_INVALID_GRAPH, "axis %lld out of range", (long long)axes[i]);
-        red[axes[i] < 0 ? axes[i] + x->rank : axes[i]] = true;
-    }
-    int64_t st[AMP_MAX_RANK];
-    amp_strides(x->rank, x->dims, st);
-    memset(gm, 0, sizeof *gm);
-    gm->kcount = gm->rcount = 1;
-    int last = -1;
-    for (int d = 0; d < x->rank; d++) {
-        if (x->dims[d] == 1) continue;
-        const int r = red[d];
-        int64_t *len = r ? gm->rlen : gm->klen, *str = r ? gm->rst : gm->kst;
-        int *cnt = r ? &gm->nr : &gm->nk;
-        if (last == r) {
-            len[*cnt - 1] *= x->dims[d];
-            str[*cnt - 1] = st[d];
-        } else {
-            len[*cnt] = x->dims[d];
-            str[*cnt] = st[d];
-            (*cnt)++;
-        }
-        last = r;
-        *(r ? &gm->rcount : &gm->kcount) *= x->dims[d];
-    }
-    if (gm->nr == 0) {
-        gm->rlen[0] = 1;
-        gm->nr = 1;
-    }
-    gm->inner = gm->rlen[gm->nr - 1];
-    gm->istride = gm->rst[gm->nr - 1];
-    return AMP_OK;
-}
-
-static inline int64_t mvn_kept_off(const mvn_geom *gm, int64_t p) {
-    int64_t off = 0;
-    for (int d = gm->nk - 1; d >= 0; d--) {
-        off += (p % gm->klen[d]) * gm->kst[d];
-        p /= gm->klen[d];
-    }
-    return off;
-}
-static inline int64_t mvn_outer_off(const mvn_geom *gm, int64_t o) {
-    int64_t off = 0;
-    for (int d = gm->nr - 2; d >= 0; d--) {
-        off += (o % gm->rlen[d]) * gm->rst[d];
-        o /= gm->rlen[d];
-    }
-    return off;
-}
-
-#define MVN_WALK(gm, base, off, ...)                                                        \
-    for (int64_t o_ = 0; o_ < (gm)->rcount / (gm)->inner; o_++) {                           \
-        int64_t off = (base) + mvn_outer_off((gm), o_);                                     \
-        for (int64_t i_ = 0; i_ < (gm)->inner; i_++, off += (gm)->istride) { __VA_ARGS__; } \
-    }
-
 GN_INLINE void mvng_pos(bool f32, const amp_tensor *dy, const amp_tensor *x, amp_tensor *dx, const mvn_geom *gm,
                         int64_t p) {
     const int64_t base = mvn_kept_off(gm, p);
@@ -318,7 +243,7 @@ amp_status amp_cpu_mvn_grad(amp_kernel *k) {
     amp_tensor *dx = k->out[0];
     mvn_geom gm;
     if (x->numel == 0) return AMP_OK;
-    amp_status s = mvn_geom_init(k, x, &gm);
+    amp_status s = amp_cpu_mvn_geom_init(k, x, &gm);
     if (s) return s;
     const bool f32 = x->dtype == AMP_F32 && dy->dtype == AMP_F32 && dx->dtype == AMP_F32;
     const bool big = x->numel >= GRAD_PAR_MIN;

@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "backends/cpu/cpu.h"
+#include "backends/cpu/index.h"
 
 #define PAR_MIN_WORK (1 << 15)
 
@@ -82,12 +82,7 @@ static inline int64_t nd_offset(const nd_geom *g, const amp_tensor *ind, int64_t
     return off;
 }
 
-/* For the gradient kernels (backends/cpu/grad_index.c): the checks of nd_setup on a tensor of
- * dims[rank], with the tuple count and slice size; and the offset of tuple t's slice. */
-amp_status amp_cpu_nd_check(amp_kernel *k, int rank, const int64_t *dims, const amp_tensor *ind, int64_t batch_dims,
-                            int64_t *tuples, int64_t *slice);
-int64_t amp_cpu_nd_offset(int rank, const int64_t *dims, const amp_tensor *ind, int64_t batch_dims, int64_t t);
-
+/* The checks of nd_setup on a tensor of dims[rank] (declared in backends/cpu/index.h). */
 amp_status amp_cpu_nd_check(amp_kernel *k, int rank, const int64_t *dims, const amp_tensor *ind, int64_t batch_dims,
                             int64_t *tuples, int64_t *slice) {
     nd_geom g;
@@ -409,7 +404,6 @@ amp_status amp_cpu_reverse_sequence(amp_kernel *k) {
 
 /* The unpooled dims of X, or of I, which has X's shape (inference checked the attributes);
  * MaxUnpoolGrad's kernel uses it too. */
-amp_status amp_cpu_unpooled_dims(amp_kernel *k, const amp_tensor *x, int64_t *dims);
 amp_status amp_cpu_unpooled_dims(amp_kernel *k, const amp_tensor *x, int64_t *dims) {
     int sp = x->rank - 2;
     const int64_t *ks = NULL, *st = NULL, *pd = NULL;

@@ -6,7 +6,7 @@
  * f64 and mixed parameter dtypes; f32 tensors take loops over plain floats (the same body
  * inlined with the accessors resolved, or a loop of its own where float arithmetic is enough:
  * GroupNormalization's normalising pass, LRN). */
-#include "backends/cpu/cpu.h"
+#include "backends/cpu/norm_group.h"
 
 /* Below this many elements the OpenMP fork costs more than it saves. */
 #define NORM_PAR_MIN 32768
@@ -208,14 +208,7 @@ amp_status amp_cpu_lrn(amp_kernel *k) {
  * one kept position's elements is an odometer over at most a few reduced dims whose innermost
  * is usually contiguous (axes 0, 2, 3 of N x C x H x W: N outer, H x W inner). */
 
-typedef struct mvn_geom {
-    int nk, nr;
-    int64_t klen[AMP_MAX_RANK], kst[AMP_MAX_RANK]; /* kept dims: length, element stride */
-    int64_t rlen[AMP_MAX_RANK], rst[AMP_MAX_RANK]; /* reduced dims */
-    int64_t kcount, rcount, inner, istride;        /* positions, elements per position, innermost run */
-} mvn_geom;
-
-static amp_status mvn_geom_init(amp_kernel *k, const amp_tensor *x, mvn_geom *gm) {
+amp_status amp_cpu_mvn_geom_init(amp_kernel *k, const amp_tensor *x, mvn_geom *gm) {
     static const int64_t def_axes[3] = {0, 2, 3};
     const int64_t *axes = def_axes;
     int n = amp_attr_ints(k->n, "axes", &axes);
@@ -260,31 +253,6 @@ static amp_status mvn_geom_init(amp_kernel *k, const amp_tensor *x, mvn_geom *gm
     gm->istride = gm->rst[gm->nr - 1];
     return AMP_OK;
 }
-
-/* Offset of kept position p, and of the start of outer reduced step o. */
-static inline int64_t mvn_kept_off(const mvn_geom *gm, int64_t p) {
-    int64_t off = 0;
-    for (int d = gm->nk - 1; d >= 0; d--) {
-        off += (p % gm->klen[d]) * gm->kst[d];
-        p /= gm->klen[d];
-    }
-    return off;
-}
-static inline int64_t mvn_outer_off(const mvn_geom *gm, int64_t o) {
-    int64_t off = 0;
-    for (int d = gm->nr - 2; d >= 0; d--) {
-        off += (o % gm->rlen[d]) * gm->rst[d];
-        o /= gm->rlen[d];
-    }
-    return off;
-}
-
-/* Run body with `off` at every element of the kept position starting at base. */
-#define MVN_WALK(gm, base, off, ...)                                                        \
-    for (int64_t o_ = 0; o_ < (gm)->rcount / (gm)->inner; o_++) {                           \
-        int64_t off = (base) + mvn_outer_off((gm), o_);                                     \
-        for (int64_t i_ = 0; i_ < (gm)->inner; i_++, off += (gm)->istride) { __VA_ARGS__; } \
-    }
 
 /* Sums over a contiguous f32 run on independent lanes (a single chain of double adds would
  * bound the loop by the add latency). */
@@ -336,7 +304,7 @@ amp_status amp_cpu_mvn(amp_kernel *k) {
     amp_tensor *y = k->out[0];
     mvn_geom gm;
     if (x->numel == 0) return AMP_OK; /* before the dims' products, which may overflow then */
-    amp_status s = mvn_geom_init(k, x, &gm);
+    amp_status s = amp_cpu_mvn_geom_init(k, x, &gm);
     if (s) return s;
     const bool f32 = x->dtype == AMP_F32 && y->dtype == AMP_F32;
     const bool big = x->numel >= NORM_PAR_MIN;
