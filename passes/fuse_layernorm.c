@@ -51,16 +51,28 @@ static int other_input(const amp_node *n, int v) {
     return -1;
 }
 
+/* Node ni is op with exactly nin inputs and a first output: the pattern reads inputs[0..nin)
+ * and outputs[0], and a malformed model may have omitted any of them. */
+static bool shaped(const amp_graph *g, int ni, amp_op op, int nin) {
+    if (ni < 0) return false;
+    const amp_node *n = &g->nodes[ni];
+    if (n->op != op || n->n_inputs != nin || n->n_outputs < 1 || n->outputs[0] < 0) return false;
+    for (int k = 0; k < nin; k++)
+        if (n->inputs[k] < 0) return false;
+    return true;
+}
+
 /* ReduceMean over the last axis only, keepdims 1 (axes as attribute). */
-static bool last_axis_mean(const amp_graph *g, const amp_node *n) {
-    if (n->op != AMP_OP_REDUCE_MEAN || n->n_inputs != 1 || amp_attr_int(n, "keepdims", 1) != 1) return false;
+static bool last_axis_mean(const amp_graph *g, int ni) {
+    if (!shaped(g, ni, AMP_OP_REDUCE_MEAN, 1)) return false;
+    const amp_node *n = &g->nodes[ni];
+    if (amp_attr_int(n, "keepdims", 1) != 1) return false;
     const int64_t *axes;
     if (amp_attr_ints(n, "axes", &axes) != 1) return false;
     int rank = g->values[n->inputs[0]].rank;
     return axes[0] == -1 || (rank > 0 && axes[0] == rank - 1);
 }
 
-static bool is_op(const amp_graph *g, int ni, amp_op op) { return ni >= 0 && g->nodes[ni].op == op; }
 
 amp_status amp_pass_fuse_layernorm(amp_graph *g, int *fused) {
     amp_context *ctx = g->ctx;
@@ -77,12 +89,12 @@ amp_status amp_pass_fuse_layernorm(amp_graph *g, int *fused) {
     }
     for (int r1 = 0; r1 < g->n_nodes; r1++) {
         amp_node *n1 = &g->nodes[r1];
-        if (dead[r1] || !last_axis_mean(g, n1)) continue;
+        if (dead[r1] || !last_axis_mean(g, r1)) continue;
         int x = n1->inputs[0];
         if (g->values[x].dtype != AMP_F32) continue;
         /* mean feeds one Sub(X, mean) */
         int sub = sole_consumer(&f, n1->outputs[0]);
-        if (!is_op(g, sub, AMP_OP_SUB) || g->nodes[sub].inputs[0] != x || g->nodes[sub].inputs[1] != n1->outputs[0])
+        if (!shaped(g, sub, AMP_OP_SUB, 2) || g->nodes[sub].inputs[0] != x || g->nodes[sub].inputs[1] != n1->outputs[0])
             continue;
         /* the centred value feeds Pow(., 2) and Div(., std), nothing else */
         int d = g->nodes[sub].outputs[0];
@@ -91,25 +103,25 @@ amp_status amp_pass_fuse_layernorm(amp_graph *g, int *fused) {
         for (int ni = 0; ni < g->n_nodes; ni++)
             for (int k = 0; k < g->nodes[ni].n_inputs; k++)
                 if (g->nodes[ni].inputs[k] == d) {
-                    if (g->nodes[ni].op == AMP_OP_POW && k == 0) pw = ni;
-                    else if (g->nodes[ni].op == AMP_OP_DIV && k == 0) dv = ni;
+                    if (shaped(g, ni, AMP_OP_POW, 2) && k == 0) pw = ni;
+                    else if (shaped(g, ni, AMP_OP_DIV, 2) && k == 0) dv = ni;
                 }
         double two, eps;
         if (pw < 0 || dv < 0 || !const_scalar(g, g->nodes[pw].inputs[1], &two) || two != 2.0) continue;
         int r2 = sole_consumer(&f, g->nodes[pw].outputs[0]);
-        if (r2 < 0 || !last_axis_mean(g, &g->nodes[r2])) continue;
+        if (!last_axis_mean(g, r2)) continue;
         int add = sole_consumer(&f, g->nodes[r2].outputs[0]);
-        if (!is_op(g, add, AMP_OP_ADD) || !const_scalar(g, other_input(&g->nodes[add], g->nodes[r2].outputs[0]), &eps))
+        if (!shaped(g, add, AMP_OP_ADD, 2) || !const_scalar(g, other_input(&g->nodes[add], g->nodes[r2].outputs[0]), &eps))
             continue;
         int sq = sole_consumer(&f, g->nodes[add].outputs[0]);
-        if (!is_op(g, sq, AMP_OP_SQRT) || sole_consumer(&f, g->nodes[sq].outputs[0]) != dv ||
+        if (!shaped(g, sq, AMP_OP_SQRT, 1) || sole_consumer(&f, g->nodes[sq].outputs[0]) != dv ||
             g->nodes[dv].inputs[1] != g->nodes[sq].outputs[0])
             continue;
         int mul = sole_consumer(&f, g->nodes[dv].outputs[0]);
-        if (!is_op(g, mul, AMP_OP_MUL)) continue;
+        if (!shaped(g, mul, AMP_OP_MUL, 2)) continue;
         int scale = other_input(&g->nodes[mul], g->nodes[dv].outputs[0]);
         int bias_add = sole_consumer(&f, g->nodes[mul].outputs[0]);
-        if (!is_op(g, bias_add, AMP_OP_ADD) || g->nodes[bias_add].n_attrs) continue;
+        if (!shaped(g, bias_add, AMP_OP_ADD, 2) || g->nodes[bias_add].n_attrs) continue;
         int bias = other_input(&g->nodes[bias_add], g->nodes[mul].outputs[0]);
         const amp_tensor *ts = const_tensor(g, scale), *tb = const_tensor(g, bias);
         if (!ts || !tb || ts->rank != 1 || tb->rank != 1 || ts->dims[0] != tb->dims[0] || ts->dtype != AMP_F32 ||

@@ -521,3 +521,18 @@ Test(autocast, bad_options) {
     cr_assert_eq(amp_model_autocast(NULL, &o, &c, NULL), AMP_ERR_INVALID_ARG);
     amp_model_destroy(m);
 }
+
+/* Found by fuzzing: a decomposed-LayerNorm pattern whose nodes lost inputs (a Flatten with none,
+ * a ReduceMean reading an undefined name). The fusion must check each node's shape before
+ * reading its inputs and outputs; the model converts, leaving those nodes alone. */
+Test(autocast, fuzz_layernorm_pattern_with_missing_inputs) {
+    amp_model *m = load("tests/bad/fuzz_layernorm_pattern.onnx");
+    amp_autocast_options o = {.struct_size = sizeof o, .dtype = AMP_F16};
+    amp_model *c = NULL;
+    amp_autocast_report r;
+    cr_assert_eq(amp_model_autocast(m, &o, &c, &r), AMP_OK, "%s", amp_context_last_error(ctx));
+    cr_assert_eq(count_op(c->g, "LayerNormalization"), 0);
+    cr_assert_eq(count_op(c->g, "ReduceMean"), 2);
+    amp_model_destroy(c);
+    amp_model_destroy(m);
+}
