@@ -77,5 +77,6 @@ amp_status amp_grad_linalg(amp_grad_ctx *c);
 amp_status amp_grad_rnn(amp_grad_ctx *c);
 amp_status amp_grad_norm(amp_grad_ctx *c);
 amp_status amp_grad_index(amp_grad_ctx *c);
+amp_status amp_grad_sample(amp_grad_ctx *c);
 
 #endif

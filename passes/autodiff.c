@@ -10,7 +10,7 @@
 typedef amp_status (*builder_fn)(amp_grad_ctx *c);
 static const builder_fn builders[] = {amp_grad_elementwise, amp_grad_conv,   amp_grad_nn,   amp_grad_shape,
                                       amp_grad_resize,      amp_grad_linalg, amp_grad_rnn,  amp_grad_norm,
-                                      amp_grad_index};
+                                      amp_grad_index,       amp_grad_sample};
 
 typedef struct contrib {
     int value; /* gradient value */
@@ -182,3 +182,4 @@ WEAK_BUILDER(amp_grad_linalg)
 WEAK_BUILDER(amp_grad_rnn)
 WEAK_BUILDER(amp_grad_norm)
 WEAK_BUILDER(amp_grad_index)
+WEAK_BUILDER(amp_grad_sample)
