@@ -36,7 +36,8 @@ static const extra_class extra[] = {
     {"Bernoulli", K_DENY}, {"MeanVarianceNormalization", K_DENY}, {"LRN", K_DENY}, {"Det", K_DENY},
     {"DFT", K_DENY}, {"LpPool", K_DENY}, {"GlobalLpPool", K_DENY},
     {"Resize", K_CLEAR}, {"Upsample", K_CLEAR}, {"GatherND", K_CLEAR}, {"ScatterND", K_CLEAR},
-    {"Compress", K_CLEAR}, {"ReverseSequence", K_CLEAR}, {"Swish", K_INFER},
+    {"Compress", K_CLEAR}, {"ReverseSequence", K_CLEAR}, {"Swish", K_INFER}, {"GridSample", K_DENY},
+    {"AffineGrid", K_DENY},
     {NULL, 0}};
 
 /* Ops without a bfloat16 type in the ONNX schemas of opsets 13 to 21 (bfloat16 arrived for
@@ -52,6 +53,7 @@ static const char *const no_bf16[] = {
 static bool onnx_allows(const amp_graph *g, const amp_node *n, amp_dtype lo) {
     if (lo == AMP_F16) return true; /* float16 is in every float op's types */
     if (g->opset < 13) return false; /* bfloat16 joined the schemas at opset 13 */
+    if (strcmp(n->op_type, "Einsum") == 0) return g->opset >= 28; /* bfloat16 came with Einsum-28 */
     if (g->opset >= 22) return true;
     for (const char *const *p = no_bf16; *p; p++)
         if (strcmp(*p, n->op_type) == 0) return false;

@@ -23,7 +23,7 @@ static bool is_any(const amp_node *n, const char *const *ops) {
 }
 
 /* Ops outside amprt's table whose constraints are "every input and output is T". */
-static const char *const all_t_extra[] = {"Einsum", "GroupNormalization", "LpNormalization", "Upsample",
+static const char *const all_t_extra[] = {"Einsum", "GroupNormalization", "LpNormalization",
                                           "GlobalLpPool", "LpPool", "MeanVarianceNormalization",
                                           "LRN", "Det", "Swish", NULL};
 /* Ops whose only T input is input 0; every output is T. */
@@ -31,7 +31,7 @@ static const char *const t0_only[] = {"Reshape", "Expand", "Tile", "Unsqueeze", 
                                       "GatherElements", "GatherND", "Split", "Trilu", "ReduceMean",
                                       "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
                                       "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare",
-                                      "CumSum", "Compress", "Resize", "Pow", "ReverseSequence", "Col2Im",
+                                      "CumSum", "Compress", "Resize", "Upsample", "Pow", "ReverseSequence", "Col2Im",
                                       "AffineGrid", "GridSample", "DFT", "MaxUnpool", NULL};
 static const char *const compare_ops[] = {"Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", NULL};
 static const char *const like_ops[] = {"EyeLike", "RandomNormalLike", "RandomUniformLike", "Bernoulli", NULL};
@@ -151,9 +151,33 @@ void amp_node_type_rule(const amp_graph *g, const amp_node *n, amp_type_rule *r)
         r->tin = 3;
         r->tout = 0;
         r->out_rule[0] = AMP_I64;
+    } else if (is(n, "QuantizeLinear")) {
+        /* y takes the zero point's type, else output_dtype (21), else uint8 */
+        r->tin = r->tout = 0;
+        int od = attr_dtype(n, "output_dtype");
+        r->out_rule[0] = n->n_inputs > 2 && n->inputs[2] >= 0 ? -3 : od ? od : AMP_U8;
+    } else if (is(n, "DequantizeLinear")) {
+        r->tin = 5; /* x and its zero point; y has the scale's type */
+        r->tout = 0;
+        r->out_rule[0] = -2;
+    } else if (is(n, "DynamicQuantizeLinear")) {
+        r->tin = r->tout = 0;
+        r->out_rule[0] = AMP_U8;
+        r->out_rule[1] = AMP_F32;
+        r->out_rule[2] = AMP_U8;
+    } else if (is(n, "MatMulInteger") || is(n, "ConvInteger")) {
+        r->tin = r->tout = 0;
+        r->out_rule[0] = AMP_I32;
+    } else if (is(n, "QLinearMatMul") || is(n, "QLinearConv")) {
+        r->tin = r->tout = 0;
+        r->out_rule[0] = -8; /* y_zero_point, input 7 */
     } else if (is(n, "Range") || is(n, "And") || is(n, "Or") || is(n, "Xor") || is(n, "Not") ||
                is(n, "Identity") || is(n, "Mod") || is(n, "BitShift")) {
         /* every input and output T */
+    } else if (is(n, "HannWindow") || is(n, "HammingWindow") || is(n, "BlackmanWindow")) {
+        r->tin = r->tout = 0; /* integer size; the output type is output_datatype */
+        int dt = attr_dtype(n, "output_datatype");
+        r->out_rule[0] = dt ? dt : AMP_F32;
     } else if (n->op != AMP_OP_UNKNOWN || is_any(n, all_t_extra)) {
         /* amprt's other ops: every input and output shares T (Gemm, Conv, elementwise, ...) */
     } else {

@@ -12,11 +12,21 @@ DATA = "/usr/share/libonnx-testdata/data"
 SUITES = ["node", "pytorch-converted", "pytorch-operator", "simple", "real"]
 
 
-def run(amprt, suite):
+# Failures whose cause is the test data of ONNX 1.12, not amprt (named in the table).
+KNOWN = {
+    "test_cast_FLOAT_to_BFLOAT16": "the expected output truncates to bfloat16; the spec and amprt round to nearest even",
+    "test_castlike_FLOAT_to_BFLOAT16": "the test data's `like` has shape [1], the model declares [3, 4]",
+    "test_castlike_FLOAT_to_BFLOAT16_expanded": "the test data's `like` has shape [1], the model declares [3, 4]",
+    "test_castlike_BFLOAT16_to_FLOAT": "the test data's `like` has shape [1], the model declares [3, 4]",
+    "test_castlike_BFLOAT16_to_FLOAT_expanded": "the test data's `like` has shape [1], the model declares [3, 4]",
+}
+
+
+def run(amprt, suite, extra=()):
     path = os.path.join(DATA, suite)
     if not os.path.isdir(path):
         return None
-    out = subprocess.run([amprt, "check", path], capture_output=True, text=True).stdout
+    out = subprocess.run([amprt, "check", path, *extra], capture_output=True, text=True).stdout
     rows = []
     for line in out.splitlines():
         m = re.match(r"^(PASS|FAIL|SKIP) (\S+?)(?:: (.*))?$", line)
@@ -43,6 +53,7 @@ def main():
     lines.append("| suite | passed | failed | skipped | total |")
     lines.append("|---|---:|---:|---:|---:|")
     details = []
+    mixed_text = ""
     for suite in SUITES:
         rows = run(amprt, suite)
         if rows is None:
@@ -57,8 +68,21 @@ def main():
             details.append("| case | result | reason |")
             details.append("|---|---|---|")
             for r in bad:
-                details.append(f"| {r[1]} | {r[0]} | {short(r[2])} |")
-    open(out, "w").write("\n".join(lines + details) + "\n")
+                why = short(r[2]) + (f" (test data: {KNOWN[r[1]]})" if r[1] in KNOWN else "")
+                details.append(f"| {r[1]} | {r[0]} | {why} |")
+        if suite == "node":
+            mixed = []
+            for lo in ("fp16", "bf16"):
+                mc = collections.Counter(r[0] for r in run(amprt, suite, ("--autocast", lo)))
+                mixed.append(f"{lo.upper()} {mc['PASS']} passed, {mc['FAIL']} failed, {mc['SKIP']} skipped")
+            mixed_text = ("\nMixed precision (`amprt check DIR --autocast fp16|bf16`: each model converted with inputs "
+                          "and outputs kept FP32, float outputs within relative L2 1e-2 (FP16) or 3e-2 (BF16) of the "
+                          "FP32 expectation and finite where it is finite), node suite: " + "; ".join(mixed) + ". "
+                          "Most node tests are a single op that autocast leaves in FP32 (no MatMul/Gemm/Conv-class op "
+                          "to start a 16-bit region); `tests/peer/test_autocast_peer.py` converts the listed cases "
+                          "with such ops or only FP32 tensors, checks them with `onnx.checker` and runs them in "
+                          "onnxruntime.\n")
+    open(out, "w").write("\n".join(lines) + "\n" + mixed_text + "\n".join(details) + "\n")
     print("\n".join(lines))
 
 
