@@ -1,4 +1,4 @@
-/* Shape inference of Resize (opsets 10 to 21) and Upsample (7 to 9), and the geometry they share
+/* Shape inference of Resize (opsets 10 to 28) and Upsample (7 to 9), and the geometry they share
  * with their gradient and kernels (ir/ops/resize.h): attribute and value checks, output dims,
  * per-axis scales, the workspace plan and the sampling tables.
  *
