@@ -34,6 +34,12 @@ static amp_status copy_attrs(amp_context *ctx, const amp_node *src, amp_node *ds
             d->floats = amp_alloc(ctx, sizeof(float) * (size_t)(a->n + 1));
             if (d->floats && a->n) memcpy(d->floats, a->floats, sizeof(float) * (size_t)a->n);
         }
+        if (a->strings) {
+            d->strings = amp_calloc(ctx, (size_t)a->n + 1, sizeof(char *));
+            if (!d->strings) return AMP_ERR_NO_MEMORY;
+            for (int k = 0; k < a->n; k++)
+                if (a->strings[k] && !(d->strings[k] = amp_strdup(ctx, a->strings[k]))) return AMP_ERR_NO_MEMORY;
+        }
         if (a->t && amp_tensor_clone(ctx, a->t, &d->t)) return AMP_ERR_NO_MEMORY;
     }
     return AMP_OK;
