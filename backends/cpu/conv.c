@@ -10,15 +10,10 @@
 #include <string.h>
 
 #include "backends/cpu/cpu.h"
+#include "backends/cpu/gemm.h"
 
 #include "ir/ops/conv.h"
 
-void amp_cpu_blas_threads(int n);
-/* defined in backends/cpu/gemm.c: one product split over threads (OpenBLAS single-threaded) */
-void amp_cpu_sgemm(int threads, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                   int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
-void amp_cpu_dgemm(int threads, int ta, int tb, int64_t M, int64_t N, int64_t K, double alpha, const double *A,
-                   int64_t lda, const double *B, int64_t ldb, double beta, double *C, int64_t ldc);
 /* -------------------------------------------------------------------------------------------- */
 
 /* OpenBLAS keeps one process-wide thread count; change it only when it differs, since the

@@ -6,13 +6,7 @@
 #include <string.h>
 
 #include "backends/cpu/cpu.h"
-
-/* amp_cpu_blas_threads is defined in backends/cpu/conv.c; the two below are used there. */
-void amp_cpu_blas_threads(int n);
-void amp_cpu_sgemm(int threads, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                   int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
-void amp_cpu_dgemm(int threads, int ta, int tb, int64_t M, int64_t N, int64_t K, double alpha, const double *A,
-                   int64_t lda, const double *B, int64_t ldb, double beta, double *C, int64_t ldc);
+#include "backends/cpu/gemm.h"
 
 /* OpenMP is the one thread pool: OpenBLAS runs single-threaded inside it, and a large product
  * is cut into column (or row) blocks, one per thread. Two pools on the same cores would spin

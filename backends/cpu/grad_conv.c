@@ -15,13 +15,8 @@
 #include <string.h>
 
 #include "backends/cpu/cpu.h"
+#include "backends/cpu/gemm.h"
 #include "backends/grad_conv.h"
-
-/* defined in backends/cpu/gemm.c: one product split over threads (OpenBLAS single-threaded) */
-void amp_cpu_sgemm(int threads, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                   int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
-void amp_cpu_dgemm(int threads, int ta, int tb, int64_t M, int64_t N, int64_t K, double alpha, const double *A,
-                   int64_t lda, const double *B, int64_t ldb, double beta, double *C, int64_t ldc);
 
 /* Below this many elements touched, one thread is faster than waking the others. */
 #define PAR_MIN 32768

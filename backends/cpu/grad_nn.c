@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "backends/cpu/cpu.h"
+#include "backends/cpu/gemm.h"
 #include "backends/grad_nn.h"
 
 /* Below this many elements the OpenMP fork costs more than it saves. */
@@ -73,13 +74,6 @@ amp_status amp_cpu_gemm_c_grad(amp_kernel *k) {
 /* ---- MatMulGrad ----------------------------------------------------------------------------------
  * dA[batch of A] += dY[b] B[b]^T and dB[batch of B] += A[b]^T dY[b] over the batches b of Y; a
  * 1-D A is a [1, K] row, a 1-D B a [K, 1] column. */
-
-/* BLAS wrappers of backends/cpu/gemm.c and conv.c (one OpenMP pool, single-threaded BLAS). */
-void amp_cpu_blas_threads(int n);
-void amp_cpu_sgemm(int threads, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                   int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
-void amp_cpu_dgemm(int threads, int ta, int tb, int64_t M, int64_t N, int64_t K, double alpha, const double *A,
-                   int64_t lda, const double *B, int64_t ldb, double beta, double *C, int64_t ldc);
 
 /* Below this many multiply-adds per product, independent batches run on separate threads. */
 #define MMG_SMALL ((int64_t)1 << 21)
