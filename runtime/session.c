@@ -131,6 +131,7 @@ static bool value_slot(const amp_node *n, int k) {
     case AMP_OP_SLICE: case AMP_OP_PAD: case AMP_OP_CLIP: return k >= 1;
     case AMP_OP_RANGE: case AMP_OP_CONSTANT_OF_SHAPE: return true;
     case AMP_OP_DROPOUT: return k >= 1;
+    case AMP_OP_ADAGRAD: case AMP_OP_ADAM: case AMP_OP_MOMENTUM: return false; /* inference reads no values */
     default:
         if (n->op > AMP_OP_UNKNOWN && n->op < AMP_OP_COUNT && table_value_inputs[n->op])
             return k < 32 && (table_value_inputs[n->op] >> k & 1u);
