@@ -197,6 +197,30 @@ bad_op("one-hot with a negative depth", "onehot_depth.onnx", helper.make_node("O
 bad_op("pad with an unknown mode", "pad_mode.onnx", helper.make_node("Pad", ["x", "p"], ["y"], name="pad_mode", mode="bogus"), [X],
        [i64("p", [0, 1, 0, 1])], status="AMP_ERR_INVALID_GRAPH")
 
+# the newer op families
+X4 = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])
+bad_op("einsum with an output label no input has", "einsum_label.onnx",
+       helper.make_node("Einsum", ["x", "x"], ["y"], name="einsum_bad", equation="ij,ij->q"), [X],
+       status="AMP_ERR_INVALID_GRAPH")
+bad_op("resize with an unknown mode", "resize_mode.onnx",
+       helper.make_node("Resize", ["x", "", "s"], ["y"], name="resize_bad", mode="bogus"), [X],
+       [f32("s", [1.0, 2.0])], status="AMP_ERR_INVALID_GRAPH")
+bad_op("top-k larger than the axis", "topk_k.onnx", helper.make_node("TopK", ["x", "k"], ["y", "yi"], name="topk_bad"),
+       [X], [i64("k", [5])], status="AMP_ERR_INVALID_ARG")
+bad_op("gather-nd index out of range", "gathernd_oob.onnx",
+       helper.make_node("GatherND", ["x", "i"], ["y"], name="gathernd_oob"), [X], [i64("i", [[0, 5]])],
+       status="AMP_ERR_INVALID_ARG")
+bad_op("scatter-nd index out of range", "scatternd_oob.onnx",
+       helper.make_node("ScatterND", ["x", "i", "u"], ["y"], name="scatternd_oob"), [X],
+       [i64("i", [[-3]]), f32("u", [[1.0, 2.0, 3.0]])], status="AMP_ERR_INVALID_ARG")
+bad_op("group norm with groups that do not divide the channels", "groupnorm_groups.onnx",
+       helper.make_node("GroupNormalization", ["x", "sc", "b"], ["y"], name="groupnorm_bad", num_groups=2), [X4],
+       [f32("sc", [1.0, 1.0]), f32("b", [0.0, 0.0])], status="AMP_ERR_SHAPE", feed="x=x1388.pb", opset=18)
+bad_op("lstm weights of another hidden size", "lstm_hidden.onnx",
+       helper.make_node("LSTM", ["xs", "w", "r"], ["y"], name="lstm_bad", hidden_size=4), [],
+       [f32("xs", np.ones((1, 2, 3)).tolist()), f32("w", np.ones((1, 12, 3)).tolist()),
+        f32("r", np.ones((1, 16, 4)).tolist())], status="AMP_ERR_SHAPE", feed="")
+
 # found by fuzzing: a node whose outputs were lost (the graph's output is its input)
 m = model([helper.make_node("Relu", ["x"], [], name="relu_no_outputs")], [X], [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])])
 case("node without outputs", save(m, "no_outputs.onnx"), "run", "AMP_ERR_INVALID_GRAPH", "relu_no_outputs", "x=x23.pb")
