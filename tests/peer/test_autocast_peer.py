@@ -640,9 +640,15 @@ def check_node_test(amprt, case_dir, tmp):
             res.problems.append(f"amprt convert failed: {msg}")
         return res
     conv = onnx.load(dst)
+    orig = onnx.load(src)
     try:
         onnx.checker.check_model(conv, full_check=True)
     except Exception as e:  # noqa: BLE001
+        try:
+            onnx.checker.check_model(orig, full_check=True)
+        except Exception:  # noqa: BLE001
+            res.skipped = "onnx.checker rejects the source model as well"
+            return res
         res.problems.append(f"onnx.checker: {str(e).strip().splitlines()[0][:200]}")
         return res
     types = elem_types(conv)
@@ -652,17 +658,32 @@ def check_node_test(amprt, case_dir, tmp):
     except Exception as e:  # noqa: BLE001
         if ort_missing_kernel(e):
             res.skipped = "onnxruntime CPU lacks a kernel: " + str(e).strip()[:120]
-        else:
-            res.problems.append(f"onnxruntime cannot load it: {str(e).strip()[:200]}")
+            return res
+        try:
+            ort_session(src, optimize=False)
+        except Exception:  # noqa: BLE001
+            res.skipped = "onnxruntime cannot load the source model either: " + str(e).strip()[:120]
+            return res
+        res.problems.append(f"onnxruntime cannot load it: {str(e).strip()[:200]}")
         return res
-    orig = onnx.load(src)
+    src_sess = None
     for ds in sorted(glob.glob(os.path.join(case_dir, "test_data_set_*"))):
         ins, want = load_data_set(orig, ds)
+        feed = {n: a for n, a, _ in ins}
         with np.errstate(all="ignore"):
-            got = sess.run(None, {n: a for n, a, _ in ins})
-        for (oname, w, _), g in zip(want, got):
+            got = sess.run(None, feed)
+        for k, ((oname, w, _), g) in enumerate(zip(want, got)):
             err = compare(g, w)
             if not within(err, NODE_TEST_TOL):
+                # onnxruntime's own FP32 result may disagree with the test data (Resize with
+                # align_corners and a fractional output length): then the case says nothing
+                if src_sess is None:
+                    src_sess = ort_session(src, optimize=False)
+                with np.errstate(all="ignore"):
+                    ref = src_sess.run(None, feed)[k]
+                if not within(compare(ref, w), NODE_TEST_TOL):
+                    res.skipped = f"onnxruntime's FP32 result differs from the test data too ({oname})"
+                    continue
                 res.problems.append(f"{os.path.basename(ds)} {oname}: rel L2 {fmt(err)}")
     os.remove(dst)
     return res

@@ -117,12 +117,18 @@ def main():
             if r.returncode != 0:
                 failures.append(f"{name}: amprt convert failed: {r.stderr.strip()}")
                 continue
+            m = onnx.load(dst)
             try:
-                m = onnx.load(dst)
                 onnx.checker.check_model(m, full_check=True)
             except Exception as e:  # noqa: BLE001 - report any checker error
-                failures.append(f"{name}: onnx.checker rejects the exported model: {e}")
-                continue
+                # a rejection the source model earns too (an ONNX function body the checker of this
+                # onnx version refuses, e.g. MeanVarianceNormalization-13) is not the export's doing
+                try:
+                    onnx.checker.check_model(onnx.load(src), full_check=True)
+                    failures.append(f"{name}: onnx.checker rejects the exported model: {e}")
+                    continue
+                except Exception:  # noqa: BLE001
+                    print(f"NOTE {name}: onnx.checker rejects the source model as well; graph compared only")
             why = same_graph(onnx.load(src), m)
             if why:
                 failures.append(f"{name}: exported graph differs: {why}")
