@@ -98,3 +98,32 @@ amp_status amp_infer_axis(amp_infer *c, int64_t axis, int rank, int *out) {
     *out = (int)(axis < 0 ? axis + rank : axis);
     return AMP_OK;
 }
+
+amp_status amp_infer_set_out(amp_infer *c, int i, amp_dtype dt, int rank, const int64_t *dims) {
+    if (i < 0 || i >= c->nout) return AMP_OK;
+    if (rank < 0 || rank > AMP_MAX_RANK)
+        return amp_infer_fail(c, AMP_ERR_UNSUPPORTED, "output %d would have rank %d, over %d", i, rank, AMP_MAX_RANK);
+    for (int d = 0; d < rank; d++)
+        if (dims[d] < 0) return amp_infer_fail(c, AMP_ERR_SHAPE, "output %d: dim %d is negative", i, d);
+    amp_status s = amp_shape_numel(rank, dims, dt, NULL, NULL);
+    if (s == AMP_ERR_OVERFLOW) return amp_infer_fail(c, s, "output %d: size overflows", i);
+    if (s) return amp_infer_fail(c, s, "output %d: dtype %s is not supported", i, amp_dtype_name(dt));
+    amp_tinfo *o = c->out[i];
+    o->dtype = dt;
+    o->rank = rank;
+    memset(o->dims, 0, sizeof o->dims);
+    for (int d = 0; d < rank; d++) o->dims[d] = dims[d];
+    o->value = NULL;
+    return AMP_OK;
+}
+
+amp_status amp_infer_int_attr(amp_infer *c, const char *name, int64_t def, int64_t *v) {
+    const amp_attr *a = amp_node_attr(c->n, name);
+    if (!a) {
+        *v = def;
+        return AMP_OK;
+    }
+    if (a->kind != AMP_ATTR_INT) return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "attribute %s must be an int", name);
+    *v = a->i;
+    return AMP_OK;
+}

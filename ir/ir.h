@@ -303,6 +303,13 @@ extern const amp_dtype amp_dt_all[];      /* numeric + bool */
 bool amp_dtype_is_float(amp_dtype t);
 bool amp_dtype_is_int(amp_dtype t);
 
+/* Set output i (ignored when the node has fewer outputs) to dtype dt and dims[rank], after
+ * checking the rank, every dim and the element count (AMP_ERR_UNSUPPORTED, AMP_ERR_SHAPE,
+ * AMP_ERR_OVERFLOW with a message naming the output). */
+amp_status amp_infer_set_out(amp_infer *c, int i, amp_dtype dt, int rank, const int64_t *dims);
+/* An INT attribute: def when absent, AMP_ERR_INVALID_GRAPH when of another kind. */
+amp_status amp_infer_int_attr(amp_infer *c, const char *name, int64_t def, int64_t *v);
+
 /* Normalise a possibly negative axis against rank; AMP_ERR_INVALID_GRAPH when out of range. */
 amp_status amp_infer_axis(amp_infer *c, int64_t axis, int rank, int *out);
 

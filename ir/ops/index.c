@@ -7,31 +7,6 @@
 /* ONNX types indices as int64; int32 is taken as well, as Gather and ScatterElements do. */
 static const amp_dtype index_types[] = {AMP_I64, AMP_I32, AMP_UNDEFINED};
 
-static amp_status set_out(amp_infer *c, int i, amp_dtype dt, int rank, const int64_t *dims) {
-    if (rank > AMP_MAX_RANK)
-        return amp_infer_fail(c, AMP_ERR_UNSUPPORTED, "output %d would have rank %d, over %d", i, rank, AMP_MAX_RANK);
-    amp_status s = amp_shape_numel(rank, dims, dt, NULL, NULL);
-    if (s) return amp_infer_fail(c, s, "output %d: size overflows or is invalid", i);
-    amp_tinfo *o = c->out[i];
-    o->dtype = dt;
-    o->rank = rank;
-    memset(o->dims, 0, sizeof o->dims);
-    for (int d = 0; d < rank; d++) o->dims[d] = dims[d];
-    return AMP_OK;
-}
-
-/* An INT attribute that must be an int when present. */
-static amp_status int_attr(amp_infer *c, const char *name, int64_t def, int64_t *v) {
-    const amp_attr *a = amp_node_attr(c->n, name);
-    if (!a) {
-        *v = def;
-        return AMP_OK;
-    }
-    if (a->kind != AMP_ATTR_INT) return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "attribute %s must be an int", name);
-    *v = a->i;
-    return AMP_OK;
-}
-
 /* ---- GatherND, ScatterND -------------------------------------------------------------------- */
 
 amp_status amp_infer_gather_nd(amp_infer *c) {
@@ -41,7 +16,7 @@ amp_status amp_infer_gather_nd(amp_infer *c) {
     if ((s = amp_infer_dtype_in(c, x->dtype, amp_dt_all))) return s;
     if ((s = amp_infer_dtype_in(c, ind->dtype, index_types))) return s;
     int64_t b = 0;
-    if ((s = int_attr(c, "batch_dims", 0, &b))) return s;
+    if ((s = amp_infer_int_attr(c, "batch_dims", 0, &b))) return s;
     if (b != 0 && c->opset < 12)
         return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "batch_dims arrived at opset 12 (node at opset %lld)",
                               (long long)c->opset);
@@ -63,7 +38,7 @@ amp_status amp_infer_gather_nd(amp_infer *c) {
     int o = 0;
     for (int d = 0; d < q - 1; d++) dims[o++] = ind->dims[d];
     for (int d = (int)(b + k); d < r; d++) dims[o++] = x->dims[d];
-    return set_out(c, 0, x->dtype, o, dims);
+    return amp_infer_set_out(c, 0, x->dtype, o, dims);
 }
 
 /* The reductions each opset of ScatterND allows. */
@@ -106,7 +81,7 @@ amp_status amp_infer_scatter_nd(amp_infer *c) {
     for (int d = (int)k; ok && d < r; d++) ok = upd->dims[q - 1 + d - k] == x->dims[d];
     if (!ok) return amp_infer_fail(c, AMP_ERR_SHAPE, "updates must have shape indices.shape[:-1] + data.shape[%lld:]",
                                    (long long)k);
-    return set_out(c, 0, x->dtype, r, x->dims);
+    return amp_infer_set_out(c, 0, x->dtype, r, x->dims);
 }
 
 /* Scatter (opsets 9 and 10) is ScatterElements without a reduction. */
@@ -131,8 +106,8 @@ amp_status amp_infer_top_k(amp_infer *c) {
         return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "largest and sorted arrived at opset 11 (node at %lld)",
                               (long long)c->opset);
     int64_t axis_v = -1, flag = 1;
-    if ((s = int_attr(c, "axis", -1, &axis_v))) return s;
-    if ((s = int_attr(c, "largest", 1, &flag)) || (s = int_attr(c, "sorted", 1, &flag))) return s;
+    if ((s = amp_infer_int_attr(c, "axis", -1, &axis_v))) return s;
+    if ((s = amp_infer_int_attr(c, "largest", 1, &flag)) || (s = amp_infer_int_attr(c, "sorted", 1, &flag))) return s;
     int axis;
     if ((s = amp_infer_axis(c, axis_v, x->rank, &axis))) return s;
     int64_t k, n = x->dims[axis];
@@ -164,8 +139,8 @@ amp_status amp_infer_top_k(amp_infer *c) {
     int64_t dims[AMP_MAX_RANK];
     memcpy(dims, x->dims, sizeof dims);
     dims[axis] = k;
-    if ((s = set_out(c, 0, x->dtype, x->rank, dims))) return s;
-    if (c->nout > 1 && (s = set_out(c, 1, AMP_I64, x->rank, dims))) return s;
+    if ((s = amp_infer_set_out(c, 0, x->dtype, x->rank, dims))) return s;
+    if (c->nout > 1 && (s = amp_infer_set_out(c, 1, AMP_I64, x->rank, dims))) return s;
     /* the kernel keeps its selection in Indices; without that output it needs room of its own */
     bool have_ind = c->nout > 1 && c->n->outputs && c->n->outputs[1] >= 0;
     if (!have_ind) {
@@ -187,13 +162,13 @@ amp_status amp_infer_reverse_sequence(amp_infer *c) {
     if ((s = amp_infer_dtype_in(c, len->dtype, index_types))) return s;
     if (x->rank < 2) return amp_infer_fail(c, AMP_ERR_SHAPE, "input must have rank >= 2, has %d", x->rank);
     int64_t ba = 1, ta = 0;
-    if ((s = int_attr(c, "batch_axis", 1, &ba)) || (s = int_attr(c, "time_axis", 0, &ta))) return s;
+    if ((s = amp_infer_int_attr(c, "batch_axis", 1, &ba)) || (s = amp_infer_int_attr(c, "time_axis", 0, &ta))) return s;
     if ((ba != 0 && ba != 1) || (ta != 0 && ta != 1) || ba == ta)
         return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "batch_axis (%lld) and time_axis (%lld) must be 0 and 1",
                               (long long)ba, (long long)ta);
     if (len->rank != 1 || len->dims[0] != x->dims[ba])
         return amp_infer_fail(c, AMP_ERR_SHAPE, "sequence_lens must have shape [%lld]", (long long)x->dims[ba]);
-    return set_out(c, 0, x->dtype, x->rank, x->dims);
+    return amp_infer_set_out(c, 0, x->dtype, x->rank, x->dims);
 }
 
 /* ---- MaxUnpool ------------------------------------------------------------------------------ */
@@ -244,7 +219,7 @@ amp_status amp_infer_max_unpool(amp_infer *c) {
     if (!same) return amp_infer_fail(c, AMP_ERR_SHAPE, "I must have the shape of X");
     int64_t dims[AMP_MAX_RANK];
     if ((s = unpool_dims(c, r, x->dims, dims))) return s;
-    if ((s = set_out(c, 0, x->dtype, r, dims))) return s;
+    if ((s = amp_infer_set_out(c, 0, x->dtype, r, dims))) return s;
     if (c->nin > 2 && c->in[2]) {
         int64_t v[AMP_MAX_RANK + 1];
         int n = 0;
@@ -255,7 +230,7 @@ amp_status amp_infer_max_unpool(amp_infer *c) {
             if (v[d] < dims[d])
                 return amp_infer_fail(c, AMP_ERR_SHAPE, "output_shape dim %d (%lld) is smaller than the unpooled %lld",
                                       d, (long long)v[d], (long long)dims[d]);
-        if ((s = set_out(c, 0, x->dtype, r, v))) return s;
+        if ((s = amp_infer_set_out(c, 0, x->dtype, r, v))) return s;
     }
     return AMP_OK;
 }

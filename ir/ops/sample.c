@@ -10,32 +10,6 @@
  * of samples, and a corrupt value would otherwise make a run take days. */
 #define ROI_MAX_SAMPLING_RATIO 1024
 
-static amp_status set_out(amp_infer *c, int i, amp_dtype dt, int rank, const int64_t *dims) {
-    if (rank > AMP_MAX_RANK)
-        return amp_infer_fail(c, AMP_ERR_UNSUPPORTED, "output %d would have rank %d, over %d", i, rank, AMP_MAX_RANK);
-    for (int d = 0; d < rank; d++)
-        if (dims[d] < 0) return amp_infer_fail(c, AMP_ERR_SHAPE, "output %d: dim %d is negative", i, d);
-    amp_status s = amp_shape_numel(rank, dims, dt, NULL, NULL);
-    if (s) return amp_infer_fail(c, s, "output %d: size overflows or is invalid", i);
-    amp_tinfo *o = c->out[i];
-    o->dtype = dt;
-    o->rank = rank;
-    memset(o->dims, 0, sizeof o->dims);
-    for (int d = 0; d < rank; d++) o->dims[d] = dims[d];
-    return AMP_OK;
-}
-
-static amp_status int_attr(amp_infer *c, const char *name, int64_t def, int64_t *v) {
-    const amp_attr *a = amp_node_attr(c->n, name);
-    if (!a) {
-        *v = def;
-        return AMP_OK;
-    }
-    if (a->kind != AMP_ATTR_INT) return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "attribute %s must be an int", name);
-    *v = a->i;
-    return AMP_OK;
-}
-
 static amp_status str_attr(amp_infer *c, const char *name, const char *def, const char **v) {
     const amp_attr *a = amp_node_attr(c->n, name);
     if (!a) {
@@ -50,7 +24,7 @@ static amp_status str_attr(amp_infer *c, const char *name, const char *def, cons
 
 static amp_status align_attr(amp_infer *c) {
     int64_t ac = 0;
-    amp_status s = int_attr(c, "align_corners", 0, &ac);
+    amp_status s = amp_infer_int_attr(c, "align_corners", 0, &ac);
     if (s) return s;
     if (ac != 0 && ac != 1)
         return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "align_corners must be 0 or 1, is %lld", (long long)ac);
@@ -123,7 +97,7 @@ amp_status amp_infer_grid_sample(amp_infer *c) {
             if (x->dims[2 + d] == 0)
                 return amp_infer_fail(c, AMP_ERR_SHAPE, "X's spatial dim %d is empty: padding_mode %s has no pixel",
                                       d, pad);
-    return set_out(c, 0, x->dtype, x->rank, dims);
+    return amp_infer_set_out(c, 0, x->dtype, x->rank, dims);
 }
 
 /* ---- AffineGrid ------------------------------------------------------------------------------ */
@@ -155,7 +129,7 @@ amp_status amp_infer_affine_grid(amp_infer *c) {
     dims[0] = v[0];
     for (int i = 0; i < k; i++) dims[1 + i] = v[2 + i];
     dims[1 + k] = k;
-    return set_out(c, 0, th->dtype, k + 2, dims);
+    return amp_infer_set_out(c, 0, th->dtype, k + 2, dims);
 }
 
 /* ---- RoiAlign -------------------------------------------------------------------------------- */
@@ -177,8 +151,8 @@ amp_status amp_infer_roi_align(amp_infer *c) {
         return amp_infer_fail(c, AMP_ERR_SHAPE, "batch_indices must be (%lld), one per roi", (long long)rois->dims[0]);
     const char *mode = "", *ctm = "";
     int64_t oh = 0, ow = 0, sr = 0;
-    if ((s = str_attr(c, "mode", "avg", &mode)) || (s = int_attr(c, "output_height", 1, &oh)) ||
-        (s = int_attr(c, "output_width", 1, &ow)) || (s = int_attr(c, "sampling_ratio", 0, &sr)))
+    if ((s = str_attr(c, "mode", "avg", &mode)) || (s = amp_infer_int_attr(c, "output_height", 1, &oh)) ||
+        (s = amp_infer_int_attr(c, "output_width", 1, &ow)) || (s = amp_infer_int_attr(c, "sampling_ratio", 0, &sr)))
         return s;
     if (strcmp(mode, "avg") && strcmp(mode, "max"))
         return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "mode '%s' is not avg or max", mode);
@@ -205,5 +179,5 @@ amp_status amp_infer_roi_align(amp_infer *c) {
                                   "coordinate_transformation_mode '%s' is not half_pixel or output_half_pixel", ctm);
     }
     int64_t dims[4] = {rois->dims[0], x->dims[1], oh, ow};
-    return set_out(c, 0, x->dtype, 4, dims);
+    return amp_infer_set_out(c, 0, x->dtype, 4, dims);
 }

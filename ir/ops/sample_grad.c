@@ -20,17 +20,6 @@ static const amp_dtype index_types[] = {AMP_I64, AMP_I32, AMP_UNDEFINED};
 
 /* ---- inference of the training ops ------------------------------------------------------------ */
 
-static amp_status set_out(amp_infer *c, int i, amp_dtype dt, int rank, const int64_t *dims) {
-    amp_status s = amp_shape_numel(rank, dims, dt, NULL, NULL);
-    if (s) return amp_infer_fail(c, s, "output %d: size overflows or is invalid", i);
-    amp_tinfo *o = c->out[i];
-    o->dtype = dt;
-    o->rank = rank;
-    memset(o->dims, 0, sizeof o->dims);
-    for (int d = 0; d < rank; d++) o->dims[d] = dims[d];
-    return AMP_OK;
-}
-
 static amp_status same_dims(amp_infer *c, const amp_tinfo *t, const char *what, const amp_tinfo *want) {
     bool ok = t->rank == want->rank;
     for (int d = 0; ok && d < t->rank; d++) ok = t->dims[d] == want->dims[d];
@@ -81,8 +70,8 @@ amp_status amp_infer_grid_sample_grad(amp_infer *c) {
     amp_infer f = {.ctx = c->ctx, .g = c->g, .n = c->n, .opset = opset, .nin = 2, .nout = 1, .in = fin, .out = fout};
     if ((s = amp_infer_grid_sample(&f))) return s;
     if ((s = same_dims(c, dy, "dY", &y))) return s;
-    if ((s = set_out(c, 0, x->dtype, x->rank, x->dims))) return s;
-    if (c->nout > 1 && (s = set_out(c, 1, g->dtype, g->rank, g->dims))) return s;
+    if ((s = amp_infer_set_out(c, 0, x->dtype, x->rank, x->dims))) return s;
+    if (c->nout > 1 && (s = amp_infer_set_out(c, 1, g->dtype, g->rank, g->dims))) return s;
     if (has_output(c, 0)) return half_scratch(c, x->dtype, x->rank, x->dims);
     return AMP_OK;
 }
@@ -106,7 +95,7 @@ amp_status amp_infer_affine_grid_grad(amp_infer *c) {
     amp_infer f = {.ctx = c->ctx, .g = c->g, .n = c->n, .opset = 20, .nin = 2, .nout = 1, .in = fin, .out = fout};
     if ((s = amp_infer_affine_grid(&f))) return s;
     if ((s = same_dims(c, dg, "dGrid", &y))) return s;
-    return set_out(c, 0, dg->dtype, 3, th.dims);
+    return amp_infer_set_out(c, 0, dg->dtype, 3, th.dims);
 }
 
 /* RoiAlignGrad(dY, shape, rois, batch_indices[, X]) -> dX; max mode needs X. */
@@ -138,7 +127,7 @@ amp_status amp_infer_roi_align_grad(amp_infer *c) {
     amp_infer f = {.ctx = c->ctx, .g = c->g, .n = c->n, .opset = opset, .nin = 3, .nout = 1, .in = fin, .out = fout};
     if ((s = amp_infer_roi_align(&f))) return s;
     if ((s = same_dims(c, dy, "dY", &y))) return s;
-    if ((s = set_out(c, 0, dy->dtype, 4, x.dims))) return s;
+    if ((s = amp_infer_set_out(c, 0, dy->dtype, 4, x.dims))) return s;
     return half_scratch(c, dy->dtype, 4, x.dims);
 }
 

@@ -10,22 +10,6 @@
  * list that is too long is reported as such rather than as a read failure. */
 #define LIST_CAP 64
 
-/* Fill output i, rejecting ranks amprt cannot hold and sizes that overflow. */
-static amp_status set_out(amp_infer *c, int i, amp_dtype dt, int rank, const int64_t *dims) {
-    if (rank > AMP_MAX_RANK)
-        return amp_infer_fail(c, AMP_ERR_UNSUPPORTED, "output rank %d exceeds the maximum of %d", rank, AMP_MAX_RANK);
-    amp_status s = amp_shape_numel(rank, dims, dt, NULL, NULL);
-    if (s == AMP_ERR_OVERFLOW) return amp_infer_fail(c, s, "output %d: size overflows", i);
-    if (s == AMP_ERR_SHAPE) return amp_infer_fail(c, s, "output %d: negative dimension", i);
-    if (s) return amp_infer_fail(c, s, "output %d: dtype %s is not supported", i, amp_dtype_name(dt));
-    amp_tinfo *o = c->out[i];
-    o->dtype = dt;
-    o->rank = rank;
-    memset(o->dims, 0, sizeof o->dims);
-    for (int d = 0; d < rank; d++) o->dims[d] = dims[d];
-    return AMP_OK;
-}
-
 static int64_t numel_of(const amp_tinfo *t) {
     int64_t n = 1;
     for (int d = 0; d < t->rank; d++) n *= t->dims[d];
@@ -128,7 +112,7 @@ amp_status amp_infer_reshape(amp_infer *c) {
         return amp_infer_fail(c, AMP_ERR_SHAPE, "cannot reshape %lld elements into %lld", (long long)total,
                               (long long)known);
     }
-    return set_out(c, 0, x->dtype, n, out);
+    return amp_infer_set_out(c, 0, x->dtype, n, out);
 }
 
 amp_status amp_infer_flatten(amp_infer *c) {
@@ -143,7 +127,7 @@ amp_status amp_infer_flatten(amp_infer *c) {
     if (axis < 0) axis += r;
     int64_t out[2] = {1, 1};
     for (int d = 0; d < r; d++) out[d < axis ? 0 : 1] *= x->dims[d];
-    return set_out(c, 0, x->dtype, 2, out);
+    return amp_infer_set_out(c, 0, x->dtype, 2, out);
 }
 
 amp_status amp_infer_squeeze(amp_infer *c) {
@@ -175,7 +159,7 @@ amp_status amp_infer_squeeze(amp_infer *c) {
     int ro = 0;
     for (int d = 0; d < r; d++)
         if (!drop[d]) out[ro++] = x->dims[d];
-    return set_out(c, 0, x->dtype, ro, out);
+    return amp_infer_set_out(c, 0, x->dtype, ro, out);
 }
 
 amp_status amp_infer_unsqueeze(amp_infer *c) {
@@ -203,7 +187,7 @@ amp_status amp_infer_unsqueeze(amp_infer *c) {
     }
     int64_t out[AMP_MAX_RANK];
     for (int d = 0, j = 0; d < ro; d++) out[d] = ins[d] ? 1 : x->dims[j++];
-    return set_out(c, 0, x->dtype, ro, out);
+    return amp_infer_set_out(c, 0, x->dtype, ro, out);
 }
 
 /* ---- Transpose, Concat, Split -------------------------------------------------------------- */
@@ -218,7 +202,7 @@ amp_status amp_infer_transpose(amp_infer *c) {
     int64_t out[AMP_MAX_RANK];
     if (np < 0) {
         for (int d = 0; d < r; d++) out[d] = x->dims[r - 1 - d];
-        return set_out(c, 0, x->dtype, r, out);
+        return amp_infer_set_out(c, 0, x->dtype, r, out);
     }
     if (np != r) return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "perm has %d values for rank %d", np, r);
     bool seen[AMP_MAX_RANK] = {false};
@@ -229,7 +213,7 @@ amp_status amp_infer_transpose(amp_infer *c) {
         seen[p] = true;
         out[d] = x->dims[p];
     }
-    return set_out(c, 0, x->dtype, r, out);
+    return amp_infer_set_out(c, 0, x->dtype, r, out);
 }
 
 amp_status amp_infer_concat(amp_infer *c) {
@@ -263,7 +247,7 @@ amp_status amp_infer_concat(amp_infer *c) {
         if (out[axis] > INT64_MAX - xi->dims[axis]) return amp_infer_fail(c, AMP_ERR_OVERFLOW, "concatenated dim overflows");
         out[axis] += xi->dims[axis];
     }
-    return set_out(c, 0, x0->dtype, r, out);
+    return amp_infer_set_out(c, 0, x0->dtype, r, out);
 }
 
 amp_status amp_infer_split(amp_infer *c) {
@@ -346,7 +330,7 @@ amp_status amp_infer_split(amp_infer *c) {
         int64_t od[AMP_MAX_RANK];
         memcpy(od, x->dims, sizeof(int64_t) * (size_t)x->rank);
         od[axis] = sizes[i];
-        s = set_out(c, i, x->dtype, x->rank, od);
+        s = amp_infer_set_out(c, i, x->dtype, x->rank, od);
         if (s) goto done;
     }
     s = AMP_OK;
@@ -391,7 +375,7 @@ amp_status amp_infer_slice(amp_infer *c) {
         int64_t first;
         out[a] = amp_slice_axis(x->dims[a], starts[i], ends[i], step, &first);
     }
-    return set_out(c, 0, x->dtype, r, out);
+    return amp_infer_set_out(c, 0, x->dtype, r, out);
 }
 
 /* ---- Expand, Tile -------------------------------------------------------------------------- */
@@ -410,7 +394,7 @@ amp_status amp_infer_expand(amp_infer *c) {
     int64_t out[AMP_MAX_RANK];
     int ro;
     if ((s = amp_broadcast_shape(c, x->rank, x->dims, n, shape, &ro, out))) return s;
-    return set_out(c, 0, x->dtype, ro, out);
+    return amp_infer_set_out(c, 0, x->dtype, ro, out);
 }
 
 amp_status amp_infer_tile(amp_infer *c) {
@@ -427,7 +411,7 @@ amp_status amp_infer_tile(amp_infer *c) {
         if (rep[d] != 0 && x->dims[d] > INT64_MAX / rep[d]) return amp_infer_fail(c, AMP_ERR_OVERFLOW, "output dim %d overflows", d);
         out[d] = x->dims[d] * rep[d];
     }
-    return set_out(c, 0, x->dtype, n, out);
+    return amp_infer_set_out(c, 0, x->dtype, n, out);
 }
 
 /* ---- Shape, Size --------------------------------------------------------------------------- */
@@ -446,14 +430,14 @@ amp_status amp_infer_shape(amp_infer *c) {
         end = end < 0 ? 0 : end > r ? r : end;
     }
     int64_t len = end > start ? end - start : 0;
-    return set_out(c, 0, AMP_I64, 1, &len);
+    return amp_infer_set_out(c, 0, AMP_I64, 1, &len);
 }
 
 amp_status amp_infer_size(amp_infer *c) {
     const amp_tinfo *x = NULL;
     amp_status s = data_input(c, 1, 1, &x);
     if (s) return s;
-    return set_out(c, 0, AMP_I64, 0, NULL);
+    return amp_infer_set_out(c, 0, AMP_I64, 0, NULL);
 }
 
 /* ---- Constant, ConstantOfShape ------------------------------------------------------------- */
@@ -478,14 +462,14 @@ amp_status amp_infer_constant(amp_infer *c) {
         if (!a->t) return amp_infer_fail(c, AMP_ERR_UNSUPPORTED, "value holds a tensor type amprt does not hold");
         amp_status s = amp_infer_dtype_in(c, a->t->dtype, amp_dt_all);
         if (s) return s;
-        return set_out(c, 0, a->t->dtype, a->t->rank, a->t->dims);
+        return amp_infer_set_out(c, 0, a->t->dtype, a->t->rank, a->t->dims);
     }
     bool is_float = !strncmp(a->name, "value_float", 11);
     bool is_list = a->name[strlen(a->name) - 1] == 's';
     amp_attr_kind want = is_float ? (is_list ? AMP_ATTR_FLOATS : AMP_ATTR_FLOAT) : (is_list ? AMP_ATTR_INTS : AMP_ATTR_INT);
     if (a->kind != want) return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "attribute %s has the wrong kind", a->name);
     int64_t n = a->n;
-    return set_out(c, 0, is_float ? AMP_F32 : AMP_I64, is_list ? 1 : 0, &n);
+    return amp_infer_set_out(c, 0, is_float ? AMP_F32 : AMP_I64, is_list ? 1 : 0, &n);
 }
 
 amp_status amp_infer_constant_of_shape(amp_infer *c) {
@@ -508,5 +492,5 @@ amp_status amp_infer_constant_of_shape(amp_infer *c) {
         if ((s = amp_infer_dtype_in(c, a->t->dtype, amp_dt_all))) return s;
         dt = a->t->dtype;
     }
-    return set_out(c, 0, dt, n, shape);
+    return amp_infer_set_out(c, 0, dt, n, shape);
 }

@@ -26,18 +26,6 @@ static int64_t numel_of(int r, const int64_t *dims) {
     return n;
 }
 
-static amp_status set_out(amp_infer *c, int i, amp_dtype dt, int rank, const int64_t *dims) {
-    amp_status s = amp_shape_numel(rank, dims, dt, NULL, NULL);
-    if (s == AMP_ERR_OVERFLOW) return amp_infer_fail(c, s, "output %d: size overflows", i);
-    if (s) return amp_infer_fail(c, s, "output %d: invalid shape or dtype %s", i, amp_dtype_name(dt));
-    amp_tinfo *o = c->out[i];
-    o->dtype = dt;
-    o->rank = rank;
-    memset(o->dims, 0, sizeof o->dims);
-    for (int d = 0; d < rank; d++) o->dims[d] = dims[d];
-    return AMP_OK;
-}
-
 /* A shape held by a known int tensor (the output of a Shape node). */
 static amp_status known_shape(amp_infer *c, int input, const char *what, int64_t *dims, int *rank) {
     int64_t v[AMP_MAX_RANK + 1];
@@ -89,7 +77,7 @@ amp_status amp_infer_reshape_grad(amp_infer *c) {
     if (n != numel_of(dy->rank, dy->dims))
         return amp_infer_fail(c, AMP_ERR_SHAPE, "cannot give %lld elements a shape of %lld",
                               (long long)numel_of(dy->rank, dy->dims), (long long)n);
-    return set_out(c, 0, dy->dtype, r, dims);
+    return amp_infer_set_out(c, 0, dy->dtype, r, dims);
 }
 
 /* n shapes of rank r concatenated in one list; *r from the list's length. */
@@ -128,7 +116,7 @@ amp_status amp_infer_concat_grad(amp_infer *c) {
         return amp_infer_fail(c, AMP_ERR_SHAPE, "the inputs fill %lld of axis %d, the gradient has %lld", (long long)sum,
                               axis, (long long)dy->dims[axis]);
     for (int k = 0; k < n; k++)
-        if ((s = set_out(c, k, dy->dtype, r, v + (size_t)k * (size_t)r))) return s;
+        if ((s = amp_infer_set_out(c, k, dy->dtype, r, v + (size_t)k * (size_t)r))) return s;
     return AMP_OK;
 }
 
@@ -162,7 +150,7 @@ amp_status amp_infer_split_grad(amp_infer *c) {
         if (out[axis] > INT64_MAX - dk[axis]) return amp_infer_fail(c, AMP_ERR_OVERFLOW, "concatenated dim overflows");
         out[axis] += dk[axis];
     }
-    return set_out(c, 0, first->dtype, r, out);
+    return amp_infer_set_out(c, 0, first->dtype, r, out);
 }
 
 /* ---- SliceGrad, PadGrad, TileGrad, GatherGrad: the fold ops ------------------------------------- */
@@ -198,7 +186,7 @@ amp_status amp_infer_slice_grad(amp_infer *c) {
     }
     if ((s = expect_dims(c, 0, r, y))) return s;
     c->workspace_bytes = amp_gs_fold_ws_bytes(r, x, y);
-    return set_out(c, 0, c->in[0]->dtype, r, x);
+    return amp_infer_set_out(c, 0, c->in[0]->dtype, r, x);
 }
 
 amp_status amp_infer_pad_grad(amp_infer *c) {
@@ -243,8 +231,8 @@ amp_status amp_infer_pad_grad(amp_infer *c) {
     }
     if ((s = expect_dims(c, 0, r, y))) return s;
     c->workspace_bytes = amp_gs_fold_ws_bytes(r, x, y);
-    if (c->nout == 2 && (s = set_out(c, 1, c->in[0]->dtype, 0, NULL))) return s;
-    return set_out(c, 0, c->in[0]->dtype, r, x);
+    if (c->nout == 2 && (s = amp_infer_set_out(c, 1, c->in[0]->dtype, 0, NULL))) return s;
+    return amp_infer_set_out(c, 0, c->in[0]->dtype, r, x);
 }
 
 amp_status amp_infer_tile_grad(amp_infer *c) {
@@ -265,7 +253,7 @@ amp_status amp_infer_tile_grad(amp_infer *c) {
                                   d, (long long)dy->dims[d], (long long)xv[d]);
     }
     c->workspace_bytes = amp_gs_fold_ws_bytes(ry, xv, dy->dims);
-    return set_out(c, 0, dy->dtype, rx, x);
+    return amp_infer_set_out(c, 0, dy->dtype, rx, x);
 }
 
 static const amp_dtype index_types[] = {AMP_I64, AMP_I32, AMP_UNDEFINED};
@@ -291,7 +279,7 @@ amp_status amp_infer_gather_grad(amp_infer *c) {
     memcpy(yv, x, sizeof(int64_t) * (size_t)rx);
     yv[axis] = numel_of(ind->rank, ind->dims);
     c->workspace_bytes = amp_gs_fold_ws_bytes(rx, x, yv);
-    return set_out(c, 0, c->in[0]->dtype, rx, x);
+    return amp_infer_set_out(c, 0, c->in[0]->dtype, rx, x);
 }
 
 /* ---- GatherElementsGrad, DepthToSpaceGrad ------------------------------------------------------- */
@@ -317,7 +305,7 @@ amp_status amp_infer_gather_elements_grad(amp_infer *c) {
     amp_dtype dt = c->in[0]->dtype;
     /* 16-bit gradients add up in an f32 copy of dX */
     if (dt == AMP_F16 || dt == AMP_BF16) c->workspace_bytes = (size_t)numel_of(rx, x) * sizeof(float);
-    return set_out(c, 0, dt, rx, x);
+    return amp_infer_set_out(c, 0, dt, rx, x);
 }
 
 amp_status amp_infer_depth_to_space_grad(amp_infer *c) {
@@ -340,7 +328,7 @@ amp_status amp_infer_depth_to_space_grad(amp_infer *c) {
     int64_t out[4] = {dy->dims[0], 0, dy->dims[2] / b, dy->dims[3] / b};
     if (__builtin_mul_overflow(dy->dims[1], b * b, &out[1]))
         return amp_infer_fail(c, AMP_ERR_OVERFLOW, "input channels overflow");
-    return set_out(c, 0, dy->dtype, 4, out);
+    return amp_infer_set_out(c, 0, dy->dtype, 4, out);
 }
 
 /* ---- the builder ------------------------------------------------------------------------------- */
