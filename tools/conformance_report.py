@@ -14,6 +14,8 @@ SUITES = ["node", "pytorch-converted", "pytorch-operator", "simple", "real"]
 
 # Failures whose cause is the test data of ONNX 1.12, not amprt (named in the table).
 KNOWN = {
+    "test_adam_multiple": "the model omits the epsilon=1e-2 its expected outputs were computed with; onnx's own "
+                          "reference evaluator gives amprt's value on it",
     "test_cast_FLOAT_to_BFLOAT16": "the expected output truncates to bfloat16; the spec and amprt round to nearest even",
     "test_castlike_FLOAT_to_BFLOAT16": "the test data's `like` has shape [1], the model declares [3, 4]",
     "test_castlike_FLOAT_to_BFLOAT16_expanded": "the test data's `like` has shape [1], the model declares [3, 4]",
