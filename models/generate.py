@@ -23,6 +23,20 @@ Models (opset 17, exported with the TorchScript exporter, batch dimension symbol
                     65504), @ W2: FP32 is fine, a plain FP16 cast overflows.  Also writes four
                     calibration sets (batch 8) for `amprt convert --calibrate`.
                     input [N,64] -> logits [N,10]
+    encoder         2-layer transformer encoder over token ids, mean pooling, linear head.
+                    input int64 [N,16] -> logits [N,10]
+    resnet          reduced-width ResNet (16/32/64 channels, BatchNorm folded by the exporter).
+                    input [N,3,32,32] -> logits [N,10]
+    mobilenetv2     reduced MobileNetV2 (inverted residuals, depthwise convs, ReLU6).
+                    input [N,3,32,32] -> logits [N,10]
+    gpt_block       one GPT-style causal decoder block and LM head over token ids.
+                    input int64 [N,16] -> logits [N,16,100]
+    unet            tiny 2-level U-Net: conv 3x3 -> GroupNorm(4) -> SiLU blocks (16, 32), stride-2
+                    conv down, bilinear and nearest x2 upsampling (Resize), skip Concat, 1x1 head.
+                    input [N,3,32,32] -> logits [N,3,32,32]
+    lstm_tagger     token ids -> Embedding(100, 32) -> 2-layer bidirectional LSTM (hidden 24,
+                    batch_first) -> Linear to 10 tags per position.
+                    input int64 [N,12] -> logits [N,12,10]
 
 Everything is seeded; running the script twice gives byte-identical files
 (`--check-determinism` proves it by generating twice in fresh processes and comparing sha256).
@@ -262,6 +276,71 @@ class GPTBlock(nn.Module):
         x = x + self.fc2(nn.functional.gelu(self.fc1(self.ln2(x))))
         return self.head(self.lnf(x))
 
+class ConvGNSiLU(nn.Module):
+    """conv 3x3 (padding 1, optional stride) -> GroupNorm(4 groups) -> SiLU."""
+
+    def __init__(self, cin, cout, stride=1):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, stride, 1)
+        self.norm = nn.GroupNorm(4, cout)
+        self.act = nn.SiLU()
+
+    def forward(self, x):
+        return self.act(self.norm(self.conv(x)))
+
+
+class UNetMini(nn.Module):
+    """A tiny 2-level U-Net on 32x32 images. Encoder: two conv-GroupNorm-SiLU blocks at 16
+    channels (32x32), a stride-2 conv block down to 32 channels (16x16) and a second one down to
+    8x8 (the bottleneck). Decoder: bilinear x2 up (align_corners=False) to 16x16, Concat with the
+    16x16 skip, a block to 32 channels; nearest x2 up to 32x32, Concat with the 32x32 skip, a
+    block to 16 channels; a 1x1 conv head to 3 channels."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc1 = nn.Sequential(ConvGNSiLU(3, 16), ConvGNSiLU(16, 16))
+        self.down1 = ConvGNSiLU(16, 32, stride=2)
+        self.enc2 = ConvGNSiLU(32, 32)
+        self.down2 = ConvGNSiLU(32, 32, stride=2)
+        self.dec2 = ConvGNSiLU(64, 32)
+        self.dec1 = ConvGNSiLU(48, 16)
+        self.head = nn.Conv2d(16, 3, 1)
+
+    def forward(self, x):
+        s1 = self.enc1(x)                       # [N,16,32,32]
+        s2 = self.enc2(self.down1(s1))          # [N,32,16,16]
+        b = self.down2(s2)                      # [N,32,8,8]
+        u2 = nn.functional.interpolate(b, scale_factor=2, mode="bilinear", align_corners=False)
+        d2 = self.dec2(torch.cat([u2, s2], dim=1))   # [N,32,16,16]
+        u1 = nn.functional.interpolate(d2, scale_factor=2, mode="nearest")
+        d1 = self.dec1(torch.cat([u1, s1], dim=1))   # [N,16,32,32]
+        return self.head(d1)
+
+
+class LSTMTagger(nn.Module):
+    """A sequence tagger over token ids: Embedding(100, 32), a 2-layer bidirectional LSTM
+    (hidden 24, batch_first), a linear layer to 10 tags at every position."""
+
+    def __init__(self, vocab=100, emb=32, hidden=24, tags=10):
+        super().__init__()
+        self.emb = nn.Embedding(vocab, emb)
+        self.lstm = nn.LSTM(emb, hidden, num_layers=2, bidirectional=True, batch_first=True)
+        self.fc = nn.Linear(2 * hidden, tags)
+
+    def forward(self, idx):
+        h, _ = self.lstm(self.emb(idx))
+        return self.fc(h)
+
+
+def _randomize_gn(model, gen):
+    # GroupNorm starts at weight 1, bias 0, which would hide a kernel that ignores them.
+    with torch.no_grad():
+        for mod in model.modules():
+            if isinstance(mod, nn.GroupNorm):
+                mod.weight.copy_(1 + 0.1 * torch.randn(mod.weight.shape, generator=gen))
+                mod.bias.copy_(0.1 * torch.randn(mod.bias.shape, generator=gen))
+
+
 def _randomize_bn(model, gen):
     # BatchNorm starts at identity statistics; random ones catch a kernel that ignores them
     with torch.no_grad():
@@ -291,6 +370,19 @@ def build_gpt_block():
     gen = _seeded(7)
     model = GPTBlock().eval()
     return model, torch.randint(0, 100, (2, 16), generator=gen)
+
+
+def build_unet():
+    gen = _seeded(8)
+    model = UNetMini().eval()
+    _randomize_gn(model, gen)
+    return model, torch.randn(2, 3, 32, 32, generator=gen)
+
+
+def build_lstm_tagger():
+    gen = _seeded(9)
+    model = LSTMTagger().eval()
+    return model, torch.randint(0, 100, (2, 12), generator=gen)
 
 
 def build_encoder():
@@ -345,6 +437,8 @@ MODELS = {
     "resnet": build_resnet,
     "mobilenetv2": build_mobilenetv2,
     "gpt_block": build_gpt_block,
+    "unet": build_unet,
+    "lstm_tagger": build_lstm_tagger,
 }
 
 # Models with calibration input sets, written to <name>/calib/set_K/input_0.pb.

@@ -348,9 +348,10 @@ Test(autocast, already_16bit_model_is_left_alone) {
 
 /* Every seed model, FP16 and BF16, against FP32; matmul/conv FLOPs all in 16 bits. */
 Test(autocast, seed_models_fp16_bf16) {
-    const char *models[] = {"models/lenet",   "models/mlp",    "models/mlp_decomposed", "models/encoder",
-                            "models/resnet", "models/mobilenetv2", "models/gpt_block"};
-    for (int i = 0; i < 7; i++) {
+    const char *models[] = {"models/lenet",     "models/mlp",       "models/mlp_decomposed", "models/encoder",
+                            "models/resnet",    "models/mobilenetv2", "models/gpt_block",    "models/unet",
+                            "models/lstm_tagger"};
+    for (int i = 0; i < 9; i++) {
         amp_autocast_report r;
         case_matches(models[i], AMP_F16, 1e-2, &r);
         cr_assert_gt(r.nodes_16bit, 0);

@@ -67,12 +67,41 @@ static double step(amp_trainer *t, amp_model *m, const amp_tensor *x, const amp_
     return loss;
 }
 
+/* Outputs of rank > 2 (per pixel, per position) train with MSE toward a fixed target of the
+ * output's shape: the input itself when the shapes match (image to image), else seeded noise. */
+static amp_tensor *mse_target(amp_model *m, const amp_tensor *x) {
+    amp_value_info vo;
+    amp_model_output_info(m, 0, &vo);
+    int64_t dims[AMP_MAX_RANK];
+    bool same = vo.rank == x->rank;
+    for (int d = 0; d < vo.rank; d++) {
+        dims[d] = d == 0 ? x->dims[0] : vo.dims[d];
+        same = same && dims[d] == x->dims[d];
+    }
+    if (!same || x->dtype != AMP_F32) return tt_rand(ctx, AMP_F32, vo.rank, dims, -0.5, 0.5, 4);
+    amp_tensor *y = NULL;
+    cr_assert_eq(amp_tensor_create(ctx, AMP_F32, x->rank, x->dims, &y), AMP_OK);
+    memcpy(y->data, x->data, (size_t)x->numel * sizeof(float));
+    return y;
+}
+
 /* Overfitting one batch: the loss must fall well below its start. */
 static void loss_falls(const char *model, amp_train_precision p, amp_optimizer opt, double lr, int steps) {
     amp_model *m = load(model);
     amp_tensor *x, *y;
     batch(m, 8, 3, &x, &y);
-    amp_trainer *t = make(m, p, opt, lr);
+    amp_value_info vo;
+    amp_model_output_info(m, 0, &vo);
+    amp_trainer *t;
+    if (vo.rank > 2) {
+        amp_tensor_destroy(y);
+        y = mse_target(m, x);
+        amp_trainer_options o = {.struct_size = sizeof o, .precision = p, .optimizer = opt, .lr = lr,
+                                 .loss = AMP_LOSS_MSE, .threads = 2};
+        cr_assert_eq(amp_trainer_create(m, &o, &t), AMP_OK, "trainer: %s", amp_context_last_error(ctx));
+    } else {
+        t = make(m, p, opt, lr);
+    }
     double first = step(t, m, x, y), last = first;
     for (int i = 1; i < steps; i++) last = step(t, m, x, y);
     cr_assert(isfinite(first) && isfinite(last));
@@ -496,7 +525,8 @@ Test(trainer, mse_and_model_losses) {
     amp_model_destroy(m);
 }
 
-/* The CNNs and the transformer of models/ train: loss falls in FP32 and FP16 AMP. */
+/* The CNNs and the transformer of models/ train: loss falls in FP32 and FP16 AMP; the U-Net and
+ * the LSTM tagger (outputs of rank > 2) with MSE, see mse_target. */
 Test(trainer, resnet_trains) {
     loss_falls("models/resnet/model.onnx", AMP_TRAIN_FP16, AMP_OPTIM_ADAMW, 3e-3, 60);
 }
@@ -505,6 +535,12 @@ Test(trainer, mobilenetv2_trains) {
 }
 Test(trainer, encoder_trains) {
     loss_falls("models/encoder/model.onnx", AMP_TRAIN_FP16, AMP_OPTIM_ADAMW, 3e-3, 25);
+}
+Test(trainer, unet_trains) {
+    loss_falls("models/unet/model.onnx", AMP_TRAIN_FP16, AMP_OPTIM_ADAMW, 3e-3, 40);
+}
+Test(trainer, lstm_tagger_trains) {
+    loss_falls("models/lstm_tagger/model.onnx", AMP_TRAIN_BF16, AMP_OPTIM_ADAMW, 1e-2, 40);
 }
 
 Test(trainer, gpt_block_trains_with_mse) {
