@@ -121,7 +121,7 @@ static void einsum_grads(const char *eq, int nin, amp_tensor **in, bool bound, a
     g->inputs = amp_calloc(ctx, (size_t)nin + 1, sizeof(int));
     int ids[MAXIN];
     for (int i = 0; i < nin; i++) {
-        char nm[16];
+        char nm[32];
         snprintf(nm, sizeof nm, "in%d", i);
         int v = amp_graph_new_value(g, nm);
         amp_value *val = &g->values[v];
