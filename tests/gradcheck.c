@@ -245,3 +245,24 @@ done:
     amp_graph_destroy(g);
     return s;
 }
+
+bool gc_passes(amp_test_node *t, int nin, amp_tensor *const *in, const bool *wrt, int nout, double tol, char *msg,
+               size_t cap) {
+    bool mark[64];
+    int want = 0;
+    if (nin > 64) {
+        snprintf(msg, cap, "%d inputs, at most 64", nin);
+        return false;
+    }
+    for (int i = 0; i < nin; i++) {
+        mark[i] = wrt ? wrt[i] : in[i] && amp_dtype_is_float(in[i]->dtype);
+        if (mark[i] && in[i]) want++;
+    }
+    gc_result r;
+    amp_status s = gc_check(t, nin, in, mark, nout, 1e-6, &r);
+    if (s != AMP_OK) snprintf(msg, cap, "status %d: %s", (int)s, r.why);
+    else if (r.checked != want) snprintf(msg, cap, "%d inputs checked, expected %d", r.checked, want);
+    else if (!(r.max_rel < tol)) snprintf(msg, cap, "max_rel %g at input %d", r.max_rel, r.worst_input);
+    else return true;
+    return false;
+}

@@ -20,4 +20,10 @@ typedef struct gc_result {
 amp_status gc_check(amp_test_node *t, int nin, amp_tensor *const *in, const bool *wrt, int nout, double eps,
                     gc_result *r);
 
+/* gc_check over the inputs marked in wrt (NULL: every present float input) and the first nout
+ * outputs, with eps 1e-6: true when it ran, checked every marked input and stayed below tol;
+ * otherwise msg says what went wrong. */
+bool gc_passes(amp_test_node *t, int nin, amp_tensor *const *in, const bool *wrt, int nout, double tol, char *msg,
+               size_t cap);
+
 #endif

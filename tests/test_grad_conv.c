@@ -304,15 +304,6 @@ Test(grad_conv, global_pools) {
 /* =========================================================================================== */
 /* The training-domain kernels in every float dtype                                            */
 
-static amp_test_node *train_node(const char *op) {
-    amp_test_node *t = tn_new(ctx, op);
-    t->node.domain = AMP_TRAIN_DOMAIN;
-    t->node.op = amp_op_lookup(op, AMP_TRAIN_DOMAIN);
-    t->opset = 1;
-    cr_assert_neq(t->node.op, AMP_OP_UNKNOWN, "%s is not in the op table", op);
-    return t;
-}
-
 /* A copy of src in dtype dt (rounded), and the f64 tensor of those rounded values. */
 static void round_to(const amp_tensor *src, amp_dtype dt, amp_tensor **low, amp_tensor **ref) {
     double *v = malloc(sizeof(double) * (size_t)(src->numel ? src->numel : 1));
@@ -365,7 +356,7 @@ static void conv_grad_dtypes(const char *op, int64_t N, int64_t C, int64_t M, in
                              const int64_t *in, const int64_t *k, const int64_t *strides, const int64_t *pads,
                              const char *what) {
     int transpose = strcmp(op, "ConvTransposeGrad") == 0;
-    amp_test_node *t = train_node(op);
+    amp_test_node *t = tn_train(ctx, op);
     if (group != 1) tn_int(t, "group", group);
     if (strides) tn_ints(t, "strides", nsp, strides);
     if (pads) tn_ints(t, "pads", 2 * nsp, pads);
@@ -408,7 +399,7 @@ static void pool_grad_dtypes(const char *op, int64_t N, int64_t C, int nsp, cons
                              const int64_t *strides, const int64_t *pads, int count_pad, int global,
                              const char *what) {
     int is_max = strcmp(op, "MaxPoolGrad") == 0;
-    amp_test_node *t = train_node(op);
+    amp_test_node *t = tn_train(ctx, op);
     amp_test_node *f = tn_new(ctx, global ? (is_max ? "GlobalMaxPool" : "GlobalAveragePool")
                                           : (is_max ? "MaxPool" : "AveragePool"));
     amp_test_node *both[2] = {t, f};
@@ -453,7 +444,7 @@ Test(grad_conv, pool_grad_kernels_in_every_dtype) {
 /* A large ConvGrad in f32 computed with the work items spread over threads, in turn on one
  * thread, and in f64: the three must agree. */
 Test(grad_conv, conv_grad_threads_agree) {
-    amp_test_node *t = train_node("ConvGrad");
+    amp_test_node *t = tn_train(ctx, "ConvGrad");
     int64_t s[] = {1, 1}, p[] = {1, 1, 1, 1};
     tn_ints(t, "strides", 2, s);
     tn_ints(t, "pads", 4, p);
@@ -485,7 +476,7 @@ Test(grad_conv, conv_grad_threads_agree) {
 Test(grad_conv, conv_grad_empty_batch) {
     const amp_dtype dts[] = {AMP_F32, AMP_F16, AMP_BF16, AMP_F64};
     for (int di = 0; di < 4; di++) {
-        amp_test_node *t = train_node("ConvGrad");
+        amp_test_node *t = tn_train(ctx, "ConvGrad");
         int64_t xd[] = {0, 2, 5, 5}, wd[] = {3, 2, 3, 3}, yd[] = {0, 3, 3, 3};
         amp_tensor *in[3] = {tt_rand(ctx, dts[di], 4, yd, -1, 1, 1), tt_rand(ctx, dts[di], 4, xd, -1, 1, 2),
                              tt_rand(ctx, dts[di], 4, wd, -1, 1, 3)};
@@ -517,7 +508,7 @@ Test(grad_conv, conv_grad_zero_sizes) {
         int nc = o == 0 ? 3 : 2;
         for (int ci = 0; ci < nc; ci++) {
             const int64_t(*c)[4] = o == 0 ? cases[ci] : tcases[ci];
-            amp_test_node *t = train_node(ops[o]);
+            amp_test_node *t = tn_train(ctx, ops[o]);
             if (o == 0 && ci == 2) {
                 int64_t p[] = {1, 0, 1, 0};
                 tn_ints(t, "pads", 4, p);
@@ -581,7 +572,7 @@ Test(grad_conv, max_pool_grad_follows_forward_indices) {
                 xv[i] = -INFINITY;
             amp_tensor *x = tt_make(ctx, dt, nsp + 2, xd, xv);
             free(xv);
-            amp_test_node *f = tn_new(ctx, "MaxPool"), *t = train_node("MaxPoolGrad");
+            amp_test_node *f = tn_new(ctx, "MaxPool"), *t = tn_train(ctx, "MaxPoolGrad");
             amp_test_node *both[2] = {f, t};
             for (int b = 0; b < 2; b++) {
                 tn_ints(both[b], "kernel_shape", nsp, cs[ci].k);
@@ -715,7 +706,7 @@ Test(grad_conv, bad_inputs) {
     amp_tensor *dy = tt_rand(ctx, AMP_F32, 4, yd, -1, 1, 3), *bad_dy = tt_rand(ctx, AMP_F32, 4, bad_yd, -1, 1, 4);
     amp_tensor *dy64 = tt_rand(ctx, AMP_F64, 4, yd, -1, 1, 5);
 
-    amp_test_node *t = train_node("ConvGrad");
+    amp_test_node *t = tn_train(ctx, "ConvGrad");
     tn_int(t, "group", 2);
     amp_tensor *ok[3] = {dy, x, w}, *wrong_shape[3] = {bad_dy, x, w}, *wrong_dt[3] = {dy64, x, w};
     amp_tensor *out[3] = {0};
@@ -726,16 +717,16 @@ Test(grad_conv, bad_inputs) {
     expect_fail(t, 2, ok, 3, AMP_ERR_INVALID_GRAPH, "W missing");
     tn_free(t);
 
-    t = train_node("ConvGrad");
+    t = tn_train(ctx, "ConvGrad");
     tn_int(t, "group", 3); /* 4 channels */
     expect_fail(t, 3, ok, 3, AMP_ERR_SHAPE, "group that does not divide the channels");
     tn_free(t);
-    t = train_node("ConvGrad");
+    t = tn_train(ctx, "ConvGrad");
     tn_str(t, "auto_pad", "SIDEWAYS");
     tn_int(t, "group", 2);
     expect_fail(t, 3, ok, 3, AMP_ERR_INVALID_GRAPH, "unknown auto_pad");
     tn_free(t);
-    t = train_node("ConvGrad");
+    t = tn_train(ctx, "ConvGrad");
     int64_t zero_stride[] = {0, 1};
     tn_ints(t, "strides", 2, zero_stride);
     tn_int(t, "group", 2);
@@ -746,15 +737,15 @@ Test(grad_conv, bad_inputs) {
     int64_t pd[] = {2, 4, 3, 3}, k[] = {2, 2}, big_pads[] = {2, 0, 0, 0};
     amp_tensor *pdy = tt_rand(ctx, AMP_F32, 4, pd, -1, 1, 6);
     amp_tensor *mp[2] = {pdy, x};
-    t = train_node("MaxPoolGrad");
+    t = tn_train(ctx, "MaxPoolGrad");
     expect_fail(t, 2, mp, 1, AMP_ERR_INVALID_GRAPH, "MaxPoolGrad without kernel_shape");
     tn_free(t);
-    t = train_node("MaxPoolGrad");
+    t = tn_train(ctx, "MaxPoolGrad");
     tn_ints(t, "kernel_shape", 2, k);
     tn_ints(t, "pads", 4, big_pads);
     expect_fail(t, 2, mp, 1, AMP_ERR_INVALID_GRAPH, "pads as large as the kernel");
     tn_free(t);
-    t = train_node("MaxPoolGrad");
+    t = tn_train(ctx, "MaxPoolGrad");
     tn_ints(t, "kernel_shape", 2, k); /* dY should be 5x5 */
     expect_fail(t, 2, mp, 1, AMP_ERR_SHAPE, "MaxPoolGrad dY of the wrong shape");
     tn_free(t);
@@ -764,7 +755,7 @@ Test(grad_conv, bad_inputs) {
     amp_tensor *s3 = tt_make(ctx, AMP_I64, 1, r3, sh3), *s4 = tt_make(ctx, AMP_I64, 1, r4, sh4),
                *sneg = tt_make(ctx, AMP_I64, 1, r4, shneg);
     int64_t k3[] = {4, 4};
-    t = train_node("AveragePoolGrad");
+    t = tn_train(ctx, "AveragePoolGrad");
     tn_ints(t, "kernel_shape", 2, k3);
     amp_tensor *ap_ok[2] = {pdy, s4}, *ap_rank[2] = {pdy, s3}, *ap_neg[2] = {pdy, sneg}, *ap_int[2] = {s4, s4};
     cr_assert_eq(tn_run(t, 2, ap_ok, 1, out), AMP_OK, "%s", amp_context_last_error(ctx));

@@ -89,15 +89,6 @@ static void free_all(amp_tensor **t, int n) {
     }
 }
 
-/* A node of the training domain. */
-static amp_test_node *tn_train(const char *op) {
-    amp_test_node *t = tn_new(ctx, op);
-    t->node.domain = AMP_TRAIN_DOMAIN;
-    t->node.op = amp_op_lookup(op, AMP_TRAIN_DOMAIN);
-    cr_assert_neq(t->node.op, AMP_OP_UNKNOWN, "%s is not in the op table", op);
-    return t;
-}
-
 static amp_status copy_attrs(const amp_node *src, amp_node *dst) {
     dst->attrs = amp_calloc(ctx, (size_t)src->n_attrs + 1, sizeof(amp_attr));
     if (!dst->attrs) return AMP_ERR_NO_MEMORY;
@@ -1084,7 +1075,7 @@ static amp_tensor *sum_to_ref(const amp_tensor *g, int tr, const int64_t *tdims,
 
 static amp_status sum_to(const amp_tensor *g, int tr, const int64_t *tdims, bool has_axis, int64_t axis, int threads,
                          amp_tensor **out) {
-    amp_test_node *t = tn_train("SumToShape");
+    amp_test_node *t = tn_train(ctx, "SumToShape");
     t->threads = threads;
     if (has_axis) tn_int(t, "axis", axis);
     int64_t n[1] = {tr};
@@ -1166,7 +1157,7 @@ Test(grad_elementwise, sum_to_shape_in_place_copy) {
     amp_tensor *g = rnd(AMP_F32, 2, d, -1, 1, 1), *keep = as(g, AMP_F32), *shape;
     cr_assert_eq(amp_tensor_create(ctx, AMP_I64, 1, n, &shape), AMP_OK);
     memcpy(shape->data, d, sizeof d);
-    amp_test_node *t = tn_train("SumToShape");
+    amp_test_node *t = tn_train(ctx, "SumToShape");
     amp_tensor *in[2] = {g, shape}, *out[1] = {g};
     amp_kernel k = {.ctx = ctx, .n = &t->node, .opset = 1, .nin = 2, .nout = 1, .in = in, .out = out, .threads = 2};
     cr_assert_eq(amp_cpu_dispatch(&k), AMP_OK);
@@ -1186,12 +1177,12 @@ Test(grad_elementwise, bad_sum_to_shape) {
     cr_assert_eq(sum_to(g, 1, ok, true, 5, 2, r), AMP_ERR_INVALID_GRAPH);
     cr_assert_eq(sum_to(g, 1, ok, true, 0, 2, r), AMP_ERR_SHAPE); /* [3] at dim 0 of [2, 3] */
     /* a float shape input */
-    amp_test_node *t = tn_train("SumToShape");
+    amp_test_node *t = tn_train(ctx, "SumToShape");
     amp_tensor *fs = rnd(AMP_F32, 1, ok, 1, 2, 2), *in[2] = {g, fs};
     cr_assert_neq(tn_run(t, 2, in, 1, r), AMP_OK);
     tn_free(t);
     /* the kernel alone, given an output that does not fit */
-    t = tn_train("SumToShape");
+    t = tn_train(ctx, "SumToShape");
     amp_tensor *out, *shape;
     cr_assert_eq(amp_tensor_create(ctx, AMP_F32, 1, t4, &out), AMP_OK);
     cr_assert_eq(amp_tensor_create(ctx, AMP_I64, 1, (int64_t[]){1}, &shape), AMP_OK);
@@ -1211,54 +1202,54 @@ Test(grad_elementwise, bad_training_op_attributes) {
     /* UnaryGrad: an op without a gradient, none at all, a bad approximate, mismatched shapes */
     const char *ops[] = {"Floor", "NoSuchOp", ""};
     for (int i = 0; i < 3; i++) {
-        amp_test_node *t = tn_train("UnaryGrad");
+        amp_test_node *t = tn_train(ctx, "UnaryGrad");
         if (ops[i][0]) tn_str(t, "op", ops[i]);
         amp_tensor *in[2] = {a, b};
         cr_assert_eq(tn_run(t, 2, in, 1, r), AMP_ERR_INVALID_GRAPH, "op '%s'", ops[i]);
         tn_free(t);
     }
-    amp_test_node *t = tn_train("UnaryGrad");
+    amp_test_node *t = tn_train(ctx, "UnaryGrad");
     tn_str(t, "op", "Gelu");
     tn_str(t, "approximate", "fast");
     amp_tensor *in2[2] = {a, b};
     cr_assert_eq(tn_run(t, 2, in2, 1, r), AMP_ERR_INVALID_GRAPH);
     tn_free(t);
-    t = tn_train("UnaryGrad");
+    t = tn_train(ctx, "UnaryGrad");
     tn_str(t, "op", "Tanh");
     amp_tensor *mis[2] = {a, c};
     cr_assert_eq(tn_run(t, 2, mis, 1, r), AMP_ERR_SHAPE);
     tn_free(t);
     /* BinaryGrad: bad wrt, bad op, B that does not broadcast */
     amp_tensor *in3[3] = {a, a, b};
-    t = tn_train("BinaryGrad");
+    t = tn_train(ctx, "BinaryGrad");
     tn_str(t, "op", "Pow");
     tn_int(t, "wrt", 2);
     cr_assert_eq(tn_run(t, 3, in3, 1, r), AMP_ERR_INVALID_GRAPH);
     tn_free(t);
-    t = tn_train("BinaryGrad");
+    t = tn_train(ctx, "BinaryGrad");
     tn_str(t, "op", "Add");
     tn_int(t, "wrt", 0);
     cr_assert_eq(tn_run(t, 3, in3, 1, r), AMP_ERR_INVALID_GRAPH);
     tn_free(t);
-    t = tn_train("BinaryGrad");
+    t = tn_train(ctx, "BinaryGrad");
     tn_str(t, "op", "PRelu");
     tn_int(t, "wrt", 1);
     amp_tensor *in4[3] = {a, a, c};
     cr_assert_eq(tn_run(t, 3, in4, 1, r), AMP_ERR_SHAPE);
     tn_free(t);
     /* MinMaxGrad: index out of range */
-    t = tn_train("MinMaxGrad");
+    t = tn_train(ctx, "MinMaxGrad");
     tn_int(t, "index", 2);
     amp_tensor *in5[4] = {a, a, a, b};
     cr_assert_eq(tn_run(t, 4, in5, 1, r), AMP_ERR_INVALID_GRAPH);
     tn_free(t);
     /* DropoutGrad: neither the mask nor X */
-    t = tn_train("DropoutGrad");
+    t = tn_train(ctx, "DropoutGrad");
     amp_tensor *in6[2] = {a, NULL};
     cr_assert_eq(tn_run(t, 2, in6, 1, r), AMP_ERR_INVALID_GRAPH);
     tn_free(t);
     /* ClipGrad: a bound that is not a scalar */
-    t = tn_train("ClipGrad");
+    t = tn_train(ctx, "ClipGrad");
     amp_tensor *in7[3] = {a, b, b};
     cr_assert_eq(tn_run(t, 3, in7, 1, r), AMP_ERR_SHAPE);
     tn_free(t);

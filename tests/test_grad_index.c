@@ -58,35 +58,10 @@ static amp_test_node *node(const char *op, int64_t opset) {
 /* Finite-difference check of the float inputs (all of them unless wrt says otherwise); frees
  * t and in. */
 static void gc_ok(amp_test_node *t, int nin, amp_tensor **in, const bool *wrt, int nout, const char *what) {
-    bool all[MAXIN];
-    int want = 0;
-    for (int i = 0; i < nin; i++) {
-        all[i] = wrt ? wrt[i] : in[i] && amp_dtype_is_float(in[i]->dtype);
-        if (all[i] && in[i]) want++;
-    }
-    gc_result r;
-    amp_status s = gc_check(t, nin, in, all, nout, 1e-6, &r);
-    cr_assert_eq(s, AMP_OK, "%s: status %d: %s", what, s, r.why);
-    cr_assert_eq(r.checked, want, "%s: %d inputs checked, expected %d", what, r.checked, want);
-    cr_assert(r.max_rel < GC_TOL, "%s: max_rel %g at input %d", what, r.max_rel, r.worst_input);
+    char msg[640];
+    cr_assert(gc_passes(t, nin, in, wrt, nout, GC_TOL, msg, sizeof msg), "%s: %s", what, msg);
     free_in(in, nin);
     tn_free(t);
-}
-
-static amp_test_node *train_node(const char *op) {
-    amp_test_node *t = tn_new(ctx, op);
-    t->node.domain = AMP_TRAIN_DOMAIN;
-    t->node.op = amp_op_lookup(op, AMP_TRAIN_DOMAIN);
-    cr_assert_neq(t->node.op, AMP_OP_UNKNOWN, "%s is not in the op table", op);
-    t->opset = 1;
-    return t;
-}
-
-static amp_tensor *convert(const amp_tensor *t, amp_dtype dt) {
-    amp_tensor *o;
-    cr_assert_eq(amp_tensor_create(ctx, dt, t->rank, t->dims, &o), AMP_OK);
-    for (int64_t i = 0; i < t->numel; i++) amp_st(dt, o->data, i, tt_get(t, i));
-    return o;
 }
 
 /* Run t in f16, bf16 and f32 (input 0 converted) and in f64 on the same rounded values: the
@@ -97,8 +72,8 @@ static void cmp_narrow(amp_test_node *t, int nin, amp_tensor **in64, const char 
     for (int k = 0; k < 3; k++) {
         amp_tensor *lo[MAXIN] = {0}, *hi[MAXIN] = {0}, *olo = NULL, *ohi = NULL;
         for (int i = 0; i < nin; i++) {
-            lo[i] = convert(in64[i], i == 0 ? dts[k] : in64[i]->dtype);
-            hi[i] = convert(lo[i], i == 0 ? AMP_F64 : in64[i]->dtype);
+            lo[i] = tt_convert(ctx, in64[i], i == 0 ? dts[k] : in64[i]->dtype);
+            hi[i] = tt_convert(ctx, lo[i], i == 0 ? AMP_F64 : in64[i]->dtype);
         }
         cr_assert_eq(tn_run(t, nin, lo, 1, &olo), AMP_OK, "%s (%s): %s", what, amp_dtype_name(dts[k]),
                      amp_context_last_error(ctx));
@@ -143,7 +118,7 @@ Test(grad_index, gather_nd_grad_kernel) {
     const int64_t xd[2] = {3, 2}, id[2] = {4, 1}, iv[4] = {2, 0, 2, -1}, yd[2] = {4, 2}, r2[1] = {2};
     const double dyv[8] = {1, 2, 3, 4, 5, 6, 7, 8}, want[6] = {3, 4, 0, 0, 1 + 5 + 7, 2 + 6 + 8};
     amp_tensor *in[3] = {tt_make(ctx, AMP_F64, 2, yd, dyv), ints(1, r2, xd), ints(2, id, iv)}, *dx = NULL;
-    amp_test_node *t = train_node("GatherNDGrad");
+    amp_test_node *t = tn_train(ctx, "GatherNDGrad");
     cr_assert_eq(tn_run(t, 3, in, 1, &dx), AMP_OK, "%s", amp_context_last_error(ctx));
     for (int i = 0; i < 6; i++) cr_assert_eq(tt_get(dx, i), want[i], "element %d", i);
     amp_tensor_destroy(dx);
@@ -166,7 +141,7 @@ Test(grad_index, gather_nd_grad_bad_inputs) {
     amp_tensor *dy = rnd(2, yd), *shape = ints(1, r2, xd), *ind = ints(2, id, iv), *ib = ints(2, id, bad_iv);
     amp_tensor *dx = NULL;
     amp_tensor *in[3] = {dy, shape, ind};
-    amp_test_node *t = train_node("GatherNDGrad");
+    amp_test_node *t = tn_train(ctx, "GatherNDGrad");
     cr_assert_eq(tn_run(t, 3, in, 1, &dx), AMP_ERR_SHAPE); /* dY should be [2, 2] */
     const int64_t yd2[2] = {2, 2};
     amp_tensor *dy2 = rnd(2, yd2);
@@ -234,7 +209,7 @@ Test(grad_index, scatter_nd_unsupported_reductions) {
 Test(grad_index, scatter_nd_data_grad_kernel) {
     const int64_t d[2] = {3, 4}, id[2] = {2, 1}, iv[2] = {2, -3};
     amp_tensor *in[2] = {rnd(2, d), ints(2, id, iv)}, *dx = NULL;
-    amp_test_node *t = train_node("ScatterNDDataGrad");
+    amp_test_node *t = tn_train(ctx, "ScatterNDDataGrad");
     cr_assert_eq(tn_run(t, 2, in, 1, &dx), AMP_OK, "%s", amp_context_last_error(ctx));
     for (int64_t i = 0; i < 12; i++) {
         bool zero = i / 4 == 2 || i / 4 == 0;
@@ -329,7 +304,7 @@ Test(grad_index, max_unpool_grad_kernel) {
     const int64_t xd[3] = {1, 1, 3}, iv[3] = {1, 4, 1}, yd[3] = {1, 1, 6}, k[1] = {2}, s[1] = {2};
     const double dyv[6] = {1, 2, 3, 4, 5, 6};
     amp_tensor *in[2] = {tt_make(ctx, AMP_F64, 3, yd, dyv), ints(3, xd, iv)}, *dx = NULL;
-    amp_test_node *t = train_node("MaxUnpoolGrad");
+    amp_test_node *t = tn_train(ctx, "MaxUnpoolGrad");
     tn_ints(t, "kernel_shape", 1, k);
     tn_ints(t, "strides", 1, s);
     cr_assert_eq(tn_run(t, 2, in, 1, &dx), AMP_OK, "%s", amp_context_last_error(ctx));

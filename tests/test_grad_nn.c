@@ -54,37 +54,11 @@ static void free_in(amp_tensor **in, int n) {
 /* Finite-difference check of the float inputs marked in wrt (all float inputs when wrt is
  * NULL), with nout forward outputs in the loss. */
 static void gc_ok(amp_test_node *t, int nin, amp_tensor **in, const bool *wrt, int nout, const char *what) {
-    bool all[MAXIN];
-    int want = 0;
-    for (int i = 0; i < nin; i++) {
-        all[i] = wrt ? wrt[i] : in[i] && amp_dtype_is_float(in[i]->dtype);
-        if (all[i] && in[i]) want++;
-    }
-    gc_result r;
-    amp_status s = gc_check(t, nin, in, all, nout, 1e-6, &r);
-    cr_assert_eq(s, AMP_OK, "%s: status %d: %s", what, s, r.why);
-    cr_assert_eq(r.checked, want, "%s: %d inputs checked, expected %d", what, r.checked, want);
-    cr_assert(r.max_rel < GC_TOL, "%s: max_rel %g at input %d", what, r.max_rel, r.worst_input);
+    char msg[640];
+    cr_assert(gc_passes(t, nin, in, wrt, nout, GC_TOL, msg, sizeof msg), "%s: %s", what, msg);
 }
 
 /* ---- running the training ops directly -------------------------------------------------------- */
-
-static amp_test_node *train_node(const char *op) {
-    amp_test_node *t = tn_new(ctx, op);
-    t->node.domain = AMP_TRAIN_DOMAIN;
-    t->node.op = amp_op_lookup(op, AMP_TRAIN_DOMAIN);
-    cr_assert_neq(t->node.op, AMP_OP_UNKNOWN, "%s is not in the op table", op);
-    t->opset = 1;
-    return t;
-}
-
-/* A copy of t in dtype dt (values rounded by the dtype). */
-static amp_tensor *convert(const amp_tensor *t, amp_dtype dt) {
-    amp_tensor *o;
-    cr_assert_eq(amp_tensor_create(ctx, dt, t->rank, t->dims, &o), AMP_OK);
-    for (int64_t i = 0; i < t->numel; i++) amp_st(dt, o->data, i, tt_get(t, i));
-    return o;
-}
 
 /* Run t in f16, bf16 and f32 (inputs marked in narrow converted, the rest as given) and in
  * f64 on the same rounded values; every output must agree with the f64 one within relative L2
@@ -97,11 +71,11 @@ static void cmp_narrow(amp_test_node *t, int nin, amp_tensor **in64, const bool 
         for (int i = 0; i < nin; i++) {
             if (!in64[i]) continue;
             if (narrow[i]) {
-                lo[i] = convert(in64[i], dts[k]);
-                hi[i] = convert(lo[i], AMP_F64);
+                lo[i] = tt_convert(ctx, in64[i], dts[k]);
+                hi[i] = tt_convert(ctx, lo[i], AMP_F64);
             } else {
-                lo[i] = convert(in64[i], in64[i]->dtype);
-                hi[i] = convert(in64[i], in64[i]->dtype);
+                lo[i] = tt_convert(ctx, in64[i], in64[i]->dtype);
+                hi[i] = tt_convert(ctx, in64[i], in64[i]->dtype);
             }
         }
         amp_status s = tn_run(t, nin, lo, nout, olo);
@@ -169,7 +143,7 @@ Test(grad_nn, gemm_c_grad_16bit) {
     const int64_t cd[4][2] = {{0, 0}, {300, 0}, {37, 1}, {37, 300}};
     for (int ci = 0; ci < 4; ci++) {
         amp_tensor *in[2] = {rnd(2, dyd, -1, 1), rnd(cr[ci], cd[ci], -1, 1)};
-        amp_test_node *t = train_node("GemmCGrad");
+        amp_test_node *t = tn_train(ctx, "GemmCGrad");
         tn_float(t, "beta", 0.5f);
         cmp_narrow(t, 2, in, (const bool[]){true, true}, 1, "GemmCGrad");
         tn_free(t);
@@ -223,7 +197,7 @@ Test(grad_nn, matmul_grad_16bit) {
         cr_assert_eq(tn_run(f, 2, ab, 1, y), AMP_OK);
         amp_tensor *dy = rnd(y[0]->rank, y[0]->dims, -1, 1);
         for (int wrt = 0; wrt < 2; wrt++) {
-            amp_test_node *t = train_node("MatMulGrad");
+            amp_test_node *t = tn_train(ctx, "MatMulGrad");
             tn_int(t, "wrt", wrt);
             amp_tensor *in[3] = {dy, a, b};
             cmp_narrow(t, 3, in, (const bool[]){true, true, true}, 1, "MatMulGrad");
@@ -284,12 +258,12 @@ Test(grad_nn, batch_norm_grad_16bit_and_mixed) {
     amp_tensor *in[9] = {rnd(4, xd, -1, 1), rnd(4, xd, -2, 2), rnd(1, pd, 0.5, 1.5), rnd(1, pd, -1, 1),
                          rnd(1, pd, 0.5, 1.5), rnd(1, pd, -1, 1), rnd(1, pd, -1, 1), NULL, NULL};
     for (int training = 0; training < 2; training++) {
-        amp_test_node *t = train_node("BatchNormalizationGrad");
+        amp_test_node *t = tn_train(ctx, "BatchNormalizationGrad");
         tn_int(t, "training", training);
         /* everything 16-bit, then 16-bit activations beside f32 parameters (autocast) */
         cmp_narrow(t, 7, in, (const bool[]){true, true, true, true, true, true, true}, 5, "BatchNormalizationGrad");
         amp_tensor *mixed[9];
-        for (int i = 0; i < 7; i++) mixed[i] = i < 2 ? in[i] : convert(in[i], AMP_F32);
+        for (int i = 0; i < 7; i++) mixed[i] = i < 2 ? in[i] : tt_convert(ctx, in[i], AMP_F32);
         cmp_narrow(t, 7, mixed, (const bool[]){true, true, false, false, false, false, false}, 5,
               "BatchNormalizationGrad mixed");
         amp_tensor *o[5];
@@ -321,7 +295,7 @@ Test(grad_nn, instance_norm) {
 Test(grad_nn, instance_norm_grad_16bit) {
     const int64_t xd[4] = {3, 4, 6, 5}, pd[1] = {4};
     amp_tensor *in[4] = {rnd(4, xd, -1, 1), rnd(4, xd, -2, 2), rnd(1, pd, 0.5, 1.5), rnd(1, pd, -1, 1)};
-    amp_test_node *t = train_node("InstanceNormalizationGrad");
+    amp_test_node *t = tn_train(ctx, "InstanceNormalizationGrad");
     cmp_narrow(t, 4, in, (const bool[]){true, true, true, true}, 3, "InstanceNormalizationGrad");
     tn_free(t);
     free_in(in, 4);
@@ -375,14 +349,14 @@ Test(grad_nn, layer_norm_grad_16bit) {
     const int64_t xd[3] = {6, 7, 40}, sd[1] = {40}, rd[3] = {6, 7, 1}, s71[2] = {7, 1};
     amp_tensor *in[8] = {rnd(3, xd, -1, 1), rnd(3, xd, -2, 2), rnd(1, sd, 0.5, 1.5), rnd(1, sd, -1, 1), NULL, NULL,
                          rnd(3, rd, -1, 1), rnd(3, rd, -1, 1)};
-    amp_test_node *t = train_node("LayerNormalizationGrad");
+    amp_test_node *t = tn_train(ctx, "LayerNormalizationGrad");
     tn_int(t, "axis", -1);
     cmp_narrow(t, 8, in, (const bool[]){true, true, true, true, false, false, true, true}, 3, "LayerNormalizationGrad");
     tn_free(t);
     /* general broadcast of Scale */
     amp_tensor *g = rnd(2, s71, 0.5, 1.5);
     amp_tensor *in2[3] = {in[0], in[1], g};
-    t = train_node("LayerNormalizationGrad");
+    t = tn_train(ctx, "LayerNormalizationGrad");
     tn_int(t, "axis", 2);
     cmp_narrow(t, 3, in2, (const bool[]){true, true, true}, 2, "LayerNormalizationGrad broadcast");
     tn_free(t);
@@ -428,7 +402,7 @@ Test(grad_nn, softmax_grad_16bit) {
             tn_int(f, "axis", 1);
             cr_assert_eq(tn_run(f, 1, &x, 1, y), AMP_OK);
             amp_tensor *in[2] = {rnd(3, d, -1, 1), y[0]};
-            amp_test_node *t = train_node(ops[o]);
+            amp_test_node *t = tn_train(ctx, ops[o]);
             tn_int(t, "axis", 1);
             tn_int(t, "fwd_opset", opset);
             cmp_narrow(t, 2, in, (const bool[]){true, true}, 1, ops[o]);
@@ -484,7 +458,7 @@ Test(grad_nn, sce_grad_f32_exact) {
     /* one row where the target dominates: p_t close to 1 */
     for (int c = 0; c < C; c++) amp_st(AMP_F32, x->data, 7 * C + c, c == (7 * 37) % C ? 30.0 : 0.0);
     amp_tensor *t = ints(1, td, tv), *dy = tt_make(ctx, AMP_F32, 0, sd, (double[]){1.7});
-    amp_test_node *n = train_node("SoftmaxCrossEntropyLossGrad");
+    amp_test_node *n = tn_train(ctx, "SoftmaxCrossEntropyLossGrad");
     tn_int(n, "ignore_index", -100);
     amp_tensor *in[4] = {dy, x, t, w}, *out[1];
     cr_assert_eq(tn_run(n, 4, in, 1, out), AMP_OK, "%s", amp_context_last_error(ctx));
@@ -528,12 +502,12 @@ Test(grad_nn, loss_grads_16bit) {
         const char *red = r == 0 ? "none" : r == 1 ? "sum" : "mean";
         amp_tensor *dy = r == 0 ? rnd(2, td, -1, 1) : rnd(0, sd, 0.5, 1.5);
         amp_tensor *in[5] = {dy, rnd(3, xd, -3, 3), ints(2, td, tv), rnd(1, wd, 0.5, 2), rnd(3, xd, -1, 1)};
-        amp_test_node *t = train_node("NegativeLogLikelihoodLossGrad");
+        amp_test_node *t = tn_train(ctx, "NegativeLogLikelihoodLossGrad");
         tn_str(t, "reduction", red);
         tn_int(t, "ignore_index", -1);
         cmp_narrow(t, 4, in, (const bool[]){true, true, false, true}, 1, "NegativeLogLikelihoodLossGrad");
         tn_free(t);
-        t = train_node("SoftmaxCrossEntropyLossGrad");
+        t = tn_train(ctx, "SoftmaxCrossEntropyLossGrad");
         tn_str(t, "reduction", red);
         tn_int(t, "ignore_index", -1);
         cmp_narrow(t, 5, in, (const bool[]){true, true, false, true, true}, 1, "SoftmaxCrossEntropyLossGrad");
@@ -636,7 +610,7 @@ Test(grad_nn, reduce_axes_input_matches_attribute) {
             tn_int(fw, "keepdims", forms[f].keepdims);
             cr_assert_eq(tn_run(fw, 1, &x, 1, y), AMP_OK);
             amp_tensor *dy = rnd(y[0]->rank, y[0]->dims, -1, 1), *g13[1], *g18[1];
-            amp_test_node *a = train_node("ReduceGrad"), *b = train_node("ReduceGrad");
+            amp_test_node *a = tn_train(ctx, "ReduceGrad"), *b = tn_train(ctx, "ReduceGrad");
             tn_str(a, "fwd_op", reduce_ops[o]);
             tn_int(a, "fwd_opset", 11);
             if (forms[f].naxes > 0) tn_ints(a, "axes", forms[f].naxes, forms[f].axes);
@@ -696,7 +670,7 @@ Test(grad_nn, reduce_max_min_ties_split_evenly) {
     const double want_min[8] = {0.6, 0, 0, 0, 0.3, 0.3, 0.3, 0};
     for (int o = 0; o < 2; o++) {
         amp_tensor *in[2] = {tt_make(ctx, AMP_F64, 1, yd, g), tt_make(ctx, AMP_F64, 2, xd, x)}, *out[1];
-        amp_test_node *t = train_node("ReduceGrad");
+        amp_test_node *t = tn_train(ctx, "ReduceGrad");
         tn_str(t, "fwd_op", o ? "ReduceMin" : "ReduceMax");
         tn_int(t, "fwd_opset", 13);
         tn_ints(t, "axes", 1, (int64_t[]){1});
@@ -718,7 +692,7 @@ Test(grad_nn, reduce_grad_16bit) {
     for (int o = 0; o < N_REDUCE; o++) {
         amp_tensor *in[2] = {rnd(2, yd, -1, 1), reduce_input(reduce_ops[o], 3, xd)};
         /* keep ReduceProd's 9-factor products and their 16-bit rounding tame */
-        amp_test_node *t = train_node("ReduceGrad");
+        amp_test_node *t = tn_train(ctx, "ReduceGrad");
         tn_str(t, "fwd_op", reduce_ops[o]);
         tn_int(t, "fwd_opset", 11);
         tn_ints(t, "axes", 1, (int64_t[]){1});
@@ -821,39 +795,39 @@ Test(grad_nn, bad_attributes_and_shapes_fail_cleanly) {
     amp_tensor *a = rnd(2, ad, -1, 1), *b = rnd(2, bd, -1, 1), *dy = rnd(2, yd, -1, 1), *dyw = rnd(2, wrong, -1, 1);
     amp_tensor *out[3] = {0};
 
-    amp_test_node *t = train_node("MatMulGrad");
+    amp_test_node *t = tn_train(ctx, "MatMulGrad");
     tn_int(t, "wrt", 7);
     cr_assert_eq(tn_run(t, 3, (amp_tensor *[]){dy, a, b}, 1, out), AMP_ERR_INVALID_GRAPH);
     cr_assert(strstr(amp_context_last_error(ctx), "wrt") != NULL, "message: %s", amp_context_last_error(ctx));
     tn_free(t);
 
-    t = train_node("MatMulGrad");
+    t = tn_train(ctx, "MatMulGrad");
     tn_int(t, "wrt", 0);
     cr_assert_eq(tn_run(t, 3, (amp_tensor *[]){dyw, a, b}, 1, out), AMP_ERR_SHAPE);
     tn_free(t);
 
-    t = train_node("ReduceGrad");
+    t = tn_train(ctx, "ReduceGrad");
     tn_str(t, "fwd_op", "ReduceEverything");
     cr_assert_eq(tn_run(t, 2, (amp_tensor *[]){dy, dy}, 1, out), AMP_ERR_INVALID_GRAPH);
     tn_free(t);
 
-    t = train_node("ReduceGrad");
+    t = tn_train(ctx, "ReduceGrad");
     tn_str(t, "fwd_op", "ReduceSum");
     tn_int(t, "fwd_opset", 11);
     tn_ints(t, "axes", 1, (int64_t[]){4});
     cr_assert_eq(tn_run(t, 2, (amp_tensor *[]){dy, dy}, 1, out), AMP_ERR_INVALID_GRAPH);
     tn_free(t);
 
-    t = train_node("LayerNormalizationGrad");
+    t = tn_train(ctx, "LayerNormalizationGrad");
     tn_int(t, "axis", -1);
     cr_assert_eq(tn_run(t, 3, (amp_tensor *[]){dyw, dy, b}, 2, out), AMP_ERR_SHAPE);
     tn_free(t);
 
-    t = train_node("GemmCGrad");
+    t = tn_train(ctx, "GemmCGrad");
     cr_assert_eq(tn_run(t, 2, (amp_tensor *[]){dy, a}, 1, out), AMP_ERR_SHAPE);
     tn_free(t);
 
-    t = train_node("SoftmaxGrad");
+    t = tn_train(ctx, "SoftmaxGrad");
     tn_int(t, "axis", 2);
     cr_assert_eq(tn_run(t, 2, (amp_tensor *[]){dy, dy}, 1, out), AMP_ERR_INVALID_GRAPH);
     tn_free(t);
@@ -861,11 +835,11 @@ Test(grad_nn, bad_attributes_and_shapes_fail_cleanly) {
     /* a target out of range is found by the kernel: an error, no write past the end */
     const int64_t td[1] = {3}, sd[1] = {0};
     amp_tensor *tg = ints(1, td, (const double[]){0, 9, 1}), *g = rnd(0, sd, 1, 2);
-    t = train_node("SoftmaxCrossEntropyLossGrad");
+    t = tn_train(ctx, "SoftmaxCrossEntropyLossGrad");
     cr_assert_eq(tn_run(t, 3, (amp_tensor *[]){g, dy, tg}, 1, out), AMP_ERR_INVALID_ARG);
     cr_assert(strstr(amp_context_last_error(ctx), "outside") != NULL, "message: %s", amp_context_last_error(ctx));
     tn_free(t);
-    t = train_node("NegativeLogLikelihoodLossGrad");
+    t = tn_train(ctx, "NegativeLogLikelihoodLossGrad");
     tn_str(t, "reduction", "average");
     cr_assert_eq(tn_run(t, 3, (amp_tensor *[]){g, dy, tg}, 1, out), AMP_ERR_INVALID_GRAPH);
     tn_free(t);

@@ -41,27 +41,8 @@ static void free_in(amp_tensor **in, int n) {
 static void gc_ok(amp_test_node *t, int nin, amp_tensor **in, const char *what) {
     bool all[MAXIN];
     for (int i = 0; i < nin; i++) all[i] = true;
-    gc_result r;
-    amp_status s = gc_check(t, nin, in, all, 1, 1e-6, &r);
-    cr_assert_eq(s, AMP_OK, "%s: status %d: %s", what, s, r.why);
-    cr_assert_eq(r.checked, nin, "%s: %d inputs checked, expected %d", what, r.checked, nin);
-    cr_assert(r.max_rel < GC_TOL, "%s: max_rel %g at input %d", what, r.max_rel, r.worst_input);
-}
-
-static amp_test_node *train_node(const char *op) {
-    amp_test_node *t = tn_new(ctx, op);
-    t->node.domain = AMP_TRAIN_DOMAIN;
-    t->node.op = amp_op_lookup(op, AMP_TRAIN_DOMAIN);
-    cr_assert_neq(t->node.op, AMP_OP_UNKNOWN, "%s is not in the op table", op);
-    t->opset = 1;
-    return t;
-}
-
-static amp_tensor *convert(const amp_tensor *t, amp_dtype dt) {
-    amp_tensor *o;
-    cr_assert_eq(amp_tensor_create(ctx, dt, t->rank, t->dims, &o), AMP_OK);
-    for (int64_t i = 0; i < t->numel; i++) amp_st(dt, o->data, i, tt_get(t, i));
-    return o;
+    char msg[640];
+    cr_assert(gc_passes(t, nin, in, all, 1, GC_TOL, msg, sizeof msg), "%s: %s", what, msg);
 }
 
 /* Run t with every input in f16, bf16 and f32, and in f64 on the same rounded values; each of
@@ -72,8 +53,8 @@ static void cmp_narrow(amp_test_node *t, int nin, amp_tensor **in64, int nout, c
     for (int k = 0; k < 3; k++) {
         amp_tensor *lo[MAXIN] = {0}, *hi[MAXIN] = {0}, *olo[3] = {0}, *ohi[3] = {0};
         for (int i = 0; i < nin; i++) {
-            lo[i] = convert(in64[i], dts[k]);
-            hi[i] = convert(lo[i], AMP_F64);
+            lo[i] = tt_convert(ctx, in64[i], dts[k]);
+            hi[i] = tt_convert(ctx, lo[i], AMP_F64);
         }
         amp_status s = tn_run(t, nin, lo, nout, olo);
         cr_assert_eq(s, AMP_OK, "%s (%s): %s", what, amp_dtype_name(dts[k]), amp_context_last_error(ctx));
@@ -130,7 +111,7 @@ Test(grad_norm, group_norm_grad_16bit_and_threads) {
     for (int op = 0; op < 2; op++) {
         const int64_t pd[1] = {op ? 8 : 4};
         amp_tensor *in[4] = {rnd(4, xd, -1, 1), rnd(4, xd, -2, 2), rnd(1, pd, 0.5, 1.5), rnd(1, pd, -1, 1)};
-        amp_test_node *t = train_node("GroupNormalizationGrad");
+        amp_test_node *t = tn_train(ctx, "GroupNormalizationGrad");
         t->threads = 4;
         tn_int(t, "num_groups", 4);
         tn_int(t, "fwd_opset", op ? 21 : 18);
@@ -145,7 +126,7 @@ Test(grad_norm, group_norm_grad_outputs_optional_and_empty) {
     const int64_t xd[3] = {2, 4, 3}, pd[1] = {4}, ed[3] = {0, 4, 3};
     amp_tensor *in[4] = {rnd(3, xd, -1, 1), rnd(3, xd, -2, 2), rnd(1, pd, 0.5, 1.5), rnd(1, pd, -1, 1)};
     amp_tensor *out[3] = {0};
-    amp_test_node *t = train_node("GroupNormalizationGrad");
+    amp_test_node *t = tn_train(ctx, "GroupNormalizationGrad");
     tn_int(t, "num_groups", 2);
     cr_assert_eq(tn_run(t, 4, in, 1, out), AMP_OK, "%s", amp_context_last_error(ctx));
     cr_assert_eq(out[0]->numel, 24);
@@ -170,7 +151,7 @@ Test(grad_norm, group_norm_grad_outputs_optional_and_empty) {
     amp_tensor *lin[2] = {rnd(4, ld, -1, 1), rnd(4, ld, -1, 1)};
     static const char *const xonly[2] = {"LRNGrad", "MeanVarianceNormalizationGrad"};
     for (int i = 0; i < 2; i++) {
-        t = train_node(xonly[i]);
+        t = tn_train(ctx, xonly[i]);
         tn_int(t, "size", 3);
         tn_ints(t, "axes", 2, (const int64_t[]){0, 3});
         cr_assert_eq(tn_run(t, 2, lin, 1, out), AMP_OK, "%s: %s", xonly[i], amp_context_last_error(ctx));
@@ -215,7 +196,7 @@ Test(grad_norm, lrn_sizes_and_attributes) {
 Test(grad_norm, lrn_grad_16bit_and_threads) {
     const int64_t xd[4] = {2, 10, 40, 45};
     amp_tensor *in[2] = {rnd(4, xd, -1, 1), rnd(4, xd, -2, 2)};
-    amp_test_node *t = train_node("LRNGrad");
+    amp_test_node *t = tn_train(ctx, "LRNGrad");
     t->threads = 4;
     tn_int(t, "size", 5);
     tn_float(t, "alpha", 0.6f);
@@ -254,7 +235,7 @@ Test(grad_norm, mvn_grad_16bit_and_threads) {
     const int64_t xd[4] = {4, 6, 30, 40}, a23[2] = {2, 3};
     amp_tensor *in[2] = {rnd(4, xd, -1, 1), rnd(4, xd, -2, 2)};
     for (int v = 0; v < 2; v++) {
-        amp_test_node *t = train_node("MeanVarianceNormalizationGrad");
+        amp_test_node *t = tn_train(ctx, "MeanVarianceNormalizationGrad");
         t->threads = 4;
         if (v) tn_ints(t, "axes", 2, a23);
         cmp_narrow(t, 2, in, 1, v ? "MeanVarianceNormalizationGrad axes 2,3" : "MeanVarianceNormalizationGrad");
@@ -282,7 +263,7 @@ Test(grad_norm, bad_inputs_fail_cleanly) {
     amp_tensor *xi = tt_rand(ctx, AMP_I64, 4, xd, -3, 3, 99);
     amp_tensor *out[4] = {0};
 
-    amp_test_node *t = train_node("GroupNormalizationGrad");
+    amp_test_node *t = tn_train(ctx, "GroupNormalizationGrad");
     tn_int(t, "num_groups", 2);
     cr_assert_eq(tn_run(t, 4, (amp_tensor *[]){dyw, x, s4, s4}, 3, out), AMP_ERR_SHAPE);
     cr_assert(strstr(amp_context_last_error(ctx), "dY") != NULL, "message: %s", amp_context_last_error(ctx));
@@ -291,16 +272,16 @@ Test(grad_norm, bad_inputs_fail_cleanly) {
     cr_assert_eq(tn_run(t, 4, (amp_tensor *[]){dy, x, s4, s4}, 4, out), AMP_ERR_INVALID_GRAPH);
     cr_assert_eq(tn_run(t, 4, (amp_tensor *[]){xi, x, s4, s4}, 3, out), AMP_ERR_UNSUPPORTED);
     tn_free(t);
-    t = train_node("GroupNormalizationGrad");
+    t = tn_train(ctx, "GroupNormalizationGrad");
     tn_int(t, "num_groups", 3);
     tn_int(t, "fwd_opset", 18);
     cr_assert_eq(tn_run(t, 4, (amp_tensor *[]){dy, x, s2, s2}, 3, out), AMP_ERR_SHAPE);
     tn_free(t);
-    t = train_node("GroupNormalizationGrad"); /* num_groups missing */
+    t = tn_train(ctx, "GroupNormalizationGrad"); /* num_groups missing */
     cr_assert_eq(tn_run(t, 4, (amp_tensor *[]){dy, x, s4, s4}, 3, out), AMP_ERR_INVALID_GRAPH);
     tn_free(t);
 
-    t = train_node("LRNGrad");
+    t = tn_train(ctx, "LRNGrad");
     cr_assert_eq(tn_run(t, 2, (amp_tensor *[]){dy, x}, 1, out), AMP_ERR_INVALID_GRAPH); /* size missing */
     tn_int(t, "size", 3);
     cr_assert_eq(tn_run(t, 2, (amp_tensor *[]){dyw, x}, 1, out), AMP_ERR_SHAPE);
@@ -308,11 +289,11 @@ Test(grad_norm, bad_inputs_fail_cleanly) {
     cr_assert_eq(tn_run(t, 2, (amp_tensor *[]){dy, x}, 2, out), AMP_ERR_INVALID_GRAPH);
     tn_free(t);
 
-    t = train_node("MeanVarianceNormalizationGrad");
+    t = tn_train(ctx, "MeanVarianceNormalizationGrad");
     tn_ints(t, "axes", 2, (const int64_t[]){1, 5});
     cr_assert_eq(tn_run(t, 2, (amp_tensor *[]){dy, x}, 1, out), AMP_ERR_INVALID_GRAPH);
     tn_free(t);
-    t = train_node("MeanVarianceNormalizationGrad");
+    t = tn_train(ctx, "MeanVarianceNormalizationGrad");
     cr_assert_eq(tn_run(t, 2, (amp_tensor *[]){dyw, x}, 1, out), AMP_ERR_SHAPE);
     cr_assert_eq(tn_run(t, 1, (amp_tensor *[]){x}, 1, out), AMP_ERR_INVALID_GRAPH);
     tn_free(t);

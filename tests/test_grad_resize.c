@@ -209,13 +209,6 @@ static int grad_inputs(const gcase *c, int rank, const int64_t *dims, amp_tensor
     return 5;
 }
 
-static amp_tensor *convert(const amp_tensor *t, amp_dtype dt) {
-    amp_tensor *o;
-    cr_assert_eq(amp_tensor_create(ctx, dt, t->rank, t->dims, &o), AMP_OK);
-    for (int64_t i = 0; i < t->numel; i++) amp_st(dt, o->data, i, tt_get(t, i));
-    return o;
-}
-
 /* ResizeGrad of c in f16, bf16 and f32 against f64 on the same rounded dY. */
 static void narrow_ok(const gcase *c, int rank, const int64_t *dims, const char *what) {
     amp_tensor *x = tt_rand(ctx, AMP_F64, rank, dims, -1, 1, seed_next++), *in[4] = {x, NULL, NULL, NULL}, *y = NULL;
@@ -227,7 +220,7 @@ static void narrow_ok(const gcase *c, int rank, const int64_t *dims, const char 
     static const amp_dtype dts[3] = {AMP_F16, AMP_BF16, AMP_F32};
     static const double tols[3] = {1e-2, 1e-2, 1e-5};
     for (int k = 0; k < 3; k++) {
-        amp_tensor *lo = convert(g, dts[k]), *hi = convert(lo, AMP_F64), *gin[5], *gout_lo = NULL, *gout_hi = NULL;
+        amp_tensor *lo = tt_convert(ctx, g, dts[k]), *hi = tt_convert(ctx, lo, AMP_F64), *gin[5], *gout_lo = NULL, *gout_hi = NULL;
         amp_test_node *t = grad_node(c);
         grad_inputs(c, rank, dims, lo, gin);
         cr_assert_eq(tn_run(t, 5, gin, 1, &gout_lo), AMP_OK, "%s: %s", what, amp_context_last_error(ctx));

@@ -163,15 +163,6 @@ Test(grad_rnn, optional_inputs_and_output_subsets) {
         }
 }
 
-/* The gradient ops in f16, bf16 and f32 against f64 on the same rounded inputs. */
-static amp_tensor *convert(const amp_tensor *t, amp_dtype dt) {
-    if (!t) return NULL;
-    amp_tensor *o;
-    cr_assert_eq(amp_tensor_create(ctx, dt, t->rank, t->dims, &o), AMP_OK);
-    for (int64_t i = 0; i < t->numel; i++) amp_st(dt, o->data, i, tt_get(t, i));
-    return o;
-}
-
 static amp_test_node *train_node(const cfg *c) {
     char name[16];
     snprintf(name, sizeof name, "%sGrad", c->op);
@@ -210,8 +201,8 @@ Test(grad_rnn, training_ops_in_16_bit_and_f32) {
             for (int i = 0; i < nfi + nfo; i++) {
                 if (!in[i]) continue;
                 const bool fl = amp_dtype_is_float(in[i]->dtype);
-                lo[i] = convert(in[i], fl ? dts[k] : in[i]->dtype);
-                hi[i] = convert(lo[i], fl ? AMP_F64 : in[i]->dtype);
+                lo[i] = tt_convert(ctx, in[i], fl ? dts[k] : in[i]->dtype);
+                hi[i] = tt_convert(ctx, lo[i], fl ? AMP_F64 : in[i]->dtype);
             }
             cr_assert_eq(tn_run(t, nfi + nfo, lo, nout, olo), AMP_OK, "%s %s: %s", ops[o], amp_dtype_name(dts[k]),
                          amp_context_last_error(ctx));
@@ -231,7 +222,7 @@ Test(grad_rnn, training_ops_in_16_bit_and_f32) {
         for (int k = 0; k < nfo; k++) {
             amp_tensor *zin[11], *zout[7] = {0}, *nout_[7] = {0};
             memcpy(zin, in, sizeof zin);
-            zin[nfi + k] = convert(in[nfi + k], AMP_F64);
+            zin[nfi + k] = tt_convert(ctx, in[nfi + k], AMP_F64);
             memset(zin[nfi + k]->data, 0, zin[nfi + k]->nbytes);
             cr_assert_eq(tn_run(t, nfi + nfo, zin, nout, zout), AMP_OK, "%s", amp_context_last_error(ctx));
             amp_tensor_destroy(zin[nfi + k]);

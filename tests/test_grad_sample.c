@@ -56,35 +56,10 @@ static void free_in(amp_tensor **in, int n) {
 
 /* Finite-difference check of the inputs wrt marks (all float inputs when NULL); frees t and in. */
 static void gc_ok(amp_test_node *t, int nin, amp_tensor **in, const bool *wrt, const char *what) {
-    bool all[MAXIN];
-    int want = 0;
-    for (int i = 0; i < nin; i++) {
-        all[i] = wrt ? wrt[i] : in[i] && amp_dtype_is_float(in[i]->dtype);
-        if (all[i] && in[i]) want++;
-    }
-    gc_result r;
-    amp_status s = gc_check(t, nin, in, all, 1, 1e-6, &r);
-    cr_assert_eq(s, AMP_OK, "%s: status %d: %s", what, s, r.why);
-    cr_assert_eq(r.checked, want, "%s: %d inputs checked, expected %d", what, r.checked, want);
-    cr_assert(r.max_rel < GC_TOL, "%s: max_rel %g at input %d", what, r.max_rel, r.worst_input);
+    char msg[640];
+    cr_assert(gc_passes(t, nin, in, wrt, 1, GC_TOL, msg, sizeof msg), "%s: %s", what, msg);
     free_in(in, nin);
     tn_free(t);
-}
-
-static amp_test_node *train_node(const char *op) {
-    amp_test_node *t = tn_new(ctx, op);
-    t->node.domain = AMP_TRAIN_DOMAIN;
-    t->node.op = amp_op_lookup(op, AMP_TRAIN_DOMAIN);
-    cr_assert_neq(t->node.op, AMP_OP_UNKNOWN, "%s is not in the op table", op);
-    t->opset = 1;
-    return t;
-}
-
-static amp_tensor *convert(const amp_tensor *t, amp_dtype dt) {
-    amp_tensor *o;
-    cr_assert_eq(amp_tensor_create(ctx, dt, t->rank, t->dims, &o), AMP_OK);
-    for (int64_t i = 0; i < t->numel; i++) amp_st(dt, o->data, i, tt_get(t, i));
-    return o;
 }
 
 /* Some element of t is not zero: a gradient that is all zero proves little. */
@@ -102,8 +77,8 @@ static void cmp_narrow(amp_test_node *t, int nin, amp_tensor **in64, const bool 
     for (int k = 0; k < 3; k++) {
         amp_tensor *lo[MAXIN] = {0}, *hi[MAXIN] = {0}, *olo[2] = {0}, *ohi[2] = {0};
         for (int i = 0; i < nin; i++) {
-            lo[i] = convert(in64[i], narrow[i] ? dts[k] : in64[i]->dtype);
-            hi[i] = convert(lo[i], narrow[i] ? AMP_F64 : in64[i]->dtype);
+            lo[i] = tt_convert(ctx, in64[i], narrow[i] ? dts[k] : in64[i]->dtype);
+            hi[i] = tt_convert(ctx, lo[i], narrow[i] ? AMP_F64 : in64[i]->dtype);
         }
         cr_assert_eq(tn_run(t, nin, lo, nout, olo), AMP_OK, "%s (%s): %s", what, amp_dtype_name(dts[k]),
                      amp_context_last_error(ctx));
@@ -177,7 +152,7 @@ Test(grad_sample, grid_sample_grad_kernel) {
     for (int m = 0; m < 3; m++)
         for (int p = 0; p < 3; p++) {
             amp_tensor *in[3] = {rnd(4, yd, -1, 1), rnd(4, xd, -1, 1), rnd(4, gd, -1.2, 1.2)}, *out[2] = {0};
-            amp_test_node *t = train_node("GridSampleGrad");
+            amp_test_node *t = tn_train(ctx, "GridSampleGrad");
             tn_str(t, "mode", modes20[m]);
             tn_str(t, "padding_mode", pad_names[p]);
             tn_int(t, "fwd_opset", 20);
@@ -200,9 +175,9 @@ Test(grad_sample, grid_sample_grad_kernel) {
 Test(grad_sample, grid_sample_grad_bad_inputs) {
     const int64_t xd[4] = {1, 2, 4, 4}, gd[4] = {1, 3, 3, 2}, yd[4] = {1, 2, 3, 3}, ybad[4] = {1, 2, 3, 4};
     amp_tensor *dy = rnd(4, yd, -1, 1), *x = rnd(4, xd, -1, 1), *g = rnd(4, gd, -1, 1), *dyb = rnd(4, ybad, -1, 1);
-    amp_tensor *x32 = convert(x, AMP_F32), *out[2] = {0};
+    amp_tensor *x32 = tt_convert(ctx, x, AMP_F32), *out[2] = {0};
     amp_tensor *in[3] = {dy, x, g};
-    amp_test_node *t = train_node("GridSampleGrad");
+    amp_test_node *t = tn_train(ctx, "GridSampleGrad");
     tn_int(t, "fwd_opset", 16);
     cr_assert_eq(tn_run(t, 3, in, 2, out), AMP_OK, "%s", amp_context_last_error(ctx));
     free_in(out, 2);
@@ -213,12 +188,12 @@ Test(grad_sample, grid_sample_grad_bad_inputs) {
     cr_assert_eq(tn_run(t, 3, in, 2, out), AMP_ERR_SHAPE);
     tn_free(t);
     /* a forward opset GridSample does not have; the forward's checks apply */
-    t = train_node("GridSampleGrad");
+    t = tn_train(ctx, "GridSampleGrad");
     tn_int(t, "fwd_opset", 15);
     in[1] = x;
     cr_assert_eq(tn_run(t, 3, in, 2, out), AMP_ERR_UNSUPPORTED);
     tn_free(t);
-    t = train_node("GridSampleGrad");
+    t = tn_train(ctx, "GridSampleGrad");
     tn_int(t, "fwd_opset", 16);
     tn_str(t, "mode", "linear");
     cr_assert_eq(tn_run(t, 3, in, 2, out), AMP_ERR_INVALID_GRAPH);
@@ -259,7 +234,7 @@ Test(grad_sample, affine_grid_grad_kernel) {
     const double want[6] = {-1 + 3 - 5 + 7, -1 - 3 + 5 + 7, 1 + 3 + 5 + 7,
                             -2 + 4 - 6 + 8, -2 - 4 + 6 + 8, 2 + 4 + 6 + 8};
     amp_tensor *in[2] = {vals(AMP_F64, 4, gd, dg), ints(AMP_I64, 1, sd, size)}, *dth = NULL;
-    amp_test_node *t = train_node("AffineGridGrad");
+    amp_test_node *t = tn_train(ctx, "AffineGridGrad");
     tn_int(t, "align_corners", 1);
     cr_assert_eq(tn_run(t, 2, in, 1, &dth), AMP_OK, "%s", amp_context_last_error(ctx));
     cr_assert(dth->rank == 3 && dth->dims[1] == 2 && dth->dims[2] == 3);
@@ -336,7 +311,7 @@ Test(grad_sample, roi_align_grad_kernel) {
     amp_tensor *in[5] = {vals(AMP_F64, 4, yd, dyv), ints(AMP_I64, 1, sd, xd), vals(AMP_F64, 2, rd, rv),
                          ints(AMP_I64, 1, bd, bv), vals(AMP_F64, 4, xd, xv)};
     amp_tensor *dx = NULL;
-    amp_test_node *t = train_node("RoiAlignGrad");
+    amp_test_node *t = tn_train(ctx, "RoiAlignGrad");
     tn_str(t, "mode", "max");
     tn_int(t, "sampling_ratio", 1);
     tn_str(t, "coordinate_transformation_mode", "output_half_pixel");
@@ -349,7 +324,7 @@ Test(grad_sample, roi_align_grad_kernel) {
     cr_assert_eq(tn_run(t, 4, in, 1, &dx), AMP_ERR_INVALID_GRAPH);
     tn_free(t);
     /* avg: the same sample spreads dY / 4 over the four pixels */
-    t = train_node("RoiAlignGrad");
+    t = tn_train(ctx, "RoiAlignGrad");
     tn_int(t, "sampling_ratio", 1);
     tn_str(t, "coordinate_transformation_mode", "output_half_pixel");
     tn_int(t, "fwd_opset", 16);
@@ -376,7 +351,7 @@ Test(grad_sample, roi_align_grad_kernel) {
     for (int m = 0; m < 2; m++) {
         amp_tensor *in2[5] = {rnd(4, yd2, -1, 1), ints(AMP_I64, 1, sd2, ra_xd), vals(AMP_F64, 2, ra_rd, ra_rv),
                               ints(AMP_I64, 1, ra_bd, ra_bv), rnd(4, ra_xd, -1, 1)};
-        t = train_node("RoiAlignGrad");
+        t = tn_train(ctx, "RoiAlignGrad");
         tn_str(t, "mode", modes[m]);
         tn_int(t, "output_height", 3);
         tn_int(t, "output_width", 2);

@@ -82,15 +82,6 @@ static amp_test_node *node(const char *op, int64_t opset) {
     return t;
 }
 
-static amp_test_node *train_node(const char *op) {
-    amp_test_node *t = tn_new(ctx, op);
-    t->node.domain = TRAIN_DOMAIN;
-    t->node.op = amp_op_lookup(op, TRAIN_DOMAIN);
-    cr_assert_neq(t->node.op, AMP_OP_UNKNOWN, "%s is not in the op table", op);
-    t->opset = 1;
-    return t;
-}
-
 /* ---- Reshape, Flatten, Squeeze, Unsqueeze ---------------------------------------------------- */
 
 Test(grad_shape, reshape) {
@@ -579,18 +570,18 @@ Test(grad_shape, kernels_16bit) {
     {
         const int64_t yd[] = {3, 8}, sh[] = {2, 3, 4};
         amp_tensor *in[] = {rnd(2, yd, 200), ints(3, sh)};
-        half_vs_f64("ReshapeGrad", train_node("ReshapeGrad"), 2, in, 1);
+        half_vs_f64("ReshapeGrad", tn_train(ctx, "ReshapeGrad"), 2, in, 1);
     }
     {
         const int64_t yd[] = {2, 6, 3}, sh[] = {2, 1, 3, 2, 5, 3};
-        amp_test_node *t = train_node("ConcatGrad");
+        amp_test_node *t = tn_train(ctx, "ConcatGrad");
         tn_int(t, "axis", 1);
         amp_tensor *in[] = {rnd(3, yd, 201), ints(6, sh)};
         half_vs_f64("ConcatGrad", t, 2, in, 2);
     }
     {
         const int64_t sh[] = {2, 2, 2, 3, 2, 1}, a[] = {2, 2}, c[] = {2, 1};
-        amp_test_node *t = train_node("SplitGrad");
+        amp_test_node *t = tn_train(ctx, "SplitGrad");
         tn_int(t, "axis", -1);
         amp_tensor *in[] = {ints(6, sh), rnd(2, a, 202), NULL, rnd(2, c, 203)};
         half_vs_f64("SplitGrad", t, 4, in, 1);
@@ -598,18 +589,18 @@ Test(grad_shape, kernels_16bit) {
     {
         const int64_t yd[] = {2, 3}, xs[] = {5, 7}, st[] = {4, 1}, en[] = {0, 7}, ax[] = {0, 1}, sp[] = {-2, 2};
         amp_tensor *in[] = {rnd(2, yd, 204), ints(2, xs), ints(2, st), ints(2, en), ints(2, ax), ints(2, sp)};
-        half_vs_f64("SliceGrad", train_node("SliceGrad"), 6, in, 1);
+        half_vs_f64("SliceGrad", tn_train(ctx, "SliceGrad"), 6, in, 1);
     }
     {
         const int64_t yd[] = {9, 77}, xs[] = {6, 70}, p[] = {2, 3, 1, 4};
-        amp_test_node *t = train_node("PadGrad");
+        amp_test_node *t = tn_train(ctx, "PadGrad");
         tn_str(t, "mode", "reflect");
         amp_tensor *in[] = {rnd(2, yd, 205), ints(2, xs), ints(4, p), NULL};
         half_vs_f64("PadGrad reflect", t, 4, in, 1);
     }
     {
         const int64_t yd[] = {9, 77}, xs[] = {6, 70}, p[] = {2, 3, 1, 4};
-        amp_test_node *t = train_node("PadGrad");
+        amp_test_node *t = tn_train(ctx, "PadGrad");
         amp_tensor *in[] = {rnd(2, yd, 206), ints(2, xs), ints(4, p), NULL};
         half_vs_f64("PadGrad constant with value", t, 4, in, 2);
     }
@@ -617,38 +608,38 @@ Test(grad_shape, kernels_16bit) {
         /* 512 terms per element: an accumulator in 16 bits would be far off */
         const int64_t yd[] = {512, 4}, xs[] = {4};
         amp_tensor *in[] = {tt_rand(ctx, AMP_F64, 2, yd, 0.5, 1.0, 207), ints(1, xs)};
-        half_vs_f64("TileGrad broadcast", train_node("TileGrad"), 2, in, 1);
+        half_vs_f64("TileGrad broadcast", tn_train(ctx, "TileGrad"), 2, in, 1);
     }
     {
         /* a bias over channels: whole rows of 301 summed, then 7 of those */
         const int64_t yd[] = {7, 5, 301}, xs[] = {5, 1};
         amp_tensor *in[] = {tt_rand(ctx, AMP_F64, 3, yd, 0.5, 1.0, 212), ints(2, xs)};
-        half_vs_f64("TileGrad channel bias", train_node("TileGrad"), 2, in, 1);
+        half_vs_f64("TileGrad channel bias", tn_train(ctx, "TileGrad"), 2, in, 1);
     }
     {
         const int64_t yd[] = {6, 8}, xs[] = {3, 2};
         amp_tensor *in[] = {rnd(2, yd, 208), ints(2, xs)};
-        half_vs_f64("TileGrad tiles", train_node("TileGrad"), 2, in, 1);
+        half_vs_f64("TileGrad tiles", tn_train(ctx, "TileGrad"), 2, in, 1);
     }
     {
         const int64_t yd[] = {600, 8}, xs[] = {10, 8};
         int64_t iv[600];
         for (int i = 0; i < 600; i++) iv[i] = (i * 37) % 20 - 10;
         amp_tensor *in[] = {tt_rand(ctx, AMP_F64, 2, yd, 0.5, 1.0, 209), ints(2, xs), ints(600, iv)};
-        half_vs_f64("GatherGrad", train_node("GatherGrad"), 3, in, 1);
+        half_vs_f64("GatherGrad", tn_train(ctx, "GatherGrad"), 3, in, 1);
     }
     {
         const int64_t yd[] = {6, 200}, xs[] = {6, 50};
         int64_t iv[1200];
         for (int i = 0; i < 1200; i++) iv[i] = (i * 13) % 100 - 50;
-        amp_test_node *t = train_node("GatherElementsGrad");
+        amp_test_node *t = tn_train(ctx, "GatherElementsGrad");
         tn_int(t, "axis", 1);
         amp_tensor *in[] = {tt_rand(ctx, AMP_F64, 2, yd, 0.5, 1.0, 210), ints(2, xs), ints_nd(2, yd, iv)};
         half_vs_f64("GatherElementsGrad", t, 3, in, 1);
     }
     {
         const int64_t yd[] = {1, 2, 4, 6};
-        amp_test_node *t = train_node("DepthToSpaceGrad");
+        amp_test_node *t = tn_train(ctx, "DepthToSpaceGrad");
         tn_int(t, "blocksize", 2);
         tn_str(t, "mode", "CRD");
         amp_tensor *in[] = {rnd(4, yd, 211)};
@@ -661,7 +652,7 @@ Test(grad_shape, kernels_16bit) {
 Test(grad_shape, split_grad_zero_fill) {
     /* the middle output has no gradient: its block of dX must be exact zeros */
     const int64_t sh[] = {2, 2, 2, 3, 2, 1}, a[] = {2, 2}, c[] = {2, 1};
-    amp_test_node *t = train_node("SplitGrad");
+    amp_test_node *t = tn_train(ctx, "SplitGrad");
     tn_int(t, "axis", 1);
     amp_tensor *in[] = {ints(6, sh), rnd(2, a, 220), NULL, rnd(2, c, 221)}, *out[1];
     cr_assert_eq(tn_run(t, 4, in, 1, out), AMP_OK, "%s", amp_context_last_error(ctx));
@@ -683,7 +674,7 @@ Test(grad_shape, gather_grad_reference_and_threads) {
     int64_t *iv = malloc(sizeof(int64_t) * (size_t)n);
     for (int64_t i = 0; i < n; i++) iv[i] = (i * 31 + i / 7) % (2 * X) - X;
     amp_tensor *in[] = {rnd(2, yd, 230), ints(2, xs), ints((int)n, iv)}, *o1[1], *o2[1];
-    amp_test_node *t = train_node("GatherGrad");
+    amp_test_node *t = tn_train(ctx, "GatherGrad");
     t->threads = 1;
     cr_assert_eq(tn_run(t, 3, in, 1, o1), AMP_OK, "%s", amp_context_last_error(ctx));
     t->threads = 2;
@@ -711,7 +702,7 @@ Test(grad_shape, gather_elements_grad_reference_and_threads) {
     int64_t *iv = malloc(sizeof(int64_t) * 36000);
     for (int64_t i = 0; i < 36000; i++) iv[i] = (i * 17 + i / 300) % 600 - 300;
     amp_tensor *in[] = {tt_rand(ctx, AMP_F32, 2, id, -1.0, 1.0, 231), ints(2, xs), ints_nd(2, id, iv)}, *o1[1], *o2[1];
-    amp_test_node *t = train_node("GatherElementsGrad");
+    amp_test_node *t = tn_train(ctx, "GatherElementsGrad");
     tn_int(t, "axis", -1);
     t->threads = 1;
     cr_assert_eq(tn_run(t, 3, in, 1, o1), AMP_OK, "%s", amp_context_last_error(ctx));
@@ -739,7 +730,7 @@ Test(grad_shape, gather_elements_grad_reference_and_threads) {
 Test(grad_shape, pad_grad_reference) {
     /* reflect: every dY element added to the dX element the forward Pad read it from */
     const int64_t xd[] = {3, 5}, p[] = {2, 4, 1, 3}, yd[] = {6, 12};
-    amp_test_node *t = train_node("PadGrad");
+    amp_test_node *t = tn_train(ctx, "PadGrad");
     tn_str(t, "mode", "reflect");
     amp_tensor *in[] = {rnd(2, yd, 240), ints(2, xd), ints(4, p), NULL}, *out[1];
     cr_assert_eq(tn_run(t, 4, in, 1, out), AMP_OK, "%s", amp_context_last_error(ctx));
@@ -764,7 +755,7 @@ Test(grad_shape, pad_grad_axes_input) {
     /* Pad's axes input (opset 18) names the padded dims: the same as full pads with zeros */
     const int64_t xd[] = {3, 4, 5}, yd[] = {3, 7, 5}, p1[] = {1, 2}, ax[] = {-2}, p3[] = {0, 1, 0, 0, 2, 0};
     amp_tensor *dy = rnd(3, yd, 245), *a[1], *b[1];
-    amp_test_node *t = train_node("PadGrad");
+    amp_test_node *t = tn_train(ctx, "PadGrad");
     tn_str(t, "mode", "edge");
     amp_tensor *in1[] = {dy, ints(3, xd), ints(2, p1), ints(1, ax)};
     cr_assert_eq(tn_run(t, 4, in1, 1, a), AMP_OK, "%s", amp_context_last_error(ctx));
@@ -793,12 +784,12 @@ Test(grad_shape, bad_input) {
     {
         const int64_t yd[] = {4, 2}, xs[] = {3, 2}, iv[] = {0, 3, 1, 2};
         amp_tensor *in[] = {rnd(2, yd, 250), ints(2, xs), ints(4, iv)};
-        cr_assert_eq(run_status(train_node("GatherGrad"), 3, in, 1), AMP_ERR_INVALID_ARG, "index 3 of 3");
+        cr_assert_eq(run_status(tn_train(ctx, "GatherGrad"), 3, in, 1), AMP_ERR_INVALID_ARG, "index 3 of 3");
         cr_assert(strstr(amp_context_last_error(ctx), "out of range"), "%s", amp_context_last_error(ctx));
     }
     {
         const int64_t yd[] = {2, 3}, xs[] = {3, 2}, iv[] = {0, -4, 1, 2, 0, 1};
-        amp_test_node *t = train_node("GatherElementsGrad");
+        amp_test_node *t = tn_train(ctx, "GatherElementsGrad");
         tn_int(t, "axis", 1);
         amp_tensor *in[] = {rnd(2, yd, 251), ints(2, xs), ints_nd(2, yd, iv)};
         cr_assert_neq(run_status(t, 3, in, 1), AMP_OK, "index -4 of 2 must fail");
@@ -806,11 +797,11 @@ Test(grad_shape, bad_input) {
     {
         const int64_t yd[] = {3, 8}, sh[] = {5, 5};
         amp_tensor *in[] = {rnd(2, yd, 252), ints(2, sh)};
-        cr_assert_eq(run_status(train_node("ReshapeGrad"), 2, in, 1), AMP_ERR_SHAPE);
+        cr_assert_eq(run_status(tn_train(ctx, "ReshapeGrad"), 2, in, 1), AMP_ERR_SHAPE);
     }
     {
         const int64_t yd[] = {1, 2, 4, 6};
-        amp_test_node *t = train_node("DepthToSpaceGrad");
+        amp_test_node *t = tn_train(ctx, "DepthToSpaceGrad");
         tn_int(t, "blocksize", 2);
         tn_str(t, "mode", "RDC");
         amp_tensor *in[] = {rnd(4, yd, 253)};
@@ -818,14 +809,14 @@ Test(grad_shape, bad_input) {
     }
     {
         const int64_t yd[] = {1, 2, 5, 6};
-        amp_test_node *t = train_node("DepthToSpaceGrad");
+        amp_test_node *t = tn_train(ctx, "DepthToSpaceGrad");
         tn_int(t, "blocksize", 2);
         amp_tensor *in[] = {rnd(4, yd, 254)};
         cr_assert_eq(run_status(t, 1, in, 1), AMP_ERR_SHAPE, "height 5 with blocksize 2");
     }
     {
         const int64_t yd[] = {4, 4}, xs[] = {3, 3}, p[] = {1, 0, 0, 1};
-        amp_test_node *t = train_node("PadGrad");
+        amp_test_node *t = tn_train(ctx, "PadGrad");
         tn_str(t, "mode", "mirror");
         amp_tensor *in[] = {rnd(2, yd, 255), ints(2, xs), ints(4, p)};
         cr_assert_eq(run_status(t, 3, in, 1), AMP_ERR_INVALID_GRAPH);
@@ -833,21 +824,21 @@ Test(grad_shape, bad_input) {
     {
         const int64_t yd[] = {5, 4}, xs[] = {3, 3}, p[] = {1, 0, 0, 1};
         amp_tensor *in[] = {rnd(2, yd, 256), ints(2, xs), ints(4, p)};
-        cr_assert_eq(run_status(train_node("PadGrad"), 3, in, 1), AMP_ERR_SHAPE, "dY does not match the pads");
+        cr_assert_eq(run_status(tn_train(ctx, "PadGrad"), 3, in, 1), AMP_ERR_SHAPE, "dY does not match the pads");
     }
     {
         const int64_t yd[] = {7, 4}, xs[] = {3, 4};
         amp_tensor *in[] = {rnd(2, yd, 257), ints(2, xs)};
-        cr_assert_eq(run_status(train_node("TileGrad"), 2, in, 1), AMP_ERR_SHAPE, "7 rows are not tiles of 3");
+        cr_assert_eq(run_status(tn_train(ctx, "TileGrad"), 2, in, 1), AMP_ERR_SHAPE, "7 rows are not tiles of 3");
     }
     {
         const int64_t yd[] = {2, 2}, xs[] = {4, 3}, st[] = {1}, en[] = {3};
         amp_tensor *in[] = {rnd(2, yd, 258), ints(2, xs), ints(1, st), ints(1, en)};
-        cr_assert_eq(run_status(train_node("SliceGrad"), 4, in, 1), AMP_ERR_SHAPE, "dY [2,2] for a [2,3] slice");
+        cr_assert_eq(run_status(tn_train(ctx, "SliceGrad"), 4, in, 1), AMP_ERR_SHAPE, "dY [2,2] for a [2,3] slice");
     }
     {
         const int64_t yd[] = {2, 6}, sh[] = {2, 2, 2, 3};
-        amp_test_node *t = train_node("ConcatGrad");
+        amp_test_node *t = tn_train(ctx, "ConcatGrad");
         tn_int(t, "axis", 1);
         amp_tensor *in[] = {rnd(2, yd, 259), ints(4, sh)};
         cr_assert_eq(run_status(t, 2, in, 2), AMP_ERR_SHAPE, "pieces of 2 and 3 for 6");
@@ -855,12 +846,12 @@ Test(grad_shape, bad_input) {
     {
         const int64_t yd[] = {2, 6}, sh[] = {2, 6};
         amp_tensor *in[] = {rnd(2, yd, 260), ints(2, sh)};
-        cr_assert_eq(run_status(train_node("ConcatGrad"), 2, in, 1), AMP_ERR_INVALID_GRAPH, "no axis");
+        cr_assert_eq(run_status(tn_train(ctx, "ConcatGrad"), 2, in, 1), AMP_ERR_INVALID_GRAPH, "no axis");
     }
     {
         /* integer gradients have no business in the summing kernels */
         const int64_t yd[] = {2, 3}, xs[] = {3};
         amp_tensor *in[] = {ints_nd(2, yd, (const int64_t[]){1, 2, 3, 4, 5, 6}), ints(1, xs)};
-        cr_assert_eq(run_status(train_node("TileGrad"), 2, in, 1), AMP_ERR_UNSUPPORTED);
+        cr_assert_eq(run_status(tn_train(ctx, "TileGrad"), 2, in, 1), AMP_ERR_UNSUPPORTED);
     }
 }

@@ -20,15 +20,6 @@ static void setup(void) { cr_assert_eq(amp_context_create(NULL, &ctx), AMP_OK); 
 static void teardown(void) { amp_context_destroy(ctx); }
 TestSuite(optim, .init = setup, .fini = teardown);
 
-static amp_test_node *train_node(const char *op) {
-    amp_test_node *t = tn_new(ctx, op);
-    t->node.domain = TRAIN_DOMAIN;
-    t->node.op = amp_op_lookup(op, TRAIN_DOMAIN);
-    cr_assert_neq(t->node.op, AMP_OP_UNKNOWN, "%s is not in the op table", op);
-    t->opset = 1;
-    return t;
-}
-
 static amp_tensor *scalar(amp_dtype dt, double v) {
     const int64_t one = 1;
     return tt_make(ctx, dt, 1, &one, &v);
@@ -269,7 +260,7 @@ static void run_case(const opt_case *c) {
         for (int p = 0; p < NP; p++) in[nin++] = G[p];
         for (int p = 0; p < NP && ns >= 1; p++) in[nin++] = M[p];
         for (int p = 0; p < NP && ns >= 2; p++) in[nin++] = V[p];
-        amp_test_node *t = train_node(c->adamw ? "AdamW" : "SGD");
+        amp_test_node *t = tn_train(ctx, c->adamw ? "AdamW" : "SGD");
         set_attrs(t, c);
         amp_tensor *out = NULL;
         amp_status s = tn_run(t, nin, in, 1, &out);
@@ -467,7 +458,7 @@ static double big_step(const char *op, int threads, amp_tensor **W, amp_tensor *
         in[nin++] = V[0];
         in[nin++] = V[1];
     }
-    amp_test_node *t = train_node(op);
+    amp_test_node *t = tn_train(ctx, op);
     t->threads = threads;
     tn_int(t, "n", 2);
     if (!adamw) tn_float(t, "momentum", 0.9f);
@@ -537,7 +528,7 @@ Test(optim, zero_size_parameter) {
     amp_tensor *M1 = zeros(AMP_F32, 1, d1), *V0 = zeros(AMP_F32, 2, d0), *V1 = zeros(AMP_F32, 1, d1);
     amp_tensor *lr = scalar(AMP_F32, 0.5), *step = scalar(AMP_F32, 0), *sc = scalar(AMP_F32, 2);
     amp_tensor *in[12] = {lr, step, NULL, sc, W0, W1, G0, G1, M0, M1, V0, V1};
-    amp_test_node *t = train_node("SGD");
+    amp_test_node *t = tn_train(ctx, "SGD");
     tn_int(t, "n", 2);
     amp_tensor *out = NULL;
     cr_assert_eq(tn_run(t, 8, in, 1, &out), AMP_OK, "%s", amp_context_last_error(ctx));
@@ -546,7 +537,7 @@ Test(optim, zero_size_parameter) {
     cr_assert_eq(tt_get(W1, 1), 2 - 0.5 * 4);
     amp_tensor_destroy(out);
     tn_free(t);
-    t = train_node("AdamW");
+    t = tn_train(ctx, "AdamW");
     tn_int(t, "n", 2);
     cr_assert_eq(tn_run(t, 12, in, 1, &out), AMP_OK, "%s", amp_context_last_error(ctx));
     cr_assert_eq(tt_get(out, 0), 5.0);
@@ -569,7 +560,7 @@ static double ten_updates(const char *op, amp_dtype wdt, float lr, double g, int
     const bool adamw = strcmp(op, "AdamW") == 0;
     for (int s = 0; s < steps; s++) {
         amp_tensor *in[8] = {lrt, step, NULL, NULL, W, G, M, V};
-        amp_test_node *t = train_node(op);
+        amp_test_node *t = tn_train(ctx, op);
         tn_int(t, "n", 1);
         tn_float(t, "weight_decay", 0.0f);
         amp_tensor *out = NULL;
@@ -616,7 +607,7 @@ static int unscale_check(float scale, int n, amp_tensor **g) {
     amp_tensor *in[8];
     in[0] = scalar(AMP_F32, scale);
     for (int i = 0; i < n; i++) in[1 + i] = g[i];
-    amp_test_node *t = train_node("UnscaleCheck");
+    amp_test_node *t = tn_train(ctx, "UnscaleCheck");
     amp_tensor *out = NULL;
     cr_assert_eq(tn_run(t, 1 + n, in, 1, &out), AMP_OK, "%s", amp_context_last_error(ctx));
     cr_assert_eq(amp_tensor_dtype(out), AMP_BOOL);
@@ -694,7 +685,7 @@ static void scaler_free(scaler *s) {
 static double scaler_step(scaler *s, int found_inf) {
     amp_st(AMP_BOOL, s->found->data, 0, found_inf);
     amp_tensor *in[3] = {s->scale, s->tracker, s->found};
-    amp_test_node *t = train_node("LossScaleUpdate");
+    amp_test_node *t = tn_train(ctx, "LossScaleUpdate");
     if (s->interval) tn_int(t, "growth_interval", s->interval);
     if (s->growth) tn_float(t, "growth_factor", s->growth);
     if (s->backoff) tn_float(t, "backoff_factor", s->backoff);
@@ -786,91 +777,91 @@ Test(optim, bad_shapes_dtypes_and_attributes_are_errors) {
     amp_tensor *tracker64 = scalar(AMP_I64, 0);
     amp_test_node *t;
 
-    t = train_node("SGD");
+    t = tn_train(ctx, "SGD");
     tn_int(t, "n", 1);
     expect_fail(t, 6, (amp_tensor *[]){lr, step, found, sc, W, Gt}, AMP_ERR_SHAPE, "G shaped unlike W");
-    t = train_node("SGD");
+    t = tn_train(ctx, "SGD");
     tn_int(t, "n", 1);
     expect_fail(t, 6, (amp_tensor *[]){lr, step, found32, sc, W, G}, AMP_ERR_SHAPE, "found_inf not bool");
-    t = train_node("SGD");
+    t = tn_train(ctx, "SGD");
     tn_int(t, "n", 1);
     expect_fail(t, 6, (amp_tensor *[]){lr2, step, found, sc, W, G}, AMP_ERR_SHAPE, "lr of two elements");
-    t = train_node("SGD");
+    t = tn_train(ctx, "SGD");
     tn_int(t, "n", 1);
     expect_fail(t, 6, (amp_tensor *[]){lr, steph, found, sc, W, G}, AMP_ERR_SHAPE, "f16 step");
-    t = train_node("SGD");
+    t = tn_train(ctx, "SGD");
     tn_int(t, "n", 1);
     expect_fail(t, 6, (amp_tensor *[]){lr, NULL, found, sc, W, G}, AMP_ERR_INVALID_GRAPH, "no step");
-    t = train_node("SGD");
+    t = tn_train(ctx, "SGD");
     tn_int(t, "n", 1);
     expect_fail(t, 6, (amp_tensor *[]){lr, step, found, sc, Wi, G}, AMP_ERR_UNSUPPORTED, "int64 parameter");
-    t = train_node("SGD");
+    t = tn_train(ctx, "SGD");
     tn_int(t, "n", 1);
     expect_fail(t, 6, (amp_tensor *[]){lr, step, found, sc, W, G64}, AMP_ERR_UNSUPPORTED, "f64 gradient");
-    t = train_node("SGD");
+    t = tn_train(ctx, "SGD");
     tn_int(t, "n", 1);
     tn_float(t, "momentum", 0.9f);
     expect_fail(t, 6, (amp_tensor *[]){lr, step, found, sc, W, G}, AMP_ERR_INVALID_GRAPH, "momentum without M");
-    t = train_node("SGD");
+    t = tn_train(ctx, "SGD");
     tn_int(t, "n", 1);
     expect_fail(t, 7, (amp_tensor *[]){lr, step, found, sc, W, G, M}, AMP_ERR_INVALID_GRAPH, "M without momentum");
-    t = train_node("SGD");
+    t = tn_train(ctx, "SGD");
     expect_fail(t, 6, (amp_tensor *[]){lr, step, found, sc, W, G}, AMP_ERR_INVALID_GRAPH, "no n");
-    t = train_node("SGD");
+    t = tn_train(ctx, "SGD");
     tn_int(t, "n", 2);
     expect_fail(t, 6, (amp_tensor *[]){lr, step, found, sc, W, G}, AMP_ERR_INVALID_GRAPH, "n too large");
-    t = train_node("SGD");
+    t = tn_train(ctx, "SGD");
     tn_int(t, "n", 1);
     tn_int(t, "nesterov", 1);
     expect_fail(t, 6, (amp_tensor *[]){lr, step, found, sc, W, G}, AMP_ERR_INVALID_GRAPH, "nesterov, no momentum");
-    t = train_node("SGD");
+    t = tn_train(ctx, "SGD");
     tn_int(t, "n", 1);
     tn_float(t, "momentum", 0.9f);
     tn_float(t, "dampening", 0.1f);
     tn_int(t, "nesterov", 1);
     expect_fail(t, 7, (amp_tensor *[]){lr, step, found, sc, W, G, M}, AMP_ERR_INVALID_GRAPH, "nesterov, dampening");
-    t = train_node("SGD");
+    t = tn_train(ctx, "SGD");
     tn_int(t, "n", 1);
     tn_float(t, "momentum", 0.9f);
     expect_fail(t, 7, (amp_tensor *[]){lr, step, found, sc, W, G, Mt}, AMP_ERR_SHAPE, "M shaped unlike W");
-    t = train_node("SGD");
+    t = tn_train(ctx, "SGD");
     tn_int(t, "n", 1);
     tn_float(t, "momentum", 0.9f);
     expect_fail(t, 7, (amp_tensor *[]){lr, step, found, sc, W, G, M16}, AMP_ERR_SHAPE, "f16 M for an f32 W");
-    t = train_node("SGD");
+    t = tn_train(ctx, "SGD");
     tn_int(t, "n", 1);
     tn_float(t, "max_grad_norm", -1.0f);
     expect_fail(t, 6, (amp_tensor *[]){lr, step, found, sc, W, G}, AMP_ERR_INVALID_GRAPH, "negative max_grad_norm");
 
-    t = train_node("AdamW");
+    t = tn_train(ctx, "AdamW");
     tn_int(t, "n", 1);
     tn_float(t, "beta1", 1.0f);
     expect_fail(t, 8, (amp_tensor *[]){lr, step, found, sc, W, G, M, V}, AMP_ERR_INVALID_GRAPH, "beta1 = 1");
-    t = train_node("AdamW");
+    t = tn_train(ctx, "AdamW");
     tn_int(t, "n", 1);
     expect_fail(t, 7, (amp_tensor *[]){lr, step, found, sc, W, G, M}, AMP_ERR_INVALID_GRAPH, "AdamW without V");
-    t = train_node("AdamW");
+    t = tn_train(ctx, "AdamW");
     tn_int(t, "n", 1);
     expect_fail(t, 8, (amp_tensor *[]){lr, step, found, sc, W, G, M, Mt}, AMP_ERR_SHAPE, "V shaped unlike W");
 
-    t = train_node("UnscaleCheck");
+    t = tn_train(ctx, "UnscaleCheck");
     expect_fail(t, 2, (amp_tensor *[]){sc, Gi}, AMP_ERR_UNSUPPORTED, "int gradient");
-    t = train_node("UnscaleCheck");
+    t = tn_train(ctx, "UnscaleCheck");
     expect_fail(t, 1, (amp_tensor *[]){sc}, AMP_ERR_INVALID_GRAPH, "no gradient");
-    t = train_node("UnscaleCheck");
+    t = tn_train(ctx, "UnscaleCheck");
     expect_fail(t, 2, (amp_tensor *[]){lr2, G}, AMP_ERR_SHAPE, "scale of two elements");
 
-    t = train_node("LossScaleUpdate");
+    t = tn_train(ctx, "LossScaleUpdate");
     expect_fail(t, 3, (amp_tensor *[]){sc, tracker64, found}, AMP_ERR_SHAPE, "int64 tracker");
-    t = train_node("LossScaleUpdate");
+    t = tn_train(ctx, "LossScaleUpdate");
     expect_fail(t, 3, (amp_tensor *[]){sc, tracker, NULL}, AMP_ERR_INVALID_GRAPH, "no found_inf");
-    t = train_node("LossScaleUpdate");
+    t = tn_train(ctx, "LossScaleUpdate");
     tn_float(t, "growth_factor", 0.5f);
     expect_fail(t, 3, (amp_tensor *[]){sc, tracker, found}, AMP_ERR_INVALID_GRAPH, "growth_factor below 1");
-    t = train_node("LossScaleUpdate");
+    t = tn_train(ctx, "LossScaleUpdate");
     tn_float(t, "backoff_factor", 1.5f);
     expect_fail(t, 3, (amp_tensor *[]){sc, tracker, found}, AMP_ERR_INVALID_GRAPH, "backoff_factor above 1");
-    t = train_node("LossScaleUpdate");
+    t = tn_train(ctx, "LossScaleUpdate");
     tn_int(t, "growth_interval", 0);
     expect_fail(t, 3, (amp_tensor *[]){sc, tracker, found}, AMP_ERR_INVALID_GRAPH, "growth_interval 0");
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "backends/cpu/cpu.h"
+#include "ir/grad.h"
 
 amp_test_node *tn_new(amp_context *ctx, const char *op_type) {
     amp_test_node *t = calloc(1, sizeof *t);
@@ -17,6 +18,21 @@ amp_test_node *tn_new(amp_context *ctx, const char *op_type) {
     t->opset = 17;
     t->threads = 2;
     return t;
+}
+
+amp_test_node *tn_train(amp_context *ctx, const char *op_type) {
+    amp_test_node *t = tn_new(ctx, op_type);
+    t->node.domain = AMP_TRAIN_DOMAIN;
+    t->node.op = amp_op_lookup(op_type, AMP_TRAIN_DOMAIN);
+    t->opset = 1;
+    return t;
+}
+
+amp_tensor *tt_convert(amp_context *ctx, const amp_tensor *t, amp_dtype dt) {
+    amp_tensor *o = NULL;
+    if (amp_tensor_create(ctx, dt, t->rank, t->dims, &o) != AMP_OK) return NULL;
+    for (int64_t i = 0; i < t->numel; i++) amp_st(dt, o->data, i, amp_ld(t->dtype, t->data, i));
+    return o;
 }
 
 void tn_free(amp_test_node *t) {

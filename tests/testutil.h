@@ -26,6 +26,12 @@ void tn_tensor(amp_test_node *t, const char *name, const amp_tensor *v); /* clon
  * omitted optional input. Every input's data is visible to inference as a known value. */
 amp_status tn_run(amp_test_node *t, int nin, amp_tensor *const *in, int nout, amp_tensor **out);
 
+/* A node of a training-domain op (ai.amprt.training, opset 1); node.op is AMP_OP_UNKNOWN when the
+ * op table has no such op (running it then fails). Destroy with tn_free. */
+amp_test_node *tn_train(amp_context *ctx, const char *op_type);
+
+/* A copy of t in dtype dt (each value stored with the dtype's rounding). */
+amp_tensor *tt_convert(amp_context *ctx, const amp_tensor *t, amp_dtype dt);
 /* A tensor of dtype filled from doubles (converted with the dtype's rounding). */
 amp_tensor *tt_make(amp_context *ctx, amp_dtype dt, int rank, const int64_t *dims, const double *vals);
 /* A tensor of dtype filled with seeded uniform values in [lo, hi). */
