@@ -290,6 +290,27 @@ static void loop_i64(const amp_kernel *k, const bgemm *g) {
     }
 }
 
+/* Operand X of one pairwise product as a [batch, R, C] matrix over the label groups b, r, c:
+ * X itself when it is laid out so (*t = 0) or as [batch, C, R] (*t = 1) in the compute type, else
+ * packed into pk (summing the labels in sum_mask, which only X has) with *t = 0. */
+static const void *as_matrix(int nt, const eop *X, uint64_t sum_mask, int nb, const int8_t *b, int nr,
+                             const int8_t *r, int nc, const int8_t *c, const int64_t *ldim, char *pk, amp_dtype cdt,
+                             int *t) {
+    *t = 0;
+    if (X->dt == cdt && contiguous_as(X, nb, b, nr, r, nc, c, ldim)) return X->data;
+    if (X->dt == cdt && contiguous_as(X, nb, b, nc, c, nr, r, ldim)) {
+        *t = 1;
+        return X->data;
+    }
+    int8_t all[NLAB], so[NLAB];
+    memcpy(all, b, (size_t)nb);
+    memcpy(all + nb, r, (size_t)nr);
+    memcpy(all + nb + nr, c, (size_t)nc);
+    int nso = in_order(X, sum_mask, so);
+    pack(nt, X, nb + nr + nc, all, nso, so, ldim, pk, cdt);
+    return pk;
+}
+
 static void run_bgemm(const amp_kernel *k, amp_dtype cdt, const bgemm *g) {
     const int64_t M = g->M, N = g->N, K = g->K;
     if (g->nb * M * N == 0) return;
@@ -378,7 +399,7 @@ amp_status amp_cpu_einsum(amp_kernel *k) {
         const uint64_t kp = keep[st];
         uint64_t bm = A->mask & B->mask & kp, km = A->mask & B->mask & ~kp;
         uint64_t mm = A->mask & ~B->mask & kp, nm = B->mask & ~A->mask & kp;
-        int8_t bo[NLAB], mo[NLAB], no[NLAB], ko[NLAB], so[NLAB];
+        int8_t bo[NLAB], mo[NLAB], no[NLAB], ko[NLAB];
         int nbo, nmo, nno, nko;
         const bool last = st == nin - 2;
         bool swap = false, direct_out = false;
@@ -409,48 +430,11 @@ amp_status amp_cpu_einsum(amp_kernel *k) {
         bgemm g = {.nb = prod_of(nbo, bo, ldim), .M = prod_of(nmo, mo, ldim), .N = prod_of(nno, no, ldim),
                    .K = prod_of(nko, ko, ldim)};
         char *pk = ws + (size_t)pack_off * esize;
-        /* A: as it is when it already is [batch, M, K] or [batch, K, M] in the compute type */
-        if (A->dt == cdt && contiguous_as(A, nbo, bo, nmo, mo, nko, ko, ldim)) {
-            g.a = A->data;
-            g.ta = 0;
-        } else if (A->dt == cdt && contiguous_as(A, nbo, bo, nko, ko, nmo, mo, ldim)) {
-            g.a = A->data;
-            g.ta = 1;
-        } else {
-            int8_t all[NLAB];
-            int na = 0;
-            memcpy(all, bo, (size_t)nbo);
-            na += nbo;
-            memcpy(all + na, mo, (size_t)nmo);
-            na += nmo;
-            memcpy(all + na, ko, (size_t)nko);
-            na += nko;
-            int nso = in_order(A, A->mask & ~B->mask & ~kp, so);
-            pack(nt, A, na, all, nso, so, ldim, pk, cdt);
-            g.a = pk;
-            g.ta = 0;
-        }
+        /* A as [batch, M, K] and B as [batch, K, N], each used in place when already laid out so
+         * (or transposed) in the compute type */
+        g.a = as_matrix(nt, A, A->mask & ~B->mask & ~kp, nbo, bo, nmo, mo, nko, ko, ldim, pk, cdt, &g.ta);
         pk += (size_t)(g.nb * g.M * g.K) * esize;
-        if (B->dt == cdt && contiguous_as(B, nbo, bo, nko, ko, nno, no, ldim)) {
-            g.b = B->data;
-            g.tb = 0;
-        } else if (B->dt == cdt && contiguous_as(B, nbo, bo, nno, no, nko, ko, ldim)) {
-            g.b = B->data;
-            g.tb = 1;
-        } else {
-            int8_t all[NLAB];
-            int na = 0;
-            memcpy(all, bo, (size_t)nbo);
-            na += nbo;
-            memcpy(all + na, ko, (size_t)nko);
-            na += nko;
-            memcpy(all + na, no, (size_t)nno);
-            na += nno;
-            int nso = in_order(B, B->mask & ~A->mask & ~kp, so);
-            pack(nt, B, na, all, nso, so, ldim, pk, cdt);
-            g.b = pk;
-            g.tb = 0;
-        }
+        g.b = as_matrix(nt, B, B->mask & ~A->mask & ~kp, nbo, bo, nko, ko, nno, no, ldim, pk, cdt, &g.tb);
         g.c = direct_out ? Y->data : ws + (size_t)res_off[st] * esize;
         run_bgemm(k, cdt, &g);
         int8_t rl[NLAB];
