@@ -11,6 +11,12 @@ trap 'rm -rf "$tmp"' EXIT
 data=/usr/share/datasets/fashion-mnist
 "${vg[@]}" "$b/amprt" check models/lenet models/mlp_decomposed models/encoder tests/data/autocast/softmax_mask >/dev/null
 "${vg[@]}" "$b/amprt" check models/lenet models/encoder tests/data/autocast/layernorm --autocast fp16 >/dev/null
+# one node test of each newer op family, and the recurrent and U-Net models
+node=/usr/share/libonnx-testdata/data/node
+"${vg[@]}" "$b/amprt" check models/lstm_tagger "$node/test_resize_upsample_scales_cubic" "$node/test_einsum_batch_diagonal" \
+  "$node/test_lstm_with_peepholes" "$node/test_gru_seq_length" "$node/test_gridsample_bicubic" "$node/test_roialign_aligned_true" \
+  "$node/test_top_k" "$node/test_scatternd_add" "$node/test_qlinearconv" "$node/test_lrn" "$node/test_det_nd" \
+  "$node/test_adam" >/dev/null
 "${vg[@]}" "$b/amprt" convert models/mlp_decomposed/model.onnx "$tmp/m16.onnx" --dtype fp16 --keep-io-types >/dev/null
 "${vg[@]}" "$b/amprt" convert models/overflow/model.onnx "$tmp/o16.onnx" --calibrate models/overflow/calib >/dev/null
 "${vg[@]}" "$b/amprt" train models/lenet/model.onnx --data "$data" --epochs 1 --max-steps 3 --batch 16 \
