@@ -136,3 +136,5 @@ TestSuite(alloc_failure, .timeout = 1200);
 Test(alloc_failure, lenet) { inject_everywhere("models/lenet/model.onnx", true); }
 Test(alloc_failure, mlp_decomposed) { inject_everywhere("models/mlp_decomposed/model.onnx", true); }
 Test(alloc_failure, encoder) { inject_everywhere("models/encoder/model.onnx", false); }
+Test(alloc_failure, lstm_tagger) { inject_everywhere("models/lstm_tagger/model.onnx", true); }
+Test(alloc_failure, unet) { inject_everywhere("models/unet/model.onnx", true); }
