@@ -1418,3 +1418,35 @@ Test(elementwise, mod_float_floor_form_at_opset_28) {
         tn_free(t);
     }
 }
+
+/* Pow with a constant exponent of 2 takes the x * x path: bit-identical to pow, for every float
+ * dtype, with NaN and infinities, and with an exponent whose rank exceeds the base's. */
+Test(elementwise, pow_square_path_matches_pow) {
+    for (int f = 0; f < 4; f++) {
+        amp_dtype dt = all_floats[f];
+        int64_t d[2] = {3, 5};
+        amp_tensor *x = tt_rand(ctx, dt, 2, d, -300, 300, 77);
+        amp_st(dt, x->data, 0, NAN);
+        amp_st(dt, x->data, 1, -INFINITY);
+        amp_st(dt, x->data, 2, 1e-30);
+        amp_st(dt, x->data, 3, -0.0);
+        int64_t ed[3] = {1, 1, 1};
+        amp_tensor *e = tt_make(ctx, dt, 3, ed, (double[]){2.0}), *out[1];
+        amp_test_node *t = tn_new(ctx, "Pow");
+        cr_assert_eq(run(t, 2, (amp_tensor *[]){x, e}, 1, out), AMP_OK, "%s", amp_context_last_error(ctx));
+        int64_t od[3] = {1, 3, 5};
+        expect_dims(out[0], 3, od);
+        for (int64_t i = 0; i < x->numel; i++) {
+            double v = tt_get(x, i), want;
+            amp_tensor *ref = tt_make(ctx, dt, 0, NULL, (double[]){pow(v, 2.0)});
+            want = tt_get(ref, 0);
+            amp_tensor_destroy(ref);
+            double got = tt_get(out[0], i);
+            if (isnan(want)) cr_assert(isnan(got), "%s element %lld", amp_dtype_name(dt), (long long)i);
+            else cr_assert(got == want, "%s element %lld: %g, pow gives %g", amp_dtype_name(dt), (long long)i, got, want);
+        }
+        amp_tensor *all[3] = {x, e, out[0]};
+        destroy_all(all, 3);
+        tn_free(t);
+    }
+}

@@ -337,6 +337,13 @@ amp_status amp_cpu_binary(amp_kernel *k) {
     if (in[0]->dtype != in[1]->dtype)
         return amp_kernel_fail(k, AMP_ERR_SHAPE, "inputs are %s and %s", amp_dtype_name(in[0]->dtype),
                                amp_dtype_name(in[1]->dtype));
+    if (op == AMP_OP_POW && amp_dtype_is_float(in[0]->dtype) && in[1]->numel == 1 &&
+        amp_ld(in[1]->dtype, in[1]->data, 0) == 2.0) {
+        /* x^2 (variances, decomposed LayerNorm) as x * x: the same correctly rounded value, NaN
+         * and infinities included, without a pow call per element */
+        const amp_tensor *sq[2] = {in[0], in[0]};
+        return run_bcast(k, k->out[0], 2, sq, idx, pick(AMP_OP_MUL, in[0]->dtype, 0), NULL);
+    }
     inner_fn fn = pick(op, in[0]->dtype, (int)amp_attr_int(k->n, "fmod", 0));
     if (!fn)
         return amp_kernel_fail(k, AMP_ERR_UNSUPPORTED, "dtype %s is not supported", amp_dtype_name(in[0]->dtype));
