@@ -208,3 +208,27 @@ int amp_grad_const_ints(amp_grad_ctx *c, int n, const int64_t *v) {
     if (n) memcpy(t->data, v, sizeof(int64_t) * (size_t)n);
     return const_node(c, t);
 }
+
+amp_status amp_grad_sparse_node(amp_grad_ctx *c, const char *op, int nin, const int *ins, int nslots,
+                                const bool *want, int *outs, amp_node **made) {
+    int ids[16], cnt = 0, last = -1;
+    if (nslots > 16) return amp_seterr(c->ctx, AMP_ERR_INTERNAL, "%s: %d output slots, at most 16", op, nslots);
+    for (int k = 0; k < nslots; k++) {
+        outs[k] = -1;
+        if (want[k]) cnt++, last = k;
+    }
+    amp_node *n = NULL;
+    amp_status s = amp_grad_node(c, op, AMP_TRAIN_DOMAIN, nin, ins, cnt, ids, &n);
+    if (s) return s;
+    int *o = amp_realloc(c->ctx, n->outputs, sizeof(int) * (size_t)(last + 2));
+    if (!o) return amp_seterr(c->ctx, AMP_ERR_NO_MEMORY, "out of memory in autodiff");
+    n->outputs = o;
+    n->n_outputs = last + 1;
+    for (int k = 0, j = 0; k <= last; k++) {
+        o[k] = want[k] ? ids[j++] : -1;
+        outs[k] = o[k];
+        if (o[k] >= 0) c->g->values[o[k]].producer_slot = k;
+    }
+    *made = n;
+    return AMP_OK;
+}

@@ -49,6 +49,11 @@ int amp_grad_out(const amp_grad_ctx *c, int k);
  * next append. */
 amp_status amp_grad_node(amp_grad_ctx *c, const char *op, const char *domain, int nin, const int *ins, int nout,
                          int *outs, amp_node **made);
+/* A training-domain node with nslots output positions of which only want[k] are produced; the
+ * rest are omitted (-1), so the kernel skips their work. outs[k] gets the value ids (-1 for the
+ * omitted); *made points at the node until the next append. At most 16 slots. */
+amp_status amp_grad_sparse_node(amp_grad_ctx *c, const char *op, int nin, const int *ins, int nslots,
+                                const bool *want, int *outs, amp_node **made);
 /* Copy every attribute of the forward node onto n. */
 amp_status amp_grad_copy_attrs(amp_grad_ctx *c, amp_node *n);
 /* Set (add or replace) one attribute of n. */

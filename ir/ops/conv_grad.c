@@ -266,31 +266,6 @@ amp_status amp_infer_avg_pool_grad(amp_infer *c) {
 
 /* ---- the builder ---------------------------------------------------------------------------- */
 
-/* A training-domain node with nslots output positions of which only want[k] are produced;
- * the rest are omitted (-1), so the kernel skips them. outs[k] gets the value ids. */
-static amp_status sparse_node(amp_grad_ctx *c, const char *op, int nin, const int *ins, int nslots, const bool *want,
-                              int *outs, amp_node **made) {
-    int made_ids[8], cnt = 0, last = -1;
-    for (int k = 0; k < nslots; k++) {
-        outs[k] = -1;
-        if (want[k]) cnt++, last = k;
-    }
-    amp_node *n = NULL;
-    amp_status s = amp_grad_node(c, op, AMP_TRAIN_DOMAIN, nin, ins, cnt, made_ids, &n);
-    if (s) return s;
-    int *o = amp_realloc(c->ctx, n->outputs, sizeof(int) * (size_t)(last + 2));
-    if (!o) return amp_seterr(c->ctx, AMP_ERR_NO_MEMORY, "out of memory in autodiff");
-    n->outputs = o;
-    n->n_outputs = last + 1;
-    for (int k = 0, j = 0; k <= last; k++) {
-        o[k] = want[k] ? made_ids[j++] : -1;
-        outs[k] = o[k];
-        if (o[k] >= 0) c->g->values[o[k]].producer_slot = k;
-    }
-    *made = n;
-    return AMP_OK;
-}
-
 static amp_status grad_conv(amp_grad_ctx *c, const char *op) {
     bool want[3];
     for (int i = 0; i < 3; i++) want[i] = i < c->nin && c->need[i] && amp_grad_in(c, i) >= 0;
@@ -298,7 +273,7 @@ static amp_status grad_conv(amp_grad_ctx *c, const char *op) {
     int ins[3] = {c->dy[0], amp_grad_in(c, 0), amp_grad_in(c, 1)}, outs[3];
     if (ins[0] < 0) return AMP_OK;
     amp_node *n = NULL;
-    amp_status s = sparse_node(c, op, 3, ins, 3, want, outs, &n);
+    amp_status s = amp_grad_sparse_node(c, op, 3, ins, 3, want, outs, &n);
     if (s || (s = amp_grad_copy_attrs(c, n))) return s;
     for (int i = 0; i < 3; i++)
         if (want[i]) c->dx[i] = outs[i];

@@ -138,31 +138,6 @@ static const char *label(const amp_grad_ctx *c) {
     return f->name && f->name[0] ? f->name : f->op_type;
 }
 
-/* A training node whose nslots output positions hold only the wanted ones (the rest omitted,
- * so the kernel skips that work); outs[k] gets their value ids, -1 for the omitted. */
-static amp_status sparse_node(amp_grad_ctx *c, const char *op, int nin, const int *ins, int nslots, const bool *want,
-                              int *outs, amp_node **made) {
-    int ids[4], cnt = 0, last = -1;
-    for (int k = 0; k < nslots; k++) {
-        outs[k] = -1;
-        if (want[k]) cnt++, last = k;
-    }
-    amp_node *n = NULL;
-    amp_status s = amp_grad_node(c, op, AMP_TRAIN_DOMAIN, nin, ins, cnt, ids, &n);
-    if (s) return s;
-    int *o = amp_realloc(c->ctx, n->outputs, sizeof(int) * (size_t)(last + 2));
-    if (!o) return amp_seterr(c->ctx, AMP_ERR_NO_MEMORY, "out of memory in autodiff");
-    n->outputs = o;
-    n->n_outputs = last + 1;
-    for (int k = 0, j = 0; k <= last; k++) {
-        o[k] = want[k] ? ids[j++] : -1;
-        outs[k] = o[k];
-        if (o[k] >= 0) c->g->values[o[k]].producer_slot = k;
-    }
-    *made = n;
-    return AMP_OK;
-}
-
 static amp_status with_fwd_attrs(amp_grad_ctx *c, amp_node *n, int64_t opset) {
     amp_status s = amp_grad_copy_attrs(c, n);
     if (!s) s = amp_grad_attr_int(c, n, "fwd_opset", opset);
@@ -175,7 +150,7 @@ static amp_status grad_grid_sample(amp_grad_ctx *c) {
     int ins[3] = {c->dy[0], amp_grad_in(c, 0), amp_grad_in(c, 1)}, outs[2];
     int64_t opset = amp_grad_opset(c);
     amp_node *n = NULL;
-    amp_status s = sparse_node(c, "GridSampleGrad", 3, ins, 2, want, outs, &n);
+    amp_status s = amp_grad_sparse_node(c, "GridSampleGrad", 3, ins, 2, want, outs, &n);
     if (s || (s = with_fwd_attrs(c, n, opset))) return s;
     c->dx[0] = outs[0];
     c->dx[1] = outs[1];
