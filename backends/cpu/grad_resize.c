@@ -60,23 +60,18 @@ static void scatter_any(const amp_resize_tab *t, int64_t K, const void *src, amp
     }
 }
 
-static const amp_tensor *value_in(const amp_kernel *k, int slot) {
-    if (slot >= k->nin || !k->in[slot] || k->in[slot]->numel == 0) return NULL;
-    return k->in[slot];
-}
-
 amp_status amp_cpu_resize_grad(amp_kernel *k) {
     const amp_tensor *dy = k->in[0];
     amp_tensor *dx = k->out[0];
     const char *op = amp_attr_str(k->n, "fwd_op", "");
     amp_resize_slots sl = {.upsample = strcmp(op, "Upsample") == 0, .opset = amp_attr_int(k->n, "fwd_opset", 0),
                            .roi = 2, .scales = 3, .sizes = 4};
-    const amp_tensor *roi = value_in(k, sl.roi);
+    const amp_tensor *roi = amp_resize_kernel_input(k, sl.roi);
     amp_resize_geom g;
     amp_resize_plan p;
     char why[256];
-    amp_status s = amp_resize_geometry(k->n, &sl, dx->rank, dx->dims, roi, roi != NULL, value_in(k, sl.scales),
-                                       value_in(k, sl.sizes), &g, why, sizeof why);
+    amp_status s = amp_resize_geometry(k->n, &sl, dx->rank, dx->dims, roi, roi != NULL, amp_resize_kernel_input(k, sl.scales),
+                                       amp_resize_kernel_input(k, sl.sizes), &g, why, sizeof why);
     if (!s) s = amp_resize_plan_make(&g, dx->dtype, true, k->ctx->max_tensor_elements, &p, why, sizeof why);
     if (s) return amp_kernel_fail(k, s, "%s", why);
     if (dy->dtype != dx->dtype || dy->rank != dx->rank || memcmp(dy->dims, g.out, sizeof(int64_t) * (size_t)dy->rank))

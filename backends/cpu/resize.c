@@ -275,22 +275,17 @@ static void run_pass(const amp_resize_tab *t, int64_t K, const void *src, amp_dt
 
 /* ---- the kernel ------------------------------------------------------------------------------- */
 
-static const amp_tensor *value_in(const amp_kernel *k, int slot) {
-    if (slot < 0 || slot >= k->nin || !k->in[slot] || k->in[slot]->numel == 0) return NULL;
-    return k->in[slot];
-}
-
 amp_status amp_cpu_resize(amp_kernel *k) {
     const amp_tensor *x = k->in[0];
     amp_tensor *y = k->out[0];
     amp_resize_slots sl;
     amp_resize_forward_slots(k->n, k->opset, &sl);
-    const amp_tensor *roi = value_in(k, sl.roi);
+    const amp_tensor *roi = amp_resize_kernel_input(k, sl.roi);
     amp_resize_geom g;
     amp_resize_plan p;
     char why[256];
-    amp_status s = amp_resize_geometry(k->n, &sl, x->rank, x->dims, roi, roi != NULL, value_in(k, sl.scales),
-                                       value_in(k, sl.sizes), &g, why, sizeof why);
+    amp_status s = amp_resize_geometry(k->n, &sl, x->rank, x->dims, roi, roi != NULL, amp_resize_kernel_input(k, sl.scales),
+                                       amp_resize_kernel_input(k, sl.sizes), &g, why, sizeof why);
     if (!s) s = amp_resize_plan_make(&g, x->dtype, false, k->ctx->max_tensor_elements, &p, why, sizeof why);
     if (s) return amp_kernel_fail(k, s, "%s", why);
     if (y->dtype != x->dtype || y->rank != x->rank || memcmp(y->dims, g.out, sizeof(int64_t) * (size_t)x->rank))

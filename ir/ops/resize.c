@@ -504,19 +504,6 @@ void amp_resize_tables(const amp_resize_geom *g, const amp_resize_plan *p, void 
 
 /* ---- shape inference ------------------------------------------------------------------------ */
 
-/* The value of an optional value input: NULL when absent or empty (*present false then), or
- * when its value is not known yet (*present true). */
-static const amp_tensor *value_input(amp_infer *c, int slot, bool *present) {
-    *present = false;
-    if (slot < 0 || slot >= c->nin || !c->in[slot]) return NULL;
-    const amp_tinfo *t = c->in[slot];
-    int64_t n = 1;
-    for (int d = 0; d < t->rank; d++) n *= t->dims[d];
-    if (n == 0) return NULL;
-    *present = true;
-    return t->value;
-}
-
 /* Resize and Upsample share this; ResizeGrad (ir/ops/resize_grad.c) reads the same geometry. */
 amp_status amp_infer_resize(amp_infer *c) {
     amp_resize_slots sl;
@@ -531,9 +518,9 @@ amp_status amp_infer_resize(amp_infer *c) {
     const amp_tinfo *x = c->in[0];
     if ((s = amp_infer_dtype_in(c, x->dtype, amp_dt_all))) return s;
     bool roi_p, sc_p, sz_p;
-    const amp_tensor *roi = value_input(c, sl.roi, &roi_p);
-    const amp_tensor *scales = value_input(c, sl.scales, &sc_p);
-    const amp_tensor *sizes = value_input(c, sl.sizes, &sz_p);
+    const amp_tensor *roi = amp_resize_infer_input(c, sl.roi, &roi_p);
+    const amp_tensor *scales = amp_resize_infer_input(c, sl.scales, &sc_p);
+    const amp_tensor *sizes = amp_resize_infer_input(c, sl.sizes, &sz_p);
     if ((sc_p && !scales) || (sz_p && !sizes))
         return amp_infer_fail(c, AMP_ERR_UNSUPPORTED, "data-dependent shape: %s must be known before running",
                               sc_p && !scales ? "scales" : "sizes");

@@ -91,4 +91,21 @@ typedef struct amp_resize_tab {
  * Needs g->roi_known for tf_crop_and_resize. */
 void amp_resize_tables(const amp_resize_geom *g, const amp_resize_plan *p, void *ws, amp_resize_tab *tab);
 
+/* An optional value input (roi, scales, sizes) of a Resize-family node, NULL when absent or
+ * empty. For inference *present says whether it was given; a given input whose value is not
+ * known yet also comes back NULL. */
+static inline const amp_tensor *amp_resize_infer_input(const amp_infer *c, int slot, bool *present) {
+    *present = false;
+    if (slot < 0 || slot >= c->nin || !c->in[slot]) return NULL;
+    const amp_tinfo *t = c->in[slot];
+    for (int d = 0; d < t->rank; d++)
+        if (t->dims[d] == 0) return NULL;
+    *present = true;
+    return t->value;
+}
+static inline const amp_tensor *amp_resize_kernel_input(const amp_kernel *k, int slot) {
+    if (slot < 0 || slot >= k->nin || !k->in[slot] || k->in[slot]->numel == 0) return NULL;
+    return k->in[slot];
+}
+
 #endif

@@ -53,17 +53,6 @@ static amp_status grad_slots(amp_infer *c, amp_resize_slots *sl) {
     return AMP_OK;
 }
 
-static const amp_tensor *value_input(amp_infer *c, int slot, bool *present) {
-    *present = false;
-    if (slot >= c->nin || !c->in[slot]) return NULL;
-    const amp_tinfo *t = c->in[slot];
-    int64_t n = 1;
-    for (int d = 0; d < t->rank; d++) n *= t->dims[d];
-    if (n == 0) return NULL;
-    *present = true;
-    return t->value;
-}
-
 amp_status amp_infer_resize_grad(amp_infer *c) {
     amp_status s;
     if ((s = amp_infer_need_inputs(c, 2, 5))) return s;
@@ -77,9 +66,9 @@ amp_status amp_infer_resize_grad(amp_infer *c) {
     if (rank != dy->rank)
         return amp_infer_fail(c, AMP_ERR_SHAPE, "the shape has %d dims, dY has rank %d", rank, dy->rank);
     bool roi_p, sc_p, sz_p;
-    const amp_tensor *roi = value_input(c, sl.roi, &roi_p);
-    const amp_tensor *scales = value_input(c, sl.scales, &sc_p);
-    const amp_tensor *sizes = value_input(c, sl.sizes, &sz_p);
+    const amp_tensor *roi = amp_resize_infer_input(c, sl.roi, &roi_p);
+    const amp_tensor *scales = amp_resize_infer_input(c, sl.scales, &sc_p);
+    const amp_tensor *sizes = amp_resize_infer_input(c, sl.sizes, &sz_p);
     if ((sc_p && !scales) || (sz_p && !sizes))
         return amp_infer_fail(c, AMP_ERR_UNSUPPORTED, "data-dependent shape: %s must be known before running",
                               sc_p && !scales ? "scales" : "sizes");
