@@ -46,7 +46,7 @@ int main(int argc, char **argv) {
         amp_model_output_info(model, i, &vi);
         out_names[i] = vi.name;
     }
-    amp_session_options opts = {.struct_size = sizeof opts, .backend = AMP_BACKEND_AUTO, .threads = 1};
+    amp_session_options opts = {.struct_size = sizeof opts, .backend = "auto", .threads = 1};
     s = amp_session_create(model, &opts, &sess);
     if (s == AMP_OK) s = amp_session_run(sess, nin, in_names, (const amp_tensor *const *)in, nout, out_names, out);
     if (s != AMP_OK) {

@@ -40,7 +40,7 @@ static amp_status calibrate(const amp_model *model, const amp_autocast_options *
     amp_context *ctx = model->ctx;
     const amp_graph *g = model->g;
     amp_session *s = NULL;
-    amp_session_options so = {.struct_size = sizeof so, .backend = AMP_BACKEND_CPU, .threads = 0};
+    amp_session_options so = {.struct_size = sizeof so, .backend = "cpu", .threads = 0};
     amp_status st = amp_session_create((amp_model *)model, &so, &s);
     if (st) return st;
     calib c = {.absmax = absmax};

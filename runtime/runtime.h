@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 
+#include "backends/backend.h"
 #include "ir/ir.h"
 #include "passes/memplan.h"
 
@@ -32,7 +33,8 @@ typedef struct amp_step {
     amp_tensor *views;     /* nin + nout views; data set before each run */
     amp_tensor **pin, **pout;
     int ws_buf;            /* -1 when no workspace */
-    size_t ws_bytes;
+    size_t ws_bytes;       /* as the backend's prepare answered */
+    void *state;           /* the backend's per-step state (released with the plan) */
 } amp_step;
 
 typedef struct amp_plan {
@@ -43,6 +45,7 @@ typedef struct amp_plan {
     int nsteps;
     amp_membuf *bufs;
     size_t *offsets;
+    size_t *buf_bytes;     /* exact bytes of each buffer (bufs[i].size is aligned) */
     int nbufs;
     amp_plan_stats stats;
 } amp_plan;
@@ -54,8 +57,8 @@ struct amp_session {
     amp_plan **plans;
     int n_plans, cap_plans;
     amp_plan *last;
-    void *arena_raw;
-    unsigned char *arena;  /* 256-byte aligned */
+    amp_backend *be;       /* runs the steps (and folds constants at plan time); owns the arena */
+    unsigned char *arena;  /* backend memory, 256-byte aligned */
     size_t arena_bytes;
     double *profile_ms;    /* per node, accumulated over runs when not NULL (amprt bench --profile) */
     int *in_ids;           /* per graph input: value id (fixed), and the caller's tensor of the run */
@@ -70,10 +73,12 @@ struct amp_session {
 /* Start accumulating per-node run time (milliseconds) into a zeroed array of n_nodes. */
 amp_status amp_session_profile(amp_session *s, bool on);
 
-/* Bind shapes (and small integer input values) and build a plan: inference, folding,
- * lifetimes, in-place decisions, offsets. in_ti[i] describes graph value in_ids[i]. */
+/* Bind shapes (and small integer input values) and build a plan (runtime/plan.c): inference,
+ * folding, the backend's prepare of every step, lifetimes, in-place decisions, offsets.
+ * in_ti[i] describes graph value in_ids[i]. */
 amp_status amp_plan_build(amp_session *s, int n, const int *in_ids, const amp_tinfo *in_ti, amp_plan **out);
-void amp_plan_destroy(amp_context *ctx, amp_plan *p);
+/* Release the steps' backend state (b) and everything the plan holds; NULL is harmless. */
+void amp_plan_destroy(amp_backend *b, amp_context *ctx, amp_plan *p);
 /* Print the per-step schedule (for inspect). */
 void amp_plan_dump(const amp_session *s, const amp_plan *p, FILE *f);
 

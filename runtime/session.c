@@ -7,17 +7,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "passes/passes.h"
 #include "runtime/runtime.h"
 
-amp_status amp_cpu_dispatch(amp_kernel *k);
-
 #define AMP_SMALL_INT_INPUT 64
-
-#if defined(AMP_HAVE_CUDA)
-int amp_cuda_device_count(void);
-#else
-static int amp_cuda_device_count(void) { return 0; }
-#endif
 
 static amp_status mark_shape_inputs(amp_session *s);
 
@@ -26,13 +19,6 @@ amp_status amp_session_create(amp_model *model, const amp_session_options *opts,
     amp_context *ctx = model->ctx;
     amp_session_options o;
     amp_copy_options(&o, sizeof o, opts);
-    if (o.backend == AMP_BACKEND_CUDA) {
-        if (amp_cuda_device_count() <= 0)
-            return amp_seterr(ctx, AMP_ERR_NO_DEVICE, "backend 'cuda' was asked for, but no CUDA device is present");
-        return amp_seterr(ctx, AMP_ERR_UNSUPPORTED, "the CUDA backend is not available in this build yet");
-    }
-    if (o.backend != AMP_BACKEND_AUTO && o.backend != AMP_BACKEND_CPU)
-        return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "unknown backend %d", (int)o.backend);
     if (o.threads < 0) return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "threads must be >= 0");
     if (o.threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -46,6 +32,7 @@ amp_status amp_session_create(amp_model *model, const amp_session_options *opts,
                               n->name && n->name[0] ? n->name : "<unnamed>", n->domain[0] ? n->domain : "",
                               n->domain[0] ? "." : "", n->op_type);
     }
+    amp_status st = AMP_OK;
     amp_session *s = amp_calloc(ctx, 1, sizeof *s);
     if (!s) return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
     int nin = amp_model_input_count(model);
@@ -65,8 +52,23 @@ amp_status amp_session_create(amp_model *model, const amp_session_options *opts,
     s->ctx = *ctx;
     s->ctx.err[0] = 0;
     s->opts = o;
+    s->opts.backend = NULL; /* borrowed only during this call */
+    st = amp_backend_create(&s->ctx, o.backend, o.threads, &s->be);
+    if (st) {
+        amp_seterr(ctx, st, "%s", s->ctx.err);
+        amp_session_destroy(s);
+        return st;
+    }
+    /* Backends with memory of their own need the executor to stage inputs, upload constants
+     * and download outputs; that path arrives with the first such backend (CUDA). */
+    if (!s->be->i.host_memory) {
+        st = amp_seterr(ctx, AMP_ERR_UNSUPPORTED, "backend '%s' keeps its own memory, which sessions do not stage yet",
+                        s->be->i.name);
+        amp_session_destroy(s);
+        return st;
+    }
     for (int i = 0; i < nin; i++) s->in_ids[i] = amp_model_input_value(model, i);
-    amp_status st = mark_shape_inputs(s);
+    st = mark_shape_inputs(s);
     if (st) {
         amp_seterr(ctx, st, "%s", s->ctx.err);
         amp_session_destroy(s);
@@ -79,9 +81,10 @@ amp_status amp_session_create(amp_model *model, const amp_session_options *opts,
 void amp_session_destroy(amp_session *s) {
     if (!s) return;
     amp_context *ctx = &s->ctx;
-    for (int i = 0; i < s->n_plans; i++) amp_plan_destroy(ctx, s->plans[i]);
+    for (int i = 0; i < s->n_plans; i++) amp_plan_destroy(s->be, ctx, s->plans[i]);
     amp_dealloc(ctx, s->plans);
-    amp_dealloc(ctx, s->arena_raw);
+    if (s->arena) s->be->i.mem_free(s->be, AMP_MEM_ARENA, s->arena);
+    amp_backend_destroy(s->be);
     amp_dealloc(ctx, s->profile_ms);
     amp_dealloc(ctx, s->in_ids);
     amp_dealloc(ctx, s->in_t);
@@ -99,6 +102,8 @@ amp_status amp_session_profile(amp_session *s, bool on) {
 }
 
 const char *amp_session_last_error(const amp_session *s) { return s ? s->ctx.err : ""; }
+
+const char *amp_session_backend(const amp_session *s) { return s ? s->be->i.name : NULL; }
 
 /* Inputs that may decide shapes (Reshape's shape, Range's limits, OneHot's depth, Resize's
  * scales) are known while planning: integer and float inputs up to AMP_SMALL_INT_INPUT
@@ -169,12 +174,11 @@ static amp_status key_push(amp_context *ctx, int64_t **key, int *len, int *cap, 
 
 static amp_status ensure_arena(amp_session *s, size_t bytes) {
     if (bytes <= s->arena_bytes && s->arena) return AMP_OK;
-    void *raw = amp_alloc(&s->ctx, bytes + 256);
-    if (!raw)
-        return amp_seterr(&s->ctx, AMP_ERR_NO_MEMORY, "cannot allocate an arena of %zu bytes", bytes);
-    amp_dealloc(&s->ctx, s->arena_raw);
-    s->arena_raw = raw;
-    s->arena = (unsigned char *)(((uintptr_t)raw + 255) & ~(uintptr_t)255);
+    void *mem = NULL;
+    amp_status st = s->be->i.mem_alloc(s->be, AMP_MEM_ARENA, bytes, &mem);
+    if (st) return amp_seterr(&s->ctx, st, "cannot allocate an arena of %zu bytes: %s", bytes, s->ctx.err);
+    if (s->arena) s->be->i.mem_free(s->be, AMP_MEM_ARENA, s->arena);
+    s->arena = mem;
     s->arena_bytes = bytes;
     return AMP_OK;
 }
@@ -293,7 +297,7 @@ static amp_status get_plan(amp_session *s, int n, const char *const *names, cons
         if (st) goto done;
         st = ensure_arena(s, p->stats.arena_bytes);
         if (st) {
-            amp_plan_destroy(ctx, p);
+            amp_plan_destroy(s->be, ctx, p);
             goto done;
         }
         p->key = key;
@@ -396,6 +400,9 @@ amp_status amp_session_run(amp_session *s, int n_inputs, const char *const *inpu
         if (!ok) return amp_seterr(ctx, AMP_ERR_SHAPE, "output tensor %d does not match output '%s'", i, output_names[i]);
     }
 
+    amp_backend *be = s->be;
+    amp_backend_layout layout = {.arena = s->arena, .arena_bytes = p->stats.arena_bytes, .nbufs = p->nbufs,
+                                 .bufs = p->bufs, .offsets = p->offsets, .bytes = p->buf_bytes};
     for (int si = 0; si < p->nsteps; si++) {
         amp_step *stp = &p->steps[si];
         const amp_node *n = &g->nodes[stp->node];
@@ -403,27 +410,30 @@ amp_status amp_session_run(amp_session *s, int n_inputs, const char *const *inpu
             if (n->inputs[k] >= 0) stp->views[k].data = slot_data(s, p, n->inputs[k]);
         for (int k = 0; k < stp->nout; k++)
             if (n->outputs[k] >= 0) stp->views[stp->nin + k].data = slot_data(s, p, n->outputs[k]);
-        amp_kernel k = {.ctx = ctx, .n = n, .opset = 0, .nin = stp->nin, .nout = stp->nout, .in = stp->pin,
-                        .out = stp->pout, .ws = stp->ws_buf >= 0 ? s->arena + p->offsets[stp->ws_buf] : NULL,
-                        .ws_bytes = stp->ws_bytes, .threads = s->opts.threads};
-        bool def = !n->domain[0] || strcmp(n->domain, "ai.onnx") == 0;
-        k.opset = def ? g->opset : 1;
-        for (int oi = 0; !def && oi < g->n_opsets; oi++)
-            if (strcmp(g->opsets[oi].domain, n->domain) == 0) k.opset = g->opsets[oi].version;
+        amp_backend_step bs = {
+            .k = {.ctx = ctx, .n = n, .opset = amp_node_opset(g, n), .nin = stp->nin, .nout = stp->nout,
+                  .in = stp->pin, .out = stp->pout, .ws = stp->ws_buf >= 0 ? s->arena + p->offsets[stp->ws_buf] : NULL,
+                  .ws_bytes = stp->ws_bytes, .threads = be->threads},
+            .state = stp->state,
+            .index = si,
+            .layout = &layout};
         if (s->profile_ms) {
             struct timespec t0, t1;
             clock_gettime(CLOCK_MONOTONIC, &t0);
-            st = amp_cpu_dispatch(&k);
+            st = amp_backend_run(be, &bs);
+            if (!st) st = amp_backend_synchronize(be);
             clock_gettime(CLOCK_MONOTONIC, &t1);
             s->profile_ms[stp->node] += (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
         } else {
-            st = amp_cpu_dispatch(&k);
+            st = amp_backend_run(be, &bs);
         }
         if (st) return st;
         if (s->observe)
             for (int o = 0; o < stp->nout; o++)
                 if (n->outputs[o] >= 0) s->observe(s->observe_user, n->outputs[o], stp->pout[o]);
     }
+    st = amp_backend_synchronize(be);
+    if (st) return st;
     /* results */
     amp_tensor *made[64] = {0};
     for (int i = 0; i < n_outputs; i++) {

@@ -707,7 +707,7 @@ amp_status amp_trainer_create(const amp_model *model, const amp_trainer_options 
     if ((s = clone_graph(t->src, &ge)) || (s = prepare_forward(t, ge, false)) || (s = autocast(t, ge))) goto fail;
     if ((s = wrap_model(ctx, ge, &t->eval))) goto fail;
     ge = NULL;
-    amp_session_options so = {.struct_size = sizeof so, .backend = AMP_BACKEND_CPU, .threads = o.threads};
+    amp_session_options so = {.struct_size = sizeof so, .backend = o.backend, .threads = o.threads};
     if ((s = amp_session_create(t->train, &so, &t->ts)) || (s = amp_session_create(t->eval, &so, &t->es))) goto fail;
 
     /* the binding of every step: user inputs first (filled per step), labels, then state */

@@ -179,7 +179,7 @@ amp_status gc_check(amp_test_node *t, int nin, amp_tensor *const *in, const bool
     m->g = g;
     m->hash = amp_graph_hash(g);
     g = NULL;
-    amp_session_options so = {.struct_size = sizeof so, .backend = AMP_BACKEND_CPU, .threads = 2};
+    amp_session_options so = {.struct_size = sizeof so, .backend = tu_backend(), .threads = 2};
     if ((s = amp_session_create(m, &so, &sess))) goto done;
     {
         const char *names[16], *onames[16];

@@ -22,7 +22,7 @@ typedef struct job {
 
 static void *worker(void *arg) {
     job *j = arg;
-    amp_session_options so = {.struct_size = sizeof so, .backend = AMP_BACKEND_CPU, .threads = 1};
+    amp_session_options so = {.struct_size = sizeof so, .backend = "cpu", .threads = 1};
     amp_session *s = NULL;
     j->status = amp_session_create(j->model, &so, &s);
     if (j->status) return NULL;

@@ -197,7 +197,7 @@ static amp_status ad_run(amp_test_node *t, int nin, amp_tensor *const *in, const
     m->g = g;
     m->hash = amp_graph_hash(g);
     g = NULL;
-    amp_session_options so = {.struct_size = sizeof so, .backend = AMP_BACKEND_CPU, .threads = 2};
+    amp_session_options so = {.struct_size = sizeof so, .backend = tu_backend(), .threads = 2};
     if ((s = amp_session_create(m, &so, &sess))) goto done;
     for (int i = 0; i < nin; i++)
         if (in[i]) {

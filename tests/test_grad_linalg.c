@@ -182,7 +182,7 @@ static void einsum_grads(const char *eq, int nin, amp_tensor **in, bool bound, a
     m->ctx = ctx;
     m->g = g;
     m->hash = amp_graph_hash(g);
-    amp_session_options so = {.struct_size = sizeof so, .backend = AMP_BACKEND_CPU, .threads = 2};
+    amp_session_options so = {.struct_size = sizeof so, .backend = tu_backend(), .threads = 2};
     amp_session *sess;
     cr_assert_eq(amp_session_create(m, &so, &sess), AMP_OK, "%s", amp_context_last_error(ctx));
     const char *names[MAXIN], *onames[MAXIN];

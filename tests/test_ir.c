@@ -155,12 +155,12 @@ Test(ir, load_from_buffer_and_null_safety) {
 Test(ir, cuda_backend_request_without_gpu) {
     amp_model *m;
     cr_assert_eq(amp_model_load(ctx, AMP_SOURCE_DIR "/models/mlp/model.onnx", &m), AMP_OK);
-    amp_session_options o = {.struct_size = sizeof o, .backend = AMP_BACKEND_CUDA};
+    amp_session_options o = {.struct_size = sizeof o, .backend = "cuda"};
     amp_session *s = NULL;
     amp_status st = amp_session_create(m, &o, &s);
     cr_expect(st == AMP_ERR_NO_DEVICE || st == AMP_ERR_UNSUPPORTED, "got %s", amp_status_name(st));
     cr_expect_null(s);
-    o.backend = AMP_BACKEND_AUTO;
+    o.backend = "auto";
     cr_expect_eq(amp_session_create(m, &o, &s), AMP_OK, "automatic choice must fall back to the CPU");
     amp_session_destroy(s);
     amp_model_destroy(m);

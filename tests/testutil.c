@@ -4,8 +4,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/backend.h"
 #include "backends/cpu/cpu.h"
 #include "ir/grad.h"
+
+const char *tu_backend(void) {
+    const char *b = getenv("AMP_TEST_BACKEND");
+    return b && b[0] ? b : "cpu";
+}
 
 amp_test_node *tn_new(amp_context *ctx, const char *op_type) {
     amp_test_node *t = calloc(1, sizeof *t);
@@ -117,12 +123,12 @@ amp_status tn_run(amp_test_node *t, int nin, amp_tensor *const *in, int nout, am
         /* poison outputs so kernels that skip elements are caught */
         memset(out[i]->data, 0x7f, out[i]->nbytes);
     }
-    void *ws = c.workspace_bytes ? malloc(c.workspace_bytes) : NULL;
     amp_kernel k = {.ctx = t->ctx, .n = &t->node, .opset = t->opset, .nin = nin, .nout = nout, .in = in,
-                    .out = out, .ws = ws, .ws_bytes = c.workspace_bytes, .threads = t->threads};
-    extern amp_status amp_cpu_dispatch(amp_kernel *k);
-    s = amp_cpu_dispatch(&k);
-    free(ws);
+                    .out = out, .threads = t->threads};
+    amp_backend *b = NULL;
+    s = amp_backend_create(t->ctx, tu_backend(), t->threads, &b);
+    if (!s) s = amp_backend_run_once(b, &k);
+    amp_backend_destroy(b);
     if (s) goto fail;
     return AMP_OK;
 fail:

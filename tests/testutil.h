@@ -13,6 +13,10 @@ typedef struct amp_test_node {
     int threads;
 } amp_test_node;
 
+/* The backend the tests run nodes and sessions on: $AMP_TEST_BACKEND, else "cpu". CTest runs
+ * the op and gradient suites a second time with "cpu-check" (backends/check.c). */
+const char *tu_backend(void);
+
 /* A node of op_type (default domain, opset 17). Destroy with tn_free. */
 amp_test_node *tn_new(amp_context *ctx, const char *op_type);
 void tn_free(amp_test_node *t);
@@ -22,7 +26,8 @@ void tn_str(amp_test_node *t, const char *name, const char *v);
 void tn_ints(amp_test_node *t, const char *name, int n, const int64_t *v);
 void tn_floats(amp_test_node *t, const char *name, int n, const float *v);
 void tn_tensor(amp_test_node *t, const char *name, const amp_tensor *v); /* cloned */
-/* Infer, allocate outputs (owned by the caller), run the kernel. in[i] may be NULL for an
+/* Infer, allocate outputs (owned by the caller), run the node on tu_backend() (its prepare sizes
+ * the workspace). in[i] may be NULL for an
  * omitted optional input. Every input's data is visible to inference as a known value. */
 amp_status tn_run(amp_test_node *t, int nin, amp_tensor *const *in, int nout, amp_tensor **out);
 

@@ -202,8 +202,6 @@ AMP_API int64_t amp_model_opset(const amp_model *model);
 /* ---------------------------------------------------------------------------------------- */
 /* Sessions: a model compiled for a backend, with its memory plan.                           */
 
-typedef enum amp_backend_kind { AMP_BACKEND_AUTO = 0, AMP_BACKEND_CPU = 1, AMP_BACKEND_CUDA = 2 } amp_backend_kind;
-
 typedef struct amp_dim_binding {
     const char *name; /* symbolic dim name */
     int64_t value;
@@ -211,7 +209,11 @@ typedef struct amp_dim_binding {
 
 typedef struct amp_session_options {
     size_t struct_size;          /* sizeof(amp_session_options), or 0 */
-    amp_backend_kind backend;    /* AUTO: CUDA when present, else CPU */
+    /* The backend, by name: "cpu"; "cuda"; "auto" or NULL: CUDA when a device is present, the
+     * build has the CUDA backend and it supports every node, else the CPU; "cpu-check": the CPU
+     * backend wrapped so that every kernel's memory mistakes fail (NaN-filled outputs and
+     * workspaces, poisoned dead arena bytes; for tests). Borrowed during amp_session_create. */
+    const char *backend;
     int threads;                 /* 0: one per core */
 } amp_session_options;
 
@@ -223,6 +225,9 @@ AMP_API amp_status amp_session_create(amp_model *model, const amp_session_option
 AMP_API void amp_session_destroy(amp_session *s);
 /* The last error message of this session. Borrowed; never NULL. */
 AMP_API const char *amp_session_last_error(const amp_session *s);
+/* The name of the backend the session runs on ("cpu", "cuda", ...; what "auto" chose).
+ * Static string; NULL when s is NULL. */
+AMP_API const char *amp_session_backend(const amp_session *s);
 
 /* Run once. inputs[i] is bound to the graph input named input_names[i] (every graph input that
  * has no initializer must be given). outputs[i] receives the graph output named output_names[i]:
@@ -347,6 +352,7 @@ typedef struct amp_trainer_options {
     double init_loss_scale;        /* FP16 [65536] */
     int64_t growth_interval;       /* FP16: clean steps before the scale doubles [2000] */
     int threads;                   /* [one per core] */
+    const char *backend;           /* as amp_session_options.backend [auto] */
 } amp_trainer_options;
 
 typedef struct amp_trainer amp_trainer;

@@ -19,7 +19,7 @@ typedef struct cli_opts {
     int runs, warmup;
     bool json;
     bool verbose;
-    amp_backend_kind backend;
+    const char *backend; /* "cpu", "cuda", "auto" or "cpu-check" (tests); NULL: auto */
     const char *output_dir;
     const char *list_file;
     double rtol, atol;

@@ -152,7 +152,7 @@ int cmd_inspect(int argc, char **argv) {
     bind_all(m, &o, b, bnames, &nb);
     amp_plan_stats ps;
     char plan_err[1024] = "";
-    amp_session_options so = {.struct_size = sizeof so, .backend = AMP_BACKEND_CPU, .threads = o.threads ? o.threads : 1};
+    amp_session_options so = {.struct_size = sizeof so, .backend = "cpu", .threads = o.threads ? o.threads : 1};
     st = amp_session_create(m, &so, &s);
     if (!st) st = amp_session_plan(s, nb, b, &ps);
     if (st) snprintf(plan_err, sizeof plan_err, "%s: %s", amp_status_name(st), s ? amp_session_last_error(s) : amp_context_last_error(ctx));
@@ -554,7 +554,7 @@ int cmd_bench(int argc, char **argv) {
     if (ca.fp32) {
         for (int i = 0; i < ca.fp32->g->n_inits; i++) pbytes32 += (int64_t)ca.fp32->g->values[ca.fp32->g->inits[i]].init->nbytes;
         amp_session *s32 = NULL;
-        amp_session_options so32 = {.struct_size = sizeof so32, .backend = AMP_BACKEND_CPU, .threads = o.threads};
+        amp_session_options so32 = {.struct_size = sizeof so32, .backend = "cpu", .threads = o.threads};
         amp_tensor *o32[64] = {0};
         if (!amp_session_create(ca.fp32, &so32, &s32) &&
             !amp_session_run(s32, nin, names, (const amp_tensor *const *)ins, nout, onames, o32) &&
@@ -566,10 +566,10 @@ int cmd_bench(int argc, char **argv) {
     if (o.json) {
         printf("{\"model\":");
         cli_json_str(stdout, o.positional[0]);
-        printf(",\"backend\":\"cpu\",\"threads\":%d,\"batch\":%lld,\"runs\":%d,\"warmup\":%d,\"median_ms\":%.4f,"
+        printf(",\"backend\":\"%s\",\"threads\":%d,\"batch\":%lld,\"runs\":%d,\"warmup\":%d,\"median_ms\":%.4f,"
                "\"min_ms\":%.4f,\"max_ms\":%.4f,\"throughput_per_s\":%.2f,\"arena_bytes\":%zu,"
                "\"lower_bound_bytes\":%zu,\"persistent_bytes\":%zu,\"strategy\":\"%s\",\"parameter_bytes\":%lld",
-               o.threads, (long long)batch, o.runs, o.warmup, med, times[0], times[o.runs - 1],
+               amp_session_backend(s), o.threads, (long long)batch, o.runs, o.warmup, med, times[0], times[o.runs - 1],
                med > 0 ? 1000.0 * (double)batch / med : 0.0, ps.arena_bytes, ps.lower_bound_bytes, ps.persistent_bytes,
                ps.strategy, (long long)pbytes);
         if (ca.fp32)

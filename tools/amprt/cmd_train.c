@@ -227,6 +227,7 @@ int cmd_train(int argc, char **argv) {
         return 2;
     }
     t.to.threads = o.threads;
+    t.to.backend = o.backend;
     amp_context *ctx = cli_context();
     amp_model *m = NULL;
     amp_trainer *tr = NULL;

@@ -28,7 +28,7 @@ static const char *const usage_main =
     "                                             test-set accuracy of an image classifier\n"
     "  plot OUT.svg LOG.jsonl...                  training curves of several --json-log files\n"
     "\n"
-    "common options: --backend cpu|cuda|auto, --threads N (default: all cores), --dim NAME=VALUE\n"
+    "common options: --backend cpu|cuda|auto|cpu-check, --threads N (default: all cores), --dim NAME=VALUE\n"
     "Run 'amprt COMMAND --help' for details.\n";
 
 double cli_now_ms(void) {
@@ -125,13 +125,11 @@ int cli_parse(int argc, char **argv, int first, cli_opts *o, const char *usage) 
         } else if (strcmp(a, "--backend") == 0) {
             if (!want_arg(i, argc, a)) return 2;
             const char *b = argv[++i];
-            if (strcmp(b, "cpu") == 0) o->backend = AMP_BACKEND_CPU;
-            else if (strcmp(b, "cuda") == 0) o->backend = AMP_BACKEND_CUDA;
-            else if (strcmp(b, "auto") == 0) o->backend = AMP_BACKEND_AUTO;
-            else {
-                fprintf(stderr, "amprt: --backend expects cpu, cuda or auto, got '%s'\n", b);
+            if (strcmp(b, "cpu") != 0 && strcmp(b, "cuda") != 0 && strcmp(b, "auto") != 0 && strcmp(b, "cpu-check") != 0) {
+                fprintf(stderr, "amprt: --backend expects cpu, cuda, auto or cpu-check, got '%s'\n", b);
                 return 2;
             }
+            o->backend = b;
         } else if (strcmp(a, "--output-dir") == 0) {
             if (!want_arg(i, argc, a)) return 2;
             o->output_dir = argv[++i];

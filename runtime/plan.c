@@ -1,19 +1,21 @@
-/* Plan building for one binding of input shapes: shape and type inference over concrete dims,
- * constant folding (nodes whose inputs are all known run once here), lifetimes, in-place
- * reuse, and offsets in one arena (passes/memplan.c). */
+/* Plan building for one binding of input shapes: shape and type inference over concrete dims
+ * (ir/), constant folding (nodes whose inputs are all known run once here, on the host), the
+ * backend's prepare for every step (algorithm, per-step state, workspace bytes), lifetimes,
+ * in-place reuse, and offsets in one arena (passes/memplan.c). It lives in runtime/ because it
+ * asks the backend. */
 #include <stdlib.h>
 #include <string.h>
 
+#include "passes/passes.h"
 #include "runtime/runtime.h"
 
 #define AMP_ALIGN 256
 
-amp_status amp_cpu_dispatch(amp_kernel *k);
-
 static size_t align_up(size_t n) { return (n + AMP_ALIGN - 1) / AMP_ALIGN * AMP_ALIGN; }
 
-void amp_plan_destroy(amp_context *ctx, amp_plan *p) {
+void amp_plan_destroy(amp_backend *b, amp_context *ctx, amp_plan *p) {
     if (!p) return;
+    for (int i = 0; i < p->nsteps && p->steps; i++) amp_backend_release(b, p->steps[i].state);
     if (p->slots) {
         /* slots are sized by the graph; owned constants are freed through the list */
         for (int i = 0; p->slots[i].kind != (amp_slot_kind)-1; i++) amp_tensor_destroy(p->slots[i].owned);
@@ -26,25 +28,17 @@ void amp_plan_destroy(amp_context *ctx, amp_plan *p) {
     amp_dealloc(ctx, p->slots);
     amp_dealloc(ctx, p->bufs);
     amp_dealloc(ctx, p->offsets);
+    amp_dealloc(ctx, p->buf_bytes);
     amp_dealloc(ctx, p->key);
     amp_dealloc(ctx, p);
-}
-
-static int64_t node_opset(const amp_graph *g, const amp_node *n) {
-    bool def = !n->domain || !n->domain[0] || strcmp(n->domain, "ai.onnx") == 0;
-    if (def) return g->opset;
-    for (int i = 0; i < g->n_opsets; i++)
-        if (strcmp(g->opsets[i].domain, n->domain) == 0) return g->opsets[i].version;
-    return 1;
 }
 
 static const char *nname(const amp_node *n) { return n->name && n->name[0] ? n->name : "<unnamed>"; }
 
 /* Run a node now, at plan time, on known inputs; its outputs become constants. */
-static amp_status fold_node(amp_context *ctx, const amp_graph *g, const amp_node *n, amp_slot *slots,
-                            size_t ws_bytes) {
+static amp_status fold_node(amp_backend *host, amp_context *ctx, const amp_graph *g, const amp_node *n,
+                            amp_slot *slots) {
     amp_status s = AMP_OK;
-    void *ws = NULL;
     int nout = n->n_outputs;
     amp_tensor *inv = amp_calloc(ctx, (size_t)n->n_inputs + 1, sizeof(amp_tensor));
     amp_tensor **pin = amp_calloc(ctx, (size_t)n->n_inputs + 1, sizeof(amp_tensor *));
@@ -70,16 +64,9 @@ static amp_status fold_node(amp_context *ctx, const amp_graph *g, const amp_node
         if (s) goto fail;
     }
     /* omitted optional outputs stay NULL: kernels skip them */
-    if (ws_bytes) {
-        ws = amp_alloc(ctx, ws_bytes);
-        if (!ws) {
-            s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory folding node '%s'", nname(n));
-            goto fail;
-        }
-    }
-    amp_kernel k = {.ctx = ctx, .n = n, .opset = node_opset(g, n), .nin = n->n_inputs, .nout = nout,
-                    .in = pin, .out = pout, .ws = ws, .ws_bytes = ws_bytes, .threads = 1};
-    s = amp_cpu_dispatch(&k);
+    amp_kernel k = {.ctx = ctx, .n = n, .opset = amp_node_opset(g, n), .nin = n->n_inputs, .nout = nout,
+                    .in = pin, .out = pout, .threads = 1};
+    s = amp_backend_run_once(host, &k);
     if (s) goto fail;
     for (int k2 = 0; k2 < nout; k2++) {
         if (n->outputs[k2] < 0) continue;
@@ -90,7 +77,6 @@ static amp_status fold_node(amp_context *ctx, const amp_graph *g, const amp_node
         pout[k2] = NULL;
     }
 fail:
-    amp_dealloc(ctx, ws);
     for (int k2 = 0; k2 < nout; k2++) amp_tensor_destroy(pout[k2]);
     amp_dealloc(ctx, inv);
     amp_dealloc(ctx, pin);
@@ -170,7 +156,7 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
                            n->op_type);
             goto fail;
         }
-        int64_t opset = node_opset(g, n);
+        int64_t opset = amp_node_opset(g, n);
         const amp_op_info *oi = &amp_op_table[n->op];
         if (opset < oi->opset_lo || opset > oi->opset_hi) {
             s = amp_seterr(ctx, AMP_ERR_UNSUPPORTED, "node '%s': %s at opset %lld is not supported (opsets %d to %d)",
@@ -226,7 +212,7 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
         }
         bool fold = foldable_op(n) && (known || n->op == AMP_OP_SHAPE || n->op == AMP_OP_SIZE);
         if (fold) {
-            s = fold_node(ctx, g, n, p->slots, c.workspace_bytes);
+            s = fold_node(sess->be, ctx, g, n, p->slots);
             if (s) goto fail;
             p->stats.nodes_folded++;
             continue;
@@ -236,7 +222,6 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
         st->nin = n->n_inputs;
         st->nout = n->n_outputs;
         st->ws_buf = -1;
-        st->ws_bytes = c.workspace_bytes;
         for (int k = 0; k < n->n_outputs; k++)
             if (n->outputs[k] >= 0) p->slots[n->outputs[k]].kind = AMP_SLOT_ARENA;
         p->nsteps++;
@@ -263,11 +248,49 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
         if (sl->kind == AMP_SLOT_ARENA) sl->last_use = ns > 0 ? ns - 1 : 0;
     }
 
+    /* views: dtype and dims fixed now, data pointers set before each run; the backend
+     * prepares each step on them (known inputs carry their host data) and sizes its workspace */
+    for (int si = 0; si < ns; si++) {
+        amp_step *st = &p->steps[si];
+        const amp_node *n = &g->nodes[st->node];
+        int nt = st->nin + st->nout;
+        st->views = amp_calloc(ctx, (size_t)nt + 1, sizeof(amp_tensor));
+        st->pin = amp_calloc(ctx, (size_t)nt + 1, sizeof(amp_tensor *));
+        if (!st->views || !st->pin) {
+            s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory planning");
+            goto fail;
+        }
+        st->pout = st->pin + st->nin;
+        for (int k = 0; k < st->nin; k++) {
+            if (n->inputs[k] < 0) continue;
+            amp_slot *sl = &p->slots[n->inputs[k]];
+            amp_tensor_view(&st->views[k], sl->ti.dtype, sl->ti.rank, sl->ti.dims,
+                            sl->ti.value ? sl->ti.value->data : NULL);
+            st->pin[k] = &st->views[k];
+        }
+        for (int k = 0; k < st->nout; k++) {
+            if (n->outputs[k] < 0) continue;
+            amp_slot *sl = &p->slots[n->outputs[k]];
+            amp_tensor_view(&st->views[st->nin + k], sl->ti.dtype, sl->ti.rank, sl->ti.dims, NULL);
+            st->pout[k] = &st->views[st->nin + k];
+        }
+        amp_kernel k = {.ctx = ctx, .n = n, .opset = amp_node_opset(g, n), .nin = st->nin, .nout = st->nout,
+                        .in = st->pin, .out = st->pout, .threads = sess->be->threads};
+        if (!amp_backend_supports(sess->be, &k)) {
+            s = amp_seterr(ctx, AMP_ERR_UNSUPPORTED, "node '%s': backend '%s' has no kernel for %s", nname(n),
+                           sess->be->i.name, n->op_type);
+            goto fail;
+        }
+        s = amp_backend_prepare(sess->be, &k, &st->state, &st->ws_bytes);
+        if (s) goto fail;
+    }
+
     /* buffers: one per arena value, merged for in-place outputs, plus workspaces */
     int maxbufs = nv + ns + 1;
     p->bufs = amp_calloc(ctx, (size_t)maxbufs, sizeof(amp_membuf));
     p->offsets = amp_calloc(ctx, (size_t)maxbufs, sizeof(size_t));
-    if (!p->bufs || !p->offsets) {
+    p->buf_bytes = amp_calloc(ctx, (size_t)maxbufs, sizeof(size_t));
+    if (!p->bufs || !p->offsets || !p->buf_bytes) {
         s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory planning");
         goto fail;
     }
@@ -296,12 +319,14 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
             p->bufs[p->nbufs].first = sl->first_use;
             p->bufs[p->nbufs].last = sl->last_use;
             p->bufs[p->nbufs].size = align_up(sl->nbytes);
+            p->buf_bytes[p->nbufs] = sl->nbytes;
             p->nbufs++;
         }
         if (st->ws_bytes) {
             st->ws_buf = p->nbufs;
             p->bufs[p->nbufs].first = p->bufs[p->nbufs].last = si;
             p->bufs[p->nbufs].size = align_up(st->ws_bytes);
+            p->buf_bytes[p->nbufs] = st->ws_bytes;
             p->nbufs++;
         }
     }
@@ -320,38 +345,13 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
         if (sl->kind == AMP_SLOT_CONST && (g->values[i].init || sl->owned)) p->stats.persistent_bytes += sl->ti.value->nbytes;
     }
 
-    /* views: dtype and dims fixed now, data pointers set before each run */
-    for (int si = 0; si < ns; si++) {
-        amp_step *st = &p->steps[si];
-        const amp_node *n = &g->nodes[st->node];
-        int nt = st->nin + st->nout;
-        st->views = amp_calloc(ctx, (size_t)nt + 1, sizeof(amp_tensor));
-        st->pin = amp_calloc(ctx, (size_t)nt + 1, sizeof(amp_tensor *));
-        if (!st->views || !st->pin) {
-            s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory planning");
-            goto fail;
-        }
-        st->pout = st->pin + st->nin;
-        for (int k = 0; k < st->nin; k++) {
-            if (n->inputs[k] < 0) continue;
-            amp_slot *sl = &p->slots[n->inputs[k]];
-            amp_tensor_view(&st->views[k], sl->ti.dtype, sl->ti.rank, sl->ti.dims, NULL);
-            st->pin[k] = &st->views[k];
-        }
-        for (int k = 0; k < st->nout; k++) {
-            if (n->outputs[k] < 0) continue;
-            amp_slot *sl = &p->slots[n->outputs[k]];
-            amp_tensor_view(&st->views[st->nin + k], sl->ti.dtype, sl->ti.rank, sl->ti.dims, NULL);
-            st->pout[k] = &st->views[st->nin + k];
-        }
-    }
     *out = p;
     amp_dealloc(ctx, tin);
     amp_dealloc(ctx, tout);
     amp_dealloc(ctx, scratch);
     return AMP_OK;
 fail:
-    amp_plan_destroy(ctx, p);
+    amp_plan_destroy(sess->be, ctx, p);
     amp_dealloc(ctx, tin);
     amp_dealloc(ctx, tout);
     amp_dealloc(ctx, scratch);

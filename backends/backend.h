@@ -1,0 +1,116 @@
+/* The backend interface: a table of functions held by value plus the backend's own state.
+ *
+ * A backend runs planned steps. The runtime (runtime/plan.c, runtime/session.c) owns the plan:
+ * shapes come from inference (ir/), the order of passes from passes/, and every answer only a
+ * backend can give comes from here:
+ *
+ *   supports  may this backend run the node with these dtypes (false: the session says why);
+ *   prepare   at plan time, once per step: check the node, choose an algorithm, build per-step
+ *             state, and say how many workspace bytes the step needs; the planner places the
+ *             workspace in the arena like any other buffer;
+ *   run       enqueue one step: no allocation and no synchronisation inside;
+ *   mem_*     the arena (one allocation per session, sized for its largest plan) and the
+ *             persistent region (weights, optimizer state) in the backend's memory;
+ *   upload / download / synchronize   move bytes between host and backend memory.
+ *
+ * Optional slots may be NULL; the wrappers below supply the default (supports: every op with a
+ * kernel; prepare: no state, no workspace; release: nothing; synchronize: nothing). The CPU
+ * backend (backends/cpu/backend.c) is the reference; the checking backend (backends/check.c)
+ * wraps another backend and poisons memory around every step; the CUDA backend plugs in here.
+ *
+ * Steps see the kernel contract of ir/ir.h (amp_kernel): the node, its opset, tensor views whose
+ * data pointers are backend memory, the workspace, the thread count. At prepare time the views
+ * carry dtype and dims; data is set only for inputs whose values are known while planning
+ * (initializers, constants, folded values), NULL otherwise. */
+#ifndef AMP_BACKENDS_BACKEND_H
+#define AMP_BACKENDS_BACKEND_H
+
+#include "ir/ir.h"
+#include "passes/memplan.h"
+
+typedef struct amp_backend amp_backend;
+
+typedef enum amp_mem_kind {
+    AMP_MEM_ARENA = 0,      /* the planned intermediates of a step (reused every run) */
+    AMP_MEM_PERSISTENT = 1  /* weights, constants, optimizer state: live as long as the session */
+} amp_mem_kind;
+
+/* The memory layout of one plan, as the executor hands it to run: which arena buffers exist and
+ * during which steps each is live. Backends that only compute ignore it; the checking backend
+ * poisons every arena byte outside the buffers live at the step. */
+typedef struct amp_backend_layout {
+    unsigned char *arena;    /* backend memory */
+    size_t arena_bytes;
+    int nbufs;
+    const amp_membuf *bufs;  /* first/last step of each buffer */
+    const size_t *offsets;   /* byte offset of each buffer in the arena */
+    const size_t *bytes;     /* exact bytes of each buffer (bufs[i].size is aligned up) */
+} amp_backend_layout;
+
+/* One step as run sees it. */
+typedef struct amp_backend_step {
+    amp_kernel k;                     /* node, opset, views over backend memory, workspace */
+    void *state;                      /* what prepare built for this step, or NULL */
+    int index;                        /* the step's position in its plan */
+    const amp_backend_layout *layout; /* NULL when the step runs outside a plan (folding, tests) */
+} amp_backend_step;
+
+typedef struct amp_backend_i {
+    const char *name;
+    /* Device pointers are host pointers: initializers and caller tensors are used in place, no
+     * upload or download is needed. */
+    bool host_memory;
+    bool (*supports)(amp_backend *b, const amp_kernel *k);
+    amp_status (*prepare)(amp_backend *b, const amp_kernel *k, void **state, size_t *ws_bytes);
+    void (*release)(amp_backend *b, void *state);
+    amp_status (*run)(amp_backend *b, amp_backend_step *st);
+    amp_status (*mem_alloc)(amp_backend *b, amp_mem_kind kind, size_t bytes, void **ptr);
+    void (*mem_free)(amp_backend *b, amp_mem_kind kind, void *ptr);
+    amp_status (*upload)(amp_backend *b, void *dst, const void *src, size_t bytes);
+    amp_status (*download)(amp_backend *b, void *dst, const void *src, size_t bytes);
+    amp_status (*synchronize)(amp_backend *b);
+    void (*destroy)(amp_backend *b);
+} amp_backend_i;
+
+struct amp_backend {
+    amp_backend_i i;     /* held by value (ggml's backend interface does the same) */
+    void *state;         /* the backend's own */
+    amp_context *ctx;    /* messages and host allocations; borrowed from the creator */
+    int threads;         /* CPU threads for kernels (>= 1) */
+};
+
+/* Constructor. name: "cpu", "cpu-check" (the CPU backend wrapped by the checking backend),
+ * "cuda", or "auto" / NULL (CUDA when a device is present and the build has the backend, else
+ * the CPU). threads >= 1. On failure *out is untouched and ctx holds the message. The backend
+ * borrows ctx: destroy the backend first. */
+amp_status amp_backend_create(amp_context *ctx, const char *name, int threads, amp_backend **out);
+/* Destructor; NULL is harmless. */
+void amp_backend_destroy(amp_backend *b);
+/* The names amp_backend_create accepts, NULL-terminated (for help texts and errors). */
+extern const char *const amp_backend_names[];
+
+/* Wrappers that supply the defaults of optional slots. */
+bool amp_backend_supports(amp_backend *b, const amp_kernel *k);
+amp_status amp_backend_prepare(amp_backend *b, const amp_kernel *k, void **state, size_t *ws_bytes);
+void amp_backend_release(amp_backend *b, void *state);
+amp_status amp_backend_run(amp_backend *b, amp_backend_step *st);
+amp_status amp_backend_synchronize(amp_backend *b);
+
+/* Run one node now with its own workspace (prepare, allocate, run, release): folding at plan
+ * time and the op tests. Host-memory backends only. */
+amp_status amp_backend_run_once(amp_backend *b, amp_kernel *k);
+
+/* The CPU backend (backends/cpu/backend.c). */
+amp_status amp_backend_cpu_create(amp_context *ctx, int threads, amp_backend **out);
+/* The checking backend (backends/check.c): wraps inner (and owns it from then on, also on
+ * failure). Before each step it fills every output (except one that aliases an input: in-place
+ * ops) and the workspace with NaN bytes, and every arena byte outside the buffers live at the
+ * step with the same poison; after the step it checks that the bytes outside live buffers are
+ * still poison, so a kernel that reads what it did not write computes NaN and one that writes
+ * past its buffer fails with AMP_ERR_INTERNAL naming the node. */
+amp_status amp_backend_check_create(amp_backend *inner, amp_backend **out);
+
+/* The byte every checked buffer is filled with: 0xFF is NaN in f16, bf16, f32 and f64. */
+#define AMP_POISON_BYTE 0xFF
+
+#endif

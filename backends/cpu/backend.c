@@ -1,0 +1,81 @@
+/* The CPU backend: the reference every other backend is tested against. Memory is host memory
+ * from the context's allocator, run calls the kernel of the op table's CPU column, and prepare
+ * answers the kernel's workspace bytes. */
+#include <stdint.h>
+#include <string.h>
+
+#include "backends/backend.h"
+#include "backends/cpu/kernels.h"
+
+#define CPU_ALIGN 256
+
+static bool cpu_supports(amp_backend *b, const amp_kernel *k) {
+    (void)b;
+    return amp_cpu_has_kernel(k->n->op);
+}
+
+static amp_status cpu_prepare(amp_backend *b, const amp_kernel *k, void **state, size_t *ws_bytes) {
+    (void)b;
+    *state = NULL;
+    if (!amp_cpu_has_kernel(k->n->op)) return amp_kernel_fail((amp_kernel *)k, AMP_ERR_UNSUPPORTED, "no CPU kernel");
+    return amp_cpu_workspace(k, ws_bytes);
+}
+
+static amp_status cpu_run(amp_backend *b, amp_backend_step *st) {
+    (void)b;
+    return amp_cpu_dispatch(&st->k);
+}
+
+/* Aligned blocks from the context's allocator: the raw pointer is kept just below the block. */
+static amp_status cpu_mem_alloc(amp_backend *b, amp_mem_kind kind, size_t bytes, void **ptr) {
+    (void)kind;
+    if (bytes > SIZE_MAX - CPU_ALIGN - sizeof(void *))
+        return amp_seterr(b->ctx, AMP_ERR_OVERFLOW, "a block of %zu bytes is too large", bytes);
+    unsigned char *raw = amp_alloc(b->ctx, bytes + CPU_ALIGN + sizeof(void *));
+    if (!raw) return amp_seterr(b->ctx, AMP_ERR_NO_MEMORY, "cannot allocate %zu bytes", bytes);
+    uintptr_t p = ((uintptr_t)raw + sizeof(void *) + CPU_ALIGN - 1) & ~(uintptr_t)(CPU_ALIGN - 1);
+    memcpy((unsigned char *)p - sizeof(void *), &raw, sizeof raw);
+    *ptr = (void *)p;
+    return AMP_OK;
+}
+
+static void cpu_mem_free(amp_backend *b, amp_mem_kind kind, void *ptr) {
+    (void)kind;
+    if (!ptr) return;
+    void *raw;
+    memcpy(&raw, (unsigned char *)ptr - sizeof(void *), sizeof raw);
+    amp_dealloc(b->ctx, raw);
+}
+
+static amp_status cpu_copy(amp_backend *b, void *dst, const void *src, size_t bytes) {
+    (void)b;
+    if (bytes) memcpy(dst, src, bytes);
+    return AMP_OK;
+}
+
+static void cpu_destroy(amp_backend *b) { amp_dealloc(b->ctx, b); }
+
+static const amp_backend_i cpu_iface = {
+    .name = "cpu",
+    .host_memory = true,
+    .supports = cpu_supports,
+    .prepare = cpu_prepare,
+    .release = NULL,
+    .run = cpu_run,
+    .mem_alloc = cpu_mem_alloc,
+    .mem_free = cpu_mem_free,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .synchronize = NULL,
+    .destroy = cpu_destroy,
+};
+
+amp_status amp_backend_cpu_create(amp_context *ctx, int threads, amp_backend **out) {
+    amp_backend *b = amp_calloc(ctx, 1, sizeof *b);
+    if (!b) return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory creating the CPU backend");
+    b->i = cpu_iface;
+    b->ctx = ctx;
+    b->threads = threads;
+    *out = b;
+    return AMP_OK;
+}
