@@ -83,6 +83,8 @@ typedef struct amp_op_info {
 extern const amp_op_info amp_op_table[AMP_OP_COUNT];
 /* Look up by ONNX name and domain ("" and "ai.onnx" are the default domain). */
 amp_op amp_op_lookup(const char *name, const char *domain);
+/* True for the default ONNX domain: NULL, "" or "ai.onnx" (ir/graph.c). */
+bool amp_domain_is_default(const char *domain);
 
 /* ---- the graph ---------------------------------------------------------------------------- */
 
@@ -175,6 +177,9 @@ amp_status amp_graph_add_node(amp_graph *g, amp_node *node);
 amp_status amp_graph_link(amp_graph *g);
 /* A 64-bit hash of the graph's structure (ops, edges, attributes, dtypes). */
 uint64_t amp_graph_hash(const amp_graph *g);
+/* The opset version the graph imports for a node's domain (the default domain's is g->opset;
+ * 1 for a domain the graph does not import). */
+int64_t amp_node_opset(const amp_graph *g, const amp_node *n);
 /* Free a node's arrays and attributes (not the node struct itself). */
 void amp_node_free(amp_context *ctx, amp_node *n);
 /* Append a value named name (the caller makes the name unique); its id or -1. */
