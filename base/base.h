@@ -70,6 +70,22 @@ void amp_tensor_view(amp_tensor *t, amp_dtype dtype, int rank, const int64_t *di
 /* Deep copy. */
 amp_status amp_tensor_clone(amp_context *ctx, const amp_tensor *src, amp_tensor **out);
 
+/* The product of rank dims, unchecked: for dims whose element count was already checked
+ * (amp_shape_numel, shape inference's amp_infer_set_out, a held tensor). 1 for rank 0. */
+static inline int64_t amp_dims_numel(int rank, const int64_t *dims) {
+    int64_t n = 1;
+    for (int d = 0; d < rank; d++) n *= dims[d];
+    return n;
+}
+
+/* Whether two shapes have the same rank and the same dims. */
+static inline bool amp_dims_equal(int ra, const int64_t *a, int rb, const int64_t *b) {
+    if (ra != rb) return false;
+    for (int d = 0; d < ra; d++)
+        if (a[d] != b[d]) return false;
+    return true;
+}
+
 /* True for f32, f16, bf16 and f64. */
 bool amp_dtype_is_float(amp_dtype t);
 /* True for the signed and unsigned integer dtypes (not bool). */

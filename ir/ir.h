@@ -214,6 +214,13 @@ typedef struct amp_tinfo {
     const amp_tensor *value; /* NULL when not known before running */
 } amp_tinfo;
 
+/* Element count of a value inference knows (its dims were checked when they were set). */
+static inline int64_t amp_tinfo_numel(const amp_tinfo *t) { return amp_dims_numel(t->rank, t->dims); }
+/* Whether two values have the same shape. */
+static inline bool amp_tinfo_same_shape(const amp_tinfo *a, const amp_tinfo *b) {
+    return amp_dims_equal(a->rank, a->dims, b->rank, b->dims);
+}
+
 typedef struct amp_infer {
     amp_context *ctx;
     const amp_graph *g;
