@@ -3,8 +3,7 @@
 #include <string.h>
 
 #include "ir/grad.h"
-#include "ir/half.h"
-#include "passes/passes.h"
+#include "base/half.h"
 
 const amp_node *amp_grad_fwd(const amp_grad_ctx *c) { return &c->g->nodes[c->node]; }
 

@@ -299,3 +299,12 @@ uint64_t amp_graph_hash(const amp_graph *g) {
     }
     return h;
 }
+
+bool amp_domain_is_default(const char *domain) { return !domain || !domain[0] || strcmp(domain, "ai.onnx") == 0; }
+
+int64_t amp_node_opset(const amp_graph *g, const amp_node *n) {
+    if (amp_domain_is_default(n->domain)) return g->opset;
+    for (int i = 0; i < g->n_opsets; i++)
+        if (strcmp(g->opsets[i].domain, n->domain) == 0) return g->opsets[i].version;
+    return 1;
+}

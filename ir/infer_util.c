@@ -11,16 +11,6 @@ const amp_dtype amp_dt_signed[] = {AMP_F32, AMP_F16, AMP_BF16, AMP_F64, AMP_I64,
 const amp_dtype amp_dt_all[] = {AMP_F32, AMP_F16, AMP_BF16, AMP_F64, AMP_I64, AMP_I32, AMP_I16,  AMP_I8,
                                 AMP_U64, AMP_U32, AMP_U16,  AMP_U8,  AMP_BOOL, AMP_UNDEFINED};
 
-bool amp_dtype_is_float(amp_dtype t) { return t == AMP_F32 || t == AMP_F16 || t == AMP_BF16 || t == AMP_F64; }
-bool amp_dtype_is_int(amp_dtype t) {
-    switch (t) {
-    case AMP_I64: case AMP_I32: case AMP_I16: case AMP_I8: case AMP_U64: case AMP_U32: case AMP_U16: case AMP_U8:
-        return true;
-    default:
-        return false;
-    }
-}
-
 static amp_status vfail(amp_context *ctx, const amp_node *n, amp_status s, const char *fmt, va_list ap) {
     char msg[768];
     vsnprintf(msg, sizeof msg, fmt, ap);

@@ -9,65 +9,7 @@
 #include <stdint.h>
 
 #include "amprt/amprt.h"
-
-/* ---- context internals (runtime/context.c) ---------------------------------------------- */
-
-struct amp_context {
-    amp_allocator a;
-    amp_log_fn log;
-    void *log_user_data;
-    amp_log_level log_level;
-    int64_t max_tensor_elements;
-    int64_t max_file_bytes;
-    int64_t max_nodes;
-    unsigned long alloc_failures; /* allocations refused so far (tells out-of-memory from a bad
-                                     file when a library reports only failure) */
-    char err[1024];
-};
-
-void *amp_alloc(amp_context *ctx, size_t size);          /* NULL on failure */
-void *amp_calloc(amp_context *ctx, size_t n, size_t size); /* zeroed; NULL on failure or overflow */
-void *amp_realloc(amp_context *ctx, void *p, size_t size);
-void amp_dealloc(amp_context *ctx, void *p);
-char *amp_strdup(amp_context *ctx, const char *s);
-/* Copy a caller's options struct (which starts with its size; 0 means ours) into a zeroed dst
- * of dst_size bytes: fields a caller built against an older header stay at their defaults. */
-void amp_copy_options(void *dst, size_t dst_size, const void *src);
-/* Grow *arr (element size elt) so that it holds at least need elements; *cap tracks capacity. */
-amp_status amp_grow(amp_context *ctx, void **arr, int *cap, int need, size_t elt);
-/* Record a message on ctx (and log it). Returns s, so `return amp_seterr(...)` reads well. */
-amp_status amp_seterr(amp_context *ctx, amp_status s, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-amp_status amp_vseterr(amp_context *ctx, amp_status s, const char *fmt, va_list ap);
-void amp_log(amp_context *ctx, amp_log_level level, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-
-/* ---- tensors (runtime/tensor.c) ---------------------------------------------------------- */
-
-struct amp_tensor {
-    amp_dtype dtype;
-    int rank;
-    int64_t dims[AMP_MAX_RANK];
-    int64_t numel;
-    size_t nbytes;
-    void *data;
-    amp_context *ctx; /* allocator of data when owns */
-    int owns;
-};
-
-/* numel of dims with overflow and limit checks; AMP_ERR_OVERFLOW when the product or bytes
- * overflow. */
-amp_status amp_shape_numel(int rank, const int64_t *dims, amp_dtype dtype, int64_t *numel, size_t *nbytes);
-/* Fill a view (no ownership) over data. */
-void amp_tensor_view(amp_tensor *t, amp_dtype dtype, int rank, const int64_t *dims, void *data);
-/* Deep copy. */
-amp_status amp_tensor_clone(amp_context *ctx, const amp_tensor *src, amp_tensor **out);
+#include "base/base.h"
 
 /* ---- attributes --------------------------------------------------------------------------- */
 
@@ -141,6 +83,8 @@ typedef struct amp_op_info {
 extern const amp_op_info amp_op_table[AMP_OP_COUNT];
 /* Look up by ONNX name and domain ("" and "ai.onnx" are the default domain). */
 amp_op amp_op_lookup(const char *name, const char *domain);
+/* True for the default ONNX domain: NULL, "" or "ai.onnx" (ir/graph.c). */
+bool amp_domain_is_default(const char *domain);
 
 /* ---- the graph ---------------------------------------------------------------------------- */
 
@@ -233,6 +177,9 @@ amp_status amp_graph_add_node(amp_graph *g, amp_node *node);
 amp_status amp_graph_link(amp_graph *g);
 /* A 64-bit hash of the graph's structure (ops, edges, attributes, dtypes). */
 uint64_t amp_graph_hash(const amp_graph *g);
+/* The opset version the graph imports for a node's domain (the default domain's is g->opset;
+ * 1 for a domain the graph does not import). */
+int64_t amp_node_opset(const amp_graph *g, const amp_node *n);
 /* Free a node's arrays and attributes (not the node struct itself). */
 void amp_node_free(amp_context *ctx, amp_node *n);
 /* Append a value named name (the caller makes the name unique); its id or -1. */
@@ -267,6 +214,13 @@ typedef struct amp_tinfo {
     const amp_tensor *value; /* NULL when not known before running */
 } amp_tinfo;
 
+/* Element count of a value inference knows (its dims were checked when they were set). */
+static inline int64_t amp_tinfo_numel(const amp_tinfo *t) { return amp_dims_numel(t->rank, t->dims); }
+/* Whether two values have the same shape. */
+static inline bool amp_tinfo_same_shape(const amp_tinfo *a, const amp_tinfo *b) {
+    return amp_dims_equal(a->rank, a->dims, b->rank, b->dims);
+}
+
 typedef struct amp_infer {
     amp_context *ctx;
     const amp_graph *g;
@@ -300,8 +254,6 @@ extern const amp_dtype amp_dt_float[];    /* f32 f16 bf16 f64 */
 extern const amp_dtype amp_dt_numeric[];  /* float + i64 i32 i8 u8 */
 extern const amp_dtype amp_dt_signed[];   /* float + i64 i32 i8 */
 extern const amp_dtype amp_dt_all[];      /* numeric + bool */
-bool amp_dtype_is_float(amp_dtype t);
-bool amp_dtype_is_int(amp_dtype t);
 
 /* Set output i (ignored when the node has fewer outputs) to dtype dt and dims[rank], after
  * checking the rank, every dim and the element count (AMP_ERR_UNSUPPORTED, AMP_ERR_SHAPE,

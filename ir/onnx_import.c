@@ -260,7 +260,7 @@ static amp_status import_model(importer *im, const Onnx__ModelProto *mp) {
         amp_opset *dst = &g->opsets[g->n_opsets++];
         if (!(dst->domain = amp_strdup(ctx, o->domain ? o->domain : ""))) return oom(im);
         dst->version = o->has_version ? o->version : 1;
-        if (!dst->domain[0] || strcmp(dst->domain, "ai.onnx") == 0) g->opset = dst->version;
+        if (amp_domain_is_default(dst->domain)) g->opset = dst->version;
     }
     if (g->opset < 0) g->opset = 1;
     if (!(g->meta_keys = amp_calloc(ctx, mp->n_metadata_props + 1, sizeof(char *))) ||

@@ -11,13 +11,11 @@ const amp_op_info amp_op_table[AMP_OP_COUNT] = {
 #undef OP
 };
 
-static bool default_domain(const char *d) { return !d || !d[0] || strcmp(d, "ai.onnx") == 0; }
-
 amp_op amp_op_lookup(const char *name, const char *domain) {
     for (int i = 1; i < AMP_OP_COUNT; i++) {
         const amp_op_info *o = &amp_op_table[i];
         if (strcmp(o->name, name) != 0) continue;
-        if (default_domain(o->domain) ? default_domain(domain) : (domain && strcmp(o->domain, domain) == 0)) return (amp_op)i;
+        if (amp_domain_is_default(o->domain) ? amp_domain_is_default(domain) : (domain && strcmp(o->domain, domain) == 0)) return (amp_op)i;
     }
     return AMP_OP_UNKNOWN;
 }

@@ -20,8 +20,6 @@ typedef struct amp_type_rule {
 } amp_type_rule;
 
 void amp_node_type_rule(const amp_graph *g, const amp_node *n, amp_type_rule *r);
-/* The opset of a node's domain. */
-int64_t amp_node_opset(const amp_graph *g, const amp_node *n);
 
 /* The precision a node computes in: its T (the dtype of its first T input), else its first
  * float output's dtype; undefined for integer, bool and shape nodes. */

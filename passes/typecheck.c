@@ -6,14 +6,6 @@
 
 #include "passes/passes.h"
 
-int64_t amp_node_opset(const amp_graph *g, const amp_node *n) {
-    bool def = !n->domain || !n->domain[0] || strcmp(n->domain, "ai.onnx") == 0;
-    if (def) return g->opset;
-    for (int i = 0; i < g->n_opsets; i++)
-        if (strcmp(g->opsets[i].domain, n->domain) == 0) return g->opsets[i].version;
-    return 1;
-}
-
 static bool is(const amp_node *n, const char *op) { return strcmp(n->op_type, op) == 0; }
 
 static bool is_any(const amp_node *n, const char *const *ops) {

@@ -22,12 +22,6 @@
 
 static int nthreads(const amp_kernel *k) { return k->threads > 0 ? k->threads : 1; }
 
-static int64_t numel_of(int r, const int64_t *dims) {
-    int64_t n = 1;
-    for (int d = 0; d < r; d++) n *= dims[d];
-    return n;
-}
-
 static bool is_index(const amp_tensor *t) { return t && (t->dtype == AMP_I64 || t->dtype == AMP_I32); }
 
 /* ---- the fold ---------------------------------------------------------------------------------- */
@@ -220,7 +214,7 @@ static void fold_task(const fold *f, amp_dtype dt, const void *dy, void *dx, con
 /* dX from dY through the view (fold_index already run). */
 static void fold_run(const amp_kernel *k, const fold *f, amp_dtype dt, const void *dy, void *dx) {
     int r = f->r;
-    int64_t nx = numel_of(r, f->xd), ny = numel_of(r, f->yd);
+    int64_t nx = amp_dims_numel(r, f->xd), ny = amp_dims_numel(r, f->yd);
     if (nx == 0) return;
     if (r == 0) {
         memcpy(dx, dy, amp_dtype_size(dt));
@@ -237,7 +231,7 @@ static void fold_run(const amp_kernel *k, const fold *f, amp_dtype dt, const voi
 /* Sum of the dY elements that map to no dX element (Pad's constant), in double. */
 static double fold_unmapped_sum(const fold *f, amp_dtype dt, const void *dy) {
     int r = f->r;
-    int64_t ny = numel_of(r, f->yd);
+    int64_t ny = amp_dims_numel(r, f->yd);
     if (r == 0 || ny == 0) return 0.0;
     int L = r - 1;
     int64_t YL = f->yd[L], rows = ny / YL;

@@ -421,19 +421,12 @@ static amp_status one_output(amp_infer *c) {
     return AMP_OK;
 }
 
-static bool same_dims(const amp_tinfo *a, const amp_tinfo *b) {
-    if (a->rank != b->rank) return false;
-    for (int d = 0; d < a->rank; d++)
-        if (a->dims[d] != b->dims[d]) return false;
-    return true;
-}
-
 static amp_status need_same(amp_infer *c, int i, int j) {
     const amp_tinfo *a = c->in[i], *b = c->in[j];
     if (a->dtype != b->dtype)
         return amp_infer_fail(c, AMP_ERR_SHAPE, "input %d is %s but input %d is %s", i, amp_dtype_name(a->dtype), j,
                               amp_dtype_name(b->dtype));
-    if (!same_dims(a, b)) return amp_infer_fail(c, AMP_ERR_SHAPE, "inputs %d and %d differ in shape", i, j);
+    if (!amp_tinfo_same_shape(a, b)) return amp_infer_fail(c, AMP_ERR_SHAPE, "inputs %d and %d differ in shape", i, j);
     return AMP_OK;
 }
 
@@ -541,7 +534,7 @@ amp_status amp_infer_binary_grad(amp_infer *c) {
                                        amp_node_attr(c->n, "axis") != NULL, amp_attr_int(c->n, "axis", 0), dy->rank,
                                        a->rank, b->rank, b->rank > 0 ? b->dims[0] : 1, a->rank > 1 ? a->dims[1] : 1);
     if ((s = check_onto(c, 2, dy->rank, dy->dims, off))) return s;
-    if ((fo < 7 || prelu) && !same_dims(a, dy))
+    if ((fo < 7 || prelu) && !amp_tinfo_same_shape(a, dy))
         return amp_infer_fail(c, AMP_ERR_SHAPE, "input 1 must have the gradient's shape (one-directional broadcast)");
     return set_out(c, c->in[1 + wrt]->dtype, dy->rank, dy->dims);
 }
@@ -583,7 +576,7 @@ amp_status amp_infer_dropout_grad(amp_infer *c) {
     const amp_tinfo *ratio = c->nin > 3 ? c->in[3] : NULL, *train = c->nin > 4 ? c->in[4] : NULL;
     if ((s = amp_infer_dtype_in(c, dy->dtype, amp_dt_float))) return s;
     if (!mask && !x) return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "needs the mask (input 1) or X (input 2)");
-    if (mask && !same_dims(mask, dy)) return amp_infer_fail(c, AMP_ERR_SHAPE, "mask and gradient differ in shape");
+    if (mask && !amp_tinfo_same_shape(mask, dy)) return amp_infer_fail(c, AMP_ERR_SHAPE, "mask and gradient differ in shape");
     if (x && (s = need_same(c, 0, 2))) return s;
     if (ratio) {
         if ((s = amp_infer_dtype_in(c, ratio->dtype, amp_dt_float))) return s;

@@ -225,19 +225,6 @@ static void set_out(amp_infer *c, int i, amp_dtype dt, int rank, const int64_t *
 
 static void set_like(amp_infer *c, int i, const amp_tinfo *t) { set_out(c, i, t->dtype, t->rank, t->dims); }
 
-static bool same_shape(const amp_tinfo *a, const amp_tinfo *b) {
-    if (a->rank != b->rank) return false;
-    for (int d = 0; d < a->rank; d++)
-        if (a->dims[d] != b->dims[d]) return false;
-    return true;
-}
-
-static int64_t numel_of(const amp_tinfo *t) {
-    int64_t n = 1;
-    for (int d = 0; d < t->rank; d++) n *= t->dims[d];
-    return n;
-}
-
 /* Inputs lo..hi-1 must be present (others may be omitted); nin within [lo, max]. */
 static amp_status need_present(amp_infer *c, int lo, int hi, int max) {
     if (c->nin < hi || c->nin > max)
@@ -263,7 +250,7 @@ static amp_status check_grad_like(amp_infer *c, int i, const amp_tinfo *like, co
     if (!g) return AMP_OK;
     amp_status s = need_float(c, i);
     if (s) return s;
-    if (!same_shape(g, like))
+    if (!amp_tinfo_same_shape(g, like))
         return amp_infer_fail(c, AMP_ERR_SHAPE, "the gradient of %s (input %d) does not have its shape", what, i);
     return AMP_OK;
 }
@@ -324,7 +311,7 @@ amp_status amp_infer_matmul_grad(amp_infer *c) {
     set_like(c, 0, o);
     if (a->dtype == AMP_F16 || a->dtype == AMP_BF16) {
         /* dY, the other operand and the result in f32 */
-        int64_t n = numel_of(dy) + numel_of(wrt ? a : b) + numel_of(o);
+        int64_t n = amp_tinfo_numel(dy) + amp_tinfo_numel(wrt ? a : b) + amp_tinfo_numel(o);
         if (n > (int64_t)(SIZE_MAX / 4 / sizeof(float)))
             return amp_infer_fail(c, AMP_ERR_OVERFLOW, "workspace size overflows");
         c->workspace_bytes = (size_t)n * sizeof(float);
@@ -342,7 +329,7 @@ amp_status amp_infer_batch_norm_grad(amp_infer *c) {
     if (x->rank < 1) return amp_infer_fail(c, AMP_ERR_SHAPE, "X must have rank >= 1 (N x C x D1 ...)");
     /* per-activation parameters (opset < 9, spatial=0) have X's shape without N */
     const bool per_act = sc->rank > 1;
-    const int64_t ch = per_act ? numel_of(sc) : x->rank > 1 ? x->dims[1] : 1;
+    const int64_t ch = per_act ? amp_tinfo_numel(sc) : x->rank > 1 ? x->dims[1] : 1;
     static const char *names[4] = {"scale", "mean", "var", "B"};
     for (int i = 2; i < 5; i++) {
         const amp_tinfo *p = c->in[i];
@@ -369,7 +356,7 @@ amp_status amp_infer_instance_norm_grad(amp_infer *c) {
     if ((s = check_grad_like(c, 0, x, "Y"))) return s;
     if (x->rank < 3)
         return amp_infer_fail(c, AMP_ERR_SHAPE, "X must have rank >= 3 (N x C x D1 ...), has %d", x->rank);
-    if (sc->rank != 1 || sc->dims[0] != x->dims[1] || !same_shape(sc, b))
+    if (sc->rank != 1 || sc->dims[0] != x->dims[1] || !amp_tinfo_same_shape(sc, b))
         return amp_infer_fail(c, AMP_ERR_SHAPE, "scale and B must be 1-D of length %lld (the channel count)",
                               (long long)x->dims[1]);
     set_like(c, 0, x);
@@ -411,7 +398,7 @@ amp_status amp_infer_layer_norm_grad(amp_infer *c) {
         const amp_tinfo *t = c->in[i];
         if (!t) continue;
         if ((s = need_float(c, i))) return s;
-        if (numel_of(t) != rows)
+        if (amp_tinfo_numel(t) != rows)
             return amp_infer_fail(c, AMP_ERR_SHAPE, "input %d must hold one value per normalised row (%lld)", i,
                                   (long long)rows);
     }
@@ -419,7 +406,7 @@ amp_status amp_infer_layer_norm_grad(amp_infer *c) {
     set_like(c, 1, sc);
     if (c->nout == 3) set_like(c, 2, b);
     /* per row: mean and 1/stddev; then accumulators for broadcast Scale and B */
-    return ws_doubles(c, 2 * rows + numel_of(sc) + (b ? numel_of(b) : 0));
+    return ws_doubles(c, 2 * rows + amp_tinfo_numel(sc) + (b ? amp_tinfo_numel(b) : 0));
 }
 
 /* SoftmaxGrad / LogSoftmaxGrad(dY, Y) -> dX, with the forward's axis and opset. */
@@ -427,7 +414,7 @@ amp_status amp_infer_softmax_grad(amp_infer *c) {
     amp_status s;
     if ((s = amp_infer_need_inputs(c, 2, 2)) || (s = need_outputs(c, 1, 1)) || (s = need_float(c, 1))) return s;
     const amp_tinfo *dy = c->in[0], *y = c->in[1];
-    if (dy->dtype != y->dtype || !same_shape(dy, y))
+    if (dy->dtype != y->dtype || !amp_tinfo_same_shape(dy, y))
         return amp_infer_fail(c, AMP_ERR_SHAPE, "dY and Y must have one dtype and shape");
     const int64_t opset = amp_attr_int(c->n, "fwd_opset", 13);
     if (opset >= 13) {
@@ -468,7 +455,7 @@ static amp_status check_loss_grad(amp_infer *c) {
         return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "reduction '%s' is not none, sum or mean", red);
     if (dy) {
         if ((s = need_float(c, 0))) return s;
-        if (none ? !same_shape(dy, t) : numel_of(dy) != 1)
+        if (none ? !amp_tinfo_same_shape(dy, t) : amp_tinfo_numel(dy) != 1)
             return amp_infer_fail(c, AMP_ERR_SHAPE, "dY does not have the loss's shape");
     }
     return AMP_OK;
@@ -538,14 +525,14 @@ amp_status amp_infer_reduce_grad(amp_infer *c) {
         int64_t ny = 1;
         for (int d = 0; d < x->rank; d++)
             if (noop || (naxes > 0 && !red[d])) ny *= x->dims[d];
-        if (numel_of(dy) != ny)
+        if (amp_tinfo_numel(dy) != ny)
             return amp_infer_fail(c, AMP_ERR_SHAPE, "dY has %lld elements, the reduction gives %lld",
-                                  (long long)numel_of(dy), (long long)ny);
+                                  (long long)amp_tinfo_numel(dy), (long long)ny);
     }
     set_like(c, 0, x);
     /* two statistics per output element for the reductions that need them (extreme and tie
      * count, product and zero count, norm, sum, log-sum-exp) */
     const bool stats = strcmp(op, "ReduceSum") != 0 && strcmp(op, "ReduceMean") != 0 &&
                        strcmp(op, "ReduceSumSquare") != 0 && strcmp(op, "ReduceL1") != 0;
-    return stats ? ws_doubles(c, 2 * numel_of(dy)) : AMP_OK;
+    return stats ? ws_doubles(c, 2 * amp_tinfo_numel(dy)) : AMP_OK;
 }

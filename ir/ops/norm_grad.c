@@ -52,13 +52,6 @@ amp_status amp_grad_norm(amp_grad_ctx *c) {
 
 /* ---- shape inference of the training ops ------------------------------------------------------ */
 
-static bool same_shape(const amp_tinfo *a, const amp_tinfo *b) {
-    if (a->rank != b->rank) return false;
-    for (int d = 0; d < a->rank; d++)
-        if (a->dims[d] != b->dims[d]) return false;
-    return true;
-}
-
 /* Inputs 1.. of a training op are the forward's inputs: check them (and the copied attributes)
  * with the forward's own inference at the forward opset, which also shapes output 0 like X.
  * Then dY (input 0) must be a float tensor of X's shape. */
@@ -78,7 +71,7 @@ static amp_status check_as_forward(amp_infer *c, int fwd_nin, amp_infer_fn fwd, 
     if (s) return s;
     const amp_tinfo *dy = c->in[0], *x = c->in[1];
     if ((s = amp_infer_dtype_in(c, dy->dtype, amp_dt_float))) return s;
-    if (!same_shape(dy, x)) return amp_infer_fail(c, AMP_ERR_SHAPE, "dY does not have X's shape");
+    if (!amp_tinfo_same_shape(dy, x)) return amp_infer_fail(c, AMP_ERR_SHAPE, "dY does not have X's shape");
     return AMP_OK;
 }
 

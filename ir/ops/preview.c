@@ -12,19 +12,6 @@
 
 #include "ir/ir.h"
 
-static int64_t numel_of(const amp_tinfo *t) {
-    int64_t n = 1;
-    for (int i = 0; i < t->rank; i++) n *= t->dims[i];
-    return n;
-}
-
-static bool same_shape(const amp_tinfo *a, const amp_tinfo *b) {
-    if (a->rank != b->rank) return false;
-    for (int i = 0; i < a->rank; i++)
-        if (a->dims[i] != b->dims[i]) return false;
-    return true;
-}
-
 /* R or T: present, of one of the given dtypes, one element (rank 0 as the schema has it; a
  * one-element 1-D tensor is taken too). */
 static amp_status check_scalar(amp_infer *c, int i, const char *what, const amp_dtype *allowed, amp_status bad_dt) {
@@ -33,7 +20,7 @@ static amp_status check_scalar(amp_infer *c, int i, const char *what, const amp_
     bool ok = false;
     for (const amp_dtype *a = allowed; *a != AMP_UNDEFINED; a++) ok = ok || t->dtype == *a;
     if (!ok) return amp_infer_fail(c, bad_dt, "input %d (%s) is %s", i, what, amp_dtype_name(t->dtype));
-    if (t->rank > 1 || numel_of(t) != 1)
+    if (t->rank > 1 || amp_tinfo_numel(t) != 1)
         return amp_infer_fail(c, AMP_ERR_SHAPE, "input %d (%s) must be a scalar", i, what);
     return AMP_OK;
 }
@@ -89,7 +76,7 @@ static amp_status infer_optimizer(amp_infer *c, int groups) {
             if (t->dtype != dt)
                 return amp_infer_fail(c, AMP_ERR_SHAPE, "input %d is %s but input 2 is %s (one type for all tensors)",
                                       k, amp_dtype_name(t->dtype), amp_dtype_name(dt));
-            if (!same_shape(t, x))
+            if (!amp_tinfo_same_shape(t, x))
                 return amp_infer_fail(c, AMP_ERR_SHAPE, "input %d does not have the shape of X_%d (input %d)", k,
                                       i + 1, 2 + i);
         }

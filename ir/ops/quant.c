@@ -21,25 +21,12 @@ static const amp_dtype scale19[] = {AMP_F32, AMP_F16, AMP_BF16, AMP_UNDEFINED};
 static const amp_dtype qx10[] = {AMP_F32, AMP_I32, AMP_UNDEFINED};
 static const amp_dtype qx19[] = {AMP_F32, AMP_F16, AMP_BF16, AMP_I32, AMP_UNDEFINED};
 
-static int64_t numel_of(int rank, const int64_t *dims) {
-    int64_t n = 1;
-    for (int i = 0; i < rank; i++) n *= dims[i]; /* dims of a held tensor: no overflow */
-    return n;
-}
-
-static bool same_dims(const amp_tinfo *a, const amp_tinfo *b) {
-    if (a->rank != b->rank) return false;
-    for (int i = 0; i < a->rank; i++)
-        if (a->dims[i] != b->dims[i]) return false;
-    return true;
-}
-
 /* Scale and zero point must have one shape; a scalar and a one-element vector are taken as the
  * same (exporters write both). */
 static amp_status pair_shape(amp_infer *c, int is, int iz) {
     const amp_tinfo *s = c->in[is], *z = iz < c->nin ? c->in[iz] : NULL;
     if (!z) return AMP_OK;
-    if (same_dims(s, z) || (numel_of(s->rank, s->dims) == 1 && numel_of(z->rank, z->dims) == 1)) return AMP_OK;
+    if (amp_tinfo_same_shape(s, z) || (amp_tinfo_numel(s) == 1 && amp_tinfo_numel(z) == 1)) return AMP_OK;
     return amp_infer_fail(c, AMP_ERR_SHAPE, "input %d (zero point) must have the shape of input %d (scale)", iz, is);
 }
 
@@ -51,7 +38,7 @@ static amp_status same_dtype(amp_infer *c, int i, int j) {
 }
 
 static amp_status numel_one(amp_infer *c, int i, const char *what) {
-    if (i < c->nin && c->in[i] && numel_of(c->in[i]->rank, c->in[i]->dims) != 1)
+    if (i < c->nin && c->in[i] && amp_tinfo_numel(c->in[i]) != 1)
         return amp_infer_fail(c, AMP_ERR_SHAPE, "%s (input %d) must be a scalar", what, i);
     return AMP_OK;
 }
@@ -67,7 +54,7 @@ static amp_status numel_one(amp_infer *c, int i, const char *what) {
 amp_status amp_quant_layout(const amp_node *n, int64_t opset, int xrank, const int64_t *xdims, int srank,
                             const int64_t *sdims, int64_t *q, char *msg, size_t cap) {
     int64_t bs = opset >= 21 ? amp_attr_int(n, "block_size", 0) : 0;
-    int64_t sn = numel_of(srank, sdims), xn = numel_of(xrank, xdims);
+    int64_t sn = amp_dims_numel(srank, sdims), xn = amp_dims_numel(xrank, xdims);
     if (bs < 0) {
         snprintf(msg, cap, "block_size %lld must be >= 0", (long long)bs);
         return AMP_ERR_INVALID_GRAPH;
@@ -187,7 +174,7 @@ amp_status amp_infer_dynamic_quantize_linear(amp_infer *c) {
  * elements stands for [M, 1], as the spec writes it. False when it fits none of these. */
 bool amp_quant_mm_param(int side, int prank, const int64_t *pdims, int orank, const int64_t *odims, int64_t *pst) {
     for (int j = 0; j < orank; j++) pst[j] = 0;
-    if (numel_of(prank, pdims) == 1) return true;
+    if (amp_dims_numel(prank, pdims) == 1) return true;
     if (orank < 2) return false;
     int64_t d[AMP_MAX_RANK + 1];
     int r = prank;
@@ -235,8 +222,8 @@ static amp_status mm_shape(amp_infer *c, const amp_tinfo *a, const amp_tinfo *b,
     if (a->rank > 1) dims[r++] = M;
     if (b->rank > 1) dims[r++] = N;
     if ((s = amp_infer_set_out(c, 0, yt, r, dims))) return s;
-    int64_t n = numel_of(a->rank, a->dims), bytes;
-    if (__builtin_add_overflow(n, numel_of(b->rank, b->dims) + 4, &n) || __builtin_mul_overflow(n, 2, &bytes) ||
+    int64_t n = amp_tinfo_numel(a), bytes;
+    if (__builtin_add_overflow(n, amp_tinfo_numel(b) + 4, &n) || __builtin_mul_overflow(n, 2, &bytes) ||
         bytes > (int64_t)(SIZE_MAX / 2))
         return amp_infer_fail(c, AMP_ERR_OVERFLOW, "workspace size overflows");
     c->workspace_bytes = (size_t)bytes;
@@ -314,11 +301,11 @@ static amp_status conv_shape(amp_infer *c, int ix, int iw, amp_dtype yt) {
     dims[1] = M;
     for (int i = 0; i < g.nsp; i++) dims[i + 2] = g.out[i];
     if ((s = amp_infer_set_out(c, 0, yt, x->rank, dims))) return s;
-    if (numel_of(x->rank, dims) == 0) return AMP_OK; /* nothing to compute; the kernel reads nothing */
+    if (amp_dims_numel(x->rank, dims) == 0) return AMP_OK; /* nothing to compute; the kernel reads nothing */
     /* With channels and a non-empty output the taps number at most w's elements; without
      * channels every sum is empty and no tap is read. */
-    int64_t ksz = 0, n = numel_of(x->rank, x->dims) + numel_of(w->rank, w->dims), bytes, tb;
-    if (C > 0) ksz = numel_of(g.nsp, g.k);
+    int64_t ksz = 0, n = amp_tinfo_numel(x) + amp_tinfo_numel(w), bytes, tb;
+    if (C > 0) ksz = amp_dims_numel(g.nsp, g.k);
     if (__builtin_mul_overflow(n, 2, &bytes) || __builtin_mul_overflow(ksz, (int64_t)(g.nsp + 1) * 8, &tb) ||
         __builtin_add_overflow(bytes, tb + 8, &bytes) || bytes > (int64_t)(SIZE_MAX / 2))
         return amp_infer_fail(c, AMP_ERR_OVERFLOW, "workspace size overflows");
@@ -329,7 +316,7 @@ static amp_status conv_shape(amp_infer *c, int ix, int iw, amp_dtype yt) {
 /* w's zero point or scale: one element, or one per output channel. */
 static amp_status per_channel(amp_infer *c, int i, int64_t M, const char *what) {
     const amp_tinfo *p = i < c->nin ? c->in[i] : NULL;
-    if (!p || numel_of(p->rank, p->dims) == 1 || (p->rank == 1 && p->dims[0] == M)) return AMP_OK;
+    if (!p || amp_tinfo_numel(p) == 1 || (p->rank == 1 && p->dims[0] == M)) return AMP_OK;
     return amp_infer_fail(c, AMP_ERR_SHAPE, "%s (input %d) must be a scalar or have %lld elements", what, i,
                           (long long)M);
 }

@@ -93,13 +93,6 @@ int64_t amp_rnn_grad_ws_elems(amp_op op, bool wide16, int64_t S, int64_t B, int6
     return n;
 }
 
-static bool same_dims(const amp_tinfo *a, const amp_tinfo *b) {
-    if (a->rank != b->rank) return false;
-    for (int i = 0; i < a->rank; i++)
-        if (a->dims[i] != b->dims[i]) return false;
-    return true;
-}
-
 static void set_out(amp_infer *c, int k, amp_dtype dt, int rank, const int64_t *dims) {
     amp_tinfo *o = c->out[k];
     o->dtype = dt;
@@ -137,7 +130,7 @@ amp_status amp_infer_rnn_grad(amp_infer *c) {
     const amp_tinfo *x = c->in[0];
     for (int k = 0; k < nfo; k++) {
         const amp_tinfo *dy = c->in[nfi + k];
-        if (dy && (dy->dtype != x->dtype || !same_dims(dy, &ys[k])))
+        if (dy && (dy->dtype != x->dtype || !amp_tinfo_same_shape(dy, &ys[k])))
             return amp_infer_fail(c, AMP_ERR_SHAPE, "gradient %d must have the dtype and shape of forward output %d", k,
                                   k);
     }

@@ -21,9 +21,7 @@ static const amp_dtype index_types[] = {AMP_I64, AMP_I32, AMP_UNDEFINED};
 /* ---- inference of the training ops ------------------------------------------------------------ */
 
 static amp_status same_dims(amp_infer *c, const amp_tinfo *t, const char *what, const amp_tinfo *want) {
-    bool ok = t->rank == want->rank;
-    for (int d = 0; ok && d < t->rank; d++) ok = t->dims[d] == want->dims[d];
-    if (!ok) return amp_infer_fail(c, AMP_ERR_SHAPE, "%s does not have the shape the forward op gives", what);
+    if (!amp_tinfo_same_shape(t, want)) return amp_infer_fail(c, AMP_ERR_SHAPE, "%s does not have the shape the forward op gives", what);
     return AMP_OK;
 }
 

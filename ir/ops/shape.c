@@ -10,12 +10,6 @@
  * list that is too long is reported as such rather than as a read failure. */
 #define LIST_CAP 64
 
-static int64_t numel_of(const amp_tinfo *t) {
-    int64_t n = 1;
-    for (int d = 0; d < t->rank; d++) n *= t->dims[d];
-    return n;
-}
-
 /* The data input (0) with its dtype checked. */
 static amp_status data_input(amp_infer *c, int lo, int hi, const amp_tinfo **x) {
     *x = NULL;
@@ -102,7 +96,7 @@ amp_status amp_infer_reshape(amp_infer *c) {
     }
     if (allowzero && has_zero && infer_at >= 0)
         return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "allowzero=1 with both 0 and -1 in the target shape");
-    int64_t total = numel_of(x);
+    int64_t total = amp_tinfo_numel(x);
     if (infer_at >= 0) {
         if (known == 0 || total % known != 0)
             return amp_infer_fail(c, AMP_ERR_SHAPE, "cannot infer the -1 dim: %lld elements into a product of %lld",

@@ -20,12 +20,6 @@
 
 /* ---- inference helpers ------------------------------------------------------------------------ */
 
-static int64_t numel_of(int r, const int64_t *dims) {
-    int64_t n = 1;
-    for (int d = 0; d < r; d++) n *= dims[d];
-    return n;
-}
-
 /* A shape held by a known int tensor (the output of a Shape node). */
 static amp_status known_shape(amp_infer *c, int input, const char *what, int64_t *dims, int *rank) {
     int64_t v[AMP_MAX_RANK + 1];
@@ -74,9 +68,9 @@ amp_status amp_infer_reshape_grad(amp_infer *c) {
     int64_t n;
     if ((s = amp_shape_numel(r, dims, dy->dtype, &n, NULL)))
         return amp_infer_fail(c, s, "the target shape overflows");
-    if (n != numel_of(dy->rank, dy->dims))
+    if (n != amp_tinfo_numel(dy))
         return amp_infer_fail(c, AMP_ERR_SHAPE, "cannot give %lld elements a shape of %lld",
-                              (long long)numel_of(dy->rank, dy->dims), (long long)n);
+                              (long long)amp_tinfo_numel(dy), (long long)n);
     return amp_infer_set_out(c, 0, dy->dtype, r, dims);
 }
 
@@ -277,7 +271,7 @@ amp_status amp_infer_gather_grad(amp_infer *c) {
     for (int d = axis + 1; d < rx; d++) y[o++] = x[d];
     if ((s = expect_dims(c, 0, ry, y))) return s;
     memcpy(yv, x, sizeof(int64_t) * (size_t)rx);
-    yv[axis] = numel_of(ind->rank, ind->dims);
+    yv[axis] = amp_tinfo_numel(ind);
     c->workspace_bytes = amp_gs_fold_ws_bytes(rx, x, yv);
     return amp_infer_set_out(c, 0, c->in[0]->dtype, rx, x);
 }
@@ -304,7 +298,7 @@ amp_status amp_infer_gather_elements_grad(amp_infer *c) {
     if ((s = expect_dims(c, 0, rx, ind->dims))) return s;
     amp_dtype dt = c->in[0]->dtype;
     /* 16-bit gradients add up in an f32 copy of dX */
-    if (dt == AMP_F16 || dt == AMP_BF16) c->workspace_bytes = (size_t)numel_of(rx, x) * sizeof(float);
+    if (dt == AMP_F16 || dt == AMP_BF16) c->workspace_bytes = (size_t)amp_dims_numel(rx, x) * sizeof(float);
     return amp_infer_set_out(c, 0, dt, rx, x);
 }
 

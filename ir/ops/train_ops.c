@@ -21,19 +21,6 @@ static void set_scalar_out(amp_infer *c, int i, amp_dtype dt) {
     o->value = NULL;
 }
 
-static int64_t numel_of(const amp_tinfo *t) {
-    int64_t n = 1;
-    for (int i = 0; i < t->rank; i++) n *= t->dims[i];
-    return n;
-}
-
-static bool same_shape(const amp_tinfo *a, const amp_tinfo *b) {
-    if (a->rank != b->rank) return false;
-    for (int i = 0; i < a->rank; i++)
-        if (a->dims[i] != b->dims[i]) return false;
-    return true;
-}
-
 /* A one-element tensor of dtype dt: shape [1] (rank 0 accepted). Absent is an error unless
  * optional. */
 static amp_status check_scalar(amp_infer *c, int i, const char *what, amp_dtype dt, bool optional) {
@@ -45,7 +32,7 @@ static amp_status check_scalar(amp_infer *c, int i, const char *what, amp_dtype 
     if (t->dtype != dt)
         return amp_infer_fail(c, AMP_ERR_SHAPE, "input %d (%s) must be %s, is %s", i, what, amp_dtype_name(dt),
                               amp_dtype_name(t->dtype));
-    if (t->rank > 1 || numel_of(t) != 1)
+    if (t->rank > 1 || amp_tinfo_numel(t) != 1)
         return amp_infer_fail(c, AMP_ERR_SHAPE, "input %d (%s) must hold one element (shape [1])", i, what);
     return AMP_OK;
 }
@@ -135,7 +122,7 @@ static amp_status infer_optim(amp_infer *c, int n_state) {
         if (!param_dtype(g->dtype))
             return amp_infer_fail(c, AMP_ERR_UNSUPPORTED, "gradient %d (input %d) is %s; expects f32, f16 or bf16", i,
                                   gi, amp_dtype_name(g->dtype));
-        if (!same_shape(w, g))
+        if (!amp_tinfo_same_shape(w, g))
             return amp_infer_fail(c, AMP_ERR_SHAPE, "gradient %d (input %d) does not have the shape of its parameter",
                                   i, gi);
         for (int k = 0; k < n_state; k++) {
@@ -145,11 +132,11 @@ static amp_status infer_optim(amp_infer *c, int n_state) {
             if (m->dtype != w->dtype && m->dtype != AMP_F32)
                 return amp_infer_fail(c, AMP_ERR_SHAPE, "state input %d is %s; expects f32 or its parameter's %s", mi,
                                       amp_dtype_name(m->dtype), amp_dtype_name(w->dtype));
-            if (!same_shape(w, m))
+            if (!amp_tinfo_same_shape(w, m))
                 return amp_infer_fail(c, AMP_ERR_SHAPE, "state input %d does not have the shape of its parameter",
                                       mi);
         }
-        chunks += (size_t)((numel_of(w) + AMP_OPTIM_CHUNK - 1) / AMP_OPTIM_CHUNK);
+        chunks += (size_t)((amp_tinfo_numel(w) + AMP_OPTIM_CHUNK - 1) / AMP_OPTIM_CHUNK);
     }
     s = check_distinct_state(c, n);
     if (s) return s;

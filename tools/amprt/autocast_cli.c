@@ -5,8 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "passes/passes.h"
-#include "runtime/runtime.h"
+#include "runtime/internal.h"
 #include "tools/amprt/cli.h"
 
 amp_dtype cli_parse_dtype(const char *s, const char *opt) {

@@ -7,7 +7,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "backends/cpu/cpu.h"
+#include "base/base.h"
+#include "base/elem.h"
 #include "tools/amprt/cli.h"
 
 static const char *const usage =

@@ -6,9 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backends/cpu/cpu.h"
-#include "passes/passes.h"
-#include "runtime/runtime.h"
+#include "base/elem.h"
+#include "runtime/internal.h"
 #include "tools/amprt/cli.h"
 
 static const char *const usage_inspect =

@@ -5,8 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "backends/cpu/cpu.h"
-#include "runtime/data.h"
+#include "base/elem.h"
+#include "runtime/internal.h"
 #include "tools/amprt/cli.h"
 #include "tools/amprt/plot.h"
 #include "tools/amprt/progress.h"

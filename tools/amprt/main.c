@@ -6,7 +6,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "backends/cpu/cpu.h"
+#include "base/base.h"
+#include "base/elem.h"
 #include "tools/amprt/cli.h"
 
 static const char *const usage_main =

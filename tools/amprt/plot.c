@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "runtime/internal.h"
 #include "tools/amprt/plot.h"
 
 /* ---- a growing text buffer; the first failure sticks and is reported once at the end ---- */

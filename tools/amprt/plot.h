@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#include "ir/ir.h"
+#include "base/base.h"
 
 typedef struct cli_plot_series {
     const char *name;   /* legend label; borrowed; NULL: "series N" */

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ir/ir.h"
+#include "base/base.h"
 
 static void *default_alloc(void *u, size_t n) { (void)u; return malloc(n ? n : 1); }
 static void *default_realloc(void *u, void *p, size_t n) { (void)u; return realloc(p, n ? n : 1); }

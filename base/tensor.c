@@ -1,7 +1,7 @@
 /* Tensors: owned storage or a view over the caller's memory. */
 #include <string.h>
 
-#include "ir/ir.h"
+#include "base/base.h"
 
 size_t amp_dtype_size(amp_dtype t) {
     switch (t) {
@@ -135,3 +135,13 @@ const int64_t *amp_tensor_dims(const amp_tensor *t) { return t ? t->dims : NULL;
 int64_t amp_tensor_numel(const amp_tensor *t) { return t ? t->numel : 0; }
 size_t amp_tensor_nbytes(const amp_tensor *t) { return t ? t->nbytes : 0; }
 void *amp_tensor_data(amp_tensor *t) { return t ? t->data : NULL; }
+
+bool amp_dtype_is_float(amp_dtype t) { return t == AMP_F32 || t == AMP_F16 || t == AMP_BF16 || t == AMP_F64; }
+bool amp_dtype_is_int(amp_dtype t) {
+    switch (t) {
+    case AMP_I64: case AMP_I32: case AMP_I16: case AMP_I8: case AMP_U64: case AMP_U32: case AMP_U16: case AMP_U8:
+        return true;
+    default:
+        return false;
+    }
+}
