@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "passes/passes.h"
 #include "runtime/runtime.h"
 
 #define AMP_ALIGN 256

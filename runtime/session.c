@@ -7,7 +7,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "passes/passes.h"
 #include "runtime/runtime.h"
 
 #define AMP_SMALL_INT_INPUT 64
