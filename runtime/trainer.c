@@ -69,15 +69,6 @@ const char *amp_trainer_last_error(const amp_trainer *t) { return t ? t->err : "
 
 /* ---- graph building ------------------------------------------------------------------------ */
 
-static amp_status clone_graph(const amp_model *m, amp_graph **out) {
-    void *bytes = NULL;
-    size_t size = 0;
-    amp_status s = amp_onnx_export(m->g, &bytes, &size);
-    if (!s) s = amp_onnx_import(m->ctx, bytes, size, NULL, out);
-    amp_dealloc(m->ctx, bytes);
-    return s;
-}
-
 static bool frozen(const amp_trainer_options *o, const char *name) {
     for (int i = 0; i < o->n_freeze; i++)
         if (o->freeze[i] && fnmatch(o->freeze[i], name, 0) == 0) return true;
@@ -595,7 +586,7 @@ amp_status amp_trainer_create(const amp_model *model, const amp_trainer_options 
         s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
         goto fail;
     }
-    if ((s = clone_graph(model, &g))) goto fail;
+    if ((s = amp_graph_clone(model->g, &g))) goto fail;
     if ((s = wrap_model(ctx, g, &t->src))) {
         amp_graph_destroy(g);
         goto fail;
@@ -687,7 +678,7 @@ amp_status amp_trainer_create(const amp_model *model, const amp_trainer_options 
         goto fail;
 
     /* the graphs */
-    if ((s = clone_graph(t->src, &g))) goto fail;
+    if ((s = amp_graph_clone(t->src->g, &g))) goto fail;
     if (opts && opts->output) {
         /* the named output must exist before anything is built */
         if (find_output(g, opts->output) < 0) {
@@ -704,7 +695,7 @@ amp_status amp_trainer_create(const amp_model *model, const amp_trainer_options 
     t->o.output = NULL;
     if ((s = wrap_model(ctx, g, &t->train))) goto fail;
     g = NULL;
-    if ((s = clone_graph(t->src, &ge)) || (s = prepare_forward(t, ge, false)) || (s = autocast(t, ge))) goto fail;
+    if ((s = amp_graph_clone(t->src->g, &ge)) || (s = prepare_forward(t, ge, false)) || (s = autocast(t, ge))) goto fail;
     if ((s = wrap_model(ctx, ge, &t->eval))) goto fail;
     ge = NULL;
     amp_session_options so = {.struct_size = sizeof so, .backend = AMP_BACKEND_CPU, .threads = o.threads};
@@ -1099,7 +1090,7 @@ amp_status amp_trainer_export(amp_trainer *t, const char *path, amp_dtype dtype)
         return terr(t, AMP_ERR_INVALID_ARG, "export dtype must be float32, float16 or bfloat16");
     amp_graph *g = NULL;
     amp_model *m = NULL, *c = NULL;
-    amp_status s = clone_graph(t->src, &g);
+    amp_status s = amp_graph_clone(t->src->g, &g);
     if (s) return terr(t, s, "%s", amp_context_last_error(t->ctx));
     for (int i = 0; i < t->np; i++) {
         int v = amp_graph_find_value(g, t->pnames[i]);
