@@ -1,5 +1,5 @@
 /* amp_model_autocast: copy the model, gather value ranges from calibration runs of the FP32
- * graph when asked to, and run the autocast pass (passes/autocast.c) on the copy. */
+ * graph when asked to, and convert the copy (amp_passes_convert, passes/pipeline.c). */
 #include <math.h>
 #include <string.h>
 
@@ -105,7 +105,7 @@ amp_status amp_model_autocast(const amp_model *model, const amp_autocast_options
      * check recomputes every one of them from the inputs anyway */
     s = amp_graph_clone(model->g, &g);
     if (s) goto done;
-    s = amp_pass_autocast(g, &o, absmax, &r);
+    s = amp_passes_convert(g, &o, absmax, &r);
     if (s) goto done;
     amp_model *m = amp_calloc(ctx, 1, sizeof *m);
     if (!m) {
