@@ -314,6 +314,7 @@ static void *clone_mem(amp_context *ctx, const void *p, size_t n, bool *ok) {
     return d;
 }
 
+/* A copy of the NUL-terminated s (NULL stays NULL); *ok turns false when the allocation fails. */
 static char *clone_str(amp_context *ctx, const char *s, bool *ok) {
     return s ? clone_mem(ctx, s, strlen(s) + 1, ok) : NULL;
 }

@@ -14,12 +14,14 @@
 
 #include "passes/passes.h"
 
+/* Is key among the graph's metadata entries? (amprt.autocast marks a graph amprt converted.) */
 static bool has_meta(const amp_graph *g, const char *key) {
     for (int i = 0; i < g->n_meta; i++)
         if (strcmp(g->meta_keys[i], key) == 0) return true;
     return false;
 }
 
+/* Append one metadata entry; AMP_ERR_NO_MEMORY (no message) leaves the entries as they were. */
 static amp_status set_meta(amp_graph *g, const char *key, const char *value) {
     amp_context *ctx = g->ctx;
     char **k = amp_realloc(ctx, g->meta_keys, sizeof(char *) * (size_t)(g->n_meta + 1));
@@ -47,6 +49,7 @@ static amp_status prefix_err(amp_context *ctx, amp_status s, const char *what) {
     return amp_seterr(ctx, s, "%s: %s", what, msg);
 }
 
+/* The strict type check that starts a conversion, its failure named as such. */
 static amp_status typecheck_before(amp_graph *g) {
     amp_status s = amp_pass_typecheck(g, true);
     return s ? prefix_err(g->ctx, s, "the model does not type-check before autocast") : AMP_OK;

@@ -539,6 +539,7 @@ Test(autocast, fuzz_layernorm_pattern_with_missing_inputs) {
     amp_model_destroy(m);
 }
 
+/* Does the graph carry metadata entry key? */
 static bool graph_has_meta(const amp_graph *g, const char *key) {
     for (int i = 0; i < g->n_meta; i++)
         if (strcmp(g->meta_keys[i], key) == 0) return true;
@@ -633,6 +634,7 @@ static amp_status probe_seed(void *user, amp_graph *g, int loss, int *seed, int 
     return *seed < 0 ? AMP_ERR_NO_MEMORY : AMP_OK;
 }
 
+/* Records when it ran and the input's gradient; adds nothing. */
 static amp_status probe_optimizer(void *user, amp_graph *g, int loss, const int *params, const int *grads) {
     (void)loss;
     (void)params;
