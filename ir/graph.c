@@ -308,3 +308,163 @@ int64_t amp_node_opset(const amp_graph *g, const amp_node *n) {
         if (strcmp(g->opsets[i].domain, n->domain) == 0) return g->opsets[i].version;
     return 1;
 }
+
+/* ---- deep copy ------------------------------------------------------------------------------ */
+
+/* A copy of n bytes at p (NULL stays NULL); *ok turns false when the allocation fails. */
+static void *clone_mem(amp_context *ctx, const void *p, size_t n, bool *ok) {
+    if (!p) return NULL;
+    void *d = amp_alloc(ctx, n);
+    if (!d) {
+        *ok = false;
+        return NULL;
+    }
+    if (n) memcpy(d, p, n);
+    return d;
+}
+
+/* A copy of the NUL-terminated s (NULL stays NULL); *ok turns false when the allocation fails. */
+static char *clone_str(amp_context *ctx, const char *s, bool *ok) {
+    return s ? clone_mem(ctx, s, strlen(s) + 1, ok) : NULL;
+}
+
+/* Copy one attribute into a zeroed dst; on failure dst holds what was copied (free_attr frees
+ * it). Graph, sparse and type-proto attributes are rejected by the importer, so only their kind
+ * is ever held. */
+static amp_status clone_attr(amp_context *ctx, const amp_attr *a, amp_attr *d) {
+    bool ok = true;
+    d->kind = a->kind;
+    d->f = a->f;
+    d->i = a->i;
+    d->slen = a->slen;
+    d->name = clone_str(ctx, a->name, &ok);
+    d->ref_attr_name = clone_str(ctx, a->ref_attr_name, &ok);
+    d->doc = clone_str(ctx, a->doc, &ok);
+    /* STRING bytes may hold NULs (slen counts them) and builders may leave slen unset (strlen
+     * counts then): copy the longer and the terminator */
+    if (a->s) {
+        size_t len = strlen(a->s);
+        d->s = clone_mem(ctx, a->s, (a->slen > len ? a->slen : len) + 1, &ok);
+    }
+    size_t n = a->n > 0 ? (size_t)a->n : 0;
+    d->floats = clone_mem(ctx, a->floats, sizeof(float) * n, &ok);
+    d->ints = clone_mem(ctx, a->ints, sizeof(int64_t) * n, &ok);
+    if (!ok) return AMP_ERR_NO_MEMORY;
+    if (a->strings) {
+        if (!(d->strings = amp_calloc(ctx, n + 1, sizeof(char *)))) return AMP_ERR_NO_MEMORY;
+        d->n = a->n;
+        for (size_t k = 0; k < n && ok; k++) d->strings[k] = clone_str(ctx, a->strings[k], &ok);
+        if (!ok) return AMP_ERR_NO_MEMORY;
+    }
+    if (a->t && amp_tensor_clone(ctx, a->t, &d->t)) return AMP_ERR_NO_MEMORY;
+    if (a->tensors) {
+        if (!(d->tensors = amp_calloc(ctx, n + 1, sizeof(amp_tensor *)))) return AMP_ERR_NO_MEMORY;
+        d->n = a->n;
+        for (size_t k = 0; k < n; k++)
+            if (a->tensors[k] && amp_tensor_clone(ctx, a->tensors[k], &d->tensors[k])) return AMP_ERR_NO_MEMORY;
+    }
+    d->n = a->n;
+    return AMP_OK;
+}
+
+/* Copy one node into a zeroed dst; on failure dst holds what was copied (amp_node_free frees
+ * it). */
+static amp_status clone_node(amp_context *ctx, const amp_node *n, amp_node *d) {
+    bool ok = true;
+    d->op = n->op;
+    d->flags = n->flags;
+    d->name = clone_str(ctx, n->name, &ok);
+    d->op_type = clone_str(ctx, n->op_type, &ok);
+    d->domain = clone_str(ctx, n->domain, &ok);
+    d->doc = clone_str(ctx, n->doc, &ok);
+    d->inputs = clone_mem(ctx, n->inputs, sizeof(int) * (size_t)n->n_inputs, &ok);
+    d->outputs = clone_mem(ctx, n->outputs, sizeof(int) * (size_t)n->n_outputs, &ok);
+    if (!ok) return AMP_ERR_NO_MEMORY;
+    d->n_inputs = n->n_inputs;
+    d->n_outputs = n->n_outputs;
+    if (n->n_attrs > 0) {
+        if (!(d->attrs = amp_calloc(ctx, (size_t)n->n_attrs, sizeof(amp_attr)))) return AMP_ERR_NO_MEMORY;
+        d->n_attrs = n->n_attrs;
+        for (int i = 0; i < n->n_attrs; i++)
+            if (clone_attr(ctx, &n->attrs[i], &d->attrs[i])) return AMP_ERR_NO_MEMORY;
+    }
+    return AMP_OK;
+}
+
+/* Every array is allocated zeroed and its count set before it is filled, so that on failure
+ * amp_graph_destroy frees exactly what was copied. */
+amp_status amp_graph_clone(const amp_graph *src, amp_graph **out) {
+    if (!src || !out) return AMP_ERR_INVALID_ARG;
+    amp_context *ctx = src->ctx;
+    amp_graph *g = amp_calloc(ctx, 1, sizeof *g);
+    if (!g) return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory copying a graph");
+    bool ok = true;
+    g->ctx = ctx;
+    g->ir_version = src->ir_version;
+    g->model_version = src->model_version;
+    g->opset = src->opset;
+    g->name = clone_str(ctx, src->name, &ok);
+    g->doc = clone_str(ctx, src->doc, &ok);
+    g->producer_name = clone_str(ctx, src->producer_name, &ok);
+    g->producer_version = clone_str(ctx, src->producer_version, &ok);
+    g->model_domain = clone_str(ctx, src->model_domain, &ok);
+    g->inputs = clone_mem(ctx, src->inputs, sizeof(int) * (size_t)src->n_inputs, &ok);
+    g->outputs = clone_mem(ctx, src->outputs, sizeof(int) * (size_t)src->n_outputs, &ok);
+    g->inits = clone_mem(ctx, src->inits, sizeof(int) * (size_t)src->n_inits, &ok);
+    if (!ok) goto oom;
+    g->n_inputs = src->n_inputs;
+    g->n_outputs = src->n_outputs;
+    g->n_inits = src->n_inits;
+
+    if (src->n_opsets > 0) {
+        if (!(g->opsets = amp_calloc(ctx, (size_t)src->n_opsets, sizeof(amp_opset)))) goto oom;
+        g->n_opsets = src->n_opsets;
+        for (int i = 0; i < src->n_opsets && ok; i++) {
+            g->opsets[i].version = src->opsets[i].version;
+            g->opsets[i].domain = clone_str(ctx, src->opsets[i].domain, &ok);
+        }
+        if (!ok) goto oom;
+    }
+    if (src->n_syms > 0) {
+        if (!(g->syms = amp_calloc(ctx, (size_t)src->n_syms, sizeof(char *)))) goto oom;
+        g->n_syms = src->n_syms;
+        for (int i = 0; i < src->n_syms && ok; i++) g->syms[i] = clone_str(ctx, src->syms[i], &ok);
+        if (!ok) goto oom;
+    }
+    if (src->n_meta > 0) {
+        g->meta_keys = amp_calloc(ctx, (size_t)src->n_meta, sizeof(char *));
+        g->meta_values = amp_calloc(ctx, (size_t)src->n_meta, sizeof(char *));
+        if (!g->meta_keys || !g->meta_values) goto oom;
+        g->n_meta = src->n_meta;
+        for (int i = 0; i < src->n_meta && ok; i++) {
+            g->meta_keys[i] = clone_str(ctx, src->meta_keys[i], &ok);
+            g->meta_values[i] = clone_str(ctx, src->meta_values[i], &ok);
+        }
+        if (!ok) goto oom;
+    }
+    if (src->n_values > 0) {
+        if (!(g->values = amp_calloc(ctx, (size_t)src->n_values, sizeof(amp_value)))) goto oom;
+        g->n_values = g->cap_values = src->n_values;
+        for (int i = 0; i < src->n_values; i++) {
+            const amp_value *sv = &src->values[i];
+            amp_value *v = &g->values[i];
+            *v = *sv; /* dtype, shape, producer, flags */
+            v->name = v->doc = NULL;
+            v->init = NULL;
+            v->name = clone_str(ctx, sv->name, &ok);
+            v->doc = clone_str(ctx, sv->doc, &ok);
+            if (!ok || (sv->init && amp_tensor_clone(ctx, sv->init, &v->init))) goto oom;
+        }
+    }
+    if (src->n_nodes > 0) {
+        if (!(g->nodes = amp_calloc(ctx, (size_t)src->n_nodes, sizeof(amp_node)))) goto oom;
+        g->n_nodes = g->cap_nodes = src->n_nodes;
+        for (int i = 0; i < src->n_nodes; i++)
+            if (clone_node(ctx, &src->nodes[i], &g->nodes[i])) goto oom;
+    }
+    *out = g;
+    return AMP_OK;
+oom:
+    amp_graph_destroy(g);
+    return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory copying a graph");
+}

@@ -175,6 +175,12 @@ amp_status amp_graph_add_node(amp_graph *g, amp_node *node);
 /* Fill producers; check one producer per value, inputs defined before use (topological
  * order, sorting the nodes when needed), no cycle, no undefined input. */
 amp_status amp_graph_link(amp_graph *g);
+/* Deep copy of src into *out (owned by the caller, freed with amp_graph_destroy): values with
+ * their shapes, flags and initializer data, nodes with every attribute and flag, opsets,
+ * metadata, inputs, outputs, initializers and symbol names; value and node ids are kept. On
+ * failure (AMP_ERR_NO_MEMORY, message on src's context) nothing is left allocated and *out is
+ * untouched. */
+amp_status amp_graph_clone(const amp_graph *src, amp_graph **out);
 /* A 64-bit hash of the graph's structure (ops, edges, attributes, dtypes). */
 uint64_t amp_graph_hash(const amp_graph *g);
 /* The opset version the graph imports for a node's domain (the default domain's is g->opset;

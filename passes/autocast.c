@@ -11,7 +11,10 @@
  * Then every value gets one Cast per dtype its consumers need, placed right after its producer;
  * initializers and constants are converted offline (duplicated when consumers are mixed),
  * clamped to the 16-bit range without flushing tiny values to zero. Nodes outside the classes
- * (integer, bool, f64, shapes, unknown ops) see exactly the dtypes they saw before. */
+ * (integer, bool, f64, shapes, unknown ops) see exactly the dtypes they saw before.
+ *
+ * This file is the colouring and the casts only: the type checks before and after, LayerNorm
+ * fusion and cast cleanup run around it in the order passes/pipeline.c writes down. */
 #include <math.h>
 #include <string.h>
 
@@ -607,31 +610,6 @@ fail:
 
 /* ---- the pass -------------------------------------------------------------------------------- */
 
-static bool has_meta(const amp_graph *g, const char *key) {
-    for (int i = 0; i < g->n_meta; i++)
-        if (strcmp(g->meta_keys[i], key) == 0) return true;
-    return false;
-}
-
-static amp_status set_meta(amp_graph *g, const char *key, const char *value) {
-    amp_context *ctx = g->ctx;
-    char **k = amp_realloc(ctx, g->meta_keys, sizeof(char *) * (size_t)(g->n_meta + 1));
-    if (!k) return AMP_ERR_NO_MEMORY;
-    g->meta_keys = k;
-    char **v = amp_realloc(ctx, g->meta_values, sizeof(char *) * (size_t)(g->n_meta + 1));
-    if (!v) return AMP_ERR_NO_MEMORY;
-    g->meta_values = v;
-    k[g->n_meta] = amp_strdup(ctx, key);
-    v[g->n_meta] = amp_strdup(ctx, value);
-    if (!k[g->n_meta] || !v[g->n_meta]) {
-        amp_dealloc(ctx, k[g->n_meta]);
-        amp_dealloc(ctx, v[g->n_meta]);
-        return AMP_ERR_NO_MEMORY;
-    }
-    g->n_meta++;
-    return AMP_OK;
-}
-
 /* Nodes computing in each precision (a node's precision is its T, or its first float output). */
 void amp_autocast_census(const amp_graph *g, amp_dtype lo, amp_autocast_report *r) {
     r->nodes_16bit = r->nodes_fp32 = r->nodes_other = 0;
@@ -661,18 +639,40 @@ amp_status amp_pass_autocast(amp_graph *g, const amp_autocast_options *o, const 
     return amp_pass_autocast_ex(g, o, value_absmax, false, r);
 }
 
+amp_status amp_autocast_check_options(amp_context *ctx, const amp_autocast_options *o, amp_dtype *lo) {
+    amp_dtype t = o->dtype ? o->dtype : AMP_F16;
+    if (t != AMP_F16 && t != AMP_BF16)
+        return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "autocast dtype must be float16 or bfloat16, not %s",
+                          amp_dtype_name(t));
+    if (o->round != AMP_ROUND_NEAREST_EVEN && o->round != AMP_ROUND_TOWARD_ZERO)
+        return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "unknown rounding mode %d", (int)o->round);
+    *lo = t;
+    return AMP_OK;
+}
+
+bool amp_autocast_has_fp32_compute(const amp_graph *g) {
+    for (int ni = 0; ni < g->n_nodes; ni++) {
+        const amp_node *n = &g->nodes[ni];
+        if (op_kind(n) == K_NONE) continue;
+        amp_type_rule rule;
+        amp_node_type_rule(g, n, &rule);
+        /* the node's T is the dtype of its first T input (node_t before the pass) */
+        for (int k = 0; k < n->n_inputs && k < 32; k++)
+            if ((rule.tin >> k & 1) && n->inputs[k] >= 0) {
+                if (g->values[n->inputs[k]].dtype == AMP_F32) return true;
+                break;
+            }
+    }
+    return false;
+}
+
 amp_status amp_pass_autocast_ex(amp_graph *g, const amp_autocast_options *o, const double *value_absmax, bool all16,
                                 amp_autocast_report *r) {
     amp_context *ctx = g->ctx;
+    amp_dtype lo = AMP_F16;
     memset(r, 0, sizeof *r);
-    amp_dtype lo = o->dtype ? o->dtype : AMP_F16;
-    if (lo != AMP_F16 && lo != AMP_BF16)
-        return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "autocast dtype must be float16 or bfloat16, not %s",
-                          amp_dtype_name(lo));
-    if (o->round != AMP_ROUND_NEAREST_EVEN && o->round != AMP_ROUND_TOWARD_ZERO)
-        return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "unknown rounding mode %d", (int)o->round);
-    amp_status s = amp_pass_typecheck(g, true);
-    if (s) return amp_seterr(ctx, s, "the model does not type-check before autocast: %s", ctx->err);
+    amp_status s = amp_autocast_check_options(ctx, o, &lo);
+    if (s) return s;
 
     ac a = {.g = g, .ctx = ctx, .lo = lo, .round = (int)o->round, .nn = g->n_nodes, .nv = g->n_values, .all16 = all16};
     a.rules = amp_calloc(ctx, (size_t)a.nn + 1, sizeof(amp_type_rule));
@@ -689,27 +689,6 @@ amp_status amp_pass_autocast_ex(amp_graph *g, const amp_autocast_options *o, con
     for (int v = 0; v < a.nv; v++) a.orig[v] = g->values[v].dtype;
     for (int ni = 0; ni < a.nn; ni++) amp_node_type_rule(g, &g->nodes[ni], &a.rules[ni]);
 
-    /* already mixed or 16-bit: nothing computes in FP32, or amprt converted it before */
-    {
-        bool f32_compute = false;
-        for (int ni = 0; ni < a.nn && !f32_compute; ni++)
-            if (op_kind(&g->nodes[ni]) != K_NONE && node_t(&a, ni) == AMP_F32) f32_compute = true;
-        if (!f32_compute || has_meta(g, "amprt.autocast")) {
-            r->already_16bit = 1;
-            amp_autocast_census(g, lo, r);
-            goto done;
-        }
-    }
-    {
-        int fused = 0;
-        s = amp_pass_fuse_layernorm(g, &fused);
-        if (s) goto done;
-        if (fused) {
-            /* node and value tables changed: start over on the fused graph */
-            ac_free(&a);
-            return amp_pass_autocast_ex(g, o, value_absmax, all16, r);
-        }
-    }
     /* consumers per value */
     {
         int total = 0;
@@ -777,25 +756,6 @@ amp_status amp_pass_autocast_ex(amp_graph *g, const amp_autocast_options *o, con
     }
 
     s = insert_casts(&a, o, r);
-    if (s) goto done;
-    int removed = 0;
-    s = amp_pass_cast_cleanup(g, &removed);
-    if (s) goto done;
-    r->casts_removed = removed;
-    {
-        int casts = 0;
-        for (int ni = 0; ni < g->n_nodes; ni++)
-            if (g->nodes[ni].flags & AMP_NODE_INSERTED && g->nodes[ni].op == AMP_OP_CAST) casts++;
-        r->casts_inserted = casts;
-    }
-    s = amp_pass_typecheck(g, true);
-    if (s) {
-        s = amp_seterr(ctx, s, "autocast produced a graph that does not type-check: %s", ctx->err);
-        goto done;
-    }
-    amp_autocast_census(g, lo, r);
-    s = set_meta(g, "amprt.autocast", lo == AMP_F16 ? "float16" : "bfloat16");
-    if (s) s = amp_seterr(ctx, s, "out of memory in autocast");
 done:
     ac_free(&a);
     return s;

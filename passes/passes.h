@@ -32,13 +32,24 @@ amp_status amp_pass_typecheck(amp_graph *g, bool strict);
 
 /* ---- autocast (passes/autocast.c) and cast cleanup (passes/cast_cleanup.c) ---------------- */
 
-/* Per value max |x| over calibration runs (NULL entries: no data); filled by the caller. */
+/* Colouring and cast insertion only, on a graph whose dtypes a strict amp_pass_typecheck has
+ * just computed: every node of the op classes gets FP32 or the 16-bit type, one Cast per
+ * (value, dtype) its consumers need is inserted, constants are converted; fills the pass's
+ * counts in *r (zeroed first). It neither fuses, cleans up nor checks types: amp_passes_convert
+ * runs those around it. value_absmax: per value max |x| over calibration runs (NULL: no data),
+ * filled by the caller. */
 amp_status amp_pass_autocast(amp_graph *g, const amp_autocast_options *o, const double *value_absmax,
                              amp_autocast_report *r);
 /* With all16, every float node runs in 16 bits, numerically sensitive ones too (the naive
  * "model.half()" scheme, for comparison in training). */
 amp_status amp_pass_autocast_ex(amp_graph *g, const amp_autocast_options *o, const double *value_absmax, bool all16,
                                 amp_autocast_report *r);
+/* AMP_ERR_INVALID_ARG (message on ctx) unless o names a 16-bit dtype (0: float16) and a
+ * rounding mode; *lo receives the 16-bit dtype. */
+amp_status amp_autocast_check_options(amp_context *ctx, const amp_autocast_options *o, amp_dtype *lo);
+/* Does some node of the autocast classes compute in FP32 (its T is float32)? False for a graph
+ * that is already 16-bit or mixed throughout. Needs the dtypes of a type check. */
+bool amp_autocast_has_fp32_compute(const amp_graph *g);
 /* Count nodes per precision (a node's precision is its T, or its first float output; nodes the
  * pass inserted are not counted) into r->nodes_16bit / nodes_fp32 / nodes_other. */
 void amp_autocast_census(const amp_graph *g, amp_dtype lo, amp_autocast_report *r);
@@ -53,6 +64,43 @@ amp_status amp_pass_fuse_layernorm(amp_graph *g, int *fused);
  * the gradient value seed, of loss's shape) to every value in wrt; grads[i] receives the
  * gradient value of wrt[i], or -1 when the loss does not depend on it. */
 amp_status amp_pass_autodiff(amp_graph *g, int loss, int seed, int n_wrt, const int *wrt, int *grads);
+
+/* ---- the pass driver (passes/pipeline.c): the one place where the order of passes is written */
+
+/* Conversion to mixed precision (amp_model_autocast, amprt convert, --autocast, the trainer's
+ * graphs): strict type check -> LayerNorm fusion -> colouring and casts (amp_pass_autocast) ->
+ * cast cleanup -> strict type check -> census and the metadata entry amprt.autocast. A graph
+ * with no FP32 compute, or one amprt converted before, is left as it is (r->already_16bit).
+ * value_absmax as for amp_pass_autocast; *r is filled (zeroed first). */
+amp_status amp_passes_convert(amp_graph *g, const amp_autocast_options *o, const double *value_absmax,
+                              amp_autocast_report *r);
+/* The same with all16: see amp_pass_autocast_ex. */
+amp_status amp_passes_convert_ex(amp_graph *g, const amp_autocast_options *o, const double *value_absmax, bool all16,
+                                 amp_autocast_report *r);
+
+/* The trainer's own graph builders (runtime/trainer.c), called by amp_passes_training at their
+ * places in the order; user is handed back to each. */
+typedef struct amp_training_steps {
+    void *user;
+    int n_params;
+    /* Parameters become dynamic inputs, ops get their training mode, and the loss is attached
+     * as graph output 0; the graph is left linked. */
+    amp_status (*forward)(void *user, amp_graph *g);
+    /* After autocast and a type check: the state inputs, the gradient seed of loss (*seed) and
+     * the value of each parameter (params[n_params]). */
+    amp_status (*seed)(void *user, amp_graph *g, int loss, int *seed, int *params);
+    /* After autodiff (grads[i]: the gradient of params[i], -1 when the loss does not depend on
+     * it): the optimizer and loss-scaling nodes and the step's outputs. */
+    amp_status (*optimizer)(void *user, amp_graph *g, int loss, const int *params, const int *grads);
+    const amp_autocast_options *autocast; /* NULL: the step computes in FP32 */
+    bool all16;                           /* see amp_pass_autocast_ex */
+} amp_training_steps;
+
+/* One training step's graph, built in place from a copy of the model: forward and loss ->
+ * autocast (amp_passes_convert_ex) -> type check -> seed -> autodiff -> optimizer -> verify
+ * (amp_graph_link). Autocast runs before autodiff, so each backward node inherits its forward
+ * node's precision and a weight's gradient comes back through its Cast in FP32. */
+amp_status amp_passes_training(amp_graph *g, const amp_training_steps *steps);
 
 /* Graph editing helpers shared by passes (passes/edit.c). */
 /* A fresh value name "<base><suffix>" (with a counter when taken); id or -1. */

@@ -1,5 +1,5 @@
 /* amp_model_autocast: copy the model, gather value ranges from calibration runs of the FP32
- * graph when asked to, and run the autocast pass (passes/autocast.c) on the copy. */
+ * graph when asked to, and convert the copy (amp_passes_convert, passes/pipeline.c). */
 #include <math.h>
 #include <string.h>
 
@@ -89,35 +89,23 @@ amp_status amp_model_autocast(const amp_model *model, const amp_autocast_options
         (o.n_block_nodes && !o.block_nodes) || o.range_limit < 0)
         return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "bad autocast options");
     amp_status s;
-    double *absmax_src = NULL, *absmax = NULL;
+    double *absmax = NULL;
     amp_graph *g = NULL;
-    void *bytes = NULL;
-    size_t size = 0;
     amp_autocast_report r;
     memset(&r, 0, sizeof r);
 
     if (o.n_calib > 0) {
-        absmax_src = amp_calloc(ctx, (size_t)model->g->n_values + 1, sizeof(double));
-        if (!absmax_src) return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
-        s = calibrate(model, &o, absmax_src);
+        absmax = amp_calloc(ctx, (size_t)model->g->n_values + 1, sizeof(double));
+        if (!absmax) return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
+        s = calibrate(model, &o, absmax);
         if (s) goto done;
     }
-    s = amp_onnx_export(model->g, &bytes, &size);
+    /* the copy keeps value ids, so the ranges gathered on the source apply as they are; dtypes
+     * the source's values were given by an earlier type check stay, and the pass's own strict
+     * check recomputes every one of them from the inputs anyway */
+    s = amp_graph_clone(model->g, &g);
     if (s) goto done;
-    s = amp_onnx_import(ctx, bytes, size, NULL, &g);
-    if (s) goto done;
-    if (absmax_src) {
-        absmax = amp_calloc(ctx, (size_t)g->n_values + 1, sizeof(double));
-        if (!absmax) {
-            s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
-            goto done;
-        }
-        for (int v = 0; v < g->n_values; v++) {
-            int src = amp_graph_find_value(model->g, g->values[v].name);
-            absmax[v] = src >= 0 ? absmax_src[src] : 0.0;
-        }
-    }
-    s = amp_pass_autocast(g, &o, absmax, &r);
+    s = amp_passes_convert(g, &o, absmax, &r);
     if (s) goto done;
     amp_model *m = amp_calloc(ctx, 1, sizeof *m);
     if (!m) {
@@ -132,8 +120,6 @@ amp_status amp_model_autocast(const amp_model *model, const amp_autocast_options
     if (report) *report = r;
 done:
     amp_graph_destroy(g);
-    amp_dealloc(ctx, bytes);
     amp_dealloc(ctx, absmax);
-    amp_dealloc(ctx, absmax_src);
     return s;
 }

@@ -69,15 +69,6 @@ const char *amp_trainer_last_error(const amp_trainer *t) { return t ? t->err : "
 
 /* ---- graph building ------------------------------------------------------------------------ */
 
-static amp_status clone_graph(const amp_model *m, amp_graph **out) {
-    void *bytes = NULL;
-    size_t size = 0;
-    amp_status s = amp_onnx_export(m->g, &bytes, &size);
-    if (!s) s = amp_onnx_import(m->ctx, bytes, size, NULL, out);
-    amp_dealloc(m->ctx, bytes);
-    return s;
-}
-
 static bool frozen(const amp_trainer_options *o, const char *name) {
     for (int i = 0; i < o->n_freeze; i++)
         if (o->freeze[i] && fnmatch(o->freeze[i], name, 0) == 0) return true;
@@ -230,14 +221,22 @@ static amp_status prepare_forward(amp_trainer *t, amp_graph *g, bool training) {
     return amp_graph_link(g);
 }
 
+/* The autocast options of the trainer's graphs; false when training in FP32. */
+static bool autocast_options(const amp_trainer *t, amp_autocast_options *ao) {
+    if (t->o.precision == AMP_TRAIN_FP32) return false;
+    *ao = (amp_autocast_options){.struct_size = sizeof *ao,
+                                 .dtype = t->o.precision == AMP_TRAIN_BF16 ? AMP_BF16 : AMP_F16,
+                                 .keep_io_types = t->o.precision != AMP_TRAIN_FP16_PURE,
+                                 .allow_nonstandard_types = 1};
+    return true;
+}
+
+/* Autocast of the prediction graph, with the training graph's options. */
 static amp_status autocast(amp_trainer *t, amp_graph *g) {
-    if (t->o.precision == AMP_TRAIN_FP32) return AMP_OK;
-    amp_autocast_options ao = {.struct_size = sizeof ao,
-                               .dtype = t->o.precision == AMP_TRAIN_BF16 ? AMP_BF16 : AMP_F16,
-                               .keep_io_types = t->o.precision != AMP_TRAIN_FP16_PURE,
-                               .allow_nonstandard_types = 1};
+    amp_autocast_options ao;
+    if (!autocast_options(t, &ao)) return AMP_OK;
     amp_autocast_report r;
-    amp_status s = amp_pass_autocast_ex(g, &ao, NULL, t->o.precision == AMP_TRAIN_FP16_PURE, &r);
+    amp_status s = amp_passes_convert_ex(g, &ao, NULL, t->o.precision == AMP_TRAIN_FP16_PURE, &r);
     if (s) return terr(t, s, "autocast of the training graph: %s", amp_context_last_error(t->ctx));
     return AMP_OK;
 }
@@ -281,7 +280,17 @@ static amp_status schedule_updates(amp_graph *g, int np, const int *wrt, const i
     return amp_graph_link(g);
 }
 
-static amp_status build_train(amp_trainer *t, amp_graph *g) {
+/* What the trainer's builders hand each other while amp_passes_training runs. */
+typedef struct train_build {
+    amp_trainer *t;
+    int v_lr, v_step, v_scale, v_tracker; /* state inputs */
+    bool scaling;                         /* dynamic loss scaling (FP16) */
+    int v_psteps[4096];                   /* per-parameter step counters */
+} train_build;
+
+/* Parameters to inputs, training mode, and the loss as output 0. */
+static amp_status train_forward(void *user, amp_graph *g) {
+    amp_trainer *t = ((train_build *)user)->t;
     amp_context *ctx = t->ctx;
     amp_status s = prepare_forward(t, g, true);
     if (s) return s;
@@ -313,15 +322,23 @@ static amp_status build_train(amp_trainer *t, amp_graph *g) {
         if ((s = amp_grad_attr_int(&gc, n, "keepdims", 0))) return s;
     }
     if ((s = set_outputs(g, 1, &loss)) || (s = amp_graph_link(g))) return s;
-    if ((s = autocast(t, g))) return s;
-    loss = g->outputs[0];
-    if ((s = amp_pass_typecheck(g, false))) return s;
+    return AMP_OK;
+}
+
+/* State inputs, the seed of the backward pass, and the parameters' values. */
+static amp_status train_seed(void *user, amp_graph *g, int loss, int *seed_out, int *wrt) {
+    train_build *b = user;
+    amp_trainer *t = b->t;
+    amp_context *ctx = t->ctx;
+    amp_status s = AMP_OK;
+    amp_node *n;
+    amp_grad_ctx gc = {.ctx = ctx, .g = g, .node = g->n_nodes - 1};
     amp_dtype ldt = g->values[loss].dtype ? g->values[loss].dtype : AMP_F32;
 
     /* state inputs */
     int64_t one[1] = {1};
     int v_lr = new_input(g, "amp.lr", AMP_F32, 1, one), v_step = new_input(g, "amp.step", AMP_F32, 1, one);
-    int v_psteps[4096];
+    int *v_psteps = b->v_psteps;
     if (t->per_param && t->np > 4096) t->per_param = false;
     for (int i = 0; t->per_param && i < t->np; i++) {
         char nm[600];
@@ -352,20 +369,28 @@ static amp_status build_train(amp_trainer *t, amp_graph *g) {
         seed = amp_grad_const_scalar(&gc, ldt, 1.0);
         if (seed < 0) return AMP_ERR_NO_MEMORY;
     }
-    /* backward */
-    int *wrt = amp_alloc(ctx, sizeof(int) * (size_t)(t->np + 1)), *grads = amp_alloc(ctx, sizeof(int) * (size_t)(t->np + 1));
-    if (!wrt || !grads) {
-        amp_dealloc(ctx, wrt);
-        amp_dealloc(ctx, grads);
-        return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
-    }
     for (int i = 0; i < t->np; i++) wrt[i] = amp_graph_find_value(g, t->pnames[i]);
-    if ((s = amp_graph_link(g))) goto done;
-    s = amp_pass_autodiff(g, loss, seed, t->np, wrt, grads);
-    if (s) {
-        terr(t, s, "%s", amp_context_last_error(ctx));
-        goto done;
-    }
+    /* v_psteps already lives in b */
+    b->v_lr = v_lr;
+    b->v_step = v_step;
+    b->v_scale = v_scale;
+    b->v_tracker = v_tracker;
+    b->scaling = scaling;
+    *seed_out = seed;
+    return AMP_OK;
+}
+
+/* The updates (UnscaleCheck, SGD or AdamW, LossScaleUpdate) and the step's outputs. */
+static amp_status train_optimizer(void *user, amp_graph *g, int loss, const int *wrt, const int *grads) {
+    train_build *b = user;
+    amp_trainer *t = b->t;
+    amp_context *ctx = t->ctx;
+    amp_status s = AMP_OK;
+    amp_node *n;
+    amp_grad_ctx gc = {.ctx = ctx, .g = g, .node = g->n_nodes - 1};
+    int v_lr = b->v_lr, v_step = b->v_step, v_scale = b->v_scale, v_tracker = b->v_tracker;
+    const int *v_psteps = b->v_psteps;
+    bool scaling = b->scaling;
     for (int i = 0; i < t->np; i++)
         if (grads[i] < 0) {
             s = terr(t, AMP_ERR_INVALID_ARG, "the loss does not depend on parameter '%s'; freeze it", t->pnames[i]);
@@ -488,9 +513,21 @@ static amp_status build_train(amp_trainer *t, amp_graph *g) {
         t->nouts = nouts;
     }
 done:
-    amp_dealloc(ctx, wrt);
-    amp_dealloc(ctx, grads);
     return s;
+}
+
+/* The training step's graph, in the order passes/pipeline.c writes down. */
+static amp_status build_train(amp_trainer *t, amp_graph *g) {
+    amp_autocast_options ao;
+    train_build b = {.t = t, .v_scale = -1, .v_tracker = -1};
+    amp_training_steps steps = {.user = &b,
+                                .n_params = t->np,
+                                .forward = train_forward,
+                                .seed = train_seed,
+                                .optimizer = train_optimizer,
+                                .autocast = autocast_options(t, &ao) ? &ao : NULL,
+                                .all16 = t->o.precision == AMP_TRAIN_FP16_PURE};
+    return amp_passes_training(g, &steps);
 }
 
 /* ---- create / destroy ---------------------------------------------------------------------- */
@@ -595,7 +632,7 @@ amp_status amp_trainer_create(const amp_model *model, const amp_trainer_options 
         s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
         goto fail;
     }
-    if ((s = clone_graph(model, &g))) goto fail;
+    if ((s = amp_graph_clone(model->g, &g))) goto fail;
     if ((s = wrap_model(ctx, g, &t->src))) {
         amp_graph_destroy(g);
         goto fail;
@@ -687,7 +724,7 @@ amp_status amp_trainer_create(const amp_model *model, const amp_trainer_options 
         goto fail;
 
     /* the graphs */
-    if ((s = clone_graph(t->src, &g))) goto fail;
+    if ((s = amp_graph_clone(t->src->g, &g))) goto fail;
     if (opts && opts->output) {
         /* the named output must exist before anything is built */
         if (find_output(g, opts->output) < 0) {
@@ -704,7 +741,7 @@ amp_status amp_trainer_create(const amp_model *model, const amp_trainer_options 
     t->o.output = NULL;
     if ((s = wrap_model(ctx, g, &t->train))) goto fail;
     g = NULL;
-    if ((s = clone_graph(t->src, &ge)) || (s = prepare_forward(t, ge, false)) || (s = autocast(t, ge))) goto fail;
+    if ((s = amp_graph_clone(t->src->g, &ge)) || (s = prepare_forward(t, ge, false)) || (s = autocast(t, ge))) goto fail;
     if ((s = wrap_model(ctx, ge, &t->eval))) goto fail;
     ge = NULL;
     amp_session_options so = {.struct_size = sizeof so, .backend = o.backend, .threads = o.threads};
@@ -1099,7 +1136,7 @@ amp_status amp_trainer_export(amp_trainer *t, const char *path, amp_dtype dtype)
         return terr(t, AMP_ERR_INVALID_ARG, "export dtype must be float32, float16 or bfloat16");
     amp_graph *g = NULL;
     amp_model *m = NULL, *c = NULL;
-    amp_status s = clone_graph(t->src, &g);
+    amp_status s = amp_graph_clone(t->src->g, &g);
     if (s) return terr(t, s, "%s", amp_context_last_error(t->ctx));
     for (int i = 0; i < t->np; i++) {
         int v = amp_graph_find_value(g, t->pnames[i]);

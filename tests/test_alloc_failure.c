@@ -1,6 +1,6 @@
 /* Allocation-failure injection: the allocator hook fails the k-th allocation, for every k from
- * the first allocation of a model load to the last of a session's compile (plan) and first run,
- * and of an autocast conversion. Each failure must come back as AMP_ERR_NO_MEMORY (no abort, no
+ * the first allocation of a model load, through a copy of its graph (amp_graph_clone), to the
+ * last of a session's compile (plan) and first run, and of an autocast conversion. Each failure must come back as AMP_ERR_NO_MEMORY (no abort, no
  * crash), and once everything is destroyed no block may be left allocated. */
 #include <criterion/criterion.h>
 #include <stdbool.h>
@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "amprt/amprt.h"
+#include "runtime/runtime.h"
 
 typedef struct counting {
     long calls;   /* allocations attempted */
@@ -45,7 +46,16 @@ static void c_free(void *u, void *p) {
     free(p);
 }
 
-typedef enum { STAGE_DONE = 0, STAGE_CTX, STAGE_LOAD, STAGE_SESSION, STAGE_PLAN, STAGE_RUN, STAGE_AUTOCAST } stage;
+typedef enum {
+    STAGE_DONE = 0,
+    STAGE_CTX,
+    STAGE_LOAD,
+    STAGE_SESSION,
+    STAGE_PLAN,
+    STAGE_RUN,
+    STAGE_AUTOCAST,
+    STAGE_CLONE
+} stage;
 
 /* One attempt with the fail_at-th allocation refused; returns the stage that failed. */
 static stage attempt(const char *model, long fail_at, counting *c, amp_status *st, char *msg, size_t cap, bool full) {
@@ -57,6 +67,7 @@ static stage attempt(const char *model, long fail_at, counting *c, amp_status *s
     amp_model *m = NULL, *conv = NULL;
     amp_session *s = NULL;
     amp_tensor *x = NULL, *y = NULL;
+    amp_graph *copy = NULL;
     stage failed = STAGE_DONE;
     *st = amp_context_create(&d, &ctx);
     if (*st) return STAGE_CTX;
@@ -64,6 +75,10 @@ static stage attempt(const char *model, long fail_at, counting *c, amp_status *s
     snprintf(path, sizeof path, "%s/%s", AMP_SOURCE_DIR, model);
     if ((*st = amp_model_load(ctx, path, &m))) {
         failed = STAGE_LOAD;
+        goto done;
+    }
+    if ((*st = amp_graph_clone(m->g, &copy))) {
+        failed = STAGE_CLONE;
         goto done;
     }
     if ((*st = amp_session_create(m, NULL, &s))) {
@@ -96,6 +111,7 @@ static stage attempt(const char *model, long fail_at, counting *c, amp_status *s
     if ((*st = amp_model_autocast(m, &o, &conv, NULL))) failed = STAGE_AUTOCAST;
 done:
     if (failed) snprintf(msg, cap, "%s", amp_context_last_error(ctx));
+    amp_graph_destroy(copy);
     amp_tensor_destroy(x);
     amp_tensor_destroy(y);
     amp_session_destroy(s);
@@ -116,7 +132,7 @@ static void inject_everywhere(const char *model, bool full) {
     cr_assert_eq(c.live, 0, "%s: %ld blocks left after a clean run", model, c.live);
     long total = c.calls;
     cr_assert_gt(total, 10);
-    long by_stage[8] = {0};
+    long by_stage[9] = {0};
     for (long k = 1; k <= total; k++) {
         msg[0] = 0;
         stage s = attempt(model, k, &c, &st, msg, sizeof msg, full);
@@ -126,9 +142,10 @@ static void inject_everywhere(const char *model, bool full) {
         cr_assert_eq(c.live, 0, "%s: allocation %ld failed at stage %d: %ld blocks leaked", model, k, (int)s, c.live);
         by_stage[s]++;
     }
-    printf("%s: %ld allocation points injected (context %ld, load %ld, session %ld, plan %ld, run %ld, autocast %ld)\n",
-           model, total, by_stage[STAGE_CTX], by_stage[STAGE_LOAD], by_stage[STAGE_SESSION], by_stage[STAGE_PLAN],
-           by_stage[STAGE_RUN], by_stage[STAGE_AUTOCAST]);
+    printf("%s: %ld allocation points injected (context %ld, load %ld, clone %ld, session %ld, plan %ld, run %ld, "
+           "autocast %ld)\n",
+           model, total, by_stage[STAGE_CTX], by_stage[STAGE_LOAD], by_stage[STAGE_CLONE], by_stage[STAGE_SESSION],
+           by_stage[STAGE_PLAN], by_stage[STAGE_RUN], by_stage[STAGE_AUTOCAST]);
 }
 
 TestSuite(alloc_failure, .timeout = 1200);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ir/grad.h"
 #include "ir/half.h"
 #include "passes/passes.h"
 #include "runtime/runtime.h"
@@ -535,5 +536,138 @@ Test(autocast, fuzz_layernorm_pattern_with_missing_inputs) {
     cr_assert_eq(count_op(c->g, "LayerNormalization"), 0);
     cr_assert_eq(count_op(c->g, "ReduceMean"), 2);
     amp_model_destroy(c);
+    amp_model_destroy(m);
+}
+
+/* Does the graph carry metadata entry key? */
+static bool graph_has_meta(const amp_graph *g, const char *key) {
+    for (int i = 0; i < g->n_meta; i++)
+        if (strcmp(g->meta_keys[i], key) == 0) return true;
+    return false;
+}
+
+/* The order passes/pipeline.c writes down for conversion: type check, LayerNorm fusion,
+ * colouring and casts, cleanup, strict type check, metadata. A decomposed LayerNorm fused before
+ * colouring stays one FP32 node; the colouring pass on its own fuses nothing, cleans nothing up
+ * and leaves no metadata, so the order is the driver's alone. */
+Test(autocast, driver_fuses_layernorm_before_colouring) {
+    amp_model *m = load("tests/data/autocast/layernorm_decomposed/model.onnx");
+    amp_autocast_options o = {.struct_size = sizeof o, .dtype = AMP_F16, .keep_io_types = 1};
+    amp_autocast_report r;
+    int reduce_means = count_op(m->g, "ReduceMean");
+    cr_assert_gt(reduce_means, 0);
+    cr_assert_eq(count_op(m->g, "LayerNormalization"), 0);
+
+    /* the pass alone, on a type-checked copy: the decomposition stays and is coloured piece by
+     * piece */
+    amp_graph *bare = NULL;
+    cr_assert_eq(amp_graph_clone(m->g, &bare), AMP_OK);
+    cr_assert_eq(amp_pass_typecheck(bare, true), AMP_OK, "%s", amp_context_last_error(ctx));
+    cr_assert_eq(amp_pass_autocast(bare, &o, NULL, &r), AMP_OK, "%s", amp_context_last_error(ctx));
+    cr_expect_eq(count_op(bare, "LayerNormalization"), 0, "the colouring pass fused by itself");
+    cr_expect_eq(count_op(bare, "ReduceMean"), reduce_means);
+    cr_expect_eq(r.casts_removed, 0, "the colouring pass cleaned up by itself");
+    cr_expect(!graph_has_meta(bare, "amprt.autocast"), "the colouring pass wrote the metadata");
+    amp_graph_destroy(bare);
+
+    /* the driver: fused first, so one LayerNormalization computing in FP32 */
+    amp_graph *g = NULL;
+    cr_assert_eq(amp_graph_clone(m->g, &g), AMP_OK);
+    cr_assert_eq(amp_passes_convert(g, &o, NULL, &r), AMP_OK, "%s", amp_context_last_error(ctx));
+    cr_expect_eq(count_op(g, "ReduceMean"), 0);
+    cr_expect_eq(count_op(g, "Pow"), 0);
+    int ln = find_node(g, "LayerNormalization", 0);
+    cr_assert_geq(ln, 0);
+    cr_expect_eq(count_op(g, "LayerNormalization"), 1);
+    cr_expect_eq(amp_node_precision(g, &g->nodes[ln]), AMP_F32);
+    cr_expect(graph_has_meta(g, "amprt.autocast"));
+    cr_expect_eq(r.already_16bit, 0);
+    /* the same graph through amp_model_autocast (which calls the driver) */
+    amp_model *c = convert(m, AMP_F16, true, NULL);
+    cr_expect_eq(amp_graph_hash(c->g), amp_graph_hash(g), "amp_model_autocast and the driver disagree");
+    amp_model_destroy(c);
+    /* a second conversion is a no-op */
+    int nodes = g->n_nodes;
+    cr_assert_eq(amp_passes_convert(g, &o, NULL, &r), AMP_OK);
+    cr_expect_eq(r.already_16bit, 1);
+    cr_expect_eq(g->n_nodes, nodes);
+    amp_graph_destroy(g);
+    amp_model_destroy(m);
+}
+
+/* ---- the training order (amp_passes_training) ------------------------------------------------ */
+
+typedef struct order_probe {
+    int calls[3];   /* the order forward, seed and optimizer were called in (1-based) */
+    int n;
+    bool converted_at_seed; /* autocast had run when the seed was asked for */
+    int nodes_at_seed;
+    int nodes_at_optimizer;
+    int grad;
+} order_probe;
+
+/* The loss: the mean of the model's output, as output 0. */
+static amp_status probe_forward(void *user, amp_graph *g) {
+    order_probe *p = user;
+    p->calls[0] = ++p->n;
+    amp_grad_ctx gc = {.ctx = g->ctx, .g = g, .node = g->n_nodes - 1};
+    amp_node *n = NULL;
+    int loss = -1;
+    amp_status s = amp_grad_node(&gc, "ReduceMean", "", 1, &g->outputs[0], 1, &loss, &n);
+    if (s || (s = amp_grad_attr_int(&gc, n, "keepdims", 0))) return s;
+    g->values[g->outputs[0]].is_output = false;
+    g->outputs[0] = loss;
+    g->n_outputs = 1;
+    g->values[loss].is_output = true;
+    return amp_graph_link(g);
+}
+
+/* The seed one; the parameter is the graph's first input. */
+static amp_status probe_seed(void *user, amp_graph *g, int loss, int *seed, int *params) {
+    order_probe *p = user;
+    p->calls[1] = ++p->n;
+    p->converted_at_seed = graph_has_meta(g, "amprt.autocast") && g->values[loss].dtype != AMP_UNDEFINED;
+    p->nodes_at_seed = g->n_nodes;
+    amp_grad_ctx gc = {.ctx = g->ctx, .g = g, .node = g->n_nodes - 1};
+    *seed = amp_grad_const_scalar(&gc, g->values[loss].dtype, 1.0);
+    params[0] = g->inputs[0];
+    return *seed < 0 ? AMP_ERR_NO_MEMORY : AMP_OK;
+}
+
+/* Records when it ran and the input's gradient; adds nothing. */
+static amp_status probe_optimizer(void *user, amp_graph *g, int loss, const int *params, const int *grads) {
+    (void)loss;
+    (void)params;
+    order_probe *p = user;
+    p->calls[2] = ++p->n;
+    p->nodes_at_optimizer = g->n_nodes;
+    p->grad = grads[0];
+    return AMP_OK;
+}
+
+/* The order passes/pipeline.c writes down for training: forward and loss, autocast, seed,
+ * autodiff, optimizer, and a linked graph at the end. */
+Test(autocast, driver_training_order) {
+    amp_model *m = load("models/mlp/model.onnx");
+    amp_graph *g = NULL;
+    cr_assert_eq(amp_graph_clone(m->g, &g), AMP_OK);
+    amp_autocast_options o = {.struct_size = sizeof o, .dtype = AMP_F16, .keep_io_types = 1};
+    order_probe p = {.grad = -2};
+    amp_training_steps st = {.user = &p,
+                             .n_params = 1,
+                             .forward = probe_forward,
+                             .seed = probe_seed,
+                             .optimizer = probe_optimizer,
+                             .autocast = &o};
+    cr_assert_eq(amp_passes_training(g, &st), AMP_OK, "%s", amp_context_last_error(ctx));
+    cr_expect(p.calls[0] == 1 && p.calls[1] == 2 && p.calls[2] == 3, "builders called out of order");
+    cr_expect(p.converted_at_seed, "the seed was asked for before autocast and the type check");
+    cr_expect_gt(p.nodes_at_optimizer, p.nodes_at_seed, "no backward nodes before the optimizer");
+    cr_assert_geq(p.grad, 0, "the input's gradient is missing");
+    /* the input stays FP32 at the boundary (keep_io_types), so its gradient arrives in FP32 */
+    cr_assert_eq(amp_pass_typecheck(g, false), AMP_OK);
+    cr_expect_eq(g->values[p.grad].dtype, AMP_F32);
+    cr_expect_geq(g->values[p.grad].producer, 0);
+    amp_graph_destroy(g);
     amp_model_destroy(m);
 }

@@ -53,6 +53,15 @@ static void round_trip(const char *path) {
     /* export is deterministic */
     cr_assert_eq(amp_onnx_export(g2, &buf3, &n3), AMP_OK);
     cr_expect(n2 == n3 && memcmp(buf2, buf3, n2) == 0, "two exports of the same graph differ");
+    /* a copy in memory writes the same file, whatever attribute kinds the graph holds */
+    amp_graph *c = NULL;
+    void *buf4 = NULL;
+    size_t n4 = 0;
+    cr_assert_eq(amp_graph_clone(g1, &c), AMP_OK, "%s", amp_context_last_error(ctx));
+    cr_assert_eq(amp_onnx_export(c, &buf4, &n4), AMP_OK);
+    cr_expect(n4 == n2 && memcmp(buf4, buf2, n2) == 0, "%s: the clone exports differently", path);
+    amp_graph_destroy(c);
+    amp_dealloc(ctx, buf4);
     amp_graph_destroy(g1);
     amp_graph_destroy(g2);
     amp_dealloc(ctx, buf);
@@ -163,5 +172,113 @@ Test(ir, cuda_backend_request_without_gpu) {
     o.backend = "auto";
     cr_expect_eq(amp_session_create(m, &o, &s), AMP_OK, "automatic choice must fall back to the CPU");
     amp_session_destroy(s);
+    amp_model_destroy(m);
+}
+
+/* Export g into a fresh buffer. */
+static void export_bytes(const amp_graph *g, void **b, size_t *n) {
+    cr_assert_eq(amp_onnx_export(g, b, n), AMP_OK, "%s", amp_context_last_error(ctx));
+}
+
+/* The clone of every model in models/ is the same graph (same file, same hash) and shares
+ * nothing with its source. */
+Test(ir, clone_every_model) {
+    const char *models[] = {"encoder", "gpt_block", "lenet", "lstm_tagger", "mlp", "mlp_decomposed",
+                            "mobilenetv2", "overflow", "resnet", "unet"};
+    for (size_t mi = 0; mi < sizeof models / sizeof models[0]; mi++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/models/%s/model.onnx", AMP_SOURCE_DIR, models[mi]);
+        amp_model *m = NULL;
+        cr_assert_eq(amp_model_load(ctx, path, &m), AMP_OK, "%s: %s", path, amp_context_last_error(ctx));
+        const amp_graph *g = m->g;
+        amp_graph *c = NULL;
+        cr_assert_eq(amp_graph_clone(g, &c), AMP_OK, "%s", amp_context_last_error(ctx));
+        void *b1 = NULL, *b2 = NULL, *b3 = NULL;
+        size_t n1 = 0, n2 = 0, n3 = 0;
+        export_bytes(g, &b1, &n1);
+        export_bytes(c, &b2, &n2);
+        cr_expect(n1 == n2 && memcmp(b1, b2, n1) == 0, "%s: the clone exports differently", models[mi]);
+        cr_expect_eq(amp_graph_hash(g), amp_graph_hash(c), "%s: the clone hashes differently", models[mi]);
+        cr_expect_eq(c->n_values, g->n_values);
+        cr_expect_eq(c->n_nodes, g->n_nodes);
+        cr_expect_eq(c->n_syms, g->n_syms);
+        for (int i = 0; i < g->n_values; i++) {
+            cr_expect_str_eq(c->values[i].name, g->values[i].name);
+            cr_expect_eq(c->values[i].producer, g->values[i].producer, "%s", g->values[i].name);
+            cr_expect_eq(c->values[i].declared, g->values[i].declared, "%s", g->values[i].name);
+        }
+        /* mutate everything the clone holds: the source must not see any of it */
+        cr_assert_gt(c->n_inits, 0, "%s has no initializer", models[mi]);
+        amp_tensor *w = c->values[c->inits[0]].init;
+        cr_assert_neq(w, g->values[g->inits[0]].init);
+        memset(w->data, 0x7f, w->nbytes);
+        c->values[0].dtype = AMP_F64;
+        if (c->values[0].name[0]) c->values[0].name[0] = '#';
+        for (int ni = 0; ni < c->n_nodes; ni++) {
+            amp_node *n = &c->nodes[ni];
+            if (n->op_type[0]) n->op_type[0] = '#';
+            if (n->n_inputs > 0) n->inputs[0] = -1;
+            for (int a = 0; a < n->n_attrs; a++) {
+                if (n->attrs[a].name[0]) n->attrs[a].name[0] = '#';
+                n->attrs[a].i += 1;
+                if (n->attrs[a].ints && n->attrs[a].n > 0) n->attrs[a].ints[0] += 1;
+                if (n->attrs[a].t && n->attrs[a].t->nbytes) memset(n->attrs[a].t->data, 0x55, n->attrs[a].t->nbytes);
+            }
+        }
+        if (c->n_syms && c->syms[0][0]) c->syms[0][0] = '#';
+        if (c->n_opsets) c->opsets[0].version += 1;
+        export_bytes(g, &b3, &n3);
+        cr_expect(n1 == n3 && memcmp(b1, b3, n1) == 0, "%s: changing the clone changed the source", models[mi]);
+        amp_dealloc(ctx, b1);
+        amp_dealloc(ctx, b2);
+        amp_dealloc(ctx, b3);
+        amp_graph_destroy(c);
+        amp_model_destroy(m);
+    }
+}
+
+/* What ONNX files do not carry (dynamic inputs, node flags, metadata, docs) is copied too:
+ * the trainer and autocast work on copies that must keep it. */
+Test(ir, clone_keeps_what_files_do_not_hold) {
+    amp_model *m = NULL;
+    cr_assert_eq(amp_model_load(ctx, AMP_SOURCE_DIR "/models/mlp/model.onnx", &m), AMP_OK);
+    amp_graph *g = m->g;
+    g->values[g->inputs[0]].dynamic = true;
+    g->nodes[0].flags = AMP_NODE_INSERTED | AMP_NODE_CAST_RTZ;
+    g->values[0].doc = amp_strdup(ctx, "a value's doc");
+    /* a STRING attribute holding a NUL inside, and a STRINGS attribute */
+    amp_node *n = &g->nodes[g->n_nodes - 1];
+    amp_attr *at = amp_realloc(ctx, n->attrs, sizeof(amp_attr) * (size_t)(n->n_attrs + 2));
+    cr_assert(at);
+    n->attrs = at;
+    amp_attr *sa = &at[n->n_attrs], *ss = &at[n->n_attrs + 1];
+    memset(sa, 0, 2 * sizeof *sa);
+    n->n_attrs += 2;
+    sa->name = amp_strdup(ctx, "bytes");
+    sa->kind = AMP_ATTR_STRING;
+    sa->s = amp_alloc(ctx, 4);
+    memcpy(sa->s, "a\0b", 4);
+    sa->slen = 3;
+    ss->name = amp_strdup(ctx, "words");
+    ss->kind = AMP_ATTR_STRINGS;
+    ss->n = 2;
+    ss->strings = amp_calloc(ctx, 2, sizeof(char *));
+    ss->strings[0] = amp_strdup(ctx, "one");
+    ss->strings[1] = amp_strdup(ctx, "two");
+    amp_graph *c = NULL;
+    cr_assert_eq(amp_graph_clone(g, &c), AMP_OK, "%s", amp_context_last_error(ctx));
+    cr_expect(c->values[c->inputs[0]].dynamic);
+    cr_expect_eq(c->nodes[0].flags, AMP_NODE_INSERTED | AMP_NODE_CAST_RTZ);
+    cr_expect_str_eq(c->values[0].doc, "a value's doc");
+    const amp_attr *cs = amp_node_attr(&c->nodes[c->n_nodes - 1], "bytes");
+    cr_assert(cs && cs->kind == AMP_ATTR_STRING && cs->slen == 3);
+    cr_expect(memcmp(cs->s, "a\0b", 4) == 0);
+    const amp_attr *cw = amp_node_attr(&c->nodes[c->n_nodes - 1], "words");
+    cr_assert(cw && cw->kind == AMP_ATTR_STRINGS && cw->n == 2);
+    cr_expect_str_eq(cw->strings[1], "two");
+    cr_expect_neq(cw->strings[1], ss->strings[1]);
+    cr_expect_eq(c->n_meta, g->n_meta);
+    cr_expect_eq(amp_graph_clone(NULL, &c), AMP_ERR_INVALID_ARG);
+    amp_graph_destroy(c);
     amp_model_destroy(m);
 }
