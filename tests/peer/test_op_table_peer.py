@@ -10,7 +10,9 @@ the default domain checks against onnx.defs' schema history:
     in its T masks has the type set of the first T input; an IN(k) output has input k's type
     set; a fixed output dtype is one the output allows; no mask bit names an input or output
     the schema lacks (variadic ones aside);
-  - ops of other domains are TYPES_NONE and NOGRAD-or-builder as the table says.
+  - ops of other domains are TYPES_NONE;
+  - an op's GRAD(amp_grad_<family>) builder names the op in ir/ops/<family>_grad.c (the
+    builders switch on the op; a builder that does not handle it would fail only at run time).
 
 The same for the short lists of ops outside the table in passes/autocast.c (class, bf16).
 
@@ -162,6 +164,12 @@ def main():
             ident, name, domain, lo, hi, cls, bf16, types, grad, _, _, _ = m.groups()
             lo, hi, bf16 = int(lo), int(hi), int(bf16)
             n_ops += 1
+            g = re.match(r"GRAD\(amp_grad_(\w+)\)$", grad)
+            if g:
+                # the named family builder must dispatch on the op (a missing one fails to link)
+                path = os.path.join(args.root, "ir/ops", g.group(1) + "_grad.c")
+                if not os.path.exists(path) or not re.search(r"\bAMP_OP_%s\b" % ident, open(path).read()):
+                    fail(f"{name}: amp_grad_{g.group(1)} ({os.path.relpath(path, args.root)}) does not handle AMP_OP_{ident}")
             if domain not in ("", "ai.onnx"):
                 if types != "TYPES_NONE":
                     fail(f"{name} ({domain}): a type rule outside the default domain")
