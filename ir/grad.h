@@ -2,11 +2,12 @@
  * (passes/autodiff.c) and the gradient builders of each op family (ir/ops/<family>_grad.c).
  *
  * The pass visits forward nodes in reverse order. For each node with at least one output
- * gradient it calls the family builders in turn (amp_grad_elementwise, amp_grad_conv, ...);
- * the builder that handles the op appends backward nodes with amp_grad_node and stores in
- * c->dx[i] the value holding the gradient of forward input i, for every i with c->need[i].
- * A builder returns AMP_ERR_NOT_FOUND for ops it does not handle, AMP_ERR_UNSUPPORTED for an
- * op it handles but cannot differentiate in this configuration (with a message).
+ * gradient it calls the builder the op table names for the op (amp_op_info.grad_builder); the
+ * builder appends backward nodes with amp_grad_node and stores in c->dx[i] the value holding
+ * the gradient of forward input i, for every i with c->need[i]. A builder returns
+ * AMP_ERR_NOT_FOUND for ops it does not handle (the pass reports the table error),
+ * AMP_ERR_UNSUPPORTED for an op it handles but cannot differentiate in this configuration
+ * (with a message).
  *
  * Rules for builders:
  *  - c->dy[k] is the gradient of forward output k, or -1 when none flows (treat as zero; when
@@ -71,17 +72,8 @@ amp_status amp_grad_sum_to_shape(amp_grad_ctx *c, int grad, int like, int *out);
 /* The forward opset of the node's domain. */
 int64_t amp_grad_opset(const amp_grad_ctx *c);
 
-/* Family builders (ir/ops/<family>_grad.c). Each returns AMP_ERR_NOT_FOUND for ops it does
- * not handle. */
-amp_status amp_grad_elementwise(amp_grad_ctx *c);
-amp_status amp_grad_conv(amp_grad_ctx *c);
-amp_status amp_grad_nn(amp_grad_ctx *c);
-amp_status amp_grad_shape(amp_grad_ctx *c);
-amp_status amp_grad_resize(amp_grad_ctx *c);
-amp_status amp_grad_linalg(amp_grad_ctx *c);
-amp_status amp_grad_rnn(amp_grad_ctx *c);
-amp_status amp_grad_norm(amp_grad_ctx *c);
-amp_status amp_grad_index(amp_grad_ctx *c);
-amp_status amp_grad_sample(amp_grad_ctx *c);
+/* Family builders (ir/ops/<family>_grad.c) are named per op in the op table (ir/ops.def,
+ * GRAD(amp_grad_<family>)), which declares them; each switches on the forward op and returns
+ * AMP_ERR_NOT_FOUND for an op it does not handle. */
 
 #endif

@@ -52,7 +52,7 @@ typedef struct amp_attr {
 
 typedef enum amp_op {
     AMP_OP_UNKNOWN = 0,
-#define OP(id, name, domain, lo, hi, cls, grad, inplace, infer, cpu) AMP_OP_##id,
+#define OP(id, name, domain, lo, hi, cls, bf16, types, grad, inplace, infer, cpu) AMP_OP_##id,
 #include "ir/ops.def"
 #undef OP
     AMP_OP_COUNT
@@ -67,15 +67,43 @@ typedef enum amp_cast_class {
     AMP_CLASS_PERINPUT
 } amp_cast_class;
 
+/* The type constraints of one node, as the ONNX schemas state them: which inputs and outputs
+ * share the node's main type T, and the dtype of every other output. The op table holds one per
+ * op (ir/ops.def, TYPES); passes/typecheck.c reads them. */
+typedef struct amp_type_rule {
+    bool known;          /* false: an op amprt has no rule for; its types are left as declared */
+    uint32_t tin;        /* bit i: input i has type T */
+    uint32_t tout;       /* bit k: output k has type T */
+    /* outputs not in tout: > 0 a fixed dtype; < 0 the dtype of input (-x - 1); 0 unknown */
+    int out_rule[8];
+    uint32_t agnostic;   /* inputs whose dtype does not change what the node computes
+                            (Shape's input, Cast's input, EyeLike's input with a dtype) */
+} amp_type_rule;
+
+/* Every input (or output) in a type rule's or a value-input mask; only the node's real ones count. */
+#define AMP_TYPES_ALL 0xffffffffu
+#define AMP_VALUE_ALL 0xffffffffu
+
 struct amp_infer;
+struct amp_node;
+struct amp_grad_ctx;
 typedef amp_status (*amp_infer_fn)(struct amp_infer *c);
+/* A type rule that depends on the node's attributes or opset (Cast's `to`, BatchNormalization
+ * before and after opset 15); fills r, which arrives as the op's static rule. */
+typedef void (*amp_types_fn)(const struct amp_node *n, int64_t opset, amp_type_rule *r);
+/* A family's gradient builder (contract in ir/grad.h). */
+typedef amp_status (*amp_grad_fn)(struct amp_grad_ctx *c);
 
 typedef struct amp_op_info {
     const char *name;
     const char *domain;
     int opset_lo, opset_hi;
     amp_cast_class cast_class;
+    int bf16_opset;          /* first opset whose ONNX schema gives T tensor(bfloat16); 0: none */
+    amp_type_rule types;     /* static rule; .known false: none (listed as TYPES_NONE) */
+    amp_types_fn types_fn;   /* NULL unless the rule reads attributes or the opset */
     bool has_grad;
+    amp_grad_fn grad_builder; /* non-NULL exactly when has_grad */
     bool inplace;
     amp_infer_fn infer;
 } amp_op_info;
@@ -293,10 +321,26 @@ amp_status amp_kernel_fail(amp_kernel *k, amp_status s, const char *fmt, ...)
 #endif
     ;
 
-#define OP(id, name, domain, lo, hi, cls, grad, inplace, infer, cpu) \
-    amp_status infer(amp_infer *c);                                 \
+/* Prototypes of every function the table names: a line naming one that does not exist fails to
+ * compile or link. */
+#define TYPES_ALL
+#define TYPES_NONE
+#define TYPES(...)
+#define TYPES_FN(fn) void fn(const amp_node *n, int64_t opset, amp_type_rule *r);
+#define NOGRAD
+#define GRAD(fn) amp_status fn(struct amp_grad_ctx *c);
+#define OP(id, name, domain, lo, hi, cls, bf16, types, grad, inplace, infer, cpu) \
+    types grad                                                                    \
+    amp_status infer(amp_infer *c);                                               \
     amp_status cpu(amp_kernel *k);
 #include "ir/ops.def"
 #undef OP
+
+/* Whether shape inference of op reads the value of its input k (OP_VALUE_INPUTS in
+ * ir/ops.def); false for AMP_OP_UNKNOWN. */
+bool amp_op_value_input(amp_op op, int k);
+/* Whether op's outputs depend on its inputs' dims and dtypes only, never on their values
+ * (OP_DIMS_ONLY in ir/ops.def: Shape, Size, EyeLike). */
+bool amp_op_dims_only(amp_op op);
 
 #endif

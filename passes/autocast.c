@@ -24,45 +24,38 @@
 enum { K_NONE = 0, K_ALLOW, K_DENY, K_INFER, K_CLEAR };
 enum { C_FIXED = 0, C_UNSET, C_16, C_32 };
 
-typedef struct extra_class {
+/* Ops outside amprt's op table that the pass still classifies: it converts models for other
+ * runtimes too (tests/autocast's dtype_attr_random holds a RandomNormalLike). Each with its
+ * class and the first opset whose ONNX schema gives it a bfloat16 type (0: none yet), as the op
+ * table holds them for its own ops (ir/ops.def). */
+typedef struct outside_class {
     const char *op;
     int kind;
-} extra_class;
+    int bf16_opset;
+} outside_class;
 
-/* Classes of ONNX ops amprt's op table does not hold yet: the pass converts models for other
- * runtimes too. */
-static const extra_class extra[] = {
-    {"Einsum", K_ALLOW}, {"LSTM", K_ALLOW}, {"GRU", K_ALLOW}, {"RNN", K_ALLOW},
-    {"GroupNormalization", K_DENY}, {"LpNormalization", K_DENY}, {"NonMaxSuppression", K_DENY},
-    {"RoiAlign", K_DENY}, {"TopK", K_DENY}, {"RandomNormal", K_DENY}, {"RandomUniform", K_DENY},
-    {"RandomNormalLike", K_DENY}, {"RandomUniformLike", K_DENY}, {"Multinomial", K_DENY},
-    {"Bernoulli", K_DENY}, {"MeanVarianceNormalization", K_DENY}, {"LRN", K_DENY}, {"Det", K_DENY},
-    {"DFT", K_DENY}, {"LpPool", K_DENY}, {"GlobalLpPool", K_DENY},
-    {"Resize", K_CLEAR}, {"Upsample", K_CLEAR}, {"GatherND", K_CLEAR}, {"ScatterND", K_CLEAR},
-    {"Compress", K_CLEAR}, {"ReverseSequence", K_CLEAR}, {"Swish", K_INFER}, {"GridSample", K_DENY},
-    {"AffineGrid", K_DENY},
-    {NULL, 0}};
+static const outside_class outside[] = {
+    {"LpNormalization", K_DENY, 22}, {"NonMaxSuppression", K_DENY, 0}, {"RandomNormal", K_DENY, 22},
+    {"RandomUniform", K_DENY, 22},   {"RandomNormalLike", K_DENY, 22}, {"RandomUniformLike", K_DENY, 22},
+    {"Multinomial", K_DENY, 22},     {"Bernoulli", K_DENY, 15},        {"DFT", K_DENY, 17},
+    {"LpPool", K_DENY, 22},          {"GlobalLpPool", K_DENY, 22},     {"Compress", K_CLEAR, 28},
+    {"Swish", K_INFER, 24},
+};
 
-/* Ops without a bfloat16 type in the ONNX schemas of opsets 13 to 21 (bfloat16 arrived for
- * most ops at opset 13, for these at 22 or later). */
-static const char *const no_bf16[] = {
-    "Conv", "ConvTranspose", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "LpPool",
-    "GlobalLpPool", "InstanceNormalization", "EyeLike", "RandomNormalLike", "RandomUniformLike", "Elu", "Selu",
-    "Celu", "HardSigmoid", "HardSwish", "Softplus", "Softsign", "Sin", "Cos", "Tan", "Asin", "Acos", "Atan",
-    "Sinh", "Cosh", "Asinh", "Acosh", "Atanh", "ThresholdedRelu", "Mish", "Round", "Shrink", "LRN", "GRU",
-    "LSTM", "RNN", "IsInf", "Det", "DFT", NULL};
+static const outside_class *outside_op(const amp_node *n) {
+    bool def = !n->domain || !n->domain[0] || strcmp(n->domain, "ai.onnx") == 0;
+    if (!def || n->op != AMP_OP_UNKNOWN) return NULL;
+    for (size_t i = 0; i < sizeof outside / sizeof outside[0]; i++)
+        if (strcmp(outside[i].op, n->op_type) == 0) return &outside[i];
+    return NULL;
+}
 
 /* Can node n hold lo in a valid ONNX file at the graph's opset? */
 static bool onnx_allows(const amp_graph *g, const amp_node *n, amp_dtype lo) {
     if (lo == AMP_F16) return true; /* float16 is in every float op's types */
-    if (g->opset < 13) return false; /* bfloat16 joined the schemas at opset 13 */
-    if (strcmp(n->op_type, "Einsum") == 0) return g->opset >= 28; /* bfloat16 came with Einsum-28 */
-    if (g->opset >= 22) return true;
-    for (const char *const *p = no_bf16; *p; p++)
-        if (strcmp(*p, n->op_type) == 0) return false;
-    if ((strcmp(n->op_type, "LeakyRelu") == 0 || strcmp(n->op_type, "PRelu") == 0) && g->opset < 16) return false;
-    if (strcmp(n->op_type, "Gelu") == 0 && g->opset < 20) return false;
-    return true;
+    const outside_class *e = outside_op(n);
+    int first = e ? e->bf16_opset : n->op != AMP_OP_UNKNOWN ? amp_op_table[n->op].bf16_opset : 0;
+    return first > 0 && g->opset >= first;
 }
 
 static int op_kind(const amp_node *n) {
@@ -80,9 +73,8 @@ static int op_kind(const amp_node *n) {
         default: return K_NONE;
         }
     }
-    for (const extra_class *e = extra; e->op; e++)
-        if (strcmp(e->op, n->op_type) == 0) return e->kind;
-    return K_NONE;
+    const outside_class *e = outside_op(n);
+    return e ? e->kind : K_NONE;
 }
 
 typedef struct ac {

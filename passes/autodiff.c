@@ -7,11 +7,6 @@
 #include "ir/grad.h"
 #include "passes/passes.h"
 
-typedef amp_status (*builder_fn)(amp_grad_ctx *c);
-static const builder_fn builders[] = {amp_grad_elementwise, amp_grad_conv,   amp_grad_nn,   amp_grad_shape,
-                                      amp_grad_resize,      amp_grad_linalg, amp_grad_rnn,  amp_grad_norm,
-                                      amp_grad_index,       amp_grad_sample};
-
 typedef struct contrib {
     int value; /* gradient value */
     int next;  /* next contribution of the same forward value, -1 at the end */
@@ -140,11 +135,13 @@ amp_status amp_pass_autodiff(amp_graph *g, int loss, int seed, int n_wrt, const 
             goto done;
         }
         amp_grad_ctx c = {.ctx = ctx, .g = g, .node = ni, .nin = nin, .nout = nout, .dy = dy, .dx = dx, .need = need};
-        s = AMP_ERR_NOT_FOUND;
-        for (size_t b = 0; b < sizeof builders / sizeof builders[0] && s == AMP_ERR_NOT_FOUND; b++) s = builders[b](&c);
+        /* the builder the op table names for the op (ir/ops.def, GRAD) */
+        s = amp_op_table[n->op].grad_builder(&c);
         n = &g->nodes[ni];
         if (s == AMP_ERR_NOT_FOUND) {
-            s = amp_seterr(ctx, AMP_ERR_UNSUPPORTED, "node '%s': no gradient builder for %s", nlabel(n), n->op_type);
+            /* the table names a family builder that does not handle the op: a table error */
+            s = amp_seterr(ctx, AMP_ERR_INTERNAL, "node '%s': the gradient builder of %s does not handle it", nlabel(n),
+                           n->op_type);
             goto done;
         }
         if (s) goto done;
@@ -166,20 +163,3 @@ done:
     amp_dealloc(ctx, a.list);
     return s;
 }
-
-/* Until a family has its builders, it handles nothing. */
-#define WEAK_BUILDER(name)                                                                         \
-    __attribute__((weak)) amp_status name(amp_grad_ctx *c) {                                       \
-        (void)c;                                                                                   \
-        return AMP_ERR_NOT_FOUND;                                                                  \
-    }
-WEAK_BUILDER(amp_grad_elementwise)
-WEAK_BUILDER(amp_grad_conv)
-WEAK_BUILDER(amp_grad_nn)
-WEAK_BUILDER(amp_grad_shape)
-WEAK_BUILDER(amp_grad_resize)
-WEAK_BUILDER(amp_grad_linalg)
-WEAK_BUILDER(amp_grad_rnn)
-WEAK_BUILDER(amp_grad_norm)
-WEAK_BUILDER(amp_grad_index)
-WEAK_BUILDER(amp_grad_sample)

@@ -7,18 +7,8 @@
 
 /* ---- types (passes/typecheck.c) ----------------------------------------------------------- */
 
-/* The type constraints of one node, as the ONNX schemas state them: which inputs and outputs
- * share the node's main type T, and the dtype of every other output. */
-typedef struct amp_type_rule {
-    bool known;          /* false: an op amprt has no rule for; its types are left as declared */
-    uint32_t tin;        /* bit i: input i has type T */
-    uint32_t tout;       /* bit k: output k has type T */
-    /* outputs not in tout: > 0 a fixed dtype; < 0 the dtype of input (-x - 1); 0 unknown */
-    int out_rule[8];
-    uint32_t agnostic;   /* inputs whose dtype does not change what the node computes
-                            (Shape's input, Cast's input, EyeLike's input with a dtype) */
-} amp_type_rule;
-
+/* The type rule of node n (amp_type_rule in ir/ir.h): the op table's, or for an op outside the
+ * table one of typecheck.c's short list of ops autocast still converts. */
 void amp_node_type_rule(const amp_graph *g, const amp_node *n, amp_type_rule *r);
 
 /* The precision a node computes in: its T (the dtype of its first T input), else its first

@@ -112,35 +112,12 @@ static bool small_input(amp_dtype t, int64_t numel) {
     return ((amp_dtype_is_int(t) || amp_dtype_is_float(t)) && numel <= AMP_SMALL_INT_INPUT) || numel == 1;
 }
 
-/* Value inputs declared in the op table (OP_VALUE_INPUTS of the newer families). */
-static const uint32_t table_value_inputs[AMP_OP_COUNT] = {
-#define OP(id, name, domain, lo, hi, cls, grad, inplace, infer, cpu)
-#define OP_VALUE_INPUTS(id, mask) [AMP_OP_##id] = (mask),
-#include "ir/ops.def"
-#undef OP_VALUE_INPUTS
-#undef OP
-};
-
 /* Inputs whose values decide shapes: those reaching, through integer-valued nodes, an input
- * that shape inference reads by value (Reshape's shape, Slice's starts, Range's limits, ...).
- * Only these are planned by value; token ids feeding a Gather are not. */
+ * that shape inference reads by value (the op table's OP_VALUE_INPUTS: Reshape's shape, Slice's
+ * starts, Range's limits, ...). Only these are planned by value; token ids feeding a Gather are
+ * not. Ops outside the table may read anything. */
 static bool value_slot(const amp_node *n, int k) {
-    switch (n->op) {
-    case AMP_OP_RESHAPE: case AMP_OP_EXPAND: case AMP_OP_TILE: case AMP_OP_ONE_HOT: case AMP_OP_SQUEEZE:
-    case AMP_OP_UNSQUEEZE: case AMP_OP_SPLIT: case AMP_OP_CUM_SUM: case AMP_OP_TRILU:
-    case AMP_OP_REDUCE_MEAN: case AMP_OP_REDUCE_SUM: case AMP_OP_REDUCE_MAX: case AMP_OP_REDUCE_MIN:
-    case AMP_OP_REDUCE_PROD: case AMP_OP_REDUCE_L1: case AMP_OP_REDUCE_L2: case AMP_OP_REDUCE_LOG_SUM:
-    case AMP_OP_REDUCE_LOG_SUM_EXP: case AMP_OP_REDUCE_SUM_SQUARE:
-        return k >= 1;
-    case AMP_OP_SLICE: case AMP_OP_PAD: case AMP_OP_CLIP: return k >= 1;
-    case AMP_OP_RANGE: case AMP_OP_CONSTANT_OF_SHAPE: return true;
-    case AMP_OP_DROPOUT: return k >= 1;
-    case AMP_OP_ADAGRAD: case AMP_OP_ADAM: case AMP_OP_MOMENTUM: return false; /* inference reads no values */
-    default:
-        if (n->op > AMP_OP_UNKNOWN && n->op < AMP_OP_COUNT && table_value_inputs[n->op])
-            return k < 32 && (table_value_inputs[n->op] >> k & 1u);
-        return n->op == AMP_OP_UNKNOWN || n->domain[0] != 0; /* unknown or training ops: be safe */
-    }
+    return n->op == AMP_OP_UNKNOWN || amp_op_value_input(n->op, k);
 }
 
 static amp_status mark_shape_inputs(amp_session *s) {
@@ -154,7 +131,7 @@ static amp_status mark_shape_inputs(amp_session *s) {
         for (int k = 0; k < n->n_outputs; k++)
             if (n->outputs[k] >= 0 && need[n->outputs[k]]) out_needed = true;
         /* Shape, Size and EyeLike read dims only, never values */
-        if (n->op == AMP_OP_SHAPE || n->op == AMP_OP_SIZE || n->op == AMP_OP_EYE_LIKE) continue;
+        if (amp_op_dims_only(n->op)) continue;
         for (int k = 0; k < n->n_inputs; k++)
             if (n->inputs[k] >= 0 && (out_needed || value_slot(n, k))) need[n->inputs[k]] = true;
     }

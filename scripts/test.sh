@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build.sh build
 (cd build && ctest --output-on-failure -j2)
+python3 tests/peer/test_op_table_peer.py
 python3 tests/peer/test_peer.py build/amprt
 python3 tests/peer/test_autocast_peer.py --amprt build/amprt
 python3 tests/peer/test_train_peer.py --amprt build/amprt

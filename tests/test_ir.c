@@ -5,6 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ir/grad.h"
+#include "passes/passes.h"
 #include "runtime/runtime.h"
 #include "testutil.h"
 
@@ -23,6 +25,182 @@ Test(ir, op_table_lookup) {
         cr_expect(amp_op_table[i].infer != NULL, "op %s has no inference", amp_op_table[i].name);
         cr_expect_eq(amp_op_lookup(amp_op_table[i].name, amp_op_table[i].domain), i, "%s", amp_op_table[i].name);
     }
+}
+
+static bool default_domain(const char *d) { return !d[0] || strcmp(d, "ai.onnx") == 0; }
+
+/* The type rules are data of the op table; only the training and preview domains (nodes amprt
+ * makes itself, or optimizers autocast never touches) go without one. */
+Test(ir, op_table_type_rules) {
+    for (int i = 1; i < AMP_OP_COUNT; i++) {
+        const amp_op_info *o = &amp_op_table[i];
+        cr_expect_eq(o->types.known, default_domain(o->domain), "%s: a rule exactly for default-domain ops", o->name);
+        if (o->types_fn) cr_expect(o->types.known, "%s: a type function on an op without a rule", o->name);
+        for (int k = 0; k < 8; k++) {
+            int rule = o->types.out_rule[k];
+            if (rule == 0) continue;
+            cr_expect(!(o->types.tout >> k & 1), "%s: output %d both T and fixed", o->name, k);
+            if (rule < 0) cr_expect_lt(-rule - 1, 32, "%s: output %d follows input %d", o->name, k, -rule - 1);
+            else cr_expect_neq(amp_dtype_size((amp_dtype)rule), 0, "%s: output %d has dtype %d", o->name, k, rule);
+        }
+        /* with no T output, output 0's type comes from a rule or the function */
+        if (o->types.known && !(o->types.tout & 1))
+            cr_expect(o->types.out_rule[0] != 0 || o->types_fn, "%s: output 0 has no type", o->name);
+    }
+}
+
+/* amp_node_type_rule reads the table (masks cut to the node's inputs and outputs), a function
+ * where the rule depends on attributes or the opset, and a short list for ops outside it. */
+Test(ir, node_type_rule_from_table) {
+    amp_graph g = {.opset = 17};
+    int io[4] = {0, 1, 2, 3};
+    amp_node n = {.op_type = "TopK", .domain = "", .op = AMP_OP_TOP_K, .inputs = io, .n_inputs = 2, .outputs = io, .n_outputs = 2};
+    amp_type_rule r;
+    amp_node_type_rule(&g, &n, &r);
+    cr_expect(r.known);
+    cr_expect_eq(r.tin, 1u);
+    cr_expect_eq(r.tout, 1u);
+    cr_expect_eq(r.out_rule[1], AMP_I64);
+    n = (amp_node){.op_type = "Add", .domain = "", .op = AMP_OP_ADD, .inputs = io, .n_inputs = 2, .outputs = io, .n_outputs = 1};
+    amp_node_type_rule(&g, &n, &r);
+    cr_expect_eq(r.tin, 3u);
+    cr_expect_eq(r.tout, 1u);
+    /* BatchNormalization: statistics of their own type from opset 15 */
+    n = (amp_node){.op_type = "BatchNormalization", .domain = "", .op = AMP_OP_BATCH_NORM, .inputs = io, .n_inputs = 5,
+                   .outputs = io, .n_outputs = 3};
+    amp_node_type_rule(&g, &n, &r);
+    cr_expect_eq(r.tin, 1u);
+    cr_expect_eq(r.out_rule[1], -4);
+    g.opset = 14;
+    amp_node_type_rule(&g, &n, &r);
+    cr_expect_eq(r.tin, 0x1fu);
+    cr_expect_eq(r.tout, 0x7u);
+    n = (amp_node){.op_type = "NonZero", .domain = "", .inputs = io, .n_inputs = 1, .outputs = io, .n_outputs = 1};
+    amp_node_type_rule(&g, &n, &r);
+    cr_expect(r.known, "an op outside the table that autocast still converts");
+    cr_expect_eq(r.out_rule[0], AMP_I64);
+    n = (amp_node){.op_type = "NoSuchOp", .domain = "", .inputs = io, .n_inputs = 1, .outputs = io, .n_outputs = 1};
+    amp_node_type_rule(&g, &n, &r);
+    cr_expect(!r.known);
+    n = (amp_node){.op_type = "SumToShape", .domain = "ai.amprt.training", .op = AMP_OP_SUM_TO_SHAPE, .inputs = io,
+                   .n_inputs = 2, .outputs = io, .n_outputs = 1};
+    amp_node_type_rule(&g, &n, &r);
+    cr_expect(!r.known);
+}
+
+/* Every op with a gradient names its family builder; ops of the training domain have none. */
+Test(ir, op_table_gradient_builders) {
+    for (int i = 1; i < AMP_OP_COUNT; i++) {
+        const amp_op_info *o = &amp_op_table[i];
+        cr_expect_eq(o->has_grad, o->grad_builder != NULL, "%s", o->name);
+        if (strcmp(o->domain, "ai.amprt.training") == 0) cr_expect(!o->has_grad, "%s", o->name);
+    }
+    cr_expect(amp_op_table[AMP_OP_CONV].grad_builder == amp_grad_conv);
+    cr_expect(amp_op_table[AMP_OP_RELU].grad_builder == amp_grad_elementwise);
+    cr_expect(amp_op_table[AMP_OP_REDUCE_SUM].grad_builder == amp_grad_nn);
+    cr_expect(amp_op_table[AMP_OP_SHAPE].grad_builder == NULL);
+}
+
+/* The bf16 column against a few of onnx's numbers (all of them: tests/peer/test_op_table_peer.py). */
+Test(ir, op_table_bf16_opsets) {
+    cr_expect_eq(amp_op_table[AMP_OP_ADD].bf16_opset, 13);
+    cr_expect_eq(amp_op_table[AMP_OP_WHERE].bf16_opset, 16);
+    cr_expect_eq(amp_op_table[AMP_OP_CONV].bf16_opset, 22);
+    cr_expect_eq(amp_op_table[AMP_OP_TOP_K].bf16_opset, 24);
+    cr_expect_eq(amp_op_table[AMP_OP_EINSUM].bf16_opset, 28);
+    cr_expect_eq(amp_op_table[AMP_OP_SHRINK].bf16_opset, 0);
+    cr_expect_eq(amp_op_table[AMP_OP_AND].bf16_opset, 0);
+}
+
+/* A graph input of dtype dt and dims [2, 2]. */
+static int square_input(amp_graph *g, const char *name, amp_dtype dt) {
+    int v = amp_graph_new_value(g, name);
+    amp_value *val = &g->values[v];
+    val->dtype = dt;
+    val->rank = 2;
+    val->dims[0] = val->dims[1] = (amp_dim){2, -1};
+    val->is_input = val->declared = true;
+    g->inputs[g->n_inputs++] = v;
+    return v;
+}
+
+/* Append a node of the default domain with one fresh output; the output's value id. */
+static int add_node(amp_graph *g, const char *op, int nin, const int *ins) {
+    char nm[32];
+    snprintf(nm, sizeof nm, "v%d", g->n_values);
+    amp_node n = {.name = amp_strdup(ctx, nm), .op_type = amp_strdup(ctx, op), .domain = amp_strdup(ctx, ""),
+                  .op = amp_op_lookup(op, ""), .inputs = amp_alloc(ctx, sizeof(int) * (size_t)nin), .n_inputs = nin,
+                  .outputs = amp_alloc(ctx, sizeof(int)), .n_outputs = 1};
+    memcpy(n.inputs, ins, sizeof(int) * (size_t)nin);
+    int v = n.outputs[0] = amp_graph_new_value(g, nm);
+    cr_assert_eq(amp_graph_add_node(g, &n), AMP_OK);
+    return v;
+}
+
+/* MatMul -> Where -> MatMul converted to BF16: the dtype Where computes in. */
+static amp_dtype where_precision_bf16(int64_t opset) {
+    amp_graph *g;
+    cr_assert_eq(amp_graph_create(ctx, &g), AMP_OK);
+    g->opset = opset;
+    g->inputs = amp_calloc(ctx, 4, sizeof(int));
+    g->outputs = amp_calloc(ctx, 2, sizeof(int));
+    int a = square_input(g, "a", AMP_F32), b = square_input(g, "b", AMP_F32), m = square_input(g, "m", AMP_BOOL);
+    int ab[2] = {a, b}, w[3] = {m, -1, -1}, yb[2] = {-1, b};
+    int x = add_node(g, "MatMul", 2, ab);
+    w[1] = w[2] = x;
+    int y = add_node(g, "Where", 3, w);
+    yb[0] = y;
+    int z = add_node(g, "MatMul", 2, yb);
+    g->values[z].is_output = true;
+    g->outputs[g->n_outputs++] = z;
+    cr_assert_eq(amp_graph_link(g), AMP_OK, "%s", amp_context_last_error(ctx));
+    amp_autocast_options o = {.struct_size = sizeof o, .dtype = AMP_BF16, .keep_io_types = 1};
+    amp_autocast_report r;
+    cr_assert_eq(amp_passes_convert(g, &o, NULL, &r), AMP_OK, "%s", amp_context_last_error(ctx));
+    amp_dtype t = AMP_UNDEFINED;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].op == AMP_OP_WHERE) t = amp_node_precision(g, &g->nodes[i]);
+    amp_graph_destroy(g);
+    return t;
+}
+
+/* The bf16 column decides autocast for files: Where has a bfloat16 type from opset 16 only, so
+ * at 15 it stays FP32 between two BF16 MatMuls. */
+Test(ir, op_table_bf16_opset_reaches_autocast) {
+    cr_expect_eq(where_precision_bf16(15), AMP_F32);
+    cr_expect_eq(where_precision_bf16(16), AMP_BF16);
+}
+
+/* Value inputs are table data; these are the masks session planning relied on before. */
+Test(ir, op_table_value_inputs) {
+    static const struct {
+        amp_op op;
+        int k;
+        bool reads;
+    } pins[] = {
+        {AMP_OP_RESHAPE, 0, false}, {AMP_OP_RESHAPE, 1, true}, {AMP_OP_SLICE, 4, true},
+        {AMP_OP_REDUCE_SUM, 0, false}, {AMP_OP_REDUCE_SUM, 1, true}, {AMP_OP_CLIP, 2, true},
+        {AMP_OP_DROPOUT, 1, true}, {AMP_OP_RANGE, 0, true}, {AMP_OP_CONSTANT_OF_SHAPE, 0, true},
+        {AMP_OP_TOP_K, 0, false}, {AMP_OP_TOP_K, 1, true}, {AMP_OP_RESIZE, 0, false},
+        {AMP_OP_RESIZE, 3, true}, {AMP_OP_GEMM, 1, false}, {AMP_OP_ADD, 1, false},
+        {AMP_OP_ADAM, 0, false}, {AMP_OP_ADAM, 3, false}, {AMP_OP_MOMENTUM, 1, false},
+        {AMP_OP_SUM_TO_SHAPE, 1, true}, {AMP_OP_OPTIM_SGD, 40, true}, {AMP_OP_RESIZE_GRAD, 0, false},
+        {AMP_OP_RESIZE_GRAD, 1, true}, {AMP_OP_UNKNOWN, 0, false},
+    };
+    for (size_t i = 0; i < sizeof pins / sizeof pins[0]; i++)
+        cr_expect_eq(amp_op_value_input(pins[i].op, pins[i].k), pins[i].reads, "%s input %d",
+                     amp_op_table[pins[i].op].name, pins[i].k);
+    cr_expect(amp_op_dims_only(AMP_OP_SHAPE));
+    cr_expect(amp_op_dims_only(AMP_OP_EYE_LIKE));
+    cr_expect(!amp_op_dims_only(AMP_OP_RESHAPE));
+    cr_expect(!amp_op_dims_only(AMP_OP_UNKNOWN));
+    /* every op of the training domain states its value inputs (inference may read shapes) */
+    for (int i = 1; i < AMP_OP_COUNT; i++)
+        if (strcmp(amp_op_table[i].domain, "ai.amprt.training") == 0) {
+            bool any = false;
+            for (int k = 0; k < 32; k++) any |= amp_op_value_input((amp_op)i, k);
+            cr_expect(any, "%s", amp_op_table[i].name);
+        }
 }
 
 Test(ir, status_names) {

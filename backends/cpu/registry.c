@@ -5,7 +5,7 @@
 
 static const amp_cpu_kernel_fn cpu_kernels[AMP_OP_COUNT] = {
     [AMP_OP_UNKNOWN] = NULL,
-#define OP(id, name, domain, lo, hi, cls, grad, inplace, infer, cpu) [AMP_OP_##id] = cpu,
+#define OP(id, name, domain, lo, hi, cls, bf16, types, grad, inplace, infer, cpu) [AMP_OP_##id] = cpu,
 #include "ir/ops.def"
 #undef OP
 };
