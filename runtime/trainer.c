@@ -236,7 +236,7 @@ static amp_status autocast(amp_trainer *t, amp_graph *g) {
                                .dtype = t->o.precision == AMP_TRAIN_BF16 ? AMP_BF16 : AMP_F16,
                                .keep_io_types = t->o.precision != AMP_TRAIN_FP16_PURE,
                                .allow_nonstandard_types = 1};
-    amp_autocast_report r;
+    amp_autocast_report r = {.struct_size = sizeof r};
     amp_status s = amp_pass_autocast_ex(g, &ao, NULL, t->o.precision == AMP_TRAIN_FP16_PURE, &r);
     if (s) return terr(t, s, "autocast of the training graph: %s", amp_context_last_error(t->ctx));
     return AMP_OK;
@@ -800,7 +800,7 @@ static double schedule_lr(const amp_trainer_options *o, int64_t step) {
 static amp_status bind_user(amp_trainer *t, const amp_model *m, int n, const char *const *names,
                             const amp_tensor *const *inputs) {
     for (int i = 0; i < t->nuser; i++) {
-        amp_value_info vi;
+        amp_value_info vi = {.struct_size = sizeof vi};
         amp_model_input_info(t->src, i, &vi);
         const amp_tensor *x = NULL;
         for (int j = 0; j < n; j++)
@@ -909,9 +909,13 @@ amp_status amp_trainer_predict(amp_trainer *t, int n_inputs, const char *const *
 
 amp_status amp_trainer_get_state(const amp_trainer *t, amp_trainer_state *state) {
     if (!t || !state) return AMP_ERR_INVALID_ARG;
-    *state = t->st;
-    state->loss_scale = t->o.precision == AMP_TRAIN_FP16 ? (double)*(const float *)t->scale->data : 1.0;
-    return AMP_OK;
+    amp_trainer_state st = t->st;
+    st.struct_size = sizeof st;
+    st.loss_scale = t->o.precision == AMP_TRAIN_FP16 ? (double)*(const float *)t->scale->data : 1.0;
+    amp_status s = amp_copy_output(t->ctx, state, &st, sizeof st, "amp_trainer_get_state");
+    /* the error buffer is the one part of a const trainer a call may write */
+    if (s) terr((amp_trainer *)t, s, "%s", amp_context_last_error(t->ctx));
+    return s;
 }
 
 int amp_trainer_param_count(const amp_trainer *t) { return t ? t->np : 0; }
@@ -925,7 +929,10 @@ amp_status amp_trainer_param(amp_trainer *t, int i, const char **name, amp_tenso
 
 amp_status amp_trainer_last_plan(const amp_trainer *t, amp_plan_stats *stats) {
     if (!t) return AMP_ERR_INVALID_ARG;
-    return amp_session_last_plan(t->ts, stats);
+    amp_status s = amp_session_last_plan(t->ts, stats);
+    if (s == AMP_ERR_NOT_FOUND) terr((amp_trainer *)t, s, "no step has run yet");
+    else if (s) terr((amp_trainer *)t, s, "%s", amp_session_last_error(t->ts));
+    return s;
 }
 
 /* ---- checkpoints ------------------------------------------------------------------------------ */

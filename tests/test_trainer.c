@@ -16,17 +16,11 @@ static void setup(void) { cr_assert_eq(amp_context_create(NULL, &ctx), AMP_OK); 
 static void teardown(void) { amp_context_destroy(ctx); }
 TestSuite(trainer, .init = setup, .fini = teardown, .timeout = 600);
 
-static amp_model *load(const char *rel) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", AMP_SOURCE_DIR, rel);
-    amp_model *m = NULL;
-    cr_assert_eq(amp_model_load(ctx, path, &m), AMP_OK, "%s", amp_context_last_error(ctx));
-    return m;
-}
+static amp_model *load(const char *rel) { return tt_load(ctx, rel); }
 
 /* A fixed batch: inputs of the model's shape with batch n, labels in 0..9. */
 static void batch(amp_model *m, int64_t n, uint64_t seed, amp_tensor **x, amp_tensor **y) {
-    amp_value_info vi;
+    amp_value_info vi = {.struct_size = sizeof vi};
     amp_model_input_info(m, 0, &vi);
     int64_t dims[AMP_MAX_RANK];
     for (int d = 0; d < vi.rank; d++) dims[d] = vi.dims[d] > 0 ? vi.dims[d] : n;
@@ -58,7 +52,7 @@ static amp_trainer *make(amp_model *m, amp_train_precision p, amp_optimizer opt,
 }
 
 static double step(amp_trainer *t, amp_model *m, const amp_tensor *x, const amp_tensor *y) {
-    amp_value_info vi;
+    amp_value_info vi = {.struct_size = sizeof vi};
     amp_model_input_info(m, 0, &vi);
     const char *name = vi.name;
     double loss = NAN;
@@ -70,7 +64,7 @@ static double step(amp_trainer *t, amp_model *m, const amp_tensor *x, const amp_
 /* Outputs of rank > 2 (per pixel, per position) train with MSE toward a fixed target of the
  * output's shape: the input itself when the shapes match (image to image), else seeded noise. */
 static amp_tensor *mse_target(amp_model *m, const amp_tensor *x) {
-    amp_value_info vo;
+    amp_value_info vo = {.struct_size = sizeof vo};
     amp_model_output_info(m, 0, &vo);
     int64_t dims[AMP_MAX_RANK];
     bool same = vo.rank == x->rank;
@@ -90,7 +84,7 @@ static void loss_falls(const char *model, amp_train_precision p, amp_optimizer o
     amp_model *m = load(model);
     amp_tensor *x, *y;
     batch(m, 8, 3, &x, &y);
-    amp_value_info vo;
+    amp_value_info vo = {.struct_size = sizeof vo};
     amp_model_output_info(m, 0, &vo);
     amp_trainer *t;
     if (vo.rank > 2) {
@@ -133,7 +127,7 @@ Test(trainer, fp16_amp_follows_fp32) {
         double la = step(a, m, x, y), lb = step(b, m, x, y);
         cr_assert_lt(fabs(la - lb), 1e-2 * fabs(la) + 1e-3, "step %d: FP32 %g, FP16 AMP %g", i, la, lb);
     }
-    amp_trainer_state st;
+    amp_trainer_state st = {.struct_size = sizeof st};
     amp_trainer_get_state(b, &st);
     cr_assert_eq(st.steps_skipped, 0);
     cr_assert_eq(st.loss_scale, 65536.0);
@@ -164,7 +158,7 @@ Test(trainer, loss_scaler_rules) {
         cr_assert_eq(amp_tensor_clone(ctx, p, &before[i]), AMP_OK);
     }
     step(t, m, x, y); /* loss * 1e38 overflows FP16: skipped */
-    amp_trainer_state st;
+    amp_trainer_state st = {.struct_size = sizeof st};
     amp_trainer_get_state(t, &st);
     cr_assert_eq(st.last_skipped, 1);
     cr_assert_eq(st.steps_skipped, 1);
@@ -224,7 +218,7 @@ Test(trainer, checkpoint_resume_is_bit_identical) {
             amp_trainer_param(b, i, NULL, &pb);
             cr_assert(tt_equal(pa, pb), "parameter %d differs after resume", i);
         }
-        amp_trainer_state sa, sb;
+        amp_trainer_state sa = {.struct_size = sizeof sa}, sb = {.struct_size = sizeof sb};
         amp_trainer_get_state(a, &sa);
         amp_trainer_get_state(b, &sb);
         cr_assert_eq(sa.steps, sb.steps);
@@ -300,7 +294,7 @@ Test(trainer, export_reloads_with_trained_weights) {
     cr_assert_eq(amp_model_load(ctx, path, &e), AMP_OK);
     amp_session *s = NULL;
     cr_assert_eq(amp_session_create(e, NULL, &s), AMP_OK);
-    amp_value_info vi, vo;
+    amp_value_info vi = {.struct_size = sizeof vi}, vo = {.struct_size = sizeof vo};
     amp_model_input_info(e, 0, &vi);
     amp_model_output_info(e, 0, &vo);
     const char *in = vi.name, *out = vo.name;
@@ -365,7 +359,7 @@ Test(trainer, bad_options_and_inputs) {
     const char *wrong = "not_an_input";
     const amp_tensor *xin = x;
     cr_assert_eq(amp_trainer_step(t, 1, &wrong, &xin, y, NULL), AMP_ERR_INVALID_ARG);
-    amp_value_info vi;
+    amp_value_info vi = {.struct_size = sizeof vi};
     amp_model_input_info(m, 0, &vi);
     cr_assert_eq(amp_trainer_step(t, 1, &vi.name, &xin, NULL, NULL), AMP_ERR_INVALID_ARG);
     amp_tensor_destroy(x);
@@ -467,7 +461,7 @@ Test(trainer, per_parameter_updates_shorten_gradient_lives) {
     amp_model *m = load("models/lenet/model.onnx");
     amp_tensor *x, *y;
     batch(m, 32, 2, &x, &y);
-    amp_plan_stats ps[2];
+    amp_plan_stats ps[2] = {{.struct_size = sizeof ps[0]}, {.struct_size = sizeof ps[1]}};
     for (int k = 0; k < 2; k++) {
         amp_trainer_options o = {.struct_size = sizeof o, .lr = 0.01, .momentum = 0.9, .threads = 2,
                                  .max_grad_norm = k ? 1e9 : 0};
@@ -562,3 +556,4 @@ Test(trainer, gpt_block_trains_with_mse) {
     amp_tensor_destroy(y);
     amp_model_destroy(m);
 }
+

@@ -11,6 +11,13 @@
  *    returns void and accepts NULL.
  *  - Option structs start with their own size (set it with sizeof, or leave the whole struct
  *    zeroed): zero in any field means "the default", so new fields never break callers.
+ *  - Output structs the library fills (amp_value_info, amp_plan_stats, amp_autocast_report,
+ *    amp_trainer_state) start with their size too, which the caller must set:
+ *        amp_plan_stats ps = {.struct_size = sizeof ps};
+ *    The library writes only the fields that fit in that size (a program built against an
+ *    older header gets its older, shorter struct filled and nothing past it), never changes
+ *    struct_size, and leaves fields it does not know (a newer header's) as the caller set them.
+ *    A struct_size smaller than sizeof(size_t) (0, say) fails with AMP_ERR_INVALID_ARG.
  *  - Ownership is stated per function: "owned by the caller" means the caller destroys it;
  *    "borrowed" means it lives as long as the object it came from.
  *  - There is no mutable global state: two contexts in two threads never touch each other.
@@ -184,6 +191,7 @@ AMP_API amp_status amp_model_save(amp_model *model, const char *path);
 AMP_API void amp_model_destroy(amp_model *model);
 
 typedef struct amp_value_info {
+    size_t struct_size;               /* set by the caller: sizeof(amp_value_info) */
     const char *name;                 /* borrowed from the model */
     amp_dtype dtype;
     int rank;                         /* -1 when the model does not say */
@@ -234,6 +242,7 @@ AMP_API amp_status amp_session_run(amp_session *s, int n_inputs, const char *con
                                    amp_tensor **outputs);
 
 typedef struct amp_plan_stats {
+    size_t struct_size;        /* set by the caller: sizeof(amp_plan_stats) */
     size_t arena_bytes;        /* one arena holding every intermediate of a run */
     size_t lower_bound_bytes;  /* max over steps of live bytes: no plan can be smaller */
     size_t persistent_bytes;   /* weights and constants */
@@ -284,6 +293,7 @@ typedef struct amp_autocast_options {
 } amp_autocast_options;
 
 typedef struct amp_autocast_report {
+    size_t struct_size;     /* set by the caller: sizeof(amp_autocast_report) */
     int nodes_16bit;        /* nodes computing in the 16-bit type (inserted casts not counted) */
     int nodes_fp32;         /* nodes computing on FP32 tensors */
     int nodes_other;        /* integer, bool, f64 and shape nodes */
@@ -352,6 +362,7 @@ typedef struct amp_trainer_options {
 typedef struct amp_trainer amp_trainer;
 
 typedef struct amp_trainer_state {
+    size_t struct_size;     /* set by the caller: sizeof(amp_trainer_state) */
     int64_t steps;          /* amp_trainer_step calls */
     int64_t steps_skipped;  /* of which skipped for inf/NaN gradients (FP16) */
     double lr;              /* of the last step */

@@ -249,7 +249,7 @@ int cmd_train(int argc, char **argv) {
         train->images->numel = t.limit_train * train->h * train->w;
         train->labels->numel = t.limit_train;
     }
-    amp_value_info in0, out0;
+    amp_value_info in0 = {.struct_size = sizeof in0}, out0 = {.struct_size = sizeof out0};
     if (amp_model_input_count(m) != 1 || amp_model_input_info(m, 0, &in0) || amp_model_output_info(m, 0, &out0)) {
         fprintf(stderr, "amprt: train needs a model with one image input\n");
         goto done;
@@ -307,7 +307,7 @@ int cmd_train(int argc, char **argv) {
                 fprintf(stderr, "\namprt: training step failed: %s: %s\n", amp_status_name(s), amp_trainer_last_error(tr));
                 goto done;
             }
-            amp_trainer_state st;
+            amp_trainer_state st = {.struct_size = sizeof st};
             amp_trainer_get_state(tr, &st);
             if (isfinite(loss)) {
                 sum += loss;
@@ -328,7 +328,7 @@ int cmd_train(int argc, char **argv) {
         losses[e] = nb ? sum / (double)nb : NAN;
         accs[e] = acc;
         cli_progress_epoch_end(&pr, losses[e], acc);
-        amp_trainer_state st;
+        amp_trainer_state st = {.struct_size = sizeof st};
         amp_trainer_get_state(tr, &st);
         if (jl) {
             fprintf(jl,
@@ -416,7 +416,7 @@ int cmd_evaluate(int argc, char **argv) {
         fprintf(stderr, "amprt: %s\n", amp_context_last_error(ctx));
         goto done;
     }
-    amp_value_info in0, out0;
+    amp_value_info in0 = {.struct_size = sizeof in0}, out0 = {.struct_size = sizeof out0};
     amp_model_input_info(m, 0, &in0);
     amp_model_output_info(m, 0, &out0);
     double t0 = cli_now_ms();
