@@ -564,15 +564,22 @@ amp_status amp_trainer_create(const amp_model *model, const amp_trainer_options 
     if (o.precision < AMP_TRAIN_FP32 || o.precision > AMP_TRAIN_FP16_PURE || o.optimizer < AMP_OPTIM_SGD ||
         o.optimizer > AMP_OPTIM_ADAMW || o.loss < AMP_LOSS_CROSS_ENTROPY || o.loss > AMP_LOSS_MODEL || o.lr < 0 ||
         o.threads < 0 || o.n_freeze < 0 || (o.n_freeze && !o.freeze) || o.schedule < AMP_LR_CONSTANT ||
-        o.schedule > AMP_LR_COSINE || o.max_grad_norm < 0 || o.init_loss_scale < 0 || o.growth_interval < 0)
+        o.schedule > AMP_LR_COSINE || o.max_grad_norm < 0 || o.init_loss_scale < 0 || o.growth_interval < 0 ||
+        o.momentum < 0 || o.weight_decay < 0 || o.epsilon < 0 || o.gamma < 0 || (o.set & ~AMP_TRAIN_SET_ALL))
         return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "bad trainer options");
+    if (!(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1))
+        return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "AdamW's beta1 and beta2 must lie in [0, 1)");
     bool adam = o.optimizer == AMP_OPTIM_ADAMW;
-    if (o.lr == 0) o.lr = adam ? 1e-3 : 1e-2;
-    if (adam && o.weight_decay == 0 && !(opts && opts->struct_size && opts->weight_decay != 0)) o.weight_decay = 0.01;
-    if (o.beta1 == 0) o.beta1 = 0.9;
-    if (o.beta2 == 0) o.beta2 = 0.999;
-    if (o.epsilon == 0) o.epsilon = 1e-8;
-    if (o.gamma == 0) o.gamma = 0.1;
+    /* 0 is the default unless the caller's set bit says it means 0 */
+#define AMP_DEFAULT_(field, bit, value) \
+    if (o.field == 0 && !(o.set & (bit))) o.field = (value)
+    AMP_DEFAULT_(lr, AMP_TRAIN_SET_LR, adam ? 1e-3 : 1e-2);
+    AMP_DEFAULT_(weight_decay, AMP_TRAIN_SET_WEIGHT_DECAY, adam ? 0.01 : 0.0);
+    AMP_DEFAULT_(beta1, AMP_TRAIN_SET_BETA1, 0.9);
+    AMP_DEFAULT_(beta2, AMP_TRAIN_SET_BETA2, 0.999);
+    AMP_DEFAULT_(epsilon, AMP_TRAIN_SET_EPSILON, 1e-8);
+    AMP_DEFAULT_(gamma, AMP_TRAIN_SET_GAMMA, 0.1);
+#undef AMP_DEFAULT_
     if (o.init_loss_scale == 0) o.init_loss_scale = 65536.0;
     if (o.growth_interval == 0) o.growth_interval = 2000;
     if (o.schedule == AMP_LR_STEP && o.step_size <= 0)

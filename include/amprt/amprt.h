@@ -10,7 +10,12 @@
  *  - Constructors are amp_*_create / amp_*_load; each has a destructor amp_*_destroy that
  *    returns void and accepts NULL.
  *  - Option structs start with their own size (set it with sizeof, or leave the whole struct
- *    zeroed): zero in any field means "the default", so new fields never break callers.
+ *    zeroed): zero in any field means "the default", so new fields never break callers. Where
+ *    0 is itself a value one may ask for and differs from the default (AdamW's weight_decay
+ *    0.01, beta1 0.9, ...), the struct has an `unsigned set` mask: the field's AMP_*_SET_* bit
+ *    says "use this value, 0 included". Fields without a bit have no useful 0 besides the
+ *    default: a thread count, a limit, an initial loss scale (and a range limit of 0 would
+ *    keep every node that sees a nonzero value in FP32).
  *  - Output structs the library fills (amp_value_info, amp_plan_stats, amp_autocast_report,
  *    amp_trainer_state) start with their size too, which the caller must set:
  *        amp_plan_stats ps = {.struct_size = sizeof ps};
@@ -334,19 +339,32 @@ typedef enum amp_loss_kind {
     AMP_LOSS_MODEL = 2          /* the model computes its loss: `output` names it */
 } amp_loss_kind;
 
+/* Bits of amp_trainer_options.set: the fields whose 0 is a valid value other than the default. */
+enum {
+    AMP_TRAIN_SET_LR = 1u << 0,           /* lr 0: parameters stay as they are */
+    AMP_TRAIN_SET_WEIGHT_DECAY = 1u << 1, /* weight_decay 0: AdamW without decay */
+    AMP_TRAIN_SET_BETA1 = 1u << 2,        /* beta1 0: no first-moment averaging */
+    AMP_TRAIN_SET_BETA2 = 1u << 3,        /* beta2 0: the second moment is the last g^2 */
+    AMP_TRAIN_SET_EPSILON = 1u << 4,      /* epsilon 0 (as torch allows) */
+    AMP_TRAIN_SET_GAMMA = 1u << 5         /* gamma 0: the step schedule drops lr to 0 */
+};
+/* Every bit above; amp_trainer_create refuses others (a newer header's) rather than ignore them. */
+#define AMP_TRAIN_SET_ALL 0x3fu
+
 typedef struct amp_trainer_options {
     size_t struct_size;            /* sizeof(amp_trainer_options), or 0 */
     amp_train_precision precision; /* [FP32] */
     amp_optimizer optimizer;       /* [SGD] */
-    double lr;                     /* [0.01 for SGD, 0.001 for AdamW] */
+    double lr;                     /* [0.01 for SGD, 0.001 for AdamW]; bit AMP_TRAIN_SET_LR */
     double momentum;               /* SGD [0] */
     int nesterov;                  /* SGD [0] */
-    double weight_decay;           /* [0 for SGD, 0.01 for AdamW (decoupled)] */
-    double beta1, beta2, epsilon;  /* AdamW [0.9, 0.999, 1e-8] */
+    double weight_decay;           /* [0 for SGD, 0.01 for AdamW (decoupled)]; AMP_TRAIN_SET_WEIGHT_DECAY */
+    double beta1, beta2;           /* AdamW [0.9, 0.999], each in [0, 1); AMP_TRAIN_SET_BETA1, _BETA2 */
+    double epsilon;                /* AdamW [1e-8]; AMP_TRAIN_SET_EPSILON */
     double max_grad_norm;          /* clip the global gradient norm; 0: no clipping */
     amp_lr_schedule schedule;      /* [CONSTANT] */
     int64_t step_size;             /* STEP: multiply by gamma every step_size steps */
-    double gamma;                  /* STEP [0.1] */
+    double gamma;                  /* STEP [0.1]; AMP_TRAIN_SET_GAMMA */
     int64_t warmup_steps;          /* linear warm-up from lr/warmup to lr (any schedule) [0] */
     int64_t total_steps;           /* COSINE: steps from the end of warm-up down to min_lr */
     double min_lr;                 /* COSINE [0] */
@@ -357,6 +375,10 @@ typedef struct amp_trainer_options {
     double init_loss_scale;        /* FP16 [65536] */
     int64_t growth_interval;       /* FP16: clean steps before the scale doubles [2000] */
     int threads;                   /* [one per core] */
+    /* AMP_TRAIN_SET_* bits of the fields above whose value is meant as given even when it is 0
+     * (weight_decay 0 for AdamW, beta1 0, ...). A field whose bit is clear keeps the rule of
+     * every option struct: nonzero is taken as given, 0 means the default in brackets. */
+    unsigned set;
 } amp_trainer_options;
 
 typedef struct amp_trainer amp_trainer;
