@@ -1,11 +1,14 @@
 /* The public API's promises about growth and ownership: output structs filled up to the size
  * the caller set (a caller built against an older header has a shorter struct, and nothing past
- * it may be written), sizes too small for the size field refused with a message. */
+ * it may be written), sizes too small for the size field refused with a message; destructors
+ * and getters that accept NULL; amp_tensor_save_pb's name. */
+#define _POSIX_C_SOURCE 200809L
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "amprt/amprt.h"
 #include "tests/testutil.h"
@@ -249,4 +252,53 @@ Test(abi, trainer_state_fills_only_the_callers_fields) {
     amp_tensor_destroy(y);
     amp_trainer_destroy(t);
     amp_model_destroy(m);
+}
+
+/* ---- what the header promises for NULL ------------------------------------------------------ */
+
+/* Every destructor accepts NULL, amp_free either NULL, and the message getters give "" */
+Test(abi, destructors_accept_null) {
+    amp_tensor_destroy(NULL);
+    amp_model_destroy(NULL);
+    amp_session_destroy(NULL);
+    amp_trainer_destroy(NULL);
+    amp_free(ctx, NULL);
+    amp_free(NULL, NULL);
+    amp_context_destroy(NULL);
+    cr_assert_str_eq(amp_context_last_error(NULL), "");
+    cr_assert_str_eq(amp_session_last_error(NULL), "");
+    cr_assert_str_eq(amp_trainer_last_error(NULL), "");
+    cr_assert_eq(amp_tensor_dtype(NULL), AMP_UNDEFINED);
+    cr_assert_eq(amp_tensor_numel(NULL), 0);
+    cr_assert_null(amp_tensor_data(NULL));
+    cr_assert_eq(amp_model_input_count(NULL), 0);
+    cr_assert_eq(amp_trainer_param_count(NULL), 0);
+    /* the context given to the NULL calls still works */
+    amp_tensor *t = NULL;
+    cr_assert_eq(amp_tensor_create(ctx, AMP_F32, 0, NULL, &t), AMP_OK);
+    cr_assert_eq(amp_tensor_numel(t), 1);
+    amp_tensor_destroy(t);
+}
+
+/* amp_tensor_save_pb's name is the TensorProto's name (NULL: empty), read back by load_pb */
+Test(abi, tensor_save_pb_writes_its_name) {
+    const int64_t d[1] = {3};
+    const double v[3] = {1, 2, 3};
+    amp_tensor *t = tt_make(ctx, AMP_F32, 1, d, v), *back = NULL;
+    char path[] = "/tmp/amprt_abi_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    const char *names[2] = {"input_0", NULL};
+    for (int k = 0; k < 2; k++) {
+        cr_assert_eq(amp_tensor_save_pb(ctx, t, names[k], path), AMP_OK, "%s", amp_context_last_error(ctx));
+        char *name = NULL;
+        cr_assert_eq(amp_tensor_load_pb(ctx, path, &back, &name), AMP_OK, "%s", amp_context_last_error(ctx));
+        cr_assert_str_eq(name, names[k] ? names[k] : "");
+        cr_assert(tt_equal(back, t));
+        amp_free(ctx, name);
+        amp_tensor_destroy(back);
+    }
+    unlink(path);
+    amp_tensor_destroy(t);
 }
