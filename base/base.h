@@ -34,6 +34,12 @@ char *amp_strdup(amp_context *ctx, const char *s);
 /* Copy a caller's options struct (which starts with its size; 0 means ours) into a zeroed dst
  * of dst_size bytes: fields a caller built against an older header stay at their defaults. */
 void amp_copy_options(void *dst, size_t dst_size, const void *src);
+/* Hand an output struct the library filled (src, src_size bytes, starting with struct_size) to
+ * the caller's dst, whose struct_size the caller set: writes the fields that fit in both, never
+ * dst's struct_size, nothing past it. A dst size smaller than the size field fails with
+ * AMP_ERR_INVALID_ARG and a message on ctx naming what, dst untouched. src NULL only checks
+ * (call it so before work whose result must not be lost to a bad size). */
+amp_status amp_copy_output(amp_context *ctx, void *dst, const void *src, size_t src_size, const char *what);
 /* Grow *arr (element size elt) so that it holds at least need elements; *cap tracks capacity. */
 amp_status amp_grow(amp_context *ctx, void **arr, int *cap, int need, size_t elt);
 /* Record a message on ctx (and log it). Returns s, so `return amp_seterr(...)` reads well. */

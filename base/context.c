@@ -154,3 +154,16 @@ void amp_copy_options(void *dst, size_t dst_size, const void *src) {
     if (n == 0 || n > dst_size) n = dst_size;
     memcpy(dst, src, n);
 }
+
+amp_status amp_copy_output(amp_context *ctx, void *dst, const void *src, size_t src_size, const char *what) {
+    size_t n;
+    memcpy(&n, dst, sizeof n);
+    if (n < sizeof n)
+        return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "%s: struct_size is %zu; set it to sizeof the struct", what, n);
+    if (!src) return AMP_OK;
+    /* the caller's struct_size stays as it is: only the fields after it are written, and only
+     * those its header knows (a caller built against a newer header keeps its extra fields) */
+    if (n > src_size) n = src_size;
+    memcpy((char *)dst + sizeof n, (const char *)src + sizeof n, n - sizeof n);
+    return AMP_OK;
+}

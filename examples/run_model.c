@@ -26,7 +26,7 @@ int main(int argc, char **argv) {
     if (nin > 16 || nout > 16) goto done;
     unsigned seed = 1;
     for (int i = 0; i < nin; i++) {
-        amp_value_info vi;
+        amp_value_info vi = {.struct_size = sizeof vi};
         amp_model_input_info(model, i, &vi);
         int64_t dims[AMP_MAX_RANK];
         for (int d = 0; d < vi.rank; d++) dims[d] = vi.dims[d] >= 0 ? vi.dims[d] : 1;
@@ -42,7 +42,7 @@ int main(int argc, char **argv) {
         in_names[i] = vi.name;
     }
     for (int i = 0; i < nout; i++) {
-        amp_value_info vi;
+        amp_value_info vi = {.struct_size = sizeof vi};
         amp_model_output_info(model, i, &vi);
         out_names[i] = vi.name;
     }

@@ -88,11 +88,13 @@ amp_status amp_model_autocast(const amp_model *model, const amp_autocast_options
         o.n_block_ops < 0 || o.n_block_nodes < 0 || (o.n_block_ops && !o.block_ops) ||
         (o.n_block_nodes && !o.block_nodes) || o.range_limit < 0)
         return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "bad autocast options");
-    amp_status s;
+    amp_status s = report ? amp_copy_output(ctx, report, NULL, 0, "amp_model_autocast report") : AMP_OK;
+    if (s) return s;
     double *absmax = NULL;
     amp_graph *g = NULL;
     amp_autocast_report r;
     memset(&r, 0, sizeof r);
+    r.struct_size = sizeof r;
 
     if (o.n_calib > 0) {
         absmax = amp_calloc(ctx, (size_t)model->g->n_values + 1, sizeof(double));
@@ -117,7 +119,7 @@ amp_status amp_model_autocast(const amp_model *model, const amp_autocast_options
     m->hash = amp_graph_hash(g);
     g = NULL;
     *out = m;
-    if (report) *report = r;
+    if (report) amp_copy_output(ctx, report, &r, sizeof r, "amp_model_autocast report"); /* size checked above */
 done:
     amp_graph_destroy(g);
     amp_dealloc(ctx, absmax);

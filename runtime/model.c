@@ -97,30 +97,32 @@ int amp_model_input_count(const amp_model *m) {
 
 int amp_model_output_count(const amp_model *m) { return m ? m->g->n_outputs : 0; }
 
-static void fill_info(const amp_graph *g, const amp_value *v, amp_value_info *info) {
-    memset(info, 0, sizeof *info);
-    info->name = v->name;
-    info->dtype = v->dtype;
-    info->rank = v->rank;
+/* Fill the caller's *info (of the size the caller set) from value v. */
+static amp_status fill_info(const amp_model *m, const amp_value *v, amp_value_info *info, const char *what) {
+    amp_value_info vi;
+    memset(&vi, 0, sizeof vi);
+    vi.struct_size = sizeof vi;
+    vi.name = v->name;
+    vi.dtype = v->dtype;
+    vi.rank = v->rank;
     for (int i = 0; i < v->rank && i < AMP_MAX_RANK; i++) {
-        info->dims[i] = v->dims[i].value;
-        info->dim_names[i] = v->dims[i].sym >= 0 ? g->syms[v->dims[i].sym] : NULL;
+        vi.dims[i] = v->dims[i].value;
+        vi.dim_names[i] = v->dims[i].sym >= 0 ? m->g->syms[v->dims[i].sym] : NULL;
     }
+    return amp_copy_output(m->ctx, info, &vi, sizeof vi, what);
 }
 
 amp_status amp_model_input_info(const amp_model *m, int i, amp_value_info *info) {
     if (!m || !info) return AMP_ERR_INVALID_ARG;
     int v = amp_model_input_value(m, i);
     if (v < 0) return amp_seterr(m->ctx, AMP_ERR_INVALID_ARG, "input index %d out of range", i);
-    fill_info(m->g, &m->g->values[v], info);
-    return AMP_OK;
+    return fill_info(m, &m->g->values[v], info, "amp_model_input_info");
 }
 
 amp_status amp_model_output_info(const amp_model *m, int i, amp_value_info *info) {
     if (!m || !info) return AMP_ERR_INVALID_ARG;
     if (i < 0 || i >= m->g->n_outputs) return amp_seterr(m->ctx, AMP_ERR_INVALID_ARG, "output index %d out of range", i);
-    fill_info(m->g, &m->g->values[m->g->outputs[i]], info);
-    return AMP_OK;
+    return fill_info(m, &m->g->values[m->g->outputs[i]], info, "amp_model_output_info");
 }
 
 int64_t amp_model_opset(const amp_model *m) { return m ? m->g->opset : 0; }

@@ -291,6 +291,7 @@ done:
 
 amp_status amp_session_plan(amp_session *s, int n_bindings, const amp_dim_binding *bindings, amp_plan_stats *stats) {
     if (!s || (n_bindings && !bindings)) return AMP_ERR_INVALID_ARG;
+    if (stats && amp_copy_output(&s->ctx, stats, NULL, 0, "amp_session_plan")) return AMP_ERR_INVALID_ARG;
     const amp_graph *g = s->model->g;
     int64_t symv[256];
     for (int i = 0; i < 256; i++) symv[i] = -1;
@@ -308,15 +309,15 @@ amp_status amp_session_plan(amp_session *s, int n_bindings, const amp_dim_bindin
     amp_status st = get_plan(s, 0, NULL, NULL, symv, &p);
     if (st) return st;
     s->last = p;
-    if (stats) *stats = p->stats;
-    return AMP_OK;
+    return stats ? amp_copy_output(&s->ctx, stats, &p->stats, sizeof p->stats, "amp_session_plan") : AMP_OK;
 }
 
 amp_status amp_session_last_plan(const amp_session *s, amp_plan_stats *stats) {
     if (!s || !stats) return AMP_ERR_INVALID_ARG;
     if (!s->last) return AMP_ERR_NOT_FOUND;
-    *stats = s->last->stats;
-    return AMP_OK;
+    /* the error buffer is the one part of a const session a call may write */
+    return amp_copy_output((amp_context *)&s->ctx, stats, &s->last->stats, sizeof s->last->stats,
+                           "amp_session_last_plan");
 }
 
 static void *slot_data(amp_session *s, const amp_plan *p, int vid) {

@@ -235,7 +235,7 @@ static bool autocast_options(const amp_trainer *t, amp_autocast_options *ao) {
 static amp_status autocast(amp_trainer *t, amp_graph *g) {
     amp_autocast_options ao;
     if (!autocast_options(t, &ao)) return AMP_OK;
-    amp_autocast_report r;
+    amp_autocast_report r = {.struct_size = sizeof r};
     amp_status s = amp_passes_convert_ex(g, &ao, NULL, t->o.precision == AMP_TRAIN_FP16_PURE, &r);
     if (s) return terr(t, s, "autocast of the training graph: %s", amp_context_last_error(t->ctx));
     return AMP_OK;
@@ -601,15 +601,22 @@ amp_status amp_trainer_create(const amp_model *model, const amp_trainer_options 
     if (o.precision < AMP_TRAIN_FP32 || o.precision > AMP_TRAIN_FP16_PURE || o.optimizer < AMP_OPTIM_SGD ||
         o.optimizer > AMP_OPTIM_ADAMW || o.loss < AMP_LOSS_CROSS_ENTROPY || o.loss > AMP_LOSS_MODEL || o.lr < 0 ||
         o.threads < 0 || o.n_freeze < 0 || (o.n_freeze && !o.freeze) || o.schedule < AMP_LR_CONSTANT ||
-        o.schedule > AMP_LR_COSINE || o.max_grad_norm < 0 || o.init_loss_scale < 0 || o.growth_interval < 0)
+        o.schedule > AMP_LR_COSINE || o.max_grad_norm < 0 || o.init_loss_scale < 0 || o.growth_interval < 0 ||
+        o.momentum < 0 || o.weight_decay < 0 || o.epsilon < 0 || o.gamma < 0 || (o.set & ~AMP_TRAIN_SET_ALL))
         return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "bad trainer options");
+    if (!(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1))
+        return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "AdamW's beta1 and beta2 must lie in [0, 1)");
     bool adam = o.optimizer == AMP_OPTIM_ADAMW;
-    if (o.lr == 0) o.lr = adam ? 1e-3 : 1e-2;
-    if (adam && o.weight_decay == 0 && !(opts && opts->struct_size && opts->weight_decay != 0)) o.weight_decay = 0.01;
-    if (o.beta1 == 0) o.beta1 = 0.9;
-    if (o.beta2 == 0) o.beta2 = 0.999;
-    if (o.epsilon == 0) o.epsilon = 1e-8;
-    if (o.gamma == 0) o.gamma = 0.1;
+    /* 0 is the default unless the caller's set bit says it means 0 */
+#define AMP_DEFAULT_(field, bit, value) \
+    if (o.field == 0 && !(o.set & (bit))) o.field = (value)
+    AMP_DEFAULT_(lr, AMP_TRAIN_SET_LR, adam ? 1e-3 : 1e-2);
+    AMP_DEFAULT_(weight_decay, AMP_TRAIN_SET_WEIGHT_DECAY, adam ? 0.01 : 0.0);
+    AMP_DEFAULT_(beta1, AMP_TRAIN_SET_BETA1, 0.9);
+    AMP_DEFAULT_(beta2, AMP_TRAIN_SET_BETA2, 0.999);
+    AMP_DEFAULT_(epsilon, AMP_TRAIN_SET_EPSILON, 1e-8);
+    AMP_DEFAULT_(gamma, AMP_TRAIN_SET_GAMMA, 0.1);
+#undef AMP_DEFAULT_
     if (o.init_loss_scale == 0) o.init_loss_scale = 65536.0;
     if (o.growth_interval == 0) o.growth_interval = 2000;
     if (o.schedule == AMP_LR_STEP && o.step_size <= 0)
@@ -837,7 +844,7 @@ static double schedule_lr(const amp_trainer_options *o, int64_t step) {
 static amp_status bind_user(amp_trainer *t, const amp_model *m, int n, const char *const *names,
                             const amp_tensor *const *inputs) {
     for (int i = 0; i < t->nuser; i++) {
-        amp_value_info vi;
+        amp_value_info vi = {.struct_size = sizeof vi};
         amp_model_input_info(t->src, i, &vi);
         const amp_tensor *x = NULL;
         for (int j = 0; j < n; j++)
@@ -946,9 +953,13 @@ amp_status amp_trainer_predict(amp_trainer *t, int n_inputs, const char *const *
 
 amp_status amp_trainer_get_state(const amp_trainer *t, amp_trainer_state *state) {
     if (!t || !state) return AMP_ERR_INVALID_ARG;
-    *state = t->st;
-    state->loss_scale = t->o.precision == AMP_TRAIN_FP16 ? (double)*(const float *)t->scale->data : 1.0;
-    return AMP_OK;
+    amp_trainer_state st = t->st;
+    st.struct_size = sizeof st;
+    st.loss_scale = t->o.precision == AMP_TRAIN_FP16 ? (double)*(const float *)t->scale->data : 1.0;
+    amp_status s = amp_copy_output(t->ctx, state, &st, sizeof st, "amp_trainer_get_state");
+    /* the error buffer is the one part of a const trainer a call may write */
+    if (s) terr((amp_trainer *)t, s, "%s", amp_context_last_error(t->ctx));
+    return s;
 }
 
 int amp_trainer_param_count(const amp_trainer *t) { return t ? t->np : 0; }
@@ -962,7 +973,10 @@ amp_status amp_trainer_param(amp_trainer *t, int i, const char **name, amp_tenso
 
 amp_status amp_trainer_last_plan(const amp_trainer *t, amp_plan_stats *stats) {
     if (!t) return AMP_ERR_INVALID_ARG;
-    return amp_session_last_plan(t->ts, stats);
+    amp_status s = amp_session_last_plan(t->ts, stats);
+    if (s == AMP_ERR_NOT_FOUND) terr((amp_trainer *)t, s, "no step has run yet");
+    else if (s) terr((amp_trainer *)t, s, "%s", amp_session_last_error(t->ts));
+    return s;
 }
 
 /* ---- checkpoints ------------------------------------------------------------------------------ */

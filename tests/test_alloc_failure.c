@@ -86,13 +86,13 @@ static stage attempt(const char *model, long fail_at, counting *c, amp_status *s
         goto done;
     }
     amp_dim_binding b = {.name = "N", .value = 2};
-    amp_plan_stats ps;
+    amp_plan_stats ps = {.struct_size = sizeof ps};
     if ((*st = amp_session_plan(s, 1, &b, &ps))) {
         failed = STAGE_PLAN;
         goto done;
     }
     if (!full) goto done; /* load, session and plan only */
-    amp_value_info vi, vo;
+    amp_value_info vi = {.struct_size = sizeof vi}, vo = {.struct_size = sizeof vo};
     amp_model_input_info(m, 0, &vi);
     amp_model_output_info(m, 0, &vo);
     int64_t dims[AMP_MAX_RANK];

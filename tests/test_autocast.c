@@ -19,13 +19,7 @@ static void teardown(void) { amp_context_destroy(ctx); }
 
 TestSuite(autocast, .init = setup, .fini = teardown);
 
-static amp_model *load(const char *rel) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", AMP_SOURCE_DIR, rel);
-    amp_model *m = NULL;
-    cr_assert_eq(amp_model_load(ctx, path, &m), AMP_OK, "%s: %s", path, amp_context_last_error(ctx));
-    return m;
-}
+static amp_model *load(const char *rel) { return tt_load(ctx, rel); }
 
 static amp_model *convert(const amp_model *m, amp_dtype lo, bool keep_io, amp_autocast_report *r) {
     amp_autocast_options o = {.struct_size = sizeof o, .dtype = lo, .keep_io_types = keep_io};
@@ -44,14 +38,14 @@ static int run_set(amp_model *m, const char *dir, amp_tensor **outs, amp_tensor 
     amp_tensor *ins[16] = {0};
     char path[1024];
     for (int i = 0; i < nin; i++) {
-        amp_value_info vi;
+        amp_value_info vi = {.struct_size = sizeof vi};
         amp_model_input_info(m, i, &vi);
         names[i] = vi.name;
         snprintf(path, sizeof path, "%s/%s/test_data_set_0/input_%d.pb", AMP_SOURCE_DIR, dir, i);
         cr_assert_eq(amp_tensor_load_pb(ctx, path, &ins[i], NULL), AMP_OK, "%s", path);
     }
     for (int i = 0; i < nout; i++) {
-        amp_value_info vi;
+        amp_value_info vi = {.struct_size = sizeof vi};
         amp_model_output_info(m, i, &vi);
         onames[i] = vi.name;
         outs[i] = NULL;
@@ -135,7 +129,7 @@ Test(autocast, resize_keeps_roi_and_scales_fp32) {
 
 /* 2 */
 Test(autocast, author_cast_in_16bit_region) {
-    amp_autocast_report r;
+    amp_autocast_report r = {.struct_size = sizeof r};
     case_matches("tests/data/autocast/author_cast", AMP_F16, 1e-2, &r);
     amp_model *m = load("tests/data/autocast/author_cast/model.onnx");
     amp_model *c = convert(m, AMP_F16, true, NULL);
@@ -151,7 +145,7 @@ Test(autocast, author_cast_in_16bit_region) {
 
 /* 3 */
 Test(autocast, shared_initializer_is_duplicated) {
-    amp_autocast_report r;
+    amp_autocast_report r = {.struct_size = sizeof r};
     case_matches("tests/data/autocast/shared_init", AMP_F16, 1e-2, &r);
     cr_assert_eq(r.inits_duplicated, 1);
     amp_model *m = load("tests/data/autocast/shared_init/model.onnx");
@@ -166,7 +160,7 @@ Test(autocast, shared_initializer_is_duplicated) {
 
 /* 4 */
 Test(autocast, no_cast_round_trips_between_fp32_nodes) {
-    amp_autocast_report r;
+    amp_autocast_report r = {.struct_size = sizeof r};
     case_matches("tests/data/autocast/no_roundtrip", AMP_F16, 1e-2, &r);
     amp_model *m = load("tests/data/autocast/no_roundtrip/model.onnx");
     amp_model *c = convert(m, AMP_F16, true, NULL);
@@ -184,7 +178,7 @@ Test(autocast, no_cast_round_trips_between_fp32_nodes) {
 
 /* 5 */
 Test(autocast, author_round_trip_saturates) {
-    amp_autocast_report r;
+    amp_autocast_report r = {.struct_size = sizeof r};
     /* the expected output holds +-inf where the author's FP16 cast saturates */
     case_matches("tests/data/autocast/author_roundtrip", AMP_F16, 1e-2, &r);
     case_matches("tests/data/autocast/author_roundtrip", AMP_BF16, 3e-2, &r);
@@ -201,14 +195,14 @@ Test(autocast, author_round_trip_saturates) {
 
 /* 6 */
 Test(autocast, reduce_mean_over_many_elements) {
-    amp_autocast_report r;
+    amp_autocast_report r = {.struct_size = sizeof r};
     case_matches("tests/data/autocast/reduce_mean_big", AMP_F16, 1e-3, &r);
     case_matches("tests/data/autocast/reduce_mean_big", AMP_BF16, 1e-2, &r);
 }
 
 /* 7 */
 Test(autocast, layernorm_large_values) {
-    amp_autocast_report r;
+    amp_autocast_report r = {.struct_size = sizeof r};
     case_matches("tests/data/autocast/layernorm", AMP_F16, 1e-2, &r);
     case_matches("tests/data/autocast/layernorm_decomposed", AMP_F16, 1e-2, &r);
     case_matches("tests/data/autocast/layernorm_decomposed", AMP_BF16, 3e-2, &r);
@@ -225,7 +219,7 @@ Test(autocast, layernorm_large_values) {
 
 /* 8 */
 Test(autocast, masked_softmax) {
-    amp_autocast_report r;
+    amp_autocast_report r = {.struct_size = sizeof r};
     case_matches("tests/data/autocast/softmax_mask", AMP_F16, 1e-2, &r);
     /* the mask (-1e9, FP32 min) is known: its Add stays FP32 instead of being clamped */
     cr_assert_geq(r.nodes_range_kept, 1);
@@ -234,7 +228,7 @@ Test(autocast, masked_softmax) {
 
 /* 9 */
 Test(autocast, constants_keep_their_meaning) {
-    amp_autocast_report r;
+    amp_autocast_report r = {.struct_size = sizeof r};
     case_matches("tests/data/autocast/constants", AMP_F16, 1e-2, &r);
     amp_model *m = load("tests/data/autocast/constants/model.onnx");
     amp_model *c = convert(m, AMP_F16, true, NULL);
@@ -260,7 +254,7 @@ Test(autocast, constant_conversion_clamps_without_flushing) {
         amp_autocast_options o = {.struct_size = sizeof o, .dtype = AMP_F16, .keep_io_types = 1,
                                   .round = (amp_round_mode)mode, .range_limit = 1e9};
         amp_model *c = NULL;
-        amp_autocast_report r;
+        amp_autocast_report r = {.struct_size = sizeof r};
         cr_assert_eq(amp_model_autocast(m, &o, &c, &r), AMP_OK, "%s", amp_context_last_error(ctx));
         cr_assert_geq(r.values_clamped, 2);
         int seen = 0;
@@ -283,7 +277,7 @@ Test(autocast, constant_conversion_clamps_without_flushing) {
 
 /* 10 */
 Test(autocast, keep_io_types_sorted_and_fp32_at_the_boundary) {
-    amp_autocast_report r;
+    amp_autocast_report r = {.struct_size = sizeof r};
     case_matches("tests/data/autocast/keep_io", AMP_F16, 1e-2, &r);
     amp_model *m = load("tests/data/autocast/keep_io/model.onnx");
     amp_model *c = convert(m, AMP_F16, true, NULL);
@@ -307,7 +301,7 @@ Test(autocast, keep_io_types_sorted_and_fp32_at_the_boundary) {
 
 /* 11 */
 Test(autocast, dtype_attribute_ops_stay_consistent) {
-    amp_autocast_report r;
+    amp_autocast_report r = {.struct_size = sizeof r};
     case_matches("tests/data/autocast/dtype_attr", AMP_F16, 1e-2, &r);
     amp_model *m = load("tests/data/autocast/dtype_attr_random/model.onnx");
     amp_model *c = convert(m, AMP_F16, true, NULL);
@@ -322,7 +316,7 @@ Test(autocast, dtype_attribute_ops_stay_consistent) {
 /* 12 */
 Test(autocast, already_16bit_model_is_left_alone) {
     amp_model *m = load("tests/data/autocast/already_fp16/model.onnx");
-    amp_autocast_report r;
+    amp_autocast_report r = {.struct_size = sizeof r};
     amp_model *c = convert(m, AMP_F16, false, &r);
     cr_assert_eq(r.already_16bit, 1);
     cr_assert_eq(c->g->n_nodes, m->g->n_nodes);
@@ -353,7 +347,7 @@ Test(autocast, seed_models_fp16_bf16) {
                             "models/resnet",    "models/mobilenetv2", "models/gpt_block",    "models/unet",
                             "models/lstm_tagger"};
     for (int i = 0; i < 9; i++) {
-        amp_autocast_report r;
+        amp_autocast_report r = {.struct_size = sizeof r};
         case_matches(models[i], AMP_F16, 1e-2, &r);
         cr_assert_gt(r.nodes_16bit, 0);
         case_matches(models[i], AMP_BF16, 1e-2, &r);
@@ -391,7 +385,7 @@ Test(autocast, range_aware_keeps_overflowing_nodes_fp32) {
     amp_autocast_options o = {.struct_size = sizeof o, .dtype = AMP_F16, .keep_io_types = 1, .n_calib = n,
                               .n_calib_names = 1, .calib_names = names, .calib_inputs = (const amp_tensor *const *)cal};
     amp_model *ranged = NULL;
-    amp_autocast_report r;
+    amp_autocast_report r = {.struct_size = sizeof r};
     cr_assert_eq(amp_model_autocast(m, &o, &ranged, &r), AMP_OK, "%s", amp_context_last_error(ctx));
     cr_assert_geq(r.nodes_range_kept, 1);
     cr_assert_geq(r.nodes_16bit, 1, "the first MatMul stays 16-bit");
@@ -412,7 +406,7 @@ Test(autocast, block_lists) {
     amp_autocast_options o = {.struct_size = sizeof o, .dtype = AMP_F16, .keep_io_types = 1, .block_ops = ops,
                               .n_block_ops = 1};
     amp_model *c = NULL;
-    amp_autocast_report r;
+    amp_autocast_report r = {.struct_size = sizeof r};
     cr_assert_eq(amp_model_autocast(m, &o, &c, &r), AMP_OK);
     cr_assert_eq(r.nodes_blocked, count_op(m->g, "Gemm"));
     for (int i = 0; i < c->g->n_nodes; i++)
@@ -531,7 +525,7 @@ Test(autocast, fuzz_layernorm_pattern_with_missing_inputs) {
     amp_model *m = load("tests/bad/fuzz_layernorm_pattern.onnx");
     amp_autocast_options o = {.struct_size = sizeof o, .dtype = AMP_F16};
     amp_model *c = NULL;
-    amp_autocast_report r;
+    amp_autocast_report r = {.struct_size = sizeof r};
     cr_assert_eq(amp_model_autocast(m, &o, &c, &r), AMP_OK, "%s", amp_context_last_error(ctx));
     cr_assert_eq(count_op(c->g, "LayerNormalization"), 0);
     cr_assert_eq(count_op(c->g, "ReduceMean"), 2);

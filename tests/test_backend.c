@@ -208,7 +208,7 @@ static void run_model(const char *name, const char *backend, amp_tensor **outs, 
     const char *names[16];
     cr_assert(nin <= 16);
     for (int i = 0; i < nin; i++) {
-        amp_value_info vi;
+        amp_value_info vi = {.struct_size = sizeof vi};
         cr_assert_eq(amp_model_input_info(m, i, &vi), AMP_OK);
         names[i] = vi.name;
         snprintf(in_path, sizeof in_path, AMP_SOURCE_DIR "/models/%s/test_data_set_0/input_%d.pb", name, i);
@@ -218,14 +218,14 @@ static void run_model(const char *name, const char *backend, amp_tensor **outs, 
     const char *onames[16];
     cr_assert(*nout <= 16);
     for (int i = 0; i < *nout; i++) {
-        amp_value_info vi;
+        amp_value_info vi = {.struct_size = sizeof vi};
         cr_assert_eq(amp_model_output_info(m, i, &vi), AMP_OK);
         onames[i] = vi.name;
         outs[i] = NULL;
     }
     cr_assert_eq(amp_session_run(s, nin, names, (const amp_tensor *const *)ins, *nout, onames, outs), AMP_OK,
                  "%s on %s: %s", name, backend, amp_session_last_error(s));
-    amp_plan_stats ps;
+    amp_plan_stats ps = {.struct_size = sizeof ps};
     cr_assert_eq(amp_session_last_plan(s, &ps), AMP_OK);
     *arena = ps.arena_bytes;
     for (int i = 0; i < nin; i++) amp_tensor_destroy(ins[i]);

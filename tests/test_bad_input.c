@@ -69,7 +69,7 @@ static int run_case(char *line, char *report, size_t rn) {
         int n = 0;
         st = load_inputs(ctx, inputs, names, ins, &n, &msg);
         if (!st) {
-            amp_value_info vi;
+            amp_value_info vi = {.struct_size = sizeof vi};
             int nout = amp_model_output_count(m);
             const char *onames[8];
             for (int i = 0; i < nout && i < 8; i++) {

@@ -26,7 +26,7 @@ static void *worker(void *arg) {
     amp_session *s = NULL;
     j->status = amp_session_create(j->model, &so, &s);
     if (j->status) return NULL;
-    amp_value_info vi, vo;
+    amp_value_info vi = {.struct_size = sizeof vi}, vo = {.struct_size = sizeof vo};
     amp_model_input_info(j->model, 0, &vi);
     amp_model_output_info(j->model, 0, &vo);
     const char *in = vi.name, *out = vo.name;
@@ -45,7 +45,7 @@ static void shared_model(const char *rel, amp_dtype dt) {
     snprintf(path, sizeof path, "%s/%s", AMP_SOURCE_DIR, rel);
     amp_model *m = NULL;
     cr_assert_eq(amp_model_load(ctx, path, &m), AMP_OK);
-    amp_value_info vi;
+    amp_value_info vi = {.struct_size = sizeof vi};
     amp_model_input_info(m, 0, &vi);
     /* inputs of two batch sizes, so threads also plan concurrently */
     amp_tensor *xs[RUNS];

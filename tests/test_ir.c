@@ -295,7 +295,7 @@ Test(ir, model_info_and_save) {
     cr_expect_eq(amp_model_input_count(m), 1);
     cr_expect_eq(amp_model_output_count(m), 1);
     cr_expect_eq(amp_model_opset(m), 17);
-    amp_value_info vi;
+    amp_value_info vi = {.struct_size = sizeof vi};
     cr_assert_eq(amp_model_input_info(m, 0, &vi), AMP_OK);
     cr_expect_str_eq(vi.name, "input");
     cr_expect_eq(vi.dtype, AMP_F32);

@@ -187,7 +187,7 @@ Test(planner, models_within_five_percent_of_lower_bound) {
         int64_t batches[] = {1, 64};
         for (int b = 0; b < 2; b++) {
             amp_dim_binding bind = {"N", batches[b]};
-            amp_plan_stats ps;
+            amp_plan_stats ps = {.struct_size = sizeof ps};
             cr_assert_eq(amp_session_plan(s, 1, &bind, &ps), AMP_OK, "%s", amp_session_last_error(s));
             cr_expect_leq((double)ps.arena_bytes, 1.05 * (double)ps.lower_bound_bytes, "%s batch %lld: arena %zu, LB %zu",
                           models[i], (long long)batches[b], ps.arena_bytes, ps.lower_bound_bytes);

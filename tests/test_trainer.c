@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -16,17 +17,11 @@ static void setup(void) { cr_assert_eq(amp_context_create(NULL, &ctx), AMP_OK); 
 static void teardown(void) { amp_context_destroy(ctx); }
 TestSuite(trainer, .init = setup, .fini = teardown, .timeout = 600);
 
-static amp_model *load(const char *rel) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", AMP_SOURCE_DIR, rel);
-    amp_model *m = NULL;
-    cr_assert_eq(amp_model_load(ctx, path, &m), AMP_OK, "%s", amp_context_last_error(ctx));
-    return m;
-}
+static amp_model *load(const char *rel) { return tt_load(ctx, rel); }
 
 /* A fixed batch: inputs of the model's shape with batch n, labels in 0..9. */
 static void batch(amp_model *m, int64_t n, uint64_t seed, amp_tensor **x, amp_tensor **y) {
-    amp_value_info vi;
+    amp_value_info vi = {.struct_size = sizeof vi};
     amp_model_input_info(m, 0, &vi);
     int64_t dims[AMP_MAX_RANK];
     for (int d = 0; d < vi.rank; d++) dims[d] = vi.dims[d] > 0 ? vi.dims[d] : n;
@@ -58,7 +53,7 @@ static amp_trainer *make(amp_model *m, amp_train_precision p, amp_optimizer opt,
 }
 
 static double step(amp_trainer *t, amp_model *m, const amp_tensor *x, const amp_tensor *y) {
-    amp_value_info vi;
+    amp_value_info vi = {.struct_size = sizeof vi};
     amp_model_input_info(m, 0, &vi);
     const char *name = vi.name;
     double loss = NAN;
@@ -70,7 +65,7 @@ static double step(amp_trainer *t, amp_model *m, const amp_tensor *x, const amp_
 /* Outputs of rank > 2 (per pixel, per position) train with MSE toward a fixed target of the
  * output's shape: the input itself when the shapes match (image to image), else seeded noise. */
 static amp_tensor *mse_target(amp_model *m, const amp_tensor *x) {
-    amp_value_info vo;
+    amp_value_info vo = {.struct_size = sizeof vo};
     amp_model_output_info(m, 0, &vo);
     int64_t dims[AMP_MAX_RANK];
     bool same = vo.rank == x->rank;
@@ -90,7 +85,7 @@ static void loss_falls(const char *model, amp_train_precision p, amp_optimizer o
     amp_model *m = load(model);
     amp_tensor *x, *y;
     batch(m, 8, 3, &x, &y);
-    amp_value_info vo;
+    amp_value_info vo = {.struct_size = sizeof vo};
     amp_model_output_info(m, 0, &vo);
     amp_trainer *t;
     if (vo.rank > 2) {
@@ -133,7 +128,7 @@ Test(trainer, fp16_amp_follows_fp32) {
         double la = step(a, m, x, y), lb = step(b, m, x, y);
         cr_assert_lt(fabs(la - lb), 1e-2 * fabs(la) + 1e-3, "step %d: FP32 %g, FP16 AMP %g", i, la, lb);
     }
-    amp_trainer_state st;
+    amp_trainer_state st = {.struct_size = sizeof st};
     amp_trainer_get_state(b, &st);
     cr_assert_eq(st.steps_skipped, 0);
     cr_assert_eq(st.loss_scale, 65536.0);
@@ -164,7 +159,7 @@ Test(trainer, loss_scaler_rules) {
         cr_assert_eq(amp_tensor_clone(ctx, p, &before[i]), AMP_OK);
     }
     step(t, m, x, y); /* loss * 1e38 overflows FP16: skipped */
-    amp_trainer_state st;
+    amp_trainer_state st = {.struct_size = sizeof st};
     amp_trainer_get_state(t, &st);
     cr_assert_eq(st.last_skipped, 1);
     cr_assert_eq(st.steps_skipped, 1);
@@ -224,7 +219,7 @@ Test(trainer, checkpoint_resume_is_bit_identical) {
             amp_trainer_param(b, i, NULL, &pb);
             cr_assert(tt_equal(pa, pb), "parameter %d differs after resume", i);
         }
-        amp_trainer_state sa, sb;
+        amp_trainer_state sa = {.struct_size = sizeof sa}, sb = {.struct_size = sizeof sb};
         amp_trainer_get_state(a, &sa);
         amp_trainer_get_state(b, &sb);
         cr_assert_eq(sa.steps, sb.steps);
@@ -300,7 +295,7 @@ Test(trainer, export_reloads_with_trained_weights) {
     cr_assert_eq(amp_model_load(ctx, path, &e), AMP_OK);
     amp_session *s = NULL;
     cr_assert_eq(amp_session_create(e, NULL, &s), AMP_OK);
-    amp_value_info vi, vo;
+    amp_value_info vi = {.struct_size = sizeof vi}, vo = {.struct_size = sizeof vo};
     amp_model_input_info(e, 0, &vi);
     amp_model_output_info(e, 0, &vo);
     const char *in = vi.name, *out = vo.name;
@@ -365,7 +360,7 @@ Test(trainer, bad_options_and_inputs) {
     const char *wrong = "not_an_input";
     const amp_tensor *xin = x;
     cr_assert_eq(amp_trainer_step(t, 1, &wrong, &xin, y, NULL), AMP_ERR_INVALID_ARG);
-    amp_value_info vi;
+    amp_value_info vi = {.struct_size = sizeof vi};
     amp_model_input_info(m, 0, &vi);
     cr_assert_eq(amp_trainer_step(t, 1, &vi.name, &xin, NULL, NULL), AMP_ERR_INVALID_ARG);
     amp_tensor_destroy(x);
@@ -467,7 +462,7 @@ Test(trainer, per_parameter_updates_shorten_gradient_lives) {
     amp_model *m = load("models/lenet/model.onnx");
     amp_tensor *x, *y;
     batch(m, 32, 2, &x, &y);
-    amp_plan_stats ps[2];
+    amp_plan_stats ps[2] = {{.struct_size = sizeof ps[0]}, {.struct_size = sizeof ps[1]}};
     for (int k = 0; k < 2; k++) {
         amp_trainer_options o = {.struct_size = sizeof o, .lr = 0.01, .momentum = 0.9, .threads = 2,
                                  .max_grad_norm = k ? 1e9 : 0};
@@ -561,4 +556,200 @@ Test(trainer, gpt_block_trains_with_mse) {
     amp_tensor_destroy(x);
     amp_tensor_destroy(y);
     amp_model_destroy(m);
+}
+
+/* ---- options whose 0 is a valid value other than the default ----------------------------- */
+
+/* tests/data/linear_loss: loss = sum(x * w), so the gradient of w at each step is that step's x */
+static const double lin_w0[4] = {0.5, -0.25, 1.0, -2.0};
+static const double lin_x[3][4] = {{1, -2, 0.5, 3}, {-1, 0.5, 2, 1}, {0.25, 1, -1.5, -0.5}};
+
+/* torch.optim.AdamW by hand, in double: decoupled decay, then bias-corrected moments. */
+static void adamw_by_hand(double lr, double wd, double b1, double b2, double eps, int steps, double w[4]) {
+    double m[4] = {0}, v[4] = {0};
+    for (int i = 0; i < 4; i++) w[i] = lin_w0[i];
+    for (int t = 1; t <= steps; t++)
+        for (int i = 0; i < 4; i++) {
+            const double g = lin_x[t - 1][i];
+            w[i] *= 1.0 - lr * wd;
+            m[i] = b1 * m[i] + (1.0 - b1) * g;
+            v[i] = b2 * v[i] + (1.0 - b2) * g * g;
+            const double mh = m[i] / (1.0 - pow(b1, t)), vh = v[i] / (1.0 - pow(b2, t));
+            w[i] -= lr * mh / (sqrt(vh) + eps);
+        }
+}
+
+/* w of linear_loss after `steps` trainer steps with o; *lr: the last step's rate. */
+static void linear_steps(const amp_trainer_options *o, int steps, double w[4], double *lr) {
+    amp_model *m = load("tests/data/linear_loss/model.onnx");
+    amp_trainer *t = NULL;
+    cr_assert_eq(amp_trainer_create(m, o, &t), AMP_OK, "%s", amp_context_last_error(ctx));
+    const int64_t d[1] = {4};
+    const char *name = "x";
+    for (int s = 0; s < steps; s++) {
+        amp_tensor *x = tt_make(ctx, AMP_F32, 1, d, lin_x[s]);
+        const amp_tensor *xin = x;
+        cr_assert_eq(amp_trainer_step(t, 1, &name, &xin, NULL, NULL), AMP_OK, "%s", amp_trainer_last_error(t));
+        amp_tensor_destroy(x);
+    }
+    const char *pn = NULL;
+    amp_tensor *pv = NULL;
+    cr_assert_eq(amp_trainer_param_count(t), 1);
+    cr_assert_eq(amp_trainer_param(t, 0, &pn, &pv), AMP_OK);
+    cr_assert_str_eq(pn, "w");
+    for (int i = 0; i < 4; i++) w[i] = tt_get(pv, i);
+    amp_trainer_state st = {.struct_size = sizeof st};
+    cr_assert_eq(amp_trainer_get_state(t, &st), AMP_OK);
+    if (lr) *lr = st.lr;
+    amp_trainer_destroy(t);
+    amp_model_destroy(m);
+}
+
+/* got matches the hand-computed want; and, when other is given, want differs from other by far
+ * more than the tolerance (so an option read as its default cannot pass) */
+static void same_w(const double got[4], const double want[4], const double *other, const char *what) {
+    double far = 0;
+    for (int i = 0; i < 4; i++) {
+        cr_assert_lt(fabs(got[i] - want[i]), 1e-5, "%s: w[%d] = %.8f, by hand %.8f", what, i, got[i], want[i]);
+        if (other) far = fmax(far, fabs(want[i] - other[i]));
+    }
+    if (other) cr_assert_gt(far, 1e-4, "%s: the case does not tell the value from the default", what);
+}
+
+Test(trainer, adamw_zeros_given_explicitly_are_used) {
+    const int steps = 3;
+    double got[4], dflt[4], want[4];
+    /* zero-initialised: all defaults (weight decay 0.01, betas 0.9 and 0.999, epsilon 1e-8) */
+    amp_trainer_options o = {.struct_size = sizeof o, .optimizer = AMP_OPTIM_ADAMW, .lr = 0.1, .loss = AMP_LOSS_MODEL};
+    adamw_by_hand(0.1, 0.01, 0.9, 0.999, 1e-8, steps, dflt);
+    linear_steps(&o, steps, got, NULL);
+    same_w(got, dflt, NULL, "defaults");
+    /* a zero with its bit clear still means the default */
+    o.weight_decay = 0;
+    o.beta1 = 0;
+    linear_steps(&o, steps, got, NULL);
+    same_w(got, dflt, NULL, "zeros without set bits");
+
+    o.set = AMP_TRAIN_SET_WEIGHT_DECAY;
+    adamw_by_hand(0.1, 0.0, 0.9, 0.999, 1e-8, steps, want);
+    linear_steps(&o, steps, got, NULL);
+    same_w(got, want, dflt, "weight_decay 0");
+
+    o.set = AMP_TRAIN_SET_BETA1;
+    adamw_by_hand(0.1, 0.01, 0.0, 0.999, 1e-8, steps, want);
+    linear_steps(&o, steps, got, NULL);
+    same_w(got, want, dflt, "beta1 0");
+
+    o.set = AMP_TRAIN_SET_BETA2 | AMP_TRAIN_SET_EPSILON;
+    adamw_by_hand(0.1, 0.01, 0.9, 0.0, 0.0, steps, want);
+    linear_steps(&o, steps, got, NULL);
+    same_w(got, want, dflt, "beta2 0, epsilon 0");
+
+    /* lr 0: nothing moves, not even by weight decay */
+    o.set = AMP_TRAIN_SET_LR;
+    o.lr = 0;
+    linear_steps(&o, steps, got, NULL);
+    same_w(got, lin_w0, dflt, "lr 0");
+}
+
+/* gamma 0 with the step schedule: the first step at lr, every later one at 0 */
+Test(trainer, step_schedule_gamma_zero) {
+    amp_trainer_options o = {.struct_size = sizeof o, .lr = 0.1, .loss = AMP_LOSS_MODEL, .schedule = AMP_LR_STEP,
+                             .step_size = 1, .set = AMP_TRAIN_SET_GAMMA};
+    double got[4], want[4], lr = -1, dflt[4];
+    for (int i = 0; i < 4; i++) {
+        want[i] = lin_w0[i] - 0.1 * lin_x[0][i];
+        /* the default gamma 0.1: lr 0.1, 0.01, 0.001 */
+        dflt[i] = want[i] - 0.01 * lin_x[1][i] - 0.001 * lin_x[2][i];
+    }
+    linear_steps(&o, 3, got, &lr);
+    same_w(got, want, dflt, "gamma 0");
+    cr_assert_eq(lr, 0.0);
+    o.set = 0;
+    linear_steps(&o, 3, got, &lr);
+    same_w(got, dflt, NULL, "gamma default");
+}
+
+/* values outside what the optimizers accept, and set bits this library does not know */
+Test(trainer, optimizer_values_checked) {
+    amp_model *m = load("tests/data/linear_loss/model.onnx");
+    amp_trainer *t = NULL;
+    amp_trainer_options bad[] = {
+        {.struct_size = sizeof bad[0], .optimizer = AMP_OPTIM_ADAMW, .beta1 = 1.0},
+        {.struct_size = sizeof bad[0], .optimizer = AMP_OPTIM_ADAMW, .beta2 = -0.5},
+        {.struct_size = sizeof bad[0], .optimizer = AMP_OPTIM_ADAMW, .weight_decay = -0.01},
+        {.struct_size = sizeof bad[0], .optimizer = AMP_OPTIM_ADAMW, .epsilon = -1e-8},
+        {.struct_size = sizeof bad[0], .momentum = -0.9},
+        {.struct_size = sizeof bad[0], .schedule = AMP_LR_STEP, .step_size = 1, .gamma = -0.1},
+        {.struct_size = sizeof bad[0], .set = 1u << 30},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        bad[k].loss = AMP_LOSS_MODEL;
+        cr_assert_eq(amp_trainer_create(m, &bad[k], &t), AMP_ERR_INVALID_ARG, "case %zu accepted", k);
+        cr_assert_null(t);
+    }
+    amp_model_destroy(m);
+}
+
+/* `amprt train` passes an explicit --weight-decay 0 and --beta1 0 through (they are not read as
+ * "the default"): one AdamW step with decay 0 differs from the default decay 0.01 by exactly
+ * lr * 0.01 * w0; two steps with --beta1 0 differ from the default, --beta1 0.9 does not. */
+static void cli_train(const char *extra, const char *out) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "%s/amprt train %s/models/lenet/model.onnx --data /usr/share/datasets/fashion-mnist --epochs 1 "
+             "--batch 16 --limit-train 64 --limit-test 16 --amp off --optimizer adamw --lr 0.1 --threads 2 "
+             "--progress plain %s --out %s >/dev/null 2>&1",
+             AMP_BINARY_DIR, AMP_SOURCE_DIR, extra, out);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+/* max |a - b - (expect_scale * w0)| over the FP32 initializers of two trained copies of m0 */
+static double init_gap(const amp_model *m0, const char *pa, const char *pb, double expect_scale, double *largest) {
+    amp_model *a = NULL, *b = NULL;
+    cr_assert_eq(amp_model_load(ctx, pa, &a), AMP_OK, "%s", amp_context_last_error(ctx));
+    cr_assert_eq(amp_model_load(ctx, pb, &b), AMP_OK, "%s", amp_context_last_error(ctx));
+    double worst = 0, big = 0;
+    for (int i = 0; i < m0->g->n_inits; i++) {
+        const amp_value *v0 = &m0->g->values[m0->g->inits[i]];
+        if (v0->init->dtype != AMP_F32) continue;
+        int ia = amp_graph_find_value(a->g, v0->name), ib = amp_graph_find_value(b->g, v0->name);
+        cr_assert(ia >= 0 && ib >= 0 && a->g->values[ia].init && b->g->values[ib].init, "%s", v0->name);
+        const amp_tensor *ta = a->g->values[ia].init, *tb = b->g->values[ib].init;
+        for (int64_t k = 0; k < v0->init->numel; k++) {
+            const double d = tt_get(ta, k) - tt_get(tb, k);
+            worst = fmax(worst, fabs(d - expect_scale * tt_get(v0->init, k)));
+            big = fmax(big, fabs(d));
+        }
+    }
+    if (largest) *largest = big;
+    amp_model_destroy(a);
+    amp_model_destroy(b);
+    return worst;
+}
+
+Test(trainer, cli_explicit_zeros_pass_through) {
+    if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK) != 0) {
+        cr_log_warn("SKIP: /usr/share/datasets/fashion-mnist not installed (Debian package dataset-fashion-mnist)");
+        return;
+    }
+    char dir[] = "/tmp/amprt_cli_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char p[5][600];
+    const char *names[5] = {"wd0", "dflt", "b0", "b09", "dflt2"};
+    for (int k = 0; k < 5; k++) snprintf(p[k], sizeof p[k], "%s/%s.onnx", dir, names[k]);
+    cli_train("--max-steps 1 --weight-decay 0", p[0]);
+    cli_train("--max-steps 1", p[1]);
+    cli_train("--max-steps 2 --beta1 0", p[2]);
+    cli_train("--max-steps 2 --beta1 0.9", p[3]);
+    cli_train("--max-steps 2", p[4]);
+    amp_model *m0 = load("models/lenet/model.onnx");
+    double big = 0;
+    cr_assert_lt(init_gap(m0, p[0], p[1], 0.1 * 0.01, NULL), 1e-6, "--weight-decay 0 was not decay 0");
+    cr_assert_eq(init_gap(m0, p[3], p[4], 0.0, NULL), 0.0, "--beta1 0.9 differs from the default");
+    init_gap(m0, p[2], p[4], 0.0, &big);
+    cr_assert_gt(big, 1e-3, "--beta1 0 trained like the default beta1");
+    amp_model_destroy(m0);
+    for (int k = 0; k < 5; k++) unlink(p[k]);
+    rmdir(dir);
 }

@@ -1,6 +1,8 @@
 #include "testutil.h"
 
+#include <criterion/criterion.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -202,4 +204,12 @@ int tt_equal(const amp_tensor *a, const amp_tensor *b) {
             return 0;
     }
     return 1;
+}
+
+amp_model *tt_load(amp_context *ctx, const char *rel) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", AMP_SOURCE_DIR, rel);
+    amp_model *m = NULL;
+    cr_assert_eq(amp_model_load(ctx, path, &m), AMP_OK, "%s: %s", path, amp_context_last_error(ctx));
+    return m;
 }

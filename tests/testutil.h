@@ -35,6 +35,8 @@ amp_status tn_run(amp_test_node *t, int nin, amp_tensor *const *in, int nout, am
  * op table has no such op (running it then fails). Destroy with tn_free. */
 amp_test_node *tn_train(amp_context *ctx, const char *op_type);
 
+/* A model of the source tree (path relative to its root), loaded with ctx or the test fails. */
+amp_model *tt_load(amp_context *ctx, const char *rel);
 /* A copy of t in dtype dt (each value stored with the dtype's rounding). */
 amp_tensor *tt_convert(amp_context *ctx, const amp_tensor *t, amp_dtype dt);
 /* A tensor of dtype filled from doubles (converted with the dtype's rounding). */

@@ -8,9 +8,25 @@
  *    is read from the object or the context (amp_context_last_error), never from a global, and
  *    out-parameters are left untouched.
  *  - Constructors are amp_*_create / amp_*_load; each has a destructor amp_*_destroy that
- *    returns void and accepts NULL.
+ *    returns void and accepts NULL. An object borrows the one it was made from (a tensor or
+ *    model its context, a session its model): destroy the borrower first.
+ *  - Accessors that return a value (counts, dtype, rank, ...) return 0, NULL or AMP_UNDEFINED
+ *    for a NULL object; calls that return amp_status return AMP_ERR_INVALID_ARG for a NULL
+ *    object or a NULL required pointer (with no object there may be no message to read).
  *  - Option structs start with their own size (set it with sizeof, or leave the whole struct
- *    zeroed): zero in any field means "the default", so new fields never break callers.
+ *    zeroed): zero in any field means "the default", so new fields never break callers. Where
+ *    0 is itself a value one may ask for and differs from the default (AdamW's weight_decay
+ *    0.01, beta1 0.9, ...), the struct has an `unsigned set` mask: the field's AMP_*_SET_* bit
+ *    says "use this value, 0 included". Fields without a bit have no useful 0 besides the
+ *    default: a thread count, a limit, an initial loss scale (and a range limit of 0 would
+ *    keep every node that sees a nonzero value in FP32).
+ *  - Output structs the library fills (amp_value_info, amp_plan_stats, amp_autocast_report,
+ *    amp_trainer_state) start with their size too, which the caller must set:
+ *        amp_plan_stats ps = {.struct_size = sizeof ps};
+ *    The library writes only the fields that fit in that size (a program built against an
+ *    older header gets its older, shorter struct filled and nothing past it), never changes
+ *    struct_size, and leaves fields it does not know (a newer header's) as the caller set them.
+ *    A struct_size smaller than sizeof(size_t) (0, say) fails with AMP_ERR_INVALID_ARG.
  *  - Ownership is stated per function: "owned by the caller" means the caller destroys it;
  *    "borrowed" means it lives as long as the object it came from.
  *  - There is no mutable global state: two contexts in two threads never touch each other.
@@ -127,9 +143,12 @@ typedef struct amp_context_desc {
 
 typedef struct amp_context amp_context;
 
-/* Constructor. desc may be NULL (all defaults). *out is owned by the caller. */
+/* Constructor. desc may be NULL (all defaults); it is copied, so it may be freed after the
+ * call. *out is owned by the caller; on failure (AMP_ERR_NO_MEMORY when the allocator refuses)
+ * *out is untouched and no message exists, as there is no context to hold it. */
 AMP_API amp_status amp_context_create(const amp_context_desc *desc, amp_context **out);
-/* Destructor. Everything made from the context must be destroyed first. NULL-safe. */
+/* Destructor. Everything made from the context (tensors, models, sessions, trainers) must be
+ * destroyed first. NULL-safe. */
 AMP_API void amp_context_destroy(amp_context *ctx);
 /* The message of the last failing call made through ctx (or one of its objects).
  * Borrowed: valid until the next call through ctx. Never NULL ("" when none). */
@@ -140,31 +159,45 @@ AMP_API const char *amp_context_last_error(const amp_context *ctx);
 
 typedef struct amp_tensor amp_tensor;
 
-/* Constructor: a new tensor with zeroed storage. dims may be NULL when rank is 0.
- * *out is owned by the caller. */
+/* Constructor: a new tensor with zeroed storage. dims (rank entries) is copied and may be NULL
+ * when rank is 0. *out is owned by the caller and borrows ctx; on failure *out is untouched
+ * and the message is on ctx. */
 AMP_API amp_status amp_tensor_create(amp_context *ctx, amp_dtype dtype, int rank, const int64_t *dims,
                                      amp_tensor **out);
 /* Constructor: a tensor over the caller's memory (nbytes must equal the tensor's size).
- * amprt never frees data; it must outlive the tensor. *out is owned by the caller. */
+ * amprt never frees data; it must outlive the tensor. *out is owned by the caller and borrows
+ * ctx; on failure *out is untouched and the message is on ctx. */
 AMP_API amp_status amp_tensor_wrap(amp_context *ctx, amp_dtype dtype, int rank, const int64_t *dims, void *data,
                                    size_t nbytes, amp_tensor **out);
-/* Constructor: read an ONNX TensorProto (.pb) file. *out is owned by the caller; if name is
- * not NULL, *name receives the tensor's name (owned by the caller, free with amp_free). */
+/* Constructor: read an ONNX TensorProto (.pb) file. *out is owned by the caller and borrows
+ * ctx; if name is not NULL, *name receives the tensor's name (owned by the caller, free with
+ * amp_free(ctx, *name)). On failure *out is untouched, *name is untouched or NULL (nothing to
+ * free), and the message is on ctx. */
 AMP_API amp_status amp_tensor_load_pb(amp_context *ctx, const char *path, amp_tensor **out, char **name);
-/* Write an ONNX TensorProto (.pb) file (to a temporary name, then renamed). */
+/* Method: write t as an ONNX TensorProto (.pb) file whose name field is name (NULL: an empty
+ * name; ONNX test data names it after the graph input or output it feeds). t is only read.
+ * The file is written to a temporary name, then renamed: on failure an existing file at path
+ * is left as it was, and the message is on ctx. */
 AMP_API amp_status amp_tensor_save_pb(amp_context *ctx, const amp_tensor *t, const char *name, const char *path);
+/* Destructor: the tensor and, unless it wraps the caller's memory, its storage. NULL-safe. */
 AMP_API void amp_tensor_destroy(amp_tensor *t);
 
+/* Element type (AMP_UNDEFINED for NULL). */
 AMP_API amp_dtype amp_tensor_dtype(const amp_tensor *t);
+/* Number of dims, 0 for a scalar (and for NULL). */
 AMP_API int amp_tensor_rank(const amp_tensor *t);
-/* Borrowed array of rank dims. */
+/* Borrowed array of rank dims, valid as long as t (NULL for NULL). */
 AMP_API const int64_t *amp_tensor_dims(const amp_tensor *t);
+/* Number of elements: the product of the dims, 1 for a scalar (0 for NULL). */
 AMP_API int64_t amp_tensor_numel(const amp_tensor *t);
+/* Bytes of storage: numel * amp_dtype_size(dtype) (0 for NULL). */
 AMP_API size_t amp_tensor_nbytes(const amp_tensor *t);
-/* Borrowed pointer to the elements (row-major, dtype's layout; f16/bf16 as uint16 bits). */
+/* Borrowed pointer to the elements (row-major, dtype's layout; f16/bf16 as uint16 bits), valid
+ * as long as t; writing through it changes the tensor. NULL for NULL. */
 AMP_API void *amp_tensor_data(amp_tensor *t);
 
-/* Frees memory amprt handed to the caller (strings). NULL-safe. */
+/* Frees memory amprt handed to the caller (strings such as amp_tensor_load_pb's name); ctx is
+ * the context of the call that returned it. NULL-safe (either argument). */
 AMP_API void amp_free(amp_context *ctx, void *p);
 
 /* ---------------------------------------------------------------------------------------- */
@@ -173,17 +206,23 @@ AMP_API void amp_free(amp_context *ctx, void *p);
 typedef struct amp_model amp_model;
 
 /* Constructor: load an ONNX file. External data files are read relative to the file's folder
- * and must stay inside it. *out is owned by the caller; it borrows ctx. */
+ * and must stay inside it. *out is owned by the caller; it borrows ctx. On failure *out is
+ * untouched and the message is on ctx. */
 AMP_API amp_status amp_model_load(amp_context *ctx, const char *path, amp_model **out);
 /* Constructor: load from bytes in memory (copied; the buffer may be freed after the call).
- * base_dir is where external data is looked for; NULL refuses external data. */
+ * base_dir is where external data is looked for; NULL refuses external data. *out is owned by
+ * the caller and borrows ctx; on failure *out is untouched and the message is on ctx. */
 AMP_API amp_status amp_model_load_buffer(amp_context *ctx, const void *data, size_t size, const char *base_dir,
                                          amp_model **out);
-/* Write the model as ONNX (temporary name, then rename). */
+/* Method: write the model as ONNX (temporary name, then rename: on failure an existing file at
+ * path is left as it was). The model is only read; the message is on its context. */
 AMP_API amp_status amp_model_save(amp_model *model, const char *path);
+/* Destructor. Sessions made from the model must be destroyed first; models made from it by
+ * amp_model_autocast and trainers made from it are independent copies. NULL-safe. */
 AMP_API void amp_model_destroy(amp_model *model);
 
 typedef struct amp_value_info {
+    size_t struct_size;               /* set by the caller: sizeof(amp_value_info) */
     const char *name;                 /* borrowed from the model */
     amp_dtype dtype;
     int rank;                         /* -1 when the model does not say */
@@ -191,12 +230,17 @@ typedef struct amp_value_info {
     const char *dim_names[AMP_MAX_RANK]; /* symbolic name of dim i or NULL; borrowed */
 } amp_value_info;
 
+/* Graph inputs a run must be given: those without an initializer (0 for NULL). */
 AMP_API int amp_model_input_count(const amp_model *model);
+/* Graph outputs (0 for NULL). */
 AMP_API int amp_model_output_count(const amp_model *model);
-/* Fill *info for input/output i (0-based). */
+/* Fill *info (struct_size set by the caller) for input i (0-based, as counted by
+ * amp_model_input_count) or output i. The strings in it are borrowed from the model: valid until
+ * amp_model_destroy. On failure (an index out of range, a bad struct_size) *info is untouched
+ * and the message is on the model's context. */
 AMP_API amp_status amp_model_input_info(const amp_model *model, int i, amp_value_info *info);
 AMP_API amp_status amp_model_output_info(const amp_model *model, int i, amp_value_info *info);
-/* The opset of the default ONNX domain. */
+/* The opset of the default ONNX domain (0 for NULL). */
 AMP_API int64_t amp_model_opset(const amp_model *model);
 
 /* ---------------------------------------------------------------------------------------- */
@@ -219,11 +263,16 @@ typedef struct amp_session_options {
 
 typedef struct amp_session amp_session;
 
-/* Constructor. opts may be NULL. The session borrows model: destroy the session first.
- * *out is owned by the caller. */
+/* Constructor. opts may be NULL (all defaults); it is copied. The session borrows model:
+ * destroy the session first. *out is owned by the caller; on failure (an unknown op, a backend
+ * that is not there) *out is untouched and the message is on the model's context. */
 AMP_API amp_status amp_session_create(amp_model *model, const amp_session_options *opts, amp_session **out);
+/* Destructor: the session's plans and arena. Output tensors its runs created belong to the
+ * caller and stay valid. NULL-safe. */
 AMP_API void amp_session_destroy(amp_session *s);
-/* The last error message of this session. Borrowed; never NULL. */
+/* The message of the last failing call on this session (each session has its own, so sessions
+ * of one model may run in different threads). Borrowed: valid until the next call on s.
+ * Never NULL ("" when none, and for NULL). */
 AMP_API const char *amp_session_last_error(const amp_session *s);
 /* The name of the backend the session runs on ("cpu", "cuda", ...; what "auto" chose).
  * Static string; NULL when s is NULL. */
@@ -233,12 +282,14 @@ AMP_API const char *amp_session_backend(const amp_session *s);
  * has no initializer must be given). outputs[i] receives the graph output named output_names[i]:
  *  - if outputs[i] is NULL on entry, a new tensor is created (owned by the caller);
  *  - otherwise it must have the output's dtype and shape, and is filled in place.
- * The inputs are only read. On failure outputs[] that were NULL stay NULL. */
+ * The inputs are only read and may be freed after the call; created outputs borrow the model's
+ * context. On failure outputs[] that were NULL stay NULL, and the message is on s. */
 AMP_API amp_status amp_session_run(amp_session *s, int n_inputs, const char *const *input_names,
                                    const amp_tensor *const *inputs, int n_outputs, const char *const *output_names,
                                    amp_tensor **outputs);
 
 typedef struct amp_plan_stats {
+    size_t struct_size;        /* set by the caller: sizeof(amp_plan_stats) */
     size_t arena_bytes;        /* one arena holding every intermediate of a run */
     size_t lower_bound_bytes;  /* max over steps of live bytes: no plan can be smaller */
     size_t persistent_bytes;   /* weights and constants */
@@ -249,11 +300,14 @@ typedef struct amp_plan_stats {
     const char *strategy;      /* heuristic that won; static string */
 } amp_plan_stats;
 
-/* Plan for the given input shapes without running (bindings for symbolic dims; n may be 0
- * when the model's shapes are all concrete). Fills *stats. */
+/* Method: plan for the given input shapes without running (bindings for symbolic dims; n may be
+ * 0 when the model's shapes are all concrete). The plan is kept for later runs of those shapes.
+ * Fills *stats (struct_size set by the caller; stats may be NULL). On failure *stats is
+ * untouched and the message is on s. */
 AMP_API amp_status amp_session_plan(amp_session *s, int n_bindings, const amp_dim_binding *bindings,
                                     amp_plan_stats *stats);
-/* Stats of the plan used by the last run. */
+/* Stats of the plan of the last run or amp_session_plan into *stats (struct_size set by the
+ * caller): AMP_ERR_NOT_FOUND when there is none yet. On failure *stats is untouched. */
 AMP_API amp_status amp_session_last_plan(const amp_session *s, amp_plan_stats *stats);
 
 /* ---------------------------------------------------------------------------------------- */
@@ -289,6 +343,7 @@ typedef struct amp_autocast_options {
 } amp_autocast_options;
 
 typedef struct amp_autocast_report {
+    size_t struct_size;     /* set by the caller: sizeof(amp_autocast_report) */
     int nodes_16bit;        /* nodes computing in the 16-bit type (inserted casts not counted) */
     int nodes_fp32;         /* nodes computing on FP32 tensors */
     int nodes_other;        /* integer, bool, f64 and shape nodes */
@@ -306,7 +361,9 @@ typedef struct amp_autocast_report {
 /* Constructor: a converted copy of model. opts may be NULL (FP16, I/O converted). The pass
  * colours tensors over op classes, inserts one Cast per (tensor, dtype), converts initializers,
  * cleans up casts and checks types again; a type error fails the call. *out is owned by the
- * caller; report may be NULL. */
+ * caller and borrows model's context, not model (which may be destroyed first). report may be
+ * NULL; else its struct_size is set by the caller and it is filled on success. On failure *out
+ * and *report are untouched and the message is on the context. */
 AMP_API amp_status amp_model_autocast(const amp_model *model, const amp_autocast_options *opts, amp_model **out,
                                       amp_autocast_report *report);
 
@@ -329,19 +386,32 @@ typedef enum amp_loss_kind {
     AMP_LOSS_MODEL = 2          /* the model computes its loss: `output` names it */
 } amp_loss_kind;
 
+/* Bits of amp_trainer_options.set: the fields whose 0 is a valid value other than the default. */
+enum {
+    AMP_TRAIN_SET_LR = 1u << 0,           /* lr 0: parameters stay as they are */
+    AMP_TRAIN_SET_WEIGHT_DECAY = 1u << 1, /* weight_decay 0: AdamW without decay */
+    AMP_TRAIN_SET_BETA1 = 1u << 2,        /* beta1 0: no first-moment averaging */
+    AMP_TRAIN_SET_BETA2 = 1u << 3,        /* beta2 0: the second moment is the last g^2 */
+    AMP_TRAIN_SET_EPSILON = 1u << 4,      /* epsilon 0 (as torch allows) */
+    AMP_TRAIN_SET_GAMMA = 1u << 5         /* gamma 0: the step schedule drops lr to 0 */
+};
+/* Every bit above; amp_trainer_create refuses others (a newer header's) rather than ignore them. */
+#define AMP_TRAIN_SET_ALL 0x3fu
+
 typedef struct amp_trainer_options {
     size_t struct_size;            /* sizeof(amp_trainer_options), or 0 */
     amp_train_precision precision; /* [FP32] */
     amp_optimizer optimizer;       /* [SGD] */
-    double lr;                     /* [0.01 for SGD, 0.001 for AdamW] */
+    double lr;                     /* [0.01 for SGD, 0.001 for AdamW]; bit AMP_TRAIN_SET_LR */
     double momentum;               /* SGD [0] */
     int nesterov;                  /* SGD [0] */
-    double weight_decay;           /* [0 for SGD, 0.01 for AdamW (decoupled)] */
-    double beta1, beta2, epsilon;  /* AdamW [0.9, 0.999, 1e-8] */
+    double weight_decay;           /* [0 for SGD, 0.01 for AdamW (decoupled)]; AMP_TRAIN_SET_WEIGHT_DECAY */
+    double beta1, beta2;           /* AdamW [0.9, 0.999], each in [0, 1); AMP_TRAIN_SET_BETA1, _BETA2 */
+    double epsilon;                /* AdamW [1e-8]; AMP_TRAIN_SET_EPSILON */
     double max_grad_norm;          /* clip the global gradient norm; 0: no clipping */
     amp_lr_schedule schedule;      /* [CONSTANT] */
     int64_t step_size;             /* STEP: multiply by gamma every step_size steps */
-    double gamma;                  /* STEP [0.1] */
+    double gamma;                  /* STEP [0.1]; AMP_TRAIN_SET_GAMMA */
     int64_t warmup_steps;          /* linear warm-up from lr/warmup to lr (any schedule) [0] */
     int64_t total_steps;           /* COSINE: steps from the end of warm-up down to min_lr */
     double min_lr;                 /* COSINE [0] */
@@ -352,12 +422,17 @@ typedef struct amp_trainer_options {
     double init_loss_scale;        /* FP16 [65536] */
     int64_t growth_interval;       /* FP16: clean steps before the scale doubles [2000] */
     int threads;                   /* [one per core] */
+    /* AMP_TRAIN_SET_* bits of the fields above whose value is meant as given even when it is 0
+     * (weight_decay 0 for AdamW, beta1 0, ...). A field whose bit is clear keeps the rule of
+     * every option struct: nonzero is taken as given, 0 means the default in brackets. */
+    unsigned set;
     const char *backend;           /* as amp_session_options.backend [auto] */
 } amp_trainer_options;
 
 typedef struct amp_trainer amp_trainer;
 
 typedef struct amp_trainer_state {
+    size_t struct_size;     /* set by the caller: sizeof(amp_trainer_state) */
     int64_t steps;          /* amp_trainer_step calls */
     int64_t steps_skipped;  /* of which skipped for inf/NaN gradients (FP16) */
     double lr;              /* of the last step */
@@ -369,33 +444,51 @@ typedef struct amp_trainer_state {
 
 /* Constructor: build the training step of model (which is only read; the trainer keeps its own
  * copy): trainable parameters are the FP32 initializers not matched by opts->freeze; the loss,
- * autocast, backward and optimizer nodes form one graph planned as one step. *out is owned by
- * the caller. */
+ * autocast, backward and optimizer nodes form one graph planned as one step. opts may be NULL
+ * (all defaults); it is copied, and its strings need only live during the call. *out is owned
+ * by the caller and borrows model's context, not model (which may be destroyed first). On
+ * failure *out is untouched and the message is on the context. */
 AMP_API amp_status amp_trainer_create(const amp_model *model, const amp_trainer_options *opts, amp_trainer **out);
+/* Destructor: the trainer's parameters, optimizer state and sessions (tensors from
+ * amp_trainer_param die with it; tensors its predictions created belong to the caller).
+ * NULL-safe. */
 AMP_API void amp_trainer_destroy(amp_trainer *t);
+/* The message of the last failing call on this trainer (also written to its context).
+ * Borrowed: valid until the next call on t. Never NULL ("" when none, and for NULL). */
 AMP_API const char *amp_trainer_last_error(const amp_trainer *t);
 /* One optimizer step on a batch. inputs are bound to the model's inputs by name; labels are
  * int64 class indices [N] (cross entropy), a tensor shaped like the output (MSE), or NULL
- * (AMP_LOSS_MODEL). *loss (may be NULL) receives the batch loss, unscaled. */
+ * (AMP_LOSS_MODEL). Inputs and labels are only read. *loss (may be NULL) receives the batch
+ * loss, unscaled. On failure the message is on t (a step skipped for inf/NaN gradients under
+ * FP16 loss scaling is not a failure: see amp_trainer_state). */
 AMP_API amp_status amp_trainer_step(amp_trainer *t, int n_inputs, const char *const *names,
                                     const amp_tensor *const *inputs, const amp_tensor *labels, double *loss);
 /* Run the model with the current parameters, in the training precision, without training.
- * *output: as amp_session_run (NULL: created, owned by the caller). */
+ * output_name NULL means the model's first output. *output: as amp_session_run (NULL on entry:
+ * created, owned by the caller; on failure it stays NULL). The message is on t. */
 AMP_API amp_status amp_trainer_predict(amp_trainer *t, int n_inputs, const char *const *names,
                                        const amp_tensor *const *inputs, const char *output_name, amp_tensor **output);
+/* Fill *state (struct_size set by the caller). On failure *state is untouched. */
 AMP_API amp_status amp_trainer_get_state(const amp_trainer *t, amp_trainer_state *state);
+/* Number of trainable parameters (0 for NULL). */
 AMP_API int amp_trainer_param_count(const amp_trainer *t);
-/* Parameter i: its name and its tensor (borrowed; writing into it changes the parameter). */
+/* Parameter i (0-based): its name and its tensor, both borrowed until amp_trainer_destroy;
+ * writing into the tensor changes the parameter. name or value may be NULL. On failure (i out
+ * of range) they are untouched. */
 AMP_API amp_status amp_trainer_param(amp_trainer *t, int i, const char **name, amp_tensor **value);
-/* Memory plan of the whole step (forward, loss, backward, optimizer) of the last step. */
+/* Memory plan of the whole step (forward, loss, backward, optimizer) of the last step into
+ * *stats (struct_size set by the caller): AMP_ERR_NOT_FOUND before the first step. On failure
+ * *stats is untouched and the message is on t. */
 AMP_API amp_status amp_trainer_last_plan(const amp_trainer *t, amp_plan_stats *stats);
 /* Checkpoints hold parameters, optimizer state, step count, loss scale and two caller values
  * (e.g. epoch and batch), written to a temporary name, then renamed; loading checks names,
- * shapes and a checksum, and changes nothing on failure. */
+ * shapes and a checksum, and changes nothing on failure (the trainer's state, *user_a and
+ * *user_b stay as they were; either pointer may be NULL). Messages are on t. */
 AMP_API amp_status amp_trainer_save_checkpoint(amp_trainer *t, const char *path, int64_t user_a, int64_t user_b);
 AMP_API amp_status amp_trainer_load_checkpoint(amp_trainer *t, const char *path, int64_t *user_a, int64_t *user_b);
 /* Write the trained model as ONNX: dtype AMP_F32 (the original graph with the new weights), or
- * AMP_F16 / AMP_BF16 (converted by autocast, inputs and outputs kept FP32). */
+ * AMP_F16 / AMP_BF16 (converted by autocast, inputs and outputs kept FP32). Temporary name,
+ * then rename: on failure an existing file at path is left as it was; the message is on t. */
 AMP_API amp_status amp_trainer_export(amp_trainer *t, const char *path, amp_dtype dtype);
 
 #ifdef __cplusplus

@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             amp_dim_binding b[32];
             int nb = 0;
             for (int i = 0; i < amp_model_input_count(m) && nb < 32; i++) {
-                amp_value_info vi;
+                amp_value_info vi = {.struct_size = sizeof vi};
                 if (amp_model_input_info(m, i, &vi)) continue;
                 for (int k = 0; k < vi.rank && nb < 32; k++)
                     if (vi.dim_names[k]) {
@@ -30,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         if (!seen) b[nb++] = (amp_dim_binding){vi.dim_names[k], 2};
                     }
             }
-            amp_plan_stats ps;
+            amp_plan_stats ps = {.struct_size = sizeof ps};
             amp_session_plan(s, nb, b, &ps);
         }
     }

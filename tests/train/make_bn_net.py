@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes tests/data/bn_net, dropout_net and loss_net (model.onnx each).
+"""Writes tests/data/bn_net, dropout_net, loss_net and linear_loss (model.onnx each).
 
 bn_net: Conv -> BatchNormalization -> Relu -> Flatten -> Gemm,
 exported by torch in eval mode at opset 17 (BatchNormalization with training_mode 0), for the
@@ -35,6 +35,18 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+
+
+def write(g, name):
+    """Save graph g as tests/data/NAME/model.onnx (opset 17, IR 8), checked by onnx.checker."""
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="amprt-tests")
+    m.ir_version = 8
+    onnx.checker.check_model(m, full_check=True)
+    d = os.path.join(here, "..", "data", name)
+    os.makedirs(d, exist_ok=True)
+    onnx.save(m, os.path.join(d, "model.onnx"))
+
+
 rng = np.random.default_rng(8)
 w1 = (rng.standard_normal((16, 32)) * 0.3).astype(np.float32)
 w2 = (rng.standard_normal((32, 10)) * 0.3).astype(np.float32)
@@ -48,12 +60,7 @@ g = helper.make_graph(
     [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])],
     [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2"),
      numpy_helper.from_array(np.array(0.3, dtype=np.float32), "ratio")])
-m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="amprt-tests")
-m.ir_version = 8
-onnx.checker.check_model(m, full_check=True)
-dout = os.path.join(here, "..", "data", "dropout_net")
-os.makedirs(dout, exist_ok=True)
-onnx.save(m, os.path.join(dout, "model.onnx"))
+write(g, "dropout_net")
 
 # loss_net: a model that computes its own loss: MatMul -> SoftmaxCrossEntropyLoss(labels), the
 # loss as the graph output (the trainer's AMP_LOSS_MODEL)
@@ -66,9 +73,15 @@ g = helper.make_graph(
      helper.make_tensor_value_info("target", TensorProto.INT64, ["N"])],
     [helper.make_tensor_value_info("loss", TensorProto.FLOAT, [])],
     [numpy_helper.from_array(w, "w")])
-m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="amprt-tests")
-m.ir_version = 8
-onnx.checker.check_model(m, full_check=True)
-lout = os.path.join(here, "..", "data", "loss_net")
-os.makedirs(lout, exist_ok=True)
-onnx.save(m, os.path.join(lout, "model.onnx"))
+write(g, "loss_net")
+
+# linear_loss: loss = sum(x * w) over four elements, so the gradient of w is the input x itself
+# and optimizer steps can be computed by hand (tests/test_trainer.c, options whose 0 is valid)
+g = helper.make_graph(
+    [helper.make_node("Mul", ["x", "w"], ["p"], name="mul"),
+     helper.make_node("ReduceSum", ["p"], ["loss"], name="sum", keepdims=0)],
+    "linear_loss",
+    [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+    [helper.make_tensor_value_info("loss", TensorProto.FLOAT, [])],
+    [numpy_helper.from_array(np.array([0.5, -0.25, 1.0, -2.0], dtype=np.float32), "w")])
+write(g, "linear_loss")

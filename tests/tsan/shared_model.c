@@ -23,7 +23,7 @@ static void *worker(void *arg) {
     amp_session_options so = {.struct_size = sizeof so, .backend = "cpu", .threads = 1};
     amp_session *s = NULL;
     if ((j->status = amp_session_create(j->model, &so, &s))) return NULL;
-    amp_value_info vi, vo;
+    amp_value_info vi = {.struct_size = sizeof vi}, vo = {.struct_size = sizeof vo};
     amp_model_input_info(j->model, 0, &vi);
     amp_model_output_info(j->model, 0, &vo);
     const char *in = vi.name, *out = vo.name;
@@ -43,7 +43,7 @@ int main(int argc, char **argv) {
     amp_context *ctx;
     amp_model *m;
     if (amp_context_create(NULL, &ctx) || amp_model_load(ctx, argv[1], &m)) return 1;
-    amp_value_info vi;
+    amp_value_info vi = {.struct_size = sizeof vi};
     amp_model_input_info(m, 0, &vi);
     job ref = {.model = m}, jobs[THREADS];
     for (int r = 0; r < RUNS; r++) {

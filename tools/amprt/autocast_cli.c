@@ -66,7 +66,7 @@ static int load_calibration(amp_context *ctx, amp_model *m, const char *dir, cli
     if (nin > 64) goto done;
     ca->n_names = nin;
     for (int i = 0; i < nin; i++) {
-        amp_value_info vi;
+        amp_value_info vi = {.struct_size = sizeof vi};
         amp_model_input_info(m, i, &vi);
         ca->calib_names[i] = vi.name;
     }
@@ -103,6 +103,7 @@ done:
 int cli_autocast_model(amp_context *ctx, const cli_opts *o, amp_dtype lo, bool keep_io, amp_model **m,
                        cli_autocast *ca) {
     memset(ca, 0, sizeof *ca);
+    ca->report.struct_size = sizeof ca->report;
     amp_autocast_options ao;
     memset(&ao, 0, sizeof ao);
     ao.struct_size = sizeof ao;

@@ -201,7 +201,7 @@ static result run_case(const char *dir, const cli_opts *o, char *why, size_t why
         for (int k = 0; k < nin; k++) {
             snprintf(path, sizeof path, "%s/%s/input_%d.pb", dir, sets[si], k);
             if (!is_file(path)) break;
-            amp_value_info vi;
+            amp_value_info vi = {.struct_size = sizeof vi};
             amp_model_input_info(m, k, &vi);
             s = amp_tensor_load_pb(ctx, path, &ins[k], NULL);
             if (s) {
@@ -215,7 +215,7 @@ static result run_case(const char *dir, const cli_opts *o, char *why, size_t why
             given++;
         }
         for (int k = 0; k < nout && r == R_PASS; k++) {
-            amp_value_info vi;
+            amp_value_info vi = {.struct_size = sizeof vi};
             amp_model_output_info(m, k, &vi);
             onames[k] = vi.name;
             snprintf(path, sizeof path, "%s/%s/output_%d.pb", dir, sets[si], k);

@@ -76,7 +76,7 @@ static int bind_all(amp_model *m, const cli_opts *o, amp_dim_binding *b, char na
         if (v < 0) {
             /* the first dim of some input? */
             for (int i = 0; i < amp_model_input_count(m) && v < 0; i++) {
-                amp_value_info vi;
+                amp_value_info vi = {.struct_size = sizeof vi};
                 amp_model_input_info(m, i, &vi);
                 if (vi.rank > 0 && vi.dim_names[0] && strcmp(vi.dim_names[0], g->syms[si]) == 0 && o->batch)
                     v = o->batch;
@@ -149,14 +149,14 @@ int cmd_inspect(int argc, char **argv) {
     char bnames[64][128];
     int nb = 0;
     bind_all(m, &o, b, bnames, &nb);
-    amp_plan_stats ps;
+    amp_plan_stats ps = {.struct_size = sizeof ps};
     char plan_err[1024] = "";
     amp_session_options so = {.struct_size = sizeof so, .backend = "cpu", .threads = o.threads ? o.threads : 1};
     st = amp_session_create(m, &so, &s);
     if (!st) st = amp_session_plan(s, nb, b, &ps);
     if (st) snprintf(plan_err, sizeof plan_err, "%s: %s", amp_status_name(st), s ? amp_session_last_error(s) : amp_context_last_error(ctx));
     /* precision census and the 16-bit share of matmul/conv FLOPs */
-    amp_autocast_report census;
+    amp_autocast_report census = {.struct_size = sizeof census};
     memset(&census, 0, sizeof census);
     amp_dtype census_lo = lo;
     if (!census_lo) {
@@ -170,7 +170,7 @@ int cmd_inspect(int argc, char **argv) {
     double flops = 0, flops16 = 0;
     if (!plan_err[0]) cli_plan_flops(s, &flops, &flops16);
     /* the FP32 model beside the converted one */
-    amp_plan_stats ps32;
+    amp_plan_stats ps32 = {.struct_size = sizeof ps32};
     int64_t param_bytes32 = 0;
     bool have32 = false;
     if (ca.fp32) {
@@ -179,7 +179,7 @@ int cmd_inspect(int argc, char **argv) {
     }
 
     /* the training step's plan (forward, loss, backward, optimizer in one arena) */
-    amp_plan_stats pst;
+    amp_plan_stats pst = {.struct_size = sizeof pst};
     char train_err[1024] = "";
     bool have_train = false;
     if (o.train) {
@@ -211,7 +211,7 @@ int cmd_inspect(int argc, char **argv) {
         cli_json_str(f, g->producer_name ? g->producer_name : "");
         fprintf(f, ",\"inputs\":[");
         for (int i = 0; i < nin; i++) {
-            amp_value_info vi;
+            amp_value_info vi = {.struct_size = sizeof vi};
             amp_model_input_info(m, i, &vi);
             fprintf(f, "%s{\"name\":", i ? "," : "");
             cli_json_str(f, vi.name);
@@ -222,7 +222,7 @@ int cmd_inspect(int argc, char **argv) {
         }
         fprintf(f, "],\"outputs\":[");
         for (int i = 0; i < nout; i++) {
-            amp_value_info vi;
+            amp_value_info vi = {.struct_size = sizeof vi};
             amp_model_output_info(m, i, &vi);
             fprintf(f, "%s{\"name\":", i ? "," : "");
             cli_json_str(f, vi.name);
@@ -288,14 +288,14 @@ int cmd_inspect(int argc, char **argv) {
         fprintf(f, "model      %s\nopset      %lld (ir %lld, producer %s)\n", o.positional[0], (long long)g->opset,
                 (long long)g->ir_version, g->producer_name ? g->producer_name : "-");
         for (int i = 0; i < nin; i++) {
-            amp_value_info vi;
+            amp_value_info vi = {.struct_size = sizeof vi};
             amp_model_input_info(m, i, &vi);
             fprintf(f, "input      %s %s ", vi.name, amp_dtype_name(vi.dtype));
             print_dims_text(f, &vi);
             fputc('\n', f);
         }
         for (int i = 0; i < nout; i++) {
-            amp_value_info vi;
+            amp_value_info vi = {.struct_size = sizeof vi};
             amp_model_output_info(m, i, &vi);
             fprintf(f, "output     %s %s ", vi.name, amp_dtype_name(vi.dtype));
             print_dims_text(f, &vi);
@@ -402,7 +402,7 @@ static int prepare_run(amp_context *ctx, const cli_opts *o, amp_model **m, amp_s
         return 1;
     }
     for (int i = 0; i < *nout; i++) {
-        amp_value_info vi;
+        amp_value_info vi = {.struct_size = sizeof vi};
         amp_model_output_info(*m, i, &vi);
         onames[i] = vi.name;
     }
@@ -480,7 +480,7 @@ int cmd_run(int argc, char **argv) {
             }
         }
     }
-    amp_plan_stats ps;
+    amp_plan_stats ps = {.struct_size = sizeof ps};
     amp_session_last_plan(s, &ps);
     printf("time: first run %.3f ms (with planning), second run %.3f ms; arena %zu bytes (lower bound %zu)\n",
            t1 - t0, t3 - t2, ps.arena_bytes, ps.lower_bound_bytes);
@@ -543,12 +543,12 @@ int cmd_bench(int argc, char **argv) {
     qsort(times, (size_t)o.runs, sizeof(double), cmp_double);
     double med = o.runs % 2 ? times[o.runs / 2] : 0.5 * (times[o.runs / 2 - 1] + times[o.runs / 2]);
     int64_t batch = ins[0] && ins[0]->rank > 0 ? ins[0]->dims[0] : 1;
-    amp_plan_stats ps;
+    amp_plan_stats ps = {.struct_size = sizeof ps};
     amp_session_last_plan(s, &ps);
     /* with --autocast: the FP32 model's memory for the same inputs */
     int64_t pbytes = 0, pbytes32 = 0;
     for (int i = 0; i < m->g->n_inits; i++) pbytes += (int64_t)m->g->values[m->g->inits[i]].init->nbytes;
-    amp_plan_stats ps32;
+    amp_plan_stats ps32 = {.struct_size = sizeof ps32};
     bool have32 = false;
     if (ca.fp32) {
         for (int i = 0; i < ca.fp32->g->n_inits; i++) pbytes32 += (int64_t)ca.fp32->g->values[ca.fp32->g->inits[i]].init->nbytes;

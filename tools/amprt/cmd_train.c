@@ -14,6 +14,7 @@
 static const char *const usage_train =
     "usage: amprt train MODEL --data DIR [--epochs N] [--batch B] [--amp fp16|bf16|off|fp16-pure]\n"
     "                   [--optimizer sgd|adamw] [--lr X] [--momentum X] [--nesterov] [--weight-decay X]\n"
+    "                   [--beta1 X] [--beta2 X] [--epsilon X]\n"
     "                   [--schedule constant|step|cosine] [--warmup N] [--step-size N] [--gamma X]\n"
     "                   [--total-steps N] [--min-lr X]\n"
     "                   [--max-grad-norm X] [--freeze PATTERN]... [--seed N] [--threads N]\n"
@@ -27,7 +28,10 @@ static const char *const usage_train =
     "  naive scheme, for comparison). Prints progress, the test accuracy per epoch, and writes\n"
     "  the trained model (--out), a chart (--plot), one JSON object per epoch (--json-log) and\n"
     "  checkpoints (every N steps and at each epoch end) that --resume continues exactly.\n"
-    "  --freeze keeps initializers whose names match the pattern (fnmatch) fixed.\n";
+    "  --freeze keeps initializers whose names match the pattern (fnmatch) fixed. A value given\n"
+    "  is used as given, 0 included (--weight-decay 0: AdamW without decay); the defaults are\n"
+    "  torch's: lr 0.01 (SGD) or 0.001 (AdamW), weight decay 0 (SGD) or 0.01 (AdamW), betas\n"
+    "  0.9 and 0.999, epsilon 1e-8, gamma 0.1.\n";
 
 static const char *const usage_eval =
     "usage: amprt evaluate MODEL --data DIR [--batch B] [--autocast fp16|bf16] [--limit-test N] [--threads N]\n"
@@ -61,6 +65,15 @@ static int num(const char *s, const char *opt, double lo, double *v) {
     }
     return 1;
 }
+
+/* Options whose value is used as given, 0 included: without their set bit the library would
+ * read an explicit 0 as "the default" (--weight-decay 0 would decay AdamW by 0.01). */
+static const struct {
+    const char *opt;
+    unsigned bit;
+} given[] = {{"--lr", AMP_TRAIN_SET_LR},       {"--weight-decay", AMP_TRAIN_SET_WEIGHT_DECAY},
+             {"--beta1", AMP_TRAIN_SET_BETA1}, {"--beta2", AMP_TRAIN_SET_BETA2},
+             {"--epsilon", AMP_TRAIN_SET_EPSILON}, {"--gamma", AMP_TRAIN_SET_GAMMA}};
 
 /* Peel the training options; the rest goes to cli_parse. Returns 0 or 2. */
 static int parse_train(int argc, char **argv, train_opts *t, char **rest, int *nrest, const char *usage) {
@@ -116,6 +129,7 @@ static int parse_train(int argc, char **argv, train_opts *t, char **rest, int *n
         } else if (strcmp(a, "--nesterov") == 0) {
             t->to.nesterov = 1;
         } else if (strcmp(a, "--lr") == 0 || strcmp(a, "--momentum") == 0 || strcmp(a, "--weight-decay") == 0 ||
+                   strcmp(a, "--beta1") == 0 || strcmp(a, "--beta2") == 0 || strcmp(a, "--epsilon") == 0 ||
                    strcmp(a, "--gamma") == 0 || strcmp(a, "--max-grad-norm") == 0 || strcmp(a, "--epochs") == 0 ||
                    strcmp(a, "--batch") == 0 || strcmp(a, "--warmup") == 0 || strcmp(a, "--step-size") == 0 ||
                    strcmp(a, "--checkpoint-every") == 0 || strcmp(a, "--max-steps") == 0 ||
@@ -125,6 +139,9 @@ static int parse_train(int argc, char **argv, train_opts *t, char **rest, int *n
             if (strcmp(a, "--lr") == 0) t->to.lr = v;
             else if (strcmp(a, "--momentum") == 0) t->to.momentum = v;
             else if (strcmp(a, "--weight-decay") == 0) t->to.weight_decay = v;
+            else if (strcmp(a, "--beta1") == 0) t->to.beta1 = v;
+            else if (strcmp(a, "--beta2") == 0) t->to.beta2 = v;
+            else if (strcmp(a, "--epsilon") == 0) t->to.epsilon = v;
             else if (strcmp(a, "--gamma") == 0) t->to.gamma = v;
             else if (strcmp(a, "--max-grad-norm") == 0) t->to.max_grad_norm = v;
             else if (strcmp(a, "--epochs") == 0) t->epochs = (int)v;
@@ -138,6 +155,8 @@ static int parse_train(int argc, char **argv, train_opts *t, char **rest, int *n
             else if (strcmp(a, "--total-steps") == 0) t->to.total_steps = (int64_t)v;
             else if (strcmp(a, "--min-lr") == 0) t->to.min_lr = v;
             else t->seed = (uint64_t)v;
+            for (size_t k = 0; k < sizeof given / sizeof given[0]; k++)
+                if (strcmp(a, given[k].opt) == 0) t->to.set |= given[k].bit;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             fputs(usage, stdout);
             exit(0);
@@ -250,7 +269,7 @@ int cmd_train(int argc, char **argv) {
         train->images->numel = t.limit_train * train->h * train->w;
         train->labels->numel = t.limit_train;
     }
-    amp_value_info in0, out0;
+    amp_value_info in0 = {.struct_size = sizeof in0}, out0 = {.struct_size = sizeof out0};
     if (amp_model_input_count(m) != 1 || amp_model_input_info(m, 0, &in0) || amp_model_output_info(m, 0, &out0)) {
         fprintf(stderr, "amprt: train needs a model with one image input\n");
         goto done;
@@ -308,7 +327,7 @@ int cmd_train(int argc, char **argv) {
                 fprintf(stderr, "\namprt: training step failed: %s: %s\n", amp_status_name(s), amp_trainer_last_error(tr));
                 goto done;
             }
-            amp_trainer_state st;
+            amp_trainer_state st = {.struct_size = sizeof st};
             amp_trainer_get_state(tr, &st);
             if (isfinite(loss)) {
                 sum += loss;
@@ -329,7 +348,7 @@ int cmd_train(int argc, char **argv) {
         losses[e] = nb ? sum / (double)nb : NAN;
         accs[e] = acc;
         cli_progress_epoch_end(&pr, losses[e], acc);
-        amp_trainer_state st;
+        amp_trainer_state st = {.struct_size = sizeof st};
         amp_trainer_get_state(tr, &st);
         if (jl) {
             fprintf(jl,
@@ -417,7 +436,7 @@ int cmd_evaluate(int argc, char **argv) {
         fprintf(stderr, "amprt: %s\n", amp_context_last_error(ctx));
         goto done;
     }
-    amp_value_info in0, out0;
+    amp_value_info in0 = {.struct_size = sizeof in0}, out0 = {.struct_size = sizeof out0};
     amp_model_input_info(m, 0, &in0);
     amp_model_output_info(m, 0, &out0);
     double t0 = cli_now_ms();

@@ -218,7 +218,7 @@ int cli_random_inputs(amp_context *ctx, amp_model *m, const cli_opts *o, const c
     int n = amp_model_input_count(m);
     uint64_t seed = 42;
     for (int i = 0; i < n; i++) {
-        amp_value_info vi;
+        amp_value_info vi = {.struct_size = sizeof vi};
         amp_model_input_info(m, i, &vi);
         int64_t dims[AMP_MAX_RANK];
         if (vi.rank < 0) {
