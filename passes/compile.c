@@ -4,11 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/cpu/kernels.h"
 #include "runtime/runtime.h"
 
 #define AMP_ALIGN 256
-
-amp_status amp_cpu_dispatch(amp_kernel *k);
 
 static size_t align_up(size_t n) { return (n + AMP_ALIGN - 1) / AMP_ALIGN * AMP_ALIGN; }
 
@@ -41,10 +40,10 @@ static int64_t node_opset(const amp_graph *g, const amp_node *n) {
 static const char *nname(const amp_node *n) { return n->name && n->name[0] ? n->name : "<unnamed>"; }
 
 /* Run a node now, at plan time, on known inputs; its outputs become constants. */
-static amp_status fold_node(amp_context *ctx, const amp_graph *g, const amp_node *n, amp_slot *slots,
-                            size_t ws_bytes) {
+static amp_status fold_node(amp_context *ctx, const amp_graph *g, const amp_node *n, amp_slot *slots) {
     amp_status s = AMP_OK;
     void *ws = NULL;
+    size_t ws_bytes = 0;
     int nout = n->n_outputs;
     amp_tensor *inv = amp_calloc(ctx, (size_t)n->n_inputs + 1, sizeof(amp_tensor));
     amp_tensor **pin = amp_calloc(ctx, (size_t)n->n_inputs + 1, sizeof(amp_tensor *));
@@ -70,6 +69,9 @@ static amp_status fold_node(amp_context *ctx, const amp_graph *g, const amp_node
         if (s) goto fail;
     }
     /* omitted optional outputs stay NULL: kernels skip them */
+    amp_kernel k = {.ctx = ctx, .n = n, .opset = node_opset(g, n), .nin = n->n_inputs, .nout = nout,
+                    .in = pin, .out = pout, .threads = 1};
+    if ((s = amp_cpu_workspace(&k, &ws_bytes))) goto fail;
     if (ws_bytes) {
         ws = amp_alloc(ctx, ws_bytes);
         if (!ws) {
@@ -77,8 +79,8 @@ static amp_status fold_node(amp_context *ctx, const amp_graph *g, const amp_node
             goto fail;
         }
     }
-    amp_kernel k = {.ctx = ctx, .n = n, .opset = node_opset(g, n), .nin = n->n_inputs, .nout = nout,
-                    .in = pin, .out = pout, .ws = ws, .ws_bytes = ws_bytes, .threads = 1};
+    k.ws = ws;
+    k.ws_bytes = ws_bytes;
     s = amp_cpu_dispatch(&k);
     if (s) goto fail;
     for (int k2 = 0; k2 < nout; k2++) {
@@ -98,6 +100,24 @@ fail:
     return s;
 }
 
+/* The CPU kernel's workspace for step node n, from views as the step will get them (dtypes and
+ * dims from inference; data only for values known now). views and pv hold nin + nout entries. */
+static amp_status step_workspace(amp_context *ctx, const amp_graph *g, const amp_node *n, const amp_slot *slots,
+                                 int threads, amp_tensor *views, amp_tensor **pv, size_t *bytes) {
+    for (int k = 0; k < n->n_inputs + n->n_outputs; k++) {
+        int v = k < n->n_inputs ? n->inputs[k] : n->outputs[k - n->n_inputs];
+        pv[k] = NULL;
+        if (v < 0) continue;
+        const amp_tinfo *ti = &slots[v].ti;
+        amp_tensor_view(&views[k], ti->dtype, ti->rank, ti->dims,
+                        k < n->n_inputs && ti->value ? ti->value->data : NULL);
+        pv[k] = &views[k];
+    }
+    amp_kernel k = {.ctx = ctx, .n = n, .opset = node_opset(g, n), .nin = n->n_inputs, .nout = n->n_outputs,
+                    .in = pv, .out = pv + n->n_inputs, .threads = threads};
+    return amp_cpu_workspace(&k, bytes);
+}
+
 /* Dropout in training mode draws random numbers: never fold it. */
 static bool foldable_op(const amp_node *n) {
     if (n->op == AMP_OP_DROPOUT) return amp_attr_int(n, "is_test", 1) != 0 && n->n_inputs < 3;
@@ -111,6 +131,7 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
     int nv = g->n_values;
     const amp_tinfo **tin = NULL;
     amp_tinfo **tout = NULL, *scratch = NULL;
+    amp_tensor *wsv = NULL, **wsp = NULL; /* views for sizing step workspaces */
     amp_plan *p = amp_calloc(ctx, 1, sizeof *p);
     if (!p) return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory planning");
     /* one extra slot marks the end of the array for amp_plan_destroy */
@@ -133,7 +154,9 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
     tin = amp_calloc(ctx, (size_t)maxio, sizeof *tin);
     tout = amp_calloc(ctx, (size_t)maxio, sizeof *tout);
     scratch = amp_calloc(ctx, (size_t)maxio, sizeof *scratch);
-    if (!tin || !tout || !scratch) {
+    wsv = amp_calloc(ctx, 2 * (size_t)maxio, sizeof *wsv);
+    wsp = amp_calloc(ctx, 2 * (size_t)maxio, sizeof *wsp);
+    if (!tin || !tout || !scratch || !wsv || !wsp) {
         s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory planning");
         goto fail;
     }
@@ -226,7 +249,7 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
         }
         bool fold = foldable_op(n) && (known || n->op == AMP_OP_SHAPE || n->op == AMP_OP_SIZE);
         if (fold) {
-            s = fold_node(ctx, g, n, p->slots, c.workspace_bytes);
+            s = fold_node(ctx, g, n, p->slots);
             if (s) goto fail;
             p->stats.nodes_folded++;
             continue;
@@ -236,7 +259,8 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
         st->nin = n->n_inputs;
         st->nout = n->n_outputs;
         st->ws_buf = -1;
-        st->ws_bytes = c.workspace_bytes;
+        s = step_workspace(ctx, g, n, p->slots, sess->opts.threads, wsv, wsp, &st->ws_bytes);
+        if (s) goto fail;
         for (int k = 0; k < n->n_outputs; k++)
             if (n->outputs[k] >= 0) p->slots[n->outputs[k]].kind = AMP_SLOT_ARENA;
         p->nsteps++;
@@ -349,12 +373,16 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
     amp_dealloc(ctx, tin);
     amp_dealloc(ctx, tout);
     amp_dealloc(ctx, scratch);
+    amp_dealloc(ctx, wsv);
+    amp_dealloc(ctx, wsp);
     return AMP_OK;
 fail:
     amp_plan_destroy(ctx, p);
     amp_dealloc(ctx, tin);
     amp_dealloc(ctx, tout);
     amp_dealloc(ctx, scratch);
+    amp_dealloc(ctx, wsv);
+    amp_dealloc(ctx, wsp);
     return s;
 }
 

@@ -9,7 +9,7 @@
 
 #include "runtime/runtime.h"
 
-amp_status amp_cpu_dispatch(amp_kernel *k);
+#include "backends/cpu/kernels.h"
 
 #define AMP_SMALL_INT_INPUT 64
 

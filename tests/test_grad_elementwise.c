@@ -13,12 +13,12 @@
 #include <string.h>
 
 #include "backends/cpu/cpu.h"
+#include "backends/cpu/kernels.h"
 #include "gradcheck.h"
 #include "ir/grad.h"
 #include "passes/passes.h"
 #include "runtime/runtime.h"
 
-extern amp_status amp_cpu_dispatch(amp_kernel *k);
 
 static amp_context *ctx;
 static void setup(void) { cr_assert_eq(amp_context_create(NULL, &ctx), AMP_OK); }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "backends/cpu/cpu.h"
+#include "backends/cpu/kernels.h"
 #include "ir/grad.h"
 
 amp_test_node *tn_new(amp_context *ctx, const char *op_type) {
@@ -117,10 +118,19 @@ amp_status tn_run(amp_test_node *t, int nin, amp_tensor *const *in, int nout, am
         /* poison outputs so kernels that skip elements are caught */
         memset(out[i]->data, 0x7f, out[i]->nbytes);
     }
-    void *ws = c.workspace_bytes ? malloc(c.workspace_bytes) : NULL;
+    /* the workspace the backend asks for, for the views the kernel gets (every input known, as
+     * when the node is folded) */
     amp_kernel k = {.ctx = t->ctx, .n = &t->node, .opset = t->opset, .nin = nin, .nout = nout, .in = in,
-                    .out = out, .ws = ws, .ws_bytes = c.workspace_bytes, .threads = t->threads};
-    extern amp_status amp_cpu_dispatch(amp_kernel *k);
+                    .out = out, .threads = t->threads};
+    size_t ws_bytes = 0;
+    if ((s = amp_cpu_workspace(&k, &ws_bytes))) goto fail;
+    void *ws = ws_bytes ? malloc(ws_bytes) : NULL;
+    if (ws_bytes && !ws) {
+        s = AMP_ERR_NO_MEMORY;
+        goto fail;
+    }
+    k.ws = ws;
+    k.ws_bytes = ws_bytes;
     s = amp_cpu_dispatch(&k);
     free(ws);
     if (s) goto fail;
