@@ -1,6 +1,7 @@
-/* Gradients of convolution and pooling: what shape inference (ir/ops/conv_grad.c) and the
- * kernels (backends/cpu/grad_conv.c, later backends/cuda) must agree on, and the per-window
- * rules the backward kernels share with the forward pooling kernels.
+/* Gradients of convolution and pooling: the per-window rules the backward kernels
+ * (backends/cpu/grad_conv.c, later backends/cuda) share with the forward pooling kernels. The
+ * geometry that shape inference and kernels agree on (amp_conv_grad_dims, amp_conv_grad_plan,
+ * amp_pool_grad_geom) is in ir/ops/conv.h.
  *
  * ConvGrad and ConvTransposeGrad read (dY, X, W) and write any of (dX, dW, dB); the forward
  * attributes are copied onto them. Both are written in one form: A is the tensor on the large
@@ -21,48 +22,8 @@
 #include "ir/ops/conv.h"
 /* -------------------------------------------------------------------------------------------- */
 
-/* The shape of one convolution gradient, in the A/B form above. */
-typedef struct amp_conv_grad_dims {
-    int transpose;                 /* ConvTransposeGrad */
-    int nsp;
-    int64_t big[AMP_MAX_RANK];     /* spatial dims of A */
-    int64_t small[AMP_MAX_RANK];   /* spatial dims of B (the column count of the im2col matrix) */
-    int64_t k[AMP_MAX_RANK], s[AMP_MAX_RANK], d[AMP_MAX_RANK], pb[AMP_MAX_RANK];
-    int64_t N, G;                  /* batch, groups */
-    int64_t ca, cb;                /* channels per group of A and of B */
-    int64_t ksz, bigsz, P, R;      /* kernel size, A plane size, B plane size, ca * ksz */
-    int64_t wnumel;
-    int direct;                    /* 1x1 kernel, stride 1, no padding: A is its own column matrix */
-} amp_conv_grad_dims;
-
-/* Workspace of ConvGrad / ConvTransposeGrad in elements of the compute type (float for f32,
- * f16, bf16; double for f64): `shared` first (W widened to f32 for 16-bit dX), then `slots`
- * slots of `slot` elements, one per concurrent work item (image, group). Offsets inside a slot
- * are -1 for parts that the requested outputs do not need. */
-typedef struct amp_conv_grad_ws {
-    int64_t shared, slot, slots;
-    int64_t col;  /* im2col matrix [R, P] (also the dcol of Conv's dX) */
-    int64_t a, b; /* 16-bit: A and B slices widened, [ca, bigsz] and [cb, P] */
-    int64_t dx;   /* 16-bit: the dX slice in f32 */
-    int64_t dw;   /* this slot's partial dW [wnumel] */
-    size_t esize;
-} amp_conv_grad_ws;
-
-/* Fill d from the forward attributes of n (ConvGrad or ConvTransposeGrad) and the dims of X and
- * W, then the workspace layout for the outputs wanted. Returns AMP_OK, or a status with a message
- * in msg when the geometry is invalid or a size overflows. Defined in ir/ops/conv_grad.c. */
-amp_status amp_conv_grad_plan(const amp_node *n, amp_dtype dt, int xrank, const int64_t *xdims, const int64_t *wdims,
-                              int want_dx, int want_dw, amp_conv_grad_dims *d, amp_conv_grad_ws *w, char *msg,
-                              size_t cap);
-
-/* Window geometry of MaxPoolGrad / AveragePoolGrad (global = 1: one window over every spatial
- * dim), the same as the forward pool's. Defined in ir/ops/conv_grad.c. */
-amp_status amp_pool_grad_geom(const amp_node *n, int rank, const int64_t *xdims, amp_conv_geom *g, char *msg,
-                              size_t cap);
-/* Workspace of the pool gradients: 16-bit planes are widened to f32 (dY, and X for MaxPool)
- * and accumulate in f32, one plane per slot of amp_pool_grad_slot floats. Sets *slots (0 when
- * none is needed); returns 0 when the size overflows. */
-int amp_pool_grad_ws(amp_dtype dt, int is_max, int64_t planes, int64_t insz, int64_t outsz, int64_t *slots);
+/* Floats per slot of the pool gradients' workspace (backends/cpu/grad_conv.c): 16-bit planes are
+ * widened to f32 (dY, and X for MaxPool) and accumulate in f32, one plane per slot. */
 AMP_HD int64_t amp_pool_grad_slot(int is_max, int64_t insz, int64_t outsz) {
     return insz + outsz + (is_max ? insz : 0);
 }

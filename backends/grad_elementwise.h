@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "backends/elemwise.h"
+#include "ir/ops/elementwise.h" /* amp_binary_grad_b_offset */
 
 #define AMP_GRAD_2_SQRTPI 1.12837916709551257390     /* 2 / sqrt(pi) */
 #define AMP_GRAD_INV_SQRT2PI 0.39894228040143267794  /* 1 / sqrt(2 pi) */
@@ -215,30 +216,16 @@ AMP_HD uint64_t amp_dropout_content_seed(const void *data, int64_t numel, size_t
     return h;
 }
 
-/* ---- shared decisions of inference and kernels ----------------------------------------------- */
+/* ---- decisions every backend's kernels share --------------------------------------------------- */
 
 /* SumToShape splits the reduction into AMP_S2S_PARTS fixed parts, each summing into its own
  * workspace row, when the output is small and the input large (a bias gradient over a batch):
  * splitting over outputs alone would leave threads idle. The parts do not depend on the thread
- * count, so neither do the sums. Inference sizes the workspace with the same test. */
+ * count, so neither do the sums. The CPU backend sizes the workspace with the same test
+ * (amp_cpu_ws_sum_to_shape). */
 #define AMP_S2S_PARTS 16
 #define AMP_S2S_SMALL_OUT 4096
 #define AMP_S2S_PAR_MIN ((int64_t)1 << 15)
 #define AMP_S2S_USE_PARTS(n, m) ((n) >= AMP_S2S_PAR_MIN && (m) > 0 && (m) <= AMP_S2S_SMALL_OUT && (m) < (n))
-
-/* Where BinaryGrad's B starts among the output's dims, by the forward's broadcasting rule:
- * trailing dims; at `axis` for the legacy broadcast of opsets < 7 (axis_given, axis normalised
- * against A's rank); a 1-D PRelu slope of C values on axis 1 before opset 7. */
-AMP_HD int amp_binary_grad_b_offset(int64_t fwd_opset, int prelu, int legacy_bcast, int axis_given, int64_t axis,
-                                    int out_rank, int a_rank, int b_rank, int64_t b_dim0, int64_t a_dim1) {
-    if (fwd_opset < 7) {
-        if (prelu) {
-            if (b_rank == 1 && a_rank >= 2 && b_dim0 != 1 && b_dim0 == a_dim1) return 1;
-        } else if (legacy_bcast && axis_given) {
-            return (int)(axis < 0 ? axis + a_rank : axis);
-        }
-    }
-    return out_rank - b_rank;
-}
 
 #endif

@@ -13,7 +13,7 @@
 
 /* Elements per chunk of the global gradient norm: each chunk's sum of squares is taken in
  * double, then the chunks are added in order, so the norm has the same bits for any thread
- * count. Inference sizes the workspace with it (one double per chunk). */
+ * count. The CPU backend sizes the workspace with it (one double per chunk, amp_cpu_ws_optim). */
 #define AMP_OPTIM_CHUNK 4096
 
 /* the epsilon torch.nn.utils.clip_grad_norm_ adds to the norm */

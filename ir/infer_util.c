@@ -26,7 +26,7 @@ amp_status amp_infer_fail(amp_infer *c, amp_status s, const char *fmt, ...) {
     return s;
 }
 
-amp_status amp_kernel_fail(amp_kernel *k, amp_status s, const char *fmt, ...) {
+amp_status amp_kernel_fail(const amp_kernel *k, amp_status s, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vfail(k->ctx, k->n, s, fmt, ap);

@@ -263,7 +263,6 @@ typedef struct amp_infer {
     int nin, nout;
     const amp_tinfo *const *in; /* in[i] NULL for an omitted optional input */
     amp_tinfo *const *out;      /* out[i] always writable (scratch for omitted outputs) */
-    size_t workspace_bytes;     /* set by ops that need scratch memory while running */
 } amp_infer;
 
 /* Set a message naming the node, return s. */
@@ -308,14 +307,14 @@ typedef struct amp_kernel {
     int nin, nout;
     amp_tensor *const *in;   /* in[i] NULL for an omitted optional input; read-only */
     amp_tensor *const *out;  /* shapes and dtypes already set from inference; data placed */
-    void *ws;                /* workspace of ws_bytes (as requested by inference) */
+    void *ws;                /* workspace of ws_bytes (as the backend sized it, backends/cpu/workspace.def) */
     size_t ws_bytes;
     int threads;
 } amp_kernel;
 
 typedef amp_status (*amp_cpu_kernel_fn)(amp_kernel *k);
 
-amp_status amp_kernel_fail(amp_kernel *k, amp_status s, const char *fmt, ...)
+amp_status amp_kernel_fail(const amp_kernel *k, amp_status s, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
 #endif
@@ -331,8 +330,7 @@ amp_status amp_kernel_fail(amp_kernel *k, amp_status s, const char *fmt, ...)
 #define GRAD(fn) amp_status fn(struct amp_grad_ctx *c);
 #define OP(id, name, domain, lo, hi, cls, bf16, types, grad, inplace, infer, cpu) \
     types grad                                                                    \
-    amp_status infer(amp_infer *c);                                               \
-    amp_status cpu(amp_kernel *k);
+    amp_status infer(amp_infer *c);
 #include "ir/ops.def"
 #undef OP
 

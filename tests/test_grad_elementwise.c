@@ -13,12 +13,12 @@
 #include <string.h>
 
 #include "backends/cpu/cpu.h"
+#include "backends/cpu/kernels.h"
 #include "gradcheck.h"
 #include "ir/grad.h"
 #include "passes/passes.h"
 #include "runtime/runtime.h"
 
-extern amp_status amp_cpu_dispatch(amp_kernel *k);
 
 static amp_context *ctx;
 static void setup(void) { cr_assert_eq(amp_context_create(NULL, &ctx), AMP_OK); }
@@ -1160,7 +1160,7 @@ Test(grad_elementwise, sum_to_shape_in_place_copy) {
     amp_test_node *t = tn_train(ctx, "SumToShape");
     amp_tensor *in[2] = {g, shape}, *out[1] = {g};
     amp_kernel k = {.ctx = ctx, .n = &t->node, .opset = 1, .nin = 2, .nout = 1, .in = in, .out = out, .threads = 2};
-    cr_assert_eq(amp_cpu_dispatch(&k), AMP_OK);
+    cr_assert_eq(tn_run_kernel(&k), AMP_OK);
     cr_assert(tt_equal(g, keep));
     tn_free(t);
     amp_tensor *all[3] = {g, keep, shape};
@@ -1189,7 +1189,7 @@ Test(grad_elementwise, bad_sum_to_shape) {
     ((int64_t *)shape->data)[0] = 4;
     amp_tensor *kin[2] = {g, shape}, *kout[1] = {out};
     amp_kernel k = {.ctx = ctx, .n = &t->node, .opset = 1, .nin = 2, .nout = 1, .in = kin, .out = kout, .threads = 2};
-    cr_assert_eq(amp_cpu_dispatch(&k), AMP_ERR_SHAPE);
+    cr_assert_eq(tn_run_kernel(&k), AMP_ERR_SHAPE);
     tn_free(t);
     amp_tensor *all[4] = {g, fs, out, shape};
     free_all(all, 4);

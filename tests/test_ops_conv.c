@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/cpu/kernels.h"
 #include "testutil.h"
 
 static amp_context *ctx;
@@ -1126,4 +1127,60 @@ Test(conv, large_products_split_over_threads) {
                      .bias = 1};
     run_convt_case(&ct, AMP_F32, "convT one image, split GEMM");
     run_convt_case(&ct, AMP_F64, "convT one image, split GEMM");
+}
+
+/* ---- workspace sizes: the CPU backend's answer (backends/cpu/workspace.def) ------------------ */
+
+/* The CPU workspace of node t over views of the given dtypes and dims (no data), status out. */
+static amp_status ws_of(amp_test_node *t, int nin, const amp_dtype *dt, const int *rank, const int64_t (*dims)[4],
+                        int nout, size_t *bytes) {
+    amp_tensor views[8], *pv[8];
+    int ids[8];
+    for (int i = 0; i < nin + nout; i++) {
+        amp_tensor_view(&views[i], dt[i], rank[i], dims[i], NULL);
+        pv[i] = &views[i];
+        ids[i] = i;
+    }
+    t->node.inputs = ids;
+    t->node.n_inputs = nin;
+    t->node.outputs = ids + nin;
+    t->node.n_outputs = nout;
+    amp_kernel k = {.ctx = ctx, .n = &t->node, .opset = t->opset, .nin = nin, .nout = nout, .in = pv,
+                    .out = pv + nin, .threads = 4};
+    amp_status s = amp_cpu_workspace(&k, bytes);
+    t->node.inputs = t->node.outputs = NULL;
+    return s;
+}
+
+Test(conv, workspace_is_sized_by_the_cpu_backend) {
+    /* 16-bit Gemm widens A, B and Y to f32; f32 runs on the tensors */
+    amp_test_node *t = tn_new(ctx, "Gemm");
+    const int r2[3] = {2, 2, 2};
+    const int64_t gd[3][4] = {{3, 4}, {4, 5}, {3, 5}};
+    const amp_dtype h3[3] = {AMP_F16, AMP_F16, AMP_F16}, f3[3] = {AMP_F32, AMP_F32, AMP_F32};
+    size_t b = 1;
+    cr_assert_eq(ws_of(t, 2, h3, r2, gd, 1, &b), AMP_OK, "%s", amp_context_last_error(ctx));
+    cr_assert_eq(b, (size_t)(12 + 20 + 15) * sizeof(float));
+    cr_assert_eq(ws_of(t, 2, f3, r2, gd, 1, &b), AMP_OK);
+    cr_assert_eq(b, 0);
+    tn_free(t);
+
+    /* an op without a workspace.def line needs none */
+    t = tn_new(ctx, "Relu");
+    b = 1;
+    cr_assert_eq(ws_of(t, 1, f3, r2, gd, 1, &b), AMP_OK);
+    cr_assert_eq(b, 0);
+    tn_free(t);
+
+    /* Conv: the im2col matrix per slot; a kernel larger than the input fails naming the node */
+    t = tn_new(ctx, "Conv");
+    t->node.name = "c1";
+    const int r4[3] = {4, 4, 4};
+    const int64_t cd[3][4] = {{1, 2, 5, 5}, {3, 2, 3, 3}, {1, 3, 3, 3}};
+    cr_assert_eq(ws_of(t, 2, f3, r4, cd, 1, &b), AMP_OK, "%s", amp_context_last_error(ctx));
+    cr_assert_geq(b, (size_t)(2 * 9 * 9) * sizeof(float), "one 18 x 9 column matrix at least");
+    const int64_t bad[3][4] = {{1, 2, 2, 2}, {3, 2, 3, 3}, {1, 3, 1, 1}};
+    cr_assert_eq(ws_of(t, 2, f3, r4, bad, 1, &b), AMP_ERR_SHAPE);
+    cr_assert(strstr(amp_context_last_error(ctx), "c1"), "%s", amp_context_last_error(ctx));
+    tn_free(t);
 }

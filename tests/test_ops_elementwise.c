@@ -7,9 +7,9 @@
 #include <string.h>
 
 #include "backends/cpu/cpu.h"
+#include "backends/cpu/kernels.h"
 #include "testutil.h"
 
-extern amp_status amp_cpu_dispatch(amp_kernel *k);
 
 static amp_context *ctx;
 static void setup(void) { cr_assert_eq(amp_context_create(NULL, &ctx), AMP_OK); }
@@ -69,7 +69,7 @@ static amp_status run_inplace(const char *op, int nin, amp_tensor **in) {
     amp_test_node *t = tn_new(ctx, op);
     amp_tensor *out[1] = {in[0]};
     amp_kernel k = {.ctx = ctx, .n = &t->node, .opset = 17, .nin = nin, .nout = 1, .in = in, .out = out, .threads = 2};
-    amp_status s = amp_cpu_dispatch(&k);
+    amp_status s = tn_run_kernel(&k);
     tn_free(t);
     return s;
 }
@@ -772,7 +772,7 @@ static void unary_case(const ucase *c, amp_dtype dt, int rank, const int64_t *di
     if (inplace) {
         amp_tensor *in[1] = {x};
         amp_kernel k = {.ctx = ctx, .n = &t->node, .opset = t->opset, .nin = 1, .nout = 1, .in = in, .out = in, .threads = 2};
-        cr_assert_eq(amp_cpu_dispatch(&k), AMP_OK, "%s", amp_context_last_error(ctx));
+        cr_assert_eq(tn_run_kernel(&k), AMP_OK, "%s", amp_context_last_error(ctx));
         cr_assert_lt(tt_nse(x, ref), thr(dt), "%s in place %s nse %g", c->op, amp_dtype_name(dt), tt_nse(x, ref));
     } else {
         cr_assert_eq(run(t, 1, &x, 1, out), AMP_OK, "%s %s: %s", c->op, amp_dtype_name(dt), amp_context_last_error(ctx));

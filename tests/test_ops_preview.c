@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "backends/cpu/cpu.h"
+#include "backends/cpu/kernels.h"
 #include "testutil.h"
 
 #define PV_DOMAIN "ai.onnx.preview.training"
@@ -37,7 +38,6 @@ static amp_test_node *pv_node(int op) {
     return t;
 }
 
-extern amp_status amp_cpu_dispatch(amp_kernel *k);
 
 /* tn_run without its limit of 16 inputs, and with omitted outputs (omit[i], NULL for none):
  * infer, allocate the outputs that are not omitted (poisoned), run the kernel. On failure every
@@ -77,8 +77,10 @@ static amp_status pv_run(amp_test_node *t, int nin, amp_tensor *const *in, int n
     if (!s) {
         amp_kernel k = {.ctx = ctx, .n = &t->node, .opset = t->opset, .nin = nin, .nout = nout, .in = in,
                         .out = out, .ws = NULL, .ws_bytes = 0, .threads = t->threads};
-        cr_assert_eq(c.workspace_bytes, 0, "these ops need no workspace");
-        s = amp_cpu_dispatch(&k);
+        size_t ws_bytes = 1;
+        cr_assert_eq(amp_cpu_workspace(&k, &ws_bytes), AMP_OK, "%s", amp_context_last_error(ctx));
+        cr_assert_eq(ws_bytes, 0, "these ops need no workspace");
+        s = tn_run_kernel(&k);
     }
     if (s)
         for (int i = 0; i < nout; i++) {

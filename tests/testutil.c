@@ -88,6 +88,14 @@ void tn_tensor(amp_test_node *t, const char *name, const amp_tensor *v) {
     amp_tensor_clone(t->ctx, v, &a->t);
 }
 
+amp_status tn_run_kernel(amp_kernel *k) {
+    amp_backend *b = NULL;
+    amp_status s = amp_backend_create(k->ctx, tu_backend(), k->threads > 0 ? k->threads : 1, &b);
+    if (!s) s = amp_backend_run_once(b, k);
+    amp_backend_destroy(b);
+    return s;
+}
+
 amp_status tn_run(amp_test_node *t, int nin, amp_tensor *const *in, int nout, amp_tensor **out) {
     if (t->node.op == AMP_OP_UNKNOWN) return amp_seterr(t->ctx, AMP_ERR_UNSUPPORTED, "unknown op %s", t->node.op_type);
     amp_tinfo ti[16], to[16];
@@ -127,10 +135,7 @@ amp_status tn_run(amp_test_node *t, int nin, amp_tensor *const *in, int nout, am
     }
     amp_kernel k = {.ctx = t->ctx, .n = &t->node, .opset = t->opset, .nin = nin, .nout = nout, .in = in,
                     .out = out, .threads = t->threads};
-    amp_backend *b = NULL;
-    s = amp_backend_create(t->ctx, tu_backend(), t->threads, &b);
-    if (!s) s = amp_backend_run_once(b, &k);
-    amp_backend_destroy(b);
+    s = tn_run_kernel(&k);
     if (s) goto fail;
     return AMP_OK;
 fail:

@@ -31,6 +31,10 @@ void tn_tensor(amp_test_node *t, const char *name, const amp_tensor *v); /* clon
  * omitted optional input. Every input's data is visible to inference as a known value. */
 amp_status tn_run(amp_test_node *t, int nin, amp_tensor *const *in, int nout, amp_tensor **out);
 
+/* Run a kernel set up by hand (views, data) once on tu_backend(), which sizes and allocates its
+ * workspace. */
+amp_status tn_run_kernel(amp_kernel *k);
+
 /* A node of a training-domain op (ai.amprt.training, opset 1); node.op is AMP_OP_UNKNOWN when the
  * op table has no such op (running it then fails). Destroy with tn_free. */
 amp_test_node *tn_train(amp_context *ctx, const char *op_type);

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 
 #include "backends/cpu/cpu.h"
+#include "backends/cpu/kernels.h"
 #include "backends/elemwise.h"
 
 #define MAX_OPS 3
@@ -392,6 +393,14 @@ static void scale_out(amp_tensor *o, double scale, int threads) {
 #pragma omp parallel for num_threads(threads > 0 ? threads : 1) if (big)
         for (int64_t i = 0; i < n; i++) amp_st(o->dtype, o->data, i, amp_ld(o->dtype, o->data, i) * scale);
     }
+}
+
+/* 16-bit Sum/Mean of several inputs accumulate in an f32 copy of the output so they round once. */
+amp_status amp_cpu_ws_variadic(const amp_kernel *k, size_t *bytes) {
+    const amp_tensor *out = k->out[0];
+    *bytes = 0;
+    if (!variadic_needs_acc(k->n->op, out->dtype, k->nin)) return AMP_OK;
+    return amp_cpu_ws_elems(k, out->numel, sizeof(float), bytes);
 }
 
 amp_status amp_cpu_variadic(amp_kernel *k) {

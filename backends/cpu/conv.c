@@ -11,6 +11,7 @@
 
 #include "backends/cpu/cpu.h"
 #include "backends/cpu/gemm.h"
+#include "backends/cpu/kernels.h"
 
 #include "ir/ops/conv.h"
 
@@ -21,6 +22,79 @@
 void amp_cpu_blas_threads(int n) {
     if (n < 1) n = 1;
     if (openblas_get_num_threads() != n) openblas_set_num_threads(n);
+}
+
+/* Workspace of one Conv/ConvTranspose run: shared elements plus one slot per concurrent item. */
+typedef struct conv_ws {
+    int64_t shared; /* elements of the compute type used by every work item */
+    int64_t slot;   /* elements each concurrent work item needs */
+    int64_t slots;  /* how many slots the workspace holds (amp_cpu_ws_slots) */
+    size_t esize;   /* bytes of the compute type (float or double) */
+} conv_ws;
+
+static int64_t prod(int n, const int64_t *v) {
+    int64_t p = 1;
+    for (int i = 0; i < n; i++)
+        p *= v[i];
+    return p;
+}
+
+/* Workspace of Conv / ConvTranspose in elements of the compute type (float for f32/f16/bf16,
+ * double for f64). Returns 0 when a size overflows. */
+static int conv_ws_layout(const amp_node *n, amp_dtype dt, const int64_t *xdims, const int64_t *wdims,
+                          const amp_conv_geom *g, conv_ws *w) {
+    int64_t group = amp_attr_int(n, "group", 1);
+    int64_t N = xdims[0], C = xdims[1];
+    int nsp = g->nsp;
+    int64_t ksz = prod(nsp, g->k), insz = prod(nsp, g->in), outsz = prod(nsp, g->out);
+    int half = dt == AMP_F16 || dt == AMP_BF16;
+    int64_t Cg = C / group;
+    int64_t a, b, c, sum;
+    memset(w, 0, sizeof *w);
+    w->esize = dt == AMP_F64 ? sizeof(double) : sizeof(float);
+    if (n->op == AMP_OP_CONV_TRANSPOSE) {
+        int64_t Mg = wdims[1];
+        /* col [Mg*ksz, insz]; 16-bit: X slice [Cg, insz] and Y slice [Mg, outsz] in f32 */
+        if (__builtin_mul_overflow(Mg, ksz, &a) || __builtin_mul_overflow(a, insz, &a)) return 0;
+        if (__builtin_mul_overflow(Cg, insz, &b) || __builtin_mul_overflow(Mg, outsz, &c)) return 0;
+        if (__builtin_add_overflow(a, half ? b + c : 0, &sum)) return 0;
+        w->slot = sum;
+        if (half && __builtin_mul_overflow(wdims[0], Mg * ksz, &w->shared)) return 0;
+    } else {
+        int64_t M = wdims[0], Mg = M / group;
+        int direct = 1;
+        for (int i = 0; i < nsp; i++)
+            if (g->k[i] != 1 || g->s[i] != 1 || g->pb[i] != 0 || g->pe[i] != 0) direct = 0;
+        /* col [Cg*ksz, outsz] unless the 1x1 conv reads X as it is; 16-bit: X slice and Y slice */
+        a = 0;
+        if (!direct && (__builtin_mul_overflow(Cg, ksz, &a) || __builtin_mul_overflow(a, outsz, &a))) return 0;
+        if (__builtin_mul_overflow(Cg, insz, &b) || __builtin_mul_overflow(Mg, outsz, &c)) return 0;
+        if (__builtin_add_overflow(a, half ? b + c : 0, &sum)) return 0;
+        w->slot = sum;
+        if (half && (__builtin_mul_overflow(M, wdims[1], &a) || __builtin_mul_overflow(a, ksz, &w->shared))) return 0;
+    }
+    w->slots = w->slot ? amp_cpu_ws_slots(N * group, w->slot * (int64_t)w->esize) : 0;
+    int64_t tot;
+    if (__builtin_mul_overflow(w->slot, w->slots, &tot) || __builtin_add_overflow(tot, w->shared, &tot)) return 0;
+    if (__builtin_mul_overflow(tot, (int64_t)w->esize, &tot) || tot > (int64_t)(SIZE_MAX / 2)) return 0;
+    return 1;
+}
+
+
+amp_status amp_cpu_ws_conv(const amp_kernel *k, size_t *bytes) {
+    char msg[256];
+    amp_status s;
+    const amp_tensor *X = k->in[0], *W = k->in[1];
+    int transpose = k->n->op == AMP_OP_CONV_TRANSPOSE;
+    amp_conv_geom g;
+    conv_ws w;
+    if ((s = amp_conv_geom_init(k->n, transpose ? AMP_GEOM_CONV_T : AMP_GEOM_CONV, X->rank, X->dims, W->dims, &g, msg,
+                                sizeof msg)))
+        return amp_kernel_fail(k, s, "%s", msg);
+    if (!conv_ws_layout(k->n, X->dtype, X->dims, W->dims, &g, &w))
+        return amp_kernel_fail(k, AMP_ERR_OVERFLOW, "workspace size overflows");
+    *bytes = (size_t)(w.shared + w.slot * w.slots) * w.esize;
+    return AMP_OK;
 }
 
 typedef struct conv_job {
@@ -325,8 +399,8 @@ static amp_status run_conv(amp_kernel *k, int transpose) {
     if ((s = amp_conv_geom_init(k->n, transpose ? AMP_GEOM_CONV_T : AMP_GEOM_CONV, X->rank, X->dims, W->dims, &j.g, msg,
                                 sizeof msg)))
         return amp_kernel_fail(k, s, "%s", msg);
-    amp_conv_ws wl;
-    if (!amp_conv_ws_layout(k->n, X->dtype, X->dims, W->dims, &j.g, &wl))
+    conv_ws wl;
+    if (!conv_ws_layout(k->n, X->dtype, X->dims, W->dims, &j.g, &wl))
         return amp_kernel_fail(k, AMP_ERR_OVERFLOW, "workspace size overflows");
     j.dt = X->dtype;
     j.group = amp_attr_int(k->n, "group", 1);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "base/elem.h"
+#include "backends/cpu/kernels.h"
 #include "base/half.h"
 #include "ir/ir.h"
 
@@ -129,5 +130,9 @@ amp_status amp_cpu_check_indices(amp_kernel *k, const amp_tensor *ind, int64_t l
  * from_input); *noop for empty axes with noop_with_empty_axes (backends/cpu/reduce.c). */
 amp_status amp_cpu_reduce_axes(amp_kernel *k, bool from_input, const amp_tensor *axes_in, int rank, bool *red,
                                bool *noop);
+
+/* LU with partial pivoting in place (backends/cpu/linalg.c: Det and its gradient); returns
+ * det(P), +1 or -1. */
+int amp_cpu_lu(double *a, int64_t n, int64_t *perm);
 
 #endif

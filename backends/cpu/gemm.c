@@ -7,6 +7,7 @@
 
 #include "backends/cpu/cpu.h"
 #include "backends/cpu/gemm.h"
+#include "backends/cpu/kernels.h"
 
 /* OpenMP is the one thread pool: OpenBLAS runs single-threaded inside it, and a large product
  * is cut into column (or row) blocks, one per thread. Two pools on the same cores would spin
@@ -112,6 +113,20 @@ DEFINE_GEMM_FLOAT(double, f64, amp_cpu_dgemm)
 
 DEFINE_GEMM_INT(int32_t, i32)
 DEFINE_GEMM_INT(int64_t, i64)
+
+/* 16-bit operands are widened to f32 in the workspace: A, B and the f32 result (Gemm and
+ * MatMul alike). */
+amp_status amp_cpu_ws_gemm(const amp_kernel *k, size_t *bytes) {
+    const amp_tensor *A = k->in[0], *B = k->in[1], *Y = k->out[0];
+    if (A->dtype != AMP_F16 && A->dtype != AMP_BF16) {
+        *bytes = 0;
+        return AMP_OK;
+    }
+    int64_t t;
+    if (__builtin_add_overflow(A->numel, B->numel, &t) || __builtin_add_overflow(t, Y->numel, &t))
+        return amp_kernel_fail(k, AMP_ERR_OVERFLOW, "workspace size overflows");
+    return amp_cpu_ws_elems(k, t, sizeof(float), bytes);
+}
 
 amp_status amp_cpu_gemm(amp_kernel *k) {
     const amp_tensor *A = k->in[0], *B = k->in[1];

@@ -16,6 +16,7 @@
 
 #include "backends/cpu/cpu.h"
 #include "backends/cpu/gemm.h"
+#include "backends/cpu/kernels.h"
 #include "backends/grad_conv.h"
 
 /* Below this many elements touched, one thread is faster than waking the others. */
@@ -37,11 +38,119 @@ static void unflatten(int64_t flat, int n, const int64_t *lim, int64_t *idx) {
     }
 }
 
+/* ---- workspace ------------------------------------------------------------------------------ */
+
+/* Workspace of ConvGrad / ConvTransposeGrad in elements of the compute type (float for f32,
+ * f16, bf16; double for f64): `shared` first (W widened to f32 for 16-bit dX), then `slots`
+ * slots of `slot` elements, one per concurrent work item (image, group). Offsets inside a slot
+ * are -1 for parts that the requested outputs do not need. */
+typedef struct cg_ws {
+    int64_t shared, slot, slots;
+    int64_t col;  /* im2col matrix [R, P] (also the dcol of Conv's dX) */
+    int64_t a, b; /* 16-bit: A and B slices widened, [ca, bigsz] and [cb, P] */
+    int64_t dx;   /* 16-bit: the dX slice in f32 */
+    int64_t dw;   /* this slot's partial dW [wnumel] */
+    size_t esize;
+} cg_ws;
+
+static int mul_ok(int64_t a, int64_t b, int64_t *r) { return !__builtin_mul_overflow(a, b, r); }
+
+/* The layout of w for the gradient d in dtype dt and the outputs wanted; 0 when a size overflows. */
+static int cg_ws_layout(const amp_conv_grad_dims *d, amp_dtype dt, int want_dx, int want_dw, cg_ws *w) {
+    const int transpose = d->transpose;
+    memset(w, 0, sizeof *w);
+    int half = dt == AMP_F16 || dt == AMP_BF16;
+    int need_a = want_dw || (transpose && want_dx); /* A feeds the column matrix */
+    int need_b = want_dw || (!transpose && want_dx);
+    int need_col = (want_dw || want_dx) && !d->direct;
+    int64_t t, off = 0;
+    w->esize = dt == AMP_F64 ? sizeof(double) : sizeof(float);
+    w->col = w->a = w->b = w->dx = w->dw = -1;
+#define PART(field, cond, x, y)                                                                                        \
+    do {                                                                                                               \
+        if (cond) {                                                                                                    \
+            if (!mul_ok(x, y, &t) || __builtin_add_overflow(off, t, &t))                                               \
+                return 0;                                  \
+            w->field = off;                                                                                            \
+            off = t;                                                                                                   \
+        }                                                                                                              \
+    } while (0)
+    PART(col, need_col, d->R, d->P);
+    PART(a, half && need_a, d->ca, d->bigsz);
+    PART(b, half && need_b, d->cb, d->P);
+    PART(dx, half && want_dx, transpose ? d->cb : d->ca, transpose ? d->P : d->bigsz);
+    PART(dw, want_dw, d->wnumel, 1);
+#undef PART
+    w->slot = off;
+    w->shared = half && want_dx ? d->wnumel : 0;
+    int64_t items, slot_bytes;
+    if (!mul_ok(d->N, d->G, &items) || !mul_ok(w->slot, (int64_t)w->esize, &slot_bytes))
+        return 0;
+    w->slots = 0;
+    if (w->slot) {
+        w->slots = amp_cpu_ws_slots(items, slot_bytes);
+        if (w->slots < 1) w->slots = 1;
+    }
+    if (!mul_ok(w->slot, w->slots, &t) || __builtin_add_overflow(t, w->shared, &t) ||
+        !mul_ok(t, (int64_t)w->esize, &t) || t > (int64_t)(SIZE_MAX / 2))
+        return 0;
+    return 1;
+}
+
+/* The geometry and workspace layout of a convolution gradient; a message on the context on failure. */
+static amp_status cg_plan(const amp_kernel *k, int want_dx, int want_dw, amp_conv_grad_dims *d, cg_ws *w) {
+    char msg[256];
+    const amp_tensor *X = k->in[1], *W = k->in[2];
+    amp_status s = amp_conv_grad_dims_init(k->n, X->rank, X->dims, W->dims, d, msg, sizeof msg);
+    if (s) return amp_kernel_fail(k, s, "%s", msg);
+    if (!cg_ws_layout(d, X->dtype, want_dx, want_dw, w))
+        return amp_kernel_fail(k, AMP_ERR_OVERFLOW, "workspace size overflows");
+    return AMP_OK;
+}
+
+/* Whether output i of the node is wanted (autodiff omits the ones it does not need). */
+static int out_wanted(const amp_kernel *k, int i) { return i < k->nout && k->n->outputs && k->n->outputs[i] >= 0; }
+
+amp_status amp_cpu_ws_conv_grad(const amp_kernel *k, size_t *bytes) {
+    if (k->nin < 3 || !k->in[0] || !k->in[1] || !k->in[2])
+        return amp_kernel_fail(k, AMP_ERR_INVALID_GRAPH, "needs dY, X and W");
+    amp_conv_grad_dims d;
+    cg_ws w;
+    amp_status s = cg_plan(k, out_wanted(k, 0), out_wanted(k, 1), &d, &w);
+    if (s) return s;
+    *bytes = (size_t)(w.shared + w.slot * w.slots) * w.esize;
+    return AMP_OK;
+}
+
+/* The pool gradients: 16-bit planes are widened to f32 and accumulate in f32, one plane per slot
+ * of amp_pool_grad_slot floats; other dtypes need none. */
+amp_status amp_cpu_ws_pool_grad(const amp_kernel *k, size_t *bytes) {
+    char msg[256];
+    const amp_tensor *dX = k->out[0];
+    if (k->nout < 1 || !dX) return amp_kernel_fail(k, AMP_ERR_INVALID_GRAPH, "needs dX");
+    *bytes = 0;
+    if (dX->dtype != AMP_F16 && dX->dtype != AMP_BF16) return AMP_OK;
+    amp_conv_geom g;
+    amp_status s = amp_pool_grad_geom(k->n, dX->rank, dX->dims, &g, msg, sizeof msg);
+    if (s) return amp_kernel_fail(k, s, "%s", msg);
+    int64_t insz = 1, outsz = 1, b;
+    for (int i = 0; i < g.nsp; i++)
+        if (__builtin_mul_overflow(insz, g.in[i], &insz) || __builtin_mul_overflow(outsz, g.out[i], &outsz))
+            return amp_kernel_fail(k, AMP_ERR_OVERFLOW, "input size overflows");
+    int is_max = k->n->op == AMP_OP_MAX_POOL_GRAD;
+    if (insz > INT64_MAX / 4 || outsz > INT64_MAX / 4 ||
+        !mul_ok(amp_pool_grad_slot(is_max, insz, outsz), (int64_t)sizeof(float), &b))
+        return amp_kernel_fail(k, AMP_ERR_OVERFLOW, "workspace size overflows");
+    int64_t slots = amp_cpu_ws_slots(dX->dims[0] * dX->dims[1], b);
+    if (slots < 1) slots = 1;
+    return amp_cpu_ws_elems(k, slots * amp_pool_grad_slot(is_max, insz, outsz), sizeof(float), bytes);
+}
+
 /* ---- convolution -------------------------------------------------------------------------- */
 
 typedef struct cg_job {
     amp_conv_grad_dims d;
-    amp_conv_grad_ws w;
+    cg_ws w;
     amp_dtype dt;
     int half;
     int64_t CA, CB;       /* channels of A and B in all groups */
@@ -320,7 +429,6 @@ static void bias_grad(const amp_tensor *dY, amp_tensor *dB, int threads) {
 }
 
 amp_status amp_cpu_conv_grad(amp_kernel *k) {
-    char msg[256];
     amp_status s;
     if (k->nin < 3 || !k->in[0] || !k->in[1] || !k->in[2])
         return amp_kernel_fail(k, AMP_ERR_INVALID_GRAPH, "needs dY, X and W");
@@ -329,9 +437,7 @@ amp_status amp_cpu_conv_grad(amp_kernel *k) {
                *dB = k->nout > 2 ? k->out[2] : NULL;
     cg_job j;
     memset(&j, 0, sizeof j);
-    if ((s = amp_conv_grad_plan(k->n, X->dtype, X->rank, X->dims, W->dims, dX != NULL, dW != NULL, &j.d, &j.w, msg,
-                                sizeof msg)))
-        return amp_kernel_fail(k, s, "%s", msg);
+    if ((s = cg_plan(k, dX != NULL, dW != NULL, &j.d, &j.w))) return s;
     int threads = k->threads < 1 ? 1 : k->threads;
     if (dB) bias_grad(dY, dB, threads);
     if (!dX && !dW) return AMP_OK;

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 
 #include "backends/cpu/cpu.h"
+#include "backends/cpu/kernels.h"
 #include "backends/cpu/random.h"
 #include "backends/grad_elementwise.h"
 
@@ -286,6 +287,15 @@ static void s2s_parts(const s2s *p, amp_dtype t, const void *g, int64_t n, void 
         for (int part = 0; part < AMP_S2S_PARTS; part++) s += ws[(size_t)part * (size_t)m + (size_t)i];
         st_d(t, out, i, s);
     }
+}
+
+/* SumToShape: one row of m doubles per fixed part when the reduction is split
+ * (AMP_S2S_USE_PARTS); none otherwise. */
+amp_status amp_cpu_ws_sum_to_shape(const amp_kernel *k, size_t *bytes) {
+    const int64_t n = k->in[0]->numel, m = k->out[0]->numel;
+    *bytes = 0;
+    if (!AMP_S2S_USE_PARTS(n, m)) return AMP_OK;
+    return amp_cpu_ws_elems(k, (int64_t)AMP_S2S_PARTS * m, sizeof(double), bytes);
 }
 
 amp_status amp_cpu_sum_to_shape(amp_kernel *k) {

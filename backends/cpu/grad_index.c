@@ -4,8 +4,29 @@
 #include <string.h>
 
 #include "backends/cpu/index.h"
+#include "backends/cpu/kernels.h"
 
 #define PAR_MIN_WORK (1 << 15)
+
+/* GatherNDGrad: 16-bit gradients add up in an f32 copy of dX. */
+amp_status amp_cpu_ws_gather_nd_grad(const amp_kernel *k, size_t *bytes) {
+    const amp_tensor *dx = k->out[0];
+    *bytes = 0;
+    if (dx->dtype != AMP_F16 && dx->dtype != AMP_BF16) return AMP_OK;
+    return amp_cpu_ws_elems(k, dx->numel, sizeof(float), bytes);
+}
+
+/* MaxUnpoolGrad: one int64 per unpooled element, the last X position written there. */
+amp_status amp_cpu_ws_max_unpool_grad(const amp_kernel *k, size_t *bytes) {
+    const amp_tensor *ind = k->in[1];
+    int64_t ud[AMP_MAX_RANK], total = 1;
+    amp_status s = amp_cpu_unpooled_dims(k, ind, ud);
+    if (s) return s;
+    for (int d = 0; d < ind->rank; d++)
+        if (__builtin_mul_overflow(total, ud[d], &total))
+            return amp_kernel_fail(k, AMP_ERR_OVERFLOW, "scratch size overflows");
+    return amp_cpu_ws_elems(k, total, sizeof(int64_t), bytes);
+}
 
 amp_status amp_cpu_gather_nd_grad(amp_kernel *k) {
     const amp_tensor *dy = k->in[0], *ind = k->in[2];

@@ -12,6 +12,7 @@
 
 #include "backends/cpu/cpu.h"
 #include "backends/cpu/gemm.h"
+#include "backends/cpu/kernels.h"
 #include "backends/grad_nn.h"
 
 /* Below this many elements the OpenMP fork costs more than it saves. */
@@ -134,6 +135,18 @@ static bool mmg_disjoint(const amp_mm_shape *s, int wrt) {
 
 DEFINE_MMG(float, f32, cblas_sgemm, amp_cpu_sgemm)
 DEFINE_MMG(double, f64, cblas_dgemm, amp_cpu_dgemm)
+
+/* MatMulGrad, 16-bit: dY, the other operand and the result in f32. */
+amp_status amp_cpu_ws_matmul_grad(const amp_kernel *k, size_t *bytes) {
+    const amp_tensor *dy = k->in[0], *A = k->in[1], *B = k->in[2], *out = k->out[0];
+    *bytes = 0;
+    if (A->dtype != AMP_F16 && A->dtype != AMP_BF16) return AMP_OK;
+    const amp_tensor *other = amp_attr_int(k->n, "wrt", 0) != 0 ? A : B;
+    int64_t n;
+    if (__builtin_add_overflow(dy->numel, other->numel, &n) || __builtin_add_overflow(n, out->numel, &n))
+        return amp_kernel_fail(k, AMP_ERR_OVERFLOW, "workspace size overflows");
+    return amp_cpu_ws_elems(k, n, sizeof(float), bytes);
+}
 
 amp_status amp_cpu_matmul_grad(amp_kernel *k) {
     const amp_tensor *dy = k->in[0], *A = k->in[1], *B = k->in[2];
@@ -499,6 +512,18 @@ static void ln_param_grads(const amp_kernel *k, const ln_args *a, const lparam *
     if (db && !cb) ln_param_general(a, pb, db, false, acc + a->ps.t->numel);
 }
 
+/* LayerNormalizationGrad: per row the mean and 1/stddev, then accumulators for a broadcast Scale
+ * and B, all in double. */
+amp_status amp_cpu_ws_layer_norm_grad(const amp_kernel *k, size_t *bytes) {
+    const amp_tensor *x = k->in[1], *sc = k->in[2], *bi = k->nin > 3 ? k->in[3] : NULL;
+    int64_t axis = amp_attr_int(k->n, "axis", -1);
+    if (axis < 0) axis += x->rank;
+    if (axis < 0 || axis >= x->rank) return amp_kernel_fail(k, AMP_ERR_INVALID_GRAPH, "axis out of range");
+    int64_t rows = 1;
+    for (int d = 0; d < axis; d++) rows *= x->dims[d];
+    return amp_cpu_ws_elems(k, 2 * rows + sc->numel + (bi ? bi->numel : 0), sizeof(double), bytes);
+}
+
 amp_status amp_cpu_layer_norm_grad(amp_kernel *k) {
     ln_args a = {.dy = k->in[0], .x = k->in[1], .smean = in_opt(k, 4), .sinv = in_opt(k, 5), .gmean = in_opt(k, 6),
                  .ginv = in_opt(k, 7), .dx = k->out[0]};
@@ -857,6 +882,17 @@ GN_INLINE void rg_row(bool f32, int mode, const amp_tensor *dy, const amp_tensor
         RG_MODE_CASE(F32, AMP_RG_PROD)                                                                                 \
     default: break;                                                                                                    \
     }
+
+/* ReduceGrad: two statistics per output element (in double) for the reductions that need them
+ * (extreme and tie count, product and zero count, norm, sum, log-sum-exp). */
+amp_status amp_cpu_ws_reduce_grad(const amp_kernel *k, size_t *bytes) {
+    const char *op = amp_attr_str(k->n, "fwd_op", "");
+    const bool stats = strcmp(op, "ReduceSum") != 0 && strcmp(op, "ReduceMean") != 0 &&
+                       strcmp(op, "ReduceSumSquare") != 0 && strcmp(op, "ReduceL1") != 0;
+    *bytes = 0;
+    if (!stats) return AMP_OK;
+    return amp_cpu_ws_elems(k, 2 * k->in[0]->numel, sizeof(double), bytes);
+}
 
 amp_status amp_cpu_reduce_grad(amp_kernel *k) {
     const amp_tensor *dy = k->in[0], *x = k->in[1];

@@ -6,6 +6,7 @@
  * rounding, so one loop serves f32, f16, bf16 and f64 (16-bit backward runs with the same
  * accumulation). Loop bodies are inlined twice, with plain float accesses when the big
  * tensors are f32 and with the per-dtype accessors otherwise. */
+#include "backends/cpu/kernels.h"
 #include "backends/cpu/norm_group.h"
 
 /* Below this many elements the OpenMP fork costs more than it saves. */
@@ -76,6 +77,18 @@ GN_INLINE void gng_block(bool f32, const gng_args *a, int64_t ng) {
             stf(f32, a->dx->dtype, a->dx->data, row + i, inv * (gam * gy - sg - xh * sgx));
         }
     }
+}
+
+/* GroupNormalizationGrad: the per-(n, channel) sums of dY and dY * xhat that dscale and dbias add
+ * up over N, in double; none for an empty X. */
+amp_status amp_cpu_ws_group_norm_grad(const amp_kernel *k, size_t *bytes) {
+    const amp_tensor *x = k->in[1];
+    *bytes = 0;
+    if (x->numel == 0) return AMP_OK;
+    int64_t n;
+    if (__builtin_mul_overflow(x->dims[0], x->dims[1], &n) || __builtin_mul_overflow(n, 2, &n))
+        return amp_kernel_fail(k, AMP_ERR_OVERFLOW, "workspace size overflows");
+    return amp_cpu_ws_elems(k, n, sizeof(double), bytes);
 }
 
 amp_status amp_cpu_group_norm_grad(amp_kernel *k) {
@@ -178,6 +191,12 @@ GN_INLINE void lrng_pass2(bool f32, const lrng_args *a, int64_t r) {
                          k2 * ldf(f32, a->x->dtype, a->x->data, at) * t;
         stf(f32, a->dx->dtype, a->dx->data, at, v);
     }
+}
+
+/* LRNGrad: dY * X * D^(-beta-1) per element (double), which every channel of the window reads
+ * back. */
+amp_status amp_cpu_ws_lrn_grad(const amp_kernel *k, size_t *bytes) {
+    return amp_cpu_ws_elems(k, k->in[1]->numel, sizeof(double), bytes);
 }
 
 amp_status amp_cpu_lrn_grad(amp_kernel *k) {

@@ -16,6 +16,7 @@
 
 #include "backends/cpu/cpu.h"
 #include "backends/cpu/gemm.h"
+#include "backends/cpu/kernels.h"
 #include "ir/ops/rnn.h"
 
 typedef struct rg_job {
@@ -71,6 +72,21 @@ static bool step_time(const rg_job *j, bool fwd, int64_t step, int64_t b, int64_
 #define RG_FN(name) name##_f64
 #define RG_GEMM amp_cpu_dgemm
 #include __FILE__
+
+/* RNNGrad, GRUGrad and LSTMGrad: one direction's buffers (reused by the next),
+ * amp_rnn_grad_ws_elems elements of the compute type. Inputs: the forward's, then dY. */
+amp_status amp_cpu_ws_rnn_grad(const amp_kernel *k, size_t *bytes) {
+    const amp_op op = k->n->op;
+    const amp_op fop = op == AMP_OP_RNN_GRAD ? AMP_OP_RNN : op == AMP_OP_GRU_GRAD ? AMP_OP_GRU : AMP_OP_LSTM;
+    if (k->nin < 3 || !k->in[0] || !k->in[1] || !k->in[2])
+        return amp_kernel_fail(k, AMP_ERR_INVALID_GRAPH, "X, W and R are required");
+    const amp_tensor *X = k->in[0], *W = k->in[1], *R = k->in[2];
+    const amp_dtype dt = X->dtype;
+    const int64_t layout = amp_attr_int(k->n, "layout", 0);
+    const int64_t S = X->dims[layout ? 1 : 0], B = X->dims[layout ? 0 : 1], I = X->dims[2];
+    const int64_t n = amp_rnn_grad_ws_elems(fop, dt == AMP_F16 || dt == AMP_BF16, S, B, I, R->dims[2], W->dims[0]);
+    return amp_cpu_ws_elems(k, n, dt == AMP_F64 ? sizeof(double) : sizeof(float), bytes);
+}
 
 amp_status amp_cpu_rnn_grad(amp_kernel *k) {
     const amp_op op = k->n->op;

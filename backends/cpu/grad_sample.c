@@ -6,6 +6,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "backends/cpu/kernels.h"
 #include "backends/cpu/sample.h"
 
 #define PAR_MIN_WORK ((int64_t)1 << 14)
@@ -18,6 +19,16 @@ typedef struct acc_buf {
     float *f;     /* f32 sums (f32 dX, or the scratch) */
     double *d;    /* f64 sums */
 } acc_buf;
+
+/* GridSampleGrad (when dX is wanted) and RoiAlignGrad: 16-bit dX sums in an f32 copy. */
+amp_status amp_cpu_ws_sample_grad(const amp_kernel *k, size_t *bytes) {
+    const bool grid = k->n->op == AMP_OP_GRID_SAMPLE_GRAD;
+    const amp_dtype dt = k->in[grid ? 1 : 0]->dtype;
+    const bool want_dx = k->nout > 0 && k->out[0] && (!k->n->outputs || k->n->outputs[0] >= 0);
+    *bytes = 0;
+    if ((dt != AMP_F16 && dt != AMP_BF16) || !want_dx) return AMP_OK;
+    return amp_cpu_ws_elems(k, k->out[0]->numel, sizeof(float), bytes);
+}
 
 static amp_status acc_open(amp_kernel *k, amp_tensor *dx, acc_buf *a) {
     a->dt = dx->dtype;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "backends/cpu/cpu.h"
+#include "backends/cpu/kernels.h"
 #include "backends/grad_shape.h"
 
 /* Below this many elements a thread team costs more than it saves. */
@@ -31,6 +32,45 @@ static bool is_index(const amp_tensor *t) { return t && (t->dtype == AMP_I64 || 
  * lists, and neighbours of the same kind merge, so that a bias gradient reads long contiguous
  * runs of dY. */
 enum { DIM_MAP, DIM_IDENT, DIM_BCAST };
+
+/* SliceGrad, PadGrad, TileGrad and GatherGrad: the fold's maps and inverse lists over the op's
+ * own dims (amp_gs_fold_ws_bytes; the kernel merges dims and may use less). dX has X's shape. */
+amp_status amp_cpu_ws_fold_grad(const amp_kernel *k, size_t *bytes) {
+    const amp_tensor *dy = k->in[0], *dx = k->out[0];
+    int64_t xv[AMP_MAX_RANK], yv[AMP_MAX_RANK];
+    switch (k->n->op) {
+    case AMP_OP_TILE_GRAD: {
+        /* X's dims aligned to dY's rank with leading ones */
+        const int lead = dy->rank - dx->rank;
+        if (lead < 0) return amp_kernel_fail(k, AMP_ERR_SHAPE, "the gradient has a lower rank than the input");
+        for (int d = 0; d < dy->rank; d++) xv[d] = d < lead ? 1 : dx->dims[d - lead];
+        *bytes = amp_gs_fold_ws_bytes(dy->rank, xv, dy->dims);
+        return AMP_OK;
+    }
+    case AMP_OP_GATHER_GRAD: {
+        /* the index dims seen as one */
+        const int r = dx->rank;
+        const int64_t a = amp_attr_int(k->n, "axis", 0);
+        if (r < 1 || a < -r || a >= r) return amp_kernel_fail(k, AMP_ERR_INVALID_ARG, "axis out of range");
+        memcpy(yv, dx->dims, sizeof(int64_t) * (size_t)r);
+        yv[a < 0 ? a + r : a] = k->in[2]->numel;
+        *bytes = amp_gs_fold_ws_bytes(r, dx->dims, yv);
+        return AMP_OK;
+    }
+    default: /* SliceGrad, PadGrad: dY has the op's rank */
+        if (dy->rank != dx->rank) return amp_kernel_fail(k, AMP_ERR_SHAPE, "dY and dX differ in rank");
+        *bytes = amp_gs_fold_ws_bytes(dx->rank, dx->dims, dy->dims);
+        return AMP_OK;
+    }
+}
+
+/* GatherElementsGrad: 16-bit gradients add up in an f32 copy of dX. */
+amp_status amp_cpu_ws_gather_elements_grad(const amp_kernel *k, size_t *bytes) {
+    const amp_tensor *dx = k->out[0];
+    *bytes = 0;
+    if (dx->dtype != AMP_F16 && dx->dtype != AMP_BF16) return AMP_OK;
+    return amp_cpu_ws_elems(k, dx->numel, sizeof(float), bytes);
+}
 
 typedef struct fold {
     int r;

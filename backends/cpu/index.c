@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "backends/cpu/index.h"
+#include "backends/cpu/kernels.h"
 
 #define PAR_MIN_WORK (1 << 15)
 
@@ -330,6 +331,16 @@ static ALWAYS_INLINE void topk_select(const topk_row *r, amp_dtype dt) {
 static void topk_select_f32(const topk_row *r) { topk_select(r, AMP_F32); }
 static void topk_select_any(const topk_row *r) { topk_select(r, r->dt); }
 
+/* The kernel keeps its selection in Indices; without that output it needs room of its own, one
+ * int64 per output element. */
+amp_status amp_cpu_ws_top_k(const amp_kernel *k, size_t *bytes) {
+    const amp_tensor *vals = k->out[0];
+    bool have_ind = k->nout > 1 && k->n->outputs && k->n->outputs[1] >= 0;
+    *bytes = 0;
+    if (have_ind || !vals) return AMP_OK;
+    return amp_cpu_ws_elems(k, vals->numel, sizeof(int64_t), bytes);
+}
+
 amp_status amp_cpu_top_k(amp_kernel *k) {
     const amp_tensor *x = k->in[0];
     amp_tensor *vals = k->out[0], *ind = k->nout > 1 ? k->out[1] : NULL;
@@ -404,7 +415,7 @@ amp_status amp_cpu_reverse_sequence(amp_kernel *k) {
 
 /* The unpooled dims of X, or of I, which has X's shape (inference checked the attributes);
  * MaxUnpoolGrad's kernel uses it too. */
-amp_status amp_cpu_unpooled_dims(amp_kernel *k, const amp_tensor *x, int64_t *dims) {
+amp_status amp_cpu_unpooled_dims(const amp_kernel *k, const amp_tensor *x, int64_t *dims) {
     int sp = x->rank - 2;
     const int64_t *ks = NULL, *st = NULL, *pd = NULL;
     int nk = amp_attr_ints(k->n, "kernel_shape", &ks), ns = amp_attr_ints(k->n, "strides", &st);

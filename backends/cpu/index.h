@@ -11,6 +11,6 @@ amp_status amp_cpu_nd_check(amp_kernel *k, int rank, const int64_t *dims, const 
                             int64_t *tuples, int64_t *slice);
 int64_t amp_cpu_nd_offset(int rank, const int64_t *dims, const amp_tensor *ind, int64_t batch_dims, int64_t t);
 /* The unpooled dims of X (or of I, which has X's shape) for MaxUnpool's attributes. */
-amp_status amp_cpu_unpooled_dims(amp_kernel *k, const amp_tensor *x, int64_t *dims);
+amp_status amp_cpu_unpooled_dims(const amp_kernel *k, const amp_tensor *x, int64_t *dims);
 
 #endif

@@ -12,6 +12,7 @@
 
 #include "backends/cpu/cpu.h"
 #include "backends/cpu/gemm.h"
+#include "backends/cpu/kernels.h"
 #include "ir/ops/linalg.h"
 
 
@@ -352,6 +353,54 @@ static bool output_split(const int8_t *olab, int orank, uint64_t bm, uint64_t am
     return true;
 }
 
+/* The labels of every operand dim and of the output, and every label's size, from the equation
+ * and the inputs' dims; a message on the context on failure. */
+static amp_status einsum_labels(const amp_kernel *k, int8_t (*lab)[AMP_MAX_RANK], int8_t *olab, int *orank,
+                                int64_t *ldim) {
+    const int nin = k->nin;
+    int ranks[EIN_MAX_IN];
+    int64_t dims[EIN_MAX_IN][AMP_MAX_RANK];
+    for (int i = 0; i < nin; i++) {
+        ranks[i] = k->in[i]->rank;
+        memcpy(dims[i], k->in[i]->dims, sizeof dims[i]);
+    }
+    char msg[256];
+    int ell;
+    amp_status s;
+    if ((s = amp_einsum_parse(amp_attr_str(k->n, "equation", NULL), nin, ranks, lab, olab, orank, &ell, msg,
+                              sizeof msg)) ||
+        (s = amp_einsum_sizes(nin, ranks, (const int64_t(*)[AMP_MAX_RANK])dims, (const int8_t(*)[AMP_MAX_RANK])lab,
+                              ldim, msg, sizeof msg)))
+        return amp_kernel_fail(k, s, "%s", msg);
+    return AMP_OK;
+}
+
+/* The intermediate results of the pairwise contractions, in the compute type (f32 for f32, f16
+ * and bf16; 8 bytes otherwise), as amp_einsum_plan lays them out. */
+amp_status amp_cpu_ws_einsum(const amp_kernel *k, size_t *bytes) {
+    const int nin = k->nin;
+    if (nin < 1 || nin > EIN_MAX_IN) return amp_kernel_fail(k, AMP_ERR_INVALID_GRAPH, "bad input count");
+    const amp_dtype dt = k->in[0]->dtype;
+    int8_t lab[EIN_MAX_IN][AMP_MAX_RANK], olab[AMP_MAX_RANK];
+    int orank;
+    int64_t ldim[NLAB];
+    amp_status s = einsum_labels(k, lab, olab, &orank, ldim);
+    if (s) return s;
+    uint64_t omask = 0, mask[EIN_MAX_IN];
+    for (int d = 0; d < orank; d++) omask |= 1ull << olab[d];
+    for (int i = 0; i < nin; i++) {
+        mask[i] = 0;
+        for (int d = 0; d < k->in[i]->rank; d++) mask[i] |= 1ull << lab[i][d];
+    }
+    int pair[EIN_MAX_IN][2];
+    uint64_t keep[EIN_MAX_IN];
+    int64_t res_off[EIN_MAX_IN], pack_off;
+    const int64_t elems = amp_einsum_plan(nin, mask, omask, ldim, pair, keep, res_off, &pack_off);
+    const size_t esize = dt == AMP_F32 || dt == AMP_F16 || dt == AMP_BF16 ? 4 : 8;
+    if (elems < 0) return amp_kernel_fail(k, AMP_ERR_OVERFLOW, "the intermediate results of the contraction overflow");
+    return amp_cpu_ws_elems(k, elems, esize, bytes);
+}
+
 amp_status amp_cpu_einsum(amp_kernel *k) {
     const int nin = k->nin;
     amp_tensor *Y = k->out[0];
@@ -361,22 +410,11 @@ amp_status amp_cpu_einsum(amp_kernel *k) {
                           : dt == AMP_F64                                  ? AMP_F64
                                                                            : AMP_I64;
     const size_t esize = amp_dtype_size(cdt);
-    int ranks[EIN_MAX_IN];
-    int64_t dims[EIN_MAX_IN][AMP_MAX_RANK];
     int8_t lab[EIN_MAX_IN][AMP_MAX_RANK], olab[AMP_MAX_RANK];
-    for (int i = 0; i < nin; i++) {
-        ranks[i] = k->in[i]->rank;
-        memcpy(dims[i], k->in[i]->dims, sizeof dims[i]);
-    }
-    char msg[256];
-    int orank, ell;
+    int orank;
     int64_t ldim[NLAB];
-    amp_status s;
-    if ((s = amp_einsum_parse(amp_attr_str(k->n, "equation", NULL), nin, ranks, lab, olab, &orank, &ell, msg,
-                              sizeof msg)) ||
-        (s = amp_einsum_sizes(nin, ranks, (const int64_t(*)[AMP_MAX_RANK])dims, (const int8_t(*)[AMP_MAX_RANK])lab,
-                              ldim, msg, sizeof msg)))
-        return amp_kernel_fail(k, s, "%s", msg);
+    amp_status s = einsum_labels(k, lab, olab, &orank, ldim);
+    if (s) return s;
     if (Y->numel == 0) return AMP_OK;
     uint64_t omask = 0, mask[EIN_MAX_IN];
     for (int d = 0; d < orank; d++) omask |= 1ull << olab[d];
@@ -500,6 +538,23 @@ int amp_cpu_lu(double *a, int64_t n, int64_t *perm) {
         }
     }
     return sign;
+}
+
+/* Det and DetGrad factor up to amp_det_slots matrices at once, one slot of
+ * amp_det_slot_doubles each. Det reads X (batch in Y); DetGrad reads (dY, X). */
+amp_status amp_cpu_ws_det(const amp_kernel *k, size_t *bytes) {
+    const bool grad = k->n->op == AMP_OP_DET_GRAD;
+    const amp_tensor *X = k->in[grad ? 1 : 0];
+    const int64_t nb = grad ? k->in[0]->numel : k->out[0]->numel, n = X->dims[X->rank - 1];
+    const int64_t slots = amp_det_slots(nb);
+    *bytes = 0;
+    if (slots < 1 || n == 0) return AMP_OK;
+    if (n > ((int64_t)1 << 24)) return amp_kernel_fail(k, AMP_ERR_LIMIT, "matrices are too large");
+    const int64_t per = amp_det_slot_doubles(n, grad);
+    if (per > (int64_t)(SIZE_MAX / 16) / slots / (int64_t)sizeof(double))
+        return amp_kernel_fail(k, AMP_ERR_OVERFLOW, "workspace overflows");
+    *bytes = (size_t)(slots * per) * sizeof(double);
+    return AMP_OK;
 }
 
 amp_status amp_cpu_det(amp_kernel *k) {

@@ -7,6 +7,7 @@
  * AMP_OPTIM_CHUNK elements each) added in chunk order, and every element update is
  * independent, so results do not depend on the thread count. */
 #include "backends/cpu/cpu.h"
+#include "backends/cpu/kernels.h"
 #include "backends/optim.h"
 
 #define OPTIM_PAR_MIN 32768 /* elements below which a loop stays on one thread */
@@ -163,6 +164,21 @@ static void update_param(const optim_args *a, int i, float clip, const amp_sgd_h
             if (mp) stf(mt, mp, e, mj);
         }
     }
+}
+
+/* SGD and AdamW: one double per chunk of every gradient, the partial sums of squares of the global
+ * norm. Inputs: lr, step, found_inf, scale, then the n parameters. */
+amp_status amp_cpu_ws_optim(const amp_kernel *k, size_t *bytes) {
+    const int64_t n = amp_attr_int(k->n, "n", 0);
+    if (n < 0 || n > k->nin - 4)
+        return amp_kernel_fail(k, AMP_ERR_INVALID_GRAPH, "attribute n does not fit the inputs");
+    int64_t chunks = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const amp_tensor *w = k->in[4 + i];
+        if (!w) return amp_kernel_fail(k, AMP_ERR_INVALID_GRAPH, "parameter %lld is missing", (long long)i);
+        chunks += n_chunks(w->numel);
+    }
+    return amp_cpu_ws_elems(k, chunks, sizeof(double), bytes);
 }
 
 static amp_status optim_run(amp_kernel *k, int kind) {

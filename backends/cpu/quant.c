@@ -11,7 +11,7 @@
  * exact tie the other way).
  *
  * The integer products run on int16 copies of the operands with their zero points taken off (an
- * 8-bit value less an 8-bit zero point fits; workspace requested by ir/ops/quant.c), so that the
+ * 8-bit value less an 8-bit zero point fits; workspace sized below, amp_cpu_ws_*), so that the
  * dot products vectorise as 16-bit multiplies; sums wrap modulo 2^32, the accumulation overflow
  * the spec allows. The matmuls transpose B so that every dot product reads both operands in
  * order. The convolutions are direct loops over a table of kernel taps, with x copied channels
@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "backends/cpu/cpu.h"
+#include "backends/cpu/kernels.h"
 #include "ir/ops/conv.h"
 #include "ir/ops/quant.h"
 
@@ -244,6 +245,17 @@ static inline int64_t requantize(const requant *rq, int32_t acc, float mult) {
     return sat(rint((double)acc * (double)mult) + rq->zp, rq->lo, rq->hi);
 }
 
+/* MatMulInteger and QLinearMatMul: both operands as int16 (zero points taken off, B transposed);
+ * never empty, so the kernel's pointers are never offsets from NULL. */
+amp_status amp_cpu_ws_matmul_integer(const amp_kernel *k, size_t *bytes) {
+    const bool qlinear = k->n->op == AMP_OP_QLINEAR_MATMUL;
+    const amp_tensor *A = k->in[0], *B = k->in[qlinear ? 3 : 1];
+    int64_t n;
+    if (__builtin_add_overflow(A->numel, B->numel + 4, &n))
+        return amp_kernel_fail(k, AMP_ERR_OVERFLOW, "workspace size overflows");
+    return amp_cpu_ws_elems(k, n, sizeof(int16_t), bytes);
+}
+
 static amp_status matmul_int(amp_kernel *k, bool qlinear) {
     const amp_tensor *A = k->in[0], *B = k->in[qlinear ? 3 : 1];
     const amp_tensor *azp = qlinear ? k->in[2] : (k->nin > 2 ? k->in[2] : NULL);
@@ -330,6 +342,30 @@ static int32_t iconv_point(const iconv *cv, int64_t n, int64_t m, const int64_t 
         acc += dot16(xg + (base + cv->toff[t]) * cv->C, wm + t * cv->Cg, cv->Cg);
     }
     return (int32_t)acc;
+}
+
+/* ConvInteger and QLinearConv: x and w as int16 with their zero points taken off, then (8-byte
+ * aligned) the flat input offset and per-dim offsets of every kernel tap. With channels and a
+ * non-empty output the taps number at most w's elements; without channels every sum is empty
+ * and no tap is read. */
+amp_status amp_cpu_ws_conv_integer(const amp_kernel *k, size_t *bytes) {
+    const bool qlinear = k->n->op == AMP_OP_QLINEAR_CONV;
+    const amp_tensor *x = k->in[0], *w = k->in[qlinear ? 3 : 1];
+    *bytes = 0;
+    if (k->out[0]->numel == 0) return AMP_OK; /* nothing to compute; the kernel reads nothing */
+    char msg[256];
+    amp_conv_geom g;
+    amp_status s = amp_conv_geom_init(k->n, AMP_GEOM_CONV, x->rank, x->dims, w->dims, &g, msg, sizeof msg);
+    if (s) return amp_kernel_fail(k, s, "%s", msg);
+    int64_t ksz = 0, n = x->numel + w->numel, b, tb;
+    if (x->dims[1] > 0) {
+        ksz = 1;
+        for (int d = 0; d < g.nsp; d++) ksz *= g.k[d];
+    }
+    if (__builtin_mul_overflow(n, 2, &b) || __builtin_mul_overflow(ksz, (int64_t)(g.nsp + 1) * 8, &tb) ||
+        __builtin_add_overflow(b, tb + 8, &b))
+        return amp_kernel_fail(k, AMP_ERR_OVERFLOW, "workspace size overflows");
+    return amp_cpu_ws_elems(k, b, 1, bytes);
 }
 
 static amp_status conv_int(amp_kernel *k, bool qlinear) {

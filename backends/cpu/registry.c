@@ -1,5 +1,8 @@
-/* CPU kernel dispatch, expanded from ir/ops.def. */
-#include <string.h>
+/* CPU kernel dispatch, expanded from ir/ops.def, and the workspace table, expanded from
+ * backends/cpu/workspace.def. */
+#include <stdint.h>
+
+#include <omp.h>
 
 #include "backends/cpu/kernels.h"
 
@@ -19,34 +22,43 @@ amp_status amp_cpu_dispatch(amp_kernel *k) {
 
 bool amp_cpu_has_kernel(amp_op op) { return op > AMP_OP_UNKNOWN && op < AMP_OP_COUNT && cpu_kernels[op]; }
 
-/* Scratch sizes still come from the ops' inference functions: run it on the views' shapes. */
+typedef amp_status (*cpu_ws_fn)(const amp_kernel *k, size_t *bytes);
+
+/* Ops without an entry need no scratch. */
+static const cpu_ws_fn cpu_ws[AMP_OP_COUNT] = {
+#define CPU_WS(op, fn) [AMP_OP_##op] = fn,
+#include "backends/cpu/workspace.def"
+#undef CPU_WS
+};
+
 amp_status amp_cpu_workspace(const amp_kernel *k, size_t *bytes) {
-    *bytes = 0;
-    /* inference may write outputs the node omits: every slot gets scratch, at least 8 */
-    int nio = (k->nin > k->nout ? k->nin : k->nout) + 8;
-    amp_tinfo *ti = amp_calloc(k->ctx, (size_t)nio * 2, sizeof(amp_tinfo));
-    const amp_tinfo **pin = amp_calloc(k->ctx, (size_t)nio, sizeof *pin);
-    amp_tinfo **pout = amp_calloc(k->ctx, (size_t)nio, sizeof *pout);
-    amp_status s;
-    if (!ti || !pin || !pout) {
-        s = amp_kernel_fail((amp_kernel *)k, AMP_ERR_NO_MEMORY, "out of memory sizing the workspace");
-        goto done;
+    amp_op op = k->n->op;
+    if (op <= AMP_OP_UNKNOWN || op >= AMP_OP_COUNT) return amp_kernel_fail(k, AMP_ERR_UNSUPPORTED, "unknown op");
+    if (!cpu_ws[op]) {
+        *bytes = 0;
+        return AMP_OK;
     }
-    for (int i = 0; i < k->nin; i++) {
-        if (!k->in[i]) continue;
-        ti[i].dtype = k->in[i]->dtype;
-        ti[i].rank = k->in[i]->rank;
-        memcpy(ti[i].dims, k->in[i]->dims, sizeof ti[i].dims);
-        ti[i].value = k->in[i]->data ? k->in[i] : NULL;
-        pin[i] = &ti[i];
+    return cpu_ws[op](k, bytes);
+}
+
+amp_status amp_cpu_ws_elems(const amp_kernel *k, int64_t n, size_t esize, size_t *bytes) {
+    if (n < 0 || (uint64_t)n > (uint64_t)(SIZE_MAX / 4) / esize)
+        return amp_kernel_fail(k, AMP_ERR_OVERFLOW, "workspace size overflows");
+    *bytes = (size_t)n * esize;
+    return AMP_OK;
+}
+
+#define WS_SLOTS_CAP ((int64_t)64 << 20)
+
+int64_t amp_cpu_ws_slots(int64_t items, int64_t slot_bytes) {
+    int64_t p = omp_get_num_procs();
+    if (p < 1) p = 1;
+    if (p > 256) p = 256;
+    int64_t n = items < p ? items : p;
+    if (n > 1 && slot_bytes > 0) {
+        int64_t cap = WS_SLOTS_CAP / slot_bytes;
+        if (cap < 1) cap = 1;
+        if (n > cap) n = cap;
     }
-    for (int i = 0; i < nio; i++) pout[i] = &ti[nio + i];
-    amp_infer c = {.ctx = k->ctx, .n = k->n, .opset = k->opset, .nin = k->nin, .nout = k->nout, .in = pin, .out = pout};
-    s = amp_op_table[k->n->op].infer(&c);
-    if (!s) *bytes = c.workspace_bytes;
-done:
-    amp_dealloc(k->ctx, ti);
-    amp_dealloc(k->ctx, pin);
-    amp_dealloc(k->ctx, pout);
-    return s;
+    return n;
 }

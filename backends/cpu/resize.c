@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "backends/cpu/cpu.h"
+#include "backends/cpu/kernels.h"
 #include "ir/ops/resize.h"
 
 #define PAR_MIN_WORK (1 << 15)
@@ -274,6 +275,37 @@ static void run_pass(const amp_resize_tab *t, int64_t K, const void *src, amp_dt
 }
 
 /* ---- the kernel ------------------------------------------------------------------------------- */
+
+/* Resize and Upsample: the tables and intermediate buffers of amp_resize_plan_make. ResizeGrad
+ * (backends/cpu/grad_resize.c, inputs dY, shape of X, roi, scales, sizes): the forward's, and dX
+ * accumulated in the compute type when it is 16-bit; its geometry is over dX's dims. */
+amp_status amp_cpu_ws_resize(const amp_kernel *k, size_t *bytes) {
+    const bool grad = k->n->op == AMP_OP_RESIZE_GRAD;
+    const amp_tensor *x = grad ? k->out[0] : k->in[0];
+    amp_resize_slots sl;
+    if (grad) {
+        const char *op = amp_attr_str(k->n, "fwd_op", "");
+        sl = (amp_resize_slots){.upsample = strcmp(op, "Upsample") == 0, .opset = amp_attr_int(k->n, "fwd_opset", 0),
+                                .roi = 2, .scales = 3, .sizes = 4};
+    } else {
+        amp_resize_forward_slots(k->n, k->opset, &sl);
+    }
+    bool roi_p, sc_p, sz_p;
+    const amp_tensor *roi = amp_resize_plan_input(k, sl.roi, &roi_p);
+    const amp_tensor *scales = amp_resize_plan_input(k, sl.scales, &sc_p);
+    const amp_tensor *sizes = amp_resize_plan_input(k, sl.sizes, &sz_p);
+    if ((sc_p && !scales) || (sz_p && !sizes))
+        return amp_kernel_fail(k, AMP_ERR_UNSUPPORTED, "data-dependent shape: %s must be known before running",
+                               sc_p && !scales ? "scales" : "sizes");
+    amp_resize_geom g;
+    amp_resize_plan p;
+    char why[256];
+    amp_status s = amp_resize_geometry(k->n, &sl, x->rank, x->dims, roi, roi_p, scales, sizes, &g, why, sizeof why);
+    if (!s) s = amp_resize_plan_make(&g, k->in[0]->dtype, grad, k->ctx->max_tensor_elements, &p, why, sizeof why);
+    if (s) return amp_kernel_fail(k, s, "%s", why);
+    *bytes = p.bytes;
+    return AMP_OK;
+}
 
 amp_status amp_cpu_resize(amp_kernel *k) {
     const amp_tensor *x = k->in[0];

@@ -17,6 +17,7 @@
 
 #include "backends/cpu/cpu.h"
 #include "backends/cpu/gemm.h"
+#include "backends/cpu/kernels.h"
 #include "ir/ops/rnn.h"
 
 /* Activation numbers of ir/ops/rnn.c (the order of the ONNX operator docs). */
@@ -165,6 +166,18 @@ static void zero_out(amp_tensor *t, int64_t off, int64_t n) {
 #define RNN_FN(name) name##_f64
 #define RNN_GEMM amp_cpu_dgemm
 #include __FILE__
+
+/* RNN, GRU and LSTM: one direction's buffers (reused by the next), amp_rnn_fwd_ws_elems
+ * elements of the compute type. */
+amp_status amp_cpu_ws_rnn(const amp_kernel *k, size_t *bytes) {
+    const amp_tensor *X = k->in[0], *R = k->in[2];
+    const amp_dtype dt = X->dtype;
+    const int64_t layout = amp_attr_int(k->n, "layout", 0);
+    const int64_t S = X->dims[layout ? 1 : 0], B = X->dims[layout ? 0 : 1], I = X->dims[2], H = R->dims[2];
+    const int64_t n = amp_rnn_fwd_ws_elems(k->n->op, dt == AMP_F16 || dt == AMP_BF16, S, B, I, H,
+                                           amp_rnn_directions(k->n));
+    return amp_cpu_ws_elems(k, n, dt == AMP_F64 ? sizeof(double) : sizeof(float), bytes);
+}
 
 static amp_status run_recurrent(amp_kernel *k) {
     const amp_tensor *X = k->in[0], *W = k->in[1], *R = k->in[2];

@@ -1,14 +1,12 @@
 /* Shape inference for convolution, pooling and matrix multiplication: Conv, ConvTranspose,
  * MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, Gemm, MatMul.
  *
- * The window geometry (amp_conv_geom_init) and the workspace layout of the convolution kernels
- * (amp_conv_ws_layout) are shared with backends/cpu/conv.c and pool.c, which declare them
- * themselves: inference and kernel must agree on both to the element. */
+ * The window geometry (amp_conv_geom_init, ir/ops/conv.h) is shared with the kernels
+ * (backends/cpu/conv.c, pool.c): inference and kernel must agree on it to the element. The
+ * kernels' scratch is sized by the backend (backends/cpu/workspace.def). */
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
-
-#include <omp.h>
 
 #include "ir/ir.h"
 
@@ -184,69 +182,6 @@ amp_status amp_conv_geom_init(const amp_node *n, int kind, int rank, const int64
     return AMP_OK;
 }
 
-static int64_t prod(int n, const int64_t *v) {
-    int64_t p = 1;
-    for (int i = 0; i < n; i++)
-        p *= v[i];
-    return p;
-}
-
-/* Work items run in parallel; reserving one slot per processor lets the kernel use up to that
- * many threads without asking for scratch that grows with the batch. */
-static int64_t slot_count(int64_t items) {
-    int64_t p = omp_get_num_procs();
-    if (p < 1) p = 1;
-    if (p > 256) p = 256;
-    return items < p ? items : p;
-}
-
-/* Workspace of Conv / ConvTranspose in elements of the compute type (float for f32/f16/bf16,
- * double for f64). Returns 0 when a size overflows. */
-int amp_conv_ws_layout(const amp_node *n, amp_dtype dt, const int64_t *xdims, const int64_t *wdims,
-                       const amp_conv_geom *g, amp_conv_ws *w) {
-    int64_t group = amp_attr_int(n, "group", 1);
-    int64_t N = xdims[0], C = xdims[1];
-    int nsp = g->nsp;
-    int64_t ksz = prod(nsp, g->k), insz = prod(nsp, g->in), outsz = prod(nsp, g->out);
-    int half = dt == AMP_F16 || dt == AMP_BF16;
-    int64_t Cg = C / group;
-    int64_t a, b, c, sum;
-    memset(w, 0, sizeof *w);
-    w->esize = dt == AMP_F64 ? sizeof(double) : sizeof(float);
-    if (n->op == AMP_OP_CONV_TRANSPOSE) {
-        int64_t Mg = wdims[1];
-        /* col [Mg*ksz, insz]; 16-bit: X slice [Cg, insz] and Y slice [Mg, outsz] in f32 */
-        if (__builtin_mul_overflow(Mg, ksz, &a) || __builtin_mul_overflow(a, insz, &a)) return 0;
-        if (__builtin_mul_overflow(Cg, insz, &b) || __builtin_mul_overflow(Mg, outsz, &c)) return 0;
-        if (__builtin_add_overflow(a, half ? b + c : 0, &sum)) return 0;
-        w->slot = sum;
-        if (half && __builtin_mul_overflow(wdims[0], Mg * ksz, &w->shared)) return 0;
-    } else {
-        int64_t M = wdims[0], Mg = M / group;
-        int direct = 1;
-        for (int i = 0; i < nsp; i++)
-            if (g->k[i] != 1 || g->s[i] != 1 || g->pb[i] != 0 || g->pe[i] != 0) direct = 0;
-        /* col [Cg*ksz, outsz] unless the 1x1 conv reads X as it is; 16-bit: X slice and Y slice */
-        a = 0;
-        if (!direct && (__builtin_mul_overflow(Cg, ksz, &a) || __builtin_mul_overflow(a, outsz, &a))) return 0;
-        if (__builtin_mul_overflow(Cg, insz, &b) || __builtin_mul_overflow(Mg, outsz, &c)) return 0;
-        if (__builtin_add_overflow(a, half ? b + c : 0, &sum)) return 0;
-        w->slot = sum;
-        if (half && (__builtin_mul_overflow(M, wdims[1], &a) || __builtin_mul_overflow(a, ksz, &w->shared))) return 0;
-    }
-    w->slots = w->slot ? slot_count(N * group) : 0;
-    /* Past 64 MiB of slots, fewer of them: the kernel then splits each GEMM over the threads. */
-    if (w->slots > 1) {
-        int64_t cap = ((int64_t)64 << 20) / (w->slot * (int64_t)w->esize);
-        if (cap < 1) cap = 1;
-        if (w->slots > cap) w->slots = cap;
-    }
-    int64_t tot;
-    if (__builtin_mul_overflow(w->slot, w->slots, &tot) || __builtin_add_overflow(tot, w->shared, &tot)) return 0;
-    if (__builtin_mul_overflow(tot, (int64_t)w->esize, &tot) || tot > (int64_t)(SIZE_MAX / 2)) return 0;
-    return 1;
-}
-
 static const amp_dtype dt_pool_max[] = {AMP_F32, AMP_F16, AMP_BF16, AMP_F64, AMP_I8, AMP_U8, AMP_UNDEFINED};
 static const amp_dtype dt_mm[] = {AMP_F32, AMP_F16, AMP_BF16, AMP_F64, AMP_I64, AMP_I32, AMP_UNDEFINED};
 
@@ -257,16 +192,8 @@ static amp_status same_dtype(amp_infer *c, int i) {
     return AMP_OK;
 }
 
-static amp_status set_ws(amp_infer *c, const amp_conv_geom *g) {
-    amp_conv_ws w;
-    if (!amp_conv_ws_layout(c->n, c->in[0]->dtype, c->in[0]->dims, c->in[1]->dims, g, &w))
-        return amp_infer_fail(c, AMP_ERR_OVERFLOW, "workspace size overflows");
-    c->workspace_bytes = (size_t)(w.shared + w.slot * w.slots) * w.esize;
-    return AMP_OK;
-}
-
-/* Conv and ConvTranspose after their channel checks: the bias, the geometry, Y with M channels
- * and the workspace. */
+/* Conv and ConvTranspose after their channel checks: the bias, the geometry and Y with M
+ * channels. */
 static amp_status conv_output(amp_infer *c, int kind, const amp_tinfo *x, const amp_tinfo *w, const amp_tinfo *b,
                               int64_t M) {
     char msg[256];
@@ -283,7 +210,7 @@ static amp_status conv_output(amp_infer *c, int kind, const amp_tinfo *x, const 
     y->dims[1] = M;
     for (int i = 0; i < g.nsp; i++)
         y->dims[i + 2] = g.out[i];
-    return set_ws(c, &g);
+    return AMP_OK;
 }
 
 amp_status amp_infer_conv(amp_infer *c) {
@@ -381,17 +308,6 @@ amp_status amp_infer_global_pool(amp_infer *c) {
     return AMP_OK;
 }
 
-/* 16-bit operands are widened to f32 in the workspace: A, B and the f32 result. */
-static amp_status mm_ws(amp_infer *c, amp_dtype dt, int64_t na, int64_t nb, int64_t ny) {
-    if (dt != AMP_F16 && dt != AMP_BF16) return AMP_OK;
-    int64_t t;
-    if (__builtin_add_overflow(na, nb, &t) || __builtin_add_overflow(t, ny, &t) ||
-        __builtin_mul_overflow(t, (int64_t)sizeof(float), &t) || t > (int64_t)(SIZE_MAX / 2))
-        return amp_infer_fail(c, AMP_ERR_OVERFLOW, "workspace size overflows");
-    c->workspace_bytes = (size_t)t;
-    return AMP_OK;
-}
-
 static int blas_dims_ok(int64_t a, int64_t b, int64_t k) { return a < INT_MAX && b < INT_MAX && k < INT_MAX; }
 
 amp_status amp_infer_gemm(amp_infer *c) {
@@ -426,7 +342,7 @@ amp_status amp_infer_gemm(amp_infer *c) {
     y->dims[1] = N;
     int64_t ny;
     if (__builtin_mul_overflow(M, N, &ny)) return amp_infer_fail(c, AMP_ERR_OVERFLOW, "output size overflows");
-    return mm_ws(c, a->dtype, M * K, K * N, ny);
+    return AMP_OK;
 }
 
 amp_status amp_infer_matmul(amp_infer *c) {
@@ -460,5 +376,5 @@ amp_status amp_infer_matmul(amp_infer *c) {
         if (__builtin_mul_overflow(na, a->dims[i], &na)) return amp_infer_fail(c, AMP_ERR_OVERFLOW, "A size overflows");
     for (int i = 0; i < b->rank; i++)
         if (__builtin_mul_overflow(nb, b->dims[i], &nb)) return amp_infer_fail(c, AMP_ERR_OVERFLOW, "B size overflows");
-    return mm_ws(c, a->dtype, na, nb, ny);
+    return AMP_OK;
 }

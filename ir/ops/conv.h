@@ -1,6 +1,6 @@
-/* Convolution and pooling geometry, shared by shape inference (ir/ops/conv.c, which defines the
- * functions), the CPU kernels (backends/cpu/conv.c, pool.c) and the gradient kernels
- * (backends/grad_conv.h). */
+/* Convolution and pooling geometry, shared by shape inference (ir/ops/conv.c and conv_grad.c,
+ * which define the functions), the CPU kernels (backends/cpu/conv.c, pool.c, quant.c) and the
+ * gradient kernels (backends/cpu/grad_conv.c). */
 #ifndef AMP_IR_OPS_CONV_H
 #define AMP_IR_OPS_CONV_H
 
@@ -15,19 +15,37 @@ typedef struct amp_conv_geom {
     int64_t out[AMP_MAX_RANK];
 } amp_conv_geom;
 
-/* Workspace of one Conv/ConvTranspose run: shared elements plus one slot per concurrent item. */
-typedef struct amp_conv_ws {
-    int64_t shared; /* elements of the compute type used by every work item */
-    int64_t slot;   /* elements each concurrent work item needs */
-    int64_t slots;  /* how many slots inference reserved */
-    size_t esize;   /* bytes of the compute type (float or double) */
-} amp_conv_ws;
-
 /* Geometry of node n (kind AMP_GEOM_*) over input dims xdims (rank) and weight dims wdims
  * (NULL for pools); a message into msg on failure. */
 amp_status amp_conv_geom_init(const amp_node *n, int kind, int rank, const int64_t *xdims, const int64_t *wdims,
                               amp_conv_geom *g, char *msg, size_t cap);
-int amp_conv_ws_layout(const amp_node *n, amp_dtype dt, const int64_t *xdims, const int64_t *wdims,
-                       const amp_conv_geom *g, amp_conv_ws *w);
+
+/* ---- gradients (ir/grad/conv.def) ---------------------------------------------------------- */
+
+/* The shape of one convolution gradient in the A/B form of backends/grad_conv.h: A is the tensor
+ * on the large side of the window map (Conv: X, ConvTranspose: dY), B the one on the small side. */
+typedef struct amp_conv_grad_dims {
+    int transpose;                 /* ConvTransposeGrad */
+    int nsp;
+    int64_t big[AMP_MAX_RANK];     /* spatial dims of A */
+    int64_t small[AMP_MAX_RANK];   /* spatial dims of B (the column count of the im2col matrix) */
+    int64_t k[AMP_MAX_RANK], s[AMP_MAX_RANK], d[AMP_MAX_RANK], pb[AMP_MAX_RANK];
+    int64_t N, G;                  /* batch, groups */
+    int64_t ca, cb;                /* channels per group of A and of B */
+    int64_t ksz, bigsz, P, R;      /* kernel size, A plane size, B plane size, ca * ksz */
+    int64_t wnumel;
+    int direct;                    /* 1x1 kernel, stride 1, no padding: A is its own column matrix */
+} amp_conv_grad_dims;
+
+/* Fill d from the forward attributes of n (ConvGrad or ConvTransposeGrad) and the dims of X and
+ * W. Returns AMP_OK, or a status with a message in msg when the geometry is invalid, a size
+ * overflows or a matrix dim passes the BLAS int range. Defined in ir/ops/conv_grad.c. */
+amp_status amp_conv_grad_dims_init(const amp_node *n, int xrank, const int64_t *xdims, const int64_t *wdims,
+                                   amp_conv_grad_dims *d, char *msg, size_t cap);
+
+/* Window geometry of MaxPoolGrad / AveragePoolGrad (global = 1: one window over every spatial
+ * dim), the same as the forward pool's. Defined in ir/ops/conv_grad.c. */
+amp_status amp_pool_grad_geom(const amp_node *n, int rank, const int64_t *xdims, amp_conv_geom *g, char *msg,
+                              size_t cap);
 
 #endif

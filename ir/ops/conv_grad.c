@@ -12,26 +12,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <omp.h>
-
-#include "backends/grad_conv.h"
 #include "ir/grad.h"
 #include "ir/ir.h"
-
-/* Past this much workspace the slots get fewer (the forward convolution uses the same cap). */
-#define WS_CAP ((int64_t)64 << 20)
-
-static int64_t slot_count(int64_t items, int64_t slot_bytes) {
-    int64_t p = omp_get_num_procs();
-    if (p < 1) p = 1;
-    if (p > 256) p = 256;
-    int64_t n = items < p ? items : p;
-    if (slot_bytes > 0 && n > 1) {
-        int64_t cap = WS_CAP / slot_bytes;
-        if (n > cap) n = cap;
-    }
-    return n < 1 ? 1 : n;
-}
+#include "ir/ops/conv.h"
 
 static int mul_ok(int64_t a, int64_t b, int64_t *r) { return !__builtin_mul_overflow(a, b, r); }
 
@@ -48,14 +31,12 @@ static amp_status pfail(char *msg, size_t cap, amp_status s, const char *what) {
     return s;
 }
 
-amp_status amp_conv_grad_plan(const amp_node *n, amp_dtype dt, int xrank, const int64_t *xdims, const int64_t *wdims,
-                              int want_dx, int want_dw, amp_conv_grad_dims *d, amp_conv_grad_ws *w, char *msg,
-                              size_t cap) {
+amp_status amp_conv_grad_dims_init(const amp_node *n, int xrank, const int64_t *xdims, const int64_t *wdims,
+                                   amp_conv_grad_dims *d, char *msg, size_t cap) {
     amp_status s;
     amp_conv_geom g;
     int transpose = n->op == AMP_OP_CONV_TRANSPOSE_GRAD;
     memset(d, 0, sizeof *d);
-    memset(w, 0, sizeof *w);
     if ((s = amp_conv_geom_init(n, transpose ? AMP_GEOM_CONV_T : AMP_GEOM_CONV, xrank, xdims, wdims, &g, msg, cap)))
         return s;
     int64_t G = amp_attr_int(n, "group", 1);
@@ -89,37 +70,6 @@ amp_status amp_conv_grad_plan(const amp_node *n, amp_dtype dt, int xrank, const 
     if (d->R >= BIG || d->P >= BIG || d->cb >= BIG || d->bigsz >= BIG)
         return pfail(msg, cap, AMP_ERR_LIMIT, "matrix dims exceed the BLAS int range");
 
-    int half = dt == AMP_F16 || dt == AMP_BF16;
-    int need_a = want_dw || (transpose && want_dx); /* A feeds the column matrix */
-    int need_b = want_dw || (!transpose && want_dx);
-    int need_col = (want_dw || want_dx) && !d->direct;
-    int64_t t, off = 0;
-    w->esize = dt == AMP_F64 ? sizeof(double) : sizeof(float);
-    w->col = w->a = w->b = w->dx = w->dw = -1;
-#define PART(field, cond, x, y)                                                                                        \
-    do {                                                                                                               \
-        if (cond) {                                                                                                    \
-            if (!mul_ok(x, y, &t) || __builtin_add_overflow(off, t, &t))                                               \
-                return pfail(msg, cap, AMP_ERR_OVERFLOW, "workspace size overflows");                                  \
-            w->field = off;                                                                                            \
-            off = t;                                                                                                   \
-        }                                                                                                              \
-    } while (0)
-    PART(col, need_col, d->R, d->P);
-    PART(a, half && need_a, d->ca, d->bigsz);
-    PART(b, half && need_b, d->cb, d->P);
-    PART(dx, half && want_dx, transpose ? d->cb : d->ca, transpose ? d->P : d->bigsz);
-    PART(dw, want_dw, d->wnumel, 1);
-#undef PART
-    w->slot = off;
-    w->shared = half && want_dx ? d->wnumel : 0;
-    int64_t items, slot_bytes;
-    if (!mul_ok(d->N, d->G, &items) || !mul_ok(w->slot, (int64_t)w->esize, &slot_bytes))
-        return pfail(msg, cap, AMP_ERR_OVERFLOW, "workspace size overflows");
-    w->slots = w->slot ? slot_count(items, slot_bytes) : 0;
-    if (!mul_ok(w->slot, w->slots, &t) || __builtin_add_overflow(t, w->shared, &t) ||
-        !mul_ok(t, (int64_t)w->esize, &t) || t > (int64_t)(SIZE_MAX / 2))
-        return pfail(msg, cap, AMP_ERR_OVERFLOW, "workspace size overflows");
     return AMP_OK;
 }
 
@@ -143,21 +93,7 @@ amp_status amp_pool_grad_geom(const amp_node *n, int rank, const int64_t *xdims,
     return AMP_OK;
 }
 
-int amp_pool_grad_ws(amp_dtype dt, int is_max, int64_t planes, int64_t insz, int64_t outsz, int64_t *slots) {
-    *slots = 0;
-    if (dt != AMP_F16 && dt != AMP_BF16) return 1;
-    int64_t b, t;
-    if (insz > INT64_MAX / 4 || outsz > INT64_MAX / 4 ||
-        !mul_ok(amp_pool_grad_slot(is_max, insz, outsz), (int64_t)sizeof(float), &b))
-        return 0;
-    *slots = slot_count(planes, b);
-    if (!mul_ok(b, *slots, &t) || t > (int64_t)(SIZE_MAX / 2)) return 0;
-    return 1;
-}
-
 /* ---- shape inference ----------------------------------------------------------------------- */
-
-static bool out_wanted(const amp_infer *c, int k) { return k < c->nout && c->n->outputs && c->n->outputs[k] >= 0; }
 
 static amp_status same_dtype(amp_infer *c, int i, int ref) {
     if (c->in[i]->dtype != c->in[ref]->dtype)
@@ -190,8 +126,7 @@ amp_status amp_infer_conv_grad(amp_infer *c) {
     const amp_tinfo *dy = c->in[0], *x = c->in[1], *w = c->in[2];
     if ((s = amp_infer_dtype_in(c, x->dtype, amp_dt_float)) || (s = same_dtype(c, 0, 1)) || (s = same_dtype(c, 2, 1)))
         return s;
-    /* The forward inference validates X, W and the attributes exactly as the forward op did;
-     * its workspace request is not ours and is dropped. */
+    /* The forward inference validates X, W and the attributes exactly as the forward op did. */
     amp_tinfo y;
     memset(&y, 0, sizeof y);
     const amp_tinfo *fin[2] = {x, w};
@@ -199,16 +134,12 @@ amp_status amp_infer_conv_grad(amp_infer *c) {
     amp_infer f = {.ctx = c->ctx, .g = c->g, .n = c->n, .opset = c->opset, .nin = 2, .nout = 1, .in = fin, .out = fout};
     if ((s = transpose ? amp_infer_conv_transpose(&f) : amp_infer_conv(&f))) return s;
     if ((s = check_dy(c, dy, y.rank, y.dims))) return s;
-    int want_dx = out_wanted(c, 0), want_dw = out_wanted(c, 1);
     amp_conv_grad_dims d;
-    amp_conv_grad_ws ws;
-    if ((s = amp_conv_grad_plan(c->n, x->dtype, x->rank, x->dims, w->dims, want_dx, want_dw, &d, &ws, msg,
-                                sizeof msg)))
+    if ((s = amp_conv_grad_dims_init(c->n, x->rank, x->dims, w->dims, &d, msg, sizeof msg)))
         return amp_infer_fail(c, s, "%s", msg);
     copy_info(c->out[0], x->dtype, x->rank, x->dims);
     if (c->nout > 1) copy_info(c->out[1], w->dtype, w->rank, w->dims);
     if (c->nout > 2) copy_info(c->out[2], x->dtype, 1, &y.dims[1]);
-    c->workspace_bytes = (size_t)(ws.shared + ws.slot * ws.slots) * ws.esize;
     return AMP_OK;
 }
 
@@ -230,12 +161,7 @@ static amp_status pool_common(amp_infer *c, const amp_tinfo *dy, int rank, const
     if ((s = check_dy(c, dy, rank, ydims))) return s;
     if (__builtin_mul_overflow(xdims[0], xdims[1], &planes))
         return amp_infer_fail(c, AMP_ERR_OVERFLOW, "input size overflows");
-    int64_t slots;
-    int is_max = c->n->op == AMP_OP_MAX_POOL_GRAD;
-    if (!amp_pool_grad_ws(dy->dtype, is_max, planes, insz, outsz, &slots))
-        return amp_infer_fail(c, AMP_ERR_OVERFLOW, "workspace size overflows");
     copy_info(c->out[0], dy->dtype, rank, xdims);
-    c->workspace_bytes = (size_t)(slots * amp_pool_grad_slot(is_max, insz, outsz)) * sizeof(float);
     return AMP_OK;
 }
 

@@ -197,15 +197,7 @@ amp_status amp_infer_variadic(amp_infer *c) {
         memcpy(dims, tmp, sizeof tmp);
     }
     amp_dtype dt = c->in[0]->dtype;
-    if ((s = set_out(c, 0, dt, rank, dims))) return s;
-    /* 16-bit Sum/Mean of several inputs accumulate in an f32 buffer so they round once. */
-    if ((dt == AMP_F16 || dt == AMP_BF16) && ((op == AMP_OP_SUM && c->nin > 2) || (op == AMP_OP_MEAN && c->nin > 1))) {
-        size_t bytes;
-        if (amp_shape_numel(rank, dims, AMP_F32, NULL, &bytes))
-            return amp_infer_fail(c, AMP_ERR_OVERFLOW, "workspace size overflows");
-        c->workspace_bytes = bytes;
-    }
-    return AMP_OK;
+    return set_out(c, 0, dt, rank, dims);
 }
 
 amp_status amp_infer_where(amp_infer *c) {

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "backends/grad_elementwise.h"
+#include "ir/ops/elementwise.h"
 #include "ir/grad.h"
 
 /* ---- small graph-building helpers ---------------------------------------------------------- */
@@ -478,18 +478,13 @@ amp_status amp_infer_sum_to_shape(amp_infer *c) {
     if (off < 0 || off + tr > g->rank)
         return amp_infer_fail(c, AMP_ERR_SHAPE, "target rank %d does not fit the gradient's rank %d at dim %d", tr,
                               g->rank, off);
-    int64_t m = 1;
-    for (int d = 0; d < tr; d++) {
+    for (int d = 0; d < tr; d++)
         if (td[d] != 1 && td[d] != g->dims[off + d])
             return amp_infer_fail(c, AMP_ERR_SHAPE, "target dim %d is %lld; it must be 1 or %lld", d,
                                   (long long)td[d], (long long)g->dims[off + d]);
-        m *= td[d];
-    }
     if ((s = set_out(c, g->dtype, tr, td))) return s;
-    int64_t n;
-    if ((s = amp_shape_numel(g->rank, g->dims, g->dtype, &n, NULL)))
+    if ((s = amp_shape_numel(g->rank, g->dims, g->dtype, NULL, NULL)))
         return amp_infer_fail(c, AMP_ERR_SHAPE, "invalid gradient shape");
-    if (AMP_S2S_USE_PARTS(n, m)) c->workspace_bytes = (size_t)AMP_S2S_PARTS * (size_t)m * sizeof(double);
     return AMP_OK;
 }
 

@@ -141,14 +141,6 @@ amp_status amp_infer_top_k(amp_infer *c) {
     dims[axis] = k;
     if ((s = amp_infer_set_out(c, 0, x->dtype, x->rank, dims))) return s;
     if (c->nout > 1 && (s = amp_infer_set_out(c, 1, AMP_I64, x->rank, dims))) return s;
-    /* the kernel keeps its selection in Indices; without that output it needs room of its own */
-    bool have_ind = c->nout > 1 && c->n->outputs && c->n->outputs[1] >= 0;
-    if (!have_ind) {
-        size_t bytes;
-        if ((s = amp_shape_numel(x->rank, dims, AMP_I64, NULL, &bytes)))
-            return amp_infer_fail(c, s, "scratch size overflows");
-        c->workspace_bytes = bytes;
-    }
     return AMP_OK;
 }
 

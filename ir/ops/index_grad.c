@@ -66,12 +66,6 @@ amp_status amp_infer_gather_nd_grad(amp_infer *c) {
     amp_infer f = {.ctx = c->ctx, .g = c->g, .n = c->n, .opset = 13, .nin = 2, .nout = 1, .in = fin, .out = fout};
     if ((s = amp_infer_gather_nd(&f))) return s;
     if ((s = expect_dims(c, dy, "dY", y.rank, y.dims))) return s;
-    /* 16-bit gradients add up in an f32 copy of dX */
-    if (dy->dtype == AMP_F16 || dy->dtype == AMP_BF16) {
-        int64_t n;
-        if ((s = amp_shape_numel(r, x.dims, AMP_F32, &n, &c->workspace_bytes)))
-            return amp_infer_fail(c, s, "scratch size overflows");
-    }
     return set_out(c, dy->dtype, r, x.dims);
 }
 
@@ -90,8 +84,7 @@ amp_status amp_infer_scatter_nd_data_grad(amp_infer *c) {
 }
 
 /* MaxUnpoolGrad(dY, I) -> dX, MaxUnpool's attributes: dX has I's shape; dY the forward
- * output's (the unpooled shape, or a larger output_shape). Scratch: one int64 per unpooled
- * element, the last X position written there. */
+ * output's (the unpooled shape, or a larger output_shape). */
 amp_status amp_infer_max_unpool_grad(amp_infer *c) {
     amp_status s = amp_infer_need_inputs(c, 2, 2);
     if (s) return s;
@@ -107,9 +100,6 @@ amp_status amp_infer_max_unpool_grad(amp_infer *c) {
     bool ok = dy->rank == y.rank;
     for (int d = 0; ok && d < y.rank; d++) ok = dy->dims[d] >= y.dims[d];
     if (!ok) return amp_infer_fail(c, AMP_ERR_SHAPE, "dY is smaller than the unpooled shape");
-    int64_t n;
-    if ((s = amp_shape_numel(y.rank, y.dims, AMP_I64, &n, &c->workspace_bytes)))
-        return amp_infer_fail(c, s, "scratch size overflows");
     return set_out(c, dy->dtype, ind->rank, ind->dims);
 }
 

@@ -1,7 +1,7 @@
 /* Shape inference of the linalg family: Einsum, Det and the window generators (HannWindow,
  * HammingWindow, BlackmanWindow); and the Einsum equation parser and contraction planner, which
- * the CPU kernel (backends/cpu/linalg.c) and the gradient builder (ir/ops/linalg_grad.c) call
- * too, so that the workspace reserved here is exactly what the kernel's plan uses.
+ * the CPU kernel and its workspace sizing (backends/cpu/linalg.c) and the gradient builder
+ * (ir/ops/linalg_grad.c) call too, so that both see one contraction plan.
  *
  * Einsum labels: 'A'..'Z' are 0..25 and 'a'..'z' 26..51 (ASCII order, the order of an implicit
  * output), the dims an ellipsis stands for are 52..59: the broadcast ellipsis has E dims (the
@@ -343,25 +343,9 @@ amp_status amp_infer_einsum(amp_infer *c) {
     amp_tinfo *y = c->out[0];
     y->dtype = dt;
     y->rank = orank;
-    uint64_t omask = 0, mask[EIN_MAX_IN];
-    for (int d = 0; d < orank; d++) {
-        y->dims[d] = ldim[olab[d]];
-        omask |= 1ull << olab[d];
-    }
+    for (int d = 0; d < orank; d++) y->dims[d] = ldim[olab[d]];
     if ((s = amp_shape_numel(y->rank, y->dims, dt, NULL, NULL)))
         return amp_infer_fail(c, s, "output shape overflows or is invalid");
-    for (int i = 0; i < c->nin; i++) {
-        mask[i] = 0;
-        for (int d = 0; d < ranks[i]; d++) mask[i] |= 1ull << lab[i][d];
-    }
-    int pair[EIN_MAX_IN][2];
-    uint64_t keep[EIN_MAX_IN];
-    int64_t res_off[EIN_MAX_IN], pack_off;
-    int64_t elems = amp_einsum_plan(c->nin, mask, omask, ldim, pair, keep, res_off, &pack_off);
-    const size_t esize = dt == AMP_F32 || dt == AMP_F16 || dt == AMP_BF16 ? 4 : 8;
-    if (elems < 0 || (uint64_t)elems > (uint64_t)(SIZE_MAX / 2) / esize)
-        return amp_infer_fail(c, AMP_ERR_OVERFLOW, "the intermediate results of the contraction overflow");
-    c->workspace_bytes = (size_t)elems * esize;
     return AMP_OK;
 }
 
@@ -375,19 +359,6 @@ int64_t amp_det_slot_doubles(int64_t n, bool grad) { return grad ? 2 * n * n + 5
 
 /* How many matrices of a batch of nb are factored at once (each in its own workspace slot). */
 int64_t amp_det_slots(int64_t nb) { return nb < DET_SLOTS ? nb : DET_SLOTS; }
-
-/* Workspace for nb matrices of order n. */
-amp_status amp_det_workspace(amp_infer *c, int64_t nb, int64_t n, bool grad) {
-    int64_t slots = amp_det_slots(nb);
-    if (slots < 1 || n == 0) return AMP_OK;
-    if (n > ((int64_t)1 << 24))
-        return amp_infer_fail(c, AMP_ERR_LIMIT, "matrices of order %lld are too large", (long long)n);
-    int64_t per = amp_det_slot_doubles(n, grad);
-    if (per > (int64_t)(SIZE_MAX / 16) / slots / (int64_t)sizeof(double))
-        return amp_infer_fail(c, AMP_ERR_OVERFLOW, "workspace overflows");
-    c->workspace_bytes = (size_t)(slots * per) * sizeof(double);
-    return AMP_OK;
-}
 
 amp_status amp_infer_det(amp_infer *c) {
     amp_status s;
@@ -403,14 +374,10 @@ amp_status amp_infer_det(amp_infer *c) {
     amp_tinfo *y = c->out[0];
     y->dtype = x->dtype;
     y->rank = x->rank - 2;
-    int64_t nb = 1;
-    for (int d = 0; d < y->rank; d++) {
-        y->dims[d] = x->dims[d];
-        nb *= x->dims[d];
-    }
+    for (int d = 0; d < y->rank; d++) y->dims[d] = x->dims[d];
     if ((s = amp_shape_numel(y->rank, y->dims, y->dtype, NULL, NULL)))
         return amp_infer_fail(c, s, "output shape overflows or is invalid");
-    return amp_det_workspace(c, nb, n, false);
+    return AMP_OK;
 }
 
 /* ---- windows ------------------------------------------------------------------------------- */

@@ -23,11 +23,9 @@ amp_status amp_einsum_sizes(int nin, const int *ranks, const int64_t (*dims)[AMP
 int64_t amp_einsum_plan(int nin, const uint64_t *mask, uint64_t omask, const int64_t *ldim, int (*pair)[2],
                         uint64_t *keep, int64_t *res_off, int64_t *pack_off);
 
-/* Det: matrices factored at once of a batch of nb, doubles per slot, and the workspace request. */
+/* Det: matrices factored at once of a batch of nb and doubles per slot (the CPU kernels' workspace
+ * layout, backends/cpu/linalg.c). */
 int64_t amp_det_slots(int64_t nb);
 int64_t amp_det_slot_doubles(int64_t n, bool grad);
-amp_status amp_det_workspace(amp_infer *c, int64_t nb, int64_t n, bool grad);
-/* LU with partial pivoting in place (backends/cpu/linalg.c); returns det(P), +1 or -1. */
-int amp_cpu_lu(double *a, int64_t n, int64_t *perm);
 
 #endif

@@ -255,13 +255,6 @@ static amp_status check_grad_like(amp_infer *c, int i, const amp_tinfo *like, co
     return AMP_OK;
 }
 
-static amp_status ws_doubles(amp_infer *c, int64_t n) {
-    if (n < 0 || n > (int64_t)(SIZE_MAX / 4 / sizeof(double)))
-        return amp_infer_fail(c, AMP_ERR_OVERFLOW, "workspace size overflows");
-    c->workspace_bytes = (size_t)n * sizeof(double);
-    return AMP_OK;
-}
-
 /* GemmCGrad(dY [M,N], C) -> dC: beta times dY summed over the dims C broadcasts along. */
 amp_status amp_infer_gemm_c_grad(amp_infer *c) {
     amp_status s;
@@ -309,13 +302,6 @@ amp_status amp_infer_matmul_grad(amp_infer *c) {
     if (!ok) return amp_infer_fail(c, AMP_ERR_SHAPE, "dY does not have the shape of A x B");
     const amp_tinfo *o = wrt ? b : a;
     set_like(c, 0, o);
-    if (a->dtype == AMP_F16 || a->dtype == AMP_BF16) {
-        /* dY, the other operand and the result in f32 */
-        int64_t n = amp_tinfo_numel(dy) + amp_tinfo_numel(wrt ? a : b) + amp_tinfo_numel(o);
-        if (n > (int64_t)(SIZE_MAX / 4 / sizeof(float)))
-            return amp_infer_fail(c, AMP_ERR_OVERFLOW, "workspace size overflows");
-        c->workspace_bytes = (size_t)n * sizeof(float);
-    }
     return AMP_OK;
 }
 
@@ -405,8 +391,7 @@ amp_status amp_infer_layer_norm_grad(amp_infer *c) {
     set_like(c, 0, x);
     set_like(c, 1, sc);
     if (c->nout == 3) set_like(c, 2, b);
-    /* per row: mean and 1/stddev; then accumulators for broadcast Scale and B */
-    return ws_doubles(c, 2 * rows + amp_tinfo_numel(sc) + (b ? amp_tinfo_numel(b) : 0));
+    return AMP_OK;
 }
 
 /* SoftmaxGrad / LogSoftmaxGrad(dY, Y) -> dX, with the forward's axis and opset. */
@@ -530,9 +515,5 @@ amp_status amp_infer_reduce_grad(amp_infer *c) {
                                   (long long)amp_tinfo_numel(dy), (long long)ny);
     }
     set_like(c, 0, x);
-    /* two statistics per output element for the reductions that need them (extreme and tie
-     * count, product and zero count, norm, sum, log-sum-exp) */
-    const bool stats = strcmp(op, "ReduceSum") != 0 && strcmp(op, "ReduceMean") != 0 &&
-                       strcmp(op, "ReduceSumSquare") != 0 && strcmp(op, "ReduceL1") != 0;
-    return stats ? ws_doubles(c, 2 * amp_tinfo_numel(dy)) : AMP_OK;
+    return AMP_OK;
 }

@@ -66,21 +66,11 @@ static amp_status check_as_forward(amp_infer *c, int fwd_nin, amp_infer_fn fwd, 
     f.nin = fwd_nin;
     f.in = c->in + 1;
     f.nout = 1;
-    f.workspace_bytes = 0;
     amp_status s = fwd(&f);
     if (s) return s;
     const amp_tinfo *dy = c->in[0], *x = c->in[1];
     if ((s = amp_infer_dtype_in(c, dy->dtype, amp_dt_float))) return s;
     if (!amp_tinfo_same_shape(dy, x)) return amp_infer_fail(c, AMP_ERR_SHAPE, "dY does not have X's shape");
-    return AMP_OK;
-}
-
-/* a * b doubles (dims of X: non-negative, each possibly huge when another dim is 0). */
-static amp_status ws_doubles(amp_infer *c, int64_t a, int64_t b) {
-    const int64_t cap = (int64_t)(SIZE_MAX / 4 / sizeof(double));
-    if (a < 0 || b < 0 || (b > 0 && a > cap / b))
-        return amp_infer_fail(c, AMP_ERR_OVERFLOW, "workspace size overflows");
-    c->workspace_bytes = (size_t)(a * b) * sizeof(double);
     return AMP_OK;
 }
 
@@ -92,32 +82,21 @@ static void set_like(amp_infer *c, int i, const amp_tinfo *t) {
     o->value = NULL;
 }
 
-/* GroupNormalizationGrad(dY, X, scale, bias) -> dX, dscale?, dbias?; the workspace holds the
- * per-(n, channel) sums of dY and dY * xhat that dscale and dbias add up over N. */
+/* GroupNormalizationGrad(dY, X, scale, bias) -> dX, dscale?, dbias?. */
 amp_status amp_infer_group_norm_grad(amp_infer *c) {
     amp_status s = check_as_forward(c, 3, amp_infer_group_norm, 21);
     if (s) return s;
     if (c->nout > 3) return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "has %d outputs, expects 1 to 3", c->nout);
     for (int i = 1; i < c->nout; i++) set_like(c, i, c->in[i + 1]);
-    const amp_tinfo *x = c->in[1];
-    int64_t numel = 0;
-    if (amp_shape_numel(x->rank, x->dims, x->dtype, &numel, NULL) == AMP_OK && numel == 0) return AMP_OK;
-    if ((s = ws_doubles(c, x->dims[0], x->dims[1]))) return s;
-    c->workspace_bytes *= 2;
     return AMP_OK;
 }
 
-/* LRNGrad(dY, X) -> dX; the workspace holds dY * X * D^(-beta-1) per element, which every
- * channel of the window reads back. */
+/* LRNGrad(dY, X) -> dX. */
 amp_status amp_infer_lrn_grad(amp_infer *c) {
     amp_status s = check_as_forward(c, 1, amp_infer_lrn, 13);
     if (s) return s;
     if (c->nout != 1) return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "has %d outputs, expects 1", c->nout);
-    const amp_tinfo *x = c->in[1];
-    int64_t n = 1;
-    if ((s = amp_shape_numel(x->rank, x->dims, AMP_F64, &n, NULL)))
-        return amp_infer_fail(c, s, "workspace size overflows");
-    return ws_doubles(c, n, 1);
+    return AMP_OK;
 }
 
 /* MeanVarianceNormalizationGrad(dY, X) -> dX, with the forward's axes. */

@@ -205,9 +205,7 @@ static amp_status mm_param(amp_infer *c, int i, int side, const amp_tinfo *op) {
                           side == 0 ? "row" : "column", side == 0 ? "A" : "B");
 }
 
-/* Output shape of the integer matmul of a and b (numpy rules) and the workspace of both operands
- * as int16 (zero points taken off, B transposed); never empty, so the kernel's pointers are never
- * offsets from NULL. */
+/* Output shape of the integer matmul of a and b (numpy rules). */
 static amp_status mm_shape(amp_infer *c, const amp_tinfo *a, const amp_tinfo *b, amp_dtype yt) {
     amp_status s;
     if (a->rank < 1 || b->rank < 1) return amp_infer_fail(c, AMP_ERR_SHAPE, "matmul operands must have rank >= 1");
@@ -221,13 +219,7 @@ static amp_status mm_shape(amp_infer *c, const amp_tinfo *a, const amp_tinfo *b,
     int r = rbat;
     if (a->rank > 1) dims[r++] = M;
     if (b->rank > 1) dims[r++] = N;
-    if ((s = amp_infer_set_out(c, 0, yt, r, dims))) return s;
-    int64_t n = amp_tinfo_numel(a), bytes;
-    if (__builtin_add_overflow(n, amp_tinfo_numel(b) + 4, &n) || __builtin_mul_overflow(n, 2, &bytes) ||
-        bytes > (int64_t)(SIZE_MAX / 2))
-        return amp_infer_fail(c, AMP_ERR_OVERFLOW, "workspace size overflows");
-    c->workspace_bytes = (size_t)bytes;
-    return AMP_OK;
+    return amp_infer_set_out(c, 0, yt, r, dims);
 }
 
 amp_status amp_infer_matmul_integer(amp_infer *c) {
@@ -275,8 +267,7 @@ amp_status amp_infer_qlinear_matmul(amp_infer *c) {
 /* ---- ConvInteger, QLinearConv ---------------------------------------------------------------- */
 
 /* Channel checks, geometry and output of an integer convolution of x (input ix) with w (input
- * iw). The workspace holds x and w as int16 with their zero points taken off, and (8-byte
- * aligned) the flat input offset and per-dim offsets of every kernel tap. */
+ * iw). */
 static amp_status conv_shape(amp_infer *c, int ix, int iw, amp_dtype yt) {
     amp_status s;
     const amp_tinfo *x = c->in[ix], *w = c->in[iw];
@@ -300,17 +291,7 @@ static amp_status conv_shape(amp_infer *c, int ix, int iw, amp_dtype yt) {
     dims[0] = x->dims[0];
     dims[1] = M;
     for (int i = 0; i < g.nsp; i++) dims[i + 2] = g.out[i];
-    if ((s = amp_infer_set_out(c, 0, yt, x->rank, dims))) return s;
-    if (amp_dims_numel(x->rank, dims) == 0) return AMP_OK; /* nothing to compute; the kernel reads nothing */
-    /* With channels and a non-empty output the taps number at most w's elements; without
-     * channels every sum is empty and no tap is read. */
-    int64_t ksz = 0, n = amp_tinfo_numel(x) + amp_tinfo_numel(w), bytes, tb;
-    if (C > 0) ksz = amp_dims_numel(g.nsp, g.k);
-    if (__builtin_mul_overflow(n, 2, &bytes) || __builtin_mul_overflow(ksz, (int64_t)(g.nsp + 1) * 8, &tb) ||
-        __builtin_add_overflow(bytes, tb + 8, &bytes) || bytes > (int64_t)(SIZE_MAX / 2))
-        return amp_infer_fail(c, AMP_ERR_OVERFLOW, "workspace size overflows");
-    c->workspace_bytes = (size_t)bytes;
-    return AMP_OK;
+    return amp_infer_set_out(c, 0, yt, x->rank, dims);
 }
 
 /* w's zero point or scale: one element, or one per output channel. */

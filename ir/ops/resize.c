@@ -534,9 +534,5 @@ amp_status amp_infer_resize(amp_infer *c) {
     memcpy(y->dims, g.out, sizeof(int64_t) * (size_t)x->rank);
     if ((s = amp_shape_numel(y->rank, y->dims, y->dtype, NULL, NULL)))
         return amp_infer_fail(c, s, "output shape overflows or is invalid");
-    amp_resize_plan p;
-    if ((s = amp_resize_plan_make(&g, x->dtype, false, c->ctx->max_tensor_elements, &p, why, sizeof why)))
-        return amp_infer_fail(c, s, "%s", why);
-    c->workspace_bytes = p.bytes;
     return AMP_OK;
 }

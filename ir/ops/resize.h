@@ -103,6 +103,14 @@ static inline const amp_tensor *amp_resize_infer_input(const amp_infer *c, int s
     *present = true;
     return t->value;
 }
+/* The same at plan time, for sizing a kernel's workspace (views whose data is set only for
+ * values known before running): *present as for inference, NULL for a value not known yet. */
+static inline const amp_tensor *amp_resize_plan_input(const amp_kernel *k, int slot, bool *present) {
+    *present = false;
+    if (slot < 0 || slot >= k->nin || !k->in[slot] || k->in[slot]->numel == 0) return NULL;
+    *present = true;
+    return k->in[slot]->data ? k->in[slot] : NULL;
+}
 static inline const amp_tensor *amp_resize_kernel_input(const amp_kernel *k, int slot) {
     if (slot < 0 || slot >= k->nin || !k->in[slot] || k->in[slot]->numel == 0) return NULL;
     return k->in[slot];

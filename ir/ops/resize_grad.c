@@ -73,10 +73,8 @@ amp_status amp_infer_resize_grad(amp_infer *c) {
         return amp_infer_fail(c, AMP_ERR_UNSUPPORTED, "data-dependent shape: %s must be known before running",
                               sc_p && !scales ? "scales" : "sizes");
     amp_resize_geom g;
-    amp_resize_plan p;
     char why[256];
-    if ((s = amp_resize_geometry(c->n, &sl, rank, xdims, roi, roi_p, scales, sizes, &g, why, sizeof why)) ||
-        (s = amp_resize_plan_make(&g, dy->dtype, true, c->ctx->max_tensor_elements, &p, why, sizeof why)))
+    if ((s = amp_resize_geometry(c->n, &sl, rank, xdims, roi, roi_p, scales, sizes, &g, why, sizeof why)))
         return amp_infer_fail(c, s, "%s", why);
     for (int d = 0; d < rank; d++)
         if (dy->dims[d] != g.out[d])
@@ -88,6 +86,5 @@ amp_status amp_infer_resize_grad(amp_infer *c) {
     memcpy(dx->dims, xdims, sizeof(int64_t) * (size_t)rank);
     if ((s = amp_shape_numel(rank, xdims, dx->dtype, NULL, NULL)))
         return amp_infer_fail(c, s, "the shape overflows or is invalid");
-    c->workspace_bytes = p.bytes;
     return AMP_OK;
 }

@@ -1,8 +1,8 @@
 /* Shape inference for the recurrent ops RNN, GRU and LSTM (ONNX opsets 7 to 28; the layout
- * attribute from opset 14), the resolution of their activation functions and the size of the
- * forward kernel's workspace. The kernels (backends/cpu/rnn.c, grad_rnn.c) and the gradient
- * builder (ir/ops/rnn_grad.c) call the amp_rnn_* functions below through their own
- * prototypes. */
+ * attribute from opset 14), the resolution of their activation functions and the element count of
+ * the forward kernel's workspace (for backends/cpu/rnn.c's sizing). The kernels
+ * (backends/cpu/rnn.c, grad_rnn.c) and the gradient builder (ir/ops/rnn_grad.c) call the amp_rnn_*
+ * functions below through their own prototypes. */
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -235,10 +235,6 @@ static amp_status infer_recurrent(amp_infer *c) {
         }
         if ((s = check_out(c, k))) return s;
     }
-    const int64_t n = amp_rnn_fwd_ws_elems(op, dt == AMP_F16 || dt == AMP_BF16, S, B, I, H, D);
-    const size_t es = dt == AMP_F64 ? sizeof(double) : sizeof(float);
-    if (n < 0 || (uint64_t)n > SIZE_MAX / es) return amp_infer_fail(c, AMP_ERR_OVERFLOW, "workspace size overflows");
-    c->workspace_bytes = (size_t)n * es;
     return AMP_OK;
 }
 

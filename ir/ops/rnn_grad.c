@@ -150,9 +150,5 @@ amp_status amp_infer_rnn_grad(amp_infer *c) {
     /* the step-ordered copies hold S * B rows as one GEMM operand */
     if (I > INT_MAX / 4 || H > INT_MAX / 8 || (S + 1) * B > INT_MAX)
         return amp_infer_fail(c, AMP_ERR_UNSUPPORTED, "too large for the gradient's GEMMs");
-    const int64_t n = amp_rnn_grad_ws_elems(fop, x->dtype == AMP_F16 || x->dtype == AMP_BF16, S, B, I, H, D);
-    const size_t es = x->dtype == AMP_F64 ? sizeof(double) : sizeof(float);
-    if (n < 0 || (uint64_t)n > SIZE_MAX / es) return amp_infer_fail(c, AMP_ERR_OVERFLOW, "workspace size overflows");
-    c->workspace_bytes = (size_t)n * es;
     return AMP_OK;
 }

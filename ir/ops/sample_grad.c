@@ -35,21 +35,6 @@ static amp_status fwd_opset(amp_infer *c, amp_op op, int64_t *opset) {
     return AMP_OK;
 }
 
-static bool has_output(const amp_infer *c, int k) {
-    return k < c->nout && (!c->n->outputs || k >= c->n->n_outputs || c->n->outputs[k] >= 0);
-}
-
-/* f32 scratch of n elements, for 16-bit gradients that are sums. */
-static amp_status half_scratch(amp_infer *c, amp_dtype dt, int rank, const int64_t *dims) {
-    if (dt != AMP_F16 && dt != AMP_BF16) return AMP_OK;
-    int64_t n;
-    size_t bytes;
-    amp_status s = amp_shape_numel(rank, dims, AMP_F32, &n, &bytes);
-    if (s) return amp_infer_fail(c, s, "scratch size overflows");
-    c->workspace_bytes = bytes;
-    return AMP_OK;
-}
-
 /* GridSampleGrad(dY, X, Grid) -> (dX, dGrid): the forward's checks on (X, Grid), dY of the
  * forward output's shape. */
 amp_status amp_infer_grid_sample_grad(amp_infer *c) {
@@ -70,7 +55,6 @@ amp_status amp_infer_grid_sample_grad(amp_infer *c) {
     if ((s = same_dims(c, dy, "dY", &y))) return s;
     if ((s = amp_infer_set_out(c, 0, x->dtype, x->rank, x->dims))) return s;
     if (c->nout > 1 && (s = amp_infer_set_out(c, 1, g->dtype, g->rank, g->dims))) return s;
-    if (has_output(c, 0)) return half_scratch(c, x->dtype, x->rank, x->dims);
     return AMP_OK;
 }
 
@@ -125,8 +109,7 @@ amp_status amp_infer_roi_align_grad(amp_infer *c) {
     amp_infer f = {.ctx = c->ctx, .g = c->g, .n = c->n, .opset = opset, .nin = 3, .nout = 1, .in = fin, .out = fout};
     if ((s = amp_infer_roi_align(&f))) return s;
     if ((s = same_dims(c, dy, "dY", &y))) return s;
-    if ((s = amp_infer_set_out(c, 0, dy->dtype, 4, x.dims))) return s;
-    return half_scratch(c, dy->dtype, 4, x.dims);
+    return amp_infer_set_out(c, 0, dy->dtype, 4, x.dims);
 }
 
 /* ---- the builder ------------------------------------------------------------------------------ */

@@ -12,7 +12,7 @@
  * attribute. */
 #include <string.h>
 
-#include "backends/grad_shape.h"
+#include "ir/ops/shape.h"
 #include "ir/grad.h"
 
 /* Room for integer lists: the most a node can hold is 64 shapes of AMP_MAX_RANK dims. */
@@ -179,7 +179,6 @@ amp_status amp_infer_slice_grad(amp_infer *c) {
         y[a] = amp_slice_axis(x[a], starts[i], ends[i], step, &first);
     }
     if ((s = expect_dims(c, 0, r, y))) return s;
-    c->workspace_bytes = amp_gs_fold_ws_bytes(r, x, y);
     return amp_infer_set_out(c, 0, c->in[0]->dtype, r, x);
 }
 
@@ -224,7 +223,6 @@ amp_status amp_infer_pad_grad(amp_infer *c) {
         y[d] = n;
     }
     if ((s = expect_dims(c, 0, r, y))) return s;
-    c->workspace_bytes = amp_gs_fold_ws_bytes(r, x, y);
     if (c->nout == 2 && (s = amp_infer_set_out(c, 1, c->in[0]->dtype, 0, NULL))) return s;
     return amp_infer_set_out(c, 0, c->in[0]->dtype, r, x);
 }
@@ -246,7 +244,6 @@ amp_status amp_infer_tile_grad(amp_infer *c) {
             return amp_infer_fail(c, AMP_ERR_SHAPE, "gradient dim %d (%lld) is not a whole number of input dims (%lld)",
                                   d, (long long)dy->dims[d], (long long)xv[d]);
     }
-    c->workspace_bytes = amp_gs_fold_ws_bytes(ry, xv, dy->dims);
     return amp_infer_set_out(c, 0, dy->dtype, rx, x);
 }
 
@@ -258,7 +255,7 @@ amp_status amp_infer_gather_grad(amp_infer *c) {
     if ((s = need_float(c, 0))) return s;
     const amp_tinfo *ind = c->in[2];
     if ((s = amp_infer_dtype_in(c, ind->dtype, index_types))) return s;
-    int64_t x[AMP_MAX_RANK], y[AMP_MAX_RANK], yv[AMP_MAX_RANK];
+    int64_t x[AMP_MAX_RANK], y[AMP_MAX_RANK];
     int rx, axis;
     if ((s = known_shape(c, 1, "the input shape", x, &rx))) return s;
     if (rx < 1) return amp_infer_fail(c, AMP_ERR_SHAPE, "data must have rank >= 1");
@@ -270,9 +267,6 @@ amp_status amp_infer_gather_grad(amp_infer *c) {
     for (int d = 0; d < ind->rank; d++) y[o++] = ind->dims[d];
     for (int d = axis + 1; d < rx; d++) y[o++] = x[d];
     if ((s = expect_dims(c, 0, ry, y))) return s;
-    memcpy(yv, x, sizeof(int64_t) * (size_t)rx);
-    yv[axis] = amp_tinfo_numel(ind);
-    c->workspace_bytes = amp_gs_fold_ws_bytes(rx, x, yv);
     return amp_infer_set_out(c, 0, c->in[0]->dtype, rx, x);
 }
 
@@ -296,10 +290,7 @@ amp_status amp_infer_gather_elements_grad(amp_infer *c) {
             return amp_infer_fail(c, AMP_ERR_SHAPE, "indices dim %d (%lld) exceeds data dim (%lld)", d,
                                   (long long)ind->dims[d], (long long)x[d]);
     if ((s = expect_dims(c, 0, rx, ind->dims))) return s;
-    amp_dtype dt = c->in[0]->dtype;
-    /* 16-bit gradients add up in an f32 copy of dX */
-    if (dt == AMP_F16 || dt == AMP_BF16) c->workspace_bytes = (size_t)amp_dims_numel(rx, x) * sizeof(float);
-    return amp_infer_set_out(c, 0, dt, rx, x);
+    return amp_infer_set_out(c, 0, c->in[0]->dtype, rx, x);
 }
 
 amp_status amp_infer_depth_to_space_grad(amp_infer *c) {

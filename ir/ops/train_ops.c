@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backends/optim.h" /* AMP_OPTIM_CHUNK: the workspace holds one double per chunk */
 #include "ir/ir.h"
 
 /* a parameter count beyond which the input count would overflow an int */
@@ -110,7 +109,6 @@ static amp_status infer_optim(amp_infer *c, int n_state) {
     if (!s) s = check_scalar(c, 3, "scale", AMP_F32, true);
     if (s) return s;
 
-    size_t chunks = 0;
     for (int i = 0; i < n; i++) {
         const int wi = 4 + i, gi = 4 + n + i;
         const amp_tinfo *w = c->in[wi], *g = c->in[gi];
@@ -136,7 +134,6 @@ static amp_status infer_optim(amp_infer *c, int n_state) {
                 return amp_infer_fail(c, AMP_ERR_SHAPE, "state input %d does not have the shape of its parameter",
                                       mi);
         }
-        chunks += (size_t)((amp_tinfo_numel(w) + AMP_OPTIM_CHUNK - 1) / AMP_OPTIM_CHUNK);
     }
     s = check_distinct_state(c, n);
     if (s) return s;
@@ -148,8 +145,6 @@ static amp_status infer_optim(amp_infer *c, int n_state) {
     if (!(wd >= 0.0f) || isinf(wd))
         return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "weight_decay must be finite and >= 0, is %g", (double)wd);
 
-    /* one double per chunk of every gradient: the partial sums of squares of the norm */
-    c->workspace_bytes = chunks * sizeof(double);
     set_scalar_out(c, 0, AMP_F32);
     return AMP_OK;
 }
