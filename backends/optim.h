@@ -1,4 +1,4 @@
-/* Per-element math of the optimizer and loss-scaling ops (ir/grad/train.def), shared by the
+/* Per-element math of the optimizer and loss-scaling ops (ir/ops/optim.def), shared by the
  * CPU kernels (backends/cpu/optim.c) and a CUDA backend: static inline, valid C and CUDA.
  *
  * Everything runs in f32, in the order torch.optim runs on f32 parameters, so an f32 run

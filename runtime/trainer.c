@@ -5,7 +5,7 @@
  *
  * Parameters, optimizer moments, the step count, the loss scale and its tracker are tensors the
  * trainer owns and binds as graph inputs (marked dynamic: never planned by value); the optimizer
- * and loss-scale kernels update them in place (ir/grad/train.def), so a step copies nothing and
+ * and loss-scale kernels update them in place (ir/ops/optim.def), so a step copies nothing and
  * reads nothing back but the loss. A second graph, the forward alone in the same precision,
  * serves predictions. */
 #define _POSIX_C_SOURCE 200809L

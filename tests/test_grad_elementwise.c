@@ -1,5 +1,5 @@
 /* Gradients of the elementwise ops (ir/ops/elementwise_grad.c) and their training-domain
- * kernels (backends/cpu/grad_elementwise.c).
+ * kernels (backends/cpu/elementwise_grad.c).
  *
  * Correctness: every op, attribute and opset variant against central finite differences in f64
  * (gc_check, eps 1e-6), with inputs kept away from the points where the derivative jumps; the

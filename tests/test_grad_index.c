@@ -1,4 +1,4 @@
-/* Gradients of the index family (ir/ops/index_grad.c, backends/cpu/grad_index.c): GatherND,
+/* Gradients of the index family (ir/ops/index_grad.c, backends/cpu/index_grad.c): GatherND,
  * ScatterND, TopK, ReverseSequence and MaxUnpool.
  *
  * Every case is a finite-difference check (tests/gradcheck.h) in f64 with eps 1e-6: these ops are

@@ -1,4 +1,4 @@
-/* Gradients of the linalg family (ir/ops/linalg_grad.c, backends/cpu/grad_linalg.c): Einsum
+/* Gradients of the linalg family (ir/ops/linalg_grad.c, backends/cpu/linalg_grad.c): Einsum
  * (plain contractions, diagonals, subscripts summed inside one operand, broadcasting of
  * letters and of ellipses of different ranks) and Det (invertible, singular of rank n-1 and
  * n-2).

@@ -1,4 +1,4 @@
-/* Gradients of the nn family (ir/ops/nn_grad.c, backends/cpu/grad_nn.c): Gemm, MatMul, the
+/* Gradients of the nn family (ir/ops/nn_grad.c, backends/cpu/nn_grad.c): Gemm, MatMul, the
  * normalisations, Softmax/LogSoftmax, the classification losses, the reductions and CumSum.
  *
  * Every case is a finite-difference check (tests/gradcheck.h) in f64 with eps 1e-6 and random

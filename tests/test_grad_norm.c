@@ -1,4 +1,4 @@
-/* Gradients of the norm family (ir/ops/norm_grad.c, backends/cpu/grad_norm.c):
+/* Gradients of the norm family (ir/ops/norm_grad.c, backends/cpu/norm_grad.c):
  * GroupNormalization (opsets 18 and 21; X, scale and bias), LRN and MeanVarianceNormalization.
  *
  * Every case is a finite-difference check (tests/gradcheck.h) through the autodiff pass, in f64

@@ -1,4 +1,4 @@
-/* Gradients of Resize and Upsample (ir/ops/resize_grad.c, backends/cpu/grad_resize.c).
+/* Gradients of Resize and Upsample (ir/ops/resize_grad.c, backends/cpu/resize_grad.c).
  *
  * Finite-difference checks (tests/gradcheck.h) in f64 with eps 1e-6 over every mode, coordinate
  * transform, exclude_outside, antialias, tf_crop_and_resize extrapolation, axes and the legacy

@@ -1,4 +1,4 @@
-/* Gradients of RNN, GRU and LSTM (ir/ops/rnn_grad.c, backends/cpu/grad_rnn.c).
+/* Gradients of RNN, GRU and LSTM (ir/ops/rnn_grad.c, backends/cpu/rnn_grad.c).
  *
  * Finite-difference checks (tests/gradcheck.h) in f64 with eps 1e-6 at seq 3, batch 2, input
  * 3, hidden 4: every direction and layout, with and without sequence_lens (a row shorter than

@@ -1,4 +1,4 @@
-/* Gradients of the sample family (ir/ops/sample_grad.c, backends/cpu/grad_sample.c): GridSample
+/* Gradients of the sample family (ir/ops/sample_grad.c, backends/cpu/sample_grad.c): GridSample
  * with respect to X and the grid, AffineGrid with respect to theta, RoiAlign with respect to X.
  *
  * Every case is a finite-difference check (tests/gradcheck.h) in f64 with eps 1e-6 on random data

@@ -1,4 +1,4 @@
-/* Gradients of the shape and data-movement ops (ir/ops/shape_grad.c, backends/cpu/grad_shape.c).
+/* Gradients of the shape and data-movement ops (ir/ops/shape_grad.c, backends/cpu/shape_grad.c).
  *
  * Every op and attribute/opset variant goes through gc_check (tests/gradcheck.h): autodiff and
  * the CPU executor against central differences of the forward op, in f64. These ops are linear

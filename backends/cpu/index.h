@@ -1,5 +1,5 @@
 /* Helpers of the index family's kernels (backends/cpu/index.c) shared with their gradient
- * kernels (backends/cpu/grad_index.c). */
+ * kernels (backends/cpu/index_grad.c). */
 #ifndef AMP_BACKENDS_CPU_INDEX_H
 #define AMP_BACKENDS_CPU_INDEX_H
 

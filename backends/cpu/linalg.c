@@ -501,7 +501,7 @@ amp_status amp_cpu_einsum(amp_kernel *k) {
  * diagonal, below) and U (on and above the diagonal) with L U = P A, where row i of P A is row
  * perm[i] of A. A zero pivot column is left as it is (as LAPACK's getrf does), so singular
  * matrices factor too, with a zero on U's diagonal. Returns det(P), +1 or -1. Also used by
- * DetGrad (backends/cpu/grad_linalg.c). */
+ * DetGrad (backends/cpu/linalg_grad.c). */
 int amp_cpu_lu(double *a, int64_t n, int64_t *perm) {
     int sign = 1;
     for (int64_t i = 0; i < n; i++) perm[i] = i;

@@ -1,5 +1,5 @@
 /* CPU kernels of the optimizer and loss-scaling ops: UnscaleCheck, SGD, AdamW,
- * LossScaleUpdate. ir/grad/train.def documents their semantics; inference has checked every
+ * LossScaleUpdate. ir/ops/optim.def documents their semantics; inference has checked every
  * dtype, shape and count. These kernels write their state INPUTS in place (parameters,
  * moments, step, loss scale, tracker): the one sanctioned exception to read-only inputs.
  *

@@ -277,7 +277,7 @@ static void run_pass(const amp_resize_tab *t, int64_t K, const void *src, amp_dt
 /* ---- the kernel ------------------------------------------------------------------------------- */
 
 /* Resize and Upsample: the tables and intermediate buffers of amp_resize_plan_make. ResizeGrad
- * (backends/cpu/grad_resize.c, inputs dY, shape of X, roi, scales, sizes): the forward's, and dX
+ * (backends/cpu/resize_grad.c, inputs dY, shape of X, roi, scales, sizes): the forward's, and dX
  * accumulated in the compute type when it is 16-bit; its geometry is over dX's dims. */
 amp_status amp_cpu_ws_resize(const amp_kernel *k, size_t *bytes) {
     const bool grad = k->n->op == AMP_OP_RESIZE_GRAD;

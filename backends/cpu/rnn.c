@@ -84,7 +84,7 @@ static int64_t h_off(const rnn_job *j, int d, int64_t b) { return (j->layout ? b
  * reduction to [-ln2/2, ln2/2] and a degree-7 Taylor polynomial, with branch-free selects (a C
  * conditional on a value computed by a division would keep GCC from vectorising while FP
  * exceptions are honoured). Within 3 ulp of the exact functions; NaN stays NaN; also used by
- * backends/cpu/grad_rnn.c. */
+ * backends/cpu/rnn_grad.c. */
 
 static inline float sel_f32(bool c, float a, float b) {
     uint32_t ua, ub, m = 0u - (uint32_t)c;

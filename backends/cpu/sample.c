@@ -6,7 +6,7 @@
  * and AffineGrid puts the one pixel of a length-1 dim with align_corners at 0.
  *
  * The sampling geometry lives here and is shared with the gradient kernels of
- * backends/cpu/grad_sample.c, which repeat the declarations of the amp_cpu_gs_* and
+ * backends/cpu/sample_grad.c, which repeat the declarations of the amp_cpu_gs_* and
  * amp_cpu_roi_* functions below: GridSample's taps (per output point, the flat offsets into one
  * (n, c) plane of X with their weights and the weights' derivatives along each grid
  * coordinate), and RoiAlign's boxes and per-axis samples. */

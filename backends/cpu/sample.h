@@ -1,5 +1,5 @@
 /* GridSample, AffineGrid and RoiAlign geometry shared by their kernels (backends/cpu/sample.c)
- * and their gradient kernels (backends/cpu/grad_sample.c). */
+ * and their gradient kernels (backends/cpu/sample_grad.c). */
 #ifndef AMP_BACKENDS_CPU_SAMPLE_H
 #define AMP_BACKENDS_CPU_SAMPLE_H
 

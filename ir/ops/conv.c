@@ -2,7 +2,7 @@
  * MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, Gemm, MatMul.
  *
  * The window geometry (amp_conv_geom_init, ir/ops/conv.h) is shared with the kernels
- * (backends/cpu/conv.c, pool.c): inference and kernel must agree on it to the element. The
+ * (backends/cpu/conv.c, conv_pool.c): inference and kernel must agree on it to the element. The
  * kernels' scratch is sized by the backend (backends/cpu/workspace.def). */
 #include <limits.h>
 #include <stdio.h>

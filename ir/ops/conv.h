@@ -1,6 +1,6 @@
 /* Convolution and pooling geometry, shared by shape inference (ir/ops/conv.c and conv_grad.c,
- * which define the functions), the CPU kernels (backends/cpu/conv.c, pool.c, quant.c) and the
- * gradient kernels (backends/cpu/grad_conv.c). */
+ * which define the functions), the CPU kernels (backends/cpu/conv.c, conv_pool.c, quant.c) and the
+ * gradient kernels (backends/cpu/conv_grad.c). */
 #ifndef AMP_IR_OPS_CONV_H
 #define AMP_IR_OPS_CONV_H
 
@@ -20,9 +20,9 @@ typedef struct amp_conv_geom {
 amp_status amp_conv_geom_init(const amp_node *n, int kind, int rank, const int64_t *xdims, const int64_t *wdims,
                               amp_conv_geom *g, char *msg, size_t cap);
 
-/* ---- gradients (ir/grad/conv.def) ---------------------------------------------------------- */
+/* ---- gradients (ir/ops/conv_grad.def) ---------------------------------------------------------- */
 
-/* The shape of one convolution gradient in the A/B form of backends/grad_conv.h: A is the tensor
+/* The shape of one convolution gradient in the A/B form of backends/conv_grad.h: A is the tensor
  * on the large side of the window map (Conv: X, ConvTranspose: dY), B the one on the small side. */
 typedef struct amp_conv_grad_dims {
     int transpose;                 /* ConvTransposeGrad */

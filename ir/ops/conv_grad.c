@@ -1,6 +1,6 @@
 /* Gradients of the conv family: the builder (Conv, ConvTranspose, MaxPool, AveragePool,
  * GlobalAveragePool, GlobalMaxPool) and the shape inference of its training-domain ops
- * ConvGrad, ConvTransposeGrad, MaxPoolGrad and AveragePoolGrad (see backends/grad_conv.h for
+ * ConvGrad, ConvTransposeGrad, MaxPoolGrad and AveragePoolGrad (see backends/conv_grad.h for
  * what each computes).
  *
  * The convolution gradients are one fused op each rather than a composition: im2col of the

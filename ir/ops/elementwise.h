@@ -1,5 +1,5 @@
 /* Broadcasting rules of the elementwise family that shape inference (ir/ops/elementwise_grad.c)
- * and the gradient kernels (backends/cpu/grad_elementwise.c, later CUDA) must agree on; C and
+ * and the gradient kernels (backends/cpu/elementwise_grad.c, later CUDA) must agree on; C and
  * CUDA. */
 #ifndef AMP_IR_OPS_ELEMENTWISE_H
 #define AMP_IR_OPS_ELEMENTWISE_H

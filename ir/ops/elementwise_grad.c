@@ -1,5 +1,5 @@
 /* Gradients of the elementwise ops (ir/grad.h): the builder amp_grad_elementwise, and the shape
- * inference of the family's training ops (listed and specified in ir/grad/elementwise.def).
+ * inference of the family's training ops (listed and specified in ir/ops/elementwise_grad.def).
  *
  * Plain ONNX nodes carry the gradient where they are enough (Add, Sub, Mul, Div, Sum, Mean,
  * Where, Neg, Cast); fused training ops do the rest in one pass over memory. Every input of a
@@ -78,7 +78,7 @@ static amp_status sum_to(amp_grad_ctx *c, int grad, int like, bool has_axis, int
 }
 
 /* grad (at some broadcast shape) summed back to the shape of the value like: Shape(like) then
- * SumToShape. Shared with other families (see ir/grad/elementwise.def). */
+ * SumToShape. Shared with other families (see ir/ops/elementwise_grad.def). */
 amp_status amp_grad_sum_to_shape(amp_grad_ctx *c, int grad, int like, int *out) {
     return sum_to(c, grad, like, false, 0, out);
 }
@@ -267,7 +267,7 @@ static amp_status grad_where(amp_grad_ctx *c) {
 
 /* ---- unary ---------------------------------------------------------------------------------- */
 
-/* Ops whose UnaryGrad reads the forward output (see ir/grad/elementwise.def). */
+/* Ops whose UnaryGrad reads the forward output (see ir/ops/elementwise_grad.def). */
 static bool reads_output(amp_op op) {
     switch (op) {
     case AMP_OP_RELU: case AMP_OP_SIGMOID: case AMP_OP_TANH: case AMP_OP_EXP: case AMP_OP_SQRT:

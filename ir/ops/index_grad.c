@@ -1,5 +1,5 @@
 /* Gradients of the index family (ir/grad.h): the builder amp_grad_index and the shape inference
- * of its training-domain ops (ir/grad/index.def; kernels in backends/cpu/grad_index.c).
+ * of its training-domain ops (ir/ops/index_grad.def; kernels in backends/cpu/index_grad.c).
  *
  *  GatherND         dX = GatherNDGrad(dY, Shape(X), indices): dY's slices added into zeros.
  *  ScatterND        none: dData = ScatterNDDataGrad(dY, indices) (dY with the written slices

@@ -1,6 +1,6 @@
 /* Einsum planning and Det workspace helpers shared by inference (ir/ops/linalg.c), the
  * gradient builders (ir/ops/linalg_grad.c) and the CPU kernels (backends/cpu/linalg.c,
- * grad_linalg.c). */
+ * linalg_grad.c). */
 #ifndef AMP_IR_OPS_LINALG_H
 #define AMP_IR_OPS_LINALG_H
 

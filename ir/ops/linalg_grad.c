@@ -1,5 +1,5 @@
 /* Gradients of the linalg family: the builder amp_grad_linalg (Einsum, Det) and the shape
- * inference of its training op DetGrad (ir/grad/linalg.def; kernel in backends/cpu/grad_linalg.c).
+ * inference of its training op DetGrad (ir/ops/linalg_grad.def; kernel in backends/cpu/linalg_grad.c).
  *
  * Einsum: the gradient of operand i is itself an Einsum, of dY with every other operand, whose
  * output term is operand i's. Three things an Einsum output cannot say directly are added as
@@ -13,7 +13,7 @@
  *    an ellipsis covering fewer dims than the broadcast one) come out at the broadcast size and
  *    are summed back by SumToShape, skipped when the graph proves no broadcast happened.
  * Det: dX = dY * adj(X)^T (the cofactor matrix), computed by DetGrad from an LU factorisation so
- * that singular matrices get their exact gradient too (see backends/cpu/grad_linalg.c). */
+ * that singular matrices get their exact gradient too (see backends/cpu/linalg_grad.c). */
 #include <stdio.h>
 #include <string.h>
 

@@ -1,6 +1,6 @@
 /* Gradients of the nn family: the builder amp_grad_nn (Gemm, MatMul, the normalisations, the
  * softmax family, the classification losses, the reductions and CumSum) and the shape
- * inference of its training-domain ops (ir/grad/nn.def; kernels in backends/cpu/grad_nn.c).
+ * inference of its training-domain ops (ir/ops/nn_grad.def; kernels in backends/cpu/nn_grad.c).
  *
  * Gemm's operand gradients are Gemm nodes (BLAS, any transposition); everything that needs a
  * reduction back to a broadcast shape, batch statistics or a per-row dot product gets one
@@ -90,7 +90,7 @@ static amp_status fused(amp_grad_ctx *c, const char *op, int nin, const int *ins
     return s;
 }
 
-/* Training mode exactly as the forward kernel decides it (backends/cpu/norm.c). */
+/* Training mode exactly as the forward kernel decides it (backends/cpu/nn_norm.c). */
 static bool bn_training(const amp_grad_ctx *c) {
     const amp_node *f = amp_grad_fwd(c);
     const int64_t opset = amp_grad_opset(c);

@@ -1,5 +1,5 @@
 /* Shape inference for GroupNormalization (opsets 18 and 21), LRN (1 and 13) and
- * MeanVarianceNormalization (9 and 13). Kernels in backends/cpu/norm_group.c; the training ops
+ * MeanVarianceNormalization (9 and 13). Kernels in backends/cpu/norm.c; the training ops
  * of these (ir/ops/norm_grad.c) validate their forward inputs through these same functions. */
 #include <string.h>
 

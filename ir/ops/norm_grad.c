@@ -1,6 +1,6 @@
 /* Gradients of the norm family: the builder amp_grad_norm (GroupNormalization, LRN,
  * MeanVarianceNormalization) and the shape inference of its training-domain ops
- * (ir/grad/norm.def; kernels in backends/cpu/grad_norm.c).
+ * (ir/ops/norm_grad.def; kernels in backends/cpu/norm_grad.c).
  *
  * Each op gets one fused backward op. Composed from ONNX ops they would need reshapes to
  * (N, G, -1) built from shapes unknown while the backward graph is made, and LRN's window sum

@@ -1,5 +1,5 @@
 /* Resize and Upsample geometry, shared by shape inference (ir/ops/resize.c), the gradient op
- * (ir/ops/resize_grad.c) and the CPU kernels (backends/cpu/resize.c, backends/cpu/grad_resize.c).
+ * (ir/ops/resize_grad.c) and the CPU kernels (backends/cpu/resize.c, backends/cpu/resize_grad.c).
  *
  * A resize is separable: along axis d, output index j reads taps[d] source indices with weights
  * (one tap of weight 1 for nearest), and the N-D result is the product of the per-axis weights.

@@ -1,5 +1,5 @@
 /* Gradients of Resize and Upsample (see ir/grad.h): the builder, which appends one ResizeGrad
- * node (ir/grad/resize.def) per forward node, and ResizeGrad's shape inference.
+ * node (ir/ops/resize_grad.def) per forward node, and ResizeGrad's shape inference.
  *
  * The forward output is linear in X: every output element is a weighted sum of input elements
  * with weights from the per-axis sampling tables (ir/ops/resize.h). The gradient scatters dY back

@@ -1,7 +1,7 @@
 /* Shape inference for the recurrent ops RNN, GRU and LSTM (ONNX opsets 7 to 28; the layout
  * attribute from opset 14), the resolution of their activation functions and the element count of
  * the forward kernel's workspace (for backends/cpu/rnn.c's sizing). The kernels
- * (backends/cpu/rnn.c, grad_rnn.c) and the gradient builder (ir/ops/rnn_grad.c) call the amp_rnn_*
+ * (backends/cpu/rnn.c, rnn_grad.c) and the gradient builder (ir/ops/rnn_grad.c) call the amp_rnn_*
  * functions below through their own prototypes. */
 #include <limits.h>
 #include <math.h>

@@ -1,5 +1,5 @@
 /* RNN, GRU and LSTM attributes and workspace sizes, shared by inference (ir/ops/rnn.c), the
- * gradient builder (ir/ops/rnn_grad.c) and the CPU kernels (backends/cpu/rnn.c, grad_rnn.c). */
+ * gradient builder (ir/ops/rnn_grad.c) and the CPU kernels (backends/cpu/rnn.c, rnn_grad.c). */
 #ifndef AMP_IR_OPS_RNN_H
 #define AMP_IR_OPS_RNN_H
 

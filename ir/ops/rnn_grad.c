@@ -1,6 +1,6 @@
 /* Gradients of the recurrent ops: the builder amp_grad_rnn (RNN, GRU, LSTM) and the shape
- * inference of their training-domain ops RNNGrad, GRUGrad and LSTMGrad (ir/grad/rnn.def;
- * kernels in backends/cpu/grad_rnn.c).
+ * inference of their training-domain ops RNNGrad, GRUGrad and LSTMGrad (ir/ops/rnn_grad.def;
+ * kernels in backends/cpu/rnn_grad.c).
  *
  * One fused node per forward node: backpropagation through time needs every step's gates, and
  * the kernel recomputes them from X, W, R and B (one more forward pass) rather than having the
@@ -75,7 +75,7 @@ amp_status amp_grad_rnn(amp_grad_ctx *c) {
 static int64_t up16(int64_t n) { return (n + 15) / 16 * 16; }
 
 /* Compute-type elements of the gradient kernel's workspace, each part rounded up to 16
- * elements, in the order backends/cpu/grad_rnn.c carves it: the step-ordered X, the gates'
+ * elements, in the order backends/cpu/rnn_grad.c carves it: the step-ordered X, the gates'
  * pre-activations from X (then their gradients), the hidden and cell state of every step, the
  * saved gates, the per-step H*R^T, four B x H rows (dh, dc, dh_prev, scratch), one direction's
  * biases; for 16-bit tensors f32 copies of X, W, R, P and f32 accumulators of dX, dW, dR, dB

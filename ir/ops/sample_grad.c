@@ -1,5 +1,5 @@
 /* Gradients of the sample family (ir/grad.h): the builder amp_grad_sample and the shape inference
- * of its training-domain ops (ir/grad/sample.def; kernels in backends/cpu/grad_sample.c).
+ * of its training-domain ops (ir/ops/sample_grad.def; kernels in backends/cpu/sample_grad.c).
  *
  *  GridSample  (dX, dGrid) = GridSampleGrad(dY, X, Grid), only the wanted outputs made: X's
  *              gradient spreads dY back through the sampling weights, Grid's is dY times the

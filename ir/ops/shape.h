@@ -1,5 +1,5 @@
 /* Slice geometry shared by shape inference (ir/ops/shape.c), the CPU kernel
- * (backends/cpu/shape.c) and the gradient kernels (backends/grad_shape.h); C and CUDA. */
+ * (backends/cpu/shape.c) and the gradient kernels (backends/shape_grad.h); C and CUDA. */
 #ifndef AMP_IR_OPS_SHAPE_H
 #define AMP_IR_OPS_SHAPE_H
 

@@ -1,5 +1,5 @@
 /* Gradients of the shape and data-movement ops (ir/grad.h): the builder amp_grad_shape and the
- * shape inference of the training-domain ops it uses (ir/grad/shape.def).
+ * shape inference of the training-domain ops it uses (ir/ops/shape_grad.def).
  *
  * Only the data input of each op gets a gradient (plus Pad's constant_value in constant mode):
  * shapes, axes, indices, pads and repeats are integers. Where the backward op needs a forward

@@ -1,4 +1,4 @@
-/* CPU kernels of the sample family's training ops (ir/grad/sample.def): GridSampleGrad,
+/* CPU kernels of the sample family's training ops (ir/ops/sample_grad.def): GridSampleGrad,
  * AffineGridGrad and RoiAlignGrad. They walk the forward's sampling geometry, which
  * backends/cpu/sample.c defines (declarations repeated below). Every sum runs in a fixed order,
  * so results never depend on the thread count: GridSample's dX and RoiAlign's dX are split by

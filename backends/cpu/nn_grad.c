@@ -1,4 +1,4 @@
-/* CPU kernels of the nn family's gradient ops (ir/grad/nn.def, built by ir/ops/nn_grad.c).
+/* CPU kernels of the nn family's gradient ops (ir/ops/nn_grad.def, built by ir/ops/nn_grad.c).
  *
  * Statistics, dot products and sums accumulate in double, and every element is computed in
  * double then stored with the output dtype's rounding, so one loop serves f32, f16, bf16 and
@@ -6,14 +6,14 @@
  * activations). Each loop body is written once and inlined twice inside the parallel loop:
  * with plain float accesses when the big tensors are all f32 (the common training case), and
  * with the per-dtype accessors otherwise. MatMul goes through BLAS; SoftmaxCrossEntropyLoss
- * on f32 [N, C] has its own loop. Per-element formulas live in backends/grad_nn.h. */
+ * on f32 [N, C] has its own loop. Per-element formulas live in backends/nn_grad.h. */
 #include <cblas.h>
 #include <string.h>
 
 #include "backends/cpu/cpu.h"
 #include "backends/cpu/gemm.h"
 #include "backends/cpu/kernels.h"
-#include "backends/grad_nn.h"
+#include "backends/nn_grad.h"
 
 /* Below this many elements the OpenMP fork costs more than it saves. */
 #define GRAD_PAR_MIN 32768
@@ -603,7 +603,7 @@ amp_status amp_cpu_softmax_grad(amp_kernel *k) {
 
 /* ---- the loss gradients ------------------------------------------------------------------------------
  * Both see X as [N, C, D] (D = d1*d2*..., class stride D) and the target as [N, D], like the
- * forward kernels (backends/cpu/loss.c). The incoming gradient per position: dY[r] for
+ * forward kernels (backends/cpu/nn_loss.c). The incoming gradient per position: dY[r] for
  * reduction=none, dY for sum, dY / (sum of the weights of the non-ignored targets) for mean. */
 
 enum { RED_NONE, RED_SUM, RED_MEAN };

@@ -1,4 +1,4 @@
-/* CPU kernels of the index family's training ops (ir/grad/index.def): GatherNDGrad,
+/* CPU kernels of the index family's training ops (ir/ops/index_grad.def): GatherNDGrad,
  * ScatterNDDataGrad and MaxUnpoolGrad. Sums run in a fixed order (the order of the index
  * tuples), so results never depend on the thread count; 16-bit sums accumulate in f32. */
 #include <string.h>

@@ -1,13 +1,13 @@
 /* CPU kernel for the unary elementwise ops (math, activations, IsNaN/IsInf, Not).
  *
  * The op is chosen once per call and each case runs its own loop, so the per-element work is a
- * call into backends/elemwise.h (shared with CUDA) that the compiler inlines. f16/bf16 compute in
+ * call into backends/elementwise.h (shared with CUDA) that the compiler inlines. f16/bf16 compute in
  * f32 and round once on store; f64 computes in double. Every loop reads element i before writing
  * it, so in-place runs (out == in) are correct. */
 #include <stdbool.h>
 
 #include "backends/cpu/cpu.h"
-#include "backends/elemwise.h"
+#include "backends/elementwise.h"
 
 #define CHUNK ((int64_t)1 << 14)       /* elements per work item */
 #define PAR_MIN ((int64_t)1 << 15)     /* below this, one thread */

@@ -1,4 +1,4 @@
-/* Shape inference of the optimizer and loss-scaling ops (ir/grad/train.def documents their
+/* Shape inference of the optimizer and loss-scaling ops (ir/ops/optim.def documents their
  * inputs, attributes and semantics). Every input is checked here, so the kernels can trust
  * dtypes, shapes and counts. */
 #include <math.h>

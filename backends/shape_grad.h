@@ -1,4 +1,4 @@
-/* Index math of the shape family's gradient ops (ir/grad/shape.def), shared by shape
+/* Index math of the shape family's gradient ops (ir/ops/shape_grad.def), shared by shape
  * inference, the CPU kernels and CUDA device code so that every backend reads and writes the
  * same elements.
  *

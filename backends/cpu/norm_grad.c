@@ -1,4 +1,4 @@
-/* CPU kernels of the norm family's gradient ops (ir/grad/norm.def, built by ir/ops/norm_grad.c):
+/* CPU kernels of the norm family's gradient ops (ir/ops/norm_grad.def, built by ir/ops/norm_grad.c):
  * GroupNormalizationGrad, LRNGrad and MeanVarianceNormalizationGrad.
  *
  * Each recomputes the forward statistics from X in double; sums and dot products accumulate in
@@ -7,7 +7,7 @@
  * accumulation). Loop bodies are inlined twice, with plain float accesses when the big
  * tensors are f32 and with the per-dtype accessors otherwise. */
 #include "backends/cpu/kernels.h"
-#include "backends/cpu/norm_group.h"
+#include "backends/cpu/norm.h"
 
 /* Below this many elements the OpenMP fork costs more than it saves. */
 #define GRAD_PAR_MIN 32768
@@ -233,7 +233,7 @@ amp_status amp_cpu_lrn_grad(amp_kernel *k) {
  *   dX = (dY - mean(dY)) / D - d * sum(dY * d) / (M s D^2),
  * the second term 0 where s = 0 (a constant slice: Y is 0 there whatever the perturbation
  * direction's sign, and the kink has no derivative). The geometry is the forward's
- * (backends/cpu/norm_group.c): kept and reduced dims, neighbours of one kind merged. */
+ * (backends/cpu/norm.c): kept and reduced dims, neighbours of one kind merged. */
 
 GN_INLINE void mvng_pos(bool f32, const amp_tensor *dy, const amp_tensor *x, amp_tensor *dx, const mvn_geom *gm,
                         int64_t p) {

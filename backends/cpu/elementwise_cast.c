@@ -3,8 +3,8 @@
 
 #include "backends/cpu/cpu.h"
 #include "backends/cpu/random.h"
-#include "backends/elemwise.h"
-#include "backends/grad_elementwise.h"
+#include "backends/elementwise.h"
+#include "backends/elementwise_grad.h"
 
 #define CHUNK ((int64_t)1 << 14)
 #define PAR_MIN ((int64_t)1 << 15)

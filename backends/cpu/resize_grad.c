@@ -1,4 +1,4 @@
-/* CPU kernel of ResizeGrad (ir/grad/resize.def): dX = the transpose of Resize's interpolation
+/* CPU kernel of ResizeGrad (ir/ops/resize_grad.def): dX = the transpose of Resize's interpolation
  * applied to dY. The forward's sampling tables (ir/ops/resize.h) are built in the workspace; one
  * scatter-add pass per resized axis takes dY's shape back to X's, most-enlarged axis first so
  * the data shrinks early. Per-axis operators act on different axes and commute, so any order

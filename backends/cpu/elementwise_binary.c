@@ -10,7 +10,7 @@
 
 #include "backends/cpu/cpu.h"
 #include "backends/cpu/kernels.h"
-#include "backends/elemwise.h"
+#include "backends/elementwise.h"
 
 #define MAX_OPS 3
 #define BLOCK 8192                  /* elements per work item along the inner dim */

@@ -1,8 +1,8 @@
-/* CPU kernels of the shape family's gradient ops (ir/grad/shape.def): SplitGrad, SliceGrad,
+/* CPU kernels of the shape family's gradient ops (ir/ops/shape_grad.def): SplitGrad, SliceGrad,
  * PadGrad, TileGrad, GatherGrad, GatherElementsGrad, DepthToSpaceGrad (ReshapeGrad and
  * ConcatGrad run the forward copy and Split kernels).
  *
- * SliceGrad, PadGrad, TileGrad and GatherGrad share the fold of backends/grad_shape.h: each
+ * SliceGrad, PadGrad, TileGrad and GatherGrad share the fold of backends/shape_grad.h: each
  * says, per dim, how dY coordinates map to dX coordinates (identity, broadcast or a map it
  * fills); the fold inverts the maps into lists and computes every dX element as the sum, in
  * double and in increasing dY order, of the dY elements that map to it. Each dX element is
@@ -13,7 +13,7 @@
 
 #include "backends/cpu/cpu.h"
 #include "backends/cpu/kernels.h"
-#include "backends/grad_shape.h"
+#include "backends/shape_grad.h"
 
 /* Below this many elements a thread team costs more than it saves. */
 #define PAR_MIN_WORK ((int64_t)1 << 15)

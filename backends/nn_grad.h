@@ -1,5 +1,5 @@
 /* Per-element formulas of the nn family's gradients, shared by the CPU kernels
- * (backends/cpu/grad_nn.c) and CUDA device code, so both backends run the same math. Each has
+ * (backends/cpu/nn_grad.c) and CUDA device code, so both backends run the same math. Each has
  * a float version (_f: f32, f16 and bf16 compute in f32) and a double version (_d: f64, and the
  * CPU's accumulating paths). */
 #ifndef AMP_BACKENDS_GRAD_NN_H

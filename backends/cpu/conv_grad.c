@@ -1,5 +1,5 @@
 /* Gradients of Conv, ConvTranspose and the pools on the CPU (the ops are described in
- * backends/grad_conv.h).
+ * backends/conv_grad.h).
  *
  * ConvGrad / ConvTransposeGrad work per image and group with im2col / col2im around BLAS
  * GEMMs, in the same two modes as the forward convolution: with at least one work item per
@@ -17,7 +17,7 @@
 #include "backends/cpu/cpu.h"
 #include "backends/cpu/gemm.h"
 #include "backends/cpu/kernels.h"
-#include "backends/grad_conv.h"
+#include "backends/conv_grad.h"
 
 /* Below this many elements touched, one thread is faster than waking the others. */
 #define PAR_MIN 32768

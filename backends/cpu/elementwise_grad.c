@@ -1,7 +1,7 @@
-/* CPU kernels of the elementwise family's training ops (specified in ir/grad/elementwise.def):
+/* CPU kernels of the elementwise family's training ops (specified in ir/ops/elementwise_grad.def):
  * SumToShape, UnaryGrad, BinaryGrad, MinMaxGrad, ClipGrad, DropoutGrad.
  *
- * The per-element derivatives live in backends/grad_elementwise.h (shared with CUDA). f16 and
+ * The per-element derivatives live in backends/elementwise_grad.h (shared with CUDA). f16 and
  * bf16 compute in f32 and round once on store; f64 computes in double; sums accumulate in
  * double. Ops that mix several inputs load blocks of each input into f32 or f64 scratch on the
  * stack, whatever its dtype, compute on the blocks, then store: one loop per dtype instead of
@@ -12,7 +12,7 @@
 #include "backends/cpu/cpu.h"
 #include "backends/cpu/kernels.h"
 #include "backends/cpu/random.h"
-#include "backends/grad_elementwise.h"
+#include "backends/elementwise_grad.h"
 
 #define BLK 512                        /* elements per block of stack scratch */
 #define PAR_MIN ((int64_t)1 << 15)     /* below this many elements, one thread */
@@ -478,7 +478,7 @@ typedef struct bc_plan {
 typedef void (*bc_fn)(const void *aux, int64_t o0, int64_t n, const int64_t *off, const int64_t *s);
 
 /* ed[i]: input i's dims in the output's frame (1 where absent). Size-1 output dims are dropped
- * and neighbours that are contiguous in every input merged, as in backends/cpu/binary.c. */
+ * and neighbours that are contiguous in every input merged, as in backends/cpu/elementwise_binary.c. */
 static void bc_build(bc_plan *pl, int orank, const int64_t *odims, int nin, int64_t (*ed)[AMP_MAX_RANK]) {
     pl->nin = nin;
     amp_bcast_collapse(orank, odims, nin, ed, &pl->rank, pl->dims, pl->st);

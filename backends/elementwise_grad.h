@@ -1,5 +1,5 @@
 /* Per-element derivatives of the elementwise ops, shared by the CPU gradient kernels
- * (backends/cpu/grad_elementwise.c) and future CUDA device code. Each function returns the
+ * (backends/cpu/elementwise_grad.c) and future CUDA device code. Each function returns the
  * input gradient from the output gradient g and one forward value: x (the forward input) or y
  * (the forward output) as its parameter name says. The float version (_f) serves f32, f16 and
  * bf16, which compute in f32; the double version (_d) serves f64.
@@ -21,7 +21,7 @@
 #include <math.h>
 #include <stdint.h>
 
-#include "backends/elemwise.h"
+#include "backends/elementwise.h"
 #include "ir/ops/elementwise.h" /* amp_binary_grad_b_offset */
 
 #define AMP_GRAD_2_SQRTPI 1.12837916709551257390     /* 2 / sqrt(pi) */
@@ -205,7 +205,7 @@ AMP_HD double amp_prelu_grad_slope_d(double g, double x) { return x > 0.0 ? 0.0 
 
 /* The stream of a Dropout without a `seed` attribute: a hash of its input's size and of a
  * sample of its bytes (64 elements at most). It must stay identical to the forward kernel's
- * (backends/cpu/cast.c), so that a gradient that recomputes the mask drops the same units. */
+ * (backends/cpu/elementwise_cast.c), so that a gradient that recomputes the mask drops the same units. */
 AMP_HD uint64_t amp_dropout_content_seed(const void *data, int64_t numel, size_t elem_size) {
     uint64_t h = 0xcbf29ce484222325ull ^ (uint64_t)numel;
     int64_t step = numel / 64 + 1;

@@ -1,5 +1,5 @@
-/* MeanVarianceNormalization geometry shared by its forward (backends/cpu/norm_group.c) and
- * gradient (backends/cpu/grad_norm.c) kernels: X's dims split into kept and reduced ones,
+/* MeanVarianceNormalization geometry shared by its forward (backends/cpu/norm.c) and
+ * gradient (backends/cpu/norm_grad.c) kernels: X's dims split into kept and reduced ones,
  * neighbours of one kind merged. */
 #ifndef AMP_BACKENDS_CPU_NORM_GROUP_H
 #define AMP_BACKENDS_CPU_NORM_GROUP_H

@@ -1,5 +1,5 @@
 /* Gradients of convolution and pooling: the per-window rules the backward kernels
- * (backends/cpu/grad_conv.c, later backends/cuda) share with the forward pooling kernels. The
+ * (backends/cpu/conv_grad.c, later backends/cuda) share with the forward pooling kernels. The
  * geometry that shape inference and kernels agree on (amp_conv_grad_dims, amp_conv_grad_plan,
  * amp_pool_grad_geom) is in ir/ops/conv.h.
  *
@@ -22,7 +22,7 @@
 #include "ir/ops/conv.h"
 /* -------------------------------------------------------------------------------------------- */
 
-/* Floats per slot of the pool gradients' workspace (backends/cpu/grad_conv.c): 16-bit planes are
+/* Floats per slot of the pool gradients' workspace (backends/cpu/conv_grad.c): 16-bit planes are
  * widened to f32 (dY, and X for MaxPool) and accumulate in f32, one plane per slot. */
 AMP_HD int64_t amp_pool_grad_slot(int is_max, int64_t insz, int64_t outsz) {
     return insz + outsz + (is_max ? insz : 0);
