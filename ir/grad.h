@@ -14,7 +14,7 @@
  *    every needed output gradient is -1 the builder is not called).
  *  - Gradients have the dtype and shape of the value they belong to. A builder may use any
  *    forward value (inputs and outputs of the forward node) as an input of backward nodes.
- *  - New ops of the training domain (AMP_TRAIN_DOMAIN) are listed in ir/grad/<family>.def and
+ *  - New ops of the training domain (AMP_TRAIN_DOMAIN) are listed in ir/ops/<family>_grad.def and
  *    have shape inference and CPU kernels like any op; they run at opset 1, so a builder copies
  *    the forward attributes it needs (amp_grad_copy_attrs) and adds "fwd_opset" where the
  *    forward semantics depend on the opset.
