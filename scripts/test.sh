@@ -11,6 +11,10 @@ python3 tests/peer/test_op_table_peer.py
 python3 tests/peer/test_peer.py build/amprt
 python3 tests/peer/test_autocast_peer.py --amprt build/amprt
 python3 tests/peer/test_train_peer.py --amprt build/amprt
+# the same peer checks with every run on the checking backend (poisoned outputs, workspaces and
+# dead arena bytes): training, resume, export and the converted models (node tests: conformance_node_check)
+python3 tests/peer/test_train_peer.py --amprt build/amprt --backend cpu-check
+python3 tests/peer/test_autocast_peer.py --amprt build/amprt --backend cpu-check --no-node-tests
 scripts/valgrind.sh build
 if [ "${AMP_SKIP_SANITIZERS:-0}" != 1 ]; then
   scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=Debug -DAMP_SANITIZE=ON -DAMP_CUDA=OFF

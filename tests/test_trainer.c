@@ -43,7 +43,7 @@ static void batch(amp_model *m, int64_t n, uint64_t seed, amp_tensor **x, amp_te
 }
 
 static amp_trainer *make(amp_model *m, amp_train_precision p, amp_optimizer opt, double lr) {
-    amp_trainer_options o = {.struct_size = sizeof o, .precision = p, .optimizer = opt, .lr = lr, .momentum = 0.9,
+    amp_trainer_options o = {.struct_size = sizeof o, .backend = tu_backend(), .precision = p, .optimizer = opt, .lr = lr, .momentum = 0.9,
                              .threads = 2};
     if (opt == AMP_OPTIM_ADAMW) o.momentum = 0;
     amp_trainer *t = NULL;
@@ -91,7 +91,7 @@ static void loss_falls(const char *model, amp_train_precision p, amp_optimizer o
     if (vo.rank > 2) {
         amp_tensor_destroy(y);
         y = mse_target(m, x);
-        amp_trainer_options o = {.struct_size = sizeof o, .precision = p, .optimizer = opt, .lr = lr,
+        amp_trainer_options o = {.struct_size = sizeof o, .backend = tu_backend(), .precision = p, .optimizer = opt, .lr = lr,
                                  .loss = AMP_LOSS_MSE, .threads = 2};
         cr_assert_eq(amp_trainer_create(m, &o, &t), AMP_OK, "trainer: %s", amp_context_last_error(ctx));
     } else {
@@ -145,7 +145,7 @@ Test(trainer, loss_scaler_rules) {
     amp_model *m = load("models/mlp/model.onnx");
     amp_tensor *x, *y;
     batch(m, 4, 9, &x, &y);
-    amp_trainer_options o = {.struct_size = sizeof o, .precision = AMP_TRAIN_FP16, .lr = 0.01, .threads = 2,
+    amp_trainer_options o = {.struct_size = sizeof o, .backend = tu_backend(), .precision = AMP_TRAIN_FP16, .lr = 0.01, .threads = 2,
                              .init_loss_scale = 1e38, .growth_interval = 2000};
     amp_trainer *t = NULL;
     cr_assert_eq(amp_trainer_create(m, &o, &t), AMP_OK, "%s", amp_context_last_error(ctx));
@@ -328,7 +328,7 @@ Test(trainer, export_reloads_with_trained_weights) {
 Test(trainer, freeze_keeps_parameters_fixed) {
     amp_model *m = load("models/lenet/model.onnx");
     const char *pat[] = {"conv*"};
-    amp_trainer_options o = {.struct_size = sizeof o, .lr = 0.05, .freeze = pat, .n_freeze = 1, .threads = 2};
+    amp_trainer_options o = {.struct_size = sizeof o, .backend = tu_backend(), .lr = 0.05, .freeze = pat, .n_freeze = 1, .threads = 2};
     amp_trainer *t = NULL;
     cr_assert_eq(amp_trainer_create(m, &o, &t), AMP_OK, "%s", amp_context_last_error(ctx));
     for (int i = 0; i < amp_trainer_param_count(t); i++) {
@@ -344,7 +344,7 @@ Test(trainer, freeze_keeps_parameters_fixed) {
 Test(trainer, bad_options_and_inputs) {
     amp_model *m = load("models/mlp/model.onnx");
     amp_trainer *t = (amp_trainer *)0x1;
-    amp_trainer_options o = {.struct_size = sizeof o, .precision = (amp_train_precision)9};
+    amp_trainer_options o = {.struct_size = sizeof o, .backend = tu_backend(), .precision = (amp_train_precision)9};
     cr_assert_eq(amp_trainer_create(m, &o, &t), AMP_ERR_INVALID_ARG);
     cr_assert_eq(t, (amp_trainer *)0x1);
     amp_trainer_options o2 = {.struct_size = sizeof o2, .output = "nope"};
@@ -464,7 +464,7 @@ Test(trainer, per_parameter_updates_shorten_gradient_lives) {
     batch(m, 32, 2, &x, &y);
     amp_plan_stats ps[2] = {{.struct_size = sizeof ps[0]}, {.struct_size = sizeof ps[1]}};
     for (int k = 0; k < 2; k++) {
-        amp_trainer_options o = {.struct_size = sizeof o, .lr = 0.01, .momentum = 0.9, .threads = 2,
+        amp_trainer_options o = {.struct_size = sizeof o, .backend = tu_backend(), .lr = 0.01, .momentum = 0.9, .threads = 2,
                                  .max_grad_norm = k ? 1e9 : 0};
         amp_trainer *t = NULL;
         cr_assert_eq(amp_trainer_create(m, &o, &t), AMP_OK);
@@ -487,7 +487,7 @@ Test(trainer, mse_and_model_losses) {
     batch(m, 8, 6, &x, &y);
     int64_t td[2] = {8, 10};
     amp_tensor *target = tt_rand(ctx, AMP_F32, 2, td, -1.0, 1.0, 77);
-    amp_trainer_options o = {.struct_size = sizeof o, .loss = AMP_LOSS_MSE, .optimizer = AMP_OPTIM_ADAMW, .lr = 3e-3,
+    amp_trainer_options o = {.struct_size = sizeof o, .backend = tu_backend(), .loss = AMP_LOSS_MSE, .optimizer = AMP_OPTIM_ADAMW, .lr = 3e-3,
                              .threads = 2};
     amp_trainer *t = NULL;
     cr_assert_eq(amp_trainer_create(m, &o, &t), AMP_OK, "%s", amp_context_last_error(ctx));
@@ -544,7 +544,7 @@ Test(trainer, gpt_block_trains_with_mse) {
     batch(m, 2, 8, &x, &y);
     int64_t td[3] = {2, 16, 100};
     amp_tensor *target = tt_rand(ctx, AMP_F32, 3, td, -0.5, 0.5, 9);
-    amp_trainer_options o = {.struct_size = sizeof o, .loss = AMP_LOSS_MSE, .optimizer = AMP_OPTIM_ADAMW, .lr = 3e-3,
+    amp_trainer_options o = {.struct_size = sizeof o, .backend = tu_backend(), .loss = AMP_LOSS_MSE, .optimizer = AMP_OPTIM_ADAMW, .lr = 3e-3,
                              .precision = AMP_TRAIN_BF16, .threads = 2};
     amp_trainer *t = NULL;
     cr_assert_eq(amp_trainer_create(m, &o, &t), AMP_OK, "%s", amp_context_last_error(ctx));
@@ -620,7 +620,7 @@ Test(trainer, adamw_zeros_given_explicitly_are_used) {
     const int steps = 3;
     double got[4], dflt[4], want[4];
     /* zero-initialised: all defaults (weight decay 0.01, betas 0.9 and 0.999, epsilon 1e-8) */
-    amp_trainer_options o = {.struct_size = sizeof o, .optimizer = AMP_OPTIM_ADAMW, .lr = 0.1, .loss = AMP_LOSS_MODEL};
+    amp_trainer_options o = {.struct_size = sizeof o, .backend = tu_backend(), .optimizer = AMP_OPTIM_ADAMW, .lr = 0.1, .loss = AMP_LOSS_MODEL};
     adamw_by_hand(0.1, 0.01, 0.9, 0.999, 1e-8, steps, dflt);
     linear_steps(&o, steps, got, NULL);
     same_w(got, dflt, NULL, "defaults");
@@ -654,7 +654,7 @@ Test(trainer, adamw_zeros_given_explicitly_are_used) {
 
 /* gamma 0 with the step schedule: the first step at lr, every later one at 0 */
 Test(trainer, step_schedule_gamma_zero) {
-    amp_trainer_options o = {.struct_size = sizeof o, .lr = 0.1, .loss = AMP_LOSS_MODEL, .schedule = AMP_LR_STEP,
+    amp_trainer_options o = {.struct_size = sizeof o, .backend = tu_backend(), .lr = 0.1, .loss = AMP_LOSS_MODEL, .schedule = AMP_LR_STEP,
                              .step_size = 1, .set = AMP_TRAIN_SET_GAMMA};
     double got[4], want[4], lr = -1, dflt[4];
     for (int i = 0; i < 4; i++) {

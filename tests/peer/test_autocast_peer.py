@@ -137,8 +137,9 @@ def fmt(err):
 
 
 class Amprt:
-    def __init__(self, path):
+    def __init__(self, path, backend="cpu"):
         self.path = path
+        self.backend = backend
         self.convert_help = self._help("convert")
         self.run_help = self._help("run")
 
@@ -186,7 +187,7 @@ class Amprt:
     def run(self, model_path, inputs, out_dir, autocast=None):
         """(outputs by name, None) or (None, message)."""
         os.makedirs(out_dir, exist_ok=True)
-        cmd = [self.path, "run", model_path, "--threads", "1", "--output-dir", out_dir]
+        cmd = [self.path, "run", model_path, "--threads", "1", "--output-dir", out_dir, "--backend", self.backend]
         for name, _, path in inputs:
             cmd += ["--input", f"{name}={path}"]
         if autocast:
@@ -700,12 +701,13 @@ def main():
     ap.add_argument("--node-dir", default="/usr/share/libonnx-testdata/data/node")
     ap.add_argument("--pass-list", default=os.path.join(ROOT, "tests/conformance/node_pass.txt"))
     ap.add_argument("--only", help="regex: run only the models/cases whose name matches")
+    ap.add_argument("--backend", default="cpu", help="amprt --backend for every run (cpu-check: the checking backend)")
     ap.add_argument("--no-node-tests", action="store_true")
     ap.add_argument("--verbose", action="store_true", help="print every result, not only "
                     "failures and skips")
     args = ap.parse_args()
 
-    amprt = Amprt(os.path.abspath(args.amprt))
+    amprt = Amprt(os.path.abspath(args.amprt), args.backend)
     if not amprt.has_16bit:
         print(f"{args.amprt}: `convert --help` offers no --dtype fp16; nothing to test")
         return 1

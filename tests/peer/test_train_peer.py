@@ -43,12 +43,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--amprt", default=os.path.join(ROOT, "build-rel", "amprt"))
     ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    ap.add_argument("--backend", default="cpu", help="amprt --backend for train and run (cpu-check: the checking backend)")
     a = ap.parse_args()
     if not os.path.isdir(a.data):
         sys.exit("FAIL: %s is missing (install dataset-fashion-mnist)" % a.data)
     lenet = os.path.join(ROOT, "models", "lenet", "model.onnx")
     common = ["--data", a.data, "--batch", "32", "--lr", "0.01", "--momentum", "0.9", "--limit-test", "300",
-              "--progress", "plain", "--threads", "2"]
+              "--progress", "plain", "--threads", "2", "--backend", a.backend]
     with tempfile.TemporaryDirectory() as tmp:
         # 1. a short run and its artefacts
         out = os.path.join(tmp, "trained.onnx")
@@ -71,7 +72,7 @@ def main():
         inp = os.path.join(tmp, "x.pb")
         open(inp, "wb").write(nh.from_array(x, "input").SerializeToString())
         od = os.path.join(tmp, "outs")
-        run([a.amprt, "run", out, "--input", "input=" + inp, "--output-dir", od])
+        run([a.amprt, "run", out, "--input", "input=" + inp, "--output-dir", od, "--backend", a.backend])
         y_amp = nh.to_array(onnx.load_tensor(os.path.join(od, "output_0.pb")))
         rel = np.linalg.norm(y_amp - y_ort) / np.linalg.norm(y_ort)
         assert rel < 1e-5, "amprt and onnxruntime disagree on the trained model: %g" % rel
