@@ -1,5 +1,5 @@
-/* Gradients of the nn family (ir/ops/nn_grad.c, backends/cpu/nn_grad.c): Gemm, MatMul, the
- * normalisations, Softmax/LogSoftmax, the classification losses, the reductions and CumSum.
+/* Gradients of the nn family (ir/ops/nn_grad.c, backends/cpu/nn_grad.c): Gemm, MatMul,
+ * Softmax/LogSoftmax, the classification losses, the reductions and CumSum.
  *
  * Every case is a finite-difference check (tests/gradcheck.h) in f64 with eps 1e-6 and random
  * inputs kept away from kinks; the analytic gradient must agree within a relative L2 error of
@@ -23,14 +23,7 @@ static void setup(void) { cr_assert_eq(amp_context_create(NULL, &ctx), AMP_OK); 
 static void teardown(void) { amp_context_destroy(ctx); }
 TestSuite(grad_nn, .init = setup, .fini = teardown);
 
-#define GC_TOL 1e-5
-#define MAXIN 9
-
-static uint64_t seed_next = 1;
-
-static amp_tensor *rnd(int rank, const int64_t *dims, double lo, double hi) {
-    return tt_rand(ctx, AMP_F64, rank, dims, lo, hi, seed_next++);
-}
+#include "nn_gradutil.h"
 
 /* Uniform in [lo, hi) with a random sign: |x| stays away from 0 (kinks of L1, poles of x^-1). */
 static amp_tensor *rnd_signed(int rank, const int64_t *dims, double lo, double hi) {
@@ -43,55 +36,6 @@ static amp_tensor *rnd_signed(int rank, const int64_t *dims, double lo, double h
 }
 
 static amp_tensor *ints(int rank, const int64_t *dims, const double *v) { return tt_make(ctx, AMP_I64, rank, dims, v); }
-
-static void free_in(amp_tensor **in, int n) {
-    for (int i = 0; i < n; i++) {
-        amp_tensor_destroy(in[i]);
-        in[i] = NULL;
-    }
-}
-
-/* Finite-difference check of the float inputs marked in wrt (all float inputs when wrt is
- * NULL), with nout forward outputs in the loss. */
-static void gc_ok(amp_test_node *t, int nin, amp_tensor **in, const bool *wrt, int nout, const char *what) {
-    char msg[640];
-    cr_assert(gc_passes(t, nin, in, wrt, nout, GC_TOL, msg, sizeof msg), "%s: %s", what, msg);
-}
-
-/* ---- running the training ops directly -------------------------------------------------------- */
-
-/* Run t in f16, bf16 and f32 (inputs marked in narrow converted, the rest as given) and in
- * f64 on the same rounded values; every output must agree with the f64 one within relative L2
- * 1e-2 (16-bit) or 1e-5 (f32, which takes the kernels' plain-float loops). */
-static void cmp_narrow(amp_test_node *t, int nin, amp_tensor **in64, const bool *narrow, int nout, const char *what) {
-    static const amp_dtype dts[3] = {AMP_F16, AMP_BF16, AMP_F32};
-    static const double tols[3] = {1e-2, 1e-2, 1e-5};
-    for (int k = 0; k < 3; k++) {
-        amp_tensor *lo[MAXIN] = {0}, *hi[MAXIN] = {0}, *olo[8] = {0}, *ohi[8] = {0};
-        for (int i = 0; i < nin; i++) {
-            if (!in64[i]) continue;
-            if (narrow[i]) {
-                lo[i] = tt_convert(ctx, in64[i], dts[k]);
-                hi[i] = tt_convert(ctx, lo[i], AMP_F64);
-            } else {
-                lo[i] = tt_convert(ctx, in64[i], in64[i]->dtype);
-                hi[i] = tt_convert(ctx, in64[i], in64[i]->dtype);
-            }
-        }
-        amp_status s = tn_run(t, nin, lo, nout, olo);
-        cr_assert_eq(s, AMP_OK, "%s (%s): %s", what, amp_dtype_name(dts[k]), amp_context_last_error(ctx));
-        s = tn_run(t, nin, hi, nout, ohi);
-        cr_assert_eq(s, AMP_OK, "%s (f64): %s", what, amp_context_last_error(ctx));
-        for (int o = 0; o < nout; o++) {
-            double e = tt_nse(olo[o], ohi[o]);
-            cr_assert(sqrt(e) < tols[k], "%s (%s): output %d rel L2 %g", what, amp_dtype_name(dts[k]), o, sqrt(e));
-        }
-        free_in(lo, nin);
-        free_in(hi, nin);
-        free_in(olo, nout);
-        free_in(ohi, nout);
-    }
-}
 
 /* ---- Gemm ------------------------------------------------------------------------------------- */
 
@@ -209,159 +153,6 @@ Test(grad_nn, matmul_grad_16bit) {
         amp_tensor_destroy(a);
         amp_tensor_destroy(b);
     }
-}
-
-/* ---- BatchNormalization --------------------------------------------------------------------------- */
-
-static void bn_case(int64_t opset, int rank, const int64_t *xd, int per_act, int training, int nout, const char *what) {
-    const int64_t ch = xd[1 < rank ? 1 : 0];
-    int prank = per_act ? rank - 1 : 1;
-    int64_t pd[4] = {ch};
-    if (per_act)
-        for (int d = 1; d < rank; d++) pd[d - 1] = xd[d];
-    amp_tensor *in[5] = {rnd(rank, xd, -2, 2), rnd(prank, pd, 0.5, 1.5), rnd(prank, pd, -1, 1), rnd(prank, pd, -1, 1),
-                         rnd(prank, pd, 0.5, 1.5)};
-    amp_test_node *t = tn_new(ctx, "BatchNormalization");
-    t->opset = opset;
-    tn_float(t, "epsilon", 1e-3f);
-    tn_float(t, "momentum", 0.8f);
-    if (opset >= 14) tn_int(t, "training_mode", training);
-    if (per_act) tn_int(t, "spatial", 0);
-    gc_ok(t, 5, in, NULL, nout, what);
-    tn_free(t);
-    free_in(in, 5);
-}
-
-Test(grad_nn, batch_norm_training) {
-    const int64_t x2[2] = {5, 3}, x3[3] = {2, 3, 4}, x4[4] = {3, 2, 2, 3};
-    bn_case(15, 2, x2, 0, 1, 1, "BN training 2-D, Y only");
-    bn_case(15, 3, x3, 0, 1, 3, "BN training 3-D, running stats");
-    bn_case(15, 4, x4, 0, 1, 3, "BN training 4-D, running stats");
-    bn_case(14, 4, x4, 0, 1, 1, "BN training opset 14");
-    /* opsets 7-13: training when the statistics outputs are asked for; saved mean and inv std */
-    bn_case(12, 4, x4, 0, 1, 5, "BN opset 12, five outputs");
-    bn_case(9, 3, x3, 0, 1, 5, "BN opset 9, five outputs");
-    /* opset 8, spatial=0: statistics per activation */
-    bn_case(8, 3, x3, 1, 1, 5, "BN opset 8 spatial=0 training");
-}
-
-Test(grad_nn, batch_norm_inference) {
-    const int64_t x2[2] = {5, 3}, x4[4] = {3, 2, 2, 3}, x3[3] = {2, 3, 4};
-    bn_case(15, 2, x2, 0, 0, 1, "BN inference 2-D");
-    bn_case(15, 4, x4, 0, 0, 1, "BN inference 4-D");
-    bn_case(12, 4, x4, 0, 0, 1, "BN opset 12 inference");
-    bn_case(8, 3, x3, 1, 0, 1, "BN opset 8 spatial=0 inference");
-}
-
-Test(grad_nn, batch_norm_grad_16bit_and_mixed) {
-    const int64_t xd[4] = {4, 3, 5, 7}, pd[1] = {3};
-    amp_tensor *in[9] = {rnd(4, xd, -1, 1), rnd(4, xd, -2, 2), rnd(1, pd, 0.5, 1.5), rnd(1, pd, -1, 1),
-                         rnd(1, pd, 0.5, 1.5), rnd(1, pd, -1, 1), rnd(1, pd, -1, 1), NULL, NULL};
-    for (int training = 0; training < 2; training++) {
-        amp_test_node *t = tn_train(ctx, "BatchNormalizationGrad");
-        tn_int(t, "training", training);
-        /* everything 16-bit, then 16-bit activations beside f32 parameters (autocast) */
-        cmp_narrow(t, 7, in, (const bool[]){true, true, true, true, true, true, true}, 5, "BatchNormalizationGrad");
-        amp_tensor *mixed[9];
-        for (int i = 0; i < 7; i++) mixed[i] = i < 2 ? in[i] : tt_convert(ctx, in[i], AMP_F32);
-        cmp_narrow(t, 7, mixed, (const bool[]){true, true, false, false, false, false, false}, 5,
-              "BatchNormalizationGrad mixed");
-        amp_tensor *o[5];
-        cr_assert_eq(tn_run(t, 7, mixed, 5, o), AMP_OK);
-        cr_assert_eq(o[0]->dtype, AMP_F64);
-        for (int i = 1; i < 5; i++) cr_assert_eq(o[i]->dtype, AMP_F32, "output %d keeps its parameter's dtype", i);
-        free_in(o, 5);
-        for (int i = 2; i < 7; i++) amp_tensor_destroy(mixed[i]);
-        tn_free(t);
-    }
-    free_in(in, 9);
-}
-
-/* ---- InstanceNormalization ---------------------------------------------------------------------- */
-
-Test(grad_nn, instance_norm) {
-    const int64_t x3[3] = {2, 3, 5}, x4[4] = {2, 2, 3, 3}, pd[1] = {3}, pd2[1] = {2};
-    amp_tensor *a[3] = {rnd(3, x3, -2, 2), rnd(1, pd, 0.5, 1.5), rnd(1, pd, -1, 1)};
-    amp_tensor *b[3] = {rnd(4, x4, -2, 2), rnd(1, pd2, 0.5, 1.5), rnd(1, pd2, -1, 1)};
-    amp_test_node *t = tn_new(ctx, "InstanceNormalization");
-    tn_float(t, "epsilon", 1e-3f);
-    gc_ok(t, 3, a, NULL, 1, "InstanceNorm 3-D");
-    gc_ok(t, 3, b, NULL, 1, "InstanceNorm 4-D");
-    tn_free(t);
-    free_in(a, 3);
-    free_in(b, 3);
-}
-
-Test(grad_nn, instance_norm_grad_16bit) {
-    const int64_t xd[4] = {3, 4, 6, 5}, pd[1] = {4};
-    amp_tensor *in[4] = {rnd(4, xd, -1, 1), rnd(4, xd, -2, 2), rnd(1, pd, 0.5, 1.5), rnd(1, pd, -1, 1)};
-    amp_test_node *t = tn_train(ctx, "InstanceNormalizationGrad");
-    cmp_narrow(t, 4, in, (const bool[]){true, true, true, true}, 3, "InstanceNormalizationGrad");
-    tn_free(t);
-    free_in(in, 4);
-}
-
-/* ---- LayerNormalization -------------------------------------------------------------------------- */
-
-static void ln_case(int axis, int rs, const int64_t *sd, int rb, const int64_t *bd, int nout, int64_t stash,
-                    const char *what) {
-    const int64_t xd[3] = {3, 4, 5};
-    amp_tensor *in[3] = {rnd(3, xd, -2, 2), rnd(rs, sd, 0.5, 1.5), rb >= 0 ? rnd(rb, bd, -1, 1) : NULL};
-    amp_test_node *t = tn_new(ctx, "LayerNormalization");
-    tn_int(t, "axis", axis);
-    tn_float(t, "epsilon", 1e-3f);
-    if (stash) tn_int(t, "stash_type", stash);
-    gc_ok(t, rb >= 0 ? 3 : 2, in, NULL, nout, what);
-    tn_free(t);
-    free_in(in, 3);
-}
-
-Test(grad_nn, layer_norm) {
-    const int64_t s5[1] = {5}, s45[2] = {4, 5}, s41[2] = {4, 1}, s1[1] = {1}, s345[3] = {3, 4, 5};
-    ln_case(-1, 1, s5, 1, s5, 1, 0, "LN axis -1");
-    ln_case(-1, 1, s5, -1, NULL, 1, 0, "LN axis -1 without B");
-    ln_case(1, 2, s45, 2, s45, 1, 0, "LN axis 1");
-    ln_case(0, 3, s345, 3, s345, 1, 0, "LN axis 0 (one row)");
-    /* Scale varying along a row dim, B a broadcast scalar: the general parameter path */
-    ln_case(2, 2, s41, 1, s1, 1, 0, "LN broadcast parameters");
-    ln_case(1, 1, s1, 2, s45, 1, 0, "LN scalar Scale");
-    /* Mean and InvStdDev in the loss; f64 stash: the saved statistics are used */
-    ln_case(-1, 1, s5, 1, s5, 3, AMP_F64, "LN with Mean and InvStdDev outputs");
-    ln_case(1, 2, s45, -1, NULL, 3, AMP_F64, "LN axis 1 with statistics, no B");
-}
-
-Test(grad_nn, layer_norm_f32_stash_with_f64_x) {
-    /* Mean/InvStdDev in f32 beside an f64 X are recomputed: gradients keep f64 accuracy */
-    const int64_t xd[2] = {4, 6}, sd[1] = {6};
-    amp_tensor *in[3] = {rnd(2, xd, -2, 2), rnd(1, sd, 0.5, 1.5), rnd(1, sd, -1, 1)};
-    amp_test_node *t = tn_new(ctx, "LayerNormalization");
-    tn_float(t, "epsilon", 1e-3f);
-    /* three outputs exist (a forward run gives the node all three), only Y is in the loss */
-    amp_tensor *o[3];
-    cr_assert_eq(tn_run(t, 3, in, 3, o), AMP_OK);
-    free_in(o, 3);
-    gc_ok(t, 3, in, NULL, 1, "LN with unused f32 statistics");
-    tn_free(t);
-    free_in(in, 3);
-}
-
-Test(grad_nn, layer_norm_grad_16bit) {
-    const int64_t xd[3] = {6, 7, 40}, sd[1] = {40}, rd[3] = {6, 7, 1}, s71[2] = {7, 1};
-    amp_tensor *in[8] = {rnd(3, xd, -1, 1), rnd(3, xd, -2, 2), rnd(1, sd, 0.5, 1.5), rnd(1, sd, -1, 1), NULL, NULL,
-                         rnd(3, rd, -1, 1), rnd(3, rd, -1, 1)};
-    amp_test_node *t = tn_train(ctx, "LayerNormalizationGrad");
-    tn_int(t, "axis", -1);
-    cmp_narrow(t, 8, in, (const bool[]){true, true, true, true, false, false, true, true}, 3, "LayerNormalizationGrad");
-    tn_free(t);
-    /* general broadcast of Scale */
-    amp_tensor *g = rnd(2, s71, 0.5, 1.5);
-    amp_tensor *in2[3] = {in[0], in[1], g};
-    t = tn_train(ctx, "LayerNormalizationGrad");
-    tn_int(t, "axis", 2);
-    cmp_narrow(t, 3, in2, (const bool[]){true, true, true}, 2, "LayerNormalizationGrad broadcast");
-    tn_free(t);
-    amp_tensor_destroy(g);
-    free_in(in, 8);
 }
 
 /* ---- Softmax, LogSoftmax ------------------------------------------------------------------------- */
@@ -735,33 +526,12 @@ Test(grad_nn, zero_size_dims) {
         free_in(in, 3);
     }
     {
-        const int64_t xd[3] = {0, 3, 2}, pd[1] = {3};
-        amp_tensor *in[5] = {rnd(3, xd, -1, 1), rnd(1, pd, 0.5, 1.5), rnd(1, pd, -1, 1), rnd(1, pd, -1, 1),
-                             rnd(1, pd, 0.5, 1.5)};
-        amp_test_node *t = tn_new(ctx, "BatchNormalization");
-        tn_int(t, "training_mode", 1);
-        gc_ok(t, 5, in, NULL, 1, "BN training N=0");
-        tn_free(t);
-        free_in(in, 5);
-    }
-    {
-        const int64_t xd[3] = {2, 3, 0}, pd[1] = {3};
-        amp_tensor *in[3] = {rnd(3, xd, -1, 1), rnd(1, pd, 0.5, 1.5), rnd(1, pd, -1, 1)};
-        amp_test_node *t = tn_new(ctx, "InstanceNormalization");
-        gc_ok(t, 3, in, NULL, 1, "InstanceNorm with no spatial elements");
-        tn_free(t);
-        free_in(in, 3);
-    }
-    {
-        const int64_t xd[2] = {0, 5}, pd[1] = {5};
-        amp_tensor *in[3] = {rnd(2, xd, -1, 1), rnd(1, pd, 0.5, 1.5), rnd(1, pd, -1, 1)};
-        amp_test_node *t = tn_new(ctx, "LayerNormalization");
-        gc_ok(t, 3, in, NULL, 1, "LayerNorm with no rows");
-        tn_free(t);
-        t = tn_new(ctx, "Softmax");
+        const int64_t xd[2] = {0, 5};
+        amp_tensor *in[1] = {rnd(2, xd, -1, 1)};
+        amp_test_node *t = tn_new(ctx, "Softmax");
         gc_ok(t, 1, in, NULL, 1, "Softmax with no rows");
         tn_free(t);
-        free_in(in, 3);
+        free_in(in, 1);
     }
     {
         const int64_t xd[2] = {0, 4}, td[1] = {0};
@@ -816,11 +586,6 @@ Test(grad_nn, bad_attributes_and_shapes_fail_cleanly) {
     tn_int(t, "fwd_opset", 11);
     tn_ints(t, "axes", 1, (int64_t[]){4});
     cr_assert_eq(tn_run(t, 2, (amp_tensor *[]){dy, dy}, 1, out), AMP_ERR_INVALID_GRAPH);
-    tn_free(t);
-
-    t = tn_train(ctx, "LayerNormalizationGrad");
-    tn_int(t, "axis", -1);
-    cr_assert_eq(tn_run(t, 3, (amp_tensor *[]){dyw, dy, b}, 2, out), AMP_ERR_SHAPE);
     tn_free(t);
 
     t = tn_train(ctx, "GemmCGrad");

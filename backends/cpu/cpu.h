@@ -13,6 +13,9 @@
 #include "base/half.h"
 #include "ir/ir.h"
 
+/* Input i of a kernel, NULL where it is omitted or past the end. */
+static inline const amp_tensor *in_opt(const amp_kernel *k, int i) { return i < k->nin ? k->in[i] : NULL; }
+
 /* Row-major strides of dims (elements). */
 static inline void amp_strides(int rank, const int64_t *dims, int64_t *strides) {
     int64_t s = 1;

@@ -1,13 +1,17 @@
 /* CPU kernels of the norm family's gradient ops (ir/ops/norm_grad.def, built by ir/ops/norm_grad.c):
- * GroupNormalizationGrad, LRNGrad and MeanVarianceNormalizationGrad.
+ * BatchNormalizationGrad, InstanceNormalizationGrad, LayerNormalizationGrad,
+ * GroupNormalizationGrad, LRNGrad and MeanVarianceNormalizationGrad. Per-element formulas of the
+ * first three live in backends/norm_grad.h.
  *
  * Each recomputes the forward statistics from X in double; sums and dot products accumulate in
  * double and every element is computed in double, then stored with the output dtype's
  * rounding, so one loop serves f32, f16, bf16 and f64 (16-bit backward runs with the same
- * accumulation). Loop bodies are inlined twice, with plain float accesses when the big
+ * accumulation; mixed dtypes too: autocast leaves normalisation parameters in f32 beside 16-bit
+ * activations). Loop bodies are inlined twice, with plain float accesses when the big
  * tensors are f32 and with the per-dtype accessors otherwise. */
 #include "backends/cpu/kernels.h"
 #include "backends/cpu/norm.h"
+#include "backends/norm_grad.h"
 
 /* Below this many elements the OpenMP fork costs more than it saves. */
 #define GRAD_PAR_MIN 32768
@@ -21,6 +25,8 @@ GN_INLINE void stf(bool f32, amp_dtype t, void *p, int64_t i, double v) {
     if (f32) ((float *)p)[i] = (float)v;
     else amp_st(t, p, i, v);
 }
+
+static amp_tensor *out_opt(const amp_kernel *k, int i) { return i < k->nout ? k->out[i] : NULL; }
 
 /* ---- GroupNormalizationGrad ------------------------------------------------------------------
  * Per group (n, g) of M elements, with xhat = (x - mean) * inv and dxhat = dy * scale:
@@ -271,5 +277,384 @@ amp_status amp_cpu_mvn_grad(amp_kernel *k) {
         if (f32) mvng_pos(true, dy, x, dx, &gm, p);
         else mvng_pos(false, dy, x, dx, &gm, p);
     }
+    return AMP_OK;
+}
+
+/* ---- BatchNormalizationGrad -----------------------------------------------------------------------
+ * Per channel c over its n*sp elements. Training mode normalises with the batch statistics, so
+ * dX carries their gradient (the amp_norm_dx formula), and the running and saved statistics
+ * outputs, when their gradients flow, add theirs:
+ *   running_mean = mean_in*mom + mean*(1-mom), running_var = var_in*mom + var*(1-mom),
+ *   saved_mean = mean, saved_inv_std = inv.
+ * Inference mode is an affine map per channel: y = (x - mean_in) * a + B, a = scale/sqrt(var_in+eps),
+ * with gradients for every input. */
+
+typedef struct bn_args {
+    const amp_tensor *dy, *x, *sc, *mn, *vr, *grm, *grv, *gsm, *gsi;
+    amp_tensor *dx, *dsc, *db, *dmn, *dvr;
+    double eps, mom;
+    bool training;
+    int64_t n, ch, sp;
+} bn_args;
+
+GN_INLINE void bn_channel(bool f32, const bn_args *a, int64_t c) {
+    const amp_tensor *dy = a->dy, *x = a->x;
+    const amp_dtype xt = x->dtype, gt = dy ? dy->dtype : xt, ot = a->dx->dtype;
+    const int64_t n = a->n, ch = a->ch, sp = a->sp;
+    const double cnt = (double)(n * sp);
+    const double gamma = amp_ld(a->sc->dtype, a->sc->data, c);
+    double mean, inv;
+    if (a->training) {
+        double sum = 0, sq = 0;
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t s = 0; s < sp; s++) sum += ldf(f32, xt, x->data, (i * ch + c) * sp + s);
+        mean = cnt > 0 ? sum / cnt : 0.0;
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t s = 0; s < sp; s++) {
+                double dv = ldf(f32, xt, x->data, (i * ch + c) * sp + s) - mean;
+                sq += dv * dv;
+            }
+        inv = 1.0 / sqrt((cnt > 0 ? sq / cnt : 0.0) + a->eps);
+    } else {
+        mean = amp_ld(a->mn->dtype, a->mn->data, c);
+        inv = 1.0 / sqrt(amp_ld(a->vr->dtype, a->vr->data, c) + a->eps);
+    }
+    /* sums of dy and dy * xhat */
+    double sdy = 0, sdyx = 0;
+    if (dy) {
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t s = 0; s < sp; s++) {
+                const int64_t at = (i * ch + c) * sp + s;
+                const double g = ldf(f32, gt, dy->data, at);
+                sdy += g;
+                sdyx += g * (ldf(f32, xt, x->data, at) - mean);
+            }
+        sdyx *= inv;
+    }
+    const double mom = a->mom;
+    if (a->training) {
+        const double rm = a->grm ? amp_ld(a->grm->dtype, a->grm->data, c) : 0.0;
+        const double rv = a->grv ? amp_ld(a->grv->dtype, a->grv->data, c) : 0.0;
+        const double sm = a->gsm ? amp_ld(a->gsm->dtype, a->gsm->data, c) : 0.0;
+        const double si = a->gsi ? amp_ld(a->gsi->dtype, a->gsi->data, c) : 0.0;
+        /* the statistics outputs in terms of the group's mean and inv (var = inv^-2 - eps):
+         * d var = -2 inv^-3 d inv, so a gradient rv of var is one of -2 rv / inv^3 of inv */
+        const double gm = rm * (1 - mom) + sm;
+        const double gi = si - 2.0 * rv * (1 - mom) / (inv * inv * inv);
+        const double mg = cnt > 0 ? gamma * sdy / cnt : 0.0, mgx = cnt > 0 ? gamma * sdyx / cnt : 0.0;
+        const amp_norm_coef kc = amp_norm_coef_d(inv, mg, mgx, gm, gi, cnt);
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t s = 0; s < sp; s++) {
+                const int64_t at = (i * ch + c) * sp + s;
+                const double xhat = (ldf(f32, xt, x->data, at) - mean) * inv;
+                const double g = dy ? gamma * ldf(f32, gt, dy->data, at) : 0.0;
+                stf(f32, ot, a->dx->data, at, amp_norm_dx_d(kc, g, xhat));
+            }
+        if (a->dmn) amp_st(a->dmn->dtype, a->dmn->data, c, rm * mom);
+        if (a->dvr) amp_st(a->dvr->dtype, a->dvr->data, c, rv * mom);
+    } else {
+        const double sa = gamma * inv;
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t s = 0; s < sp; s++) {
+                const int64_t at = (i * ch + c) * sp + s;
+                stf(f32, ot, a->dx->data, at, dy ? sa * ldf(f32, gt, dy->data, at) : 0.0);
+            }
+        if (a->dmn) amp_st(a->dmn->dtype, a->dmn->data, c, -sa * sdy);
+        /* d a / d var_in = -gamma inv^3 / 2, and sum dy (x - mean_in) = sdyx / inv */
+        if (a->dvr) amp_st(a->dvr->dtype, a->dvr->data, c, -0.5 * gamma * inv * inv * sdyx);
+    }
+    if (a->dsc) amp_st(a->dsc->dtype, a->dsc->data, c, sdyx);
+    if (a->db) amp_st(a->db->dtype, a->db->data, c, sdy);
+}
+
+amp_status amp_cpu_batch_norm_grad(amp_kernel *k) {
+    bn_args a = {.dy = k->in[0], .x = k->in[1], .sc = k->in[2], .mn = k->in[3], .vr = k->in[4],
+                 .grm = in_opt(k, 5), .grv = in_opt(k, 6), .gsm = in_opt(k, 7), .gsi = in_opt(k, 8),
+                 .dx = k->out[0], .dsc = out_opt(k, 1), .db = out_opt(k, 2), .dmn = out_opt(k, 3),
+                 .dvr = out_opt(k, 4)};
+    a.eps = amp_attr_float(k->n, "epsilon", 1e-5f);
+    a.mom = amp_attr_float(k->n, "momentum", 0.9f);
+    a.training = amp_attr_int(k->n, "training", 0) != 0;
+    const amp_tensor *x = a.x;
+    a.n = x->dims[0];
+    a.sp = 1;
+    if (a.sc->rank > 1) {
+        a.ch = a.sc->numel;
+    } else {
+        a.ch = x->rank > 1 ? x->dims[1] : 1;
+        for (int d = 2; d < x->rank; d++) a.sp *= x->dims[d];
+    }
+    const bool f32 = x->dtype == AMP_F32 && a.dx->dtype == AMP_F32 && (!a.dy || a.dy->dtype == AMP_F32);
+    const bool big = x->numel >= GRAD_PAR_MIN;
+#pragma omp parallel for num_threads(k->threads) if (big)
+    for (int64_t c = 0; c < a.ch; c++) {
+        if (f32) bn_channel(true, &a, c);
+        else bn_channel(false, &a, c);
+    }
+    return AMP_OK;
+}
+
+/* ---- InstanceNormalizationGrad ---------------------------------------------------------------------
+ * Statistics per (n, c) row of sp elements; threads take channels so that dscale and dB (sums
+ * over n) stay in one thread. */
+
+GN_INLINE void in_channel(bool f32, const amp_kernel *k, double eps, int64_t c) {
+    const amp_tensor *dy = k->in[0], *x = k->in[1], *sc = k->in[2];
+    amp_tensor *dx = k->out[0], *dsc = out_opt(k, 1), *db = out_opt(k, 2);
+    const int64_t n = x->dims[0], ch = x->dims[1];
+    int64_t sp = 1;
+    for (int d = 2; d < x->rank; d++) sp *= x->dims[d];
+    const amp_dtype xt = x->dtype, gt = dy->dtype, ot = dx->dtype;
+    const double cnt = (double)sp, gamma = amp_ld(sc->dtype, sc->data, c);
+    double tdy = 0, tdyx = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t base = (i * ch + c) * sp;
+        double sum = 0, sq = 0;
+        for (int64_t s = 0; s < sp; s++) sum += ldf(f32, xt, x->data, base + s);
+        const double mean = sp > 0 ? sum / cnt : 0.0;
+        for (int64_t s = 0; s < sp; s++) {
+            double dv = ldf(f32, xt, x->data, base + s) - mean;
+            sq += dv * dv;
+        }
+        const double inv = 1.0 / sqrt((sp > 0 ? sq / cnt : 0.0) + eps);
+        double sdy = 0, sdyx = 0;
+        for (int64_t s = 0; s < sp; s++) {
+            const double g = ldf(f32, gt, dy->data, base + s);
+            sdy += g;
+            sdyx += g * (ldf(f32, xt, x->data, base + s) - mean);
+        }
+        sdyx *= inv;
+        const double mg = sp > 0 ? gamma * sdy / cnt : 0.0, mgx = sp > 0 ? gamma * sdyx / cnt : 0.0;
+        const amp_norm_coef kc = amp_norm_coef_d(inv, mg, mgx, 0.0, 0.0, cnt);
+        for (int64_t s = 0; s < sp; s++) {
+            const double xhat = (ldf(f32, xt, x->data, base + s) - mean) * inv;
+            stf(f32, ot, dx->data, base + s, amp_norm_dx_d(kc, gamma * ldf(f32, gt, dy->data, base + s), xhat));
+        }
+        tdy += sdy;
+        tdyx += sdyx;
+    }
+    if (dsc) amp_st(dsc->dtype, dsc->data, c, tdyx);
+    if (db) amp_st(db->dtype, db->data, c, tdy);
+}
+
+amp_status amp_cpu_instance_norm_grad(amp_kernel *k) {
+    const amp_tensor *dy = k->in[0], *x = k->in[1];
+    const double eps = amp_attr_float(k->n, "epsilon", 1e-5f);
+    const bool f32 = x->dtype == AMP_F32 && dy->dtype == AMP_F32 && k->out[0]->dtype == AMP_F32;
+    const bool big = x->numel >= GRAD_PAR_MIN;
+#pragma omp parallel for num_threads(k->threads) if (big)
+    for (int64_t c = 0; c < x->dims[1]; c++) {
+        if (f32) in_channel(true, k, eps, c);
+        else in_channel(false, k, eps, c);
+    }
+    return AMP_OK;
+}
+
+/* ---- LayerNormalizationGrad ------------------------------------------------------------------------
+ * Rows of `cols` elements (the dims from axis on). dX per row in one pass over threads; then
+ * dScale and dB, sums over rows: by column blocks when the parameter spans exactly the
+ * normalised dims, otherwise (any other one-way broadcast) serially into the workspace. */
+
+/* Where a parameter sits for an element of X: its stride along each X dim (0 when broadcast). */
+typedef struct lparam {
+    const amp_tensor *t;
+    bool column; /* the parameter is indexed by the column alone */
+    int64_t st[AMP_MAX_RANK];
+} lparam;
+
+static void lparam_init(lparam *p, const amp_tensor *t, const amp_tensor *x, int axis) {
+    p->t = t;
+    if (!t) return;
+    int off = x->rank - t->rank;
+    int64_t pst[AMP_MAX_RANK];
+    amp_strides(t->rank, t->dims, pst);
+    p->column = true;
+    for (int d = 0; d < x->rank; d++) {
+        int64_t pd = d >= off ? t->dims[d - off] : 1;
+        p->st[d] = pd == 1 ? 0 : pst[d - off];
+        if (d < axis ? pd != 1 : pd != x->dims[d]) p->column = false;
+    }
+}
+
+static inline int64_t lparam_at(const lparam *p, const amp_tensor *x, int64_t flat, int64_t col) {
+    if (p->column) return col;
+    int64_t at = 0;
+    for (int d = x->rank - 1; d >= 0; d--) {
+        at += (flat % x->dims[d]) * p->st[d];
+        flat /= x->dims[d];
+    }
+    return at;
+}
+
+#define LN_BLK 256
+
+typedef struct ln_args {
+    const amp_tensor *dy, *x, *smean, *sinv, *gmean, *ginv;
+    amp_tensor *dx;
+    lparam ps;
+    double eps;
+    int64_t rows, cols;
+    double *stats; /* [rows][2]: mean, inv */
+} ln_args;
+
+/* The sums of one row: sum(g) and sum(g * (x - mean)) with g = dy * gamma; col_f32: gamma is
+ * an f32 vector indexed by the column. */
+GN_INLINE void ln_row_sums(bool f32, bool col_f32, const ln_args *a, int64_t base, double mean, double *sg,
+                           double *sgx) {
+    const amp_tensor *dy = a->dy, *x = a->x, *sc = a->ps.t;
+    const float *gp = sc->data;
+    double s0 = 0, s1 = 0;
+    for (int64_t j = 0; j < a->cols; j++) {
+        const double gam = col_f32 ? (double)gp[j] : amp_ld(sc->dtype, sc->data, lparam_at(&a->ps, x, base + j, j));
+        const double g = ldf(f32, dy->dtype, dy->data, base + j) * gam;
+        s0 += g;
+        s1 += g * (ldf(f32, x->dtype, x->data, base + j) - mean);
+    }
+    *sg = s0;
+    *sgx = s1;
+}
+
+GN_INLINE void ln_row_write(bool f32, bool col_f32, const ln_args *a, int64_t base, double mean, amp_norm_coef kc) {
+    const amp_tensor *dy = a->dy, *x = a->x, *sc = a->ps.t;
+    const float *gp = sc->data;
+    for (int64_t j = 0; j < a->cols; j++) {
+        const double xhat = (ldf(f32, x->dtype, x->data, base + j) - mean) * kc.inv;
+        double g = 0.0;
+        if (dy) {
+            const double gam = col_f32 ? (double)gp[j] : amp_ld(sc->dtype, sc->data, lparam_at(&a->ps, x, base + j, j));
+            g = ldf(f32, dy->dtype, dy->data, base + j) * gam;
+        }
+        stf(f32, a->dx->dtype, a->dx->data, base + j, amp_norm_dx_d(kc, g, xhat));
+    }
+}
+
+GN_INLINE void ln_row(bool f32, const ln_args *a, int64_t r) {
+    const amp_tensor *dy = a->dy, *x = a->x;
+    const int64_t cols = a->cols, base = r * cols;
+    const bool col_f32 = f32 && a->ps.t->dtype == AMP_F32 && a->ps.column;
+    double mean, inv;
+    if (a->smean && a->sinv) {
+        mean = amp_ld(a->smean->dtype, a->smean->data, r);
+        inv = amp_ld(a->sinv->dtype, a->sinv->data, r);
+    } else {
+        double sum = 0, sq = 0;
+        for (int64_t j = 0; j < cols; j++) sum += ldf(f32, x->dtype, x->data, base + j);
+        mean = sum / (double)cols;
+        for (int64_t j = 0; j < cols; j++) {
+            double dv = ldf(f32, x->dtype, x->data, base + j) - mean;
+            sq += dv * dv;
+        }
+        inv = 1.0 / sqrt(sq / (double)cols + a->eps);
+    }
+    a->stats[2 * r] = mean;
+    a->stats[2 * r + 1] = inv;
+    double sg = 0, sgx = 0;
+    if (dy) {
+        if (col_f32) ln_row_sums(f32, true, a, base, mean, &sg, &sgx);
+        else ln_row_sums(f32, false, a, base, mean, &sg, &sgx);
+        sgx *= inv;
+    }
+    const double gm = a->gmean ? amp_ld(a->gmean->dtype, a->gmean->data, r) : 0.0;
+    const double gi = a->ginv ? amp_ld(a->ginv->dtype, a->ginv->data, r) : 0.0;
+    const amp_norm_coef kc = amp_norm_coef_d(inv, sg / (double)cols, sgx / (double)cols, gm, gi, (double)cols);
+    if (col_f32) ln_row_write(f32, true, a, base, mean, kc);
+    else ln_row_write(f32, false, a, base, mean, kc);
+}
+
+/* One block of columns of the per-column parameters' gradients, both in one sweep: sums over
+ * rows of dy * xhat (Scale, when ds) and of dy (B, when db). */
+GN_INLINE void ln_param_block(bool f32, const ln_args *a, amp_tensor *ds, amp_tensor *db, int64_t b) {
+    const amp_tensor *dy = a->dy, *x = a->x;
+    const int64_t cols = a->cols, j0 = b * LN_BLK, j1 = j0 + LN_BLK < cols ? j0 + LN_BLK : cols;
+    double s[LN_BLK], t[LN_BLK];
+    for (int64_t j = j0; j < j1; j++) s[j - j0] = t[j - j0] = 0.0;
+    for (int64_t r = 0; r < a->rows; r++) {
+        const double mean = a->stats[2 * r], inv = a->stats[2 * r + 1];
+        for (int64_t j = j0; j < j1; j++) {
+            const int64_t at = r * cols + j;
+            const double g = ldf(f32, dy->dtype, dy->data, at);
+            s[j - j0] += g * (ldf(f32, x->dtype, x->data, at) - mean) * inv;
+            t[j - j0] += g;
+        }
+    }
+    for (int64_t j = j0; j < j1; j++) {
+        if (ds) amp_st(ds->dtype, ds->data, j, s[j - j0]);
+        if (db) amp_st(db->dtype, db->data, j, t[j - j0]);
+    }
+}
+
+/* d(param) of a parameter broadcast any other way: sum over X of dy * (xhat for Scale, 1 for
+ * B), accumulated serially into the workspace at the parameter's index. */
+static void ln_param_general(const ln_args *a, const lparam *p, amp_tensor *out, bool scale, double *acc) {
+    const amp_tensor *dy = a->dy, *x = a->x;
+    for (int64_t j = 0; j < out->numel; j++) acc[j] = 0.0;
+    for (int64_t r = 0; dy && r < a->rows; r++) {
+        const double mean = a->stats[2 * r], inv = a->stats[2 * r + 1];
+        for (int64_t j = 0; j < a->cols; j++) {
+            const int64_t at = r * a->cols + j;
+            const double g = amp_ld(dy->dtype, dy->data, at);
+            acc[lparam_at(p, x, at, j)] += scale ? g * (amp_ld(x->dtype, x->data, at) - mean) * inv : g;
+        }
+    }
+    for (int64_t j = 0; j < out->numel; j++) amp_st(out->dtype, out->data, j, acc[j]);
+}
+
+static void ln_param_grads(const amp_kernel *k, const ln_args *a, const lparam *pb, amp_tensor *ds, amp_tensor *db,
+                           double *acc) {
+    const amp_tensor *dy = a->dy, *x = a->x;
+    amp_tensor *cs = a->ps.column && dy ? ds : NULL, *cb = db && pb->column && dy ? db : NULL;
+    if (cs || cb) {
+        const int64_t nblk = (a->cols + LN_BLK - 1) / LN_BLK;
+        const bool f32 = x->dtype == AMP_F32 && dy->dtype == AMP_F32;
+        const bool big = x->numel >= GRAD_PAR_MIN && nblk > 1;
+#pragma omp parallel for num_threads(k->threads) if (big)
+        for (int64_t b = 0; b < nblk; b++) {
+            if (f32) ln_param_block(true, a, cs, cb, b);
+            else ln_param_block(false, a, cs, cb, b);
+        }
+    }
+    if (!cs) ln_param_general(a, &a->ps, ds, true, acc);
+    if (db && !cb) ln_param_general(a, pb, db, false, acc + a->ps.t->numel);
+}
+
+/* LayerNormalizationGrad: per row the mean and 1/stddev, then accumulators for a broadcast Scale
+ * and B, all in double. */
+amp_status amp_cpu_ws_layer_norm_grad(const amp_kernel *k, size_t *bytes) {
+    const amp_tensor *x = k->in[1], *sc = k->in[2], *bi = k->nin > 3 ? k->in[3] : NULL;
+    int64_t axis = amp_attr_int(k->n, "axis", -1);
+    if (axis < 0) axis += x->rank;
+    if (axis < 0 || axis >= x->rank) return amp_kernel_fail(k, AMP_ERR_INVALID_GRAPH, "axis out of range");
+    int64_t rows = 1;
+    for (int d = 0; d < axis; d++) rows *= x->dims[d];
+    return amp_cpu_ws_elems(k, 2 * rows + sc->numel + (bi ? bi->numel : 0), sizeof(double), bytes);
+}
+
+amp_status amp_cpu_layer_norm_grad(amp_kernel *k) {
+    ln_args a = {.dy = k->in[0], .x = k->in[1], .smean = in_opt(k, 4), .sinv = in_opt(k, 5), .gmean = in_opt(k, 6),
+                 .ginv = in_opt(k, 7), .dx = k->out[0]};
+    const amp_tensor *x = a.x, *sc = k->in[2], *bi = in_opt(k, 3);
+    amp_tensor *db = out_opt(k, 2);
+    a.eps = amp_attr_float(k->n, "epsilon", 1e-5f);
+    int64_t axis = amp_attr_int(k->n, "axis", -1);
+    if (axis < 0) axis += x->rank;
+    if (axis < 0 || axis >= x->rank) return amp_kernel_fail(k, AMP_ERR_INVALID_GRAPH, "axis out of range");
+    a.rows = 1;
+    a.cols = 1;
+    for (int d = 0; d < x->rank; d++) *(d < axis ? &a.rows : &a.cols) *= x->dims[d];
+    const size_t need = sizeof(double) * (size_t)(2 * a.rows + sc->numel + (bi ? bi->numel : 0));
+    if (k->ws_bytes < need || (need && !k->ws)) return amp_kernel_fail(k, AMP_ERR_INTERNAL, "workspace too small");
+    a.stats = k->ws;
+    double *acc = a.stats + 2 * a.rows;
+    lparam pb;
+    lparam_init(&a.ps, sc, x, (int)axis);
+    lparam_init(&pb, bi, x, (int)axis);
+    const bool f32 = x->dtype == AMP_F32 && a.dx->dtype == AMP_F32 && (!a.dy || a.dy->dtype == AMP_F32);
+    const bool big = x->numel >= GRAD_PAR_MIN;
+#pragma omp parallel for num_threads(k->threads) if (big)
+    for (int64_t r = 0; r < a.rows; r++) {
+        if (f32) ln_row(true, &a, r);
+        else ln_row(false, &a, r);
+    }
+    ln_param_grads(k, &a, &pb, k->out[1], db, acc);
     return AMP_OK;
 }

@@ -1,9 +1,11 @@
-/* Shape inference for GroupNormalization (opsets 18 and 21), LRN (1 and 13) and
- * MeanVarianceNormalization (9 and 13). Kernels in backends/cpu/norm.c; the training ops
- * of these (ir/ops/norm_grad.c) validate their forward inputs through these same functions. */
+/* Shape inference for BatchNormalization, InstanceNormalization and LayerNormalization (kernels
+ * in backends/cpu/norm_layer.c), and for GroupNormalization (opsets 18 and 21), LRN (1 and 13)
+ * and MeanVarianceNormalization (9 and 13) (kernels in backends/cpu/norm.c; their training ops
+ * in ir/ops/norm_grad.c validate their forward inputs through these same functions). */
 #include <string.h>
 
 #include "ir/ir.h"
+#include "ir/ops/nn.h"
 
 static void set_like(amp_infer *c, int i, const amp_tinfo *t) {
     amp_tinfo *o = c->out[i];
@@ -110,5 +112,119 @@ amp_status amp_infer_mvn(amp_infer *c) {
         seen[a] = true;
     }
     set_like(c, 0, x);
+    return AMP_OK;
+}
+
+/* An output the graph names (an omitted optional output has id -1, or is past the end). */
+static bool out_named(const amp_infer *c, int i) {
+    if (i >= c->nout) return false;
+    return !c->n->outputs || c->n->outputs[i] >= 0;
+}
+
+/* ---- BatchNormalization ------------------------------------------------------------------ */
+
+amp_status amp_infer_batch_norm(amp_infer *c) {
+    amp_status s = amp_infer_need_inputs(c, 5, 5);
+    if (s) return s;
+    const amp_tinfo *x = c->in[0];
+    if ((s = amp_infer_dtype_in(c, x->dtype, amp_dt_float))) return s;
+    if (x->rank < 1) return amp_infer_fail(c, AMP_ERR_SHAPE, "X must have rank >= 1 (N x C x D1 ...)");
+
+    /* Before opset 9, spatial=0 normalises every activation on its own: the parameters then
+     * have shape C x D1 x ... Dn. */
+    bool per_activation = c->opset < 9 && amp_attr_int(c->n, "spatial", 1) == 0 && x->rank > 2;
+    int64_t ch = x->rank > 1 ? x->dims[1] : 1;
+    if (per_activation) {
+        static const char *names[4] = {"scale", "B", "mean", "var"};
+        for (int i = 1; i < 5; i++) {
+            const amp_tinfo *p = c->in[i];
+            if ((s = amp_infer_dtype_in(c, p->dtype, amp_dt_float))) return s;
+            bool ok = p->rank == x->rank - 1;
+            for (int d = 0; ok && d < p->rank; d++) ok = p->dims[d] == x->dims[d + 1];
+            if (!ok)
+                return amp_infer_fail(c, AMP_ERR_SHAPE, "%s must have shape C x D1 x ... when spatial=0",
+                                      names[i - 1]);
+        }
+    } else {
+        if ((s = check_param(c, 1, "scale", ch)) || (s = check_param(c, 2, "B", ch)) ||
+            (s = check_param(c, 3, "mean", ch)) || (s = check_param(c, 4, "var", ch)))
+            return s;
+    }
+    if (c->in[1]->dtype != c->in[2]->dtype)
+        return amp_infer_fail(c, AMP_ERR_SHAPE, "scale and B must have the same dtype");
+    if (c->in[3]->dtype != c->in[4]->dtype)
+        return amp_infer_fail(c, AMP_ERR_SHAPE, "mean and var must have the same dtype");
+
+    int max_out = 1;
+    if (c->opset >= 14) {
+        if (amp_attr_int(c->n, "training_mode", 0)) max_out = 3;
+    } else if (out_named(c, 1) && (c->opset >= 7 || amp_attr_int(c->n, "is_test", 0) == 0)) {
+        max_out = 5; /* mean, var, saved_mean, saved_var (training) */
+    }
+    if (c->nout < 1 || c->nout > (c->opset >= 14 ? 3 : 5))
+        return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "has %d outputs", c->nout);
+    for (int i = max_out; i < c->nout; i++)
+        if (out_named(c, i))
+            return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH,
+                                  "output %d is only produced in training mode (training_mode=1)", i);
+
+    set_out(c, 0, x->dtype, x->rank, x->dims);
+    for (int i = 1; i < c->nout; i++) set_out(c, i, c->in[3]->dtype, c->in[3]->rank, c->in[3]->dims);
+    return AMP_OK;
+}
+
+/* ---- InstanceNormalization --------------------------------------------------------------- */
+
+amp_status amp_infer_instance_norm(amp_infer *c) {
+    amp_status s = amp_infer_need_inputs(c, 3, 3);
+    if (s) return s;
+    const amp_tinfo *x = c->in[0];
+    if ((s = amp_infer_dtype_in(c, x->dtype, amp_dt_float))) return s;
+    if (x->rank < 3)
+        return amp_infer_fail(c, AMP_ERR_SHAPE, "input must have rank >= 3 (N x C x D1 ...), has %d", x->rank);
+    if ((s = check_param(c, 1, "scale", x->dims[1])) || (s = check_param(c, 2, "B", x->dims[1]))) return s;
+    if (c->nout != 1) return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "has %d outputs, expects 1", c->nout);
+    set_out(c, 0, x->dtype, x->rank, x->dims);
+    return AMP_OK;
+}
+
+/* ---- LayerNormalization ------------------------------------------------------------------ */
+
+/* Scale and B broadcast one way onto X (numpy rules, X's shape wins). */
+static amp_status check_bcast_to(amp_infer *c, int i, const char *what, const amp_tinfo *x) {
+    const amp_tinfo *p = c->in[i];
+    amp_status s = amp_infer_dtype_in(c, p->dtype, amp_dt_float);
+    if (s) return s;
+    if (p->rank > x->rank)
+        return amp_infer_fail(c, AMP_ERR_SHAPE, "%s has rank %d, more than X's %d", what, p->rank, x->rank);
+    for (int d = 0; d < p->rank; d++) {
+        int64_t pd = p->dims[d], xd = x->dims[x->rank - p->rank + d];
+        if (pd != xd && pd != 1)
+            return amp_infer_fail(c, AMP_ERR_SHAPE, "%s dim %d is %lld, cannot broadcast to X's %lld", what, d,
+                                  (long long)pd, (long long)xd);
+    }
+    return AMP_OK;
+}
+
+amp_status amp_infer_layer_norm(amp_infer *c) {
+    amp_status s = amp_infer_need_inputs(c, 2, 3);
+    if (s) return s;
+    const amp_tinfo *x = c->in[0];
+    if ((s = amp_infer_dtype_in(c, x->dtype, amp_dt_float))) return s;
+    if (x->rank < 1) return amp_infer_fail(c, AMP_ERR_SHAPE, "X must have rank >= 1");
+    int axis;
+    if ((s = amp_infer_axis(c, amp_attr_int(c->n, "axis", -1), x->rank, &axis))) return s;
+    if ((s = check_bcast_to(c, 1, "Scale", x))) return s;
+    if (c->nin > 2 && c->in[2] && (s = check_bcast_to(c, 2, "B", x))) return s;
+    int64_t stash = amp_attr_int(c->n, "stash_type", AMP_F32);
+    if (stash != AMP_F32 && stash != AMP_F64 && stash != AMP_F16 && stash != AMP_BF16)
+        return amp_infer_fail(c, AMP_ERR_UNSUPPORTED, "stash_type %lld is not a supported float type",
+                              (long long)stash);
+    if (c->nout < 1 || c->nout > 3)
+        return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "has %d outputs, expects 1 to 3", c->nout);
+    set_out(c, 0, x->dtype, x->rank, x->dims);
+    int64_t rdims[AMP_MAX_RANK];
+    for (int d = 0; d < x->rank; d++) rdims[d] = d < axis ? x->dims[d] : 1;
+    for (int i = 1; i < c->nout; i++) set_out(c, i, (amp_dtype)stash, x->rank, rdims);
     return AMP_OK;
 }

@@ -1,4 +1,5 @@
-/* CPU kernels: BatchNormalization, InstanceNormalization, LayerNormalization.
+/* CPU kernels of the norm family: BatchNormalization, InstanceNormalization, LayerNormalization
+ * (GroupNormalization, LRN and MeanVarianceNormalization are in backends/cpu/norm.c).
  * Statistics accumulate in double with two passes (mean, then squared deviations), so
  * 16-bit storage of large values (|x| ~ 3e4 in f16) never overflows or cancels. */
 #include "backends/cpu/cpu.h"
