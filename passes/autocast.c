@@ -722,7 +722,8 @@ amp_status amp_pass_autocast_ex(amp_graph *g, const amp_autocast_options *o, con
      * no FP32 round trip is left between two 16-bit regions */
     for (int ni = 0; ni < a.nn; ni++) {
         amp_node *n = &g->nodes[ni];
-        if (n->op != AMP_OP_CAST || n->outputs[0] < 0 || n->inputs[0] < 0) continue;
+        if (n->op != AMP_OP_CAST || n->n_inputs < 1 || n->n_outputs < 1 || n->outputs[0] < 0 || n->inputs[0] < 0)
+            continue;
         int v = n->outputs[0];
         amp_dtype src = a.orig[n->inputs[0]];
         if (a.orig[v] != AMP_F32 || g->values[v].is_output) continue;

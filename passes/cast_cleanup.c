@@ -66,12 +66,13 @@ amp_status amp_pass_cast_cleanup(amp_graph *g, int *removed) {
         if (s) goto done;
         for (int ni = 0; ni < g->n_nodes; ni++) {
             amp_node *n = &g->nodes[ni];
-            if (n->op == AMP_OP_CONSTANT && n->outputs[0] >= 0 && uses[n->outputs[0]] == 0) {
+            if (n->op == AMP_OP_CONSTANT && n->n_outputs > 0 && n->outputs[0] >= 0 && uses[n->outputs[0]] == 0) {
                 dead[ni] = true;
                 changed = true;
                 continue;
             }
-            if (n->op != AMP_OP_CAST || n->n_inputs < 1 || n->inputs[0] < 0 || n->outputs[0] < 0) continue;
+            if (n->op != AMP_OP_CAST || n->n_inputs < 1 || n->n_outputs < 1 || n->inputs[0] < 0 || n->outputs[0] < 0)
+                continue;
             int in = n->inputs[0], out = n->outputs[0];
             amp_value *vin = &g->values[in], *vout = &g->values[out];
             int to = cast_to(n);
@@ -95,7 +96,7 @@ amp_status amp_pass_cast_cleanup(amp_graph *g, int *removed) {
             /* exact first cast of a chain: the second reads the original */
             int p = vin->producer;
             if (ours && p >= 0 && !dead[p] && g->nodes[p].op == AMP_OP_CAST && (g->nodes[p].flags & AMP_NODE_INSERTED) &&
-                g->nodes[p].inputs[0] >= 0) {
+                g->nodes[p].n_inputs > 0 && g->nodes[p].inputs[0] >= 0) {
                 amp_dtype src = g->values[g->nodes[p].inputs[0]].dtype;
                 if (exact_widening(src, vin->dtype)) {
                     n->inputs[0] = g->nodes[p].inputs[0];

@@ -533,6 +533,24 @@ Test(autocast, fuzz_layernorm_pattern_with_missing_inputs) {
     amp_model_destroy(m);
 }
 
+/* Found by fuzzing: a Cast node that lost its input and output names (protobuf-c reads the file;
+ * the rewrite of the author's casts must check each Cast's counts before reading them). The
+ * conversion finishes and leaves that node alone. */
+Test(autocast, fuzz_cast_without_inputs) {
+    amp_model *m = load("tests/bad/fuzz_cast_without_inputs.onnx");
+    amp_autocast_options o = {.struct_size = sizeof o, .dtype = AMP_F16};
+    amp_model *c = NULL;
+    amp_autocast_report r = {.struct_size = sizeof r};
+    amp_status s = amp_model_autocast(m, &o, &c, &r);
+    cr_expect(s == AMP_OK, "%s: %s", amp_status_name(s), amp_context_last_error(ctx));
+    int casts_without_inputs = 0;
+    for (int i = 0; c && i < c->g->n_nodes; i++)
+        if (c->g->nodes[i].op == AMP_OP_CAST && c->g->nodes[i].n_inputs == 0) casts_without_inputs++;
+    cr_expect_gt(casts_without_inputs, 0, "the malformed Cast is kept as it was");
+    amp_model_destroy(c);
+    amp_model_destroy(m);
+}
+
 /* Does the graph carry metadata entry key? */
 static bool graph_has_meta(const amp_graph *g, const char *key) {
     for (int i = 0; i < g->n_meta; i++)
