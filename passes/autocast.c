@@ -43,8 +43,7 @@ static const outside_class outside[] = {
 };
 
 static const outside_class *outside_op(const amp_node *n) {
-    bool def = !n->domain || !n->domain[0] || strcmp(n->domain, "ai.onnx") == 0;
-    if (!def || n->op != AMP_OP_UNKNOWN) return NULL;
+    if (!amp_domain_is_default(n->domain) || n->op != AMP_OP_UNKNOWN) return NULL;
     for (size_t i = 0; i < sizeof outside / sizeof outside[0]; i++)
         if (strcmp(outside[i].op, n->op_type) == 0) return &outside[i];
     return NULL;
@@ -59,8 +58,7 @@ static bool onnx_allows(const amp_graph *g, const amp_node *n, amp_dtype lo) {
 }
 
 static int op_kind(const amp_node *n) {
-    bool def = !n->domain || !n->domain[0] || strcmp(n->domain, "ai.onnx") == 0;
-    if (!def) return K_NONE;
+    if (!amp_domain_is_default(n->domain)) return K_NONE;
     if (n->op != AMP_OP_UNKNOWN) {
         switch (amp_op_table[n->op].cast_class) {
         case AMP_CLASS_ALLOW: return K_ALLOW;

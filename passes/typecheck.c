@@ -62,7 +62,7 @@ void amp_node_type_rule(const amp_graph *g, const amp_node *n, amp_type_rule *r)
     if (n->op > AMP_OP_UNKNOWN && n->op < AMP_OP_COUNT) {
         *r = amp_op_table[n->op].types;
         fn = amp_op_table[n->op].types_fn;
-    } else if (!n->domain || !n->domain[0] || strcmp(n->domain, "ai.onnx") == 0) {
+    } else if (amp_domain_is_default(n->domain)) {
         for (size_t i = 0; i < sizeof outside / sizeof outside[0]; i++)
             if (strcmp(outside[i].op, n->op_type) == 0) {
                 *r = outside[i].rule;

@@ -35,8 +35,7 @@ void amp_plan_destroy(amp_backend *b, amp_context *ctx, amp_plan *p) {
 static const char *nname(const amp_node *n) { return n->name && n->name[0] ? n->name : "<unnamed>"; }
 
 /* Run a node now, at plan time, on known inputs; its outputs become constants. */
-static amp_status fold_node(amp_backend *host, amp_context *ctx, const amp_graph *g, const amp_node *n,
-                            amp_slot *slots) {
+static amp_status fold_node(amp_backend *host, amp_context *ctx, const amp_node *n, int64_t opset, amp_slot *slots) {
     amp_status s = AMP_OK;
     int nout = n->n_outputs;
     amp_tensor *inv = amp_calloc(ctx, (size_t)n->n_inputs + 1, sizeof(amp_tensor));
@@ -63,7 +62,7 @@ static amp_status fold_node(amp_backend *host, amp_context *ctx, const amp_graph
         if (s) goto fail;
     }
     /* omitted optional outputs stay NULL: kernels skip them */
-    amp_kernel k = {.ctx = ctx, .n = n, .opset = amp_node_opset(g, n), .nin = n->n_inputs, .nout = nout,
+    amp_kernel k = {.ctx = ctx, .n = n, .opset = opset, .nin = n->n_inputs, .nout = nout,
                     .in = pin, .out = pout, .threads = 1};
     s = amp_backend_run_once(host, &k);
     if (s) goto fail;
@@ -211,13 +210,14 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
         }
         bool fold = foldable_op(n) && (known || n->op == AMP_OP_SHAPE || n->op == AMP_OP_SIZE);
         if (fold) {
-            s = fold_node(sess->be, ctx, g, n, p->slots);
+            s = fold_node(sess->be, ctx, n, opset, p->slots);
             if (s) goto fail;
             p->stats.nodes_folded++;
             continue;
         }
         amp_step *st = &p->steps[p->nsteps];
         st->node = ni;
+        st->opset = opset;
         st->nin = n->n_inputs;
         st->nout = n->n_outputs;
         st->ws_buf = -1;
@@ -273,7 +273,7 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
             amp_tensor_view(&st->views[st->nin + k], sl->ti.dtype, sl->ti.rank, sl->ti.dims, NULL);
             st->pout[k] = &st->views[st->nin + k];
         }
-        amp_kernel k = {.ctx = ctx, .n = n, .opset = amp_node_opset(g, n), .nin = st->nin, .nout = st->nout,
+        amp_kernel k = {.ctx = ctx, .n = n, .opset = st->opset, .nin = st->nin, .nout = st->nout,
                         .in = st->pin, .out = st->pout, .threads = sess->be->threads};
         if (!amp_backend_supports(sess->be, &k)) {
             s = amp_seterr(ctx, AMP_ERR_UNSUPPORTED, "node '%s': backend '%s' has no kernel for %s", nname(n),

@@ -29,6 +29,7 @@ typedef struct amp_slot {
 
 typedef struct amp_step {
     int node;
+    int64_t opset;         /* of the node's domain, looked up once at plan time */
     int nin, nout;
     amp_tensor *views;     /* nin + nout views; data set before each run */
     amp_tensor **pin, **pout;

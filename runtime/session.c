@@ -388,7 +388,7 @@ amp_status amp_session_run(amp_session *s, int n_inputs, const char *const *inpu
         for (int k = 0; k < stp->nout; k++)
             if (n->outputs[k] >= 0) stp->views[stp->nin + k].data = slot_data(s, p, n->outputs[k]);
         amp_backend_step bs = {
-            .k = {.ctx = ctx, .n = n, .opset = amp_node_opset(g, n), .nin = stp->nin, .nout = stp->nout,
+            .k = {.ctx = ctx, .n = n, .opset = stp->opset, .nin = stp->nin, .nout = stp->nout,
                   .in = stp->pin, .out = stp->pout, .ws = stp->ws_buf >= 0 ? s->arena + p->offsets[stp->ws_buf] : NULL,
                   .ws_bytes = stp->ws_bytes, .threads = be->threads},
             .state = stp->state,
