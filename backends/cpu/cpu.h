@@ -16,6 +16,16 @@
 /* Input i of a kernel, NULL where it is omitted or past the end. */
 static inline const amp_tensor *in_opt(const amp_kernel *k, int i) { return i < k->nin ? k->in[i] : NULL; }
 
+/* Element access for kernels that branch once on f32 (the common case) and otherwise go through
+ * amp_ld/amp_st; inlined so the branch resolves at compile time where f32 is a constant. */
+static inline __attribute__((always_inline)) double amp_ldf(bool f32, amp_dtype t, const void *p, int64_t i) {
+    return f32 ? (double)((const float *)p)[i] : amp_ld(t, p, i);
+}
+static inline __attribute__((always_inline)) void amp_stf(bool f32, amp_dtype t, void *p, int64_t i, double v) {
+    if (f32) ((float *)p)[i] = (float)v;
+    else amp_st(t, p, i, v);
+}
+
 /* Row-major strides of dims (elements). */
 static inline void amp_strides(int rank, const int64_t *dims, int64_t *strides) {
     int64_t s = 1;

@@ -21,14 +21,6 @@
 
 #define GN_INLINE static inline __attribute__((always_inline))
 
-/* Element access, resolved at compile time where f32 is a constant. */
-GN_INLINE double ldf(bool f32, amp_dtype t, const void *p, int64_t i) {
-    return f32 ? (double)((const float *)p)[i] : amp_ld(t, p, i);
-}
-GN_INLINE void stf(bool f32, amp_dtype t, void *p, int64_t i, double v) {
-    if (f32) ((float *)p)[i] = (float)v;
-    else amp_st(t, p, i, v);
-}
 
 static int nthreads(const amp_kernel *k) { return k->threads < 1 ? 1 : k->threads; }
 
@@ -47,9 +39,9 @@ GN_INLINE void gc_block(bool f32, const amp_tensor *dy, amp_tensor *dc, double b
     for (int64_t j = j0; j < j1; j++) acc[j - j0] = 0.0;
     for (int64_t m = m0; m < m1; m++) {
         if (cc == 1)
-            for (int64_t n = 0; n < N; n++) acc[0] += ldf(f32, dy->dtype, dy->data, m * N + n);
+            for (int64_t n = 0; n < N; n++) acc[0] += amp_ldf(f32, dy->dtype, dy->data, m * N + n);
         else
-            for (int64_t j = j0; j < j1; j++) acc[j - j0] += ldf(f32, dy->dtype, dy->data, m * N + j);
+            for (int64_t j = j0; j < j1; j++) acc[j - j0] += amp_ldf(f32, dy->dtype, dy->data, m * N + j);
     }
     for (int64_t j = j0; j < j1; j++) amp_st(dc->dtype, dc->data, i * cc + j, beta * acc[j - j0]);
 }
@@ -184,13 +176,13 @@ GN_INLINE void softmax_row(bool f32, bool lg, const amp_tensor *dy, const amp_te
     double s = 0;
     for (int64_t j = 0; j < len; j++) {
         const int64_t at = base + j * inner;
-        const double g = ldf(f32, gt, dy->data, at);
-        s += lg ? g : g * ldf(f32, yt, y->data, at);
+        const double g = amp_ldf(f32, gt, dy->data, at);
+        s += lg ? g : g * amp_ldf(f32, yt, y->data, at);
     }
     for (int64_t j = 0; j < len; j++) {
         const int64_t at = base + j * inner;
-        const double yv = ldf(f32, yt, y->data, at), g = ldf(f32, gt, dy->data, at);
-        stf(f32, ot, dx->data, at, lg ? amp_log_softmax_dx_d(yv, g, s) : amp_softmax_dx_d(yv, g, s));
+        const double yv = amp_ldf(f32, yt, y->data, at), g = amp_ldf(f32, gt, dy->data, at);
+        amp_stf(f32, ot, dx->data, at, lg ? amp_log_softmax_dx_d(yv, g, s) : amp_softmax_dx_d(yv, g, s));
     }
 }
 
@@ -479,9 +471,9 @@ GN_INLINE void rg_row(bool f32, int mode, const amp_tensor *dy, const amp_tensor
     const bool stats = mode >= AMP_RG_L2;
     for (int64_t j = 0; j < len; j++) {
         const int64_t o = o0 + j * ol, e = e0 + j;
-        const double g = ldf(f32, dy->dtype, dy->data, o);
-        const double xv = mode == AMP_RG_SUM || mode == AMP_RG_MEAN ? 0.0 : ldf(f32, x->dtype, x->data, e);
-        stf(f32, dx->dtype, dx->data, e,
+        const double g = amp_ldf(f32, dy->dtype, dy->data, o);
+        const double xv = mode == AMP_RG_SUM || mode == AMP_RG_MEAN ? 0.0 : amp_ldf(f32, x->dtype, x->data, e);
+        amp_stf(f32, dx->dtype, dx->data, e,
             amp_reduce_dx_d(mode, xv, g, stats ? st[2 * o] : 0.0, stats ? st[2 * o + 1] : 0.0, cnt));
     }
 }

@@ -13,14 +13,6 @@
 
 #define NG_INLINE static inline __attribute__((always_inline))
 
-/* Element access, resolved at compile time where f32 is a constant. */
-NG_INLINE double ldf(bool f32, amp_dtype t, const void *p, int64_t i) {
-    return f32 ? (double)((const float *)p)[i] : amp_ld(t, p, i);
-}
-NG_INLINE void stf(bool f32, amp_dtype t, void *p, int64_t i, double v) {
-    if (f32) ((float *)p)[i] = (float)v;
-    else amp_st(t, p, i, v);
-}
 
 /* ---- GroupNormalization ----------------------------------------------------------------------
  * With X laid out N x C x spatial, the channels of one group are consecutive, so group (n, g)
@@ -88,7 +80,7 @@ NG_INLINE void gn_block(bool f32, const gn_args *a, int64_t ng) {
     const double inv = 1.0 / sqrt(var + a->eps);
     for (int64_t j = 0; j < a->cpg; j++) {
         const int64_t pi = a->per_channel ? g * a->cpg + j : g, row = base + j * a->sp;
-        const double s = ldf(f32, sc->dtype, sc->data, pi) * inv, b = ldf(f32, bi->dtype, bi->data, pi);
+        const double s = amp_ldf(f32, sc->dtype, sc->data, pi) * inv, b = amp_ldf(f32, bi->dtype, bi->data, pi);
         if (f32) {
             const float fm = (float)mean, fs = (float)s, fb = (float)b;
             const float *xr = (const float *)x->data + row;
@@ -285,18 +277,18 @@ NG_INLINE void mvn_pos(bool f32, const amp_tensor *x, amp_tensor *y, const mvn_g
         for (int64_t o = 0; o < gm->rcount / gm->inner; o++)
             sum += sum_f32((const float *)x->data + base + mvn_outer_off(gm, o), gm->inner);
     else
-        MVN_WALK(gm, base, off, sum += ldf(f32, xt, x->data, off));
+        MVN_WALK(gm, base, off, sum += amp_ldf(f32, xt, x->data, off));
     const double mean = sum / (double)gm->rcount;
     if (runs)
         for (int64_t o = 0; o < gm->rcount / gm->inner; o++)
             sq += sqdev_f32((const float *)x->data + base + mvn_outer_off(gm, o), gm->inner, mean);
     else
         MVN_WALK(gm, base, off, {
-            const double d = ldf(f32, xt, x->data, off) - mean;
+            const double d = amp_ldf(f32, xt, x->data, off) - mean;
             sq += d * d;
         });
     const double inv = 1.0 / (sqrt(sq / (double)gm->rcount) + 1e-9);
-    MVN_WALK(gm, base, off, stf(f32, yt, y->data, off, (ldf(f32, xt, x->data, off) - mean) * inv));
+    MVN_WALK(gm, base, off, amp_stf(f32, yt, y->data, off, (amp_ldf(f32, xt, x->data, off) - mean) * inv));
 }
 
 amp_status amp_cpu_mvn(amp_kernel *k) {

@@ -18,13 +18,6 @@
 
 #define GN_INLINE static inline __attribute__((always_inline))
 
-GN_INLINE double ldf(bool f32, amp_dtype t, const void *p, int64_t i) {
-    return f32 ? (double)((const float *)p)[i] : amp_ld(t, p, i);
-}
-GN_INLINE void stf(bool f32, amp_dtype t, void *p, int64_t i, double v) {
-    if (f32) ((float *)p)[i] = (float)v;
-    else amp_st(t, p, i, v);
-}
 
 static amp_tensor *out_opt(const amp_kernel *k, int i) { return i < k->nout ? k->out[i] : NULL; }
 
@@ -49,10 +42,10 @@ GN_INLINE void gng_block(bool f32, const gng_args *a, int64_t ng) {
     const amp_tensor *dy = a->dy, *x = a->x, *sc = a->sc;
     const amp_dtype xt = x->dtype, dyt = dy->dtype;
     double sum = 0, sq = 0;
-    for (int64_t i = 0; i < len; i++) sum += ldf(f32, xt, x->data, base + i);
+    for (int64_t i = 0; i < len; i++) sum += amp_ldf(f32, xt, x->data, base + i);
     const double mean = sum / (double)len;
     for (int64_t i = 0; i < len; i++) {
-        const double d = ldf(f32, xt, x->data, base + i) - mean;
+        const double d = amp_ldf(f32, xt, x->data, base + i) - mean;
         sq += d * d;
     }
     const double inv = 1.0 / sqrt(sq / (double)len + a->eps);
@@ -61,14 +54,14 @@ GN_INLINE void gng_block(bool f32, const gng_args *a, int64_t ng) {
         const int64_t c = g * a->cpg + j, row = base + j * a->sp;
         double s1 = 0, s2 = 0;
         for (int64_t i = 0; i < a->sp; i++) {
-            const double gy = ldf(f32, dyt, dy->data, row + i);
+            const double gy = amp_ldf(f32, dyt, dy->data, row + i);
             s1 += gy;
-            s2 += gy * (ldf(f32, xt, x->data, row + i) - mean);
+            s2 += gy * (amp_ldf(f32, xt, x->data, row + i) - mean);
         }
         s2 *= inv;
         a->sums[(n * a->ch + c) * 2] = s1;
         a->sums[(n * a->ch + c) * 2 + 1] = s2;
-        const double gam = ldf(f32, sc->dtype, sc->data, a->per_channel ? c : g);
+        const double gam = amp_ldf(f32, sc->dtype, sc->data, a->per_channel ? c : g);
         sg += gam * s1;
         sgx += gam * s2;
     }
@@ -76,11 +69,11 @@ GN_INLINE void gng_block(bool f32, const gng_args *a, int64_t ng) {
     sgx /= (double)len;
     for (int64_t j = 0; j < a->cpg; j++) {
         const int64_t row = base + j * a->sp;
-        const double gam = ldf(f32, sc->dtype, sc->data, a->per_channel ? g * a->cpg + j : g);
+        const double gam = amp_ldf(f32, sc->dtype, sc->data, a->per_channel ? g * a->cpg + j : g);
         for (int64_t i = 0; i < a->sp; i++) {
-            const double xh = (ldf(f32, xt, x->data, row + i) - mean) * inv;
-            const double gy = ldf(f32, dyt, dy->data, row + i);
-            stf(f32, a->dx->dtype, a->dx->data, row + i, inv * (gam * gy - sg - xh * sgx));
+            const double xh = (amp_ldf(f32, xt, x->data, row + i) - mean) * inv;
+            const double gy = amp_ldf(f32, dyt, dy->data, row + i);
+            amp_stf(f32, a->dx->dtype, a->dx->data, row + i, inv * (gam * gy - sg - xh * sgx));
         }
     }
 }
@@ -170,7 +163,7 @@ GN_INLINE double lrn_den(bool f32, const lrng_args *a, int64_t r, int64_t s) {
     const int64_t i0 = c - a->lo > 0 ? c - a->lo : 0, i1 = c + a->hi < a->ch - 1 ? c + a->hi : a->ch - 1;
     double sq = 0;
     for (int64_t i = i0; i <= i1; i++) {
-        const double v = ldf(f32, a->x->dtype, a->x->data, nbase + i * a->sp + s);
+        const double v = amp_ldf(f32, a->x->dtype, a->x->data, nbase + i * a->sp + s);
         sq += v * v;
     }
     return a->bias + a->scale * sq;
@@ -180,7 +173,7 @@ GN_INLINE void lrng_pass1(bool f32, const lrng_args *a, int64_t r) {
     for (int64_t s = 0; s < a->sp; s++) {
         const int64_t at = r * a->sp + s;
         const double d = lrn_den(f32, a, r, s);
-        a->w[at] = ldf(f32, a->dy->dtype, a->dy->data, at) * ldf(f32, a->x->dtype, a->x->data, at) *
+        a->w[at] = amp_ldf(f32, a->dy->dtype, a->dy->data, at) * amp_ldf(f32, a->x->dtype, a->x->data, at) *
                    lrn_pow(d, a->beta) / d;
     }
 }
@@ -193,9 +186,9 @@ GN_INLINE void lrng_pass2(bool f32, const lrng_args *a, int64_t r) {
         const int64_t at = r * a->sp + s;
         double t = 0;
         for (int64_t i = i0; i <= i1; i++) t += a->w[nbase + i * a->sp + s];
-        const double v = ldf(f32, a->dy->dtype, a->dy->data, at) * lrn_pow(lrn_den(f32, a, r, s), a->beta) -
-                         k2 * ldf(f32, a->x->dtype, a->x->data, at) * t;
-        stf(f32, a->dx->dtype, a->dx->data, at, v);
+        const double v = amp_ldf(f32, a->dy->dtype, a->dy->data, at) * lrn_pow(lrn_den(f32, a, r, s), a->beta) -
+                         k2 * amp_ldf(f32, a->x->dtype, a->x->data, at) * t;
+        amp_stf(f32, a->dx->dtype, a->dx->data, at, v);
     }
 }
 
@@ -247,10 +240,10 @@ GN_INLINE void mvng_pos(bool f32, const amp_tensor *dy, const amp_tensor *x, amp
     const amp_dtype xt = x->dtype, dyt = dy->dtype;
     const double m = (double)gm->rcount;
     double sum = 0, sq = 0, sdy = 0, sdyd = 0;
-    MVN_WALK(gm, base, off, sum += ldf(f32, xt, x->data, off));
+    MVN_WALK(gm, base, off, sum += amp_ldf(f32, xt, x->data, off));
     const double mean = sum / m;
     MVN_WALK(gm, base, off, {
-        const double d = ldf(f32, xt, x->data, off) - mean, gy = ldf(f32, dyt, dy->data, off);
+        const double d = amp_ldf(f32, xt, x->data, off) - mean, gy = amp_ldf(f32, dyt, dy->data, off);
         sq += d * d;
         sdy += gy;
         sdyd += gy * d;
@@ -258,8 +251,8 @@ GN_INLINE void mvng_pos(bool f32, const amp_tensor *dy, const amp_tensor *x, amp
     const double s = sqrt(sq / m), den = s + 1e-9, inv = 1.0 / den, mdy = sdy / m;
     const double coef = s > 0 ? sdyd / (m * s * den * den) : 0.0;
     MVN_WALK(gm, base, off, {
-        const double d = ldf(f32, xt, x->data, off) - mean;
-        stf(f32, dx->dtype, dx->data, off, (ldf(f32, dyt, dy->data, off) - mdy) * inv - d * coef);
+        const double d = amp_ldf(f32, xt, x->data, off) - mean;
+        amp_stf(f32, dx->dtype, dx->data, off, (amp_ldf(f32, dyt, dy->data, off) - mdy) * inv - d * coef);
     });
 }
 
@@ -307,11 +300,11 @@ GN_INLINE void bn_channel(bool f32, const bn_args *a, int64_t c) {
     if (a->training) {
         double sum = 0, sq = 0;
         for (int64_t i = 0; i < n; i++)
-            for (int64_t s = 0; s < sp; s++) sum += ldf(f32, xt, x->data, (i * ch + c) * sp + s);
+            for (int64_t s = 0; s < sp; s++) sum += amp_ldf(f32, xt, x->data, (i * ch + c) * sp + s);
         mean = cnt > 0 ? sum / cnt : 0.0;
         for (int64_t i = 0; i < n; i++)
             for (int64_t s = 0; s < sp; s++) {
-                double dv = ldf(f32, xt, x->data, (i * ch + c) * sp + s) - mean;
+                double dv = amp_ldf(f32, xt, x->data, (i * ch + c) * sp + s) - mean;
                 sq += dv * dv;
             }
         inv = 1.0 / sqrt((cnt > 0 ? sq / cnt : 0.0) + a->eps);
@@ -325,9 +318,9 @@ GN_INLINE void bn_channel(bool f32, const bn_args *a, int64_t c) {
         for (int64_t i = 0; i < n; i++)
             for (int64_t s = 0; s < sp; s++) {
                 const int64_t at = (i * ch + c) * sp + s;
-                const double g = ldf(f32, gt, dy->data, at);
+                const double g = amp_ldf(f32, gt, dy->data, at);
                 sdy += g;
-                sdyx += g * (ldf(f32, xt, x->data, at) - mean);
+                sdyx += g * (amp_ldf(f32, xt, x->data, at) - mean);
             }
         sdyx *= inv;
     }
@@ -346,9 +339,9 @@ GN_INLINE void bn_channel(bool f32, const bn_args *a, int64_t c) {
         for (int64_t i = 0; i < n; i++)
             for (int64_t s = 0; s < sp; s++) {
                 const int64_t at = (i * ch + c) * sp + s;
-                const double xhat = (ldf(f32, xt, x->data, at) - mean) * inv;
-                const double g = dy ? gamma * ldf(f32, gt, dy->data, at) : 0.0;
-                stf(f32, ot, a->dx->data, at, amp_norm_dx_d(kc, g, xhat));
+                const double xhat = (amp_ldf(f32, xt, x->data, at) - mean) * inv;
+                const double g = dy ? gamma * amp_ldf(f32, gt, dy->data, at) : 0.0;
+                amp_stf(f32, ot, a->dx->data, at, amp_norm_dx_d(kc, g, xhat));
             }
         if (a->dmn) amp_st(a->dmn->dtype, a->dmn->data, c, rm * mom);
         if (a->dvr) amp_st(a->dvr->dtype, a->dvr->data, c, rv * mom);
@@ -357,7 +350,7 @@ GN_INLINE void bn_channel(bool f32, const bn_args *a, int64_t c) {
         for (int64_t i = 0; i < n; i++)
             for (int64_t s = 0; s < sp; s++) {
                 const int64_t at = (i * ch + c) * sp + s;
-                stf(f32, ot, a->dx->data, at, dy ? sa * ldf(f32, gt, dy->data, at) : 0.0);
+                amp_stf(f32, ot, a->dx->data, at, dy ? sa * amp_ldf(f32, gt, dy->data, at) : 0.0);
             }
         if (a->dmn) amp_st(a->dmn->dtype, a->dmn->data, c, -sa * sdy);
         /* d a / d var_in = -gamma inv^3 / 2, and sum dy (x - mean_in) = sdyx / inv */
@@ -410,25 +403,25 @@ GN_INLINE void in_channel(bool f32, const amp_kernel *k, double eps, int64_t c) 
     for (int64_t i = 0; i < n; i++) {
         const int64_t base = (i * ch + c) * sp;
         double sum = 0, sq = 0;
-        for (int64_t s = 0; s < sp; s++) sum += ldf(f32, xt, x->data, base + s);
+        for (int64_t s = 0; s < sp; s++) sum += amp_ldf(f32, xt, x->data, base + s);
         const double mean = sp > 0 ? sum / cnt : 0.0;
         for (int64_t s = 0; s < sp; s++) {
-            double dv = ldf(f32, xt, x->data, base + s) - mean;
+            double dv = amp_ldf(f32, xt, x->data, base + s) - mean;
             sq += dv * dv;
         }
         const double inv = 1.0 / sqrt((sp > 0 ? sq / cnt : 0.0) + eps);
         double sdy = 0, sdyx = 0;
         for (int64_t s = 0; s < sp; s++) {
-            const double g = ldf(f32, gt, dy->data, base + s);
+            const double g = amp_ldf(f32, gt, dy->data, base + s);
             sdy += g;
-            sdyx += g * (ldf(f32, xt, x->data, base + s) - mean);
+            sdyx += g * (amp_ldf(f32, xt, x->data, base + s) - mean);
         }
         sdyx *= inv;
         const double mg = sp > 0 ? gamma * sdy / cnt : 0.0, mgx = sp > 0 ? gamma * sdyx / cnt : 0.0;
         const amp_norm_coef kc = amp_norm_coef_d(inv, mg, mgx, 0.0, 0.0, cnt);
         for (int64_t s = 0; s < sp; s++) {
-            const double xhat = (ldf(f32, xt, x->data, base + s) - mean) * inv;
-            stf(f32, ot, dx->data, base + s, amp_norm_dx_d(kc, gamma * ldf(f32, gt, dy->data, base + s), xhat));
+            const double xhat = (amp_ldf(f32, xt, x->data, base + s) - mean) * inv;
+            amp_stf(f32, ot, dx->data, base + s, amp_norm_dx_d(kc, gamma * amp_ldf(f32, gt, dy->data, base + s), xhat));
         }
         tdy += sdy;
         tdyx += sdyx;
@@ -506,9 +499,9 @@ GN_INLINE void ln_row_sums(bool f32, bool col_f32, const ln_args *a, int64_t bas
     double s0 = 0, s1 = 0;
     for (int64_t j = 0; j < a->cols; j++) {
         const double gam = col_f32 ? (double)gp[j] : amp_ld(sc->dtype, sc->data, lparam_at(&a->ps, x, base + j, j));
-        const double g = ldf(f32, dy->dtype, dy->data, base + j) * gam;
+        const double g = amp_ldf(f32, dy->dtype, dy->data, base + j) * gam;
         s0 += g;
-        s1 += g * (ldf(f32, x->dtype, x->data, base + j) - mean);
+        s1 += g * (amp_ldf(f32, x->dtype, x->data, base + j) - mean);
     }
     *sg = s0;
     *sgx = s1;
@@ -518,13 +511,13 @@ GN_INLINE void ln_row_write(bool f32, bool col_f32, const ln_args *a, int64_t ba
     const amp_tensor *dy = a->dy, *x = a->x, *sc = a->ps.t;
     const float *gp = sc->data;
     for (int64_t j = 0; j < a->cols; j++) {
-        const double xhat = (ldf(f32, x->dtype, x->data, base + j) - mean) * kc.inv;
+        const double xhat = (amp_ldf(f32, x->dtype, x->data, base + j) - mean) * kc.inv;
         double g = 0.0;
         if (dy) {
             const double gam = col_f32 ? (double)gp[j] : amp_ld(sc->dtype, sc->data, lparam_at(&a->ps, x, base + j, j));
-            g = ldf(f32, dy->dtype, dy->data, base + j) * gam;
+            g = amp_ldf(f32, dy->dtype, dy->data, base + j) * gam;
         }
-        stf(f32, a->dx->dtype, a->dx->data, base + j, amp_norm_dx_d(kc, g, xhat));
+        amp_stf(f32, a->dx->dtype, a->dx->data, base + j, amp_norm_dx_d(kc, g, xhat));
     }
 }
 
@@ -538,10 +531,10 @@ GN_INLINE void ln_row(bool f32, const ln_args *a, int64_t r) {
         inv = amp_ld(a->sinv->dtype, a->sinv->data, r);
     } else {
         double sum = 0, sq = 0;
-        for (int64_t j = 0; j < cols; j++) sum += ldf(f32, x->dtype, x->data, base + j);
+        for (int64_t j = 0; j < cols; j++) sum += amp_ldf(f32, x->dtype, x->data, base + j);
         mean = sum / (double)cols;
         for (int64_t j = 0; j < cols; j++) {
-            double dv = ldf(f32, x->dtype, x->data, base + j) - mean;
+            double dv = amp_ldf(f32, x->dtype, x->data, base + j) - mean;
             sq += dv * dv;
         }
         inv = 1.0 / sqrt(sq / (double)cols + a->eps);
@@ -572,8 +565,8 @@ GN_INLINE void ln_param_block(bool f32, const ln_args *a, amp_tensor *ds, amp_te
         const double mean = a->stats[2 * r], inv = a->stats[2 * r + 1];
         for (int64_t j = j0; j < j1; j++) {
             const int64_t at = r * cols + j;
-            const double g = ldf(f32, dy->dtype, dy->data, at);
-            s[j - j0] += g * (ldf(f32, x->dtype, x->data, at) - mean) * inv;
+            const double g = amp_ldf(f32, dy->dtype, dy->data, at);
+            s[j - j0] += g * (amp_ldf(f32, x->dtype, x->data, at) - mean) * inv;
             t[j - j0] += g;
         }
     }
