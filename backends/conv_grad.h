@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ir/half.h"
+#include "base/half.h"
 #include "ir/ir.h"
 
 #include "ir/ops/conv.h"

@@ -10,7 +10,7 @@
 #include <math.h>
 #include <stdint.h>
 
-#include "ir/half.h"
+#include "base/half.h"
 
 /* ---- activations ------------------------------------------------------------------------- */
 

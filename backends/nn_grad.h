@@ -7,7 +7,7 @@
 
 #include <math.h>
 
-#include "ir/half.h"
+#include "base/half.h"
 
 /* ---- softmax family ---------------------------------------------------------------------------
  * Softmax: dx = y (dy - s) with s = sum(dy * y) over the row.

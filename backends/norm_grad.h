@@ -7,7 +7,7 @@
 
 #include <math.h>
 
-#include "ir/half.h"
+#include "base/half.h"
 
 /* ---- normalisation ---------------------------------------------------------------------------
  * y = xhat * gamma + beta with xhat = (x - mean) * inv over a group of n elements, the

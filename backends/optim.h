@@ -9,7 +9,7 @@
 #include <math.h>
 #include <stdbool.h>
 
-#include "ir/half.h" /* AMP_HD */
+#include "base/half.h" /* AMP_HD */
 
 /* Elements per chunk of the global gradient norm: each chunk's sum of squares is taken in
  * double, then the chunks are added in order, so the norm has the same bits for any thread

@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #include "ir/ops/shape.h"
-#include "ir/half.h"
+#include "base/half.h"
 
 enum { AMP_GS_PAD_CONSTANT, AMP_GS_PAD_REFLECT, AMP_GS_PAD_EDGE, AMP_GS_PAD_WRAP };
 

@@ -18,7 +18,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "ir/half.h"
+#include "base/half.h"
 #include "passes/passes.h"
 
 enum { K_NONE = 0, K_ALLOW, K_DENY, K_INFER, K_CLEAR };

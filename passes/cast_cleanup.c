@@ -9,7 +9,7 @@
  *  - Constant nodes left without consumers go. */
 #include <string.h>
 
-#include "ir/half.h"
+#include "base/half.h"
 #include "passes/passes.h"
 
 /* Does every value of `from` convert exactly to `to`? */

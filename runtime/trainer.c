@@ -16,7 +16,7 @@
 #include <zlib.h>
 
 #include "ir/grad.h"
-#include "ir/half.h"
+#include "base/half.h"
 #include "passes/passes.h"
 #include "runtime/runtime.h"
 

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "ir/grad.h"
-#include "ir/half.h"
+#include "base/half.h"
 #include "passes/passes.h"
 #include "runtime/runtime.h"
 #include "tests/testutil.h"

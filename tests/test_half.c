@@ -1,7 +1,7 @@
 #include <criterion/criterion.h>
 #include <math.h>
 
-#include "ir/half.h"
+#include "base/half.h"
 
 Test(half, f16_round_trip_every_value) {
     for (uint32_t h = 0; h < 0x10000u; h++) {

@@ -3,7 +3,7 @@
  * IsNaN/IsInf, Clip, Dropout, Cast and CastLike. */
 #include <string.h>
 
-#include "ir/half.h"
+#include "base/half.h"
 #include "ir/ir.h"
 
 /* ---- helpers ------------------------------------------------------------------------------ */

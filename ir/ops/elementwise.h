@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#include "ir/half.h"
+#include "base/half.h"
 
 /* Where BinaryGrad's B starts among the output's dims, by the forward's broadcasting rule:
  * trailing dims; at `axis` for the legacy broadcast of opsets < 7 (axis_given, axis normalised

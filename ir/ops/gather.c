@@ -4,7 +4,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "ir/half.h"
+#include "base/half.h"
 #include "ir/ir.h"
 
 static const amp_dtype index_types[] = {AMP_I64, AMP_I32, AMP_UNDEFINED};

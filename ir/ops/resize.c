@@ -13,7 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "ir/half.h"
+#include "base/half.h"
 #include "ir/ops/resize.h"
 
 #define ALIGN 64

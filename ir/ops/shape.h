@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#include "ir/half.h"
+#include "base/half.h"
 
 /* ONNX Slice on one axis: clamp start and end as the spec says for the sign of step; returns
  * the element count, *first the first index read. */
