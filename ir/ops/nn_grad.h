@@ -5,6 +5,7 @@
 #define AMP_IR_OPS_NN_GRAD_H
 
 #include "ir/grad.h"
+#include "ir/ops/nn.h"
 
 static inline amp_dtype vdtype(const amp_grad_ctx *c, int v) { return v >= 0 ? c->g->values[v].dtype : AMP_UNDEFINED; }
 static inline int dy_at(const amp_grad_ctx *c, int k) { return k < c->nout ? c->dy[k] : -1; }
@@ -20,6 +21,8 @@ static inline amp_status fused(amp_grad_ctx *c, const char *op, int nin, const i
     if (!s) s = amp_grad_attr_int(c, *n, "fwd_opset", opset);
     return s;
 }
+
+static inline void set_like(amp_infer *c, int i, const amp_tinfo *t) { set_out(c, i, t->dtype, t->rank, t->dims); }
 
 static inline const amp_tinfo *opt_in(const amp_infer *c, int i) { return i < c->nin ? c->in[i] : NULL; }
 

@@ -130,14 +130,6 @@ static amp_status check_as_forward(amp_infer *c, int fwd_nin, amp_infer_fn fwd, 
     return AMP_OK;
 }
 
-static void set_like(amp_infer *c, int i, const amp_tinfo *t) {
-    amp_tinfo *o = c->out[i];
-    o->dtype = t->dtype;
-    o->rank = t->rank;
-    memcpy(o->dims, t->dims, sizeof o->dims);
-    o->value = NULL;
-}
-
 /* GroupNormalizationGrad(dY, X, scale, bias) -> dX, dscale?, dbias?. */
 amp_status amp_infer_group_norm_grad(amp_infer *c) {
     amp_status s = check_as_forward(c, 3, amp_infer_group_norm, 21);
