@@ -19,6 +19,11 @@ static inline amp_tensor *rnd(int rank, const int64_t *dims, double lo, double h
     return tt_rand(ctx, AMP_F64, rank, dims, lo, hi, seed_next++);
 }
 
+/* An int64 tensor with the given values. */
+static inline amp_tensor *ints(int rank, const int64_t *dims, const double *v) {
+    return tt_make(ctx, AMP_I64, rank, dims, v);
+}
+
 static inline void free_in(amp_tensor **in, int n) {
     for (int i = 0; i < n; i++) {
         amp_tensor_destroy(in[i]);

@@ -13,15 +13,19 @@
 #include "base/half.h"
 #include "ir/ir.h"
 
+/* A loop body written once and inlined into each specialisation (f32 fast path, per-dtype
+ * path), so that branches on compile-time constants fold away. */
+#define AMP_CPU_INLINE static inline __attribute__((always_inline))
+
 /* Input i of a kernel, NULL where it is omitted or past the end. */
 static inline const amp_tensor *in_opt(const amp_kernel *k, int i) { return i < k->nin ? k->in[i] : NULL; }
 
 /* Element access for kernels that branch once on f32 (the common case) and otherwise go through
  * amp_ld/amp_st; inlined so the branch resolves at compile time where f32 is a constant. */
-static inline __attribute__((always_inline)) double amp_ldf(bool f32, amp_dtype t, const void *p, int64_t i) {
+AMP_CPU_INLINE double amp_ldf(bool f32, amp_dtype t, const void *p, int64_t i) {
     return f32 ? (double)((const float *)p)[i] : amp_ld(t, p, i);
 }
-static inline __attribute__((always_inline)) void amp_stf(bool f32, amp_dtype t, void *p, int64_t i, double v) {
+AMP_CPU_INLINE void amp_stf(bool f32, amp_dtype t, void *p, int64_t i, double v) {
     if (f32) ((float *)p)[i] = (float)v;
     else amp_st(t, p, i, v);
 }

@@ -11,8 +11,6 @@
 /* Below this many elements the OpenMP fork costs more than it saves. */
 #define GRAD_PAR_MIN 32768
 
-#define GN_INLINE static inline __attribute__((always_inline))
-
 static int nthreads(const amp_kernel *k) { return k->threads < 1 ? 1 : k->threads; }
 
 /* ---- GemmCGrad ----------------------------------------------------------------------------------
@@ -21,7 +19,7 @@ static int nthreads(const amp_kernel *k) { return k->threads < 1 ? 1 : k->thread
 
 #define GC_BLK 256
 
-GN_INLINE void gc_block(bool f32, const amp_tensor *dy, amp_tensor *dc, double beta, int64_t cr, int64_t cc,
+AMP_CPU_INLINE void gc_block(bool f32, const amp_tensor *dy, amp_tensor *dc, double beta, int64_t cr, int64_t cc,
                         int64_t nblk, int64_t t) {
     const int64_t M = dy->dims[0], N = dy->dims[1];
     const int64_t i = t / nblk, j0 = (t % nblk) * GC_BLK, j1 = j0 + GC_BLK < cc ? j0 + GC_BLK : cc;

@@ -11,8 +11,6 @@
 /* Below this many elements the OpenMP fork costs more than it saves. */
 #define NORM_PAR_MIN 32768
 
-#define NG_INLINE static inline __attribute__((always_inline))
-
 
 /* ---- GroupNormalization ----------------------------------------------------------------------
  * With X laid out N x C x spatial, the channels of one group are consecutive, so group (n, g)
@@ -59,7 +57,7 @@ typedef struct gn_args {
     bool per_channel;        /* opset 21: scale and bias per channel; 18: per group */
 } gn_args;
 
-NG_INLINE void gn_block(bool f32, const gn_args *a, int64_t ng) {
+AMP_CPU_INLINE void gn_block(bool f32, const gn_args *a, int64_t ng) {
     const int64_t len = a->cpg * a->sp, base = ng * len, g = ng % a->groups;
     const amp_tensor *x = a->x, *sc = a->sc, *bi = a->bi;
     amp_tensor *y = a->y;
@@ -123,7 +121,7 @@ amp_status amp_cpu_group_norm(amp_kernel *k) {
  * independent; each reads its window's rows along the spatial positions. */
 
 /* d^-beta, without pow for the exponents models use (AlexNet's 0.75). */
-NG_INLINE double lrn_pow(double d, double beta) {
+AMP_CPU_INLINE double lrn_pow(double d, double beta) {
     if (beta == 0.75) return 1.0 / (sqrt(d) * sqrt(sqrt(d)));
     if (beta == 0.5) return 1.0 / sqrt(d);
     if (beta == 1.0) return 1.0 / d;
@@ -268,7 +266,7 @@ static double sqdev_f32(const float *p, int64_t n, double mean) {
     return (s[0] + s[1]) + (s[2] + s[3]);
 }
 
-NG_INLINE void mvn_pos(bool f32, const amp_tensor *x, amp_tensor *y, const mvn_geom *gm, int64_t p) {
+AMP_CPU_INLINE void mvn_pos(bool f32, const amp_tensor *x, amp_tensor *y, const mvn_geom *gm, int64_t p) {
     const int64_t base = mvn_kept_off(gm, p);
     const amp_dtype xt = x->dtype, yt = y->dtype;
     const bool runs = f32 && gm->istride == 1; /* contiguous innermost runs */

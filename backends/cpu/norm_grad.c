@@ -16,8 +16,6 @@
 /* Below this many elements the OpenMP fork costs more than it saves. */
 #define GRAD_PAR_MIN 32768
 
-#define GN_INLINE static inline __attribute__((always_inline))
-
 
 static amp_tensor *out_opt(const amp_kernel *k, int i) { return i < k->nout ? k->out[i] : NULL; }
 
@@ -37,7 +35,7 @@ typedef struct gng_args {
     double *sums; /* [N][C][2]: sum(dy), sum(dy * xhat) */
 } gng_args;
 
-GN_INLINE void gng_block(bool f32, const gng_args *a, int64_t ng) {
+AMP_CPU_INLINE void gng_block(bool f32, const gng_args *a, int64_t ng) {
     const int64_t len = a->cpg * a->sp, base = ng * len, g = ng % a->groups, n = ng / a->groups;
     const amp_tensor *dy = a->dy, *x = a->x, *sc = a->sc;
     const amp_dtype xt = x->dtype, dyt = dy->dtype;
@@ -142,7 +140,7 @@ amp_status amp_cpu_group_norm_grad(amp_kernel *k) {
  * The first pass stores w_c = dY_c X_c D_c^(-beta-1) per element in the workspace; the second
  * sums it over each element's transposed window. */
 
-GN_INLINE double lrn_pow(double d, double beta) {
+AMP_CPU_INLINE double lrn_pow(double d, double beta) {
     if (beta == 0.75) return 1.0 / (sqrt(d) * sqrt(sqrt(d)));
     if (beta == 0.5) return 1.0 / sqrt(d);
     if (beta == 1.0) return 1.0 / d;
@@ -158,7 +156,7 @@ typedef struct lrng_args {
 } lrng_args;
 
 /* D at element (row r = n*C + c, position s). */
-GN_INLINE double lrn_den(bool f32, const lrng_args *a, int64_t r, int64_t s) {
+AMP_CPU_INLINE double lrn_den(bool f32, const lrng_args *a, int64_t r, int64_t s) {
     const int64_t c = r % a->ch, nbase = (r - c) * a->sp;
     const int64_t i0 = c - a->lo > 0 ? c - a->lo : 0, i1 = c + a->hi < a->ch - 1 ? c + a->hi : a->ch - 1;
     double sq = 0;
@@ -169,7 +167,7 @@ GN_INLINE double lrn_den(bool f32, const lrng_args *a, int64_t r, int64_t s) {
     return a->bias + a->scale * sq;
 }
 
-GN_INLINE void lrng_pass1(bool f32, const lrng_args *a, int64_t r) {
+AMP_CPU_INLINE void lrng_pass1(bool f32, const lrng_args *a, int64_t r) {
     for (int64_t s = 0; s < a->sp; s++) {
         const int64_t at = r * a->sp + s;
         const double d = lrn_den(f32, a, r, s);
@@ -178,7 +176,7 @@ GN_INLINE void lrng_pass1(bool f32, const lrng_args *a, int64_t r) {
     }
 }
 
-GN_INLINE void lrng_pass2(bool f32, const lrng_args *a, int64_t r) {
+AMP_CPU_INLINE void lrng_pass2(bool f32, const lrng_args *a, int64_t r) {
     const int64_t c = r % a->ch, nbase = (r - c) * a->sp;
     const int64_t i0 = c - a->hi > 0 ? c - a->hi : 0, i1 = c + a->lo < a->ch - 1 ? c + a->lo : a->ch - 1;
     const double k2 = 2.0 * a->scale * a->beta;
@@ -234,7 +232,7 @@ amp_status amp_cpu_lrn_grad(amp_kernel *k) {
  * direction's sign, and the kink has no derivative). The geometry is the forward's
  * (backends/cpu/norm.c): kept and reduced dims, neighbours of one kind merged. */
 
-GN_INLINE void mvng_pos(bool f32, const amp_tensor *dy, const amp_tensor *x, amp_tensor *dx, const mvn_geom *gm,
+AMP_CPU_INLINE void mvng_pos(bool f32, const amp_tensor *dy, const amp_tensor *x, amp_tensor *dx, const mvn_geom *gm,
                         int64_t p) {
     const int64_t base = mvn_kept_off(gm, p);
     const amp_dtype xt = x->dtype, dyt = dy->dtype;
@@ -290,7 +288,7 @@ typedef struct bn_args {
     int64_t n, ch, sp;
 } bn_args;
 
-GN_INLINE void bn_channel(bool f32, const bn_args *a, int64_t c) {
+AMP_CPU_INLINE void bn_channel(bool f32, const bn_args *a, int64_t c) {
     const amp_tensor *dy = a->dy, *x = a->x;
     const amp_dtype xt = x->dtype, gt = dy ? dy->dtype : xt, ot = a->dx->dtype;
     const int64_t n = a->n, ch = a->ch, sp = a->sp;
@@ -391,7 +389,7 @@ amp_status amp_cpu_batch_norm_grad(amp_kernel *k) {
  * Statistics per (n, c) row of sp elements; threads take channels so that dscale and dB (sums
  * over n) stay in one thread. */
 
-GN_INLINE void in_channel(bool f32, const amp_kernel *k, double eps, int64_t c) {
+AMP_CPU_INLINE void in_channel(bool f32, const amp_kernel *k, double eps, int64_t c) {
     const amp_tensor *dy = k->in[0], *x = k->in[1], *sc = k->in[2];
     amp_tensor *dx = k->out[0], *dsc = out_opt(k, 1), *db = out_opt(k, 2);
     const int64_t n = x->dims[0], ch = x->dims[1];
@@ -492,7 +490,7 @@ typedef struct ln_args {
 
 /* The sums of one row: sum(g) and sum(g * (x - mean)) with g = dy * gamma; col_f32: gamma is
  * an f32 vector indexed by the column. */
-GN_INLINE void ln_row_sums(bool f32, bool col_f32, const ln_args *a, int64_t base, double mean, double *sg,
+AMP_CPU_INLINE void ln_row_sums(bool f32, bool col_f32, const ln_args *a, int64_t base, double mean, double *sg,
                            double *sgx) {
     const amp_tensor *dy = a->dy, *x = a->x, *sc = a->ps.t;
     const float *gp = sc->data;
@@ -507,7 +505,7 @@ GN_INLINE void ln_row_sums(bool f32, bool col_f32, const ln_args *a, int64_t bas
     *sgx = s1;
 }
 
-GN_INLINE void ln_row_write(bool f32, bool col_f32, const ln_args *a, int64_t base, double mean, amp_norm_coef kc) {
+AMP_CPU_INLINE void ln_row_write(bool f32, bool col_f32, const ln_args *a, int64_t base, double mean, amp_norm_coef kc) {
     const amp_tensor *dy = a->dy, *x = a->x, *sc = a->ps.t;
     const float *gp = sc->data;
     for (int64_t j = 0; j < a->cols; j++) {
@@ -521,7 +519,7 @@ GN_INLINE void ln_row_write(bool f32, bool col_f32, const ln_args *a, int64_t ba
     }
 }
 
-GN_INLINE void ln_row(bool f32, const ln_args *a, int64_t r) {
+AMP_CPU_INLINE void ln_row(bool f32, const ln_args *a, int64_t r) {
     const amp_tensor *dy = a->dy, *x = a->x;
     const int64_t cols = a->cols, base = r * cols;
     const bool col_f32 = f32 && a->ps.t->dtype == AMP_F32 && a->ps.column;
@@ -556,7 +554,7 @@ GN_INLINE void ln_row(bool f32, const ln_args *a, int64_t r) {
 
 /* One block of columns of the per-column parameters' gradients, both in one sweep: sums over
  * rows of dy * xhat (Scale, when ds) and of dy (B, when db). */
-GN_INLINE void ln_param_block(bool f32, const ln_args *a, amp_tensor *ds, amp_tensor *db, int64_t b) {
+AMP_CPU_INLINE void ln_param_block(bool f32, const ln_args *a, amp_tensor *ds, amp_tensor *db, int64_t b) {
     const amp_tensor *dy = a->dy, *x = a->x;
     const int64_t cols = a->cols, j0 = b * LN_BLK, j1 = j0 + LN_BLK < cols ? j0 + LN_BLK : cols;
     double s[LN_BLK], t[LN_BLK];

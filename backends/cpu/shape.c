@@ -8,9 +8,8 @@
 #include "backends/cpu/cpu.h"
 
 #if defined(__GNUC__)
-#define AMP_INLINE static inline __attribute__((always_inline))
 #else
-#define AMP_INLINE static inline
+#define AMP_CPU_INLINE static inline
 #endif
 
 /* Below this many bytes, a thread team costs more than it saves. */
@@ -21,7 +20,7 @@ static int nthreads(const amp_kernel *k) { return k->threads > 0 ? k->threads : 
 /* dst[j] = src[j * stride] for j < n, elements of es bytes (stride in elements, any sign).
  * Called with a constant es, memcpy becomes one load and store, and stays free of aliasing
  * trouble whatever the dtype. */
-AMP_INLINE void gather_es(uint8_t *dst, const uint8_t *src, int64_t n, int64_t stride, size_t es) {
+AMP_CPU_INLINE void gather_es(uint8_t *dst, const uint8_t *src, int64_t n, int64_t stride, size_t es) {
     for (int64_t j = 0; j < n; j++) memcpy(dst + j * (int64_t)es, src + j * stride * (int64_t)es, es);
 }
 static void gather(uint8_t *dst, const uint8_t *src, int64_t n, int64_t stride, size_t es) {
@@ -89,7 +88,7 @@ amp_status amp_cpu_copy(amp_kernel *k) {
 #define TILE 32
 
 /* Tile (bi, br, bc) of a batch of R x C matrices into C x R. */
-AMP_INLINE void transpose_tile(uint8_t *dst, const uint8_t *src, int64_t R, int64_t C, int64_t r0, int64_t c0,
+AMP_CPU_INLINE void transpose_tile(uint8_t *dst, const uint8_t *src, int64_t R, int64_t C, int64_t r0, int64_t c0,
                                size_t es) {
     int64_t r1 = r0 + TILE < R ? r0 + TILE : R, c1 = c0 + TILE < C ? c0 + TILE : C;
     for (int64_t cc = c0; cc < c1; cc++)
