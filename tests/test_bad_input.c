@@ -181,3 +181,19 @@ Test(bad_input, fifo_and_directory_refused_without_blocking) {
     amp_context_destroy(ctx);
     unlink(fifo);
 }
+
+Test(bad_input, deep_nesting_from_a_buffer) {
+    amp_context *ctx;
+    cr_assert_eq(amp_context_create(NULL, &ctx), AMP_OK);
+    FILE *f = fopen(BAD_DIR "/deep_type.onnx", "rb");
+    cr_assert(f);
+    static unsigned char buf[1 << 18];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    cr_assert(n > 0 && n < sizeof buf);
+    amp_model *m = NULL;
+    cr_expect_eq(amp_model_load_buffer(ctx, buf, n, NULL, &m), AMP_ERR_LIMIT);
+    cr_expect(strstr(amp_context_last_error(ctx), "deeper than 64"), "%s", amp_context_last_error(ctx));
+    cr_expect(m == NULL);
+    amp_context_destroy(ctx);
+}
