@@ -170,8 +170,16 @@ static bool copy_bytes(reader *r, writer *w, uint64_t end, uint64_t n) {
         r->pos += n;
         return true;
     }
-    for (uint64_t i = 0; i < n; i++)
+    while (n) { /* a byte through rd_byte (which refills the buffer), then what the buffer holds */
         if (!rd_byte(r, end, &w->data[w->len++])) return false;
+        n--;
+        size_t k = (size_t)(r->buf_at + r->buf_len - r->pos);
+        if (k > n) k = (size_t)n;
+        memcpy(w->data + w->len, r->buf + (r->pos - r->buf_at), k);
+        w->len += k;
+        r->pos += k;
+        n -= k;
+    }
     return true;
 }
 
