@@ -232,6 +232,8 @@ const amp_tensor *amp_attr_tensor(const amp_node *n, const char *name);
 /* ---- ONNX files (ir/onnx_import.c, ir/onnx_export.c, ir/tensor_pb.c) -------------------- */
 
 amp_status amp_onnx_import(amp_context *ctx, const void *data, size_t size, const char *base_dir, amp_graph **out);
+/* The same from a file, read in order and never held whole: peak memory is the tensors. */
+amp_status amp_onnx_import_file(amp_context *ctx, const char *path, const char *base_dir, amp_graph **out);
 amp_status amp_onnx_export(const amp_graph *g, void **data, size_t *size);
 /* Write bytes to path atomically (temporary name in the same folder, then rename). */
 amp_status amp_write_file_atomic(amp_context *ctx, const char *path, const void *data, size_t size);

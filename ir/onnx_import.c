@@ -1,5 +1,6 @@
 /* ONNX ModelProto -> graph IR. */
 #include <string.h>
+#include <unistd.h>
 
 #include "ir/onnx_pb.h"
 
@@ -21,6 +22,7 @@ typedef struct importer {
     amp_graph *g;
     name_map map;
     const char *base_dir;
+    const amp_pb_source *src; /* where raw_data lives (the model is a compact copy) */
 } importer;
 
 static amp_status map_grow(importer *im) {
@@ -153,12 +155,12 @@ static amp_status read_attr(importer *im, const amp_node *n, const Onnx__Attribu
         break;
     case AMP_ATTR_TENSOR:
         if (!ap->t) return amp_seterr(ctx, AMP_ERR_PARSE, "node '%s': attribute '%s' has no tensor", nn, a->name);
-        return amp_tensor_from_proto(ctx, ap->t, im->base_dir, &a->t);
+        return amp_tensor_from_proto(ctx, ap->t, im->src, im->base_dir, &a->t);
     case AMP_ATTR_TENSORS:
         if (!(a->tensors = amp_calloc(ctx, ap->n_tensors + 1, sizeof(amp_tensor *)))) return oom(im);
         a->n = (int)ap->n_tensors;
         for (size_t i = 0; i < ap->n_tensors; i++) {
-            amp_status s = amp_tensor_from_proto(ctx, ap->tensors[i], im->base_dir, &a->tensors[i]);
+            amp_status s = amp_tensor_from_proto(ctx, ap->tensors[i], im->src, im->base_dir, &a->tensors[i]);
             if (s) return s;
         }
         break;
@@ -287,7 +289,7 @@ static amp_status import_model(importer *im, const Onnx__ModelProto *mp) {
         if (id >= 0) return amp_seterr(ctx, AMP_ERR_INVALID_GRAPH, "initializer '%s' is defined twice", tp->name);
         if ((id = value_id(im, tp->name, true)) < 0) return oom(im);
         amp_value *v = &g->values[id];
-        s = amp_tensor_from_proto(ctx, tp, im->base_dir, &v->init);
+        s = amp_tensor_from_proto(ctx, tp, im->src, im->base_dir, &v->init);
         if (s) return s;
         v->dtype = v->init->dtype;
         v->elem_onnx_type = v->init->dtype;
@@ -348,18 +350,24 @@ static amp_status import_model(importer *im, const Onnx__ModelProto *mp) {
     return amp_graph_link(g);
 }
 
-amp_status amp_onnx_import(amp_context *ctx, const void *data, size_t size, const char *base_dir, amp_graph **out) {
-    if (!data && size) return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "NULL model buffer");
+/* Walk src (depth cap, compact copy), unpack the copy, import it; tensors' bytes come from src. */
+static amp_status import_source(amp_context *ctx, const amp_pb_source *src, uint64_t size, const char *base_dir,
+                                amp_graph **out) {
     if (size == 0) return amp_seterr(ctx, AMP_ERR_PARSE, "the model file is empty");
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    amp_status s = amp_pb_compact(ctx, &onnx__model_proto__descriptor, src, size, "the model", &buf, &n);
+    if (s) return s;
     ProtobufCAllocator pa;
     amp_pb_allocator(ctx, &pa);
     unsigned long failures = ctx->alloc_failures;
-    Onnx__ModelProto *mp = onnx__model_proto__unpack(&pa, size, data);
+    Onnx__ModelProto *mp = onnx__model_proto__unpack(&pa, n, buf);
+    amp_dealloc(ctx, buf);
     if (!mp && ctx->alloc_failures != failures)
         return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory parsing the model");
     if (!mp) return amp_seterr(ctx, AMP_ERR_PARSE, "not a valid ONNX model (protobuf parse failed: truncated or not ONNX)");
-    importer im = {.ctx = ctx, .base_dir = base_dir};
-    amp_status s = amp_graph_create(ctx, &im.g);
+    importer im = {.ctx = ctx, .base_dir = base_dir, .src = src};
+    s = amp_graph_create(ctx, &im.g);
     if (!s) s = import_model(&im, mp);
     amp_dealloc(ctx, im.map.slots);
     onnx__model_proto__free_unpacked(mp, &pa);
@@ -369,4 +377,20 @@ amp_status amp_onnx_import(amp_context *ctx, const void *data, size_t size, cons
     }
     *out = im.g;
     return AMP_OK;
+}
+
+amp_status amp_onnx_import(amp_context *ctx, const void *data, size_t size, const char *base_dir, amp_graph **out) {
+    if (!data && size) return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "NULL model buffer");
+    amp_pb_source src = {.mem = data, .fd = -1};
+    return import_source(ctx, &src, size, base_dir, out);
+}
+
+amp_status amp_onnx_import_file(amp_context *ctx, const char *path, const char *base_dir, amp_graph **out) {
+    amp_pb_source src = {.path = path};
+    uint64_t size;
+    amp_status s = amp_open_regular(ctx, path, "model", ctx->max_file_bytes, &src.fd, &size);
+    if (s) return s;
+    s = import_source(ctx, &src, size, base_dir, out);
+    close(src.fd);
+    return s;
 }

@@ -2,6 +2,7 @@
 #define _XOPEN_SOURCE 700
 #define _DEFAULT_SOURCE
 #include <errno.h>
+#include <stdint.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,40 +22,21 @@ void amp_pb_allocator(amp_context *ctx, ProtobufCAllocator *a) {
 }
 
 amp_status amp_read_file(amp_context *ctx, const char *path, int64_t max_bytes, void **data, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return amp_seterr(ctx, AMP_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-    amp_status s = AMP_OK;
-    void *buf = NULL;
-    if (fseek(f, 0, SEEK_END) != 0) {
-        s = amp_seterr(ctx, AMP_ERR_IO, "cannot seek '%s'", path);
-        goto done;
-    }
-    long n = ftell(f);
-    if (n < 0) {
-        s = amp_seterr(ctx, AMP_ERR_IO, "cannot size '%s' (not a regular file?)", path);
-        goto done;
-    }
-    if (max_bytes > 0 && n > max_bytes) {
-        s = amp_seterr(ctx, AMP_ERR_LIMIT, "'%s' is %ld bytes, over the limit of %lld", path, n, (long long)max_bytes);
-        goto done;
-    }
-    rewind(f);
-    buf = amp_alloc(ctx, (size_t)n + 1);
-    if (!buf) {
-        s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory reading '%s'", path);
-        goto done;
-    }
-    if (n > 0 && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        s = amp_seterr(ctx, AMP_ERR_IO, "short read on '%s'", path);
-        goto done;
+    int fd;
+    uint64_t n;
+    amp_status s = amp_open_regular(ctx, path, "file", max_bytes, &fd, &n);
+    if (s) return s;
+    void *buf = n < SIZE_MAX ? amp_alloc(ctx, (size_t)n + 1) : NULL;
+    if (!buf) s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory reading '%s'", path);
+    else if (!amp_pread_all(fd, buf, (size_t)n, 0)) s = amp_seterr(ctx, AMP_ERR_IO, "short read on '%s'", path);
+    close(fd);
+    if (s) {
+        amp_dealloc(ctx, buf);
+        return s;
     }
     *data = buf;
     *size = (size_t)n;
-    buf = NULL;
-done:
-    amp_dealloc(ctx, buf);
-    fclose(f);
-    return s;
+    return AMP_OK;
 }
 
 amp_status amp_write_file_atomic(amp_context *ctx, const char *path, const void *data, size_t size) {
@@ -98,30 +80,56 @@ const char *amp_onnx_type_name(int t) {
     return t >= 0 && t < (int)(sizeof names / sizeof names[0]) ? names[t] : "unknown";
 }
 
-/* Read external data: path confined to base_dir (no absolute path, no "..", no symlink that
- * leaves the folder). */
-static amp_status read_external(amp_context *ctx, const Onnx__TensorProto *tp, const char *base_dir, void *dst,
-                                size_t nbytes, const char *what) {
+/* A strict decimal integer in [0, INT64_MAX]: no sign, no spaces, nothing after. */
+static bool parse_u63(const char *v, int64_t *out) {
+    if (!v[0]) return false;
+    int64_t x = 0;
+    for (const char *p = v; *p; p++) {
+        if (*p < '0' || *p > '9' || x > (INT64_MAX - (*p - '0')) / 10) return false;
+        x = x * 10 + (*p - '0');
+    }
+    *out = x;
+    return true;
+}
+
+/* A location stays in the model's folder when it is relative and no component is "..". */
+static bool location_inside(const char *loc) {
+    if (loc[0] == '/' || strchr(loc, '\\')) return false;
+    for (const char *p = loc; *p;) {
+        size_t n = strcspn(p, "/");
+        if (n == 2 && p[0] == '.' && p[1] == '.') return false;
+        p += n;
+        if (*p) p++;
+    }
+    return true;
+}
+
+/* Find, check and open a tensor's external data before anything is allocated for it: the
+ * location confined to base_dir (after resolving symlinks), a regular file that holds
+ * nbytes at the offset. On success *fd is open and *offset set. */
+static amp_status open_external(amp_context *ctx, const Onnx__TensorProto *tp, const char *base_dir, size_t nbytes,
+                                const char *what, int *fd, int64_t *offset_out) {
     const char *loc = NULL;
     int64_t offset = 0, length = -1;
     for (size_t i = 0; i < tp->n_external_data; i++) {
         const Onnx__StringStringEntryProto *e = tp->external_data[i];
         if (!e->key || !e->value) continue;
+        bool is_off = strcmp(e->key, "offset") == 0, is_len = strcmp(e->key, "length") == 0;
         if (strcmp(e->key, "location") == 0) loc = e->value;
-        else if (strcmp(e->key, "offset") == 0) offset = strtoll(e->value, NULL, 10);
-        else if (strcmp(e->key, "length") == 0) length = strtoll(e->value, NULL, 10);
+        else if ((is_off || is_len) && !parse_u63(e->value, is_off ? &offset : &length))
+            return amp_seterr(ctx, AMP_ERR_PARSE, "tensor '%s': external data %s '%s' is not a non-negative integer",
+                              what, e->key, e->value);
     }
     if (!loc || !loc[0]) return amp_seterr(ctx, AMP_ERR_PARSE, "%s: external data without a location", what);
     if (!base_dir)
         return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "%s: external data '%s' but the model has no folder", what, loc);
-    if (loc[0] == '/' || strstr(loc, "..") || strchr(loc, '\\'))
+    if (!location_inside(loc))
         return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "%s: external data path '%s' leaves the model's folder", what, loc);
-    if (offset < 0 || (length >= 0 && (uint64_t)length != nbytes))
+    if (length >= 0 && (uint64_t)length != nbytes)
         return amp_seterr(ctx, AMP_ERR_PARSE, "%s: external data length %lld does not match %zu bytes", what,
                           (long long)length, nbytes);
     amp_status s = AMP_OK;
     char *path = NULL, *rbase = NULL, *rpath = NULL;
-    FILE *f = NULL;
     size_t n = strlen(base_dir) + strlen(loc) + 2;
     path = amp_alloc(ctx, n);
     if (!path) return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
@@ -133,39 +141,33 @@ static amp_status read_external(amp_context *ctx, const Onnx__TensorProto *tp, c
         goto done;
     }
     size_t bl = rbase ? strlen(rbase) : 0;
-    if (!rbase || strncmp(rbase, rpath, bl) != 0 || (rpath[bl] != '/' && rpath[bl] != 0)) {
+    if (!rbase || strncmp(rbase, rpath, bl) != 0 || (bl > 1 && rpath[bl] != '/' && rpath[bl] != 0)) {
         s = amp_seterr(ctx, AMP_ERR_INVALID_ARG, "%s: external data '%s' resolves outside the model's folder", what, loc);
         goto done;
     }
-    struct stat st;
-    if (stat(rpath, &st) != 0 || !S_ISREG(st.st_mode)) {
-        s = amp_seterr(ctx, AMP_ERR_IO, "%s: external data '%s' is not a regular file", what, path);
+    uint64_t size;
+    if ((s = amp_open_regular(ctx, rpath, "external data file", ctx->max_file_bytes, fd, &size))) {
+        char msg[sizeof ctx->err];
+        snprintf(msg, sizeof msg, "%s", ctx->err);
+        amp_seterr(ctx, s, "%s: %s", what, msg);
         goto done;
     }
-    if (st.st_size > ctx->max_file_bytes) {
-        s = amp_seterr(ctx, AMP_ERR_LIMIT, "%s: external data file '%s' is over the size limit", what, path);
+    if ((uint64_t)offset > size || size - (uint64_t)offset < nbytes) {
+        close(*fd);
+        s = amp_seterr(ctx, AMP_ERR_PARSE, "%s: external data file '%s' is too short (%llu bytes, need %zu at %lld)",
+                       what, path, (unsigned long long)size, nbytes, (long long)offset);
         goto done;
     }
-    if ((uint64_t)offset > (uint64_t)st.st_size || (uint64_t)st.st_size - (uint64_t)offset < nbytes) {
-        s = amp_seterr(ctx, AMP_ERR_PARSE, "%s: external data file '%s' is too short (%lld bytes, need %zu at %lld)",
-                       what, path, (long long)st.st_size, nbytes, (long long)offset);
-        goto done;
-    }
-    f = fopen(rpath, "rb");
-    if (!f || fseeko(f, (off_t)offset, SEEK_SET) != 0 || (nbytes && fread(dst, 1, nbytes, f) != nbytes)) {
-        s = amp_seterr(ctx, AMP_ERR_IO, "%s: cannot read external data '%s'", what, path);
-        goto done;
-    }
+    *offset_out = offset;
 done:
-    if (f) fclose(f);
     free(rbase);
     free(rpath);
     amp_dealloc(ctx, path);
     return s;
 }
 
-amp_status amp_tensor_from_proto(amp_context *ctx, const Onnx__TensorProto *tp, const char *base_dir,
-                                 amp_tensor **out) {
+amp_status amp_tensor_from_proto(amp_context *ctx, const Onnx__TensorProto *tp, const amp_pb_source *src,
+                                 const char *base_dir, amp_tensor **out) {
     const char *what = tp->name && tp->name[0] ? tp->name : "<unnamed tensor>";
     int dt = tp->has_data_type ? tp->data_type : 0;
     if (!held_dtype(dt))
@@ -182,9 +184,17 @@ amp_status amp_tensor_from_proto(amp_context *ctx, const Onnx__TensorProto *tp, 
     if (numel > ctx->max_tensor_elements)
         return amp_seterr(ctx, AMP_ERR_LIMIT, "tensor '%s': %lld elements exceed the limit", what, (long long)numel);
     bool external = tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
-    /* check the payload size before allocating, so a tiny file cannot ask for a huge tensor */
-    size_t have = 0;
-    if (external) have = nbytes;
+    uint64_t raw_off = 0, raw_len = 0;
+    bool marked = !external && src && amp_pb_marked_raw(tp, &raw_off, &raw_len);
+    /* check that the payload exists and has the declared size before allocating, so a tiny
+     * file cannot ask for a huge tensor */
+    uint64_t have = 0;
+    int fd = -1;
+    int64_t ext_off = 0;
+    if (external) {
+        if ((s = open_external(ctx, tp, base_dir, nbytes, what, &fd, &ext_off))) return s;
+        have = nbytes;
+    } else if (marked) have = raw_len;
     else if (tp->has_raw_data) have = tp->raw_data.len;
     else {
         switch (dt) {
@@ -196,17 +206,19 @@ amp_status amp_tensor_from_proto(amp_context *ctx, const Onnx__TensorProto *tp, 
         }
     }
     if (have != nbytes)
-        return amp_seterr(ctx, AMP_ERR_PARSE, "tensor '%s': %zu bytes of data for %lld elements of %s", what, have,
-                          (long long)numel, amp_dtype_name((amp_dtype)dt));
+        return amp_seterr(ctx, AMP_ERR_PARSE, "tensor '%s': %llu bytes of data for %lld elements of %s", what,
+                          (unsigned long long)have, (long long)numel, amp_dtype_name((amp_dtype)dt));
     amp_tensor *t;
-    s = amp_tensor_create(ctx, (amp_dtype)dt, (int)tp->n_dims, tp->dims, &t);
-    if (s) return s;
+    if ((s = amp_tensor_create(ctx, (amp_dtype)dt, (int)tp->n_dims, tp->dims, &t))) {
+        if (fd >= 0) close(fd);
+        return s;
+    }
     if (external) {
-        s = read_external(ctx, tp, base_dir, t->data, nbytes, what);
-        if (s) {
-            amp_tensor_destroy(t);
-            return s;
-        }
+        if (nbytes && !amp_pread_all(fd, t->data, nbytes, (uint64_t)ext_off))
+            s = amp_seterr(ctx, AMP_ERR_IO, "%s: cannot read external data: %s", what, strerror(errno));
+        close(fd);
+    } else if (marked) {
+        s = amp_pb_read(ctx, src, raw_off, t->data, nbytes, what);
     } else if (tp->has_raw_data) {
         if (nbytes) memcpy(t->data, tp->raw_data.data, nbytes);
     } else {
@@ -227,6 +239,10 @@ amp_status amp_tensor_from_proto(amp_context *ctx, const Onnx__TensorProto *tp, 
             default: break;
             }
         }
+    }
+    if (s) {
+        amp_tensor_destroy(t);
+        return s;
     }
     if (dt == AMP_BOOL)
         for (int64_t i = 0; i < numel; i++) ((uint8_t *)t->data)[i] = ((uint8_t *)t->data)[i] != 0;
@@ -250,17 +266,28 @@ void amp_tensor_to_proto(const amp_tensor *t, const char *name, Onnx__TensorProt
 
 amp_status amp_tensor_load_pb(amp_context *ctx, const char *path, amp_tensor **out, char **name) {
     if (!ctx || !path || !out) return AMP_ERR_INVALID_ARG;
-    void *buf = NULL;
-    size_t size = 0;
-    amp_status s = amp_read_file(ctx, path, ctx->max_file_bytes, &buf, &size);
+    amp_pb_source src = {.path = path};
+    uint64_t size;
+    amp_status s = amp_open_regular(ctx, path, "tensor file", ctx->max_file_bytes, &src.fd, &size);
     if (s) return s;
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    char what[64 + 256];
+    snprintf(what, sizeof what, "tensor file '%.256s'", path);
+    if ((s = amp_pb_compact(ctx, &onnx__tensor_proto__descriptor, &src, size, what, &buf, &n))) {
+        close(src.fd);
+        return s;
+    }
     ProtobufCAllocator pa;
     amp_pb_allocator(ctx, &pa);
     unsigned long failures = ctx->alloc_failures;
-    Onnx__TensorProto *tp = onnx__tensor_proto__unpack(&pa, size, buf);
+    Onnx__TensorProto *tp = onnx__tensor_proto__unpack(&pa, n, buf);
     amp_dealloc(ctx, buf);
-    if (!tp && ctx->alloc_failures != failures) return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory reading '%s'", path);
-    if (!tp) return amp_seterr(ctx, AMP_ERR_PARSE, "'%s' is not a valid ONNX TensorProto", path);
+    if (!tp) {
+        close(src.fd);
+        if (ctx->alloc_failures != failures) return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory reading '%s'", path);
+        return amp_seterr(ctx, AMP_ERR_PARSE, "'%s' is not a valid ONNX TensorProto", path);
+    }
     char *dir = NULL;
     const char *slash = strrchr(path, '/');
     if (slash) {
@@ -271,7 +298,8 @@ amp_status amp_tensor_load_pb(amp_context *ctx, const char *path, amp_tensor **o
         }
     }
     amp_tensor *t = NULL;
-    s = amp_tensor_from_proto(ctx, tp, dir ? dir : ".", &t);
+    s = amp_tensor_from_proto(ctx, tp, &src, dir ? dir : ".", &t);
+    close(src.fd);
     if (!s && name) {
         *name = amp_strdup(ctx, tp->name ? tp->name : "");
         if (!*name) {

@@ -30,33 +30,27 @@ amp_status amp_model_load_buffer(amp_context *ctx, const void *data, size_t size
 
 amp_status amp_model_load(amp_context *ctx, const char *path, amp_model **out) {
     if (!ctx || !path || !out) return AMP_ERR_INVALID_ARG;
-    void *buf = NULL;
-    size_t size = 0;
-    amp_status s = amp_read_file(ctx, path, ctx->max_file_bytes, &buf, &size);
-    if (s) return s;
     char *dir = NULL;
     const char *slash = strrchr(path, '/');
     if (slash) {
         size_t n = (size_t)(slash - path);
         dir = amp_alloc(ctx, n + 2);
-        if (!dir) {
-            amp_dealloc(ctx, buf);
-            return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
-        }
+        if (!dir) return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
         memcpy(dir, path, n);
         dir[n] = 0;
         if (n == 0) strcpy(dir, "/");
     }
-    s = amp_model_load_buffer(ctx, buf, size, dir ? dir : ".", out);
+    amp_graph *g;
+    amp_status s = amp_onnx_import_file(ctx, path, dir ? dir : ".", &g);
+    amp_dealloc(ctx, dir);
     if (s) {
         /* name the file in the message */
         char msg[sizeof ctx->err];
         snprintf(msg, sizeof msg, "%s", ctx->err);
         amp_seterr(ctx, s, "%s: %s", path, msg);
+        return s;
     }
-    amp_dealloc(ctx, dir);
-    amp_dealloc(ctx, buf);
-    return s;
+    return finish_load(ctx, g, out);
 }
 
 amp_status amp_model_save(amp_model *m, const char *path) {

@@ -2,6 +2,7 @@
  * message naming the node or file, and nothing crashes or leaks (run under ASan in CI). */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "amprt/amprt.h"
@@ -113,4 +114,86 @@ Test(bad_input, corpus) {
     fclose(f);
     cr_assert_geq(total, 30, "only %d cases read", total);
     cr_log_info("%d of %d bad-input cases behave", good, total);
+}
+
+/* ---- files that are not what they claim, and memory before the bytes exist ---------------- */
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct peak_alloc {
+    size_t largest; /* the largest single request */
+} peak_alloc;
+
+static void *pa_alloc(void *u, size_t n) {
+    peak_alloc *p = u;
+    if (n > p->largest) p->largest = n;
+    return malloc(n);
+}
+static void *pa_realloc(void *u, void *q, size_t n) {
+    peak_alloc *p = u;
+    if (n > p->largest) p->largest = n;
+    return realloc(q, n);
+}
+static void pa_free(void *u, void *q) {
+    (void)u;
+    free(q);
+}
+
+Test(bad_input, huge_external_declaration_allocates_nothing) {
+    const char *files[] = {BAD_DIR "/ext/huge_missing.onnx", BAD_DIR "/ext/huge_short.onnx"};
+    const amp_status want[] = {AMP_ERR_IO, AMP_ERR_PARSE};
+    const char *frag[] = {"missing_huge.bin", "too short"};
+    for (int i = 0; i < 2; i++) {
+        peak_alloc p = {0};
+        amp_context_desc d = {.struct_size = sizeof d,
+                              .allocator = {.alloc = pa_alloc, .realloc = pa_realloc, .free = pa_free, .user_data = &p}};
+        amp_context *ctx;
+        cr_assert_eq(amp_context_create(&d, &ctx), AMP_OK);
+        amp_model *m = NULL;
+        cr_expect_eq(amp_model_load(ctx, files[i], &m), want[i], "%s: %s", files[i], amp_context_last_error(ctx));
+        cr_expect(strstr(amp_context_last_error(ctx), frag[i]), "%s: %s", files[i], amp_context_last_error(ctx));
+        cr_expect_lt(p.largest, (size_t)1 << 20, "%s: allocated %zu bytes for a tensor with no data", files[i],
+                     p.largest);
+        amp_model_destroy(m);
+        amp_context_destroy(ctx);
+    }
+}
+
+Test(bad_input, fifo_and_directory_refused_without_blocking) {
+    char fifo[64];
+    snprintf(fifo, sizeof fifo, "/tmp/amprt_fifo_%ld.onnx", (long)getpid());
+    unlink(fifo);
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    amp_context *ctx;
+    cr_assert_eq(amp_context_create(NULL, &ctx), AMP_OK);
+    amp_model *m = NULL;
+    cr_expect_eq(amp_model_load(ctx, fifo, &m), AMP_ERR_IO);
+    cr_expect(strstr(amp_context_last_error(ctx), "not a regular file"), "%s", amp_context_last_error(ctx));
+    amp_tensor *t = NULL;
+    cr_expect_eq(amp_tensor_load_pb(ctx, fifo, &t, NULL), AMP_ERR_IO);
+    cr_expect(strstr(amp_context_last_error(ctx), "not a regular file"), "%s", amp_context_last_error(ctx));
+    cr_expect_eq(amp_tensor_load_pb(ctx, BAD_DIR "/ext", &t, NULL), AMP_ERR_IO);
+    cr_expect(strstr(amp_context_last_error(ctx), "is a directory"), "%s", amp_context_last_error(ctx));
+    cr_expect_eq(amp_model_load(ctx, "/dev/null", &m), AMP_ERR_IO);
+    cr_expect(strstr(amp_context_last_error(ctx), "not a regular file"), "%s", amp_context_last_error(ctx));
+    cr_expect(m == NULL && t == NULL);
+    amp_context_destroy(ctx);
+    unlink(fifo);
+}
+
+Test(bad_input, deep_nesting_from_a_buffer) {
+    amp_context *ctx;
+    cr_assert_eq(amp_context_create(NULL, &ctx), AMP_OK);
+    FILE *f = fopen(BAD_DIR "/deep_type.onnx", "rb");
+    cr_assert(f);
+    static unsigned char buf[1 << 18];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    cr_assert(n > 0 && n < sizeof buf);
+    amp_model *m = NULL;
+    cr_expect_eq(amp_model_load_buffer(ctx, buf, n, NULL, &m), AMP_ERR_LIMIT);
+    cr_expect(strstr(amp_context_last_error(ctx), "deeper than 64"), "%s", amp_context_last_error(ctx));
+    cr_expect(m == NULL);
+    amp_context_destroy(ctx);
 }

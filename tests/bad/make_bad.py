@@ -241,13 +241,13 @@ case("truncated tensor file", "relu23.onnx", "run", "AMP_ERR_PARSE", "truncated_
 
 # external data
 os.makedirs(os.path.join(HERE, "ext"), exist_ok=True)
-def ext_model(location, length=24, fname=None):
+def ext_model(location, length=24, fname=None, offset="0", dims=(2, 3)):
     t = TensorProto()
     t.name = "w"
     t.data_type = TensorProto.FLOAT
-    t.dims.extend([2, 3])
+    t.dims.extend(dims)
     t.data_location = TensorProto.EXTERNAL
-    for k, v in (("location", location), ("offset", "0"), ("length", str(length))):
+    for k, v in (("location", location), ("offset", offset), ("length", str(length))):
         e = t.external_data.add()
         e.key, e.value = k, v
     return model([helper.make_node("Add", ["x", "w"], ["y"], name="add_ext")], [X], [Y], [t])
@@ -273,6 +273,81 @@ save(ext_model("link.bin"), "ext/escape_symlink.onnx")
 case("external data symlink leaving the folder", "ext/escape_symlink.onnx", "load", "AMP_ERR_INVALID_ARG", "outside the model's folder")
 save(ext_model("short.bin"), "ext/short_external.onnx")
 case("external data file too short", "ext/short_external.onnx", "load", "AMP_ERR_PARSE", "short.bin")
+
+# loader (issue 15): nesting depth, strict external-data fields, file kinds
+def pb_varint(v):
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        out.append(b | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+def pb_field(num, payload):
+    return pb_varint(num << 3 | 2) + pb_varint(len(payload)) + payload
+relu = model([helper.make_node("Relu", ["x"], ["y"], name="relu_deep")], [X], [Y]).SerializeToString()
+# a value_info whose type is a sequence of sequences ... 10,000 deep (20,000 messages: protobuf-c
+# alone overflows an 8 MB stack), merged into
+# the graph by appending a second ModelProto.graph (protobuf concatenation merges)
+t = pb_field(1, bytes([8, 1]))  # TypeProto.tensor_type { elem_type: FLOAT }
+for _ in range(10000):
+    t = pb_field(4, pb_field(1, t))  # TypeProto.sequence_type { elem_type: t }
+vi = pb_field(1, b"deep") + pb_field(2, t)
+with open(os.path.join(HERE, "deep_type.onnx"), "wb") as f:
+    f.write(relu + pb_field(7, pb_field(13, vi)))
+case("type nested 20,000 levels", "deep_type.onnx", "load", "AMP_ERR_LIMIT", "deeper than 64")
+def nested_ifs(levels, name):
+    """A model whose graph holds an If whose then_branch holds an If ... levels deep."""
+    g = b""
+    for _ in range(levels):
+        attr = pb_field(1, b"then_branch") + pb_varint(20 << 3) + bytes([5]) + pb_field(6, g)  # type GRAPH
+        g = pb_field(1, pb_field(4, b"If") + pb_field(5, attr))
+    with open(os.path.join(HERE, name), "wb") as f:
+        f.write(relu + pb_field(7, g))
+nested_ifs(1700, "deep_graph.onnx")
+case("graph attributes nested 1,700 levels", "deep_graph.onnx", "load", "AMP_ERR_LIMIT", "deeper than 64")
+# a length that runs past its message
+with open(os.path.join(HERE, "overlong_field.onnx"), "wb") as f:
+    f.write(relu + pb_varint(7 << 3 | 2) + pb_varint(1000) + b"\x0a\x00")
+case("field length past the end of the file", "overlong_field.onnx", "load", "AMP_ERR_PARSE", "not a valid protobuf")
+
+
+for label, off in (("abc", "abc"), ("-1", "-1"), ("12x", "12x"), ("overflow", "99999999999999999999"), ("empty", "")):
+    fname = f"ext/offset_{label}.onnx"
+    save(ext_model("weights.bin", offset=off), fname)
+    case(f"external data offset '{off}'", fname, "load", "AMP_ERR_PARSE", f"offset '{off}' is not a non-negative integer")
+save(ext_model("weights.bin", length="24 "), "ext/length_space.onnx")
+case("external data length with a trailing space", "ext/length_space.onnx", "load", "AMP_ERR_PARSE", "length '24 ' is not")
+with open(os.path.join(HERE, "ext", "w..v2.bin"), "wb") as f:
+    f.write(np.arange(1, 7, dtype=np.float32).tobytes())
+save(ext_model("w..v2.bin"), "ext/dots_in_name.onnx")
+case("external data file named w..v2.bin (control)", "ext/dots_in_name.onnx", "run", "AMP_OK", "", "x=x23.pb")
+save(ext_model("sub/../weights.bin"), "ext/dotdot_component.onnx")
+case("external data path with a .. component", "ext/dotdot_component.onnx", "load", "AMP_ERR_INVALID_ARG", "leaves the model's folder")
+os.makedirs(os.path.join(HERE, "ext", "adir"), exist_ok=True)
+with open(os.path.join(HERE, "ext", "adir", "README"), "w") as f:
+    f.write("a folder named as external data by ext/dir_external.onnx\n")
+save(ext_model("adir"), "ext/dir_external.onnx")
+case("external data that is a directory", "ext/dir_external.onnx", "load", "AMP_ERR_IO", "is a directory")
+case("a directory as the model", "ext", "load", "AMP_ERR_IO", "is a directory")
+# 2^28 floats declared, backed by nothing or by 48 bytes: refused before any allocation
+with open(os.path.join(HERE, "ext", "tiny48.bin"), "wb") as f:
+    f.write(bytes(48))
+save(ext_model("missing_huge.bin", length=str(4 << 28), dims=(1 << 28,)), "ext/huge_missing.onnx")
+case("2^28 floats of missing external data", "ext/huge_missing.onnx", "load", "AMP_ERR_IO", "missing_huge.bin")
+save(ext_model("tiny48.bin", length=str(4 << 28), dims=(1 << 28,)), "ext/huge_short.onnx")
+case("2^28 floats of external data in a 48-byte file", "ext/huge_short.onnx", "load", "AMP_ERR_PARSE", "too short")
+
+# graph attributes 19 deep (59 levels) pass the depth check and reach the importer
+nested_ifs(19, "nested_graph_ok.onnx")
+case("graph attributes nested 19 levels (under the depth cap)", "nested_graph_ok.onnx", "load", "AMP_ERR_UNSUPPORTED", "then_branch")
+
+# a TensorProto that carries the loader's own raw_data marker (field 536870911): ignored
+tp = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[2, 3]).SerializeToString()
+forged = pb_field(536870911, (0).to_bytes(8, "little") + (24).to_bytes(8, "little"))
+with open(os.path.join(HERE, "forged_marker.onnx"), "wb") as f:
+    f.write(relu + pb_field(7, pb_field(5, tp + forged)))
+case("tensor with a forged raw-data marker", "forged_marker.onnx", "load", "AMP_ERR_PARSE", "0 bytes of data")
 
 with open(os.path.join(HERE, "cases.txt"), "w") as f:
     f.write("# name|file|stage|status|message fragment|inputs (generated by make_bad.py)\n")
