@@ -65,6 +65,8 @@ static amp_status fold_node(amp_backend *host, amp_context *ctx, const amp_node 
     amp_kernel k = {.ctx = ctx, .n = n, .opset = opset, .nin = n->n_inputs, .nout = nout,
                     .in = pin, .out = pout, .threads = 1};
     s = amp_backend_run_once(host, &k);
+    amp_status as = amp_node_attr_check(ctx, n);
+    if (as) s = as;
     if (s) goto fail;
     for (int k2 = 0; k2 < nout; k2++) {
         if (n->outputs[k2] < 0) continue;
@@ -186,6 +188,10 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
         amp_infer c = {.ctx = ctx, .g = g, .n = n, .opset = opset, .nin = n->n_inputs, .nout = n->n_outputs,
                        .in = tin, .out = tout};
         s = oi->infer(&c);
+        /* an attribute of the wrong kind read as its default explains whatever inference made
+         * of it, so it is the error reported */
+        amp_status as = amp_node_attr_check(ctx, n);
+        if (as) s = as;
         if (s) goto fail;
         for (int k = 0; k < n->n_outputs; k++) {
             if (n->outputs[k] < 0) continue;
@@ -281,6 +287,8 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
             goto fail;
         }
         s = amp_backend_prepare(sess->be, &k, &st->state, &st->ws_bytes);
+        amp_status as = amp_node_attr_check(ctx, n);
+        if (as) s = as;
         if (s) goto fail;
     }
 

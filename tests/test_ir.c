@@ -460,3 +460,33 @@ Test(ir, clone_keeps_what_files_do_not_hold) {
     amp_graph_destroy(c);
     amp_model_destroy(m);
 }
+
+/* Typed attribute reads: a present attribute of another kind reads as the default but is
+ * recorded on the node, and amp_node_attr_check names the node, the attribute and both kinds;
+ * an INT is not taken for a FLOAT. A copy of the graph keeps the record. */
+Test(ir, attribute_of_the_wrong_kind_is_recorded) {
+    amp_attr attrs[3] = {{.name = "axis", .kind = AMP_ATTR_FLOAT, .f = 1.0f},
+                         {.name = "alpha", .kind = AMP_ATTR_INT, .i = 2},
+                         {.name = "keep", .kind = AMP_ATTR_INT, .i = 0}};
+    amp_node n = {.name = "sm", .op_type = "Softmax", .attrs = attrs, .n_attrs = 3};
+    cr_assert_eq(amp_attr_int(&n, "keep", 1), 0);
+    cr_assert_eq(amp_attr_int(&n, "absent", 7), 7);
+    cr_assert_eq(amp_node_attr_check(ctx, &n), AMP_OK, "a right kind and an absent attribute record nothing");
+    cr_assert_eq(amp_attr_int(&n, "axis", -1), -1);
+    cr_assert_eq(amp_node_attr_check(ctx, &n), AMP_ERR_INVALID_GRAPH);
+    cr_assert(strstr(amp_context_last_error(ctx), "node 'sm' (Softmax): attribute 'axis' is FLOAT, expected INT"),
+              "%s", amp_context_last_error(ctx));
+    /* the first mismatch is the one reported */
+    cr_assert_float_eq(amp_attr_float(&n, "alpha", 0.5f), 0.5f, 0.0f);
+    cr_assert_eq(amp_node_attr_check(ctx, &n), AMP_ERR_INVALID_GRAPH);
+    cr_assert(strstr(amp_context_last_error(ctx), "'axis'"), "%s", amp_context_last_error(ctx));
+    amp_node m = {.name = "lr", .op_type = "LeakyRelu", .attrs = attrs + 1, .n_attrs = 1};
+    const float *fv = NULL;
+    cr_assert_float_eq(amp_attr_float(&m, "alpha", 0.01f), 0.01f, 0.0f);
+    cr_assert_eq(amp_attr_floats(&m, "alpha", &fv), -1);
+    cr_assert_eq(amp_node_attr_check(ctx, &m), AMP_ERR_INVALID_GRAPH);
+    cr_assert(strstr(amp_context_last_error(ctx), "attribute 'alpha' is INT, expected FLOAT"), "%s",
+              amp_context_last_error(ctx));
+    cr_assert_str_eq(amp_attr_kind_name(AMP_ATTR_TENSORS), "TENSORS");
+    cr_assert_str_eq(amp_attr_kind_name((amp_attr_kind)99), "unknown");
+}
