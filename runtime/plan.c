@@ -3,6 +3,7 @@
  * backend's prepare for every step (algorithm, per-step state, workspace bytes), lifetimes,
  * in-place reuse, and offsets in one arena (passes/memplan.c). It lives in runtime/ because it
  * asks the backend. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,6 +83,44 @@ fail:
     amp_dealloc(ctx, pin);
     amp_dealloc(ctx, pout);
     return s;
+}
+
+/* "[2,3,?]" from concrete dims or declared ones (-1 and symbolic print as ?). */
+static void format_dims(int rank, const int64_t *dims, const amp_dim *decl, char *buf, size_t cap) {
+    size_t n = (size_t)snprintf(buf, cap, "[");
+    for (int d = 0; d < rank && n < cap; d++) {
+        int64_t x = dims ? dims[d] : decl[d].value;
+        n += x >= 0 ? (size_t)snprintf(buf + n, cap - n, "%s%lld", d ? "," : "", (long long)x)
+                    : (size_t)snprintf(buf + n, cap - n, "%s?", d ? "," : "");
+    }
+    if (n < cap) snprintf(buf + n, cap - n, "]");
+}
+
+/* What the file declares of a computed value (a graph output or a value_info entry) must be
+ * what the graph computes: the element type exactly, each static dim exactly; symbolic and
+ * unknown dims match any size. */
+static amp_status check_declared(amp_context *ctx, const amp_graph *g, const amp_slot *slots) {
+    for (int i = 0; i < g->n_values; i++) {
+        const amp_value *v = &g->values[i];
+        const amp_tinfo *t = &slots[i].ti;
+        if (!v->declared || v->init || v->producer < 0 || slots[i].kind == AMP_SLOT_NONE) continue;
+        const char *what = v->is_output ? "graph output" : "value";
+        if ((v->dtype != AMP_UNDEFINED && v->dtype != t->dtype) || (v->dtype == AMP_UNDEFINED && v->elem_onnx_type))
+            return amp_seterr(ctx, AMP_ERR_INVALID_GRAPH, "%s '%s' is declared %s but computes as %s", what, v->name,
+                              v->dtype != AMP_UNDEFINED ? amp_dtype_name(v->dtype) : "an element type amprt does not hold",
+                              amp_dtype_name(t->dtype));
+        if (v->rank < 0) continue;
+        bool same = v->rank == t->rank;
+        for (int d = 0; same && d < v->rank; d++) same = v->dims[d].value < 0 || v->dims[d].value == t->dims[d];
+        if (!same) {
+            char decl[160], got[160];
+            format_dims(v->rank, NULL, v->dims, decl, sizeof decl);
+            format_dims(t->rank, t->dims, NULL, got, sizeof got);
+            return amp_seterr(ctx, AMP_ERR_INVALID_GRAPH, "%s '%s' is declared with shape %s but computes as %s", what,
+                              v->name, decl, got);
+        }
+    }
+    return AMP_OK;
 }
 
 /* Dropout in training mode draws random numbers: never fold it. */
@@ -238,6 +277,7 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
             goto fail;
         }
     }
+    if ((s = check_declared(ctx, g, p->slots))) goto fail;
 
     /* lifetimes over steps */
     int ns = p->nsteps;
