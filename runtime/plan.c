@@ -123,6 +123,26 @@ static amp_status check_declared(amp_context *ctx, const amp_graph *g, const amp
     return AMP_OK;
 }
 
+/* The arena (allocated by the session after this plan) and the constants folded here must fit
+ * the context's memory limit; the message names the largest tensor, the usual culprit. */
+static amp_status check_memory(amp_context *ctx, const amp_graph *g, const amp_plan *p) {
+    uint64_t folded = 0, total;
+    int big = -1;
+    for (int i = 0; i < g->n_values; i++) {
+        const amp_slot *sl = &p->slots[i];
+        if (sl->kind == AMP_SLOT_CONST && sl->owned) folded += sl->owned->nbytes;
+        if ((sl->kind == AMP_SLOT_ARENA || sl->owned) && (big < 0 || sl->nbytes > p->slots[big].nbytes)) big = i;
+    }
+    total = folded + p->stats.arena_bytes;
+    if (total <= (uint64_t)ctx->max_memory_bytes) return AMP_OK;
+    return amp_seterr(ctx, AMP_ERR_LIMIT,
+                      "the plan needs %llu bytes (arena %llu, folded constants %llu), over the memory limit of %lld; "
+                      "the largest tensor is '%s' (%zu bytes)",
+                      (unsigned long long)total, (unsigned long long)p->stats.arena_bytes, (unsigned long long)folded,
+                      (long long)ctx->max_memory_bytes, big >= 0 ? g->values[big].name : "?",
+                      big >= 0 ? p->slots[big].nbytes : (size_t)0);
+}
+
 /* Dropout in training mode draws random numbers: never fold it. */
 static bool foldable_op(const amp_node *n) {
     if (n->op == AMP_OP_DROPOUT) return amp_attr_int(n, "is_test", 1) != 0 && n->n_inputs < 3;
@@ -187,6 +207,7 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
     }
 
     /* inference and folding, in topological order */
+    uint64_t folded_bytes = 0;
     for (int ni = 0; ni < g->n_nodes; ni++) {
         const amp_node *n = &g->nodes[ni];
         if (n->op == AMP_OP_UNKNOWN) {
@@ -252,9 +273,22 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
                                nname(n), g->values[n->outputs[k]].name, (long long)numel);
                 goto fail;
             }
+            if (sl->nbytes > (uint64_t)ctx->max_memory_bytes) {
+                s = amp_seterr(ctx, AMP_ERR_LIMIT, "node '%s': output '%s' needs %zu bytes, over the memory limit of %lld",
+                               nname(n), g->values[n->outputs[k]].name, sl->nbytes, (long long)ctx->max_memory_bytes);
+                goto fail;
+            }
         }
         bool fold = foldable_op(n) && (known || n->op == AMP_OP_SHAPE || n->op == AMP_OP_SIZE);
         if (fold) {
+            /* folded constants live as long as the plan: their sum is bounded before each one is made */
+            for (int k = 0; k < n->n_outputs; k++)
+                if (n->outputs[k] >= 0) folded_bytes += p->slots[n->outputs[k]].nbytes;
+            if (folded_bytes > (uint64_t)ctx->max_memory_bytes) {
+                s = amp_seterr(ctx, AMP_ERR_LIMIT, "node '%s': constants folded so far need %llu bytes, over the memory limit of %lld",
+                               nname(n), (unsigned long long)folded_bytes, (long long)ctx->max_memory_bytes);
+                goto fail;
+            }
             s = fold_node(sess->be, ctx, n, opset, p->slots);
             if (s) goto fail;
             p->stats.nodes_folded++;
@@ -391,6 +425,7 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
         amp_slot *sl = &p->slots[i];
         if (sl->kind == AMP_SLOT_CONST && (g->values[i].init || sl->owned)) p->stats.persistent_bytes += sl->ti.value->nbytes;
     }
+    if ((s = check_memory(ctx, g, p))) goto fail;
 
     *out = p;
     amp_dealloc(ctx, tin);

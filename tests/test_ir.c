@@ -490,3 +490,23 @@ Test(ir, attribute_of_the_wrong_kind_is_recorded) {
     cr_assert_str_eq(amp_attr_kind_name(AMP_ATTR_TENSORS), "TENSORS");
     cr_assert_str_eq(amp_attr_kind_name((amp_attr_kind)99), "unknown");
 }
+
+/* A model whose only input is declared as 2^27 floats (81 bytes on disk) is refused while
+ * planning for the declared shape, before its 512 MiB arena is allocated. */
+Test(ir, declared_size_checked_against_the_memory_limit) {
+    amp_context *c;
+    amp_context_desc d = {.struct_size = sizeof d, .max_memory_bytes = 64 << 20};
+    cr_assert_eq(amp_context_create(&d, &c), AMP_OK);
+    amp_model *m = NULL;
+    amp_session *s = NULL;
+    cr_assert_eq(amp_model_load(c, AMP_SOURCE_DIR "/tests/bad/declared_big_input.onnx", &m), AMP_OK, "%s",
+                 amp_context_last_error(c));
+    cr_assert_eq(amp_session_create(m, NULL, &s), AMP_OK, "%s", amp_context_last_error(c));
+    amp_plan_stats ps = {.struct_size = sizeof ps};
+    cr_assert_eq(amp_session_plan(s, 0, NULL, &ps), AMP_ERR_LIMIT);
+    cr_assert(strstr(amp_session_last_error(s), "output 'y' needs 536870912 bytes, over the memory limit of 67108864"),
+              "%s", amp_session_last_error(s));
+    amp_session_destroy(s);
+    amp_model_destroy(m);
+    amp_context_destroy(c);
+}
