@@ -21,6 +21,7 @@ struct amp_context {
     int64_t max_tensor_elements;
     int64_t max_file_bytes;
     int64_t max_nodes;
+    int64_t max_memory_bytes;
     unsigned long alloc_failures; /* allocations refused so far (tells out-of-memory from a bad
                                      file when a library reports only failure) */
     char err[1024];

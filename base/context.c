@@ -54,6 +54,7 @@ amp_status amp_context_create(const amp_context_desc *desc, amp_context **out) {
     c->max_tensor_elements = d.max_tensor_elements > 0 ? d.max_tensor_elements : ((int64_t)1 << 31);
     c->max_file_bytes = d.max_file_bytes > 0 ? d.max_file_bytes : ((int64_t)2 << 30);
     c->max_nodes = d.max_nodes > 0 ? d.max_nodes : 1000000;
+    c->max_memory_bytes = d.max_memory_bytes > 0 ? d.max_memory_bytes : ((int64_t)8 << 30);
     *out = c;
     return AMP_OK;
 }

@@ -373,6 +373,8 @@ static amp_status clone_node(amp_context *ctx, const amp_node *n, amp_node *d) {
     bool ok = true;
     d->op = n->op;
     d->flags = n->flags;
+    d->attr_misread = n->attr_misread;
+    d->attr_wanted = n->attr_wanted;
     d->name = clone_str(ctx, n->name, &ok);
     d->op_type = clone_str(ctx, n->op_type, &ok);
     d->domain = clone_str(ctx, n->domain, &ok);

@@ -151,6 +151,12 @@ typedef struct amp_node {
     int n_attrs;
     char *doc;
     unsigned flags;       /* AMP_NODE_* (amprt's own; not written to ONNX) */
+    /* The first attribute a typed getter found with another kind (index + 1; 0: none) and the
+     * kind it wanted. The getters record it so that no reader can take a default for a wrong
+     * type: plan building fails the node (amp_node_attr_check) after inference, folding and
+     * every kernel run. Written only when a graph is wrong, so valid graphs stay read-only. */
+    int attr_misread;
+    amp_attr_kind attr_wanted;
 } amp_node;
 
 enum {
@@ -219,7 +225,11 @@ void amp_node_free(amp_context *ctx, amp_node *n);
 /* Append a value named name (the caller makes the name unique); its id or -1. */
 int amp_graph_new_value(amp_graph *g, const char *name);
 
-/* Attribute lookups (NULL/def when absent). */
+/* Attribute lookups: the value, or NULL/def/-1 when absent. An attribute present with another
+ * kind is never read as absent silently: the getter returns def (or NULL/-1) and records the
+ * mismatch on the node (attr_misread), which amp_node_attr_check turns into an error. INT is not
+ * taken for FLOAT (onnx.checker and onnxruntime reject it too). amp_node_attr is the untyped
+ * lookup and records nothing. */
 const amp_attr *amp_node_attr(const amp_node *n, const char *name);
 int64_t amp_attr_int(const amp_node *n, const char *name, int64_t def);
 float amp_attr_float(const amp_node *n, const char *name, float def);
@@ -228,6 +238,14 @@ const char *amp_attr_str(const amp_node *n, const char *name, const char *def);
 int amp_attr_ints(const amp_node *n, const char *name, const int64_t **v);
 int amp_attr_floats(const amp_node *n, const char *name, const float **v);
 const amp_tensor *amp_attr_tensor(const amp_node *n, const char *name);
+/* The attribute of kind kind named name; NULL when absent, NULL and recorded when of another
+ * kind (the typed lookup under every getter above). */
+const amp_attr *amp_node_attr_of(const amp_node *n, const char *name, amp_attr_kind kind);
+/* AMP_ERR_INVALID_GRAPH naming the node, the attribute, the kind found and the kind wanted when a
+ * getter recorded a mismatch on n; AMP_OK otherwise. */
+amp_status amp_node_attr_check(amp_context *ctx, const amp_node *n);
+/* "INT", "FLOATS", ... as ONNX spells the kinds. Static string. */
+const char *amp_attr_kind_name(amp_attr_kind kind);
 
 /* ---- ONNX files (ir/onnx_import.c, ir/onnx_export.c, ir/tensor_pb.c) -------------------- */
 

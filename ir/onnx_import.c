@@ -262,6 +262,20 @@ static amp_status import_model(importer *im, const Onnx__ModelProto *mp) {
         amp_opset *dst = &g->opsets[g->n_opsets++];
         if (!(dst->domain = amp_strdup(ctx, o->domain ? o->domain : ""))) return oom(im);
         dst->version = o->has_version ? o->version : 1;
+        /* ONNX versions every domain from 1; a version above what the op table knows is named
+         * per node when planning, where the op's own range is known */
+        if (dst->version < 1)
+            return amp_seterr(ctx, AMP_ERR_INVALID_GRAPH, "opset_import: domain '%s' has version %lld; versions start at 1",
+                              amp_domain_is_default(dst->domain) ? "ai.onnx" : dst->domain, (long long)dst->version);
+        for (int j = 0; j < g->n_opsets - 1; j++) {
+            const amp_opset *prev = &g->opsets[j];
+            bool same = amp_domain_is_default(prev->domain) ? amp_domain_is_default(dst->domain)
+                                                            : strcmp(prev->domain, dst->domain) == 0;
+            if (same && prev->version != dst->version)
+                return amp_seterr(ctx, AMP_ERR_INVALID_GRAPH, "opset_import: domain '%s' is imported at versions %lld and %lld",
+                                  amp_domain_is_default(dst->domain) ? "ai.onnx" : dst->domain,
+                                  (long long)prev->version, (long long)dst->version);
+        }
         if (amp_domain_is_default(dst->domain)) g->opset = dst->version;
     }
     if (g->opset < 0) g->opset = 1;

@@ -3,6 +3,7 @@
  * backend's prepare for every step (algorithm, per-step state, workspace bytes), lifetimes,
  * in-place reuse, and offsets in one arena (passes/memplan.c). It lives in runtime/ because it
  * asks the backend. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,6 +66,8 @@ static amp_status fold_node(amp_backend *host, amp_context *ctx, const amp_node 
     amp_kernel k = {.ctx = ctx, .n = n, .opset = opset, .nin = n->n_inputs, .nout = nout,
                     .in = pin, .out = pout, .threads = 1};
     s = amp_backend_run_once(host, &k);
+    amp_status as = amp_node_attr_check(ctx, n);
+    if (as) s = as;
     if (s) goto fail;
     for (int k2 = 0; k2 < nout; k2++) {
         if (n->outputs[k2] < 0) continue;
@@ -80,6 +83,64 @@ fail:
     amp_dealloc(ctx, pin);
     amp_dealloc(ctx, pout);
     return s;
+}
+
+/* "[2,3,?]" from concrete dims or declared ones (-1 and symbolic print as ?). */
+static void format_dims(int rank, const int64_t *dims, const amp_dim *decl, char *buf, size_t cap) {
+    size_t n = (size_t)snprintf(buf, cap, "[");
+    for (int d = 0; d < rank && n < cap; d++) {
+        int64_t x = dims ? dims[d] : decl[d].value;
+        n += x >= 0 ? (size_t)snprintf(buf + n, cap - n, "%s%lld", d ? "," : "", (long long)x)
+                    : (size_t)snprintf(buf + n, cap - n, "%s?", d ? "," : "");
+    }
+    if (n < cap) snprintf(buf + n, cap - n, "]");
+}
+
+/* What the file declares of a computed value (a graph output or a value_info entry) must be
+ * what the graph computes: the element type exactly, each static dim exactly; symbolic and
+ * unknown dims match any size. */
+static amp_status check_declared(amp_context *ctx, const amp_graph *g, const amp_slot *slots) {
+    for (int i = 0; i < g->n_values; i++) {
+        const amp_value *v = &g->values[i];
+        const amp_tinfo *t = &slots[i].ti;
+        if (!v->declared || v->init || v->producer < 0 || slots[i].kind == AMP_SLOT_NONE) continue;
+        const char *what = v->is_output ? "graph output" : "value";
+        if ((v->dtype != AMP_UNDEFINED && v->dtype != t->dtype) || (v->dtype == AMP_UNDEFINED && v->elem_onnx_type))
+            return amp_seterr(ctx, AMP_ERR_INVALID_GRAPH, "%s '%s' is declared %s but computes as %s", what, v->name,
+                              v->dtype != AMP_UNDEFINED ? amp_dtype_name(v->dtype) : "an element type amprt does not hold",
+                              amp_dtype_name(t->dtype));
+        if (v->rank < 0) continue;
+        bool same = v->rank == t->rank;
+        for (int d = 0; same && d < v->rank; d++) same = v->dims[d].value < 0 || v->dims[d].value == t->dims[d];
+        if (!same) {
+            char decl[160], got[160];
+            format_dims(v->rank, NULL, v->dims, decl, sizeof decl);
+            format_dims(t->rank, t->dims, NULL, got, sizeof got);
+            return amp_seterr(ctx, AMP_ERR_INVALID_GRAPH, "%s '%s' is declared with shape %s but computes as %s", what,
+                              v->name, decl, got);
+        }
+    }
+    return AMP_OK;
+}
+
+/* The arena (allocated by the session after this plan) and the constants folded here must fit
+ * the context's memory limit; the message names the largest tensor, the usual culprit. */
+static amp_status check_memory(amp_context *ctx, const amp_graph *g, const amp_plan *p) {
+    uint64_t folded = 0, total;
+    int big = -1;
+    for (int i = 0; i < g->n_values; i++) {
+        const amp_slot *sl = &p->slots[i];
+        if (sl->kind == AMP_SLOT_CONST && sl->owned) folded += sl->owned->nbytes;
+        if ((sl->kind == AMP_SLOT_ARENA || sl->owned) && (big < 0 || sl->nbytes > p->slots[big].nbytes)) big = i;
+    }
+    total = folded + p->stats.arena_bytes;
+    if (total <= (uint64_t)ctx->max_memory_bytes) return AMP_OK;
+    return amp_seterr(ctx, AMP_ERR_LIMIT,
+                      "the plan needs %llu bytes (arena %llu, folded constants %llu), over the memory limit of %lld; "
+                      "the largest tensor is '%s' (%zu bytes)",
+                      (unsigned long long)total, (unsigned long long)p->stats.arena_bytes, (unsigned long long)folded,
+                      (long long)ctx->max_memory_bytes, big >= 0 ? g->values[big].name : "?",
+                      big >= 0 ? p->slots[big].nbytes : (size_t)0);
 }
 
 /* Dropout in training mode draws random numbers: never fold it. */
@@ -146,6 +207,7 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
     }
 
     /* inference and folding, in topological order */
+    uint64_t folded_bytes = 0;
     for (int ni = 0; ni < g->n_nodes; ni++) {
         const amp_node *n = &g->nodes[ni];
         if (n->op == AMP_OP_UNKNOWN) {
@@ -186,6 +248,10 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
         amp_infer c = {.ctx = ctx, .g = g, .n = n, .opset = opset, .nin = n->n_inputs, .nout = n->n_outputs,
                        .in = tin, .out = tout};
         s = oi->infer(&c);
+        /* an attribute of the wrong kind read as its default explains whatever inference made
+         * of it, so it is the error reported */
+        amp_status as = amp_node_attr_check(ctx, n);
+        if (as) s = as;
         if (s) goto fail;
         for (int k = 0; k < n->n_outputs; k++) {
             if (n->outputs[k] < 0) continue;
@@ -207,9 +273,22 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
                                nname(n), g->values[n->outputs[k]].name, (long long)numel);
                 goto fail;
             }
+            if (sl->nbytes > (uint64_t)ctx->max_memory_bytes) {
+                s = amp_seterr(ctx, AMP_ERR_LIMIT, "node '%s': output '%s' needs %zu bytes, over the memory limit of %lld",
+                               nname(n), g->values[n->outputs[k]].name, sl->nbytes, (long long)ctx->max_memory_bytes);
+                goto fail;
+            }
         }
         bool fold = foldable_op(n) && (known || n->op == AMP_OP_SHAPE || n->op == AMP_OP_SIZE);
         if (fold) {
+            /* folded constants live as long as the plan: their sum is bounded before each one is made */
+            for (int k = 0; k < n->n_outputs; k++)
+                if (n->outputs[k] >= 0) folded_bytes += p->slots[n->outputs[k]].nbytes;
+            if (folded_bytes > (uint64_t)ctx->max_memory_bytes) {
+                s = amp_seterr(ctx, AMP_ERR_LIMIT, "node '%s': constants folded so far need %llu bytes, over the memory limit of %lld",
+                               nname(n), (unsigned long long)folded_bytes, (long long)ctx->max_memory_bytes);
+                goto fail;
+            }
             s = fold_node(sess->be, ctx, n, opset, p->slots);
             if (s) goto fail;
             p->stats.nodes_folded++;
@@ -232,6 +311,7 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
             goto fail;
         }
     }
+    if ((s = check_declared(ctx, g, p->slots))) goto fail;
 
     /* lifetimes over steps */
     int ns = p->nsteps;
@@ -281,6 +361,8 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
             goto fail;
         }
         s = amp_backend_prepare(sess->be, &k, &st->state, &st->ws_bytes);
+        amp_status as = amp_node_attr_check(ctx, n);
+        if (as) s = as;
         if (s) goto fail;
     }
 
@@ -343,6 +425,7 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
         amp_slot *sl = &p->slots[i];
         if (sl->kind == AMP_SLOT_CONST && (g->values[i].init || sl->owned)) p->stats.persistent_bytes += sl->ti.value->nbytes;
     }
+    if ((s = check_memory(ctx, g, p))) goto fail;
 
     *out = p;
     amp_dealloc(ctx, tin);

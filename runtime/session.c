@@ -404,6 +404,8 @@ amp_status amp_session_run(amp_session *s, int n_inputs, const char *const *inpu
         } else {
             st = amp_backend_run(be, &bs);
         }
+        /* a kernel that read an attribute inference never looked at, with the wrong kind */
+        if (n->attr_misread) st = amp_node_attr_check(ctx, n);
         if (st) return st;
         if (s->observe)
             for (int o = 0; o < stp->nout; o++)

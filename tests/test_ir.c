@@ -97,7 +97,9 @@ Test(ir, op_table_gradient_builders) {
     }
     cr_expect(amp_op_table[AMP_OP_CONV].grad_builder == amp_grad_conv);
     cr_expect(amp_op_table[AMP_OP_RELU].grad_builder == amp_grad_elementwise);
-    cr_expect(amp_op_table[AMP_OP_REDUCE_SUM].grad_builder == amp_grad_nn);
+    cr_expect(amp_op_table[AMP_OP_REDUCE_SUM].grad_builder == amp_grad_reduce);
+    cr_expect(amp_op_table[AMP_OP_MAT_MUL].grad_builder == amp_grad_matmul);
+    cr_expect(amp_op_table[AMP_OP_SOFTMAX].grad_builder == amp_grad_nn);
     cr_expect(amp_op_table[AMP_OP_SHAPE].grad_builder == NULL);
 }
 
@@ -502,4 +504,54 @@ static void file_matches_buffer(const char *path) {
 Test(ir, file_reader_matches_buffer) {
     file_matches_buffer(AMP_SOURCE_DIR "/models/mlp/model.onnx");
     file_matches_buffer(AMP_SOURCE_DIR "/models/lenet/model.onnx");
+}
+
+/* Typed attribute reads: a present attribute of another kind reads as the default but is
+ * recorded on the node, and amp_node_attr_check names the node, the attribute and both kinds;
+ * an INT is not taken for a FLOAT. A copy of the graph keeps the record. */
+Test(ir, attribute_of_the_wrong_kind_is_recorded) {
+    amp_attr attrs[3] = {{.name = "axis", .kind = AMP_ATTR_FLOAT, .f = 1.0f},
+                         {.name = "alpha", .kind = AMP_ATTR_INT, .i = 2},
+                         {.name = "keep", .kind = AMP_ATTR_INT, .i = 0}};
+    amp_node n = {.name = "sm", .op_type = "Softmax", .attrs = attrs, .n_attrs = 3};
+    cr_assert_eq(amp_attr_int(&n, "keep", 1), 0);
+    cr_assert_eq(amp_attr_int(&n, "absent", 7), 7);
+    cr_assert_eq(amp_node_attr_check(ctx, &n), AMP_OK, "a right kind and an absent attribute record nothing");
+    cr_assert_eq(amp_attr_int(&n, "axis", -1), -1);
+    cr_assert_eq(amp_node_attr_check(ctx, &n), AMP_ERR_INVALID_GRAPH);
+    cr_assert(strstr(amp_context_last_error(ctx), "node 'sm' (Softmax): attribute 'axis' is FLOAT, expected INT"),
+              "%s", amp_context_last_error(ctx));
+    /* the first mismatch is the one reported */
+    cr_assert_float_eq(amp_attr_float(&n, "alpha", 0.5f), 0.5f, 0.0f);
+    cr_assert_eq(amp_node_attr_check(ctx, &n), AMP_ERR_INVALID_GRAPH);
+    cr_assert(strstr(amp_context_last_error(ctx), "'axis'"), "%s", amp_context_last_error(ctx));
+    amp_node m = {.name = "lr", .op_type = "LeakyRelu", .attrs = attrs + 1, .n_attrs = 1};
+    const float *fv = NULL;
+    cr_assert_float_eq(amp_attr_float(&m, "alpha", 0.01f), 0.01f, 0.0f);
+    cr_assert_eq(amp_attr_floats(&m, "alpha", &fv), -1);
+    cr_assert_eq(amp_node_attr_check(ctx, &m), AMP_ERR_INVALID_GRAPH);
+    cr_assert(strstr(amp_context_last_error(ctx), "attribute 'alpha' is INT, expected FLOAT"), "%s",
+              amp_context_last_error(ctx));
+    cr_assert_str_eq(amp_attr_kind_name(AMP_ATTR_TENSORS), "TENSORS");
+    cr_assert_str_eq(amp_attr_kind_name((amp_attr_kind)99), "unknown");
+}
+
+/* A model whose only input is declared as 2^27 floats (81 bytes on disk) is refused while
+ * planning for the declared shape, before its 512 MiB arena is allocated. */
+Test(ir, declared_size_checked_against_the_memory_limit) {
+    amp_context *c;
+    amp_context_desc d = {.struct_size = sizeof d, .max_memory_bytes = 64 << 20};
+    cr_assert_eq(amp_context_create(&d, &c), AMP_OK);
+    amp_model *m = NULL;
+    amp_session *s = NULL;
+    cr_assert_eq(amp_model_load(c, AMP_SOURCE_DIR "/tests/bad/declared_big_input.onnx", &m), AMP_OK, "%s",
+                 amp_context_last_error(c));
+    cr_assert_eq(amp_session_create(m, NULL, &s), AMP_OK, "%s", amp_context_last_error(c));
+    amp_plan_stats ps = {.struct_size = sizeof ps};
+    cr_assert_eq(amp_session_plan(s, 0, NULL, &ps), AMP_ERR_LIMIT);
+    cr_assert(strstr(amp_session_last_error(s), "output 'y' needs 536870912 bytes, over the memory limit of 67108864"),
+              "%s", amp_session_last_error(s));
+    amp_session_destroy(s);
+    amp_model_destroy(m);
+    amp_context_destroy(c);
 }

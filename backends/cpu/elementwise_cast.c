@@ -113,7 +113,7 @@ amp_status amp_cpu_dropout(amp_kernel *k) {
         return AMP_OK;
     }
     if (!(ratio <= 1.0)) return amp_kernel_fail(k, AMP_ERR_INVALID_GRAPH, "ratio %g is not in [0, 1]", ratio);
-    const amp_attr *sa = amp_node_attr(k->n, "seed");
+    const amp_attr *sa = amp_node_attr_of(k->n, "seed", AMP_ATTR_INT);
     double scale = ratio < 1.0 ? 1.0 / (1.0 - ratio) : 0.0;
     amp_dtype t = x->dtype;
     if (sa && sa->kind == AMP_ATTR_INT) {

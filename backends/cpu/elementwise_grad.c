@@ -721,7 +721,7 @@ amp_status amp_cpu_dropout_grad(amp_kernel *k) {
         return AMP_OK;
     }
     if (!x) return amp_kernel_fail(k, AMP_ERR_INVALID_GRAPH, "needs the mask or X to draw the mask again");
-    const amp_attr *sa = amp_node_attr(k->n, "seed");
+    const amp_attr *sa = amp_node_attr_of(k->n, "seed", AMP_ATTR_INT);
     if (sa && sa->kind == AMP_ATTR_INT) {
         /* the forward's numpy-compatible sequence, drawn in element order */
         amp_mt19937 rng;

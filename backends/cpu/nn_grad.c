@@ -90,7 +90,7 @@ static amp_status lossg_init(amp_kernel *k, lossg *a) {
     a->x = k->in[1];
     a->t = k->in[2];
     a->w = in_opt(k, 3);
-    const amp_attr *ii = amp_node_attr(node, "ignore_index");
+    const amp_attr *ii = amp_node_attr_of(node, "ignore_index", AMP_ATTR_INT);
     a->has_ii = ii && ii->kind == AMP_ATTR_INT;
     a->ii = a->has_ii ? ii->i : 0;
     const char *red = amp_attr_str(node, "reduction", "mean");

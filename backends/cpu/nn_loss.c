@@ -28,7 +28,7 @@ static amp_status loss_run(amp_kernel *k, bool softmax) {
     loss_args a = {.x = k->in[0], .t = k->in[1], .w = k->nin > 2 ? k->in[2] : NULL, .out = k->out[0],
                    .logp = softmax && k->nout > 1 ? k->out[1] : NULL, .softmax = softmax};
     const amp_node *node = k->n;
-    const amp_attr *ii = amp_node_attr(node, "ignore_index");
+    const amp_attr *ii = amp_node_attr_of(node, "ignore_index", AMP_ATTR_INT);
     a.has_ii = ii && ii->kind == AMP_ATTR_INT;
     a.ii = a.has_ii ? ii->i : 0;
     const char *red = amp_attr_str(node, "reduction", "mean");

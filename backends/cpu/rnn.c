@@ -198,7 +198,7 @@ static amp_status run_recurrent(amp_kernel *k) {
     j.reverse = strcmp(amp_attr_str(k->n, "direction", "forward"), "reverse") == 0;
     j.lbr = amp_attr_int(k->n, "linear_before_reset", 0) != 0;
     j.coupled = amp_attr_int(k->n, "input_forget", 0) != 0;
-    const amp_attr *clip = amp_node_attr(k->n, "clip");
+    const amp_attr *clip = amp_node_attr_of(k->n, "clip", AMP_ATTR_FLOAT);
     j.has_clip = clip != NULL;
     j.clip = clip ? clip->f : 0.0f;
     char why[160];

@@ -139,6 +139,8 @@ typedef struct amp_context_desc {
     int64_t max_tensor_elements;  /* [2^31] elements in any one tensor */
     int64_t max_file_bytes;       /* [2 GiB] model file and each external-data file */
     int64_t max_nodes;            /* [1,000,000] nodes in a graph */
+    int64_t max_memory_bytes;     /* [8 GiB] bytes one plan may hold: its arena and the constants
+                                     it folds; checked before any of it is allocated */
 } amp_context_desc;
 
 typedef struct amp_context amp_context;

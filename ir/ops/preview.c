@@ -25,7 +25,7 @@ static amp_status check_scalar(amp_infer *c, int i, const char *what, const amp_
     return AMP_OK;
 }
 
-/* A FLOAT attribute (an INT is taken as its value, as amp_attr_float reads it). Absent: def, or
+/* A FLOAT attribute (an INT is an error, as onnxruntime has it). Absent: def, or
  * an error when required. NaN and infinities make every output NaN or inf, so they are errors. */
 static amp_status float_attr(amp_infer *c, const char *name, bool required, float def, float *v) {
     const amp_attr *a = amp_node_attr(c->n, name);
@@ -34,9 +34,9 @@ static amp_status float_attr(amp_infer *c, const char *name, bool required, floa
         *v = def;
         return AMP_OK;
     }
-    if (a->kind != AMP_ATTR_FLOAT && a->kind != AMP_ATTR_INT)
+    if (a->kind != AMP_ATTR_FLOAT)
         return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "attribute %s must be a float", name);
-    *v = a->kind == AMP_ATTR_FLOAT ? a->f : (float)a->i;
+    *v = a->f;
     if (!isfinite(*v))
         return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "attribute %s must be finite, is %g", name, (double)*v);
     return AMP_OK;

@@ -59,7 +59,7 @@ int amp_rnn_directions(const amp_node *n) {
  * for an unknown name or a list of the wrong length. */
 bool amp_rnn_activations(const amp_node *n, int nd, int *kind, float *alpha, float *beta, char *why, size_t cap) {
     const int nf = amp_rnn_nacts(n->op), total = nf * nd;
-    const amp_attr *a = amp_node_attr(n, "activations");
+    const amp_attr *a = amp_node_attr_of(n, "activations", AMP_ATTR_STRINGS);
     if (!a) {
         for (int i = 0; i < total; i++) {
             /* RNN: Tanh; GRU: Sigmoid, Tanh; LSTM: Sigmoid, Tanh, Tanh */
@@ -178,7 +178,7 @@ static amp_status infer_recurrent(amp_infer *c) {
     char why[160];
     if (!amp_rnn_activations(c->n, D, kind, al, be, why, sizeof why))
         return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "%s", why);
-    const amp_attr *clip = amp_node_attr(c->n, "clip");
+    const amp_attr *clip = amp_node_attr_of(c->n, "clip", AMP_ATTR_FLOAT);
     if (clip && !(clip->f > 0.0f))
         return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "clip must be positive, is %g", (double)clip->f);
     if (op != AMP_OP_GRU && amp_node_attr(c->n, "linear_before_reset"))
@@ -191,7 +191,7 @@ static amp_status infer_recurrent(amp_infer *c) {
     const int64_t S = layout ? x->dims[1] : x->dims[0], B = layout ? x->dims[0] : x->dims[1], I = x->dims[2];
     const amp_tinfo *r = c->in[2];
     if (r->rank != 3) return amp_infer_fail(c, AMP_ERR_SHAPE, "R must have rank 3, has %d", r->rank);
-    const amp_attr *hs = amp_node_attr(c->n, "hidden_size");
+    const amp_attr *hs = amp_node_attr_of(c->n, "hidden_size", AMP_ATTR_INT);
     const int64_t H = hs ? hs->i : r->dims[2];
     /* BLAS takes int sizes: keep every GEMM dim and leading dim below 2^31 */
     if (H < 1 || H > INT_MAX / 8)

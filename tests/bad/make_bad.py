@@ -349,6 +349,78 @@ with open(os.path.join(HERE, "forged_marker.onnx"), "wb") as f:
     f.write(relu + pb_field(7, pb_field(5, tp + forged)))
 case("tensor with a forged raw-data marker", "forged_marker.onnx", "load", "AMP_ERR_PARSE", "0 bytes of data")
 
+# validation: typed attributes, declared types and shapes, opset imports, memory before allocation
+CASES.append("# validation (issue 15)")
+
+
+def validation_cases():
+    def one(nodes, inputs, outputs, inits=(), opset=17, value_info=()):
+        m = model(nodes, inputs, outputs, inits, opset)
+        m.graph.value_info.extend(value_info)
+        return m
+
+    Yany = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    X4 = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])
+    w = numpy_helper.from_array(np.ones((2, 3, 3, 3), np.float32), "w")
+    # attributes of the wrong kind: an error, never their default
+    m = one([helper.make_node("Softmax", ["x"], ["y"], name="softmax_float_axis", axis=1.0)], [X], [Yany])
+    case("softmax axis given as a float", save(m, "attr_softmax_axis.onnx"), "run", "AMP_ERR_INVALID_GRAPH",
+         "attribute 'axis' is FLOAT, expected INT", "x=x23.pb")
+    m = one([helper.make_node("Conv", ["x", "w"], ["y"], name="conv_float_strides", strides=[2.0, 2.0])], [X4], [Yany], [w])
+    case("conv strides given as floats", save(m, "attr_conv_strides.onnx"), "run", "AMP_ERR_INVALID_GRAPH",
+         "attribute 'strides' is FLOATS, expected INTS", "x=x1388.pb")
+    m = one([helper.make_node("LeakyRelu", ["x"], ["y"], name="leaky_int_alpha", alpha=1)], [X], [Yany])
+    case("leaky relu alpha given as an int", save(m, "attr_leaky_alpha.onnx"), "run", "AMP_ERR_INVALID_GRAPH",
+         "attribute 'alpha' is INT, expected FLOAT", "x=x23.pb")
+    m = one([helper.make_node("Transpose", ["x"], ["y"], name="transpose_str_perm", perm="10")], [X], [Yany])
+    case("transpose perm given as a string", save(m, "attr_transpose_perm.onnx"), "run", "AMP_ERR_INVALID_GRAPH",
+         "attribute 'perm' is STRING, expected INTS", "x=x23.pb")
+    # declared types and shapes that disagree with what the graph computes
+    relu = [helper.make_node("Relu", ["x"], ["y"], name="relu0")]
+    m = one(relu, [X], [helper.make_tensor_value_info("y", TensorProto.INT64, [7, 7, 7])])
+    case("output declared int64 [7,7,7], computes float [2,3]", save(m, "declared_out_type.onnx"), "run",
+         "AMP_ERR_INVALID_GRAPH", "graph output 'y' is declared int64 but computes as float32", "x=x23.pb")
+    m = one(relu, [X], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 2])])
+    case("output declared [3,2], computes [2,3]", save(m, "declared_out_shape.onnx"), "run", "AMP_ERR_INVALID_GRAPH",
+         "graph output 'y' is declared with shape [3,2] but computes as [2,3]", "x=x23.pb")
+    m = one(relu, [X], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    case("output declared with another rank", save(m, "declared_out_rank.onnx"), "run", "AMP_ERR_INVALID_GRAPH",
+         "declared with shape [2] but computes as [2,3]", "x=x23.pb")
+    m = one(relu, [X], [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", None])])
+    case("output with symbolic and unknown dims (control)", save(m, "declared_out_sym.onnx", check=True), "run",
+         "AMP_OK", "", "x=x23.pb")
+    two = [helper.make_node("Relu", ["x"], ["h"], name="relu_h"), helper.make_node("Neg", ["h"], ["y"], name="neg_y")]
+    m = one(two, [X], [Y], value_info=[helper.make_tensor_value_info("h", TensorProto.FLOAT16, [2, 3])])
+    case("value_info declared float16, computes float32", save(m, "declared_value_info.onnx"), "run",
+         "AMP_ERR_INVALID_GRAPH", "value 'h' is declared float16 but computes as float32", "x=x23.pb")
+    # opset imports
+    m = model(relu, [X], [Y], opset=-5)
+    case("opset -5", save(m, "opset_negative.onnx"), "load", "AMP_ERR_INVALID_GRAPH", "has version -5; versions start at 1")
+    m = model(relu, [X], [Y], opset=0)
+    case("opset 0", save(m, "opset_zero.onnx"), "load", "AMP_ERR_INVALID_GRAPH", "has version 0")
+    m = model(relu, [X], [Y])
+    m.opset_import.append(helper.make_opsetid("", 13))
+    case("default domain imported twice", save(m, "opset_twice.onnx"), "load", "AMP_ERR_INVALID_GRAPH",
+         "domain 'ai.onnx' is imported at versions 17 and 13")
+    # declared sizes against the memory limit (8 GiB by default), before anything is allocated
+    shape = i64("shape", [1 << 28, 2, 3])  # 1.6e9 floats: under the element limit, 6 GiB each
+    m = one([helper.make_node("Expand", ["x", "shape"], ["e"], name="expand_big"),
+             helper.make_node("Add", ["e", "e"], ["y"], name="add_big")], [X], [Yany], [shape])
+    case("two live 6 GiB tensors", save(m, "memory_arena.onnx"), "run", "AMP_ERR_LIMIT",
+         "over the memory limit of 8589934592; the largest tensor is 'e'", "x=x23.pb")
+    big = helper.make_tensor("value", TensorProto.DOUBLE, [1], [0.0])
+    m = one([helper.make_node("ConstantOfShape", ["n"], ["y"], name="fill_big", value=big)], [], [Yany],
+            [i64("n", [1 << 31])])
+    case("a 16 GiB constant", save(m, "memory_constant.onnx"), "run", "AMP_ERR_LIMIT",
+         "node 'fill_big': output 'y' needs 17179869184 bytes, over the memory limit", "")
+    # a 2^27-float declared input (the file is tiny): planning it for the declared shape must be
+    # refused before the 512 MiB arena exists (tests/test_ir.c plans it under a 64 MiB limit)
+    xb = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1 << 27])
+    save(one([helper.make_node("Neg", ["x"], ["y"], name="neg_big")], [xb], [Yany]), "declared_big_input.onnx")
+
+
+validation_cases()
+
 with open(os.path.join(HERE, "cases.txt"), "w") as f:
     f.write("# name|file|stage|status|message fragment|inputs (generated by make_bad.py)\n")
     f.write("\n".join(CASES) + "\n")
