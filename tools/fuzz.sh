@@ -34,6 +34,8 @@ for name, data in files.items():
     open(os.path.join(out, name), "wb").write(data)
     open(os.path.join(out, name + ".gz"), "wb").write(gzip.compress(data, mtime=0))
 PY
+# an UndefinedBehaviorSanitizer report is a finding too: stop and write the input
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
 fail=0
 for t in model tensor idx; do
   mkdir -p "$b/corpus/$t" "$b/findings/$t"
