@@ -208,10 +208,53 @@ static void idx_convert(unsigned code, void *data, int64_t n) {
     }
 }
 
+/* The payload goes into a buffer that grows with what the stream yields, doubling from 1 MiB up
+ * to the declared size: a header that declares more than the file holds costs memory for the
+ * bytes that are there, not for the declaration. The buffer ends at tensor_bytes (i16 data
+ * widens to i32 in place). */
+#define IDX_FIRST_ALLOC ((size_t)1 << 20)
+
+static amp_status read_payload(idx_stream *s, size_t data_bytes, size_t tensor_bytes, unsigned char **out) {
+    size_t cap = tensor_bytes < IDX_FIRST_ALLOC ? tensor_bytes : IDX_FIRST_ALLOC, have = 0;
+    unsigned char *buf = amp_alloc(s->ctx, cap ? cap : 1);
+    if (!buf) return amp_seterr(s->ctx, AMP_ERR_NO_MEMORY, "'%s': out of memory for %zu bytes", s->path, cap);
+    while (have < data_bytes) {
+        if (have == cap) {
+            size_t grown = cap > tensor_bytes / 2 ? tensor_bytes : 2 * cap;
+            unsigned char *nb = amp_realloc(s->ctx, buf, grown);
+            if (!nb) {
+                amp_dealloc(s->ctx, buf);
+                return amp_seterr(s->ctx, AMP_ERR_NO_MEMORY, "'%s': out of memory for %zu bytes", s->path, grown);
+            }
+            buf = nb;
+            cap = grown;
+        }
+        size_t want = (cap < data_bytes ? cap : data_bytes) - have, got = 0;
+        amp_status st = stream_read(s, buf + have, want, &got);
+        have += got;
+        if (!st && got < want) st = stream_truncated(s, "data", have, data_bytes);
+        if (st) {
+            amp_dealloc(s->ctx, buf);
+            return st;
+        }
+    }
+    if (cap < tensor_bytes) {
+        unsigned char *nb = amp_realloc(s->ctx, buf, tensor_bytes);
+        if (!nb) {
+            amp_dealloc(s->ctx, buf);
+            return amp_seterr(s->ctx, AMP_ERR_NO_MEMORY, "'%s': out of memory for %zu bytes", s->path, tensor_bytes);
+        }
+        buf = nb;
+    }
+    *out = buf;
+    return AMP_OK;
+}
+
 amp_status amp_idx_load(amp_context *ctx, const char *path, amp_tensor **out) {
     if (!ctx || !path || !out) return AMP_ERR_INVALID_ARG;
     idx_stream s;
     amp_tensor *t = NULL;
+    unsigned char *payload = NULL;
     amp_status st = stream_open(ctx, path, &s);
     if (st) goto done;
 
@@ -277,23 +320,31 @@ amp_status amp_idx_load(amp_context *ctx, const char *path, amp_tensor **out) {
                         (unsigned long long)(hdr + data_bytes), (long long)ctx->max_file_bytes);
         goto done;
     }
-    if ((st = amp_tensor_create(ctx, dt, nd, dims, &t))) {
-        char msg[sizeof ctx->err];
-        snprintf(msg, sizeof msg, "%s", ctx->err);
-        amp_seterr(ctx, st, "'%s': %s", path, msg);
+    int64_t n64;
+    size_t tensor_bytes;
+    if ((st = amp_shape_numel(nd, dims, dt, &n64, &tensor_bytes))) {
+        st = amp_seterr(ctx, AMP_ERR_OVERFLOW, "'%s': the tensor size overflows", path);
         goto done;
     }
-    if ((st = stream_read(&s, t->data, (size_t)data_bytes, &got))) goto done;
-    if (got < data_bytes) {
-        st = stream_truncated(&s, "data", got, (size_t)data_bytes);
-        goto done;
-    }
+    if ((st = read_payload(&s, (size_t)data_bytes, tensor_bytes, &payload))) goto done;
     if ((st = stream_expect_end(&s))) goto done;
-    idx_convert(code, t->data, (int64_t)numel);
+    idx_convert(code, payload, (int64_t)numel);
+    if (!(t = amp_calloc(ctx, 1, sizeof *t))) {
+        st = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "'%s': out of memory", path);
+        goto done;
+    }
+    t->dtype = dt;
+    t->rank = nd;
+    memcpy(t->dims, dims, sizeof(int64_t) * (size_t)nd);
+    t->numel = n64;
+    t->nbytes = tensor_bytes;
+    t->data = payload;
+    t->ctx = ctx;
+    t->owns = 1;
+    payload = NULL;
     *out = t;
-    t = NULL;
 done:
-    amp_tensor_destroy(t);
+    amp_dealloc(ctx, payload);
     stream_close(&s);
     return st;
 }

@@ -182,6 +182,7 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
         s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory planning");
         goto fail;
     }
+    for (int k = 0; k < maxio; k++) tout[k] = &scratch[k];
     for (int i = 0; i < nv; i++) {
         amp_slot *sl = &p->slots[i];
         const amp_value *v = &g->values[i];
@@ -240,7 +241,11 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
             s = amp_seterr(ctx, AMP_ERR_INVALID_GRAPH, "node '%s' (%s) has no outputs", nname(n), n->op_type);
             goto fail;
         }
-        for (int k = 0; k < maxio; k++) {
+        /* only this node's width: resetting all maxio entries per node is quadratic when one
+         * node (a Sum or Concat of thousands) is wide; entries past it keep pointing at scratch */
+        int width = n->n_inputs > n->n_outputs ? n->n_inputs : n->n_outputs;
+        if (width < 8) width = 8;
+        for (int k = 0; k < width; k++) {
             memset(&scratch[k], 0, sizeof scratch[k]);
             tout[k] = k < n->n_outputs && n->outputs[k] >= 0 ? &p->slots[n->outputs[k]].ti : &scratch[k];
             memset(tout[k], 0, sizeof *tout[k]);
@@ -252,6 +257,7 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
          * of it, so it is the error reported */
         amp_status as = amp_node_attr_check(ctx, n);
         if (as) s = as;
+        for (int k = 0; k < n->n_outputs; k++) tout[k] = &scratch[k];
         if (s) goto fail;
         for (int k = 0; k < n->n_outputs; k++) {
             if (n->outputs[k] < 0) continue;

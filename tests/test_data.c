@@ -387,6 +387,130 @@ Test(data, idx_sizes_and_limits) {
     amp_context_destroy(ok);
 }
 
+/* ---- memory bounded by what the stream holds -------------------------------------------- */
+
+/* an allocator that keeps each block's size in front of it and the peak of live bytes */
+static size_t cur_bytes, peak_bytes;
+static void *peak_alloc(void *u, size_t n) {
+    (void)u;
+    size_t *p = malloc(n + 16);
+    if (!p) return NULL;
+    p[0] = n;
+    cur_bytes += n;
+    if (cur_bytes > peak_bytes) peak_bytes = cur_bytes;
+    return (char *)p + 16;
+}
+static void peak_free(void *u, void *q) {
+    (void)u;
+    if (!q) return;
+    size_t *p = (size_t *)((char *)q - 16);
+    cur_bytes -= p[0];
+    free(p);
+}
+static void *peak_realloc(void *u, void *q, size_t n) {
+    if (!q) return peak_alloc(u, n);
+    size_t *p = (size_t *)((char *)q - 16), old = p[0];
+    size_t *np = realloc(p, n + 16);
+    if (!np) return NULL;
+    np[0] = n;
+    cur_bytes = cur_bytes - old + n;
+    if (cur_bytes > peak_bytes) peak_bytes = cur_bytes;
+    return (char *)np + 16;
+}
+
+static amp_context *peak_context(void) {
+    amp_context_desc d = {.struct_size = sizeof d};
+    d.allocator.alloc = peak_alloc;
+    d.allocator.realloc = peak_realloc;
+    d.allocator.free = peak_free;
+    amp_context *c = NULL;
+    cr_assert_eq(amp_context_create(&d, &c), AMP_OK);
+    cur_bytes = peak_bytes = 0;
+    return c;
+}
+
+/* an IDX header, then fill bytes of value (i % 251) * mul, then extra zero bytes, gzip-compressed
+ * or raw */
+static char *write_big(const char *name, unsigned type, int nd, const uint32_t *dims, size_t fill, unsigned mul,
+                       size_t extra, bool gz) {
+    static char path[4][256];
+    static int k;
+    char *p = path[k++ % 4];
+    snprintf(p, 256, "%s/%s", dir, name);
+    bytes h = {{0}, 0};
+    put_header(&h, type, nd, dims);
+    unsigned char *data = calloc(fill + extra + 1, 1);
+    cr_assert(data);
+    for (size_t i = 0; i < fill; i++) data[i] = (unsigned char)((i % 251) * mul);
+    if (gz) {
+        gzFile f = gzopen(p, "wb6");
+        cr_assert(f);
+        cr_assert_eq(gzwrite(f, h.b, (unsigned)h.n), (int)h.n);
+        if (fill + extra) cr_assert_eq(gzwrite(f, data, (unsigned)(fill + extra)), (int)(fill + extra));
+        gzclose(f);
+    } else {
+        FILE *f = fopen(p, "wb");
+        cr_assert(f);
+        fwrite(h.b, 1, h.n, f);
+        fwrite(data, 1, fill + extra, f);
+        fclose(f);
+    }
+    free(data);
+    return p;
+}
+
+Test(data, idx_memory_bounded_by_the_stream) {
+    amp_context *c = peak_context();
+    for (int gz = 0; gz < 2; gz++) {
+        /* 256 MiB declared, 100 bytes there: a truncation error, and no 256 MiB allocation */
+        uint32_t big[2] = {16384, 16384};
+        char *p = write_big(gz ? "decl.gz" : "decl.idx", 0x08, 2, big, 100, 1, 0, gz);
+        amp_tensor *t = NULL;
+        cur_bytes = peak_bytes = 0;
+        cr_expect_eq(amp_idx_load(c, p, &t), AMP_ERR_PARSE);
+        cr_expect(strstr(amp_context_last_error(c), "truncated data: 100 of 268435456") != NULL, "%s",
+                  amp_context_last_error(c));
+        cr_expect_lt(peak_bytes, (size_t)4 << 20, "%s: peak %zu bytes for 100 bytes of data", p, peak_bytes);
+        cr_expect_eq(cur_bytes, 0, "%zu bytes leaked", cur_bytes);
+
+        /* 5 MiB there of the 256 declared: memory follows the bytes read (the buffer doubles) */
+        p = write_big(gz ? "decl5.gz" : "decl5.idx", 0x08, 2, big, (size_t)5 << 20, 1, 0, gz);
+        cur_bytes = peak_bytes = 0;
+        cr_expect_eq(amp_idx_load(c, p, &t), AMP_ERR_PARSE);
+        cr_expect(strstr(amp_context_last_error(c), "truncated data: 5242880 of 268435456") != NULL, "%s",
+                  amp_context_last_error(c));
+        cr_expect_lt(peak_bytes, (size_t)20 << 20, "%s: peak %zu bytes for 5 MiB of data", p, peak_bytes);
+        cr_expect_eq(cur_bytes, 0);
+
+        /* the payload, then 64 MiB more: an error after one byte past the payload */
+        uint32_t d1[1] = {3000};
+        p = write_big(gz ? "extra.gz" : "extra.idx", 0x08, 1, d1, 3000, 1, (size_t)64 << 20, gz);
+        cur_bytes = peak_bytes = 0;
+        cr_expect_eq(amp_idx_load(c, p, &t), AMP_ERR_PARSE);
+        cr_expect(strstr(amp_context_last_error(c), "trailing bytes after the IDX data") != NULL, "%s",
+                  amp_context_last_error(c));
+        cr_expect_lt(peak_bytes, (size_t)2 << 20, "%s: peak %zu bytes", p, peak_bytes);
+
+        /* a whole file past the first allocation: 3 MiB of i16 widened to 6 MiB of i32 */
+        uint32_t d16[2] = {1024, 1536};
+        p = write_big(gz ? "i16.gz" : "i16.idx", 0x0B, 2, d16, (size_t)3 << 20, 1, 0, gz);
+        cur_bytes = peak_bytes = 0;
+        cr_assert_eq(amp_idx_load(c, p, &t), AMP_OK, "%s", amp_context_last_error(c));
+        cr_expect_eq(t->nbytes, (size_t)6 << 20);
+        const int32_t *v = t->data;
+        int bad = 0;
+        for (size_t i = 0; i < (size_t)1536 * 1024; i++) {
+            int hi = (int)((2 * i) % 251), lo = (int)((2 * i + 1) % 251);
+            bad += v[i] != (int16_t)(uint16_t)(hi << 8 | lo);
+        }
+        cr_expect_eq(bad, 0, "%d elements differ", bad);
+        cr_expect_lt(peak_bytes, (size_t)16 << 20, "peak %zu bytes for a 6 MiB tensor", peak_bytes);
+        amp_tensor_destroy(t);
+        cr_expect_eq(cur_bytes, 0);
+    }
+    amp_context_destroy(c);
+}
+
 Test(data, idx_io_errors) {
     char p[256];
     snprintf(p, sizeof p, "%s/no-such-file.gz", dir);

@@ -102,6 +102,179 @@ Test(planner, random_instances_never_share_live_bytes) {
     cr_expect_leq(sum / trials, 1.10, "mean arena/LB %.3f", sum / trials);
 }
 
+/* The quadratic planner the sweep and the overlap index replaced, kept as a reference: every
+ * placement scans all buffers for the placed ones that overlap it in time. */
+static int ref_cmp_off(const void *a, const void *b) {
+    const size_t *x = a, *y = b;
+    return x[0] < y[0] ? -1 : x[0] > y[0];
+}
+
+static size_t ref_place(const amp_membuf *b, int n, const int *order, size_t *off) {
+    size_t arena = 0, (*ext)[2] = calloc((size_t)n + 1, sizeof *ext);
+    char *placed = calloc((size_t)n + 1, 1);
+    for (int oi = 0; oi < n; oi++) {
+        int i = order[oi], m = 0;
+        for (int j = 0; j < n; j++)
+            if (placed[j] && b[j].first <= b[i].last && b[i].first <= b[j].last) {
+                ext[m][0] = off[j];
+                ext[m++][1] = b[j].size;
+            }
+        qsort(ext, (size_t)m, sizeof *ext, ref_cmp_off);
+        size_t top = 0, fit = SIZE_MAX, fit_gap = SIZE_MAX;
+        for (int k = 0; k < m; k++) {
+            if (ext[k][0] > top && ext[k][0] - top >= b[i].size && ext[k][0] - top < fit_gap) {
+                fit_gap = ext[k][0] - top;
+                fit = top;
+            }
+            if (ext[k][0] + ext[k][1] > top) top = ext[k][0] + ext[k][1];
+        }
+        off[i] = fit == SIZE_MAX ? top : fit;
+        placed[i] = 1;
+        if (off[i] + b[i].size > arena) arena = off[i] + b[i].size;
+    }
+    free(ext);
+    free(placed);
+    return arena;
+}
+
+static const amp_membuf *ref_bufs;
+static int ref_by_size(const void *pa, const void *pb) {
+    int i = *(const int *)pa, j = *(const int *)pb;
+    const amp_membuf *b = ref_bufs;
+    if (b[i].size != b[j].size) return b[i].size > b[j].size ? -1 : 1;
+    if (b[i].first != b[j].first) return b[i].first < b[j].first ? -1 : 1;
+    return i - j;
+}
+static int ref_by_first(const void *pa, const void *pb) {
+    int i = *(const int *)pa, j = *(const int *)pb;
+    const amp_membuf *b = ref_bufs;
+    if (b[i].first != b[j].first) return b[i].first < b[j].first ? -1 : 1;
+    if (b[i].size != b[j].size) return b[i].size > b[j].size ? -1 : 1;
+    return i - j;
+}
+
+/* arena of the old planner: all three heuristics (or execution order alone), smallest wins */
+static size_t ref_plan(const amp_membuf *b, int n, int nsteps, bool all, size_t *best_off, const char **strategy) {
+    int *order = malloc(sizeof(int) * (size_t)n), *bysize = malloc(sizeof(int) * (size_t)n);
+    size_t *off = malloc(sizeof(size_t) * (size_t)n), best = SIZE_MAX, a;
+    ref_bufs = b;
+    for (int i = 0; i < n; i++) bysize[i] = i;
+    qsort(bysize, (size_t)n, sizeof(int), ref_by_size);
+    if (all) {
+        best = ref_place(b, n, bysize, best_off);
+        *strategy = "greedy-by-size";
+        size_t *live = calloc((size_t)nsteps, sizeof(size_t));
+        int *steps = malloc(sizeof(int) * (size_t)nsteps), m = 0;
+        char *seen = calloc((size_t)n, 1);
+        for (int i = 0; i < n; i++)
+            for (int s = b[i].first; s <= b[i].last; s++) live[s] += b[i].size;
+        for (int s = 0; s < nsteps; s++) steps[s] = s;
+        for (int i = 1; i < nsteps; i++)
+            for (int j = i; j > 0 && live[steps[j - 1]] < live[steps[j]]; j--) {
+                int t = steps[j];
+                steps[j] = steps[j - 1];
+                steps[j - 1] = t;
+            }
+        for (int si = 0; si < nsteps; si++)
+            for (int k = 0; k < n; k++) {
+                int i = bysize[k];
+                if (!seen[i] && b[i].first <= steps[si] && steps[si] <= b[i].last) {
+                    seen[i] = 1;
+                    order[m++] = i;
+                }
+            }
+        if ((a = ref_place(b, n, order, off)) < best) {
+            best = a;
+            memcpy(best_off, off, sizeof(size_t) * (size_t)n);
+            *strategy = "greedy-by-breadth";
+        }
+        free(live);
+        free(steps);
+        free(seen);
+    }
+    for (int i = 0; i < n; i++) order[i] = i;
+    qsort(order, (size_t)n, sizeof(int), ref_by_first);
+    if ((a = ref_place(b, n, order, off)) < best) {
+        best = a;
+        memcpy(best_off, off, sizeof(size_t) * (size_t)n);
+        *strategy = "execution-order";
+    }
+    free(order);
+    free(bysize);
+    free(off);
+    return best;
+}
+
+/* random lifetimes: short-lived chains, long-lived buffers and bursts of buffers alive at once */
+static void random_lifetimes(uint64_t *seed, amp_membuf *b, int n, int steps) {
+    for (int i = 0; i < n; i++) {
+        int kind = (int)(rnd(seed) % 4), a = (int)(rnd(seed) % (uint64_t)steps), len;
+        if (kind == 0) len = (int)(rnd(seed) % 3);
+        else if (kind == 1) len = (int)(rnd(seed) % (uint64_t)steps);
+        else len = (int)(rnd(seed) % 12);
+        b[i].first = a;
+        b[i].last = a + len < steps ? a + len : steps - 1;
+        b[i].size = 256 * (1 + rnd(seed) % (kind == 3 ? 4 : 64));
+    }
+}
+
+Test(planner, same_plans_as_the_quadratic_planner) {
+    uint64_t seed = 0xfeedbeef;
+    for (int t = 0; t < 400; t++) {
+        int n = 1 + (int)(rnd(&seed) % (t < 380 ? 80 : 1500)), steps = 1 + (int)(rnd(&seed) % (t < 380 ? 50 : 600));
+        amp_membuf *b = calloc((size_t)n, sizeof *b);
+        size_t *off = calloc((size_t)n, sizeof *off), *ref = calloc((size_t)n, sizeof *ref);
+        random_lifetimes(&seed, b, n, steps);
+        for (int all = 0; all < 2; all++) {
+            amp_memplan_result r;
+            const char *ref_strategy = NULL;
+            size_t want = ref_plan(b, n, steps, all, ref, &ref_strategy);
+            cr_assert_eq(amp_memplan_budget(b, n, steps, all ? AMP_MEMPLAN_PAIR_BUDGET : 0, off, &r), 0);
+            cr_assert_eq(r.arena, want, "instance %d (%d buffers, %d steps, %s): arena %zu, the old planner %zu", t, n,
+                         steps, all ? "all heuristics" : "execution order", r.arena, want);
+            cr_assert_str_eq(r.strategy, ref_strategy, "instance %d (%s): %s, the old planner %s", t, all ? "all" : "sweep", r.strategy, ref_strategy);
+            cr_assert_arr_eq(off, ref, sizeof(size_t) * (size_t)n, "instance %d: offsets differ", t);
+            check_no_overlap(b, n, off);
+        }
+        free(b);
+        free(off);
+        free(ref);
+    }
+}
+
+/* Many buffers alive at once: above the pair budget only the sweep runs; it still reaches the
+ * lower bound when everything is alive at one step, and never lets live buffers share bytes. */
+Test(planner, many_simultaneous_buffers) {
+    int n = 20000, steps = n + 1;
+    amp_membuf *b = calloc((size_t)n + 1, sizeof *b);
+    size_t *off = calloc((size_t)n + 1, sizeof *off);
+    for (int i = 0; i < n; i++) b[i] = (amp_membuf){i, n, 256 * (size_t)(1 + i % 7)};
+    amp_memplan_result r;
+    cr_assert_eq(amp_memplan(b, n, steps, off, &r), 0);
+    cr_expect_eq(r.arena, r.lower_bound, "arena %zu, LB %zu", r.arena, r.lower_bound);
+    cr_expect_str_eq(r.strategy, "execution-order");
+    for (int i = 1; i < n; i++) cr_assert_geq(off[i], off[i - 1] + b[i - 1].size, "buffer %d overlaps", i);
+    /* a random mix above the budget: checked pairwise on a sample */
+    uint64_t seed = 99;
+    random_lifetimes(&seed, b, 6000, 40);
+    cr_assert_eq(amp_memplan(b, 6000, 40, off, &r), 0);
+    check_no_overlap(b, 6000, off);
+    cr_expect_geq(r.arena, r.lower_bound);
+    free(b);
+    free(off);
+}
+
+Test(planner, zero_byte_buffers_take_no_space) {
+    amp_membuf b[] = {{0, 2, 256}, {1, 1, 0}, {1, 3, 512}, {2, 3, 0}, {3, 3, 256}};
+    size_t off[5];
+    amp_memplan_result r;
+    cr_assert_eq(amp_memplan(b, 5, 4, off, &r), 0);
+    cr_expect_eq(off[1], 0);
+    cr_expect_eq(off[3], 0);
+    cr_expect_eq(r.arena, 768, "arena %zu (%s)", r.arena, r.strategy);
+    check_no_overlap(b, 5, off);
+}
+
 /* Sessions: S1, S2, S1 give the right outputs; inputs never aliased; distinct dim tuples get
  * distinct plans. */
 static amp_tensor *run_mlp(amp_session *s, amp_context *ctx, int64_t batch, amp_tensor **in_out) {

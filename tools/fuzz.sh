@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the libFuzzer targets (clang) and run each for SECONDS with seed corpora from models/,
 # the ONNX node tests and small IDX files. Findings (crash-*, leak-*, timeout-*) land in
-# build-fuzz/findings/<target>/ and make the script fail.
+# build-fuzz/findings/<target>/ and make the script fail. fuzz_model runs each model that loads
+# and plans once on small random inputs and mutates with the ONNX dictionary tests/fuzz/onnx.dict.
 # Usage: tools/fuzz.sh [SECONDS=30] [JOBS_PER_TARGET=1]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,17 +34,22 @@ for name, data in files.items():
     open(os.path.join(out, name), "wb").write(data)
     open(os.path.join(out, name + ".gz"), "wb").write(gzip.compress(data, mtime=0))
 PY
+# an UndefinedBehaviorSanitizer report is a finding too: stop and write the input
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
 fail=0
 for t in model tensor idx; do
   mkdir -p "$b/corpus/$t" "$b/findings/$t"
   log="$b/fuzz_$t.log"
+  dict=()
+  if [ "$t" = model ]; then dict=(-dict=tests/fuzz/onnx.dict); fi
   set +e
-  "$b/fuzz_$t" "$b/corpus/$t" "$b/seeds/$t" -max_total_time="$secs" -max_len=131072 -timeout=20 -rss_limit_mb=2048 \
-    -artifact_prefix="$b/findings/$t/" -print_final_stats=1 >"$log" 2>&1
+  "$b/fuzz_$t" "$b/corpus/$t" "$b/seeds/$t" "${dict[@]}" -max_total_time="$secs" -max_len=131072 -timeout=20 \
+    -rss_limit_mb=2048 -artifact_prefix="$b/findings/$t/" -print_final_stats=1 >"$log" 2>&1
   rc=$?
   set -e
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
-  echo "fuzz_$t: ${secs}s, $execs executions, exit $rc"
+  rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
+  echo "fuzz_$t: ${secs}s, $execs executions ($rate/s, $((rate * 3600)) per hour), exit $rc"
   if [ "$rc" != 0 ] || ls "$b/findings/$t"/* >/dev/null 2>&1; then
     echo "fuzz_$t: findings in $b/findings/$t (log $log):"; tail -n 30 "$log"; fail=1
   fi
