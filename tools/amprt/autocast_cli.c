@@ -148,7 +148,10 @@ int cli_autocast_model(amp_context *ctx, const cli_opts *o, amp_dtype lo, bool k
     }
     size_t len = (o->block ? strlen(o->block) : 0) + (o->block_nodes ? strlen(o->block_nodes) : 0) + 2;
     ca->lists = malloc(len);
-    if (!ca->lists) return 1;
+    if (!ca->lists) {
+        fprintf(stderr, "amprt: out of memory\n");
+        return 1;
+    }
     char *p = ca->lists;
     if (o->block) {
         strcpy(p, o->block);

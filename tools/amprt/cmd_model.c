@@ -591,7 +591,10 @@ int cmd_bench(int argc, char **argv) {
         fprintf(stderr, "amprt: run failed: %s: %s\n", amp_status_name(st), amp_session_last_error(s));
         goto done;
     }
-    if (!times) goto done;
+    if (!times) {
+        fprintf(stderr, "amprt: out of memory\n");
+        goto done;
+    }
     qsort(times, (size_t)o.runs, sizeof(double), cmp_double);
     double med = o.runs % 2 ? times[o.runs / 2] : 0.5 * (times[o.runs / 2 - 1] + times[o.runs / 2]);
     int64_t batch = io.ins[0] && io.ins[0]->rank > 0 ? io.ins[0]->dims[0] : 1;
