@@ -43,7 +43,15 @@ def case(name, args, status, fragment, where="stderr", timeout=120):
         failures.append(f"{name}: exit {rc} (want {status}), {where} lacks {fragment!r}:\n{err[-1500:]}")
     if rc < 0 or rc >= 128:
         failures.append(f"{name}: killed by signal")
+    sanitized(name, err)
     return out, err
+
+
+def sanitized(name, err):
+    """Under the ASan/UBSan build a report fails the case whatever the exit status."""
+    for mark in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+        if mark in err:
+            failures.append(f"{name}: {mark}\n{err[-3000:]}")
 
 
 def check(name, ok, why):
@@ -202,6 +210,7 @@ def cases(tmp):
     bad = f"{tmp}/badutf8.onnx"
     open(bad, "wb").write(raw)
     rc, out, err = run(["inspect", bad, "--json"])
+    sanitized("inspect --json invalid UTF-8", err)
     try:
         doc = json.loads(out)
         check("inspect --json invalid UTF-8", rc == 0 and doc["inputs"][0]["name"] == "inp\ufffd\ufffdX", f"exit {rc}: {out[:300]}")
