@@ -16,6 +16,7 @@
 #include <zlib.h>
 
 #include "ir/grad.h"
+#include "base/elem.h"
 #include "base/half.h"
 #include "passes/passes.h"
 #include "runtime/runtime.h"
@@ -1020,6 +1021,22 @@ static int ckpt_entries(amp_trainer *t, ckpt_entry *e, int cap) {
 
 #define CKPT_MAGIC "AMPCKPT1"
 
+/* A diverged trainer (a weight inf or NaN) writes no checkpoint and no model: either would
+ * carry the NaN on. Returns AMP_OK, or the error set on t naming the parameter. */
+static amp_status check_finite(amp_trainer *t, const char *what) {
+    for (int i = 0; i < t->np; i++) {
+        const amp_tensor *w = t->params[i];
+        if (!amp_dtype_is_float(w->dtype)) continue;
+        for (int64_t e = 0; e < w->numel; e++) {
+            double v = amp_ld(w->dtype, w->data, e);
+            if (!isfinite(v))
+                return terr(t, AMP_ERR_INVALID_ARG, "parameter '%s' element %lld is %g (training diverged); no %s written",
+                            t->pnames[i], (long long)e, v, what);
+        }
+    }
+    return AMP_OK;
+}
+
 static void put(unsigned char **p, const void *src, size_t n) {
     memcpy(*p, src, n);
     *p += n;
@@ -1027,6 +1044,8 @@ static void put(unsigned char **p, const void *src, size_t n) {
 
 amp_status amp_trainer_save_checkpoint(amp_trainer *t, const char *path, int64_t user_a, int64_t user_b) {
     if (!t || !path) return AMP_ERR_INVALID_ARG;
+    amp_status fs = check_finite(t, "checkpoint");
+    if (fs) return fs;
     ckpt_entry *e = amp_calloc(t->ctx, (size_t)(t->np * 4 + t->nbn) + 8, sizeof *e);
     if (!e) return terr(t, AMP_ERR_NO_MEMORY, "out of memory");
     int n = ckpt_entries(t, e, t->np * 4 + t->nbn + 8);
@@ -1148,6 +1167,8 @@ amp_status amp_trainer_export(amp_trainer *t, const char *path, amp_dtype dtype)
     if (!t || !path) return AMP_ERR_INVALID_ARG;
     if (dtype != AMP_F32 && dtype != AMP_F16 && dtype != AMP_BF16)
         return terr(t, AMP_ERR_INVALID_ARG, "export dtype must be float32, float16 or bfloat16");
+    amp_status fs = check_finite(t, "model");
+    if (fs) return fs;
     amp_graph *g = NULL;
     amp_model *m = NULL, *c = NULL;
     amp_status s = amp_graph_clone(t->src->g, &g);

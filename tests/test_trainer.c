@@ -753,3 +753,35 @@ Test(trainer, cli_explicit_zeros_pass_through) {
     for (int k = 0; k < 5; k++) unlink(p[k]);
     rmdir(dir);
 }
+
+/* A diverged trainer writes nothing: a NaN or inf weight makes export and checkpoint fail,
+ * naming the parameter, and leaves no file behind. */
+Test(trainer, nonfinite_weights_are_never_written) {
+    amp_model *m = load("models/mlp/model.onnx");
+    amp_trainer *t = make(m, AMP_TRAIN_FP32, AMP_OPTIM_SGD, 0.01);
+    char dir[] = "/tmp/amprt_nan_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char model[600], ckpt[600];
+    snprintf(model, sizeof model, "%s/m.onnx", dir);
+    snprintf(ckpt, sizeof ckpt, "%s/c.ckpt", dir);
+    const char *name;
+    amp_tensor *p0;
+    cr_assert_eq(amp_trainer_param(t, 0, &name, &p0), AMP_OK);
+    const float bad[2] = {NAN, INFINITY};
+    for (int k = 0; k < 2; k++) {
+        ((float *)p0->data)[p0->numel - 1] = bad[k];
+        cr_assert_eq(amp_trainer_export(t, model, AMP_F32), AMP_ERR_INVALID_ARG, "case %d", k);
+        cr_assert(strstr(amp_trainer_last_error(t), "training diverged") && strstr(amp_trainer_last_error(t), name),
+                  "%s", amp_trainer_last_error(t));
+        cr_assert_eq(amp_trainer_save_checkpoint(t, ckpt, 0, 0), AMP_ERR_INVALID_ARG, "case %d", k);
+        cr_assert(strstr(amp_trainer_last_error(t), "no checkpoint written"), "%s", amp_trainer_last_error(t));
+        cr_assert_neq(access(model, F_OK), 0, "a model was written");
+        cr_assert_neq(access(ckpt, F_OK), 0, "a checkpoint was written");
+    }
+    ((float *)p0->data)[p0->numel - 1] = 0.5f;
+    cr_assert_eq(amp_trainer_export(t, model, AMP_F32), AMP_OK, "%s", amp_trainer_last_error(t));
+    unlink(model);
+    rmdir(dir);
+    amp_trainer_destroy(t);
+    amp_model_destroy(m);
+}

@@ -485,7 +485,9 @@ AMP_API amp_status amp_trainer_last_plan(const amp_trainer *t, amp_plan_stats *s
 /* Checkpoints hold parameters, optimizer state, step count, loss scale and two caller values
  * (e.g. epoch and batch), written to a temporary name, then renamed; loading checks names,
  * shapes and a checksum, and changes nothing on failure (the trainer's state, *user_a and
- * *user_b stay as they were; either pointer may be NULL). Messages are on t. */
+ * *user_b stay as they were; either pointer may be NULL). Messages are on t. Saving (and
+ * amp_trainer_export) fails with AMP_ERR_INVALID_ARG and writes nothing when a parameter is
+ * inf or NaN: a diverged run leaves no file that would carry the NaN on. */
 AMP_API amp_status amp_trainer_save_checkpoint(amp_trainer *t, const char *path, int64_t user_a, int64_t user_b);
 AMP_API amp_status amp_trainer_load_checkpoint(amp_trainer *t, const char *path, int64_t *user_a, int64_t *user_b);
 /* Write the trained model as ONNX: dtype AMP_F32 (the original graph with the new weights), or

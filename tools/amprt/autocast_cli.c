@@ -38,10 +38,12 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *
 
 /* Load the sets of DIR (DIR/input_K.pb, or DIR/<set>/input_K.pb in name order). */
 static int load_calibration(amp_context *ctx, amp_model *m, const char *dir, cli_autocast *ca) {
-    char *sets[256];
-    int nsets = 0, rc = 1;
+    char **sets = NULL;
+    int nsets = 0, cap = 0, rc = 1;
     if (has_inputs(dir)) {
-        sets[nsets++] = strdup(dir);
+        sets = malloc(sizeof *sets);
+        if (!sets || !(sets[0] = strdup(dir))) goto oom;
+        nsets = 1;
     } else {
         DIR *d = opendir(dir);
         if (!d) {
@@ -49,21 +51,36 @@ static int load_calibration(amp_context *ctx, amp_model *m, const char *dir, cli
             return 1;
         }
         struct dirent *e;
-        while ((e = readdir(d)) && nsets < 256) {
+        while ((e = readdir(d))) {
             if (e->d_name[0] == '.') continue;
             char path[4096];
             if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path) continue;
-            if (has_inputs(path)) sets[nsets++] = strdup(path);
+            if (!has_inputs(path)) continue;
+            if (nsets == cap) {
+                cap = cap ? 2 * cap : 64;
+                char **ns = realloc(sets, sizeof *sets * (size_t)cap);
+                if (!ns) {
+                    closedir(d);
+                    goto oom;
+                }
+                sets = ns;
+            }
+            if (!(sets[nsets] = strdup(path))) {
+                closedir(d);
+                goto oom;
+            }
+            nsets++;
         }
         closedir(d);
-        qsort(sets, (size_t)nsets, sizeof(char *), cmp_str);
+        if (nsets) qsort(sets, (size_t)nsets, sizeof(char *), cmp_str);
     }
     if (nsets == 0) {
         fprintf(stderr, "amprt: --calibrate: '%s' holds no input_0.pb, directly or one folder down\n", dir);
-        return 1;
+        goto done;
     }
     int nin = amp_model_input_count(m);
-    if (nin > 64) goto done;
+    ca->calib_names = calloc((size_t)nin + 1, sizeof *ca->calib_names);
+    if (!ca->calib_names) goto oom;
     ca->n_names = nin;
     for (int i = 0; i < nin; i++) {
         amp_value_info vi = {.struct_size = sizeof vi};
@@ -71,11 +88,15 @@ static int load_calibration(amp_context *ctx, amp_model *m, const char *dir, cli
         ca->calib_names[i] = vi.name;
     }
     ca->calib = calloc((size_t)nsets * (size_t)nin + 1, sizeof(amp_tensor *));
-    if (!ca->calib) goto done;
+    if (!ca->calib) goto oom;
+    ca->n_cells = nsets * nin;
     for (int s = 0; s < nsets; s++) {
         for (int i = 0; i < nin; i++) {
             char path[4096];
-            if (snprintf(path, sizeof path, "%s/input_%d.pb", sets[s], i) >= (int)sizeof path) goto done;
+            if (snprintf(path, sizeof path, "%s/input_%d.pb", sets[s], i) >= (int)sizeof path) {
+                fprintf(stderr, "amprt: --calibrate: the path of '%s' is too long\n", sets[s]);
+                goto done;
+            }
             char *name = NULL;
             amp_tensor *t = NULL;
             amp_status st = amp_tensor_load_pb(ctx, path, &t, &name);
@@ -95,8 +116,12 @@ static int load_calibration(amp_context *ctx, amp_model *m, const char *dir, cli
         ca->n_calib++;
     }
     rc = 0;
+    goto done;
+oom:
+    fprintf(stderr, "amprt: --calibrate: out of memory\n");
 done:
     for (int s = 0; s < nsets; s++) free(sets[s]);
+    free(sets);
     return rc;
 }
 
@@ -123,7 +148,10 @@ int cli_autocast_model(amp_context *ctx, const cli_opts *o, amp_dtype lo, bool k
     }
     size_t len = (o->block ? strlen(o->block) : 0) + (o->block_nodes ? strlen(o->block_nodes) : 0) + 2;
     ca->lists = malloc(len);
-    if (!ca->lists) return 1;
+    if (!ca->lists) {
+        fprintf(stderr, "amprt: out of memory\n");
+        return 1;
+    }
     char *p = ca->lists;
     if (o->block) {
         strcpy(p, o->block);
@@ -160,8 +188,9 @@ int cli_autocast_model(amp_context *ctx, const cli_opts *o, amp_dtype lo, bool k
 
 void cli_autocast_free(cli_autocast *ca) {
     if (ca->calib)
-        for (int i = 0; i < ca->n_calib * ca->n_names; i++) amp_tensor_destroy(ca->calib[i]);
+        for (int i = 0; i < ca->n_cells; i++) amp_tensor_destroy(ca->calib[i]);
     free(ca->calib);
+    free(ca->calib_names);
     free(ca->lists);
     amp_model_destroy(ca->fp32);
     memset(ca, 0, sizeof *ca);

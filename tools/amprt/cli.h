@@ -9,10 +9,11 @@
 
 typedef struct cli_opts {
     const char *model;
-    const char *inputs[64]; /* NAME=FILE.pb */
+    /* --input NAME=FILE.pb: names (owned copies) and files, n_inputs of each; no name twice */
+    char **input_names;
+    const char **input_files;
     int n_inputs;
-    amp_dim_binding dims[32];
-    char *dim_names[32];
+    amp_dim_binding *dims; /* --dim NAME=VALUE (names owned) */
     int n_dims;
     int threads;
     int batch;      /* 0: not given */
@@ -33,22 +34,36 @@ typedef struct cli_opts {
     double range_limit;      /* --range-limit X */
     const char *dot;         /* --dot FILE */
     bool train;              /* --train (inspect, bench): the training step */
-    const char *positional[64];
+    const char **positional;
     int n_positional;
 } cli_opts;
 
-/* Parse the common options; returns 0, or 2 after printing a message. */
+/* Parse the common options; returns 0, or 2 after printing a message (o is then freed).
+ * The arrays hold as many entries as there are arguments; cli_free releases them. */
 int cli_parse(int argc, char **argv, int first, cli_opts *o, const char *usage);
 void cli_free(cli_opts *o);
+/* Most --threads accepted: 4 per CPU, at least 64, at most 1024. */
+int cli_max_threads(void);
 double cli_now_ms(void);
 /* A context with default limits; exits with a message on failure. */
 amp_context *cli_context(void);
-/* Load inputs given with --input NAME=FILE.pb; returns 0 or 1 (message printed). */
-int cli_load_inputs(amp_context *ctx, const cli_opts *o, const char **names, amp_tensor **tensors);
+/* Load inputs given with --input NAME=FILE.pb into names/tensors[0, n_inputs); every name must
+ * be an input of m. Returns 0 or 1 (message printed, nothing left allocated). */
+int cli_load_inputs(amp_context *ctx, const amp_model *m, const cli_opts *o, const char **names, amp_tensor **tensors);
 /* Make seeded random inputs for every model input, binding symbolic dims from o (batch for the
  * first dim when --batch is given, else 1). */
 int cli_random_inputs(amp_context *ctx, amp_model *m, const cli_opts *o, const char **names, amp_tensor **tensors);
+/* A JSON string; bytes that are not valid UTF-8 become U+FFFD, so the output is valid JSON. */
 void cli_json_str(FILE *f, const char *s);
+
+/* Files (tools/amprt/files.c). Each returns 0, or 1 after printing a message naming the path. */
+/* path, when it exists, is a regular file (a FIFO or a device would block or never end). */
+int cli_check_regular(const char *path, const char *what);
+/* dir is a folder and the data files the loader may open in it are regular files. */
+int cli_check_data_dir(const char *dir);
+/* path can be written: not a folder, and a file can be created and removed beside it. Also
+ * removes PATH.tmp.PID files left by killed runs (PID no longer alive). */
+int cli_check_writable(const char *path, const char *what);
 
 /* Autocast from the command line (tools/amprt/autocast_cli.c). */
 typedef struct cli_autocast {
@@ -56,9 +71,9 @@ typedef struct cli_autocast {
     amp_model *fp32;         /* the model before conversion (owned) */
     char *lists;             /* storage of the block lists */
     const char *block_ops[64], *block_nodes[64];
-    const char *calib_names[64];
-    amp_tensor **calib;      /* n_calib * n_names */
-    int n_calib, n_names;
+    const char **calib_names; /* n_names */
+    amp_tensor **calib;       /* n_calib * n_names complete sets, n_cells allocated */
+    int n_calib, n_names, n_cells;
 } cli_autocast;
 
 /* Parse "fp16"/"bf16"/"fp32" into a dtype (AMP_F32 for fp32); 0 after printing a message. */

@@ -2,6 +2,7 @@
  * and compare every output. */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,12 +188,20 @@ static result run_case(const char *dir, const cli_opts *o, char *why, size_t why
         goto done;
     }
     int nin = amp_model_input_count(m), nout = amp_model_output_count(m);
+    const char **names = calloc((size_t)nin + 1, sizeof *names), **onames = calloc((size_t)nout + 1, sizeof *onames);
+    amp_tensor **ins = calloc((size_t)nin + 1, sizeof *ins), **outs = calloc((size_t)nout + 1, sizeof *outs),
+               **want = calloc((size_t)nout + 1, sizeof *want);
+    if (!names || !onames || !ins || !outs || !want) {
+        snprintf(why, whyn, "out of memory");
+        r = R_FAIL;
+    }
     for (int si = 0; si < nsets && r == R_PASS; si++) {
-        const char *names[64], *onames[64];
-        amp_tensor *ins[64] = {0}, *outs[64] = {0}, *want[64] = {0};
         int given = 0;
-        if (nin > 64 || nout > 64) {
-            snprintf(why, whyn, "too many inputs or outputs");
+        /* an expected output the model does not produce: a model with no outputs passes nothing */
+        snprintf(path, sizeof path, "%s/%s/output_%d.pb", dir, sets[si], nout);
+        if (is_file(path)) {
+            snprintf(why, whyn, "%s holds output_%d.pb but the model has %d output%s", sets[si], nout, nout,
+                     nout == 1 ? "" : "s");
             r = R_FAIL;
             break;
         }
@@ -219,7 +228,10 @@ static result run_case(const char *dir, const cli_opts *o, char *why, size_t why
             amp_model_output_info(m, k, &vi);
             onames[k] = vi.name;
             snprintf(path, sizeof path, "%s/%s/output_%d.pb", dir, sets[si], k);
-            s = amp_tensor_load_pb(ctx, path, &want[k], NULL);
+            struct stat fst;
+            s = stat(path, &fst) == 0 && !S_ISREG(fst.st_mode)
+                    ? amp_seterr(ctx, AMP_ERR_IO, "'%s' is not a regular file", path)
+                    : amp_tensor_load_pb(ctx, path, &want[k], NULL);
             if (s) {
                 snprintf(why, whyn, "expected output %d: %s: %s", k, amp_status_name(s), amp_context_last_error(ctx));
                 r = status_result(s);
@@ -243,12 +255,21 @@ static result run_case(const char *dir, const cli_opts *o, char *why, size_t why
                 r = R_FAIL;
             }
         }
-        for (int k = 0; k < 64; k++) {
+        for (int k = 0; ins && k < nin; k++) {
             amp_tensor_destroy(ins[k]);
+            ins[k] = NULL;
+        }
+        for (int k = 0; outs && want && k < nout; k++) {
             amp_tensor_destroy(outs[k]);
             amp_tensor_destroy(want[k]);
+            outs[k] = want[k] = NULL;
         }
     }
+    free(names);
+    free(onames);
+    free(ins);
+    free(outs);
+    free(want);
     free_list(sets, nsets);
 done:
     amp_session_destroy(sess);
@@ -263,13 +284,15 @@ int cmd_check(int argc, char **argv) {
     if (rc) return rc;
     if (o.n_positional == 0) {
         fputs(usage, stderr);
+        cli_free(&o);
         return 2;
     }
     FILE *list = NULL;
     if (o.list_file) {
         list = fopen(o.list_file, "w");
         if (!list) {
-            fprintf(stderr, "amprt: cannot write '%s'\n", o.list_file);
+            fprintf(stderr, "amprt: cannot write '%s': %s\n", o.list_file, strerror(errno));
+            cli_free(&o);
             return 2;
         }
     }

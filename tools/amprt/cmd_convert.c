@@ -26,10 +26,19 @@ int cmd_convert(int argc, char **argv) {
     if (rc) return rc;
     if (o.n_positional != 2) {
         fputs(usage, stderr);
+        cli_free(&o);
         return 2;
     }
     amp_dtype lo = cli_parse_dtype(o.dtype ? o.dtype : "fp16", "--dtype");
-    if (!lo) return 2;
+    if (!lo) {
+        cli_free(&o);
+        return 2;
+    }
+    /* the output's folder before the work; stale temporaries of a killed conversion go */
+    if (cli_check_regular(o.positional[0], "the model") || cli_check_writable(o.positional[1], "the output")) {
+        cli_free(&o);
+        return 1;
+    }
     amp_context *ctx = cli_context();
     amp_model *m = NULL;
     cli_autocast ca;

@@ -65,11 +65,12 @@ static void print_dims_text(FILE *f, const amp_value_info *vi) {
     fputc(']', f);
 }
 
-/* Bindings: --dim values, then --batch for the first dim of inputs, then 1. */
-static int bind_all(amp_model *m, const cli_opts *o, amp_dim_binding *b, char names[][128], int *nb) {
+/* Bindings: --dim values, then --batch for the first dim of inputs, then 1. b holds one entry
+ * per symbol of the graph; the names are the graph's. */
+static void bind_all(amp_model *m, const cli_opts *o, amp_dim_binding *b, int *nb) {
     const amp_graph *g = m->g;
     *nb = 0;
-    for (int si = 0; si < g->n_syms && *nb < 64; si++) {
+    for (int si = 0; si < g->n_syms; si++) {
         int64_t v = -1;
         for (int k = 0; k < o->n_dims; k++)
             if (strcmp(o->dims[k].name, g->syms[si]) == 0) v = o->dims[k].value;
@@ -83,12 +84,10 @@ static int bind_all(amp_model *m, const cli_opts *o, amp_dim_binding *b, char na
             }
         }
         if (v < 0) v = 1;
-        snprintf(names[*nb], 128, "%s", g->syms[si]);
-        b[*nb].name = names[*nb];
+        b[*nb].name = g->syms[si];
         b[*nb].value = v;
         (*nb)++;
     }
-    return 0;
 }
 
 int cmd_inspect(int argc, char **argv) {
@@ -97,11 +96,19 @@ int cmd_inspect(int argc, char **argv) {
     if (rc) return rc;
     if (o.n_positional != 1) {
         fputs(usage_inspect, stderr);
+        cli_free(&o);
         return 2;
+    }
+    if (cli_check_regular(o.positional[0], "the model")) {
+        cli_free(&o);
+        return 1;
     }
     amp_context *ctx = cli_context();
     amp_model *m = NULL;
     amp_session *s = NULL, *s32 = NULL;
+    const char **ops = NULL;
+    int *counts = NULL;
+    amp_dim_binding *b = NULL;
     cli_autocast ca;
     memset(&ca, 0, sizeof ca);
     amp_dtype lo = AMP_UNDEFINED;
@@ -128,27 +135,32 @@ int cmd_inspect(int argc, char **argv) {
     }
     const amp_graph *g = m->g;
     /* op counts in first-seen order */
-    const char *ops[512];
-    int counts[512], nops = 0;
+    ops = malloc(sizeof *ops * ((size_t)g->n_nodes + 1));
+    counts = malloc(sizeof *counts * ((size_t)g->n_nodes + 1));
+    b = malloc(sizeof *b * ((size_t)g->n_syms + 1));
+    if (!ops || !counts || !b) {
+        fprintf(stderr, "amprt: out of memory\n");
+        rc = 1;
+        goto done;
+    }
+    int nops = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         int k;
         for (k = 0; k < nops; k++)
             if (strcmp(ops[k], g->nodes[i].op_type) == 0) break;
-        if (k == nops && nops < 512) {
+        if (k == nops) {
             ops[nops] = g->nodes[i].op_type;
             counts[nops++] = 0;
         }
-        if (k < 512) counts[k]++;
+        counts[k]++;
     }
     int64_t params = 0, param_bytes = 0;
     for (int i = 0; i < g->n_inits; i++) {
         params += g->values[g->inits[i]].init->numel;
         param_bytes += (int64_t)g->values[g->inits[i]].init->nbytes;
     }
-    amp_dim_binding b[64];
-    char bnames[64][128];
     int nb = 0;
-    bind_all(m, &o, b, bnames, &nb);
+    bind_all(m, &o, b, &nb);
     amp_plan_stats ps = {.struct_size = sizeof ps};
     char plan_err[1024] = "";
     amp_session_options so = {.struct_size = sizeof so, .backend = "cpu", .threads = o.threads ? o.threads : 1};
@@ -187,10 +199,11 @@ int cmd_inspect(int argc, char **argv) {
         amp_trainer_options to = {.struct_size = sizeof to, .threads = 1,
                                   .precision = lo == AMP_F16 ? AMP_TRAIN_FP16 : lo == AMP_BF16 ? AMP_TRAIN_BF16 : AMP_TRAIN_FP32};
         amp_trainer *tr = NULL;
-        const char *tn[64];
-        amp_tensor *ti[64] = {0}, *lab = NULL;
-        amp_status ts = amp_trainer_create(src, &to, &tr);
-        if (!ts && amp_model_input_count(src) <= 64 && !cli_random_inputs(ctx, src, &o, tn, ti)) {
+        int ntin = amp_model_input_count(src);
+        const char **tn = calloc((size_t)ntin + 1, sizeof *tn);
+        amp_tensor **ti = calloc((size_t)ntin + 1, sizeof *ti), *lab = NULL;
+        amp_status ts = !tn || !ti ? amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory") : amp_trainer_create(src, &to, &tr);
+        if (!ts && !cli_random_inputs(ctx, src, &o, tn, ti)) {
             int64_t nbatch = ti[0] && ti[0]->rank > 0 ? ti[0]->dims[0] : 1;
             ts = amp_tensor_create(ctx, AMP_I64, 1, &nbatch, &lab);
             if (!ts) ts = amp_trainer_step(tr, amp_model_input_count(src), tn, (const amp_tensor *const *)ti, lab, NULL);
@@ -198,7 +211,9 @@ int cmd_inspect(int argc, char **argv) {
             have_train = !ts;
         }
         if (ts) snprintf(train_err, sizeof train_err, "%s: %s", amp_status_name(ts), tr ? amp_trainer_last_error(tr) : amp_context_last_error(ctx));
-        for (int i = 0; i < 64; i++) amp_tensor_destroy(ti[i]);
+        for (int i = 0; ti && i < ntin; i++) amp_tensor_destroy(ti[i]);
+        free(tn);
+        free(ti);
         amp_tensor_destroy(lab);
         amp_trainer_destroy(tr);
     }
@@ -342,6 +357,9 @@ int cmd_inspect(int argc, char **argv) {
     }
     rc = plan_err[0] && !o.json ? 1 : 0;
 done:
+    free(ops);
+    free(counts);
+    free(b);
     amp_session_destroy(s);
     amp_session_destroy(s32);
     amp_model_destroy(m);
@@ -351,37 +369,67 @@ done:
     return rc;
 }
 
+/* The inputs and outputs of run and bench, sized by the model. */
+typedef struct run_io {
+    const char **names, **onames;
+    amp_tensor **ins, **outs;
+    int nin, nout;
+} run_io;
+
+static void run_io_free(run_io *io) {
+    for (int i = 0; io->ins && i < io->nin; i++) amp_tensor_destroy(io->ins[i]);
+    for (int i = 0; io->outs && i < io->nout; i++) amp_tensor_destroy(io->outs[i]);
+    free(io->names);
+    free(io->onames);
+    free(io->ins);
+    free(io->outs);
+    memset(io, 0, sizeof *io);
+}
+
 /* Inputs from --input files, random values for the others. */
-static int gather_inputs(amp_context *ctx, amp_model *m, const cli_opts *o, const char **names, amp_tensor **ins,
-                         int *n) {
+static int gather_inputs(amp_context *ctx, amp_model *m, const cli_opts *o, run_io *io) {
     int nin = amp_model_input_count(m);
-    if (nin > 64) return 1;
-    if (cli_load_inputs(ctx, o, names, ins)) return 1;
-    int given = o->n_inputs;
-    if (given < nin) {
-        const char *rn[64];
-        amp_tensor *rt[64] = {0};
-        if (cli_random_inputs(ctx, m, o, rn, rt)) return 1;
-        for (int i = 0; i < nin; i++) {
-            bool have = false;
-            for (int k = 0; k < o->n_inputs; k++)
-                if (strcmp(names[k], rn[i]) == 0) have = true;
-            if (have) amp_tensor_destroy(rt[i]);
-            else {
-                names[given] = rn[i];
-                ins[given++] = rt[i];
-            }
+    io->names = calloc((size_t)nin + 1, sizeof *io->names);
+    io->ins = calloc((size_t)nin + 1, sizeof *io->ins);
+    if (!io->names || !io->ins) {
+        fprintf(stderr, "amprt: out of memory\n");
+        return 1;
+    }
+    if (cli_load_inputs(ctx, m, o, io->names, io->ins)) return 1;
+    io->nin = o->n_inputs; /* every --input name is one of the model's, none twice */
+    if (io->nin == nin) return 0;
+    const char **rn = calloc((size_t)nin, sizeof *rn);
+    amp_tensor **rt = calloc((size_t)nin, sizeof *rt);
+    int rc = 1;
+    if (!rn || !rt) {
+        fprintf(stderr, "amprt: out of memory\n");
+        goto done;
+    }
+    if (cli_random_inputs(ctx, m, o, rn, rt)) goto done;
+    for (int i = 0; i < nin; i++) {
+        bool have = false;
+        for (int k = 0; k < o->n_inputs; k++)
+            if (strcmp(io->names[k], rn[i]) == 0) have = true;
+        if (!have) {
+            io->names[io->nin] = rn[i];
+            io->ins[io->nin++] = rt[i];
+            rt[i] = NULL;
         }
     }
-    *n = given;
-    return 0;
+    rc = 0;
+done:
+    for (int i = 0; rt && i < nin; i++) amp_tensor_destroy(rt[i]);
+    free(rn);
+    free(rt);
+    return rc;
 }
 
 /* Load the model, open a session, gather inputs and output names: the common start of run
  * and bench. Returns 0, or 1 after printing a message (what was made is left for the caller
  * to free). */
-static int prepare_run(amp_context *ctx, const cli_opts *o, amp_model **m, amp_session **s, const char **names,
-                       amp_tensor **ins, int *nin, const char **onames, int *nout, cli_autocast *ca) {
+static int prepare_run(amp_context *ctx, const cli_opts *o, amp_model **m, amp_session **s, run_io *io,
+                       cli_autocast *ca) {
+    if (cli_check_regular(o->positional[0], "the model")) return 1;
     amp_status st = amp_model_load(ctx, o->positional[0], m);
     if (st) return fail(ctx, st, "cannot load the model");
     if (o->autocast) {
@@ -395,16 +443,23 @@ static int prepare_run(amp_context *ctx, const cli_opts *o, amp_model **m, amp_s
     amp_session_options so = {.struct_size = sizeof so, .backend = o->backend, .threads = o->threads};
     st = amp_session_create(*m, &so, s);
     if (st) return fail(ctx, st, "cannot create a session");
-    if (gather_inputs(ctx, *m, o, names, ins, nin)) return 1;
-    *nout = amp_model_output_count(*m);
-    if (*nout > 64) {
-        fprintf(stderr, "amprt: the model has more than 64 outputs\n");
+    if (gather_inputs(ctx, *m, o, io)) return 1;
+    int nout = amp_model_output_count(*m);
+    if (nout == 0) {
+        fprintf(stderr, "amprt: the model has no outputs\n");
         return 1;
     }
-    for (int i = 0; i < *nout; i++) {
+    io->onames = calloc((size_t)nout, sizeof *io->onames);
+    io->outs = calloc((size_t)nout, sizeof *io->outs);
+    if (!io->onames || !io->outs) {
+        fprintf(stderr, "amprt: out of memory\n");
+        return 1;
+    }
+    io->nout = nout;
+    for (int i = 0; i < nout; i++) {
         amp_value_info vi = {.struct_size = sizeof vi};
         amp_model_output_info(*m, i, &vi);
-        onames[i] = vi.name;
+        io->onames[i] = vi.name;
     }
     return 0;
 }
@@ -415,41 +470,41 @@ int cmd_run(int argc, char **argv) {
     if (rc) return rc;
     if (o.n_positional != 1) {
         fputs(usage_run, stderr);
+        cli_free(&o);
         return 2;
     }
     amp_context *ctx = cli_context();
     amp_model *m = NULL;
     amp_session *s = NULL;
-    const char *names[64], *onames[64];
-    amp_tensor *ins[64] = {0}, *outs[64] = {0};
+    run_io io;
+    memset(&io, 0, sizeof io);
     cli_autocast ca;
     memset(&ca, 0, sizeof ca);
-    int nin = 0, nout = 0;
     amp_status st;
     rc = 1;
-    if (prepare_run(ctx, &o, &m, &s, names, ins, &nin, onames, &nout, &ca)) goto done;
+    if (prepare_run(ctx, &o, &m, &s, &io, &ca)) goto done;
     double t0 = cli_now_ms();
-    st = amp_session_run(s, nin, names, (const amp_tensor *const *)ins, nout, onames, outs);
+    st = amp_session_run(s, io.nin, io.names, (const amp_tensor *const *)io.ins, io.nout, io.onames, io.outs);
     double t1 = cli_now_ms();
     if (st) {
         fprintf(stderr, "amprt: run failed: %s: %s\n", amp_status_name(st), amp_session_last_error(s));
         goto done;
     }
     /* a second run shows the time without planning */
-    for (int i = 0; i < nout; i++) {
-        amp_tensor_destroy(outs[i]);
-        outs[i] = NULL;
+    for (int i = 0; i < io.nout; i++) {
+        amp_tensor_destroy(io.outs[i]);
+        io.outs[i] = NULL;
     }
     double t2 = cli_now_ms();
-    st = amp_session_run(s, nin, names, (const amp_tensor *const *)ins, nout, onames, outs);
+    st = amp_session_run(s, io.nin, io.names, (const amp_tensor *const *)io.ins, io.nout, io.onames, io.outs);
     double t3 = cli_now_ms();
     if (st) {
         fprintf(stderr, "amprt: run failed: %s: %s\n", amp_status_name(st), amp_session_last_error(s));
         goto done;
     }
-    for (int i = 0; i < nout; i++) {
-        amp_tensor *t = outs[i];
-        printf("output %s %s [", onames[i], amp_dtype_name(t->dtype));
+    for (int i = 0; i < io.nout; i++) {
+        amp_tensor *t = io.outs[i];
+        printf("output %s %s [", io.onames[i], amp_dtype_name(t->dtype));
         for (int d = 0; d < t->rank; d++) printf("%s%lld", d ? "," : "", (long long)t->dims[d]);
         printf("]:");
         for (int64_t e = 0; e < t->numel && e < 8; e++) printf(" %.6g", amp_ld(t->dtype, t->data, e));
@@ -473,7 +528,7 @@ int cmd_run(int argc, char **argv) {
             }
             char path[4096];
             snprintf(path, sizeof path, "%s/output_%d.pb", o.output_dir, i);
-            st = amp_tensor_save_pb(ctx, t, onames[i], path);
+            st = amp_tensor_save_pb(ctx, t, io.onames[i], path);
             if (st) {
                 fail(ctx, st, "cannot write the output");
                 goto done;
@@ -486,10 +541,7 @@ int cmd_run(int argc, char **argv) {
            t1 - t0, t3 - t2, ps.arena_bytes, ps.lower_bound_bytes);
     rc = 0;
 done:
-    for (int i = 0; i < 64; i++) {
-        amp_tensor_destroy(ins[i]);
-        amp_tensor_destroy(outs[i]);
-    }
+    run_io_free(&io);
     amp_session_destroy(s);
     amp_model_destroy(m);
     cli_autocast_free(&ca);
@@ -509,40 +561,43 @@ int cmd_bench(int argc, char **argv) {
     if (rc) return rc;
     if (o.n_positional != 1) {
         fputs(usage_bench, stderr);
+        cli_free(&o);
         return 2;
     }
     amp_context *ctx = cli_context();
     amp_model *m = NULL;
     amp_session *s = NULL;
-    const char *names[64], *onames[64];
-    amp_tensor *ins[64] = {0}, *outs[64] = {0};
+    run_io io;
+    memset(&io, 0, sizeof io);
     cli_autocast ca;
     memset(&ca, 0, sizeof ca);
     double *times = NULL;
-    int nin = 0, nout = 0;
     amp_status st;
     rc = 1;
     if (o.threads == 0) o.threads = 1;
-    if (prepare_run(ctx, &o, &m, &s, names, ins, &nin, onames, &nout, &ca)) goto done;
+    if (prepare_run(ctx, &o, &m, &s, &io, &ca)) goto done;
     /* first run plans and creates the output tensors; later runs reuse them */
-    st = amp_session_run(s, nin, names, (const amp_tensor *const *)ins, nout, onames, outs);
+    st = amp_session_run(s, io.nin, io.names, (const amp_tensor *const *)io.ins, io.nout, io.onames, io.outs);
     for (int w = 0; !st && w < o.warmup; w++)
-        st = amp_session_run(s, nin, names, (const amp_tensor *const *)ins, nout, onames, outs);
+        st = amp_session_run(s, io.nin, io.names, (const amp_tensor *const *)io.ins, io.nout, io.onames, io.outs);
     if (o.verbose && !st) amp_session_profile(s, true);
     times = malloc(sizeof(double) * (size_t)o.runs);
     for (int r = 0; !st && times && r < o.runs; r++) {
         double t0 = cli_now_ms();
-        st = amp_session_run(s, nin, names, (const amp_tensor *const *)ins, nout, onames, outs);
+        st = amp_session_run(s, io.nin, io.names, (const amp_tensor *const *)io.ins, io.nout, io.onames, io.outs);
         times[r] = cli_now_ms() - t0;
     }
     if (st) {
         fprintf(stderr, "amprt: run failed: %s: %s\n", amp_status_name(st), amp_session_last_error(s));
         goto done;
     }
-    if (!times) goto done;
+    if (!times) {
+        fprintf(stderr, "amprt: out of memory\n");
+        goto done;
+    }
     qsort(times, (size_t)o.runs, sizeof(double), cmp_double);
     double med = o.runs % 2 ? times[o.runs / 2] : 0.5 * (times[o.runs / 2 - 1] + times[o.runs / 2]);
-    int64_t batch = ins[0] && ins[0]->rank > 0 ? ins[0]->dims[0] : 1;
+    int64_t batch = io.ins[0] && io.ins[0]->rank > 0 ? io.ins[0]->dims[0] : 1;
     amp_plan_stats ps = {.struct_size = sizeof ps};
     amp_session_last_plan(s, &ps);
     /* with --autocast: the FP32 model's memory for the same inputs */
@@ -554,12 +609,13 @@ int cmd_bench(int argc, char **argv) {
         for (int i = 0; i < ca.fp32->g->n_inits; i++) pbytes32 += (int64_t)ca.fp32->g->values[ca.fp32->g->inits[i]].init->nbytes;
         amp_session *s32 = NULL;
         amp_session_options so32 = {.struct_size = sizeof so32, .backend = "cpu", .threads = o.threads};
-        amp_tensor *o32[64] = {0};
-        if (!amp_session_create(ca.fp32, &so32, &s32) &&
-            !amp_session_run(s32, nin, names, (const amp_tensor *const *)ins, nout, onames, o32) &&
+        amp_tensor **o32 = calloc((size_t)io.nout, sizeof *o32);
+        if (o32 && !amp_session_create(ca.fp32, &so32, &s32) &&
+            !amp_session_run(s32, io.nin, io.names, (const amp_tensor *const *)io.ins, io.nout, io.onames, o32) &&
             !amp_session_last_plan(s32, &ps32))
             have32 = true;
-        for (int i = 0; i < nout; i++) amp_tensor_destroy(o32[i]);
+        for (int i = 0; o32 && i < io.nout; i++) amp_tensor_destroy(o32[i]);
+        free(o32);
         amp_session_destroy(s32);
     }
     if (o.json) {
@@ -596,10 +652,7 @@ int cmd_bench(int argc, char **argv) {
     rc = 0;
 done:
     free(times);
-    for (int i = 0; i < 64; i++) {
-        amp_tensor_destroy(ins[i]);
-        amp_tensor_destroy(outs[i]);
-    }
+    run_io_free(&io);
     amp_session_destroy(s);
     amp_model_destroy(m);
     cli_autocast_free(&ca);

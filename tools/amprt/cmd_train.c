@@ -1,5 +1,7 @@
 /* amprt train and amprt evaluate: image classifiers on IDX datasets (Fashion-MNIST). */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,38 +46,102 @@ typedef struct train_opts {
     int64_t max_steps, limit_train, limit_test;
     uint64_t seed;
     amp_trainer_options to;
-    const char *freeze[32];
+    const char **freeze; /* --freeze patterns, to.n_freeze of them */
     double mean, std;
 } train_opts;
 
-static int need(int i, int argc, const char *opt) {
-    if (i + 1 >= argc) {
-        fprintf(stderr, "amprt: %s needs a value\n", opt);
-        return 0;
-    }
-    return 1;
-}
+/* Options that take a value: the text ones, then the numbers with their ranges. An integer
+ * option takes decimal digits only ("3e9" and "0.5" are refused, not truncated); a number
+ * option any finite value in its range. The ranges keep every value representable where the
+ * library stores it (the learning rate is a float on the device). */
+static const char *const text_opts[] = {"--data",     "--out",      "--plot",     "--json-log",  "--checkpoint",
+                                        "--resume",   "--amp",      "--progress", "--out-dtype", "--optimizer",
+                                        "--schedule", "--freeze"};
 
-static int num(const char *s, const char *opt, double lo, double *v) {
-    char *end;
-    *v = strtod(s, &end);
-    if (!*s || *end || !(*v >= lo) || !isfinite(*v)) {
-        fprintf(stderr, "amprt: %s expects a number >= %g, got '%s'\n", opt, lo, s);
-        return 0;
-    }
-    return 1;
-}
+typedef enum { NUM_LR, NUM_MOMENTUM, NUM_WD, NUM_BETA1, NUM_BETA2, NUM_EPS, NUM_GAMMA, NUM_CLIP, NUM_MIN_LR,
+               NUM_EPOCHS, NUM_BATCH, NUM_WARMUP, NUM_STEP_SIZE, NUM_CKPT_EVERY, NUM_MAX_STEPS, NUM_LIMIT_TRAIN,
+               NUM_LIMIT_TEST, NUM_SEED, NUM_TOTAL_STEPS } num_id;
 
-/* Options whose value is used as given, 0 included: without their set bit the library would
- * read an explicit 0 as "the default" (--weight-decay 0 would decay AdamW by 0.01). */
 static const struct {
     const char *opt;
-    unsigned bit;
-} given[] = {{"--lr", AMP_TRAIN_SET_LR},       {"--weight-decay", AMP_TRAIN_SET_WEIGHT_DECAY},
-             {"--beta1", AMP_TRAIN_SET_BETA1}, {"--beta2", AMP_TRAIN_SET_BETA2},
-             {"--epsilon", AMP_TRAIN_SET_EPSILON}, {"--gamma", AMP_TRAIN_SET_GAMMA}};
+    num_id id;
+    bool integer;
+    double lo, hi;
+    unsigned given; /* set bit: the value is used as given, 0 included */
+} num_opts[] = {
+    {"--lr", NUM_LR, false, 0, 1e6, AMP_TRAIN_SET_LR},
+    {"--momentum", NUM_MOMENTUM, false, 0, 1, 0},
+    {"--weight-decay", NUM_WD, false, 0, 1e6, AMP_TRAIN_SET_WEIGHT_DECAY},
+    {"--beta1", NUM_BETA1, false, 0, 1, AMP_TRAIN_SET_BETA1},
+    {"--beta2", NUM_BETA2, false, 0, 1, AMP_TRAIN_SET_BETA2},
+    {"--epsilon", NUM_EPS, false, 0, 1, AMP_TRAIN_SET_EPSILON},
+    {"--gamma", NUM_GAMMA, false, 0, 1e6, AMP_TRAIN_SET_GAMMA},
+    {"--max-grad-norm", NUM_CLIP, false, 0, 1e30, 0},
+    {"--min-lr", NUM_MIN_LR, false, 0, 1e6, 0},
+    {"--epochs", NUM_EPOCHS, true, 1, 1e6, 0},
+    {"--batch", NUM_BATCH, true, 1, 1 << 24, 0},
+    {"--warmup", NUM_WARMUP, true, 0, 1e15, 0},
+    {"--step-size", NUM_STEP_SIZE, true, 0, 1e15, 0},
+    {"--checkpoint-every", NUM_CKPT_EVERY, true, 0, 1e9, 0},
+    {"--max-steps", NUM_MAX_STEPS, true, 0, 1e15, 0},
+    {"--limit-train", NUM_LIMIT_TRAIN, true, 0, 1e15, 0},
+    {"--limit-test", NUM_LIMIT_TEST, true, 0, 1e15, 0},
+    {"--seed", NUM_SEED, true, 0, 9007199254740992.0, 0},
+    {"--total-steps", NUM_TOTAL_STEPS, true, 0, 1e15, 0},
+};
 
-/* Peel the training options; the rest goes to cli_parse. Returns 0 or 2. */
+/* Parse s as option opt's value into *v; 0 after printing why. */
+static int num(const char *s, const char *opt, bool integer, double lo, double hi, double *v) {
+    char *end;
+    errno = 0;
+    if (integer) {
+        long long x = strtoll(s, &end, 10);
+        *v = (double)x;
+        if (!*s || *end || errno || *v < lo || *v > hi) {
+            fprintf(stderr, "amprt: %s expects an integer from %.0f to %.0f, got '%s'\n", opt, lo, hi, s);
+            return 0;
+        }
+        return 1;
+    }
+    *v = strtod(s, &end);
+    if (!*s || *end || !isfinite(*v) || !(*v >= lo) || !(*v <= hi)) {
+        fprintf(stderr, "amprt: %s expects a number from %g to %g, got '%s'\n", opt, lo, hi, s);
+        return 0;
+    }
+    return 1;
+}
+
+static void set_num(train_opts *t, num_id id, double v) {
+    switch (id) {
+    case NUM_LR: t->to.lr = v; break;
+    case NUM_MOMENTUM: t->to.momentum = v; break;
+    case NUM_WD: t->to.weight_decay = v; break;
+    case NUM_BETA1: t->to.beta1 = v; break;
+    case NUM_BETA2: t->to.beta2 = v; break;
+    case NUM_EPS: t->to.epsilon = v; break;
+    case NUM_GAMMA: t->to.gamma = v; break;
+    case NUM_CLIP: t->to.max_grad_norm = v; break;
+    case NUM_MIN_LR: t->to.min_lr = v; break;
+    case NUM_EPOCHS: t->epochs = (int)v; break;
+    case NUM_BATCH: t->batch = (int)v; break;
+    case NUM_WARMUP: t->to.warmup_steps = (int64_t)v; break;
+    case NUM_STEP_SIZE: t->to.step_size = (int64_t)v; break;
+    case NUM_CKPT_EVERY: t->checkpoint_every = (int)v; break;
+    case NUM_MAX_STEPS: t->max_steps = (int64_t)v; break;
+    case NUM_LIMIT_TRAIN: t->limit_train = (int64_t)v; break;
+    case NUM_LIMIT_TEST: t->limit_test = (int64_t)v; break;
+    case NUM_SEED: t->seed = (uint64_t)v; break;
+    case NUM_TOTAL_STEPS: t->to.total_steps = (int64_t)v; break;
+    }
+}
+
+static void train_opts_free(train_opts *t) {
+    free(t->freeze);
+    t->freeze = NULL;
+}
+
+/* Peel the training options; the rest (as many slots as argc) goes to cli_parse. Returns 0, or
+ * 2 after printing why (t freed). */
 static int parse_train(int argc, char **argv, train_opts *t, char **rest, int *nrest, const char *usage) {
     memset(t, 0, sizeof *t);
     t->epochs = 2;
@@ -88,83 +154,76 @@ static int parse_train(int argc, char **argv, train_opts *t, char **rest, int *n
     t->std = 0.3530;
     t->to.struct_size = sizeof t->to;
     *nrest = 0;
+    t->freeze = calloc((size_t)argc + 1, sizeof *t->freeze);
+    if (!t->freeze) {
+        fprintf(stderr, "amprt: out of memory parsing the command line\n");
+        return 2;
+    }
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
-        double v;
-#define VAL(opt) (strcmp(a, opt) == 0 && need(i, argc, opt))
-        if (VAL("--data")) t->data = argv[++i];
-        else if (VAL("--out")) t->out = argv[++i];
-        else if (VAL("--plot")) t->plot = argv[++i];
-        else if (VAL("--json-log")) t->json_log = argv[++i];
-        else if (VAL("--checkpoint")) t->checkpoint = argv[++i];
-        else if (VAL("--resume")) t->resume = argv[++i];
-        else if (VAL("--amp")) t->amp = argv[++i];
-        else if (VAL("--progress")) t->progress = argv[++i];
-        else if (VAL("--out-dtype")) {
-            t->out_dtype = cli_parse_dtype(argv[++i], "--out-dtype");
-            if (!t->out_dtype) return 2;
-        } else if (VAL("--optimizer")) {
-            const char *o = argv[++i];
-            if (strcmp(o, "sgd") == 0) t->to.optimizer = AMP_OPTIM_SGD;
-            else if (strcmp(o, "adamw") == 0) t->to.optimizer = AMP_OPTIM_ADAMW;
-            else {
-                fprintf(stderr, "amprt: --optimizer expects sgd or adamw\n");
-                return 2;
-            }
-        } else if (VAL("--schedule")) {
-            const char *o = argv[++i];
-            if (strcmp(o, "constant") == 0) t->to.schedule = AMP_LR_CONSTANT;
-            else if (strcmp(o, "step") == 0) t->to.schedule = AMP_LR_STEP;
-            else if (strcmp(o, "cosine") == 0) t->to.schedule = AMP_LR_COSINE;
-            else {
-                fprintf(stderr, "amprt: --schedule expects constant, step or cosine\n");
-                return 2;
-            }
-        } else if (VAL("--freeze")) {
-            if (t->to.n_freeze >= 32) {
-                fprintf(stderr, "amprt: at most 32 --freeze patterns\n");
-                return 2;
-            }
-            t->freeze[t->to.n_freeze++] = argv[++i];
-        } else if (strcmp(a, "--nesterov") == 0) {
-            t->to.nesterov = 1;
-        } else if (strcmp(a, "--lr") == 0 || strcmp(a, "--momentum") == 0 || strcmp(a, "--weight-decay") == 0 ||
-                   strcmp(a, "--beta1") == 0 || strcmp(a, "--beta2") == 0 || strcmp(a, "--epsilon") == 0 ||
-                   strcmp(a, "--gamma") == 0 || strcmp(a, "--max-grad-norm") == 0 || strcmp(a, "--epochs") == 0 ||
-                   strcmp(a, "--batch") == 0 || strcmp(a, "--warmup") == 0 || strcmp(a, "--step-size") == 0 ||
-                   strcmp(a, "--checkpoint-every") == 0 || strcmp(a, "--max-steps") == 0 ||
-                   strcmp(a, "--limit-train") == 0 || strcmp(a, "--limit-test") == 0 || strcmp(a, "--seed") == 0 ||
-                   strcmp(a, "--total-steps") == 0 || strcmp(a, "--min-lr") == 0) {
-            if (!need(i, argc, a) || !num(argv[++i], a, 0, &v)) return 2;
-            if (strcmp(a, "--lr") == 0) t->to.lr = v;
-            else if (strcmp(a, "--momentum") == 0) t->to.momentum = v;
-            else if (strcmp(a, "--weight-decay") == 0) t->to.weight_decay = v;
-            else if (strcmp(a, "--beta1") == 0) t->to.beta1 = v;
-            else if (strcmp(a, "--beta2") == 0) t->to.beta2 = v;
-            else if (strcmp(a, "--epsilon") == 0) t->to.epsilon = v;
-            else if (strcmp(a, "--gamma") == 0) t->to.gamma = v;
-            else if (strcmp(a, "--max-grad-norm") == 0) t->to.max_grad_norm = v;
-            else if (strcmp(a, "--epochs") == 0) t->epochs = (int)v;
-            else if (strcmp(a, "--batch") == 0) t->batch = (int)v;
-            else if (strcmp(a, "--warmup") == 0) t->to.warmup_steps = (int64_t)v;
-            else if (strcmp(a, "--step-size") == 0) t->to.step_size = (int64_t)v;
-            else if (strcmp(a, "--checkpoint-every") == 0) t->checkpoint_every = (int)v;
-            else if (strcmp(a, "--max-steps") == 0) t->max_steps = (int64_t)v;
-            else if (strcmp(a, "--limit-train") == 0) t->limit_train = (int64_t)v;
-            else if (strcmp(a, "--limit-test") == 0) t->limit_test = (int64_t)v;
-            else if (strcmp(a, "--total-steps") == 0) t->to.total_steps = (int64_t)v;
-            else if (strcmp(a, "--min-lr") == 0) t->to.min_lr = v;
-            else t->seed = (uint64_t)v;
-            for (size_t k = 0; k < sizeof given / sizeof given[0]; k++)
-                if (strcmp(a, given[k].opt) == 0) t->to.set |= given[k].bit;
-        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            fputs(usage, stdout);
-            exit(0);
-        } else {
-            rest[(*nrest)++] = argv[i];
+        int k = -1;
+        for (size_t j = 0; j < sizeof num_opts / sizeof num_opts[0] && k < 0; j++)
+            if (strcmp(a, num_opts[j].opt) == 0) k = (int)j;
+        bool text = false;
+        for (size_t j = 0; j < sizeof text_opts / sizeof text_opts[0]; j++) text |= strcmp(a, text_opts[j]) == 0;
+        if ((k >= 0 || text) && i + 1 >= argc) {
+            fprintf(stderr, "amprt: %s needs a value\n", a);
+            goto bad;
         }
-#undef VAL
-        if (i >= argc) return 2;
+        if (k >= 0) {
+            double v;
+            if (!num(argv[++i], a, num_opts[k].integer, num_opts[k].lo, num_opts[k].hi, &v)) goto bad;
+            set_num(t, num_opts[k].id, v);
+            t->to.set |= num_opts[k].given;
+            continue;
+        }
+        if (!text) {
+            if (strcmp(a, "--nesterov") == 0) {
+                t->to.nesterov = 1;
+            } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+                fputs(usage, stdout);
+                train_opts_free(t);
+                exit(0);
+            } else {
+                rest[(*nrest)++] = argv[i];
+            }
+            continue;
+        }
+        const char *v = argv[++i];
+        if (strcmp(a, "--data") == 0) t->data = v;
+        else if (strcmp(a, "--out") == 0) t->out = v;
+        else if (strcmp(a, "--plot") == 0) t->plot = v;
+        else if (strcmp(a, "--json-log") == 0) t->json_log = v;
+        else if (strcmp(a, "--checkpoint") == 0) t->checkpoint = v;
+        else if (strcmp(a, "--resume") == 0) t->resume = v;
+        else if (strcmp(a, "--amp") == 0) t->amp = v;
+        else if (strcmp(a, "--progress") == 0) {
+            if (strcmp(v, "auto") != 0 && strcmp(v, "tty") != 0 && strcmp(v, "plain") != 0) {
+                fprintf(stderr, "amprt: --progress expects auto, tty or plain, got '%s'\n", v);
+                goto bad;
+            }
+            t->progress = v;
+        } else if (strcmp(a, "--out-dtype") == 0) {
+            t->out_dtype = cli_parse_dtype(v, "--out-dtype");
+            if (!t->out_dtype) goto bad;
+        } else if (strcmp(a, "--optimizer") == 0) {
+            if (strcmp(v, "sgd") == 0) t->to.optimizer = AMP_OPTIM_SGD;
+            else if (strcmp(v, "adamw") == 0) t->to.optimizer = AMP_OPTIM_ADAMW;
+            else {
+                fprintf(stderr, "amprt: --optimizer expects sgd or adamw, got '%s'\n", v);
+                goto bad;
+            }
+        } else if (strcmp(a, "--schedule") == 0) {
+            if (strcmp(v, "constant") == 0) t->to.schedule = AMP_LR_CONSTANT;
+            else if (strcmp(v, "step") == 0) t->to.schedule = AMP_LR_STEP;
+            else if (strcmp(v, "cosine") == 0) t->to.schedule = AMP_LR_COSINE;
+            else {
+                fprintf(stderr, "amprt: --schedule expects constant, step or cosine, got '%s'\n", v);
+                goto bad;
+            }
+        } else {
+            t->freeze[t->to.n_freeze++] = v;
+        }
     }
     t->to.freeze = t->freeze;
     if (strcmp(t->amp, "fp16") == 0) t->to.precision = AMP_TRAIN_FP16;
@@ -173,13 +232,12 @@ static int parse_train(int argc, char **argv, train_opts *t, char **rest, int *n
     else if (strcmp(t->amp, "fp16-pure") == 0) t->to.precision = AMP_TRAIN_FP16_PURE;
     else {
         fprintf(stderr, "amprt: --amp expects fp16, bf16, off or fp16-pure, got '%s'\n", t->amp);
-        return 2;
-    }
-    if (t->batch < 1) {
-        fprintf(stderr, "amprt: --batch must be at least 1\n");
-        return 2;
+        goto bad;
     }
     return 0;
+bad:
+    train_opts_free(t);
+    return 2;
 }
 
 /* A view of rows [from, from + n) of a tensor whose first dim is the batch. */
@@ -191,17 +249,46 @@ static void rows(amp_tensor *dst, const amp_tensor *src, int64_t from, int64_t n
     amp_tensor_view(dst, src->dtype, src->rank, dims, (char *)src->data + (size_t)(from * row) * amp_dtype_size(src->dtype));
 }
 
+static void print_shape(FILE *f, int rank, const int64_t *dims) {
+    fputc('[', f);
+    for (int d = 0; d < rank; d++) fprintf(f, "%s%lld", d ? "," : "", (long long)dims[d]);
+    fputc(']', f);
+}
+
+/* y must be [b, classes] with every label of the batch below classes; 0, or 1 after a message. */
+static int check_scores(const amp_tensor *y, const char *name, int64_t b, const int64_t *labels, int64_t from) {
+    if (y->rank != 2 || y->dims[0] != b || y->dims[1] < 1 || !amp_dtype_is_float(y->dtype)) {
+        fprintf(stderr, "amprt: the model's output '%s' is %s ", name, amp_dtype_name(y->dtype));
+        print_shape(stderr, y->rank, y->dims);
+        fprintf(stderr, "; a classifier gives float scores [batch, classes], here [%lld, classes]\n", (long long)b);
+        return 1;
+    }
+    for (int64_t r = 0; r < b; r++)
+        if (labels[from + r] >= y->dims[1]) {
+            fprintf(stderr, "amprt: test sample %lld has label %lld, but the model's output '%s' has %lld classes\n",
+                    (long long)(from + r), (long long)labels[from + r], name, (long long)y->dims[1]);
+            return 1;
+        }
+    return 0;
+}
+
 static int64_t argmax_row(const amp_tensor *y, int64_t r) {
-    int64_t c = y->dims[y->rank - 1], best = 0;
+    int64_t c = y->dims[1], best = 0;
     for (int64_t k = 1; k < c; k++)
         if (amp_ld(y->dtype, y->data, r * c + k) > amp_ld(y->dtype, y->data, r * c + best)) best = k;
     return best;
 }
 
-/* Accuracy of the trainer's model (or of a session) on the test set, in batches. */
+/* Accuracy of the trainer's model (or of a session) on the test set, in batches; NAN after a
+ * message. */
 static double accuracy(amp_trainer *tr, amp_session *s, const char *in_name, const char *out_name,
                        const amp_image_dataset *d, int64_t limit, int batch) {
     int64_t n = limit > 0 && limit < d->n ? limit : d->n, right = 0;
+    const int64_t *labels = d->labels->data;
+    if (n == 0) {
+        fprintf(stderr, "amprt: the test set is empty\n");
+        return NAN;
+    }
     for (int64_t from = 0; from < n; from += batch) {
         int64_t b = n - from < batch ? n - from : batch;
         amp_tensor x, *y = NULL;
@@ -214,36 +301,138 @@ static double accuracy(amp_trainer *tr, amp_session *s, const char *in_name, con
                     tr ? amp_trainer_last_error(tr) : amp_session_last_error(s));
             return NAN;
         }
-        for (int64_t r = 0; r < b; r++) right += argmax_row(y, r) == ((const int64_t *)d->labels->data)[from + r];
+        if (check_scores(y, out_name, b, labels, from)) {
+            amp_tensor_destroy(y);
+            return NAN;
+        }
+        for (int64_t r = 0; r < b; r++) right += argmax_row(y, r) == labels[from + r];
         amp_tensor_destroy(y);
     }
-    return n ? (double)right / (double)n : NAN;
+    return (double)right / (double)n;
 }
 
-static int load_data(amp_context *ctx, const train_opts *t, amp_data_split split, amp_image_dataset **d) {
-    amp_dataset_options dopt = {.struct_size = sizeof dopt, .mean = t->mean, .std = t->std};
+/* The model's interface for train and evaluate: one input [B,1,H,W] (dims may be symbolic)
+ * and a first output [B, classes] where declared. *classes is the declared class count, or 0
+ * when the file leaves it open (checked on the first output then). 0, or 1 after a message. */
+static int classifier_io(amp_model *m, amp_value_info *in0, amp_value_info *out0, int64_t *classes) {
+    *classes = 0;
+    if (amp_model_input_count(m) != 1 || amp_model_input_info(m, 0, in0)) {
+        fprintf(stderr, "amprt: the model has %d inputs; an image classifier takes one, [batch,1,H,W]\n",
+                amp_model_input_count(m));
+        return 1;
+    }
+    if (in0->rank >= 0 && (in0->rank != 4 || (in0->dims[1] >= 0 && in0->dims[1] != 1))) {
+        fprintf(stderr, "amprt: the model's input '%s' is ", in0->name);
+        print_shape(stderr, in0->rank, in0->dims);
+        fprintf(stderr, "; an image classifier takes [batch,1,H,W]\n");
+        return 1;
+    }
+    if (amp_model_output_count(m) < 1 || amp_model_output_info(m, 0, out0)) {
+        fprintf(stderr, "amprt: the model has no outputs\n");
+        return 1;
+    }
+    if (out0->rank >= 0 && out0->rank != 2) {
+        fprintf(stderr, "amprt: the model's output '%s' is ", out0->name);
+        print_shape(stderr, out0->rank, out0->dims);
+        fprintf(stderr, "; a classifier gives scores [batch, classes]\n");
+        return 1;
+    }
+    if (out0->rank == 2 && out0->dims[1] >= 0) {
+        if (out0->dims[1] < 1 || out0->dims[1] > INT_MAX) {
+            fprintf(stderr, "amprt: the model's output '%s' declares %lld classes\n", out0->name, (long long)out0->dims[1]);
+            return 1;
+        }
+        *classes = out0->dims[1];
+    }
+    return 0;
+}
+
+/* Labels are checked against the model's classes as the files are read. */
+static int load_data(amp_context *ctx, const train_opts *t, amp_data_split split, int64_t classes,
+                     amp_image_dataset **d) {
+    amp_dataset_options dopt = {.struct_size = sizeof dopt, .mean = t->mean, .std = t->std,
+                                .n_classes = classes > 0 ? (int)classes : INT_MAX};
     amp_status s = amp_image_dataset_load_dir(ctx, t->data, split, &dopt, d);
     if (s) {
-        fprintf(stderr, "amprt: %s: %s\n", amp_status_name(s), amp_context_last_error(ctx));
+        fprintf(stderr, "amprt: %s data: %s: %s\n", split == AMP_SPLIT_TRAIN ? "training" : "test", amp_status_name(s),
+                amp_context_last_error(ctx));
         return 1;
+    }
+    return 0;
+}
+
+/* The data's images fit the model's declared input; 0, or 1 after a message. */
+static int check_images(const amp_value_info *in0, const amp_image_dataset *d, const char *what) {
+    if (in0->rank == 4 && ((in0->dims[2] >= 0 && in0->dims[2] != d->h) || (in0->dims[3] >= 0 && in0->dims[3] != d->w))) {
+        fprintf(stderr, "amprt: the %s images are %lldx%lld, but the model's input '%s' is ", what, (long long)d->h,
+                (long long)d->w, in0->name);
+        print_shape(stderr, in0->rank, in0->dims);
+        fputc('\n', stderr);
+        return 1;
+    }
+    return 0;
+}
+
+/* Checkpoints carry (epoch, position): the batch index in the low 32 bits, the batch size in
+ * the high bits (0 in checkpoints of older versions), so a mid-epoch resume knows where the
+ * epoch's samples stand. */
+static int64_t ckpt_pos(int64_t batch_index, int batch) { return batch_index | ((int64_t)batch << 32); }
+
+/* A weight that is not finite after the epoch's last step (its loss was still finite) ends the
+ * run as a divergence; the library refuses to write such a model or checkpoint anyway. */
+static int check_finite_params(amp_trainer *tr, int64_t step) {
+    for (int i = 0; i < amp_trainer_param_count(tr); i++) {
+        const char *name;
+        amp_tensor *w;
+        if (amp_trainer_param(tr, i, &name, &w)) continue;
+        if (!amp_dtype_is_float(w->dtype)) continue;
+        for (int64_t e = 0; e < w->numel; e++)
+            if (!isfinite(amp_ld(w->dtype, w->data, e))) {
+                fprintf(stderr, "\namprt: training diverged: parameter '%s' holds %g after step %lld (lower --lr?); "
+                                "no model or checkpoint written\n",
+                        name, amp_ld(w->dtype, w->data, e), (long long)step);
+                return 1;
+            }
     }
     return 0;
 }
 
 int cmd_train(int argc, char **argv) {
     train_opts t;
-    char *rest[128];
+    char **rest = calloc((size_t)argc + 1, sizeof *rest);
     int nrest = 0;
-    if (argc > 130) return 2;
+    if (!rest) {
+        fprintf(stderr, "amprt: out of memory parsing the command line\n");
+        return 2;
+    }
     int rc = parse_train(argc, argv, &t, rest, &nrest, usage_train);
-    if (rc) return rc;
+    if (rc) {
+        free(rest);
+        return rc;
+    }
     cli_opts o;
     rc = cli_parse(nrest, rest, 2, &o, usage_train);
-    if (rc) return rc;
+    free(rest);
+    if (rc) {
+        train_opts_free(&t);
+        return rc;
+    }
     if (o.n_positional != 1 || !t.data) {
+        if (!t.data) fprintf(stderr, "amprt: train needs --data DIR\n");
+        else fprintf(stderr, "amprt: train takes one model, got %d\n", o.n_positional);
         fputs(usage_train, stderr);
         cli_free(&o);
+        train_opts_free(&t);
         return 2;
+    }
+    /* what is read and written is checked before anything is loaded or trained */
+    if (cli_check_regular(o.positional[0], "the model") || cli_check_data_dir(t.data) ||
+        (t.resume && cli_check_regular(t.resume, "--resume")) || (t.out && cli_check_writable(t.out, "--out")) ||
+        (t.checkpoint && cli_check_writable(t.checkpoint, "--checkpoint")) ||
+        (t.plot && cli_check_writable(t.plot, "--plot")) || (t.json_log && cli_check_writable(t.json_log, "--json-log"))) {
+        cli_free(&o);
+        train_opts_free(&t);
+        return 1;
     }
     t.to.threads = o.threads;
     t.to.backend = o.backend;
@@ -261,18 +450,23 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "amprt: cannot load the model: %s: %s\n", amp_status_name(s), amp_context_last_error(ctx));
         goto done;
     }
-    if (load_data(ctx, &t, AMP_SPLIT_TRAIN, &train) || load_data(ctx, &t, AMP_SPLIT_TEST, &test)) goto done;
+    amp_value_info in0 = {.struct_size = sizeof in0}, out0 = {.struct_size = sizeof out0};
+    int64_t classes = 0;
+    if (classifier_io(m, &in0, &out0, &classes)) goto done;
+    if (load_data(ctx, &t, AMP_SPLIT_TRAIN, classes, &train) || load_data(ctx, &t, AMP_SPLIT_TEST, classes, &test))
+        goto done;
+    if (test->h != train->h || test->w != train->w) {
+        fprintf(stderr, "amprt: the test images are %lldx%lld, the training images %lldx%lld\n", (long long)test->h,
+                (long long)test->w, (long long)train->h, (long long)train->w);
+        goto done;
+    }
+    if (check_images(&in0, train, "training")) goto done;
     if (t.limit_train > 0 && t.limit_train < train->n) {
         /* keep the first limit_train samples: the views stay inside the owned tensors */
         train->n = t.limit_train;
         train->images->dims[0] = train->labels->dims[0] = t.limit_train;
         train->images->numel = t.limit_train * train->h * train->w;
         train->labels->numel = t.limit_train;
-    }
-    amp_value_info in0 = {.struct_size = sizeof in0}, out0 = {.struct_size = sizeof out0};
-    if (amp_model_input_count(m) != 1 || amp_model_input_info(m, 0, &in0) || amp_model_output_info(m, 0, &out0)) {
-        fprintf(stderr, "amprt: train needs a model with one image input\n");
-        goto done;
     }
     s = amp_trainer_create(m, &t.to, &tr);
     if (s) {
@@ -285,22 +479,46 @@ int cmd_train(int argc, char **argv) {
         goto done;
     }
     int64_t xd[4] = {t.batch, 1, train->h, train->w}, yd[1] = {t.batch};
-    if (amp_tensor_create(ctx, AMP_F32, 4, xd, &bx) || amp_tensor_create(ctx, AMP_I64, 1, yd, &by)) goto done;
+    if ((s = amp_tensor_create(ctx, AMP_F32, 4, xd, &bx)) || (s = amp_tensor_create(ctx, AMP_I64, 1, yd, &by))) {
+        fprintf(stderr, "amprt: batch tensors: %s: %s\n", amp_status_name(s), amp_context_last_error(ctx));
+        goto done;
+    }
+    int64_t per_epoch = amp_batcher_batches_per_epoch(bat), total_steps = 0;
     int64_t start_epoch = 0, start_batch = 0;
     if (t.resume) {
-        s = amp_trainer_load_checkpoint(tr, t.resume, &start_epoch, &start_batch);
+        int64_t pos = 0;
+        s = amp_trainer_load_checkpoint(tr, t.resume, &start_epoch, &pos);
         if (s) {
             fprintf(stderr, "amprt: cannot resume: %s: %s\n", amp_status_name(s), amp_trainer_last_error(tr));
             goto done;
         }
+        start_batch = pos & 0xffffffff;
+        int64_t ck_batch = pos >> 32;
+        if (start_batch > 0 && ck_batch > 0 && ck_batch != t.batch) {
+            fprintf(stderr, "amprt: cannot resume: '%s' stopped inside epoch %lld after %lld batches of %lld; "
+                            "resume with --batch %lld\n",
+                    t.resume, (long long)start_epoch + 1, (long long)start_batch, (long long)ck_batch, (long long)ck_batch);
+            goto done;
+        }
+        if (start_epoch < 0 || start_epoch > INT_MAX || start_batch > per_epoch) {
+            fprintf(stderr, "amprt: cannot resume: '%s' is at epoch %lld, batch %lld, but an epoch here has %lld batches "
+                            "(another --batch or --limit-train?)\n",
+                    t.resume, (long long)start_epoch + 1, (long long)start_batch, (long long)per_epoch);
+            goto done;
+        }
         fprintf(stderr, "resumed from %s at epoch %lld, batch %lld\n", t.resume, (long long)start_epoch + 1,
                 (long long)start_batch);
+        if (start_epoch >= t.epochs)
+            fprintf(stderr, "amprt: the checkpoint has finished all %d epochs; nothing to train\n", t.epochs);
     }
     losses = calloc((size_t)t.epochs + 1, sizeof(double));
     accs = calloc((size_t)t.epochs + 1, sizeof(double));
-    if (!losses || !accs) goto done;
+    if (!losses || !accs) {
+        fprintf(stderr, "amprt: out of memory\n");
+        goto done;
+    }
     if (t.json_log && !(jl = fopen(t.json_log, start_epoch || start_batch ? "a" : "w"))) {
-        fprintf(stderr, "amprt: cannot write '%s'\n", t.json_log);
+        fprintf(stderr, "amprt: cannot write '%s': %s\n", t.json_log, strerror(errno));
         goto done;
     }
     cli_progress_mode pm = CLI_PROGRESS_AUTO;
@@ -308,18 +526,25 @@ int cmd_train(int argc, char **argv) {
     if (t.progress && strcmp(t.progress, "tty") == 0) pm = CLI_PROGRESS_TTY;
     cli_progress pr;
     cli_progress_init(&pr, stderr, pm, NULL, NULL);
-    int64_t per_epoch = amp_batcher_batches_per_epoch(bat), total_steps = 0;
     const char *in_name = in0.name;
     for (int64_t e = start_epoch; e < t.epochs; e++) {
-        int64_t first = e == start_epoch ? start_batch : 0;
-        if ((s = amp_batcher_seek(bat, e, first))) goto done;
+        int64_t first = e == start_epoch ? start_batch : 0, next = first;
+        if ((s = amp_batcher_seek(bat, e, first))) {
+            fprintf(stderr, "amprt: %s: %s\n", amp_status_name(s), amp_context_last_error(ctx));
+            goto done;
+        }
         cli_progress_epoch_begin(&pr, (int)e, t.epochs, per_epoch, first);
         double sum = 0;
-        int64_t nb = 0;
+        int64_t nb = 0, skipped_nonfinite = 0;
         double t0 = cli_now_ms();
+        bool stop = false;
         for (int64_t b = first; b < per_epoch; b++) {
             int64_t cnt = 0;
-            if ((s = amp_batcher_next(bat, bx, by, &cnt)) || cnt == 0) break;
+            if ((s = amp_batcher_next(bat, bx, by, &cnt))) {
+                fprintf(stderr, "\namprt: batch %lld: %s: %s\n", (long long)b, amp_status_name(s), amp_context_last_error(ctx));
+                goto done;
+            }
+            if (cnt == 0) break;
             double loss;
             const amp_tensor *xin = bx;
             s = amp_trainer_step(tr, 1, &in_name, &xin, by, &loss);
@@ -329,28 +554,48 @@ int cmd_train(int argc, char **argv) {
             }
             amp_trainer_state st = {.struct_size = sizeof st};
             amp_trainer_get_state(tr, &st);
+            next = b + 1;
+            total_steps++;
+            /* every step's loss is in the mean; a non-finite one stops training, except on a
+             * step the loss scaler skipped (its weights did not change) */
             if (isfinite(loss)) {
                 sum += loss;
                 nb++;
+            } else if (st.last_skipped) {
+                skipped_nonfinite++;
+            } else {
+                fprintf(stderr, "\namprt: training diverged: the loss is %g at step %lld (epoch %lld, batch %lld); "
+                                "no model or checkpoint written (lower --lr, or --max-grad-norm)\n",
+                        loss, (long long)st.steps, (long long)e + 1, (long long)b + 1);
+                goto done;
             }
             cli_progress_step(&pr, b + 1, loss, t.to.precision == AMP_TRAIN_FP16 ? st.loss_scale : 0.0);
-            total_steps++;
             if (t.checkpoint && t.checkpoint_every > 0 && (b + 1) % t.checkpoint_every == 0) {
-                if ((s = amp_trainer_save_checkpoint(tr, t.checkpoint, e, b + 1))) {
+                if ((s = amp_trainer_save_checkpoint(tr, t.checkpoint, e, ckpt_pos(b + 1, t.batch)))) {
                     fprintf(stderr, "\namprt: checkpoint: %s\n", amp_trainer_last_error(tr));
                     goto done;
                 }
             }
-            if (t.max_steps > 0 && total_steps >= t.max_steps) break;
+            if (t.max_steps > 0 && total_steps >= t.max_steps) {
+                stop = true;
+                break;
+            }
         }
+        bool finished = next >= per_epoch;
         double secs = (cli_now_ms() - t0) / 1e3;
+        amp_trainer_state st = {.struct_size = sizeof st};
+        amp_trainer_get_state(tr, &st);
+        if (check_finite_params(tr, st.steps)) goto done;
         double acc = accuracy(tr, NULL, in_name, out0.name, test, t.limit_test, 256);
+        if (isnan(acc)) goto done;
         losses[e] = nb ? sum / (double)nb : NAN;
         accs[e] = acc;
         cli_progress_epoch_end(&pr, losses[e], acc);
-        amp_trainer_state st = {.struct_size = sizeof st};
-        amp_trainer_get_state(tr, &st);
-        if (jl) {
+        if (skipped_nonfinite)
+            fprintf(stderr, "  (%lld steps skipped by the loss scaler with a non-finite loss are not in the mean)\n",
+                    (long long)skipped_nonfinite);
+        /* an epoch cut short by --max-steps is not logged as an epoch: the resumed run logs it */
+        if (jl && finished) {
             fprintf(jl,
                     "{\"epoch\":%lld,\"train_loss\":%.6g,\"test_accuracy\":%.6g,\"epoch_seconds\":%.3f,"
                     "\"loss_scale\":%.6g,\"steps\":%lld,\"steps_skipped\":%lld,\"lr\":%.6g,\"precision\":\"%s\"}\n",
@@ -358,10 +603,18 @@ int cmd_train(int argc, char **argv) {
                     (long long)st.steps_skipped, st.lr, t.amp);
             fflush(jl);
         }
-        if (t.checkpoint && (s = amp_trainer_save_checkpoint(tr, t.checkpoint, e + 1, 0))) {
-            fprintf(stderr, "amprt: checkpoint: %s\n", amp_trainer_last_error(tr));
-            goto done;
+        if (t.checkpoint) {
+            /* where the next run starts: the next epoch, or the next batch of this one */
+            s = finished ? amp_trainer_save_checkpoint(tr, t.checkpoint, e + 1, ckpt_pos(0, t.batch))
+                         : amp_trainer_save_checkpoint(tr, t.checkpoint, e, ckpt_pos(next, t.batch));
+            if (s) {
+                fprintf(stderr, "amprt: checkpoint: %s\n", amp_trainer_last_error(tr));
+                goto done;
+            }
         }
+        if (!finished)
+            fprintf(stderr, "stopped after %lld steps at epoch %lld, batch %lld of %lld%s\n", (long long)total_steps,
+                    (long long)e + 1, (long long)next, (long long)per_epoch, t.checkpoint ? " (--resume continues there)" : "");
         if (t.plot) {
             char title[512];
             snprintf(title, sizeof title, "%s, %s", o.positional[0], t.amp);
@@ -371,7 +624,7 @@ int cmd_train(int argc, char **argv) {
                 goto done;
             }
         }
-        if (t.max_steps > 0 && total_steps >= t.max_steps) break;
+        if (stop) break;
     }
     if (t.out) {
         s = amp_trainer_export(tr, t.out, t.out_dtype);
@@ -395,23 +648,42 @@ done:
     amp_model_destroy(m);
     amp_context_destroy(ctx);
     cli_free(&o);
+    train_opts_free(&t);
     return rc;
 }
 
 int cmd_evaluate(int argc, char **argv) {
     train_opts t;
-    char *rest[128];
+    char **rest = calloc((size_t)argc + 1, sizeof *rest);
     int nrest = 0;
-    if (argc > 130) return 2;
+    if (!rest) {
+        fprintf(stderr, "amprt: out of memory parsing the command line\n");
+        return 2;
+    }
     int rc = parse_train(argc, argv, &t, rest, &nrest, usage_eval);
-    if (rc) return rc;
+    if (rc) {
+        free(rest);
+        return rc;
+    }
     cli_opts o;
     rc = cli_parse(nrest, rest, 2, &o, usage_eval);
-    if (rc) return rc;
+    free(rest);
+    if (rc) {
+        train_opts_free(&t);
+        return rc;
+    }
     if (o.n_positional != 1 || !t.data) {
+        if (!t.data) fprintf(stderr, "amprt: evaluate needs --data DIR\n");
+        else fprintf(stderr, "amprt: evaluate takes one model, got %d\n", o.n_positional);
         fputs(usage_eval, stderr);
         cli_free(&o);
+        train_opts_free(&t);
         return 2;
+    }
+    if (cli_check_regular(o.positional[0], "the model") || cli_check_data_dir(t.data)) {
+        cli_free(&o);
+        train_opts_free(&t);
+        return 1;
     }
     amp_context *ctx = cli_context();
     amp_model *m = NULL;
@@ -427,18 +699,19 @@ int cmd_evaluate(int argc, char **argv) {
     }
     if (o.autocast) {
         amp_dtype lo = cli_parse_dtype(o.autocast, "--autocast");
+        if (lo == AMP_F32) fprintf(stderr, "amprt: --autocast expects fp16 or bf16\n");
         if (lo != AMP_F16 && lo != AMP_BF16) goto done;
         if (cli_autocast_model(ctx, &o, lo, true, &m, &ca)) goto done;
     }
-    if (load_data(ctx, &t, AMP_SPLIT_TEST, &test)) goto done;
+    amp_value_info in0 = {.struct_size = sizeof in0}, out0 = {.struct_size = sizeof out0};
+    int64_t classes = 0;
+    if (classifier_io(m, &in0, &out0, &classes)) goto done;
+    if (load_data(ctx, &t, AMP_SPLIT_TEST, classes, &test) || check_images(&in0, test, "test")) goto done;
     amp_session_options so = {.struct_size = sizeof so, .backend = o.backend, .threads = o.threads};
     if ((st = amp_session_create(m, &so, &s))) {
-        fprintf(stderr, "amprt: %s\n", amp_context_last_error(ctx));
+        fprintf(stderr, "amprt: cannot create a session: %s: %s\n", amp_status_name(st), amp_context_last_error(ctx));
         goto done;
     }
-    amp_value_info in0 = {.struct_size = sizeof in0}, out0 = {.struct_size = sizeof out0};
-    amp_model_input_info(m, 0, &in0);
-    amp_model_output_info(m, 0, &out0);
     double t0 = cli_now_ms();
     double acc = accuracy(NULL, s, in0.name, out0.name, test, t.limit_test, t.batch > 0 ? t.batch : 256);
     if (isnan(acc)) goto done;
@@ -452,6 +725,7 @@ done:
     amp_model_destroy(m);
     amp_context_destroy(ctx);
     cli_free(&o);
+    train_opts_free(&t);
     return rc;
 }
 
@@ -485,6 +759,9 @@ int cmd_plot(int argc, char **argv) {
             out = argv[i];
         } else if (nf < 16) {
             files[nf++] = argv[i];
+        } else {
+            fprintf(stderr, "amprt: plot draws at most 16 logs\n");
+            return 2;
         }
     }
     if (!out || nf == 0) {

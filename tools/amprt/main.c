@@ -1,10 +1,13 @@
 /* amprt: inspect, run, check and bench ONNX models. */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/base.h"
 #include "base/elem.h"
@@ -48,7 +51,24 @@ amp_context *cli_context(void) {
 }
 
 void cli_free(cli_opts *o) {
-    for (int i = 0; i < o->n_dims; i++) free(o->dim_names[i]);
+    for (int i = 0; i < o->n_dims; i++) free((char *)o->dims[i].name);
+    for (int i = 0; i < o->n_inputs; i++) free(o->input_names[i]);
+    free(o->dims);
+    free(o->input_names);
+    free(o->input_files);
+    free(o->positional);
+    o->dims = NULL;
+    o->input_names = NULL;
+    o->input_files = NULL;
+    o->positional = NULL;
+    o->n_dims = o->n_inputs = o->n_positional = 0;
+}
+
+int cli_max_threads(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    long m = n > 0 ? 4 * n : 64;
+    if (m < 64) m = 64;
+    return m > 1024 ? 1024 : (int)m;
 }
 
 static int want_arg(int i, int argc, const char *opt) {
@@ -59,16 +79,19 @@ static int want_arg(int i, int argc, const char *opt) {
     return 1;
 }
 
-static int parse_int(const char *s, const char *opt, int lo, int *out) {
+static int parse_int(const char *s, const char *opt, int lo, int hi, int *out) {
     char *end;
+    errno = 0;
     long v = strtol(s, &end, 10);
-    if (!*s || *end || v < lo || v > 1000000000) {
-        fprintf(stderr, "amprt: %s expects an integer >= %d, got '%s'\n", opt, lo, s);
+    if (!*s || *end || errno || v < lo || v > hi) {
+        fprintf(stderr, "amprt: %s expects an integer from %d to %d, got '%s'\n", opt, lo, hi, s);
         return 0;
     }
     *out = (int)v;
     return 1;
 }
+
+static int parse_opts(int argc, char **argv, int first, cli_opts *o, const char *usage);
 
 int cli_parse(int argc, char **argv, int first, cli_opts *o, const char *usage) {
     memset(o, 0, sizeof *o);
@@ -76,6 +99,32 @@ int cli_parse(int argc, char **argv, int first, cli_opts *o, const char *usage) 
     o->atol = 1e-5;
     o->runs = 50;
     o->warmup = 5;
+    size_t cap = argc > 0 ? (size_t)argc : 1;
+    o->input_names = calloc(cap, sizeof *o->input_names);
+    o->input_files = calloc(cap, sizeof *o->input_files);
+    o->dims = calloc(cap, sizeof *o->dims);
+    o->positional = calloc(cap, sizeof *o->positional);
+    if (!o->input_names || !o->input_files || !o->dims || !o->positional) {
+        fprintf(stderr, "amprt: out of memory parsing the command line\n");
+        cli_free(o);
+        return 2;
+    }
+    int rc = parse_opts(argc, argv, first, o, usage);
+    if (rc) cli_free(o);
+    return rc;
+}
+
+static char *dup_n(const char *s, size_t n) {
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = 0;
+    }
+    return d;
+}
+
+static int parse_opts(int argc, char **argv, int first, cli_opts *o, const char *usage) {
+    const int max_threads = cli_max_threads();
     for (int i = first; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -87,42 +136,50 @@ int cli_parse(int argc, char **argv, int first, cli_opts *o, const char *usage) 
             o->verbose = true;
         } else if (strcmp(a, "--input") == 0) {
             if (!want_arg(i, argc, a)) return 2;
-            if (o->n_inputs >= 64) {
-                fprintf(stderr, "amprt: too many --input options\n");
+            const char *v = argv[++i], *eq = strchr(v, '=');
+            if (!eq || eq == v || !eq[1]) {
+                fprintf(stderr, "amprt: --input expects NAME=FILE.pb, got '%s'\n", v);
                 return 2;
             }
-            if (!strchr(argv[i + 1], '=')) {
-                fprintf(stderr, "amprt: --input expects NAME=FILE.pb, got '%s'\n", argv[i + 1]);
+            char *name = dup_n(v, (size_t)(eq - v));
+            if (!name) {
+                fprintf(stderr, "amprt: out of memory\n");
                 return 2;
             }
-            o->inputs[o->n_inputs++] = argv[++i];
+            for (int k = 0; k < o->n_inputs; k++)
+                if (strcmp(o->input_names[k], name) == 0) {
+                    fprintf(stderr, "amprt: --input '%s' is given twice\n", name);
+                    free(name);
+                    return 2;
+                }
+            o->input_names[o->n_inputs] = name;
+            o->input_files[o->n_inputs++] = eq + 1;
         } else if (strcmp(a, "--dim") == 0) {
             if (!want_arg(i, argc, a)) return 2;
             const char *eq = strchr(argv[i + 1], '=');
-            if (!eq || eq == argv[i + 1] || o->n_dims >= 32) {
+            if (!eq || eq == argv[i + 1]) {
                 fprintf(stderr, "amprt: --dim expects NAME=VALUE, got '%s'\n", argv[i + 1]);
                 return 2;
             }
             int v;
-            if (!parse_int(eq + 1, "--dim", 0, &v)) return 2;
-            size_t n = (size_t)(eq - argv[i + 1]);
-            char *name = malloc(n + 1);
-            if (!name) return 2;
-            memcpy(name, argv[i + 1], n);
-            name[n] = 0;
-            o->dim_names[o->n_dims] = name;
+            if (!parse_int(eq + 1, "--dim", 0, 1000000000, &v)) return 2;
+            char *name = dup_n(argv[i + 1], (size_t)(eq - argv[i + 1]));
+            if (!name) {
+                fprintf(stderr, "amprt: out of memory\n");
+                return 2;
+            }
             o->dims[o->n_dims].name = name;
             o->dims[o->n_dims].value = v;
             o->n_dims++;
             i++;
         } else if (strcmp(a, "--threads") == 0) {
-            if (!want_arg(i, argc, a) || !parse_int(argv[++i], a, 1, &o->threads)) return 2;
+            if (!want_arg(i, argc, a) || !parse_int(argv[++i], a, 1, max_threads, &o->threads)) return 2;
         } else if (strcmp(a, "--batch") == 0) {
-            if (!want_arg(i, argc, a) || !parse_int(argv[++i], a, 1, &o->batch)) return 2;
+            if (!want_arg(i, argc, a) || !parse_int(argv[++i], a, 1, 1 << 24, &o->batch)) return 2;
         } else if (strcmp(a, "--runs") == 0) {
-            if (!want_arg(i, argc, a) || !parse_int(argv[++i], a, 1, &o->runs)) return 2;
+            if (!want_arg(i, argc, a) || !parse_int(argv[++i], a, 1, 1000000, &o->runs)) return 2;
         } else if (strcmp(a, "--warmup") == 0) {
-            if (!want_arg(i, argc, a) || !parse_int(argv[++i], a, 0, &o->warmup)) return 2;
+            if (!want_arg(i, argc, a) || !parse_int(argv[++i], a, 0, 1000000, &o->warmup)) return 2;
         } else if (strcmp(a, "--backend") == 0) {
             if (!want_arg(i, argc, a)) return 2;
             const char *b = argv[++i];
@@ -141,8 +198,8 @@ int cli_parse(int argc, char **argv, int first, cli_opts *o, const char *usage) 
             if (!want_arg(i, argc, a)) return 2;
             char *end;
             double v = strtod(argv[i + 1], &end);
-            if (*end || !(v >= 0)) {
-                fprintf(stderr, "amprt: %s expects a number >= 0\n", a);
+            if (!argv[i + 1][0] || *end || !(v >= 0) || !isfinite(v)) {
+                fprintf(stderr, "amprt: %s expects a finite number >= 0, got '%s'\n", a, argv[i + 1]);
                 return 2;
             }
             if (a[2] == 'r') o->rtol = v;
@@ -152,8 +209,8 @@ int cli_parse(int argc, char **argv, int first, cli_opts *o, const char *usage) 
             if (!want_arg(i, argc, a)) return 2;
             char *end;
             double v = strtod(argv[i + 1], &end);
-            if (*end || !(v > 0)) {
-                fprintf(stderr, "amprt: %s expects a number > 0\n", a);
+            if (!argv[i + 1][0] || *end || !(v > 0) || !isfinite(v)) {
+                fprintf(stderr, "amprt: %s expects a finite number > 0, got '%s'\n", a, argv[i + 1]);
                 return 2;
             }
             o->range_limit = v;
@@ -178,29 +235,43 @@ int cli_parse(int argc, char **argv, int first, cli_opts *o, const char *usage) 
             fprintf(stderr, "amprt: unknown option '%s'\n%s", a, usage);
             return 2;
         } else {
-            if (o->n_positional >= 64) {
-                fprintf(stderr, "amprt: too many arguments\n");
-                return 2;
-            }
             o->positional[o->n_positional++] = a;
         }
     }
     return 0;
 }
 
-int cli_load_inputs(amp_context *ctx, const cli_opts *o, const char **names, amp_tensor **tensors) {
+int cli_load_inputs(amp_context *ctx, const amp_model *m, const cli_opts *o, const char **names, amp_tensor **tensors) {
+    int nin = amp_model_input_count(m);
     for (int i = 0; i < o->n_inputs; i++) {
-        const char *eq = strchr(o->inputs[i], '=');
-        static char namebuf[64][256];
-        size_t n = (size_t)(eq - o->inputs[i]);
-        if (n >= sizeof namebuf[0]) n = sizeof namebuf[0] - 1;
-        memcpy(namebuf[i], o->inputs[i], n);
-        namebuf[i][n] = 0;
-        names[i] = namebuf[i];
-        amp_status s = amp_tensor_load_pb(ctx, eq + 1, &tensors[i], NULL);
+        bool known = false;
+        for (int k = 0; k < nin && !known; k++) {
+            amp_value_info vi = {.struct_size = sizeof vi};
+            known = amp_model_input_info(m, k, &vi) == AMP_OK && strcmp(vi.name, o->input_names[i]) == 0;
+        }
+        if (!known) {
+            fprintf(stderr, "amprt: --input '%s': the model has no input of that name (its inputs:", o->input_names[i]);
+            for (int k = 0; k < nin && k < 16; k++) {
+                amp_value_info vi = {.struct_size = sizeof vi};
+                if (amp_model_input_info(m, k, &vi) == AMP_OK) fprintf(stderr, " '%s'", vi.name);
+            }
+            fprintf(stderr, "%s)\n", nin > 16 ? " ..." : nin == 0 ? " none" : "");
+            return 1;
+        }
+    }
+    for (int i = 0; i < o->n_inputs; i++) {
+        names[i] = o->input_names[i];
+        tensors[i] = NULL;
+        amp_status s = cli_check_regular(o->input_files[i], "--input") ? AMP_ERR_IO : AMP_OK;
+        if (!s) {
+            s = amp_tensor_load_pb(ctx, o->input_files[i], &tensors[i], NULL);
+            if (s) fprintf(stderr, "amprt: %s: %s\n", amp_status_name(s), amp_context_last_error(ctx));
+        }
         if (s) {
-            fprintf(stderr, "amprt: %s: %s\n", amp_status_name(s), amp_context_last_error(ctx));
-            for (int j = 0; j < i; j++) amp_tensor_destroy(tensors[j]);
+            for (int j = 0; j < i; j++) {
+                amp_tensor_destroy(tensors[j]);
+                tensors[j] = NULL;
+            }
             return 1;
         }
     }
@@ -249,13 +320,45 @@ int cli_random_inputs(amp_context *ctx, amp_model *m, const cli_opts *o, const c
     return 0;
 }
 
+/* Length of the valid UTF-8 sequence at s (1 to 4), or 0 when the bytes there are not one
+ * (overlong forms, surrogates and values above U+10FFFF included). */
+static int utf8_len(const unsigned char *s) {
+    unsigned c = s[0];
+    int n;
+    unsigned min;
+    if (c < 0x80) return 1;
+    if (c >= 0xc2 && c <= 0xdf) n = 2, min = 0x80;
+    else if (c >= 0xe0 && c <= 0xef) n = 3, min = 0x800;
+    else if (c >= 0xf0 && c <= 0xf4) n = 4, min = 0x10000;
+    else return 0;
+    unsigned v = c & (0x7fu >> n);
+    for (int k = 1; k < n; k++) {
+        if ((s[k] & 0xc0) != 0x80) return 0;
+        v = (v << 6) | (s[k] & 0x3f);
+    }
+    if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) return 0;
+    return n;
+}
+
 void cli_json_str(FILE *f, const char *s) {
     fputc('"', f);
-    for (; s && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c < 0x20) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
+    const unsigned char *p = (const unsigned char *)s;
+    while (p && *p) {
+        unsigned char c = *p;
+        int n = utf8_len(p);
+        if (n == 0) {
+            fputs("\\ufffd", f);
+            p++;
+        } else if (c == '"' || c == '\\') {
+            fprintf(f, "\\%c", c);
+            p++;
+        } else if (c < 0x20 || c == 0x7f) {
+            fprintf(f, "\\u%04x", c);
+            p++;
+        } else {
+            fwrite(p, 1, (size_t)n, f);
+            p += n;
+        }
     }
     fputc('"', f);
 }

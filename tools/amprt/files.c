@@ -1,0 +1,126 @@
+/* amprt: checks on the files a command reads and writes, made before any work starts. */
+#define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tools/amprt/cli.h"
+
+int cli_check_regular(const char *path, const char *what) {
+    struct stat st;
+    if (stat(path, &st) != 0) return 0; /* the reader names a missing file itself */
+    if (S_ISREG(st.st_mode)) return 0;
+    fprintf(stderr, "amprt: %s '%s' is %s, not a regular file\n", what, path,
+            S_ISDIR(st.st_mode) ? "a folder" : S_ISFIFO(st.st_mode) ? "a FIFO" : "a device or socket");
+    return 1;
+}
+
+int cli_check_data_dir(const char *dir) {
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        fprintf(stderr, "amprt: --data '%s': %s\n", dir, strerror(errno));
+        return 1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "amprt: --data '%s' is not a folder\n", dir);
+        return 1;
+    }
+    static const char *const stems[] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                                        "t10k-labels-idx1-ubyte"};
+    for (size_t i = 0; i < sizeof stems / sizeof stems[0]; i++)
+        for (int gz = 0; gz < 2; gz++) {
+            size_t n = strlen(dir) + strlen(stems[i]) + 8;
+            char *p = malloc(n);
+            if (!p) {
+                fprintf(stderr, "amprt: out of memory\n");
+                return 1;
+            }
+            snprintf(p, n, "%s/%s%s", dir, stems[i], gz ? ".gz" : "");
+            int bad = cli_check_regular(p, "data file");
+            free(p);
+            if (bad) return 1;
+        }
+    return 0;
+}
+
+/* Split path into its folder (malloc'd, "." when there is none) and its last component. */
+static char *folder_of(const char *path, const char **base) {
+    const char *slash = strrchr(path, '/');
+    *base = slash ? slash + 1 : path;
+    if (!slash) return strdup(".");
+    size_t n = slash == path ? 1 : (size_t)(slash - path);
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, path, n);
+        d[n] = 0;
+    }
+    return d;
+}
+
+/* Writes are atomic: PATH.tmp.PID, then a rename. A run killed in between leaves the temporary
+ * behind; remove those whose process is gone (a live PID may be another run writing now). */
+static void remove_stale_tmp(const char *folder, const char *base) {
+    DIR *d = opendir(folder);
+    if (!d) return;
+    size_t bl = strlen(base);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *n = e->d_name;
+        if (strncmp(n, base, bl) != 0 || strncmp(n + bl, ".tmp.", 5) != 0) continue;
+        const char *digits = n + bl + 5;
+        char *end;
+        errno = 0;
+        long pid = strtol(digits, &end, 10);
+        if (!*digits || *end || errno || pid <= 0 || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        size_t len = strlen(folder) + strlen(n) + 2;
+        char *p = malloc(len);
+        if (!p) break;
+        snprintf(p, len, "%s/%s", folder, n);
+        struct stat st;
+        if (lstat(p, &st) == 0 && S_ISREG(st.st_mode) && unlink(p) == 0)
+            fprintf(stderr, "amprt: removed '%s', left by a run that was stopped\n", p);
+        free(p);
+    }
+    closedir(d);
+}
+
+int cli_check_writable(const char *path, const char *what) {
+    struct stat st;
+    if (!path[0] || path[strlen(path) - 1] == '/' || (stat(path, &st) == 0 && S_ISDIR(st.st_mode))) {
+        fprintf(stderr, "amprt: %s '%s' is a folder, not a file name\n", what, path);
+        return 1;
+    }
+    const char *base;
+    char *folder = folder_of(path, &base);
+    if (!folder) {
+        fprintf(stderr, "amprt: out of memory\n");
+        return 1;
+    }
+    size_t n = strlen(folder) + 64;
+    char *probe = malloc(n);
+    int rc = 1;
+    if (!probe) {
+        fprintf(stderr, "amprt: out of memory\n");
+        goto done;
+    }
+    snprintf(probe, n, "%s/.amprt-probe.%ld", folder, (long)getpid());
+    int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0) {
+        fprintf(stderr, "amprt: %s '%s' cannot be written: folder '%s': %s\n", what, path, folder, strerror(errno));
+        goto done;
+    }
+    close(fd);
+    unlink(probe);
+    remove_stale_tmp(folder, base);
+    rc = 0;
+done:
+    free(probe);
+    free(folder);
+    return rc;
+}
