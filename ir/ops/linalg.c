@@ -87,7 +87,7 @@ amp_status amp_einsum_parse(const char *eq, int nin, const int *ranks, int8_t (*
         return AMP_ERR_INVALID_GRAPH;
     }
     for (const char *q = eq; *q; q++)
-        if ((*q == '-' && q != arrow) || (*q == '>' && q != arrow + 1)) {
+        if ((*q == '-' && q != arrow) || (*q == '>' && (!arrow || q != arrow + 1))) {
             snprintf(msg, cap, "stray '%c' in the equation", *q);
             return AMP_ERR_INVALID_GRAPH;
         }
