@@ -66,6 +66,8 @@ struct amp_session {
     const amp_tensor **in_t;
     const amp_tensor **by_value; /* per value: the caller's tensor bound to it in this run */
     bool *shape_input;     /* per graph input: its values may decide shapes (planned by value) */
+    int *out_ids;          /* per requested output of a run (at most the graph's output count) */
+    amp_tensor **out_made; /* outputs a run allocated, until all are made */
     /* called after each step for every output it wrote (calibration); NULL when unused */
     void (*observe)(void *user, int value, const amp_tensor *t);
     void *observe_user;

@@ -39,11 +39,15 @@ amp_status amp_session_create(amp_model *model, const amp_session_options *opts,
     s->in_t = amp_calloc(ctx, (size_t)nin + 1, sizeof(amp_tensor *));
     s->shape_input = amp_calloc(ctx, (size_t)nin + 1, sizeof(bool));
     s->by_value = amp_calloc(ctx, (size_t)model->g->n_values + 1, sizeof(amp_tensor *));
-    if (!s->in_ids || !s->in_t || !s->shape_input || !s->by_value) {
+    s->out_ids = amp_calloc(ctx, (size_t)model->g->n_outputs + 1, sizeof(int));
+    s->out_made = amp_calloc(ctx, (size_t)model->g->n_outputs + 1, sizeof(amp_tensor *));
+    if (!s->in_ids || !s->in_t || !s->shape_input || !s->by_value || !s->out_ids || !s->out_made) {
         amp_dealloc(ctx, s->in_ids);
         amp_dealloc(ctx, s->in_t);
         amp_dealloc(ctx, s->shape_input);
         amp_dealloc(ctx, s->by_value);
+        amp_dealloc(ctx, s->out_ids);
+        amp_dealloc(ctx, s->out_made);
         amp_dealloc(ctx, s);
         return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
     }
@@ -89,6 +93,8 @@ void amp_session_destroy(amp_session *s) {
     amp_dealloc(ctx, s->in_t);
     amp_dealloc(ctx, s->shape_input);
     amp_dealloc(ctx, s->by_value);
+    amp_dealloc(ctx, s->out_ids);
+    amp_dealloc(ctx, s->out_made);
     amp_dealloc(s->model->ctx, s);
 }
 
@@ -341,8 +347,10 @@ amp_status amp_session_run(amp_session *s, int n_inputs, const char *const *inpu
     for (int i = 0; i < n_inputs; i++)
         if (!inputs[i] || !input_names[i]) return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "input %d is NULL", i);
     const amp_graph *g = s->model->g;
-    int out_ids[64];
-    if (n_outputs > 64) return amp_seterr(ctx, AMP_ERR_LIMIT, "at most 64 outputs per run");
+    /* each requested output is one of the graph's, so more requests than outputs repeat one */
+    if (n_outputs > g->n_outputs)
+        return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "%d outputs asked for, the model has %d", n_outputs, g->n_outputs);
+    int *out_ids = s->out_ids;
     for (int i = 0; i < n_outputs; i++) {
         out_ids[i] = -1;
         for (int k = 0; k < g->n_outputs; k++)
@@ -414,7 +422,8 @@ amp_status amp_session_run(amp_session *s, int n_inputs, const char *const *inpu
     st = amp_backend_synchronize(be);
     if (st) return st;
     /* results */
-    amp_tensor *made[64] = {0};
+    amp_tensor **made = s->out_made;
+    for (int i = 0; i < n_outputs; i++) made[i] = NULL;
     for (int i = 0; i < n_outputs; i++) {
         const amp_slot *sl = &p->slots[out_ids[i]];
         amp_tensor *dst = outputs[i];

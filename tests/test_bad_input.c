@@ -197,3 +197,39 @@ Test(bad_input, deep_nesting_from_a_buffer) {
     cr_expect(m == NULL);
     amp_context_destroy(ctx);
 }
+
+/* A run names each output it wants; asking for more than the model has is refused before
+ * anything runs, and the outputs a run makes are as many as it was asked for. */
+Test(bad_input, more_outputs_asked_for_than_the_model_has) {
+    amp_context *ctx;
+    cr_assert_eq(amp_context_create(NULL, &ctx), AMP_OK);
+    amp_model *m = NULL;
+    cr_assert_eq(amp_model_load(ctx, AMP_SOURCE_DIR "/models/mlp/model.onnx", &m), AMP_OK);
+    cr_assert_eq(amp_model_output_count(m), 1);
+    amp_value_info in = {.struct_size = sizeof in}, out = {.struct_size = sizeof out};
+    cr_assert_eq(amp_model_input_info(m, 0, &in), AMP_OK);
+    cr_assert_eq(amp_model_output_info(m, 0, &out), AMP_OK);
+    for (int d = 0; d < in.rank; d++)
+        if (in.dims[d] < 0) in.dims[d] = 2;
+    amp_tensor *x = NULL;
+    cr_assert_eq(amp_tensor_create(ctx, in.dtype, in.rank, in.dims, &x), AMP_OK);
+    float *xv = amp_tensor_data(x);
+    for (int64_t i = 0; i < amp_tensor_numel(x); i++) xv[i] = (float)((i % 7) - 3) * 0.25f;
+    amp_session *s = NULL;
+    cr_assert_eq(amp_session_create(m, NULL, &s), AMP_OK);
+    const char *names[2] = {out.name, out.name};
+    amp_tensor *ys[2] = {NULL, NULL};
+    const amp_tensor *xs[1] = {x};
+    cr_expect_eq(amp_session_run(s, 1, &in.name, xs, 2, names, ys), AMP_ERR_INVALID_ARG);
+    cr_expect(strstr(amp_session_last_error(s), "2 outputs asked for, the model has 1"), "%s",
+              amp_session_last_error(s));
+    cr_expect(ys[0] == NULL && ys[1] == NULL);
+    cr_assert_eq(amp_session_run(s, 1, &in.name, xs, 1, names, ys), AMP_OK, "%s", amp_session_last_error(s));
+    cr_assert_not_null(ys[0]);
+    cr_expect(ys[1] == NULL);
+    amp_tensor_destroy(ys[0]);
+    amp_tensor_destroy(x);
+    amp_session_destroy(s);
+    amp_model_destroy(m);
+    amp_context_destroy(ctx);
+}
