@@ -16,6 +16,7 @@ typedef struct cli_opts {
     amp_dim_binding *dims; /* --dim NAME=VALUE (names owned) */
     int n_dims;
     int threads;
+    int64_t max_memory; /* --max-memory BYTES[K|M|G]: the context's plan limit; 0: the default */
     int batch;      /* 0: not given */
     int runs, warmup;
     bool json;
@@ -46,7 +47,8 @@ void cli_free(cli_opts *o);
 int cli_max_threads(void);
 double cli_now_ms(void);
 /* A context with default limits; exits with a message on failure. */
-amp_context *cli_context(void);
+/* A context with the library defaults, or with --max-memory when o gives it (o may be NULL). */
+amp_context *cli_context(const cli_opts *o);
 /* Load inputs given with --input NAME=FILE.pb into names/tensors[0, n_inputs); every name must
  * be an input of m. Returns 0 or 1 (message printed, nothing left allocated). */
 int cli_load_inputs(amp_context *ctx, const amp_model *m, const cli_opts *o, const char **names, amp_tensor **tensors);

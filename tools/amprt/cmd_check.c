@@ -141,7 +141,7 @@ static bool compare_mixed(const amp_tensor *got, const amp_tensor *want, double 
 static result status_result(amp_status s) { return s == AMP_ERR_UNSUPPORTED ? R_SKIP : R_FAIL; }
 
 static result run_case(const char *dir, const cli_opts *o, char *why, size_t whyn) {
-    amp_context *ctx = cli_context();
+    amp_context *ctx = cli_context(o);
     amp_model *m = NULL;
     amp_session *sess = NULL;
     result r = R_PASS;

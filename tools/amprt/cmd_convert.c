@@ -39,7 +39,7 @@ int cmd_convert(int argc, char **argv) {
         cli_free(&o);
         return 1;
     }
-    amp_context *ctx = cli_context();
+    amp_context *ctx = cli_context(&o);
     amp_model *m = NULL;
     cli_autocast ca;
     memset(&ca, 0, sizeof ca);

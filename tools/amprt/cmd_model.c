@@ -25,7 +25,7 @@ static const char *const usage_inspect =
 
 static const char *const usage_run =
     "usage: amprt run MODEL [--input NAME=FILE.pb]... [--output-dir DIR] [--threads N] [--batch B]\n"
-    "                 [--backend cpu|cuda|auto] [--autocast fp16|bf16]\n"
+    "                 [--backend cpu|cuda|auto] [--autocast fp16|bf16] [--max-memory BYTES]\n"
     "  Runs the model once (with --autocast, converted to mixed precision first, I/O kept FP32). Inputs not given are seeded random values of the declared shape.\n"
     "  Prints each output's shape, its first values and, for 2-D float outputs, the argmax of\n"
     "  each row; --output-dir writes output_K.pb files.\n";
@@ -103,7 +103,7 @@ int cmd_inspect(int argc, char **argv) {
         cli_free(&o);
         return 1;
     }
-    amp_context *ctx = cli_context();
+    amp_context *ctx = cli_context(&o);
     amp_model *m = NULL;
     amp_session *s = NULL, *s32 = NULL;
     const char **ops = NULL;
@@ -443,6 +443,23 @@ static int prepare_run(amp_context *ctx, const cli_opts *o, amp_model **m, amp_s
     amp_session_options so = {.struct_size = sizeof so, .backend = o->backend, .threads = o->threads};
     st = amp_session_create(*m, &so, s);
     if (st) return fail(ctx, st, "cannot create a session");
+    /* plan for the shapes the inputs will have before making any of them, so a declared size
+     * over the memory limit (--max-memory) is refused before a byte of it is allocated */
+    if (o->n_inputs < amp_model_input_count(*m)) {
+        amp_dim_binding *b = calloc((size_t)(*m)->g->n_syms + 1, sizeof *b);
+        if (!b) {
+            fprintf(stderr, "amprt: out of memory\n");
+            return 1;
+        }
+        int nb = 0;
+        bind_all(*m, o, b, &nb);
+        st = amp_session_plan(*s, nb, b, NULL);
+        free(b);
+        if (st) {
+            fprintf(stderr, "amprt: cannot plan the model: %s: %s\n", amp_status_name(st), amp_session_last_error(*s));
+            return 1;
+        }
+    }
     if (gather_inputs(ctx, *m, o, io)) return 1;
     int nout = amp_model_output_count(*m);
     if (nout == 0) {
@@ -473,7 +490,7 @@ int cmd_run(int argc, char **argv) {
         cli_free(&o);
         return 2;
     }
-    amp_context *ctx = cli_context();
+    amp_context *ctx = cli_context(&o);
     amp_model *m = NULL;
     amp_session *s = NULL;
     run_io io;
@@ -564,7 +581,7 @@ int cmd_bench(int argc, char **argv) {
         cli_free(&o);
         return 2;
     }
-    amp_context *ctx = cli_context();
+    amp_context *ctx = cli_context(&o);
     amp_model *m = NULL;
     amp_session *s = NULL;
     run_io io;

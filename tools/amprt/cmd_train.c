@@ -436,7 +436,7 @@ int cmd_train(int argc, char **argv) {
     }
     t.to.threads = o.threads;
     t.to.backend = o.backend;
-    amp_context *ctx = cli_context();
+    amp_context *ctx = cli_context(NULL);
     amp_model *m = NULL;
     amp_trainer *tr = NULL;
     amp_image_dataset *train = NULL, *test = NULL;
@@ -685,7 +685,7 @@ int cmd_evaluate(int argc, char **argv) {
         train_opts_free(&t);
         return 1;
     }
-    amp_context *ctx = cli_context();
+    amp_context *ctx = cli_context(NULL);
     amp_model *m = NULL;
     amp_session *s = NULL;
     amp_image_dataset *test = NULL;
@@ -806,7 +806,7 @@ int cmd_plot(int argc, char **argv) {
         }
         ser[f] = (cli_plot_series){.name = names[f], .loss = loss[f], .acc = acc[f], .n = n};
     }
-    amp_context *ctx = cli_context();
+    amp_context *ctx = cli_context(NULL);
     amp_status s = cli_plot_write(ctx, out, title, ser, nf);
     if (s) fprintf(stderr, "amprt: %s\n", amp_context_last_error(ctx));
     else rc = 0;

@@ -41,9 +41,10 @@ double cli_now_ms(void) {
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-amp_context *cli_context(void) {
+amp_context *cli_context(const cli_opts *o) {
     amp_context *ctx = NULL;
-    if (amp_context_create(NULL, &ctx) != AMP_OK) {
+    amp_context_desc d = {.struct_size = sizeof d, .max_memory_bytes = o ? o->max_memory : 0};
+    if (amp_context_create(&d, &ctx) != AMP_OK) {
         fprintf(stderr, "amprt: cannot create a context\n");
         exit(1);
     }
@@ -88,6 +89,24 @@ static int parse_int(const char *s, const char *opt, int lo, int hi, int *out) {
         return 0;
     }
     *out = (int)v;
+    return 1;
+}
+
+/* BYTES with an optional K, M or G (binary) suffix, from 1 MiB to 1 TiB. */
+static int parse_bytes(const char *s, const char *opt, int64_t *out) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    int shift = 0;
+    if (*end == 'K' || *end == 'k') shift = 10, end++;
+    else if (*end == 'M' || *end == 'm') shift = 20, end++;
+    else if (*end == 'G' || *end == 'g') shift = 30, end++;
+    const long long lo = 1LL << 20, hi = 1LL << 40;
+    if (!*s || *end || errno || v < 1 || v > (hi >> shift) || (v << shift) < lo) {
+        fprintf(stderr, "amprt: %s expects bytes from 1M to 1024G (suffix K, M or G), got '%s'\n", opt, s);
+        return 0;
+    }
+    *out = (int64_t)v << shift;
     return 1;
 }
 
@@ -172,6 +191,8 @@ static int parse_opts(int argc, char **argv, int first, cli_opts *o, const char 
             o->dims[o->n_dims].value = v;
             o->n_dims++;
             i++;
+        } else if (strcmp(a, "--max-memory") == 0) {
+            if (!want_arg(i, argc, a) || !parse_bytes(argv[++i], a, &o->max_memory)) return 2;
         } else if (strcmp(a, "--threads") == 0) {
             if (!want_arg(i, argc, a) || !parse_int(argv[++i], a, 1, max_threads, &o->threads)) return 2;
         } else if (strcmp(a, "--batch") == 0) {
