@@ -11,6 +11,9 @@
 /* The field number of the marker that stands in for a TensorProto's raw_data in the compact
  * copy (the largest protobuf allows; dropped wherever a file uses it). */
 #define AMP_PB_MARK_FIELD 536870911u
+/* A packed TensorProto.float_data or double_data of at least this many bytes gets a marker too
+ * (see amp_pb_marked_typed); a smaller one, or one element per tag, stays for protobuf-c. */
+#define AMP_PB_TYPED_MARK_MIN 4096u
 
 /* Where a file's bytes are: in memory (mem, the whole file) or an open regular file (fd). */
 typedef struct amp_pb_source {
@@ -29,6 +32,11 @@ amp_status amp_pb_compact(amp_context *ctx, const ProtobufCMessageDescriptor *de
                           uint64_t size, const char *what, uint8_t **out, size_t *out_size);
 /* True when tp (unpacked from a compact copy) had raw_data: its offset and length in the file. */
 bool amp_pb_marked_raw(const Onnx__TensorProto *tp, uint64_t *off, uint64_t *len);
+/* The next marker from *cursor (start at 0) that stands for a packed typed field of tp (field:
+ * 4 float_data, 10 double_data): its offset and length in the file, and how many elements of
+ * that field protobuf-c holds (kept inline) that come before it. False when there is none. */
+bool amp_pb_marked_typed(const Onnx__TensorProto *tp, size_t *cursor, uint32_t field, uint64_t *off, uint64_t *len,
+                         uint64_t *before);
 /* Read n bytes at off of src into dst (the range was checked by the walk). */
 amp_status amp_pb_read(amp_context *ctx, const amp_pb_source *src, uint64_t off, void *dst, size_t n,
                        const char *what);
@@ -38,7 +46,8 @@ amp_status amp_pb_read(amp_context *ctx, const amp_pb_source *src, uint64_t off,
 amp_status amp_open_regular(amp_context *ctx, const char *path, const char *what, int64_t max_bytes, int *fd,
                             uint64_t *size);
 bool amp_pread_all(int fd, void *dst, size_t n, uint64_t off);
-/* src: where the tensor's raw_data lives when tp came from a compact copy (NULL otherwise). */
+/* src: where the tensor's raw_data (and large packed float_data or double_data) lives when tp
+ * came from a compact copy (NULL otherwise). */
 amp_status amp_tensor_from_proto(amp_context *ctx, const Onnx__TensorProto *tp, const amp_pb_source *src,
                                  const char *base_dir, amp_tensor **out);
 void amp_tensor_to_proto(const amp_tensor *t, const char *name, Onnx__TensorProto *tp, int64_t *dims_buf);

@@ -4,10 +4,11 @@
  * that nests deeply overflows the stack, and a model's weights are held three times (file,
  * unpacked raw_data, tensors). The walk reads the file in order through a small buffer, guided
  * by the message descriptors, with an explicit stack capped at AMP_PB_MAX_DEPTH, and writes a
- * compact copy for protobuf-c: every TensorProto.raw_data is replaced by a marker field holding
- * its offset and length in the file, and the tensor's bytes are later read straight into the
- * tensor. The marker's field number is dropped wherever the file itself uses it, so a file
- * cannot forge one. */
+ * compact copy for protobuf-c: every TensorProto.raw_data, and every large packed float_data or
+ * double_data (little-endian IEEE, the same bytes as raw_data), is replaced by a marker field
+ * holding its offset and length in the file, and the tensor's bytes are later read straight
+ * into the tensor. Small or unpacked typed fields stay for protobuf-c. The marker's field
+ * number is dropped wherever the file itself uses it, so a file cannot forge one. */
 #define _XOPEN_SOURCE 700
 #define _DEFAULT_SOURCE
 #include <errno.h>
@@ -85,6 +86,29 @@ amp_status amp_pb_read(amp_context *ctx, const amp_pb_source *src, uint64_t off,
     return AMP_OK;
 }
 
+static uint64_t le64(const uint8_t *p) {
+    uint64_t x = 0;
+    for (int b = 7; b >= 0; b--) x = x << 8 | p[b];
+    return x;
+}
+
+bool amp_pb_marked_typed(const Onnx__TensorProto *tp, size_t *cursor, uint32_t field, uint64_t *off, uint64_t *len,
+                         uint64_t *before) {
+    for (; *cursor < tp->base.n_unknown_fields; (*cursor)++) {
+        const ProtobufCMessageUnknownField *u = &tp->base.unknown_fields[*cursor];
+        /* a typed marker: prefix 25, the field number, offset, length, inline elements before it */
+        if (u->tag != AMP_PB_MARK_FIELD || u->wire_type != PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED || u->len != 26 ||
+            u->data[0] != 25 || u->data[1] != field)
+            continue;
+        *off = le64(u->data + 2);
+        *len = le64(u->data + 10);
+        *before = le64(u->data + 18);
+        (*cursor)++;
+        return true;
+    }
+    return false;
+}
+
 bool amp_pb_marked_raw(const Onnx__TensorProto *tp, uint64_t *off, uint64_t *len) {
     bool found = false;
     for (size_t i = 0; i < tp->base.n_unknown_fields; i++) { /* the last one wins, as for raw_data */
@@ -93,13 +117,8 @@ bool amp_pb_marked_raw(const Onnx__TensorProto *tp, uint64_t *off, uint64_t *len
         if (u->tag != AMP_PB_MARK_FIELD || u->wire_type != PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED || u->len != 17 ||
             u->data[0] != 16)
             continue;
-        uint64_t o = 0, l = 0;
-        for (int b = 7; b >= 0; b--) {
-            o = o << 8 | u->data[1 + b];
-            l = l << 8 | u->data[9 + b];
-        }
-        *off = o;
-        *len = l;
+        *off = le64(u->data + 1);
+        *len = le64(u->data + 9);
         found = true;
     }
     return found;
@@ -183,11 +202,37 @@ static bool copy_bytes(reader *r, writer *w, uint64_t end, uint64_t n) {
     return true;
 }
 
+/* A marker standing for n bytes at off of the file: raw_data (kind 0: offset, length) or a
+ * packed typed field (kind: its field number; then the elements of that field kept inline
+ * before it, so the importer can put the pieces back in order). */
+static bool wr_mark(writer *w, uint8_t kind, uint64_t off, uint64_t n, uint64_t before) {
+    size_t k = kind ? 25 : 16;
+    if (!wr_varint(w, (uint64_t)AMP_PB_MARK_FIELD << 3 | PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED) || !wr_varint(w, k) ||
+        !wr_reserve(w, k))
+        return false;
+    uint8_t *p = w->data + w->len;
+    if (kind) *p++ = kind;
+    for (int b = 0; b < 8; b++) {
+        p[b] = (uint8_t)(off >> (8 * b));
+        p[8 + b] = (uint8_t)(n >> (8 * b));
+        if (kind) p[16 + b] = (uint8_t)(before >> (8 * b));
+    }
+    w->len += k;
+    return true;
+}
+
 typedef struct frame {
     const ProtobufCMessageDescriptor *desc;
     uint64_t end;    /* file offset where the message ends */
     size_t len_slot; /* output offset of its length, written as LEN_SLOT varint bytes */
+    uint64_t inl[2]; /* a TensorProto's float_data and double_data elements kept inline so far */
 } frame;
+
+/* Which of a TensorProto's typed fields fd is (0: float_data, 1: double_data, -1: neither). */
+static int typed_slot(const ProtobufCMessageDescriptor *desc, const ProtobufCFieldDescriptor *fd) {
+    if (desc != &onnx__tensor_proto__descriptor || !fd || fd->label != PROTOBUF_C_LABEL_REPEATED) return -1;
+    return fd->type == PROTOBUF_C_TYPE_FLOAT ? 0 : fd->type == PROTOBUF_C_TYPE_DOUBLE ? 1 : -1;
+}
 
 amp_status amp_pb_compact(amp_context *ctx, const ProtobufCMessageDescriptor *desc, const amp_pb_source *src,
                           uint64_t size, const char *what, uint8_t **out, size_t *out_size) {
@@ -220,6 +265,8 @@ amp_status amp_pb_compact(amp_context *ctx, const ProtobufCMessageDescriptor *de
         case PROTOBUF_C_WIRE_TYPE_32BIT: {
             uint64_t n = wt == PROTOBUF_C_WIRE_TYPE_64BIT ? 8 : 4;
             if (n > end - r.pos) goto bad;
+            int slot = typed_slot(st[top].desc, protobuf_c_message_descriptor_get_field(st[top].desc, field));
+            if (slot >= 0 && n == (slot ? 8u : 4u)) st[top].inl[slot]++; /* one unpacked element */
             if (drop) r.pos += n;
             else if (!wr_varint(&w, tag) || !copy_bytes(&r, &w, end, n)) goto oom;
             break;
@@ -227,18 +274,16 @@ amp_status amp_pb_compact(amp_context *ctx, const ProtobufCMessageDescriptor *de
         case PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED: {
             if (!rd_varint(&r, end, &v) || v > end - r.pos) goto bad;
             const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(st[top].desc, field);
+            int slot = typed_slot(st[top].desc, fd);
+            uint64_t elem = slot ? 8 : 4;
             if (drop) {
                 r.pos += v;
             } else if (st[top].desc == &onnx__tensor_proto__descriptor && fd && fd->type == PROTOBUF_C_TYPE_BYTES &&
                        strcmp(fd->name, "raw_data") == 0) {
-                if (!wr_varint(&w, (uint64_t)AMP_PB_MARK_FIELD << 3 | PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED) ||
-                    !wr_varint(&w, 16) || !wr_reserve(&w, 16))
-                    goto oom;
-                for (int b = 0; b < 8; b++) {
-                    w.data[w.len + b] = (uint8_t)(r.pos >> (8 * b));
-                    w.data[w.len + 8 + b] = (uint8_t)(v >> (8 * b));
-                }
-                w.len += 16;
+                if (!wr_mark(&w, 0, r.pos, v, 0)) goto oom;
+                r.pos += v;
+            } else if (slot >= 0 && v >= AMP_PB_TYPED_MARK_MIN && v % elem == 0) { /* a large packed field */
+                if (!wr_mark(&w, (uint8_t)fd->id, r.pos, v, st[top].inl[slot])) goto oom;
                 r.pos += v;
             } else if (fd && fd->type == PROTOBUF_C_TYPE_MESSAGE) {
                 if (top == AMP_PB_MAX_DEPTH) {
@@ -249,8 +294,9 @@ amp_status amp_pb_compact(amp_context *ctx, const ProtobufCMessageDescriptor *de
                 if (!wr_varint(&w, tag) || !wr_reserve(&w, LEN_SLOT)) goto oom;
                 st[++top] = (frame){.desc = fd->descriptor, .end = r.pos + v, .len_slot = w.len};
                 w.len += LEN_SLOT;
-            } else if (!wr_varint(&w, tag) || !wr_varint(&w, v) || !copy_bytes(&r, &w, end, v)) {
-                goto oom;
+            } else {
+                if (slot >= 0) st[top].inl[slot] += v / elem; /* a small packed field (unpack refuses a ragged one) */
+                if (!wr_varint(&w, tag) || !wr_varint(&w, v) || !copy_bytes(&r, &w, end, v)) goto oom;
             }
             break;
         }

@@ -166,6 +166,28 @@ done:
     return s;
 }
 
+/* A FLOAT or DOUBLE tensor's typed field from a compact copy: the pieces protobuf-c holds and
+ * the packed pieces the walk marked, read from the file in the order the file has them. */
+static amp_status read_typed(amp_context *ctx, const Onnx__TensorProto *tp, const amp_pb_source *src, uint32_t field,
+                             uint8_t *dst, const char *what) {
+    size_t elem = field == 4 ? 4 : 8, n_inline = field == 4 ? tp->n_float_data : tp->n_double_data, k = 0;
+    const uint8_t *inl = field == 4 ? (const uint8_t *)tp->float_data : (const uint8_t *)tp->double_data;
+    uint64_t off, len, before;
+    amp_status s;
+    for (size_t c = 0; amp_pb_marked_typed(tp, &c, field, &off, &len, &before);) {
+        if (before < k || before > n_inline) /* a message given twice (protobuf-c merges them) */
+            return amp_seterr(ctx, AMP_ERR_PARSE, "tensor '%s': its %s is given in pieces that cannot be ordered", what,
+                              field == 4 ? "float_data" : "double_data");
+        if (before > k) memcpy(dst, inl + k * elem, (size_t)(before - k) * elem);
+        dst += (size_t)(before - k) * elem;
+        k = (size_t)before;
+        if ((s = amp_pb_read(ctx, src, off, dst, (size_t)len, what))) return s;
+        dst += len;
+    }
+    if (n_inline > k) memcpy(dst, inl + k * elem, (n_inline - k) * elem);
+    return AMP_OK;
+}
+
 amp_status amp_tensor_from_proto(amp_context *ctx, const Onnx__TensorProto *tp, const amp_pb_source *src,
                                  const char *base_dir, amp_tensor **out) {
     const char *what = tp->name && tp->name[0] ? tp->name : "<unnamed tensor>";
@@ -186,6 +208,16 @@ amp_status amp_tensor_from_proto(amp_context *ctx, const Onnx__TensorProto *tp, 
     bool external = tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
     uint64_t raw_off = 0, raw_len = 0;
     bool marked = !external && src && amp_pb_marked_raw(tp, &raw_off, &raw_len);
+    /* packed float_data / double_data left in the file by the walk (only for the dtype that
+     * field holds: another dtype reads its own field, as without markers) */
+    uint32_t typed_field = dt == AMP_F32 ? 4 : dt == AMP_F64 ? 10 : 0;
+    uint64_t typed_bytes = 0, t_off, t_len, t_before;
+    bool typed_marked = false;
+    if (src && typed_field)
+        for (size_t c = 0; amp_pb_marked_typed(tp, &c, typed_field, &t_off, &t_len, &t_before);) {
+            typed_bytes += t_len;
+            typed_marked = true;
+        }
     /* check that the payload exists and has the declared size before allocating, so a tiny
      * file cannot ask for a huge tensor */
     uint64_t have = 0;
@@ -198,8 +230,8 @@ amp_status amp_tensor_from_proto(amp_context *ctx, const Onnx__TensorProto *tp, 
     else if (tp->has_raw_data) have = tp->raw_data.len;
     else {
         switch (dt) {
-        case AMP_F32: have = tp->n_float_data * 4; break;
-        case AMP_F64: have = tp->n_double_data * 8; break;
+        case AMP_F32: have = tp->n_float_data * 4 + typed_bytes; break;
+        case AMP_F64: have = tp->n_double_data * 8 + typed_bytes; break;
         case AMP_I64: have = tp->n_int64_data * 8; break;
         case AMP_U32: case AMP_U64: have = tp->n_uint64_data * amp_dtype_size((amp_dtype)dt); break;
         default: have = tp->n_int32_data * amp_dtype_size((amp_dtype)dt); break;
@@ -221,6 +253,8 @@ amp_status amp_tensor_from_proto(amp_context *ctx, const Onnx__TensorProto *tp, 
         s = amp_pb_read(ctx, src, raw_off, t->data, nbytes, what);
     } else if (tp->has_raw_data) {
         if (nbytes) memcpy(t->data, tp->raw_data.data, nbytes);
+    } else if (typed_marked) {
+        s = read_typed(ctx, tp, src, typed_field, t->data, what);
     } else {
         for (int64_t i = 0; i < numel; i++) {
             switch (dt) {

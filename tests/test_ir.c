@@ -1,6 +1,7 @@
 /* IR tests: ONNX import/export round trips, tensor files, op table, linking. */
 #define _XOPEN_SOURCE 700
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -554,4 +555,214 @@ Test(ir, declared_size_checked_against_the_memory_limit) {
     amp_session_destroy(s);
     amp_model_destroy(m);
     amp_context_destroy(c);
+}
+
+/* A protobuf encoder for hand-made files (packed or unpacked typed fields, in pieces). */
+typedef struct pbuf {
+    uint8_t *p;
+    size_t n;
+} pbuf;
+
+static void pb_raw(pbuf *b, const void *d, size_t n) {
+    b->p = realloc(b->p, b->n + n + 1);
+    cr_assert(b->p);
+    if (n) memcpy(b->p + b->n, d, n);
+    b->n += n;
+}
+static void pb_varint(pbuf *b, uint64_t v) {
+    do {
+        uint8_t c = (uint8_t)((v & 0x7f) | (v >> 7 ? 0x80 : 0));
+        pb_raw(b, &c, 1);
+        v >>= 7;
+    } while (v);
+}
+static void pb_int(pbuf *b, int field, uint64_t v) {
+    pb_varint(b, (uint64_t)field << 3);
+    pb_varint(b, v);
+}
+static void pb_bytes(pbuf *b, int field, const void *d, size_t n) {
+    pb_varint(b, (uint64_t)field << 3 | 2);
+    pb_varint(b, n);
+    pb_raw(b, d, n);
+}
+static void pb_str(pbuf *b, int field, const char *s) { pb_bytes(b, field, s, strlen(s)); }
+/* Elements [from, to) of vals (elem bytes each) as one element per tag (wire type 5 or 1). */
+static void pb_unpacked(pbuf *b, int field, const uint8_t *vals, size_t elem, size_t from, size_t to) {
+    for (size_t i = from; i < to; i++) {
+        pb_varint(b, (uint64_t)field << 3 | (elem == 4 ? 5 : 1));
+        pb_raw(b, vals + i * elem, elem);
+    }
+}
+static void pb_msg(pbuf *b, int field, pbuf *m) { /* append m as a nested message and free it */
+    pb_bytes(b, field, m->p, m->n);
+    free(m->p);
+    *m = (pbuf){0};
+}
+
+/* How a tensor's values are written: raw_data, the typed field packed in one piece, or the
+ * typed field in pieces (unpacked elements, small and large packed runs) */
+enum { AS_RAW, AS_PACKED, AS_PIECES };
+
+static void pb_tensor(pbuf *g, const char *name, int onnx_type, int field, const int64_t *dims, int rank,
+                      const uint8_t *vals, size_t elem, size_t count, int how) {
+    pbuf t = {0};
+    for (int i = 0; i < rank; i++) pb_int(&t, 1, (uint64_t)dims[i]);
+    pb_int(&t, 2, (uint64_t)onnx_type);
+    pb_str(&t, 8, name);
+    if (how == AS_RAW) pb_bytes(&t, 9, vals, count * elem);
+    else if (how == AS_PACKED) pb_bytes(&t, field, vals, count * elem);
+    else { /* 7 unpacked, 1100 packed (one marker), 3 unpacked, 50 packed (inline), the rest packed */
+        size_t cut[] = {7, 1107, 1110, 1160};
+        cr_assert(count > 1160);
+        pb_unpacked(&t, field, vals, elem, 0, cut[0]);
+        pb_bytes(&t, field, vals + cut[0] * elem, (cut[1] - cut[0]) * elem);
+        pb_unpacked(&t, field, vals, elem, cut[1], cut[2]);
+        pb_bytes(&t, field, vals + cut[2] * elem, (cut[3] - cut[2]) * elem);
+        pb_bytes(&t, field, vals + cut[3] * elem, (count - cut[3]) * elem);
+    }
+    pb_msg(g, 5, &t); /* GraphProto.initializer */
+}
+
+/* A model whose graph outputs are its initializers: wf (float [3, 700]), wd (double [2, 600]),
+ * ws (float [5], always small), wi (int64 [3], int64_data unless raw). */
+static void typed_model(pbuf *out, int how, const float *f, const double *d) {
+    static const float small[5] = {1.5f, -0.0f, 3e-42f, -7.25f, 1e30f};
+    static const int64_t ints[3] = {-1, 1LL << 40, 7};
+    pbuf g = {0}, o = {0};
+    pb_str(&g, 2, "typed");
+    pb_tensor(&g, "wf", 1, 4, (int64_t[]){3, 700}, 2, (const uint8_t *)f, 4, 2100, how);
+    pb_tensor(&g, "wd", 11, 10, (int64_t[]){2, 600}, 2, (const uint8_t *)d, 8, 1200, how);
+    pb_tensor(&g, "ws", 1, 4, (int64_t[]){5}, 1, (const uint8_t *)small, 4, 5, how == AS_RAW ? AS_RAW : AS_PACKED);
+    pbuf t = {0};
+    pb_int(&t, 1, 3);
+    pb_int(&t, 2, 7);
+    pb_str(&t, 8, "wi");
+    if (how == AS_RAW) pb_bytes(&t, 9, ints, sizeof ints);
+    else {
+        pbuf packed = {0};
+        for (int i = 0; i < 3; i++) pb_varint(&packed, (uint64_t)ints[i]);
+        pb_bytes(&t, 7, packed.p, packed.n);
+        free(packed.p);
+    }
+    pb_msg(&g, 5, &t);
+    const char *outs[] = {"wf", "wd", "ws", "wi"};
+    for (int i = 0; i < 4; i++) {
+        pb_str(&o, 1, outs[i]);
+        pb_msg(&g, 12, &o);
+    }
+    *out = (pbuf){0};
+    pb_int(out, 1, 8); /* ir_version */
+    pb_int(&o, 2, 17);
+    pb_msg(out, 8, &o); /* opset_import */
+    pb_msg(out, 7, &g);
+}
+
+/* Import the bytes from memory and from a file; both must succeed or both fail the same. */
+static amp_status import_both(const pbuf *b, amp_graph **mem, amp_graph **file, char *err, size_t errn) {
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/amprt_typed_%ld.onnx", (long)getpid());
+    FILE *fp = fopen(path, "wb");
+    cr_assert(fp);
+    cr_assert_eq(fwrite(b->p, 1, b->n, fp), b->n);
+    fclose(fp);
+    amp_status s1 = amp_onnx_import(ctx, b->p, b->n, NULL, mem);
+    snprintf(err, errn, "%s", amp_context_last_error(ctx));
+    amp_status s2 = amp_onnx_import_file(ctx, path, NULL, file);
+    unlink(path);
+    cr_expect_eq(s1, s2, "memory: %s, file: %s", err, amp_context_last_error(ctx));
+    if (s1 == s2 && s1) cr_expect_str_eq(err, amp_context_last_error(ctx));
+    return s1;
+}
+
+static const amp_tensor *init_named(const amp_graph *g, const char *name) {
+    for (int i = 0; i < g->n_inits; i++)
+        if (strcmp(g->values[g->inits[i]].name, name) == 0) return g->values[g->inits[i]].init;
+    cr_assert_fail("no initializer '%s'", name);
+    return NULL;
+}
+
+/* float_data and double_data, packed in one piece or in pieces mixed with unpacked elements,
+ * read from memory or from a file (large packed runs read in place), give the tensors that
+ * raw_data gives, bit for bit (NaN payloads, -0, subnormals, infinities). */
+Test(ir, typed_fields_match_raw_data) {
+    float *f = malloc(2100 * sizeof *f);
+    double *d = malloc(1200 * sizeof *d);
+    cr_assert(f && d);
+    uint64_t x = 12345;
+    for (int i = 0; i < 2100; i++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        uint32_t u = (uint32_t)(x >> 32);
+        memcpy(&f[i], &u, 4); /* every bit pattern, NaNs with payloads included */
+    }
+    for (int i = 0; i < 1200; i++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        memcpy(&d[i], &x, 8);
+    }
+    f[0] = -0.0f;
+    f[1] = 1e-45f;
+    d[0] = -INFINITY;
+    d[1] = 5e-324;
+    pbuf raw, b;
+    typed_model(&raw, AS_RAW, f, d);
+    char err[512];
+    amp_graph *rm, *rf;
+    cr_assert_eq(import_both(&raw, &rm, &rf, err, sizeof err), AMP_OK, "%s", err);
+    const char *names[] = {"wf", "wd", "ws", "wi"};
+    for (int how = AS_PACKED; how <= AS_PIECES; how++) {
+        typed_model(&b, how, f, d);
+        amp_graph *gm, *gf;
+        cr_assert_eq(import_both(&b, &gm, &gf, err, sizeof err), AMP_OK, "%s", err);
+        for (int i = 0; i < 4; i++) {
+            const amp_tensor *want = init_named(rm, names[i]), *a = init_named(gm, names[i]), *c = init_named(gf, names[i]);
+            cr_expect(tt_equal(want, init_named(rf, names[i])));
+            cr_expect(a->dtype == want->dtype && a->nbytes == want->nbytes && memcmp(a->data, want->data, a->nbytes) == 0,
+                      "%s (form %d, from memory) differs from raw_data", names[i], how);
+            cr_expect(c->dtype == want->dtype && c->nbytes == want->nbytes && memcmp(c->data, want->data, c->nbytes) == 0,
+                      "%s (form %d, from a file) differs from raw_data", names[i], how);
+        }
+        cr_expect(memcmp(init_named(rm, "wf")->data, f, 2100 * 4) == 0 && memcmp(init_named(rm, "wd")->data, d, 1200 * 8) == 0);
+        amp_graph_destroy(gm);
+        amp_graph_destroy(gf);
+        free(b.p);
+    }
+    amp_graph_destroy(rm);
+    amp_graph_destroy(rf);
+    free(raw.p);
+    free(f);
+    free(d);
+}
+
+/* A large packed typed field is still counted against the dims, and a field that is not the
+ * one of the tensor's dtype is not its data: the messages are those of the unmarked path. */
+Test(ir, typed_field_count_and_dtype_checked) {
+    static uint8_t vals[8 * 2101];
+    struct {
+        int onnx_type, field;
+        size_t elem, count;
+        const char *msg;
+    } cases[] = {
+        {1, 4, 4, 2101, "tensor 'w': 8404 bytes of data for 2100 elements of"},   /* one float too many */
+        {1, 4, 4, 2099, "tensor 'w': 8396 bytes of data for 2100 elements of"},   /* one too few */
+        {11, 10, 8, 2101, "tensor 'w': 16808 bytes of data for 2100 elements of"}, /* doubles */
+        {7, 4, 4, 2100, "tensor 'w': 0 bytes of data for 2100 elements of"},      /* float_data on INT64 */
+        {1, 10, 8, 2100, "tensor 'w': 0 bytes of data for 2100 elements of"},     /* double_data on FLOAT */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        pbuf g = {0}, o = {0}, m = {0};
+        pb_tensor(&g, "w", cases[i].onnx_type, cases[i].field, (int64_t[]){3, 700}, 2, vals, cases[i].elem,
+                  cases[i].count, AS_PACKED);
+        pb_str(&o, 1, "w");
+        pb_msg(&g, 12, &o);
+        pb_int(&m, 1, 8);
+        pb_int(&o, 2, 17);
+        pb_msg(&m, 8, &o);
+        pb_msg(&m, 7, &g);
+        amp_graph *gm = NULL, *gf = NULL;
+        char err[512];
+        cr_expect_eq(import_both(&m, &gm, &gf, err, sizeof err), AMP_ERR_PARSE, "case %zu", i);
+        cr_expect(strstr(err, cases[i].msg) != NULL, "case %zu: %s", i, err);
+        cr_expect_null(gm);
+        cr_expect_null(gf);
+        free(m.p);
+    }
 }
