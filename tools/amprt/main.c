@@ -32,7 +32,8 @@ static const char *const usage_main =
     "                                             test-set accuracy of an image classifier\n"
     "  plot OUT.svg LOG.jsonl...                  training curves of several --json-log files\n"
     "\n"
-    "common options: --backend cpu|cuda|auto|cpu-check, --threads N (default: all cores), --dim NAME=VALUE\n"
+    "common options: --backend cpu|cuda|auto|cpu-check, --threads N (default: all cores), --dim NAME=VALUE,\n"
+    "  --max-memory BYTES[K|M|G] (inspect, run, bench, check, convert: most one plan may hold; default 8G)\n"
     "Run 'amprt COMMAND --help' for details.\n";
 
 double cli_now_ms(void) {
