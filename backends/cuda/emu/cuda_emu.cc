@@ -1,0 +1,385 @@
+/* The emulator's scheduler: one fiber per thread of a block, switched at barriers and warp
+ * primitives (cuda_emu.h says what it models). */
+#include "backends/cuda/emu/cuda_emu.h"
+
+#include <sys/mman.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include <cstdarg>
+#include <cstdio>
+#include <mutex>
+#include <vector>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#define AMP_EMU_ASAN 1
+#else
+#define AMP_EMU_ASAN 0
+#endif
+
+thread_local uint3 threadIdx;
+thread_local uint3 blockIdx;
+thread_local dim3 blockDim;
+thread_local dim3 gridDim;
+
+extern "C" char __start_amp_emu_shared[] __attribute__((weak));
+extern "C" char __stop_amp_emu_shared[] __attribute__((weak));
+
+namespace {
+
+const size_t kStack = 64 * 1024;
+const unsigned kMaxThreads = 1024;
+
+enum fiber_state { READY, AT_BARRIER, AT_WARP, DONE };
+
+struct fiber {
+  ucontext_t ctx;
+  char *stack = nullptr; /* usable part, above the guard page */
+  fiber_state state = READY;
+  uint3 tid{0, 0, 0};
+  /* the pending warp primitive */
+  amp_emu_detail::op_kind kind = amp_emu_detail::OP_SYNCWARP;
+  const char *op_name = "";
+  unsigned mask = 0;
+  uint64_t value = 0, result = 0;
+  int arg = 0, width = 32;
+  void *fake_stack = nullptr;
+};
+
+/* one launch at a time in the process: shared arrays are process-wide static storage */
+std::mutex g_launch_lock;
+int g_order = 0;
+unsigned long long g_switches = 0;
+thread_local char t_error[512];
+thread_local bool t_launching; /* this OS thread runs a launch (holds g_launch_lock) */
+
+struct launch_state {
+  const char *kernel = "(no kernel)";
+  void (*body)(void *) = nullptr;
+  void *ctx = nullptr;
+  std::vector<fiber> fibers; /* reused across launches; stacks never freed */
+  unsigned n = 0;            /* threads of the block being run */
+  int current = -1;          /* the running fiber, -1 for the scheduler */
+  ucontext_t sched;
+  const void *sched_bottom = nullptr;
+  size_t sched_size = 0;
+};
+launch_state g;
+
+void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void fail(const char *fmt, ...) {
+  if (t_error[0]) return; /* keep the first error */
+  int k = t_launching ? snprintf(t_error, sizeof t_error, "%s block (%u,%u,%u): ", g.kernel, blockIdx.x, blockIdx.y,
+                                 blockIdx.z)
+                      : snprintf(t_error, sizeof t_error, "%s: ", g.kernel);
+  if (k < 0 || (size_t)k >= sizeof t_error) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(t_error + k, sizeof t_error - (size_t)k, fmt, ap);
+  va_end(ap);
+}
+
+/* Fills every non-template kernel's __shared__ arrays with 0xFF bytes. Byte by byte and outside
+ * ASan's view: the section may hold the redzones ASan put between the arrays. */
+__attribute__((no_sanitize("address"))) void poison_shared() {
+  if (!__start_amp_emu_shared || !__stop_amp_emu_shared) return;
+  for (volatile char *p = __start_amp_emu_shared; p < (volatile char *)__stop_amp_emu_shared; p++) *p = (char)0xff;
+}
+
+void fiber_entry();
+
+/* Switches from the scheduler to fiber i until it yields. */
+void resume(unsigned i) {
+  fiber &f = g.fibers[i];
+  threadIdx = f.tid;
+  g.current = (int)i;
+  g_switches++;
+#if AMP_EMU_ASAN
+  void *fake = nullptr;
+  __sanitizer_start_switch_fiber(&fake, f.stack, kStack);
+  swapcontext(&g.sched, &f.ctx);
+  __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
+#else
+  swapcontext(&g.sched, &f.ctx);
+#endif
+  g.current = -1;
+}
+
+/* Switches from the running fiber back to the scheduler; `dying` when the fiber has ended. */
+void yield(bool dying) {
+  fiber &f = g.fibers[(unsigned)g.current];
+  g_switches++;
+#if AMP_EMU_ASAN
+  __sanitizer_start_switch_fiber(dying ? nullptr : &f.fake_stack, g.sched_bottom, g.sched_size);
+  swapcontext(&f.ctx, &g.sched);
+  __sanitizer_finish_switch_fiber(f.fake_stack, &g.sched_bottom, &g.sched_size);
+#else
+  (void)dying;
+  swapcontext(&f.ctx, &g.sched);
+#endif
+  threadIdx = f.tid; /* the scheduler set it already; kept for clarity of ownership */
+}
+
+void fiber_entry() {
+#if AMP_EMU_ASAN
+  __sanitizer_finish_switch_fiber(nullptr, &g.sched_bottom, &g.sched_size);
+#endif
+  g.body(g.ctx);
+  g.fibers[(unsigned)g.current].state = DONE;
+  yield(true);
+  __builtin_unreachable(); /* a finished fiber is never resumed */
+}
+
+bool grow_pool(unsigned n) {
+  long page = sysconf(_SC_PAGESIZE);
+  while (g.fibers.size() < n) {
+    size_t total = kStack + (size_t)page;
+    void *m = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (m == MAP_FAILED) return false;
+    mprotect(m, (size_t)page, PROT_NONE); /* an overflowing kernel faults instead of corrupting */
+    g.fibers.emplace_back();
+    g.fibers.back().stack = (char *)m + page;
+  }
+  return true;
+}
+
+const char *state_name(fiber_state s) {
+  switch (s) {
+    case READY: return "running";
+    case AT_BARRIER: return "waiting at __syncthreads";
+    case AT_WARP: return "waiting at a warp primitive";
+    case DONE: return "exited";
+  }
+  return "?";
+}
+
+/* Completes the warp primitives whose lanes have all arrived; false (with the error set) when a
+ * pending one can never complete. *progress is set when some lanes may go on. */
+bool resolve_warps(bool *progress) {
+  using namespace amp_emu_detail;
+  unsigned nwarps = (g.n + 31) / 32;
+  for (unsigned w = 0; w < nwarps; w++) {
+    unsigned base = w * 32, lanes = g.n - base < 32 ? g.n - base : 32;
+    for (unsigned l = 0; l < lanes; l++) {
+      fiber &f = g.fibers[base + l];
+      if (f.state != AT_WARP) continue;
+      unsigned m = f.mask;
+      if (!((m >> l) & 1u)) {
+        fail("thread %u (warp %u lane %u) calls %s with mask 0x%08x, which does not name its own lane", base + l, w, l,
+             f.op_name, m);
+        return false;
+      }
+      for (unsigned j = 0; j < 32; j++) {
+        if (!((m >> j) & 1u)) continue;
+        if (j >= lanes) {
+          fail("thread %u (warp %u lane %u) calls %s with mask 0x%08x, which names lane %u; the block has %u threads, "
+               "so that lane does not exist",
+               base + l, w, l, f.op_name, m, j, g.n);
+          return false;
+        }
+        fiber &o = g.fibers[base + j];
+        if (o.state != AT_WARP) {
+          fail("deadlock: thread %u (warp %u lane %u) waits in %s with mask 0x%08x, but lane %u (thread %u) is %s",
+               base + l, w, l, f.op_name, m, j, base + j, state_name(o.state));
+          return false;
+        }
+        if (o.mask != m || o.kind != f.kind) {
+          fail("warp %u: lane %u calls %s with mask 0x%08x while lane %u calls %s with mask 0x%08x", w, l, f.op_name, m,
+               j, o.op_name, o.mask);
+          return false;
+        }
+      }
+      /* every named lane is here: compute the results */
+      uint64_t votes = 0;
+      for (unsigned j = 0; j < 32; j++)
+        if (((m >> j) & 1u) && g.fibers[base + j].value) votes |= 1ull << j;
+      for (unsigned j = 0; j < 32; j++) {
+        if (!((m >> j) & 1u)) continue;
+        fiber &o = g.fibers[base + j];
+        int width = o.width;
+        if (f.kind >= OP_SHFL && f.kind <= OP_SHFL_XOR && (width < 1 || width > 32 || (width & (width - 1)))) {
+          fail("thread %u calls %s with width %d; it must be a power of two from 1 to 32", base + j, o.op_name, width);
+          return false;
+        }
+        int lane = (int)j, seg = lane & ~(width - 1), src = lane;
+        switch (f.kind) {
+          case OP_SYNCWARP: o.result = 0; break;
+          case OP_BALLOT: o.result = votes; break;
+          case OP_ANY: o.result = votes != 0; break;
+          case OP_ALL: o.result = votes == (uint64_t)m; break;
+          case OP_SHFL: src = seg + (o.arg % width + width) % width; break;
+          case OP_SHFL_UP: src = (lane - seg) >= o.arg ? lane - o.arg : lane; break;
+          case OP_SHFL_DOWN: src = (lane - seg) + o.arg < width ? lane + o.arg : lane; break;
+          case OP_SHFL_XOR: {
+            int s = lane ^ o.arg;
+            src = (s >= seg && s < seg + width) ? s : lane;
+            break;
+          }
+        }
+        if (f.kind >= OP_SHFL && f.kind <= OP_SHFL_XOR) {
+          if (!((m >> src) & 1u)) {
+            fail("thread %u (warp %u lane %u) reads lane %d through %s, but mask 0x%08x does not name that lane, so the "
+                 "value is undefined",
+                 base + j, w, j, src, o.op_name, m);
+            return false;
+          }
+          o.result = g.fibers[base + (unsigned)src].value;
+        }
+      }
+      for (unsigned j = 0; j < 32; j++)
+        if ((m >> j) & 1u) g.fibers[base + j].state = READY;
+      *progress = true;
+    }
+  }
+  return true;
+}
+
+/* Points f at the start of the kernel on its own stack. Apart, because getcontext returns twice
+ * and the caller's loop variables would be clobbered. */
+__attribute__((noinline)) void start_fiber(fiber *f) {
+  getcontext(&f->ctx);
+  f->ctx.uc_stack.ss_sp = f->stack;
+  f->ctx.uc_stack.ss_size = kStack;
+  f->ctx.uc_link = nullptr;
+  makecontext(&f->ctx, fiber_entry, 0);
+}
+
+/* Runs one block to its end; false with the error set when it cannot finish. */
+bool run_block() {
+  unsigned n = g.n;
+  for (unsigned i = 0; i < n; i++) {
+    fiber &f = g.fibers[i];
+    f.state = READY;
+    f.tid = uint3{i % blockDim.x, (i / blockDim.x) % blockDim.y, i / (blockDim.x * blockDim.y)};
+    f.fake_stack = nullptr;
+#if AMP_EMU_ASAN
+    /* a fiber abandoned by a failed launch leaves poisoned frames behind */
+    __asan_unpoison_memory_region(f.stack, kStack);
+#endif
+    start_fiber(&f);
+  }
+  poison_shared();
+  bool reverse = (g_order & AMP_EMU_REVERSE_THREADS) != 0;
+  for (;;) {
+    for (unsigned k = 0; k < n; k++) {
+      unsigned i = reverse ? n - 1 - k : k;
+      if (g.fibers[i].state == READY) resume(i);
+    }
+    bool progress = false;
+    if (!resolve_warps(&progress)) return false;
+    if (progress) continue;
+    unsigned at_barrier = 0, done = 0, first_done = n, first_waiting = n;
+    for (unsigned i = 0; i < n; i++) {
+      if (g.fibers[i].state == AT_BARRIER) {
+        at_barrier++;
+        if (first_waiting == n) first_waiting = i;
+      } else if (g.fibers[i].state == DONE) {
+        done++;
+        if (first_done == n) first_done = i;
+      }
+    }
+    if (done == n) return true;
+    if (at_barrier == n) {
+      for (unsigned i = 0; i < n; i++) g.fibers[i].state = READY;
+      continue;
+    }
+    /* some threads wait at __syncthreads and the others exited (warp waits failed above) */
+    unsigned wmin = first_waiting / 32, wmax = wmin;
+    for (unsigned i = 0; i < n; i++)
+      if (g.fibers[i].state == AT_BARRIER) wmax = i / 32;
+    fail("deadlock: __syncthreads reached by %u of %u threads (first thread %u, warps %u..%u); %u threads exited "
+         "without reaching it (first thread %u)",
+         at_barrier, n, first_waiting, wmin, wmax, done, first_done);
+    return false;
+  }
+}
+
+}  // namespace
+
+int amp_emu_set_order(int flags) {
+  std::lock_guard<std::mutex> lock(g_launch_lock);
+  int old = g_order;
+  g_order = flags;
+  return old;
+}
+
+const char *amp_emu_last_error(void) { return t_error; }
+
+unsigned long long amp_emu_switch_count(void) {
+  std::lock_guard<std::mutex> lock(g_launch_lock);
+  return g_switches;
+}
+
+void __syncthreads(void) {
+  if (!t_launching || g.current < 0) {
+    fail("__syncthreads called outside a kernel");
+    return;
+  }
+  g.fibers[(unsigned)g.current].state = AT_BARRIER;
+  yield(false);
+}
+
+uint64_t amp_emu_detail::warp_op(op_kind kind, const char *name, unsigned mask, uint64_t value, int arg, int width) {
+  if (!t_launching || g.current < 0) {
+    fail("%s called outside a kernel", name);
+    return value;
+  }
+  fiber &f = g.fibers[(unsigned)g.current];
+  f.state = AT_WARP;
+  f.kind = kind;
+  f.op_name = name;
+  f.mask = mask;
+  f.value = value;
+  f.arg = arg;
+  f.width = width;
+  yield(false);
+  return f.result;
+}
+
+amp_emu_status amp_emu_run(const char *kernel, dim3 grid, dim3 block, size_t shmem, void *stream,
+                           void (*body)(void *), void *ctx) {
+  (void)shmem;
+  (void)stream;
+  std::lock_guard<std::mutex> lock(g_launch_lock);
+  t_error[0] = 0;
+  g.kernel = kernel;
+  blockIdx = uint3{0, 0, 0};
+  unsigned long long threads = (unsigned long long)block.x * block.y * block.z;
+  if (threads == 0 || threads > kMaxThreads || block.z > 64) {
+    fail("blockDim (%u,%u,%u) is invalid: 1 to %u threads per block, z at most 64", block.x, block.y, block.z,
+         kMaxThreads);
+    return AMP_EMU_ERR_CONFIG;
+  }
+  if (grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.x > 0x7fffffffu || grid.y > 65535 || grid.z > 65535) {
+    fail("gridDim (%u,%u,%u) is invalid: x 1 to 2^31-1, y and z 1 to 65535", grid.x, grid.y, grid.z);
+    return AMP_EMU_ERR_CONFIG;
+  }
+  if (!grow_pool((unsigned)threads)) {
+    fail("cannot map %llu fiber stacks of %zu bytes", threads, kStack);
+    return AMP_EMU_ERR_CONFIG;
+  }
+  blockDim = block;
+  gridDim = grid;
+  g.body = body;
+  g.ctx = ctx;
+  g.n = (unsigned)threads;
+  t_launching = true;
+  unsigned long long nblocks = (unsigned long long)grid.x * grid.y * grid.z;
+  bool reverse = (g_order & AMP_EMU_REVERSE_BLOCKS) != 0;
+  amp_emu_status st = AMP_EMU_OK;
+  for (unsigned long long k = 0; k < nblocks; k++) {
+    unsigned long long b = reverse ? nblocks - 1 - k : k;
+    blockIdx = uint3{(unsigned)(b % grid.x), (unsigned)(b / grid.x % grid.y), (unsigned)(b / ((unsigned long long)grid.x * grid.y))};
+    if (!run_block()) {
+      /* classify by the message's first word: the checks above name what they found */
+      st = strstr(t_error, "deadlock") ? AMP_EMU_ERR_DEADLOCK : AMP_EMU_ERR_WARP;
+      break;
+    }
+  }
+  t_launching = false;
+  g.current = -1;
+  g.kernel = "(no kernel)";
+  return st;
+}

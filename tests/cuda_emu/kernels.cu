@@ -1,0 +1,173 @@
+/* Kernels for the emulator's tests, written as CUDA (the emulator compiles this file with the
+ * host C++ compiler through backends/cuda/emu/cuda_emu.h). The planted bugs are marked. */
+#include "backends/cuda/emu/cuda_emu.h"
+#include "tests/cuda_emu/kernels.h"
+
+/* Per-block sum of in[0..n): shared-memory tree down to 64 values, then warp 0 with shuffles.
+ * Any blockDim from 32 to 1024. */
+__global__ void block_sum(const float *in, float *out, int n) {
+  __shared__ float s[1024];
+  unsigned tid = threadIdx.x;
+  for (unsigned i = tid; i < 1024; i += blockDim.x) s[i] = 0.0f;
+  __syncthreads();
+  float v = 0.0f;
+  for (int i = (int)(blockIdx.x * blockDim.x + tid); i < n; i += (int)(gridDim.x * blockDim.x)) v += in[i];
+  s[tid] = v;
+  __syncthreads();
+  for (unsigned stride = 512; stride >= 64; stride /= 2) {
+    if (tid < stride) s[tid] += s[tid + stride];
+    __syncthreads();
+  }
+  if (tid < 32) {
+    v = s[tid] + s[tid + 32];
+    for (int off = 16; off > 0; off /= 2) v += __shfl_down_sync(0xffffffffu, v, (unsigned)off);
+    if (tid == 0) out[blockIdx.x] = v;
+  }
+}
+
+/* Exclusive scan of one warp's 32 values per warp, with __shfl_up_sync. */
+__global__ void warp_exclusive_scan(const int *in, int *out) {
+  unsigned lane = threadIdx.x & 31u;
+  int x = in[blockIdx.x * blockDim.x + threadIdx.x], incl = x;
+  for (unsigned d = 1; d < 32; d *= 2) {
+    int y = __shfl_up_sync(0xffffffffu, incl, d);
+    if (lane >= d) incl += y;
+  }
+  out[blockIdx.x * blockDim.x + threadIdx.x] = incl - x;
+}
+
+/* Per warp: ballot of in[i] > 0, any, all, and the xor-butterfly maximum. */
+__global__ void warp_votes(const int *in, unsigned *ballot, int *any, int *all, int *maxv) {
+  unsigned i = blockIdx.x * blockDim.x + threadIdx.x, w = i / 32;
+  int p = in[i] > 0;
+  unsigned b = __ballot_sync(0xffffffffu, p);
+  int a = __any_sync(0xffffffffu, p), l = __all_sync(0xffffffffu, p);
+  int m = in[i];
+  for (int x = 16; x > 0; x /= 2) {
+    int o = __shfl_xor_sync(0xffffffffu, m, x);
+    m = o > m ? o : m;
+  }
+  int first = __shfl_sync(0xffffffffu, m, 0);
+  __syncwarp();
+  if ((threadIdx.x & 31u) == 0) {
+    ballot[w] = b;
+    any[w] = a;
+    all[w] = l;
+    maxv[w] = first;
+  }
+}
+
+/* Global atomics: sum, maximum, and a float maximum built on atomicCAS. */
+__global__ void atomics(const float *in, int n, float *sum, int *count, int *imax, float *fmax) {
+  int i = (int)(blockIdx.x * blockDim.x + threadIdx.x);
+  if (i >= n) return;
+  atomicAdd(sum, in[i]);
+  atomicAdd(count, 1);
+  atomicMax(imax, (int)(in[i] * 1000.0f));
+  int *addr = (int *)fmax, old = *addr;
+  while (__int_as_float(old) < in[i]) {
+    int seen = atomicCAS(addr, old, __float_as_int(in[i]));
+    if (seen == old) break;
+    old = seen;
+  }
+}
+
+/* Many barriers and nothing else: the fiber switch cost. */
+__global__ void barriers(int rounds, int *out) {
+  for (int r = 0; r < rounds; r++) __syncthreads();
+  if (threadIdx.x == 0) out[blockIdx.x] = rounds;
+}
+
+/* PLANTED BUG: threads past n return before the barrier the others wait at. */
+__global__ void bug_return_before_barrier(const float *in, float *out, int n) {
+  __shared__ float s[256];
+  unsigned tid = threadIdx.x;
+  if ((int)tid >= n) return;
+  s[tid] = in[tid];
+  __syncthreads();
+  out[tid] = s[(tid + 1) % (unsigned)n];
+}
+
+/* PLANTED BUG: only the first half of each warp shuffles, with a full mask. */
+__global__ void bug_half_warp_shuffle(const float *in, float *out) {
+  unsigned tid = threadIdx.x;
+  float v = in[tid];
+  if ((tid & 31u) < 16) v += __shfl_down_sync(0xffffffffu, v, 8);
+  out[tid] = v;
+}
+
+/* PLANTED BUG: a barrier inside a branch only warp 0 takes. */
+__global__ void bug_one_warp_barrier(float *out) {
+  __shared__ float s[64];
+  unsigned tid = threadIdx.x;
+  s[tid] = (float)tid;
+  if (tid < 32) __syncthreads();
+  out[tid] = s[63 - tid];
+}
+
+/* PLANTED BUG: s[tid - 1] is read with no barrier after the writes. In forward order the lower
+ * thread has already written it; in reverse order it has not (the shared array is poisoned). */
+__global__ void bug_missing_barrier(const float *in, float *out) {
+  __shared__ float s[256];
+  unsigned tid = threadIdx.x;
+  s[tid] = in[tid];
+  /* __syncthreads(); missing */
+  out[tid] = tid > 0 ? s[tid - 1] : 0.0f;
+}
+
+/* The same with the barrier: right in both orders. */
+__global__ void fixed_missing_barrier(const float *in, float *out) {
+  __shared__ float s[256];
+  unsigned tid = threadIdx.x;
+  s[tid] = in[tid];
+  __syncthreads();
+  out[tid] = tid > 0 ? s[tid - 1] : 0.0f;
+}
+
+int run_block_sum(const float *in, float *out, int n, int grid, int block) {
+  return AMP_EMU_LAUNCH(block_sum, grid, block, 0, nullptr, in, out, n);
+}
+int run_warp_exclusive_scan(const int *in, int *out, int grid, int block) {
+  return AMP_EMU_LAUNCH(warp_exclusive_scan, grid, block, 0, nullptr, in, out);
+}
+int run_warp_votes(const int *in, unsigned *ballot, int *any, int *all, int *maxv, int grid, int block) {
+  return AMP_EMU_LAUNCH(warp_votes, grid, block, 0, nullptr, in, ballot, any, all, maxv);
+}
+int run_atomics(const float *in, int n, float *sum, int *count, int *imax, float *fmax, int grid, int block) {
+  return AMP_EMU_LAUNCH(atomics, grid, block, 0, nullptr, in, n, sum, count, imax, fmax);
+}
+int run_barriers(int rounds, int *out, int grid, int block) {
+  return AMP_EMU_LAUNCH(barriers, grid, block, 0, nullptr, rounds, out);
+}
+int run_bug_return_before_barrier(const float *in, float *out, int n, int block) {
+  return AMP_EMU_LAUNCH(bug_return_before_barrier, 1, block, 0, nullptr, in, out, n);
+}
+int run_bug_half_warp_shuffle(const float *in, float *out, int block) {
+  return AMP_EMU_LAUNCH(bug_half_warp_shuffle, 1, block, 0, nullptr, in, out);
+}
+int run_bug_one_warp_barrier(float *out) {
+  return AMP_EMU_LAUNCH(bug_one_warp_barrier, 1, 64, 0, nullptr, out);
+}
+int run_bug_missing_barrier(const float *in, float *out, int block, int fixed) {
+  if (fixed) return AMP_EMU_LAUNCH(fixed_missing_barrier, 1, block, 0, nullptr, in, out);
+  return AMP_EMU_LAUNCH(bug_missing_barrier, 1, block, 0, nullptr, in, out);
+}
+
+/* A half-warp reduction done right: the lanes that take part name only themselves and stay in
+ * a 16-wide segment; `mask_bug` plants the errors the emulator must report. */
+__global__ void half_warp_sum(const float *in, float *out, int mask_bug) {
+  unsigned tid = threadIdx.x, lane = tid & 31u;
+  float v = in[tid];
+  if (lane < 16) {
+    unsigned mask = 0x0000ffffu;
+    int width = 16;
+    if (mask_bug == 1) mask = 0x0000fffeu; /* PLANTED BUG: the mask leaves out lane 0 */
+    if (mask_bug == 2) width = 32;         /* PLANTED BUG: lane 8 would read lane 16, outside the mask */
+    for (int off = 8; off > 0; off /= 2) v += __shfl_down_sync(mask, v, (unsigned)off, width);
+  }
+  if (lane == 0) out[tid / 32] = v;
+}
+
+int run_half_warp_sum(const float *in, float *out, int block, int mask_bug) {
+  return AMP_EMU_LAUNCH(half_warp_sum, 1, block, 0, nullptr, in, out, mask_bug);
+}
