@@ -11,7 +11,7 @@ Usage: tools/check_layers.py BUILD_DIR [--root DIR] [--allow FILE]
        tools/check_layers.py --self-test
 
 Checks
-  include  every #include "..." in base/ ir/ passes/ backends/ runtime/ tools/ (.c .h .cu .cuh
+  include  every #include "..." in base/ ir/ passes/ backends/ runtime/ tools/ (.c .cc .h .cu .cuh
            .def) against the layer of the file it names;
   tools    tools/ files include nothing below the public header but base/..., tools/... and
            runtime/internal.h;
@@ -38,7 +38,7 @@ import tempfile
 
 LAYERS = {"base": 0, "ir": 1, "passes": 2, "backends": 3, "runtime": 4, "tools": 5}
 NAMES = {v: k for k, v in LAYERS.items()}
-SOURCE_EXT = (".c", ".h", ".cu", ".cuh", ".def")
+SOURCE_EXT = (".c", ".cc", ".h", ".cu", ".cuh", ".def")
 # CMake targets whose objects make up the library and the CLI (tests may call anything)
 TARGETS = ("amp_objects", "amp_cli_parts", "amprt_cli")
 # what a tools/ file may include besides its own layer and the public header
