@@ -171,3 +171,17 @@ __global__ void half_warp_sum(const float *in, float *out, int mask_bug) {
 int run_half_warp_sum(const float *in, float *out, int block, int mask_bug) {
   return AMP_EMU_LAUNCH(half_warp_sum, 1, block, 0, nullptr, in, out, mask_bug);
 }
+
+/* Writes each thread's coordinates at its linear position in the grid (3-D grid and block). */
+__global__ void coords(unsigned *out) {
+  unsigned t = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
+  unsigned b = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+  unsigned *o = out + 6 * (b * blockDim.x * blockDim.y * blockDim.z + t);
+  o[0] = threadIdx.x, o[1] = threadIdx.y, o[2] = threadIdx.z;
+  o[3] = blockIdx.x, o[4] = blockIdx.y, o[5] = blockIdx.z;
+  __syncthreads();
+}
+
+int run_coords(unsigned *out, dim3 grid, dim3 block) {
+  return AMP_EMU_LAUNCH(coords, grid, block, 0, nullptr, out);
+}

@@ -12,5 +12,6 @@ int run_bug_half_warp_shuffle(const float *in, float *out, int block);
 int run_bug_one_warp_barrier(float *out);
 int run_bug_missing_barrier(const float *in, float *out, int block, int fixed);
 int run_half_warp_sum(const float *in, float *out, int block, int mask_bug);
+int run_coords(unsigned *out, dim3 grid, dim3 block);
 
 #endif

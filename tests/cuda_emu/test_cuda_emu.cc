@@ -131,6 +131,28 @@ static void test_atomics() {
   CHECK(fmax == hmax, "atomicCAS float max: %.9g vs %.9g", fmax, hmax);
 }
 
+static void test_coords() {
+  const dim3 grid(2, 3, 2), block(8, 4, 3);
+  const unsigned nb = grid.x * grid.y * grid.z, nt = block.x * block.y * block.z;
+  std::vector<unsigned> out((size_t)6 * nb * nt, 0xdeadu);
+  amp_emu_set_order(AMP_EMU_REVERSE_THREADS | AMP_EMU_REVERSE_BLOCKS);
+  int st = run_coords(out.data(), grid, block);
+  amp_emu_set_order(0);
+  CHECK(st == AMP_EMU_OK, "coords: status %d: %s", st, amp_emu_last_error());
+  int bad = 0;
+  for (unsigned bz = 0; bz < grid.z; bz++)
+    for (unsigned by = 0; by < grid.y; by++)
+      for (unsigned bx = 0; bx < grid.x; bx++)
+        for (unsigned tz = 0; tz < block.z; tz++)
+          for (unsigned ty = 0; ty < block.y; ty++)
+            for (unsigned tx = 0; tx < block.x; tx++) {
+              unsigned b = bx + grid.x * (by + grid.y * bz), t = tx + block.x * (ty + block.y * tz);
+              const unsigned *o = &out[(size_t)6 * (b * nt + t)];
+              bad += o[0] != tx || o[1] != ty || o[2] != tz || o[3] != bx || o[4] != by || o[5] != bz;
+            }
+  CHECK(bad == 0, "coords: %d of %u threads saw wrong indices", bad, nb * nt);
+}
+
 static void test_config() {
   std::vector<float> in(2048, 1.0f), out(8, 0);
   expect_failure("blockDim 1025", run_block_sum(in.data(), out.data(), 2048, 1, 1025), AMP_EMU_ERR_CONFIG,
@@ -225,6 +247,7 @@ int main() {
   test_scan();
   test_votes();
   test_atomics();
+  test_coords();
   test_config();
   test_planted_bugs();
   measure_switch();
