@@ -185,3 +185,18 @@ __global__ void coords(unsigned *out) {
 int run_coords(unsigned *out, dim3 grid, dim3 block) {
   return AMP_EMU_LAUNCH(coords, grid, block, 0, nullptr, out);
 }
+
+/* y = a * x + y, no barrier: runs as a plain loop. */
+__global__ void saxpy(int n, float a, const float *x, float *y) {
+  int i = (int)(blockIdx.x * blockDim.x + threadIdx.x);
+  if (i < n) y[i] = a * x[i] + y[i];
+}
+
+int run_saxpy(int n, float a, const float *x, float *y, int block, int plain) {
+  int grid = (n + block - 1) / block;
+  if (plain) return AMP_EMU_LAUNCH_PLAIN(saxpy, grid, block, 0, nullptr, n, a, x, y);
+  return AMP_EMU_LAUNCH(saxpy, grid, block, 0, nullptr, n, a, x, y);
+}
+int run_block_sum_plain(const float *in, float *out, int n, int grid, int block) {
+  return AMP_EMU_LAUNCH_PLAIN(block_sum, grid, block, 0, nullptr, in, out, n);
+}

@@ -13,5 +13,7 @@ int run_bug_one_warp_barrier(float *out);
 int run_bug_missing_barrier(const float *in, float *out, int block, int fixed);
 int run_half_warp_sum(const float *in, float *out, int block, int mask_bug);
 int run_coords(unsigned *out, dim3 grid, dim3 block);
+int run_saxpy(int n, float a, const float *x, float *y, int block, int plain);
+int run_block_sum_plain(const float *in, float *out, int n, int grid, int block);
 
 #endif

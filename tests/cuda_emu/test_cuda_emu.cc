@@ -226,6 +226,34 @@ static void test_planted_bugs() {
         amp_emu_last_error());
 }
 
+/* Barrier-free kernels as plain loops: the same result as on fibers, faster; a kernel with
+ * barriers launched that way fails. */
+static void test_plain() {
+  const int n = 100003, block = 256;
+  std::vector<float> x(n), y0(n), yp, yf;
+  for (int i = 0; i < n; i++) {
+    x[i] = next_float();
+    y0[i] = next_float() - 0.75f;
+  }
+  yp = y0;
+  yf = y0;
+  auto t0 = std::chrono::steady_clock::now();
+  int sp = run_saxpy(n, 1.5f, x.data(), yp.data(), block, 1);
+  auto t1 = std::chrono::steady_clock::now();
+  int sf = run_saxpy(n, 1.5f, x.data(), yf.data(), block, 0);
+  auto t2 = std::chrono::steady_clock::now();
+  CHECK(sp == AMP_EMU_OK && sf == AMP_EMU_OK, "saxpy: status %d / %d: %s", sp, sf, amp_emu_last_error());
+  int bad = 0;
+  for (int i = 0; i < n; i++) bad += yp[i] != 1.5f * x[i] + y0[i] || yf[i] != yp[i];
+  CHECK(bad == 0, "saxpy: %d of %d values wrong", bad, n);
+  std::printf("saxpy of %d: plain loop %.0f ns a thread, fibers %.0f ns a thread\n", n,
+              std::chrono::duration<double, std::nano>(t1 - t0).count() / n,
+              std::chrono::duration<double, std::nano>(t2 - t1).count() / n);
+  std::vector<float> in(512, 1.0f), out(1, 0);
+  expect_failure("barrier in a plain launch", run_block_sum_plain(in.data(), out.data(), 512, 1, 64), AMP_EMU_ERR_PLAIN,
+                 "calls __syncthreads, but the kernel was launched with AMP_EMU_LAUNCH_PLAIN");
+}
+
 static void measure_switch() {
   const int rounds = 200, block = 256, grid = 4;
   std::vector<int> out(grid, 0);
@@ -250,6 +278,7 @@ int main() {
   test_coords();
   test_config();
   test_planted_bugs();
+  test_plain();
   measure_switch();
   std::printf("%d checks, %d failed\n", g_checks, g_failures);
   return g_failures ? 1 : 0;

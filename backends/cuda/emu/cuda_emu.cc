@@ -65,6 +65,7 @@ struct launch_state {
   ucontext_t sched;
   const void *sched_bottom = nullptr;
   size_t sched_size = 0;
+  bool plain = false; /* threads run as plain calls: the kernel promised no barrier */
 };
 launch_state g;
 
@@ -249,6 +250,15 @@ __attribute__((noinline)) void start_fiber(fiber *f) {
 /* Runs one block to its end; false with the error set when it cannot finish. */
 bool run_block() {
   unsigned n = g.n;
+  if (g.plain) {
+    bool rev = (g_order & AMP_EMU_REVERSE_THREADS) != 0;
+    for (unsigned k = 0; k < n; k++) {
+      unsigned i = rev ? n - 1 - k : k;
+      threadIdx = uint3{i % blockDim.x, (i / blockDim.x) % blockDim.y, i / (blockDim.x * blockDim.y)};
+      g.body(g.ctx);
+    }
+    return t_error[0] == 0;
+  }
   for (unsigned i = 0; i < n; i++) {
     fiber &f = g.fibers[i];
     f.state = READY;
@@ -312,7 +322,17 @@ unsigned long long amp_emu_switch_count(void) {
   return g_switches;
 }
 
+/* A primitive in a kernel launched as a plain loop cannot wait: the launch fails. */
+static bool plain_misuse(const char *name) {
+  if (!t_launching || !g.plain) return false;
+  fail("thread (%u,%u,%u) calls %s, but the kernel was launched with AMP_EMU_LAUNCH_PLAIN (no barriers or "
+       "warp primitives); launch it with AMP_EMU_LAUNCH",
+       threadIdx.x, threadIdx.y, threadIdx.z, name);
+  return true;
+}
+
 void __syncthreads(void) {
+  if (plain_misuse("__syncthreads")) return;
   if (!t_launching || g.current < 0) {
     fail("__syncthreads called outside a kernel");
     return;
@@ -322,6 +342,7 @@ void __syncthreads(void) {
 }
 
 uint64_t amp_emu_detail::warp_op(op_kind kind, const char *name, unsigned mask, uint64_t value, int arg, int width) {
+  if (plain_misuse(name)) return value;
   if (!t_launching || g.current < 0) {
     fail("%s called outside a kernel", name);
     return value;
@@ -338,7 +359,7 @@ uint64_t amp_emu_detail::warp_op(op_kind kind, const char *name, unsigned mask, 
   return f.result;
 }
 
-amp_emu_status amp_emu_run(const char *kernel, dim3 grid, dim3 block, size_t shmem, void *stream,
+amp_emu_status amp_emu_run(const char *kernel, dim3 grid, dim3 block, size_t shmem, void *stream, bool plain,
                            void (*body)(void *), void *ctx) {
   (void)shmem;
   (void)stream;
@@ -356,7 +377,7 @@ amp_emu_status amp_emu_run(const char *kernel, dim3 grid, dim3 block, size_t shm
     fail("gridDim (%u,%u,%u) is invalid: x 1 to 2^31-1, y and z 1 to 65535", grid.x, grid.y, grid.z);
     return AMP_EMU_ERR_CONFIG;
   }
-  if (!grow_pool((unsigned)threads)) {
+  if (!plain && !grow_pool((unsigned)threads)) {
     fail("cannot map %llu fiber stacks of %zu bytes", threads, kStack);
     return AMP_EMU_ERR_CONFIG;
   }
@@ -365,6 +386,7 @@ amp_emu_status amp_emu_run(const char *kernel, dim3 grid, dim3 block, size_t shm
   g.body = body;
   g.ctx = ctx;
   g.n = (unsigned)threads;
+  g.plain = plain;
   t_launching = true;
   unsigned long long nblocks = (unsigned long long)grid.x * grid.y * grid.z;
   bool reverse = (g_order & AMP_EMU_REVERSE_BLOCKS) != 0;
@@ -374,7 +396,7 @@ amp_emu_status amp_emu_run(const char *kernel, dim3 grid, dim3 block, size_t shm
     blockIdx = uint3{(unsigned)(b % grid.x), (unsigned)(b / grid.x % grid.y), (unsigned)(b / ((unsigned long long)grid.x * grid.y))};
     if (!run_block()) {
       /* classify by the message's first word: the checks above name what they found */
-      st = strstr(t_error, "deadlock") ? AMP_EMU_ERR_DEADLOCK : AMP_EMU_ERR_WARP;
+      st = plain ? AMP_EMU_ERR_PLAIN : strstr(t_error, "deadlock") ? AMP_EMU_ERR_DEADLOCK : AMP_EMU_ERR_WARP;
       break;
     }
   }

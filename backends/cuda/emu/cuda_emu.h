@@ -9,7 +9,8 @@
  * mask names lanes that do not take part) fails with a message instead of hanging. The mask
  * rule is strict: every lane a mask names must exist and post the same primitive with the same
  * mask, so a full mask in a partly filled last warp is an error, and a shuffle may only read
- * lanes its mask names.
+ * lanes its mask names. A kernel with no barrier and no warp primitive can be launched with
+ * AMP_EMU_LAUNCH_PLAIN instead: its threads then run as plain calls, with no fiber at all.
  *
  * The __shared__ rule: write `__shared__ T name[N];` at function scope of a kernel or device
  * function, with no initialiser and not `extern` (dynamic shared memory is not modelled yet).
@@ -61,7 +62,8 @@ enum amp_emu_status {
   AMP_EMU_OK = 0,
   AMP_EMU_ERR_CONFIG,    /* bad grid or block dimensions */
   AMP_EMU_ERR_DEADLOCK,  /* a barrier that cannot complete */
-  AMP_EMU_ERR_WARP       /* a warp primitive whose mask, width or lanes are wrong */
+  AMP_EMU_ERR_WARP,      /* a warp primitive whose mask, width or lanes are wrong */
+  AMP_EMU_ERR_PLAIN      /* a barrier or warp primitive in a kernel launched as a plain loop */
 };
 
 /* thread order inside a block and block order inside a grid */
@@ -75,20 +77,21 @@ const char *amp_emu_last_error(void);
 /* Fiber switches done by launches so far (for measurements). */
 unsigned long long amp_emu_switch_count(void);
 
-/* Runs body(ctx) once per thread of the grid; the launch macro below is the way in. */
-amp_emu_status amp_emu_run(const char *kernel, dim3 grid, dim3 block, size_t shmem, void *stream,
+/* Runs body(ctx) once per thread of the grid, on fibers or (plain) as plain calls; the launch
+ * macros below are the way in. */
+amp_emu_status amp_emu_run(const char *kernel, dim3 grid, dim3 block, size_t shmem, void *stream, bool plain,
                            void (*body)(void *), void *ctx);
 
 namespace amp_emu_detail {
 template <class F> void call(void *p) { (*static_cast<F *>(p))(); }
 
 template <class... P, class... A>
-amp_emu_status launch(const char *name, dim3 grid, dim3 block, size_t shmem, void *stream,
+amp_emu_status launch(const char *name, dim3 grid, dim3 block, size_t shmem, void *stream, bool plain,
                       void (*kernel)(P...), A &&...args) {
   /* the arguments are evaluated once, like a real launch, and each thread gets its own copy */
   std::tuple<typename std::decay<P>::type...> params(std::forward<A>(args)...);
   auto body = [&]() { std::apply(kernel, params); };
-  return amp_emu_run(name, grid, block, shmem, stream, &call<decltype(body)>, &body);
+  return amp_emu_run(name, grid, block, shmem, stream, plain, &call<decltype(body)>, &body);
 }
 
 enum op_kind { OP_SYNCWARP, OP_SHFL, OP_SHFL_UP, OP_SHFL_DOWN, OP_SHFL_XOR, OP_BALLOT, OP_ANY, OP_ALL };
@@ -111,7 +114,12 @@ template <class T> T from_bits(uint64_t b) {
 /* AMP_EMU_LAUNCH(kernel, grid, block, shmem, stream, args...) runs kernel<<<grid, block, shmem,
  * stream>>>(args...) and returns its amp_emu_status. */
 #define AMP_EMU_LAUNCH(kernel, grid, block, shmem, stream, ...) \
-  amp_emu_detail::launch(#kernel, dim3(grid), dim3(block), (shmem), (stream), (kernel), __VA_ARGS__)
+  amp_emu_detail::launch(#kernel, dim3(grid), dim3(block), (shmem), (stream), false, (kernel), __VA_ARGS__)
+/* The same for a kernel with no barrier and no warp primitive: its threads run as plain calls,
+ * one after another, with no fiber switch; a barrier or warp primitive fails the launch with
+ * AMP_EMU_ERR_PLAIN. */
+#define AMP_EMU_LAUNCH_PLAIN(kernel, grid, block, shmem, stream, ...) \
+  amp_emu_detail::launch(#kernel, dim3(grid), dim3(block), (shmem), (stream), true, (kernel), __VA_ARGS__)
 
 /* ---- barriers and warp primitives ------------------------------------------------------- */
 void __syncthreads(void);
