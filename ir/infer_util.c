@@ -48,6 +48,13 @@ amp_status amp_infer_dtype_in(amp_infer *c, amp_dtype dt, const amp_dtype *allow
     return amp_infer_fail(c, AMP_ERR_UNSUPPORTED, "dtype %s is not supported", amp_dtype_name(dt));
 }
 
+amp_status amp_infer_same_dtype(amp_infer *c, int i) {
+    if (c->in[i] && c->in[i]->dtype != c->in[0]->dtype)
+        return amp_infer_fail(c, AMP_ERR_SHAPE, "input %d has dtype %s, input 0 has %s", i,
+                              amp_dtype_name(c->in[i]->dtype), amp_dtype_name(c->in[0]->dtype));
+    return AMP_OK;
+}
+
 amp_status amp_infer_const_ints(amp_infer *c, int input, int64_t *v, int cap, int *n) {
     const amp_tinfo *t = input < c->nin ? c->in[input] : NULL;
     if (!t) return amp_infer_fail(c, AMP_ERR_INVALID_GRAPH, "input %d is missing", input);

@@ -295,6 +295,8 @@ amp_status amp_infer_fail(amp_infer *c, amp_status s, const char *fmt, ...)
 amp_status amp_infer_need_inputs(amp_infer *c, int lo, int hi); /* lo..hi present inputs */
 /* AMP_ERR_UNSUPPORTED unless dt is one of the listed dtypes (list ends with AMP_UNDEFINED). */
 amp_status amp_infer_dtype_in(amp_infer *c, amp_dtype dt, const amp_dtype *allowed);
+/* Input i, when present, has input 0's dtype (AMP_ERR_SHAPE naming both otherwise). */
+amp_status amp_infer_same_dtype(amp_infer *c, int i);
 /* Read a known int64/int32 1-D (or scalar) input as int64 values into v[cap]; sets *n.
  * AMP_ERR_UNSUPPORTED with "data-dependent" when the value is not known at plan time. */
 amp_status amp_infer_const_ints(amp_infer *c, int input, int64_t *v, int cap, int *n);

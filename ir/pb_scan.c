@@ -60,7 +60,8 @@ amp_status amp_open_regular(amp_context *ctx, const char *path, const char *what
     if (fstat(fd, &st) != 0) s = amp_seterr(ctx, AMP_ERR_IO, "cannot stat %s '%s': %s", what, path, strerror(errno));
     else if (S_ISDIR(st.st_mode)) s = amp_seterr(ctx, AMP_ERR_IO, "%s '%s' is a directory", what, path);
     else if (!S_ISREG(st.st_mode))
-        s = amp_seterr(ctx, AMP_ERR_IO, "%s '%s' is not a regular file (a FIFO, socket or device)", what, path);
+        s = amp_seterr(ctx, AMP_ERR_IO, "%s '%s' is %s, not a regular file", what, path,
+                       S_ISFIFO(st.st_mode) ? "a FIFO" : "a device or socket");
     else if (max_bytes > 0 && st.st_size > max_bytes)
         s = amp_seterr(ctx, AMP_ERR_LIMIT, "%s '%s' is %lld bytes, over the limit of %lld", what, path,
                        (long long)st.st_size, (long long)max_bytes);

@@ -1,9 +1,13 @@
 /* Training data: the IDX reader (gzip or raw), image-classification datasets and the batcher. */
+#define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "runtime/data.h"
@@ -50,8 +54,21 @@ static amp_status stream_open(amp_context *ctx, const char *path, idx_stream *s)
     memset(s, 0, sizeof *s);
     s->ctx = ctx;
     s->path = path;
-    s->f = fopen(path, "rb");
-    if (!s->f) return amp_seterr(ctx, AMP_ERR_IO, "'%s': cannot open: %s", path, strerror(errno));
+    /* O_NONBLOCK: a FIFO or device is refused instead of waiting for a writer (a folder opens
+     * and fails on its first read, a file over the limit while it is read) */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return amp_seterr(ctx, AMP_ERR_IO, "'%s': cannot open: %s", path, strerror(errno));
+    struct stat fs;
+    if (fstat(fd, &fs) == 0 && !S_ISREG(fs.st_mode) && !S_ISDIR(fs.st_mode)) {
+        close(fd);
+        return amp_seterr(ctx, AMP_ERR_IO, "IDX file '%s' is %s, not a regular file", path,
+                          S_ISFIFO(fs.st_mode) ? "a FIFO" : "a device or socket");
+    }
+    s->f = fdopen(fd, "rb");
+    if (!s->f) {
+        close(fd);
+        return amp_seterr(ctx, AMP_ERR_IO, "'%s': cannot open: %s", path, strerror(errno));
+    }
     s->buf = amp_alloc(ctx, IDX_CHUNK);
     if (!s->buf) return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "'%s': out of memory", path);
     s->zs.next_in = s->buf;
@@ -448,10 +465,10 @@ amp_status amp_image_dataset_load(amp_context *ctx, const char *images_path, con
     return st;
 }
 
+/* Exists at all: what kind of file it is, the reader checks (opening a FIFO here would block). */
 static bool file_exists(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (f) fclose(f);
-    return f != NULL;
+    struct stat st;
+    return stat(path, &st) == 0;
 }
 
 /* dir/stem.gz when it exists, else dir/stem when it exists; NULL with a status otherwise. */

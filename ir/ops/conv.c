@@ -183,13 +183,6 @@ amp_status amp_conv_geom_init(const amp_node *n, int kind, int rank, const int64
 
 static const amp_dtype dt_pool_max[] = {AMP_F32, AMP_F16, AMP_BF16, AMP_F64, AMP_I8, AMP_U8, AMP_UNDEFINED};
 
-static amp_status same_dtype(amp_infer *c, int i) {
-    if (c->in[i] && c->in[i]->dtype != c->in[0]->dtype)
-        return amp_infer_fail(c, AMP_ERR_SHAPE, "input %d has dtype %s, input 0 has %s", i,
-                              amp_dtype_name(c->in[i]->dtype), amp_dtype_name(c->in[0]->dtype));
-    return AMP_OK;
-}
-
 /* Conv and ConvTranspose after their channel checks: the bias, the geometry and Y with M
  * channels. */
 static amp_status conv_output(amp_infer *c, int kind, const amp_tinfo *x, const amp_tinfo *w, const amp_tinfo *b,
@@ -215,7 +208,7 @@ amp_status amp_infer_conv(amp_infer *c) {
     amp_status s;
     if ((s = amp_infer_need_inputs(c, 2, 3))) return s;
     const amp_tinfo *x = c->in[0], *w = c->in[1], *b = c->nin > 2 ? c->in[2] : NULL;
-    if ((s = amp_infer_dtype_in(c, x->dtype, amp_dt_float)) || (s = same_dtype(c, 1)) || (b && (s = same_dtype(c, 2))))
+    if ((s = amp_infer_dtype_in(c, x->dtype, amp_dt_float)) || (s = amp_infer_same_dtype(c, 1)) || (b && (s = amp_infer_same_dtype(c, 2))))
         return s;
     if (x->rank < 3) return amp_infer_fail(c, AMP_ERR_SHAPE, "X must have rank >= 3, has %d", x->rank);
     if (w->rank != x->rank) return amp_infer_fail(c, AMP_ERR_SHAPE, "W has rank %d, X has rank %d", w->rank, x->rank);
@@ -236,7 +229,7 @@ amp_status amp_infer_conv_transpose(amp_infer *c) {
     amp_status s;
     if ((s = amp_infer_need_inputs(c, 2, 3))) return s;
     const amp_tinfo *x = c->in[0], *w = c->in[1], *b = c->nin > 2 ? c->in[2] : NULL;
-    if ((s = amp_infer_dtype_in(c, x->dtype, amp_dt_float)) || (s = same_dtype(c, 1)) || (b && (s = same_dtype(c, 2))))
+    if ((s = amp_infer_dtype_in(c, x->dtype, amp_dt_float)) || (s = amp_infer_same_dtype(c, 1)) || (b && (s = amp_infer_same_dtype(c, 2))))
         return s;
     if (x->rank < 3) return amp_infer_fail(c, AMP_ERR_SHAPE, "X must have rank >= 3, has %d", x->rank);
     if (w->rank != x->rank) return amp_infer_fail(c, AMP_ERR_SHAPE, "W has rank %d, X has rank %d", w->rank, x->rank);

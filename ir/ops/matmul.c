@@ -7,20 +7,13 @@
 
 static const amp_dtype dt_mm[] = {AMP_F32, AMP_F16, AMP_BF16, AMP_F64, AMP_I64, AMP_I32, AMP_UNDEFINED};
 
-static amp_status same_dtype(amp_infer *c, int i) {
-    if (c->in[i] && c->in[i]->dtype != c->in[0]->dtype)
-        return amp_infer_fail(c, AMP_ERR_SHAPE, "input %d has dtype %s, input 0 has %s", i,
-                              amp_dtype_name(c->in[i]->dtype), amp_dtype_name(c->in[0]->dtype));
-    return AMP_OK;
-}
-
 static int blas_dims_ok(int64_t a, int64_t b, int64_t k) { return a < INT_MAX && b < INT_MAX && k < INT_MAX; }
 
 amp_status amp_infer_gemm(amp_infer *c) {
     amp_status s;
     if ((s = amp_infer_need_inputs(c, c->opset < 11 ? 3 : 2, 3))) return s;
     const amp_tinfo *a = c->in[0], *b = c->in[1], *cc = c->nin > 2 ? c->in[2] : NULL;
-    if ((s = amp_infer_dtype_in(c, a->dtype, dt_mm)) || (s = same_dtype(c, 1)) || (cc && (s = same_dtype(c, 2))))
+    if ((s = amp_infer_dtype_in(c, a->dtype, dt_mm)) || (s = amp_infer_same_dtype(c, 1)) || (cc && (s = amp_infer_same_dtype(c, 2))))
         return s;
     if (a->rank != 2 || b->rank != 2)
         return amp_infer_fail(c, AMP_ERR_SHAPE, "A and B must be 2-D, have rank %d and %d", a->rank, b->rank);
@@ -55,7 +48,7 @@ amp_status amp_infer_matmul(amp_infer *c) {
     amp_status s;
     if ((s = amp_infer_need_inputs(c, 2, 2))) return s;
     const amp_tinfo *a = c->in[0], *b = c->in[1];
-    if ((s = amp_infer_dtype_in(c, a->dtype, dt_mm)) || (s = same_dtype(c, 1))) return s;
+    if ((s = amp_infer_dtype_in(c, a->dtype, dt_mm)) || (s = amp_infer_same_dtype(c, 1))) return s;
     if (a->rank < 1 || b->rank < 1) return amp_infer_fail(c, AMP_ERR_SHAPE, "MatMul operands must have rank >= 1");
     int64_t M = a->rank == 1 ? 1 : a->dims[a->rank - 2], K = a->dims[a->rank - 1];
     int64_t K2 = b->rank == 1 ? b->dims[0] : b->dims[b->rank - 2], N = b->rank == 1 ? 1 : b->dims[b->rank - 1];

@@ -59,9 +59,9 @@ int cli_random_inputs(amp_context *ctx, amp_model *m, const cli_opts *o, const c
 void cli_json_str(FILE *f, const char *s);
 
 /* Files (tools/amprt/files.c). Each returns 0, or 1 after printing a message naming the path. */
-/* path, when it exists, is a regular file (a FIFO or a device would block or never end). */
+/* path, when it exists, is a regular file (for --resume, read after the model and the data). */
 int cli_check_regular(const char *path, const char *what);
-/* dir is a folder and the data files the loader may open in it are regular files. */
+/* dir exists and is a folder (the loader refuses data files that are not regular files). */
 int cli_check_data_dir(const char *dir);
 /* path can be written: not a folder, and a file can be created and removed beside it. Also
  * removes PATH.tmp.PID files left by killed runs (PID no longer alive). */

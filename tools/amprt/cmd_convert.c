@@ -35,7 +35,7 @@ int cmd_convert(int argc, char **argv) {
         return 2;
     }
     /* the output's folder before the work; stale temporaries of a killed conversion go */
-    if (cli_check_regular(o.positional[0], "the model") || cli_check_writable(o.positional[1], "the output")) {
+    if (cli_check_writable(o.positional[1], "the output")) {
         cli_free(&o);
         return 1;
     }

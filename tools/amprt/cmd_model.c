@@ -99,10 +99,6 @@ int cmd_inspect(int argc, char **argv) {
         cli_free(&o);
         return 2;
     }
-    if (cli_check_regular(o.positional[0], "the model")) {
-        cli_free(&o);
-        return 1;
-    }
     amp_context *ctx = cli_context(&o);
     amp_model *m = NULL;
     amp_session *s = NULL, *s32 = NULL;
@@ -429,7 +425,6 @@ done:
  * to free). */
 static int prepare_run(amp_context *ctx, const cli_opts *o, amp_model **m, amp_session **s, run_io *io,
                        cli_autocast *ca) {
-    if (cli_check_regular(o->positional[0], "the model")) return 1;
     amp_status st = amp_model_load(ctx, o->positional[0], m);
     if (st) return fail(ctx, st, "cannot load the model");
     if (o->autocast) {

@@ -426,8 +426,7 @@ int cmd_train(int argc, char **argv) {
         return 2;
     }
     /* what is read and written is checked before anything is loaded or trained */
-    if (cli_check_regular(o.positional[0], "the model") || cli_check_data_dir(t.data) ||
-        (t.resume && cli_check_regular(t.resume, "--resume")) || (t.out && cli_check_writable(t.out, "--out")) ||
+    if (cli_check_data_dir(t.data) || (t.resume && cli_check_regular(t.resume, "--resume")) || (t.out && cli_check_writable(t.out, "--out")) ||
         (t.checkpoint && cli_check_writable(t.checkpoint, "--checkpoint")) ||
         (t.plot && cli_check_writable(t.plot, "--plot")) || (t.json_log && cli_check_writable(t.json_log, "--json-log"))) {
         cli_free(&o);
@@ -680,7 +679,7 @@ int cmd_evaluate(int argc, char **argv) {
         train_opts_free(&t);
         return 2;
     }
-    if (cli_check_regular(o.positional[0], "the model") || cli_check_data_dir(t.data)) {
+    if (cli_check_data_dir(t.data)) {
         cli_free(&o);
         train_opts_free(&t);
         return 1;

@@ -284,11 +284,8 @@ int cli_load_inputs(amp_context *ctx, const amp_model *m, const cli_opts *o, con
     for (int i = 0; i < o->n_inputs; i++) {
         names[i] = o->input_names[i];
         tensors[i] = NULL;
-        amp_status s = cli_check_regular(o->input_files[i], "--input") ? AMP_ERR_IO : AMP_OK;
-        if (!s) {
-            s = amp_tensor_load_pb(ctx, o->input_files[i], &tensors[i], NULL);
-            if (s) fprintf(stderr, "amprt: %s: %s\n", amp_status_name(s), amp_context_last_error(ctx));
-        }
+        amp_status s = amp_tensor_load_pb(ctx, o->input_files[i], &tensors[i], NULL);
+        if (s) fprintf(stderr, "amprt: %s: %s\n", amp_status_name(s), amp_context_last_error(ctx));
         if (s) {
             for (int j = 0; j < i; j++) {
                 amp_tensor_destroy(tensors[j]);
