@@ -29,33 +29,29 @@
 #error "cuda_emu.h is for the host compiler; nvcc compiles the kernels as they are"
 #endif
 
-#include <cstddef>
-#include <cstdint>
-#include <cstring>
-#include <tuple>
-#include <utility>
-
-struct uint3 {
-  unsigned x, y, z;
-};
-
-struct dim3 {
-  unsigned x, y, z;
-  constexpr dim3(unsigned vx = 1, unsigned vy = 1, unsigned vz = 1) : x(vx), y(vy), z(vz) {}
-};
-
-extern thread_local uint3 threadIdx;
-extern thread_local uint3 blockIdx;
-extern thread_local dim3 blockDim;
-extern thread_local dim3 gridDim;
-static constexpr int warpSize = 32;
-
+/* The CUDA spellings, defined before the toolkit's headers so that they keep these meanings
+ * (crt/host_defines.h defines each only when it is not defined yet). */
 #define __global__
 #define __device__
 #define __host__
 #define __forceinline__ inline __attribute__((always_inline))
 #define __restrict__ __restrict
 #define __shared__ __attribute__((section("amp_emu_shared"))) static
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <tuple>
+#include <utility>
+
+/* dim3, uint3, cudaStream_t and cudaError_t are the toolkit's own (host-side headers only) */
+#include <cuda_runtime_api.h>
+
+extern thread_local uint3 threadIdx;
+extern thread_local uint3 blockIdx;
+extern thread_local dim3 blockDim;
+extern thread_local dim3 gridDim;
+static constexpr int warpSize = 32;
 
 /* ---- launch status ---------------------------------------------------------------------- */
 enum amp_emu_status {
