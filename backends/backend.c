@@ -3,11 +3,8 @@
 
 #include "backends/backend.h"
 
-#if defined(AMP_HAVE_CUDA)
-int amp_cuda_device_count(void);
-#else
+/* the CUDA backend is a module loaded at run time; until it is found, no device is present */
 static int amp_cuda_device_count(void) { return 0; }
-#endif
 
 const char *const amp_backend_names[] = {"auto", "cpu", "cpu-check", "cuda", NULL};
 
