@@ -2,7 +2,8 @@
  *
  * backends/cuda/backend.c is the amp_backend (backends/backend.h); it owns one amp_cuda and asks
  * the families which ops they run. Each family is a table of amp_cuda_op entries in its own
- * file (op_gemm.c: cuBLASLt; op_conv.c: cuDNN's graph API; op_kernels.c: amprt's own kernels).
+ * file (op_gemm.c: cuBLASLt; op_conv.c: cuDNN's graph API; op_kernels.c and op_optim.c:
+ * amprt's own kernels).
  * A family's prepare runs at plan time, once per step: it checks the node, builds what the step
  * needs (cuBLASLt descriptors and algorithm, a cuDNN execution plan, launch parameters) and
  * answers the workspace bytes, which the planner places in the arena. Its run enqueues the
@@ -52,7 +53,8 @@ typedef struct amp_cuda_op {
 /* The families' tables, each ending with an entry whose run is NULL. */
 extern const amp_cuda_op amp_cuda_ops_gemm[];    /* op_gemm.c */
 extern const amp_cuda_op amp_cuda_ops_conv[];    /* op_conv.c */
-extern const amp_cuda_op amp_cuda_ops_kernels[]; /* op_kernels.c */
+extern const amp_cuda_op amp_cuda_ops_kernels[]; /* op_kernels.c: elementwise, pooling, shapes, loss */
+extern const amp_cuda_op amp_cuda_ops_optim[];   /* op_optim.c: reductions, optimizers, loss scaling */
 
 /* Device-side element types amprt's CUDA kernels and libraries take. */
 static inline bool amp_cuda_float_dtype(amp_dtype t) { return t == AMP_F32 || t == AMP_F16 || t == AMP_BF16; }

@@ -27,6 +27,17 @@ size_t amp_emu_set_device_limit(size_t bytes);
 
 #ifdef __cplusplus
 }
+
+#include <cuda_runtime_api.h>
+
+#include <functional>
+
+/* Enqueues work on a stream: the emulator's interposed library calls (cublasLtMatmul,
+ * cudnnBackendExecute) and launches go through it, so that they keep stream order and, while
+ * the stream is capturing, become part of the graph instead of running. `what` names the work
+ * in error messages. Returns what the work returned when it ran now, cudaSuccess when it was
+ * recorded. */
+cudaError_t amp_emu_enqueue(cudaStream_t stream, const char *what, std::function<cudaError_t()> work);
 #endif
 
 #endif
