@@ -6,7 +6,7 @@
 /* the CUDA backend is a module loaded at run time; until it is found, no device is present */
 static int amp_cuda_device_count(void) { return 0; }
 
-const char *const amp_backend_names[] = {"auto", "cpu", "cpu-check", "cuda", NULL};
+const char *const amp_backend_names[] = {"auto", "cpu", "cpu-check", "cpu-device", "cuda", NULL};
 
 amp_status amp_backend_create(amp_context *ctx, const char *name, int threads, amp_backend **out) {
     if (!ctx || !out) return AMP_ERR_INVALID_ARG;
@@ -22,12 +22,18 @@ amp_status amp_backend_create(amp_context *ctx, const char *name, int threads, a
         if (s) return s;
         return amp_backend_check_create(cpu, out);
     }
+    if (strcmp(name, "cpu-device") == 0) {
+        amp_backend *cpu = NULL;
+        amp_status s = amp_backend_cpu_create(ctx, threads, &cpu);
+        if (s) return s;
+        return amp_backend_devsim_create(cpu, out);
+    }
     if (strcmp(name, "cuda") == 0) {
         if (amp_cuda_device_count() <= 0)
             return amp_seterr(ctx, AMP_ERR_NO_DEVICE, "backend 'cuda' was asked for, but no CUDA device is present");
         return amp_seterr(ctx, AMP_ERR_UNSUPPORTED, "the CUDA backend is not available in this build yet");
     }
-    return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "unknown backend '%s' (expected auto, cpu, cpu-check or cuda)", name);
+    return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "unknown backend '%s' (expected auto, cpu, cpu-check, cpu-device or cuda)", name);
 }
 
 void amp_backend_destroy(amp_backend *b) {

@@ -80,7 +80,7 @@ struct amp_backend {
 };
 
 /* Constructor. name: "cpu", "cpu-check" (the CPU backend wrapped by the checking backend),
- * "cuda", or "auto" / NULL (CUDA when a device is present and the build has the backend, else
+ * "cpu-device" (the CPU behind a device-memory boundary: devsim.c), "cuda", or "auto" / NULL (CUDA when a device is present and the build has the backend, else
  * the CPU). threads >= 1. On failure *out is untouched and ctx holds the message. The backend
  * borrows ctx: destroy the backend first. */
 amp_status amp_backend_create(amp_context *ctx, const char *name, int threads, amp_backend **out);
@@ -109,6 +109,13 @@ amp_status amp_backend_cpu_create(amp_context *ctx, int threads, amp_backend **o
  * still poison, so a kernel that reads what it did not write computes NaN and one that writes
  * past its buffer fails with AMP_ERR_INTERNAL naming the node. */
 amp_status amp_backend_check_create(amp_backend *inner, amp_backend **out);
+
+/* The device-memory stand-in (backends/devsim.c, name "cpu-device"): wraps inner (owned from
+ * then on, also on failure), says its memory is its own (host_memory false) and checks that
+ * every pointer a step gets, every upload and every download respects that boundary. Runs the
+ * inner backend's kernels, so results equal inner's. Tests the session's device path without a
+ * device. */
+amp_status amp_backend_devsim_create(amp_backend *inner, amp_backend **out);
 
 /* The byte every checked buffer is filled with: 0xFF is NaN in f16, bf16, f32 and f64. */
 #define AMP_POISON_BYTE 0xFF

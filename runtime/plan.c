@@ -16,6 +16,7 @@ static size_t align_up(size_t n) { return (n + AMP_ALIGN - 1) / AMP_ALIGN * AMP_
 void amp_plan_destroy(amp_backend *b, amp_context *ctx, amp_plan *p) {
     if (!p) return;
     for (int i = 0; i < p->nsteps && p->steps; i++) amp_backend_release(b, p->steps[i].state);
+    if (p->dev_consts) b->i.mem_free(b, AMP_MEM_PERSISTENT, p->dev_consts);
     if (p->slots) {
         /* slots are sized by the graph; owned constants are freed through the list */
         for (int i = 0; p->slots[i].kind != (amp_slot_kind)-1; i++) amp_tensor_destroy(p->slots[i].owned);
@@ -34,6 +35,66 @@ void amp_plan_destroy(amp_backend *b, amp_context *ctx, amp_plan *p) {
 }
 
 static const char *nname(const amp_node *n) { return n->name && n->name[0] ? n->name : "<unnamed>"; }
+
+/* Backends with memory of their own: every constant a step reads gets its backend copy. The
+ * model's initializers are in the session's persistent block already; the constants this plan
+ * folded or was given by value go into one block of the plan's, uploaded now. */
+static amp_status upload_consts(amp_session *sess, amp_plan *p) {
+    amp_context *ctx = &sess->ctx;
+    const amp_graph *g = sess->model->g;
+    amp_backend *be = sess->be;
+    int nv = g->n_values;
+    /* the constants to copy, each once, with their offsets in the block */
+    int *list = amp_alloc(ctx, sizeof(int) * ((size_t)nv + 1));
+    size_t *offs = amp_alloc(ctx, sizeof(size_t) * ((size_t)nv + 1));
+    bool *seen = amp_calloc(ctx, (size_t)nv + 1, sizeof(bool));
+    amp_status s = AMP_OK;
+    if (!list || !offs || !seen) {
+        s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory planning");
+        goto done;
+    }
+    int nl = 0;
+    size_t total = 0;
+    for (int si = 0; si < p->nsteps; si++) {
+        const amp_node *n = &g->nodes[p->steps[si].node];
+        for (int k = 0; k < n->n_inputs; k++) {
+            int v = n->inputs[k];
+            if (v < 0 || v >= nv || seen[v]) continue;
+            amp_slot *sl = &p->slots[v];
+            if (sl->kind != AMP_SLOT_CONST) continue;
+            seen[v] = true;
+            if (g->values[v].init && sess->dev[v]) {
+                sl->dev = sess->dev[v];
+                continue;
+            }
+            list[nl] = v;
+            offs[nl++] = total;
+            size_t nb = sl->ti.value->nbytes;
+            total += align_up(nb ? nb : 1);
+        }
+    }
+    if (!nl) goto done;
+    s = be->i.mem_alloc(be, AMP_MEM_PERSISTENT, total, &p->dev_consts);
+    if (s) {
+        s = amp_seterr(ctx, s, "cannot allocate %zu bytes for the plan's constants: %s", total, ctx->err);
+        goto done;
+    }
+    for (int i = 0; i < nl; i++) {
+        amp_slot *sl = &p->slots[list[i]];
+        sl->dev = (unsigned char *)p->dev_consts + offs[i];
+        s = be->i.upload(be, sl->dev, sl->ti.value->data, sl->ti.value->nbytes);
+        if (s) {
+            s = amp_seterr(ctx, s, "cannot upload constant '%s': %s", g->values[list[i]].name, ctx->err);
+            goto done;
+        }
+    }
+done:
+    amp_dealloc(ctx, list);
+    amp_dealloc(ctx, offs);
+    amp_dealloc(ctx, seen);
+    return s;
+}
+
 
 /* Run a node now, at plan time, on known inputs; its outputs become constants. */
 static amp_status fold_node(amp_backend *host, amp_context *ctx, const amp_node *n, int64_t opset, amp_slot *slots) {
@@ -295,7 +356,7 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
                                nname(n), (unsigned long long)folded_bytes, (long long)ctx->max_memory_bytes);
                 goto fail;
             }
-            s = fold_node(sess->be, ctx, n, opset, p->slots);
+            s = fold_node(sess->host, ctx, n, opset, p->slots);
             if (s) goto fail;
             p->stats.nodes_folded++;
             continue;
@@ -319,18 +380,39 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
     }
     if ((s = check_declared(ctx, g, p->slots))) goto fail;
 
-    /* lifetimes over steps */
+    /* Backends with memory of their own: inputs that are not resident are staged, uploaded
+     * into arena buffers live from the first step */
+    bool device = !sess->be->i.host_memory;
     int ns = p->nsteps;
+    if (device)
+        for (int i = 0; i < nv; i++) {
+            amp_slot *sl = &p->slots[i];
+            if (sl->kind != AMP_SLOT_INPUT) continue;
+            if (sess->res_host && sess->res_host[i]) {
+                sl->dev = sess->dev[i];
+            } else {
+                sl->staged = true;
+                sl->first_use = sl->last_use = 0;
+                amp_status e = amp_shape_numel(sl->ti.rank, sl->ti.dims, sl->ti.dtype, &(int64_t){0}, &sl->nbytes);
+                if (e) {
+                    s = amp_seterr(ctx, e, "input '%s' has an invalid shape", g->values[i].name);
+                    goto fail;
+                }
+            }
+        }
+
+    /* lifetimes over steps */
     for (int si = 0; si < ns; si++) {
         const amp_node *n = &g->nodes[p->steps[si].node];
         for (int k = 0; k < n->n_outputs; k++)
             if (n->outputs[k] >= 0) p->slots[n->outputs[k]].first_use = p->slots[n->outputs[k]].last_use = si;
         for (int k = 0; k < n->n_inputs; k++)
-            if (n->inputs[k] >= 0 && p->slots[n->inputs[k]].kind == AMP_SLOT_ARENA) p->slots[n->inputs[k]].last_use = si;
+            if (n->inputs[k] >= 0 && (p->slots[n->inputs[k]].kind == AMP_SLOT_ARENA || p->slots[n->inputs[k]].staged))
+                p->slots[n->inputs[k]].last_use = si;
     }
     for (int i = 0; i < g->n_outputs; i++) {
         amp_slot *sl = &p->slots[g->outputs[i]];
-        if (sl->kind == AMP_SLOT_ARENA) sl->last_use = ns > 0 ? ns - 1 : 0;
+        if (sl->kind == AMP_SLOT_ARENA || sl->staged) sl->last_use = ns > 0 ? ns - 1 : 0;
     }
 
     /* views: dtype and dims fixed now, data pointers set before each run; the backend
@@ -380,6 +462,16 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
     if (!p->bufs || !p->offsets || !p->buf_bytes) {
         s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory planning");
         goto fail;
+    }
+    for (int i = 0; device && i < nv; i++) {
+        amp_slot *sl = &p->slots[i];
+        if (!sl->staged) continue;
+        sl->buf = p->nbufs;
+        p->bufs[p->nbufs].first = 0;
+        p->bufs[p->nbufs].last = sl->last_use;
+        p->bufs[p->nbufs].size = align_up(sl->nbytes);
+        p->buf_bytes[p->nbufs] = sl->nbytes;
+        p->nbufs++;
     }
     for (int si = 0; si < ns; si++) {
         amp_step *st = &p->steps[si];
@@ -432,6 +524,7 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
         if (sl->kind == AMP_SLOT_CONST && (g->values[i].init || sl->owned)) p->stats.persistent_bytes += sl->ti.value->nbytes;
     }
     if ((s = check_memory(ctx, g, p))) goto fail;
+    if (device && (s = upload_consts(sess, p))) goto fail;
 
     *out = p;
     amp_dealloc(ctx, tin);

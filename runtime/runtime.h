@@ -25,6 +25,11 @@ typedef struct amp_slot {
     int buf;               /* arena buffer, for AMP_SLOT_ARENA */
     int first_use, last_use;
     size_t nbytes;
+    /* Backends with memory of their own (host_memory false): the value's backend copy for
+     * constants read by steps and for resident inputs; staged inputs (the caller's tensors,
+     * uploaded at the start of each run) have an arena buffer in buf instead. */
+    void *dev;
+    bool staged;
 } amp_slot;
 
 typedef struct amp_step {
@@ -48,8 +53,17 @@ typedef struct amp_plan {
     size_t *offsets;
     size_t *buf_bytes;     /* exact bytes of each buffer (bufs[i].size is aligned) */
     int nbufs;
+    void *dev_consts;      /* backend memory (persistent) for the constants this plan made or was
+                              given by value; NULL for host-memory backends */
     amp_plan_stats stats;
 } amp_plan;
+
+/* Where a session's resident inputs are newest (backends with memory of their own). */
+typedef enum amp_resident_state {
+    AMP_RESIDENT_SYNCED = 0,
+    AMP_RESIDENT_DEVICE_NEWER, /* a run may have updated them in place (optimizer state) */
+    AMP_RESIDENT_HOST_NEWER    /* the caller may have written the host tensors */
+} amp_resident_state;
 
 struct amp_session {
     amp_model *model;
@@ -58,7 +72,18 @@ struct amp_session {
     amp_plan **plans;
     int n_plans, cap_plans;
     amp_plan *last;
-    amp_backend *be;       /* runs the steps (and folds constants at plan time); owns the arena */
+    amp_backend *be;       /* runs the steps; owns the arena */
+    amp_backend *host;     /* folds constants at plan time: be when its memory is host memory,
+                              else a CPU backend of the session's own */
+    /* Backends with memory of their own: ONE persistent block, made at the first plan, holds
+     * every initializer and every resident input (amp_session_set_resident); dev[v] is value
+     * v's copy there, res_host[v] the host tensor of a resident input. */
+    void *persist;
+    size_t persist_bytes;
+    void **dev;
+    amp_tensor **res_host;
+    int n_resident;
+    amp_resident_state res_state;
     unsigned char *arena;  /* backend memory, 256-byte aligned */
     size_t arena_bytes;
     double *profile_ms;    /* per node, accumulated over runs when not NULL (amprt bench --profile) */
@@ -72,6 +97,16 @@ struct amp_session {
     void (*observe)(void *user, int value, const amp_tensor *t);
     void *observe_user;
 };
+
+/* Declare graph inputs resident: their tensors live in the backend's persistent region from
+ * the first plan on, runs update them in place there (optimizer state), and the caller's
+ * tensors are copies synchronised by amp_session_resident_sync. Each name must be a graph input;
+ * runs must bind the same tensors (or none) to these names. Call before the first plan. On
+ * host-memory backends the tensors are used in place, as every input is: nothing to do. */
+amp_status amp_session_set_resident(amp_session *s, int n, const char *const *names, amp_tensor *const *tensors);
+/* Bring the host copies of resident inputs up to date (a download when a run may have changed
+ * them); with host_will_write, the next run uploads them first. */
+amp_status amp_session_resident_sync(amp_session *s, bool host_will_write);
 
 /* Start accumulating per-node run time (milliseconds) into a zeroed array of n_nodes. */
 amp_status amp_session_profile(amp_session *s, bool on);

@@ -62,13 +62,21 @@ amp_status amp_session_create(amp_model *model, const amp_session_options *opts,
         amp_session_destroy(s);
         return st;
     }
-    /* Backends with memory of their own need the executor to stage inputs, upload constants
-     * and download outputs; that path arrives with the first such backend (CUDA). */
+    /* Backends with memory of their own: constants are folded on the CPU, and the session
+     * keeps every value's backend copy */
+    s->host = s->be;
     if (!s->be->i.host_memory) {
-        st = amp_seterr(ctx, AMP_ERR_UNSUPPORTED, "backend '%s' keeps its own memory, which sessions do not stage yet",
-                        s->be->i.name);
-        amp_session_destroy(s);
-        return st;
+        st = amp_backend_cpu_create(&s->ctx, o.threads, &s->host);
+        if (!st) {
+            s->dev = amp_calloc(ctx, (size_t)model->g->n_values + 1, sizeof(void *));
+            s->res_host = amp_calloc(ctx, (size_t)model->g->n_values + 1, sizeof(amp_tensor *));
+            if (!s->dev || !s->res_host) st = amp_seterr(&s->ctx, AMP_ERR_NO_MEMORY, "out of memory");
+        }
+        if (st) {
+            amp_seterr(ctx, st, "%s", s->ctx.err);
+            amp_session_destroy(s);
+            return st;
+        }
     }
     for (int i = 0; i < nin; i++) s->in_ids[i] = amp_model_input_value(model, i);
     st = mark_shape_inputs(s);
@@ -87,7 +95,11 @@ void amp_session_destroy(amp_session *s) {
     for (int i = 0; i < s->n_plans; i++) amp_plan_destroy(s->be, ctx, s->plans[i]);
     amp_dealloc(ctx, s->plans);
     if (s->arena) s->be->i.mem_free(s->be, AMP_MEM_ARENA, s->arena);
+    if (s->persist) s->be->i.mem_free(s->be, AMP_MEM_PERSISTENT, s->persist);
+    if (s->host != s->be) amp_backend_destroy(s->host);
     amp_backend_destroy(s->be);
+    amp_dealloc(ctx, s->dev);
+    amp_dealloc(ctx, s->res_host);
     amp_dealloc(ctx, s->profile_ms);
     amp_dealloc(ctx, s->in_ids);
     amp_dealloc(ctx, s->in_t);
@@ -151,6 +163,90 @@ static amp_status mark_shape_inputs(amp_session *s) {
 static amp_status key_push(amp_context *ctx, int64_t **key, int *len, int *cap, int64_t v) {
     if (amp_grow(ctx, (void **)key, cap, *len + 1, sizeof(int64_t))) return AMP_ERR_NO_MEMORY;
     (*key)[(*len)++] = v;
+    return AMP_OK;
+}
+
+/* blocks in the persistent region start on the arena's alignment (cuBLASLt and vector loads
+ * want 16 bytes; 256 is what cudaMalloc gives) */
+#define PERSIST_ALIGN 256
+static size_t persist_align(size_t n) { return (n + PERSIST_ALIGN - 1) / PERSIST_ALIGN * PERSIST_ALIGN; }
+
+amp_status amp_session_set_resident(amp_session *s, int n, const char *const *names, amp_tensor *const *tensors) {
+    if (!s || n < 0 || (n && (!names || !tensors))) return AMP_ERR_INVALID_ARG;
+    if (s->be->i.host_memory) return AMP_OK;
+    if (s->persist || s->n_plans)
+        return amp_seterr(&s->ctx, AMP_ERR_INVALID_ARG, "resident inputs must be declared before the first plan");
+    const amp_graph *g = s->model->g;
+    for (int i = 0; i < n; i++) {
+        int v = -1;
+        for (int k = 0; k < g->n_inputs; k++)
+            if (names[i] && strcmp(g->values[g->inputs[k]].name, names[i]) == 0) v = g->inputs[k];
+        if (v < 0 || !tensors[i])
+            return amp_seterr(&s->ctx, AMP_ERR_NOT_FOUND, "resident input '%s' is not an input of the graph",
+                              names[i] ? names[i] : "(null)");
+        if (!s->res_host[v]) s->n_resident++;
+        s->res_host[v] = tensors[i];
+    }
+    return AMP_OK;
+}
+
+/* The persistent block of a backend with memory of its own: every initializer and resident
+ * input, in one allocation, uploaded once (at the first plan). */
+static amp_status ensure_persistent(amp_session *s) {
+    if (s->be->i.host_memory || s->persist) return AMP_OK;
+    const amp_graph *g = s->model->g;
+    size_t total = 0;
+    for (int v = 0; v < g->n_values; v++) {
+        const amp_tensor *t = g->values[v].init ? g->values[v].init : s->res_host[v];
+        if (t) total += persist_align(t->nbytes ? t->nbytes : 1);
+    }
+    if (!total) return AMP_OK;
+    void *mem = NULL;
+    amp_status st = s->be->i.mem_alloc(s->be, AMP_MEM_PERSISTENT, total, &mem);
+    if (st) return amp_seterr(&s->ctx, st, "cannot allocate %zu bytes of weights and state: %s", total, s->ctx.err);
+    size_t off = 0;
+    for (int v = 0; v < g->n_values; v++) {
+        const amp_tensor *t = g->values[v].init ? g->values[v].init : s->res_host[v];
+        if (!t) continue;
+        s->dev[v] = (unsigned char *)mem + off;
+        off += persist_align(t->nbytes ? t->nbytes : 1);
+        st = s->be->i.upload(s->be, s->dev[v], t->data, t->nbytes);
+        if (st) {
+            s->be->i.mem_free(s->be, AMP_MEM_PERSISTENT, mem);
+            memset(s->dev, 0, sizeof(void *) * (size_t)g->n_values);
+            return amp_seterr(&s->ctx, st, "cannot upload '%s': %s", g->values[v].name, s->ctx.err);
+        }
+    }
+    s->persist = mem;
+    s->persist_bytes = total;
+    s->res_state = AMP_RESIDENT_SYNCED;
+    return AMP_OK;
+}
+
+/* Copy every resident input one way: up (host to backend) or down. */
+static amp_status move_resident(amp_session *s, bool up) {
+    const amp_graph *g = s->model->g;
+    for (int v = 0; v < g->n_values; v++) {
+        amp_tensor *t = s->res_host[v];
+        if (!t || !s->dev[v]) continue;
+        amp_status st = up ? s->be->i.upload(s->be, s->dev[v], t->data, t->nbytes)
+                           : s->be->i.download(s->be, t->data, s->dev[v], t->nbytes);
+        if (st) return amp_seterr(&s->ctx, st, "cannot %s '%s': %s", up ? "upload" : "download", g->values[v].name,
+                                  s->ctx.err);
+    }
+    return AMP_OK;
+}
+
+amp_status amp_session_resident_sync(amp_session *s, bool host_will_write) {
+    if (!s) return AMP_ERR_INVALID_ARG;
+    if (s->be->i.host_memory || !s->persist || !s->n_resident) return AMP_OK;
+    if (s->res_state == AMP_RESIDENT_DEVICE_NEWER) {
+        amp_status st = amp_backend_synchronize(s->be);
+        if (!st) st = move_resident(s, false);
+        if (st) return st;
+        s->res_state = AMP_RESIDENT_SYNCED;
+    }
+    if (host_will_write) s->res_state = AMP_RESIDENT_HOST_NEWER;
     return AMP_OK;
 }
 
@@ -275,6 +371,8 @@ static amp_status get_plan(amp_session *s, int n, const char *const *names, cons
             st = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
             goto done;
         }
+        st = ensure_persistent(s);
+        if (st) goto done;
         st = amp_plan_build(s, nin, ids, ti, &p);
         if (st) goto done;
         st = ensure_arena(s, p->stats.arena_bytes);
@@ -326,14 +424,28 @@ amp_status amp_session_last_plan(const amp_session *s, amp_plan_stats *stats) {
                            "amp_session_last_plan");
 }
 
+/* Where a step finds value vid: backend memory (host memory for host-memory backends). */
 static void *slot_data(amp_session *s, const amp_plan *p, int vid) {
     const amp_slot *sl = &p->slots[vid];
+    bool device = !s->be->i.host_memory;
     switch (sl->kind) {
-    case AMP_SLOT_CONST: return sl->ti.value->data;
+    case AMP_SLOT_CONST: return device ? sl->dev : sl->ti.value->data;
     case AMP_SLOT_ARENA: return s->arena + p->offsets[sl->buf];
-    case AMP_SLOT_INPUT: return s->by_value[vid] ? s->by_value[vid]->data : NULL;
+    case AMP_SLOT_INPUT:
+        if (device) return sl->staged ? s->arena + p->offsets[sl->buf] : sl->dev;
+        return s->by_value[vid] ? s->by_value[vid]->data : NULL;
     default: return NULL;
     }
+}
+
+/* Where the caller reads value vid after a run: a host copy when there is one (constants, the
+ * caller's own inputs), else NULL (the value is downloaded from slot_data). */
+static const void *slot_host_data(amp_session *s, const amp_plan *p, int vid) {
+    const amp_slot *sl = &p->slots[vid];
+    if (s->be->i.host_memory) return slot_data(s, p, vid);
+    if (sl->kind == AMP_SLOT_CONST) return sl->ti.value->data;
+    if (sl->kind == AMP_SLOT_INPUT && sl->staged) return s->by_value[vid] ? s->by_value[vid]->data : NULL;
+    return NULL;
 }
 
 amp_status amp_session_run(amp_session *s, int n_inputs, const char *const *input_names,
@@ -386,6 +498,29 @@ amp_status amp_session_run(amp_session *s, int n_inputs, const char *const *inpu
     }
 
     amp_backend *be = s->be;
+    bool device = !be->i.host_memory;
+    if (device) {
+        if (s->observe)
+            return amp_seterr(ctx, AMP_ERR_UNSUPPORTED, "backend '%s': observing values needs host memory", be->i.name);
+        /* resident inputs: the same tensors as declared; the host copies go up when the caller
+         * may have written them */
+        for (int i = 0; i < nin; i++)
+            if (in_t[i] && s->res_host[in_ids[i]] && in_t[i] != s->res_host[in_ids[i]])
+                return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "input '%s' is resident: bind the tensor it was declared with",
+                                  g->values[in_ids[i]].name);
+        if (s->res_state == AMP_RESIDENT_HOST_NEWER) {
+            st = move_resident(s, true);
+            if (st) return st;
+            s->res_state = AMP_RESIDENT_SYNCED;
+        }
+        /* staged inputs: the caller's tensors into their arena buffers */
+        for (int i = 0; i < nin; i++) {
+            const amp_slot *sl = &p->slots[in_ids[i]];
+            if (!sl->staged || !in_t[i]) continue;
+            st = be->i.upload(be, slot_data(s, p, in_ids[i]), in_t[i]->data, in_t[i]->nbytes);
+            if (st) return amp_seterr(ctx, st, "cannot upload input '%s': %s", g->values[in_ids[i]].name, ctx->err);
+        }
+    }
     amp_backend_layout layout = {.arena = s->arena, .arena_bytes = p->stats.arena_bytes, .nbufs = p->nbufs,
                                  .bufs = p->bufs, .offsets = p->offsets, .bytes = p->buf_bytes};
     for (int si = 0; si < p->nsteps; si++) {
@@ -421,6 +556,7 @@ amp_status amp_session_run(amp_session *s, int n_inputs, const char *const *inpu
     }
     st = amp_backend_synchronize(be);
     if (st) return st;
+    if (device && s->n_resident) s->res_state = AMP_RESIDENT_DEVICE_NEWER;
     /* results */
     amp_tensor **made = s->out_made;
     for (int i = 0; i < n_outputs; i++) made[i] = NULL;
@@ -435,8 +571,16 @@ amp_status amp_session_run(amp_session *s, int n_inputs, const char *const *inpu
             }
             dst = made[i];
         }
-        const void *src = slot_data(s, p, out_ids[i]);
-        if (dst->nbytes && src) memcpy(dst->data, src, dst->nbytes);
+        const void *src = slot_host_data(s, p, out_ids[i]);
+        if (dst->nbytes && src) {
+            memcpy(dst->data, src, dst->nbytes);
+        } else if (dst->nbytes) {
+            st = be->i.download(be, dst->data, slot_data(s, p, out_ids[i]), dst->nbytes);
+            if (st) {
+                for (int j = 0; j <= i; j++) amp_tensor_destroy(made[j]);
+                return amp_seterr(ctx, st, "cannot download output '%s': %s", output_names[i], ctx->err);
+            }
+        }
     }
     for (int i = 0; i < n_outputs; i++)
         if (made[i]) outputs[i] = made[i];

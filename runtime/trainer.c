@@ -805,6 +805,27 @@ amp_status amp_trainer_create(const amp_model *model, const amp_trainer_options 
             t->bvals[k++] = t->tracker;
         }
         t->nbind = k;
+        /* the optimizer's state stays in the backend's memory between steps: everything bound
+         * after the labels but the learning rate (written each step) and the normalisation
+         * statistics (replaced from the step's outputs) */
+        {
+            int first = nuser + (o.loss == AMP_LOSS_MODEL ? 0 : 1), nres = 0;
+            const char **rn = amp_calloc(ctx, (size_t)k + 1, sizeof(char *));
+            amp_tensor **rt = amp_calloc(ctx, (size_t)k + 1, sizeof(amp_tensor *));
+            if (!rn || !rt) s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
+            for (int i = first; !s && i < k; i++) {
+                bool bn = false;
+                for (int j = 0; j < t->nbn; j++) bn = bn || t->bvals[i] == t->bnstate[j];
+                if (bn || t->bvals[i] == t->lr) continue;
+                rn[nres] = t->bnames[i];
+                rt[nres++] = (amp_tensor *)t->bvals[i];
+            }
+            if (!s && (s = amp_session_set_resident(t->ts, nres, rn, rt)))
+                amp_seterr(ctx, s, "%s", amp_session_last_error(t->ts));
+            amp_dealloc(ctx, rn);
+            amp_dealloc(ctx, rt);
+            if (s) goto fail;
+        }
         t->onames = amp_calloc(ctx, (size_t)t->nouts + 1, sizeof(char *));
         t->outs = amp_calloc(ctx, (size_t)t->nouts + 1, sizeof(amp_tensor *));
         if (!t->onames || !t->outs) {
@@ -921,10 +942,19 @@ amp_status amp_trainer_step(amp_trainer *t, int n_inputs, const char *const *nam
     return AMP_OK;
 }
 
+/* The host copies of the state, current (host_will_write: the caller may change them, so the
+ * next step uploads them first). */
+static amp_status sync_state(amp_trainer *t, bool host_will_write) {
+    amp_status s = amp_session_resident_sync(t->ts, host_will_write);
+    return s ? terr(t, s, "%s", amp_session_last_error(t->ts)) : AMP_OK;
+}
+
 amp_status amp_trainer_predict(amp_trainer *t, int n_inputs, const char *const *names, const amp_tensor *const *inputs,
                                const char *output_name, amp_tensor **output) {
     if (!t || !output) return AMP_ERR_INVALID_ARG;
-    amp_status s = bind_user(t, t->eval, n_inputs, names, inputs);
+    amp_status s = sync_state(t, false);
+    if (s) return s;
+    s = bind_user(t, t->eval, n_inputs, names, inputs);
     if (s) return s;
     int k = t->nuser;
     const char **nm = t->bnames;
@@ -954,6 +984,9 @@ amp_status amp_trainer_predict(amp_trainer *t, int n_inputs, const char *const *
 
 amp_status amp_trainer_get_state(const amp_trainer *t, amp_trainer_state *state) {
     if (!t || !state) return AMP_ERR_INVALID_ARG;
+    /* the loss scale lives with the state (the error buffer and the host copies are what a
+     * const trainer's call may write) */
+    if (sync_state((amp_trainer *)t, false)) return AMP_ERR_BACKEND;
     amp_trainer_state st = t->st;
     st.struct_size = sizeof st;
     st.loss_scale = t->o.precision == AMP_TRAIN_FP16 ? (double)*(const float *)t->scale->data : 1.0;
@@ -967,6 +1000,11 @@ int amp_trainer_param_count(const amp_trainer *t) { return t ? t->np : 0; }
 
 amp_status amp_trainer_param(amp_trainer *t, int i, const char **name, amp_tensor **value) {
     if (!t || i < 0 || i >= t->np) return AMP_ERR_INVALID_ARG;
+    /* the caller may write the tensor handed out: the next step uploads the state */
+    if (value) {
+        amp_status s = sync_state(t, true);
+        if (s) return s;
+    }
     if (name) *name = t->pnames[i];
     if (value) *value = t->params[i];
     return AMP_OK;
@@ -1044,7 +1082,8 @@ static void put(unsigned char **p, const void *src, size_t n) {
 
 amp_status amp_trainer_save_checkpoint(amp_trainer *t, const char *path, int64_t user_a, int64_t user_b) {
     if (!t || !path) return AMP_ERR_INVALID_ARG;
-    amp_status fs = check_finite(t, "checkpoint");
+    amp_status fs = sync_state(t, false);
+    if (!fs) fs = check_finite(t, "checkpoint");
     if (fs) return fs;
     ckpt_entry *e = amp_calloc(t->ctx, (size_t)(t->np * 4 + t->nbn) + 8, sizeof *e);
     if (!e) return terr(t, AMP_ERR_NO_MEMORY, "out of memory");
@@ -1094,7 +1133,11 @@ amp_status amp_trainer_load_checkpoint(amp_trainer *t, const char *path, int64_t
     if (!t || !path) return AMP_ERR_INVALID_ARG;
     void *data = NULL;
     size_t size = 0;
-    amp_status s = amp_read_file(t->ctx, path, t->ctx->max_file_bytes, &data, &size);
+    /* the host copies become the state (the next step uploads them), current even when the
+     * file is refused */
+    amp_status s = sync_state(t, true);
+    if (s) return s;
+    s = amp_read_file(t->ctx, path, t->ctx->max_file_bytes, &data, &size);
     if (s) return terr(t, s, "%s", amp_context_last_error(t->ctx));
     const unsigned char *buf = data, *p = buf, *end = buf + size;
     ckpt_entry *e = amp_calloc(t->ctx, (size_t)(t->np * 4 + t->nbn) + 8, sizeof *e);
@@ -1167,7 +1210,8 @@ amp_status amp_trainer_export(amp_trainer *t, const char *path, amp_dtype dtype)
     if (!t || !path) return AMP_ERR_INVALID_ARG;
     if (dtype != AMP_F32 && dtype != AMP_F16 && dtype != AMP_BF16)
         return terr(t, AMP_ERR_INVALID_ARG, "export dtype must be float32, float16 or bfloat16");
-    amp_status fs = check_finite(t, "model");
+    amp_status fs = sync_state(t, false);
+    if (!fs) fs = check_finite(t, "model");
     if (fs) return fs;
     amp_graph *g = NULL;
     amp_model *m = NULL, *c = NULL;

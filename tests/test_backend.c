@@ -252,3 +252,62 @@ Test(backend, models_agree_bit_for_bit_under_the_checking_backend) {
         }
     }
 }
+
+/* ---- the device-memory stand-in: sessions stage, upload and download for it ---------------- */
+
+Test(backend, models_agree_bit_for_bit_behind_a_device_memory_boundary) {
+    static const char *const models[] = {"lenet", "mlp", "mlp_decomposed", "encoder", "gpt_block", "resnet",
+                                         "mobilenetv2", "unet", "lstm_tagger", "overflow"};
+    for (size_t mi = 0; mi < sizeof models / sizeof *models; mi++) {
+        amp_tensor *a[16], *b[16];
+        int na, nb;
+        size_t arena_a, arena_b;
+        run_model(models[mi], "cpu", a, &na, &arena_a);
+        run_model(models[mi], "cpu-device", b, &nb, &arena_b);
+        cr_assert_eq(na, nb);
+        /* the staged inputs live in the arena too */
+        cr_expect_geq(arena_b, arena_a, "%s", models[mi]);
+        for (int i = 0; i < na; i++) {
+            cr_expect(tt_equal(a[i], b[i]), "%s output %d differs behind the device-memory boundary", models[mi], i);
+            amp_tensor_destroy(a[i]);
+            amp_tensor_destroy(b[i]);
+        }
+    }
+}
+
+Test(backend, the_device_stand_in_refuses_host_pointers) {
+    amp_backend *b = NULL;
+    cr_assert_eq(amp_backend_create(ctx, "cpu-device", 1, &b), AMP_OK);
+    cr_expect_not(b->i.host_memory);
+    /* a Relu whose tensors are host memory: the step must be refused, naming the input */
+    amp_test_node *t = tn_new(ctx, "Relu");
+    float x[4] = {1, -2, 3, -4}, y[4] = {0};
+    int64_t dims[1] = {4};
+    amp_tensor in, out;
+    amp_tensor_view(&in, AMP_F32, 1, dims, x);
+    amp_tensor_view(&out, AMP_F32, 1, dims, y);
+    amp_tensor *pin[1] = {&in}, *pout[1] = {&out};
+    amp_backend_step st = {.k = {.ctx = ctx, .n = &t->node, .opset = 17, .nin = 1, .nout = 1, .in = pin, .out = pout,
+                                 .threads = 1},
+                           .index = -1};
+    cr_expect_eq(amp_backend_run(b, &st), AMP_ERR_INTERNAL);
+    cr_expect(strstr(amp_context_last_error(ctx), "input 0") && strstr(amp_context_last_error(ctx), "cpu-device"),
+              "%s", amp_context_last_error(ctx));
+    cr_expect_eq(y[0], 0.0f, "nothing ran");
+    /* the same step on device memory runs */
+    void *dx = NULL, *dy = NULL;
+    cr_assert_eq(b->i.mem_alloc(b, AMP_MEM_ARENA, sizeof x, &dx), AMP_OK);
+    cr_assert_eq(b->i.mem_alloc(b, AMP_MEM_ARENA, sizeof y, &dy), AMP_OK);
+    cr_assert_eq(b->i.upload(b, dx, x, sizeof x), AMP_OK);
+    cr_expect_eq(b->i.upload(b, dx, dy, sizeof x), AMP_ERR_INTERNAL, "device to device is not an upload");
+    in.data = dx;
+    out.data = dy;
+    cr_assert_eq(amp_backend_run(b, &st), AMP_OK, "%s", amp_context_last_error(ctx));
+    cr_assert_eq(b->i.download(b, y, dy, sizeof y), AMP_OK);
+    cr_expect(y[0] == 1 && y[1] == 0 && y[2] == 3 && y[3] == 0);
+    cr_expect_eq(b->i.download(b, y, x, sizeof y), AMP_ERR_INTERNAL, "host to host is not a download");
+    b->i.mem_free(b, AMP_MEM_ARENA, dx);
+    b->i.mem_free(b, AMP_MEM_ARENA, dy);
+    tn_free(t);
+    amp_backend_destroy(b);
+}

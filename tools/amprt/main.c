@@ -11,6 +11,7 @@
 
 #include "base/base.h"
 #include "base/elem.h"
+#include "backends/backend.h"
 #include "tools/amprt/cli.h"
 
 static const char *const usage_main =
@@ -32,7 +33,7 @@ static const char *const usage_main =
     "                                             test-set accuracy of an image classifier\n"
     "  plot OUT.svg LOG.jsonl...                  training curves of several --json-log files\n"
     "\n"
-    "common options: --backend cpu|cuda|auto|cpu-check, --threads N (default: all cores), --dim NAME=VALUE,\n"
+    "common options: --backend cpu|cuda|auto|cpu-check|cpu-device, --threads N (default: all cores), --dim NAME=VALUE,\n"
     "  --max-memory BYTES[K|M|G] (inspect, run, bench, check, convert: most one plan may hold; default 8G)\n"
     "Run 'amprt COMMAND --help' for details.\n";
 
@@ -205,8 +206,12 @@ static int parse_opts(int argc, char **argv, int first, cli_opts *o, const char 
         } else if (strcmp(a, "--backend") == 0) {
             if (!want_arg(i, argc, a)) return 2;
             const char *b = argv[++i];
-            if (strcmp(b, "cpu") != 0 && strcmp(b, "cuda") != 0 && strcmp(b, "auto") != 0 && strcmp(b, "cpu-check") != 0) {
-                fprintf(stderr, "amprt: --backend expects cpu, cuda, auto or cpu-check, got '%s'\n", b);
+            bool known = false;
+            for (int k = 0; amp_backend_names[k]; k++) known = known || strcmp(b, amp_backend_names[k]) == 0;
+            if (!known) {
+                fprintf(stderr, "amprt: --backend expects one of");
+                for (int k = 0; amp_backend_names[k]; k++) fprintf(stderr, "%s %s", k ? "," : "", amp_backend_names[k]);
+                fprintf(stderr, "; got '%s'\n", b);
                 return 2;
             }
             o->backend = b;
