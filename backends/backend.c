@@ -1,10 +1,51 @@
 /* Backend selection by name and the wrappers that give optional slots their defaults. */
+#define _GNU_SOURCE /* dladdr */
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backends/backend.h"
 
-/* the CUDA backend is a module loaded at run time; until it is found, no device is present */
-static int amp_cuda_device_count(void) { return 0; }
+typedef amp_status (*cuda_module_create_fn)(const char *abi, amp_context *ctx, int threads, amp_backend **out);
+
+/* The CUDA backend module's entry point, or NULL with the reason in why. The module stays
+ * loaded for the life of the process (its code may be running in any session). */
+static cuda_module_create_fn open_cuda_module(char *why, size_t cap) {
+    char path[4096];
+    const char *env = getenv("AMPRT_CUDA_MODULE");
+    void *h = NULL;
+    if (env && env[0]) {
+        h = dlopen(env, RTLD_NOW | RTLD_LOCAL);
+        if (!h) snprintf(why, cap, "%s", dlerror());
+    } else {
+        /* beside the object that holds this code: libamprt.so, or a program linked statically */
+        Dl_info info;
+        if (dladdr((void *)open_cuda_module, &info) && info.dli_fname) {
+            const char *slash = strrchr(info.dli_fname, '/');
+            if (slash && (size_t)(slash - info.dli_fname) + sizeof "/libamprt_cuda.so" < sizeof path) {
+                snprintf(path, sizeof path, "%.*s/libamprt_cuda.so", (int)(slash - info.dli_fname), info.dli_fname);
+                h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+            }
+        }
+        if (!h) h = dlopen("libamprt_cuda.so", RTLD_NOW | RTLD_LOCAL);
+        if (!h) snprintf(why, cap, "%s", dlerror());
+    }
+    if (!h) return NULL;
+    cuda_module_create_fn fn;
+    void *sym = dlsym(h, "amp_cuda_module_create");
+    memcpy(&fn, &sym, sizeof fn);
+    if (!fn) snprintf(why, cap, "the module has no entry point amp_cuda_module_create");
+    return fn;
+}
+
+static amp_status cuda_create(amp_context *ctx, int threads, amp_backend **out) {
+    char why[1024] = "";
+    cuda_module_create_fn fn = open_cuda_module(why, sizeof why);
+    if (!fn)
+        return amp_seterr(ctx, AMP_ERR_NO_DEVICE, "backend 'cuda': the CUDA backend module cannot be loaded: %s", why);
+    return fn(AMP_BACKEND_ABI, ctx, threads, out);
+}
 
 const char *const amp_backend_names[] = {"auto", "cpu", "cpu-check", "cpu-device", "cuda", NULL};
 
@@ -12,7 +53,9 @@ amp_status amp_backend_create(amp_context *ctx, const char *name, int threads, a
     if (!ctx || !out) return AMP_ERR_INVALID_ARG;
     if (threads < 1) return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "a backend needs at least one thread");
     if (!name || strcmp(name, "auto") == 0) {
-        /* the CUDA backend is not part of this build yet: auto always settles on the CPU */
+        if (cuda_create(ctx, threads, out) == AMP_OK) return AMP_OK;
+        amp_log(ctx, AMP_LOG_INFO, "backend auto: the CPU (%s)", ctx->err);
+        ctx->err[0] = '\0';
         return amp_backend_cpu_create(ctx, threads, out);
     }
     if (strcmp(name, "cpu") == 0) return amp_backend_cpu_create(ctx, threads, out);
@@ -28,11 +71,7 @@ amp_status amp_backend_create(amp_context *ctx, const char *name, int threads, a
         if (s) return s;
         return amp_backend_devsim_create(cpu, out);
     }
-    if (strcmp(name, "cuda") == 0) {
-        if (amp_cuda_device_count() <= 0)
-            return amp_seterr(ctx, AMP_ERR_NO_DEVICE, "backend 'cuda' was asked for, but no CUDA device is present");
-        return amp_seterr(ctx, AMP_ERR_UNSUPPORTED, "the CUDA backend is not available in this build yet");
-    }
+    if (strcmp(name, "cuda") == 0) return cuda_create(ctx, threads, out);
     return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "unknown backend '%s' (expected auto, cpu, cpu-check, cpu-device or cuda)", name);
 }
 
@@ -57,6 +96,17 @@ void amp_backend_release(amp_backend *b, void *state) {
 amp_status amp_backend_run(amp_backend *b, amp_backend_step *st) { return b->i.run(b, st); }
 
 amp_status amp_backend_synchronize(amp_backend *b) { return b->i.synchronize ? b->i.synchronize(b) : AMP_OK; }
+
+bool amp_backend_has_op(amp_backend *b, amp_op op) { return b->i.has_op ? b->i.has_op(b, op) : true; }
+
+amp_status amp_backend_run_begin(amp_backend *b, const amp_backend_plan_run *r, bool *replay) {
+    *replay = false;
+    return b->i.run_begin ? b->i.run_begin(b, r, replay) : AMP_OK;
+}
+
+amp_status amp_backend_run_end(amp_backend *b, const amp_backend_plan_run *r) {
+    return b->i.run_end ? b->i.run_end(b, r) : AMP_OK;
+}
 
 amp_status amp_backend_run_once(amp_backend *b, amp_kernel *k) {
     if (!b->i.host_memory)

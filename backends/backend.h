@@ -11,7 +11,14 @@
  *   run       enqueue one step: no allocation and no synchronisation inside;
  *   mem_*     the arena (one allocation per session, sized for its largest plan) and the
  *             persistent region (weights, optimizer state) in the backend's memory;
- *   upload / download / synchronize   move bytes between host and backend memory.
+ *   upload / download / synchronize   move bytes between host and backend memory (an upload
+ *             may still be in flight when it returns, from a staging copy of src; a download is
+ *             complete when it returns);
+ *   has_op    does the backend have the op at all (asked at session creation, before dtypes
+ *             are known, so that a model the backend cannot run is refused by name at once);
+ *   run_begin / run_end   bracket the steps of one run of a plan, so a backend can capture them
+ *             once (a CUDA graph) and replay them in later runs, telling the executor to skip
+ *             the steps.
  *
  * Optional slots may be NULL; the wrappers below supply the default (supports: every op with a
  * kernel; prepare: no state, no workspace; release: nothing; synchronize: nothing). The CPU
@@ -55,6 +62,14 @@ typedef struct amp_backend_step {
     const amp_backend_layout *layout; /* NULL when the step runs outside a plan (folding, tests) */
 } amp_backend_step;
 
+/* One run of a plan, as run_begin and run_end see it. */
+typedef struct amp_backend_plan_run {
+    uint64_t plan_id;       /* unique per plan for the process's lifetime */
+    const void *arena;      /* the arena the plan runs in now: a capture holds its addresses */
+    int nsteps;
+    bool aborted;           /* run_end only: a step failed; drop whatever was being recorded */
+} amp_backend_plan_run;
+
 typedef struct amp_backend_i {
     const char *name;
     /* Device pointers are host pointers: initializers and caller tensors are used in place, no
@@ -70,6 +85,11 @@ typedef struct amp_backend_i {
     amp_status (*download)(amp_backend *b, void *dst, const void *src, size_t bytes);
     amp_status (*synchronize)(amp_backend *b);
     void (*destroy)(amp_backend *b);
+    bool (*has_op)(amp_backend *b, amp_op op);
+    /* *replay set: the backend ran the whole plan itself (a recorded graph); the executor skips
+     * the steps and calls run_end */
+    amp_status (*run_begin)(amp_backend *b, const amp_backend_plan_run *r, bool *replay);
+    amp_status (*run_end)(amp_backend *b, const amp_backend_plan_run *r);
 } amp_backend_i;
 
 struct amp_backend {
@@ -79,10 +99,19 @@ struct amp_backend {
     int threads;         /* CPU threads for kernels (>= 1) */
 };
 
+/* The interface version a backend module must be built for (bump with every change to the
+ * structs above or to amp_kernel / amp_context): the CUDA module (backends/cuda/backend.c)
+ * refuses to run under another. */
+#define AMP_BACKEND_ABI "amprt 0.1.0 backend interface 2"
+
 /* Constructor. name: "cpu", "cpu-check" (the CPU backend wrapped by the checking backend),
- * "cpu-device" (the CPU behind a device-memory boundary: devsim.c), "cuda", or "auto" / NULL (CUDA when a device is present and the build has the backend, else
- * the CPU). threads >= 1. On failure *out is untouched and ctx holds the message. The backend
- * borrows ctx: destroy the backend first. */
+ * "cpu-device" (the CPU behind a device-memory boundary: devsim.c), "cuda", or "auto" / NULL
+ * (CUDA when its module loads and a device is present, else the CPU). The CUDA backend is a
+ * module opened at run time: $AMPRT_CUDA_MODULE when set (a path), else libamprt_cuda.so beside
+ * the library (or program) holding amprt, else wherever the dynamic loader finds it; a missing
+ * module, driver or device is AMP_ERR_NO_DEVICE with the loader's words. threads >= 1. On
+ * failure *out is untouched and ctx holds the message. The backend borrows ctx: destroy the
+ * backend first. */
 amp_status amp_backend_create(amp_context *ctx, const char *name, int threads, amp_backend **out);
 /* Destructor; NULL is harmless. */
 void amp_backend_destroy(amp_backend *b);
@@ -95,6 +124,9 @@ amp_status amp_backend_prepare(amp_backend *b, const amp_kernel *k, void **state
 void amp_backend_release(amp_backend *b, void *state);
 amp_status amp_backend_run(amp_backend *b, amp_backend_step *st);
 amp_status amp_backend_synchronize(amp_backend *b);
+bool amp_backend_has_op(amp_backend *b, amp_op op);
+amp_status amp_backend_run_begin(amp_backend *b, const amp_backend_plan_run *r, bool *replay);
+amp_status amp_backend_run_end(amp_backend *b, const amp_backend_plan_run *r);
 
 /* Run one node now with its own workspace (prepare, allocate, run, release): folding at plan
  * time and the op tests. Host-memory backends only. */

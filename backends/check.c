@@ -34,6 +34,8 @@ static amp_status check_prepare(amp_backend *b, const amp_kernel *k, void **stat
 
 static void check_release(amp_backend *b, void *state) { amp_backend_release(cs(b)->inner, state); }
 
+static bool check_has_op(amp_backend *b, amp_op op) { return amp_backend_has_op(cs(b)->inner, op); }
+
 static int by_lo(const void *a, const void *b) {
     const range *x = a, *y = b;
     return x->lo < y->lo ? -1 : x->lo > y->lo;
@@ -173,6 +175,7 @@ amp_status amp_backend_check_create(amp_backend *inner, amp_backend **out) {
         .download = check_download,
         .synchronize = check_synchronize,
         .destroy = check_destroy,
+        .has_op = check_has_op,
     };
     b->state = c;
     b->ctx = ctx;

@@ -42,6 +42,8 @@ static amp_status devsim_prepare(amp_backend *b, const amp_kernel *k, void **sta
 
 static void devsim_release(amp_backend *b, void *state) { amp_backend_release(ds(b)->inner, state); }
 
+static bool devsim_has_op(amp_backend *b, amp_op op) { return amp_backend_has_op(ds(b)->inner, op); }
+
 static amp_status check_view(amp_backend *b, const amp_kernel *k, const amp_tensor *t, const char *what, int i) {
     if (!t || !t->nbytes) return AMP_OK;
     if (t->data && is_dev(b, t->data, t->nbytes)) return AMP_OK;
@@ -126,6 +128,7 @@ static const amp_backend_i devsim_iface = {
     .download = devsim_download,
     .synchronize = NULL,
     .destroy = devsim_destroy,
+    .has_op = devsim_has_op,
 };
 
 amp_status amp_backend_devsim_create(amp_backend *inner, amp_backend **out) {

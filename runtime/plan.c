@@ -219,6 +219,8 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
     amp_tinfo **tout = NULL, *scratch = NULL;
     amp_plan *p = amp_calloc(ctx, 1, sizeof *p);
     if (!p) return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory planning");
+    static _Atomic uint64_t next_id = 1;
+    p->id = next_id++;
     /* one extra slot marks the end of the array for amp_plan_destroy */
     p->slots = amp_calloc(ctx, (size_t)nv + 1, sizeof(amp_slot));
     p->steps = amp_calloc(ctx, (size_t)g->n_nodes + 1, sizeof(amp_step));

@@ -44,6 +44,7 @@ typedef struct amp_step {
 } amp_step;
 
 typedef struct amp_plan {
+    uint64_t id;           /* unique in the process (backends key recorded runs by it) */
     int64_t *key;
     int key_len;
     amp_slot *slots;       /* one per graph value */

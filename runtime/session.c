@@ -62,6 +62,29 @@ amp_status amp_session_create(amp_model *model, const amp_session_options *opts,
         amp_session_destroy(s);
         return st;
     }
+    /* every op must have a kernel on the backend: named now, not at the first run; "auto"
+     * settles on the CPU instead, and says why */
+    for (int i = 0; i < model->g->n_nodes; i++) {
+        const amp_node *n = &model->g->nodes[i];
+        if (amp_backend_has_op(s->be, n->op)) continue;
+        bool is_auto = !o.backend || strcmp(o.backend, "auto") == 0;
+        if (is_auto) {
+            amp_log(ctx, AMP_LOG_INFO, "backend auto: the CPU, since %s has no kernel for %s (node '%s')",
+                    s->be->i.name, n->op_type, n->name && n->name[0] ? n->name : "<unnamed>");
+            amp_backend_destroy(s->be);
+            s->be = NULL;
+            st = amp_backend_cpu_create(&s->ctx, o.threads, &s->be);
+        } else {
+            st = amp_seterr(&s->ctx, AMP_ERR_UNSUPPORTED, "node '%s': backend '%s' has no kernel for %s",
+                            n->name && n->name[0] ? n->name : "<unnamed>", s->be->i.name, n->op_type);
+        }
+        if (st) {
+            amp_seterr(ctx, st, "%s", s->ctx.err);
+            amp_session_destroy(s);
+            return st;
+        }
+        break;
+    }
     /* Backends with memory of their own: constants are folded on the CPU, and the session
      * keeps every value's backend copy */
     s->host = s->be;
@@ -523,7 +546,12 @@ amp_status amp_session_run(amp_session *s, int n_inputs, const char *const *inpu
     }
     amp_backend_layout layout = {.arena = s->arena, .arena_bytes = p->stats.arena_bytes, .nbufs = p->nbufs,
                                  .bufs = p->bufs, .offsets = p->offsets, .bytes = p->buf_bytes};
-    for (int si = 0; si < p->nsteps; si++) {
+    /* a backend may record the steps once and replay them (CUDA graphs); never while profiling
+     * or observing, which need each step on its own */
+    amp_backend_plan_run run = {.plan_id = p->id, .arena = s->arena, .nsteps = p->nsteps};
+    bool bracket = !s->profile_ms && !s->observe, replay = false;
+    if (bracket && (st = amp_backend_run_begin(be, &run, &replay))) return st;
+    for (int si = 0; si < p->nsteps && !replay; si++) {
         amp_step *stp = &p->steps[si];
         const amp_node *n = &g->nodes[stp->node];
         for (int k = 0; k < stp->nin; k++)
@@ -549,11 +577,22 @@ amp_status amp_session_run(amp_session *s, int n_inputs, const char *const *inpu
         }
         /* a kernel that read an attribute inference never looked at, with the wrong kind */
         if (n->attr_misread) st = amp_node_attr_check(ctx, n);
-        if (st) return st;
+        if (st) {
+            /* a recording in progress is dropped, and the message stays the step's */
+            if (bracket) {
+                run.aborted = true;
+                char keep[sizeof ctx->err];
+                memcpy(keep, ctx->err, sizeof keep);
+                amp_backend_run_end(be, &run);
+                memcpy(ctx->err, keep, sizeof keep);
+            }
+            return st;
+        }
         if (s->observe)
             for (int o = 0; o < stp->nout; o++)
                 if (n->outputs[o] >= 0) s->observe(s->observe_user, n->outputs[o], stp->pout[o]);
     }
+    if (bracket && (st = amp_backend_run_end(be, &run))) return st;
     st = amp_backend_synchronize(be);
     if (st) return st;
     if (device && s->n_resident) s->res_state = AMP_RESIDENT_DEVICE_NEWER;

@@ -55,6 +55,11 @@ static amp_status cpu_copy(amp_backend *b, void *dst, const void *src, size_t by
 
 static void cpu_destroy(amp_backend *b) { amp_dealloc(b->ctx, b); }
 
+static bool cpu_has_op(amp_backend *b, amp_op op) {
+    (void)b;
+    return amp_cpu_has_kernel(op);
+}
+
 static const amp_backend_i cpu_iface = {
     .name = "cpu",
     .host_memory = true,
@@ -68,6 +73,7 @@ static const amp_backend_i cpu_iface = {
     .download = cpu_copy,
     .synchronize = NULL,
     .destroy = cpu_destroy,
+    .has_op = cpu_has_op,
 };
 
 amp_status amp_backend_cpu_create(amp_context *ctx, int threads, amp_backend **out) {
