@@ -1,16 +1,30 @@
 #!/usr/bin/env bash
-# Installs amprt into a temporary prefix and builds examples/run_model.c against it twice:
-# with find_package(amprt) and with pkg-config. Usage: check_install.sh BUILD_DIR
+# Installs amprt into a temporary prefix and builds examples/run_model.c against it four ways:
+# find_package(amprt) with the shared and the static target, pkg-config plain and --static; runs
+# each, and checks that neither the library nor the tool needs a CUDA library (the CUDA backend
+# is a module opened at run time). Usage: check_install.sh BUILD_DIR
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 build="$(cd "$1" && pwd)"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
+libdir="$tmp/prefix/lib"
+[ -d "$libdir/x86_64-linux-gnu" ] && libdir="$libdir/x86_64-linux-gnu"
 cmake -S "$root/examples" -B "$tmp/cm" -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/null
 cmake --build "$tmp/cm" >/dev/null
-LD_LIBRARY_PATH="$tmp/prefix/lib" "$tmp/cm/run_model" "$root/models/mlp/model.onnx"
-export PKG_CONFIG_PATH="$tmp/prefix/lib/pkgconfig:$tmp/prefix/lib/x86_64-linux-gnu/pkgconfig"
+LD_LIBRARY_PATH="$libdir" "$tmp/cm/run_model" "$root/models/mlp/model.onnx"
+"$tmp/cm/run_model_static" "$root/models/mlp/model.onnx"
+export PKG_CONFIG_PATH="$libdir/pkgconfig"
 cc -std=c11 -Wall -Werror "$root/examples/run_model.c" -o "$tmp/pc_run_model" $(pkg-config --cflags --libs amprt)
-LD_LIBRARY_PATH="$tmp/prefix/lib" "$tmp/pc_run_model" "$root/models/lenet/model.onnx"
-echo "install check: find_package and pkg-config builds ran"
+LD_LIBRARY_PATH="$libdir" "$tmp/pc_run_model" "$root/models/lenet/model.onnx"
+cc -std=c11 -Wall -Werror -static-libgcc "$root/examples/run_model.c" -o "$tmp/pc_run_model_static" \
+  $(pkg-config --cflags amprt) "$libdir/libamprt.a" $(pkg-config --static --libs-only-l --libs-only-L amprt | sed 's/-lamprt//')
+"$tmp/pc_run_model_static" "$root/models/lenet/model.onnx"
+for bin in "$libdir"/libamprt.so "$tmp/prefix/bin/amprt" "$tmp/cm/run_model_static"; do
+  if ldd "$bin" | grep -E 'libcuda|libcudart|libcublas|libcudnn'; then
+    echo "install check: $bin needs a CUDA library" >&2
+    exit 1
+  fi
+done
+echo "install check: find_package (shared, static) and pkg-config (plain, --static) builds ran; no CUDA dependency"
