@@ -27,4 +27,11 @@ extern "C" cudaError_t kt_row_lse(int planted, const float *x, int64_t rows, int
     return AMP_CUDA_LAUNCH(kt_row_lse_kernel, (unsigned)rows, threads, 0, 0, x, c, out);
 }
 
-extern "C" int kt_set_order(int flags) { return amp_emu_set_order(flags); }
+extern "C" int kt_set_order(int flags) {
+#ifdef __CUDACC__
+    (void)flags;
+    return 0;
+#else
+    return amp_emu_set_order(flags);
+#endif
+}
