@@ -51,6 +51,56 @@ __device__ __forceinline__ void amp_k_st(void *p, int dt, int64_t i, float v, in
         ((uint16_t *)p)[i] = amp_f32_to_bf16_mode(v, rtz);
 }
 
+/* ---- four elements at once --------------------------------------------------------------------
+ * Memory-bound kernels move four consecutive elements with one load and one store (16 bytes of
+ * f32, 8 of f16 or bf16) when every pointer is aligned to that size: amp_k_aligned4 decides on
+ * the host, per launch; a misaligned view (a slice of a buffer) takes the scalar loop. */
+static inline bool amp_k_aligned4(const void *p, int dt) {
+    return ((uintptr_t)p & (uintptr_t)(dt == AMP_K_F32 ? 15u : 7u)) == 0;
+}
+
+/* The element a thread of a four-at-once kernel does alone: past the last whole four, one per
+ * thread of the grid (n % 4 < 4 <= the threads of any grid); n or more for the others. */
+__device__ __forceinline__ int64_t amp_k_tail4(int64_t n) {
+    return (n & ~(int64_t)3) + (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+}
+
+/* Blocks of a launch over n elements, four at once (vec) or one. */
+static inline unsigned amp_k_blocks4(int64_t n, bool vec) {
+    return amp_k_blocks(vec ? (n >> 2 > 0 ? n >> 2 : 1) : n, AMP_K_THREADS);
+}
+
+__device__ __forceinline__ float amp_k_from16(int dt, unsigned h) {
+    return dt == AMP_K_F16 ? amp_f16_to_f32((uint16_t)h) : amp_bf16_to_f32((uint16_t)h);
+}
+__device__ __forceinline__ unsigned amp_k_to16(int dt, float v, int rtz) {
+    return dt == AMP_K_F16 ? amp_f32_to_f16_mode(v, rtz) : amp_f32_to_bf16_mode(v, rtz);
+}
+
+/* Elements 4q .. 4q+3 of p (dtype dt; p aligned as amp_k_aligned4 says). */
+__device__ __forceinline__ void amp_k_ld4(const void *p, int dt, int64_t q, float v[4]) {
+    if (dt == AMP_K_F32) {
+        const float4 a = ((const float4 *)p)[q];
+        v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w;
+    } else {
+        const uint2 a = ((const uint2 *)p)[q];
+        v[0] = amp_k_from16(dt, a.x & 0xffffu), v[1] = amp_k_from16(dt, a.x >> 16);
+        v[2] = amp_k_from16(dt, a.y & 0xffffu), v[3] = amp_k_from16(dt, a.y >> 16);
+    }
+}
+__device__ __forceinline__ void amp_k_st4(void *p, int dt, int64_t q, const float v[4], int rtz = 0) {
+    if (dt == AMP_K_F32) {
+        float4 a;
+        a.x = v[0], a.y = v[1], a.z = v[2], a.w = v[3];
+        ((float4 *)p)[q] = a;
+    } else {
+        uint2 a;
+        a.x = amp_k_to16(dt, v[0], rtz) | amp_k_to16(dt, v[1], rtz) << 16;
+        a.y = amp_k_to16(dt, v[2], rtz) | amp_k_to16(dt, v[3], rtz) << 16;
+        ((uint2 *)p)[q] = a;
+    }
+}
+
 /* The quiet NaN C's NAN is (positive, no payload): what the CPU kernels store for a computed NaN. */
 __device__ __forceinline__ float amp_k_nan(void) { return amp_bits_f32(0x7fc00000u); }
 
