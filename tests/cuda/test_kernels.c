@@ -16,6 +16,7 @@
 
 #include "backends/backend.h"
 #include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/kernels.h"
 #ifdef AMP_CUDA_EMULATED
 #include "backends/cuda/emu/fake_runtime.h"
 #endif
@@ -477,6 +478,63 @@ static void t_unary_edges(void) {
     CT_CHECK(s == AMP_ERR_UNSUPPORTED, "UnaryGrad of Exp refused, got %s", amp_status_name(s));
 }
 
+/* The elementwise kernels move four elements at once on aligned buffers and one at a time
+ * otherwise: the same data one element off its alignment (a view into a buffer) must give the
+ * same bits as aligned. Buffers hold n + 1 elements; the misaligned run starts at element 1. */
+static bool kt_upload(const amp_tensor *x, void **aligned, void **mis) {
+    size_t es = amp_dtype_size(x->dtype);
+    if (cudaMalloc(aligned, x->nbytes) || cudaMalloc(mis, x->nbytes + es)) return false;
+    return !cudaMemcpy(*aligned, x->data, x->nbytes, cudaMemcpyHostToDevice) &&
+           !cudaMemcpy((char *)*mis + es, x->data, x->nbytes, cudaMemcpyHostToDevice);
+}
+
+/* y (aligned) and y one element on (misaligned) hold the same bytes */
+static bool kt_same_out(void *ya, void *ym, size_t bytes, size_t es) {
+    unsigned char *a = malloc(bytes), *b = malloc(bytes);
+    bool ok = a && b && !cudaMemcpy(a, ya, bytes, cudaMemcpyDeviceToHost) &&
+              !cudaMemcpy(b, (char *)ym + es, bytes, cudaMemcpyDeviceToHost) && memcmp(a, b, bytes) == 0;
+    free(a);
+    free(b);
+    return ok;
+}
+
+static void t_misaligned(void) {
+    CT_CHECK(setup(), "setup");
+    const int64_t n = 37;
+    int fails = 0;
+    for (int a = 0; a < 3; a++)
+        for (int b = 0; b < 3; b++) {
+            amp_tensor *x = rnd(kfloats[a], 1, &n, 31, -3.0f, 3.0f);
+            size_t eo = amp_dtype_size(kfloats[b]), ob = eo * (size_t)n;
+            void *xa = NULL, *xm = NULL, *ya = NULL, *ym = NULL, *va = NULL, *vm = NULL;
+            bool ok = kt_upload(x, &xa, &xm) && kt_upload(x, &va, &vm) && !cudaMalloc(&ya, ob) &&
+                      !cudaMalloc(&ym, ob + eo);
+            size_t ei = amp_dtype_size(kfloats[a]);
+            amp_k_dtype s = (amp_k_dtype)a, d = (amp_k_dtype)b;
+            if (ok && a != b) { /* Cast, both roundings */
+                for (int rtz = 0; rtz < 2; rtz++) {
+                    ok &= !amp_k_cast(cu.stream, s, d, rtz, xa, ya, n) &&
+                          !amp_k_cast(cu.stream, s, d, rtz, (char *)xm + ei, (char *)ym + eo, n);
+                    ok &= kt_same_out(ya, ym, ob, eo);
+                }
+            }
+            if (ok && a == b) /* every activation and its gradient */
+                for (int op = 0; op < AMP_K_UNARY_COUNT; op++) {
+                    ok &= !amp_k_unary_fwd(cu.stream, (amp_k_unary)op, s, 0.2f, xa, ya, n) &&
+                          !amp_k_unary_fwd(cu.stream, (amp_k_unary)op, s, 0.2f, (char *)xm + ei, (char *)ym + ei, n);
+                    ok &= kt_same_out(ya, ym, ob, eo);
+                    ok &= !amp_k_unary_grad(cu.stream, (amp_k_unary)op, s, 0.2f, xa, va, ya, n) &&
+                          !amp_k_unary_grad(cu.stream, (amp_k_unary)op, s, 0.2f, (char *)xm + ei, (char *)vm + ei,
+                                            (char *)ym + ei, n);
+                    ok &= kt_same_out(ya, ym, ob, eo);
+                }
+            fails += !ok;
+            cudaFree(xa), cudaFree(xm), cudaFree(ya), cudaFree(ym), cudaFree(va), cudaFree(vm);
+            amp_tensor_destroy(x);
+        }
+    CT_CHECK(fails == 0, "%d dtype pairs differ between the aligned and the misaligned run", fails);
+}
+
 /* ---- MaxPool, MaxPoolGrad -------------------------------------------------------------------------- */
 
 typedef struct pool_case {
@@ -905,6 +963,7 @@ static const ct_case cases[] = {
     {"unary", t_unary},
     {"unary_grad", t_unary_grad},
     {"unary_edges", t_unary_edges},
+    {"misaligned", t_misaligned},
     {"max_pool", t_max_pool},
     {"max_pool_auto_pad", t_max_pool_auto_pad},
     {"max_pool_grad", t_max_pool_grad},
