@@ -225,7 +225,15 @@ static amp_status run_both(tnode *t, int nin, amp_tensor *const *in, int nout, a
     if (!s && ws_bytes && cudaMalloc(&ws, ws_bytes) != cudaSuccess) s = AMP_ERR_BACKEND;
     kd.ws = ws;
     kd.ws_bytes = ws_bytes;
+#ifdef AMP_CUDA_EMULATED
+    size_t regions = amp_emu_device_regions();
+#endif
     if (!s) s = e->run(&cu, &kd, state);
+#ifdef AMP_CUDA_EMULATED
+    /* a step allocates nothing */
+    if (!s && amp_emu_device_regions() != regions)
+        s = amp_seterr(ctx, AMP_ERR_INTERNAL, "run left %zu device regions, had %zu", amp_emu_device_regions(), regions);
+#endif
     if (!s && cudaStreamSynchronize(cu.stream) != cudaSuccess) s = AMP_ERR_BACKEND;
     for (int i = 0; !s && i < nout; i++) {
         got[i] = tens(ref[i]->dtype, ref[i]->rank, ref[i]->dims);
