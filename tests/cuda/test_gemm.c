@@ -531,6 +531,48 @@ static void t_fake_refuses(void) {
     CT_CHECK(st_dev == CUBLAS_STATUS_NOT_SUPPORTED, "device pointer mode: %d", (int)st_dev);
 }
 
+/* The algorithm is chosen once, at plan time; runs only enqueue (no heuristic, no device
+ * allocation), and each run gives the same bits. */
+static void t_plan_once_run_many(void) {
+    const int64_t ad[3] = {2, 33, 7}, bd[2] = {7, 17}, yd[3] = {2, 33, 17};
+    amp_tensor *A = rand_tensor(AMP_BF16, 3, ad, 90), *B = rand_tensor(AMP_BF16, 2, bd, 91);
+    dbuf a = {0}, b = {0}, d = {0};
+    void *ws = NULL, *state = NULL;
+    uint16_t first[2 * 33 * 17], again[2 * 33 * 17];
+    bool ok = dput(&a, A, 0) && dput(&b, B, 0) && cudaMalloc(&d.p, sizeof first) == cudaSuccess;
+    amp_tensor da, db, dd;
+    amp_tensor_view(&da, AMP_BF16, 3, ad, a.p);
+    amp_tensor_view(&db, AMP_BF16, 2, bd, b.p);
+    amp_tensor_view(&dd, AMP_BF16, 3, yd, d.p);
+    amp_tensor *in[2] = {&da, &db}, *out[1] = {&dd};
+    tnode t;
+    tn_init(&t, "MatMul", "", 13);
+    amp_kernel k = {.ctx = g_ctx, .n = &t.n, .opset = 13, .nin = 2, .nout = 1, .in = in, .out = out, .threads = 1};
+    const amp_cuda_op *e = family_entry(AMP_OP_MAT_MUL);
+    unsigned long long h0 = amp_emu_cublaslt_heuristics(), m0 = amp_emu_cublaslt_matmuls();
+    size_t wsb = 0, regions = 0;
+    amp_status s = ok ? e->prepare(&g_cu, &k, &state, &wsb) : AMP_ERR_INTERNAL;
+    unsigned long long h1 = amp_emu_cublaslt_heuristics();
+    if (!s && wsb && cudaMalloc(&ws, wsb)) s = AMP_ERR_NO_MEMORY;
+    k.ws = ws;
+    k.ws_bytes = wsb;
+    regions = amp_emu_device_regions();
+    bool same = true;
+    for (int r = 0; r < 3 && !s; r++) {
+        s = e->run(&g_cu, &k, state);
+        if (!s) s = AMP_CUDA_RT(g_ctx, cudaMemcpy(r ? again : first, d.p, sizeof first, cudaMemcpyDeviceToHost));
+        if (r && memcmp(first, again, sizeof first)) same = false;
+    }
+    bool no_alloc = amp_emu_device_regions() == regions;
+    unsigned long long h2 = amp_emu_cublaslt_heuristics(), m2 = amp_emu_cublaslt_matmuls();
+    if (state) e->release(&g_cu, state);
+    free_gemm_bufs(&a, &b, &d, ws, A, B);
+    CT_CHECK(!s, "runs: %s", amp_context_last_error(g_ctx));
+    CT_CHECK(h1 - h0 == 1 && h2 == h1, "one heuristic query, at plan time: %llu, then %llu", h1 - h0, h2 - h1);
+    CT_CHECK(m2 - m0 == 3, "one matmul per run (A's batch stacks into rows): %llu", m2 - m0);
+    CT_CHECK(no_alloc && same, "runs allocate nothing (%d) and repeat their bits (%d)", no_alloc, same);
+}
+
 static void t_report(void) {
     printf("  worst rel L2: f32 %.3g, f16 %.3g, bf16 %.3g; matmuls run %llu\n", g_worst[0], g_worst[1], g_worst[2],
            amp_emu_cublaslt_matmuls());
@@ -554,6 +596,7 @@ static const ct_case cases[] = {
     {"planted_swapped_mn", t_planted_swapped_mn},
     {"planted_bad_pointers", t_planted_bad_pointers},
     {"fake_refuses", t_fake_refuses},
+    {"plan_once_run_many", t_plan_once_run_many},
     {"report", t_report},
     {NULL, NULL},
 };

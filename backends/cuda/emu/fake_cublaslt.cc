@@ -36,7 +36,7 @@
 namespace {
 
 thread_local char t_error[512];
-std::atomic<unsigned long long> g_matmuls{0};
+std::atomic<unsigned long long> g_matmuls{0}, g_heuristics{0};
 
 constexpr uint64_t HANDLE_MAGIC = 0x414d50454d554c54ull; /* "AMPEMULT" */
 constexpr uint64_t ALGO_MAGIC = 0x414d50454d55414cull;   /* "AMPEMUAL" */
@@ -332,6 +332,8 @@ void amp_emu_cublaslt_clear(void) { t_error[0] = 0; }
 
 unsigned long long amp_emu_cublaslt_matmuls(void) { return g_matmuls.load(); }
 
+unsigned long long amp_emu_cublaslt_heuristics(void) { return g_heuristics.load(); }
+
 cublasStatus_t cublasLtCreate(cublasLtHandle_t *handle) {
   t_error[0] = 0;
   if (!handle) return refuse(CUBLAS_STATUS_INVALID_VALUE, "cublasLtCreate: handle is NULL");
@@ -381,6 +383,7 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t handle, cublasLtM
   results[0].state = CUBLAS_STATUS_SUCCESS;
   results[0].wavesCount = 1.0f;
   *count = 1;
+  g_heuristics++;
   return CUBLAS_STATUS_SUCCESS;
 }
 

@@ -15,8 +15,10 @@ extern "C" {
 const char *amp_emu_cublaslt_error(void);
 /* Forgets that message (before a call of the real library, whose failures leave none). */
 void amp_emu_cublaslt_clear(void);
-/* cublasLtMatmul calls that computed (or were recorded) so far, for tests. */
+/* cublasLtMatmul calls that computed (or were recorded), and heuristic queries that succeeded, so
+ * far (tests: an algorithm is chosen once per plan, not per run). */
 unsigned long long amp_emu_cublaslt_matmuls(void);
+unsigned long long amp_emu_cublaslt_heuristics(void);
 
 #ifdef __cplusplus
 }
