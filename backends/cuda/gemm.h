@@ -22,9 +22,9 @@
  *
  * Alignment: `align` is the byte alignment every pointer given to run has (and every batch
  * stride keeps), a power of two up to 256; the heuristic only picks algorithms that work with
- * it, and run refuses a pointer that breaks the promise (a GPU would fault or refuse). Arena and
- * persistent buffers are 256-byte aligned; an offset into one lowers it
- * (amp_cuda_gemm_align). */
+ * it, and run refuses a pointer that breaks the promise (a GPU would fault or refuse). Arena
+ * buffers are 256-byte aligned, the GEMM family counts on 16 for every tensor (op_gemm.c), and
+ * an offset into one lowers it (amp_cuda_gemm_align). */
 #ifndef AMP_BACKENDS_CUDA_GEMM_H
 #define AMP_BACKENDS_CUDA_GEMM_H
 

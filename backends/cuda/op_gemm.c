@@ -10,12 +10,20 @@
  * Gemm's C (ONNX broadcasting to [M, N]): a full [M, N] C goes through beta with C's own
  * layout; a row [N] or [1, N] with beta 1 (the bias of a fully connected layer) is cuBLASLt's
  * bias epilogue; beta 0 ignores C. Other broadcasts (a scalar, a column [M, 1], a row with beta
- * other than 1 or 0) would need C expanded first, and are refused with that reason. */
+ * other than 1 or 0) would need C expanded first, and are refused with that reason.
+ *
+ * Alignment: every tensor a step sees is taken to start 16-byte aligned (the arena's buffers
+ * are 256-byte aligned; the persistent region must keep 16), which is what cuBLASLt's fastest
+ * Hopper kernels need; batch offsets lower it where they must. A pointer that breaks it fails
+ * the run with a message rather than a fault. */
 #include <stdio.h>
 #include <string.h>
 
 #include "backends/cpu/cpu.h"
 #include "backends/cuda/gemm.h"
+
+/* the alignment of every tensor's first byte that the plans count on */
+#define TENSOR_ALIGN 16u
 
 typedef struct gemm_call {
     int plan;       /* 0: writes D, 1: adds to D (beta 1, C = D) */
@@ -132,12 +140,12 @@ static amp_status new_state(amp_cuda *cu, const amp_kernel *k, int ncalls, gemm_
 }
 
 /* Plans d (and, with accumulate, its beta-1 twin that adds into D) for every call of st: the
- * alignment is what the 256-byte aligned buffers keep at every call's offsets and strides. */
+ * alignment is what TENSOR_ALIGN-aligned tensors keep at every call's offsets and strides. */
 static amp_status make_plans(amp_cuda *cu, const amp_kernel *k, gemm_state *st, amp_cuda_gemm_desc d, bool accumulate,
                              size_t *ws_bytes) {
     const int64_t es = (int64_t)amp_dtype_size(d.dtype);
     int64_t strides[4] = {d.stride_a * es, d.stride_b * es, d.stride_c * es, d.stride_d * es};
-    unsigned align = amp_cuda_gemm_align(256, 4, strides);
+    unsigned align = amp_cuda_gemm_align(TENSOR_ALIGN, 4, strides);
     for (int i = 0; i < st->ncalls; i++) {
         int64_t off[3] = {st->calls[i].off[0] * es, st->calls[i].off[1] * es, st->calls[i].off[2] * es};
         align = amp_cuda_gemm_align(align, 3, off);
