@@ -71,7 +71,8 @@ static void gemm_mnk(const amp_kernel *k, int64_t *M, int64_t *N, int64_t *K) {
 
 static void dims_str(const amp_tensor *t, char *buf, size_t n) {
     size_t w = (size_t)snprintf(buf, n, "[");
-    for (int i = 0; i < t->rank && w < n; i++) w += (size_t)snprintf(buf + w, n - w, i ? ",%lld" : "%lld", (long long)t->dims[i]);
+    for (int i = 0; i < t->rank && w < n; i++)
+        w += (size_t)snprintf(buf + w, n - w, i ? ",%lld" : "%lld", (long long)t->dims[i]);
     if (w < n) snprintf(buf + w, n - w, "]");
 }
 

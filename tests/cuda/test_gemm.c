@@ -120,7 +120,8 @@ static outcome run_both(const tnode *t, int nin, amp_tensor **in, amp_dtype dt, 
     void *dmem[4] = {NULL, NULL, NULL, NULL}, *ymem = NULL, *ws = NULL, *state = NULL;
     float *a = NULL, *b = NULL;
     const amp_cuda_op *e = family_entry(t->n.op);
-    if (!e || amp_tensor_create(g_ctx, dt, yrank, ydims, &ycpu) || amp_tensor_create(g_ctx, dt, yrank, ydims, &ydev_host))
+    if (!e || amp_tensor_create(g_ctx, dt, yrank, ydims, &ycpu) ||
+        amp_tensor_create(g_ctx, dt, yrank, ydims, &ydev_host))
         goto done;
     amp_tensor *yout[1] = {ycpu};
     amp_kernel kc = {.ctx = g_ctx, .n = &t->n, .opset = t->opset, .nin = nin, .nout = 1, .in = in, .out = yout,
@@ -271,7 +272,8 @@ static void t_gemm_c_broadcasts(void) {
 
     /* the reason names the shape and what is supported */
     int64_t ad[2] = {7, 3}, bd[2] = {3, 5};
-    amp_tensor *in[3] = {rand_tensor(AMP_F32, 2, ad, 1), rand_tensor(AMP_F32, 2, bd, 2), rand_tensor(AMP_F32, 2, col, 3)};
+    amp_tensor *in[3] = {rand_tensor(AMP_F32, 2, ad, 1), rand_tensor(AMP_F32, 2, bd, 2),
+                         rand_tensor(AMP_F32, 2, col, 3)};
     amp_tensor *y = NULL;
     int64_t yd[2] = {7, 5};
     amp_tensor_create(g_ctx, AMP_F32, 2, yd, &y);
@@ -495,7 +497,8 @@ static void t_planted_bad_pointers(void) {
     CT_CHECK(s_host == AMP_ERR_BACKEND && strstr(m_host, "not device memory") && strstr(m_host, "cublasLtMatmul"),
              "host A: %s: %s", amp_status_name(s_host), m_host);
     CT_CHECK(s_ws == AMP_ERR_BACKEND && strstr(m_ws, "workspace"), "no workspace: %s: %s", amp_status_name(s_ws), m_ws);
-    CT_CHECK(s_align != AMP_OK && strstr(m_align, "aligned"), "misaligned A: %s: %s", amp_status_name(s_align), m_align);
+    CT_CHECK(s_align != AMP_OK && strstr(m_align, "aligned"), "misaligned A: %s: %s", amp_status_name(s_align),
+             m_align);
     CT_CHECK(s_good == AMP_OK, "the right call still runs: %s", amp_context_last_error(g_ctx));
 }
 
