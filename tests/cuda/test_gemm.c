@@ -641,6 +641,7 @@ int main(int argc, char **argv) {
         argc--;
         argv++;
     }
+    if (!ct_have_device()) return ct_main(argc, argv, cases);
     if (amp_context_create(NULL, &g_ctx) || amp_backend_cpu_create(g_ctx, 1, &g_cpu)) return 1;
     g_cu.ctx = g_ctx;
     if (AMP_CUDA_RT(g_ctx, cudaStreamCreate(&g_cu.stream)) || AMP_CUDA_LT(g_ctx, cublasLtCreate(&g_cu.lt))) {
