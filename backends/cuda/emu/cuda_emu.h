@@ -13,7 +13,9 @@
  * AMP_EMU_LAUNCH_PLAIN instead: its threads then run as plain calls, with no fiber at all.
  *
  * The __shared__ rule: write `__shared__ T name[N];` at function scope of a kernel or device
- * function, with no initialiser and not `extern` (dynamic shared memory is not modelled yet).
+ * function, with no initialiser and not `extern`; dynamic shared memory (`extern __shared__`) is
+ * written AMP_DYNAMIC_SHARED(T, name) (backends/cuda/launch.h), which the emulator gives a
+ * buffer of the launch's shmem bytes, 0xFF-filled before each block.
  * Such an array is static storage, so every fiber of a block sees one copy; blocks run one after
  * another and launches are serialised, so each block has it to itself. Its contents are
  * undefined at block start: before each block the emulator fills every shared array of a
@@ -67,9 +69,14 @@ enum { AMP_EMU_REVERSE_THREADS = 1, AMP_EMU_REVERSE_BLOCKS = 2 };
 
 /* Sets the order flags for later launches of this process; returns the old flags. */
 int amp_emu_set_order(int flags);
-/* The message of the last failed launch on this thread ("" after a successful one); a barrier or
- * warp primitive called outside a kernel leaves its message here too, until the next launch. */
+/* The message of the last failed launch or fake-runtime call on this thread ("" after a
+ * successful launch); a barrier or warp primitive called outside a kernel leaves its message here
+ * too, until the next launch. */
 const char *amp_emu_last_error(void);
+/* Replaces the last error message (the fake runtime's failures name what they refused). */
+void amp_emu_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Whether a launch of `kernel` with these dimensions is valid; false with the message set. */
+bool amp_emu_check_config(const char *kernel, dim3 grid, dim3 block);
 /* Fiber switches done by launches so far (for measurements). */
 unsigned long long amp_emu_switch_count(void);
 
@@ -80,6 +87,10 @@ amp_emu_status amp_emu_run(const char *kernel, dim3 grid, dim3 block, size_t shm
 
 namespace amp_emu_detail {
 template <class F> void call(void *p) { (*static_cast<F *>(p))(); }
+
+/* The running launch's dynamic shared memory: shmem bytes, 16-byte aligned, 0xFF-filled before
+ * each block; NULL when the launch asked for none. */
+extern char *dynamic_shared;
 
 template <class... P, class... A>
 amp_emu_status launch(const char *name, dim3 grid, dim3 block, size_t shmem, void *stream, bool plain,
