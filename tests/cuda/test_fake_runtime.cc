@@ -230,6 +230,18 @@ static void t_copies(void) {
            amp_emu_last_error());
   CT_CHECK(cudaMemset(d, 0, n * 4 + 4) == cudaErrorInvalidValue && has("past the end"), "memset past the end: %s",
            amp_emu_last_error());
+  /* pinned-only async copies: a pageable host side is refused, a pinned one taken */
+  float *pin = nullptr;
+  CT_CHECK(cudaMallocHost((void **)&pin, n * 4) == cudaSuccess, "pinned");
+  bool old = amp_emu_set_pinned_only(true);
+  cudaError_t e_page = cudaMemcpyAsync(d, h.data(), n * 4, cudaMemcpyHostToDevice, s);
+  bool m_page = has("pageable host memory");
+  cudaError_t e_pin = cudaMemcpyAsync(pin, d, n * 4, cudaMemcpyDeviceToHost, s);
+  cudaError_t e_sync = cudaMemcpy(back.data(), d, n * 4, cudaMemcpyDeviceToHost);
+  amp_emu_set_pinned_only(old);
+  cudaFreeHost(pin);
+  CT_CHECK(e_page == cudaErrorInvalidValue && m_page, "pageable async copy: %d", (int)e_page);
+  CT_CHECK(e_pin == cudaSuccess && e_sync == cudaSuccess, "pinned async copy %d, sync copy %d", (int)e_pin, (int)e_sync);
   cudaStreamDestroy(s);
   cudaFree(d);
   cudaFree(d2);
@@ -504,6 +516,30 @@ static void t_capture_replay(void) {
   CT_CHECK(cudaGraphExecDestroy(outer) == cudaErrorInvalidValue && cudaGraphDestroy(graph) == cudaErrorInvalidValue,
            "destroyed twice");
   CT_CHECK(cudaGraphLaunch(outer, s) == cudaErrorInvalidResourceHandle, "a destroyed executable");
+  /* a recorded launch keeps its own copy of the arguments; an external event record is a node */
+  float scale_a = 3.0f;
+  int n1 = 1;
+  cudaEvent_t ext;
+  CT_CHECK(cudaEventCreate(&ext) == 0, "event");
+  CT_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal) == 0, "begin");
+  CT_CHECK(AMP_CUDA_LAUNCH_PLAIN(scale, 1, 32, 0, s, c.sums, (const float *)c.x, scale_a, n1) == 0, "captured");
+  CT_CHECK(cudaEventRecordWithFlags(ext, s, cudaEventRecordExternal) == 0, "external record");
+  CT_CHECK(cudaStreamEndCapture(s, &graph) == 0, "end");
+  scale_a = 100.0f;
+  n1 = 0;
+  float ms = 0;
+  CT_CHECK(cudaEventElapsedTime(&ms, ext, ext) == cudaErrorInvalidResourceHandle, "not recorded before the replay");
+  cudaGraphExec_t small;
+  CT_CHECK(cudaGraphInstantiate(&small, graph, 0) == 0 && cudaGraphLaunch(small, s) == 0, "replay: %s",
+           amp_emu_last_error());
+  float got = 0, x0 = 0;
+  cudaMemcpy(&got, c.sums, 4, cudaMemcpyDeviceToHost);
+  cudaMemcpy(&x0, c.x, 4, cudaMemcpyDeviceToHost);
+  CT_CHECK(got == 3.0f * x0 + 0.5f, "the replay used a = %g (expected 3)", (double)((got - 0.5f) / x0));
+  CT_CHECK(cudaEventElapsedTime(&ms, ext, ext) == cudaSuccess && ms == 0.0f, "the replay recorded the event");
+  cudaGraphExecDestroy(small);
+  cudaGraphDestroy(graph);
+  cudaEventDestroy(ext);
   /* PLANTED BUG: a pointer the graph holds is freed before a replay */
   cudaFree(c.y);
   cudaError_t e = cudaGraphLaunch(exec, s);
@@ -606,6 +642,26 @@ static void t_capture_rules(void) {
   });
   t.join();
   CT_CHECK(other == cudaErrorStreamCaptureWrongThread, "another thread: %d", (int)other);
+  /* a global-mode capture forbids unsafe calls on every thread */
+  void *m = nullptr;
+  cudaError_t other_malloc = cudaSuccess;
+  std::thread t2([&]() { other_malloc = cudaMalloc(&m, 16); });
+  t2.join();
+  CT_CHECK(other_malloc == cudaErrorStreamCaptureUnsupported && m == nullptr, "cudaMalloc on another thread: %d",
+           (int)other_malloc);
+  CT_CHECK(cudaStreamEndCapture(s, &g) == cudaErrorStreamCaptureInvalidated, "invalidated from another thread");
+  /* a thread-local one only on its own thread */
+  CT_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal) == 0, "begin thread-local");
+  std::thread t3([&]() {
+    other_malloc = cudaMalloc(&m, 16);
+    if (other_malloc == cudaSuccess) other_malloc = cudaFree(m);
+  });
+  t3.join();
+  CT_CHECK(other_malloc == cudaSuccess, "cudaMalloc on another thread beside a thread-local capture: %d",
+           (int)other_malloc);
+  CT_CHECK(cudaStreamEndCapture(s, &g) == 0 && g, "thread-local capture still valid");
+  cudaGraphDestroy(g);
+  CT_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal) == 0, "begin");
   /* the legacy stream waits for blocking streams: work on it invalidates their capture */
   CT_CHECK(cudaMemsetAsync(d, 0, 64, nullptr) == cudaErrorStreamCaptureImplicit, "legacy stream: %s",
            amp_emu_last_error());

@@ -5,6 +5,7 @@
 #include "backends/cuda/emu/cuda_emu.h"
 #include "backends/cuda/emu/fake_runtime.h"
 
+#include <atomic>
 #include <chrono>
 #include <cstdarg>
 #include <cstdio>
@@ -317,8 +318,17 @@ struct span2d {
   size_t pitch;
 };
 
-/* Whether the device or host sides of a copy are what its kind says. */
-cudaError_t check_copy(const char *call, span2d dst, span2d src, size_t width, size_t height, cudaMemcpyKind kind) {
+/* Why p (the start of a range that is not inside one device region) is not device memory. */
+const char *why_not_device(const void *p) {
+  return is_device(p, 0) ? "past the end of its device region" : amp_emu_pointer_kind(p);
+}
+
+std::atomic<bool> g_pinned_only{false};
+
+/* Whether the device or host sides of a copy are what its kind says; with amp_emu_set_pinned_only,
+ * the host sides of an async copy must be pinned. */
+cudaError_t check_copy(const char *call, span2d dst, span2d src, size_t width, size_t height, cudaMemcpyKind kind,
+                       bool async) {
   if (width == 0 || height == 0) return cudaSuccess;
   if (!dst.p || !src.p) return fail(cudaErrorInvalidValue, "%s: NULL %s", call, dst.p ? "source" : "destination");
   size_t dn = dst.pitch * (height - 1) + width, sn = src.pitch * (height - 1) + width;
@@ -334,16 +344,25 @@ cudaError_t check_copy(const char *call, span2d dst, span2d src, size_t width, s
   }
   if (dd != want_dd)
     return fail(cudaErrorInvalidValue, "%s(%s): destination %p (%zu bytes) is %s", call, kind_name(kind), dst.p, dn,
-                want_dd ? amp_emu_pointer_kind(dst.p) : "device memory, not host memory");
+                want_dd ? why_not_device(dst.p) : "device memory, not host memory");
   if (sd != want_sd)
     return fail(cudaErrorInvalidValue, "%s(%s): source %p (%zu bytes) is %s", call, kind_name(kind), src.p, sn,
-                want_sd ? amp_emu_pointer_kind(src.p) : "device memory, not host memory");
+                want_sd ? why_not_device(src.p) : "device memory, not host memory");
+  if (async && g_pinned_only.load()) {
+    registry &r = reg();
+    if (!dd && !in_map(r.pinned, dst.p, dn))
+      return fail(cudaErrorInvalidValue, "%s(%s): destination %p (%zu bytes) is pageable host memory; async copies "
+                  "take pinned host memory only (amp_emu_set_pinned_only)", call, kind_name(kind), dst.p, dn);
+    if (!sd && !in_map(r.pinned, src.p, sn))
+      return fail(cudaErrorInvalidValue, "%s(%s): source %p (%zu bytes) is pageable host memory; async copies "
+                  "take pinned host memory only (amp_emu_set_pinned_only)", call, kind_name(kind), src.p, sn);
+  }
   return cudaSuccess;
 }
 
 cudaError_t copy2d(const char *call, void *dst, size_t dpitch, const void *src, size_t spitch, size_t width,
-                   size_t height, cudaMemcpyKind kind) {
-  cudaError_t e = check_copy(call, span2d{dst, dpitch}, span2d{src, spitch}, width, height, kind);
+                   size_t height, cudaMemcpyKind kind, bool async) {
+  cudaError_t e = check_copy(call, span2d{dst, dpitch}, span2d{src, spitch}, width, height, kind, async);
   if (e != cudaSuccess) return e;
   for (size_t r = 0; r < height && width; r++) std::memmove((char *)dst + r * dpitch, (const char *)src + r * spitch, width);
   return cudaSuccess;
@@ -353,7 +372,7 @@ cudaError_t memset_checked(const char *call, void *p, int value, size_t n) {
   if (n == 0) return cudaSuccess;
   if (!is_device(p, n))
     return fail(cudaErrorInvalidValue, "%s: %p (%zu bytes) is %s", call, p, n,
-                is_device(p, 0) ? "past the end of its device region" : amp_emu_pointer_kind(p));
+                why_not_device(p));
   std::memset(p, value, n);
   return cudaSuccess;
 }
@@ -441,6 +460,8 @@ size_t amp_emu_pinned_regions(void) {
   std::lock_guard<std::mutex> g(r.mu);
   return r.pinned.size();
 }
+
+bool amp_emu_set_pinned_only(bool on) { return g_pinned_only.exchange(on); }
 
 size_t amp_emu_set_device_limit(size_t bytes) {
   registry &r = reg();
@@ -743,7 +764,7 @@ cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total) {
 
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind kind) {
   if (cudaError_t e = sync_call("cudaMemcpy")) return e;
-  return copy2d("cudaMemcpy", dst, n, src, n, n, 1, kind);
+  return copy2d("cudaMemcpy", dst, n, src, n, n, 1, kind, false);
 }
 
 cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width, size_t height,
@@ -752,17 +773,18 @@ cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src, size_t 
     return fail(cudaErrorInvalidPitchValue, "cudaMemcpy2DAsync: pitches %zu and %zu must be at least the width %zu",
                 dpitch, spitch, width);
   /* checked now, as the real call does, and again when it runs (the memory may be gone by then) */
-  cudaError_t e = check_copy("cudaMemcpy2DAsync", span2d{dst, dpitch}, span2d{src, spitch}, width, height, kind);
+  cudaError_t e =
+      check_copy("cudaMemcpy2DAsync", span2d{dst, dpitch}, span2d{src, spitch}, width, height, kind, true);
   if (e != cudaSuccess) return e;
   return enqueue(s, "cudaMemcpy2DAsync", [=]() {
-    return copy2d("cudaMemcpy2DAsync", dst, dpitch, src, spitch, width, height, kind);
+    return copy2d("cudaMemcpy2DAsync", dst, dpitch, src, spitch, width, height, kind, true);
   });
 }
 
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind kind, cudaStream_t s) {
-  cudaError_t e = check_copy("cudaMemcpyAsync", span2d{dst, n}, span2d{src, n}, n, 1, kind);
+  cudaError_t e = check_copy("cudaMemcpyAsync", span2d{dst, n}, span2d{src, n}, n, 1, kind, true);
   if (e != cudaSuccess) return e;
-  return enqueue(s, "cudaMemcpyAsync", [=]() { return copy2d("cudaMemcpyAsync", dst, n, src, n, n, 1, kind); });
+  return enqueue(s, "cudaMemcpyAsync", [=]() { return copy2d("cudaMemcpyAsync", dst, n, src, n, n, 1, kind, true); });
 }
 
 cudaError_t cudaMemset(void *p, int value, size_t n) {

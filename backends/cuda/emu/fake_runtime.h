@@ -55,6 +55,10 @@ size_t amp_emu_pinned_regions(void);
 /* Limit later cudaMalloc calls to `bytes` of device memory in all (0: no limit beyond the
  * host's); returns the old limit. Out-of-memory tests use it. */
 size_t amp_emu_set_device_limit(size_t bytes);
+/* When on, async copies (cudaMemcpyAsync, cudaMemcpy2DAsync) refuse pageable host memory: their
+ * host side must be pinned, as amprt stages a step's inputs and outputs; returns the old value.
+ * Off by default (CUDA itself accepts pageable memory there). */
+bool amp_emu_set_pinned_only(bool on);
 /* Fills [p, p + n) with 0xFF bytes (NaN in f32, f16 and bf16) now, outside any stream; false,
  * with nothing written, when the range is not inside one device region. For stream order (or
  * under capture) use cudaMemsetAsync(p, 0xff, n, stream). */
