@@ -690,6 +690,19 @@ static void t_capture_rules(void) {
   CT_CHECK(cudaStreamEndCapture(s, &g) == 0 && g, "end");
   CT_CHECK(cudaGraphGetNodes(g, nullptr, &n) == 0 && n == 0, "the refused launch was not recorded");
   cudaGraphDestroy(g);
+  /* cudaStreamPerThread captures; a thread that ends mid-capture takes its capture with it */
+  CT_CHECK(cudaStreamBeginCapture(cudaStreamPerThread, cudaStreamCaptureModeGlobal) == 0, "per-thread stream");
+  CT_CHECK(cudaMemsetAsync(d, 0, 64, cudaStreamPerThread) == 0, "captured");
+  CT_CHECK(cudaStreamEndCapture(cudaStreamPerThread, &g) == 0 && g, "end");
+  cudaGraphExec_t x;
+  CT_CHECK(cudaGraphInstantiate(&x, g, 0) == 0 && cudaGraphUpload(x, s) == 0 && cudaGraphLaunch(x, s) == 0, "launch");
+  cudaGraphExecDestroy(x);
+  cudaGraphDestroy(g);
+  std::thread t4([]() { cudaStreamBeginCapture(cudaStreamPerThread, cudaStreamCaptureModeGlobal); });
+  t4.join();
+  void *after = nullptr;
+  CT_CHECK(cudaMalloc(&after, 16) == cudaSuccess && cudaFree(after) == cudaSuccess,
+           "a capture whose thread ended forbids nothing: %s", amp_emu_last_error());
   cudaEventDestroy(ev);
   cudaFree(d);
   CT_CHECK(cudaStreamDestroy(s) == 0 && cudaStreamDestroy(nb) == 0, "destroy");

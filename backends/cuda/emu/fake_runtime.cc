@@ -111,6 +111,7 @@ struct fake_stream {
   int priority = 0;
   bool legacy = false;
   std::unique_ptr<capture> cap; /* while capturing */
+  ~fake_stream();               /* a thread's cudaStreamPerThread may end while it captures */
 };
 
 struct fake_event {
@@ -144,6 +145,14 @@ struct state {
 state &st() {
   static state s;
   return s;
+}
+
+/* cudaStreamDestroy refuses a capturing stream, so only a thread's own cudaStreamPerThread
+ * gets here with a capture, when the thread ends (st().mu is not held then) */
+fake_stream::~fake_stream() {
+  if (!cap) return;
+  std::lock_guard<std::mutex> g(st().mu);
+  st().captures.erase(cap.get());
 }
 
 thread_local fake_stream t_per_thread; /* cudaStreamPerThread */
@@ -494,6 +503,10 @@ cudaError_t cudaPeekAtLastError(void) { return last_error; }
   X(cudaErrorMemoryAllocation, "out of memory")                                                                    \
   X(cudaErrorInitializationError, "initialization error")                                                          \
   X(cudaErrorInvalidConfiguration, "invalid configuration argument")                                               \
+  X(cudaErrorLaunchOutOfResources, "too many resources requested for launch")                                      \
+  X(cudaErrorInvalidDeviceFunction, "invalid device function")                                                     \
+  X(cudaErrorDevicesUnavailable, "CUDA-capable device(s) is/are busy or unavailable")                              \
+  X(cudaErrorStubLibrary, "CUDA driver is a stub library")                                                         \
   X(cudaErrorInvalidPitchValue, "invalid pitch argument")                                                          \
   X(cudaErrorInvalidDevicePointer, "invalid device pointer")                                                       \
   X(cudaErrorInvalidMemcpyDirection, "invalid copy direction for memcpy")                                          \
@@ -679,14 +692,14 @@ cudaError_t cudaMalloc(void **p, size_t bytes) {
       return fail(cudaErrorMemoryAllocation, "cudaMalloc(%zu): the device limit is %zu bytes and %zu are in use",
                   bytes, r.limit, r.bytes);
   }
-  size_t rounded = (bytes + 255) / 256 * 256;
-  if (rounded < bytes) return fail(cudaErrorMemoryAllocation, "cudaMalloc(%zu): too large", bytes);
-  void *mem = std::aligned_alloc(256, rounded);
-  if (!mem) return fail(cudaErrorMemoryAllocation, "cudaMalloc(%zu): the host has no memory for it", bytes);
-  std::memset(mem, 0xFF, rounded);
+  /* 256-byte aligned like CUDA's, but exactly `bytes` long: ASan sees a kernel running past it */
+  void *mem = nullptr;
+  if (posix_memalign(&mem, 256, bytes) != 0 || !mem)
+    return fail(cudaErrorMemoryAllocation, "cudaMalloc(%zu): the host has no memory for it", bytes);
+  std::memset(mem, 0xFF, bytes);
   std::lock_guard<std::mutex> g(r.mu);
   r.regions[(uintptr_t)mem] = bytes;
-  forget_freed(r, (uintptr_t)mem, rounded);
+  forget_freed(r, (uintptr_t)mem, bytes);
   r.bytes += bytes;
   *p = mem;
   return cudaSuccess;
@@ -1002,6 +1015,16 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s) {
     nodes = x->nodes;
   }
   return enqueue(s, "cudaGraphLaunch", [nodes]() { return replay(*nodes); });
+}
+
+/* Nothing to upload: the nodes run on the host. */
+cudaError_t cudaGraphUpload(cudaGraphExec_t exec, cudaStream_t s) {
+  std::lock_guard<std::mutex> g(st().mu);
+  AMP_EMU_LIVE_STREAM(f, s, "cudaGraphUpload");
+  (void)f;
+  if (!st().execs.count(reinterpret_cast<fake_exec *>(exec)))
+    return fail(cudaErrorInvalidResourceHandle, "cudaGraphUpload: %p is not a live executable graph", (void *)exec);
+  return cudaSuccess;
 }
 
 cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {

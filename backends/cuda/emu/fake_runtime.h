@@ -5,8 +5,10 @@
  *
  * Device memory is a registry of regions: every pointer cudaMalloc returned, and nothing else,
  * is device memory; a freed region leaves the registry at once (its memory goes back to the host
- * allocator), so a freed pointer is no device pointer any more. New regions are filled with 0xFF
- * bytes (NaN in every float type), since cudaMalloc promises nothing about their contents.
+ * allocator), so a freed pointer is no device pointer any more. A region is 256-byte aligned and
+ * exactly as long as asked, so that ASan reports a kernel that runs past its end. New regions are
+ * filled with 0xFF bytes (NaN in every float type), since cudaMalloc promises nothing about their
+ * contents.
  * Pinned host memory (cudaMallocHost, cudaHostAlloc) is a registry of its own, 0xFF-filled too:
  * it is host memory, never device memory (amprt maps no host memory into kernels), and
  * cudaFreeHost takes only its pointers. amp_emu_set_device_limit caps cudaMalloc.
