@@ -255,11 +255,13 @@ cudaError_t check_legacy(fake_stream *f, const char *call) {
               call, hit->id);
 }
 
-/* A call without Async: unsafe, and ordered on the legacy stream. */
+/* A copy or memset without Async: work on the legacy stream that it waits for (the driver's
+ * cudaErrorStreamCaptureImplicit while a blocking stream captures), and refused as unsafe beside
+ * other captures too, which is stricter than the driver. */
 cudaError_t sync_call(const char *call) {
   std::lock_guard<std::mutex> g(st().mu);
-  cudaError_t e = check_unsafe(call);
-  return e != cudaSuccess ? e : check_legacy(&st().legacy, call);
+  cudaError_t e = check_legacy(&st().legacy, call);
+  return e != cudaSuccess ? e : check_unsafe(call);
 }
 
 /* Runs a graph's nodes in order; the first failure stops it. No lock held. */

@@ -18,12 +18,14 @@
  * memsets, host functions, the interposed library calls) is recorded, and cudaGraphLaunch
  * replays it, in order, on the launch stream. As on a GPU, a synchronising call while a capture
  * is under way (cudaStreamSynchronize, cudaStreamQuery or cudaEventSynchronize/Query on what the
- * capture owns, cudaDeviceSynchronize; cudaMalloc, cudaFree, cudaMallocHost, cudaFreeHost,
- * cudaMemcpy and cudaMemset without Async when the capture mode forbids unsafe calls) fails with
- * cudaErrorStreamCaptureUnsupported and invalidates the capture: cudaStreamEndCapture then fails
- * with cudaErrorStreamCaptureInvalidated and returns no graph. Work on the legacy default stream
- * while a blocking stream captures fails with cudaErrorStreamCaptureImplicit and invalidates that
- * capture. Work on another stream is not captured. Not modelled: a second stream joining a
+ * capture owns, cudaDeviceSynchronize; cudaMalloc, cudaFree, cudaMallocHost and cudaFreeHost when
+ * the capture mode forbids unsafe calls) fails with cudaErrorStreamCaptureUnsupported and
+ * invalidates the capture: cudaStreamEndCapture then fails with cudaErrorStreamCaptureInvalidated
+ * and returns no graph. Work on the legacy default stream (cudaMemcpy and cudaMemset without
+ * Async are such work) while a blocking stream captures fails with cudaErrorStreamCaptureImplicit
+ * and invalidates that capture, whichever thread does it; cudaMemcpy and cudaMemset beside a
+ * non-blocking stream's capture are refused as unsafe calls (stricter than the driver). Work on
+ * another stream is not captured. Not modelled: a second stream joining a
  * capture through an event (cudaStreamWaitEvent on a captured event from outside the capture
  * fails with cudaErrorNotSupported), and sticky errors (a failed launch does not poison the
  * context). cudaEventElapsedTime measures the host clock between the points where the two
