@@ -39,6 +39,9 @@
 #define __forceinline__ inline __attribute__((always_inline))
 #define __restrict__ __restrict
 #define __shared__ __attribute__((section("amp_emu_shared"))) static
+#define __launch_bounds__(...)
+
+#include <math.h> /* device code has the C math functions in the global namespace */
 
 #include <cstddef>
 #include <cstdint>
@@ -191,6 +194,66 @@ inline int atomicCAS(int *p, int compare, int v) { return amp_emu_atomic_cas(p, 
 inline unsigned atomicCAS(unsigned *p, unsigned compare, unsigned v) { return amp_emu_atomic_cas(p, compare, v); }
 inline unsigned long long atomicCAS(unsigned long long *p, unsigned long long compare, unsigned long long v) {
   return amp_emu_atomic_cas(p, compare, v);
+}
+
+template <class T> T amp_emu_atomic_exch(T *p, T v) {
+  T old = *p;
+  *p = v;
+  return old;
+}
+inline int atomicExch(int *p, int v) { return amp_emu_atomic_exch(p, v); }
+inline unsigned atomicExch(unsigned *p, unsigned v) { return amp_emu_atomic_exch(p, v); }
+inline unsigned long long atomicExch(unsigned long long *p, unsigned long long v) { return amp_emu_atomic_exch(p, v); }
+inline float atomicExch(float *p, float v) { return amp_emu_atomic_exch(p, v); }
+template <class T> T amp_emu_atomic_min(T *p, T v) {
+  T old = *p;
+  if (v < old) *p = v;
+  return old;
+}
+inline int atomicMin(int *p, int v) { return amp_emu_atomic_min(p, v); }
+inline unsigned atomicMin(unsigned *p, unsigned v) { return amp_emu_atomic_min(p, v); }
+inline long long atomicMin(long long *p, long long v) { return amp_emu_atomic_min(p, v); }
+inline int atomicSub(int *p, int v) { return (int)amp_emu_atomic_add((unsigned *)p, 0u - (unsigned)v); }
+inline unsigned atomicSub(unsigned *p, unsigned v) { return amp_emu_atomic_add(p, 0u - v); }
+inline int atomicOr(int *p, int v) { int old = *p; *p = old | v; return old; }
+inline unsigned atomicOr(unsigned *p, unsigned v) { unsigned old = *p; *p = old | v; return old; }
+inline int atomicAnd(int *p, int v) { int old = *p; *p = old & v; return old; }
+inline unsigned atomicAnd(unsigned *p, unsigned v) { unsigned old = *p; *p = old & v; return old; }
+
+/* ---- device functions: what nvcc gives device code without an include. The fast-math
+ * intrinsics (__expf, __logf, __fdividef, rsqrtf) are exact here, so the emulator cannot see
+ * their error on a GPU; the integer ones are the GPU's. ------------------------------------- */
+inline void __threadfence(void) {}
+inline void __threadfence_block(void) {}
+template <class T> inline T __ldg(const T *p) { return *p; }
+inline int min(int a, int b) { return a < b ? a : b; }
+inline unsigned min(unsigned a, unsigned b) { return a < b ? a : b; }
+inline long long min(long long a, long long b) { return a < b ? a : b; }
+inline unsigned long long min(unsigned long long a, unsigned long long b) { return a < b ? a : b; }
+inline float min(float a, float b) { return fminf(a, b); }
+inline double min(double a, double b) { return fmin(a, b); }
+inline int max(int a, int b) { return a > b ? a : b; }
+inline unsigned max(unsigned a, unsigned b) { return a > b ? a : b; }
+inline long long max(long long a, long long b) { return a > b ? a : b; }
+inline unsigned long long max(unsigned long long a, unsigned long long b) { return a > b ? a : b; }
+inline float max(float a, float b) { return fmaxf(a, b); }
+inline double max(double a, double b) { return fmax(a, b); }
+inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
+inline float __expf(float x) { return expf(x); }
+inline float __logf(float x) { return logf(x); }
+inline float __fdividef(float a, float b) { return a / b; }
+inline float __saturatef(float x) { return x >= 1.0f ? 1.0f : x > 0.0f ? x : 0.0f; } /* NaN gives 0, as on a GPU */
+inline int __popc(unsigned x) { return __builtin_popcount(x); }
+inline int __popcll(unsigned long long x) { return __builtin_popcountll(x); }
+inline int __clz(int x) { return x ? __builtin_clz((unsigned)x) : 32; }
+inline int __clzll(long long x) { return x ? __builtin_clzll((unsigned long long)x) : 64; }
+inline int __ffs(int x) { return __builtin_ffs(x); }
+inline int __ffsll(long long x) { return __builtin_ffsll(x); }
+inline unsigned __brev(unsigned x) {
+  x = ((x >> 1) & 0x55555555u) | ((x & 0x55555555u) << 1);
+  x = ((x >> 2) & 0x33333333u) | ((x & 0x33333333u) << 2);
+  x = ((x >> 4) & 0x0f0f0f0fu) | ((x & 0x0f0f0f0fu) << 4);
+  return __builtin_bswap32(x);
 }
 
 /* bit casts kernels use for float atomics built on atomicCAS */
