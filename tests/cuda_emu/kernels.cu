@@ -221,3 +221,27 @@ __global__ void __launch_bounds__(128) intrinsics(const float *x, const unsigned
 int run_intrinsics(const float *x, const unsigned *u, float *out, unsigned *bits, int n) {
   return AMP_EMU_LAUNCH_PLAIN(intrinsics, (n + 127) / 128, 128, 0, nullptr, x, u, out, bits, n);
 }
+
+/* Per block: how many of in[] are positive, whether all are, whether any is (block barriers that
+ * reduce a predicate); `planted` makes warp 0 wait at a plain __syncthreads instead. */
+__global__ void block_votes(const int *in, int *count, int *all, int *any, int planted) {
+  unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+  int p = in[i] > 0;
+  int c;
+  if (planted && threadIdx.x < 32) {
+    __syncthreads(); /* PLANTED BUG: not the barrier the other threads wait at */
+    c = -1;
+  } else {
+    c = __syncthreads_count(p);
+  }
+  int a = __syncthreads_and(p), o = __syncthreads_or(p);
+  if (threadIdx.x == blockDim.x - 1) {
+    count[blockIdx.x] = c;
+    all[blockIdx.x] = a;
+    any[blockIdx.x] = o;
+  }
+}
+
+int run_block_votes(const int *in, int *count, int *all, int *any, int grid, int block, int planted) {
+  return AMP_EMU_LAUNCH(block_votes, grid, block, 0, nullptr, in, count, all, any, planted);
+}

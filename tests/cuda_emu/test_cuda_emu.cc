@@ -254,6 +254,32 @@ static void test_plain() {
                  "calls __syncthreads, but the kernel was launched with AMP_EMU_LAUNCH_PLAIN");
 }
 
+/* __syncthreads_count/_and/_or over 3 blocks of 100 threads (block 1 all positive, block 2 none),
+ * in both thread orders; a block whose threads wait at different barriers fails. */
+static void test_block_votes() {
+  const int grid = 3, block = 100, n = grid * block;
+  std::vector<int> in(n);
+  for (int i = 0; i < n; i++) in[i] = (int)(next_u32() % 2001u) - 1000;
+  for (int i = 100; i < 200; i++) in[i] = 1 + i;
+  for (int i = 200; i < 300; i++) in[i] = -i;
+  for (int order = 0; order < 2; order++) {
+    amp_emu_set_order(order ? AMP_EMU_REVERSE_THREADS : 0);
+    std::vector<int> count(grid, -7), all(grid, -7), any(grid, -7);
+    int st = run_block_votes(in.data(), count.data(), all.data(), any.data(), grid, block, 0);
+    CHECK(st == AMP_EMU_OK, "block votes: status %d: %s", st, amp_emu_last_error());
+    for (int b = 0; b < grid; b++) {
+      int c = 0;
+      for (int t = 0; t < block; t++) c += in[b * block + t] > 0;
+      CHECK(count[b] == c && all[b] == (c == block) && any[b] == (c > 0),
+            "block %d order %d: count %d all %d any %d, host count %d", b, order, count[b], all[b], any[b], c);
+    }
+  }
+  amp_emu_set_order(0);
+  std::vector<int> count(grid), all(grid), any(grid);
+  expect_failure("mixed barriers", run_block_votes(in.data(), count.data(), all.data(), any.data(), grid, block, 1),
+                 AMP_EMU_ERR_DEADLOCK, "waits at __syncthreads while thread 32 waits at __syncthreads_count");
+}
+
 /* The device functions kernels get from nvcc, against the host's formulas and bit tricks. */
 static void test_intrinsics() {
   const int n = 300;
@@ -315,6 +341,7 @@ int main() {
   test_config();
   test_planted_bugs();
   test_plain();
+  test_block_votes();
   test_intrinsics();
   measure_switch();
   std::printf("%d checks, %d failed\n", g_checks, g_failures);

@@ -48,6 +48,9 @@ struct fiber {
   uint64_t value = 0, result = 0;
   int arg = 0, width = 32;
   void *fake_stack = nullptr;
+  /* the pending barrier: which one, this thread's predicate, and (released) the block's answer */
+  amp_emu_detail::barrier_kind barrier = amp_emu_detail::BAR_SYNC;
+  int pred = 0, answer = 0;
 };
 
 /* one launch at a time in the process: shared arrays are process-wide static storage */
@@ -249,6 +252,38 @@ __attribute__((noinline)) void start_fiber(fiber *f) {
   makecontext(&f->ctx, fiber_entry, 0);
 }
 
+const char *barrier_name(amp_emu_detail::barrier_kind k) {
+  switch (k) {
+    case amp_emu_detail::BAR_SYNC: return "__syncthreads";
+    case amp_emu_detail::BAR_COUNT: return "__syncthreads_count";
+    case amp_emu_detail::BAR_AND: return "__syncthreads_and";
+    case amp_emu_detail::BAR_OR: return "__syncthreads_or";
+  }
+  return "?";
+}
+
+/* Every thread waits at a barrier: they must all wait at the same kind; the reducing kinds give
+ * each thread the block's answer. False with the error set when the kinds differ. */
+bool release_barrier() {
+  using namespace amp_emu_detail;
+  barrier_kind k = g.fibers[0].barrier;
+  int count = 0;
+  for (unsigned i = 0; i < g.n; i++) {
+    if (g.fibers[i].barrier != k) {
+      fail("deadlock: thread 0 waits at %s while thread %u waits at %s; a block's threads must reach the same barrier",
+           barrier_name(k), i, barrier_name(g.fibers[i].barrier));
+      return false;
+    }
+    count += g.fibers[i].pred != 0;
+  }
+  int answer = k == BAR_COUNT ? count : k == BAR_AND ? count == (int)g.n : k == BAR_OR ? count != 0 : 0;
+  for (unsigned i = 0; i < g.n; i++) {
+    g.fibers[i].answer = answer;
+    g.fibers[i].state = READY;
+  }
+  return true;
+}
+
 /* Runs one block to its end; false with the error set when it cannot finish. */
 bool run_block() {
   unsigned n = g.n;
@@ -294,7 +329,7 @@ bool run_block() {
     }
     if (done == n) return true;
     if (at_barrier == n) {
-      for (unsigned i = 0; i < n; i++) g.fibers[i].state = READY;
+      if (!release_barrier()) return false;
       continue;
     }
     /* some threads wait at __syncthreads and the others exited (warp waits failed above) */
@@ -355,14 +390,19 @@ static bool plain_misuse(const char *name) {
   return true;
 }
 
-void __syncthreads(void) {
-  if (plain_misuse("__syncthreads")) return;
+int amp_emu_detail::barrier(barrier_kind kind, int pred) {
+  const char *name = barrier_name(kind);
+  if (plain_misuse(name)) return 0;
   if (!t_launching || g.current < 0) {
-    fail("__syncthreads called outside a kernel");
-    return;
+    fail("%s called outside a kernel", name);
+    return 0;
   }
-  g.fibers[(unsigned)g.current].state = AT_BARRIER;
+  fiber &f = g.fibers[(unsigned)g.current];
+  f.state = AT_BARRIER;
+  f.barrier = kind;
+  f.pred = pred;
   yield(false);
+  return f.answer;
 }
 
 uint64_t amp_emu_detail::warp_op(op_kind kind, const char *name, unsigned mask, uint64_t value, int arg, int width) {

@@ -3,7 +3,8 @@
  *
  * Blocks run one after another on the launching thread (optionally in reverse order); within a
  * block every thread is a fiber (ucontext, 64 KiB stacks allocated once and reused) that runs
- * until it reaches __syncthreads or a warp primitive, then the next fiber runs. Warp primitives
+ * until it reaches __syncthreads (or __syncthreads_count/_and/_or, which must then be what every
+ * thread of the block waits at) or a warp primitive, then the next fiber runs. Warp primitives
  * synchronise only the 32 lanes of their warp and check their mask. A launch that deadlocks
  * (a barrier some threads exited before, a barrier only some warps reach, a warp primitive whose
  * mask names lanes that do not take part) fails with a message instead of hanging. The mask
@@ -104,6 +105,10 @@ amp_emu_status launch(const char *name, dim3 grid, dim3 block, size_t shmem, voi
   return amp_emu_run(name, grid, block, shmem, stream, plain, &call<decltype(body)>, &body);
 }
 
+enum barrier_kind { BAR_SYNC, BAR_COUNT, BAR_AND, BAR_OR };
+/* Waits at a block barrier; returns the block's answer for the reducing kinds. */
+int barrier(barrier_kind kind, int pred);
+
 enum op_kind { OP_SYNCWARP, OP_SHFL, OP_SHFL_UP, OP_SHFL_DOWN, OP_SHFL_XOR, OP_BALLOT, OP_ANY, OP_ALL };
 /* Posts this lane's part of a warp primitive and waits for the warp; returns the lane's result. */
 uint64_t warp_op(op_kind kind, const char *name, unsigned mask, uint64_t value, int arg, int width);
@@ -132,7 +137,10 @@ template <class T> T from_bits(uint64_t b) {
   amp_emu_detail::launch(#kernel, dim3(grid), dim3(block), (shmem), (stream), true, (kernel), __VA_ARGS__)
 
 /* ---- barriers and warp primitives ------------------------------------------------------- */
-void __syncthreads(void);
+inline void __syncthreads(void) { amp_emu_detail::barrier(amp_emu_detail::BAR_SYNC, 0); }
+inline int __syncthreads_count(int pred) { return amp_emu_detail::barrier(amp_emu_detail::BAR_COUNT, pred); }
+inline int __syncthreads_and(int pred) { return amp_emu_detail::barrier(amp_emu_detail::BAR_AND, pred); }
+inline int __syncthreads_or(int pred) { return amp_emu_detail::barrier(amp_emu_detail::BAR_OR, pred); }
 
 inline void __syncwarp(unsigned mask = 0xffffffffu) {
   amp_emu_detail::warp_op(amp_emu_detail::OP_SYNCWARP, "__syncwarp", mask, 0, 0, 32);
