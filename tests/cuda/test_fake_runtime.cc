@@ -74,6 +74,14 @@ __global__ void big_shared(float *out) {
   if (threadIdx.x == 0) out[0] = buf[0] + 1.0f;
 }
 
+/* a table in constant memory */
+__constant__ float c_table[4];
+
+__global__ void from_table(float *y, int n) {
+  int i = (int)(blockIdx.x * blockDim.x + threadIdx.x);
+  if (i < n) y[i] = c_table[i % 4];
+}
+
 /* ---- helpers ---------------------------------------------------------------------------------- */
 
 static bool has(const char *fragment) { return std::strstr(amp_emu_last_error(), fragment) != nullptr; }
@@ -369,6 +377,43 @@ static void t_dynamic_shared(void) {
   cudaFree(x);
   cudaFree(y);
   cudaFree(seen);
+}
+
+static void t_symbols(void) {
+  const float tab[4] = {1.5f, -2.0f, 3.25f, 0.125f};
+  float *y = nullptr, back[6] = {0}, check[4] = {0};
+  CT_CHECK(cudaMalloc((void **)&y, 6 * 4) == 0, "alloc");
+  CT_CHECK(cudaMemcpyToSymbol(c_table, tab, sizeof tab) == cudaSuccess, "to symbol: %s", amp_emu_last_error());
+  CT_CHECK(AMP_CUDA_LAUNCH_PLAIN(from_table, 1, 32, 0, nullptr, y, 6) == cudaSuccess, "launch: %s", amp_emu_last_error());
+  cudaMemcpy(back, y, sizeof back, cudaMemcpyDeviceToHost);
+  CT_CHECK(back[0] == 1.5f && back[3] == 0.125f && back[5] == -2.0f, "the kernel read the table");
+  CT_CHECK(cudaMemcpyFromSymbol(check, c_table, sizeof check) == cudaSuccess && !std::memcmp(check, tab, sizeof tab),
+           "from symbol");
+  CT_CHECK(cudaMemcpyToSymbol(c_table, y, 8, 8, cudaMemcpyDeviceToDevice) == cudaSuccess, "device to symbol, offset");
+  CT_CHECK(cudaMemcpyFromSymbol(check, c_table, sizeof check) == 0 && check[2] == 1.5f && check[3] == -2.0f, "offset");
+  CT_CHECK(cudaMemcpyToSymbol(c_table, tab, 8, 0, cudaMemcpyDeviceToDevice) == cudaErrorInvalidValue,
+           "a host source is no device source");
+  CT_CHECK(cudaMemcpyToSymbol(c_table, tab, 8, 0, cudaMemcpyDeviceToHost) == cudaErrorInvalidMemcpyDirection,
+           "no copy from a symbol to it");
+  cudaStream_t s;
+  cudaStreamCreate(&s);
+  CT_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal) == 0, "begin");
+  CT_CHECK(cudaMemcpyToSymbolAsync(c_table, tab, sizeof tab, 0, cudaMemcpyHostToDevice, s) == 0, "captured");
+  cudaGraph_t g;
+  CT_CHECK(cudaStreamEndCapture(s, &g) == 0, "end");
+  CT_CHECK(cudaMemcpyFromSymbol(check, c_table, sizeof check) == 0 && check[2] == 1.5f, "not run by the capture");
+  cudaGraphExec_t x;
+  CT_CHECK(cudaGraphInstantiate(&x, g, 0) == 0 && cudaGraphLaunch(x, s) == 0, "replay");
+  CT_CHECK(cudaMemcpyFromSymbol(check, c_table, sizeof check) == 0 && !std::memcmp(check, tab, sizeof tab),
+           "run by the replay");
+  /* the host address of a __constant__ variable is no device pointer */
+  CT_CHECK(AMP_CUDA_LAUNCH_PLAIN(scale, 1, 4, 0, nullptr, y, (const float *)c_table, 1.0f, 4) ==
+               cudaErrorInvalidDevicePointer,
+           "a symbol's host address passed to a kernel");
+  cudaGraphExecDestroy(x);
+  cudaGraphDestroy(g);
+  cudaStreamDestroy(s);
+  cudaFree(y);
 }
 
 /* ---- streams and events ------------------------------------------------------------------------ */
@@ -758,6 +803,7 @@ static const ct_case cases[] = {
     {"launch", t_launch},
     {"bad_pointers", t_bad_pointers},
     {"dynamic_shared", t_dynamic_shared},
+    {"symbols", t_symbols},
     {"events", t_events},
     {"capture_replay", t_capture_replay},
     {"capture_sync_refused", t_capture_sync_refused},

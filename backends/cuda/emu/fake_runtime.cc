@@ -510,6 +510,7 @@ cudaError_t cudaPeekAtLastError(void) { return last_error; }
   X(cudaErrorDevicesUnavailable, "CUDA-capable device(s) is/are busy or unavailable")                              \
   X(cudaErrorStubLibrary, "CUDA driver is a stub library")                                                         \
   X(cudaErrorInvalidPitchValue, "invalid pitch argument")                                                          \
+  X(cudaErrorInvalidSymbol, "invalid device symbol")                                                               \
   X(cudaErrorInvalidDevicePointer, "invalid device pointer")                                                       \
   X(cudaErrorInvalidMemcpyDirection, "invalid copy direction for memcpy")                                          \
   X(cudaErrorInsufficientDriver, "CUDA driver version is insufficient for CUDA runtime version")                  \
@@ -810,6 +811,50 @@ cudaError_t cudaMemset(void *p, int value, size_t n) {
 cudaError_t cudaMemsetAsync(void *p, int value, size_t n, cudaStream_t s) {
   if (n && !is_device(p, n)) return memset_checked("cudaMemsetAsync", p, value, n);
   return enqueue(s, "cudaMemsetAsync", [=]() { return memset_checked("cudaMemsetAsync", p, value, n); });
+}
+
+/* __constant__ and __device__ variables are host globals on the emulator: a symbol is the
+ * variable's own address (ASan sees a copy running past it); the other side is checked. */
+static cudaError_t symbol_copy(const char *call, void *dst, const void *src, size_t n, cudaMemcpyKind kind,
+                               bool to_symbol, bool copy_now = true) {
+  if (n == 0) return cudaSuccess;
+  if (!dst || !src) return fail(cudaErrorInvalidSymbol, "%s: NULL %s", call, dst ? "source" : "destination");
+  const void *other = to_symbol ? src : dst;
+  bool dev = is_device(other, n);
+  bool want_dev = kind == cudaMemcpyDeviceToDevice || kind == cudaMemcpyDefault ? dev
+                  : to_symbol ? kind == cudaMemcpyDeviceToHost
+                              : kind == cudaMemcpyHostToDevice;
+  bool kind_ok = kind == cudaMemcpyDefault || kind == cudaMemcpyDeviceToDevice ||
+                 kind == (to_symbol ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost);
+  if (!kind_ok)
+    return fail(cudaErrorInvalidMemcpyDirection, "%s: kind %s does not copy %s a symbol", call, kind_name(kind),
+                to_symbol ? "to" : "from");
+  if (kind == cudaMemcpyDeviceToDevice && !dev)
+    return fail(cudaErrorInvalidValue, "%s(DeviceToDevice): %s %p (%zu bytes) is %s", call,
+                to_symbol ? "source" : "destination", other, n, why_not_device(other));
+  if (dev != want_dev)
+    return fail(cudaErrorInvalidValue, "%s(%s): %s %p is device memory, not host memory", call, kind_name(kind),
+                to_symbol ? "source" : "destination", other);
+  if (copy_now) std::memmove(dst, src, n);
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemcpyToSymbol(const void *symbol, const void *src, size_t n, size_t offset, cudaMemcpyKind kind) {
+  if (cudaError_t e = sync_call("cudaMemcpyToSymbol")) return e;
+  return symbol_copy("cudaMemcpyToSymbol", (char *)symbol + offset, src, n, kind, true);
+}
+
+cudaError_t cudaMemcpyFromSymbol(void *dst, const void *symbol, size_t n, size_t offset, cudaMemcpyKind kind) {
+  if (cudaError_t e = sync_call("cudaMemcpyFromSymbol")) return e;
+  return symbol_copy("cudaMemcpyFromSymbol", dst, (const char *)symbol + offset, n, kind, false);
+}
+
+cudaError_t cudaMemcpyToSymbolAsync(const void *symbol, const void *src, size_t n, size_t offset, cudaMemcpyKind kind,
+                                    cudaStream_t s) {
+  void *dst = (char *)symbol + offset;
+  if (cudaError_t e = symbol_copy("cudaMemcpyToSymbolAsync", dst, src, n, kind, true, false)) return e;
+  return enqueue(s, "cudaMemcpyToSymbolAsync",
+                 [=]() { return symbol_copy("cudaMemcpyToSymbolAsync", dst, src, n, kind, true); });
 }
 
 /* ---- streams -------------------------------------------------------------------------------- */

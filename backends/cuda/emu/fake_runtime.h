@@ -11,7 +11,10 @@
  * contents.
  * Pinned host memory (cudaMallocHost, cudaHostAlloc) is a registry of its own, 0xFF-filled too:
  * it is host memory, never device memory (amprt maps no host memory into kernels), and
- * cudaFreeHost takes only its pointers. amp_emu_set_device_limit caps cudaMalloc.
+ * cudaFreeHost takes only its pointers. amp_emu_set_device_limit caps cudaMalloc. __constant__ and
+ * __device__ variables are host globals: cudaMemcpyToSymbol(Async) and cudaMemcpyFromSymbol copy
+ * to and from them, and their address is no device pointer (as a host-side address is not on a
+ * GPU).
  *
  * Streams run their work when it is enqueued, in order, on the calling thread, unless the stream
  * captures: then the work (kernel launches with a copy of their arguments, async copies and
