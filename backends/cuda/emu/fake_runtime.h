@@ -28,11 +28,12 @@
  * Async are such work) while a blocking stream captures fails with cudaErrorStreamCaptureImplicit
  * and invalidates that capture, whichever thread does it; cudaMemcpy and cudaMemset beside a
  * non-blocking stream's capture are refused as unsafe calls (stricter than the driver). Work on
- * another stream is not captured. Not modelled: a second stream joining a
- * capture through an event (cudaStreamWaitEvent on a captured event from outside the capture
- * fails with cudaErrorNotSupported), and sticky errors (a failed launch does not poison the
- * context). cudaEventElapsedTime measures the host clock between the points where the two
- * records ran.
+ * another stream is not captured. A call refused before it is recorded (a bad launch
+ * configuration, a copy in the wrong direction) returns its error and leaves the capture as it
+ * was. Not modelled: a second stream joining a capture through an event (cudaStreamWaitEvent on a
+ * captured event from outside the capture fails with cudaErrorNotSupported), and sticky errors (a
+ * failed launch does not poison the context). cudaEventElapsedTime measures the host clock
+ * between the points where the two records ran.
  *
  * Every failure leaves a message naming the call and what it refused in amp_emu_last_error()
  * (cuda_emu.h). With AMP_EMU_NO_DEVICE=1 in the environment the runtime has no device:
