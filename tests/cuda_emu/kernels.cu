@@ -200,3 +200,48 @@ int run_saxpy(int n, float a, const float *x, float *y, int block, int plain) {
 int run_block_sum_plain(const float *in, float *out, int n, int grid, int block) {
   return AMP_EMU_LAUNCH_PLAIN(block_sum, grid, block, 0, nullptr, in, out, n);
 }
+
+/* Device functions nvcc gives kernels without an include, under __launch_bounds__: out[8 * i + k]. */
+__constant__ float intrinsics_bias[1] = {0.25f};
+__global__ void __launch_bounds__(128) intrinsics(const float *x, const unsigned *u, float *out, unsigned *bits, int n) {
+  int i = (int)(blockIdx.x * blockDim.x + threadIdx.x);
+  if (i >= n) return;
+  float v = __ldg(&x[i]);
+  out[4 * i + 0] = min(v, 0.5f) + max(i, 2) + intrinsics_bias[0];
+  out[4 * i + 1] = rsqrtf(v) + __expf(v) + __logf(v) + __fdividef(v, 3.0f);
+  out[4 * i + 2] = __saturatef(v - 0.5f) + fminf(v, 1.0f) + sqrtf(v);
+  out[4 * i + 3] = (float)min(i, 7) + (float)max((unsigned)i, 3u);
+  unsigned w = __ldg(&u[i]);
+  bits[4 * i + 0] = (unsigned)__popc(w);
+  bits[4 * i + 1] = (unsigned)__clz((int)w);
+  bits[4 * i + 2] = (unsigned)__ffs((int)w);
+  bits[4 * i + 3] = __brev(w);
+}
+
+int run_intrinsics(const float *x, const unsigned *u, float *out, unsigned *bits, int n) {
+  return AMP_EMU_LAUNCH_PLAIN(intrinsics, (n + 127) / 128, 128, 0, nullptr, x, u, out, bits, n);
+}
+
+/* Per block: how many of in[] are positive, whether all are, whether any is (block barriers that
+ * reduce a predicate); `planted` makes warp 0 wait at a plain __syncthreads instead. */
+__global__ void block_votes(const int *in, int *count, int *all, int *any, int planted) {
+  unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+  int p = in[i] > 0;
+  int c;
+  if (planted && threadIdx.x < 32) {
+    __syncthreads(); /* PLANTED BUG: not the barrier the other threads wait at */
+    c = -1;
+  } else {
+    c = __syncthreads_count(p);
+  }
+  int a = __syncthreads_and(p), o = __syncthreads_or(p);
+  if (threadIdx.x == blockDim.x - 1) {
+    count[blockIdx.x] = c;
+    all[blockIdx.x] = a;
+    any[blockIdx.x] = o;
+  }
+}
+
+int run_block_votes(const int *in, int *count, int *all, int *any, int grid, int block, int planted) {
+  return AMP_EMU_LAUNCH(block_votes, grid, block, 0, nullptr, in, count, all, any, planted);
+}

@@ -15,5 +15,7 @@ int run_half_warp_sum(const float *in, float *out, int block, int mask_bug);
 int run_coords(unsigned *out, dim3 grid, dim3 block);
 int run_saxpy(int n, float a, const float *x, float *y, int block, int plain);
 int run_block_sum_plain(const float *in, float *out, int n, int grid, int block);
+int run_block_votes(const int *in, int *count, int *all, int *any, int grid, int block, int planted);
+int run_intrinsics(const float *x, const unsigned *u, float *out, unsigned *bits, int n);
 
 #endif

@@ -254,6 +254,68 @@ static void test_plain() {
                  "calls __syncthreads, but the kernel was launched with AMP_EMU_LAUNCH_PLAIN");
 }
 
+/* __syncthreads_count/_and/_or over 3 blocks of 100 threads (block 1 all positive, block 2 none),
+ * in both thread orders; a block whose threads wait at different barriers fails. */
+static void test_block_votes() {
+  const int grid = 3, block = 100, n = grid * block;
+  std::vector<int> in(n);
+  for (int i = 0; i < n; i++) in[i] = (int)(next_u32() % 2001u) - 1000;
+  for (int i = 100; i < 200; i++) in[i] = 1 + i;
+  for (int i = 200; i < 300; i++) in[i] = -i;
+  for (int order = 0; order < 2; order++) {
+    amp_emu_set_order(order ? AMP_EMU_REVERSE_THREADS : 0);
+    std::vector<int> count(grid, -7), all(grid, -7), any(grid, -7);
+    int st = run_block_votes(in.data(), count.data(), all.data(), any.data(), grid, block, 0);
+    CHECK(st == AMP_EMU_OK, "block votes: status %d: %s", st, amp_emu_last_error());
+    for (int b = 0; b < grid; b++) {
+      int c = 0;
+      for (int t = 0; t < block; t++) c += in[b * block + t] > 0;
+      CHECK(count[b] == c && all[b] == (c == block) && any[b] == (c > 0),
+            "block %d order %d: count %d all %d any %d, host count %d", b, order, count[b], all[b], any[b], c);
+    }
+  }
+  amp_emu_set_order(0);
+  std::vector<int> count(grid), all(grid), any(grid);
+  expect_failure("mixed barriers", run_block_votes(in.data(), count.data(), all.data(), any.data(), grid, block, 1),
+                 AMP_EMU_ERR_DEADLOCK, "waits at __syncthreads while thread 32 waits at __syncthreads_count");
+}
+
+/* The device functions kernels get from nvcc, against the host's formulas and bit tricks. */
+static void test_intrinsics() {
+  const int n = 300;
+  std::vector<float> x(n), out(4 * n, NAN);
+  std::vector<unsigned> u(n), bits(4 * n, 0xdeadu);
+  for (int i = 0; i < n; i++) {
+    x[i] = next_float();
+    u[i] = i == 0 ? 0u : next_u32();
+  }
+  int st = run_intrinsics(x.data(), u.data(), out.data(), bits.data(), n);
+  CHECK(st == AMP_EMU_OK, "intrinsics: status %d: %s", st, amp_emu_last_error());
+  int bad = 0;
+  for (int i = 0; i < n; i++) {
+    float v = x[i];
+    float sat = v - 0.5f < 0 ? 0.0f : v - 0.5f > 1 ? 1.0f : v - 0.5f;
+    float want[4] = {std::fmin(v, 0.5f) + (float)(i > 2 ? i : 2) + 0.25f,
+                     1.0f / std::sqrt(v) + std::exp(v) + std::log(v) + v / 3.0f, sat + std::fmin(v, 1.0f) + std::sqrt(v),
+                     (float)(i < 7 ? i : 7) + (float)(i > 3 ? i : 3)};
+    for (int k = 0; k < 4; k++) bad += std::fabs(out[4 * i + k] - want[k]) > 1e-6f * std::fabs(want[k]);
+    unsigned w = u[i], rev = 0, clz = 32, ffs = 0;
+    for (int b = 0; b < 32; b++) {
+      if ((w >> b) & 1u) rev |= 1u << (31 - b);
+      if (!ffs && ((w >> b) & 1u)) ffs = (unsigned)b + 1;
+    }
+    for (int b = 31; b >= 0; b--)
+      if ((w >> b) & 1u) {
+        clz = 31u - (unsigned)b;
+        break;
+      }
+    unsigned pop = 0;
+    for (int b = 0; b < 32; b++) pop += (w >> b) & 1u;
+    bad += bits[4 * i] != pop || bits[4 * i + 1] != clz || bits[4 * i + 2] != ffs || bits[4 * i + 3] != rev;
+  }
+  CHECK(bad == 0, "intrinsics: %d of %d values differ from the host's", bad, 8 * n);
+}
+
 static void measure_switch() {
   const int rounds = 200, block = 256, grid = 4;
   std::vector<int> out(grid, 0);
@@ -279,6 +341,8 @@ int main() {
   test_config();
   test_planted_bugs();
   test_plain();
+  test_block_votes();
+  test_intrinsics();
   measure_switch();
   std::printf("%d checks, %d failed\n", g_checks, g_failures);
   return g_failures ? 1 : 0;

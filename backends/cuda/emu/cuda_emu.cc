@@ -8,6 +8,7 @@
 
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <vector>
 
@@ -23,6 +24,7 @@ thread_local uint3 threadIdx;
 thread_local uint3 blockIdx;
 thread_local dim3 blockDim;
 thread_local dim3 gridDim;
+char *amp_emu_detail::dynamic_shared = nullptr;
 
 extern "C" char __start_amp_emu_shared[] __attribute__((weak));
 extern "C" char __stop_amp_emu_shared[] __attribute__((weak));
@@ -46,6 +48,9 @@ struct fiber {
   uint64_t value = 0, result = 0;
   int arg = 0, width = 32;
   void *fake_stack = nullptr;
+  /* the pending barrier: which one, this thread's predicate, and (released) the block's answer */
+  amp_emu_detail::barrier_kind barrier = amp_emu_detail::BAR_SYNC;
+  int pred = 0, answer = 0;
 };
 
 /* one launch at a time in the process: shared arrays are process-wide static storage */
@@ -247,6 +252,38 @@ __attribute__((noinline)) void start_fiber(fiber *f) {
   makecontext(&f->ctx, fiber_entry, 0);
 }
 
+const char *barrier_name(amp_emu_detail::barrier_kind k) {
+  switch (k) {
+    case amp_emu_detail::BAR_SYNC: return "__syncthreads";
+    case amp_emu_detail::BAR_COUNT: return "__syncthreads_count";
+    case amp_emu_detail::BAR_AND: return "__syncthreads_and";
+    case amp_emu_detail::BAR_OR: return "__syncthreads_or";
+  }
+  return "?";
+}
+
+/* Every thread waits at a barrier: they must all wait at the same kind; the reducing kinds give
+ * each thread the block's answer. False with the error set when the kinds differ. */
+bool release_barrier() {
+  using namespace amp_emu_detail;
+  barrier_kind k = g.fibers[0].barrier;
+  int count = 0;
+  for (unsigned i = 0; i < g.n; i++) {
+    if (g.fibers[i].barrier != k) {
+      fail("deadlock: thread 0 waits at %s while thread %u waits at %s; a block's threads must reach the same barrier",
+           barrier_name(k), i, barrier_name(g.fibers[i].barrier));
+      return false;
+    }
+    count += g.fibers[i].pred != 0;
+  }
+  int answer = k == BAR_COUNT ? count : k == BAR_AND ? count == (int)g.n : k == BAR_OR ? count != 0 : 0;
+  for (unsigned i = 0; i < g.n; i++) {
+    g.fibers[i].answer = answer;
+    g.fibers[i].state = READY;
+  }
+  return true;
+}
+
 /* Runs one block to its end; false with the error set when it cannot finish. */
 bool run_block() {
   unsigned n = g.n;
@@ -292,7 +329,7 @@ bool run_block() {
     }
     if (done == n) return true;
     if (at_barrier == n) {
-      for (unsigned i = 0; i < n; i++) g.fibers[i].state = READY;
+      if (!release_barrier()) return false;
       continue;
     }
     /* some threads wait at __syncthreads and the others exited (warp waits failed above) */
@@ -317,6 +354,28 @@ int amp_emu_set_order(int flags) {
 
 const char *amp_emu_last_error(void) { return t_error; }
 
+void amp_emu_set_error(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(t_error, sizeof t_error, fmt, ap);
+  va_end(ap);
+}
+
+bool amp_emu_check_config(const char *kernel, dim3 grid, dim3 block) {
+  unsigned long long threads = (unsigned long long)block.x * block.y * block.z;
+  if (threads == 0 || threads > kMaxThreads || block.z > 64) {
+    amp_emu_set_error("%s: blockDim (%u,%u,%u) is invalid: 1 to %u threads per block, z at most 64", kernel, block.x,
+                      block.y, block.z, kMaxThreads);
+    return false;
+  }
+  if (grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.x > 0x7fffffffu || grid.y > 65535 || grid.z > 65535) {
+    amp_emu_set_error("%s: gridDim (%u,%u,%u) is invalid: x 1 to 2^31-1, y and z 1 to 65535", kernel, grid.x, grid.y,
+                      grid.z);
+    return false;
+  }
+  return true;
+}
+
 unsigned long long amp_emu_switch_count(void) {
   std::lock_guard<std::mutex> lock(g_launch_lock);
   return g_switches;
@@ -331,14 +390,19 @@ static bool plain_misuse(const char *name) {
   return true;
 }
 
-void __syncthreads(void) {
-  if (plain_misuse("__syncthreads")) return;
+int amp_emu_detail::barrier(barrier_kind kind, int pred) {
+  const char *name = barrier_name(kind);
+  if (plain_misuse(name)) return 0;
   if (!t_launching || g.current < 0) {
-    fail("__syncthreads called outside a kernel");
-    return;
+    fail("%s called outside a kernel", name);
+    return 0;
   }
-  g.fibers[(unsigned)g.current].state = AT_BARRIER;
+  fiber &f = g.fibers[(unsigned)g.current];
+  f.state = AT_BARRIER;
+  f.barrier = kind;
+  f.pred = pred;
   yield(false);
+  return f.answer;
 }
 
 uint64_t amp_emu_detail::warp_op(op_kind kind, const char *name, unsigned mask, uint64_t value, int arg, int width) {
@@ -361,26 +425,24 @@ uint64_t amp_emu_detail::warp_op(op_kind kind, const char *name, unsigned mask, 
 
 amp_emu_status amp_emu_run(const char *kernel, dim3 grid, dim3 block, size_t shmem, void *stream, bool plain,
                            void (*body)(void *), void *ctx) {
-  (void)shmem;
   (void)stream;
   std::lock_guard<std::mutex> lock(g_launch_lock);
   t_error[0] = 0;
   g.kernel = kernel;
   blockIdx = uint3{0, 0, 0};
+  if (!amp_emu_check_config(kernel, grid, block)) return AMP_EMU_ERR_CONFIG;
   unsigned long long threads = (unsigned long long)block.x * block.y * block.z;
-  if (threads == 0 || threads > kMaxThreads || block.z > 64) {
-    fail("blockDim (%u,%u,%u) is invalid: 1 to %u threads per block, z at most 64", block.x, block.y, block.z,
-         kMaxThreads);
-    return AMP_EMU_ERR_CONFIG;
-  }
-  if (grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.x > 0x7fffffffu || grid.y > 65535 || grid.z > 65535) {
-    fail("gridDim (%u,%u,%u) is invalid: x 1 to 2^31-1, y and z 1 to 65535", grid.x, grid.y, grid.z);
-    return AMP_EMU_ERR_CONFIG;
-  }
   if (!plain && !grow_pool((unsigned)threads)) {
     fail("cannot map %llu fiber stacks of %zu bytes", threads, kStack);
     return AMP_EMU_ERR_CONFIG;
   }
+  /* exactly shmem bytes, so that ASan sees a kernel reading past the size it was launched with */
+  void *dyn = nullptr;
+  if (shmem && posix_memalign(&dyn, 16, shmem) != 0) {
+    fail("cannot allocate %zu bytes of dynamic shared memory", shmem);
+    return AMP_EMU_ERR_CONFIG;
+  }
+  amp_emu_detail::dynamic_shared = (char *)dyn;
   blockDim = block;
   gridDim = grid;
   g.body = body;
@@ -394,6 +456,7 @@ amp_emu_status amp_emu_run(const char *kernel, dim3 grid, dim3 block, size_t shm
   for (unsigned long long k = 0; k < nblocks; k++) {
     unsigned long long b = reverse ? nblocks - 1 - k : k;
     blockIdx = uint3{(unsigned)(b % grid.x), (unsigned)(b / grid.x % grid.y), (unsigned)(b / ((unsigned long long)grid.x * grid.y))};
+    if (dyn) std::memset(dyn, 0xff, shmem);
     if (!run_block()) {
       /* classify by the message's first word: the checks above name what they found */
       st = plain ? AMP_EMU_ERR_PLAIN : strstr(t_error, "deadlock") ? AMP_EMU_ERR_DEADLOCK : AMP_EMU_ERR_WARP;
@@ -403,5 +466,7 @@ amp_emu_status amp_emu_run(const char *kernel, dim3 grid, dim3 block, size_t shm
   t_launching = false;
   g.current = -1;
   g.kernel = "(no kernel)";
+  amp_emu_detail::dynamic_shared = nullptr;
+  std::free(dyn);
   return st;
 }

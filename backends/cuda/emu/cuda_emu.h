@@ -3,7 +3,8 @@
  *
  * Blocks run one after another on the launching thread (optionally in reverse order); within a
  * block every thread is a fiber (ucontext, 64 KiB stacks allocated once and reused) that runs
- * until it reaches __syncthreads or a warp primitive, then the next fiber runs. Warp primitives
+ * until it reaches __syncthreads (or __syncthreads_count/_and/_or, which must then be what every
+ * thread of the block waits at) or a warp primitive, then the next fiber runs. Warp primitives
  * synchronise only the 32 lanes of their warp and check their mask. A launch that deadlocks
  * (a barrier some threads exited before, a barrier only some warps reach, a warp primitive whose
  * mask names lanes that do not take part) fails with a message instead of hanging. The mask
@@ -13,7 +14,9 @@
  * AMP_EMU_LAUNCH_PLAIN instead: its threads then run as plain calls, with no fiber at all.
  *
  * The __shared__ rule: write `__shared__ T name[N];` at function scope of a kernel or device
- * function, with no initialiser and not `extern` (dynamic shared memory is not modelled yet).
+ * function, with no initialiser and not `extern`; dynamic shared memory (`extern __shared__`) is
+ * written AMP_DYNAMIC_SHARED(T, name) (backends/cuda/launch.h), which the emulator gives a
+ * buffer of the launch's shmem bytes, 0xFF-filled before each block.
  * Such an array is static storage, so every fiber of a block sees one copy; blocks run one after
  * another and launches are serialised, so each block has it to itself. Its contents are
  * undefined at block start: before each block the emulator fills every shared array of a
@@ -37,6 +40,9 @@
 #define __forceinline__ inline __attribute__((always_inline))
 #define __restrict__ __restrict
 #define __shared__ __attribute__((section("amp_emu_shared"))) static
+#define __launch_bounds__(...)
+
+#include <math.h> /* device code has the C math functions in the global namespace */
 
 #include <cstddef>
 #include <cstdint>
@@ -67,9 +73,14 @@ enum { AMP_EMU_REVERSE_THREADS = 1, AMP_EMU_REVERSE_BLOCKS = 2 };
 
 /* Sets the order flags for later launches of this process; returns the old flags. */
 int amp_emu_set_order(int flags);
-/* The message of the last failed launch on this thread ("" after a successful one); a barrier or
- * warp primitive called outside a kernel leaves its message here too, until the next launch. */
+/* The message of the last failed launch or fake-runtime call on this thread ("" after a
+ * successful launch); a barrier or warp primitive called outside a kernel leaves its message here
+ * too, until the next launch. */
 const char *amp_emu_last_error(void);
+/* Replaces the last error message (the fake runtime's failures name what they refused). */
+void amp_emu_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Whether a launch of `kernel` with these dimensions is valid; false with the message set. */
+bool amp_emu_check_config(const char *kernel, dim3 grid, dim3 block);
 /* Fiber switches done by launches so far (for measurements). */
 unsigned long long amp_emu_switch_count(void);
 
@@ -81,6 +92,10 @@ amp_emu_status amp_emu_run(const char *kernel, dim3 grid, dim3 block, size_t shm
 namespace amp_emu_detail {
 template <class F> void call(void *p) { (*static_cast<F *>(p))(); }
 
+/* The running launch's dynamic shared memory: shmem bytes, 16-byte aligned, 0xFF-filled before
+ * each block; NULL when the launch asked for none. */
+extern char *dynamic_shared;
+
 template <class... P, class... A>
 amp_emu_status launch(const char *name, dim3 grid, dim3 block, size_t shmem, void *stream, bool plain,
                       void (*kernel)(P...), A &&...args) {
@@ -89,6 +104,10 @@ amp_emu_status launch(const char *name, dim3 grid, dim3 block, size_t shmem, voi
   auto body = [&]() { std::apply(kernel, params); };
   return amp_emu_run(name, grid, block, shmem, stream, plain, &call<decltype(body)>, &body);
 }
+
+enum barrier_kind { BAR_SYNC, BAR_COUNT, BAR_AND, BAR_OR };
+/* Waits at a block barrier; returns the block's answer for the reducing kinds. */
+int barrier(barrier_kind kind, int pred);
 
 enum op_kind { OP_SYNCWARP, OP_SHFL, OP_SHFL_UP, OP_SHFL_DOWN, OP_SHFL_XOR, OP_BALLOT, OP_ANY, OP_ALL };
 /* Posts this lane's part of a warp primitive and waits for the warp; returns the lane's result. */
@@ -118,7 +137,10 @@ template <class T> T from_bits(uint64_t b) {
   amp_emu_detail::launch(#kernel, dim3(grid), dim3(block), (shmem), (stream), true, (kernel), __VA_ARGS__)
 
 /* ---- barriers and warp primitives ------------------------------------------------------- */
-void __syncthreads(void);
+inline void __syncthreads(void) { amp_emu_detail::barrier(amp_emu_detail::BAR_SYNC, 0); }
+inline int __syncthreads_count(int pred) { return amp_emu_detail::barrier(amp_emu_detail::BAR_COUNT, pred); }
+inline int __syncthreads_and(int pred) { return amp_emu_detail::barrier(amp_emu_detail::BAR_AND, pred); }
+inline int __syncthreads_or(int pred) { return amp_emu_detail::barrier(amp_emu_detail::BAR_OR, pred); }
 
 inline void __syncwarp(unsigned mask = 0xffffffffu) {
   amp_emu_detail::warp_op(amp_emu_detail::OP_SYNCWARP, "__syncwarp", mask, 0, 0, 32);
@@ -180,6 +202,66 @@ inline int atomicCAS(int *p, int compare, int v) { return amp_emu_atomic_cas(p, 
 inline unsigned atomicCAS(unsigned *p, unsigned compare, unsigned v) { return amp_emu_atomic_cas(p, compare, v); }
 inline unsigned long long atomicCAS(unsigned long long *p, unsigned long long compare, unsigned long long v) {
   return amp_emu_atomic_cas(p, compare, v);
+}
+
+template <class T> T amp_emu_atomic_exch(T *p, T v) {
+  T old = *p;
+  *p = v;
+  return old;
+}
+inline int atomicExch(int *p, int v) { return amp_emu_atomic_exch(p, v); }
+inline unsigned atomicExch(unsigned *p, unsigned v) { return amp_emu_atomic_exch(p, v); }
+inline unsigned long long atomicExch(unsigned long long *p, unsigned long long v) { return amp_emu_atomic_exch(p, v); }
+inline float atomicExch(float *p, float v) { return amp_emu_atomic_exch(p, v); }
+template <class T> T amp_emu_atomic_min(T *p, T v) {
+  T old = *p;
+  if (v < old) *p = v;
+  return old;
+}
+inline int atomicMin(int *p, int v) { return amp_emu_atomic_min(p, v); }
+inline unsigned atomicMin(unsigned *p, unsigned v) { return amp_emu_atomic_min(p, v); }
+inline long long atomicMin(long long *p, long long v) { return amp_emu_atomic_min(p, v); }
+inline int atomicSub(int *p, int v) { return (int)amp_emu_atomic_add((unsigned *)p, 0u - (unsigned)v); }
+inline unsigned atomicSub(unsigned *p, unsigned v) { return amp_emu_atomic_add(p, 0u - v); }
+inline int atomicOr(int *p, int v) { int old = *p; *p = old | v; return old; }
+inline unsigned atomicOr(unsigned *p, unsigned v) { unsigned old = *p; *p = old | v; return old; }
+inline int atomicAnd(int *p, int v) { int old = *p; *p = old & v; return old; }
+inline unsigned atomicAnd(unsigned *p, unsigned v) { unsigned old = *p; *p = old & v; return old; }
+
+/* ---- device functions: what nvcc gives device code without an include. The fast-math
+ * intrinsics (__expf, __logf, __fdividef, rsqrtf) are exact here, so the emulator cannot see
+ * their error on a GPU; the integer ones are the GPU's. ------------------------------------- */
+inline void __threadfence(void) {}
+inline void __threadfence_block(void) {}
+template <class T> inline T __ldg(const T *p) { return *p; }
+inline int min(int a, int b) { return a < b ? a : b; }
+inline unsigned min(unsigned a, unsigned b) { return a < b ? a : b; }
+inline long long min(long long a, long long b) { return a < b ? a : b; }
+inline unsigned long long min(unsigned long long a, unsigned long long b) { return a < b ? a : b; }
+inline float min(float a, float b) { return fminf(a, b); }
+inline double min(double a, double b) { return fmin(a, b); }
+inline int max(int a, int b) { return a > b ? a : b; }
+inline unsigned max(unsigned a, unsigned b) { return a > b ? a : b; }
+inline long long max(long long a, long long b) { return a > b ? a : b; }
+inline unsigned long long max(unsigned long long a, unsigned long long b) { return a > b ? a : b; }
+inline float max(float a, float b) { return fmaxf(a, b); }
+inline double max(double a, double b) { return fmax(a, b); }
+inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
+inline float __expf(float x) { return expf(x); }
+inline float __logf(float x) { return logf(x); }
+inline float __fdividef(float a, float b) { return a / b; }
+inline float __saturatef(float x) { return x >= 1.0f ? 1.0f : x > 0.0f ? x : 0.0f; } /* NaN gives 0, as on a GPU */
+inline int __popc(unsigned x) { return __builtin_popcount(x); }
+inline int __popcll(unsigned long long x) { return __builtin_popcountll(x); }
+inline int __clz(int x) { return x ? __builtin_clz((unsigned)x) : 32; }
+inline int __clzll(long long x) { return x ? __builtin_clzll((unsigned long long)x) : 64; }
+inline int __ffs(int x) { return __builtin_ffs(x); }
+inline int __ffsll(long long x) { return __builtin_ffsll(x); }
+inline unsigned __brev(unsigned x) {
+  x = ((x >> 1) & 0x55555555u) | ((x & 0x55555555u) << 1);
+  x = ((x >> 2) & 0x33333333u) | ((x & 0x33333333u) << 2);
+  x = ((x >> 4) & 0x0f0f0f0fu) | ((x & 0x0f0f0f0fu) << 4);
+  return __builtin_bswap32(x);
 }
 
 /* bit casts kernels use for float atomics built on atomicCAS */
