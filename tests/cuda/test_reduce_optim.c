@@ -1,15 +1,22 @@
 /* The CUDA backend's reductions, optimizers and loss scaling (backends/cuda/k_reduce.cu,
  * k_optim.cu, op_optim.c) against references: the per-channel reduction against sums in double
  * over the same (rounded) inputs, the ops against the CPU backend on the same nodes. */
+#include <float.h>
 #include <stdlib.h>
 
+#include "backends/backend.h"
+#include "backends/cpu/kernels.h"
+#include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/kernels_optim.h"
+#include "backends/optim.h"
 #include "base/half.h"
+#include "ir/grad.h"
+#include "ir/ir.h"
 #include "tests/cuda/cuda_test.h"
 
 /* ---- device buffers ------------------------------------------------------------------------- */
 
-static size_t dt_size(amp_dtype t) { return t == AMP_F32 ? 4 : 2; }
+static size_t dt_size(amp_dtype t) { return amp_dtype_size(t); }
 
 /* n floats rounded to dtype t, into host bytes (malloc'd) */
 static void *to_dtype(amp_dtype t, const float *v, size_t n) {
@@ -18,7 +25,9 @@ static void *to_dtype(amp_dtype t, const float *v, size_t n) {
     for (size_t i = 0; i < n; i++) {
         if (t == AMP_F32) ((float *)p)[i] = v[i];
         else if (t == AMP_F16) ((uint16_t *)p)[i] = amp_f32_to_f16(v[i]);
-        else ((uint16_t *)p)[i] = amp_f32_to_bf16(v[i]);
+        else if (t == AMP_BF16) ((uint16_t *)p)[i] = amp_f32_to_bf16(v[i]);
+        else if (t == AMP_F64) ((double *)p)[i] = v[i];
+        else ((uint8_t *)p)[i] = v[i] != 0;
     }
     return p;
 }
@@ -26,7 +35,9 @@ static void *to_dtype(amp_dtype t, const float *v, size_t n) {
 static float from_dtype(amp_dtype t, const void *p, size_t i) {
     if (t == AMP_F32) return ((const float *)p)[i];
     if (t == AMP_F16) return amp_f16_to_f32(((const uint16_t *)p)[i]);
-    return amp_bf16_to_f32(((const uint16_t *)p)[i]);
+    if (t == AMP_BF16) return amp_bf16_to_f32(((const uint16_t *)p)[i]);
+    if (t == AMP_F64) return (float)((const double *)p)[i];
+    return ((const uint8_t *)p)[i];
 }
 
 /* v rounded to t and back (what the device holds) */
@@ -183,11 +194,694 @@ static void t_reduce_planted_no_barrier(void) {
     CT_CHECK(bad < 0 || bad > 1e-2, "the kernel without its barrier gave a right answer (rel L2 %g)", bad);
 }
 
+/* ---- nodes on both backends ---------------------------------------------------------------- */
+
+#define TN_MAX_IN 96
+
+/* a node of the training domain with its attributes */
+typedef struct tnode {
+    amp_node node;
+    amp_attr attrs[16];
+    int ids_in[TN_MAX_IN], ids_out[1];
+} tnode;
+
+static void tn_init(tnode *t, const char *op) {
+    memset(t, 0, sizeof *t);
+    t->node.name = "test";
+    t->node.op_type = (char *)op;
+    t->node.domain = AMP_TRAIN_DOMAIN;
+    t->node.op = amp_op_lookup(op, AMP_TRAIN_DOMAIN);
+    t->node.attrs = t->attrs;
+}
+
+static void tn_i(tnode *t, const char *name, int64_t v) {
+    amp_attr *a = &t->attrs[t->node.n_attrs++];
+    a->name = (char *)name;
+    a->kind = AMP_ATTR_INT;
+    a->i = v;
+}
+
+static void tn_f(tnode *t, const char *name, float v) {
+    amp_attr *a = &t->attrs[t->node.n_attrs++];
+    a->name = (char *)name;
+    a->kind = AMP_ATTR_FLOAT;
+    a->f = v;
+}
+
+/* A host tensor and its device copy (d: a view over device memory with the same dtype and shape). */
+typedef struct pair {
+    amp_tensor *h;
+    amp_tensor d;
+} pair;
+
+static amp_context *g_ctx;
+
+/* values v (rounded to dtype) on the host and the device; v NULL: zeros */
+static bool pair_new(pair *p, amp_dtype t, int rank, const int64_t *dims, const float *v) {
+    memset(p, 0, sizeof *p);
+    if (amp_tensor_create(g_ctx, t, rank, dims, &p->h) != AMP_OK) return false;
+    const size_t n = (size_t)p->h->numel;
+    if (v) {
+        void *b = to_dtype(t, v, n);
+        if (!b) return false;
+        memcpy(p->h->data, b, p->h->nbytes);
+        free(b);
+    } else {
+        memset(p->h->data, 0, p->h->nbytes);
+    }
+    void *d = NULL;
+    if (cudaMalloc(&d, p->h->nbytes + 1) != cudaSuccess) return false;
+    amp_tensor_view(&p->d, t, rank, dims, d);
+    return !n || cudaMemcpy(d, p->h->data, p->h->nbytes, cudaMemcpyHostToDevice) == cudaSuccess;
+}
+
+/* host values into both copies */
+static bool pair_set(pair *p, const float *v) {
+    void *b = to_dtype(p->h->dtype, v, (size_t)p->h->numel);
+    if (!b) return false;
+    memcpy(p->h->data, b, p->h->nbytes);
+    free(b);
+    return !p->h->numel || cudaMemcpy(p->d.data, p->h->data, p->h->nbytes, cudaMemcpyHostToDevice) == cudaSuccess;
+}
+
+static void pair_free(pair *p) {
+    if (!p) return;
+    cudaFree(p->d.data);
+    amp_tensor_destroy(p->h);
+    memset(p, 0, sizeof *p);
+}
+
+/* the device bytes of p (malloc'd), NULL on failure */
+static void *pair_device_bytes(const pair *p) {
+    void *b = malloc(p->h->nbytes + 1);
+    if (b && p->h->nbytes && cudaMemcpy(b, p->d.data, p->h->nbytes, cudaMemcpyDeviceToHost) != cudaSuccess) {
+        free(b);
+        b = NULL;
+    }
+    return b;
+}
+
+/* The device copy against the host copy (the CPU's result): the same bytes on the emulator
+ * (same formulas, same order, and the host compiler contracts no multiply-add: no -march), else
+ * a relative L2 error up to tol (a real GPU fuses multiply-adds). Returns the error, -1 for a
+ * failed copy; *exact_out tells whether the bytes agree. */
+static double pair_diff(const pair *p, bool *exact_out) {
+    void *b = pair_device_bytes(p);
+    if (!b) return -1;
+    const size_t n = (size_t)p->h->numel;
+    *exact_out = memcmp(b, p->h->data, p->h->nbytes) == 0;
+    float *got = malloc((n + 1) * sizeof *got), *ref = malloc((n + 1) * sizeof *ref);
+    double e = -1;
+    if (got && ref) {
+        for (size_t i = 0; i < n; i++) {
+            got[i] = from_dtype(p->h->dtype, b, i);
+            ref[i] = from_dtype(p->h->dtype, p->h->data, i);
+        }
+        e = *exact_out || !n ? 0.0 : ct_rel_l2(got, ref, n);
+        if (!*exact_out && !isfinite(ct_max_abs(got, ref, n))) e = INFINITY;
+    }
+    free(got);
+    free(ref);
+    free(b);
+    return e;
+}
+
+#ifdef AMP_CUDA_EMULATED
+#define CT_SAME(p, tol, ...)                                                     \
+    do {                                                                         \
+        bool same_ = false;                                                      \
+        double e_ = pair_diff((p), &same_);                                      \
+        CT_CHECK(e_ >= 0 && same_, __VA_ARGS__);                                 \
+        (void)(tol);                                                             \
+    } while (0)
+#else
+#define CT_SAME(p, tol, ...)                                                     \
+    do {                                                                         \
+        bool same_ = false;                                                      \
+        double e_ = pair_diff((p), &same_);                                      \
+        CT_CHECK(e_ >= 0 && (same_ || e_ <= (tol)), __VA_ARGS__);                \
+    } while (0)
+#endif
+
+/* The output of node t for inputs in (host tensors, NULL where omitted): inference as a plan
+ * would run it, then a host tensor for it. */
+static amp_status infer_out(tnode *t, int nin, amp_tensor *const *in, amp_tensor **out) {
+    amp_tinfo ti[TN_MAX_IN], to;
+    const amp_tinfo *pin[TN_MAX_IN];
+    amp_tinfo *pout[1] = {&to};
+    memset(&to, 0, sizeof to);
+    for (int i = 0; i < nin; i++) {
+        t->ids_in[i] = in[i] ? i : -1;
+        pin[i] = NULL;
+        if (!in[i]) continue;
+        memset(&ti[i], 0, sizeof ti[i]);
+        ti[i].dtype = in[i]->dtype;
+        ti[i].rank = in[i]->rank;
+        memcpy(ti[i].dims, in[i]->dims, sizeof ti[i].dims);
+        pin[i] = &ti[i];
+    }
+    t->ids_out[0] = nin;
+    t->node.inputs = t->ids_in;
+    t->node.n_inputs = nin;
+    t->node.outputs = t->ids_out;
+    t->node.n_outputs = 1;
+    amp_infer c = {.ctx = g_ctx, .n = &t->node, .opset = 1, .nin = nin, .nout = 1, .in = pin, .out = pout};
+    amp_status s = amp_op_table[t->node.op].infer(&c);
+    return s ? s : amp_tensor_create(g_ctx, to.dtype, to.rank, to.dims, out);
+}
+
+static amp_status cpu_run(tnode *t, int nin, amp_tensor *const *in, amp_tensor *out) {
+    amp_backend *b = NULL;
+    amp_status s = amp_backend_cpu_create(g_ctx, 2, &b);
+    amp_tensor *outs[1] = {out};
+    amp_kernel k = {.ctx = g_ctx, .n = &t->node, .opset = 1, .nin = nin, .nout = 1, .in = in, .out = outs,
+                    .threads = 2};
+    if (!s) s = amp_backend_run_once(b, &k);
+    amp_backend_destroy(b);
+    return s;
+}
+
+/* SGD and AdamW on the CPU backend's kernel itself, with a workspace of ours: one double per
+ * chunk, the chunk sums of the norm, which part receives (amp_backend_run_once would free it) */
+static amp_status cpu_optim_run(tnode *t, int nin, amp_tensor *const *in, amp_tensor *out, double *part,
+                                size_t part_bytes) {
+    amp_tensor *outs[1] = {out};
+    amp_kernel k = {.ctx = g_ctx, .n = &t->node, .opset = 1, .nin = nin, .nout = 1, .in = in, .out = outs,
+                    .ws = part, .ws_bytes = part_bytes, .threads = 2};
+    return t->node.op == AMP_OP_OPTIM_ADAMW ? amp_cpu_optim_adamw(&k) : amp_cpu_optim_sgd(&k);
+}
+
+static const amp_cuda_op *cuda_entry(amp_op op) {
+    for (const amp_cuda_op *e = amp_cuda_ops_optim; e->run; e++)
+        if (e->op == op) return e;
+    return NULL;
+}
+
+/* the kernel of node t over device views */
+static amp_kernel dev_kernel(tnode *t, int nin, amp_tensor *const *din, amp_tensor *const *dout) {
+    amp_kernel k = {.ctx = g_ctx, .n = &t->node, .opset = 1, .nin = nin, .nout = 1, .in = din, .out = dout,
+                    .threads = 1};
+    return k;
+}
+
+/* the workspace of the last cuda_run, copied back (the optimizers' chunk sums) */
+static void *g_ws_kept;
+
+/* What the backend does with a node: supports, prepare (views with no data, as at plan time), a
+ * NaN-poisoned workspace of the size prepare asked for, run, then the stream's end. */
+static amp_status cuda_run(amp_cuda *cu, tnode *t, int nin, amp_tensor *const *din, amp_tensor *dout) {
+    const amp_cuda_op *e = cuda_entry(t->node.op);
+    if (!e) return amp_seterr(g_ctx, AMP_ERR_UNSUPPORTED, "no CUDA entry for %s", t->node.op_type);
+    amp_tensor *outs[1] = {dout};
+    amp_kernel k = dev_kernel(t, nin, din, outs);
+    if (!e->supports(cu, &k)) return amp_seterr(g_ctx, AMP_ERR_UNSUPPORTED, "%s: not supported", t->node.op_type);
+    /* plan time: views without data */
+    amp_tensor pv[TN_MAX_IN], po;
+    amp_tensor *pin[TN_MAX_IN], *pout[1] = {&po};
+    for (int i = 0; i < nin; i++) {
+        pin[i] = NULL;
+        if (!din[i]) continue;
+        pv[i] = *din[i];
+        pv[i].data = NULL;
+        pin[i] = &pv[i];
+    }
+    po = *dout;
+    po.data = NULL;
+    amp_kernel pk = dev_kernel(t, nin, pin, pout);
+    void *state = NULL, *ws = NULL;
+    size_t ws_bytes = 0;
+    amp_status s = e->prepare ? e->prepare(cu, &pk, &state, &ws_bytes) : AMP_OK;
+    if (s) return s;
+    if (ws_bytes) {
+        s = AMP_CUDA_RT(g_ctx, cudaMalloc(&ws, ws_bytes));
+        if (!s) s = AMP_CUDA_RT(g_ctx, cudaMemset(ws, 0xFF, ws_bytes));
+    }
+    k.ws = ws;
+    k.ws_bytes = ws_bytes;
+    if (!s) s = e->run(cu, &k, state);
+    if (!s) s = AMP_CUDA_RT(g_ctx, cudaStreamSynchronize(cu->stream));
+    free(g_ws_kept);
+    g_ws_kept = NULL;
+    if (!s && ws_bytes && (g_ws_kept = malloc(ws_bytes)))
+        s = AMP_CUDA_RT(g_ctx, cudaMemcpy(g_ws_kept, ws, ws_bytes, cudaMemcpyDeviceToHost));
+    if (e->release) e->release(cu, state);
+    cudaFree(ws);
+    return s;
+}
+
+static bool cuda_setup(amp_cuda *cu) {
+    memset(cu, 0, sizeof *cu);
+    if (!g_ctx && amp_context_create(NULL, &g_ctx) != AMP_OK) return false;
+    cu->ctx = g_ctx;
+    cu->cc_major = 9;
+    return cudaStreamCreate(&cu->stream) == cudaSuccess;
+}
+
+static void cuda_teardown(amp_cuda *cu) {
+    if (cu->stream) cudaStreamDestroy(cu->stream);
+    cu->stream = NULL;
+}
+
+/* n random values in [lo, hi) */
+static float *rnd(size_t n, uint64_t seed, float lo, float hi) {
+    float *v = malloc((n + 1) * sizeof *v);
+    if (v) ct_fill(v, n, seed, lo, hi);
+    return v;
+}
+
+/* ---- GemmCGrad --------------------------------------------------------------------------------- */
+
+static void t_gemm_c_grad(void) {
+    amp_cuda cu;
+    CT_CHECK(cuda_setup(&cu), "stream");
+    const int64_t mn[][2] = {{1, 1}, {7, 33}, {64, 10}, {5, 4097}, {3, 1}, {1, 300}};
+    for (size_t s = 0; s < sizeof mn / sizeof mn[0]; s++) {
+        const int64_t M = mn[s][0], N = mn[s][1];
+        /* C's shapes that broadcast to [M, N]: rank 0, [N], [1], [1, N], [M, 1], [M, N], [1, 1] */
+        const int64_t cshape[7][3] = {{0, 0, 0}, {1, N, 0}, {1, 1, 0}, {2, 1, N}, {2, M, 1}, {2, M, N}, {2, 1, 1}};
+        for (int ci = 0; ci < 7; ci++)
+            for (int a = 0; a < 3; a++)
+                for (int b = 0; b < 3; b++) {
+                    const amp_dtype yt = float_types[a], ct = float_types[b];
+                    const float beta = (ci + a + b) % 2 ? 0.5f : 1.0f;
+                    const int crank = (int)cshape[ci][0];
+                    const int64_t *cdims = &cshape[ci][1], ydims[2] = {M, N};
+                    int64_t cn = 1;
+                    for (int i = 0; i < crank; i++) cn *= cdims[i];
+                    float *vy = rnd((size_t)(M * N), 300 + s * 7 + (uint64_t)ci, -1, 1), *vc = rnd((size_t)cn, 9, -1, 1);
+                    pair dy, c, dc;
+                    memset(&dc, 0, sizeof dc);
+                    bool ok = vy && vc && pair_new(&dy, yt, 2, ydims, vy) && pair_new(&c, ct, crank, cdims, vc);
+                    free(vy);
+                    free(vc);
+                    CT_CHECK(ok, "inputs");
+                    tnode t;
+                    tn_init(&t, "GemmCGrad");
+                    tn_f(&t, "beta", beta);
+                    amp_tensor *hin[2] = {dy.h, c.h}, *din[2] = {&dy.d, &c.d};
+                    amp_status st = infer_out(&t, 2, hin, &dc.h);
+                    void *dd = NULL;
+                    if (!st) st = AMP_CUDA_RT(g_ctx, cudaMalloc(&dd, dc.h->nbytes + 1));
+                    if (!st) {
+                        amp_tensor_view(&dc.d, dc.h->dtype, dc.h->rank, dc.h->dims, dd);
+                        st = AMP_CUDA_RT(g_ctx, cudaMemset(dd, 0xFF, dc.h->nbytes + 1));
+                    }
+                    if (!st) st = cpu_run(&t, 2, hin, dc.h);
+                    if (!st) st = cuda_run(&cu, &t, 2, din, &dc.d);
+                    bool same = false;
+                    double e = st ? -1 : pair_diff(&dc, &same);
+                    pair_free(&dy);
+                    pair_free(&c);
+                    pair_free(&dc);
+                    CT_CHECK(!st, "GemmCGrad [%lld,%lld] C shape %d: %s", (long long)M, (long long)N, ci,
+                             amp_context_last_error(g_ctx));
+                    /* the CPU sums in double, the device in f32: the store's rounding dominates */
+                    CT_CHECK(e >= 0 && e <= tol_store(ct), "GemmCGrad [%lld,%lld] C shape %d %s -> %s beta %g: rel L2 %g",
+                             (long long)M, (long long)N, ci, amp_dtype_name(yt), amp_dtype_name(ct), beta, e);
+                }
+    }
+    cuda_teardown(&cu);
+}
+
+/* ---- UnscaleCheck ---------------------------------------------------------------------------- */
+
+/* n gradients of sizes sz[] and dtypes dt[]; bad_at >= 0 plants value bad in gradient bad_at at
+ * element bad_el; the CPU's and the device's found_inf must agree, and be want */
+static void unscale_case(amp_cuda *cu, int n, const int64_t *sz, const amp_dtype *dt, float scale, int bad_at,
+                         int64_t bad_el, float bad, int want, const char *what) {
+    pair sc, g[24], out;
+    memset(g, 0, sizeof g);
+    memset(&out, 0, sizeof out);
+    const int64_t one = 1;
+    bool ok = pair_new(&sc, AMP_F32, 1, &one, &scale);
+    for (int i = 0; ok && i < n; i++) {
+        float *v = rnd((size_t)sz[i], 40 + (uint64_t)i, -4, 4);
+        if (v && i == bad_at) v[bad_el] = bad;
+        ok = v && pair_new(&g[i], dt[i], 1, &sz[i], v);
+        /* an f64 value beyond the f32 range: set directly, floats cannot hold it */
+        if (ok && i == bad_at && dt[i] == AMP_F64 && bad == 0.0f) {
+            ((double *)g[i].h->data)[bad_el] = 1e39;
+            ok = cudaMemcpy(g[i].d.data, g[i].h->data, g[i].h->nbytes, cudaMemcpyHostToDevice) == cudaSuccess;
+        }
+        free(v);
+    }
+    tnode t;
+    tn_init(&t, "UnscaleCheck");
+    amp_tensor *hin[25], *din[25];
+    hin[0] = sc.h;
+    din[0] = &sc.d;
+    for (int i = 0; i < n; i++) {
+        hin[1 + i] = g[i].h;
+        din[1 + i] = &g[i].d;
+    }
+    amp_status st = ok ? infer_out(&t, n + 1, hin, &out.h) : AMP_ERR_INTERNAL;
+    void *dd = NULL;
+    if (!st) st = AMP_CUDA_RT(g_ctx, cudaMalloc(&dd, 1));
+    if (!st) {
+        amp_tensor_view(&out.d, AMP_BOOL, out.h->rank, out.h->dims, dd);
+        st = AMP_CUDA_RT(g_ctx, cudaMemset(dd, 0x7F, 1));
+    }
+    if (!st) st = cpu_run(&t, n + 1, hin, out.h);
+    if (!st) st = cuda_run(cu, &t, n + 1, din, &out.d);
+    uint8_t got = 0xAA;
+    if (!st) cudaMemcpy(&got, out.d.data, 1, cudaMemcpyDeviceToHost);
+    const uint8_t cpu = st ? 0xAA : ((uint8_t *)out.h->data)[0];
+    pair_free(&sc);
+    for (int i = 0; i < n; i++) pair_free(&g[i]);
+    pair_free(&out);
+    CT_CHECK(!st, "%s: %s", what, amp_context_last_error(g_ctx));
+    CT_CHECK(cpu == want, "%s: the CPU says %d, expected %d", what, cpu, want);
+    CT_CHECK(got == cpu, "%s: found_inf %d on CUDA, %d on the CPU", what, got, cpu);
+}
+
+static void t_unscale_check(void) {
+    amp_cuda cu;
+    CT_CHECK(cuda_setup(&cu), "stream");
+    enum { N = 20 }; /* more than AMP_CUDA_OPTIM_BATCH: two launches */
+    int64_t sz[N];
+    amp_dtype dt[N];
+    const amp_dtype all4[4] = {AMP_F32, AMP_F16, AMP_BF16, AMP_F64};
+    const int64_t sizes[] = {1, 7, 1000, 4097, 33, 8193, 2, 300};
+    for (int i = 0; i < N; i++) {
+        sz[i] = sizes[i % 8];
+        dt[i] = all4[i % 4];
+    }
+    int before = ct_st.checks;
+    unscale_case(&cu, N, sz, dt, 1024.0f, -1, 0, 0, 0, "all finite");
+    if (ct_st.failed) return;
+    unscale_case(&cu, N, sz, dt, 1024.0f, 3, 4096, INFINITY, 1, "inf at the last element of a 4097-element f64");
+    if (ct_st.failed) return;
+    unscale_case(&cu, N, sz, dt, 1024.0f, 18, 999, NAN, 1, "NaN in bf16 gradient 18 (the second launch)");
+    if (ct_st.failed) return;
+    unscale_case(&cu, N, sz, dt, 1024.0f, 5, 8192, -INFINITY, 1, "-inf in f16 at element 8192");
+    if (ct_st.failed) return;
+    unscale_case(&cu, N, sz, dt, 1.0f, 7, 299, 0.0f, 1, "f64 1e39: beyond f32");
+    if (ct_st.failed) return;
+    unscale_case(&cu, N, sz, dt, 0.5f, 0, 0, 3e38f, 1, "f32 3e38 unscaled by 0.5 overflows");
+    if (ct_st.failed) return;
+    unscale_case(&cu, N, sz, dt, 2.0f, 0, 0, 3e38f, 0, "f32 3e38 unscaled by 2 stays finite");
+    if (ct_st.failed) return;
+    unscale_case(&cu, 1, sz, dt, 1.0f, -1, 0, 0, 0, "one 1-element gradient");
+    cuda_teardown(&cu);
+    CT_CHECK(ct_st.checks > before, "cases ran");
+}
+
+/* ---- LossScaleUpdate ----------------------------------------------------------------------------- */
+
+static void t_loss_scale_update(void) {
+    amp_cuda cu;
+    CT_CHECK(cuda_setup(&cu), "stream");
+    const float starts[] = {65536.0f, 3e38f}; /* the second cannot grow: the scale stays */
+    for (int k = 0; k < 2; k++) {
+        const int64_t one = 1;
+        const float zero = 0.0f;
+        pair sc, tr, fi, after, out;
+        memset(&out, 0, sizeof out);
+        bool ok = pair_new(&sc, AMP_F32, 1, &one, &starts[k]) && pair_new(&tr, AMP_F32, 1, &one, &zero) &&
+                  pair_new(&fi, AMP_BOOL, 1, &one, &zero) && pair_new(&after, AMP_F32, 1, &one, &zero);
+        CT_CHECK(ok, "inputs");
+        tnode t;
+        tn_init(&t, "LossScaleUpdate");
+        tn_i(&t, "growth_interval", 3);
+        tn_f(&t, "growth_factor", 2.0f);
+        tn_f(&t, "backoff_factor", 0.25f);
+        amp_tensor *hin[4] = {sc.h, tr.h, fi.h, after.h}, *din[4] = {&sc.d, &tr.d, &fi.d, &after.d};
+        amp_status st = infer_out(&t, 4, hin, &out.h);
+        void *dd = NULL;
+        if (!st) st = AMP_CUDA_RT(g_ctx, cudaMalloc(&dd, 4));
+        if (!st) amp_tensor_view(&out.d, AMP_F32, out.h->rank, out.h->dims, dd);
+        /* overflow, then 4 good steps (growth at the third), overflow, 3 good */
+        const int pattern[] = {1, 0, 0, 0, 0, 1, 0, 0, 0};
+        for (size_t i = 0; !st && i < sizeof pattern / sizeof pattern[0]; i++) {
+            const float f = (float)pattern[i];
+            if (!pair_set(&fi, &f)) st = AMP_ERR_INTERNAL;
+            if (!st) st = cpu_run(&t, 4, hin, out.h);
+            if (!st) st = cuda_run(&cu, &t, 4, din, &out.d);
+            if (st) break;
+            CT_SAME(&sc, 0.0, "scale after step %zu (start %g)", i, starts[k]);
+            CT_SAME(&tr, 0.0, "tracker after step %zu", i);
+            CT_SAME(&out, 0.0, "new_scale after step %zu", i);
+        }
+        CT_CHECK(!st, "LossScaleUpdate: %s", amp_context_last_error(g_ctx));
+        /* the sequence itself: / 4 at an overflow, x 2 at every third good step in a row */
+        if (k == 0) CT_CHECK(((float *)sc.h->data)[0] == 65536.0f * 0.25f * 2.0f * 0.25f * 2.0f, "scale %g", ((float *)sc.h->data)[0]);
+        pair_free(&sc);
+        pair_free(&tr);
+        pair_free(&fi);
+        pair_free(&after);
+        pair_free(&out);
+    }
+    cuda_teardown(&cu);
+}
+
+/* ---- SGD and AdamW ----------------------------------------------------------------------------- */
+
+enum { MAXP = 20 };
+
+typedef struct ocase {
+    const char *name;
+    bool adamw;
+    float lr, momentum, dampening, wd, max_norm, beta1, beta2, eps;
+    int nesterov;
+    bool defaults;     /* set only n (and AdamW's lr input): attribute defaults */
+    int np;
+    int64_t size[MAXP];
+    amp_dtype wt[MAXP], gt[MAXP], mt[MAXP];
+    float scale;       /* 0: found_inf and scale omitted */
+    float start_step;  /* resume: random moments */
+    int steps;
+    int skip_at;       /* 1-based step with an inf gradient and found_inf set; 0: none */
+} ocase;
+
+/* Tolerances on a GPU, where multiply-adds fuse (the emulator demands the CPU's bytes): a
+ * parameter of dtype t after a few steps differs by rounding flips of its stored value (half an
+ * ulp on a few elements) and f32 rounding in the update: f32 1e-6, f16 1e-3, bf16 8e-3. */
+static double tol_state(amp_dtype t) { return t == AMP_F32 ? 1e-6 : t == AMP_F16 ? 1e-3 : 8e-3; }
+
+static void optim_case(amp_cuda *cu, const ocase *c) {
+    const int n = c->np, ns = c->adamw ? 2 : c->momentum != 0 ? 1 : 0;
+    const int nin = 4 + (2 + ns) * n;
+    const int64_t one = 1;
+    pair lr, step, fi, sc, out, w[MAXP], g[MAXP], st[2][MAXP];
+    memset(w, 0, sizeof w);
+    memset(g, 0, sizeof g);
+    memset(st, 0, sizeof st);
+    memset(&fi, 0, sizeof fi);
+    memset(&sc, 0, sizeof sc);
+    memset(&out, 0, sizeof out);
+    const float zero = 0.0f;
+    bool ok = pair_new(&lr, AMP_F32, 1, &one, &c->lr) && pair_new(&step, AMP_F32, 1, &one, &c->start_step);
+    if (ok && c->scale != 0)
+        ok = pair_new(&fi, AMP_BOOL, 1, &one, &zero) && pair_new(&sc, AMP_F32, 1, &one, &c->scale);
+    for (int i = 0; ok && i < n; i++) {
+        const int64_t *d = &c->size[i];
+        float *vw = rnd((size_t)*d, 500 + (uint64_t)i, -1, 1);
+        ok = vw && pair_new(&w[i], c->wt[i], 1, d, vw) && pair_new(&g[i], c->gt[i], 1, d, NULL);
+        free(vw);
+        for (int k = 0; ok && k < ns; k++) {
+            float *vm = c->start_step > 0 ? rnd((size_t)*d, 600 + (uint64_t)(i * 2 + k), k ? 1e-4f : -0.1f, 0.1f) : NULL;
+            ok = pair_new(&st[k][i], c->mt[i], 1, d, vm);
+            free(vm);
+        }
+    }
+    amp_tensor *hin[TN_MAX_IN], *din[TN_MAX_IN];
+    hin[0] = lr.h, din[0] = &lr.d;
+    hin[1] = step.h, din[1] = &step.d;
+    hin[2] = fi.h, din[2] = fi.h ? &fi.d : NULL;
+    hin[3] = sc.h, din[3] = sc.h ? &sc.d : NULL;
+    for (int i = 0; ok && i < n; i++) {
+        hin[4 + i] = w[i].h, din[4 + i] = &w[i].d;
+        hin[4 + n + i] = g[i].h, din[4 + n + i] = &g[i].d;
+        for (int k = 0; k < ns; k++) hin[4 + (2 + k) * n + i] = st[k][i].h, din[4 + (2 + k) * n + i] = &st[k][i].d;
+    }
+    tnode t;
+    tn_init(&t, c->adamw ? "AdamW" : "SGD");
+    tn_i(&t, "n", n);
+    if (!c->defaults) {
+        tn_f(&t, "weight_decay", c->wd);
+        tn_f(&t, "max_grad_norm", c->max_norm);
+        if (c->adamw) {
+            tn_f(&t, "beta1", c->beta1);
+            tn_f(&t, "beta2", c->beta2);
+            tn_f(&t, "epsilon", c->eps);
+        } else {
+            tn_f(&t, "momentum", c->momentum);
+            tn_f(&t, "dampening", c->dampening);
+            tn_i(&t, "nesterov", c->nesterov);
+        }
+    }
+    amp_status s = ok ? infer_out(&t, nin, hin, &out.h) : AMP_ERR_INTERNAL;
+    void *dd = NULL;
+    if (!s) s = AMP_CUDA_RT(g_ctx, cudaMalloc(&dd, 4));
+    if (!s) amp_tensor_view(&out.d, AMP_F32, out.h->rank, out.h->dims, dd);
+    const float gscale = c->scale != 0 ? c->scale : 1.0f;
+    size_t part_bytes = 0;
+    for (int i = 0; i < n; i++) part_bytes += (size_t)((c->size[i] + AMP_OPTIM_CHUNK - 1) / AMP_OPTIM_CHUNK) * sizeof(double);
+    double *part = malloc(part_bytes + sizeof(double));
+    if (!part) s = AMP_ERR_NO_MEMORY;
+    for (int it = 1; !s && it <= c->steps; it++) {
+        const bool skip = it == c->skip_at;
+        /* fresh scaled gradients every step; the skipped step's hold an inf */
+        for (int i = 0; !s && i < n; i++) {
+            float *v = rnd((size_t)c->size[i], 700 + (uint64_t)(it * 31 + i), -gscale, gscale);
+            if (v && skip && i == n - 1) v[c->size[i] - 1] = INFINITY;
+            if (!v || !pair_set(&g[i], v)) s = AMP_ERR_INTERNAL;
+            free(v);
+        }
+        if (!s && fi.h) {
+            const float f = skip ? 1.0f : 0.0f;
+            if (!pair_set(&fi, &f)) s = AMP_ERR_INTERNAL;
+        }
+        /* the device state before a skipped step, to compare every byte after it */
+        void *before[1 + 3 * MAXP];
+        int nb = 0;
+        if (skip) {
+            before[nb++] = pair_device_bytes(&step);
+            for (int i = 0; i < n; i++) {
+                before[nb++] = pair_device_bytes(&w[i]);
+                for (int k = 0; k < ns; k++) before[nb++] = pair_device_bytes(&st[k][i]);
+            }
+        }
+        if (!s) s = cpu_optim_run(&t, nin, hin, out.h, part, part_bytes);
+        if (!s) s = cuda_run(cu, &t, nin, din, &out.d);
+        /* the chunk sums of the norm, double for double (a skipped step computes none) */
+        if (!s && !skip)
+            CT_CHECK(g_ws_kept && memcmp((char *)g_ws_kept + AMP_CUDA_OPTIM_PART_OFFSET, part, part_bytes) == 0,
+                     "%s step %d: the norm's chunk sums differ from the CPU's", c->name, it);
+        if (skip) {
+            bool same = !s;
+            int j = 0;
+            const pair *order[1 + 3 * MAXP];
+            order[j++] = &step;
+            for (int i = 0; i < n; i++) {
+                order[j++] = &w[i];
+                for (int k = 0; k < ns; k++) order[j++] = &st[k][i];
+            }
+            for (j = 0; j < nb; j++) {
+                void *after = pair_device_bytes(order[j]);
+                same = same && before[j] && after && memcmp(before[j], after, order[j]->h->nbytes) == 0;
+                free(after);
+                free(before[j]);
+            }
+            if (!s) CT_CHECK(same, "%s: the skipped step %d wrote state", c->name, it);
+        }
+        if (s) break;
+        float norm_dev = 0, norm_cpu = ((float *)out.h->data)[0];
+        CT_CHECK(cudaMemcpy(&norm_dev, out.d.data, 4, cudaMemcpyDeviceToHost) == cudaSuccess, "copy");
+        /* the norm: the CPU's bits (same chunking, same order of double adds), also on a GPU */
+        CT_CHECK(memcmp(&norm_dev, &norm_cpu, 4) == 0, "%s step %d: grad_norm %.9g on CUDA, %.9g on the CPU", c->name,
+                 it, norm_dev, norm_cpu);
+        CT_CHECK(!skip || (isinf(norm_dev) && norm_dev > 0), "%s: skipped step's grad_norm is %g", c->name, norm_dev);
+        CT_SAME(&step, 0.0, "%s step %d: step count", c->name, it);
+        for (int i = 0; i < n; i++) {
+            CT_SAME(&w[i], tol_state(c->wt[i]), "%s step %d: W%d (%s, %lld elements)", c->name, it, i,
+                    amp_dtype_name(c->wt[i]), (long long)c->size[i]);
+            for (int k = 0; k < ns; k++)
+                CT_SAME(&st[k][i], tol_state(c->mt[i]), "%s step %d: %s%d (%s)", c->name, it, k ? "V" : "M", i,
+                        amp_dtype_name(c->mt[i]));
+        }
+    }
+    free(part);
+    CT_CHECK(!s, "%s: %s", c->name, amp_context_last_error(g_ctx));
+    pair_free(&lr);
+    pair_free(&step);
+    pair_free(&fi);
+    pair_free(&sc);
+    pair_free(&out);
+    for (int i = 0; i < n; i++) {
+        pair_free(&w[i]);
+        pair_free(&g[i]);
+        for (int k = 0; k < 2; k++) pair_free(&st[k][i]);
+    }
+}
+
+/* sizes 1, 7, 1000, 4097 (odd, one element, more than one chunk), one dtype for W, G and M */
+static ocase small_case(const char *name, bool adamw, amp_dtype wt, amp_dtype gt, amp_dtype mt) {
+    ocase c = {.name = name, .adamw = adamw, .lr = adamw ? 1e-3f : 0.05f, .beta1 = 0.9f, .beta2 = 0.999f,
+               .eps = 1e-8f, .np = 4, .steps = 3};
+    const int64_t sz[4] = {1, 7, 1000, 4097};
+    for (int i = 0; i < 4; i++) {
+        c.size[i] = sz[i];
+        c.wt[i] = wt;
+        c.gt[i] = gt;
+        c.mt[i] = mt;
+    }
+    return c;
+}
+
+/* 19 parameters (more than one launch's AMP_CUDA_OPTIM_BATCH), odd sizes up to three chunks,
+ * every W dtype with gradients of every dtype and state in W's dtype or f32 */
+static ocase many_case(const char *name, bool adamw) {
+    ocase c = small_case(name, adamw, AMP_F32, AMP_F32, AMP_F32);
+    const int64_t sz[19] = {1, 7, 1000, 4097, 33, 4096, 8193, 2, 300, 5, 17, 64, 129, 3, 999, 1, 250, 4095, 12};
+    c.np = 19;
+    for (int i = 0; i < 19; i++) {
+        c.size[i] = sz[i];
+        c.wt[i] = float_types[i % 3];
+        c.gt[i] = float_types[(i / 3) % 3];
+        c.mt[i] = i % 2 ? AMP_F32 : c.wt[i];
+    }
+    return c;
+}
+
+static void run_cases(ocase *cs, int count) {
+    amp_cuda cu;
+    CT_CHECK(cuda_setup(&cu), "stream");
+    for (int i = 0; i < count; i++) {
+        optim_case(&cu, &cs[i]);
+        if (ct_st.failed) break;
+    }
+    cuda_teardown(&cu);
+}
+
+static void t_sgd(void) {
+    ocase cs[6];
+    cs[0] = small_case("sgd plain f32, no scale", false, AMP_F32, AMP_F32, AMP_F32);
+    cs[1] = small_case("sgd nesterov, clipping, f16 gradients, skip", false, AMP_F32, AMP_F16, AMP_F32);
+    cs[1].momentum = 0.9f, cs[1].nesterov = 1, cs[1].wd = 1e-2f, cs[1].max_norm = 0.5f, cs[1].scale = 1024.0f;
+    cs[1].steps = 4, cs[1].skip_at = 2;
+    cs[2] = small_case("sgd dampening, pure f16, skip last", false, AMP_F16, AMP_F16, AMP_F16);
+    cs[2].momentum = 0.9f, cs[2].dampening = 0.1f, cs[2].scale = 256.0f, cs[2].skip_at = 3;
+    cs[3] = small_case("sgd pure bf16, f32 gradients, clipping that does not bind", false, AMP_BF16, AMP_F32, AMP_F32);
+    cs[3].momentum = 0.5f, cs[3].max_norm = 1e6f, cs[3].wd = 1e-3f;
+    cs[4] = many_case("sgd 19 parameters, momentum", false);
+    cs[4].momentum = 0.9f, cs[4].scale = 32768.0f, cs[4].skip_at = 2; /* f16 gradients up to 32768 */
+    cs[5] = many_case("sgd 19 parameters, no momentum, clipping", false);
+    cs[5].max_norm = 0.25f, cs[5].scale = 8.0f, cs[5].steps = 2;
+    run_cases(cs, 6);
+}
+
+static void t_adamw(void) {
+    ocase cs[5];
+    cs[0] = small_case("adamw defaults f32", true, AMP_F32, AMP_F32, AMP_F32);
+    cs[0].defaults = true;
+    cs[1] = small_case("adamw clipping, bf16 gradients, first step skipped", true, AMP_F32, AMP_BF16, AMP_F32);
+    cs[1].beta1 = 0.8f, cs[1].beta2 = 0.99f, cs[1].eps = 1e-6f, cs[1].wd = 0.05f, cs[1].max_norm = 1.0f;
+    cs[1].scale = 4096.0f, cs[1].steps = 4, cs[1].skip_at = 1;
+    cs[2] = small_case("adamw resumed at step 10, pure bf16", true, AMP_BF16, AMP_BF16, AMP_BF16);
+    cs[2].start_step = 10.0f, cs[2].wd = 0.01f, cs[2].steps = 2;
+    cs[3] = many_case("adamw 19 parameters, clipping, skip", true);
+    cs[3].wd = 0.01f, cs[3].max_norm = 0.5f, cs[3].scale = 1024.0f, cs[3].skip_at = 2;
+    cs[4] = many_case("adamw 19 parameters, f16 state resumed", true);
+    cs[4].wd = 0.1f, cs[4].start_step = 3.0f, cs[4].scale = 2.0f, cs[4].steps = 2;
+    run_cases(cs, 5);
+}
+
 static const ct_case cases[] = {
     {"reduce_channels", t_reduce_channels},
     {"reduce_empty", t_reduce_empty},
     {"reduce_planted_no_barrier", t_reduce_planted_no_barrier},
+    {"gemm_c_grad", t_gemm_c_grad},
+    {"unscale_check", t_unscale_check},
+    {"loss_scale_update", t_loss_scale_update},
+    {"sgd", t_sgd},
+    {"adamw", t_adamw},
     {NULL, NULL},
 };
 
-int main(int argc, char **argv) { return ct_main(argc, argv, cases); }
+int main(int argc, char **argv) {
+    int rc = ct_main(argc, argv, cases);
+    free(g_ws_kept);
+    amp_context_destroy(g_ctx);
+    return rc;
+}
