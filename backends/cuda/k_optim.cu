@@ -18,6 +18,9 @@
 
 #include "backends/cuda/kernels_optim.h"
 #include "backends/optim.h"
+#ifndef __CUDACC__
+#include "backends/cuda/emu/fake_runtime.h" /* amp_emu_is_device */
+#endif
 
 #define OPT_THREADS 256
 #define OPT_PER_THREAD (AMP_OPTIM_CHUNK / OPT_THREADS)
@@ -87,16 +90,13 @@ __global__ void unscale_check_kernel(optim_batch b, const float *scale, uint8_t 
 
 /* ---- SGD and AdamW ---------------------------------------------------------------------------- */
 
-struct optim_scalars {
-  const float *lr, *step, *scale;
-  const uint8_t *found_inf;
-};
-
-static __device__ void fill_ctrl(optim_ctrl *c, amp_cuda_optim_attrs a, optim_scalars s) {
-  c->skip = s.found_inf && s.found_inf[0] != 0;
+/* found_inf and scale may be NULL (false and 1) */
+__global__ void optim_prologue(amp_cuda_optim_attrs a, const float *lr_p, const float *step_p,
+                               const uint8_t *found_inf, const float *scale, optim_ctrl *c) {
+  c->skip = found_inf && found_inf[0] != 0;
   if (c->skip) return;
-  const float lr = s.lr[0], step = s.step[0], new_step = step + 1.0f;
-  c->inv = inv_scale(s.scale);
+  const float lr = lr_p[0], step = step_p[0], new_step = step + 1.0f;
+  c->inv = inv_scale(scale);
   c->clip = 1.0f;
   c->norm = 0.0;
   c->first = step <= 0.0f;
@@ -114,8 +114,6 @@ static __device__ void fill_ctrl(optim_ctrl *c, amp_cuda_optim_attrs a, optim_sc
   c->adam.step_size = (float)((double)lr / (1.0 - pow(b1, (double)new_step)));
   c->adam.bc2_sqrt = (float)sqrt(1.0 - pow(b2, (double)new_step));
 }
-
-__global__ void optim_prologue(amp_cuda_optim_attrs a, optim_scalars s, optim_ctrl *c) { fill_ctrl(c, a, s); }
 
 static __device__ double sum_parts(const double *part, int64_t count) {
   double s = 0;
@@ -215,6 +213,19 @@ __global__ void optim_update(optim_batch b, const optim_ctrl *c, int kind, doubl
 
 static bool float16_or_32(amp_dtype t) { return t == AMP_F32 || t == AMP_F16 || t == AMP_BF16; }
 
+/* Whether a tensor's bytes are device memory. The emulator checks the pointer arguments of a
+ * launch, but not the pointers inside a by-value batch, so the launchers check those here,
+ * before the first launch (a host pointer fails the call with nothing written). */
+static bool on_device(const amp_tensor *t) {
+#ifdef __CUDACC__
+  (void)t;
+  return true;
+#else
+  const size_t bytes = (size_t)t->numel * (t->dtype == AMP_F64 ? 8 : t->dtype == AMP_F32 ? 4 : 2);
+  return bytes == 0 || amp_emu_is_device(t->data, bytes);
+#endif
+}
+
 /* Groups tensors into batches of at most AMP_CUDA_OPTIM_BATCH non-empty tensors and launches
  * launch(batch, blocks) for each; tensor(i, &t) fills tensor i (its part0 is set here). */
 template <class Tensor, class Launch>
@@ -246,8 +257,10 @@ static cudaError_t for_batches(int n, Tensor tensor, Launch launch) {
 extern "C" cudaError_t amp_cuda_unscale_check(cudaStream_t s, const float *scale, int n, const amp_tensor *const *g,
                                               uint8_t *found_inf) {
   if (n < 0 || !found_inf || !scale) return cudaErrorInvalidValue;
-  for (int i = 0; i < n; i++)
+  for (int i = 0; i < n; i++) {
     if (!g[i] || (!float16_or_32(g[i]->dtype) && g[i]->dtype != AMP_F64)) return cudaErrorInvalidValue;
+    if (!on_device(g[i])) return cudaErrorInvalidDevicePointer;
+  }
   cudaError_t e = cudaMemsetAsync(found_inf, 0, 1, s);
   if (e != cudaSuccess) return e;
   return for_batches(
@@ -273,17 +286,23 @@ extern "C" size_t amp_cuda_optim_ws_bytes(const amp_cuda_optim_tensors *t) {
   return AMP_CUDA_OPTIM_PART_OFFSET + (size_t)total_chunks(t) * sizeof(double);
 }
 
-/* the tensors and dtypes the step takes */
-static bool optim_tensors_ok(const amp_cuda_optim_attrs *a, const amp_cuda_optim_tensors *t) {
+/* the tensors and dtypes the step takes: cudaSuccess, cudaErrorInvalidValue or (a tensor that
+ * is not device memory) cudaErrorInvalidDevicePointer */
+static cudaError_t optim_tensors_ok(const amp_cuda_optim_attrs *a, const amp_cuda_optim_tensors *t) {
   const bool need_m = a->kind == AMP_CUDA_ADAMW || a->momentum != 0.0f, need_v = a->kind == AMP_CUDA_ADAMW;
-  if (t->n < 0 || !t->w || !t->g || (need_m && !t->m) || (need_v && !t->v)) return false;
+  if (t->n < 0 || !t->w || !t->g || (need_m && !t->m) || (need_v && !t->v)) return cudaErrorInvalidValue;
   for (int i = 0; i < t->n; i++) {
     const amp_tensor *w = t->w[i], *g = t->g[i], *m = need_m ? t->m[i] : nullptr, *v = need_v ? t->v[i] : nullptr;
-    if (!w || !g || !float16_or_32(w->dtype) || !float16_or_32(g->dtype) || g->numel != w->numel) return false;
-    if (need_m && (!m || m->numel != w->numel || (m->dtype != w->dtype && m->dtype != AMP_F32))) return false;
-    if (need_v && (!v || v->numel != w->numel || (v->dtype != w->dtype && v->dtype != AMP_F32))) return false;
+    if (!w || !g || !float16_or_32(w->dtype) || !float16_or_32(g->dtype) || g->numel != w->numel)
+      return cudaErrorInvalidValue;
+    if (need_m && (!m || m->numel != w->numel || (m->dtype != w->dtype && m->dtype != AMP_F32)))
+      return cudaErrorInvalidValue;
+    if (need_v && (!v || v->numel != w->numel || (v->dtype != w->dtype && v->dtype != AMP_F32)))
+      return cudaErrorInvalidValue;
+    if (!on_device(w) || !on_device(g) || (m && !on_device(m)) || (v && !on_device(v)))
+      return cudaErrorInvalidDevicePointer;
   }
-  return true;
+  return cudaSuccess;
 }
 
 extern "C" cudaError_t amp_cuda_optim_step(cudaStream_t s, const amp_cuda_optim_attrs *a, const float *lr, float *step,
@@ -292,7 +311,9 @@ extern "C" cudaError_t amp_cuda_optim_step(cudaStream_t s, const amp_cuda_optim_
                                            float *grad_norm) {
   if (!a || (a->kind != AMP_CUDA_SGD && a->kind != AMP_CUDA_ADAMW) || !ts || !lr || !step || !grad_norm || !ws)
     return cudaErrorInvalidValue;
-  if (!optim_tensors_ok(a, ts) || ws_bytes < amp_cuda_optim_ws_bytes(ts)) return cudaErrorInvalidValue;
+  cudaError_t e = optim_tensors_ok(a, ts);
+  if (e != cudaSuccess) return e;
+  if (ws_bytes < amp_cuda_optim_ws_bytes(ts)) return cudaErrorInvalidValue;
   optim_ctrl *ctrl = (optim_ctrl *)ws;
   double *part = (double *)((char *)ws + AMP_CUDA_OPTIM_PART_OFFSET);
   const int64_t chunks = total_chunks(ts);
@@ -310,8 +331,8 @@ extern "C" cudaError_t amp_cuda_optim_step(cudaStream_t s, const amp_cuda_optim_
     t->mt = need_m ? ts->m[i]->dtype : AMP_F32;
     t->vt = need_v ? ts->v[i]->dtype : AMP_F32;
   };
-  const optim_scalars sc = {lr, step, scale, found_inf};
-  cudaError_t e = AMP_CUDA_LAUNCH_PLAIN(optim_prologue, dim3(1), dim3(1), 0, s, *a, sc, ctrl);
+  e = AMP_CUDA_LAUNCH_PLAIN(optim_prologue, dim3(1), dim3(1), 0, s, *a, lr, (const float *)step, found_inf,
+                                        scale, ctrl);
   if (e == cudaSuccess && clipping) {
     e = for_batches(ts->n, tensor, [&](const optim_batch &b, unsigned blocks) {
       return AMP_CUDA_LAUNCH(optim_sumsq, dim3(blocks), dim3(OPT_THREADS), 0, s, b, (const optim_ctrl *)ctrl, part);

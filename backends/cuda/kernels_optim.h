@@ -44,7 +44,8 @@ cudaError_t amp_cuda_reduce_channels_flags(cudaStream_t s, amp_dtype xt, const v
 #define AMP_CUDA_OPTIM_BATCH 16
 
 /* found_inf[0] = 1 when an element of a gradient g[0..n) (f32, f16, bf16 or f64) is inf or NaN,
- * or becomes so unscaled in f32 (amp_unscale_bad with 1/scale), else 0. */
+ * or becomes so unscaled in f32 (amp_unscale_bad with 1/scale), else 0: a memset and one
+ * launch per AMP_CUDA_OPTIM_BATCH non-empty gradients. */
 cudaError_t amp_cuda_unscale_check(cudaStream_t s, const float *scale, int n, const amp_tensor *const *g,
                                    uint8_t *found_inf);
 
@@ -80,7 +81,11 @@ size_t amp_cuda_optim_ws_bytes(const amp_cuda_optim_tensors *t);
  * global norm of the unscaled gradients, summed in the CPU backend's order (the same bits). ws:
  * ws_bytes (at least amp_cuda_optim_ws_bytes) of device memory. cudaErrorInvalidValue for a
  * small workspace, a missing tensor or a dtype outside the optimizers' (W and G f32, f16 or
- * bf16, M and V W's dtype or f32). */
+ * bf16, M and V W's dtype or f32); on the emulator, cudaErrorInvalidDevicePointer for a tensor
+ * outside device memory. Every check comes before the first launch: a refused step writes
+ * nothing. Launches: a one-thread prologue, one update launch per AMP_CUDA_OPTIM_BATCH
+ * non-empty parameters (with clipping as many again for the norm, and one more thread), and a
+ * one-thread end. */
 cudaError_t amp_cuda_optim_step(cudaStream_t s, const amp_cuda_optim_attrs *a, const float *lr, float *step,
                                 const uint8_t *found_inf, const float *scale, const amp_cuda_optim_tensors *t,
                                 void *ws, size_t ws_bytes, float *grad_norm);

@@ -867,6 +867,159 @@ static void t_adamw(void) {
     run_cases(cs, 5);
 }
 
+/* ---- refusals and failures ------------------------------------------------------------------ */
+
+/* a kernel over views without data (plan time) of the given dtypes, all of shape dims */
+typedef struct vkernel {
+    tnode t;
+    amp_tensor v[8], o;
+    amp_tensor *in[8], *out[1];
+    amp_kernel k;
+} vkernel;
+
+static void vk_init(vkernel *vk, const char *op, int nin, const amp_dtype *dt, amp_dtype out_dt) {
+    memset(vk, 0, sizeof *vk);
+    tn_init(&vk->t, op);
+    const int64_t one = 1, mat[2] = {3, 5};
+    for (int i = 0; i < nin; i++) {
+        const bool gemm = vk->t.node.op == AMP_OP_GEMM_C_GRAD;
+        amp_tensor_view(&vk->v[i], dt[i], gemm && i == 0 ? 2 : 1, gemm && i == 0 ? mat : gemm ? &mat[1] : &one, NULL);
+        vk->in[i] = &vk->v[i];
+    }
+    amp_tensor_view(&vk->o, out_dt, 1, &one, NULL);
+    vk->out[0] = &vk->o;
+    vk->k = dev_kernel(&vk->t, nin, vk->in, vk->out);
+}
+
+/* supports() says no and prepare() fails naming the op, the input and its dtype */
+static bool refused(amp_cuda *cu, vkernel *vk, const char *dtype_name, char *msg, size_t cap) {
+    const amp_cuda_op *e = cuda_entry(vk->t.node.op);
+    void *state = NULL;
+    size_t ws = 0;
+    if (!e || e->supports(cu, &vk->k)) return snprintf(msg, cap, "supported"), false;
+    amp_status s = e->prepare(cu, &vk->k, &state, &ws);
+    snprintf(msg, cap, "%s", amp_context_last_error(g_ctx));
+    return s == AMP_ERR_UNSUPPORTED && strstr(msg, vk->t.node.op_type) && strstr(msg, dtype_name) &&
+           strstr(msg, "test");
+}
+
+static void t_refusals(void) {
+    amp_cuda cu;
+    CT_CHECK(cuda_setup(&cu), "stream");
+    char msg[512];
+    vkernel vk;
+    const amp_dtype f32 = AMP_F32, f64 = AMP_F64, f16 = AMP_F16, bf16 = AMP_BF16, i32 = AMP_I32, b = AMP_BOOL;
+
+    vk_init(&vk, "GemmCGrad", 2, (amp_dtype[]){f32, f32}, f32);
+    CT_CHECK(cuda_entry(vk.t.node.op)->supports(&cu, &vk.k), "GemmCGrad f32 is supported");
+    vk_init(&vk, "GemmCGrad", 2, (amp_dtype[]){f64, f64}, f64);
+    CT_CHECK(refused(&cu, &vk, "float64", msg, sizeof msg), "GemmCGrad f64: %s", msg);
+
+    vk_init(&vk, "UnscaleCheck", 3, (amp_dtype[]){f32, f64, bf16}, b);
+    CT_CHECK(cuda_entry(vk.t.node.op)->supports(&cu, &vk.k), "UnscaleCheck f64 and bf16 are supported");
+    vk_init(&vk, "UnscaleCheck", 3, (amp_dtype[]){f32, f16, i32}, b);
+    CT_CHECK(refused(&cu, &vk, "int32", msg, sizeof msg), "UnscaleCheck int32: %s", msg);
+    vk_init(&vk, "UnscaleCheck", 2, (amp_dtype[]){f16, f16}, b);
+    CT_CHECK(refused(&cu, &vk, "float16", msg, sizeof msg), "UnscaleCheck f16 scale: %s", msg);
+
+    /* SGD n 1 with momentum: lr, step, found_inf, scale, W, G, M */
+    vk_init(&vk, "SGD", 7, (amp_dtype[]){f32, f32, b, f32, bf16, f16, f32}, f32);
+    tn_i(&vk.t, "n", 1);
+    tn_f(&vk.t, "momentum", 0.9f);
+    CT_CHECK(cuda_entry(vk.t.node.op)->supports(&cu, &vk.k), "SGD bf16 W, f16 G, f32 M is supported");
+    vk.v[6].dtype = f16;
+    CT_CHECK(refused(&cu, &vk, "float16", msg, sizeof msg), "SGD f16 M for a bf16 W: %s", msg);
+    vk.v[6].dtype = f32;
+    vk.v[4].dtype = f64;
+    CT_CHECK(refused(&cu, &vk, "float64", msg, sizeof msg), "SGD f64 W: %s", msg);
+    vk.v[4].dtype = f32;
+    vk.v[0].dtype = f16;
+    CT_CHECK(refused(&cu, &vk, "float16", msg, sizeof msg), "SGD f16 lr: %s", msg);
+
+    vk_init(&vk, "AdamW", 8, (amp_dtype[]){f32, f32, b, f32, f32, i32, f32, f32}, f32);
+    tn_i(&vk.t, "n", 1);
+    CT_CHECK(refused(&cu, &vk, "int32", msg, sizeof msg), "AdamW int32 G: %s", msg);
+
+    vk_init(&vk, "LossScaleUpdate", 3, (amp_dtype[]){f32, f32, b}, f32);
+    CT_CHECK(cuda_entry(vk.t.node.op)->supports(&cu, &vk.k), "LossScaleUpdate is supported");
+    vk_init(&vk, "LossScaleUpdate", 3, (amp_dtype[]){f32, f32, f32}, f32);
+    CT_CHECK(refused(&cu, &vk, "float32", msg, sizeof msg), "LossScaleUpdate f32 found_inf: %s", msg);
+    cuda_teardown(&cu);
+}
+
+/* A host pointer among an optimizer's tensors (beyond the first launch's batch), and a short
+ * workspace: the step fails naming the node, and no device byte changes. */
+static void t_optim_failures(void) {
+    amp_cuda cu;
+    CT_CHECK(cuda_setup(&cu), "stream");
+    enum { NP = 18 };
+    const int64_t one = 1, sz = 5;
+    const float lr_v = 0.1f, zero = 0.0f;
+    pair lr, step, w[NP], g[NP];
+    bool ok = pair_new(&lr, AMP_F32, 1, &one, &lr_v) && pair_new(&step, AMP_F32, 1, &one, &zero);
+    float *v = rnd((size_t)sz, 3, -1, 1);
+    for (int i = 0; i < NP; i++) ok = ok && v && pair_new(&w[i], AMP_F32, 1, &sz, v) && pair_new(&g[i], AMP_F32, 1, &sz, v);
+    free(v);
+    CT_CHECK(ok, "inputs");
+    tnode t;
+    tn_init(&t, "SGD");
+    tn_i(&t, "n", NP);
+    amp_tensor host_w, out, *din[4 + 2 * NP] = {&lr.d, &step.d, NULL, NULL};
+    for (int i = 0; i < NP; i++) {
+        din[4 + i] = &w[i].d;
+        din[4 + NP + i] = &g[i].d;
+    }
+    void *dout = NULL;
+    CT_CHECK(cudaMalloc(&dout, 4) == cudaSuccess, "output");
+    amp_tensor_view(&out, AMP_F32, 1, &one, dout);
+    void *w0 = pair_device_bytes(&w[0]), *s0 = pair_device_bytes(&step);
+
+    /* W 17 in host memory */
+    amp_tensor_view(&host_w, AMP_F32, 1, &sz, w[17].h->data);
+    din[4 + 17] = &host_w;
+    amp_status st = cuda_run(&cu, &t, 4 + 2 * NP, din, &out);
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", amp_context_last_error(g_ctx));
+    din[4 + 17] = &w[17].d;
+    void *w0b = pair_device_bytes(&w[0]), *s0b = pair_device_bytes(&step);
+    const bool unchanged = w0 && s0 && w0b && s0b && !memcmp(w0, w0b, 20) && !memcmp(s0, s0b, 4);
+    free(w0b);
+    free(s0b);
+
+    /* a workspace one byte short of what prepare asked for */
+    const amp_cuda_op *e = cuda_entry(t.node.op);
+    amp_tensor *outs[1] = {&out};
+    amp_kernel k = dev_kernel(&t, 4 + 2 * NP, din, outs);
+    void *state = NULL, *ws = NULL;
+    size_t ws_bytes = 0;
+    amp_status s2 = e->prepare(&cu, &k, &state, &ws_bytes);
+    if (!s2) s2 = AMP_CUDA_RT(g_ctx, cudaMalloc(&ws, ws_bytes));
+    k.ws = ws;
+    k.ws_bytes = ws_bytes - 1;
+    if (!s2) s2 = e->run(&cu, &k, state);
+    char msg2[512];
+    snprintf(msg2, sizeof msg2, "%s", amp_context_last_error(g_ctx));
+    cudaFree(ws);
+    void *w0c = pair_device_bytes(&w[0]);
+    const bool unchanged2 = w0 && w0c && !memcmp(w0, w0c, 20);
+    free(w0c);
+    free(w0);
+    free(s0);
+    cudaFree(dout);
+    pair_free(&lr);
+    pair_free(&step);
+    for (int i = 0; i < NP; i++) {
+        pair_free(&w[i]);
+        pair_free(&g[i]);
+    }
+    cuda_teardown(&cu);
+    CT_CHECK(st == AMP_ERR_BACKEND && strstr(msg, "invalid device pointer") && strstr(msg, "test"),
+             "host W: status %d, %s", st, msg);
+    CT_CHECK(unchanged, "a refused step wrote device state");
+    CT_CHECK(s2 == AMP_ERR_INTERNAL && strstr(msg2, "workspace"), "short workspace: status %d, %s", s2, msg2);
+    CT_CHECK(unchanged2, "a step with a short workspace wrote device state");
+}
+
 static const ct_case cases[] = {
     {"reduce_channels", t_reduce_channels},
     {"reduce_empty", t_reduce_empty},
@@ -876,6 +1029,8 @@ static const ct_case cases[] = {
     {"loss_scale_update", t_loss_scale_update},
     {"sgd", t_sgd},
     {"adamw", t_adamw},
+    {"refusals", t_refusals},
+    {"optim_failures", t_optim_failures},
     {NULL, NULL},
 };
 
