@@ -14,6 +14,10 @@
 #include "ir/ir.h"
 #include "tests/cuda/cuda_test.h"
 
+/* tests/cuda/test_reduce_optim_order.cu: the emulator's order flags (AMP_EMU_REVERSE_THREADS 1,
+ * AMP_EMU_REVERSE_BLOCKS 2); returns the old ones. On a GPU it does nothing. */
+int ro_set_order(int flags);
+
 /* ---- device buffers ------------------------------------------------------------------------- */
 
 static size_t dt_size(amp_dtype t) { return amp_dtype_size(t); }
@@ -183,15 +187,40 @@ static void t_reduce_empty(void) {
 }
 
 /* PLANTED BUG: without the barrier after the partial sums, thread 0 adds slots other threads
- * have not written yet (the emulator's poisoned shared memory: NaN), so the result must be
- * wrong. The shape takes the block kernel (inner >= 32). */
+ * have not written yet: in forward thread order they hold the emulator's poison (NaN), so the
+ * result must be wrong in at least one order (in reverse order the writers run first and the
+ * bug hides), while the kernel with its barrier is right in every order. The shape takes the
+ * block kernel (inner >= 32). */
 static void t_reduce_planted_no_barrier(void) {
     const red_shape sh = {4, 3, 300};
-    bool same = false;
-    double good = red_case(sh, AMP_F32, AMP_F32, 1.0f, 0.0f, 0, 11, &same);
-    CT_CHECK(good >= 0 && good <= tol_store(AMP_F32), "the correct kernel: rel L2 %g", good);
-    double bad = red_case(sh, AMP_F32, AMP_F32, 1.0f, 0.0f, AMP_CUDA_REDUCE_PLANT_NO_BARRIER, 11, &same);
-    CT_CHECK(bad < 0 || bad > 1e-2, "the kernel without its barrier gave a right answer (rel L2 %g)", bad);
+    bool caught = false;
+    for (int order = 0; order < 4; order++) {
+        const int old = ro_set_order(order);
+        bool same = false;
+        double good = red_case(sh, AMP_F32, AMP_F32, 1.0f, 0.0f, 0, 11, &same);
+        double bad = red_case(sh, AMP_F32, AMP_F32, 1.0f, 0.0f, AMP_CUDA_REDUCE_PLANT_NO_BARRIER, 11, &same);
+        ro_set_order(old);
+        CT_CHECK(good >= 0 && good <= tol_store(AMP_F32), "order %d: the correct kernel: rel L2 %g", order, good);
+        caught = caught || bad < 0 || bad > 1e-2;
+    }
+    CT_CHECK(caught, "the kernel without its barrier gave a right answer in every order");
+}
+
+/* every reduction shape and dtype in the three other orders: the same bits as the default */
+static void t_reduce_orders(void) {
+    for (int order = 1; order < 4; order++)
+        for (size_t s = 0; s < sizeof red_shapes / sizeof red_shapes[0]; s++)
+            for (int a = 0; a < 3; a++) {
+                const red_shape sh = red_shapes[s];
+                const amp_dtype t = float_types[a];
+                bool same = false;
+                const int old = ro_set_order(order);
+                double e = red_case(sh, t, t, 1.0f, 0.0f, 0, 100 + s, &same);
+                ro_set_order(old);
+                double e0 = red_case(sh, t, t, 1.0f, 0.0f, 0, 100 + s, &same);
+                CT_CHECK(e >= 0 && e == e0, "order %d (%lld,%lld,%lld) %s: rel L2 %g, %g in the default order", order,
+                         (long long)sh.outer, (long long)sh.channels, (long long)sh.inner, amp_dtype_name(t), e, e0);
+            }
 }
 
 /* ---- nodes on both backends ---------------------------------------------------------------- */
@@ -834,6 +863,21 @@ static void run_cases(ocase *cs, int count) {
     cuda_teardown(&cu);
 }
 
+/* the barrier kernels of the optimizers (the norm's chunk sums) in every other emulator order:
+ * the CPU's bytes still */
+static void t_optim_orders(void) {
+    ocase cs[2];
+    cs[0] = small_case("sgd nesterov, clipping, orders", false, AMP_F32, AMP_F16, AMP_F32);
+    cs[0].momentum = 0.9f, cs[0].nesterov = 1, cs[0].max_norm = 0.5f, cs[0].scale = 1024.0f, cs[0].steps = 2;
+    cs[1] = many_case("adamw 19 parameters, orders", true);
+    cs[1].scale = 1024.0f, cs[1].steps = 2;
+    for (int order = 1; order < 4 && !ct_st.failed; order++) {
+        const int old = ro_set_order(order);
+        run_cases(cs, 2);
+        ro_set_order(old);
+    }
+}
+
 static void t_sgd(void) {
     ocase cs[6];
     cs[0] = small_case("sgd plain f32, no scale", false, AMP_F32, AMP_F32, AMP_F32);
@@ -1024,11 +1068,13 @@ static const ct_case cases[] = {
     {"reduce_channels", t_reduce_channels},
     {"reduce_empty", t_reduce_empty},
     {"reduce_planted_no_barrier", t_reduce_planted_no_barrier},
+    {"reduce_orders", t_reduce_orders},
     {"gemm_c_grad", t_gemm_c_grad},
     {"unscale_check", t_unscale_check},
     {"loss_scale_update", t_loss_scale_update},
     {"sgd", t_sgd},
     {"adamw", t_adamw},
+    {"optim_orders", t_optim_orders},
     {"refusals", t_refusals},
     {"optim_failures", t_optim_failures},
     {NULL, NULL},
