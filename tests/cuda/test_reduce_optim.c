@@ -3,6 +3,7 @@
  * over the same (rounded) inputs, the ops against the CPU backend on the same nodes. */
 #include <float.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "backends/backend.h"
 #include "backends/cpu/kernels.h"
@@ -682,6 +683,16 @@ typedef struct ocase {
     int skip_at;       /* 1-based step with an inf gradient and found_inf set; 0: none */
 } ocase;
 
+/* wall time of the optimizer steps run so far, on the CPU backend and on CUDA (the emulator
+ * here; includes the workspace's allocation and copy-back) */
+static double g_ms_cpu, g_ms_cuda;
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
 /* Tolerances on a GPU, where multiply-adds fuse (the emulator demands the CPU's bytes): a
  * parameter of dtype t after a few steps differs by rounding flips of its stored value (half an
  * ulp on a few elements) and f32 rounding in the update: f32 1e-6, f16 1e-3, bf16 8e-3. */
@@ -771,8 +782,12 @@ static void optim_case(amp_cuda *cu, const ocase *c) {
                 for (int k = 0; k < ns; k++) before[nb++] = pair_device_bytes(&st[k][i]);
             }
         }
+        const double t0 = now_ms();
         if (!s) s = cpu_optim_run(&t, nin, hin, out.h, part, part_bytes);
+        const double t1 = now_ms();
         if (!s) s = cuda_run(cu, &t, nin, din, &out.d);
+        g_ms_cpu += t1 - t0;
+        g_ms_cuda += now_ms() - t1;
         /* the chunk sums of the norm, double for double (a skipped step computes none) */
         if (!s && !skip)
             CT_CHECK(g_ws_kept && memcmp((char *)g_ws_kept + AMP_CUDA_OPTIM_PART_OFFSET, part, part_bytes) == 0,
@@ -876,6 +891,30 @@ static void t_optim_orders(void) {
         run_cases(cs, 2);
         ro_set_order(old);
     }
+}
+
+/* The parameters of models/lenet (Caffe's LeNet: conv 1->20 and 20->50 5x5, fc 800->500 and
+ * 500->10, weights and biases: 431080 values in 112 chunks) in AMP's layout, f32 master weights
+ * and state with f16 or bf16 gradients; prints the time per step. */
+static void t_lenet(void) {
+    static const int64_t sz[8] = {500, 20, 25000, 50, 400000, 500, 5000, 10};
+    ocase cs[2];
+    cs[0] = small_case("lenet sgd momentum, clipping, f16 gradients", false, AMP_F32, AMP_F16, AMP_F32);
+    cs[0].momentum = 0.9f, cs[0].wd = 5e-4f, cs[0].max_norm = 1.0f, cs[0].scale = 65536.0f / 4, cs[0].steps = 2;
+    cs[1] = small_case("lenet adamw, bf16 gradients", true, AMP_F32, AMP_BF16, AMP_F32);
+    cs[1].wd = 0.01f, cs[1].scale = 1.0f, cs[1].steps = 2;
+    for (int c = 0; c < 2; c++) {
+        cs[c].np = 8;
+        for (int i = 0; i < 8; i++) {
+            cs[c].size[i] = sz[i];
+            cs[c].wt[i] = cs[c].mt[i] = AMP_F32;
+            cs[c].gt[i] = c ? AMP_BF16 : AMP_F16;
+        }
+    }
+    g_ms_cpu = g_ms_cuda = 0;
+    run_cases(cs, 2);
+    printf("  lenet (431080 parameters): %.1f ms a step on the CPU backend, %.1f ms on the emulator\n",
+           g_ms_cpu / 4, g_ms_cuda / 4);
 }
 
 static void t_sgd(void) {
@@ -1075,6 +1114,7 @@ static const ct_case cases[] = {
     {"sgd", t_sgd},
     {"adamw", t_adamw},
     {"optim_orders", t_optim_orders},
+    {"lenet", t_lenet},
     {"refusals", t_refusals},
     {"optim_failures", t_optim_failures},
     {NULL, NULL},
