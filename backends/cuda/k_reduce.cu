@@ -1,18 +1,22 @@
 /* Per-channel sums (kernels_optim.h: amp_cuda_reduce_channels): the bias gradients of Conv
  * (x = dY as [N, C, H*W]) and Gemm (x = dY as [rows, N, 1]).
  *
- * Two kernels, both deterministic (a fixed order of f32 adds, no atomics):
+ * Two kernels, both deterministic (a fixed order of f32 adds for a given shape, no atomics):
  * - inner >= 32: one block per channel; its threads walk the channel's outer * inner elements
  *   with a block-wide stride (consecutive threads read consecutive i, so loads coalesce), then
  *   a shared-memory tree adds the threads' partial sums.
  * - inner < 32: one thread per channel adds its elements in order (consecutive threads read
- *   consecutive channels when inner is 1, the Gemm case); no barrier, so a plain launch. */
+ *   consecutive channels when inner is 1, the Gemm case); no barrier, so a plain launch. With
+ *   few channels of many elements each (a bias over many rows), the block kernel instead: its
+ *   loads stride by channels, but 256 threads share each channel's work. */
 #include "backends/cuda/launch.h"
 
 #include "backends/cuda/kernels_optim.h"
 
 #define RED_THREADS 256 /* a power of two: the tree halves it */
 #define RED_INNER_MIN 32
+#define RED_BLOCK_MIN 4096     /* elements per channel from which few channels take a block each */
+#define RED_FEW_CHANNELS 2048  /* channels below which a thread per channel leaves SMs idle */
 
 static __device__ void store_channel(amp_dtype yt, void *y, int64_t c, float sum, float alpha, float beta) {
   float v = alpha * sum;
@@ -26,13 +30,16 @@ __global__ void reduce_channels_block(amp_dtype xt, const void *x, amp_dtype yt,
   __shared__ float part[RED_THREADS];
   const unsigned t = threadIdx.x;
   const int64_t c = blockIdx.x, n = outer * inner;
-  /* element k = o * inner + i of the channel, k = t, t + blockDim, ...; (o, i) follow k */
+  /* element k = o * inner + i of the channel, k = t, t + blockDim, ...; (o, i) follow k by
+   * (step_o, step_i), the block's stride in those terms, so no division inside the loop */
+  const int64_t step_o = (int64_t)blockDim.x / inner, step_i = (int64_t)blockDim.x % inner;
   int64_t o = (int64_t)t / inner, i = (int64_t)t % inner;
   float acc = 0.0f;
   for (int64_t k = t; k < n; k += blockDim.x) {
     acc += amp_cuda_ldf(xt, x, (o * channels + c) * inner + i);
-    i += blockDim.x;
-    while (i >= inner) {
+    o += step_o;
+    i += step_i;
+    if (i >= inner) {
       i -= inner;
       o++;
     }
@@ -68,7 +75,9 @@ extern "C" cudaError_t amp_cuda_reduce_channels_flags(cudaStream_t s, amp_dtype 
     outer = 1;
   }
   if (outer == 0 || inner == 0) outer = inner = 0;
-  if (inner >= RED_INNER_MIN)
+  /* a block per channel when a channel's elements are contiguous enough to coalesce, or many
+   * against few channels (a thread each would leave the device idle) */
+  if (inner >= RED_INNER_MIN || (outer * inner >= RED_BLOCK_MIN && channels < RED_FEW_CHANNELS))
     return AMP_CUDA_LAUNCH(reduce_channels_block, dim3((unsigned)channels), dim3(RED_THREADS), 0, s, xt, x, yt, y,
                            outer, channels, inner, alpha, beta, (flags & AMP_CUDA_REDUCE_PLANT_NO_BARRIER) ? 0 : 1);
   const unsigned threads = channels < RED_THREADS ? (unsigned)channels : RED_THREADS;

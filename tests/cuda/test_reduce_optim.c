@@ -146,6 +146,9 @@ done:
 
 static const red_shape red_shapes[] = {
     {1, 1, 1}, {2, 3, 1}, {64, 10, 1}, {7, 5, 33}, {3, 1, 4097}, {5, 7, 31}, {4, 16, 576}, {1, 300, 1}, {2, 3, 64},
+    /* few channels of many elements: the block kernel with inner 1 and 3 (strides of 256 that
+     * wrap inner many times) */
+    {5000, 3, 1}, {1367, 2, 3}, {4097, 1, 1},
 };
 
 static void t_reduce_channels(void) {
