@@ -52,6 +52,8 @@ struct optim_batch {
   int64_t block0[AMP_CUDA_OPTIM_BATCH + 1]; /* tensor j has blocks [block0[j], block0[j + 1]) */
   optim_tensor t[AMP_CUDA_OPTIM_BATCH];
 };
+/* with the other arguments, within the 4 KiB of kernel parameters every CUDA version takes */
+static_assert(sizeof(optim_batch) + 64 <= 4096, "a batch no longer fits a launch's parameters");
 
 static int64_t n_chunks(int64_t numel) { return (numel + AMP_OPTIM_CHUNK - 1) / AMP_OPTIM_CHUNK; }
 
