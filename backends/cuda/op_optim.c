@@ -12,9 +12,10 @@
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/kernels_optim.h"
 
-/* a failed launch as the node's error, with the runtime's words */
-static amp_status launch_status(amp_cuda *cu, const amp_kernel *k, cudaError_t e, const char *what) {
-    amp_status s = amp_cuda_rt_status(cu->ctx, e, what, __FILE__, __LINE__);
+/* a failed launch as the node's error, with the runtime's words and the caller's line */
+#define LAUNCH_STATUS(cu, k, e, what) launch_status((cu), (k), (e), (what), __LINE__)
+static amp_status launch_status(amp_cuda *cu, const amp_kernel *k, cudaError_t e, const char *what, int line) {
+    amp_status s = amp_cuda_rt_status(cu->ctx, e, what, __FILE__, line);
     if (!s) return AMP_OK;
     char msg[512];
     snprintf(msg, sizeof msg, "%s", amp_context_last_error(cu->ctx));
@@ -67,7 +68,7 @@ static amp_status gemm_c_grad_run(amp_cuda *cu, const amp_kernel *k, void *state
     const float beta = amp_attr_float(k->n, "beta", 1.0f);
     cudaError_t e = amp_cuda_reduce_channels(cu->stream, dy->dtype, dy->data, dc->dtype, dc->data, outer, channels,
                                              inner, beta, 0.0f);
-    return launch_status(cu, k, e, "amp_cuda_reduce_channels");
+    return LAUNCH_STATUS(cu, k, e, "amp_cuda_reduce_channels");
 }
 
 /* ---- UnscaleCheck ------------------------------------------------------------------------------ */
@@ -89,7 +90,7 @@ static amp_status unscale_check_run(amp_cuda *cu, const amp_kernel *k, void *sta
     (void)state;
     cudaError_t e = amp_cuda_unscale_check(cu->stream, k->in[0]->data, k->nin - 1, (const amp_tensor *const *)k->in + 1,
                                            k->out[0]->data);
-    return launch_status(cu, k, e, "amp_cuda_unscale_check");
+    return LAUNCH_STATUS(cu, k, e, "amp_cuda_unscale_check");
 }
 
 /* ---- SGD and AdamW --------------------------------------------------------------------------- */
@@ -180,7 +181,7 @@ static amp_status optim_run(amp_cuda *cu, const amp_kernel *k, void *state) {
                                k->ws_bytes, need);
     cudaError_t e = amp_cuda_optim_step(cu->stream, &a, k->in[0]->data, k->in[1]->data, data_or_null(k->in[2]),
                                         data_or_null(k->in[3]), &t, k->ws, k->ws_bytes, k->out[0]->data);
-    return launch_status(cu, k, e, a.kind == AMP_CUDA_ADAMW ? "amp_cuda_optim_step (AdamW)" : "amp_cuda_optim_step (SGD)");
+    return LAUNCH_STATUS(cu, k, e, a.kind == AMP_CUDA_ADAMW ? "amp_cuda_optim_step (AdamW)" : "amp_cuda_optim_step (SGD)");
 }
 
 /* ---- LossScaleUpdate --------------------------------------------------------------------------- */
@@ -203,7 +204,7 @@ static amp_status loss_scale_run(amp_cuda *cu, const amp_kernel *k, void *state)
     cudaError_t e = amp_cuda_loss_scale_update(cu->stream, k->in[0]->data, k->in[1]->data, k->in[2]->data, interval,
                                                amp_attr_float(k->n, "growth_factor", 2.0f),
                                                amp_attr_float(k->n, "backoff_factor", 0.5f), k->out[0]->data);
-    return launch_status(cu, k, e, "amp_cuda_loss_scale_update");
+    return LAUNCH_STATUS(cu, k, e, "amp_cuda_loss_scale_update");
 }
 
 /* ---- the family ---------------------------------------------------------------------------- */
