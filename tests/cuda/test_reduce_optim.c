@@ -957,6 +957,105 @@ static void t_adamw(void) {
     run_cases(cs, 5);
 }
 
+/* ---- the AMP step: UnscaleCheck -> SGD -> LossScaleUpdate, on the device --------------------- */
+
+/* inference over host tensors, its output dropped (the caller owns the output pair) */
+static amp_status tn_bind(tnode *t, int nin, amp_tensor *const *in) {
+    amp_tensor *o = NULL;
+    amp_status s = infer_out(t, nin, in, &o);
+    amp_tensor_destroy(o);
+    return s;
+}
+
+/* What a mixed-precision step runs after the backward pass, with found_inf going from
+ * UnscaleCheck to SGD and LossScaleUpdate in device memory only (no host copy between the
+ * three), over five steps with an overflow at the third: every byte of the state as on the CPU. */
+static void t_amp_pipeline(void) {
+    amp_cuda cu;
+    CT_CHECK(cuda_setup(&cu), "stream");
+    enum { NP = 3 };
+    const int64_t one = 1, sz[NP] = {7, 1000, 4097};
+    const float lr_v = 0.05f, zero = 0.0f, scale0 = 1024.0f;
+    pair lr, step, sc, tr, fi, norm, ns, w[NP], g[NP], m[NP];
+    bool ok = pair_new(&lr, AMP_F32, 1, &one, &lr_v) && pair_new(&step, AMP_F32, 1, &one, &zero) &&
+              pair_new(&sc, AMP_F32, 1, &one, &scale0) && pair_new(&tr, AMP_F32, 1, &one, &zero) &&
+              pair_new(&fi, AMP_BOOL, 1, &one, &zero) && pair_new(&norm, AMP_F32, 1, &one, &zero) &&
+              pair_new(&ns, AMP_F32, 1, &one, &zero);
+    for (int i = 0; i < NP; i++) {
+        float *v = rnd((size_t)sz[i], 90 + (uint64_t)i, -1, 1);
+        ok = ok && v && pair_new(&w[i], AMP_F32, 1, &sz[i], v) && pair_new(&g[i], AMP_F16, 1, &sz[i], NULL) &&
+             pair_new(&m[i], AMP_F32, 1, &sz[i], NULL);
+        free(v);
+    }
+    CT_CHECK(ok, "inputs");
+    tnode uc, sgd, lsu;
+    tn_init(&uc, "UnscaleCheck");
+    tn_init(&sgd, "SGD");
+    tn_i(&sgd, "n", NP);
+    tn_f(&sgd, "momentum", 0.9f);
+    tn_f(&sgd, "max_grad_norm", 1.0f);
+    tn_init(&lsu, "LossScaleUpdate");
+    tn_i(&lsu, "growth_interval", 2);
+    amp_tensor *uc_h[1 + NP] = {sc.h}, *uc_d[1 + NP] = {&sc.d};
+    amp_tensor *sg_h[4 + 3 * NP] = {lr.h, step.h, fi.h, sc.h}, *sg_d[4 + 3 * NP] = {&lr.d, &step.d, &fi.d, &sc.d};
+    amp_tensor *ls_h[4] = {sc.h, tr.h, fi.h, norm.h}, *ls_d[4] = {&sc.d, &tr.d, &fi.d, &norm.d};
+    for (int i = 0; i < NP; i++) {
+        uc_h[1 + i] = g[i].h, uc_d[1 + i] = &g[i].d;
+        sg_h[4 + i] = w[i].h, sg_d[4 + i] = &w[i].d;
+        sg_h[4 + NP + i] = g[i].h, sg_d[4 + NP + i] = &g[i].d;
+        sg_h[4 + 2 * NP + i] = m[i].h, sg_d[4 + 2 * NP + i] = &m[i].d;
+    }
+    amp_status st = tn_bind(&uc, 1 + NP, uc_h);
+    if (!st) st = tn_bind(&sgd, 4 + 3 * NP, sg_h);
+    if (!st) st = tn_bind(&lsu, 4, ls_h);
+    for (int it = 1; !st && it <= 5; it++) {
+        /* gradients scaled by the scale both sides hold now */
+        const float scale = ((float *)sc.h->data)[0];
+        for (int i = 0; !st && i < NP; i++) {
+            float *v = rnd((size_t)sz[i], 95 + (uint64_t)(it * 7 + i), -scale / 64, scale / 64);
+            if (v && it == 3 && i == 1) v[500] = INFINITY;
+            if (!v || !pair_set(&g[i], v)) st = AMP_ERR_INTERNAL;
+            free(v);
+        }
+        if (!st) st = cpu_run(&uc, 1 + NP, uc_h, fi.h);
+        if (!st) st = cpu_run(&sgd, 4 + 3 * NP, sg_h, norm.h);
+        if (!st) st = cpu_run(&lsu, 4, ls_h, ns.h);
+        if (!st) st = cuda_run(&cu, &uc, 1 + NP, uc_d, &fi.d);
+        if (!st) st = cuda_run(&cu, &sgd, 4 + 3 * NP, sg_d, &norm.d);
+        if (!st) st = cuda_run(&cu, &lsu, 4, ls_d, &ns.d);
+        if (st) break;
+        CT_CHECK(((uint8_t *)fi.h->data)[0] == (it == 3), "step %d: the CPU's found_inf is %d", it,
+                 ((uint8_t *)fi.h->data)[0]);
+        CT_SAME(&fi, 0.0, "step %d: found_inf", it);
+        CT_SAME(&norm, 0.0, "step %d: grad_norm", it);
+        CT_SAME(&step, 0.0, "step %d: step count", it);
+        CT_SAME(&sc, 0.0, "step %d: scale", it);
+        CT_SAME(&tr, 0.0, "step %d: tracker", it);
+        CT_SAME(&ns, 0.0, "step %d: new scale", it);
+        for (int i = 0; i < NP; i++) {
+            CT_SAME(&w[i], tol_state(AMP_F32), "step %d: W%d", it, i);
+            CT_SAME(&m[i], tol_state(AMP_F32), "step %d: M%d", it, i);
+        }
+    }
+    CT_CHECK(!st, "AMP step: %s", amp_context_last_error(g_ctx));
+    /* 1024, doubled after two good steps, halved at the overflow (step 3), doubled after two more */
+    CT_CHECK(((float *)sc.h->data)[0] == 2048.0f && ((float *)step.h->data)[0] == 4.0f, "scale %g, step %g",
+             ((float *)sc.h->data)[0], ((float *)step.h->data)[0]);
+    pair_free(&lr);
+    pair_free(&step);
+    pair_free(&sc);
+    pair_free(&tr);
+    pair_free(&fi);
+    pair_free(&norm);
+    pair_free(&ns);
+    for (int i = 0; i < NP; i++) {
+        pair_free(&w[i]);
+        pair_free(&g[i]);
+        pair_free(&m[i]);
+    }
+    cuda_teardown(&cu);
+}
+
 /* ---- refusals and failures ------------------------------------------------------------------ */
 
 /* a kernel over views without data (plan time) of the given dtypes, all of shape dims */
@@ -1125,6 +1224,7 @@ static const ct_case cases[] = {
     {"adamw", t_adamw},
     {"optim_orders", t_optim_orders},
     {"lenet", t_lenet},
+    {"amp_pipeline", t_amp_pipeline},
     {"refusals", t_refusals},
     {"optim_failures", t_optim_failures},
     {NULL, NULL},
