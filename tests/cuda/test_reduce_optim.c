@@ -491,7 +491,9 @@ static float *rnd(size_t n, uint64_t seed, float lo, float hi) {
 static void t_gemm_c_grad(void) {
     amp_cuda cu;
     CT_CHECK(cuda_setup(&cu), "stream");
-    const int64_t mn[][2] = {{1, 1}, {7, 33}, {64, 10}, {5, 4097}, {3, 1}, {1, 300}};
+    /* odd shapes, models/lenet's fc biases at batch 64 ([64, 500], [64, 10]), and a bias over
+     * many rows (the reduction's block kernel with inner 1) */
+    const int64_t mn[][2] = {{1, 1}, {7, 33}, {64, 10}, {5, 4097}, {3, 1}, {1, 300}, {64, 500}, {4099, 3}};
     for (size_t s = 0; s < sizeof mn / sizeof mn[0]; s++) {
         const int64_t M = mn[s][0], N = mn[s][1];
         /* C's shapes that broadcast to [M, N]: rank 0, [N], [1], [1, N], [M, 1], [M, N], [1, 1] */
