@@ -34,12 +34,12 @@ typedef struct ct_state {
 
 static ct_state ct_st;
 
-static void ct_fail(const char *file, int line, const char *cond, const char *fmt, ...)
+static inline void ct_fail(const char *file, int line, const char *cond, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 4, 5)))
 #endif
     ;
-static void ct_fail(const char *file, int line, const char *cond, const char *fmt, ...) {
+static inline void ct_fail(const char *file, int line, const char *cond, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "  %s:%d: check failed: %s: ", file, line, cond);
@@ -71,14 +71,14 @@ static void ct_fail(const char *file, int line, const char *cond, const char *fm
 
 /* Is there a device to test on (the emulator's always is)? A test whose setup needs the
  * device asks first and, without one, goes straight to ct_main, which then skips every case. */
-static int ct_have_device(void) {
+static inline int ct_have_device(void) {
     int ndev = 0;
     cudaError_t de = cudaGetDeviceCount(&ndev);
     if (de != cudaSuccess) cudaGetLastError();
     return de == cudaSuccess && ndev > 0;
 }
 
-static int ct_main(int argc, char **argv, const ct_case *cases) {
+static inline int ct_main(int argc, char **argv, const ct_case *cases) {
     const char *filter = argc > 1 ? argv[1] : NULL;
     /* no device (a GPU build on a machine without one): nothing can pass, so nothing claims to */
     if (!ct_have_device()) {
@@ -115,7 +115,7 @@ static int ct_main(int argc, char **argv, const ct_case *cases) {
 /* ---- numerics ------------------------------------------------------------------------------- */
 
 /* ||a - ref|| / ||ref|| over n values (ref must not be all zeros: tests never check zeros) */
-static double ct_rel_l2(const float *a, const float *ref, size_t n) {
+static inline double ct_rel_l2(const float *a, const float *ref, size_t n) {
     double num = 0, den = 0;
     for (size_t i = 0; i < n; i++) {
         double d = (double)a[i] - (double)ref[i];
@@ -127,7 +127,7 @@ static double ct_rel_l2(const float *a, const float *ref, size_t n) {
 }
 
 /* the largest |a - ref| over n values, and whether every value is finite */
-static double ct_max_abs(const float *a, const float *ref, size_t n) {
+static inline double ct_max_abs(const float *a, const float *ref, size_t n) {
     double m = 0;
     for (size_t i = 0; i < n; i++) {
         double d = fabs((double)a[i] - (double)ref[i]);
@@ -138,7 +138,7 @@ static double ct_max_abs(const float *a, const float *ref, size_t n) {
 }
 
 /* deterministic uniform values in [lo, hi), never exactly zero */
-static void ct_fill(float *x, size_t n, uint64_t seed, float lo, float hi) {
+static inline void ct_fill(float *x, size_t n, uint64_t seed, float lo, float hi) {
     uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
     for (size_t i = 0; i < n; i++) {
         s ^= s << 13;
