@@ -15,11 +15,11 @@ amp_status amp_cuda_devprop_create(amp_cuda *cu) {
     s = AMP_CUDA_DNN(cu->ctx, cudnnBackendSetAttribute(d, CUDNN_ATTR_DEVICEPROP_JSON_REPRESENTATION, CUDNN_TYPE_CHAR,
                                                        (int64_t)amp_cuda_h100_devprop_len, amp_cuda_h100_devprop));
 #else
-    int64_t id = cu->device;
+    int32_t id = cu->device; /* INT32, as cuDNN's own frontend sets it */
     s = AMP_CUDA_DNN(cu->ctx, cudnnBackendSetAttribute(d, CUDNN_ATTR_DEVICEPROP_HANDLE, CUDNN_TYPE_HANDLE, 1, &cu->dnn));
     if (!s)
         s = AMP_CUDA_DNN(cu->ctx,
-                         cudnnBackendSetAttribute(d, CUDNN_ATTR_DEVICEPROP_DEVICE_ID, CUDNN_TYPE_INT64, 1, &id));
+                         cudnnBackendSetAttribute(d, CUDNN_ATTR_DEVICEPROP_DEVICE_ID, CUDNN_TYPE_INT32, 1, &id));
 #endif
     if (!s) s = AMP_CUDA_DNN(cu->ctx, cudnnBackendFinalize(d));
     if (s) {
