@@ -1,7 +1,5 @@
-/* The convolution family's own kernels (conv_bias.cu): the bias of Conv and its gradient.
- *
- * Both take the tensor as N images of C channels of S positions (NCHW, packed) in f32, f16 or
- * bf16, compute in f32 and round once on store, and enqueue on stream. */
+/* The convolution family's own kernel (conv_bias.cu): Conv's bias. (Its gradient is
+ * amp_cuda_reduce_channels, kernels_optim.h.) */
 #ifndef AMP_BACKENDS_CUDA_CONV_BIAS_H
 #define AMP_BACKENDS_CUDA_CONV_BIAS_H
 
@@ -14,12 +12,10 @@
 extern "C" {
 #endif
 
-/* y[n, c, s] += b[c] */
+/* y[n, c, s] += b[c] over N images of C channels of S positions (NCHW, packed) in f32, f16 or
+ * bf16, added in f32 and rounded once on store; enqueued on stream */
 cudaError_t amp_cuda_conv_bias_add(cudaStream_t stream, amp_dtype dt, void *y, const void *b, int64_t N, int64_t C,
                                    int64_t S);
-/* db[c] = sum over n and s of dy[n, c, s] (one block per channel) */
-cudaError_t amp_cuda_conv_bias_grad(cudaStream_t stream, amp_dtype dt, const void *dy, void *db, int64_t N, int64_t C,
-                                    int64_t S);
 
 #ifdef __cplusplus
 }

@@ -6,7 +6,8 @@
  * twice, once by the convolution and once after the bias (within the dtype's test tolerance).
  * ConvGrad (ir/ops/conv_grad.def: (dY, X, W) -> (dX, dW, dB), each output optional) runs a
  * backward-data plan for dX and a backward-filter plan for dW, one after the other on the
- * stream, so they share one workspace of the larger size; dB is the per-channel sum of dY.
+ * stream, so they share one workspace of the larger size; dB is the per-channel sum of dY
+ * (amp_cuda_reduce_channels, deterministic).
  * An empty operand (no images, no channels) makes the outputs zeros (and Conv's output its bias)
  * with no plan. */
 #include <stdio.h>
@@ -14,6 +15,7 @@
 
 #include "backends/cuda/conv.h"
 #include "backends/cuda/conv_bias.h"
+#include "backends/cuda/kernels_optim.h"
 #include "ir/ops/conv.h"
 
 typedef struct conv_state {
@@ -156,7 +158,8 @@ static amp_status conv_run(amp_cuda *cu, const amp_kernel *k, void *state) {
         s = st->empty ? zero(cu, dW)
                       : amp_cuda_conv_run(cu, st->bwd_filter, X->data, dW->data, dY->data, k->ws, k->ws_bytes);
     if (!s && dB)
-        s = AMP_CUDA_RT(cu->ctx, amp_cuda_conv_bias_grad(cu->stream, dY->dtype, dY->data, dB->data, st->N, st->M, st->S));
+        s = AMP_CUDA_RT(cu->ctx, amp_cuda_reduce_channels(cu->stream, dY->dtype, dY->data, dB->dtype, dB->data, st->N,
+                                                          st->M, st->S, 1.0f, 0.0f));
     return s;
 }
 
