@@ -80,7 +80,7 @@ static amp_status conv_desc(amp_cuda *cu, const amp_cuda_conv_desc *d, int nsp, 
         post[i] = j < 0 ? 0 : d->post[j];
     }
     cudnnDataType_t ct = CUDNN_DATA_FLOAT;
-    cudnnConvolutionMode_t mode = CUDNN_CROSS_CORRELATION;
+    cudnnConvolutionMode_t mode = d->plant & AMP_CUDA_CONV_PLANT_CONV_MODE ? CUDNN_CONVOLUTION : CUDNN_CROSS_CORRELATION;
     cudnnBackendDescriptor_t c = NULL;
     amp_context *ctx = cu->ctx;
     amp_status s = AMP_CUDA_DNN(ctx, cudnnBackendCreateDescriptor(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR, &c));

@@ -626,10 +626,40 @@ static void t_planted_memory(void) {
              amp_context_last_error(ctx));
 }
 
+/* PLANTED: a convolution mode the emulator does not compute is refused, never guessed at */
+static void t_planted_mode(void) {
+#if !defined(AMP_CUDA_EMULATED)
+    CT_SKIP("the emulator's refusal (a device computes the flipped convolution)");
+#endif
+    amp_cuda_conv_desc d = plan_desc(AMP_CUDA_CONV_FWD, AMP_F16);
+    d.plant = AMP_CUDA_CONV_PLANT_CONV_MODE;
+    const amp_cuda_conv_plan *p = NULL;
+    CT_CHECK(amp_cuda_conv_plan_get(&cu, &d, &p) == AMP_OK, "plan: %s", amp_context_last_error(ctx));
+    amp_status s = run_plan_raw(&d, p, amp_cuda_conv_plan_workspace(p), 0);
+    CT_CHECK(s == AMP_ERR_UNSUPPORTED, "CUDNN_CONVOLUTION ran on the emulator (%s)", amp_status_name(s));
+    CT_CHECK(strstr(amp_context_last_error(ctx), "CUDNN_CONVOLUTION") != NULL, "message: %s",
+             amp_context_last_error(ctx));
+}
+
+/* the device properties the plans were built for; AMP_DEVPROP_JSON_OUT names a file to save them
+ * in (the GPU check keeps the real card's) */
 static void t_devprop(void) {
     char *json = NULL;
     amp_status s = amp_cuda_devprop_json(&cu, &json);
     CT_CHECK(s == AMP_OK, "devprop JSON: %s", amp_context_last_error(ctx));
+    const char *out = getenv("AMP_DEVPROP_JSON_OUT");
+    if (out && out[0]) {
+        FILE *f = fopen(out, "w");
+        int wrote = f && fputs(json, f) >= 0;
+        if (f && fclose(f)) wrote = 0;
+        if (!wrote) amp_dealloc(ctx, json);
+        CT_CHECK(wrote, "cannot write %s", out);
+    }
+#if !defined(AMP_CUDA_EMULATED)
+    amp_dealloc(ctx, json);
+    CT_CHECK(1, "a device's own properties");
+    return;
+#endif
     int ok = strstr(json, "NVIDIA H100") && strstr(json, "deviceVer");
     if (!ok) fprintf(stderr, "  %s\n", json);
     amp_dealloc(ctx, json);
@@ -651,6 +681,7 @@ static const ct_case cases[] = {
     {"refuses", t_refuses},
     {"planted_strides", t_planted_strides},
     {"planted_memory", t_planted_memory},
+    {"planted_mode", t_planted_mode},
     {NULL, NULL},
 };
 
