@@ -4,12 +4,12 @@
 
 #include "backends/cuda/conv.h"
 
-enum { UID_X = 1, UID_W = 2, UID_Y = 3 };
+enum { UID_X = 1, UID_W = 2, UID_Y = 3, UID_CONV = 4, UID_B = 5 }; /* UID_CONV: the virtual sum before the bias */
 
 struct amp_cuda_conv_plan {
     amp_cuda_conv_desc d;
     /* the descriptors the plan was built from live as long as the plan */
-    cudnnBackendDescriptor_t t[3], conv, op, graph, cfg, plan;
+    cudnnBackendDescriptor_t t[5], conv, op, pw, pw_op, graph, cfg, plan; /* t: X W Y, the virtual sum, B */
     size_t ws;
     int configs, used;
     struct amp_cuda_conv_plan *next;
@@ -28,7 +28,7 @@ static cudnnDataType_t dnn_dtype(amp_dtype t) {
 /* "conv forward f16 X[1,3,7,7] W[5,3,3,3] Y[1,5,5,5]": names the plan in messages */
 static void describe(const amp_cuda_conv_desc *d, char *buf, size_t cap) {
     int n = d->nsp + 2, len;
-    len = snprintf(buf, cap, "conv %s %s", kind_names[d->kind], amp_dtype_name(d->dtype));
+    len = snprintf(buf, cap, "conv %s%s %s", kind_names[d->kind], d->bias ? "+bias" : "", amp_dtype_name(d->dtype));
     const int64_t *dims[3] = {d->x, d->w, d->y};
     const char *names = "XWY";
     for (int t = 0; t < 3 && len > 0 && (size_t)len < cap; t++) {
@@ -39,9 +39,10 @@ static void describe(const amp_cuda_conv_desc *d, char *buf, size_t cap) {
     }
 }
 
-/* A tensor descriptor of rank n over dims, packed NCHW unless planted. */
+/* A tensor descriptor of rank n over dims, packed NCHW unless planted; virtual: an intermediate
+ * of the graph that never reaches memory. */
 static amp_status tensor_desc(amp_cuda *cu, int64_t uid, cudnnDataType_t dt, int n, const int64_t *dims, bool plant,
-                              cudnnBackendDescriptor_t *out) {
+                              bool virt, cudnnBackendDescriptor_t *out) {
     int64_t strides[5], align = 16;
     strides[n - 1] = 1;
     for (int i = n - 2; i >= 0; i--)
@@ -59,6 +60,8 @@ static amp_status tensor_desc(amp_cuda *cu, int64_t uid, cudnnDataType_t dt, int
     if (!s)
         s = AMP_CUDA_DNN(cu->ctx,
                          cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64, 1, &align));
+    if (!s && virt)
+        s = AMP_CUDA_DNN(cu->ctx, cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_IS_VIRTUAL, CUDNN_TYPE_BOOLEAN, 1, &virt));
     if (!s) s = AMP_CUDA_DNN(cu->ctx, cudnnBackendFinalize(t));
     if (s) {
         if (t) cudnnBackendDestroyDescriptor(t);
@@ -104,6 +107,31 @@ static amp_status conv_desc(amp_cuda *cu, const amp_cuda_conv_desc *d, int nsp, 
     return AMP_OK;
 }
 
+/* Y = sum + B in the same graph: a pointwise ADD (FP32) of the virtual sum and B broadcast over
+ * images and positions. */
+static amp_status bias_op(amp_cuda *cu, amp_cuda_conv_plan *p) {
+    amp_context *ctx = cu->ctx;
+    cudnnPointwiseMode_t mode = CUDNN_POINTWISE_ADD;
+    cudnnDataType_t prec = CUDNN_DATA_FLOAT;
+    amp_status s = AMP_CUDA_DNN(ctx, cudnnBackendCreateDescriptor(CUDNN_BACKEND_POINTWISE_DESCRIPTOR, &p->pw));
+    if (!s) s = AMP_CUDA_DNN(ctx, cudnnBackendSetAttribute(p->pw, CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, 1, &mode));
+    if (!s)
+        s = AMP_CUDA_DNN(ctx, cudnnBackendSetAttribute(p->pw, CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE, 1, &prec));
+    if (!s) s = AMP_CUDA_DNN(ctx, cudnnBackendFinalize(p->pw));
+    if (!s) s = AMP_CUDA_DNN(ctx, cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR, &p->pw_op));
+    struct {
+        cudnnBackendAttributeName_t name;
+        cudnnBackendDescriptor_t *d;
+    } attrs[] = {{CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, &p->pw},
+                 {CUDNN_ATTR_OPERATION_POINTWISE_XDESC, &p->t[3]},
+                 {CUDNN_ATTR_OPERATION_POINTWISE_BDESC, &p->t[4]},
+                 {CUDNN_ATTR_OPERATION_POINTWISE_YDESC, &p->t[2]}};
+    for (size_t i = 0; i < sizeof attrs / sizeof attrs[0] && !s; i++)
+        s = AMP_CUDA_DNN(ctx, cudnnBackendSetAttribute(p->pw_op, attrs[i].name, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, attrs[i].d));
+    if (!s) s = AMP_CUDA_DNN(ctx, cudnnBackendFinalize(p->pw_op));
+    return s;
+}
+
 /* The operation: alpha 1, beta 0; its attributes come in the same order for the three kinds
  * (alpha, beta, conv, then W / W / dW, X / dX / X, Y / dY / dY). */
 static amp_status op_desc(amp_cuda *cu, amp_cuda_conv_plan *p) {
@@ -125,15 +153,17 @@ static amp_status op_desc(amp_cuda *cu, amp_cuda_conv_plan *p) {
         s = AMP_CUDA_DNN(ctx, cudnnBackendSetAttribute(p->op, (cudnnBackendAttributeName_t)(b + 2),
                                                        CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &p->conv));
     for (int i = 0; i < 3 && !s; i++) {
-        int t = i == 0 ? 1 : i == 1 ? 0 : 2; /* W, X, Y */
+        int t = i == 0 ? 1 : i == 1 ? 0 : p->d.bias ? 3 : 2; /* W, X, Y (the virtual sum when a bias follows) */
         s = AMP_CUDA_DNN(ctx, cudnnBackendSetAttribute(p->op, (cudnnBackendAttributeName_t)(b + 3 + i),
                                                        CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &p->t[t]));
     }
     if (!s) s = AMP_CUDA_DNN(ctx, cudnnBackendFinalize(p->op));
+    if (!s && p->d.bias) s = bias_op(cu, p);
+    cudnnBackendDescriptor_t ops[2] = {p->op, p->pw_op};
     if (!s) s = AMP_CUDA_DNN(ctx, cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, &p->graph));
     if (!s)
         s = AMP_CUDA_DNN(ctx, cudnnBackendSetAttribute(p->graph, CUDNN_ATTR_OPERATIONGRAPH_OPS,
-                                                       CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &p->op));
+                                                       CUDNN_TYPE_BACKEND_DESCRIPTOR, p->d.bias ? 2 : 1, ops));
     if (!s) s = AMP_CUDA_DNN(ctx, cudnnBackendFinalize(p->graph));
     return s;
 }
@@ -235,7 +265,8 @@ done:
 }
 
 static void plan_free(amp_cuda_conv_plan *p) {
-    cudnnBackendDescriptor_t all[] = {p->plan, p->cfg, p->graph, p->op, p->conv, p->t[0], p->t[1], p->t[2]};
+    cudnnBackendDescriptor_t all[] = {p->plan, p->cfg,   p->graph, p->pw_op, p->pw,  p->op,
+                                      p->conv, p->t[0], p->t[1], p->t[2],  p->t[3], p->t[4]};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (all[i]) cudnnBackendDestroyDescriptor(all[i]);
 }
@@ -243,7 +274,8 @@ static void plan_free(amp_cuda_conv_plan *p) {
 static amp_status plan_build(amp_cuda *cu, const amp_cuda_conv_desc *d, amp_cuda_conv_plan **out) {
     char what[256];
     describe(d, what, sizeof what);
-    if (d->nsp < 1 || d->nsp > 3 || !amp_cuda_float_dtype(d->dtype) || (unsigned)d->kind > AMP_CUDA_CONV_BWD_FILTER)
+    if (d->nsp < 1 || d->nsp > 3 || !amp_cuda_float_dtype(d->dtype) || (unsigned)d->kind > AMP_CUDA_CONV_BWD_FILTER ||
+        (d->bias && d->kind != AMP_CUDA_CONV_FWD))
         return amp_seterr(cu->ctx, AMP_ERR_UNSUPPORTED, "%s: not a convolution cuDNN runs here", what);
     amp_cuda_conv_plan *p = amp_calloc(cu->ctx, 1, sizeof *p);
     if (!p) return amp_seterr(cu->ctx, AMP_ERR_NO_MEMORY, "%s: no memory for the plan", what);
@@ -261,8 +293,13 @@ static amp_status plan_build(amp_cuda *cu, const amp_cuda_conv_desc *d, amp_cuda
     cudnnDataType_t dt = dnn_dtype(d->dtype);
     amp_status s = AMP_OK;
     for (int t = 0; t < 3 && !s; t++)
-        s = tensor_desc(cu, UID_X + t, dt, rank, dims[t], t == 0 && (d->plant & AMP_CUDA_CONV_PLANT_X_STRIDES),
+        s = tensor_desc(cu, UID_X + t, dt, rank, dims[t], t == 0 && (d->plant & AMP_CUDA_CONV_PLANT_X_STRIDES), false,
                         &p->t[t]);
+    if (!s && d->bias) { /* the sum stays FP32 until the bias is added: one rounding, as on the CPU */
+        int64_t bdims[5] = {1, dims[2][1], 1, 1, 1};
+        s = tensor_desc(cu, UID_CONV, CUDNN_DATA_FLOAT, rank, dims[2], false, true, &p->t[3]);
+        if (!s) s = tensor_desc(cu, UID_B, dt, rank, bdims, false, false, &p->t[4]);
+    }
     if (!s) s = conv_desc(cu, d, nsp, &p->conv);
     if (!s) s = op_desc(cu, p);
     if (!s) s = choose_plan(cu, p, what);
@@ -319,20 +356,26 @@ void amp_cuda_conv_cache_free(amp_cuda *cu) {
     cu->conv_plans = NULL;
 }
 
-amp_status amp_cuda_conv_run(amp_cuda *cu, const amp_cuda_conv_plan *p, void *x, void *w, void *y, void *ws,
-                             size_t ws_bytes) {
+amp_status amp_cuda_conv_run(amp_cuda *cu, const amp_cuda_conv_plan *p, void *x, void *w, void *y, const void *b,
+                             void *ws, size_t ws_bytes) {
     char what[256];
-    void *ptrs[3] = {x, w, y};
-    int64_t uids[3] = {UID_X, UID_W, UID_Y};
+    void *ptrs[4] = {x, w, y, (void *)b};
+    int64_t uids[4] = {UID_X, UID_W, UID_Y, UID_B};
+    int n = p->d.bias ? 4 : 3;
+    if (!p->d.bias != !b) {
+        describe(&p->d, what, sizeof what);
+        return amp_seterr(cu->ctx, AMP_ERR_INTERNAL, "%s: a plan %s a bias run %s one", what,
+                          p->d.bias ? "with" : "without", b ? "with" : "without");
+    }
     if (ws_bytes < p->ws || (p->ws && !ws)) {
         describe(&p->d, what, sizeof what);
         return amp_seterr(cu->ctx, AMP_ERR_INTERNAL, "%s: workspace of %zu bytes, the plan needs %zu", what, ws_bytes,
                           p->ws);
     }
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < n; i++)
         if (!ptrs[i] || (uintptr_t)ptrs[i] % 16) {
             describe(&p->d, what, sizeof what);
-            return amp_seterr(cu->ctx, AMP_ERR_INTERNAL, "%s: %c at %p is not 16-byte aligned", what, "XWY"[i], ptrs[i]);
+            return amp_seterr(cu->ctx, AMP_ERR_INTERNAL, "%s: %c at %p is not 16-byte aligned", what, "XWYB"[i], ptrs[i]);
         }
     amp_context *ctx = cu->ctx;
     cudnnBackendDescriptor_t vp = NULL;
@@ -340,10 +383,10 @@ amp_status amp_cuda_conv_run(amp_cuda *cu, const amp_cuda_conv_plan *p, void *x,
     if (!s) s = AMP_CUDA_DNN(ctx, cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &vp));
     if (!s)
         s = AMP_CUDA_DNN(ctx,
-                         cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, 3, uids));
+                         cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, n, uids));
     if (!s)
         s = AMP_CUDA_DNN(ctx,
-                         cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, 3, ptrs));
+                         cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, n, ptrs));
     if (!s)
         s = AMP_CUDA_DNN(ctx, cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &ws));
     if (!s) s = AMP_CUDA_DNN(ctx, cudnnBackendFinalize(vp));

@@ -6,7 +6,8 @@
  * strides, 16-byte alignment and one uid each (X 1, W 2, Y 3), a convolution descriptor
  * (cross-correlation, FP32 compute for f32, f16 and bf16; dilations, strides, pre and post
  * paddings; groups follow from the channel dims), one operation, the operation graph, engine
- * heuristics in mode A, and the first configuration whose plan finalises. f32 skips engines
+ * heuristics in mode A, and the first configuration whose plan finalises. A forward plan may
+ * add Conv's bias in the same graph (a pointwise ADD on the FP32 sum, a virtual tensor). f32 skips engines
  * that use tensor cores (TF32) unless cu->allow_tf32; every dtype prefers deterministic engines
  * (a run is bit-identical to the last, which CUDA graph replay relies on) and takes a
  * nondeterministic one only when nothing else finalises. 1-D convolutions run as 2-D with H = 1.
@@ -58,6 +59,7 @@ typedef struct amp_cuda_conv_desc {
     int nsp;             /* spatial dims: 1 or 2 (1 runs as 2 with H = 1) or 3 */
     int64_t x[5], w[5], y[5]; /* N C spatial..., M C/G k..., N M out... (nsp + 2 each) */
     int64_t stride[3], dilation[3], pre[3], post[3];
+    int bias;            /* FWD only: Y = conv + B[c] in the same graph (a pointwise ADD on the FP32 sum) */
     unsigned plant;      /* AMP_CUDA_CONV_PLANT_* */
     int tf32;            /* filled by amp_cuda_conv_plan_get from cu->allow_tf32 */
 } amp_cuda_conv_desc;
@@ -77,10 +79,11 @@ int amp_cuda_conv_cache_count(const amp_cuda *cu);
 void amp_cuda_conv_cache_free(amp_cuda *cu);
 
 /* Enqueues the plan on cu->stream. x, w, y are device pointers to the tensors of d (the output
- * is y for FWD, x for BWD_DATA, w for BWD_FILTER; it is overwritten), ws a device workspace of
- * ws_bytes, at least the plan's workspace (may be NULL when that is 0). */
-amp_status amp_cuda_conv_run(amp_cuda *cu, const amp_cuda_conv_plan *p, void *x, void *w, void *y, void *ws,
-                             size_t ws_bytes);
+ * is y for FWD, x for BWD_DATA, w for BWD_FILTER; it is overwritten), b the bias (plans with
+ * d.bias; NULL otherwise), ws a device workspace of ws_bytes, at least the plan's workspace (may
+ * be NULL when that is 0). */
+amp_status amp_cuda_conv_run(amp_cuda *cu, const amp_cuda_conv_plan *p, void *x, void *w, void *y, const void *b,
+                             void *ws, size_t ws_bytes);
 
 #ifdef __cplusplus
 }

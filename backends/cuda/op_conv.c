@@ -1,9 +1,9 @@
 /* The convolution family on CUDA: Conv and ConvGrad through cuDNN's graph API (conv.h).
  *
- * Conv runs one forward plan and adds its bias B, when given, with a kernel of its own
- * (conv_bias.cu) after the convolution: a fused pointwise ADD in cuDNN's graph is left for
- * later (it needs the emulator to compute fused graphs), so f16 and bf16 outputs are rounded
- * twice, once by the convolution and once after the bias (within the dtype's test tolerance).
+ * Conv runs one forward plan; its bias B, when given, is a pointwise ADD in the same graph, on
+ * the FP32 sum (one rounding of the output, as on the CPU). Should no engine finalise the fused
+ * graph, the plan is the convolution alone and a kernel of our own (conv_bias.cu) adds B after
+ * it (f16 and bf16 outputs are then rounded twice).
  * ConvGrad (ir/ops/conv_grad.def: (dY, X, W) -> (dX, dW, dB), each output optional) runs a
  * backward-data plan for dX and a backward-filter plan for dW, one after the other on the
  * stream, so they share one workspace of the larger size; dB is the per-channel sum of dY
@@ -21,6 +21,7 @@
 typedef struct conv_state {
     const amp_cuda_conv_plan *fwd, *bwd_data, *bwd_filter; /* borrowed from the plan cache */
     bool empty;                                            /* an operand has no elements: no plan */
+    bool bias_kernel;                                      /* Conv's B by conv_bias.cu, not in the plan */
     int64_t N, M, S;                                       /* images, output channels, output positions */
 } conv_state;
 
@@ -106,8 +107,15 @@ static amp_status conv_prepare(amp_cuda *cu, const amp_kernel *k, void **state, 
     size_t ws = 0;
     if (!st->empty) {
         if (!grad) {
+            d.bias = k->nin > 2 && k->in[2];
             s = amp_cuda_conv_plan_get(cu, &d, &st->fwd);
+            if (s == AMP_ERR_UNSUPPORTED && d.bias) { /* no fused engine: the bias by a kernel of its own */
+                d.bias = 0;
+                st->bias_kernel = true;
+                s = amp_cuda_conv_plan_get(cu, &d, &st->fwd);
+            }
             if (!s) ws = amp_cuda_conv_plan_workspace(st->fwd);
+            d.bias = 0;
         }
         if (grad && wanted(k, 0)) {
             d.kind = AMP_CUDA_CONV_BWD_DATA;
@@ -145,18 +153,21 @@ static amp_status conv_run(amp_cuda *cu, const amp_kernel *k, void *state) {
         if (st->empty)
             s = zero(cu, Y);
         else
-            s = amp_cuda_conv_run(cu, st->fwd, X->data, W->data, Y->data, k->ws, k->ws_bytes);
-        if (!s && B && Y->numel)
+            s = amp_cuda_conv_run(cu, st->fwd, X->data, W->data, Y->data, st->bias_kernel || !B ? NULL : B->data, k->ws,
+                                  k->ws_bytes);
+        if (!s && B && Y->numel && (st->empty || st->bias_kernel))
             s = AMP_CUDA_RT(cu->ctx, amp_cuda_conv_bias_add(cu->stream, Y->dtype, Y->data, B->data, st->N, st->M, st->S));
         return s;
     }
     const amp_tensor *dY = k->in[0], *X = k->in[1], *W = k->in[2];
     amp_tensor *dX = wanted(k, 0) ? k->out[0] : NULL, *dW = wanted(k, 1) ? k->out[1] : NULL,
                *dB = wanted(k, 2) ? k->out[2] : NULL;
-    if (dX) s = st->empty ? zero(cu, dX) : amp_cuda_conv_run(cu, st->bwd_data, dX->data, W->data, dY->data, k->ws, k->ws_bytes);
+    if (dX)
+        s = st->empty ? zero(cu, dX)
+                      : amp_cuda_conv_run(cu, st->bwd_data, dX->data, W->data, dY->data, NULL, k->ws, k->ws_bytes);
     if (!s && dW)
         s = st->empty ? zero(cu, dW)
-                      : amp_cuda_conv_run(cu, st->bwd_filter, X->data, dW->data, dY->data, k->ws, k->ws_bytes);
+                      : amp_cuda_conv_run(cu, st->bwd_filter, X->data, dW->data, dY->data, NULL, k->ws, k->ws_bytes);
     if (!s && dB)
         s = AMP_CUDA_RT(cu->ctx, amp_cuda_reduce_channels(cu->stream, dY->dtype, dY->data, dB->dtype, dB->data, st->N,
                                                           st->M, st->S, 1.0f, 0.0f));

@@ -5,13 +5,15 @@
  * descriptor with wrong strides, a workspace smaller than the plan's, a host pointer).
  *
  * Tolerances on the relative L2 error: both sides compute in f32 from the same rounded inputs,
- * in different orders; f32 1e-5 (sums of up to a few thousand terms, ~1e-7 in practice), f16
- * 2e-3 and bf16 1.5e-2 (about 4 units in the last place of the output type: the outputs are
- * rounded once on each side, and Conv's bias is added after a rounded convolution on CUDA). */
+ * in different orders, and round the output once; f32 1e-5 (sums of up to a few thousand terms,
+ * ~1e-6 in practice), f16 2e-3 and bf16 1.5e-2 (about 4 units in the last place of the output
+ * type: what a device whose engines cannot fuse the bias gives, the bias then added to a rounded
+ * convolution; the emulator, fused, stays below 1e-4 in both). */
 #include <stdlib.h>
 
 #include "backends/backend.h"
 #include "backends/cuda/conv.h"
+#include "backends/cuda/conv_bias.h"
 #include "backends/cuda/emu/fake_runtime.h"
 #include "base/elem.h"
 #include "ir/grad.h"
@@ -500,6 +502,18 @@ static void t_plans(void) {
             CT_CHECK(s == AMP_OK && q == p, "the same shape twice gives another plan");
         }
     CT_CHECK(amp_cuda_conv_cache_count(&cu) - before <= 9, "cache grew by %d", amp_cuda_conv_cache_count(&cu) - before);
+    /* the forward convolution with its bias in the graph */
+    for (int d = 0; d < 3; d++) {
+        amp_cuda_conv_desc desc = plan_desc(AMP_CUDA_CONV_FWD, dtypes[d]);
+        desc.bias = 1;
+        const amp_cuda_conv_plan *p = NULL;
+        amp_status s = amp_cuda_conv_plan_get(&cu, &desc, &p);
+        CT_CHECK(s == AMP_OK, "fused plan %s: %s", amp_dtype_name(dtypes[d]), amp_context_last_error(ctx));
+        CT_CHECK(amp_cuda_conv_plan_configs(p) > 1, "fused plan %s: %d configurations", amp_dtype_name(dtypes[d]),
+                 amp_cuda_conv_plan_configs(p));
+        printf("  plan fwd+bias %s: %d configurations, #%d used, workspace %zu bytes\n", amp_dtype_name(dtypes[d]),
+               amp_cuda_conv_plan_configs(p), amp_cuda_conv_plan_config_used(p), amp_cuda_conv_plan_workspace(p));
+    }
     /* the op prepares through the cache too: preparing a node twice builds no plan */
     conv_case c = {.nsp = 2, .N = 1, .C = 3, .M = 2, .in = {10, 10}, .k = {3, 3}, .dt = AMP_BF16};
     run_result r1 = conv_backward(&c, all3, 1);
@@ -508,6 +522,33 @@ static void t_plans(void) {
     run_result r2 = conv_backward(&c, all3, 2);
     CHECK_RUN(r2, &c, "second prepare");
     CT_CHECK(amp_cuda_conv_cache_count(&cu) == mid, "the second prepare built %d plans", amp_cuda_conv_cache_count(&cu) - mid);
+}
+
+/* the fallback bias kernel against the same formula on the host: f32 sum, one rounding (exact) */
+static void t_bias_kernel(void) {
+    for (int d = 0; d < 3; d++) {
+        amp_dtype dt = dtypes[d];
+        int64_t yd[3] = {2, 5, 13}, bd[1] = {5};
+        amp_tensor *y = host_rand(dt, 3, yd, 70), *b = host_rand(dt, 1, bd, 71), *got = NULL;
+        CT_CHECK(y && b && amp_tensor_create(ctx, dt, 3, yd, &got) == AMP_OK, "tensors");
+        dev_tensor dy, db;
+        int ok = dev_make(&dy, y, 1) && dev_make(&db, b, 1);
+        cudaError_t e = ok ? amp_cuda_conv_bias_add(cu.stream, dt, dy.mem, db.mem, 2, 5, 13) : cudaErrorMemoryAllocation;
+        if (!e) e = cudaMemcpy(got->data, dy.mem, got->nbytes, cudaMemcpyDeviceToHost);
+        int64_t bad = 0;
+        for (int64_t i = 0; !e && i < y->numel; i++) {
+            float v = (float)amp_ld(dt, y->data, i) + (float)amp_ld(dt, b->data, (i / 13) % 5);
+            double w = dt == AMP_F16 ? amp_f16_to_f32(amp_f32_to_f16(v)) : dt == AMP_BF16 ? amp_bf16_to_f32(amp_f32_to_bf16(v)) : v;
+            if (amp_ld(dt, got->data, i) != w) bad++;
+        }
+        dev_free(&dy);
+        dev_free(&db);
+        amp_tensor_destroy(y);
+        amp_tensor_destroy(b);
+        amp_tensor_destroy(got);
+        CT_CHECK(e == cudaSuccess, "bias kernel %s: %s", amp_dtype_name(dt), cudaGetErrorString(e));
+        CT_CHECK(bad == 0, "bias kernel %s: %lld of 130 values differ", amp_dtype_name(dt), (long long)bad);
+    }
 }
 
 /* runs plan p over fresh device buffers of desc d; fills *err with the rel L2 error against the
@@ -533,7 +574,7 @@ static amp_status run_plan_forward(const amp_cuda_conv_desc *d, const amp_cuda_c
     dev_make(&dw, w, 1);
     dev_make(&dy, ycpu, 0);
     if (ws_bytes) cudaMalloc(&ws, ws_bytes);
-    if (!s) s = amp_cuda_conv_run(&cu, p, dx.mem, dw.mem, dy.mem, ws, ws_bytes);
+    if (!s) s = amp_cuda_conv_run(&cu, p, dx.mem, dw.mem, dy.mem, NULL, ws, ws_bytes);
     if (!s) {
         cudaMemcpy(ygot->data, dy.mem, ygot->nbytes, cudaMemcpyDeviceToHost);
         float *a = as_floats(ygot), *b = as_floats(ycpu);
@@ -588,7 +629,7 @@ static amp_status run_plan_raw(const amp_cuda_conv_desc *d, const amp_cuda_conv_
         memcpy(hx, h[0]->data, h[0]->nbytes);
     }
     if (!s)
-        s = amp_cuda_conv_run(&cu, p, host_x ? hx : dv[0].mem, dv[1].mem, dv[2].mem, ws,
+        s = amp_cuda_conv_run(&cu, p, host_x ? hx : dv[0].mem, dv[1].mem, dv[2].mem, NULL, ws,
                               amp_cuda_conv_plan_workspace(p));
     free(hx);
     if (ws) cudaFree(ws);
@@ -682,6 +723,7 @@ static const ct_case cases[] = {
     {"planted_strides", t_planted_strides},
     {"planted_memory", t_planted_memory},
     {"planted_mode", t_planted_mode},
+    {"bias_kernel", t_bias_kernel},
     {NULL, NULL},
 };
 

@@ -10,8 +10,9 @@
  *     property descriptor).
  *   cudnnBackendExecute: reads the plan back through the real getters (its workspace size and
  *     CUDNN_ATTR_EXECUTION_PLAN_JSON_REPRESENTATION, cuDNN's own serialisation of the operation
- *     graph it finalised: tensors with dims, strides, data type, uid, alignment; the operation
- *     with its mode, compute type, alpha, beta, paddings, strides, dilations, groups), checks
+ *     graph it finalised: tensors with dims, strides, data type, uid, alignment, virtuality; the
+ *     convolution with its mode, compute type, alpha, beta, paddings, strides, dilations, groups;
+ *     a forward convolution may be followed by a pointwise ADD of a bias to its virtual sum), checks
  *     every pointer and the workspace, poisons the workspace and the output, and computes the
  *     convolution in FP32 on the CPU, through amp_emu_enqueue on the handle's stream. cuDNN 9.19
  *     answers NOT_SUPPORTED for CUDNN_ATTR_OPERATIONGRAPH_OPS, so the plan's JSON is the one
@@ -22,9 +23,10 @@
  *     real getter).
  *   cudnnGetLastErrorString: the message of the interposer's last refusal, else the library's.
  *
- * Anything in the plan this file does not understand (another operation, a fused graph, a
- * virtual or by-value tensor, vectorised or reordered layouts, convolution mode, compute type,
- * data types that differ) is CUDNN_STATUS_NOT_SUPPORTED with a message, never a guess. */
+ * Anything in the plan this file does not understand (another operation or fusion, a by-value
+ * tensor, a virtual one elsewhere than before the bias, vectorised or reordered layouts,
+ * another convolution mode or compute type, data types that differ) is
+ * CUDNN_STATUS_NOT_SUPPORTED with a message, never a guess. */
 #include <cudnn.h>
 #include <dlfcn.h>
 
@@ -244,6 +246,7 @@ struct tensor {
   int rank = 0;
   int64_t dim[kMaxRank] = {0}, stride[kMaxRank] = {0};
   int64_t align = 0;
+  bool virt = false; /* an intermediate of the graph: FP32, never in memory */
   void *ptr = nullptr;
 };
 
@@ -251,7 +254,10 @@ enum op_kind { OP_FWD, OP_BWD_DATA, OP_BWD_FILTER };
 
 struct conv_job {
   op_kind op = OP_FWD;
-  tensor x, w, y;  /* X (dX), W (dW), Y (dY) */
+  tensor x, w, y;  /* X (dX), W (dW), Y (dY); Y virtual when a bias follows */
+  bool bias = false; /* forward + pointwise ADD: out = alpha1 * Y + alpha2 * B (B broadcast) */
+  tensor b, out;
+  float alpha1 = 1, alpha2 = 1;
   int nsp = 0;     /* spatial dims of the tensors */
   int64_t pre[3] = {0}, stride[3] = {1, 1, 1}, dil[3] = {1, 1, 1}, groups = 1;
   float alpha = 1, beta = 0;
@@ -350,8 +356,10 @@ template <class F> void for_each_tap(const conv_job &j, const view &X, const vie
  * out = alpha * sum + beta * out, rounded once to the output type. */
 cudaError_t compute(const conv_job &j) {
   view X(j.x, j.nsp), W(j.w, j.nsp), Y(j.y, j.nsp);
-  const tensor &out = j.op == OP_FWD ? j.y : j.op == OP_BWD_DATA ? j.x : j.w;
-  const view &O = j.op == OP_FWD ? Y : j.op == OP_BWD_DATA ? X : W;
+  const tensor &out = j.op == OP_FWD ? (j.bias ? j.out : j.y) : j.op == OP_BWD_DATA ? j.x : j.w;
+  view Out(out, j.nsp), Bv(j.bias ? j.b : out, j.nsp);
+  const view &O = j.op == OP_FWD ? Y : j.op == OP_BWD_DATA ? X : W; /* the sum's dims */
+  for (int i = 0; i < 5; i++) Bv.s[i] = Bv.d[i] == 1 ? 0 : Bv.s[i]; /* the bias broadcasts */
   /* the output's old values first (beta), then poison: what the sum does not write stays NaN */
   int64_t count = 1;
   for (int i = 0; i < 5; i++) count *= O.d[i];
@@ -369,13 +377,13 @@ cudaError_t compute(const conv_job &j) {
   };
   if (j.beta != 0) {
     old.resize((size_t)count);
-    for_each_out([&](int64_t a, int64_t b, const int64_t *sp) { old[(size_t)flat(a, b, sp)] = load(out, O.off(a, b, sp)); });
+    for_each_out([&](int64_t a, int64_t b, const int64_t *sp) { old[(size_t)flat(a, b, sp)] = load(out, Out.off(a, b, sp)); });
   }
   for_each_out([&](int64_t a, int64_t b, const int64_t *sp) {
     if (out.type == E_F32)
-      store(out, O.off(a, b, sp), NAN);
+      store(out, Out.off(a, b, sp), NAN);
     else
-      static_cast<uint16_t *>(out.ptr)[O.off(a, b, sp)] = 0xFFFFu;
+      static_cast<uint16_t *>(out.ptr)[Out.off(a, b, sp)] = 0xFFFFu;
   });
   switch (j.op) {
     case OP_FWD:
@@ -398,7 +406,8 @@ cudaError_t compute(const conv_job &j) {
     size_t f = (size_t)flat(a, b, sp);
     float v = j.alpha * acc[f];
     if (j.beta != 0) v += j.beta * old[f];
-    store(out, O.off(a, b, sp), v);
+    if (j.bias) v = j.alpha1 * v + j.alpha2 * load(j.b, Bv.off(a, b, sp)); /* the virtual sum stays FP32 */
+    store(out, Out.off(a, b, sp), v);
   });
   return cudaSuccess;
 }
@@ -438,9 +447,9 @@ cudnnStatus_t read_tensor(const jv &t, tensor *out) {
     out->type = E_BF16;
   else
     return refuse(CUDNN_STATUS_NOT_SUPPORTED, "tensor %lld: data type %s", (long long)out->uid, type->str.c_str());
-  if ((virt && virt->num != 0) || (byval && byval->num != 0))
-    return refuse(CUDNN_STATUS_NOT_SUPPORTED, "tensor %lld is virtual or by value (fused graphs are not emulated)",
-                  (long long)out->uid);
+  if (byval && byval->num != 0)
+    return refuse(CUDNN_STATUS_NOT_SUPPORTED, "tensor %lld is by value", (long long)out->uid);
+  out->virt = virt && virt->num != 0;
   if ((vect && vect->num != 1) || (reord && reord->str != "CUDNN_TENSOR_REORDERING_NONE"))
     return refuse(CUDNN_STATUS_NOT_SUPPORTED, "tensor %lld is vectorised or reordered", (long long)out->uid);
   int nd = 0, ns = 0;
@@ -453,6 +462,34 @@ cudnnStatus_t read_tensor(const jv &t, tensor *out) {
     if (out->dim[i] < 0 || out->stride[i] < 0)
       return refuse(CUDNN_STATUS_NOT_SUPPORTED, "tensor %lld: negative dim or stride", (long long)out->uid);
   out->align = align && align->k == jv::NUM ? (int64_t)align->num : 1;
+  return CUDNN_STATUS_SUCCESS;
+}
+
+/* The second node of a forward graph: out = alpha1 * sum + alpha2 * B, the sum virtual. */
+template <class F> cudnnStatus_t read_bias(const jv &node, F find, conv_job *j) {
+  static const char *const known[] = {"operation", "pointwiseMode", "mathPrec", "alpha1", "alpha2", "X", "B", "Y"};
+  for (auto &kv : node.obj) {
+    bool k = false;
+    for (const char *name : known) k |= kv.first == name;
+    if (!k) return refuse(CUDNN_STATUS_NOT_SUPPORTED, "pointwise attribute \"%s\" is not understood", kv.first.c_str());
+  }
+  const jv *op = node.get("operation"), *mode = node.get("pointwiseMode"), *prec = node.get("mathPrec");
+  if (!op || op->str != "CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR" || j->op != OP_FWD)
+    return refuse(CUDNN_STATUS_NOT_SUPPORTED, "%s after a convolution (a pointwise ADD after a forward one expected)",
+                  op ? op->str.c_str() : "(none)");
+  if (!mode || mode->str != "CUDNN_POINTWISE_ADD")
+    return refuse(CUDNN_STATUS_NOT_SUPPORTED, "pointwise mode %s", mode ? mode->str.c_str() : "(none)");
+  if (!prec || prec->str != "CUDNN_DATA_FLOAT")
+    return refuse(CUDNN_STATUS_NOT_SUPPORTED, "pointwise compute type %s", prec ? prec->str.c_str() : "(none)");
+  tensor x;
+  if (!find(node.get("X"), &x) || !find(node.get("B"), &j->b) || !find(node.get("Y"), &j->out))
+    return refuse(CUDNN_STATUS_NOT_SUPPORTED, "the pointwise node's X, B or Y is not one of the graph's tensors");
+  if (x.uid != j->y.uid || !x.virt || j->b.virt || j->out.virt)
+    return refuse(CUDNN_STATUS_NOT_SUPPORTED, "the pointwise node does not add B to the convolution's virtual output");
+  const jv *a1 = node.get("alpha1"), *a2 = node.get("alpha2");
+  j->alpha1 = a1 && a1->k == jv::NUM ? (float)a1->num : 1.0f;
+  j->alpha2 = a2 && a2->k == jv::NUM ? (float)a2->num : 1.0f;
+  j->bias = true;
   return CUDNN_STATUS_SUCCESS;
 }
 
@@ -474,9 +511,22 @@ cudnnStatus_t read_plan(cudnnBackendDescriptor_t plan, conv_job *j, int64_t *ws_
   const jv *tensors = graph ? graph->get("tensors") : nullptr, *nodes = graph ? graph->get("nodes") : nullptr;
   if (!tensors || tensors->k != jv::ARR || !nodes || nodes->k != jv::ARR)
     return refuse(CUDNN_STATUS_NOT_SUPPORTED, "the plan's JSON has no operation graph");
-  if (nodes->arr.size() != 1 || tensors->arr.size() != 3)
-    return refuse(CUDNN_STATUS_NOT_SUPPORTED, "a graph of %zu operations and %zu tensors (one convolution expected)",
-                  nodes->arr.size(), tensors->arr.size());
+  size_t nt = tensors->arr.size(), nn = nodes->arr.size();
+  if (!((nn == 1 && nt == 3) || (nn == 2 && nt == 5)))
+    return refuse(CUDNN_STATUS_NOT_SUPPORTED,
+                  "a graph of %zu operations and %zu tensors (a convolution, and a bias after a forward one, expected)",
+                  nn, nt);
+  std::vector<tensor> ts(nt);
+  for (size_t i = 0; i < nt; i++)
+    if ((s = read_tensor(tensors->arr[i], &ts[i]))) return s;
+  auto find = [&](const jv *ref, tensor *out) {
+    for (auto &t : ts)
+      if (ref && ref->k == jv::STR && std::to_string(t.uid) == ref->str) {
+        *out = t;
+        return true;
+      }
+    return false;
+  };
   const jv &node = nodes->arr[0];
   const jv *opname = node.get("operation");
   const char *xn, *wn, *yn;
@@ -503,22 +553,23 @@ cudnnStatus_t read_plan(cudnnBackendDescriptor_t plan, conv_job *j, int64_t *ws_
     return refuse(CUDNN_STATUS_NOT_SUPPORTED, "compute type %s (FP32 expected)", prec ? prec->str.c_str() : "(none)");
   j->alpha = alpha && alpha->k == jv::NUM ? (float)alpha->num : 1.0f;
   j->beta = beta && beta->k == jv::NUM ? (float)beta->num : 0.0f;
-  tensor ts[3];
-  for (int i = 0; i < 3; i++)
-    if ((s = read_tensor(tensors->arr[(size_t)i], &ts[i]))) return s;
   tensor *slots[3] = {&j->x, &j->w, &j->y};
   const char *names[3] = {xn, wn, yn};
-  for (int i = 0; i < 3; i++) {
-    const jv *ref = node.get(names[i]);
-    bool found = false;
-    for (auto &t : ts)
-      if (ref && ref->k == jv::STR && std::to_string(t.uid) == ref->str) {
-        *slots[i] = t;
-        found = true;
-      }
-    if (!found) return refuse(CUDNN_STATUS_NOT_SUPPORTED, "the convolution's %s is not one of the graph's tensors", names[i]);
-  }
-  if (j->x.type != j->w.type || j->x.type != j->y.type)
+  for (int i = 0; i < 3; i++)
+    if (!find(node.get(names[i]), slots[i]))
+      return refuse(CUDNN_STATUS_NOT_SUPPORTED, "the convolution's %s is not one of the graph's tensors", names[i]);
+  if (nn == 2 && (s = read_bias(nodes->arr[1], find, j))) return s;
+  for (const tensor &t : ts)
+    if (t.virt && !(j->bias && t.uid == j->y.uid))
+      return refuse(CUDNN_STATUS_NOT_SUPPORTED, "virtual tensor %lld is not the sum before the bias", (long long)t.uid);
+  if (j->bias && (j->out.type != j->x.type || j->b.type != j->x.type || j->out.rank != j->x.rank ||
+                  j->b.rank != j->x.rank))
+    return refuse(CUDNN_STATUS_NOT_SUPPORTED, "the bias or the output differs from X in data type or rank");
+  for (int i = 0; j->bias && i < j->out.rank; i++)
+    if (j->out.dim[i] != j->y.dim[i] || (j->b.dim[i] != 1 && j->b.dim[i] != j->y.dim[i]))
+      return refuse(CUDNN_STATUS_BAD_PARAM, "dim %d: sum %lld, bias %lld, output %lld do not broadcast", i,
+                    (long long)j->y.dim[i], (long long)j->b.dim[i], (long long)j->out.dim[i]);
+  if (j->x.type != j->w.type || (j->bias ? j->y.type != E_F32 : j->x.type != j->y.type))
     return refuse(CUDNN_STATUS_NOT_SUPPORTED, "tensors of different data types");
   if (j->x.rank != j->w.rank || j->x.rank != j->y.rank)
     return refuse(CUDNN_STATUS_NOT_SUPPORTED, "tensors of different ranks");
@@ -665,8 +716,9 @@ cudnnStatus_t cudnnBackendExecute(cudnnHandle_t handle, cudnnBackendDescriptor_t
   void *ws = nullptr;
   s = cudnnBackendGetAttribute(pack, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &n, &ws);
   if (s) return refuse(s, "the variant pack's workspace cannot be read");
-  tensor *ts[3] = {&j.x, &j.w, &j.y};
+  tensor *ts[5] = {&j.x, &j.w, j.bias ? &j.out : &j.y, &j.b, nullptr};
   for (tensor *t : ts) {
+    if (!t || (t == &j.b && !j.bias)) continue;
     for (size_t i = 0; i < rec.uids.size(); i++)
       if (rec.uids[i] == t->uid) t->ptr = rec.ptrs[i];
     size_t bytes = extent(*t);
