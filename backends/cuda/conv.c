@@ -317,7 +317,8 @@ static amp_status plan_build(amp_cuda *cu, const amp_cuda_conv_desc *d, amp_cuda
 }
 
 amp_status amp_cuda_conv_plan_get(amp_cuda *cu, const amp_cuda_conv_desc *d, const amp_cuda_conv_plan **out) {
-    amp_cuda_conv_desc key = *d;
+    amp_cuda_conv_desc key;
+    memcpy(&key, d, sizeof key); /* padding included: the key is compared bytewise */
     key.tf32 = cu->allow_tf32 ? 1 : 0;
     for (amp_cuda_conv_plan *p = cu->conv_plans; p; p = p->next)
         if (!memcmp(&p->d, &key, sizeof key)) {

@@ -26,7 +26,7 @@ typedef struct conv_state {
 } conv_state;
 
 static bool wanted(const amp_kernel *k, int i) {
-    return i < k->nout && k->out[i] && (!k->n->outputs || i >= k->n->n_outputs || k->n->outputs[i] >= 0);
+    return i < k->nout && k->out[i] && (!k->n->outputs || (i < k->n->n_outputs && k->n->outputs[i] >= 0));
 }
 
 static bool refuse(amp_cuda *cu, const amp_kernel *k, const char *fmt, const char *detail) {
