@@ -12,6 +12,7 @@ struct amp_cuda_conv_plan {
     cudnnBackendDescriptor_t t[5], conv, op, pw, pw_op, graph, cfg, plan; /* t: X W Y, the virtual sum, B */
     size_t ws;
     int configs, used;
+    unsigned notes; /* 1 << cudnnBackendNumericalNote_t of the engine in use */
     struct amp_cuda_conv_plan *next;
 };
 
@@ -170,8 +171,9 @@ static amp_status op_desc(amp_cuda *cu, amp_cuda_conv_plan *p) {
 
 /* Whether an engine's numerical notes allow it in this pass: f32 without TF32 takes no tensor-core
  * or down-converting engine; the first pass takes deterministic engines only. Notes that cannot
- * be read count as disallowing (the engine is skipped, never guessed at). */
-static bool engine_allowed(cudnnBackendDescriptor_t cfg, const amp_cuda_conv_desc *d, bool deterministic_only) {
+ * be read count as disallowing (the engine is skipped, never guessed at). *mask gets the notes. */
+static bool engine_allowed(cudnnBackendDescriptor_t cfg, const amp_cuda_conv_desc *d, bool deterministic_only,
+                           unsigned *mask) {
     cudnnBackendDescriptor_t eng = NULL;
     bool ok = false;
     int64_t n = 0;
@@ -182,7 +184,9 @@ static bool engine_allowed(cudnnBackendDescriptor_t cfg, const amp_cuda_conv_des
                                  (int64_t)(sizeof notes / sizeof notes[0]), &n, notes))
         goto done;
     ok = true;
+    *mask = 0;
     for (int64_t i = 0; i < n; i++) {
+        if ((unsigned)notes[i] < 32) *mask |= 1u << notes[i];
         if (d->dtype == AMP_F32 && !d->tf32 &&
             (notes[i] == CUDNN_NUMERICAL_NOTE_TENSOR_CORE || notes[i] == CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS))
             ok = false;
@@ -231,7 +235,8 @@ static amp_status choose_plan(amp_cuda *cu, amp_cuda_conv_plan *p, const char *w
     p->configs = (int)got;
     for (int pass = 0; pass < 2 && !p->plan; pass++) {
         for (int64_t i = 0; i < got && !p->plan; i++) {
-            if (!engine_allowed(cfgs[i], &p->d, pass == 0)) continue;
+            unsigned notes = 0;
+            if (!engine_allowed(cfgs[i], &p->d, pass == 0, &notes)) continue;
             cudnnBackendDescriptor_t plan = NULL;
             int64_t ws = 0, n = 0;
             if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, &plan)) continue;
@@ -249,6 +254,7 @@ static amp_status choose_plan(amp_cuda *cu, amp_cuda_conv_plan *p, const char *w
             p->plan = plan;
             p->ws = (size_t)ws;
             p->used = (int)i;
+            p->notes = notes;
             p->cfg = cfgs[i];
             cfgs[i] = NULL;
         }
@@ -337,6 +343,7 @@ amp_status amp_cuda_conv_plan_get(amp_cuda *cu, const amp_cuda_conv_desc *d, con
 size_t amp_cuda_conv_plan_workspace(const amp_cuda_conv_plan *p) { return p->ws; }
 int amp_cuda_conv_plan_configs(const amp_cuda_conv_plan *p) { return p->configs; }
 int amp_cuda_conv_plan_config_used(const amp_cuda_conv_plan *p) { return p->used; }
+unsigned amp_cuda_conv_plan_notes(const amp_cuda_conv_plan *p) { return p->notes; }
 
 int amp_cuda_conv_cache_count(const amp_cuda *cu) {
     int n = 0;

@@ -73,6 +73,8 @@ size_t amp_cuda_conv_plan_workspace(const amp_cuda_conv_plan *p);
 /* Engine configurations the heuristics returned, and the index of the one in use. */
 int amp_cuda_conv_plan_configs(const amp_cuda_conv_plan *p);
 int amp_cuda_conv_plan_config_used(const amp_cuda_conv_plan *p);
+/* The numerical notes of the engine in use, bit 1 << n for cudnnBackendNumericalNote_t n. */
+unsigned amp_cuda_conv_plan_notes(const amp_cuda_conv_plan *p);
 /* Plans in cu's cache. */
 int amp_cuda_conv_cache_count(const amp_cuda *cu);
 /* Frees every cached plan; harmless on an empty cache. */

@@ -524,6 +524,34 @@ static void t_plans(void) {
     CT_CHECK(amp_cuda_conv_cache_count(&cu) == mid, "the second prepare built %d plans", amp_cuda_conv_cache_count(&cu) - mid);
 }
 
+/* engines by their numerical notes: no TF32 for f32 unless allowed (then a plan of its own),
+ * deterministic engines for every kind and dtype */
+static void t_engines(void) {
+    const unsigned tc = 1u << CUDNN_NUMERICAL_NOTE_TENSOR_CORE, down = 1u << CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS,
+                   nondet = 1u << CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC;
+    for (int k = 0; k < 3; k++)
+        for (int d = 0; d < 3; d++) {
+            amp_cuda_conv_desc desc = plan_desc((amp_cuda_conv_kind)k, dtypes[d]);
+            const amp_cuda_conv_plan *p = NULL;
+            CT_CHECK(amp_cuda_conv_plan_get(&cu, &desc, &p) == AMP_OK, "plan: %s", amp_context_last_error(ctx));
+            unsigned notes = amp_cuda_conv_plan_notes(p);
+            CT_CHECK(!(notes & nondet), "kind %d %s: a nondeterministic engine", k, amp_dtype_name(dtypes[d]));
+            if (dtypes[d] == AMP_F32)
+                CT_CHECK(!(notes & (tc | down)), "kind %d f32: a TF32 engine (notes 0x%x) without allow_tf32", k, notes);
+        }
+    amp_cuda_conv_desc desc = plan_desc(AMP_CUDA_CONV_FWD, AMP_F32);
+    const amp_cuda_conv_plan *strict = NULL, *tf32 = NULL;
+    CT_CHECK(amp_cuda_conv_plan_get(&cu, &desc, &strict) == AMP_OK, "plan: %s", amp_context_last_error(ctx));
+    cu.allow_tf32 = true;
+    amp_status s = amp_cuda_conv_plan_get(&cu, &desc, &tf32);
+    cu.allow_tf32 = false;
+    CT_CHECK(s == AMP_OK, "TF32 plan: %s", amp_context_last_error(ctx));
+    CT_CHECK(tf32 != strict, "allow_tf32 shares the strict FP32 plan");
+    printf("  f32 forward: engine #%d (notes 0x%x) in FP32, #%d (notes 0x%x) with TF32 allowed\n",
+           amp_cuda_conv_plan_config_used(strict), amp_cuda_conv_plan_notes(strict),
+           amp_cuda_conv_plan_config_used(tf32), amp_cuda_conv_plan_notes(tf32));
+}
+
 /* the fallback bias kernel against the same formula on the host: f32 sum, one rounding (exact) */
 static void t_bias_kernel(void) {
     for (int d = 0; d < 3; d++) {
@@ -710,6 +738,7 @@ static void t_devprop(void) {
 static const ct_case cases[] = {
     {"devprop", t_devprop},
     {"plans", t_plans},
+    {"engines", t_engines},
     {"basic", t_basic},
     {"odd_shapes", t_odd},
     {"groups", t_groups},
