@@ -364,11 +364,40 @@ void amp_cuda_conv_cache_free(amp_cuda *cu) {
     cu->conv_plans = NULL;
 }
 
-amp_status amp_cuda_conv_run(amp_cuda *cu, const amp_cuda_conv_plan *p, void *x, void *w, void *y, const void *b,
-                             void *ws, size_t ws_bytes) {
+void amp_cuda_conv_pack_free(amp_cuda_conv_pack *pk) {
+    if (!pk) return;
+    if (pk->vp) cudnnBackendDestroyDescriptor(pk->vp);
+    int builds = pk->builds;
+    memset(pk, 0, sizeof *pk);
+    pk->builds = builds;
+}
+
+/* A finalised variant pack of n uids and pointers and the workspace. */
+static amp_status pack_build(amp_context *ctx, int n, void **ptrs, void *ws, cudnnBackendDescriptor_t *out) {
+    static const int64_t uids[4] = {UID_X, UID_W, UID_Y, UID_B};
+    cudnnBackendDescriptor_t vp = NULL;
+    amp_status s = AMP_CUDA_DNN(ctx, cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &vp));
+    if (!s)
+        s = AMP_CUDA_DNN(ctx,
+                         cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, n, uids));
+    if (!s)
+        s = AMP_CUDA_DNN(ctx,
+                         cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, n, ptrs));
+    if (!s)
+        s = AMP_CUDA_DNN(ctx, cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &ws));
+    if (!s) s = AMP_CUDA_DNN(ctx, cudnnBackendFinalize(vp));
+    if (s) {
+        if (vp) cudnnBackendDestroyDescriptor(vp);
+        return s;
+    }
+    *out = vp;
+    return AMP_OK;
+}
+
+amp_status amp_cuda_conv_run(amp_cuda *cu, const amp_cuda_conv_plan *p, amp_cuda_conv_pack *pk, void *x, void *w,
+                             void *y, const void *b, void *ws, size_t ws_bytes) {
     char what[256];
     void *ptrs[4] = {x, w, y, (void *)b};
-    int64_t uids[4] = {UID_X, UID_W, UID_Y, UID_B};
     int n = p->d.bias ? 4 : 3;
     if (!p->d.bias != !b) {
         describe(&p->d, what, sizeof what);
@@ -388,18 +417,22 @@ amp_status amp_cuda_conv_run(amp_cuda *cu, const amp_cuda_conv_plan *p, void *x,
     amp_context *ctx = cu->ctx;
     cudnnBackendDescriptor_t vp = NULL;
     amp_status s = AMP_CUDA_DNN(ctx, cudnnSetStream(cu->dnn, cu->stream));
-    if (!s) s = AMP_CUDA_DNN(ctx, cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &vp));
-    if (!s)
-        s = AMP_CUDA_DNN(ctx,
-                         cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, n, uids));
-    if (!s)
-        s = AMP_CUDA_DNN(ctx,
-                         cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, n, ptrs));
-    if (!s)
-        s = AMP_CUDA_DNN(ctx, cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &ws));
-    if (!s) s = AMP_CUDA_DNN(ctx, cudnnBackendFinalize(vp));
+    bool same = pk && pk->vp && pk->plan == p && pk->ws == ws && !memcmp(pk->ptrs, ptrs, sizeof ptrs);
+    if (!s && same) {
+        vp = pk->vp;
+    } else if (!s) {
+        if (pk) amp_cuda_conv_pack_free(pk);
+        s = pack_build(ctx, n, ptrs, ws, &vp);
+        if (!s && pk) {
+            pk->vp = vp;
+            pk->plan = p;
+            pk->ws = ws;
+            memcpy(pk->ptrs, ptrs, sizeof ptrs);
+            pk->builds++;
+        }
+    }
     if (!s) s = AMP_CUDA_DNN(ctx, cudnnBackendExecute(cu->dnn, p->plan, vp));
-    if (vp) cudnnBackendDestroyDescriptor(vp);
+    if (vp && !pk) cudnnBackendDestroyDescriptor(vp);
     if (s) {
         describe(&p->d, what, sizeof what);
         char lib[512];

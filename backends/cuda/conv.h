@@ -80,12 +80,24 @@ int amp_cuda_conv_cache_count(const amp_cuda *cu);
 /* Frees every cached plan; harmless on an empty cache. */
 void amp_cuda_conv_cache_free(amp_cuda *cu);
 
+/* The variant pack of one step, kept between its runs and rebuilt only when a pointer changes
+ * (the arena's pointers stay put from step to step). Zero it before its first use. */
+typedef struct amp_cuda_conv_pack {
+    cudnnBackendDescriptor_t vp;
+    const amp_cuda_conv_plan *plan;
+    void *ptrs[4], *ws;
+    int builds; /* variant packs built so far (tests) */
+} amp_cuda_conv_pack;
+/* Destroys the variant pack (builds is kept); harmless on a zeroed or freed one. */
+void amp_cuda_conv_pack_free(amp_cuda_conv_pack *pk);
+
 /* Enqueues the plan on cu->stream. x, w, y are device pointers to the tensors of d (the output
  * is y for FWD, x for BWD_DATA, w for BWD_FILTER; it is overwritten), b the bias (plans with
  * d.bias; NULL otherwise), ws a device workspace of ws_bytes, at least the plan's workspace (may
- * be NULL when that is 0). */
-amp_status amp_cuda_conv_run(amp_cuda *cu, const amp_cuda_conv_plan *p, void *x, void *w, void *y, const void *b,
-                             void *ws, size_t ws_bytes);
+ * be NULL when that is 0). pk keeps the variant pack for the next run (NULL: built for this run
+ * and destroyed). */
+amp_status amp_cuda_conv_run(amp_cuda *cu, const amp_cuda_conv_plan *p, amp_cuda_conv_pack *pk, void *x, void *w,
+                             void *y, const void *b, void *ws, size_t ws_bytes);
 
 #ifdef __cplusplus
 }

@@ -22,6 +22,7 @@ typedef struct conv_state {
     const amp_cuda_conv_plan *fwd, *bwd_data, *bwd_filter; /* borrowed from the plan cache */
     bool empty;                                            /* an operand has no elements: no plan */
     bool bias_kernel;                                      /* Conv's B by conv_bias.cu, not in the plan */
+    amp_cuda_conv_pack pack[2];                            /* Conv: [0]; ConvGrad: dX [0], dW [1] */
     int64_t N, M, S;                                       /* images, output channels, output positions */
 } conv_state;
 
@@ -137,7 +138,13 @@ static amp_status conv_prepare(amp_cuda *cu, const amp_kernel *k, void **state, 
     return AMP_OK;
 }
 
-static void conv_release(amp_cuda *cu, void *state) { amp_dealloc(cu->ctx, state); }
+static void conv_release(amp_cuda *cu, void *state) {
+    conv_state *st = state;
+    if (!st) return;
+    amp_cuda_conv_pack_free(&st->pack[0]);
+    amp_cuda_conv_pack_free(&st->pack[1]);
+    amp_dealloc(cu->ctx, st);
+}
 
 static amp_status zero(amp_cuda *cu, amp_tensor *t) {
     if (!t || !t->nbytes) return AMP_OK;
@@ -153,8 +160,8 @@ static amp_status conv_run(amp_cuda *cu, const amp_kernel *k, void *state) {
         if (st->empty)
             s = zero(cu, Y);
         else
-            s = amp_cuda_conv_run(cu, st->fwd, X->data, W->data, Y->data, st->bias_kernel || !B ? NULL : B->data, k->ws,
-                                  k->ws_bytes);
+            s = amp_cuda_conv_run(cu, st->fwd, &st->pack[0], X->data, W->data, Y->data,
+                                  st->bias_kernel || !B ? NULL : B->data, k->ws, k->ws_bytes);
         if (!s && B && Y->numel && (st->empty || st->bias_kernel))
             s = AMP_CUDA_RT(cu->ctx, amp_cuda_conv_bias_add(cu->stream, Y->dtype, Y->data, B->data, st->N, st->M, st->S));
         return s;
@@ -164,10 +171,12 @@ static amp_status conv_run(amp_cuda *cu, const amp_kernel *k, void *state) {
                *dB = wanted(k, 2) ? k->out[2] : NULL;
     if (dX)
         s = st->empty ? zero(cu, dX)
-                      : amp_cuda_conv_run(cu, st->bwd_data, dX->data, W->data, dY->data, NULL, k->ws, k->ws_bytes);
+                      : amp_cuda_conv_run(cu, st->bwd_data, &st->pack[0], dX->data, W->data, dY->data, NULL, k->ws,
+                                          k->ws_bytes);
     if (!s && dW)
         s = st->empty ? zero(cu, dW)
-                      : amp_cuda_conv_run(cu, st->bwd_filter, X->data, dW->data, dY->data, NULL, k->ws, k->ws_bytes);
+                      : amp_cuda_conv_run(cu, st->bwd_filter, &st->pack[1], X->data, dW->data, dY->data, NULL, k->ws,
+                                          k->ws_bytes);
     if (!s && dB)
         s = AMP_CUDA_RT(cu->ctx, amp_cuda_reduce_channels(cu->stream, dY->dtype, dY->data, dB->dtype, dB->data, st->N,
                                                           st->M, st->S, 1.0f, 0.0f));

@@ -602,7 +602,7 @@ static amp_status run_plan_forward(const amp_cuda_conv_desc *d, const amp_cuda_c
     dev_make(&dw, w, 1);
     dev_make(&dy, ycpu, 0);
     if (ws_bytes) cudaMalloc(&ws, ws_bytes);
-    if (!s) s = amp_cuda_conv_run(&cu, p, dx.mem, dw.mem, dy.mem, NULL, ws, ws_bytes);
+    if (!s) s = amp_cuda_conv_run(&cu, p, NULL, dx.mem, dw.mem, dy.mem, NULL, ws, ws_bytes);
     if (!s) {
         cudaMemcpy(ygot->data, dy.mem, ygot->nbytes, cudaMemcpyDeviceToHost);
         float *a = as_floats(ygot), *b = as_floats(ycpu);
@@ -657,7 +657,7 @@ static amp_status run_plan_raw(const amp_cuda_conv_desc *d, const amp_cuda_conv_
         memcpy(hx, h[0]->data, h[0]->nbytes);
     }
     if (!s)
-        s = amp_cuda_conv_run(&cu, p, host_x ? hx : dv[0].mem, dv[1].mem, dv[2].mem, NULL, ws,
+        s = amp_cuda_conv_run(&cu, p, NULL, host_x ? hx : dv[0].mem, dv[1].mem, dv[2].mem, NULL, ws,
                               amp_cuda_conv_plan_workspace(p));
     free(hx);
     if (ws) cudaFree(ws);
@@ -666,6 +666,48 @@ static amp_status run_plan_raw(const amp_cuda_conv_desc *d, const amp_cuda_conv_
         amp_tensor_destroy(h[i]);
     }
     return s;
+}
+
+/* a step's variant pack is built once and rebuilt when a pointer moves; results are the same */
+static void t_variant_pack(void) {
+    amp_cuda_conv_desc d = plan_desc(AMP_CUDA_CONV_FWD, AMP_F16);
+    const amp_cuda_conv_plan *p = NULL;
+    CT_CHECK(amp_cuda_conv_plan_get(&cu, &d, &p) == AMP_OK, "plan: %s", amp_context_last_error(ctx));
+    amp_tensor *x = host_rand(AMP_F16, 4, d.x, 80), *w = host_rand(AMP_F16, 4, d.w, 81), *y = NULL, *a = NULL, *b = NULL;
+    amp_tensor_create(ctx, AMP_F16, 4, d.y, &y);
+    amp_tensor_create(ctx, AMP_F16, 4, d.y, &a);
+    amp_tensor_create(ctx, AMP_F16, 4, d.y, &b);
+    dev_tensor dx, dw, dy1, dy2;
+    int ok = x && w && y && a && b && dev_make(&dx, x, 1) && dev_make(&dw, w, 1) && dev_make(&dy1, y, 0) &&
+             dev_make(&dy2, y, 0);
+    void *ws = NULL;
+    size_t wsb = amp_cuda_conv_plan_workspace(p);
+    if (ok && wsb) ok = cudaMalloc(&ws, wsb) == cudaSuccess;
+    amp_cuda_conv_pack pk;
+    memset(&pk, 0, sizeof pk);
+    amp_status s = ok ? AMP_OK : AMP_ERR_NO_MEMORY;
+    for (int i = 0; i < 2 && !s; i++)
+        s = amp_cuda_conv_run(&cu, p, &pk, dx.mem, dw.mem, dy1.mem, NULL, ws, wsb);
+    int after_two = pk.builds;
+    if (!s) s = amp_cuda_conv_run(&cu, p, &pk, dx.mem, dw.mem, dy2.mem, NULL, ws, wsb);
+    if (!s) cudaMemcpy(a->data, dy1.mem, a->nbytes, cudaMemcpyDeviceToHost);
+    if (!s) cudaMemcpy(b->data, dy2.mem, b->nbytes, cudaMemcpyDeviceToHost);
+    int same = !s && !memcmp(a->data, b->data, a->nbytes);
+    amp_cuda_conv_pack_free(&pk);
+    if (ws) cudaFree(ws);
+    dev_free(&dx);
+    dev_free(&dw);
+    dev_free(&dy1);
+    dev_free(&dy2);
+    amp_tensor_destroy(x);
+    amp_tensor_destroy(w);
+    amp_tensor_destroy(y);
+    amp_tensor_destroy(a);
+    amp_tensor_destroy(b);
+    CT_CHECK(s == AMP_OK, "runs: %s", amp_context_last_error(ctx));
+    CT_CHECK(after_two == 1, "two runs with the same pointers built %d variant packs", after_two);
+    CT_CHECK(pk.builds == 2, "a moved output built %d variant packs in all (2 expected)", pk.builds);
+    CT_CHECK(same, "the rebuilt variant pack computes something else");
 }
 
 /* PLANTED: a workspace smaller than the plan's is refused by the interposer; a host pointer too */
@@ -749,6 +791,7 @@ static const ct_case cases[] = {
     {"lenet", t_lenet},
     {"partial_and_empty", t_partial_and_empty},
     {"refuses", t_refuses},
+    {"variant_pack", t_variant_pack},
     {"planted_strides", t_planted_strides},
     {"planted_memory", t_planted_memory},
     {"planted_mode", t_planted_mode},
