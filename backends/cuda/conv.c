@@ -233,6 +233,7 @@ static amp_status choose_plan(amp_cuda *cu, amp_cuda_conv_plan *p, const char *w
     if (s) goto done;
     if (got > count) got = count;
     p->configs = (int)got;
+    bool fail_one = (p->d.plant & AMP_CUDA_CONV_PLANT_FAIL_FIRST) != 0;
     for (int pass = 0; pass < 2 && !p->plan; pass++) {
         for (int64_t i = 0; i < got && !p->plan; i++) {
             unsigned notes = 0;
@@ -247,7 +248,8 @@ static amp_status choose_plan(amp_cuda *cu, amp_cuda_conv_plan *p, const char *w
                                                          CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cu->devprop)) ||
                 cudnnBackendFinalize(plan) ||
                 cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &n, &ws) ||
-                ws < 0) {
+                ws < 0 || fail_one) {
+                fail_one = false;
                 cudnnBackendDestroyDescriptor(plan);
                 continue;
             }

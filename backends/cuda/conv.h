@@ -49,7 +49,8 @@ typedef enum amp_cuda_conv_kind {
 /* Test-only changes to a plan (they make it wrong on purpose; 0 in amprt's own use). */
 enum {
     AMP_CUDA_CONV_PLANT_X_STRIDES = 1u, /* X's descriptor says NCWH strides while the data is NCHW */
-    AMP_CUDA_CONV_PLANT_CONV_MODE = 2u  /* CUDNN_CONVOLUTION (a flipped kernel) in place of cross-correlation */
+    AMP_CUDA_CONV_PLANT_CONV_MODE = 2u, /* CUDNN_CONVOLUTION (a flipped kernel) in place of cross-correlation */
+    AMP_CUDA_CONV_PLANT_FAIL_FIRST = 4u /* the first configuration that finalises counts as failed */
 };
 
 /* What defines a plan. Zero it (memset) before filling: it is the cache key, compared bytewise. */

@@ -668,6 +668,21 @@ static amp_status run_plan_raw(const amp_cuda_conv_desc *d, const amp_cuda_conv_
     return s;
 }
 
+/* a configuration that does not finalise gives way to the next one, which computes the same */
+static void t_fallback(void) {
+    amp_cuda_conv_desc d = plan_desc(AMP_CUDA_CONV_FWD, AMP_F32);
+    const amp_cuda_conv_plan *first = NULL, *next = NULL;
+    CT_CHECK(amp_cuda_conv_plan_get(&cu, &d, &first) == AMP_OK, "plan: %s", amp_context_last_error(ctx));
+    d.plant = AMP_CUDA_CONV_PLANT_FAIL_FIRST;
+    CT_CHECK(amp_cuda_conv_plan_get(&cu, &d, &next) == AMP_OK, "plan: %s", amp_context_last_error(ctx));
+    CT_CHECK(amp_cuda_conv_plan_config_used(next) > amp_cuda_conv_plan_config_used(first),
+             "configuration #%d after #%d failed", amp_cuda_conv_plan_config_used(next),
+             amp_cuda_conv_plan_config_used(first));
+    double err = -1;
+    amp_status s = run_plan_forward(&d, next, &err);
+    CT_CHECK(s == AMP_OK && err <= tolerance(AMP_F32), "the next configuration: %s, rel L2 %g", amp_status_name(s), err);
+}
+
 /* a step's variant pack is built once and rebuilt when a pointer moves; results are the same */
 static void t_variant_pack(void) {
     amp_cuda_conv_desc d = plan_desc(AMP_CUDA_CONV_FWD, AMP_F16);
@@ -791,6 +806,7 @@ static const ct_case cases[] = {
     {"lenet", t_lenet},
     {"partial_and_empty", t_partial_and_empty},
     {"refuses", t_refuses},
+    {"fallback", t_fallback},
     {"variant_pack", t_variant_pack},
     {"planted_strides", t_planted_strides},
     {"planted_memory", t_planted_memory},
