@@ -12,7 +12,8 @@
  *     CUDNN_ATTR_EXECUTION_PLAN_JSON_REPRESENTATION, cuDNN's own serialisation of the operation
  *     graph it finalised: tensors with dims, strides, data type, uid, alignment, virtuality; the
  *     convolution with its mode, compute type, alpha, beta, paddings, strides, dilations, groups;
- *     a forward convolution may be followed by a pointwise ADD of a bias to its virtual sum), checks
+ *     a forward convolution may be followed by a pointwise ADD of a bias to its virtual sum; the
+ *     engine it names must be the one plan -> engine config -> engine gives), checks
  *     every pointer and the workspace, poisons the workspace and the output, and computes the
  *     convolution in FP32 on the CPU, through amp_emu_enqueue on the handle's stream. cuDNN 9.19
  *     answers NOT_SUPPORTED for CUDNN_ATTR_OPERATIONGRAPH_OPS, so the plan's JSON is the one
@@ -493,6 +494,20 @@ template <class F> cudnnStatus_t read_bias(const jv &node, F find, conv_job *j) 
   return CUDNN_STATUS_SUCCESS;
 }
 
+/* The global index of the plan's engine, read through plan -> engine config -> engine. */
+cudnnStatus_t plan_engine(cudnnBackendDescriptor_t plan, int64_t *id) {
+  cudnnBackendDescriptor_t cfg = nullptr, eng = nullptr;
+  int64_t n = 0;
+  cudnnStatus_t s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, &cfg);
+  if (!s) s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINE_DESCRIPTOR, &eng);
+  if (!s) s = cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n, &cfg);
+  if (!s) s = cudnnBackendGetAttribute(cfg, CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n, &eng);
+  if (!s) s = cudnnBackendGetAttribute(eng, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &n, id);
+  if (eng) cudnnBackendDestroyDescriptor(eng);
+  if (cfg) cudnnBackendDestroyDescriptor(cfg);
+  return s ? refuse(s, "the plan's engine cannot be read back") : CUDNN_STATUS_SUCCESS;
+}
+
 cudnnStatus_t read_plan(cudnnBackendDescriptor_t plan, conv_job *j, int64_t *ws_size) {
   int64_t n = 0;
   cudnnStatus_t s = cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &n,
@@ -507,6 +522,13 @@ cudnnStatus_t read_plan(cudnnBackendDescriptor_t plan, conv_job *j, int64_t *ws_
   json_reader r{text.data(), text.data() + std::min<int64_t>(n, len)};
   jv root = r.value(0);
   if (!r.ok || root.k != jv::OBJ) return refuse(CUDNN_STATUS_NOT_SUPPORTED, "the plan's JSON does not parse");
+  /* the JSON must describe this plan's engine: plan -> engine config -> engine through the getters */
+  int64_t engine_id = -1;
+  if ((s = plan_engine(plan, &engine_id))) return s;
+  const jv *engine = root.get("engine"), *eid = engine ? engine->get("engineId") : nullptr;
+  if (!eid || eid->k != jv::NUM || (int64_t)eid->num != engine_id)
+    return refuse(CUDNN_STATUS_BAD_PARAM, "the plan's JSON names engine %lld, its engine config engine %lld",
+                  eid && eid->k == jv::NUM ? (long long)eid->num : -1LL, (long long)engine_id);
   const jv *graph = root.get("operationGraph");
   const jv *tensors = graph ? graph->get("tensors") : nullptr, *nodes = graph ? graph->get("nodes") : nullptr;
   if (!tensors || tensors->k != jv::ARR || !nodes || nodes->k != jv::ARR)
