@@ -324,89 +324,99 @@ struct geom {
   }
 };
 
-/* Calls f(n, g, m, c, o[3], i[3], k[3]) for every in-bounds tap: output channel m of group g,
- * input channel c within the group, output position o, input position i, kernel tap k. */
+/* Calls f(xi, wi, yi) for every in-bounds tap, with the tap's flat indices into dense copies of
+ * X, W and Y (row-major over the views' five dims): output channel m of group m / (M / G),
+ * input channel c of that group, output position o, kernel tap k, input position
+ * o * stride - pre + k * dilation. */
 template <class F> void for_each_tap(const conv_job &j, const view &X, const view &W, const view &Y, F f) {
   geom g(j);
-  int64_t G = j.groups, Mg = W.d[0] / G, Cg = W.d[1];
-  int64_t o[3], i[3], k[3];
+  const int64_t C = X.d[1], ID = X.d[2], IH = X.d[3], IW = X.d[4];
+  const int64_t M = W.d[0], Cg = W.d[1], KD = W.d[2], KH = W.d[3], KW = W.d[4];
+  const int64_t OD = Y.d[2], OH = Y.d[3], OW = Y.d[4], Mg = M / j.groups;
   for (int64_t n = 0; n < X.d[0]; n++)
-    for (int64_t m = 0; m < W.d[0]; m++) {
+    for (int64_t m = 0; m < M; m++) {
       int64_t grp = m / Mg;
-      for (o[0] = 0; o[0] < Y.d[2]; o[0]++)
-        for (o[1] = 0; o[1] < Y.d[3]; o[1]++)
-          for (o[2] = 0; o[2] < Y.d[4]; o[2]++)
-            for (int64_t c = 0; c < Cg; c++)
-              for (k[0] = 0; k[0] < W.d[2]; k[0]++) {
-                i[0] = o[0] * g.st[0] - g.pre[0] + k[0] * g.dil[0];
-                if (i[0] < 0 || i[0] >= X.d[2]) continue;
-                for (k[1] = 0; k[1] < W.d[3]; k[1]++) {
-                  i[1] = o[1] * g.st[1] - g.pre[1] + k[1] * g.dil[1];
-                  if (i[1] < 0 || i[1] >= X.d[3]) continue;
-                  for (k[2] = 0; k[2] < W.d[4]; k[2]++) {
-                    i[2] = o[2] * g.st[2] - g.pre[2] + k[2] * g.dil[2];
-                    if (i[2] < 0 || i[2] >= X.d[4]) continue;
-                    f(n, grp * Cg + c, m, o, i, k);
+      for (int64_t od = 0; od < OD; od++)
+        for (int64_t oh = 0; oh < OH; oh++)
+          for (int64_t ow = 0; ow < OW; ow++) {
+            int64_t yi = (((n * M + m) * OD + od) * OH + oh) * OW + ow;
+            for (int64_t c = 0; c < Cg; c++) {
+              int64_t xc = (n * C + grp * Cg + c) * ID, wc = (m * Cg + c) * KD;
+              for (int64_t kd = 0; kd < KD; kd++) {
+                int64_t id = od * g.st[0] - g.pre[0] + kd * g.dil[0];
+                if (id < 0 || id >= ID) continue;
+                for (int64_t kh = 0; kh < KH; kh++) {
+                  int64_t ih = oh * g.st[1] - g.pre[1] + kh * g.dil[1];
+                  if (ih < 0 || ih >= IH) continue;
+                  int64_t xrow = ((xc + id) * IH + ih) * IW, wrow = ((wc + kd) * KH + kh) * KW;
+                  for (int64_t kw = 0; kw < KW; kw++) {
+                    int64_t iw = ow * g.st[2] - g.pre[2] + kw * g.dil[2];
+                    if (iw < 0 || iw >= IW) continue;
+                    f(xrow + iw, wrow + kw, yi);
                   }
                 }
               }
+            }
+          }
     }
 }
 
+/* Calls fn(a, b, sp, flat) over every element of a view's dims, flat its row-major index. */
+template <class F> void for_each_elem(const view &v, F fn) {
+  int64_t sp[3], flat = 0;
+  for (int64_t a = 0; a < v.d[0]; a++)
+    for (int64_t b = 0; b < v.d[1]; b++)
+      for (sp[0] = 0; sp[0] < v.d[2]; sp[0]++)
+        for (sp[1] = 0; sp[1] < v.d[3]; sp[1]++)
+          for (sp[2] = 0; sp[2] < v.d[4]; sp[2]++) fn(a, b, sp, flat++);
+}
+
+int64_t elems(const view &v) { return v.d[0] * v.d[1] * v.d[2] * v.d[3] * v.d[4]; }
+
+/* A dense FP32 copy of a tensor, read through its descriptor's strides. */
+std::vector<float> gather(const tensor &t, const view &v) {
+  std::vector<float> out((size_t)elems(v));
+  for_each_elem(v, [&](int64_t a, int64_t b, const int64_t *sp, int64_t f) { out[(size_t)f] = load(t, v.off(a, b, sp)); });
+  return out;
+}
+
 /* The convolution in FP32 on the CPU: sums into an FP32 buffer of the output's size, then
- * out = alpha * sum + beta * out, rounded once to the output type. */
+ * out = alpha * sum + beta * out (then + the bias), rounded once to the output type. */
 cudaError_t compute(const conv_job &j) {
   view X(j.x, j.nsp), W(j.w, j.nsp), Y(j.y, j.nsp);
   const tensor &out = j.op == OP_FWD ? (j.bias ? j.out : j.y) : j.op == OP_BWD_DATA ? j.x : j.w;
   view Out(out, j.nsp), Bv(j.bias ? j.b : out, j.nsp);
   const view &O = j.op == OP_FWD ? Y : j.op == OP_BWD_DATA ? X : W; /* the sum's dims */
   for (int i = 0; i < 5; i++) Bv.s[i] = Bv.d[i] == 1 ? 0 : Bv.s[i]; /* the bias broadcasts */
+  std::vector<float> acc((size_t)elems(O), 0.0f), old;
   /* the output's old values first (beta), then poison: what the sum does not write stays NaN */
-  int64_t count = 1;
-  for (int i = 0; i < 5; i++) count *= O.d[i];
-  std::vector<float> acc((size_t)count, 0.0f), old;
-  auto flat = [&](int64_t a, int64_t b, const int64_t *sp) {
-    return (((a * O.d[1] + b) * O.d[2] + sp[0]) * O.d[3] + sp[1]) * O.d[4] + sp[2];
-  };
-  auto for_each_out = [&](auto fn) {
-    int64_t sp[3];
-    for (int64_t a = 0; a < O.d[0]; a++)
-      for (int64_t b = 0; b < O.d[1]; b++)
-        for (sp[0] = 0; sp[0] < O.d[2]; sp[0]++)
-          for (sp[1] = 0; sp[1] < O.d[3]; sp[1]++)
-            for (sp[2] = 0; sp[2] < O.d[4]; sp[2]++) fn(a, b, sp);
-  };
-  if (j.beta != 0) {
-    old.resize((size_t)count);
-    for_each_out([&](int64_t a, int64_t b, const int64_t *sp) { old[(size_t)flat(a, b, sp)] = load(out, Out.off(a, b, sp)); });
-  }
-  for_each_out([&](int64_t a, int64_t b, const int64_t *sp) {
+  if (j.beta != 0) old = gather(out, Out);
+  for_each_elem(Out, [&](int64_t a, int64_t b, const int64_t *sp, int64_t) {
     if (out.type == E_F32)
       store(out, Out.off(a, b, sp), NAN);
     else
       static_cast<uint16_t *>(out.ptr)[Out.off(a, b, sp)] = 0xFFFFu;
   });
   switch (j.op) {
-    case OP_FWD:
-      for_each_tap(j, X, W, Y, [&](int64_t n, int64_t c, int64_t m, const int64_t *o, const int64_t *i, const int64_t *k) {
-        acc[(size_t)flat(n, m, o)] += load(j.x, X.off(n, c, i)) * load(j.w, W.off(m, c % W.d[1], k));
-      });
+    case OP_FWD: {
+      std::vector<float> xf = gather(j.x, X), wf = gather(j.w, W);
+      for_each_tap(j, X, W, Y, [&](int64_t xi, int64_t wi, int64_t yi) { acc[(size_t)yi] += xf[(size_t)xi] * wf[(size_t)wi]; });
       break;
-    case OP_BWD_DATA:
-      for_each_tap(j, X, W, Y, [&](int64_t n, int64_t c, int64_t m, const int64_t *o, const int64_t *i, const int64_t *k) {
-        acc[(size_t)flat(n, c, i)] += load(j.y, Y.off(n, m, o)) * load(j.w, W.off(m, c % W.d[1], k));
-      });
+    }
+    case OP_BWD_DATA: {
+      std::vector<float> yf = gather(j.y, Y), wf = gather(j.w, W);
+      for_each_tap(j, X, W, Y, [&](int64_t xi, int64_t wi, int64_t yi) { acc[(size_t)xi] += yf[(size_t)yi] * wf[(size_t)wi]; });
       break;
-    case OP_BWD_FILTER:
-      for_each_tap(j, X, W, Y, [&](int64_t n, int64_t c, int64_t m, const int64_t *o, const int64_t *i, const int64_t *k) {
-        acc[(size_t)flat(m, c % W.d[1], k)] += load(j.y, Y.off(n, m, o)) * load(j.x, X.off(n, c, i));
-      });
+    }
+    case OP_BWD_FILTER: {
+      std::vector<float> yf = gather(j.y, Y), xf = gather(j.x, X);
+      for_each_tap(j, X, W, Y, [&](int64_t xi, int64_t wi, int64_t yi) { acc[(size_t)wi] += yf[(size_t)yi] * xf[(size_t)xi]; });
       break;
+    }
   }
-  for_each_out([&](int64_t a, int64_t b, const int64_t *sp) {
-    size_t f = (size_t)flat(a, b, sp);
-    float v = j.alpha * acc[f];
-    if (j.beta != 0) v += j.beta * old[f];
+  for_each_elem(Out, [&](int64_t a, int64_t b, const int64_t *sp, int64_t f) {
+    float v = j.alpha * acc[(size_t)f];
+    if (j.beta != 0) v += j.beta * old[(size_t)f];
     if (j.bias) v = j.alpha1 * v + j.alpha2 * load(j.b, Bv.off(a, b, sp)); /* the virtual sum stays FP32 */
     store(out, Out.off(a, b, sp), v);
   });
