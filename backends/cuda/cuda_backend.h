@@ -37,6 +37,7 @@ typedef struct amp_cuda {
     cudnnHandle_t dnn;
     cudnnBackendDescriptor_t devprop; /* device properties for cuDNN heuristics and plans */
     bool allow_tf32;                  /* FP32 GEMMs and convolutions may use TF32 (off unless asked) */
+    struct amp_cuda_conv_plan *conv_plans; /* conv.c's plan cache (amp_cuda_conv_cache_free) */
 } amp_cuda;
 
 typedef struct amp_cuda_op {
