@@ -210,6 +210,20 @@ static bool foldable_op(const amp_node *n) {
     return true;
 }
 
+bool amp_plan_always_folded(const amp_graph *g, bool *constant) {
+    for (int v = 0; v < g->n_values; v++) constant[v] = g->values[v].init != NULL;
+    for (int i = 0; i < g->n_inputs; i++) constant[g->inputs[i]] = false; /* an input may override */
+    for (int ni = 0; ni < g->n_nodes; ni++) {
+        const amp_node *n = &g->nodes[ni];
+        bool all = foldable_op(n) && n->op != AMP_OP_UNKNOWN;
+        for (int k = 0; all && k < n->n_inputs; k++)
+            if (n->inputs[k] >= 0 && !constant[n->inputs[k]]) all = false;
+        for (int k = 0; k < n->n_outputs; k++)
+            if (n->outputs[k] >= 0) constant[n->outputs[k]] = all;
+    }
+    return true;
+}
+
 amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const amp_tinfo *in_ti, amp_plan **out) {
     amp_context *ctx = &sess->ctx;
     const amp_graph *g = sess->model->g;

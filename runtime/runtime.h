@@ -116,6 +116,10 @@ amp_status amp_session_profile(amp_session *s, bool on);
  * folding, the backend's prepare of every step, lifetimes, in-place decisions, offsets.
  * in_ti[i] describes graph value in_ids[i]. */
 amp_status amp_plan_build(amp_session *s, int n, const int *in_ids, const amp_tinfo *in_ti, amp_plan **out);
+/* Which values every plan folds, whatever the inputs: initializers no input overrides and what
+ * foldable nodes make of them alone (constant[n_values]). Sessions ask backends only about the
+ * other nodes. */
+bool amp_plan_always_folded(const amp_graph *g, bool *constant);
 /* Release the steps' backend state (b) and everything the plan holds; NULL is harmless. */
 void amp_plan_destroy(amp_backend *b, amp_context *ctx, amp_plan *p);
 /* Print the per-step schedule (for inspect). */

@@ -64,9 +64,18 @@ amp_status amp_session_create(amp_model *model, const amp_session_options *opts,
     }
     /* every op must have a kernel on the backend: named now, not at the first run; "auto"
      * settles on the CPU instead, and says why */
+    bool *folded = amp_calloc(ctx, (size_t)model->g->n_values + 1, sizeof(bool));
+    if (!folded) {
+        amp_session_destroy(s);
+        return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
+    }
+    amp_plan_always_folded(model->g, folded);
     for (int i = 0; i < model->g->n_nodes; i++) {
         const amp_node *n = &model->g->nodes[i];
-        if (amp_backend_has_op(s->be, n->op)) continue;
+        bool all_folded = n->n_outputs > 0;
+        for (int k = 0; k < n->n_outputs; k++)
+            if (n->outputs[k] >= 0 && !folded[n->outputs[k]]) all_folded = false;
+        if (all_folded || amp_backend_has_op(s->be, n->op)) continue;
         bool is_auto = !o.backend || strcmp(o.backend, "auto") == 0;
         if (is_auto) {
             amp_log(ctx, AMP_LOG_INFO, "backend auto: the CPU, since %s has no kernel for %s (node '%s')",
@@ -79,12 +88,14 @@ amp_status amp_session_create(amp_model *model, const amp_session_options *opts,
                             n->name && n->name[0] ? n->name : "<unnamed>", s->be->i.name, n->op_type);
         }
         if (st) {
+            amp_dealloc(ctx, folded);
             amp_seterr(ctx, st, "%s", s->ctx.err);
             amp_session_destroy(s);
             return st;
         }
         break;
     }
+    amp_dealloc(ctx, folded);
     /* Backends with memory of their own: constants are folded on the CPU, and the session
      * keeps every value's backend copy */
     s->host = s->be;

@@ -57,10 +57,6 @@ extern const amp_cuda_op amp_cuda_ops_conv[];    /* op_conv.c */
 extern const amp_cuda_op amp_cuda_ops_kernels[]; /* op_kernels.c: elementwise, pooling, shapes, loss */
 extern const amp_cuda_op amp_cuda_ops_optim[];   /* op_optim.c: reductions, optimizers, loss scaling */
 
-/* Sets cu->devprop, the device-property descriptor cuDNN's heuristics and plans read: from the
- * device on a GPU, from the committed H100 description on the emulator (devprop.c). */
-amp_status amp_cuda_devprop_create(amp_cuda *cu);
-
 /* Device-side element types amprt's CUDA kernels and libraries take. */
 static inline bool amp_cuda_float_dtype(amp_dtype t) { return t == AMP_F32 || t == AMP_F16 || t == AMP_BF16; }
 

@@ -816,6 +816,7 @@ static const ct_case cases[] = {
 };
 
 int main(int argc, char **argv) {
+    if (!ct_have_device()) return ct_main(argc, argv, cases);
     if (amp_context_create(NULL, &ctx) || amp_backend_cpu_create(ctx, 1, &cpu)) return 1;
     cu.ctx = ctx;
     int rc = 1;

@@ -36,8 +36,34 @@ const unsigned kMaxThreads = 1024;
 
 enum fiber_state { READY, AT_BARRIER, AT_WARP, DONE };
 
+#if defined(__x86_64__)
+/* The switch between fibers: the callee-saved registers, the SSE and x87 control words and the
+ * stack pointer; unlike swapcontext it leaves the signal mask alone, so it makes no system call
+ * (about ten times faster). A new fiber's stack is laid out as if it had switched away just
+ * before entering fiber_entry. */
+extern "C" void amp_emu_switch(void **save_sp, void *load_sp);
+asm(".text\n"
+    ".globl amp_emu_switch\n"
+    ".type amp_emu_switch,@function\n"
+    "amp_emu_switch:\n"
+    "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
+    "  subq $8, %rsp\n  stmxcsr (%rsp)\n  fnstcw 4(%rsp)\n"
+    "  movq %rsp, (%rdi)\n  movq %rsi, %rsp\n"
+    "  ldmxcsr (%rsp)\n  fldcw 4(%rsp)\n  addq $8, %rsp\n"
+    "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
+    "  ret\n"
+    ".size amp_emu_switch, .-amp_emu_switch\n");
+#define AMP_EMU_OWN_SWITCH 1
+#else
+#define AMP_EMU_OWN_SWITCH 0
+#endif
+
 struct fiber {
+#if AMP_EMU_OWN_SWITCH
+  void *sp = nullptr;
+#else
   ucontext_t ctx;
+#endif
   char *stack = nullptr; /* usable part, above the guard page */
   fiber_state state = READY;
   uint3 tid{0, 0, 0};
@@ -67,7 +93,11 @@ struct launch_state {
   std::vector<fiber> fibers; /* reused across launches; stacks never freed */
   unsigned n = 0;            /* threads of the block being run */
   int current = -1;          /* the running fiber, -1 for the scheduler */
+#if AMP_EMU_OWN_SWITCH
+  void *sched_sp = nullptr;
+#else
   ucontext_t sched;
+#endif
   const void *sched_bottom = nullptr;
   size_t sched_size = 0;
   bool plain = false; /* threads run as plain calls: the kernel promised no barrier */
@@ -96,6 +126,22 @@ __attribute__((no_sanitize("address"))) void poison_shared() {
 
 void fiber_entry();
 
+inline void to_fiber(fiber &f) {
+#if AMP_EMU_OWN_SWITCH
+  amp_emu_switch(&g.sched_sp, f.sp);
+#else
+  swapcontext(&g.sched, &f.ctx);
+#endif
+}
+
+inline void to_scheduler(fiber &f) {
+#if AMP_EMU_OWN_SWITCH
+  amp_emu_switch(&f.sp, g.sched_sp);
+#else
+  swapcontext(&f.ctx, &g.sched);
+#endif
+}
+
 /* Switches from the scheduler to fiber i until it yields. */
 void resume(unsigned i) {
   fiber &f = g.fibers[i];
@@ -105,10 +151,10 @@ void resume(unsigned i) {
 #if AMP_EMU_ASAN
   void *fake = nullptr;
   __sanitizer_start_switch_fiber(&fake, f.stack, kStack);
-  swapcontext(&g.sched, &f.ctx);
+  to_fiber(f);
   __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
 #else
-  swapcontext(&g.sched, &f.ctx);
+  to_fiber(f);
 #endif
   g.current = -1;
 }
@@ -119,11 +165,11 @@ void yield(bool dying) {
   g_switches++;
 #if AMP_EMU_ASAN
   __sanitizer_start_switch_fiber(dying ? nullptr : &f.fake_stack, g.sched_bottom, g.sched_size);
-  swapcontext(&f.ctx, &g.sched);
+  to_scheduler(f);
   __sanitizer_finish_switch_fiber(f.fake_stack, &g.sched_bottom, &g.sched_size);
 #else
   (void)dying;
-  swapcontext(&f.ctx, &g.sched);
+  to_scheduler(f);
 #endif
   threadIdx = f.tid; /* the scheduler set it already; kept for clarity of ownership */
 }
@@ -245,11 +291,29 @@ bool resolve_warps(bool *progress) {
 /* Points f at the start of the kernel on its own stack. Apart, because getcontext returns twice
  * and the caller's loop variables would be clobbered. */
 __attribute__((noinline)) void start_fiber(fiber *f) {
+#if AMP_EMU_OWN_SWITCH
+  /* from the top: a zero return address for fiber_entry (it never returns), fiber_entry as the
+   * address the switch returns to, six callee-saved registers, and the control words */
+  uintptr_t top = ((uintptr_t)f->stack + kStack) & ~(uintptr_t)15;
+  uint64_t *sp = (uint64_t *)top;
+  *--sp = 0;
+  *--sp = (uint64_t)(uintptr_t)&fiber_entry;
+  for (int r = 0; r < 6; r++) *--sp = 0;
+  --sp;
+  uint32_t mxcsr;
+  uint16_t fpucw;
+  asm volatile("stmxcsr %0" : "=m"(mxcsr));
+  asm volatile("fnstcw %0" : "=m"(fpucw));
+  std::memcpy((char *)sp, &mxcsr, 4);
+  std::memcpy((char *)sp + 4, &fpucw, 2);
+  f->sp = sp;
+#else
   getcontext(&f->ctx);
   f->ctx.uc_stack.ss_sp = f->stack;
   f->ctx.uc_stack.ss_size = kStack;
   f->ctx.uc_link = nullptr;
   makecontext(&f->ctx, fiber_entry, 0);
+#endif
 }
 
 const char *barrier_name(amp_emu_detail::barrier_kind k) {

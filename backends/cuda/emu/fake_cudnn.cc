@@ -32,6 +32,7 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <cblas.h>
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>
@@ -324,41 +325,31 @@ struct geom {
   }
 };
 
-/* Calls f(xi, wi, yi) for every in-bounds tap, with the tap's flat indices into dense copies of
- * X, W and Y (row-major over the views' five dims): output channel m of group m / (M / G),
- * input channel c of that group, output position o, kernel tap k, input position
- * o * stride - pre + k * dilation. */
-template <class F> void for_each_tap(const conv_job &j, const view &X, const view &W, const view &Y, F f) {
+/* The taps of one group as a column matrix: entry (ck, o), ck = (c, kd, kh, kw) of the group's
+ * kernel, o the output position, is the row-major index of the input element it reads within
+ * the group's dense [Cg, D, H, W] slab of X (o * stride - pre + k * dilation), or -1 where
+ * that falls in the padding. */
+std::vector<int64_t> tap_map(const conv_job &j, const view &X, const view &W, const view &Y) {
   geom g(j);
-  const int64_t C = X.d[1], ID = X.d[2], IH = X.d[3], IW = X.d[4];
-  const int64_t M = W.d[0], Cg = W.d[1], KD = W.d[2], KH = W.d[3], KW = W.d[4];
-  const int64_t OD = Y.d[2], OH = Y.d[3], OW = Y.d[4], Mg = M / j.groups;
-  for (int64_t n = 0; n < X.d[0]; n++)
-    for (int64_t m = 0; m < M; m++) {
-      int64_t grp = m / Mg;
-      for (int64_t od = 0; od < OD; od++)
-        for (int64_t oh = 0; oh < OH; oh++)
-          for (int64_t ow = 0; ow < OW; ow++) {
-            int64_t yi = (((n * M + m) * OD + od) * OH + oh) * OW + ow;
-            for (int64_t c = 0; c < Cg; c++) {
-              int64_t xc = (n * C + grp * Cg + c) * ID, wc = (m * Cg + c) * KD;
-              for (int64_t kd = 0; kd < KD; kd++) {
+  const int64_t ID = X.d[2], IH = X.d[3], IW = X.d[4];
+  const int64_t Cg = W.d[1], KD = W.d[2], KH = W.d[3], KW = W.d[4];
+  const int64_t OD = Y.d[2], OH = Y.d[3], OW = Y.d[4], O = OD * OH * OW;
+  std::vector<int64_t> idx((size_t)(Cg * KD * KH * KW * O));
+  size_t t = 0;
+  for (int64_t c = 0; c < Cg; c++)
+    for (int64_t kd = 0; kd < KD; kd++)
+      for (int64_t kh = 0; kh < KH; kh++)
+        for (int64_t kw = 0; kw < KW; kw++)
+          for (int64_t od = 0; od < OD; od++)
+            for (int64_t oh = 0; oh < OH; oh++)
+              for (int64_t ow = 0; ow < OW; ow++) {
                 int64_t id = od * g.st[0] - g.pre[0] + kd * g.dil[0];
-                if (id < 0 || id >= ID) continue;
-                for (int64_t kh = 0; kh < KH; kh++) {
-                  int64_t ih = oh * g.st[1] - g.pre[1] + kh * g.dil[1];
-                  if (ih < 0 || ih >= IH) continue;
-                  int64_t xrow = ((xc + id) * IH + ih) * IW, wrow = ((wc + kd) * KH + kh) * KW;
-                  for (int64_t kw = 0; kw < KW; kw++) {
-                    int64_t iw = ow * g.st[2] - g.pre[2] + kw * g.dil[2];
-                    if (iw < 0 || iw >= IW) continue;
-                    f(xrow + iw, wrow + kw, yi);
-                  }
-                }
+                int64_t ih = oh * g.st[1] - g.pre[1] + kh * g.dil[1];
+                int64_t iw = ow * g.st[2] - g.pre[2] + kw * g.dil[2];
+                bool in = id >= 0 && id < ID && ih >= 0 && ih < IH && iw >= 0 && iw < IW;
+                idx[t++] = in ? ((c * ID + id) * IH + ih) * IW + iw : -1;
               }
-            }
-          }
-    }
+  return idx;
 }
 
 /* Calls fn(a, b, sp, flat) over every element of a view's dims, flat its row-major index. */
@@ -397,20 +388,49 @@ cudaError_t compute(const conv_job &j) {
     else
       static_cast<uint16_t *>(out.ptr)[Out.off(a, b, sp)] = 0xFFFFu;
   });
+  /* per batch item and group, the taps as a column matrix (im2col) and one FP32 GEMM (OpenBLAS):
+   * forward Y_g = W_g cols, backward-data cols = W_g^T dY_g scattered back, backward-filter
+   * dW_g += dY_g cols^T */
+  const int64_t N = X.d[0], C = X.d[1], M = W.d[0], G = j.groups, Cg = C / G, Mg = M / G;
+  const int64_t XS = X.d[2] * X.d[3] * X.d[4], P = Y.d[2] * Y.d[3] * Y.d[4];
+  const int64_t CK = W.d[1] * W.d[2] * W.d[3] * W.d[4];
+  std::vector<int64_t> idx = tap_map(j, X, W, Y);
+  std::vector<float> cols((size_t)(CK * P));
   switch (j.op) {
     case OP_FWD: {
       std::vector<float> xf = gather(j.x, X), wf = gather(j.w, W);
-      for_each_tap(j, X, W, Y, [&](int64_t xi, int64_t wi, int64_t yi) { acc[(size_t)yi] += xf[(size_t)xi] * wf[(size_t)wi]; });
+      for (int64_t n = 0; n < N; n++)
+        for (int64_t g = 0; g < G; g++) {
+          const float *xs = xf.data() + (n * C + g * Cg) * XS;
+          for (size_t t = 0; t < idx.size(); t++) cols[t] = idx[t] < 0 ? 0.0f : xs[idx[t]];
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Mg, (int)P, (int)CK, 1.0f,
+                      wf.data() + g * Mg * CK, (int)CK, cols.data(), (int)P, 0.0f, acc.data() + (n * M + g * Mg) * P,
+                      (int)P);
+        }
       break;
     }
     case OP_BWD_DATA: {
       std::vector<float> yf = gather(j.y, Y), wf = gather(j.w, W);
-      for_each_tap(j, X, W, Y, [&](int64_t xi, int64_t wi, int64_t yi) { acc[(size_t)xi] += yf[(size_t)yi] * wf[(size_t)wi]; });
+      for (int64_t n = 0; n < N; n++)
+        for (int64_t g = 0; g < G; g++) {
+          cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)CK, (int)P, (int)Mg, 1.0f, wf.data() + g * Mg * CK,
+                      (int)CK, yf.data() + (n * M + g * Mg) * P, (int)P, 0.0f, cols.data(), (int)P);
+          float *xs = acc.data() + (n * C + g * Cg) * XS;
+          for (size_t t = 0; t < idx.size(); t++)
+            if (idx[t] >= 0) xs[idx[t]] += cols[t];
+        }
       break;
     }
     case OP_BWD_FILTER: {
       std::vector<float> yf = gather(j.y, Y), xf = gather(j.x, X);
-      for_each_tap(j, X, W, Y, [&](int64_t xi, int64_t wi, int64_t yi) { acc[(size_t)wi] += yf[(size_t)yi] * xf[(size_t)xi]; });
+      for (int64_t n = 0; n < N; n++)
+        for (int64_t g = 0; g < G; g++) {
+          const float *xs = xf.data() + (n * C + g * Cg) * XS;
+          for (size_t t = 0; t < idx.size(); t++) cols[t] = idx[t] < 0 ? 0.0f : xs[idx[t]];
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)Mg, (int)CK, (int)P, 1.0f,
+                      yf.data() + (n * M + g * Mg) * P, (int)P, cols.data(), (int)P, 1.0f, acc.data() + g * Mg * CK,
+                      (int)CK);
+        }
       break;
     }
   }

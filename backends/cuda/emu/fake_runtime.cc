@@ -1052,8 +1052,13 @@ cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsig
   return cudaGraphInstantiateWithFlags(exec, graph, flags);
 }
 
+static std::atomic<unsigned long long> g_graph_launches{0};
+
+unsigned long long amp_emu_graph_launches(void) { return g_graph_launches.load(); }
+
 cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s) {
   std::shared_ptr<const node_list> nodes;
+  g_graph_launches++;
   {
     std::lock_guard<std::mutex> g(st().mu);
     fake_exec *x = reinterpret_cast<fake_exec *>(exec);

@@ -57,6 +57,9 @@ bool amp_emu_is_pinned(const void *p, size_t bytes);
 const char *amp_emu_pointer_kind(const void *p);
 /* Device bytes allocated and not freed, and live regions. */
 size_t amp_emu_device_bytes(void);
+/* cudaGraphLaunch calls so far (a module's own copy of the runtime counts its own: find it with
+ * dlsym on the module). */
+unsigned long long amp_emu_graph_launches(void);
 size_t amp_emu_device_regions(void);
 /* Live pinned host regions. */
 size_t amp_emu_pinned_regions(void);
