@@ -49,6 +49,10 @@ static amp_status cuda_create(amp_context *ctx, int threads, amp_backend **out) 
 
 const char *const amp_backend_names[] = {"auto", "cpu", "cpu-check", "cpu-device", "cuda", NULL};
 
+const char *amp_backend_name(int i) {
+    return i >= 0 && i < (int)(sizeof amp_backend_names / sizeof amp_backend_names[0]) ? amp_backend_names[i] : NULL;
+}
+
 amp_status amp_backend_create(amp_context *ctx, const char *name, int threads, amp_backend **out) {
     if (!ctx || !out) return AMP_ERR_INVALID_ARG;
     if (threads < 1) return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "a backend needs at least one thread");

@@ -2,6 +2,7 @@
  * integer inputs, which may decide shapes), one arena sized for the largest plan, and the
  * executor, which allocates nothing while running. */
 #define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -56,7 +57,23 @@ amp_status amp_session_create(amp_model *model, const amp_session_options *opts,
     s->ctx.err[0] = 0;
     s->opts = o;
     s->opts.backend = NULL; /* borrowed only during this call */
-    st = amp_backend_create(&s->ctx, o.backend, o.threads, &s->be);
+    bool is_auto = !o.backend || strcmp(o.backend, "auto") == 0;
+    if (is_auto) {
+        /* "auto": CUDA when its module loads and finds a device, else the CPU, and the note
+         * says which and why */
+        st = amp_backend_create(&s->ctx, "cuda", o.threads, &s->be);
+        if (st == AMP_OK) {
+            snprintf(s->backend_note, sizeof s->backend_note, "auto: a CUDA device, every node has a kernel");
+        } else {
+            snprintf(s->backend_note, sizeof s->backend_note, "auto: the CPU, since %.220s", s->ctx.err);
+            amp_log(ctx, AMP_LOG_INFO, "backend %s", s->backend_note);
+            s->ctx.err[0] = '\0';
+            st = amp_backend_cpu_create(&s->ctx, o.threads, &s->be);
+        }
+    } else {
+        st = amp_backend_create(&s->ctx, o.backend, o.threads, &s->be);
+        snprintf(s->backend_note, sizeof s->backend_note, "as asked");
+    }
     if (st) {
         amp_seterr(ctx, st, "%s", s->ctx.err);
         amp_session_destroy(s);
@@ -76,10 +93,10 @@ amp_status amp_session_create(amp_model *model, const amp_session_options *opts,
         for (int k = 0; k < n->n_outputs; k++)
             if (n->outputs[k] >= 0 && !folded[n->outputs[k]]) all_folded = false;
         if (all_folded || amp_backend_has_op(s->be, n->op)) continue;
-        bool is_auto = !o.backend || strcmp(o.backend, "auto") == 0;
         if (is_auto) {
-            amp_log(ctx, AMP_LOG_INFO, "backend auto: the CPU, since %s has no kernel for %s (node '%s')",
-                    s->be->i.name, n->op_type, n->name && n->name[0] ? n->name : "<unnamed>");
+            snprintf(s->backend_note, sizeof s->backend_note, "auto: the CPU, since %s has no kernel for %s (node '%s')",
+                     s->be->i.name, n->op_type, n->name && n->name[0] ? n->name : "<unnamed>");
+            amp_log(ctx, AMP_LOG_INFO, "backend %s", s->backend_note);
             amp_backend_destroy(s->be);
             s->be = NULL;
             st = amp_backend_cpu_create(&s->ctx, o.threads, &s->be);
@@ -155,6 +172,8 @@ amp_status amp_session_profile(amp_session *s, bool on) {
 const char *amp_session_last_error(const amp_session *s) { return s ? s->ctx.err : ""; }
 
 const char *amp_session_backend(const amp_session *s) { return s ? s->be->i.name : NULL; }
+
+const char *amp_session_backend_note(const amp_session *s) { return s ? s->backend_note : ""; }
 
 /* Inputs that may decide shapes (Reshape's shape, Range's limits, OneHot's depth, Resize's
  * scales) are known while planning: integer and float inputs up to AMP_SMALL_INT_INPUT

@@ -68,6 +68,11 @@ static amp_status terr(amp_trainer *t, amp_status s, const char *fmt, ...) {
 
 const char *amp_trainer_last_error(const amp_trainer *t) { return t ? t->err : ""; }
 
+const char *amp_trainer_backend(const amp_trainer *t, const char **note) {
+    if (note) *note = t ? amp_session_backend_note(t->ts) : "";
+    return t ? amp_session_backend(t->ts) : NULL;
+}
+
 /* ---- graph building ------------------------------------------------------------------------ */
 
 static bool frozen(const amp_trainer_options *o, const char *name) {
@@ -753,7 +758,10 @@ amp_status amp_trainer_create(const amp_model *model, const amp_trainer_options 
     if ((s = wrap_model(ctx, ge, &t->eval))) goto fail;
     ge = NULL;
     amp_session_options so = {.struct_size = sizeof so, .backend = o.backend, .threads = o.threads};
-    if ((s = amp_session_create(t->train, &so, &t->ts)) || (s = amp_session_create(t->eval, &so, &t->es))) goto fail;
+    if ((s = amp_session_create(t->train, &so, &t->ts))) goto fail;
+    /* predictions run where the steps run: "auto" settles once, for the training step */
+    so.backend = amp_session_backend(t->ts);
+    if ((s = amp_session_create(t->eval, &so, &t->es))) goto fail;
 
     /* the binding of every step: user inputs first (filled per step), labels, then state */
     {

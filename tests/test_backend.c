@@ -45,6 +45,39 @@ Test(backend, create_by_name) {
     }
 }
 
+Test(backend, names_and_notes) {
+    /* the public list is the list amp_backend_create takes */
+    int n = 0;
+    while (amp_backend_name(n)) {
+        cr_expect_str_eq(amp_backend_name(n), amp_backend_names[n]);
+        n++;
+    }
+    cr_expect_geq(n, 5);
+    cr_expect_null(amp_backend_name(-1));
+    cr_expect_null(amp_backend_name(n + 1));
+    cr_expect_str_eq(amp_backend_name(0), "auto");
+
+    amp_model *m = tt_load(ctx, "models/lenet/model.onnx");
+    amp_session_options o = {.struct_size = sizeof o, .backend = "cpu", .threads = 1};
+    amp_session *s = NULL;
+    cr_assert_eq(amp_session_create(m, &o, &s), AMP_OK, "%s", amp_context_last_error(ctx));
+    cr_expect_str_eq(amp_session_backend(s), "cpu");
+    cr_expect_str_eq(amp_session_backend_note(s), "as asked");
+    amp_session_destroy(s);
+    /* auto says what it took and why: the device, or the CPU and what was missing */
+    o.backend = "auto";
+    cr_assert_eq(amp_session_create(m, &o, &s), AMP_OK, "%s", amp_context_last_error(ctx));
+    const char *note = amp_session_backend_note(s);
+    if (strcmp(amp_session_backend(s), "cuda") == 0)
+        cr_expect(strncmp(note, "auto: a CUDA device", 19) == 0, "%s", note);
+    else
+        cr_expect(strncmp(note, "auto: the CPU, since ", 21) == 0 && strlen(note) > 30, "%s", note);
+    amp_session_destroy(s);
+    cr_expect_str_eq(amp_session_backend_note(NULL), "");
+    cr_expect_null(amp_session_backend(NULL));
+    amp_model_destroy(m);
+}
+
 /* ---- a host backend whose one kernel misbehaves on purpose -------------------------------- */
 
 typedef enum fault { FAULT_NONE, FAULT_WRITE_PAST, FAULT_READ_OUTPUT, FAULT_READ_DEAD } fault;

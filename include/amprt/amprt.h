@@ -279,6 +279,13 @@ AMP_API const char *amp_session_last_error(const amp_session *s);
 /* The name of the backend the session runs on ("cpu", "cuda", ...; what "auto" chose).
  * Static string; NULL when s is NULL. */
 AMP_API const char *amp_session_backend(const amp_session *s);
+/* Why that backend: "as asked" when one was named; for "auto", which it picked and why (the
+ * CUDA module or device that is missing, or the first node CUDA has no kernel for). Borrowed,
+ * valid while s lives; "" for NULL. */
+AMP_API const char *amp_session_backend_note(const amp_session *s);
+/* The backends this build knows by name, i = 0, 1, ... ("auto", "cpu", ...); NULL past the last.
+ * A name listed may still fail to create (no CUDA module or no device). */
+AMP_API const char *amp_backend_name(int i);
 
 /* Run once. inputs[i] is bound to the graph input named input_names[i] (every graph input that
  * has no initializer must be given). outputs[i] receives the graph output named output_names[i]:
@@ -458,6 +465,9 @@ AMP_API void amp_trainer_destroy(amp_trainer *t);
 /* The message of the last failing call on this trainer (also written to its context).
  * Borrowed: valid until the next call on t. Never NULL ("" when none, and for NULL). */
 AMP_API const char *amp_trainer_last_error(const amp_trainer *t);
+/* The backend the trainer's steps and predictions run on (static string; NULL for NULL), and
+ * in *note (may be NULL) why, as amp_session_backend_note. */
+AMP_API const char *amp_trainer_backend(const amp_trainer *t, const char **note);
 /* One optimizer step on a batch. inputs are bound to the model's inputs by name; labels are
  * int64 class indices [N] (cross entropy), a tensor shaped like the output (MSE), or NULL
  * (AMP_LOSS_MODEL). Inputs and labels are only read. *loss (may be NULL) receives the batch

@@ -65,6 +65,13 @@ static amp_trainer *make_with(const char *backend, amp_train_precision p, double
         fprintf(stderr, "  trainer on %s: %s\n", backend, amp_context_last_error(g_ctx));
         return NULL;
     }
+    const char *note = NULL;
+    const char *on = amp_trainer_backend(t, &note);
+    if (!on || strcmp(on, backend) != 0 || strcmp(note, "as asked") != 0) {
+        fprintf(stderr, "  trainer asked for %s runs on %s (%s)\n", backend, on ? on : "?", note ? note : "?");
+        amp_trainer_destroy(t);
+        return NULL;
+    }
     return t;
 }
 

@@ -46,6 +46,8 @@ void cli_free(cli_opts *o);
 /* Most --threads accepted: 4 per CPU, at least 64, at most 1024. */
 int cli_max_threads(void);
 double cli_now_ms(void);
+/* One line on stderr: the backend a session or trainer runs on, and why ("auto" says). */
+void cli_say_backend(const char *name, const char *note);
 /* A context with default limits; exits with a message on failure. */
 /* A context with the library defaults, or with --max-memory when o gives it (o may be NULL). */
 amp_context *cli_context(const cli_opts *o);

@@ -179,6 +179,7 @@ static result run_case(const char *dir, const cli_opts *o, char *why, size_t why
         r = status_result(s);
         goto done;
     }
+    if (o->verbose) cli_say_backend(amp_session_backend(sess), amp_session_backend_note(sess));
     int nsets;
     char **sets = list_dirs(dir, "test_data_set_", &nsets);
     if (nsets == 0) {

@@ -438,6 +438,7 @@ static int prepare_run(amp_context *ctx, const cli_opts *o, amp_model **m, amp_s
     amp_session_options so = {.struct_size = sizeof so, .backend = o->backend, .threads = o->threads};
     st = amp_session_create(*m, &so, s);
     if (st) return fail(ctx, st, "cannot create a session");
+    cli_say_backend(amp_session_backend(*s), amp_session_backend_note(*s));
     /* plan for the shapes the inputs will have before making any of them, so a declared size
      * over the memory limit (--max-memory) is refused before a byte of it is allocated */
     if (o->n_inputs < amp_model_input_count(*m)) {

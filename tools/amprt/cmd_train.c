@@ -472,6 +472,11 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "amprt: cannot build the training step: %s: %s\n", amp_status_name(s), amp_context_last_error(ctx));
         goto done;
     }
+    {
+        const char *note = NULL;
+        const char *bn = amp_trainer_backend(tr, &note);
+        cli_say_backend(bn, note);
+    }
     amp_batcher_options bo = {.struct_size = sizeof bo, .batch = t.batch, .seed = t.seed, .drop_last = true};
     if ((s = amp_batcher_create(ctx, train, &bo, &bat))) {
         fprintf(stderr, "amprt: %s\n", amp_context_last_error(ctx));
@@ -711,6 +716,7 @@ int cmd_evaluate(int argc, char **argv) {
         fprintf(stderr, "amprt: cannot create a session: %s: %s\n", amp_status_name(st), amp_context_last_error(ctx));
         goto done;
     }
+    cli_say_backend(amp_session_backend(s), amp_session_backend_note(s));
     double t0 = cli_now_ms();
     double acc = accuracy(NULL, s, in0.name, out0.name, test, t.limit_test, t.batch > 0 ? t.batch : 256);
     if (isnan(acc)) goto done;

@@ -11,7 +11,6 @@
 
 #include "base/base.h"
 #include "base/elem.h"
-#include "backends/backend.h"
 #include "tools/amprt/cli.h"
 
 static const char *const usage_main =
@@ -41,6 +40,10 @@ double cli_now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+void cli_say_backend(const char *name, const char *note) {
+    fprintf(stderr, "amprt: backend %s (%s)\n", name ? name : "?", note && note[0] ? note : "as asked");
 }
 
 amp_context *cli_context(const cli_opts *o) {
@@ -207,10 +210,10 @@ static int parse_opts(int argc, char **argv, int first, cli_opts *o, const char 
             if (!want_arg(i, argc, a)) return 2;
             const char *b = argv[++i];
             bool known = false;
-            for (int k = 0; amp_backend_names[k]; k++) known = known || strcmp(b, amp_backend_names[k]) == 0;
+            for (int k = 0; amp_backend_name(k); k++) known = known || strcmp(b, amp_backend_name(k)) == 0;
             if (!known) {
                 fprintf(stderr, "amprt: --backend expects one of");
-                for (int k = 0; amp_backend_names[k]; k++) fprintf(stderr, "%s %s", k ? "," : "", amp_backend_names[k]);
+                for (int k = 0; amp_backend_name(k); k++) fprintf(stderr, "%s %s", k ? "," : "", amp_backend_name(k));
                 fprintf(stderr, "; got '%s'\n", b);
                 return 2;
             }

@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""The amprt tool on the CUDA backend, here through the emulator module: --backend cuda trains
+and runs LeNet, refuses a model with a node it has no kernel for (naming the node), and "auto"
+says which backend it took and why (the device when every node is supported; the CPU, naming
+the node or the missing device, otherwise). Usage: test_cli_cuda.py PATH/TO/amprt CUDA_MODULE
+(CTest passes the build's amprt and libamprt_cuda_emu.so)."""
+import os
+import subprocess
+import sys
+import tempfile
+
+AMPRT = os.path.abspath(sys.argv[1])
+MODULE = os.path.abspath(sys.argv[2])
+SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LENET = os.path.join(SRC, "models", "lenet", "model.onnx")
+RESNET = os.path.join(SRC, "models", "resnet", "model.onnx")
+FMNIST = "/usr/share/datasets/fashion-mnist"
+failures = []
+
+
+def run(args, env_extra=None, timeout=300):
+    env = dict(os.environ, AMPRT_CUDA_MODULE=MODULE)
+    env.pop("AMP_EMU_NO_DEVICE", None)
+    env.update(env_extra or {})
+    p = subprocess.run([AMPRT] + args, capture_output=True, text=True, errors="replace", timeout=timeout, env=env)
+    return p.returncode, p.stdout, p.stderr
+
+
+def expect(name, cond, rc, out, err):
+    if not cond:
+        failures.append(f"{name}: rc {rc}\nstdout: {out[-800:]}\nstderr: {err[-800:]}")
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    out_model = os.path.join(tmp, "lenet_fp16.onnx")
+    if os.path.isdir(FMNIST):
+        rc, out, err = run(["train", LENET, "--data", FMNIST, "--backend", "cuda", "--amp", "fp16", "--max-steps", "20",
+                            "--batch", "64", "--limit-test", "256", "--out", out_model, "--out-dtype", "fp16",
+                            "--progress", "plain"])
+        loss = [float(w.rstrip(",")) for line in (out + err).splitlines() if "train loss" in line
+                for k, w in enumerate(line.split()) if k > 0 and line.split()[k - 1] == "loss"]
+        expect("train --backend cuda", rc == 0 and "amprt: backend cuda (as asked)" in err and loss
+               and 0.0 < loss[-1] < 2.3026 and os.path.isfile(out_model), rc, out, err)
+        # the trained, converted model runs on the device and on the CPU alike
+        if os.path.isfile(out_model):
+            rc, out, err = run(["run", out_model, "--backend", "cuda"])
+            expect("run trained --backend cuda", rc == 0 and "argmax" in out, rc, out, err)
+    else:
+        print(f"SKIP train cases: no Fashion-MNIST at {FMNIST}")
+    def argmax(text):
+        return [line for line in text.splitlines() if line.startswith("argmax")]
+
+    rc, out, err = run(["run", LENET, "--backend", "cuda"])
+    cu = out
+    expect("run --backend cuda", rc == 0 and "backend cuda (as asked)" in err and "argmax" in out, rc, out, err)
+    rc, out, err = run(["run", LENET, "--backend", "cpu"])
+    expect("cpu and cuda pick the same class", rc == 0 and argmax(cu) and argmax(cu) == argmax(out), rc, cu, out)
+    rc, out, err = run(["run", LENET, "--backend", "auto"])
+    expect("auto takes the device", rc == 0 and "backend cuda (auto: a CUDA device" in err, rc, out, err)
+    rc, out, err = run(["run", RESNET, "--backend", "cuda"])
+    expect("cuda refuses an op it lacks, by node", rc == 1 and "'/l1/l1.0/Add'" in err and "no kernel for Add" in err,
+           rc, out, err)
+    rc, out, err = run(["run", RESNET, "--backend", "auto"])
+    expect("auto falls back on the node", rc == 0 and "backend cpu (auto: the CPU, since cuda has no kernel for Add" in err
+           and "argmax" in out, rc, out, err)
+    rc, out, err = run(["run", LENET, "--backend", "auto"], {"AMP_EMU_NO_DEVICE": "1"})
+    expect("auto without a device", rc == 0 and "backend cpu (auto: the CPU, since backend 'cuda'" in err
+           and "argmax" in out, rc, out, err)
+    rc, out, err = run(["run", LENET, "--backend", "cuda"], {"AMP_EMU_NO_DEVICE": "1"})
+    expect("cuda without a device", rc == 1 and "no CUDA device" in err, rc, out, err)
+    rc, out, err = run(["run", LENET, "--backend", "cuda"], {"AMPRT_CUDA_MODULE": os.path.join(tmp, "missing.so")})
+    expect("cuda without its module", rc == 1 and "cannot be loaded" in err, rc, out, err)
+
+for f in failures:
+    print("FAIL", f)
+print(f"test_cli_cuda: {len(failures)} failures")
+sys.exit(1 if failures else 0)
