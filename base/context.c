@@ -124,7 +124,11 @@ amp_status amp_grow(amp_context *ctx, void **arr, int *cap, int need, size_t elt
 
 amp_status amp_vseterr(amp_context *ctx, amp_status s, const char *fmt, va_list ap) {
     if (!ctx) return s;
-    vsnprintf(ctx->err, sizeof ctx->err, fmt, ap);
+    /* through a copy: callers wrap the message already there ("...: %s", ctx->err), and
+     * vsnprintf into the buffer it reads from is undefined */
+    char buf[sizeof ctx->err];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    memcpy(ctx->err, buf, sizeof buf);
     if (ctx->log && ctx->log_level >= AMP_LOG_ERROR) ctx->log(ctx->log_user_data, AMP_LOG_ERROR, ctx->err);
     return s;
 }

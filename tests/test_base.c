@@ -97,3 +97,19 @@ Test(base, node_opset_by_domain) {
     amp_graph_destroy(g);
     amp_context_destroy(ctx);
 }
+
+/* A message that wraps the one already there ("...: %s", ctx->err), as callers up the stack do:
+ * the result is the outer text followed by the inner, not what vsnprintf makes of a buffer it
+ * reads while writing it. */
+Test(base, seterr_wraps_its_own_message) {
+    amp_context *ctx = NULL;
+    cr_assert_eq(amp_context_create(NULL, &ctx), AMP_OK);
+    amp_seterr(ctx, AMP_ERR_NO_MEMORY, "cudaMalloc(%d) failed: out of memory", 3451136);
+    amp_seterr(ctx, AMP_ERR_NO_MEMORY, "cannot allocate %d bytes of weights and state: %s", 3451136, ctx->err);
+    amp_status s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "training step: %s", ctx->err);
+    cr_expect_eq(s, AMP_ERR_NO_MEMORY);
+    cr_expect_str_eq(amp_context_last_error(ctx),
+                     "training step: cannot allocate 3451136 bytes of weights and state: cudaMalloc(3451136) failed: "
+                     "out of memory");
+    amp_context_destroy(ctx);
+}
