@@ -13,7 +13,8 @@
  *             persistent region (weights, optimizer state) in the backend's memory;
  *   upload / download / synchronize   move bytes between host and backend memory (an upload
  *             may still be in flight when it returns, from a staging copy of src; a download is
- *             complete when it returns);
+ *             complete when it returns; download_async, where a backend has it, completes at the
+ *             next synchronize, so a run's outputs cost one wait);
  *   has_op    does the backend have the op at all (asked at session creation, before dtypes
  *             are known, so that a model the backend cannot run is refused by name at once);
  *   run_begin / run_end   bracket the steps of one run of a plan, so a backend can capture them
@@ -90,6 +91,10 @@ typedef struct amp_backend_i {
      * the steps and calls run_end */
     amp_status (*run_begin)(amp_backend *b, const amp_backend_plan_run *r, bool *replay);
     amp_status (*run_end)(amp_backend *b, const amp_backend_plan_run *r);
+    /* Optional: enqueue a download that the next synchronize completes (dst must stay valid
+     * until then; on a failed synchronize its bytes are undefined). A run reads all its outputs
+     * with one wait this way. NULL: the executor calls download for each. */
+    amp_status (*download_async)(amp_backend *b, void *dst, const void *src, size_t bytes);
 } amp_backend_i;
 
 struct amp_backend {
@@ -102,7 +107,7 @@ struct amp_backend {
 /* The interface version a backend module must be built for (bump with every change to the
  * structs above or to amp_kernel / amp_context): the CUDA module (backends/cuda/backend.c)
  * refuses to run under another. */
-#define AMP_BACKEND_ABI "amprt 0.1.0 backend interface 2"
+#define AMP_BACKEND_ABI "amprt 0.1.0 backend interface 3"
 
 /* Constructor. name: "cpu", "cpu-check" (the CPU backend wrapped by the checking backend),
  * "cpu-device" (the CPU behind a device-memory boundary: devsim.c), "cuda", or "auto" / NULL

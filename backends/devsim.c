@@ -16,10 +16,18 @@ typedef struct block {
     size_t n;
 } block;
 
+typedef struct pending {
+    void *dst;
+    const void *src;
+    size_t n;
+} pending;
+
 typedef struct devsim_state {
     amp_backend *inner;
     block *blocks;
     int nblocks, cap;
+    pending *pend; /* download_async: copied at synchronize */
+    int npend, cappend;
 } devsim_state;
 
 static devsim_state *ds(amp_backend *b) { return b->state; }
@@ -107,9 +115,39 @@ static amp_status devsim_download(amp_backend *b, void *dst, const void *src, si
     return AMP_OK;
 }
 
+/* Like a device's: the bytes arrive at the next synchronize, and until then dst holds poison,
+ * so a session that reads an output before it waits reads NaN. */
+static amp_status devsim_download_async(amp_backend *b, void *dst, const void *src, size_t bytes) {
+    devsim_state *d = ds(b);
+    if (!bytes) return AMP_OK;
+    if (!is_dev(b, src, bytes) || is_dev(b, dst, 1))
+        return amp_seterr(b->ctx, AMP_ERR_INTERNAL, "%s: a download of %zu bytes is not device to host memory",
+                          b->i.name, bytes);
+    if (amp_grow(b->ctx, (void **)&d->pend, &d->cappend, d->npend + 1, sizeof(pending)))
+        return amp_seterr(b->ctx, AMP_ERR_NO_MEMORY, "out of memory");
+    memset(dst, AMP_POISON_BYTE, bytes);
+    d->pend[d->npend++] = (pending){dst, src, bytes};
+    return AMP_OK;
+}
+
+static amp_status devsim_synchronize(amp_backend *b) {
+    devsim_state *d = ds(b);
+    for (int i = 0; i < d->npend; i++) {
+        /* the source must still be device memory when the copy happens */
+        if (!is_dev(b, d->pend[i].src, d->pend[i].n)) {
+            d->npend = 0;
+            return amp_seterr(b->ctx, AMP_ERR_INTERNAL, "%s: a download's source was freed before it landed", b->i.name);
+        }
+        memcpy(d->pend[i].dst, d->pend[i].src, d->pend[i].n);
+    }
+    d->npend = 0;
+    return AMP_OK;
+}
+
 static void devsim_destroy(amp_backend *b) {
     devsim_state *d = ds(b);
     amp_backend_destroy(d->inner);
+    amp_dealloc(b->ctx, d->pend);
     amp_dealloc(b->ctx, d->blocks);
     amp_dealloc(b->ctx, d);
     amp_dealloc(b->ctx, b);
@@ -126,9 +164,10 @@ static const amp_backend_i devsim_iface = {
     .mem_free = devsim_free,
     .upload = devsim_upload,
     .download = devsim_download,
-    .synchronize = NULL,
+    .synchronize = devsim_synchronize,
     .destroy = devsim_destroy,
     .has_op = devsim_has_op,
+    .download_async = devsim_download_async,
 };
 
 amp_status amp_backend_devsim_create(amp_backend *inner, amp_backend **out) {

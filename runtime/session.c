@@ -279,14 +279,22 @@ static amp_status ensure_persistent(amp_session *s) {
 /* Copy every resident input one way: up (host to backend) or down. */
 static amp_status move_resident(amp_session *s, bool up) {
     const amp_graph *g = s->model->g;
+    amp_backend *be = s->be;
+    bool async = !up && be->i.download_async; /* every download behind one wait */
     for (int v = 0; v < g->n_values; v++) {
         amp_tensor *t = s->res_host[v];
         if (!t || !s->dev[v]) continue;
-        amp_status st = up ? s->be->i.upload(s->be, s->dev[v], t->data, t->nbytes)
-                           : s->be->i.download(s->be, t->data, s->dev[v], t->nbytes);
-        if (st) return amp_seterr(&s->ctx, st, "cannot %s '%s': %s", up ? "upload" : "download", g->values[v].name,
-                                  s->ctx.err);
+        amp_status st = up      ? be->i.upload(be, s->dev[v], t->data, t->nbytes)
+                        : async ? be->i.download_async(be, t->data, s->dev[v], t->nbytes)
+                                : be->i.download(be, t->data, s->dev[v], t->nbytes);
+        if (st) {
+            if (async) amp_backend_synchronize(be);
+            return amp_seterr(&s->ctx, st, "cannot %s '%s': %s", up ? "upload" : "download", g->values[v].name,
+                              s->ctx.err);
+        }
     }
+    amp_status st = async ? amp_backend_synchronize(be) : AMP_OK;
+    if (st) return amp_seterr(&s->ctx, st, "cannot download the resident inputs: %s", s->ctx.err);
     return AMP_OK;
 }
 
@@ -623,8 +631,10 @@ amp_status amp_session_run(amp_session *s, int n_inputs, const char *const *inpu
                 if (n->outputs[o] >= 0) s->observe(s->observe_user, n->outputs[o], stp->pout[o]);
     }
     if (bracket && (st = amp_backend_run_end(be, &run))) return st;
-    st = amp_backend_synchronize(be);
-    if (st) return st;
+    /* with download_async the outputs are enqueued behind the steps and land together at one
+     * synchronize, which also reports what failed on the device; else the run ends here */
+    bool async = be->i.download_async != NULL;
+    if (!async && (st = amp_backend_synchronize(be))) return st;
     if (device && s->n_resident) s->res_state = AMP_RESIDENT_DEVICE_NEWER;
     /* results */
     amp_tensor **made = s->out_made;
@@ -635,6 +645,7 @@ amp_status amp_session_run(amp_session *s, int n_inputs, const char *const *inpu
         if (!dst) {
             st = amp_tensor_create(s->model->ctx, sl->ti.dtype, sl->ti.rank, sl->ti.dims, &made[i]);
             if (st) {
+                if (async) amp_backend_synchronize(be); /* nothing may land in freed tensors */
                 for (int j = 0; j < i; j++) amp_tensor_destroy(made[j]);
                 return amp_seterr(ctx, st, "cannot allocate output '%s'", output_names[i]);
             }
@@ -644,12 +655,18 @@ amp_status amp_session_run(amp_session *s, int n_inputs, const char *const *inpu
         if (dst->nbytes && src) {
             memcpy(dst->data, src, dst->nbytes);
         } else if (dst->nbytes) {
-            st = be->i.download(be, dst->data, slot_data(s, p, out_ids[i]), dst->nbytes);
+            const void *from = slot_data(s, p, out_ids[i]);
+            st = async ? be->i.download_async(be, dst->data, from, dst->nbytes) : be->i.download(be, dst->data, from, dst->nbytes);
             if (st) {
+                if (async) amp_backend_synchronize(be);
                 for (int j = 0; j <= i; j++) amp_tensor_destroy(made[j]);
                 return amp_seterr(ctx, st, "cannot download output '%s': %s", output_names[i], ctx->err);
             }
         }
+    }
+    if (async && (st = amp_backend_synchronize(be))) {
+        for (int j = 0; j < n_outputs; j++) amp_tensor_destroy(made[j]);
+        return amp_seterr(ctx, st, "the run failed on the %s backend: %s", be->i.name, ctx->err);
     }
     for (int i = 0; i < n_outputs; i++)
         if (made[i]) outputs[i] = made[i];

@@ -36,10 +36,20 @@ typedef struct recorded {
     cudaGraphExec_t exec;  /* NULL until captured */
 } recorded;
 
+typedef struct pending_copy {
+    void *dst;
+    size_t off, bytes; /* in dstage */
+} pending_copy;
+
 typedef struct cuda_state {
     amp_cuda cu;
-    unsigned char *staging; /* pinned */
+    unsigned char *staging; /* pinned: uploads in flight */
     size_t staging_bytes, staging_used;
+    /* pinned: downloads in flight, copied out to their destinations at synchronize */
+    unsigned char *dstage;
+    size_t dstage_bytes, dstage_used;
+    pending_copy *pend;
+    int npend, cappend;
     bool graphs;            /* CUDA graphs allowed */
     recorded *rec;
     int nrec, caprec;
@@ -125,29 +135,44 @@ static void cuda_mem_free(amp_backend *b, amp_mem_kind kind, void *ptr) {
 }
 
 static amp_status cuda_synchronize(amp_backend *b) {
-    amp_status s = AMP_CUDA_RT(b->ctx, cudaStreamSynchronize(cst(b)->cu.stream));
-    if (!s) cst(b)->staging_used = 0;
+    cuda_state *c = cst(b);
+    amp_status s = AMP_CUDA_RT(b->ctx, cudaStreamSynchronize(c->cu.stream));
+    if (!s) {
+        c->staging_used = 0;
+        for (int i = 0; i < c->npend; i++) memcpy(c->pend[i].dst, c->dstage + c->pend[i].off, c->pend[i].bytes);
+    }
+    c->npend = 0;
+    c->dstage_used = 0;
     return s;
 }
 
 static size_t align_up(size_t n) { return (n + 255) / 256 * 256; }
+
+/* Room for `bytes` more in a pinned buffer of which `used` are in flight: after what is in flight
+ * in either buffer has landed, the buffer grows to hold all of it (twice its size at least), so
+ * that the next run with the same copies fits without a wait; only the first runs of a shape
+ * ever grow one. */
+static amp_status grow_pinned(amp_backend *b, unsigned char **buf, size_t *have, size_t used, size_t bytes) {
+    size_t need = align_up(used) + bytes;
+    amp_status s = cuda_synchronize(b);
+    if (s || *have >= need) return s;
+    size_t want = align_up(need > 2 * *have ? need : 2 * *have);
+    void *p = NULL;
+    s = AMP_CUDA_RT(b->ctx, cudaMallocHost(&p, want));
+    if (s) return s;
+    if (*buf) cudaFreeHost(*buf);
+    *buf = p;
+    *have = want;
+    return AMP_OK;
+}
 
 static amp_status cuda_upload(amp_backend *b, void *dst, const void *src, size_t bytes) {
     cuda_state *c = cst(b);
     if (!bytes) return AMP_OK;
     if (c->staging_bytes - c->staging_used < bytes) {
         /* the staging bytes in flight must land before they are reused or freed */
-        amp_status s = cuda_synchronize(b);
+        amp_status s = grow_pinned(b, &c->staging, &c->staging_bytes, c->staging_used, bytes);
         if (s) return s;
-        if (c->staging_bytes < bytes) {
-            size_t want = align_up(bytes > 2 * c->staging_bytes ? bytes : 2 * c->staging_bytes);
-            void *p = NULL;
-            s = AMP_CUDA_RT(b->ctx, cudaMallocHost(&p, want));
-            if (s) return s;
-            if (c->staging) cudaFreeHost(c->staging);
-            c->staging = p;
-            c->staging_bytes = want;
-        }
     }
     unsigned char *stage = c->staging + c->staging_used;
     memcpy(stage, src, bytes);
@@ -156,11 +181,30 @@ static amp_status cuda_upload(amp_backend *b, void *dst, const void *src, size_t
     return AMP_CUDA_RT(b->ctx, cudaMemcpyAsync(dst, stage, bytes, cudaMemcpyHostToDevice, c->cu.stream));
 }
 
-static amp_status cuda_download(amp_backend *b, void *dst, const void *src, size_t bytes) {
+/* Device to pinned staging on the stream; the copy to dst waits for the next synchronize. */
+static amp_status cuda_download_async(amp_backend *b, void *dst, const void *src, size_t bytes) {
+    cuda_state *c = cst(b);
     if (!bytes) return AMP_OK;
-    amp_status s = AMP_CUDA_RT(b->ctx, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cst(b)->cu.stream));
-    if (!s) s = cuda_synchronize(b);
-    return s;
+    if (c->dstage_bytes - c->dstage_used < bytes) {
+        amp_status s = grow_pinned(b, &c->dstage, &c->dstage_bytes, c->dstage_used, bytes);
+        if (s) return s;
+    }
+    if (c->npend == c->cappend &&
+        amp_grow(b->ctx, (void **)&c->pend, &c->cappend, c->npend + 1, sizeof(pending_copy)))
+        return amp_seterr(b->ctx, AMP_ERR_NO_MEMORY, "out of memory");
+    amp_status s = AMP_CUDA_RT(b->ctx, cudaMemcpyAsync(c->dstage + c->dstage_used, src, bytes, cudaMemcpyDeviceToHost,
+                                                       c->cu.stream));
+    if (s) return s;
+    c->pend[c->npend++] = (pending_copy){.dst = dst, .off = c->dstage_used, .bytes = bytes};
+    c->dstage_used += align_up(bytes);
+    if (c->dstage_used > c->dstage_bytes) c->dstage_used = c->dstage_bytes;
+    return AMP_OK;
+}
+
+static amp_status cuda_download(amp_backend *b, void *dst, const void *src, size_t bytes) {
+    amp_status s = cuda_download_async(b, dst, src, bytes);
+    amp_status s2 = cuda_synchronize(b);
+    return s ? s : s2;
 }
 
 /* ---- CUDA graphs ---------------------------------------------------------------------------- */
@@ -227,6 +271,8 @@ static void cuda_destroy(amp_backend *b) {
             if (c->rec[i].exec) cudaGraphExecDestroy(c->rec[i].exec);
         amp_dealloc(b->ctx, c->rec);
         if (c->staging) cudaFreeHost(c->staging);
+        if (c->dstage) cudaFreeHost(c->dstage);
+        amp_dealloc(b->ctx, c->pend);
         amp_cuda_conv_cache_free(&c->cu);
         amp_cuda_devprop_destroy(&c->cu);
         if (c->cu.dnn) cudnnDestroy(c->cu.dnn);
@@ -253,6 +299,7 @@ static const amp_backend_i cuda_iface = {
     .has_op = cuda_has_op,
     .run_begin = cuda_run_begin,
     .run_end = cuda_run_end,
+    .download_async = cuda_download_async,
 };
 
 static amp_status cuda_create(amp_context *ctx, int threads, amp_backend **out) {

@@ -7,7 +7,11 @@
  *   - a forced overflow (a loss scale no FP16 gradient survives) skips the step on the device
  *     and halves the scale exactly as on the CPU, leaving every parameter as it was;
  *   - CUDA graphs on and off give bit-identical parameters;
- *   - checkpoint and resume on CUDA continue bit-identically.
+ *   - checkpoint and resume on CUDA continue bit-identically;
+ *   - in steady state a step allocates nothing and waits for the device once (to read its
+ *     loss), every async copy through pinned staging;
+ *   - out of device memory is AMP_ERR_NO_MEMORY naming cudaMalloc, leaks no device memory, and
+ *     the trainer steps once memory is there.
  *
  * Tolerances. The CUDA side computes the same formulas in another order (cuDNN's and cuBLASLt's
  * accumulation against the CPU's im2col and OpenBLAS), so the runs start a rounding apart and
@@ -199,22 +203,125 @@ static void t_overflow(void) {
     CT_CHECK(same_params, "a skipped step leaves the parameters as they were");
 }
 
-/* cudaGraphLaunch calls of the backend module's runtime so far; -1 where that cannot be asked
- * (a real GPU: there the bit-identity is the check) */
-static long long graph_launches(void) {
+/* A function of the emulated runtime inside the CUDA module (emu/fake_runtime.h: the module has
+ * its own copy of the runtime, so its counters are asked there), or NULL where there is none
+ * (a real GPU, or before the first trainer loaded the module). The module stays loaded: the
+ * library holds its own reference. */
+static void *emu_fn(const char *name) {
 #if defined(AMP_CUDA_EMULATED)
     const char *m = getenv("AMPRT_CUDA_MODULE");
     void *h = m ? dlopen(m, RTLD_NOW | RTLD_NOLOAD) : NULL;
-    if (!h) return -1;
-    unsigned long long (*fn)(void);
-    void *sym = dlsym(h, "amp_emu_graph_launches");
-    memcpy(&fn, &sym, sizeof fn);
-    long long n = fn ? (long long)fn() : -1;
+    if (!h) return NULL;
+    void *sym = dlsym(h, name);
     dlclose(h);
-    return n;
+    return sym;
 #else
-    return -1;
+    (void)name;
+    return NULL;
 #endif
+}
+
+/* cudaGraphLaunch calls so far; -1 where that cannot be asked (a real GPU: there the
+ * bit-identity is the check) */
+static long long graph_launches(void) {
+    unsigned long long (*fn)(void);
+    void *sym = emu_fn("amp_emu_graph_launches");
+    memcpy(&fn, &sym, sizeof fn);
+    return fn ? (long long)fn() : -1;
+}
+
+/* allocating and waiting calls so far; 0 where they cannot be counted */
+static int call_counts(unsigned long long *allocs, unsigned long long *syncs) {
+    void (*fn)(unsigned long long *, unsigned long long *);
+    void *sym = emu_fn("amp_emu_call_counts");
+    memcpy(&fn, &sym, sizeof fn);
+    if (fn) fn(allocs, syncs);
+    return fn != NULL;
+}
+
+/* the emulated device's memory limit (returns the old one; 0 where it cannot be set) */
+static size_t set_device_limit(size_t bytes) {
+    size_t (*fn)(size_t);
+    void *sym = emu_fn("amp_emu_set_device_limit");
+    memcpy(&fn, &sym, sizeof fn);
+    return fn ? fn(bytes) : 0;
+}
+
+/* live device regions; -1 where that cannot be asked */
+static long long device_regions(void) {
+    size_t (*fn)(void);
+    void *sym = emu_fn("amp_emu_device_regions");
+    memcpy(&fn, &sym, sizeof fn);
+    return fn ? (long long)fn() : -1;
+}
+
+/* async copies must have pinned host memory (returns the old setting) */
+static bool set_pinned_only(bool on) {
+    bool (*fn)(bool);
+    void *sym = emu_fn("amp_emu_set_pinned_only");
+    memcpy(&fn, &sym, sizeof fn);
+    return fn ? fn(on) : false;
+}
+
+/* In steady state a step allocates nothing and waits for the device only to read its loss:
+ * graphs on and off, FP16 AMP (loss scaling and the on-device skip included) */
+static void t_steady(void) {
+    for (int graphs = 1; graphs >= 0; graphs--) {
+        setenv("AMPRT_CUDA_GRAPHS", graphs ? "1" : "0", 1);
+        amp_trainer *t = make("cuda", AMP_TRAIN_FP16, 0);
+        unsetenv("AMPRT_CUDA_GRAPHS");
+        CT_CHECK(t != NULL, "a trainer");
+        /* every async copy of a step goes through pinned staging (the emulator refuses others) */
+        bool was = set_pinned_only(true);
+        int ok = steps_ok(t, 0, 3); /* eager, captured, replayed */
+        unsigned long long a0 = 0, s0 = 0, a1 = 0, s1 = 0;
+        int counted = call_counts(&a0, &s0);
+        if (ok) ok = steps_ok(t, 3, 13);
+        call_counts(&a1, &s1);
+        set_pinned_only(was);
+        amp_trainer_destroy(t);
+        CT_CHECK(ok, "steady: 13 steps");
+        if (!counted) CT_SKIP("the runtime's calls cannot be counted here (a real GPU)");
+        printf("  steady, graphs %s: %llu allocations and %llu waits in 10 steps\n", graphs ? "on" : "off", a1 - a0,
+               s1 - s0);
+        CT_CHECK(a1 == a0, "steady: %llu allocations in 10 steps", a1 - a0);
+        CT_CHECK(s1 - s0 <= 10, "steady: %llu waits for the device in 10 steps (one each to read the loss)",
+                 s1 - s0);
+    }
+}
+
+/* Out of device memory: AMP_ERR_NO_MEMORY with a message, nothing leaked, and the same trainer
+ * trains once memory is there */
+static void t_out_of_memory(void) {
+    amp_trainer_destroy(make("cuda", AMP_TRAIN_FP16, 0)); /* the module loaded, to be asked */
+    long long regions = device_regions();
+    amp_trainer *t = make("cuda", AMP_TRAIN_FP16, 0);
+    CT_CHECK(t != NULL, "a trainer");
+    size_t old = set_device_limit(1u << 20); /* LeNet's parameters alone are 1.7 MB */
+    if (device_regions() < 0) {
+        amp_trainer_destroy(t);
+        CT_SKIP("the device memory cannot be limited here (a real GPU)");
+    }
+    amp_tensor *x, *y;
+    batch(0, &x, &y);
+    amp_value_info vi = {.struct_size = sizeof vi};
+    amp_model_input_info(g_model, 0, &vi);
+    const char *in = vi.name;
+    double loss = 0;
+    amp_status s = amp_trainer_step(t, 1, &in, (const amp_tensor *const *)&x, y, &loss);
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", amp_trainer_last_error(t));
+    set_device_limit(old);
+    amp_status s2 = amp_trainer_step(t, 1, &in, (const amp_tensor *const *)&x, y, &loss);
+    amp_tensor_destroy(x);
+    amp_tensor_destroy(y);
+    amp_trainer_destroy(t);
+    CT_CHECK(s == AMP_ERR_NO_MEMORY, "out of device memory: %s (%s)", amp_status_name(s), msg);
+    CT_CHECK(strstr(msg, "cudaMalloc") != NULL, "the message names the call: %s", msg);
+    CT_CHECK(s2 == AMP_OK && loss > 0 && loss < 10, "with memory again the step runs: %s, loss %g",
+             amp_status_name(s2), loss);
+    CT_CHECK(device_regions() == regions, "device regions: %lld before the trainer, %lld after", regions,
+             device_regions());
 }
 
 /* the same 30 steps with CUDA graphs and without: the same bits */
@@ -274,6 +381,7 @@ static void t_resume(void) {
 
 static const ct_case cases[] = {{"fp32", t_fp32},       {"fp16", t_fp16},     {"bf16", t_bf16},
                                 {"overflow", t_overflow}, {"graphs", t_graphs}, {"resume", t_resume},
+                                {"steady", t_steady},     {"out_of_memory", t_out_of_memory},
                                 {NULL, NULL}};
 
 int main(int argc, char **argv) {

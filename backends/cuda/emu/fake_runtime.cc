@@ -258,7 +258,10 @@ cudaError_t check_legacy(fake_stream *f, const char *call) {
 /* A copy or memset without Async: work on the legacy stream that it waits for (the driver's
  * cudaErrorStreamCaptureImplicit while a blocking stream captures), and refused as unsafe beside
  * other captures too, which is stricter than the driver. */
+std::atomic<unsigned long long> g_alloc_calls{0}, g_sync_calls{0};
+
 cudaError_t sync_call(const char *call) {
+  g_sync_calls++;
   std::lock_guard<std::mutex> g(st().mu);
   cudaError_t e = check_legacy(&st().legacy, call);
   return e != cudaSuccess ? e : check_unsafe(call);
@@ -656,6 +659,7 @@ cudaError_t cudaFuncSetAttribute(const void *func, cudaFuncAttribute attr, int v
 }
 
 cudaError_t cudaDeviceSynchronize(void) {
+  g_sync_calls++;
   std::lock_guard<std::mutex> g(st().mu);
   if (!st().captures.empty()) {
     capture *c = *st().captures.begin();
@@ -683,6 +687,7 @@ cudaError_t cudaRuntimeGetVersion(int *v) {
 /* ---- memory --------------------------------------------------------------------------------- */
 
 cudaError_t cudaMalloc(void **p, size_t bytes) {
+  g_alloc_calls++;
   if (!p) return fail(cudaErrorInvalidValue, "cudaMalloc: NULL result pointer");
   *p = nullptr;
   AMP_EMU_NEED_DEVICE("cudaMalloc");
@@ -732,6 +737,7 @@ cudaError_t cudaFree(void *p) {
 }
 
 static cudaError_t host_alloc(const char *call, void **p, size_t bytes, unsigned int flags) {
+  g_alloc_calls++;
   if (!p) return fail(cudaErrorInvalidValue, "%s: NULL result pointer", call);
   *p = nullptr;
   if (flags & ~(unsigned)(cudaHostAllocPortable | cudaHostAllocMapped | cudaHostAllocWriteCombined))
@@ -923,7 +929,10 @@ static cudaError_t stream_sync(cudaStream_t s, const char *call) {
   return check_legacy(f, call);
 }
 
-cudaError_t cudaStreamSynchronize(cudaStream_t s) { return stream_sync(s, "cudaStreamSynchronize"); }
+cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+  g_sync_calls++;
+  return stream_sync(s, "cudaStreamSynchronize");
+}
 
 cudaError_t cudaStreamQuery(cudaStream_t s) { return stream_sync(s, "cudaStreamQuery"); }
 
@@ -1056,6 +1065,11 @@ static std::atomic<unsigned long long> g_graph_launches{0};
 
 unsigned long long amp_emu_graph_launches(void) { return g_graph_launches.load(); }
 
+void amp_emu_call_counts(unsigned long long *allocs, unsigned long long *syncs) {
+  if (allocs) *allocs = g_alloc_calls.load();
+  if (syncs) *syncs = g_sync_calls.load();
+}
+
 cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s) {
   std::shared_ptr<const node_list> nodes;
   g_graph_launches++;
@@ -1176,7 +1190,10 @@ static cudaError_t event_wait(cudaEvent_t ev, const char *call) {
   return cudaSuccess;
 }
 
-cudaError_t cudaEventSynchronize(cudaEvent_t ev) { return event_wait(ev, "cudaEventSynchronize"); }
+cudaError_t cudaEventSynchronize(cudaEvent_t ev) {
+  g_sync_calls++;
+  return event_wait(ev, "cudaEventSynchronize");
+}
 
 cudaError_t cudaEventQuery(cudaEvent_t ev) { return event_wait(ev, "cudaEventQuery"); }
 

@@ -61,6 +61,11 @@ size_t amp_emu_device_bytes(void);
  * dlsym on the module). */
 unsigned long long amp_emu_graph_launches(void);
 size_t amp_emu_device_regions(void);
+/* Calls so far that allocate (cudaMalloc, cudaMallocAsync, cudaMallocHost, cudaHostAlloc) and
+ * that make the host wait for the device (cudaDeviceSynchronize, cudaStreamSynchronize,
+ * cudaEventSynchronize, cudaMemcpy, cudaMemset): a step in steady state makes none of the first
+ * and as few of the second as it has outputs to read. Either pointer may be NULL. */
+void amp_emu_call_counts(unsigned long long *allocs, unsigned long long *syncs);
 /* Live pinned host regions. */
 size_t amp_emu_pinned_regions(void);
 /* Limit later cudaMalloc calls to `bytes` of device memory in all (0: no limit beyond the
