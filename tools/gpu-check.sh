@@ -57,7 +57,7 @@ for name, n in (("train", 12800), ("t10k", 2000)):
     with gzip.open(f"{sys.argv[1]}/{name}-labels-idx1-ubyte.gz", "wb") as f:
         f.write(struct.pack(">II", magic, n) + body)
 EOF
-  cp "$here/tools/bench/torch_lenet.py" "$bundle/" 2>/dev/null || true
+  cp "$here/tools/bench/torch_amp_baseline.py" "$here/backends/cuda/emu/h100-device-properties.json" "$bundle/"
   du -sh "$bundle"
   echo "bundle ready: carry gpu-bundle (it is git-ignored)"
 }
@@ -116,12 +116,43 @@ stage() {
 
 say "amprt gpu-check $(cd "$here" && git rev-parse --short HEAD 2>/dev/null || echo '?') $mode $(date -u +%FT%TZ)"
 
+# ---- the bundle: everything the stages call, and every library its programs need -----------
+# (a dry run here checks a bundle just built, so a GPU lease is never spent on a missing file)
+check_bundle() {
+  local missing=0 f
+  for f in bin/amprt bin/libamprt_cuda.so bin/gpu_test_device bin/gpu_test_kernels bin/gpu_test_reduce_optim \
+    bin/gpu_test_lenet models/lenet/model.onnx data/train-images-idx3-ubyte.gz data/t10k-labels-idx1-ubyte.gz \
+    torch_amp_baseline.py h100-device-properties.json; do
+    if [ ! -e "$bundle/$f" ]; then
+      echo "missing: $f"
+      missing=1
+    fi
+  done
+  # libraries not found beyond the CUDA ones the GPU machine brings
+  for f in "$bundle"/bin/*; do
+    LD_LIBRARY_PATH="$bundle/lib" ldd "$f" 2>/dev/null | grep 'not found' |
+      grep -v -E 'libcublas|libcudnn|libcudart|libcuda\.|libnvrtc' | sed "s|^|$(basename "$f"): |"
+  done | grep . && missing=1
+  return $missing
+}
+if [ -d "$bundle/bin" ]; then
+  if check_bundle >"$OUT/bundle.txt" 2>&1; then
+    say "PASS bundle ($(du -sm "$bundle" | cut -f1) MiB)"
+  else
+    say "FAIL bundle: $(tr '\n' ' ' <"$OUT/bundle.txt")"
+    have_gpu=0
+  fi
+elif [ "$mode" = "--dry-run" ]; then
+  say "SKIP bundle (none built: tools/gpu-check.sh --build)"
+fi
+
 # ---- the machine's CUDA libraries: its Python environment's nvidia-* packages ----------------
 if [ "$have_gpu" = 1 ]; then
   if [ ! -d "$bundle/bin" ]; then
     say "FAIL bundle (gpu-bundle/ was not carried: run tools/gpu-check.sh --build here first)"
     have_gpu=0
-  else
+  fi
+  if [ "$have_gpu" = 1 ]; then
     libs="$bundle/lib"
     for d in $(python3 -c 'import nvidia, os; print(" ".join(os.path.join(p, x, "lib") for p in nvidia.__path__ for x in os.listdir(p)))' 2>/dev/null); do
       [ -d "$d" ] && libs="$libs:$d"
@@ -138,7 +169,16 @@ env_stage() {
   for l in libcudart.so libcublasLt.so libcudnn.so libcudnn_graph.so libnccl.so; do
     echo "$l: $(echo "$LD_LIBRARY_PATH" | tr ':' '\n' | while read -r d; do ls "$d"/$l* 2>/dev/null; done | head -3 | tr '\n' ' ')"
   done
-  "$bin/gpu_test_device" info "$OUT/device-properties.json"
+  # the real card's description as cuDNN builds it (checked against cudaGetDeviceProperties),
+  # and how it differs from the one the emulator plans from
+  AMP_DEVICE_JSON="$OUT/device-properties.json" "$bin/gpu_test_device" || return 1
+  python3 - "$OUT/device-properties.json" "$bundle/h100-device-properties.json" <<'EOF2'
+import json, sys
+real, ours = (json.load(open(p)) for p in sys.argv[1:3])
+for k in sorted(set(real) | set(ours)):
+    if real.get(k) != ours.get(k):
+        print(f"device property {k}: this card {real.get(k)}, committed {ours.get(k)}")
+EOF2
 }
 stage environment 60 env_stage
 
@@ -153,9 +193,12 @@ done
 
 # ---- 3. compute-sanitizer on small shapes ----------------------------------------------------
 if [ "$have_gpu" = 1 ] && command -v compute-sanitizer >/dev/null 2>&1; then
-  stage sanitizer_memcheck 90 compute-sanitizer --tool memcheck --error-exitcode 1 "$bin/gpu_test_kernels" small
-  stage sanitizer_racecheck 90 compute-sanitizer --tool racecheck --error-exitcode 1 "$bin/gpu_test_kernels" softmax
-  stage sanitizer_synccheck 60 compute-sanitizer --tool synccheck --error-exitcode 1 "$bin/gpu_test_optim" reduce
+  # (case filters: gpu_test_X NAME runs the cases whose names contain NAME; the planted-bug
+  # cases are left out, since they break rules on purpose)
+  stage sanitizer_memcheck 90 compute-sanitizer --tool memcheck --error-exitcode 1 "$bin/gpu_test_kernels" sce
+  stage sanitizer_memcheck_pool 90 compute-sanitizer --tool memcheck --error-exitcode 1 "$bin/gpu_test_kernels" max_pool
+  stage sanitizer_racecheck 90 compute-sanitizer --tool racecheck --error-exitcode 1 "$bin/gpu_test_reduce_optim" reduce_channels
+  stage sanitizer_synccheck 60 compute-sanitizer --tool synccheck --error-exitcode 1 "$bin/gpu_test_reduce_optim" reduce_orders
 else
   say "SKIP sanitizer (no GPU or no compute-sanitizer)"
 fi
@@ -201,8 +244,12 @@ stage models 60 models
 
 # ---- 6. benchmarks beside PyTorch on the same card -------------------------------------------
 bench() {
-  "$bin/amprt" bench "$bundle/models/lenet/model.onnx" --backend cuda --batch 256 --runs 200 --json >"$OUT/bench.json"
-  if [ -f "$bundle/torch_lenet.py" ]; then python3 "$bundle/torch_lenet.py" --json >>"$OUT/bench.json"; fi
+  local m="$bundle/models/lenet/model.onnx"
+  for b in 1 64; do
+    "$bin/amprt" bench "$m" --backend cuda --batch $b --runs 200 --json >>"$OUT/bench.json" || return 1
+    "$bin/amprt" bench "$m" --backend cuda --autocast fp16 --batch $b --runs 200 --json >>"$OUT/bench.json" || return 1
+  done
+  python3 "$bundle/torch_amp_baseline.py" >>"$OUT/bench.json"
 }
 stage benchmarks 90 bench
 
