@@ -106,6 +106,14 @@ struct amp_session {
  * runs must bind the same tensors (or none) to these names. Call before the first plan. On
  * host-memory backends the tensors are used in place, as every input is: nothing to do. */
 amp_status amp_session_set_resident(amp_session *s, int n, const char *const *names, amp_tensor *const *tensors);
+/* amp_session_create, which on a backend with memory of its own uploads the weights at once;
+ * with upload_now false that waits for amp_session_upload_persistent (or the first plan), so
+ * that resident inputs can be declared first (the trainer). */
+amp_status amp_session_create_ex(amp_model *model, const amp_session_options *opts, bool upload_now,
+                                 amp_session **out);
+/* Allocate the persistent block and upload the weights and resident inputs now (nothing on a
+ * host-memory backend, or when done already). */
+amp_status amp_session_upload_persistent(amp_session *s);
 /* Bring the host copies of resident inputs up to date (a download when a run may have changed
  * them); with host_will_write, the next run uploads them first. */
 amp_status amp_session_resident_sync(amp_session *s, bool host_will_write);

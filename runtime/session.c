@@ -14,7 +14,14 @@
 
 static amp_status mark_shape_inputs(amp_session *s);
 
+static amp_status ensure_persistent(amp_session *s);
+
 amp_status amp_session_create(amp_model *model, const amp_session_options *opts, amp_session **out) {
+    return amp_session_create_ex(model, opts, true, out);
+}
+
+amp_status amp_session_create_ex(amp_model *model, const amp_session_options *opts, bool upload_now,
+                                 amp_session **out) {
     if (!model || !out) return AMP_ERR_INVALID_ARG;
     amp_context *ctx = model->ctx;
     amp_session_options o;
@@ -131,6 +138,8 @@ amp_status amp_session_create(amp_model *model, const amp_session_options *opts,
     }
     for (int i = 0; i < nin; i++) s->in_ids[i] = amp_model_input_value(model, i);
     st = mark_shape_inputs(s);
+    /* the weights go to the device now: a model too big for it fails here, not at a first run */
+    if (!st && upload_now) st = ensure_persistent(s);
     if (st) {
         amp_seterr(ctx, st, "%s", s->ctx.err);
         amp_session_destroy(s);
@@ -243,8 +252,11 @@ amp_status amp_session_set_resident(amp_session *s, int n, const char *const *na
     return AMP_OK;
 }
 
+amp_status amp_session_upload_persistent(amp_session *s) { return s ? ensure_persistent(s) : AMP_ERR_INVALID_ARG; }
+
 /* The persistent block of a backend with memory of its own: every initializer and resident
- * input, in one allocation, uploaded once (at the first plan). */
+ * input, in one allocation, uploaded once (when the session is created, or for a session whose
+ * resident inputs come later, when they have been declared; at the first plan at the latest). */
 static amp_status ensure_persistent(amp_session *s) {
     if (s->be->i.host_memory || s->persist) return AMP_OK;
     const amp_graph *g = s->model->g;

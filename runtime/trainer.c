@@ -758,7 +758,7 @@ amp_status amp_trainer_create(const amp_model *model, const amp_trainer_options 
     if ((s = wrap_model(ctx, ge, &t->eval))) goto fail;
     ge = NULL;
     amp_session_options so = {.struct_size = sizeof so, .backend = o.backend, .threads = o.threads};
-    if ((s = amp_session_create(t->train, &so, &t->ts))) goto fail;
+    if ((s = amp_session_create_ex(t->train, &so, false, &t->ts))) goto fail;
     /* predictions run where the steps run: "auto" settles once, for the training step */
     so.backend = amp_session_backend(t->ts);
     if ((s = amp_session_create(t->eval, &so, &t->es))) goto fail;
@@ -828,7 +828,9 @@ amp_status amp_trainer_create(const amp_model *model, const amp_trainer_options 
                 rn[nres] = t->bnames[i];
                 rt[nres++] = (amp_tensor *)t->bvals[i];
             }
-            if (!s && (s = amp_session_set_resident(t->ts, nres, rn, rt)))
+            /* then the weights and the optimizer state go to the backend's memory, now: a
+             * model that does not fit fails here, not at the first step */
+            if (!s && ((s = amp_session_set_resident(t->ts, nres, rn, rt)) || (s = amp_session_upload_persistent(t->ts))))
                 amp_seterr(ctx, s, "%s", amp_session_last_error(t->ts));
             amp_dealloc(ctx, rn);
             amp_dealloc(ctx, rt);

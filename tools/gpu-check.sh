@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One prepared run of amprt's CUDA checks on a lent GPU machine (docs/gpu-log.md records each).
 #
-#   tools/gpu-check.sh --build    here: build with nvcc (build-gpu/) and pack the bundle
-#                                 gpu-bundle/ (programs, the CUDA module, the test runners,
+#   tools/gpu-check.sh --build    here: build with nvcc (build-gpu/) and pack the bundle into
+#                                 gpu-bundle/bundle.tar.xz (programs, the CUDA module, the test runners,
 #                                 the libraries they need that the GPU machine lacks, LeNet and
 #                                 a slice of Fashion-MNIST), small enough to travel
 #   tools/gpu-check.sh --run      there: every stage, a deadline, a summary; files under $OUT
@@ -21,7 +21,8 @@
 set -u
 here="$(cd "$(dirname "$0")/.." && pwd)"
 mode="${1:---dry-run}"
-bundle="$here/gpu-bundle"
+packed="$here/gpu-bundle"              # what travels: bundle.tar.xz
+bundle="$here/build-gpu/bundle"        # built here, unpacked there
 OUT="${OUT:-$here/gpu-check-out}"
 deadline_s="${AMP_GPU_DEADLINE:-450}" # the whole run, under the 8 minutes GPU.md allows
 start=$(date +%s)
@@ -58,7 +59,11 @@ for name, n in (("train", 12800), ("t10k", 2000)):
         f.write(struct.pack(">II", magic, n) + body)
 EOF
   cp "$here/tools/bench/torch_amp_baseline.py" "$here/backends/cuda/emu/h100-device-properties.json" "$bundle/"
-  du -sh "$bundle"
+  # what travels is one xz archive (85 MiB of programs and libraries become about 18)
+  mkdir -p "$packed"
+  rm -f "$packed/bundle.tar.xz"
+  tar -C "$bundle" -cf - . | xz -T0 -6 >"$packed/bundle.tar.xz.tmp" && mv "$packed/bundle.tar.xz.tmp" "$packed/bundle.tar.xz"
+  echo "$(du -sh "$bundle" | cut -f1) packed into $(du -sh "$packed/bundle.tar.xz" | cut -f1)"
   echo "bundle ready: carry gpu-bundle (it is git-ignored)"
 }
 
@@ -72,6 +77,14 @@ if [ "$mode" != "--run" ] && [ "$mode" != "--dry-run" ]; then
 fi
 
 mkdir -p "$OUT/logs"
+# a carried bundle is unpacked into a scratch folder (the dry run checks the one just built)
+if [ -f "$packed/bundle.tar.xz" ]; then
+  bundle="${TMPDIR:-/tmp}/amprt-gpu-bundle.$$"
+  rm -rf "$bundle"
+  mkdir -p "$bundle"
+  trap 'rm -rf "$bundle"' EXIT
+  xz -dc "$packed/bundle.tar.xz" | tar -C "$bundle" -xf - || echo "FAIL bundle: cannot unpack $packed/bundle.tar.xz"
+fi
 summary="$OUT/summary.txt"
 parity="$OUT/parity.txt"
 : >"$summary"
@@ -149,7 +162,7 @@ fi
 # ---- the machine's CUDA libraries: its Python environment's nvidia-* packages ----------------
 if [ "$have_gpu" = 1 ]; then
   if [ ! -d "$bundle/bin" ]; then
-    say "FAIL bundle (gpu-bundle/ was not carried: run tools/gpu-check.sh --build here first)"
+    say "FAIL bundle (gpu-bundle/bundle.tar.xz was not carried: run tools/gpu-check.sh --build here first)"
     have_gpu=0
   fi
   if [ "$have_gpu" = 1 ]; then

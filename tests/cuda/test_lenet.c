@@ -167,7 +167,11 @@ static void parity(amp_train_precision p, const char *name, double loss_tol, dou
     printf("  %s: worst loss difference %.3g (step %d), parameters rel L2 %.3g; loss %.4f -> %.4f\n", name, worst,
            worst_at, pd, first_loss, last_loss);
     CT_CHECK(!failed, "%s: step %d failed or gave NaN", name, failed - 1);
-    CT_CHECK(last_loss < 0.8 * first_loss, "%s: training did not learn (%.4f -> %.4f)", name, first_loss, last_loss);
+    /* 200 steps at lr 0.01 take the loss from 2.30 to about 1.2; the 30 of a sanitizer build to
+     * about 2.27 */
+    double learn = STEPS >= 200 ? 0.8 : 0.995;
+    CT_CHECK(last_loss < learn * first_loss, "%s: training did not learn in %d steps (%.4f -> %.4f)", name, STEPS,
+             first_loss, last_loss);
     CT_CHECK(worst <= loss_tol, "%s: losses differ by %.3g at step %d (tolerance %.3g)", name, worst, worst_at,
              loss_tol);
     CT_CHECK(pd >= 0 && pd <= param_tol, "%s: parameters differ by %.3g (tolerance %.3g)", name, pd, param_tol);
@@ -255,6 +259,14 @@ static long long device_regions(void) {
     return fn ? (long long)fn() : -1;
 }
 
+/* device bytes in use; 0 where that cannot be asked */
+static size_t device_bytes(void) {
+    size_t (*fn)(void);
+    void *sym = emu_fn("amp_emu_device_bytes");
+    memcpy(&fn, &sym, sizeof fn);
+    return fn ? fn() : 0;
+}
+
 /* async copies must have pinned host memory (returns the old setting) */
 static bool set_pinned_only(bool on) {
     bool (*fn)(bool);
@@ -295,13 +307,26 @@ static void t_steady(void) {
 static void t_out_of_memory(void) {
     amp_trainer_destroy(make("cuda", AMP_TRAIN_FP16, 0)); /* the module loaded, to be asked */
     long long regions = device_regions();
-    amp_trainer *t = make("cuda", AMP_TRAIN_FP16, 0);
+    if (regions < 0) CT_SKIP("the device memory cannot be limited here (a real GPU)");
+    /* the weights and optimizer state (3.4 MB) go up when the trainer is created */
+    size_t old = set_device_limit(1u << 20);
+    amp_trainer_options o = {.struct_size = sizeof o, .backend = "cuda", .precision = AMP_TRAIN_FP16};
+    amp_trainer *t = NULL;
+    amp_status sc = amp_trainer_create(g_model, &o, &t);
+    char cmsg[512];
+    snprintf(cmsg, sizeof cmsg, "%s", amp_context_last_error(g_ctx));
+    long long after_create = device_regions();
+    set_device_limit(old);
+    if (t) amp_trainer_destroy(t);
+    CT_CHECK(sc == AMP_ERR_NO_MEMORY && t == NULL, "a trainer too big for the device: %s (%s)", amp_status_name(sc),
+             cmsg);
+    CT_CHECK(strstr(cmsg, "cudaMalloc") && strstr(cmsg, "weights and state"), "the message says what: %s", cmsg);
+    CT_CHECK(after_create == regions, "device regions: %lld before, %lld after the failed creation", regions,
+             after_create);
+    /* the arena goes up at the first step: a step that does not fit fails, and the next runs */
+    t = make("cuda", AMP_TRAIN_FP16, 0);
     CT_CHECK(t != NULL, "a trainer");
-    size_t old = set_device_limit(1u << 20); /* LeNet's parameters alone are 1.7 MB */
-    if (device_regions() < 0) {
-        amp_trainer_destroy(t);
-        CT_SKIP("the device memory cannot be limited here (a real GPU)");
-    }
+    old = set_device_limit(device_bytes() + (64u << 10)); /* the arena is ~3 MB */
     amp_tensor *x, *y;
     batch(0, &x, &y);
     amp_value_info vi = {.struct_size = sizeof vi};
