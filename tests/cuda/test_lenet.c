@@ -259,6 +259,16 @@ static long long device_regions(void) {
     return fn ? (long long)fn() : -1;
 }
 
+/* stream work run so far: kernels, library calls, copies, memsets (0 where it cannot be
+ * counted) */
+static int ran_counts(unsigned long long c[4]) {
+    void (*fn)(unsigned long long *);
+    void *sym = emu_fn("amp_emu_ran_counts");
+    memcpy(&fn, &sym, sizeof fn);
+    if (fn) fn(c);
+    return fn != NULL;
+}
+
 /* device bytes in use; 0 where that cannot be asked */
 static size_t device_bytes(void) {
     size_t (*fn)(void);
@@ -278,6 +288,7 @@ static bool set_pinned_only(bool on) {
 /* In steady state a step allocates nothing and waits for the device only to read its loss:
  * graphs on and off, FP16 AMP (loss scaling and the on-device skip included) */
 static void t_steady(void) {
+    unsigned long long work[2][4] = {{0}};
     for (int graphs = 1; graphs >= 0; graphs--) {
         setenv("AMPRT_CUDA_GRAPHS", graphs ? "1" : "0", 1);
         amp_trainer *t = make("cuda", AMP_TRAIN_FP16, 0);
@@ -286,10 +297,13 @@ static void t_steady(void) {
         /* every async copy of a step goes through pinned staging (the emulator refuses others) */
         bool was = set_pinned_only(true);
         int ok = steps_ok(t, 0, 3); /* eager, captured, replayed */
-        unsigned long long a0 = 0, s0 = 0, a1 = 0, s1 = 0;
+        unsigned long long a0 = 0, s0 = 0, a1 = 0, s1 = 0, r0[4] = {0}, r1[4] = {0};
         int counted = call_counts(&a0, &s0);
+        ran_counts(r0);
         if (ok) ok = steps_ok(t, 3, 13);
         call_counts(&a1, &s1);
+        ran_counts(r1);
+        for (int j = 0; j < 4; j++) work[graphs][j] = r1[j] - r0[j];
         set_pinned_only(was);
         amp_trainer_destroy(t);
         CT_CHECK(ok, "steady: 13 steps");
@@ -299,7 +313,16 @@ static void t_steady(void) {
         CT_CHECK(a1 == a0, "steady: %llu allocations in 10 steps", a1 - a0);
         CT_CHECK(s1 - s0 <= 10, "steady: %llu waits for the device in 10 steps (one each to read the loss)",
                  s1 - s0);
+        printf("  steady, graphs %s: per step %.1f kernels, %.1f cuBLASLt/cuDNN calls, %.1f copies, %.1f memsets "
+               "(the emulator's workspace poison)\n",
+               graphs ? "on" : "off", (double)work[graphs][0] / 10.0, (double)work[graphs][1] / 10.0,
+               (double)work[graphs][2] / 10.0, (double)work[graphs][3] / 10.0);
     }
+    /* a replayed graph does the work an eager step does, no more and no less */
+    CT_CHECK(memcmp(work[0], work[1], sizeof work[0]) == 0 && work[0][0] > 0,
+             "steady: graphs on ran %llu/%llu/%llu/%llu, off %llu/%llu/%llu/%llu (kernels/library/copies/memsets in 10 "
+             "steps)",
+             work[1][0], work[1][1], work[1][2], work[1][3], work[0][0], work[0][1], work[0][2], work[0][3]);
 }
 
 /* Out of device memory: AMP_ERR_NO_MEMORY with a message, nothing leaked, and the same trainer

@@ -259,6 +259,23 @@ cudaError_t check_legacy(fake_stream *f, const char *call) {
  * cudaErrorStreamCaptureImplicit while a blocking stream captures), and refused as unsafe beside
  * other captures too, which is stricter than the driver. */
 std::atomic<unsigned long long> g_alloc_calls{0}, g_sync_calls{0};
+/* stream work that ran, eagerly or as a graph node: kernels, library calls, copies, memsets (a
+ * graph launch itself is not counted: its nodes are) */
+std::atomic<unsigned long long> g_ran[4];
+
+void count_ran(const char *what) {
+  if (std::strcmp(what, "cudaGraphLaunch") == 0) return;
+  int kind = 0;
+  if (std::strncmp(what, "cublas", 6) == 0 || std::strncmp(what, "cudnn", 5) == 0) kind = 1;
+  else if (std::strncmp(what, "cudaMemcpy", 10) == 0) kind = 2;
+  else if (std::strncmp(what, "cudaMemset", 10) == 0) kind = 3;
+  g_ran[kind]++;
+  static const bool trace = [] {
+    const char *v = std::getenv("AMP_EMU_TRACE");
+    return v && v[0] && std::strcmp(v, "0") != 0;
+  }();
+  if (trace) std::fprintf(stderr, "amp-emu: ran %s\n", what);
+}
 
 cudaError_t sync_call(const char *call) {
   g_sync_calls++;
@@ -270,6 +287,7 @@ cudaError_t sync_call(const char *call) {
 /* Runs a graph's nodes in order; the first failure stops it. No lock held. */
 cudaError_t replay(const node_list &nodes) {
   for (size_t i = 0; i < nodes.size(); i++) {
+    count_ran(nodes[i].what.c_str());
     cudaError_t e = nodes[i].work();
     if (e != cudaSuccess) {
       std::string inner = amp_emu_last_error(); /* names the status already */
@@ -310,6 +328,7 @@ cudaError_t enqueue(cudaStream_t stream, const char *what, std::function<cudaErr
       case SUBMIT_RUN: break;
     }
   }
+  count_ran(what);
   cudaError_t e = work();
   if (e != cudaSuccess) last_error = e;
   return e;
@@ -1064,6 +1083,10 @@ cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsig
 static std::atomic<unsigned long long> g_graph_launches{0};
 
 unsigned long long amp_emu_graph_launches(void) { return g_graph_launches.load(); }
+
+void amp_emu_ran_counts(unsigned long long counts[4]) {
+  for (int i = 0; i < 4; i++) counts[i] = g_ran[i].load();
+}
 
 void amp_emu_call_counts(unsigned long long *allocs, unsigned long long *syncs) {
   if (allocs) *allocs = g_alloc_calls.load();

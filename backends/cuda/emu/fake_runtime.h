@@ -66,6 +66,10 @@ size_t amp_emu_device_regions(void);
  * cudaEventSynchronize, cudaMemcpy, cudaMemset): a step in steady state makes none of the first
  * and as few of the second as it has outputs to read. Either pointer may be NULL. */
 void amp_emu_call_counts(unsigned long long *allocs, unsigned long long *syncs);
+/* Stream work that has run so far, eagerly or as a node of a graph launch (a step's device work,
+ * counted): counts[0] kernel launches, [1] cuBLASLt and cuDNN calls, [2] async copies, [3] async
+ * memsets. AMP_EMU_TRACE=1 prints each to stderr as it runs. */
+void amp_emu_ran_counts(unsigned long long counts[4]);
 /* Live pinned host regions. */
 size_t amp_emu_pinned_regions(void);
 /* Limit later cudaMalloc calls to `bytes` of device memory in all (0: no limit beyond the
