@@ -102,6 +102,46 @@ cudaError_t amp_k_sce_fwd(cudaStream_t stream, const amp_k_sce *p, const void *x
 cudaError_t amp_k_sce_grad(cudaStream_t stream, const amp_k_sce *p, const void *dy, const void *x, const void *t,
                            const void *w, const void *dlogp, void *dx, void *ws);
 
+/* ---- broadcasting binary arithmetic (k_binary.cu) ------------------------------------------------
+ * y = a op b over the output's shape, numpy broadcasting, computed in f32 and rounded once on
+ * store (the CPU kernels' formula, bit for bit: IEEE add, subtract, multiply and divide). The
+ * geometry is collapsed on the host (amp_k_bcast_plan): adjacent dims that broadcast alike
+ * merge, so most launches are flat (rank 1). In place (y == a or y == b, of the output's size)
+ * is allowed. */
+typedef enum amp_k_binop { AMP_K_ADD = 0, AMP_K_SUB, AMP_K_MUL, AMP_K_DIV, AMP_K_BINOP_COUNT } amp_k_binop;
+
+#define AMP_K_BC_RANK 8
+typedef struct amp_k_bcast {
+    int rank;                      /* collapsed output rank, 1..AMP_K_BC_RANK (0: empty output) */
+    int64_t n;                     /* output elements */
+    int64_t dims[AMP_K_BC_RANK];   /* collapsed output dims */
+    int64_t sa[AMP_K_BC_RANK];     /* a's element strides per collapsed dim (0: broadcast) */
+    int64_t sb[AMP_K_BC_RANK];
+    bool flat;                     /* a and b both have the output's shape */
+} amp_k_bcast;
+
+/* The collapsed geometry of y[out] = a[ad] op b[bd] (ranks right-aligned); false when a or b
+ * does not broadcast to out. */
+bool amp_k_bcast_plan(int out_rank, const int64_t *out, int a_rank, const int64_t *ad, int b_rank, const int64_t *bd,
+                      amp_k_bcast *g);
+cudaError_t amp_k_binary(cudaStream_t stream, amp_k_binop op, amp_k_dtype dt, const amp_k_bcast *g, const void *a,
+                         const void *b, void *y);
+
+/* ---- SumToShape (k_binary.cu): the gradient of a broadcast ----------------------------------------
+ * r = x summed over the dims where the target is 1 (or missing); each output element summed in
+ * double in a fixed order (the same bits every run), rounded once. */
+typedef struct amp_k_s2s {
+    int nk, nr;                    /* collapsed kept and reduced dims */
+    int64_t kd[AMP_K_BC_RANK], ks[AMP_K_BC_RANK]; /* kept dims (the output's order) and x's strides */
+    int64_t rd[AMP_K_BC_RANK], rs[AMP_K_BC_RANK]; /* reduced dims and x's strides */
+    int64_t m, r;                  /* output elements; elements summed into each */
+} amp_k_s2s;
+
+/* The geometry of r = SumToShape(x): x of rank `rank` and dims xd, td the target's dims placed in
+ * x's frame (1 where reduced); false when td does not broadcast to xd. */
+bool amp_k_s2s_plan(int rank, const int64_t *xd, const int64_t *td, amp_k_s2s *g);
+cudaError_t amp_k_sum_to_shape(cudaStream_t stream, amp_k_dtype dt, const amp_k_s2s *g, const void *x, void *r);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,4 +1,5 @@
-/* amprt's own CUDA kernels as an op family (cuda_backend.h): Cast and CastLike, Relu and the
+/* amprt's own CUDA kernels as an op family (cuda_backend.h): Cast and CastLike, Add, Sub, Mul
+ * and Div with numpy broadcasting and SumToShape (their gradients' reduction), Relu and the
  * other activations whose math is shared with the CPU (LeakyRelu, Sigmoid, Tanh, Gelu) and their
  * UnaryGrad, MaxPool and MaxPoolGrad (1 or 2 spatial dims), the shape ops that only copy
  * (Reshape, Flatten, Squeeze, Unsqueeze, Identity, ReshapeGrad), Shape, and
@@ -352,6 +353,98 @@ static amp_status run_sce_grad(amp_cuda *cu, const amp_kernel *k, void *state) {
                                     w ? w->data : NULL, dl ? dl->data : NULL, k->out[0]->data, k->ws));
 }
 
+/* ---- Add, Sub, Mul, Div; SumToShape ------------------------------------------------------------ */
+
+static bool binop_of(amp_op op, amp_k_binop *b) {
+    switch (op) {
+    case AMP_OP_ADD: *b = AMP_K_ADD; return true;
+    case AMP_OP_SUB: *b = AMP_K_SUB; return true;
+    case AMP_OP_MUL: *b = AMP_K_MUL; return true;
+    case AMP_OP_DIV: *b = AMP_K_DIV; return true;
+    default: return false;
+    }
+}
+
+typedef struct binary_state {
+    amp_k_binop op;
+    amp_k_dtype dt;
+    amp_k_bcast g;
+} binary_state;
+
+static const char *why_binary(const amp_kernel *k) {
+    const amp_tensor *a = k->in[0], *b = in_opt(k, 1), *y = k->out[0];
+    amp_k_bcast g;
+    if (!b) return "needs two inputs";
+    if (!is_kfloat(a) || a->dtype != b->dtype || y->dtype != a->dtype) return "runs f32, f16 and bf16 of one dtype";
+    /* opset < 7: the "broadcast" and "axis" attributes of the old limited broadcasting */
+    if (amp_node_attr(k->n, "broadcast") || amp_node_attr(k->n, "axis")) return "has the pre-opset-7 broadcast attributes";
+    if (!amp_k_bcast_plan(y->rank, y->dims, a->rank, a->dims, b->rank, b->dims, &g))
+        return "inputs do not broadcast to the output";
+    return NULL;
+}
+
+static amp_status prepare_binary(const amp_kernel *k, void **state) {
+    amp_status s = new_state(k, sizeof(binary_state), state);
+    if (s) return s;
+    binary_state *p = *state;
+    const amp_tensor *a = k->in[0], *b = k->in[1], *y = k->out[0];
+    binop_of(k->n->op, &p->op);
+    kdtype(a->dtype, &p->dt);
+    amp_k_bcast_plan(y->rank, y->dims, a->rank, a->dims, b->rank, b->dims, &p->g);
+    return AMP_OK;
+}
+
+static amp_status run_binary(amp_cuda *cu, const amp_kernel *k, void *state) {
+    const binary_state *p = state;
+    return LAUNCH(k, amp_k_binary(cu->stream, p->op, p->dt, &p->g, k->in[0]->data, k->in[1]->data, k->out[0]->data));
+}
+
+typedef struct s2s_state {
+    amp_k_dtype dt;
+    amp_k_s2s g;
+} s2s_state;
+
+/* The target's dims in x's frame (1 where summed), as the CPU kernel places them ("axis": where
+ * the target's first dim lands, else right-aligned). */
+static bool s2s_frame(const amp_kernel *k, int64_t *td) {
+    const amp_tensor *x = k->in[0], *r = k->out[0];
+    int off = x->rank - r->rank;
+    const amp_attr *ax = amp_node_attr(k->n, "axis");
+    if (ax && ax->kind == AMP_ATTR_INT) off = (int)(ax->i < 0 ? ax->i + x->rank : ax->i);
+    if (off < 0 || off + r->rank > x->rank) return false;
+    for (int d = 0; d < x->rank; d++) td[d] = 1;
+    for (int d = 0; d < r->rank; d++) td[off + d] = r->dims[d];
+    return true;
+}
+
+static const char *why_s2s(const amp_kernel *k) {
+    const amp_tensor *x = k->in[0], *r = k->out[0];
+    int64_t td[AMP_MAX_RANK];
+    amp_k_s2s g;
+    if (!is_kfloat(x) || r->dtype != x->dtype) return "runs f32, f16 and bf16 of one dtype";
+    if (!s2s_frame(k, td) || !amp_k_s2s_plan(x->rank, x->dims, td, &g)) return "target does not broadcast to the input";
+    return NULL;
+}
+
+static amp_status prepare_s2s(const amp_kernel *k, void **state) {
+    amp_status s = new_state(k, sizeof(s2s_state), state);
+    if (s) return s;
+    s2s_state *p = *state;
+    int64_t td[AMP_MAX_RANK];
+    kdtype(k->in[0]->dtype, &p->dt);
+    s2s_frame(k, td);
+    amp_k_s2s_plan(k->in[0]->rank, k->in[0]->dims, td, &p->g);
+    return AMP_OK;
+}
+
+static amp_status run_s2s(amp_cuda *cu, const amp_kernel *k, void *state) {
+    const s2s_state *p = state;
+    if (p->g.r == 1) return copy_bytes(cu, k, k->out[0]->data, k->in[0]->data, k->out[0]->nbytes); /* nothing summed */
+    if (p->g.r == 0 && k->out[0]->nbytes) /* sums over nothing: +0, all-zero bits in every float dtype */
+        return AMP_CUDA_RT(k->ctx, cudaMemsetAsync(k->out[0]->data, 0, k->out[0]->nbytes, cu->stream));
+    return LAUNCH(k, amp_k_sum_to_shape(cu->stream, p->dt, &p->g, k->in[0]->data, k->out[0]->data));
+}
+
 /* ---- the family ------------------------------------------------------------------------------- */
 
 /* Why this family cannot run k (NULL: it can). */
@@ -379,6 +472,11 @@ static const char *why_not(const amp_kernel *k) {
     case AMP_OP_SHAPE: return why_shape(k);
     case AMP_OP_SOFTMAX_CE_LOSS: return why_sce(k, false);
     case AMP_OP_SCE_LOSS_GRAD: return why_sce(k, true);
+    case AMP_OP_ADD:
+    case AMP_OP_SUB:
+    case AMP_OP_MUL:
+    case AMP_OP_DIV: return why_binary(k);
+    case AMP_OP_SUM_TO_SHAPE: return why_s2s(k);
     default: return "is not an op of this family";
     }
 }
@@ -410,6 +508,11 @@ static amp_status prepare(amp_cuda *cu, const amp_kernel *k, void **state, size_
     case AMP_OP_SHAPE: return prepare_shape(k, state);
     case AMP_OP_SOFTMAX_CE_LOSS: return prepare_sce_common(k, false, state, ws_bytes);
     case AMP_OP_SCE_LOSS_GRAD: return prepare_sce_common(k, true, state, ws_bytes);
+    case AMP_OP_ADD:
+    case AMP_OP_SUB:
+    case AMP_OP_MUL:
+    case AMP_OP_DIV: return prepare_binary(k, state);
+    case AMP_OP_SUM_TO_SHAPE: return prepare_s2s(k, state);
     default: return AMP_OK; /* Cast and the copies need no state */
     }
 }
@@ -436,5 +539,10 @@ const amp_cuda_op amp_cuda_ops_kernels[] = {
     ENTRY(SHAPE, run_shape),
     ENTRY(SOFTMAX_CE_LOSS, run_sce),
     ENTRY(SCE_LOSS_GRAD, run_sce_grad),
+    ENTRY(ADD, run_binary),
+    ENTRY(SUB, run_binary),
+    ENTRY(MUL, run_binary),
+    ENTRY(DIV, run_binary),
+    ENTRY(SUM_TO_SHAPE, run_s2s),
     {AMP_OP_UNKNOWN, NULL, NULL, NULL, NULL},
 };

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The amprt tool on the CUDA backend, here through the emulator module: --backend cuda trains
-and runs LeNet, refuses a model with a node it has no kernel for (naming the node), and "auto"
+and runs LeNet (and the overflow model, beside the CPU), refuses a model with a node it has no
+kernel for (naming the node), and "auto"
 says which backend it took and why (the device when every node is supported; the CPU, naming
 the node or the missing device, otherwise). Usage: test_cli_cuda.py PATH/TO/amprt CUDA_MODULE
 (CTest passes the build's amprt and libamprt_cuda_emu.so)."""
@@ -9,11 +10,13 @@ import subprocess
 import sys
 import tempfile
 
+import onnx
+from onnx import TensorProto, helper
+
 AMPRT = os.path.abspath(sys.argv[1])
 MODULE = os.path.abspath(sys.argv[2])
 SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LENET = os.path.join(SRC, "models", "lenet", "model.onnx")
-RESNET = os.path.join(SRC, "models", "resnet", "model.onnx")
 FMNIST = "/usr/share/datasets/fashion-mnist"
 failures = []
 
@@ -55,14 +58,33 @@ with tempfile.TemporaryDirectory() as tmp:
     expect("run --backend cuda", rc == 0 and "backend cuda (as asked)" in err and "argmax" in out, rc, out, err)
     rc, out, err = run(["run", LENET, "--backend", "cpu"])
     expect("cpu and cuda pick the same class", rc == 0 and argmax(cu) and argmax(cu) == argmax(out), rc, cu, out)
+    # the overflow model (MatMul and Mul, FP32 values beyond FP16's range) on both backends
+    overflow = os.path.join(SRC, "models", "overflow", "model.onnx")
+    rc, out, err = run(["run", overflow, "--backend", "cuda", "--output-dir", os.path.join(tmp, "ov_cuda")])
+    rc2, out2, err2 = run(["run", overflow, "--backend", "cpu", "--output-dir", os.path.join(tmp, "ov_cpu")])
+    same = False
+    if rc == 0 and rc2 == 0:
+        a = onnx.numpy_helper.to_array(onnx.load_tensor(os.path.join(tmp, "ov_cuda", "output_0.pb")))
+        b = onnx.numpy_helper.to_array(onnx.load_tensor(os.path.join(tmp, "ov_cpu", "output_0.pb")))
+        rel = float(((a.astype("float64") - b) ** 2).sum() ** 0.5 / (((b.astype("float64")) ** 2).sum() ** 0.5))
+        same = a.shape == b.shape and rel < 1e-5
+        print(f"overflow model: CUDA against the CPU, relative L2 {rel:.3g}")
+    expect("overflow on cuda beside the cpu", same and "backend cuda (as asked)" in err, rc, out, err)
     rc, out, err = run(["run", LENET, "--backend", "auto"])
     expect("auto takes the device", rc == 0 and "backend cuda (auto: a CUDA device" in err, rc, out, err)
-    rc, out, err = run(["run", RESNET, "--backend", "cuda"])
-    expect("cuda refuses an op it lacks, by node", rc == 1 and "'/l1/l1.0/Add'" in err and "no kernel for Add" in err,
+    # a model with an op the CUDA backend has no kernel for (Det: outside what the models need)
+    det = os.path.join(tmp, "det.onnx")
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["r"], name="relu_first"),
+                           helper.make_node("Det", ["r"], ["y"], name="the_det")], "det",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 3])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [])])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), det)
+    rc, out, err = run(["run", det, "--backend", "cuda"])
+    expect("cuda refuses an op it lacks, by node", rc == 1 and "'the_det'" in err and "no kernel for Det" in err,
            rc, out, err)
-    rc, out, err = run(["run", RESNET, "--backend", "auto"])
-    expect("auto falls back on the node", rc == 0 and "backend cpu (auto: the CPU, since cuda has no kernel for Add" in err
-           and "argmax" in out, rc, out, err)
+    rc, out, err = run(["run", det, "--backend", "auto"])
+    expect("auto falls back on the node", rc == 0 and "backend cpu (auto: the CPU, since cuda has no kernel for Det" in err
+           and "output y" in out, rc, out, err)
     rc, out, err = run(["run", LENET, "--backend", "auto"], {"AMP_EMU_NO_DEVICE": "1"})
     expect("auto without a device", rc == 0 and "backend cpu (auto: the CPU, since backend 'cuda'" in err
            and "argmax" in out, rc, out, err)

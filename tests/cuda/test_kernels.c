@@ -964,10 +964,105 @@ static void t_no_leak(void) {
 #endif
 }
 
+/* ---- Add, Sub, Mul, Div; SumToShape ---------------------------------------------------------- */
+
+/* shapes of A, B (and so of Y): the same, scalars either side, rows, columns, a bias per channel,
+ * both sides broadcast, odd sizes, a 1-element and an empty output */
+typedef struct bin_case {
+    int ra, rb;
+    int64_t a[4], b[4];
+} bin_case;
+
+static const bin_case bin_cases[] = {
+    {2, 2, {7, 33}, {7, 33}},          {3, 0, {2, 3, 5}, {0}},            {0, 3, {0}, {2, 3, 5}},
+    {2, 1, {9, 31}, {31}},             {2, 2, {9, 31}, {9, 1}},           {4, 3, {2, 6, 5, 5}, {6, 1, 1}},
+    {3, 3, {4, 1, 7}, {1, 5, 1}},      {4, 4, {1, 3, 1, 9}, {2, 1, 4, 1}}, {1, 1, {1}, {1}},
+    {2, 2, {0, 5}, {1, 5}},            {1, 1, {1001}, {1001}},
+};
+
+static void t_binary(void) {
+    CT_CHECK(setup(), "setup");
+    const char *ops[] = {"Add", "Sub", "Mul", "Div"};
+    for (int o = 0; o < 4; o++)
+        for (int d = 0; d < 3; d++)
+            for (size_t c = 0; c < sizeof bin_cases / sizeof bin_cases[0]; c++) {
+                const bin_case *bc = &bin_cases[c];
+                tnode t;
+                tn_init(&t, ops[o], false);
+                /* divisors kept away from zero; signs mixed */
+                amp_tensor *in[2] = {rnd(kfloats[d], bc->ra, bc->a, 500 + c, -3.0f, 3.0f),
+                                     rnd(kfloats[d], bc->rb, bc->b, 600 + c, o == 3 ? 0.25f : -3.0f, 3.0f)};
+                /* the formula is the CPU's (one IEEE operation, one rounding): the same bits */
+                CHECK_NODE(&t, 2, in, 1, true, 0.0, "%s %s case %zu", ops[o], amp_dtype_name(kfloats[d]), c);
+                free_all(in, 2);
+            }
+}
+
+/* mixed dtypes and the old broadcast attributes are refused, with the reason */
+static void t_binary_refused(void) {
+    CT_CHECK(setup(), "setup");
+    const int64_t dims[2] = {3, 4};
+    tnode t;
+    tn_init(&t, "Add", false);
+    amp_tensor *in[2] = {rnd(AMP_F32, 2, dims, 1, -1, 1), rnd(AMP_F16, 2, dims, 2, -1, 1)};
+    amp_tensor *ref[1], *got[1];
+    amp_status s = run_both(&t, 2, in, 1, ref, got);
+    free_all(in, 2);
+    if (s == AMP_OK) {
+        free_all(ref, 1);
+        free_all(got, 1);
+    }
+    CT_CHECK(s == AMP_ERR_UNSUPPORTED || s == AMP_ERR_SHAPE, "f32 + f16: %s", amp_status_name(s));
+    /* the planner's broadcast rules: what does not broadcast is refused by the plan itself */
+    amp_k_bcast g;
+    const int64_t y[2] = {3, 4}, a[2] = {3, 4}, b[2] = {2, 4};
+    CT_CHECK(!amp_k_bcast_plan(2, y, 2, a, 2, b, &g), "[2,4] does not broadcast to [3,4]");
+    const int64_t b2[1] = {4};
+    CT_CHECK(amp_k_bcast_plan(2, y, 2, a, 1, b2, &g) && g.rank == 2 && g.sb[0] == 0 && g.sb[1] == 1 && !g.flat,
+             "a row broadcast: rank %d, b strides %lld %lld", g.rank, (long long)g.sb[0], (long long)g.sb[1]);
+    const int64_t y3[3] = {2, 3, 4}, a3[3] = {2, 3, 4};
+    CT_CHECK(amp_k_bcast_plan(3, y3, 3, a3, 3, a3, &g) && g.rank == 1 && g.flat && g.dims[0] == 24,
+             "same shapes collapse to one flat dim");
+}
+
+/* SumToShape as autodiff emits it for the broadcasts above, and with "axis" */
+static void t_sum_to_shape(void) {
+    CT_CHECK(setup(), "setup");
+    worst_reset();
+    typedef struct {
+        int rx, rt;
+        int64_t x[4], t[4];
+        int axis; /* -100: none */
+    } s2s_case;
+    const s2s_case cases_[] = {
+        {4, 1, {2, 6, 5, 5}, {5}, -100},        {4, 3, {2, 6, 5, 5}, {6, 1, 1}, -100}, {2, 1, {9, 31}, {31}, -100},
+        {2, 2, {9, 31}, {9, 1}, -100},          {3, 3, {4, 5, 7}, {1, 5, 1}, -100},    {2, 0, {7, 33}, {0}, -100},
+        {2, 2, {7, 33}, {7, 33}, -100},         {4, 1, {2, 6, 5, 5}, {6}, 1},          {2, 1, {0, 5}, {5}, -100},
+        {3, 1, {64, 20, 24}, {20}, 1},          {1, 0, {1}, {0}, -100},
+    };
+    for (int d = 0; d < 3; d++)
+        for (size_t c = 0; c < sizeof cases_ / sizeof cases_[0]; c++) {
+            const s2s_case *sc = &cases_[c];
+            tnode t;
+            tn_init(&t, "SumToShape", true);
+            if (sc->axis != -100) tn_i(&t, "axis", sc->axis);
+            amp_tensor *in[2] = {rnd(kfloats[d], sc->rx, sc->x, 700 + c, -2.0f, 2.0f), ints1(sc->t, sc->rt)};
+            /* both sides sum in double and round once; the orders differ, so f32 may differ in
+             * the last bit, 16-bit results hardly ever */
+            CHECK_NODE(&t, 2, in, 1, false, kfloats[d] == AMP_F32 ? 1e-7 : tol_of(kfloats[d]), "SumToShape %s case %zu",
+                       amp_dtype_name(kfloats[d]), c);
+            free_all(in, 2);
+        }
+    worst_print();
+}
+
 static const ct_case cases[] = {
     {"cast", t_cast},
     {"cast_like_empty", t_cast_like_and_empty},
     {"cast_refused", t_cast_refused},
+    {"binary", t_binary},
+    {"binary_refused", t_binary_refused},
+    {"sum_to_shape", t_sum_to_shape},
     {"unary", t_unary},
     {"unary_grad", t_unary_grad},
     {"unary_edges", t_unary_edges},
