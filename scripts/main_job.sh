@@ -2,7 +2,8 @@
 # The main job: build amprt, train the seed's LeNet on Fashion-MNIST in mixed precision (FP16
 # autocast, FP32 master weights, dynamic loss scaling), save it, convert the trained model to
 # mixed-precision ONNX and run both on the test set. Outputs land in out/.
-# The CUDA backend is not built yet: with or without a GPU this runs on the CPU.
+# The backend is the default, auto: CUDA when a device is present and every node has a kernel
+# there (LeNet's do), else the CPU; each command says on stderr which one it took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
