@@ -54,11 +54,26 @@ const char *amp_backend_name(int i) {
 }
 
 amp_status amp_backend_create(amp_context *ctx, const char *name, int threads, amp_backend **out) {
+    return amp_backend_create_noted(ctx, name, threads, out, NULL, 0);
+}
+
+amp_status amp_backend_create_noted(amp_context *ctx, const char *name, int threads, amp_backend **out, char *note,
+                                    size_t cap) {
     if (!ctx || !out) return AMP_ERR_INVALID_ARG;
     if (threads < 1) return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "a backend needs at least one thread");
+    char why[256];
+    if (!note || !cap) {
+        note = why;
+        cap = sizeof why;
+    }
+    snprintf(note, cap, "as asked");
     if (!name || strcmp(name, "auto") == 0) {
-        if (cuda_create(ctx, threads, out) == AMP_OK) return AMP_OK;
-        amp_log(ctx, AMP_LOG_INFO, "backend auto: the CPU (%s)", ctx->err);
+        if (cuda_create(ctx, threads, out) == AMP_OK) {
+            snprintf(note, cap, "auto: a CUDA device, every node has a kernel");
+            return AMP_OK;
+        }
+        snprintf(note, cap, "auto: the CPU, since %.220s", ctx->err);
+        amp_log(ctx, AMP_LOG_INFO, "backend %s", note);
         ctx->err[0] = '\0';
         return amp_backend_cpu_create(ctx, threads, out);
     }
@@ -100,6 +115,10 @@ void amp_backend_release(amp_backend *b, void *state) {
 amp_status amp_backend_run(amp_backend *b, amp_backend_step *st) { return b->i.run(b, st); }
 
 amp_status amp_backend_synchronize(amp_backend *b) { return b->i.synchronize ? b->i.synchronize(b) : AMP_OK; }
+
+amp_status amp_backend_download_async(amp_backend *b, void *dst, const void *src, size_t bytes) {
+    return b->i.download_async ? b->i.download_async(b, dst, src, bytes) : b->i.download(b, dst, src, bytes);
+}
 
 bool amp_backend_has_op(amp_backend *b, amp_op op) { return b->i.has_op ? b->i.has_op(b, op) : true; }
 

@@ -118,6 +118,10 @@ struct amp_backend {
  * failure *out is untouched and ctx holds the message. The backend borrows ctx: destroy the
  * backend first. */
 amp_status amp_backend_create(amp_context *ctx, const char *name, int threads, amp_backend **out);
+/* The same, with why this backend in note[0, cap) (NULL: not wanted): "as asked" for a named
+ * one; for "auto", which it took and, for the CPU, the CUDA module's or device's failure. */
+amp_status amp_backend_create_noted(amp_context *ctx, const char *name, int threads, amp_backend **out, char *note,
+                                    size_t cap);
 /* Destructor; NULL is harmless. */
 void amp_backend_destroy(amp_backend *b);
 /* The names amp_backend_create accepts, NULL-terminated (for help texts and errors). */
@@ -129,6 +133,8 @@ amp_status amp_backend_prepare(amp_backend *b, const amp_kernel *k, void **state
 void amp_backend_release(amp_backend *b, void *state);
 amp_status amp_backend_run(amp_backend *b, amp_backend_step *st);
 amp_status amp_backend_synchronize(amp_backend *b);
+/* download_async, or download (complete at once) where the backend has no download_async. */
+amp_status amp_backend_download_async(amp_backend *b, void *dst, const void *src, size_t bytes);
 bool amp_backend_has_op(amp_backend *b, amp_op op);
 amp_status amp_backend_run_begin(amp_backend *b, const amp_backend_plan_run *r, bool *replay);
 amp_status amp_backend_run_end(amp_backend *b, const amp_backend_plan_run *r);

@@ -65,22 +65,7 @@ amp_status amp_session_create_ex(amp_model *model, const amp_session_options *op
     s->opts = o;
     s->opts.backend = NULL; /* borrowed only during this call */
     bool is_auto = !o.backend || strcmp(o.backend, "auto") == 0;
-    if (is_auto) {
-        /* "auto": CUDA when its module loads and finds a device, else the CPU, and the note
-         * says which and why */
-        st = amp_backend_create(&s->ctx, "cuda", o.threads, &s->be);
-        if (st == AMP_OK) {
-            snprintf(s->backend_note, sizeof s->backend_note, "auto: a CUDA device, every node has a kernel");
-        } else {
-            snprintf(s->backend_note, sizeof s->backend_note, "auto: the CPU, since %.220s", s->ctx.err);
-            amp_log(ctx, AMP_LOG_INFO, "backend %s", s->backend_note);
-            s->ctx.err[0] = '\0';
-            st = amp_backend_cpu_create(&s->ctx, o.threads, &s->be);
-        }
-    } else {
-        st = amp_backend_create(&s->ctx, o.backend, o.threads, &s->be);
-        snprintf(s->backend_note, sizeof s->backend_note, "as asked");
-    }
+    st = amp_backend_create_noted(&s->ctx, o.backend, o.threads, &s->be, s->backend_note, sizeof s->backend_note);
     if (st) {
         amp_seterr(ctx, st, "%s", s->ctx.err);
         amp_session_destroy(s);
@@ -292,20 +277,19 @@ static amp_status ensure_persistent(amp_session *s) {
 static amp_status move_resident(amp_session *s, bool up) {
     const amp_graph *g = s->model->g;
     amp_backend *be = s->be;
-    bool async = !up && be->i.download_async; /* every download behind one wait */
     for (int v = 0; v < g->n_values; v++) {
         amp_tensor *t = s->res_host[v];
         if (!t || !s->dev[v]) continue;
-        amp_status st = up      ? be->i.upload(be, s->dev[v], t->data, t->nbytes)
-                        : async ? be->i.download_async(be, t->data, s->dev[v], t->nbytes)
-                                : be->i.download(be, t->data, s->dev[v], t->nbytes);
+        /* downloads land together, at the one synchronize below */
+        amp_status st = up ? be->i.upload(be, s->dev[v], t->data, t->nbytes)
+                           : amp_backend_download_async(be, t->data, s->dev[v], t->nbytes);
         if (st) {
-            if (async) amp_backend_synchronize(be);
+            if (!up) amp_backend_synchronize(be);
             return amp_seterr(&s->ctx, st, "cannot %s '%s': %s", up ? "upload" : "download", g->values[v].name,
                               s->ctx.err);
         }
     }
-    amp_status st = async ? amp_backend_synchronize(be) : AMP_OK;
+    amp_status st = up ? AMP_OK : amp_backend_synchronize(be);
     if (st) return amp_seterr(&s->ctx, st, "cannot download the resident inputs: %s", s->ctx.err);
     return AMP_OK;
 }
@@ -643,10 +627,8 @@ amp_status amp_session_run(amp_session *s, int n_inputs, const char *const *inpu
                 if (n->outputs[o] >= 0) s->observe(s->observe_user, n->outputs[o], stp->pout[o]);
     }
     if (bracket && (st = amp_backend_run_end(be, &run))) return st;
-    /* with download_async the outputs are enqueued behind the steps and land together at one
-     * synchronize, which also reports what failed on the device; else the run ends here */
-    bool async = be->i.download_async != NULL;
-    if (!async && (st = amp_backend_synchronize(be))) return st;
+    /* the outputs are enqueued behind the steps and land together at one synchronize, which
+     * also reports what failed on the device */
     if (device && s->n_resident) s->res_state = AMP_RESIDENT_DEVICE_NEWER;
     /* results */
     amp_tensor **made = s->out_made;
@@ -657,7 +639,7 @@ amp_status amp_session_run(amp_session *s, int n_inputs, const char *const *inpu
         if (!dst) {
             st = amp_tensor_create(s->model->ctx, sl->ti.dtype, sl->ti.rank, sl->ti.dims, &made[i]);
             if (st) {
-                if (async) amp_backend_synchronize(be); /* nothing may land in freed tensors */
+                amp_backend_synchronize(be); /* nothing may land in freed tensors */
                 for (int j = 0; j < i; j++) amp_tensor_destroy(made[j]);
                 return amp_seterr(ctx, st, "cannot allocate output '%s'", output_names[i]);
             }
@@ -668,15 +650,15 @@ amp_status amp_session_run(amp_session *s, int n_inputs, const char *const *inpu
             memcpy(dst->data, src, dst->nbytes);
         } else if (dst->nbytes) {
             const void *from = slot_data(s, p, out_ids[i]);
-            st = async ? be->i.download_async(be, dst->data, from, dst->nbytes) : be->i.download(be, dst->data, from, dst->nbytes);
+            st = amp_backend_download_async(be, dst->data, from, dst->nbytes);
             if (st) {
-                if (async) amp_backend_synchronize(be);
+                amp_backend_synchronize(be);
                 for (int j = 0; j <= i; j++) amp_tensor_destroy(made[j]);
                 return amp_seterr(ctx, st, "cannot download output '%s': %s", output_names[i], ctx->err);
             }
         }
     }
-    if (async && (st = amp_backend_synchronize(be))) {
+    if ((st = amp_backend_synchronize(be))) {
         for (int j = 0; j < n_outputs; j++) amp_tensor_destroy(made[j]);
         return amp_seterr(ctx, st, "the run failed on the %s backend: %s", be->i.name, ctx->err);
     }
