@@ -74,7 +74,7 @@ struct amp_session {
     int n_plans, cap_plans;
     amp_plan *last;
     amp_backend *be;       /* runs the steps; owns the arena */
-    char backend_note[256];/* why this backend (amp_session_backend_note) */
+    char backend_note[512];/* why this backend (amp_session_backend_note) */
     amp_backend *host;     /* folds constants at plan time: be when its memory is host memory,
                               else a CPU backend of the session's own */
     /* Backends with memory of their own: ONE persistent block, made at the first plan, holds

@@ -85,16 +85,34 @@ amp_status amp_session_create_ex(amp_model *model, const amp_session_options *op
         for (int k = 0; k < n->n_outputs; k++)
             if (n->outputs[k] >= 0 && !folded[n->outputs[k]]) all_folded = false;
         if (all_folded || amp_backend_has_op(s->be, n->op)) continue;
+        /* the other op types it lacks, each named once, so one refusal lists all of them */
+        char more[256] = "";
+        size_t mlen = 0;
+        int nmore = 0;
+        for (int j = i + 1; j < model->g->n_nodes; j++) {
+            const amp_node *m = &model->g->nodes[j];
+            if (m->op == n->op || amp_backend_has_op(s->be, m->op)) continue;
+            bool seen = false, mf = m->n_outputs > 0;
+            for (int k = 0; k < m->n_outputs; k++)
+                if (m->outputs[k] >= 0 && !folded[m->outputs[k]]) mf = false;
+            for (int q = i + 1; q < j && !seen; q++) seen = model->g->nodes[q].op == m->op && !amp_backend_has_op(s->be, m->op);
+            if (mf || seen) continue;
+            nmore++;
+            if (mlen + strlen(m->op_type) + 3 < sizeof more)
+                mlen += (size_t)snprintf(more + mlen, sizeof more - mlen, "%s%s", mlen ? ", " : "", m->op_type);
+        }
+        char tail[300] = "";
+        if (nmore) snprintf(tail, sizeof tail, "; it also lacks %s", more);
         if (is_auto) {
-            snprintf(s->backend_note, sizeof s->backend_note, "auto: the CPU, since %s has no kernel for %s (node '%s')",
-                     s->be->i.name, n->op_type, n->name && n->name[0] ? n->name : "<unnamed>");
+            snprintf(s->backend_note, sizeof s->backend_note, "auto: the CPU, since %s has no kernel for %s (node '%s')%s",
+                     s->be->i.name, n->op_type, n->name && n->name[0] ? n->name : "<unnamed>", tail);
             amp_log(ctx, AMP_LOG_INFO, "backend %s", s->backend_note);
             amp_backend_destroy(s->be);
             s->be = NULL;
             st = amp_backend_cpu_create(&s->ctx, o.threads, &s->be);
         } else {
-            st = amp_seterr(&s->ctx, AMP_ERR_UNSUPPORTED, "node '%s': backend '%s' has no kernel for %s",
-                            n->name && n->name[0] ? n->name : "<unnamed>", s->be->i.name, n->op_type);
+            st = amp_seterr(&s->ctx, AMP_ERR_UNSUPPORTED, "node '%s': backend '%s' has no kernel for %s%s",
+                            n->name && n->name[0] ? n->name : "<unnamed>", s->be->i.name, n->op_type, tail);
         }
         if (st) {
             amp_dealloc(ctx, folded);

@@ -2,8 +2,8 @@
  *
  * backends/cuda/backend.c is the amp_backend (backends/backend.h); it owns one amp_cuda and asks
  * the families which ops they run. Each family is a table of amp_cuda_op entries in its own
- * file (op_gemm.c: cuBLASLt; op_conv.c: cuDNN's graph API; op_kernels.c and op_optim.c:
- * amprt's own kernels).
+ * file (op_gemm.c: cuBLASLt; op_conv.c: cuDNN's graph API; op_kernels.c, op_optim.c, op_ew.c,
+ * op_norm.c, op_reduce.c, op_data.c, op_rnn.c: amprt's own kernels).
  * A family's prepare runs at plan time, once per step: it checks the node, builds what the step
  * needs (cuBLASLt descriptors and algorithm, a cuDNN execution plan, launch parameters) and
  * answers the workspace bytes, which the planner places in the arena. Its run enqueues the
@@ -56,6 +56,11 @@ extern const amp_cuda_op amp_cuda_ops_gemm[];    /* op_gemm.c */
 extern const amp_cuda_op amp_cuda_ops_conv[];    /* op_conv.c */
 extern const amp_cuda_op amp_cuda_ops_kernels[]; /* op_kernels.c: elementwise, pooling, shapes, loss */
 extern const amp_cuda_op amp_cuda_ops_optim[];   /* op_optim.c: reductions, optimizers, loss scaling */
+extern const amp_cuda_op amp_cuda_ops_ew[];      /* op_ew.c: more elementwise ops, Where, Sum, their gradients */
+extern const amp_cuda_op amp_cuda_ops_norm[];    /* op_norm.c: Softmax, the normalizations, their gradients */
+extern const amp_cuda_op amp_cuda_ops_reduce[];  /* op_reduce.c: Reduce*, average pooling, their gradients */
+extern const amp_cuda_op amp_cuda_ops_data[];    /* op_data.c: Gather, Transpose, Slice, Concat, Split, Resize, ... */
+extern const amp_cuda_op amp_cuda_ops_rnn[];     /* op_rnn.c: LSTM and its gradient */
 
 /* Device-side element types amprt's CUDA kernels and libraries take. */
 static inline bool amp_cuda_float_dtype(amp_dtype t) { return t == AMP_F32 || t == AMP_F16 || t == AMP_BF16; }

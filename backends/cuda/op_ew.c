@@ -1,0 +1,7 @@
+/* amprt's own CUDA kernels as an op family (cuda_backend.h): more elementwise ops, Where, Sum and their gradients.
+ * Being written; the table is empty until its ops land. */
+#include "backends/cuda/cuda_backend.h"
+
+const amp_cuda_op amp_cuda_ops_ew[] = {
+    {AMP_OP_UNKNOWN, NULL, NULL, NULL, NULL},
+};
