@@ -1,6 +1,7 @@
 /* Static memory planning: offsets in one arena for buffers with known lifetimes.
  * Three heuristics (greedy by size, greedy by breadth, execution-order best fit), each with
- * best-fit gap search; the smallest arena wins. See docs/architecture.md and PLANNER.md.
+ * best-fit gap search; the smallest arena wins; above 1.02 x the lower bound, hill climbing over
+ * the better greedy order follows. See docs/architecture.md and PLANNER.md.
  *
  * Cost. The execution-order heuristic is a sweep over steps: the buffers alive at the current
  * step are disjoint in memory, kept in a list by offset, and the gaps between them in a treap
@@ -446,12 +447,74 @@ done:
     return rc;
 }
 
+/* Reservoir sampling: 0 with probability 1/seen (the seen-th candidate replaces the pick). */
+static uint64_t rand_pick(uint64_t *rng, int seen) {
+    *rng ^= *rng << 13, *rng ^= *rng >> 7, *rng ^= *rng << 17;
+    return (*rng >> 11) % (uint64_t)seen;
+}
+
 static void keep_if_smaller(size_t a, const size_t *off, int n, const char *strategy, size_t *best, size_t *offsets,
                             amp_memplan_result *r) {
     if (a >= *best) return;
     *best = a;
     memcpy(offsets, off, sizeof(size_t) * (size_t)n);
     r->strategy = strategy;
+}
+
+/* Hill climbing over placement orders (TVM's USMP does the like): from a greedy order, move a
+ * buffer that reaches the arena's top to an earlier place, or swap two neighbours, place, and
+ * keep the order when the arena is no larger; stop at 1.02 x the lower bound or after a number
+ * of rounds that keeps the whole search within about 2^24 pair visits. Deterministic (a fixed
+ * xorshift sequence). Returns -1 when out of memory. */
+static int improve_order(const amp_membuf *b, int n, const int *start, const overlap_index *x, size_t *off,
+                         placed *tmp, uint64_t pairs, size_t *best, size_t *offsets, amp_memplan_result *r) {
+    int *cur = malloc(sizeof(int) * (size_t)n), *cand = malloc(sizeof(int) * (size_t)n);
+    size_t *cur_off = malloc(sizeof(size_t) * (size_t)n);
+    if (!cur || !cand || !cur_off) {
+        free(cur);
+        free(cand);
+        free(cur_off);
+        return -1;
+    }
+    memcpy(cur, start, sizeof(int) * (size_t)n);
+    uint64_t cost = pairs + (uint64_t)n + 1;
+    int rounds = cost >= ((uint64_t)1 << 24) / 8 ? 8 : (int)(((uint64_t)1 << 24) / cost);
+    if (rounds > 400) rounds = 400;
+    size_t cur_arena = place_in_order(b, n, cur, x, cur_off, tmp);
+    uint64_t rng = 0x9E3779B97F4A7C15ull;
+    size_t goal = r->lower_bound + r->lower_bound / 50;
+    for (int round = 0; round < rounds && *best > goal && cur_arena != SIZE_MAX && n > 1; round++) {
+        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+        memcpy(cand, cur, sizeof(int) * (size_t)n);
+        if (rng & 1) {
+            /* a buffer on the top (its end is the arena), moved earlier */
+            int at = -1, seen = 0;
+            for (int k = 0; k < n; k++) {
+                int i = cur[k];
+                if (b[i].size && cur_off[i] + b[i].size == cur_arena && rand_pick(&rng, ++seen) == 0) at = k;
+            }
+            if (at <= 0) continue;
+            int to = (int)((rng >> 8) % (uint64_t)at), moved = cand[at];
+            memmove(cand + to + 1, cand + to, sizeof(int) * (size_t)(at - to));
+            cand[to] = moved;
+        } else {
+            int k = (int)((rng >> 8) % (uint64_t)(n - 1)), t = cand[k];
+            cand[k] = cand[k + 1];
+            cand[k + 1] = t;
+        }
+        size_t a = place_in_order(b, n, cand, x, off, tmp);
+        if (a == SIZE_MAX) break;
+        if (a <= cur_arena) {
+            memcpy(cur, cand, sizeof(int) * (size_t)n);
+            memcpy(cur_off, off, sizeof(size_t) * (size_t)n);
+            cur_arena = a;
+            keep_if_smaller(a, off, n, "greedy+hill-climbing", best, offsets, r);
+        }
+    }
+    free(cur);
+    free(cand);
+    free(cur_off);
+    return cur_arena == SIZE_MAX ? -1 : 0;
 }
 
 int amp_memplan_budget(const amp_membuf *b, int n, int nsteps, uint64_t pair_budget, size_t *offsets,
@@ -486,11 +549,17 @@ int amp_memplan_budget(const amp_membuf *b, int n, int nsteps, uint64_t pair_bud
         for (int i = 0; i < n; i++) bysize[i] = i;
         merge_sort(bysize, tmpi, n, cmp_size, b);
         if ((a = place_in_order(b, n, bysize, &x, off, tmp)) == SIZE_MAX) goto done;
+        size_t by_size = a;
         keep_if_smaller(a, off, n, "greedy-by-size", &best, offsets, r);
         /* 2. greedy by breadth */
         if (breadth_order(b, n, nsteps, bysize, order)) goto done;
         if ((a = place_in_order(b, n, order, &x, off, tmp)) == SIZE_MAX) goto done;
+        size_t breadth = a;
         keep_if_smaller(a, off, n, "greedy-by-breadth", &best, offsets, r);
+        /* 4. above 1.02 x the bound: hill climbing over the greedy order that did better */
+        if (best > r->lower_bound + r->lower_bound / 50 &&
+            improve_order(b, n, breadth < by_size ? order : bysize, &x, off, tmp, pairs, &best, offsets, r))
+            goto done;
     }
 
     /* 3. execution order, best fit */

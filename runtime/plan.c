@@ -523,6 +523,7 @@ amp_status amp_plan_build(amp_session *sess, int nbind, const int *in_ids, const
             p->bufs[p->nbufs].size = align_up(st->ws_bytes);
             p->buf_bytes[p->nbufs] = st->ws_bytes;
             p->nbufs++;
+            p->stats.workspace_bytes += st->ws_bytes;
         }
     }
     amp_memplan_result r;

@@ -12,6 +12,7 @@
 #include <fnmatch.h>
 #include <math.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <string.h>
 #include <zlib.h>
 
@@ -1025,7 +1026,28 @@ amp_status amp_trainer_last_plan(const amp_trainer *t, amp_plan_stats *stats) {
     amp_status s = amp_session_last_plan(t->ts, stats);
     if (s == AMP_ERR_NOT_FOUND) terr((amp_trainer *)t, s, "no step has run yet");
     else if (s) terr((amp_trainer *)t, s, "%s", amp_session_last_error(t->ts));
-    return s;
+    if (s) return s;
+    if (stats->struct_size < offsetof(amp_plan_stats, persistent_bytes) + sizeof stats->persistent_bytes) return AMP_OK;
+    /* The step's persistent memory is the graph's constants and the trainer's state, which the
+     * step reads as inputs: on a device backend the session's one block holds both (aligned as
+     * it is allocated); on the CPU the state is the trainer's own tensors, added here. */
+    if (t->ts->persist_bytes) {
+        stats->persistent_bytes = t->ts->persist_bytes;
+        return AMP_OK;
+    }
+    size_t state = 0;
+    for (int i = 0; i < t->np; i++) {
+        state += t->params[i]->nbytes;
+        if (t->mom1) state += t->mom1[i]->nbytes;
+        if (t->mom2) state += t->mom2[i]->nbytes;
+        if (t->psteps) state += t->psteps[i]->nbytes;
+    }
+    for (int j = 0; j < t->nbn; j++) state += t->bnstate[j]->nbytes;
+    const amp_tensor *scalars[4] = {t->step, t->scale, t->tracker, t->lr};
+    for (int i = 0; i < 4; i++)
+        if (scalars[i]) state += scalars[i]->nbytes;
+    stats->persistent_bytes += state;
+    return AMP_OK;
 }
 
 /* ---- checkpoints ------------------------------------------------------------------------------ */

@@ -307,6 +307,8 @@ typedef struct amp_plan_stats {
     int nodes_folded;          /* constant nodes computed once at plan time */
     int inplace;               /* outputs written over an input */
     const char *strategy;      /* heuristic that won; static string */
+    size_t workspace_bytes;    /* the nodes' workspaces (cuBLASLt, cuDNN, reductions), summed; each is a
+                                  one-node buffer inside the arena, so arena_bytes includes them */
 } amp_plan_stats;
 
 /* Method: plan for the given input shapes without running (bindings for symbolic dims; n may be

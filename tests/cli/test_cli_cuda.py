@@ -93,6 +93,26 @@ with tempfile.TemporaryDirectory() as tmp:
     rc, out, err = run(["run", LENET, "--backend", "cuda"], {"AMPRT_CUDA_MODULE": os.path.join(tmp, "missing.so")})
     expect("cuda without its module", rc == 1 and "cannot be loaded" in err, rc, out, err)
 
+# the training step's device memory (arena with its workspaces, and the persistent block), as
+# `inspect --train --json` reports it: the arena within 1.05 x the planner's lower bound
+import json
+for dtype in ["", "fp16", "bf16"]:
+    extra = ["--autocast", dtype] if dtype else []
+    rc, out, err = run(["inspect", LENET, "--train", "--backend", "cuda", "--json", "--dim", "N=64"] + extra)
+    try:
+        doc = json.loads(out)
+        tp, weights = doc["train_plan"], doc["parameter_bytes"]
+    except (ValueError, KeyError, TypeError):
+        tp, weights = None, 0
+    ok = rc == 0 and tp is not None and tp.get("backend") == "cuda"
+    if ok:
+        print(f"train step memory on cuda ({dtype or 'fp32'}): arena {tp['arena_bytes']} "
+              f"({tp['arena_over_lower_bound']:.3f} x the bound, workspaces {tp['workspace_bytes']}), "
+              f"persistent {tp['persistent_bytes']}, device {tp['device_bytes']}")
+        ok = (tp["arena_bytes"] <= 1.05 * tp["lower_bound_bytes"] and tp["workspace_bytes"] > 0
+              and tp["persistent_bytes"] >= weights > 0 and tp["device_bytes"] == tp["arena_bytes"] + tp["persistent_bytes"])
+    expect(f"inspect --train --backend cuda {dtype or 'fp32'}", ok, rc, out, err)
+
 for f in failures:
     print("FAIL", f)
 print(f"test_cli_cuda: {len(failures)} failures")

@@ -188,11 +188,11 @@ int cmd_inspect(int argc, char **argv) {
 
     /* the training step's plan (forward, loss, backward, optimizer in one arena) */
     amp_plan_stats pst = {.struct_size = sizeof pst};
-    char train_err[1024] = "";
+    char train_err[1024] = "", train_backend[32] = "";
     bool have_train = false;
     if (o.train) {
         amp_model *src = ca.fp32 ? ca.fp32 : m;
-        amp_trainer_options to = {.struct_size = sizeof to, .threads = 1,
+        amp_trainer_options to = {.struct_size = sizeof to, .threads = 1, .backend = o.backend ? o.backend : "cpu",
                                   .precision = lo == AMP_F16 ? AMP_TRAIN_FP16 : lo == AMP_BF16 ? AMP_TRAIN_BF16 : AMP_TRAIN_FP32};
         amp_trainer *tr = NULL;
         int ntin = amp_model_input_count(src);
@@ -204,6 +204,7 @@ int cmd_inspect(int argc, char **argv) {
             ts = amp_tensor_create(ctx, AMP_I64, 1, &nbatch, &lab);
             if (!ts) ts = amp_trainer_step(tr, amp_model_input_count(src), tn, (const amp_tensor *const *)ti, lab, NULL);
             if (!ts) ts = amp_trainer_last_plan(tr, &pst);
+            if (!ts) snprintf(train_backend, sizeof train_backend, "%s", amp_trainer_backend(tr, NULL));
             have_train = !ts;
         }
         if (ts) snprintf(train_err, sizeof train_err, "%s: %s", amp_status_name(ts), tr ? amp_trainer_last_error(tr) : amp_context_last_error(ctx));
@@ -286,9 +287,14 @@ int cmd_inspect(int argc, char **argv) {
         if (o.train) {
             fprintf(f, ",\"train_plan\":");
             if (have_train)
-                fprintf(f, "{\"arena_bytes\":%zu,\"lower_bound_bytes\":%zu,\"arena_over_lower_bound\":%.4f,\"nodes_run\":%d,\"naive_bytes\":%zu}",
-                        pst.arena_bytes, pst.lower_bound_bytes,
-                        pst.lower_bound_bytes ? (double)pst.arena_bytes / (double)pst.lower_bound_bytes : 1.0, pst.nodes_run, pst.naive_bytes);
+                fprintf(f,
+                        "{\"backend\":\"%s\",\"arena_bytes\":%zu,\"lower_bound_bytes\":%zu,\"arena_over_lower_bound\":%.4f,"
+                        "\"workspace_bytes\":%zu,\"persistent_bytes\":%zu,\"device_bytes\":%zu,\"nodes_run\":%d,"
+                        "\"naive_bytes\":%zu}",
+                        train_backend, pst.arena_bytes, pst.lower_bound_bytes,
+                        pst.lower_bound_bytes ? (double)pst.arena_bytes / (double)pst.lower_bound_bytes : 1.0,
+                        pst.workspace_bytes, pst.persistent_bytes, pst.arena_bytes + pst.persistent_bytes, pst.nodes_run,
+                        pst.naive_bytes);
             else {
                 fprintf(f, "null,\"train_error\":");
                 cli_json_str(f, train_err);
@@ -336,9 +342,12 @@ int cmd_inspect(int argc, char **argv) {
         fputc('\n', f);
         if (o.train) {
             if (have_train)
-                fprintf(f, "train step arena %zu bytes, lower bound %zu (%.3fx), %d nodes run\n", pst.arena_bytes,
-                        pst.lower_bound_bytes, pst.lower_bound_bytes ? (double)pst.arena_bytes / (double)pst.lower_bound_bytes : 1.0,
-                        pst.nodes_run);
+                fprintf(f,
+                        "train step on %s: arena %zu bytes (workspaces %zu of them), lower bound %zu (%.3fx), "
+                        "persistent %zu, %zu in all; %d nodes run\n",
+                        train_backend, pst.arena_bytes, pst.workspace_bytes, pst.lower_bound_bytes,
+                        pst.lower_bound_bytes ? (double)pst.arena_bytes / (double)pst.lower_bound_bytes : 1.0,
+                        pst.persistent_bytes, pst.arena_bytes + pst.persistent_bytes, pst.nodes_run);
             else
                 fprintf(f, "train step not possible: %s\n", train_err);
         }
