@@ -58,7 +58,7 @@ for name, n in (("train", 12800), ("t10k", 2000)):
     with gzip.open(f"{sys.argv[1]}/{name}-labels-idx1-ubyte.gz", "wb") as f:
         f.write(struct.pack(">II", magic, n) + body)
 EOF
-  cp "$here/tools/bench/torch_amp_baseline.py" "$here/backends/cuda/emu/h100-device-properties.json" "$bundle/"
+  cp "$here/tools/bench/gpu_bench.py" "$here/backends/cuda/emu/h100-device-properties.json" "$bundle/"
   # what travels is one xz archive (85 MiB of programs and libraries become about 18)
   mkdir -p "$packed"
   rm -f "$packed/bundle.tar.xz"
@@ -135,7 +135,7 @@ check_bundle() {
   local missing=0 f
   for f in bin/amprt bin/libamprt_cuda.so bin/gpu_test_device bin/gpu_test_kernels bin/gpu_test_reduce_optim \
     bin/gpu_test_lenet models/lenet/model.onnx data/train-images-idx3-ubyte.gz data/t10k-labels-idx1-ubyte.gz \
-    torch_amp_baseline.py h100-device-properties.json; do
+    gpu_bench.py h100-device-properties.json; do
     if [ ! -e "$bundle/$f" ]; then
       echo "missing: $f"
       missing=1
@@ -257,14 +257,11 @@ stage models 60 models
 
 # ---- 6. benchmarks beside PyTorch on the same card -------------------------------------------
 bench() {
-  local m="$bundle/models/lenet/model.onnx"
-  for b in 1 64; do
-    "$bin/amprt" bench "$m" --backend cuda --batch $b --runs 200 --json >>"$OUT/bench.json" || return 1
-    "$bin/amprt" bench "$m" --backend cuda --autocast fp16 --batch $b --runs 200 --json >>"$OUT/bench.json" || return 1
-  done
-  python3 "$bundle/torch_amp_baseline.py" >>"$OUT/bench.json"
+  # amprt on CUDA beside PyTorch eager and torch.compile on this card: one table (gpu_bench.py)
+  python3 "$bundle/gpu_bench.py" --amprt "$bin/amprt" --lenet "$bundle/models/lenet/model.onnx" \
+    --workdir "$OUT/logs/bench" --json "$OUT/bench.json"
 }
-stage benchmarks 90 bench
+stage benchmarks 300 bench
 
 # ---- the log archive and the summary ----------------------------------------------------------
 tar -czf "$OUT/logs.tar.gz" -C "$OUT" logs 2>/dev/null && rm -rf "$OUT/logs"

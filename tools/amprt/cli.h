@@ -94,6 +94,9 @@ void cli_plan_flops(const amp_session *s, double *total, double *in16);
 /* Graphviz drawing of the model, nodes coloured by precision, casts marked. 0 or 1. */
 int cli_write_dot(amp_context *ctx, const amp_model *m, const char *path);
 
+/* amprt bench --train on m (tools/amprt/bench_train.c): 0, or 1 after printing a message. */
+int cli_bench_train(amp_context *ctx, const cli_opts *o, amp_model *m);
+
 int cmd_inspect(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_check(int argc, char **argv);

@@ -33,11 +33,15 @@ static const char *const usage_run =
 static const char *const usage_bench =
     "usage: amprt bench MODEL [--batch B] [--threads N] [--runs R] [--warmup W]\n"
     "                   [--input NAME=FILE.pb]... [--dim NAME=V]... [--backend ...] [--json] [--verbose]\n"
-    "                   [--autocast fp16|bf16]\n"
+    "                   [--autocast fp16|bf16] [--train]\n"
     "  Times R runs after W warm-up runs (defaults 50 and 5) and prints median, min and max\n"
     "  milliseconds, throughput and the memory plan; --verbose adds the time of each node.\n"
     "  With --autocast the converted model is timed, and the FP32 model's parameter and arena\n"
-    "  bytes are reported beside the converted one's.\n";
+    "  bytes are reported beside the converted one's.\n"
+    "  --train times training steps instead (SGD, cross entropy for N x C and N x C x D outputs,\n"
+    "  MSE otherwise; --autocast fp16|bf16 trains in that AMP precision): median step time, the\n"
+    "  step's device memory (arena with its workspaces, persistent state) and, where NVML is\n"
+    "  present, energy per step.\n";
 
 static int fail(amp_context *ctx, amp_status s, const char *what) {
     fprintf(stderr, "amprt: %s: %s: %s\n", what, amp_status_name(s), amp_context_last_error(ctx));
@@ -597,6 +601,14 @@ int cmd_bench(int argc, char **argv) {
     amp_status st;
     rc = 1;
     if (o.threads == 0) o.threads = 1;
+    if (o.train) {
+        /* the training step (tools/amprt/bench_train.c) */
+        if ((st = amp_model_load(ctx, o.positional[0], &m)))
+            fprintf(stderr, "amprt: %s: %s\n", o.positional[0], amp_context_last_error(ctx));
+        else
+            rc = cli_bench_train(ctx, &o, m);
+        goto done;
+    }
     if (prepare_run(ctx, &o, &m, &s, &io, &ca)) goto done;
     /* first run plans and creates the output tensors; later runs reuse them */
     st = amp_session_run(s, io.nin, io.names, (const amp_tensor *const *)io.ins, io.nout, io.onames, io.outs);
