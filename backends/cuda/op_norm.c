@@ -1,7 +1,340 @@
-/* amprt's own CUDA kernels as an op family (cuda_backend.h): Softmax, the normalizations and their gradients.
- * Being written; the table is empty until its ops land. */
+/* amprt's own CUDA kernels as an op family (cuda_backend.h): Softmax and LogSoftmax with their
+ * gradients SoftmaxGrad and LogSoftmaxGrad, LayerNormalization and InstanceNormalization with
+ * theirs. Kernels: backends/cuda/k_norm.cu through kernels_norm.h; semantics are the CPU
+ * kernels' (backends/cpu/nn_softmax.c, nn_grad.c, norm_layer.c, norm_grad.c).
+ *
+ * One function says why a node cannot run here (why_not); supports() asks it and prepare()
+ * fails with its answer, naming the node, so a refusal is always explained. Prepare reads the
+ * attributes and the geometry once per step and keeps the launch parameters in the step's
+ * state; run only enqueues on cu->stream: no allocation, no synchronisation, no host read of
+ * device memory. */
+#include <stdio.h>
+#include <string.h>
+
 #include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/kernels_norm.h"
+
+/* ---- shared ----------------------------------------------------------------------------------- */
+
+static bool kdtype(amp_dtype t, amp_k_dtype *out) {
+    switch (t) {
+    case AMP_F32: *out = AMP_K_F32; return true;
+    case AMP_F16: *out = AMP_K_F16; return true;
+    case AMP_BF16: *out = AMP_K_BF16; return true;
+    default: return false;
+    }
+}
+
+/* The kernel dtype of t (f32 for an absent or unsupported one: why_not has refused those). */
+static amp_k_dtype kd(const amp_tensor *t) {
+    amp_k_dtype d = AMP_K_F32;
+    if (t) kdtype(t->dtype, &d);
+    return d;
+}
+
+static const amp_tensor *in_opt(const amp_kernel *k, int i) { return i < k->nin ? k->in[i] : NULL; }
+static amp_tensor *out_opt(const amp_kernel *k, int i) { return i < k->nout ? k->out[i] : NULL; }
+static const void *data_opt(const amp_tensor *t) { return t ? t->data : NULL; }
+static void *odata_opt(amp_tensor *t) { return t ? t->data : NULL; }
+
+static bool is_kfloat(const amp_tensor *t) {
+    amp_k_dtype d;
+    return t && kdtype(t->dtype, &d);
+}
+/* absent, or f32/f16/bf16 */
+static bool opt_kfloat(const amp_tensor *t) { return !t || is_kfloat(t); }
+
+/* A launch's status; on failure the message also carries what the emulator saw (the barrier that
+ * deadlocked, the wrong warp mask), and names the node. */
+static amp_status launched(const amp_kernel *k, amp_status s) {
+    if (!s) return AMP_OK;
+    char msg[512];
+    const char *detail = amp_k_launch_detail();
+    snprintf(msg, sizeof msg, "%s%s%s", amp_context_last_error(k->ctx), detail[0] ? ": " : "", detail);
+    return amp_kernel_fail(k, s, "%s", msg);
+}
+#define LAUNCH(k, call) launched((k), AMP_CUDA_RT((k)->ctx, call))
+
+static amp_status new_state(const amp_kernel *k, size_t bytes, void **state) {
+    *state = amp_calloc(k->ctx, 1, bytes);
+    return *state ? AMP_OK : amp_kernel_fail(k, AMP_ERR_NO_MEMORY, "no memory for the step's state");
+}
+
+static void release_state(amp_cuda *cu, void *state) { amp_free(cu->ctx, state); }
+
+/* ---- Softmax, LogSoftmax, SoftmaxGrad, LogSoftmaxGrad ------------------------------------------
+ * Rows as the CPU kernels see them: from opset 13 the one dim at `axis` (default -1); before,
+ * the 2-D coercion at `axis` (default 1), the product of dims[axis:]. The gradients carry the
+ * forward's opset as fwd_opset. */
+
+static bool softmax_geom(const amp_tensor *x, int64_t opset, const amp_node *n, amp_k_softmax *p) {
+    const int rank = x->rank;
+    int64_t axis = amp_attr_int(n, "axis", opset >= 13 ? -1 : 1);
+    if (axis < 0) axis += rank;
+    if (axis < 0 || axis > rank || (opset >= 13 && axis == rank)) return false;
+    int64_t outer = 1, len = 1, inner = 1;
+    for (int d = 0; d < rank; d++) {
+        if (d < axis) outer *= x->dims[d];
+        else if (d == axis || opset < 13) len *= x->dims[d];
+        else inner *= x->dims[d];
+    }
+    p->rows = outer * inner;
+    p->len = len;
+    p->inner = inner;
+    return true;
+}
+
+static int64_t softmax_opset(const amp_kernel *k, bool grad) {
+    return grad ? amp_attr_int(k->n, "fwd_opset", 13) : k->opset;
+}
+
+static const char *why_softmax(const amp_kernel *k, bool grad) {
+    const amp_tensor *y = grad ? in_opt(k, 1) : k->out[0], *x = k->in[0];
+    amp_k_softmax p;
+    if (grad && (k->nin != 2 || !y)) return "needs dY and Y";
+    if (!is_kfloat(x) || !is_kfloat(y) || !is_kfloat(k->out[0])) return "runs f32, f16 and bf16 only";
+    if (x->numel != y->numel || k->out[0]->numel != y->numel) return "inputs and output differ in size";
+    if (!softmax_geom(y, softmax_opset(k, grad), k->n, &p)) return "has its axis out of range";
+    return NULL;
+}
+
+static amp_status prepare_softmax(const amp_kernel *k, bool grad, void **state) {
+    amp_k_softmax *p;
+    amp_status s = new_state(k, sizeof *p, state);
+    if (s) return s;
+    p = *state;
+    const amp_tensor *y = grad ? k->in[1] : k->out[0];
+    softmax_geom(y, softmax_opset(k, grad), k->n, p);
+    p->log = k->n->op == AMP_OP_LOG_SOFTMAX || k->n->op == AMP_OP_LOG_SOFTMAX_GRAD;
+    /* forward: X, Y; gradient: Y, dX, and dY */
+    p->xt = kd(grad ? y : k->in[0]);
+    p->yt = kd(k->out[0]);
+    p->dyt = kd(grad ? k->in[0] : NULL);
+    return AMP_OK;
+}
+
+static amp_status run_softmax(amp_cuda *cu, const amp_kernel *k, void *state) {
+    return LAUNCH(k, amp_k_softmax_fwd(cu->stream, state, k->in[0]->data, k->out[0]->data));
+}
+
+static amp_status run_softmax_grad(amp_cuda *cu, const amp_kernel *k, void *state) {
+    return LAUNCH(k, amp_k_softmax_grad(cu->stream, state, k->in[0]->data, k->in[1]->data, k->out[0]->data));
+}
+
+/* ---- LayerNormalization, LayerNormalizationGrad ----------------------------------------------- */
+
+static bool ln_axis(const amp_kernel *k, const amp_tensor *x, int *axis) {
+    int64_t a = amp_attr_int(k->n, "axis", -1);
+    if (a < 0) a += x->rank;
+    if (a < 0 || a >= x->rank) return false;
+    *axis = (int)a;
+    return true;
+}
+
+/* Does parameter t span exactly the normalised dims (X's from axis on, ones before)? The CPU
+ * indexes such a parameter by the column; other one-way broadcasts are not run here. */
+static bool ln_column(const amp_tensor *t, const amp_tensor *x, int axis) {
+    int off = x->rank - t->rank;
+    if (off < 0) return false;
+    for (int d = 0; d < x->rank; d++) {
+        int64_t pd = d >= off ? t->dims[d - off] : 1;
+        if (d < axis ? pd != 1 : pd != x->dims[d]) return false;
+    }
+    return true;
+}
+
+static void ln_rows_cols(const amp_tensor *x, int axis, amp_k_ln *p) {
+    p->rows = p->cols = 1;
+    for (int d = 0; d < x->rank; d++) *(d < axis ? &p->rows : &p->cols) *= x->dims[d];
+}
+
+/* Forward: (X, Scale, B?) -> (Y, Mean?, InvStdDev?). Gradient: (dY?, X, Scale, B?, Mean?,
+ * InvStdDev?, dMean?, dInvStdDev?) -> (dX, dScale, dB?). */
+static const char *why_ln(const amp_kernel *k, bool grad) {
+    const int o = grad ? 1 : 0;
+    const amp_tensor *x = in_opt(k, o), *sc = in_opt(k, o + 1), *b = in_opt(k, o + 2);
+    int axis;
+    if (!x || !sc) return "needs X and Scale";
+    if (!is_kfloat(x) || !is_kfloat(sc) || !opt_kfloat(b) || !is_kfloat(k->out[0])) return "runs f32, f16 and bf16 only";
+    for (int i = grad ? 0 : 3; i < (grad ? 8 : 3); i++)
+        if (i != 1 && !opt_kfloat(in_opt(k, i))) return "takes f32, f16 and bf16 gradients and statistics only";
+    for (int i = 1; i < k->nout; i++)
+        if (!opt_kfloat(k->out[i])) return "writes f32, f16 and bf16 statistics and gradients only (stash_type double is not run)";
+    if (!ln_axis(k, x, &axis)) return "has its axis out of range";
+    if (!ln_column(sc, x, axis) || (b && !ln_column(b, x, axis)))
+        return "runs Scale and B spanning the normalised dims only (no other broadcast)";
+    if (k->out[0]->numel != x->numel || (grad && k->in[0] && k->in[0]->numel != x->numel))
+        return "inputs and output differ in size";
+    if (grad) {
+        amp_k_ln p;
+        ln_rows_cols(x, axis, &p);
+        for (int i = 4; i < 8; i++)
+            if (in_opt(k, i) && in_opt(k, i)->numel != p.rows) return "has statistics not one per row";
+    }
+    return NULL;
+}
+
+static amp_status prepare_ln(const amp_kernel *k, bool grad, void **state, size_t *ws_bytes) {
+    const int o = grad ? 1 : 0;
+    const amp_tensor *x = k->in[o], *sc = k->in[o + 1], *b = in_opt(k, o + 2);
+    amp_k_ln *p;
+    amp_status s = new_state(k, sizeof *p, state);
+    if (s) return s;
+    p = *state;
+    int axis = 0;
+    ln_axis(k, x, &axis);
+    ln_rows_cols(x, axis, p);
+    p->eps = amp_attr_float(k->n, "epsilon", 1e-5f);
+    p->xt = kd(x);
+    p->yt = kd(k->out[0]);
+    p->st = kd(sc);
+    p->bt = kd(b);
+    if (!grad) {
+        p->mt = kd(out_opt(k, 1));
+        p->it = kd(out_opt(k, 2));
+        /* the CPU's f32 loop: every big tensor f32, Scale and B by the column (not a single
+         * value, which the CPU reads through its scalar path in double) */
+        p->fast = x->dtype == AMP_F32 && k->out[0]->dtype == AMP_F32 && sc->dtype == AMP_F32 && sc->numel != 1 &&
+                  (!b || (b->dtype == AMP_F32 && b->numel != 1));
+        return AMP_OK;
+    }
+    p->dyt = kd(k->in[0]);
+    p->mt = kd(in_opt(k, 4));
+    p->it = kd(in_opt(k, 5));
+    p->gmt = kd(in_opt(k, 6));
+    p->git = kd(in_opt(k, 7));
+    p->dst = kd(out_opt(k, 1));
+    p->dbt = kd(out_opt(k, 2));
+    *ws_bytes = amp_k_layer_norm_grad_ws(p);
+    return AMP_OK;
+}
+
+static amp_status run_ln(amp_cuda *cu, const amp_kernel *k, void *state) {
+    return LAUNCH(k, amp_k_layer_norm(cu->stream, state, k->in[0]->data, k->in[1]->data, data_opt(in_opt(k, 2)),
+                                      k->out[0]->data, odata_opt(out_opt(k, 1)), odata_opt(out_opt(k, 2))));
+}
+
+static amp_status run_ln_grad(amp_cuda *cu, const amp_kernel *k, void *state) {
+    const amp_tensor *sm = in_opt(k, 4), *si = in_opt(k, 5);
+    /* the saved statistics are read only when both are there, as on the CPU */
+    if (!sm || !si) sm = si = NULL;
+    return LAUNCH(k, amp_k_layer_norm_grad(cu->stream, state, data_opt(k->in[0]), k->in[1]->data, k->in[2]->data,
+                                           data_opt(sm), data_opt(si), data_opt(in_opt(k, 6)),
+                                           data_opt(in_opt(k, 7)), k->out[0]->data, odata_opt(out_opt(k, 1)),
+                                           odata_opt(out_opt(k, 2)), k->ws));
+}
+
+/* ---- InstanceNormalization, InstanceNormalizationGrad ------------------------------------------
+ * Forward: (X, scale, B) -> Y. Gradient: (dY, X, scale, B) -> (dX, dscale?, dB?). */
+
+static const char *why_in(const amp_kernel *k, bool grad) {
+    const int o = grad ? 1 : 0;
+    const amp_tensor *x = in_opt(k, o), *sc = in_opt(k, o + 1), *b = in_opt(k, o + 2);
+    if (!x || !sc || !b || (grad && !k->in[0])) return grad ? "needs dY, X, scale and B" : "needs X, scale and B";
+    if (!is_kfloat(x) || !is_kfloat(sc) || !is_kfloat(b) || !is_kfloat(k->out[0]) || (grad && !is_kfloat(k->in[0])))
+        return "runs f32, f16 and bf16 only";
+    for (int i = 1; i < k->nout; i++)
+        if (!opt_kfloat(k->out[i])) return "writes f32, f16 and bf16 gradients only";
+    if (x->rank < 3) return "needs X of rank 3 or more (N x C x D1 ...)";
+    if (sc->numel != x->dims[1] || b->numel != x->dims[1]) return "needs scale and B of one value per channel";
+    if (k->out[0]->numel != x->numel || (grad && k->in[0]->numel != x->numel)) return "inputs and output differ in size";
+    return NULL;
+}
+
+static amp_status prepare_in(const amp_kernel *k, bool grad, void **state, size_t *ws_bytes) {
+    const int o = grad ? 1 : 0;
+    const amp_tensor *x = k->in[o];
+    amp_k_inorm *p;
+    amp_status s = new_state(k, sizeof *p, state);
+    if (s) return s;
+    p = *state;
+    p->n = x->dims[0];
+    p->c = x->dims[1];
+    p->sp = 1;
+    for (int d = 2; d < x->rank; d++) p->sp *= x->dims[d];
+    p->eps = amp_attr_float(k->n, "epsilon", 1e-5f);
+    p->xt = kd(x);
+    p->yt = kd(k->out[0]);
+    p->st = kd(k->in[o + 1]);
+    p->bt = kd(k->in[o + 2]);
+    if (grad) {
+        p->dyt = kd(k->in[0]);
+        p->dst = kd(out_opt(k, 1));
+        p->dbt = kd(out_opt(k, 2));
+        *ws_bytes = amp_k_instance_norm_grad_ws(p);
+    }
+    return AMP_OK;
+}
+
+static amp_status run_in(amp_cuda *cu, const amp_kernel *k, void *state) {
+    return LAUNCH(k, amp_k_instance_norm(cu->stream, state, k->in[0]->data, k->in[1]->data, k->in[2]->data,
+                                         k->out[0]->data));
+}
+
+static amp_status run_in_grad(amp_cuda *cu, const amp_kernel *k, void *state) {
+    return LAUNCH(k, amp_k_instance_norm_grad(cu->stream, state, k->in[0]->data, k->in[1]->data, k->in[2]->data,
+                                              k->out[0]->data, odata_opt(out_opt(k, 1)), odata_opt(out_opt(k, 2)),
+                                              k->ws));
+}
+
+/* ---- the family ------------------------------------------------------------------------------- */
+
+/* Why this family cannot run k (NULL: it can). */
+static const char *why_not(const amp_kernel *k) {
+    if (k->nout < 1 || !k->out[0]) return "needs its first output";
+    /* LayerNormalizationGrad's dY is optional; every other op here reads input 0 */
+    if (k->n->op != AMP_OP_LAYER_NORM_GRAD && (k->nin < 1 || !k->in[0])) return "needs its first input";
+    switch (k->n->op) {
+    case AMP_OP_SOFTMAX:
+    case AMP_OP_LOG_SOFTMAX: return why_softmax(k, false);
+    case AMP_OP_SOFTMAX_GRAD:
+    case AMP_OP_LOG_SOFTMAX_GRAD: return why_softmax(k, true);
+    case AMP_OP_LAYER_NORM: return why_ln(k, false);
+    case AMP_OP_LAYER_NORM_GRAD: return why_ln(k, true);
+    case AMP_OP_INSTANCE_NORM: return why_in(k, false);
+    case AMP_OP_INSTANCE_NORM_GRAD: return why_in(k, true);
+    default: return "is not an op of this family";
+    }
+}
+
+static bool supports(amp_cuda *cu, const amp_kernel *k) {
+    (void)cu;
+    return why_not(k) == NULL;
+}
+
+static amp_status prepare(amp_cuda *cu, const amp_kernel *k, void **state, size_t *ws_bytes) {
+    (void)cu;
+    *state = NULL;
+    *ws_bytes = 0;
+    const char *why = why_not(k);
+    if (why) {
+        const amp_tensor *x = in_opt(k, k->n->op == AMP_OP_LAYER_NORM_GRAD ? 1 : 0);
+        return amp_kernel_fail(k, AMP_ERR_UNSUPPORTED, "%s on CUDA %s (input dtype %s)", k->n->op_type, why,
+                               x ? amp_dtype_name(x->dtype) : "none");
+    }
+    switch (k->n->op) {
+    case AMP_OP_SOFTMAX:
+    case AMP_OP_LOG_SOFTMAX: return prepare_softmax(k, false, state);
+    case AMP_OP_SOFTMAX_GRAD:
+    case AMP_OP_LOG_SOFTMAX_GRAD: return prepare_softmax(k, true, state);
+    case AMP_OP_LAYER_NORM: return prepare_ln(k, false, state, ws_bytes);
+    case AMP_OP_LAYER_NORM_GRAD: return prepare_ln(k, true, state, ws_bytes);
+    case AMP_OP_INSTANCE_NORM: return prepare_in(k, false, state, ws_bytes);
+    case AMP_OP_INSTANCE_NORM_GRAD: return prepare_in(k, true, state, ws_bytes);
+    default: return AMP_OK;
+    }
+}
+
+#define ENTRY(op, run) {AMP_OP_##op, supports, prepare, release_state, run}
 
 const amp_cuda_op amp_cuda_ops_norm[] = {
+    ENTRY(SOFTMAX, run_softmax),
+    ENTRY(LOG_SOFTMAX, run_softmax),
+    ENTRY(SOFTMAX_GRAD, run_softmax_grad),
+    ENTRY(LOG_SOFTMAX_GRAD, run_softmax_grad),
+    ENTRY(LAYER_NORM, run_ln),
+    ENTRY(LAYER_NORM_GRAD, run_ln_grad),
+    ENTRY(INSTANCE_NORM, run_in),
+    ENTRY(INSTANCE_NORM_GRAD, run_in_grad),
     {AMP_OP_UNKNOWN, NULL, NULL, NULL, NULL},
 };

@@ -1,0 +1,321 @@
+/* The norm family's kernels (kernels_norm.h): Softmax, LogSoftmax, LayerNormalization,
+ * InstanceNormalization and their gradients.
+ *
+ * One block per row (a softmax row, a layer-norm row, an instance (n, c)); its statistics by
+ * block reductions in double (amp_k_block_reduce: each thread sums its strided elements in
+ * order, then a fixed tree), as the CPU kernels sum in double; every element is computed in
+ * double as theirs are and rounded once on store. The gradients' sums over the batch (a
+ * layer norm's dScale and dB per column, an instance norm's per channel) go through the
+ * workspace in a fixed order, never through float atomics, so every run gives the same bits. */
+#include "backends/cuda/kernels_dev.h"
+#include "backends/cuda/kernels_norm.h"
+#include "backends/nn_grad.h"
+#include "backends/norm_grad.h"
+
+/* Blocks of the row kernels: one per row, up to the grid limit (the rows loop past it). */
+static unsigned norm_blocks(int64_t rows) {
+    return rows < (int64_t)AMP_K_MAX_BLOCKS ? (unsigned)rows : AMP_K_MAX_BLOCKS;
+}
+
+/* Block-wide sum in double (every thread gets it). */
+__device__ __forceinline__ double norm_sum(double v, double *sh) { return amp_k_block_reduce<amp_k_sum_op>(v, sh); }
+
+/* Mean and population variance (two passes, as on the CPU) of the n elements x[base + j] of one
+ * block's row. guard: an empty row gives mean 0 and var 0 (the gradients' convention); without
+ * it 0 / 0, as the forward kernels compute it. */
+__device__ __forceinline__ void norm_stats(const void *x, int xt, int64_t base, int64_t n, bool guard, double *sh,
+                                           double *mean, double *var) {
+    const double cnt = (double)n;
+    double s = 0.0;
+    for (int64_t j = threadIdx.x; j < n; j += blockDim.x) s += amp_k_ld(x, xt, base + j);
+    s = norm_sum(s, sh);
+    const double m = guard && n == 0 ? 0.0 : s / cnt;
+    double q = 0.0;
+    for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
+        const double d = (double)amp_k_ld(x, xt, base + j) - m;
+        q += d * d;
+    }
+    q = norm_sum(q, sh);
+    *mean = m;
+    *var = guard && n == 0 ? 0.0 : q / cnt;
+}
+
+/* ---- Softmax, LogSoftmax ------------------------------------------------------------------------ */
+
+__device__ __forceinline__ int64_t softmax_base(const amp_k_softmax &p, int64_t r) {
+    return (r / p.inner) * p.len * p.inner + r % p.inner;
+}
+
+__global__ void amp_k_softmax_rows(amp_k_softmax p, const void *x, void *y) {
+    __shared__ double sh[32];
+    for (int64_t r = blockIdx.x; r < p.rows; r += gridDim.x) {
+        const int64_t base = softmax_base(p, r);
+        double mx, sum;
+        /* all -inf keeps mx at -inf, so x - mx is NaN, as on the CPU */
+        amp_k_row_lse(x, p.xt, base, p.inner, p.len, sh, &mx, &sum);
+        const double lse = log(sum), inv = 1.0 / sum;
+        for (int64_t j = threadIdx.x; j < p.len; j += blockDim.x) {
+            const int64_t at = base + j * p.inner;
+            const double v = (double)amp_k_ld(x, p.xt, at) - mx;
+            amp_k_st(y, p.yt, at, (float)(p.log ? v - lse : exp(v) * inv));
+        }
+    }
+}
+
+__global__ void amp_k_softmax_grad_rows(amp_k_softmax p, const void *dy, const void *y, void *dx) {
+    __shared__ double sh[32];
+    for (int64_t r = blockIdx.x; r < p.rows; r += gridDim.x) {
+        const int64_t base = softmax_base(p, r);
+        double s = 0.0;
+        for (int64_t j = threadIdx.x; j < p.len; j += blockDim.x) {
+            const int64_t at = base + j * p.inner;
+            const double g = amp_k_ld(dy, p.dyt, at);
+            s += p.log ? g : g * (double)amp_k_ld(y, p.xt, at);
+        }
+        s = norm_sum(s, sh);
+        for (int64_t j = threadIdx.x; j < p.len; j += blockDim.x) {
+            const int64_t at = base + j * p.inner;
+            const double yv = amp_k_ld(y, p.xt, at), g = amp_k_ld(dy, p.dyt, at);
+            amp_k_st(dx, p.yt, at, (float)(p.log ? amp_log_softmax_dx_d(yv, g, s) : amp_softmax_dx_d(yv, g, s)));
+        }
+    }
+}
+
+extern "C" cudaError_t amp_k_softmax_fwd(cudaStream_t stream, const amp_k_softmax *p, const void *x, void *y) {
+    if (p->rows <= 0 || p->len <= 0) return cudaSuccess;
+    return AMP_CUDA_LAUNCH(amp_k_softmax_rows, norm_blocks(p->rows), amp_k_row_threads(p->len), 0, stream, *p, x, y);
+}
+
+extern "C" cudaError_t amp_k_softmax_grad(cudaStream_t stream, const amp_k_softmax *p, const void *dy, const void *y,
+                                          void *dx) {
+    if (p->rows <= 0 || p->len <= 0) return cudaSuccess;
+    return AMP_CUDA_LAUNCH(amp_k_softmax_grad_rows, norm_blocks(p->rows), amp_k_row_threads(p->len), 0, stream, *p,
+                           dy, y, dx);
+}
+
+/* ---- LayerNormalization ------------------------------------------------------------------------- */
+
+__global__ void amp_k_ln_rows(amp_k_ln p, const void *x, const void *sc, const void *b, void *y, void *omean,
+                              void *oinv) {
+    __shared__ double sh[32];
+    for (int64_t r = blockIdx.x; r < p.rows; r += gridDim.x) {
+        const int64_t base = r * p.cols;
+        double mean, var;
+        norm_stats(x, p.xt, base, p.cols, false, sh, &mean, &var);
+        const double inv = 1.0 / sqrt(var + p.eps);
+        if (p.fast) {
+            /* the CPU's f32 loop: float arithmetic from the rounded statistics */
+            const float fm = (float)mean, fi = (float)inv;
+            const float *xs = (const float *)x, *ss = (const float *)sc, *bs = (const float *)b;
+            float *ys = (float *)y;
+            for (int64_t j = threadIdx.x; j < p.cols; j += blockDim.x) {
+                const float v = (xs[base + j] - fm) * fi * ss[j];
+                ys[base + j] = bs ? v + bs[j] : v;
+            }
+        } else {
+            for (int64_t j = threadIdx.x; j < p.cols; j += blockDim.x) {
+                double v = ((double)amp_k_ld(x, p.xt, base + j) - mean) * inv * (double)amp_k_ld(sc, p.st, j);
+                if (b) v += (double)amp_k_ld(b, p.bt, j);
+                amp_k_st(y, p.yt, base + j, (float)v);
+            }
+        }
+        if (threadIdx.x == 0) {
+            if (omean) amp_k_st(omean, p.mt, r, (float)mean);
+            if (oinv) amp_k_st(oinv, p.it, r, (float)inv);
+        }
+    }
+}
+
+extern "C" cudaError_t amp_k_layer_norm(cudaStream_t stream, const amp_k_ln *p, const void *x, const void *scale,
+                                        const void *b, void *y, void *mean, void *inv) {
+    if (p->rows <= 0) return cudaSuccess;
+    return AMP_CUDA_LAUNCH(amp_k_ln_rows, norm_blocks(p->rows), amp_k_row_threads(p->cols), 0, stream, *p, x, scale,
+                           b, y, mean, inv);
+}
+
+/* ---- LayerNormalizationGrad ----------------------------------------------------------------------
+ * Per row (one block): the statistics (saved or recomputed), sum(g) and sum(g (x - mean)) with
+ * g = dy * scale, and dX by amp_norm_dx; the row's mean and inv go to the workspace. Then the
+ * column sums of dy * xhat (dScale) and dy (dB): chunks of LN_CHUNK rows per thread and column,
+ * then the chunks in order. */
+
+#define LN_CHUNK 32
+
+static int64_t ln_chunks(const amp_k_ln *p) { return (p->rows + LN_CHUNK - 1) / LN_CHUNK; }
+
+extern "C" size_t amp_k_layer_norm_grad_ws(const amp_k_ln *p) {
+    return sizeof(double) * (size_t)(2 * p->rows + 2 * ln_chunks(p) * p->cols) + 8;
+}
+
+__global__ void amp_k_ln_grad_rows(amp_k_ln p, const void *dy, const void *x, const void *sc, const void *sm,
+                                   const void *si, const void *gm, const void *gi, void *dx, double *stats) {
+    __shared__ double sh[32];
+    const double cnt = (double)p.cols;
+    for (int64_t r = blockIdx.x; r < p.rows; r += gridDim.x) {
+        const int64_t base = r * p.cols;
+        double mean, inv;
+        if (sm && si) {
+            mean = amp_k_ld(sm, p.mt, r);
+            inv = amp_k_ld(si, p.it, r);
+        } else {
+            double var;
+            norm_stats(x, p.xt, base, p.cols, false, sh, &mean, &var);
+            inv = 1.0 / sqrt(var + p.eps);
+        }
+        if (threadIdx.x == 0) {
+            stats[2 * r] = mean;
+            stats[2 * r + 1] = inv;
+        }
+        double sg = 0.0, sgx = 0.0;
+        if (dy) {
+            for (int64_t j = threadIdx.x; j < p.cols; j += blockDim.x) {
+                const double g = (double)amp_k_ld(dy, p.dyt, base + j) * (double)amp_k_ld(sc, p.st, j);
+                sg += g;
+                sgx += g * ((double)amp_k_ld(x, p.xt, base + j) - mean);
+            }
+            sg = norm_sum(sg, sh);
+            sgx = norm_sum(sgx, sh) * inv;
+        }
+        const double gmv = gm ? (double)amp_k_ld(gm, p.gmt, r) : 0.0, giv = gi ? (double)amp_k_ld(gi, p.git, r) : 0.0;
+        const amp_norm_coef kc = amp_norm_coef_d(inv, sg / cnt, sgx / cnt, gmv, giv, cnt);
+        for (int64_t j = threadIdx.x; j < p.cols; j += blockDim.x) {
+            const double xhat = ((double)amp_k_ld(x, p.xt, base + j) - mean) * kc.inv;
+            const double g = dy ? (double)amp_k_ld(dy, p.dyt, base + j) * (double)amp_k_ld(sc, p.st, j) : 0.0;
+            amp_k_st(dx, p.yt, base + j, (float)amp_norm_dx_d(kc, g, xhat));
+        }
+    }
+}
+
+/* part[(chunk * cols + j) * 2 + {0, 1}]: sums over the chunk's rows of dy * xhat and dy. */
+__global__ void amp_k_ln_grad_part(amp_k_ln p, const void *dy, const void *x, const double *stats, double *part) {
+    const int64_t nch = (p.rows + LN_CHUNK - 1) / LN_CHUNK;
+    AMP_K_FOR(i, nch * p.cols) {
+        const int64_t ch = i / p.cols, j = i % p.cols, r1 = (ch + 1) * LN_CHUNK < p.rows ? (ch + 1) * LN_CHUNK : p.rows;
+        double s = 0.0, t = 0.0;
+        for (int64_t r = ch * LN_CHUNK; dy && r < r1; r++) {
+            const int64_t at = r * p.cols + j;
+            const double g = amp_k_ld(dy, p.dyt, at);
+            s += g * ((double)amp_k_ld(x, p.xt, at) - stats[2 * r]) * stats[2 * r + 1];
+            t += g;
+        }
+        part[2 * i] = s;
+        part[2 * i + 1] = t;
+    }
+}
+
+__global__ void amp_k_ln_grad_cols(amp_k_ln p, const double *part, void *dscale, void *db) {
+    const int64_t nch = (p.rows + LN_CHUNK - 1) / LN_CHUNK;
+    AMP_K_FOR(j, p.cols) {
+        double s = 0.0, t = 0.0;
+        for (int64_t ch = 0; ch < nch; ch++) {
+            s += part[2 * (ch * p.cols + j)];
+            t += part[2 * (ch * p.cols + j) + 1];
+        }
+        if (dscale) amp_k_st(dscale, p.dst, j, (float)s);
+        if (db) amp_k_st(db, p.dbt, j, (float)t);
+    }
+}
+
+extern "C" cudaError_t amp_k_layer_norm_grad(cudaStream_t stream, const amp_k_ln *p, const void *dy, const void *x,
+                                             const void *scale, const void *smean, const void *sinv, const void *gm,
+                                             const void *gi, void *dx, void *dscale, void *db, void *ws) {
+    double *stats = (double *)ws, *part = stats + 2 * p->rows;
+    cudaError_t e = cudaSuccess;
+    if (p->rows > 0)
+        e = AMP_CUDA_LAUNCH(amp_k_ln_grad_rows, norm_blocks(p->rows), amp_k_row_threads(p->cols), 0, stream, *p, dy,
+                            x, scale, smean, sinv, gm, gi, dx, stats);
+    if (e != cudaSuccess || p->cols <= 0 || (!dscale && !db)) return e;
+    const int64_t nch = ln_chunks(p);
+    if (nch > 0) {
+        e = AMP_CUDA_LAUNCH_PLAIN(amp_k_ln_grad_part, amp_k_blocks(nch * p->cols, AMP_K_THREADS), AMP_K_THREADS, 0,
+                                  stream, *p, dy, x, (const double *)stats, part);
+        if (e != cudaSuccess) return e;
+    }
+    return AMP_CUDA_LAUNCH_PLAIN(amp_k_ln_grad_cols, amp_k_blocks(p->cols, AMP_K_THREADS), AMP_K_THREADS, 0, stream,
+                                 *p, (const double *)part, dscale, db);
+}
+
+/* ---- InstanceNormalization ------------------------------------------------------------------------ */
+
+__global__ void amp_k_in_rows(amp_k_inorm p, const void *x, const void *sc, const void *b, void *y) {
+    __shared__ double sh[32];
+    for (int64_t r = blockIdx.x; r < p.n * p.c; r += gridDim.x) {
+        const int64_t base = r * p.sp, c = r % p.c;
+        double mean, var;
+        norm_stats(x, p.xt, base, p.sp, false, sh, &mean, &var);
+        const double a = (double)amp_k_ld(sc, p.st, c) / sqrt(var + p.eps), bb = (double)amp_k_ld(b, p.bt, c) - mean * a;
+        for (int64_t j = threadIdx.x; j < p.sp; j += blockDim.x)
+            amp_k_st(y, p.yt, base + j, (float)((double)amp_k_ld(x, p.xt, base + j) * a + bb));
+    }
+}
+
+extern "C" cudaError_t amp_k_instance_norm(cudaStream_t stream, const amp_k_inorm *p, const void *x,
+                                           const void *scale, const void *b, void *y) {
+    if (p->n * p->c <= 0 || p->sp <= 0) return cudaSuccess;
+    return AMP_CUDA_LAUNCH(amp_k_in_rows, norm_blocks(p->n * p->c), amp_k_row_threads(p->sp), 0, stream, *p, x, scale,
+                           b, y);
+}
+
+/* ---- InstanceNormalizationGrad ---------------------------------------------------------------------
+ * Per (n, c) row (one block): its statistics, sum(dy) and sum(dy (x - mean)) inv, dX; the two
+ * sums go to the workspace, and one thread per channel adds them over n in order. */
+
+extern "C" size_t amp_k_instance_norm_grad_ws(const amp_k_inorm *p) {
+    return sizeof(double) * (size_t)(2 * p->n * p->c) + 8;
+}
+
+__global__ void amp_k_in_grad_rows(amp_k_inorm p, const void *dy, const void *x, const void *sc, void *dx,
+                                   double *sums) {
+    __shared__ double sh[32];
+    const double cnt = (double)p.sp;
+    for (int64_t r = blockIdx.x; r < p.n * p.c; r += gridDim.x) {
+        const int64_t base = r * p.sp;
+        const double gamma = amp_k_ld(sc, p.st, r % p.c);
+        double mean, var;
+        norm_stats(x, p.xt, base, p.sp, true, sh, &mean, &var);
+        const double inv = 1.0 / sqrt(var + p.eps);
+        double sdy = 0.0, sdyx = 0.0;
+        for (int64_t j = threadIdx.x; j < p.sp; j += blockDim.x) {
+            const double g = amp_k_ld(dy, p.dyt, base + j);
+            sdy += g;
+            sdyx += g * ((double)amp_k_ld(x, p.xt, base + j) - mean);
+        }
+        sdy = norm_sum(sdy, sh);
+        sdyx = norm_sum(sdyx, sh) * inv;
+        const double mg = p.sp > 0 ? gamma * sdy / cnt : 0.0, mgx = p.sp > 0 ? gamma * sdyx / cnt : 0.0;
+        const amp_norm_coef kc = amp_norm_coef_d(inv, mg, mgx, 0.0, 0.0, cnt);
+        for (int64_t j = threadIdx.x; j < p.sp; j += blockDim.x) {
+            const double xhat = ((double)amp_k_ld(x, p.xt, base + j) - mean) * inv;
+            amp_k_st(dx, p.yt, base + j, (float)amp_norm_dx_d(kc, gamma * (double)amp_k_ld(dy, p.dyt, base + j), xhat));
+        }
+        if (threadIdx.x == 0) {
+            sums[2 * r] = sdy;
+            sums[2 * r + 1] = sdyx;
+        }
+    }
+}
+
+__global__ void amp_k_in_grad_channels(amp_k_inorm p, const double *sums, void *dscale, void *db) {
+    AMP_K_FOR(c, p.c) {
+        double tdy = 0.0, tdyx = 0.0;
+        for (int64_t i = 0; i < p.n; i++) {
+            tdy += sums[2 * (i * p.c + c)];
+            tdyx += sums[2 * (i * p.c + c) + 1];
+        }
+        if (dscale) amp_k_st(dscale, p.dst, c, (float)tdyx);
+        if (db) amp_k_st(db, p.dbt, c, (float)tdy);
+    }
+}
+
+extern "C" cudaError_t amp_k_instance_norm_grad(cudaStream_t stream, const amp_k_inorm *p, const void *dy,
+                                                const void *x, const void *scale, void *dx, void *dscale, void *db,
+                                                void *ws) {
+    double *sums = (double *)ws;
+    cudaError_t e = cudaSuccess;
+    if (p->n * p->c > 0)
+        e = AMP_CUDA_LAUNCH(amp_k_in_grad_rows, norm_blocks(p->n * p->c), amp_k_row_threads(p->sp), 0, stream, *p, dy,
+                            x, scale, dx, sums);
+    if (e != cudaSuccess || p->c <= 0 || (!dscale && !db)) return e;
+    return AMP_CUDA_LAUNCH_PLAIN(amp_k_in_grad_channels, amp_k_blocks(p->c, AMP_K_THREADS), AMP_K_THREADS, 0, stream,
+                                 *p, (const double *)sums, dscale, db);
+}

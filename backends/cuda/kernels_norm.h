@@ -1,0 +1,88 @@
+/* Launchers of the norm family's CUDA kernels (backends/cuda/k_norm.cu): Softmax and LogSoftmax,
+ * LayerNormalization, InstanceNormalization and their gradients, callable from C
+ * (backends/cuda/op_norm.c).
+ *
+ * Every launcher enqueues its work on `stream` and returns the launch's cudaError_t; none
+ * allocates, synchronises or reads device memory on the host. Pointers are device memory; an
+ * optional one is NULL when absent. Element types are amp_k_dtype codes (kernels.h); statistics,
+ * sums and dot products run in double, one block per row in a fixed order (warp shuffles, then
+ * shared memory across the warps: the same bits every run), as the CPU kernels compute them
+ * (backends/cpu/nn_softmax.c, nn_grad.c, norm_layer.c, norm_grad.c); every element is computed
+ * in double like theirs and rounded once on store. The per-element gradient formulas are
+ * backends/nn_grad.h's and backends/norm_grad.h's. */
+#ifndef AMP_BACKENDS_CUDA_KERNELS_NORM_H
+#define AMP_BACKENDS_CUDA_KERNELS_NORM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cuda_runtime_api.h>
+
+#include "backends/cuda/kernels.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Softmax, LogSoftmax, their gradients ------------------------------------------------------
+ * The tensor as [outer, len, inner] reduced over len: rows = outer * inner rows, row r's
+ * elements at (r / inner) * len * inner + r % inner + j * inner. */
+typedef struct amp_k_softmax {
+    int64_t rows, len, inner;
+    bool log;                  /* LogSoftmax */
+    amp_k_dtype xt, yt;        /* forward: X, Y; gradient: Y, dX */
+    amp_k_dtype dyt;           /* gradient: dY */
+} amp_k_softmax;
+
+/* y = softmax(x) (or log-softmax) over each row: the maximum, then the sum of exp(x - max) in
+ * double; a row of -inf or with a NaN gives NaN, as on the CPU. */
+cudaError_t amp_k_softmax_fwd(cudaStream_t stream, const amp_k_softmax *p, const void *x, void *y);
+/* dx from dy and the forward's y: y (dy - sum(dy y)), or dy - exp(y) sum(dy) for LogSoftmax. */
+cudaError_t amp_k_softmax_grad(cudaStream_t stream, const amp_k_softmax *p, const void *dy, const void *y, void *dx);
+
+/* ---- LayerNormalization and its gradient -------------------------------------------------------
+ * rows x cols (the dims before and from axis); Scale and B indexed by the column. */
+typedef struct amp_k_ln {
+    int64_t rows, cols;
+    double eps;
+    amp_k_dtype xt, yt, st, bt; /* X (gradient: X), Y (gradient: dX), Scale, B */
+    amp_k_dtype mt, it;         /* Mean, InvStdDev (the gradient: the saved ones) */
+    bool fast;                  /* forward: the CPU's f32 loop (y in f32 from f32 mean and inv) */
+    /* gradient only */
+    amp_k_dtype dyt, gmt, git, dst, dbt; /* dY, dMean, dInvStdDev, dScale, dB */
+} amp_k_ln;
+
+/* y, and mean and inv (1 / sqrt(var + eps)) per row where they are not NULL. */
+cudaError_t amp_k_layer_norm(cudaStream_t stream, const amp_k_ln *p, const void *x, const void *scale, const void *b,
+                             void *y, void *mean, void *inv);
+/* Workspace of the gradient: the rows' statistics and the column sums' partials (multiple of 8). */
+size_t amp_k_layer_norm_grad_ws(const amp_k_ln *p);
+/* dx, dscale and db (NULL: not asked for) from dy (NULL: zero), x, scale, the saved mean and
+ * inv (NULL: recomputed from x) and the gradients gm, gi of those (NULL: zero). The column sums
+ * of dscale and db run over fixed chunks of rows, then over the chunks in order. */
+cudaError_t amp_k_layer_norm_grad(cudaStream_t stream, const amp_k_ln *p, const void *dy, const void *x,
+                                  const void *scale, const void *smean, const void *sinv, const void *gm,
+                                  const void *gi, void *dx, void *dscale, void *db, void *ws);
+
+/* ---- InstanceNormalization and its gradient ----------------------------------------------------
+ * X as [n, c, sp]; statistics per (n, c) row, Scale and B per channel. */
+typedef struct amp_k_inorm {
+    int64_t n, c, sp;
+    double eps;
+    amp_k_dtype xt, yt, st, bt; /* X, Y (gradient: dX), Scale, B */
+    amp_k_dtype dyt, dst, dbt;  /* gradient: dY, dScale, dB */
+} amp_k_inorm;
+
+cudaError_t amp_k_instance_norm(cudaStream_t stream, const amp_k_inorm *p, const void *x, const void *scale,
+                                const void *b, void *y);
+size_t amp_k_instance_norm_grad_ws(const amp_k_inorm *p);
+/* dx, and dscale and db (NULL: not asked for) summed per channel over n in order. */
+cudaError_t amp_k_instance_norm_grad(cudaStream_t stream, const amp_k_inorm *p, const void *dy, const void *x,
+                                     const void *scale, void *dx, void *dscale, void *db, void *ws);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

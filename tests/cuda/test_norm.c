@@ -1,0 +1,351 @@
+/* The norm family's CUDA kernels (backends/cuda/op_norm.c, k_norm.cu) on the emulator against the
+ * CPU backend: every op through its amp_cuda_ops_norm entry (supports, prepare, run, release) on
+ * device memory, the same node run by the CPU backend (amp_backend_run_once), in f32, f16 and
+ * bf16 (and 16-bit activations beside f32 parameters, as autocast leaves them), odd shapes of
+ * rank 1 to 5, empty tensors, negative axes, the opset < 13 softmax coercion and the attribute
+ * variants the models use; every output compared.
+ *
+ * Both sides compute in double and round once; they differ only in the order of the row sums
+ * (the CPU's sequential loop, the device's block tree), which moves a double by an ulp or so and
+ * almost never flips the final rounding. Thresholds are set for a real GPU, whose exp and log
+ * differ from the host's by an ulp: f32 1e-6, f16 1e-3, bf16 8e-3 (one 16-bit rounding flipped).
+ * The barrier kernels run in every thread and block order the emulator has and must give the
+ * same bits. */
+#include <stdlib.h>
+
+#include "backends/backend.h"
+#include "backends/cuda/cuda_backend.h"
+#include "base/elem.h"
+#include "ir/grad.h"
+#include "tests/cuda/cuda_optest.h"
+
+/* tests/cuda/test_norm_order.cu (on a GPU it does nothing) */
+int kn_set_order(int flags);
+
+typedef struct shape {
+    int rank;
+    int64_t dims[5];
+    int64_t axis;
+} shape;
+
+/* ---- Softmax, LogSoftmax ------------------------------------------------------------------------- */
+
+typedef struct sm_case {
+    shape s;
+    int64_t opset;
+} sm_case;
+
+static const sm_case sm_cases[] = {
+    {{1, {1}, -1}, 13},         {{1, {7}, 0}, 13},           {{2, {3, 33}, -1}, 13},      {{2, {4, 300}, 1}, 13},
+    {{3, {2, 5, 7}, 1}, 13},    {{3, {2, 5, 7}, -3}, 13},    {{4, {2, 3, 4, 5}, 1}, 11},  {{5, {2, 1, 3, 2, 5}, -2}, 13},
+    {{3, {2, 3, 4}, 2}, 11},    {{3, {2, 3, 4}, -1}, 1},     {{2, {0, 5}, -1}, 13},       {{2, {3, 0}, -1}, 13},
+    {{2, {3, 9}, 0}, 11},
+};
+
+static const char *const sm_ops[] = {"Softmax", "LogSoftmax"};
+
+static void t_softmax(void) {
+    CT_CHECK(setup(), "setup");
+    worst_reset();
+    for (int o = 0; o < 2; o++)
+        for (size_t c = 0; c < sizeof sm_cases / sizeof sm_cases[0]; c++)
+            for (int d = 0; d < 3; d++) {
+                const sm_case *sc = &sm_cases[c];
+                tnode t;
+                tn_init(&t, sm_ops[o], false);
+                t.opset = sc->opset;
+                tn_i(&t, "axis", sc->s.axis);
+                amp_tensor *x = rnd(kfloats[d], sc->s.rank, sc->s.dims, 31 + c, -6.0f, 6.0f);
+                CHECK_NODE(&t, 1, &x, 1, false, tol_of(kfloats[d]), "%s %s case %zu", sm_ops[o],
+                           amp_dtype_name(kfloats[d]), c);
+                amp_tensor_destroy(x);
+            }
+    worst_print();
+}
+
+/* rows of -inf (NaN out, as on the CPU), with a NaN, with a +inf, masked by -1e9, all -1e9 */
+static void t_softmax_specials(void) {
+    CT_CHECK(setup(), "setup");
+    int64_t dims[2] = {6, 9};
+    amp_tensor *x = rnd(AMP_F32, 2, dims, 5, -3.0f, 3.0f);
+    float *v = x->data;
+    for (int j = 0; j < 9; j++) v[j] = -INFINITY;
+    v[9 + 4] = NAN;
+    v[18 + 2] = INFINITY;
+    for (int j = 0; j < 6; j++) v[27 + j] = -1e9f;
+    for (int j = 0; j < 9; j++) v[36 + j] = -1e9f;
+    for (int o = 0; o < 2; o++) {
+        tnode t;
+        tn_init(&t, sm_ops[o], false);
+        t.opset = 13;
+        CHECK_NODE(&t, 1, &x, 1, false, 1e-6, "%s specials", sm_ops[o]);
+    }
+    amp_tensor_destroy(x);
+}
+
+static void t_softmax_grad(void) {
+    CT_CHECK(setup(), "setup");
+    worst_reset();
+    const char *ops[2] = {"SoftmaxGrad", "LogSoftmaxGrad"};
+    for (int o = 0; o < 2; o++)
+        for (size_t c = 0; c < sizeof sm_cases / sizeof sm_cases[0]; c++)
+            for (int d = 0; d < 3; d++) {
+                const sm_case *sc = &sm_cases[c];
+                tnode t;
+                tn_init(&t, ops[o], true);
+                tn_i(&t, "axis", sc->s.axis);
+                tn_i(&t, "fwd_opset", sc->opset);
+                amp_tensor *in[2] = {rnd(kfloats[d], sc->s.rank, sc->s.dims, 41 + c, -2.0f, 2.0f),
+                                     o ? rnd(kfloats[d], sc->s.rank, sc->s.dims, 51 + c, -4.0f, -0.01f)
+                                       : rnd(kfloats[d], sc->s.rank, sc->s.dims, 51 + c, 0.01f, 1.0f)};
+                CHECK_NODE(&t, 2, in, 1, false, tol_of(kfloats[d]), "%s %s case %zu", ops[o],
+                           amp_dtype_name(kfloats[d]), c);
+                free_all(in, 2);
+            }
+    worst_print();
+}
+
+/* ---- LayerNormalization ---------------------------------------------------------------------------- */
+
+typedef struct ln_case {
+    shape s;
+    bool has_b;
+    int nout;
+} ln_case;
+
+static const ln_case ln_cases[] = {
+    {{1, {7}, -1}, true, 3},         {{2, {3, 33}, -1}, true, 3},    {{2, {5, 300}, -1}, false, 1},
+    {{3, {2, 3, 5}, 1}, true, 3},    {{3, {2, 3, 5}, 0}, true, 2},   {{4, {2, 3, 4, 5}, -2}, true, 3},
+    {{2, {1, 1}, -1}, true, 3},      {{2, {70, 3}, -1}, false, 3},   {{5, {2, 1, 3, 2, 5}, 2}, true, 3},
+    {{2, {0, 8}, -1}, true, 3},
+};
+
+/* Scale (and B) dims: X's from axis on. */
+static int param_dims(const shape *s, int64_t *pd) {
+    int axis = (int)(s->axis < 0 ? s->axis + s->rank : s->axis), n = 0;
+    for (int d = axis; d < s->rank; d++) pd[n++] = s->dims[d];
+    return n;
+}
+
+/* Mean and InvStdDev dims: X's before axis, 1 after. */
+static void stat_dims(const shape *s, int64_t *sd) {
+    int axis = (int)(s->axis < 0 ? s->axis + s->rank : s->axis);
+    for (int d = 0; d < s->rank; d++) sd[d] = d < axis ? s->dims[d] : 1;
+}
+
+static void ln_attrs(tnode *t, const shape *s, int c) {
+    tn_i(t, "axis", s->axis);
+    if (c % 2) tn_f(t, "epsilon", 1e-3f);
+}
+
+static void t_layer_norm(void) {
+    CT_CHECK(setup(), "setup");
+    worst_reset();
+    for (size_t c = 0; c < sizeof ln_cases / sizeof ln_cases[0]; c++)
+        for (int d = 0; d < 3; d++)
+            for (int pf = 0; pf < (d ? 2 : 1); pf++) {
+                const ln_case *lc = &ln_cases[c];
+                const amp_dtype xt = kfloats[d], pt = pf ? AMP_F32 : xt;
+                int64_t pd[5];
+                int np = param_dims(&lc->s, pd);
+                tnode t;
+                tn_init(&t, "LayerNormalization", false);
+                ln_attrs(&t, &lc->s, (int)c);
+                if (c == 3) tn_i(&t, "stash_type", AMP_F16);
+                amp_tensor *in[3] = {rnd(xt, lc->s.rank, lc->s.dims, 61 + c, -3.0f, 5.0f),
+                                     rnd(pt, np, pd, 71 + c, 0.5f, 1.5f),
+                                     lc->has_b ? rnd(pt, np, pd, 81 + c, -1.0f, 1.0f) : NULL};
+                CHECK_NODE(&t, lc->has_b ? 3 : 2, in, lc->nout, false, tol_of(xt), "LayerNorm %s params %s case %zu",
+                           amp_dtype_name(xt), amp_dtype_name(pt), c);
+                free_all(in, 3);
+            }
+    worst_print();
+}
+
+/* dY?, X, Scale, B?, Mean?, InvStdDev?, dMean?, dInvStdDev? by variant: 0 everything but the
+ * statistics' gradients, 1 no saved statistics (recomputed), 2 with dMean and dInvStdDev, 3 no dY
+ * (only the statistics' gradients flow). */
+static void t_layer_norm_grad(void) {
+    CT_CHECK(setup(), "setup");
+    worst_reset();
+    for (size_t c = 0; c < sizeof ln_cases / sizeof ln_cases[0]; c++)
+        for (int v = 0; v < 4; v++)
+            for (int d = 0; d < 3; d++)
+                for (int pf = 0; pf < (d ? 2 : 1); pf++) {
+                    const ln_case *lc = &ln_cases[c];
+                    const amp_dtype xt = kfloats[d], pt = pf ? AMP_F32 : xt;
+                    const uint64_t sd = 100 + 10 * c + (uint64_t)v;
+                    int64_t pd[5], st[5];
+                    int np = param_dims(&lc->s, pd);
+                    stat_dims(&lc->s, st);
+                    tnode t;
+                    tn_init(&t, "LayerNormalizationGrad", true);
+                    ln_attrs(&t, &lc->s, (int)c);
+                    const int rk = lc->s.rank;
+                    amp_tensor *in[8] = {
+                        v == 3 ? NULL : rnd(xt, rk, lc->s.dims, sd, -1.0f, 1.0f),
+                        rnd(xt, rk, lc->s.dims, sd + 1, -3.0f, 5.0f),
+                        rnd(pt, np, pd, sd + 2, 0.5f, 1.5f),
+                        lc->has_b ? rnd(pt, np, pd, sd + 3, -1.0f, 1.0f) : NULL,
+                        v == 1 ? NULL : rnd(AMP_F32, rk, st, sd + 4, -0.5f, 0.5f),
+                        v == 1 ? NULL : rnd(AMP_F32, rk, st, sd + 5, 0.5f, 2.0f),
+                        v >= 2 ? rnd(AMP_F32, rk, st, sd + 6, -1.0f, 1.0f) : NULL,
+                        v >= 2 ? rnd(AMP_F32, rk, st, sd + 7, -1.0f, 1.0f) : NULL};
+                    CHECK_NODE(&t, 8, in, lc->has_b ? 3 : 2, false, tol_of(xt),
+                               "LayerNormGrad %s params %s case %zu variant %d", amp_dtype_name(xt),
+                               amp_dtype_name(pt), c, v);
+                    free_all(in, 8);
+                }
+    worst_print();
+}
+
+/* ---- InstanceNormalization --------------------------------------------------------------------------- */
+
+static const shape in_shapes[] = {
+    {3, {1, 1, 1}, 0},   {3, {2, 3, 5}, 0},        {4, {2, 4, 3, 5}, 0}, {5, {3, 2, 7, 1, 3}, 0},
+    {3, {1, 2, 300}, 0}, {4, {2, 3, 33, 1}, 0},    {3, {0, 3, 4}, 0},    {3, {2, 3, 0}, 0},
+};
+
+static void t_instance_norm(void) {
+    CT_CHECK(setup(), "setup");
+    worst_reset();
+    for (size_t c = 0; c < sizeof in_shapes / sizeof in_shapes[0]; c++)
+        for (int g = 0; g < 2; g++)
+            for (int d = 0; d < 3; d++)
+                for (int pf = 0; pf < (d ? 2 : 1); pf++) {
+                    const shape *s = &in_shapes[c];
+                    const amp_dtype xt = kfloats[d], pt = pf ? AMP_F32 : xt;
+                    const int64_t ch = s->dims[1];
+                    const uint64_t sd = 200 + 10 * c;
+                    tnode t;
+                    tn_init(&t, g ? "InstanceNormalizationGrad" : "InstanceNormalization", g);
+                    if (c % 2) tn_f(&t, "epsilon", 1e-3f);
+                    amp_tensor *in[4] = {rnd(xt, s->rank, s->dims, sd, -1.0f, 1.0f),
+                                         rnd(xt, s->rank, s->dims, sd + 1, -3.0f, 5.0f), rnd(pt, 1, &ch, sd + 2, 0.5f, 1.5f),
+                                         rnd(pt, 1, &ch, sd + 3, -1.0f, 1.0f)};
+                    /* forward: X, scale, B; gradient: dY, X, scale, B -> dX, dscale, dB */
+                    CHECK_NODE(&t, g ? 4 : 3, g ? in : in + 1, g ? 3 : 1, false, tol_of(xt), "%s %s params %s case %zu",
+                               t.n.op_type, amp_dtype_name(xt), amp_dtype_name(pt), c);
+                    free_all(in, 4);
+                }
+    worst_print();
+}
+
+/* The gradient asked for dX alone. */
+static void t_instance_norm_grad_dx_only(void) {
+    CT_CHECK(setup(), "setup");
+    int64_t dims[4] = {2, 3, 4, 5}, ch = 3;
+    amp_tensor *in[4] = {rnd(AMP_F32, 4, dims, 1, -1, 1), rnd(AMP_F32, 4, dims, 2, -2, 2), rnd(AMP_F32, 1, &ch, 3, 0.5f, 1.5f),
+                         rnd(AMP_F32, 1, &ch, 4, -1, 1)};
+    tnode t;
+    tn_init(&t, "InstanceNormalizationGrad", true);
+    CHECK_NODE(&t, 4, in, 1, false, 1e-6, "InstanceNormalizationGrad dX only");
+    free_all(in, 4);
+}
+
+/* ---- orders, refusals ---------------------------------------------------------------------------------- */
+
+/* The barrier kernels and the column sums give the same bits in every thread and block order. */
+static void t_orders(void) {
+    CT_CHECK(setup(), "setup");
+    int64_t dims[2] = {40, 70}, pd = 70, st[2] = {40, 1};
+    amp_tensor *in[8] = {rnd(AMP_F32, 2, dims, 1, -1, 1), rnd(AMP_F32, 2, dims, 2, -3, 5), rnd(AMP_F32, 1, &pd, 3, 0.5f, 1.5f),
+                         rnd(AMP_F32, 1, &pd, 4, -1, 1), NULL, NULL, rnd(AMP_F32, 2, st, 5, -1, 1), NULL};
+    amp_tensor *first[4] = {NULL};
+    int bad = -1;
+    for (int order = 0; order < 4 && bad < 0; order++) {
+        int old = kn_set_order(order);
+        amp_tensor *ref[3], *got[3], *sref[1], *sgot[1];
+        tnode t;
+        tn_init(&t, "LayerNormalizationGrad", true);
+        amp_status s = run_both(&t, 8, in, 3, ref, got);
+        tn_init(&t, "LogSoftmax", false);
+        amp_status s2 = s ? s : run_both(&t, 1, in + 1, 1, sref, sgot);
+        kn_set_order(old);
+        if (s || s2) {
+            bad = order;
+            if (!s) free_all(ref, 3), free_all(got, 3);
+            break;
+        }
+        if (!first[0]) {
+            for (int i = 0; i < 3; i++) first[i] = got[i], got[i] = NULL;
+            first[3] = sgot[0];
+            sgot[0] = NULL;
+        } else {
+            for (int i = 0; i < 3; i++)
+                if (!bits_equal(got[i], first[i])) bad = order;
+            if (!bits_equal(sgot[0], first[3])) bad = order;
+        }
+        free_all(ref, 3);
+        free_all(got, 3);
+        free_all(sref, 1);
+        free_all(sgot, 1);
+    }
+    free_all(first, 4);
+    free_all(in, 8);
+    CT_CHECK(bad < 0, "order %d gave other bits (or failed: %s)", bad, amp_context_last_error(ctx));
+}
+
+/* The CPU runs these; this family refuses them, and prepare says why, naming the op. */
+static void t_refused(void) {
+    CT_CHECK(setup(), "setup");
+    int64_t dims[2] = {3, 5}, one = 1, five = 5;
+    struct {
+        const char *op;
+        amp_dtype xt;
+        int64_t *pdims;
+        int64_t stash;
+        const char *says;
+    } cases[] = {
+        {"LayerNormalization", AMP_F32, &one, AMP_F32, "spanning the normalised dims"},
+        {"LayerNormalization", AMP_F32, &five, AMP_F64, "stash_type double"},
+        {"Softmax", AMP_F64, NULL, 0, "f32, f16 and bf16"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        tnode t;
+        tn_init(&t, cases[c].op, false);
+        const bool ln = cases[c].pdims != NULL;
+        if (ln) tn_i(&t, "stash_type", cases[c].stash);
+        amp_tensor *in[2] = {rnd(cases[c].xt, 2, dims, 9, -1, 1), ln ? rnd(AMP_F32, 1, cases[c].pdims, 8, 0.5f, 1.5f) : NULL};
+        amp_tensor *ref[3], *got[3];
+        amp_status s = run_both(&t, ln ? 2 : 1, in, ln ? 3 : 1, ref, got);
+        CT_CHECK(s == AMP_ERR_UNSUPPORTED, "%s case %zu is refused, got %s", cases[c].op, c, amp_status_name(s));
+        /* prepare explains the refusal */
+        amp_tensor xv, sv, yv[3];
+        int64_t sd[2] = {3, 1};
+        amp_tensor_view(&xv, cases[c].xt, 2, dims, NULL);
+        if (ln) amp_tensor_view(&sv, AMP_F32, 1, cases[c].pdims, NULL);
+        amp_tensor_view(&yv[0], cases[c].xt, 2, dims, NULL);
+        amp_tensor_view(&yv[1], (amp_dtype)cases[c].stash, 2, sd, NULL);
+        amp_tensor_view(&yv[2], (amp_dtype)cases[c].stash, 2, sd, NULL);
+        amp_tensor *pi[2] = {&xv, &sv}, *po[3] = {&yv[0], &yv[1], &yv[2]};
+        amp_kernel k = {.ctx = ctx, .n = &t.n, .opset = 17, .nin = ln ? 2 : 1, .nout = ln ? 3 : 1, .in = pi, .out = po};
+        void *state = NULL;
+        size_t ws = 0;
+        s = entry_of(t.n.op)->prepare(&cu, &k, &state, &ws);
+        const char *m = amp_context_last_error(ctx);
+        free_all(in, 2);
+        CT_CHECK(s == AMP_ERR_UNSUPPORTED && strstr(m, cases[c].op) && strstr(m, cases[c].says), "message: %s", m);
+    }
+}
+
+static const ct_case cases[] = {
+    {"softmax", t_softmax},
+    {"softmax_specials", t_softmax_specials},
+    {"softmax_grad", t_softmax_grad},
+    {"layer_norm", t_layer_norm},
+    {"layer_norm_grad", t_layer_norm_grad},
+    {"instance_norm", t_instance_norm},
+    {"instance_norm_grad_dx_only", t_instance_norm_grad_dx_only},
+    {"orders", t_orders},
+    {"refused", t_refused},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv) {
+    int rc = ct_main(argc, argv, cases);
+    if (cpu) amp_backend_destroy(cpu);
+    if (cu.stream) cudaStreamDestroy(cu.stream);
+    amp_context_destroy(ctx);
+    return rc;
+}
