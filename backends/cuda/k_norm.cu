@@ -20,24 +20,51 @@ static unsigned norm_blocks(int64_t rows) {
 /* Block-wide sum in double (every thread gets it). */
 __device__ __forceinline__ double norm_sum(double v, double *sh) { return amp_k_block_reduce<amp_k_sum_op>(v, sh); }
 
-/* Mean and population variance (two passes, as on the CPU) of the n elements x[base + j] of one
+/* Where element j of a block's row lies: contiguous rows, and a batch norm's channel (n segments
+ * of seg elements, gap apart). */
+struct norm_contig {
+    int64_t base;
+    __device__ __forceinline__ int64_t operator()(int64_t j) const { return base + j; }
+};
+struct norm_segs {
+    int64_t base, seg, gap;
+    __device__ __forceinline__ int64_t operator()(int64_t j) const { return base + (j / seg) * gap + j % seg; }
+};
+
+/* Mean and population variance (two passes, as on the CPU) of the n elements x[at(j)] of one
  * block's row. guard: an empty row gives mean 0 and var 0 (the gradients' convention); without
  * it 0 / 0, as the forward kernels compute it. */
-__device__ __forceinline__ void norm_stats(const void *x, int xt, int64_t base, int64_t n, bool guard, double *sh,
+template <class At>
+__device__ __forceinline__ void norm_stats(const void *x, int xt, At at, int64_t n, bool guard, double *sh,
                                            double *mean, double *var) {
     const double cnt = (double)n;
     double s = 0.0;
-    for (int64_t j = threadIdx.x; j < n; j += blockDim.x) s += amp_k_ld(x, xt, base + j);
+    for (int64_t j = threadIdx.x; j < n; j += blockDim.x) s += amp_k_ld(x, xt, at(j));
     s = norm_sum(s, sh);
     const double m = guard && n == 0 ? 0.0 : s / cnt;
     double q = 0.0;
     for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
-        const double d = (double)amp_k_ld(x, xt, base + j) - m;
+        const double d = (double)amp_k_ld(x, xt, at(j)) - m;
         q += d * d;
     }
     q = norm_sum(q, sh);
     *mean = m;
     *var = guard && n == 0 ? 0.0 : q / cnt;
+}
+
+/* sum(dy) and sum(dy (x - mean)) over the n elements at(j) of one block's row (every thread gets
+ * both). */
+template <class At>
+__device__ __forceinline__ void norm_dy_sums(const void *dy, int dyt, const void *x, int xt, At at, int64_t n,
+                                             double mean, double *sh, double *sdy, double *sdyx) {
+    double a = 0.0, b = 0.0;
+    for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
+        const double g = amp_k_ld(dy, dyt, at(j));
+        a += g;
+        b += g * ((double)amp_k_ld(x, xt, at(j)) - mean);
+    }
+    *sdy = norm_sum(a, sh);
+    *sdyx = norm_sum(b, sh);
 }
 
 /* ---- Softmax, LogSoftmax ------------------------------------------------------------------------ */
@@ -101,7 +128,7 @@ __global__ void amp_k_ln_rows(amp_k_ln p, const void *x, const void *sc, const v
     for (int64_t r = blockIdx.x; r < p.rows; r += gridDim.x) {
         const int64_t base = r * p.cols;
         double mean, var;
-        norm_stats(x, p.xt, base, p.cols, false, sh, &mean, &var);
+        norm_stats(x, p.xt, norm_contig{base}, p.cols, false, sh, &mean, &var);
         const double inv = 1.0 / sqrt(var + p.eps);
         if (p.fast) {
             /* the CPU's f32 loop: float arithmetic from the rounded statistics */
@@ -159,7 +186,7 @@ __global__ void amp_k_ln_grad_rows(amp_k_ln p, const void *dy, const void *x, co
             inv = amp_k_ld(si, p.it, r);
         } else {
             double var;
-            norm_stats(x, p.xt, base, p.cols, false, sh, &mean, &var);
+            norm_stats(x, p.xt, norm_contig{base}, p.cols, false, sh, &mean, &var);
             inv = 1.0 / sqrt(var + p.eps);
         }
         if (threadIdx.x == 0) {
@@ -242,7 +269,7 @@ __global__ void amp_k_in_rows(amp_k_inorm p, const void *x, const void *sc, cons
     for (int64_t r = blockIdx.x; r < p.n * p.c; r += gridDim.x) {
         const int64_t base = r * p.sp, c = r % p.c;
         double mean, var;
-        norm_stats(x, p.xt, base, p.sp, false, sh, &mean, &var);
+        norm_stats(x, p.xt, norm_contig{base}, p.sp, false, sh, &mean, &var);
         const double a = (double)amp_k_ld(sc, p.st, c) / sqrt(var + p.eps), bb = (double)amp_k_ld(b, p.bt, c) - mean * a;
         for (int64_t j = threadIdx.x; j < p.sp; j += blockDim.x)
             amp_k_st(y, p.yt, base + j, (float)((double)amp_k_ld(x, p.xt, base + j) * a + bb));
@@ -272,16 +299,11 @@ __global__ void amp_k_in_grad_rows(amp_k_inorm p, const void *dy, const void *x,
         const int64_t base = r * p.sp;
         const double gamma = amp_k_ld(sc, p.st, r % p.c);
         double mean, var;
-        norm_stats(x, p.xt, base, p.sp, true, sh, &mean, &var);
+        norm_stats(x, p.xt, norm_contig{base}, p.sp, true, sh, &mean, &var);
         const double inv = 1.0 / sqrt(var + p.eps);
-        double sdy = 0.0, sdyx = 0.0;
-        for (int64_t j = threadIdx.x; j < p.sp; j += blockDim.x) {
-            const double g = amp_k_ld(dy, p.dyt, base + j);
-            sdy += g;
-            sdyx += g * ((double)amp_k_ld(x, p.xt, base + j) - mean);
-        }
-        sdy = norm_sum(sdy, sh);
-        sdyx = norm_sum(sdyx, sh) * inv;
+        double sdy, sdyx;
+        norm_dy_sums(dy, p.dyt, x, p.xt, norm_contig{base}, p.sp, mean, sh, &sdy, &sdyx);
+        sdyx *= inv;
         const double mg = p.sp > 0 ? gamma * sdy / cnt : 0.0, mgx = p.sp > 0 ? gamma * sdyx / cnt : 0.0;
         const amp_norm_coef kc = amp_norm_coef_d(inv, mg, mgx, 0.0, 0.0, cnt);
         for (int64_t j = threadIdx.x; j < p.sp; j += blockDim.x) {
@@ -318,4 +340,253 @@ extern "C" cudaError_t amp_k_instance_norm_grad(cudaStream_t stream, const amp_k
     if (e != cudaSuccess || p->c <= 0 || (!dscale && !db)) return e;
     return AMP_CUDA_LAUNCH_PLAIN(amp_k_in_grad_channels, amp_k_blocks(p->c, AMP_K_THREADS), AMP_K_THREADS, 0, stream,
                                  *p, (const double *)sums, dscale, db);
+}
+
+/* ---- GroupNormalization ------------------------------------------------------------------------------
+ * One block per group (n, g): cpg consecutive channels of sp elements, contiguous. */
+
+__device__ __forceinline__ int64_t gn_param(const amp_k_gnorm &p, int64_t g, int64_t j) {
+    return p.per_channel ? g * p.cpg + j : g;
+}
+
+__global__ void amp_k_gn_groups(amp_k_gnorm p, const void *x, const void *sc, const void *b, void *y) {
+    __shared__ double sh[32];
+    const int64_t len = p.cpg * p.sp;
+    for (int64_t ng = blockIdx.x; ng < p.n * p.groups; ng += gridDim.x) {
+        const int64_t base = ng * len, g = ng % p.groups;
+        double mean, var;
+        if (p.fast) {
+            /* the CPU's f32 statistics: one pass over the deviations from the group's first element */
+            const float *xs = (const float *)x;
+            const double k0 = xs[base];
+            double s1 = 0.0, s2 = 0.0;
+            for (int64_t j = threadIdx.x; j < len; j += blockDim.x) {
+                const double d = (double)xs[base + j] - k0;
+                s1 += d;
+                s2 += d * d;
+            }
+            s1 = norm_sum(s1, sh);
+            s2 = norm_sum(s2, sh);
+            const double m = s1 / (double)len, v = s2 / (double)len - m * m;
+            mean = k0 + m;
+            var = v > 0 ? v : 0;
+        } else {
+            norm_stats(x, p.xt, norm_contig{base}, len, false, sh, &mean, &var);
+        }
+        const double inv = 1.0 / sqrt(var + p.eps);
+        for (int64_t j = threadIdx.x; j < len; j += blockDim.x) {
+            const int64_t pi = gn_param(p, g, j / p.sp);
+            const double s = (double)amp_k_ld(sc, p.st, pi) * inv, bb = amp_k_ld(b, p.bt, pi);
+            if (p.fast)
+                ((float *)y)[base + j] = (((const float *)x)[base + j] - (float)mean) * (float)s + (float)bb;
+            else
+                amp_k_st(y, p.yt, base + j, (float)(((double)amp_k_ld(x, p.xt, base + j) - mean) * s + bb));
+        }
+    }
+}
+
+extern "C" cudaError_t amp_k_group_norm(cudaStream_t stream, const amp_k_gnorm *p, const void *x, const void *scale,
+                                        const void *b, void *y) {
+    if (p->n * p->groups <= 0 || p->cpg * p->sp <= 0) return cudaSuccess;
+    return AMP_CUDA_LAUNCH(amp_k_gn_groups, norm_blocks(p->n * p->groups), amp_k_row_threads(p->cpg * p->sp), 0,
+                           stream, *p, x, scale, b, y);
+}
+
+/* GroupNormalizationGrad per group (one block), with xhat = (x - mean) inv and g = dy scale:
+ * per channel sum(dy) and sum(dy xhat) into the workspace, dx = inv (g - mean(g) - xhat mean(g xhat)). */
+extern "C" size_t amp_k_group_norm_grad_ws(const amp_k_gnorm *p) { return sizeof(double) * (size_t)(2 * p->n * p->c) + 8; }
+
+__global__ void amp_k_gn_grad_groups(amp_k_gnorm p, const void *dy, const void *x, const void *sc, void *dx,
+                                     double *sums) {
+    __shared__ double sh[32];
+    const int64_t len = p.cpg * p.sp;
+    for (int64_t ng = blockIdx.x; ng < p.n * p.groups; ng += gridDim.x) {
+        const int64_t base = ng * len, g = ng % p.groups, n = ng / p.groups;
+        double mean, var;
+        norm_stats(x, p.xt, norm_contig{base}, len, false, sh, &mean, &var);
+        const double inv = 1.0 / sqrt(var + p.eps);
+        double sg = 0.0, sgx = 0.0;
+        for (int64_t j = 0; j < p.cpg; j++) {
+            const int64_t c = g * p.cpg + j, row = base + j * p.sp;
+            double s1, s2;
+            norm_dy_sums(dy, p.dyt, x, p.xt, norm_contig{row}, p.sp, mean, sh, &s1, &s2);
+            s2 *= inv;
+            if (threadIdx.x == 0) {
+                sums[(n * p.c + c) * 2] = s1;
+                sums[(n * p.c + c) * 2 + 1] = s2;
+            }
+            const double gam = amp_k_ld(sc, p.st, gn_param(p, g, j));
+            sg += gam * s1;
+            sgx += gam * s2;
+        }
+        sg /= (double)len;
+        sgx /= (double)len;
+        for (int64_t j = threadIdx.x; j < len; j += blockDim.x) {
+            const double gam = amp_k_ld(sc, p.st, gn_param(p, g, j / p.sp));
+            const double xh = ((double)amp_k_ld(x, p.xt, base + j) - mean) * inv;
+            const double gy = amp_k_ld(dy, p.dyt, base + j);
+            amp_k_st(dx, p.yt, base + j, (float)(inv * (gam * gy - sg - xh * sgx)));
+        }
+    }
+}
+
+/* Per parameter: the sums over n (and, per group, over its channels) in the CPU's order; sums
+ * NULL for an empty X (zeros). */
+__global__ void amp_k_gn_grad_params(amp_k_gnorm p, const double *sums, void *dscale, void *db) {
+    const int64_t plen = p.per_channel ? p.c : p.groups, per = p.per_channel ? 1 : p.cpg;
+    AMP_K_FOR(q, plen) {
+        double s1 = 0.0, s2 = 0.0;
+        for (int64_t i = 0; sums && i < p.n; i++)
+            for (int64_t j = 0; j < per; j++) {
+                const int64_t c = q * per + j;
+                s1 += sums[(i * p.c + c) * 2];
+                s2 += sums[(i * p.c + c) * 2 + 1];
+            }
+        if (dscale) amp_k_st(dscale, p.dst, q, (float)s2);
+        if (db) amp_k_st(db, p.dbt, q, (float)s1);
+    }
+}
+
+extern "C" cudaError_t amp_k_group_norm_grad(cudaStream_t stream, const amp_k_gnorm *p, const void *dy, const void *x,
+                                             const void *scale, void *dx, void *dscale, void *db, void *ws) {
+    const bool empty = p->n * p->c * p->sp <= 0;
+    double *sums = empty ? NULL : (double *)ws;
+    cudaError_t e = cudaSuccess;
+    if (!empty)
+        e = AMP_CUDA_LAUNCH(amp_k_gn_grad_groups, norm_blocks(p->n * p->groups), amp_k_row_threads(p->cpg * p->sp), 0,
+                            stream, *p, dy, x, scale, dx, sums);
+    const int64_t plen = p->per_channel ? p->c : p->groups;
+    if (e != cudaSuccess || plen <= 0 || (!dscale && !db)) return e;
+    return AMP_CUDA_LAUNCH_PLAIN(amp_k_gn_grad_params, amp_k_blocks(plen, AMP_K_THREADS), AMP_K_THREADS, 0, stream, *p,
+                                 (const double *)sums, dscale, db);
+}
+
+/* ---- BatchNormalization ----------------------------------------------------------------------------------
+ * Inference is an affine map per channel (its two coefficients first, into the workspace);
+ * training and the gradient take one block per channel over its n segments of sp elements. */
+
+__device__ __forceinline__ norm_segs bn_walk(const amp_k_bnorm &p, int64_t c) { return norm_segs{c * p.sp, p.sp, p.ch * p.sp}; }
+
+extern "C" size_t amp_k_batch_norm_ws(const amp_k_bnorm *p) {
+    return p->training ? 0 : sizeof(double) * (size_t)(2 * p->ch) + 8;
+}
+
+__global__ void amp_k_bn_coef(amp_k_bnorm p, const void *sc, const void *b, const void *mn, const void *vr,
+                              double *coef) {
+    AMP_K_FOR(c, p.ch) {
+        const double a = (double)amp_k_ld(sc, p.st, c) / sqrt((double)amp_k_ld(vr, p.vt, c) + p.eps);
+        coef[2 * c] = a;
+        coef[2 * c + 1] = (double)amp_k_ld(b, p.bt, c) - (double)amp_k_ld(mn, p.mt, c) * a;
+    }
+}
+
+__global__ void amp_k_bn_apply(amp_k_bnorm p, const void *x, const double *coef, void *y) {
+    AMP_K_FOR(i, p.n * p.ch * p.sp) {
+        const int64_t c = (i / p.sp) % p.ch;
+        amp_k_st(y, p.yt, i, (float)((double)amp_k_ld(x, p.xt, i) * coef[2 * c] + coef[2 * c + 1]));
+    }
+}
+
+__global__ void amp_k_bn_train(amp_k_bnorm p, const void *x, const void *sc, const void *b, const void *mn,
+                               const void *vr, void *y, void *rmean, void *rvar, void *smean, void *sinv) {
+    __shared__ double sh[32];
+    const int64_t cnt = p.n * p.sp;
+    for (int64_t c = blockIdx.x; c < p.ch; c += gridDim.x) {
+        const norm_segs at = bn_walk(p, c);
+        double mean, var;
+        norm_stats(x, p.xt, at, cnt, false, sh, &mean, &var);
+        const double inv = 1.0 / sqrt(var + p.eps);
+        const double a = (double)amp_k_ld(sc, p.st, c) * inv, bb = (double)amp_k_ld(b, p.bt, c) - mean * a;
+        for (int64_t j = threadIdx.x; j < cnt; j += blockDim.x)
+            amp_k_st(y, p.yt, at(j), (float)((double)amp_k_ld(x, p.xt, at(j)) * a + bb));
+        if (threadIdx.x == 0) {
+            if (rmean) amp_k_st(rmean, p.rmt, c, (float)((double)amp_k_ld(mn, p.mt, c) * p.mom + mean * (1 - p.mom)));
+            if (rvar) amp_k_st(rvar, p.rvt, c, (float)((double)amp_k_ld(vr, p.vt, c) * p.mom + var * (1 - p.mom)));
+            if (smean) amp_k_st(smean, p.smt, c, (float)mean);
+            if (sinv) amp_k_st(sinv, p.sit, c, (float)inv);
+        }
+    }
+}
+
+extern "C" cudaError_t amp_k_batch_norm(cudaStream_t stream, const amp_k_bnorm *p, const void *x, const void *scale,
+                                        const void *b, const void *mean, const void *var, void *y, void *rmean,
+                                        void *rvar, void *smean, void *sinv, void *ws) {
+    if (p->ch <= 0) return cudaSuccess;
+    if (p->training)
+        return AMP_CUDA_LAUNCH(amp_k_bn_train, norm_blocks(p->ch), amp_k_row_threads(p->n * p->sp), 0, stream, *p, x,
+                               scale, b, mean, var, y, rmean, rvar, smean, sinv);
+    const int64_t total = p->n * p->ch * p->sp;
+    if (total <= 0) return cudaSuccess;
+    double *coef = (double *)ws;
+    cudaError_t e = AMP_CUDA_LAUNCH_PLAIN(amp_k_bn_coef, amp_k_blocks(p->ch, AMP_K_THREADS), AMP_K_THREADS, 0, stream,
+                                          *p, scale, b, mean, var, coef);
+    if (e != cudaSuccess) return e;
+    return AMP_CUDA_LAUNCH_PLAIN(amp_k_bn_apply, amp_k_blocks(total, AMP_K_THREADS), AMP_K_THREADS, 0, stream, *p, x,
+                                 (const double *)coef, y);
+}
+
+/* BatchNormalizationGrad per channel (backends/cpu/norm_grad.c's bn_channel): training through
+ * the batch statistics (amp_norm_dx, with the running and saved statistics' gradients), inference
+ * through the affine map. */
+__global__ void amp_k_bn_grad_channels(amp_k_bnorm p, const void *dy, const void *x, const void *sc, const void *mn,
+                                       const void *vr, const void *grm, const void *grv, const void *gsm,
+                                       const void *gsi, void *dx, void *dsc, void *db, void *dmn, void *dvr) {
+    __shared__ double sh[32];
+    const int64_t cnt = p.n * p.sp;
+    const double fcnt = (double)cnt, mom = p.mom;
+    for (int64_t c = blockIdx.x; c < p.ch; c += gridDim.x) {
+        const norm_segs at = bn_walk(p, c);
+        const double gamma = amp_k_ld(sc, p.st, c);
+        double mean, inv;
+        if (p.training) {
+            double var;
+            norm_stats(x, p.xt, at, cnt, true, sh, &mean, &var);
+            inv = 1.0 / sqrt(var + p.eps);
+        } else {
+            mean = amp_k_ld(mn, p.mt, c);
+            inv = 1.0 / sqrt((double)amp_k_ld(vr, p.vt, c) + p.eps);
+        }
+        double sdy = 0.0, sdyx = 0.0;
+        if (dy) {
+            norm_dy_sums(dy, p.dyt, x, p.xt, at, cnt, mean, sh, &sdy, &sdyx);
+            sdyx *= inv;
+        }
+        double omn, ovr;
+        if (p.training) {
+            const double rm = grm ? (double)amp_k_ld(grm, p.rmt, c) : 0.0, rv = grv ? (double)amp_k_ld(grv, p.rvt, c) : 0.0;
+            const double sm = gsm ? (double)amp_k_ld(gsm, p.smt, c) : 0.0, si = gsi ? (double)amp_k_ld(gsi, p.sit, c) : 0.0;
+            /* var = inv^-2 - eps: a gradient rv of var is one of -2 rv / inv^3 of inv */
+            const double gm = rm * (1 - mom) + sm, gi = si - 2.0 * rv * (1 - mom) / (inv * inv * inv);
+            const double mg = cnt > 0 ? gamma * sdy / fcnt : 0.0, mgx = cnt > 0 ? gamma * sdyx / fcnt : 0.0;
+            const amp_norm_coef kc = amp_norm_coef_d(inv, mg, mgx, gm, gi, fcnt);
+            for (int64_t j = threadIdx.x; j < cnt; j += blockDim.x) {
+                const double xhat = ((double)amp_k_ld(x, p.xt, at(j)) - mean) * inv;
+                const double g = dy ? gamma * (double)amp_k_ld(dy, p.dyt, at(j)) : 0.0;
+                amp_k_st(dx, p.yt, at(j), (float)amp_norm_dx_d(kc, g, xhat));
+            }
+            omn = rm * mom;
+            ovr = rv * mom;
+        } else {
+            const double sa = gamma * inv;
+            for (int64_t j = threadIdx.x; j < cnt; j += blockDim.x)
+                amp_k_st(dx, p.yt, at(j), (float)(dy ? sa * (double)amp_k_ld(dy, p.dyt, at(j)) : 0.0));
+            omn = -sa * sdy;
+            ovr = -0.5 * gamma * inv * inv * sdyx;
+        }
+        if (threadIdx.x == 0) {
+            if (dmn) amp_k_st(dmn, p.dmt, c, (float)omn);
+            if (dvr) amp_k_st(dvr, p.dvt, c, (float)ovr);
+            if (dsc) amp_k_st(dsc, p.dst, c, (float)sdyx);
+            if (db) amp_k_st(db, p.dbt, c, (float)sdy);
+        }
+    }
+}
+
+extern "C" cudaError_t amp_k_batch_norm_grad(cudaStream_t stream, const amp_k_bnorm *p, const void *dy, const void *x,
+                                             const void *scale, const void *mean, const void *var, const void *grm,
+                                             const void *grv, const void *gsm, const void *gsi, void *dx, void *dscale,
+                                             void *db, void *dmean, void *dvar) {
+    if (p->ch <= 0) return cudaSuccess;
+    return AMP_CUDA_LAUNCH(amp_k_bn_grad_channels, norm_blocks(p->ch), amp_k_row_threads(p->n * p->sp), 0, stream, *p,
+                           dy, x, scale, mean, var, grm, grv, gsm, gsi, dx, dscale, db, dmean, dvar);
 }

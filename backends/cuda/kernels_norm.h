@@ -1,5 +1,6 @@
 /* Launchers of the norm family's CUDA kernels (backends/cuda/k_norm.cu): Softmax and LogSoftmax,
- * LayerNormalization, InstanceNormalization and their gradients, callable from C
+ * LayerNormalization, InstanceNormalization, GroupNormalization, BatchNormalization and their
+ * gradients, callable from C
  * (backends/cuda/op_norm.c).
  *
  * Every launcher enqueues its work on `stream` and returns the launch's cudaError_t; none
@@ -80,6 +81,53 @@ size_t amp_k_instance_norm_grad_ws(const amp_k_inorm *p);
 /* dx, and dscale and db (NULL: not asked for) summed per channel over n in order. */
 cudaError_t amp_k_instance_norm_grad(cudaStream_t stream, const amp_k_inorm *p, const void *dy, const void *x,
                                      const void *scale, void *dx, void *dscale, void *db, void *ws);
+
+/* ---- GroupNormalization and its gradient -------------------------------------------------------
+ * X as [n, c, sp]; statistics per (n, group) of cpg = c / groups consecutive channels; Scale and
+ * B per channel (opset 21) or per group (18). */
+typedef struct amp_k_gnorm {
+    int64_t n, c, sp, groups, cpg;
+    double eps;
+    bool per_channel;
+    bool fast;                  /* forward: the CPU's f32 loop (shifted one-pass statistics, y in f32) */
+    amp_k_dtype xt, yt, st, bt; /* X, Y (gradient: dX), Scale, B */
+    amp_k_dtype dyt, dst, dbt;  /* gradient: dY, dScale, dB */
+} amp_k_gnorm;
+
+cudaError_t amp_k_group_norm(cudaStream_t stream, const amp_k_gnorm *p, const void *x, const void *scale,
+                             const void *b, void *y);
+size_t amp_k_group_norm_grad_ws(const amp_k_gnorm *p);
+/* dx, and dscale and db (NULL: not asked for): per (n, channel) sums in the workspace, added
+ * over n (and a group's channels, opset 18) in the CPU's order. */
+cudaError_t amp_k_group_norm_grad(cudaStream_t stream, const amp_k_gnorm *p, const void *dy, const void *x,
+                                  const void *scale, void *dx, void *dscale, void *db, void *ws);
+
+/* ---- BatchNormalization and its gradient --------------------------------------------------------
+ * X as [n, ch, sp]; one block per channel over its n * sp elements. */
+typedef struct amp_k_bnorm {
+    int64_t n, ch, sp;
+    double eps, mom;
+    bool training;
+    amp_k_dtype xt, yt, st, bt, mt, vt; /* X, Y (gradient: dX), scale, B, mean, var */
+    amp_k_dtype rmt, rvt, smt, sit;     /* running mean and var, saved mean and inv std (forward
+                                           outputs; the gradient: their incoming gradients) */
+    amp_k_dtype dyt, dst, dbt, dmt, dvt; /* gradient: dY, dscale, dB, dmean, dvar */
+} amp_k_bnorm;
+
+/* Workspace of the inference forward (the per-channel affine map; multiple of 8). */
+size_t amp_k_batch_norm_ws(const amp_k_bnorm *p);
+/* Inference: y = x a + b per channel, a = scale / sqrt(var + eps), b = B - mean a. Training:
+ * the batch's statistics normalise, and the running ones (rmean, rvar) and the saved mean and
+ * inv std (smean, sinv) are written where not NULL. */
+cudaError_t amp_k_batch_norm(cudaStream_t stream, const amp_k_bnorm *p, const void *x, const void *scale,
+                             const void *b, const void *mean, const void *var, void *y, void *rmean, void *rvar,
+                             void *smean, void *sinv, void *ws);
+/* dx, dscale, db, dmean, dvar (NULL: not asked for) from dy (NULL: zero), x, scale, mean, var
+ * and the statistics outputs' gradients grm, grv, gsm, gsi (NULL: zero). */
+cudaError_t amp_k_batch_norm_grad(cudaStream_t stream, const amp_k_bnorm *p, const void *dy, const void *x,
+                                  const void *scale, const void *mean, const void *var, const void *grm,
+                                  const void *grv, const void *gsm, const void *gsi, void *dx, void *dscale, void *db,
+                                  void *dmean, void *dvar);
 
 #ifdef __cplusplus
 }

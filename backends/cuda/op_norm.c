@@ -1,6 +1,6 @@
 /* amprt's own CUDA kernels as an op family (cuda_backend.h): Softmax and LogSoftmax with their
- * gradients SoftmaxGrad and LogSoftmaxGrad, LayerNormalization and InstanceNormalization with
- * theirs. Kernels: backends/cuda/k_norm.cu through kernels_norm.h; semantics are the CPU
+ * gradients SoftmaxGrad and LogSoftmaxGrad; LayerNormalization, InstanceNormalization,
+ * GroupNormalization and BatchNormalization (training and inference) with theirs. Kernels: backends/cuda/k_norm.cu through kernels_norm.h; semantics are the CPU
  * kernels' (backends/cpu/nn_softmax.c, nn_grad.c, norm_layer.c, norm_grad.c).
  *
  * One function says why a node cannot run here (why_not); supports() asks it and prepare()
@@ -277,13 +277,191 @@ static amp_status run_in_grad(amp_cuda *cu, const amp_kernel *k, void *state) {
                                               k->ws));
 }
 
+/* ---- GroupNormalization, GroupNormalizationGrad -------------------------------------------------
+ * Forward: (X, scale, bias) -> Y. Gradient: (dY, X, scale, bias) -> (dX, dscale?, dbias?), bias
+ * read for its dtype only. Parameters per channel from opset 21, per group before (the
+ * gradient carries the forward's opset as fwd_opset). */
+
+static bool gn_per_channel(const amp_kernel *k, bool grad) {
+    return (grad ? amp_attr_int(k->n, "fwd_opset", 21) : k->opset) >= 21;
+}
+
+static const char *why_gn(const amp_kernel *k, bool grad) {
+    const int o = grad ? 1 : 0;
+    const amp_tensor *x = in_opt(k, o), *sc = in_opt(k, o + 1), *b = in_opt(k, o + 2);
+    if (!x || !sc || !b || (grad && !k->in[0])) return grad ? "needs dY, X, scale and bias" : "needs X, scale and bias";
+    if (!is_kfloat(x) || !is_kfloat(sc) || !is_kfloat(b) || !is_kfloat(k->out[0]) || (grad && !is_kfloat(k->in[0])))
+        return "runs f32, f16 and bf16 only";
+    for (int i = 1; i < k->nout; i++)
+        if (!opt_kfloat(k->out[i])) return "writes f32, f16 and bf16 gradients only";
+    if (x->rank < 2) return "needs X of rank 2 or more (N x C x D1 ...)";
+    const int64_t groups = amp_attr_int(k->n, "num_groups", 0), ch = x->dims[1];
+    if (groups < 1 || ch % groups != 0) return "has num_groups that does not divide the channels";
+    const int64_t plen = gn_per_channel(k, grad) ? ch : groups;
+    if (sc->numel != plen || b->numel != plen) return "has scale or bias not one value per channel (or group)";
+    if (k->out[0]->numel != x->numel || (grad && k->in[0]->numel != x->numel)) return "inputs and output differ in size";
+    return NULL;
+}
+
+static amp_status prepare_gn(const amp_kernel *k, bool grad, void **state, size_t *ws_bytes) {
+    const int o = grad ? 1 : 0;
+    const amp_tensor *x = k->in[o], *sc = k->in[o + 1], *b = k->in[o + 2];
+    amp_k_gnorm *p;
+    amp_status s = new_state(k, sizeof *p, state);
+    if (s) return s;
+    p = *state;
+    p->n = x->dims[0];
+    p->c = x->dims[1];
+    p->sp = 1;
+    for (int d = 2; d < x->rank; d++) p->sp *= x->dims[d];
+    p->groups = amp_attr_int(k->n, "num_groups", 1);
+    p->cpg = p->c / p->groups;
+    p->eps = amp_attr_float(k->n, "epsilon", 1e-5f);
+    p->per_channel = gn_per_channel(k, grad);
+    p->xt = kd(x);
+    p->yt = kd(k->out[0]);
+    p->st = kd(sc);
+    p->bt = kd(b);
+    if (grad) {
+        p->dyt = kd(k->in[0]);
+        p->dst = kd(out_opt(k, 1));
+        p->dbt = kd(out_opt(k, 2));
+        *ws_bytes = amp_k_group_norm_grad_ws(p);
+        return AMP_OK;
+    }
+    /* the CPU's f32 loop, unless a double stash asks for the first stage in double */
+    const bool stash64 = p->per_channel && amp_attr_int(k->n, "stash_type", AMP_F32) == AMP_F64;
+    p->fast = !stash64 && x->dtype == AMP_F32 && k->out[0]->dtype == AMP_F32 && sc->dtype == AMP_F32 &&
+              b->dtype == AMP_F32;
+    return AMP_OK;
+}
+
+static amp_status run_gn(amp_cuda *cu, const amp_kernel *k, void *state) {
+    return LAUNCH(k, amp_k_group_norm(cu->stream, state, k->in[0]->data, k->in[1]->data, k->in[2]->data,
+                                      k->out[0]->data));
+}
+
+static amp_status run_gn_grad(amp_cuda *cu, const amp_kernel *k, void *state) {
+    return LAUNCH(k, amp_k_group_norm_grad(cu->stream, state, k->in[0]->data, k->in[1]->data, k->in[2]->data,
+                                           k->out[0]->data, odata_opt(out_opt(k, 1)), odata_opt(out_opt(k, 2)),
+                                           k->ws));
+}
+
+/* ---- BatchNormalization, BatchNormalizationGrad ------------------------------------------------
+ * Forward: (X, scale, B, mean, var) -> (Y, running_mean?, running_var?, saved_mean?,
+ * saved_inv_std?). Gradient: (dY?, X, scale, mean, var, dRunningMean?, dRunningVar?,
+ * dSavedMean?, dSavedInvStd?) -> (dX, dscale?, dB?, dmean?, dvar?), its mode in "training".
+ * Channels: dim 1 (1 for a 1-D X); opset < 9 spatial=0 parameters cover C x D1 x ..., the same
+ * loop with a spatial size of 1. */
+
+/* Training mode, decided as the CPU kernel decides it (backends/cpu/norm_layer.c). */
+static bool bn_training(const amp_kernel *k) {
+    if (k->opset >= 14) return amp_attr_int(k->n, "training_mode", 0) != 0;
+    if (k->nout < 2 || !k->out[1]) return false;
+    return k->opset >= 7 || amp_attr_int(k->n, "is_test", 0) == 0;
+}
+
+static void bn_geom(const amp_tensor *x, const amp_tensor *sc, amp_k_bnorm *p) {
+    p->n = x->dims[0];
+    p->sp = 1;
+    if (sc->rank > 1) {
+        p->ch = sc->numel;
+    } else {
+        p->ch = x->rank > 1 ? x->dims[1] : 1;
+        for (int d = 2; d < x->rank; d++) p->sp *= x->dims[d];
+    }
+}
+
+static const char *why_bn(const amp_kernel *k, bool grad) {
+    const int o = grad ? 1 : 0;
+    const amp_tensor *x = in_opt(k, o), *sc = in_opt(k, o + 1);
+    /* mean and var are inputs 3 and 4 of both; the gradient has no B (scale stands in for the checks) */
+    const amp_tensor *mn = in_opt(k, 3), *vr = in_opt(k, 4), *b = grad ? sc : in_opt(k, 2);
+    if (!x || !sc || !b || !mn || !vr) return "needs X, scale, B, mean and var";
+    if (!is_kfloat(x) || !is_kfloat(sc) || !is_kfloat(b) || !is_kfloat(mn) || !is_kfloat(vr) || !is_kfloat(k->out[0]))
+        return "runs f32, f16 and bf16 only";
+    for (int i = 0; i < k->nin; i++)
+        if (!opt_kfloat(k->in[i])) return "takes f32, f16 and bf16 gradients only";
+    for (int i = 1; i < k->nout; i++)
+        if (!opt_kfloat(k->out[i])) return "writes f32, f16 and bf16 statistics and gradients only";
+    if (x->rank < 1) return "needs X of rank 1 or more";
+    amp_k_bnorm p;
+    bn_geom(x, sc, &p);
+    if (sc->numel != p.ch || b->numel != p.ch || mn->numel != p.ch || vr->numel != p.ch)
+        return "has parameters not one value per channel";
+    for (int i = 5; grad && i < k->nin; i++)
+        if (k->in[i] && k->in[i]->numel != p.ch) return "has statistics gradients not one value per channel";
+    if (k->out[0]->numel != x->numel || (grad && k->in[0] && k->in[0]->numel != x->numel))
+        return "inputs and output differ in size";
+    return NULL;
+}
+
+static amp_status prepare_bn(const amp_kernel *k, bool grad, void **state, size_t *ws_bytes) {
+    const int o = grad ? 1 : 0;
+    const amp_tensor *x = k->in[o], *sc = k->in[o + 1];
+    amp_k_bnorm *p;
+    amp_status s = new_state(k, sizeof *p, state);
+    if (s) return s;
+    p = *state;
+    bn_geom(x, sc, p);
+    p->eps = amp_attr_float(k->n, "epsilon", 1e-5f);
+    p->mom = amp_attr_float(k->n, "momentum", 0.9f);
+    p->xt = kd(x);
+    p->yt = kd(k->out[0]);
+    p->st = kd(sc);
+    p->mt = kd(k->in[3]);
+    p->vt = kd(k->in[4]);
+    if (!grad) {
+        p->training = bn_training(k);
+        p->bt = kd(k->in[2]);
+        p->rmt = kd(out_opt(k, 1));
+        p->rvt = kd(out_opt(k, 2));
+        p->smt = kd(out_opt(k, 3));
+        p->sit = kd(out_opt(k, 4));
+        *ws_bytes = amp_k_batch_norm_ws(p);
+        return AMP_OK;
+    }
+    p->training = amp_attr_int(k->n, "training", 0) != 0;
+    p->dyt = kd(k->in[0]);
+    p->rmt = kd(in_opt(k, 5));
+    p->rvt = kd(in_opt(k, 6));
+    p->smt = kd(in_opt(k, 7));
+    p->sit = kd(in_opt(k, 8));
+    p->dst = kd(out_opt(k, 1));
+    p->dbt = kd(out_opt(k, 2));
+    p->dmt = kd(out_opt(k, 3));
+    p->dvt = kd(out_opt(k, 4));
+    return AMP_OK;
+}
+
+static amp_status run_bn(amp_cuda *cu, const amp_kernel *k, void *state) {
+    const amp_k_bnorm *p = state;
+    /* inference writes Y alone, whatever other outputs the node has */
+    amp_tensor *o[4] = {NULL, NULL, NULL, NULL};
+    for (int i = 0; p->training && i < 4; i++) o[i] = out_opt(k, i + 1);
+    return LAUNCH(k, amp_k_batch_norm(cu->stream, p, k->in[0]->data, k->in[1]->data, k->in[2]->data, k->in[3]->data,
+                                      k->in[4]->data, k->out[0]->data, odata_opt(o[0]), odata_opt(o[1]),
+                                      odata_opt(o[2]), odata_opt(o[3]), k->ws));
+}
+
+static amp_status run_bn_grad(amp_cuda *cu, const amp_kernel *k, void *state) {
+    return LAUNCH(k, amp_k_batch_norm_grad(cu->stream, state, data_opt(k->in[0]), k->in[1]->data, k->in[2]->data,
+                                           k->in[3]->data, k->in[4]->data, data_opt(in_opt(k, 5)),
+                                           data_opt(in_opt(k, 6)), data_opt(in_opt(k, 7)), data_opt(in_opt(k, 8)),
+                                           k->out[0]->data, odata_opt(out_opt(k, 1)), odata_opt(out_opt(k, 2)),
+                                           odata_opt(out_opt(k, 3)), odata_opt(out_opt(k, 4))));
+}
+
 /* ---- the family ------------------------------------------------------------------------------- */
+
+static bool dy_optional(amp_op op) { return op == AMP_OP_LAYER_NORM_GRAD || op == AMP_OP_BATCH_NORM_GRAD; }
 
 /* Why this family cannot run k (NULL: it can). */
 static const char *why_not(const amp_kernel *k) {
     if (k->nout < 1 || !k->out[0]) return "needs its first output";
-    /* LayerNormalizationGrad's dY is optional; every other op here reads input 0 */
-    if (k->n->op != AMP_OP_LAYER_NORM_GRAD && (k->nin < 1 || !k->in[0])) return "needs its first input";
+    /* the dY of LayerNormalizationGrad and BatchNormalizationGrad is optional; every other op
+     * here reads input 0 */
+    if (!dy_optional(k->n->op) && (k->nin < 1 || !k->in[0])) return "needs its first input";
     switch (k->n->op) {
     case AMP_OP_SOFTMAX:
     case AMP_OP_LOG_SOFTMAX: return why_softmax(k, false);
@@ -293,6 +471,10 @@ static const char *why_not(const amp_kernel *k) {
     case AMP_OP_LAYER_NORM_GRAD: return why_ln(k, true);
     case AMP_OP_INSTANCE_NORM: return why_in(k, false);
     case AMP_OP_INSTANCE_NORM_GRAD: return why_in(k, true);
+    case AMP_OP_GROUP_NORM: return why_gn(k, false);
+    case AMP_OP_GROUP_NORM_GRAD: return why_gn(k, true);
+    case AMP_OP_BATCH_NORM: return why_bn(k, false);
+    case AMP_OP_BATCH_NORM_GRAD: return why_bn(k, true);
     default: return "is not an op of this family";
     }
 }
@@ -308,7 +490,7 @@ static amp_status prepare(amp_cuda *cu, const amp_kernel *k, void **state, size_
     *ws_bytes = 0;
     const char *why = why_not(k);
     if (why) {
-        const amp_tensor *x = in_opt(k, k->n->op == AMP_OP_LAYER_NORM_GRAD ? 1 : 0);
+        const amp_tensor *x = in_opt(k, dy_optional(k->n->op) ? 1 : 0);
         return amp_kernel_fail(k, AMP_ERR_UNSUPPORTED, "%s on CUDA %s (input dtype %s)", k->n->op_type, why,
                                x ? amp_dtype_name(x->dtype) : "none");
     }
@@ -321,6 +503,10 @@ static amp_status prepare(amp_cuda *cu, const amp_kernel *k, void **state, size_
     case AMP_OP_LAYER_NORM_GRAD: return prepare_ln(k, true, state, ws_bytes);
     case AMP_OP_INSTANCE_NORM: return prepare_in(k, false, state, ws_bytes);
     case AMP_OP_INSTANCE_NORM_GRAD: return prepare_in(k, true, state, ws_bytes);
+    case AMP_OP_GROUP_NORM: return prepare_gn(k, false, state, ws_bytes);
+    case AMP_OP_GROUP_NORM_GRAD: return prepare_gn(k, true, state, ws_bytes);
+    case AMP_OP_BATCH_NORM: return prepare_bn(k, false, state, ws_bytes);
+    case AMP_OP_BATCH_NORM_GRAD: return prepare_bn(k, true, state, ws_bytes);
     default: return AMP_OK;
     }
 }
@@ -336,5 +522,9 @@ const amp_cuda_op amp_cuda_ops_norm[] = {
     ENTRY(LAYER_NORM_GRAD, run_ln_grad),
     ENTRY(INSTANCE_NORM, run_in),
     ENTRY(INSTANCE_NORM_GRAD, run_in_grad),
+    ENTRY(GROUP_NORM, run_gn),
+    ENTRY(GROUP_NORM_GRAD, run_gn_grad),
+    ENTRY(BATCH_NORM, run_bn),
+    ENTRY(BATCH_NORM_GRAD, run_bn_grad),
     {AMP_OP_UNKNOWN, NULL, NULL, NULL, NULL},
 };

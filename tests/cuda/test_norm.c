@@ -243,6 +243,149 @@ static void t_instance_norm_grad_dx_only(void) {
     free_all(in, 4);
 }
 
+/* ---- GroupNormalization ---------------------------------------------------------------------------------- */
+
+typedef struct gn_case {
+    shape s;
+    int64_t groups;
+} gn_case;
+
+static const gn_case gn_cases[] = {
+    {{2, {2, 6}, 0}, 3},          {{3, {2, 6, 5}, 0}, 2},    {{4, {1, 4, 3, 5}, 0}, 4}, {{4, {2, 6, 33, 1}, 0}, 1},
+    {{5, {1, 4, 2, 3, 2}, 0}, 2}, {{3, {1, 2, 300}, 0}, 1},  {{3, {0, 4, 3}, 0}, 2},    {{3, {2, 4, 0}, 0}, 2},
+};
+
+/* opsets 18 (parameters per group) and 21 (per channel, and once with a double stash) */
+static void t_group_norm(void) {
+    CT_CHECK(setup(), "setup");
+    worst_reset();
+    for (size_t c = 0; c < sizeof gn_cases / sizeof gn_cases[0]; c++)
+        for (int v = 0; v < 3; v++)
+            for (int g = 0; g < 2; g++)
+                for (int d = 0; d < 3; d++)
+                    for (int pf = 0; pf < (d ? 2 : 1); pf++) {
+                        const gn_case *gc = &gn_cases[c];
+                        const amp_dtype xt = kfloats[d], pt = pf ? AMP_F32 : xt;
+                        const int64_t opset = v == 0 ? 18 : 21, plen = opset >= 21 ? gc->s.dims[1] : gc->groups;
+                        const uint64_t sd = 300 + 10 * c + (uint64_t)v;
+                        tnode t;
+                        tn_init(&t, g ? "GroupNormalizationGrad" : "GroupNormalization", g);
+                        tn_i(&t, "num_groups", gc->groups);
+                        if (c % 2) tn_f(&t, "epsilon", 1e-3f);
+                        if (v == 2) tn_i(&t, "stash_type", AMP_F64);
+                        if (g) tn_i(&t, "fwd_opset", opset);
+                        else t.opset = opset;
+                        amp_tensor *in[4] = {rnd(xt, gc->s.rank, gc->s.dims, sd, -1.0f, 1.0f),
+                                             rnd(xt, gc->s.rank, gc->s.dims, sd + 1, -3.0f, 5.0f),
+                                             rnd(pt, 1, &plen, sd + 2, 0.5f, 1.5f), rnd(pt, 1, &plen, sd + 3, -1.0f, 1.0f)};
+                        CHECK_NODE(&t, g ? 4 : 3, g ? in : in + 1, g ? 3 : 1, false, tol_of(xt),
+                                   "%s opset %lld %s params %s case %zu", t.n.op_type, (long long)opset,
+                                   amp_dtype_name(xt), amp_dtype_name(pt), c);
+                        free_all(in, 4);
+                    }
+    worst_print();
+}
+
+/* CHECK_NODE compares up to four outputs; BatchNormalization has five. Every output within tol
+ * (worst errors noted); false with a message otherwise. */
+static bool check_all(tnode *t, int nin, amp_tensor *const *in, int nout, double tol, const char *what) {
+    amp_tensor *ref[8], *got[8];
+    amp_status s = run_both(t, nin, in, nout, ref, got);
+    if (s) {
+        fprintf(stderr, "  %s: %s: %s\n", what, amp_status_name(s), amp_context_last_error(ctx));
+        return false;
+    }
+    bool ok = true;
+    for (int o = 0; o < nout; o++) {
+        double e = rel_err(got[o], ref[o]);
+        worst_note(ref[o]->dtype, e);
+        if (e > tol) {
+            fprintf(stderr, "  %s: output %d: error %g > %g\n", what, o, e, tol);
+            ok = false;
+        }
+    }
+    free_all(ref, nout);
+    free_all(got, nout);
+    return ok;
+}
+
+/* ---- BatchNormalization --------------------------------------------------------------------------------- */
+
+static const shape bn_shapes[] = {
+    {1, {7}, 0},       {2, {5, 3}, 0},          {3, {2, 3, 5}, 0},   {4, {2, 4, 3, 5}, 0},
+    {5, {2, 3, 2, 1, 3}, 0}, {4, {3, 2, 33, 1}, 0}, {3, {1, 2, 300}, 0}, {3, {0, 3, 4}, 0},
+};
+
+static int64_t bn_channels(const shape *s) { return s->rank > 1 ? s->dims[1] : 1; }
+
+/* modes: 0 inference (opset 15), 1 training (opset 15: Y and the running statistics), 2 training
+ * at opset 9 (the running and the saved statistics) */
+static void t_batch_norm(void) {
+    CT_CHECK(setup(), "setup");
+    worst_reset();
+    for (size_t c = 0; c < sizeof bn_shapes / sizeof bn_shapes[0]; c++)
+        for (int m = 0; m < 3; m++)
+            for (int d = 0; d < 3; d++)
+                for (int pf = 0; pf < (d ? 2 : 1); pf++) {
+                    const shape *s = &bn_shapes[c];
+                    const amp_dtype xt = kfloats[d], pt = pf ? AMP_F32 : xt;
+                    const int64_t ch = bn_channels(s);
+                    const uint64_t sd = 400 + 10 * c + (uint64_t)m;
+                    tnode t;
+                    tn_init(&t, "BatchNormalization", false);
+                    t.opset = m == 2 ? 9 : 15;
+                    if (m < 2) tn_i(&t, "training_mode", m);
+                    if (c % 2) tn_f(&t, "epsilon", 1e-3f), tn_f(&t, "momentum", 0.8f);
+                    amp_tensor *in[5] = {rnd(xt, s->rank, s->dims, sd, -3.0f, 5.0f), rnd(pt, 1, &ch, sd + 1, 0.5f, 1.5f),
+                                         rnd(pt, 1, &ch, sd + 2, -1.0f, 1.0f), rnd(pt, 1, &ch, sd + 3, -0.5f, 0.5f),
+                                         rnd(pt, 1, &ch, sd + 4, 0.5f, 2.0f)};
+                    char what[160];
+                    snprintf(what, sizeof what, "BatchNorm mode %d %s params %s case %zu", m, amp_dtype_name(xt),
+                             amp_dtype_name(pt), c);
+                    bool ok = check_all(&t, 5, in, m == 0 ? 1 : m == 1 ? 3 : 5, tol_of(xt), what);
+                    free_all(in, 5);
+                    CT_CHECK(ok, "%s", what);
+                }
+    worst_print();
+}
+
+/* variants: 0 training with the statistics' gradients, 1 training with dY alone, 2 training
+ * without dY (the statistics' gradients alone), 3 inference. The harness runs at most eight
+ * inputs, so the ninth (dSavedInvStd) stays absent. */
+static void t_batch_norm_grad(void) {
+    CT_CHECK(setup(), "setup");
+    worst_reset();
+    for (size_t c = 0; c < sizeof bn_shapes / sizeof bn_shapes[0]; c++)
+        for (int v = 0; v < 4; v++)
+            for (int d = 0; d < 3; d++)
+                for (int pf = 0; pf < (d ? 2 : 1); pf++) {
+                    const shape *s = &bn_shapes[c];
+                    const amp_dtype xt = kfloats[d], pt = pf ? AMP_F32 : xt;
+                    const int64_t ch = bn_channels(s);
+                    const uint64_t sd = 500 + 10 * c + (uint64_t)v;
+                    const bool stats = v == 0 || v == 2;
+                    tnode t;
+                    tn_init(&t, "BatchNormalizationGrad", true);
+                    tn_i(&t, "training", v < 3);
+                    if (c % 2) tn_f(&t, "epsilon", 1e-3f), tn_f(&t, "momentum", 0.8f);
+                    amp_tensor *in[8] = {v == 2 ? NULL : rnd(xt, s->rank, s->dims, sd, -1.0f, 1.0f),
+                                         rnd(xt, s->rank, s->dims, sd + 1, -3.0f, 5.0f),
+                                         rnd(pt, 1, &ch, sd + 2, 0.5f, 1.5f),
+                                         rnd(pt, 1, &ch, sd + 3, -0.5f, 0.5f),
+                                         rnd(pt, 1, &ch, sd + 4, 0.5f, 2.0f),
+                                         stats ? rnd(pt, 1, &ch, sd + 5, -1.0f, 1.0f) : NULL,
+                                         stats ? rnd(pt, 1, &ch, sd + 6, -1.0f, 1.0f) : NULL,
+                                         stats ? rnd(pt, 1, &ch, sd + 7, -1.0f, 1.0f) : NULL};
+                    char what[160];
+                    snprintf(what, sizeof what, "BatchNormGrad variant %d %s params %s case %zu", v, amp_dtype_name(xt),
+                             amp_dtype_name(pt), c);
+                    bool ok = check_all(&t, 8, in, 5, tol_of(xt), what);
+                    free_all(in, 8);
+                    CT_CHECK(ok, "%s", what);
+                }
+    worst_print();
+}
+
 /* ---- orders, refusals ---------------------------------------------------------------------------------- */
 
 /* The barrier kernels and the column sums give the same bits in every thread and block order. */
@@ -337,6 +480,9 @@ static const ct_case cases[] = {
     {"layer_norm_grad", t_layer_norm_grad},
     {"instance_norm", t_instance_norm},
     {"instance_norm_grad_dx_only", t_instance_norm_grad_dx_only},
+    {"group_norm", t_group_norm},
+    {"batch_norm", t_batch_norm},
+    {"batch_norm_grad", t_batch_norm_grad},
     {"orders", t_orders},
     {"refused", t_refused},
     {NULL, NULL},
