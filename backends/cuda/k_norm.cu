@@ -113,6 +113,29 @@ extern "C" cudaError_t amp_k_softmax_fwd(cudaStream_t stream, const amp_k_softma
     return AMP_CUDA_LAUNCH(amp_k_softmax_rows, norm_blocks(p->rows), amp_k_row_threads(p->len), 0, stream, *p, x, y);
 }
 
+/* Hardmax: the CPU's scan, one thread per row */
+__global__ void amp_k_hardmax_rows(amp_k_softmax p, const void *x, void *y) {
+    AMP_K_FOR(r, p.rows) {
+        const int64_t base = softmax_base(p, r);
+        int64_t best = 0;
+        float bv = amp_k_ld(x, p.xt, base);
+        for (int64_t j = 1; j < p.len && bv == bv; j++) {
+            const float v = amp_k_ld(x, p.xt, base + j * p.inner);
+            if (v > bv || v != v) {
+                bv = v;
+                best = j;
+            }
+        }
+        for (int64_t j = 0; j < p.len; j++) amp_k_st(y, p.yt, base + j * p.inner, j == best ? 1.0f : 0.0f);
+    }
+}
+
+extern "C" cudaError_t amp_k_hardmax(cudaStream_t stream, const amp_k_softmax *p, const void *x, void *y) {
+    if (p->rows <= 0 || p->len <= 0) return cudaSuccess;
+    return AMP_CUDA_LAUNCH_PLAIN(amp_k_hardmax_rows, amp_k_blocks(p->rows, AMP_K_THREADS), AMP_K_THREADS, 0, stream,
+                                 *p, x, y);
+}
+
 extern "C" cudaError_t amp_k_softmax_grad(cudaStream_t stream, const amp_k_softmax *p, const void *dy, const void *y,
                                           void *dx) {
     if (p->rows <= 0 || p->len <= 0) return cudaSuccess;
@@ -589,4 +612,91 @@ extern "C" cudaError_t amp_k_batch_norm_grad(cudaStream_t stream, const amp_k_bn
     if (p->ch <= 0) return cudaSuccess;
     return AMP_CUDA_LAUNCH(amp_k_bn_grad_channels, norm_blocks(p->ch), amp_k_row_threads(p->n * p->sp), 0, stream, *p,
                            dy, x, scale, mean, var, grm, grv, gsm, gsi, dx, dscale, db, dmean, dvar);
+}
+
+/* ---- LRN, LRNGrad -------------------------------------------------------------------------------------
+ * One thread per element, its window summed in channel order as on the CPU. */
+
+/* d^-beta, without pow for the exponents models use (AlexNet's 0.75): the CPU's lrn_pow */
+__device__ __forceinline__ double lrn_pow(double d, double beta) {
+    if (beta == 0.75) return 1.0 / (sqrt(d) * sqrt(sqrt(d)));
+    if (beta == 0.5) return 1.0 / sqrt(d);
+    if (beta == 1.0) return 1.0 / d;
+    return pow(d, -beta);
+}
+
+/* D at element i (row r = n ch + c, position s), in double */
+__device__ __forceinline__ double lrn_den(const amp_k_lrn &p, const void *x, int64_t i) {
+    const int64_t s = i % p.sp, r = i / p.sp, c = r % p.ch, nbase = (r - c) * p.sp;
+    const int64_t i0 = c - p.lo > 0 ? c - p.lo : 0, i1 = c + p.hi < p.ch - 1 ? c + p.hi : p.ch - 1;
+    double sq = 0.0;
+    for (int64_t w = i0; w <= i1; w++) {
+        const double v = amp_k_ld(x, p.xt, nbase + w * p.sp + s);
+        sq += v * v;
+    }
+    return p.bias + p.scale * sq;
+}
+
+__global__ void amp_k_lrn_elems(amp_k_lrn p, const void *x, void *y) {
+    AMP_K_FOR(i, p.n * p.ch * p.sp) {
+        if (p.fast) {
+            const float *xs = (const float *)x;
+            const int64_t s = i % p.sp, r = i / p.sp, c = r % p.ch, nbase = (r - c) * p.sp;
+            const int64_t i0 = c - p.lo > 0 ? c - p.lo : 0, i1 = c + p.hi < p.ch - 1 ? c + p.hi : p.ch - 1;
+            float sq = 0.0f;
+            for (int64_t w = i0; w <= i1; w++) sq += xs[nbase + w * p.sp + s] * xs[nbase + w * p.sp + s];
+            if (p.beta == 0.75) {
+                const float d = (float)p.bias + (float)p.scale * sq;
+                ((float *)y)[i] = xs[i] / (sqrtf(d) * sqrtf(sqrtf(d)));
+            } else {
+                ((float *)y)[i] = (float)((double)xs[i] * lrn_pow(p.bias + p.scale * (double)sq, p.beta));
+            }
+        } else {
+            amp_k_st(y, p.yt, i, (float)((double)amp_k_ld(x, p.xt, i) * lrn_pow(lrn_den(p, x, i), p.beta)));
+        }
+    }
+}
+
+extern "C" cudaError_t amp_k_lrn_fwd(cudaStream_t stream, const amp_k_lrn *p, const void *x, void *y) {
+    const int64_t total = p->n * p->ch * p->sp;
+    if (total <= 0) return cudaSuccess;
+    return AMP_CUDA_LAUNCH_PLAIN(amp_k_lrn_elems, amp_k_blocks(total, AMP_K_THREADS), AMP_K_THREADS, 0, stream, *p, x,
+                                 y);
+}
+
+/* With D_c as above and Y_c = X_c D_c^-beta:
+ *   dX_j = dY_j D_j^-beta - 2 scale beta X_j sum_c dY_c X_c D_c^(-beta-1)
+ * over the channels c whose window holds j, [j - hi, j + lo] clipped. */
+extern "C" size_t amp_k_lrn_grad_ws(const amp_k_lrn *p) { return sizeof(double) * (size_t)(p->n * p->ch * p->sp) + 8; }
+
+__global__ void amp_k_lrn_grad_w(amp_k_lrn p, const void *dy, const void *x, double *w) {
+    AMP_K_FOR(i, p.n * p.ch * p.sp) {
+        const double d = lrn_den(p, x, i);
+        w[i] = (double)amp_k_ld(dy, p.dyt, i) * (double)amp_k_ld(x, p.xt, i) * lrn_pow(d, p.beta) / d;
+    }
+}
+
+__global__ void amp_k_lrn_grad_dx(amp_k_lrn p, const void *dy, const void *x, const double *w, void *dx) {
+    const double k2 = 2.0 * p.scale * p.beta;
+    AMP_K_FOR(i, p.n * p.ch * p.sp) {
+        const int64_t s = i % p.sp, r = i / p.sp, c = r % p.ch, nbase = (r - c) * p.sp;
+        const int64_t i0 = c - p.hi > 0 ? c - p.hi : 0, i1 = c + p.lo < p.ch - 1 ? c + p.lo : p.ch - 1;
+        double t = 0.0;
+        for (int64_t q = i0; q <= i1; q++) t += w[nbase + q * p.sp + s];
+        const double v = (double)amp_k_ld(dy, p.dyt, i) * lrn_pow(lrn_den(p, x, i), p.beta) -
+                         k2 * (double)amp_k_ld(x, p.xt, i) * t;
+        amp_k_st(dx, p.yt, i, (float)v);
+    }
+}
+
+extern "C" cudaError_t amp_k_lrn_grad(cudaStream_t stream, const amp_k_lrn *p, const void *dy, const void *x, void *dx,
+                                      void *ws) {
+    const int64_t total = p->n * p->ch * p->sp;
+    if (total <= 0) return cudaSuccess;
+    double *w = (double *)ws;
+    cudaError_t e = AMP_CUDA_LAUNCH_PLAIN(amp_k_lrn_grad_w, amp_k_blocks(total, AMP_K_THREADS), AMP_K_THREADS, 0,
+                                          stream, *p, dy, x, w);
+    if (e != cudaSuccess) return e;
+    return AMP_CUDA_LAUNCH_PLAIN(amp_k_lrn_grad_dx, amp_k_blocks(total, AMP_K_THREADS), AMP_K_THREADS, 0, stream, *p,
+                                 dy, x, (const double *)w, dx);
 }

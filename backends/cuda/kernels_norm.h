@@ -1,6 +1,6 @@
 /* Launchers of the norm family's CUDA kernels (backends/cuda/k_norm.cu): Softmax and LogSoftmax,
- * LayerNormalization, InstanceNormalization, GroupNormalization, BatchNormalization and their
- * gradients, callable from C
+ * Hardmax, LayerNormalization, InstanceNormalization, GroupNormalization, BatchNormalization,
+ * LRN and their gradients, callable from C
  * (backends/cuda/op_norm.c).
  *
  * Every launcher enqueues its work on `stream` and returns the launch's cudaError_t; none
@@ -39,6 +39,9 @@ typedef struct amp_k_softmax {
 /* y = softmax(x) (or log-softmax) over each row: the maximum, then the sum of exp(x - max) in
  * double; a row of -inf or with a NaN gives NaN, as on the CPU. */
 cudaError_t amp_k_softmax_fwd(cudaStream_t stream, const amp_k_softmax *p, const void *x, void *y);
+/* Hardmax: 1 at each row's first maximum (a NaN counts as the maximum), 0 elsewhere; a thread
+ * per row scans it in order. */
+cudaError_t amp_k_hardmax(cudaStream_t stream, const amp_k_softmax *p, const void *x, void *y);
 /* dx from dy and the forward's y: y (dy - sum(dy y)), or dy - exp(y) sum(dy) for LogSoftmax. */
 cudaError_t amp_k_softmax_grad(cudaStream_t stream, const amp_k_softmax *p, const void *dy, const void *y, void *dx);
 
@@ -128,6 +131,22 @@ cudaError_t amp_k_batch_norm_grad(cudaStream_t stream, const amp_k_bnorm *p, con
                                   const void *scale, const void *mean, const void *var, const void *grm,
                                   const void *grv, const void *gsm, const void *gsi, void *dx, void *dscale, void *db,
                                   void *dmean, void *dvar);
+
+/* ---- LRN and its gradient ---------------------------------------------------------------------
+ * X as [n, ch, sp]; each element's window is the channels [c - lo, c + hi] clipped to [0, ch),
+ * lo = (size - 1) / 2, hi = size / 2; D = bias + alpha / size * (sum of the window's squares),
+ * Y = X D^-beta. */
+typedef struct amp_k_lrn {
+    int64_t n, ch, sp, lo, hi;
+    double bias, scale, beta; /* scale = alpha / size */
+    bool fast;                /* the CPU's f32 loop (float sums of squares) */
+    amp_k_dtype xt, yt, dyt;  /* X, Y (gradient: dX), dY */
+} amp_k_lrn;
+
+cudaError_t amp_k_lrn_fwd(cudaStream_t stream, const amp_k_lrn *p, const void *x, void *y);
+/* Workspace of the gradient: dY X D^(-beta-1) per element, in double. */
+size_t amp_k_lrn_grad_ws(const amp_k_lrn *p);
+cudaError_t amp_k_lrn_grad(cudaStream_t stream, const amp_k_lrn *p, const void *dy, const void *x, void *dx, void *ws);
 
 #ifdef __cplusplus
 }

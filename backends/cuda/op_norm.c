@@ -1,6 +1,6 @@
 /* amprt's own CUDA kernels as an op family (cuda_backend.h): Softmax and LogSoftmax with their
- * gradients SoftmaxGrad and LogSoftmaxGrad; LayerNormalization, InstanceNormalization,
- * GroupNormalization and BatchNormalization (training and inference) with theirs. Kernels: backends/cuda/k_norm.cu through kernels_norm.h; semantics are the CPU
+ * gradients SoftmaxGrad and LogSoftmaxGrad, Hardmax; LayerNormalization, InstanceNormalization,
+ * GroupNormalization, BatchNormalization (training and inference) and LRN with theirs. Kernels: backends/cuda/k_norm.cu through kernels_norm.h; semantics are the CPU
  * kernels' (backends/cpu/nn_softmax.c, nn_grad.c, norm_layer.c, norm_grad.c).
  *
  * One function says why a node cannot run here (why_not); supports() asks it and prepare()
@@ -115,6 +115,10 @@ static amp_status prepare_softmax(const amp_kernel *k, bool grad, void **state) 
 
 static amp_status run_softmax(amp_cuda *cu, const amp_kernel *k, void *state) {
     return LAUNCH(k, amp_k_softmax_fwd(cu->stream, state, k->in[0]->data, k->out[0]->data));
+}
+
+static amp_status run_hardmax(amp_cuda *cu, const amp_kernel *k, void *state) {
+    return LAUNCH(k, amp_k_hardmax(cu->stream, state, k->in[0]->data, k->out[0]->data));
 }
 
 static amp_status run_softmax_grad(amp_cuda *cu, const amp_kernel *k, void *state) {
@@ -452,6 +456,54 @@ static amp_status run_bn_grad(amp_cuda *cu, const amp_kernel *k, void *state) {
                                            odata_opt(out_opt(k, 3)), odata_opt(out_opt(k, 4))));
 }
 
+/* ---- LRN, LRNGrad -------------------------------------------------------------------------------
+ * Forward: X -> Y. Gradient: (dY, X) -> dX. */
+
+static const char *why_lrn(const amp_kernel *k, bool grad) {
+    const amp_tensor *x = in_opt(k, grad ? 1 : 0);
+    if (!x || (grad && !k->in[0])) return grad ? "needs dY and X" : "needs X";
+    if (!is_kfloat(x) || !is_kfloat(k->out[0]) || (grad && !is_kfloat(k->in[0]))) return "runs f32, f16 and bf16 only";
+    if (x->rank < 2) return "needs X of rank 2 or more (N x C x D1 ...)";
+    if (amp_attr_int(k->n, "size", 0) < 1) return "needs a size of 1 or more";
+    if (k->out[0]->numel != x->numel || (grad && k->in[0]->numel != x->numel)) return "inputs and output differ in size";
+    return NULL;
+}
+
+static amp_status prepare_lrn(const amp_kernel *k, bool grad, void **state, size_t *ws_bytes) {
+    const amp_tensor *x = k->in[grad ? 1 : 0];
+    amp_k_lrn *p;
+    amp_status s = new_state(k, sizeof *p, state);
+    if (s) return s;
+    p = *state;
+    const int64_t size = amp_attr_int(k->n, "size", 1);
+    p->n = x->dims[0];
+    p->ch = x->dims[1];
+    p->sp = 1;
+    for (int d = 2; d < x->rank; d++) p->sp *= x->dims[d];
+    p->lo = (size - 1) / 2;
+    p->hi = size / 2;
+    p->bias = amp_attr_float(k->n, "bias", 1.0f);
+    p->scale = amp_attr_float(k->n, "alpha", 1e-4f) / (double)size;
+    p->beta = amp_attr_float(k->n, "beta", 0.75f);
+    p->xt = kd(x);
+    p->yt = kd(k->out[0]);
+    if (grad) {
+        p->dyt = kd(k->in[0]);
+        *ws_bytes = amp_k_lrn_grad_ws(p);
+    } else {
+        p->fast = x->dtype == AMP_F32 && k->out[0]->dtype == AMP_F32;
+    }
+    return AMP_OK;
+}
+
+static amp_status run_lrn(amp_cuda *cu, const amp_kernel *k, void *state) {
+    return LAUNCH(k, amp_k_lrn_fwd(cu->stream, state, k->in[0]->data, k->out[0]->data));
+}
+
+static amp_status run_lrn_grad(amp_cuda *cu, const amp_kernel *k, void *state) {
+    return LAUNCH(k, amp_k_lrn_grad(cu->stream, state, k->in[0]->data, k->in[1]->data, k->out[0]->data, k->ws));
+}
+
 /* ---- the family ------------------------------------------------------------------------------- */
 
 static bool dy_optional(amp_op op) { return op == AMP_OP_LAYER_NORM_GRAD || op == AMP_OP_BATCH_NORM_GRAD; }
@@ -464,7 +516,8 @@ static const char *why_not(const amp_kernel *k) {
     if (!dy_optional(k->n->op) && (k->nin < 1 || !k->in[0])) return "needs its first input";
     switch (k->n->op) {
     case AMP_OP_SOFTMAX:
-    case AMP_OP_LOG_SOFTMAX: return why_softmax(k, false);
+    case AMP_OP_LOG_SOFTMAX:
+    case AMP_OP_HARDMAX: return why_softmax(k, false);
     case AMP_OP_SOFTMAX_GRAD:
     case AMP_OP_LOG_SOFTMAX_GRAD: return why_softmax(k, true);
     case AMP_OP_LAYER_NORM: return why_ln(k, false);
@@ -475,6 +528,8 @@ static const char *why_not(const amp_kernel *k) {
     case AMP_OP_GROUP_NORM_GRAD: return why_gn(k, true);
     case AMP_OP_BATCH_NORM: return why_bn(k, false);
     case AMP_OP_BATCH_NORM_GRAD: return why_bn(k, true);
+    case AMP_OP_LRN: return why_lrn(k, false);
+    case AMP_OP_LRN_GRAD: return why_lrn(k, true);
     default: return "is not an op of this family";
     }
 }
@@ -496,7 +551,8 @@ static amp_status prepare(amp_cuda *cu, const amp_kernel *k, void **state, size_
     }
     switch (k->n->op) {
     case AMP_OP_SOFTMAX:
-    case AMP_OP_LOG_SOFTMAX: return prepare_softmax(k, false, state);
+    case AMP_OP_LOG_SOFTMAX:
+    case AMP_OP_HARDMAX: return prepare_softmax(k, false, state);
     case AMP_OP_SOFTMAX_GRAD:
     case AMP_OP_LOG_SOFTMAX_GRAD: return prepare_softmax(k, true, state);
     case AMP_OP_LAYER_NORM: return prepare_ln(k, false, state, ws_bytes);
@@ -507,6 +563,8 @@ static amp_status prepare(amp_cuda *cu, const amp_kernel *k, void **state, size_
     case AMP_OP_GROUP_NORM_GRAD: return prepare_gn(k, true, state, ws_bytes);
     case AMP_OP_BATCH_NORM: return prepare_bn(k, false, state, ws_bytes);
     case AMP_OP_BATCH_NORM_GRAD: return prepare_bn(k, true, state, ws_bytes);
+    case AMP_OP_LRN: return prepare_lrn(k, false, state, ws_bytes);
+    case AMP_OP_LRN_GRAD: return prepare_lrn(k, true, state, ws_bytes);
     default: return AMP_OK;
     }
 }
@@ -516,6 +574,7 @@ static amp_status prepare(amp_cuda *cu, const amp_kernel *k, void **state, size_
 const amp_cuda_op amp_cuda_ops_norm[] = {
     ENTRY(SOFTMAX, run_softmax),
     ENTRY(LOG_SOFTMAX, run_softmax),
+    ENTRY(HARDMAX, run_hardmax),
     ENTRY(SOFTMAX_GRAD, run_softmax_grad),
     ENTRY(LOG_SOFTMAX_GRAD, run_softmax_grad),
     ENTRY(LAYER_NORM, run_ln),
@@ -526,5 +585,7 @@ const amp_cuda_op amp_cuda_ops_norm[] = {
     ENTRY(GROUP_NORM_GRAD, run_gn_grad),
     ENTRY(BATCH_NORM, run_bn),
     ENTRY(BATCH_NORM_GRAD, run_bn_grad),
+    ENTRY(LRN, run_lrn),
+    ENTRY(LRN_GRAD, run_lrn_grad),
     {AMP_OP_UNKNOWN, NULL, NULL, NULL, NULL},
 };

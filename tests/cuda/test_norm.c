@@ -42,12 +42,12 @@ static const sm_case sm_cases[] = {
     {{2, {3, 9}, 0}, 11},
 };
 
-static const char *const sm_ops[] = {"Softmax", "LogSoftmax"};
+static const char *const sm_ops[] = {"Softmax", "LogSoftmax", "Hardmax"};
 
 static void t_softmax(void) {
     CT_CHECK(setup(), "setup");
     worst_reset();
-    for (int o = 0; o < 2; o++)
+    for (int o = 0; o < 3; o++)
         for (size_t c = 0; c < sizeof sm_cases / sizeof sm_cases[0]; c++)
             for (int d = 0; d < 3; d++) {
                 const sm_case *sc = &sm_cases[c];
@@ -56,14 +56,16 @@ static void t_softmax(void) {
                 t.opset = sc->opset;
                 tn_i(&t, "axis", sc->s.axis);
                 amp_tensor *x = rnd(kfloats[d], sc->s.rank, sc->s.dims, 31 + c, -6.0f, 6.0f);
-                CHECK_NODE(&t, 1, &x, 1, false, tol_of(kfloats[d]), "%s %s case %zu", sm_ops[o],
+                /* Hardmax only compares and writes 0 or 1: bit for bit */
+                CHECK_NODE(&t, 1, &x, 1, o == 2, o == 2 ? 0.0 : tol_of(kfloats[d]), "%s %s case %zu", sm_ops[o],
                            amp_dtype_name(kfloats[d]), c);
                 amp_tensor_destroy(x);
             }
     worst_print();
 }
 
-/* rows of -inf (NaN out, as on the CPU), with a NaN, with a +inf, masked by -1e9, all -1e9 */
+/* rows of -inf (NaN out, as on the CPU), with a NaN, with a +inf, masked by -1e9, all -1e9
+ * (Hardmax: the first maximum, a NaN winning, ties to the first) */
 static void t_softmax_specials(void) {
     CT_CHECK(setup(), "setup");
     int64_t dims[2] = {6, 9};
@@ -74,11 +76,11 @@ static void t_softmax_specials(void) {
     v[18 + 2] = INFINITY;
     for (int j = 0; j < 6; j++) v[27 + j] = -1e9f;
     for (int j = 0; j < 9; j++) v[36 + j] = -1e9f;
-    for (int o = 0; o < 2; o++) {
+    for (int o = 0; o < 3; o++) {
         tnode t;
         tn_init(&t, sm_ops[o], false);
         t.opset = 13;
-        CHECK_NODE(&t, 1, &x, 1, false, 1e-6, "%s specials", sm_ops[o]);
+        CHECK_NODE(&t, 1, &x, 1, o == 2, o == 2 ? 0.0 : 1e-6, "%s specials", sm_ops[o]);
     }
     amp_tensor_destroy(x);
 }
@@ -386,6 +388,38 @@ static void t_batch_norm_grad(void) {
     worst_print();
 }
 
+/* ---- LRN ----------------------------------------------------------------------------------------------- */
+
+static void t_lrn(void) {
+    CT_CHECK(setup(), "setup");
+    worst_reset();
+    const shape shapes[] = {{2, {2, 5}, 0}, {3, {1, 7, 9}, 0}, {4, {2, 6, 3, 5}, 0}, {5, {1, 4, 2, 3, 2}, 0},
+                            {4, {1, 1, 3, 3}, 0}, {3, {0, 4, 3}, 0}};
+    const struct {
+        int64_t size;
+        float beta;
+    } attrs[] = {{5, 0.75f}, {3, 0.5f}, {2, 1.0f}, {4, 0.6f}, {1, 0.75f}};
+    for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++)
+        for (size_t a = 0; a < sizeof attrs / sizeof attrs[0]; a++)
+            for (int g = 0; g < 2; g++)
+                for (int d = 0; d < 3; d++) {
+                    const shape *s = &shapes[c];
+                    const amp_dtype xt = kfloats[d];
+                    tnode t;
+                    tn_init(&t, g ? "LRNGrad" : "LRN", g);
+                    tn_i(&t, "size", attrs[a].size);
+                    tn_f(&t, "beta", attrs[a].beta);
+                    tn_f(&t, "alpha", 0.3f);
+                    if (a % 2) tn_f(&t, "bias", 2.0f);
+                    amp_tensor *in[2] = {rnd(xt, s->rank, s->dims, 600 + c, -1.0f, 1.0f),
+                                         rnd(xt, s->rank, s->dims, 610 + c, -3.0f, 3.0f)};
+                    CHECK_NODE(&t, g ? 2 : 1, g ? in : in + 1, 1, false, tol_of(xt), "%s %s case %zu size %lld beta %g",
+                               t.n.op_type, amp_dtype_name(xt), c, (long long)attrs[a].size, attrs[a].beta);
+                    free_all(in, 2);
+                }
+    worst_print();
+}
+
 /* ---- orders, refusals ---------------------------------------------------------------------------------- */
 
 /* The barrier kernels and the column sums give the same bits in every thread and block order. */
@@ -483,6 +517,7 @@ static const ct_case cases[] = {
     {"group_norm", t_group_norm},
     {"batch_norm", t_batch_norm},
     {"batch_norm_grad", t_batch_norm_grad},
+    {"lrn", t_lrn},
     {"orders", t_orders},
     {"refused", t_refused},
     {NULL, NULL},
