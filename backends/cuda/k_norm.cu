@@ -700,3 +700,82 @@ extern "C" cudaError_t amp_k_lrn_grad(cudaStream_t stream, const amp_k_lrn *p, c
     return AMP_CUDA_LAUNCH_PLAIN(amp_k_lrn_grad_dx, amp_k_blocks(total, AMP_K_THREADS), AMP_K_THREADS, 0, stream, *p,
                                  dy, x, (const double *)w, dx);
 }
+
+/* ---- MeanVarianceNormalization, its gradient ---------------------------------------------------------- */
+
+/* Element j of a kept position's reduced elements (the odometer over the reduced dims). */
+struct mvn_at {
+    int64_t base;
+    const amp_k_s2s *g;
+    __device__ __forceinline__ int64_t operator()(int64_t j) const {
+        int64_t off = base;
+        for (int d = g->nr - 1; d >= 0; d--) {
+            const int64_t q = j / g->rd[d];
+            off += (j - q * g->rd[d]) * g->rs[d];
+            j = q;
+        }
+        return off;
+    }
+};
+
+__device__ __forceinline__ mvn_at mvn_pos(const amp_k_s2s &g, int64_t p) {
+    int64_t off = 0;
+    for (int d = g.nk - 1; d >= 0; d--) {
+        const int64_t q = p / g.kd[d];
+        off += (p - q * g.kd[d]) * g.ks[d];
+        p = q;
+    }
+    return mvn_at{off, &g};
+}
+
+__global__ void amp_k_mvn_pos(amp_k_s2s g, int xt, int yt, const void *x, void *y) {
+    __shared__ double sh[32];
+    for (int64_t p = blockIdx.x; p < g.m; p += gridDim.x) {
+        const mvn_at at = mvn_pos(g, p);
+        double mean, var;
+        norm_stats(x, xt, at, g.r, false, sh, &mean, &var);
+        const double inv = 1.0 / (sqrt(var) + 1e-9);
+        for (int64_t j = threadIdx.x; j < g.r; j += blockDim.x)
+            amp_k_st(y, yt, at(j), (float)(((double)amp_k_ld(x, xt, at(j)) - mean) * inv));
+    }
+}
+
+extern "C" cudaError_t amp_k_mvn(cudaStream_t stream, const amp_k_s2s *g, amp_k_dtype xt, amp_k_dtype yt,
+                                 const void *x, void *y) {
+    if (g->m <= 0 || g->r <= 0) return cudaSuccess;
+    return AMP_CUDA_LAUNCH(amp_k_mvn_pos, norm_blocks(g->m), amp_k_row_threads(g->r), 0, stream, *g, (int)xt, (int)yt,
+                           x, y);
+}
+
+/* With d = x - mean, s = sqrt(mean(d^2)) and D = s + 1e-9:
+ *   dX = (dY - mean(dY)) / D - d sum(dY d) / (M s D^2), the second term 0 where s = 0. */
+__global__ void amp_k_mvn_grad_pos(amp_k_s2s g, int dyt, int xt, int dxt, const void *dy, const void *x, void *dx) {
+    __shared__ double sh[32];
+    const double m = (double)g.r;
+    for (int64_t p = blockIdx.x; p < g.m; p += gridDim.x) {
+        const mvn_at at = mvn_pos(g, p);
+        double sum = 0.0;
+        for (int64_t j = threadIdx.x; j < g.r; j += blockDim.x) sum += amp_k_ld(x, xt, at(j));
+        const double mean = norm_sum(sum, sh) / m;
+        double sq = 0.0, sdy, sdyd;
+        for (int64_t j = threadIdx.x; j < g.r; j += blockDim.x) {
+            const double d = (double)amp_k_ld(x, xt, at(j)) - mean;
+            sq += d * d;
+        }
+        sq = norm_sum(sq, sh);
+        norm_dy_sums(dy, dyt, x, xt, at, g.r, mean, sh, &sdy, &sdyd);
+        const double s = sqrt(sq / m), den = s + 1e-9, inv = 1.0 / den, mdy = sdy / m;
+        const double coef = s > 0 ? sdyd / (m * s * den * den) : 0.0;
+        for (int64_t j = threadIdx.x; j < g.r; j += blockDim.x) {
+            const double d = (double)amp_k_ld(x, xt, at(j)) - mean;
+            amp_k_st(dx, dxt, at(j), (float)(((double)amp_k_ld(dy, dyt, at(j)) - mdy) * inv - d * coef));
+        }
+    }
+}
+
+extern "C" cudaError_t amp_k_mvn_grad(cudaStream_t stream, const amp_k_s2s *g, amp_k_dtype dyt, amp_k_dtype xt,
+                                      amp_k_dtype dxt, const void *dy, const void *x, void *dx) {
+    if (g->m <= 0 || g->r <= 0) return cudaSuccess;
+    return AMP_CUDA_LAUNCH(amp_k_mvn_grad_pos, norm_blocks(g->m), amp_k_row_threads(g->r), 0, stream, *g, (int)dyt,
+                           (int)xt, (int)dxt, dy, x, dx);
+}

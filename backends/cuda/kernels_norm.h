@@ -1,6 +1,6 @@
 /* Launchers of the norm family's CUDA kernels (backends/cuda/k_norm.cu): Softmax and LogSoftmax,
  * Hardmax, LayerNormalization, InstanceNormalization, GroupNormalization, BatchNormalization,
- * LRN and their gradients, callable from C
+ * LRN, MeanVarianceNormalization and their gradients, callable from C
  * (backends/cuda/op_norm.c).
  *
  * Every launcher enqueues its work on `stream` and returns the launch's cudaError_t; none
@@ -147,6 +147,14 @@ cudaError_t amp_k_lrn_fwd(cudaStream_t stream, const amp_k_lrn *p, const void *x
 /* Workspace of the gradient: dY X D^(-beta-1) per element, in double. */
 size_t amp_k_lrn_grad_ws(const amp_k_lrn *p);
 cudaError_t amp_k_lrn_grad(cudaStream_t stream, const amp_k_lrn *p, const void *dy, const void *x, void *dx, void *ws);
+
+/* ---- MeanVarianceNormalization and its gradient --------------------------------------------------
+ * The kept and reduced dims of X as SumToShape plans them (kernels.h: amp_k_s2s_plan with 1 at
+ * the reduced axes): one block per kept position over its g->r reduced elements;
+ * Y = (X - mean) / (sqrt(var) + 1e-9). */
+cudaError_t amp_k_mvn(cudaStream_t stream, const amp_k_s2s *g, amp_k_dtype xt, amp_k_dtype yt, const void *x, void *y);
+cudaError_t amp_k_mvn_grad(cudaStream_t stream, const amp_k_s2s *g, amp_k_dtype dyt, amp_k_dtype xt, amp_k_dtype dxt,
+                           const void *dy, const void *x, void *dx);
 
 #ifdef __cplusplus
 }

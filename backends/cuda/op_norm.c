@@ -1,6 +1,7 @@
 /* amprt's own CUDA kernels as an op family (cuda_backend.h): Softmax and LogSoftmax with their
  * gradients SoftmaxGrad and LogSoftmaxGrad, Hardmax; LayerNormalization, InstanceNormalization,
- * GroupNormalization, BatchNormalization (training and inference) and LRN with theirs. Kernels: backends/cuda/k_norm.cu through kernels_norm.h; semantics are the CPU
+ * GroupNormalization, BatchNormalization (training and inference), LRN and
+ * MeanVarianceNormalization with theirs. Kernels: backends/cuda/k_norm.cu through kernels_norm.h; semantics are the CPU
  * kernels' (backends/cpu/nn_softmax.c, nn_grad.c, norm_layer.c, norm_grad.c).
  *
  * One function says why a node cannot run here (why_not); supports() asks it and prepare()
@@ -504,6 +505,66 @@ static amp_status run_lrn_grad(amp_cuda *cu, const amp_kernel *k, void *state) {
     return LAUNCH(k, amp_k_lrn_grad(cu->stream, state, k->in[0]->data, k->in[1]->data, k->out[0]->data, k->ws));
 }
 
+/* ---- MeanVarianceNormalization, MeanVarianceNormalizationGrad -----------------------------------
+ * Forward: X -> Y. Gradient: (dY, X) -> dX. Axes as the CPU reads them: default 0, 2, 3; an
+ * empty list reduces every axis. The geometry is SumToShape's (kernels.h). */
+
+typedef struct mvn_state {
+    amp_k_s2s g;
+    amp_k_dtype dyt, xt, yt;
+} mvn_state;
+
+static bool mvn_geom(const amp_kernel *k, const amp_tensor *x, amp_k_s2s *g) {
+    static const int64_t def_axes[3] = {0, 2, 3};
+    const int64_t *axes = def_axes;
+    int n = amp_attr_ints(k->n, "axes", &axes);
+    if (n < 0) {
+        axes = def_axes;
+        n = 3;
+    }
+    int64_t td[AMP_MAX_RANK];
+    for (int d = 0; d < x->rank; d++) td[d] = n == 0 ? 1 : x->dims[d];
+    for (int i = 0; i < n; i++) {
+        if (axes[i] < -x->rank || axes[i] >= x->rank) return false;
+        td[axes[i] < 0 ? axes[i] + x->rank : axes[i]] = 1;
+    }
+    return amp_k_s2s_plan(x->rank, x->dims, td, g);
+}
+
+static const char *why_mvn(const amp_kernel *k, bool grad) {
+    const amp_tensor *x = in_opt(k, grad ? 1 : 0);
+    amp_k_s2s g;
+    if (!x || (grad && !k->in[0])) return grad ? "needs dY and X" : "needs X";
+    if (!is_kfloat(x) || !is_kfloat(k->out[0]) || (grad && !is_kfloat(k->in[0]))) return "runs f32, f16 and bf16 only";
+    if (k->out[0]->numel != x->numel || (grad && k->in[0]->numel != x->numel)) return "inputs and output differ in size";
+    if (!mvn_geom(k, x, &g)) return "has axes out of range or X of rank above 8";
+    return NULL;
+}
+
+static amp_status prepare_mvn(const amp_kernel *k, bool grad, void **state) {
+    const amp_tensor *x = k->in[grad ? 1 : 0];
+    mvn_state *p;
+    amp_status s = new_state(k, sizeof *p, state);
+    if (s) return s;
+    p = *state;
+    mvn_geom(k, x, &p->g);
+    p->xt = kd(x);
+    p->yt = kd(k->out[0]);
+    p->dyt = kd(grad ? k->in[0] : NULL);
+    return AMP_OK;
+}
+
+static amp_status run_mvn(amp_cuda *cu, const amp_kernel *k, void *state) {
+    const mvn_state *p = state;
+    return LAUNCH(k, amp_k_mvn(cu->stream, &p->g, p->xt, p->yt, k->in[0]->data, k->out[0]->data));
+}
+
+static amp_status run_mvn_grad(amp_cuda *cu, const amp_kernel *k, void *state) {
+    const mvn_state *p = state;
+    return LAUNCH(k, amp_k_mvn_grad(cu->stream, &p->g, p->dyt, p->xt, p->yt, k->in[0]->data, k->in[1]->data,
+                                    k->out[0]->data));
+}
+
 /* ---- the family ------------------------------------------------------------------------------- */
 
 static bool dy_optional(amp_op op) { return op == AMP_OP_LAYER_NORM_GRAD || op == AMP_OP_BATCH_NORM_GRAD; }
@@ -530,6 +591,8 @@ static const char *why_not(const amp_kernel *k) {
     case AMP_OP_BATCH_NORM_GRAD: return why_bn(k, true);
     case AMP_OP_LRN: return why_lrn(k, false);
     case AMP_OP_LRN_GRAD: return why_lrn(k, true);
+    case AMP_OP_MEAN_VARIANCE_NORM: return why_mvn(k, false);
+    case AMP_OP_MEAN_VARIANCE_NORM_GRAD: return why_mvn(k, true);
     default: return "is not an op of this family";
     }
 }
@@ -565,6 +628,8 @@ static amp_status prepare(amp_cuda *cu, const amp_kernel *k, void **state, size_
     case AMP_OP_BATCH_NORM_GRAD: return prepare_bn(k, true, state, ws_bytes);
     case AMP_OP_LRN: return prepare_lrn(k, false, state, ws_bytes);
     case AMP_OP_LRN_GRAD: return prepare_lrn(k, true, state, ws_bytes);
+    case AMP_OP_MEAN_VARIANCE_NORM: return prepare_mvn(k, false, state);
+    case AMP_OP_MEAN_VARIANCE_NORM_GRAD: return prepare_mvn(k, true, state);
     default: return AMP_OK;
     }
 }
@@ -587,5 +652,7 @@ const amp_cuda_op amp_cuda_ops_norm[] = {
     ENTRY(BATCH_NORM_GRAD, run_bn_grad),
     ENTRY(LRN, run_lrn),
     ENTRY(LRN_GRAD, run_lrn_grad),
+    ENTRY(MEAN_VARIANCE_NORM, run_mvn),
+    ENTRY(MEAN_VARIANCE_NORM_GRAD, run_mvn_grad),
     {AMP_OP_UNKNOWN, NULL, NULL, NULL, NULL},
 };

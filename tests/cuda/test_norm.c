@@ -420,6 +420,38 @@ static void t_lrn(void) {
     worst_print();
 }
 
+/* ---- MeanVarianceNormalization ------------------------------------------------------------------------ */
+
+static void t_mvn(void) {
+    CT_CHECK(setup(), "setup");
+    worst_reset();
+    const struct {
+        shape s;
+        int naxes; /* -1: the default 0, 2, 3 */
+        int64_t axes[4];
+    } cases[] = {
+        {{4, {2, 3, 4, 5}, 0}, -1, {0}},  {{4, {2, 3, 1, 7}, 0}, -1, {0}},   {{3, {3, 5, 7}, 0}, 1, {-1}},
+        {{3, {3, 5, 7}, 0}, 2, {0, 2}},   {{2, {4, 33}, 0}, 0, {0}},         {{5, {2, 1, 3, 2, 5}, 0}, 3, {1, 3, -1}},
+        {{1, {300}, 0}, 1, {0}},          {{4, {2, 3, 4, 5}, 0}, 1, {1}},    {{4, {0, 3, 4, 5}, 0}, -1, {0}},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        for (int g = 0; g < 2; g++)
+            for (int d = 0; d < 3; d++) {
+                const shape *s = &cases[c].s;
+                const amp_dtype xt = kfloats[d];
+                tnode t;
+                tn_init(&t, g ? "MeanVarianceNormalizationGrad" : "MeanVarianceNormalization", g);
+                if (!g) t.opset = 13;
+                if (cases[c].naxes >= 0) tn_is(&t, "axes", cases[c].naxes, cases[c].axes);
+                amp_tensor *in[2] = {rnd(xt, s->rank, s->dims, 700 + c, -1.0f, 1.0f),
+                                     rnd(xt, s->rank, s->dims, 710 + c, -3.0f, 5.0f)};
+                CHECK_NODE(&t, g ? 2 : 1, g ? in : in + 1, 1, false, tol_of(xt), "%s %s case %zu", t.n.op_type,
+                           amp_dtype_name(xt), c);
+                free_all(in, 2);
+            }
+    worst_print();
+}
+
 /* ---- orders, refusals ---------------------------------------------------------------------------------- */
 
 /* The barrier kernels and the column sums give the same bits in every thread and block order. */
@@ -518,6 +550,7 @@ static const ct_case cases[] = {
     {"batch_norm", t_batch_norm},
     {"batch_norm_grad", t_batch_norm_grad},
     {"lrn", t_lrn},
+    {"mvn", t_mvn},
     {"orders", t_orders},
     {"refused", t_refused},
     {NULL, NULL},
