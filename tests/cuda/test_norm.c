@@ -454,45 +454,63 @@ static void t_mvn(void) {
 
 /* ---- orders, refusals ---------------------------------------------------------------------------------- */
 
-/* The barrier kernels and the column sums give the same bits in every thread and block order. */
-static void t_orders(void) {
-    CT_CHECK(setup(), "setup");
-    int64_t dims[2] = {40, 70}, pd = 70, st[2] = {40, 1};
-    amp_tensor *in[8] = {rnd(AMP_F32, 2, dims, 1, -1, 1), rnd(AMP_F32, 2, dims, 2, -3, 5), rnd(AMP_F32, 1, &pd, 3, 0.5f, 1.5f),
-                         rnd(AMP_F32, 1, &pd, 4, -1, 1), NULL, NULL, rnd(AMP_F32, 2, st, 5, -1, 1), NULL};
-    amp_tensor *first[4] = {NULL};
+/* The node's CUDA outputs in every thread and block order: the same bits as in the first; -1
+ * when they are, else the order that differed or failed. */
+static int order_mismatch(tnode *t, int nin, amp_tensor *const *in, int nout) {
+    amp_tensor *first[5] = {NULL}, *ref[5], *got[5];
     int bad = -1;
     for (int order = 0; order < 4 && bad < 0; order++) {
         int old = kn_set_order(order);
-        amp_tensor *ref[3], *got[3], *sref[1], *sgot[1];
-        tnode t;
-        tn_init(&t, "LayerNormalizationGrad", true);
-        amp_status s = run_both(&t, 8, in, 3, ref, got);
-        tn_init(&t, "LogSoftmax", false);
-        amp_status s2 = s ? s : run_both(&t, 1, in + 1, 1, sref, sgot);
+        amp_status s = run_both(t, nin, in, nout, ref, got);
         kn_set_order(old);
-        if (s || s2) {
+        if (s) {
             bad = order;
-            if (!s) free_all(ref, 3), free_all(got, 3);
             break;
         }
-        if (!first[0]) {
-            for (int i = 0; i < 3; i++) first[i] = got[i], got[i] = NULL;
-            first[3] = sgot[0];
-            sgot[0] = NULL;
-        } else {
-            for (int i = 0; i < 3; i++)
-                if (!bits_equal(got[i], first[i])) bad = order;
-            if (!bits_equal(sgot[0], first[3])) bad = order;
+        for (int i = 0; i < nout; i++) {
+            if (!first[i]) first[i] = got[i], got[i] = NULL;
+            else if (!bits_equal(got[i], first[i])) bad = order;
         }
-        free_all(ref, 3);
-        free_all(got, 3);
-        free_all(sref, 1);
-        free_all(sgot, 1);
+        free_all(ref, nout);
+        free_all(got, nout);
     }
-    free_all(first, 4);
+    free_all(first, nout);
+    return bad;
+}
+
+/* The barrier kernels and the workspace sums give the same bits in every thread and block order. */
+static void t_orders(void) {
+    CT_CHECK(setup(), "setup");
+    int64_t dims[2] = {40, 70}, pd = 70, st[2] = {40, 1}, d4[4] = {3, 6, 5, 7}, ch = 6, ng = 3;
+    amp_tensor *in[8] = {rnd(AMP_F32, 2, dims, 1, -1, 1), rnd(AMP_F32, 2, dims, 2, -3, 5), rnd(AMP_F32, 1, &pd, 3, 0.5f, 1.5f),
+                         rnd(AMP_F32, 1, &pd, 4, -1, 1), NULL, NULL, rnd(AMP_F32, 2, st, 5, -1, 1), NULL};
+    amp_tensor *cv[8] = {rnd(AMP_F32, 4, d4, 6, -1, 1), rnd(AMP_F32, 4, d4, 7, -3, 5), rnd(AMP_F32, 1, &ch, 8, 0.5f, 1.5f),
+                         rnd(AMP_F32, 1, &ch, 9, -1, 1), rnd(AMP_F32, 1, &ch, 10, 0.5f, 2), rnd(AMP_F32, 1, &ch, 11, -1, 1),
+                         rnd(AMP_F32, 1, &ng, 12, 0.5f, 1.5f), rnd(AMP_F32, 1, &ng, 13, -1, 1)};
+    tnode t;
+    int bad[6];
+    tn_init(&t, "LayerNormalizationGrad", true);
+    bad[0] = order_mismatch(&t, 8, in, 3);
+    tn_init(&t, "LogSoftmax", false);
+    bad[1] = order_mismatch(&t, 1, in + 1, 1);
+    tn_init(&t, "SoftmaxGrad", true);
+    bad[2] = order_mismatch(&t, 2, in, 1);
+    tn_init(&t, "InstanceNormalizationGrad", true);
+    bad[3] = order_mismatch(&t, 4, cv, 3);
+    /* dY, X, scale, mean, var, dRunningMean */
+    amp_tensor *bn[6] = {cv[0], cv[1], cv[2], cv[3], cv[4], cv[5]};
+    tn_init(&t, "BatchNormalizationGrad", true);
+    tn_i(&t, "training", 1);
+    bad[4] = order_mismatch(&t, 6, bn, 5);
+    amp_tensor *gn[4] = {cv[0], cv[1], cv[6], cv[7]};
+    tn_init(&t, "GroupNormalizationGrad", true);
+    tn_i(&t, "num_groups", 3);
+    tn_i(&t, "fwd_opset", 18);
+    bad[5] = order_mismatch(&t, 4, gn, 3);
     free_all(in, 8);
-    CT_CHECK(bad < 0, "order %d gave other bits (or failed: %s)", bad, amp_context_last_error(ctx));
+    free_all(cv, 8);
+    for (int i = 0; i < 6; i++)
+        CT_CHECK(bad[i] < 0, "node %d: order %d gave other bits (or failed: %s)", i, bad[i], amp_context_last_error(ctx));
 }
 
 /* The CPU runs these; this family refuses them, and prepare says why, naming the op. */
