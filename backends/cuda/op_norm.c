@@ -63,7 +63,7 @@ static amp_status new_state(const amp_kernel *k, size_t bytes, void **state) {
 
 static void release_state(amp_cuda *cu, void *state) { amp_free(cu->ctx, state); }
 
-/* ---- Softmax, LogSoftmax, SoftmaxGrad, LogSoftmaxGrad ------------------------------------------
+/* ---- Softmax, LogSoftmax, Hardmax, SoftmaxGrad, LogSoftmaxGrad ---------------------------------
  * Rows as the CPU kernels see them: from opset 13 the one dim at `axis` (default -1); before,
  * the 2-D coercion at `axis` (default 1), the product of dims[axis:]. The gradients carry the
  * forward's opset as fwd_opset. */
