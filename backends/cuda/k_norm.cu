@@ -31,6 +31,32 @@ struct norm_segs {
     __device__ __forceinline__ int64_t operator()(int64_t j) const { return base + (j / seg) * gap + j % seg; }
 };
 
+/* A SumToShape geometry (kernels.h) walked by one block: element j of kept position p's reduced
+ * elements (the odometer over the reduced dims). */
+struct norm_s2s_at {
+    int64_t base;
+    const amp_k_s2s *g;
+    __device__ __forceinline__ int64_t operator()(int64_t j) const {
+        int64_t off = base;
+        for (int d = g->nr - 1; d >= 0; d--) {
+            const int64_t q = j / g->rd[d];
+            off += (j - q * g->rd[d]) * g->rs[d];
+            j = q;
+        }
+        return off;
+    }
+};
+
+__device__ __forceinline__ norm_s2s_at norm_s2s_pos(const amp_k_s2s &g, int64_t p) {
+    int64_t off = 0;
+    for (int d = g.nk - 1; d >= 0; d--) {
+        const int64_t q = p / g.kd[d];
+        off += (p - q * g.kd[d]) * g.ks[d];
+        p = q;
+    }
+    return norm_s2s_at{off, &g};
+}
+
 /* Mean and population variance (two passes, as on the CPU) of the n elements x[at(j)] of one
  * block's row. guard: an empty row gives mean 0 and var 0 (the gradients' convention); without
  * it 0 / 0, as the forward kernels compute it. */
@@ -145,6 +171,18 @@ extern "C" cudaError_t amp_k_softmax_grad(cudaStream_t stream, const amp_k_softm
 
 /* ---- LayerNormalization ------------------------------------------------------------------------- */
 
+/* The element of a parameter (strides st, or the column j when col) that X's element flat reads. */
+__device__ __forceinline__ int64_t ln_pidx(const amp_k_ln &p, bool col, const int64_t *st, int64_t flat, int64_t j) {
+    if (col) return j;
+    int64_t at = 0;
+    for (int d = p.rank - 1; d >= 0; d--) {
+        const int64_t q = flat / p.xd[d];
+        at += (flat - q * p.xd[d]) * st[d];
+        flat = q;
+    }
+    return at;
+}
+
 __global__ void amp_k_ln_rows(amp_k_ln p, const void *x, const void *sc, const void *b, void *y, void *omean,
                               void *oinv) {
     __shared__ double sh[32];
@@ -164,8 +202,9 @@ __global__ void amp_k_ln_rows(amp_k_ln p, const void *x, const void *sc, const v
             }
         } else {
             for (int64_t j = threadIdx.x; j < p.cols; j += blockDim.x) {
-                double v = ((double)amp_k_ld(x, p.xt, base + j) - mean) * inv * (double)amp_k_ld(sc, p.st, j);
-                if (b) v += (double)amp_k_ld(b, p.bt, j);
+                const double gam = amp_k_ld(sc, p.st, ln_pidx(p, p.scol, p.sst, base + j, j));
+                double v = ((double)amp_k_ld(x, p.xt, base + j) - mean) * inv * gam;
+                if (b) v += (double)amp_k_ld(b, p.bt, ln_pidx(p, p.bcol, p.bst, base + j, j));
                 amp_k_st(y, p.yt, base + j, (float)v);
             }
         }
@@ -219,7 +258,8 @@ __global__ void amp_k_ln_grad_rows(amp_k_ln p, const void *dy, const void *x, co
         double sg = 0.0, sgx = 0.0;
         if (dy) {
             for (int64_t j = threadIdx.x; j < p.cols; j += blockDim.x) {
-                const double g = (double)amp_k_ld(dy, p.dyt, base + j) * (double)amp_k_ld(sc, p.st, j);
+                const double gam = amp_k_ld(sc, p.st, ln_pidx(p, p.scol, p.sst, base + j, j));
+                const double g = (double)amp_k_ld(dy, p.dyt, base + j) * gam;
                 sg += g;
                 sgx += g * ((double)amp_k_ld(x, p.xt, base + j) - mean);
             }
@@ -230,7 +270,9 @@ __global__ void amp_k_ln_grad_rows(amp_k_ln p, const void *dy, const void *x, co
         const amp_norm_coef kc = amp_norm_coef_d(inv, sg / cnt, sgx / cnt, gmv, giv, cnt);
         for (int64_t j = threadIdx.x; j < p.cols; j += blockDim.x) {
             const double xhat = ((double)amp_k_ld(x, p.xt, base + j) - mean) * kc.inv;
-            const double g = dy ? (double)amp_k_ld(dy, p.dyt, base + j) * (double)amp_k_ld(sc, p.st, j) : 0.0;
+            const double g =
+                dy ? (double)amp_k_ld(dy, p.dyt, base + j) * (double)amp_k_ld(sc, p.st, ln_pidx(p, p.scol, p.sst, base + j, j))
+                   : 0.0;
             amp_k_st(dx, p.yt, base + j, (float)amp_norm_dx_d(kc, g, xhat));
         }
     }
@@ -266,6 +308,24 @@ __global__ void amp_k_ln_grad_cols(amp_k_ln p, const double *part, void *dscale,
     }
 }
 
+/* A parameter broadcast other than by the column: per element (one block), the sum over the X
+ * elements that read it (g: X summed to its shape) of dy * xhat (scale) or dy. */
+__global__ void amp_k_ln_grad_general(amp_k_ln p, amp_k_s2s g, int scale, const void *dy, const void *x,
+                                      const double *stats, void *out, int ot) {
+    __shared__ double sh[32];
+    for (int64_t q = blockIdx.x; q < g.m; q += gridDim.x) {
+        const norm_s2s_at at = norm_s2s_pos(g, q);
+        double s = 0.0;
+        for (int64_t j = threadIdx.x; dy && j < g.r; j += blockDim.x) {
+            const int64_t e = at(j), r = e / p.cols;
+            const double gy = amp_k_ld(dy, p.dyt, e);
+            s += scale ? gy * ((double)amp_k_ld(x, p.xt, e) - stats[2 * r]) * stats[2 * r + 1] : gy;
+        }
+        s = norm_sum(s, sh);
+        if (threadIdx.x == 0) amp_k_st(out, ot, q, (float)s);
+    }
+}
+
 extern "C" cudaError_t amp_k_layer_norm_grad(cudaStream_t stream, const amp_k_ln *p, const void *dy, const void *x,
                                              const void *scale, const void *smean, const void *sinv, const void *gm,
                                              const void *gi, void *dx, void *dscale, void *db, void *ws) {
@@ -274,6 +334,16 @@ extern "C" cudaError_t amp_k_layer_norm_grad(cudaStream_t stream, const amp_k_ln
     if (p->rows > 0)
         e = AMP_CUDA_LAUNCH(amp_k_ln_grad_rows, norm_blocks(p->rows), amp_k_row_threads(p->cols), 0, stream, *p, dy,
                             x, scale, smean, sinv, gm, gi, dx, stats);
+    if (e != cudaSuccess) return e;
+    /* the parameters broadcast otherwise, then the column ones */
+    if (dscale && !p->scol && p->sg.m > 0)
+        e = AMP_CUDA_LAUNCH(amp_k_ln_grad_general, norm_blocks(p->sg.m), amp_k_row_threads(p->sg.r), 0, stream, *p,
+                            p->sg, 1, dy, x, (const double *)stats, dscale, (int)p->dst);
+    if (e == cudaSuccess && db && !p->bcol && p->bg.m > 0)
+        e = AMP_CUDA_LAUNCH(amp_k_ln_grad_general, norm_blocks(p->bg.m), amp_k_row_threads(p->bg.r), 0, stream, *p,
+                            p->bg, 0, dy, x, (const double *)stats, db, (int)p->dbt);
+    if (!p->scol) dscale = NULL;
+    if (!p->bcol) db = NULL;
     if (e != cudaSuccess || p->cols <= 0 || (!dscale && !db)) return e;
     const int64_t nch = ln_chunks(p);
     if (nch > 0) {
@@ -703,35 +773,10 @@ extern "C" cudaError_t amp_k_lrn_grad(cudaStream_t stream, const amp_k_lrn *p, c
 
 /* ---- MeanVarianceNormalization, its gradient ---------------------------------------------------------- */
 
-/* Element j of a kept position's reduced elements (the odometer over the reduced dims). */
-struct mvn_at {
-    int64_t base;
-    const amp_k_s2s *g;
-    __device__ __forceinline__ int64_t operator()(int64_t j) const {
-        int64_t off = base;
-        for (int d = g->nr - 1; d >= 0; d--) {
-            const int64_t q = j / g->rd[d];
-            off += (j - q * g->rd[d]) * g->rs[d];
-            j = q;
-        }
-        return off;
-    }
-};
-
-__device__ __forceinline__ mvn_at mvn_pos(const amp_k_s2s &g, int64_t p) {
-    int64_t off = 0;
-    for (int d = g.nk - 1; d >= 0; d--) {
-        const int64_t q = p / g.kd[d];
-        off += (p - q * g.kd[d]) * g.ks[d];
-        p = q;
-    }
-    return mvn_at{off, &g};
-}
-
 __global__ void amp_k_mvn_pos(amp_k_s2s g, int xt, int yt, const void *x, void *y) {
     __shared__ double sh[32];
     for (int64_t p = blockIdx.x; p < g.m; p += gridDim.x) {
-        const mvn_at at = mvn_pos(g, p);
+        const norm_s2s_at at = norm_s2s_pos(g, p);
         double mean, var;
         norm_stats(x, xt, at, g.r, false, sh, &mean, &var);
         const double inv = 1.0 / (sqrt(var) + 1e-9);
@@ -753,7 +798,7 @@ __global__ void amp_k_mvn_grad_pos(amp_k_s2s g, int dyt, int xt, int dxt, const 
     __shared__ double sh[32];
     const double m = (double)g.r;
     for (int64_t p = blockIdx.x; p < g.m; p += gridDim.x) {
-        const mvn_at at = mvn_pos(g, p);
+        const norm_s2s_at at = norm_s2s_pos(g, p);
         double sum = 0.0;
         for (int64_t j = threadIdx.x; j < g.r; j += blockDim.x) sum += amp_k_ld(x, xt, at(j));
         const double mean = norm_sum(sum, sh) / m;

@@ -46,10 +46,17 @@ cudaError_t amp_k_hardmax(cudaStream_t stream, const amp_k_softmax *p, const voi
 cudaError_t amp_k_softmax_grad(cudaStream_t stream, const amp_k_softmax *p, const void *dy, const void *y, void *dx);
 
 /* ---- LayerNormalization and its gradient -------------------------------------------------------
- * rows x cols (the dims before and from axis); Scale and B indexed by the column. */
+ * rows x cols (the dims before and from axis). Scale and B broadcast one way onto X: indexed by
+ * the column when they span exactly the normalised dims, else through their strides along X's
+ * dims (0 where broadcast). */
 typedef struct amp_k_ln {
     int64_t rows, cols;
     double eps;
+    int rank;                                        /* X's rank and dims (for a non-column parameter) */
+    int64_t xd[AMP_K_BC_RANK];
+    bool scol, bcol;                                 /* Scale, B indexed by the column */
+    int64_t sst[AMP_K_BC_RANK], bst[AMP_K_BC_RANK];  /* else their strides along X's dims */
+    amp_k_s2s sg, bg;                                /* gradient: X summed to Scale's and B's shapes */
     amp_k_dtype xt, yt, st, bt; /* X (gradient: X), Y (gradient: dX), Scale, B */
     amp_k_dtype mt, it;         /* Mean, InvStdDev (the gradient: the saved ones) */
     bool fast;                  /* forward: the CPU's f32 loop (y in f32 from f32 mean and inv) */
@@ -64,7 +71,8 @@ cudaError_t amp_k_layer_norm(cudaStream_t stream, const amp_k_ln *p, const void 
 size_t amp_k_layer_norm_grad_ws(const amp_k_ln *p);
 /* dx, dscale and db (NULL: not asked for) from dy (NULL: zero), x, scale, the saved mean and
  * inv (NULL: recomputed from x) and the gradients gm, gi of those (NULL: zero). The column sums
- * of dscale and db run over fixed chunks of rows, then over the chunks in order. */
+ * of dscale and db run over fixed chunks of rows, then over the chunks in order; a parameter
+ * broadcast otherwise takes a block per element over the X elements it reaches (sg, bg). */
 cudaError_t amp_k_layer_norm_grad(cudaStream_t stream, const amp_k_ln *p, const void *dy, const void *x,
                                   const void *scale, const void *smean, const void *sinv, const void *gm,
                                   const void *gi, void *dx, void *dscale, void *db, void *ws);

@@ -136,16 +136,31 @@ static bool ln_axis(const amp_kernel *k, const amp_tensor *x, int *axis) {
     return true;
 }
 
-/* Does parameter t span exactly the normalised dims (X's from axis on, ones before)? The CPU
- * indexes such a parameter by the column; other one-way broadcasts are not run here. */
-static bool ln_column(const amp_tensor *t, const amp_tensor *x, int axis) {
+/* Parameter t broadcast one way onto X (numpy rules, X's shape wins): its stride along each of
+ * X's dims (0 where broadcast) into st, and whether it spans exactly the normalised dims (X's
+ * from axis on, ones before), which the CPU indexes by the column. False when it does not
+ * broadcast. */
+static bool ln_param(const amp_tensor *t, const amp_tensor *x, int axis, int64_t *st, bool *column) {
     int off = x->rank - t->rank;
     if (off < 0) return false;
-    for (int d = 0; d < x->rank; d++) {
+    int64_t s = 1;
+    *column = true;
+    for (int d = x->rank - 1; d >= 0; d--) {
         int64_t pd = d >= off ? t->dims[d - off] : 1;
-        if (d < axis ? pd != 1 : pd != x->dims[d]) return false;
+        if (pd != 1 && pd != x->dims[d]) return false;
+        st[d] = pd == 1 ? 0 : s;
+        s *= pd;
+        if (d < axis ? pd != 1 : pd != x->dims[d]) *column = false;
     }
     return true;
+}
+
+/* The parameter's dims in X's frame (1 where it broadcasts), for SumToShape's plan. */
+static bool ln_param_plan(const amp_tensor *t, const amp_tensor *x, amp_k_s2s *g) {
+    int64_t td[AMP_MAX_RANK];
+    int off = x->rank - t->rank;
+    for (int d = 0; d < x->rank; d++) td[d] = d >= off ? t->dims[d - off] : 1;
+    return amp_k_s2s_plan(x->rank, x->dims, td, g);
 }
 
 static void ln_rows_cols(const amp_tensor *x, int axis, amp_k_ln *p) {
@@ -166,8 +181,13 @@ static const char *why_ln(const amp_kernel *k, bool grad) {
     for (int i = 1; i < k->nout; i++)
         if (!opt_kfloat(k->out[i])) return "writes f32, f16 and bf16 statistics and gradients only (stash_type double is not run)";
     if (!ln_axis(k, x, &axis)) return "has its axis out of range";
-    if (!ln_column(sc, x, axis) || (b && !ln_column(b, x, axis)))
-        return "runs Scale and B spanning the normalised dims only (no other broadcast)";
+    int64_t st[AMP_MAX_RANK];
+    bool col;
+    amp_k_s2s g;
+    if (x->rank > AMP_K_BC_RANK || !ln_param(sc, x, axis, st, &col) || (b && !ln_param(b, x, axis, st, &col)))
+        return "has Scale or B that does not broadcast to X";
+    if (grad && (!ln_param_plan(sc, x, &g) || (b && !ln_param_plan(b, x, &g))))
+        return "has Scale or B that does not broadcast to X";
     if (k->out[0]->numel != x->numel || (grad && k->in[0] && k->in[0]->numel != x->numel))
         return "inputs and output differ in size";
     if (grad) {
@@ -190,6 +210,10 @@ static amp_status prepare_ln(const amp_kernel *k, bool grad, void **state, size_
     ln_axis(k, x, &axis);
     ln_rows_cols(x, axis, p);
     p->eps = amp_attr_float(k->n, "epsilon", 1e-5f);
+    p->rank = x->rank;
+    for (int d = 0; d < x->rank; d++) p->xd[d] = x->dims[d];
+    ln_param(sc, x, axis, p->sst, &p->scol);
+    if (b) ln_param(b, x, axis, p->bst, &p->bcol);
     p->xt = kd(x);
     p->yt = kd(k->out[0]);
     p->st = kd(sc);
@@ -199,8 +223,8 @@ static amp_status prepare_ln(const amp_kernel *k, bool grad, void **state, size_
         p->it = kd(out_opt(k, 2));
         /* the CPU's f32 loop: every big tensor f32, Scale and B by the column (not a single
          * value, which the CPU reads through its scalar path in double) */
-        p->fast = x->dtype == AMP_F32 && k->out[0]->dtype == AMP_F32 && sc->dtype == AMP_F32 && sc->numel != 1 &&
-                  (!b || (b->dtype == AMP_F32 && b->numel != 1));
+        p->fast = x->dtype == AMP_F32 && k->out[0]->dtype == AMP_F32 && sc->dtype == AMP_F32 && p->scol &&
+                  sc->numel != 1 && (!b || (b->dtype == AMP_F32 && p->bcol && b->numel != 1));
         return AMP_OK;
     }
     p->dyt = kd(k->in[0]);
@@ -210,6 +234,8 @@ static amp_status prepare_ln(const amp_kernel *k, bool grad, void **state, size_
     p->git = kd(in_opt(k, 7));
     p->dst = kd(out_opt(k, 1));
     p->dbt = kd(out_opt(k, 2));
+    ln_param_plan(sc, x, &p->sg);
+    if (b) ln_param_plan(b, x, &p->bg);
     *ws_bytes = amp_k_layer_norm_grad_ws(p);
     return AMP_OK;
 }

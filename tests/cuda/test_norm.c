@@ -201,6 +201,44 @@ static void t_layer_norm_grad(void) {
     worst_print();
 }
 
+/* Scale and B broadcast other than by the column (a single value, along a normalised dim of
+ * X, or over a dim before the axis), beside one by the column: forward and gradient. */
+static void t_layer_norm_broadcast(void) {
+    CT_CHECK(setup(), "setup");
+    worst_reset();
+    const struct {
+        shape s;
+        int sr, br;
+        int64_t sd[3], bd[3];
+    } cases[] = {
+        {{3, {2, 3, 4}, 1}, 1, 2, {1}, {3, 4}},        {{3, {2, 3, 4}, 1}, 2, 1, {3, 1}, {4}},
+        {{2, {5, 6}, 0}, 1, 2, {6}, {5, 6}},           {{3, {2, 3, 4}, -1}, 1, 1, {1}, {1}},
+        {{4, {2, 3, 4, 5}, 1}, 3, 2, {3, 1, 5}, {4, 1}}, {{3, {0, 3, 4}, 1}, 1, 1, {1}, {4}},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        for (int g = 0; g < 2; g++)
+            for (int d = 0; d < 3; d++) {
+                const shape *s = &cases[c].s;
+                const amp_dtype xt = kfloats[d];
+                const uint64_t sd = 800 + 10 * c;
+                int64_t st[5];
+                stat_dims(s, st);
+                tnode t;
+                tn_init(&t, g ? "LayerNormalizationGrad" : "LayerNormalization", g);
+                tn_i(&t, "axis", s->axis);
+                amp_tensor *in[8] = {rnd(xt, s->rank, s->dims, sd, -1.0f, 1.0f),
+                                     rnd(xt, s->rank, s->dims, sd + 1, -3.0f, 5.0f),
+                                     rnd(AMP_F32, cases[c].sr, cases[c].sd, sd + 2, 0.5f, 1.5f),
+                                     rnd(AMP_F32, cases[c].br, cases[c].bd, sd + 3, -1.0f, 1.0f),
+                                     rnd(AMP_F32, s->rank, st, sd + 4, -0.5f, 0.5f),
+                                     rnd(AMP_F32, s->rank, st, sd + 5, 0.5f, 2.0f), NULL, NULL};
+                CHECK_NODE(&t, g ? 8 : 3, g ? in : in + 1, 3, false, tol_of(xt), "%s %s case %zu", t.n.op_type,
+                           amp_dtype_name(xt), c);
+                free_all(in, 8);
+            }
+    worst_print();
+}
+
 /* ---- InstanceNormalization --------------------------------------------------------------------------- */
 
 static const shape in_shapes[] = {
@@ -516,7 +554,7 @@ static void t_orders(void) {
 /* The CPU runs these; this family refuses them, and prepare says why, naming the op. */
 static void t_refused(void) {
     CT_CHECK(setup(), "setup");
-    int64_t dims[2] = {3, 5}, one = 1, five = 5;
+    int64_t dims[2] = {3, 5}, five = 5;
     struct {
         const char *op;
         amp_dtype xt;
@@ -524,7 +562,7 @@ static void t_refused(void) {
         int64_t stash;
         const char *says;
     } cases[] = {
-        {"LayerNormalization", AMP_F32, &one, AMP_F32, "spanning the normalised dims"},
+        {"LayerNormalization", AMP_F64, &five, AMP_F32, "f32, f16 and bf16"},
         {"LayerNormalization", AMP_F32, &five, AMP_F64, "stash_type double"},
         {"Softmax", AMP_F64, NULL, 0, "f32, f16 and bf16"},
     };
@@ -562,6 +600,7 @@ static const ct_case cases[] = {
     {"softmax_grad", t_softmax_grad},
     {"layer_norm", t_layer_norm},
     {"layer_norm_grad", t_layer_norm_grad},
+    {"layer_norm_broadcast", t_layer_norm_broadcast},
     {"instance_norm", t_instance_norm},
     {"instance_norm_grad_dx_only", t_instance_norm_grad_dx_only},
     {"group_norm", t_group_norm},
