@@ -171,6 +171,16 @@ extern "C" cudaError_t amp_k_softmax_grad(cudaStream_t stream, const amp_k_softm
 
 /* ---- LayerNormalization ------------------------------------------------------------------------- */
 
+/* A statistic's element r: f32, f16, bf16 or f64 (AMP_K_STAT_F64), stored from double as the CPU
+ * stores it (through f32 for the 16-bit types). */
+__device__ __forceinline__ double ln_stat_ld(const void *p, int dt, int64_t r) {
+    return dt == AMP_K_STAT_F64 ? ((const double *)p)[r] : (double)amp_k_ld(p, dt, r);
+}
+__device__ __forceinline__ void ln_stat_st(void *p, int dt, int64_t r, double v) {
+    if (dt == AMP_K_STAT_F64) ((double *)p)[r] = v;
+    else amp_k_st(p, dt, r, (float)v);
+}
+
 /* The element of a parameter (strides st, or the column j when col) that X's element flat reads. */
 __device__ __forceinline__ int64_t ln_pidx(const amp_k_ln &p, bool col, const int64_t *st, int64_t flat, int64_t j) {
     if (col) return j;
@@ -209,8 +219,8 @@ __global__ void amp_k_ln_rows(amp_k_ln p, const void *x, const void *sc, const v
             }
         }
         if (threadIdx.x == 0) {
-            if (omean) amp_k_st(omean, p.mt, r, (float)mean);
-            if (oinv) amp_k_st(oinv, p.it, r, (float)inv);
+            if (omean) ln_stat_st(omean, p.mt, r, mean);
+            if (oinv) ln_stat_st(oinv, p.it, r, inv);
         }
     }
 }
@@ -244,8 +254,8 @@ __global__ void amp_k_ln_grad_rows(amp_k_ln p, const void *dy, const void *x, co
         const int64_t base = r * p.cols;
         double mean, inv;
         if (sm && si) {
-            mean = amp_k_ld(sm, p.mt, r);
-            inv = amp_k_ld(si, p.it, r);
+            mean = ln_stat_ld(sm, p.mt, r);
+            inv = ln_stat_ld(si, p.it, r);
         } else {
             double var;
             norm_stats(x, p.xt, norm_contig{base}, p.cols, false, sh, &mean, &var);
@@ -266,7 +276,7 @@ __global__ void amp_k_ln_grad_rows(amp_k_ln p, const void *dy, const void *x, co
             sg = norm_sum(sg, sh);
             sgx = norm_sum(sgx, sh) * inv;
         }
-        const double gmv = gm ? (double)amp_k_ld(gm, p.gmt, r) : 0.0, giv = gi ? (double)amp_k_ld(gi, p.git, r) : 0.0;
+        const double gmv = gm ? ln_stat_ld(gm, p.gmt, r) : 0.0, giv = gi ? ln_stat_ld(gi, p.git, r) : 0.0;
         const amp_norm_coef kc = amp_norm_coef_d(inv, sg / cnt, sgx / cnt, gmv, giv, cnt);
         for (int64_t j = threadIdx.x; j < p.cols; j += blockDim.x) {
             const double xhat = ((double)amp_k_ld(x, p.xt, base + j) - mean) * kc.inv;

@@ -45,6 +45,10 @@ cudaError_t amp_k_hardmax(cudaStream_t stream, const amp_k_softmax *p, const voi
 /* dx from dy and the forward's y: y (dy - sum(dy y)), or dy - exp(y) sum(dy) for LogSoftmax. */
 cudaError_t amp_k_softmax_grad(cudaStream_t stream, const amp_k_softmax *p, const void *dy, const void *y, void *dx);
 
+/* A layer norm's statistics (Mean, InvStdDev and their gradients) may also be f64 (stash_type
+ * double): this code, beside amp_k_dtype's, says so. */
+#define AMP_K_STAT_F64 ((amp_k_dtype)AMP_K_DTYPE_COUNT)
+
 /* ---- LayerNormalization and its gradient -------------------------------------------------------
  * rows x cols (the dims before and from axis). Scale and B broadcast one way onto X: indexed by
  * the column when they span exactly the normalised dims, else through their strides along X's
@@ -58,10 +62,10 @@ typedef struct amp_k_ln {
     int64_t sst[AMP_K_BC_RANK], bst[AMP_K_BC_RANK];  /* else their strides along X's dims */
     amp_k_s2s sg, bg;                                /* gradient: X summed to Scale's and B's shapes */
     amp_k_dtype xt, yt, st, bt; /* X (gradient: X), Y (gradient: dX), Scale, B */
-    amp_k_dtype mt, it;         /* Mean, InvStdDev (the gradient: the saved ones) */
+    amp_k_dtype mt, it;         /* Mean, InvStdDev (the gradient: the saved ones); AMP_K_STAT_F64 too */
     bool fast;                  /* forward: the CPU's f32 loop (y in f32 from f32 mean and inv) */
     /* gradient only */
-    amp_k_dtype dyt, gmt, git, dst, dbt; /* dY, dMean, dInvStdDev, dScale, dB */
+    amp_k_dtype dyt, gmt, git, dst, dbt; /* dY, dMean, dInvStdDev (AMP_K_STAT_F64 too), dScale, dB */
 } amp_k_ln;
 
 /* y, and mean and inv (1 / sqrt(var + eps)) per row where they are not NULL. */

@@ -128,6 +128,10 @@ static amp_status run_softmax_grad(amp_cuda *cu, const amp_kernel *k, void *stat
 
 /* ---- LayerNormalization, LayerNormalizationGrad ----------------------------------------------- */
 
+/* A statistic's kernel dtype: f64 too (stash_type double). */
+static bool stat_ok(const amp_tensor *t) { return !t || is_kfloat(t) || t->dtype == AMP_F64; }
+static amp_k_dtype stat_kd(const amp_tensor *t) { return t && t->dtype == AMP_F64 ? AMP_K_STAT_F64 : kd(t); }
+
 static bool ln_axis(const amp_kernel *k, const amp_tensor *x, int *axis) {
     int64_t a = amp_attr_int(k->n, "axis", -1);
     if (a < 0) a += x->rank;
@@ -176,10 +180,12 @@ static const char *why_ln(const amp_kernel *k, bool grad) {
     int axis;
     if (!x || !sc) return "needs X and Scale";
     if (!is_kfloat(x) || !is_kfloat(sc) || !opt_kfloat(b) || !is_kfloat(k->out[0])) return "runs f32, f16 and bf16 only";
-    for (int i = grad ? 0 : 3; i < (grad ? 8 : 3); i++)
-        if (i != 1 && !opt_kfloat(in_opt(k, i))) return "takes f32, f16 and bf16 gradients and statistics only";
+    if (grad && !opt_kfloat(k->in[0])) return "takes f32, f16 and bf16 gradients only";
+    for (int i = 4; grad && i < 8; i++)
+        if (!stat_ok(in_opt(k, i))) return "takes f32, f16, bf16 and f64 statistics only";
     for (int i = 1; i < k->nout; i++)
-        if (!opt_kfloat(k->out[i])) return "writes f32, f16 and bf16 statistics and gradients only (stash_type double is not run)";
+        if (grad ? !opt_kfloat(k->out[i]) : !stat_ok(k->out[i]))
+            return grad ? "writes f32, f16 and bf16 gradients only" : "writes f32, f16, bf16 and f64 statistics only";
     if (!ln_axis(k, x, &axis)) return "has its axis out of range";
     int64_t st[AMP_MAX_RANK];
     bool col;
@@ -219,8 +225,8 @@ static amp_status prepare_ln(const amp_kernel *k, bool grad, void **state, size_
     p->st = kd(sc);
     p->bt = kd(b);
     if (!grad) {
-        p->mt = kd(out_opt(k, 1));
-        p->it = kd(out_opt(k, 2));
+        p->mt = stat_kd(out_opt(k, 1));
+        p->it = stat_kd(out_opt(k, 2));
         /* the CPU's f32 loop: every big tensor f32, Scale and B by the column (not a single
          * value, which the CPU reads through its scalar path in double) */
         p->fast = x->dtype == AMP_F32 && k->out[0]->dtype == AMP_F32 && sc->dtype == AMP_F32 && p->scol &&
@@ -228,10 +234,10 @@ static amp_status prepare_ln(const amp_kernel *k, bool grad, void **state, size_
         return AMP_OK;
     }
     p->dyt = kd(k->in[0]);
-    p->mt = kd(in_opt(k, 4));
-    p->it = kd(in_opt(k, 5));
-    p->gmt = kd(in_opt(k, 6));
-    p->git = kd(in_opt(k, 7));
+    p->mt = stat_kd(in_opt(k, 4));
+    p->it = stat_kd(in_opt(k, 5));
+    p->gmt = stat_kd(in_opt(k, 6));
+    p->git = stat_kd(in_opt(k, 7));
     p->dst = kd(out_opt(k, 1));
     p->dbt = kd(out_opt(k, 2));
     ln_param_plan(sc, x, &p->sg);
