@@ -392,6 +392,40 @@ static void t_batch_norm(void) {
     worst_print();
 }
 
+/* Opset 7's spatial=0: parameters of C x D1 x ... (one per activation), forward in inference and
+ * training and the gradient in both modes. */
+static void t_batch_norm_per_activation(void) {
+    CT_CHECK(setup(), "setup");
+    worst_reset();
+    int64_t xd[3] = {4, 3, 5}, pd[2] = {3, 5};
+    for (int m = 0; m < 4; m++)
+        for (int d = 0; d < 3; d++) {
+            const amp_dtype xt = kfloats[d];
+            const bool grad = m >= 2;
+            amp_tensor *in[8] = {rnd(xt, 3, xd, 900 + (uint64_t)m, -1.0f, 1.0f), rnd(xt, 3, xd, 901, -3.0f, 5.0f),
+                                 rnd(AMP_F32, 2, pd, 902, 0.5f, 1.5f), rnd(AMP_F32, 2, pd, 903, -1.0f, 1.0f),
+                                 rnd(AMP_F32, 2, pd, 904, 0.5f, 2.0f), rnd(AMP_F32, 2, pd, 905, -1.0f, 1.0f),
+                                 rnd(AMP_F32, 2, pd, 906, -1.0f, 1.0f), NULL};
+            /* forward: X, scale, B, mean, var; gradient: dY, X, scale, mean, var, dRunningMean, dRunningVar */
+            amp_tensor *fin[5] = {in[1], in[2], in[3], in[3], in[4]};
+            amp_tensor *gin[7] = {in[0], in[1], in[2], in[3], in[4], in[5], in[6]};
+            tnode t;
+            tn_init(&t, grad ? "BatchNormalizationGrad" : "BatchNormalization", grad);
+            if (grad) {
+                tn_i(&t, "training", m == 3);
+            } else {
+                t.opset = 7;
+                tn_i(&t, "spatial", 0);
+            }
+            char what[120];
+            snprintf(what, sizeof what, "BatchNorm per activation mode %d %s", m, amp_dtype_name(xt));
+            bool ok = grad ? check_all(&t, 7, gin, 5, tol_of(xt), what) : check_all(&t, 5, fin, m == 0 ? 1 : 3, tol_of(xt), what);
+            free_all(in, 8);
+            CT_CHECK(ok, "%s", what);
+        }
+    worst_print();
+}
+
 /* variants: 0 training with the statistics' gradients, 1 training with dY alone, 2 training
  * without dY (the statistics' gradients alone), 3 inference. The harness runs at most eight
  * inputs, so the ninth (dSavedInvStd) stays absent. */
@@ -608,6 +642,7 @@ static const ct_case cases[] = {
     {"group_norm", t_group_norm},
     {"batch_norm", t_batch_norm},
     {"batch_norm_grad", t_batch_norm_grad},
+    {"batch_norm_per_activation", t_batch_norm_per_activation},
     {"lrn", t_lrn},
     {"mvn", t_mvn},
     {"orders", t_orders},
