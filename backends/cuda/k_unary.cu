@@ -13,11 +13,22 @@ __device__ __forceinline__ float amp_k_act(float v, float alpha) {
     case AMP_K_SIGMOID: return amp_sigmoid_f(v);
     case AMP_K_TANH: return tanhf(v);
     case AMP_K_GELU: return amp_gelu_f(v);
-    default: return amp_gelu_tanh_f(v);
+    case AMP_K_GELU_TANH: return amp_gelu_tanh_f(v);
+    case AMP_K_ERF: return erff(v);
+    case AMP_K_SQRT: return sqrtf(v);
+    case AMP_K_NEG: return -v;
+    case AMP_K_EXP: return expf(v);
+    case AMP_K_LOG: return logf(v);
+    case AMP_K_ABS: return fabsf(v);
+    case AMP_K_RECIPROCAL: return amp_reciprocal_f(v);
+    case AMP_K_SOFTPLUS: return amp_softplus_f(v);
+    case AMP_K_ELU: return amp_elu_f(v, alpha);
+    default: return amp_hard_swish_f(v);
     }
 }
 
-/* v is the forward value the derivative reads: Y for Relu, Sigmoid, Tanh; X for the others. */
+/* v is the forward value the derivative reads: Y for Relu, Sigmoid, Tanh, Sqrt, Exp and
+ * Reciprocal; X for the others. Neg has no UnaryGrad (op_kernels.c refuses it). */
 template <int OP>
 __device__ __forceinline__ float amp_k_act_grad(float g, float v, float alpha) {
     switch (OP) {
@@ -26,7 +37,17 @@ __device__ __forceinline__ float amp_k_act_grad(float g, float v, float alpha) {
     case AMP_K_SIGMOID: return amp_sigmoid_grad_f(g, v);
     case AMP_K_TANH: return amp_tanh_grad_f(g, v);
     case AMP_K_GELU: return amp_gelu_grad_f(g, v);
-    default: return amp_gelu_tanh_grad_f(g, v);
+    case AMP_K_GELU_TANH: return amp_gelu_tanh_grad_f(g, v);
+    case AMP_K_ERF: return amp_erf_grad_f(g, v);
+    case AMP_K_SQRT: return amp_sqrt_grad_f(g, v);
+    case AMP_K_NEG: return -g;
+    case AMP_K_EXP: return amp_exp_grad_f(g, v);
+    case AMP_K_LOG: return amp_log_grad_f(g, v);
+    case AMP_K_ABS: return amp_abs_grad_f(g, v);
+    case AMP_K_RECIPROCAL: return amp_reciprocal_grad_f(g, v);
+    case AMP_K_SOFTPLUS: return amp_softplus_grad_f(g, v);
+    case AMP_K_ELU: return amp_elu_grad_f(g, v, alpha);
+    default: return amp_hard_swish_grad_f(g, v);
     }
 }
 
@@ -71,7 +92,11 @@ typedef void (*amp_k_grad_fn)(const void *, const void *, void *, int64_t, float
 #define AMP_K_BY_DTYPE(K, OP, V) {K<OP, AMP_K_F32, V>, K<OP, AMP_K_F16, V>, K<OP, AMP_K_BF16, V>}
 #define AMP_K_BY_OP(K, V)                                                                                   \
     {AMP_K_BY_DTYPE(K, AMP_K_RELU, V), AMP_K_BY_DTYPE(K, AMP_K_LEAKY_RELU, V), AMP_K_BY_DTYPE(K, AMP_K_SIGMOID, V), \
-     AMP_K_BY_DTYPE(K, AMP_K_TANH, V), AMP_K_BY_DTYPE(K, AMP_K_GELU, V), AMP_K_BY_DTYPE(K, AMP_K_GELU_TANH, V)}
+     AMP_K_BY_DTYPE(K, AMP_K_TANH, V), AMP_K_BY_DTYPE(K, AMP_K_GELU, V), AMP_K_BY_DTYPE(K, AMP_K_GELU_TANH, V), \
+     AMP_K_BY_DTYPE(K, AMP_K_ERF, V), AMP_K_BY_DTYPE(K, AMP_K_SQRT, V), AMP_K_BY_DTYPE(K, AMP_K_NEG, V),           \
+     AMP_K_BY_DTYPE(K, AMP_K_EXP, V), AMP_K_BY_DTYPE(K, AMP_K_LOG, V), AMP_K_BY_DTYPE(K, AMP_K_ABS, V),            \
+     AMP_K_BY_DTYPE(K, AMP_K_RECIPROCAL, V), AMP_K_BY_DTYPE(K, AMP_K_SOFTPLUS, V), AMP_K_BY_DTYPE(K, AMP_K_ELU, V), \
+     AMP_K_BY_DTYPE(K, AMP_K_HARD_SWISH, V)}
 
 static const amp_k_fwd_fn amp_k_fwd_table[2][AMP_K_UNARY_COUNT][AMP_K_DTYPE_COUNT] = {
     AMP_K_BY_OP(amp_k_unary_kernel, false), AMP_K_BY_OP(amp_k_unary_kernel, true)};

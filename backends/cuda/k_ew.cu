@@ -1,0 +1,466 @@
+/* Kernels of the "more elementwise ops" family (kernels_ew.h): Pow, Clip and ClipGrad, Where,
+ * the variadic Sum/Mean/Min/Max, Pow's BinaryGrad and the fill of ConstantOfShape, with the
+ * host-side plan that collapses the broadcast of several inputs.
+ *
+ * Each op has a flat launch (every input of the output's shape; four elements at once where
+ * the pointers allow) and a broadcasting one that decomposes the output index over the
+ * collapsed dims. The math is the CPU kernels' (backends/elementwise.h, elementwise_grad.h),
+ * in f32, rounded once on store. */
+#include "backends/cuda/kernels_dev.h"
+#include "backends/cuda/kernels_ew.h"
+#include "backends/elementwise.h"
+#include "backends/elementwise_grad.h"
+
+#include <string.h>
+
+/* loops over a constant count unrolled on the device, so the small arrays they index stay in
+ * registers (the host compiler of the emulator knows no such pragma) */
+#ifdef __CUDACC__
+#define AMP_K_EW_UNROLL _Pragma("unroll")
+#else
+#define AMP_K_EW_UNROLL
+#endif
+
+/* ---- plan (host) ----------------------------------------------------------------------------- */
+
+extern "C" bool amp_k_nbc_plan(int r, const int64_t *out, int nin, const int *ranks, const int64_t *const *dims,
+                               amp_k_nbc *g) {
+    memset(g, 0, sizeof *g);
+    if (r < 0 || nin < 1 || nin > AMP_K_NBC_IN) return false;
+    for (int i = 0; i < nin; i++)
+        if (ranks[i] < 0 || ranks[i] > r) return false;
+    bool f[AMP_K_NBC_IN][AMP_K_BC_RANK];
+    int64_t n = 1;
+    int cr = 0;
+    for (int d = 0; d < r; d++) {
+        const int64_t o = out[d];
+        if (o < 0) return false;
+        bool kept[AMP_K_NBC_IN];
+        for (int i = 0; i < nin; i++) {
+            const int at = d - (r - ranks[i]);
+            const int64_t a = at >= 0 ? dims[i][at] : 1;
+            if (a != o && a != 1) return false;
+            kept[i] = a == o;
+        }
+        n *= o;
+        if (o == 1) continue; /* no index runs along it */
+        bool alike = cr > 0;
+        for (int i = 0; i < nin; i++) alike = alike && f[i][cr - 1] == kept[i];
+        if (alike) {
+            g->dims[cr - 1] *= o;
+        } else {
+            if (cr == AMP_K_BC_RANK) return false;
+            g->dims[cr] = o;
+            for (int i = 0; i < nin; i++) f[i][cr] = kept[i];
+            cr++;
+        }
+    }
+    g->n = n;
+    g->nin = nin;
+    if (n == 0) return true; /* rank 0: nothing to launch */
+    if (cr == 0) {
+        g->dims[0] = 1;
+        for (int i = 0; i < nin; i++) f[i][0] = true;
+        cr = 1;
+    }
+    g->rank = cr;
+    g->flat = true;
+    for (int i = 0; i < nin; i++) {
+        int64_t s = 1;
+        for (int d = cr - 1; d >= 0; d--) {
+            g->st[i][d] = f[i][d] ? s : 0;
+            if (f[i][d]) s *= g->dims[d];
+            g->flat = g->flat && f[i][d];
+        }
+    }
+    return true;
+}
+
+/* ---- shared device helpers ------------------------------------------------------------------- */
+
+/* The element offsets of output element i in the first NIN inputs (j >= nin left alone). */
+template <int NIN>
+__device__ __forceinline__ void amp_k_nbc_offs(const amp_k_nbc &g, int64_t i, int nin, int64_t (&off)[NIN]) {
+AMP_K_EW_UNROLL
+    for (int j = 0; j < NIN; j++) off[j] = 0;
+    for (int d = g.rank - 1; d >= 0; d--) {
+        const int64_t q = i / g.dims[d], c = i - q * g.dims[d];
+        i = q;
+AMP_K_EW_UNROLL
+        for (int j = 0; j < NIN; j++)
+            if (j < nin) off[j] += c * g.st[j][d];
+    }
+}
+
+/* ---- Pow ------------------------------------------------------------------------------------- */
+
+/* sq: b is one element, so b == 2 means the CPU squares (backends/cpu/elementwise_binary.c) */
+__device__ __forceinline__ float amp_k_powf(float a, float b, bool sq) { return sq && b == 2.0f ? a * a : powf(a, b); }
+
+template <int T, bool VEC>
+__global__ void amp_k_pow_flat(const void *a, const void *b, void *y, int64_t n, bool sq) {
+    if (VEC) {
+        AMP_K_FOR(q, n >> 2) {
+            float u[4], v[4];
+            amp_k_ld4(a, T, q, u);
+            amp_k_ld4(b, T, q, v);
+AMP_K_EW_UNROLL
+            for (int j = 0; j < 4; j++) u[j] = amp_k_powf(u[j], v[j], sq);
+            amp_k_st4(y, T, q, u);
+        }
+        const int64_t i = amp_k_tail4(n);
+        if (i < n) amp_k_st(y, T, i, amp_k_powf(amp_k_ld(a, T, i), amp_k_ld(b, T, i), sq));
+    } else {
+        AMP_K_FOR(i, n) amp_k_st(y, T, i, amp_k_powf(amp_k_ld(a, T, i), amp_k_ld(b, T, i), sq));
+    }
+}
+
+template <int T>
+__global__ void amp_k_pow_bcast(amp_k_bcast g, const void *a, const void *b, void *y, bool sq) {
+    AMP_K_FOR(i, g.n) {
+        int64_t rem = i, oa = 0, ob = 0;
+        for (int d = g.rank - 1; d >= 0; d--) {
+            const int64_t q = rem / g.dims[d], c = rem - q * g.dims[d];
+            rem = q;
+            oa += c * g.sa[d];
+            ob += c * g.sb[d];
+        }
+        amp_k_st(y, T, i, amp_k_powf(amp_k_ld(a, T, oa), amp_k_ld(b, T, ob), sq));
+    }
+}
+
+#define AMP_K_DT3(K, ...) {K<AMP_K_F32 __VA_ARGS__>, K<AMP_K_F16 __VA_ARGS__>, K<AMP_K_BF16 __VA_ARGS__>}
+
+typedef void (*amp_k_pow_flat_fn)(const void *, const void *, void *, int64_t, bool);
+typedef void (*amp_k_pow_bcast_fn)(amp_k_bcast, const void *, const void *, void *, bool);
+static const amp_k_pow_flat_fn amp_k_pow_flats[2][AMP_K_DTYPE_COUNT] = {AMP_K_DT3(amp_k_pow_flat, , false),
+                                                                       AMP_K_DT3(amp_k_pow_flat, , true)};
+static const amp_k_pow_bcast_fn amp_k_pow_bcasts[AMP_K_DTYPE_COUNT] = AMP_K_DT3(amp_k_pow_bcast, );
+
+extern "C" cudaError_t amp_k_pow(cudaStream_t stream, amp_k_dtype dt, const amp_k_bcast *g, const void *a,
+                                 const void *b, void *y) {
+    if ((unsigned)dt >= AMP_K_DTYPE_COUNT || !g) return cudaErrorInvalidValue;
+    if (g->n <= 0) return cudaSuccess;
+    bool sq = true; /* b broadcast along every dim: a single element */
+    for (int d = 0; d < g->rank; d++) sq = sq && (g->sb[d] == 0 || g->dims[d] == 1);
+    if (g->flat) {
+        const bool vec = amp_k_aligned4(a, dt) && amp_k_aligned4(b, dt) && amp_k_aligned4(y, dt);
+        return AMP_CUDA_LAUNCH_PLAIN(amp_k_pow_flats[vec][dt], amp_k_blocks4(g->n, vec), AMP_K_THREADS, 0, stream, a,
+                                     b, y, g->n, sq);
+    }
+    return AMP_CUDA_LAUNCH_PLAIN(amp_k_pow_bcasts[dt], amp_k_blocks(g->n, AMP_K_THREADS), AMP_K_THREADS, 0, stream, *g,
+                                 a, b, y, sq);
+}
+
+/* ---- Clip, ClipGrad -------------------------------------------------------------------------- */
+
+/* max(x, lo) then min(., hi), as the CPU: comparisons false for NaN, which passes */
+__device__ __forceinline__ float amp_k_clipf(float v, float lo, float hi) {
+    v = v < lo ? lo : v;
+    return v > hi ? hi : v;
+}
+
+template <int T, bool VEC>
+__global__ void amp_k_clip_kernel(float lo, float hi, const void *lo_p, const void *hi_p, const void *x, void *y,
+                                  int64_t n) {
+    if (lo_p) lo = amp_k_ld(lo_p, T, 0);
+    if (hi_p) hi = amp_k_ld(hi_p, T, 0);
+    if (VEC) {
+        AMP_K_FOR(q, n >> 2) {
+            float v[4];
+            amp_k_ld4(x, T, q, v);
+AMP_K_EW_UNROLL
+            for (int j = 0; j < 4; j++) v[j] = amp_k_clipf(v[j], lo, hi);
+            amp_k_st4(y, T, q, v);
+        }
+        const int64_t i = amp_k_tail4(n);
+        if (i < n) amp_k_st(y, T, i, amp_k_clipf(amp_k_ld(x, T, i), lo, hi));
+    } else {
+        AMP_K_FOR(i, n) amp_k_st(y, T, i, amp_k_clipf(amp_k_ld(x, T, i), lo, hi));
+    }
+}
+
+__device__ __forceinline__ float amp_k_clip_gradf(float g, float v, float lo, float hi) {
+    return v >= lo && v <= hi ? g : 0.0f;
+}
+
+template <int T, bool VEC>
+__global__ void amp_k_clip_grad_kernel(float lo, float hi, const void *lo_p, const void *hi_p, const void *dy,
+                                       const void *x, void *dx, int64_t n) {
+    if (lo_p) lo = amp_k_ld(lo_p, T, 0);
+    if (hi_p) hi = amp_k_ld(hi_p, T, 0);
+    if (VEC) {
+        AMP_K_FOR(q, n >> 2) {
+            float g[4], v[4];
+            amp_k_ld4(dy, T, q, g);
+            amp_k_ld4(x, T, q, v);
+AMP_K_EW_UNROLL
+            for (int j = 0; j < 4; j++) g[j] = amp_k_clip_gradf(g[j], v[j], lo, hi);
+            amp_k_st4(dx, T, q, g);
+        }
+        const int64_t i = amp_k_tail4(n);
+        if (i < n) amp_k_st(dx, T, i, amp_k_clip_gradf(amp_k_ld(dy, T, i), amp_k_ld(x, T, i), lo, hi));
+    } else {
+        AMP_K_FOR(i, n) amp_k_st(dx, T, i, amp_k_clip_gradf(amp_k_ld(dy, T, i), amp_k_ld(x, T, i), lo, hi));
+    }
+}
+
+typedef void (*amp_k_clip_fn)(float, float, const void *, const void *, const void *, void *, int64_t);
+typedef void (*amp_k_clip_grad_fn)(float, float, const void *, const void *, const void *, const void *, void *,
+                                   int64_t);
+static const amp_k_clip_fn amp_k_clips[2][AMP_K_DTYPE_COUNT] = {AMP_K_DT3(amp_k_clip_kernel, , false),
+                                                               AMP_K_DT3(amp_k_clip_kernel, , true)};
+static const amp_k_clip_grad_fn amp_k_clip_grads[2][AMP_K_DTYPE_COUNT] = {AMP_K_DT3(amp_k_clip_grad_kernel, , false),
+                                                                         AMP_K_DT3(amp_k_clip_grad_kernel, , true)};
+
+extern "C" cudaError_t amp_k_clip(cudaStream_t stream, amp_k_dtype dt, float lo, float hi, const void *lo_p,
+                                  const void *hi_p, const void *x, void *y, int64_t n) {
+    if ((unsigned)dt >= AMP_K_DTYPE_COUNT) return cudaErrorInvalidValue;
+    if (n <= 0) return cudaSuccess;
+    const bool vec = amp_k_aligned4(x, dt) && amp_k_aligned4(y, dt);
+    return AMP_CUDA_LAUNCH_PLAIN(amp_k_clips[vec][dt], amp_k_blocks4(n, vec), AMP_K_THREADS, 0, stream, lo, hi, lo_p,
+                                 hi_p, x, y, n);
+}
+
+extern "C" cudaError_t amp_k_clip_grad(cudaStream_t stream, amp_k_dtype dt, float lo, float hi, const void *lo_p,
+                                       const void *hi_p, const void *dy, const void *x, void *dx, int64_t n) {
+    if ((unsigned)dt >= AMP_K_DTYPE_COUNT) return cudaErrorInvalidValue;
+    if (n <= 0) return cudaSuccess;
+    const bool vec = amp_k_aligned4(dy, dt) && amp_k_aligned4(x, dt) && amp_k_aligned4(dx, dt);
+    return AMP_CUDA_LAUNCH_PLAIN(amp_k_clip_grads[vec][dt], amp_k_blocks4(n, vec), AMP_K_THREADS, 0, stream, lo, hi,
+                                 lo_p, hi_p, dy, x, dx, n);
+}
+
+/* ---- Where ----------------------------------------------------------------------------------- */
+
+template <int ES> struct amp_k_uint;
+template <> struct amp_k_uint<1> { typedef uint8_t t; };
+template <> struct amp_k_uint<2> { typedef uint16_t t; };
+template <> struct amp_k_uint<4> { typedef uint32_t t; };
+template <> struct amp_k_uint<8> { typedef unsigned long long t; };
+
+/* the values are moved as bits: any dtype of the element size */
+template <int ES, bool FLAT>
+__global__ void amp_k_where_kernel(amp_k_nbc g, const void *c, const void *a, const void *b, void *y) {
+    typedef typename amp_k_uint<ES>::t U;
+    const uint8_t *cc = (const uint8_t *)c;
+    const U *aa = (const U *)a, *bb = (const U *)b;
+    U *yy = (U *)y;
+    AMP_K_FOR(i, g.n) {
+        if (FLAT) {
+            yy[i] = cc[i] ? aa[i] : bb[i];
+        } else {
+            int64_t off[3];
+            amp_k_nbc_offs<3>(g, i, 3, off);
+            yy[i] = cc[off[0]] ? aa[off[1]] : bb[off[2]];
+        }
+    }
+}
+
+typedef void (*amp_k_where_fn)(amp_k_nbc, const void *, const void *, const void *, void *);
+static const amp_k_where_fn amp_k_wheres[2][4] = {
+    {amp_k_where_kernel<1, false>, amp_k_where_kernel<2, false>, amp_k_where_kernel<4, false>,
+     amp_k_where_kernel<8, false>},
+    {amp_k_where_kernel<1, true>, amp_k_where_kernel<2, true>, amp_k_where_kernel<4, true>,
+     amp_k_where_kernel<8, true>}};
+
+extern "C" cudaError_t amp_k_where(cudaStream_t stream, int es, const amp_k_nbc *g, const void *c, const void *a,
+                                   const void *b, void *y) {
+    const int e = es == 1 ? 0 : es == 2 ? 1 : es == 4 ? 2 : es == 8 ? 3 : -1;
+    if (e < 0 || !g || g->nin != 3) return cudaErrorInvalidValue;
+    if (g->n <= 0) return cudaSuccess;
+    return AMP_CUDA_LAUNCH_PLAIN(amp_k_wheres[g->flat][e], amp_k_blocks(g->n, AMP_K_THREADS), AMP_K_THREADS, 0, stream,
+                                 *g, c, a, b, y);
+}
+
+/* ---- Sum, Mean, Min, Max --------------------------------------------------------------------- */
+
+template <int OP>
+__device__ __forceinline__ float amp_k_vop(float s, float v) {
+    switch (OP) {
+    case AMP_K_VMIN: return amp_min_f(s, v);
+    case AMP_K_VMAX: return amp_max_f(s, v);
+    default: return s + v; /* Sum and Mean */
+    }
+}
+
+/* One launch folds up to AMP_K_NBC_IN inputs into s, in input order; input 0 is the f32
+ * running value of an earlier launch when acc_in (dtype d0), the store is f32 when acc_out.
+ * MODE 0: broadcasting; 1: flat; 2: flat, four at once. The pointers are plain arguments (the
+ * emulator checks them); the unrolled loops pick them by constant index. */
+#define AMP_K_VAR_PARAMS                                                                                           \
+    amp_k_nbc g, int nin, int d0, int dout, int scale_on, float scale, const void *p0, const void *p1,           \
+        const void *p2, const void *p3, const void *p4, const void *p5, const void *p6, const void *p7, void *y
+
+template <int OP, int T, int MODE>
+__global__ void amp_k_var_kernel(AMP_K_VAR_PARAMS) {
+    const void *const p[AMP_K_NBC_IN] = {p0, p1, p2, p3, p4, p5, p6, p7};
+    if (MODE == 2) {
+        AMP_K_FOR(q, g.n >> 2) {
+            float s[4];
+            amp_k_ld4(p[0], d0, q, s);
+AMP_K_EW_UNROLL
+            for (int j = 1; j < AMP_K_NBC_IN; j++) {
+                if (j >= nin) break;
+                float v[4];
+                amp_k_ld4(p[j], T, q, v);
+AMP_K_EW_UNROLL
+                for (int e = 0; e < 4; e++) s[e] = amp_k_vop<OP>(s[e], v[e]);
+            }
+            if (scale_on) {
+AMP_K_EW_UNROLL
+                for (int e = 0; e < 4; e++) s[e] *= scale;
+            }
+            amp_k_st4(y, dout, q, s);
+        }
+    }
+    const int64_t first = MODE == 2 ? amp_k_tail4(g.n) : (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const int64_t step = MODE == 2 ? g.n : (int64_t)gridDim.x * blockDim.x;
+    for (int64_t i = first; i < g.n; i += step) {
+        int64_t off[AMP_K_NBC_IN];
+        if (MODE == 0) {
+            amp_k_nbc_offs<AMP_K_NBC_IN>(g, i, nin, off);
+        } else {
+AMP_K_EW_UNROLL
+            for (int j = 0; j < AMP_K_NBC_IN; j++) off[j] = i;
+        }
+        float s = amp_k_ld(p[0], d0, off[0]);
+AMP_K_EW_UNROLL
+        for (int j = 1; j < AMP_K_NBC_IN; j++) {
+            if (j >= nin) break;
+            s = amp_k_vop<OP>(s, amp_k_ld(p[j], T, off[j]));
+        }
+        if (scale_on) s *= scale;
+        amp_k_st(y, dout, i, s);
+    }
+}
+
+typedef void (*amp_k_var_fn)(AMP_K_VAR_PARAMS);
+#define AMP_K_VAR_DT(OP, M) {amp_k_var_kernel<OP, AMP_K_F32, M>, amp_k_var_kernel<OP, AMP_K_F16, M>, amp_k_var_kernel<OP, AMP_K_BF16, M>}
+#define AMP_K_VAR_OPS(M) {AMP_K_VAR_DT(AMP_K_VSUM, M), AMP_K_VAR_DT(AMP_K_VMEAN, M), AMP_K_VAR_DT(AMP_K_VMIN, M), AMP_K_VAR_DT(AMP_K_VMAX, M)}
+/* [mode][op][dtype] */
+static const amp_k_var_fn amp_k_vars[3][AMP_K_VAROP_COUNT][AMP_K_DTYPE_COUNT] = {AMP_K_VAR_OPS(0), AMP_K_VAR_OPS(1),
+                                                                                AMP_K_VAR_OPS(2)};
+
+extern "C" int amp_k_variadic_launches(int nin) {
+    return nin <= AMP_K_NBC_IN ? 1 : 1 + (nin - AMP_K_NBC_IN + AMP_K_NBC_IN - 2) / (AMP_K_NBC_IN - 1);
+}
+
+extern "C" bool amp_k_variadic_plan(int orank, const int64_t *out, int nin, const int *ranks,
+                                    const int64_t *const *dims, amp_k_nbc *plans) {
+    if (nin < 2 || nin > AMP_K_VAR_MAX) return false;
+    int r[AMP_K_NBC_IN];
+    const int64_t *d[AMP_K_NBC_IN];
+    int done = 0;
+    for (int l = 0; done < nin; l++) {
+        int k = 0;
+        if (l > 0) { /* the running value */
+            r[k] = orank;
+            d[k++] = out;
+        }
+        for (; k < AMP_K_NBC_IN && done < nin; k++, done++) {
+            r[k] = ranks[done];
+            d[k] = dims[done];
+        }
+        if (!amp_k_nbc_plan(orank, out, k, r, d, &plans[l])) return false;
+    }
+    return true;
+}
+
+extern "C" size_t amp_k_variadic_ws(amp_k_dtype dt, int nin, int64_t n) {
+    if (dt == AMP_K_F32 || nin <= AMP_K_NBC_IN || n <= 0) return 0;
+    return ((size_t)n * sizeof(float) + 7u) & ~(size_t)7u;
+}
+
+extern "C" cudaError_t amp_k_variadic(cudaStream_t stream, amp_k_varop op, amp_k_dtype dt, const amp_k_nbc *plans,
+                                      int nin, const void *const *in, void *acc, void *y) {
+    if ((unsigned)op >= AMP_K_VAROP_COUNT || (unsigned)dt >= AMP_K_DTYPE_COUNT || !plans || nin < 2 ||
+        nin > AMP_K_VAR_MAX)
+        return cudaErrorInvalidValue;
+    if (plans[0].n <= 0) return cudaSuccess;
+    if (dt == AMP_K_F32) acc = y; /* the running value is the output's own dtype */
+    if (nin > AMP_K_NBC_IN && !acc) return cudaErrorInvalidValue;
+    /* Mean's 1/n as the CPU forms it: in double for f32 (scale_out), in float for 16-bit */
+    const float scale = dt == AMP_K_F32 ? (float)(1.0 / nin) : 1.0f / (float)nin;
+    int done = 0;
+    for (int l = 0; done < nin; l++) {
+        const amp_k_nbc *g = &plans[l];
+        const void *p[AMP_K_NBC_IN] = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+        int k = 0;
+        if (l > 0) p[k++] = acc;
+        for (; k < g->nin; k++) p[k] = in[done++];
+        const bool last = done == nin;
+        void *out = last ? y : acc;
+        const int d0 = l == 0 ? (int)dt : (int)AMP_K_F32, dout = last ? (int)dt : (int)AMP_K_F32;
+        bool vec = g->flat && amp_k_aligned4(out, dout);
+        for (int j = 0; j < k; j++) vec = vec && amp_k_aligned4(p[j], j == 0 ? d0 : (int)dt);
+        const int mode = !g->flat ? 0 : vec ? 2 : 1;
+        cudaError_t e = AMP_CUDA_LAUNCH_PLAIN(amp_k_vars[mode][op][dt], amp_k_blocks4(g->n, mode == 2), AMP_K_THREADS,
+                                              0, stream, *g, k, d0, dout, last && op == AMP_K_VMEAN ? 1 : 0, scale,
+                                              p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], out);
+        if (e != cudaSuccess) return e;
+    }
+    return cudaSuccess;
+}
+
+/* ---- BinaryGrad ----------------------------------------------------------------------------- */
+
+template <int OP>
+__device__ __forceinline__ float amp_k_bgrad(float g, float a, float b) {
+    switch (OP) {
+    case AMP_K_POW_GRAD_BASE: return amp_pow_grad_base_f(g, a, b);
+    case AMP_K_POW_GRAD_EXP: return amp_pow_grad_exp_f(g, a, b);
+    case AMP_K_PRELU_GRAD_X: return amp_prelu_grad_x_f(g, a, b);
+    default: return amp_prelu_grad_slope_f(g, a);
+    }
+}
+
+template <int OP, bool FLAT>
+__global__ void amp_k_bgrad_kernel(amp_k_nbc g, int dyt, int at, int bt, int ot, const void *dy, const void *a,
+                                   const void *b, void *out) {
+    AMP_K_FOR(i, g.n) {
+        int64_t off[3] = {i, i, i};
+        if (!FLAT) amp_k_nbc_offs<3>(g, i, 3, off);
+        const float gv = amp_k_ld(dy, dyt, off[0]), av = amp_k_ld(a, at, off[1]), bv = amp_k_ld(b, bt, off[2]);
+        amp_k_st(out, ot, i, amp_k_bgrad<OP>(gv, av, bv));
+    }
+}
+
+typedef void (*amp_k_bgrad_fn)(amp_k_nbc, int, int, int, int, const void *, const void *, const void *, void *);
+#define AMP_K_BG(OP) {amp_k_bgrad_kernel<OP, false>, amp_k_bgrad_kernel<OP, true>}
+static const amp_k_bgrad_fn amp_k_bgrads[AMP_K_BGOP_COUNT][2] = {AMP_K_BG(AMP_K_POW_GRAD_BASE), AMP_K_BG(AMP_K_POW_GRAD_EXP),
+                                                                AMP_K_BG(AMP_K_PRELU_GRAD_X),
+                                                                AMP_K_BG(AMP_K_PRELU_GRAD_SLOPE)};
+
+extern "C" cudaError_t amp_k_binary_grad(cudaStream_t stream, amp_k_bgop op, const amp_k_nbc *g, amp_k_dtype dyt,
+                                         amp_k_dtype at, amp_k_dtype bt, amp_k_dtype ot, const void *dy, const void *a,
+                                         const void *b, void *out) {
+    if ((unsigned)op >= AMP_K_BGOP_COUNT || !g || g->nin != 3 || (unsigned)dyt >= AMP_K_DTYPE_COUNT ||
+        (unsigned)at >= AMP_K_DTYPE_COUNT || (unsigned)bt >= AMP_K_DTYPE_COUNT || (unsigned)ot >= AMP_K_DTYPE_COUNT)
+        return cudaErrorInvalidValue;
+    if (g->n <= 0) return cudaSuccess;
+    return AMP_CUDA_LAUNCH_PLAIN(amp_k_bgrads[op][g->flat], amp_k_blocks(g->n, AMP_K_THREADS), AMP_K_THREADS, 0,
+                                 stream, *g, (int)dyt, (int)at, (int)bt, (int)ot, dy, a, b, out);
+}
+
+/* ---- fill ------------------------------------------------------------------------------------ */
+
+template <int ES>
+__global__ void amp_k_fill_kernel(void *y, unsigned long long pattern, int64_t n) {
+    typedef typename amp_k_uint<ES>::t U;
+    const U v = (U)pattern;
+    AMP_K_FOR(i, n)((U *)y)[i] = v;
+}
+
+extern "C" cudaError_t amp_k_fill(cudaStream_t stream, int es, uint64_t pattern, void *y, int64_t n) {
+    if (n <= 0) return cudaSuccess;
+    const unsigned blocks = amp_k_blocks(n, AMP_K_THREADS);
+    const unsigned long long v = pattern;
+    switch (es) {
+    case 1: return AMP_CUDA_LAUNCH_PLAIN(amp_k_fill_kernel<1>, blocks, AMP_K_THREADS, 0, stream, y, v, n);
+    case 2: return AMP_CUDA_LAUNCH_PLAIN(amp_k_fill_kernel<2>, blocks, AMP_K_THREADS, 0, stream, y, v, n);
+    case 4: return AMP_CUDA_LAUNCH_PLAIN(amp_k_fill_kernel<4>, blocks, AMP_K_THREADS, 0, stream, y, v, n);
+    case 8: return AMP_CUDA_LAUNCH_PLAIN(amp_k_fill_kernel<8>, blocks, AMP_K_THREADS, 0, stream, y, v, n);
+    default: return cudaErrorInvalidValue;
+    }
+}

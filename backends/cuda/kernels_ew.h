@@ -1,0 +1,92 @@
+/* Launchers of the CUDA kernels of the "more elementwise ops" family (backends/cuda/k_ew.cu),
+ * callable from C (backends/cuda/op_ew.c): Pow, Clip and ClipGrad, Where, the variadic Sum,
+ * Mean, Min and Max, BinaryGrad (Pow's) and ConstantOfShape's fill.
+ *
+ * Conventions are kernels.h's: every launcher enqueues on `stream` only (no allocation, no
+ * synchronisation, no host read of device memory), n == 0 launches nothing, pointers are device
+ * memory, float math in f32 rounded once on store, the CPU kernels' formulas bit for bit
+ * wherever they are the same. */
+#ifndef AMP_BACKENDS_CUDA_KERNELS_EW_H
+#define AMP_BACKENDS_CUDA_KERNELS_EW_H
+
+#include "backends/cuda/kernels.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- broadcasting over several inputs ------------------------------------------------------------
+ * Like amp_k_bcast, for up to AMP_K_NBC_IN inputs: output dims of 1 dropped, neighbours that
+ * broadcast alike in every input merged. */
+#define AMP_K_NBC_IN 8
+typedef struct amp_k_nbc {
+    int rank;                                 /* collapsed rank, 1..AMP_K_BC_RANK (0: empty output) */
+    int nin;
+    int64_t n;                                /* output elements */
+    int64_t dims[AMP_K_BC_RANK];
+    int64_t st[AMP_K_NBC_IN][AMP_K_BC_RANK];  /* element strides per input and dim (0: broadcast) */
+    bool flat;                                /* every input has the output's shape */
+} amp_k_nbc;
+
+/* The collapsed geometry of out[orank: out] from inputs i of rank ranks[i] and dims dims[i]
+ * (right-aligned); false when an input does not broadcast or the collapsed rank exceeds
+ * AMP_K_BC_RANK. */
+bool amp_k_nbc_plan(int orank, const int64_t *out, int nin, const int *ranks, const int64_t *const *dims,
+                    amp_k_nbc *g);
+
+/* ---- Pow ------------------------------------------------------------------------------------------
+ * y = a ^ b, a and b of dtype dt: powf in f32, and a * a where b is 2 (the CPU's x^2 shortcut,
+ * the same correctly rounded value glibc's powf gives). */
+cudaError_t amp_k_pow(cudaStream_t stream, amp_k_dtype dt, const amp_k_bcast *g, const void *a, const void *b,
+                      void *y);
+
+/* ---- Clip, ClipGrad ----------------------------------------------------------------------------------
+ * Bounds: lo_p/hi_p (element 0, dtype dt) when not NULL, else the values lo/hi (-inf/+inf for
+ * none). y = min(max(x, lo), hi) (NaN passes; lo > hi gives hi). dx = dy where lo <= x <= hi,
+ * else 0 (NaN x gives 0). */
+cudaError_t amp_k_clip(cudaStream_t stream, amp_k_dtype dt, float lo, float hi, const void *lo_p, const void *hi_p,
+                       const void *x, void *y, int64_t n);
+cudaError_t amp_k_clip_grad(cudaStream_t stream, amp_k_dtype dt, float lo, float hi, const void *lo_p,
+                            const void *hi_p, const void *dy, const void *x, void *dx, int64_t n);
+
+/* ---- Where ----------------------------------------------------------------------------------------
+ * y = c ? a : b over g (3 inputs: c bool bytes, a, b); es the element size of a, b, y (1, 2, 4
+ * or 8: any dtype). */
+cudaError_t amp_k_where(cudaStream_t stream, int es, const amp_k_nbc *g, const void *c, const void *a, const void *b,
+                        void *y);
+
+/* ---- Sum, Mean, Min, Max ---------------------------------------------------------------------------
+ * y = in[0] op in[1] op ... in the CPU's order, in f32, Mean's sum times 1/nin, rounded once on
+ * store; 2 <= nin <= AMP_K_VAR_MAX. Up to AMP_K_NBC_IN inputs go in one launch; beyond that
+ * the running value is kept in f32 in acc (numel floats: amp_k_variadic_ws; for f32 y itself,
+ * which needs none) and each later launch folds it with the next AMP_K_NBC_IN - 1 inputs.
+ * amp_k_variadic_plan fills amp_k_variadic_launches(nin) geometries, one per launch (a later
+ * launch's input 0 is the running value, of the output's shape). */
+#define AMP_K_VAR_MAX 64
+typedef enum amp_k_varop { AMP_K_VSUM = 0, AMP_K_VMEAN, AMP_K_VMIN, AMP_K_VMAX, AMP_K_VAROP_COUNT } amp_k_varop;
+int amp_k_variadic_launches(int nin);
+bool amp_k_variadic_plan(int orank, const int64_t *out, int nin, const int *ranks, const int64_t *const *dims,
+                         amp_k_nbc *plans);
+size_t amp_k_variadic_ws(amp_k_dtype dt, int nin, int64_t n);
+cudaError_t amp_k_variadic(cudaStream_t stream, amp_k_varop op, amp_k_dtype dt, const amp_k_nbc *plans, int nin,
+                           const void *const *in, void *acc, void *y);
+
+/* ---- BinaryGrad ------------------------------------------------------------------------------------
+ * out = dy * d(A op B)/dA or /dB at the output's shape, over g (3 inputs: dy, a, b, b placed
+ * by the caller), each with its own float dtype; computed in f32 (backends/elementwise_grad.h). */
+typedef enum amp_k_bgop {
+    AMP_K_POW_GRAD_BASE = 0, AMP_K_POW_GRAD_EXP, AMP_K_PRELU_GRAD_X, AMP_K_PRELU_GRAD_SLOPE, AMP_K_BGOP_COUNT
+} amp_k_bgop;
+cudaError_t amp_k_binary_grad(cudaStream_t stream, amp_k_bgop op, const amp_k_nbc *g, amp_k_dtype dyt,
+                              amp_k_dtype at, amp_k_dtype bt, amp_k_dtype ot, const void *dy, const void *a,
+                              const void *b, void *out);
+
+/* ---- fill -------------------------------------------------------------------------------------------
+ * y[0..n) = the es-byte element `pattern` (its low es bytes, little-endian), es 1, 2, 4 or 8. */
+cudaError_t amp_k_fill(cudaStream_t stream, int es, uint64_t pattern, void *y, int64_t n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
