@@ -1,0 +1,660 @@
+/* The "more elementwise ops" CUDA family (backends/cuda/op_ew.c, k_ew.cu) and the unary math
+ * ops added beside the activations (op_kernels.c, k_unary.cu) on the emulator against the CPU
+ * backend: every op through its family entry (supports, prepare, run, release) on device memory,
+ * the same node on the CPU (tests/cuda/cuda_optest.h), f32, f16 and bf16, odd and empty shapes,
+ * broadcasting, the attribute variants the models use, and refusals.
+ *
+ * Bit for bit where the device computes the CPU's formula with operations a GPU rounds the same
+ * way (IEEE add, multiply, divide, sqrt, comparisons, moves): Neg, Abs, Sqrt, Reciprocal, Clip,
+ * ClipGrad, Where, Sum, Mean, Min, Max, Pow's x^2, ConstantOfShape. The rest call expf, logf,
+ * erff, powf or may be contracted into FMAs by nvcc, so they are compared by relative L2 error
+ * with the thresholds of a real GPU (f32 1e-6, f16 1e-3, bf16 8e-3; see test_kernels.c); on the
+ * emulator most of them agree exactly. */
+#include <stdlib.h>
+
+#include "backends/backend.h"
+#include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/kernels_ew.h"
+#ifdef AMP_CUDA_EMULATED
+#include "backends/cuda/emu/fake_runtime.h"
+#endif
+#include "base/elem.h"
+#include "ir/grad.h"
+#include "tests/cuda/cuda_optest.h"
+
+/* random bools (about half true), for Where's condition */
+static amp_tensor *bools(int rank, const int64_t *dims, uint64_t seed) {
+    amp_tensor *t = tens(AMP_BOOL, rank, dims);
+    uint64_t s = seed * 2654435761u + 3;
+    for (int64_t i = 0; t && i < t->numel; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        ((uint8_t *)t->data)[i] = (uint8_t)((s >> 40) & 1u);
+    }
+    return t;
+}
+
+/* A refusal: the family says no, and prepare's message says why (checked through prepare on
+ * plan-time views, as the planner calls it). */
+static bool refused_with_reason(tnode *t, int nin, amp_tensor *const *in, const char *needle) {
+    amp_tensor *ref[2], *got[2];
+    amp_status s = run_both(t, nin, in, 1, ref, got);
+    if (s == AMP_OK) {
+        free_all(ref, 1);
+        free_all(got, 1);
+        return false;
+    }
+    if (s != AMP_ERR_UNSUPPORTED) return false;
+    /* prepare names the reason */
+    const amp_cuda_op *e = entry_of(t->n.op);
+    if (!e) return false;
+    amp_kernel k = {.ctx = ctx, .n = &t->n, .opset = t->opset, .nin = nin, .nout = 1, .in = in, .out = got};
+    amp_tensor *y = tens(AMP_F32, 1, (const int64_t[]){1});
+    got[0] = y;
+    void *state = NULL;
+    size_t ws = 0;
+    s = e->prepare(&cu, &k, &state, &ws);
+    amp_tensor_destroy(y);
+    if (e->release) e->release(&cu, state);
+    const char *msg = amp_context_last_error(ctx);
+    return s == AMP_ERR_UNSUPPORTED && strstr(msg, "on CUDA") && strstr(msg, needle);
+}
+
+/* ---- unary math and UnaryGrad ---------------------------------------------------------------------- */
+
+typedef struct math_case {
+    const char *op;
+    float lo, hi;  /* inputs (X) */
+    bool exact;    /* forward bit for bit */
+    int grad;      /* 0: no UnaryGrad; 1: V = X; 2: V = Y */
+    float ylo, yhi; /* Y's range when V = Y */
+} math_case;
+
+static const math_case maths[] = {
+    {"Erf", -3, 3, false, 1, 0, 0},        {"Sqrt", 0.01f, 50, true, 2, 0.1f, 7},
+    {"Neg", -5, 5, true, 0, 0, 0},         {"Exp", -8, 8, false, 2, 0.001f, 3000},
+    {"Log", 0.01f, 100, false, 1, 0, 0},   {"Abs", -5, 5, true, 1, 0, 0},
+    {"Reciprocal", 0.1f, 9, true, 2, 0.1f, 9}, {"Softplus", -20, 20, false, 1, 0, 0},
+    {"Elu", -6, 4, false, 1, 0, 0},        {"HardSwish", -5, 5, false, 1, 0, 0},
+};
+
+static void math_attrs(tnode *t, const char *op) {
+    if (strcmp(op, "Elu") == 0) tn_f(t, "alpha", 0.7f);
+}
+
+static void t_unary_math(void) {
+    CT_CHECK(setup(), "setup");
+    worst_reset();
+    const int64_t shapes[][4] = {{1, 1, 1, 1}, {1, 7, 1, 1}, {3, 11, 1, 1}, {2, 5, 3, 33}};
+    for (size_t a = 0; a < sizeof maths / sizeof maths[0]; a++)
+        for (int d = 0; d < 3; d++)
+            for (int z = 0; z < 4; z++) {
+                tnode t;
+                tn_init(&t, maths[a].op, false);
+                math_attrs(&t, maths[a].op);
+                amp_tensor *x = rnd(kfloats[d], 1 + z, shapes[z], 100 + (uint64_t)z, maths[a].lo, maths[a].hi);
+                if (!maths[a].exact || strcmp(maths[a].op, "Sqrt") != 0) {
+                    if (x->numel > 2) amp_st(kfloats[d], x->data, 2, NAN); /* NaN passes through */
+                }
+                CHECK_NODE(&t, 1, &x, 1, maths[a].exact, maths[a].exact ? 0.0 : tol_of(kfloats[d]), "%s %s rank %d",
+                           maths[a].op, amp_dtype_name(kfloats[d]), 1 + z);
+                amp_tensor_destroy(x);
+            }
+    worst_print();
+    /* empty */
+    const int64_t d0[2] = {0, 5};
+    amp_tensor *x = rnd(AMP_BF16, 2, d0, 1, -1, 1);
+    tnode t;
+    tn_init(&t, "Erf", false);
+    CHECK_NODE(&t, 1, &x, 1, true, 0.0, "Erf of an empty tensor");
+    amp_tensor_destroy(x);
+}
+
+static void t_unary_math_grad(void) {
+    CT_CHECK(setup(), "setup");
+    worst_reset();
+    const int64_t shapes[][2] = {{1, 1}, {7, 1}, {33, 1}, {10, 101}};
+    for (size_t a = 0; a < sizeof maths / sizeof maths[0]; a++) {
+        if (!maths[a].grad) continue;
+        for (int d = 0; d < 3; d++)
+            for (int z = 0; z < 4; z++) {
+                tnode t;
+                tn_init(&t, "UnaryGrad", true);
+                tn_s(&t, "op", maths[a].op);
+                math_attrs(&t, maths[a].op);
+                const bool y = maths[a].grad == 2;
+                amp_tensor *in[2] = {rnd(kfloats[d], 2, shapes[z], 200 + (uint64_t)z, -2.0f, 2.0f),
+                                     rnd(kfloats[d], 2, shapes[z], 300 + (uint64_t)z, y ? maths[a].ylo : maths[a].lo,
+                                         y ? maths[a].yhi : maths[a].hi)};
+                /* the derivative's branch points: Abs at 0, Elu at 0, HardSwish at +-3 */
+                if (in[1]->numel > 4 && maths[a].lo < 0) {
+                    amp_st(kfloats[d], in[1]->data, 3, 0.0);
+                    amp_st(kfloats[d], in[1]->data, 4, -3.0);
+                }
+                CHECK_NODE(&t, 2, in, 1, false, tol_of(kfloats[d]), "UnaryGrad %s %s %lldx%lld", maths[a].op,
+                           amp_dtype_name(kfloats[d]), (long long)shapes[z][0], (long long)shapes[z][1]);
+                free_all(in, 2);
+            }
+    }
+    worst_print();
+}
+
+static void t_unary_math_refused(void) {
+    CT_CHECK(setup(), "setup");
+    const int64_t d1 = 5;
+    /* Neg's gradient is a Neg node; UnaryGrad of Neg exists nowhere */
+    tnode t;
+    tn_init(&t, "UnaryGrad", true);
+    tn_s(&t, "op", "Neg");
+    amp_tensor *in[2] = {rnd(AMP_F32, 1, &d1, 1, -1, 1), rnd(AMP_F32, 1, &d1, 2, -1, 1)};
+    amp_tensor *ref[1], *got[1];
+    amp_status s = run_both(&t, 2, in, 1, ref, got);
+    free_all(in, 2);
+    if (s == AMP_OK) {
+        free_all(ref, 1);
+        free_all(got, 1);
+    }
+    CT_CHECK(s != AMP_OK, "UnaryGrad of Neg refused");
+    /* integer Neg runs on the CPU only */
+    tn_init(&t, "Neg", false);
+    amp_tensor *xi = tens(AMP_I32, 1, &d1);
+    for (int i = 0; i < 5; i++) ((int32_t *)xi->data)[i] = i - 2;
+    s = run_both(&t, 1, &xi, 1, ref, got);
+    amp_tensor_destroy(xi);
+    CT_CHECK(s == AMP_ERR_UNSUPPORTED, "Neg of int32 refused, got %s", amp_status_name(s));
+}
+
+/* ---- Pow and its BinaryGrad ------------------------------------------------------------------------ */
+
+typedef struct bshape {
+    int ar, br;
+    int64_t a[4], b[4];
+} bshape;
+
+static const bshape pow_shapes[] = {
+    {2, 2, {7, 9}, {7, 9}},             /* flat */
+    {3, 0, {2, 3, 33}, {0}},            /* scalar exponent */
+    {3, 1, {2, 3, 33}, {33}},           /* a row */
+    {4, 4, {2, 3, 1, 5}, {1, 3, 4, 1}}, /* two-sided */
+    {1, 1, {1}, {1}},
+    {2, 2, {0, 3}, {1, 3}},             /* empty */
+};
+
+static void t_pow(void) {
+    CT_CHECK(setup(), "setup");
+    worst_reset();
+    for (size_t z = 0; z < sizeof pow_shapes / sizeof pow_shapes[0]; z++)
+        for (int d = 0; d < 3; d++)
+            for (int e = 0; e < 3; e++) { /* exponent: random, 2 (the square), 3 */
+                const bshape *g = &pow_shapes[z];
+                tnode t;
+                tn_init(&t, "Pow", false);
+                amp_tensor *in[2] = {rnd(kfloats[d], g->ar, g->a, 10 + z, 0.1f, 3.0f),
+                                     rnd(kfloats[d], g->br, g->b, 20 + z, -2.5f, 2.5f)};
+                if (e > 0)
+                    for (int64_t i = 0; i < in[1]->numel; i++) amp_st(kfloats[d], in[1]->data, i, e == 1 ? 2.0 : 3.0);
+                /* integer exponents of negative bases are defined */
+                if (e > 0 && in[0]->numel > 1) amp_st(kfloats[d], in[0]->data, 1, -1.75);
+                const bool exact = e == 1 && in[1]->numel == 1; /* the CPU's x * x */
+                CHECK_NODE(&t, 2, in, 1, exact, exact ? 0.0 : tol_of(kfloats[d]), "Pow %s shape %zu exponent %d",
+                           amp_dtype_name(kfloats[d]), z, e);
+                free_all(in, 2);
+            }
+    worst_print();
+}
+
+static void t_binary_grad(void) {
+    CT_CHECK(setup(), "setup");
+    worst_reset();
+    const char *ops[] = {"Pow", "PRelu"};
+    for (int o = 0; o < 2; o++)
+        for (int wrt = 0; wrt < 2; wrt++)
+            for (size_t z = 0; z < sizeof pow_shapes / sizeof pow_shapes[0]; z++)
+                for (int d = 0; d < 3; d++) {
+                    const bshape *g = &pow_shapes[z];
+                    if (o == 1 && z == 3) continue; /* PRelu's slope broadcasts to X, never X to the slope */
+                    int64_t yd[4];
+                    for (int i = 0; i < g->ar; i++) {
+                        const int bi = i - (g->ar - g->br);
+                        yd[i] = bi >= 0 && g->b[bi] != 1 ? g->b[bi] : g->a[i];
+                    }
+                    tnode t;
+                    tn_init(&t, "BinaryGrad", true);
+                    tn_s(&t, "op", ops[o]);
+                    tn_i(&t, "wrt", wrt);
+                    tn_i(&t, "fwd_opset", 17);
+                    amp_tensor *in[3] = {rnd(kfloats[d], g->ar, yd, 30 + z, -1.0f, 1.0f),
+                                         rnd(kfloats[d], g->ar, g->a, 40 + z, o ? -2.0f : 0.2f, 2.0f),
+                                         rnd(kfloats[d], g->br, g->b, 50 + z, o ? 0.05f : -2.0f, o ? 0.5f : 2.0f)};
+                    CHECK_NODE(&t, 3, in, 1, false, tol_of(kfloats[d]), "BinaryGrad %s wrt %d %s shape %zu", ops[o],
+                               wrt, amp_dtype_name(kfloats[d]), z);
+                    free_all(in, 3);
+                }
+    worst_print();
+    /* the exponent in f32 under an f16 base (autocast keeps constants in f32) */
+    const int64_t ad[2] = {5, 7}, one = 1;
+    tnode t;
+    tn_init(&t, "BinaryGrad", true);
+    tn_s(&t, "op", "Pow");
+    tn_i(&t, "wrt", 0);
+    amp_tensor *in[3] = {rnd(AMP_F16, 2, ad, 1, -1, 1), rnd(AMP_F16, 2, ad, 2, 0.2f, 2), rnd(AMP_F32, 1, &one, 3, 2, 2.5f)};
+    CHECK_NODE(&t, 3, in, 1, false, tol_of(AMP_F16), "BinaryGrad Pow f16 base, f32 exponent");
+    free_all(in, 3);
+}
+
+/* ---- Clip, ClipGrad -------------------------------------------------------------------------------- */
+
+static amp_tensor *scalar_of(amp_dtype dt, double v) {
+    amp_tensor *t = tens(dt, 0, NULL);
+    if (t) amp_st(dt, t->data, 0, v);
+    return t;
+}
+
+/* x with the bounds themselves, NaN and values beyond */
+static void clip_specials(amp_tensor *x, double lo, double hi) {
+    const double v[] = {lo, hi, NAN, -INFINITY, INFINITY, lo - 1, hi + 1};
+    for (size_t i = 0; i < sizeof v / sizeof v[0] && (int64_t)i < x->numel; i++) amp_st(x->dtype, x->data, (int64_t)i, v[i]);
+}
+
+static void t_clip(void) {
+    CT_CHECK(setup(), "setup");
+    const int64_t shapes[][3] = {{1, 1, 1}, {7, 1, 1}, {4, 33, 1}, {2, 3, 37}};
+    /* bounds: both, min only, max only, none, lo > hi (all become hi) */
+    const double bl[] = {-0.5, -0.25, NAN, NAN, 0.75}, bh[] = {0.625, NAN, 0.3, NAN, -0.5};
+    for (int d = 0; d < 3; d++)
+        for (int b = 0; b < 5; b++)
+            for (int z = 0; z < 4; z++) {
+                tnode t;
+                tn_init(&t, "Clip", false);
+                amp_tensor *in[3] = {rnd(kfloats[d], 3, shapes[z], 60 + (uint64_t)z, -2, 2), NULL, NULL};
+                clip_specials(in[0], isnan(bl[b]) ? -1 : bl[b], isnan(bh[b]) ? 1 : bh[b]);
+                if (!isnan(bl[b])) in[1] = scalar_of(kfloats[d], bl[b]);
+                if (!isnan(bh[b])) in[2] = scalar_of(kfloats[d], bh[b]);
+                const int nin = in[2] ? 3 : in[1] ? 2 : 1;
+                CHECK_NODE(&t, nin, in, 1, true, 0.0, "Clip opset 13 %s bounds %d shape %d", amp_dtype_name(kfloats[d]),
+                           b, z);
+                /* opset 6: float attributes (not representable in 16 bits: rounded on store) */
+                tnode o;
+                tn_init(&o, "Clip", false);
+                o.opset = 6;
+                if (!isnan(bl[b])) tn_f(&o, "min", (float)bl[b] + 0.001f);
+                if (!isnan(bh[b])) tn_f(&o, "max", (float)bh[b] - 0.001f);
+                CHECK_NODE(&o, 1, in, 1, true, 0.0, "Clip opset 6 %s bounds %d shape %d", amp_dtype_name(kfloats[d]), b,
+                           z);
+                free_all(in, 3);
+            }
+    /* empty; an empty bound counts as none (MobileNetV2's ReLU6 is Clip(x, 0, 6)) */
+    const int64_t d0[2] = {0, 4}, d6[4] = {2, 8, 5, 5};
+    tnode t;
+    tn_init(&t, "Clip", false);
+    amp_tensor *in[3] = {rnd(AMP_F16, 2, d0, 1, -1, 1), scalar_of(AMP_F16, 0), scalar_of(AMP_F16, 6)};
+    CHECK_NODE(&t, 3, in, 1, true, 0.0, "Clip of an empty tensor");
+    amp_tensor_destroy(in[0]);
+    in[0] = rnd(AMP_F32, 4, d6, 2, -9, 9);
+    amp_tensor_destroy(in[1]);
+    amp_tensor_destroy(in[2]);
+    in[1] = scalar_of(AMP_F32, 0);
+    in[2] = scalar_of(AMP_F32, 6);
+    CHECK_NODE(&t, 3, in, 1, true, 0.0, "Clip ReLU6");
+    amp_tensor_destroy(in[1]);
+    in[1] = NULL; /* an absent min before a given max */
+    CHECK_NODE(&t, 3, in, 1, true, 0.0, "Clip without min, with max");
+    free_all(in, 3);
+}
+
+static void t_clip_grad(void) {
+    CT_CHECK(setup(), "setup");
+    const int64_t shapes[][2] = {{1, 1}, {7, 1}, {33, 3}, {10, 101}};
+    const double bl[] = {-0.5, -0.25, NAN, NAN}, bh[] = {0.625, NAN, 0.3, NAN};
+    for (int d = 0; d < 3; d++)
+        for (int b = 0; b < 4; b++)
+            for (int z = 0; z < 4; z++) {
+                tnode t;
+                tn_init(&t, "ClipGrad", true);
+                tn_i(&t, "fwd_opset", 13);
+                amp_tensor *in[4] = {rnd(kfloats[d], 2, shapes[z], 70 + (uint64_t)z, -1, 1),
+                                     rnd(kfloats[d], 2, shapes[z], 80 + (uint64_t)z, -2, 2), NULL, NULL};
+                clip_specials(in[1], isnan(bl[b]) ? -1 : bl[b], isnan(bh[b]) ? 1 : bh[b]);
+                if (!isnan(bl[b])) in[2] = scalar_of(kfloats[d], bl[b]);
+                if (!isnan(bh[b])) in[3] = scalar_of(kfloats[d], bh[b]);
+                const int nin = in[3] ? 4 : in[2] ? 3 : 2;
+                CHECK_NODE(&t, nin, in, 1, true, 0.0, "ClipGrad %s bounds %d shape %d", amp_dtype_name(kfloats[d]), b,
+                           z);
+                tnode o;
+                tn_init(&o, "ClipGrad", true);
+                tn_i(&o, "fwd_opset", 6);
+                if (!isnan(bl[b])) tn_f(&o, "min", (float)bl[b]);
+                if (!isnan(bh[b])) tn_f(&o, "max", (float)bh[b]);
+                CHECK_NODE(&o, 2, in, 1, true, 0.0, "ClipGrad fwd_opset 6 %s bounds %d shape %d",
+                           amp_dtype_name(kfloats[d]), b, z);
+                free_all(in, 4);
+            }
+}
+
+/* Bounds computed on the device (not known while planning): prepare sees no data, run reads
+ * them from device memory. The CPU's answer comes from the same node with known bounds. */
+static void t_clip_device_bounds(void) {
+    CT_CHECK(setup(), "setup");
+    for (int d = 0; d < 3; d++) {
+        const int64_t dims[2] = {9, 13};
+        tnode t;
+        tn_init(&t, "Clip", false);
+        amp_tensor *in[3] = {rnd(kfloats[d], 2, dims, 90, -2, 2), scalar_of(kfloats[d], -0.75), scalar_of(kfloats[d], 1.25)};
+        amp_tensor *ref[1], *got[1];
+        amp_status s = run_both(&t, 3, in, 1, ref, got);
+        CT_CHECK(s == AMP_OK, "Clip with known bounds: %s", amp_status_name(s));
+        amp_tensor_destroy(got[0]);
+        /* the same node, every input a device tensor with no plan-time value */
+        amp_tensor dv[4], pv[4], *din[3], *pin[3], *dout[1], *pout[1];
+        for (int i = 0; i < 4; i++) {
+            const amp_tensor *src = i < 3 ? in[i] : ref[0];
+            dv[i] = *src;
+            dv[i].owns = 0;
+            dv[i].data = NULL;
+            CT_CHECK(cudaMalloc(&dv[i].data, src->nbytes) == cudaSuccess, "cudaMalloc");
+            if (i < 3) cudaMemcpy(dv[i].data, src->data, src->nbytes, cudaMemcpyHostToDevice);
+            pv[i] = dv[i];
+            pv[i].data = NULL;
+        }
+        for (int i = 0; i < 3; i++) {
+            din[i] = &dv[i];
+            pin[i] = &pv[i];
+        }
+        dout[0] = &dv[3];
+        pout[0] = &pv[3];
+        const amp_cuda_op *e = entry_of(AMP_OP_CLIP);
+        amp_kernel kp = {.ctx = ctx, .n = &t.n, .opset = t.opset, .nin = 3, .nout = 1, .in = pin, .out = pout};
+        amp_kernel kd = {.ctx = ctx, .n = &t.n, .opset = t.opset, .nin = 3, .nout = 1, .in = din, .out = dout};
+        void *state = NULL;
+        size_t ws = 0;
+        s = e->supports(&cu, &kp) ? e->prepare(&cu, &kp, &state, &ws) : AMP_ERR_UNSUPPORTED;
+        if (!s) s = e->run(&cu, &kd, state);
+        if (!s && cudaStreamSynchronize(cu.stream) != cudaSuccess) s = AMP_ERR_BACKEND;
+        amp_tensor *g = tens(ref[0]->dtype, ref[0]->rank, ref[0]->dims);
+        if (!s) cudaMemcpy(g->data, dv[3].data, g->nbytes, cudaMemcpyDeviceToHost);
+        if (e->release) e->release(&cu, state);
+        for (int i = 0; i < 4; i++) cudaFree(dv[i].data);
+        const bool same = !s && memcmp(g->data, ref[0]->data, g->nbytes) == 0;
+        amp_tensor_destroy(g);
+        free_all(ref, 1);
+        free_all(in, 3);
+        CT_CHECK(same, "Clip %s with device bounds: %s, CPU's bits", amp_dtype_name(kfloats[d]), amp_status_name(s));
+    }
+}
+
+/* ---- Where --------------------------------------------------------------------------------------- */
+
+static void t_where(void) {
+    CT_CHECK(setup(), "setup");
+    typedef struct wshape {
+        int r;
+        int64_t c[4], a[4], b[4], cr, ar, br;
+    } wshape;
+    const wshape shapes[] = {
+        {2, {7, 9}, {7, 9}, {7, 9}, 2, 2, 2},
+        {3, {1, 1, 33}, {2, 3, 33}, {1}, 3, 3, 1},            /* the causal mask shape: c broadcast, b scalar */
+        {4, {2, 1, 4, 4}, {2, 3, 1, 4}, {1, 3, 4, 1}, 4, 4, 4}, /* three ways */
+        {1, {1}, {1}, {1}, 1, 1, 1},
+        {2, {0, 5}, {0, 5}, {5}, 2, 2, 1},
+    };
+    const amp_dtype types[] = {AMP_F32, AMP_F16, AMP_BF16, AMP_I64, AMP_BOOL};
+    for (size_t z = 0; z < sizeof shapes / sizeof shapes[0]; z++)
+        for (size_t d = 0; d < sizeof types / sizeof types[0]; d++) {
+            const wshape *w = &shapes[z];
+            tnode t;
+            tn_init(&t, "Where", false);
+            amp_tensor *in[3] = {bools((int)w->cr, w->c, 5 + z), NULL, NULL};
+            if (types[d] == AMP_BOOL) {
+                in[1] = bools((int)w->ar, w->a, 6 + z);
+                in[2] = bools((int)w->br, w->b, 7 + z);
+            } else if (types[d] == AMP_I64) {
+                in[1] = labels(AMP_I64, (int)w->ar, w->a, 1000, 8 + z);
+                in[2] = labels(AMP_I64, (int)w->br, w->b, 1000, 9 + z);
+            } else {
+                in[1] = rnd(types[d], (int)w->ar, w->a, 8 + z, -3, 3);
+                in[2] = rnd(types[d], (int)w->br, w->b, 9 + z, -1e4f, -1e3f);
+            }
+            CHECK_NODE(&t, 3, in, 1, true, 0.0, "Where %s shape %zu", amp_dtype_name(types[d]), z);
+            free_all(in, 3);
+        }
+}
+
+/* ---- Sum, Mean, Min, Max --------------------------------------------------------------------------- */
+
+static void t_variadic(void) {
+    CT_CHECK(setup(), "setup");
+    const char *ops[] = {"Sum", "Mean", "Min", "Max"};
+    const int counts[] = {1, 2, 3, 4, 5, 8}; /* more: t_variadic_many (the harness runs 8 inputs at most) */
+    const int64_t flat[3] = {3, 5, 37}, row[1] = {37}, col[3] = {3, 1, 1}, one = 1;
+    for (int o = 0; o < 4; o++)
+        for (int d = 0; d < 3; d++)
+            for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++)
+                for (int bc = 0; bc < 2; bc++) { /* every input of the output's shape; a mix of broadcasts */
+                    const int n = counts[c];
+                    amp_tensor *in[8];
+                    for (int i = 0; i < n; i++) {
+                        const int kind = bc && i > 0 ? i % 4 : 0;
+                        const int rank = kind == 1 ? 1 : kind == 3 ? 0 : 3;
+                        const int64_t *dims = kind == 1 ? row : kind == 2 ? col : kind == 3 ? &one : flat;
+                        in[i] = rnd(kfloats[d], rank, dims, 100 + (uint64_t)(i * 7 + c), -4, 4);
+                    }
+                    if (n > 1 && in[1]->numel > 5) amp_st(kfloats[d], in[1]->data, 5, NAN);
+                    tnode t;
+                    tn_init(&t, ops[o], false);
+                    CHECK_NODE(&t, n, in, 1, true, 0.0, "%s of %d %s%s", ops[o], n, amp_dtype_name(kfloats[d]),
+                               bc ? " broadcast" : "");
+                    free_all(in, n);
+                }
+    /* empty */
+    const int64_t d0[2] = {0, 3};
+    amp_tensor *in[3] = {rnd(AMP_F16, 2, d0, 1, -1, 1), rnd(AMP_F16, 2, d0, 2, -1, 1), rnd(AMP_F16, 1, &d0[1], 3, -1, 1)};
+    tnode t;
+    tn_init(&t, "Sum", false);
+    CHECK_NODE(&t, 3, in, 1, true, 0.0, "Sum of empty tensors");
+    free_all(in, 3);
+}
+
+/* More inputs than one launch folds (8): the running value carried between launches (y
+ * itself in f32, the f32 workspace in 16 bits). The CPU kernel is called directly, the family
+ * entry on device copies; input 0 has the output's shape, the others some broadcast. */
+static void t_variadic_many(void) {
+    CT_CHECK(setup(), "setup");
+    const char *ops[] = {"Sum", "Mean", "Min", "Max"};
+    const int counts[] = {9, 15, 16, 17, 30};
+    const int64_t full[2] = {5, 37}, row[1] = {37}, col[2] = {5, 1};
+    for (int o = 0; o < 4; o++)
+        for (int d = 0; d < 3; d++)
+            for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++)
+                for (int bc = 0; bc < 2; bc++) {
+                    const int n = counts[c];
+                    amp_tensor *in[30], *ref = tens(kfloats[d], 2, full), *got = tens(kfloats[d], 2, full);
+                    for (int i = 0; i < n; i++) {
+                        const int kind = bc && i > 0 ? i % 3 : 0;
+                        in[i] = rnd(kfloats[d], kind == 1 ? 1 : 2, kind == 1 ? row : kind == 2 ? col : full,
+                                    500 + (uint64_t)(i * 3 + c), -4, 4);
+                    }
+                    tnode t;
+                    tn_init(&t, ops[o], false);
+                    static int ids[31];
+                    for (int i = 0; i < 31; i++) ids[i] = i;
+                    t.n.inputs = ids;
+                    t.n.n_inputs = n;
+                    t.n.outputs = ids + n;
+                    t.n.n_outputs = 1;
+                    amp_kernel kc = {.ctx = ctx, .n = &t.n, .opset = 17, .nin = n, .nout = 1, .in = in, .out = &ref,
+                                     .threads = 1};
+                    amp_status s = amp_backend_run_once(cpu, &kc);
+                    /* device: views of device copies; at plan time no data */
+                    amp_tensor dv[31], pv[31], *din[31], *pin[31];
+                    bool ok = s == AMP_OK;
+                    for (int i = 0; i <= n; i++) {
+                        const amp_tensor *src = i < n ? in[i] : got;
+                        dv[i] = *src;
+                        dv[i].owns = 0;
+                        ok = ok && cudaMalloc(&dv[i].data, src->nbytes) == cudaSuccess;
+                        if (ok && i < n) cudaMemcpy(dv[i].data, src->data, src->nbytes, cudaMemcpyHostToDevice);
+                        pv[i] = dv[i];
+                        pv[i].data = NULL;
+                        din[i] = &dv[i];
+                        pin[i] = &pv[i];
+                    }
+                    const amp_cuda_op *e = entry_of(t.n.op);
+                    amp_kernel kp = {.ctx = ctx, .n = &t.n, .opset = 17, .nin = n, .nout = 1, .in = pin, .out = pin + n};
+                    amp_kernel kd = {.ctx = ctx, .n = &t.n, .opset = 17, .nin = n, .nout = 1, .in = din, .out = din + n};
+                    void *state = NULL, *ws = NULL;
+                    size_t wsb = 0;
+                    if (ok) s = e->supports(&cu, &kp) ? e->prepare(&cu, &kp, &state, &wsb) : AMP_ERR_UNSUPPORTED;
+                    if (ok && !s && wsb) ok = cudaMalloc(&ws, wsb) == cudaSuccess;
+                    kd.ws = ws;
+                    kd.ws_bytes = wsb;
+                    if (ok && !s) s = e->run(&cu, &kd, state);
+                    if (ok && !s) ok = cudaStreamSynchronize(cu.stream) == cudaSuccess &&
+                                       cudaMemcpy(got->data, dv[n].data, got->nbytes, cudaMemcpyDeviceToHost) == cudaSuccess;
+                    if (e->release) e->release(&cu, state);
+                    cudaFree(ws);
+                    for (int i = 0; i <= n; i++) cudaFree(dv[i].data);
+                    const bool wants_ws = kfloats[d] != AMP_F32;
+                    const bool same = ok && !s && memcmp(got->data, ref->data, ref->nbytes) == 0 && (wsb > 0) == wants_ws;
+                    free_all(in, n);
+                    amp_tensor_destroy(ref);
+                    amp_tensor_destroy(got);
+                    CT_CHECK(same, "%s of %d %s%s: %s, CPU's bits, workspace %zu", ops[o], n, amp_dtype_name(kfloats[d]),
+                             bc ? " broadcast" : "", amp_status_name(s), wsb);
+                }
+}
+
+/* The same flat Sum from buffers one element off their alignment (the scalar loop) gives the
+ * bits of the four-at-once loop. */
+static void t_variadic_misaligned(void) {
+    CT_CHECK(setup(), "setup");
+    for (int d = 0; d < 3; d++) {
+        const int64_t n = 1003;
+        const size_t es = amp_dtype_size(kfloats[d]);
+        amp_tensor *x[3];
+        void *a[3], *m[3], *ya = NULL, *ym = NULL;
+        for (int i = 0; i < 3; i++) {
+            x[i] = rnd(kfloats[d], 1, &n, 7 + (uint64_t)i, -3, 3);
+            CT_CHECK(cudaMalloc(&a[i], x[i]->nbytes + es) == cudaSuccess && cudaMalloc(&m[i], x[i]->nbytes + es) == cudaSuccess, "alloc");
+            cudaMemcpy(a[i], x[i]->data, x[i]->nbytes, cudaMemcpyHostToDevice);
+            cudaMemcpy((char *)m[i] + es, x[i]->data, x[i]->nbytes, cudaMemcpyHostToDevice);
+        }
+        CT_CHECK(cudaMalloc(&ya, x[0]->nbytes) == cudaSuccess && cudaMalloc(&ym, x[0]->nbytes + es) == cudaSuccess, "alloc");
+        amp_k_nbc g[1];
+        const int ranks[3] = {1, 1, 1};
+        const int64_t *dims[3] = {&n, &n, &n};
+        CT_CHECK(amp_k_variadic_plan(1, &n, 3, ranks, dims, g) && g[0].flat, "plan");
+        const void *pa[3] = {a[0], a[1], a[2]}, *pm[3] = {(char *)m[0] + es, (char *)m[1] + es, (char *)m[2] + es};
+        amp_k_dtype kd = d == 0 ? AMP_K_F32 : d == 1 ? AMP_K_F16 : AMP_K_BF16;
+        cudaError_t e1 = amp_k_variadic(cu.stream, AMP_K_VMEAN, kd, g, 3, pa, NULL, ya);
+        cudaError_t e2 = amp_k_variadic(cu.stream, AMP_K_VMEAN, kd, g, 3, pm, NULL, (char *)ym + es);
+        cudaStreamSynchronize(cu.stream);
+        unsigned char *ha = malloc(x[0]->nbytes), *hm = malloc(x[0]->nbytes);
+        cudaMemcpy(ha, ya, x[0]->nbytes, cudaMemcpyDeviceToHost);
+        cudaMemcpy(hm, (char *)ym + es, x[0]->nbytes, cudaMemcpyDeviceToHost);
+        const bool same = e1 == cudaSuccess && e2 == cudaSuccess && memcmp(ha, hm, x[0]->nbytes) == 0;
+        free(ha);
+        free(hm);
+        for (int i = 0; i < 3; i++) {
+            cudaFree(a[i]);
+            cudaFree(m[i]);
+        }
+        cudaFree(ya);
+        cudaFree(ym);
+        free_all(x, 3);
+        CT_CHECK(same, "Mean %s misaligned gives the aligned bits", amp_dtype_name(kfloats[d]));
+    }
+}
+
+/* ---- ConstantOfShape ------------------------------------------------------------------------------- */
+
+static void t_constant_of_shape(void) {
+    CT_CHECK(setup(), "setup");
+    const amp_dtype types[] = {AMP_F32, AMP_F16, AMP_BF16, AMP_I64, AMP_I32, AMP_BOOL, AMP_F64, AMP_U8};
+    const int64_t shapes[][3] = {{3, 5, 7}, {1, 1, 1}, {2, 0, 4}, {1, 1, 1001}};
+    const double vals[] = {1.5, 0.0, 7.0};
+    for (size_t d = 0; d < sizeof types / sizeof types[0]; d++)
+        for (int v = 0; v < 3; v++)
+            for (int z = 0; z < 4; z++) {
+                tnode t;
+                tn_init(&t, "ConstantOfShape", false);
+                amp_tensor *val = tens(types[d], 1, (const int64_t[]){1});
+                amp_st(types[d], val->data, 0, vals[v]);
+                tn_add(&t, "value", AMP_ATTR_TENSOR)->t = val;
+                amp_tensor *shape = ints1(shapes[z], 3);
+                CHECK_NODE(&t, 1, &shape, 1, true, 0.0, "ConstantOfShape %s value %g shape %d", amp_dtype_name(types[d]),
+                           vals[v], z);
+                amp_tensor_destroy(shape);
+                amp_tensor_destroy(val);
+            }
+    /* no value: f32 zeros */
+    tnode t;
+    tn_init(&t, "ConstantOfShape", false);
+    amp_tensor *shape = ints1(shapes[0], 2);
+    CHECK_NODE(&t, 1, &shape, 1, true, 0.0, "ConstantOfShape without a value");
+    amp_tensor_destroy(shape);
+}
+
+/* ---- refusals -------------------------------------------------------------------------------------- */
+
+static void t_refused(void) {
+    CT_CHECK(setup(), "setup");
+    const int64_t d[2] = {3, 4};
+    tnode t;
+    tn_init(&t, "Pow", false);
+    amp_tensor *in[3] = {rnd(AMP_F64, 2, d, 1, 0.5f, 2), rnd(AMP_F64, 2, d, 2, -1, 1), NULL};
+    CT_CHECK(refused_with_reason(&t, 2, in, "f32, f16 and bf16"), "Pow f64 refused with a reason: %s",
+             amp_context_last_error(ctx));
+    free_all(in, 2);
+    tn_init(&t, "Sum", false);
+    in[0] = labels(AMP_I32, 2, d, 9, 1);
+    in[1] = labels(AMP_I32, 2, d, 9, 2);
+    CT_CHECK(refused_with_reason(&t, 2, in, "f32, f16 and bf16"), "Sum int32 refused with a reason: %s",
+             amp_context_last_error(ctx));
+    free_all(in, 2);
+    /* Pow's integer exponent is the CPU's (computed in double there) */
+    tn_init(&t, "BinaryGrad", true);
+    tn_s(&t, "op", "Pow");
+    tn_i(&t, "wrt", 0);
+    in[0] = rnd(AMP_F32, 2, d, 1, -1, 1);
+    in[1] = rnd(AMP_F32, 2, d, 2, 0.5f, 2);
+    in[2] = labels(AMP_I64, 0, NULL, 3, 3);
+    CT_CHECK(refused_with_reason(&t, 3, in, "integer exponent"), "BinaryGrad with an int64 exponent refused: %s",
+             amp_context_last_error(ctx));
+    free_all(in, 3);
+    /* the plan refuses what does not broadcast */
+    amp_k_nbc g;
+    const int64_t y[2] = {3, 4}, b[2] = {2, 4};
+    const int ranks[2] = {2, 2};
+    const int64_t *dims[2] = {y, b};
+    CT_CHECK(!amp_k_nbc_plan(2, y, 2, ranks, dims, &g), "[2,4] does not broadcast to [3,4]");
+    const int64_t y3[3] = {2, 3, 4}, c3[3] = {2, 1, 4};
+    const int r3[3] = {3, 3, 1};
+    const int64_t *d3[3] = {y3, c3, &y3[2]};
+    CT_CHECK(amp_k_nbc_plan(3, y3, 3, r3, d3, &g) && g.rank == 3 && !g.flat && g.st[1][1] == 0 && g.st[2][0] == 0,
+             "three-way plan: rank %d", g.rank);
+}
+
+static const ct_case cases[] = {
+    {"unary_math", t_unary_math},
+    {"unary_math_grad", t_unary_math_grad},
+    {"unary_math_refused", t_unary_math_refused},
+    {"pow", t_pow},
+    {"binary_grad", t_binary_grad},
+    {"clip", t_clip},
+    {"clip_grad", t_clip_grad},
+    {"clip_device_bounds", t_clip_device_bounds},
+    {"where", t_where},
+    {"variadic", t_variadic},
+    {"variadic_many", t_variadic_many},
+    {"variadic_misaligned", t_variadic_misaligned},
+    {"constant_of_shape", t_constant_of_shape},
+    {"refused", t_refused},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv) {
+    int rc = ct_main(argc, argv, cases);
+    if (cpu) amp_backend_destroy(cpu);
+    if (cu.stream) cudaStreamDestroy(cu.stream);
+    amp_context_destroy(ctx);
+    return rc;
+}
