@@ -443,6 +443,132 @@ extern "C" cudaError_t amp_k_binary_grad(cudaStream_t stream, amp_k_bgop op, con
                                  stream, *g, (int)dyt, (int)at, (int)bt, (int)ot, dy, a, b, out);
 }
 
+/* ---- Dropout, DropoutGrad ------------------------------------------------------------------- */
+
+/* x * scale as the CPU rounds it: f32 from the double product; 16-bit from the f32 product, or
+ * (DBL16: the seeded forward's amp_st of a double) from the double product rounded once */
+template <int T, bool DBL16>
+__device__ __forceinline__ void amp_k_drop_st(void *y, int64_t i, bool keep, float v, double scale, float fscale) {
+    if (T == AMP_K_F32) {
+        ((float *)y)[i] = keep ? (float)((double)v * scale) : 0.0f;
+    } else if (DBL16) {
+        const double p = keep ? (double)v * scale : 0.0;
+        ((uint16_t *)y)[i] = T == AMP_K_F16 ? amp_f64_to_f16(p) : amp_f64_to_bf16(p);
+    } else {
+        amp_k_st(y, T, i, keep ? v * fscale : 0.0f);
+    }
+}
+
+template <int T>
+__global__ void amp_k_drop_mask_kernel(double scale, float fscale, const uint8_t *mask_in, const void *x, void *y,
+                                       int64_t n) {
+    AMP_K_FOR(i, n) amp_k_drop_st<T, false>(y, i, mask_in[i] != 0, amp_k_ld(x, T, i), scale, fscale);
+}
+
+/* the content seed, once (one thread) */
+__global__ void amp_k_drop_seed_kernel(const void *src, int es, int64_t n, unsigned long long *seed) {
+    if (blockIdx.x == 0 && threadIdx.x == 0) *seed = amp_dropout_content_seed(src, n, (size_t)es);
+}
+
+template <int T>
+__global__ void amp_k_drop_counter_kernel(float fr, double scale, float fscale, const unsigned long long *seed,
+                                          const void *x, void *y, uint8_t *mask_out, int64_t n) {
+    const uint64_t s = *seed;
+    AMP_K_FOR(i, n) {
+        const bool keep = amp_dropout_u01(s, (uint64_t)i) >= fr;
+        amp_k_drop_st<T, false>(y, i, keep, amp_k_ld(x, T, i), scale, fscale);
+        if (mask_out) mask_out[i] = keep;
+    }
+}
+
+/* MT19937 (backends/cpu/random.h) in one block of AMP_K_MT_THREADS: the state in shared memory,
+ * each regeneration in three phases whose reads see exactly what the sequential loop sees
+ * (k < 227 reads old words only; 227 <= k < 454 reads mt[k - 227], new; k >= 454 reads
+ * mt[k - 227], new, and for k = 623 mt[0], new), each phase reading before a barrier and
+ * writing after it; then thread t tempers words 2t and 2t + 1 into element base + t's double. */
+#define AMP_K_MT_N 624
+#define AMP_K_MT_THREADS 320u
+
+__device__ __forceinline__ uint32_t amp_k_mt_twist(const uint32_t *mt, int k) {
+    const uint32_t y = (mt[k] & 0x80000000u) | (mt[k + 1 < AMP_K_MT_N ? k + 1 : 0] & 0x7fffffffu);
+    return mt[k + 397 < AMP_K_MT_N ? k + 397 : k + 397 - AMP_K_MT_N] ^ (y >> 1) ^ ((y & 1u) ? 0x9908b0dfu : 0u);
+}
+
+__device__ __forceinline__ uint32_t amp_k_mt_temper(uint32_t y) {
+    y ^= y >> 11;
+    y ^= (y << 7) & 0x9d2c5680u;
+    y ^= (y << 15) & 0xefc60000u;
+    return y ^ (y >> 18);
+}
+
+template <int T, bool DBL16>
+__global__ void amp_k_drop_mt_kernel(uint32_t seed, double ratio, double scale, float fscale, const void *x, void *y,
+                                     uint8_t *mask_out, int64_t n) {
+    __shared__ uint32_t mt[AMP_K_MT_N];
+    const int t = (int)threadIdx.x;
+    if (t == 0) {
+        mt[0] = seed;
+        for (int i = 1; i < AMP_K_MT_N; i++) mt[i] = 1812433253u * (mt[i - 1] ^ (mt[i - 1] >> 30)) + (uint32_t)i;
+    }
+    __syncthreads();
+    for (int64_t base = 0; base < n; base += AMP_K_MT_N / 2) {
+        const int start[3] = {0, 227, 454}, count[3] = {227, 227, AMP_K_MT_N - 454};
+        AMP_K_EW_UNROLL
+        for (int ph = 0; ph < 3; ph++) {
+            const bool on = t < count[ph];
+            const uint32_t v = on ? amp_k_mt_twist(mt, start[ph] + t) : 0u;
+            __syncthreads();
+            if (on) mt[start[ph] + t] = v;
+            __syncthreads();
+        }
+        const int64_t i = base + t;
+        if (t < AMP_K_MT_N / 2 && i < n) {
+            const uint32_t a = amp_k_mt_temper(mt[2 * t]) >> 5, b = amp_k_mt_temper(mt[2 * t + 1]) >> 6;
+            const double u = ((double)a * 67108864.0 + (double)b) / 9007199254740992.0;
+            const bool keep = u >= ratio;
+            amp_k_drop_st<T, DBL16>(y, i, keep, amp_k_ld(x, T, i), scale, fscale);
+            if (mask_out) mask_out[i] = keep;
+        }
+    }
+}
+
+typedef void (*amp_k_drop_mask_fn)(double, float, const uint8_t *, const void *, void *, int64_t);
+typedef void (*amp_k_drop_counter_fn)(float, double, float, const unsigned long long *, const void *, void *,
+                                      uint8_t *, int64_t);
+typedef void (*amp_k_drop_mt_fn)(uint32_t, double, double, float, const void *, void *, uint8_t *, int64_t);
+static const amp_k_drop_mask_fn amp_k_drop_masks[AMP_K_DTYPE_COUNT] = AMP_K_DT3(amp_k_drop_mask_kernel, );
+static const amp_k_drop_counter_fn amp_k_drop_counters[AMP_K_DTYPE_COUNT] = AMP_K_DT3(amp_k_drop_counter_kernel, );
+static const amp_k_drop_mt_fn amp_k_drop_mts[2][AMP_K_DTYPE_COUNT] = {AMP_K_DT3(amp_k_drop_mt_kernel, , false),
+                                                                     AMP_K_DT3(amp_k_drop_mt_kernel, , true)};
+
+extern "C" cudaError_t amp_k_dropout_mask(cudaStream_t stream, amp_k_dtype dt, double scale, const uint8_t *mask_in,
+                                          const void *x, void *y, int64_t n) {
+    if ((unsigned)dt >= AMP_K_DTYPE_COUNT) return cudaErrorInvalidValue;
+    if (n <= 0) return cudaSuccess;
+    return AMP_CUDA_LAUNCH_PLAIN(amp_k_drop_masks[dt], amp_k_blocks(n, AMP_K_THREADS), AMP_K_THREADS, 0, stream, scale,
+                                 (float)scale, mask_in, x, y, n);
+}
+
+extern "C" cudaError_t amp_k_dropout_counter(cudaStream_t stream, amp_k_dtype dt, double ratio, double scale,
+                                             const void *src, int src_es, int64_t src_n, uint64_t *seed_ws,
+                                             const void *x, void *y, uint8_t *mask_out, int64_t n) {
+    if ((unsigned)dt >= AMP_K_DTYPE_COUNT || !seed_ws) return cudaErrorInvalidValue;
+    if (n <= 0) return cudaSuccess;
+    unsigned long long *seed = (unsigned long long *)seed_ws;
+    cudaError_t e = AMP_CUDA_LAUNCH_PLAIN(amp_k_drop_seed_kernel, 1, 32, 0, stream, src, src_es, src_n, seed);
+    if (e != cudaSuccess) return e;
+    return AMP_CUDA_LAUNCH_PLAIN(amp_k_drop_counters[dt], amp_k_blocks(n, AMP_K_THREADS), AMP_K_THREADS, 0, stream,
+                                 (float)ratio, scale, (float)scale, (const unsigned long long *)seed, x, y, mask_out, n);
+}
+
+extern "C" cudaError_t amp_k_dropout_mt(cudaStream_t stream, amp_k_dtype dt, bool dbl16, uint32_t seed, double ratio,
+                                        double scale, const void *x, void *y, uint8_t *mask_out, int64_t n) {
+    if ((unsigned)dt >= AMP_K_DTYPE_COUNT) return cudaErrorInvalidValue;
+    if (n <= 0) return cudaSuccess;
+    return AMP_CUDA_LAUNCH(amp_k_drop_mts[dbl16][dt], 1, AMP_K_MT_THREADS, 0, stream, seed, ratio, scale,
+                           (float)scale, x, y, mask_out, n);
+}
+
 /* ---- fill ------------------------------------------------------------------------------------ */
 
 template <int ES>

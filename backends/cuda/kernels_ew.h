@@ -81,6 +81,24 @@ cudaError_t amp_k_binary_grad(cudaStream_t stream, amp_k_bgop op, const amp_k_nb
                               amp_k_dtype at, amp_k_dtype bt, amp_k_dtype ot, const void *dy, const void *a,
                               const void *b, void *out);
 
+/* ---- Dropout, DropoutGrad ---------------------------------------------------------------------------
+ * y = keep ? x * scale : 0 (scale = 1 / (1 - ratio), 0 for ratio 1), the CPU kernels' masks:
+ * - amp_k_dropout_mask: keep = mask_in[i] != 0 (a bool mask; DropoutGrad with the forward's mask);
+ * - amp_k_dropout_counter: keep = amp_dropout_u01(seed, i) >= (float)ratio, the seed being
+ *   amp_dropout_content_seed of src (src_n elements of src_es bytes: the forward's X), computed
+ *   on the device into seed_ws (8 bytes of workspace);
+ * - amp_k_dropout_mt: keep = the i-th double of MT19937 seeded with `seed` (numpy's sequence)
+ *   >= ratio; one block walks the sequence (312 elements per generation of the state).
+ * f32 rounds x * scale from double, 16-bit types from f32 (dbl16: from double, as the seeded
+ * forward does). mask_out: NULL or n bool bytes, the decision. */
+cudaError_t amp_k_dropout_mask(cudaStream_t stream, amp_k_dtype dt, double scale, const uint8_t *mask_in,
+                               const void *x, void *y, int64_t n);
+cudaError_t amp_k_dropout_counter(cudaStream_t stream, amp_k_dtype dt, double ratio, double scale, const void *src,
+                                  int src_es, int64_t src_n, uint64_t *seed_ws, const void *x, void *y,
+                                  uint8_t *mask_out, int64_t n);
+cudaError_t amp_k_dropout_mt(cudaStream_t stream, amp_k_dtype dt, bool dbl16, uint32_t seed, double ratio,
+                             double scale, const void *x, void *y, uint8_t *mask_out, int64_t n);
+
 /* ---- fill -------------------------------------------------------------------------------------------
  * y[0..n) = the es-byte element `pattern` (its low es bytes, little-endian), es 1, 2, 4 or 8. */
 cudaError_t amp_k_fill(cudaStream_t stream, int es, uint64_t pattern, void *y, int64_t n);

@@ -362,6 +362,122 @@ static amp_status run_fill(amp_cuda *cu, const amp_kernel *k, void *state) {
     return LAUNCH(k, amp_k_fill(cu->stream, p->es, p->pattern, y->data, y->numel));
 }
 
+/* ---- Dropout, DropoutGrad ---------------------------------------------------------------------- */
+
+typedef enum drop_kind { DROP_COPY = 0, DROP_MASK, DROP_COUNTER, DROP_MT } drop_kind;
+
+typedef struct drop_state {
+    drop_kind kind;
+    amp_k_dtype dt;
+    double ratio, scale;
+    uint32_t seed;
+    uint64_t ones;   /* the identity's mask: 1 in the mask's dtype */
+    int ones_es;
+} drop_state;
+
+/* A scalar input's value known while planning: *v (as a double) and true; absent: true and
+ * *v untouched; given but unknown: false. */
+static bool plan_scalar(const amp_tensor *t, double *v) {
+    if (!t || t->numel == 0) return true;
+    if (!t->data) return false;
+    *v = amp_ld(t->dtype, t->data, 0);
+    return true;
+}
+
+/* The decision as the CPU kernels make it (backends/cpu/elementwise_cast.c, elementwise_grad.c);
+ * NULL or why not. */
+static const char *drop_plan(const amp_kernel *k, bool grad, drop_state *p) {
+    const amp_tensor *x = k->in[0], *y = k->out[0];
+    const amp_tensor *mask_out = !grad && k->nout > 1 ? k->out[1] : NULL;
+    const amp_tensor *mask_in = grad ? in_opt(k, 1) : NULL, *gx = grad ? in_opt(k, 2) : NULL;
+    memset(p, 0, sizeof *p);
+    if (!all_float_as(x, y) || x->numel != y->numel) return "runs f32, f16 and bf16, the output like the input";
+    p->dt = kd(x->dtype);
+    double ratio = 0.5, train = 0.0;
+    if (grad || k->opset >= 12) {
+        const int ri = grad ? 3 : 1;
+        if (!plan_scalar(in_opt(k, ri), &ratio) || !plan_scalar(in_opt(k, ri + 1), &train))
+            return "needs ratio and training_mode known while planning";
+    }
+    if (mask_out && mask_out->numel != x->numel) return "has a mask unlike the input";
+    if (train == 0.0 || ratio <= 0.0) {
+        p->kind = DROP_COPY;
+        if (mask_out) { /* all ones, in the mask's dtype (bool since opset 10, X's before) */
+            switch (mask_out->dtype) {
+            case AMP_BOOL: p->ones = 1, p->ones_es = 1; break;
+            case AMP_F32: p->ones = 0x3f800000u, p->ones_es = 4; break;
+            case AMP_F16: p->ones = 0x3c00u, p->ones_es = 2; break;
+            case AMP_BF16: p->ones = 0x3f80u, p->ones_es = 2; break;
+            default: return "has a mask of a dtype this backend does not write";
+            }
+        }
+        return NULL;
+    }
+    if (!(ratio <= 1.0)) return "has a ratio outside [0, 1]";
+    if (mask_out && mask_out->dtype != AMP_BOOL) return "writes bool masks only";
+    p->ratio = ratio;
+    p->scale = ratio < 1.0 ? 1.0 / (1.0 - ratio) : 0.0;
+    const amp_attr *sa = amp_node_attr_of(k->n, "seed", AMP_ATTR_INT);
+    if (grad && mask_in) {
+        if (mask_in->dtype != AMP_BOOL || mask_in->numel != x->numel) return "reads bool masks of dY's size only";
+        p->kind = DROP_MASK;
+    } else if (sa && sa->kind == AMP_ATTR_INT) {
+        p->kind = DROP_MT;
+        p->seed = (uint32_t)sa->i;
+    } else {
+        if (grad && !gx) return "needs the mask or X to draw the mask again";
+        if (grad && gx->numel != x->numel) return "has X unlike dY";
+        const amp_tensor *src = grad ? gx : x;
+        size_t es = amp_dtype_size(src->dtype);
+        if (es == 0 || es > 8) return "draws the mask from an X of an odd element size";
+        p->kind = DROP_COUNTER;
+    }
+    return NULL;
+}
+
+static const char *why_drop(const amp_kernel *k, bool grad) {
+    drop_state p;
+    return drop_plan(k, grad, &p);
+}
+
+static amp_status prepare_drop(const amp_kernel *k, bool grad, void **state, size_t *ws_bytes) {
+    amp_status s = new_state(k, sizeof(drop_state), state);
+    if (s) return s;
+    drop_state *p = *state;
+    drop_plan(k, grad, p);
+    if (p->kind == DROP_COUNTER) *ws_bytes = sizeof(uint64_t); /* the content seed */
+    return AMP_OK;
+}
+
+static amp_status run_drop_common(amp_cuda *cu, const amp_kernel *k, const drop_state *p, bool grad) {
+    const amp_tensor *x = k->in[0];
+    amp_tensor *y = k->out[0], *mask = !grad && k->nout > 1 ? k->out[1] : NULL;
+    uint8_t *mo = mask ? mask->data : NULL;
+    switch (p->kind) {
+    case DROP_COPY: {
+        amp_status s = copy_bytes(cu, k, y->data, x->data, y->nbytes);
+        if (!s && mask) s = LAUNCH(k, amp_k_fill(cu->stream, p->ones_es, p->ones, mask->data, mask->numel));
+        return s;
+    }
+    case DROP_MASK:
+        return LAUNCH(k, amp_k_dropout_mask(cu->stream, p->dt, p->scale, k->in[1]->data, x->data, y->data, y->numel));
+    case DROP_MT:
+        return LAUNCH(k, amp_k_dropout_mt(cu->stream, p->dt, !grad, p->seed, p->ratio, p->scale, x->data, y->data, mo,
+                                          y->numel));
+    default: {
+        const amp_tensor *src = grad ? k->in[2] : x;
+        return LAUNCH(k, amp_k_dropout_counter(cu->stream, p->dt, p->ratio, p->scale, src->data,
+                                               (int)amp_dtype_size(src->dtype), src->numel, k->ws, x->data, y->data,
+                                               mo, y->numel));
+    }
+    }
+}
+
+static amp_status run_drop(amp_cuda *cu, const amp_kernel *k, void *state) { return run_drop_common(cu, k, state, false); }
+static amp_status run_drop_grad(amp_cuda *cu, const amp_kernel *k, void *state) {
+    return run_drop_common(cu, k, state, true);
+}
+
 /* ---- the family --------------------------------------------------------------------------------- */
 
 /* Why this family cannot run k (NULL: it can). */
@@ -379,6 +495,8 @@ static const char *why_not(const amp_kernel *k) {
     case AMP_OP_MAX: return why_var(k);
     case AMP_OP_BINARY_GRAD: return why_bgrad(k);
     case AMP_OP_CONSTANT_OF_SHAPE: return why_fill(k);
+    case AMP_OP_DROPOUT: return why_drop(k, false);
+    case AMP_OP_DROPOUT_GRAD: return why_drop(k, true);
     default: return "is not an op of this family";
     }
 }
@@ -409,6 +527,8 @@ static amp_status prepare(amp_cuda *cu, const amp_kernel *k, void **state, size_
     case AMP_OP_MAX: return prepare_var(k, state, ws_bytes);
     case AMP_OP_BINARY_GRAD: return prepare_bgrad(k, state);
     case AMP_OP_CONSTANT_OF_SHAPE: return prepare_fill(k, state);
+    case AMP_OP_DROPOUT: return prepare_drop(k, false, state, ws_bytes);
+    case AMP_OP_DROPOUT_GRAD: return prepare_drop(k, true, state, ws_bytes);
     default: return AMP_OK;
     }
 }
@@ -426,5 +546,7 @@ const amp_cuda_op amp_cuda_ops_ew[] = {
     ENTRY(MAX, run_var),
     ENTRY(BINARY_GRAD, run_bgrad),
     ENTRY(CONSTANT_OF_SHAPE, run_fill),
+    ENTRY(DROPOUT, run_drop),
+    ENTRY(DROPOUT_GRAD, run_drop_grad),
     {AMP_OP_UNKNOWN, NULL, NULL, NULL, NULL},
 };

@@ -593,6 +593,119 @@ static void t_constant_of_shape(void) {
     amp_tensor_destroy(shape);
 }
 
+/* ---- Dropout, DropoutGrad ------------------------------------------------------------------------- */
+
+static amp_tensor *flag(bool v) {
+    amp_tensor *t = tens(AMP_BOOL, 0, NULL);
+    if (t) ((uint8_t *)t->data)[0] = v;
+    return t;
+}
+
+static void t_dropout(void) {
+    CT_CHECK(setup(), "setup");
+    const int64_t sizes[] = {1, 7, 333, 1000};
+    const double ratios[] = {0.3, 0.0, 1.0, 0.75};
+    for (int d = 0; d < 3; d++)
+        for (int seeded = 0; seeded < 2; seeded++)
+            for (int r = 0; r < 4; r++)
+                for (int train = 0; train < 2; train++)
+                    for (int z = 0; z < 4; z++) {
+                        tnode t;
+                        tn_init(&t, "Dropout", false);
+                        t.opset = 13;
+                        if (seeded) tn_i(&t, "seed", 1234 + z);
+                        const int64_t dims[2] = {sizes[z], 3};
+                        amp_tensor *in[3] = {rnd(kfloats[d], 2, dims, 40 + (uint64_t)z, -3, 3),
+                                             scalar_of(AMP_F32, ratios[r]), flag(train)};
+                        CHECK_NODE(&t, 3, in, 2, true, 0.0, "Dropout %s seeded %d ratio %g training %d n %lld",
+                                   amp_dtype_name(kfloats[d]), seeded, ratios[r], train, (long long)dims[0] * 3);
+                        free_all(in, 3);
+                    }
+    /* before opset 12 an identity, whose mask is all ones (X's dtype before opset 10) */
+    const int64_t dims[3] = {2, 3, 5};
+    const int64_t opsets[] = {7, 10};
+    for (int o = 0; o < 2; o++) {
+        tnode t;
+        tn_init(&t, "Dropout", false);
+        t.opset = opsets[o];
+        tn_f(&t, "ratio", 0.4f);
+        amp_tensor *x = rnd(AMP_BF16, 3, dims, 3, -1, 1);
+        CHECK_NODE(&t, 1, &x, 2, true, 0.0, "Dropout opset %lld", (long long)opsets[o]);
+        amp_tensor_destroy(x);
+    }
+    /* ratio unknown while planning: refused, with the reason */
+    tnode t;
+    tn_init(&t, "Dropout", false);
+    amp_tensor *in[3] = {rnd(AMP_F32, 3, dims, 3, -1, 1), rnd(AMP_F32, 1, dims, 4, 0.1f, 0.2f), flag(true)};
+    in[1]->dims[0] = 1;
+    in[1]->numel = 1;
+    void *kept = in[1]->data;
+    in[1]->data = NULL; /* no value while planning (the buffer is put back before it is freed) */
+    amp_tensor *got[1];
+    amp_kernel k = {.ctx = ctx, .n = &t.n, .opset = 17, .nin = 3, .nout = 1, .in = in, .out = got};
+    got[0] = tens(AMP_F32, 3, dims);
+    const amp_cuda_op *e = entry_of(AMP_OP_DROPOUT);
+    void *state = NULL;
+    size_t ws = 0;
+    bool sup = e->supports(&cu, &k);
+    amp_status s = e->prepare(&cu, &k, &state, &ws);
+    amp_tensor_destroy(got[0]);
+    in[1]->data = kept;
+    free_all(in, 3);
+    CT_CHECK(!sup && s == AMP_ERR_UNSUPPORTED && strstr(amp_context_last_error(ctx), "known while planning"),
+             "Dropout with an unknown ratio refused: %s", amp_context_last_error(ctx));
+}
+
+static void t_dropout_grad(void) {
+    CT_CHECK(setup(), "setup");
+    const int64_t sizes[] = {1, 7, 333, 1000};
+    for (int d = 0; d < 3; d++)
+        for (int how = 0; how < 3; how++) /* the forward's mask; drawn again from X; seeded, from X */
+            for (int train = 0; train < 2; train++)
+                for (int z = 0; z < 4; z++) {
+                    tnode t;
+                    tn_init(&t, "DropoutGrad", true);
+                    if (how == 2) tn_i(&t, "seed", 99 + z);
+                    const int64_t dims[2] = {3, sizes[z]};
+                    amp_tensor *in[5] = {rnd(kfloats[d], 2, dims, 50 + (uint64_t)z, -1, 1),
+                                         how == 0 ? bools(2, dims, 60 + (uint64_t)z) : NULL,
+                                         rnd(kfloats[d], 2, dims, 70 + (uint64_t)z, -3, 3), scalar_of(AMP_F32, 0.35),
+                                         flag(train)};
+                    CHECK_NODE(&t, 5, in, 1, true, 0.0, "DropoutGrad %s how %d training %d n %lld",
+                               amp_dtype_name(kfloats[d]), how, train, (long long)dims[1] * 3);
+                    free_all(in, 5);
+                }
+}
+
+/* The recomputed mask is the forward's: DropoutGrad without a mask drops what Dropout dropped
+ * (the CPU's promise, kept on the device). */
+static void t_dropout_roundtrip(void) {
+    CT_CHECK(setup(), "setup");
+    const int64_t dims[2] = {17, 31};
+    tnode f, g;
+    tn_init(&f, "Dropout", false);
+    amp_tensor *in[3] = {rnd(AMP_F32, 2, dims, 5, -3, 3), scalar_of(AMP_F32, 0.5), flag(true)};
+    amp_tensor *ref[2], *got[2];
+    amp_status s = run_both(&f, 3, in, 2, ref, got);
+    CT_CHECK(s == AMP_OK, "Dropout: %s", amp_status_name(s));
+    tn_init(&g, "DropoutGrad", true);
+    amp_tensor *gin[5] = {in[0], NULL, in[0], in[1], in[2]}; /* dY = X: dX must equal Y */
+    amp_tensor *gref[1], *ggot[1];
+    s = run_both(&g, 5, gin, 1, gref, ggot);
+    bool same = s == AMP_OK && memcmp(ggot[0]->data, got[0]->data, got[0]->nbytes) == 0;
+    int64_t dropped = 0;
+    for (int64_t i = 0; i < got[1]->numel; i++) dropped += ((uint8_t *)got[1]->data)[i] == 0;
+    if (s == AMP_OK) {
+        free_all(gref, 1);
+        free_all(ggot, 1);
+    }
+    free_all(ref, 2);
+    free_all(got, 2);
+    free_all(in, 3);
+    CT_CHECK(same, "DropoutGrad's recomputed mask is the forward's: %s", amp_status_name(s));
+    CT_CHECK(dropped > 200 && dropped < 327, "about half dropped: %lld of 527", (long long)dropped);
+}
+
 /* ---- refusals -------------------------------------------------------------------------------------- */
 
 static void t_refused(void) {
@@ -647,6 +760,9 @@ static const ct_case cases[] = {
     {"variadic_many", t_variadic_many},
     {"variadic_misaligned", t_variadic_misaligned},
     {"constant_of_shape", t_constant_of_shape},
+    {"dropout", t_dropout},
+    {"dropout_grad", t_dropout_grad},
+    {"dropout_roundtrip", t_dropout_roundtrip},
     {"refused", t_refused},
     {NULL, NULL},
 };
