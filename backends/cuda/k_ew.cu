@@ -443,6 +443,52 @@ extern "C" cudaError_t amp_k_binary_grad(cudaStream_t stream, amp_k_bgop op, con
                                  stream, *g, (int)dyt, (int)at, (int)bt, (int)ot, dy, a, b, out);
 }
 
+/* ---- MinMaxGrad ----------------------------------------------------------------------------- */
+
+template <int T, bool FLAT>
+__global__ void amp_k_mm_grad_kernel(amp_k_nbc g, int index, const void *p0, const void *p1, const void *p2,
+                                     const void *p3, const void *p4, const void *p5, const void *p6, const void *p7,
+                                     void *out) {
+    const void *const p[AMP_K_NBC_IN] = {p0, p1, p2, p3, p4, p5, p6, p7};
+    AMP_K_FOR(i, g.n) {
+        int64_t off[AMP_K_NBC_IN];
+        if (FLAT) {
+            AMP_K_EW_UNROLL
+            for (int j = 0; j < AMP_K_NBC_IN; j++) off[j] = i;
+        } else {
+            amp_k_nbc_offs<AMP_K_NBC_IN>(g, i, g.nin, off);
+        }
+        const float gv = amp_k_ld(p[0], T, off[0]), y = amp_k_ld(p[1], T, off[1]);
+        float cnt = 0.0f, sel = 0.0f;
+        AMP_K_EW_UNROLL
+        for (int j = 2; j < AMP_K_NBC_IN; j++) {
+            if (j >= g.nin) break;
+            const float x = amp_k_ld(p[j], T, off[j]);
+            const float e = (x == y || (y != y && x != x)) ? 1.0f : 0.0f;
+            cnt += e;
+            if (j - 2 == index) sel = e;
+        }
+        amp_k_st(out, T, i, sel != 0.0f ? gv / cnt : 0.0f);
+    }
+}
+
+typedef void (*amp_k_mm_grad_fn)(amp_k_nbc, int, const void *, const void *, const void *, const void *,
+                                 const void *, const void *, const void *, const void *, void *);
+static const amp_k_mm_grad_fn amp_k_mm_grads[2][AMP_K_DTYPE_COUNT] = {AMP_K_DT3(amp_k_mm_grad_kernel, , false),
+                                                                     AMP_K_DT3(amp_k_mm_grad_kernel, , true)};
+
+extern "C" cudaError_t amp_k_min_max_grad(cudaStream_t stream, amp_k_dtype dt, const amp_k_nbc *g, int index,
+                                          const void *const *in, void *out) {
+    if ((unsigned)dt >= AMP_K_DTYPE_COUNT || !g || g->nin < 3 || g->nin > AMP_K_NBC_IN || index < 0 ||
+        index >= g->nin - 2)
+        return cudaErrorInvalidValue;
+    if (g->n <= 0) return cudaSuccess;
+    const void *p[AMP_K_NBC_IN] = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    for (int j = 0; j < g->nin; j++) p[j] = in[j];
+    return AMP_CUDA_LAUNCH_PLAIN(amp_k_mm_grads[g->flat][dt], amp_k_blocks(g->n, AMP_K_THREADS), AMP_K_THREADS, 0,
+                                 stream, *g, index, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], out);
+}
+
 /* ---- Dropout, DropoutGrad ------------------------------------------------------------------- */
 
 /* x * scale as the CPU rounds it: f32 from the double product; 16-bit from the f32 product, or

@@ -81,6 +81,13 @@ cudaError_t amp_k_binary_grad(cudaStream_t stream, amp_k_bgop op, const amp_k_nb
                               amp_k_dtype at, amp_k_dtype bt, amp_k_dtype ot, const void *dy, const void *a,
                               const void *b, void *out);
 
+/* ---- MinMaxGrad ------------------------------------------------------------------------------------
+ * g = dy / (the number of inputs equal to y) where input `index` equals y (a NaN y: the NaN
+ * inputs), else 0, at the output's shape. g's geometry: dy, y and the forward's inputs x_j,
+ * at most AMP_K_NBC_IN - 2 of them, all of dtype dt. */
+cudaError_t amp_k_min_max_grad(cudaStream_t stream, amp_k_dtype dt, const amp_k_nbc *g, int index,
+                               const void *const *in, void *out);
+
 /* ---- Dropout, DropoutGrad ---------------------------------------------------------------------------
  * y = keep ? x * scale : 0 (scale = 1 / (1 - ratio), 0 for ratio 1), the CPU kernels' masks:
  * - amp_k_dropout_mask: keep = mask_in[i] != 0 (a bool mask; DropoutGrad with the forward's mask);

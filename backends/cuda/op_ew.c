@@ -362,6 +362,46 @@ static amp_status run_fill(amp_cuda *cu, const amp_kernel *k, void *state) {
     return LAUNCH(k, amp_k_fill(cu->stream, p->es, p->pattern, y->data, y->numel));
 }
 
+/* ---- MinMaxGrad ---------------------------------------------------------------------------------- */
+
+typedef struct mmg_state {
+    amp_k_dtype dt;
+    int index;
+    amp_k_nbc g;
+} mmg_state;
+
+static const char *why_mmg(const amp_kernel *k) {
+    const amp_tensor *dy = k->in[0], *out = k->out[0];
+    if (k->nin < 3) return "needs dY, Y and the forward's inputs";
+    if (k->nin > AMP_K_NBC_IN) return "differentiates Min or Max of more than 6 inputs";
+    const int64_t index = amp_attr_int(k->n, "index", -1);
+    if (index < 0 || index >= k->nin - 2) return "has an index outside the forward's inputs";
+    for (int i = 0; i < k->nin; i++)
+        if (!all_float_as(k->in[i], dy)) return "runs f32, f16 and bf16 inputs of one dtype";
+    if (!all_float_as(out, dy) || out->numel != dy->numel || k->in[1]->numel != dy->numel)
+        return "output, dY and Y differ";
+    amp_k_nbc g;
+    if (!plan_n(k, 0, k->nin, &g)) return "inputs do not broadcast to the gradient's shape";
+    return NULL;
+}
+
+static amp_status prepare_mmg(const amp_kernel *k, void **state) {
+    amp_status s = new_state(k, sizeof(mmg_state), state);
+    if (s) return s;
+    mmg_state *p = *state;
+    p->dt = kd(k->in[0]->dtype);
+    p->index = (int)amp_attr_int(k->n, "index", -1);
+    plan_n(k, 0, k->nin, &p->g);
+    return AMP_OK;
+}
+
+static amp_status run_mmg(amp_cuda *cu, const amp_kernel *k, void *state) {
+    const mmg_state *p = state;
+    const void *in[AMP_K_NBC_IN];
+    for (int i = 0; i < k->nin; i++) in[i] = k->in[i]->data;
+    return LAUNCH(k, amp_k_min_max_grad(cu->stream, p->dt, &p->g, p->index, in, k->out[0]->data));
+}
+
 /* ---- Dropout, DropoutGrad ---------------------------------------------------------------------- */
 
 typedef enum drop_kind { DROP_COPY = 0, DROP_MASK, DROP_COUNTER, DROP_MT } drop_kind;
@@ -495,6 +535,7 @@ static const char *why_not(const amp_kernel *k) {
     case AMP_OP_MAX: return why_var(k);
     case AMP_OP_BINARY_GRAD: return why_bgrad(k);
     case AMP_OP_CONSTANT_OF_SHAPE: return why_fill(k);
+    case AMP_OP_MIN_MAX_GRAD: return why_mmg(k);
     case AMP_OP_DROPOUT: return why_drop(k, false);
     case AMP_OP_DROPOUT_GRAD: return why_drop(k, true);
     default: return "is not an op of this family";
@@ -527,6 +568,7 @@ static amp_status prepare(amp_cuda *cu, const amp_kernel *k, void **state, size_
     case AMP_OP_MAX: return prepare_var(k, state, ws_bytes);
     case AMP_OP_BINARY_GRAD: return prepare_bgrad(k, state);
     case AMP_OP_CONSTANT_OF_SHAPE: return prepare_fill(k, state);
+    case AMP_OP_MIN_MAX_GRAD: return prepare_mmg(k, state);
     case AMP_OP_DROPOUT: return prepare_drop(k, false, state, ws_bytes);
     case AMP_OP_DROPOUT_GRAD: return prepare_drop(k, true, state, ws_bytes);
     default: return AMP_OK;
@@ -546,6 +588,7 @@ const amp_cuda_op amp_cuda_ops_ew[] = {
     ENTRY(MAX, run_var),
     ENTRY(BINARY_GRAD, run_bgrad),
     ENTRY(CONSTANT_OF_SHAPE, run_fill),
+    ENTRY(MIN_MAX_GRAD, run_mmg),
     ENTRY(DROPOUT, run_drop),
     ENTRY(DROPOUT_GRAD, run_drop_grad),
     {AMP_OP_UNKNOWN, NULL, NULL, NULL, NULL},

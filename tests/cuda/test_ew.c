@@ -564,6 +564,53 @@ static void t_variadic_misaligned(void) {
     }
 }
 
+/* ---- MinMaxGrad ------------------------------------------------------------------------------------ */
+
+/* small integers, so inputs tie often */
+static amp_tensor *ties(amp_dtype dt, int rank, const int64_t *dims, uint64_t seed) {
+    amp_tensor *t = tens(dt, rank, dims);
+    uint64_t s = seed * 2654435761u + 11;
+    for (int64_t i = 0; t && i < t->numel; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        amp_st(dt, t->data, i, (double)((s >> 33) % 4) - 1.5);
+    }
+    return t;
+}
+
+static void t_min_max_grad(void) {
+    CT_CHECK(setup(), "setup");
+    const char *ops[] = {"Min", "Max"};
+    const int counts[] = {1, 2, 3, 6};
+    const int64_t full[2] = {7, 33}, row[1] = {33};
+    for (int o = 0; o < 2; o++)
+        for (int d = 0; d < 3; d++)
+            for (int c = 0; c < 4; c++)
+                for (int bc = 0; bc < 2; bc++) {
+                    const int m = counts[c];
+                    amp_tensor *x[6];
+                    for (int j = 0; j < m; j++)
+                        x[j] = bc && j == 1 ? ties(kfloats[d], 1, row, 80 + (uint64_t)j) : ties(kfloats[d], 2, full, 80 + (uint64_t)j);
+                    amp_st(kfloats[d], x[0]->data, 0, NAN); /* a NaN wins: Y is NaN there */
+                    if (m > 1) amp_st(kfloats[d], x[m - 1]->data, 0, NAN);
+                    tnode f;
+                    tn_init(&f, ops[o], false);
+                    amp_tensor *ref[1], *got[1];
+                    amp_status s = run_both(&f, m, x, 1, ref, got);
+                    CT_CHECK(s == AMP_OK, "%s forward: %s", ops[o], amp_status_name(s));
+                    amp_tensor_destroy(got[0]);
+                    amp_tensor *in[8] = {rnd(kfloats[d], 2, full, 90, -1, 1), ref[0]};
+                    for (int j = 0; j < m; j++) in[2 + j] = x[j];
+                    for (int index = 0; index < m; index++) {
+                        tnode t;
+                        tn_init(&t, "MinMaxGrad", true);
+                        tn_i(&t, "index", index);
+                        CHECK_NODE(&t, 2 + m, in, 1, true, 0.0, "MinMaxGrad of %s, %d inputs, index %d %s%s", ops[o], m,
+                                   index, amp_dtype_name(kfloats[d]), bc ? " broadcast" : "");
+                    }
+                    free_all(in, 2 + m);
+                }
+}
+
 /* ---- ConstantOfShape ------------------------------------------------------------------------------- */
 
 static void t_constant_of_shape(void) {
@@ -760,6 +807,7 @@ static const ct_case cases[] = {
     {"variadic_many", t_variadic_many},
     {"variadic_misaligned", t_variadic_misaligned},
     {"constant_of_shape", t_constant_of_shape},
+    {"min_max_grad", t_min_max_grad},
     {"dropout", t_dropout},
     {"dropout_grad", t_dropout_grad},
     {"dropout_roundtrip", t_dropout_roundtrip},
