@@ -51,6 +51,7 @@ typedef enum amp_k_unary {
     AMP_K_SOFTPLUS,
     AMP_K_ELU,        /* alpha */
     AMP_K_HARD_SWISH,
+    AMP_K_HARD_SIGMOID, /* alpha, beta (amp_k_unary_fwd2, amp_k_unary_grad2) */
     AMP_K_UNARY_COUNT
 } amp_k_unary;
 
@@ -61,6 +62,11 @@ cudaError_t amp_k_unary_fwd(cudaStream_t stream, amp_k_unary op, amp_k_dtype dt,
  * Sqrt, Exp and Reciprocal, X for the others); dx may alias dy. */
 cudaError_t amp_k_unary_grad(cudaStream_t stream, amp_k_unary op, amp_k_dtype dt, float alpha, const void *dy,
                              const void *v, void *dx, int64_t n);
+/* The same with a second attribute (HardSigmoid's beta; the others ignore it). */
+cudaError_t amp_k_unary_fwd2(cudaStream_t stream, amp_k_unary op, amp_k_dtype dt, float alpha, float beta,
+                             const void *x, void *y, int64_t n);
+cudaError_t amp_k_unary_grad2(cudaStream_t stream, amp_k_unary op, amp_k_dtype dt, float alpha, float beta,
+                              const void *dy, const void *v, void *dx, int64_t n);
 
 /* ---- 2-D max pooling (k_pool.cu) ---------------------------------------------------------------
  * Planes of H x W in, OH x OW out (NCHW: planes = N * C); window kh x kw, strides, dilations and

@@ -86,12 +86,12 @@ static amp_status run_cast(amp_cuda *cu, const amp_kernel *k, void *state) {
 typedef struct unary_state {
     amp_k_unary op;
     amp_k_dtype dt;
-    float alpha;
+    float alpha, beta;
 } unary_state;
 
 /* The kernel of a forward op with its attributes (as the CPU kernels read them), or false. */
-static bool unary_of(amp_op op, const amp_node *n, amp_k_unary *u, float *alpha) {
-    *alpha = 0.0f;
+static bool unary_of2(amp_op op, const amp_node *n, amp_k_unary *u, float *alpha, float *beta) {
+    *alpha = *beta = 0.0f;
     switch (op) {
     case AMP_OP_RELU: *u = AMP_K_RELU; return true;
     case AMP_OP_LEAKY_RELU:
@@ -120,8 +120,18 @@ static bool unary_of(amp_op op, const amp_node *n, amp_k_unary *u, float *alpha)
         *alpha = amp_attr_float(n, "alpha", 1.0f);
         return true;
     case AMP_OP_HARD_SWISH: *u = AMP_K_HARD_SWISH; return true;
+    case AMP_OP_HARD_SIGMOID:
+        *u = AMP_K_HARD_SIGMOID;
+        *alpha = amp_attr_float(n, "alpha", 0.2f);
+        *beta = amp_attr_float(n, "beta", 0.5f);
+        return true;
     default: return false;
     }
+}
+
+static bool unary_of(amp_op op, const amp_node *n, amp_k_unary *u, float *alpha) {
+    float beta;
+    return unary_of2(op, n, u, alpha, &beta);
 }
 
 /* The forward op a UnaryGrad node differentiates. */
@@ -155,21 +165,21 @@ static amp_status prepare_unary_common(const amp_kernel *k, amp_op op, void **st
     amp_status s = new_state(k, sizeof *st, state);
     if (s) return s;
     st = *state;
-    unary_of(op, k->n, &st->op, &st->alpha);
+    unary_of2(op, k->n, &st->op, &st->alpha, &st->beta);
     kdtype(k->out[0]->dtype, &st->dt);
     return AMP_OK;
 }
 
 static amp_status run_unary(amp_cuda *cu, const amp_kernel *k, void *state) {
     const unary_state *st = state;
-    return LAUNCH(k, amp_k_unary_fwd(cu->stream, st->op, st->dt, st->alpha, k->in[0]->data, k->out[0]->data,
-                                     k->out[0]->numel));
+    return LAUNCH(k, amp_k_unary_fwd2(cu->stream, st->op, st->dt, st->alpha, st->beta, k->in[0]->data,
+                                      k->out[0]->data, k->out[0]->numel));
 }
 
 static amp_status run_unary_grad(amp_cuda *cu, const amp_kernel *k, void *state) {
     const unary_state *st = state;
-    return LAUNCH(k, amp_k_unary_grad(cu->stream, st->op, st->dt, st->alpha, k->in[0]->data, k->in[1]->data,
-                                      k->out[0]->data, k->out[0]->numel));
+    return LAUNCH(k, amp_k_unary_grad2(cu->stream, st->op, st->dt, st->alpha, st->beta, k->in[0]->data,
+                                       k->in[1]->data, k->out[0]->data, k->out[0]->numel));
 }
 
 /* ---- MaxPool, MaxPoolGrad --------------------------------------------------------------------- */
@@ -484,7 +494,8 @@ static const char *why_not(const amp_kernel *k) {
     case AMP_OP_RECIPROCAL:
     case AMP_OP_SOFTPLUS:
     case AMP_OP_ELU:
-    case AMP_OP_HARD_SWISH: return why_unary(k);
+    case AMP_OP_HARD_SWISH:
+    case AMP_OP_HARD_SIGMOID: return why_unary(k);
     case AMP_OP_UNARY_GRAD: return why_unary_grad(k);
     case AMP_OP_MAX_POOL: return why_pool(k);
     case AMP_OP_MAX_POOL_GRAD: return why_pool_grad(k);
@@ -536,7 +547,8 @@ static amp_status prepare(amp_cuda *cu, const amp_kernel *k, void **state, size_
     case AMP_OP_RECIPROCAL:
     case AMP_OP_SOFTPLUS:
     case AMP_OP_ELU:
-    case AMP_OP_HARD_SWISH: return prepare_unary_common(k, k->n->op, state);
+    case AMP_OP_HARD_SWISH:
+    case AMP_OP_HARD_SIGMOID: return prepare_unary_common(k, k->n->op, state);
     case AMP_OP_UNARY_GRAD: return prepare_unary_common(k, grad_op(k->n), state);
     case AMP_OP_MAX_POOL: return prepare_pool_common(k, false, state);
     case AMP_OP_MAX_POOL_GRAD: return prepare_pool_common(k, true, state);
@@ -572,6 +584,7 @@ const amp_cuda_op amp_cuda_ops_kernels[] = {
     ENTRY(SOFTPLUS, run_unary),
     ENTRY(ELU, run_unary),
     ENTRY(HARD_SWISH, run_unary),
+    ENTRY(HARD_SIGMOID, run_unary),
     ENTRY(UNARY_GRAD, run_unary_grad),
     ENTRY(MAX_POOL, run_pool),
     ENTRY(MAX_POOL_GRAD, run_pool_grad),

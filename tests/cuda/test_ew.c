@@ -75,10 +75,15 @@ static const math_case maths[] = {
     {"Log", 0.01f, 100, false, 1, 0, 0},   {"Abs", -5, 5, true, 1, 0, 0},
     {"Reciprocal", 0.1f, 9, true, 2, 0.1f, 9}, {"Softplus", -20, 20, false, 1, 0, 0},
     {"Elu", -6, 4, false, 1, 0, 0},        {"HardSwish", -5, 5, false, 1, 0, 0},
+    {"HardSigmoid", -5, 5, false, 1, 0, 0},
 };
 
 static void math_attrs(tnode *t, const char *op) {
     if (strcmp(op, "Elu") == 0) tn_f(t, "alpha", 0.7f);
+    if (strcmp(op, "HardSigmoid") == 0) { /* PyTorch's hardsigmoid, not ONNX's defaults */
+        tn_f(t, "alpha", 1.0f / 6.0f);
+        tn_f(t, "beta", 0.5f);
+    }
 }
 
 static void t_unary_math(void) {
