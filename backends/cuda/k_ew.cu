@@ -152,6 +152,40 @@ extern "C" cudaError_t amp_k_pow(cudaStream_t stream, amp_k_dtype dt, const amp_
                                  a, b, y, sq);
 }
 
+/* element i of an exponent or slope of type t (amp_k_num), exactly, as a double */
+__device__ __forceinline__ double amp_k_ld_num(const void *p, int t, int64_t i) {
+    if (t == AMP_K_NUM_I32) return (double)((const int32_t *)p)[i];
+    if (t == AMP_K_NUM_I64) return (double)((const long long *)p)[i];
+    return (double)amp_k_ld(p, t, i);
+}
+
+/* v rounded once into dt (16-bit types through round-to-odd f32, as the CPU's st_float) */
+__device__ __forceinline__ void amp_k_st_d(void *p, int dt, int64_t i, double v) {
+    if (dt == AMP_K_F32) ((float *)p)[i] = (float)v;
+    else ((uint16_t *)p)[i] = dt == AMP_K_F16 ? amp_f64_to_f16(v) : amp_f64_to_bf16(v);
+}
+
+__global__ void amp_k_pow_mixed_kernel(amp_k_bcast g, int at, int bt, const void *a, const void *b, void *y) {
+    AMP_K_FOR(i, g.n) {
+        int64_t rem = i, oa = 0, ob = 0;
+        for (int d = g.rank - 1; d >= 0; d--) {
+            const int64_t q = rem / g.dims[d], c = rem - q * g.dims[d];
+            rem = q;
+            oa += c * g.sa[d];
+            ob += c * g.sb[d];
+        }
+        amp_k_st_d(y, at, i, pow((double)amp_k_ld(a, at, oa), amp_k_ld_num(b, bt, ob)));
+    }
+}
+
+extern "C" cudaError_t amp_k_pow_mixed(cudaStream_t stream, amp_k_dtype dt, amp_k_num bt, const amp_k_bcast *g,
+                                       const void *a, const void *b, void *y) {
+    if ((unsigned)dt >= AMP_K_DTYPE_COUNT || (unsigned)bt >= AMP_K_NUM_COUNT || !g) return cudaErrorInvalidValue;
+    if (g->n <= 0) return cudaSuccess;
+    return AMP_CUDA_LAUNCH_PLAIN(amp_k_pow_mixed_kernel, amp_k_blocks(g->n, AMP_K_THREADS), AMP_K_THREADS, 0, stream,
+                                 *g, (int)dt, (int)bt, a, b, y);
+}
+
 /* ---- Clip, ClipGrad -------------------------------------------------------------------------- */
 
 /* max(x, lo) then min(., hi), as the CPU: comparisons false for NaN, which passes */
@@ -415,31 +449,50 @@ __device__ __forceinline__ float amp_k_bgrad(float g, float a, float b) {
     }
 }
 
-template <int OP, bool FLAT>
+template <int OP>
+__device__ __forceinline__ double amp_k_bgrad_d(double g, double a, double b) {
+    switch (OP) {
+    case AMP_K_POW_GRAD_BASE: return amp_pow_grad_base_d(g, a, b);
+    case AMP_K_POW_GRAD_EXP: return amp_pow_grad_exp_d(g, a, b);
+    case AMP_K_PRELU_GRAD_X: return amp_prelu_grad_x_d(g, a, b);
+    default: return amp_prelu_grad_slope_d(g, a);
+    }
+}
+
+/* DBL: b is an integer; everything in double, rounded once (backends/cpu/elementwise_grad.c) */
+template <int OP, bool FLAT, bool DBL>
 __global__ void amp_k_bgrad_kernel(amp_k_nbc g, int dyt, int at, int bt, int ot, const void *dy, const void *a,
                                    const void *b, void *out) {
     AMP_K_FOR(i, g.n) {
         int64_t off[3] = {i, i, i};
         if (!FLAT) amp_k_nbc_offs<3>(g, i, 3, off);
-        const float gv = amp_k_ld(dy, dyt, off[0]), av = amp_k_ld(a, at, off[1]), bv = amp_k_ld(b, bt, off[2]);
-        amp_k_st(out, ot, i, amp_k_bgrad<OP>(gv, av, bv));
+        if (DBL) {
+            const double gv = amp_k_ld(dy, dyt, off[0]), av = amp_k_ld(a, at, off[1]), bv = amp_k_ld_num(b, bt, off[2]);
+            amp_k_st_d(out, ot, i, amp_k_bgrad_d<OP>(gv, av, bv));
+        } else {
+            const float gv = amp_k_ld(dy, dyt, off[0]), av = amp_k_ld(a, at, off[1]), bv = amp_k_ld(b, bt, off[2]);
+            amp_k_st(out, ot, i, amp_k_bgrad<OP>(gv, av, bv));
+        }
     }
 }
 
 typedef void (*amp_k_bgrad_fn)(amp_k_nbc, int, int, int, int, const void *, const void *, const void *, void *);
-#define AMP_K_BG(OP) {amp_k_bgrad_kernel<OP, false>, amp_k_bgrad_kernel<OP, true>}
-static const amp_k_bgrad_fn amp_k_bgrads[AMP_K_BGOP_COUNT][2] = {AMP_K_BG(AMP_K_POW_GRAD_BASE), AMP_K_BG(AMP_K_POW_GRAD_EXP),
-                                                                AMP_K_BG(AMP_K_PRELU_GRAD_X),
-                                                                AMP_K_BG(AMP_K_PRELU_GRAD_SLOPE)};
+#define AMP_K_BG(OP, D) {amp_k_bgrad_kernel<OP, false, D>, amp_k_bgrad_kernel<OP, true, D>}
+#define AMP_K_BG_OPS(D)                                                                                         \
+    {AMP_K_BG(AMP_K_POW_GRAD_BASE, D), AMP_K_BG(AMP_K_POW_GRAD_EXP, D), AMP_K_BG(AMP_K_PRELU_GRAD_X, D),        \
+     AMP_K_BG(AMP_K_PRELU_GRAD_SLOPE, D)}
+/* [double][op][flat] */
+static const amp_k_bgrad_fn amp_k_bgrads[2][AMP_K_BGOP_COUNT][2] = {AMP_K_BG_OPS(false), AMP_K_BG_OPS(true)};
 
 extern "C" cudaError_t amp_k_binary_grad(cudaStream_t stream, amp_k_bgop op, const amp_k_nbc *g, amp_k_dtype dyt,
-                                         amp_k_dtype at, amp_k_dtype bt, amp_k_dtype ot, const void *dy, const void *a,
+                                         amp_k_dtype at, amp_k_num bt, amp_k_dtype ot, const void *dy, const void *a,
                                          const void *b, void *out) {
     if ((unsigned)op >= AMP_K_BGOP_COUNT || !g || g->nin != 3 || (unsigned)dyt >= AMP_K_DTYPE_COUNT ||
-        (unsigned)at >= AMP_K_DTYPE_COUNT || (unsigned)bt >= AMP_K_DTYPE_COUNT || (unsigned)ot >= AMP_K_DTYPE_COUNT)
+        (unsigned)at >= AMP_K_DTYPE_COUNT || (unsigned)bt >= AMP_K_NUM_COUNT || (unsigned)ot >= AMP_K_DTYPE_COUNT)
         return cudaErrorInvalidValue;
     if (g->n <= 0) return cudaSuccess;
-    return AMP_CUDA_LAUNCH_PLAIN(amp_k_bgrads[op][g->flat], amp_k_blocks(g->n, AMP_K_THREADS), AMP_K_THREADS, 0,
+    const bool dbl = bt == AMP_K_NUM_I32 || bt == AMP_K_NUM_I64;
+    return AMP_CUDA_LAUNCH_PLAIN(amp_k_bgrads[dbl][op][g->flat], amp_k_blocks(g->n, AMP_K_THREADS), AMP_K_THREADS, 0,
                                  stream, *g, (int)dyt, (int)at, (int)bt, (int)ot, dy, a, b, out);
 }
 

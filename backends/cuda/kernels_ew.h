@@ -40,6 +40,17 @@ bool amp_k_nbc_plan(int orank, const int64_t *out, int nin, const int *ranks, co
 cudaError_t amp_k_pow(cudaStream_t stream, amp_k_dtype dt, const amp_k_bcast *g, const void *a, const void *b,
                       void *y);
 
+/* The element type of an exponent (or a slope) that may differ from the base's: a float type
+ * or int32/int64. */
+typedef enum amp_k_num {
+    AMP_K_NUM_F32 = 0, AMP_K_NUM_F16, AMP_K_NUM_BF16, AMP_K_NUM_I32, AMP_K_NUM_I64, AMP_K_NUM_COUNT
+} amp_k_num;
+
+/* y = a ^ b, b of another type than a's dt (opset 12): pow in double, rounded once into dt (the
+ * CPU's pow_mixed). */
+cudaError_t amp_k_pow_mixed(cudaStream_t stream, amp_k_dtype dt, amp_k_num bt, const amp_k_bcast *g, const void *a,
+                            const void *b, void *y);
+
 /* ---- Clip, ClipGrad ----------------------------------------------------------------------------------
  * Bounds: lo_p/hi_p (element 0, dtype dt) when not NULL, else the values lo/hi (-inf/+inf for
  * none). y = min(max(x, lo), hi) (NaN passes; lo > hi gives hi). dx = dy where lo <= x <= hi,
@@ -73,12 +84,13 @@ cudaError_t amp_k_variadic(cudaStream_t stream, amp_k_varop op, amp_k_dtype dt, 
 
 /* ---- BinaryGrad ------------------------------------------------------------------------------------
  * out = dy * d(A op B)/dA or /dB at the output's shape, over g (3 inputs: dy, a, b, b placed
- * by the caller), each with its own float dtype; computed in f32 (backends/elementwise_grad.h). */
+ * by the caller), each with its own float dtype, computed in f32 (backends/elementwise_grad.h);
+ * an integer b computes in double and rounds once (the CPU's rule). */
 typedef enum amp_k_bgop {
     AMP_K_POW_GRAD_BASE = 0, AMP_K_POW_GRAD_EXP, AMP_K_PRELU_GRAD_X, AMP_K_PRELU_GRAD_SLOPE, AMP_K_BGOP_COUNT
 } amp_k_bgop;
 cudaError_t amp_k_binary_grad(cudaStream_t stream, amp_k_bgop op, const amp_k_nbc *g, amp_k_dtype dyt,
-                              amp_k_dtype at, amp_k_dtype bt, amp_k_dtype ot, const void *dy, const void *a,
+                              amp_k_dtype at, amp_k_num bt, amp_k_dtype ot, const void *dy, const void *a,
                               const void *b, void *out);
 
 /* ---- MinMaxGrad ------------------------------------------------------------------------------------

@@ -28,6 +28,18 @@ static bool kdtype(amp_dtype t, amp_k_dtype *out) {
     }
 }
 
+/* an exponent's or slope's type (kernels_ew.h) */
+static bool knum(amp_dtype t, amp_k_num *out) {
+    switch (t) {
+    case AMP_F32: *out = AMP_K_NUM_F32; return true;
+    case AMP_F16: *out = AMP_K_NUM_F16; return true;
+    case AMP_BF16: *out = AMP_K_NUM_BF16; return true;
+    case AMP_I32: *out = AMP_K_NUM_I32; return true;
+    case AMP_I64: *out = AMP_K_NUM_I64; return true;
+    default: return false;
+    }
+}
+
 static amp_k_dtype kd(amp_dtype t) {
     amp_k_dtype d = AMP_K_F32;
     kdtype(t, &d);
@@ -68,6 +80,8 @@ static bool all_float_as(const amp_tensor *t, const amp_tensor *like) {
 
 typedef struct pow_state {
     amp_k_dtype dt;
+    bool mixed;   /* the exponent's type differs from the base's: in double */
+    amp_k_num bt;
     amp_k_bcast g;
 } pow_state;
 
@@ -75,7 +89,8 @@ static const char *why_pow(const amp_kernel *k) {
     const amp_tensor *a = k->in[0], *b = in_opt(k, 1), *y = k->out[0];
     amp_k_bcast g;
     if (!b) return "needs two inputs";
-    if (!all_float_as(a, y) || !all_float_as(b, y)) return "runs f32, f16 and bf16 with the exponent of the base's dtype";
+    amp_k_num bt;
+    if (!all_float_as(a, y) || !knum(b->dtype, &bt)) return "runs f32, f16 and bf16 bases, float or int32/int64 exponents";
     if (amp_node_attr(k->n, "broadcast") || amp_node_attr(k->n, "axis")) return "has the pre-opset-7 broadcast attributes";
     if (!amp_k_bcast_plan(y->rank, y->dims, a->rank, a->dims, b->rank, b->dims, &g))
         return "inputs do not broadcast to the output";
@@ -88,13 +103,17 @@ static amp_status prepare_pow(const amp_kernel *k, void **state) {
     pow_state *p = *state;
     const amp_tensor *a = k->in[0], *b = k->in[1], *y = k->out[0];
     p->dt = kd(a->dtype);
+    p->mixed = b->dtype != a->dtype;
+    knum(b->dtype, &p->bt);
     amp_k_bcast_plan(y->rank, y->dims, a->rank, a->dims, b->rank, b->dims, &p->g);
     return AMP_OK;
 }
 
 static amp_status run_pow(amp_cuda *cu, const amp_kernel *k, void *state) {
     const pow_state *p = state;
-    return LAUNCH(k, amp_k_pow(cu->stream, p->dt, &p->g, k->in[0]->data, k->in[1]->data, k->out[0]->data));
+    const void *a = k->in[0]->data, *b = k->in[1]->data;
+    if (p->mixed) return LAUNCH(k, amp_k_pow_mixed(cu->stream, p->dt, p->bt, &p->g, a, b, k->out[0]->data));
+    return LAUNCH(k, amp_k_pow(cu->stream, p->dt, &p->g, a, b, k->out[0]->data));
 }
 
 /* ---- Clip, ClipGrad ----------------------------------------------------------------------------- */
@@ -270,7 +289,8 @@ static amp_status run_var(amp_cuda *cu, const amp_kernel *k, void *state) {
 
 typedef struct bgrad_state {
     amp_k_bgop op;
-    amp_k_dtype dyt, at, bt, ot;
+    amp_k_dtype dyt, at, ot;
+    amp_k_num bt;
     amp_k_nbc g;
 } bgrad_state;
 
@@ -283,9 +303,11 @@ static const char *bgrad_plan(const amp_kernel *k, bgrad_state *p) {
     const int64_t wrt = amp_attr_int(k->n, "wrt", -1);
     if ((!prelu && !pw) || (wrt != 0 && wrt != 1)) return "has an op other than Pow or PRelu, or a bad wrt";
     amp_k_dtype d;
-    if (!kdtype(dy->dtype, &d) || !kdtype(a->dtype, &d) || !kdtype(b->dtype, &d))
-        return "runs f32, f16 and bf16 (not an integer exponent)";
-    if (out->dtype != (wrt ? b : a)->dtype || out->numel != dy->numel || out->rank != dy->rank)
+    amp_k_num bn;
+    if (!kdtype(dy->dtype, &d) || !kdtype(a->dtype, &d) || !knum(b->dtype, &bn))
+        return "runs f32, f16 and bf16, B also int32 or int64";
+    if (out->dtype != (wrt ? b : a)->dtype || !kdtype(out->dtype, &d) || out->numel != dy->numel ||
+        out->rank != dy->rank)
         return "output does not match the forward";
     const int r = dy->rank;
     const int boff = amp_binary_grad_b_offset(amp_attr_int(k->n, "fwd_opset", 17), prelu,
@@ -303,7 +325,7 @@ static const char *bgrad_plan(const amp_kernel *k, bgrad_state *p) {
     p->op = pw ? (wrt ? AMP_K_POW_GRAD_EXP : AMP_K_POW_GRAD_BASE) : (wrt ? AMP_K_PRELU_GRAD_SLOPE : AMP_K_PRELU_GRAD_X);
     p->dyt = kd(dy->dtype);
     p->at = kd(a->dtype);
-    p->bt = kd(b->dtype);
+    p->bt = bn;
     p->ot = kd(out->dtype);
     return NULL;
 }
