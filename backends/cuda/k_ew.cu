@@ -116,33 +116,28 @@ AMP_K_EW_UNROLL
 }
 
 template <int T>
-__global__ void amp_k_pow_bcast(amp_k_bcast g, const void *a, const void *b, void *y, bool sq) {
+__global__ void amp_k_pow_bcast(amp_k_nbc g, const void *a, const void *b, void *y, bool sq) {
     AMP_K_FOR(i, g.n) {
-        int64_t rem = i, oa = 0, ob = 0;
-        for (int d = g.rank - 1; d >= 0; d--) {
-            const int64_t q = rem / g.dims[d], c = rem - q * g.dims[d];
-            rem = q;
-            oa += c * g.sa[d];
-            ob += c * g.sb[d];
-        }
-        amp_k_st(y, T, i, amp_k_powf(amp_k_ld(a, T, oa), amp_k_ld(b, T, ob), sq));
+        int64_t off[2];
+        amp_k_nbc_offs<2>(g, i, 2, off);
+        amp_k_st(y, T, i, amp_k_powf(amp_k_ld(a, T, off[0]), amp_k_ld(b, T, off[1]), sq));
     }
 }
 
 #define AMP_K_DT3(K, ...) {K<AMP_K_F32 __VA_ARGS__>, K<AMP_K_F16 __VA_ARGS__>, K<AMP_K_BF16 __VA_ARGS__>}
 
 typedef void (*amp_k_pow_flat_fn)(const void *, const void *, void *, int64_t, bool);
-typedef void (*amp_k_pow_bcast_fn)(amp_k_bcast, const void *, const void *, void *, bool);
+typedef void (*amp_k_pow_bcast_fn)(amp_k_nbc, const void *, const void *, void *, bool);
 static const amp_k_pow_flat_fn amp_k_pow_flats[2][AMP_K_DTYPE_COUNT] = {AMP_K_DT3(amp_k_pow_flat, , false),
                                                                        AMP_K_DT3(amp_k_pow_flat, , true)};
 static const amp_k_pow_bcast_fn amp_k_pow_bcasts[AMP_K_DTYPE_COUNT] = AMP_K_DT3(amp_k_pow_bcast, );
 
-extern "C" cudaError_t amp_k_pow(cudaStream_t stream, amp_k_dtype dt, const amp_k_bcast *g, const void *a,
+extern "C" cudaError_t amp_k_pow(cudaStream_t stream, amp_k_dtype dt, const amp_k_nbc *g, const void *a,
                                  const void *b, void *y) {
-    if ((unsigned)dt >= AMP_K_DTYPE_COUNT || !g) return cudaErrorInvalidValue;
+    if ((unsigned)dt >= AMP_K_DTYPE_COUNT || !g || g->nin != 2) return cudaErrorInvalidValue;
     if (g->n <= 0) return cudaSuccess;
     bool sq = true; /* b broadcast along every dim: a single element */
-    for (int d = 0; d < g->rank; d++) sq = sq && (g->sb[d] == 0 || g->dims[d] == 1);
+    for (int d = 0; d < g->rank; d++) sq = sq && (g->st[1][d] == 0 || g->dims[d] == 1);
     if (g->flat) {
         const bool vec = amp_k_aligned4(a, dt) && amp_k_aligned4(b, dt) && amp_k_aligned4(y, dt);
         return AMP_CUDA_LAUNCH_PLAIN(amp_k_pow_flats[vec][dt], amp_k_blocks4(g->n, vec), AMP_K_THREADS, 0, stream, a,
@@ -165,22 +160,18 @@ __device__ __forceinline__ void amp_k_st_d(void *p, int dt, int64_t i, double v)
     else ((uint16_t *)p)[i] = dt == AMP_K_F16 ? amp_f64_to_f16(v) : amp_f64_to_bf16(v);
 }
 
-__global__ void amp_k_pow_mixed_kernel(amp_k_bcast g, int at, int bt, const void *a, const void *b, void *y) {
+__global__ void amp_k_pow_mixed_kernel(amp_k_nbc g, int at, int bt, const void *a, const void *b, void *y) {
     AMP_K_FOR(i, g.n) {
-        int64_t rem = i, oa = 0, ob = 0;
-        for (int d = g.rank - 1; d >= 0; d--) {
-            const int64_t q = rem / g.dims[d], c = rem - q * g.dims[d];
-            rem = q;
-            oa += c * g.sa[d];
-            ob += c * g.sb[d];
-        }
-        amp_k_st_d(y, at, i, pow((double)amp_k_ld(a, at, oa), amp_k_ld_num(b, bt, ob)));
+        int64_t off[2];
+        amp_k_nbc_offs<2>(g, i, 2, off);
+        amp_k_st_d(y, at, i, pow((double)amp_k_ld(a, at, off[0]), amp_k_ld_num(b, bt, off[1])));
     }
 }
 
-extern "C" cudaError_t amp_k_pow_mixed(cudaStream_t stream, amp_k_dtype dt, amp_k_num bt, const amp_k_bcast *g,
+extern "C" cudaError_t amp_k_pow_mixed(cudaStream_t stream, amp_k_dtype dt, amp_k_num bt, const amp_k_nbc *g,
                                        const void *a, const void *b, void *y) {
-    if ((unsigned)dt >= AMP_K_DTYPE_COUNT || (unsigned)bt >= AMP_K_NUM_COUNT || !g) return cudaErrorInvalidValue;
+    if ((unsigned)dt >= AMP_K_DTYPE_COUNT || (unsigned)bt >= AMP_K_NUM_COUNT || !g || g->nin != 2)
+        return cudaErrorInvalidValue;
     if (g->n <= 0) return cudaSuccess;
     return AMP_CUDA_LAUNCH_PLAIN(amp_k_pow_mixed_kernel, amp_k_blocks(g->n, AMP_K_THREADS), AMP_K_THREADS, 0, stream,
                                  *g, (int)dt, (int)bt, a, b, y);

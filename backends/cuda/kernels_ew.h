@@ -35,9 +35,9 @@ bool amp_k_nbc_plan(int orank, const int64_t *out, int nin, const int *ranks, co
                     amp_k_nbc *g);
 
 /* ---- Pow ------------------------------------------------------------------------------------------
- * y = a ^ b, a and b of dtype dt: powf in f32, and a * a where b is 2 (the CPU's x^2 shortcut,
+ * y = a ^ b over g (2 inputs), a and b of dtype dt: powf in f32, and a * a where b is 2 (the CPU's x^2 shortcut,
  * the same correctly rounded value glibc's powf gives). */
-cudaError_t amp_k_pow(cudaStream_t stream, amp_k_dtype dt, const amp_k_bcast *g, const void *a, const void *b,
+cudaError_t amp_k_pow(cudaStream_t stream, amp_k_dtype dt, const amp_k_nbc *g, const void *a, const void *b,
                       void *y);
 
 /* The element type of an exponent (or a slope) that may differ from the base's: a float type
@@ -48,7 +48,7 @@ typedef enum amp_k_num {
 
 /* y = a ^ b, b of another type than a's dt (opset 12): pow in double, rounded once into dt (the
  * CPU's pow_mixed). */
-cudaError_t amp_k_pow_mixed(cudaStream_t stream, amp_k_dtype dt, amp_k_num bt, const amp_k_bcast *g, const void *a,
+cudaError_t amp_k_pow_mixed(cudaStream_t stream, amp_k_dtype dt, amp_k_num bt, const amp_k_nbc *g, const void *a,
                             const void *b, void *y);
 
 /* ---- Clip, ClipGrad ----------------------------------------------------------------------------------

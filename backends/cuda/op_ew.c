@@ -76,24 +76,34 @@ static bool all_float_as(const amp_tensor *t, const amp_tensor *like) {
     return t && like && t->dtype == like->dtype && kdtype(t->dtype, &d);
 }
 
+/* The geometry of inputs first .. first + nin - 1 broadcast to output 0. */
+static bool plan_n(const amp_kernel *k, int first, int nin, amp_k_nbc *g) {
+    int ranks[AMP_K_NBC_IN];
+    const int64_t *dims[AMP_K_NBC_IN];
+    for (int i = 0; i < nin; i++) {
+        ranks[i] = k->in[first + i]->rank;
+        dims[i] = k->in[first + i]->dims;
+    }
+    return amp_k_nbc_plan(k->out[0]->rank, k->out[0]->dims, nin, ranks, dims, g);
+}
+
 /* ---- Pow ---------------------------------------------------------------------------------------- */
 
 typedef struct pow_state {
     amp_k_dtype dt;
     bool mixed;   /* the exponent's type differs from the base's: in double */
     amp_k_num bt;
-    amp_k_bcast g;
+    amp_k_nbc g;
 } pow_state;
 
 static const char *why_pow(const amp_kernel *k) {
     const amp_tensor *a = k->in[0], *b = in_opt(k, 1), *y = k->out[0];
-    amp_k_bcast g;
+    amp_k_nbc g;
     if (!b) return "needs two inputs";
     amp_k_num bt;
     if (!all_float_as(a, y) || !knum(b->dtype, &bt)) return "runs f32, f16 and bf16 bases, float or int32/int64 exponents";
     if (amp_node_attr(k->n, "broadcast") || amp_node_attr(k->n, "axis")) return "has the pre-opset-7 broadcast attributes";
-    if (!amp_k_bcast_plan(y->rank, y->dims, a->rank, a->dims, b->rank, b->dims, &g))
-        return "inputs do not broadcast to the output";
+    if (!plan_n(k, 0, 2, &g)) return "inputs do not broadcast to the output";
     return NULL;
 }
 
@@ -101,11 +111,11 @@ static amp_status prepare_pow(const amp_kernel *k, void **state) {
     amp_status s = new_state(k, sizeof(pow_state), state);
     if (s) return s;
     pow_state *p = *state;
-    const amp_tensor *a = k->in[0], *b = k->in[1], *y = k->out[0];
+    const amp_tensor *a = k->in[0], *b = k->in[1];
     p->dt = kd(a->dtype);
     p->mixed = b->dtype != a->dtype;
     knum(b->dtype, &p->bt);
-    amp_k_bcast_plan(y->rank, y->dims, a->rank, a->dims, b->rank, b->dims, &p->g);
+    plan_n(k, 0, 2, &p->g);
     return AMP_OK;
 }
 
@@ -188,16 +198,6 @@ typedef struct where_state {
     int es;
     amp_k_nbc g;
 } where_state;
-
-static bool plan_n(const amp_kernel *k, int first, int nin, amp_k_nbc *g) {
-    int ranks[AMP_K_NBC_IN];
-    const int64_t *dims[AMP_K_NBC_IN];
-    for (int i = 0; i < nin; i++) {
-        ranks[i] = k->in[first + i]->rank;
-        dims[i] = k->in[first + i]->dims;
-    }
-    return amp_k_nbc_plan(k->out[0]->rank, k->out[0]->dims, nin, ranks, dims, g);
-}
 
 static const char *why_where(const amp_kernel *k) {
     const amp_tensor *c = k->in[0], *a = in_opt(k, 1), *b = in_opt(k, 2), *y = k->out[0];
