@@ -96,14 +96,31 @@ typedef struct pow_state {
     amp_k_nbc g;
 } pow_state;
 
+/* Pow's geometry: B right-aligned or, before opset 7 with broadcast = 1 and an axis, placed at
+ * that axis (negative: from A's end), as the CPU's align_dims places it. */
+static bool pow_plan(const amp_kernel *k, amp_k_nbc *g) {
+    const amp_tensor *a = k->in[0], *b = k->in[1], *y = k->out[0];
+    int off = y->rank - b->rank;
+    if (k->opset < 7 && amp_attr_int(k->n, "broadcast", 0) && amp_node_attr(k->n, "axis")) {
+        const int64_t ax = amp_attr_int(k->n, "axis", 0);
+        off = (int)(ax < 0 ? ax + a->rank : ax);
+    }
+    if (off < 0 || off + b->rank > y->rank) return false;
+    int64_t bd[AMP_MAX_RANK];
+    for (int i = 0; i < y->rank; i++) bd[i] = 1;
+    for (int i = 0; i < b->rank; i++) bd[off + i] = b->dims[i];
+    const int ranks[2] = {a->rank, y->rank};
+    const int64_t *dims[2] = {a->dims, bd};
+    return amp_k_nbc_plan(y->rank, y->dims, 2, ranks, dims, g);
+}
+
 static const char *why_pow(const amp_kernel *k) {
     const amp_tensor *a = k->in[0], *b = in_opt(k, 1), *y = k->out[0];
     amp_k_nbc g;
     if (!b) return "needs two inputs";
     amp_k_num bt;
     if (!all_float_as(a, y) || !knum(b->dtype, &bt)) return "runs f32, f16 and bf16 bases, float or int32/int64 exponents";
-    if (amp_node_attr(k->n, "broadcast") || amp_node_attr(k->n, "axis")) return "has the pre-opset-7 broadcast attributes";
-    if (!plan_n(k, 0, 2, &g)) return "inputs do not broadcast to the output";
+    if (!pow_plan(k, &g)) return "inputs do not broadcast to the output";
     return NULL;
 }
 
@@ -115,7 +132,7 @@ static amp_status prepare_pow(const amp_kernel *k, void **state) {
     p->dt = kd(a->dtype);
     p->mixed = b->dtype != a->dtype;
     knum(b->dtype, &p->bt);
-    plan_n(k, 0, 2, &p->g);
+    pow_plan(k, &p->g);
     return AMP_OK;
 }
 

@@ -219,6 +219,35 @@ static void t_pow(void) {
                        amp_dtype_name(et[e]));
             free_all(in, 2);
         }
+    /* opset 6's limited broadcast: B at `axis` (also negative) of A */
+    const int64_t la[3] = {2, 3, 4}, lb = 3;
+    const int64_t axes[2] = {1, -2};
+    for (int d = 0; d < 3; d++)
+        for (int x = 0; x < 2; x++) {
+            tnode t;
+            tn_init(&t, "Pow", false);
+            t.opset = 6;
+            tn_i(&t, "broadcast", 1);
+            tn_i(&t, "axis", axes[x]);
+            amp_tensor *in[2] = {rnd(kfloats[d], 3, la, 9, 0.2f, 3.0f), rnd(kfloats[d], 1, &lb, 10, -2.0f, 2.0f)};
+            CHECK_NODE(&t, 2, in, 1, false, tol_of(kfloats[d]), "Pow opset 6 axis %lld %s", (long long)axes[x],
+                       amp_dtype_name(kfloats[d]));
+            tnode gt;
+            tn_init(&gt, "BinaryGrad", true);
+            tn_s(&gt, "op", "Pow");
+            tn_i(&gt, "fwd_opset", 6);
+            tn_i(&gt, "broadcast", 1);
+            tn_i(&gt, "axis", axes[x]);
+            for (int wrt = 0; wrt < 2; wrt++) {
+                gt.n.n_attrs = 4;
+                tn_i(&gt, "wrt", wrt);
+                amp_tensor *gin[3] = {rnd(kfloats[d], 3, la, 11, -1, 1), in[0], in[1]};
+                CHECK_NODE(&gt, 3, gin, 1, false, tol_of(kfloats[d]), "BinaryGrad Pow opset 6 axis %lld wrt %d %s",
+                           (long long)axes[x], wrt, amp_dtype_name(kfloats[d]));
+                amp_tensor_destroy(gin[0]);
+            }
+            free_all(in, 2);
+        }
     worst_print();
 }
 
@@ -416,7 +445,7 @@ static void t_where(void) {
     CT_CHECK(setup(), "setup");
     typedef struct wshape {
         int r;
-        int64_t c[4], a[4], b[4], cr, ar, br;
+        int64_t c[5], a[5], b[5], cr, ar, br;
     } wshape;
     const wshape shapes[] = {
         {2, {7, 9}, {7, 9}, {7, 9}, 2, 2, 2},
@@ -424,6 +453,8 @@ static void t_where(void) {
         {4, {2, 1, 4, 4}, {2, 3, 1, 4}, {1, 3, 4, 1}, 4, 4, 4}, /* three ways */
         {1, {1}, {1}, {1}, 1, 1, 1},
         {2, {0, 5}, {0, 5}, {5}, 2, 2, 1},
+        {5, {2, 1, 3, 1, 5}, {1, 4, 3, 1, 1}, {5}, 5, 5, 1}, /* rank 5 */
+        {5, {3, 1, 5}, {2, 4, 3, 7, 5}, {2, 1, 1, 7, 1}, 3, 5, 5},
     };
     const amp_dtype types[] = {AMP_F32, AMP_F16, AMP_BF16, AMP_I64, AMP_BOOL};
     for (size_t z = 0; z < sizeof shapes / sizeof shapes[0]; z++)
@@ -473,6 +504,17 @@ static void t_variadic(void) {
                                bc ? " broadcast" : "");
                     free_all(in, n);
                 }
+    /* rank 5, every input broadcast somewhere */
+    const int64_t r5[3][5] = {{2, 1, 3, 4, 5}, {1, 6, 3, 1, 5}, {2, 6, 1, 4, 1}};
+    for (int o = 0; o < 4; o++)
+        for (int d = 0; d < 3; d++) {
+            amp_tensor *in[3];
+            for (int i = 0; i < 3; i++) in[i] = rnd(kfloats[d], 5, r5[i], 300 + (uint64_t)i, -4, 4);
+            tnode t;
+            tn_init(&t, ops[o], false);
+            CHECK_NODE(&t, 3, in, 1, true, 0.0, "%s rank 5 %s", ops[o], amp_dtype_name(kfloats[d]));
+            free_all(in, 3);
+        }
     /* empty */
     const int64_t d0[2] = {0, 3};
     amp_tensor *in[3] = {rnd(AMP_F16, 2, d0, 1, -1, 1), rnd(AMP_F16, 2, d0, 2, -1, 1), rnd(AMP_F16, 1, &d0[1], 3, -1, 1)};
