@@ -90,7 +90,7 @@ typedef struct unary_state {
 } unary_state;
 
 /* The kernel of a forward op with its attributes (as the CPU kernels read them), or false. */
-static bool unary_of2(amp_op op, const amp_node *n, amp_k_unary *u, float *alpha, float *beta) {
+static bool unary_of(amp_op op, const amp_node *n, amp_k_unary *u, float *alpha, float *beta) {
     *alpha = *beta = 0.0f;
     switch (op) {
     case AMP_OP_RELU: *u = AMP_K_RELU; return true;
@@ -129,19 +129,14 @@ static bool unary_of2(amp_op op, const amp_node *n, amp_k_unary *u, float *alpha
     }
 }
 
-static bool unary_of(amp_op op, const amp_node *n, amp_k_unary *u, float *alpha) {
-    float beta;
-    return unary_of2(op, n, u, alpha, &beta);
-}
-
 /* The forward op a UnaryGrad node differentiates. */
 static amp_op grad_op(const amp_node *n) { return amp_op_lookup(amp_attr_str(n, "op", ""), ""); }
 
 static const char *why_unary(const amp_kernel *k) {
     const amp_tensor *x = k->in[0], *y = k->out[0];
     amp_k_unary u;
-    float alpha;
-    if (!unary_of(k->n->op, k->n, &u, &alpha)) return "has attributes this backend does not run";
+    float alpha, beta;
+    if (!unary_of(k->n->op, k->n, &u, &alpha, &beta)) return "has attributes this backend does not run";
     if (!is_kfloat(x) || y->dtype != x->dtype) return "runs f32, f16 and bf16 only";
     if (y->numel != x->numel) return "output size differs from the input's";
     return NULL;
@@ -149,9 +144,9 @@ static const char *why_unary(const amp_kernel *k) {
 
 static const char *why_unary_grad(const amp_kernel *k) {
     amp_k_unary u;
-    float alpha;
+    float alpha, beta;
     /* Neg's gradient is a Neg node: UnaryGrad has no Neg (nor does the CPU's) */
-    if (!unary_of(grad_op(k->n), k->n, &u, &alpha) || u == AMP_K_NEG)
+    if (!unary_of(grad_op(k->n), k->n, &u, &alpha, &beta) || u == AMP_K_NEG)
         return "differentiates an op this backend has no gradient kernel for";
     const amp_tensor *dy = in_opt(k, 0), *v = in_opt(k, 1), *dx = k->out[0];
     if (k->nin != 2 || !dy || !v) return "needs dY and one forward value";
@@ -165,7 +160,7 @@ static amp_status prepare_unary_common(const amp_kernel *k, amp_op op, void **st
     amp_status s = new_state(k, sizeof *st, state);
     if (s) return s;
     st = *state;
-    unary_of2(op, k->n, &st->op, &st->alpha, &st->beta);
+    unary_of(op, k->n, &st->op, &st->alpha, &st->beta);
     kdtype(k->out[0]->dtype, &st->dt);
     return AMP_OK;
 }
