@@ -536,14 +536,14 @@ extern "C" cudaError_t amp_k_min_max_grad(cudaStream_t stream, amp_k_dtype dt, c
 /* ---- Dropout, DropoutGrad ------------------------------------------------------------------- */
 
 /* x * scale as the CPU rounds it: f32 from the double product; 16-bit from the f32 product, or
- * (DBL16: the seeded forward's amp_st of a double) from the double product rounded once */
+ * (DBL16: the seeded forward's amp_st of a double, base/elem.h) from the double product rounded
+ * to f32 first, then to 16 bits (twice, as amp_st rounds) */
 template <int T, bool DBL16>
 __device__ __forceinline__ void amp_k_drop_st(void *y, int64_t i, bool keep, float v, double scale, float fscale) {
     if (T == AMP_K_F32) {
         ((float *)y)[i] = keep ? (float)((double)v * scale) : 0.0f;
     } else if (DBL16) {
-        const double p = keep ? (double)v * scale : 0.0;
-        ((uint16_t *)y)[i] = T == AMP_K_F16 ? amp_f64_to_f16(p) : amp_f64_to_bf16(p);
+        amp_k_st(y, T, i, keep ? (float)((double)v * scale) : 0.0f);
     } else {
         amp_k_st(y, T, i, keep ? v * fscale : 0.0f);
     }

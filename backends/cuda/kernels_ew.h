@@ -108,8 +108,8 @@ cudaError_t amp_k_min_max_grad(cudaStream_t stream, amp_k_dtype dt, const amp_k_
  *   on the device into seed_ws (8 bytes of workspace);
  * - amp_k_dropout_mt: keep = the i-th double of MT19937 seeded with `seed` (numpy's sequence)
  *   >= ratio; one block walks the sequence (312 elements per generation of the state).
- * f32 rounds x * scale from double, 16-bit types from f32 (dbl16: from double, as the seeded
- * forward does). mask_out: NULL or n bool bytes, the decision. */
+ * f32 rounds x * scale from double, 16-bit types from the f32 product (dbl16: from the double
+ * product rounded to f32 first, as the seeded forward's amp_st does). mask_out: NULL or n bool bytes, the decision. */
 cudaError_t amp_k_dropout_mask(cudaStream_t stream, amp_k_dtype dt, double scale, const uint8_t *mask_in,
                                const void *x, void *y, int64_t n);
 cudaError_t amp_k_dropout_counter(cudaStream_t stream, amp_k_dtype dt, double ratio, double scale, const void *src,

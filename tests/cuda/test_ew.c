@@ -33,6 +33,13 @@ static amp_tensor *bools(int rank, const int64_t *dims, uint64_t seed) {
     return t;
 }
 
+/* a bool scalar (Dropout's training_mode) */
+static amp_tensor *flag(bool v) {
+    amp_tensor *t = tens(AMP_BOOL, 0, NULL);
+    if (t) ((uint8_t *)t->data)[0] = v;
+    return t;
+}
+
 /* A refusal: the family says no, and prepare's message says why (checked through prepare on
  * plan-time views, as the planner calls it). */
 static bool refused_with_reason(tnode *t, int nin, amp_tensor *const *in, const char *needle) {
@@ -57,6 +64,91 @@ static bool refused_with_reason(tnode *t, int nin, amp_tensor *const *in, const 
     if (e->release) e->release(&cu, state);
     const char *msg = amp_context_last_error(ctx);
     return s == AMP_ERR_UNSUPPORTED && strstr(msg, "on CUDA") && strstr(msg, needle);
+}
+
+/* Runs t's family entry alone on device copies of in[] (up to 32 inputs) into out[] (host
+ * tensors the caller shaped). At plan time an input carries its host value only where known[i]
+ * (NULL: none does), so values must be read on the device. capture: the run is captured into a
+ * CUDA graph, which is launched twice (run enqueues only, and a replay gives the same bits).
+ * *wsb: the workspace prepare asked for. */
+#define RD_MAX 32
+static amp_status run_device(tnode *t, int nin, amp_tensor *const *in, const bool *known, int nout, amp_tensor **out,
+                             bool capture, size_t *wsb) {
+    amp_tensor dv[RD_MAX], pv[RD_MAX], *din[RD_MAX], *pin[RD_MAX];
+    const int nt = nin + nout;
+    amp_status s = nt <= RD_MAX ? AMP_OK : AMP_ERR_INVALID_ARG;
+    int made = 0;
+    for (int i = 0; !s && i < nt; i++, made++) {
+        const amp_tensor *src = i < nin ? in[i] : out[i - nin];
+        din[i] = pin[i] = NULL;
+        if (!src) continue;
+        dv[i] = *src;
+        dv[i].owns = 0;
+        dv[i].data = NULL;
+        if (src->nbytes && cudaMalloc(&dv[i].data, src->nbytes) != cudaSuccess) s = AMP_ERR_BACKEND;
+        if (!s && i < nin && src->nbytes) cudaMemcpy(dv[i].data, src->data, src->nbytes, cudaMemcpyHostToDevice);
+        pv[i] = dv[i];
+        pv[i].data = i < nin && known && known[i] ? src->data : NULL;
+        din[i] = &dv[i];
+        pin[i] = &pv[i];
+    }
+    static int ids[RD_MAX];
+    for (int i = 0; i < RD_MAX; i++) ids[i] = i;
+    t->n.inputs = ids;
+    t->n.n_inputs = nin;
+    t->n.outputs = ids + nin;
+    t->n.n_outputs = nout;
+    const amp_cuda_op *e = entry_of(t->n.op);
+    amp_kernel kp = {.ctx = ctx, .n = &t->n, .opset = t->opset, .nin = nin, .nout = nout, .in = pin, .out = pin + nin};
+    amp_kernel kd = {.ctx = ctx, .n = &t->n, .opset = t->opset, .nin = nin, .nout = nout, .in = din, .out = din + nin};
+    void *state = NULL, *ws = NULL;
+    *wsb = 0;
+    if (!s) s = e && e->supports(&cu, &kp) ? e->prepare(&cu, &kp, &state, wsb) : AMP_ERR_UNSUPPORTED;
+    if (!s && *wsb && cudaMalloc(&ws, *wsb) != cudaSuccess) s = AMP_ERR_BACKEND;
+    kd.ws = ws;
+    kd.ws_bytes = *wsb;
+    if (!s && capture) {
+        cudaGraph_t graph = NULL;
+        cudaGraphExec_t exec = NULL;
+        if (cudaStreamBeginCapture(cu.stream, cudaStreamCaptureModeGlobal) != cudaSuccess) s = AMP_ERR_BACKEND;
+        if (!s) {
+            amp_status rs = e->run(&cu, &kd, state);
+            if (cudaStreamEndCapture(cu.stream, &graph) != cudaSuccess || rs) s = rs ? rs : AMP_ERR_BACKEND;
+        }
+        if (!s && cudaGraphInstantiate(&exec, graph, 0) != cudaSuccess) s = AMP_ERR_BACKEND;
+        for (int r = 0; !s && r < 2; r++)
+            if (cudaGraphLaunch(exec, cu.stream) != cudaSuccess) s = AMP_ERR_BACKEND;
+        if (exec) cudaGraphExecDestroy(exec);
+        if (graph) cudaGraphDestroy(graph);
+    } else if (!s) {
+        s = e->run(&cu, &kd, state);
+    }
+    if (!s && cudaStreamSynchronize(cu.stream) != cudaSuccess) s = AMP_ERR_BACKEND;
+    for (int i = 0; !s && i < nout; i++)
+        if (out[i]->nbytes && cudaMemcpy(out[i]->data, dv[nin + i].data, out[i]->nbytes, cudaMemcpyDeviceToHost))
+            s = AMP_ERR_BACKEND;
+    if (e && e->release) e->release(&cu, state);
+    cudaFree(ws);
+    for (int i = 0; i < made; i++)
+        if (din[i]) cudaFree(dv[i].data);
+    return s;
+}
+
+/* The CPU's outputs of t (amp_backend_run_once; any input count) into ref[], shaped like[]. */
+static amp_status run_cpu(tnode *t, int nin, amp_tensor *const *in, int nout, amp_tensor **ref) {
+    static int ids[RD_MAX];
+    for (int i = 0; i < RD_MAX; i++) ids[i] = i;
+    t->n.inputs = ids;
+    t->n.n_inputs = nin;
+    t->n.outputs = ids + nin;
+    t->n.n_outputs = nout;
+    amp_kernel k = {.ctx = ctx, .n = &t->n, .opset = t->opset, .nin = nin, .nout = nout, .in = in, .out = ref,
+                    .threads = 1};
+    return amp_backend_run_once(cpu, &k);
+}
+
+static bool same_bits(const amp_tensor *a, const amp_tensor *b) {
+    return a->nbytes == b->nbytes && memcmp(a->data, b->data, a->nbytes) == 0;
 }
 
 /* ---- unary math and UnaryGrad ---------------------------------------------------------------------- */
@@ -389,53 +481,84 @@ static void t_clip_grad(void) {
 }
 
 /* Bounds computed on the device (not known while planning): prepare sees no data, run reads
- * them from device memory. The CPU's answer comes from the same node with known bounds. */
+ * them from device memory; Clip and ClipGrad give the CPU's bits. */
 static void t_clip_device_bounds(void) {
     CT_CHECK(setup(), "setup");
+    const int64_t dims[2] = {9, 13};
+    for (int d = 0; d < 3; d++)
+        for (int grad = 0; grad < 2; grad++)
+            for (int which = 0; which < 3; which++) { /* both bounds on the device, only min, only max */
+                tnode t;
+                tn_init(&t, grad ? "ClipGrad" : "Clip", grad);
+                if (grad) tn_i(&t, "fwd_opset", 13);
+                amp_tensor *in[4] = {rnd(kfloats[d], 2, dims, 90, -1, 1), rnd(kfloats[d], 2, dims, 91, -2, 2),
+                                     scalar_of(kfloats[d], -0.75), scalar_of(kfloats[d], 1.25)};
+                amp_tensor *const *x = grad ? in : in + 1; /* Clip: X, min, max */
+                const int nin = grad ? 4 : 3;
+                const bool known[4] = {false, false, which == 2, which == 1};
+                const bool *kn = grad ? known : known + 1;
+                amp_tensor *ref = tens(kfloats[d], 2, dims), *got = tens(kfloats[d], 2, dims);
+                size_t wsb;
+                amp_status sc = run_cpu(&t, nin, x, 1, &ref), sd = run_device(&t, nin, x, kn, 1, &got, false, &wsb);
+                const bool same = !sc && !sd && same_bits(got, ref);
+                amp_tensor_destroy(ref);
+                amp_tensor_destroy(got);
+                free_all(in, 4);
+                CT_CHECK(same, "%s %s with device bounds (%d): CPU %s, CUDA %s, CPU's bits", grad ? "ClipGrad" : "Clip",
+                         amp_dtype_name(kfloats[d]), which, amp_status_name(sc), amp_status_name(sd));
+            }
+}
+
+/* A step's nodes are captured into a CUDA graph: run enqueues only (no synchronisation, no
+ * allocation), and the graph's replays give the eager bits. */
+static void t_graph_capture(void) {
+    CT_CHECK(setup(), "setup");
+    const int64_t dims[2] = {33, 17}, row = 17;
     for (int d = 0; d < 3; d++) {
-        const int64_t dims[2] = {9, 13};
-        tnode t;
-        tn_init(&t, "Clip", false);
-        amp_tensor *in[3] = {rnd(kfloats[d], 2, dims, 90, -2, 2), scalar_of(kfloats[d], -0.75), scalar_of(kfloats[d], 1.25)};
-        amp_tensor *ref[1], *got[1];
-        amp_status s = run_both(&t, 3, in, 1, ref, got);
-        CT_CHECK(s == AMP_OK, "Clip with known bounds: %s", amp_status_name(s));
-        amp_tensor_destroy(got[0]);
-        /* the same node, every input a device tensor with no plan-time value */
-        amp_tensor dv[4], pv[4], *din[3], *pin[3], *dout[1], *pout[1];
-        for (int i = 0; i < 4; i++) {
-            const amp_tensor *src = i < 3 ? in[i] : ref[0];
-            dv[i] = *src;
-            dv[i].owns = 0;
-            dv[i].data = NULL;
-            CT_CHECK(cudaMalloc(&dv[i].data, src->nbytes) == cudaSuccess, "cudaMalloc");
-            if (i < 3) cudaMemcpy(dv[i].data, src->data, src->nbytes, cudaMemcpyHostToDevice);
-            pv[i] = dv[i];
-            pv[i].data = NULL;
+        /* Sum of 9 (two launches and, in 16 bits, the workspace), Dropout (the seed kernel and its
+         * workspace), the seeded Dropout (the barrier kernel), Where, Pow */
+        for (int c = 0; c < 5; c++) {
+            tnode t;
+            amp_tensor *in[9] = {NULL};
+            int nin = 0, nout = 1;
+            amp_tensor *ref[2] = {tens(kfloats[d], 2, dims), tens(AMP_BOOL, 2, dims)};
+            amp_tensor *got[2] = {tens(kfloats[d], 2, dims), tens(AMP_BOOL, 2, dims)};
+            if (c == 0) {
+                tn_init(&t, "Sum", false);
+                nin = 9;
+                for (int i = 0; i < nin; i++) in[i] = rnd(kfloats[d], i % 2 ? 1 : 2, i % 2 ? &row : dims, 20 + (uint64_t)i, -2, 2);
+            } else if (c <= 2) {
+                tn_init(&t, "Dropout", false);
+                if (c == 2) tn_i(&t, "seed", 5);
+                nin = 3;
+                nout = 2;
+                in[0] = rnd(kfloats[d], 2, dims, 30, -2, 2);
+                in[1] = scalar_of(AMP_F32, 0.4);
+                in[2] = flag(true);
+            } else if (c == 3) {
+                tn_init(&t, "Where", false);
+                nin = 3;
+                in[0] = bools(1, &row, 31);
+                in[1] = rnd(kfloats[d], 2, dims, 32, -2, 2);
+                in[2] = rnd(kfloats[d], 0, NULL, 33, -2, 2);
+            } else {
+                tn_init(&t, "Pow", false);
+                nin = 2;
+                in[0] = rnd(kfloats[d], 2, dims, 34, 0.1f, 2);
+                in[1] = rnd(kfloats[d], 1, &row, 35, -2, 2);
+            }
+            const bool known[3] = {false, true, true}; /* Dropout's ratio and training_mode */
+            size_t wsb;
+            amp_status sc = run_cpu(&t, nin, in, nout, ref);
+            amp_status sd = run_device(&t, nin, in, c == 1 || c == 2 ? known : NULL, nout, got, true, &wsb);
+            bool same = !sc && !sd;
+            for (int o = 0; same && o < nout; o++) same = same_bits(got[o], ref[o]);
+            free_all(ref, 2);
+            free_all(got, 2);
+            free_all(in, nin);
+            CT_CHECK(same, "case %d %s captured: CPU %s, CUDA %s (%s), CPU's bits", c, amp_dtype_name(kfloats[d]),
+                     amp_status_name(sc), amp_status_name(sd), amp_context_last_error(ctx));
         }
-        for (int i = 0; i < 3; i++) {
-            din[i] = &dv[i];
-            pin[i] = &pv[i];
-        }
-        dout[0] = &dv[3];
-        pout[0] = &pv[3];
-        const amp_cuda_op *e = entry_of(AMP_OP_CLIP);
-        amp_kernel kp = {.ctx = ctx, .n = &t.n, .opset = t.opset, .nin = 3, .nout = 1, .in = pin, .out = pout};
-        amp_kernel kd = {.ctx = ctx, .n = &t.n, .opset = t.opset, .nin = 3, .nout = 1, .in = din, .out = dout};
-        void *state = NULL;
-        size_t ws = 0;
-        s = e->supports(&cu, &kp) ? e->prepare(&cu, &kp, &state, &ws) : AMP_ERR_UNSUPPORTED;
-        if (!s) s = e->run(&cu, &kd, state);
-        if (!s && cudaStreamSynchronize(cu.stream) != cudaSuccess) s = AMP_ERR_BACKEND;
-        amp_tensor *g = tens(ref[0]->dtype, ref[0]->rank, ref[0]->dims);
-        if (!s) cudaMemcpy(g->data, dv[3].data, g->nbytes, cudaMemcpyDeviceToHost);
-        if (e->release) e->release(&cu, state);
-        for (int i = 0; i < 4; i++) cudaFree(dv[i].data);
-        const bool same = !s && memcmp(g->data, ref[0]->data, g->nbytes) == 0;
-        amp_tensor_destroy(g);
-        free_all(ref, 1);
-        free_all(in, 3);
-        CT_CHECK(same, "Clip %s with device bounds: %s, CPU's bits", amp_dtype_name(kfloats[d]), amp_status_name(s));
     }
 }
 
@@ -525,8 +648,8 @@ static void t_variadic(void) {
 }
 
 /* More inputs than one launch folds (8): the running value carried between launches (y
- * itself in f32, the f32 workspace in 16 bits). The CPU kernel is called directly, the family
- * entry on device copies; input 0 has the output's shape, the others some broadcast. */
+ * itself in f32, the f32 workspace in 16 bits). Input 0 has the output's shape, the others
+ * some broadcast. */
 static void t_variadic_many(void) {
     CT_CHECK(setup(), "setup");
     const char *ops[] = {"Sum", "Mean", "Min", "Max"};
@@ -545,51 +668,15 @@ static void t_variadic_many(void) {
                     }
                     tnode t;
                     tn_init(&t, ops[o], false);
-                    static int ids[31];
-                    for (int i = 0; i < 31; i++) ids[i] = i;
-                    t.n.inputs = ids;
-                    t.n.n_inputs = n;
-                    t.n.outputs = ids + n;
-                    t.n.n_outputs = 1;
-                    amp_kernel kc = {.ctx = ctx, .n = &t.n, .opset = 17, .nin = n, .nout = 1, .in = in, .out = &ref,
-                                     .threads = 1};
-                    amp_status s = amp_backend_run_once(cpu, &kc);
-                    /* device: views of device copies; at plan time no data */
-                    amp_tensor dv[31], pv[31], *din[31], *pin[31];
-                    bool ok = s == AMP_OK;
-                    for (int i = 0; i <= n; i++) {
-                        const amp_tensor *src = i < n ? in[i] : got;
-                        dv[i] = *src;
-                        dv[i].owns = 0;
-                        ok = ok && cudaMalloc(&dv[i].data, src->nbytes) == cudaSuccess;
-                        if (ok && i < n) cudaMemcpy(dv[i].data, src->data, src->nbytes, cudaMemcpyHostToDevice);
-                        pv[i] = dv[i];
-                        pv[i].data = NULL;
-                        din[i] = &dv[i];
-                        pin[i] = &pv[i];
-                    }
-                    const amp_cuda_op *e = entry_of(t.n.op);
-                    amp_kernel kp = {.ctx = ctx, .n = &t.n, .opset = 17, .nin = n, .nout = 1, .in = pin, .out = pin + n};
-                    amp_kernel kd = {.ctx = ctx, .n = &t.n, .opset = 17, .nin = n, .nout = 1, .in = din, .out = din + n};
-                    void *state = NULL, *ws = NULL;
                     size_t wsb = 0;
-                    if (ok) s = e->supports(&cu, &kp) ? e->prepare(&cu, &kp, &state, &wsb) : AMP_ERR_UNSUPPORTED;
-                    if (ok && !s && wsb) ok = cudaMalloc(&ws, wsb) == cudaSuccess;
-                    kd.ws = ws;
-                    kd.ws_bytes = wsb;
-                    if (ok && !s) s = e->run(&cu, &kd, state);
-                    if (ok && !s) ok = cudaStreamSynchronize(cu.stream) == cudaSuccess &&
-                                       cudaMemcpy(got->data, dv[n].data, got->nbytes, cudaMemcpyDeviceToHost) == cudaSuccess;
-                    if (e->release) e->release(&cu, state);
-                    cudaFree(ws);
-                    for (int i = 0; i <= n; i++) cudaFree(dv[i].data);
-                    const bool wants_ws = kfloats[d] != AMP_F32;
-                    const bool same = ok && !s && memcmp(got->data, ref->data, ref->nbytes) == 0 && (wsb > 0) == wants_ws;
+                    amp_status sc = run_cpu(&t, n, in, 1, &ref), sd = run_device(&t, n, in, NULL, 1, &got, false, &wsb);
+                    const bool same = !sc && !sd && same_bits(got, ref) && (wsb > 0) == (kfloats[d] != AMP_F32);
                     free_all(in, n);
                     amp_tensor_destroy(ref);
                     amp_tensor_destroy(got);
-                    CT_CHECK(same, "%s of %d %s%s: %s, CPU's bits, workspace %zu", ops[o], n, amp_dtype_name(kfloats[d]),
-                             bc ? " broadcast" : "", amp_status_name(s), wsb);
+                    CT_CHECK(same, "%s of %d %s%s: CPU %s, CUDA %s, CPU's bits, workspace %zu", ops[o], n,
+                             amp_dtype_name(kfloats[d]), bc ? " broadcast" : "", amp_status_name(sc),
+                             amp_status_name(sd), wsb);
                 }
 }
 
@@ -713,19 +800,13 @@ static void t_constant_of_shape(void) {
 
 /* ---- Dropout, DropoutGrad ------------------------------------------------------------------------- */
 
-static amp_tensor *flag(bool v) {
-    amp_tensor *t = tens(AMP_BOOL, 0, NULL);
-    if (t) ((uint8_t *)t->data)[0] = v;
-    return t;
-}
-
 static void t_dropout(void) {
     CT_CHECK(setup(), "setup");
     const int64_t sizes[] = {1, 7, 333, 1000};
-    const double ratios[] = {0.3, 0.0, 1.0, 0.75};
+    const double ratios[] = {0.3, 0.0, 1.0, 0.75, 0.4};
     for (int d = 0; d < 3; d++)
         for (int seeded = 0; seeded < 2; seeded++)
-            for (int r = 0; r < 4; r++)
+            for (int r = 0; r < 5; r++)
                 for (int train = 0; train < 2; train++)
                     for (int z = 0; z < 4; z++) {
                         tnode t;
@@ -873,6 +954,7 @@ static const ct_case cases[] = {
     {"clip", t_clip},
     {"clip_grad", t_clip_grad},
     {"clip_device_bounds", t_clip_device_bounds},
+    {"graph_capture", t_graph_capture},
     {"where", t_where},
     {"variadic", t_variadic},
     {"variadic_many", t_variadic_many},
