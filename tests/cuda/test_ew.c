@@ -72,6 +72,17 @@ static bool refused_with_reason(tnode *t, int nin, amp_tensor *const *in, const 
  * CUDA graph, which is launched twice (run enqueues only, and a replay gives the same bits).
  * *wsb: the workspace prepare asked for. */
 #define RD_MAX 32
+
+/* the node's input and output value ids (0.. in order) */
+static void bind_ids(tnode *t, int nin, int nout) {
+    static int ids[RD_MAX];
+    for (int i = 0; i < RD_MAX; i++) ids[i] = i;
+    t->n.inputs = ids;
+    t->n.n_inputs = nin;
+    t->n.outputs = ids + nin;
+    t->n.n_outputs = nout;
+}
+
 static amp_status run_device(tnode *t, int nin, amp_tensor *const *in, const bool *known, int nout, amp_tensor **out,
                              bool capture, size_t *wsb) {
     amp_tensor dv[RD_MAX], pv[RD_MAX], *din[RD_MAX], *pin[RD_MAX];
@@ -92,12 +103,7 @@ static amp_status run_device(tnode *t, int nin, amp_tensor *const *in, const boo
         din[i] = &dv[i];
         pin[i] = &pv[i];
     }
-    static int ids[RD_MAX];
-    for (int i = 0; i < RD_MAX; i++) ids[i] = i;
-    t->n.inputs = ids;
-    t->n.n_inputs = nin;
-    t->n.outputs = ids + nin;
-    t->n.n_outputs = nout;
+    bind_ids(t, nin, nout);
     const amp_cuda_op *e = entry_of(t->n.op);
     amp_kernel kp = {.ctx = ctx, .n = &t->n, .opset = t->opset, .nin = nin, .nout = nout, .in = pin, .out = pin + nin};
     amp_kernel kd = {.ctx = ctx, .n = &t->n, .opset = t->opset, .nin = nin, .nout = nout, .in = din, .out = din + nin};
@@ -134,14 +140,9 @@ static amp_status run_device(tnode *t, int nin, amp_tensor *const *in, const boo
     return s;
 }
 
-/* The CPU's outputs of t (amp_backend_run_once; any input count) into ref[], shaped like[]. */
+/* The CPU's outputs of t (amp_backend_run_once; any input count) into ref[] (shaped by the caller). */
 static amp_status run_cpu(tnode *t, int nin, amp_tensor *const *in, int nout, amp_tensor **ref) {
-    static int ids[RD_MAX];
-    for (int i = 0; i < RD_MAX; i++) ids[i] = i;
-    t->n.inputs = ids;
-    t->n.n_inputs = nin;
-    t->n.outputs = ids + nin;
-    t->n.n_outputs = nout;
+    bind_ids(t, nin, nout);
     amp_kernel k = {.ctx = ctx, .n = &t->n, .opset = t->opset, .nin = nin, .nout = nout, .in = in, .out = ref,
                     .threads = 1};
     return amp_backend_run_once(cpu, &k);
