@@ -41,16 +41,32 @@ typedef enum amp_k_unary {
     AMP_K_TANH,
     AMP_K_GELU,
     AMP_K_GELU_TANH,  /* Gelu approximate="tanh" */
+    AMP_K_ERF,
+    AMP_K_SQRT,
+    AMP_K_NEG,        /* forward only (its gradient is a Neg node) */
+    AMP_K_EXP,
+    AMP_K_LOG,
+    AMP_K_ABS,
+    AMP_K_RECIPROCAL,
+    AMP_K_SOFTPLUS,
+    AMP_K_ELU,        /* alpha */
+    AMP_K_HARD_SWISH,
+    AMP_K_HARD_SIGMOID, /* alpha, beta (amp_k_unary_fwd2, amp_k_unary_grad2) */
     AMP_K_UNARY_COUNT
 } amp_k_unary;
 
 /* y = f(x); in place (y == x) is allowed. */
 cudaError_t amp_k_unary_fwd(cudaStream_t stream, amp_k_unary op, amp_k_dtype dt, float alpha, const void *x, void *y,
                             int64_t n);
-/* dx = f'(.) dy, v the forward value the gradient reads (UnaryGrad: Y for Relu, Sigmoid and
- * Tanh, X for LeakyRelu and Gelu); dx may alias dy. */
+/* dx = f'(.) dy, v the forward value the gradient reads (UnaryGrad: Y for Relu, Sigmoid, Tanh,
+ * Sqrt, Exp and Reciprocal, X for the others); dx may alias dy. */
 cudaError_t amp_k_unary_grad(cudaStream_t stream, amp_k_unary op, amp_k_dtype dt, float alpha, const void *dy,
                              const void *v, void *dx, int64_t n);
+/* The same with a second attribute (HardSigmoid's beta; the others ignore it). */
+cudaError_t amp_k_unary_fwd2(cudaStream_t stream, amp_k_unary op, amp_k_dtype dt, float alpha, float beta,
+                             const void *x, void *y, int64_t n);
+cudaError_t amp_k_unary_grad2(cudaStream_t stream, amp_k_unary op, amp_k_dtype dt, float alpha, float beta,
+                              const void *dy, const void *v, void *dx, int64_t n);
 
 /* ---- 2-D max pooling (k_pool.cu) ---------------------------------------------------------------
  * Planes of H x W in, OH x OW out (NCHW: planes = N * C); window kh x kw, strides, dilations and

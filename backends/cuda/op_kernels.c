@@ -86,12 +86,12 @@ static amp_status run_cast(amp_cuda *cu, const amp_kernel *k, void *state) {
 typedef struct unary_state {
     amp_k_unary op;
     amp_k_dtype dt;
-    float alpha;
+    float alpha, beta;
 } unary_state;
 
 /* The kernel of a forward op with its attributes (as the CPU kernels read them), or false. */
-static bool unary_of(amp_op op, const amp_node *n, amp_k_unary *u, float *alpha) {
-    *alpha = 0.0f;
+static bool unary_of(amp_op op, const amp_node *n, amp_k_unary *u, float *alpha, float *beta) {
+    *alpha = *beta = 0.0f;
     switch (op) {
     case AMP_OP_RELU: *u = AMP_K_RELU; return true;
     case AMP_OP_LEAKY_RELU:
@@ -107,6 +107,24 @@ static bool unary_of(amp_op op, const amp_node *n, amp_k_unary *u, float *alpha)
         else return false;
         return true;
     }
+    case AMP_OP_ERF: *u = AMP_K_ERF; return true;
+    case AMP_OP_SQRT: *u = AMP_K_SQRT; return true;
+    case AMP_OP_NEG: *u = AMP_K_NEG; return true;
+    case AMP_OP_EXP: *u = AMP_K_EXP; return true;
+    case AMP_OP_LOG: *u = AMP_K_LOG; return true;
+    case AMP_OP_ABS: *u = AMP_K_ABS; return true;
+    case AMP_OP_RECIPROCAL: *u = AMP_K_RECIPROCAL; return true;
+    case AMP_OP_SOFTPLUS: *u = AMP_K_SOFTPLUS; return true;
+    case AMP_OP_ELU:
+        *u = AMP_K_ELU;
+        *alpha = amp_attr_float(n, "alpha", 1.0f);
+        return true;
+    case AMP_OP_HARD_SWISH: *u = AMP_K_HARD_SWISH; return true;
+    case AMP_OP_HARD_SIGMOID:
+        *u = AMP_K_HARD_SIGMOID;
+        *alpha = amp_attr_float(n, "alpha", 0.2f);
+        *beta = amp_attr_float(n, "beta", 0.5f);
+        return true;
     default: return false;
     }
 }
@@ -117,8 +135,8 @@ static amp_op grad_op(const amp_node *n) { return amp_op_lookup(amp_attr_str(n, 
 static const char *why_unary(const amp_kernel *k) {
     const amp_tensor *x = k->in[0], *y = k->out[0];
     amp_k_unary u;
-    float alpha;
-    if (!unary_of(k->n->op, k->n, &u, &alpha)) return "has attributes this backend does not run";
+    float alpha, beta;
+    if (!unary_of(k->n->op, k->n, &u, &alpha, &beta)) return "has attributes this backend does not run";
     if (!is_kfloat(x) || y->dtype != x->dtype) return "runs f32, f16 and bf16 only";
     if (y->numel != x->numel) return "output size differs from the input's";
     return NULL;
@@ -126,8 +144,10 @@ static const char *why_unary(const amp_kernel *k) {
 
 static const char *why_unary_grad(const amp_kernel *k) {
     amp_k_unary u;
-    float alpha;
-    if (!unary_of(grad_op(k->n), k->n, &u, &alpha)) return "differentiates an op this backend has no gradient kernel for";
+    float alpha, beta;
+    /* Neg's gradient is a Neg node: UnaryGrad has no Neg (nor does the CPU's) */
+    if (!unary_of(grad_op(k->n), k->n, &u, &alpha, &beta) || u == AMP_K_NEG)
+        return "differentiates an op this backend has no gradient kernel for";
     const amp_tensor *dy = in_opt(k, 0), *v = in_opt(k, 1), *dx = k->out[0];
     if (k->nin != 2 || !dy || !v) return "needs dY and one forward value";
     if (!is_kfloat(dy) || v->dtype != dy->dtype || dx->dtype != dy->dtype) return "runs f32, f16 and bf16 only";
@@ -140,21 +160,21 @@ static amp_status prepare_unary_common(const amp_kernel *k, amp_op op, void **st
     amp_status s = new_state(k, sizeof *st, state);
     if (s) return s;
     st = *state;
-    unary_of(op, k->n, &st->op, &st->alpha);
+    unary_of(op, k->n, &st->op, &st->alpha, &st->beta);
     kdtype(k->out[0]->dtype, &st->dt);
     return AMP_OK;
 }
 
 static amp_status run_unary(amp_cuda *cu, const amp_kernel *k, void *state) {
     const unary_state *st = state;
-    return LAUNCH(k, amp_k_unary_fwd(cu->stream, st->op, st->dt, st->alpha, k->in[0]->data, k->out[0]->data,
-                                     k->out[0]->numel));
+    return LAUNCH(k, amp_k_unary_fwd2(cu->stream, st->op, st->dt, st->alpha, st->beta, k->in[0]->data,
+                                      k->out[0]->data, k->out[0]->numel));
 }
 
 static amp_status run_unary_grad(amp_cuda *cu, const amp_kernel *k, void *state) {
     const unary_state *st = state;
-    return LAUNCH(k, amp_k_unary_grad(cu->stream, st->op, st->dt, st->alpha, k->in[0]->data, k->in[1]->data,
-                                      k->out[0]->data, k->out[0]->numel));
+    return LAUNCH(k, amp_k_unary_grad2(cu->stream, st->op, st->dt, st->alpha, st->beta, k->in[0]->data,
+                                       k->in[1]->data, k->out[0]->data, k->out[0]->numel));
 }
 
 /* ---- MaxPool, MaxPoolGrad --------------------------------------------------------------------- */
@@ -459,7 +479,18 @@ static const char *why_not(const amp_kernel *k) {
     case AMP_OP_LEAKY_RELU:
     case AMP_OP_SIGMOID:
     case AMP_OP_TANH:
-    case AMP_OP_GELU: return why_unary(k);
+    case AMP_OP_GELU:
+    case AMP_OP_ERF:
+    case AMP_OP_SQRT:
+    case AMP_OP_NEG:
+    case AMP_OP_EXP:
+    case AMP_OP_LOG:
+    case AMP_OP_ABS:
+    case AMP_OP_RECIPROCAL:
+    case AMP_OP_SOFTPLUS:
+    case AMP_OP_ELU:
+    case AMP_OP_HARD_SWISH:
+    case AMP_OP_HARD_SIGMOID: return why_unary(k);
     case AMP_OP_UNARY_GRAD: return why_unary_grad(k);
     case AMP_OP_MAX_POOL: return why_pool(k);
     case AMP_OP_MAX_POOL_GRAD: return why_pool_grad(k);
@@ -501,7 +532,18 @@ static amp_status prepare(amp_cuda *cu, const amp_kernel *k, void **state, size_
     case AMP_OP_LEAKY_RELU:
     case AMP_OP_SIGMOID:
     case AMP_OP_TANH:
-    case AMP_OP_GELU: return prepare_unary_common(k, k->n->op, state);
+    case AMP_OP_GELU:
+    case AMP_OP_ERF:
+    case AMP_OP_SQRT:
+    case AMP_OP_NEG:
+    case AMP_OP_EXP:
+    case AMP_OP_LOG:
+    case AMP_OP_ABS:
+    case AMP_OP_RECIPROCAL:
+    case AMP_OP_SOFTPLUS:
+    case AMP_OP_ELU:
+    case AMP_OP_HARD_SWISH:
+    case AMP_OP_HARD_SIGMOID: return prepare_unary_common(k, k->n->op, state);
     case AMP_OP_UNARY_GRAD: return prepare_unary_common(k, grad_op(k->n), state);
     case AMP_OP_MAX_POOL: return prepare_pool_common(k, false, state);
     case AMP_OP_MAX_POOL_GRAD: return prepare_pool_common(k, true, state);
@@ -527,6 +569,17 @@ const amp_cuda_op amp_cuda_ops_kernels[] = {
     ENTRY(SIGMOID, run_unary),
     ENTRY(TANH, run_unary),
     ENTRY(GELU, run_unary),
+    ENTRY(ERF, run_unary),
+    ENTRY(SQRT, run_unary),
+    ENTRY(NEG, run_unary),
+    ENTRY(EXP, run_unary),
+    ENTRY(LOG, run_unary),
+    ENTRY(ABS, run_unary),
+    ENTRY(RECIPROCAL, run_unary),
+    ENTRY(SOFTPLUS, run_unary),
+    ENTRY(ELU, run_unary),
+    ENTRY(HARD_SWISH, run_unary),
+    ENTRY(HARD_SIGMOID, run_unary),
     ENTRY(UNARY_GRAD, run_unary_grad),
     ENTRY(MAX_POOL, run_pool),
     ENTRY(MAX_POOL_GRAD, run_pool_grad),
