@@ -22,6 +22,9 @@
 #include "ir/grad.h"
 #include "tests/cuda/cuda_test.h"
 
+/* the most inputs, and the most outputs, of one node run here (BatchNormalizationGrad has 9) */
+#define OT_MAX_IO 16
+
 static amp_context *ctx;
 static amp_backend *cpu;
 static amp_cuda cu;
@@ -136,10 +139,10 @@ static const amp_cuda_op *entry_of(amp_op op) {
 
 /* Shapes of the outputs by the op's own inference; out[i] created (host), poisoned. */
 static amp_status infer_outputs(tnode *t, int nin, amp_tensor *const *in, int nout, amp_tensor **out) {
-    amp_tinfo ti[8], to[8];
-    const amp_tinfo *pin[8];
-    amp_tinfo *pout[8];
-    static int ids_in[8], ids_out[8];
+    amp_tinfo ti[OT_MAX_IO], to[OT_MAX_IO];
+    const amp_tinfo *pin[OT_MAX_IO];
+    amp_tinfo *pout[OT_MAX_IO];
+    static int ids_in[OT_MAX_IO], ids_out[OT_MAX_IO];
     memset(ti, 0, sizeof ti);
     memset(to, 0, sizeof to);
     for (int i = 0; i < nin; i++) {
@@ -184,8 +187,8 @@ static amp_status run_both(tnode *t, int nin, amp_tensor *const *in, int nout, a
         free_all(ref, nout);
         return s;
     }
-    amp_tensor dvin[8], dvout[8], pvin[8], pvout[8];
-    amp_tensor *din[8], *dout[8], *pin[8], *pout[8];
+    amp_tensor dvin[OT_MAX_IO], dvout[OT_MAX_IO], pvin[OT_MAX_IO], pvout[OT_MAX_IO];
+    amp_tensor *din[OT_MAX_IO], *dout[OT_MAX_IO], *pin[OT_MAX_IO], *pout[OT_MAX_IO];
     void *ws = NULL, *state = NULL;
     size_t ws_bytes = 0;
     const amp_cuda_op *e = entry_of(t->n.op);
@@ -306,7 +309,7 @@ static int64_t first_diff(const amp_tensor *a, const amp_tensor *b) {
 /* One node on both backends; every output compared, bit for bit (exact) or within tol. */
 #define CHECK_NODE(t, nin, in, nout, exact, tol, ...)                                                              \
     do {                                                                                                           \
-        amp_tensor *ref_[4], *got_[4];                                                                             \
+        amp_tensor *ref_[OT_MAX_IO], *got_[OT_MAX_IO];                                                                           \
         char what_[200];                                                                                           \
         snprintf(what_, sizeof what_, __VA_ARGS__);                                                                \
         amp_status s_ = run_both((t), (nin), (in), (nout), ref_, got_);                                           \
