@@ -13,20 +13,12 @@
 #include <string.h>
 
 #include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/op_util.h"
 #include "backends/cuda/kernels_ew.h"
 #include "base/elem.h"
 #include "ir/ops/elementwise.h"
 
 /* ---- shared ----------------------------------------------------------------------------------- */
-
-static bool kdtype(amp_dtype t, amp_k_dtype *out) {
-    switch (t) {
-    case AMP_F32: *out = AMP_K_F32; return true;
-    case AMP_F16: *out = AMP_K_F16; return true;
-    case AMP_BF16: *out = AMP_K_BF16; return true;
-    default: return false;
-    }
-}
 
 /* an exponent's or slope's type (kernels_ew.h) */
 static bool knum(amp_dtype t, amp_k_num *out) {
@@ -44,31 +36,6 @@ static amp_k_dtype kd(amp_dtype t) {
     amp_k_dtype d = AMP_K_F32;
     kdtype(t, &d);
     return d;
-}
-
-static const amp_tensor *in_opt(const amp_kernel *k, int i) { return i < k->nin ? k->in[i] : NULL; }
-
-/* A launch's status; on failure the message also carries what the emulator saw, and names the
- * node. */
-static amp_status launched(const amp_kernel *k, amp_status s) {
-    if (!s) return AMP_OK;
-    char msg[512];
-    const char *detail = amp_k_launch_detail();
-    snprintf(msg, sizeof msg, "%s%s%s", amp_context_last_error(k->ctx), detail[0] ? ": " : "", detail);
-    return amp_kernel_fail(k, s, "%s", msg);
-}
-#define LAUNCH(k, call) launched((k), AMP_CUDA_RT((k)->ctx, call))
-
-static amp_status new_state(const amp_kernel *k, size_t bytes, void **state) {
-    *state = amp_calloc(k->ctx, 1, bytes);
-    return *state ? AMP_OK : amp_kernel_fail(k, AMP_ERR_NO_MEMORY, "no memory for the step's state");
-}
-
-static void release_state(amp_cuda *cu, void *state) { amp_free(cu->ctx, state); }
-
-static amp_status copy_bytes(amp_cuda *cu, const amp_kernel *k, void *y, const void *x, size_t bytes) {
-    if (y == x || bytes == 0) return AMP_OK;
-    return AMP_CUDA_RT(k->ctx, cudaMemcpyAsync(y, x, bytes, cudaMemcpyDeviceToDevice, cu->stream));
 }
 
 static bool all_float_as(const amp_tensor *t, const amp_tensor *like) {

@@ -13,18 +13,10 @@
 #include <string.h>
 
 #include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/op_util.h"
 #include "backends/cuda/kernels_norm.h"
 
 /* ---- shared ----------------------------------------------------------------------------------- */
-
-static bool kdtype(amp_dtype t, amp_k_dtype *out) {
-    switch (t) {
-    case AMP_F32: *out = AMP_K_F32; return true;
-    case AMP_F16: *out = AMP_K_F16; return true;
-    case AMP_BF16: *out = AMP_K_BF16; return true;
-    default: return false;
-    }
-}
 
 /* The kernel dtype of t (f32 for an absent or unsupported one: why_not has refused those). */
 static amp_k_dtype kd(const amp_tensor *t) {
@@ -33,35 +25,11 @@ static amp_k_dtype kd(const amp_tensor *t) {
     return d;
 }
 
-static const amp_tensor *in_opt(const amp_kernel *k, int i) { return i < k->nin ? k->in[i] : NULL; }
-static amp_tensor *out_opt(const amp_kernel *k, int i) { return i < k->nout ? k->out[i] : NULL; }
 static const void *data_opt(const amp_tensor *t) { return t ? t->data : NULL; }
 static void *odata_opt(amp_tensor *t) { return t ? t->data : NULL; }
 
-static bool is_kfloat(const amp_tensor *t) {
-    amp_k_dtype d;
-    return t && kdtype(t->dtype, &d);
-}
 /* absent, or f32/f16/bf16 */
 static bool opt_kfloat(const amp_tensor *t) { return !t || is_kfloat(t); }
-
-/* A launch's status; on failure the message also carries what the emulator saw (the barrier that
- * deadlocked, the wrong warp mask), and names the node. */
-static amp_status launched(const amp_kernel *k, amp_status s) {
-    if (!s) return AMP_OK;
-    char msg[512];
-    const char *detail = amp_k_launch_detail();
-    snprintf(msg, sizeof msg, "%s%s%s", amp_context_last_error(k->ctx), detail[0] ? ": " : "", detail);
-    return amp_kernel_fail(k, s, "%s", msg);
-}
-#define LAUNCH(k, call) launched((k), AMP_CUDA_RT((k)->ctx, call))
-
-static amp_status new_state(const amp_kernel *k, size_t bytes, void **state) {
-    *state = amp_calloc(k->ctx, 1, bytes);
-    return *state ? AMP_OK : amp_kernel_fail(k, AMP_ERR_NO_MEMORY, "no memory for the step's state");
-}
-
-static void release_state(amp_cuda *cu, void *state) { amp_free(cu->ctx, state); }
 
 /* ---- Softmax, LogSoftmax, Hardmax, SoftmaxGrad, LogSoftmaxGrad ---------------------------------
  * Rows as the CPU kernels see them: from opset 13 the one dim at `axis` (default -1); before,

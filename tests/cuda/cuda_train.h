@@ -1,10 +1,15 @@
 /* What the CUDA training tests (tests/cuda/test_lenet.c, test_models.c) share: comparing two
- * trainers' parameters through the public API. Include after amprt/amprt.h; static only. */
+ * trainers' parameters through the public API, and the emulated runtime's counters inside the
+ * CUDA module (allocations, waits, the work a step enqueues). Include after amprt/amprt.h; static only. */
 #ifndef AMP_TESTS_CUDA_CUDA_TRAIN_H
 #define AMP_TESTS_CUDA_CUDA_TRAIN_H
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+#if defined(AMP_CUDA_EMULATED)
+#include <dlfcn.h>
+#endif
 
 #include "amprt/amprt.h"
 
@@ -30,6 +35,52 @@ static inline double param_distance(amp_trainer *a, amp_trainer *b, int *identic
         }
     }
     return den > 0 ? sqrt(num / den) : 0;
+}
+
+/* A function of the emulated runtime inside the CUDA module (emu/fake_runtime.h: the module has
+ * its own copy of the runtime, so its counters are asked there), or NULL where there is none
+ * (a real GPU, or before the first trainer loaded the module). The module stays loaded: the
+ * library holds its own reference. */
+static inline void *emu_fn(const char *name) {
+#if defined(AMP_CUDA_EMULATED)
+    const char *m = getenv("AMPRT_CUDA_MODULE");
+    void *h = m ? dlopen(m, RTLD_NOW | RTLD_NOLOAD) : NULL;
+    if (!h) return NULL;
+    void *sym = dlsym(h, name);
+    dlclose(h);
+    return sym;
+#else
+    (void)name;
+    return NULL;
+#endif
+}
+
+/* cudaGraphLaunch calls so far; -1 where that cannot be asked (a real GPU: there the
+ * bit-identity is the check) */
+static inline long long graph_launches(void) {
+    unsigned long long (*fn)(void);
+    void *sym = emu_fn("amp_emu_graph_launches");
+    memcpy(&fn, &sym, sizeof fn);
+    return fn ? (long long)fn() : -1;
+}
+
+/* allocating and waiting calls so far; 0 where they cannot be counted */
+static inline int call_counts(unsigned long long *allocs, unsigned long long *syncs) {
+    void (*fn)(unsigned long long *, unsigned long long *);
+    void *sym = emu_fn("amp_emu_call_counts");
+    memcpy(&fn, &sym, sizeof fn);
+    if (fn) fn(allocs, syncs);
+    return fn != NULL;
+}
+
+/* stream work run so far: kernels, library calls, copies, memsets (0 where it cannot be
+ * counted) */
+static inline int ran_counts(unsigned long long c[4]) {
+    void (*fn)(unsigned long long *);
+    void *sym = emu_fn("amp_emu_ran_counts");
+    memcpy(&fn, &sym, sizeof fn);
+    if (fn) fn(c);
+    return fn != NULL;
 }
 
 #endif

@@ -184,42 +184,6 @@ static void t_overflow(void) {
     CT_CHECK(same_params, "a skipped step leaves the parameters as they were");
 }
 
-/* A function of the emulated runtime inside the CUDA module (emu/fake_runtime.h: the module has
- * its own copy of the runtime, so its counters are asked there), or NULL where there is none
- * (a real GPU, or before the first trainer loaded the module). The module stays loaded: the
- * library holds its own reference. */
-static void *emu_fn(const char *name) {
-#if defined(AMP_CUDA_EMULATED)
-    const char *m = getenv("AMPRT_CUDA_MODULE");
-    void *h = m ? dlopen(m, RTLD_NOW | RTLD_NOLOAD) : NULL;
-    if (!h) return NULL;
-    void *sym = dlsym(h, name);
-    dlclose(h);
-    return sym;
-#else
-    (void)name;
-    return NULL;
-#endif
-}
-
-/* cudaGraphLaunch calls so far; -1 where that cannot be asked (a real GPU: there the
- * bit-identity is the check) */
-static long long graph_launches(void) {
-    unsigned long long (*fn)(void);
-    void *sym = emu_fn("amp_emu_graph_launches");
-    memcpy(&fn, &sym, sizeof fn);
-    return fn ? (long long)fn() : -1;
-}
-
-/* allocating and waiting calls so far; 0 where they cannot be counted */
-static int call_counts(unsigned long long *allocs, unsigned long long *syncs) {
-    void (*fn)(unsigned long long *, unsigned long long *);
-    void *sym = emu_fn("amp_emu_call_counts");
-    memcpy(&fn, &sym, sizeof fn);
-    if (fn) fn(allocs, syncs);
-    return fn != NULL;
-}
-
 /* the emulated device's memory limit (returns the old one; 0 where it cannot be set) */
 static size_t set_device_limit(size_t bytes) {
     size_t (*fn)(size_t);
@@ -234,16 +198,6 @@ static long long device_regions(void) {
     void *sym = emu_fn("amp_emu_device_regions");
     memcpy(&fn, &sym, sizeof fn);
     return fn ? (long long)fn() : -1;
-}
-
-/* stream work run so far: kernels, library calls, copies, memsets (0 where it cannot be
- * counted) */
-static int ran_counts(unsigned long long c[4]) {
-    void (*fn)(unsigned long long *);
-    void *sym = emu_fn("amp_emu_ran_counts");
-    memcpy(&fn, &sym, sizeof fn);
-    if (fn) fn(c);
-    return fn != NULL;
 }
 
 /* device bytes in use; 0 where that cannot be asked */
