@@ -1,0 +1,203 @@
+/* The LSTM's own kernels (kernels_rnn.h): initial state, one step's gate arithmetic, outputs.
+ *
+ * The gate math is backends/cpu/rnn.c's f32 path, operation for operation: the same sigmoid and
+ * tanh (e^x by range reduction and a degree-7 polynomial, tanh's series near zero), the same
+ * order of the additions (hr + ((xw + Wb) + Rb)), peepholes added before the clip. nvcc would
+ * contract a * b + c into one fused multiply-add, which the CPU does not do, so the products and
+ * sums go through the _rn intrinsics there (exactly rounded, never contracted). The GEMMs that
+ * feed xw and hr sum in another order than the CPU's, so the outputs agree to rounding, not bits. */
+#include "backends/cuda/kernels_dev.h"
+#include "backends/cuda/kernels_rnn.h"
+
+/* ---- exactly rounded f32 arithmetic, never contracted ------------------------------------------ */
+
+__device__ __forceinline__ float rnn_mul(float a, float b) {
+#ifdef __CUDA_ARCH__
+    return __fmul_rn(a, b);
+#else
+    return a * b;
+#endif
+}
+
+__device__ __forceinline__ float rnn_add(float a, float b) {
+#ifdef __CUDA_ARCH__
+    return __fadd_rn(a, b);
+#else
+    return a + b;
+#endif
+}
+
+__device__ __forceinline__ float rnn_sub(float a, float b) {
+#ifdef __CUDA_ARCH__
+    return __fsub_rn(a, b);
+#else
+    return a - b;
+#endif
+}
+
+/* a * b + c, rounded twice as the CPU does */
+__device__ __forceinline__ float rnn_mad(float a, float b, float c) { return rnn_add(rnn_mul(a, b), c); }
+
+/* ---- the CPU's sigmoid and tanh (backends/cpu/rnn.c: exp_f32, amp_cpu_rnn_sigmoid_f32, _tanh_f32) */
+
+/* e^x for x in [-87.3, 88.3] */
+__device__ __forceinline__ float rnn_exp(float x) {
+    const float tm = rnn_mad(x, 1.44269504088896341f, 12582912.0f), n = rnn_sub(tm, 12582912.0f);
+    const float r = rnn_sub(rnn_sub(x, rnn_mul(n, 0.693359375f)), rnn_mul(n, -2.12194440e-4f));
+    float p = 1.0f / 5040;
+    p = rnn_mad(p, r, 1.0f / 720);
+    p = rnn_mad(p, r, 1.0f / 120);
+    p = rnn_mad(p, r, 1.0f / 24);
+    p = rnn_mad(p, r, 1.0f / 6);
+    p = rnn_mad(p, r, 0.5f);
+    p = rnn_mad(p, r, 1.0f);
+    p = rnn_mad(p, r, 1.0f);
+    const uint32_t u = (amp_f32_bits(tm) + 127u) << 23; /* the exponent field of 2^n */
+    return rnn_mul(p, amp_bits_f32(u));
+}
+
+__device__ __forceinline__ float rnn_sigmoid(float v) {
+    const float x = v < -87.0f ? -87.0f : v > 87.0f ? 87.0f : v; /* NaN stays NaN */
+    return 1.0f / rnn_add(1.0f, rnn_exp(-x));
+}
+
+__device__ __forceinline__ float rnn_tanh(float x) {
+    const float ax = fabsf(x), x2 = rnn_mul(x, x);
+    const float e = rnn_exp(rnn_mul(2.0f, ax > 9.0f ? 9.0f : ax));
+    const float big = rnn_sub(1.0f, 2.0f / rnn_add(e, 1.0f));
+    float q = rnn_mad(x2, 62.0f / 2835, -17.0f / 315);
+    q = rnn_mad(x2, q, 2.0f / 15);
+    q = rnn_mad(x2, q, -1.0f / 3);
+    const float small = rnn_add(x, rnn_mul(rnn_mul(x, x2), q));
+    return ax < 0.25f ? small : copysignf(big, x);
+}
+
+__device__ __forceinline__ float rnn_clip(const amp_k_lstm_geom &g, float v) {
+    if (!g.has_clip) return v;
+    return v > g.clip ? g.clip : v < -g.clip ? -g.clip : v;
+}
+
+/* ---- offsets (backends/cpu/rnn.c: x_row, y_off, h_off) ---------------------------------------- */
+
+__device__ __forceinline__ int64_t rnn_x_row(const amp_k_lstm_geom &g, int64_t t, int64_t b) {
+    return g.layout ? b * g.S + t : t * g.B + b;
+}
+__device__ __forceinline__ int64_t rnn_y_off(const amp_k_lstm_geom &g, int64_t t, int64_t b) {
+    return (g.layout ? (b * g.S + t) * g.D + g.d : (t * g.D + g.d) * g.B + b) * g.H;
+}
+__device__ __forceinline__ int64_t rnn_h_off(const amp_k_lstm_geom &g, int64_t b) {
+    return (g.layout ? b * g.D + g.d : g.d * g.B + b) * g.H;
+}
+
+/* ---- kernels ------------------------------------------------------------------------------------ */
+
+template <int DT>
+__global__ void amp_k_lstm_init_kernel(amp_k_lstm_geom g, const void *__restrict__ h0, const void *__restrict__ c0,
+                                       float *__restrict__ h, float *__restrict__ c) {
+    AMP_K_FOR(idx, g.B * g.H) {
+        const int64_t b = idx / g.H, i = idx - b * g.H;
+        h[idx] = h0 ? amp_k_ld(h0, DT, rnn_h_off(g, b) + i) : 0.0f;
+        c[idx] = c0 ? amp_k_ld(c0, DT, rnn_h_off(g, b) + i) : 0.0f;
+    }
+}
+
+/* One thread per (row, hidden unit): the four gates of that unit, then its c and h. */
+template <int DT>
+__global__ void amp_k_lstm_step_kernel(amp_k_lstm_geom g, int64_t step, const float *__restrict__ xw,
+                                       const float *__restrict__ hr, const void *__restrict__ bias,
+                                       const void *__restrict__ p, const int32_t *__restrict__ lens,
+                                       float *__restrict__ h, float *__restrict__ c, void *__restrict__ y) {
+    const int64_t H = g.H, GH = 4 * H;
+    AMP_K_FOR(idx, g.B * H) {
+        const int64_t b = idx / H, i = idx - b * H;
+        const int64_t len = lens ? lens[b] : g.S;
+        if (step >= len) continue;
+        const int64_t t = g.fwd ? step : len - 1 - step;
+        const float *x = xw + rnn_x_row(g, t, b) * GH, *a = hr + b * GH;
+        float v[4]; /* i, o, f, c: ONNX's gate order */
+#ifdef __CUDACC__
+#pragma unroll
+#endif
+        for (int q = 0; q < 4; q++) {
+            const int64_t j = q * H + i;
+            const float wb = bias ? amp_k_ld(bias, DT, g.d * 2 * GH + j) : 0.0f;
+            const float rb = bias ? amp_k_ld(bias, DT, g.d * 2 * GH + GH + j) : 0.0f;
+            v[q] = rnn_add(a[j], rnn_add(rnn_add(x[j], wb), rb));
+        }
+        const float cp = c[idx];
+        const int64_t po = g.d * 3 * H + i;
+        if (p) {
+            v[0] = rnn_add(v[0], rnn_mul(amp_k_ld(p, DT, po), cp));
+            v[2] = rnn_add(v[2], rnn_mul(amp_k_ld(p, DT, po + 2 * H), cp));
+        }
+        const float gi = rnn_sigmoid(rnn_clip(g, v[0]));
+        const float gf = g.coupled ? rnn_sub(1.0f, gi) : rnn_sigmoid(rnn_clip(g, v[2]));
+        const float gc = rnn_tanh(rnn_clip(g, v[3]));
+        const float cn = rnn_add(rnn_mul(gf, cp), rnn_mul(gi, gc));
+        float vo = v[1];
+        if (p) vo = rnn_add(vo, rnn_mul(amp_k_ld(p, DT, po + H), cn));
+        const float go = rnn_sigmoid(rnn_clip(g, vo));
+        const float hn = rnn_mul(go, rnn_tanh(cn));
+        c[idx] = cn;
+        h[idx] = hn;
+        if (y) amp_k_st(y, DT, rnn_y_off(g, t, b) + i, hn);
+    }
+}
+
+template <int DT>
+__global__ void amp_k_lstm_finish_kernel(amp_k_lstm_geom g, const int32_t *__restrict__ lens,
+                                         const float *__restrict__ h, const float *__restrict__ c,
+                                         void *__restrict__ y, void *__restrict__ yh, void *__restrict__ yc) {
+    const int64_t BH = g.B * g.H, S1 = g.S > 0 ? g.S : 1;
+    AMP_K_FOR(idx, S1 * BH) {
+        const int64_t t = idx / BH, r = idx - t * BH, b = r / g.H, i = r - b * g.H;
+        const int64_t len = lens ? lens[b] : g.S;
+        if (y && t < g.S && t >= len) amp_k_st(y, DT, rnn_y_off(g, t, b) + i, 0.0f);
+        if (t != 0) continue;
+        if (yh) amp_k_st(yh, DT, rnn_h_off(g, b) + i, len > 0 ? h[r] : 0.0f);
+        if (yc) amp_k_st(yc, DT, rnn_h_off(g, b) + i, len > 0 ? c[r] : 0.0f);
+    }
+}
+
+/* ---- launchers ---------------------------------------------------------------------------------- */
+
+#define RNN_BY_DT(k) {k<AMP_K_F32>, k<AMP_K_F16>, k<AMP_K_BF16>}
+
+typedef void (*init_fn)(amp_k_lstm_geom, const void *, const void *, float *, float *);
+typedef void (*step_fn)(amp_k_lstm_geom, int64_t, const float *, const float *, const void *, const void *,
+                        const int32_t *, float *, float *, void *);
+typedef void (*finish_fn)(amp_k_lstm_geom, const int32_t *, const float *, const float *, void *, void *, void *);
+static const init_fn init_fns[3] = RNN_BY_DT(amp_k_lstm_init_kernel);
+static const step_fn step_fns[3] = RNN_BY_DT(amp_k_lstm_step_kernel);
+static const finish_fn finish_fns[3] = RNN_BY_DT(amp_k_lstm_finish_kernel);
+
+static bool geom_ok(const amp_k_lstm_geom &g) {
+    return (unsigned)g.dt < 3u && g.S >= 0 && g.B >= 0 && g.H >= 0 && (g.D == 1 || g.D == 2) && g.d >= 0 && g.d < g.D;
+}
+
+extern "C" cudaError_t amp_k_lstm_init(cudaStream_t s, amp_k_lstm_geom g, const void *h0, const void *c0, float *h,
+                                       float *c) {
+    if (!geom_ok(g)) return cudaErrorInvalidValue;
+    const int64_t n = g.B * g.H;
+    if (n == 0) return cudaSuccess;
+    return AMP_CUDA_LAUNCH_PLAIN(init_fns[g.dt], amp_k_blocks(n, AMP_K_THREADS), AMP_K_THREADS, 0, s, g, h0, c0, h, c);
+}
+
+extern "C" cudaError_t amp_k_lstm_step(cudaStream_t s, amp_k_lstm_geom g, int64_t step, const float *xw,
+                                       const float *hr, const void *bias, const void *p, const int32_t *lens, float *h,
+                                       float *c, void *y) {
+    if (!geom_ok(g)) return cudaErrorInvalidValue;
+    const int64_t n = g.B * g.H;
+    if (n == 0) return cudaSuccess;
+    return AMP_CUDA_LAUNCH_PLAIN(step_fns[g.dt], amp_k_blocks(n, AMP_K_THREADS), AMP_K_THREADS, 0, s, g, step, xw, hr,
+                                 bias, p, lens, h, c, y);
+}
+
+extern "C" cudaError_t amp_k_lstm_finish(cudaStream_t s, amp_k_lstm_geom g, const int32_t *lens, const float *h,
+                                         const float *c, void *y, void *yh, void *yc) {
+    if (!geom_ok(g)) return cudaErrorInvalidValue;
+    const int64_t n = (g.S > 0 ? g.S : 1) * g.B * g.H;
+    if (n == 0) return cudaSuccess;
+    return AMP_CUDA_LAUNCH_PLAIN(finish_fns[g.dt], amp_k_blocks(n, AMP_K_THREADS), AMP_K_THREADS, 0, s, g, lens, h, c,
+                                 y, yh, yc);
+}

@@ -1,0 +1,150 @@
+/* The LSTM family (backends/cuda/op_rnn.c, k_rnn.cu) on the emulator against the CPU backend:
+ * the node through its amp_cuda_ops_rnn entry (supports, prepare, run, release) on device
+ * memory, the same node on the CPU (amp_backend_run_once), in f32, f16 and bf16, odd sizes
+ * (batch 3, hidden 5, input 7, 4 steps and 1), each direction and layout, with and without
+ * bias, initial states, peepholes and sequence_lens, clip and input_forget.
+ *
+ * Thresholds: the GEMMs (cuBLASLt's, emulated from its descriptors) sum in another order than
+ * the CPU's, so a product differs by an ulp or so, and the recurrence carries it through every
+ * step's sigmoid and tanh: f32 1e-6 relative L2 holds (the gate math itself is the CPU's,
+ * operation for operation); f16 1e-3, bf16 8e-3 (a rounding flipped by such an ulp moves a value
+ * by one 16-bit ulp). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "backends/backend.h"
+#include "backends/cuda/cuda_backend.h"
+#ifdef AMP_CUDA_EMULATED
+#include "backends/cuda/emu/fake_runtime.h"
+#endif
+#include "base/elem.h"
+#include "ir/grad.h"
+#include "tests/cuda/cuda_optest.h"
+
+static int setup_lt(void) {
+    if (!setup()) return 0;
+    return cu.lt || cublasLtCreate(&cu.lt) == CUBLAS_STATUS_SUCCESS;
+}
+
+/* One LSTM variant. */
+typedef struct lstm_case {
+    int64_t S, B, I, H;
+    const char *dir;
+    int layout;
+    bool bias, h0, c0, peep, lens, clip, coupled;
+} lstm_case;
+
+static const lstm_case lstm_cases[] = {
+    {4, 3, 7, 5, "forward", 0, true, true, true, false, false, false, false},
+    {4, 3, 7, 5, "forward", 0, false, false, false, false, false, false, false},
+    {1, 3, 7, 5, "forward", 0, true, false, false, false, false, false, false},
+    {4, 3, 7, 5, "reverse", 0, true, true, true, false, false, false, false},
+    {4, 3, 7, 5, "bidirectional", 0, true, true, true, false, false, false, false},
+    {1, 3, 7, 5, "bidirectional", 1, false, true, false, false, false, false, false},
+    {4, 3, 7, 5, "bidirectional", 1, true, true, true, true, false, false, false},
+    {4, 3, 7, 5, "forward", 0, true, true, true, true, true, false, false},
+    {4, 3, 7, 5, "bidirectional", 0, true, false, false, false, true, true, false},
+    {4, 3, 7, 5, "reverse", 1, true, true, true, true, true, false, true},
+    {4, 1, 1, 1, "forward", 0, true, true, true, false, false, false, false},
+};
+
+/* inputs of case c in dtype dt: X W R B sequence_lens initial_h initial_c P */
+static void lstm_inputs(const lstm_case *c, amp_dtype dt, uint64_t seed, amp_tensor **in) {
+    const int64_t D = strcmp(c->dir, "bidirectional") ? 1 : 2;
+    const int64_t xd[3] = {c->layout ? c->B : c->S, c->layout ? c->S : c->B, c->I};
+    const int64_t wd[3] = {D, 4 * c->H, c->I}, rd[3] = {D, 4 * c->H, c->H}, bd[2] = {D, 8 * c->H};
+    const int64_t hd[3] = {c->layout ? c->B : D, c->layout ? D : c->B, c->H}, pd[2] = {D, 3 * c->H};
+    in[0] = rnd(dt, 3, xd, seed, -1.5f, 1.5f);
+    in[1] = rnd(dt, 3, wd, seed + 1, -0.7f, 0.7f);
+    in[2] = rnd(dt, 3, rd, seed + 2, -0.7f, 0.7f);
+    in[3] = c->bias ? rnd(dt, 2, bd, seed + 3, -0.5f, 0.5f) : NULL;
+    in[4] = NULL;
+    if (c->lens) {
+        in[4] = tens(AMP_I32, 1, &c->B);
+        for (int64_t b = 0; b < c->B; b++) ((int32_t *)in[4]->data)[b] = (int32_t)((c->S - b) > 0 ? c->S - b : 0);
+        if (c->B > 2) ((int32_t *)in[4]->data)[2] = 0; /* an empty row */
+    }
+    in[5] = c->h0 ? rnd(dt, 3, hd, seed + 5, -0.8f, 0.8f) : NULL;
+    in[6] = c->c0 ? rnd(dt, 3, hd, seed + 6, -0.8f, 0.8f) : NULL;
+    in[7] = c->peep ? rnd(dt, 2, pd, seed + 7, -0.5f, 0.5f) : NULL;
+}
+
+static void lstm_node(tnode *t, const lstm_case *c) {
+    tn_init(t, "LSTM", false);
+    tn_i(t, "hidden_size", c->H);
+    tn_s(t, "direction", c->dir);
+    tn_i(t, "layout", c->layout);
+    if (c->clip) tn_f(t, "clip", 0.9f);
+    if (c->coupled) tn_i(t, "input_forget", 1);
+}
+
+static void t_lstm(void) {
+    CT_CHECK(setup_lt(), "setup");
+    worst_reset();
+    for (size_t c = 0; c < sizeof lstm_cases / sizeof lstm_cases[0]; c++)
+        for (int d = 0; d < 3; d++) {
+            const lstm_case *lc = &lstm_cases[c];
+            tnode t;
+            lstm_node(&t, lc);
+            amp_tensor *in[8];
+            lstm_inputs(lc, kfloats[d], 100 + c, in);
+            CHECK_NODE(&t, 8, in, 3, false, tol_of(kfloats[d]), "LSTM case %zu %s %s layout %d", c, lc->dir,
+                       amp_dtype_name(kfloats[d]), lc->layout);
+            free_all(in, 8);
+        }
+    worst_print();
+}
+
+/* Y alone (Y_h and Y_c not asked for), and Y_h alone. */
+static void t_lstm_some_outputs(void) {
+    CT_CHECK(setup_lt(), "setup");
+    const lstm_case *lc = &lstm_cases[4];
+    for (int nout = 1; nout <= 2; nout++) {
+        tnode t;
+        lstm_node(&t, lc);
+        amp_tensor *in[8];
+        lstm_inputs(lc, AMP_F32, 7, in);
+        CHECK_NODE(&t, 3, in, nout, false, 1e-6, "LSTM with %d outputs", nout);
+        free_all(in, 8);
+    }
+}
+
+/* Other activations are refused, and prepare says why. */
+static void t_lstm_refused(void) {
+    CT_CHECK(setup_lt(), "setup");
+    const lstm_case *lc = &lstm_cases[0];
+    tnode t;
+    lstm_node(&t, lc);
+    const char *acts[3] = {"Sigmoid", "Relu", "Tanh"};
+    amp_attr *a = tn_add(&t, "activations", AMP_ATTR_STRINGS);
+    a->strings = (char **)acts;
+    a->n = 3;
+    amp_tensor *in[8], *ref[3], *got[3];
+    lstm_inputs(lc, AMP_F32, 9, in);
+    amp_status s = run_both(&t, 8, in, 3, ref, got);
+    CT_CHECK(s == AMP_ERR_UNSUPPORTED, "LSTM with Relu: %s", amp_status_name(s));
+    amp_kernel k = {.ctx = ctx, .n = &t.n, .opset = t.opset, .nin = 8, .nout = 0, .in = in, .out = NULL};
+    void *state = NULL;
+    size_t ws = 0;
+    s = amp_cuda_ops_rnn[0].prepare(&cu, &k, &state, &ws);
+    CT_CHECK(s == AMP_ERR_UNSUPPORTED && strstr(amp_context_last_error(ctx), "default activations"),
+             "prepare's message: %s", amp_context_last_error(ctx));
+    free_all(in, 8);
+}
+
+static const ct_case cases[] = {
+    {"lstm", t_lstm},
+    {"lstm_some_outputs", t_lstm_some_outputs},
+    {"lstm_refused", t_lstm_refused},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv) {
+    int rc = ct_main(argc, argv, cases);
+    if (cu.lt) cublasLtDestroy(cu.lt);
+    if (cpu) amp_backend_destroy(cpu);
+    if (cu.stream) cudaStreamDestroy(cu.stream);
+    amp_context_destroy(ctx);
+    return rc;
+}
