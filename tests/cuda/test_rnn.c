@@ -133,10 +133,153 @@ static void t_lstm_refused(void) {
     free_all(in, 8);
 }
 
+
+/* ---- LSTMGrad -------------------------------------------------------------------------------
+ * The node has 11 inputs and 7 outputs, more than cuda_optest.h's run_both holds (8 and 4), so
+ * it runs here: the CPU's gradient kernel into ref, the family entry on device memory into got. */
+
+#define GIN 11
+#define GOUT 7
+
+/* Output shapes: dX, dW, dR like X, W, R; dB [D, 8H]; dh0, dc0 [D, B, H] (layout 1: [B, D, H]); dP [D, 3H]. */
+static void grad_outputs(const lstm_case *c, amp_dtype dt, amp_tensor *const *in, amp_tensor **out) {
+    const int64_t D = in[1]->dims[0], H = c->H;
+    const int64_t bd[2] = {D, 8 * H}, pd[2] = {D, 3 * H};
+    const int64_t hd[3] = {c->layout ? c->B : D, c->layout ? D : c->B, H};
+    out[0] = tens(dt, 3, in[0]->dims);
+    out[1] = tens(dt, 3, in[1]->dims);
+    out[2] = tens(dt, 3, in[2]->dims);
+    out[3] = tens(dt, 2, bd);
+    out[4] = tens(dt, 3, hd);
+    out[5] = tens(dt, 3, hd);
+    out[6] = tens(dt, 2, pd);
+    for (int o = 0; o < GOUT; o++)
+        if (out[o]->nbytes) memset(out[o]->data, 0x7f, out[o]->nbytes);
+}
+
+/* A host tensor's device twin (same view, data on the device; NULL stays NULL). */
+static amp_tensor *dev_twin(amp_tensor *v, const amp_tensor *t, bool copy) {
+    if (!t) return NULL;
+    *v = *t;
+    v->owns = 0;
+    v->data = NULL;
+    if (t->nbytes && cudaMalloc(&v->data, t->nbytes) != cudaSuccess) return NULL;
+    if (copy && t->nbytes && cudaMemcpy(v->data, t->data, t->nbytes, cudaMemcpyHostToDevice) != cudaSuccess) return NULL;
+    return v;
+}
+
+static amp_status grad_both(tnode *t, amp_tensor *const *in, amp_tensor **ref, amp_tensor **got) {
+    static int ids_in[GIN], ids_out[GOUT];
+    for (int i = 0; i < GIN; i++) ids_in[i] = in[i] ? i : -1;
+    for (int o = 0; o < GOUT; o++) ids_out[o] = o;
+    t->n.inputs = ids_in;
+    t->n.n_inputs = GIN;
+    t->n.outputs = ids_out;
+    t->n.n_outputs = GOUT;
+    amp_kernel k = {.ctx = ctx, .n = &t->n, .opset = t->opset, .nin = GIN, .nout = GOUT, .in = in, .out = ref,
+                    .threads = 1};
+    amp_status s = amp_backend_run_once(cpu, &k);
+    if (s) return s;
+    amp_tensor dv[GIN + GOUT], pv[GIN + GOUT], *din[GIN], *dout[GOUT], *pin[GIN], *pout[GOUT];
+    for (int i = 0; i < GIN; i++) {
+        din[i] = dev_twin(&dv[i], in[i], true);
+        if (in[i] && !din[i]) s = AMP_ERR_BACKEND;
+        pin[i] = NULL;
+        if (!in[i]) continue;
+        pv[i] = *in[i];
+        pv[i].data = NULL; /* LSTMGrad has no plan-time values the kernels read */
+        pin[i] = &pv[i];
+    }
+    for (int o = 0; o < GOUT; o++) {
+        dout[o] = dev_twin(&dv[GIN + o], ref[o], false);
+        if (!dout[o]) s = AMP_ERR_BACKEND;
+        pv[GIN + o] = *ref[o];
+        pv[GIN + o].data = NULL;
+        pout[o] = &pv[GIN + o];
+    }
+    const amp_cuda_op *e = entry_of(t->n.op);
+    amp_kernel kp = {.ctx = ctx, .n = &t->n, .opset = t->opset, .nin = GIN, .nout = GOUT, .in = pin, .out = pout};
+    amp_kernel kd = {.ctx = ctx, .n = &t->n, .opset = t->opset, .nin = GIN, .nout = GOUT, .in = din, .out = dout};
+    void *state = NULL, *ws = NULL;
+    size_t ws_bytes = 0;
+    if (!s && (!e || !e->supports(&cu, &kp))) s = AMP_ERR_UNSUPPORTED;
+    if (!s) s = e->prepare(&cu, &kp, &state, &ws_bytes);
+    if (!s && ws_bytes && cudaMalloc(&ws, ws_bytes) != cudaSuccess) s = AMP_ERR_BACKEND;
+    kd.ws = ws;
+    kd.ws_bytes = ws_bytes;
+    if (!s) s = e->run(&cu, &kd, state);
+    if (!s && cudaStreamSynchronize(cu.stream) != cudaSuccess) s = AMP_ERR_BACKEND;
+    for (int o = 0; o < GOUT; o++) {
+        got[o] = tens(ref[o]->dtype, ref[o]->rank, ref[o]->dims);
+        if (!s && got[o]->nbytes &&
+            cudaMemcpy(got[o]->data, dout[o]->data, got[o]->nbytes, cudaMemcpyDeviceToHost) != cudaSuccess)
+            s = AMP_ERR_BACKEND;
+    }
+    if (e && e->release) e->release(&cu, state);
+    cudaFree(ws);
+    for (int i = 0; i < GIN; i++)
+        if (din[i]) cudaFree(din[i]->data);
+    for (int o = 0; o < GOUT; o++)
+        if (dout[o]) cudaFree(dout[o]->data);
+    return s;
+}
+
+static void t_lstm_grad(void) {
+    CT_CHECK(setup_lt(), "setup");
+    worst_reset();
+    int compared = 0;
+    for (size_t c = 0; c < sizeof lstm_cases / sizeof lstm_cases[0]; c++) {
+        const lstm_case *lc = &lstm_cases[c];
+        if (lc->clip) continue; /* clip has no gradient */
+        for (int d = 0; d < 3; d++) {
+            const amp_dtype dt = kfloats[d];
+            tnode t;
+            lstm_node(&t, lc);
+            tn_init(&t, "LSTMGrad", true);
+            /* the forward node's attributes on the gradient node */
+            tn_i(&t, "hidden_size", lc->H);
+            tn_s(&t, "direction", lc->dir);
+            tn_i(&t, "layout", lc->layout);
+            if (lc->coupled) tn_i(&t, "input_forget", 1);
+            amp_tensor *in[GIN], *ref[GOUT], *got[GOUT];
+            lstm_inputs(lc, dt, 300 + c, in);
+            const int64_t D = in[1]->dims[0];
+            const int64_t yd[4] = {lc->layout ? lc->B : lc->S, lc->layout ? lc->S : D, lc->layout ? D : lc->B, lc->H};
+            const int64_t hd[3] = {lc->layout ? lc->B : D, lc->layout ? D : lc->B, lc->H};
+            in[8] = rnd(dt, 4, yd, 400 + c, -1.0f, 1.0f);
+            in[9] = c % 2 ? rnd(dt, 3, hd, 500 + c, -1.0f, 1.0f) : NULL;
+            in[10] = c % 3 ? rnd(dt, 3, hd, 600 + c, -1.0f, 1.0f) : NULL;
+            grad_outputs(lc, dt, in, ref);
+            amp_status s = grad_both(&t, in, ref, got);
+            CT_CHECK(s == AMP_OK, "LSTMGrad case %zu %s: %s: %s", c, amp_dtype_name(dt), amp_status_name(s),
+                     amp_context_last_error(ctx));
+            for (int o = 0; o < GOUT; o++) {
+                const double e = rel_err(got[o], ref[o]);
+                worst_note(dt, e);
+                const bool ok = e <= tol_of(dt);
+                if (!ok) {
+                    const int64_t at = first_diff(got[o], ref[o]);
+                    fprintf(stderr, "  LSTMGrad case %zu %s output %d: error %g (at %lld: %.9g vs CPU %.9g)\n", c,
+                            amp_dtype_name(dt), o, e, (long long)at, amp_ld(dt, got[o]->data, at),
+                            amp_ld(dt, ref[o]->data, at));
+                }
+                CT_CHECK(ok, "LSTMGrad case %zu %s output %d: error %g > %g", c, amp_dtype_name(dt), o, e, tol_of(dt));
+                compared++;
+            }
+            free_all(in, GIN);
+            free_all(ref, GOUT);
+            free_all(got, GOUT);
+        }
+    }
+    CT_CHECK(compared > 0, "nothing compared");
+    worst_print();
+}
+
 static const ct_case cases[] = {
     {"lstm", t_lstm},
     {"lstm_some_outputs", t_lstm_some_outputs},
     {"lstm_refused", t_lstm_refused},
+    {"lstm_grad", t_lstm_grad},
     {NULL, NULL},
 };
 
