@@ -47,6 +47,8 @@ static const lstm_case lstm_cases[] = {
     {4, 3, 7, 5, "bidirectional", 0, true, false, false, false, true, true, false},
     {4, 3, 7, 5, "reverse", 1, true, true, true, true, true, false, true},
     {4, 1, 1, 1, "forward", 0, true, true, true, false, false, false, false},
+    {0, 3, 7, 5, "bidirectional", 0, true, true, true, false, false, false, false}, /* no steps */
+    {4, 0, 7, 5, "forward", 1, true, true, true, false, false, false, false},       /* no rows */
 };
 
 /* inputs of case c in dtype dt: X W R B sequence_lens initial_h initial_c P */
@@ -275,11 +277,35 @@ static void t_lstm_grad(void) {
     worst_print();
 }
 
+/* LSTMGrad with clip (no gradient) is refused, and prepare says why. */
+static void t_lstm_grad_refused(void) {
+    CT_CHECK(setup_lt(), "setup");
+    const lstm_case *lc = &lstm_cases[0];
+    tnode t;
+    tn_init(&t, "LSTMGrad", true);
+    tn_i(&t, "hidden_size", lc->H);
+    tn_f(&t, "clip", 0.5f);
+    amp_tensor *in[GIN] = {NULL}, *out[GOUT];
+    lstm_inputs(lc, AMP_F32, 11, in);
+    grad_outputs(lc, AMP_F32, in, out);
+    amp_kernel k = {.ctx = ctx, .n = &t.n, .opset = t.opset, .nin = GIN, .nout = GOUT, .in = in, .out = out};
+    const amp_cuda_op *e = entry_of(AMP_OP_LSTM_GRAD);
+    CT_CHECK(e && !e->supports(&cu, &k), "LSTMGrad with clip is supported");
+    void *state = NULL;
+    size_t ws = 0;
+    amp_status s = e->prepare(&cu, &k, &state, &ws);
+    CT_CHECK(s == AMP_ERR_UNSUPPORTED && strstr(amp_context_last_error(ctx), "clip"), "prepare's message: %s",
+             amp_context_last_error(ctx));
+    free_all(in, GIN);
+    free_all(out, GOUT);
+}
+
 static const ct_case cases[] = {
     {"lstm", t_lstm},
     {"lstm_some_outputs", t_lstm_some_outputs},
     {"lstm_refused", t_lstm_refused},
     {"lstm_grad", t_lstm_grad},
+    {"lstm_grad_refused", t_lstm_grad_refused},
     {NULL, NULL},
 };
 
