@@ -89,6 +89,14 @@ __device__ __forceinline__ int64_t rnn_h_off(const amp_k_lstm_geom &g, int64_t b
     return (g.layout ? b * g.D + g.d : g.d * g.B + b) * g.H;
 }
 
+/* Row b's length: sequence_lens[b] (all S without it). A value outside [0, S] (the CPU refuses
+ * it; a device value cannot be checked without a sync) is clamped so no access leaves the tensors. */
+__device__ __forceinline__ int64_t rnn_len(const amp_k_lstm_geom &g, const int32_t *lens, int64_t b) {
+    if (!lens) return g.S;
+    const int64_t v = lens[b];
+    return v < 0 ? 0 : v > g.S ? g.S : v;
+}
+
 /* The four gate pre-activations of hidden unit i from x (X*W^T) and a (H*R^T) and the biases
  * (zero when absent), in the order the CPU adds them: the forward op a + ((x + Wb) + Rb), its
  * recompute in the gradient ((x + a) + Wb) + Rb. */
@@ -128,7 +136,7 @@ __global__ void amp_k_lstm_step_kernel(amp_k_lstm_geom g, int64_t step, const fl
     const int64_t H = g.H, GH = 4 * H;
     AMP_K_FOR(idx, g.B * H) {
         const int64_t b = idx / H, i = idx - b * H;
-        const int64_t len = lens ? lens[b] : g.S;
+        const int64_t len = rnn_len(g, lens, b);
         if (step >= len) continue;
         const int64_t t = g.fwd ? step : len - 1 - step;
         const float *x = xw + rnn_x_row(g, t, b) * GH, *a = hr + b * GH;
@@ -161,7 +169,7 @@ __global__ void amp_k_lstm_finish_kernel(amp_k_lstm_geom g, const int32_t *__res
     const int64_t BH = g.B * g.H, S1 = g.S > 0 ? g.S : 1;
     AMP_K_FOR(idx, S1 * BH) {
         const int64_t t = idx / BH, r = idx - t * BH, b = r / g.H, i = r - b * g.H;
-        const int64_t len = lens ? lens[b] : g.S;
+        const int64_t len = rnn_len(g, lens, b);
         if (y && t < g.S && t >= len) amp_k_st(y, DT, rnn_y_off(g, t, b) + i, 0.0f);
         if (t != 0) continue;
         if (yh) amp_k_st(yh, DT, rnn_h_off(g, b) + i, len > 0 ? h[r] : 0.0f);
@@ -174,7 +182,7 @@ __global__ void amp_k_lstm_finish_kernel(amp_k_lstm_geom g, const int32_t *__res
 
 __device__ __forceinline__ bool rnn_active(const amp_k_lstm_geom &g, const int32_t *lens, int64_t step, int64_t b,
                                            int64_t *t) {
-    const int64_t len = lens ? lens[b] : g.S;
+    const int64_t len = rnn_len(g, lens, b);
     if (step >= len) return false;
     *t = g.fwd ? step : len - 1 - step;
     return true;
@@ -232,7 +240,7 @@ __global__ void amp_k_lstm_bwd_init_kernel(amp_k_lstm_geom g, const int32_t *__r
                                            float *__restrict__ dh, float *__restrict__ dc) {
     AMP_K_FOR(idx, g.B * g.H) {
         const int64_t b = idx / g.H, i = idx - b * g.H;
-        const bool runs = (lens ? lens[b] : g.S) > 0; /* Y_h is zero for an empty row */
+        const bool runs = rnn_len(g, lens, b) > 0; /* Y_h is zero for an empty row */
         dh[idx] = runs && dyh ? amp_k_ld(dyh, DT, rnn_h_off(g, b) + i) : 0.0f;
         dc[idx] = runs && dyc ? amp_k_ld(dyc, DT, rnn_h_off(g, b) + i) : 0.0f;
     }
