@@ -1,8 +1,10 @@
 /* The LSTM family (backends/cuda/op_rnn.c, k_rnn.cu) on the emulator against the CPU backend:
- * the node through its amp_cuda_ops_rnn entry (supports, prepare, run, release) on device
- * memory, the same node on the CPU (amp_backend_run_once), in f32, f16 and bf16, odd sizes
- * (batch 3, hidden 5, input 7, 4 steps and 1), each direction and layout, with and without
- * bias, initial states, peepholes and sequence_lens, clip and input_forget.
+ * LSTM and LSTMGrad through their amp_cuda_ops_rnn entries (supports, prepare, run, release) on
+ * device memory, the same node on the CPU (amp_backend_run_once; for LSTMGrad the CPU's
+ * gradient kernel), in f32, f16 and bf16, odd sizes (batch 3, hidden 5, input 7, 4 steps and 1;
+ * one longer case of 9 steps, batch 7, input 33, hidden 17; no steps; no rows), each direction
+ * and layout, with and without bias, initial states, peepholes and sequence_lens (with an empty
+ * row), clip (forward only) and input_forget; every output compared.
  *
  * Thresholds: the GEMMs (cuBLASLt's, emulated from its descriptors) sum in another order than
  * the CPU's, so a product differs by an ulp or so, and the recurrence carries it through every
@@ -47,6 +49,7 @@ static const lstm_case lstm_cases[] = {
     {4, 3, 7, 5, "bidirectional", 0, true, false, false, false, true, true, false},
     {4, 3, 7, 5, "reverse", 1, true, true, true, true, true, false, true},
     {4, 1, 1, 1, "forward", 0, true, true, true, false, false, false, false},
+    {9, 7, 33, 17, "bidirectional", 0, true, true, true, true, true, false, false}, /* longer */
     {0, 3, 7, 5, "bidirectional", 0, true, true, true, false, false, false, false}, /* no steps */
     {4, 0, 7, 5, "forward", 1, true, true, true, false, false, false, false},       /* no rows */
 };
