@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/op_util.h"
 #include "backends/cuda/gemm.h"
 #include "backends/cuda/kernels_rnn.h"
 #include "ir/ops/rnn.h"
@@ -27,24 +28,6 @@ enum { ACT_TANH = 1, ACT_SIGMOID = 2 }; /* numbers of ir/ops/rnn.c */
  * parts start 256-byte aligned. */
 #define TENSOR_ALIGN 16u
 #define WS_ALIGN 256u
-
-/* The kernels' code for an f32, f16 or bf16 tensor dtype; false for any other. */
-static bool kdtype(amp_dtype t, amp_k_dtype *out) {
-    *out = t == AMP_F16 ? AMP_K_F16 : t == AMP_BF16 ? AMP_K_BF16 : AMP_K_F32;
-    return t == AMP_F32 || t == AMP_F16 || t == AMP_BF16;
-}
-
-/* Optional inputs and outputs: NULL when absent or past the node's count. */
-static const amp_tensor *in_opt(const amp_kernel *k, int i) { return i < k->nin ? k->in[i] : NULL; }
-static amp_tensor *out_opt(const amp_kernel *k, int i) { return i < k->nout ? k->out[i] : NULL; }
-
-/* A launch's status, failing the node with what the runtime (and the emulator) said. */
-static amp_status launched(const amp_kernel *k, amp_status s) {
-    if (!s) return AMP_OK;
-    const char *detail = amp_k_launch_detail();
-    return amp_kernel_fail(k, s, "%s%s%s", amp_context_last_error(k->ctx), detail[0] ? ": " : "", detail);
-}
-#define LAUNCH(k, call) launched((k), AMP_CUDA_RT((k)->ctx, call))
 
 static size_t ws_round(size_t bytes) { return (bytes + WS_ALIGN - 1) / WS_ALIGN * WS_ALIGN; }
 
