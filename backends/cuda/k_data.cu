@@ -1,0 +1,107 @@
+/* Data movement (kernels_data.h): Gather, GatherGrad, Transpose. The copies move raw elements,
+ * so their bits are the CPU's for every dtype (backends/cpu/gather.c, shape.c). GatherGrad is
+ * gather-form: one thread per dX element scans the indices in order and adds the dY elements
+ * that came from it in double, then rounds once, as the CPU's fold does (shape_grad.c): no
+ * atomics, the same bits every run. */
+#include "backends/cuda/kernels_dev.h"
+
+#include "backends/cuda/kernels_data.h"
+
+template <int ES> struct amp_k_elem;
+template <> struct amp_k_elem<1> { typedef uint8_t t; };
+template <> struct amp_k_elem<2> { typedef uint16_t t; };
+template <> struct amp_k_elem<4> { typedef uint32_t t; };
+template <> struct amp_k_elem<8> { typedef uint64_t t; };
+
+__device__ __forceinline__ int64_t amp_k_index(const void *ind, bool i64, int64_t j) {
+    return i64 ? ((const int64_t *)ind)[j] : (int64_t)((const int32_t *)ind)[j];
+}
+
+template <int ES>
+__global__ void amp_k_gather_kernel(amp_k_gather g, const void *__restrict__ x, const void *__restrict__ ind,
+                                    void *__restrict__ y, int64_t n) {
+    typedef typename amp_k_elem<ES>::t T;
+    AMP_K_FOR(e, n) {
+        const int64_t i = e % g.inner, oj = e / g.inner, j = oj % g.nidx, o = oj / g.nidx;
+        int64_t v = amp_k_index(ind, g.ind64, j);
+        if (v < 0) v += g.len;
+        ((T *)y)[e] = v >= 0 && v < g.len ? ((const T *)x)[(o * g.len + v) * g.inner + i] : (T)0;
+    }
+}
+
+typedef void (*amp_k_gather_fn)(amp_k_gather, const void *, const void *, void *, int64_t);
+
+static int amp_k_es_slot(int es) { return es == 1 ? 0 : es == 2 ? 1 : es == 4 ? 2 : es == 8 ? 3 : -1; }
+
+extern "C" cudaError_t amp_k_gather_fwd(cudaStream_t stream, const amp_k_gather *g, const void *x, const void *ind,
+                                        void *y) {
+    static const amp_k_gather_fn fns[4] = {amp_k_gather_kernel<1>, amp_k_gather_kernel<2>, amp_k_gather_kernel<4>,
+                                           amp_k_gather_kernel<8>};
+    const int s = amp_k_es_slot(g->es);
+    if (s < 0) return cudaErrorInvalidValue;
+    const int64_t n = g->outer * g->nidx * g->inner;
+    if (n <= 0) return cudaSuccess;
+    return AMP_CUDA_LAUNCH_PLAIN(fns[s], amp_k_blocks(n, AMP_K_THREADS), AMP_K_THREADS, 0, stream, *g, x, ind, y, n);
+}
+
+template <int DT>
+__global__ void amp_k_gather_grad_kernel(amp_k_gather g, const void *__restrict__ dy, const void *__restrict__ ind,
+                                         void *__restrict__ dx, int64_t n) {
+    AMP_K_FOR(e, n) {
+        const int64_t i = e % g.inner, ov = e / g.inner, v = ov % g.len, o = ov / g.len;
+        const int64_t base = o * g.nidx * g.inner + i;
+        double s = 0.0;
+        for (int64_t j = 0; j < g.nidx; j++) {
+            int64_t w = amp_k_index(ind, g.ind64, j);
+            if (w < 0) w += g.len;
+            if (w == v) s += (double)amp_k_ld(dy, DT, base + j * g.inner);
+        }
+        amp_k_st(dx, DT, e, (float)s);
+    }
+}
+
+typedef void (*amp_k_gather_grad_fn)(amp_k_gather, const void *, const void *, void *, int64_t);
+
+extern "C" cudaError_t amp_k_gather_grad(cudaStream_t stream, amp_k_dtype dt, const amp_k_gather *g, const void *dy,
+                                         const void *ind, void *dx) {
+    static const amp_k_gather_grad_fn fns[3] = {amp_k_gather_grad_kernel<AMP_K_F32>,
+                                                amp_k_gather_grad_kernel<AMP_K_F16>,
+                                                amp_k_gather_grad_kernel<AMP_K_BF16>};
+    if ((unsigned)dt >= 3u) return cudaErrorInvalidValue;
+    const int64_t n = g->outer * g->len * g->inner;
+    if (n <= 0) return cudaSuccess;
+    return AMP_CUDA_LAUNCH_PLAIN(fns[dt], amp_k_blocks(n, AMP_K_THREADS), AMP_K_THREADS, 0, stream, *g, dy, ind, dx,
+                                 n);
+}
+
+/* One thread per output element; the source offset from the output coordinates, innermost dim
+ * first (the loop runs over the constant maximum rank so nothing is indexed at run time). */
+template <int ES>
+__global__ void amp_k_transpose_kernel(amp_k_perm p, const void *__restrict__ x, void *__restrict__ y, int64_t n) {
+    typedef typename amp_k_elem<ES>::t T;
+    AMP_K_FOR(e, n) {
+        int64_t rem = e, off = 0;
+#ifdef __CUDACC__
+#pragma unroll
+#endif
+        for (int d = AMP_K_DATA_MAX_RANK - 1; d >= 0; d--) {
+            if (d < p.rank) {
+                const int64_t c = rem % p.odims[d];
+                rem /= p.odims[d];
+                off += c * p.istride[d];
+            }
+        }
+        ((T *)y)[e] = ((const T *)x)[off];
+    }
+}
+
+typedef void (*amp_k_transpose_fn)(amp_k_perm, const void *, void *, int64_t);
+
+extern "C" cudaError_t amp_k_transpose(cudaStream_t stream, const amp_k_perm *p, const void *x, void *y, int64_t n) {
+    static const amp_k_transpose_fn fns[4] = {amp_k_transpose_kernel<1>, amp_k_transpose_kernel<2>,
+                                              amp_k_transpose_kernel<4>, amp_k_transpose_kernel<8>};
+    const int s = amp_k_es_slot(p->es);
+    if (s < 0 || p->rank < 1 || p->rank > AMP_K_DATA_MAX_RANK) return cudaErrorInvalidValue;
+    if (n <= 0) return cudaSuccess;
+    return AMP_CUDA_LAUNCH_PLAIN(fns[s], amp_k_blocks(n, AMP_K_THREADS), AMP_K_THREADS, 0, stream, *p, x, y, n);
+}

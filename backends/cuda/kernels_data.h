@@ -1,0 +1,43 @@
+/* Launchers of the data-movement kernels (backends/cuda/k_data.cu) for op_data.c: Gather and
+ * GatherGrad, Transpose. Copies move raw elements of es bytes (1, 2, 4 or 8), so every dtype
+ * is handled alike; GatherGrad sums f32, f16 or bf16 in double in the indices' order. */
+#ifndef AMP_BACKENDS_CUDA_KERNELS_DATA_H
+#define AMP_BACKENDS_CUDA_KERNELS_DATA_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backends/cuda/kernels.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define AMP_K_DATA_MAX_RANK 8
+
+/* y[o, j, i] = x[o, ind[j], i] (x: outer x len x inner, y: outer x nidx x inner); a negative
+ * index counts from the end; one out of range (the CPU refuses it) writes zeros. */
+typedef struct amp_k_gather {
+    int64_t outer, len, nidx, inner;
+    int es;       /* element bytes: 1, 2, 4, 8 */
+    bool ind64;   /* indices int64, else int32 */
+} amp_k_gather;
+cudaError_t amp_k_gather_fwd(cudaStream_t stream, const amp_k_gather *g, const void *x, const void *ind, void *y);
+/* dx[o, v, i] = sum over j with ind[j] = v of dy[o, j, i], in double, j ascending. */
+cudaError_t amp_k_gather_grad(cudaStream_t stream, amp_k_dtype dt, const amp_k_gather *g, const void *dy,
+                              const void *ind, void *dx);
+
+/* y (dims odims, row-major) read from x at the strides istride (elements) per output dim. */
+typedef struct amp_k_perm {
+    int rank;
+    int es;
+    int64_t odims[AMP_K_DATA_MAX_RANK];
+    int64_t istride[AMP_K_DATA_MAX_RANK];
+} amp_k_perm;
+cudaError_t amp_k_transpose(cudaStream_t stream, const amp_k_perm *p, const void *x, void *y, int64_t n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

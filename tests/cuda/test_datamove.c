@@ -1,0 +1,171 @@
+/* The data-movement family (backends/cuda/op_data.c, k_data.cu) on the emulator against the
+ * CPU backend: Gather over every axis with int32 and int64 indices (negative ones included),
+ * float dtypes and int64 and bool elements, empty tensors; GatherGrad with repeated and
+ * negative indices (the sums in double in the indices' order: the CPU's bits); Transpose over
+ * ranks 1..6 and many perms, every element size. Copies and sums compare bit for bit. */
+#include <stdlib.h>
+
+#include "backends/backend.h"
+#include "backends/cuda/cuda_backend.h"
+#ifdef AMP_CUDA_EMULATED
+#include "backends/cuda/emu/fake_runtime.h"
+#endif
+#include "base/elem.h"
+#include "ir/grad.h"
+#include "tests/cuda/cuda_optest.h"
+
+static const amp_dtype moved[] = {AMP_F32, AMP_F16, AMP_BF16, AMP_I64, AMP_BOOL};
+
+/* values of any moved dtype: floats from rnd, int64 and bool from labels */
+static amp_tensor *data_of(amp_dtype dt, int rank, const int64_t *dims, uint64_t seed) {
+    if (dt == AMP_I64) return labels(dt, rank, dims, 1000, seed);
+    if (dt == AMP_BOOL) return labels(dt, rank, dims, 2, seed);
+    return rnd(dt, rank, dims, seed, -3, 3);
+}
+
+/* indices in [-len, len) of dtype it */
+static amp_tensor *indices(amp_dtype it, int rank, const int64_t *dims, int64_t len, uint64_t seed) {
+    amp_tensor *t = labels(it, rank, dims, 2 * len, seed);
+    for (int64_t i = 0; t && i < t->numel; i++) amp_sti(it, t->data, i, amp_ldi(it, t->data, i) - len);
+    return t;
+}
+
+static void t_gather(void) {
+    CT_CHECK(setup(), "setup");
+    static const struct {
+        int rank;
+        int64_t dims[4];
+        int irank;
+        int64_t idims[2];
+    } cases[] = {
+        {2, {7, 5}, 1, {9}}, {3, {3, 33, 4}, 2, {2, 3}}, {1, {7}, 0, {0}}, {4, {2, 3, 5, 7}, 1, {1}},
+        {2, {7, 5}, 1, {0}}, {3, {1, 6, 1}, 2, {3, 2}},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        for (int ax = -cases[c].rank; ax < cases[c].rank; ax++)
+            for (size_t d = 0; d < sizeof moved / sizeof moved[0]; d++)
+                for (int i64 = 0; i64 < 2; i64++) {
+                    int a = ax < 0 ? ax + cases[c].rank : ax;
+                    amp_tensor *in[2] = {data_of(moved[d], cases[c].rank, cases[c].dims, c + 3),
+                                         indices(i64 ? AMP_I64 : AMP_I32, cases[c].irank, cases[c].idims,
+                                                 cases[c].dims[a], c * 7 + d)};
+                    tnode t;
+                    tn_init(&t, "Gather", false);
+                    tn_i(&t, "axis", ax);
+                    CHECK_NODE(&t, 2, in, 1, true, 0.0, "Gather case %zu axis %d %s i%d", c, ax,
+                               amp_dtype_name(moved[d]), i64 ? 64 : 32);
+                    free_all(in, 2);
+                }
+}
+
+static void t_gather_grad(void) {
+    CT_CHECK(setup(), "setup");
+    static const struct {
+        int rank;
+        int64_t dims[4];
+        int irank;
+        int64_t idims[2];
+    } cases[] = {
+        {2, {7, 5}, 1, {19}}, {3, {3, 33, 4}, 2, {5, 3}}, {1, {7}, 0, {0}}, {2, {50, 33}, 2, {4, 16}},
+        {2, {7, 5}, 1, {0}}, {4, {2, 3, 5, 7}, 1, {1}},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        for (int ax = -cases[c].rank; ax < cases[c].rank; ax++)
+            for (int d = 0; d < 3; d++)
+                for (int i64 = 0; i64 < 2; i64++) {
+                    int r = cases[c].rank, a = ax < 0 ? ax + r : ax;
+                    /* dY: dX's dims with the axis replaced by the indices' dims */
+                    int64_t yd[8];
+                    int yr = 0;
+                    for (int q = 0; q < r; q++) {
+                        if (q != a) {
+                            yd[yr++] = cases[c].dims[q];
+                            continue;
+                        }
+                        for (int j = 0; j < cases[c].irank; j++) yd[yr++] = cases[c].idims[j];
+                    }
+                    int64_t r64 = r;
+                    amp_tensor *in[3] = {rnd(kfloats[d], yr, yd, c + 11, -2, 2), tens(AMP_I64, 1, &r64),
+                                         indices(i64 ? AMP_I64 : AMP_I32, cases[c].irank, cases[c].idims,
+                                                 cases[c].dims[a], c * 5 + d)};
+                    memcpy(in[1]->data, cases[c].dims, sizeof(int64_t) * (size_t)r);
+                    tnode t;
+                    tn_init(&t, "GatherGrad", true);
+                    tn_i(&t, "axis", ax);
+                    CHECK_NODE(&t, 3, in, 1, true, 0.0, "GatherGrad case %zu axis %d %s i%d", c, ax,
+                               amp_dtype_name(kfloats[d]), i64 ? 64 : 32);
+                    free_all(in, 3);
+                }
+}
+
+static void t_transpose(void) {
+    CT_CHECK(setup(), "setup");
+    static const struct {
+        int rank;
+        int64_t dims[6];
+        int64_t perm[6];
+        bool noperm;
+    } cases[] = {
+        {1, {7}, {0}, false},
+        {2, {33, 7}, {1, 0}, false},
+        {2, {5, 9}, {0}, true},
+        {3, {2, 3, 5}, {0, 2, 1}, false},
+        {3, {2, 3, 5}, {2, 0, 1}, false},
+        {4, {2, 5, 7, 3}, {0, 2, 3, 1}, false},
+        {4, {2, 3, 7, 5}, {0, 3, 1, 2}, false},
+        {4, {3, 1, 5, 1}, {3, 2, 0, 1}, false},
+        {4, {2, 4, 3, 5}, {0, 2, 1, 3}, false},
+        {5, {2, 3, 1, 4, 5}, {4, 0, 3, 1, 2}, false},
+        {6, {2, 1, 3, 2, 5, 3}, {5, 3, 1, 0, 4, 2}, false},
+        {3, {2, 0, 5}, {2, 1, 0}, false},
+        {3, {4, 5, 6}, {0, 1, 2}, false},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        for (size_t d = 0; d < sizeof moved / sizeof moved[0]; d++) {
+            amp_tensor *x = data_of(moved[d], cases[c].rank, cases[c].dims, c + 1);
+            tnode t;
+            tn_init(&t, "Transpose", false);
+            if (!cases[c].noperm) tn_is(&t, "perm", cases[c].rank, cases[c].perm);
+            CHECK_NODE(&t, 1, &x, 1, true, 0.0, "Transpose case %zu %s", c, amp_dtype_name(moved[d]));
+            free_all(&x, 1);
+        }
+}
+
+/* GatherGrad of f64 runs on the CPU but not here: supports says no, prepare says why. */
+static void t_refused(void) {
+    CT_CHECK(setup(), "setup");
+    int64_t dims[2] = {4, 3}, n = 2, r = 2, iv[2] = {1, -1};
+    amp_tensor *in[3] = {rnd(AMP_F64, 2, (int64_t[]){2, 3}, 1, -1, 1), tens(AMP_I64, 1, &r), ints1(iv, n)}, *out[1];
+    memcpy(in[1]->data, dims, sizeof dims);
+    tnode t;
+    tn_init(&t, "GatherGrad", true);
+    CT_CHECK(infer_outputs(&t, 3, in, 1, out) == AMP_OK, "infer");
+    const amp_cuda_op *e = entry_of(AMP_OP_GATHER_GRAD);
+    CT_CHECK(e != NULL, "GatherGrad has an entry");
+    amp_kernel k = {.ctx = ctx, .n = &t.n, .opset = t.opset, .nin = 3, .nout = 1, .in = in, .out = out};
+    void *state = NULL;
+    size_t ws = 0;
+    CT_CHECK(!e->supports(&cu, &k), "f64 GatherGrad is not supported");
+    amp_status s = e->prepare(&cu, &k, &state, &ws);
+    const char *msg = amp_context_last_error(ctx);
+    CT_CHECK(s == AMP_ERR_UNSUPPORTED && strstr(msg, "GatherGrad") && strstr(msg, "f16"), "prepare: %s %s",
+             amp_status_name(s), msg);
+    free_all(out, 1);
+    free_all(in, 3);
+}
+
+static const ct_case cases[] = {
+    {"gather", t_gather},
+    {"gather_grad", t_gather_grad},
+    {"transpose", t_transpose},
+    {"refused", t_refused},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv) {
+    int rc = ct_main(argc, argv, cases);
+    if (cpu) amp_backend_destroy(cpu);
+    if (cu.stream) cudaStreamDestroy(cu.stream);
+    amp_context_destroy(ctx);
+    return rc;
+}
