@@ -74,10 +74,11 @@ extern "C" cudaError_t amp_k_gather_grad(cudaStream_t stream, amp_k_dtype dt, co
                                  n);
 }
 
-/* One thread per output element; the source offset from the output coordinates, innermost dim
- * first (the loop runs over the constant maximum rank so nothing is indexed at run time). */
-template <int ES>
-__global__ void amp_k_transpose_kernel(amp_k_perm p, const void *__restrict__ x, void *__restrict__ y, int64_t n) {
+/* One thread per element of the dense side (odims, row-major); the strided side's offset from
+ * its coordinates, innermost dim first (the loop runs over the constant maximum rank so nothing
+ * is indexed at run time). SCATTER writes the dense side into the strided one (SliceGrad). */
+template <int ES, bool SCATTER>
+__global__ void amp_k_strided_kernel(amp_k_perm p, const void *__restrict__ x, void *__restrict__ y, int64_t n) {
     typedef typename amp_k_elem<ES>::t T;
     AMP_K_FOR(e, n) {
         int64_t rem = e, off = 0;
@@ -91,17 +92,23 @@ __global__ void amp_k_transpose_kernel(amp_k_perm p, const void *__restrict__ x,
                 off += c * p.istride[d];
             }
         }
-        ((T *)y)[e] = ((const T *)x)[off];
+        if (SCATTER) ((T *)y)[off] = ((const T *)x)[e];
+        else ((T *)y)[e] = ((const T *)x)[off];
     }
 }
 
-typedef void (*amp_k_transpose_fn)(amp_k_perm, const void *, void *, int64_t);
+typedef void (*amp_k_strided_fn)(amp_k_perm, const void *, void *, int64_t);
 
-extern "C" cudaError_t amp_k_transpose(cudaStream_t stream, const amp_k_perm *p, const void *x, void *y, int64_t n) {
-    static const amp_k_transpose_fn fns[4] = {amp_k_transpose_kernel<1>, amp_k_transpose_kernel<2>,
-                                              amp_k_transpose_kernel<4>, amp_k_transpose_kernel<8>};
+extern "C" cudaError_t amp_k_strided(cudaStream_t stream, const amp_k_perm *p, bool scatter, const void *x, void *y,
+                                     int64_t n) {
+    static const amp_k_strided_fn fns[2][4] = {
+        {amp_k_strided_kernel<1, false>, amp_k_strided_kernel<2, false>, amp_k_strided_kernel<4, false>,
+         amp_k_strided_kernel<8, false>},
+        {amp_k_strided_kernel<1, true>, amp_k_strided_kernel<2, true>, amp_k_strided_kernel<4, true>,
+         amp_k_strided_kernel<8, true>}};
     const int s = amp_k_es_slot(p->es);
     if (s < 0 || p->rank < 1 || p->rank > AMP_K_DATA_MAX_RANK) return cudaErrorInvalidValue;
     if (n <= 0) return cudaSuccess;
-    return AMP_CUDA_LAUNCH_PLAIN(fns[s], amp_k_blocks(n, AMP_K_THREADS), AMP_K_THREADS, 0, stream, *p, x, y, n);
+    return AMP_CUDA_LAUNCH_PLAIN(fns[scatter][s], amp_k_blocks(n, AMP_K_THREADS), AMP_K_THREADS, 0, stream, *p, x, y,
+                                 n);
 }

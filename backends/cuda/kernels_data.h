@@ -1,5 +1,5 @@
 /* Launchers of the data-movement kernels (backends/cuda/k_data.cu) for op_data.c: Gather and
- * GatherGrad, Transpose. Copies move raw elements of es bytes (1, 2, 4 or 8), so every dtype
+ * GatherGrad, Transpose, Slice and SliceGrad. Copies move raw elements of es bytes (1, 2, 4 or 8), so every dtype
  * is handled alike; GatherGrad sums f32, f16 or bf16 in double in the indices' order. */
 #ifndef AMP_BACKENDS_CUDA_KERNELS_DATA_H
 #define AMP_BACKENDS_CUDA_KERNELS_DATA_H
@@ -27,14 +27,17 @@ cudaError_t amp_k_gather_fwd(cudaStream_t stream, const amp_k_gather *g, const v
 cudaError_t amp_k_gather_grad(cudaStream_t stream, amp_k_dtype dt, const amp_k_gather *g, const void *dy,
                               const void *ind, void *dx);
 
-/* y (dims odims, row-major) read from x at the strides istride (elements) per output dim. */
+/* A dense side (dims odims, row-major) and a strided side (element strides istride per dim, any
+ * sign): Transpose and Slice read x strided into a dense y; SliceGrad (scatter) writes a dense x
+ * into y at the strides. */
 typedef struct amp_k_perm {
     int rank;
     int es;
     int64_t odims[AMP_K_DATA_MAX_RANK];
     int64_t istride[AMP_K_DATA_MAX_RANK];
 } amp_k_perm;
-cudaError_t amp_k_transpose(cudaStream_t stream, const amp_k_perm *p, const void *x, void *y, int64_t n);
+cudaError_t amp_k_strided(cudaStream_t stream, const amp_k_perm *p, bool scatter, const void *x, void *y,
+                          int64_t n);
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,5 @@
 /* amprt's own CUDA kernels as an op family (cuda_backend.h), data movement: Gather and
- * GatherGrad, Transpose. Kernels: backends/cuda/k_data.cu through kernels_data.h.
+ * GatherGrad, Transpose, Slice and SliceGrad, Concat, ConcatGrad, Split and SplitGrad. Kernels: backends/cuda/k_data.cu through kernels_data.h.
  *
  * As in op_kernels.c: why_not() says why a node cannot run here, supports() asks it and
  * prepare() fails with its answer naming the node; prepare reads the attributes and the
@@ -10,6 +10,8 @@
 
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/kernels_data.h"
+#include "base/elem.h"
+#include "ir/ops/shape.h"
 
 /* ---- shared ----------------------------------------------------------------------------------- */
 
@@ -132,19 +134,14 @@ static bool perm_of(const amp_kernel *k, int r, int64_t *perm) {
     return true;
 }
 
-/* The launch geometry: output dims with the input strides they read, dims of size 1 dropped
- * and neighbours that stay neighbours (stride of one = size times stride of the next) merged. */
-static void perm_geom(const amp_tensor *x, const int64_t *perm, amp_k_perm *p) {
-    int r = x->rank;
-    int64_t xs[AMP_MAX_RANK], st = 1;
-    for (int d = r - 1; d >= 0; d--) {
-        xs[d] = st;
-        st *= x->dims[d];
-    }
+/* The launch geometry of a strided copy: the dense side's dims with the strided side's strides,
+ * dims of size 1 dropped and neighbours that stay neighbours (stride of one = size times stride
+ * of the next) merged. */
+static void strided_geom(int r, const int64_t *dims, const int64_t *str, size_t es, amp_k_perm *p) {
     p->rank = 0;
-    p->es = (int)amp_dtype_size(x->dtype);
+    p->es = (int)es;
     for (int d = 0; d < r; d++) {
-        int64_t n = x->dims[perm[d]], s = xs[perm[d]];
+        int64_t n = dims[d], s = str[d];
         if (n == 1) continue;
         int m = p->rank;
         if (m > 0 && p->istride[m - 1] == n * s) {
@@ -161,6 +158,26 @@ static void perm_geom(const amp_tensor *x, const int64_t *perm, amp_k_perm *p) {
         p->odims[0] = 1;
         p->istride[0] = 1;
     }
+}
+
+/* x's row-major element strides */
+static void strides_of(const amp_tensor *x, int64_t *xs) {
+    int64_t st = 1;
+    for (int d = x->rank - 1; d >= 0; d--) {
+        xs[d] = st;
+        st *= x->dims[d];
+    }
+}
+
+/* Transpose: output dim d reads input dim perm[d] */
+static void perm_geom(const amp_tensor *x, const int64_t *perm, amp_k_perm *p) {
+    int64_t xs[AMP_MAX_RANK], dims[AMP_MAX_RANK], str[AMP_MAX_RANK];
+    strides_of(x, xs);
+    for (int d = 0; d < x->rank; d++) {
+        dims[d] = x->dims[perm[d]];
+        str[d] = xs[perm[d]];
+    }
+    strided_geom(x->rank, dims, str, amp_dtype_size(x->dtype), p);
 }
 
 static const char *why_transpose(const amp_kernel *k) {
@@ -185,16 +202,230 @@ static amp_status prepare_transpose(const amp_kernel *k, void **state) {
     return AMP_OK;
 }
 
+/* y = x when they are different buffers (the planner aliases them when the op is free). */
+static amp_status copy_bytes(amp_cuda *cu, const amp_kernel *k, void *y, const void *x, size_t bytes) {
+    if (y == x || bytes == 0) return AMP_OK;
+    return AMP_CUDA_RT(k->ctx, cudaMemcpyAsync(y, x, bytes, cudaMemcpyDeviceToDevice, cu->stream));
+}
+
+static bool is_identity(const amp_k_perm *p) { return p->rank == 1 && p->istride[0] == 1; }
+
 static amp_status run_transpose(amp_cuda *cu, const amp_kernel *k, void *state) {
     const amp_k_perm *st = state;
     const amp_tensor *x = k->in[0];
     amp_tensor *y = k->out[0];
-    if (st->rank == 1 && st->istride[0] == 1) /* the identity after merging */
-        return y->data == x->data || !y->nbytes
-                   ? AMP_OK
-                   : AMP_CUDA_RT(k->ctx, cudaMemcpyAsync(y->data, x->data, y->nbytes, cudaMemcpyDeviceToDevice,
-                                                         cu->stream));
-    return LAUNCH(k, amp_k_transpose(cu->stream, st, x->data, y->data, y->numel));
+    if (is_identity(st)) return copy_bytes(cu, k, y->data, x->data, y->nbytes);
+    return LAUNCH(k, amp_k_strided(cu->stream, st, false, x->data, y->data, y->numel));
+}
+
+/* ---- Slice, SliceGrad ------------------------------------------------------------------------- */
+
+/* Plan-time geometry: the strided side's first element (base, elements) and strides. */
+typedef struct slice_state {
+    amp_k_perm g;
+    int64_t base;
+} slice_state;
+
+static const amp_tensor *opt_in(const amp_kernel *k, int i) { return i < k->nin ? k->in[i] : NULL; }
+
+/* The slice of x (the sliced tensor: Slice's X, SliceGrad's dX) whose result has y's dims, read
+ * from the parameter inputs at p0 (starts, ends, axes?, steps?) as the CPU reads them; NULL or
+ * why not. */
+static const char *slice_geom(const amp_kernel *k, const amp_tensor *x, const amp_tensor *y, int p0, slice_state *st) {
+    const amp_tensor *sv = opt_in(k, p0), *ev = opt_in(k, p0 + 1), *av = opt_in(k, p0 + 2), *pv = opt_in(k, p0 + 3);
+    int r = x->rank;
+    if (k->opset < 10 && k->n->op == AMP_OP_SLICE) return "reads starts and ends from inputs only (opset 10 on)";
+    if (!is_index(sv) || !is_index(ev) || (av && !is_index(av)) || (pv && !is_index(pv)))
+        return "needs int32 or int64 slice parameters";
+    if (!sv->data || !ev->data || (av && !av->data) || (pv && !pv->data))
+        return "needs slice parameters known when the step is planned";
+    int64_t ns = sv->numel;
+    if (ev->numel != ns || (av && av->numel != ns) || (pv && pv->numel != ns) || ns > r || y->rank != r)
+        return "has slice parameters that disagree in length";
+    if (r > AMP_K_DATA_MAX_RANK) return "runs rank 8 at most";
+    int64_t first[AMP_MAX_RANK] = {0}, step[AMP_MAX_RANK], cnt[AMP_MAX_RANK];
+    for (int d = 0; d < r; d++) {
+        step[d] = 1;
+        cnt[d] = x->dims[d];
+    }
+    for (int64_t i = 0; i < ns; i++) {
+        int64_t a = av ? amp_ldi(av->dtype, av->data, i) : i;
+        if (a < 0) a += r;
+        if (a < 0 || a >= r) return "has an axis out of range";
+        int64_t sp = pv ? amp_ldi(pv->dtype, pv->data, i) : 1;
+        if (sp == 0) return "has a step of 0";
+        step[a] = sp;
+        cnt[a] = amp_slice_axis(x->dims[a], amp_ldi(sv->dtype, sv->data, i), amp_ldi(ev->dtype, ev->data, i), sp,
+                                &first[a]);
+    }
+    for (int d = 0; d < r; d++)
+        if (cnt[d] != y->dims[d]) return "has a result shape that does not match the slice";
+    int64_t xs[AMP_MAX_RANK], str[AMP_MAX_RANK];
+    strides_of(x, xs);
+    st->base = 0;
+    for (int d = 0; d < r; d++) {
+        st->base += first[d] * xs[d];
+        str[d] = step[d] * xs[d];
+    }
+    strided_geom(r, y->dims, str, amp_dtype_size(x->dtype), &st->g);
+    return NULL;
+}
+
+static const char *why_slice(const amp_kernel *k) {
+    const amp_tensor *x = k->in[0], *y = k->out[0];
+    slice_state st;
+    if (!movable(x) || y->dtype != x->dtype) return "moves elements of 1, 2, 4 or 8 bytes only";
+    return slice_geom(k, x, y, 1, &st);
+}
+
+static const char *why_slice_grad(const amp_kernel *k) {
+    const amp_tensor *dy = k->in[0], *dx = k->out[0];
+    slice_state st;
+    if (!movable(dx) || dy->dtype != dx->dtype) return "moves elements of 1, 2, 4 or 8 bytes only";
+    return slice_geom(k, dx, dy, 2, &st);
+}
+
+static amp_status prepare_slice_common(const amp_kernel *k, bool grad, void **state) {
+    slice_state *st;
+    amp_status s = new_state(k, sizeof *st, state);
+    if (s) return s;
+    st = *state;
+    if (grad) slice_geom(k, k->out[0], k->in[0], 2, st);
+    else slice_geom(k, k->in[0], k->out[0], 1, st);
+    return AMP_OK;
+}
+
+static amp_status run_slice(amp_cuda *cu, const amp_kernel *k, void *state) {
+    const slice_state *st = state;
+    const amp_tensor *x = k->in[0];
+    amp_tensor *y = k->out[0];
+    if (y->numel == 0) return AMP_OK;
+    const uint8_t *src = (const uint8_t *)x->data + st->base * st->g.es;
+    if (is_identity(&st->g)) return copy_bytes(cu, k, y->data, src, y->nbytes);
+    return LAUNCH(k, amp_k_strided(cu->stream, &st->g, false, src, y->data, y->numel));
+}
+
+/* dX is zeros with dY written where the slice read (each element at most once: no sums) */
+static amp_status run_slice_grad(amp_cuda *cu, const amp_kernel *k, void *state) {
+    const slice_state *st = state;
+    const amp_tensor *dy = k->in[0];
+    amp_tensor *dx = k->out[0];
+    if (dx->nbytes == 0) return AMP_OK;
+    if (dy->nbytes == dx->nbytes) return copy_bytes(cu, k, dx->data, dy->data, dx->nbytes);
+    amp_status s = AMP_CUDA_RT(k->ctx, cudaMemsetAsync(dx->data, 0, dx->nbytes, cu->stream));
+    if (s || dy->numel == 0) return s;
+    uint8_t *dst = (uint8_t *)dx->data + st->base * st->g.es;
+    return LAUNCH(k, amp_k_strided(cu->stream, &st->g, true, dy->data, dst, dy->numel));
+}
+
+/* ---- Concat, ConcatGrad, Split, SplitGrad ----------------------------------------------------- */
+
+/* One side is whole (Concat's Y, Split's X), the parts are slabs of it along the axis: each
+ * part is `outer` rows of part_row bytes at byte offset off[i] of the whole's rows of row bytes
+ * (a strided 2-D copy). */
+#define CAT_MAX_PARTS 64
+typedef struct cat_state {
+    int n;
+    int64_t outer, row;
+    int64_t part_row[CAT_MAX_PARTS], off[CAT_MAX_PARTS];
+} cat_state;
+
+/* The whole and the part tensors of the node (a part may be NULL: an absent gradient). */
+static const amp_tensor *cat_whole(const amp_kernel *k) {
+    switch (k->n->op) {
+    case AMP_OP_CONCAT:
+    case AMP_OP_SPLIT_GRAD: return k->out[0];
+    default: return k->in[0];
+    }
+}
+static int cat_nparts(const amp_kernel *k) {
+    switch (k->n->op) {
+    case AMP_OP_CONCAT: return k->nin;
+    case AMP_OP_SPLIT_GRAD: return k->nin - 1;
+    default: return k->nout;
+    }
+}
+static const amp_tensor *cat_part(const amp_kernel *k, int i) {
+    switch (k->n->op) {
+    case AMP_OP_CONCAT: return k->in[i];
+    case AMP_OP_SPLIT_GRAD: return k->in[1 + i];
+    default: return k->out[i];
+    }
+}
+
+/* A part's length along the axis: SplitGrad's from its shapes input (plan-time; a gradient may
+ * be absent), else the part's dims. */
+static const char *cat_geom(const amp_kernel *k, cat_state *st) {
+    const amp_tensor *w = cat_whole(k);
+    int r = w->rank, n = cat_nparts(k);
+    int64_t a = amp_attr_int(k->n, "axis", k->n->op == AMP_OP_CONCAT ? 1 : 0);
+    if (a < -r || a >= r) return "has an axis out of range";
+    int axis = (int)(a < 0 ? a + r : a);
+    if (!movable(w)) return "moves elements of 1, 2, 4 or 8 bytes only";
+    if (n < 1 || n > CAT_MAX_PARTS) return "moves 1 to 64 parts";
+    const amp_tensor *shapes = k->n->op == AMP_OP_SPLIT_GRAD ? k->in[0] : NULL;
+    if (shapes && (!is_index(shapes) || !shapes->data || shapes->numel != (int64_t)n * r))
+        return "needs the parts' shapes known when the step is planned";
+    int64_t es = (int64_t)amp_dtype_size(w->dtype), inner = es;
+    st->n = n;
+    st->outer = 1;
+    for (int d = 0; d < axis; d++) st->outer *= w->dims[d];
+    for (int d = axis + 1; d < r; d++) inner *= w->dims[d];
+    st->row = w->dims[axis] * inner;
+    int64_t off = 0;
+    for (int i = 0; i < n; i++) {
+        const amp_tensor *p = cat_part(k, i);
+        int64_t len = shapes ? amp_ldi(shapes->dtype, shapes->data, (int64_t)i * r + axis) : p ? p->dims[axis] : -1;
+        if (p && (p->dtype != w->dtype || p->rank != r || p->numel != st->outer * len * (inner / es)))
+            return "has parts that do not match the whole";
+        if (len < 0) return "has a part without a shape";
+        st->part_row[i] = len * inner;
+        st->off[i] = off;
+        off += len * inner;
+    }
+    if (off > st->row || (k->n->op != AMP_OP_SPLIT && k->n->op != AMP_OP_CONCAT_GRAD && off != st->row))
+        return "has parts that do not fill the whole";
+    return NULL;
+}
+
+static const char *why_cat(const amp_kernel *k) {
+    cat_state st;
+    return cat_geom(k, &st);
+}
+
+static amp_status prepare_cat(const amp_kernel *k, void **state) {
+    cat_state *st;
+    amp_status s = new_state(k, sizeof *st, state);
+    if (s) return s;
+    st = *state;
+    cat_geom(k, st);
+    return AMP_OK;
+}
+
+static amp_status run_cat(amp_cuda *cu, const amp_kernel *k, void *state) {
+    const cat_state *st = state;
+    bool into_whole = k->n->op == AMP_OP_CONCAT || k->n->op == AMP_OP_SPLIT_GRAD;
+    amp_tensor *wt = (amp_tensor *)cat_whole(k);
+    uint8_t *w = wt->data;
+    if (st->outer == 0 || st->row == 0) return AMP_OK;
+    /* an absent gradient (SplitGrad) contributes zeros: all-zero bits in every dtype */
+    for (int i = 0; into_whole && i < st->n; i++)
+        if (!cat_part(k, i)) {
+            amp_status s = AMP_CUDA_RT(k->ctx, cudaMemsetAsync(w, 0, wt->nbytes, cu->stream));
+            if (s) return s;
+            break;
+        }
+    for (int i = 0; i < st->n; i++) {
+        const amp_tensor *p = cat_part(k, i);
+        size_t pr = (size_t)st->part_row[i], row = (size_t)st->row, h = (size_t)st->outer;
+        if (!p || pr == 0) continue;
+        amp_status s = into_whole ? AMP_CUDA_RT(k->ctx, cudaMemcpy2DAsync(w + st->off[i], row, p->data, pr, pr, h,
+                                                                          cudaMemcpyDeviceToDevice, cu->stream))
+                                  : AMP_CUDA_RT(k->ctx, cudaMemcpy2DAsync(p->data, pr, w + st->off[i], row, pr, h,
+                                                                          cudaMemcpyDeviceToDevice, cu->stream));
+        if (s) return s;
+    }
+    return AMP_OK;
 }
 
 /* ---- the table -------------------------------------------------------------------------------- */
@@ -205,6 +436,12 @@ static const char *why_not(const amp_kernel *k) {
     case AMP_OP_GATHER: return why_gather(k);
     case AMP_OP_GATHER_GRAD: return why_gather_grad(k);
     case AMP_OP_TRANSPOSE: return why_transpose(k);
+    case AMP_OP_SLICE: return why_slice(k);
+    case AMP_OP_SLICE_GRAD: return why_slice_grad(k);
+    case AMP_OP_CONCAT:
+    case AMP_OP_CONCAT_GRAD:
+    case AMP_OP_SPLIT:
+    case AMP_OP_SPLIT_GRAD: return why_cat(k);
     default: return "is not an op of this family";
     }
 }
@@ -228,6 +465,12 @@ static amp_status prepare(amp_cuda *cu, const amp_kernel *k, void **state, size_
     case AMP_OP_GATHER: return prepare_gather_common(k, false, state);
     case AMP_OP_GATHER_GRAD: return prepare_gather_common(k, true, state);
     case AMP_OP_TRANSPOSE: return prepare_transpose(k, state);
+    case AMP_OP_SLICE: return prepare_slice_common(k, false, state);
+    case AMP_OP_SLICE_GRAD: return prepare_slice_common(k, true, state);
+    case AMP_OP_CONCAT:
+    case AMP_OP_CONCAT_GRAD:
+    case AMP_OP_SPLIT:
+    case AMP_OP_SPLIT_GRAD: return prepare_cat(k, state);
     default: return AMP_OK;
     }
 }
@@ -238,5 +481,11 @@ const amp_cuda_op amp_cuda_ops_data[] = {
     ENTRY(GATHER, run_gather),
     ENTRY(GATHER_GRAD, run_gather_grad),
     ENTRY(TRANSPOSE, run_transpose),
+    ENTRY(SLICE, run_slice),
+    ENTRY(SLICE_GRAD, run_slice_grad),
+    ENTRY(CONCAT, run_cat),
+    ENTRY(CONCAT_GRAD, run_cat),
+    ENTRY(SPLIT, run_cat),
+    ENTRY(SPLIT_GRAD, run_cat),
     {AMP_OP_UNKNOWN, NULL, NULL, NULL, NULL},
 };

@@ -2,7 +2,8 @@
  * CPU backend: Gather over every axis with int32 and int64 indices (negative ones included),
  * float dtypes and int64 and bool elements, empty tensors; GatherGrad with repeated and
  * negative indices (the sums in double in the indices' order: the CPU's bits); Transpose over
- * ranks 1..6 and many perms, every element size. Copies and sums compare bit for bit. */
+ * ranks 1..6 and many perms, every element size; Slice and SliceGrad with negative steps and
+ * clamped ends; Concat, ConcatGrad, Split (sizes, num_outputs) and SplitGrad along every axis. Copies and sums compare bit for bit. */
 #include <stdlib.h>
 
 #include "backends/backend.h"
@@ -131,6 +132,109 @@ static void t_transpose(void) {
         }
 }
 
+static amp_tensor *i64s(int n, const int64_t *v) { return ints1(v, n); }
+
+/* Slice and its gradient over the same parameters: negative starts and steps, clamped ends,
+ * axes given or not, an empty result */
+static void t_slice(void) {
+    CT_CHECK(setup(), "setup");
+    static const struct {
+        int rank;
+        int64_t dims[5];
+        int ns;
+        int64_t st[3], en[3], ax[3], sp[3];
+        bool axes, steps;
+    } cases[] = {
+        {1, {7}, 1, {1}, {6}, {0}, {1}, false, false},
+        {2, {7, 33}, 1, {-5}, {100}, {-1}, {2}, true, true},
+        {3, {3, 5, 7}, 2, {-1, 1}, {-100, 5}, {2, 0}, {-2, 1}, true, true},
+        {4, {2, 3, 5, 7}, 3, {0, 1, 4}, {2, 3, -1}, {0, 1, 2}, {1, 1, -1}, false, true},
+        {2, {4, 6}, 1, {3}, {3}, {1}, {1}, true, false},
+        {5, {2, 3, 2, 5, 3}, 2, {1, 4}, {2, 0}, {1, 3}, {1, -3}, true, true},
+        {3, {4, 5, 6}, 1, {1}, {3}, {0}, {1}, true, true},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        for (size_t d = 0; d < sizeof moved / sizeof moved[0]; d++) {
+            int ns = cases[c].ns, nin = cases[c].steps ? 5 : cases[c].axes ? 4 : 3;
+            amp_tensor *in[5] = {data_of(moved[d], cases[c].rank, cases[c].dims, c + 2), i64s(ns, cases[c].st),
+                                 i64s(ns, cases[c].en), i64s(ns, cases[c].ax), i64s(ns, cases[c].sp)};
+            tnode t;
+            tn_init(&t, "Slice", false);
+            CHECK_NODE(&t, nin, in, 1, true, 0.0, "Slice case %zu %s", c, amp_dtype_name(moved[d]));
+            /* SliceGrad(dY, shape, starts, ends, axes, steps) with dY the slice's shape; the CPU
+             * sums, so takes float types only */
+            if (d >= 3) {
+                free_all(in, 5);
+                continue;
+            }
+            amp_tensor *y[1];
+            CT_CHECK(infer_outputs(&t, nin, in, 1, y) == AMP_OK, "infer the slice");
+            int64_t r = cases[c].rank;
+            amp_tensor *g[6] = {data_of(moved[d], y[0]->rank, y[0]->dims, c + 9), tens(AMP_I64, 1, &r), in[1], in[2],
+                                in[3], in[4]};
+            memcpy(g[1]->data, cases[c].dims, sizeof(int64_t) * (size_t)r);
+            tn_init(&t, "SliceGrad", true);
+            CHECK_NODE(&t, nin + 1, g, 1, true, 0.0, "SliceGrad case %zu %s", c, amp_dtype_name(moved[d]));
+            free_all(y, 1);
+            free_all(g, 2);
+            free_all(in, 5);
+        }
+}
+
+/* Concat and ConcatGrad, Split (sizes as an input, or even parts) and SplitGrad (one gradient
+ * absent) along every axis */
+static void t_concat_split(void) {
+    CT_CHECK(setup(), "setup");
+    int64_t base[4] = {2, 3, 5, 4}, lens[3] = {2, 1, 4};
+    for (int r = 1; r <= 4; r++)
+        for (int ax = -r; ax < r; ax++)
+            for (size_t d = 0; d < sizeof moved / sizeof moved[0]; d++) {
+                int a = ax < 0 ? ax + r : ax;
+                amp_tensor *in[3], *sh[3];
+                int64_t shapes[12], wdims[4];
+                memcpy(wdims, base, sizeof wdims);
+                wdims[a] = 7;
+                for (int i = 0; i < 3; i++) {
+                    int64_t dims[4];
+                    memcpy(dims, base, sizeof dims);
+                    dims[a] = lens[i];
+                    in[i] = data_of(moved[d], r, dims, (uint64_t)(i + 3 * r + d));
+                    memcpy(shapes + i * r, dims, sizeof(int64_t) * (size_t)r);
+                }
+                tnode t;
+                tn_init(&t, "Concat", false);
+                tn_i(&t, "axis", ax);
+                CHECK_NODE(&t, 3, in, 1, true, 0.0, "Concat rank %d axis %d %s", r, ax, amp_dtype_name(moved[d]));
+                amp_tensor *w = data_of(moved[d], r, wdims, (uint64_t)(40 + r)), *shp = ints1(shapes, 3 * r);
+                amp_tensor *cg[2] = {w, shp};
+                tn_init(&t, "ConcatGrad", true);
+                tn_i(&t, "axis", ax);
+                CHECK_NODE(&t, 2, cg, 3, true, 0.0, "ConcatGrad rank %d axis %d %s", r, ax, amp_dtype_name(moved[d]));
+                amp_tensor *sp[2] = {w, ints1(lens, 3)};
+                tn_init(&t, "Split", false);
+                tn_i(&t, "axis", ax);
+                CHECK_NODE(&t, 2, sp, 3, true, 0.0, "Split sizes rank %d axis %d %s", r, ax, amp_dtype_name(moved[d]));
+                amp_tensor *sg[4] = {shp, in[0], NULL, in[2]};
+                tn_init(&t, "SplitGrad", true);
+                tn_i(&t, "axis", ax);
+                CHECK_NODE(&t, 4, sg, 1, true, 0.0, "SplitGrad rank %d axis %d %s", r, ax, amp_dtype_name(moved[d]));
+                sh[0] = sp[1];
+                free_all(sh, 1);
+                free_all(cg, 2);
+                free_all(in, 3);
+            }
+    /* opset 18: num_outputs, uneven last part */
+    int64_t dims[2] = {3, 8};
+    amp_tensor *x = rnd(AMP_BF16, 2, dims, 5, -1, 1);
+    tnode t;
+    tn_init(&t, "Split", false);
+    t.opset = 18;
+    tn_i(&t, "axis", -1);
+    tn_i(&t, "num_outputs", 3);
+    CHECK_NODE(&t, 1, &x, 3, true, 0.0, "Split num_outputs 3 of 8");
+    free_all(&x, 1);
+}
+
 /* GatherGrad of f64 runs on the CPU but not here: supports says no, prepare says why. */
 static void t_refused(void) {
     CT_CHECK(setup(), "setup");
@@ -158,6 +262,8 @@ static const ct_case cases[] = {
     {"gather", t_gather},
     {"gather_grad", t_gather_grad},
     {"transpose", t_transpose},
+    {"slice", t_slice},
+    {"concat_split", t_concat_split},
     {"refused", t_refused},
     {NULL, NULL},
 };
