@@ -1,5 +1,5 @@
 /* amprt's own CUDA kernels as an op family (cuda_backend.h), data movement: Gather and
- * GatherGrad, Transpose, Slice and SliceGrad, Concat, ConcatGrad, Split and SplitGrad. Kernels: backends/cuda/k_data.cu through kernels_data.h.
+ * GatherGrad, Transpose, Expand, Slice and SliceGrad, Concat, ConcatGrad, Split and SplitGrad. Kernels: backends/cuda/k_data.cu through kernels_data.h.
  *
  * As in op_kernels.c: why_not() says why a node cannot run here, supports() asks it and
  * prepare() fails with its answer naming the node; prepare reads the attributes and the
@@ -216,6 +216,36 @@ static amp_status run_transpose(amp_cuda *cu, const amp_kernel *k, void *state) 
     amp_tensor *y = k->out[0];
     if (is_identity(st)) return copy_bytes(cu, k, y->data, x->data, y->nbytes);
     return LAUNCH(k, amp_k_strided(cu->stream, st, false, x->data, y->data, y->numel));
+}
+
+/* ---- Expand ----------------------------------------------------------------------------------- */
+
+/* y's dims read from x aligned to the right, stride 0 along a broadcast dim */
+static const char *expand_geom(const amp_kernel *k, amp_k_perm *p) {
+    const amp_tensor *x = k->in[0], *y = k->out[0];
+    int r = y->rank, off = y->rank - x->rank;
+    if (!movable(x) || y->dtype != x->dtype) return "moves elements of 1, 2, 4 or 8 bytes only";
+    if (off < 0 || r > AMP_K_DATA_MAX_RANK) return "expands to rank 8 at most, not below the input's";
+    int64_t xs[AMP_MAX_RANK], str[AMP_MAX_RANK];
+    strides_of(x, xs);
+    for (int d = 0; d < r; d++) {
+        int64_t xd = d < off ? 1 : x->dims[d - off];
+        if (xd != 1 && xd != y->dims[d]) return "has an output shape that is not a broadcast of the input";
+        str[d] = d < off || xd == 1 ? 0 : xs[d - off];
+    }
+    strided_geom(r, y->dims, str, amp_dtype_size(x->dtype), p);
+    return NULL;
+}
+
+static const char *why_expand(const amp_kernel *k) {
+    amp_k_perm p;
+    return expand_geom(k, &p);
+}
+
+static amp_status prepare_expand(const amp_kernel *k, void **state) {
+    amp_status s = new_state(k, sizeof(amp_k_perm), state);
+    if (!s) expand_geom(k, *state);
+    return s;
 }
 
 /* ---- Slice, SliceGrad ------------------------------------------------------------------------- */
@@ -436,6 +466,7 @@ static const char *why_not(const amp_kernel *k) {
     case AMP_OP_GATHER: return why_gather(k);
     case AMP_OP_GATHER_GRAD: return why_gather_grad(k);
     case AMP_OP_TRANSPOSE: return why_transpose(k);
+    case AMP_OP_EXPAND: return why_expand(k);
     case AMP_OP_SLICE: return why_slice(k);
     case AMP_OP_SLICE_GRAD: return why_slice_grad(k);
     case AMP_OP_CONCAT:
@@ -465,6 +496,7 @@ static amp_status prepare(amp_cuda *cu, const amp_kernel *k, void **state, size_
     case AMP_OP_GATHER: return prepare_gather_common(k, false, state);
     case AMP_OP_GATHER_GRAD: return prepare_gather_common(k, true, state);
     case AMP_OP_TRANSPOSE: return prepare_transpose(k, state);
+    case AMP_OP_EXPAND: return prepare_expand(k, state);
     case AMP_OP_SLICE: return prepare_slice_common(k, false, state);
     case AMP_OP_SLICE_GRAD: return prepare_slice_common(k, true, state);
     case AMP_OP_CONCAT:
@@ -481,6 +513,7 @@ const amp_cuda_op amp_cuda_ops_data[] = {
     ENTRY(GATHER, run_gather),
     ENTRY(GATHER_GRAD, run_gather_grad),
     ENTRY(TRANSPOSE, run_transpose),
+    ENTRY(EXPAND, run_transpose), /* the same strided read */
     ENTRY(SLICE, run_slice),
     ENTRY(SLICE_GRAD, run_slice_grad),
     ENTRY(CONCAT, run_cat),

@@ -2,7 +2,7 @@
  * CPU backend: Gather over every axis with int32 and int64 indices (negative ones included),
  * float dtypes and int64 and bool elements, empty tensors; GatherGrad with repeated and
  * negative indices (the sums in double in the indices' order: the CPU's bits); Transpose over
- * ranks 1..6 and many perms, every element size; Slice and SliceGrad with negative steps and
+ * ranks 1..6 and many perms, every element size; Expand; Slice and SliceGrad with negative steps and
  * clamped ends; Concat, ConcatGrad, Split (sizes, num_outputs) and SplitGrad along every axis. Copies and sums compare bit for bit. */
 #include <stdlib.h>
 
@@ -129,6 +129,27 @@ static void t_transpose(void) {
             if (!cases[c].noperm) tn_is(&t, "perm", cases[c].rank, cases[c].perm);
             CHECK_NODE(&t, 1, &x, 1, true, 0.0, "Transpose case %zu %s", c, amp_dtype_name(moved[d]));
             free_all(&x, 1);
+        }
+}
+
+/* Expand: rank growth, broadcast dims of 1 anywhere, a shape entry of 1 kept, empty */
+static void t_expand(void) {
+    CT_CHECK(setup(), "setup");
+    static const struct {
+        int xr, sr;
+        int64_t xd[4], sh[5];
+    } cases[] = {
+        {1, 2, {7}, {5, 7}},          {2, 3, {3, 1}, {2, 3, 33}},     {3, 3, {1, 5, 1}, {4, 5, 3}},
+        {1, 4, {1}, {2, 3, 1, 5}},    {2, 2, {3, 4}, {1, 1}},         {4, 5, {2, 1, 3, 1}, {2, 2, 5, 3, 7}},
+        {2, 2, {1, 4}, {0, 4}},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        for (size_t d = 0; d < sizeof moved / sizeof moved[0]; d++) {
+            amp_tensor *in[2] = {data_of(moved[d], cases[c].xr, cases[c].xd, c + 4), ints1(cases[c].sh, cases[c].sr)};
+            tnode t;
+            tn_init(&t, "Expand", false);
+            CHECK_NODE(&t, 2, in, 1, true, 0.0, "Expand case %zu %s", c, amp_dtype_name(moved[d]));
+            free_all(in, 2);
         }
 }
 
@@ -262,6 +283,7 @@ static const ct_case cases[] = {
     {"gather", t_gather},
     {"gather_grad", t_gather_grad},
     {"transpose", t_transpose},
+    {"expand", t_expand},
     {"slice", t_slice},
     {"concat_split", t_concat_split},
     {"refused", t_refused},
