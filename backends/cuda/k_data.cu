@@ -112,3 +112,84 @@ extern "C" cudaError_t amp_k_strided(cudaStream_t stream, const amp_k_perm *p, b
     return AMP_CUDA_LAUNCH_PLAIN(fns[scatter][s], amp_k_blocks(n, AMP_K_THREADS), AMP_K_THREADS, 0, stream, *p, x, y,
                                  n);
 }
+
+/* Resize, last two axes: nearest copies raw elements; interpolation blends along the width
+ * first, then the height, in f32, as the CPU's direct path does (backends/cpu/resize.c). */
+template <int ES>
+__global__ void amp_k_resize_nearest_kernel(amp_k_resize2d g, const void *__restrict__ x, void *__restrict__ y,
+                                            int64_t n) {
+    typedef typename amp_k_elem<ES>::t T;
+    AMP_K_FOR(e, n) {
+        const int64_t i = e % g.wo, j = e / g.wo % g.ho, p = e / (g.wo * g.ho);
+        ((T *)y)[e] = ((const T *)x)[(p * g.h + g.ih[j * g.kh]) * g.w + g.iw[i * g.kw]];
+    }
+}
+
+template <int DT>
+__global__ void amp_k_resize_linear_kernel(amp_k_resize2d g, const void *__restrict__ x, void *__restrict__ y,
+                                           int64_t n) {
+    AMP_K_FOR(e, n) {
+        const int64_t i = e % g.wo, j = e / g.wo % g.ho, p = e / (g.wo * g.ho);
+        float acc = 0.0f;
+        for (int a = 0; a < g.kh; a++) {
+            const int64_t row = (p * g.h + g.ih[j * g.kh + a]) * g.w;
+            float h = 0.0f;
+            if (g.kw == 2)
+                h = g.ww[2 * i] * amp_k_ld(x, DT, row + g.iw[2 * i]) +
+                    g.ww[2 * i + 1] * amp_k_ld(x, DT, row + g.iw[2 * i + 1]);
+            else
+                for (int b = 0; b < g.kw; b++) h += g.ww[i * g.kw + b] * amp_k_ld(x, DT, row + g.iw[i * g.kw + b]);
+            acc = a == 0 ? g.wh[j * g.kh] * h : acc + g.wh[j * g.kh + a] * h;
+        }
+        amp_k_st(y, DT, e, acc);
+    }
+}
+
+typedef void (*amp_k_resize_fn)(amp_k_resize2d, const void *, void *, int64_t);
+
+extern "C" cudaError_t amp_k_resize2d_fwd(cudaStream_t stream, amp_k_dtype dt, const amp_k_resize2d *g, const void *x,
+                                          void *y) {
+    static const amp_k_resize_fn nearest[4] = {amp_k_resize_nearest_kernel<1>, amp_k_resize_nearest_kernel<2>,
+                                               amp_k_resize_nearest_kernel<4>, amp_k_resize_nearest_kernel<8>};
+    static const amp_k_resize_fn linear[3] = {amp_k_resize_linear_kernel<AMP_K_F32>,
+                                              amp_k_resize_linear_kernel<AMP_K_F16>,
+                                              amp_k_resize_linear_kernel<AMP_K_BF16>};
+    const int s = amp_k_es_slot(g->es);
+    if ((g->es && s < 0) || (!g->es && (unsigned)dt >= 3u)) return cudaErrorInvalidValue;
+    const int64_t n = g->planes * g->ho * g->wo;
+    if (n <= 0) return cudaSuccess;
+    return AMP_CUDA_LAUNCH_PLAIN(g->es ? nearest[s] : linear[dt], amp_k_blocks(n, AMP_K_THREADS), AMP_K_THREADS, 0,
+                                 stream, *g, x, y, n);
+}
+
+/* Gather form of the transpose: each dX element scans the output rows that read its row, and
+ * in them the columns that read its column. */
+template <int DT>
+__global__ void amp_k_resize_grad_kernel(amp_k_resize2d g, const void *__restrict__ dy, void *__restrict__ dx,
+                                         int64_t n) {
+    AMP_K_FOR(e, n) {
+        const int64_t w = e % g.w, h = e / g.w % g.h, p = e / (g.w * g.h);
+        double s = 0.0;
+        for (int64_t j = 0; j < g.ho; j++)
+            for (int a = 0; a < g.kh; a++) {
+                if (g.ih[j * g.kh + a] != h) continue;
+                const double wa = g.wh[j * g.kh + a];
+                for (int64_t i = 0; i < g.wo; i++)
+                    for (int b = 0; b < g.kw; b++)
+                        if (g.iw[i * g.kw + b] == w)
+                            s += wa * (double)g.ww[i * g.kw + b] *
+                                 (double)amp_k_ld(dy, DT, (p * g.ho + j) * g.wo + i);
+            }
+        amp_k_st(dx, DT, e, (float)s);
+    }
+}
+
+extern "C" cudaError_t amp_k_resize2d_grad(cudaStream_t stream, amp_k_dtype dt, const amp_k_resize2d *g,
+                                           const void *dy, void *dx) {
+    static const amp_k_resize_fn fns[3] = {amp_k_resize_grad_kernel<AMP_K_F32>, amp_k_resize_grad_kernel<AMP_K_F16>,
+                                           amp_k_resize_grad_kernel<AMP_K_BF16>};
+    if ((unsigned)dt >= 3u) return cudaErrorInvalidValue;
+    const int64_t n = g->planes * g->h * g->w;
+    if (n <= 0) return cudaSuccess;
+    return AMP_CUDA_LAUNCH_PLAIN(fns[dt], amp_k_blocks(n, AMP_K_THREADS), AMP_K_THREADS, 0, stream, *g, dy, dx, n);
+}

@@ -39,6 +39,21 @@ typedef struct amp_k_perm {
 cudaError_t amp_k_strided(cudaStream_t stream, const amp_k_perm *p, bool scatter, const void *x, void *y,
                           int64_t n);
 
+/* Resize over the last two axes (the others copied), per-axis tables by value (the forward's
+ * sampling tables of ir/ops/resize.h, built on the host at plan time): output row j reads kh
+ * source rows ih[j * kh + a] with weights wh, column i likewise; taps 1 or 2. */
+#define AMP_K_RESIZE_TAB 128
+typedef struct amp_k_resize2d {
+    int64_t planes, h, w, ho, wo;
+    int kh, kw, es; /* es: element bytes of a nearest copy; 0 for interpolation */
+    int32_t ih[AMP_K_RESIZE_TAB], iw[AMP_K_RESIZE_TAB];
+    float wh[AMP_K_RESIZE_TAB], ww[AMP_K_RESIZE_TAB];
+} amp_k_resize2d;
+cudaError_t amp_k_resize2d_fwd(cudaStream_t stream, amp_k_dtype dt, const amp_k_resize2d *g, const void *x, void *y);
+/* dx[p, h, w] sums wh * ww * dy over the outputs that read (h, w), in double, in output order */
+cudaError_t amp_k_resize2d_grad(cudaStream_t stream, amp_k_dtype dt, const amp_k_resize2d *g, const void *dy,
+                                void *dx);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,5 +1,5 @@
 /* amprt's own CUDA kernels as an op family (cuda_backend.h), data movement: Gather and
- * GatherGrad, Transpose, Expand, Slice and SliceGrad, Concat, ConcatGrad, Split and SplitGrad. Kernels: backends/cuda/k_data.cu through kernels_data.h.
+ * GatherGrad, Transpose, Expand, Resize and ResizeGrad (last two axes), Slice and SliceGrad, Concat, ConcatGrad, Split and SplitGrad. Kernels: backends/cuda/k_data.cu through kernels_data.h.
  *
  * As in op_kernels.c: why_not() says why a node cannot run here, supports() asks it and
  * prepare() fails with its answer naming the node; prepare reads the attributes and the
@@ -11,6 +11,7 @@
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/kernels_data.h"
 #include "base/elem.h"
+#include "ir/ops/resize.h"
 #include "ir/ops/shape.h"
 
 /* ---- shared ----------------------------------------------------------------------------------- */
@@ -458,6 +459,113 @@ static amp_status run_cat(amp_cuda *cu, const amp_kernel *k, void *state) {
     return AMP_OK;
 }
 
+/* ---- Resize, ResizeGrad ----------------------------------------------------------------------- */
+
+typedef struct resize_state {
+    amp_k_resize2d g;
+    amp_k_dtype dt;
+    bool copy; /* nothing resized */
+} resize_state;
+
+/* The geometry of a Resize (x -> y) or ResizeGrad (dX's shape) node as the CPU reads it, its
+ * tables built on the host and kept by value when only the last two axes are resized with 1
+ * or 2 taps and at most AMP_K_RESIZE_TAB table entries per axis; NULL or why not. */
+static const char *resize_geom(const amp_kernel *k, bool grad, resize_state *st, char *why, size_t whylen) {
+    const amp_tensor *x = grad ? k->out[0] : k->in[0];
+    amp_resize_slots sl;
+    if (grad) {
+        const char *op = amp_attr_str(k->n, "fwd_op", "");
+        sl = (amp_resize_slots){.upsample = strcmp(op, "Upsample") == 0, .opset = amp_attr_int(k->n, "fwd_opset", 0),
+                                .roi = 2, .scales = 3, .sizes = 4};
+    } else {
+        amp_resize_forward_slots(k->n, k->opset, &sl);
+    }
+    const amp_tensor *roi = amp_resize_kernel_input(k, sl.roi), *sc = amp_resize_kernel_input(k, sl.scales),
+                     *sz = amp_resize_kernel_input(k, sl.sizes);
+    if ((roi && !roi->data) || (sc && !sc->data) || (sz && !sz->data))
+        return "needs roi, scales and sizes known when the step is planned";
+    amp_resize_geom g;
+    amp_resize_plan p;
+    if (amp_resize_geometry(k->n, &sl, x->rank, x->dims, roi, roi != NULL, sc, sz, &g, why, whylen) ||
+        amp_resize_plan_make(&g, x->dtype, grad, INT64_MAX, &p, why, whylen))
+        return why;
+    if (g.mode != AMP_RZ_NEAREST && g.mode != AMP_RZ_LINEAR) return "resizes nearest and linear only";
+    if (g.antialias || g.ctm == AMP_RZ_TF_CROP_AND_RESIZE) return "has no kernel for antialias or tf_crop_and_resize";
+    int r = g.rank;
+    if (r < 2) return "resizes rank 2 and more";
+    for (int d = 0; d < r - 2; d++)
+        if (!g.identity[d] && g.in[d] != g.out[d]) return "resizes the last two axes only";
+    amp_k_dtype dt = AMP_K_F32;
+    if (g.mode == AMP_RZ_LINEAR && !kdtype(x->dtype, &dt)) return "interpolates f32, f16 and bf16 only";
+    if (grad && !kdtype(x->dtype, &dt)) return "sums f32, f16 and bf16 only";
+    if (!movable(x)) return "moves elements of 1, 2, 4 or 8 bytes only";
+    amp_k_resize2d *kg = &st->g;
+    memset(kg, 0, sizeof *kg);
+    st->dt = dt;
+    kg->planes = 1;
+    for (int d = 0; d < r - 2; d++) kg->planes *= g.in[d];
+    kg->h = g.in[r - 2];
+    kg->w = g.in[r - 1];
+    kg->ho = g.out[r - 2];
+    kg->wo = g.out[r - 1];
+    kg->es = g.mode == AMP_RZ_NEAREST && !grad ? (int)amp_dtype_size(x->dtype) : 0;
+    st->copy = p.npass == 0;
+    int taps[2];
+    for (int q = 0; q < 2; q++) {
+        int d = r - 2 + q;
+        int64_t K = g.identity[d] || g.taps[d] == 0 ? 1 : g.taps[d];
+        if (K > 2) return "has more than 2 taps per axis";
+        if (g.out[d] * K > AMP_K_RESIZE_TAB) return "has an axis whose tables exceed 128 entries";
+        taps[q] = (int)K;
+    }
+    kg->kh = taps[0];
+    kg->kw = taps[1];
+    void *ws = p.bytes ? amp_calloc(k->ctx, 1, p.bytes) : NULL;
+    if (p.bytes && !ws) return "has no host memory for its tables";
+    amp_resize_tab tab[AMP_MAX_RANK];
+    if (p.npass) amp_resize_tables(&g, &p, ws, tab);
+    for (int q = 0; q < 2; q++) {
+        int d = r - 2 + q, K = taps[q];
+        int32_t *idx = q ? kg->iw : kg->ih;
+        float *wt = q ? kg->ww : kg->wh;
+        bool pass = false;
+        for (int i = 0; i < p.npass; i++) pass |= p.axes[i] == d;
+        for (int64_t j = 0; j < g.out[d] * K; j++) {
+            idx[j] = pass ? (int32_t)tab[d].idx[j] : (int32_t)j;
+            wt[j] = pass ? tab[d].wf[j] : 1.0f;
+        }
+    }
+    amp_free(k->ctx, ws);
+    return NULL;
+}
+
+static const char *why_resize(const amp_kernel *k) {
+    static _Thread_local char why[256];
+    resize_state st;
+    bool grad = k->n->op == AMP_OP_RESIZE_GRAD;
+    const amp_tensor *a = k->in[0], *b = k->out[0];
+    if (a->dtype != b->dtype) return "keeps the dtype";
+    return resize_geom(k, grad, &st, why, sizeof why);
+}
+
+static amp_status prepare_resize(const amp_kernel *k, void **state) {
+    resize_state *st;
+    amp_status s = new_state(k, sizeof *st, state);
+    if (s) return s;
+    st = *state;
+    char why[256];
+    resize_geom(k, k->n->op == AMP_OP_RESIZE_GRAD, st, why, sizeof why);
+    return AMP_OK;
+}
+
+static amp_status run_resize(amp_cuda *cu, const amp_kernel *k, void *state) {
+    const resize_state *st = state;
+    if (st->copy) return copy_bytes(cu, k, k->out[0]->data, k->in[0]->data, k->out[0]->nbytes);
+    if (k->n->op == AMP_OP_RESIZE_GRAD)
+        return LAUNCH(k, amp_k_resize2d_grad(cu->stream, st->dt, &st->g, k->in[0]->data, k->out[0]->data));
+    return LAUNCH(k, amp_k_resize2d_fwd(cu->stream, st->dt, &st->g, k->in[0]->data, k->out[0]->data));
+}
+
 /* ---- the table -------------------------------------------------------------------------------- */
 
 static const char *why_not(const amp_kernel *k) {
@@ -467,6 +575,8 @@ static const char *why_not(const amp_kernel *k) {
     case AMP_OP_GATHER_GRAD: return why_gather_grad(k);
     case AMP_OP_TRANSPOSE: return why_transpose(k);
     case AMP_OP_EXPAND: return why_expand(k);
+    case AMP_OP_RESIZE:
+    case AMP_OP_RESIZE_GRAD: return why_resize(k);
     case AMP_OP_SLICE: return why_slice(k);
     case AMP_OP_SLICE_GRAD: return why_slice_grad(k);
     case AMP_OP_CONCAT:
@@ -497,6 +607,8 @@ static amp_status prepare(amp_cuda *cu, const amp_kernel *k, void **state, size_
     case AMP_OP_GATHER_GRAD: return prepare_gather_common(k, true, state);
     case AMP_OP_TRANSPOSE: return prepare_transpose(k, state);
     case AMP_OP_EXPAND: return prepare_expand(k, state);
+    case AMP_OP_RESIZE:
+    case AMP_OP_RESIZE_GRAD: return prepare_resize(k, state);
     case AMP_OP_SLICE: return prepare_slice_common(k, false, state);
     case AMP_OP_SLICE_GRAD: return prepare_slice_common(k, true, state);
     case AMP_OP_CONCAT:
@@ -514,6 +626,8 @@ const amp_cuda_op amp_cuda_ops_data[] = {
     ENTRY(GATHER_GRAD, run_gather_grad),
     ENTRY(TRANSPOSE, run_transpose),
     ENTRY(EXPAND, run_transpose), /* the same strided read */
+    ENTRY(RESIZE, run_resize),
+    ENTRY(RESIZE_GRAD, run_resize),
     ENTRY(SLICE, run_slice),
     ENTRY(SLICE_GRAD, run_slice_grad),
     ENTRY(CONCAT, run_cat),

@@ -2,7 +2,8 @@
  * CPU backend: Gather over every axis with int32 and int64 indices (negative ones included),
  * float dtypes and int64 and bool elements, empty tensors; GatherGrad with repeated and
  * negative indices (the sums in double in the indices' order: the CPU's bits); Transpose over
- * ranks 1..6 and many perms, every element size; Expand; Slice and SliceGrad with negative steps and
+ * ranks 1..6 and many perms, every element size; Expand; Resize and ResizeGrad (nearest bit
+ * for bit, linear and the gradients by rel L2: the sums run in another order); Slice and SliceGrad with negative steps and
  * clamped ends; Concat, ConcatGrad, Split (sizes, num_outputs) and SplitGrad along every axis. Copies and sums compare bit for bit. */
 #include <stdlib.h>
 
@@ -153,6 +154,65 @@ static void t_expand(void) {
         }
 }
 
+static amp_tensor *f32s(int n, const float *v) {
+    int64_t nn = n;
+    amp_tensor *t = tens(AMP_F32, 1, &nn);
+    if (t) memcpy(t->data, v, sizeof(float) * (size_t)n);
+    return t;
+}
+
+/* Resize (opset 13: X, roi, scales, sizes) and its gradient over the U-Net's x2 upsamplings
+ * (nearest, bilinear) and other coordinate modes, scales or sizes, down- and odd sizes */
+static void t_resize(void) {
+    CT_CHECK(setup(), "setup");
+    static const struct {
+        const char *mode, *ctm;
+        int64_t dims[4];
+        float scales[4];
+        int64_t sizes[4];
+    } cases[] = {
+        {"nearest", "asymmetric", {2, 3, 8, 8}, {1, 1, 2, 2}, {0}},
+        {"nearest", "half_pixel", {1, 2, 5, 7}, {1, 1, 2, 3}, {0}},
+        {"linear", "half_pixel", {2, 3, 8, 8}, {1, 1, 2, 2}, {0}},
+        {"linear", "align_corners", {1, 2, 5, 7}, {0}, {1, 2, 11, 13}},
+        {"linear", "asymmetric", {1, 1, 9, 6}, {1, 1, 0.5f, 1}, {0}},
+        {"linear", "pytorch_half_pixel", {2, 1, 1, 7}, {0}, {2, 1, 1, 33}},
+        {"nearest", "asymmetric", {3, 16}, {1, 2}, {0}},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int r = cases[c].dims[2] == 0 ? 2 : 4;
+        if (c == 6) r = 2;
+        bool by_sizes = cases[c].sizes[0] != 0;
+        for (int d = 0; d < 3; d++) {
+            amp_tensor *in[4] = {rnd(kfloats[d], r, cases[c].dims, c + 21, -2, 2), NULL,
+                                 by_sizes ? NULL : f32s(r, cases[c].scales), by_sizes ? ints1(cases[c].sizes, r) : NULL};
+            tnode t;
+            tn_init(&t, "Resize", false);
+            tn_s(&t, "mode", cases[c].mode);
+            tn_s(&t, "coordinate_transformation_mode", cases[c].ctm);
+            bool exact = strcmp(cases[c].mode, "nearest") == 0;
+            CHECK_NODE(&t, 4, in, 1, exact, exact ? 0.0 : tol_of(kfloats[d]), "Resize case %zu %s", c,
+                       amp_dtype_name(kfloats[d]));
+            amp_tensor *y[1];
+            CT_CHECK(infer_outputs(&t, 4, in, 1, y) == AMP_OK, "infer the resize");
+            int64_t rr = r;
+            amp_tensor *g[5] = {rnd(kfloats[d], y[0]->rank, y[0]->dims, c + 31, -2, 2), tens(AMP_I64, 1, &rr), NULL,
+                                in[2], in[3]};
+            memcpy(g[1]->data, cases[c].dims, sizeof(int64_t) * (size_t)r);
+            tn_init(&t, "ResizeGrad", true);
+            tn_s(&t, "fwd_op", "Resize");
+            tn_i(&t, "fwd_opset", 17);
+            tn_s(&t, "mode", cases[c].mode);
+            tn_s(&t, "coordinate_transformation_mode", cases[c].ctm);
+            CHECK_NODE(&t, 5, g, 1, false, tol_of(kfloats[d]), "ResizeGrad case %zu %s", c, amp_dtype_name(kfloats[d]));
+            free_all(y, 1);
+            free_all(g, 2);
+            free_all(in, 4);
+        }
+    }
+    worst_print();
+}
+
 static amp_tensor *i64s(int n, const int64_t *v) { return ints1(v, n); }
 
 /* Slice and its gradient over the same parameters: negative starts and steps, clamped ends,
@@ -277,6 +337,22 @@ static void t_refused(void) {
              amp_status_name(s), msg);
     free_all(out, 1);
     free_all(in, 3);
+    /* cubic Resize: not here */
+    int64_t xd[4] = {1, 1, 4, 4};
+    float sc[4] = {1, 1, 2, 2};
+    amp_tensor *rin[3] = {rnd(AMP_F32, 4, xd, 3, -1, 1), NULL, f32s(4, sc)};
+    tn_init(&t, "Resize", false);
+    tn_s(&t, "mode", "cubic");
+    CT_CHECK(infer_outputs(&t, 3, rin, 1, out) == AMP_OK, "infer");
+    amp_kernel kr = {.ctx = ctx, .n = &t.n, .opset = t.opset, .nin = 3, .nout = 1, .in = rin, .out = out};
+    e = entry_of(AMP_OP_RESIZE);
+    CT_CHECK(e && !e->supports(&cu, &kr), "cubic Resize is not supported");
+    s = e->prepare(&cu, &kr, &state, &ws);
+    msg = amp_context_last_error(ctx);
+    CT_CHECK(s == AMP_ERR_UNSUPPORTED && strstr(msg, "Resize") && strstr(msg, "nearest and linear"), "prepare: %s %s",
+             amp_status_name(s), msg);
+    free_all(out, 1);
+    free_all(rin, 3);
 }
 
 static const ct_case cases[] = {
@@ -284,6 +360,7 @@ static const ct_case cases[] = {
     {"gather_grad", t_gather_grad},
     {"transpose", t_transpose},
     {"expand", t_expand},
+    {"resize", t_resize},
     {"slice", t_slice},
     {"concat_split", t_concat_split},
     {"refused", t_refused},
