@@ -1,5 +1,5 @@
 /* amprt's own CUDA kernels as an op family (cuda_backend.h), data movement: Gather and
- * GatherGrad, Transpose, Expand, Resize and ResizeGrad (last two axes), Slice and SliceGrad, Concat, ConcatGrad, Split and SplitGrad. Kernels: backends/cuda/k_data.cu through kernels_data.h.
+ * GatherGrad, Transpose, Expand, Tile, Resize and ResizeGrad (last two axes), Slice and SliceGrad, Concat, ConcatGrad, Split and SplitGrad. Kernels: backends/cuda/k_data.cu through kernels_data.h.
  *
  * As in op_kernels.c: why_not() says why a node cannot run here, supports() asks it and
  * prepare() fails with its answer naming the node; prepare reads the attributes and the
@@ -246,6 +246,39 @@ static const char *why_expand(const amp_kernel *k) {
 static amp_status prepare_expand(const amp_kernel *k, void **state) {
     amp_status s = new_state(k, sizeof(amp_k_perm), state);
     if (!s) expand_geom(k, *state);
+    return s;
+}
+
+/* ---- Tile --------------------------------------------------------------------------------------- */
+
+/* Output dim d as (repeat, x's dim d): stride 0 then x's stride; x of rank 4 at most. */
+static const char *tile_geom(const amp_kernel *k, amp_k_perm *p) {
+    const amp_tensor *x = k->in[0], *y = k->out[0];
+    int r = x->rank;
+    if (!movable(x) || y->dtype != x->dtype) return "moves elements of 1, 2, 4 or 8 bytes only";
+    if (2 * r > AMP_K_DATA_MAX_RANK || y->rank != r) return "tiles rank 4 at most";
+    int64_t xs[AMP_MAX_RANK], dims[2 * AMP_MAX_RANK], str[2 * AMP_MAX_RANK];
+    strides_of(x, xs);
+    for (int d = 0; d < r; d++) {
+        if (x->dims[d] == 0 ? y->dims[d] != 0 : y->dims[d] % x->dims[d] != 0)
+            return "has an output shape that is not a tiling of the input";
+        dims[2 * d] = x->dims[d] ? y->dims[d] / x->dims[d] : 0;
+        str[2 * d] = 0;
+        dims[2 * d + 1] = x->dims[d];
+        str[2 * d + 1] = xs[d];
+    }
+    strided_geom(2 * r, dims, str, amp_dtype_size(x->dtype), p);
+    return NULL;
+}
+
+static const char *why_tile(const amp_kernel *k) {
+    amp_k_perm p;
+    return tile_geom(k, &p);
+}
+
+static amp_status prepare_tile(const amp_kernel *k, void **state) {
+    amp_status s = new_state(k, sizeof(amp_k_perm), state);
+    if (!s) tile_geom(k, *state);
     return s;
 }
 
@@ -575,6 +608,7 @@ static const char *why_not(const amp_kernel *k) {
     case AMP_OP_GATHER_GRAD: return why_gather_grad(k);
     case AMP_OP_TRANSPOSE: return why_transpose(k);
     case AMP_OP_EXPAND: return why_expand(k);
+    case AMP_OP_TILE: return why_tile(k);
     case AMP_OP_RESIZE:
     case AMP_OP_RESIZE_GRAD: return why_resize(k);
     case AMP_OP_SLICE: return why_slice(k);
@@ -607,6 +641,7 @@ static amp_status prepare(amp_cuda *cu, const amp_kernel *k, void **state, size_
     case AMP_OP_GATHER_GRAD: return prepare_gather_common(k, true, state);
     case AMP_OP_TRANSPOSE: return prepare_transpose(k, state);
     case AMP_OP_EXPAND: return prepare_expand(k, state);
+    case AMP_OP_TILE: return prepare_tile(k, state);
     case AMP_OP_RESIZE:
     case AMP_OP_RESIZE_GRAD: return prepare_resize(k, state);
     case AMP_OP_SLICE: return prepare_slice_common(k, false, state);
@@ -626,6 +661,7 @@ const amp_cuda_op amp_cuda_ops_data[] = {
     ENTRY(GATHER_GRAD, run_gather_grad),
     ENTRY(TRANSPOSE, run_transpose),
     ENTRY(EXPAND, run_transpose), /* the same strided read */
+    ENTRY(TILE, run_transpose),
     ENTRY(RESIZE, run_resize),
     ENTRY(RESIZE_GRAD, run_resize),
     ENTRY(SLICE, run_slice),

@@ -2,8 +2,9 @@
  * CPU backend: Gather over every axis with int32 and int64 indices (negative ones included),
  * float dtypes and int64 and bool elements, empty tensors; GatherGrad with repeated and
  * negative indices (the sums in double in the indices' order: the CPU's bits); Transpose over
- * ranks 1..6 and many perms, every element size; Expand; Resize and ResizeGrad (nearest bit
- * for bit, linear and the gradients by rel L2: the sums run in another order); Slice and SliceGrad with negative steps and
+ * ranks 1..6 and many perms, every element size; Expand and Tile; Resize and ResizeGrad
+ * (nearest bit for bit, linear and the gradients by rel L2: the sums run in another order);
+ * Slice and SliceGrad with negative steps and
  * clamped ends; Concat, ConcatGrad, Split (sizes, num_outputs) and SplitGrad along every axis. Copies and sums compare bit for bit. */
 #include <stdlib.h>
 
@@ -213,6 +214,25 @@ static void t_resize(void) {
     worst_print();
 }
 
+/* Tile: repeats of 1 and more on every axis, ranks 1..4, an empty repeat */
+static void t_tile(void) {
+    CT_CHECK(setup(), "setup");
+    static const struct {
+        int r;
+        int64_t dims[4], reps[4];
+    } cases[] = {
+        {1, {7}, {3}}, {2, {3, 5}, {2, 1}}, {3, {2, 1, 5}, {1, 4, 2}}, {4, {2, 3, 1, 33}, {2, 2, 3, 1}}, {2, {4, 3}, {0, 2}},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        for (size_t d = 0; d < sizeof moved / sizeof moved[0]; d++) {
+            amp_tensor *in[2] = {data_of(moved[d], cases[c].r, cases[c].dims, c + 8), ints1(cases[c].reps, cases[c].r)};
+            tnode t;
+            tn_init(&t, "Tile", false);
+            CHECK_NODE(&t, 2, in, 1, true, 0.0, "Tile case %zu %s", c, amp_dtype_name(moved[d]));
+            free_all(in, 2);
+        }
+}
+
 static amp_tensor *i64s(int n, const int64_t *v) { return ints1(v, n); }
 
 /* Slice and its gradient over the same parameters: negative starts and steps, clamped ends,
@@ -360,6 +380,7 @@ static const ct_case cases[] = {
     {"gather_grad", t_gather_grad},
     {"transpose", t_transpose},
     {"expand", t_expand},
+    {"tile", t_tile},
     {"resize", t_resize},
     {"slice", t_slice},
     {"concat_split", t_concat_split},
