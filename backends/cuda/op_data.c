@@ -1,5 +1,7 @@
 /* amprt's own CUDA kernels as an op family (cuda_backend.h), data movement: Gather and
- * GatherGrad, Transpose, Expand, Tile, Resize and ResizeGrad (last two axes), Slice and SliceGrad, Concat, ConcatGrad, Split and SplitGrad. Kernels: backends/cuda/k_data.cu through kernels_data.h.
+ * GatherGrad, Transpose, Expand, Tile, Resize and ResizeGrad (last two axes), Slice and
+ * SliceGrad, Concat, ConcatGrad, Split and SplitGrad. Kernels: backends/cuda/k_data.cu through
+ * kernels_data.h.
  *
  * As in op_kernels.c: why_not() says why a node cannot run here, supports() asks it and
  * prepare() fails with its answer naming the node; prepare reads the attributes and the

@@ -5,7 +5,8 @@
  * ranks 1..6 and many perms, every element size; Expand and Tile; Resize and ResizeGrad
  * (nearest bit for bit, linear and the gradients by rel L2: the sums run in another order);
  * Slice and SliceGrad with negative steps and
- * clamped ends; Concat, ConcatGrad, Split (sizes, num_outputs) and SplitGrad along every axis. Copies and sums compare bit for bit. */
+ * clamped ends; Concat, ConcatGrad, Split (sizes, num_outputs) and SplitGrad along every axis.
+ * Copies and sums compare bit for bit; interpolation by relative L2 error. */
 #include <stdlib.h>
 
 #include "backends/backend.h"
@@ -186,7 +187,8 @@ static void t_resize(void) {
         bool by_sizes = cases[c].sizes[0] != 0;
         for (int d = 0; d < 3; d++) {
             amp_tensor *in[4] = {rnd(kfloats[d], r, cases[c].dims, c + 21, -2, 2), NULL,
-                                 by_sizes ? NULL : f32s(r, cases[c].scales), by_sizes ? ints1(cases[c].sizes, r) : NULL};
+                                 by_sizes ? NULL : f32s(r, cases[c].scales),
+                                 by_sizes ? ints1(cases[c].sizes, r) : NULL};
             tnode t;
             tn_init(&t, "Resize", false);
             tn_s(&t, "mode", cases[c].mode);
@@ -221,7 +223,8 @@ static void t_tile(void) {
         int r;
         int64_t dims[4], reps[4];
     } cases[] = {
-        {1, {7}, {3}}, {2, {3, 5}, {2, 1}}, {3, {2, 1, 5}, {1, 4, 2}}, {4, {2, 3, 1, 33}, {2, 2, 3, 1}}, {2, {4, 3}, {0, 2}},
+        {1, {7}, {3}},          {2, {3, 5}, {2, 1}}, {3, {2, 1, 5}, {1, 4, 2}}, {4, {2, 3, 1, 33}, {2, 2, 3, 1}},
+        {2, {4, 3}, {0, 2}},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
         for (size_t d = 0; d < sizeof moved / sizeof moved[0]; d++) {
