@@ -193,3 +193,47 @@ extern "C" cudaError_t amp_k_resize2d_grad(cudaStream_t stream, amp_k_dtype dt, 
     if (n <= 0) return cudaSuccess;
     return AMP_CUDA_LAUNCH_PLAIN(fns[dt], amp_k_blocks(n, AMP_K_THREADS), AMP_K_THREADS, 0, stream, *g, dy, dx, n);
 }
+
+/* TileGrad in gather form: one thread per dX element, the repeats in row-major order. */
+template <int DT>
+__global__ void amp_k_tile_grad_kernel(amp_k_tile_grad g, const void *__restrict__ dy, void *__restrict__ dx,
+                                       int64_t n) {
+    AMP_K_FOR(e, n) {
+        int64_t rem = e, base = 0;
+#ifdef __CUDACC__
+#pragma unroll
+#endif
+        for (int d = AMP_K_DATA_MAX_RANK - 1; d >= 0; d--) {
+            if (d < g.rank) {
+                base += rem % g.xd[d] * g.ys[d];
+                rem /= g.xd[d];
+            }
+        }
+        double s = 0.0;
+        for (int64_t t = 0; t < g.nrep; t++) {
+            int64_t tr = t, off = base;
+#ifdef __CUDACC__
+#pragma unroll
+#endif
+            for (int d = AMP_K_DATA_MAX_RANK - 1; d >= 0; d--) {
+                if (d < g.rank) {
+                    off += tr % g.rep[d] * g.xd[d] * g.ys[d];
+                    tr /= g.rep[d];
+                }
+            }
+            s += (double)amp_k_ld(dy, DT, off);
+        }
+        amp_k_st(dx, DT, e, (float)s);
+    }
+}
+
+typedef void (*amp_k_tile_grad_fn)(amp_k_tile_grad, const void *, void *, int64_t);
+
+extern "C" cudaError_t amp_k_tile_grad_run(cudaStream_t stream, amp_k_dtype dt, const amp_k_tile_grad *g,
+                                           const void *dy, void *dx, int64_t n) {
+    static const amp_k_tile_grad_fn fns[3] = {amp_k_tile_grad_kernel<AMP_K_F32>, amp_k_tile_grad_kernel<AMP_K_F16>,
+                                              amp_k_tile_grad_kernel<AMP_K_BF16>};
+    if ((unsigned)dt >= 3u || g->rank < 1 || g->rank > AMP_K_DATA_MAX_RANK) return cudaErrorInvalidValue;
+    if (n <= 0) return cudaSuccess;
+    return AMP_CUDA_LAUNCH_PLAIN(fns[dt], amp_k_blocks(n, AMP_K_THREADS), AMP_K_THREADS, 0, stream, *g, dy, dx, n);
+}

@@ -39,6 +39,16 @@ typedef struct amp_k_perm {
 cudaError_t amp_k_strided(cudaStream_t stream, const amp_k_perm *p, bool scatter, const void *x, void *y,
                           int64_t n);
 
+/* TileGrad: dx (dims xd, row-major, in dy's rank) sums dy over every repeat: dy's coordinate
+ * along d is c + t * xd[d], t < rep[d]; in double, repeats in row-major order. */
+typedef struct amp_k_tile_grad {
+    int rank;
+    int64_t xd[AMP_K_DATA_MAX_RANK], rep[AMP_K_DATA_MAX_RANK], ys[AMP_K_DATA_MAX_RANK];
+    int64_t nrep; /* product of rep */
+} amp_k_tile_grad;
+cudaError_t amp_k_tile_grad_run(cudaStream_t stream, amp_k_dtype dt, const amp_k_tile_grad *g, const void *dy,
+                                void *dx, int64_t n);
+
 /* Resize over the last two axes (the others copied), per-axis tables by value (the forward's
  * sampling tables of ir/ops/resize.h, built on the host at plan time): output row j reads kh
  * source rows ih[j * kh + a] with weights wh, column i likewise; taps 1 or 2. */

@@ -1,5 +1,5 @@
 /* amprt's own CUDA kernels as an op family (cuda_backend.h), data movement: Gather and
- * GatherGrad, Transpose, Expand, Tile, Resize and ResizeGrad (last two axes), Slice and
+ * GatherGrad, Transpose, Expand, Tile and TileGrad, Resize and ResizeGrad (last two axes), Slice and
  * SliceGrad, Concat, ConcatGrad, Split and SplitGrad. Kernels: backends/cuda/k_data.cu through
  * kernels_data.h.
  *
@@ -282,6 +282,52 @@ static amp_status prepare_tile(const amp_kernel *k, void **state) {
     amp_status s = new_state(k, sizeof(amp_k_perm), state);
     if (!s) tile_geom(k, *state);
     return s;
+}
+
+/* ---- TileGrad --------------------------------------------------------------------------------- */
+
+typedef struct tile_grad_state {
+    amp_k_tile_grad g;
+    amp_k_dtype dt;
+} tile_grad_state;
+
+/* dX seen with dY's rank (leading dims of 1), as the CPU does */
+static const char *tile_grad_geom(const amp_kernel *k, tile_grad_state *st) {
+    const amp_tensor *dy = k->in[0], *dx = k->out[0];
+    int ry = dy->rank, lead = ry - dx->rank;
+    if (!kdtype(dx->dtype, &st->dt) || dy->dtype != dx->dtype) return "sums f32, f16 and bf16 only";
+    if (lead < 0 || ry > AMP_K_DATA_MAX_RANK) return "sums rank 8 at most, dY not below dX";
+    amp_k_tile_grad *g = &st->g;
+    memset(g, 0, sizeof *g);
+    g->rank = ry > 0 ? ry : 1;
+    g->xd[0] = g->rep[0] = g->ys[0] = 1;
+    strides_of(dy, g->ys);
+    g->nrep = 1;
+    for (int d = 0; d < ry; d++) {
+        g->xd[d] = d < lead ? 1 : dx->dims[d - lead];
+        if (g->xd[d] == 0 ? dy->dims[d] != 0 : dy->dims[d] % g->xd[d] != 0)
+            return "has dY dims that are not whole tiles";
+        g->rep[d] = g->xd[d] ? dy->dims[d] / g->xd[d] : 0;
+        g->nrep *= g->rep[d];
+    }
+    return NULL;
+}
+
+static const char *why_tile_grad(const amp_kernel *k) {
+    tile_grad_state st;
+    return tile_grad_geom(k, &st);
+}
+
+static amp_status prepare_tile_grad(const amp_kernel *k, void **state) {
+    amp_status s = new_state(k, sizeof(tile_grad_state), state);
+    if (!s) tile_grad_geom(k, *state);
+    return s;
+}
+
+static amp_status run_tile_grad(amp_cuda *cu, const amp_kernel *k, void *state) {
+    const tile_grad_state *st = state;
+    return LAUNCH(k, amp_k_tile_grad_run(cu->stream, st->dt, &st->g, k->in[0]->data, k->out[0]->data,
+                                         k->out[0]->numel));
 }
 
 /* ---- Slice, SliceGrad ------------------------------------------------------------------------- */
@@ -611,6 +657,7 @@ static const char *why_not(const amp_kernel *k) {
     case AMP_OP_TRANSPOSE: return why_transpose(k);
     case AMP_OP_EXPAND: return why_expand(k);
     case AMP_OP_TILE: return why_tile(k);
+    case AMP_OP_TILE_GRAD: return why_tile_grad(k);
     case AMP_OP_RESIZE:
     case AMP_OP_RESIZE_GRAD: return why_resize(k);
     case AMP_OP_SLICE: return why_slice(k);
@@ -644,6 +691,7 @@ static amp_status prepare(amp_cuda *cu, const amp_kernel *k, void **state, size_
     case AMP_OP_TRANSPOSE: return prepare_transpose(k, state);
     case AMP_OP_EXPAND: return prepare_expand(k, state);
     case AMP_OP_TILE: return prepare_tile(k, state);
+    case AMP_OP_TILE_GRAD: return prepare_tile_grad(k, state);
     case AMP_OP_RESIZE:
     case AMP_OP_RESIZE_GRAD: return prepare_resize(k, state);
     case AMP_OP_SLICE: return prepare_slice_common(k, false, state);
@@ -664,6 +712,7 @@ const amp_cuda_op amp_cuda_ops_data[] = {
     ENTRY(TRANSPOSE, run_transpose),
     ENTRY(EXPAND, run_transpose), /* the same strided read */
     ENTRY(TILE, run_transpose),
+    ENTRY(TILE_GRAD, run_tile_grad),
     ENTRY(RESIZE, run_resize),
     ENTRY(RESIZE_GRAD, run_resize),
     ENTRY(SLICE, run_slice),

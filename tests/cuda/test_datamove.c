@@ -2,7 +2,7 @@
  * CPU backend: Gather over every axis with int32 and int64 indices (negative ones included),
  * float dtypes and int64 and bool elements, empty tensors; GatherGrad with repeated and
  * negative indices (the sums in double in the indices' order: the CPU's bits); Transpose over
- * ranks 1..6 and many perms, every element size; Expand and Tile; Resize and ResizeGrad
+ * ranks 1..6 and many perms, every element size; Expand, Tile and TileGrad; Resize and ResizeGrad
  * (nearest bit for bit, linear and the gradients by rel L2: the sums run in another order);
  * Slice and SliceGrad with negative steps and
  * clamped ends; Concat, ConcatGrad, Split (sizes, num_outputs) and SplitGrad along every axis.
@@ -216,7 +216,8 @@ static void t_resize(void) {
     worst_print();
 }
 
-/* Tile: repeats of 1 and more on every axis, ranks 1..4, an empty repeat */
+/* Tile and TileGrad (bit for bit: double sums in row-major order of the repeats match the
+ * CPU's): repeats of 1 and more on every axis, ranks 1..4, an empty repeat */
 static void t_tile(void) {
     CT_CHECK(setup(), "setup");
     static const struct {
@@ -232,6 +233,23 @@ static void t_tile(void) {
             tnode t;
             tn_init(&t, "Tile", false);
             CHECK_NODE(&t, 2, in, 1, true, 0.0, "Tile case %zu %s", c, amp_dtype_name(moved[d]));
+            if (d < 3) {
+                /* TileGrad(dY, shape): dY of Tile's output shape, with one more leading dim
+                 * (Expand's gradient) */
+                amp_tensor *y[1];
+                CT_CHECK(infer_outputs(&t, 2, in, 1, y) == AMP_OK, "infer the tile");
+                int64_t yd[5] = {3}, rx = cases[c].r;
+                memcpy(yd + 1, y[0]->dims, sizeof(int64_t) * (size_t)rx);
+                for (int lead = 0; lead < 2; lead++) {
+                    amp_tensor *g[2] = {rnd(moved[d], (int)rx + lead, lead ? yd : y[0]->dims, c + 50, -2, 2),
+                                        ints1(cases[c].dims, rx)};
+                    tn_init(&t, "TileGrad", true);
+                    CHECK_NODE(&t, 2, g, 1, true, 0.0, "TileGrad case %zu %s lead %d", c,
+                               amp_dtype_name(moved[d]), lead);
+                    free_all(g, 2);
+                }
+                free_all(y, 1);
+            }
             free_all(in, 2);
         }
 }
