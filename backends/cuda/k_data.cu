@@ -237,3 +237,38 @@ extern "C" cudaError_t amp_k_tile_grad_run(cudaStream_t stream, amp_k_dtype dt, 
     if (n <= 0) return cudaSuccess;
     return AMP_CUDA_LAUNCH_PLAIN(fns[dt], amp_k_blocks(n, AMP_K_THREADS), AMP_K_THREADS, 0, stream, *g, dy, dx, n);
 }
+
+/* Pad: one thread per output element; x's strides built innermost first alongside. */
+template <int ES>
+__global__ void amp_k_pad_kernel(amp_k_pad g, const void *__restrict__ x, void *__restrict__ y, int64_t n) {
+    typedef typename amp_k_elem<ES>::t T;
+    AMP_K_FOR(e, n) {
+        int64_t rem = e, off = 0, st = 1;
+        bool inside = true;
+#ifdef __CUDACC__
+#pragma unroll
+#endif
+        for (int d = AMP_K_DATA_MAX_RANK - 1; d >= 0; d--) {
+            if (d < g.rank) {
+                int64_t c = rem % g.yd[d] - g.pb[d];
+                rem /= g.yd[d];
+                if (g.edge) c = c < 0 ? 0 : c >= g.xd[d] ? g.xd[d] - 1 : c;
+                inside = inside && c >= 0 && c < g.xd[d];
+                off += c * st;
+                st *= g.xd[d];
+            }
+        }
+        ((T *)y)[e] = inside ? ((const T *)x)[off] : (T)g.cval;
+    }
+}
+
+typedef void (*amp_k_pad_fn)(amp_k_pad, const void *, void *, int64_t);
+
+extern "C" cudaError_t amp_k_pad_run(cudaStream_t stream, const amp_k_pad *g, const void *x, void *y, int64_t n) {
+    static const amp_k_pad_fn fns[4] = {amp_k_pad_kernel<1>, amp_k_pad_kernel<2>, amp_k_pad_kernel<4>,
+                                        amp_k_pad_kernel<8>};
+    const int s = amp_k_es_slot(g->es);
+    if (s < 0 || g->rank < 1 || g->rank > AMP_K_DATA_MAX_RANK) return cudaErrorInvalidValue;
+    if (n <= 0) return cudaSuccess;
+    return AMP_CUDA_LAUNCH_PLAIN(fns[s], amp_k_blocks(n, AMP_K_THREADS), AMP_K_THREADS, 0, stream, *g, x, y, n);
+}

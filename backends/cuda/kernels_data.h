@@ -49,6 +49,17 @@ typedef struct amp_k_tile_grad {
 cudaError_t amp_k_tile_grad_run(cudaStream_t stream, amp_k_dtype dt, const amp_k_tile_grad *g, const void *dy,
                                 void *dx, int64_t n);
 
+/* Pad: y (dims yd) at coordinate c reads x (dims xd) at c - pb, the constant cval (raw bits)
+ * where that falls outside x, or (edge) the coordinate clamped into x. PadGrad of constant
+ * mode is the same read with pb negated and a zero constant (each dX element has one source). */
+typedef struct amp_k_pad {
+    int rank, es;
+    bool edge;
+    uint64_t cval;
+    int64_t yd[AMP_K_DATA_MAX_RANK], xd[AMP_K_DATA_MAX_RANK], pb[AMP_K_DATA_MAX_RANK];
+} amp_k_pad;
+cudaError_t amp_k_pad_run(cudaStream_t stream, const amp_k_pad *g, const void *x, void *y, int64_t n);
+
 /* Resize over the last two axes (the others copied), per-axis tables by value (the forward's
  * sampling tables of ir/ops/resize.h, built on the host at plan time): output row j reads kh
  * source rows ih[j * kh + a] with weights wh, column i likewise; taps 1 or 2. */

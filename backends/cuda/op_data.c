@@ -1,7 +1,7 @@
 /* amprt's own CUDA kernels as an op family (cuda_backend.h), data movement: Gather and
- * GatherGrad, Transpose, Expand, Tile and TileGrad, Resize and ResizeGrad (last two axes), Slice and
- * SliceGrad, Concat, ConcatGrad, Split and SplitGrad. Kernels: backends/cuda/k_data.cu through
- * kernels_data.h.
+ * GatherGrad, Transpose, Expand, Tile and TileGrad, Pad (constant, edge) and PadGrad (constant),
+ * Resize and ResizeGrad (last two axes), Slice and SliceGrad, Concat, ConcatGrad, Split and
+ * SplitGrad. Kernels: backends/cuda/k_data.cu through kernels_data.h.
  *
  * As in op_kernels.c: why_not() says why a node cannot run here, supports() asks it and
  * prepare() fails with its answer naming the node; prepare reads the attributes and the
@@ -31,6 +31,8 @@ static bool movable(const amp_tensor *t) {
     size_t es = t ? amp_dtype_size(t->dtype) : 0;
     return es == 1 || es == 2 || es == 4 || es == 8;
 }
+
+static const amp_tensor *opt_in(const amp_kernel *k, int i) { return i < k->nin ? k->in[i] : NULL; }
 
 static bool is_index(const amp_tensor *t) { return t && (t->dtype == AMP_I64 || t->dtype == AMP_I32); }
 
@@ -330,6 +332,93 @@ static amp_status run_tile_grad(amp_cuda *cu, const amp_kernel *k, void *state) 
                                          k->out[0]->numel));
 }
 
+/* ---- Pad, PadGrad ------------------------------------------------------------------------------ */
+
+/* pb of every dim from the plan-time pads (and axes) inputs at pslot, as the CPU reads them:
+ * x is the unpadded tensor, y the padded one */
+static const char *pad_geom(const amp_kernel *k, const amp_tensor *x, const amp_tensor *y, int pslot, amp_k_pad *g) {
+    const amp_tensor *pt = opt_in(k, pslot), *at = opt_in(k, 3); /* axes: input 3 of both */
+    int r = x->rank;
+    const char *ms = amp_attr_str(k->n, "mode", "constant");
+    bool grad = k->n->op == AMP_OP_PAD_GRAD;
+    if (strcmp(ms, "constant") != 0 && (grad || strcmp(ms, "edge") != 0))
+        return grad ? "runs constant mode only" : "runs constant and edge modes only";
+    if (k->opset < 11 && !grad) return "reads pads from inputs only (opset 11 on)";
+    if (!is_index(pt) || (at && !is_index(at))) return "needs int32 or int64 pads and axes";
+    if (!pt->data || (at && !at->data)) return "needs pads and axes known when the step is planned";
+    if (r < 1 || r > AMP_K_DATA_MAX_RANK || y->rank != r) return "pads rank 1 to 8";
+    int na = r, axes[AMP_MAX_RANK];
+    for (int d = 0; d < r; d++) axes[d] = d;
+    if (at) {
+        if (at->numel > r) return "has more axes than dims";
+        na = (int)at->numel;
+        for (int i = 0; i < na; i++) {
+            int64_t a = amp_ldi(at->dtype, at->data, i);
+            if (a < -r || a >= r) return "has an axis out of range";
+            axes[i] = (int)(a < 0 ? a + r : a);
+        }
+    }
+    if (pt->numel != 2 * na) return "has pads whose count does not match the axes";
+    memset(g, 0, sizeof *g);
+    g->rank = r;
+    g->es = (int)amp_dtype_size(x->dtype);
+    g->edge = strcmp(ms, "edge") == 0;
+    for (int i = 0; i < na; i++) g->pb[axes[i]] = amp_ldi(pt->dtype, pt->data, i);
+    for (int d = 0; d < r; d++) {
+        int64_t e = 0;
+        for (int i = 0; i < na; i++)
+            if (axes[i] == d) e = amp_ldi(pt->dtype, pt->data, i + na);
+        if (x->dims[d] + g->pb[d] + e != y->dims[d]) return "has an output shape that does not match the pads";
+        if (g->edge && x->dims[d] == 0 && y->dims[d] > 0) return "pads an empty axis in edge mode";
+        g->yd[d] = y->dims[d];
+        g->xd[d] = x->dims[d];
+    }
+    return NULL;
+}
+
+static const char *why_pad(const amp_kernel *k) {
+    const amp_tensor *x = k->in[0], *y = k->out[0], *cv = opt_in(k, 2);
+    amp_k_pad g;
+    if (!movable(x) || y->dtype != x->dtype) return "moves elements of 1, 2, 4 or 8 bytes only";
+    if (cv && cv->numel >= 1 && !cv->data) return "needs the constant known when the step is planned";
+    return pad_geom(k, x, y, 1, &g);
+}
+
+static const char *why_pad_grad(const amp_kernel *k) {
+    const amp_tensor *dy = k->in[0], *dx = k->out[0];
+    amp_k_pad g;
+    amp_k_dtype dt;
+    if (!kdtype(dx->dtype, &dt) || dy->dtype != dx->dtype) return "sums f32, f16 and bf16 only";
+    if (k->nout > 1 && k->out[1]) return "does not write the constant's gradient";
+    return pad_geom(k, dx, dy, 2, &g);
+}
+
+static amp_status prepare_pad(const amp_kernel *k, void **state) {
+    amp_k_pad *g;
+    amp_status s = new_state(k, sizeof *g, state);
+    if (s) return s;
+    g = *state;
+    if (k->n->op == AMP_OP_PAD_GRAD) {
+        /* dX reads dY at c + pb; outside dY (cropping pads) a zero */
+        pad_geom(k, k->out[0], k->in[0], 2, g);
+        for (int d = 0; d < g->rank; d++) {
+            int64_t t = g->xd[d];
+            g->xd[d] = g->yd[d];
+            g->yd[d] = t;
+            g->pb[d] = -g->pb[d];
+        }
+        return AMP_OK;
+    }
+    pad_geom(k, k->in[0], k->out[0], 1, g);
+    const amp_tensor *cv = opt_in(k, 2);
+    if (cv && cv->numel >= 1 && cv->dtype == k->in[0]->dtype) memcpy(&g->cval, cv->data, (size_t)g->es);
+    return AMP_OK;
+}
+
+static amp_status run_pad(amp_cuda *cu, const amp_kernel *k, void *state) {
+    return LAUNCH(k, amp_k_pad_run(cu->stream, state, k->in[0]->data, k->out[0]->data, k->out[0]->numel));
+}
+
 /* ---- Slice, SliceGrad ------------------------------------------------------------------------- */
 
 /* Plan-time geometry: the strided side's first element (base, elements) and strides. */
@@ -337,8 +426,6 @@ typedef struct slice_state {
     amp_k_perm g;
     int64_t base;
 } slice_state;
-
-static const amp_tensor *opt_in(const amp_kernel *k, int i) { return i < k->nin ? k->in[i] : NULL; }
 
 /* The slice of x (the sliced tensor: Slice's X, SliceGrad's dX) whose result has y's dims, read
  * from the parameter inputs at p0 (starts, ends, axes?, steps?) as the CPU reads them; NULL or
@@ -657,6 +744,8 @@ static const char *why_not(const amp_kernel *k) {
     case AMP_OP_TRANSPOSE: return why_transpose(k);
     case AMP_OP_EXPAND: return why_expand(k);
     case AMP_OP_TILE: return why_tile(k);
+    case AMP_OP_PAD: return why_pad(k);
+    case AMP_OP_PAD_GRAD: return why_pad_grad(k);
     case AMP_OP_TILE_GRAD: return why_tile_grad(k);
     case AMP_OP_RESIZE:
     case AMP_OP_RESIZE_GRAD: return why_resize(k);
@@ -691,6 +780,8 @@ static amp_status prepare(amp_cuda *cu, const amp_kernel *k, void **state, size_
     case AMP_OP_TRANSPOSE: return prepare_transpose(k, state);
     case AMP_OP_EXPAND: return prepare_expand(k, state);
     case AMP_OP_TILE: return prepare_tile(k, state);
+    case AMP_OP_PAD:
+    case AMP_OP_PAD_GRAD: return prepare_pad(k, state);
     case AMP_OP_TILE_GRAD: return prepare_tile_grad(k, state);
     case AMP_OP_RESIZE:
     case AMP_OP_RESIZE_GRAD: return prepare_resize(k, state);
@@ -713,6 +804,8 @@ const amp_cuda_op amp_cuda_ops_data[] = {
     ENTRY(EXPAND, run_transpose), /* the same strided read */
     ENTRY(TILE, run_transpose),
     ENTRY(TILE_GRAD, run_tile_grad),
+    ENTRY(PAD, run_pad),
+    ENTRY(PAD_GRAD, run_pad),
     ENTRY(RESIZE, run_resize),
     ENTRY(RESIZE_GRAD, run_resize),
     ENTRY(SLICE, run_slice),

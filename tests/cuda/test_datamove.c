@@ -2,7 +2,7 @@
  * CPU backend: Gather over every axis with int32 and int64 indices (negative ones included),
  * float dtypes and int64 and bool elements, empty tensors; GatherGrad with repeated and
  * negative indices (the sums in double in the indices' order: the CPU's bits); Transpose over
- * ranks 1..6 and many perms, every element size; Expand, Tile and TileGrad; Resize and ResizeGrad
+ * ranks 1..6 and many perms, every element size; Expand, Tile and TileGrad; Pad and PadGrad; Resize and ResizeGrad
  * (nearest bit for bit, linear and the gradients by rel L2: the sums run in another order);
  * Slice and SliceGrad with negative steps and
  * clamped ends; Concat, ConcatGrad, Split (sizes, num_outputs) and SplitGrad along every axis.
@@ -254,6 +254,50 @@ static void t_tile(void) {
         }
 }
 
+/* Pad (constant with and without a value, edge; negative pads crop; axes) and PadGrad of
+ * constant mode, bit for bit */
+static void t_pad(void) {
+    CT_CHECK(setup(), "setup");
+    static const struct {
+        int r, na;
+        int64_t dims[4], pads[8], axes[4];
+        const char *mode;
+    } cases[] = {
+        {1, 0, {7}, {2, 3}, {0}, "constant"},
+        {2, 0, {3, 5}, {1, 0, 2, 1}, {0}, "constant"},
+        {4, 0, {2, 3, 5, 7}, {0, 0, 1, 1, 0, 0, 1, 1}, {0}, "constant"},
+        {3, 2, {2, 5, 4}, {1, -1, 2, 3}, {-1, 1}, "constant"},
+        {2, 0, {3, 5}, {2, 1, 1, 3}, {0}, "edge"},
+        {3, 0, {2, 0, 3}, {0, 1, 1, 0, 2, 0}, {0}, "constant"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        for (size_t d = 0; d < sizeof moved / sizeof moved[0]; d++) {
+            int np = 2 * (cases[c].na ? cases[c].na : cases[c].r), nin = cases[c].na ? 4 : 3;
+            amp_tensor *cv = tens(moved[d], 0, NULL);
+            amp_sti(moved[d], cv->data, 0, 1);
+            amp_tensor *in[4] = {data_of(moved[d], cases[c].r, cases[c].dims, c + 60), ints1(cases[c].pads, np),
+                                 c % 2 ? cv : NULL, cases[c].na ? ints1(cases[c].axes, cases[c].na) : NULL};
+            if (!in[2]) amp_tensor_destroy(cv);
+            tnode t;
+            tn_init(&t, "Pad", false);
+            tn_s(&t, "mode", cases[c].mode);
+            CHECK_NODE(&t, nin, in, 1, true, 0.0, "Pad case %zu %s", c, amp_dtype_name(moved[d]));
+            if (d < 3 && strcmp(cases[c].mode, "constant") == 0) {
+                amp_tensor *y[1];
+                CT_CHECK(infer_outputs(&t, nin, in, 1, y) == AMP_OK, "infer the pad");
+                int64_t rr = cases[c].r;
+                amp_tensor *g[4] = {rnd(moved[d], y[0]->rank, y[0]->dims, c + 70, -2, 2), tens(AMP_I64, 1, &rr), in[1],
+                                    in[3]};
+                memcpy(g[1]->data, cases[c].dims, sizeof(int64_t) * (size_t)rr);
+                tn_init(&t, "PadGrad", true);
+                CHECK_NODE(&t, nin, g, 1, true, 0.0, "PadGrad case %zu %s", c, amp_dtype_name(moved[d]));
+                free_all(g, 2);
+                free_all(y, 1);
+            }
+            free_all(in, 4);
+        }
+}
+
 static amp_tensor *i64s(int n, const int64_t *v) { return ints1(v, n); }
 
 /* Slice and its gradient over the same parameters: negative starts and steps, clamped ends,
@@ -402,6 +446,7 @@ static const ct_case cases[] = {
     {"transpose", t_transpose},
     {"expand", t_expand},
     {"tile", t_tile},
+    {"pad", t_pad},
     {"resize", t_resize},
     {"slice", t_slice},
     {"concat_split", t_concat_split},
