@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/op_util.h"
 #include "backends/cuda/kernels_data.h"
 #include "base/elem.h"
 #include "ir/ops/resize.h"
@@ -18,39 +19,13 @@
 
 /* ---- shared ----------------------------------------------------------------------------------- */
 
-static bool kdtype(amp_dtype t, amp_k_dtype *out) {
-    switch (t) {
-    case AMP_F32: *out = AMP_K_F32; return true;
-    case AMP_F16: *out = AMP_K_F16; return true;
-    case AMP_BF16: *out = AMP_K_BF16; return true;
-    default: return false;
-    }
-}
-
 static bool movable(const amp_tensor *t) {
     size_t es = t ? amp_dtype_size(t->dtype) : 0;
     return es == 1 || es == 2 || es == 4 || es == 8;
 }
 
-static const amp_tensor *opt_in(const amp_kernel *k, int i) { return i < k->nin ? k->in[i] : NULL; }
 
 static bool is_index(const amp_tensor *t) { return t && (t->dtype == AMP_I64 || t->dtype == AMP_I32); }
-
-static amp_status launched(const amp_kernel *k, amp_status s) {
-    if (!s) return AMP_OK;
-    char msg[512];
-    const char *detail = amp_k_launch_detail();
-    snprintf(msg, sizeof msg, "%s%s%s", amp_context_last_error(k->ctx), detail[0] ? ": " : "", detail);
-    return amp_kernel_fail(k, s, "%s", msg);
-}
-#define LAUNCH(k, call) launched((k), AMP_CUDA_RT((k)->ctx, call))
-
-static amp_status new_state(const amp_kernel *k, size_t bytes, void **state) {
-    *state = amp_calloc(k->ctx, 1, bytes);
-    return *state ? AMP_OK : amp_kernel_fail(k, AMP_ERR_NO_MEMORY, "no memory for the step's state");
-}
-
-static void release_state(amp_cuda *cu, void *state) { amp_free(cu->ctx, state); }
 
 /* ---- Gather, GatherGrad ----------------------------------------------------------------------- */
 
@@ -207,12 +182,6 @@ static amp_status prepare_transpose(const amp_kernel *k, void **state) {
     return AMP_OK;
 }
 
-/* y = x when they are different buffers (the planner aliases them when the op is free). */
-static amp_status copy_bytes(amp_cuda *cu, const amp_kernel *k, void *y, const void *x, size_t bytes) {
-    if (y == x || bytes == 0) return AMP_OK;
-    return AMP_CUDA_RT(k->ctx, cudaMemcpyAsync(y, x, bytes, cudaMemcpyDeviceToDevice, cu->stream));
-}
-
 static bool is_identity(const amp_k_perm *p) { return p->rank == 1 && p->istride[0] == 1; }
 
 static amp_status run_transpose(amp_cuda *cu, const amp_kernel *k, void *state) {
@@ -337,7 +306,7 @@ static amp_status run_tile_grad(amp_cuda *cu, const amp_kernel *k, void *state) 
 /* pb of every dim from the plan-time pads (and axes) inputs at pslot, as the CPU reads them:
  * x is the unpadded tensor, y the padded one */
 static const char *pad_geom(const amp_kernel *k, const amp_tensor *x, const amp_tensor *y, int pslot, amp_k_pad *g) {
-    const amp_tensor *pt = opt_in(k, pslot), *at = opt_in(k, 3); /* axes: input 3 of both */
+    const amp_tensor *pt = in_opt(k, pslot), *at = in_opt(k, 3); /* axes: input 3 of both */
     int r = x->rank;
     const char *ms = amp_attr_str(k->n, "mode", "constant");
     bool grad = k->n->op == AMP_OP_PAD_GRAD;
@@ -377,7 +346,7 @@ static const char *pad_geom(const amp_kernel *k, const amp_tensor *x, const amp_
 }
 
 static const char *why_pad(const amp_kernel *k) {
-    const amp_tensor *x = k->in[0], *y = k->out[0], *cv = opt_in(k, 2);
+    const amp_tensor *x = k->in[0], *y = k->out[0], *cv = in_opt(k, 2);
     amp_k_pad g;
     if (!movable(x) || y->dtype != x->dtype) return "moves elements of 1, 2, 4 or 8 bytes only";
     if (cv && cv->numel >= 1 && !cv->data) return "needs the constant known when the step is planned";
@@ -410,7 +379,7 @@ static amp_status prepare_pad(const amp_kernel *k, void **state) {
         return AMP_OK;
     }
     pad_geom(k, k->in[0], k->out[0], 1, g);
-    const amp_tensor *cv = opt_in(k, 2);
+    const amp_tensor *cv = in_opt(k, 2);
     if (cv && cv->numel >= 1 && cv->dtype == k->in[0]->dtype) memcpy(&g->cval, cv->data, (size_t)g->es);
     return AMP_OK;
 }
@@ -431,7 +400,7 @@ typedef struct slice_state {
  * from the parameter inputs at p0 (starts, ends, axes?, steps?) as the CPU reads them; NULL or
  * why not. */
 static const char *slice_geom(const amp_kernel *k, const amp_tensor *x, const amp_tensor *y, int p0, slice_state *st) {
-    const amp_tensor *sv = opt_in(k, p0), *ev = opt_in(k, p0 + 1), *av = opt_in(k, p0 + 2), *pv = opt_in(k, p0 + 3);
+    const amp_tensor *sv = in_opt(k, p0), *ev = in_opt(k, p0 + 1), *av = in_opt(k, p0 + 2), *pv = in_opt(k, p0 + 3);
     int r = x->rank;
     if (k->opset < 10 && k->n->op == AMP_OP_SLICE) return "reads starts and ends from inputs only (opset 10 on)";
     if (!is_index(sv) || !is_index(ev) || (av && !is_index(av)) || (pv && !is_index(pv)))
