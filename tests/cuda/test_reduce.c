@@ -1,0 +1,116 @@
+/* The Reduce family on CUDA (backends/cuda/op_reduce.c) against the CPU backend, one node at a
+ * time (cuda_optest.h). */
+#include <string.h>
+
+#include "tests/cuda/cuda_optest.h"
+
+/* ---- ReduceSum, ReduceMean -------------------------------------------------------------------- */
+
+typedef struct red_case {
+    int rank;
+    int64_t x[5];
+    int naxes; /* -1: no axes at all */
+    int64_t axes[5];
+    int keepdims; /* -1: the default */
+    int noop;     /* noop_with_empty_axes */
+} red_case;
+
+static const red_case reds[] = {
+    {2, {7, 33}, 1, {1}, -1, 0},             /* rows */
+    {2, {7, 33}, 1, {-2}, 0, 0},             /* columns, negative axis */
+    {4, {2, 6, 5, 5}, 2, {2, 3}, 1, 0},      /* spatial, the GlobalAveragePool shape */
+    {4, {2, 6, 5, 5}, 2, {-1, 1}, 0, 0},     /* non-adjacent */
+    {5, {2, 3, 4, 5, 3}, 3, {0, 2, 4}, 1, 0}, /* rank 5, three non-adjacent */
+    {3, {4, 5, 7}, -1, {0}, -1, 0},          /* all axes */
+    {3, {4, 5, 7}, -1, {0}, 0, 1},           /* no axes, noop: a copy (axes as input only) */
+    {1, {1}, 1, {0}, 0, 0},                  /* one element */
+    {1, {4133}, 1, {0}, 1, 0},               /* one long row: a block */
+    {3, {3, 1000, 2}, 1, {1}, 1, 0},         /* strided long sums */
+    {2, {0, 5}, 1, {0}, 1, 0},               /* empty, summed over nothing: 0 (sum) or NaN (mean) */
+    {2, {5, 0}, 1, {0}, 1, 0},               /* empty output */
+    {3, {2, 3, 4}, 1, {1}, 1, 0},            /* a reduced dim between kept ones */
+};
+
+/* Reduce node of one op at an opset; axes as the attribute or as an int64 input */
+static void red_check(const char *op, int64_t opset, bool axes_input, const red_case *c, amp_dtype dt, uint64_t seed) {
+    tnode t;
+    tn_init(&t, op, false);
+    t.opset = opset;
+    if (c->keepdims >= 0) tn_i(&t, "keepdims", c->keepdims);
+    if (c->noop) tn_i(&t, "noop_with_empty_axes", 1);
+    amp_tensor *in[2] = {rnd(dt, c->rank, c->x, seed, -2.0f, 2.0f), NULL};
+    int nin = 1;
+    if (axes_input && c->naxes >= 0) {
+        in[1] = ints1(c->axes, c->naxes);
+        nin = 2;
+    } else if (!axes_input && c->naxes > 0) {
+        tn_is(&t, "axes", c->naxes, c->axes);
+    }
+    /* both sides sum in double and divide in double, rounding once; the orders differ (a block's
+     * tree), so f32 may differ in the last bit, 16-bit results hardly ever */
+    CHECK_NODE(&t, nin, in, 1, false, dt == AMP_F32 ? 1e-7 : tol_of(dt), "%s opset %lld %s axes %s rank %d x0 %lld",
+               op, (long long)opset, axes_input ? "input" : "attribute", amp_dtype_name(dt), c->rank, (long long)c->x[0]);
+    free_all(in, nin);
+}
+
+static void t_reduce_sum_mean(void) {
+    CT_CHECK(setup(), "setup");
+    worst_reset();
+    for (int d = 0; d < 3; d++)
+        for (size_t c = 0; c < sizeof reds / sizeof reds[0]; c++) {
+            const red_case *rc = &reds[c];
+            /* ReduceSum: axes an input from opset 13; ReduceMean from 18 */
+            red_check("ReduceSum", 17, true, rc, kfloats[d], 100 + c);
+            red_check("ReduceMean", 18, true, rc, kfloats[d], 200 + c);
+            if (rc->noop) continue; /* noop_with_empty_axes exists with the axes input only */
+            red_check("ReduceSum", 11, false, rc, kfloats[d], 300 + c);
+            red_check("ReduceMean", 17, false, rc, kfloats[d], 400 + c);
+        }
+    worst_print();
+}
+
+static void t_reduce_refused(void) {
+    CT_CHECK(setup(), "setup");
+    const int64_t dims[2] = {3, 4}, ax = 1;
+    tnode t;
+    tn_init(&t, "ReduceSum", false);
+    amp_tensor *in[2] = {rnd(AMP_F64, 2, dims, 1, -1.0f, 1.0f), ints1(&ax, 1)};
+    amp_tensor *ref[1] = {NULL}, *got[1] = {NULL};
+    amp_status s = run_both(&t, 2, in, 1, ref, got);
+    CT_CHECK(s == AMP_ERR_UNSUPPORTED, "f64 ReduceSum: %s", amp_status_name(s));
+    /* prepare explains, naming the op and the dtype */
+    amp_tensor *y = tens(AMP_F64, 2, dims);
+    amp_kernel k = {.ctx = ctx, .n = &t.n, .opset = t.opset, .nin = 2, .nout = 1, .in = in, .out = &y, .threads = 1};
+    void *state = NULL;
+    size_t ws = 0;
+    s = entry_of(t.n.op)->prepare(&cu, &k, &state, &ws);
+    CT_CHECK(s == AMP_ERR_UNSUPPORTED && !state, "prepare: %s", amp_status_name(s));
+    CT_CHECK(strstr(amp_context_last_error(ctx), "ReduceSum on CUDA runs f32, f16 and bf16") != NULL, "message: %s",
+             amp_context_last_error(ctx));
+    amp_tensor_destroy(y);
+    free_all(in, 2);
+}
+
+static void t_no_leak(void) {
+#ifndef AMP_CUDA_EMULATED
+    CT_SKIP("device regions are counted by the emulator's runtime");
+#else
+    CT_CHECK(setup(), "setup");
+    CT_CHECK(amp_emu_device_regions() == 0, "%zu device regions left by the cases", amp_emu_device_regions());
+#endif
+}
+
+static const ct_case cases[] = {
+    {"reduce_sum_mean", t_reduce_sum_mean},
+    {"reduce_refused", t_reduce_refused},
+    {"no_leak", t_no_leak},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv) {
+    int rc = ct_main(argc, argv, cases);
+    if (cpu) amp_backend_destroy(cpu);
+    if (cu.stream) cudaStreamDestroy(cu.stream);
+    amp_context_destroy(ctx);
+    return rc;
+}
