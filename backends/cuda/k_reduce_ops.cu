@@ -1,9 +1,12 @@
-/* ReduceSum and ReduceMean (kernels_reduce.h: amp_k_reduce_sum). The geometry is collapsed on the
+/* ReduceSum, ReduceMean, ReduceL1, ReduceSumSquare, ReduceL2, ReduceLogSum (kernels_reduce.h:
+ * amp_k_reduce_sum). The geometry is collapsed on the
  * host into kept and reduced dims (amp_k_s2s_plan); each output element is summed in double in a
  * fixed order: a thread per output element when few elements are summed or the outputs are
  * many, else a block per output element whose threads stride over the reduced positions and
- * then reduce in a fixed tree (amp_k_block_reduce). */
+ * then reduce in a fixed tree (amp_k_block_reduce). Their gradients (those that need no
+ * statistics of X) are elementwise over X: backends/reduce_grad.h's formula per element. */
 #include "backends/cuda/kernels_dev.h"
+#include "backends/reduce_grad.h"
 #include "backends/cuda/kernels_reduce.h"
 
 /* x's offset of index j over collapsed dims (row-major) with x's strides; one dim (the common
@@ -19,43 +22,86 @@ __device__ __forceinline__ int64_t amp_k_red_off(const int64_t *dims, const int6
     return off + j * str[0];
 }
 
-template <int T>
+template <int OP>
+__device__ __forceinline__ double amp_k_red_map(double v) {
+    return OP == AMP_K_RS_L1 ? fabs(v) : OP == AMP_K_RS_SUM_SQUARE || OP == AMP_K_RS_L2 ? v * v : v;
+}
+template <int OP>
+__device__ __forceinline__ float amp_k_red_finish(double s, double div) {
+    return (float)(OP == AMP_K_RS_L2 ? sqrt(s) : OP == AMP_K_RS_LOG_SUM ? log(s) : s / div);
+}
+
+template <int T, int OP>
 __global__ void amp_k_red_thread(amp_k_s2s g, const void *x, void *y, double div) {
     AMP_K_FOR(j, g.m) {
         const int64_t base = amp_k_red_off(g.kd, g.ks, g.nk, j);
         double s = 0.0;
-        for (int64_t t = 0; t < g.r; t++) s += (double)amp_k_ld(x, T, base + amp_k_red_off(g.rd, g.rs, g.nr, t));
-        amp_k_st(y, T, j, (float)(s / div));
+        for (int64_t t = 0; t < g.r; t++)
+            s += amp_k_red_map<OP>((double)amp_k_ld(x, T, base + amp_k_red_off(g.rd, g.rs, g.nr, t)));
+        amp_k_st(y, T, j, amp_k_red_finish<OP>(s, div));
     }
 }
 
-template <int T>
+template <int T, int OP>
 __global__ void amp_k_red_block(amp_k_s2s g, const void *x, void *y, double div) {
     __shared__ double sh[32];
     for (int64_t j = blockIdx.x; j < g.m; j += gridDim.x) {
         const int64_t base = amp_k_red_off(g.kd, g.ks, g.nk, j);
         double s = 0.0;
         for (int64_t t = threadIdx.x; t < g.r; t += blockDim.x)
-            s += (double)amp_k_ld(x, T, base + amp_k_red_off(g.rd, g.rs, g.nr, t));
+            s += amp_k_red_map<OP>((double)amp_k_ld(x, T, base + amp_k_red_off(g.rd, g.rs, g.nr, t)));
         s = amp_k_block_reduce<amp_k_sum_op>(s, sh);
-        if (threadIdx.x == 0) amp_k_st(y, T, j, (float)(s / div));
+        if (threadIdx.x == 0) amp_k_st(y, T, j, amp_k_red_finish<OP>(s, div));
     }
 }
 
 typedef void (*amp_k_red_fn)(amp_k_s2s, const void *, void *, double);
-static const amp_k_red_fn amp_k_red_threads[AMP_K_DTYPE_COUNT] = {amp_k_red_thread<AMP_K_F32>,
-                                                                  amp_k_red_thread<AMP_K_F16>,
-                                                                  amp_k_red_thread<AMP_K_BF16>};
-static const amp_k_red_fn amp_k_red_blocks[AMP_K_DTYPE_COUNT] = {amp_k_red_block<AMP_K_F32>, amp_k_red_block<AMP_K_F16>,
-                                                                 amp_k_red_block<AMP_K_BF16>};
+#define AMP_K_RED_DT(K, OP) {K<AMP_K_F32, OP>, K<AMP_K_F16, OP>, K<AMP_K_BF16, OP>}
+#define AMP_K_RED_OPS(K)                                                                                           \
+    {AMP_K_RED_DT(K, AMP_K_RS_SUM), AMP_K_RED_DT(K, AMP_K_RS_L1), AMP_K_RED_DT(K, AMP_K_RS_SUM_SQUARE),         \
+     AMP_K_RED_DT(K, AMP_K_RS_L2), AMP_K_RED_DT(K, AMP_K_RS_LOG_SUM)}
+static const amp_k_red_fn amp_k_red_threads[AMP_K_RS_COUNT][AMP_K_DTYPE_COUNT] = AMP_K_RED_OPS(amp_k_red_thread);
+static const amp_k_red_fn amp_k_red_blocks[AMP_K_RS_COUNT][AMP_K_DTYPE_COUNT] = AMP_K_RED_OPS(amp_k_red_block);
 
-extern "C" cudaError_t amp_k_reduce_sum(cudaStream_t stream, amp_k_dtype dt, const amp_k_s2s *g, const void *x,
-                                        void *y, double div) {
-    if ((unsigned)dt >= AMP_K_DTYPE_COUNT || !g) return cudaErrorInvalidValue;
+extern "C" cudaError_t amp_k_reduce_sum(cudaStream_t stream, amp_k_rsum op, amp_k_dtype dt, const amp_k_s2s *g,
+                                        const void *x, void *y, double div) {
+    if ((unsigned)op >= AMP_K_RS_COUNT || (unsigned)dt >= AMP_K_DTYPE_COUNT || !g) return cudaErrorInvalidValue;
     if (g->m <= 0) return cudaSuccess;
+    /* a block per element once an element sums a warp's worth or more and the elements are too
+     * few to fill the device thread by thread */
     if (g->r >= 32 && g->m < 64 * 1024)
-        return AMP_CUDA_LAUNCH(amp_k_red_blocks[dt], amp_k_blocks(g->m, 1), amp_k_row_threads(g->r), 0, stream, *g, x,
-                               y, div);
-    return AMP_CUDA_LAUNCH_PLAIN(amp_k_red_threads[dt], amp_k_blocks(g->m, AMP_K_THREADS), AMP_K_THREADS, 0, stream,
-                                 *g, x, y, div);
+        return AMP_CUDA_LAUNCH(amp_k_red_blocks[op][dt], amp_k_blocks(g->m, 1), amp_k_row_threads(g->r), 0, stream,
+                               *g, x, y, div);
+    return AMP_CUDA_LAUNCH_PLAIN(amp_k_red_threads[op][dt], amp_k_blocks(g->m, AMP_K_THREADS), AMP_K_THREADS, 0,
+                                 stream, *g, x, y, div);
+}
+
+/* ---- ReduceGrad ------------------------------------------------------------------------------- */
+
+template <int T, int M>
+__global__ void amp_k_red_grad(amp_k_bcast g, const void *dy, const void *x, void *dx, double count) {
+    AMP_K_FOR(i, g.n) {
+        int64_t rem = i, oy = 0, ox = 0;
+        for (int d = g.rank - 1; d >= 0; d--) {
+            const int64_t q = rem / g.dims[d], c = rem - q * g.dims[d];
+            rem = q;
+            oy += c * g.sa[d];
+            ox += c * g.sb[d];
+        }
+        const double xv = M == AMP_RG_SUM || M == AMP_RG_MEAN ? 0.0 : (double)amp_k_ld(x, T, ox);
+        amp_k_st(dx, T, i, (float)amp_reduce_dx_d(M, xv, (double)amp_k_ld(dy, T, oy), 0.0, 0.0, count));
+    }
+}
+
+typedef void (*amp_k_red_grad_fn)(amp_k_bcast, const void *, const void *, void *, double);
+#define AMP_K_RG_DT(M) {amp_k_red_grad<AMP_K_F32, M>, amp_k_red_grad<AMP_K_F16, M>, amp_k_red_grad<AMP_K_BF16, M>}
+static const amp_k_red_grad_fn amp_k_red_grads[4][AMP_K_DTYPE_COUNT] = {
+    AMP_K_RG_DT(AMP_RG_SUM), AMP_K_RG_DT(AMP_RG_MEAN), AMP_K_RG_DT(AMP_RG_SUM_SQUARE), AMP_K_RG_DT(AMP_RG_L1)};
+
+extern "C" cudaError_t amp_k_reduce_grad(cudaStream_t stream, amp_k_dtype dt, int mode, const amp_k_bcast *g,
+                                         const void *dy, const void *x, void *dx, double count) {
+    if ((unsigned)dt >= AMP_K_DTYPE_COUNT || mode < AMP_RG_SUM || mode > AMP_RG_L1 || !g) return cudaErrorInvalidValue;
+    if (g->n <= 0) return cudaSuccess;
+    return AMP_CUDA_LAUNCH_PLAIN(amp_k_red_grads[mode][dt], amp_k_blocks(g->n, AMP_K_THREADS), AMP_K_THREADS, 0,
+                                 stream, *g, dy, x, dx, count);
 }

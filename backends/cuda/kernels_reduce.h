@@ -8,12 +8,28 @@
 extern "C" {
 #endif
 
-/* y = (sum of x over the reduced dims of g) / div, each output element summed in double in a
- * fixed order and divided in double, rounded once on store (the CPU's ReduceSum with div 1 and
- * ReduceMean with div the count). The geometry is SumToShape's (amp_k_s2s_plan with the kept
- * shape); an element that sums nothing gives 0 / div (NaN for a mean, as the CPU). */
-cudaError_t amp_k_reduce_sum(cudaStream_t stream, amp_k_dtype dt, const amp_k_s2s *g, const void *x, void *y,
-                             double div);
+/* The sum-like reductions: each element mapped (v, |v|, v * v), summed, then finished (/ div,
+ * sqrt, log), all in double as the CPU's reduce_float, rounded once on store. */
+typedef enum amp_k_rsum {
+    AMP_K_RS_SUM = 0, /* and ReduceMean with div the count */
+    AMP_K_RS_L1,
+    AMP_K_RS_SUM_SQUARE,
+    AMP_K_RS_L2,
+    AMP_K_RS_LOG_SUM,
+    AMP_K_RS_COUNT
+} amp_k_rsum;
+
+/* y = finish(sum of map(x) over the reduced dims of g) / div, each output element summed in
+ * double in a fixed order. The geometry is SumToShape's (amp_k_s2s_plan with the kept shape); an
+ * element that sums nothing gives finish(0) / div (NaN for a mean, as the CPU). */
+cudaError_t amp_k_reduce_sum(cudaStream_t stream, amp_k_rsum op, amp_k_dtype dt, const amp_k_s2s *g, const void *x,
+                             void *y, double div);
+
+/* dx of ReduceSum, ReduceMean, ReduceSumSquare and ReduceL1 (mode: AMP_RG_SUM .. AMP_RG_L1 of
+ * backends/reduce_grad.h, the CPU's formulas in double, rounded once): over X's shape, g with a
+ * = dY in X's frame (strides 0 along the reduced dims) and b = X. count: elements per group. */
+cudaError_t amp_k_reduce_grad(cudaStream_t stream, amp_k_dtype dt, int mode, const amp_k_bcast *g, const void *dy,
+                              const void *x, void *dx, double count);
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,8 @@
-/* amprt's own CUDA kernels as an op family (cuda_backend.h): ReduceSum and ReduceMean (axes as
- * the attribute or, from opset 13 for ReduceSum and 18 for the others, a plan-time input;
- * keepdims, noop_with_empty_axes, negative and non-adjacent axes). Kernels: k_reduce_ops.cu
- * through kernels_reduce.h. Average pooling and the gradients are still to come.
+/* amprt's own CUDA kernels as an op family (cuda_backend.h): the sum-like reductions ReduceSum,
+ * ReduceMean, ReduceL1, ReduceSumSquare, ReduceL2 and ReduceLogSum (axes as the attribute or,
+ * from opset 13 for ReduceSum and 18 for the others, a plan-time input; keepdims,
+ * noop_with_empty_axes, negative and non-adjacent axes), GlobalAveragePool, and ReduceGrad of
+ * the sum, mean, sum of squares and L1. Kernels: k_reduce_ops.cu through kernels_reduce.h.
  *
  * Like op_kernels.c: why_not() explains every refusal, supports() asks it, prepare() fails with
  * its answer naming the node, reads the axes and the geometry once and keeps the launch
@@ -11,6 +12,7 @@
 
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/kernels_reduce.h"
+#include "backends/reduce_grad.h"
 
 /* ---- shared ----------------------------------------------------------------------------------- */
 
@@ -37,30 +39,49 @@ static amp_status launched(const amp_kernel *k, amp_status s) {
 
 static void release_state(amp_cuda *cu, void *state) { amp_free(cu->ctx, state); }
 
-/* ---- ReduceSum, ReduceMean -------------------------------------------------------------------- */
+/* y = x when they are different buffers (the planner may alias them). */
+static amp_status copy_bytes(amp_cuda *cu, const amp_kernel *k, void *y, const void *x, size_t bytes) {
+    if (y == x || bytes == 0) return AMP_OK;
+    return AMP_CUDA_RT(k->ctx, cudaMemcpyAsync(y, x, bytes, cudaMemcpyDeviceToDevice, cu->stream));
+}
+
+/* ---- ReduceSum, ReduceMean, ReduceL1, ReduceSumSquare, ReduceL2, ReduceLogSum; GlobalAveragePool */
 
 typedef struct reduce_state {
     amp_k_dtype dt;
-    bool copy;      /* noop_with_empty_axes with no axes: y = x */
-    bool zero;      /* a sum over nothing: +0 */
-    double div;     /* 1 for a sum, the count for a mean */
+    amp_k_rsum op;
+    bool copy;  /* noop_with_empty_axes with no axes: y = x (dX = dY for the gradient) */
+    bool zero;  /* a sum over nothing: +0 */
+    double div; /* the count for a mean, else 1 */
+    double count;
+    int mode;   /* ReduceGrad: AMP_RG_* */
     amp_k_s2s g;
+    amp_k_bcast bg; /* ReduceGrad: dY (a) and X (b) over X's shape */
 } reduce_state;
 
-static bool axes_is_input(const amp_kernel *k) {
-    return k->n->op == AMP_OP_REDUCE_SUM ? k->opset >= 13 : k->opset >= 18;
+static bool rsum_of(amp_op op, amp_k_rsum *r) {
+    switch (op) {
+    case AMP_OP_REDUCE_SUM:
+    case AMP_OP_REDUCE_MEAN:
+    case AMP_OP_GLOBAL_AVERAGE_POOL: *r = AMP_K_RS_SUM; return true;
+    case AMP_OP_REDUCE_L1: *r = AMP_K_RS_L1; return true;
+    case AMP_OP_REDUCE_SUM_SQUARE: *r = AMP_K_RS_SUM_SQUARE; return true;
+    case AMP_OP_REDUCE_L2: *r = AMP_K_RS_L2; return true;
+    case AMP_OP_REDUCE_LOG_SUM: *r = AMP_K_RS_LOG_SUM; return true;
+    default: return false;
+    }
 }
 
-/* The reduced dims of x (red) and whether the node is a no-op, the CPU's reading of the axes
- * (amp_cpu_reduce_axes); NULL or why not. An axes input whose values are not known yet (the
- * supports() query before planning) is accepted: prepare reads it. */
-static const char *reduce_axes(const amp_kernel *k, bool *red, bool *noop) {
-    const int rank = k->in[0]->rank;
+/* The reduced dims of a rank-`rank` X (red) and whether the node is a no-op, the CPU's reading
+ * of the axes (amp_cpu_reduce_axes): from the input axes_in when from_input, else the "axes"
+ * attribute; NULL or why not. An axes input whose values are not known yet is refused: the
+ * planner gives them to prepare as host memory. */
+static const char *reduce_axes(const amp_kernel *k, bool from_input, const amp_tensor *axes_in, int rank, bool *red,
+                               bool *noop) {
     int64_t axes[2 * AMP_MAX_RANK];
     int naxes = 0;
-    bool from_input = axes_is_input(k);
     if (from_input) {
-        const amp_tensor *a = in_opt(k, 1);
+        const amp_tensor *a = axes_in;
         if (a) {
             if (a->dtype != AMP_I64 && a->dtype != AMP_I32) return "needs int64 or int32 axes";
             if (a->numel > 2 * AMP_MAX_RANK) return "has too many axes";
@@ -88,65 +109,135 @@ static const char *reduce_axes(const amp_kernel *k, bool *red, bool *noop) {
     return NULL;
 }
 
-/* The geometry: the kept shape in x's frame (1 where reduced). */
-static const char *reduce_plan(const amp_kernel *k, reduce_state *p) {
-    const amp_tensor *x = k->in[0], *y = k->out[0];
-    bool red[AMP_MAX_RANK], noop;
-    if (!kdtype(x->dtype, &p->dt) || y->dtype != x->dtype) return "runs f32, f16 and bf16 of one dtype";
-    if (x->rank > AMP_K_BC_RANK) return "runs ranks up to 8";
-    const char *why = reduce_axes(k, red, &noop);
-    if (why) return why;
-    if (noop) {
-        if (y->nbytes != x->nbytes) return "has an output whose size differs from the input's";
-        p->copy = true;
-        return NULL;
+/* The geometry over X (dims xd) reduced along red: the kept shape in X's frame (1 where reduced),
+ * the groups' count and the number of outputs. */
+static void reduce_frame(int rank, const int64_t *xd, const bool *red, int64_t *td, int64_t *count, int64_t *nout) {
+    *count = *nout = 1;
+    for (int d = 0; d < rank; d++) {
+        td[d] = red[d] ? 1 : xd[d];
+        if (red[d]) *count *= xd[d];
+        else *nout *= xd[d];
     }
-    int64_t td[AMP_MAX_RANK], nout = 1, count = 1;
-    for (int d = 0; d < x->rank; d++) {
-        td[d] = red[d] ? 1 : x->dims[d];
-        if (red[d]) count *= x->dims[d];
-        else nout *= x->dims[d];
-    }
-    if (nout != y->numel) return "has an output whose size does not match the reduction";
-    if (x->rank == 0) {
-        p->copy = true; /* a scalar reduced over nothing: itself */
-        return NULL;
-    }
-    if (!amp_k_s2s_plan(x->rank, x->dims, td, &p->g)) return "has a geometry the kernels cannot collapse";
-    p->div = k->n->op == AMP_OP_REDUCE_MEAN ? (double)count : 1.0;
-    p->zero = count == 0 && k->n->op == AMP_OP_REDUCE_SUM;
-    return NULL;
 }
 
-static const char *why_reduce(const amp_kernel *k) {
-    reduce_state p;
-    memset(&p, 0, sizeof p);
-    return reduce_plan(k, &p);
+static const char *reduce_plan(const amp_kernel *k, reduce_state *p) {
+    const amp_tensor *x = k->in[0], *y = k->out[0];
+    bool red[AMP_MAX_RANK], noop = false;
+    const amp_op op = k->n->op;
+    if (!kdtype(x->dtype, &p->dt) || y->dtype != x->dtype) return "runs f32, f16 and bf16 of one dtype";
+    if (x->rank > AMP_K_BC_RANK) return "runs ranks up to 8";
+    rsum_of(op, &p->op);
+    if (op == AMP_OP_GLOBAL_AVERAGE_POOL) {
+        if (x->rank < 2) return "needs N and C";
+        for (int d = 0; d < x->rank; d++) red[d] = d >= 2;
+    } else {
+        const bool from_input = op == AMP_OP_REDUCE_SUM ? k->opset >= 13 : k->opset >= 18;
+        const char *why = reduce_axes(k, from_input, in_opt(k, 1), x->rank, red, &noop);
+        if (why) return why;
+    }
+    if (noop || x->rank == 0) { /* a scalar reduced over nothing is itself */
+        if (y->nbytes != x->nbytes) return "has an output whose size differs from the input's";
+        p->copy = noop || p->op == AMP_K_RS_SUM;
+        if (p->copy) return NULL;
+    }
+    int64_t td[AMP_MAX_RANK], nout, count;
+    reduce_frame(x->rank, x->dims, red, td, &count, &nout);
+    if (nout != y->numel) return "has an output whose size does not match the reduction";
+    if (x->rank == 0) { /* a rank-0 view as rank 1 of one element */
+        const int64_t one = 1;
+        amp_k_s2s_plan(1, &one, &one, &p->g);
+    } else if (!amp_k_s2s_plan(x->rank, x->dims, td, &p->g)) {
+        return "has a geometry the kernels cannot collapse";
+    }
+    p->div = op == AMP_OP_REDUCE_MEAN || op == AMP_OP_GLOBAL_AVERAGE_POOL ? (double)count : 1.0;
+    p->zero = count == 0 && (op == AMP_OP_REDUCE_SUM || op == AMP_OP_REDUCE_L1 || op == AMP_OP_REDUCE_SUM_SQUARE ||
+                             op == AMP_OP_REDUCE_L2);
+    return NULL;
 }
 
 static amp_status run_reduce(amp_cuda *cu, const amp_kernel *k, void *state) {
     const reduce_state *p = state;
     const amp_tensor *x = k->in[0];
     amp_tensor *y = k->out[0];
-    if (p->copy) {
-        if (y->data == x->data || !y->nbytes) return AMP_OK;
-        return AMP_CUDA_RT(k->ctx, cudaMemcpyAsync(y->data, x->data, y->nbytes, cudaMemcpyDeviceToDevice, cu->stream));
-    }
+    if (p->copy) return copy_bytes(cu, k, y->data, x->data, y->nbytes);
     if (p->zero) /* sums over nothing: +0, all-zero bits in every float dtype */
         return y->nbytes ? AMP_CUDA_RT(k->ctx, cudaMemsetAsync(y->data, 0, y->nbytes, cu->stream)) : AMP_OK;
-    return LAUNCH(k, amp_k_reduce_sum(cu->stream, p->dt, &p->g, x->data, y->data, p->div));
+    return LAUNCH(k, amp_k_reduce_sum(cu->stream, p->op, p->dt, &p->g, x->data, y->data, p->div));
+}
+
+/* ---- ReduceGrad (dY, X, axes?) -> dX ---------------------------------------------------------- */
+
+static int grad_mode(const char *op) {
+    static const struct {
+        const char *name;
+        int mode;
+    } m[] = {{"ReduceSum", AMP_RG_SUM}, {"ReduceMean", AMP_RG_MEAN}, {"ReduceSumSquare", AMP_RG_SUM_SQUARE},
+             {"ReduceL1", AMP_RG_L1}};
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
+        if (strcmp(op, m[i].name) == 0) return m[i].mode;
+    return -1;
+}
+
+static const char *reduce_grad_plan(const amp_kernel *k, reduce_state *p) {
+    const amp_tensor *dy = in_opt(k, 0), *x = in_opt(k, 1), *dx = k->out[0];
+    if (!dy || !x) return "needs dY and X";
+    if (!kdtype(x->dtype, &p->dt) || dy->dtype != x->dtype || dx->dtype != x->dtype)
+        return "runs f32, f16 and bf16 of one dtype";
+    if (x->rank > AMP_K_BC_RANK) return "runs ranks up to 8";
+    const char *op = amp_attr_str(k->n, "fwd_op", "");
+    if ((p->mode = grad_mode(op)) < 0) return "differentiates ReduceSum, ReduceMean, ReduceSumSquare and ReduceL1 only";
+    const int64_t opset = amp_attr_int(k->n, "fwd_opset", 18);
+    const bool from_input = strcmp(op, "ReduceSum") == 0 ? opset >= 13 : opset >= 18;
+    bool red[AMP_MAX_RANK], noop;
+    const char *why = reduce_axes(k, from_input, in_opt(k, 2), x->rank, red, &noop);
+    if (why) return why;
+    if (dx->numel != x->numel) return "has dX of another size than X";
+    if (noop) {
+        if (dy->numel != x->numel) return "has dY of another size than X";
+        p->copy = true;
+        return NULL;
+    }
+    int64_t td[AMP_MAX_RANK], nout, count;
+    reduce_frame(x->rank, x->dims, red, td, &count, &nout);
+    if (dy->numel != nout) return "has dY whose size does not match the reduction";
+    p->count = (double)count;
+    if (!amp_k_bcast_plan(x->rank, x->dims, x->rank, td, x->rank, x->dims, &p->bg))
+        return "has a geometry the kernels cannot collapse";
+    return NULL;
+}
+
+static amp_status run_reduce_grad(amp_cuda *cu, const amp_kernel *k, void *state) {
+    const reduce_state *p = state;
+    const amp_tensor *dy = k->in[0];
+    amp_tensor *dx = k->out[0];
+    if (p->copy) return copy_bytes(cu, k, dx->data, dy->data, dx->nbytes);
+    return LAUNCH(k, amp_k_reduce_grad(cu->stream, p->dt, p->mode, &p->bg, dy->data, k->in[1]->data, dx->data,
+                                       p->count));
 }
 
 /* ---- the family ------------------------------------------------------------------------------- */
 
-static const char *why_not(const amp_kernel *k) {
+/* Why this family cannot run k (NULL: it can); p, when given, receives the launch parameters. */
+static const char *plan(const amp_kernel *k, reduce_state *p) {
     if (k->nout < 1 || !k->out[0]) return "needs its first output";
     if (k->nin < 1 || !k->in[0]) return "needs its first input";
     switch (k->n->op) {
     case AMP_OP_REDUCE_SUM:
-    case AMP_OP_REDUCE_MEAN: return why_reduce(k);
+    case AMP_OP_REDUCE_MEAN:
+    case AMP_OP_REDUCE_L1:
+    case AMP_OP_REDUCE_SUM_SQUARE:
+    case AMP_OP_REDUCE_L2:
+    case AMP_OP_REDUCE_LOG_SUM:
+    case AMP_OP_GLOBAL_AVERAGE_POOL: return reduce_plan(k, p);
+    case AMP_OP_REDUCE_GRAD: return reduce_grad_plan(k, p);
     default: return "is not an op of this family";
     }
+}
+
+static const char *why_not(const amp_kernel *k) {
+    reduce_state p;
+    memset(&p, 0, sizeof p);
+    return plan(k, &p);
 }
 
 static bool supports(amp_cuda *cu, const amp_kernel *k) {
@@ -158,15 +249,15 @@ static amp_status prepare(amp_cuda *cu, const amp_kernel *k, void **state, size_
     (void)cu;
     *state = NULL;
     *ws_bytes = 0;
-    const char *why = why_not(k);
+    reduce_state *p = amp_calloc(k->ctx, 1, sizeof *p);
+    if (!p) return amp_kernel_fail(k, AMP_ERR_NO_MEMORY, "no memory for the step's state");
+    const char *why = plan(k, p);
     if (why) {
-        const amp_tensor *x = in_opt(k, 0);
+        amp_free(k->ctx, p);
+        const amp_tensor *x = in_opt(k, k->n->op == AMP_OP_REDUCE_GRAD ? 1 : 0);
         return amp_kernel_fail(k, AMP_ERR_UNSUPPORTED, "%s on CUDA %s (input dtype %s)", k->n->op_type, why,
                                x ? amp_dtype_name(x->dtype) : "none");
     }
-    reduce_state *p = amp_calloc(k->ctx, 1, sizeof *p);
-    if (!p) return amp_kernel_fail(k, AMP_ERR_NO_MEMORY, "no memory for the step's state");
-    reduce_plan(k, p);
     *state = p;
     return AMP_OK;
 }
@@ -176,5 +267,11 @@ static amp_status prepare(amp_cuda *cu, const amp_kernel *k, void **state, size_
 const amp_cuda_op amp_cuda_ops_reduce[] = {
     ENTRY(REDUCE_SUM, run_reduce),
     ENTRY(REDUCE_MEAN, run_reduce),
+    ENTRY(REDUCE_L1, run_reduce),
+    ENTRY(REDUCE_SUM_SQUARE, run_reduce),
+    ENTRY(REDUCE_L2, run_reduce),
+    ENTRY(REDUCE_LOG_SUM, run_reduce),
+    ENTRY(GLOBAL_AVERAGE_POOL, run_reduce),
+    ENTRY(REDUCE_GRAD, run_reduce_grad),
     {AMP_OP_UNKNOWN, NULL, NULL, NULL, NULL},
 };

@@ -38,7 +38,8 @@ static void red_check(const char *op, int64_t opset, bool axes_input, const red_
     t.opset = opset;
     if (c->keepdims >= 0) tn_i(&t, "keepdims", c->keepdims);
     if (c->noop) tn_i(&t, "noop_with_empty_axes", 1);
-    amp_tensor *in[2] = {rnd(dt, c->rank, c->x, seed, -2.0f, 2.0f), NULL};
+    const bool pos = strcmp(op, "ReduceLogSum") == 0;
+    amp_tensor *in[2] = {rnd(dt, c->rank, c->x, seed, pos ? 0.1f : -2.0f, 2.0f), NULL};
     int nin = 1;
     if (axes_input && c->naxes >= 0) {
         in[1] = ints1(c->axes, c->naxes);
@@ -66,6 +67,74 @@ static void t_reduce_sum_mean(void) {
             red_check("ReduceSum", 11, false, rc, kfloats[d], 300 + c);
             red_check("ReduceMean", 17, false, rc, kfloats[d], 400 + c);
         }
+    worst_print();
+}
+
+/* the other sum-like reductions; ReduceLogSum of positive data (log of a negative sum is NaN on
+ * both sides, which checks little) */
+static void t_reduce_norms(void) {
+    CT_CHECK(setup(), "setup");
+    worst_reset();
+    const char *ops[] = {"ReduceL1", "ReduceSumSquare", "ReduceL2", "ReduceLogSum"};
+    for (int d = 0; d < 3; d++)
+        for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++)
+            for (size_t c = 0; c < sizeof reds / sizeof reds[0]; c++) {
+                red_check(ops[o], 18, true, &reds[c], kfloats[d], 500 + 20 * o + c);
+                if (!reds[c].noop) red_check(ops[o], 13, false, &reds[c], kfloats[d], 600 + 20 * o + c);
+            }
+    worst_print();
+}
+
+static void t_global_average_pool(void) {
+    CT_CHECK(setup(), "setup");
+    worst_reset();
+    const int64_t shapes[][5] = {{2, 3, 5, 5}, {1, 7, 33}, {2, 4, 1, 1}, {1, 2, 70, 70}, {3, 5, 2, 3, 4}, {2, 3, 0, 4}};
+    const int ranks[] = {4, 3, 4, 4, 5, 4};
+    for (int d = 0; d < 3; d++)
+        for (size_t c = 0; c < sizeof ranks / sizeof ranks[0]; c++) {
+            tnode t;
+            tn_init(&t, "GlobalAveragePool", false);
+            amp_tensor *x = rnd(kfloats[d], ranks[c], shapes[c], 800 + c, -2.0f, 2.0f);
+            CHECK_NODE(&t, 1, &x, 1, false, kfloats[d] == AMP_F32 ? 1e-7 : tol_of(kfloats[d]),
+                       "GlobalAveragePool %s case %zu", amp_dtype_name(kfloats[d]), c);
+            amp_tensor_destroy(x);
+        }
+    worst_print();
+}
+
+/* ReduceGrad (dY, X, axes?) of the forward fwd_op at fwd_opset; dY of the kept shape */
+static void t_reduce_grad(void) {
+    CT_CHECK(setup(), "setup");
+    worst_reset();
+    const char *ops[] = {"ReduceSum", "ReduceMean", "ReduceSumSquare", "ReduceL1"};
+    for (int d = 0; d < 3; d++)
+        for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++)
+            for (size_t c = 0; c < sizeof reds / sizeof reds[0]; c++)
+                for (int axes_input = 0; axes_input < 2; axes_input++) {
+                    const red_case *rc = &reds[c];
+                    if (rc->noop && !axes_input) continue;
+                    tnode t;
+                    tn_init(&t, "ReduceGrad", true);
+                    tn_s(&t, "fwd_op", ops[o]);
+                    tn_i(&t, "fwd_opset", axes_input ? 18 : 11);
+                    if (rc->noop) tn_i(&t, "noop_with_empty_axes", 1);
+                    int64_t yd[5];
+                    for (int i = 0; i < rc->rank; i++) yd[i] = rc->noop ? rc->x[i] : rc->naxes < 0 ? 1 : rc->x[i];
+                    for (int i = 0; i < rc->naxes; i++) yd[rc->axes[i] < 0 ? rc->axes[i] + rc->rank : rc->axes[i]] = 1;
+                    amp_tensor *in[3] = {rnd(kfloats[d], rc->rank, yd, 900 + c, -2.0f, 2.0f),
+                                         rnd(kfloats[d], rc->rank, rc->x, 950 + c, -2.0f, 2.0f), NULL};
+                    int nin = 2;
+                    if (axes_input && rc->naxes >= 0) {
+                        in[2] = ints1(rc->axes, rc->naxes);
+                        nin = 3;
+                    } else if (!axes_input && rc->naxes > 0) {
+                        tn_is(&t, "axes", rc->naxes, rc->axes);
+                    }
+                    /* the same formula in double, rounded once: the CPU's bits */
+                    CHECK_NODE(&t, nin, in, 1, true, 0.0, "ReduceGrad of %s %s case %zu axes %s", ops[o],
+                               amp_dtype_name(kfloats[d]), c, axes_input ? "input" : "attribute");
+                    free_all(in, nin);
+                }
     worst_print();
 }
 
@@ -102,6 +171,9 @@ static void t_no_leak(void) {
 
 static const ct_case cases[] = {
     {"reduce_sum_mean", t_reduce_sum_mean},
+    {"reduce_norms", t_reduce_norms},
+    {"global_average_pool", t_global_average_pool},
+    {"reduce_grad", t_reduce_grad},
     {"reduce_refused", t_reduce_refused},
     {"no_leak", t_no_leak},
     {NULL, NULL},
