@@ -31,6 +31,24 @@ cudaError_t amp_k_reduce_sum(cudaStream_t stream, amp_k_rsum op, amp_k_dtype dt,
 cudaError_t amp_k_reduce_grad(cudaStream_t stream, amp_k_dtype dt, int mode, const amp_k_bcast *g, const void *dy,
                               const void *x, void *dx, double count);
 
+/* ---- 2-D average pooling (k_reduce_pool.cu) ----------------------------------------------------
+ * Planes of h x w in, oh x ow out (NCHW: planes = N * C; one spatial dim is a leading dim of 1);
+ * window kh x kw, strides, dilations, leading pads (ph, pw) and trailing pads (peh, pew: the
+ * divisor's padded extent with count_include_pad). ceil_mode is in oh and ow already. */
+typedef struct amp_k_avgpool {
+    int64_t planes, h, w, oh, ow;
+    int64_t kh, kw, sh, sw, dh, dw, ph, pw, peh, pew;
+    int count_pad;
+} amp_k_avgpool;
+
+/* y = the window's sum in f32, taps in row-major order, over its count (the taps inside the input,
+ * or inside the padded extent with count_pad), NaN for a count of 0: the CPU's bits. */
+cudaError_t amp_k_avg_pool2d(cudaStream_t stream, amp_k_dtype dt, const amp_k_avgpool *g, const void *x, void *y);
+/* dx = the sum over the windows holding each element of dY / count, added in f32 in the CPU's
+ * order (output rows, then chunks of 256 columns, then kernel columns), so the same bits. */
+cudaError_t amp_k_avg_pool2d_grad(cudaStream_t stream, amp_k_dtype dt, const amp_k_avgpool *g, const void *dy,
+                                  void *dx);
+
 #ifdef __cplusplus
 }
 #endif

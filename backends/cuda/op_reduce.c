@@ -1,10 +1,11 @@
 /* amprt's own CUDA kernels as an op family (cuda_backend.h): the sum-like reductions ReduceSum,
  * ReduceMean, ReduceL1, ReduceSumSquare, ReduceL2 and ReduceLogSum (axes as the attribute or,
  * from opset 13 for ReduceSum and 18 for the others, a plan-time input; keepdims,
- * noop_with_empty_axes, negative and non-adjacent axes), GlobalAveragePool, and ReduceGrad of
- * the sum, mean, sum of squares and L1. Kernels: k_reduce_ops.cu through kernels_reduce.h.
+ * noop_with_empty_axes, negative and non-adjacent axes), GlobalAveragePool, ReduceGrad of the
+ * sum, mean, sum of squares and L1, AveragePool (1 or 2 spatial dims) and AveragePoolGrad (and
+ * its global form). Kernels: k_reduce_ops.cu, k_reduce_pool.cu through kernels_reduce.h.
  *
- * Like op_kernels.c: why_not() explains every refusal, supports() asks it, prepare() fails with
+ * Like op_kernels.c: plan() explains every refusal, supports() asks it, prepare() fails with
  * its answer naming the node, reads the axes and the geometry once and keeps the launch
  * parameters in the step's state; run only enqueues on cu->stream. */
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/kernels_reduce.h"
 #include "backends/reduce_grad.h"
+#include "ir/ops/conv.h"
 
 /* ---- shared ----------------------------------------------------------------------------------- */
 
@@ -57,6 +59,8 @@ typedef struct reduce_state {
     int mode;   /* ReduceGrad: AMP_RG_* */
     amp_k_s2s g;
     amp_k_bcast bg; /* ReduceGrad: dY (a) and X (b) over X's shape */
+    amp_k_avgpool ag; /* AveragePool, AveragePoolGrad */
+    char msg[200];    /* the geometry's own message when it fails */
 } reduce_state;
 
 static bool rsum_of(amp_op op, amp_k_rsum *r) {
@@ -215,9 +219,67 @@ static amp_status run_reduce_grad(amp_cuda *cu, const amp_kernel *k, void *state
                                        p->count));
 }
 
+/* ---- AveragePool, AveragePoolGrad (dY, shape of X) -> dX ------------------------------------- */
+
+/* The 2-D launch geometry of g over planes: one spatial dim is lifted to 2-D first (a leading
+ * dim of 1 with a kernel of 1), as the CPU kernels do. */
+static void avgpool_of(const amp_conv_geom *g0, int64_t planes, int count_pad, amp_k_avgpool *p) {
+    amp_conv_geom g = *g0;
+    if (g.nsp == 1) {
+        g.in[1] = g.in[0], g.k[1] = g.k[0], g.s[1] = g.s[0], g.d[1] = g.d[0];
+        g.pb[1] = g.pb[0], g.pe[1] = g.pe[0], g.out[1] = g.out[0];
+        g.in[0] = g.k[0] = g.s[0] = g.d[0] = g.out[0] = 1;
+        g.pb[0] = g.pe[0] = 0;
+    }
+    *p = (amp_k_avgpool){.planes = planes, .h = g.in[0], .w = g.in[1], .oh = g.out[0], .ow = g.out[1],
+                         .kh = g.k[0], .kw = g.k[1], .sh = g.s[0], .sw = g.s[1], .dh = g.d[0], .dw = g.d[1],
+                         .ph = g.pb[0], .pw = g.pb[1], .peh = g.pe[0], .pew = g.pe[1], .count_pad = count_pad};
+}
+
+static const char *avgpool_plan(const amp_kernel *k, bool grad, reduce_state *p) {
+    const amp_tensor *x = grad ? k->out[0] : k->in[0], *small = grad ? k->in[0] : k->out[0];
+    if (grad && (k->nin < 2 || !k->in[1])) return "needs dY and the shape of X";
+    if (!kdtype(x->dtype, &p->dt) || small->dtype != x->dtype) return "runs f32, f16 and bf16 of one dtype";
+    if (grad && amp_attr_int(k->n, "global", 0) != 0) {
+        /* the global pool's gradient: the whole plane is one window; as one flat spatial dim */
+        if (x->rank < 3) return "needs N, C and a spatial dim";
+        int64_t sz = 1;
+        for (int d = 2; d < x->rank; d++) sz *= x->dims[d];
+        if (small->numel != x->dims[0] * x->dims[1]) return "has dY whose size is not N * C";
+        amp_conv_geom g;
+        memset(&g, 0, sizeof g);
+        g.nsp = 1;
+        g.in[0] = g.k[0] = sz;
+        g.s[0] = g.d[0] = g.out[0] = 1;
+        avgpool_of(&g, x->dims[0] * x->dims[1], 0, &p->ag);
+        return NULL;
+    }
+    if (x->rank != 3 && x->rank != 4) return "pools 1 or 2 spatial dims only";
+    amp_conv_geom g;
+    amp_status s = grad ? amp_pool_grad_geom(k->n, x->rank, x->dims, &g, p->msg, sizeof p->msg)
+                        : amp_conv_geom_init(k->n, AMP_GEOM_POOL, x->rank, x->dims, NULL, &g, p->msg, sizeof p->msg);
+    if (s) return p->msg;
+    int64_t outsz = x->dims[0] * x->dims[1];
+    for (int i = 0; i < g.nsp; i++) outsz *= g.out[i];
+    if (small->numel != outsz) return "has a pooled tensor whose size the windows do not give";
+    avgpool_of(&g, x->dims[0] * x->dims[1], amp_attr_int(k->n, "count_include_pad", 0) != 0, &p->ag);
+    return NULL;
+}
+
+static amp_status run_avgpool(amp_cuda *cu, const amp_kernel *k, void *state) {
+    const reduce_state *p = state;
+    return LAUNCH(k, amp_k_avg_pool2d(cu->stream, p->dt, &p->ag, k->in[0]->data, k->out[0]->data));
+}
+
+static amp_status run_avgpool_grad(amp_cuda *cu, const amp_kernel *k, void *state) {
+    const reduce_state *p = state;
+    return LAUNCH(k, amp_k_avg_pool2d_grad(cu->stream, p->dt, &p->ag, k->in[0]->data, k->out[0]->data));
+}
+
 /* ---- the family ------------------------------------------------------------------------------- */
 
-/* Why this family cannot run k (NULL: it can); p, when given, receives the launch parameters. */
+/* Why this family cannot run k (NULL: it can); p receives the launch parameters (and may hold the
+ * answer: the geometry's message). supports() asks it, prepare() fails with its answer. */
 static const char *plan(const amp_kernel *k, reduce_state *p) {
     if (k->nout < 1 || !k->out[0]) return "needs its first output";
     if (k->nin < 1 || !k->in[0]) return "needs its first input";
@@ -230,19 +292,17 @@ static const char *plan(const amp_kernel *k, reduce_state *p) {
     case AMP_OP_REDUCE_LOG_SUM:
     case AMP_OP_GLOBAL_AVERAGE_POOL: return reduce_plan(k, p);
     case AMP_OP_REDUCE_GRAD: return reduce_grad_plan(k, p);
+    case AMP_OP_AVERAGE_POOL: return avgpool_plan(k, false, p);
+    case AMP_OP_AVERAGE_POOL_GRAD: return avgpool_plan(k, true, p);
     default: return "is not an op of this family";
     }
 }
 
-static const char *why_not(const amp_kernel *k) {
-    reduce_state p;
-    memset(&p, 0, sizeof p);
-    return plan(k, &p);
-}
-
 static bool supports(amp_cuda *cu, const amp_kernel *k) {
     (void)cu;
-    return why_not(k) == NULL;
+    reduce_state p;
+    memset(&p, 0, sizeof p);
+    return plan(k, &p) == NULL;
 }
 
 static amp_status prepare(amp_cuda *cu, const amp_kernel *k, void **state, size_t *ws_bytes) {
@@ -273,5 +333,7 @@ const amp_cuda_op amp_cuda_ops_reduce[] = {
     ENTRY(REDUCE_LOG_SUM, run_reduce),
     ENTRY(GLOBAL_AVERAGE_POOL, run_reduce),
     ENTRY(REDUCE_GRAD, run_reduce_grad),
+    ENTRY(AVERAGE_POOL, run_avgpool),
+    ENTRY(AVERAGE_POOL_GRAD, run_avgpool_grad),
     {AMP_OP_UNKNOWN, NULL, NULL, NULL, NULL},
 };

@@ -138,6 +138,99 @@ static void t_reduce_grad(void) {
     worst_print();
 }
 
+/* ---- AveragePool, AveragePoolGrad ------------------------------------------------------------ */
+
+typedef struct avg_case {
+    int rank;
+    int64_t dims[4];
+    int64_t k[2], s[2], d[2], pads[4]; /* 1-D: k[0], s[0], d[0], pads[0] and pads[1] */
+    int ceil;
+} avg_case;
+
+static const avg_case avgs[] = {
+    {4, {3, 5, 7, 9}, {2, 2}, {2, 2}, {1, 1}, {0, 0, 0, 0}, 0},    /* odd planes */
+    {4, {2, 3, 11, 13}, {3, 3}, {2, 2}, {1, 1}, {1, 0, 2, 1}, 1},  /* asymmetric pads, ceil_mode */
+    {4, {1, 2, 9, 10}, {3, 2}, {1, 2}, {2, 1}, {2, 1, 2, 0}, 0},   /* dilation, overlapping rows */
+    {4, {2, 1, 7, 7}, {2, 2}, {2, 2}, {1, 1}, {0, 0, 0, 0}, 1},    /* ceil_mode: a last window half out */
+    {4, {1, 1, 1, 1}, {1, 1}, {1, 1}, {1, 1}, {0, 0, 0, 0}, 0},    /* one element */
+    {3, {2, 3, 33, 0}, {3, 0}, {2, 0}, {1, 0}, {1, 1, 0, 0}, 0},   /* one spatial dim */
+    {3, {1, 2, 700, 0}, {5, 0}, {1, 0}, {1, 0}, {2, 2, 0, 0}, 0},  /* 1-D, columns past one chunk of 256 */
+    {4, {1, 4, 3, 600}, {3, 3}, {1, 1}, {1, 2}, {1, 2, 1, 2}, 0},  /* 2-D, dilated columns past a chunk */
+    {4, {1, 33, 32, 33}, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 0}, /* many overlapping windows */
+    {4, {2, 6, 5, 5}, {5, 5}, {1, 1}, {1, 1}, {0, 0, 0, 0}, 0},    /* the whole plane */
+    {4, {0, 3, 5, 5}, {2, 2}, {1, 1}, {1, 1}, {0, 0, 0, 0}, 0},    /* empty batch */
+};
+
+static void avg_attrs(tnode *t, const avg_case *p, int count_pad) {
+    int nsp = p->rank - 2;
+    tn_is(t, "kernel_shape", nsp, p->k);
+    tn_is(t, "strides", nsp, p->s);
+    tn_is(t, "dilations", nsp, p->d);
+    tn_is(t, "pads", 2 * nsp, p->pads);
+    if (p->ceil) tn_i(t, "ceil_mode", 1);
+    if (count_pad) tn_i(t, "count_include_pad", 1);
+}
+
+static void t_average_pool(void) {
+    CT_CHECK(setup(), "setup");
+    worst_reset();
+    for (size_t c = 0; c < sizeof avgs / sizeof avgs[0]; c++)
+        for (int d = 0; d < 3; d++)
+            for (int cp = 0; cp < 2; cp++) {
+                tnode t;
+                tn_init(&t, "AveragePool", false);
+                avg_attrs(&t, &avgs[c], cp);
+                amp_tensor *x = rnd(kfloats[d], avgs[c].rank, avgs[c].dims, 40 + c, -3.0f, 3.0f);
+                /* f32 sums in the CPU's order, one division: bit-exact */
+                CHECK_NODE(&t, 1, &x, 1, true, 0.0, "AveragePool case %zu %s count_include_pad %d", c,
+                           amp_dtype_name(kfloats[d]), cp);
+                amp_tensor_destroy(x);
+            }
+    worst_print();
+}
+
+/* AveragePoolGrad (dY, shape of X); dY of the forward's output shape */
+static void t_average_pool_grad(void) {
+    CT_CHECK(setup(), "setup");
+    worst_reset();
+    for (size_t c = 0; c < sizeof avgs / sizeof avgs[0]; c++)
+        for (int d = 0; d < 3; d++)
+            for (int cp = 0; cp < 2; cp++) {
+                const avg_case *ac = &avgs[c];
+                tnode f;
+                tn_init(&f, "AveragePool", false);
+                avg_attrs(&f, ac, cp);
+                amp_tensor *x = rnd(kfloats[d], ac->rank, ac->dims, 60 + c, -3.0f, 3.0f), *y[1];
+                amp_status s = infer_outputs(&f, 1, &x, 1, y);
+                amp_tensor_destroy(x);
+                CT_CHECK(s == AMP_OK, "AveragePool inference: %s", amp_context_last_error(ctx));
+                amp_tensor *in[2] = {rnd(kfloats[d], y[0]->rank, y[0]->dims, 80 + c, -2.0f, 2.0f),
+                                     ints1(ac->dims, ac->rank)};
+                amp_tensor_destroy(y[0]);
+                tnode t;
+                tn_init(&t, "AveragePoolGrad", true);
+                avg_attrs(&t, ac, cp);
+                /* the contributions added in the CPU's order in f32: bit-exact, 16-bit too */
+                CHECK_NODE(&t, 2, in, 1, true, 0.0, "AveragePoolGrad case %zu %s count_include_pad %d", c,
+                           amp_dtype_name(kfloats[d]), cp);
+                free_all(in, 2);
+            }
+    /* the global form (GlobalAveragePool's gradient), rank 3 to 5 */
+    const int64_t gx[][5] = {{2, 3, 5, 5}, {1, 7, 33}, {2, 2, 3, 4, 5}, {1, 3, 1, 1}};
+    const int gr[] = {4, 3, 5, 4};
+    for (size_t c = 0; c < sizeof gr / sizeof gr[0]; c++)
+        for (int d = 0; d < 3; d++) {
+            int64_t yd[5] = {gx[c][0], gx[c][1], 1, 1, 1};
+            amp_tensor *in[2] = {rnd(kfloats[d], gr[c], yd, 90 + c, -2.0f, 2.0f), ints1(gx[c], gr[c])};
+            tnode t;
+            tn_init(&t, "AveragePoolGrad", true);
+            tn_i(&t, "global", 1);
+            CHECK_NODE(&t, 2, in, 1, true, 0.0, "AveragePoolGrad global case %zu %s", c, amp_dtype_name(kfloats[d]));
+            free_all(in, 2);
+        }
+    worst_print();
+}
+
 static void t_reduce_refused(void) {
     CT_CHECK(setup(), "setup");
     const int64_t dims[2] = {3, 4}, ax = 1;
@@ -174,6 +267,8 @@ static const ct_case cases[] = {
     {"reduce_norms", t_reduce_norms},
     {"global_average_pool", t_global_average_pool},
     {"reduce_grad", t_reduce_grad},
+    {"average_pool", t_average_pool},
+    {"average_pool_grad", t_average_pool_grad},
     {"reduce_refused", t_reduce_refused},
     {"no_leak", t_no_leak},
     {NULL, NULL},
