@@ -76,6 +76,90 @@ extern "C" cudaError_t amp_k_reduce_sum(cudaStream_t stream, amp_k_rsum op, amp_
                                  stream, *g, x, y, div);
 }
 
+/* ---- ReduceMax, ReduceMin, ReduceProd, ReduceLogSumExp -------------------------------------- */
+
+/* the minimum that keeps a NaN from either side (the CPU's `v < m || isnan(v)` scan) */
+struct amp_k_min_op {
+    static __device__ __forceinline__ double identity() { return INFINITY; }
+    static __device__ __forceinline__ double apply(double a, double b) {
+        if (a != a) return a;
+        if (b != b) return b;
+        return b < a ? b : a;
+    }
+};
+struct amp_k_prod_op {
+    static __device__ __forceinline__ double identity() { return 1.0; }
+    static __device__ __forceinline__ double apply(double a, double b) { return a * b; }
+};
+template <int OP>
+struct amp_k_rx_op; /* the combination of each op (log-sum-exp: its maximum pass) */
+template <>
+struct amp_k_rx_op<AMP_K_RX_MAX> : amp_k_max_op {};
+template <>
+struct amp_k_rx_op<AMP_K_RX_MIN> : amp_k_min_op {};
+template <>
+struct amp_k_rx_op<AMP_K_RX_PROD> : amp_k_prod_op {};
+template <>
+struct amp_k_rx_op<AMP_K_RX_LSE> : amp_k_max_op {};
+
+__device__ __forceinline__ double amp_k_lse_finish(double m, double s) { return m != m || isinf(m) ? m : m + log(s); }
+
+template <int T, int OP>
+__global__ void amp_k_rx_thread(amp_k_s2s g, const void *x, void *y) {
+    typedef amp_k_rx_op<OP> Op;
+    AMP_K_FOR(j, g.m) {
+        const int64_t base = amp_k_red_off(g.kd, g.ks, g.nk, j);
+        double a = Op::identity();
+        for (int64_t t = 0; t < g.r; t++)
+            a = Op::apply(a, (double)amp_k_ld(x, T, base + amp_k_red_off(g.rd, g.rs, g.nr, t)));
+        if (OP == AMP_K_RX_LSE && !(a != a || isinf(a))) {
+            double s = 0.0;
+            for (int64_t t = 0; t < g.r; t++) s += exp((double)amp_k_ld(x, T, base + amp_k_red_off(g.rd, g.rs, g.nr, t)) - a);
+            a = amp_k_lse_finish(a, s);
+        }
+        amp_k_st(y, T, j, (float)a);
+    }
+}
+
+template <int T, int OP>
+__global__ void amp_k_rx_block(amp_k_s2s g, const void *x, void *y) {
+    typedef amp_k_rx_op<OP> Op;
+    __shared__ double sh[32];
+    for (int64_t j = blockIdx.x; j < g.m; j += gridDim.x) {
+        const int64_t base = amp_k_red_off(g.kd, g.ks, g.nk, j);
+        double a = Op::identity();
+        for (int64_t t = threadIdx.x; t < g.r; t += blockDim.x)
+            a = Op::apply(a, (double)amp_k_ld(x, T, base + amp_k_red_off(g.rd, g.rs, g.nr, t)));
+        a = amp_k_block_reduce<Op>(a, sh); /* every thread gets it */
+        if (OP == AMP_K_RX_LSE && !(a != a || isinf(a))) {
+            double s = 0.0;
+            for (int64_t t = threadIdx.x; t < g.r; t += blockDim.x)
+                s += exp((double)amp_k_ld(x, T, base + amp_k_red_off(g.rd, g.rs, g.nr, t)) - a);
+            a = amp_k_lse_finish(a, amp_k_block_reduce<amp_k_sum_op>(s, sh));
+        }
+        if (threadIdx.x == 0) amp_k_st(y, T, j, (float)a);
+    }
+}
+
+typedef void (*amp_k_rx_fn)(amp_k_s2s, const void *, void *);
+#define AMP_K_RX_OPS(K)                                                                                            \
+    {AMP_K_RED_DT(K, AMP_K_RX_MAX), AMP_K_RED_DT(K, AMP_K_RX_MIN), AMP_K_RED_DT(K, AMP_K_RX_PROD),                \
+     AMP_K_RED_DT(K, AMP_K_RX_LSE)}
+static const amp_k_rx_fn amp_k_rx_threads[AMP_K_RX_COUNT][AMP_K_DTYPE_COUNT] = AMP_K_RX_OPS(amp_k_rx_thread);
+static const amp_k_rx_fn amp_k_rx_blocks[AMP_K_RX_COUNT][AMP_K_DTYPE_COUNT] = AMP_K_RX_OPS(amp_k_rx_block);
+
+extern "C" cudaError_t amp_k_reduce_ext(cudaStream_t stream, amp_k_rext op, amp_k_dtype dt, const amp_k_s2s *g,
+                                        const void *x, void *y) {
+    if ((unsigned)op >= AMP_K_RX_COUNT || (unsigned)dt >= AMP_K_DTYPE_COUNT || !g) return cudaErrorInvalidValue;
+    if (g->m <= 0) return cudaSuccess;
+    /* the block's branch on the maximum is uniform: every thread holds the same value */
+    if (g->r >= 32 && g->m < 64 * 1024)
+        return AMP_CUDA_LAUNCH(amp_k_rx_blocks[op][dt], amp_k_blocks(g->m, 1), amp_k_row_threads(g->r), 0, stream, *g,
+                               x, y);
+    return AMP_CUDA_LAUNCH_PLAIN(amp_k_rx_threads[op][dt], amp_k_blocks(g->m, AMP_K_THREADS), AMP_K_THREADS, 0, stream,
+                                 *g, x, y);
+}
+
 /* ---- ReduceGrad ------------------------------------------------------------------------------- */
 
 template <int T, int M>

@@ -25,6 +25,14 @@ typedef enum amp_k_rsum {
 cudaError_t amp_k_reduce_sum(cudaStream_t stream, amp_k_rsum op, amp_k_dtype dt, const amp_k_s2s *g, const void *x,
                              void *y, double div);
 
+/* The other reductions, in double as the CPU's reduce_float: the maximum and minimum (a NaN
+ * anywhere gives NaN; over nothing -inf and +inf), the product (over nothing 1) and
+ * log-sum-exp (max + log(sum exp(x - max)); a NaN or infinite max is the result; over nothing
+ * -inf). Geometry as amp_k_reduce_sum. */
+typedef enum amp_k_rext { AMP_K_RX_MAX = 0, AMP_K_RX_MIN, AMP_K_RX_PROD, AMP_K_RX_LSE, AMP_K_RX_COUNT } amp_k_rext;
+cudaError_t amp_k_reduce_ext(cudaStream_t stream, amp_k_rext op, amp_k_dtype dt, const amp_k_s2s *g, const void *x,
+                             void *y);
+
 /* dx of ReduceSum, ReduceMean, ReduceSumSquare and ReduceL1 (mode: AMP_RG_SUM .. AMP_RG_L1 of
  * backends/reduce_grad.h, the CPU's formulas in double, rounded once): over X's shape, g with a
  * = dY in X's frame (strides 0 along the reduced dims) and b = X. count: elements per group. */

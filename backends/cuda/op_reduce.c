@@ -1,9 +1,10 @@
-/* amprt's own CUDA kernels as an op family (cuda_backend.h): the sum-like reductions ReduceSum,
- * ReduceMean, ReduceL1, ReduceSumSquare, ReduceL2 and ReduceLogSum (axes as the attribute or,
- * from opset 13 for ReduceSum and 18 for the others, a plan-time input; keepdims,
- * noop_with_empty_axes, negative and non-adjacent axes), GlobalAveragePool, ReduceGrad of the
- * sum, mean, sum of squares and L1, AveragePool (1 or 2 spatial dims) and AveragePoolGrad (and
- * its global form). Kernels: k_reduce_ops.cu, k_reduce_pool.cu through kernels_reduce.h.
+/* amprt's own CUDA kernels as an op family (cuda_backend.h): the reductions ReduceSum, ReduceMean,
+ * ReduceL1, ReduceSumSquare, ReduceL2, ReduceLogSum, ReduceMax, ReduceMin, ReduceProd and
+ * ReduceLogSumExp (axes as the attribute or, from opset 13 for ReduceSum and 18 for the others, a
+ * plan-time input; keepdims, noop_with_empty_axes, negative and non-adjacent axes),
+ * GlobalAveragePool, ReduceGrad of the sum, mean, sum of squares and L1, AveragePool (1 or 2
+ * spatial dims) and AveragePoolGrad (and its global form). Kernels: k_reduce_ops.cu and
+ * k_reduce_pool.cu through kernels_reduce.h.
  *
  * Like op_kernels.c: plan() explains every refusal, supports() asks it, prepare() fails with
  * its answer naming the node, reads the axes and the geometry once and keeps the launch
@@ -52,6 +53,8 @@ static amp_status copy_bytes(amp_cuda *cu, const amp_kernel *k, void *y, const v
 typedef struct reduce_state {
     amp_k_dtype dt;
     amp_k_rsum op;
+    bool ext;        /* a reduction of amp_k_reduce_ext: rx */
+    amp_k_rext rx;
     bool copy;  /* noop_with_empty_axes with no axes: y = x (dX = dY for the gradient) */
     bool zero;  /* a sum over nothing: +0 */
     double div; /* the count for a mean, else 1 */
@@ -72,6 +75,16 @@ static bool rsum_of(amp_op op, amp_k_rsum *r) {
     case AMP_OP_REDUCE_SUM_SQUARE: *r = AMP_K_RS_SUM_SQUARE; return true;
     case AMP_OP_REDUCE_L2: *r = AMP_K_RS_L2; return true;
     case AMP_OP_REDUCE_LOG_SUM: *r = AMP_K_RS_LOG_SUM; return true;
+    default: return false;
+    }
+}
+
+static bool rext_of(amp_op op, amp_k_rext *r) {
+    switch (op) {
+    case AMP_OP_REDUCE_MAX: *r = AMP_K_RX_MAX; return true;
+    case AMP_OP_REDUCE_MIN: *r = AMP_K_RX_MIN; return true;
+    case AMP_OP_REDUCE_PROD: *r = AMP_K_RX_PROD; return true;
+    case AMP_OP_REDUCE_LOG_SUM_EXP: *r = AMP_K_RX_LSE; return true;
     default: return false;
     }
 }
@@ -131,6 +144,7 @@ static const char *reduce_plan(const amp_kernel *k, reduce_state *p) {
     if (!kdtype(x->dtype, &p->dt) || y->dtype != x->dtype) return "runs f32, f16 and bf16 of one dtype";
     if (x->rank > AMP_K_BC_RANK) return "runs ranks up to 8";
     rsum_of(op, &p->op);
+    p->ext = rext_of(op, &p->rx);
     if (op == AMP_OP_GLOBAL_AVERAGE_POOL) {
         if (x->rank < 2) return "needs N and C";
         for (int d = 0; d < x->rank; d++) red[d] = d >= 2;
@@ -141,7 +155,7 @@ static const char *reduce_plan(const amp_kernel *k, reduce_state *p) {
     }
     if (noop || x->rank == 0) { /* a scalar reduced over nothing is itself */
         if (y->nbytes != x->nbytes) return "has an output whose size differs from the input's";
-        p->copy = noop || p->op == AMP_K_RS_SUM;
+        p->copy = noop || (!p->ext && p->op == AMP_K_RS_SUM);
         if (p->copy) return NULL;
     }
     int64_t td[AMP_MAX_RANK], nout, count;
@@ -166,6 +180,7 @@ static amp_status run_reduce(amp_cuda *cu, const amp_kernel *k, void *state) {
     if (p->copy) return copy_bytes(cu, k, y->data, x->data, y->nbytes);
     if (p->zero) /* sums over nothing: +0, all-zero bits in every float dtype */
         return y->nbytes ? AMP_CUDA_RT(k->ctx, cudaMemsetAsync(y->data, 0, y->nbytes, cu->stream)) : AMP_OK;
+    if (p->ext) return LAUNCH(k, amp_k_reduce_ext(cu->stream, p->rx, p->dt, &p->g, x->data, y->data));
     return LAUNCH(k, amp_k_reduce_sum(cu->stream, p->op, p->dt, &p->g, x->data, y->data, p->div));
 }
 
@@ -290,6 +305,10 @@ static const char *plan(const amp_kernel *k, reduce_state *p) {
     case AMP_OP_REDUCE_SUM_SQUARE:
     case AMP_OP_REDUCE_L2:
     case AMP_OP_REDUCE_LOG_SUM:
+    case AMP_OP_REDUCE_MAX:
+    case AMP_OP_REDUCE_MIN:
+    case AMP_OP_REDUCE_PROD:
+    case AMP_OP_REDUCE_LOG_SUM_EXP:
     case AMP_OP_GLOBAL_AVERAGE_POOL: return reduce_plan(k, p);
     case AMP_OP_REDUCE_GRAD: return reduce_grad_plan(k, p);
     case AMP_OP_AVERAGE_POOL: return avgpool_plan(k, false, p);
@@ -331,6 +350,10 @@ const amp_cuda_op amp_cuda_ops_reduce[] = {
     ENTRY(REDUCE_SUM_SQUARE, run_reduce),
     ENTRY(REDUCE_L2, run_reduce),
     ENTRY(REDUCE_LOG_SUM, run_reduce),
+    ENTRY(REDUCE_MAX, run_reduce),
+    ENTRY(REDUCE_MIN, run_reduce),
+    ENTRY(REDUCE_PROD, run_reduce),
+    ENTRY(REDUCE_LOG_SUM_EXP, run_reduce),
     ENTRY(GLOBAL_AVERAGE_POOL, run_reduce),
     ENTRY(REDUCE_GRAD, run_reduce_grad),
     ENTRY(AVERAGE_POOL, run_avgpool),

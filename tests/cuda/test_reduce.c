@@ -85,6 +85,45 @@ static void t_reduce_norms(void) {
     worst_print();
 }
 
+/* ReduceMax, ReduceMin (exact: a value of X), ReduceProd and ReduceLogSumExp; NaN and infinity
+ * placed in some groups for the extremes and log-sum-exp */
+static void t_reduce_ext(void) {
+    CT_CHECK(setup(), "setup");
+    worst_reset();
+    const char *ops[] = {"ReduceMax", "ReduceMin", "ReduceProd", "ReduceLogSumExp"};
+    for (int d = 0; d < 3; d++)
+        for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++)
+            for (size_t c = 0; c < sizeof reds / sizeof reds[0]; c++)
+                for (int sp = 0; sp < 2; sp++) {
+                    const red_case *rc = &reds[c];
+                    const bool exact = o < 2;
+                    tnode t;
+                    tn_init(&t, ops[o], false);
+                    t.opset = 18;
+                    if (rc->keepdims >= 0) tn_i(&t, "keepdims", rc->keepdims);
+                    if (rc->noop) tn_i(&t, "noop_with_empty_axes", 1);
+                    /* ReduceProd over many elements: values near 1 keep the product finite */
+                    const bool prod = o == 2;
+                    amp_tensor *in[2] = {rnd(kfloats[d], rc->rank, rc->x, 1000 + 20 * o + c, prod ? 0.9f : -2.0f,
+                                             prod ? 1.1f : 2.0f),
+                                         NULL};
+                    if (sp && in[0]->numel > 2) {
+                        amp_st(kfloats[d], in[0]->data, 0, NAN);
+                        amp_st(kfloats[d], in[0]->data, in[0]->numel - 1, o == 1 ? -INFINITY : INFINITY);
+                    }
+                    int nin = 1;
+                    if (rc->naxes >= 0) {
+                        in[1] = ints1(rc->axes, rc->naxes);
+                        nin = 2;
+                    }
+                    /* both in double; a product's order differs in a block (last bits of f32) */
+                    CHECK_NODE(&t, nin, in, 1, exact, exact ? 0.0 : kfloats[d] == AMP_F32 ? 1e-7 : tol_of(kfloats[d]),
+                               "%s %s case %zu specials %d", ops[o], amp_dtype_name(kfloats[d]), c, sp);
+                    free_all(in, nin);
+                }
+    worst_print();
+}
+
 static void t_global_average_pool(void) {
     CT_CHECK(setup(), "setup");
     worst_reset();
@@ -265,6 +304,7 @@ static void t_no_leak(void) {
 static const ct_case cases[] = {
     {"reduce_sum_mean", t_reduce_sum_mean},
     {"reduce_norms", t_reduce_norms},
+    {"reduce_ext", t_reduce_ext},
     {"global_average_pool", t_global_average_pool},
     {"reduce_grad", t_reduce_grad},
     {"average_pool", t_average_pool},
