@@ -160,6 +160,43 @@ extern "C" cudaError_t amp_k_reduce_ext(cudaStream_t stream, amp_k_rext op, amp_
                                  *g, x, y);
 }
 
+/* ---- ArgMax, ArgMin ---------------------------------------------------------------------------- */
+
+template <int T, bool MAX, bool LAST>
+__global__ void amp_k_argminmax_kernel(int64_t outer, int64_t len, int64_t inner, const void *x, int64_t *y) {
+    AMP_K_FOR(oi, outer * inner) {
+        const int64_t o = oi / inner, i = oi - o * inner, base = o * len * inner + i;
+        float best = amp_k_ld(x, T, base);
+        int64_t bj = 0;
+        for (int64_t j = 1; j < len; j++) {
+            const float v = amp_k_ld(x, T, base + j * inner);
+            const bool vnan = v != v;
+            if (best != best && !(LAST && vnan)) continue; /* a NaN holds (or the last NaN) */
+            if (vnan || (MAX ? v > best : v < best) || (LAST && v == best)) {
+                best = v;
+                bj = j;
+            }
+        }
+        y[oi] = bj;
+    }
+}
+
+typedef void (*amp_k_arg_fn)(int64_t, int64_t, int64_t, const void *, int64_t *);
+#define AMP_K_ARG_DT(M, L) {amp_k_argminmax_kernel<AMP_K_F32, M, L>, amp_k_argminmax_kernel<AMP_K_F16, M, L>, \
+                            amp_k_argminmax_kernel<AMP_K_BF16, M, L>}
+/* [max][last][dtype] */
+static const amp_k_arg_fn amp_k_args[2][2][AMP_K_DTYPE_COUNT] = {{AMP_K_ARG_DT(false, false), AMP_K_ARG_DT(false, true)},
+                                                                  {AMP_K_ARG_DT(true, false), AMP_K_ARG_DT(true, true)}};
+
+extern "C" cudaError_t amp_k_argminmax(cudaStream_t stream, amp_k_dtype dt, bool max, bool last, int64_t outer,
+                                       int64_t len, int64_t inner, const void *x, int64_t *y) {
+    if ((unsigned)dt >= AMP_K_DTYPE_COUNT || outer < 0 || inner < 0 || len < 1) return cudaErrorInvalidValue;
+    const int64_t n = outer * inner;
+    if (n == 0) return cudaSuccess;
+    return AMP_CUDA_LAUNCH_PLAIN(amp_k_args[max][last][dt], amp_k_blocks(n, AMP_K_THREADS), AMP_K_THREADS, 0, stream,
+                                 outer, len, inner, x, y);
+}
+
 /* ---- ReduceGrad ------------------------------------------------------------------------------- */
 
 template <int T, int M>

@@ -33,6 +33,12 @@ typedef enum amp_k_rext { AMP_K_RX_MAX = 0, AMP_K_RX_MIN, AMP_K_RX_PROD, AMP_K_R
 cudaError_t amp_k_reduce_ext(cudaStream_t stream, amp_k_rext op, amp_k_dtype dt, const amp_k_s2s *g, const void *x,
                              void *y);
 
+/* ArgMax (max) or ArgMin over x viewed as [outer, len, inner] (len >= 1), int64 indices into
+ * y[outer * inner]: the first extreme (the last with select_last_index), a NaN winning over
+ * numbers, as the CPU; one thread per output element scanning in order. */
+cudaError_t amp_k_argminmax(cudaStream_t stream, amp_k_dtype dt, bool max, bool last, int64_t outer, int64_t len,
+                            int64_t inner, const void *x, int64_t *y);
+
 /* dx of ReduceSum, ReduceMean, ReduceSumSquare and ReduceL1 (mode: AMP_RG_SUM .. AMP_RG_L1 of
  * backends/reduce_grad.h, the CPU's formulas in double, rounded once): over X's shape, g with a
  * = dY in X's frame (strides 0 along the reduced dims) and b = X. count: elements per group. */

@@ -2,9 +2,9 @@
  * ReduceL1, ReduceSumSquare, ReduceL2, ReduceLogSum, ReduceMax, ReduceMin, ReduceProd and
  * ReduceLogSumExp (axes as the attribute or, from opset 13 for ReduceSum and 18 for the others, a
  * plan-time input; keepdims, noop_with_empty_axes, negative and non-adjacent axes),
- * GlobalAveragePool, ReduceGrad of the sum, mean, sum of squares and L1, AveragePool (1 or 2
- * spatial dims) and AveragePoolGrad (and its global form). Kernels: k_reduce_ops.cu and
- * k_reduce_pool.cu through kernels_reduce.h.
+ * GlobalAveragePool, GlobalMaxPool, ArgMax and ArgMin, ReduceGrad of the sum, mean, sum of
+ * squares and L1, AveragePool (1 or 2 spatial dims) and AveragePoolGrad (and its global form).
+ * Kernels: k_reduce_ops.cu and k_reduce_pool.cu through kernels_reduce.h.
  *
  * Like op_kernels.c: plan() explains every refusal, supports() asks it, prepare() fails with
  * its answer naming the node, reads the axes and the geometry once and keeps the launch
@@ -63,6 +63,8 @@ typedef struct reduce_state {
     amp_k_s2s g;
     amp_k_bcast bg; /* ReduceGrad: dY (a) and X (b) over X's shape */
     amp_k_avgpool ag; /* AveragePool, AveragePoolGrad */
+    int64_t outer, len, inner; /* ArgMax, ArgMin */
+    bool argmax, last;
     char msg[200];    /* the geometry's own message when it fails */
 } reduce_state;
 
@@ -145,8 +147,14 @@ static const char *reduce_plan(const amp_kernel *k, reduce_state *p) {
     if (x->rank > AMP_K_BC_RANK) return "runs ranks up to 8";
     rsum_of(op, &p->op);
     p->ext = rext_of(op, &p->rx);
-    if (op == AMP_OP_GLOBAL_AVERAGE_POOL) {
+    if (op == AMP_OP_GLOBAL_MAX_POOL) {
+        p->ext = true;
+        p->rx = AMP_K_RX_MAX;
+    }
+    if (op == AMP_OP_GLOBAL_AVERAGE_POOL || op == AMP_OP_GLOBAL_MAX_POOL) {
         if (x->rank < 2) return "needs N and C";
+        if (op == AMP_OP_GLOBAL_MAX_POOL && x->numel == 0 && x->dims[0] * x->dims[1] > 0)
+            return "has an empty spatial extent to take the maximum of";
         for (int d = 0; d < x->rank; d++) red[d] = d >= 2;
     } else {
         const bool from_input = op == AMP_OP_REDUCE_SUM ? k->opset >= 13 : k->opset >= 18;
@@ -234,6 +242,34 @@ static amp_status run_reduce_grad(amp_cuda *cu, const amp_kernel *k, void *state
                                        p->count));
 }
 
+/* ---- ArgMax, ArgMin ---------------------------------------------------------------------------- */
+
+static const char *arg_plan(const amp_kernel *k, reduce_state *p) {
+    const amp_tensor *x = k->in[0], *y = k->out[0];
+    if (!kdtype(x->dtype, &p->dt)) return "runs f32, f16 and bf16 inputs only";
+    if (y->dtype != AMP_I64) return "writes int64 indices only";
+    int64_t axis = amp_attr_int(k->n, "axis", 0);
+    if (x->rank < 1 || axis < -x->rank || axis >= x->rank) return "has an axis out of range";
+    if (axis < 0) axis += x->rank;
+    p->outer = p->inner = 1;
+    p->len = x->dims[axis];
+    for (int d = 0; d < x->rank; d++)
+        if (d < axis) p->outer *= x->dims[d];
+        else if (d > axis) p->inner *= x->dims[d];
+    if (p->outer * p->inner != y->numel) return "has an output whose size does not match";
+    if (p->len == 0 && y->numel > 0) return "has an axis with no elements to choose from";
+    p->argmax = k->n->op == AMP_OP_ARG_MAX;
+    p->last = amp_attr_int(k->n, "select_last_index", 0) != 0;
+    return NULL;
+}
+
+static amp_status run_arg(amp_cuda *cu, const amp_kernel *k, void *state) {
+    const reduce_state *p = state;
+    if (k->out[0]->numel == 0) return AMP_OK;
+    return LAUNCH(k, amp_k_argminmax(cu->stream, p->dt, p->argmax, p->last, p->outer, p->len, p->inner,
+                                     k->in[0]->data, k->out[0]->data));
+}
+
 /* ---- AveragePool, AveragePoolGrad (dY, shape of X) -> dX ------------------------------------- */
 
 /* The 2-D launch geometry of g over planes: one spatial dim is lifted to 2-D first (a leading
@@ -309,7 +345,10 @@ static const char *plan(const amp_kernel *k, reduce_state *p) {
     case AMP_OP_REDUCE_MIN:
     case AMP_OP_REDUCE_PROD:
     case AMP_OP_REDUCE_LOG_SUM_EXP:
-    case AMP_OP_GLOBAL_AVERAGE_POOL: return reduce_plan(k, p);
+    case AMP_OP_GLOBAL_AVERAGE_POOL:
+    case AMP_OP_GLOBAL_MAX_POOL: return reduce_plan(k, p);
+    case AMP_OP_ARG_MAX:
+    case AMP_OP_ARG_MIN: return arg_plan(k, p);
     case AMP_OP_REDUCE_GRAD: return reduce_grad_plan(k, p);
     case AMP_OP_AVERAGE_POOL: return avgpool_plan(k, false, p);
     case AMP_OP_AVERAGE_POOL_GRAD: return avgpool_plan(k, true, p);
@@ -355,6 +394,9 @@ const amp_cuda_op amp_cuda_ops_reduce[] = {
     ENTRY(REDUCE_PROD, run_reduce),
     ENTRY(REDUCE_LOG_SUM_EXP, run_reduce),
     ENTRY(GLOBAL_AVERAGE_POOL, run_reduce),
+    ENTRY(GLOBAL_MAX_POOL, run_reduce),
+    ENTRY(ARG_MAX, run_arg),
+    ENTRY(ARG_MIN, run_arg),
     ENTRY(REDUCE_GRAD, run_reduce_grad),
     ENTRY(AVERAGE_POOL, run_avgpool),
     ENTRY(AVERAGE_POOL_GRAD, run_avgpool_grad),

@@ -177,6 +177,52 @@ static void t_reduce_grad(void) {
     worst_print();
 }
 
+/* GlobalMaxPool: the extreme is a value of X, NaN wins: bit-exact */
+static void t_global_max_pool(void) {
+    CT_CHECK(setup(), "setup");
+    const int64_t shapes[][5] = {{2, 3, 5, 5}, {1, 7, 33}, {2, 4, 1, 1}, {1, 2, 70, 70}, {3, 5, 2, 3, 4}, {0, 3, 4, 4}};
+    const int ranks[] = {4, 3, 4, 4, 5, 4};
+    for (int d = 0; d < 3; d++)
+        for (size_t c = 0; c < sizeof ranks / sizeof ranks[0]; c++)
+            for (int sp = 0; sp < 2; sp++) {
+                tnode t;
+                tn_init(&t, "GlobalMaxPool", false);
+                amp_tensor *x = rnd(kfloats[d], ranks[c], shapes[c], 1100 + c, -2.0f, 2.0f);
+                if (sp && x->numel > 1) amp_st(kfloats[d], x->data, x->numel / 2, NAN);
+                CHECK_NODE(&t, 1, &x, 1, true, 0.0, "GlobalMaxPool %s case %zu specials %d", amp_dtype_name(kfloats[d]),
+                           c, sp);
+                amp_tensor_destroy(x);
+            }
+}
+
+/* ArgMax, ArgMin: every axis of a few shapes, keepdims, select_last_index, on data with ties
+ * (a few levels) and with NaN */
+static void t_argminmax(void) {
+    CT_CHECK(setup(), "setup");
+    const int64_t shapes[][4] = {{7}, {5, 33}, {2, 3, 4, 5}, {1, 300}, {3, 0, 2}};
+    const int ranks[] = {1, 2, 4, 2, 3};
+    for (int d = 0; d < 3; d++)
+        for (int mx = 0; mx < 2; mx++)
+            for (size_t c = 0; c < sizeof ranks / sizeof ranks[0]; c++)
+                for (int ax = -ranks[c]; ax < ranks[c]; ax++)
+                    for (int v = 0; v < 4; v++) {
+                        if (shapes[c][ax < 0 ? ax + ranks[c] : ax] == 0) continue; /* refused on both sides */
+                        tnode t;
+                        tn_init(&t, mx ? "ArgMax" : "ArgMin", false);
+                        tn_i(&t, "axis", ax);
+                        tn_i(&t, "keepdims", v & 1);
+                        tn_i(&t, "select_last_index", (v >> 1) & 1);
+                        amp_tensor *x = rnd(kfloats[d], ranks[c], shapes[c], 1200 + c, -3.0f, 3.0f);
+                        for (int64_t i = 0; i < x->numel; i++) {
+                            amp_st(kfloats[d], x->data, i, floor(amp_ld(kfloats[d], x->data, i))); /* ties */
+                            if (i % 11 == 5) amp_st(kfloats[d], x->data, i, NAN);
+                        }
+                        CHECK_NODE(&t, 1, &x, 1, true, 0.0, "%s %s case %zu axis %d variant %d", t.n.op_type,
+                                   amp_dtype_name(kfloats[d]), c, ax, v);
+                        amp_tensor_destroy(x);
+                    }
+}
+
 /* ---- AveragePool, AveragePoolGrad ------------------------------------------------------------ */
 
 typedef struct avg_case {
@@ -306,6 +352,8 @@ static const ct_case cases[] = {
     {"reduce_norms", t_reduce_norms},
     {"reduce_ext", t_reduce_ext},
     {"global_average_pool", t_global_average_pool},
+    {"global_max_pool", t_global_max_pool},
+    {"argminmax", t_argminmax},
     {"reduce_grad", t_reduce_grad},
     {"average_pool", t_average_pool},
     {"average_pool_grad", t_average_pool_grad},
