@@ -199,8 +199,44 @@ extern "C" cudaError_t amp_k_argminmax(cudaStream_t stream, amp_k_dtype dt, bool
 
 /* ---- ReduceGrad ------------------------------------------------------------------------------- */
 
+/* the statistics of output element j (backends/cpu/reduce_grad.c's rg_stats, in its order) */
 template <int T, int M>
-__global__ void amp_k_red_grad(amp_k_bcast g, const void *dy, const void *x, void *dx, double count) {
+__global__ void amp_k_rg_stats(amp_k_s2s g, const void *x, double *st) {
+    AMP_K_FOR(j, g.m) {
+        const int64_t base = amp_k_red_off(g.kd, g.ks, g.nk, j);
+        double a = M == AMP_RG_MAX || M == AMP_RG_LSE ? -INFINITY : M == AMP_RG_MIN ? INFINITY : M == AMP_RG_PROD ? 1.0 : 0.0;
+        double b = 0.0;
+        for (int64_t t = 0; t < g.r; t++) {
+            const double v = (double)amp_k_ld(x, T, base + amp_k_red_off(g.rd, g.rs, g.nr, t));
+            if (M == AMP_RG_MAX || M == AMP_RG_MIN) {
+                if (v != v || (a == a && (M == AMP_RG_MAX ? v > a : v < a))) a = a != a ? a : v;
+            } else if (M == AMP_RG_PROD) {
+                if (v == 0) b += 1;
+                else a *= v;
+            } else if (M == AMP_RG_L2) {
+                a += v * v;
+            } else if (M == AMP_RG_LOG_SUM) {
+                a += v;
+            } else if (v > a || v != v) { /* log-sum-exp's maximum */
+                a = v;
+            }
+        }
+        /* the second pass: the ties of the extreme, or the sum of exp(x - max) */
+        if (M == AMP_RG_MAX || M == AMP_RG_MIN || M == AMP_RG_LSE)
+            for (int64_t t = 0; t < g.r; t++) {
+                const double v = (double)amp_k_ld(x, T, base + amp_k_red_off(g.rd, g.rs, g.nr, t));
+                if (M == AMP_RG_LSE) b += exp(v - a);
+                else if (v == a || (v != v && a != a)) b += 1;
+            }
+        if (M == AMP_RG_L2) a = sqrt(a);
+        if (M == AMP_RG_LSE) a = isinf(a) || a != a ? a : a + log(b);
+        st[2 * j] = a;
+        st[2 * j + 1] = b;
+    }
+}
+
+template <int T, int M>
+__global__ void amp_k_red_grad(amp_k_bcast g, const void *dy, const void *x, void *dx, double count, const double *st) {
     AMP_K_FOR(i, g.n) {
         int64_t rem = i, oy = 0, ox = 0;
         for (int d = g.rank - 1; d >= 0; d--) {
@@ -209,20 +245,36 @@ __global__ void amp_k_red_grad(amp_k_bcast g, const void *dy, const void *x, voi
             oy += c * g.sa[d];
             ox += c * g.sb[d];
         }
+        const bool stats = M >= AMP_RG_L2;
         const double xv = M == AMP_RG_SUM || M == AMP_RG_MEAN ? 0.0 : (double)amp_k_ld(x, T, ox);
-        amp_k_st(dx, T, i, (float)amp_reduce_dx_d(M, xv, (double)amp_k_ld(dy, T, oy), 0.0, 0.0, count));
+        const double s0 = stats ? st[2 * oy] : 0.0, s1 = stats ? st[2 * oy + 1] : 0.0;
+        amp_k_st(dx, T, i, (float)amp_reduce_dx_d(M, xv, (double)amp_k_ld(dy, T, oy), s0, s1, count));
     }
 }
 
-typedef void (*amp_k_red_grad_fn)(amp_k_bcast, const void *, const void *, void *, double);
-#define AMP_K_RG_DT(M) {amp_k_red_grad<AMP_K_F32, M>, amp_k_red_grad<AMP_K_F16, M>, amp_k_red_grad<AMP_K_BF16, M>}
-static const amp_k_red_grad_fn amp_k_red_grads[4][AMP_K_DTYPE_COUNT] = {
-    AMP_K_RG_DT(AMP_RG_SUM), AMP_K_RG_DT(AMP_RG_MEAN), AMP_K_RG_DT(AMP_RG_SUM_SQUARE), AMP_K_RG_DT(AMP_RG_L1)};
+#define AMP_K_RG_MODES 10 /* AMP_RG_SUM .. AMP_RG_PROD */
+typedef void (*amp_k_rg_stats_fn)(amp_k_s2s, const void *, double *);
+typedef void (*amp_k_red_grad_fn)(amp_k_bcast, const void *, const void *, void *, double, const double *);
+#define AMP_K_RG_DT(K, M) {K<AMP_K_F32, M>, K<AMP_K_F16, M>, K<AMP_K_BF16, M>}
+#define AMP_K_RG_MODE_TABLE(K)                                                                                      \
+    {AMP_K_RG_DT(K, AMP_RG_SUM), AMP_K_RG_DT(K, AMP_RG_MEAN), AMP_K_RG_DT(K, AMP_RG_SUM_SQUARE),                   \
+     AMP_K_RG_DT(K, AMP_RG_L1),  AMP_K_RG_DT(K, AMP_RG_L2),   AMP_K_RG_DT(K, AMP_RG_LOG_SUM),                      \
+     AMP_K_RG_DT(K, AMP_RG_LSE), AMP_K_RG_DT(K, AMP_RG_MAX),  AMP_K_RG_DT(K, AMP_RG_MIN),                          \
+     AMP_K_RG_DT(K, AMP_RG_PROD)}
+static const amp_k_red_grad_fn amp_k_red_grads[AMP_K_RG_MODES][AMP_K_DTYPE_COUNT] = AMP_K_RG_MODE_TABLE(amp_k_red_grad);
+static const amp_k_rg_stats_fn amp_k_rg_statss[AMP_K_RG_MODES][AMP_K_DTYPE_COUNT] = AMP_K_RG_MODE_TABLE(amp_k_rg_stats);
 
 extern "C" cudaError_t amp_k_reduce_grad(cudaStream_t stream, amp_k_dtype dt, int mode, const amp_k_bcast *g,
-                                         const void *dy, const void *x, void *dx, double count) {
-    if ((unsigned)dt >= AMP_K_DTYPE_COUNT || mode < AMP_RG_SUM || mode > AMP_RG_L1 || !g) return cudaErrorInvalidValue;
+                                         const amp_k_s2s *rg, const void *dy, const void *x, void *dx, double count,
+                                         double *ws) {
+    if ((unsigned)dt >= AMP_K_DTYPE_COUNT || mode < AMP_RG_SUM || mode > AMP_RG_PROD || !g) return cudaErrorInvalidValue;
     if (g->n <= 0) return cudaSuccess;
+    if (mode >= AMP_RG_L2) {
+        if (!rg || !ws) return cudaErrorInvalidValue;
+        const cudaError_t e = AMP_CUDA_LAUNCH_PLAIN(amp_k_rg_statss[mode][dt], amp_k_blocks(rg->m, AMP_K_THREADS),
+                                                    AMP_K_THREADS, 0, stream, *rg, x, ws);
+        if (e != cudaSuccess) return e;
+    }
     return AMP_CUDA_LAUNCH_PLAIN(amp_k_red_grads[mode][dt], amp_k_blocks(g->n, AMP_K_THREADS), AMP_K_THREADS, 0,
-                                 stream, *g, dy, x, dx, count);
+                                 stream, *g, dy, x, dx, count, (const double *)ws);
 }

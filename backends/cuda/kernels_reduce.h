@@ -39,11 +39,13 @@ cudaError_t amp_k_reduce_ext(cudaStream_t stream, amp_k_rext op, amp_k_dtype dt,
 cudaError_t amp_k_argminmax(cudaStream_t stream, amp_k_dtype dt, bool max, bool last, int64_t outer, int64_t len,
                             int64_t inner, const void *x, int64_t *y);
 
-/* dx of ReduceSum, ReduceMean, ReduceSumSquare and ReduceL1 (mode: AMP_RG_SUM .. AMP_RG_L1 of
- * backends/reduce_grad.h, the CPU's formulas in double, rounded once): over X's shape, g with a
- * = dY in X's frame (strides 0 along the reduced dims) and b = X. count: elements per group. */
-cudaError_t amp_k_reduce_grad(cudaStream_t stream, amp_k_dtype dt, int mode, const amp_k_bcast *g, const void *dy,
-                              const void *x, void *dx, double count);
+/* dx of every reduction (mode: AMP_RG_* of backends/reduce_grad.h, the CPU's formulas in double,
+ * rounded once): over X's shape, g with a = dY in X's frame (strides 0 along the reduced dims)
+ * and b = X; count: elements per group. The modes from AMP_RG_L2 on need two statistics per
+ * output element (rg: the reduction's geometry over X), computed first into ws (2 doubles per
+ * output element) by a thread per output element scanning in the CPU's order. */
+cudaError_t amp_k_reduce_grad(cudaStream_t stream, amp_k_dtype dt, int mode, const amp_k_bcast *g,
+                              const amp_k_s2s *rg, const void *dy, const void *x, void *dx, double count, double *ws);
 
 /* ---- 2-D average pooling (k_reduce_pool.cu) ----------------------------------------------------
  * Planes of h x w in, oh x ow out (NCHW: planes = N * C; one spatial dim is a leading dim of 1);

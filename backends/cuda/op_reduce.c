@@ -2,8 +2,8 @@
  * ReduceL1, ReduceSumSquare, ReduceL2, ReduceLogSum, ReduceMax, ReduceMin, ReduceProd and
  * ReduceLogSumExp (axes as the attribute or, from opset 13 for ReduceSum and 18 for the others, a
  * plan-time input; keepdims, noop_with_empty_axes, negative and non-adjacent axes),
- * GlobalAveragePool, GlobalMaxPool, ArgMax and ArgMin, ReduceGrad of the sum, mean, sum of
- * squares and L1, AveragePool (1 or 2 spatial dims) and AveragePoolGrad (and its global form).
+ * GlobalAveragePool, GlobalMaxPool, ArgMax and ArgMin, ReduceGrad of every one of those
+ * reductions, AveragePool (1 or 2 spatial dims) and AveragePoolGrad (and its global form).
  * Kernels: k_reduce_ops.cu and k_reduce_pool.cu through kernels_reduce.h.
  *
  * Like op_kernels.c: plan() explains every refusal, supports() asks it, prepare() fails with
@@ -63,6 +63,7 @@ typedef struct reduce_state {
     amp_k_s2s g;
     amp_k_bcast bg; /* ReduceGrad: dY (a) and X (b) over X's shape */
     amp_k_avgpool ag; /* AveragePool, AveragePoolGrad */
+    size_t ws;                 /* ReduceGrad: the statistics' workspace bytes */
     int64_t outer, len, inner; /* ArgMax, ArgMin */
     bool argmax, last;
     char msg[200];    /* the geometry's own message when it fails */
@@ -198,8 +199,10 @@ static int grad_mode(const char *op) {
     static const struct {
         const char *name;
         int mode;
-    } m[] = {{"ReduceSum", AMP_RG_SUM}, {"ReduceMean", AMP_RG_MEAN}, {"ReduceSumSquare", AMP_RG_SUM_SQUARE},
-             {"ReduceL1", AMP_RG_L1}};
+    } m[] = {{"ReduceSum", AMP_RG_SUM},      {"ReduceMean", AMP_RG_MEAN},   {"ReduceSumSquare", AMP_RG_SUM_SQUARE},
+             {"ReduceL1", AMP_RG_L1},        {"ReduceL2", AMP_RG_L2},       {"ReduceLogSum", AMP_RG_LOG_SUM},
+             {"ReduceLogSumExp", AMP_RG_LSE}, {"ReduceMax", AMP_RG_MAX},    {"ReduceMin", AMP_RG_MIN},
+             {"ReduceProd", AMP_RG_PROD}};
     for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
         if (strcmp(op, m[i].name) == 0) return m[i].mode;
     return -1;
@@ -212,7 +215,7 @@ static const char *reduce_grad_plan(const amp_kernel *k, reduce_state *p) {
         return "runs f32, f16 and bf16 of one dtype";
     if (x->rank > AMP_K_BC_RANK) return "runs ranks up to 8";
     const char *op = amp_attr_str(k->n, "fwd_op", "");
-    if ((p->mode = grad_mode(op)) < 0) return "differentiates ReduceSum, ReduceMean, ReduceSumSquare and ReduceL1 only";
+    if ((p->mode = grad_mode(op)) < 0) return "has a fwd_op that is not a reduction";
     const int64_t opset = amp_attr_int(k->n, "fwd_opset", 18);
     const bool from_input = strcmp(op, "ReduceSum") == 0 ? opset >= 13 : opset >= 18;
     bool red[AMP_MAX_RANK], noop;
@@ -230,6 +233,11 @@ static const char *reduce_grad_plan(const amp_kernel *k, reduce_state *p) {
     p->count = (double)count;
     if (!amp_k_bcast_plan(x->rank, x->dims, x->rank, td, x->rank, x->dims, &p->bg))
         return "has a geometry the kernels cannot collapse";
+    /* the statistics' pass: the forward's geometry, two doubles per output element in ws */
+    if (p->mode >= AMP_RG_L2 && x->numel > 0) {
+        if (!amp_k_s2s_plan(x->rank, x->dims, td, &p->g)) return "has a geometry the kernels cannot collapse";
+        p->ws = 2 * sizeof(double) * (size_t)nout;
+    }
     return NULL;
 }
 
@@ -238,8 +246,8 @@ static amp_status run_reduce_grad(amp_cuda *cu, const amp_kernel *k, void *state
     const amp_tensor *dy = k->in[0];
     amp_tensor *dx = k->out[0];
     if (p->copy) return copy_bytes(cu, k, dx->data, dy->data, dx->nbytes);
-    return LAUNCH(k, amp_k_reduce_grad(cu->stream, p->dt, p->mode, &p->bg, dy->data, k->in[1]->data, dx->data,
-                                       p->count));
+    return LAUNCH(k, amp_k_reduce_grad(cu->stream, p->dt, p->mode, &p->bg, &p->g, dy->data, k->in[1]->data,
+                                       dx->data, p->count, p->ws ? k->ws : NULL));
 }
 
 /* ---- ArgMax, ArgMin ---------------------------------------------------------------------------- */
@@ -376,6 +384,7 @@ static amp_status prepare(amp_cuda *cu, const amp_kernel *k, void **state, size_
         return amp_kernel_fail(k, AMP_ERR_UNSUPPORTED, "%s on CUDA %s (input dtype %s)", k->n->op_type, why,
                                x ? amp_dtype_name(x->dtype) : "none");
     }
+    *ws_bytes = p->ws;
     *state = p;
     return AMP_OK;
 }

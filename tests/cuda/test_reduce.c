@@ -145,11 +145,13 @@ static void t_global_average_pool(void) {
 static void t_reduce_grad(void) {
     CT_CHECK(setup(), "setup");
     worst_reset();
-    const char *ops[] = {"ReduceSum", "ReduceMean", "ReduceSumSquare", "ReduceL1"};
+    const char *ops[] = {"ReduceSum",    "ReduceMean",      "ReduceSumSquare", "ReduceL1",  "ReduceL2",
+                         "ReduceLogSum", "ReduceLogSumExp", "ReduceMax",       "ReduceMin", "ReduceProd"};
     for (int d = 0; d < 3; d++)
         for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++)
             for (size_t c = 0; c < sizeof reds / sizeof reds[0]; c++)
                 for (int axes_input = 0; axes_input < 2; axes_input++) {
+                    /* ReduceSum's axes are an input from opset 13, the others' from 18 */
                     const red_case *rc = &reds[c];
                     if (rc->noop && !axes_input) continue;
                     tnode t;
@@ -160,8 +162,17 @@ static void t_reduce_grad(void) {
                     int64_t yd[5];
                     for (int i = 0; i < rc->rank; i++) yd[i] = rc->noop ? rc->x[i] : rc->naxes < 0 ? 1 : rc->x[i];
                     for (int i = 0; i < rc->naxes; i++) yd[rc->axes[i] < 0 ? rc->axes[i] + rc->rank : rc->axes[i]] = 1;
+                    /* LogSum: a positive sum; Prod: near 1 so long products stay finite; Max/Min:
+                     * ties (a few levels) so the gradient is shared */
+                    const bool pos = o == 5, prod = o == 9, ties = o == 7 || o == 8;
                     amp_tensor *in[3] = {rnd(kfloats[d], rc->rank, yd, 900 + c, -2.0f, 2.0f),
-                                         rnd(kfloats[d], rc->rank, rc->x, 950 + c, -2.0f, 2.0f), NULL};
+                                         rnd(kfloats[d], rc->rank, rc->x, 950 + c, pos ? 0.1f : prod ? 0.9f : -2.0f,
+                                             prod ? 1.1f : 2.0f),
+                                         NULL};
+                    if (ties)
+                        for (int64_t i = 0; i < in[1]->numel; i++)
+                            amp_st(kfloats[d], in[1]->data, i, floor(amp_ld(kfloats[d], in[1]->data, i)));
+                    if (prod && in[1]->numel > 3) amp_st(kfloats[d], in[1]->data, 1, 0.0); /* a zero factor */
                     int nin = 2;
                     if (axes_input && rc->naxes >= 0) {
                         in[2] = ints1(rc->axes, rc->naxes);
@@ -169,7 +180,8 @@ static void t_reduce_grad(void) {
                     } else if (!axes_input && rc->naxes > 0) {
                         tn_is(&t, "axes", rc->naxes, rc->axes);
                     }
-                    /* the same formula in double, rounded once: the CPU's bits */
+                    /* the same formula in double, rounded once, and the statistics in the CPU's
+                     * order: the CPU's bits */
                     CHECK_NODE(&t, nin, in, 1, true, 0.0, "ReduceGrad of %s %s case %zu axes %s", ops[o],
                                amp_dtype_name(kfloats[d]), c, axes_input ? "input" : "attribute");
                     free_all(in, nin);
