@@ -24,7 +24,6 @@ static bool movable(const amp_tensor *t) {
     return es == 1 || es == 2 || es == 4 || es == 8;
 }
 
-
 static bool is_index(const amp_tensor *t) { return t && (t->dtype == AMP_I64 || t->dtype == AMP_I32); }
 
 /* ---- Gather, GatherGrad ----------------------------------------------------------------------- */

@@ -13,40 +13,10 @@
 #include <string.h>
 
 #include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/op_util.h"
 #include "backends/cuda/kernels_reduce.h"
 #include "backends/reduce_grad.h"
 #include "ir/ops/conv.h"
-
-/* ---- shared ----------------------------------------------------------------------------------- */
-
-static bool kdtype(amp_dtype t, amp_k_dtype *out) {
-    switch (t) {
-    case AMP_F32: *out = AMP_K_F32; return true;
-    case AMP_F16: *out = AMP_K_F16; return true;
-    case AMP_BF16: *out = AMP_K_BF16; return true;
-    default: return false;
-    }
-}
-
-static const amp_tensor *in_opt(const amp_kernel *k, int i) { return i < k->nin ? k->in[i] : NULL; }
-
-/* A launch's status, with what the emulator saw, naming the node. */
-static amp_status launched(const amp_kernel *k, amp_status s) {
-    if (!s) return AMP_OK;
-    char msg[512];
-    const char *detail = amp_k_launch_detail();
-    snprintf(msg, sizeof msg, "%s%s%s", amp_context_last_error(k->ctx), detail[0] ? ": " : "", detail);
-    return amp_kernel_fail(k, s, "%s", msg);
-}
-#define LAUNCH(k, call) launched((k), AMP_CUDA_RT((k)->ctx, call))
-
-static void release_state(amp_cuda *cu, void *state) { amp_free(cu->ctx, state); }
-
-/* y = x when they are different buffers (the planner may alias them). */
-static amp_status copy_bytes(amp_cuda *cu, const amp_kernel *k, void *y, const void *x, size_t bytes) {
-    if (y == x || bytes == 0) return AMP_OK;
-    return AMP_CUDA_RT(k->ctx, cudaMemcpyAsync(y, x, bytes, cudaMemcpyDeviceToDevice, cu->stream));
-}
 
 /* ---- ReduceSum, ReduceMean, ReduceL1, ReduceSumSquare, ReduceL2, ReduceLogSum; GlobalAveragePool */
 
