@@ -560,6 +560,9 @@ int amp_memplan_budget(const amp_membuf *b, int n, int nsteps, uint64_t pair_bud
         if (best > r->lower_bound + r->lower_bound / 50 &&
             improve_order(b, n, breadth < by_size ? order : bysize, &x, off, tmp, pairs, &best, offsets, r))
             goto done;
+        if (best > r->lower_bound + r->lower_bound / 50 &&
+            improve_order(b, n, breadth < by_size ? bysize : order, &x, off, tmp, pairs, &best, offsets, r))
+            goto done;
     }
 
     /* 3. execution order, best fit */

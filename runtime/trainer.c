@@ -310,7 +310,9 @@ static amp_status train_forward(void *user, amp_graph *g) {
     if (t->o.loss == AMP_LOSS_MODEL) {
         loss = y;
     } else if (t->o.loss == AMP_LOSS_CROSS_ENTROPY) {
-        int lab = new_input(g, t->labels_name, AMP_I64, 1, NULL);
+        /* labels N for scores N x C, N x d1 x ... for scores N x C x d1 x ... (per position) */
+        const amp_value *yv = &g->values[y];
+        int lab = new_input(g, t->labels_name, AMP_I64, yv->rank > 2 ? yv->rank - 1 : 1, NULL);
         if (lab < 0) return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
         int ins[2] = {y, lab};
         if ((s = add_node(g, "SoftmaxCrossEntropyLoss", "", 2, ins, 1, &loss, &n))) return s;

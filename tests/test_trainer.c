@@ -785,3 +785,33 @@ Test(trainer, nonfinite_weights_are_never_written) {
     amp_trainer_destroy(t);
     amp_model_destroy(m);
 }
+
+/* Cross entropy per position: an N x C x D output trains against N x D labels (the GPT block's
+ * logits [N, 16, 100] read as 16 classes at 100 positions); a label tensor of rank 1 is refused
+ * with the shape the trainer expects. */
+Test(trainer, cross_entropy_per_position) {
+    amp_model *m = load("models/gpt_block/model.onnx");
+    amp_tensor *x, *y1;
+    batch(m, 4, 3, &x, &y1);
+    int64_t ld[2] = {4, 100};
+    double lab[400];
+    for (int i = 0; i < 400; i++) lab[i] = (double)((i * 7 + 3) % 16);
+    amp_tensor *y = tt_make(ctx, AMP_I64, 2, ld, lab);
+    amp_trainer *t = make(m, AMP_TRAIN_FP32, AMP_OPTIM_ADAMW, 3e-3);
+    double first = step(t, m, x, y), last = first;
+    for (int i = 1; i < 25; i++) last = step(t, m, x, y);
+    cr_assert(isfinite(first) && first > 1.0, "first loss %g (about ln 16 expected)", first);
+    cr_assert_lt(last, 0.8 * first, "per-position cross entropy: loss %g -> %g", first, last);
+    amp_value_info vi = {.struct_size = sizeof vi};
+    amp_model_input_info(m, 0, &vi);
+    const char *name = vi.name;
+    double loss = 0;
+    cr_assert_eq(amp_trainer_step(t, 1, &name, (const amp_tensor *const *)&x, y1, &loss), AMP_ERR_SHAPE);
+    cr_assert(strstr(amp_trainer_last_error(t), "labels"), "%s", amp_trainer_last_error(t));
+    amp_trainer_destroy(t);
+    amp_tensor_destroy(x);
+    amp_tensor_destroy(y);
+    amp_tensor_destroy(y1);
+    amp_model_destroy(m);
+}
+

@@ -392,7 +392,8 @@ typedef enum amp_train_precision {
 typedef enum amp_optimizer { AMP_OPTIM_SGD = 0, AMP_OPTIM_ADAMW = 1 } amp_optimizer;
 typedef enum amp_lr_schedule { AMP_LR_CONSTANT = 0, AMP_LR_STEP = 1, AMP_LR_COSINE = 2 } amp_lr_schedule;
 typedef enum amp_loss_kind {
-    AMP_LOSS_CROSS_ENTROPY = 0, /* SoftmaxCrossEntropyLoss(output, labels), mean over the batch */
+    AMP_LOSS_CROSS_ENTROPY = 0, /* SoftmaxCrossEntropyLoss(output, labels), mean over the batch; labels
+                                   int64 N for an N x C output, N x d1 x ... for N x C x d1 x ... */
     AMP_LOSS_MSE = 1,           /* mean squared error between output and labels */
     AMP_LOSS_MODEL = 2          /* the model computes its loss: `output` names it */
 } amp_loss_kind;

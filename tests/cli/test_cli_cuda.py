@@ -113,6 +113,27 @@ for dtype in ["", "fp16", "bf16"]:
               and tp["persistent_bytes"] >= weights > 0 and tp["device_bytes"] == tp["arena_bytes"] + tp["persistent_bytes"])
     expect(f"inspect --train --backend cuda {dtype or 'fp32'}", ok, rc, out, err)
 
+# every model's training step on CUDA (bench --train: the loss its output takes), each precision:
+# the arena with its workspaces within 1.05 x the lower bound
+for name in sorted(os.listdir(os.path.join(SRC, "models"))):
+    path = os.path.join(SRC, "models", name, "model.onnx")
+    if not os.path.isfile(path):
+        continue
+    for dtype in ["", "fp16", "bf16"]:
+        extra = ["--autocast", dtype] if dtype else []
+        rc, out, err = run(["bench", path, "--train", "--backend", "cuda", "--batch", "8", "--runs", "1", "--warmup", "0",
+                            "--json"] + extra)
+        try:
+            d = json.loads([l for l in out.splitlines() if l.startswith("{")][-1])
+            ratio = d["arena_bytes"] / d["lower_bound_bytes"]
+        except (ValueError, KeyError, IndexError, ZeroDivisionError):
+            d, ratio = None, None
+        ok = rc == 0 and d is not None and d["backend"] == "cuda" and ratio <= 1.05
+        if ok:
+            print(f"{name} {dtype or 'fp32'} training step on cuda: arena {ratio:.3f} x the lower bound, "
+                  f"{d['device_bytes']} device bytes")
+        expect(f"bench --train {name} {dtype or 'fp32'} on cuda within 1.05 x", ok, rc, out, err)
+
 for f in failures:
     print("FAIL", f)
 print(f"test_cli_cuda: {len(failures)} failures")

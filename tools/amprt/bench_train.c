@@ -8,6 +8,7 @@
  * The step's wall time is what amp_trainer_step takes, which includes the one wait for the loss:
  * what an application's loop sees. */
 #include <dlfcn.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,10 +133,14 @@ int cli_bench_train(amp_context *ctx, const cli_opts *o, amp_model *m) {
         printf(",\"what\":\"train_step\",\"backend\":\"%s\",\"precision\":\"%s\",\"loss\":\"%s\",\"batch\":%lld,"
                "\"runs\":%d,\"warmup\":%d,\"median_ms\":%.4f,\"min_ms\":%.4f,\"max_ms\":%.4f,\"mean_ms\":%.4f,"
                "\"arena_bytes\":%zu,\"workspace_bytes\":%zu,\"persistent_bytes\":%zu,\"device_bytes\":%zu,"
-               "\"lower_bound_bytes\":%zu,\"nodes_run\":%d,\"last_loss\":%.6g,\"energy_mj_per_step\":",
+               "\"lower_bound_bytes\":%zu,\"nodes_run\":%d,\"last_loss\":",
                be, pname, ce ? "cross_entropy" : "mse", (long long)batch, o->runs, o->warmup, med, times[0],
                times[o->runs - 1], t_all / o->runs, ps.arena_bytes, ps.workspace_bytes, ps.persistent_bytes,
-               ps.arena_bytes + ps.persistent_bytes, ps.lower_bound_bytes, ps.nodes_run, loss);
+               ps.arena_bytes + ps.persistent_bytes, ps.lower_bound_bytes, ps.nodes_run);
+        /* a skipped FP16 step's loss is NaN, which JSON cannot hold */
+        if (isfinite(loss)) printf("%.6g", loss);
+        else printf("null");
+        printf(",\"energy_mj_per_step\":");
         if (energy) printf("%.3f}\n", mj);
         else printf("null}\n");
     } else {
