@@ -608,9 +608,7 @@ static amp_status prepare(amp_cuda *cu, const amp_kernel *k, void **state, size_
     *ws_bytes = 0;
     const char *why = why_not(k);
     if (why) {
-        const amp_tensor *x = in_opt(k, dy_optional(k->n->op) ? 1 : 0);
-        return amp_kernel_fail(k, AMP_ERR_UNSUPPORTED, "%s on CUDA %s (input dtype %s)", k->n->op_type, why,
-                               x ? amp_dtype_name(x->dtype) : "none");
+        return refuse(k, in_opt(k, dy_optional(k->n->op) ? 1 : 0), why);
     }
     switch (k->n->op) {
     case AMP_OP_SOFTMAX:

@@ -38,6 +38,12 @@ static inline amp_status launched(const amp_kernel *k, amp_status s) {
 }
 #define LAUNCH(k, call) launched((k), AMP_CUDA_RT((k)->ctx, call))
 
+/* prepare's refusal: the op, why this family cannot run it, and the dtype of x (its main input) */
+static inline amp_status refuse(const amp_kernel *k, const amp_tensor *x, const char *why) {
+    return amp_kernel_fail(k, AMP_ERR_UNSUPPORTED, "%s on CUDA %s (input dtype %s)", k->n->op_type, why,
+                           x ? amp_dtype_name(x->dtype) : "none");
+}
+
 static inline amp_status new_state(const amp_kernel *k, size_t bytes, void **state) {
     *state = amp_calloc(k->ctx, 1, bytes);
     return *state ? AMP_OK : amp_kernel_fail(k, AMP_ERR_NO_MEMORY, "no memory for the step's state");
