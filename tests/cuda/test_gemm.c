@@ -877,6 +877,44 @@ static void t_epilogue_refusals(void) {
 }
 
 
+#ifdef AMP_CUDA_EMULATED
+/* The emulated cuBLASLt checks the aux matrix as it checks the operands: a host pointer, one
+ * that overlaps D and one off the plan's alignment fail with a reason; the right one runs. */
+static void t_planted_bad_aux(void) {
+    amp_cuda_gemm_desc gd = {.dtype = AMP_F32, .m = 8, .n = 8, .k = 8, .alpha = 1.0f,
+                             .act = AMP_CUDA_GEMM_ACT_GELU_TANH, .aux = true, .align = 16};
+    amp_cuda_gemm *g = NULL;
+    size_t wsb = 0;
+    void *m = NULL, *ws = NULL, *host = aligned_alloc(256, 512);
+    amp_status sp = amp_cuda_gemm_plan(&g_cu, &gd, &g, &wsb);
+    bool ok = !sp && host && !cudaMalloc(&m, 4 * 256 + 64) && !cudaMemset(m, 0, 4 * 256 + 64) &&
+              (!wsb || !cudaMalloc(&ws, wsb));
+    char *a = m, *b = a + 256, *d = b + 256, *aux = d + 256;
+    amp_status st[4] = {AMP_OK, AMP_OK, AMP_OK, AMP_ERR_INTERNAL};
+    char why[3][512] = {"", "", ""};
+    if (ok) {
+        void *bad[3] = {host, d + 128, aux + 4};
+        for (int i = 0; i < 3; i++) {
+            st[i] = amp_cuda_gemm_run_aux(&g_cu, g, a, b, NULL, d, NULL, bad[i], ws);
+            snprintf(why[i], sizeof why[i], "%s", amp_context_last_error(g_ctx));
+        }
+        st[3] = amp_cuda_gemm_run_aux(&g_cu, g, a, b, NULL, d, NULL, aux, ws);
+        if (!st[3]) st[3] = AMP_CUDA_RT(g_ctx, cudaStreamSynchronize(g_cu.stream));
+    }
+    amp_cuda_gemm_free(g);
+    cudaFree(m);
+    cudaFree(ws);
+    free(host);
+    CT_CHECK(ok, "plan: %s", amp_context_last_error(g_ctx));
+    CT_CHECK(st[0] == AMP_ERR_BACKEND && strstr(why[0], "aux matrix") && strstr(why[0], "not device memory"),
+             "host aux: %s: %s", amp_status_name(st[0]), why[0]);
+    CT_CHECK(st[1] == AMP_ERR_BACKEND && strstr(why[1], "overlaps D"), "aux over D: %s: %s", amp_status_name(st[1]),
+             why[1]);
+    CT_CHECK(st[2] != AMP_OK && strstr(why[2], "aligned"), "misaligned aux: %s: %s", amp_status_name(st[2]), why[2]);
+    CT_CHECK(st[3] == AMP_OK, "the right aux runs: %s", amp_context_last_error(g_ctx));
+}
+#endif
+
 static void t_report(void) {
     printf("  worst rel L2: f32 %.3g, f16 %.3g, bf16 %.3g\n", g_worst[0], g_worst[1], g_worst[2]);
 #ifdef AMP_CUDA_EMULATED
@@ -912,6 +950,9 @@ static const ct_case cases[] = {
     {"epilogue_bf16", t_epilogue_bf16},
     {"epilogue_batched", t_epilogue_batched},
     {"epilogue_refusals", t_epilogue_refusals},
+#ifdef AMP_CUDA_EMULATED
+    {"planted_bad_aux", t_planted_bad_aux},
+#endif
     {"report", t_report},
     {NULL, NULL},
 };
