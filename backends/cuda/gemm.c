@@ -216,8 +216,9 @@ amp_status amp_cuda_gemm_run_aux(amp_cuda *cu, const amp_cuda_gemm *g, const voi
                                  void *d, const void *bias, void *aux, void *ws) {
     const amp_cuda_gemm_desc *gd = &g->d;
     if (gd->aux != (aux != NULL))
-        return amp_seterr(cu->ctx, AMP_ERR_INTERNAL, "cuBLASLt GEMM: the plan %s an aux matrix, run was given %s",
-                          gd->aux ? "writes" : "has no", aux ? "one" : "none");
+        return amp_seterr(cu->ctx, AMP_ERR_INTERNAL, "cuBLASLt GEMM: %s",
+                          gd->aux ? "the plan writes an aux matrix, run was given none"
+                                  : "the plan has no aux matrix, run was given one");
     if (gd->m == 0 || gd->n == 0) return AMP_OK;
     if (g->zero_only) {
         amp_status s = AMP_CUDA_RT(cu->ctx, cudaMemsetAsync(d, 0, g->d_bytes, cu->stream));

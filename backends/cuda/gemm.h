@@ -95,7 +95,7 @@ void amp_cuda_gemm_free(amp_cuda_gemm *g);
 unsigned amp_cuda_gemm_align(unsigned align, int n, const int64_t *byte_offsets);
 
 /* The GEMM family (op_gemm.c): NULL when amp_cuda_ops_gemm runs the node (Gemm, MatMul,
- * MatMulGrad) with its dtypes, shapes and attributes, else why not, written into why (a
+ * MatMulGrad, FusedGemm) with its dtypes, shapes and attributes, else why not, written into why (a
  * sentence naming the op and what is refused; the caller names the node). */
 const char *amp_cuda_gemm_why(const amp_kernel *k, char *why, size_t why_len);
 
