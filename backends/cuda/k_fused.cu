@@ -4,49 +4,82 @@
 #include "backends/cuda/kernels_fused.h"
 
 /* ---- CastMulti -------------------------------------------------------------------------------
- * Block row blockIdx.y is pair q; its blocks stride over the pair's elements. The pair's dtypes
- * are read once per thread and select a loop whose conversion is fixed at compile time. */
+ * Block row blockIdx.y is pair q; its blocks stride over the pair's elements, four at once when
+ * both of the pair's pointers allow it (as k_cast.cu decides per launch). The pair's dtypes are
+ * read once per thread and select a loop whose conversion is fixed at compile time. */
 
 template <int S, int D, int RTZ>
-__device__ __forceinline__ void cm_loop(const void *__restrict__ x, void *__restrict__ y, int64_t n) {
-    AMP_K_FOR(i, n) {
-        if (S == D && S == AMP_K_F32) ((uint32_t *)y)[i] = ((const uint32_t *)x)[i];
-        else if (S == D) ((uint16_t *)y)[i] = ((const uint16_t *)x)[i];
-        else amp_k_st(y, D, i, amp_k_ld(x, S, i), RTZ);
+__device__ __forceinline__ void cm_loop(const void *__restrict__ x, void *__restrict__ y, int64_t n, bool vec) {
+    if (S == D) {
+        /* a bit copy (a NaN's payload untouched) */
+        if (S == AMP_K_F32) AMP_K_FOR(i, n)((uint32_t *)y)[i] = ((const uint32_t *)x)[i];
+        else AMP_K_FOR(i, n)((uint16_t *)y)[i] = ((const uint16_t *)x)[i];
+    } else if (vec) {
+        AMP_K_FOR(q, n >> 2) {
+            float v[4];
+            amp_k_ld4(x, S, q, v);
+            amp_k_st4(y, D, q, v, RTZ);
+        }
+        const int64_t i = amp_k_tail4(n);
+        if (i < n) amp_k_st(y, D, i, amp_k_ld(x, S, i), RTZ);
+    } else {
+        AMP_K_FOR(i, n) amp_k_st(y, D, i, amp_k_ld(x, S, i), RTZ);
     }
 }
 
 /* round toward zero applies from f32 only, as Cast's (k_cast.cu) */
 template <int S>
-__device__ __forceinline__ void cm_from(int d, bool rtz, const void *x, void *y, int64_t n) {
+__device__ __forceinline__ void cm_from(int d, bool rtz, const void *x, void *y, int64_t n, bool vec) {
     const bool z = rtz && S == AMP_K_F32;
-    if (d == AMP_K_F32) cm_loop<S, AMP_K_F32, 0>(x, y, n);
-    else if (d == AMP_K_F16) z ? cm_loop<S, AMP_K_F16, 1>(x, y, n) : cm_loop<S, AMP_K_F16, 0>(x, y, n);
-    else z ? cm_loop<S, AMP_K_BF16, 1>(x, y, n) : cm_loop<S, AMP_K_BF16, 0>(x, y, n);
+    if (d == AMP_K_F32) cm_loop<S, AMP_K_F32, 0>(x, y, n, vec);
+    else if (d == AMP_K_F16) z ? cm_loop<S, AMP_K_F16, 1>(x, y, n, vec) : cm_loop<S, AMP_K_F16, 0>(x, y, n, vec);
+    else z ? cm_loop<S, AMP_K_BF16, 1>(x, y, n, vec) : cm_loop<S, AMP_K_BF16, 0>(x, y, n, vec);
 }
 
-__global__ void amp_k_cast_multi_kernel(amp_k_cast_multi p) {
+__global__ void amp_k_cast_multi_kernel(amp_k_cast_multi p, unsigned vec) {
     const unsigned q = blockIdx.y;
     const void *x = p.x[q];
     void *y = p.y[q];
     const int64_t n = p.n[q];
     const int s = p.src[q], d = p.dst[q];
-    if (s == AMP_K_F32) cm_from<AMP_K_F32>(d, p.rtz, x, y, n);
-    else if (s == AMP_K_F16) cm_from<AMP_K_F16>(d, p.rtz, x, y, n);
-    else cm_from<AMP_K_BF16>(d, p.rtz, x, y, n);
+    const bool v = (vec >> q) & 1u;
+    if (s == AMP_K_F32) cm_from<AMP_K_F32>(d, p.rtz, x, y, n, v);
+    else if (s == AMP_K_F16) cm_from<AMP_K_F16>(d, p.rtz, x, y, n, v);
+    else cm_from<AMP_K_BF16>(d, p.rtz, x, y, n, v);
 }
 
+static size_t cm_bytes(int dt, int64_t n) { return (size_t)n * (dt == AMP_K_F32 ? 4u : 2u); }
+
 extern "C" cudaError_t amp_k_cast_multi_run(cudaStream_t stream, const amp_k_cast_multi *p) {
+    static_assert(AMP_K_CAST_PAIRS <= 32, "one bit of vec per pair");
     if (p->pairs < 0 || p->pairs > AMP_K_CAST_PAIRS) return cudaErrorInvalidValue;
     int64_t most = 0;
+    unsigned vec = 0;
+    bool all_vec = true;
     for (int q = 0; q < p->pairs; q++) {
-        if (p->src[q] >= AMP_K_DTYPE_COUNT || p->dst[q] >= AMP_K_DTYPE_COUNT) return cudaErrorInvalidValue;
+        if (p->src[q] >= AMP_K_DTYPE_COUNT || p->dst[q] >= AMP_K_DTYPE_COUNT || p->n[q] < 0) return cudaErrorInvalidValue;
+#ifndef __CUDACC__
+        /* the emulator's check of pointer arguments does not reach into the struct: the pairs'
+         * ranges are checked here, when the launch is enqueued */
+        if (p->n[q] && (!amp_emu_is_device(p->x[q], cm_bytes(p->src[q], p->n[q])) ||
+                        !amp_emu_is_device(p->y[q], cm_bytes(p->dst[q], p->n[q])))) {
+            amp_emu_set_error("amp_k_cast_multi_kernel: pair %d's x %p (%s) or y %p (%s) is not device memory of its "
+                              "size (cudaErrorInvalidDevicePointer)",
+                              q, p->x[q], amp_emu_pointer_kind(p->x[q]), p->y[q], amp_emu_pointer_kind(p->y[q]));
+            return cudaErrorInvalidDevicePointer;
+        }
+#else
+        (void)cm_bytes;
+#endif
+        const bool v = amp_k_aligned4(p->x[q], p->src[q]) && amp_k_aligned4(p->y[q], p->dst[q]);
+        vec |= (unsigned)v << q;
+        all_vec &= v || p->n[q] == 0;
         if (p->n[q] > most) most = p->n[q];
     }
     if (most == 0) return cudaSuccess;
     /* enough blocks for the largest pair; the others' surplus blocks find nothing to do */
-    const dim3 grid(amp_k_blocks(most, AMP_K_THREADS), (unsigned)p->pairs);
-    return AMP_CUDA_LAUNCH_PLAIN(amp_k_cast_multi_kernel, grid, AMP_K_THREADS, 0, stream, *p);
+    const dim3 grid(amp_k_blocks4(most, all_vec), (unsigned)p->pairs);
+    return AMP_CUDA_LAUNCH_PLAIN(amp_k_cast_multi_kernel, grid, AMP_K_THREADS, 0, stream, *p, vec);
 }
 
 /* ---- Attention's masked softmax ----------------------------------------------------------------
