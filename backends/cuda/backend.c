@@ -28,7 +28,8 @@
 
 static const amp_cuda_op *const families[] = {amp_cuda_ops_gemm,   amp_cuda_ops_conv, amp_cuda_ops_kernels,
                                              amp_cuda_ops_optim,  amp_cuda_ops_ew,   amp_cuda_ops_norm,
-                                             amp_cuda_ops_reduce, amp_cuda_ops_data, amp_cuda_ops_rnn};
+                                             amp_cuda_ops_reduce, amp_cuda_ops_data, amp_cuda_ops_rnn,
+                                             amp_cuda_ops_fused};
 
 typedef struct recorded {
     uint64_t plan_id;

@@ -61,6 +61,7 @@ extern const amp_cuda_op amp_cuda_ops_norm[];    /* op_norm.c: Softmax, the norm
 extern const amp_cuda_op amp_cuda_ops_reduce[];  /* op_reduce.c: Reduce*, average pooling, their gradients */
 extern const amp_cuda_op amp_cuda_ops_data[];    /* op_data.c: Gather, Transpose, Slice, Concat, Split, Resize, ... */
 extern const amp_cuda_op amp_cuda_ops_rnn[];     /* op_rnn.c: LSTM and its gradient */
+extern const amp_cuda_op amp_cuda_ops_fused[];   /* op_fused.c: AddLayerNorm, CastMulti, Attention */
 
 /* Device-side element types amprt's CUDA kernels and libraries take. */
 static inline bool amp_cuda_float_dtype(amp_dtype t) { return t == AMP_F32 || t == AMP_F16 || t == AMP_BF16; }
