@@ -24,8 +24,8 @@
  *   ATTENTION [Mul(Q, a)], [Mul(Kt, b)] -> MatMul -> [Mul/Div by a scalar] -> [Add(mask)] ->
  *            Softmax(last axis) -> MatMul(., V) -> Attention
  *   CASTS    Casts of graph inputs and initializers to one dtype (a step's weights), and Casts
- *            whose outputs one node alone reads (a step's gradients into the optimizer) ->
- *            CastMulti */
+ *            whose outputs one same node reads first (a step's gradients into the overflow
+ *            check and the optimizer) -> CastMulti */
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -572,26 +572,38 @@ static amp_status cast_group(fz *f, const int *in, int n) {
     return AMP_OK;
 }
 
+/* The first node (in order) that reads v; -1 when none or when v is a graph output. */
+static int first_user(const fz *f, int v) {
+    if (v < 0 || f->g->values[v].is_output) return -1;
+    for (int ni = 0; ni < f->g->n_nodes; ni++) {
+        if (f->dead[ni]) continue;
+        for (int k = 0; k < f->g->nodes[ni].n_inputs; k++)
+            if (f->g->nodes[ni].inputs[k] == v) return ni;
+    }
+    return -1;
+}
+
 static amp_status fuse_casts(fz *f, int *count) {
     amp_graph *g = f->g;
     int *grp = amp_alloc(g->ctx, sizeof(int) * ((size_t)g->n_nodes + 1));
     if (!grp) return oom(f);
     amp_status s = AMP_OK;
-    /* pass 0: casts of graph inputs and initializers, at the first; pass 1: casts read by one
-     * node alone, at the last (after all of their inputs are made) */
+    /* pass 0: casts of graph inputs and initializers, at the first; pass 1: casts first read
+     * by one same node (a step's gradients: the overflow check, then the optimizer), at the
+     * last of them (after all of their inputs are made, before that node) */
     for (int pass = 0; pass < 2 && !s; pass++) {
         for (int c0 = 0; c0 < g->n_nodes && !s; c0++) {
             if (!plain_cast(f, c0)) continue;
             const amp_node *a = &g->nodes[c0];
             int64_t to = amp_attr_int(a, "to", 0);
-            int user = only_user(f, out0(f, c0));
+            int user = pass == 1 ? first_user(f, out0(f, c0)) : -1;
             if (pass == 0 ? g->values[a->inputs[0]].producer >= 0 : user < 0) continue;
             int n = 0;
             for (int ci = c0; ci < g->n_nodes; ci++) {
                 if (!plain_cast(f, ci)) continue;
                 const amp_node *b = &g->nodes[ci];
                 bool same = amp_attr_int(b, "to", 0) == to && b->flags == a->flags;
-                bool fits = pass == 0 ? g->values[b->inputs[0]].producer < 0 : only_user(f, out0(f, ci)) == user;
+                bool fits = pass == 0 ? g->values[b->inputs[0]].producer < 0 : first_user(f, out0(f, ci)) == user;
                 if (same && fits) grp[n++] = ci;
             }
             if (n < 2) continue;

@@ -144,6 +144,7 @@ static void bcast_strides(const amp_tensor *t, int rank, const int64_t *out, int
 amp_status amp_cpu_add_layer_norm(amp_kernel *k) {
     const amp_tensor *X = k->in[0], *R = k->in[1];
     amp_tensor *S = k->nout > 1 ? k->out[1] : NULL, s_ws;
+    if (k->out[0]->numel == 0) return AMP_OK;
     if (!S) {
         if (!k->ws || k->ws_bytes < k->out[0]->nbytes) return amp_kernel_fail(k, AMP_ERR_INTERNAL, "workspace too small");
         s_ws = view_at(k->out[0], k->ws);

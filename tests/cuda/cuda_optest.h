@@ -130,7 +130,8 @@ static void free_all(amp_tensor **t, int n) {
 static const amp_cuda_op *entry_of(amp_op op) {
     static const amp_cuda_op *const tables[] = {amp_cuda_ops_gemm,   amp_cuda_ops_conv, amp_cuda_ops_kernels,
                                                 amp_cuda_ops_optim,  amp_cuda_ops_ew,   amp_cuda_ops_norm,
-                                                amp_cuda_ops_reduce, amp_cuda_ops_data, amp_cuda_ops_rnn};
+                                                amp_cuda_ops_reduce, amp_cuda_ops_data, amp_cuda_ops_rnn,
+                                                amp_cuda_ops_fused};
     for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++)
         for (const amp_cuda_op *e = tables[t]; e->run; e++)
             if (e->op == op) return e;

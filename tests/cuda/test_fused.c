@@ -21,11 +21,7 @@
 #include "ir/grad.h"
 #include "tests/cuda/cuda_test.h"
 
-/* cuda_optest.h's entry_of searches the families it knows; the fused family's table joins its
- * list here (the header is shared: see the family's report) */
-#define amp_cuda_ops_rnn amp_cuda_ops_rnn, amp_cuda_ops_fused
 #include "tests/cuda/cuda_optest.h"
-#undef amp_cuda_ops_rnn
 
 /* the harness's setup, and the cuBLASLt handle Attention's GEMMs need */
 static int setup_lt(void) {
