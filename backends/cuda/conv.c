@@ -257,6 +257,10 @@ static amp_status choose_plan(amp_cuda *cu, amp_cuda_conv_plan *p, const char *w
     if (s) goto done;
     if (got > count) got = count;
     p->configs = (int)got;
+    if (got <= 0) { /* counted, then none given: conv -> relu without a bias in cuDNN 9.19, for one */
+        s = amp_seterr(ctx, AMP_ERR_UNSUPPORTED, "%s: cuDNN's heuristics found no engine", what);
+        goto done;
+    }
     bool fail_one = (p->d.plant & AMP_CUDA_CONV_PLANT_FAIL_FIRST) != 0;
     bool fail_all = (p->d.plant & AMP_CUDA_CONV_PLANT_NO_FUSION) && (p->d.bias || p->d.act);
     for (int pass = 0; pass < 2 && !p->plan; pass++) {
