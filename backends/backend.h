@@ -35,6 +35,7 @@
 
 #include "ir/ir.h"
 #include "passes/memplan.h"
+#include "passes/passes.h"
 
 typedef struct amp_backend amp_backend;
 
@@ -95,6 +96,9 @@ typedef struct amp_backend_i {
      * until then; on a failed synchronize its bytes are undefined). A run reads all its outputs
      * with one wait this way. NULL: the executor calls download for each. */
     amp_status (*download_async)(amp_backend *b, void *dst, const void *src, size_t bytes);
+    /* The chains the session should fuse before planning (AMP_FUSE_* of passes/passes.h; 0:
+     * none): a backend asks only for kinds whose fused ops it runs faster than the pieces. */
+    unsigned fusions;
 } amp_backend_i;
 
 struct amp_backend {
@@ -107,7 +111,7 @@ struct amp_backend {
 /* The interface version a backend module must be built for (bump with every change to the
  * structs above or to amp_kernel / amp_context): the CUDA module (backends/cuda/backend.c)
  * refuses to run under another. */
-#define AMP_BACKEND_ABI "amprt 0.1.0 backend interface 3"
+#define AMP_BACKEND_ABI "amprt 0.1.0 backend interface 4"
 
 /* Constructor. name: "cpu", "cpu-check" (the CPU backend wrapped by the checking backend),
  * "cpu-device" (the CPU behind a device-memory boundary: devsim.c), "cuda", or "auto" / NULL

@@ -50,6 +50,24 @@ amp_status amp_pass_cast_cleanup(amp_graph *g, int *removed);
  * *fused counts the patterns replaced. (passes/fuse_layernorm.c) */
 amp_status amp_pass_fuse_layernorm(amp_graph *g, int *fused);
 
+/* Fusion for a backend (passes/fuse.c): chains of nodes become one node of the fused family
+ * (ir/ops/fused.def). which: the AMP_FUSE_* chains to fuse; *r counts each kind fused (zeroed
+ * first). Structural only: a fused node whose activation shapes do not fit fails the plan's
+ * inference, and the session then plans the graph unfused (runtime/session.c). */
+enum {
+    AMP_FUSE_GELU = 1u << 0,      /* erf GELU written out -> Gelu */
+    AMP_FUSE_GEMM = 1u << 1,      /* MatMul/Gemm + bias + Relu/Gelu -> FusedGemm */
+    AMP_FUSE_CONV = 1u << 2,      /* Conv + Relu -> FusedConv */
+    AMP_FUSE_LAYERNORM = 1u << 3, /* Add + LayerNormalization -> AddLayerNorm */
+    AMP_FUSE_ATTENTION = 1u << 4, /* MatMul, scale, mask, Softmax, MatMul -> Attention */
+    AMP_FUSE_CASTS = 1u << 5,     /* Casts of the weights, Casts into one node -> CastMulti */
+    AMP_FUSE_ALL = (1u << 6) - 1
+};
+typedef struct amp_fuse_report {
+    int gelu, gemm, conv, layernorm, attention, casts;
+} amp_fuse_report;
+amp_status amp_pass_fuse(amp_graph *g, unsigned which, amp_fuse_report *r);
+
 /* Reverse-mode autodiff (passes/autodiff.c): append the backward nodes from loss (seeded with
  * the gradient value seed, of loss's shape) to every value in wrt; grads[i] receives the
  * gradient value of wrt[i], or -1 when the loss does not depend on it. */

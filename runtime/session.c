@@ -16,6 +16,75 @@ static amp_status mark_shape_inputs(amp_session *s);
 
 static amp_status ensure_persistent(amp_session *s);
 
+/* ---- fusion: the session's own graph when the backend asks for fused chains ------------------ */
+
+/* The fused op each kind of chain makes (a backend without it gets no such fusion). */
+static const struct {
+    unsigned bit;
+    amp_op op;
+} fused_ops[] = {{AMP_FUSE_GELU, AMP_OP_GELU},           {AMP_FUSE_GEMM, AMP_OP_FUSED_GEMM},
+                 {AMP_FUSE_CONV, AMP_OP_FUSED_CONV},     {AMP_FUSE_LAYERNORM, AMP_OP_ADD_LAYER_NORM},
+                 {AMP_FUSE_ATTENTION, AMP_OP_ATTENTION}, {AMP_FUSE_CASTS, AMP_OP_CAST_MULTI}};
+
+static void drop_fused(amp_session *s) {
+    if (!s->fused) return;
+    /* the initializers are the caller's model's */
+    for (int i = 0; i < s->fused->g->n_values; i++) s->fused->g->values[i].init = NULL;
+    amp_graph_destroy(s->fused->g);
+    amp_dealloc(s->fused->ctx, s->fused);
+    s->fused = NULL;
+    s->model = s->user_model;
+}
+
+/* fusion: the session option (0: what the backend asks for; -1: none; 1: every kind). */
+static amp_status apply_fusion(amp_session *s, int fusion) {
+    amp_model *um = s->user_model;
+    s->model = um;
+    unsigned which = fusion < 0 ? 0 : fusion > 0 ? AMP_FUSE_ALL : s->be->i.fusions;
+    for (size_t i = 0; i < sizeof fused_ops / sizeof fused_ops[0]; i++)
+        if (!amp_backend_has_op(s->be, fused_ops[i].op)) which &= ~fused_ops[i].bit;
+    if (!which) return AMP_OK;
+    amp_graph *g;
+    amp_status st = amp_graph_clone(um->g, &g);
+    if (st) return amp_seterr(&s->ctx, st, "%s", um->ctx->err);
+    /* borrow the caller's initializers instead of holding a second copy */
+    for (int i = 0; i < g->n_values; i++)
+        if (g->values[i].init) {
+            amp_tensor_destroy(g->values[i].init);
+            g->values[i].init = um->g->values[i].init;
+        }
+    amp_model *fm = amp_calloc(um->ctx, 1, sizeof *fm);
+    if (!fm) {
+        for (int i = 0; i < g->n_values; i++) g->values[i].init = NULL;
+        amp_graph_destroy(g);
+        return amp_seterr(&s->ctx, AMP_ERR_NO_MEMORY, "out of memory");
+    }
+    fm->ctx = um->ctx;
+    fm->g = g;
+    s->fused = fm;
+    st = amp_pass_fuse(g, which, &s->fusion);
+    if (st) {
+        amp_seterr(&s->ctx, st, "fusion: %s", um->ctx->err);
+        drop_fused(s);
+        return st;
+    }
+    const amp_fuse_report *r = &s->fusion;
+    if (r->gelu + r->gemm + r->conv + r->layernorm + r->attention + r->casts == 0) {
+        drop_fused(s);
+        return AMP_OK;
+    }
+    fm->hash = amp_graph_hash(g);
+    s->model = fm;
+    /* the per-value arrays follow the fused graph (the pass adds values) */
+    const amp_tensor **bv = amp_calloc(&s->ctx, (size_t)g->n_values + 1, sizeof(amp_tensor *));
+    if (!bv) return amp_seterr(&s->ctx, AMP_ERR_NO_MEMORY, "out of memory");
+    amp_dealloc(&s->ctx, s->by_value);
+    s->by_value = bv;
+    amp_log(&s->ctx, AMP_LOG_INFO, "fused for %s: %d GELU, %d GEMM, %d Conv, %d LayerNorm, %d attention, %d cast groups",
+            s->be->i.name, r->gelu, r->gemm, r->conv, r->layernorm, r->attention, r->casts);
+    return AMP_OK;
+}
+
 amp_status amp_session_create(amp_model *model, const amp_session_options *opts, amp_session **out) {
     return amp_session_create_ex(model, opts, true, out);
 }
@@ -123,6 +192,13 @@ amp_status amp_session_create_ex(amp_model *model, const amp_session_options *op
         break;
     }
     amp_dealloc(ctx, folded);
+    s->user_model = model;
+    if ((st = apply_fusion(s, o.fusion))) {
+        amp_seterr(ctx, st, "%s", s->ctx.err);
+        amp_session_destroy(s);
+        return st;
+    }
+    model = s->model;
     /* Backends with memory of their own: constants are folded on the CPU, and the session
      * keeps every value's backend copy */
     s->host = s->be;
@@ -170,6 +246,7 @@ void amp_session_destroy(amp_session *s) {
     amp_dealloc(ctx, s->by_value);
     amp_dealloc(ctx, s->out_ids);
     amp_dealloc(ctx, s->out_made);
+    drop_fused(s);
     amp_dealloc(s->model->ctx, s);
 }
 
@@ -449,6 +526,24 @@ static amp_status get_plan(amp_session *s, int n, const char *const *names, cons
         st = ensure_persistent(s);
         if (st) goto done;
         st = amp_plan_build(s, nin, ids, ti, &p);
+        if (st && s->fused) {
+            /* a fused node the shapes do not fit: the caller's graph, unfused, when it plans */
+            char why[sizeof ctx->err];
+            memcpy(why, ctx->err, sizeof why);
+            amp_model *fm = s->model;
+            s->model = s->user_model;
+            st = amp_plan_build(s, nin, ids, ti, &p);
+            if (st) {
+                s->model = fm;
+                goto done;
+            }
+            amp_log(ctx, AMP_LOG_INFO, "the fused graph does not plan (%s): planning unfused", why);
+            for (int i = 0; i < s->n_plans; i++) amp_plan_destroy(s->be, ctx, s->plans[i]);
+            s->n_plans = 0;
+            s->last = NULL;
+            drop_fused(s);
+            memset(&s->fusion, 0, sizeof s->fusion);
+        }
         if (st) goto done;
         st = ensure_arena(s, p->stats.arena_bytes);
         if (st) {

@@ -301,6 +301,7 @@ static const amp_backend_i cuda_iface = {
     .run_begin = cuda_run_begin,
     .run_end = cuda_run_end,
     .download_async = cuda_download_async,
+    .fusions = AMP_FUSE_ALL,
 };
 
 static amp_status cuda_create(amp_context *ctx, int threads, amp_backend **out) {

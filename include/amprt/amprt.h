@@ -261,6 +261,12 @@ typedef struct amp_session_options {
      * workspaces, poisoned dead arena bytes; for tests). Borrowed during amp_session_create. */
     const char *backend;
     int threads;                 /* 0: one per core */
+    /* Fused kernels: 0, the fusions the backend asks for (CUDA: bias and activation into the
+     * GEMM and the convolution, Add + LayerNormalization, attention around one softmax, GELU,
+     * the weights' casts in one launch; the CPU: none); -1: none; 1: all of them, on any backend
+     * (the CPU runs the fused ops' reference kernels). A fused graph whose shapes do not fit is
+     * planned unfused. */
+    int fusion;
 } amp_session_options;
 
 typedef struct amp_session amp_session;
