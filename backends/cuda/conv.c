@@ -179,8 +179,8 @@ static amp_status op_desc(amp_cuda *cu, amp_cuda_conv_plan *p) {
         s = pointwise_op(cu, CUDNN_POINTWISE_ADD, false, &p->t[T_CONV], &p->t[T_B], &p->t[act ? T_BIASED : T_Y], &p->pw,
                          &p->pw_op);
     if (!s && act)
-        s = pointwise_op(cu, CUDNN_POINTWISE_RELU_FWD, (p->d.plant & AMP_CUDA_CONV_PLANT_RELU_SCALED) != 0, &p->t[bias ? T_BIASED : T_CONV], NULL, &p->t[T_Y], &p->act,
-                         &p->act_op);
+        s = pointwise_op(cu, CUDNN_POINTWISE_RELU_FWD, (p->d.plant & AMP_CUDA_CONV_PLANT_RELU_SCALED) != 0,
+                         &p->t[bias ? T_BIASED : T_CONV], NULL, &p->t[T_Y], &p->act, &p->act_op);
     cudnnBackendDescriptor_t ops[3] = {p->op};
     int nops = 1;
     if (bias) ops[nops++] = p->pw_op;

@@ -1,9 +1,14 @@
-/* The convolution family on CUDA: Conv and ConvGrad through cuDNN's graph API (conv.h).
+/* The convolution family on CUDA: Conv, FusedConv and ConvGrad through cuDNN's graph API (conv.h).
  *
  * Conv runs one forward plan (amp_cuda_conv_fwd_get); its bias B, when given, is a pointwise ADD
  * in the same graph, on the FP32 sum (one rounding of the output, as on the CPU). Should no
  * engine finalise the fused graph, the plan is the convolution alone and a kernel of our own
  * (conv_bias.cu) adds B after it (f16 and bf16 outputs are then rounded twice).
+ * FusedConv (ai.amprt.fused: Conv + Relu, activation "Relu" only) runs exactly as Conv does, with
+ * a RELU_FWD after the bias in the same graph; cuDNN 9.19 has no engine for conv -> relu without
+ * a bias, so that form (and any graph no engine finalises) runs the plain plan and the kernel
+ * with the relu applied on store. Relu commutes with rounding: FusedConv is bit for bit relu of
+ * what Conv computes, except where the kernel adds the bias to a rounded f16/bf16 sum.
  * ConvGrad (ir/ops/conv_grad.def: (dY, X, W) -> (dX, dW, dB), each output optional) runs a
  * backward-data plan for dX and a backward-filter plan for dW, one after the other on the
  * stream, so they share one workspace of the larger size; dB is the per-channel sum of dY
@@ -48,9 +53,14 @@ static amp_status geometry(amp_cuda *cu, const amp_kernel *k, const amp_tensor *
     return AMP_OK;
 }
 
-/* Whether cuDNN can take the node: float dtypes alike, 1 to 3 spatial dims, a valid geometry. */
+/* Whether cuDNN can take the node: float dtypes alike, 1 to 3 spatial dims, a valid geometry;
+ * FusedConv's activation Relu. */
 static bool conv_supports(amp_cuda *cu, const amp_kernel *k) {
     bool grad = k->n->op == AMP_OP_CONV_GRAD;
+    if (k->n->op == AMP_OP_FUSED_CONV) {
+        const char *act = amp_attr_str(k->n, "activation", "");
+        if (strcmp(act, "Relu")) return refuse(cu, k, "activation '%s' (Relu only)", act);
+    }
     const amp_tensor *X = k->nin > (grad ? 1 : 0) ? k->in[grad ? 1 : 0] : NULL;
     const amp_tensor *W = k->nin > (grad ? 2 : 1) ? k->in[grad ? 2 : 1] : NULL;
     if (!X || !W) return refuse(cu, k, "%s", "needs X and W");
@@ -101,6 +111,7 @@ static amp_status conv_prepare(amp_cuda *cu, const amp_kernel *k, void **state, 
     amp_cuda_conv_desc d;
     fill_desc(&d, AMP_CUDA_CONV_FWD, X, W, &g);
     st->empty = desc_empty(&d);
+    st->relu = k->n->op == AMP_OP_FUSED_CONV; /* supports() checked its activation */
     st->N = d.y[0];
     st->M = d.y[1];
     st->S = 1;
@@ -152,7 +163,7 @@ static amp_status zero(amp_cuda *cu, amp_tensor *t) {
 static amp_status conv_run(amp_cuda *cu, const amp_kernel *k, void *state) {
     conv_state *st = state;
     amp_status s = AMP_OK;
-    if (k->n->op == AMP_OP_CONV) {
+    if (k->n->op != AMP_OP_CONV_GRAD) { /* Conv, FusedConv */
         const amp_tensor *X = k->in[0], *W = k->in[1], *B = k->nin > 2 ? k->in[2] : NULL;
         amp_tensor *Y = k->out[0];
         if (!st->empty)
@@ -183,6 +194,7 @@ static amp_status conv_run(amp_cuda *cu, const amp_kernel *k, void *state) {
 
 const amp_cuda_op amp_cuda_ops_conv[] = {
     {AMP_OP_CONV, conv_supports, conv_prepare, conv_release, conv_run},
+    {AMP_OP_FUSED_CONV, conv_supports, conv_prepare, conv_release, conv_run},
     {AMP_OP_CONV_GRAD, conv_supports, conv_prepare, conv_release, conv_run},
     {AMP_OP_UNKNOWN, NULL, NULL, NULL, NULL},
 };

@@ -586,8 +586,8 @@ static void check_relu_case(conv_case base, const char *label) {
             CT_CHECK(r.negatives == 0, "%s relu %s %s: %lld negative values", label, how, amp_dtype_name(c.dt),
                      (long long)r.negatives);
             /* random weights and data: about half the sums are negative; relu must have clipped them */
-            CT_CHECK(r.n < 20 || r.zeros * 5 >= r.n, "%s relu %s %s: only %lld zeros of %lld", label, how, amp_dtype_name(c.dt),
-                     (long long)r.zeros, (long long)r.n);
+            CT_CHECK(r.n < 20 || r.zeros * 5 >= r.n, "%s relu %s %s: only %lld zeros of %lld", label, how,
+                     amp_dtype_name(c.dt), (long long)r.zeros, (long long)r.n);
             /* cuDNN 9.19's heuristics give no engine for conv -> relu without a bias: the kernel then */
             bool kernel = pl == 1 || !c.bias;
 #if !defined(AMP_CUDA_EMULATED)
