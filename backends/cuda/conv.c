@@ -128,7 +128,6 @@ static amp_status pointwise_op(amp_cuda *cu, cudnnPointwiseMode_t mode, bool sca
     if (!s) s = AMP_CUDA_DNN(ctx, cudnnBackendSetAttribute(*pw, CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, 1, &mode));
     if (!s)
         s = AMP_CUDA_DNN(ctx, cudnnBackendSetAttribute(*pw, CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE, 1, &prec));
-
     if (!s) s = AMP_CUDA_DNN(ctx, cudnnBackendFinalize(*pw));
     if (!s) s = AMP_CUDA_DNN(ctx, cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR, op));
     struct {
@@ -262,7 +261,8 @@ static amp_status choose_plan(amp_cuda *cu, amp_cuda_conv_plan *p, const char *w
         goto done;
     }
     bool fail_one = (p->d.plant & AMP_CUDA_CONV_PLANT_FAIL_FIRST) != 0;
-    bool fail_all = (p->d.plant & AMP_CUDA_CONV_PLANT_NO_FUSION) && (p->d.bias || p->d.act);
+    bool fail_all = ((p->d.plant & AMP_CUDA_CONV_PLANT_NO_FUSION) && (p->d.bias || p->d.act)) ||
+                    ((p->d.plant & AMP_CUDA_CONV_PLANT_NO_ACT_FUSION) && p->d.act);
     for (int pass = 0; pass < 2 && !p->plan; pass++) {
         for (int64_t i = 0; i < got && !p->plan; i++) {
             unsigned notes = 0;
@@ -492,13 +492,21 @@ amp_status amp_cuda_conv_fwd_get(amp_cuda *cu, const amp_cuda_conv_desc *d, amp_
         describe(d, what, sizeof what);
         return amp_seterr(cu->ctx, AMP_ERR_INTERNAL, "%s: not a forward convolution", what);
     }
-    amp_status s = amp_cuda_conv_plan_get(cu, d, &r.plan);
-    if (s == AMP_ERR_UNSUPPORTED && (d->bias || d->act)) { /* no engine fuses: the epilogue by a kernel of its own */
-        amp_cuda_conv_desc plain = *d;
-        plain.bias = 0;
-        plain.act = AMP_CUDA_CONV_ACT_NONE;
-        r.kernel = true;
-        s = amp_cuda_conv_plan_get(cu, &plain, &r.plan);
+    /* the whole epilogue in the graph; else the bias in it and the activation by the kernel (still
+     * one rounding: relu commutes with it); else the convolution alone and both by the kernel */
+    amp_cuda_conv_desc t = *d;
+    amp_status s = amp_cuda_conv_plan_get(cu, &t, &r.plan);
+    if (s == AMP_ERR_UNSUPPORTED && t.act && t.bias) {
+        t.act = AMP_CUDA_CONV_ACT_NONE;
+        r.act_kernel = true;
+        s = amp_cuda_conv_plan_get(cu, &t, &r.plan);
+    }
+    if (s == AMP_ERR_UNSUPPORTED && (t.bias || t.act)) {
+        r.bias_kernel = t.bias != 0;
+        r.act_kernel = d->act != AMP_CUDA_CONV_ACT_NONE;
+        t.bias = 0;
+        t.act = AMP_CUDA_CONV_ACT_NONE;
+        s = amp_cuda_conv_plan_get(cu, &t, &r.plan);
     }
     if (s) return s;
     *f = r;
@@ -507,9 +515,9 @@ amp_status amp_cuda_conv_fwd_get(amp_cuda *cu, const amp_cuda_conv_desc *d, amp_
 
 amp_status amp_cuda_conv_fwd_run(amp_cuda *cu, const amp_cuda_conv_fwd *f, amp_cuda_conv_pack *pk, void *x, void *w,
                                  void *y, const void *b, void *ws, size_t ws_bytes) {
-    amp_status s = amp_cuda_conv_run(cu, f->plan, pk, x, w, y, f->kernel ? NULL : b, ws, ws_bytes);
-    if (!s && f->kernel)
-        s = AMP_CUDA_RT(cu->ctx, amp_cuda_conv_bias_add(cu->stream, f->plan->d.dtype, y, f->bias ? b : NULL, f->N, f->M,
-                                                        f->S, f->act == AMP_CUDA_CONV_ACT_RELU));
+    amp_status s = amp_cuda_conv_run(cu, f->plan, pk, x, w, y, f->bias && !f->bias_kernel ? b : NULL, ws, ws_bytes);
+    if (!s && (f->bias_kernel || f->act_kernel))
+        s = AMP_CUDA_RT(cu->ctx, amp_cuda_conv_bias_add(cu->stream, f->plan->d.dtype, y, f->bias_kernel ? b : NULL, f->N,
+                                                        f->M, f->S, f->act_kernel && f->act == AMP_CUDA_CONV_ACT_RELU));
     return s;
 }

@@ -56,7 +56,8 @@ enum {
     AMP_CUDA_CONV_PLANT_FAIL_FIRST = 4u, /* the first configuration that finalises counts as failed */
     AMP_CUDA_CONV_PLANT_NO_FUSION = 8u,  /* a graph with a bias or an activation finalises no plan (as where no
                                             engine fuses them): amp_cuda_conv_fwd_get then takes the fallback */
-    AMP_CUDA_CONV_PLANT_RELU_SCALED = 16u /* the relu's alpha1 is 2 (y = 2 relu(x)): the emulator must refuse it */
+    AMP_CUDA_CONV_PLANT_RELU_SCALED = 16u, /* the relu's alpha1 is 2 (y = 2 relu(x)): the emulator must refuse it */
+    AMP_CUDA_CONV_PLANT_NO_ACT_FUSION = 32u /* a graph with an activation finalises no plan (a bias alone does) */
 };
 
 /* The activation after a forward convolution (and its bias). */
@@ -114,12 +115,12 @@ amp_status amp_cuda_conv_run(amp_cuda *cu, const amp_cuda_conv_plan *p, amp_cuda
                              void *y, const void *b, void *ws, size_t ws_bytes);
 
 /* A forward convolution with its epilogue (d->bias, d->act): the fused plan where one finalises;
- * else the plan of the convolution alone, and the bias and the activation by conv_bias.cu's kernel
- * after it (f16 and bf16 outputs are then rounded twice when there is a bias; the activation
- * alone commutes with rounding). */
+ * else the plan with the bias alone and the activation by conv_bias.cu's kernel after it (relu
+ * commutes with rounding: the same bits); else the plan of the convolution alone and the bias and
+ * the activation by the kernel (f16 and bf16 outputs are then rounded twice when there is a bias). */
 typedef struct amp_cuda_conv_fwd {
     const amp_cuda_conv_plan *plan; /* borrowed from the cache */
-    bool kernel;                    /* the epilogue by conv_bias.cu, not in the plan */
+    bool bias_kernel, act_kernel;   /* the bias, the activation by conv_bias.cu, not in the plan */
     int bias;
     amp_cuda_conv_act act;
     int64_t N, M, S; /* images, output channels, output positions (the kernel's geometry) */

@@ -5,10 +5,11 @@
  * engine finalise the fused graph, the plan is the convolution alone and a kernel of our own
  * (conv_bias.cu) adds B after it (f16 and bf16 outputs are then rounded twice).
  * FusedConv (ai.amprt.fused: Conv + Relu, activation "Relu" only) runs exactly as Conv does, with
- * a RELU_FWD after the bias in the same graph; cuDNN 9.19 has no engine for conv -> relu without
- * a bias, so that form (and any graph no engine finalises) runs the plain plan and the kernel
- * with the relu applied on store. Relu commutes with rounding: FusedConv is bit for bit relu of
- * what Conv computes, except where the kernel adds the bias to a rounded f16/bf16 sum.
+ * a RELU_FWD after the bias in the same graph. Where that graph does not finalise, the relu moves
+ * to the kernel, applied on store: after the plan with the bias (cuDNN 9.19 has no engine for
+ * conv -> relu without a bias, so a FusedConv without B always takes this), else after the plain
+ * plan with the bias. Relu commutes with rounding: FusedConv is bit for bit relu of what Conv
+ * computes with the same plan, except where the kernel adds the bias to a rounded f16/bf16 sum.
  * ConvGrad (ir/ops/conv_grad.def: (dY, X, W) -> (dX, dW, dB), each output optional) runs a
  * backward-data plan for dX and a backward-filter plan for dW, one after the other on the
  * stream, so they share one workspace of the larger size; dB is the per-channel sum of dY

@@ -502,13 +502,15 @@ typedef struct fwd_result {
     double err;          /* rel L2 against relu(the CPU's Conv) */
     int64_t negatives;   /* values below 0 in a relu output (must be none) */
     int64_t zeros, n;    /* zeros in the output, of n values */
-    bool kernel;         /* the epilogue ran as conv_bias.cu's kernel */
+    bool bias_kernel, act_kernel; /* the bias, the activation ran as conv_bias.cu's kernel */
     char msg[512];
 } fwd_result;
 
 /* Case c through amp_cuda_conv_fwd_get/run with activation act against the CPU's Conv (with c's
- * bias) followed by the activation on the host (relu commutes with rounding). */
-static fwd_result fwd_epilogue(const conv_case *c, amp_cuda_conv_act act, unsigned plant, uint64_t seed) {
+ * bias) followed by the activation on the host (relu commutes with rounding). keep, when not
+ * NULL, gets the CUDA output (the caller destroys it). */
+static fwd_result fwd_epilogue(const conv_case *c, amp_cuda_conv_act act, unsigned plant, uint64_t seed,
+                               amp_tensor **keep) {
     fwd_result r;
     memset(&r, 0, sizeof r);
     amp_cuda_conv_desc d = case_desc(c, act, plant);
@@ -541,7 +543,8 @@ static fwd_result fwd_epilogue(const conv_case *c, amp_cuda_conv_act act, unsign
     if (!r.status && cudaMemcpy(ygot->data, dy.mem, ygot->nbytes, cudaMemcpyDeviceToHost) != cudaSuccess)
         r.status = AMP_ERR_INTERNAL;
     if (!r.status) {
-        r.kernel = f.kernel;
+        r.bias_kernel = f.bias_kernel;
+        r.act_kernel = f.act_kernel;
         float *a = as_floats(ygot), *b = as_floats(ycpu);
         r.n = ygot->numel;
         for (int64_t i = 0; i < r.n; i++) {
@@ -563,24 +566,44 @@ static fwd_result fwd_epilogue(const conv_case *c, amp_cuda_conv_act act, unsign
     }
     dev_free(&dy);
     amp_tensor_destroy(ycpu);
-    amp_tensor_destroy(ygot);
+    if (keep && !r.status)
+        *keep = ygot;
+    else
+        amp_tensor_destroy(ygot);
     return r;
 }
 
-/* one case, relu after it, in every dtype; fused (the emulator's cuDNN finalises the graph) or
- * with the fusion refused (planted), which takes the kernel */
+/* one case, relu after it, in every dtype, by the three paths of amp_cuda_conv_fwd_get: fused
+ * (the emulator's cuDNN finalises conv -> bias -> relu), the relu refused (planted: the bias in
+ * the plan, the relu by the kernel) and every fusion refused (planted: both by the kernel).
+ * Against the CPU within tolerance, and bit for bit against relu of the same convolution on CUDA
+ * without the activation wherever both run one sum rounded once. */
+static double worst_path[3][3]; /* [path][dtype] */
+
 static void check_relu_case(conv_case base, const char *label) {
-    for (int pl = 0; pl < 2; pl++)
+    static const unsigned plants[3] = {0, AMP_CUDA_CONV_PLANT_NO_ACT_FUSION, AMP_CUDA_CONV_PLANT_NO_FUSION};
+    static const char *const hows[3] = {"fused", "relu refused", "fusion refused"};
+    for (int pl = 0; pl < 3; pl++)
         for (int d = 0; d < 3; d++) {
             conv_case c = base;
             c.dt = dtypes[d];
-            unsigned plant = pl ? AMP_CUDA_CONV_PLANT_NO_FUSION : 0;
-            fwd_result r = fwd_epilogue(&c, AMP_CUDA_CONV_ACT_RELU, plant, 31 + (uint64_t)d);
-            const char *how = pl ? "fallback" : "fused";
-            CT_CHECK(r.status == AMP_OK, "%s%s relu %s %s: %s (%s)", label, c.bias ? "+bias" : "", how,
-                     amp_dtype_name(c.dt), amp_status_name(r.status), r.msg);
-            if (r.status) continue;
+            const char *how = hows[pl];
+            amp_tensor *y = NULL, *plain = NULL;
+            fwd_result r = fwd_epilogue(&c, AMP_CUDA_CONV_ACT_RELU, plants[pl], 31 + (uint64_t)d, &y);
+            fwd_result q = fwd_epilogue(&c, AMP_CUDA_CONV_ACT_NONE, 0, 31 + (uint64_t)d, &plain);
+            bool same = false;
+            if (!r.status && !q.status) {
+                for (int64_t i = 0; i < plain->numel; i++)
+                    if (amp_ld(c.dt, plain->data, i) < 0) amp_st(c.dt, plain->data, i, 0.0);
+                same = !memcmp(y->data, plain->data, y->nbytes);
+            }
+            amp_tensor_destroy(y);
+            amp_tensor_destroy(plain);
+            CT_CHECK(r.status == AMP_OK && q.status == AMP_OK, "%s%s relu %s %s: %s (%s)", label,
+                     c.bias ? "+bias" : "", how, amp_dtype_name(c.dt), amp_status_name(r.status ? r.status : q.status),
+                     r.status ? r.msg : q.msg);
             note_error(c.dt, r.err);
+            if (r.err > worst_path[pl][d]) worst_path[pl][d] = r.err;
             CT_CHECK(r.err <= tolerance(c.dt), "%s%s relu %s %s: rel L2 %g > %g", label, c.bias ? "+bias" : "", how,
                      amp_dtype_name(c.dt), r.err, tolerance(c.dt));
             CT_CHECK(r.negatives == 0, "%s relu %s %s: %lld negative values", label, how, amp_dtype_name(c.dt),
@@ -588,13 +611,24 @@ static void check_relu_case(conv_case base, const char *label) {
             /* random weights and data: about half the sums are negative; relu must have clipped them */
             CT_CHECK(r.n < 20 || r.zeros * 5 >= r.n, "%s relu %s %s: only %lld zeros of %lld", label, how,
                      amp_dtype_name(c.dt), (long long)r.zeros, (long long)r.n);
-            /* cuDNN 9.19's heuristics give no engine for conv -> relu without a bias: the kernel then */
-            bool kernel = pl == 1 || !c.bias;
+            /* the path taken: cuDNN 9.19's heuristics give no engine for conv -> relu without a
+             * bias, so the relu is the kernel's there whatever the plant */
+            bool act_kernel = pl > 0 || !c.bias, bias_kernel = pl == 2 && c.bias;
+            /* the same plan as the plain run's (the relu by the kernel, the bias not) gives the
+             * same bits on any device; the emulator's fused graph too; a bias added by the kernel
+             * to a rounded f16/bf16 sum does not */
+            bool exact = !bias_kernel || c.dt == AMP_F32;
 #if !defined(AMP_CUDA_EMULATED)
-            kernel = r.kernel || pl == 1; /* a device's engines decide; the planted refusal still must fall back */
+            act_kernel = pl > 0 || r.act_kernel; /* a device's engines decide where nothing is planted */
+            bias_kernel = c.bias && (pl == 2 || r.bias_kernel);
+            exact = r.act_kernel && !r.bias_kernel;
 #endif
-            CT_CHECK(r.kernel == kernel, "%s%s relu %s %s: the epilogue %s the kernel", label, c.bias ? "+bias" : "",
-                     how, amp_dtype_name(c.dt), r.kernel ? "ran as" : "did not run as");
+            CT_CHECK(r.act_kernel == act_kernel && r.bias_kernel == bias_kernel,
+                     "%s%s relu %s %s: the kernel took the relu %d (%d expected), the bias %d (%d)", label,
+                     c.bias ? "+bias" : "", how, amp_dtype_name(c.dt), r.act_kernel, act_kernel, r.bias_kernel,
+                     bias_kernel);
+            CT_CHECK(!exact || same, "%s%s relu %s %s: not relu(the convolution on CUDA) bit for bit", label,
+                     c.bias ? "+bias" : "", how, amp_dtype_name(c.dt));
         }
 }
 
@@ -622,6 +656,10 @@ static void t_relu(void) {
             c.bias = b;
             check_relu_case(c, labels[i]);
         }
+    static const char *const paths[3] = {"fused", "bias in the plan, relu by the kernel", "both by the kernel"};
+    for (int p = 0; p < 3; p++)
+        printf("  relu, %s: worst rel L2 f32 %.3g, f16 %.3g, bf16 %.3g\n", paths[p], worst_path[p][0], worst_path[p][1],
+               worst_path[p][2]);
 }
 
 /* a bias without an activation through the planted fallback: the bias kernel after the plain plan */
@@ -630,9 +668,9 @@ static void t_bias_fallback(void) {
     for (int d = 0; d < 3; d++) {
         conv_case c = base;
         c.dt = dtypes[d];
-        fwd_result r = fwd_epilogue(&c, AMP_CUDA_CONV_ACT_NONE, AMP_CUDA_CONV_PLANT_NO_FUSION, 51);
-        CT_CHECK(r.status == AMP_OK && r.kernel, "bias fallback %s: %s, kernel %d (%s)", amp_dtype_name(c.dt),
-                 amp_status_name(r.status), r.kernel, r.msg);
+        fwd_result r = fwd_epilogue(&c, AMP_CUDA_CONV_ACT_NONE, AMP_CUDA_CONV_PLANT_NO_FUSION, 51, NULL);
+        CT_CHECK(r.status == AMP_OK && r.bias_kernel && !r.act_kernel, "bias fallback %s: %s, kernel %d %d (%s)",
+                 amp_dtype_name(c.dt), amp_status_name(r.status), r.bias_kernel, r.act_kernel, r.msg);
         note_error(c.dt, r.err);
         CT_CHECK(r.err <= tolerance(c.dt), "bias fallback %s: rel L2 %g", amp_dtype_name(c.dt), r.err);
         CT_CHECK(r.negatives > 0, "bias fallback %s: no negative values without relu", amp_dtype_name(c.dt));
@@ -689,7 +727,7 @@ static void t_planted_relu_scaled(void) {
     amp_status s = amp_cuda_conv_plan_get(&cu, &d, &p);
     CT_CHECK(s == AMP_OK, "the scaled relu plan: %s", amp_context_last_error(ctx));
     /* ... and the emulator will not run it */
-    fwd_result r = fwd_epilogue(&c, AMP_CUDA_CONV_ACT_RELU, AMP_CUDA_CONV_PLANT_RELU_SCALED, 3);
+    fwd_result r = fwd_epilogue(&c, AMP_CUDA_CONV_ACT_RELU, AMP_CUDA_CONV_PLANT_RELU_SCALED, 3, NULL);
     CT_CHECK(r.status == AMP_ERR_UNSUPPORTED, "a scaled relu ran on the emulator (%s)", amp_status_name(r.status));
     CT_CHECK(strstr(r.msg, "scaled relu") && strstr(r.msg, "alpha1 2"), "message: %s", r.msg);
 }
