@@ -242,6 +242,13 @@ static amp_status become(fz *f, int at, const char *op_type, const char *domain,
 
 static amp_status oom(fz *f) { return amp_seterr(f->g->ctx, AMP_ERR_NO_MEMORY, "out of memory"); }
 
+/* Cast node ni is groupable: one input, one output, a plain int `to`. */
+static bool plain_cast(const fz *f, int ni) {
+    if (!is_op(f, ni, AMP_OP_CAST, 1) || f->g->nodes[ni].n_outputs != 1 || f->g->nodes[ni].n_inputs != 1) return false;
+    const amp_attr *a = amp_node_attr(&f->g->nodes[ni], "to");
+    return a && a->kind == AMP_ATTR_INT && f->g->nodes[ni].n_attrs == 1;
+}
+
 /* ---- GELU ------------------------------------------------------------------------------------ */
 
 /* x / sqrt(2) or x * (1 / sqrt(2)) at node ni: its x, else -1. */
@@ -470,8 +477,17 @@ static amp_status fuse_attention(fz *f, int *count) {
     amp_graph *g = f->g;
     for (int m1 = 0; m1 < g->n_nodes; m1++) {
         if (!is_op(f, m1, AMP_OP_MAT_MUL, 2)) continue;
-        int chain[7] = {m1}, n = 1, mask = -1, v = out0(f, m1), nx = only_user(f, v);
+        int chain[9] = {m1}, n = 1, mask = -1, v = out0(f, m1), nx = only_user(f, v);
         double scale = 1, c;
+        /* under autocast the softmax computes in FP32 between two Casts: the fused op rounds
+         * its probabilities to the 16-bit type as the second Cast did */
+        bool widened = false;
+        if (plain_cast(f, nx) && amp_attr_int(&g->nodes[nx], "to", 0) == AMP_F32) {
+            widened = true;
+            chain[n++] = nx;
+            v = out0(f, nx);
+            nx = only_user(f, v);
+        }
         /* the scores scaled by a scalar (Mul or Div), then masked by an Add */
         if ((is_op(f, nx, AMP_OP_MUL, 2) && const_scalar(g, other(f, nx, v), &c)) ||
             (is_op(f, nx, AMP_OP_DIV, 2) && g->nodes[nx].inputs[0] == v && const_scalar(g, g->nodes[nx].inputs[1], &c) &&
@@ -481,7 +497,7 @@ static amp_status fuse_attention(fz *f, int *count) {
             v = out0(f, nx);
             nx = only_user(f, v);
         }
-        if (is_op(f, nx, AMP_OP_ADD, 2) && g->nodes[nx].n_attrs == 0 && other(f, nx, v) >= 0) {
+        if (!widened && is_op(f, nx, AMP_OP_ADD, 2) && g->nodes[nx].n_attrs == 0 && other(f, nx, v) >= 0) {
             mask = other(f, nx, v);
             chain[n++] = nx;
             v = out0(f, nx);
@@ -492,6 +508,12 @@ static amp_status fuse_attention(fz *f, int *count) {
             continue;
         chain[n++] = nx;
         int p = out0(f, nx), m2 = -1;
+        if (widened) {
+            int back = only_user(f, p);
+            if (!plain_cast(f, back)) continue;
+            chain[n++] = back;
+            p = out0(f, back);
+        }
         /* P feeds one MatMul(P, V) as its left operand; others may read P too (SoftmaxGrad) */
         for (int ni = 0; ni < g->n_nodes; ni++)
             if (!f->dead[ni] && is_op(f, ni, AMP_OP_MAT_MUL, 2) && g->nodes[ni].inputs[0] == p) {
@@ -500,6 +522,7 @@ static amp_status fuse_attention(fz *f, int *count) {
             }
         if (m2 < 0) continue;
         bool p_out = f->uses[p] > 1 || g->values[p].is_output;
+        if (p_out && widened) continue;
         chain[n++] = m2;
         /* scalings of Q and K^T read by the product alone fold into the scale */
         double cq, ck;
@@ -527,13 +550,6 @@ static amp_status fuse_attention(fz *f, int *count) {
 }
 
 /* ---- casts ----------------------------------------------------------------------------------- */
-
-/* Cast node ni is groupable: one input, one output, a plain int `to`. */
-static bool plain_cast(const fz *f, int ni) {
-    if (!is_op(f, ni, AMP_OP_CAST, 1) || f->g->nodes[ni].n_outputs != 1 || f->g->nodes[ni].n_inputs != 1) return false;
-    const amp_attr *a = amp_node_attr(&f->g->nodes[ni], "to");
-    return a && a->kind == AMP_ATTR_INT && f->g->nodes[ni].n_attrs == 1;
-}
 
 /* The casts in[0..n) (all plain, one `to` and flags) become one CastMulti at node in[0]. */
 static amp_status cast_group(fz *f, const int *in, int n) {

@@ -69,6 +69,8 @@ static amp_status apply_fusion(amp_session *s, int fusion) {
         return st;
     }
     const amp_fuse_report *r = &s->fusion;
+    amp_log(&s->ctx, AMP_LOG_INFO, "fused for %s: %d GELU, %d GEMM, %d Conv, %d LayerNorm, %d attention, %d cast groups",
+            s->be->i.name, r->gelu, r->gemm, r->conv, r->layernorm, r->attention, r->casts);
     if (r->gelu + r->gemm + r->conv + r->layernorm + r->attention + r->casts == 0) {
         drop_fused(s);
         return AMP_OK;
@@ -80,8 +82,6 @@ static amp_status apply_fusion(amp_session *s, int fusion) {
     if (!bv) return amp_seterr(&s->ctx, AMP_ERR_NO_MEMORY, "out of memory");
     amp_dealloc(&s->ctx, s->by_value);
     s->by_value = bv;
-    amp_log(&s->ctx, AMP_LOG_INFO, "fused for %s: %d GELU, %d GEMM, %d Conv, %d LayerNorm, %d attention, %d cast groups",
-            s->be->i.name, r->gelu, r->gemm, r->conv, r->layernorm, r->attention, r->casts);
     return AMP_OK;
 }
 

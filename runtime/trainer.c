@@ -760,7 +760,7 @@ amp_status amp_trainer_create(const amp_model *model, const amp_trainer_options 
     if ((s = amp_graph_clone(t->src->g, &ge)) || (s = prepare_forward(t, ge, false)) || (s = autocast(t, ge))) goto fail;
     if ((s = wrap_model(ctx, ge, &t->eval))) goto fail;
     ge = NULL;
-    amp_session_options so = {.struct_size = sizeof so, .backend = o.backend, .threads = o.threads};
+    amp_session_options so = {.struct_size = sizeof so, .backend = o.backend, .threads = o.threads, .fusion = o.fusion};
     if ((s = amp_session_create_ex(t->train, &so, false, &t->ts))) goto fail;
     /* predictions run where the steps run: "auto" settles once, for the training step */
     so.backend = amp_session_backend(t->ts);

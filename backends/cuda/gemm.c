@@ -82,11 +82,39 @@ static amp_status check_desc(amp_context *ctx, const amp_cuda_gemm_desc *d) {
     if (d->align & (d->align - 1) || d->align > 256)
         return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "cuBLASLt GEMM: alignment %u is not a power of 2 up to 256",
                           d->align);
+    if (d->act != AMP_CUDA_GEMM_ACT_NONE && d->act != AMP_CUDA_GEMM_ACT_RELU && d->act != AMP_CUDA_GEMM_ACT_GELU_TANH)
+        return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "cuBLASLt GEMM: activation %d is not one of none, relu, gelu_tanh",
+                          (int)d->act);
+    if (d->aux && d->act == AMP_CUDA_GEMM_ACT_NONE)
+        return amp_seterr(ctx, AMP_ERR_INVALID_ARG,
+                          "cuBLASLt GEMM: an aux output without an activation (the pre-activation is D itself)");
+    if (d->aux && d->act == AMP_CUDA_GEMM_ACT_RELU)
+        return amp_seterr(ctx, AMP_ERR_UNSUPPORTED,
+                          "cuBLASLt GEMM: relu with an aux output is not supported (cuBLASLt's RELU_AUX stores a "
+                          "bit mask, not the pre-activation)");
+    /* cuBLASLt: the GELU aux leading dimension (D's rows in its column-major view: our n) and
+     * batch stride are multiples of 8 elements */
+    if (d->aux && (d->n % 8 || (d->batch > 1 && d->stride_d % 8)))
+        return amp_seterr(ctx, AMP_ERR_UNSUPPORTED,
+                          "cuBLASLt GEMM: the GELU aux matrix needs n (%lld) and D's batch stride (%lld) to be "
+                          "multiples of 8",
+                          (long long)d->n, (long long)d->stride_d);
     if (d->k == 0 && (d->has_c || d->bias))
         return amp_seterr(ctx, AMP_ERR_UNSUPPORTED, "cuBLASLt GEMM: k == 0 with C or bias is not supported");
     if (d->k == 0 && d->batch > 1 && d->stride_d != d->m * d->n)
         return amp_seterr(ctx, AMP_ERR_UNSUPPORTED, "cuBLASLt GEMM: k == 0 with a padded D batch is not supported");
     return AMP_OK;
+}
+
+/* the epilogue of bias, activation and aux (check_desc refused what has none) */
+static cublasLtEpilogue_t epilogue(const amp_cuda_gemm_desc *d) {
+    switch (d->act) {
+    case AMP_CUDA_GEMM_ACT_RELU: return d->bias ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_RELU;
+    case AMP_CUDA_GEMM_ACT_GELU_TANH:
+        if (d->aux) return d->bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX;
+        return d->bias ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU;
+    default: return d->bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+    }
 }
 
 static amp_status build(amp_cuda *cu, amp_cuda_gemm *g) {
@@ -101,15 +129,29 @@ static amp_status build(amp_cuda *cu, amp_cuda_gemm *g) {
         (s = LT(ctx, cublasLtMatmulDescSetAttribute(g->op, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa))) ||
         (s = LT(ctx, cublasLtMatmulDescSetAttribute(g->op, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb))))
         return s;
-    if (d->bias) {
-        /* The heuristic reads the bias pointer's alignment from its value: until run sets the
-         * real one, a stand-in that has exactly the promised alignment. */
-        cublasLtEpilogue_t ep = CUBLASLT_EPILOGUE_BIAS;
-        int32_t bt = (int32_t)t;
-        const void *stand_in = (const void *)(uintptr_t)(d->align ? d->align : 256);
-        if ((s = LT(ctx, cublasLtMatmulDescSetAttribute(g->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof ep))) ||
-            (s = LT(ctx, cublasLtMatmulDescSetAttribute(g->op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt))) ||
-            (s = LT(ctx, cublasLtMatmulDescSetAttribute(g->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &stand_in,
+    cublasLtEpilogue_t ep = epilogue(d);
+    if (ep != CUBLASLT_EPILOGUE_DEFAULT &&
+        (s = LT(ctx, cublasLtMatmulDescSetAttribute(g->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof ep))))
+        return s;
+    /* The heuristic reads the bias and aux pointers' alignment from their values: until run sets
+     * the real ones, a stand-in that has exactly the promised alignment. */
+    const void *stand_in = (const void *)(uintptr_t)(d->align ? d->align : 256);
+    int32_t dt32 = (int32_t)t;
+    if (d->bias &&
+        ((s = LT(ctx, cublasLtMatmulDescSetAttribute(g->op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &dt32, sizeof dt32))) ||
+         (s = LT(ctx, cublasLtMatmulDescSetAttribute(g->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &stand_in,
+                                                     sizeof stand_in)))))
+        return s;
+    if (d->aux) {
+        /* D's layout: ld n, D's batch stride */
+        int64_t aux_ld = d->n, aux_stride = batch > 1 ? d->stride_d : 0;
+        if ((s = LT(ctx, cublasLtMatmulDescSetAttribute(g->op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_DATA_TYPE, &dt32,
+                                                        sizeof dt32))) ||
+            (s = LT(ctx, cublasLtMatmulDescSetAttribute(g->op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &aux_ld,
+                                                        sizeof aux_ld))) ||
+            (s = LT(ctx, cublasLtMatmulDescSetAttribute(g->op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_BATCH_STRIDE,
+                                                        &aux_stride, sizeof aux_stride))) ||
+            (s = LT(ctx, cublasLtMatmulDescSetAttribute(g->op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &stand_in,
                                                         sizeof stand_in))))
             return s;
     }
@@ -170,24 +212,40 @@ amp_status amp_cuda_gemm_plan(amp_cuda *cu, const amp_cuda_gemm_desc *d, amp_cud
 
 static bool aligned(const void *p, unsigned align) { return ((uintptr_t)p & (align - 1)) == 0; }
 
-amp_status amp_cuda_gemm_run(amp_cuda *cu, const amp_cuda_gemm *g, const void *a, const void *b, const void *c,
-                             void *d, const void *bias, void *ws) {
+amp_status amp_cuda_gemm_run_aux(amp_cuda *cu, const amp_cuda_gemm *g, const void *a, const void *b, const void *c,
+                                 void *d, const void *bias, void *aux, void *ws) {
     const amp_cuda_gemm_desc *gd = &g->d;
+    if (gd->aux != (aux != NULL))
+        return amp_seterr(cu->ctx, AMP_ERR_INTERNAL, "cuBLASLt GEMM: %s",
+                          gd->aux ? "the plan writes an aux matrix, run was given none"
+                                  : "the plan has no aux matrix, run was given one");
     if (gd->m == 0 || gd->n == 0) return AMP_OK;
-    if (g->zero_only) return AMP_CUDA_RT(cu->ctx, cudaMemsetAsync(d, 0, g->d_bytes, cu->stream));
+    if (g->zero_only) {
+        amp_status s = AMP_CUDA_RT(cu->ctx, cudaMemsetAsync(d, 0, g->d_bytes, cu->stream));
+        if (!s && aux) s = AMP_CUDA_RT(cu->ctx, cudaMemsetAsync(aux, 0, g->d_bytes, cu->stream));
+        return s;
+    }
     if (!gd->has_c) c = d;
     if (!aligned(a, gd->align) || !aligned(b, gd->align) || !aligned(c, gd->align) || !aligned(d, gd->align) ||
-        (gd->bias && !aligned(bias, gd->align)))
+        (gd->bias && !aligned(bias, gd->align)) || (aux && !aligned(aux, gd->align)))
         return amp_seterr(cu->ctx, AMP_ERR_INTERNAL,
                           "cuBLASLt GEMM: an operand is not %u-byte aligned as its plan was told (a %p, b %p, c %p, "
-                          "d %p)",
-                          gd->align, a, b, c, d);
+                          "d %p, bias %p, aux %p)",
+                          gd->align, a, b, c, d, bias, aux);
     amp_status s;
     if (gd->bias &&
         (s = LT(cu->ctx, cublasLtMatmulDescSetAttribute(g->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias))))
         return s;
+    if (aux && (s = LT(cu->ctx, cublasLtMatmulDescSetAttribute(g->op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux,
+                                                               sizeof aux))))
+        return s;
     return LT(cu->ctx, cublasLtMatmul(cu->lt, g->op, &gd->alpha, b, g->la, a, g->lb, &gd->beta, c, g->lc, d, g->ld,
                                       &g->algo, ws, g->ws_bytes, cu->stream));
+}
+
+amp_status amp_cuda_gemm_run(amp_cuda *cu, const amp_cuda_gemm *g, const void *a, const void *b, const void *c,
+                             void *d, const void *bias, void *ws) {
+    return amp_cuda_gemm_run_aux(cu, g, a, b, c, d, bias, NULL, ws);
 }
 
 void amp_cuda_gemm_free(amp_cuda_gemm *g) {

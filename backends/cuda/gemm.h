@@ -11,6 +11,14 @@
  * BF16 multiply with FP32 accumulation (CUBLAS_COMPUTE_32F, FP32 scale type: tensor cores on
  * Hopper); FP32 in full FP32 (CUBLAS_COMPUTE_32F), TF32 tensor cores only when cu->allow_tf32.
  *
+ * Epilogue (applied in f32 to v = alpha op(A) op(B) + beta C + bias, rounded once into D):
+ * `act` none, relu (max(v, 0), NaN passes) or gelu_tanh (cuBLASLt's GELU epilogue, the tanh
+ * approximation: backends/elementwise.h's amp_gelu_tanh_f). With `aux`, the pre-activation
+ * round(v) is also stored into an aux matrix of D's dtype and layout (GELU_AUX, GELU_AUX_BIAS):
+ * gelu_tanh only (cuBLASLt's RELU_AUX stores a bit mask, not v), and cuBLASLt asks its leading
+ * dimension (our n) and batch stride (stride_d) to be multiples of 8 elements; plan refuses the
+ * rest with AMP_ERR_UNSUPPORTED and the reason.
+ *
  * Batches: `batch` products with element strides between them; a stride of 0 repeats the
  * operand (broadcast; A, B and C only). The bias is the same vector for every batch.
  *
@@ -37,6 +45,13 @@ extern "C" {
 /* cuBLASLt's recommended workspace on Hopper; the heuristic's answer is usually smaller. */
 #define AMP_CUDA_GEMM_WS_DEFAULT ((size_t)32 << 20)
 
+/* The epilogue's activation (cuBLASLt: RELU*, GELU*). */
+typedef enum amp_cuda_gemm_act {
+    AMP_CUDA_GEMM_ACT_NONE = 0,
+    AMP_CUDA_GEMM_ACT_RELU,
+    AMP_CUDA_GEMM_ACT_GELU_TANH,
+} amp_cuda_gemm_act;
+
 /* What a plan computes; zero-initialised fields take the defaults named here. */
 typedef struct amp_cuda_gemm_desc {
     amp_dtype dtype;       /* A, B, C, D and bias: AMP_F32, AMP_F16 or AMP_BF16 */
@@ -45,6 +60,8 @@ typedef struct amp_cuda_gemm_desc {
     float alpha, beta;     /* beta must be 0 without C */
     bool has_c;            /* C is read (beta != 0 needs it); run's c may equal d */
     bool bias;             /* add bias[n] to every row (CUBLASLT_EPILOGUE_BIAS) */
+    amp_cuda_gemm_act act; /* activation of the epilogue; 0: none */
+    bool aux;              /* also store the pre-activation into aux (needs act gelu_tanh) */
     int64_t batch;         /* products; 0 or 1: one */
     int64_t stride_a, stride_b, stride_c, stride_d; /* elements between batches (0: broadcast; not D) */
     size_t ws_limit;       /* largest workspace the algorithm may use; 0: AMP_CUDA_GEMM_WS_DEFAULT */
@@ -58,13 +75,18 @@ typedef struct amp_cuda_gemm amp_cuda_gemm;
  * only; on failure cu->ctx holds the message (AMP_ERR_UNSUPPORTED when cuBLASLt has no
  * algorithm for it, AMP_ERR_INVALID_ARG for a desc that makes no sense). */
 amp_status amp_cuda_gemm_plan(amp_cuda *cu, const amp_cuda_gemm_desc *d, amp_cuda_gemm **out, size_t *ws_bytes);
-/* Method: enqueues D = alpha op(A) op(B) + beta C (+ bias) on cu->stream. a, b, c (when the plan
- * has C), d, bias (when it has one) are device memory; ws is the workspace of *ws_bytes (NULL
- * when 0). An empty product (m or n 0) enqueues nothing; k == 0 zeroes D (only without C and
- * bias: plan refuses the rest). The bias pointer is written into the plan's matmul descriptor
- * here, so one plan runs on one thread at a time (as a session's steps do). */
+/* Method: enqueues D = act(alpha op(A) op(B) + beta C (+ bias)) on cu->stream (a plan without
+ * aux; one with aux runs through amp_cuda_gemm_run_aux). a, b, c (when the plan has C), d, bias
+ * (when it has one) are device memory; ws is the workspace of *ws_bytes (NULL when 0). An empty
+ * product (m or n 0) enqueues nothing; k == 0 zeroes D (only without C and bias: plan refuses
+ * the rest). The bias and aux pointers are written into the plan's matmul descriptor here, so
+ * one plan runs on one thread at a time (as a session's steps do). */
 amp_status amp_cuda_gemm_run(amp_cuda *cu, const amp_cuda_gemm *g, const void *a, const void *b, const void *c,
                              void *d, const void *bias, void *ws);
+/* Method: amp_cuda_gemm_run with the aux matrix (device memory of D's dtype and layout, when the
+ * plan has aux; NULL otherwise). aux must not overlap D; k == 0 zeroes it with D. */
+amp_status amp_cuda_gemm_run_aux(amp_cuda *cu, const amp_cuda_gemm *g, const void *a, const void *b, const void *c,
+                                 void *d, const void *bias, void *aux, void *ws);
 /* Destructor; NULL is harmless. */
 void amp_cuda_gemm_free(amp_cuda_gemm *g);
 
@@ -73,7 +95,7 @@ void amp_cuda_gemm_free(amp_cuda_gemm *g);
 unsigned amp_cuda_gemm_align(unsigned align, int n, const int64_t *byte_offsets);
 
 /* The GEMM family (op_gemm.c): NULL when amp_cuda_ops_gemm runs the node (Gemm, MatMul,
- * MatMulGrad) with its dtypes, shapes and attributes, else why not, written into why (a
+ * MatMulGrad, FusedGemm) with its dtypes, shapes and attributes, else why not, written into why (a
  * sentence naming the op and what is refused; the caller names the node). */
 const char *amp_cuda_gemm_why(const amp_kernel *k, char *why, size_t why_len);
 

@@ -1,5 +1,5 @@
-/* The GEMM family of the CUDA backend (cuda_backend.h): Gemm, MatMul and MatMulGrad on cuBLASLt
- * through the planned GEMMs of gemm.h.
+/* The GEMM family of the CUDA backend (cuda_backend.h): Gemm, MatMul, MatMulGrad and the fused
+ * FusedGemm on cuBLASLt through the planned GEMMs of gemm.h.
  *
  * Each node becomes a short list of GEMM calls built at plan time, all with the same one or two
  * plans: usually one call (one product, a strided batch, or a batch folded into the rows of one
@@ -12,6 +12,15 @@
  * bias epilogue; beta 0 ignores C. Other broadcasts (a scalar, a column [M, 1], a row with beta
  * other than 1 or 0) would need C expanded first, and are refused with that reason.
  *
+ * FusedGemm(A, B, [bias]) -> Y, [Z] (ir/ops/fused.def): one product of A's rows [M, K] and
+ * op(B), the bias and the activation in cuBLASLt's epilogue where it has one: "" (BIAS; Z a copy
+ * of Y), "Relu" (RELU_BIAS; with Z: BIAS into Z and relu Z -> Y, bit-exact since relu commutes
+ * with rounding), "GeluTanh" (GELU_BIAS; with Z: GELU_AUX_BIAS writing Z as the aux matrix when
+ * N is a multiple of 8, as cuBLASLt asks, else BIAS into Z and gelu_tanh Z -> Y), "Gelu" (erf:
+ * cuBLASLt has none: BIAS into Z, or into Y, then erf-GELU from the rounded value: one rounding
+ * away from the CPU's definition in f16/bf16). The elementwise step is kernels.h's unary
+ * launcher, which computes backends/elementwise.h's amp_relu_f / amp_gelu_f / amp_gelu_tanh_f.
+ *
  * Alignment: every tensor a step sees is taken to start 16-byte aligned (the arena's buffers
  * are 256-byte aligned; the persistent region must keep 16), which is what cuBLASLt's fastest
  * Hopper kernels need; batch offsets lower it where they must. A pointer that breaks it fails
@@ -21,6 +30,7 @@
 
 #include "backends/cpu/cpu.h"
 #include "backends/cuda/gemm.h"
+#include "backends/cuda/kernels.h"
 
 /* the alignment of every tensor's first byte that the plans count on */
 #define TENSOR_ALIGN 16u
@@ -30,12 +40,19 @@ typedef struct gemm_call {
     int64_t off[3]; /* element offsets of the GEMM's A, B and D */
 } gemm_call;
 
+/* FusedGemm's step after the GEMM: none, Z = Y, or Y = post_op(out[d_out]) */
+typedef enum { POST_NONE, POST_COPY, POST_UNARY } post_kind;
+
 typedef struct gemm_state {
     amp_cuda_gemm *plan[2];
     int a_in, b_in; /* the kernel inputs that are the GEMM's A and B */
     int c_in;       /* Gemm's full C, or -1 */
     int bias_in;    /* Gemm's C as the bias epilogue's vector, or -1 */
-    bool zero;      /* nothing to multiply (k or the batch is 0): the output is zeroed */
+    bool zero;      /* nothing to multiply (k or the batch is 0): the outputs are zeroed */
+    int d_out;      /* the output D is (FusedGemm: 1 when Z takes the pre-activation) */
+    int aux_out;    /* the output the aux epilogue writes, or -1 */
+    post_kind post; /* after the GEMM (FusedGemm) */
+    amp_k_unary post_op;
     int ncalls;
     gemm_call *calls;
 } gemm_state;
@@ -76,6 +93,46 @@ static void dims_str(const amp_tensor *t, char *buf, size_t n) {
     if (w < n) snprintf(buf + w, n - w, "]");
 }
 
+/* FusedGemm's activation attribute */
+typedef enum { FACT_NONE, FACT_RELU, FACT_GELU, FACT_GELU_TANH, FACT_UNKNOWN } fused_act;
+
+static fused_act fused_act_of(const amp_node *n) {
+    const char *a = amp_attr_str(n, "activation", "");
+    if (!a[0]) return FACT_NONE;
+    if (!strcmp(a, "Relu")) return FACT_RELU;
+    if (!strcmp(a, "Gelu")) return FACT_GELU;
+    if (!strcmp(a, "GeluTanh")) return FACT_GELU_TANH;
+    return FACT_UNKNOWN;
+}
+
+/* FusedGemm's M, N, K: every leading dim of A is a row */
+static void fused_mnk(const amp_kernel *k, int64_t *M, int64_t *N, int64_t *K) {
+    const amp_tensor *A = k->in[0], *Y = k->out[0];
+    *K = A->rank ? A->dims[A->rank - 1] : 1;
+    *N = Y->rank ? Y->dims[Y->rank - 1] : 1;
+    *M = *N ? Y->numel / *N : 0;
+}
+
+/* FusedGemm's Z output (the pre-activation), or NULL */
+static amp_tensor *fused_z(const amp_kernel *k) { return k->nout > 1 ? k->out[1] : NULL; }
+
+static const char *fused_why(const amp_kernel *k, char *why, size_t why_len) {
+    const amp_tensor *A = k->in[0], *B = k->in[1], *bias = in_opt(k, 2);
+    if (fused_act_of(k->n) == FACT_UNKNOWN)
+        return snprintf(why, why_len, "FusedGemm: activation \"%s\" is not supported (\"\", Relu, Gelu, GeluTanh)",
+                        amp_attr_str(k->n, "activation", "")),
+               why;
+    if (A->rank < 2 || B->rank != 2 || (bias && bias->rank != 1))
+        return snprintf(why, why_len, "FusedGemm: A of rank %d, B of rank %d, bias of rank %d (expects >= 2, 2, 1)",
+                        A->rank, B->rank, bias ? bias->rank : 1),
+               why;
+    int64_t M, N, K;
+    fused_mnk(k, &M, &N, &K);
+    if (K == 0 && bias && M * N > 0)
+        return snprintf(why, why_len, "FusedGemm: an empty inner dimension with a bias is not supported"), why;
+    return NULL;
+}
+
 const char *amp_cuda_gemm_why(const amp_kernel *k, char *why, size_t why_len) {
     const char *op = k->n->op_type;
     int nin = k->n->op == AMP_OP_MATMUL_GRAD ? 3 : 2;
@@ -89,6 +146,12 @@ const char *amp_cuda_gemm_why(const amp_kernel *k, char *why, size_t why_len) {
             return snprintf(why, why_len, "%s: input %d is %s, the output %s (mixed dtypes are not supported)", op, i,
                             amp_dtype_name(k->in[i]->dtype), amp_dtype_name(dt)),
                    why;
+    for (int i = 1; i < k->nout; i++)
+        if (k->out[i] && k->out[i]->dtype != dt)
+            return snprintf(why, why_len, "%s: output %d is %s, output 0 %s (mixed dtypes are not supported)", op, i,
+                            amp_dtype_name(k->out[i]->dtype), amp_dtype_name(dt)),
+                   why;
+    if (k->n->op == AMP_OP_FUSED_GEMM) return fused_why(k, why, why_len);
     if (k->n->op == AMP_OP_GEMM) {
         int64_t M, N, K;
         gemm_mnk(k, &M, &N, &K);
@@ -125,7 +188,7 @@ static void release(amp_cuda *cu, void *state) {
     amp_dealloc(cu->ctx, st);
 }
 
-static amp_status new_state(amp_cuda *cu, const amp_kernel *k, int ncalls, gemm_state **out) {
+static amp_status new_gemm_state(amp_cuda *cu, const amp_kernel *k, int ncalls, gemm_state **out) {
     char why[256];
     if (amp_cuda_gemm_why(k, why, sizeof why)) return amp_kernel_fail(k, AMP_ERR_UNSUPPORTED, "%s", why);
     gemm_state *st = amp_calloc(cu->ctx, 1, sizeof *st);
@@ -135,7 +198,7 @@ static amp_status new_state(amp_cuda *cu, const amp_kernel *k, int ncalls, gemm_
         return amp_kernel_fail(k, AMP_ERR_NO_MEMORY, "out of memory for %d GEMM calls", ncalls);
     }
     st->ncalls = ncalls;
-    st->c_in = st->bias_in = -1;
+    st->c_in = st->bias_in = st->aux_out = -1;
     *out = st;
     return AMP_OK;
 }
@@ -169,7 +232,7 @@ static amp_status gemm_prepare(amp_cuda *cu, const amp_kernel *k, void **state, 
     int64_t M, N, K;
     gemm_mnk(k, &M, &N, &K);
     gemm_state *st;
-    amp_status s = new_state(cu, k, M * N > 0 && K > 0 ? 1 : 0, &st);
+    amp_status s = new_gemm_state(cu, k, M * N > 0 && K > 0 ? 1 : 0, &st);
     if (s) return s;
     st->a_in = 0;
     st->b_in = 1;
@@ -259,7 +322,7 @@ static amp_status batched(amp_cuda *cu, const amp_kernel *k, amp_cuda_gemm_desc 
     amp_status s_;
     if (broadcast_any(s, o)) {
         if (s->nb > INT32_MAX) return amp_kernel_fail(k, AMP_ERR_LIMIT, "%lld GEMM calls", (long long)s->nb);
-        if ((s_ = new_state(cu, k, (int)s->nb, &st))) return s_;
+        if ((s_ = new_gemm_state(cu, k, (int)s->nb, &st))) return s_;
         const int64_t nslices = k->out[0]->numel / out_mat;
         bool *seen = amp_calloc(cu->ctx, (size_t)nslices, 1);
         if (!seen) {
@@ -285,7 +348,7 @@ static amp_status batched(amp_cuda *cu, const amp_kernel *k, amp_cuda_gemm_desc 
         int64_t outer = 1, inner = 1;
         for (int i = 0; i < s->rb; i++) *(i < from ? &outer : &inner) *= s->ydims[i];
         if (outer > INT32_MAX) return amp_kernel_fail(k, AMP_ERR_LIMIT, "%lld GEMM calls", (long long)outer);
-        if ((s_ = new_state(cu, k, (int)outer, &st))) return s_;
+        if ((s_ = new_gemm_state(cu, k, (int)outer, &st))) return s_;
         for (int64_t t = 0; t < outer; t++) {
             gemm_call *c = &st->calls[t];
             c->off[0] = batch_offset(s, x, t * inner);
@@ -312,7 +375,7 @@ static amp_status batched(amp_cuda *cu, const amp_kernel *k, amp_cuda_gemm_desc 
 static amp_status single(amp_cuda *cu, const amp_kernel *k, const amp_cuda_gemm_desc *d, bool zero, void **state,
                          size_t *ws_bytes) {
     gemm_state *st;
-    amp_status s = new_state(cu, k, zero ? 0 : 1, &st);
+    amp_status s = new_gemm_state(cu, k, zero ? 0 : 1, &st);
     if (s) return s;
     st->zero = zero;
     *ws_bytes = 0;
@@ -396,29 +459,105 @@ static amp_status matmul_grad_prepare(amp_cuda *cu, const amp_kernel *k, void **
     return r;
 }
 
+/* FusedGemm: one product over A's rows, the bias and the activation in the epilogue where
+ * cuBLASLt has it, an elementwise step after where it has not (the header says which). */
+static amp_status fused_prepare(amp_cuda *cu, const amp_kernel *k, void **state, size_t *ws_bytes) {
+    const bool has_z = fused_z(k) != NULL, has_bias = in_opt(k, 2) != NULL;
+    int64_t M, N, K;
+    gemm_state *st;
+    amp_status s;
+    fused_mnk(k, &M, &N, &K);
+    if ((s = new_gemm_state(cu, k, M * N > 0 && K > 0 ? 1 : 0, &st))) return s;
+    st->a_in = 0;
+    st->b_in = 1;
+    st->bias_in = has_bias ? 2 : -1;
+    st->zero = M * N > 0 && K == 0; /* no bias (why refused it): v = 0, and every activation keeps 0 */
+    amp_cuda_gemm_desc d = {.dtype = k->out[0]->dtype, .m = M, .n = N, .k = K,
+                            .trans_b = amp_attr_int(k->n, "trans_b", 0) != 0,
+                            .alpha = amp_attr_float(k->n, "alpha", 1.0f), .bias = has_bias};
+    switch (fused_act_of(k->n)) {
+    case FACT_RELU:
+        if (has_z) {
+            st->d_out = 1;
+            st->post = POST_UNARY;
+            st->post_op = AMP_K_RELU;
+        } else {
+            d.act = AMP_CUDA_GEMM_ACT_RELU;
+        }
+        break;
+    case FACT_GELU_TANH:
+        if (!has_z || N % 8 == 0) {
+            d.act = AMP_CUDA_GEMM_ACT_GELU_TANH;
+            d.aux = has_z;
+            st->aux_out = has_z ? 1 : -1;
+        } else {
+            st->d_out = 1;
+            st->post = POST_UNARY;
+            st->post_op = AMP_K_GELU_TANH;
+        }
+        break;
+    case FACT_GELU:
+        st->d_out = has_z ? 1 : 0;
+        st->post = POST_UNARY;
+        st->post_op = AMP_K_GELU;
+        break;
+    default: st->post = has_z ? POST_COPY : POST_NONE; break;
+    }
+    size_t ws = 0;
+    if (st->ncalls && (s = make_plans(cu, k, st, d, false, &ws))) {
+        release(cu, st);
+        return s;
+    }
+    *state = st;
+    *ws_bytes = ws;
+    return AMP_OK;
+}
+
 /* ---- run ------------------------------------------------------------------------------------ */
+
+/* FusedGemm's elementwise step after the GEMM */
+static amp_status post_run(amp_cuda *cu, const amp_kernel *k, const gemm_state *st) {
+    amp_tensor *Y = k->out[0];
+    const amp_k_dtype kt = Y->dtype == AMP_F32 ? AMP_K_F32 : Y->dtype == AMP_F16 ? AMP_K_F16 : AMP_K_BF16;
+    amp_status s = AMP_OK;
+    if (st->post == POST_COPY)
+        s = AMP_CUDA_RT(cu->ctx, cudaMemcpyAsync(fused_z(k)->data, Y->data, Y->nbytes, cudaMemcpyDeviceToDevice,
+                                                 cu->stream));
+    else if (st->post == POST_UNARY)
+        s = AMP_CUDA_RT(cu->ctx, amp_k_unary_fwd(cu->stream, st->post_op, kt, 0.0f, k->out[st->d_out]->data,
+                                                 Y->data, Y->numel));
+    return s ? fail_on_node(cu, k, s) : AMP_OK;
+}
 
 static amp_status gemm_run(amp_cuda *cu, const amp_kernel *k, void *state) {
     const gemm_state *st = state;
-    amp_tensor *Y = k->out[0];
-    if (st->zero) return AMP_CUDA_RT(cu->ctx, cudaMemsetAsync(Y->data, 0, Y->nbytes, cu->stream));
+    amp_tensor *Y = k->out[st->d_out];
+    if (st->zero) {
+        amp_status s = AMP_OK;
+        for (int i = 0; i < k->nout && !s; i++)
+            if (k->out[i]) s = AMP_CUDA_RT(cu->ctx, cudaMemsetAsync(k->out[i]->data, 0, k->out[i]->nbytes, cu->stream));
+        return s;
+    }
     const size_t es = amp_dtype_size(Y->dtype);
+    char *aux = st->aux_out >= 0 ? k->out[st->aux_out]->data : NULL;
     const char *a = k->in[st->a_in]->data, *b = k->in[st->b_in]->data;
     const void *c = st->c_in >= 0 ? k->in[st->c_in]->data : NULL;
     const void *bias = st->bias_in >= 0 ? k->in[st->bias_in]->data : NULL;
     for (int i = 0; i < st->ncalls; i++) {
         const gemm_call *cl = &st->calls[i];
         char *d = (char *)Y->data + (size_t)cl->off[2] * es;
-        amp_status s = amp_cuda_gemm_run(cu, st->plan[cl->plan], a + (size_t)cl->off[0] * es,
-                                         b + (size_t)cl->off[1] * es, cl->plan ? d : c, d, bias, k->ws);
+        amp_status s = amp_cuda_gemm_run_aux(cu, st->plan[cl->plan], a + (size_t)cl->off[0] * es,
+                                             b + (size_t)cl->off[1] * es, cl->plan ? d : c, d, bias,
+                                             aux ? aux + (size_t)cl->off[2] * es : NULL, k->ws);
         if (s) return fail_on_node(cu, k, s);
     }
-    return AMP_OK;
+    return st->ncalls ? post_run(cu, k, st) : AMP_OK;
 }
 
 const amp_cuda_op amp_cuda_ops_gemm[] = {
     {AMP_OP_GEMM, gemm_supports, gemm_prepare, release, gemm_run},
     {AMP_OP_MAT_MUL, gemm_supports, matmul_prepare, release, gemm_run},
     {AMP_OP_MATMUL_GRAD, gemm_supports, matmul_grad_prepare, release, gemm_run},
+    {AMP_OP_FUSED_GEMM, gemm_supports, fused_prepare, release, gemm_run},
     {AMP_OP_UNKNOWN, NULL, NULL, NULL, NULL},
 };

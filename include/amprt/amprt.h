@@ -445,6 +445,7 @@ typedef struct amp_trainer_options {
      * every option struct: nonzero is taken as given, 0 means the default in brackets. */
     unsigned set;
     const char *backend;           /* as amp_session_options.backend [auto] */
+    int fusion;                    /* as amp_session_options.fusion [0: the backend's choice] */
 } amp_trainer_options;
 
 typedef struct amp_trainer amp_trainer;

@@ -21,6 +21,7 @@
 #include "backends/cuda/emu/fake_runtime.h"
 #endif
 #include "backends/cuda/gemm.h"
+#include "backends/elementwise.h"
 #include "base/elem.h"
 #include "ir/grad.h"
 #include "tests/cuda/cuda_test.h"
@@ -503,7 +504,8 @@ static void t_planted_bad_pointers(void) {
 }
 
 /* The fake refuses what it does not emulate instead of computing something else: a row-major
- * layout, device pointer mode, an algorithm that no heuristic returned. */
+ * layout, device pointer mode, an algorithm that no heuristic returned, epilogues it does not
+ * emulate (RELU_AUX's bit mask, DGELU), a GELU aux ld that breaks cuBLASLt's rule (multiple of 8). */
 static void t_fake_refuses(void) {
     cublasLtMatmulDesc_t op = NULL;
     cublasLtMatrixLayout_t l = NULL;
@@ -534,6 +536,18 @@ static void t_fake_refuses(void) {
     cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_ORDER, &col, sizeof col);
     cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_POINTER_MODE, &dev, sizeof dev);
     cublasStatus_t st_dev = cublasLtMatmulAlgoGetHeuristic(g_cu.lt, op, l, l, l, l, pref, 1, &res, &found);
+    int32_t host = CUBLASLT_POINTER_MODE_HOST;
+    cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_POINTER_MODE, &host, sizeof host);
+    cublasStatus_t st_ep[3];
+    char why_ep[3][256];
+    const cublasLtEpilogue_t eps[3] = {CUBLASLT_EPILOGUE_RELU_AUX, CUBLASLT_EPILOGUE_DGELU, CUBLASLT_EPILOGUE_GELU_AUX};
+    int64_t aux_ld = 4; /* D's 4 rows: enough, but not a multiple of 8 */
+    for (int i = 0; i < 3; i++) {
+        cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE, &eps[i], sizeof eps[i]);
+        if (i == 2) cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &aux_ld, sizeof aux_ld);
+        st_ep[i] = cublasLtMatmulAlgoGetHeuristic(g_cu.lt, op, l, l, l, l, pref, 1, &res, &found);
+        snprintf(why_ep[i], sizeof why_ep[i], "%s", amp_emu_cublaslt_error());
+    }
     cublasLtMatmulPreferenceDestroy(pref);
     cublasLtMatrixLayoutDestroy(l);
     cublasLtMatmulDescDestroy(op);
@@ -544,6 +558,11 @@ static void t_fake_refuses(void) {
     CT_CHECK(st_row == CUBLAS_STATUS_NOT_SUPPORTED && strstr(why_row, "order"), "row order: %d %s", (int)st_row,
              why_row);
     CT_CHECK(st_dev == CUBLAS_STATUS_NOT_SUPPORTED, "device pointer mode: %d", (int)st_dev);
+    for (int i = 0; i < 2; i++)
+        CT_CHECK(st_ep[i] == CUBLAS_STATUS_NOT_SUPPORTED && strstr(why_ep[i], "not emulated"), "epilogue %d: %d %s",
+                 (int)eps[i], (int)st_ep[i], why_ep[i]);
+    CT_CHECK(st_ep[2] == CUBLAS_STATUS_INVALID_VALUE && strstr(why_ep[2], "multiple of 8"), "aux ld 4: %d %s",
+             (int)st_ep[2], why_ep[2]);
 }
 
 #endif
@@ -601,6 +620,301 @@ static void t_plan_once_run_many(void) {
 #endif
 }
 
+/* ---- epilogues of the planned GEMM (gemm.h: act, aux) -------------------------------------- */
+
+/* One planned GEMM with an epilogue against a host reference that computes what gemm.h
+ * promises: v = alpha sum_q op(A) op(B) (double sum, rounded to f32) + beta C + bias in f32,
+ * D = round(act(v)), aux = round(v). The emulated cuBLASLt sums in the same order, so under the
+ * emulator both must agree bit for bit; on a GPU the dtype's threshold applies. */
+typedef struct ep_outcome {
+    amp_status plan, run;
+    double err_d, err_aux; /* rel L2 of D and aux; aux 0 without one */
+    int64_t diff_d, diff_aux; /* elements whose bits differ from the reference */
+    int64_t neg_v;            /* negative pre-activations (so relu had something to do) */
+} ep_outcome;
+
+/* host data of dt rounded from fresh values in [-1, 1): f[i] is what the device reads */
+static bool ep_host(amp_dtype dt, int64_t n, uint64_t seed, void **raw, float **f) {
+    *raw = malloc((size_t)(n + 1) * amp_dtype_size(dt));
+    *f = malloc(sizeof(float) * (size_t)(n + 1));
+    if (!*raw || !*f) return false;
+    ct_fill(*f, (size_t)n, seed, -1.0f, 1.0f);
+    for (int64_t i = 0; i < n; i++) {
+        amp_st(dt, *raw, i, (*f)[i]);
+        (*f)[i] = (float)amp_ld(dt, *raw, i);
+    }
+    return true;
+}
+
+/* v rounded to dt */
+static float round_dt(amp_dtype dt, float v) {
+    double cell = 0; /* room for any dtype amp_st knows */
+    amp_st(dt, &cell, 0, v);
+    return (float)amp_ld(dt, &cell, 0);
+}
+
+static float ep_act(amp_cuda_gemm_act act, float v) {
+    return act == AMP_CUDA_GEMM_ACT_RELU ? amp_relu_f(v) : act == AMP_CUDA_GEMM_ACT_GELU_TANH ? amp_gelu_tanh_f(v) : v;
+}
+
+static ep_outcome run_epilogue(const amp_cuda_gemm_desc *gd, uint64_t seed) {
+    ep_outcome o = {.plan = AMP_ERR_INTERNAL, .run = AMP_ERR_INTERNAL, .err_d = INFINITY, .err_aux = INFINITY};
+    const amp_dtype dt = gd->dtype;
+    const size_t es = amp_dtype_size(dt);
+    const int64_t m = gd->m, n = gd->n, k = gd->k, nb = gd->batch > 1 ? gd->batch : 1;
+    const int64_t sa = nb > 1 ? gd->stride_a : 0, sb = nb > 1 ? gd->stride_b : 0, sc = nb > 1 ? gd->stride_c : 0,
+                  sd = nb > 1 ? gd->stride_d : m * n;
+    const int64_t na = (nb - 1) * sa + m * k, nbb = (nb - 1) * sb + k * n, nc = (nb - 1) * sc + m * n,
+                  nd = (nb - 1) * sd + m * n;
+    void *ha = NULL, *hb = NULL, *hc = NULL, *hbias = NULL;
+    float *fa = NULL, *fb = NULL, *fc = NULL, *fbias = NULL, *ref_d = NULL, *ref_aux = NULL, *got_d = NULL,
+          *got_aux = NULL;
+    void *da = NULL, *db = NULL, *dc = NULL, *dd = NULL, *dbias = NULL, *daux = NULL, *ws = NULL, *hd = NULL,
+         *haux = NULL;
+    amp_cuda_gemm *g = NULL;
+    size_t wsb = 0;
+    const size_t cnt = (size_t)(nb * m * n);
+    bool ok = ep_host(dt, na, seed, &ha, &fa) && ep_host(dt, nbb, seed + 1, &hb, &fb) &&
+              ep_host(dt, nc, seed + 2, &hc, &fc) && ep_host(dt, n, seed + 3, &hbias, &fbias);
+    ref_d = malloc(sizeof(float) * (cnt + 1));
+    ref_aux = malloc(sizeof(float) * (cnt + 1));
+    got_d = malloc(sizeof(float) * (cnt + 1));
+    got_aux = malloc(sizeof(float) * (cnt + 1));
+    hd = malloc((size_t)(nd + 1) * es);
+    haux = malloc((size_t)(nd + 1) * es);
+    ok = ok && ref_d && ref_aux && got_d && got_aux && hd && haux;
+    ok = ok && !cudaMalloc(&da, (size_t)na * es + 16) && !cudaMalloc(&db, (size_t)nbb * es + 16) &&
+         !cudaMalloc(&dc, (size_t)nc * es + 16) && !cudaMalloc(&dd, (size_t)nd * es + 16) &&
+         !cudaMalloc(&dbias, (size_t)n * es + 16) && !cudaMalloc(&daux, (size_t)nd * es + 16);
+    ok = ok && !cudaMemcpy(da, ha, (size_t)na * es, cudaMemcpyHostToDevice) &&
+         !cudaMemcpy(db, hb, (size_t)nbb * es, cudaMemcpyHostToDevice) &&
+         !cudaMemcpy(dc, hc, (size_t)nc * es, cudaMemcpyHostToDevice) &&
+         !cudaMemcpy(dbias, hbias, (size_t)n * es, cudaMemcpyHostToDevice);
+    if (!ok) goto done;
+    if ((o.plan = amp_cuda_gemm_plan(&g_cu, gd, &g, &wsb))) goto done;
+    if (wsb && cudaMalloc(&ws, wsb)) goto done;
+    o.run = amp_cuda_gemm_run_aux(&g_cu, g, da, db, gd->has_c ? dc : NULL, dd, gd->bias ? dbias : NULL,
+                                  gd->aux ? daux : NULL, ws);
+    if (!o.run) o.run = AMP_CUDA_RT(g_ctx, cudaStreamSynchronize(g_cu.stream));
+    if (!o.run) o.run = AMP_CUDA_RT(g_ctx, cudaMemcpy(hd, dd, (size_t)nd * es, cudaMemcpyDeviceToHost));
+    if (!o.run) o.run = AMP_CUDA_RT(g_ctx, cudaMemcpy(haux, daux, (size_t)nd * es, cudaMemcpyDeviceToHost));
+    if (o.run) goto done;
+    o.diff_d = o.diff_aux = 0;
+    for (int64_t bt = 0; bt < nb; bt++)
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < n; j++) {
+                double acc = 0;
+                for (int64_t q = 0; q < k; q++) {
+                    float x = fa[bt * sa + (gd->trans_a ? q * m + i : i * k + q)];
+                    float y = fb[bt * sb + (gd->trans_b ? j * k + q : q * n + j)];
+                    acc += (double)x * y;
+                }
+                float v = gd->alpha * (float)acc;
+                if (gd->beta != 0.0f) v += gd->beta * fc[bt * sc + i * n + j];
+                if (gd->bias) v += fbias[j];
+                o.neg_v += v < 0.0f;
+                const size_t r = (size_t)((bt * m + i) * n + j);
+                const int64_t at = bt * sd + i * n + j;
+                float t[2] = {ep_act(gd->act, v), v};
+                for (int w = 0; w < 2; w++) t[w] = round_dt(dt, t[w]);
+                ref_d[r] = t[0];
+                ref_aux[r] = t[1];
+                got_d[r] = (float)amp_ld(dt, hd, at);
+                got_aux[r] = gd->aux ? (float)amp_ld(dt, haux, at) : t[1];
+                o.diff_d += !(got_d[r] == ref_d[r]);
+                o.diff_aux += !(got_aux[r] == ref_aux[r]);
+            }
+    o.err_d = ct_max_abs(got_d, ref_d, cnt) == INFINITY ? INFINITY : ct_rel_l2(got_d, ref_d, cnt);
+    o.err_aux = ct_max_abs(got_aux, ref_aux, cnt) == INFINITY ? INFINITY : ct_rel_l2(got_aux, ref_aux, cnt);
+done:
+    amp_cuda_gemm_free(g);
+    void *dev[] = {da, db, dc, dd, dbias, daux, ws};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) cudaFree(dev[i]);
+    void *host[] = {ha, hb, hc, hbias, fa, fb, fc, fbias, ref_d, ref_aux, got_d, got_aux, hd, haux};
+    for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) free(host[i]);
+    return o;
+}
+
+typedef struct ep_kind {
+    amp_cuda_gemm_act act;
+    bool bias, aux;
+    const char *name; /* cuBLASLt's epilogue */
+} ep_kind;
+
+static const ep_kind EP_KINDS[] = {
+    {AMP_CUDA_GEMM_ACT_NONE, true, false, "BIAS"},          {AMP_CUDA_GEMM_ACT_RELU, false, false, "RELU"},
+    {AMP_CUDA_GEMM_ACT_RELU, true, false, "RELU_BIAS"},     {AMP_CUDA_GEMM_ACT_GELU_TANH, false, false, "GELU"},
+    {AMP_CUDA_GEMM_ACT_GELU_TANH, true, false, "GELU_BIAS"}, {AMP_CUDA_GEMM_ACT_GELU_TANH, false, true, "GELU_AUX"},
+    {AMP_CUDA_GEMM_ACT_GELU_TANH, true, true, "GELU_AUX_BIAS"},
+};
+
+#define CHECK_EP(o, dt, ...)                                                                                     \
+    do {                                                                                                         \
+        char w_[200];                                                                                            \
+        snprintf(w_, sizeof w_, __VA_ARGS__);                                                                    \
+        CT_CHECK(!(o).plan && !(o).run, "%s %s: plan %s run %s: %s", w_, amp_dtype_name(dt),                     \
+                 amp_status_name((o).plan), amp_status_name((o).run), amp_context_last_error(g_ctx));            \
+        double e_ = (o).err_d > (o).err_aux ? (o).err_d : (o).err_aux;                                           \
+        if (e_ > g_worst[dt_index(dt)]) g_worst[dt_index(dt)] = e_;                                              \
+        if (g_verbose) printf("    %-52s %-4s rel L2 D %.3g aux %.3g\n", w_, amp_dtype_name(dt), (o).err_d,       \
+                              (o).err_aux);                                                                      \
+        CT_CHECK((o).err_d <= threshold(dt) && (o).err_aux <= threshold(dt), "%s %s: rel L2 D %g aux %g", w_,    \
+                 amp_dtype_name(dt), (o).err_d, (o).err_aux);                                                    \
+        CT_CHECK(!EMU_EXACT || ((o).diff_d == 0 && (o).diff_aux == 0), "%s %s: %lld D and %lld aux elements "   \
+                 "differ from the reference in the emulator", w_, amp_dtype_name(dt), (long long)(o).diff_d,     \
+                 (long long)(o).diff_aux);                                                                       \
+    } while (0)
+
+#ifdef AMP_CUDA_EMULATED
+#define EMU_EXACT 1
+#else
+#define EMU_EXACT 0
+#endif
+
+/* every epilogue in every dtype, odd shapes (aux: n a multiple of 8, as cuBLASLt asks), both
+ * transposes, with and without C */
+static void epilogue_suite(amp_dtype dt) {
+    static const int64_t odd[][3] = {{1, 7, 1}, {7, 33, 65}, {65, 1, 33}, {33, 7, 7}};
+    static const int64_t aux8[][3] = {{1, 8, 1}, {7, 16, 65}, {65, 8, 33}, {33, 24, 7}};
+    uint64_t seed = 500;
+    int64_t negatives = 0;
+    for (size_t ki = 0; ki < sizeof EP_KINDS / sizeof EP_KINDS[0]; ki++)
+        for (size_t si = 0; si < 4; si++)
+            for (int v = 0; v < 3; v++) {
+                const ep_kind *e = &EP_KINDS[ki];
+                const int64_t *sh = e->aux ? aux8[si] : odd[si];
+                amp_cuda_gemm_desc gd = {.dtype = dt, .m = sh[0], .n = sh[1], .k = sh[2], .act = e->act,
+                                         .bias = e->bias, .aux = e->aux, .trans_a = v == 1, .trans_b = v >= 1,
+                                         .alpha = v == 2 ? 0.75f : 1.0f, .has_c = v == 2, .beta = v == 2 ? -0.5f : 0};
+                ep_outcome o = run_epilogue(&gd, seed += 7);
+                negatives += o.neg_v;
+                CHECK_EP(o, dt, "%s m %lld n %lld k %lld%s%s%s", e->name, (long long)gd.m, (long long)gd.n,
+                         (long long)gd.k, gd.trans_a ? " transA" : "", gd.trans_b ? " transB" : "",
+                         gd.has_c ? " alpha 0.75 C beta -0.5" : "");
+            }
+    CT_CHECK(negatives > 100, "the data has negative pre-activations: %lld", (long long)negatives);
+}
+
+static void t_epilogue_f32(void) { epilogue_suite(AMP_F32); }
+static void t_epilogue_f16(void) { epilogue_suite(AMP_F16); }
+static void t_epilogue_bf16(void) { epilogue_suite(AMP_BF16); }
+
+/* strided batches: A per batch, B broadcast (stride 0) or per batch, D (and aux) padded */
+static void t_epilogue_batched(void) {
+    uint64_t seed = 900;
+    for (int di = 0; di < 3; di++)
+        for (size_t ki = 0; ki < sizeof EP_KINDS / sizeof EP_KINDS[0]; ki++)
+            for (int bcast = 0; bcast < 2; bcast++) {
+                const ep_kind *e = &EP_KINDS[ki];
+                const int64_t m = 7, n = e->aux ? 16 : 33, k = 33;
+                amp_cuda_gemm_desc gd = {.dtype = DTYPES[di], .m = m, .n = n, .k = k, .act = e->act,
+                                         .bias = e->bias, .aux = e->aux, .alpha = 1.0f, .batch = 3,
+                                         .stride_a = m * k, .stride_b = bcast ? 0 : k * n,
+                                         .stride_d = m * n + 8, .trans_b = bcast == 1};
+                const int64_t es = (int64_t)amp_dtype_size(gd.dtype);
+                const int64_t bytes[3] = {gd.stride_a * es, gd.stride_b * es, gd.stride_d * es};
+                gd.align = amp_cuda_gemm_align(256, 3, bytes);
+                ep_outcome o = run_epilogue(&gd, seed += 5);
+                CHECK_EP(o, DTYPES[di], "%s batch 3 m %lld n %lld k %lld%s", e->name, (long long)m, (long long)n,
+                         (long long)k, bcast ? " B broadcast transB" : "");
+            }
+}
+
+/* what cuBLASLt does not offer is refused at plan time, with the reason */
+static void t_epilogue_refusals(void) {
+    amp_cuda_gemm *g = NULL;
+    size_t wsb = 0;
+    amp_cuda_gemm_desc relu_aux = {.dtype = AMP_F16, .m = 8, .n = 8, .k = 8, .alpha = 1.0f,
+                                   .act = AMP_CUDA_GEMM_ACT_RELU, .aux = true};
+    amp_status s1 = amp_cuda_gemm_plan(&g_cu, &relu_aux, &g, &wsb);
+    char m1[512];
+    snprintf(m1, sizeof m1, "%s", amp_context_last_error(g_ctx));
+    amp_cuda_gemm_desc no_act = relu_aux;
+    no_act.act = AMP_CUDA_GEMM_ACT_NONE;
+    amp_status s2 = amp_cuda_gemm_plan(&g_cu, &no_act, &g, &wsb);
+    amp_cuda_gemm_desc odd_n = relu_aux;
+    odd_n.act = AMP_CUDA_GEMM_ACT_GELU_TANH;
+    odd_n.n = 7;
+    amp_status s3 = amp_cuda_gemm_plan(&g_cu, &odd_n, &g, &wsb);
+    char m3[512];
+    snprintf(m3, sizeof m3, "%s", amp_context_last_error(g_ctx));
+    amp_cuda_gemm_desc odd_stride = odd_n;
+    odd_stride.n = 8;
+    odd_stride.batch = 2;
+    odd_stride.stride_a = 64;
+    odd_stride.stride_b = 64;
+    odd_stride.stride_d = 68;
+    amp_status s4 = amp_cuda_gemm_plan(&g_cu, &odd_stride, &g, &wsb);
+    amp_cuda_gemm_desc bad_act = no_act;
+    bad_act.act = (amp_cuda_gemm_act)7;
+    bad_act.aux = false;
+    amp_status s5 = amp_cuda_gemm_plan(&g_cu, &bad_act, &g, &wsb);
+    /* a plan with aux run without one (and one without, given one) */
+    amp_cuda_gemm_desc good = odd_n;
+    good.n = 8;
+    amp_cuda_gemm *ga = NULL, *gn = NULL;
+    amp_status p1 = amp_cuda_gemm_plan(&g_cu, &good, &ga, &wsb);
+    good.aux = false;
+    amp_status p2 = amp_cuda_gemm_plan(&g_cu, &good, &gn, &wsb);
+    void *m = NULL;
+    amp_status r1 = AMP_OK, r2 = AMP_OK;
+    if (!p1 && !p2 && !cudaMalloc(&m, 1024)) {
+        r1 = amp_cuda_gemm_run(&g_cu, ga, m, m, NULL, m, NULL, NULL);
+        r2 = amp_cuda_gemm_run_aux(&g_cu, gn, m, m, NULL, m, NULL, m, NULL);
+    }
+    cudaFree(m);
+    amp_cuda_gemm_free(ga);
+    amp_cuda_gemm_free(gn);
+    CT_CHECK(s1 == AMP_ERR_UNSUPPORTED && strstr(m1, "bit mask"), "relu with aux: %s: %s", amp_status_name(s1), m1);
+    CT_CHECK(s2 == AMP_ERR_INVALID_ARG, "aux without activation: %s", amp_status_name(s2));
+    CT_CHECK(s3 == AMP_ERR_UNSUPPORTED && strstr(m3, "multiples of 8"), "aux with n 7: %s: %s", amp_status_name(s3),
+             m3);
+    CT_CHECK(s4 == AMP_ERR_UNSUPPORTED, "aux with a batch stride of 68: %s", amp_status_name(s4));
+    CT_CHECK(s5 == AMP_ERR_INVALID_ARG, "activation 7: %s", amp_status_name(s5));
+    CT_CHECK(!p1 && !p2, "plans: %s", amp_context_last_error(g_ctx));
+    CT_CHECK(r1 == AMP_ERR_INTERNAL && r2 == AMP_ERR_INTERNAL, "aux given where the plan has none, or missing: %s %s",
+             amp_status_name(r1), amp_status_name(r2));
+}
+
+
+#ifdef AMP_CUDA_EMULATED
+/* The emulated cuBLASLt checks the aux matrix as it checks the operands: a host pointer, one
+ * that overlaps D and one off the plan's alignment fail with a reason; the right one runs. */
+static void t_planted_bad_aux(void) {
+    amp_cuda_gemm_desc gd = {.dtype = AMP_F32, .m = 8, .n = 8, .k = 8, .alpha = 1.0f,
+                             .act = AMP_CUDA_GEMM_ACT_GELU_TANH, .aux = true, .align = 16};
+    amp_cuda_gemm *g = NULL;
+    size_t wsb = 0;
+    void *m = NULL, *ws = NULL, *host = aligned_alloc(256, 512);
+    amp_status sp = amp_cuda_gemm_plan(&g_cu, &gd, &g, &wsb);
+    bool ok = !sp && host && !cudaMalloc(&m, 4 * 256 + 64) && !cudaMemset(m, 0, 4 * 256 + 64) &&
+              (!wsb || !cudaMalloc(&ws, wsb));
+    char *a = m, *b = a + 256, *d = b + 256, *aux = d + 256;
+    amp_status st[4] = {AMP_OK, AMP_OK, AMP_OK, AMP_ERR_INTERNAL};
+    char why[3][512] = {"", "", ""};
+    if (ok) {
+        void *bad[3] = {host, d + 128, aux + 4};
+        for (int i = 0; i < 3; i++) {
+            st[i] = amp_cuda_gemm_run_aux(&g_cu, g, a, b, NULL, d, NULL, bad[i], ws);
+            snprintf(why[i], sizeof why[i], "%s", amp_context_last_error(g_ctx));
+        }
+        st[3] = amp_cuda_gemm_run_aux(&g_cu, g, a, b, NULL, d, NULL, aux, ws);
+        if (!st[3]) st[3] = AMP_CUDA_RT(g_ctx, cudaStreamSynchronize(g_cu.stream));
+    }
+    amp_cuda_gemm_free(g);
+    cudaFree(m);
+    cudaFree(ws);
+    free(host);
+    CT_CHECK(ok, "plan: %s", amp_context_last_error(g_ctx));
+    CT_CHECK(st[0] == AMP_ERR_BACKEND && strstr(why[0], "aux matrix") && strstr(why[0], "not device memory"),
+             "host aux: %s: %s", amp_status_name(st[0]), why[0]);
+    CT_CHECK(st[1] == AMP_ERR_BACKEND && strstr(why[1], "overlaps D"), "aux over D: %s: %s", amp_status_name(st[1]),
+             why[1]);
+    CT_CHECK(st[2] != AMP_OK && strstr(why[2], "aligned"), "misaligned aux: %s: %s", amp_status_name(st[2]), why[2]);
+    CT_CHECK(st[3] == AMP_OK, "the right aux runs: %s", amp_context_last_error(g_ctx));
+}
+#endif
+
 static void t_report(void) {
     printf("  worst rel L2: f32 %.3g, f16 %.3g, bf16 %.3g\n", g_worst[0], g_worst[1], g_worst[2]);
 #ifdef AMP_CUDA_EMULATED
@@ -631,6 +945,14 @@ static const ct_case cases[] = {
     {"fake_refuses", t_fake_refuses},
 #endif
     {"plan_once_run_many", t_plan_once_run_many},
+    {"epilogue_f32", t_epilogue_f32},
+    {"epilogue_f16", t_epilogue_f16},
+    {"epilogue_bf16", t_epilogue_bf16},
+    {"epilogue_batched", t_epilogue_batched},
+    {"epilogue_refusals", t_epilogue_refusals},
+#ifdef AMP_CUDA_EMULATED
+    {"planted_bad_aux", t_planted_bad_aux},
+#endif
     {"report", t_report},
     {NULL, NULL},
 };

@@ -39,6 +39,16 @@
 #define STEPS 3
 
 static amp_context *g_ctx;
+/* the first "fused for ..." note since the last reset (a session's log; a trainer's step session
+ * writes it before its prediction session), "" when none */
+static char g_fused[256];
+
+static void fused_log(void *user, amp_log_level level, const char *msg) {
+    (void)user;
+    (void)level;
+    if (!g_fused[0] && strncmp(msg, "fused for ", 10) == 0) snprintf(g_fused, sizeof g_fused, "%s", msg);
+}
+static void fused_log_reset(void) { g_fused[0] = 0; }
 
 static const char *src_dir(void) {
     const char *s = getenv("AMP_SOURCE_DIR");
@@ -48,7 +58,8 @@ static const char *src_dir(void) {
 static amp_model *load(const char *name) {
     char path[1024];
     snprintf(path, sizeof path, "%s/models/%s/model.onnx", src_dir(), name);
-    if (!g_ctx && amp_context_create(NULL, &g_ctx)) return NULL;
+    amp_context_desc cd = {.struct_size = sizeof cd, .log = fused_log, .log_level = AMP_LOG_INFO};
+    if (!g_ctx && amp_context_create(&cd, &g_ctx)) return NULL;
     amp_model *m = NULL;
     if (amp_model_load(g_ctx, path, &m)) {
         fprintf(stderr, "  load %s: %s\n", path, amp_context_last_error(g_ctx));
@@ -109,8 +120,9 @@ static bool batch_make(amp_model *m, batch *b) {
 
 /* ---- inference ------------------------------------------------------------------------------ */
 
-static amp_session *session_on(amp_model *m, const char *backend) {
-    amp_session_options o = {.struct_size = sizeof o, .backend = backend, .threads = 2};
+/* fusion: as amp_session_options.fusion (0 the backend's choice, -1 none, 1 all) */
+static amp_session *session_on(amp_model *m, const char *backend, int fusion) {
+    amp_session_options o = {.struct_size = sizeof o, .backend = backend, .threads = 2, .fusion = fusion};
     amp_session *s = NULL;
     if (amp_session_create(m, &o, &s)) {
         fprintf(stderr, "  session on %s: %s\n", backend, amp_context_last_error(g_ctx));
@@ -152,9 +164,10 @@ static double out_rel_l2(amp_tensor *a, amp_tensor *ref) {
 
 /* ---- training ------------------------------------------------------------------------------- */
 
-static amp_trainer *trainer_on(amp_model *m, const char *backend, amp_train_precision p, bool mse) {
+static amp_trainer *trainer_on(amp_model *m, const char *backend, amp_train_precision p, bool mse, int fusion) {
     amp_trainer_options o = {.struct_size = sizeof o, .backend = backend, .precision = p, .optimizer = AMP_OPTIM_SGD,
-                             .lr = 0.01, .threads = 2, .loss = mse ? AMP_LOSS_MSE : AMP_LOSS_CROSS_ENTROPY};
+                             .lr = 0.01, .threads = 2, .loss = mse ? AMP_LOSS_MSE : AMP_LOSS_CROSS_ENTROPY,
+                             .fusion = fusion};
     amp_trainer *t = NULL;
     if (amp_trainer_create(m, &o, &t)) {
         fprintf(stderr, "  trainer on %s: %s\n", backend, amp_context_last_error(g_ctx));
@@ -191,42 +204,65 @@ static void model_case(const char *name) {
     if (!ok) amp_model_destroy(m);
     CT_CHECK(ok, "%s: inputs", name);
 
-    /* inference */
-    amp_session *sc = session_on(m, "cpu"), *sg = session_on(m, "cuda");
-    amp_tensor *oc = sc ? run_on(sc, m, &b) : NULL, *og = sg ? run_on(sg, m, &b) : NULL;
-    double e = oc && og ? out_rel_l2(og, oc) : INFINITY;
-    amp_tensor_destroy(oc);
-    amp_tensor_destroy(og);
+    /* inference: the CPU unfused is the reference for the CPU with every fusion (the fused ops'
+     * reference kernels), CUDA as it runs by default (fused) and CUDA unfused */
+    static const struct {
+        const char *backend;
+        int fusion;
+        const char *what;
+    } runs[] = {{"cpu", 1, "CPU fused"}, {"cuda", 0, "CUDA"}, {"cuda", -1, "CUDA unfused"}};
+    amp_session *sc = session_on(m, "cpu", -1);
+    amp_tensor *oc = sc ? run_on(sc, m, &b) : NULL;
     amp_session_destroy(sc);
-    amp_session_destroy(sg);
-    printf("  %s inference: output rel L2 %.3g\n", name, e);
+    double e = 0;
+    for (int r = 0; r < 3; r++) {
+        fused_log_reset();
+        amp_session *so = session_on(m, runs[r].backend, runs[r].fusion);
+        amp_tensor *oo = so && oc ? run_on(so, m, &b) : NULL;
+        double er = oo ? out_rel_l2(oo, oc) : INFINITY;
+        printf("  %s inference, %s: output rel L2 %.3g%s%s\n", name, runs[r].what, er, g_fused[0] ? "; " : "", g_fused);
+        amp_tensor_destroy(oo);
+        amp_session_destroy(so);
+        if (!(er <= e)) e = er;
+    }
+    amp_tensor_destroy(oc);
     if (!(e <= 1e-5)) {
         batch_free(&b);
         amp_model_destroy(m);
     }
-    CT_CHECK(e <= 1e-5, "%s: inference on CUDA is %g from the CPU's (tolerance 1e-5)", name, e);
+    CT_CHECK(e <= 1e-5, "%s: inference is %g from the CPU's (tolerance 1e-5)", name, e);
 
     /* training */
     const amp_train_precision precs[] = {AMP_TRAIN_FP32, AMP_TRAIN_FP16, AMP_TRAIN_BF16};
     for (int pi = 0; pi < 3; pi++) {
         amp_train_precision p = precs[pi];
-        amp_trainer *tc = trainer_on(m, "cpu", p, b.mse), *tg = trainer_on(m, "cuda", p, b.mse);
-        double worst = 0, first = NAN, last = NAN;
-        int worst_at = 0, failed = !(tc && tg);
+        /* the CPU unfused, the CPU with every fusion, CUDA as it runs (fused) */
+        fused_log_reset();
+        amp_trainer *tc = trainer_on(m, "cpu", p, b.mse, -1), *tf = trainer_on(m, "cpu", p, b.mse, 1);
+        char fused_cpu[256];
+        snprintf(fused_cpu, sizeof fused_cpu, "%s", g_fused);
+        fused_log_reset();
+        amp_trainer *tg = trainer_on(m, "cuda", p, b.mse, 0);
+        double worst = 0, worst_f = 0, first = NAN, last = NAN;
+        int worst_at = 0, failed = !(tc && tg && tf);
         for (int i = 0; i < STEPS && !failed; i++) {
-            double lc = NAN, lg = NAN;
+            double lc = NAN, lg = NAN, lf = NAN;
             if (amp_trainer_step(tc, 1, &b.in_name, (const amp_tensor *const *)&b.x, b.y, &lc)) {
                 fprintf(stderr, "  cpu step %d: %s\n", i, amp_trainer_last_error(tc));
                 failed = i + 1;
             } else if (amp_trainer_step(tg, 1, &b.in_name, (const amp_tensor *const *)&b.x, b.y, &lg)) {
                 fprintf(stderr, "  cuda step %d: %s\n", i, amp_trainer_last_error(tg));
                 failed = i + 1;
+            } else if (amp_trainer_step(tf, 1, &b.in_name, (const amp_tensor *const *)&b.x, b.y, &lf)) {
+                fprintf(stderr, "  cpu fused step %d: %s\n", i, amp_trainer_last_error(tf));
+                failed = i + 1;
             }
-            double d = loss_diff(lg, lc);
+            double d = loss_diff(lg, lc), df = loss_diff(lf, lc);
             if (!(d <= worst)) {
                 worst = d;
                 worst_at = i;
             }
+            if (!(df <= worst_f)) worst_f = df;
             if (i == 0) first = lc;
             last = lc;
         }
@@ -253,6 +289,30 @@ static void model_case(const char *name) {
             printf("  %s %s: a steady step: %llu allocations, %llu waits; %llu kernels, %llu library calls, %llu "
                    "copies, %llu memsets\n",
                    name, prec_name(p), a1 - a0, s1 - s0, r1[0] - r0[0], r1[1] - r0[1], r1[2] - r0[2], r1[3] - r0[3]);
+        /* the same step on CUDA unfused, counted the same way: the launches fusion saves */
+        if (counted && !failed) {
+            amp_trainer *tu = trainer_on(m, "cuda", p, b.mse, -1);
+            double lu = NAN;
+            unsigned long long u0[4] = {0}, u1[4] = {0};
+            bool stepped = tu && !amp_trainer_step(tu, 1, &b.in_name, (const amp_tensor *const *)&b.x, b.y, &lu) &&
+                      ran_counts(u0) && !amp_trainer_step(tu, 1, &b.in_name, (const amp_tensor *const *)&b.x, b.y, &lu);
+            if (stepped && ran_counts(u1))
+                printf("  %s %s: unfused, a steady step enqueues %llu kernels, %llu library calls, %llu copies, %llu "
+                       "memsets\n",
+                       name, prec_name(p), u1[0] - u0[0], u1[1] - u0[1], u1[2] - u0[2], u1[3] - u0[3]);
+            amp_trainer_destroy(tu);
+        }
+        printf("  %s %s: CPU fused worst loss difference %.3g; CPU: %s; CUDA: %s\n", name, prec_name(p), worst_f,
+               fused_cpu[0] ? fused_cpu : "nothing fused", g_fused[0] ? g_fused : "nothing fused");
+        amp_trainer_destroy(tf);
+        if (!(worst_f <= prec_tol(p))) {
+            amp_trainer_destroy(tc);
+            amp_trainer_destroy(tg);
+            batch_free(&b);
+            amp_model_destroy(m);
+        }
+        CT_CHECK(worst_f <= prec_tol(p), "%s %s: the fused CPU step's losses differ by %.3g (tolerance %.3g)", name,
+                 prec_name(p), worst_f, prec_tol(p));
         amp_trainer_state stc = {.struct_size = sizeof stc}, stg = {.struct_size = sizeof stg};
         int identical = 0;
         double pd = -1;

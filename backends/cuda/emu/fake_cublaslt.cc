@@ -6,7 +6,10 @@
  * cublasLtMatmulPreferenceGetAttribute): a test then checks what cuBLASLt understood from the
  * descriptors, not what the caller meant. What this emulation supports is what amprt asks for:
  * column-major layouts, FP32/FP16/BF16 operands with FP32 compute (TF32 rounding when asked),
- * host alpha and beta, no epilogue or a bias. Any other attribute value fails with
+ * host alpha and beta, the epilogues DEFAULT, BIAS, RELU, RELU_BIAS, GELU, GELU_BIAS, GELU_AUX and
+ * GELU_AUX_BIAS (GELU is the tanh approximation, as backends/elementwise.h's amp_gelu_tanh_f:
+ * v = alpha acc + beta C + bias in f32, the activation on v, one rounding into D; the aux matrix
+ * gets round(v)). Any other attribute value fails with
  * CUBLAS_STATUS_NOT_SUPPORTED and a message (amp_emu_cublaslt_error); nothing is silently
  * computed some other way.
  *
@@ -32,6 +35,7 @@
 #include <vector>
 
 #include "backends/cuda/emu/fake_runtime.h"
+#include "backends/elementwise.h"
 
 namespace {
 
@@ -48,7 +52,8 @@ struct fake_handle {
 };
 
 /* the algo's opaque words: what the heuristic chose it for */
-enum { ALGO_TAG, ALGO_ALIGN_A, ALGO_ALIGN_B, ALGO_ALIGN_C, ALGO_ALIGN_D, ALGO_ALIGN_BIAS, ALGO_WS };
+enum { ALGO_TAG, ALGO_ALIGN_A, ALGO_ALIGN_B, ALGO_ALIGN_C, ALGO_ALIGN_D, ALGO_ALIGN_BIAS, ALGO_ALIGN_AUX, ALGO_WS };
+static_assert(ALGO_WS < 8, "cublasLtMatmulAlgo_t holds 8 words");
 
 cublasStatus_t refuse(cublasStatus_t st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 cublasStatus_t refuse(cublasStatus_t st, const char *fmt, ...) {
@@ -146,6 +151,10 @@ struct problem {
   const void *bias;
   cudaDataType_t bias_type;
   int64_t bias_stride;
+  bool has_bias, relu, gelu, has_aux; /* what the epilogue does */
+  void *aux;                           /* the pre-activation, D's rows x cols with aux_ld */
+  cudaDataType_t aux_type;
+  int64_t aux_ld, aux_stride;
   mat a, b, c, d;
   uint64_t m, n, k;
 };
@@ -172,7 +181,8 @@ cublasStatus_t read_problem(cublasLtMatmulDesc_t op, cublasLtMatrixLayout_t la, 
                 {CUBLASLT_MATMUL_DESC_C_SCALE_POINTER, "C scale"},
                 {CUBLASLT_MATMUL_DESC_D_SCALE_POINTER, "D scale"},
                 {CUBLASLT_MATMUL_DESC_AMAX_D_POINTER, "amax D"},
-                {CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, "epilogue aux"}};
+                {CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_SCALE_POINTER, "epilogue aux scale"},
+                {CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_AMAX_POINTER, "epilogue aux amax"}};
   for (const auto &u : unused) {
     const void *ptr;
     GET(op, u.attr, &ptr);
@@ -188,8 +198,27 @@ cublasStatus_t read_problem(cublasLtMatmulDesc_t op, cublasLtMatrixLayout_t la, 
   for (int32_t t : {p->ta, p->tb})
     if (t != CUBLAS_OP_N && t != CUBLAS_OP_T)
       return refuse(CUBLAS_STATUS_NOT_SUPPORTED, "operation %d is not emulated (N, T)", t);
-  if (p->epilogue != CUBLASLT_EPILOGUE_DEFAULT && p->epilogue != CUBLASLT_EPILOGUE_BIAS)
-    return refuse(CUBLAS_STATUS_NOT_SUPPORTED, "epilogue %u is not emulated (DEFAULT, BIAS)", p->epilogue);
+  switch (p->epilogue) {
+    case CUBLASLT_EPILOGUE_DEFAULT: case CUBLASLT_EPILOGUE_BIAS: case CUBLASLT_EPILOGUE_RELU:
+    case CUBLASLT_EPILOGUE_RELU_BIAS: case CUBLASLT_EPILOGUE_GELU: case CUBLASLT_EPILOGUE_GELU_BIAS:
+    case CUBLASLT_EPILOGUE_GELU_AUX: case CUBLASLT_EPILOGUE_GELU_AUX_BIAS: break;
+    default:
+      return refuse(CUBLAS_STATUS_NOT_SUPPORTED,
+                    "epilogue %u is not emulated (DEFAULT, BIAS, RELU, RELU_BIAS, GELU, GELU_BIAS, GELU_AUX, "
+                    "GELU_AUX_BIAS)", p->epilogue);
+  }
+  p->has_bias = p->epilogue & CUBLASLT_EPILOGUE_BIAS;
+  p->relu = p->epilogue & CUBLASLT_EPILOGUE_RELU;
+  p->gelu = p->epilogue & CUBLASLT_EPILOGUE_GELU;
+  p->has_aux = p->epilogue & 128; /* the _AUX bit */
+  int32_t aux_type;
+  GET(op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &p->aux);
+  GET(op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &p->aux_ld);
+  GET(op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_BATCH_STRIDE, &p->aux_stride);
+  GET(op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_DATA_TYPE, &aux_type);
+  if (p->aux && !p->has_aux)
+    return refuse(CUBLAS_STATUS_NOT_SUPPORTED, "the epilogue aux pointer is set for epilogue %u, which has no aux",
+                  p->epilogue);
 
   cublasStatus_t st;
   if ((st = read_layout(la, "A", &p->a)) != CUBLAS_STATUS_SUCCESS ||
@@ -205,8 +234,24 @@ cublasStatus_t read_problem(cublasLtMatmulDesc_t op, cublasLtMatrixLayout_t la, 
   if (p->d.type != p->a.type && p->d.type != CUDA_R_32F)
     return refuse(CUBLAS_STATUS_NOT_SUPPORTED, "D type %d with operands of type %d", p->d.type, p->a.type);
   p->bias_type = bias_type == -1 ? p->d.type : (cudaDataType_t)bias_type;
-  if (p->epilogue == CUBLASLT_EPILOGUE_BIAS && p->bias_type != p->d.type)
+  if (p->has_bias && p->bias_type != p->d.type)
     return refuse(CUBLAS_STATUS_NOT_SUPPORTED, "bias type %d differs from D's %d", p->bias_type, p->d.type);
+  p->aux_type = aux_type == -1 ? p->d.type : (cudaDataType_t)aux_type;
+  if (p->has_aux) {
+    /* cuBLASLt: the GELU input matrix has D's element type, its ld and batch stride are
+     * multiples of 8 and the ld covers D's rows */
+    if (p->aux_type != p->d.type)
+      return refuse(CUBLAS_STATUS_NOT_SUPPORTED, "aux type %d differs from D's %d", p->aux_type, p->d.type);
+    if (p->aux_ld % 8 || p->aux_ld < (int64_t)p->d.rows)
+      return refuse(CUBLAS_STATUS_INVALID_VALUE, "aux ld %lld: must be a multiple of 8 and at least D's %llu rows",
+                    (long long)p->aux_ld, (unsigned long long)p->d.rows);
+    if (p->d.batch > 1 &&
+        (p->aux_stride % 8 || p->aux_stride < 0 ||
+         (p->d.cols > 0 && (uint64_t)p->aux_stride < (p->d.cols - 1) * (uint64_t)p->aux_ld + p->d.rows)))
+      return refuse(CUBLAS_STATUS_INVALID_VALUE,
+                    "aux batch stride %lld: must be a multiple of 8 and not overlap its matrices",
+                    (long long)p->aux_stride);
+  }
 
   /* D is m x n; op(A) m x k; op(B) k x n */
   p->m = p->d.rows;
@@ -290,9 +335,9 @@ cudaError_t compute(const problem &p, float alpha, float beta, const void *A, co
     const char *b = static_cast<const char *>(B) + (size_t)bt * p.b.stride * eb;
     const char *c = static_cast<const char *>(C) + (size_t)bt * p.c.stride * ec;
     char *d = static_cast<char *>(D) + (size_t)bt * p.d.stride * ed;
-    const char *bias = p.epilogue == CUBLASLT_EPILOGUE_BIAS
-                           ? static_cast<const char *>(p.bias) + (size_t)bt * p.bias_stride * ebias
-                           : nullptr;
+    const char *bias =
+        p.has_bias ? static_cast<const char *>(p.bias) + (size_t)bt * p.bias_stride * ebias : nullptr;
+    char *aux = p.has_aux ? static_cast<char *>(p.aux) + (size_t)bt * p.aux_stride * ed : nullptr;
     /* op(A) as aw[i + q m], op(B) as bw[q + j k] */
     for (uint64_t q = 0; q < k; q++)
       for (uint64_t i = 0; i < m; i++) {
@@ -315,6 +360,9 @@ cudaError_t compute(const problem &p, float alpha, float beta, const void *A, co
         float r = alpha * (float)acc[i];
         if (beta != 0.0f) r += beta * load(p.c.type, c, i + j * p.c.ld); /* beta 0: C is not read */
         if (bias) r += load(p.bias_type, bias, i);
+        if (aux) store(p.aux_type, aux, i + j * p.aux_ld, r); /* the pre-activation */
+        if (p.relu) r = amp_relu_f(r);
+        if (p.gelu) r = amp_gelu_tanh_f(r);
         store(p.d.type, d, i + j * p.d.ld, r);
       }
     }
@@ -378,6 +426,7 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t handle, cublasLtM
   for (int i = 0; i < 4; i++) w[ALGO_ALIGN_A + i] = al[i] ? al[i] : 1;
   /* cuBLASLt takes the bias pointer's alignment from its value (NULL: any) */
   w[ALGO_ALIGN_BIAS] = p.bias ? lowest_bit((uintptr_t)p.bias) : 256;
+  w[ALGO_ALIGN_AUX] = p.aux ? lowest_bit((uintptr_t)p.aux) : 256;
   w[ALGO_WS] = ws_limit < FAKE_WS ? ws_limit : FAKE_WS;
   results[0].workspaceSize = w[ALGO_WS];
   results[0].state = CUBLAS_STATUS_SUCCESS;
@@ -399,11 +448,11 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t op, 
   if (!alpha || !beta) return refuse(CUBLAS_STATUS_INVALID_VALUE, "alpha or beta is NULL");
   /* host pointer mode, FP32 scale type: read now, as cuBLASLt does */
   const float al = *static_cast<const float *>(alpha), be = *static_cast<const float *>(beta);
-  uint64_t need_ws = 0, align[5] = {1, 1, 1, 1, 1};
+  uint64_t need_ws = 0, align[6] = {1, 1, 1, 1, 1, 1};
   if (algo) {
     if (algo->data[ALGO_TAG] != ALGO_MAGIC)
       return refuse(CUBLAS_STATUS_NOT_SUPPORTED, "the algorithm did not come from cublasLtMatmulAlgoGetHeuristic");
-    for (int i = 0; i < 5; i++) align[i] = algo->data[ALGO_ALIGN_A + i];
+    for (int i = 0; i < 6; i++) align[i] = algo->data[ALGO_ALIGN_A + i];
     need_ws = algo->data[ALGO_WS];
   }
   if (ws_bytes < need_ws)
@@ -412,7 +461,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t op, 
   if (ws_bytes && !amp_emu_is_device(ws, ws_bytes))
     return refuse(CUBLAS_STATUS_INVALID_VALUE, "the workspace (%p, %zu bytes) is not device memory", ws, ws_bytes);
   if (p.m == 0 || p.n == 0) return CUBLAS_STATUS_SUCCESS;
-  const bool has_bias = p.epilogue == CUBLASLT_EPILOGUE_BIAS, reads_c = be != 0.0f;
+  const bool has_bias = p.has_bias, reads_c = be != 0.0f;
   const struct {
     const char *name;
     const void *ptr;
@@ -439,6 +488,20 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t op, 
     if ((uintptr_t)p.bias % align[4])
       return refuse(CUBLAS_STATUS_INVALID_VALUE, "the bias %p breaks the %llu-byte alignment the algorithm was "
                     "chosen for", p.bias, (unsigned long long)align[4]);
+  }
+  if (p.has_aux) {
+    const uint64_t ext = (uint64_t)(p.d.batch > 1 ? (p.d.batch - 1) * p.aux_stride : 0) +
+                         (p.n - 1) * (uint64_t)p.aux_ld + p.m;
+    const size_t bytes = ext * type_size(p.aux_type);
+    if (!p.aux || !amp_emu_is_device(p.aux, bytes))
+      return refuse(CUBLAS_STATUS_INVALID_VALUE, "the aux matrix (%p, %zu bytes) is not device memory", p.aux, bytes);
+    if ((uintptr_t)p.aux % align[5])
+      return refuse(CUBLAS_STATUS_INVALID_VALUE, "the aux matrix %p breaks the %llu-byte alignment the algorithm "
+                    "was chosen for", p.aux, (unsigned long long)align[5]);
+    const char *ax = static_cast<const char *>(p.aux), *dx = static_cast<const char *>(D);
+    const size_t d_bytes = p.d.extent() * type_size(p.d.type);
+    if (ax < dx + d_bytes && dx < ax + bytes)
+      return refuse(CUBLAS_STATUS_INVALID_VALUE, "the aux matrix overlaps D");
   }
   g_matmuls++;
   cudaError_t e = amp_emu_enqueue(stream, "cublasLtMatmul", [p, al, be, A, B, C, D, ws, ws_bytes]() {
