@@ -9,15 +9,15 @@
  * heuristics in mode A, and the first configuration whose plan finalises. A forward plan may
  * add Conv's bias in the same graph (a pointwise ADD on the FP32 sum, a virtual tensor) and then
  * an activation (a pointwise RELU_FWD on the FP32 value: only the last operation writes Y, so Y is
- * rounded once). amp_cuda_conv_fwd_get falls back to the convolution alone and conv_bias.cu's
- * kernel for the bias and the activation when no engine finalises the fused graph. f32 skips engines
- * that use tensor cores (TF32) unless cu->allow_tf32; every dtype prefers deterministic engines
+ * rounded once). amp_cuda_conv_fwd_get falls back to conv_bias.cu's kernel for the activation,
+ * then for the bias too, when no engine finalises the fused graph. f32 skips engines that use
+ * tensor cores (TF32) unless cu->allow_tf32; every dtype prefers deterministic engines
  * (a run is bit-identical to the last, which CUDA graph replay relies on) and takes a
  * nondeterministic one only when nothing else finalises. 1-D convolutions run as 2-D with H = 1.
  *
  * Plans are cached on the amp_cuda by everything that defines them (kind, dtype, dims,
- * geometry, bias, activation, TF32 choice), so the same convolution in two steps, or in two plans of one session,
- * is built once. The cache owns its plans until amp_cuda_conv_cache_free. */
+ * geometry, bias, activation, TF32 choice), so the same convolution in two steps, or in two
+ * plans of one session, is built once. The cache owns its plans until amp_cuda_conv_cache_free. */
 #ifndef AMP_BACKENDS_CUDA_CONV_H
 #define AMP_BACKENDS_CUDA_CONV_H
 
@@ -129,8 +129,8 @@ typedef struct amp_cuda_conv_fwd {
 /* Fills *f for the forward desc d (kind FWD). A d whose fused graph no engine finalises takes
  * the fallback; any other failure is returned (message on cu->ctx). */
 amp_status amp_cuda_conv_fwd_get(amp_cuda *cu, const amp_cuda_conv_desc *d, amp_cuda_conv_fwd *f);
-/* Enqueues f on cu->stream: the plan, then the epilogue kernel when f->kernel. b: the bias when
- * f->bias, else NULL. As amp_cuda_conv_run otherwise. */
+/* Enqueues f on cu->stream: the plan, then the kernel when f->bias_kernel or f->act_kernel. b:
+ * the bias when f->bias, else NULL. As amp_cuda_conv_run otherwise. */
 amp_status amp_cuda_conv_fwd_run(amp_cuda *cu, const amp_cuda_conv_fwd *f, amp_cuda_conv_pack *pk, void *x, void *w,
                                  void *y, const void *b, void *ws, size_t ws_bytes);
 
