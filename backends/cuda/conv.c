@@ -3,13 +3,18 @@
 #include <string.h>
 
 #include "backends/cuda/conv.h"
+#include "backends/cuda/conv_bias.h"
 
-enum { UID_X = 1, UID_W = 2, UID_Y = 3, UID_CONV = 4, UID_B = 5 }; /* UID_CONV: the virtual sum before the bias */
+/* UID_CONV: the virtual sum the convolution writes when a bias or an activation follows;
+ * UID_BIASED: the virtual sum plus bias when an activation follows */
+enum { UID_X = 1, UID_W = 2, UID_Y = 3, UID_CONV = 4, UID_B = 5, UID_BIASED = 6 };
+enum { T_X, T_W, T_Y, T_CONV, T_B, T_BIASED, T_COUNT };
 
 struct amp_cuda_conv_plan {
     amp_cuda_conv_desc d;
     /* the descriptors the plan was built from live as long as the plan */
-    cudnnBackendDescriptor_t t[5], conv, op, pw, pw_op, graph, cfg, plan; /* t: X W Y, the virtual sum, B */
+    /* t: T_*; pw, pw_op: the bias ADD; act, act_op: the activation */
+    cudnnBackendDescriptor_t t[T_COUNT], conv, op, pw, pw_op, act, act_op, graph, cfg, plan;
     size_t ws;
     int configs, used;
     unsigned notes; /* 1 << cudnnBackendNumericalNote_t of the engine in use */
@@ -17,6 +22,7 @@ struct amp_cuda_conv_plan {
 };
 
 static const char *const kind_names[] = {"forward", "backward-data", "backward-filter"};
+static const char *const act_names[] = {"", "+relu"};
 
 static cudnnDataType_t dnn_dtype(amp_dtype t) {
     switch (t) {
@@ -29,7 +35,8 @@ static cudnnDataType_t dnn_dtype(amp_dtype t) {
 /* "conv forward f16 X[1,3,7,7] W[5,3,3,3] Y[1,5,5,5]": names the plan in messages */
 static void describe(const amp_cuda_conv_desc *d, char *buf, size_t cap) {
     int n = d->nsp + 2, len;
-    len = snprintf(buf, cap, "conv %s%s %s", kind_names[d->kind], d->bias ? "+bias" : "", amp_dtype_name(d->dtype));
+    len = snprintf(buf, cap, "conv %s%s%s %s", kind_names[d->kind], d->bias ? "+bias" : "",
+                   (unsigned)d->act < 2 ? act_names[d->act] : "+?", amp_dtype_name(d->dtype));
     const int64_t *dims[3] = {d->x, d->w, d->y};
     const char *names = "XWY";
     for (int t = 0; t < 3 && len > 0 && (size_t)len < cap; t++) {
@@ -108,28 +115,34 @@ static amp_status conv_desc(amp_cuda *cu, const amp_cuda_conv_desc *d, int nsp, 
     return AMP_OK;
 }
 
-/* Y = sum + B in the same graph: a pointwise ADD (FP32) of the virtual sum and B broadcast over
- * images and positions. */
-static amp_status bias_op(amp_cuda *cu, amp_cuda_conv_plan *p) {
+/* One pointwise operation of the graph in FP32 math: y = x + b (ADD, B broadcast over images and
+ * positions) or y = relu(x) (RELU_FWD, no b: lower clip 0, cuDNN's default); *pw and *op get
+ * the descriptors (the plan frees them). */
+static amp_status pointwise_op(amp_cuda *cu, cudnnPointwiseMode_t mode, bool scaled, cudnnBackendDescriptor_t *x,
+                               cudnnBackendDescriptor_t *b, cudnnBackendDescriptor_t *y, cudnnBackendDescriptor_t *pw,
+                               cudnnBackendDescriptor_t *op) {
     amp_context *ctx = cu->ctx;
-    cudnnPointwiseMode_t mode = CUDNN_POINTWISE_ADD;
     cudnnDataType_t prec = CUDNN_DATA_FLOAT;
-    amp_status s = AMP_CUDA_DNN(ctx, cudnnBackendCreateDescriptor(CUDNN_BACKEND_POINTWISE_DESCRIPTOR, &p->pw));
-    if (!s) s = AMP_CUDA_DNN(ctx, cudnnBackendSetAttribute(p->pw, CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, 1, &mode));
+    float two = 2.0f;
+    amp_status s = AMP_CUDA_DNN(ctx, cudnnBackendCreateDescriptor(CUDNN_BACKEND_POINTWISE_DESCRIPTOR, pw));
+    if (!s) s = AMP_CUDA_DNN(ctx, cudnnBackendSetAttribute(*pw, CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, 1, &mode));
     if (!s)
-        s = AMP_CUDA_DNN(ctx, cudnnBackendSetAttribute(p->pw, CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE, 1, &prec));
-    if (!s) s = AMP_CUDA_DNN(ctx, cudnnBackendFinalize(p->pw));
-    if (!s) s = AMP_CUDA_DNN(ctx, cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR, &p->pw_op));
+        s = AMP_CUDA_DNN(ctx, cudnnBackendSetAttribute(*pw, CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE, 1, &prec));
+    if (!s) s = AMP_CUDA_DNN(ctx, cudnnBackendFinalize(*pw));
+    if (!s) s = AMP_CUDA_DNN(ctx, cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR, op));
     struct {
         cudnnBackendAttributeName_t name;
         cudnnBackendDescriptor_t *d;
-    } attrs[] = {{CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, &p->pw},
-                 {CUDNN_ATTR_OPERATION_POINTWISE_XDESC, &p->t[3]},
-                 {CUDNN_ATTR_OPERATION_POINTWISE_BDESC, &p->t[4]},
-                 {CUDNN_ATTR_OPERATION_POINTWISE_YDESC, &p->t[2]}};
+    } attrs[] = {{CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, pw},
+                 {CUDNN_ATTR_OPERATION_POINTWISE_XDESC, x},
+                 {CUDNN_ATTR_OPERATION_POINTWISE_BDESC, b},
+                 {CUDNN_ATTR_OPERATION_POINTWISE_YDESC, y}};
     for (size_t i = 0; i < sizeof attrs / sizeof attrs[0] && !s; i++)
-        s = AMP_CUDA_DNN(ctx, cudnnBackendSetAttribute(p->pw_op, attrs[i].name, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, attrs[i].d));
-    if (!s) s = AMP_CUDA_DNN(ctx, cudnnBackendFinalize(p->pw_op));
+        if (attrs[i].d)
+            s = AMP_CUDA_DNN(ctx, cudnnBackendSetAttribute(*op, attrs[i].name, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, attrs[i].d));
+    if (!s && scaled) /* planted (AMP_CUDA_CONV_PLANT_RELU_SCALED) */
+        s = AMP_CUDA_DNN(ctx, cudnnBackendSetAttribute(*op, CUDNN_ATTR_OPERATION_POINTWISE_ALPHA1, CUDNN_TYPE_FLOAT, 1, &two));
+    if (!s) s = AMP_CUDA_DNN(ctx, cudnnBackendFinalize(*op));
     return s;
 }
 
@@ -153,18 +166,28 @@ static amp_status op_desc(amp_cuda *cu, amp_cuda_conv_plan *p) {
     if (!s)
         s = AMP_CUDA_DNN(ctx, cudnnBackendSetAttribute(p->op, (cudnnBackendAttributeName_t)(b + 2),
                                                        CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &p->conv));
+    bool bias = p->d.bias != 0, act = p->d.act != AMP_CUDA_CONV_ACT_NONE;
     for (int i = 0; i < 3 && !s; i++) {
-        int t = i == 0 ? 1 : i == 1 ? 0 : p->d.bias ? 3 : 2; /* W, X, Y (the virtual sum when a bias follows) */
+        int t = i == 0 ? T_W : i == 1 ? T_X : bias || act ? T_CONV : T_Y; /* Y: the virtual sum when an op follows */
         s = AMP_CUDA_DNN(ctx, cudnnBackendSetAttribute(p->op, (cudnnBackendAttributeName_t)(b + 3 + i),
                                                        CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &p->t[t]));
     }
     if (!s) s = AMP_CUDA_DNN(ctx, cudnnBackendFinalize(p->op));
-    if (!s && p->d.bias) s = bias_op(cu, p);
-    cudnnBackendDescriptor_t ops[2] = {p->op, p->pw_op};
+    /* conv -> [ADD B] -> [RELU_FWD]: every intermediate virtual FP32, the last op writes Y */
+    if (!s && bias)
+        s = pointwise_op(cu, CUDNN_POINTWISE_ADD, false, &p->t[T_CONV], &p->t[T_B], &p->t[act ? T_BIASED : T_Y], &p->pw,
+                         &p->pw_op);
+    if (!s && act)
+        s = pointwise_op(cu, CUDNN_POINTWISE_RELU_FWD, (p->d.plant & AMP_CUDA_CONV_PLANT_RELU_SCALED) != 0,
+                         &p->t[bias ? T_BIASED : T_CONV], NULL, &p->t[T_Y], &p->act, &p->act_op);
+    cudnnBackendDescriptor_t ops[3] = {p->op};
+    int nops = 1;
+    if (bias) ops[nops++] = p->pw_op;
+    if (act) ops[nops++] = p->act_op;
     if (!s) s = AMP_CUDA_DNN(ctx, cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, &p->graph));
     if (!s)
         s = AMP_CUDA_DNN(ctx, cudnnBackendSetAttribute(p->graph, CUDNN_ATTR_OPERATIONGRAPH_OPS,
-                                                       CUDNN_TYPE_BACKEND_DESCRIPTOR, p->d.bias ? 2 : 1, ops));
+                                                       CUDNN_TYPE_BACKEND_DESCRIPTOR, nops, ops));
     if (!s) s = AMP_CUDA_DNN(ctx, cudnnBackendFinalize(p->graph));
     return s;
 }
@@ -233,7 +256,13 @@ static amp_status choose_plan(amp_cuda *cu, amp_cuda_conv_plan *p, const char *w
     if (s) goto done;
     if (got > count) got = count;
     p->configs = (int)got;
+    if (got <= 0) { /* counted, then none given: conv -> relu without a bias in cuDNN 9.19, for one */
+        s = amp_seterr(ctx, AMP_ERR_UNSUPPORTED, "%s: cuDNN's heuristics found no engine", what);
+        goto done;
+    }
     bool fail_one = (p->d.plant & AMP_CUDA_CONV_PLANT_FAIL_FIRST) != 0;
+    bool fail_all = ((p->d.plant & AMP_CUDA_CONV_PLANT_NO_FUSION) && (p->d.bias || p->d.act)) ||
+                    ((p->d.plant & AMP_CUDA_CONV_PLANT_NO_ACT_FUSION) && p->d.act);
     for (int pass = 0; pass < 2 && !p->plan; pass++) {
         for (int64_t i = 0; i < got && !p->plan; i++) {
             unsigned notes = 0;
@@ -248,7 +277,7 @@ static amp_status choose_plan(amp_cuda *cu, amp_cuda_conv_plan *p, const char *w
                                                          CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cu->devprop)) ||
                 cudnnBackendFinalize(plan) ||
                 cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &n, &ws) ||
-                ws < 0 || fail_one) {
+                ws < 0 || fail_one || fail_all) {
                 fail_one = false;
                 cudnnBackendDestroyDescriptor(plan);
                 continue;
@@ -273,17 +302,18 @@ done:
 }
 
 static void plan_free(amp_cuda_conv_plan *p) {
-    cudnnBackendDescriptor_t all[] = {p->plan, p->cfg,   p->graph, p->pw_op, p->pw,  p->op,
-                                      p->conv, p->t[0], p->t[1], p->t[2],  p->t[3], p->t[4]};
+    cudnnBackendDescriptor_t all[] = {p->plan, p->cfg, p->graph, p->act_op, p->act, p->pw_op, p->pw, p->op, p->conv};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (all[i]) cudnnBackendDestroyDescriptor(all[i]);
+    for (int i = 0; i < T_COUNT; i++)
+        if (p->t[i]) cudnnBackendDestroyDescriptor(p->t[i]);
 }
 
 static amp_status plan_build(amp_cuda *cu, const amp_cuda_conv_desc *d, amp_cuda_conv_plan **out) {
     char what[256];
     describe(d, what, sizeof what);
     if (d->nsp < 1 || d->nsp > 3 || !amp_cuda_float_dtype(d->dtype) || (unsigned)d->kind > AMP_CUDA_CONV_BWD_FILTER ||
-        (d->bias && d->kind != AMP_CUDA_CONV_FWD))
+        (unsigned)d->act > AMP_CUDA_CONV_ACT_RELU || ((d->bias || d->act) && d->kind != AMP_CUDA_CONV_FWD))
         return amp_seterr(cu->ctx, AMP_ERR_UNSUPPORTED, "%s: not a convolution cuDNN runs here", what);
     amp_cuda_conv_plan *p = amp_calloc(cu->ctx, 1, sizeof *p);
     if (!p) return amp_seterr(cu->ctx, AMP_ERR_NO_MEMORY, "%s: no memory for the plan", what);
@@ -303,11 +333,14 @@ static amp_status plan_build(amp_cuda *cu, const amp_cuda_conv_desc *d, amp_cuda
     for (int t = 0; t < 3 && !s; t++)
         s = tensor_desc(cu, UID_X + t, dt, rank, dims[t], t == 0 && (d->plant & AMP_CUDA_CONV_PLANT_X_STRIDES), false,
                         &p->t[t]);
-    if (!s && d->bias) { /* the sum stays FP32 until the bias is added: one rounding, as on the CPU */
+    /* the sum stays FP32 through the bias and the activation: one rounding, as on the CPU */
+    if (!s && (d->bias || d->act)) s = tensor_desc(cu, UID_CONV, CUDNN_DATA_FLOAT, rank, dims[2], false, true, &p->t[T_CONV]);
+    if (!s && d->bias) {
         int64_t bdims[5] = {1, dims[2][1], 1, 1, 1};
-        s = tensor_desc(cu, UID_CONV, CUDNN_DATA_FLOAT, rank, dims[2], false, true, &p->t[3]);
-        if (!s) s = tensor_desc(cu, UID_B, dt, rank, bdims, false, false, &p->t[4]);
+        s = tensor_desc(cu, UID_B, dt, rank, bdims, false, false, &p->t[T_B]);
     }
+    if (!s && d->bias && d->act)
+        s = tensor_desc(cu, UID_BIASED, CUDNN_DATA_FLOAT, rank, dims[2], false, true, &p->t[T_BIASED]);
     if (!s) s = conv_desc(cu, d, nsp, &p->conv);
     if (!s) s = op_desc(cu, p);
     if (!s) s = choose_plan(cu, p, what);
@@ -441,5 +474,50 @@ amp_status amp_cuda_conv_run(amp_cuda *cu, const amp_cuda_conv_plan *p, amp_cuda
         snprintf(lib, sizeof lib, "%s", amp_context_last_error(ctx));
         amp_seterr(ctx, s, "%s: %s", what, lib);
     }
+    return s;
+}
+
+amp_status amp_cuda_conv_fwd_get(amp_cuda *cu, const amp_cuda_conv_desc *d, amp_cuda_conv_fwd *f) {
+    amp_cuda_conv_fwd r;
+    memset(&r, 0, sizeof r);
+    r.bias = d->bias;
+    r.act = d->act;
+    r.N = d->y[0];
+    r.M = d->y[1];
+    r.S = 1;
+    for (int i = 0; i < d->nsp; i++)
+        r.S *= d->y[2 + i];
+    if (d->kind != AMP_CUDA_CONV_FWD) {
+        char what[256];
+        describe(d, what, sizeof what);
+        return amp_seterr(cu->ctx, AMP_ERR_INTERNAL, "%s: not a forward convolution", what);
+    }
+    /* the whole epilogue in the graph; else the bias in it and the activation by the kernel (still
+     * one rounding: relu commutes with it); else the convolution alone and both by the kernel */
+    amp_cuda_conv_desc t = *d;
+    amp_status s = amp_cuda_conv_plan_get(cu, &t, &r.plan);
+    if (s == AMP_ERR_UNSUPPORTED && t.act && t.bias) {
+        t.act = AMP_CUDA_CONV_ACT_NONE;
+        r.act_kernel = true;
+        s = amp_cuda_conv_plan_get(cu, &t, &r.plan);
+    }
+    if (s == AMP_ERR_UNSUPPORTED && (t.bias || t.act)) {
+        r.bias_kernel = t.bias != 0;
+        r.act_kernel = d->act != AMP_CUDA_CONV_ACT_NONE;
+        t.bias = 0;
+        t.act = AMP_CUDA_CONV_ACT_NONE;
+        s = amp_cuda_conv_plan_get(cu, &t, &r.plan);
+    }
+    if (s) return s;
+    *f = r;
+    return AMP_OK;
+}
+
+amp_status amp_cuda_conv_fwd_run(amp_cuda *cu, const amp_cuda_conv_fwd *f, amp_cuda_conv_pack *pk, void *x, void *w,
+                                 void *y, const void *b, void *ws, size_t ws_bytes) {
+    amp_status s = amp_cuda_conv_run(cu, f->plan, pk, x, w, y, f->bias && !f->bias_kernel ? b : NULL, ws, ws_bytes);
+    if (!s && (f->bias_kernel || f->act_kernel))
+        s = AMP_CUDA_RT(cu->ctx, amp_cuda_conv_bias_add(cu->stream, f->plan->d.dtype, y, f->bias_kernel ? b : NULL, f->N,
+                                                        f->M, f->S, f->act_kernel && f->act == AMP_CUDA_CONV_ACT_RELU));
     return s;
 }

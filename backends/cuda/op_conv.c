@@ -1,9 +1,15 @@
-/* The convolution family on CUDA: Conv and ConvGrad through cuDNN's graph API (conv.h).
+/* The convolution family on CUDA: Conv, FusedConv and ConvGrad through cuDNN's graph API (conv.h).
  *
- * Conv runs one forward plan; its bias B, when given, is a pointwise ADD in the same graph, on
- * the FP32 sum (one rounding of the output, as on the CPU). Should no engine finalise the fused
- * graph, the plan is the convolution alone and a kernel of our own (conv_bias.cu) adds B after
- * it (f16 and bf16 outputs are then rounded twice).
+ * Conv runs one forward plan (amp_cuda_conv_fwd_get); its bias B, when given, is a pointwise ADD
+ * in the same graph, on the FP32 sum (one rounding of the output, as on the CPU). Should no
+ * engine finalise the fused graph, the plan is the convolution alone and a kernel of our own
+ * (conv_bias.cu) adds B after it (f16 and bf16 outputs are then rounded twice).
+ * FusedConv (ai.amprt.fused: Conv + Relu, activation "Relu" only) runs exactly as Conv does, with
+ * a RELU_FWD after the bias in the same graph. Where that graph does not finalise, the relu moves
+ * to the kernel, applied on store: after the plan with the bias (cuDNN 9.19 has no engine for
+ * conv -> relu without a bias, so a FusedConv without B always takes this), else after the plain
+ * plan with the bias. Relu commutes with rounding: FusedConv is bit for bit relu of what Conv
+ * computes with the same plan, except where the kernel adds the bias to a rounded f16/bf16 sum.
  * ConvGrad (ir/ops/conv_grad.def: (dY, X, W) -> (dX, dW, dB), each output optional) runs a
  * backward-data plan for dX and a backward-filter plan for dW, one after the other on the
  * stream, so they share one workspace of the larger size; dB is the per-channel sum of dY
@@ -19,10 +25,11 @@
 #include "ir/ops/conv.h"
 
 typedef struct conv_state {
-    const amp_cuda_conv_plan *fwd, *bwd_data, *bwd_filter; /* borrowed from the plan cache */
-    bool empty;                                            /* an operand has no elements: no plan */
-    bool bias_kernel;                                      /* Conv's B by conv_bias.cu, not in the plan */
-    amp_cuda_conv_pack pack[2];                            /* Conv: [0]; ConvGrad: dX [0], dW [1] */
+    amp_cuda_conv_fwd fwd;                          /* Conv: the plan and its epilogue */
+    const amp_cuda_conv_plan *bwd_data, *bwd_filter; /* borrowed from the plan cache */
+    bool empty;                                     /* an operand has no elements: no plan */
+    bool relu;                                      /* the activation after the bias */
+    amp_cuda_conv_pack pack[2];                     /* Conv: [0]; ConvGrad: dX [0], dW [1] */
     int64_t N, M, S;                                       /* images, output channels, output positions */
 } conv_state;
 
@@ -47,9 +54,14 @@ static amp_status geometry(amp_cuda *cu, const amp_kernel *k, const amp_tensor *
     return AMP_OK;
 }
 
-/* Whether cuDNN can take the node: float dtypes alike, 1 to 3 spatial dims, a valid geometry. */
+/* Whether cuDNN can take the node: float dtypes alike, 1 to 3 spatial dims, a valid geometry;
+ * FusedConv's activation Relu. */
 static bool conv_supports(amp_cuda *cu, const amp_kernel *k) {
     bool grad = k->n->op == AMP_OP_CONV_GRAD;
+    if (k->n->op == AMP_OP_FUSED_CONV) {
+        const char *act = amp_attr_str(k->n, "activation", "");
+        if (strcmp(act, "Relu")) return refuse(cu, k, "activation '%s' (Relu only)", act);
+    }
     const amp_tensor *X = k->nin > (grad ? 1 : 0) ? k->in[grad ? 1 : 0] : NULL;
     const amp_tensor *W = k->nin > (grad ? 2 : 1) ? k->in[grad ? 2 : 1] : NULL;
     if (!X || !W) return refuse(cu, k, "%s", "needs X and W");
@@ -100,6 +112,7 @@ static amp_status conv_prepare(amp_cuda *cu, const amp_kernel *k, void **state, 
     amp_cuda_conv_desc d;
     fill_desc(&d, AMP_CUDA_CONV_FWD, X, W, &g);
     st->empty = desc_empty(&d);
+    st->relu = k->n->op == AMP_OP_FUSED_CONV; /* supports() checked its activation */
     st->N = d.y[0];
     st->M = d.y[1];
     st->S = 1;
@@ -109,14 +122,11 @@ static amp_status conv_prepare(amp_cuda *cu, const amp_kernel *k, void **state, 
     if (!st->empty) {
         if (!grad) {
             d.bias = k->nin > 2 && k->in[2];
-            s = amp_cuda_conv_plan_get(cu, &d, &st->fwd);
-            if (s == AMP_ERR_UNSUPPORTED && d.bias) { /* no fused engine: the bias by a kernel of its own */
-                d.bias = 0;
-                st->bias_kernel = true;
-                s = amp_cuda_conv_plan_get(cu, &d, &st->fwd);
-            }
-            if (!s) ws = amp_cuda_conv_plan_workspace(st->fwd);
+            d.act = st->relu ? AMP_CUDA_CONV_ACT_RELU : AMP_CUDA_CONV_ACT_NONE;
+            s = amp_cuda_conv_fwd_get(cu, &d, &st->fwd);
+            if (!s) ws = amp_cuda_conv_plan_workspace(st->fwd.plan);
             d.bias = 0;
+            d.act = AMP_CUDA_CONV_ACT_NONE;
         }
         if (grad && wanted(k, 0)) {
             d.kind = AMP_CUDA_CONV_BWD_DATA;
@@ -154,16 +164,16 @@ static amp_status zero(amp_cuda *cu, amp_tensor *t) {
 static amp_status conv_run(amp_cuda *cu, const amp_kernel *k, void *state) {
     conv_state *st = state;
     amp_status s = AMP_OK;
-    if (k->n->op == AMP_OP_CONV) {
+    if (k->n->op != AMP_OP_CONV_GRAD) { /* Conv, FusedConv */
         const amp_tensor *X = k->in[0], *W = k->in[1], *B = k->nin > 2 ? k->in[2] : NULL;
         amp_tensor *Y = k->out[0];
-        if (st->empty)
-            s = zero(cu, Y);
-        else
-            s = amp_cuda_conv_run(cu, st->fwd, &st->pack[0], X->data, W->data, Y->data,
-                                  st->bias_kernel || !B ? NULL : B->data, k->ws, k->ws_bytes);
-        if (!s && B && Y->numel && (st->empty || st->bias_kernel))
-            s = AMP_CUDA_RT(cu->ctx, amp_cuda_conv_bias_add(cu->stream, Y->dtype, Y->data, B->data, st->N, st->M, st->S));
+        if (!st->empty)
+            return amp_cuda_conv_fwd_run(cu, &st->fwd, &st->pack[0], X->data, W->data, Y->data, B ? B->data : NULL,
+                                         k->ws, k->ws_bytes);
+        s = zero(cu, Y); /* no images or no input channels: Y = act(B) */
+        if (!s && B && Y->numel)
+            s = AMP_CUDA_RT(cu->ctx, amp_cuda_conv_bias_add(cu->stream, Y->dtype, Y->data, B->data, st->N, st->M, st->S,
+                                                            st->relu));
         return s;
     }
     const amp_tensor *dY = k->in[0], *X = k->in[1], *W = k->in[2];
@@ -185,6 +195,7 @@ static amp_status conv_run(amp_cuda *cu, const amp_kernel *k, void *state) {
 
 const amp_cuda_op amp_cuda_ops_conv[] = {
     {AMP_OP_CONV, conv_supports, conv_prepare, conv_release, conv_run},
+    {AMP_OP_FUSED_CONV, conv_supports, conv_prepare, conv_release, conv_run},
     {AMP_OP_CONV_GRAD, conv_supports, conv_prepare, conv_release, conv_run},
     {AMP_OP_UNKNOWN, NULL, NULL, NULL, NULL},
 };

@@ -1,8 +1,10 @@
 /* Conv and ConvGrad on CUDA (cuDNN's graph API, backends/cuda/op_conv.c and conv.c) against the
  * CPU backend on the same node: forward, backward-data, backward-filter and the bias gradient in
  * f32, f16 and bf16, groups, dilations, strides, asymmetric pads, auto_pad, odd and empty shapes,
- * LeNet's own convolutions; the plans (heuristics, workspace, the cache) and planted bugs (a
- * descriptor with wrong strides, a workspace smaller than the plan's, a host pointer).
+ * LeNet's own convolutions; the forward plan with its epilogue (conv -> bias -> relu, conv -> relu)
+ * fused in cuDNN's graph and through the fallback kernel (planted: no engine fuses), against the
+ * CPU's Conv and relu on the host; the plans (heuristics, workspace, the cache) and planted bugs (a
+ * descriptor with wrong strides, a workspace smaller than the plan's, a host pointer, a scaled relu).
  *
  * Tolerances on the relative L2 error: both sides compute in f32 from the same rounded inputs,
  * in different orders, and round the output once; f32 1e-5 (sums of up to a few thousand terms,
@@ -467,6 +469,269 @@ static void t_refuses(void) {
     CT_CHECK(strstr(amp_context_last_error(ctx), "float64") != NULL, "reason: %s", amp_context_last_error(ctx));
 }
 
+/* ---- the forward plan with its epilogue (bias, relu) --------------------------------------- */
+
+static amp_cuda_conv_desc plan_desc(amp_cuda_conv_kind kind, amp_dtype dt);
+static amp_cuda_conv_desc plan_desc_fwd(amp_dtype dt) { return plan_desc(AMP_CUDA_CONV_FWD, dt); }
+
+/* The forward desc of case c (explicit pads; no auto_pad). */
+static amp_cuda_conv_desc case_desc(const conv_case *c, amp_cuda_conv_act act, unsigned plant) {
+    amp_cuda_conv_desc d;
+    memset(&d, 0, sizeof d);
+    d.kind = AMP_CUDA_CONV_FWD;
+    d.dtype = c->dt;
+    d.nsp = c->nsp;
+    conv_dims(c, d.x, d.w);
+    d.y[0] = c->N;
+    d.y[1] = c->M;
+    for (int i = 0; i < c->nsp; i++) {
+        d.stride[i] = c->stride[i] ? c->stride[i] : 1;
+        d.dilation[i] = c->dil[i] ? c->dil[i] : 1;
+        d.pre[i] = c->pads[i];
+        d.post[i] = c->pads[c->nsp + i];
+        d.y[2 + i] = (c->in[i] + d.pre[i] + d.post[i] - d.dilation[i] * (c->k[i] - 1) - 1) / d.stride[i] + 1;
+    }
+    d.bias = c->bias;
+    d.act = act;
+    d.plant = plant;
+    return d;
+}
+
+typedef struct fwd_result {
+    amp_status status;
+    double err;          /* rel L2 against relu(the CPU's Conv) */
+    int64_t negatives;   /* values below 0 in a relu output (must be none) */
+    int64_t zeros, n;    /* zeros in the output, of n values */
+    bool bias_kernel, act_kernel; /* the bias, the activation ran as conv_bias.cu's kernel */
+    char msg[512];
+} fwd_result;
+
+/* Case c through amp_cuda_conv_fwd_get/run with activation act against the CPU's Conv (with c's
+ * bias) followed by the activation on the host (relu commutes with rounding). keep, when not
+ * NULL, gets the CUDA output (the caller destroys it). */
+static fwd_result fwd_epilogue(const conv_case *c, amp_cuda_conv_act act, unsigned plant, uint64_t seed,
+                               amp_tensor **keep) {
+    fwd_result r;
+    memset(&r, 0, sizeof r);
+    amp_cuda_conv_desc d = case_desc(c, act, plant);
+    int rank = c->nsp + 2;
+    int64_t bd[1] = {c->M};
+    amp_tensor *in[3] = {host_rand(c->dt, rank, d.x, seed), host_rand(c->dt, rank, d.w, seed + 1),
+                         c->bias ? host_rand(c->dt, 1, bd, seed + 2) : NULL};
+    amp_tensor *ycpu = NULL, *ygot = NULL;
+    amp_tensor_create(ctx, c->dt, rank, d.y, &ycpu);
+    amp_tensor_create(ctx, c->dt, rank, d.y, &ygot);
+    tnode t;
+    tn_init(&t, "Conv", "", c->bias ? 3 : 2, 1);
+    conv_attrs(&t, c);
+    amp_tensor *out[1] = {ycpu};
+    amp_kernel k = {.ctx = ctx, .n = &t.node, .opset = 17, .nin = c->bias ? 3 : 2, .nout = 1, .in = in, .out = out,
+                    .threads = 1};
+    dev_tensor dv[3], dy;
+    memset(dv, 0, sizeof dv);
+    memset(&dy, 0, sizeof dy);
+    void *ws = NULL;
+    amp_cuda_conv_fwd f;
+    r.status = amp_backend_run_once(cpu, &k);
+    for (int i = 0; i < 3 && !r.status; i++)
+        if (in[i] && !dev_make(&dv[i], in[i], 1)) r.status = AMP_ERR_NO_MEMORY;
+    if (!r.status && !dev_make(&dy, ycpu, 0)) r.status = AMP_ERR_NO_MEMORY;
+    if (!r.status) r.status = amp_cuda_conv_fwd_get(&cu, &d, &f);
+    size_t wsb = r.status ? 0 : amp_cuda_conv_plan_workspace(f.plan);
+    if (!r.status && wsb && cudaMalloc(&ws, wsb) != cudaSuccess) r.status = AMP_ERR_NO_MEMORY;
+    if (!r.status) r.status = amp_cuda_conv_fwd_run(&cu, &f, NULL, dv[0].mem, dv[1].mem, dy.mem, dv[2].mem, ws, wsb);
+    if (!r.status && cudaMemcpy(ygot->data, dy.mem, ygot->nbytes, cudaMemcpyDeviceToHost) != cudaSuccess)
+        r.status = AMP_ERR_INTERNAL;
+    if (!r.status) {
+        r.bias_kernel = f.bias_kernel;
+        r.act_kernel = f.act_kernel;
+        float *a = as_floats(ygot), *b = as_floats(ycpu);
+        r.n = ygot->numel;
+        for (int64_t i = 0; i < r.n; i++) {
+            if (act == AMP_CUDA_CONV_ACT_RELU) b[i] = b[i] < 0 ? 0.0f : b[i];
+            r.negatives += a[i] < 0;
+            r.zeros += a[i] == 0;
+        }
+        r.err = ct_rel_l2(a, b, (size_t)r.n);
+        for (int64_t i = 0; i < r.n; i++)
+            if (a[i] != a[i]) r.err = INFINITY;
+        free(a);
+        free(b);
+    }
+    if (r.status) snprintf(r.msg, sizeof r.msg, "%s", amp_context_last_error(ctx));
+    if (ws) cudaFree(ws);
+    for (int i = 0; i < 3; i++) {
+        dev_free(&dv[i]);
+        amp_tensor_destroy(in[i]);
+    }
+    dev_free(&dy);
+    amp_tensor_destroy(ycpu);
+    if (keep && !r.status)
+        *keep = ygot;
+    else
+        amp_tensor_destroy(ygot);
+    return r;
+}
+
+/* one case, relu after it, in every dtype, by the three paths of amp_cuda_conv_fwd_get: fused
+ * (the emulator's cuDNN finalises conv -> bias -> relu), the relu refused (planted: the bias in
+ * the plan, the relu by the kernel) and every fusion refused (planted: both by the kernel).
+ * Against the CPU within tolerance, and bit for bit against relu of the same convolution on CUDA
+ * without the activation wherever both run one sum rounded once. */
+static double worst_path[3][3]; /* [path][dtype] */
+
+static void check_relu_case(conv_case base, const char *label) {
+    static const unsigned plants[3] = {0, AMP_CUDA_CONV_PLANT_NO_ACT_FUSION, AMP_CUDA_CONV_PLANT_NO_FUSION};
+    static const char *const hows[3] = {"fused", "relu refused", "fusion refused"};
+    for (int pl = 0; pl < 3; pl++)
+        for (int d = 0; d < 3; d++) {
+            conv_case c = base;
+            c.dt = dtypes[d];
+            const char *how = hows[pl];
+            amp_tensor *y = NULL, *plain = NULL;
+            fwd_result r = fwd_epilogue(&c, AMP_CUDA_CONV_ACT_RELU, plants[pl], 31 + (uint64_t)d, &y);
+            fwd_result q = fwd_epilogue(&c, AMP_CUDA_CONV_ACT_NONE, 0, 31 + (uint64_t)d, &plain);
+            bool same = false;
+            if (!r.status && !q.status) {
+                for (int64_t i = 0; i < plain->numel; i++)
+                    if (amp_ld(c.dt, plain->data, i) < 0) amp_st(c.dt, plain->data, i, 0.0);
+                same = !memcmp(y->data, plain->data, y->nbytes);
+            }
+            amp_tensor_destroy(y);
+            amp_tensor_destroy(plain);
+            CT_CHECK(r.status == AMP_OK && q.status == AMP_OK, "%s%s relu %s %s: %s (%s)", label,
+                     c.bias ? "+bias" : "", how, amp_dtype_name(c.dt), amp_status_name(r.status ? r.status : q.status),
+                     r.status ? r.msg : q.msg);
+            note_error(c.dt, r.err);
+            if (r.err > worst_path[pl][d]) worst_path[pl][d] = r.err;
+            CT_CHECK(r.err <= tolerance(c.dt), "%s%s relu %s %s: rel L2 %g > %g", label, c.bias ? "+bias" : "", how,
+                     amp_dtype_name(c.dt), r.err, tolerance(c.dt));
+            CT_CHECK(r.negatives == 0, "%s relu %s %s: %lld negative values", label, how, amp_dtype_name(c.dt),
+                     (long long)r.negatives);
+            /* random weights and data: about half the sums are negative; relu must have clipped them */
+            CT_CHECK(r.n < 20 || r.zeros * 5 >= r.n, "%s relu %s %s: only %lld zeros of %lld", label, how,
+                     amp_dtype_name(c.dt), (long long)r.zeros, (long long)r.n);
+            /* the path taken: cuDNN 9.19's heuristics give no engine for conv -> relu without a
+             * bias, so the relu is the kernel's there whatever the plant */
+            bool act_kernel = pl > 0 || !c.bias, bias_kernel = pl == 2 && c.bias;
+            /* the same plan as the plain run's (the relu by the kernel, the bias not) gives the
+             * same bits on any device; the emulator's fused graph too; a bias added by the kernel
+             * to a rounded f16/bf16 sum does not */
+            bool exact = !bias_kernel || c.dt == AMP_F32;
+#if !defined(AMP_CUDA_EMULATED)
+            act_kernel = pl > 0 || r.act_kernel; /* a device's engines decide where nothing is planted */
+            bias_kernel = c.bias && (pl == 2 || r.bias_kernel);
+            exact = r.act_kernel && !r.bias_kernel;
+#endif
+            CT_CHECK(r.act_kernel == act_kernel && r.bias_kernel == bias_kernel,
+                     "%s%s relu %s %s: the kernel took the relu %d (%d expected), the bias %d (%d)", label,
+                     c.bias ? "+bias" : "", how, amp_dtype_name(c.dt), r.act_kernel, act_kernel, r.bias_kernel,
+                     bias_kernel);
+            CT_CHECK(!exact || same, "%s%s relu %s %s: not relu(the convolution on CUDA) bit for bit", label,
+                     c.bias ? "+bias" : "", how, amp_dtype_name(c.dt));
+        }
+}
+
+static void t_relu(void) {
+    const conv_case cases_[] = {
+        {.nsp = 2, .N = 2, .C = 3, .M = 5, .in = {13, 13}, .k = {3, 3}},
+        {.nsp = 2, .N = 1, .C = 3, .M = 7, .in = {7, 9}, .k = {1, 1}},
+        {.nsp = 2, .N = 1, .C = 1, .M = 1, .in = {1, 1}, .k = {1, 1}},
+        {.nsp = 2, .N = 2, .C = 4, .M = 6, .group = 2, .in = {9, 11}, .k = {3, 3}},
+        {.nsp = 2, .N = 2, .C = 5, .M = 5, .group = 5, .in = {13, 7}, .k = {3, 3}, .pads = {1, 1, 1, 1}},
+        {.nsp = 2, .N = 2, .C = 3, .M = 4, .in = {13, 12}, .k = {3, 5}, .stride = {2, 3}, .pads = {1, 0, 0, 2}},
+        {.nsp = 2, .N = 1, .C = 4, .M = 4, .group = 2, .in = {13, 11}, .k = {3, 2}, .stride = {2, 2}, .dil = {2, 1},
+         .pads = {2, 1, 0, 1}},
+        {.nsp = 1, .N = 3, .C = 4, .M = 6, .in = {29}, .k = {5}, .stride = {2}, .pads = {2, 1}},
+        {.nsp = 3, .N = 1, .C = 2, .M = 3, .in = {5, 6, 7}, .k = {3, 2, 3}, .stride = {1, 2, 1}, .dil = {1, 1, 2},
+         .pads = {1, 0, 0, 0, 1, 1}},
+        {.nsp = 2, .N = 8, .C = 1, .M = 6, .in = {28, 28}, .k = {5, 5}},  /* LeNet's conv1 */
+        {.nsp = 2, .N = 8, .C = 6, .M = 16, .in = {12, 12}, .k = {5, 5}}, /* LeNet's conv2 */
+    };
+    static const char *const labels[] = {"3x3", "1x1", "one element", "group 2", "depthwise", "strides+pads",
+                                         "everything", "1-D", "3-D", "LeNet conv1", "LeNet conv2"};
+    for (size_t i = 0; i < sizeof cases_ / sizeof cases_[0]; i++)
+        for (int b = 0; b < 2; b++) {
+            conv_case c = cases_[i];
+            c.bias = b;
+            check_relu_case(c, labels[i]);
+        }
+    static const char *const paths[3] = {"fused", "bias in the plan, relu by the kernel", "both by the kernel"};
+    for (int p = 0; p < 3; p++)
+        printf("  relu, %s: worst rel L2 f32 %.3g, f16 %.3g, bf16 %.3g\n", paths[p], worst_path[p][0], worst_path[p][1],
+               worst_path[p][2]);
+}
+
+/* a bias without an activation through the planted fallback: the bias kernel after the plain plan */
+static void t_bias_fallback(void) {
+    conv_case base = {.nsp = 2, .N = 2, .C = 4, .M = 6, .group = 2, .in = {9, 11}, .k = {3, 3}, .bias = 1};
+    for (int d = 0; d < 3; d++) {
+        conv_case c = base;
+        c.dt = dtypes[d];
+        fwd_result r = fwd_epilogue(&c, AMP_CUDA_CONV_ACT_NONE, AMP_CUDA_CONV_PLANT_NO_FUSION, 51, NULL);
+        CT_CHECK(r.status == AMP_OK && r.bias_kernel && !r.act_kernel, "bias fallback %s: %s, kernel %d %d (%s)",
+                 amp_dtype_name(c.dt), amp_status_name(r.status), r.bias_kernel, r.act_kernel, r.msg);
+        note_error(c.dt, r.err);
+        CT_CHECK(r.err <= tolerance(c.dt), "bias fallback %s: rel L2 %g", amp_dtype_name(c.dt), r.err);
+        CT_CHECK(r.negatives > 0, "bias fallback %s: no negative values without relu", amp_dtype_name(c.dt));
+    }
+}
+
+/* relu plans: their own cache entries, named in messages; the planted refusal says what failed */
+static void t_relu_plans(void) {
+    for (int d = 0; d < 3; d++) {
+        amp_cuda_conv_desc a = plan_desc_fwd(dtypes[d]), b = a, c = a;
+        a.bias = 1;
+        b.act = AMP_CUDA_CONV_ACT_RELU;
+        c.act = AMP_CUDA_CONV_ACT_RELU;
+        c.bias = 1;
+        const amp_cuda_conv_plan *pa = NULL, *pb = NULL, *pc = NULL;
+        CT_CHECK(amp_cuda_conv_plan_get(&cu, &a, &pa) == AMP_OK, "bias plan: %s", amp_context_last_error(ctx));
+        CT_CHECK(amp_cuda_conv_plan_get(&cu, &c, &pc) == AMP_OK, "bias+relu plan %s: %s", amp_dtype_name(dtypes[d]),
+                 amp_context_last_error(ctx));
+        CT_CHECK(pa != pc, "the activation is not in the cache key");
+        printf("  bias+relu %s: %d configurations, #%d used, workspace %zu bytes\n", amp_dtype_name(dtypes[d]),
+               amp_cuda_conv_plan_configs(pc), amp_cuda_conv_plan_config_used(pc), amp_cuda_conv_plan_workspace(pc));
+        /* conv -> relu with no bias: cuDNN 9.19's heuristics offer no engine (amp_cuda_conv_fwd_get
+         * then takes the relu kernel); on a device, whatever its library says */
+        amp_status sb = amp_cuda_conv_plan_get(&cu, &b, &pb);
+#if defined(AMP_CUDA_EMULATED)
+        CT_CHECK(sb == AMP_ERR_UNSUPPORTED && strstr(amp_context_last_error(ctx), "forward+relu"),
+                 "conv -> relu alone: %s (%s)", amp_status_name(sb), sb ? amp_context_last_error(ctx) : "a plan");
+#endif
+        CT_CHECK(sb != AMP_OK || (pb != pa && pb != pc), "the activation is not in the cache key");
+        c.plant = AMP_CUDA_CONV_PLANT_NO_FUSION;
+        amp_status s = amp_cuda_conv_plan_get(&cu, &c, &pc);
+        CT_CHECK(s == AMP_ERR_UNSUPPORTED, "a planted refusal of the fusion gave %s", amp_status_name(s));
+        CT_CHECK(strstr(amp_context_last_error(ctx), "+bias+relu") && strstr(amp_context_last_error(ctx), "finalised"),
+                 "message: %s", amp_context_last_error(ctx));
+    }
+    /* a backward plan with an activation is not a thing */
+    amp_cuda_conv_desc e = plan_desc_fwd(AMP_F32);
+    e.kind = AMP_CUDA_CONV_BWD_DATA;
+    e.act = AMP_CUDA_CONV_ACT_RELU;
+    const amp_cuda_conv_plan *pe = NULL;
+    CT_CHECK(amp_cuda_conv_plan_get(&cu, &e, &pe) == AMP_ERR_UNSUPPORTED, "a backward plan took an activation");
+}
+
+/* PLANTED: a scaled relu (alpha1 2) is a valid cuDNN graph the emulator does not compute: it is
+ * refused with the scale named, never run as a plain relu */
+static void t_planted_relu_scaled(void) {
+#if !defined(AMP_CUDA_EMULATED)
+    CT_SKIP("the emulator's refusal (a device computes the scaled relu)");
+#endif
+    conv_case c = {.dt = AMP_F16, .nsp = 2, .N = 2, .C = 3, .M = 5, .in = {13, 13}, .k = {3, 3}, .bias = 1};
+    /* cuDNN finalises the scaled graph (so the fallback is not taken) ... */
+    amp_cuda_conv_desc d = case_desc(&c, AMP_CUDA_CONV_ACT_RELU, AMP_CUDA_CONV_PLANT_RELU_SCALED);
+    const amp_cuda_conv_plan *p = NULL;
+    amp_status s = amp_cuda_conv_plan_get(&cu, &d, &p);
+    CT_CHECK(s == AMP_OK, "the scaled relu plan: %s", amp_context_last_error(ctx));
+    /* ... and the emulator will not run it */
+    fwd_result r = fwd_epilogue(&c, AMP_CUDA_CONV_ACT_RELU, AMP_CUDA_CONV_PLANT_RELU_SCALED, 3, NULL);
+    CT_CHECK(r.status == AMP_ERR_UNSUPPORTED, "a scaled relu ran on the emulator (%s)", amp_status_name(r.status));
+    CT_CHECK(strstr(r.msg, "scaled relu") && strstr(r.msg, "alpha1 2"), "message: %s", r.msg);
+}
+
 /* ---- plans --------------------------------------------------------------------------------- */
 
 static amp_cuda_conv_desc plan_desc(amp_cuda_conv_kind kind, amp_dtype dt) {
@@ -552,30 +817,39 @@ static void t_engines(void) {
            amp_cuda_conv_plan_config_used(tf32), amp_cuda_conv_plan_notes(tf32));
 }
 
-/* the fallback bias kernel against the same formula on the host: f32 sum, one rounding (exact) */
+/* the fallback kernel against the same formula on the host: f32 sum, relu, one rounding (exact);
+ * with bias, with bias and relu, relu alone */
 static void t_bias_kernel(void) {
-    for (int d = 0; d < 3; d++) {
-        amp_dtype dt = dtypes[d];
-        int64_t yd[3] = {2, 5, 13}, bd[1] = {5};
-        amp_tensor *y = host_rand(dt, 3, yd, 70), *b = host_rand(dt, 1, bd, 71), *got = NULL;
-        CT_CHECK(y && b && amp_tensor_create(ctx, dt, 3, yd, &got) == AMP_OK, "tensors");
-        dev_tensor dy, db;
-        int ok = dev_make(&dy, y, 1) && dev_make(&db, b, 1);
-        cudaError_t e = ok ? amp_cuda_conv_bias_add(cu.stream, dt, dy.mem, db.mem, 2, 5, 13) : cudaErrorMemoryAllocation;
-        if (!e) e = cudaMemcpy(got->data, dy.mem, got->nbytes, cudaMemcpyDeviceToHost);
-        int64_t bad = 0;
-        for (int64_t i = 0; !e && i < y->numel; i++) {
-            float v = (float)amp_ld(dt, y->data, i) + (float)amp_ld(dt, b->data, (i / 13) % 5);
-            double w = dt == AMP_F16 ? amp_f16_to_f32(amp_f32_to_f16(v)) : dt == AMP_BF16 ? amp_bf16_to_f32(amp_f32_to_bf16(v)) : v;
-            if (amp_ld(dt, got->data, i) != w) bad++;
+    for (int form = 0; form < 3; form++) {
+        for (int d = 0; d < 3; d++) {
+            amp_dtype dt = dtypes[d];
+            bool relu = form > 0, bias = form < 2;
+            int64_t yd[3] = {2, 5, 13}, bd[1] = {5};
+            amp_tensor *y = host_rand(dt, 3, yd, 70), *b = host_rand(dt, 1, bd, 71), *got = NULL;
+            CT_CHECK(y && b && amp_tensor_create(ctx, dt, 3, yd, &got) == AMP_OK, "tensors");
+            dev_tensor dy, db;
+            int ok = dev_make(&dy, y, 1) && dev_make(&db, b, 1);
+            cudaError_t e = ok ? amp_cuda_conv_bias_add(cu.stream, dt, dy.mem, bias ? db.mem : NULL, 2, 5, 13, relu)
+                               : cudaErrorMemoryAllocation;
+            if (!e) e = cudaMemcpy(got->data, dy.mem, got->nbytes, cudaMemcpyDeviceToHost);
+            int64_t bad = 0, zeros = 0;
+            for (int64_t i = 0; !e && i < y->numel; i++) {
+                float v = (float)amp_ld(dt, y->data, i) + (bias ? (float)amp_ld(dt, b->data, (i / 13) % 5) : 0.0f);
+                if (relu) v = v < 0 ? 0.0f : v;
+                zeros += amp_ld(dt, got->data, i) == 0;
+                double w = dt == AMP_F16 ? amp_f16_to_f32(amp_f32_to_f16(v)) : dt == AMP_BF16 ? amp_bf16_to_f32(amp_f32_to_bf16(v)) : v;
+                if (amp_ld(dt, got->data, i) != w) bad++;
+            }
+            dev_free(&dy);
+            dev_free(&db);
+            amp_tensor_destroy(y);
+            amp_tensor_destroy(b);
+            amp_tensor_destroy(got);
+            const char *what = form == 0 ? "bias" : form == 1 ? "bias+relu" : "relu";
+            CT_CHECK(e == cudaSuccess, "%s kernel %s: %s", what, amp_dtype_name(dt), cudaGetErrorString(e));
+            CT_CHECK(bad == 0, "%s kernel %s: %lld of 130 values differ", what, amp_dtype_name(dt), (long long)bad);
+            CT_CHECK(relu ? zeros > 20 : zeros == 0, "%s kernel %s: %lld zeros", what, amp_dtype_name(dt), (long long)zeros);
         }
-        dev_free(&dy);
-        dev_free(&db);
-        amp_tensor_destroy(y);
-        amp_tensor_destroy(b);
-        amp_tensor_destroy(got);
-        CT_CHECK(e == cudaSuccess, "bias kernel %s: %s", amp_dtype_name(dt), cudaGetErrorString(e));
-        CT_CHECK(bad == 0, "bias kernel %s: %lld of 130 values differ", amp_dtype_name(dt), (long long)bad);
     }
 }
 
@@ -812,6 +1086,10 @@ static const ct_case cases[] = {
     {"planted_memory", t_planted_memory},
     {"planted_mode", t_planted_mode},
     {"bias_kernel", t_bias_kernel},
+    {"relu", t_relu},
+    {"bias_fallback", t_bias_fallback},
+    {"relu_plans", t_relu_plans},
+    {"planted_relu_scaled", t_planted_relu_scaled},
     {NULL, NULL},
 };
 

@@ -12,7 +12,8 @@
  *     CUDNN_ATTR_EXECUTION_PLAN_JSON_REPRESENTATION, cuDNN's own serialisation of the operation
  *     graph it finalised: tensors with dims, strides, data type, uid, alignment, virtuality; the
  *     convolution with its mode, compute type, alpha, beta, paddings, strides, dilations, groups;
- *     a forward convolution may be followed by a pointwise ADD of a bias to its virtual sum; the
+ *     a forward convolution may be followed by a pointwise ADD of a bias to its virtual sum and
+ *     then a pointwise RELU_FWD (or the RELU_FWD alone), intermediates virtual FP32; the
  *     engine it names must be the one plan -> engine config -> engine gives), checks
  *     every pointer and the workspace, poisons the workspace and the output, and computes the
  *     convolution in FP32 on the CPU, through amp_emu_enqueue on the handle's stream. cuDNN 9.19
@@ -25,8 +26,8 @@
  *   cudnnGetLastErrorString: the message of the interposer's last refusal, else the library's.
  *
  * Anything in the plan this file does not understand (another operation or fusion, a by-value
- * tensor, a virtual one elsewhere than before the bias, vectorised or reordered layouts,
- * another convolution mode or compute type, data types that differ) is
+ * tensor, a virtual one that is not an intermediate of the chain, a clipped or leaky relu,
+ * vectorised or reordered layouts, another convolution mode or compute type, data types that differ) is
  * CUDNN_STATUS_NOT_SUPPORTED with a message, never a guess. */
 #include <cudnn.h>
 #include <dlfcn.h>
@@ -256,8 +257,10 @@ enum op_kind { OP_FWD, OP_BWD_DATA, OP_BWD_FILTER };
 
 struct conv_job {
   op_kind op = OP_FWD;
-  tensor x, w, y;  /* X (dX), W (dW), Y (dY); Y virtual when a bias follows */
-  bool bias = false; /* forward + pointwise ADD: out = alpha1 * Y + alpha2 * B (B broadcast) */
+  tensor x, w, y;  /* X (dX), W (dW), Y (dY); Y virtual when a pointwise op follows */
+  bool fused = false; /* forward + pointwise ops: they write out, Y is the virtual sum */
+  bool bias = false; /* pointwise ADD: alpha1 * Y + alpha2 * B (B broadcast) */
+  bool relu = false; /* then (or alone) pointwise RELU_FWD: x < 0 ? 0 : x */
   tensor b, out;
   float alpha1 = 1, alpha2 = 1;
   int nsp = 0;     /* spatial dims of the tensors */
@@ -372,10 +375,10 @@ std::vector<float> gather(const tensor &t, const view &v) {
 }
 
 /* The convolution in FP32 on the CPU: sums into an FP32 buffer of the output's size, then
- * out = alpha * sum + beta * out (then + the bias), rounded once to the output type. */
+ * out = alpha * sum + beta * out (then + the bias, then relu), rounded once to the output type. */
 cudaError_t compute(const conv_job &j) {
   view X(j.x, j.nsp), W(j.w, j.nsp), Y(j.y, j.nsp);
-  const tensor &out = j.op == OP_FWD ? (j.bias ? j.out : j.y) : j.op == OP_BWD_DATA ? j.x : j.w;
+  const tensor &out = j.op == OP_FWD ? (j.fused ? j.out : j.y) : j.op == OP_BWD_DATA ? j.x : j.w;
   view Out(out, j.nsp), Bv(j.bias ? j.b : out, j.nsp);
   const view &O = j.op == OP_FWD ? Y : j.op == OP_BWD_DATA ? X : W; /* the sum's dims */
   for (int i = 0; i < 5; i++) Bv.s[i] = Bv.d[i] == 1 ? 0 : Bv.s[i]; /* the bias broadcasts */
@@ -438,6 +441,7 @@ cudaError_t compute(const conv_job &j) {
     float v = j.alpha * acc[(size_t)f];
     if (j.beta != 0) v += j.beta * old[(size_t)f];
     if (j.bias) v = j.alpha1 * v + j.alpha2 * load(j.b, Bv.off(a, b, sp)); /* the virtual sum stays FP32 */
+    if (j.relu) v = v < 0.0f ? 0.0f : v; /* NaN passes, -0 stays: cuDNN's max(x, lowerClip 0) is assumed so */
     store(out, Out.off(a, b, sp), v);
   });
   return cudaSuccess;
@@ -496,9 +500,12 @@ cudnnStatus_t read_tensor(const jv &t, tensor *out) {
   return CUDNN_STATUS_SUCCESS;
 }
 
-/* The second node of a forward graph: out = alpha1 * sum + alpha2 * B, the sum virtual. */
-template <class F> cudnnStatus_t read_bias(const jv &node, F find, conv_job *j) {
-  static const char *const known[] = {"operation", "pointwiseMode", "mathPrec", "alpha1", "alpha2", "X", "B", "Y"};
+/* One pointwise node after a forward convolution, reading in (the chain's value so far, virtual)
+ * and writing *out: ADD (out = alpha1 * in + alpha2 * B, B broadcast; first in the chain) or
+ * RELU_FWD (out = relu(in): lower clip 0, no slope, no upper clip, alpha1 1; last in the chain). */
+template <class F> cudnnStatus_t read_pointwise(const jv &node, F find, conv_job *j, const tensor &in, tensor *out) {
+  static const char *const known[] = {"operation", "pointwiseMode", "mathPrec",  "alpha1",        "alpha2", "X",
+                                      "B",         "Y",             "lowerClip", "lowerClipSlope", "upperClip"};
   for (auto &kv : node.obj) {
     bool k = false;
     for (const char *name : known) k |= kv.first == name;
@@ -506,21 +513,42 @@ template <class F> cudnnStatus_t read_bias(const jv &node, F find, conv_job *j) 
   }
   const jv *op = node.get("operation"), *mode = node.get("pointwiseMode"), *prec = node.get("mathPrec");
   if (!op || op->str != "CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR" || j->op != OP_FWD)
-    return refuse(CUDNN_STATUS_NOT_SUPPORTED, "%s after a convolution (a pointwise ADD after a forward one expected)",
+    return refuse(CUDNN_STATUS_NOT_SUPPORTED, "%s after a convolution (pointwise ops after a forward one expected)",
                   op ? op->str.c_str() : "(none)");
-  if (!mode || mode->str != "CUDNN_POINTWISE_ADD")
-    return refuse(CUDNN_STATUS_NOT_SUPPORTED, "pointwise mode %s", mode ? mode->str.c_str() : "(none)");
   if (!prec || prec->str != "CUDNN_DATA_FLOAT")
     return refuse(CUDNN_STATUS_NOT_SUPPORTED, "pointwise compute type %s", prec ? prec->str.c_str() : "(none)");
-  tensor x;
-  if (!find(node.get("X"), &x) || !find(node.get("B"), &j->b) || !find(node.get("Y"), &j->out))
-    return refuse(CUDNN_STATUS_NOT_SUPPORTED, "the pointwise node's X, B or Y is not one of the graph's tensors");
-  if (x.uid != j->y.uid || !x.virt || j->b.virt || j->out.virt)
-    return refuse(CUDNN_STATUS_NOT_SUPPORTED, "the pointwise node does not add B to the convolution's virtual output");
   const jv *a1 = node.get("alpha1"), *a2 = node.get("alpha2");
-  j->alpha1 = a1 && a1->k == jv::NUM ? (float)a1->num : 1.0f;
-  j->alpha2 = a2 && a2->k == jv::NUM ? (float)a2->num : 1.0f;
-  j->bias = true;
+  float alpha1 = a1 && a1->k == jv::NUM ? (float)a1->num : 1.0f, alpha2 = a2 && a2->k == jv::NUM ? (float)a2->num : 1.0f;
+  if (!find(node.get("X"), nullptr) || !find(node.get("Y"), out))
+    return refuse(CUDNN_STATUS_NOT_SUPPORTED, "the pointwise node's X or Y is not one of the graph's tensors");
+  const jv *xref = node.get("X");
+  if (xref->str != std::to_string(in.uid) || !in.virt)
+    return refuse(CUDNN_STATUS_NOT_SUPPORTED, "pointwise node reads tensor %s, not the virtual %lld before it",
+                  xref->str.c_str(), (long long)in.uid);
+  if (mode && mode->str == "CUDNN_POINTWISE_ADD") {
+    if (j->bias || j->relu)
+      return refuse(CUDNN_STATUS_NOT_SUPPORTED, "an ADD after %s (one bias, before the activation, expected)",
+                    j->relu ? "the activation" : "the bias");
+    if (!find(node.get("B"), &j->b) || j->b.virt)
+      return refuse(CUDNN_STATUS_NOT_SUPPORTED, "the ADD's B is not a tensor in memory");
+    j->alpha1 = alpha1;
+    j->alpha2 = alpha2;
+    j->bias = true;
+  } else if (mode && mode->str == "CUDNN_POINTWISE_RELU_FWD") {
+    const jv *lo = node.get("lowerClip"), *slope = node.get("lowerClipSlope"), *hi = node.get("upperClip");
+    if (j->relu) return refuse(CUDNN_STATUS_NOT_SUPPORTED, "a second RELU_FWD");
+    if (node.get("B")) return refuse(CUDNN_STATUS_NOT_SUPPORTED, "a RELU_FWD with a B operand");
+    if ((lo && (lo->k != jv::NUM || lo->num != 0)) || (slope && (slope->k != jv::NUM || slope->num != 0)) ||
+        (hi && (hi->k != jv::NUM || hi->num < 3.4028234663852886e38)) || alpha1 != 1.0f)
+      return refuse(CUDNN_STATUS_NOT_SUPPORTED,
+                    "a clipped, leaky or scaled relu (lower clip %g, slope %g, upper clip %g, alpha1 %g)",
+                    lo && lo->k == jv::NUM ? lo->num : 0.0, slope && slope->k == jv::NUM ? slope->num : 0.0,
+                    hi && hi->k == jv::NUM ? hi->num : INFINITY, (double)alpha1);
+    j->relu = true;
+  } else {
+    return refuse(CUDNN_STATUS_NOT_SUPPORTED, "pointwise mode %s (ADD and RELU_FWD only)",
+                  mode ? mode->str.c_str() : "(none)");
+  }
   return CUDNN_STATUS_SUCCESS;
 }
 
@@ -564,9 +592,10 @@ cudnnStatus_t read_plan(cudnnBackendDescriptor_t plan, conv_job *j, int64_t *ws_
   if (!tensors || tensors->k != jv::ARR || !nodes || nodes->k != jv::ARR)
     return refuse(CUDNN_STATUS_NOT_SUPPORTED, "the plan's JSON has no operation graph");
   size_t nt = tensors->arr.size(), nn = nodes->arr.size();
-  if (!((nn == 1 && nt == 3) || (nn == 2 && nt == 5)))
+  if (nn < 1 || nn > 3 || nt < 3 || nt > 6)
     return refuse(CUDNN_STATUS_NOT_SUPPORTED,
-                  "a graph of %zu operations and %zu tensors (a convolution, and a bias after a forward one, expected)",
+                  "a graph of %zu operations and %zu tensors (a convolution, then a bias and a relu after a forward "
+                  "one, expected)",
                   nn, nt);
   std::vector<tensor> ts(nt);
   for (size_t i = 0; i < nt; i++)
@@ -574,7 +603,7 @@ cudnnStatus_t read_plan(cudnnBackendDescriptor_t plan, conv_job *j, int64_t *ws_
   auto find = [&](const jv *ref, tensor *out) {
     for (auto &t : ts)
       if (ref && ref->k == jv::STR && std::to_string(t.uid) == ref->str) {
-        *out = t;
+        if (out) *out = t;
         return true;
       }
     return false;
@@ -610,18 +639,46 @@ cudnnStatus_t read_plan(cudnnBackendDescriptor_t plan, conv_job *j, int64_t *ws_
   for (int i = 0; i < 3; i++)
     if (!find(node.get(names[i]), slots[i]))
       return refuse(CUDNN_STATUS_NOT_SUPPORTED, "the convolution's %s is not one of the graph's tensors", names[i]);
-  if (nn == 2 && (s = read_bias(nodes->arr[1], find, j))) return s;
+  /* the pointwise nodes, followed from the convolution's output whatever their order in the JSON:
+   * each reads the value before it, every intermediate is virtual FP32, the last writes memory */
+  std::vector<int64_t> inter; /* the intermediates' uids */
+  std::vector<bool> used(nn, false);
+  tensor cur = j->y;
+  j->fused = nn > 1;
+  for (size_t step = 1; step < nn; step++) {
+    if (!cur.virt || cur.type != E_F32)
+      return refuse(CUDNN_STATUS_NOT_SUPPORTED, "tensor %lld feeds a pointwise node but is not virtual FP32",
+                    (long long)cur.uid);
+    inter.push_back(cur.uid);
+    size_t k = 0;
+    for (k = 1; k < nn; k++) {
+      const jv *x = nodes->arr[k].get("X");
+      if (!used[k] && x && x->k == jv::STR && x->str == std::to_string(cur.uid)) break;
+    }
+    if (k == nn)
+      return refuse(CUDNN_STATUS_NOT_SUPPORTED, "no pointwise node reads tensor %lld", (long long)cur.uid);
+    used[k] = true;
+    tensor next;
+    if ((s = read_pointwise(nodes->arr[k], find, j, cur, &next))) return s;
+    cur = next;
+  }
+  if (j->fused) j->out = cur;
+  if (nt != 3 + inter.size() + (j->bias ? 1 : 0))
+    return refuse(CUDNN_STATUS_NOT_SUPPORTED, "%zu tensors in a graph of %zu operations%s", nt, nn,
+                  j->bias ? " with a bias" : "");
   for (const tensor &t : ts)
-    if (t.virt && !(j->bias && t.uid == j->y.uid))
-      return refuse(CUDNN_STATUS_NOT_SUPPORTED, "virtual tensor %lld is not the sum before the bias", (long long)t.uid);
-  if (j->bias && (j->out.type != j->x.type || j->b.type != j->x.type || j->out.rank != j->x.rank ||
-                  j->b.rank != j->x.rank))
-    return refuse(CUDNN_STATUS_NOT_SUPPORTED, "the bias or the output differs from X in data type or rank");
-  for (int i = 0; j->bias && i < j->out.rank; i++)
-    if (j->out.dim[i] != j->y.dim[i] || (j->b.dim[i] != 1 && j->b.dim[i] != j->y.dim[i]))
+    if (t.virt && std::find(inter.begin(), inter.end(), t.uid) == inter.end())
+      return refuse(CUDNN_STATUS_NOT_SUPPORTED, "virtual tensor %lld is not an intermediate of the graph",
+                    (long long)t.uid);
+  if (j->fused && (j->out.virt || j->out.type != j->x.type || j->out.rank != j->x.rank ||
+                   (j->bias && (j->b.type != j->x.type || j->b.rank != j->x.rank))))
+    return refuse(CUDNN_STATUS_NOT_SUPPORTED, "the bias or the output differs from X in data type or rank, or the "
+                                              "output is virtual");
+  for (int i = 0; j->fused && i < j->out.rank; i++)
+    if (j->out.dim[i] != j->y.dim[i] || (j->bias && j->b.dim[i] != 1 && j->b.dim[i] != j->y.dim[i]))
       return refuse(CUDNN_STATUS_BAD_PARAM, "dim %d: sum %lld, bias %lld, output %lld do not broadcast", i,
-                    (long long)j->y.dim[i], (long long)j->b.dim[i], (long long)j->out.dim[i]);
-  if (j->x.type != j->w.type || (j->bias ? j->y.type != E_F32 : j->x.type != j->y.type))
+                    (long long)j->y.dim[i], j->bias ? (long long)j->b.dim[i] : 1LL, (long long)j->out.dim[i]);
+  if (j->x.type != j->w.type || (j->fused ? j->y.type != E_F32 : j->x.type != j->y.type))
     return refuse(CUDNN_STATUS_NOT_SUPPORTED, "tensors of different data types");
   if (j->x.rank != j->w.rank || j->x.rank != j->y.rank)
     return refuse(CUDNN_STATUS_NOT_SUPPORTED, "tensors of different ranks");
@@ -768,7 +825,7 @@ cudnnStatus_t cudnnBackendExecute(cudnnHandle_t handle, cudnnBackendDescriptor_t
   void *ws = nullptr;
   s = cudnnBackendGetAttribute(pack, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &n, &ws);
   if (s) return refuse(s, "the variant pack's workspace cannot be read");
-  tensor *ts[5] = {&j.x, &j.w, j.bias ? &j.out : &j.y, &j.b, nullptr};
+  tensor *ts[5] = {&j.x, &j.w, j.fused ? &j.out : &j.y, &j.b, nullptr};
   for (tensor *t : ts) {
     if (!t || (t == &j.b && !j.bias)) continue;
     for (size_t i = 0; i < rec.uids.size(); i++)
