@@ -23,9 +23,9 @@
  *   LAYERNORM Add(X, R) -> LayerNormalization -> AddLayerNorm
  *   ATTENTION [Mul(Q, a)], [Mul(Kt, b)] -> MatMul -> [Mul/Div by a scalar] -> [Add(mask)] ->
  *            Softmax(last axis) -> MatMul(., V) -> Attention
- *   CASTS    Casts of graph inputs and initializers to one dtype (a step's weights), and Casts
- *            whose outputs one same node reads first (a step's gradients into the overflow
- *            check and the optimizer) -> CastMulti */
+ *   CASTS    Casts of graph inputs and initializers to one dtype (a step's weights), and runs
+ *            of Casts of computed values whose readers all come after the run (a step's
+ *            gradients on their way to the optimizer) -> CastMulti */
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -40,6 +40,7 @@ typedef struct fz {
     amp_graph *g;
     int *uses;  /* consumers per value (a graph output counts as one) */
     int *cons;  /* the one consumer node of a value used once, else -1 */
+    int *cs, *cl; /* the consumers of value v: cl[cs[v] .. cs[v + 1]), in node order */
     bool *dead;
 } fz;
 
@@ -48,13 +49,33 @@ static amp_status fz_index(fz *f) {
     amp_dealloc(g->ctx, f->uses);
     amp_dealloc(g->ctx, f->cons);
     amp_dealloc(g->ctx, f->dead);
-    f->cons = NULL;
+    amp_dealloc(g->ctx, f->cs);
+    amp_dealloc(g->ctx, f->cl);
+    f->cons = f->cs = f->cl = NULL;
     f->dead = NULL;
     amp_status s = amp_edit_use_counts(g, &f->uses);
     if (s) return s;
+    size_t edges = 0;
+    for (int ni = 0; ni < g->n_nodes; ni++) edges += (size_t)g->nodes[ni].n_inputs;
     f->cons = amp_alloc(g->ctx, sizeof(int) * ((size_t)g->n_values + 1));
+    f->cs = amp_calloc(g->ctx, (size_t)g->n_values + 2, sizeof(int));
+    f->cl = amp_alloc(g->ctx, sizeof(int) * (edges + 1));
     f->dead = amp_calloc(g->ctx, (size_t)g->n_nodes + 1, sizeof(bool));
-    if (!f->cons || !f->dead) return amp_seterr(g->ctx, AMP_ERR_NO_MEMORY, "out of memory");
+    if (!f->cons || !f->cs || !f->cl || !f->dead) return amp_seterr(g->ctx, AMP_ERR_NO_MEMORY, "out of memory");
+    for (int ni = 0; ni < g->n_nodes; ni++)
+        for (int k = 0; k < g->nodes[ni].n_inputs; k++)
+            if (g->nodes[ni].inputs[k] >= 0) f->cs[g->nodes[ni].inputs[k] + 1]++;
+    for (int v = 0; v < g->n_values; v++) f->cs[v + 1] += f->cs[v];
+    int *fill = amp_alloc(g->ctx, sizeof(int) * ((size_t)g->n_values + 1));
+    if (!fill) return amp_seterr(g->ctx, AMP_ERR_NO_MEMORY, "out of memory");
+    memcpy(fill, f->cs, sizeof(int) * (size_t)g->n_values);
+    for (int ni = 0; ni < g->n_nodes; ni++)
+        for (int k = 0; k < g->nodes[ni].n_inputs; k++) {
+            int v = g->nodes[ni].inputs[k];
+            /* a node reading v twice is listed twice; readers are in node order */
+            if (v >= 0) f->cl[fill[v]++] = ni;
+        }
+    amp_dealloc(g->ctx, fill);
     for (int v = 0; v < g->n_values; v++) f->cons[v] = -1;
     for (int ni = 0; ni < g->n_nodes; ni++)
         for (int k = 0; k < g->nodes[ni].n_inputs; k++) {
@@ -65,6 +86,8 @@ static amp_status fz_index(fz *f) {
 }
 
 static void fz_free(fz *f) {
+    amp_dealloc(f->g->ctx, f->cs);
+    amp_dealloc(f->g->ctx, f->cl);
     amp_dealloc(f->g->ctx, f->uses);
     amp_dealloc(f->g->ctx, f->cons);
     amp_dealloc(f->g->ctx, f->dead);
@@ -572,51 +595,88 @@ static amp_status cast_group(fz *f, const int *in, int n) {
     return AMP_OK;
 }
 
-/* The first node (in order) that reads v; -1 when none or when v is a graph output. */
+/* The first live node (in order) that reads v; -1 when none or when v is a graph output. */
 static int first_user(const fz *f, int v) {
     if (v < 0 || f->g->values[v].is_output) return -1;
-    for (int ni = 0; ni < f->g->n_nodes; ni++) {
-        if (f->dead[ni]) continue;
-        for (int k = 0; k < f->g->nodes[ni].n_inputs; k++)
-            if (f->g->nodes[ni].inputs[k] == v) return ni;
-    }
+    for (int i = f->cs[v]; i < f->cs[v + 1]; i++)
+        if (!f->dead[f->cl[i]]) return f->cl[i];
     return -1;
 }
 
 static amp_status fuse_casts(fz *f, int *count) {
     amp_graph *g = f->g;
     int *grp = amp_alloc(g->ctx, sizeof(int) * ((size_t)g->n_nodes + 1));
-    if (!grp) return oom(f);
-    amp_status s = AMP_OK;
-    /* pass 0: casts of graph inputs and initializers, at the first; pass 1: casts first read
-     * by one same node (a step's gradients: the overflow check, then the optimizer), at the
-     * last of them (after all of their inputs are made, before that node) */
-    for (int pass = 0; pass < 2 && !s; pass++) {
-        for (int c0 = 0; c0 < g->n_nodes && !s; c0++) {
-            if (!plain_cast(f, c0)) continue;
-            const amp_node *a = &g->nodes[c0];
-            int64_t to = amp_attr_int(a, "to", 0);
-            int user = pass == 1 ? first_user(f, out0(f, c0)) : -1;
-            if (pass == 0 ? g->values[a->inputs[0]].producer >= 0 : user < 0) continue;
-            int n = 0;
-            for (int ci = c0; ci < g->n_nodes; ci++) {
-                if (!plain_cast(f, ci)) continue;
-                const amp_node *b = &g->nodes[ci];
-                bool same = amp_attr_int(b, "to", 0) == to && b->flags == a->flags;
-                bool fits = pass == 0 ? g->values[b->inputs[0]].producer < 0 : first_user(f, out0(f, ci)) == user;
-                if (same && fits) grp[n++] = ci;
-            }
-            if (n < 2) continue;
-            if (pass == 1) { /* the group goes where its last member was */
-                int t = grp[0];
-                grp[0] = grp[n - 1];
-                grp[n - 1] = t;
-            }
-            s = cast_group(f, grp, n);
-            if (!s) (*count)++;
-        }
+    bool *taken = amp_calloc(g->ctx, (size_t)g->n_nodes + 1, sizeof(bool));
+    if (!grp || !taken) {
+        amp_dealloc(g->ctx, grp);
+        amp_dealloc(g->ctx, taken);
+        return oom(f);
     }
+    amp_status s = AMP_OK;
+    /* 1. casts of graph inputs and initializers (a step's weights): one group per dtype and
+     * flags, where the first of them stood */
+    for (int c0 = 0; c0 < g->n_nodes && !s; c0++) {
+        if (taken[c0] || !plain_cast(f, c0) || g->values[g->nodes[c0].inputs[0]].producer >= 0) continue;
+        const amp_node *a = &g->nodes[c0];
+        int64_t to = amp_attr_int(a, "to", 0);
+        int n = 0;
+        for (int ci = c0; ci < g->n_nodes; ci++) {
+            const amp_node *b = &g->nodes[ci];
+            if (taken[ci] || !plain_cast(f, ci) || g->values[b->inputs[0]].producer >= 0) continue;
+            if (amp_attr_int(b, "to", 0) == to && b->flags == a->flags) grp[n++] = ci;
+        }
+        for (int i = 0; i < n; i++) taken[grp[i]] = true;
+        if (n >= 2 && !(s = cast_group(f, grp, n))) (*count)++;
+    }
+    /* 2. casts of computed values (a step's gradients, cast back for the optimizer), in order:
+     * a cast joins the group unless it depends on what a member's readers make; the group
+     * stands where its newest member stood (every member's input is made by then, and no
+     * reader of a member is needed before it) */
+    bool *below = amp_calloc(g->ctx, (size_t)g->n_nodes + 1, sizeof(bool));
+    int *stack = amp_alloc(g->ctx, sizeof(int) * ((size_t)g->n_nodes + 1));
+    if (!below || !stack) s = oom(f);
+    for (int c0 = 0; c0 < g->n_nodes && !s; c0++) {
+        if (taken[c0] || !plain_cast(f, c0) || first_user(f, out0(f, c0)) < 0) continue;
+        const amp_node *a = &g->nodes[c0];
+        int64_t to = amp_attr_int(a, "to", 0);
+        int n = 0;
+        memset(below, 0, sizeof(bool) * (size_t)g->n_nodes);
+        for (int ci = c0; ci < g->n_nodes; ci++) {
+            const amp_node *b = &g->nodes[ci];
+            if (below[ci] || taken[ci] || !plain_cast(f, ci) || amp_attr_int(b, "to", 0) != to || b->flags != a->flags ||
+                first_user(f, out0(f, ci)) < 0)
+                continue;
+            grp[n++] = ci;
+            taken[ci] = true;
+            /* everything downstream of this cast's readers may not join */
+            int top = 0, v0 = out0(f, ci);
+            for (int i = f->cs[v0]; i < f->cs[v0 + 1]; i++)
+                if (!below[f->cl[i]]) {
+                    below[f->cl[i]] = true;
+                    stack[top++] = f->cl[i];
+                }
+            while (top > 0) {
+                const amp_node *u = &g->nodes[stack[--top]];
+                for (int o = 0; o < u->n_outputs; o++) {
+                    int v = u->outputs[o];
+                    for (int i = v >= 0 ? f->cs[v] : 0; v >= 0 && i < f->cs[v + 1]; i++)
+                        if (!below[f->cl[i]]) {
+                            below[f->cl[i]] = true;
+                            stack[top++] = f->cl[i];
+                        }
+                }
+            }
+        }
+        if (n < 2) continue;
+        int t = grp[0];
+        grp[0] = grp[n - 1];
+        grp[n - 1] = t;
+        if (!(s = cast_group(f, grp, n))) (*count)++;
+    }
+    amp_dealloc(g->ctx, below);
+    amp_dealloc(g->ctx, stack);
     amp_dealloc(g->ctx, grp);
+    amp_dealloc(g->ctx, taken);
     return s;
 }
 
