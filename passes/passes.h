@@ -104,7 +104,7 @@ typedef struct amp_training_steps {
     bool all16;                           /* see amp_pass_autocast_ex */
 } amp_training_steps;
 
-/* One training step's graph, built in place from a copy of the model: forward and loss ->
+/* One training step's graph, built in place from a copy of the model: forward and loss -> written-out GELU as Gelu (amp_pass_fuse) ->
  * autocast (amp_passes_convert_ex) -> type check -> seed -> autodiff -> optimizer -> verify
  * (amp_graph_link). Autocast runs before autodiff, so each backward node inherits its forward
  * node's precision and a weight's gradient comes back through its Cast in FP32. */

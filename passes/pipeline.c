@@ -110,6 +110,11 @@ amp_status amp_passes_training(amp_graph *g, const amp_training_steps *st) {
     /* 1. the forward graph and its loss */
     amp_status s = st->forward(st->user, g);
     if (s) return s;
+    /* 1b. a written-out erf GELU becomes one Gelu: its gradient reads its input alone, where
+     * the written-out form's backward keeps four intermediates alive and runs five ops (the
+     * same function: the results differ by rounding only) */
+    amp_fuse_report fr;
+    if ((s = amp_pass_fuse(g, AMP_FUSE_GELU, &fr))) return prefix_err(ctx, s, "GELU in the training graph");
     /* 2. autocast, before autodiff */
     if (st->autocast) {
         amp_autocast_report r;
