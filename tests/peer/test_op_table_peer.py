@@ -10,7 +10,8 @@ the default domain checks against onnx.defs' schema history:
     in its T masks has the type set of the first T input; an IN(k) output has input k's type
     set; a fixed output dtype is one the output allows; no mask bit names an input or output
     the schema lacks (variadic ones aside);
-  - ops of other domains are TYPES_NONE;
+  - ops of other domains are TYPES_NONE (amprt's own, ai.amprt.training and ai.amprt.fused,
+    have no onnx schema and no bf16 opset);
   - an op's GRAD(amp_grad_<family>) builder names the op in ir/ops/<family>_grad.c (the
     builders switch on the op; a builder that does not handle it would fail only at run time).
 
@@ -173,9 +174,10 @@ def main():
             if domain not in ("", "ai.onnx"):
                 if types != "TYPES_NONE":
                     fail(f"{name} ({domain}): a type rule outside the default domain")
-                if domain == "ai.amprt.training":
+                if domain in ("ai.amprt.training", "ai.amprt.fused"):
+                    # amprt's own domains (training ops, the fusion pass's ops): no onnx schema
                     if bf16 != 0:
-                        fail(f"{name}: training-domain op with a bf16 opset")
+                        fail(f"{name}: {domain} op with a bf16 opset")
                     continue
             elif types == "TYPES_NONE":
                 fail(f"{name}: no type rule")
