@@ -111,8 +111,8 @@ typedef struct aln_state {
     amp_k_dtype dt;
     const amp_cuda_op *ln;
     void *ln_state;
-    bool one;     /* one launch (amp_k_add_layer_norm) */
-    bool swap;    /* there: R has S's dims and X repeats over the rows */
+    bool one;      /* one launch (amp_k_add_layer_norm) */
+    bool swap;     /* there: R has S's dims and X repeats over the rows */
     int64_t rrows; /* the rows of the repeating one */
 } aln_state;
 

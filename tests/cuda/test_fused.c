@@ -163,7 +163,8 @@ static void aln_check(const aln_case *ac, size_t c, amp_dtype xt, int v, uint64_
     tn_f(&t, "epsilon", c % 2 ? 1e-5f : 1e-3f);
     const bool has_b = v > 0;
     const int nout = v == 0 ? 1 : v == 1 ? 2 : 4;
-    amp_tensor *in[4] = {rnd(xt, ac->xr, ac->xd, seed + 11, -3.0f, 5.0f), rnd(xt, ac->rr, ac->rd, seed + 21, -2.0f, 2.0f),
+    amp_tensor *in[4] = {rnd(xt, ac->xr, ac->xd, seed + 11, -3.0f, 5.0f),
+                         rnd(xt, ac->rr, ac->rd, seed + 21, -2.0f, 2.0f),
                          rnd(pt, sr - ax, sd + ax, seed + 31, 0.5f, 1.5f),
                          has_b ? rnd(pt, sr - ax, sd + ax, seed + 41, -1.0f, 1.0f) : NULL};
     const unsigned long long k0 = kernels_ran();
@@ -224,8 +225,8 @@ static void t_add_layer_norm_no_s(void) {
         const amp_dtype xt = kfloats[d];
         tnode t;
         fused_node(&t, "AddLayerNorm");
-        amp_tensor *in[4] = {rnd(xt, 2, xd, 1, -3.0f, 5.0f), rnd(xt, 1, &w, 2, -2.0f, 2.0f), rnd(xt, 1, &w, 3, 0.5f, 1.5f),
-                             rnd(xt, 1, &w, 4, -1.0f, 1.0f)};
+        amp_tensor *in[4] = {rnd(xt, 2, xd, 1, -3.0f, 5.0f), rnd(xt, 1, &w, 2, -2.0f, 2.0f),
+                             rnd(xt, 1, &w, 3, 0.5f, 1.5f), rnd(xt, 1, &w, 4, -1.0f, 1.0f)};
         amp_tensor *ref[4], *got[4];
         amp_status s = run_both(&t, 4, in, 4, ref, got);
         CT_CHECK(s == AMP_OK, "AddLayerNorm %s with S: %s", amp_dtype_name(xt), amp_status_name(s));
