@@ -57,25 +57,40 @@ __device__ __forceinline__ norm_s2s_at norm_s2s_pos(const amp_k_s2s &g, int64_t 
     return norm_s2s_at{off, &g};
 }
 
-/* Mean and population variance (two passes, as on the CPU) of the n elements x[at(j)] of one
+/* Element j of a block's row as f32: x[at(j)]. */
+template <class At>
+struct norm_ld {
+    const void *x;
+    int xt;
+    At at;
+    __device__ __forceinline__ float operator()(int64_t j) const { return amp_k_ld(x, xt, at(j)); }
+};
+
+/* Mean and population variance (two passes, as on the CPU) of the n elements ld(j) of one
  * block's row. guard: an empty row gives mean 0 and var 0 (the gradients' convention); without
  * it 0 / 0, as the forward kernels compute it. */
-template <class At>
-__device__ __forceinline__ void norm_stats(const void *x, int xt, At at, int64_t n, bool guard, double *sh,
-                                           double *mean, double *var) {
+template <class Ld>
+__device__ __forceinline__ void norm_stats_of(Ld ld, int64_t n, bool guard, double *sh, double *mean, double *var) {
     const double cnt = (double)n;
     double s = 0.0;
-    for (int64_t j = threadIdx.x; j < n; j += blockDim.x) s += amp_k_ld(x, xt, at(j));
+    for (int64_t j = threadIdx.x; j < n; j += blockDim.x) s += ld(j);
     s = norm_sum(s, sh);
     const double m = guard && n == 0 ? 0.0 : s / cnt;
     double q = 0.0;
     for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
-        const double d = (double)amp_k_ld(x, xt, at(j)) - m;
+        const double d = (double)ld(j) - m;
         q += d * d;
     }
     q = norm_sum(q, sh);
     *mean = m;
     *var = guard && n == 0 ? 0.0 : q / cnt;
+}
+
+/* The same over the elements x[at(j)]. */
+template <class At>
+__device__ __forceinline__ void norm_stats(const void *x, int xt, At at, int64_t n, bool guard, double *sh,
+                                           double *mean, double *var) {
+    norm_stats_of(norm_ld<At>{x, xt, at}, n, guard, sh, mean, var);
 }
 
 /* sum(dy) and sum(dy (x - mean)) over the n elements at(j) of one block's row (every thread gets
@@ -193,27 +208,53 @@ __device__ __forceinline__ int64_t ln_pidx(const amp_k_ln &p, bool col, const in
     return at;
 }
 
-__global__ void amp_k_ln_rows(amp_k_ln p, const void *x, const void *sc, const void *b, void *y, void *omean,
-                              void *oinv) {
+/* Element j of row r's input: x, or with a residual (RES: AddLayerNorm) s = round_T(x + r) as
+ * Add computes it (the f32 sum of the loaded values, rounded once to X's dtype), r's row being
+ * the row modulo R's rows. */
+template <bool RES>
+struct ln_src {
+    const void *x, *r;
+    int xt;
+    int64_t base, rbase;
+    __device__ __forceinline__ float operator()(int64_t j) const {
+        const float v = amp_k_ld(x, xt, base + j);
+        if (!RES) return v;
+        const float s = v + amp_k_ld(r, xt, rbase + j);
+        return xt == AMP_K_F32 ? s : amp_k_from16(xt, amp_k_to16(xt, s, 0));
+    }
+};
+
+/* One block per row: the statistics of the row's input (ln_src), then y, and s (RES, where not
+ * NULL), mean and inv. The input is loaded (and with RES recomputed) in each of the three
+ * passes rather than kept: a row may be longer than shared memory. */
+template <bool RES>
+__device__ __forceinline__ void ln_rows(const amp_k_ln &p, int64_t rrows, const void *x, const void *res,
+                                        const void *sc, const void *b, void *y, void *os, void *omean, void *oinv) {
     __shared__ double sh[32];
     for (int64_t r = blockIdx.x; r < p.rows; r += gridDim.x) {
-        const int64_t base = r * p.cols;
+        const int64_t base = r * p.cols, rbase = RES ? (r % rrows) * p.cols : 0;
+        const ln_src<RES> src{x, res, p.xt, base, rbase};
         double mean, var;
-        norm_stats(x, p.xt, norm_contig{base}, p.cols, false, sh, &mean, &var);
+        norm_stats_of(src, p.cols, false, sh, &mean, &var);
         const double inv = 1.0 / sqrt(var + p.eps);
         if (p.fast) {
             /* the CPU's f32 loop: float arithmetic from the rounded statistics */
+            const ln_src<RES> fsrc{x, res, AMP_K_F32, base, rbase};
             const float fm = (float)mean, fi = (float)inv;
-            const float *xs = (const float *)x, *ss = (const float *)sc, *bs = (const float *)b;
+            const float *ss = (const float *)sc, *bs = (const float *)b;
             float *ys = (float *)y;
             for (int64_t j = threadIdx.x; j < p.cols; j += blockDim.x) {
-                const float v = (xs[base + j] - fm) * fi * ss[j];
+                const float xv = fsrc(j);
+                if (RES && os) ((float *)os)[base + j] = xv;
+                const float v = (xv - fm) * fi * ss[j];
                 ys[base + j] = bs ? v + bs[j] : v;
             }
         } else {
             for (int64_t j = threadIdx.x; j < p.cols; j += blockDim.x) {
+                const float xv = src(j);
+                if (RES && os) amp_k_st(os, p.xt, base + j, xv);
                 const double gam = amp_k_ld(sc, p.st, ln_pidx(p, p.scol, p.sst, base + j, j));
-                double v = ((double)amp_k_ld(x, p.xt, base + j) - mean) * inv * gam;
+                double v = ((double)xv - mean) * inv * gam;
                 if (b) v += (double)amp_k_ld(b, p.bt, ln_pidx(p, p.bcol, p.bst, base + j, j));
                 amp_k_st(y, p.yt, base + j, (float)v);
             }
@@ -225,11 +266,29 @@ __global__ void amp_k_ln_rows(amp_k_ln p, const void *x, const void *sc, const v
     }
 }
 
+__global__ void amp_k_ln_rows(amp_k_ln p, const void *x, const void *sc, const void *b, void *y, void *omean,
+                              void *oinv) {
+    ln_rows<false>(p, 1, x, nullptr, sc, b, y, nullptr, omean, oinv);
+}
+
+__global__ void amp_k_add_ln_rows(amp_k_ln p, int64_t rrows, const void *x, const void *res, const void *sc,
+                                  const void *b, void *y, void *os, void *omean, void *oinv) {
+    ln_rows<true>(p, rrows, x, res, sc, b, y, os, omean, oinv);
+}
+
 extern "C" cudaError_t amp_k_layer_norm(cudaStream_t stream, const amp_k_ln *p, const void *x, const void *scale,
                                         const void *b, void *y, void *mean, void *inv) {
     if (p->rows <= 0) return cudaSuccess;
     return AMP_CUDA_LAUNCH(amp_k_ln_rows, norm_blocks(p->rows), amp_k_row_threads(p->cols), 0, stream, *p, x, scale,
                            b, y, mean, inv);
+}
+
+extern "C" cudaError_t amp_k_add_layer_norm(cudaStream_t stream, const amp_k_ln *p, int64_t rrows, const void *x,
+                                            const void *r, const void *scale, const void *b, void *y, void *s,
+                                            void *mean, void *inv) {
+    if (p->rows <= 0) return cudaSuccess;
+    return AMP_CUDA_LAUNCH(amp_k_add_ln_rows, norm_blocks(p->rows), amp_k_row_threads(p->cols), 0, stream, *p,
+                           rrows > 0 ? rrows : 1, x, r, scale, b, y, s, mean, inv);
 }
 
 /* ---- LayerNormalizationGrad ----------------------------------------------------------------------

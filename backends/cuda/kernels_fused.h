@@ -1,7 +1,8 @@
 /* Launchers of the fused family's own CUDA kernels (backends/cuda/k_fused.cu), callable from C
  * (backends/cuda/op_fused.c): CastMulti's many casts in one launch, Attention's masked softmax
- * over the scores. AddLayerNorm needs no kernel of its own (op_fused.c runs the broadcasting
- * Add of kernels.h, then the norm family's LayerNormalization).
+ * over the scores. AddLayerNorm needs no kernel of its own: op_fused.c launches the norm family's
+ * amp_k_add_layer_norm (kernels_norm.h), or the broadcasting Add of kernels.h and then the
+ * LayerNormalization kernel where R broadcasts otherwise.
  *
  * Every launcher enqueues its work on `stream` and returns the launch's cudaError_t; none
  * allocates, synchronises or reads device memory on the host. Pointers are device memory.

@@ -71,6 +71,14 @@ typedef struct amp_k_ln {
 /* y, and mean and inv (1 / sqrt(var + eps)) per row where they are not NULL. */
 cudaError_t amp_k_layer_norm(cudaStream_t stream, const amp_k_ln *p, const void *x, const void *scale, const void *b,
                              void *y, void *mean, void *inv);
+/* AddLayerNorm (the fused family's, op_fused.c) in one launch: the layer norm above of
+ * s = round_T(x + r) (Add's f32 sum of the loaded values, rounded once to p->xt; r of the same
+ * dtype), r's row being the row modulo rrows (R broadcast over the leading rows, rrows = numel(R)
+ * / cols; rrows = rows when R has X's dims); s also stored where not NULL. The same bits as
+ * Add's kernel writing s, then amp_k_layer_norm over it. */
+cudaError_t amp_k_add_layer_norm(cudaStream_t stream, const amp_k_ln *p, int64_t rrows, const void *x,
+                                 const void *r, const void *scale, const void *b, void *y, void *s, void *mean,
+                                 void *inv);
 /* Workspace of the gradient: the rows' statistics and the column sums' partials (multiple of 8). */
 size_t amp_k_layer_norm_grad_ws(const amp_k_ln *p);
 /* dx, dscale and db (NULL: not asked for) from dy (NULL: zero), x, scale, the saved mean and

@@ -1,10 +1,14 @@
 /* The fused ops (ir/ops/fused.def) made by the fusion pass, as an op family (cuda_backend.h):
  * AddLayerNorm, CastMulti and Attention. Semantics are the CPU kernels' (backends/cpu/fused.c).
  *
- * AddLayerNorm: the broadcasting Add of kernels.h writes S (into S when the node outputs it,
- * else into the workspace), then the norm family's LayerNormalization entry runs over (S,
- * Scale, B): two launches, each the same bits as the unfused op's CUDA kernel, exactly as the
- * CPU kernel is Add then its LayerNormalization kernel. CastMulti: every pair in one launch
+ * AddLayerNorm: the norm family's LayerNormalization entry plans the layer norm over (S, Scale,
+ * B). Where one of X and R has S's dims and the other repeats over S's rows (its dims, leading
+ * ones dropped, a suffix of S's spanning the normalised ones), one launch of the norm family's
+ * amp_k_add_layer_norm computes S = X + R as it loads it, and writes S only when the node
+ * outputs it. Otherwise the broadcasting Add of kernels.h writes S (into S when the node outputs
+ * it, else into the workspace), then the LayerNormalization entry runs over it: two launches.
+ * Either way the same bits as the unfused ops' CUDA kernels, as the CPU kernel is Add then its
+ * LayerNormalization kernel. CastMulti: every pair in one launch
  * (k_fused.cu, chunks of AMP_K_CAST_PAIRS). Attention: a batched cuBLASLt GEMM (alpha = scale)
  * writes S (into P when the node outputs it, else into the workspace), one kernel adds the mask
  * and takes the softmax in place, a second batched GEMM multiplies by V.
@@ -18,6 +22,7 @@
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/gemm.h"
 #include "backends/cuda/kernels_fused.h"
+#include "backends/cuda/kernels_norm.h"
 #include "backends/cuda/op_util.h"
 
 /* the alignment of every tensor's first byte that the GEMM family counts on (op_gemm.c) */
@@ -106,13 +111,46 @@ typedef struct aln_state {
     amp_k_dtype dt;
     const amp_cuda_op *ln;
     void *ln_state;
+    bool one;      /* one launch (amp_k_add_layer_norm) */
+    bool swap;     /* there: R has S's dims and X repeats over the rows */
+    int64_t rrows; /* the rows of the repeating one */
 } aln_state;
+
+/* Whether t repeats over S's rows of cols elements: t has S's size, or its dims, leading ones
+ * dropped, are S's last ones and span at least the cols (S's dims from axis on). Its rows then. */
+static bool aln_rows_of(const amp_tensor *t, const amp_tensor *s, int64_t cols, int64_t *rows) {
+    *rows = cols > 0 ? t->numel / cols : 1;
+    if (t->numel == s->numel) return true;
+    int lead = 0;
+    while (lead < t->rank && t->dims[lead] == 1) lead++;
+    const int tr = t->rank - lead;
+    if (tr > s->rank) return false;
+    int64_t span = 1;
+    for (int i = 0; i < tr; i++) {
+        if (t->dims[lead + i] != s->dims[s->rank - tr + i]) return false;
+        span *= t->dims[lead + i];
+    }
+    return cols > 0 && span % cols == 0;
+}
 
 static void release_aln(amp_cuda *cu, void *state) {
     aln_state *st = state;
     if (!st) return;
     if (st->ln && st->ln->release) st->ln->release(cu, st->ln_state);
     release_state(cu, st);
+}
+
+/* The one-launch path: X or R (then swapped: the sum is commutative) with S's dims, the other
+ * repeating over the rows, and the LayerNormalization part rows x cols of S (its plan is op_norm.c's
+ * state, an amp_k_ln). */
+static void aln_plan_one(const amp_kernel *k, aln_state *st) {
+    const amp_tensor *x = k->in[0], *r = k->in[1], *y = k->out[0];
+    const amp_k_ln *p = st->ln_state;
+    int64_t rr = 1;
+    st->one = false;
+    if (x->numel == y->numel && aln_rows_of(r, y, p->cols, &rr)) st->one = true, st->swap = false;
+    else if (r->numel == y->numel && aln_rows_of(x, y, p->cols, &rr)) st->one = true, st->swap = true;
+    st->rrows = rr;
 }
 
 static amp_status prepare_aln(amp_cuda *cu, const amp_kernel *k, void **state, size_t *ws_bytes) {
@@ -134,14 +172,24 @@ static amp_status prepare_aln(amp_cuda *cu, const amp_kernel *k, void **state, s
         return s;
     }
     st->ln = ln_entry();
-    /* S in the workspace when the node does not output it */
-    *ws_bytes = out_opt(k, 1) ? 0 : (size_t)y->numel * amp_dtype_size(x->dtype);
+    aln_plan_one(k, st);
+    /* two launches: S in the workspace when the node does not output it */
+    *ws_bytes = out_opt(k, 1) || st->one ? 0 : (size_t)y->numel * amp_dtype_size(x->dtype);
     return AMP_OK;
 }
+
+static void *data_or_null(const amp_tensor *t) { return t ? t->data : NULL; }
 
 static amp_status run_aln(amp_cuda *cu, const amp_kernel *k, void *state) {
     const aln_state *st = state;
     amp_tensor *s_out = out_opt(k, 1);
+    if (st->one) {
+        const void *x = k->in[st->swap ? 1 : 0]->data, *r = k->in[st->swap ? 0 : 1]->data;
+        return LAUNCH(k, amp_k_add_layer_norm(cu->stream, st->ln_state, st->rrows, x, r, k->in[2]->data,
+                                              data_or_null(in_opt(k, 3)), k->out[0]->data,
+                                              data_or_null(s_out), data_or_null(out_opt(k, 2)),
+                                              data_or_null(out_opt(k, 3))));
+    }
     void *s_data = s_out ? s_out->data : k->ws;
     amp_status s = LAUNCH(k, amp_k_binary(cu->stream, AMP_K_ADD, st->dt, &st->g, k->in[0]->data, k->in[1]->data, s_data));
     if (s) return s;

@@ -173,6 +173,8 @@ static const char *why_ln(const amp_kernel *k, bool grad) {
     return NULL;
 }
 
+/* The state is the amp_k_ln itself: the fused family's AddLayerNorm (op_fused.c) launches
+ * amp_k_add_layer_norm with the forward's. */
 static amp_status prepare_ln(const amp_kernel *k, bool grad, void **state, size_t *ws_bytes) {
     const int o = grad ? 1 : 0;
     const amp_tensor *x = k->in[o], *sc = k->in[o + 1], *b = in_opt(k, o + 2);

@@ -4,10 +4,11 @@
  * in f32, f16 and bf16, odd shapes, optional inputs and outputs, broadcasting; every output
  * compared.
  *
- * Bit for bit: AddLayerNorm's S (the Add kernel's f32 sum rounded once, as the CPU's) and
- * CastMulti (Cast's conversions). Within f32 1e-6, f16 1e-3, bf16 8e-3 relative L2: AddLayerNorm's
- * Y and statistics (the norm family's LayerNormalization: row sums in double in a block tree, not
- * the CPU's order) and Attention (the GEMMs' f32 accumulation order and the softmax's row sums
+ * Bit for bit: AddLayerNorm's every output (S the f32 sum rounded once, as the CPU's; Y and the
+ * statistics the norm family's layer norm, whose double row sums in a block tree round to the
+ * CPU's bits on these data) with its launch count (one where X or R repeats over S's rows, else
+ * Add then LayerNormalization), and CastMulti (Cast's conversions). Within f32 1e-6, f16 1e-3,
+ * bf16 8e-3 relative L2: Attention (the GEMMs' f32 accumulation order and the softmax's row sums
  * differ from the CPU's; on a GPU exp differs by an ulp too). */
 #include <stdlib.h>
 
@@ -114,14 +115,70 @@ typedef struct aln_case {
     int rr;
     int64_t rd[4];
     int64_t axis;
+    int launches; /* 1: X or R has S's dims, the other repeats over S's rows; 2: Add, then LayerNorm */
 } aln_case;
 
 static const aln_case aln_cases[] = {
-    {2, {1, 1}, 2, {1, 1}, -1},         {2, {7, 7}, 2, {7, 7}, -1},        {2, {33, 64}, 2, {33, 64}, -1},
-    {3, {2, 7, 65}, 2, {7, 65}, -1},    {3, {3, 5, 64}, 3, {1, 5, 64}, -1}, {3, {2, 3, 33}, 3, {2, 3, 33}, 1},
-    {2, {7, 65}, 3, {2, 7, 65}, -1},    {1, {7}, 1, {7}, 0},               {2, {0, 5}, 2, {0, 5}, -1},
-    {3, {4, 1, 7}, 3, {4, 33, 7}, -2},
+    {2, {1, 1}, 2, {1, 1}, -1, 1},         {2, {7, 7}, 2, {7, 7}, -1, 1},
+    {2, {33, 64}, 2, {33, 64}, -1, 1},     {3, {2, 7, 65}, 2, {7, 65}, -1, 1},
+    {3, {3, 5, 64}, 3, {1, 5, 64}, -1, 1}, {3, {2, 3, 33}, 3, {2, 3, 33}, 1, 1},
+    {2, {7, 65}, 3, {2, 7, 65}, -1, 1},    {1, {7}, 1, {7}, 0, 1},
+    {2, {0, 5}, 2, {0, 5}, -1, 0},         {3, {4, 1, 7}, 3, {4, 33, 7}, -2, 2},
+    {3, {2, 3, 5}, 3, {2, 1, 5}, -1, 2},   {3, {3, 4, 5}, 1, {5}, -2, 2},
+    {3, {3, 4, 5}, 2, {4, 5}, 0, 2},       {3, {3, 1, 5}, 2, {1, 5}, 1, 1},
 };
+
+#ifdef AMP_CUDA_EMULATED
+static unsigned long long kernels_ran(void) {
+    unsigned long long c[4];
+    amp_emu_ran_counts(c);
+    return c[0];
+}
+#else
+static unsigned long long kernels_ran(void) { return 0; }
+#endif
+
+/* S's dims (the broadcast of X's and R's) into sd; its rank */
+static int aln_s_dims(const aln_case *ac, int64_t *sd) {
+    const int sr = ac->xr > ac->rr ? ac->xr : ac->rr;
+    for (int i = 0; i < sr; i++) {
+        const int xi = i - (sr - ac->xr), ri = i - (sr - ac->rr);
+        const int64_t a = xi >= 0 ? ac->xd[xi] : 1, b = ri >= 0 ? ac->rd[ri] : 1;
+        sd[i] = a == 1 ? b : a;
+    }
+    return sr;
+}
+
+/* Variants: 0 Y alone, no B; 1 Y and S with B; 2 all four outputs with B; 3 as 2 with f32 Scale
+ * and B. Every output bit for bit against the CPU (the LayerNormalization kernel's double sums
+ * round to the CPU's bits on these data), and the launches the emulator counts. */
+static void aln_check(const aln_case *ac, size_t c, amp_dtype xt, int v, uint64_t seed) {
+    const amp_dtype pt = v == 3 ? AMP_F32 : xt;
+    int64_t sd[4];
+    const int sr = aln_s_dims(ac, sd);
+    const int ax = (int)(ac->axis < 0 ? ac->axis + sr : ac->axis);
+    tnode t;
+    fused_node(&t, "AddLayerNorm");
+    tn_i(&t, "axis", ac->axis);
+    tn_f(&t, "epsilon", c % 2 ? 1e-5f : 1e-3f);
+    const bool has_b = v > 0;
+    const int nout = v == 0 ? 1 : v == 1 ? 2 : 4;
+    amp_tensor *in[4] = {rnd(xt, ac->xr, ac->xd, seed + 11, -3.0f, 5.0f),
+                         rnd(xt, ac->rr, ac->rd, seed + 21, -2.0f, 2.0f),
+                         rnd(pt, sr - ax, sd + ax, seed + 31, 0.5f, 1.5f),
+                         has_b ? rnd(pt, sr - ax, sd + ax, seed + 41, -1.0f, 1.0f) : NULL};
+    const unsigned long long k0 = kernels_ran();
+    CHECK_FUSED(&t, has_b ? 4 : 3, in, nout, ~0u, "AddLayerNorm %s params %s case %zu variant %d", amp_dtype_name(xt),
+                amp_dtype_name(pt), c, v);
+#ifdef AMP_CUDA_EMULATED
+    const unsigned long long ran = kernels_ran() - k0;
+    CT_CHECK(ran == (unsigned long long)ac->launches, "AddLayerNorm %s case %zu variant %d: %llu launches, expected %d",
+             amp_dtype_name(xt), c, v, ran, ac->launches);
+#else
+    (void)k0;
+#endif
+    free_all(in, 4);
+}
 
 static void t_add_layer_norm(void) {
     CT_CHECK(setup(), "setup");
@@ -129,37 +186,98 @@ static void t_add_layer_norm(void) {
     for (size_t c = 0; c < sizeof aln_cases / sizeof aln_cases[0]; c++)
         for (int d = 0; d < 3; d++)
             for (int v = 0; v < 4; v++) {
-                const aln_case *ac = &aln_cases[c];
                 /* the CPU kernel fails an empty S in the workspace (it asks for 0 bytes and
                  * then finds no workspace): empty X only with S an output */
-                if (ac->xd[0] == 0 && v == 0) continue;
-                const amp_dtype xt = kfloats[d], pt = v == 3 ? AMP_F32 : xt;
-                /* S's dims (the broadcast of X and R) and the normalised ones from axis on */
-                const int sr = ac->xr > ac->rr ? ac->xr : ac->rr;
-                int64_t sd[4];
-                for (int i = 0; i < sr; i++) {
-                    const int xi = i - (sr - ac->xr), ri = i - (sr - ac->rr);
-                    const int64_t a = xi >= 0 ? ac->xd[xi] : 1, b = ri >= 0 ? ac->rd[ri] : 1;
-                    sd[i] = a == 1 ? b : a;
-                }
-                const int ax = (int)(ac->axis < 0 ? ac->axis + sr : ac->axis);
-                tnode t;
-                fused_node(&t, "AddLayerNorm");
-                tn_i(&t, "axis", ac->axis);
-                tn_f(&t, "epsilon", c % 2 ? 1e-5f : 1e-3f);
-                /* variants: 0 Y alone, no B; 1 Y and S with B; 2 all four outputs with B;
-                 * 3 as 2 with f32 Scale and B */
-                const bool has_b = v > 0;
-                const int nout = v == 0 ? 1 : v == 1 ? 2 : 4;
-                amp_tensor *in[4] = {rnd(xt, ac->xr, ac->xd, 11 + c, -3.0f, 5.0f),
-                                     rnd(xt, ac->rr, ac->rd, 21 + c, -2.0f, 2.0f),
-                                     rnd(pt, sr - ax, sd + ax, 31 + c, 0.5f, 1.5f),
-                                     has_b ? rnd(pt, sr - ax, sd + ax, 41 + c, -1.0f, 1.0f) : NULL};
-                CHECK_FUSED(&t, has_b ? 4 : 3, in, nout, 2u /* S */, "AddLayerNorm %s params %s case %zu variant %d",
-                            amp_dtype_name(xt), amp_dtype_name(pt), c, v);
-                free_all(in, 4);
+                if (aln_cases[c].xd[0] == 0 && v == 0) continue;
+                aln_check(&aln_cases[c], c, kfloats[d], v, c);
             }
     worst_print();
+}
+
+/* The one-launch path over widths 1, 7, 64, 65, 1000 and rows 1, 7, 33: R with X's dims, R
+ * repeating over the rows ([1, rows, w] onto [3, rows, w], [w] onto [rows, w]), and X the
+ * repeating one ([rows, w] onto R's [2, rows, w]: the kernel swaps them). */
+static void t_add_layer_norm_widths(void) {
+    CT_CHECK(setup(), "setup");
+    worst_reset();
+    static const int64_t widths[] = {1, 7, 64, 65, 1000}, rows[] = {1, 7, 33};
+    size_t c = 0;
+    for (int wi = 0; wi < 5; wi++)
+        for (int ri = 0; ri < 3; ri++)
+            for (int m = 0; m < 4; m++, c++) {
+                const int64_t w = widths[wi], n = rows[ri];
+                aln_case ac = {.axis = -1, .launches = 1};
+                if (m == 0) ac = (aln_case){2, {n, w}, 2, {n, w}, -1, 1};
+                if (m == 1) ac = (aln_case){3, {3, n, w}, 3, {1, n, w}, -1, 1};
+                if (m == 2) ac = (aln_case){2, {n, w}, 1, {w}, -1, 1};
+                if (m == 3) ac = (aln_case){2, {n, w}, 3, {2, n, w}, -1, 1};
+                for (int d = 0; d < 3; d++) aln_check(&ac, c, kfloats[d], (int)(c + (size_t)d) % 4, 100 + c);
+            }
+    worst_print();
+}
+
+/* Y, Mean and InvStdDev with S's output slot empty, through the family entry directly (the
+ * harness fills every slot): one launch, no workspace, the same bits as the CPU with all four. */
+static void t_add_layer_norm_no_s(void) {
+    CT_CHECK(setup(), "setup");
+    const int64_t xd[2] = {33, 65}, w = 65;
+    for (int d = 0; d < 3; d++) {
+        const amp_dtype xt = kfloats[d];
+        tnode t;
+        fused_node(&t, "AddLayerNorm");
+        amp_tensor *in[4] = {rnd(xt, 2, xd, 1, -3.0f, 5.0f), rnd(xt, 1, &w, 2, -2.0f, 2.0f),
+                             rnd(xt, 1, &w, 3, 0.5f, 1.5f), rnd(xt, 1, &w, 4, -1.0f, 1.0f)};
+        amp_tensor *ref[4], *got[4];
+        amp_status s = run_both(&t, 4, in, 4, ref, got);
+        CT_CHECK(s == AMP_OK, "AddLayerNorm %s with S: %s", amp_dtype_name(xt), amp_status_name(s));
+        if (s) {
+            free_all(in, 4);
+            continue;
+        }
+        amp_tensor dv[8], *din[4], *dout[4];
+        bool ok = true;
+        for (int i = 0; i < 8; i++) {
+            const amp_tensor *h = i < 4 ? in[i] : ref[i - 4];
+            dv[i] = *h;
+            dv[i].owns = 0;
+            dv[i].data = NULL;
+            if (i == 5) continue; /* S: no slot */
+            ok &= cudaMalloc(&dv[i].data, h->nbytes) == cudaSuccess;
+            if (i < 4) ok &= ok && cudaMemcpy(dv[i].data, h->data, h->nbytes, cudaMemcpyHostToDevice) == cudaSuccess;
+        }
+        for (int i = 0; i < 4; i++) din[i] = &dv[i], dout[i] = i == 1 ? NULL : &dv[4 + i];
+        amp_kernel k = {.ctx = ctx, .n = &t.n, .opset = 1, .nin = 4, .nout = 4, .in = din, .out = dout};
+        const amp_cuda_op *e = entry_of(AMP_OP_ADD_LAYER_NORM);
+        void *state = NULL;
+        size_t ws = 1;
+        s = ok ? AMP_OK : AMP_ERR_BACKEND;
+        if (!s) s = e && e->supports(&cu, &k) ? e->prepare(&cu, &k, &state, &ws) : AMP_ERR_UNSUPPORTED;
+        const unsigned long long k0 = kernels_ran();
+        if (!s) s = e->run(&cu, &k, state);
+        if (!s && cudaStreamSynchronize(cu.stream) != cudaSuccess) s = AMP_ERR_BACKEND;
+        const unsigned long long ran = kernels_ran() - k0;
+        int bad = -1;
+        for (int o = 0; o < 4; o++) {
+            if (o == 1) continue;
+            if (!s && cudaMemcpy(got[o]->data, dv[4 + o].data, got[o]->nbytes, cudaMemcpyDeviceToHost) != cudaSuccess)
+                s = AMP_ERR_BACKEND;
+            if (!s && bad < 0 && !bits_equal(got[o], ref[o])) bad = o;
+        }
+        if (e && e->release) e->release(&cu, state);
+        for (int i = 0; i < 8; i++) cudaFree(dv[i].data);
+        CT_CHECK(s == AMP_OK, "AddLayerNorm %s without S: %s: %s", amp_dtype_name(xt), amp_status_name(s),
+                 amp_context_last_error(ctx));
+        CT_CHECK(ws == 0 && bad < 0, "AddLayerNorm %s without S: workspace %zu, output %d differs", amp_dtype_name(xt),
+                 ws, bad);
+#ifdef AMP_CUDA_EMULATED
+        CT_CHECK(ran == 1, "AddLayerNorm %s without S: %llu launches", amp_dtype_name(xt), ran);
+#else
+        (void)ran;
+#endif
+        free_all(in, 4);
+        free_all(ref, 4);
+        free_all(got, 4);
+    }
 }
 
 /* ---- CastMulti ---------------------------------------------------------------------------------- */
@@ -393,6 +511,8 @@ static void t_refused(void) {
 
 static const ct_case cases[] = {
     {"add_layer_norm", t_add_layer_norm},
+    {"add_layer_norm_widths", t_add_layer_norm_widths},
+    {"add_layer_norm_no_s", t_add_layer_norm_no_s},
     {"cast_multi", t_cast_multi},
     {"cast_multi_many", t_cast_multi_many},
 #ifdef AMP_CUDA_EMULATED
