@@ -111,6 +111,11 @@ def main():
 
 
 def cases(tmp):
+    # the version: both spellings, the library's version and its build, and --help names them
+    out, _ = case("--version", ["--version"], 0, "amprt 0.", where="stdout")
+    check("--version gives the build", "compiler: " in out and "CUDA: " in out, out)
+    case("-V", ["-V"], 0, "BLAS: ", where="stdout")
+    case("--help names --version", ["--help"], 0, "--version", where="stdout")
     small = data_dir(f"{tmp}/small", (28, 28), (28, 28))
     t = lambda *a: ["train", LENET, "--data", small, "--threads", "1", "--progress", "plain", *a]
 
