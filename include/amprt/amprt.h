@@ -371,6 +371,10 @@ typedef struct amp_autocast_options {
      * pooling in BF16 before opset 22, ...) may still run in 16 bits. amprt's own runs and
      * training handle them; the result is not a valid ONNX file for other runtimes. */
     int allow_nonstandard_types;
+    /* Called after each calibration run with the runs done and their total (NULL: not called);
+     * a long calibration can show its progress this way. */
+    void (*progress)(void *user_data, int done, int total);
+    void *progress_user_data;
 } amp_autocast_options;
 
 typedef struct amp_autocast_report {

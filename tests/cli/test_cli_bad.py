@@ -126,6 +126,9 @@ def cases(tmp):
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 10])], [c]),
                      f"{tmp}/nonfinite.onnx")
     case("run warns on non-finite outputs", ["run", nonfinite], 0, "output y has 1 NaN and 1 infinite values of 20")
+    case("convert shows calibration progress",
+         ["convert", LENET, f"{tmp}/calibrated.onnx", "--calibrate", os.path.join(SRC, "models", "lenet")], 0,
+         "calibrating: 1 of 1 runs")
     _, err = case("run is quiet on finite outputs", ["run", LENET], 0, "")
     check("no warning on finite outputs", "warning" not in err, err[-500:])
     small = data_dir(f"{tmp}/small", (28, 28), (28, 28))
