@@ -72,6 +72,7 @@ static amp_status calibrate(const amp_model *model, const amp_autocast_options *
                 double m = tensor_absmax(p->slots[v].ti.value);
                 if (m > absmax[v]) absmax[v] = m;
             }
+        if (o->progress) o->progress(o->progress_user_data, set + 1, o->n_calib);
     }
 done:
     amp_session_destroy(s);

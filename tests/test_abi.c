@@ -302,3 +302,16 @@ Test(abi, tensor_save_pb_writes_its_name) {
     unlink(path);
     amp_tensor_destroy(t);
 }
+
+/* The library's version is the header's, in both forms, and it says how it was built. */
+Test(abi, version_matches_header) {
+    char want[32];
+    snprintf(want, sizeof want, "%d.%d.%d", AMP_VERSION_MAJOR, AMP_VERSION_MINOR, AMP_VERSION_PATCH);
+    cr_assert_str_eq(amp_version(), want);
+    cr_assert_eq(amp_version_number(), AMP_VERSION_NUMBER);
+    cr_assert_eq(AMP_VERSION_NUMBER, AMP_VERSION_MAJOR * 10000 + AMP_VERSION_MINOR * 100 + AMP_VERSION_PATCH);
+    const char *b = amp_build_info();
+    cr_assert(strstr(b, "compiler: ") && strstr(b, "build type: ") && strstr(b, "BLAS: OpenBLAS") && strstr(b, "CUDA: "),
+              "%s", b);
+    cr_assert(!strstr(b, "unknown"), "a build item was not filled in:\n%s", b);
+}

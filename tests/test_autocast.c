@@ -356,6 +356,17 @@ Test(autocast, seed_models_fp16_bf16) {
 
 /* Range-aware mode: op-list-only autocast overflows FP16 on this model; calibration keeps the
  * square and what reads it in FP32. */
+/* The calibration progress callback's calls: 1..n in order, total n. */
+typedef struct calib_seen {
+    int calls;
+    bool in_order;
+} calib_seen;
+static void calib_progress(void *user, int done, int total) {
+    calib_seen *c = user;
+    c->calls++;
+    c->in_order = (c->calls == 1 || c->in_order) && done == c->calls && total >= done;
+}
+
 Test(autocast, range_aware_keeps_overflowing_nodes_fp32) {
     amp_model *m = load("models/overflow/model.onnx");
     amp_model *plain = convert(m, AMP_F16, true, NULL);
@@ -382,11 +393,15 @@ Test(autocast, range_aware_keeps_overflowing_nodes_fp32) {
         names[n] = name;
     }
     cr_assert_geq(n, 2);
+    calib_seen seen = {0};
     amp_autocast_options o = {.struct_size = sizeof o, .dtype = AMP_F16, .keep_io_types = 1, .n_calib = n,
-                              .n_calib_names = 1, .calib_names = names, .calib_inputs = (const amp_tensor *const *)cal};
+                              .n_calib_names = 1, .calib_names = names, .calib_inputs = (const amp_tensor *const *)cal,
+                              .progress = calib_progress, .progress_user_data = &seen};
     amp_model *ranged = NULL;
     amp_autocast_report r = {.struct_size = sizeof r};
     cr_assert_eq(amp_model_autocast(m, &o, &ranged, &r), AMP_OK, "%s", amp_context_last_error(ctx));
+    cr_assert_eq(seen.calls, n, "progress called %d times for %d runs", seen.calls, n);
+    cr_assert(seen.in_order, "progress went 1, 2, ... n with total n");
     cr_assert_geq(r.nodes_range_kept, 1);
     cr_assert_geq(r.nodes_16bit, 1, "the first MatMul stays 16-bit");
     run_set(ranged, "models/overflow", outs, NULL);

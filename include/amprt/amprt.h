@@ -51,9 +51,14 @@ extern "C" {
 #define AMP_API
 #endif
 
+/* The version of this header. Versions follow semantic versioning (README, "Versions and
+ * ABI"): before 1.0 a minor release may change the API and the ABI, and says so in CHANGELOG.md;
+ * a patch release changes neither. The shared library's soname carries the major version. */
 #define AMP_VERSION_MAJOR 0
 #define AMP_VERSION_MINOR 1
 #define AMP_VERSION_PATCH 0
+/* The version as one number, major * 10000 + minor * 100 + patch (for #if). */
+#define AMP_VERSION_NUMBER (AMP_VERSION_MAJOR * 10000 + AMP_VERSION_MINOR * 100 + AMP_VERSION_PATCH)
 
 /* ---------------------------------------------------------------------------------------- */
 /* Status codes: names and messages come from one table (amp_status_name, amp_status_str).   */
@@ -82,6 +87,15 @@ typedef enum amp_status {
 } amp_status;
 
 /* "AMP_ERR_PARSE" for AMP_ERR_PARSE; "unknown" for a value outside the table. Static string. */
+/* The version of the library linked at run time, "MAJOR.MINOR.PATCH" (static string): compare
+ * with AMP_VERSION_* to catch a program built against another header. */
+AMP_API const char *amp_version(void);
+/* The same as one number, as AMP_VERSION_NUMBER. */
+AMP_API int amp_version_number(void);
+/* How the library was built, one line per item ("compiler: GNU 14.2.0", "build type: Release",
+ * "BLAS: OpenBLAS 0.3.29", "OpenMP: ...", "CUDA: ...", "sanitizers: off"); static string. */
+AMP_API const char *amp_build_info(void);
+
 AMP_API const char *amp_status_name(amp_status s);
 /* A short human-readable description of the code. Static string. */
 AMP_API const char *amp_status_str(amp_status s);
@@ -357,6 +371,10 @@ typedef struct amp_autocast_options {
      * pooling in BF16 before opset 22, ...) may still run in 16 bits. amprt's own runs and
      * training handle them; the result is not a valid ONNX file for other runtimes. */
     int allow_nonstandard_types;
+    /* Called after each calibration run with the runs done and their total (NULL: not called);
+     * a long calibration can show its progress this way. */
+    void (*progress)(void *user_data, int done, int total);
+    void *progress_user_data;
 } amp_autocast_options;
 
 typedef struct amp_autocast_report {

@@ -111,6 +111,26 @@ def main():
 
 
 def cases(tmp):
+    # the version: both spellings, the library's version and its build, and --help names them
+    out, _ = case("--version", ["--version"], 0, "amprt 0.", where="stdout")
+    check("--version gives the build", "compiler: " in out and "CUDA: " in out, out)
+    case("-V", ["-V"], 0, "BLAS: ", where="stdout")
+    case("--help names --version", ["--help"], 0, "--version", where="stdout")
+
+    # run warns about NaN and infinite outputs, even past the values it prints
+    vals = np.ones((2, 10), np.float32)
+    vals[1, 9] = -1.0
+    vals[0, 3] = 0.0
+    c = numpy_helper.from_array(vals, "c")
+    nonfinite = save(model_of([helper.make_node("Log", ["c"], ["y"])], [],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 10])], [c]),
+                     f"{tmp}/nonfinite.onnx")
+    case("run warns on non-finite outputs", ["run", nonfinite], 0, "output y has 1 NaN and 1 infinite values of 20")
+    case("convert shows calibration progress",
+         ["convert", LENET, f"{tmp}/calibrated.onnx", "--calibrate", os.path.join(SRC, "models", "lenet")], 0,
+         "calibrating: 1 of 1 runs")
+    _, err = case("run is quiet on finite outputs", ["run", LENET], 0, "")
+    check("no warning on finite outputs", "warning" not in err, err[-500:])
     small = data_dir(f"{tmp}/small", (28, 28), (28, 28))
     t = lambda *a: ["train", LENET, "--data", small, "--threads", "1", "--progress", "plain", *a]
 

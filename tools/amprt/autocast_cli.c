@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "runtime/internal.h"
@@ -37,6 +38,18 @@ static bool has_inputs(const char *dir) {
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 /* Load the sets of DIR (DIR/input_K.pb, or DIR/<set>/input_K.pb in name order). */
+/* Calibration progress on stderr: a line redrawn in place on a terminal, else a line at every
+ * tenth of the runs (and the last). */
+static void calib_progress(void *user, int done, int total) {
+    (void)user;
+    if (isatty(fileno(stderr))) {
+        fprintf(stderr, "\ramprt: calibrating: %d of %d runs", done, total);
+        if (done == total) fputc('\n', stderr);
+    } else if (done == total || (long long)done * 10 / total != (long long)(done - 1) * 10 / total) {
+        fprintf(stderr, "amprt: calibrating: %d of %d runs\n", done, total);
+    }
+}
+
 static int load_calibration(amp_context *ctx, amp_model *m, const char *dir, cli_autocast *ca) {
     char **sets = NULL;
     int nsets = 0, cap = 0, rc = 1;
@@ -174,6 +187,7 @@ int cli_autocast_model(amp_context *ctx, const cli_opts *o, amp_dtype lo, bool k
         ao.n_calib_names = ca->n_names;
         ao.calib_names = ca->calib_names;
         ao.calib_inputs = (const amp_tensor *const *)ca->calib;
+        ao.progress = calib_progress;
     }
     amp_model *conv = NULL;
     amp_status st = amp_model_autocast(*m, &ao, &conv, &ca->report);

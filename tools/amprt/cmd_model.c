@@ -536,6 +536,24 @@ int cmd_run(int argc, char **argv) {
         for (int64_t e = 0; e < t->numel && e < 8; e++) printf(" %.6g", amp_ld(t->dtype, t->data, e));
         if (t->numel > 8) printf(" ...");
         printf("\n");
+        /* a NaN or an infinity anywhere is worth a warning: the 8 values shown may hide it */
+        if (t->dtype == AMP_F32 || t->dtype == AMP_F16 || t->dtype == AMP_BF16 || t->dtype == AMP_F64) {
+            int64_t nan = 0, inf = 0, first = -1;
+            for (int64_t e = 0; e < t->numel; e++) {
+                double v = amp_ld(t->dtype, t->data, e);
+                if (isnan(v) || isinf(v)) {
+                    if (first < 0) first = e;
+                    nan += isnan(v) != 0;
+                    inf += isinf(v) != 0;
+                }
+            }
+            if (first >= 0)
+                fprintf(stderr,
+                        "amprt: warning: output %s has %lld NaN and %lld infinite values of %lld (the first at "
+                        "element %lld)%s\n",
+                        io.onames[i], (long long)nan, (long long)inf, (long long)t->numel, (long long)first,
+                        o.autocast ? " (16-bit values overflow above 65504 in FP16: try bf16, or convert with --calibrate)" : "");
+        }
         if (t->rank == 2 && amp_dtype_is_float(t->dtype)) {
             printf("argmax per row:");
             for (int64_t r = 0; r < t->dims[0] && r < 64; r++) {

@@ -13,6 +13,10 @@
 #include "base/elem.h"
 #include "tools/amprt/cli.h"
 
+#define AMP_VSTR2(x) #x
+#define AMP_VSTR(x) AMP_VSTR2(x)
+#define AMP_VERSION_STRING_OF_TOOL AMP_VSTR(AMP_VERSION_MAJOR) "." AMP_VSTR(AMP_VERSION_MINOR) "." AMP_VSTR(AMP_VERSION_PATCH)
+
 static const char *const usage_main =
     "usage: amprt COMMAND [options]\n"
     "\n"
@@ -34,7 +38,7 @@ static const char *const usage_main =
     "\n"
     "common options: --backend cpu|cuda|auto|cpu-check|cpu-device, --threads N (default: all cores), --dim NAME=VALUE,\n"
     "  --max-memory BYTES[K|M|G] (inspect, run, bench, check, convert: most one plan may hold; default 8G)\n"
-    "Run 'amprt COMMAND --help' for details.\n";
+    "Run 'amprt COMMAND --help' for details; 'amprt --version' (-V) prints the version and how it was built.\n";
 
 double cli_now_ms(void) {
     struct timespec ts;
@@ -404,8 +408,11 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "train") == 0) return cmd_train(argc, argv);
     if (strcmp(cmd, "evaluate") == 0) return cmd_evaluate(argc, argv);
     if (strcmp(cmd, "plot") == 0) return cmd_plot(argc, argv);
-    if (strcmp(cmd, "--version") == 0) {
-        printf("amprt %d.%d.%d\n", AMP_VERSION_MAJOR, AMP_VERSION_MINOR, AMP_VERSION_PATCH);
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
+        /* the library's version (a program and a library from two builds would differ) */
+        printf("amprt %s\n%s", amp_version(), amp_build_info());
+        if (strcmp(amp_version(), AMP_VERSION_STRING_OF_TOOL) != 0)
+            printf("note: this tool was built against amprt %s\n", AMP_VERSION_STRING_OF_TOOL);
         return 0;
     }
     fprintf(stderr, "amprt: unknown command '%s'\n%s", cmd, usage_main);
