@@ -96,6 +96,9 @@ amp_status amp_session_create_ex(amp_model *model, const amp_session_options *op
     amp_session_options o;
     amp_copy_options(&o, sizeof o, opts);
     if (o.threads < 0) return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "threads must be >= 0");
+    if (o.fusion < -1 || o.fusion > 1)
+        return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "fusion must be 0 (the backend's choice), -1 (none) or 1 (all), is %d",
+                          o.fusion);
     if (o.threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         o.threads = n > 0 ? (int)n : 1;
@@ -645,6 +648,8 @@ amp_status amp_session_run(amp_session *s, int n_inputs, const char *const *inpu
     amp_status st = get_plan(s, n_inputs, input_names, inputs, NULL, &p);
     if (st) return st;
     s->last = p;
+    /* planning may have dropped the fused graph for the caller's (same value ids) */
+    g = s->model->g;
 
     /* map graph inputs to the caller's tensors (arrays made with the session) */
     int nin = amp_model_input_count(s->model);

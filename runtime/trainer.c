@@ -611,7 +611,8 @@ amp_status amp_trainer_create(const amp_model *model, const amp_trainer_options 
         o.optimizer > AMP_OPTIM_ADAMW || o.loss < AMP_LOSS_CROSS_ENTROPY || o.loss > AMP_LOSS_MODEL || o.lr < 0 ||
         o.threads < 0 || o.n_freeze < 0 || (o.n_freeze && !o.freeze) || o.schedule < AMP_LR_CONSTANT ||
         o.schedule > AMP_LR_COSINE || o.max_grad_norm < 0 || o.init_loss_scale < 0 || o.growth_interval < 0 ||
-        o.momentum < 0 || o.weight_decay < 0 || o.epsilon < 0 || o.gamma < 0 || (o.set & ~AMP_TRAIN_SET_ALL))
+        o.momentum < 0 || o.weight_decay < 0 || o.epsilon < 0 || o.gamma < 0 || (o.set & ~AMP_TRAIN_SET_ALL) ||
+        o.fusion < -1 || o.fusion > 1)
         return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "bad trainer options");
     if (!(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1))
         return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "AdamW's beta1 and beta2 must lie in [0, 1)");

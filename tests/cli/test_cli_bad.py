@@ -126,6 +126,24 @@ def cases(tmp):
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 10])], [c]),
                      f"{tmp}/nonfinite.onnx")
     case("run warns on non-finite outputs", ["run", nonfinite], 0, "output y has 1 NaN and 1 infinite values of 20")
+    # --fusion: values checked; a fused graph whose shapes do not fit plans unfused, with the
+    # same answer (a 1-D MatMul input: FusedGemm wants rows)
+    case("--fusion value", ["run", LENET, "--fusion", "maybe"], 2, "--fusion expects auto, on or off")
+    w = numpy_helper.from_array(np.arange(12, dtype=np.float32).reshape(4, 3) / 7, "w")
+    b = numpy_helper.from_array(np.array([0.5, -1.0, 2.0], np.float32), "b")
+    vec = save(model_of([helper.make_node("MatMul", ["x", "w"], ["m"]), helper.make_node("Add", ["m", "b"], ["z"]),
+                         helper.make_node("Relu", ["z"], ["y"])],
+                        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+                        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3])], [w, b]), f"{tmp}/vec.onnx")
+    xin = f"{tmp}/vec_x.pb"
+    with open(xin, "wb") as f:
+        f.write(numpy_helper.from_array(np.array([1.0, -2.0, 0.25, 3.0], np.float32), "x").SerializeToString())
+    outs = {}
+    for mode in ("off", "on"):
+        out, _ = case(f"--fusion {mode} on a 1-D MatMul", ["run", vec, "--input", f"x={xin}", "--fusion", mode,
+                                                          "--backend", "cpu"], 0, "output y", where="stdout")
+        outs[mode] = [l for l in out.splitlines() if l.startswith("output y")]
+    check("a fused graph that does not plan runs unfused", outs["on"] == outs["off"] and outs["on"], str(outs))
     case("convert shows calibration progress",
          ["convert", LENET, f"{tmp}/calibrated.onnx", "--calibrate", os.path.join(SRC, "models", "lenet")], 0,
          "calibrating: 1 of 1 runs")

@@ -93,7 +93,7 @@ int cli_bench_train(amp_context *ctx, const cli_opts *o, amp_model *m) {
         labels = seeded_like(ctx, AMP_F32, prank, pd, -0.5, 0.5);
     }
     if (!labels) goto done;
-    amp_trainer_options to = {.struct_size = sizeof to, .backend = o->backend, .threads = o->threads, .precision = prec,
+    amp_trainer_options to = {.struct_size = sizeof to, .backend = o->backend, .fusion = o->fusion, .threads = o->threads, .precision = prec,
                               .optimizer = AMP_OPTIM_SGD, .lr = 1e-3, .momentum = 0.9,
                               .loss = ce ? AMP_LOSS_CROSS_ENTROPY : AMP_LOSS_MSE};
     if ((st = amp_trainer_create(m, &to, &t))) {

@@ -22,6 +22,7 @@ typedef struct cli_opts {
     bool json;
     bool verbose;
     const char *backend; /* "cpu", "cuda", "auto" or "cpu-check" (tests); NULL: auto */
+    int fusion;          /* --fusion auto|on|off: 0, 1, -1 (amp_session_options.fusion) */
     const char *output_dir;
     const char *list_file;
     double rtol, atol;

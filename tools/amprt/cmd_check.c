@@ -172,7 +172,7 @@ static result run_case(const char *dir, const cli_opts *o, char *why, size_t why
         }
         cli_autocast_free(&ca); /* the FP32 model is not needed */
     }
-    amp_session_options so = {.struct_size = sizeof so, .backend = o->backend, .threads = o->threads ? o->threads : 1};
+    amp_session_options so = {.struct_size = sizeof so, .backend = o->backend, .fusion = o->fusion, .threads = o->threads ? o->threads : 1};
     s = amp_session_create(m, &so, &sess);
     if (s) {
         snprintf(why, whyn, "%s: %s", amp_status_name(s), amp_context_last_error(ctx));

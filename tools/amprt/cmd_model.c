@@ -448,7 +448,7 @@ static int prepare_run(amp_context *ctx, const cli_opts *o, amp_model **m, amp_s
         }
         if (cli_autocast_model(ctx, o, lo, true, m, ca)) return 1;
     }
-    amp_session_options so = {.struct_size = sizeof so, .backend = o->backend, .threads = o->threads};
+    amp_session_options so = {.struct_size = sizeof so, .backend = o->backend, .threads = o->threads, .fusion = o->fusion};
     st = amp_session_create(*m, &so, s);
     if (st) return fail(ctx, st, "cannot create a session");
     cli_say_backend(amp_session_backend(*s), amp_session_backend_note(*s));

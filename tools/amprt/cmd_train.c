@@ -435,6 +435,7 @@ int cmd_train(int argc, char **argv) {
     }
     t.to.threads = o.threads;
     t.to.backend = o.backend;
+    t.to.fusion = o.fusion;
     amp_context *ctx = cli_context(NULL);
     amp_model *m = NULL;
     amp_trainer *tr = NULL;
@@ -711,7 +712,7 @@ int cmd_evaluate(int argc, char **argv) {
     int64_t classes = 0;
     if (classifier_io(m, &in0, &out0, &classes)) goto done;
     if (load_data(ctx, &t, AMP_SPLIT_TEST, classes, &test) || check_images(&in0, test, "test")) goto done;
-    amp_session_options so = {.struct_size = sizeof so, .backend = o.backend, .threads = o.threads};
+    amp_session_options so = {.struct_size = sizeof so, .backend = o.backend, .threads = o.threads, .fusion = o.fusion};
     if ((st = amp_session_create(m, &so, &s))) {
         fprintf(stderr, "amprt: cannot create a session: %s: %s\n", amp_status_name(st), amp_context_last_error(ctx));
         goto done;

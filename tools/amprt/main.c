@@ -37,6 +37,7 @@ static const char *const usage_main =
     "  plot OUT.svg LOG.jsonl...                  training curves of several --json-log files\n"
     "\n"
     "common options: --backend cpu|cuda|auto|cpu-check|cpu-device, --threads N (default: all cores), --dim NAME=VALUE,\n"
+    "  --fusion auto|on|off (run, bench, check, train: fused kernels as the backend asks, everywhere, or none),\n"
     "  --max-memory BYTES[K|M|G] (inspect, run, bench, check, convert: most one plan may hold; default 8G)\n"
     "Run 'amprt COMMAND --help' for details; 'amprt --version' (-V) prints the version and how it was built.\n";
 
@@ -222,6 +223,16 @@ static int parse_opts(int argc, char **argv, int first, cli_opts *o, const char 
                 return 2;
             }
             o->backend = b;
+        } else if (strcmp(a, "--fusion") == 0) {
+            if (!want_arg(i, argc, a)) return 2;
+            const char *f = argv[++i];
+            if (strcmp(f, "auto") == 0) o->fusion = 0;
+            else if (strcmp(f, "on") == 0) o->fusion = 1;
+            else if (strcmp(f, "off") == 0) o->fusion = -1;
+            else {
+                fprintf(stderr, "amprt: --fusion expects auto, on or off; got '%s'\n", f);
+                return 2;
+            }
         } else if (strcmp(a, "--output-dir") == 0) {
             if (!want_arg(i, argc, a)) return 2;
             o->output_dir = argv[++i];
