@@ -20,6 +20,7 @@ typedef struct cli_opts {
     int batch;      /* 0: not given */
     int runs, warmup;
     bool json;
+    bool markdown;  /* --markdown (ops) */
     bool verbose;
     const char *backend; /* "cpu", "cuda", "auto" or "cpu-check" (tests); NULL: auto */
     int fusion;          /* --fusion auto|on|off: 0, 1, -1 (amp_session_options.fusion) */
@@ -106,5 +107,6 @@ int cmd_convert(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_evaluate(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
+int cmd_ops(int argc, char **argv);
 
 #endif

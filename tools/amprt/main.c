@@ -35,6 +35,7 @@ static const char *const usage_main =
     "  evaluate MODEL --data DIR [--autocast fp16|bf16]\n"
     "                                             test-set accuracy of an image classifier\n"
     "  plot OUT.svg LOG.jsonl...                  training curves of several --json-log files\n"
+    "  ops [--json|--markdown]                    every op: domain, opsets, autocast class, gradient, backends\n"
     "\n"
     "common options: --backend cpu|cuda|auto|cpu-check|cpu-device, --threads N (default: all cores), --dim NAME=VALUE,\n"
     "  --fusion auto|on|off (run, bench, check, train: fused kernels as the backend asks, everywhere, or none),\n"
@@ -161,6 +162,8 @@ static int parse_opts(int argc, char **argv, int first, cli_opts *o, const char 
             exit(0);
         } else if (strcmp(a, "--json") == 0) {
             o->json = true;
+        } else if (strcmp(a, "--markdown") == 0) {
+            o->markdown = true;
         } else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
             o->verbose = true;
         } else if (strcmp(a, "--input") == 0) {
@@ -419,6 +422,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "train") == 0) return cmd_train(argc, argv);
     if (strcmp(cmd, "evaluate") == 0) return cmd_evaluate(argc, argv);
     if (strcmp(cmd, "plot") == 0) return cmd_plot(argc, argv);
+    if (strcmp(cmd, "ops") == 0) return cmd_ops(argc, argv);
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
         /* the library's version (a program and a library from two builds would differ) */
         printf("amprt %s\n%s", amp_version(), amp_build_info());
