@@ -17,6 +17,12 @@ amp_dtype cli_parse_dtype(const char *s, const char *opt) {
     return AMP_UNDEFINED;
 }
 
+amp_dtype cli_autocast_dtype(const cli_opts *o) {
+    if (!o->precision) return AMP_UNDEFINED;
+    amp_dtype d = cli_parse_dtype(o->precision, "--precision"); /* checked by cli_parse */
+    return d == AMP_F32 ? AMP_UNDEFINED : d;
+}
+
 /* Split a comma list into out[] (pointers into buf). */
 static int split_list(char *buf, const char **out, int cap) {
     int n = 0;

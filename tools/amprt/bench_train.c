@@ -3,7 +3,7 @@
  *
  * Inputs are the seeded ones of `amprt run`; the loss is cross entropy against seeded labels for
  * outputs of rank 2 (N x C) and rank 3 read as N x C x D (labels N x D), MSE toward a seeded
- * target of the output's shape otherwise. SGD with momentum 0.9 at lr 1e-3; --autocast fp16 or
+ * target of the output's shape otherwise. SGD with momentum 0.9 at lr 1e-3; --precision fp16 or
  * bf16 trains in that AMP precision (FP32 master weights; FP16 with dynamic loss scaling).
  * The step's wall time is what amp_trainer_step takes, which includes the one wait for the loss:
  * what an application's loop sees. */
@@ -67,12 +67,8 @@ int cli_bench_train(amp_context *ctx, const cli_opts *o, amp_model *m) {
         fprintf(stderr, "amprt: out of memory\n");
         goto done;
     }
-    amp_train_precision prec = AMP_TRAIN_FP32;
-    if (o->autocast) {
-        amp_dtype lo = cli_parse_dtype(o->autocast, "--autocast");
-        if (!lo) goto done;
-        prec = lo == AMP_F16 ? AMP_TRAIN_FP16 : lo == AMP_BF16 ? AMP_TRAIN_BF16 : AMP_TRAIN_FP32;
-    }
+    amp_dtype lo = cli_autocast_dtype(o);
+    amp_train_precision prec = lo == AMP_F16 ? AMP_TRAIN_FP16 : lo == AMP_BF16 ? AMP_TRAIN_BF16 : AMP_TRAIN_FP32;
     if (cli_random_inputs(ctx, m, o, names, ins)) goto done;
     /* the output's shape decides the loss: one prediction on the CPU */
     amp_trainer_options po = {.struct_size = sizeof po, .backend = "cpu", .threads = o->threads};

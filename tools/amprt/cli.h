@@ -27,8 +27,7 @@ typedef struct cli_opts {
     const char *output_dir;
     const char *list_file;
     double rtol, atol;
-    const char *autocast;    /* --autocast fp16|bf16 (run, check, inspect, bench) */
-    const char *dtype;       /* --dtype fp32|fp16|bf16 (convert) */
+    const char *precision;   /* --precision fp32|fp16|bf16 (aliases --autocast, --dtype); NULL: not given */
     bool keep_io;            /* --keep-io-types */
     const char *block;       /* --block OP,OP */
     const char *block_nodes; /* --block-nodes NAME,NAME */
@@ -41,12 +40,55 @@ typedef struct cli_opts {
     int n_positional;
 } cli_opts;
 
-/* Parse the common options; returns 0, or 2 after printing a message (o is then freed).
- * The arrays hold as many entries as there are arguments; cli_free releases them. */
-int cli_parse(int argc, char **argv, int first, cli_opts *o, const char *usage);
+/* The options of cli_parse, one bit each; a command names those it reads. */
+enum {
+    CLI_JSON = 1u << 0,
+    CLI_MARKDOWN = 1u << 1,
+    CLI_VERBOSE = 1u << 2,    /* --verbose, -v */
+    CLI_INPUT = 1u << 3,
+    CLI_DIM = 1u << 4,
+    CLI_MAX_MEMORY = 1u << 5,
+    CLI_THREADS = 1u << 6,
+    CLI_BATCH = 1u << 7,
+    CLI_RUNS = 1u << 8,       /* --runs, --warmup */
+    CLI_BACKEND = 1u << 9,
+    CLI_FUSION = 1u << 10,
+    CLI_OUTPUT_DIR = 1u << 11,
+    CLI_LIST_PASSING = 1u << 12,
+    CLI_TOLERANCE = 1u << 13, /* --rtol, --atol */
+    CLI_KEEP_IO = 1u << 14,
+    CLI_TRAIN = 1u << 15,
+    CLI_AUTOCAST = 1u << 16,  /* --precision, spelt --autocast too */
+    CLI_DTYPE = 1u << 17,     /* --precision, spelt --dtype too (convert) */
+    CLI_CONVERT = 1u << 18,   /* --block, --block-nodes, --calibrate, --round, --range-limit */
+    CLI_DOT = 1u << 19,
+};
+
+/* A command as the parser sees it: its name (for messages), its help and the CLI_* options it
+ * reads; any other option is refused. */
+typedef struct cli_command {
+    const char *name;
+    const char *usage;
+    unsigned opts;
+} cli_command;
+
+/* Parse the options cmd reads; returns 0, or 2 after printing a message (o is then freed).
+ * --help prints cmd's usage and exits 0. The arrays hold as many entries as there are
+ * arguments; cli_free releases them. */
+int cli_parse(int argc, char **argv, int first, cli_opts *o, const cli_command *cmd);
+/* Help of --precision where a command converts in memory (inspect, run, bench, evaluate). */
+#define CLI_PRECISION_HELP                                                                                \
+    "  --precision fp16|bf16 (alias --autocast; fp32: as the file is) converts in memory first, I/O\n"   \
+    "  kept FP32, taking convert's --block OP,..., --block-nodes NAME,..., --calibrate DIR,\n"         \
+    "  --range-limit X and --round nearest|zero.\n"
+
+/* The message for an option cmd does not take; returns 2 (the exit status). */
+int cli_refuse(const char *cmd, const char *opt);
 void cli_free(cli_opts *o);
 /* Most --threads accepted: 4 per CPU, at least 64, at most 1024. */
 int cli_max_threads(void);
+/* The cores online: what --threads defaults to everywhere (the library's threads = 0). */
+int cli_cores(void);
 double cli_now_ms(void);
 /* One line on stderr: the backend a session or trainer runs on, and why ("auto" says). */
 void cli_say_backend(const char *name, const char *note);
@@ -84,6 +126,8 @@ typedef struct cli_autocast {
 
 /* Parse "fp16"/"bf16"/"fp32" into a dtype (AMP_F32 for fp32); 0 after printing a message. */
 amp_dtype cli_parse_dtype(const char *s, const char *opt);
+/* The 16-bit dtype --precision asks to convert to, or AMP_UNDEFINED (not given, or fp32). */
+amp_dtype cli_autocast_dtype(const cli_opts *o);
 /* Replace *m with its converted copy (dtype lo), keeping the original in ca->fp32. Uses
  * --keep-io-types (or keep_io when forced), --block, --block-nodes, --calibrate, --round and
  * --range-limit from o. Returns 0, or 1 after printing a message. */

@@ -14,15 +14,21 @@
 
 static const char *const usage =
     "usage: amprt check DIR... [--rtol X] [--atol X] [--threads N] [--list-passing FILE] [--verbose]\n"
-    "                   [--autocast fp16|bf16]\n"
+    "                   [--precision fp16|bf16] [--backend ...] [--fusion auto|on|off] [--max-memory BYTES]\n"
     "  Each DIR is a case (holding model.onnx) or a folder of cases. Prints PASS, FAIL or SKIP per\n"
     "  case and last 'N passed, N failed, N skipped'. Floats match when |a-b| <= atol + rtol*|b|\n"
     "  (defaults 1e-3 and 1e-5), NaN only matches NaN; integers and bools must be equal.\n"
-    "  With --autocast each model is converted first (I/O kept FP32) and float outputs must be\n"
-    "  within relative L2 error 1e-2 (fp16) or 3e-2 (bf16) of the FP32 expectation, finite where\n"
-    "  it is finite.\n"
+    "  --threads N: CPU threads of each case's session (default: all cores).\n"
+    "  With --precision (alias --autocast) each model is converted first (I/O kept FP32; convert's\n"
+    "  --block, --block-nodes, --calibrate, --range-limit and --round apply) and float outputs must\n"
+    "  be within relative L2 error 1e-2 (fp16) or 3e-2 (bf16) of the FP32 expectation, finite where\n"
+    "  it is finite; --precision fp32 is the plain comparison.\n"
     "  SKIP means an unsupported op or dtype, named on the line; it never counts as a pass.\n"
     "  Exit status: 0 when nothing failed, 1 otherwise.\n";
+
+static const cli_command check_cmd = {"check", usage,
+                                      CLI_TOLERANCE | CLI_THREADS | CLI_LIST_PASSING | CLI_VERBOSE | CLI_AUTOCAST |
+                                          CLI_CONVERT | CLI_BACKEND | CLI_FUSION | CLI_MAX_MEMORY};
 
 typedef enum { R_PASS, R_FAIL, R_SKIP } result;
 
@@ -156,14 +162,9 @@ static result run_case(const char *dir, const cli_opts *o, char *why, size_t why
     cli_autocast ca;
     memset(&ca, 0, sizeof ca);
     double mixed_tol = 0;
-    if (o->autocast) {
-        amp_dtype lo = cli_parse_dtype(o->autocast, "--autocast");
+    amp_dtype lo = cli_autocast_dtype(o);
+    if (lo) {
         mixed_tol = lo == AMP_BF16 ? 3e-2 : 1e-2;
-        if (lo != AMP_F16 && lo != AMP_BF16) {
-            snprintf(why, whyn, "--autocast expects fp16 or bf16");
-            r = R_FAIL;
-            goto done;
-        }
         if (cli_autocast_model(ctx, o, lo, true, &m, &ca)) {
             snprintf(why, whyn, "autocast failed: %s", amp_context_last_error(ctx));
             r = status_result(AMP_ERR_INVALID_GRAPH);
@@ -172,7 +173,7 @@ static result run_case(const char *dir, const cli_opts *o, char *why, size_t why
         }
         cli_autocast_free(&ca); /* the FP32 model is not needed */
     }
-    amp_session_options so = {.struct_size = sizeof so, .backend = o->backend, .fusion = o->fusion, .threads = o->threads ? o->threads : 1};
+    amp_session_options so = {.struct_size = sizeof so, .backend = o->backend, .fusion = o->fusion, .threads = o->threads};
     s = amp_session_create(m, &so, &sess);
     if (s) {
         snprintf(why, whyn, "%s: %s", amp_status_name(s), amp_context_last_error(ctx));
@@ -281,7 +282,7 @@ done:
 
 int cmd_check(int argc, char **argv) {
     cli_opts o;
-    int rc = cli_parse(argc, argv, 2, &o, usage);
+    int rc = cli_parse(argc, argv, 2, &o, &check_cmd);
     if (rc) return rc;
     if (o.n_positional == 0) {
         fputs(usage, stderr);

@@ -4,9 +4,9 @@
 #include "tools/amprt/cli.h"
 
 static const char *const usage =
-    "usage: amprt convert IN.onnx OUT.onnx [--dtype fp16|bf16|fp32] [--keep-io-types]\n"
+    "usage: amprt convert IN.onnx OUT.onnx [--precision fp16|bf16|fp32] [--keep-io-types]\n"
     "                     [--block OP,OP...] [--block-nodes NAME,NAME...] [--calibrate DIR]\n"
-    "                     [--range-limit X] [--round nearest|zero] [--json]\n"
+    "                     [--range-limit X] [--round nearest|zero] [--json] [--max-memory BYTES]\n"
     "  Converts IN to mixed precision (default fp16): MatMul/Gemm/Conv and what lies between them\n"
     "  in 16 bits, numerically sensitive ops (Exp, Log, Pow, Softmax, reductions, norms, losses)\n"
     "  in FP32, one Cast per tensor and dtype. OUT is written to a temporary name, then renamed.\n"
@@ -17,19 +17,24 @@ static const char *const usage =
     "                       exceed --range-limit (default: largest finite 16-bit value / 16)\n"
     "  --round zero         truncate when converting constants and in inserted casts (amprt's\n"
     "                       own runs; ONNX Cast always rounds to nearest even)\n"
-    "  --dtype fp32         no conversion: an import/export round trip\n"
-    "  --json               print the conversion report as JSON\n";
+    "  --precision fp32     no conversion: an import/export round trip (--dtype is an alias)\n"
+    "  --json               print the conversion report as JSON\n"
+    "  --max-memory BYTES   most one calibration plan may hold (default 8G)\n"
+    "  Calibration runs on all cores; convert takes no --threads.\n";
+
+static const cli_command convert_cmd = {"convert", usage,
+                                        CLI_DTYPE | CLI_KEEP_IO | CLI_CONVERT | CLI_JSON | CLI_MAX_MEMORY};
 
 int cmd_convert(int argc, char **argv) {
     cli_opts o;
-    int rc = cli_parse(argc, argv, 2, &o, usage);
+    int rc = cli_parse(argc, argv, 2, &o, &convert_cmd);
     if (rc) return rc;
     if (o.n_positional != 2) {
         fputs(usage, stderr);
         cli_free(&o);
         return 2;
     }
-    amp_dtype lo = cli_parse_dtype(o.dtype ? o.dtype : "fp16", "--dtype");
+    amp_dtype lo = cli_parse_dtype(o.precision ? o.precision : "fp16", "--precision");
     if (!lo) {
         cli_free(&o);
         return 2;

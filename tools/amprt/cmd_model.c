@@ -12,36 +12,57 @@
 
 static const char *const usage_inspect =
     "usage: amprt inspect MODEL [--json] [--dim NAME=VALUE]... [--batch B] [--verbose]\n"
-    "                     [--autocast fp16|bf16] [--dot FILE.dot] [--train]\n"
+    "                     [--precision fp16|bf16] [--dot FILE.dot] [--train] [--threads N]\n"
+    "                     [--backend ...] [--max-memory BYTES]\n"
     "  Prints the opset, inputs and outputs (symbolic dims by name), op counts, parameters and\n"
     "  the memory plan (arena, lower bound, persistent bytes) for the declared shapes; unbound\n"
     "  symbolic dims take --dim values, the first dim of each input takes --batch, others 1.\n"
+    "  The plan is the CPU's with --threads N (default: all cores; workspaces grow with threads).\n"
     "  The autocast section gives nodes per precision, casts, and the share of MatMul/Gemm/Conv\n"
-    "  FLOPs in 16 bits; with --autocast the model is converted first (I/O kept FP32) and the\n"
-    "  FP32 and converted parameter and arena bytes are shown side by side. --dot draws the\n"
-    "  graph (converted with --autocast), nodes coloured by precision, casts as diamonds.\n"
-    "  --train plans one training step (cross entropy on the first output, SGD; FP16 AMP with\n"
-    "  --autocast fp16) and reports its arena and lower bound beside the inference plan.\n";
+    "  FLOPs in 16 bits; with --precision the model is converted first and the FP32 and converted\n"
+    "  parameter and arena bytes are shown side by side. --dot draws the graph (converted with\n"
+    "  --precision), nodes coloured by precision, casts as diamonds.\n"
+    "  --train plans one training step on --backend (default cpu; cross entropy on the first\n"
+    "  output, SGD; FP16 AMP with --precision fp16) and reports its arena and lower bound beside\n"
+    "  the inference plan.\n" CLI_PRECISION_HELP;
+
+static const cli_command inspect_cmd = {
+    "inspect", usage_inspect,
+    CLI_JSON | CLI_DIM | CLI_BATCH | CLI_VERBOSE | CLI_AUTOCAST | CLI_CONVERT | CLI_DOT | CLI_TRAIN | CLI_THREADS |
+        CLI_BACKEND | CLI_MAX_MEMORY};
 
 static const char *const usage_run =
     "usage: amprt run MODEL [--input NAME=FILE.pb]... [--output-dir DIR] [--threads N] [--batch B]\n"
-    "                 [--backend cpu|cuda|auto] [--autocast fp16|bf16] [--max-memory BYTES]\n"
-    "  Runs the model once (with --autocast, converted to mixed precision first, I/O kept FP32). Inputs not given are seeded random values of the declared shape.\n"
+    "                 [--dim NAME=VALUE]... [--backend cpu|cuda|auto] [--fusion auto|on|off]\n"
+    "                 [--precision fp16|bf16] [--max-memory BYTES]\n"
+    "  Runs the model once. Inputs not given are seeded random values of the declared shape\n"
+    "  (symbolic dims from --dim, the first from --batch, others 1). --threads N: CPU threads\n"
+    "  (default: all cores).\n"
     "  Prints each output's shape, its first values and, for 2-D float outputs, the argmax of\n"
-    "  each row; --output-dir writes output_K.pb files.\n";
+    "  each row; --output-dir writes output_K.pb files.\n" CLI_PRECISION_HELP;
+
+static const cli_command run_cmd = {"run", usage_run,
+                                    CLI_INPUT | CLI_OUTPUT_DIR | CLI_THREADS | CLI_BATCH | CLI_DIM | CLI_BACKEND |
+                                        CLI_FUSION | CLI_AUTOCAST | CLI_CONVERT | CLI_MAX_MEMORY};
 
 static const char *const usage_bench =
     "usage: amprt bench MODEL [--batch B] [--threads N] [--runs R] [--warmup W]\n"
-    "                   [--input NAME=FILE.pb]... [--dim NAME=V]... [--backend ...] [--json] [--verbose]\n"
-    "                   [--autocast fp16|bf16] [--train]\n"
-    "  Times R runs after W warm-up runs (defaults 50 and 5) and prints median, min and max\n"
-    "  milliseconds, throughput and the memory plan; --verbose adds the time of each node.\n"
-    "  With --autocast the converted model is timed, and the FP32 model's parameter and arena\n"
-    "  bytes are reported beside the converted one's.\n"
+    "                   [--input NAME=FILE.pb]... [--dim NAME=V]... [--backend ...] [--fusion auto|on|off]\n"
+    "                   [--json] [--verbose] [--precision fp16|bf16] [--train] [--max-memory BYTES]\n"
+    "  Times R runs after W warm-up runs (defaults 50 and 5) on --threads N CPU threads\n"
+    "  (default: all cores, as every command; --threads 1 times single-thread work) and prints\n"
+    "  median, min and max milliseconds, throughput and the memory plan; --verbose adds the time\n"
+    "  of each node. With --precision the converted model is timed, and the FP32 model's\n"
+    "  parameter and arena bytes are reported beside the converted one's.\n"
     "  --train times training steps instead (SGD, cross entropy for N x C and N x C x D outputs,\n"
-    "  MSE otherwise; --autocast fp16|bf16 trains in that AMP precision): median step time, the\n"
+    "  MSE otherwise; --precision fp16|bf16 trains in that AMP precision): median step time, the\n"
     "  step's device memory (arena with its workspaces, persistent state) and, where NVML is\n"
-    "  present, energy per step.\n";
+    "  present, energy per step.\n" CLI_PRECISION_HELP;
+
+static const cli_command bench_cmd = {"bench", usage_bench,
+                                      CLI_BATCH | CLI_THREADS | CLI_RUNS | CLI_INPUT | CLI_DIM | CLI_BACKEND |
+                                          CLI_FUSION | CLI_JSON | CLI_VERBOSE | CLI_AUTOCAST | CLI_CONVERT |
+                                          CLI_TRAIN | CLI_MAX_MEMORY};
 
 static int fail(amp_context *ctx, amp_status s, const char *what) {
     fprintf(stderr, "amprt: %s: %s: %s\n", what, amp_status_name(s), amp_context_last_error(ctx));
@@ -96,10 +117,11 @@ static void bind_all(amp_model *m, const cli_opts *o, amp_dim_binding *b, int *n
 
 int cmd_inspect(int argc, char **argv) {
     cli_opts o;
-    int rc = cli_parse(argc, argv, 2, &o, usage_inspect);
+    int rc = cli_parse(argc, argv, 2, &o, &inspect_cmd);
     if (rc) return rc;
-    if (o.n_positional != 1) {
-        fputs(usage_inspect, stderr);
+    if (o.backend && !o.train) fprintf(stderr, "amprt: inspect: --backend applies only to the training step, with --train\n");
+    if (o.n_positional != 1 || (o.backend && !o.train)) {
+        if (o.n_positional != 1) fputs(usage_inspect, stderr);
         cli_free(&o);
         return 2;
     }
@@ -111,13 +133,7 @@ int cmd_inspect(int argc, char **argv) {
     amp_dim_binding *b = NULL;
     cli_autocast ca;
     memset(&ca, 0, sizeof ca);
-    amp_dtype lo = AMP_UNDEFINED;
-    if (o.autocast && ((lo = cli_parse_dtype(o.autocast, "--autocast")) == AMP_UNDEFINED || lo == AMP_F32)) {
-        if (lo == AMP_F32) fprintf(stderr, "amprt: --autocast expects fp16 or bf16\n");
-        amp_context_destroy(ctx);
-        cli_free(&o);
-        return 2;
-    }
+    amp_dtype lo = cli_autocast_dtype(&o);
     amp_status st = amp_model_load(ctx, o.positional[0], &m);
     if (st) {
         rc = fail(ctx, st, "cannot load the model");
@@ -163,7 +179,7 @@ int cmd_inspect(int argc, char **argv) {
     bind_all(m, &o, b, &nb);
     amp_plan_stats ps = {.struct_size = sizeof ps};
     char plan_err[1024] = "";
-    amp_session_options so = {.struct_size = sizeof so, .backend = "cpu", .threads = o.threads ? o.threads : 1};
+    amp_session_options so = {.struct_size = sizeof so, .backend = "cpu", .threads = o.threads};
     st = amp_session_create(m, &so, &s);
     if (!st) st = amp_session_plan(s, nb, b, &ps);
     if (st) snprintf(plan_err, sizeof plan_err, "%s: %s", amp_status_name(st), s ? amp_session_last_error(s) : amp_context_last_error(ctx));
@@ -196,7 +212,7 @@ int cmd_inspect(int argc, char **argv) {
     bool have_train = false;
     if (o.train) {
         amp_model *src = ca.fp32 ? ca.fp32 : m;
-        amp_trainer_options to = {.struct_size = sizeof to, .threads = 1, .backend = o.backend ? o.backend : "cpu",
+        amp_trainer_options to = {.struct_size = sizeof to, .threads = o.threads, .backend = o.backend ? o.backend : "cpu",
                                   .precision = lo == AMP_F16 ? AMP_TRAIN_FP16 : lo == AMP_BF16 ? AMP_TRAIN_BF16 : AMP_TRAIN_FP32};
         amp_trainer *tr = NULL;
         int ntin = amp_model_input_count(src);
@@ -440,14 +456,8 @@ static int prepare_run(amp_context *ctx, const cli_opts *o, amp_model **m, amp_s
                        cli_autocast *ca) {
     amp_status st = amp_model_load(ctx, o->positional[0], m);
     if (st) return fail(ctx, st, "cannot load the model");
-    if (o->autocast) {
-        amp_dtype lo = cli_parse_dtype(o->autocast, "--autocast");
-        if (lo == AMP_UNDEFINED || lo == AMP_F32) {
-            if (lo == AMP_F32) fprintf(stderr, "amprt: --autocast expects fp16 or bf16\n");
-            return 1;
-        }
-        if (cli_autocast_model(ctx, o, lo, true, m, ca)) return 1;
-    }
+    amp_dtype lo = cli_autocast_dtype(o);
+    if (lo && cli_autocast_model(ctx, o, lo, true, m, ca)) return 1;
     amp_session_options so = {.struct_size = sizeof so, .backend = o->backend, .threads = o->threads, .fusion = o->fusion};
     st = amp_session_create(*m, &so, s);
     if (st) return fail(ctx, st, "cannot create a session");
@@ -492,7 +502,7 @@ static int prepare_run(amp_context *ctx, const cli_opts *o, amp_model **m, amp_s
 
 int cmd_run(int argc, char **argv) {
     cli_opts o;
-    int rc = cli_parse(argc, argv, 2, &o, usage_run);
+    int rc = cli_parse(argc, argv, 2, &o, &run_cmd);
     if (rc) return rc;
     if (o.n_positional != 1) {
         fputs(usage_run, stderr);
@@ -552,7 +562,7 @@ int cmd_run(int argc, char **argv) {
                         "amprt: warning: output %s has %lld NaN and %lld infinite values of %lld (the first at "
                         "element %lld)%s\n",
                         io.onames[i], (long long)nan, (long long)inf, (long long)t->numel, (long long)first,
-                        o.autocast ? " (16-bit values overflow above 65504 in FP16: try bf16, or convert with --calibrate)" : "");
+                        ca.fp32 ? " (16-bit values overflow above 65504 in FP16: try bf16, or convert with --calibrate)" : "");
         }
         if (t->rank == 2 && amp_dtype_is_float(t->dtype)) {
             printf("argmax per row:");
@@ -601,7 +611,7 @@ static int cmp_double(const void *a, const void *b) {
 
 int cmd_bench(int argc, char **argv) {
     cli_opts o;
-    int rc = cli_parse(argc, argv, 2, &o, usage_bench);
+    int rc = cli_parse(argc, argv, 2, &o, &bench_cmd);
     if (rc) return rc;
     if (o.n_positional != 1) {
         fputs(usage_bench, stderr);
@@ -618,7 +628,7 @@ int cmd_bench(int argc, char **argv) {
     double *times = NULL;
     amp_status st;
     rc = 1;
-    if (o.threads == 0) o.threads = 1;
+    if (o.threads == 0) o.threads = cli_cores(); /* the library's default, named in the report */
     if (o.train) {
         /* the training step (tools/amprt/bench_train.c) */
         if ((st = amp_model_load(ctx, o.positional[0], &m)))
@@ -682,7 +692,7 @@ int cmd_bench(int argc, char **argv) {
         if (ca.fp32)
             printf(",\"autocast\":\"%s\",\"memory\":{\"fp32\":{\"parameter_bytes\":%lld,\"arena_bytes\":%zu},"
                    "\"converted\":{\"parameter_bytes\":%lld,\"arena_bytes\":%zu}}",
-                   o.autocast, (long long)pbytes32, have32 ? ps32.arena_bytes : 0, (long long)pbytes, ps.arena_bytes);
+                   o.precision, (long long)pbytes32, have32 ? ps32.arena_bytes : 0, (long long)pbytes, ps.arena_bytes);
         printf("}\n");
     } else {
         printf("%s: batch %lld, %d threads, %d runs: median %.3f ms (min %.3f, max %.3f), %.1f samples/s\n",
@@ -692,7 +702,7 @@ int cmd_bench(int argc, char **argv) {
                ps.lower_bound_bytes ? (double)ps.arena_bytes / (double)ps.lower_bound_bytes : 1.0, ps.persistent_bytes);
         if (ca.fp32 && have32)
             printf("memory: FP32 parameters %lld bytes, arena %zu; %s parameters %lld bytes, arena %zu\n",
-                   (long long)pbytes32, ps32.arena_bytes, o.autocast, (long long)pbytes, ps.arena_bytes);
+                   (long long)pbytes32, ps32.arena_bytes, o.precision, (long long)pbytes, ps.arena_bytes);
     }
     if (o.verbose && s->profile_ms) {
         const amp_graph *g = m->g;

@@ -16,6 +16,8 @@ static const char usage_ops[] =
     "  shape), the first opset whose schema gives it bfloat16, whether it has a gradient, and\n"
     "  the backends with a kernel for it (cpu always; cuda when a CUDA backend can be created).\n";
 
+static const cli_command ops_cmd = {"ops", usage_ops, CLI_JSON | CLI_MARKDOWN};
+
 static const char *class_name(amp_cast_class c) {
     switch (c) {
     case AMP_CLASS_ALLOW: return "allow";
@@ -31,7 +33,7 @@ static const char *domain_of(const amp_op_info *oi) { return oi->domain && oi->d
 
 int cmd_ops(int argc, char **argv) {
     cli_opts o;
-    int rc = cli_parse(argc, argv, 2, &o, usage_ops);
+    int rc = cli_parse(argc, argv, 2, &o, &ops_cmd);
     if (rc) return rc;
     if (o.n_positional || (o.json && o.markdown)) {
         fputs(usage_ops, stderr);

@@ -14,20 +14,23 @@
 #include "tools/amprt/progress.h"
 
 static const char *const usage_train =
-    "usage: amprt train MODEL --data DIR [--epochs N] [--batch B] [--amp fp16|bf16|off|fp16-pure]\n"
+    "usage: amprt train MODEL --data DIR [--epochs N] [--batch B] [--precision fp16|bf16|fp32|fp16-pure]\n"
     "                   [--optimizer sgd|adamw] [--lr X] [--momentum X] [--nesterov] [--weight-decay X]\n"
     "                   [--beta1 X] [--beta2 X] [--epsilon X]\n"
     "                   [--schedule constant|step|cosine] [--warmup N] [--step-size N] [--gamma X]\n"
     "                   [--total-steps N] [--min-lr X]\n"
     "                   [--max-grad-norm X] [--freeze PATTERN]... [--seed N] [--threads N]\n"
+    "                   [--backend cpu|cuda|auto] [--fusion auto|on|off]\n"
     "                   [--out FILE.onnx] [--out-dtype fp32|fp16|bf16] [--plot FILE.svg] [--json-log FILE]\n"
     "                   [--checkpoint FILE [--checkpoint-every N]] [--resume FILE]\n"
     "                   [--max-steps N] [--limit-train N] [--limit-test N] [--progress auto|tty|plain]\n"
     "  Trains MODEL (an image classifier taking [B,1,H,W]) on the IDX data set in DIR\n"
     "  (train-*/t10k-* files, as Debian's /usr/share/datasets/fashion-mnist) with softmax cross\n"
-    "  entropy. --amp fp16 (default): autocast FP16, FP32 master weights, dynamic loss scaling;\n"
-    "  bf16: autocast BF16; off: FP32; fp16-pure: weights, gradients and updates all FP16 (the\n"
-    "  naive scheme, for comparison). Prints progress, the test accuracy per epoch, and writes\n"
+    "  entropy. --precision (alias --amp) fp16 (default): autocast FP16, FP32 master weights,\n"
+    "  dynamic loss scaling; bf16: autocast BF16; fp32 (or off): FP32; fp16-pure: weights,\n"
+    "  gradients and updates all FP16 (the naive scheme, for comparison). --out-dtype is the\n"
+    "  precision of the written model (default fp32). --threads N: CPU threads (default: all\n"
+    "  cores). Prints progress, the test accuracy per epoch, and writes\n"
     "  the trained model (--out), a chart (--plot), one JSON object per epoch (--json-log) and\n"
     "  checkpoints (every N steps and at each epoch end) that --resume continues exactly.\n"
     "  --freeze keeps initializers whose names match the pattern (fnmatch) fixed. A value given\n"
@@ -35,12 +38,24 @@ static const char *const usage_train =
     "  torch's: lr 0.01 (SGD) or 0.001 (AdamW), weight decay 0 (SGD) or 0.01 (AdamW), betas\n"
     "  0.9 and 0.999, epsilon 1e-8, gamma 0.1.\n";
 
+/* After the training options are peeled, cli_parse takes these. */
+static const cli_command train_cmd = {"train", usage_train, CLI_THREADS | CLI_BACKEND | CLI_FUSION};
+
 static const char *const usage_eval =
-    "usage: amprt evaluate MODEL --data DIR [--batch B] [--autocast fp16|bf16] [--limit-test N] [--threads N]\n"
-    "  Runs MODEL on the test split of DIR and prints the accuracy (argmax of the first output).\n";
+    "usage: amprt evaluate MODEL --data DIR [--batch B] [--precision fp16|bf16] [--limit-test N] [--threads N]\n"
+    "                      [--backend cpu|cuda|auto] [--fusion auto|on|off]\n"
+    "  Runs MODEL on the test split of DIR and prints the accuracy (argmax of the first output).\n"
+    "  --threads N: CPU threads (default: all cores). --batch: images per run (default 256).\n" CLI_PRECISION_HELP;
+
+static const cli_command eval_cmd = {"evaluate", usage_eval,
+                                     CLI_AUTOCAST | CLI_CONVERT | CLI_THREADS | CLI_BACKEND | CLI_FUSION};
+
+/* The training options evaluate reads; it refuses the others. */
+static const char *const eval_opts[] = {"--data", "--batch", "--limit-test"};
 
 typedef struct train_opts {
-    const char *data, *out, *plot, *json_log, *checkpoint, *resume, *amp, *progress;
+    const char *data, *out, *plot, *json_log, *checkpoint, *resume, *progress;
+    const char *amp, *amp_opt; /* --precision (or --amp) and the spelling given */
     amp_dtype out_dtype;
     int epochs, batch, checkpoint_every;
     int64_t max_steps, limit_train, limit_test;
@@ -56,7 +71,7 @@ typedef struct train_opts {
  * library stores it (the learning rate is a float on the device). */
 static const char *const text_opts[] = {"--data",     "--out",      "--plot",     "--json-log",  "--checkpoint",
                                         "--resume",   "--amp",      "--progress", "--out-dtype", "--optimizer",
-                                        "--schedule", "--freeze"};
+                                        "--schedule", "--freeze",   "--precision"};
 
 typedef enum { NUM_LR, NUM_MOMENTUM, NUM_WD, NUM_BETA1, NUM_BETA2, NUM_EPS, NUM_GAMMA, NUM_CLIP, NUM_MIN_LR,
                NUM_EPOCHS, NUM_BATCH, NUM_WARMUP, NUM_STEP_SIZE, NUM_CKPT_EVERY, NUM_MAX_STEPS, NUM_LIMIT_TRAIN,
@@ -140,15 +155,18 @@ static void train_opts_free(train_opts *t) {
     t->freeze = NULL;
 }
 
-/* Peel the training options; the rest (as many slots as argc) goes to cli_parse. Returns 0, or
- * 2 after printing why (t freed). */
-static int parse_train(int argc, char **argv, train_opts *t, char **rest, int *nrest, const char *usage) {
+/* Peel the training options cmd takes (evaluate: eval_opts; its --precision is cli_parse's);
+ * the rest (as many slots as argc) goes to cli_parse. Returns 0, or 2 after printing why (t
+ * freed). */
+static int parse_train(int argc, char **argv, train_opts *t, char **rest, int *nrest, const cli_command *cmd) {
+    const bool eval = cmd == &eval_cmd;
     memset(t, 0, sizeof *t);
     t->epochs = 2;
     t->batch = 64;
     t->checkpoint_every = 200;
     t->seed = 1;
     t->amp = "fp16";
+    t->amp_opt = "--precision";
     t->out_dtype = AMP_F32;
     t->mean = 0.2860;
     t->std = 0.3530;
@@ -166,6 +184,17 @@ static int parse_train(int argc, char **argv, train_opts *t, char **rest, int *n
             if (strcmp(a, num_opts[j].opt) == 0) k = (int)j;
         bool text = false;
         for (size_t j = 0; j < sizeof text_opts / sizeof text_opts[0]; j++) text |= strcmp(a, text_opts[j]) == 0;
+        if (eval && strcmp(a, "--precision") == 0) {
+            k = -1;
+            text = false;
+        } else if (eval && (k >= 0 || text || strcmp(a, "--nesterov") == 0)) {
+            bool read = false;
+            for (size_t j = 0; j < sizeof eval_opts / sizeof eval_opts[0]; j++) read |= strcmp(a, eval_opts[j]) == 0;
+            if (!read) {
+                cli_refuse(cmd->name, a);
+                goto bad;
+            }
+        }
         if ((k >= 0 || text) && i + 1 >= argc) {
             fprintf(stderr, "amprt: %s needs a value\n", a);
             goto bad;
@@ -181,7 +210,7 @@ static int parse_train(int argc, char **argv, train_opts *t, char **rest, int *n
             if (strcmp(a, "--nesterov") == 0) {
                 t->to.nesterov = 1;
             } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-                fputs(usage, stdout);
+                fputs(cmd->usage, stdout);
                 train_opts_free(t);
                 exit(0);
             } else {
@@ -196,7 +225,7 @@ static int parse_train(int argc, char **argv, train_opts *t, char **rest, int *n
         else if (strcmp(a, "--json-log") == 0) t->json_log = v;
         else if (strcmp(a, "--checkpoint") == 0) t->checkpoint = v;
         else if (strcmp(a, "--resume") == 0) t->resume = v;
-        else if (strcmp(a, "--amp") == 0) t->amp = v;
+        else if (strcmp(a, "--amp") == 0 || strcmp(a, "--precision") == 0) t->amp = v, t->amp_opt = a;
         else if (strcmp(a, "--progress") == 0) {
             if (strcmp(v, "auto") != 0 && strcmp(v, "tty") != 0 && strcmp(v, "plain") != 0) {
                 fprintf(stderr, "amprt: --progress expects auto, tty or plain, got '%s'\n", v);
@@ -231,7 +260,7 @@ static int parse_train(int argc, char **argv, train_opts *t, char **rest, int *n
     else if (strcmp(t->amp, "off") == 0 || strcmp(t->amp, "fp32") == 0) t->to.precision = AMP_TRAIN_FP32;
     else if (strcmp(t->amp, "fp16-pure") == 0) t->to.precision = AMP_TRAIN_FP16_PURE;
     else {
-        fprintf(stderr, "amprt: --amp expects fp16, bf16, off or fp16-pure, got '%s'\n", t->amp);
+        fprintf(stderr, "amprt: %s expects fp16, bf16, fp32 (or off) or fp16-pure, got '%s'\n", t->amp_opt, t->amp);
         goto bad;
     }
     return 0;
@@ -405,13 +434,13 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "amprt: out of memory parsing the command line\n");
         return 2;
     }
-    int rc = parse_train(argc, argv, &t, rest, &nrest, usage_train);
+    int rc = parse_train(argc, argv, &t, rest, &nrest, &train_cmd);
     if (rc) {
         free(rest);
         return rc;
     }
     cli_opts o;
-    rc = cli_parse(nrest, rest, 2, &o, usage_train);
+    rc = cli_parse(nrest, rest, 2, &o, &train_cmd);
     free(rest);
     if (rc) {
         train_opts_free(&t);
@@ -665,13 +694,13 @@ int cmd_evaluate(int argc, char **argv) {
         fprintf(stderr, "amprt: out of memory parsing the command line\n");
         return 2;
     }
-    int rc = parse_train(argc, argv, &t, rest, &nrest, usage_eval);
+    int rc = parse_train(argc, argv, &t, rest, &nrest, &eval_cmd);
     if (rc) {
         free(rest);
         return rc;
     }
     cli_opts o;
-    rc = cli_parse(nrest, rest, 2, &o, usage_eval);
+    rc = cli_parse(nrest, rest, 2, &o, &eval_cmd);
     free(rest);
     if (rc) {
         train_opts_free(&t);
@@ -702,12 +731,8 @@ int cmd_evaluate(int argc, char **argv) {
         fprintf(stderr, "amprt: cannot load the model: %s: %s\n", amp_status_name(st), amp_context_last_error(ctx));
         goto done;
     }
-    if (o.autocast) {
-        amp_dtype lo = cli_parse_dtype(o.autocast, "--autocast");
-        if (lo == AMP_F32) fprintf(stderr, "amprt: --autocast expects fp16 or bf16\n");
-        if (lo != AMP_F16 && lo != AMP_BF16) goto done;
-        if (cli_autocast_model(ctx, &o, lo, true, &m, &ca)) goto done;
-    }
+    amp_dtype lo = cli_autocast_dtype(&o);
+    if (lo && cli_autocast_model(ctx, &o, lo, true, &m, &ca)) goto done;
     amp_value_info in0 = {.struct_size = sizeof in0}, out0 = {.struct_size = sizeof out0};
     int64_t classes = 0;
     if (classifier_io(m, &in0, &out0, &classes)) goto done;
@@ -759,8 +784,14 @@ int cmd_plot(int argc, char **argv) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             fputs(usage_plot, stdout);
             return 0;
-        } else if (strcmp(argv[i], "--title") == 0 && i + 1 < argc) {
+        } else if (strcmp(argv[i], "--title") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "amprt: option --title needs a value\n");
+                return 2;
+            }
             title = argv[++i];
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            return cli_refuse("plot", argv[i]);
         } else if (!out) {
             out = argv[i];
         } else if (nf < 16) {

@@ -28,17 +28,23 @@ static const char *const usage_main =
     "                                             run ONNX backend-test cases, compare outputs\n"
     "  bench MODEL [--batch B] [--threads N] [--runs R] [--warmup W] [--input NAME=FILE.pb] [--json]\n"
     "                                             median/min/max run time and arena size\n"
-    "  convert IN OUT [--dtype fp16|bf16|fp32] [--keep-io-types] [--calibrate DIR] ...\n"
+    "  convert IN OUT [--precision fp16|bf16|fp32] [--keep-io-types] [--calibrate DIR] ...\n"
     "                                             mixed-precision conversion (or a round trip)\n"
-    "  train MODEL --data DIR [--epochs N] [--amp fp16|bf16|off|fp16-pure] [--out FILE] ...\n"
+    "  train MODEL --data DIR [--epochs N] [--precision fp16|bf16|fp32|fp16-pure] [--out FILE] ...\n"
     "                                             train or fine-tune, write the trained model\n"
-    "  evaluate MODEL --data DIR [--autocast fp16|bf16]\n"
+    "  evaluate MODEL --data DIR [--precision fp16|bf16]\n"
     "                                             test-set accuracy of an image classifier\n"
     "  plot OUT.svg LOG.jsonl...                  training curves of several --json-log files\n"
     "  ops [--json|--markdown]                    every op: domain, opsets, autocast class, gradient, backends\n"
     "\n"
-    "common options: --backend cpu|cuda|auto|cpu-check|cpu-device, --threads N (default: all cores), --dim NAME=VALUE,\n"
-    "  --fusion auto|on|off (run, bench, check, train: fused kernels as the backend asks, everywhere, or none),\n"
+    "Each command takes only the options its help lists and refuses any other. Shared ones:\n"
+    "  --threads N (inspect, run, check, bench, train, evaluate; default: all cores, everywhere),\n"
+    "  --precision fp32|fp16|bf16 (inspect, run, check, bench, evaluate: convert in memory first; convert:\n"
+    "    the output's precision; train: the AMP precision, fp16-pure too; the older spellings --autocast,\n"
+    "    --dtype (convert) and --amp (train) are aliases),\n"
+    "  --backend cpu|cuda|auto|cpu-check|cpu-device (inspect --train, run, check, bench, train, evaluate),\n"
+    "  --fusion auto|on|off (run, bench, check, train, evaluate: fused kernels as the backend asks,\n"
+    "    everywhere, or none),\n"
     "  --max-memory BYTES[K|M|G] (inspect, run, bench, check, convert: most one plan may hold; default 8G)\n"
     "Run 'amprt COMMAND --help' for details; 'amprt --version' (-V) prints the version and how it was built.\n";
 
@@ -74,6 +80,11 @@ void cli_free(cli_opts *o) {
     o->input_files = NULL;
     o->positional = NULL;
     o->n_dims = o->n_inputs = o->n_positional = 0;
+}
+
+int cli_cores(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 && n < 1024 ? (int)n : n > 0 ? 1024 : 1;
 }
 
 int cli_max_threads(void) {
@@ -121,9 +132,57 @@ static int parse_bytes(const char *s, const char *opt, int64_t *out) {
     return 1;
 }
 
-static int parse_opts(int argc, char **argv, int first, cli_opts *o, const char *usage);
+static int parse_opts(int argc, char **argv, int first, cli_opts *o, const cli_command *cmd);
 
-int cli_parse(int argc, char **argv, int first, cli_opts *o, const char *usage) {
+int cli_refuse(const char *cmd, const char *opt) {
+    fprintf(stderr, "amprt: %s does not take %s; 'amprt %s --help' lists its options\n", cmd, opt, cmd);
+    return 2;
+}
+
+/* Every option of cli_parse and the CLI_* bits of which a command must hold one to take it. */
+static const struct {
+    const char *name;
+    unsigned bits;
+} cli_options[] = {
+    {"--json", CLI_JSON},
+    {"--markdown", CLI_MARKDOWN},
+    {"--verbose", CLI_VERBOSE},
+    {"-v", CLI_VERBOSE},
+    {"--input", CLI_INPUT},
+    {"--dim", CLI_DIM},
+    {"--max-memory", CLI_MAX_MEMORY},
+    {"--threads", CLI_THREADS},
+    {"--batch", CLI_BATCH},
+    {"--runs", CLI_RUNS},
+    {"--warmup", CLI_RUNS},
+    {"--backend", CLI_BACKEND},
+    {"--fusion", CLI_FUSION},
+    {"--output-dir", CLI_OUTPUT_DIR},
+    {"--list-passing", CLI_LIST_PASSING},
+    {"--rtol", CLI_TOLERANCE},
+    {"--atol", CLI_TOLERANCE},
+    {"--keep-io-types", CLI_KEEP_IO},
+    {"--train", CLI_TRAIN},
+    {"--precision", CLI_AUTOCAST | CLI_DTYPE},
+    {"--autocast", CLI_AUTOCAST},
+    {"--dtype", CLI_DTYPE},
+    {"--block", CLI_CONVERT},
+    {"--block-nodes", CLI_CONVERT},
+    {"--calibrate", CLI_CONVERT},
+    {"--round", CLI_CONVERT},
+    {"--range-limit", CLI_CONVERT},
+    {"--dot", CLI_DOT},
+};
+
+/* 0 when cmd takes option a, else 2 after saying why. */
+static int taken(const cli_command *cmd, const char *a) {
+    for (size_t k = 0; k < sizeof cli_options / sizeof cli_options[0]; k++)
+        if (strcmp(a, cli_options[k].name) == 0) return cmd->opts & cli_options[k].bits ? 0 : cli_refuse(cmd->name, a);
+    fprintf(stderr, "amprt: %s: unknown option '%s'; 'amprt %s --help' lists its options\n", cmd->name, a, cmd->name);
+    return 2;
+}
+
+int cli_parse(int argc, char **argv, int first, cli_opts *o, const cli_command *cmd) {
     memset(o, 0, sizeof *o);
     o->rtol = 1e-3;
     o->atol = 1e-5;
@@ -139,7 +198,7 @@ int cli_parse(int argc, char **argv, int first, cli_opts *o, const char *usage) 
         cli_free(o);
         return 2;
     }
-    int rc = parse_opts(argc, argv, first, o, usage);
+    int rc = parse_opts(argc, argv, first, o, cmd);
     if (rc) cli_free(o);
     return rc;
 }
@@ -153,14 +212,20 @@ static char *dup_n(const char *s, size_t n) {
     return d;
 }
 
-static int parse_opts(int argc, char **argv, int first, cli_opts *o, const char *usage) {
+static int parse_opts(int argc, char **argv, int first, cli_opts *o, const cli_command *cmd) {
     const int max_threads = cli_max_threads();
+    const char *conv_opt = NULL; /* the first option that only a conversion reads */
     for (int i = first; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            fputs(usage, stdout);
+            fputs(cmd->usage, stdout);
             exit(0);
-        } else if (strcmp(a, "--json") == 0) {
+        }
+        if (a[0] == '-' && a[1] && taken(cmd, a)) return 2;
+        if (!conv_opt && (strcmp(a, "--block") == 0 || strcmp(a, "--block-nodes") == 0 || strcmp(a, "--calibrate") == 0 ||
+                          strcmp(a, "--round") == 0 || strcmp(a, "--range-limit") == 0 || strcmp(a, "--keep-io-types") == 0))
+            conv_opt = a;
+        if (strcmp(a, "--json") == 0) {
             o->json = true;
         } else if (strcmp(a, "--markdown") == 0) {
             o->markdown = true;
@@ -267,24 +332,36 @@ static int parse_opts(int argc, char **argv, int first, cli_opts *o, const char 
             o->keep_io = true;
         } else if (strcmp(a, "--train") == 0) {
             o->train = true;
-        } else if (strcmp(a, "--autocast") == 0 || strcmp(a, "--dtype") == 0 || strcmp(a, "--block") == 0 ||
-                   strcmp(a, "--block-nodes") == 0 || strcmp(a, "--calibrate") == 0 || strcmp(a, "--round") == 0 ||
+        } else if (strcmp(a, "--precision") == 0 || strcmp(a, "--autocast") == 0 || strcmp(a, "--dtype") == 0) {
+            if (!want_arg(i, argc, a) || !cli_parse_dtype(argv[i + 1], a)) return 2;
+            o->precision = argv[++i];
+        } else if (strcmp(a, "--round") == 0) {
+            if (!want_arg(i, argc, a)) return 2;
+            o->round = argv[++i];
+            if (strcmp(o->round, "nearest") != 0 && strcmp(o->round, "zero") != 0) {
+                fprintf(stderr, "amprt: --round expects nearest or zero, got '%s'\n", o->round);
+                return 2;
+            }
+        } else if (strcmp(a, "--block") == 0 || strcmp(a, "--block-nodes") == 0 || strcmp(a, "--calibrate") == 0 ||
                    strcmp(a, "--dot") == 0) {
             if (!want_arg(i, argc, a)) return 2;
             const char *v = argv[++i];
-            if (a[2] == 'a') o->autocast = v;
-            else if (a[2] == 'd' && a[3] == 't') o->dtype = v;
-            else if (a[2] == 'd') o->dot = v;
-            else if (strcmp(a, "--block") == 0) o->block = v;
+            if (strcmp(a, "--block") == 0) o->block = v;
             else if (a[2] == 'b') o->block_nodes = v;
             else if (a[2] == 'c') o->calibrate = v;
-            else o->round = v;
+            else o->dot = v;
         } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "amprt: unknown option '%s'\n%s", a, usage);
+            fprintf(stderr, "amprt: option %s is in the table but has no parser\n", a); /* a bug */
             return 2;
         } else {
             o->positional[o->n_positional++] = a;
         }
+    }
+    /* an option read only by what another option turns on is refused without it, not ignored */
+    bool converts = o->precision ? cli_parse_dtype(o->precision, "--precision") != AMP_F32 : (cmd->opts & CLI_DTYPE) != 0;
+    if (conv_opt && !converts) {
+        fprintf(stderr, "amprt: %s: %s applies only to a conversion, with --precision fp16 or bf16\n", cmd->name, conv_opt);
+        return 2;
     }
     return 0;
 }
