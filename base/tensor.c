@@ -2,6 +2,8 @@
 #include <string.h>
 
 #include "base/base.h"
+#include "base/elem.h"
+#include "base/half.h"
 
 size_t amp_dtype_size(amp_dtype t) {
     switch (t) {
@@ -144,4 +146,46 @@ bool amp_dtype_is_int(amp_dtype t) {
     default:
         return false;
     }
+}
+
+/* ---- 16-bit conversion for callers ------------------------------------------------------------ */
+
+amp_status amp_convert_from_f32(amp_dtype dtype, const float *src, void *dst, size_t n) {
+    if ((dtype != AMP_F16 && dtype != AMP_BF16) || (n && (!src || !dst))) return AMP_ERR_INVALID_ARG;
+    uint16_t *d = dst;
+    for (size_t i = 0; i < n; i++) d[i] = dtype == AMP_F16 ? amp_f32_to_f16(src[i]) : amp_f32_to_bf16(src[i]);
+    return AMP_OK;
+}
+
+amp_status amp_convert_to_f32(amp_dtype dtype, const void *src, float *dst, size_t n) {
+    if ((dtype != AMP_F16 && dtype != AMP_BF16) || (n && (!src || !dst))) return AMP_ERR_INVALID_ARG;
+    const uint16_t *s = src;
+    for (size_t i = 0; i < n; i++) dst[i] = dtype == AMP_F16 ? amp_f16_to_f32(s[i]) : amp_bf16_to_f32(s[i]);
+    return AMP_OK;
+}
+
+/* The pairs amp_tensor_convert rounds exactly once: among f32, f16 and bf16, and f64 with f32. */
+static bool convertible(amp_dtype a, amp_dtype b) {
+    bool small_a = a == AMP_F32 || a == AMP_F16 || a == AMP_BF16, small_b = b == AMP_F32 || b == AMP_F16 || b == AMP_BF16;
+    return a == b || (small_a && small_b) || (a == AMP_F64 && b == AMP_F32) || (a == AMP_F32 && b == AMP_F64);
+}
+
+amp_status amp_tensor_convert(amp_context *ctx, const amp_tensor *t, amp_dtype dtype, amp_tensor **out) {
+    if (!ctx || !t || !out) return AMP_ERR_INVALID_ARG;
+    if (!convertible(t->dtype, dtype))
+        return amp_seterr(ctx, AMP_ERR_UNSUPPORTED,
+                          "amp_tensor_convert: %s to %s is not supported (f32, f16, bf16 among themselves; f64 with "
+                          "f32)",
+                          amp_dtype_name(t->dtype), amp_dtype_name(dtype));
+    amp_tensor *o = NULL;
+    amp_status s = amp_tensor_create(ctx, dtype, t->rank, t->dims, &o);
+    if (s) return s;
+    if (dtype == t->dtype) {
+        if (t->nbytes) memcpy(o->data, t->data, t->nbytes);
+    } else {
+        /* every source value is exact as a double, and amp_st rounds an f32 value once */
+        for (int64_t i = 0; i < t->numel; i++) amp_st(dtype, o->data, i, amp_ld(t->dtype, t->data, i));
+    }
+    *out = o;
+    return AMP_OK;
 }

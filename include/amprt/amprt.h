@@ -198,6 +198,18 @@ AMP_API amp_status amp_tensor_save_pb(amp_context *ctx, const amp_tensor *t, con
 /* Destructor: the tensor and, unless it wraps the caller's memory, its storage. NULL-safe. */
 AMP_API void amp_tensor_destroy(amp_tensor *t);
 
+/* 16-bit floats for callers: a model converted to FP16 or BF16 with 16-bit inputs and outputs
+ * takes and gives uint16_t arrays. From f32 the values round to nearest even, NaN stays NaN and
+ * values beyond the 16-bit range become infinities, exactly as amprt's own Cast does; to f32
+ * the conversion is exact. dtype is AMP_F16 or AMP_BF16; AMP_ERR_INVALID_ARG for another dtype
+ * or a NULL array with n > 0. */
+AMP_API amp_status amp_convert_from_f32(amp_dtype dtype, const float *src, void *dst, size_t n);
+AMP_API amp_status amp_convert_to_f32(amp_dtype dtype, const void *src, float *dst, size_t n);
+/* Constructor: a copy of t in dtype, between f32, f16 and bf16 (and f64 to or from f32), with
+ * the rounding above; the same dtype gives a plain copy. *out is owned by the caller; on failure
+ * it is untouched and the message is on ctx (AMP_ERR_UNSUPPORTED for other dtype pairs). */
+AMP_API amp_status amp_tensor_convert(amp_context *ctx, const amp_tensor *t, amp_dtype dtype, amp_tensor **out);
+
 /* Element type (AMP_UNDEFINED for NULL). */
 AMP_API amp_dtype amp_tensor_dtype(const amp_tensor *t);
 /* Number of dims, 0 for a scalar (and for NULL). */
