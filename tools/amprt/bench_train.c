@@ -142,9 +142,10 @@ int cli_bench_train(amp_context *ctx, const cli_opts *o, amp_model *m) {
     } else {
         printf("%s: training step, %s on %s, batch %lld, %d steps: median %.3f ms (min %.3f, max %.3f)\n",
                o->positional[0], pname, be, (long long)batch, o->runs, med, times[0], times[o->runs - 1]);
-        printf("device memory: arena %zu bytes (workspaces %zu of them; lower bound %zu), persistent %zu, %zu in all\n",
-               ps.arena_bytes, ps.workspace_bytes, ps.lower_bound_bytes, ps.persistent_bytes,
-               ps.arena_bytes + ps.persistent_bytes);
+        printf("device memory: arena %zu bytes (lower bound %zu), persistent %zu, %zu in all; the steps' workspaces, "
+               "each in the arena for its step alone, sum to %zu\n",
+               ps.arena_bytes, ps.lower_bound_bytes, ps.persistent_bytes, ps.arena_bytes + ps.persistent_bytes,
+               ps.workspace_bytes);
         if (energy) printf("energy: %.1f mJ per step (NVML)\n", mj);
     }
     rc = 0;

@@ -363,11 +363,12 @@ int cmd_inspect(int argc, char **argv) {
         if (o.train) {
             if (have_train)
                 fprintf(f,
-                        "train step on %s: arena %zu bytes (workspaces %zu of them), lower bound %zu (%.3fx), "
-                        "persistent %zu, %zu in all; %d nodes run\n",
-                        train_backend, pst.arena_bytes, pst.workspace_bytes, pst.lower_bound_bytes,
+                        "train step on %s: arena %zu bytes, lower bound %zu (%.3fx), persistent %zu, %zu in all; "
+                        "%d nodes run; their workspaces, each in the arena for its step alone, sum to %zu\n",
+                        train_backend, pst.arena_bytes, pst.lower_bound_bytes,
                         pst.lower_bound_bytes ? (double)pst.arena_bytes / (double)pst.lower_bound_bytes : 1.0,
-                        pst.persistent_bytes, pst.arena_bytes + pst.persistent_bytes, pst.nodes_run);
+                        pst.persistent_bytes, pst.arena_bytes + pst.persistent_bytes, pst.nodes_run,
+                        pst.workspace_bytes);
             else
                 fprintf(f, "train step not possible: %s\n", train_err);
         }
