@@ -18,7 +18,8 @@ typedef struct cli_opts {
     int threads;
     int64_t max_memory; /* --max-memory BYTES[K|M|G]: the context's plan limit; 0: the default */
     int batch;      /* 0: not given */
-    int runs, warmup;
+    int runs, warmup;   /* --runs (alias --iterations), --warmup */
+    double duration_s;  /* --duration SECONDS: time runs until this long has passed; 0: not given */
     bool json;
     bool markdown;  /* --markdown (ops) */
     bool verbose;
@@ -50,7 +51,7 @@ enum {
     CLI_MAX_MEMORY = 1u << 5,
     CLI_THREADS = 1u << 6,
     CLI_BATCH = 1u << 7,
-    CLI_RUNS = 1u << 8,       /* --runs, --warmup */
+    CLI_RUNS = 1u << 8,       /* --runs (--iterations), --warmup, --duration */
     CLI_BACKEND = 1u << 9,
     CLI_FUSION = 1u << 10,
     CLI_OUTPUT_DIR = 1u << 11,
@@ -139,6 +140,28 @@ void cli_report_json(FILE *f, const amp_autocast_report *r);
 void cli_plan_flops(const amp_session *s, double *total, double *in16);
 /* Graphviz drawing of the model, nodes coloured by precision, casts marked. 0 or 1. */
 int cli_write_dot(amp_context *ctx, const amp_model *m, const char *path);
+
+/* The timed loop of bench (tools/amprt/bench_time.c). */
+typedef amp_status (*cli_step_fn)(void *user);
+typedef struct cli_times {
+    double *ms;      /* the n times of one run each, in milliseconds, sorted (owned) */
+    int n;
+    double total_ms; /* wall time of the whole loop */
+    double median, min, max, p50, p90, p99, mean; /* mean: total_ms / n, what a caller's loop sees */
+    amp_status status; /* the failure of step, when it failed */
+} cli_times;
+/* Call step o->runs times, and more while o->duration_s has not passed (at most 10 million runs
+ * in all), timing each call; then t holds the sorted times and their statistics (percentiles
+ * interpolated between ranks, p50 the median). Returns 0; or 1 with t empty and t->status the
+ * failure of step (its message is the caller's to print), or AMP_OK when the times found no
+ * memory (message printed). cli_times_free releases t. */
+int cli_time_runs(const cli_opts *o, cli_step_fn step, void *user, cli_times *t);
+void cli_times_free(cli_times *t);
+/* The fields "runs", "median_ms", "min_ms", "max_ms", "p50_ms", "p90_ms", "p99_ms", "mean_ms"
+ * and "timed_s" of a JSON object, without braces. */
+void cli_times_json(FILE *f, const cli_times *t);
+/* "median X ms (min X, max X; p50 X, p90 X, p99 X)" */
+void cli_times_text(FILE *f, const cli_times *t);
 
 /* amprt bench --train on m (tools/amprt/bench_train.c): 0, or 1 after printing a message. */
 int cli_bench_train(amp_context *ctx, const cli_opts *o, amp_model *m);

@@ -46,18 +46,20 @@ static const cli_command run_cmd = {"run", usage_run,
                                         CLI_FUSION | CLI_AUTOCAST | CLI_CONVERT | CLI_MAX_MEMORY};
 
 static const char *const usage_bench =
-    "usage: amprt bench MODEL [--batch B] [--threads N] [--runs R] [--warmup W]\n"
+    "usage: amprt bench MODEL [--batch B] [--threads N] [--iterations R] [--duration S] [--warmup W]\n"
     "                   [--input NAME=FILE.pb]... [--dim NAME=V]... [--backend ...] [--fusion auto|on|off]\n"
     "                   [--json] [--verbose] [--precision fp16|bf16] [--train] [--max-memory BYTES]\n"
-    "  Times R runs after W warm-up runs (defaults 50 and 5) on --threads N CPU threads\n"
-    "  (default: all cores, as every command; --threads 1 times single-thread work) and prints\n"
-    "  median, min and max milliseconds, throughput and the memory plan; --verbose adds the time\n"
-    "  of each node. With --precision the converted model is timed, and the FP32 model's\n"
-    "  parameter and arena bytes are reported beside the converted one's.\n"
+    "  Times R runs (--iterations, alias --runs; default 50) after W warm-up runs (default 5), and\n"
+    "  with --duration S as many more as fill S seconds (at most 10 million runs), on --threads N\n"
+    "  CPU threads (default: all cores, as every command; --threads 1 times single-thread work),\n"
+    "  and prints the median, min, max, p50, p90 and p99 milliseconds (percentiles interpolated\n"
+    "  between ranks), throughput and the memory plan; --verbose adds the time of each node.\n"
+    "  With --precision the converted model is timed, and the FP32 model's parameter and arena\n"
+    "  bytes are reported beside the converted one's.\n"
     "  --train times training steps instead (SGD, cross entropy for N x C and N x C x D outputs,\n"
-    "  MSE otherwise; --precision fp16|bf16 trains in that AMP precision): median step time, the\n"
-    "  step's device memory (arena with its workspaces, persistent state) and, where NVML is\n"
-    "  present, energy per step.\n" CLI_PRECISION_HELP;
+    "  MSE otherwise; --precision fp16|bf16 trains in that AMP precision): the step times as\n"
+    "  above, the step's device memory (arena with its workspaces, persistent state) and, where\n"
+    "  NVML is present, energy per step.\n" CLI_PRECISION_HELP;
 
 static const cli_command bench_cmd = {"bench", usage_bench,
                                       CLI_BATCH | CLI_THREADS | CLI_RUNS | CLI_INPUT | CLI_DIM | CLI_BACKEND |
@@ -605,9 +607,16 @@ done:
     return rc;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
+/* One timed run of bench: the session and its inputs and outputs. */
+typedef struct bench_step {
+    amp_session *s;
+    run_io *io;
+} bench_step;
+
+static amp_status bench_run(void *user) {
+    bench_step *b = user;
+    return amp_session_run(b->s, b->io->nin, b->io->names, (const amp_tensor *const *)b->io->ins, b->io->nout,
+                           b->io->onames, b->io->outs);
 }
 
 int cmd_bench(int argc, char **argv) {
@@ -626,7 +635,7 @@ int cmd_bench(int argc, char **argv) {
     memset(&io, 0, sizeof io);
     cli_autocast ca;
     memset(&ca, 0, sizeof ca);
-    double *times = NULL;
+    cli_times times = {0};
     amp_status st;
     rc = 1;
     if (o.threads == 0) o.threads = cli_cores(); /* the library's default, named in the report */
@@ -639,27 +648,15 @@ int cmd_bench(int argc, char **argv) {
         goto done;
     }
     if (prepare_run(ctx, &o, &m, &s, &io, &ca)) goto done;
+    bench_step step = {s, &io};
     /* first run plans and creates the output tensors; later runs reuse them */
-    st = amp_session_run(s, io.nin, io.names, (const amp_tensor *const *)io.ins, io.nout, io.onames, io.outs);
-    for (int w = 0; !st && w < o.warmup; w++)
-        st = amp_session_run(s, io.nin, io.names, (const amp_tensor *const *)io.ins, io.nout, io.onames, io.outs);
+    st = bench_run(&step);
+    for (int w = 0; !st && w < o.warmup; w++) st = bench_run(&step);
     if (o.verbose && !st) amp_session_profile(s, true);
-    times = malloc(sizeof(double) * (size_t)o.runs);
-    for (int r = 0; !st && times && r < o.runs; r++) {
-        double t0 = cli_now_ms();
-        st = amp_session_run(s, io.nin, io.names, (const amp_tensor *const *)io.ins, io.nout, io.onames, io.outs);
-        times[r] = cli_now_ms() - t0;
-    }
-    if (st) {
-        fprintf(stderr, "amprt: run failed: %s: %s\n", amp_status_name(st), amp_session_last_error(s));
-        goto done;
-    }
-    if (!times) {
-        fprintf(stderr, "amprt: out of memory\n");
-        goto done;
-    }
-    qsort(times, (size_t)o.runs, sizeof(double), cmp_double);
-    double med = o.runs % 2 ? times[o.runs / 2] : 0.5 * (times[o.runs / 2 - 1] + times[o.runs / 2]);
+    if (!st && cli_time_runs(&o, bench_run, &step, &times)) st = times.status;
+    if (st) fprintf(stderr, "amprt: run failed: %s: %s\n", amp_status_name(st), amp_session_last_error(s));
+    if (!times.ms) goto done;
+    double med = times.median;
     int64_t batch = io.ins[0] && io.ins[0]->rank > 0 ? io.ins[0]->dims[0] : 1;
     amp_plan_stats ps = {.struct_size = sizeof ps};
     amp_session_last_plan(s, &ps);
@@ -684,10 +681,11 @@ int cmd_bench(int argc, char **argv) {
     if (o.json) {
         printf("{\"model\":");
         cli_json_str(stdout, o.positional[0]);
-        printf(",\"backend\":\"%s\",\"threads\":%d,\"batch\":%lld,\"runs\":%d,\"warmup\":%d,\"median_ms\":%.4f,"
-               "\"min_ms\":%.4f,\"max_ms\":%.4f,\"throughput_per_s\":%.2f,\"arena_bytes\":%zu,"
-               "\"lower_bound_bytes\":%zu,\"persistent_bytes\":%zu,\"strategy\":\"%s\",\"parameter_bytes\":%lld",
-               amp_session_backend(s), o.threads, (long long)batch, o.runs, o.warmup, med, times[0], times[o.runs - 1],
+        printf(",\"backend\":\"%s\",\"threads\":%d,\"batch\":%lld,\"warmup\":%d,", amp_session_backend(s), o.threads,
+               (long long)batch, o.warmup);
+        cli_times_json(stdout, &times);
+        printf(",\"throughput_per_s\":%.2f,\"arena_bytes\":%zu,\"lower_bound_bytes\":%zu,\"persistent_bytes\":%zu,"
+               "\"strategy\":\"%s\",\"parameter_bytes\":%lld",
                med > 0 ? 1000.0 * (double)batch / med : 0.0, ps.arena_bytes, ps.lower_bound_bytes, ps.persistent_bytes,
                ps.strategy, (long long)pbytes);
         if (ca.fp32)
@@ -696,9 +694,9 @@ int cmd_bench(int argc, char **argv) {
                    o.precision, (long long)pbytes32, have32 ? ps32.arena_bytes : 0, (long long)pbytes, ps.arena_bytes);
         printf("}\n");
     } else {
-        printf("%s: batch %lld, %d threads, %d runs: median %.3f ms (min %.3f, max %.3f), %.1f samples/s\n",
-               o.positional[0], (long long)batch, o.threads, o.runs, med, times[0], times[o.runs - 1],
-               med > 0 ? 1000.0 * (double)batch / med : 0.0);
+        printf("%s: batch %lld, %d threads, %d runs: ", o.positional[0], (long long)batch, o.threads, times.n);
+        cli_times_text(stdout, &times);
+        printf(", %.1f samples/s\n", med > 0 ? 1000.0 * (double)batch / med : 0.0);
         printf("arena %zu bytes, lower bound %zu (%.3fx), persistent %zu\n", ps.arena_bytes, ps.lower_bound_bytes,
                ps.lower_bound_bytes ? (double)ps.arena_bytes / (double)ps.lower_bound_bytes : 1.0, ps.persistent_bytes);
         if (ca.fp32 && have32)
@@ -710,11 +708,11 @@ int cmd_bench(int argc, char **argv) {
         fprintf(stderr, "per-node time (ms per run):\n");
         for (int i = 0; i < g->n_nodes; i++)
             if (s->profile_ms[i] > 0)
-                fprintf(stderr, "  %-22s %-30s %8.4f\n", g->nodes[i].op_type, g->nodes[i].name, s->profile_ms[i] / o.runs);
+                fprintf(stderr, "  %-22s %-30s %8.4f\n", g->nodes[i].op_type, g->nodes[i].name, s->profile_ms[i] / times.n);
     }
     rc = 0;
 done:
-    free(times);
+    cli_times_free(&times);
     run_io_free(&io);
     amp_session_destroy(s);
     amp_model_destroy(m);

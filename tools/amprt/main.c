@@ -154,6 +154,8 @@ static const struct {
     {"--threads", CLI_THREADS},
     {"--batch", CLI_BATCH},
     {"--runs", CLI_RUNS},
+    {"--iterations", CLI_RUNS},
+    {"--duration", CLI_RUNS},
     {"--warmup", CLI_RUNS},
     {"--backend", CLI_BACKEND},
     {"--fusion", CLI_FUSION},
@@ -275,7 +277,7 @@ static int parse_opts(int argc, char **argv, int first, cli_opts *o, const cli_c
             if (!want_arg(i, argc, a) || !parse_int(argv[++i], a, 1, max_threads, &o->threads)) return 2;
         } else if (strcmp(a, "--batch") == 0) {
             if (!want_arg(i, argc, a) || !parse_int(argv[++i], a, 1, 1 << 24, &o->batch)) return 2;
-        } else if (strcmp(a, "--runs") == 0) {
+        } else if (strcmp(a, "--runs") == 0 || strcmp(a, "--iterations") == 0) {
             if (!want_arg(i, argc, a) || !parse_int(argv[++i], a, 1, 1000000, &o->runs)) return 2;
         } else if (strcmp(a, "--warmup") == 0) {
             if (!want_arg(i, argc, a) || !parse_int(argv[++i], a, 0, 1000000, &o->warmup)) return 2;
@@ -307,6 +309,16 @@ static int parse_opts(int argc, char **argv, int first, cli_opts *o, const cli_c
         } else if (strcmp(a, "--list-passing") == 0) {
             if (!want_arg(i, argc, a)) return 2;
             o->list_file = argv[++i];
+        } else if (strcmp(a, "--duration") == 0) {
+            if (!want_arg(i, argc, a)) return 2;
+            char *end;
+            double v = strtod(argv[i + 1], &end);
+            if (!argv[i + 1][0] || *end || !(v > 0) || v > 86400) {
+                fprintf(stderr, "amprt: --duration expects seconds above 0, at most 86400, got '%s'\n", argv[i + 1]);
+                return 2;
+            }
+            o->duration_s = v;
+            i++;
         } else if (strcmp(a, "--rtol") == 0 || strcmp(a, "--atol") == 0) {
             if (!want_arg(i, argc, a)) return 2;
             char *end;
