@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Conventions amprt shares with trtexec and polygraphy: bench's percentiles, --iterations and
---duration. Usage: test_cli_conventions.py PATH/TO/amprt"""
+--duration; --shapes for run and bench. Usage: test_cli_conventions.py PATH/TO/amprt"""
 import json
 import os
 import sys
 import tempfile
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_cli_bad as common  # noqa: E402  (run, check; reads sys.argv[1] too)
@@ -70,6 +73,92 @@ def bench_cases():
                f"{cmd} does not take --iterations")
 
 
+def shape_of(out, name):
+    """The shape run prints for output name, as a list, or None."""
+    for line in out.splitlines():
+        if line.startswith(f"output {name} "):
+            return [int(d) for d in line.split("[", 1)[1].split("]", 1)[0].split(",") if d]
+    return None
+
+
+def shapes_cases(tmp):
+    add = common.save(common.model_of(
+        [helper.make_node("Add", ["a", "b"], ["y"])],
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, ["N", 3]),
+         helper.make_tensor_value_info("b", TensorProto.FLOAT, ["N", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])]), f"{tmp}/add.onnx")
+    free = common.save(common.model_of(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]), f"{tmp}/free.onnx")
+
+    out, _ = expect("run --shapes", ["run", LENET, "--shapes", "input:3x1x28x28"], 0)
+    check("run --shapes sets the batch", shape_of(out, "logits") == [3, 10], out)
+    out, _ = expect("run --shapes binds the symbol for every input", ["run", add, "--shapes", "a:4x3"], 0)
+    check("--shapes a:4x3 makes b 4x3 too", shape_of(out, "y") == [4, 3], out)
+    out, _ = expect("run --shapes two inputs", ["run", add, "--shapes", "a:2x3,b:2x3"], 0)
+    check("--shapes a:2x3,b:2x3", shape_of(out, "y") == [2, 3], out)
+    out, _ = expect("run --shapes repeated", ["run", add, "--shapes", "a:5x3", "--shapes", "b:5x3"], 0)
+    check("--shapes given twice accumulates", shape_of(out, "y") == [5, 3], out)
+    out, _ = expect("run --shapes beats --batch", ["run", LENET, "--batch", "7", "--shapes", "input:2x1x28x28"], 0)
+    check("--shapes over --batch", shape_of(out, "logits") == [2, 10], out)
+    out, _ = expect("run --shapes on an undeclared shape", ["run", free, "--shapes", "x:2x5"], 0)
+    check("an input without a declared shape takes --shapes", shape_of(out, "y") == [2, 5], out)
+    expect("an undeclared shape without --shapes", ["run", free], 1, "has no declared shape", "--shapes")
+    out, _ = expect("run --shapes with a zero dim", ["run", add, "--shapes", "a:0x3"], 0)
+    check("--shapes a:0x3", shape_of(out, "y") == [0, 3], out)
+
+    bad = {
+        "unknown input": ("bogus:1x1x28x28", "'bogus': the model has no input of that name (its inputs: 'input')"),
+        "rank": ("input:1x1x28", "gives 3 dims, but the model's input has 4"),
+        "fixed dim": ("input:1x1x28x27", "dim 3 is 28 in the model, not 27"),
+        "no colon": ("input", "--shapes expects NAME:D0xD1x..."),
+        "no name": (":1x1x28x28", "--shapes expects NAME:D0xD1x..."),
+        "no dims": ("input:", "--shapes expects NAME:D0xD1x..."),
+        "empty": ("", "--shapes expects NAME:D0xD1x..."),
+        "trailing comma": ("input:1x1x28x28,", "--shapes expects NAME:D0xD1x..."),
+        "empty dim": ("input:1xx28x28", "with dims from 0 to"),
+        "trailing x": ("input:1x1x28x28x", "with dims from 0 to"),
+        "negative": ("input:-1x1x28x28", "with dims from 0 to"),
+        "letters": ("input:Nx1x28x28", "with dims from 0 to"),
+        "comma dims": ("input:[1,1,28,28]", "--shapes"),
+        "huge dim": ("input:99999999999999999999x1x28x28", "with dims from 0 to"),
+        "rank 9": ("input:" + "x".join(["1"] * 9), "more than 8 dims"),
+        "twice": ("input:1x1x28x28,input:2x1x28x28", "gives input 'input' twice"),
+    }
+    for what, (spec, frag) in bad.items():
+        expect(f"run --shapes {what}", ["run", LENET, "--shapes", spec], 2, frag)
+        expect(f"bench --shapes {what}", ["bench", LENET, "--iterations", "1", "--warmup", "0", "--shapes", spec], 2,
+               frag)
+    expect("bench --train --shapes rank", ["bench", LENET, "--train", "--shapes", "input:1x28x28"], 2,
+           "gives 3 dims")
+    expect("--shapes conflicting for one symbol", ["run", add, "--shapes", "a:2x3,b:4x3"], 2,
+           "dim 'N' is 2 in 'a' but 4 in 'b'")
+    expect("--shapes against --dim", ["run", add, "--shapes", "a:2x3", "--dim", "N=5"], 2, "but --dim N=5")
+    expect("--shapes needs a value", ["run", LENET, "--shapes"], 2, "needs a value")
+    xpb = f"{tmp}/x.pb"
+    open(xpb, "wb").write(numpy_helper.from_array(np.zeros((2, 1, 28, 28), np.float32), "input").SerializeToString())
+    expect("--shapes against an --input file", ["run", LENET, "--input", f"input={xpb}", "--shapes",
+                                                "input:3x1x28x28"], 2, "differs from the shape of its --input file")
+    out, _ = expect("--shapes agreeing with an --input file", ["run", LENET, "--input", f"input={xpb}", "--shapes",
+                                                               "input:2x1x28x28"], 0)
+    check("--shapes with its --input file", shape_of(out, "logits") == [2, 10], out)
+    # a declared size past the memory limit is refused by the plan, before it is allocated
+    expect("--shapes too large to plan", ["run", LENET, "--shapes", "input:1000000000x1x28x28"], 1, "cannot plan")
+    for cmd in ("inspect", "check", "convert"):
+        pos = [LENET, f"{tmp}/c.onnx"] if cmd == "convert" else [LENET] if cmd == "inspect" else [tmp]
+        expect(f"{cmd} refuses --shapes", [cmd] + pos + ["--shapes", "input:1x1x28x28"], 2,
+               f"{cmd} does not take --shapes")
+
+    r = bench_json("bench --shapes", ["--iterations", "2", "--warmup", "0", "--shapes", "input:3x1x28x28"])
+    if r:
+        check("bench --shapes sets the batch", r["batch"] == 3, str(r))
+    r = bench_json("bench --train --shapes", ["--train", "--iterations", "1", "--warmup", "0", "--shapes",
+                                              "input:2x1x28x28"])
+    if r:
+        check("bench --train --shapes sets the batch", r["batch"] == 2, str(r))
+
+
 def main():
     with tempfile.TemporaryDirectory(prefix="amprt_cli_conventions_") as tmp:
         cases(tmp)
@@ -80,6 +169,7 @@ def main():
 
 def cases(tmp):
     bench_cases()
+    shapes_cases(tmp)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,13 @@
 
 #include "amprt/amprt.h"
 
+/* One input's shape from --shapes NAME:D0xD1x... */
+typedef struct cli_shape {
+    char *name; /* owned */
+    int rank;
+    int64_t dims[AMP_MAX_RANK];
+} cli_shape;
+
 typedef struct cli_opts {
     const char *model;
     /* --input NAME=FILE.pb: names (owned copies) and files, n_inputs of each; no name twice */
@@ -15,6 +22,8 @@ typedef struct cli_opts {
     int n_inputs;
     amp_dim_binding *dims; /* --dim NAME=VALUE (names owned) */
     int n_dims;
+    cli_shape *shapes; /* --shapes NAME:D0xD1x...[,...], n_shapes of them; no name twice */
+    int n_shapes;
     int threads;
     int64_t max_memory; /* --max-memory BYTES[K|M|G]: the context's plan limit; 0: the default */
     int batch;      /* 0: not given */
@@ -63,6 +72,7 @@ enum {
     CLI_DTYPE = 1u << 17,     /* --precision, spelt --dtype too (convert) */
     CLI_CONVERT = 1u << 18,   /* --block, --block-nodes, --calibrate, --round, --range-limit */
     CLI_DOT = 1u << 19,
+    CLI_SHAPES = 1u << 20,
 };
 
 /* A command as the parser sees it: its name (for messages), its help and the CLI_* options it
@@ -99,9 +109,22 @@ amp_context *cli_context(const cli_opts *o);
 /* Load inputs given with --input NAME=FILE.pb into names/tensors[0, n_inputs); every name must
  * be an input of m. Returns 0 or 1 (message printed, nothing left allocated). */
 int cli_load_inputs(amp_context *ctx, const amp_model *m, const cli_opts *o, const char **names, amp_tensor **tensors);
-/* Make seeded random inputs for every model input, binding symbolic dims from o (batch for the
- * first dim when --batch is given, else 1). */
+/* Make seeded random inputs for every model input: the --shapes shape when o gives one, else
+ * the declared shape with symbolic dims from --dim (batch for the first dim when --batch is
+ * given, else 1). */
 int cli_random_inputs(amp_context *ctx, amp_model *m, const cli_opts *o, const char **names, amp_tensor **tensors);
+/* --shapes (tools/amprt/shapes.c). Append the items of spec to o->shapes: 0, or 2 after a
+ * message (a malformed item, a name given twice). */
+int cli_parse_shapes(const char *spec, cli_opts *o);
+/* The --shapes entry of input name, or NULL. */
+const cli_shape *cli_shape_of(const cli_opts *o, const char *name);
+/* Every --shapes entry names an input of m, has its rank and fixed dims, and gives each
+ * symbolic dim the one value every other --shapes entry and --dim give it: 0, or 2 after a
+ * message. */
+int cli_check_shapes(const amp_model *m, const cli_opts *o);
+/* The value --shapes gives the symbolic dim sym (after cli_check_shapes), into *v; false when
+ * no entry binds it. */
+bool cli_shapes_bind(const amp_model *m, const cli_opts *o, const char *sym, int64_t *v);
 /* A JSON string; bytes that are not valid UTF-8 become U+FFFD, so the output is valid JSON. */
 void cli_json_str(FILE *f, const char *s);
 

@@ -33,27 +33,31 @@ static const cli_command inspect_cmd = {
 
 static const char *const usage_run =
     "usage: amprt run MODEL [--input NAME=FILE.pb]... [--output-dir DIR] [--threads N] [--batch B]\n"
-    "                 [--dim NAME=VALUE]... [--backend cpu|cuda|auto] [--fusion auto|on|off]\n"
-    "                 [--precision fp16|bf16] [--max-memory BYTES]\n"
+    "                 [--dim NAME=VALUE]... [--shapes NAME:D0xD1x...[,...]] [--backend cpu|cuda|auto]\n"
+    "                 [--fusion auto|on|off] [--precision fp16|bf16] [--max-memory BYTES]\n"
     "  Runs the model once. Inputs not given are seeded random values of the declared shape\n"
-    "  (symbolic dims from --dim, the first from --batch, others 1). --threads N: CPU threads\n"
-    "  (default: all cores).\n"
+    "  (symbolic dims from --dim, the first from --batch, others 1), or of the shape --shapes\n"
+    "  gives the input (trtexec's spelling: input:1x3x224x224; its rank and fixed dims must be\n"
+    "  the model's, and its symbolic dims bind those names for every input). --threads N: CPU\n"
+    "  threads (default: all cores).\n"
     "  Prints each output's shape, its first values and, for 2-D float outputs, the argmax of\n"
     "  each row; --output-dir writes output_K.pb files.\n" CLI_PRECISION_HELP;
 
 static const cli_command run_cmd = {"run", usage_run,
-                                    CLI_INPUT | CLI_OUTPUT_DIR | CLI_THREADS | CLI_BATCH | CLI_DIM | CLI_BACKEND |
+                                    CLI_INPUT | CLI_OUTPUT_DIR | CLI_THREADS | CLI_BATCH | CLI_DIM | CLI_SHAPES | CLI_BACKEND |
                                         CLI_FUSION | CLI_AUTOCAST | CLI_CONVERT | CLI_MAX_MEMORY};
 
 static const char *const usage_bench =
     "usage: amprt bench MODEL [--batch B] [--threads N] [--iterations R] [--duration S] [--warmup W]\n"
-    "                   [--input NAME=FILE.pb]... [--dim NAME=V]... [--backend ...] [--fusion auto|on|off]\n"
-    "                   [--json] [--verbose] [--precision fp16|bf16] [--train] [--max-memory BYTES]\n"
-    "  Times R runs (--iterations, alias --runs; default 50) after W warm-up runs (default 5), and\n"
-    "  with --duration S as many more as fill S seconds (at most 10 million runs), on --threads N\n"
-    "  CPU threads (default: all cores, as every command; --threads 1 times single-thread work),\n"
-    "  and prints the median, min, max, p50, p90 and p99 milliseconds (percentiles interpolated\n"
-    "  between ranks), throughput and the memory plan; --verbose adds the time of each node.\n"
+    "                   [--input NAME=FILE.pb]... [--dim NAME=V]... [--shapes NAME:D0xD1x...[,...]]\n"
+    "                   [--backend ...] [--fusion auto|on|off] [--json] [--verbose] [--precision fp16|bf16]\n"
+    "                   [--train] [--max-memory BYTES]\n"
+    "  Inputs are those of 'amprt run' (--shapes as there). Times R runs (--iterations, alias\n"
+    "  --runs; default 50) after W warm-up runs (default 5), and with --duration S as many more\n"
+    "  as fill S seconds (at most 10 million runs), on --threads N CPU threads\n"
+    "  (default: all cores, as every command; --threads 1 times single-thread work), and prints\n"
+    "  the median, min, max, p50, p90 and p99 milliseconds (percentiles interpolated between\n"
+    "  ranks), throughput and the memory plan; --verbose adds the time of each node.\n"
     "  With --precision the converted model is timed, and the FP32 model's parameter and arena\n"
     "  bytes are reported beside the converted one's.\n"
     "  --train times training steps instead (SGD, cross entropy for N x C and N x C x D outputs,\n"
@@ -62,7 +66,7 @@ static const char *const usage_bench =
     "  NVML is present, energy per step.\n" CLI_PRECISION_HELP;
 
 static const cli_command bench_cmd = {"bench", usage_bench,
-                                      CLI_BATCH | CLI_THREADS | CLI_RUNS | CLI_INPUT | CLI_DIM | CLI_BACKEND |
+                                      CLI_BATCH | CLI_THREADS | CLI_RUNS | CLI_INPUT | CLI_DIM | CLI_SHAPES | CLI_BACKEND |
                                           CLI_FUSION | CLI_JSON | CLI_VERBOSE | CLI_AUTOCAST | CLI_CONVERT |
                                           CLI_TRAIN | CLI_MAX_MEMORY};
 
@@ -92,15 +96,16 @@ static void print_dims_text(FILE *f, const amp_value_info *vi) {
     fputc(']', f);
 }
 
-/* Bindings: --dim values, then --batch for the first dim of inputs, then 1. b holds one entry
- * per symbol of the graph; the names are the graph's. */
+/* Bindings: --shapes values, then --dim values, then --batch for the first dim of inputs, then
+ * 1. b holds one entry per symbol of the graph; the names are the graph's. */
 static void bind_all(amp_model *m, const cli_opts *o, amp_dim_binding *b, int *nb) {
     const amp_graph *g = m->g;
     *nb = 0;
     for (int si = 0; si < g->n_syms; si++) {
         int64_t v = -1;
-        for (int k = 0; k < o->n_dims; k++)
-            if (strcmp(o->dims[k].name, g->syms[si]) == 0) v = o->dims[k].value;
+        if (!cli_shapes_bind(m, o, g->syms[si], &v))
+            for (int k = 0; k < o->n_dims; k++)
+                if (strcmp(o->dims[k].name, g->syms[si]) == 0) v = o->dims[k].value;
         if (v < 0) {
             /* the first dim of some input? */
             for (int i = 0; i < amp_model_input_count(m) && v < 0; i++) {
@@ -453,12 +458,13 @@ done:
 }
 
 /* Load the model, open a session, gather inputs and output names: the common start of run
- * and bench. Returns 0, or 1 after printing a message (what was made is left for the caller
- * to free). */
+ * and bench. Returns 0, or 1 after printing a message, or 2 for --shapes that do not fit the
+ * model (what was made is left for the caller to free). */
 static int prepare_run(amp_context *ctx, const cli_opts *o, amp_model **m, amp_session **s, run_io *io,
                        cli_autocast *ca) {
     amp_status st = amp_model_load(ctx, o->positional[0], m);
     if (st) return fail(ctx, st, "cannot load the model");
+    if (cli_check_shapes(*m, o)) return 2;
     amp_dtype lo = cli_autocast_dtype(o);
     if (lo && cli_autocast_model(ctx, o, lo, true, m, ca)) return 1;
     amp_session_options so = {.struct_size = sizeof so, .backend = o->backend, .threads = o->threads, .fusion = o->fusion};
@@ -466,8 +472,15 @@ static int prepare_run(amp_context *ctx, const cli_opts *o, amp_model **m, amp_s
     if (st) return fail(ctx, st, "cannot create a session");
     cli_say_backend(amp_session_backend(*s), amp_session_backend_note(*s));
     /* plan for the shapes the inputs will have before making any of them, so a declared size
-     * over the memory limit (--max-memory) is refused before a byte of it is allocated */
-    if (o->n_inputs < amp_model_input_count(*m)) {
+     * over the memory limit (--max-memory) is refused before a byte of it is allocated; a plan
+     * cannot be made for an input without a declared shape (one --input or --shapes gives, or
+     * none: cli_random_inputs says so), whose size the context's tensor limit bounds instead */
+    bool declared = true;
+    for (int i = 0; i < amp_model_input_count(*m); i++) {
+        amp_value_info vi = {.struct_size = sizeof vi};
+        if (amp_model_input_info(*m, i, &vi) == AMP_OK && vi.rank < 0) declared = false;
+    }
+    if (declared && o->n_inputs < amp_model_input_count(*m)) {
         amp_dim_binding *b = calloc((size_t)(*m)->g->n_syms + 1, sizeof *b);
         if (!b) {
             fprintf(stderr, "amprt: out of memory\n");
@@ -483,6 +496,15 @@ static int prepare_run(amp_context *ctx, const cli_opts *o, amp_model **m, amp_s
         }
     }
     if (gather_inputs(ctx, *m, o, io)) return 1;
+    for (int i = 0; i < o->n_inputs; i++) {
+        const cli_shape *sh = cli_shape_of(o, io->names[i]);
+        bool same = !sh || (sh->rank == io->ins[i]->rank &&
+                            memcmp(sh->dims, io->ins[i]->dims, sizeof(int64_t) * (size_t)sh->rank) == 0);
+        if (!same) {
+            fprintf(stderr, "amprt: --shapes '%s' differs from the shape of its --input file\n", sh->name);
+            return 2;
+        }
+    }
     int nout = amp_model_output_count(*m);
     if (nout == 0) {
         fprintf(stderr, "amprt: the model has no outputs\n");
@@ -521,7 +543,8 @@ int cmd_run(int argc, char **argv) {
     memset(&ca, 0, sizeof ca);
     amp_status st;
     rc = 1;
-    if (prepare_run(ctx, &o, &m, &s, &io, &ca)) goto done;
+    if ((rc = prepare_run(ctx, &o, &m, &s, &io, &ca))) goto done;
+    rc = 1;
     double t0 = cli_now_ms();
     st = amp_session_run(s, io.nin, io.names, (const amp_tensor *const *)io.ins, io.nout, io.onames, io.outs);
     double t1 = cli_now_ms();
@@ -644,10 +667,11 @@ int cmd_bench(int argc, char **argv) {
         if ((st = amp_model_load(ctx, o.positional[0], &m)))
             fprintf(stderr, "amprt: %s: %s\n", o.positional[0], amp_context_last_error(ctx));
         else
-            rc = cli_bench_train(ctx, &o, m);
+            rc = cli_check_shapes(m, &o) ? 2 : cli_bench_train(ctx, &o, m);
         goto done;
     }
-    if (prepare_run(ctx, &o, &m, &s, &io, &ca)) goto done;
+    if ((rc = prepare_run(ctx, &o, &m, &s, &io, &ca))) goto done;
+    rc = 1;
     bench_step step = {s, &io};
     /* first run plans and creates the output tensors; later runs reuse them */
     st = bench_run(&step);

@@ -22,12 +22,12 @@ static const char *const usage_main =
     "\n"
     "commands:\n"
     "  inspect MODEL [--json] [--dim NAME=V]...   opset, inputs/outputs, ops, parameters, memory plan\n"
-    "  run MODEL [--input NAME=FILE.pb]... [--output-dir DIR] [--threads N] [--batch B]\n"
+    "  run MODEL [--input NAME=FILE.pb]... [--shapes NAME:1x3x224x224] [--output-dir DIR] [--threads N]\n"
     "                                             run once, print outputs and time\n"
     "  check DIR... [--rtol X] [--atol X] [--threads N] [--list-passing FILE] [--verbose]\n"
     "                                             run ONNX backend-test cases, compare outputs\n"
-    "  bench MODEL [--batch B] [--threads N] [--runs R] [--warmup W] [--input NAME=FILE.pb] [--json]\n"
-    "                                             median/min/max run time and arena size\n"
+    "  bench MODEL [--batch B] [--threads N] [--iterations R] [--duration S] [--warmup W] [--json] ...\n"
+    "                                             median, min, max, p50, p90, p99 run time and arena size\n"
     "  convert IN OUT [--precision fp16|bf16|fp32] [--keep-io-types] [--calibrate DIR] ...\n"
     "                                             mixed-precision conversion (or a round trip)\n"
     "  train MODEL --data DIR [--epochs N] [--precision fp16|bf16|fp32|fp16-pure] [--out FILE] ...\n"
@@ -71,6 +71,10 @@ amp_context *cli_context(const cli_opts *o) {
 void cli_free(cli_opts *o) {
     for (int i = 0; i < o->n_dims; i++) free((char *)o->dims[i].name);
     for (int i = 0; i < o->n_inputs; i++) free(o->input_names[i]);
+    for (int i = 0; i < o->n_shapes; i++) free(o->shapes[i].name);
+    free(o->shapes);
+    o->shapes = NULL;
+    o->n_shapes = 0;
     free(o->dims);
     free(o->input_names);
     free(o->input_files);
@@ -150,6 +154,7 @@ static const struct {
     {"-v", CLI_VERBOSE},
     {"--input", CLI_INPUT},
     {"--dim", CLI_DIM},
+    {"--shapes", CLI_SHAPES},
     {"--max-memory", CLI_MAX_MEMORY},
     {"--threads", CLI_THREADS},
     {"--batch", CLI_BATCH},
@@ -271,6 +276,8 @@ static int parse_opts(int argc, char **argv, int first, cli_opts *o, const cli_c
             o->dims[o->n_dims].value = v;
             o->n_dims++;
             i++;
+        } else if (strcmp(a, "--shapes") == 0) {
+            if (!want_arg(i, argc, a) || cli_parse_shapes(argv[++i], o)) return 2;
         } else if (strcmp(a, "--max-memory") == 0) {
             if (!want_arg(i, argc, a) || !parse_bytes(argv[++i], a, &o->max_memory)) return 2;
         } else if (strcmp(a, "--threads") == 0) {
@@ -426,13 +433,19 @@ int cli_random_inputs(amp_context *ctx, amp_model *m, const cli_opts *o, const c
         amp_value_info vi = {.struct_size = sizeof vi};
         amp_model_input_info(m, i, &vi);
         int64_t dims[AMP_MAX_RANK];
+        const cli_shape *sh = cli_shape_of(o, vi.name);
+        if (sh) {
+            vi.rank = sh->rank;
+            memcpy(vi.dims, sh->dims, sizeof vi.dims);
+        }
         if (vi.rank < 0) {
-            fprintf(stderr, "amprt: input '%s' has no declared shape; give it with --input\n", vi.name);
+            fprintf(stderr, "amprt: input '%s' has no declared shape; give it with --input or --shapes\n", vi.name);
             return 1;
         }
         for (int d = 0; d < vi.rank; d++) {
             dims[d] = vi.dims[d];
             if (dims[d] >= 0) continue;
+            if (vi.dim_names[d] && cli_shapes_bind(m, o, vi.dim_names[d], &dims[d])) continue;
             dims[d] = (d == 0 && o->batch) ? o->batch : 1;
             for (int k = 0; k < o->n_dims; k++)
                 if (vi.dim_names[d] && strcmp(vi.dim_names[d], o->dims[k].name) == 0) dims[d] = o->dims[k].value;
