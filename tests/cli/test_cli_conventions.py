@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Conventions amprt shares with trtexec and polygraphy: bench's percentiles, --iterations and
---duration; --shapes for run and bench. Usage: test_cli_conventions.py PATH/TO/amprt"""
+--duration; --shapes for run and bench; .npy inputs (hostile ones too) and --seed. Usage: test_cli_conventions.py PATH/TO/amprt"""
 import json
 import os
+import struct
+import subprocess
 import sys
 import tempfile
 
@@ -159,6 +161,152 @@ def shapes_cases(tmp):
         check("bench --train --shapes sets the batch", r["batch"] == 2, str(r))
 
 
+def npy_bytes(header, data=b"", version=(1, 0), magic=b"\x93NUMPY"):
+    """A .npy file with the given header text (padded as numpy pads it) and data."""
+    h = header.encode("latin1")
+    pre = len(magic) + 2 + (2 if version[0] == 1 else 4)
+    h += b" " * ((-(pre + len(h) + 1)) % 64) + b"\n"
+    size = struct.pack("<H", len(h)) if version[0] == 1 else struct.pack("<I", len(h))
+    return magic + bytes(version) + size + h + data
+
+
+def identity(tmp, name, elem, shape):
+    return common.save(common.model_of(
+        [helper.make_node("Identity", ["x"], ["y"])], [helper.make_tensor_value_info("x", elem, shape)],
+        [helper.make_tensor_value_info("y", elem, shape)]), f"{tmp}/{name}.onnx")
+
+
+def printed_values(out):
+    """The values run prints for its first output."""
+    line = next((l for l in out.splitlines() if l.startswith("output ")), "")
+    return [float(v) for v in line.split(":", 1)[-1].split() if v != "..."]
+
+
+def npy_cases(tmp):
+    kinds = [(np.float32, TensorProto.FLOAT), (np.float16, TensorProto.FLOAT16), (np.int64, TensorProto.INT64),
+             (np.int32, TensorProto.INT32), (np.uint8, TensorProto.UINT8), (np.bool_, TensorProto.BOOL)]
+    for dt, elem in kinds:
+        name = np.dtype(dt).name
+        m = identity(tmp, name, elem, [2, 3])
+        a = (np.arange(6).reshape(2, 3) % (2 if dt is np.bool_ else 7)).astype(dt)
+        for version in ((1, 0), (2, 0)):
+            path = f"{tmp}/{name}_{version[0]}.npy"
+            with open(path, "wb") as f:
+                np.lib.format.write_array(f, a, version=version)
+            out, _ = expect(f".npy {name} v{version[0]}", ["run", m, "--input", f"x={path}"], 0)
+            check(f".npy {name} v{version[0]} values", shape_of(out, "y") == [2, 3] and
+                  printed_values(out) == [float(v) for v in a.ravel()], out)
+    # the same array from .npy and .pb gives the same outputs; the extension in any case
+    x = np.random.default_rng(3).standard_normal((2, 1, 28, 28)).astype(np.float32)
+    np.save(f"{tmp}/x.npy", x)
+    np.save(f"{tmp}/X.NPY.npy", x)
+    os.rename(f"{tmp}/X.NPY.npy", f"{tmp}/X.NPY")
+    open(f"{tmp}/x.pb", "wb").write(numpy_helper.from_array(x, "input").SerializeToString())
+    outs = {}
+    for f in ("x.npy", "X.NPY", "x.pb"):
+        out, _ = expect(f"run --input {f}", ["run", LENET, "--input", f"input={tmp}/{f}"], 0)
+        outs[f] = [l for l in out.splitlines() if not l.startswith("time:")]
+    check(".npy and .pb give the same outputs", outs["x.npy"] == outs["x.pb"] == outs["X.NPY"] and outs["x.pb"],
+          str(outs))
+    r = bench_json("bench --input .npy", ["--iterations", "1", "--warmup", "0", "--input", f"input={tmp}/x.npy"])
+    if r:
+        check("bench --input .npy sets the batch", r["batch"] == 2, str(r))
+    scalar = common.save(common.model_of([helper.make_node("Identity", ["x"], ["y"])],
+                                         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [])],
+                                         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [])]),
+                         f"{tmp}/scalar.onnx")
+    np.save(f"{tmp}/s.npy", np.float32(2.5))
+    out, _ = expect(".npy scalar", ["run", scalar, "--input", f"x={tmp}/s.npy"], 0)
+    check(".npy scalar value", printed_values(out) == [2.5], out)
+
+    f4 = np.arange(6, dtype="<f4").tobytes()
+    hostile = {
+        "empty file": (b"", "is not a NumPy .npy file"),
+        "bad magic": (b"\x93NUMPZ\x01\x00" + b"\x00" * 40, "no \\x93NUMPY magic"),
+        "a .pb named .npy": (numpy_helper.from_array(x, "input").SerializeToString(), "no \\x93NUMPY magic"),
+        "magic only": (b"\x93NUMPY", "is not a NumPy .npy file"),
+        "version 3.0": (npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", f4, (3, 0)),
+                        "format version 3.0 is not supported"),
+        "version 1.1": (b"\x93NUMPY\x01\x01" + b"\x00" * 10, "format version 1.1 is not supported"),
+        "cut in the v2 length": (b"\x93NUMPY\x02\x00\x10\x00\x00", "ends inside its header length"),
+        "header length past the end": (b"\x93NUMPY\x01\x00\xff\xff{'descr'", "the file ends before"),
+        "v2 header of 4 GiB": (b"\x93NUMPY\x02\x00\xff\xff\xff\xff{", "at most 65536 are read"),
+        "truncated data": (npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", f4[:-1]),
+                           "needs 24 bytes of data, the file holds 23"),
+        "no data": (npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }"),
+                    "needs 24 bytes of data, the file holds 0"),
+        "trailing data": (npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", f4 + b"\0"),
+                          "needs 24 bytes of data, the file holds 25"),
+        "huge shape": (npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (1099511627776, 1099511627776), }",
+                                 f4), "needs more than 9223372036854775807 bytes of data, the file holds 24"),
+        "huge dims beside a 0": (npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (9007199254740992, "
+                                           "9007199254740992, 0), }", f4), "needs 0 bytes of data, the file holds 24"),
+        "dim past 2^53": (npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }", f4),
+                          "shape is not a tuple"),
+        "negative dim": (npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (-2, 3), }", f4),
+                         "shape is not a tuple"),
+        "rank 9": (npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (1,1,1,1,1,1,1,1,6), }", f4),
+                   "shape is not a tuple"),
+        "fortran order": (npy_bytes("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }", f4),
+                          "Fortran-order .npy arrays are not supported"),
+        "big-endian": (npy_bytes("{'descr': '>f4', 'fortran_order': False, 'shape': (2, 3), }", f4),
+                       "dtype '>f4' is not supported (big-endian"),
+        "float64": (npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }", f4),
+                    "dtype '<f8' is not supported"),
+        "structured": (npy_bytes("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (6,), }", f4),
+                       "structured dtypes"),
+        "unknown key": (npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (6,), 'x': 1}", f4),
+                        "a key other than"),
+        "key twice": (npy_bytes("{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (6,)}", f4),
+                      "or one twice"),
+        "missing shape": (npy_bytes("{'descr': '<f4', 'fortran_order': False}", f4), "lacks descr, fortran_order"),
+        "not a dict": (npy_bytes("['<f4', False, (6,)]", f4), "the header is not a dict"),
+        "unclosed dict": (npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (6,)", f4), "not closed"),
+        "text after the dict": (npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (6,)} x", f4),
+                                "more than its dict"),
+        "fortran_order 1": (npy_bytes("{'descr': '<f4', 'fortran_order': 1, 'shape': (6,)}", f4), "neither True"),
+        "NUL in the header": (npy_bytes("{'descr': '<f4',\0 'fortran_order': False, 'shape': (6,)}", f4),
+                              "malformed .npy header"),
+        "unterminated string": (npy_bytes("{'descr: '<f4', 'fortran_order': False, 'shape': (6,)}", f4),
+                                "malformed .npy header"),
+    }
+    m = identity(tmp, "f6", TensorProto.FLOAT, [6])
+    for what, (data, frag) in hostile.items():
+        path = f"{tmp}/hostile.npy"
+        open(path, "wb").write(data)
+        expect(f".npy {what}", ["run", m, "--input", f"x={path}"], 1, frag)
+    os.mkdir(f"{tmp}/folder.npy")
+    expect(".npy a folder", ["run", m, "--input", f"x={tmp}/folder.npy"], 1, "is a folder")
+    expect(".npy missing", ["run", m, "--input", f"x={tmp}/missing.npy"], 1, "cannot read")
+    os.mkfifo(f"{tmp}/fifo.npy")
+    try:
+        expect(".npy a FIFO", ["run", m, "--input", f"x={tmp}/fifo.npy"], 1, "is a FIFO")
+    except subprocess.TimeoutExpired:
+        check(".npy a FIFO", False, "waited on the FIFO")
+    # a valid header whose data is the wrong dtype for the model is the run's error, not a crash
+    np.save(f"{tmp}/i6.npy", np.arange(6, dtype=np.int64))
+    rc, _, err = run(["run", m, "--input", f"x={tmp}/i6.npy"])
+    common.sanitized(".npy of another dtype", err)
+    check(".npy of another dtype fails cleanly", rc == 1 and "amprt:" in err, f"exit {rc}: {err[-500:]}")
+
+
+def seed_cases():
+    def outputs(args):
+        rc, out, err = run(["run", LENET] + args)
+        check(f"run {args}", rc == 0, err[-500:])
+        return [l for l in out.splitlines() if not l.startswith("time:")]
+    default, s42, s7, s7b = outputs([]), outputs(["--seed", "42"]), outputs(["--seed", "7"]), outputs(["--seed", "7"])
+    check("--seed 42 is the default", default == s42 and default, str(default))
+    check("--seed 7 gives other inputs", s7 != default, str(s7))
+    check("--seed 7 twice gives the same", s7 == s7b, str(s7b))
+    outputs(["--seed", "18446744073709551615"])
+    r = bench_json("bench --seed", ["--iterations", "1", "--warmup", "0", "--seed", "3"])
+    check("bench takes --seed", r is not None, "")
+    for bad in ("-1", "+1", " 1", "1.5", "x", "", "18446744073709551616"):
+        expect(f"--seed {bad!r} refused", ["run", LENET, "--seed", bad], 2, "--seed expects an integer")
+    expect("inspect refuses --seed", ["inspect", LENET, "--seed", "1"], 2, "inspect does not take --seed")
+
+
 def main():
     with tempfile.TemporaryDirectory(prefix="amprt_cli_conventions_") as tmp:
         cases(tmp)
@@ -170,6 +318,8 @@ def main():
 def cases(tmp):
     bench_cases()
     shapes_cases(tmp)
+    npy_cases(tmp)
+    seed_cases()
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ typedef struct cli_shape {
 
 typedef struct cli_opts {
     const char *model;
-    /* --input NAME=FILE.pb: names (owned copies) and files, n_inputs of each; no name twice */
+    /* --input NAME=FILE.pb|FILE.npy: names (owned copies) and files, n_inputs of each; no name twice */
     char **input_names;
     const char **input_files;
     int n_inputs;
@@ -27,6 +27,7 @@ typedef struct cli_opts {
     int threads;
     int64_t max_memory; /* --max-memory BYTES[K|M|G]: the context's plan limit; 0: the default */
     int batch;      /* 0: not given */
+    uint64_t seed;      /* --seed N: of the random inputs (default 42) */
     int runs, warmup;   /* --runs (alias --iterations), --warmup */
     double duration_s;  /* --duration SECONDS: time runs until this long has passed; 0: not given */
     bool json;
@@ -73,6 +74,7 @@ enum {
     CLI_CONVERT = 1u << 18,   /* --block, --block-nodes, --calibrate, --round, --range-limit */
     CLI_DOT = 1u << 19,
     CLI_SHAPES = 1u << 20,
+    CLI_SEED = 1u << 21,
 };
 
 /* A command as the parser sees it: its name (for messages), its help and the CLI_* options it
@@ -106,10 +108,15 @@ void cli_say_backend(const char *name, const char *note);
 /* A context with default limits; exits with a message on failure. */
 /* A context with the library defaults, or with --max-memory when o gives it (o may be NULL). */
 amp_context *cli_context(const cli_opts *o);
-/* Load inputs given with --input NAME=FILE.pb into names/tensors[0, n_inputs); every name must
- * be an input of m. Returns 0 or 1 (message printed, nothing left allocated). */
+/* Load inputs given with --input NAME=FILE into names/tensors[0, n_inputs): a .npy file (by its
+ * extension, any case) through cli_load_npy, anything else as a TensorProto .pb; every name
+ * must be an input of m. Returns 0 or 1 (message printed, nothing left allocated). */
 int cli_load_inputs(amp_context *ctx, const amp_model *m, const cli_opts *o, const char **names, amp_tensor **tensors);
-/* Make seeded random inputs for every model input: the --shapes shape when o gives one, else
+/* A NumPy .npy file (format 1.0 or 2.0, C order; <f4, <f2, <i8, <i4, |u1 or |b1) as a new tensor
+ * in *out (the caller's to destroy). Sizes are checked against the file's before allocating.
+ * Returns 0, or 1 after a message naming the path and what is wrong or unsupported. */
+int cli_load_npy(amp_context *ctx, const char *path, amp_tensor **out);
+/* Make random inputs, seeded by --seed, for every model input: the --shapes shape when o gives one, else
  * the declared shape with symbolic dims from --dim (batch for the first dim when --batch is
  * given, else 1). */
 int cli_random_inputs(amp_context *ctx, amp_model *m, const cli_opts *o, const char **names, amp_tensor **tensors);

@@ -32,32 +32,35 @@ static const cli_command inspect_cmd = {
         CLI_BACKEND | CLI_MAX_MEMORY};
 
 static const char *const usage_run =
-    "usage: amprt run MODEL [--input NAME=FILE.pb]... [--output-dir DIR] [--threads N] [--batch B]\n"
-    "                 [--dim NAME=VALUE]... [--shapes NAME:D0xD1x...[,...]] [--backend cpu|cuda|auto]\n"
-    "                 [--fusion auto|on|off] [--precision fp16|bf16] [--max-memory BYTES]\n"
-    "  Runs the model once. Inputs not given are seeded random values of the declared shape\n"
-    "  (symbolic dims from --dim, the first from --batch, others 1), or of the shape --shapes\n"
-    "  gives the input (trtexec's spelling: input:1x3x224x224; its rank and fixed dims must be\n"
-    "  the model's, and its symbolic dims bind those names for every input). --threads N: CPU\n"
-    "  threads (default: all cores).\n"
+    "usage: amprt run MODEL [--input NAME=FILE.pb|FILE.npy]... [--output-dir DIR] [--threads N] [--batch B]\n"
+    "                 [--dim NAME=VALUE]... [--shapes NAME:D0xD1x...[,...]] [--seed N]\n"
+    "                 [--backend cpu|cuda|auto] [--fusion auto|on|off] [--precision fp16|bf16]\n"
+    "                 [--max-memory BYTES]\n"
+    "  Runs the model once. --input reads a TensorProto (.pb) or, by the extension .npy, a NumPy\n"
+    "  array (format 1.0 or 2.0, C order; <f4, <f2, <i8, <i4, |u1 or |b1). Inputs not given are\n"
+    "  random values seeded by --seed N (default 42) of the declared shape (symbolic dims from\n"
+    "  --dim, the first from --batch, others 1), or of the shape --shapes gives the input\n"
+    "  (trtexec's spelling: input:1x3x224x224; its rank and fixed dims must be the model's, and\n"
+    "  its symbolic dims bind those names for every input).\n"
+    "  --threads N: CPU threads (default: all cores).\n"
     "  Prints each output's shape, its first values and, for 2-D float outputs, the argmax of\n"
     "  each row; --output-dir writes output_K.pb files.\n" CLI_PRECISION_HELP;
 
 static const cli_command run_cmd = {"run", usage_run,
-                                    CLI_INPUT | CLI_OUTPUT_DIR | CLI_THREADS | CLI_BATCH | CLI_DIM | CLI_SHAPES | CLI_BACKEND |
+                                    CLI_INPUT | CLI_OUTPUT_DIR | CLI_THREADS | CLI_BATCH | CLI_DIM | CLI_SHAPES | CLI_SEED | CLI_BACKEND |
                                         CLI_FUSION | CLI_AUTOCAST | CLI_CONVERT | CLI_MAX_MEMORY};
 
 static const char *const usage_bench =
     "usage: amprt bench MODEL [--batch B] [--threads N] [--iterations R] [--duration S] [--warmup W]\n"
-    "                   [--input NAME=FILE.pb]... [--dim NAME=V]... [--shapes NAME:D0xD1x...[,...]]\n"
+    "                   [--input NAME=FILE.pb|FILE.npy]... [--dim NAME=V]... [--shapes NAME:D0xD1x...[,...]]\n"
     "                   [--backend ...] [--fusion auto|on|off] [--json] [--verbose] [--precision fp16|bf16]\n"
-    "                   [--train] [--max-memory BYTES]\n"
-    "  Inputs are those of 'amprt run' (--shapes as there). Times R runs (--iterations, alias\n"
-    "  --runs; default 50) after W warm-up runs (default 5), and with --duration S as many more\n"
-    "  as fill S seconds (at most 10 million runs), on --threads N CPU threads\n"
-    "  (default: all cores, as every command; --threads 1 times single-thread work), and prints\n"
-    "  the median, min, max, p50, p90 and p99 milliseconds (percentiles interpolated between\n"
-    "  ranks), throughput and the memory plan; --verbose adds the time of each node.\n"
+    "                   [--train] [--seed N] [--max-memory BYTES]\n"
+    "  Inputs are those of 'amprt run' (--input, --shapes and --seed as there). Times R runs\n"
+    "  (--iterations, alias --runs; default 50) after W warm-up runs (default 5), and with\n"
+    "  --duration S as many more as fill S seconds (at most 10 million runs), on --threads N\n"
+    "  CPU threads (default: all cores, as every command; --threads 1 times single-thread work),\n"
+    "  and prints the median, min, max, p50, p90 and p99 milliseconds (percentiles interpolated\n"
+    "  between ranks), throughput and the memory plan; --verbose adds the time of each node.\n"
     "  With --precision the converted model is timed, and the FP32 model's parameter and arena\n"
     "  bytes are reported beside the converted one's.\n"
     "  --train times training steps instead (SGD, cross entropy for N x C and N x C x D outputs,\n"
@@ -66,7 +69,7 @@ static const char *const usage_bench =
     "  NVML is present, energy per step.\n" CLI_PRECISION_HELP;
 
 static const cli_command bench_cmd = {"bench", usage_bench,
-                                      CLI_BATCH | CLI_THREADS | CLI_RUNS | CLI_INPUT | CLI_DIM | CLI_SHAPES | CLI_BACKEND |
+                                      CLI_BATCH | CLI_THREADS | CLI_RUNS | CLI_INPUT | CLI_DIM | CLI_SHAPES | CLI_SEED | CLI_BACKEND |
                                           CLI_FUSION | CLI_JSON | CLI_VERBOSE | CLI_AUTOCAST | CLI_CONVERT |
                                           CLI_TRAIN | CLI_MAX_MEMORY};
 

@@ -1,5 +1,6 @@
 /* amprt: inspect, run, check and bench ONNX models. */
 #define _POSIX_C_SOURCE 200809L
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdbool.h>
@@ -22,7 +23,7 @@ static const char *const usage_main =
     "\n"
     "commands:\n"
     "  inspect MODEL [--json] [--dim NAME=V]...   opset, inputs/outputs, ops, parameters, memory plan\n"
-    "  run MODEL [--input NAME=FILE.pb]... [--shapes NAME:1x3x224x224] [--output-dir DIR] [--threads N]\n"
+    "  run MODEL [--input NAME=FILE.pb|.npy]... [--shapes NAME:1x3x224x224] [--seed N] [--threads N] ...\n"
     "                                             run once, print outputs and time\n"
     "  check DIR... [--rtol X] [--atol X] [--threads N] [--list-passing FILE] [--verbose]\n"
     "                                             run ONNX backend-test cases, compare outputs\n"
@@ -155,6 +156,7 @@ static const struct {
     {"--input", CLI_INPUT},
     {"--dim", CLI_DIM},
     {"--shapes", CLI_SHAPES},
+    {"--seed", CLI_SEED},
     {"--max-memory", CLI_MAX_MEMORY},
     {"--threads", CLI_THREADS},
     {"--batch", CLI_BATCH},
@@ -195,6 +197,7 @@ int cli_parse(int argc, char **argv, int first, cli_opts *o, const cli_command *
     o->atol = 1e-5;
     o->runs = 50;
     o->warmup = 5;
+    o->seed = 42;
     size_t cap = argc > 0 ? (size_t)argc : 1;
     o->input_names = calloc(cap, sizeof *o->input_names);
     o->input_files = calloc(cap, sizeof *o->input_files);
@@ -242,7 +245,7 @@ static int parse_opts(int argc, char **argv, int first, cli_opts *o, const cli_c
             if (!want_arg(i, argc, a)) return 2;
             const char *v = argv[++i], *eq = strchr(v, '=');
             if (!eq || eq == v || !eq[1]) {
-                fprintf(stderr, "amprt: --input expects NAME=FILE.pb, got '%s'\n", v);
+                fprintf(stderr, "amprt: --input expects NAME=FILE (.pb or .npy), got '%s'\n", v);
                 return 2;
             }
             char *name = dup_n(v, (size_t)(eq - v));
@@ -278,6 +281,17 @@ static int parse_opts(int argc, char **argv, int first, cli_opts *o, const cli_c
             i++;
         } else if (strcmp(a, "--shapes") == 0) {
             if (!want_arg(i, argc, a) || cli_parse_shapes(argv[++i], o)) return 2;
+        } else if (strcmp(a, "--seed") == 0) {
+            if (!want_arg(i, argc, a)) return 2;
+            const char *v = argv[++i];
+            char *end;
+            errno = 0;
+            unsigned long long seed = strtoull(v, &end, 10);
+            if (v[0] < '0' || v[0] > '9' || *end || errno) {
+                fprintf(stderr, "amprt: --seed expects an integer from 0 to 18446744073709551615, got '%s'\n", v);
+                return 2;
+            }
+            o->seed = seed;
         } else if (strcmp(a, "--max-memory") == 0) {
             if (!want_arg(i, argc, a) || !parse_bytes(argv[++i], a, &o->max_memory)) return 2;
         } else if (strcmp(a, "--threads") == 0) {
@@ -406,8 +420,14 @@ int cli_load_inputs(amp_context *ctx, const amp_model *m, const cli_opts *o, con
     for (int i = 0; i < o->n_inputs; i++) {
         names[i] = o->input_names[i];
         tensors[i] = NULL;
-        amp_status s = amp_tensor_load_pb(ctx, o->input_files[i], &tensors[i], NULL);
-        if (s) fprintf(stderr, "amprt: %s: %s\n", amp_status_name(s), amp_context_last_error(ctx));
+        const char *f = o->input_files[i];
+        size_t n = strlen(f);
+        bool npy = n > 4 && f[n - 4] == '.' && tolower((unsigned char)f[n - 3]) == 'n' &&
+                   tolower((unsigned char)f[n - 2]) == 'p' && tolower((unsigned char)f[n - 1]) == 'y';
+        amp_status s = AMP_OK;
+        if (npy && cli_load_npy(ctx, f, &tensors[i])) s = AMP_ERR_PARSE;
+        else if (!npy) s = amp_tensor_load_pb(ctx, f, &tensors[i], NULL);
+        if (s && !npy) fprintf(stderr, "amprt: %s: %s\n", amp_status_name(s), amp_context_last_error(ctx));
         if (s) {
             for (int j = 0; j < i; j++) {
                 amp_tensor_destroy(tensors[j]);
@@ -428,7 +448,7 @@ static uint64_t splitmix(uint64_t *s) {
 
 int cli_random_inputs(amp_context *ctx, amp_model *m, const cli_opts *o, const char **names, amp_tensor **tensors) {
     int n = amp_model_input_count(m);
-    uint64_t seed = 42;
+    uint64_t seed = o->seed;
     for (int i = 0; i < n; i++) {
         amp_value_info vi = {.struct_size = sizeof vi};
         amp_model_input_info(m, i, &vi);
