@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Conventions amprt shares with trtexec and polygraphy: bench's percentiles, --iterations and
---duration; --shapes for run and bench; .npy inputs (hostile ones too) and --seed. Usage: test_cli_conventions.py PATH/TO/amprt"""
+--duration; --shapes for run and bench; .npy inputs (hostile ones too) and --seed; --quiet. Usage: test_cli_conventions.py PATH/TO/amprt"""
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -307,6 +308,45 @@ def seed_cases():
     expect("inspect refuses --seed", ["inspect", LENET, "--seed", "1"], 2, "inspect does not take --seed")
 
 
+def quiet_cases(tmp):
+    from test_cli_options import relu_case
+    data = common.data_dir(f"{tmp}/qdata", (28, 28), (28, 28))
+    case = relu_case(f"{tmp}/qrelu")
+    tr = ["train", LENET, "--data", data, "--epochs", "1", "--batch", "8", "--threads", "1", "--progress", "plain",
+          "--max-steps", "3"]
+    commands = {
+        "run": ["run", LENET, "--threads", "1"],
+        "bench": ["bench", LENET, "--threads", "1", "--iterations", "1", "--warmup", "0"],
+        "bench --train": ["bench", LENET, "--train", "--threads", "1", "--iterations", "1", "--warmup", "0"],
+        "check --verbose": ["check", case, "--verbose", "--threads", "1"],
+        "convert --calibrate": ["convert", LENET, f"{tmp}/q.onnx", "--calibrate", os.path.join(common.SRC, "models", "lenet")],
+        "evaluate": ["evaluate", LENET, "--data", data, "--threads", "1"],
+        "train": tr + ["--out", f"{tmp}/qt.onnx"],
+    }
+    chatter = ("amprt: backend", "calibrating:", " step ", "wrote ", "stopped after")
+    for name, args in commands.items():
+        rc, out, err = run(args)
+        rcq, outq, errq = run(args + ["--quiet"])
+        rcq2, _, errq2 = run(args + ["-q"])
+        common.sanitized(name + " --quiet", errq)
+        told = [c for c in chatter if c in err]
+        left = [c for c in chatter if c in errq]
+        check(f"{name} says something without --quiet", rc == 0 and told, f"exit {rc}, stderr {err[-800:]}")
+        check(f"{name} --quiet leaves it out", rcq == 0 and not left, f"exit {rcq}, kept {left}: {errq[-800:]}")
+        check(f"{name} -q is --quiet", rcq2 == 0 and not [c for c in chatter if c in errq2], errq2[-800:])
+        steady = lambda text: re.sub(r"[0-9][0-9.e+-]*", "#", text)  # noqa: E731  (times differ run to run)
+        check(f"{name} --quiet keeps stdout", steady(out) == steady(outq), f"{out[-500:]}\n---\n{outq[-500:]}")
+    # train keeps its epoch summary; warnings and errors stay
+    expect("train --quiet keeps the epoch line", tr + ["--quiet"], 0, "epoch 1/1 done")
+    log = common.save(common.model_of([helper.make_node("Log", ["x"], ["y"])],
+                                      [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 4])],
+                                      [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 4])]), f"{tmp}/log.onnx")
+    expect("run --quiet keeps a warning", ["run", log, "--quiet"], 0, "amprt: warning: output y has")
+    expect("run --quiet keeps an error", ["run", f"{tmp}/missing.onnx", "--quiet"], 1, "cannot load the model")
+    for cmd, pos in (("inspect", [LENET]), ("ops", []), ("plot", [f"{tmp}/p.svg", f"{tmp}/none.jsonl"])):
+        expect(f"{cmd} refuses --quiet", [cmd] + pos + ["--quiet"], 2, f"{cmd} does not take --quiet")
+
+
 def main():
     with tempfile.TemporaryDirectory(prefix="amprt_cli_conventions_") as tmp:
         cases(tmp)
@@ -320,6 +360,7 @@ def cases(tmp):
     shapes_cases(tmp)
     npy_cases(tmp)
     seed_cases()
+    quiet_cases(tmp)
 
 
 if __name__ == "__main__":

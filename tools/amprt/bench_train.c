@@ -106,7 +106,7 @@ int cli_bench_train(amp_context *ctx, const cli_opts *o, amp_model *m) {
         goto done;
     }
     const char *note = NULL, *be = amp_trainer_backend(t, &note);
-    cli_say_backend(be, note);
+    cli_say_backend(o, be, note);
     train_step step = {t, nin, names, ins, labels, 0};
     /* the first step plans (and records the graph on CUDA); warm-up steps follow */
     for (int w = 0; !st && w <= o->warmup; w++) st = train_run(&step);

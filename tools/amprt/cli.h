@@ -33,6 +33,7 @@ typedef struct cli_opts {
     bool json;
     bool markdown;  /* --markdown (ops) */
     bool verbose;
+    bool quiet;          /* --quiet, -q: no informational lines on stderr (warnings and errors stay) */
     const char *backend; /* "cpu", "cuda", "auto" or "cpu-check" (tests); NULL: auto */
     int fusion;          /* --fusion auto|on|off: 0, 1, -1 (amp_session_options.fusion) */
     const char *output_dir;
@@ -75,6 +76,7 @@ enum {
     CLI_DOT = 1u << 19,
     CLI_SHAPES = 1u << 20,
     CLI_SEED = 1u << 21,
+    CLI_QUIET = 1u << 22,     /* --quiet, -q */
 };
 
 /* A command as the parser sees it: its name (for messages), its help and the CLI_* options it
@@ -95,6 +97,11 @@ int cli_parse(int argc, char **argv, int first, cli_opts *o, const cli_command *
     "  kept FP32, taking convert's --block OP,..., --block-nodes NAME,..., --calibrate DIR,\n"         \
     "  --range-limit X and --round nearest|zero.\n"
 
+/* Help of --quiet (run, bench, check, train, convert, evaluate). */
+#define CLI_QUIET_HELP \
+    "  --quiet (-q) leaves out the informational lines on stderr (backend, progress); warnings and\n" \
+    "  errors stay, and stdout is unchanged.\n"
+
 /* The message for an option cmd does not take; returns 2 (the exit status). */
 int cli_refuse(const char *cmd, const char *opt);
 void cli_free(cli_opts *o);
@@ -103,8 +110,9 @@ int cli_max_threads(void);
 /* The cores online: what --threads defaults to everywhere (the library's threads = 0). */
 int cli_cores(void);
 double cli_now_ms(void);
-/* One line on stderr: the backend a session or trainer runs on, and why ("auto" says). */
-void cli_say_backend(const char *name, const char *note);
+/* One line on stderr: the backend a session or trainer runs on, and why ("auto" says); nothing
+ * under --quiet. */
+void cli_say_backend(const cli_opts *o, const char *name, const char *note);
 /* A context with default limits; exits with a message on failure. */
 /* A context with the library defaults, or with --max-memory when o gives it (o may be NULL). */
 amp_context *cli_context(const cli_opts *o);

@@ -35,7 +35,7 @@ static const char *const usage_run =
     "usage: amprt run MODEL [--input NAME=FILE.pb|FILE.npy]... [--output-dir DIR] [--threads N] [--batch B]\n"
     "                 [--dim NAME=VALUE]... [--shapes NAME:D0xD1x...[,...]] [--seed N]\n"
     "                 [--backend cpu|cuda|auto] [--fusion auto|on|off] [--precision fp16|bf16]\n"
-    "                 [--max-memory BYTES]\n"
+    "                 [--max-memory BYTES] [--quiet]\n"
     "  Runs the model once. --input reads a TensorProto (.pb) or, by the extension .npy, a NumPy\n"
     "  array (format 1.0 or 2.0, C order; <f4, <f2, <i8, <i4, |u1 or |b1). Inputs not given are\n"
     "  random values seeded by --seed N (default 42) of the declared shape (symbolic dims from\n"
@@ -44,17 +44,17 @@ static const char *const usage_run =
     "  its symbolic dims bind those names for every input).\n"
     "  --threads N: CPU threads (default: all cores).\n"
     "  Prints each output's shape, its first values and, for 2-D float outputs, the argmax of\n"
-    "  each row; --output-dir writes output_K.pb files.\n" CLI_PRECISION_HELP;
+    "  each row; --output-dir writes output_K.pb files.\n" CLI_PRECISION_HELP CLI_QUIET_HELP;
 
 static const cli_command run_cmd = {"run", usage_run,
-                                    CLI_INPUT | CLI_OUTPUT_DIR | CLI_THREADS | CLI_BATCH | CLI_DIM | CLI_SHAPES | CLI_SEED | CLI_BACKEND |
+                                    CLI_INPUT | CLI_OUTPUT_DIR | CLI_THREADS | CLI_BATCH | CLI_DIM | CLI_SHAPES | CLI_SEED | CLI_QUIET | CLI_BACKEND |
                                         CLI_FUSION | CLI_AUTOCAST | CLI_CONVERT | CLI_MAX_MEMORY};
 
 static const char *const usage_bench =
     "usage: amprt bench MODEL [--batch B] [--threads N] [--iterations R] [--duration S] [--warmup W]\n"
     "                   [--input NAME=FILE.pb|FILE.npy]... [--dim NAME=V]... [--shapes NAME:D0xD1x...[,...]]\n"
     "                   [--backend ...] [--fusion auto|on|off] [--json] [--verbose] [--precision fp16|bf16]\n"
-    "                   [--train] [--seed N] [--max-memory BYTES]\n"
+    "                   [--train] [--seed N] [--max-memory BYTES] [--quiet]\n"
     "  Inputs are those of 'amprt run' (--input, --shapes and --seed as there). Times R runs\n"
     "  (--iterations, alias --runs; default 50) after W warm-up runs (default 5), and with\n"
     "  --duration S as many more as fill S seconds (at most 10 million runs), on --threads N\n"
@@ -66,10 +66,10 @@ static const char *const usage_bench =
     "  --train times training steps instead (SGD, cross entropy for N x C and N x C x D outputs,\n"
     "  MSE otherwise; --precision fp16|bf16 trains in that AMP precision): the step times as\n"
     "  above, the step's device memory (arena with its workspaces, persistent state) and, where\n"
-    "  NVML is present, energy per step.\n" CLI_PRECISION_HELP;
+    "  NVML is present, energy per step.\n" CLI_PRECISION_HELP CLI_QUIET_HELP;
 
 static const cli_command bench_cmd = {"bench", usage_bench,
-                                      CLI_BATCH | CLI_THREADS | CLI_RUNS | CLI_INPUT | CLI_DIM | CLI_SHAPES | CLI_SEED | CLI_BACKEND |
+                                      CLI_BATCH | CLI_THREADS | CLI_RUNS | CLI_INPUT | CLI_DIM | CLI_SHAPES | CLI_SEED | CLI_QUIET | CLI_BACKEND |
                                           CLI_FUSION | CLI_JSON | CLI_VERBOSE | CLI_AUTOCAST | CLI_CONVERT |
                                           CLI_TRAIN | CLI_MAX_MEMORY};
 
@@ -473,7 +473,7 @@ static int prepare_run(amp_context *ctx, const cli_opts *o, amp_model **m, amp_s
     amp_session_options so = {.struct_size = sizeof so, .backend = o->backend, .threads = o->threads, .fusion = o->fusion};
     st = amp_session_create(*m, &so, s);
     if (st) return fail(ctx, st, "cannot create a session");
-    cli_say_backend(amp_session_backend(*s), amp_session_backend_note(*s));
+    cli_say_backend(o, amp_session_backend(*s), amp_session_backend_note(*s));
     /* plan for the shapes the inputs will have before making any of them, so a declared size
      * over the memory limit (--max-memory) is refused before a byte of it is allocated; a plan
      * cannot be made for an input without a declared shape (one --input or --shapes gives, or

@@ -46,7 +46,8 @@ static const char *const usage_main =
     "  --backend cpu|cuda|auto|cpu-check|cpu-device (inspect --train, run, check, bench, train, evaluate),\n"
     "  --fusion auto|on|off (run, bench, check, train, evaluate: fused kernels as the backend asks,\n"
     "    everywhere, or none),\n"
-    "  --max-memory BYTES[K|M|G] (inspect, run, bench, check, convert: most one plan may hold; default 8G)\n"
+    "  --max-memory BYTES[K|M|G] (inspect, run, bench, check, convert: most one plan may hold; default 8G),\n"
+    "  --quiet, -q (run, bench, check, train, convert, evaluate: no informational lines on stderr)\n"
     "Run 'amprt COMMAND --help' for details; 'amprt --version' (-V) prints the version and how it was built.\n";
 
 double cli_now_ms(void) {
@@ -55,7 +56,8 @@ double cli_now_ms(void) {
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-void cli_say_backend(const char *name, const char *note) {
+void cli_say_backend(const cli_opts *o, const char *name, const char *note) {
+    if (o->quiet) return;
     fprintf(stderr, "amprt: backend %s (%s)\n", name ? name : "?", note && note[0] ? note : "as asked");
 }
 
@@ -153,6 +155,8 @@ static const struct {
     {"--markdown", CLI_MARKDOWN},
     {"--verbose", CLI_VERBOSE},
     {"-v", CLI_VERBOSE},
+    {"--quiet", CLI_QUIET},
+    {"-q", CLI_QUIET},
     {"--input", CLI_INPUT},
     {"--dim", CLI_DIM},
     {"--shapes", CLI_SHAPES},
@@ -237,6 +241,8 @@ static int parse_opts(int argc, char **argv, int first, cli_opts *o, const cli_c
             conv_opt = a;
         if (strcmp(a, "--json") == 0) {
             o->json = true;
+        } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
+            o->quiet = true;
         } else if (strcmp(a, "--markdown") == 0) {
             o->markdown = true;
         } else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
