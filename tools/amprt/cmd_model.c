@@ -47,8 +47,9 @@ static const char *const usage_run =
     "  each row; --output-dir writes output_K.pb files.\n" CLI_PRECISION_HELP CLI_QUIET_HELP;
 
 static const cli_command run_cmd = {"run", usage_run,
-                                    CLI_INPUT | CLI_OUTPUT_DIR | CLI_THREADS | CLI_BATCH | CLI_DIM | CLI_SHAPES | CLI_SEED | CLI_QUIET | CLI_BACKEND |
-                                        CLI_FUSION | CLI_AUTOCAST | CLI_CONVERT | CLI_MAX_MEMORY};
+                                    CLI_INPUT | CLI_OUTPUT_DIR | CLI_THREADS | CLI_BATCH | CLI_DIM | CLI_SHAPES |
+                                        CLI_SEED | CLI_QUIET | CLI_BACKEND | CLI_FUSION | CLI_AUTOCAST | CLI_CONVERT |
+                                        CLI_MAX_MEMORY};
 
 static const char *const usage_bench =
     "usage: amprt bench MODEL [--batch B] [--threads N] [--iterations R] [--duration S] [--warmup W]\n"
@@ -69,9 +70,9 @@ static const char *const usage_bench =
     "  NVML is present, energy per step.\n" CLI_PRECISION_HELP CLI_QUIET_HELP;
 
 static const cli_command bench_cmd = {"bench", usage_bench,
-                                      CLI_BATCH | CLI_THREADS | CLI_RUNS | CLI_INPUT | CLI_DIM | CLI_SHAPES | CLI_SEED | CLI_QUIET | CLI_BACKEND |
-                                          CLI_FUSION | CLI_JSON | CLI_VERBOSE | CLI_AUTOCAST | CLI_CONVERT |
-                                          CLI_TRAIN | CLI_MAX_MEMORY};
+                                      CLI_BATCH | CLI_THREADS | CLI_RUNS | CLI_INPUT | CLI_DIM | CLI_SHAPES | CLI_SEED |
+                                          CLI_QUIET | CLI_BACKEND | CLI_FUSION | CLI_JSON | CLI_VERBOSE | CLI_AUTOCAST |
+                                          CLI_CONVERT | CLI_TRAIN | CLI_MAX_MEMORY};
 
 static int fail(amp_context *ctx, amp_status s, const char *what) {
     fprintf(stderr, "amprt: %s: %s: %s\n", what, amp_status_name(s), amp_context_last_error(ctx));
