@@ -193,7 +193,7 @@ int cli_autocast_model(amp_context *ctx, const cli_opts *o, amp_dtype lo, bool k
         ao.n_calib_names = ca->n_names;
         ao.calib_names = ca->calib_names;
         ao.calib_inputs = (const amp_tensor *const *)ca->calib;
-        ao.progress = calib_progress;
+        if (!o->quiet) ao.progress = calib_progress;
     }
     amp_model *conv = NULL;
     amp_status st = amp_model_autocast(*m, &ao, &conv, &ca->report);

@@ -36,9 +36,18 @@ static bool nvml_energy_mj(unsigned long long *mj) {
     return state == 1 && energy(dev, mj) == 0;
 }
 
-static int cmp_ms(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
+/* One timed training step: the trainer, its inputs and labels, and the last loss. */
+typedef struct train_step {
+    amp_trainer *t;
+    int nin;
+    const char **names;
+    amp_tensor **ins, *labels;
+    double loss;
+} train_step;
+
+static amp_status train_run(void *user) {
+    train_step *s = user;
+    return amp_trainer_step(s->t, s->nin, s->names, (const amp_tensor *const *)s->ins, s->labels, &s->loss);
 }
 
 /* seeded values in [lo, hi) (floored for integer tensors) */
@@ -60,10 +69,10 @@ int cli_bench_train(amp_context *ctx, const cli_opts *o, amp_model *m) {
     int rc = 1, nin = amp_model_input_count(m);
     const char **names = calloc((size_t)nin + 1, sizeof *names);
     amp_tensor **ins = calloc((size_t)nin + 1, sizeof *ins), *probe = NULL, *labels = NULL;
-    double *times = malloc(sizeof(double) * (size_t)(o->runs > 0 ? o->runs : 1));
+    cli_times times = {0};
     amp_trainer *t = NULL;
     amp_status st = AMP_OK;
-    if (!names || !ins || !times) {
+    if (!names || !ins) {
         fprintf(stderr, "amprt: out of memory\n");
         goto done;
     }
@@ -97,42 +106,33 @@ int cli_bench_train(amp_context *ctx, const cli_opts *o, amp_model *m) {
         goto done;
     }
     const char *note = NULL, *be = amp_trainer_backend(t, &note);
-    cli_say_backend(be, note);
-    double loss = 0;
+    cli_say_backend(o, be, note);
+    train_step step = {t, nin, names, ins, labels, 0};
     /* the first step plans (and records the graph on CUDA); warm-up steps follow */
-    for (int w = 0; !st && w <= o->warmup; w++)
-        st = amp_trainer_step(t, nin, names, (const amp_tensor *const *)ins, labels, &loss);
+    for (int w = 0; !st && w <= o->warmup; w++) st = train_run(&step);
     unsigned long long e0 = 0, e1 = 0;
     bool energy = !st && nvml_energy_mj(&e0);
-    double t_all = cli_now_ms();
-    for (int r = 0; !st && r < o->runs; r++) {
-        double t0 = cli_now_ms();
-        st = amp_trainer_step(t, nin, names, (const amp_tensor *const *)ins, labels, &loss);
-        times[r] = cli_now_ms() - t0;
-    }
-    t_all = cli_now_ms() - t_all;
-    energy = energy && !st && nvml_energy_mj(&e1) && e1 >= e0;
-    if (st) {
-        fprintf(stderr, "amprt: training step failed: %s: %s\n", amp_status_name(st), amp_trainer_last_error(t));
-        goto done;
-    }
+    if (!st && cli_time_runs(o, train_run, &step, &times)) st = times.status;
+    energy = energy && times.ms && nvml_energy_mj(&e1) && e1 >= e0;
+    if (st) fprintf(stderr, "amprt: training step failed: %s: %s\n", amp_status_name(st), amp_trainer_last_error(t));
+    if (!times.ms) goto done;
+    double loss = step.loss;
     amp_plan_stats ps = {.struct_size = sizeof ps};
     amp_trainer_last_plan(t, &ps);
-    qsort(times, (size_t)o->runs, sizeof(double), cmp_ms);
-    double med = o->runs % 2 ? times[o->runs / 2] : 0.5 * (times[o->runs / 2 - 1] + times[o->runs / 2]);
     int64_t batch = ins[0] && amp_tensor_rank(ins[0]) > 0 ? amp_tensor_dims(ins[0])[0] : 1;
     const char *pname = prec == AMP_TRAIN_FP16 ? "fp16" : prec == AMP_TRAIN_BF16 ? "bf16" : "fp32";
-    double mj = energy ? (double)(e1 - e0) / o->runs : -1;
+    double mj = energy ? (double)(e1 - e0) / times.n : -1;
     if (o->json) {
         printf("{\"model\":");
         cli_json_str(stdout, o->positional[0]);
         printf(",\"what\":\"train_step\",\"backend\":\"%s\",\"precision\":\"%s\",\"loss\":\"%s\",\"batch\":%lld,"
-               "\"runs\":%d,\"warmup\":%d,\"median_ms\":%.4f,\"min_ms\":%.4f,\"max_ms\":%.4f,\"mean_ms\":%.4f,"
-               "\"arena_bytes\":%zu,\"workspace_bytes\":%zu,\"persistent_bytes\":%zu,\"device_bytes\":%zu,"
+               "\"warmup\":%d,",
+               be, pname, ce ? "cross_entropy" : "mse", (long long)batch, o->warmup);
+        cli_times_json(stdout, &times);
+        printf(",\"arena_bytes\":%zu,\"workspace_bytes\":%zu,\"persistent_bytes\":%zu,\"device_bytes\":%zu,"
                "\"lower_bound_bytes\":%zu,\"nodes_run\":%d,\"last_loss\":",
-               be, pname, ce ? "cross_entropy" : "mse", (long long)batch, o->runs, o->warmup, med, times[0],
-               times[o->runs - 1], t_all / o->runs, ps.arena_bytes, ps.workspace_bytes, ps.persistent_bytes,
-               ps.arena_bytes + ps.persistent_bytes, ps.lower_bound_bytes, ps.nodes_run);
+               ps.arena_bytes, ps.workspace_bytes, ps.persistent_bytes, ps.arena_bytes + ps.persistent_bytes,
+               ps.lower_bound_bytes, ps.nodes_run);
         /* a skipped FP16 step's loss is NaN, which JSON cannot hold */
         if (isfinite(loss)) printf("%.6g", loss);
         else printf("null");
@@ -140,8 +140,10 @@ int cli_bench_train(amp_context *ctx, const cli_opts *o, amp_model *m) {
         if (energy) printf("%.3f}\n", mj);
         else printf("null}\n");
     } else {
-        printf("%s: training step, %s on %s, batch %lld, %d steps: median %.3f ms (min %.3f, max %.3f)\n",
-               o->positional[0], pname, be, (long long)batch, o->runs, med, times[0], times[o->runs - 1]);
+        printf("%s: training step, %s on %s, batch %lld, %d steps: ", o->positional[0], pname, be, (long long)batch,
+               times.n);
+        cli_times_text(stdout, &times);
+        printf("\n");
         printf("device memory: arena %zu bytes (lower bound %zu), persistent %zu, %zu in all; the steps' workspaces, "
                "each in the arena for its step alone, sum to %zu\n",
                ps.arena_bytes, ps.lower_bound_bytes, ps.persistent_bytes, ps.arena_bytes + ps.persistent_bytes,
@@ -153,7 +155,7 @@ done:
     for (int i = 0; ins && i < nin; i++) amp_tensor_destroy(ins[i]);
     free(names);
     free(ins);
-    free(times);
+    cli_times_free(&times);
     amp_tensor_destroy(probe);
     amp_tensor_destroy(labels);
     amp_trainer_destroy(t);

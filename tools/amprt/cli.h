@@ -7,21 +7,33 @@
 
 #include "amprt/amprt.h"
 
+/* One input's shape from --shapes NAME:D0xD1x... */
+typedef struct cli_shape {
+    char *name; /* owned */
+    int rank;
+    int64_t dims[AMP_MAX_RANK];
+} cli_shape;
+
 typedef struct cli_opts {
     const char *model;
-    /* --input NAME=FILE.pb: names (owned copies) and files, n_inputs of each; no name twice */
+    /* --input NAME=FILE.pb|FILE.npy: names (owned copies) and files, n_inputs of each; no name twice */
     char **input_names;
     const char **input_files;
     int n_inputs;
     amp_dim_binding *dims; /* --dim NAME=VALUE (names owned) */
     int n_dims;
+    cli_shape *shapes; /* --shapes NAME:D0xD1x...[,...], n_shapes of them; no name twice */
+    int n_shapes;
     int threads;
     int64_t max_memory; /* --max-memory BYTES[K|M|G]: the context's plan limit; 0: the default */
     int batch;      /* 0: not given */
-    int runs, warmup;
+    uint64_t seed;      /* --seed N: of the random inputs (default 42) */
+    int runs, warmup;   /* --runs (alias --iterations), --warmup */
+    double duration_s;  /* --duration SECONDS: time runs until this long has passed; 0: not given */
     bool json;
     bool markdown;  /* --markdown (ops) */
     bool verbose;
+    bool quiet;          /* --quiet, -q: no informational lines on stderr (warnings and errors stay) */
     const char *backend; /* "cpu", "cuda", "auto" or "cpu-check" (tests); NULL: auto */
     int fusion;          /* --fusion auto|on|off: 0, 1, -1 (amp_session_options.fusion) */
     const char *output_dir;
@@ -50,7 +62,7 @@ enum {
     CLI_MAX_MEMORY = 1u << 5,
     CLI_THREADS = 1u << 6,
     CLI_BATCH = 1u << 7,
-    CLI_RUNS = 1u << 8,       /* --runs, --warmup */
+    CLI_RUNS = 1u << 8,       /* --runs (--iterations), --warmup, --duration */
     CLI_BACKEND = 1u << 9,
     CLI_FUSION = 1u << 10,
     CLI_OUTPUT_DIR = 1u << 11,
@@ -62,6 +74,9 @@ enum {
     CLI_DTYPE = 1u << 17,     /* --precision, spelt --dtype too (convert) */
     CLI_CONVERT = 1u << 18,   /* --block, --block-nodes, --calibrate, --round, --range-limit */
     CLI_DOT = 1u << 19,
+    CLI_SHAPES = 1u << 20,
+    CLI_SEED = 1u << 21,
+    CLI_QUIET = 1u << 22,     /* --quiet, -q */
 };
 
 /* A command as the parser sees it: its name (for messages), its help and the CLI_* options it
@@ -82,6 +97,11 @@ int cli_parse(int argc, char **argv, int first, cli_opts *o, const cli_command *
     "  kept FP32, taking convert's --block OP,..., --block-nodes NAME,..., --calibrate DIR,\n"         \
     "  --range-limit X and --round nearest|zero.\n"
 
+/* Help of --quiet (run, bench, check, train, convert, evaluate). */
+#define CLI_QUIET_HELP \
+    "  --quiet (-q) leaves out the informational lines on stderr (backend, progress); warnings and\n" \
+    "  errors stay, and stdout is unchanged.\n"
+
 /* The message for an option cmd does not take; returns 2 (the exit status). */
 int cli_refuse(const char *cmd, const char *opt);
 void cli_free(cli_opts *o);
@@ -90,17 +110,36 @@ int cli_max_threads(void);
 /* The cores online: what --threads defaults to everywhere (the library's threads = 0). */
 int cli_cores(void);
 double cli_now_ms(void);
-/* One line on stderr: the backend a session or trainer runs on, and why ("auto" says). */
-void cli_say_backend(const char *name, const char *note);
+/* One line on stderr: the backend a session or trainer runs on, and why ("auto" says); nothing
+ * under --quiet. */
+void cli_say_backend(const cli_opts *o, const char *name, const char *note);
 /* A context with default limits; exits with a message on failure. */
 /* A context with the library defaults, or with --max-memory when o gives it (o may be NULL). */
 amp_context *cli_context(const cli_opts *o);
-/* Load inputs given with --input NAME=FILE.pb into names/tensors[0, n_inputs); every name must
- * be an input of m. Returns 0 or 1 (message printed, nothing left allocated). */
+/* Load inputs given with --input NAME=FILE into names/tensors[0, n_inputs): a .npy file (by its
+ * extension, any case) through cli_load_npy, anything else as a TensorProto .pb; every name
+ * must be an input of m. Returns 0 or 1 (message printed, nothing left allocated). */
 int cli_load_inputs(amp_context *ctx, const amp_model *m, const cli_opts *o, const char **names, amp_tensor **tensors);
-/* Make seeded random inputs for every model input, binding symbolic dims from o (batch for the
- * first dim when --batch is given, else 1). */
+/* A NumPy .npy file (format 1.0 or 2.0, C order; <f4, <f2, <i8, <i4, |u1 or |b1) as a new tensor
+ * in *out (the caller's to destroy). Sizes are checked against the file's before allocating.
+ * Returns 0, or 1 after a message naming the path and what is wrong or unsupported. */
+int cli_load_npy(amp_context *ctx, const char *path, amp_tensor **out);
+/* Make random inputs, seeded by --seed, for every model input: the --shapes shape when o gives one, else
+ * the declared shape with symbolic dims from --dim (batch for the first dim when --batch is
+ * given, else 1). */
 int cli_random_inputs(amp_context *ctx, amp_model *m, const cli_opts *o, const char **names, amp_tensor **tensors);
+/* --shapes (tools/amprt/shapes.c). Append the items of spec to o->shapes: 0, or 2 after a
+ * message (a malformed item, a name given twice). */
+int cli_parse_shapes(const char *spec, cli_opts *o);
+/* The --shapes entry of input name, or NULL. */
+const cli_shape *cli_shape_of(const cli_opts *o, const char *name);
+/* Every --shapes entry names an input of m, has its rank and fixed dims, and gives each
+ * symbolic dim the one value every other --shapes entry and --dim give it: 0, or 2 after a
+ * message. */
+int cli_check_shapes(const amp_model *m, const cli_opts *o);
+/* The value --shapes gives the symbolic dim sym (after cli_check_shapes), into *v; false when
+ * no entry binds it. */
+bool cli_shapes_bind(const amp_model *m, const cli_opts *o, const char *sym, int64_t *v);
 /* A JSON string; bytes that are not valid UTF-8 become U+FFFD, so the output is valid JSON. */
 void cli_json_str(FILE *f, const char *s);
 
@@ -139,6 +178,28 @@ void cli_report_json(FILE *f, const amp_autocast_report *r);
 void cli_plan_flops(const amp_session *s, double *total, double *in16);
 /* Graphviz drawing of the model, nodes coloured by precision, casts marked. 0 or 1. */
 int cli_write_dot(amp_context *ctx, const amp_model *m, const char *path);
+
+/* The timed loop of bench (tools/amprt/bench_time.c). */
+typedef amp_status (*cli_step_fn)(void *user);
+typedef struct cli_times {
+    double *ms;      /* the n times of one run each, in milliseconds, sorted (owned) */
+    int n;
+    double total_ms; /* wall time of the whole loop */
+    double median, min, max, p50, p90, p99, mean; /* mean: total_ms / n, what a caller's loop sees */
+    amp_status status; /* the failure of step, when it failed */
+} cli_times;
+/* Call step o->runs times, and more while o->duration_s has not passed (at most 10 million runs
+ * in all), timing each call; then t holds the sorted times and their statistics (percentiles
+ * interpolated between ranks, p50 the median). Returns 0; or 1 with t empty and t->status the
+ * failure of step (its message is the caller's to print), or AMP_OK when the times found no
+ * memory (message printed). cli_times_free releases t. */
+int cli_time_runs(const cli_opts *o, cli_step_fn step, void *user, cli_times *t);
+void cli_times_free(cli_times *t);
+/* The fields "runs", "median_ms", "min_ms", "max_ms", "p50_ms", "p90_ms", "p99_ms", "mean_ms"
+ * and "timed_s" of a JSON object, without braces. */
+void cli_times_json(FILE *f, const cli_times *t);
+/* "median X ms (min X, max X; p50 X, p90 X, p99 X)" */
+void cli_times_text(FILE *f, const cli_times *t);
 
 /* amprt bench --train on m (tools/amprt/bench_train.c): 0, or 1 after printing a message. */
 int cli_bench_train(amp_context *ctx, const cli_opts *o, amp_model *m);

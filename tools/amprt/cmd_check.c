@@ -15,6 +15,7 @@
 static const char *const usage =
     "usage: amprt check DIR... [--rtol X] [--atol X] [--threads N] [--list-passing FILE] [--verbose]\n"
     "                   [--precision fp16|bf16] [--backend ...] [--fusion auto|on|off] [--max-memory BYTES]\n"
+    "                   [--quiet]\n"
     "  Each DIR is a case (holding model.onnx) or a folder of cases. Prints PASS, FAIL or SKIP per\n"
     "  case and last 'N passed, N failed, N skipped'. Floats match when |a-b| <= atol + rtol*|b|\n"
     "  (defaults 1e-3 and 1e-5), NaN only matches NaN; integers and bools must be equal.\n"
@@ -24,11 +25,11 @@ static const char *const usage =
     "  be within relative L2 error 1e-2 (fp16) or 3e-2 (bf16) of the FP32 expectation, finite where\n"
     "  it is finite; --precision fp32 is the plain comparison.\n"
     "  SKIP means an unsupported op or dtype, named on the line; it never counts as a pass.\n"
-    "  Exit status: 0 when nothing failed, 1 otherwise.\n";
+    "  Exit status: 0 when nothing failed, 1 otherwise.\n" CLI_QUIET_HELP;
 
 static const cli_command check_cmd = {"check", usage,
                                       CLI_TOLERANCE | CLI_THREADS | CLI_LIST_PASSING | CLI_VERBOSE | CLI_AUTOCAST |
-                                          CLI_CONVERT | CLI_BACKEND | CLI_FUSION | CLI_MAX_MEMORY};
+                                          CLI_CONVERT | CLI_BACKEND | CLI_FUSION | CLI_MAX_MEMORY | CLI_QUIET};
 
 typedef enum { R_PASS, R_FAIL, R_SKIP } result;
 
@@ -180,7 +181,7 @@ static result run_case(const char *dir, const cli_opts *o, char *why, size_t why
         r = status_result(s);
         goto done;
     }
-    if (o->verbose) cli_say_backend(amp_session_backend(sess), amp_session_backend_note(sess));
+    if (o->verbose) cli_say_backend(o, amp_session_backend(sess), amp_session_backend_note(sess));
     int nsets;
     char **sets = list_dirs(dir, "test_data_set_", &nsets);
     if (nsets == 0) {

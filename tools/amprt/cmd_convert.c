@@ -7,6 +7,7 @@ static const char *const usage =
     "usage: amprt convert IN.onnx OUT.onnx [--precision fp16|bf16|fp32] [--keep-io-types]\n"
     "                     [--block OP,OP...] [--block-nodes NAME,NAME...] [--calibrate DIR]\n"
     "                     [--range-limit X] [--round nearest|zero] [--json] [--max-memory BYTES]\n"
+    "                     [--quiet]\n"
     "  Converts IN to mixed precision (default fp16): MatMul/Gemm/Conv and what lies between them\n"
     "  in 16 bits, numerically sensitive ops (Exp, Log, Pow, Softmax, reductions, norms, losses)\n"
     "  in FP32, one Cast per tensor and dtype. OUT is written to a temporary name, then renamed.\n"
@@ -20,10 +21,10 @@ static const char *const usage =
     "  --precision fp32     no conversion: an import/export round trip (--dtype is an alias)\n"
     "  --json               print the conversion report as JSON\n"
     "  --max-memory BYTES   most one calibration plan may hold (default 8G)\n"
-    "  Calibration runs on all cores; convert takes no --threads.\n";
+    "  Calibration runs on all cores; convert takes no --threads.\n" CLI_QUIET_HELP;
 
 static const cli_command convert_cmd = {"convert", usage,
-                                        CLI_DTYPE | CLI_KEEP_IO | CLI_CONVERT | CLI_JSON | CLI_MAX_MEMORY};
+                                        CLI_DTYPE | CLI_KEEP_IO | CLI_CONVERT | CLI_JSON | CLI_MAX_MEMORY | CLI_QUIET};
 
 int cmd_convert(int argc, char **argv) {
     cli_opts o;

@@ -32,37 +32,47 @@ static const cli_command inspect_cmd = {
         CLI_BACKEND | CLI_MAX_MEMORY};
 
 static const char *const usage_run =
-    "usage: amprt run MODEL [--input NAME=FILE.pb]... [--output-dir DIR] [--threads N] [--batch B]\n"
-    "                 [--dim NAME=VALUE]... [--backend cpu|cuda|auto] [--fusion auto|on|off]\n"
-    "                 [--precision fp16|bf16] [--max-memory BYTES]\n"
-    "  Runs the model once. Inputs not given are seeded random values of the declared shape\n"
-    "  (symbolic dims from --dim, the first from --batch, others 1). --threads N: CPU threads\n"
-    "  (default: all cores).\n"
+    "usage: amprt run MODEL [--input NAME=FILE.pb|FILE.npy]... [--output-dir DIR] [--threads N] [--batch B]\n"
+    "                 [--dim NAME=VALUE]... [--shapes NAME:D0xD1x...[,...]] [--seed N]\n"
+    "                 [--backend cpu|cuda|auto] [--fusion auto|on|off] [--precision fp16|bf16]\n"
+    "                 [--max-memory BYTES] [--quiet]\n"
+    "  Runs the model once. --input reads a TensorProto (.pb) or, by the extension .npy, a NumPy\n"
+    "  array (format 1.0 or 2.0, C order; <f4, <f2, <i8, <i4, |u1 or |b1). Inputs not given are\n"
+    "  random values seeded by --seed N (default 42) of the declared shape (symbolic dims from\n"
+    "  --dim, the first from --batch, others 1), or of the shape --shapes gives the input\n"
+    "  (trtexec's spelling: input:1x3x224x224; its rank and fixed dims must be the model's, and\n"
+    "  its symbolic dims bind those names for every input).\n"
+    "  --threads N: CPU threads (default: all cores).\n"
     "  Prints each output's shape, its first values and, for 2-D float outputs, the argmax of\n"
-    "  each row; --output-dir writes output_K.pb files.\n" CLI_PRECISION_HELP;
+    "  each row; --output-dir writes output_K.pb files.\n" CLI_PRECISION_HELP CLI_QUIET_HELP;
 
 static const cli_command run_cmd = {"run", usage_run,
-                                    CLI_INPUT | CLI_OUTPUT_DIR | CLI_THREADS | CLI_BATCH | CLI_DIM | CLI_BACKEND |
-                                        CLI_FUSION | CLI_AUTOCAST | CLI_CONVERT | CLI_MAX_MEMORY};
+                                    CLI_INPUT | CLI_OUTPUT_DIR | CLI_THREADS | CLI_BATCH | CLI_DIM | CLI_SHAPES |
+                                        CLI_SEED | CLI_QUIET | CLI_BACKEND | CLI_FUSION | CLI_AUTOCAST | CLI_CONVERT |
+                                        CLI_MAX_MEMORY};
 
 static const char *const usage_bench =
-    "usage: amprt bench MODEL [--batch B] [--threads N] [--runs R] [--warmup W]\n"
-    "                   [--input NAME=FILE.pb]... [--dim NAME=V]... [--backend ...] [--fusion auto|on|off]\n"
-    "                   [--json] [--verbose] [--precision fp16|bf16] [--train] [--max-memory BYTES]\n"
-    "  Times R runs after W warm-up runs (defaults 50 and 5) on --threads N CPU threads\n"
-    "  (default: all cores, as every command; --threads 1 times single-thread work) and prints\n"
-    "  median, min and max milliseconds, throughput and the memory plan; --verbose adds the time\n"
-    "  of each node. With --precision the converted model is timed, and the FP32 model's\n"
-    "  parameter and arena bytes are reported beside the converted one's.\n"
+    "usage: amprt bench MODEL [--batch B] [--threads N] [--iterations R] [--duration S] [--warmup W]\n"
+    "                   [--input NAME=FILE.pb|FILE.npy]... [--dim NAME=V]... [--shapes NAME:D0xD1x...[,...]]\n"
+    "                   [--backend ...] [--fusion auto|on|off] [--json] [--verbose] [--precision fp16|bf16]\n"
+    "                   [--train] [--seed N] [--max-memory BYTES] [--quiet]\n"
+    "  Inputs are those of 'amprt run' (--input, --shapes and --seed as there). Times R runs\n"
+    "  (--iterations, alias --runs; default 50) after W warm-up runs (default 5), and with\n"
+    "  --duration S as many more as fill S seconds (at most 10 million runs), on --threads N\n"
+    "  CPU threads (default: all cores, as every command; --threads 1 times single-thread work),\n"
+    "  and prints the median, min, max, p50, p90 and p99 milliseconds (percentiles interpolated\n"
+    "  between ranks), throughput and the memory plan; --verbose adds the time of each node.\n"
+    "  With --precision the converted model is timed, and the FP32 model's parameter and arena\n"
+    "  bytes are reported beside the converted one's.\n"
     "  --train times training steps instead (SGD, cross entropy for N x C and N x C x D outputs,\n"
-    "  MSE otherwise; --precision fp16|bf16 trains in that AMP precision): median step time, the\n"
-    "  step's device memory (arena with its workspaces, persistent state) and, where NVML is\n"
-    "  present, energy per step.\n" CLI_PRECISION_HELP;
+    "  MSE otherwise; --precision fp16|bf16 trains in that AMP precision): the step times as\n"
+    "  above, the step's device memory (arena with its workspaces, persistent state) and, where\n"
+    "  NVML is present, energy per step.\n" CLI_PRECISION_HELP CLI_QUIET_HELP;
 
 static const cli_command bench_cmd = {"bench", usage_bench,
-                                      CLI_BATCH | CLI_THREADS | CLI_RUNS | CLI_INPUT | CLI_DIM | CLI_BACKEND |
-                                          CLI_FUSION | CLI_JSON | CLI_VERBOSE | CLI_AUTOCAST | CLI_CONVERT |
-                                          CLI_TRAIN | CLI_MAX_MEMORY};
+                                      CLI_BATCH | CLI_THREADS | CLI_RUNS | CLI_INPUT | CLI_DIM | CLI_SHAPES | CLI_SEED |
+                                          CLI_QUIET | CLI_BACKEND | CLI_FUSION | CLI_JSON | CLI_VERBOSE | CLI_AUTOCAST |
+                                          CLI_CONVERT | CLI_TRAIN | CLI_MAX_MEMORY};
 
 static int fail(amp_context *ctx, amp_status s, const char *what) {
     fprintf(stderr, "amprt: %s: %s: %s\n", what, amp_status_name(s), amp_context_last_error(ctx));
@@ -90,15 +100,16 @@ static void print_dims_text(FILE *f, const amp_value_info *vi) {
     fputc(']', f);
 }
 
-/* Bindings: --dim values, then --batch for the first dim of inputs, then 1. b holds one entry
- * per symbol of the graph; the names are the graph's. */
+/* Bindings: --shapes values, then --dim values, then --batch for the first dim of inputs, then
+ * 1. b holds one entry per symbol of the graph; the names are the graph's. */
 static void bind_all(amp_model *m, const cli_opts *o, amp_dim_binding *b, int *nb) {
     const amp_graph *g = m->g;
     *nb = 0;
     for (int si = 0; si < g->n_syms; si++) {
         int64_t v = -1;
-        for (int k = 0; k < o->n_dims; k++)
-            if (strcmp(o->dims[k].name, g->syms[si]) == 0) v = o->dims[k].value;
+        if (!cli_shapes_bind(m, o, g->syms[si], &v))
+            for (int k = 0; k < o->n_dims; k++)
+                if (strcmp(o->dims[k].name, g->syms[si]) == 0) v = o->dims[k].value;
         if (v < 0) {
             /* the first dim of some input? */
             for (int i = 0; i < amp_model_input_count(m) && v < 0; i++) {
@@ -451,21 +462,29 @@ done:
 }
 
 /* Load the model, open a session, gather inputs and output names: the common start of run
- * and bench. Returns 0, or 1 after printing a message (what was made is left for the caller
- * to free). */
+ * and bench. Returns 0, or 1 after printing a message, or 2 for --shapes that do not fit the
+ * model (what was made is left for the caller to free). */
 static int prepare_run(amp_context *ctx, const cli_opts *o, amp_model **m, amp_session **s, run_io *io,
                        cli_autocast *ca) {
     amp_status st = amp_model_load(ctx, o->positional[0], m);
     if (st) return fail(ctx, st, "cannot load the model");
+    if (cli_check_shapes(*m, o)) return 2;
     amp_dtype lo = cli_autocast_dtype(o);
     if (lo && cli_autocast_model(ctx, o, lo, true, m, ca)) return 1;
     amp_session_options so = {.struct_size = sizeof so, .backend = o->backend, .threads = o->threads, .fusion = o->fusion};
     st = amp_session_create(*m, &so, s);
     if (st) return fail(ctx, st, "cannot create a session");
-    cli_say_backend(amp_session_backend(*s), amp_session_backend_note(*s));
+    cli_say_backend(o, amp_session_backend(*s), amp_session_backend_note(*s));
     /* plan for the shapes the inputs will have before making any of them, so a declared size
-     * over the memory limit (--max-memory) is refused before a byte of it is allocated */
-    if (o->n_inputs < amp_model_input_count(*m)) {
+     * over the memory limit (--max-memory) is refused before a byte of it is allocated; a plan
+     * cannot be made for an input without a declared shape (one --input or --shapes gives, or
+     * none: cli_random_inputs says so), whose size the context's tensor limit bounds instead */
+    bool declared = true;
+    for (int i = 0; i < amp_model_input_count(*m); i++) {
+        amp_value_info vi = {.struct_size = sizeof vi};
+        if (amp_model_input_info(*m, i, &vi) == AMP_OK && vi.rank < 0) declared = false;
+    }
+    if (declared && o->n_inputs < amp_model_input_count(*m)) {
         amp_dim_binding *b = calloc((size_t)(*m)->g->n_syms + 1, sizeof *b);
         if (!b) {
             fprintf(stderr, "amprt: out of memory\n");
@@ -481,6 +500,15 @@ static int prepare_run(amp_context *ctx, const cli_opts *o, amp_model **m, amp_s
         }
     }
     if (gather_inputs(ctx, *m, o, io)) return 1;
+    for (int i = 0; i < o->n_inputs; i++) {
+        const cli_shape *sh = cli_shape_of(o, io->names[i]);
+        bool same = !sh || (sh->rank == io->ins[i]->rank &&
+                            memcmp(sh->dims, io->ins[i]->dims, sizeof(int64_t) * (size_t)sh->rank) == 0);
+        if (!same) {
+            fprintf(stderr, "amprt: --shapes '%s' differs from the shape of its --input file\n", sh->name);
+            return 2;
+        }
+    }
     int nout = amp_model_output_count(*m);
     if (nout == 0) {
         fprintf(stderr, "amprt: the model has no outputs\n");
@@ -519,7 +547,8 @@ int cmd_run(int argc, char **argv) {
     memset(&ca, 0, sizeof ca);
     amp_status st;
     rc = 1;
-    if (prepare_run(ctx, &o, &m, &s, &io, &ca)) goto done;
+    if ((rc = prepare_run(ctx, &o, &m, &s, &io, &ca))) goto done;
+    rc = 1;
     double t0 = cli_now_ms();
     st = amp_session_run(s, io.nin, io.names, (const amp_tensor *const *)io.ins, io.nout, io.onames, io.outs);
     double t1 = cli_now_ms();
@@ -605,9 +634,16 @@ done:
     return rc;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
+/* One timed run of bench: the session and its inputs and outputs. */
+typedef struct bench_step {
+    amp_session *s;
+    run_io *io;
+} bench_step;
+
+static amp_status bench_run(void *user) {
+    bench_step *b = user;
+    return amp_session_run(b->s, b->io->nin, b->io->names, (const amp_tensor *const *)b->io->ins, b->io->nout,
+                           b->io->onames, b->io->outs);
 }
 
 int cmd_bench(int argc, char **argv) {
@@ -626,7 +662,7 @@ int cmd_bench(int argc, char **argv) {
     memset(&io, 0, sizeof io);
     cli_autocast ca;
     memset(&ca, 0, sizeof ca);
-    double *times = NULL;
+    cli_times times = {0};
     amp_status st;
     rc = 1;
     if (o.threads == 0) o.threads = cli_cores(); /* the library's default, named in the report */
@@ -635,31 +671,20 @@ int cmd_bench(int argc, char **argv) {
         if ((st = amp_model_load(ctx, o.positional[0], &m)))
             fprintf(stderr, "amprt: %s: %s\n", o.positional[0], amp_context_last_error(ctx));
         else
-            rc = cli_bench_train(ctx, &o, m);
+            rc = cli_check_shapes(m, &o) ? 2 : cli_bench_train(ctx, &o, m);
         goto done;
     }
-    if (prepare_run(ctx, &o, &m, &s, &io, &ca)) goto done;
+    if ((rc = prepare_run(ctx, &o, &m, &s, &io, &ca))) goto done;
+    rc = 1;
+    bench_step step = {s, &io};
     /* first run plans and creates the output tensors; later runs reuse them */
-    st = amp_session_run(s, io.nin, io.names, (const amp_tensor *const *)io.ins, io.nout, io.onames, io.outs);
-    for (int w = 0; !st && w < o.warmup; w++)
-        st = amp_session_run(s, io.nin, io.names, (const amp_tensor *const *)io.ins, io.nout, io.onames, io.outs);
+    st = bench_run(&step);
+    for (int w = 0; !st && w < o.warmup; w++) st = bench_run(&step);
     if (o.verbose && !st) amp_session_profile(s, true);
-    times = malloc(sizeof(double) * (size_t)o.runs);
-    for (int r = 0; !st && times && r < o.runs; r++) {
-        double t0 = cli_now_ms();
-        st = amp_session_run(s, io.nin, io.names, (const amp_tensor *const *)io.ins, io.nout, io.onames, io.outs);
-        times[r] = cli_now_ms() - t0;
-    }
-    if (st) {
-        fprintf(stderr, "amprt: run failed: %s: %s\n", amp_status_name(st), amp_session_last_error(s));
-        goto done;
-    }
-    if (!times) {
-        fprintf(stderr, "amprt: out of memory\n");
-        goto done;
-    }
-    qsort(times, (size_t)o.runs, sizeof(double), cmp_double);
-    double med = o.runs % 2 ? times[o.runs / 2] : 0.5 * (times[o.runs / 2 - 1] + times[o.runs / 2]);
+    if (!st && cli_time_runs(&o, bench_run, &step, &times)) st = times.status;
+    if (st) fprintf(stderr, "amprt: run failed: %s: %s\n", amp_status_name(st), amp_session_last_error(s));
+    if (!times.ms) goto done;
+    double med = times.median;
     int64_t batch = io.ins[0] && io.ins[0]->rank > 0 ? io.ins[0]->dims[0] : 1;
     amp_plan_stats ps = {.struct_size = sizeof ps};
     amp_session_last_plan(s, &ps);
@@ -684,10 +709,11 @@ int cmd_bench(int argc, char **argv) {
     if (o.json) {
         printf("{\"model\":");
         cli_json_str(stdout, o.positional[0]);
-        printf(",\"backend\":\"%s\",\"threads\":%d,\"batch\":%lld,\"runs\":%d,\"warmup\":%d,\"median_ms\":%.4f,"
-               "\"min_ms\":%.4f,\"max_ms\":%.4f,\"throughput_per_s\":%.2f,\"arena_bytes\":%zu,"
-               "\"lower_bound_bytes\":%zu,\"persistent_bytes\":%zu,\"strategy\":\"%s\",\"parameter_bytes\":%lld",
-               amp_session_backend(s), o.threads, (long long)batch, o.runs, o.warmup, med, times[0], times[o.runs - 1],
+        printf(",\"backend\":\"%s\",\"threads\":%d,\"batch\":%lld,\"warmup\":%d,", amp_session_backend(s), o.threads,
+               (long long)batch, o.warmup);
+        cli_times_json(stdout, &times);
+        printf(",\"throughput_per_s\":%.2f,\"arena_bytes\":%zu,\"lower_bound_bytes\":%zu,\"persistent_bytes\":%zu,"
+               "\"strategy\":\"%s\",\"parameter_bytes\":%lld",
                med > 0 ? 1000.0 * (double)batch / med : 0.0, ps.arena_bytes, ps.lower_bound_bytes, ps.persistent_bytes,
                ps.strategy, (long long)pbytes);
         if (ca.fp32)
@@ -696,9 +722,9 @@ int cmd_bench(int argc, char **argv) {
                    o.precision, (long long)pbytes32, have32 ? ps32.arena_bytes : 0, (long long)pbytes, ps.arena_bytes);
         printf("}\n");
     } else {
-        printf("%s: batch %lld, %d threads, %d runs: median %.3f ms (min %.3f, max %.3f), %.1f samples/s\n",
-               o.positional[0], (long long)batch, o.threads, o.runs, med, times[0], times[o.runs - 1],
-               med > 0 ? 1000.0 * (double)batch / med : 0.0);
+        printf("%s: batch %lld, %d threads, %d runs: ", o.positional[0], (long long)batch, o.threads, times.n);
+        cli_times_text(stdout, &times);
+        printf(", %.1f samples/s\n", med > 0 ? 1000.0 * (double)batch / med : 0.0);
         printf("arena %zu bytes, lower bound %zu (%.3fx), persistent %zu\n", ps.arena_bytes, ps.lower_bound_bytes,
                ps.lower_bound_bytes ? (double)ps.arena_bytes / (double)ps.lower_bound_bytes : 1.0, ps.persistent_bytes);
         if (ca.fp32 && have32)
@@ -710,11 +736,11 @@ int cmd_bench(int argc, char **argv) {
         fprintf(stderr, "per-node time (ms per run):\n");
         for (int i = 0; i < g->n_nodes; i++)
             if (s->profile_ms[i] > 0)
-                fprintf(stderr, "  %-22s %-30s %8.4f\n", g->nodes[i].op_type, g->nodes[i].name, s->profile_ms[i] / o.runs);
+                fprintf(stderr, "  %-22s %-30s %8.4f\n", g->nodes[i].op_type, g->nodes[i].name, s->profile_ms[i] / times.n);
     }
     rc = 0;
 done:
-    free(times);
+    cli_times_free(&times);
     run_io_free(&io);
     amp_session_destroy(s);
     amp_model_destroy(m);

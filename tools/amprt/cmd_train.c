@@ -24,6 +24,7 @@ static const char *const usage_train =
     "                   [--out FILE.onnx] [--out-dtype fp32|fp16|bf16] [--plot FILE.svg] [--json-log FILE]\n"
     "                   [--checkpoint FILE [--checkpoint-every N]] [--resume FILE]\n"
     "                   [--max-steps N] [--limit-train N] [--limit-test N] [--progress auto|tty|plain]\n"
+    "                   [--quiet]\n"
     "  Trains MODEL (an image classifier taking [B,1,H,W]) on the IDX data set in DIR\n"
     "  (train-*/t10k-* files, as Debian's /usr/share/datasets/fashion-mnist) with softmax cross\n"
     "  entropy. --precision (alias --amp) fp16 (default): autocast FP16, FP32 master weights,\n"
@@ -37,19 +38,22 @@ static const char *const usage_train =
     "  --freeze keeps initializers whose names match the pattern (fnmatch) fixed. A value given\n"
     "  is used as given, 0 included (--weight-decay 0: AdamW without decay); the defaults are\n"
     "  torch's: lr 0.01 (SGD) or 0.001 (AdamW), weight decay 0 (SGD) or 0.01 (AdamW), betas\n"
-    "  0.9 and 0.999, epsilon 1e-8, gamma 0.1.\n";
+    "  0.9 and 0.999, epsilon 1e-8, gamma 0.1.\n"
+    "  --quiet (-q) leaves out the backend line, the progress within an epoch and the notes\n"
+    "  (resumed, stopped, wrote); each epoch's summary line, warnings and errors stay.\n";
 
 /* After the training options are peeled, cli_parse takes these. */
-static const cli_command train_cmd = {"train", usage_train, CLI_THREADS | CLI_BACKEND | CLI_FUSION};
+static const cli_command train_cmd = {"train", usage_train, CLI_THREADS | CLI_BACKEND | CLI_FUSION | CLI_QUIET};
 
 static const char *const usage_eval =
     "usage: amprt evaluate MODEL --data DIR [--batch B] [--precision fp16|bf16] [--limit-test N] [--threads N]\n"
-    "                      [--backend cpu|cuda|auto] [--fusion auto|on|off]\n"
+    "                      [--backend cpu|cuda|auto] [--fusion auto|on|off] [--quiet]\n"
     "  Runs MODEL on the test split of DIR and prints the accuracy (argmax of the first output).\n"
-    "  --threads N: CPU threads (default: all cores). --batch: images per run (default 256).\n" CLI_PRECISION_HELP;
+    "  --threads N: CPU threads (default: all cores). --batch: images per run (default 256).\n" CLI_PRECISION_HELP
+        CLI_QUIET_HELP;
 
 static const cli_command eval_cmd = {"evaluate", usage_eval,
-                                     CLI_AUTOCAST | CLI_CONVERT | CLI_THREADS | CLI_BACKEND | CLI_FUSION};
+                                     CLI_AUTOCAST | CLI_CONVERT | CLI_THREADS | CLI_BACKEND | CLI_FUSION | CLI_QUIET};
 
 /* The training options evaluate reads; it refuses the others. */
 static const char *const eval_opts[] = {"--data", "--batch", "--limit-test"};
@@ -506,7 +510,7 @@ int cmd_train(int argc, char **argv) {
     {
         const char *note = NULL;
         const char *bn = amp_trainer_backend(tr, &note);
-        cli_say_backend(bn, note);
+        cli_say_backend(&o, bn, note);
     }
     amp_batcher_options bo = {.struct_size = sizeof bo, .batch = t.batch, .seed = t.seed, .drop_last = true};
     if ((s = amp_batcher_create(ctx, train, &bo, &bat))) {
@@ -541,8 +545,9 @@ int cmd_train(int argc, char **argv) {
                     t.resume, (long long)start_epoch + 1, (long long)start_batch, (long long)per_epoch);
             goto done;
         }
-        fprintf(stderr, "resumed from %s at epoch %lld, batch %lld\n", t.resume, (long long)start_epoch + 1,
-                (long long)start_batch);
+        if (!o.quiet)
+            fprintf(stderr, "resumed from %s at epoch %lld, batch %lld\n", t.resume, (long long)start_epoch + 1,
+                    (long long)start_batch);
         if (start_epoch >= t.epochs)
             fprintf(stderr, "amprt: the checkpoint has finished all %d epochs; nothing to train\n", t.epochs);
     }
@@ -604,7 +609,7 @@ int cmd_train(int argc, char **argv) {
                         loss, (long long)st.steps, (long long)e + 1, (long long)b + 1);
                 goto done;
             }
-            cli_progress_step(&pr, b + 1, loss, t.to.precision == AMP_TRAIN_FP16 ? st.loss_scale : 0.0);
+            if (!o.quiet) cli_progress_step(&pr, b + 1, loss, t.to.precision == AMP_TRAIN_FP16 ? st.loss_scale : 0.0);
             if (t.checkpoint && t.checkpoint_every > 0 && (b + 1) % t.checkpoint_every == 0) {
                 if ((s = amp_trainer_save_checkpoint(tr, t.checkpoint, e, ckpt_pos(b + 1, t.batch)))) {
                     fprintf(stderr, "\namprt: checkpoint: %s\n", amp_trainer_last_error(tr));
@@ -647,7 +652,7 @@ int cmd_train(int argc, char **argv) {
                 goto done;
             }
         }
-        if (!finished)
+        if (!finished && !o.quiet)
             fprintf(stderr, "stopped after %lld steps at epoch %lld, batch %lld of %lld%s\n", (long long)total_steps,
                     (long long)e + 1, (long long)next, (long long)per_epoch, t.checkpoint ? " (--resume continues there)" : "");
         if (t.plot) {
@@ -667,7 +672,7 @@ int cmd_train(int argc, char **argv) {
             fprintf(stderr, "amprt: cannot write '%s': %s\n", t.out, amp_trainer_last_error(tr));
             goto done;
         }
-        fprintf(stderr, "wrote %s\n", t.out);
+        if (!o.quiet) fprintf(stderr, "wrote %s\n", t.out);
     }
     rc = 0;
 done:
@@ -743,7 +748,7 @@ int cmd_evaluate(int argc, char **argv) {
         fprintf(stderr, "amprt: cannot create a session: %s: %s\n", amp_status_name(st), amp_context_last_error(ctx));
         goto done;
     }
-    cli_say_backend(amp_session_backend(s), amp_session_backend_note(s));
+    cli_say_backend(&o, amp_session_backend(s), amp_session_backend_note(s));
     double t0 = cli_now_ms();
     double acc = accuracy(NULL, s, in0.name, out0.name, test, t.limit_test, t.batch > 0 ? t.batch : 256);
     if (isnan(acc)) goto done;

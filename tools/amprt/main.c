@@ -1,5 +1,6 @@
 /* amprt: inspect, run, check and bench ONNX models. */
 #define _POSIX_C_SOURCE 200809L
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdbool.h>
@@ -22,12 +23,12 @@ static const char *const usage_main =
     "\n"
     "commands:\n"
     "  inspect MODEL [--json] [--dim NAME=V]...   opset, inputs/outputs, ops, parameters, memory plan\n"
-    "  run MODEL [--input NAME=FILE.pb]... [--output-dir DIR] [--threads N] [--batch B]\n"
+    "  run MODEL [--input NAME=FILE.pb|.npy]... [--shapes NAME:1x3x224x224] [--seed N] [--threads N] ...\n"
     "                                             run once, print outputs and time\n"
     "  check DIR... [--rtol X] [--atol X] [--threads N] [--list-passing FILE] [--verbose]\n"
     "                                             run ONNX backend-test cases, compare outputs\n"
-    "  bench MODEL [--batch B] [--threads N] [--runs R] [--warmup W] [--input NAME=FILE.pb] [--json]\n"
-    "                                             median/min/max run time and arena size\n"
+    "  bench MODEL [--batch B] [--threads N] [--iterations R] [--duration S] [--warmup W] [--json] ...\n"
+    "                                             median, min, max, p50, p90, p99 run time and arena size\n"
     "  convert IN OUT [--precision fp16|bf16|fp32] [--keep-io-types] [--calibrate DIR] ...\n"
     "                                             mixed-precision conversion (or a round trip)\n"
     "  train MODEL --data DIR [--epochs N] [--precision fp16|bf16|fp32|fp16-pure] [--out FILE] ...\n"
@@ -45,7 +46,8 @@ static const char *const usage_main =
     "  --backend cpu|cuda|auto|cpu-check|cpu-device (inspect --train, run, check, bench, train, evaluate),\n"
     "  --fusion auto|on|off (run, bench, check, train, evaluate: fused kernels as the backend asks,\n"
     "    everywhere, or none),\n"
-    "  --max-memory BYTES[K|M|G] (inspect, run, bench, check, convert: most one plan may hold; default 8G)\n"
+    "  --max-memory BYTES[K|M|G] (inspect, run, bench, check, convert: most one plan may hold; default 8G),\n"
+    "  --quiet, -q (run, bench, check, train, convert, evaluate: no informational lines on stderr)\n"
     "Run 'amprt COMMAND --help' for details; 'amprt --version' (-V) prints the version and how it was built.\n";
 
 double cli_now_ms(void) {
@@ -54,7 +56,8 @@ double cli_now_ms(void) {
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-void cli_say_backend(const char *name, const char *note) {
+void cli_say_backend(const cli_opts *o, const char *name, const char *note) {
+    if (o->quiet) return;
     fprintf(stderr, "amprt: backend %s (%s)\n", name ? name : "?", note && note[0] ? note : "as asked");
 }
 
@@ -71,6 +74,10 @@ amp_context *cli_context(const cli_opts *o) {
 void cli_free(cli_opts *o) {
     for (int i = 0; i < o->n_dims; i++) free((char *)o->dims[i].name);
     for (int i = 0; i < o->n_inputs; i++) free(o->input_names[i]);
+    for (int i = 0; i < o->n_shapes; i++) free(o->shapes[i].name);
+    free(o->shapes);
+    o->shapes = NULL;
+    o->n_shapes = 0;
     free(o->dims);
     free(o->input_names);
     free(o->input_files);
@@ -148,12 +155,18 @@ static const struct {
     {"--markdown", CLI_MARKDOWN},
     {"--verbose", CLI_VERBOSE},
     {"-v", CLI_VERBOSE},
+    {"--quiet", CLI_QUIET},
+    {"-q", CLI_QUIET},
     {"--input", CLI_INPUT},
     {"--dim", CLI_DIM},
+    {"--shapes", CLI_SHAPES},
+    {"--seed", CLI_SEED},
     {"--max-memory", CLI_MAX_MEMORY},
     {"--threads", CLI_THREADS},
     {"--batch", CLI_BATCH},
     {"--runs", CLI_RUNS},
+    {"--iterations", CLI_RUNS},
+    {"--duration", CLI_RUNS},
     {"--warmup", CLI_RUNS},
     {"--backend", CLI_BACKEND},
     {"--fusion", CLI_FUSION},
@@ -188,6 +201,7 @@ int cli_parse(int argc, char **argv, int first, cli_opts *o, const cli_command *
     o->atol = 1e-5;
     o->runs = 50;
     o->warmup = 5;
+    o->seed = 42;
     size_t cap = argc > 0 ? (size_t)argc : 1;
     o->input_names = calloc(cap, sizeof *o->input_names);
     o->input_files = calloc(cap, sizeof *o->input_files);
@@ -227,6 +241,8 @@ static int parse_opts(int argc, char **argv, int first, cli_opts *o, const cli_c
             conv_opt = a;
         if (strcmp(a, "--json") == 0) {
             o->json = true;
+        } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
+            o->quiet = true;
         } else if (strcmp(a, "--markdown") == 0) {
             o->markdown = true;
         } else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
@@ -235,7 +251,7 @@ static int parse_opts(int argc, char **argv, int first, cli_opts *o, const cli_c
             if (!want_arg(i, argc, a)) return 2;
             const char *v = argv[++i], *eq = strchr(v, '=');
             if (!eq || eq == v || !eq[1]) {
-                fprintf(stderr, "amprt: --input expects NAME=FILE.pb, got '%s'\n", v);
+                fprintf(stderr, "amprt: --input expects NAME=FILE (.pb or .npy), got '%s'\n", v);
                 return 2;
             }
             char *name = dup_n(v, (size_t)(eq - v));
@@ -269,13 +285,26 @@ static int parse_opts(int argc, char **argv, int first, cli_opts *o, const cli_c
             o->dims[o->n_dims].value = v;
             o->n_dims++;
             i++;
+        } else if (strcmp(a, "--shapes") == 0) {
+            if (!want_arg(i, argc, a) || cli_parse_shapes(argv[++i], o)) return 2;
+        } else if (strcmp(a, "--seed") == 0) {
+            if (!want_arg(i, argc, a)) return 2;
+            const char *v = argv[++i];
+            char *end;
+            errno = 0;
+            unsigned long long seed = strtoull(v, &end, 10);
+            if (v[0] < '0' || v[0] > '9' || *end || errno) {
+                fprintf(stderr, "amprt: --seed expects an integer from 0 to 18446744073709551615, got '%s'\n", v);
+                return 2;
+            }
+            o->seed = seed;
         } else if (strcmp(a, "--max-memory") == 0) {
             if (!want_arg(i, argc, a) || !parse_bytes(argv[++i], a, &o->max_memory)) return 2;
         } else if (strcmp(a, "--threads") == 0) {
             if (!want_arg(i, argc, a) || !parse_int(argv[++i], a, 1, max_threads, &o->threads)) return 2;
         } else if (strcmp(a, "--batch") == 0) {
             if (!want_arg(i, argc, a) || !parse_int(argv[++i], a, 1, 1 << 24, &o->batch)) return 2;
-        } else if (strcmp(a, "--runs") == 0) {
+        } else if (strcmp(a, "--runs") == 0 || strcmp(a, "--iterations") == 0) {
             if (!want_arg(i, argc, a) || !parse_int(argv[++i], a, 1, 1000000, &o->runs)) return 2;
         } else if (strcmp(a, "--warmup") == 0) {
             if (!want_arg(i, argc, a) || !parse_int(argv[++i], a, 0, 1000000, &o->warmup)) return 2;
@@ -307,6 +336,16 @@ static int parse_opts(int argc, char **argv, int first, cli_opts *o, const cli_c
         } else if (strcmp(a, "--list-passing") == 0) {
             if (!want_arg(i, argc, a)) return 2;
             o->list_file = argv[++i];
+        } else if (strcmp(a, "--duration") == 0) {
+            if (!want_arg(i, argc, a)) return 2;
+            char *end;
+            double v = strtod(argv[i + 1], &end);
+            if (!argv[i + 1][0] || *end || !(v > 0) || v > 86400) {
+                fprintf(stderr, "amprt: --duration expects seconds above 0, at most 86400, got '%s'\n", argv[i + 1]);
+                return 2;
+            }
+            o->duration_s = v;
+            i++;
         } else if (strcmp(a, "--rtol") == 0 || strcmp(a, "--atol") == 0) {
             if (!want_arg(i, argc, a)) return 2;
             char *end;
@@ -387,8 +426,14 @@ int cli_load_inputs(amp_context *ctx, const amp_model *m, const cli_opts *o, con
     for (int i = 0; i < o->n_inputs; i++) {
         names[i] = o->input_names[i];
         tensors[i] = NULL;
-        amp_status s = amp_tensor_load_pb(ctx, o->input_files[i], &tensors[i], NULL);
-        if (s) fprintf(stderr, "amprt: %s: %s\n", amp_status_name(s), amp_context_last_error(ctx));
+        const char *f = o->input_files[i];
+        size_t n = strlen(f);
+        bool npy = n > 4 && f[n - 4] == '.' && tolower((unsigned char)f[n - 3]) == 'n' &&
+                   tolower((unsigned char)f[n - 2]) == 'p' && tolower((unsigned char)f[n - 1]) == 'y';
+        amp_status s = AMP_OK;
+        if (npy && cli_load_npy(ctx, f, &tensors[i])) s = AMP_ERR_PARSE;
+        else if (!npy) s = amp_tensor_load_pb(ctx, f, &tensors[i], NULL);
+        if (s && !npy) fprintf(stderr, "amprt: %s: %s\n", amp_status_name(s), amp_context_last_error(ctx));
         if (s) {
             for (int j = 0; j < i; j++) {
                 amp_tensor_destroy(tensors[j]);
@@ -409,18 +454,24 @@ static uint64_t splitmix(uint64_t *s) {
 
 int cli_random_inputs(amp_context *ctx, amp_model *m, const cli_opts *o, const char **names, amp_tensor **tensors) {
     int n = amp_model_input_count(m);
-    uint64_t seed = 42;
+    uint64_t seed = o->seed;
     for (int i = 0; i < n; i++) {
         amp_value_info vi = {.struct_size = sizeof vi};
         amp_model_input_info(m, i, &vi);
         int64_t dims[AMP_MAX_RANK];
+        const cli_shape *sh = cli_shape_of(o, vi.name);
+        if (sh) {
+            vi.rank = sh->rank;
+            memcpy(vi.dims, sh->dims, sizeof vi.dims);
+        }
         if (vi.rank < 0) {
-            fprintf(stderr, "amprt: input '%s' has no declared shape; give it with --input\n", vi.name);
+            fprintf(stderr, "amprt: input '%s' has no declared shape; give it with --input or --shapes\n", vi.name);
             return 1;
         }
         for (int d = 0; d < vi.rank; d++) {
             dims[d] = vi.dims[d];
             if (dims[d] >= 0) continue;
+            if (vi.dim_names[d] && cli_shapes_bind(m, o, vi.dim_names[d], &dims[d])) continue;
             dims[d] = (d == 0 && o->batch) ? o->batch : 1;
             for (int k = 0; k < o->n_dims; k++)
                 if (vi.dim_names[d] && strcmp(vi.dim_names[d], o->dims[k].name) == 0) dims[d] = o->dims[k].value;
