@@ -35,7 +35,6 @@
 
 #include "ir/ir.h"
 #include "passes/memplan.h"
-#include "passes/passes.h"
 
 typedef struct amp_backend amp_backend;
 

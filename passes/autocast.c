@@ -149,14 +149,6 @@ static bool in_list(const char *s, const char *const *list, int n) {
     return false;
 }
 
-static const amp_tensor *const_tensor(const amp_graph *g, int v) {
-    const amp_value *val = &g->values[v];
-    if (val->init && !val->is_input) return val->init;
-    if (val->producer >= 0 && g->nodes[val->producer].op == AMP_OP_CONSTANT)
-        return amp_attr_tensor(&g->nodes[val->producer], "value");
-    return NULL;
-}
-
 static double f32_absmax(const amp_tensor *t) {
     double m = 0;
     const float *x = t->data;
@@ -193,7 +185,7 @@ static void colour(ac *a, const amp_autocast_options *o, const double *absmax, d
                 int v = n->inputs[i];
                 if (v < 0 || a->orig[v] != AMP_F32) continue;
                 if (absmax && absmax[v] > limit) hot = true;
-                const amp_tensor *ct = const_tensor(g, v);
+                const amp_tensor *ct = amp_edit_const_tensor(g, v);
                 if (ct && ct->dtype == AMP_F32 && (a->rules[ni].tin >> i & 1) && f32_absmax(ct) > limit) hot = true;
             }
             for (int i = 0; absmax && i < n->n_outputs && !hot; i++)

@@ -39,3 +39,19 @@ amp_status amp_edit_use_counts(amp_graph *g, int **out) {
     *out = uses;
     return AMP_OK;
 }
+
+const amp_tensor *amp_edit_const_tensor(const amp_graph *g, int v) {
+    if (v < 0) return NULL;
+    const amp_value *val = &g->values[v];
+    if (val->init && !val->is_input) return val->init;
+    if (val->producer >= 0 && g->nodes[val->producer].op == AMP_OP_CONSTANT)
+        return amp_attr_tensor(&g->nodes[val->producer], "value");
+    return NULL;
+}
+
+int amp_edit_other_input(const amp_node *n, int v) {
+    if (n->n_inputs != 2) return -1;
+    if (n->inputs[0] == v) return n->inputs[1];
+    if (n->inputs[1] == v) return n->inputs[0];
+    return -1;
+}

@@ -108,18 +108,9 @@ static bool is_op(const fz *f, int ni, amp_op op, int nin) {
 
 static int out0(const fz *f, int ni) { return f->g->nodes[ni].outputs[0]; }
 
-static const amp_tensor *const_tensor(const amp_graph *g, int v) {
-    if (v < 0) return NULL;
-    const amp_value *val = &g->values[v];
-    if (val->init && !val->is_input) return val->init;
-    if (val->producer >= 0 && g->nodes[val->producer].op == AMP_OP_CONSTANT)
-        return amp_attr_tensor(&g->nodes[val->producer], "value");
-    return NULL;
-}
-
 /* A constant of one element (any float dtype) read as double. */
 static bool const_scalar(const amp_graph *g, int v, double *out) {
-    const amp_tensor *t = const_tensor(g, v);
+    const amp_tensor *t = amp_edit_const_tensor(g, v);
     if (!t || t->numel != 1) return false;
     if (t->dtype != AMP_F32 && t->dtype != AMP_F64 && t->dtype != AMP_F16 && t->dtype != AMP_BF16) return false;
     *out = amp_ld(t->dtype, t->data, 0);
@@ -233,20 +224,18 @@ static amp_status become(fz *f, int at, const char *op_type, const char *domain,
     }
     memcpy(in, ins, sizeof(int) * (size_t)nin);
     memcpy(out, outs, sizeof(int) * (size_t)nout);
-    if (attrs_of >= 0 && attrs_of != at) {
-        amp_node *src = &g->nodes[attrs_of];
-        /* drop this node's own attributes (freed with a throwaway node), take src's */
-        amp_node tmp = {.attrs = n->attrs, .n_attrs = n->n_attrs};
-        amp_node_free(ctx, &tmp);
-        n->attrs = src->attrs;
-        n->n_attrs = src->n_attrs;
-        src->attrs = NULL;
-        src->n_attrs = 0;
-    } else if (attrs_of < 0) {
-        amp_node tmp = {.attrs = n->attrs, .n_attrs = n->n_attrs};
-        amp_node_free(ctx, &tmp);
+    if (attrs_of != at) {
+        amp_node own = {.attrs = n->attrs, .n_attrs = n->n_attrs};
+        amp_node_free(ctx, &own); /* this node's own attributes go */
         n->attrs = NULL;
         n->n_attrs = 0;
+        if (attrs_of >= 0) { /* and src's move here */
+            amp_node *src = &g->nodes[attrs_of];
+            n->attrs = src->attrs;
+            n->n_attrs = src->n_attrs;
+            src->attrs = NULL;
+            src->n_attrs = 0;
+        }
     }
     amp_dealloc(ctx, n->op_type);
     amp_dealloc(ctx, n->domain);
@@ -287,11 +276,7 @@ static int gelu_scaled_input(const fz *f, int ni) {
 }
 
 /* The other input of binary node ni beside v, or -1. */
-static int other(const fz *f, int ni, int v) {
-    const amp_node *n = &f->g->nodes[ni];
-    if (n->n_inputs != 2) return -1;
-    return n->inputs[0] == v ? n->inputs[1] : n->inputs[1] == v ? n->inputs[0] : -1;
-}
+static int other(const fz *f, int ni, int v) { return amp_edit_other_input(&f->g->nodes[ni], v); }
 
 static bool is_const_near(const fz *f, int v, double want) {
     double c;
@@ -357,10 +342,11 @@ static int activation_of(const fz *f, int v, const char **act) {
 static int gelu_reader(const fz *f, int v) {
     const amp_graph *g = f->g;
     int found = -1;
-    for (int ni = 0; ni < g->n_nodes; ni++) {
+    for (int i = f->cs[v]; i < f->cs[v + 1]; i++) {
+        int ni = f->cl[i];
         if (f->dead[ni] || g->nodes[ni].op != AMP_OP_GELU || g->nodes[ni].n_inputs < 1 || g->nodes[ni].inputs[0] != v)
             continue;
-        if (found >= 0) return -1;
+        if (found >= 0 && found != ni) return -1;
         found = ni;
     }
     return found;
@@ -538,12 +524,15 @@ static amp_status fuse_attention(fz *f, int *count) {
             p = out0(f, back);
         }
         /* P feeds one MatMul(P, V) as its left operand; others may read P too (SoftmaxGrad) */
-        for (int ni = 0; ni < g->n_nodes; ni++)
-            if (!f->dead[ni] && is_op(f, ni, AMP_OP_MAT_MUL, 2) && g->nodes[ni].inputs[0] == p) {
-                if (m2 >= 0) m2 = -2;
-                else m2 = ni;
+        int n_mm = 0; /* a node reading P twice is listed twice, side by side */
+        for (int i = f->cs[p]; i < f->cs[p + 1]; i++) {
+            int ni = f->cl[i];
+            if (ni != m2 && is_op(f, ni, AMP_OP_MAT_MUL, 2) && g->nodes[ni].inputs[0] == p) {
+                m2 = ni;
+                n_mm++;
             }
-        if (m2 < 0) continue;
+        }
+        if (n_mm != 1) continue;
         bool p_out = f->uses[p] > 1 || g->values[p].is_output;
         if (p_out && widened) continue;
         chain[n++] = m2;

@@ -26,29 +26,13 @@ static int sole_consumer(const fl *f, int v) {
     return -1;
 }
 
-static const amp_tensor *const_tensor(const amp_graph *g, int v) {
-    if (v < 0) return NULL;
-    const amp_value *val = &g->values[v];
-    if (val->init && !val->is_input) return val->init;
-    if (val->producer >= 0 && g->nodes[val->producer].op == AMP_OP_CONSTANT)
-        return amp_attr_tensor(&g->nodes[val->producer], "value");
-    return NULL;
-}
-
 static bool const_scalar(const amp_graph *g, int v, double *out) {
-    const amp_tensor *t = const_tensor(g, v);
+    const amp_tensor *t = amp_edit_const_tensor(g, v);
     if (!t || t->numel != 1) return false;
     if (t->dtype == AMP_F32) *out = ((const float *)t->data)[0];
     else if (t->dtype == AMP_F64) *out = ((const double *)t->data)[0];
     else return false;
     return true;
-}
-
-static int other_input(const amp_node *n, int v) {
-    if (n->n_inputs != 2) return -1;
-    if (n->inputs[0] == v) return n->inputs[1];
-    if (n->inputs[1] == v) return n->inputs[0];
-    return -1;
 }
 
 /* Node ni is op with exactly nin inputs and a first output: the pattern reads inputs[0..nin)
@@ -111,7 +95,7 @@ amp_status amp_pass_fuse_layernorm(amp_graph *g, int *fused) {
         int r2 = sole_consumer(&f, g->nodes[pw].outputs[0]);
         if (!last_axis_mean(g, r2)) continue;
         int add = sole_consumer(&f, g->nodes[r2].outputs[0]);
-        if (!shaped(g, add, AMP_OP_ADD, 2) || !const_scalar(g, other_input(&g->nodes[add], g->nodes[r2].outputs[0]), &eps))
+        if (!shaped(g, add, AMP_OP_ADD, 2) || !const_scalar(g, amp_edit_other_input(&g->nodes[add], g->nodes[r2].outputs[0]), &eps))
             continue;
         int sq = sole_consumer(&f, g->nodes[add].outputs[0]);
         if (!shaped(g, sq, AMP_OP_SQRT, 1) || sole_consumer(&f, g->nodes[sq].outputs[0]) != dv ||
@@ -119,11 +103,11 @@ amp_status amp_pass_fuse_layernorm(amp_graph *g, int *fused) {
             continue;
         int mul = sole_consumer(&f, g->nodes[dv].outputs[0]);
         if (!shaped(g, mul, AMP_OP_MUL, 2)) continue;
-        int scale = other_input(&g->nodes[mul], g->nodes[dv].outputs[0]);
+        int scale = amp_edit_other_input(&g->nodes[mul], g->nodes[dv].outputs[0]);
         int bias_add = sole_consumer(&f, g->nodes[mul].outputs[0]);
         if (!shaped(g, bias_add, AMP_OP_ADD, 2) || g->nodes[bias_add].n_attrs) continue;
-        int bias = other_input(&g->nodes[bias_add], g->nodes[mul].outputs[0]);
-        const amp_tensor *ts = const_tensor(g, scale), *tb = const_tensor(g, bias);
+        int bias = amp_edit_other_input(&g->nodes[bias_add], g->nodes[mul].outputs[0]);
+        const amp_tensor *ts = amp_edit_const_tensor(g, scale), *tb = amp_edit_const_tensor(g, bias);
         if (!ts || !tb || ts->rank != 1 || tb->rank != 1 || ts->dims[0] != tb->dims[0] || ts->dtype != AMP_F32 ||
             tb->dtype != AMP_F32)
             continue;

@@ -117,5 +117,10 @@ int amp_edit_new_value(amp_graph *g, const char *base, const char *suffix);
 amp_status amp_edit_remove_nodes(amp_graph *g, const bool *dead);
 /* Count consumers of every value (graph outputs count as one each); *out owned by the caller. */
 amp_status amp_edit_use_counts(amp_graph *g, int **out);
+/* The constant value of v: a (non-input) initializer's tensor or a Constant node's `value`;
+ * NULL for anything else (and for v < 0). */
+const amp_tensor *amp_edit_const_tensor(const amp_graph *g, int v);
+/* The input of binary node n other than v (-1 when n has not two inputs or v is neither). */
+int amp_edit_other_input(const amp_node *n, int v);
 
 #endif

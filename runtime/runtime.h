@@ -7,7 +7,6 @@
 #include "backends/backend.h"
 #include "ir/ir.h"
 #include "passes/memplan.h"
-#include "passes/passes.h"
 
 struct amp_model {
     amp_context *ctx;
@@ -72,7 +71,6 @@ struct amp_session {
     amp_model *user_model; /* the caller's (borrowed) */
     amp_model *fused;      /* the session's own copy with the backend's fusions (passes/fuse.c),
                               its initializers borrowed from user_model; NULL when nothing fused */
-    amp_fuse_report fusion;
     amp_context ctx;       /* the model's hooks, with this session's own error buffer */
     amp_session_options opts;
     amp_plan **plans;

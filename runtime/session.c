@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "passes/passes.h"
 #include "runtime/runtime.h"
 
 #define AMP_SMALL_INT_INPUT 64
@@ -62,13 +63,14 @@ static amp_status apply_fusion(amp_session *s, int fusion) {
     fm->ctx = um->ctx;
     fm->g = g;
     s->fused = fm;
-    st = amp_pass_fuse(g, which, &s->fusion);
+    amp_fuse_report fr;
+    st = amp_pass_fuse(g, which, &fr);
     if (st) {
         amp_seterr(&s->ctx, st, "fusion: %s", um->ctx->err);
         drop_fused(s);
         return st;
     }
-    const amp_fuse_report *r = &s->fusion;
+    const amp_fuse_report *r = &fr;
     amp_log(&s->ctx, AMP_LOG_INFO, "fused for %s: %d GELU, %d GEMM, %d Conv, %d LayerNorm, %d attention, %d cast groups",
             s->be->i.name, r->gelu, r->gemm, r->conv, r->layernorm, r->attention, r->casts);
     if (r->gelu + r->gemm + r->conv + r->layernorm + r->attention + r->casts == 0) {
@@ -545,7 +547,6 @@ static amp_status get_plan(amp_session *s, int n, const char *const *names, cons
             s->n_plans = 0;
             s->last = NULL;
             drop_fused(s);
-            memset(&s->fusion, 0, sizeof s->fusion);
         }
         if (st) goto done;
         st = ensure_arena(s, p->stats.arena_bytes);

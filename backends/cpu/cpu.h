@@ -31,6 +31,9 @@ AMP_CPU_INLINE void amp_stf(bool f32, amp_dtype t, void *p, int64_t i, double v)
 }
 
 /* Row-major strides of dims (elements). */
+/* The threads a kernel may use (k->threads, at least 1). */
+static inline int amp_cpu_threads(const amp_kernel *k) { return k->threads > 0 ? k->threads : 1; }
+
 static inline void amp_strides(int rank, const int64_t *dims, int64_t *strides) {
     int64_t s = 1;
     for (int i = rank - 1; i >= 0; i--) {

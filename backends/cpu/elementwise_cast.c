@@ -9,8 +9,6 @@
 #define CHUNK ((int64_t)1 << 14)
 #define PAR_MIN ((int64_t)1 << 15)
 
-static int nthreads(const amp_kernel *k) { return k->threads > 0 ? k->threads : 1; }
-
 /* ---- Clip ----------------------------------------------------------------------------------- */
 
 /* A bound given as an optional input (opset 11+); absent when omitted or empty. */
@@ -44,7 +42,7 @@ amp_status amp_cpu_clip(amp_kernel *k) {
     if (amp_dtype_is_int(t)) {
         int64_t lo = tlo ? amp_ldi(t, tlo->data, 0) : INT64_MIN;
         int64_t hi = thi ? amp_ldi(t, thi->data, 0) : INT64_MAX;
-#pragma omp parallel for num_threads(nthreads(k)) if (big)
+#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (big)
         for (int64_t i = 0; i < n; i++) {
             int64_t v = amp_ldi(t, x->data, i);
             v = v < lo ? lo : v;
@@ -62,14 +60,14 @@ amp_status amp_cpu_clip(amp_kernel *k) {
     if (t == AMP_F32) {
         const float *xp = x->data;
         float *yp = y->data, flo = (float)lo, fhi = (float)hi;
-#pragma omp parallel for num_threads(nthreads(k)) if (big)
+#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (big)
         for (int64_t i = 0; i < n; i++) {
             float v = xp[i];
             v = v < flo ? flo : v;
             yp[i] = v > fhi ? fhi : v;
         }
     } else {
-#pragma omp parallel for num_threads(nthreads(k)) if (big)
+#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (big)
         for (int64_t i = 0; i < n; i++) {
             double v = amp_ld(t, x->data, i);
             v = v < lo ? lo : v;
@@ -131,7 +129,7 @@ amp_status amp_cpu_dropout(amp_kernel *k) {
     uint64_t seed = content_seed(x);
     float fr = (float)ratio;
     bool big = n >= PAR_MIN && k->threads > 1;
-#pragma omp parallel for num_threads(nthreads(k)) if (big)
+#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (big)
     for (int64_t i = 0; i < n; i++) {
         bool keep = amp_dropout_u01(seed, (uint64_t)i) >= fr;
         if (t == AMP_F32) ((float *)y->data)[i] = keep ? (float)(((const float *)x->data)[i] * scale) : 0.0f;
@@ -222,7 +220,7 @@ amp_status amp_cpu_cast(amp_kernel *k) {
     int64_t n = x->numel, chunks = (n + CHUNK - 1) / CHUNK;
     bool big = n >= PAR_MIN && k->threads > 1;
     bool rtz = (k->n->flags & AMP_NODE_CAST_RTZ) != 0;
-#pragma omp parallel for num_threads(nthreads(k)) if (big)
+#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (big)
     for (int64_t c = 0; c < chunks; c++) {
         int64_t lo = c * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n;
         cast_range(x->dtype, y->dtype, x->data, y->data, lo, hi, rtz);

@@ -17,8 +17,6 @@
 #define BLK 512                        /* elements per block of stack scratch */
 #define PAR_MIN ((int64_t)1 << 15)     /* below this many elements, one thread */
 
-static int nthreads(const amp_kernel *k) { return k->threads > 0 ? k->threads : 1; }
-
 /* ---- block loads and stores ------------------------------------------------------------------- */
 
 /* n elements of p (dtype t) from element off, step s (0: one value repeated), into buf. */
@@ -329,9 +327,9 @@ amp_status amp_cpu_sum_to_shape(amp_kernel *k) {
     s2s_build(&p, g->rank, g->dims, td);
     bool big = n >= PAR_MIN && k->threads > 1;
     if (AMP_S2S_USE_PARTS(n, m) && k->ws && k->ws_bytes >= (size_t)AMP_S2S_PARTS * (size_t)m * sizeof(double))
-        s2s_parts(&p, t, g->data, n, r->data, m, k->ws, nthreads(k), big);
+        s2s_parts(&p, t, g->data, n, r->data, m, k->ws, amp_cpu_threads(k), big);
     else
-        s2s_direct(&p, t, g->data, r->data, nthreads(k), big);
+        s2s_direct(&p, t, g->data, r->data, amp_cpu_threads(k), big);
     return AMP_OK;
 }
 
@@ -454,7 +452,7 @@ amp_status amp_cpu_unary_grad(amp_kernel *k) {
                                amp_dtype_name(dy->dtype));
     int64_t chunk = (int64_t)1 << 14, chunks = (n + chunk - 1) / chunk;
     bool big = n >= PAR_MIN && k->threads > 1;
-#pragma omp parallel for num_threads(nthreads(k)) if (big) schedule(static)
+#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (big) schedule(static)
     for (int64_t c = 0; c < chunks; c++) {
         int64_t lo = c * chunk, len = n - lo < chunk ? n - lo : chunk;
         ug_range(op, dy->dtype, dy->data, v->data, dx->data, lo, len, &a);
@@ -577,7 +575,7 @@ amp_status amp_cpu_binary_grad(amp_kernel *k) {
     bc_build(&pl, r, dy->dims, 3, ed);
     bg_aux aux = {dy, a, b, out, pw, wrt == 1,
                   dy->dtype == AMP_F64 || a->dtype == AMP_F64 || b->dtype == AMP_F64 || amp_dtype_is_int(b->dtype)};
-    bc_run(&pl, bg_block, &aux, nthreads(k));
+    bc_run(&pl, bg_block, &aux, amp_cpu_threads(k));
     return AMP_OK;
 }
 
@@ -634,7 +632,7 @@ amp_status amp_cpu_min_max_grad(amp_kernel *k) {
     bc_plan pl;
     bc_build(&pl, r, dy->dims, k->nin, ed);
     mm_aux aux = {k, (int)index};
-    bc_run(&pl, mm_block, &aux, nthreads(k));
+    bc_run(&pl, mm_block, &aux, amp_cpu_threads(k));
     return AMP_OK;
 }
 
@@ -663,7 +661,7 @@ amp_status amp_cpu_clip_grad(amp_kernel *k) {
     bool big = n >= PAR_MIN && k->threads > 1;
     bool dbl = t == AMP_F64;
     float flo = (float)lo, fhi = (float)hi;
-#pragma omp parallel for num_threads(nthreads(k)) if (big) schedule(static)
+#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (big) schedule(static)
     for (int64_t w = 0; w < nblk; w++) {
         int64_t o0 = w * BLK, len = n - o0 < BLK ? n - o0 : BLK;
         if (dbl) {
@@ -716,7 +714,7 @@ amp_status amp_cpu_dropout_grad(amp_kernel *k) {
     bool big = n >= PAR_MIN && k->threads > 1;
     if (mask) {
         amp_dtype mt = mask->dtype;
-#pragma omp parallel for num_threads(nthreads(k)) if (big) schedule(static)
+#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (big) schedule(static)
         for (int64_t i = 0; i < n; i++) drop_one(t, dy->data, dx->data, i, amp_ld(mt, mask->data, i) != 0.0, scale);
         return AMP_OK;
     }
@@ -731,7 +729,7 @@ amp_status amp_cpu_dropout_grad(amp_kernel *k) {
     }
     uint64_t seed = amp_dropout_content_seed(x->data, x->numel, amp_dtype_size(x->dtype));
     float fr = (float)ratio;
-#pragma omp parallel for num_threads(nthreads(k)) if (big) schedule(static)
+#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (big) schedule(static)
     for (int64_t i = 0; i < n; i++) drop_one(t, dy->data, dx->data, i, amp_dropout_u01(seed, (uint64_t)i) >= fr, scale);
     return AMP_OK;
 }

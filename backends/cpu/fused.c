@@ -10,8 +10,6 @@
 #include "backends/cpu/kernels.h"
 #include "backends/elementwise.h"
 
-static int threads_of(const amp_kernel *k) { return k->threads < 1 ? 1 : k->threads; }
-
 static bool is16(amp_dtype t) { return t == AMP_F16 || t == AMP_BF16; }
 
 /* f32 value v rounded to 16-bit dtype t and back (what storing it in t keeps). */
@@ -80,7 +78,7 @@ amp_status amp_cpu_fused_gemm(amp_kernel *k) {
         double *v = Z ? Z->data : Y->data, *y = Y->data;
         for (int64_t m = 0; m < M; m++)
             for (int64_t n = 0; n < N; n++) v[m * N + n] = bias ? ((const double *)bias->data)[n] : 0.0;
-        if (K) amp_cpu_dgemm(threads_of(k), 0, tb, M, N, K, alpha, A->data, K, B->data, tb ? K : N, 1.0, v, N);
+        if (K) amp_cpu_dgemm(amp_cpu_threads(k), 0, tb, M, N, K, alpha, A->data, K, B->data, tb ? K : N, 1.0, v, N);
         for (int64_t i = 0; i < M * N; i++) y[i] = act_d(act, v[i]);
         return AMP_OK;
     }
@@ -99,7 +97,7 @@ amp_status amp_cpu_fused_gemm(amp_kernel *k) {
     /* the bias first and the product added onto it, as the CPU's Gemm adds its C */
     for (int64_t m = 0; m < M; m++)
         for (int64_t n = 0; n < N; n++) v[m * N + n] = bias ? (float)amp_ld(dt, bias->data, n) : 0.0f;
-    if (K) amp_cpu_sgemm(threads_of(k), 0, tb, M, N, K, (float)alpha, a, K, b, tb ? K : N, 1.0f, v, N);
+    if (K) amp_cpu_sgemm(amp_cpu_threads(k), 0, tb, M, N, K, (float)alpha, a, K, b, tb ? K : N, 1.0f, v, N);
     if (is16(dt)) {
         if (Z) amp_narrow16(dt, v, Z->data, Z->numel);
         for (int64_t i = 0; i < M * N; i++) v[i] = act_f(act, v[i]);
@@ -130,15 +128,14 @@ amp_status amp_cpu_ws_add_layer_norm(const amp_kernel *k, size_t *bytes) {
     return AMP_OK;
 }
 
-/* Element strides of t over the broadcast dims out[rank] (0 along broadcast dims). */
-static void bcast_strides(const amp_tensor *t, int rank, const int64_t *out, int64_t *st) {
-    int64_t s = 1;
-    for (int d = rank - 1; d >= 0; d--) {
-        int td = d - (rank - t->rank);
-        int64_t dim = td >= 0 ? t->dims[td] : 1;
-        st[d] = dim == 1 && out[d] != 1 ? 0 : s;
-        s *= dim;
-    }
+/* Element strides of t, numpy-broadcast to rank dims (its dims aligned to the last ones), over
+ * those dims: 0 along the dims t broadcasts. */
+static void bcast_strides(const amp_tensor *t, int rank, int64_t *st) {
+    int64_t ed[AMP_MAX_RANK];
+    for (int d = 0; d < rank; d++) ed[d] = d < rank - t->rank ? 1 : t->dims[d - (rank - t->rank)];
+    amp_strides(rank, ed, st);
+    for (int d = 0; d < rank; d++)
+        if (ed[d] == 1) st[d] = 0;
 }
 
 amp_status amp_cpu_add_layer_norm(amp_kernel *k) {
@@ -154,8 +151,8 @@ amp_status amp_cpu_add_layer_norm(amp_kernel *k) {
     const int rank = S->rank;
     const int64_t n = S->numel;
     int64_t sx[AMP_MAX_RANK], sr[AMP_MAX_RANK];
-    bcast_strides(X, rank, S->dims, sx);
-    bcast_strides(R, rank, S->dims, sr);
+    bcast_strides(X, rank, sx);
+    bcast_strides(R, rank, sr);
     if (dt != AMP_F64 && dt != AMP_F32 && !is16(dt))
         return amp_kernel_fail(k, AMP_ERR_UNSUPPORTED, "dtype %s is not supported", amp_dtype_name(dt));
     /* S = X + R as Add computes it: f64 in f64, everything else in f32, rounded once */
@@ -214,19 +211,8 @@ amp_status amp_cpu_ws_attention(const amp_kernel *k, size_t *bytes) {
     return amp_cpu_ws_elems(k, att_ws_elems(&a, k->in[0]->dtype), 8, bytes);
 }
 
-/* Element strides of the mask over the scores' dims [lead..., Sq, Sk] (0 where it broadcasts). */
-static void mask_strides(const amp_tensor *mask, int r, const int64_t *pdims, int64_t *st) {
-    int64_t s = 1;
-    for (int d = r - 1; d >= 0; d--) {
-        int md = d - (r - mask->rank);
-        int64_t dim = md >= 0 ? mask->dims[md] : 1;
-        st[d] = dim == 1 || pdims[d] == 1 ? 0 : s;
-        s *= md >= 0 ? mask->dims[md] : 1;
-    }
-}
-
-/* Softmax of row z[0..n) (plus mask m with stride ms, may be NULL) as the CPU's Softmax: maximum
- * first (NaN wins), exp and sum in double; p receives the result rounded to dt (as doubles). */
+/* Softmax of row z[0..n) as the CPU's Softmax: maximum first (NaN wins), exp and sum in double;
+ * p receives the result rounded to dt (as doubles). */
 static void softmax_row(amp_dtype dt, const double *z, int64_t n, double *p) {
     double mx = -INFINITY;
     for (int64_t j = 0; j < n; j++) {
@@ -257,8 +243,8 @@ amp_status amp_cpu_attention(amp_kernel *k) {
     int64_t pdims[AMP_MAX_RANK], mst[AMP_MAX_RANK] = {0};
     memcpy(pdims, Q->dims, sizeof pdims);
     pdims[r - 1] = a.sk;
-    if (mask) mask_strides(mask, r, pdims, mst);
-    const int th = threads_of(k);
+    if (mask) bcast_strides(mask, r, mst);
+    const int th = amp_cpu_threads(k);
     /* per row: the scores as doubles (S rounded to dt, plus the mask), then the probabilities */
     double *row = k->ws, *prow = row + a.sk + 1;
     void *scores = prow + a.sk + 1;

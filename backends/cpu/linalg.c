@@ -25,8 +25,6 @@
 /* Elements (or multiply-adds) under which loops stay on one thread. */
 #define PAR_MIN ((int64_t)1 << 16)
 
-static int threads_of(const amp_kernel *k) { return k->threads < 1 ? 1 : k->threads; }
-
 /* ---- Einsum ------------------------------------------------------------------------------ */
 
 /* An operand as seen by the contraction: its distinct labels in order, and the element stride
@@ -230,11 +228,11 @@ typedef struct bgemm {
         const int64_t M = g->M, N = g->N, K = g->K, lda = g->ta ? M : K, ldb = g->tb ? K : N;                          \
         const T *a = g->a, *b = g->b;                                                                                  \
         T *c = g->c;                                                                                                   \
-        int nthr = threads_of(k);                                                                                      \
+        int nthr = amp_cpu_threads(k);                                                                                      \
         if (nthr > g->nb) nthr = (int)g->nb;                                                                           \
         if (nthr < 2 || M * N * K >= MM_SMALL) {                                                                       \
             for (int64_t i = 0; i < g->nb; i++)                                                                        \
-                PGEMM(threads_of(k), g->ta, g->tb, M, N, K, (T)1, a + i * M * K, lda, b + i * K * N, ldb, (T)0,        \
+                PGEMM(amp_cpu_threads(k), g->ta, g->tb, M, N, K, (T)1, a + i * M * K, lda, b + i * K * N, ldb, (T)0,        \
                       c + i * M * N, N);                                                                               \
             return;                                                                                                    \
         }                                                                                                              \
@@ -255,8 +253,8 @@ DEFINE_BGEMM_BLAS(double, f64, cblas_dgemm, amp_cpu_dgemm)
         const int64_t sam = g->ta ? 1 : K, sak = g->ta ? M : 1, sbk = g->tb ? 1 : N, sbn = g->tb ? K : 1;              \
         const T *a = g->a, *b = g->b;                                                                                  \
         T *c = g->c;                                                                                                   \
-        const int par = threads_of(k) > 1 && rows > 1 && rows * N * (K ? K : 1) >= PAR_MIN;                           \
-        _Pragma("omp parallel for num_threads(threads_of(k)) schedule(static) if (par)") for (int64_t r = 0; r < rows; \
+        const int par = amp_cpu_threads(k) > 1 && rows > 1 && rows * N * (K ? K : 1) >= PAR_MIN;                           \
+        _Pragma("omp parallel for num_threads(amp_cpu_threads(k)) schedule(static) if (par)") for (int64_t r = 0; r < rows; \
                                                                                               r++) {                   \
             const int64_t bi = r / M, m = r % M;                                                                       \
             const T *ar = a + bi * M * K + m * sam;                                                                    \
@@ -277,8 +275,8 @@ static void loop_i64(const amp_kernel *k, const bgemm *g) {
     const int64_t sam = g->ta ? 1 : K, sak = g->ta ? M : 1, sbk = g->tb ? 1 : N, sbn = g->tb ? K : 1;
     const int64_t *a = g->a, *b = g->b;
     int64_t *c = g->c;
-    const int par = threads_of(k) > 1 && rows > 1 && rows * N * (K ? K : 1) >= PAR_MIN;
-    _Pragma("omp parallel for num_threads(threads_of(k)) schedule(static) if (par)") for (int64_t r = 0; r < rows;
+    const int par = amp_cpu_threads(k) > 1 && rows > 1 && rows * N * (K ? K : 1) >= PAR_MIN;
+    _Pragma("omp parallel for num_threads(amp_cpu_threads(k)) schedule(static) if (par)") for (int64_t r = 0; r < rows;
                                                                                           r++) {
         const int64_t bi = r / M, m = r % M;
         const int64_t *ar = a + bi * M * K + m * sam;
@@ -430,7 +428,7 @@ amp_status amp_cpu_einsum(amp_kernel *k) {
     if (elems < 0 || (size_t)elems * esize > k->ws_bytes || (elems > 0 && !k->ws))
         return amp_kernel_fail(k, AMP_ERR_INTERNAL, "workspace too small");
     char *ws = k->ws;
-    const int nt = threads_of(k);
+    const int nt = amp_cpu_threads(k);
     bool out_done = false;
     for (int st = 0; st < nin - 1; st++) {
         const eop *A = &ops[pair[st][0]], *B = &ops[pair[st][1]];
@@ -569,7 +567,7 @@ amp_status amp_cpu_det(amp_kernel *k) {
     const int64_t slots = amp_det_slots(nb), per = amp_det_slot_doubles(n, false);
     if (!k->ws || k->ws_bytes < (size_t)(slots * per) * sizeof(double))
         return amp_kernel_fail(k, AMP_ERR_INTERNAL, "workspace too small");
-    int nt = threads_of(k);
+    int nt = amp_cpu_threads(k);
     if (nt > slots) nt = (int)slots;
     if (nb * nn * n < PAR_MIN) nt = 1;
     double *ws = k->ws;

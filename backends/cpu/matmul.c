@@ -16,8 +16,6 @@
 #define INT_PAR_MIN ((int64_t)1 << 16)
 
 
-static int threads_of(const amp_kernel *k) { return k->threads < 1 ? 1 : k->threads; }
-
 /* ---- Gemm ----------------------------------------------------------------------------------- */
 
 /* Strides that broadcast C (rank 0..2) over [M, N]. */
@@ -43,7 +41,7 @@ static void c_strides(const amp_tensor *C, int64_t *sr, int64_t *sc) {
             if (!use_c) memset(y, 0, sizeof(T) * (size_t)(M * N));                                                     \
             return;                                                                                                    \
         }                                                                                                              \
-        PGEMM(threads_of(k), ta, tb, M, N, K, (T)alpha, a, ta ? M : K, b, tb ? K : N, use_c ? (T)1 : (T)0, y, N);      \
+        PGEMM(amp_cpu_threads(k), ta, tb, M, N, K, (T)alpha, a, ta ? M : K, b, tb ? K : N, use_c ? (T)1 : (T)0, y, N);      \
     }
 
 DEFINE_GEMM_FLOAT(float, f32, amp_cpu_sgemm)
@@ -56,8 +54,8 @@ DEFINE_GEMM_FLOAT(double, f64, amp_cpu_dgemm)
         int64_t sr = 0, sc = 0;                                                                                        \
         if (C) c_strides(C, &sr, &sc);                                                                                 \
         int64_t sam = ta ? 1 : K, sak = ta ? M : 1, sbk = tb ? 1 : N, sbn = tb ? K : 1;                                \
-        int par = threads_of(k) > 1 && M > 1 && M * N * K >= INT_PAR_MIN;                                              \
-        _Pragma("omp parallel for num_threads(threads_of(k)) schedule(static) if (par)") for (int64_t m = 0; m < M;    \
+        int par = amp_cpu_threads(k) > 1 && M > 1 && M * N * K >= INT_PAR_MIN;                                              \
+        _Pragma("omp parallel for num_threads(amp_cpu_threads(k)) schedule(static) if (par)") for (int64_t m = 0; m < M;    \
                                                                                               m++) {                   \
             for (int64_t n = 0; n < N; n++) {                                                                          \
                 uint64_t acc = 0;                                                                                      \
@@ -141,17 +139,17 @@ static int mm_flat(const amp_mm_shape *s) {
             return;                                                                                                    \
         }                                                                                                              \
         if (mm_flat(s) && s->nb * M < (int64_t)1 << 31) {                                                              \
-            PGEMM(threads_of(k), 0, 0, s->nb *M, N, K, (T)1, a, K, b, N, (T)0, y, N);                                  \
+            PGEMM(amp_cpu_threads(k), 0, 0, s->nb *M, N, K, (T)1, a, K, b, N, (T)0, y, N);                                  \
             return;                                                                                                    \
         }                                                                                                              \
-        int nthr = threads_of(k);                                                                                      \
+        int nthr = amp_cpu_threads(k);                                                                                      \
         if (nthr > s->nb) nthr = (int)s->nb;                                                                           \
         if (nthr < 2 || M * N * K >= MM_SMALL) {                                                                       \
             /* few or large products: each one is split over the threads */                                            \
             for (int64_t i = 0; i < s->nb; i++) {                                                                      \
                 int64_t oa, ob;                                                                                        \
                 amp_mm_offsets(s, i, &oa, &ob);                                                                            \
-                PGEMM(threads_of(k), 0, 0, M, N, K, (T)1, a + oa, K, b + ob, N, (T)0, y + i * M * N, N);               \
+                PGEMM(amp_cpu_threads(k), 0, 0, M, N, K, (T)1, a + oa, K, b + ob, N, (T)0, y + i * M * N, N);               \
             }                                                                                                          \
             return;                                                                                                    \
         }                                                                                                              \
@@ -170,8 +168,8 @@ DEFINE_MM_FLOAT(double, f64, cblas_dgemm, amp_cpu_dgemm)
 #define DEFINE_MM_INT(T, SUF)                                                                                          \
     static void mm_##SUF(const amp_kernel *k, const amp_mm_shape *s, const T *a, const T *b, T *y) {                       \
         int64_t M = s->M, N = s->N, K = s->K, rows = s->nb * M;                                                        \
-        int par = threads_of(k) > 1 && rows > 1 && rows * N * K >= INT_PAR_MIN;                                        \
-        _Pragma("omp parallel for num_threads(threads_of(k)) schedule(static) if (par)") for (int64_t r = 0; r < rows; \
+        int par = amp_cpu_threads(k) > 1 && rows > 1 && rows * N * K >= INT_PAR_MIN;                                        \
+        _Pragma("omp parallel for num_threads(amp_cpu_threads(k)) schedule(static) if (par)") for (int64_t r = 0; r < rows; \
                                                                                               r++) {                   \
             int64_t oa, ob, m = r % M;                                                                                 \
             amp_mm_offsets(s, r / M, &oa, &ob);                                                                            \

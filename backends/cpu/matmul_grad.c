@@ -11,8 +11,6 @@
 /* Below this many elements the OpenMP fork costs more than it saves. */
 #define GRAD_PAR_MIN 32768
 
-static int nthreads(const amp_kernel *k) { return k->threads < 1 ? 1 : k->threads; }
-
 /* ---- GemmCGrad ----------------------------------------------------------------------------------
  * dC = beta * dY summed over the dims C broadcast along. dC is seen as [cr, cc] (cr is M or 1,
  * cc is N or 1); threads take (row, block of columns) pairs and walk dY row by row. */
@@ -82,7 +80,7 @@ static bool mmg_disjoint(const amp_mm_shape *s, int wrt) {
     static void mmg_##SUF(const amp_kernel *k, const amp_mm_shape *s, int wrt, const T *dy, const T *a, const T *b,      \
                           T *out, int64_t nout) {                                                                      \
         const int64_t M = s->M, N = s->N, K = s->K;                                                                    \
-        const int thr = nthreads(k);                                                                                   \
+        const int thr = amp_cpu_threads(k);                                                                                   \
         if (M == 0 || N == 0 || K == 0 || s->nb == 0) {                                                                \
             memset(out, 0, sizeof(T) * (size_t)nout);                                                                  \
             return;                                                                                                    \

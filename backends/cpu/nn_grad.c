@@ -18,8 +18,6 @@
 #define GRAD_PAR_MIN 32768
 
 
-static int nthreads(const amp_kernel *k) { return k->threads < 1 ? 1 : k->threads; }
-
 /* ---- SoftmaxGrad, LogSoftmaxGrad ---------------------------------------------------------------------
  * Rows as the forward sees them: [outer, len, inner] reduced over len; from opset 13 len is the
  * dim at `axis`, before that the product of dims[axis:] (the 2-D coercion). */
@@ -193,7 +191,7 @@ amp_status amp_cpu_sce_loss_grad(amp_kernel *k) {
     if (rows == 0 || C == 0) return AMP_OK;
     const bool big = dx->numel >= GRAD_PAR_MIN;
     if (x->dtype == AMP_F32 && dx->dtype == AMP_F32 && D == 1 && !dl) {
-        const int nt = big ? nthreads(k) : 1;
+        const int nt = big ? amp_cpu_threads(k) : 1;
         const int64_t per = (rows + nt - 1) / nt;
 #pragma omp parallel for num_threads(nt) if (nt > 1)
         for (int t = 0; t < nt; t++) {

@@ -28,8 +28,6 @@
 
 #define PAR_MIN ((int64_t)1 << 15) /* below this much work, threads cost more than they save */
 
-static int nthreads(const amp_kernel *k) { return k->threads > 0 ? k->threads : 1; }
-
 static void qrange(amp_dtype t, double *lo, double *hi) {
     switch (t) {
     case AMP_I8: *lo = -128, *hi = 127; break;
@@ -76,7 +74,7 @@ amp_status amp_cpu_quantize_linear(amp_kernel *k) {
     double lo, hi;
     qrange(y->dtype, &lo, &hi);
     bool dbl = x->dtype == AMP_I32 || sc->dtype == AMP_I32;
-    int nt = nthreads(k);
+    int nt = amp_cpu_threads(k);
     bool big = x->numel >= PAR_MIN && nt > 1;
     if (sc->numel == 1) {
         /* per tensor: one scale, one zero point; f32 into 8 bits is the common case */
@@ -119,7 +117,7 @@ amp_status amp_cpu_dequantize_linear(amp_kernel *k) {
     int64_t q[7];
     amp_status st = layout(k, q);
     if (st) return st;
-    int nt = nthreads(k);
+    int nt = amp_cpu_threads(k);
     bool big = x->numel >= PAR_MIN && nt > 1;
     if (sc->numel == 1) {
         float s = (float)amp_ld(sc->dtype, sc->data, 0);
@@ -159,7 +157,7 @@ amp_status amp_cpu_dequantize_linear(amp_kernel *k) {
 amp_status amp_cpu_dynamic_quantize_linear(amp_kernel *k) {
     const amp_tensor *x = k->in[0];
     const float *xd = x->data;
-    int nt = nthreads(k);
+    int nt = amp_cpu_threads(k);
     bool big = x->numel >= PAR_MIN && nt > 1;
     float mx = 0.0f, mn = 0.0f;
 #pragma omp parallel for num_threads(nt) if (big) schedule(static) reduction(max : mx) reduction(min : mn)
@@ -262,7 +260,7 @@ static amp_status matmul_int(amp_kernel *k, bool qlinear) {
     const amp_tensor *bzp = qlinear ? k->in[5] : (k->nin > 3 ? k->in[3] : NULL);
     amp_tensor *Y = k->out[0];
     if (Y->numel == 0) return AMP_OK;
-    int nt = nthreads(k);
+    int nt = amp_cpu_threads(k);
     int16_t *a16 = k->ws, *b16 = a16 + A->numel;
     shift_operand(A, azp, 0, a16, nt);
     shift_operand(B, bzp, 1, b16, nt);
@@ -397,7 +395,7 @@ static amp_status conv_int(amp_kernel *k, bool qlinear) {
         for (int d = 0; d < nsp; d++) cv.ksz *= cv.g.k[d];
     else
         cv.ksz = 0;
-    int nt = nthreads(k);
+    int nt = amp_cpu_threads(k);
 
     /* workspace: x [N, insz, C] and w [M, ksz, Cg] as int16, then the tap table (8-byte aligned) */
     int16_t *x16 = k->ws, *w16 = x16 + x->numel;

@@ -17,8 +17,6 @@
 
 #define PAR_MIN_WORK ((int64_t)1 << 14)
 
-static int nthreads(const amp_kernel *k) { return k->threads > 0 ? k->threads : 1; }
-
 /* ---- GridSample geometry ---------------------------------------------------------------------- */
 
 enum { GS_NEAREST, GS_LINEAR, GS_CUBIC };
@@ -283,7 +281,7 @@ amp_status amp_cpu_grid_sample(amp_kernel *k) {
     bool wide = g->dtype == AMP_F64;
     int64_t pts = N * P;
     if (y->numel == 0) return AMP_OK;
-#pragma omp parallel for num_threads(nthreads(k)) if (pts * (C + 8) >= PAR_MIN_WORK && pts > 1) schedule(static)
+#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (pts * (C + 8) >= PAR_MIN_WORK && pts > 1) schedule(static)
     for (int64_t q = 0; q < pts; q++) {
         double coord[3];
         int64_t off[GS_MAX_TAPS];
@@ -316,7 +314,7 @@ amp_status amp_cpu_affine_grid(amp_kernel *k) {
     int64_t W = y->dims[sp], H = y->dims[sp - 1], D = sp == 3 ? y->dims[1] : 1;
     amp_dtype dt = y->dtype;
     int64_t pts = N * P;
-#pragma omp parallel for num_threads(nthreads(k)) if (pts >= PAR_MIN_WORK) schedule(static)
+#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (pts >= PAR_MIN_WORK) schedule(static)
     for (int64_t q = 0; q < pts; q++) {
         int64_t n = q / P, p = q % P;
         /* homogeneous base position (x, y[, z], 1) */
@@ -555,7 +553,7 @@ amp_status amp_cpu_roi_align(amp_kernel *k) {
     amp_dtype dt = x->dtype;
     /* one bin of one roi per iteration, all its channels: the sampling geometry is worked out once */
     int64_t bins = R * oh * ow, plane = oh * ow;
-#pragma omp parallel for num_threads(nthreads(k)) if (bins > 1 && y->numel * 4 >= PAR_MIN_WORK) schedule(dynamic, 4)
+#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (bins > 1 && y->numel * 4 >= PAR_MIN_WORK) schedule(dynamic, 4)
     for (int64_t it = 0; it < bins; it++) {
         int64_t i = it / plane, ph = (it / ow) % oh, pw = it % ow;
         double roi[4], b[7];

@@ -11,8 +11,6 @@
 
 #define PAR_MIN_WORK ((int64_t)1 << 14)
 
-static int nthreads(const amp_kernel *k) { return k->threads > 0 ? k->threads : 1; }
-
 /* Where 16-bit gradients sum: dX itself for f32 and f64, else f32 scratch. */
 typedef struct acc_buf {
     amp_dtype dt; /* of dX */
@@ -86,7 +84,7 @@ amp_status amp_cpu_grid_sample_grad(amp_kernel *k) {
     int64_t pts = N * P;
     /* dGrid: one point per iteration, its channels summed in order */
     if (dg) {
-#pragma omp parallel for num_threads(nthreads(k)) if (pts * (C + 8) >= PAR_MIN_WORK && pts > 1) schedule(static)
+#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (pts * (C + 8) >= PAR_MIN_WORK && pts > 1) schedule(static)
         for (int64_t q = 0; q < pts; q++) {
             double coord[3], w[GS_MAX_TAPS], dw[GS_MAX_TAPS * 3], acc[3] = {0, 0, 0};
             int64_t off[GS_MAX_TAPS];
@@ -109,7 +107,7 @@ amp_status amp_cpu_grid_sample_grad(amp_kernel *k) {
         acc_buf a;
         if ((s = acc_open(k, dx, &a))) return s;
         int64_t planes = N * C;
-#pragma omp parallel for num_threads(nthreads(k)) if (planes > 1 && planes * (P + S) >= PAR_MIN_WORK) schedule(static)
+#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (planes > 1 && planes * (P + S) >= PAR_MIN_WORK) schedule(static)
         for (int64_t it = 0; it < planes; it++) {
             int64_t n = it / C, xb = it * S;
             acc_zero(&a, xb, S);
@@ -140,7 +138,7 @@ amp_status amp_cpu_affine_grid_grad(amp_kernel *k) {
     for (int d = 0; d < sp; d++) P *= dg->dims[1 + d];
     int64_t W = dg->dims[sp], H = dg->dims[sp - 1], D = sp == 3 ? dg->dims[1] : 1;
     amp_dtype dt = dg->dtype;
-#pragma omp parallel for num_threads(nthreads(k)) if (N > 1 && N * P >= PAR_MIN_WORK) schedule(static)
+#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (N > 1 && N * P >= PAR_MIN_WORK) schedule(static)
     for (int64_t n = 0; n < N; n++) {
         double acc[3][4];
         memset(acc, 0, sizeof acc);
@@ -210,7 +208,7 @@ amp_status amp_cpu_roi_align_grad(amp_kernel *k) {
     if (s) return s;
     amp_dtype dt = dy->dtype;
     /* by channel: rois of one image overlap, channels never do */
-#pragma omp parallel for num_threads(nthreads(k)) if (C > 1 && dy->numel * 4 >= PAR_MIN_WORK) schedule(static)
+#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (C > 1 && dy->numel * 4 >= PAR_MIN_WORK) schedule(static)
     for (int64_t c = 0; c < C; c++) {
         for (int64_t n = 0; n < N; n++) acc_zero(&a, (n * C + c) * H * W, H * W);
         for (int64_t i = 0; i < R; i++) {

@@ -15,8 +15,6 @@
 /* Below this many bytes, a thread team costs more than it saves. */
 #define PAR_BYTES ((int64_t)1 << 18)
 
-static int nthreads(const amp_kernel *k) { return k->threads > 0 ? k->threads : 1; }
-
 /* dst[j] = src[j * stride] for j < n, elements of es bytes (stride in elements, any sign).
  * Called with a constant es, memcpy becomes one load and store, and stays free of aliasing
  * trouble whatever the dtype. */
@@ -61,12 +59,12 @@ static int64_t row_offset(int64_t row, int r, const int64_t *dims, const int64_t
 
 static void par_copy(const amp_kernel *k, void *dst, const void *src, size_t n) {
     if (!n) return;
-    if ((int64_t)n < 8 * PAR_BYTES || nthreads(k) == 1) {
+    if ((int64_t)n < 8 * PAR_BYTES || amp_cpu_threads(k) == 1) {
         memcpy(dst, src, n);
         return;
     }
-    int64_t chunks = nthreads(k) * 4, per = ((int64_t)n + chunks - 1) / chunks;
-#pragma omp parallel for num_threads(nthreads(k))
+    int64_t chunks = amp_cpu_threads(k) * 4, per = ((int64_t)n + chunks - 1) / chunks;
+#pragma omp parallel for num_threads(amp_cpu_threads(k))
     for (int64_t c = 0; c < chunks; c++) {
         int64_t lo = c * per, hi = lo + per < (int64_t)n ? lo + per : (int64_t)n;
         if (lo < hi) memcpy((uint8_t *)dst + lo, (const uint8_t *)src + lo, (size_t)(hi - lo));
@@ -100,7 +98,7 @@ static void transpose_batched_2d(const amp_kernel *k, uint8_t *dst, const uint8_
                                  int64_t C, size_t es) {
     int64_t tr = (R + TILE - 1) / TILE, tc = (C + TILE - 1) / TILE, tiles = B * tr * tc;
     bool big = (int64_t)(B * R * C * (int64_t)es) >= PAR_BYTES;
-#pragma omp parallel for num_threads(nthreads(k)) if (big)
+#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (big)
     for (int64_t t = 0; t < tiles; t++) {
         int64_t b = t / (tr * tc), rem = t % (tr * tc);
         int64_t r0 = rem / tc * TILE, c0 = rem % tc * TILE;
@@ -122,7 +120,7 @@ static void strided_rows(const amp_kernel *k, uint8_t *dst, const uint8_t *src, 
                          const int64_t *istride, int64_t numel, size_t es) {
     int64_t L = odims[r - 1], rows = numel / L;
     bool big = numel * (int64_t)es >= PAR_BYTES;
-#pragma omp parallel for num_threads(nthreads(k)) if (big)
+#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (big)
     for (int64_t row = 0; row < rows; row++) {
         int64_t off = row_offset(row, r, odims, istride);
         uint8_t *d = dst + row * L * (int64_t)es;
@@ -244,7 +242,7 @@ amp_status amp_cpu_concat(amp_kernel *k) {
             uint8_t *dst = (uint8_t *)y->data + off;
             const uint8_t *src = x->data;
             bool big = outer * xrow >= PAR_BYTES && outer > 1;
-#pragma omp parallel for num_threads(nthreads(k)) if (big)
+#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (big)
             for (int64_t o = 0; o < outer; o++) memcpy(dst + o * yrow, src + o * xrow, (size_t)xrow);
         }
         off += xrow;
@@ -270,7 +268,7 @@ amp_status amp_cpu_split(amp_kernel *k) {
             uint8_t *dst = y->data;
             const uint8_t *src = (const uint8_t *)x->data + off;
             bool big = outer * yrow >= PAR_BYTES && outer > 1;
-#pragma omp parallel for num_threads(nthreads(k)) if (big)
+#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (big)
             for (int64_t o = 0; o < outer; o++) memcpy(dst + o * yrow, src + o * xrow, (size_t)yrow);
         }
         off += yrow;
@@ -363,7 +361,7 @@ amp_status amp_cpu_expand(amp_kernel *k) {
     const uint8_t *src = x->data;
     uint8_t *dst = y->data;
     bool big = y->numel * (int64_t)es >= PAR_BYTES;
-#pragma omp parallel for num_threads(nthreads(k)) if (big)
+#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (big)
     for (int64_t row = 0; row < rows; row++) {
         const uint8_t *s = src + row_offset(row, r, y->dims, str) * (int64_t)es;
         uint8_t *d = dst + row * L * (int64_t)es;
@@ -393,7 +391,7 @@ amp_status amp_cpu_tile(amp_kernel *k) {
     const uint8_t *src = x->data;
     uint8_t *dst = y->data;
     bool big = y->numel * (int64_t)es >= PAR_BYTES;
-#pragma omp parallel for num_threads(nthreads(k)) if (big)
+#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (big)
     for (int64_t row = 0; row < rows; row++) {
         /* output index i reads input index i mod dim: decompose the row with that wrap */
         int64_t rem = row, off = 0;
@@ -477,12 +475,12 @@ amp_status amp_cpu_constant_of_shape(amp_kernel *k) {
         return amp_kernel_fail(k, AMP_ERR_INTERNAL, "output does not match the value");
     size_t es = amp_dtype_size(y->dtype);
     int64_t per = y->numel, chunks = 1;
-    bool big = (int64_t)y->nbytes >= 8 * PAR_BYTES && nthreads(k) > 1;
+    bool big = (int64_t)y->nbytes >= 8 * PAR_BYTES && amp_cpu_threads(k) > 1;
     if (big) {
-        chunks = nthreads(k);
+        chunks = amp_cpu_threads(k);
         per = (y->numel + chunks - 1) / chunks;
     }
-#pragma omp parallel for num_threads(nthreads(k)) if (big)
+#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (big)
     for (int64_t c = 0; c < chunks; c++) {
         int64_t lo = c * per, hi = lo + per < y->numel ? lo + per : y->numel;
         if (lo < hi) fill_pattern((uint8_t *)y->data + lo * (int64_t)es, v->data, hi - lo, es);

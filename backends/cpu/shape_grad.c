@@ -21,8 +21,6 @@
  * enough that the dY rows are read in long contiguous runs. */
 #define CHUNK 1024
 
-static int nthreads(const amp_kernel *k) { return k->threads > 0 ? k->threads : 1; }
-
 static bool is_index(const amp_tensor *t) { return t && (t->dtype == AMP_I64 || t->dtype == AMP_I32); }
 
 /* ---- the fold ---------------------------------------------------------------------------------- */
@@ -264,7 +262,7 @@ static void fold_run(const amp_kernel *k, const fold *f, amp_dtype dt, const voi
     amp_strides(r, f->yd, ystr);
     int64_t XL = f->xd[r - 1], rows = nx / XL, nch = (XL + CHUNK - 1) / CHUNK, tasks = rows * nch;
     bool big = nx + ny >= PAR_MIN_WORK && tasks > 1;
-#pragma omp parallel for num_threads(nthreads(k)) if (big)
+#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (big)
     for (int64_t t = 0; t < tasks; t++) fold_task(f, dt, dy, dx, ystr, t, nch);
 }
 
@@ -507,7 +505,7 @@ amp_status amp_cpu_gather_elements_grad(amp_kernel *k) {
     for (int d = axis + 1; d < r; d++) inner *= ind->dims[d];
     int64_t lines = A ? ind->numel / A : 0;
     /* lines differ in a coordinate other than the axis, so they write disjoint lines of dX */
-#pragma omp parallel for num_threads(nthreads(k)) if (ind->numel >= PAR_MIN_WORK && lines > 1)
+#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (ind->numel >= PAR_MIN_WORK && lines > 1)
     for (int64_t l = 0; l < lines; l++) {
         int64_t o = l / inner, i = l % inner, xbase = 0, rem = i;
         for (int d = r - 1; d > axis; d--) {
@@ -557,7 +555,7 @@ amp_status amp_cpu_split_grad(amp_kernel *k) {
             uint8_t *dst = (uint8_t *)dx->data + off;
             const uint8_t *src = g ? g->data : NULL;
             bool big = outer * yrow >= PAR_MIN_WORK * 8 && outer > 1;
-#pragma omp parallel for num_threads(nthreads(k)) if (big)
+#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (big)
             for (int64_t o = 0; o < outer; o++) {
                 /* an output without a gradient contributes zeros (all-zero bits in every dtype) */
                 if (src) memcpy(dst + o * xrow, src + o * yrow, (size_t)yrow);
@@ -591,7 +589,7 @@ amp_status amp_cpu_depth_to_space_grad(amp_kernel *k) {
     if (C != OC * b * b || OH != H * b || OW != W * b) return amp_kernel_fail(k, AMP_ERR_SHAPE, "shapes do not match");
     size_t es = amp_dtype_size(dx->dtype);
     int64_t planes = dx->dims[0] * C;
-#pragma omp parallel for num_threads(nthreads(k)) if (dx->numel >= PAR_MIN_WORK && planes > 1)
+#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (dx->numel >= PAR_MIN_WORK && planes > 1)
     for (int64_t pl = 0; pl < planes; pl++) {
         int64_t n = pl / C, ic = pl % C;
         for (int64_t h = 0; h < H; h++)

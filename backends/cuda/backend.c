@@ -21,6 +21,7 @@
 
 #include "backends/cuda/conv.h"
 #include "backends/cuda/cuda_backend.h"
+#include "passes/passes.h"
 
 #if defined(AMP_CUDA_EMULATED)
 #include "backends/cuda/emu/fake_runtime.h"

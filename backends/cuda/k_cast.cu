@@ -10,17 +10,7 @@
 
 template <int S, int D, int RTZ, bool VEC>
 __global__ void amp_k_cast_kernel(const void *__restrict__ x, void *__restrict__ y, int64_t n) {
-    if (VEC) {
-        AMP_K_FOR(q, n >> 2) {
-            float v[4];
-            amp_k_ld4(x, S, q, v);
-            amp_k_st4(y, D, q, v, RTZ);
-        }
-        const int64_t i = amp_k_tail4(n);
-        if (i < n) amp_k_st(y, D, i, amp_k_ld(x, S, i), RTZ);
-    } else {
-        AMP_K_FOR(i, n) amp_k_st(y, D, i, amp_k_ld(x, S, i), RTZ);
-    }
+    amp_k_cast_range<S, D, RTZ>(x, y, n, VEC);
 }
 
 typedef void (*amp_k_cast_fn)(const void *, void *, int64_t);

@@ -14,16 +14,8 @@ __device__ __forceinline__ void cm_loop(const void *__restrict__ x, void *__rest
         /* a bit copy (a NaN's payload untouched) */
         if (S == AMP_K_F32) AMP_K_FOR(i, n)((uint32_t *)y)[i] = ((const uint32_t *)x)[i];
         else AMP_K_FOR(i, n)((uint16_t *)y)[i] = ((const uint16_t *)x)[i];
-    } else if (vec) {
-        AMP_K_FOR(q, n >> 2) {
-            float v[4];
-            amp_k_ld4(x, S, q, v);
-            amp_k_st4(y, D, q, v, RTZ);
-        }
-        const int64_t i = amp_k_tail4(n);
-        if (i < n) amp_k_st(y, D, i, amp_k_ld(x, S, i), RTZ);
     } else {
-        AMP_K_FOR(i, n) amp_k_st(y, D, i, amp_k_ld(x, S, i), RTZ);
+        amp_k_cast_range<S, D, RTZ>(x, y, n, vec);
     }
 }
 

@@ -101,6 +101,25 @@ __device__ __forceinline__ void amp_k_st4(void *p, int dt, int64_t q, const floa
     }
 }
 
+/* y[0, n) = x[0, n) from dtype S to dtype D (S != D; RTZ: round toward zero), over the grid, four
+ * elements at once when vec (both pointers four-element aligned: amp_k_aligned4). Cast
+ * (k_cast.cu) and CastMulti (k_fused.cu) are this loop. */
+template <int S, int D, int RTZ>
+__device__ __forceinline__ void amp_k_cast_range(const void *__restrict__ x, void *__restrict__ y, int64_t n,
+                                                 bool vec) {
+    if (vec) {
+        AMP_K_FOR(q, n >> 2) {
+            float v[4];
+            amp_k_ld4(x, S, q, v);
+            amp_k_st4(y, D, q, v, RTZ);
+        }
+        const int64_t i = amp_k_tail4(n);
+        if (i < n) amp_k_st(y, D, i, amp_k_ld(x, S, i), RTZ);
+    } else {
+        AMP_K_FOR(i, n) amp_k_st(y, D, i, amp_k_ld(x, S, i), RTZ);
+    }
+}
+
 /* The quiet NaN C's NAN is (positive, no payload): what the CPU kernels store for a computed NaN. */
 __device__ __forceinline__ float amp_k_nan(void) { return amp_bits_f32(0x7fc00000u); }
 

@@ -38,6 +38,27 @@ static int setup(void) {
     return cudaStreamCreate(&cu.stream) == cudaSuccess;
 }
 
+/* setup, and the cuBLASLt handle of the families that plan GEMMs (op_gemm, op_rnn, op_fused) */
+static inline int setup_lt(void) {
+    if (!setup()) return 0;
+    return cu.lt || cublasLtCreate(&cu.lt) == CUBLAS_STATUS_SUCCESS;
+}
+
+/* The harness's handles released (after any the test made itself). */
+static inline void ot_teardown(void) {
+    if (cu.lt) cublasLtDestroy(cu.lt);
+    if (cpu) amp_backend_destroy(cpu);
+    if (cu.stream) cudaStreamDestroy(cu.stream);
+    amp_context_destroy(ctx);
+}
+
+/* ct_main over cases, then ot_teardown: a test program's main. */
+static inline int ot_main(int argc, char **argv, const ct_case *cases) {
+    int rc = ct_main(argc, argv, cases);
+    ot_teardown();
+    return rc;
+}
+
 static const amp_dtype kfloats[] = {AMP_F32, AMP_F16, AMP_BF16};
 
 static double tol_of(amp_dtype t) { return t == AMP_F32 ? 1e-6 : t == AMP_F16 ? 1e-3 : 8e-3; }

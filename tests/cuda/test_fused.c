@@ -24,12 +24,6 @@
 
 #include "tests/cuda/cuda_optest.h"
 
-/* the harness's setup, and the cuBLASLt handle Attention's GEMMs need */
-static int setup_lt(void) {
-    if (!setup()) return 0;
-    return cu.lt || cublasLtCreate(&cu.lt) == CUBLAS_STATUS_SUCCESS;
-}
-
 /* Runs the node on both backends; output o compared bit for bit when bit o of exact is set,
  * else within the dtype's tolerance (its worst error noted). False with a message in why. */
 static bool compare_node(tnode *t, int nin, amp_tensor *const *in, int nout, unsigned exact, char *why, size_t len) {
@@ -524,11 +518,4 @@ static const ct_case cases[] = {
     {NULL, NULL},
 };
 
-int main(int argc, char **argv) {
-    int rc = ct_main(argc, argv, cases);
-    if (cpu) amp_backend_destroy(cpu);
-    if (cu.lt) cublasLtDestroy(cu.lt);
-    if (cu.stream) cudaStreamDestroy(cu.stream);
-    amp_context_destroy(ctx);
-    return rc;
-}
+int main(int argc, char **argv) { return ot_main(argc, argv, cases); }

@@ -250,8 +250,6 @@ int main(int argc, char **argv) {
     amp_cuda_conv_cache_free(&cu);
     amp_cuda_devprop_destroy(&cu);
     if (cu.dnn) cudnnDestroy(cu.dnn);
-    if (cpu) amp_backend_destroy(cpu);
-    if (cu.stream) cudaStreamDestroy(cu.stream);
-    amp_context_destroy(ctx);
+    ot_teardown();
     return rc;
 }

@@ -15,11 +15,6 @@
 #include "tests/cuda/cuda_optest.h"
 
 /* cuda_optest.h's setup, and the cuBLASLt handle the GEMM family needs */
-static int setup_lt(void) {
-    if (!setup()) return 0;
-    return cu.lt || cublasLtCreate(&cu.lt) == CUBLAS_STATUS_SUCCESS;
-}
-
 static const char *const ACTS[4] = {"", "Relu", "Gelu", "GeluTanh"};
 
 /* a FusedGemm node; A [batch.., M, K] (a3: rank 3 with a leading 2), B [K, N] or [N, K] */
@@ -215,11 +210,4 @@ static const ct_case cases[] = {
     {NULL, NULL},
 };
 
-int main(int argc, char **argv) {
-    int rc = ct_main(argc, argv, cases);
-    if (cu.lt) cublasLtDestroy(cu.lt);
-    if (cpu) amp_backend_destroy(cpu);
-    if (cu.stream) cudaStreamDestroy(cu.stream);
-    amp_context_destroy(ctx);
-    return rc;
-}
+int main(int argc, char **argv) { return ot_main(argc, argv, cases); }

@@ -781,10 +781,4 @@ static const ct_case cases[] = {
     {NULL, NULL},
 };
 
-int main(int argc, char **argv) {
-    int rc = ct_main(argc, argv, cases);
-    if (cpu) amp_backend_destroy(cpu);
-    if (cu.stream) cudaStreamDestroy(cu.stream);
-    amp_context_destroy(ctx);
-    return rc;
-}
+int main(int argc, char **argv) { return ot_main(argc, argv, cases); }

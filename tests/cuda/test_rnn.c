@@ -24,11 +24,6 @@
 #include "ir/grad.h"
 #include "tests/cuda/cuda_optest.h"
 
-static int setup_lt(void) {
-    if (!setup()) return 0;
-    return cu.lt || cublasLtCreate(&cu.lt) == CUBLAS_STATUS_SUCCESS;
-}
-
 /* One LSTM variant. */
 typedef struct lstm_case {
     int64_t S, B, I, H;
@@ -312,11 +307,4 @@ static const ct_case cases[] = {
     {NULL, NULL},
 };
 
-int main(int argc, char **argv) {
-    int rc = ct_main(argc, argv, cases);
-    if (cu.lt) cublasLtDestroy(cu.lt);
-    if (cpu) amp_backend_destroy(cpu);
-    if (cu.stream) cudaStreamDestroy(cu.stream);
-    amp_context_destroy(ctx);
-    return rc;
-}
+int main(int argc, char **argv) { return ot_main(argc, argv, cases); }
