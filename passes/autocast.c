@@ -391,7 +391,7 @@ static amp_status insert_casts(ac *a, const amp_autocast_options *o, amp_autocas
                 g->values[n->outputs[k]].dtype = a->lo;
     }
     /* graph inputs change type unless asked to keep them */
-    if (!o->keep_io_types)
+    if (o->io_16bit)
         for (int i = 0; i < g->n_inputs; i++) {
             amp_value *val = &g->values[g->inputs[i]];
             if (val->is_input && val->dtype == AMP_F32) {
@@ -409,7 +409,7 @@ static amp_status insert_casts(ac *a, const amp_autocast_options *o, amp_autocas
         bool out_v = val->is_output;
         amp_dtype out_need = AMP_UNDEFINED;
         /* an initializer or input that is also an output keeps its type */
-        if (out_v && val->producer >= 0) out_need = o->keep_io_types ? AMP_F32 : a->lo;
+        if (out_v && val->producer >= 0) out_need = o->io_16bit ? a->lo : AMP_F32;
         if (out_v && val->producer < 0) out_need = have;
         /* which dtypes do consumers need? */
         bool need16 = false, need32 = false;

@@ -233,7 +233,7 @@ static bool autocast_options(const amp_trainer *t, amp_autocast_options *ao) {
     if (t->o.precision == AMP_TRAIN_FP32) return false;
     *ao = (amp_autocast_options){.struct_size = sizeof *ao,
                                  .dtype = t->o.precision == AMP_TRAIN_BF16 ? AMP_BF16 : AMP_F16,
-                                 .keep_io_types = t->o.precision != AMP_TRAIN_FP16_PURE,
+                                 .io_16bit = t->o.precision == AMP_TRAIN_FP16_PURE,
                                  .allow_nonstandard_types = 1};
     return true;
 }
@@ -1272,7 +1272,7 @@ amp_status amp_trainer_export(amp_trainer *t, const char *path, amp_dtype dtype)
         return s;
     }
     if (dtype != AMP_F32) {
-        amp_autocast_options ao = {.struct_size = sizeof ao, .dtype = dtype, .keep_io_types = 1};
+        amp_autocast_options ao = {.struct_size = sizeof ao, .dtype = dtype};
         s = amp_model_autocast(m, &ao, &c, NULL);
         if (s) goto done;
     }

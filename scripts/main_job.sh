@@ -11,11 +11,11 @@ scripts/build.sh build
 data=/usr/share/datasets/fashion-mnist
 epochs="${AMP_EPOCHS:-3}"
 mkdir -p out
-./build/amprt train models/lenet/model.onnx --data "$data" --epochs "$epochs" --batch 64 --amp fp16 \
+./build/amprt train models/lenet/model.onnx --data "$data" --epochs "$epochs" --batch 64 --precision fp16 \
   --optimizer sgd --lr 0.01 --momentum 0.9 --schedule cosine --total-steps $((epochs * 937)) \
   --out out/lenet_trained.onnx --plot out/lenet_fp16.svg --json-log out/lenet_fp16.jsonl \
   --checkpoint out/lenet.ckpt
-./build/amprt convert out/lenet_trained.onnx out/lenet_trained_fp16.onnx --dtype fp16 --keep-io-types
+./build/amprt convert out/lenet_trained.onnx out/lenet_trained_fp16.onnx --precision fp16
 ./build/amprt inspect out/lenet_trained_fp16.onnx --dot out/lenet_trained_fp16.dot
 ./build/amprt evaluate out/lenet_trained.onnx --data "$data"
 ./build/amprt evaluate out/lenet_trained_fp16.onnx --data "$data"

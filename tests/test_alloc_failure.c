@@ -107,7 +107,7 @@ static stage attempt(const char *model, long fail_at, counting *c, amp_status *s
         failed = STAGE_RUN;
         goto done;
     }
-    amp_autocast_options o = {.struct_size = sizeof o, .dtype = AMP_F16, .keep_io_types = 1};
+    amp_autocast_options o = {.struct_size = sizeof o, .dtype = AMP_F16};
     if ((*st = amp_model_autocast(m, &o, &conv, NULL))) failed = STAGE_AUTOCAST;
 done:
     if (failed) snprintf(msg, cap, "%s", amp_context_last_error(ctx));

@@ -22,7 +22,7 @@ TestSuite(autocast, .init = setup, .fini = teardown);
 static amp_model *load(const char *rel) { return tt_load(ctx, rel); }
 
 static amp_model *convert(const amp_model *m, amp_dtype lo, bool keep_io, amp_autocast_report *r) {
-    amp_autocast_options o = {.struct_size = sizeof o, .dtype = lo, .keep_io_types = keep_io};
+    amp_autocast_options o = {.struct_size = sizeof o, .dtype = lo, .io_16bit = !keep_io};
     amp_model *out = NULL;
     amp_status s = amp_model_autocast(m, &o, &out, r);
     cr_assert_eq(s, AMP_OK, "autocast: %s", amp_context_last_error(ctx));
@@ -251,7 +251,7 @@ Test(autocast, constants_keep_their_meaning) {
 Test(autocast, constant_conversion_clamps_without_flushing) {
     amp_model *m = load("tests/data/tiny_consts/model.onnx");
     for (int mode = 0; mode < 2; mode++) {
-        amp_autocast_options o = {.struct_size = sizeof o, .dtype = AMP_F16, .keep_io_types = 1,
+        amp_autocast_options o = {.struct_size = sizeof o, .dtype = AMP_F16,
                                   .round = (amp_round_mode)mode, .range_limit = 1e9};
         amp_model *c = NULL;
         amp_autocast_report r = {.struct_size = sizeof r};
@@ -289,7 +289,7 @@ Test(autocast, keep_io_types_sorted_and_fp32_at_the_boundary) {
             int v = c->g->nodes[i].inputs[k];
             if (v >= 0) cr_assert_lt(c->g->values[v].producer, i, "node %d reads a later value", i);
         }
-    /* without keep_io_types the boundary is 16-bit */
+    /* with io_16bit the boundary is 16-bit */
     amp_model *c2 = convert(m, AMP_F16, false, NULL);
     for (int i = 0; i < c2->g->n_inputs; i++) cr_assert_eq(c2->g->values[c2->g->inputs[i]].dtype, AMP_F16);
     for (int i = 0; i < c2->g->n_outputs; i++) cr_assert_eq(c2->g->values[c2->g->outputs[i]].dtype, AMP_F16);
@@ -394,7 +394,7 @@ Test(autocast, range_aware_keeps_overflowing_nodes_fp32) {
     }
     cr_assert_geq(n, 2);
     calib_seen seen = {0};
-    amp_autocast_options o = {.struct_size = sizeof o, .dtype = AMP_F16, .keep_io_types = 1, .n_calib = n,
+    amp_autocast_options o = {.struct_size = sizeof o, .dtype = AMP_F16, .n_calib = n,
                               .n_calib_names = 1, .calib_names = names, .calib_inputs = (const amp_tensor *const *)cal,
                               .progress = calib_progress, .progress_user_data = &seen};
     amp_model *ranged = NULL;
@@ -418,7 +418,7 @@ Test(autocast, range_aware_keeps_overflowing_nodes_fp32) {
 Test(autocast, block_lists) {
     amp_model *m = load("models/mlp/model.onnx");
     const char *ops[] = {"Gemm"};
-    amp_autocast_options o = {.struct_size = sizeof o, .dtype = AMP_F16, .keep_io_types = 1, .block_ops = ops,
+    amp_autocast_options o = {.struct_size = sizeof o, .dtype = AMP_F16, .block_ops = ops,
                               .n_block_ops = 1};
     amp_model *c = NULL;
     amp_autocast_report r = {.struct_size = sizeof r};
@@ -430,7 +430,7 @@ Test(autocast, block_lists) {
     /* one node by name */
     int g0 = find_node(m->g, "Gemm", 0);
     const char *nodes[] = {m->g->nodes[g0].name};
-    amp_autocast_options o2 = {.struct_size = sizeof o2, .dtype = AMP_F16, .keep_io_types = 1, .block_nodes = nodes,
+    amp_autocast_options o2 = {.struct_size = sizeof o2, .dtype = AMP_F16, .block_nodes = nodes,
                                .n_block_nodes = 1};
     cr_assert_eq(amp_model_autocast(m, &o2, &c, &r), AMP_OK);
     cr_assert_eq(r.nodes_blocked, 1);
@@ -451,7 +451,7 @@ Test(autocast, rounding_modes_differ_where_they_should) {
     amp_model *m = load("models/mlp/model.onnx");
     amp_model *c[2];
     for (int mode = 0; mode < 2; mode++) {
-        amp_autocast_options o = {.struct_size = sizeof o, .dtype = AMP_F16, .keep_io_types = 1,
+        amp_autocast_options o = {.struct_size = sizeof o, .dtype = AMP_F16,
                                   .round = (amp_round_mode)mode};
         cr_assert_eq(amp_model_autocast(m, &o, &c[mode], NULL), AMP_OK);
     }
@@ -579,7 +579,7 @@ static bool graph_has_meta(const amp_graph *g, const char *key) {
  * and leaves no metadata, so the order is the driver's alone. */
 Test(autocast, driver_fuses_layernorm_before_colouring) {
     amp_model *m = load("tests/data/autocast/layernorm_decomposed/model.onnx");
-    amp_autocast_options o = {.struct_size = sizeof o, .dtype = AMP_F16, .keep_io_types = 1};
+    amp_autocast_options o = {.struct_size = sizeof o, .dtype = AMP_F16};
     amp_autocast_report r;
     int reduce_means = count_op(m->g, "ReduceMean");
     cr_assert_gt(reduce_means, 0);
@@ -678,7 +678,7 @@ Test(autocast, driver_training_order) {
     amp_model *m = load("models/mlp/model.onnx");
     amp_graph *g = NULL;
     cr_assert_eq(amp_graph_clone(m->g, &g), AMP_OK);
-    amp_autocast_options o = {.struct_size = sizeof o, .dtype = AMP_F16, .keep_io_types = 1};
+    amp_autocast_options o = {.struct_size = sizeof o, .dtype = AMP_F16};
     order_probe p = {.grad = -2};
     amp_training_steps st = {.user = &p,
                              .n_params = 1,
@@ -691,7 +691,7 @@ Test(autocast, driver_training_order) {
     cr_expect(p.converted_at_seed, "the seed was asked for before autocast and the type check");
     cr_expect_gt(p.nodes_at_optimizer, p.nodes_at_seed, "no backward nodes before the optimizer");
     cr_assert_geq(p.grad, 0, "the input's gradient is missing");
-    /* the input stays FP32 at the boundary (keep_io_types), so its gradient arrives in FP32 */
+    /* the input stays FP32 at the boundary (the default), so its gradient arrives in FP32 */
     cr_assert_eq(amp_pass_typecheck(g, false), AMP_OK);
     cr_expect_eq(g->values[p.grad].dtype, AMP_F32);
     cr_expect_geq(g->values[p.grad].producer, 0);

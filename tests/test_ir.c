@@ -157,7 +157,7 @@ static amp_dtype where_precision_bf16(int64_t opset) {
     g->values[z].is_output = true;
     g->outputs[g->n_outputs++] = z;
     cr_assert_eq(amp_graph_link(g), AMP_OK, "%s", amp_context_last_error(ctx));
-    amp_autocast_options o = {.struct_size = sizeof o, .dtype = AMP_BF16, .keep_io_types = 1};
+    amp_autocast_options o = {.struct_size = sizeof o, .dtype = AMP_BF16};
     amp_autocast_report r;
     cr_assert_eq(amp_passes_convert(g, &o, NULL, &r), AMP_OK, "%s", amp_context_last_error(ctx));
     amp_dtype t = AMP_UNDEFINED;

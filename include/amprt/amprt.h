@@ -364,7 +364,8 @@ typedef enum amp_round_mode {
 typedef struct amp_autocast_options {
     size_t struct_size;             /* sizeof(amp_autocast_options), or 0 */
     amp_dtype dtype;                /* AMP_F16 (default) or AMP_BF16 */
-    int keep_io_types;              /* nonzero: graph inputs and outputs stay FP32 */
+    int io_16bit;                   /* nonzero: graph inputs and outputs become 16-bit too (0, the
+                                       default: they stay FP32, what callers feeding FP32 expect) */
     const char *const *block_ops;   /* op types kept in FP32 (e.g. "Add") */
     int n_block_ops;
     const char *const *block_nodes; /* node names kept in FP32 */
@@ -405,7 +406,7 @@ typedef struct amp_autocast_report {
     int already_16bit;      /* 1: the model had no FP32 compute; it was left as it is */
 } amp_autocast_report;
 
-/* Constructor: a converted copy of model. opts may be NULL (FP16, I/O converted). The pass
+/* Constructor: a converted copy of model. opts may be NULL (FP16, FP32 inputs and outputs). The pass
  * colours tensors over op classes, inserts one Cast per (tensor, dtype), converts initializers,
  * cleans up casts and checks types again; a type error fails the call. *out is owned by the
  * caller and borrows model's context, not model (which may be destroyed first). report may be

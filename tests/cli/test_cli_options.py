@@ -59,11 +59,11 @@ def cases(tmp):
     # every command refuses an option it does not read, naming both and its --help
     foreign = {
         "inspect": ([LENET], "--fusion", ["on"]),
-        "run": ([LENET], "--json", []),
+        "run": ([LENET], "--train", []),
         "check": ([case], "--dim", ["N=1"]),
         "bench": ([LENET], "--output-dir", [tmp]),
         "convert": ([LENET, f"{tmp}/c.onnx"], "--threads", ["2"]),
-        "train": ([LENET, "--data", data], "--json", []),
+        "train": ([LENET, "--data", data], "--dim", ["N=1"]),
         "evaluate": ([LENET, "--data", data], "--lr", ["0.1"]),
         "plot": ([f"{tmp}/p.svg", log], "--json", []),
         "ops": ([], "--threads", ["2"]),
@@ -71,7 +71,8 @@ def cases(tmp):
     for cmd, (pos, opt, val) in foreign.items():
         expect(f"{cmd} {opt} refused", [cmd] + pos + [opt] + val, 2, f"{cmd} does not take {opt}",
                f"'amprt {cmd} --help'")
-    expect("evaluate --json refused", ["evaluate", LENET, "--data", data, "--json"], 2, "evaluate does not take --json")
+    expect("evaluate --dot refused", ["evaluate", LENET, "--data", data, "--dot", f"{tmp}/e.dot"], 2,
+           "evaluate does not take --dot")
     expect("bench --calibrate alone refused", ["bench", LENET, "--calibrate", tmp], 2,
            "--calibrate applies only to a conversion")
     expect("convert --precision fp32 --block refused", ["convert", LENET, f"{tmp}/c.onnx", "--precision", "fp32",

@@ -140,7 +140,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     amp_model *m = NULL, *c = NULL;
     amp_session *s = NULL;
     if (amp_model_load_buffer(ctx, data, size, NULL, &m) == AMP_OK) {
-        amp_autocast_options o = {.struct_size = sizeof o, .dtype = AMP_F16, .keep_io_types = 1};
+        amp_autocast_options o = {.struct_size = sizeof o, .dtype = AMP_F16};
         amp_model_autocast(m, &o, &c, NULL);
         /* cpu-check: NaN-filled outputs and poisoned dead arena bytes make kernel mistakes show */
         amp_session_options so = {.struct_size = sizeof so, .backend = "cpu-check", .threads = 1};

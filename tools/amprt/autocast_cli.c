@@ -144,7 +144,7 @@ done:
     return rc;
 }
 
-int cli_autocast_model(amp_context *ctx, const cli_opts *o, amp_dtype lo, bool keep_io, amp_model **m,
+int cli_autocast_model(amp_context *ctx, const cli_opts *o, amp_dtype lo, bool in_memory, amp_model **m,
                        cli_autocast *ca) {
     memset(ca, 0, sizeof *ca);
     ca->report.struct_size = sizeof ca->report;
@@ -152,10 +152,11 @@ int cli_autocast_model(amp_context *ctx, const cli_opts *o, amp_dtype lo, bool k
     memset(&ao, 0, sizeof ao);
     ao.struct_size = sizeof ao;
     ao.dtype = lo;
-    ao.keep_io_types = keep_io || o->keep_io;
-    /* run, check, inspect and bench (keep_io forced) convert for amprt's own kernels, which hold
+    /* FP32 inputs and outputs unless convert is asked for 16-bit ones (--io-16bit) */
+    ao.io_16bit = !in_memory && o->io_16bit;
+    /* run, check, inspect and bench (in_memory) convert for amprt's own kernels, which hold
      * every op in 16 bits; convert writes files for any runtime and stays within ONNX's types */
-    ao.allow_nonstandard_types = keep_io;
+    ao.allow_nonstandard_types = in_memory;
     ao.range_limit = o->range_limit;
     if (o->round) {
         if (strcmp(o->round, "nearest") == 0) ao.round = AMP_ROUND_NEAREST_EVEN;
@@ -276,8 +277,22 @@ static void dot_str(FILE *f, const char *s) {
     fputc('"', f);
 }
 
-int cli_write_dot(amp_context *ctx, const amp_model *m, const char *path) {
+int cli_write_dot(amp_context *ctx, const amp_model *m, const char *path, const amp_session *s) {
     const amp_graph *g = m->g;
+    /* the nodes s's last plan runs; the others were folded at plan time (shape arithmetic,
+     * constant subgraphs) and are left out, like the initializers they amount to */
+    bool *run = NULL;
+    int hidden = 0;
+    if (s && s->last && s->model->g == g) {
+        run = calloc((size_t)g->n_nodes + 1, sizeof *run);
+        if (!run) {
+            fprintf(stderr, "amprt: out of memory\n");
+            return 1;
+        }
+        for (int i = 0; i < s->last->nsteps; i++) run[s->last->steps[i].node] = true;
+        for (int ni = 0; ni < g->n_nodes; ni++) hidden += !run[ni];
+    }
+#define DRAWN(ni) (!run || run[ni])
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
         fprintf(stderr, "amprt: path too long: '%s'\n", path);
@@ -286,6 +301,7 @@ int cli_write_dot(amp_context *ctx, const amp_model *m, const char *path) {
     FILE *f = fopen(tmp, "w");
     if (!f) {
         fprintf(stderr, "amprt: cannot write '%s'\n", path);
+        free(run);
         return 1;
     }
     (void)ctx;
@@ -294,7 +310,11 @@ int cli_write_dot(amp_context *ctx, const amp_model *m, const char *path) {
                "    l16 [label=\"16-bit\", fillcolor=\"#8fd694\", shape=box];\n"
                "    l32 [label=\"FP32\", fillcolor=\"#f4a582\", shape=box];\n"
                "    lother [label=\"int/bool/shape\", fillcolor=\"#d9d9d9\", shape=box];\n"
-               "    lcast [label=\"Cast\", fillcolor=\"#ffe680\", shape=diamond]; }\n");
+               "    lcast [label=\"Cast\", fillcolor=\"#ffe680\", shape=diamond];\n");
+    if (hidden)
+        fprintf(f, "    lfolded [label=\"%d nodes folded at plan time\\nnot drawn (--dot-all)\", shape=plaintext, "
+                   "style=\"\"];\n", hidden);
+    fprintf(f, "  }\n");
     for (int i = 0; i < g->n_inputs + g->n_outputs; i++) {
         bool is_in = i < g->n_inputs;
         int vid = is_in ? g->inputs[i] : g->outputs[i - g->n_inputs];
@@ -308,6 +328,7 @@ int cli_write_dot(amp_context *ctx, const amp_model *m, const char *path) {
     }
     for (int ni = 0; ni < g->n_nodes; ni++) {
         const amp_node *n = &g->nodes[ni];
+        if (!DRAWN(ni)) continue;
         amp_dtype t = amp_node_precision(g, n);
         bool cast = n->op == AMP_OP_CAST;
         const char *color = cast ? "#ffe680" : (t == AMP_F16 || t == AMP_BF16) ? "#8fd694" : t == AMP_F32 ? "#f4a582" : "#d9d9d9";
@@ -324,7 +345,7 @@ int cli_write_dot(amp_context *ctx, const amp_model *m, const char *path) {
             int v = n->inputs[k];
             if (v < 0) continue;
             const amp_value *val = &g->values[v];
-            if (val->producer >= 0) fprintf(f, "  n%d -> n%d", val->producer, ni);
+            if (val->producer >= 0 && DRAWN(val->producer)) fprintf(f, "  n%d -> n%d", val->producer, ni);
             else if (val->is_input && !val->init) fprintf(f, "  v%d -> n%d", v, ni);
             else continue; /* initializers are not drawn */
             fprintf(f, " [label=\"%s\", fontsize=8];\n", amp_dtype_name(val->dtype));
@@ -332,8 +353,10 @@ int cli_write_dot(amp_context *ctx, const amp_model *m, const char *path) {
     }
     for (int i = 0; i < g->n_outputs; i++) {
         const amp_value *v = &g->values[g->outputs[i]];
-        if (v->producer >= 0) fprintf(f, "  n%d -> o%d;\n", v->producer, g->outputs[i]);
+        if (v->producer >= 0 && DRAWN(v->producer)) fprintf(f, "  n%d -> o%d;\n", v->producer, g->outputs[i]);
     }
+#undef DRAWN
+    free(run);
     fprintf(f, "}\n");
     bool bad = ferror(f) != 0;
     if (fclose(f) != 0) bad = true;

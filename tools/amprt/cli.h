@@ -40,13 +40,15 @@ typedef struct cli_opts {
     const char *list_file;
     double rtol, atol;
     const char *precision;   /* --precision fp32|fp16|bf16 (aliases --autocast, --dtype); NULL: not given */
-    bool keep_io;            /* --keep-io-types */
+    bool io_16bit;           /* --io-16bit: graph inputs and outputs 16-bit too (convert) */
+    bool keep_io;            /* --keep-io-types: the default said out loud */
     const char *block;       /* --block OP,OP */
     const char *block_nodes; /* --block-nodes NAME,NAME */
     const char *calibrate;   /* --calibrate DIR */
     const char *round;       /* --round nearest|zero */
     double range_limit;      /* --range-limit X */
     const char *dot;         /* --dot FILE */
+    bool dot_all;            /* --dot-all: folded nodes drawn too */
     bool train;              /* --train (inspect, bench): the training step */
     const char **positional;
     int n_positional;
@@ -68,7 +70,7 @@ enum {
     CLI_OUTPUT_DIR = 1u << 11,
     CLI_LIST_PASSING = 1u << 12,
     CLI_TOLERANCE = 1u << 13, /* --rtol, --atol */
-    CLI_KEEP_IO = 1u << 14,
+    CLI_KEEP_IO = 1u << 14,   /* --io-16bit, --keep-io-types */
     CLI_TRAIN = 1u << 15,
     CLI_AUTOCAST = 1u << 16,  /* --precision, spelt --autocast too */
     CLI_DTYPE = 1u << 17,     /* --precision, spelt --dtype too (convert) */
@@ -124,6 +126,17 @@ int cli_load_inputs(amp_context *ctx, const amp_model *m, const cli_opts *o, con
  * in *out (the caller's to destroy). Sizes are checked against the file's before allocating.
  * Returns 0, or 1 after a message naming the path and what is wrong or unsupported. */
 int cli_load_npy(amp_context *ctx, const char *path, amp_tensor **out);
+/* A raw file (.raw or .bin, trtexec's --loadInputs): the bytes of input name of m, little-endian,
+ * C order, in the input's declared dtype and the shape of cli_input_dims; when exactly one dim
+ * is symbolic and bound by nothing, the file's size gives it. The size is checked before
+ * anything is allocated. Returns 0, or 1 after a message. */
+int cli_load_raw(amp_context *ctx, const amp_model *m, const cli_opts *o, const char *name, const char *path,
+                 amp_tensor **out);
+/* The shape an input of m takes from the command line into dims (vi, the input's info, gets
+ * --shapes's rank and dims when it names the input): --shapes, then --dim for symbolic dims,
+ * --batch for the first, 1 for the rest. *unbound (may be NULL): the one symbolic dim nothing
+ * bound, -1 when none, -2 when several. Returns 0, or 1 after a message (no declared shape). */
+int cli_input_dims(const amp_model *m, const cli_opts *o, amp_value_info *vi, int64_t *dims, int *unbound);
 /* Make random inputs, seeded by --seed, for every model input: the --shapes shape when o gives one, else
  * the declared shape with symbolic dims from --dim (batch for the first dim when --batch is
  * given, else 1). */
@@ -151,6 +164,10 @@ int cli_check_data_dir(const char *dir);
 /* path can be written: not a folder, and a file can be created and removed beside it. Also
  * removes PATH.tmp.PID files left by killed runs (PID no longer alive). */
 int cli_check_writable(const char *path, const char *what);
+/* Load MODEL; "-" reads it from stdin (all its tensors inside: external data is refused). */
+int cli_load_model(amp_context *ctx, const char *path, amp_model **m);
+/* Save m to path; "-" writes it to stdout once it is complete (nothing on a failure). */
+int cli_save_model(amp_context *ctx, amp_model *m, const char *path);
 
 /* Autocast from the command line (tools/amprt/autocast_cli.c). */
 typedef struct cli_autocast {
@@ -168,16 +185,18 @@ amp_dtype cli_parse_dtype(const char *s, const char *opt);
 /* The 16-bit dtype --precision asks to convert to, or AMP_UNDEFINED (not given, or fp32). */
 amp_dtype cli_autocast_dtype(const cli_opts *o);
 /* Replace *m with its converted copy (dtype lo), keeping the original in ca->fp32. Uses
- * --keep-io-types (or keep_io when forced), --block, --block-nodes, --calibrate, --round and
+ * --io-16bit (convert; in_memory conversions, for amprt's own runs, keep FP32 I/O and may use
+ * 16-bit types ONNX does not list), --block, --block-nodes, --calibrate, --round and
  * --range-limit from o. Returns 0, or 1 after printing a message. */
-int cli_autocast_model(amp_context *ctx, const cli_opts *o, amp_dtype lo, bool keep_io, amp_model **m,
+int cli_autocast_model(amp_context *ctx, const cli_opts *o, amp_dtype lo, bool in_memory, amp_model **m,
                        cli_autocast *ca);
 void cli_autocast_free(cli_autocast *ca);
 void cli_report_json(FILE *f, const amp_autocast_report *r);
 /* Matmul/conv FLOPs of the last plan of s: total and in 16-bit types. */
 void cli_plan_flops(const amp_session *s, double *total, double *in16);
-/* Graphviz drawing of the model, nodes coloured by precision, casts marked. 0 or 1. */
-int cli_write_dot(amp_context *ctx, const amp_model *m, const char *path);
+/* Graphviz drawing of the model, nodes coloured by precision, casts marked. With s (a session of
+ * m, planned), the nodes its last plan folded are left out; NULL draws every node. 0 or 1. */
+int cli_write_dot(amp_context *ctx, const amp_model *m, const char *path, const amp_session *s);
 
 /* The timed loop of bench (tools/amprt/bench_time.c). */
 typedef amp_status (*cli_step_fn)(void *user);

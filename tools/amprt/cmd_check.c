@@ -15,7 +15,7 @@
 static const char *const usage =
     "usage: amprt check DIR... [--rtol X] [--atol X] [--threads N] [--list-passing FILE] [--verbose]\n"
     "                   [--precision fp16|bf16] [--backend ...] [--fusion auto|on|off] [--max-memory BYTES]\n"
-    "                   [--quiet]\n"
+    "                   [--json] [--quiet]\n"
     "  Each DIR is a case (holding model.onnx) or a folder of cases. Prints PASS, FAIL or SKIP per\n"
     "  case and last 'N passed, N failed, N skipped'. Floats match when |a-b| <= atol + rtol*|b|\n"
     "  (defaults 1e-3 and 1e-5), NaN only matches NaN; integers and bools must be equal.\n"
@@ -25,11 +25,13 @@ static const char *const usage =
     "  be within relative L2 error 1e-2 (fp16) or 3e-2 (bf16) of the FP32 expectation, finite where\n"
     "  it is finite; --precision fp32 is the plain comparison.\n"
     "  SKIP means an unsupported op or dtype, named on the line; it never counts as a pass.\n"
+    "  --json prints one JSON object instead: \"cases\" (name, folder, result pass|fail|skip, why,\n"
+    "  ms), then \"passed\", \"failed\" and \"skipped\".\n"
     "  Exit status: 0 when nothing failed, 1 otherwise.\n" CLI_QUIET_HELP;
 
 static const cli_command check_cmd = {"check", usage,
                                       CLI_TOLERANCE | CLI_THREADS | CLI_LIST_PASSING | CLI_VERBOSE | CLI_AUTOCAST |
-                                          CLI_CONVERT | CLI_BACKEND | CLI_FUSION | CLI_MAX_MEMORY | CLI_QUIET};
+                                          CLI_CONVERT | CLI_BACKEND | CLI_FUSION | CLI_MAX_MEMORY | CLI_QUIET | CLI_JSON};
 
 typedef enum { R_PASS, R_FAIL, R_SKIP } result;
 
@@ -299,7 +301,8 @@ int cmd_check(int argc, char **argv) {
             return 2;
         }
     }
-    int passed = 0, failed = 0, skipped = 0;
+    int passed = 0, failed = 0, skipped = 0, listed = 0;
+    if (o.json) printf("{\"cases\": [");
     for (int pi = 0; pi < o.n_positional; pi++) {
         const char *root = o.positional[pi];
         char path[4352];
@@ -326,25 +329,37 @@ int cmd_check(int argc, char **argv) {
             double t0 = cli_now_ms();
             result r = run_case(dir, &o, why, sizeof why);
             double dt = cli_now_ms() - t0;
+            if (o.json) {
+                printf("%s\n  {\"name\": ", listed++ ? "," : "");
+                cli_json_str(stdout, name);
+                printf(", \"dir\": ");
+                cli_json_str(stdout, dir);
+                printf(", \"result\": \"%s\", \"why\": ", r == R_PASS ? "pass" : r == R_FAIL ? "fail" : "skip");
+                cli_json_str(stdout, why);
+                printf(", \"ms\": %.3f}", dt);
+            }
             if (r == R_PASS) {
                 passed++;
-                printf("PASS %s", name);
-                if (o.verbose) printf(" (%.1f ms)", dt);
-                printf("\n");
+                if (!o.json) {
+                    printf("PASS %s", name);
+                    if (o.verbose) printf(" (%.1f ms)", dt);
+                    printf("\n");
+                }
                 if (list) fprintf(list, "%s\n", name);
             } else if (r == R_FAIL) {
                 failed++;
-                printf("FAIL %s: %s\n", name, why);
+                if (!o.json) printf("FAIL %s: %s\n", name, why);
             } else {
                 skipped++;
-                printf("SKIP %s: %s\n", name, why);
+                if (!o.json) printf("SKIP %s: %s\n", name, why);
             }
             fflush(stdout);
         }
         free_list(cases, ncases);
     }
     if (list) fclose(list);
-    printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
+    if (o.json) printf("\n], \"passed\": %d, \"failed\": %d, \"skipped\": %d}\n", passed, failed, skipped);
+    else printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
     cli_free(&o);
     return failed ? 1 : 0;
 }

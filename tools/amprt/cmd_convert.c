@@ -4,14 +4,17 @@
 #include "tools/amprt/cli.h"
 
 static const char *const usage =
-    "usage: amprt convert IN.onnx OUT.onnx [--precision fp16|bf16|fp32] [--keep-io-types]\n"
+    "usage: amprt convert IN.onnx OUT.onnx [--precision fp16|bf16|fp32] [--io-16bit]\n"
     "                     [--block OP,OP...] [--block-nodes NAME,NAME...] [--calibrate DIR]\n"
     "                     [--range-limit X] [--round nearest|zero] [--json] [--max-memory BYTES]\n"
     "                     [--quiet]\n"
     "  Converts IN to mixed precision (default fp16): MatMul/Gemm/Conv and what lies between them\n"
     "  in 16 bits, numerically sensitive ops (Exp, Log, Pow, Softmax, reductions, norms, losses)\n"
     "  in FP32, one Cast per tensor and dtype. OUT is written to a temporary name, then renamed.\n"
-    "  --keep-io-types      graph inputs and outputs stay FP32\n"
+    "  IN - reads the model from stdin, OUT - writes it to stdout (the report then goes to stderr).\n"
+    "  --io-16bit           graph inputs and outputs become 16-bit too (by default they stay FP32,\n"
+    "                       so the converted model takes and gives what the original did;\n"
+    "                       --keep-io-types says the default out loud)\n"
     "  --block OP,...       keep these op types in FP32; --block-nodes NAME,... these nodes\n"
     "  --calibrate DIR      run the FP32 model on DIR's input sets (DIR/input_K.pb or\n"
     "                       DIR/*/input_K.pb) and keep FP32 every node whose inputs or outputs\n"
@@ -41,7 +44,7 @@ int cmd_convert(int argc, char **argv) {
         return 2;
     }
     /* the output's folder before the work; stale temporaries of a killed conversion go */
-    if (cli_check_writable(o.positional[1], "the output")) {
+    if (strcmp(o.positional[1], "-") != 0 && cli_check_writable(o.positional[1], "the output")) {
         cli_free(&o);
         return 1;
     }
@@ -50,28 +53,21 @@ int cmd_convert(int argc, char **argv) {
     cli_autocast ca;
     memset(&ca, 0, sizeof ca);
     rc = 1;
-    amp_status s = amp_model_load(ctx, o.positional[0], &m);
-    if (s) {
-        fprintf(stderr, "amprt: cannot load the model: %s: %s\n", amp_status_name(s), amp_context_last_error(ctx));
-        goto done;
-    }
+    if (cli_load_model(ctx, o.positional[0], &m)) goto done;
     if (lo != AMP_F32 && cli_autocast_model(ctx, &o, lo, false, &m, &ca)) goto done;
-    s = amp_model_save(m, o.positional[1]);
-    if (s) {
-        fprintf(stderr, "amprt: cannot write '%s': %s: %s\n", o.positional[1], amp_status_name(s),
-                amp_context_last_error(ctx));
-        goto done;
-    }
+    if (cli_save_model(ctx, m, o.positional[1])) goto done;
     if (lo != AMP_F32) {
+        /* the report goes where the model does not: stderr when the model is on stdout */
+        FILE *out = strcmp(o.positional[1], "-") == 0 ? stderr : stdout;
         const amp_autocast_report *r = &ca.report;
         if (o.json) {
-            cli_report_json(stdout, r);
-            fputc('\n', stdout);
+            cli_report_json(out, r);
+            fputc('\n', out);
         } else if (r->already_16bit) {
-            printf("%s: already in 16-bit precision (or converted by amprt before); written unchanged\n",
+            fprintf(out, "%s: already in 16-bit precision (or converted by amprt before); written unchanged\n",
                    o.positional[0]);
         } else {
-            printf("%s -> %s (%s): %d nodes in 16 bits, %d in FP32, %d other; %d casts inserted, %d removed; "
+            fprintf(out, "%s -> %s (%s): %d nodes in 16 bits, %d in FP32, %d other; %d casts inserted, %d removed; "
                    "%d initializers converted, %d duplicated, %d values clamped; %d nodes kept FP32 by ranges, %d "
                    "blocked\n",
                    o.positional[0], o.positional[1], amp_dtype_name(lo), r->nodes_16bit, r->nodes_fp32, r->nodes_other,

@@ -12,7 +12,7 @@
 
 static const char *const usage_inspect =
     "usage: amprt inspect MODEL [--json] [--dim NAME=VALUE]... [--batch B] [--verbose]\n"
-    "                     [--precision fp16|bf16] [--dot FILE.dot] [--train] [--threads N]\n"
+    "                     [--precision fp16|bf16] [--dot FILE.dot [--dot-all]] [--train] [--threads N]\n"
     "                     [--backend ...] [--max-memory BYTES]\n"
     "  Prints the opset, inputs and outputs (symbolic dims by name), op counts, parameters and\n"
     "  the memory plan (arena, lower bound, persistent bytes) for the declared shapes; unbound\n"
@@ -21,7 +21,8 @@ static const char *const usage_inspect =
     "  The autocast section gives nodes per precision, casts, and the share of MatMul/Gemm/Conv\n"
     "  FLOPs in 16 bits; with --precision the model is converted first and the FP32 and converted\n"
     "  parameter and arena bytes are shown side by side. --dot draws the graph (converted with\n"
-    "  --precision), nodes coloured by precision, casts as diamonds.\n"
+    "  --precision), nodes coloured by precision, casts as diamonds; nodes the plan folds (shape\n"
+    "  arithmetic, constant subgraphs) are left out unless --dot-all.\n"
     "  --train plans one training step on --backend (default cpu; cross entropy on the first\n"
     "  output, SGD; FP16 AMP with --precision fp16) and reports its arena and lower bound beside\n"
     "  the inference plan.\n" CLI_PRECISION_HELP;
@@ -32,28 +33,33 @@ static const cli_command inspect_cmd = {
         CLI_BACKEND | CLI_MAX_MEMORY};
 
 static const char *const usage_run =
-    "usage: amprt run MODEL [--input NAME=FILE.pb|FILE.npy]... [--output-dir DIR] [--threads N] [--batch B]\n"
+    "usage: amprt run MODEL [--input NAME=FILE.pb|.npy|.raw]... [--output-dir DIR] [--threads N] [--batch B]\n"
     "                 [--dim NAME=VALUE]... [--shapes NAME:D0xD1x...[,...]] [--seed N]\n"
     "                 [--backend cpu|cuda|auto] [--fusion auto|on|off] [--precision fp16|bf16]\n"
-    "                 [--max-memory BYTES] [--quiet]\n"
-    "  Runs the model once. --input reads a TensorProto (.pb) or, by the extension .npy, a NumPy\n"
-    "  array (format 1.0 or 2.0, C order; <f4, <f2, <i8, <i4, |u1 or |b1). Inputs not given are\n"
-    "  random values seeded by --seed N (default 42) of the declared shape (symbolic dims from\n"
-    "  --dim, the first from --batch, others 1), or of the shape --shapes gives the input\n"
-    "  (trtexec's spelling: input:1x3x224x224; its rank and fixed dims must be the model's, and\n"
-    "  its symbolic dims bind those names for every input).\n"
+    "                 [--max-memory BYTES] [--json] [--quiet]\n"
+    "  Runs the model once (MODEL - reads it from stdin). --input reads a TensorProto (.pb); by\n"
+    "  the extension, a NumPy array (.npy: format 1.0 or 2.0, C order; <f4, <f2, <i8, <i4, |u1 or\n"
+    "  |b1) or raw little-endian bytes (.raw or .bin, trtexec's --loadInputs: the input's dtype,\n"
+    "  the shape --shapes/--dim/--batch give it, one free dim taken from the file's size).\n"
+    "  Inputs not given are random values seeded by --seed N (default 42) of the declared shape\n"
+    "  (symbolic dims from --dim, the first from --batch, others 1), or of the shape --shapes\n"
+    "  gives the input (trtexec's spelling: input:1x3x224x224; its rank and fixed dims must be\n"
+    "  the model's, and its symbolic dims bind those names for every input).\n"
     "  --threads N: CPU threads (default: all cores).\n"
     "  Prints each output's shape, its first values and, for 2-D float outputs, the argmax of\n"
-    "  each row; --output-dir writes output_K.pb files.\n" CLI_PRECISION_HELP CLI_QUIET_HELP;
+    "  each row; --output-dir writes output_K.pb files. --json prints one JSON object instead:\n"
+    "  per output its name, dtype, shape, values (NaN and infinities as null, counted in \"nan\"\n"
+    "  and \"inf\"; at most 2^20 of them, \"truncated\" beyond), min, max and argmax per row; then\n"
+    "  the two run times and the arena.\n" CLI_PRECISION_HELP CLI_QUIET_HELP;
 
 static const cli_command run_cmd = {"run", usage_run,
                                     CLI_INPUT | CLI_OUTPUT_DIR | CLI_THREADS | CLI_BATCH | CLI_DIM | CLI_SHAPES |
                                         CLI_SEED | CLI_QUIET | CLI_BACKEND | CLI_FUSION | CLI_AUTOCAST | CLI_CONVERT |
-                                        CLI_MAX_MEMORY};
+                                        CLI_MAX_MEMORY | CLI_JSON};
 
 static const char *const usage_bench =
     "usage: amprt bench MODEL [--batch B] [--threads N] [--iterations R] [--duration S] [--warmup W]\n"
-    "                   [--input NAME=FILE.pb|FILE.npy]... [--dim NAME=V]... [--shapes NAME:D0xD1x...[,...]]\n"
+    "                   [--input NAME=FILE.pb|.npy|.raw]... [--dim NAME=V]... [--shapes NAME:D0xD1x...[,...]]\n"
     "                   [--backend ...] [--fusion auto|on|off] [--json] [--verbose] [--precision fp16|bf16]\n"
     "                   [--train] [--seed N] [--max-memory BYTES] [--quiet]\n"
     "  Inputs are those of 'amprt run' (--input, --shapes and --seed as there). Times R runs\n"
@@ -145,9 +151,9 @@ int cmd_inspect(int argc, char **argv) {
     cli_autocast ca;
     memset(&ca, 0, sizeof ca);
     amp_dtype lo = cli_autocast_dtype(&o);
-    amp_status st = amp_model_load(ctx, o.positional[0], &m);
-    if (st) {
-        rc = fail(ctx, st, "cannot load the model");
+    amp_status st = AMP_OK;
+    if (cli_load_model(ctx, o.positional[0], &m)) {
+        rc = 1;
         goto done;
     }
     if (lo && cli_autocast_model(ctx, &o, lo, true, &m, &ca)) {
@@ -156,10 +162,6 @@ int cmd_inspect(int argc, char **argv) {
     }
     /* dtypes of values the file does not declare (for the precision census and the drawing) */
     amp_pass_typecheck(m->g, false);
-    if (o.dot && cli_write_dot(ctx, m, o.dot)) {
-        rc = 1;
-        goto done;
-    }
     const amp_graph *g = m->g;
     /* op counts in first-seen order */
     ops = malloc(sizeof *ops * ((size_t)g->n_nodes + 1));
@@ -194,6 +196,11 @@ int cmd_inspect(int argc, char **argv) {
     st = amp_session_create(m, &so, &s);
     if (!st) st = amp_session_plan(s, nb, b, &ps);
     if (st) snprintf(plan_err, sizeof plan_err, "%s: %s", amp_status_name(st), s ? amp_session_last_error(s) : amp_context_last_error(ctx));
+    /* drawn after planning, so the nodes the plan folds can be left out */
+    if (o.dot && cli_write_dot(ctx, m, o.dot, st || o.dot_all ? NULL : s)) {
+        rc = 1;
+        goto done;
+    }
     /* precision census and the 16-bit share of matmul/conv FLOPs */
     amp_autocast_report census = {.struct_size = sizeof census};
     memset(&census, 0, sizeof census);
@@ -466,8 +473,8 @@ done:
  * model (what was made is left for the caller to free). */
 static int prepare_run(amp_context *ctx, const cli_opts *o, amp_model **m, amp_session **s, run_io *io,
                        cli_autocast *ca) {
-    amp_status st = amp_model_load(ctx, o->positional[0], m);
-    if (st) return fail(ctx, st, "cannot load the model");
+    if (cli_load_model(ctx, o->positional[0], m)) return 1;
+    amp_status st;
     if (cli_check_shapes(*m, o)) return 2;
     amp_dtype lo = cli_autocast_dtype(o);
     if (lo && cli_autocast_model(ctx, o, lo, true, m, ca)) return 1;
@@ -529,6 +536,51 @@ static int prepare_run(amp_context *ctx, const cli_opts *o, amp_model **m, amp_s
     return 0;
 }
 
+/* The most elements of one output that run --json writes out in full ("truncated" beyond). */
+#define RUN_JSON_MAX_VALUES (1 << 20)
+
+/* One output as a JSON object: name, dtype, shape, its values (non-finite ones as null, counted
+ * in "nan" and "inf"), min and max of the finite ones, and the argmax per row of 2-D floats. */
+static void output_json(FILE *f, const char *name, const amp_tensor *t) {
+    fputs("{\"name\": ", f);
+    cli_json_str(f, name);
+    fprintf(f, ", \"dtype\": \"%s\", \"shape\": [", amp_dtype_name(t->dtype));
+    for (int d = 0; d < t->rank; d++) fprintf(f, "%s%lld", d ? ", " : "", (long long)t->dims[d]);
+    fputs("], \"values\": [", f);
+    bool fl = amp_dtype_is_float(t->dtype);
+    int64_t nan = 0, inf = 0, n = t->numel < RUN_JSON_MAX_VALUES ? t->numel : RUN_JSON_MAX_VALUES;
+    double lo = INFINITY, hi = -INFINITY;
+    for (int64_t e = 0; e < t->numel; e++) {
+        double v = amp_ld(t->dtype, t->data, e);
+        nan += isnan(v) != 0;
+        inf += isinf(v) != 0;
+        if (isfinite(v)) {
+            lo = v < lo ? v : lo;
+            hi = v > hi ? v : hi;
+        }
+        if (e >= n) continue;
+        if (e) fputs(", ", f);
+        if (!isfinite(v)) fputs("null", f);
+        else if (fl) fprintf(f, "%.9g", v);
+        else fprintf(f, "%.17g", v);
+    }
+    fprintf(f, "], \"truncated\": %s, \"nan\": %lld, \"inf\": %lld", n < t->numel ? "true" : "false",
+            (long long)nan, (long long)inf);
+    if (hi >= lo) fprintf(f, ", \"min\": %.9g, \"max\": %.9g", lo, hi);
+    if (t->rank == 2 && fl) {
+        fputs(", \"argmax\": [", f);
+        for (int64_t r = 0; r < t->dims[0]; r++) {
+            int64_t best = 0;
+            for (int64_t c = 1; c < t->dims[1]; c++)
+                if (amp_ld(t->dtype, t->data, r * t->dims[1] + c) > amp_ld(t->dtype, t->data, r * t->dims[1] + best))
+                    best = c;
+            fprintf(f, "%s%lld", r ? ", " : "", (long long)best);
+        }
+        fputc(']', f);
+    }
+    fputc('}', f);
+}
+
 int cmd_run(int argc, char **argv) {
     cli_opts o;
     int rc = cli_parse(argc, argv, 2, &o, &run_cmd);
@@ -568,14 +620,29 @@ int cmd_run(int argc, char **argv) {
         fprintf(stderr, "amprt: run failed: %s: %s\n", amp_status_name(st), amp_session_last_error(s));
         goto done;
     }
+    if (o.json) {
+        printf("{\"model\": ");
+        cli_json_str(stdout, o.positional[0]);
+        printf(", \"backend\": ");
+        cli_json_str(stdout, amp_session_backend(s));
+        /* the in-memory conversion run asked for (--precision), null when the model ran as stored */
+        amp_dtype lo = ca.fp32 ? cli_autocast_dtype(&o) : AMP_UNDEFINED;
+        printf(", \"precision\": %s, \"outputs\": [", lo == AMP_F16 ? "\"fp16\"" : lo == AMP_BF16 ? "\"bf16\"" : "null");
+    }
     for (int i = 0; i < io.nout; i++) {
         amp_tensor *t = io.outs[i];
-        printf("output %s %s [", io.onames[i], amp_dtype_name(t->dtype));
-        for (int d = 0; d < t->rank; d++) printf("%s%lld", d ? "," : "", (long long)t->dims[d]);
-        printf("]:");
-        for (int64_t e = 0; e < t->numel && e < 8; e++) printf(" %.6g", amp_ld(t->dtype, t->data, e));
-        if (t->numel > 8) printf(" ...");
-        printf("\n");
+        if (o.json) {
+            printf("%s\n  ", i ? "," : "");
+            output_json(stdout, io.onames[i], t);
+        }
+        if (!o.json) printf("output %s %s [", io.onames[i], amp_dtype_name(t->dtype));
+        for (int d = 0; d < t->rank && !o.json; d++) printf("%s%lld", d ? "," : "", (long long)t->dims[d]);
+        if (!o.json) {
+            printf("]:");
+            for (int64_t e = 0; e < t->numel && e < 8; e++) printf(" %.6g", amp_ld(t->dtype, t->data, e));
+            if (t->numel > 8) printf(" ...");
+            printf("\n");
+        }
         /* a NaN or an infinity anywhere is worth a warning: the 8 values shown may hide it */
         if (t->dtype == AMP_F32 || t->dtype == AMP_F16 || t->dtype == AMP_BF16 || t->dtype == AMP_F64) {
             int64_t nan = 0, inf = 0, first = -1;
@@ -594,7 +661,7 @@ int cmd_run(int argc, char **argv) {
                         io.onames[i], (long long)nan, (long long)inf, (long long)t->numel, (long long)first,
                         ca.fp32 ? " (16-bit values overflow above 65504 in FP16: try bf16, or convert with --calibrate)" : "");
         }
-        if (t->rank == 2 && amp_dtype_is_float(t->dtype)) {
+        if (!o.json && t->rank == 2 && amp_dtype_is_float(t->dtype)) {
             printf("argmax per row:");
             for (int64_t r = 0; r < t->dims[0] && r < 64; r++) {
                 int64_t best = 0;
@@ -621,8 +688,12 @@ int cmd_run(int argc, char **argv) {
     }
     amp_plan_stats ps = {.struct_size = sizeof ps};
     amp_session_last_plan(s, &ps);
-    printf("time: first run %.3f ms (with planning), second run %.3f ms; arena %zu bytes (lower bound %zu)\n",
-           t1 - t0, t3 - t2, ps.arena_bytes, ps.lower_bound_bytes);
+    if (o.json)
+        printf("\n], \"first_run_ms\": %.3f, \"second_run_ms\": %.3f, \"arena_bytes\": %zu, \"lower_bound_bytes\": %zu}\n",
+               t1 - t0, t3 - t2, ps.arena_bytes, ps.lower_bound_bytes);
+    else
+        printf("time: first run %.3f ms (with planning), second run %.3f ms; arena %zu bytes (lower bound %zu)\n",
+               t1 - t0, t3 - t2, ps.arena_bytes, ps.lower_bound_bytes);
     rc = 0;
 done:
     run_io_free(&io);
@@ -668,9 +739,7 @@ int cmd_bench(int argc, char **argv) {
     if (o.threads == 0) o.threads = cli_cores(); /* the library's default, named in the report */
     if (o.train) {
         /* the training step (tools/amprt/bench_train.c) */
-        if ((st = amp_model_load(ctx, o.positional[0], &m)))
-            fprintf(stderr, "amprt: %s: %s\n", o.positional[0], amp_context_last_error(ctx));
-        else
+        if (!cli_load_model(ctx, o.positional[0], &m))
             rc = cli_check_shapes(m, &o) ? 2 : cli_bench_train(ctx, &o, m);
         goto done;
     }

@@ -24,7 +24,7 @@ static const char *const usage_train =
     "                   [--out FILE.onnx] [--out-dtype fp32|fp16|bf16] [--plot FILE.svg] [--json-log FILE]\n"
     "                   [--checkpoint FILE [--checkpoint-every N]] [--resume FILE]\n"
     "                   [--max-steps N] [--limit-train N] [--limit-test N] [--progress auto|tty|plain]\n"
-    "                   [--quiet]\n"
+    "                   [--json] [--quiet]\n"
     "  Trains MODEL (an image classifier taking [B,1,H,W]) on the IDX data set in DIR\n"
     "  (train-*/t10k-* files, as Debian's /usr/share/datasets/fashion-mnist) with softmax cross\n"
     "  entropy. --precision (alias --amp) fp16 (default): autocast FP16, FP32 master weights,\n"
@@ -40,20 +40,25 @@ static const char *const usage_train =
     "  torch's: lr 0.01 (SGD) or 0.001 (AdamW), weight decay 0 (SGD) or 0.01 (AdamW), betas\n"
     "  0.9 and 0.999, epsilon 1e-8, gamma 0.1.\n"
     "  --quiet (-q) leaves out the backend line, the progress within an epoch and the notes\n"
-    "  (resumed, stopped, wrote); each epoch's summary line, warnings and errors stay.\n";
+    "  (resumed, stopped, wrote); each epoch's summary line, warnings and errors stay.\n"
+    "  Progress and the epochs go to stderr; stdout gets one summary line at the end (epochs,\n"
+    "  steps, final loss and accuracy, the best accuracy, time, the model written), or with\n"
+    "  --json the same as one JSON object.\n";
 
 /* After the training options are peeled, cli_parse takes these. */
-static const cli_command train_cmd = {"train", usage_train, CLI_THREADS | CLI_BACKEND | CLI_FUSION | CLI_QUIET};
+static const cli_command train_cmd = {"train", usage_train,
+                                      CLI_THREADS | CLI_BACKEND | CLI_FUSION | CLI_QUIET | CLI_JSON};
 
 static const char *const usage_eval =
     "usage: amprt evaluate MODEL --data DIR [--batch B] [--precision fp16|bf16] [--limit-test N] [--threads N]\n"
-    "                      [--backend cpu|cuda|auto] [--fusion auto|on|off] [--quiet]\n"
-    "  Runs MODEL on the test split of DIR and prints the accuracy (argmax of the first output).\n"
+    "                      [--backend cpu|cuda|auto] [--fusion auto|on|off] [--json] [--quiet]\n"
+    "  Runs MODEL on the test split of DIR and prints the accuracy (argmax of the first output);\n"
+    "  --json prints it as one JSON object (model, backend, precision, accuracy, images, ms).\n"
     "  --threads N: CPU threads (default: all cores). --batch: images per run (default 256).\n" CLI_PRECISION_HELP
         CLI_QUIET_HELP;
 
 static const cli_command eval_cmd = {"evaluate", usage_eval,
-                                     CLI_AUTOCAST | CLI_CONVERT | CLI_THREADS | CLI_BACKEND | CLI_FUSION | CLI_QUIET};
+                                     CLI_AUTOCAST | CLI_CONVERT | CLI_THREADS | CLI_BACKEND | CLI_FUSION | CLI_QUIET | CLI_JSON};
 
 /* The training options evaluate reads; it refuses the others. */
 static const char *const eval_opts[] = {"--data", "--batch", "--limit-test"};
@@ -479,11 +484,8 @@ int cmd_train(int argc, char **argv) {
     double *losses = NULL, *accs = NULL;
     FILE *jl = NULL;
     rc = 1;
-    amp_status s = amp_model_load(ctx, o.positional[0], &m);
-    if (s) {
-        fprintf(stderr, "amprt: cannot load the model: %s: %s\n", amp_status_name(s), amp_context_last_error(ctx));
-        goto done;
-    }
+    amp_status s;
+    if (cli_load_model(ctx, o.positional[0], &m)) goto done;
     amp_value_info in0 = {.struct_size = sizeof in0}, out0 = {.struct_size = sizeof out0};
     int64_t classes = 0;
     if (classifier_io(m, &in0, &out0, &classes)) goto done;
@@ -567,6 +569,9 @@ int cmd_train(int argc, char **argv) {
     cli_progress pr;
     cli_progress_init(&pr, stderr, pm, NULL, NULL);
     const char *in_name = in0.name;
+    /* for the summary on stdout: the epochs this run finished or cut short, and their time */
+    int64_t last_epoch = -1, best_epoch = -1, steps_before = total_steps;
+    double train_t0 = cli_now_ms();
     for (int64_t e = start_epoch; e < t.epochs; e++) {
         int64_t first = e == start_epoch ? start_batch : 0, next = first;
         if ((s = amp_batcher_seek(bat, e, first))) {
@@ -630,6 +635,8 @@ int cmd_train(int argc, char **argv) {
         if (isnan(acc)) goto done;
         losses[e] = nb ? sum / (double)nb : NAN;
         accs[e] = acc;
+        last_epoch = e;
+        if (best_epoch < 0 || acc > accs[best_epoch]) best_epoch = e;
         cli_progress_epoch_end(&pr, losses[e], acc);
         if (skipped_nonfinite)
             fprintf(stderr, "  (%lld steps skipped by the loss scaler with a non-finite loss are not in the mean)\n",
@@ -673,6 +680,32 @@ int cmd_train(int argc, char **argv) {
             goto done;
         }
         if (!o.quiet) fprintf(stderr, "wrote %s\n", t.out);
+    }
+    if (last_epoch >= 0) {
+        amp_trainer_state st = {.struct_size = sizeof st};
+        amp_trainer_get_state(tr, &st);
+        double secs = (cli_now_ms() - train_t0) / 1e3;
+        int64_t steps = total_steps - steps_before;
+        if (o.json) {
+            printf("{\"model\": ");
+            cli_json_str(stdout, o.positional[0]);
+            printf(", \"backend\": ");
+            cli_json_str(stdout, amp_trainer_backend(tr, NULL));
+            printf(", \"precision\": \"%s\", \"epochs\": %lld, \"steps\": %lld, \"steps_total\": %lld, "
+                   "\"steps_skipped\": %lld, \"train_loss\": %.6g, \"test_accuracy\": %.6g, \"best_accuracy\": %.6g, "
+                   "\"best_epoch\": %lld, \"loss_scale\": %.6g, \"seconds\": %.3f, \"out\": ",
+                   t.amp, (long long)last_epoch + 1, (long long)steps, (long long)st.steps, (long long)st.steps_skipped,
+                   losses[last_epoch], accs[last_epoch], accs[best_epoch], (long long)best_epoch + 1, st.loss_scale, secs);
+            if (t.out) cli_json_str(stdout, t.out);
+            else printf("null");
+            printf("}\n");
+        } else {
+            printf("%s: %s, epoch %lld of %d, %lld steps in %.1f s (%lld in all, %lld skipped for non-finite gradients): "
+                   "train loss %.4f, test accuracy %.4f (best %.4f at epoch %lld)%s%s\n",
+                   o.positional[0], t.amp, (long long)last_epoch + 1, t.epochs, (long long)steps, secs,
+                   (long long)st.steps, (long long)st.steps_skipped, losses[last_epoch], accs[last_epoch],
+                   accs[best_epoch], (long long)best_epoch + 1, t.out ? "; wrote " : "", t.out ? t.out : "");
+        }
     }
     rc = 0;
 done:
@@ -732,11 +765,8 @@ int cmd_evaluate(int argc, char **argv) {
     cli_autocast ca;
     memset(&ca, 0, sizeof ca);
     rc = 1;
-    amp_status st = amp_model_load(ctx, o.positional[0], &m);
-    if (st) {
-        fprintf(stderr, "amprt: cannot load the model: %s: %s\n", amp_status_name(st), amp_context_last_error(ctx));
-        goto done;
-    }
+    amp_status st;
+    if (cli_load_model(ctx, o.positional[0], &m)) goto done;
     amp_dtype lo = cli_autocast_dtype(&o);
     if (lo && cli_autocast_model(ctx, &o, lo, true, &m, &ca)) goto done;
     amp_value_info in0 = {.struct_size = sizeof in0}, out0 = {.struct_size = sizeof out0};
@@ -753,7 +783,17 @@ int cmd_evaluate(int argc, char **argv) {
     double acc = accuracy(NULL, s, in0.name, out0.name, test, t.limit_test, t.batch > 0 ? t.batch : 256);
     if (isnan(acc)) goto done;
     int64_t n = t.limit_test > 0 && t.limit_test < test->n ? t.limit_test : test->n;
-    printf("%s: accuracy %.4f on %lld test images (%.1f ms)\n", o.positional[0], acc, (long long)n, cli_now_ms() - t0);
+    double ms = cli_now_ms() - t0;
+    if (o.json) {
+        printf("{\"model\": ");
+        cli_json_str(stdout, o.positional[0]);
+        printf(", \"backend\": ");
+        cli_json_str(stdout, amp_session_backend(s));
+        printf(", \"precision\": %s, \"accuracy\": %.6f, \"images\": %lld, \"ms\": %.1f}\n",
+               lo == AMP_F16 ? "\"fp16\"" : lo == AMP_BF16 ? "\"bf16\"" : "null", acc, (long long)n, ms);
+    } else {
+        printf("%s: accuracy %.4f on %lld test images (%.1f ms)\n", o.positional[0], acc, (long long)n, ms);
+    }
     rc = 0;
 done:
     amp_session_destroy(s);

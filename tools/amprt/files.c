@@ -111,3 +111,94 @@ done:
     free(folder);
     return rc;
 }
+
+/* All of stdin into a malloc'd buffer (doubling, so the memory is at most twice what stdin
+ * held). NULL after a message. */
+static unsigned char *read_stdin(size_t *size) {
+    size_t cap = 1 << 16, n = 0;
+    unsigned char *buf = malloc(cap);
+    if (!buf) {
+        fprintf(stderr, "amprt: out of memory reading the model from stdin\n");
+        return NULL;
+    }
+    for (;;) {
+        size_t got = fread(buf + n, 1, cap - n, stdin);
+        n += got;
+        if (got == 0) break;
+        if (n == cap) {
+            unsigned char *nb = cap <= SIZE_MAX / 2 ? realloc(buf, cap * 2) : NULL;
+            if (!nb) {
+                fprintf(stderr, "amprt: out of memory reading the model from stdin (%zu bytes so far)\n", n);
+                free(buf);
+                return NULL;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    if (ferror(stdin)) {
+        fprintf(stderr, "amprt: cannot read the model from stdin: %s\n", strerror(errno));
+        free(buf);
+        return NULL;
+    }
+    *size = n;
+    return buf;
+}
+
+int cli_load_model(amp_context *ctx, const char *path, amp_model **m) {
+    amp_status s;
+    if (strcmp(path, "-") != 0) {
+        s = amp_model_load(ctx, path, m);
+    } else {
+        size_t n = 0;
+        unsigned char *buf = read_stdin(&n);
+        if (!buf) return 1;
+        /* no folder to find external data in: a model read from stdin must hold its tensors */
+        s = amp_model_load_buffer(ctx, buf, n, NULL, m);
+        free(buf);
+    }
+    if (s) fprintf(stderr, "amprt: cannot load the model: %s: %s\n", amp_status_name(s), amp_context_last_error(ctx));
+    return s ? 1 : 0;
+}
+
+int cli_save_model(amp_context *ctx, amp_model *m, const char *path) {
+    amp_status s;
+    if (strcmp(path, "-") != 0) {
+        s = amp_model_save(m, path);
+        if (s) fprintf(stderr, "amprt: cannot write '%s': %s: %s\n", path, amp_status_name(s), amp_context_last_error(ctx));
+        return s ? 1 : 0;
+    }
+    /* the library writes files (temporary name, then rename); stdout gets a finished one, so a
+     * failed conversion writes nothing to the pipe */
+    const char *dir = getenv("TMPDIR");
+    char tmpl[4096];
+    snprintf(tmpl, sizeof tmpl, "%s/amprt-out-XXXXXX", dir && dir[0] ? dir : "/tmp");
+    int fd = mkstemp(tmpl);
+    if (fd < 0) {
+        fprintf(stderr, "amprt: cannot make a temporary file '%s': %s\n", tmpl, strerror(errno));
+        return 1;
+    }
+    close(fd);
+    int rc = 0;
+    s = amp_model_save(m, tmpl);
+    if (s) {
+        fprintf(stderr, "amprt: cannot write the model: %s: %s\n", amp_status_name(s), amp_context_last_error(ctx));
+        rc = 1;
+    }
+    FILE *f = rc ? NULL : fopen(tmpl, "rb");
+    if (!rc && !f) {
+        fprintf(stderr, "amprt: cannot reopen '%s': %s\n", tmpl, strerror(errno));
+        rc = 1;
+    }
+    if (f) {
+        char buf[1 << 16];
+        size_t got;
+        while (!rc && (got = fread(buf, 1, sizeof buf, f)) > 0)
+            if (fwrite(buf, 1, got, stdout) != got) rc = 1;
+        if (ferror(f) || fflush(stdout) != 0) rc = 1;
+        if (rc) fprintf(stderr, "amprt: cannot write the model to stdout: %s\n", strerror(errno));
+        fclose(f);
+    }
+    unlink(tmpl);
+    return rc;
+}

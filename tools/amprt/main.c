@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,7 +30,7 @@ static const char *const usage_main =
     "                                             run ONNX backend-test cases, compare outputs\n"
     "  bench MODEL [--batch B] [--threads N] [--iterations R] [--duration S] [--warmup W] [--json] ...\n"
     "                                             median, min, max, p50, p90, p99 run time and arena size\n"
-    "  convert IN OUT [--precision fp16|bf16|fp32] [--keep-io-types] [--calibrate DIR] ...\n"
+    "  convert IN OUT [--precision fp16|bf16|fp32] [--io-16bit] [--calibrate DIR] ...\n"
     "                                             mixed-precision conversion (or a round trip)\n"
     "  train MODEL --data DIR [--epochs N] [--precision fp16|bf16|fp32|fp16-pure] [--out FILE] ...\n"
     "                                             train or fine-tune, write the trained model\n"
@@ -175,6 +176,7 @@ static const struct {
     {"--rtol", CLI_TOLERANCE},
     {"--atol", CLI_TOLERANCE},
     {"--keep-io-types", CLI_KEEP_IO},
+    {"--io-16bit", CLI_KEEP_IO},
     {"--train", CLI_TRAIN},
     {"--precision", CLI_AUTOCAST | CLI_DTYPE},
     {"--autocast", CLI_AUTOCAST},
@@ -185,6 +187,7 @@ static const struct {
     {"--round", CLI_CONVERT},
     {"--range-limit", CLI_CONVERT},
     {"--dot", CLI_DOT},
+    {"--dot-all", CLI_DOT},
 };
 
 /* 0 when cmd takes option a, else 2 after saying why. */
@@ -237,7 +240,8 @@ static int parse_opts(int argc, char **argv, int first, cli_opts *o, const cli_c
         }
         if (a[0] == '-' && a[1] && taken(cmd, a)) return 2;
         if (!conv_opt && (strcmp(a, "--block") == 0 || strcmp(a, "--block-nodes") == 0 || strcmp(a, "--calibrate") == 0 ||
-                          strcmp(a, "--round") == 0 || strcmp(a, "--range-limit") == 0 || strcmp(a, "--keep-io-types") == 0))
+                          strcmp(a, "--round") == 0 || strcmp(a, "--range-limit") == 0 || strcmp(a, "--keep-io-types") == 0 ||
+                          strcmp(a, "--io-16bit") == 0))
             conv_opt = a;
         if (strcmp(a, "--json") == 0) {
             o->json = true;
@@ -354,7 +358,7 @@ static int parse_opts(int argc, char **argv, int first, cli_opts *o, const cli_c
                 fprintf(stderr, "amprt: %s expects a finite number >= 0, got '%s'\n", a, argv[i + 1]);
                 return 2;
             }
-            if (a[2] == 'r') o->rtol = v;
+            if (strcmp(a, "--rtol") == 0) o->rtol = v;
             else o->atol = v;
             i++;
         } else if (strcmp(a, "--range-limit") == 0) {
@@ -367,8 +371,13 @@ static int parse_opts(int argc, char **argv, int first, cli_opts *o, const cli_c
             }
             o->range_limit = v;
             i++;
-        } else if (strcmp(a, "--keep-io-types") == 0) {
-            o->keep_io = true;
+        } else if (strcmp(a, "--keep-io-types") == 0 || strcmp(a, "--io-16bit") == 0) {
+            if (strcmp(a, "--keep-io-types") == 0) o->keep_io = true;
+            else o->io_16bit = true;
+            if (o->keep_io && o->io_16bit) {
+                fprintf(stderr, "amprt: --io-16bit and --keep-io-types ask for opposite things\n");
+                return 2;
+            }
         } else if (strcmp(a, "--train") == 0) {
             o->train = true;
         } else if (strcmp(a, "--precision") == 0 || strcmp(a, "--autocast") == 0 || strcmp(a, "--dtype") == 0) {
@@ -386,9 +395,11 @@ static int parse_opts(int argc, char **argv, int first, cli_opts *o, const cli_c
             if (!want_arg(i, argc, a)) return 2;
             const char *v = argv[++i];
             if (strcmp(a, "--block") == 0) o->block = v;
-            else if (a[2] == 'b') o->block_nodes = v;
-            else if (a[2] == 'c') o->calibrate = v;
+            else if (strcmp(a, "--block-nodes") == 0) o->block_nodes = v;
+            else if (strcmp(a, "--calibrate") == 0) o->calibrate = v;
             else o->dot = v;
+        } else if (strcmp(a, "--dot-all") == 0) {
+            o->dot_all = true;
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "amprt: option %s is in the table but has no parser\n", a); /* a bug */
             return 2;
@@ -428,12 +439,13 @@ int cli_load_inputs(amp_context *ctx, const amp_model *m, const cli_opts *o, con
         tensors[i] = NULL;
         const char *f = o->input_files[i];
         size_t n = strlen(f);
-        bool npy = n > 4 && f[n - 4] == '.' && tolower((unsigned char)f[n - 3]) == 'n' &&
-                   tolower((unsigned char)f[n - 2]) == 'p' && tolower((unsigned char)f[n - 1]) == 'y';
+        bool npy = n > 4 && strcasecmp(f + n - 4, ".npy") == 0;
+        bool raw = n > 4 && (strcasecmp(f + n - 4, ".raw") == 0 || strcasecmp(f + n - 4, ".bin") == 0);
         amp_status s = AMP_OK;
         if (npy && cli_load_npy(ctx, f, &tensors[i])) s = AMP_ERR_PARSE;
-        else if (!npy) s = amp_tensor_load_pb(ctx, f, &tensors[i], NULL);
-        if (s && !npy) fprintf(stderr, "amprt: %s: %s\n", amp_status_name(s), amp_context_last_error(ctx));
+        else if (raw && cli_load_raw(ctx, m, o, names[i], f, &tensors[i])) s = AMP_ERR_PARSE;
+        else if (!npy && !raw) s = amp_tensor_load_pb(ctx, f, &tensors[i], NULL);
+        if (s && !npy && !raw) fprintf(stderr, "amprt: %s: %s\n", amp_status_name(s), amp_context_last_error(ctx));
         if (s) {
             for (int j = 0; j < i; j++) {
                 amp_tensor_destroy(tensors[j]);
@@ -452,6 +464,33 @@ static uint64_t splitmix(uint64_t *s) {
     return z ^ (z >> 31);
 }
 
+int cli_input_dims(const amp_model *m, const cli_opts *o, amp_value_info *vi, int64_t *dims, int *unbound) {
+    const cli_shape *sh = cli_shape_of(o, vi->name);
+    if (sh) {
+        vi->rank = sh->rank;
+        memcpy(vi->dims, sh->dims, sizeof vi->dims);
+    }
+    if (vi->rank < 0) {
+        fprintf(stderr, "amprt: input '%s' has no declared shape; give it with --input or --shapes\n", vi->name);
+        return 1;
+    }
+    if (unbound) *unbound = -1;
+    for (int d = 0; d < vi->rank; d++) {
+        dims[d] = vi->dims[d];
+        if (dims[d] >= 0) continue;
+        if (vi->dim_names[d] && cli_shapes_bind(m, o, vi->dim_names[d], &dims[d])) continue;
+        bool given = d == 0 && o->batch;
+        dims[d] = given ? o->batch : 1;
+        for (int k = 0; k < o->n_dims; k++)
+            if (vi->dim_names[d] && strcmp(vi->dim_names[d], o->dims[k].name) == 0) {
+                dims[d] = o->dims[k].value;
+                given = true;
+            }
+        if (!given && unbound) *unbound = *unbound == -1 ? d : -2;
+    }
+    return 0;
+}
+
 int cli_random_inputs(amp_context *ctx, amp_model *m, const cli_opts *o, const char **names, amp_tensor **tensors) {
     int n = amp_model_input_count(m);
     uint64_t seed = o->seed;
@@ -459,23 +498,7 @@ int cli_random_inputs(amp_context *ctx, amp_model *m, const cli_opts *o, const c
         amp_value_info vi = {.struct_size = sizeof vi};
         amp_model_input_info(m, i, &vi);
         int64_t dims[AMP_MAX_RANK];
-        const cli_shape *sh = cli_shape_of(o, vi.name);
-        if (sh) {
-            vi.rank = sh->rank;
-            memcpy(vi.dims, sh->dims, sizeof vi.dims);
-        }
-        if (vi.rank < 0) {
-            fprintf(stderr, "amprt: input '%s' has no declared shape; give it with --input or --shapes\n", vi.name);
-            return 1;
-        }
-        for (int d = 0; d < vi.rank; d++) {
-            dims[d] = vi.dims[d];
-            if (dims[d] >= 0) continue;
-            if (vi.dim_names[d] && cli_shapes_bind(m, o, vi.dim_names[d], &dims[d])) continue;
-            dims[d] = (d == 0 && o->batch) ? o->batch : 1;
-            for (int k = 0; k < o->n_dims; k++)
-                if (vi.dim_names[d] && strcmp(vi.dim_names[d], o->dims[k].name) == 0) dims[d] = o->dims[k].value;
-        }
+        if (cli_input_dims(m, o, &vi, dims, NULL)) return 1;
         amp_status s = amp_tensor_create(ctx, vi.dtype, vi.rank, dims, &tensors[i]);
         if (s) {
             fprintf(stderr, "amprt: input '%s': %s\n", vi.name, amp_context_last_error(ctx));

@@ -1,4 +1,6 @@
-/* NumPy .npy files for --input (format 1.0 and 2.0, C order, little-endian). The header is a
+/* Raw and NumPy .npy files for --input. A raw file holds the bytes alone: the model gives the
+ * dtype, the command line (or the file's size, for one free dim) the shape. NumPy .npy files:
+ * format 1.0 and 2.0, C order, little-endian. The header is a
  * Python dict literal, {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }, read here
  * by a small scanner that accepts only that form; every size is checked against the file's
  * before anything of that size is allocated. */
@@ -230,4 +232,89 @@ done:
     free(header);
     if (fd >= 0) close(fd);
     return rc;
+}
+
+int cli_load_raw(amp_context *ctx, const amp_model *m, const cli_opts *o, const char *name, const char *path,
+                 amp_tensor **out) {
+    amp_value_info vi = {.struct_size = sizeof vi};
+    bool found = false;
+    for (int k = 0; k < amp_model_input_count(m) && !found; k++)
+        found = amp_model_input_info(m, k, &vi) == AMP_OK && strcmp(vi.name, name) == 0;
+    int64_t dims[AMP_MAX_RANK];
+    int unbound = -1;
+    if (!found || cli_input_dims(m, o, &vi, dims, &unbound)) return 1;
+    const int64_t es = (int64_t)amp_dtype_size(vi.dtype);
+    if (es <= 0) {
+        fprintf(stderr, "amprt: --input %s: a raw file cannot hold the input's dtype %s\n", name, amp_dtype_name(vi.dtype));
+        return 1;
+    }
+    if (cli_check_regular(path, "--input")) return 1;
+    const uint16_t one = 1;
+    if (*(const unsigned char *)&one != 1) {
+        fprintf(stderr, "amprt: '%s': raw input needs a little-endian machine\n", path);
+        return 1;
+    }
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        fprintf(stderr, "amprt: cannot read '%s': %s\n", path, fd < 0 ? strerror(errno) : "not a regular file");
+        if (fd >= 0) close(fd);
+        return 1;
+    }
+    const int64_t size = (int64_t)st.st_size;
+    /* the bytes the other dims need; the one dim nothing bound takes what the file holds */
+    int64_t need = es;
+    bool over = false;
+    for (int d = 0; d < vi.rank; d++) {
+        if (d == unbound) continue;
+        if (dims[d] != 0 && need > INT64_MAX / dims[d]) over = true;
+        else need *= dims[d];
+    }
+    if (need == 0) over = false;
+    if (unbound >= 0 && !over && need > 0) {
+        if (size == 0) {
+            fprintf(stderr, "amprt: '%s' is empty: no rows of '%s' in it (--shapes with a 0 dim asks for none)\n", path,
+                    name);
+            close(fd);
+            return 1;
+        }
+        if (size % need != 0) {
+            fprintf(stderr, "amprt: '%s': %lld bytes are not a whole number of '%s' rows of %lld bytes (%s, dim %d "
+                            "free)\n",
+                    path, (long long)size, name, (long long)need, amp_dtype_name(vi.dtype), unbound);
+            close(fd);
+            return 1;
+        }
+        dims[unbound] = size / need;
+        need = size;
+    } else if (unbound >= 0) {
+        dims[unbound] = 1; /* the others are empty or too large: the check below speaks */
+    }
+    if (over || need != size) {
+        fprintf(stderr, "amprt: '%s': input '%s' as %s [", path, name, amp_dtype_name(vi.dtype));
+        for (int d = 0; d < vi.rank; d++) fprintf(stderr, "%s%lld", d ? "," : "", (long long)dims[d]);
+        fprintf(stderr, "] needs %s%lld bytes, the file holds %lld (give the shape with --shapes)\n",
+                over ? "more than " : "", (long long)(over ? INT64_MAX : need), (long long)size);
+        close(fd);
+        return 1;
+    }
+    amp_tensor *t = NULL;
+    amp_status s = amp_tensor_create(ctx, vi.dtype, vi.rank, dims, &t);
+    if (s) {
+        fprintf(stderr, "amprt: '%s': %s: %s\n", path, amp_status_name(s), amp_context_last_error(ctx));
+        close(fd);
+        return 1;
+    }
+    uint8_t *data = amp_tensor_data(t);
+    if (need > 0 && pread(fd, data, (size_t)need, 0) != (ssize_t)need) {
+        fprintf(stderr, "amprt: '%s': cannot read the raw data: %s\n", path, strerror(errno));
+        amp_tensor_destroy(t);
+        close(fd);
+        return 1;
+    }
+    close(fd);
+    if (vi.dtype == AMP_BOOL)
+        for (int64_t e = 0; e < need; e++) data[e] = data[e] != 0;
+    *out = t;
+    return 0;
 }
