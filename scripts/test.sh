@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build.sh build
 (cd build && ctest --output-on-failure -j2)
+# the README's first command, as written, for one epoch
+AMP_EPOCHS=1 scripts/main_job.sh
 python3 tests/peer/test_op_table_peer.py
 python3 tests/peer/test_peer.py build/amprt
 python3 tests/peer/test_autocast_peer.py --amprt build/amprt
