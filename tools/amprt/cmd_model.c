@@ -156,7 +156,7 @@ int cmd_inspect(int argc, char **argv) {
     }
     /* dtypes of values the file does not declare (for the precision census and the drawing) */
     amp_pass_typecheck(m->g, false);
-    if (o.dot && cli_write_dot(ctx, m, o.dot)) {
+    if (o.dot && cli_write_dot(ctx, m, o.dot, &ca)) {
         rc = 1;
         goto done;
     }
@@ -302,7 +302,7 @@ int cmd_inspect(int argc, char **argv) {
         fprintf(f, ",\"autocast\":{\"dtype\":\"%s\",\"nodes_16bit\":%d,\"nodes_fp32\":%d,\"nodes_other\":%d,\"casts\":%d",
                 amp_dtype_name(census_lo), census.nodes_16bit, census.nodes_fp32, census.nodes_other, casts);
         if (ca.fp32) fprintf(f, ",\"casts_inserted\":%d,\"report\":", ca.report.casts_inserted);
-        if (ca.fp32) cli_report_json(f, &ca.report);
+        if (ca.fp32) cli_report_json(f, &ca);
         fprintf(f, ",\"matmul_conv_flops\":%.0f,\"flops_16bit_share\":", flops);
         if (flops > 0) fprintf(f, "%.4f", flops16 / flops);
         else fputs("null", f);
