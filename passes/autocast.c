@@ -8,6 +8,8 @@
  *  4. an infer or clear node whose every float input comes from a 16-bit node (or a constant)
  *     becomes 16-bit, and 16-bit floods through connected clear nodes, until nothing changes;
  *  5. what is left is FP32.
+ * Every node left in FP32 keeps the reason it got there (why[], with the value and the limit
+ * that decided it), which the caller's explain callback receives once the casts are in.
  * Then every value gets one Cast per dtype its consumers need, placed right after its producer;
  * initializers and constants are converted offline (duplicated when consumers are mixed),
  * clamped to the 16-bit range without flushing tiny values to zero. Nodes outside the classes
@@ -87,6 +89,8 @@ typedef struct ac {
     int *cons_off, *cons;    /* consumers per value (node ids, CSR) */
     unsigned char *tmp_a, *tmp_b;
     bool all16;              /* every float node in 16 bits (pure 16-bit training) */
+    unsigned char *why;      /* per node coloured FP32: its amp_autocast_reason */
+    double *why_value, *why_limit; /* per node: the decision's value and limit (0: none) */
 } ac;
 
 /* The node's T before the pass (dtype of its first T input), or undefined. */
@@ -161,7 +165,60 @@ static double f32_absmax(const amp_tensor *t) {
 
 /* ---- colouring ------------------------------------------------------------------------------ */
 
-static void colour(ac *a, const amp_autocast_options *o, const double *absmax, double limit,
+static void keep32(ac *a, int ni, amp_autocast_reason why, double value, double limit) {
+    a->kind[ni] = K_DENY;
+    a->why[ni] = (unsigned char)why;
+    a->why_value[ni] = value;
+    a->why_limit[ni] = limit;
+}
+
+/* The largest max |x| beyond limit among node ni's float inputs and outputs (calibration, and
+ * constants it reads as T, which need no calibration); 0 when none exceeds it. */
+static double over_range(const ac *a, int ni, const double *absmax, double limit) {
+    const amp_graph *g = a->g;
+    const amp_node *n = &g->nodes[ni];
+    double seen = 0;
+    for (int i = 0; i < n->n_inputs; i++) {
+        int v = n->inputs[i];
+        if (v < 0 || a->orig[v] != AMP_F32) continue;
+        if (absmax && absmax[v] > limit && absmax[v] > seen) seen = absmax[v];
+        /* constants are known without calibration: a node reading one beyond the limit (an
+         * attention mask of -1e9, a large scale) stays FP32, as ModelOpt does */
+        const amp_tensor *ct = amp_edit_const_tensor(g, v);
+        if (ct && ct->dtype == AMP_F32 && (a->rules[ni].tin >> i & 1)) {
+            double m = f32_absmax(ct);
+            if (m > limit && m > seen) seen = m;
+        }
+    }
+    for (int i = 0; absmax && i < n->n_outputs; i++) {
+        int v = n->outputs[i];
+        if (v >= 0 && a->orig[v] == AMP_F32 && absmax[v] > limit && absmax[v] > seen) seen = absmax[v];
+    }
+    return seen;
+}
+
+/* The smallest nonzero max |x| below limit among node ni's computed float inputs and outputs;
+ * 0 when none. Zeros are exact in 16 bits; constants are left out: they are converted offline
+ * without flushing (an eps of 1e-12 under Sqrt keeps its meaning), and a node that makes tiny
+ * values out of them shows it in its output. */
+static double under_range(const ac *a, int ni, const double *absmax, double limit) {
+    const amp_graph *g = a->g;
+    const amp_node *n = &g->nodes[ni];
+    double seen = 0;
+    for (int side = 0; side < 2; side++) {
+        int nv = side ? n->n_outputs : n->n_inputs;
+        const int *vs = side ? n->outputs : n->inputs;
+        for (int i = 0; i < nv; i++) {
+            int v = vs[i];
+            if (v < 0 || a->orig[v] != AMP_F32 || (!side && is_const_value(g, v))) continue;
+            double m = absmax[v];
+            if (m > 0 && m < limit && (seen == 0 || m < seen)) seen = m;
+        }
+    }
+    return seen;
+}
+
+static void colour(ac *a, const amp_autocast_options *o, const double *absmax, double limit, double ulimit,
                    amp_autocast_report *r) {
     amp_graph *g = a->g;
     int nn = a->nn;
@@ -173,26 +230,22 @@ static void colour(ac *a, const amp_autocast_options *o, const double *absmax, d
         a->col[ni] = C_FIXED;
         if (k == K_NONE || !a->rules[ni].known || node_t(a, ni) != AMP_F32) continue;
         if (!o->allow_nonstandard_types && !onnx_allows(g, n, a->lo)) {
-            a->kind[ni] = K_DENY; /* the 16-bit type would not be valid ONNX here */
+            /* the 16-bit type would not be valid ONNX here (a deny op is FP32 anyway) */
+            keep32(a, ni, k == K_DENY ? AMP_REASON_DENY_CLASS : AMP_REASON_OPSET, 0, 0);
         } else if (in_list(n->op_type, o->block_ops, o->n_block_ops) || in_list(n->name, o->block_nodes, o->n_block_nodes)) {
-            a->kind[ni] = K_DENY;
+            keep32(a, ni, AMP_REASON_BLOCKED, 0, 0);
             r->nodes_blocked++;
-        } else if (k != K_DENY) {
-            /* constants are known without calibration: a node reading one beyond the limit
-             * (an attention mask of -1e9, a large scale) stays FP32, as ModelOpt does */
-            bool hot = false;
-            for (int i = 0; i < n->n_inputs && !hot; i++) {
-                int v = n->inputs[i];
-                if (v < 0 || a->orig[v] != AMP_F32) continue;
-                if (absmax && absmax[v] > limit) hot = true;
-                const amp_tensor *ct = amp_edit_const_tensor(g, v);
-                if (ct && ct->dtype == AMP_F32 && (a->rules[ni].tin >> i & 1) && f32_absmax(ct) > limit) hot = true;
-            }
-            for (int i = 0; absmax && i < n->n_outputs && !hot; i++)
-                if (n->outputs[i] >= 0 && a->orig[n->outputs[i]] == AMP_F32 && absmax[n->outputs[i]] > limit) hot = true;
-            if (hot) {
-                a->kind[ni] = K_DENY;
+        } else if (k == K_DENY) {
+            keep32(a, ni, AMP_REASON_DENY_CLASS, 0, 0);
+        } else {
+            double hot = over_range(a, ni, absmax, limit);
+            double tiny = absmax && ulimit > 0 ? under_range(a, ni, absmax, ulimit) : 0;
+            if (hot > 0) {
+                keep32(a, ni, AMP_REASON_RANGE, hot, limit);
                 r->nodes_range_kept++;
+            } else if (tiny > 0) {
+                keep32(a, ni, AMP_REASON_UNDERFLOW, tiny, ulimit);
+                r->nodes_underflow_kept++;
             }
         }
         a->col[ni] = a->kind[ni] == K_ALLOW ? C_16 : a->kind[ni] == K_DENY ? C_32 : C_UNSET;
@@ -221,7 +274,10 @@ static void colour(ac *a, const amp_autocast_options *o, const double *absmax, d
         fa[ni] = from_deny;
     }
     for (int ni = 0; ni < nn; ni++)
-        if (FLOATING(ni) && fa[ni] && (a->kind[ni] == K_INFER || fb[ni])) a->col[ni] = C_32;
+        if (FLOATING(ni) && fa[ni] && (a->kind[ni] == K_INFER || fb[ni])) {
+            a->col[ni] = C_32;
+            a->why[ni] = AMP_REASON_NEIGHBOURS;
+        }
 
     /* 3. between two 16-bit nodes */
     memset(fa, 0, (size_t)nn);
@@ -270,8 +326,12 @@ static void colour(ac *a, const amp_autocast_options *o, const double *absmax, d
             }
         }
     }
+    /* no 16-bit producer or consumer reached them: they compute in the FP32 of their neighbours */
     for (int ni = 0; ni < nn; ni++)
-        if (a->col[ni] == C_UNSET) a->col[ni] = C_32;
+        if (a->col[ni] == C_UNSET) {
+            a->col[ni] = C_32;
+            a->why[ni] = AMP_REASON_NEIGHBOURS;
+        }
 #undef FLOATING
 }
 
@@ -614,6 +674,9 @@ static void ac_free(ac *a) {
     amp_dealloc(a->ctx, a->orig);
     amp_dealloc(a->ctx, a->cons_off);
     amp_dealloc(a->ctx, a->cons);
+    amp_dealloc(a->ctx, a->why);
+    amp_dealloc(a->ctx, a->why_value);
+    amp_dealloc(a->ctx, a->why_limit);
 }
 
 amp_status amp_pass_autocast(amp_graph *g, const amp_autocast_options *o, const double *value_absmax,
@@ -657,6 +720,7 @@ amp_status amp_pass_autocast_ex(amp_graph *g, const amp_autocast_options *o, con
     if (s) return s;
 
     ac a = {.g = g, .ctx = ctx, .lo = lo, .round = (int)o->round, .nn = g->n_nodes, .nv = g->n_values, .all16 = all16};
+    const char **names = NULL, **ops = NULL; /* per node, for the explain callback */
     a.rules = amp_calloc(ctx, (size_t)a.nn + 1, sizeof(amp_type_rule));
     a.kind = amp_calloc(ctx, (size_t)a.nn + 1, 1);
     a.col = amp_calloc(ctx, (size_t)a.nn + 1, 1);
@@ -664,7 +728,11 @@ amp_status amp_pass_autocast_ex(amp_graph *g, const amp_autocast_options *o, con
     a.tmp_b = amp_calloc(ctx, (size_t)a.nn + 1, 1);
     a.orig = amp_calloc(ctx, (size_t)a.nv + 1, sizeof(amp_dtype));
     a.cons_off = amp_calloc(ctx, (size_t)a.nv + 2, sizeof(int));
-    if (!a.rules || !a.kind || !a.col || !a.tmp_a || !a.tmp_b || !a.orig || !a.cons_off) {
+    a.why = amp_calloc(ctx, (size_t)a.nn + 1, 1);
+    a.why_value = amp_calloc(ctx, (size_t)a.nn + 1, sizeof(double));
+    a.why_limit = amp_calloc(ctx, (size_t)a.nn + 1, sizeof(double));
+    if (!a.rules || !a.kind || !a.col || !a.tmp_a || !a.tmp_b || !a.orig || !a.cons_off || !a.why || !a.why_value ||
+        !a.why_limit) {
         s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory in autocast");
         goto done;
     }
@@ -706,7 +774,11 @@ amp_status amp_pass_autocast_ex(amp_graph *g, const amp_autocast_options *o, con
     }
     double maxfin = lo == AMP_F16 ? 65504.0 : 3.3895313892515355e38;
     double limit = o->range_limit > 0 ? o->range_limit : maxfin / 16.0;
-    colour(&a, o, value_absmax, limit, r);
+    /* below the smallest normal value even a tensor's largest element is subnormal: its step,
+     * 2^-24 for FP16, is then coarser than the type's own relative precision of max |x| */
+    double minnorm = lo == AMP_F16 ? 6.103515625e-05 : 1.1754943508222875e-38;
+    double ulimit = o->underflow_limit > 0 ? o->underflow_limit : o->underflow_limit < 0 ? 0 : minnorm;
+    colour(&a, o, value_absmax, limit, ulimit, r);
 
     /* the author's Cast(to=FLOAT) feeding only 16-bit nodes is retargeted to the 16-bit type, so
      * no FP32 round trip is left between two 16-bit regions */
@@ -738,8 +810,33 @@ amp_status amp_pass_autocast_ex(amp_graph *g, const amp_autocast_options *o, con
         g->values[v].dtype = lo;
     }
 
+    /* the nodes keep their names and op types through insert_casts (moved, not copied), so the
+     * reasons are told once the casts are in and the colouring can no longer fail */
+    if (o->explain) {
+        names = amp_calloc(ctx, (size_t)a.nn + 1, sizeof(char *));
+        ops = amp_calloc(ctx, (size_t)a.nn + 1, sizeof(char *));
+        if (!names || !ops) {
+            s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory in autocast");
+            goto done;
+        }
+        for (int ni = 0; ni < a.nn; ni++) {
+            names[ni] = g->nodes[ni].name;
+            ops[ni] = g->nodes[ni].op_type;
+        }
+    }
     s = insert_casts(&a, o, r);
+    for (int ni = 0; !s && o->explain && ni < a.nn; ni++) {
+        if (a.col[ni] != C_32) continue;
+        amp_autocast_decision d = {.node = names[ni] ? names[ni] : "",
+                                   .op_type = ops[ni],
+                                   .reason = (amp_autocast_reason)a.why[ni],
+                                   .value = a.why_value[ni],
+                                   .limit = a.why_limit[ni]};
+        o->explain(o->explain_user_data, &d);
+    }
 done:
+    amp_dealloc(ctx, names);
+    amp_dealloc(ctx, ops);
     ac_free(&a);
     return s;
 }

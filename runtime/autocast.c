@@ -87,7 +87,7 @@ amp_status amp_model_autocast(const amp_model *model, const amp_autocast_options
     amp_copy_options(&o, sizeof o, opts);
     if (o.n_calib < 0 || o.n_calib_names < 0 || (o.n_calib > 0 && (!o.calib_names || !o.calib_inputs)) ||
         o.n_block_ops < 0 || o.n_block_nodes < 0 || (o.n_block_ops && !o.block_ops) ||
-        (o.n_block_nodes && !o.block_nodes) || o.range_limit < 0)
+        (o.n_block_nodes && !o.block_nodes) || o.range_limit < 0 || isnan(o.underflow_limit))
         return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "bad autocast options");
     amp_status s = report ? amp_copy_output(ctx, report, NULL, 0, "amp_model_autocast report") : AMP_OK;
     if (s) return s;
@@ -110,6 +110,7 @@ amp_status amp_model_autocast(const amp_model *model, const amp_autocast_options
     if (s) goto done;
     s = amp_passes_convert(g, &o, absmax, &r);
     if (s) goto done;
+    r.error = -1; /* no output error was measured */
     amp_model *m = amp_calloc(ctx, 1, sizeof *m);
     if (!m) {
         s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");

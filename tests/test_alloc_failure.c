@@ -57,6 +57,11 @@ typedef enum {
     STAGE_CLONE
 } stage;
 
+static void count_explained(void *user, const amp_autocast_decision *d) {
+    (void)d;
+    (*(int *)user)++;
+}
+
 /* One attempt with the fail_at-th allocation refused; returns the stage that failed. */
 static stage attempt(const char *model, long fail_at, counting *c, amp_status *st, char *msg, size_t cap, bool full) {
     memset(c, 0, sizeof *c);
@@ -107,7 +112,10 @@ static stage attempt(const char *model, long fail_at, counting *c, amp_status *s
         failed = STAGE_RUN;
         goto done;
     }
-    amp_autocast_options o = {.struct_size = sizeof o, .dtype = AMP_F16};
+    /* with the explain callback, so the reasons' own allocations fail too */
+    int explained = 0;
+    amp_autocast_options o = {.struct_size = sizeof o, .dtype = AMP_F16, .explain = count_explained,
+                              .explain_user_data = &explained};
     if ((*st = amp_model_autocast(m, &o, &conv, NULL))) failed = STAGE_AUTOCAST;
 done:
     if (failed) snprintf(msg, cap, "%s", amp_context_last_error(ctx));

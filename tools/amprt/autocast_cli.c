@@ -1,6 +1,7 @@
 /* Autocast on the command line: options, calibration sets, FLOP shares and the DOT drawing. */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -144,6 +145,75 @@ done:
     return rc;
 }
 
+/* The explain callback: keep each decision, its strings copied (they live for the call only). */
+static void keep_decision(void *user, const amp_autocast_decision *d) {
+    cli_autocast *ca = user;
+    if (ca->why_oom) return;
+    if (ca->n_why == ca->cap_why) {
+        int cap = ca->cap_why ? 2 * ca->cap_why : 16;
+        cli_decision *w = realloc(ca->why, sizeof *w * (size_t)cap);
+        if (!w) {
+            ca->why_oom = true;
+            return;
+        }
+        ca->why = w;
+        ca->cap_why = cap;
+    }
+    cli_decision *c = &ca->why[ca->n_why];
+    c->node = strdup(d->node ? d->node : "");
+    c->op = strdup(d->op_type ? d->op_type : "");
+    if (!c->node || !c->op) {
+        free(c->node);
+        free(c->op);
+        ca->why_oom = true;
+        return;
+    }
+    c->reason = d->reason;
+    c->value = d->value;
+    c->limit = d->limit;
+    c->drawn = false;
+    ca->n_why++;
+}
+
+const char *cli_reason_name(amp_autocast_reason r) {
+    switch (r) {
+    case AMP_REASON_DENY_CLASS: return "deny-class";
+    case AMP_REASON_RANGE: return "range";
+    case AMP_REASON_UNDERFLOW: return "underflow";
+    case AMP_REASON_BLOCKED: return "blocked";
+    case AMP_REASON_OPSET: return "opset";
+    case AMP_REASON_ERROR_TARGET: return "error-target";
+    case AMP_REASON_NEIGHBOURS: return "neighbours";
+    }
+    return "unknown";
+}
+
+void cli_reason_text(char *buf, size_t len, const cli_decision *d) {
+    const char *name = cli_reason_name(d->reason);
+    switch (d->reason) {
+    case AMP_REASON_DENY_CLASS:
+        snprintf(buf, len, "%s: %s is numerically sensitive and computes in FP32", name, d->op);
+        break;
+    case AMP_REASON_RANGE:
+        snprintf(buf, len, "%s: max |x| %.4g above the limit %.4g", name, d->value, d->limit);
+        break;
+    case AMP_REASON_UNDERFLOW:
+        snprintf(buf, len, "%s: max |x| %.4g below the limit %.4g (subnormal in 16 bits)", name, d->value, d->limit);
+        break;
+    case AMP_REASON_BLOCKED: snprintf(buf, len, "%s: by --block or --block-nodes", name); break;
+    case AMP_REASON_OPSET:
+        snprintf(buf, len, "%s: the 16-bit type is not valid ONNX for %s at the model's opset", name, d->op);
+        break;
+    case AMP_REASON_ERROR_TARGET:
+        snprintf(buf, len, "%s: in 16 bits the output error would be %.4g", name, d->value);
+        break;
+    case AMP_REASON_NEIGHBOURS:
+        snprintf(buf, len, "%s: follows its FP32 producers or consumers", name);
+        break;
+    default: snprintf(buf, len, "%s", name); break;
+    }
+}
+
 int cli_autocast_model(amp_context *ctx, const cli_opts *o, amp_dtype lo, bool in_memory, amp_model **m,
                        cli_autocast *ca) {
     memset(ca, 0, sizeof *ca);
@@ -158,6 +228,9 @@ int cli_autocast_model(amp_context *ctx, const cli_opts *o, amp_dtype lo, bool i
      * every op in 16 bits; convert writes files for any runtime and stays within ONNX's types */
     ao.allow_nonstandard_types = in_memory;
     ao.range_limit = o->range_limit;
+    ao.underflow_limit = o->underflow_limit;
+    ao.explain = keep_decision;
+    ao.explain_user_data = ca;
     if (o->round) {
         if (strcmp(o->round, "nearest") == 0) ao.round = AMP_ROUND_NEAREST_EVEN;
         else if (strcmp(o->round, "zero") == 0) ao.round = AMP_ROUND_TOWARD_ZERO;
@@ -202,6 +275,11 @@ int cli_autocast_model(amp_context *ctx, const cli_opts *o, amp_dtype lo, bool i
         fprintf(stderr, "amprt: autocast failed: %s: %s\n", amp_status_name(st), amp_context_last_error(ctx));
         return 1;
     }
+    if (ca->why_oom) {
+        amp_model_destroy(conv);
+        fprintf(stderr, "amprt: out of memory keeping the reasons of the conversion\n");
+        return 1;
+    }
     ca->fp32 = *m;
     *m = conv;
     return 0;
@@ -213,18 +291,58 @@ void cli_autocast_free(cli_autocast *ca) {
     free(ca->calib);
     free(ca->calib_names);
     free(ca->lists);
+    for (int i = 0; i < ca->n_why; i++) {
+        free(ca->why[i].node);
+        free(ca->why[i].op);
+    }
+    free(ca->why);
     amp_model_destroy(ca->fp32);
     memset(ca, 0, sizeof *ca);
 }
 
-void cli_report_json(FILE *f, const amp_autocast_report *r) {
+static void json_str(FILE *f, const char *s) {
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
+        else fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+/* A number, or null where the reason has none; an infinite max |x| (calibration saw inf or
+ * NaN) has no JSON number and is written as the string "inf". */
+static void json_num(FILE *f, double v, bool has) {
+    if (!has) fputs("null", f);
+    else if (isfinite(v)) fprintf(f, "%.17g", v); /* reads back as the same double */
+    else fputs(v > 0 ? "\"inf\"" : "\"-inf\"", f);
+}
+
+void cli_report_json(FILE *f, const cli_autocast *ca) {
+    const amp_autocast_report *r = &ca->report;
     fprintf(f,
             "{\"nodes_16bit\":%d,\"nodes_fp32\":%d,\"nodes_other\":%d,\"casts_inserted\":%d,\"casts_removed\":%d,"
             "\"inits_converted\":%d,\"inits_duplicated\":%d,\"values_clamped\":%d,\"nodes_range_kept\":%d,"
-            "\"nodes_blocked\":%d,\"already_16bit\":%s}",
+            "\"nodes_underflow_kept\":%d,\"nodes_blocked\":%d,\"already_16bit\":%s,\"fp32_nodes\":[",
             r->nodes_16bit, r->nodes_fp32, r->nodes_other, r->casts_inserted, r->casts_removed, r->inits_converted,
-            r->inits_duplicated, r->values_clamped, r->nodes_range_kept, r->nodes_blocked,
+            r->inits_duplicated, r->values_clamped, r->nodes_range_kept, r->nodes_underflow_kept, r->nodes_blocked,
             r->already_16bit ? "true" : "false");
+    for (int i = 0; i < ca->n_why; i++) {
+        const cli_decision *d = &ca->why[i];
+        bool numbers = d->reason == AMP_REASON_RANGE || d->reason == AMP_REASON_UNDERFLOW;
+        fputs(i ? ",{\"node\":" : "{\"node\":", f);
+        json_str(f, d->node);
+        fputs(",\"op\":", f);
+        json_str(f, d->op);
+        fputs(",\"reason\":", f);
+        json_str(f, cli_reason_name(d->reason));
+        fputs(",\"value\":", f);
+        json_num(f, d->value, numbers || d->reason == AMP_REASON_ERROR_TARGET);
+        fputs(",\"limit\":", f);
+        json_num(f, d->limit, numbers);
+        fputc('}', f);
+    }
+    fputs("]}", f);
 }
 
 void cli_plan_flops(const amp_session *s, double *total, double *in16) {
@@ -277,7 +395,20 @@ static void dot_str(FILE *f, const char *s) {
     fputc('"', f);
 }
 
-int cli_write_dot(amp_context *ctx, const amp_model *m, const char *path, const amp_session *s) {
+/* The recorded decision of converted node n: the first not yet drawn with its name and op type
+ * (both lists are in node order, so nodes without a name match in turn); NULL when none. */
+static cli_decision *decision_of(cli_autocast *ca, const amp_node *n) {
+    for (int i = 0; ca && i < ca->n_why; i++) {
+        cli_decision *d = &ca->why[i];
+        if (!d->drawn && strcmp(d->node, n->name ? n->name : "") == 0 && strcmp(d->op, n->op_type) == 0) {
+            d->drawn = true;
+            return d;
+        }
+    }
+    return NULL;
+}
+
+int cli_write_dot(amp_context *ctx, const amp_model *m, const char *path, cli_autocast *ca, const amp_session *s) {
     const amp_graph *g = m->g;
     /* the nodes s's last plan runs; the others were folded at plan time (shape arithmetic,
      * constant subgraphs) and are left out, like the initializers they amount to */
@@ -305,6 +436,7 @@ int cli_write_dot(amp_context *ctx, const amp_model *m, const char *path, const 
         return 1;
     }
     (void)ctx;
+    for (int i = 0; ca && i < ca->n_why; i++) ca->why[i].drawn = false;
     fprintf(f, "digraph amprt {\n  rankdir=TB;\n  node [style=filled, fontname=\"Helvetica\", fontsize=10];\n");
     fprintf(f, "  subgraph cluster_legend { label=\"precision\"; fontsize=10;\n"
                "    l16 [label=\"16-bit\", fillcolor=\"#8fd694\", shape=box];\n"
@@ -328,8 +460,12 @@ int cli_write_dot(amp_context *ctx, const amp_model *m, const char *path, const 
     }
     for (int ni = 0; ni < g->n_nodes; ni++) {
         const amp_node *n = &g->nodes[ni];
-        if (!DRAWN(ni)) continue;
         amp_dtype t = amp_node_precision(g, n);
+        if (!DRAWN(ni)) {
+            /* a folded node's decision is used up all the same: decisions match nodes in order */
+            if (t == AMP_F32 && !(n->flags & AMP_NODE_INSERTED)) decision_of(ca, n);
+            continue;
+        }
         bool cast = n->op == AMP_OP_CAST;
         const char *color = cast ? "#ffe680" : (t == AMP_F16 || t == AMP_BF16) ? "#8fd694" : t == AMP_F32 ? "#f4a582" : "#d9d9d9";
         char lab[512];
@@ -340,6 +476,13 @@ int cli_write_dot(amp_context *ctx, const amp_model *m, const char *path, const 
             snprintf(lab, sizeof lab, "%s\n%s\n%s", n->op_type, n->name ? n->name : "", t ? amp_dtype_name(t) : "");
         fprintf(f, "  n%d [shape=%s, fillcolor=\"%s\", label=", ni, cast ? "diamond" : "box", color);
         dot_str(f, lab);
+        const cli_decision *d = t == AMP_F32 && !(n->flags & AMP_NODE_INSERTED) ? decision_of(ca, n) : NULL;
+        if (d) {
+            char why[512];
+            cli_reason_text(why, sizeof why, d);
+            fprintf(f, ", tooltip=");
+            dot_str(f, why);
+        }
         fprintf(f, "];\n");
         for (int k = 0; k < n->n_inputs; k++) {
             int v = n->inputs[k];

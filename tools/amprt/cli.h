@@ -47,6 +47,7 @@ typedef struct cli_opts {
     const char *calibrate;   /* --calibrate DIR */
     const char *round;       /* --round nearest|zero */
     double range_limit;      /* --range-limit X */
+    double underflow_limit;  /* --underflow-limit X (0: the default, negative: no guard) */
     const char *dot;         /* --dot FILE */
     bool dot_all;            /* --dot-all: folded nodes drawn too */
     bool train;              /* --train (inspect, bench): the training step */
@@ -74,7 +75,8 @@ enum {
     CLI_TRAIN = 1u << 15,
     CLI_AUTOCAST = 1u << 16,  /* --precision, spelt --autocast too */
     CLI_DTYPE = 1u << 17,     /* --precision, spelt --dtype too (convert) */
-    CLI_CONVERT = 1u << 18,   /* --block, --block-nodes, --calibrate, --round, --range-limit */
+    CLI_CONVERT = 1u << 18,   /* --block, --block-nodes, --calibrate, --round, --range-limit,
+                                 --underflow-limit */
     CLI_DOT = 1u << 19,
     CLI_SHAPES = 1u << 20,
     CLI_SEED = 1u << 21,
@@ -97,7 +99,7 @@ int cli_parse(int argc, char **argv, int first, cli_opts *o, const cli_command *
 #define CLI_PRECISION_HELP                                                                                \
     "  --precision fp16|bf16 (alias --autocast; fp32: as the file is) converts in memory first, I/O\n"   \
     "  kept FP32, taking convert's --block OP,..., --block-nodes NAME,..., --calibrate DIR,\n"         \
-    "  --range-limit X and --round nearest|zero.\n"
+    "  --range-limit X, --underflow-limit X and --round nearest|zero.\n"
 
 /* Help of --quiet (run, bench, check, train, convert, evaluate). */
 #define CLI_QUIET_HELP \
@@ -169,6 +171,14 @@ int cli_load_model(amp_context *ctx, const char *path, amp_model **m);
 /* Save m to path; "-" writes it to stdout once it is complete (nothing on a failure). */
 int cli_save_model(amp_context *ctx, amp_model *m, const char *path);
 
+/* One node the conversion left in FP32, and why (amp_autocast_decision with owned strings). */
+typedef struct cli_decision {
+    char *node, *op;
+    amp_autocast_reason reason;
+    double value, limit;
+    bool drawn; /* matched to a node of the drawing already */
+} cli_decision;
+
 /* Autocast from the command line (tools/amprt/autocast_cli.c). */
 typedef struct cli_autocast {
     amp_autocast_report report;
@@ -178,6 +188,11 @@ typedef struct cli_autocast {
     const char **calib_names; /* n_names */
     amp_tensor **calib;       /* n_calib * n_names complete sets, n_cells allocated */
     int n_calib, n_names, n_cells;
+    /* why each node the conversion left in FP32 is there, in node order (the explain callback
+     * of amp_autocast_options) */
+    cli_decision *why;
+    int n_why, cap_why;
+    bool why_oom;
 } cli_autocast;
 
 /* Parse "fp16"/"bf16"/"fp32" into a dtype (AMP_F32 for fp32); 0 after printing a message. */
@@ -191,12 +206,19 @@ amp_dtype cli_autocast_dtype(const cli_opts *o);
 int cli_autocast_model(amp_context *ctx, const cli_opts *o, amp_dtype lo, bool in_memory, amp_model **m,
                        cli_autocast *ca);
 void cli_autocast_free(cli_autocast *ca);
-void cli_report_json(FILE *f, const amp_autocast_report *r);
+/* The conversion report as one JSON object: the counts, and "fp32_nodes", one {node, op, reason,
+ * value, limit} per node left in FP32 (value and limit null where the reason has none). */
+void cli_report_json(FILE *f, const cli_autocast *ca);
+/* The short name of a reason ("deny-class", "range", ...) and what it means with its numbers,
+ * as --verbose prints it. */
+const char *cli_reason_name(amp_autocast_reason r);
+void cli_reason_text(char *buf, size_t len, const cli_decision *d);
 /* Matmul/conv FLOPs of the last plan of s: total and in 16-bit types. */
 void cli_plan_flops(const amp_session *s, double *total, double *in16);
-/* Graphviz drawing of the model, nodes coloured by precision, casts marked. With s (a session of
- * m, planned), the nodes its last plan folded are left out; NULL draws every node. 0 or 1. */
-int cli_write_dot(amp_context *ctx, const amp_model *m, const char *path, const amp_session *s);
+/* Graphviz drawing of the model, nodes coloured by precision, casts marked; FP32 nodes carry
+ * the reason ca records (ca may be NULL) as their tooltip. With s (a session of m, planned),
+ * the nodes its last plan folded are left out; NULL draws every node. 0 or 1. */
+int cli_write_dot(amp_context *ctx, const amp_model *m, const char *path, cli_autocast *ca, const amp_session *s);
 
 /* The timed loop of bench (tools/amprt/bench_time.c). */
 typedef amp_status (*cli_step_fn)(void *user);

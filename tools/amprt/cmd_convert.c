@@ -6,8 +6,8 @@
 static const char *const usage =
     "usage: amprt convert IN.onnx OUT.onnx [--precision fp16|bf16|fp32] [--io-16bit]\n"
     "                     [--block OP,OP...] [--block-nodes NAME,NAME...] [--calibrate DIR]\n"
-    "                     [--range-limit X] [--round nearest|zero] [--json] [--max-memory BYTES]\n"
-    "                     [--quiet]\n"
+    "                     [--range-limit X] [--underflow-limit X] [--round nearest|zero] [--json]\n"
+    "                     [--verbose] [--dot FILE.dot] [--max-memory BYTES] [--quiet]\n"
     "  Converts IN to mixed precision (default fp16): MatMul/Gemm/Conv and what lies between them\n"
     "  in 16 bits, numerically sensitive ops (Exp, Log, Pow, Softmax, reductions, norms, losses)\n"
     "  in FP32, one Cast per tensor and dtype. OUT is written to a temporary name, then renamed.\n"
@@ -18,16 +18,25 @@ static const char *const usage =
     "  --block OP,...       keep these op types in FP32; --block-nodes NAME,... these nodes\n"
     "  --calibrate DIR      run the FP32 model on DIR's input sets (DIR/input_K.pb or\n"
     "                       DIR/*/input_K.pb) and keep FP32 every node whose inputs or outputs\n"
-    "                       exceed --range-limit (default: largest finite 16-bit value / 16)\n"
+    "                       exceed --range-limit (default: largest finite 16-bit value / 16),\n"
+    "                       or whose computed values are nonzero but all below --underflow-limit\n"
+    "                       (default: the smallest normal 16-bit value, 6.1e-5 for fp16; a\n"
+    "                       negative X turns this guard off)\n"
     "  --round zero         truncate when converting constants and in inserted casts (amprt's\n"
     "                       own runs; ONNX Cast always rounds to nearest even)\n"
     "  --precision fp32     no conversion: an import/export round trip (--dtype is an alias)\n"
-    "  --json               print the conversion report as JSON\n"
+    "  --json               print the conversion report as one JSON object, with \"fp32_nodes\": one\n"
+    "                       {node, op, reason, value, limit} per node left in FP32\n"
+    "  --verbose            after the counts, one line per node left in FP32 and why: deny-class,\n"
+    "                       range or underflow (with max |x| and the limit), blocked, opset (no\n"
+    "                       16-bit type in ONNX at the model's opset), neighbours\n"
+    "  --dot FILE           draw the converted graph for Graphviz, the reason as FP32 nodes' tooltip\n"
     "  --max-memory BYTES   most one calibration plan may hold (default 8G)\n"
     "  Calibration runs on all cores; convert takes no --threads.\n" CLI_QUIET_HELP;
 
 static const cli_command convert_cmd = {"convert", usage,
-                                        CLI_DTYPE | CLI_KEEP_IO | CLI_CONVERT | CLI_JSON | CLI_MAX_MEMORY | CLI_QUIET};
+                                        CLI_DTYPE | CLI_KEEP_IO | CLI_CONVERT | CLI_JSON | CLI_MAX_MEMORY | CLI_QUIET |
+                                            CLI_VERBOSE | CLI_DOT};
 
 int cmd_convert(int argc, char **argv) {
     cli_opts o;
@@ -40,6 +49,11 @@ int cmd_convert(int argc, char **argv) {
     }
     amp_dtype lo = cli_parse_dtype(o.precision ? o.precision : "fp16", "--precision");
     if (!lo) {
+        cli_free(&o);
+        return 2;
+    }
+    if (o.dot && lo == AMP_F32) {
+        fprintf(stderr, "amprt: convert: --dot draws a conversion; give --precision fp16 or bf16\n");
         cli_free(&o);
         return 2;
     }
@@ -61,7 +75,7 @@ int cmd_convert(int argc, char **argv) {
         FILE *out = strcmp(o.positional[1], "-") == 0 ? stderr : stdout;
         const amp_autocast_report *r = &ca.report;
         if (o.json) {
-            cli_report_json(out, r);
+            cli_report_json(out, &ca);
             fputc('\n', out);
         } else if (r->already_16bit) {
             fprintf(out, "%s: already in 16-bit precision (or converted by amprt before); written unchanged\n",
@@ -69,12 +83,23 @@ int cmd_convert(int argc, char **argv) {
         } else {
             fprintf(out, "%s -> %s (%s): %d nodes in 16 bits, %d in FP32, %d other; %d casts inserted, %d removed; "
                    "%d initializers converted, %d duplicated, %d values clamped; %d nodes kept FP32 by ranges, %d "
-                   "blocked\n",
+                   "by underflow, %d blocked\n",
                    o.positional[0], o.positional[1], amp_dtype_name(lo), r->nodes_16bit, r->nodes_fp32, r->nodes_other,
                    r->casts_inserted, r->casts_removed, r->inits_converted, r->inits_duplicated, r->values_clamped,
-                   r->nodes_range_kept, r->nodes_blocked);
+                   r->nodes_range_kept, r->nodes_underflow_kept, r->nodes_blocked);
+            for (int i = 0; o.verbose && i < ca.n_why; i++) {
+                char why[512];
+                cli_reason_text(why, sizeof why, &ca.why[i]);
+                fprintf(out, "  FP32 %s (%s): %s\n", ca.why[i].node[0] ? ca.why[i].node : "(unnamed)", ca.why[i].op, why);
+            }
+            /* Constants and the model's own Casts to float produce FP32 without being coloured */
+            if (o.verbose && r->nodes_fp32 > ca.n_why)
+                fprintf(out, "  and %d FP32 nodes outside autocast's op classes (Constant, the model's own Cast, ...), "
+                       "which keep the file's types\n",
+                       r->nodes_fp32 - ca.n_why);
         }
     }
+    if (o.dot && cli_write_dot(ctx, m, o.dot, &ca, NULL)) goto done;
     rc = 0;
 done:
     cli_autocast_free(&ca);

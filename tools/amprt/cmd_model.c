@@ -197,7 +197,7 @@ int cmd_inspect(int argc, char **argv) {
     if (!st) st = amp_session_plan(s, nb, b, &ps);
     if (st) snprintf(plan_err, sizeof plan_err, "%s: %s", amp_status_name(st), s ? amp_session_last_error(s) : amp_context_last_error(ctx));
     /* drawn after planning, so the nodes the plan folds can be left out */
-    if (o.dot && cli_write_dot(ctx, m, o.dot, st || o.dot_all ? NULL : s)) {
+    if (o.dot && cli_write_dot(ctx, m, o.dot, &ca, st || o.dot_all ? NULL : s)) {
         rc = 1;
         goto done;
     }
@@ -309,7 +309,7 @@ int cmd_inspect(int argc, char **argv) {
         fprintf(f, ",\"autocast\":{\"dtype\":\"%s\",\"nodes_16bit\":%d,\"nodes_fp32\":%d,\"nodes_other\":%d,\"casts\":%d",
                 amp_dtype_name(census_lo), census.nodes_16bit, census.nodes_fp32, census.nodes_other, casts);
         if (ca.fp32) fprintf(f, ",\"casts_inserted\":%d,\"report\":", ca.report.casts_inserted);
-        if (ca.fp32) cli_report_json(f, &ca.report);
+        if (ca.fp32) cli_report_json(f, &ca);
         fprintf(f, ",\"matmul_conv_flops\":%.0f,\"flops_16bit_share\":", flops);
         if (flops > 0) fprintf(f, "%.4f", flops16 / flops);
         else fputs("null", f);

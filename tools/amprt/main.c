@@ -186,6 +186,7 @@ static const struct {
     {"--calibrate", CLI_CONVERT},
     {"--round", CLI_CONVERT},
     {"--range-limit", CLI_CONVERT},
+    {"--underflow-limit", CLI_CONVERT},
     {"--dot", CLI_DOT},
     {"--dot-all", CLI_DOT},
 };
@@ -241,7 +242,7 @@ static int parse_opts(int argc, char **argv, int first, cli_opts *o, const cli_c
         if (a[0] == '-' && a[1] && taken(cmd, a)) return 2;
         if (!conv_opt && (strcmp(a, "--block") == 0 || strcmp(a, "--block-nodes") == 0 || strcmp(a, "--calibrate") == 0 ||
                           strcmp(a, "--round") == 0 || strcmp(a, "--range-limit") == 0 || strcmp(a, "--keep-io-types") == 0 ||
-                          strcmp(a, "--io-16bit") == 0))
+                          strcmp(a, "--io-16bit") == 0 || strcmp(a, "--underflow-limit") == 0))
             conv_opt = a;
         if (strcmp(a, "--json") == 0) {
             o->json = true;
@@ -370,6 +371,17 @@ static int parse_opts(int argc, char **argv, int first, cli_opts *o, const cli_c
                 return 2;
             }
             o->range_limit = v;
+            i++;
+        } else if (strcmp(a, "--underflow-limit") == 0) {
+            if (!want_arg(i, argc, a)) return 2;
+            char *end;
+            double v = strtod(argv[i + 1], &end);
+            if (!argv[i + 1][0] || *end || !isfinite(v)) {
+                fprintf(stderr, "amprt: %s expects a finite number (0: the default, negative: off), got '%s'\n", a,
+                        argv[i + 1]);
+                return 2;
+            }
+            o->underflow_limit = v;
             i++;
         } else if (strcmp(a, "--keep-io-types") == 0 || strcmp(a, "--io-16bit") == 0) {
             if (strcmp(a, "--keep-io-types") == 0) o->keep_io = true;
