@@ -6,8 +6,8 @@
  * layout (its fast kernels want channel-blocked tensors) and reorder X in and Y out around the
  * primitive in the workspace. Constant inputs are reordered once here at prepare and kept in
  * the state. oneDNN runs on OpenMP: the calling thread's OpenMP thread count is set to the
- * step's for prepare (oneDNN splits the work when it creates a primitive) and for every run,
- * and put back after. */
+ * step's (one for a product under PAR_MIN multiply-adds) for prepare (oneDNN splits the work
+ * when it creates a primitive) and for every run, and put back after. */
 #include "backends/cpu/dnnl.h"
 
 #include <stdatomic.h>
@@ -27,6 +27,9 @@
 
 #define DNNL_ALIGN 64
 #define MAX_ARGS 4
+/* Below this many multiply-adds a primitive runs on one thread: a parallel region costs more
+ * than it saves there (the threshold of the reference GEMM, backends/cpu/gemm.c). */
+#define PAR_MIN ((int64_t)1 << 18)
 
 static _Atomic uint64_t dnnl_runs;
 
@@ -65,6 +68,7 @@ struct amp_dnnl_step {
     dnnl_primitive_t prim;
     dnnl_stream_t stream;
     dnnl_memory_t scratch; /* NULL when the primitive needs none */
+    int threads;           /* what oneDNN split the work for when it made the primitive */
     int nargs;
     dnnl_arg a[MAX_ARGS];
 };
@@ -189,6 +193,7 @@ typedef struct plan {
     bool out[MAX_ARGS];
     dnnl_memory_desc_t user[MAX_ARGS], want[MAX_ARGS]; /* want: format any where oneDNN picks */
     bool pick[MAX_ARGS];                  /* want is format any: query the primitive for it */
+    int64_t work;                         /* multiply-adds */
 } plan;
 
 static void plan_arg(plan *p, int arg, int tensor, bool out, const dnnl_memory_desc_t *user,
@@ -280,6 +285,15 @@ static bool plan_matmul(const amp_kernel *k, plan *p) {
         if (!act_post_op(p, amp_attr_str(k->n, "activation", ""))) return false;
     }
     if (M <= 0 || N <= 0 || K <= 0) return false;
+    p->work = Y->numel * K;
+    /* one B for every batch and A not broadcast: A's matrices stack into one [batch * M, K]
+     * operand, a single product that oneDNN blocks well (a batch of M = 1 products it does not) */
+    bool stack = nd > 2;
+    for (int i = 0; stack && i < nd - 2; i++) stack = bd[i] == 1 && ad[i] == yd[i];
+    if (stack) {
+        M = Y->numel / N;
+        nd = 2;
+    }
     int b0 = nd - 2;
     ad[b0] = M, ad[b0 + 1] = K;
     bd[b0] = K, bd[b0 + 1] = N;
@@ -355,6 +369,7 @@ static bool plan_conv(const amp_kernel *k, plan *p) {
         memcpy(wd, W->dims, sizeof(int64_t) * (size_t)W->rank);
     }
     int64_t bd[1] = {Y->dims[1]};
+    p->work = Y->numel * (W->numel / W->dims[0]);
     dnnl_memory_desc_t xu, xa, wu, wa, bu, yu, ya;
     if (!plain_md(&xu, X->rank, X->dims, dt) || !any_md(&xa, X->rank, X->dims, dt) || !plain_md(&wu, wnd, wd, dt) ||
         !any_md(&wa, wnd, wd, dt) || !plain_md(&yu, Y->rank, Y->dims, dt) || !any_md(&ya, Y->rank, Y->dims, dt))
@@ -397,9 +412,10 @@ amp_status amp_cpu_dnnl_prepare(const amp_kernel *k, amp_dnnl_step **out, size_t
     amp_status rc = AMP_OK;
     amp_dnnl_step *s = NULL;
     dnnl_primitive_desc_t pd = NULL;
-    int old = threads_enter(amp_cpu_threads(k));
     bool conv = k->n->op == AMP_OP_CONV || k->n->op == AMP_OP_FUSED_CONV;
     bool ok = conv ? plan_conv(k, &p) : plan_matmul(k, &p);
+    int threads = p.work < PAR_MIN ? 1 : amp_cpu_threads(k);
+    int old = threads_enter(threads);
     ok = ok && dnnl_primitive_attr_set_scratchpad_mode(p.attr, dnnl_scratchpad_mode_user) == dnnl_success &&
          dnnl_primitive_attr_set_post_ops(p.attr, p.po) == dnnl_success &&
          dnnl_primitive_desc_create(&pd, &p.d, p.attr, engine, NULL) == dnnl_success;
@@ -410,6 +426,7 @@ amp_status amp_cpu_dnnl_prepare(const amp_kernel *k, amp_dnnl_step **out, size_t
         goto done;
     }
     s->ctx = k->ctx;
+    s->threads = threads;
     if (dnnl_stream_create(&s->stream, engine, dnnl_stream_default_flags) != dnnl_success) {
         s->stream = NULL;
         ok = false;
@@ -458,7 +475,7 @@ amp_status amp_cpu_dnnl_run(amp_dnnl_step *s, amp_kernel *k) {
     dnnl_exec_arg_t args[MAX_ARGS + 1];
     int n = 0;
     amp_status rc = AMP_OK;
-    int old = threads_enter(amp_cpu_threads(k));
+    int old = threads_enter(s->threads);
     for (int i = 0; i < s->nargs; i++) {
         dnnl_arg *a = &s->a[i];
         dnnl_memory_set_data_handle(a->user, tensor_data(k, a));
