@@ -4,7 +4,7 @@ set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 pkgs="build-essential cmake pkg-config python3 python3-pip protobuf-c-compiler libprotobuf-c-dev \
-libcriterion-dev libonnx-dev libonnx-testdata dataset-fashion-mnist libopenblas-dev zlib1g-dev valgrind clang"
+libcriterion-dev libonnx-dev libonnx-testdata dataset-fashion-mnist libopenblas-dev libdnnl-dev zlib1g-dev valgrind clang"
 missing=""
 for p in $pkgs; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

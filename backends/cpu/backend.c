@@ -1,28 +1,49 @@
 /* The CPU backend: the reference every other backend is tested against. Memory is host memory
  * from the context's allocator, run calls the kernel of the op table's CPU column, and prepare
- * answers the kernel's workspace bytes. */
+ * answers the kernel's workspace bytes. MatMul, Gemm and Conv (and their fused forms) run as
+ * oneDNN primitives where this build has oneDNN and the primitive can express the node
+ * (backends/cpu/dnnl.c): prepare builds the primitive as the step's state and sizes its
+ * scratchpad as the workspace; $AMPRT_CPU_DNNL=0 at backend creation keeps every node on the
+ * reference kernels. */
 #include <stdint.h>
 #include <string.h>
 
 #include "backends/backend.h"
+#include "backends/cpu/dnnl.h"
 #include "backends/cpu/kernels.h"
 
 #define CPU_ALIGN 256
+
+/* The backend's own state (b->state). */
+typedef struct cpu_state {
+    bool dnnl; /* oneDNN primitives for the nodes they take */
+} cpu_state;
 
 static bool cpu_supports(amp_backend *b, const amp_kernel *k) {
     (void)b;
     return amp_cpu_has_kernel(k->n->op);
 }
 
-/* No per-step state (amp_backend_prepare has set *state to NULL); the kernel's scratch. */
+/* A oneDNN primitive as the step's state where it takes the node; otherwise no state
+ * (amp_backend_prepare has set *state to NULL) and the reference kernel's scratch. The
+ * reference's sizing runs first either way, so a bad node fails with the same message. */
 static amp_status cpu_prepare(amp_backend *b, const amp_kernel *k, void **state, size_t *ws_bytes) {
+    amp_status s = amp_cpu_workspace(k, ws_bytes);
+    if (s || !((cpu_state *)b->state)->dnnl) return s;
+    amp_dnnl_step *d = NULL;
+    if ((s = amp_cpu_dnnl_prepare(k, &d, ws_bytes))) return s;
+    *state = d;
+    return AMP_OK;
+}
+
+static void cpu_release(amp_backend *b, void *state) {
     (void)b;
-    (void)state;
-    return amp_cpu_workspace(k, ws_bytes);
+    amp_cpu_dnnl_release(state);
 }
 
 static amp_status cpu_run(amp_backend *b, amp_backend_step *st) {
     (void)b;
+    if (st->state) return amp_cpu_dnnl_run(st->state, &st->k);
     return amp_cpu_dispatch(&st->k);
 }
 
@@ -53,7 +74,10 @@ static amp_status cpu_copy(amp_backend *b, void *dst, const void *src, size_t by
     return AMP_OK;
 }
 
-static void cpu_destroy(amp_backend *b) { amp_dealloc(b->ctx, b); }
+static void cpu_destroy(amp_backend *b) {
+    amp_dealloc(b->ctx, b->state);
+    amp_dealloc(b->ctx, b);
+}
 
 static bool cpu_has_op(amp_backend *b, amp_op op) {
     (void)b;
@@ -65,7 +89,7 @@ static const amp_backend_i cpu_iface = {
     .host_memory = true,
     .supports = cpu_supports,
     .prepare = cpu_prepare,
-    .release = NULL,
+    .release = cpu_release,
     .run = cpu_run,
     .mem_alloc = cpu_mem_alloc,
     .mem_free = cpu_mem_free,
@@ -79,7 +103,14 @@ static const amp_backend_i cpu_iface = {
 amp_status amp_backend_cpu_create(amp_context *ctx, int threads, amp_backend **out) {
     amp_backend *b = amp_calloc(ctx, 1, sizeof *b);
     if (!b) return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory creating the CPU backend");
+    cpu_state *cs = amp_calloc(ctx, 1, sizeof *cs);
+    if (!cs) {
+        amp_dealloc(ctx, b);
+        return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory creating the CPU backend");
+    }
+    cs->dnnl = amp_cpu_dnnl_wanted();
     b->i = cpu_iface;
+    b->state = cs;
     b->ctx = ctx;
     b->threads = threads;
     *out = b;
