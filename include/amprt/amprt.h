@@ -361,6 +361,24 @@ typedef enum amp_round_mode {
     AMP_ROUND_TOWARD_ZERO = 1   /* truncation, to compare the two methods */
 } amp_round_mode;
 
+typedef enum amp_autocast_reason {
+    AMP_REASON_DENY_CLASS = 1,   /* the op's class computes in FP32 (Exp, Log, Pow, reductions, ...) */
+    AMP_REASON_RANGE = 2,        /* calibration or a constant: value = max |x| seen, limit = the limit */
+    AMP_REASON_UNDERFLOW = 3,    /* calibration: value = max |x| seen, limit = the underflow threshold */
+    AMP_REASON_BLOCKED = 4,      /* block_ops / block_nodes */
+    AMP_REASON_OPSET = 5,        /* the 16-bit type is not valid ONNX for the op at the model's opset */
+    AMP_REASON_ERROR_TARGET = 6, /* max_error search: value = the output error keeping it FP32 removed */
+    AMP_REASON_NEIGHBOURS = 7    /* infer/clear op coloured FP32 by its FP32 producers or consumers */
+} amp_autocast_reason;
+
+typedef struct amp_autocast_decision {
+    const char *node;            /* node name (may be "" when the file has none) */
+    const char *op_type;         /* ONNX op type */
+    amp_autocast_reason reason;
+    double value;                /* see the reason; 0 where it has none */
+    double limit;                /* see the reason; 0 where it has none */
+} amp_autocast_decision;
+
 typedef struct amp_autocast_options {
     size_t struct_size;             /* sizeof(amp_autocast_options), or 0 */
     amp_dtype dtype;                /* AMP_F16 (default) or AMP_BF16 */
@@ -387,6 +405,25 @@ typedef struct amp_autocast_options {
      * a long calibration can show its progress this way. */
     void (*progress)(void *user_data, int done, int total);
     void *progress_user_data;
+    /* Called once per node left computing in FP32, with the reason, in node order, before
+     * amp_model_autocast returns (NULL: not called). The strings live for the call only. */
+    void (*explain)(void *user_data, const amp_autocast_decision *d);
+    void *explain_user_data;
+    /* Error-targeted conversion (needs calibration sets): > 0 finds a conversion whose outputs
+     * on the calibration sets stay within this relative L2 error of FP32, keeping as many
+     * MatMul/Conv/Gemm FLOPs in 16 bits as it can; fails with AMP_ERR_LIMIT when none does.
+     * The error: for each float graph output o, over all sets concatenated,
+     *   e_o = sqrt(sum (y - y_fp32)^2 / sum y_fp32^2)   (sqrt(sum (y - y_fp32)^2) when the
+     * FP32 output is all zeros; infinity when y holds a NaN or inf where y_fp32 is finite), and
+     * the error is the largest e_o. y_fp32 comes from the FP32 model, y from the converted one,
+     * both run by amprt's CPU backend. The search runs the calibration sets through candidate
+     * conversions: at most 100 passes over the sets, calibration and the FP32 reference
+     * included (amp_autocast_report.error_passes). Nodes it keeps FP32 are explained with
+     * AMP_REASON_ERROR_TARGET. */
+    double max_error;
+    /* Calibration: a node whose float values all stay below this magnitude stays FP32
+     * (underflow). */
+    double underflow_limit;
 } amp_autocast_options;
 
 typedef struct amp_autocast_report {
@@ -403,6 +440,15 @@ typedef struct amp_autocast_report {
     int nodes_range_kept;   /* nodes kept FP32 by calibration ranges */
     int nodes_blocked;      /* nodes kept FP32 by block_ops / block_nodes */
     int already_16bit;      /* 1: the model had no FP32 compute; it was left as it is */
+    double error;           /* max_error: the final relative L2 over the calibration sets (as
+                               amp_autocast_options.max_error defines it); -1 when not measured */
+    double flops16_share;   /* max_error: the fraction of MatMul/Gemm/Conv/ConvTranspose FLOPs
+                               computed in 16 bits (0..1, at the calibration shapes); -1 when not
+                               measured */
+    int nodes_error_kept;   /* nodes the max_error search kept FP32 */
+    int nodes_underflow_kept; /* nodes kept FP32 by calibration underflow */
+    int error_passes;       /* max_error: passes over the calibration sets (calibration, the FP32
+                               reference and each candidate measured) */
 } amp_autocast_report;
 
 /* Constructor: a converted copy of model. opts may be NULL (FP16, I/O converted). The pass

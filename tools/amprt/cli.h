@@ -46,6 +46,7 @@ typedef struct cli_opts {
     const char *calibrate;   /* --calibrate DIR */
     const char *round;       /* --round nearest|zero */
     double range_limit;      /* --range-limit X */
+    double max_error;        /* --max-error E (convert) */
     const char *dot;         /* --dot FILE */
     bool train;              /* --train (inspect, bench): the training step */
     const char **positional;
@@ -77,6 +78,7 @@ enum {
     CLI_SHAPES = 1u << 20,
     CLI_SEED = 1u << 21,
     CLI_QUIET = 1u << 22,     /* --quiet, -q */
+    CLI_MAX_ERROR = 1u << 23, /* --max-error E */
 };
 
 /* A command as the parser sees it: its name (for messages), its help and the CLI_* options it
@@ -161,6 +163,8 @@ typedef struct cli_autocast {
     const char **calib_names; /* n_names */
     amp_tensor **calib;       /* n_calib * n_names complete sets, n_cells allocated */
     int n_calib, n_names, n_cells;
+    char *error_kept;        /* --max-error: "name (op) contribution" lines of the nodes kept FP32 */
+    size_t error_kept_len;
 } cli_autocast;
 
 /* Parse "fp16"/"bf16"/"fp32" into a dtype (AMP_F32 for fp32); 0 after printing a message. */

@@ -7,7 +7,7 @@ static const char *const usage =
     "usage: amprt convert IN.onnx OUT.onnx [--precision fp16|bf16|fp32] [--keep-io-types]\n"
     "                     [--block OP,OP...] [--block-nodes NAME,NAME...] [--calibrate DIR]\n"
     "                     [--range-limit X] [--round nearest|zero] [--json] [--max-memory BYTES]\n"
-    "                     [--quiet]\n"
+    "                     [--max-error E] [--quiet]\n"
     "  Converts IN to mixed precision (default fp16): MatMul/Gemm/Conv and what lies between them\n"
     "  in 16 bits, numerically sensitive ops (Exp, Log, Pow, Softmax, reductions, norms, losses)\n"
     "  in FP32, one Cast per tensor and dtype. OUT is written to a temporary name, then renamed.\n"
@@ -16,6 +16,12 @@ static const char *const usage =
     "  --calibrate DIR      run the FP32 model on DIR's input sets (DIR/input_K.pb or\n"
     "                       DIR/*/input_K.pb) and keep FP32 every node whose inputs or outputs\n"
     "                       exceed --range-limit (default: largest finite 16-bit value / 16)\n"
+    "  --max-error E        with --calibrate: keep FP32 the fewest nodes (by MatMul/Gemm/Conv\n"
+    "                       FLOPs) that hold every float output within relative L2 error E of\n"
+    "                       FP32 on the calibration sets (max over outputs of\n"
+    "                       sqrt(sum (y - y32)^2 / sum y32^2) over all sets), found by running\n"
+    "                       candidate conversions (at most 100 passes over the sets); fails and\n"
+    "                       writes nothing when even the all-FP32 compute misses E\n"
     "  --round zero         truncate when converting constants and in inserted casts (amprt's\n"
     "                       own runs; ONNX Cast always rounds to nearest even)\n"
     "  --precision fp32     no conversion: an import/export round trip (--dtype is an alias)\n"
@@ -24,7 +30,8 @@ static const char *const usage =
     "  Calibration runs on all cores; convert takes no --threads.\n" CLI_QUIET_HELP;
 
 static const cli_command convert_cmd = {"convert", usage,
-                                        CLI_DTYPE | CLI_KEEP_IO | CLI_CONVERT | CLI_JSON | CLI_MAX_MEMORY | CLI_QUIET};
+                                        CLI_DTYPE | CLI_KEEP_IO | CLI_CONVERT | CLI_JSON | CLI_MAX_MEMORY | CLI_QUIET |
+                                            CLI_MAX_ERROR};
 
 int cmd_convert(int argc, char **argv) {
     cli_opts o;
@@ -78,6 +85,13 @@ int cmd_convert(int argc, char **argv) {
                    r->casts_inserted, r->casts_removed, r->inits_converted, r->inits_duplicated, r->values_clamped,
                    r->nodes_range_kept, r->nodes_blocked);
         }
+        if (o.max_error > 0 && !o.quiet)
+            fprintf(stderr,
+                    "amprt: --max-error %g: error %.3g, %.1f%% of MatMul/Gemm/Conv FLOPs in 16 bits, %d passes over the "
+                    "calibration sets; %d nodes kept FP32 for the error%s\n%s",
+                    o.max_error, r->error, 100.0 * r->flops16_share, r->error_passes, r->nodes_error_kept,
+                    r->nodes_error_kept ? " (error with each back in 16 bits):" : "",
+                    ca.error_kept ? ca.error_kept : "");
     }
     rc = 0;
 done:

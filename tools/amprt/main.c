@@ -184,6 +184,7 @@ static const struct {
     {"--calibrate", CLI_CONVERT},
     {"--round", CLI_CONVERT},
     {"--range-limit", CLI_CONVERT},
+    {"--max-error", CLI_MAX_ERROR},
     {"--dot", CLI_DOT},
 };
 
@@ -366,6 +367,16 @@ static int parse_opts(int argc, char **argv, int first, cli_opts *o, const cli_c
                 return 2;
             }
             o->range_limit = v;
+            i++;
+        } else if (strcmp(a, "--max-error") == 0) {
+            if (!want_arg(i, argc, a)) return 2;
+            char *end;
+            double v = strtod(argv[i + 1], &end);
+            if (!argv[i + 1][0] || *end || !(v > 0) || !isfinite(v)) {
+                fprintf(stderr, "amprt: %s expects a finite number > 0, got '%s'\n", a, argv[i + 1]);
+                return 2;
+            }
+            o->max_error = v;
             i++;
         } else if (strcmp(a, "--keep-io-types") == 0) {
             o->keep_io = true;
