@@ -414,12 +414,15 @@ amp_status amp_autocast_search(const amp_model *model, const amp_autocast_option
         st = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory in the max_error search");
         goto done;
     }
+    /* the dtypes of every value, outputs included, as the conversion will see them */
+    if ((st = amp_graph_clone(sg, &S.base))) goto done;
+    if ((st = amp_pass_typecheck(S.base, true))) goto done;
     /* float outputs only: an integer output (an arg-max, a shape) has no relative L2 */
     for (int k = 0; k < sg->n_outputs; k++) {
-        const amp_value *v = &sg->values[sg->outputs[k]];
+        const amp_value *v = &S.base->values[sg->outputs[k]];
         if (!amp_dtype_is_float(v->dtype)) continue;
         S.out_value[S.nout] = sg->outputs[k];
-        S.out_names[S.nout++] = v->name;
+        S.out_names[S.nout++] = sg->values[sg->outputs[k]].name;
     }
     if (S.nout == 0) {
         st = amp_seterr(ctx, AMP_ERR_UNSUPPORTED, "max_error: the model has no float output to measure");
@@ -434,7 +437,6 @@ amp_status amp_autocast_search(const amp_model *model, const amp_autocast_option
         st = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory in the max_error search");
         goto done;
     }
-    if ((st = amp_graph_clone(sg, &S.base))) goto done;
     if ((st = name_nodes(&S))) {
         st = amp_seterr(ctx, st, "out of memory in the max_error search");
         goto done;
