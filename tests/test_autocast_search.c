@@ -137,6 +137,13 @@ static void free_calib(calib *c) {
     for (int s = 0; s < NSETS; s++) amp_tensor_destroy(c->sets[s]);
 }
 
+/* The sensitive model and its calibration sets. */
+static amp_model *sensitive_fixture(calib *c) {
+    int64_t dims[2] = {BATCH, WIDTH};
+    make_calib(c, "x", 2, dims);
+    return sensitive_model();
+}
+
 static amp_autocast_options options(calib *c, double max_error, int keep_io) {
     amp_autocast_options o = {.struct_size = sizeof o,
                               .dtype = AMP_F16,
@@ -218,10 +225,8 @@ static void record(void *user, const amp_autocast_decision *d) {
 }
 
 Test(autocast_search, finds_the_sensitive_node) {
-    amp_model *m = sensitive_model();
     calib c;
-    int64_t dims[2] = {BATCH, WIDTH};
-    make_calib(&c, "x", 2, dims);
+    amp_model *m = sensitive_fixture(&c);
     const double target = 1e-2;
 
     /* the plain conversion misses the target by far, so the search has work to do */
@@ -288,10 +293,8 @@ static long file_bytes(const char *path, char **data) {
 }
 
 Test(autocast_search, same_input_same_file) {
-    amp_model *m = sensitive_model();
     calib c;
-    int64_t dims[2] = {BATCH, WIDTH};
-    make_calib(&c, "x", 2, dims);
+    amp_model *m = sensitive_fixture(&c);
     char path[2][512];
     for (int k = 0; k < 2; k++) {
         amp_autocast_options o = options(&c, 1e-2, 1);
@@ -315,10 +318,8 @@ Test(autocast_search, same_input_same_file) {
 
 /* Without keep_io_types the output itself is FP16: no choice of nodes reaches 1e-6. */
 Test(autocast_search, unreachable_target_fails) {
-    amp_model *m = sensitive_model();
     calib c;
-    int64_t dims[2] = {BATCH, WIDTH};
-    make_calib(&c, "x", 2, dims);
+    amp_model *m = sensitive_fixture(&c);
     amp_autocast_options o = options(&c, 1e-6, 0);
     amp_autocast_report r = {.struct_size = sizeof r, .nodes_16bit = -7};
     amp_model *out = NULL;
@@ -357,10 +358,8 @@ Test(autocast_search, within_target_converts_everything) {
 }
 
 Test(autocast_search, bad_options) {
-    amp_model *m = sensitive_model();
     calib c;
-    int64_t dims[2] = {BATCH, WIDTH};
-    make_calib(&c, "x", 2, dims);
+    amp_model *m = sensitive_fixture(&c);
     amp_model *out = NULL;
     amp_autocast_options o = options(&c, 1e-2, 1);
     o.n_calib = 0;

@@ -358,7 +358,7 @@ static int parse_opts(int argc, char **argv, int first, cli_opts *o, const cli_c
             if (a[2] == 'r') o->rtol = v;
             else o->atol = v;
             i++;
-        } else if (strcmp(a, "--range-limit") == 0) {
+        } else if (strcmp(a, "--range-limit") == 0 || strcmp(a, "--max-error") == 0) {
             if (!want_arg(i, argc, a)) return 2;
             char *end;
             double v = strtod(argv[i + 1], &end);
@@ -366,17 +366,8 @@ static int parse_opts(int argc, char **argv, int first, cli_opts *o, const cli_c
                 fprintf(stderr, "amprt: %s expects a finite number > 0, got '%s'\n", a, argv[i + 1]);
                 return 2;
             }
-            o->range_limit = v;
-            i++;
-        } else if (strcmp(a, "--max-error") == 0) {
-            if (!want_arg(i, argc, a)) return 2;
-            char *end;
-            double v = strtod(argv[i + 1], &end);
-            if (!argv[i + 1][0] || *end || !(v > 0) || !isfinite(v)) {
-                fprintf(stderr, "amprt: %s expects a finite number > 0, got '%s'\n", a, argv[i + 1]);
-                return 2;
-            }
-            o->max_error = v;
+            if (a[2] == 'r') o->range_limit = v;
+            else o->max_error = v;
             i++;
         } else if (strcmp(a, "--keep-io-types") == 0) {
             o->keep_io = true;
