@@ -15,7 +15,7 @@
  *    nodes costs about 2 * sensitive * log2(prefix) measurements, not one per node.
  * 5. Each node left FP32 is measured once more with only it returned to 16 bits: its
  *    contribution, the error keeping it FP32 removes (when the pass budget allows; else the
- *    error seen when it was tested alone in step 4).
+ *    error seen when it was tested alone in step 4; -1 for a node the passes ran out before).
  * Every measurement is one pass over the calibration sets; with the calibration run and the FP32
  * reference they stay within AMP_SEARCH_PASSES. Decisions depend only on measured errors, taken
  * in node order: the same model, options and sets give the same file.
