@@ -89,6 +89,11 @@ amp_status amp_model_autocast(const amp_model *model, const amp_autocast_options
         o.n_block_ops < 0 || o.n_block_nodes < 0 || (o.n_block_ops && !o.block_ops) ||
         (o.n_block_nodes && !o.block_nodes) || o.range_limit < 0 || isnan(o.underflow_limit))
         return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "bad autocast options");
+    if (o.max_error < 0 || isnan(o.max_error) || isinf(o.max_error))
+        return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "max_error must be a finite number > 0 (0: no error target), not %g",
+                          o.max_error);
+    if (o.max_error > 0 && o.n_calib == 0)
+        return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "max_error needs calibration sets (n_calib > 0)");
     amp_status s = report ? amp_copy_output(ctx, report, NULL, 0, "amp_model_autocast report") : AMP_OK;
     if (s) return s;
     double *absmax = NULL;
@@ -106,11 +111,17 @@ amp_status amp_model_autocast(const amp_model *model, const amp_autocast_options
     /* the copy keeps value ids, so the ranges gathered on the source apply as they are; dtypes
      * the source's values were given by an earlier type check stay, and the pass's own strict
      * check recomputes every one of them from the inputs anyway */
-    s = amp_graph_clone(model->g, &g);
-    if (s) goto done;
-    s = amp_passes_convert(g, &o, absmax, &r);
-    if (s) goto done;
-    r.error = -1; /* no output error was measured */
+    if (o.max_error > 0) {
+        s = amp_autocast_search(model, &o, absmax, &g, &r);
+        if (s) goto done;
+    } else {
+        s = amp_graph_clone(model->g, &g);
+        if (s) goto done;
+        s = amp_passes_convert(g, &o, absmax, &r);
+        if (s) goto done;
+        r.error = -1;
+        r.flops16_share = -1;
+    }
     amp_model *m = amp_calloc(ctx, 1, sizeof *m);
     if (!m) {
         s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");

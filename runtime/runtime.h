@@ -137,4 +137,14 @@ void amp_plan_destroy(amp_backend *b, amp_context *ctx, amp_plan *p);
 /* Print the per-step schedule (for inspect). */
 void amp_plan_dump(const amp_session *s, const amp_plan *p, FILE *f);
 
+/* FLOPs of a MatMul, Gemm, Conv or ConvTranspose node of g at plan p's shapes (0 for other ops),
+ * and the sum over g of those FLOPs, in all and where the node's first input is 16-bit. */
+double amp_node_flops(const amp_plan *p, const amp_graph *g, int node);
+void amp_plan_flops(const amp_plan *p, const amp_graph *g, double *total, double *in16);
+/* The max_error conversion of amp_model_autocast (runtime/autocast_search.c): o has been checked
+ * and has calibration sets; absmax are their ranges per value of model. *out: the converted
+ * graph (owned by the caller); *report filled. */
+amp_status amp_autocast_search(const amp_model *model, const amp_autocast_options *o, const double *absmax,
+                               amp_graph **out, amp_autocast_report *report);
+
 #endif

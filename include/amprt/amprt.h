@@ -412,7 +412,15 @@ typedef struct amp_autocast_options {
     void *explain_user_data;
     /* Error-targeted conversion (needs calibration sets): > 0 finds a conversion whose outputs
      * on the calibration sets stay within this relative L2 error of FP32, keeping as many
-     * MatMul/Conv/Gemm FLOPs in 16 bits as it can; fails with AMP_ERR_... when none does. */
+     * MatMul/Conv/Gemm FLOPs in 16 bits as it can; fails with AMP_ERR_LIMIT when none does.
+     * The error: for each float graph output o, over all sets concatenated,
+     *   e_o = sqrt(sum (y - y_fp32)^2 / sum y_fp32^2)   (sqrt(sum (y - y_fp32)^2) when the
+     * FP32 output is all zeros; infinity when y holds a NaN or inf where y_fp32 is finite), and
+     * the error is the largest e_o. y_fp32 comes from the FP32 model, y from the converted one,
+     * both run by amprt's CPU backend. The search runs the calibration sets through candidate
+     * conversions: at most 100 passes over the sets, calibration and the FP32 reference
+     * included (amp_autocast_report.error_passes). Nodes it keeps FP32 are explained with
+     * AMP_REASON_ERROR_TARGET. */
     double max_error;
     /* With calibration: a node stays FP32 when some float value it reads or writes (constants
      * aside) is nonzero but max |x| over calibration is below this, so that even the value's
@@ -438,12 +446,15 @@ typedef struct amp_autocast_report {
     int nodes_range_kept;   /* nodes kept FP32 by calibration ranges */
     int nodes_blocked;      /* nodes kept FP32 by block_ops / block_nodes */
     int already_16bit;      /* 1: the model had no FP32 compute; it was left as it is */
-    double error;           /* max_error: the final relative L2 over the calibration sets, -1
-                               when not measured */
-    double flops16_share;   /* fraction of MatMul/Gemm/Conv/ConvTranspose FLOPs computed in 16
-                               bits, 0..1 */
-    int nodes_error_kept;   /* nodes kept FP32 by the max_error search */
-    int nodes_underflow_kept; /* nodes kept FP32 by calibration ranges below underflow_limit */
+    double error;           /* max_error: the final relative L2 over the calibration sets (as
+                               amp_autocast_options.max_error defines it); -1 when not measured */
+    double flops16_share;   /* max_error: the fraction of MatMul/Gemm/Conv/ConvTranspose FLOPs
+                               computed in 16 bits (0..1, at the calibration shapes); -1 when not
+                               measured */
+    int nodes_error_kept;   /* nodes the max_error search kept FP32 */
+    int nodes_underflow_kept; /* nodes kept FP32 by calibration underflow */
+    int error_passes;       /* max_error: passes over the calibration sets (calibration, the FP32
+                               reference and each candidate measured) */
 } amp_autocast_report;
 
 /* Constructor: a converted copy of model. opts may be NULL (FP16, FP32 inputs and outputs). The pass

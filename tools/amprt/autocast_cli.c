@@ -269,6 +269,13 @@ int cli_autocast_model(amp_context *ctx, const cli_opts *o, amp_dtype lo, bool i
         ao.calib_inputs = (const amp_tensor *const *)ca->calib;
         if (!o->quiet) ao.progress = calib_progress;
     }
+    if (o->max_error > 0) {
+        if (!o->calibrate) {
+            fprintf(stderr, "amprt: --max-error needs --calibrate DIR (the sets the error is measured on)\n");
+            return 1;
+        }
+        ao.max_error = o->max_error; /* the nodes it keeps arrive through keep_decision */
+    }
     amp_model *conv = NULL;
     amp_status st = amp_model_autocast(*m, &ao, &conv, &ca->report);
     if (st) {
@@ -346,42 +353,7 @@ void cli_report_json(FILE *f, const cli_autocast *ca) {
 }
 
 void cli_plan_flops(const amp_session *s, double *total, double *in16) {
-    *total = *in16 = 0.0;
-    const amp_plan *p = s->last;
-    if (!p) return;
-    const amp_graph *g = s->model->g;
-    for (int ni = 0; ni < g->n_nodes; ni++) {
-        const amp_node *n = &g->nodes[ni];
-        if (n->n_inputs < 2 || n->inputs[0] < 0 || n->inputs[1] < 0 || n->outputs[0] < 0) continue;
-        const amp_tinfo *x = &p->slots[n->inputs[0]].ti, *w = &p->slots[n->inputs[1]].ti;
-        const amp_tinfo *y = &p->slots[n->outputs[0]].ti;
-        double out = 1.0, f = 0.0;
-        for (int d = 0; d < y->rank; d++) out *= (double)y->dims[d];
-        switch (n->op) {
-        case AMP_OP_MAT_MUL:
-            f = 2.0 * out * (double)(x->rank >= 1 ? x->dims[x->rank - 1] : 1);
-            break;
-        case AMP_OP_GEMM:
-            if (x->rank == 2) f = 2.0 * out * (double)(amp_attr_int(n, "transA", 0) ? x->dims[0] : x->dims[1]);
-            break;
-        case AMP_OP_CONV: {
-            double k = 1.0;
-            for (int d = 1; d < w->rank; d++) k *= (double)w->dims[d];
-            f = 2.0 * out * k;
-            break;
-        }
-        case AMP_OP_CONV_TRANSPOSE: {
-            double in = 1.0, k = 1.0;
-            for (int d = 0; d < x->rank; d++) in *= (double)x->dims[d];
-            for (int d = 1; d < w->rank; d++) k *= (double)w->dims[d];
-            f = 2.0 * in * k;
-            break;
-        }
-        default: continue;
-        }
-        *total += f;
-        if (x->dtype == AMP_F16 || x->dtype == AMP_BF16) *in16 += f;
-    }
+    amp_plan_flops(s->last, s->model->g, total, in16);
 }
 
 /* ---- DOT ------------------------------------------------------------------------------------ */

@@ -48,6 +48,7 @@ typedef struct cli_opts {
     const char *round;       /* --round nearest|zero */
     double range_limit;      /* --range-limit X */
     double underflow_limit;  /* --underflow-limit X (0: the default, negative: no guard) */
+    double max_error;        /* --max-error E (convert) */
     const char *dot;         /* --dot FILE */
     bool dot_all;            /* --dot-all: folded nodes drawn too */
     bool train;              /* --train (inspect, bench): the training step */
@@ -81,6 +82,7 @@ enum {
     CLI_SHAPES = 1u << 20,
     CLI_SEED = 1u << 21,
     CLI_QUIET = 1u << 22,     /* --quiet, -q */
+    CLI_MAX_ERROR = 1u << 23, /* --max-error E */
 };
 
 /* A command as the parser sees it: its name (for messages), its help and the CLI_* options it

@@ -7,7 +7,7 @@ static const char *const usage =
     "usage: amprt convert IN.onnx OUT.onnx [--precision fp16|bf16|fp32] [--io-16bit]\n"
     "                     [--block OP,OP...] [--block-nodes NAME,NAME...] [--calibrate DIR]\n"
     "                     [--range-limit X] [--underflow-limit X] [--round nearest|zero] [--json]\n"
-    "                     [--verbose] [--dot FILE.dot] [--max-memory BYTES] [--quiet]\n"
+    "                     [--verbose] [--dot FILE.dot] [--max-error E] [--max-memory BYTES] [--quiet]\n"
     "  Converts IN to mixed precision (default fp16): MatMul/Gemm/Conv and what lies between them\n"
     "  in 16 bits, numerically sensitive ops (Exp, Log, Pow, Softmax, reductions, norms, losses)\n"
     "  in FP32, one Cast per tensor and dtype. OUT is written to a temporary name, then renamed.\n"
@@ -22,6 +22,12 @@ static const char *const usage =
     "                       or whose computed values are nonzero but all below --underflow-limit\n"
     "                       (default: the smallest normal 16-bit value, 6.1e-5 for fp16; a\n"
     "                       negative X turns this guard off)\n"
+    "  --max-error E        with --calibrate: keep FP32 the fewest nodes (by MatMul/Gemm/Conv\n"
+    "                       FLOPs) that hold every float output within relative L2 error E of\n"
+    "                       FP32 on the calibration sets (max over outputs of\n"
+    "                       sqrt(sum (y - y32)^2 / sum y32^2) over all sets), found by running\n"
+    "                       candidate conversions (at most 100 passes over the sets); fails and\n"
+    "                       writes nothing when even the all-FP32 compute misses E\n"
     "  --round zero         truncate when converting constants and in inserted casts (amprt's\n"
     "                       own runs; ONNX Cast always rounds to nearest even)\n"
     "  --precision fp32     no conversion: an import/export round trip (--dtype is an alias)\n"
@@ -36,7 +42,7 @@ static const char *const usage =
 
 static const cli_command convert_cmd = {"convert", usage,
                                         CLI_DTYPE | CLI_KEEP_IO | CLI_CONVERT | CLI_JSON | CLI_MAX_MEMORY | CLI_QUIET |
-                                            CLI_VERBOSE | CLI_DOT};
+                                            CLI_VERBOSE | CLI_DOT | CLI_MAX_ERROR};
 
 int cmd_convert(int argc, char **argv) {
     cli_opts o;
@@ -98,6 +104,16 @@ int cmd_convert(int argc, char **argv) {
                        "which keep the file's types\n",
                        r->nodes_fp32 - ca.n_why);
         }
+        if (o.max_error > 0 && !o.quiet)
+            fprintf(stderr,
+                    "amprt: --max-error %g: error %.3g, %.1f%% of MatMul/Gemm/Conv FLOPs in 16 bits, %d passes over the "
+                    "calibration sets; %d nodes kept FP32 for the error%s\n",
+                    o.max_error, r->error, 100.0 * r->flops16_share, r->error_passes, r->nodes_error_kept,
+                    r->nodes_error_kept ? " (error with each back in 16 bits):" : "");
+        for (int i = 0; o.max_error > 0 && !o.quiet && i < ca.n_why; i++)
+            if (ca.why[i].reason == AMP_REASON_ERROR_TARGET)
+                fprintf(stderr, "  %s (%s): error %.3g in 16 bits\n", ca.why[i].node[0] ? ca.why[i].node : "(unnamed)",
+                        ca.why[i].op, ca.why[i].value);
     }
     if (o.dot && cli_write_dot(ctx, m, o.dot, &ca, NULL)) goto done;
     rc = 0;

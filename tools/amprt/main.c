@@ -187,6 +187,7 @@ static const struct {
     {"--round", CLI_CONVERT},
     {"--range-limit", CLI_CONVERT},
     {"--underflow-limit", CLI_CONVERT},
+    {"--max-error", CLI_MAX_ERROR},
     {"--dot", CLI_DOT},
     {"--dot-all", CLI_DOT},
 };
@@ -362,7 +363,7 @@ static int parse_opts(int argc, char **argv, int first, cli_opts *o, const cli_c
             if (strcmp(a, "--rtol") == 0) o->rtol = v;
             else o->atol = v;
             i++;
-        } else if (strcmp(a, "--range-limit") == 0) {
+        } else if (strcmp(a, "--range-limit") == 0 || strcmp(a, "--max-error") == 0) {
             if (!want_arg(i, argc, a)) return 2;
             char *end;
             double v = strtod(argv[i + 1], &end);
@@ -370,7 +371,8 @@ static int parse_opts(int argc, char **argv, int first, cli_opts *o, const cli_c
                 fprintf(stderr, "amprt: %s expects a finite number > 0, got '%s'\n", a, argv[i + 1]);
                 return 2;
             }
-            o->range_limit = v;
+            if (strcmp(a, "--range-limit") == 0) o->range_limit = v;
+            else o->max_error = v;
             i++;
         } else if (strcmp(a, "--underflow-limit") == 0) {
             if (!want_arg(i, argc, a)) return 2;

@@ -27,17 +27,31 @@ and every variant, the FP32 model too, is measured on test_data_set_0:
   ORT loads    whether onnxruntime creates a session (default optimisations).
   param bytes  bytes of initializers and Constant-node tensors.
 
+With --max-error E two more variants, each timed (seconds, the conversion alone):
+
+  - amprt --max-error E:      ... --calibrate CALIB/NAME --max-error E (CALIB from --calib-root,
+                              the sets of tools/bench/make_calib.py)
+  - onnxconverter-common auto_mixed_precision: auto_convert_mixed_precision(model, the
+                              test_data_set_0 feed, validate_fn: rel L2 over all outputs <= E,
+                              keep_io_types=True), its onnxruntime bisection over the nodes
+
+Both are then measured like the rest on test_data_set_0 (held out for amprt, whose search ran on
+CALIB; the very feed onnxconverter-common validated on).
+
 Prints one markdown table per model, or with --json one JSON list. A variant that fails is shown
 with its error; the exit status is 1 only on a usage error (no models, no amprt binary).
 """
 
 import argparse
+import contextlib
 import glob
+import io
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
 
 import numpy as np
@@ -239,6 +253,25 @@ def occ_convert(model):
         return float16.convert_float_to_float16(model, keep_io_types=True)
 
 
+def occ_auto(model, feeds, max_error):
+    from onnxconverter_common import auto_mixed_precision
+
+    def within(ref, got):
+        return rel_l2(got, ref) <= max_error
+
+    # it prints every attempt on stdout
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        return auto_mixed_precision.auto_convert_mixed_precision(model, feeds, validate_fn=within,
+                                                                 keep_io_types=True)
+
+
+def timed(conv):
+    t0 = time.perf_counter()
+    out = conv()
+    return out, time.perf_counter() - t0
+
+
 def short(msg, n=90):
     msg = " ".join(str(msg).split())
     return msg if len(msg) <= n else msg[:n - 1] + "…"
@@ -265,7 +298,7 @@ def measure(label, model, feeds, wants, threads):
     return row
 
 
-def compare_model(path, amprt, threads, tmp):
+def compare_model(path, amprt, threads, tmp, max_error=None, calib_root=None):
     mdir = os.path.dirname(path)
     name = os.path.basename(mdir)
     model = onnx.load(path)
@@ -284,13 +317,22 @@ def compare_model(path, amprt, threads, tmp):
                 amprt, path, os.path.join(tmp, name + ".amprt_cal.onnx"),
                 ["--calibrate", calib])))
     variants.append(("onnxconverter-common fp16", lambda: occ_convert(model)))
+    if max_error:
+        if amprt and calib_root:
+            variants.append((f"amprt --max-error {max_error:g}", lambda: amprt_convert(
+                amprt, path, os.path.join(tmp, name + ".amprt_err.onnx"),
+                ["--calibrate", os.path.join(calib_root, name), "--max-error", repr(max_error), "--quiet"])))
+        variants.append((f"onnxconverter-common auto_mixed_precision {max_error:g}",
+                         lambda: occ_auto(model, feeds, max_error)))
     for label, conv in variants:
         try:
-            converted = conv()
+            converted, seconds = timed(conv)
         except Exception as e:  # noqa: BLE001
             rows.append({"variant": label, "error": short(e, 300)})
             continue
-        rows.append(measure(label, converted, feeds, wants, threads))
+        row = measure(label, converted, feeds, wants, threads)
+        row["seconds"] = seconds
+        rows.append(row)
     return {"model": name, "path": path, "batch": {k: list(v.shape) for k, v in feeds.items()},
             "rows": rows}
 
@@ -311,18 +353,19 @@ def markdown(result):
     shapes = ", ".join(f"{k} {v}" for k, v in result["batch"].items())
     lines = [f"### {result['model']} ({shapes})", "",
              "| variant | rel L2 ORT | rel L2 ref | casts | 16-bit FLOPs | ORT loads "
-             "| param bytes | nodes |",
-             "|---|---:|---:|---:|---:|---|---:|---:|"]
+             "| param bytes | nodes | seconds |",
+             "|---|---:|---:|---:|---:|---|---:|---:|---:|"]
     for r in result["rows"]:
         if "error" in r:
             lines.append(f"| {r['variant']} | conversion failed: {short(r['error'])} "
-                         "| | | | | | |")
+                         "| | | | | | | |")
             continue
         share = "?" if r["flops_16bit"] is None else f"{100 * r['flops_16bit']:.1f}%"
         loads = "yes" if r["ort_loads"] else f"no: {short(r.get('ort_error', ''), 60)}"
         lines.append(f"| {r['variant']} | {fmt_err(r['rel_l2_ort'])} | "
                      f"{fmt_err(r['rel_l2_ref'])} | {r['casts']} | {share} | {loads} | "
-                     f"{r['param_bytes']:,} | {r['nodes']} |")
+                     f"{r['param_bytes']:,} | {r['nodes']} | "
+                     f"{'' if 'seconds' not in r else format(r['seconds'], '.2f')} |")
     return "\n".join(lines)
 
 
@@ -342,6 +385,8 @@ def main():
     ap.add_argument("--no-amprt", action="store_true", help="onnxconverter-common only")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", action="store_true", help="print one JSON list instead")
+    ap.add_argument("--max-error", type=float, help="also the error-targeted conversions")
+    ap.add_argument("--calib-root", help="CALIB: CALIB/<model name>/ holds amprt's calibration sets")
     args = ap.parse_args()
 
     paths = model_paths(args.models)
@@ -355,7 +400,7 @@ def main():
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for p in paths:
-            results.append(compare_model(p, amprt, args.threads, tmp))
+            results.append(compare_model(p, amprt, args.threads, tmp, args.max_error, args.calib_root))
     if args.json:
         # strict JSON has no inf/NaN: an overflowed variant's error is written as "inf"
         def clean(v):

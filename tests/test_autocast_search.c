@@ -1,0 +1,381 @@
+/* The error-targeted conversion (amp_autocast_options.max_error): a graph built here whose one
+ * sensitive node is known (a large-gain MatMul whose two halves are subtracted: FP16 keeps none
+ * of the difference), the report against an error measured here, the explain callback,
+ * determinism of the written file, an unreachable target and bad options. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/elem.h"
+#include "passes/passes.h"
+#include "runtime/runtime.h"
+#include "tests/testutil.h"
+
+static amp_context *ctx;
+
+static void setup(void) { cr_assert_eq(amp_context_create(NULL, &ctx), AMP_OK); }
+static void teardown(void) { amp_context_destroy(ctx); }
+
+TestSuite(autocast_search, .init = setup, .fini = teardown);
+
+#define BATCH 8
+#define WIDTH 16
+#define NSETS 4
+
+static int new_value(amp_graph *g, const char *name) {
+    int v = amp_graph_new_value(g, name);
+    cr_assert_geq(v, 0);
+    return v;
+}
+
+/* An initializer holding t (the graph takes it). */
+static int add_init(amp_graph *g, const char *name, amp_tensor *t) {
+    int v = new_value(g, name);
+    amp_value *val = &g->values[v];
+    val->init = t;
+    val->dtype = val->elem_onnx_type = t->dtype;
+    val->rank = t->rank;
+    for (int d = 0; d < t->rank; d++) val->dims[d] = (amp_dim){t->dims[d], -1};
+    g->inits[g->n_inits++] = v;
+    return v;
+}
+
+static int add_ints(amp_graph *g, const char *name, int64_t x) {
+    int64_t dims[1] = {1};
+    double v = (double)x;
+    return add_init(g, name, tt_make(ctx, AMP_I64, 1, dims, &v));
+}
+
+/* A node named name (NULL: unnamed) writing one new value called out. */
+static int add_node(amp_graph *g, const char *op, const char *name, int nin, const int *ins, const char *out) {
+    amp_node n;
+    memset(&n, 0, sizeof n);
+    n.name = name ? amp_strdup(ctx, name) : NULL;
+    n.op_type = amp_strdup(ctx, op);
+    n.domain = amp_strdup(ctx, "");
+    n.op = amp_op_lookup(op, "");
+    n.inputs = amp_alloc(ctx, sizeof(int) * (size_t)nin);
+    n.outputs = amp_alloc(ctx, sizeof(int));
+    n.n_inputs = nin;
+    n.n_outputs = 1;
+    for (int i = 0; i < nin; i++) n.inputs[i] = ins[i];
+    n.outputs[0] = new_value(g, out);
+    cr_assert_eq(amp_graph_add_node(g, &n), AMP_OK);
+    return n.outputs[0];
+}
+
+/* x[8,16] -> mm1 (16x16) -> gain (16x32: [100 R | 100 R + 0.01 S]) -> Slice halves -> Sub ->
+ * an unnamed MatMul (16x16) -> y. The difference of the halves is 0.01 h S, a 1e-4 part of
+ * values near 100 that FP16 (spacing 1/16 there) cannot hold, in the weights or the product; in
+ * FP32 it keeps about three digits. mm1 and the last MatMul are harmless in 16 bits. */
+static amp_model *sensitive_model(void) {
+    amp_graph *g = NULL;
+    cr_assert_eq(amp_graph_create(ctx, &g), AMP_OK);
+    g->opset = 17;
+    g->ir_version = 8;
+    g->opsets = amp_calloc(ctx, 1, sizeof(amp_opset));
+    g->opsets[0] = (amp_opset){amp_strdup(ctx, ""), 17};
+    g->n_opsets = 1;
+    g->inits = amp_calloc(ctx, 16, sizeof(int));
+    g->inputs = amp_calloc(ctx, 1, sizeof(int));
+    g->outputs = amp_calloc(ctx, 1, sizeof(int));
+    int x = new_value(g, "x");
+    g->values[x].dtype = AMP_F32;
+    g->values[x].rank = 2;
+    g->values[x].dims[0] = (amp_dim){BATCH, -1};
+    g->values[x].dims[1] = (amp_dim){WIDTH, -1};
+    g->values[x].is_input = g->values[x].declared = true;
+    g->inputs[g->n_inputs++] = x;
+
+    int64_t sq[2] = {WIDTH, WIDTH}, wide[2] = {WIDTH, 2 * WIDTH};
+    amp_tensor *w1 = tt_rand(ctx, AMP_F32, 2, sq, -0.5, 0.5, 11);
+    amp_tensor *w3 = tt_rand(ctx, AMP_F32, 2, sq, -0.5, 0.5, 13);
+    amp_tensor *r = tt_rand(ctx, AMP_F32, 2, sq, -1.0, 1.0, 17);
+    amp_tensor *sm = tt_rand(ctx, AMP_F32, 2, sq, -1.0, 1.0, 19);
+    amp_tensor *wg = NULL;
+    cr_assert_eq(amp_tensor_create(ctx, AMP_F32, 2, wide, &wg), AMP_OK);
+    float *G = wg->data;
+    const float *R = r->data, *S = sm->data;
+    for (int i = 0; i < WIDTH; i++)
+        for (int j = 0; j < WIDTH; j++) {
+            G[i * 2 * WIDTH + j] = 100.0f * R[i * WIDTH + j];
+            G[i * 2 * WIDTH + WIDTH + j] = 100.0f * R[i * WIDTH + j] + 0.01f * S[i * WIDTH + j];
+        }
+    amp_tensor_destroy(r);
+    amp_tensor_destroy(sm);
+    int W1 = add_init(g, "w1", w1), WG = add_init(g, "wg", wg), W3 = add_init(g, "w3", w3);
+    int zero = add_ints(g, "zero", 0), half = add_ints(g, "half", WIDTH), full = add_ints(g, "full", 2 * WIDTH);
+    int one = add_ints(g, "one", 1);
+    int h = add_node(g, "MatMul", "mm1", 2, (int[]){x, W1}, "h");
+    int a = add_node(g, "MatMul", "gain", 2, (int[]){h, WG}, "a");
+    int lo = add_node(g, "Slice", "lo", 4, (int[]){a, zero, half, one}, "a_lo");
+    int hi = add_node(g, "Slice", "hi", 4, (int[]){a, half, full, one}, "a_hi");
+    int d = add_node(g, "Sub", "diff", 2, (int[]){hi, lo}, "d");
+    int y = add_node(g, "MatMul", NULL, 2, (int[]){d, W3}, "y");
+    g->values[y].is_output = true;
+    g->outputs[g->n_outputs++] = y;
+    cr_assert_eq(amp_graph_link(g), AMP_OK, "%s", amp_context_last_error(ctx));
+    amp_model *m = amp_calloc(ctx, 1, sizeof *m);
+    m->ctx = ctx;
+    m->g = g;
+    m->hash = amp_graph_hash(g);
+    return m;
+}
+
+typedef struct calib {
+    amp_tensor *sets[NSETS];
+    const char *names[1];
+} calib;
+
+static void make_calib(calib *c, const char *name, int rank, const int64_t *dims) {
+    c->names[0] = name;
+    for (int s = 0; s < NSETS; s++) c->sets[s] = tt_rand(ctx, AMP_F32, rank, dims, -1.0, 1.0, 100 + (uint64_t)s);
+}
+
+static void free_calib(calib *c) {
+    for (int s = 0; s < NSETS; s++) amp_tensor_destroy(c->sets[s]);
+}
+
+/* The sensitive model and its calibration sets. */
+static amp_model *sensitive_fixture(calib *c) {
+    int64_t dims[2] = {BATCH, WIDTH};
+    make_calib(c, "x", 2, dims);
+    return sensitive_model();
+}
+
+static amp_autocast_options options(calib *c, double max_error, int keep_io) {
+    amp_autocast_options o = {.struct_size = sizeof o,
+                              .dtype = AMP_F16,
+                              .io_16bit = !keep_io,
+                              .n_calib = NSETS,
+                              .n_calib_names = 1,
+                              .calib_names = c->names,
+                              .calib_inputs = (const amp_tensor *const *)c->sets,
+                              .max_error = max_error};
+    return o;
+}
+
+/* The error as the header defines it, measured here independently: the first output of conv
+ * against the first of ref over all sets, both run on the CPU. */
+static double measured_error(amp_model *ref, amp_model *conv, calib *c) {
+    amp_session *sr = NULL, *sc = NULL;
+    cr_assert_eq(amp_session_create(ref, NULL, &sr), AMP_OK);
+    cr_assert_eq(amp_session_create(conv, NULL, &sc), AMP_OK);
+    amp_value_info vi = {.struct_size = sizeof vi};
+    cr_assert_eq(amp_model_input_info(conv, 0, &vi), AMP_OK);
+    amp_dtype in_dt = vi.dtype;
+    amp_value_info ov = {.struct_size = sizeof ov};
+    cr_assert_eq(amp_model_output_info(ref, 0, &ov), AMP_OK);
+    const char *out_names[1] = {ov.name};
+    double num = 0, den = 0;
+    for (int s = 0; s < NSETS; s++) {
+        amp_tensor *yr = NULL, *yc = NULL, *xin = NULL;
+        cr_assert_eq(amp_tensor_convert(ctx, c->sets[s], in_dt, &xin), AMP_OK);
+        cr_assert_eq(amp_session_run(sr, 1, c->names, (const amp_tensor *const *)&c->sets[s], 1, out_names, &yr), AMP_OK);
+        cr_assert_eq(amp_session_run(sc, 1, c->names, (const amp_tensor *const *)&xin, 1, out_names, &yc), AMP_OK,
+                     "%s", amp_session_last_error(sc));
+        cr_assert_eq(yr->numel, yc->numel);
+        for (int64_t i = 0; i < yr->numel; i++) {
+            double a = tt_get(yc, i), b = tt_get(yr, i);
+            cr_assert(isfinite(a) && isfinite(b));
+            num += (a - b) * (a - b);
+            den += b * b;
+        }
+        amp_tensor_destroy(yr);
+        amp_tensor_destroy(yc);
+        amp_tensor_destroy(xin);
+    }
+    cr_assert_gt(den, 0.0);
+    amp_session_destroy(sr);
+    amp_session_destroy(sc);
+    return sqrt(num / den);
+}
+
+static const amp_node *node_named(const amp_graph *g, const char *name) {
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].name && strcmp(g->nodes[i].name, name) == 0) return &g->nodes[i];
+    return NULL;
+}
+
+/* The last MatMul, which has no name. */
+static const amp_node *last_matmul(const amp_graph *g) {
+    const amp_node *n = NULL;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].op == AMP_OP_MAT_MUL) n = &g->nodes[i];
+    return n;
+}
+
+typedef struct decisions {
+    int n, error_target;
+    char node[8][64];
+    double value[8], limit[8];
+} decisions;
+
+static void record(void *user, const amp_autocast_decision *d) {
+    decisions *x = user;
+    cr_assert_not_null(d->node);
+    cr_assert_not_null(d->op_type);
+    if (d->reason != AMP_REASON_ERROR_TARGET) return;
+    cr_assert_lt(x->error_target, 8);
+    snprintf(x->node[x->error_target], sizeof x->node[0], "%s", d->node);
+    x->value[x->error_target] = d->value;
+    x->limit[x->error_target] = d->limit;
+    x->error_target++;
+}
+
+Test(autocast_search, finds_the_sensitive_node) {
+    calib c;
+    amp_model *m = sensitive_fixture(&c);
+    const double target = 1e-2;
+
+    /* the plain conversion misses the target by far, so the search has work to do */
+    amp_autocast_options plain = options(&c, 0, 1);
+    amp_model *p = NULL;
+    cr_assert_eq(amp_model_autocast(m, &plain, &p, NULL), AMP_OK, "%s", amp_context_last_error(ctx));
+    double plain_err = measured_error(m, p, &c);
+    cr_assert_gt(plain_err, 10 * target, "the plain FP16 conversion gives %g: the case tests nothing", plain_err);
+    amp_model_destroy(p);
+
+    amp_autocast_options o = options(&c, target, 1);
+    decisions dec = {0};
+    o.explain = record;
+    o.explain_user_data = &dec;
+    amp_autocast_report r = {.struct_size = sizeof r};
+    amp_model *out = NULL;
+    cr_assert_eq(amp_model_autocast(m, &o, &out, &r), AMP_OK, "%s", amp_context_last_error(ctx));
+    const amp_graph *g = out->g;
+    const amp_node *gain = node_named(g, "gain"), *mm1 = node_named(g, "mm1"), *mm3 = last_matmul(g);
+    cr_assert(gain && mm1 && mm3);
+    cr_expect_eq(amp_node_precision(g, gain), AMP_F32, "the sensitive MatMul was left in 16 bits");
+    cr_expect_eq(amp_node_precision(g, mm1), AMP_F16, "mm1 is harmless in 16 bits");
+    cr_expect_eq(amp_node_precision(g, mm3), AMP_F16, "the last MatMul is harmless in 16 bits");
+    cr_expect(!mm3->name || !mm3->name[0], "the unnamed node came back named '%s'", mm3->name);
+
+    /* the report: the error as measured here, within the target; FLOPs 2*8*16*16 twice in 16
+     * bits, 2*8*16*32 in FP32: half */
+    double err = measured_error(m, out, &c);
+    cr_expect_leq(err, target);
+    cr_expect_leq(fabs(r.error - err), 1e-9 * err + 1e-12, "report %g, measured %g", r.error, err);
+    cr_expect_leq(fabs(r.flops16_share - 0.5), 1e-12, "share %g", r.flops16_share);
+    cr_expect_geq(r.nodes_error_kept, 1);
+    cr_expect_eq(r.nodes_blocked, 0, "the search's nodes are not the caller's blocked ones");
+    cr_expect_gt(r.error_passes, 4);
+    cr_expect_leq(r.error_passes, 100);
+
+    /* explain: one ERROR_TARGET per node kept, the sensitive one among them, its contribution the
+     * error it would give back in 16 bits */
+    cr_expect_eq(dec.error_target, r.nodes_error_kept);
+    bool seen_gain = false;
+    for (int i = 0; i < dec.error_target; i++) {
+        cr_expect_eq(dec.limit[i], target);
+        if (strcmp(dec.node[i], "gain") == 0) {
+            seen_gain = true;
+            cr_expect_gt(dec.value[i], target, "gain's contribution %g is within the target", dec.value[i]);
+        }
+    }
+    cr_expect(seen_gain, "gain was not explained as kept for the error target");
+    amp_model_destroy(out);
+    free_calib(&c);
+    amp_model_destroy(m);
+}
+
+static long file_bytes(const char *path, char **data) {
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    *data = malloc((size_t)n + 1);
+    cr_assert_eq(fread(*data, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    return n;
+}
+
+Test(autocast_search, same_input_same_file) {
+    calib c;
+    amp_model *m = sensitive_fixture(&c);
+    char path[2][512];
+    for (int k = 0; k < 2; k++) {
+        amp_autocast_options o = options(&c, 1e-2, 1);
+        amp_model *out = NULL;
+        cr_assert_eq(amp_model_autocast(m, &o, &out, NULL), AMP_OK, "%s", amp_context_last_error(ctx));
+        snprintf(path[k], sizeof path[k], "%s/autocast_search_same_%d.onnx", AMP_BINARY_DIR, k);
+        cr_assert_eq(amp_model_save(out, path[k]), AMP_OK, "%s", amp_context_last_error(ctx));
+        amp_model_destroy(out);
+    }
+    char *a = NULL, *b = NULL;
+    long na = file_bytes(path[0], &a), nb = file_bytes(path[1], &b);
+    cr_expect_gt(na, 0);
+    cr_expect(na == nb && memcmp(a, b, (size_t)na) == 0, "two conversions wrote different files");
+    free(a);
+    free(b);
+    remove(path[0]);
+    remove(path[1]);
+    free_calib(&c);
+    amp_model_destroy(m);
+}
+
+/* With io_16bit the output itself is FP16: no choice of nodes reaches 1e-6. */
+Test(autocast_search, unreachable_target_fails) {
+    calib c;
+    amp_model *m = sensitive_fixture(&c);
+    amp_autocast_options o = options(&c, 1e-6, 0);
+    amp_autocast_report r = {.struct_size = sizeof r, .nodes_16bit = -7};
+    amp_model *out = NULL;
+    cr_assert_eq(amp_model_autocast(m, &o, &out, &r), AMP_ERR_LIMIT);
+    cr_expect_null(out);
+    cr_expect_eq(r.nodes_16bit, -7, "the report was written on failure");
+    cr_expect_not_null(strstr(amp_context_last_error(ctx), "out of reach"), "message: %s", amp_context_last_error(ctx));
+    free_calib(&c);
+    amp_model_destroy(m);
+}
+
+Test(autocast_search, within_target_converts_everything) {
+    amp_model *m = tt_load(ctx, "models/mlp/model.onnx");
+    calib c;
+    int64_t dims[2] = {BATCH, 64};
+    make_calib(&c, "input", 2, dims);
+    amp_autocast_options o = options(&c, 1e-2, 1);
+    amp_autocast_report r = {.struct_size = sizeof r};
+    amp_model *out = NULL;
+    cr_assert_eq(amp_model_autocast(m, &o, &out, &r), AMP_OK, "%s", amp_context_last_error(ctx));
+    cr_expect_eq(r.nodes_error_kept, 0);
+    cr_expect_eq(r.error_passes, 3, "calibration, the reference and the plain conversion");
+    cr_expect_eq(r.flops16_share, 1.0);
+    double err = measured_error(m, out, &c);
+    cr_expect_leq(fabs(r.error - err), 1e-9 * err + 1e-12, "report %g, measured %g", r.error, err);
+    cr_expect_gt(err, 0.0);
+    amp_model_destroy(out);
+    /* without max_error nothing is measured */
+    o.max_error = 0;
+    cr_assert_eq(amp_model_autocast(m, &o, &out, &r), AMP_OK);
+    cr_expect_eq(r.error, -1);
+    cr_expect_eq(r.flops16_share, -1);
+    amp_model_destroy(out);
+    free_calib(&c);
+    amp_model_destroy(m);
+}
+
+Test(autocast_search, bad_options) {
+    calib c;
+    amp_model *m = sensitive_fixture(&c);
+    amp_model *out = NULL;
+    amp_autocast_options o = options(&c, 1e-2, 1);
+    o.n_calib = 0;
+    cr_expect_eq(amp_model_autocast(m, &o, &out, NULL), AMP_ERR_INVALID_ARG);
+    cr_expect_not_null(strstr(amp_context_last_error(ctx), "calibration"));
+    double bad[3] = {-1e-2, NAN, INFINITY};
+    for (int k = 0; k < 3; k++) {
+        o = options(&c, bad[k], 1);
+        cr_expect_eq(amp_model_autocast(m, &o, &out, NULL), AMP_ERR_INVALID_ARG, "max_error %g", bad[k]);
+    }
+    /* a calibration input the model does not have */
+    const char *wrong[1] = {"nope"};
+    o = options(&c, 1e-2, 1);
+    o.calib_names = wrong;
+    cr_expect_neq(amp_model_autocast(m, &o, &out, NULL), AMP_OK);
+    cr_expect_null(out);
+    free_calib(&c);
+    amp_model_destroy(m);
+}
