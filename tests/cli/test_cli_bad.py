@@ -98,6 +98,16 @@ def data_dir(root, train_hw, test_hw, n=32):
     return root
 
 
+def finish(name, cases):
+    """The main of a command-line test file: cases(tmp) in a fresh temporary folder, then each
+    failure and the count of checks ("N of M <name> checks passed"); the exit status."""
+    with tempfile.TemporaryDirectory(prefix="amprt_cli_" + "".join(c for c in name if c.isalnum()) + "_") as tmp:
+        cases(tmp)
+    print("".join(f"FAIL {f}\n" for f in failures), end="")
+    print(f"{ran - len(failures)} of {ran} {name} checks passed")
+    return 1 if failures else 0
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="amprt_cli_bad_")
     try:

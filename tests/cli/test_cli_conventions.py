@@ -7,7 +7,6 @@ import re
 import struct
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
@@ -348,11 +347,7 @@ def quiet_cases(tmp):
 
 
 def main():
-    with tempfile.TemporaryDirectory(prefix="amprt_cli_conventions_") as tmp:
-        cases(tmp)
-    print("".join(f"FAIL {f}\n" for f in common.failures), end="")
-    print(f"{common.ran - len(common.failures)} of {common.ran} convention checks passed")
-    return 1 if common.failures else 0
+    return common.finish("convention", cases)
 
 
 def cases(tmp):

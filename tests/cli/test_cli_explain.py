@@ -9,7 +9,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
@@ -178,11 +177,7 @@ def cases(tmp):
 
 
 def main():
-    with tempfile.TemporaryDirectory(prefix="amprt_cli_explain_") as tmp:
-        cases(tmp)
-    print("".join(f"FAIL {f}\n" for f in common.failures), end="")
-    print(f"{common.ran - len(common.failures)} of {common.ran} explanation checks passed")
-    return 1 if common.failures else 0
+    return common.finish("explanation", cases)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
 import onnx
@@ -257,15 +256,15 @@ def dot_cases(tmp):
 
 
 def main():
-    with tempfile.TemporaryDirectory(prefix="amprt_cli_io_") as tmp:
-        io_default_cases(tmp)
-        stdio_cases(tmp)
-        raw_cases(tmp)
-        json_cases(tmp)
-        dot_cases(tmp)
-    print("".join(f"FAIL {f}\n" for f in common.failures), end="")
-    print(f"{common.ran - len(common.failures)} of {common.ran} I/O checks passed")
-    return 1 if common.failures else 0
+    return common.finish("I/O", all_cases)
+
+
+def all_cases(tmp):
+    io_default_cases(tmp)
+    stdio_cases(tmp)
+    raw_cases(tmp)
+    json_cases(tmp)
+    dot_cases(tmp)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper, save
@@ -160,11 +159,7 @@ def cases(tmp):
 
 
 def main():
-    with tempfile.TemporaryDirectory(prefix="amprt_cli_options_") as tmp:
-        cases(tmp)
-    print("".join(f"FAIL {f}\n" for f in common.failures), end="")
-    print(f"{common.ran - len(common.failures)} of {common.ran} option checks passed")
-    return 1 if common.failures else 0
+    return common.finish("option", cases)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ amp_dtype cli_parse_dtype(const char *s, const char *opt) {
     return AMP_UNDEFINED;
 }
 
+const char *cli_precision_json(amp_dtype lo) { return lo == AMP_F16 ? "\"fp16\"" : lo == AMP_BF16 ? "\"bf16\"" : "null"; }
+
 amp_dtype cli_autocast_dtype(const cli_opts *o) {
     if (!o->precision) return AMP_UNDEFINED;
     amp_dtype d = cli_parse_dtype(o->precision, "--precision"); /* checked by cli_parse */

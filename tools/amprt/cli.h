@@ -199,6 +199,9 @@ typedef struct cli_autocast {
 
 /* Parse "fp16"/"bf16"/"fp32" into a dtype (AMP_F32 for fp32); 0 after printing a message. */
 amp_dtype cli_parse_dtype(const char *s, const char *opt);
+/* The JSON value naming an in-memory conversion to lo: "\"fp16\"", "\"bf16\"", or "null" for
+ * none (AMP_UNDEFINED). */
+const char *cli_precision_json(amp_dtype lo);
 /* The 16-bit dtype --precision asks to convert to, or AMP_UNDEFINED (not given, or fp32). */
 amp_dtype cli_autocast_dtype(const cli_opts *o);
 /* Replace *m with its converted copy (dtype lo), keeping the original in ca->fp32. Uses

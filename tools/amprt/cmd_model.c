@@ -536,6 +536,14 @@ static int prepare_run(amp_context *ctx, const cli_opts *o, amp_model **m, amp_s
     return 0;
 }
 
+/* The column of row r's largest value in a 2-D tensor (the first of equal ones). */
+static int64_t row_argmax(const amp_tensor *t, int64_t r) {
+    int64_t best = 0;
+    for (int64_t c = 1; c < t->dims[1]; c++)
+        if (amp_ld(t->dtype, t->data, r * t->dims[1] + c) > amp_ld(t->dtype, t->data, r * t->dims[1] + best)) best = c;
+    return best;
+}
+
 /* The most elements of one output that run --json writes out in full ("truncated" beyond). */
 #define RUN_JSON_MAX_VALUES (1 << 20)
 
@@ -569,13 +577,7 @@ static void output_json(FILE *f, const char *name, const amp_tensor *t) {
     if (hi >= lo) fprintf(f, ", \"min\": %.9g, \"max\": %.9g", lo, hi);
     if (t->rank == 2 && fl) {
         fputs(", \"argmax\": [", f);
-        for (int64_t r = 0; r < t->dims[0]; r++) {
-            int64_t best = 0;
-            for (int64_t c = 1; c < t->dims[1]; c++)
-                if (amp_ld(t->dtype, t->data, r * t->dims[1] + c) > amp_ld(t->dtype, t->data, r * t->dims[1] + best))
-                    best = c;
-            fprintf(f, "%s%lld", r ? ", " : "", (long long)best);
-        }
+        for (int64_t r = 0; r < t->dims[0]; r++) fprintf(f, "%s%lld", r ? ", " : "", (long long)row_argmax(t, r));
         fputc(']', f);
     }
     fputc('}', f);
@@ -626,8 +628,7 @@ int cmd_run(int argc, char **argv) {
         printf(", \"backend\": ");
         cli_json_str(stdout, amp_session_backend(s));
         /* the in-memory conversion run asked for (--precision), null when the model ran as stored */
-        amp_dtype lo = ca.fp32 ? cli_autocast_dtype(&o) : AMP_UNDEFINED;
-        printf(", \"precision\": %s, \"outputs\": [", lo == AMP_F16 ? "\"fp16\"" : lo == AMP_BF16 ? "\"bf16\"" : "null");
+        printf(", \"precision\": %s, \"outputs\": [", cli_precision_json(ca.fp32 ? cli_autocast_dtype(&o) : AMP_UNDEFINED));
     }
     for (int i = 0; i < io.nout; i++) {
         amp_tensor *t = io.outs[i];
@@ -663,13 +664,7 @@ int cmd_run(int argc, char **argv) {
         }
         if (!o.json && t->rank == 2 && amp_dtype_is_float(t->dtype)) {
             printf("argmax per row:");
-            for (int64_t r = 0; r < t->dims[0] && r < 64; r++) {
-                int64_t best = 0;
-                for (int64_t c = 1; c < t->dims[1]; c++)
-                    if (amp_ld(t->dtype, t->data, r * t->dims[1] + c) > amp_ld(t->dtype, t->data, r * t->dims[1] + best))
-                        best = c;
-                printf(" %lld", (long long)best);
-            }
+            for (int64_t r = 0; r < t->dims[0] && r < 64; r++) printf(" %lld", (long long)row_argmax(t, r));
             printf("%s\n", t->dims[0] > 64 ? " ..." : "");
         }
         if (o.output_dir) {

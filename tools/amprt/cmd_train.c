@@ -789,8 +789,8 @@ int cmd_evaluate(int argc, char **argv) {
         cli_json_str(stdout, o.positional[0]);
         printf(", \"backend\": ");
         cli_json_str(stdout, amp_session_backend(s));
-        printf(", \"precision\": %s, \"accuracy\": %.6f, \"images\": %lld, \"ms\": %.1f}\n",
-               lo == AMP_F16 ? "\"fp16\"" : lo == AMP_BF16 ? "\"bf16\"" : "null", acc, (long long)n, ms);
+        printf(", \"precision\": %s, \"accuracy\": %.6f, \"images\": %lld, \"ms\": %.1f}\n", cli_precision_json(lo), acc,
+               (long long)n, ms);
     } else {
         printf("%s: accuracy %.4f on %lld test images (%.1f ms)\n", o.positional[0], acc, (long long)n, ms);
     }

@@ -129,25 +129,48 @@ static uint32_t le(const unsigned char *b, int n) {
     return v;
 }
 
-int cli_load_npy(amp_context *ctx, const char *path, amp_tensor **out) {
-    int rc = 1;
-    char *header = NULL;
-    amp_tensor *t = NULL;
-    if (cli_check_regular(path, "--input")) return 1;
+/* Open an --input file for reading: a regular file on a little-endian machine (what is read
+ * is little-endian), its size into *size. The descriptor, or -1 after a message. */
+static int open_input(const char *path, const char *kind, int64_t *size) {
+    if (cli_check_regular(path, "--input")) return -1;
     /* non-blocking, so a FIFO put in its place since is not waited on */
     int fd = open(path, O_RDONLY | O_NONBLOCK);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         fprintf(stderr, "amprt: cannot read '%s': %s\n", path, fd < 0 ? strerror(errno) : "not a regular file");
-        goto done;
+        if (fd >= 0) close(fd);
+        return -1;
     }
     const uint16_t one = 1;
     if (*(const unsigned char *)&one != 1) {
-        fprintf(stderr, "amprt: '%s': .npy input needs a little-endian machine\n", path);
-        goto done;
+        fprintf(stderr, "amprt: '%s': %s input needs a little-endian machine\n", path, kind);
+        close(fd);
+        return -1;
     }
+    *size = (int64_t)st.st_size;
+    return fd;
+}
+
+/* Read need bytes at off into t's data (bools made 0 or 1): 0, or 1 after a message. */
+static int read_data(int fd, const char *path, const char *kind, int64_t off, int64_t need, amp_tensor *t) {
+    uint8_t *data = amp_tensor_data(t);
+    if (need > 0 && pread(fd, data, (size_t)need, (off_t)off) != (ssize_t)need) {
+        fprintf(stderr, "amprt: '%s': cannot read the %s data: %s\n", path, kind, strerror(errno));
+        return 1;
+    }
+    if (amp_tensor_dtype(t) == AMP_BOOL)
+        for (int64_t e = 0; e < need; e++) data[e] = data[e] != 0;
+    return 0;
+}
+
+int cli_load_npy(amp_context *ctx, const char *path, amp_tensor **out) {
+    int rc = 1;
+    char *header = NULL;
+    amp_tensor *t = NULL;
+    int64_t size = 0;
+    int fd = open_input(path, ".npy", &size);
+    if (fd < 0) return 1;
     unsigned char pre[12];
-    const int64_t size = (int64_t)st.st_size;
     if (size < 10 || pread(fd, pre, 10, 0) != 10 || memcmp(pre, "\x93NUMPY", 6) != 0) {
         fprintf(stderr, "amprt: '%s' is not a NumPy .npy file (no \\x93NUMPY magic)\n", path);
         goto done;
@@ -217,13 +240,7 @@ int cli_load_npy(amp_context *ctx, const char *path, amp_tensor **out) {
         fprintf(stderr, "amprt: '%s': %s: %s\n", path, amp_status_name(s), amp_context_last_error(ctx));
         goto done;
     }
-    uint8_t *data = amp_tensor_data(t);
-    if (need > 0 && pread(fd, data, (size_t)need, pre_len + (off_t)hlen) != (ssize_t)need) {
-        fprintf(stderr, "amprt: '%s': cannot read the .npy data: %s\n", path, strerror(errno));
-        goto done;
-    }
-    if (dt == AMP_BOOL)
-        for (int64_t e = 0; e < need; e++) data[e] = data[e] != 0;
+    if (read_data(fd, path, ".npy", pre_len + (int64_t)hlen, need, t)) goto done;
     *out = t;
     t = NULL;
     rc = 0;
@@ -248,20 +265,9 @@ int cli_load_raw(amp_context *ctx, const amp_model *m, const cli_opts *o, const 
         fprintf(stderr, "amprt: --input %s: a raw file cannot hold the input's dtype %s\n", name, amp_dtype_name(vi.dtype));
         return 1;
     }
-    if (cli_check_regular(path, "--input")) return 1;
-    const uint16_t one = 1;
-    if (*(const unsigned char *)&one != 1) {
-        fprintf(stderr, "amprt: '%s': raw input needs a little-endian machine\n", path);
-        return 1;
-    }
-    int fd = open(path, O_RDONLY | O_NONBLOCK);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        fprintf(stderr, "amprt: cannot read '%s': %s\n", path, fd < 0 ? strerror(errno) : "not a regular file");
-        if (fd >= 0) close(fd);
-        return 1;
-    }
-    const int64_t size = (int64_t)st.st_size;
+    int64_t size = 0;
+    int fd = open_input(path, "raw", &size);
+    if (fd < 0) return 1;
     /* the bytes the other dims need; the one dim nothing bound takes what the file holds */
     int64_t need = es;
     bool over = false;
@@ -305,16 +311,12 @@ int cli_load_raw(amp_context *ctx, const amp_model *m, const cli_opts *o, const 
         close(fd);
         return 1;
     }
-    uint8_t *data = amp_tensor_data(t);
-    if (need > 0 && pread(fd, data, (size_t)need, 0) != (ssize_t)need) {
-        fprintf(stderr, "amprt: '%s': cannot read the raw data: %s\n", path, strerror(errno));
+    int rc = read_data(fd, path, "raw", 0, need, t);
+    close(fd);
+    if (rc) {
         amp_tensor_destroy(t);
-        close(fd);
         return 1;
     }
-    close(fd);
-    if (vi.dtype == AMP_BOOL)
-        for (int64_t e = 0; e < need; e++) data[e] = data[e] != 0;
     *out = t;
     return 0;
 }
