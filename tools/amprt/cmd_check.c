@@ -25,7 +25,7 @@ static const char *const usage =
     "  be within relative L2 error 1e-2 (fp16) or 3e-2 (bf16) of the FP32 expectation, finite where\n"
     "  it is finite; --precision fp32 is the plain comparison.\n"
     "  SKIP means an unsupported op or dtype, named on the line; it never counts as a pass.\n"
-    "  --json prints one JSON object instead: \"cases\" (name, folder, result pass|fail|skip, why,\n"
+    "  --json prints one JSON object instead: \"cases\" (name, dir, result pass|fail|skip, why,\n"
     "  ms), then \"passed\", \"failed\" and \"skipped\".\n"
     "  Exit status: 0 when nothing failed, 1 otherwise.\n" CLI_QUIET_HELP;
 

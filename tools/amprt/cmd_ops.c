@@ -1,8 +1,11 @@
 /* amprt ops: the op table (ir/ops.def) as a user reads it: every op with its domain, the opsets
  * amprt handles, its autocast class and first BF16 opset, whether it has a gradient, and which
- * backends run it. The CUDA column asks the CUDA backend itself (the real module, or the one
- * $AMPRT_CUDA_MODULE names); where none can be created it says so once and lists no CUDA ops.
- * docs/ops.md is this command's --markdown output (tests/cli/test_cli_ops.py keeps it current). */
+ * backends run it in which dtypes. The CUDA column asks the CUDA backend itself (the real module,
+ * or the one $AMPRT_CUDA_MODULE names); where none can be created it says so once and lists no
+ * CUDA ops. The dtypes are measured, not declared: tools/amprt/op_dtypes.def is written by
+ * tools/probe_dtypes.py from the ONNX node tests each backend passes in each dtype, and CTest
+ * op_dtypes probes again and fails when it is stale. docs/ops.md is this command's --markdown
+ * output (tests/cli/test_cli_ops.py keeps it current). */
 #include <stdio.h>
 #include <string.h>
 
@@ -14,7 +17,33 @@ static const char usage_ops[] =
     "  Lists every op amprt knows: ONNX name and domain, the opsets handled, the autocast class\n"
     "  (allow: 16-bit; deny: FP32; infer/clear: follows its inputs; per-input; none: integer or\n"
     "  shape), the first opset whose schema gives it bfloat16, whether it has a gradient, and\n"
-    "  the backends with a kernel for it (cpu always; cuda when a CUDA backend can be created).\n";
+    "  the backends with a kernel for it (cpu always; cuda when a CUDA backend can be created)\n"
+    "  with the dtypes each ran in when probed on the ONNX node tests (tools/probe_dtypes.py;\n"
+    "  'yes' where the op has a kernel but no node test reached it: amprt's own domains).\n";
+
+/* The probe's dtypes per op, by ONNX name and domain. */
+typedef struct op_dtypes {
+    const char *name, *domain;
+    bool probed;
+    const char *cpu, *cuda;
+} op_dtypes;
+
+static const op_dtypes probed_dtypes[] = {
+#define OP_DTYPES(name, domain, probed, cpu, cuda) {name, domain, probed, cpu, cuda},
+#include "tools/amprt/op_dtypes.def"
+#undef OP_DTYPES
+};
+
+static const char *domain_of(const amp_op_info *oi) { return oi->domain && oi->domain[0] ? oi->domain : "ai.onnx"; }
+
+/* The probe's line for an op; an op the table gained since the probe ran has none, which
+ * tests/cli/test_cli_ops.py fails. */
+static op_dtypes dtypes_of(const amp_op_info *oi) {
+    for (size_t i = 0; i < sizeof probed_dtypes / sizeof probed_dtypes[0]; i++)
+        if (!strcmp(probed_dtypes[i].name, oi->name) && !strcmp(probed_dtypes[i].domain, domain_of(oi)))
+            return probed_dtypes[i];
+    return (op_dtypes){oi->name, domain_of(oi), false, "", ""};
+}
 
 static const cli_command ops_cmd = {"ops", usage_ops, CLI_JSON | CLI_MARKDOWN};
 
@@ -29,7 +58,21 @@ static const char *class_name(amp_cast_class c) {
     }
 }
 
-static const char *domain_of(const amp_op_info *oi) { return oi->domain && oi->domain[0] ? oi->domain : "ai.onnx"; }
+/* A JSON array of the space-separated dtype names in list. */
+static void json_dtypes(const char *list) {
+    putchar('[');
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, " ");
+        printf("%s\"%.*s\"", p == list ? "" : ", ", (int)n, p);
+        p += n;
+        p += *p == ' ';
+    }
+    putchar(']');
+}
+
+/* What a text or markdown column says of a backend: its dtypes, "yes" where it has the op but
+ * the probe found none, "" where it lacks the op. */
+static const char *column(bool has, const char *dtypes) { return !has ? "" : dtypes[0] ? dtypes : "yes"; }
 
 int cmd_ops(int argc, char **argv) {
     cli_opts o;
@@ -56,14 +99,18 @@ int cmd_ops(int argc, char **argv) {
                "Autocast class: allow runs in 16 bits, deny in FP32, infer and clear follow their inputs, "
                "per-input has rules per input, none is integer, bool or shape work (`docs/architecture.md`, "
                "Autocast). BF16 from: the first opset whose ONNX schema gives the op bfloat16 (an exported "
-               "BF16 model keeps the op in FP32 below it). Domains `ai.amprt.training` (gradients and "
+               "BF16 model keeps the op in FP32 below it). CPU and CUDA: the dtypes the backend ran the op in "
+               "on the ONNX node tests, as shipped and retyped to FP32, FP16, BF16 and FP64 against onnxruntime "
+               "(`tools/probe_dtypes.py`; the dtype of a case is that of the op's first typed input); yes: the "
+               "backend runs the op, no node test reached it. Domains `ai.amprt.training` (gradients and "
                "optimizers the trainer builds) and `ai.amprt.fused` (the fusion pass's ops) are amprt's own "
                "and never read from a file.\n\n"
-               "| op | domain | opsets | autocast | BF16 from | gradient | CPU | CUDA |\n"
+               "| op | domain | opsets | autocast | BF16 from | gradient | CPU dtypes | CUDA dtypes |\n"
                "|---|---|---|---|---|---|---|---|\n");
     }
     for (int op = 1; op < AMP_OP_COUNT; op++) {
         const amp_op_info *oi = &amp_op_table[op];
+        op_dtypes d = dtypes_of(oi), *dt = &d;
         bool on_cuda = cuda && amp_backend_has_op(cuda, (amp_op)op);
         n++;
         n_cuda += on_cuda;
@@ -74,20 +121,28 @@ int cmd_ops(int argc, char **argv) {
             printf(", \"domain\": ");
             cli_json_str(stdout, domain_of(oi));
             printf(", \"opset_first\": %d, \"opset_last\": %d, \"autocast\": \"%s\", \"bf16_opset\": %d, "
-                   "\"gradient\": %s, \"cpu\": true, \"cuda\": %s}",
+                   "\"gradient\": %s, \"cpu\": true, \"cuda\": %s, \"dtypes_probed\": %s, \"dtypes\": {\"cpu\": ",
                    oi->opset_lo, oi->opset_hi, class_name(oi->cast_class), oi->bf16_opset,
-                   oi->has_grad ? "true" : "false", on_cuda ? "true" : "false");
+                   oi->has_grad ? "true" : "false", on_cuda ? "true" : "false", dt->probed ? "true" : "false");
+            json_dtypes(dt->cpu);
+            printf(", \"cuda\": ");
+            json_dtypes(on_cuda ? dt->cuda : "");
+            printf("}}");
         } else {
             char bf16[16];
             snprintf(bf16, sizeof bf16, "%d", oi->bf16_opset);
             if (!oi->bf16_opset) snprintf(bf16, sizeof bf16, "never");
             if (o.markdown)
-                printf("| %s | %s | %d–%d | %s | %s | %s | yes | %s |\n", oi->name, domain_of(oi), oi->opset_lo,
-                       oi->opset_hi, class_name(oi->cast_class), bf16, oi->has_grad ? "yes" : "", on_cuda ? "yes" : "");
-            else
-                printf("%-28s %-26s %2d-%-2d %-9s bf16 %-5s %-8s cpu%s\n", oi->name, domain_of(oi), oi->opset_lo,
+                printf("| %s | %s | %d–%d | %s | %s | %s | %s | %s |\n", oi->name, domain_of(oi), oi->opset_lo,
+                       oi->opset_hi, class_name(oi->cast_class), bf16, oi->has_grad ? "yes" : "",
+                       column(true, dt->cpu), column(on_cuda, dt->cuda));
+            else {
+                printf("%-28s %-26s %2d-%-2d %-9s bf16 %-5s %-8s cpu: %s", oi->name, domain_of(oi), oi->opset_lo,
                        oi->opset_hi, class_name(oi->cast_class), bf16, oi->has_grad ? "gradient" : "",
-                       on_cuda ? " cuda" : "");
+                       column(true, dt->cpu));
+                if (on_cuda) printf("; cuda: %s", column(true, dt->cuda));
+                putchar('\n');
+            }
         }
     }
     if (o.json) printf("\n]}\n");
