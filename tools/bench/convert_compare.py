@@ -22,8 +22,8 @@ and every variant, the FP32 model too, is measured on test_data_set_0:
                its declared type: the error the converted graph has as written.
   casts        Cast nodes in the graph.
   16-bit FLOPs share of MatMul/Gemm/Conv/ConvTranspose FLOPs (2·MACs, from the shapes that
-               onnx.shape_inference finds once the symbolic dims are bound to the test input's)
-               whose node computes in FP16/BF16.
+               onnx.shape_inference finds once the symbolic dims are bound to the test input's,
+               and where it finds none, from an onnxruntime run) whose node computes in FP16/BF16.
   ORT loads    whether onnxruntime creates a session (default optimisations).
   param bytes  bytes of initializers and Constant-node tensors.
 
