@@ -37,6 +37,9 @@ Models (opset 17, exported with the TorchScript exporter, batch dimension symbol
     lstm_tagger     token ids -> Embedding(100, 32) -> 2-layer bidirectional LSTM (hidden 24,
                     batch_first) -> Linear to 10 tags per position.
                     input int64 [N,12] -> logits [N,12,10]
+    detector        DB-style text detector: HardSwish backbone with a HardSigmoid squeeze-excite,
+                    feature pyramid (1x1 laterals, nearest x2 Resize top-down adds), ConvTranspose
+                    x2 head to a Sigmoid probability map.  input [N,3,64,64] -> logits [N,1,64,64]
 
 Everything is seeded; running the script twice gives byte-identical files
 (`--check-determinism` proves it by generating twice in fresh processes and comparing sha256).
@@ -44,6 +47,7 @@ Everything is seeded; running the script twice gives byte-identical files
 Usage:
     python3 models/generate.py                    # write models/<name>/...
     python3 models/generate.py --out DIR          # write elsewhere
+    python3 models/generate.py --only detector    # write one model (repeatable)
     python3 models/generate.py --check-determinism
 """
 
@@ -332,6 +336,78 @@ class LSTMTagger(nn.Module):
         return self.fc(h)
 
 
+class ConvBNAct(nn.Module):
+    """conv (padding k//2, optional stride and groups) -> BatchNorm -> activation (a module)."""
+
+    def __init__(self, cin, cout, k, stride, act, groups=1):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False)
+        self.bn = nn.BatchNorm2d(cout)
+        self.act = act
+
+    def forward(self, x):
+        return self.act(self.bn(self.conv(x)))
+
+
+class SqueezeExcite(nn.Module):
+    """MobileNetV3's squeeze-excite: global average pool, 1x1 reduce, ReLU, 1x1 expand,
+    HardSigmoid gate multiplied into the input."""
+
+    def __init__(self, c, r=4):
+        super().__init__()
+        self.reduce = nn.Conv2d(c, c // r, 1)
+        self.expand = nn.Conv2d(c // r, c, 1)
+        self.gate = nn.Hardsigmoid()
+
+    def forward(self, x):
+        s = nn.functional.adaptive_avg_pool2d(x, 1)
+        return x * self.gate(self.expand(torch.relu(self.reduce(s))))
+
+
+class Detector(nn.Module):
+    """A DB-style text detector in miniature. Backbone: a stride-2 HardSwish stem, then three
+    stages (each a stride-2 depthwise-separable conv with HardSwish) giving C2 24ch at 1/4, C3
+    40ch at 1/8 (with a squeeze-excite block) and C4 64ch at 1/16. Feature pyramid: 1x1
+    lateral convs to 32 channels, top-down nearest x2 upsampling (Resize) added into the lower
+    level, 3x3 smoothing convs; the three levels are brought to 1/4 by nearest upsampling and
+    concatenated. Head: conv 3x3 -> BN -> ReLU -> ConvTranspose x2 -> BN -> ReLU ->
+    ConvTranspose x2 to one channel -> Sigmoid, a probability map at the input's size."""
+
+    def __init__(self):
+        super().__init__()
+        hs = nn.Hardswish
+        self.stem = ConvBNAct(3, 16, 3, 2, hs())                            # 1/2
+        self.s2 = nn.Sequential(ConvBNAct(16, 16, 3, 2, hs(), groups=16),   # 1/4
+                                ConvBNAct(16, 24, 1, 1, hs()))
+        self.s3 = nn.Sequential(ConvBNAct(24, 24, 3, 2, hs(), groups=24),   # 1/8
+                                ConvBNAct(24, 40, 1, 1, hs()), SqueezeExcite(40))
+        self.s4 = nn.Sequential(ConvBNAct(40, 40, 3, 2, hs(), groups=40),   # 1/16
+                                ConvBNAct(40, 64, 1, 1, hs()))
+        self.lat2 = nn.Conv2d(24, 32, 1)
+        self.lat3 = nn.Conv2d(40, 32, 1)
+        self.lat4 = nn.Conv2d(64, 32, 1)
+        self.smooth2 = nn.Conv2d(32, 16, 3, 1, 1)
+        self.smooth3 = nn.Conv2d(32, 16, 3, 1, 1)
+        self.smooth4 = nn.Conv2d(32, 16, 3, 1, 1)
+        self.head = nn.Sequential(
+            nn.Conv2d(48, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+            nn.ConvTranspose2d(16, 16, 2, 2), nn.BatchNorm2d(16), nn.ReLU(),
+            nn.ConvTranspose2d(16, 1, 2, 2))
+
+    def forward(self, x):
+        up = nn.functional.interpolate
+        c2 = self.s2(self.stem(x))
+        c3 = self.s3(c2)
+        c4 = self.s4(c3)
+        p4 = self.lat4(c4)
+        p3 = self.lat3(c3) + up(p4, scale_factor=2, mode="nearest")
+        p2 = self.lat2(c2) + up(p3, scale_factor=2, mode="nearest")
+        f = torch.cat([self.smooth2(p2),
+                       up(self.smooth3(p3), scale_factor=2, mode="nearest"),
+                       up(self.smooth4(p4), scale_factor=4, mode="nearest")], dim=1)
+        return torch.sigmoid(self.head(f))
+
+
 def _randomize_gn(model, gen):
     # GroupNorm starts at weight 1, bias 0, which would hide a kernel that ignores them.
     with torch.no_grad():
@@ -383,6 +459,19 @@ def build_lstm_tagger():
     gen = _seeded(9)
     model = LSTMTagger().eval()
     return model, torch.randint(0, 100, (2, 12), generator=gen)
+
+
+def build_detector():
+    gen = _seeded(10)
+    model = Detector().eval()
+    # He-normal convolution weights keep the activations at unit scale through the depth (torch's
+    # default init shrinks them by about 3x per layer, which would leave a flat 0.5 map)
+    with torch.no_grad():
+        for mod in model.modules():
+            if isinstance(mod, (nn.Conv2d, nn.ConvTranspose2d)):
+                nn.init.kaiming_normal_(mod.weight, nonlinearity="relu", generator=gen)
+    _randomize_bn(model, gen)
+    return model, torch.randn(2, 3, 64, 64, generator=gen)
 
 
 def build_encoder():
@@ -439,6 +528,7 @@ MODELS = {
     "gpt_block": build_gpt_block,
     "unet": build_unet,
     "lstm_tagger": build_lstm_tagger,
+    "detector": build_detector,
 }
 
 # Models with calibration input sets, written to <name>/calib/set_K/input_0.pb.
@@ -516,11 +606,13 @@ def write_tensor(path, array, name):
         f.write(t.SerializeToString())
 
 
-def generate(out_dir, quiet=False):
+def generate(out_dir, quiet=False, only=None):
     torch.set_num_threads(1)  # fixed reduction order for the reference outputs
     torch.use_deterministic_algorithms(True)
     rows = []
     for name, build in MODELS.items():
+        if only and name not in only:
+            continue
         model, x = build()
         with torch.no_grad():
             y = model(x)
@@ -596,10 +688,12 @@ def main():
     ap.add_argument("--quiet", action="store_true", help="print nothing on success")
     ap.add_argument("--check-determinism", action="store_true",
                     help="generate twice into temporary folders and compare sha256")
+    ap.add_argument("--only", action="append", metavar="NAME", choices=sorted(MODELS),
+                    help="write only this model (repeatable; default: all)")
     args = ap.parse_args()
     if args.check_determinism:
         return check_determinism()
-    generate(args.out, quiet=args.quiet)
+    generate(args.out, quiet=args.quiet, only=args.only)
     return 0
 
 

@@ -345,8 +345,8 @@ Test(autocast, already_16bit_model_is_left_alone) {
 Test(autocast, seed_models_fp16_bf16) {
     const char *models[] = {"models/lenet",     "models/mlp",       "models/mlp_decomposed", "models/encoder",
                             "models/resnet",    "models/mobilenetv2", "models/gpt_block",    "models/unet",
-                            "models/lstm_tagger"};
-    for (int i = 0; i < 9; i++) {
+                            "models/lstm_tagger", "models/detector"};
+    for (size_t i = 0; i < sizeof models / sizeof *models; i++) {
         amp_autocast_report r = {.struct_size = sizeof r};
         case_matches(models[i], AMP_F16, 1e-2, &r);
         cr_assert_gt(r.nodes_16bit, 0);

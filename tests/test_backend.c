@@ -270,7 +270,7 @@ static void run_model(const char *name, const char *backend, amp_tensor **outs, 
  * same_arena (the device stand-in stages inputs in the arena too, so its arena is larger). */
 static void models_agree(const char *backend, bool same_arena) {
     static const char *const models[] = {"lenet", "mlp", "mlp_decomposed", "encoder", "gpt_block", "resnet",
-                                         "mobilenetv2", "unet", "lstm_tagger", "overflow"};
+                                         "mobilenetv2", "unet", "lstm_tagger", "overflow", "detector"};
     for (size_t mi = 0; mi < sizeof models / sizeof *models; mi++) {
         amp_tensor *a[16], *b[16];
         int na, nb;

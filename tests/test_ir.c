@@ -365,7 +365,7 @@ static void export_bytes(const amp_graph *g, void **b, size_t *n) {
  * nothing with its source. */
 Test(ir, clone_every_model) {
     const char *models[] = {"encoder", "gpt_block", "lenet", "lstm_tagger", "mlp", "mlp_decomposed",
-                            "mobilenetv2", "overflow", "resnet", "unet"};
+                            "mobilenetv2", "overflow", "resnet", "unet", "detector"};
     for (size_t mi = 0; mi < sizeof models / sizeof models[0]; mi++) {
         char path[512];
         snprintf(path, sizeof path, "%s/models/%s/model.onnx", AMP_SOURCE_DIR, models[mi]);
