@@ -113,12 +113,8 @@ for dtype in ["", "fp16", "bf16"]:
               and tp["persistent_bytes"] >= weights > 0 and tp["device_bytes"] == tp["arena_bytes"] + tp["persistent_bytes"])
     expect(f"inspect --train --backend cuda {dtype or 'fp32'}", ok, rc, out, err)
 
-# models with an op the CUDA backend has no kernel for: the node that refuses
-NO_CUDA_KERNEL = {"detector": "/head/head.3/ConvTranspose"}
-
 # every model's training step on CUDA (bench --train: the loss its output takes), each precision:
-# the arena with its workspaces within 1.05 x the lower bound; a model of NO_CUDA_KERNEL is
-# refused, naming its node
+# the arena with its workspaces within 1.05 x the lower bound
 for name in sorted(os.listdir(os.path.join(SRC, "models"))):
     path = os.path.join(SRC, "models", name, "model.onnx")
     if not os.path.isfile(path):
@@ -127,11 +123,6 @@ for name in sorted(os.listdir(os.path.join(SRC, "models"))):
         extra = ["--autocast", dtype] if dtype else []
         rc, out, err = run(["bench", path, "--train", "--backend", "cuda", "--batch", "8", "--runs", "1", "--warmup", "0",
                             "--json"] + extra)
-        if name in NO_CUDA_KERNEL:
-            node = NO_CUDA_KERNEL[name]
-            expect(f"bench --train {name} {dtype or 'fp32'} on cuda refused at {node}",
-                   rc == 1 and f"'{node}'" in err and "no kernel" in err, rc, out, err)
-            continue
         try:
             d = json.loads([l for l in out.splitlines() if l.startswith("{")][-1])
             ratio = d["arena_bytes"] / d["lower_bound_bytes"]

@@ -1,4 +1,4 @@
-/* Conv and ConvGrad on CUDA (cuDNN's graph API, backends/cuda/op_conv.c and conv.c) against the
+/* Conv, ConvGrad, ConvTranspose and ConvTransposeGrad on CUDA (cuDNN's graph API, backends/cuda/op_conv.c and conv.c) against the
  * CPU backend on the same node: forward, backward-data, backward-filter and the bias gradient in
  * f32, f16 and bf16, groups, dilations, strides, asymmetric pads, auto_pad, odd and empty shapes,
  * LeNet's own convolutions; the forward plan with its epilogue (conv -> bias -> relu, conv -> relu)
@@ -79,6 +79,7 @@ typedef struct conv_case {
     int64_t in[3], k[3], stride[3], dil[3], pads[6]; /* pads: begins, then ends */
     const char *auto_pad;                            /* NULL: NOTSET with pads */
     int bias;
+    int64_t opad[3]; /* ConvTranspose's output_padding (0: not given) */
 } conv_case;
 
 static void conv_attrs(tnode *t, const conv_case *c) {
@@ -91,6 +92,11 @@ static void conv_attrs(tnode *t, const conv_case *c) {
         tn_str(t, "auto_pad", c->auto_pad);
     else
         tn_ints(t, "pads", 2 * c->nsp, c->pads);
+    for (int i = 0; i < c->nsp; i++)
+        if (c->opad[i]) {
+            tn_ints(t, "output_padding", c->nsp, c->opad);
+            break;
+        }
 }
 
 static void tn_init(tnode *t, const char *op, const char *domain, int nin, int nout) {
@@ -332,6 +338,45 @@ static run_result conv_backward(const conv_case *c, const int *want, uint64_t se
     return r;
 }
 
+static const int all_outputs[3] = {1, 1, 1};
+
+/* ConvTranspose (C input, M output channels: W is C x M/group x k) and ConvTransposeGrad on both
+ * backends, all outputs; the forward's result in *rf, the gradient's in *rb. */
+static void convt_both(const conv_case *c, uint64_t seed, run_result *rf, run_result *rb) {
+    int64_t g = c->group ? c->group : 1, xd[5] = {c->N, c->C}, wd[5] = {c->C, c->M / g}, bd[1] = {c->M};
+    for (int i = 0; i < c->nsp; i++) {
+        xd[2 + i] = c->in[i];
+        wd[2 + i] = c->k[i];
+    }
+    tnode f;
+    tn_init(&f, "ConvTranspose", "", c->bias ? 3 : 2, 1);
+    conv_attrs(&f, c);
+    amp_tinfo tx = {.dtype = c->dt, .rank = c->nsp + 2}, tw = tx, tb = {.dtype = c->dt, .rank = 1, .dims = {c->M}}, ty;
+    memcpy(tx.dims, xd, sizeof xd);
+    memcpy(tw.dims, wd, sizeof wd);
+    const amp_tinfo *fin[3] = {&tx, &tw, &tb};
+    amp_tinfo *fout[1] = {&ty};
+    amp_infer fc = {.ctx = ctx, .n = &f.node, .opset = 17, .nin = c->bias ? 3 : 2, .nout = 1, .in = fin, .out = fout};
+    memset(rf, 0, sizeof *rf);
+    memset(rb, 0, sizeof *rb);
+    if ((rf->status = rb->status = amp_infer_conv_transpose(&fc))) {
+        snprintf(rf->msg, sizeof rf->msg, "%s", amp_context_last_error(ctx));
+        snprintf(rb->msg, sizeof rb->msg, "%s", rf->msg);
+        return;
+    }
+    amp_tensor *in[3] = {host_rand(c->dt, c->nsp + 2, xd, seed), host_rand(c->dt, c->nsp + 2, wd, seed + 1),
+                         c->bias ? host_rand(c->dt, 1, bd, seed + 2) : NULL};
+    *rf = run_both(&f, 17, c->bias ? 3 : 2, in, 1, NULL);
+    tnode t;
+    tn_init(&t, "ConvTransposeGrad", AMP_TRAIN_DOMAIN, 3, 3);
+    conv_attrs(&t, c);
+    amp_tensor *gin[3] = {host_rand(c->dt, ty.rank, ty.dims, seed + 7), in[0], in[1]};
+    *rb = run_both(&t, 1, 3, gin, 3, all_outputs);
+    amp_tensor_destroy(gin[0]);
+    for (int i = 0; i < 3; i++)
+        amp_tensor_destroy(in[i]);
+}
+
 #define CHECK_RUN(r, c, what)                                                                                         \
     do {                                                                                                               \
         CT_CHECK((r).status == AMP_OK, "%s %s: %s (%s)", what, amp_dtype_name((c)->dt), amp_status_name((r).status),   \
@@ -345,6 +390,19 @@ static run_result conv_backward(const conv_case *c, const int *want, uint64_t se
 
 static const amp_dtype dtypes[] = {AMP_F32, AMP_F16, AMP_BF16};
 static const int all3[3] = {1, 1, 1};
+
+/* one ConvTranspose case in every dtype, forward and all gradients */
+#define EVERY_DTYPE_T(base, label)                                                                                     \
+    for (int d_ = 0; d_ < 3; d_++) {                                                                                   \
+        conv_case c_ = (base);                                                                                         \
+        c_.dt = dtypes[d_];                                                                                            \
+        run_result rf, rb;                                                                                             \
+        convt_both(&c_, 31 + (uint64_t)d_, &rf, &rb);                                                                  \
+        CHECK_RUN(rf, &c_, label " ConvTranspose");                                                                    \
+        CT_CHECK(rf.outputs == 1, "ConvTranspose: %d outputs compared", rf.outputs);                                  \
+        CHECK_RUN(rb, &c_, label " ConvTransposeGrad");                                                                \
+        CT_CHECK(rb.outputs == 3, "ConvTransposeGrad: %d outputs compared", rb.outputs);                              \
+    }
 
 /* one case in every dtype, forward and all gradients */
 #define EVERY_DTYPE(base, label)                                                                                       \
@@ -415,6 +473,40 @@ static void t_conv3d(void) {
     conv_case c = {.nsp = 3, .N = 1, .C = 2, .M = 3, .in = {5, 6, 7}, .k = {3, 2, 3}, .stride = {1, 2, 1},
                    .dil = {1, 1, 2}, .pads = {1, 0, 0, 0, 1, 1}, .bias = 1};
     EVERY_DTYPE(c, "3-D");
+}
+
+/* ConvTranspose and its gradient as the transposed descriptor's backward-data, forward and
+ * backward-filter plans: strides with output_padding, groups, dilations, pads, 1-D and 3-D */
+static void t_transpose(void) {
+    conv_case up = {.nsp = 2, .N = 2, .C = 3, .M = 5, .in = {7, 6}, .k = {2, 2}, .stride = {2, 2}, .bias = 1};
+    EVERY_DTYPE_T(up, "x2 upsampling");
+    conv_case op = {.nsp = 2, .N = 1, .C = 4, .M = 6, .group = 2, .in = {5, 7}, .k = {3, 3}, .stride = {2, 3},
+                    .dil = {1, 2}, .pads = {1, 0, 0, 2}, .opad = {1, 2}, .bias = 1};
+    EVERY_DTYPE_T(op, "groups, dilations, pads, output_padding");
+    conv_case one = {.nsp = 2, .N = 1, .C = 1, .M = 1, .in = {1, 1}, .k = {1, 1}};
+    EVERY_DTYPE_T(one, "one element");
+    conv_case d1 = {.nsp = 1, .N = 3, .C = 2, .M = 3, .in = {11}, .k = {4}, .stride = {3}, .dil = {1}, .pads = {1, 2}};
+    EVERY_DTYPE_T(d1, "1-D");
+    conv_case d3 = {.nsp = 3, .N = 1, .C = 2, .M = 2, .in = {3, 4, 5}, .k = {2, 3, 2}, .stride = {2, 1, 2},
+                    .dil = {1, 1, 1}, .pads = {0, 1, 0, 0, 1, 0}, .bias = 1};
+    EVERY_DTYPE_T(d3, "3-D");
+    /* an output_shape larger than the natural output needs negative pads: refused, not wrong */
+    tnode t;
+    tn_init(&t, "ConvTranspose", "", 2, 1);
+    conv_case c = {.nsp = 2, .k = {3, 3}};
+    conv_attrs(&t, &c);
+    int64_t oshape[2] = {9, 9};
+    tn_ints(&t, "output_shape", 2, oshape);
+    int64_t xd[4] = {1, 2, 3, 3}, wd[4] = {2, 2, 3, 3}, yd[4] = {1, 2, 9, 9};
+    amp_tensor x, w, y;
+    amp_tensor_view(&x, AMP_F32, 4, xd, NULL);
+    amp_tensor_view(&w, AMP_F32, 4, wd, NULL);
+    amp_tensor_view(&y, AMP_F32, 4, yd, NULL);
+    amp_tensor *in[2] = {&x, &w}, *out[1] = {&y};
+    amp_kernel k = {.ctx = ctx, .n = &t.node, .opset = 17, .nin = 2, .nout = 1, .in = in, .out = out};
+    CT_CHECK(!entry(AMP_OP_CONV_TRANSPOSE)->supports(&cu, &k), "ConvTranspose with negative pads is taken");
+    CT_CHECK(strstr(amp_context_last_error(ctx), "negative pads") != NULL, "the refusal says why: %s",
+             amp_context_last_error(ctx));
 }
 
 static void t_lenet(void) {
@@ -1077,6 +1169,7 @@ static const ct_case cases[] = {
     {"auto_pad", t_auto_pad},
     {"conv1d", t_conv1d},
     {"conv3d", t_conv3d},
+    {"transpose", t_transpose},
     {"lenet", t_lenet},
     {"partial_and_empty", t_partial_and_empty},
     {"refuses", t_refuses},

@@ -359,12 +359,13 @@ static void t_unet(void) { model_case("unet"); }
 static void t_encoder(void) { model_case("encoder"); }
 static void t_gpt_block(void) { model_case("gpt_block"); }
 static void t_lstm_tagger(void) { model_case("lstm_tagger"); }
+static void t_detector(void) { model_case("detector"); }
 
 static const ct_case cases[] = {
     {"lenet", t_lenet},         {"mlp", t_mlp},         {"mlp_decomposed", t_mlp_decomposed},
     {"overflow", t_overflow},   {"resnet", t_resnet},   {"mobilenetv2", t_mobilenetv2},
     {"unet", t_unet},           {"encoder", t_encoder}, {"gpt_block", t_gpt_block},
-    {"lstm_tagger", t_lstm_tagger}, {NULL, NULL},
+    {"lstm_tagger", t_lstm_tagger}, {"detector", t_detector}, {NULL, NULL},
 };
 
 int main(int argc, char **argv) {
