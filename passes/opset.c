@@ -422,13 +422,17 @@ amp_status amp_pass_convert_opset(amp_graph *g, int target, int *rewritten) {
         return amp_seterr(g->ctx, AMP_ERR_UNSUPPORTED, "target opset %d is above the highest opset amprt handles (%d)",
                           target, hi);
     if (target == from) return AMP_OK;
-    /* the dtypes of values the file leaves undeclared (Clip's and Pad's scalars take T) */
-    amp_status ts = amp_pass_typecheck(g, false);
-    if (ts) return ts;
-    for (int ni = 0; ni < g->n_nodes; ni++) {
-        amp_status s = check_node(g, &g->nodes[ni], from, target);
-        if (s) return s;
-    }
+    /* the dtypes of values the file leaves undeclared (Clip's and Pad's scalars take T); put
+     * back as they were when the conversion is refused */
+    amp_dtype *dts = amp_calloc(g->ctx, (size_t)g->n_values + 1, sizeof(amp_dtype));
+    if (!dts) return amp_seterr(g->ctx, AMP_ERR_NO_MEMORY, "out of memory");
+    for (int v = 0; v < g->n_values; v++) dts[v] = g->values[v].dtype;
+    amp_status cs = amp_pass_typecheck(g, false);
+    for (int ni = 0; !cs && ni < g->n_nodes; ni++) cs = check_node(g, &g->nodes[ni], from, target);
+    if (cs)
+        for (int v = 0; v < g->n_values; v++) g->values[v].dtype = dts[v];
+    amp_dealloc(g->ctx, dts);
+    if (cs) return cs;
     int count = 0, nn = g->n_nodes;
     for (int ni = 0; ni < nn; ni++) {
         bool changed = false;
