@@ -14,7 +14,7 @@ amp_status amp_graph_create(amp_context *ctx, amp_graph **out) {
     return AMP_OK;
 }
 
-static void free_attr(amp_context *ctx, amp_attr *a) {
+void amp_attr_free(amp_context *ctx, amp_attr *a) {
     amp_dealloc(ctx, a->name);
     amp_dealloc(ctx, a->s);
     amp_dealloc(ctx, a->floats);
@@ -39,7 +39,7 @@ void amp_node_free(amp_context *ctx, amp_node *n) {
     amp_dealloc(ctx, n->inputs);
     amp_dealloc(ctx, n->outputs);
     amp_dealloc(ctx, n->doc);
-    for (int i = 0; i < n->n_attrs; i++) free_attr(ctx, &n->attrs[i]);
+    for (int i = 0; i < n->n_attrs; i++) amp_attr_free(ctx, &n->attrs[i]);
     amp_dealloc(ctx, n->attrs);
 }
 

@@ -220,6 +220,8 @@ uint64_t amp_graph_hash(const amp_graph *g);
 /* The opset version the graph imports for a node's domain (the default domain's is g->opset;
  * 1 for a domain the graph does not import). */
 int64_t amp_node_opset(const amp_graph *g, const amp_node *n);
+/* Free an attribute's arrays (not the struct itself). */
+void amp_attr_free(amp_context *ctx, amp_attr *a);
 /* Free a node's arrays and attributes (not the node struct itself). */
 void amp_node_free(amp_context *ctx, amp_node *n);
 /* Append a value named name (the caller makes the name unique); its id or -1. */

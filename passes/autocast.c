@@ -232,6 +232,7 @@ static void colour(ac *a, const amp_autocast_options *o, const double *absmax, d
         if (!o->allow_nonstandard_types && !onnx_allows(g, n, a->lo)) {
             /* the 16-bit type would not be valid ONNX here (a deny op is FP32 anyway) */
             keep32(a, ni, k == K_DENY ? AMP_REASON_DENY_CLASS : AMP_REASON_OPSET, 0, 0);
+            if (k != K_DENY) r->nodes_opset_kept++;
         } else if (in_list(n->op_type, o->block_ops, o->n_block_ops) || in_list(n->name, o->block_nodes, o->n_block_nodes)) {
             keep32(a, ni, AMP_REASON_BLOCKED, 0, 0);
             r->nodes_blocked++;

@@ -73,6 +73,21 @@ amp_status amp_pass_fuse(amp_graph *g, unsigned which, amp_fuse_report *r);
  * gradient value of wrt[i], or -1 when the loss does not depend on it. */
 amp_status amp_pass_autodiff(amp_graph *g, int loss, int seed, int n_wrt, const int *wrt, int *grads);
 
+/* Raise the default domain's opset of g to target (passes/opset.c), rewriting every node whose
+ * signature changed between the two opsets so that its results stay the same: attributes that
+ * became inputs (Split/Squeeze/Unsqueeze/ReduceSum axes @13, the other Reduce* @18, Pad @11,
+ * Clip @11, Slice @10, Dropout @12, TopK @10) become int64 (or T) initializers with unique
+ * names; BatchNormalization loses spatial=1 and unused training outputs; Softmax, LogSoftmax and
+ * Hardmax over the last axis get it written out (@13). target == g->opset: no-op. Refused with
+ * AMP_ERR_UNSUPPORTED (the graph left as it is: every node is checked before any is rewritten)
+ * for a target below the graph's opset or above what amprt handles, and for a node whose
+ * meaning cannot be carried (named with its op and both opsets). *rewritten (may be NULL)
+ * counts the nodes changed. An allocation failure mid-rewrite can leave g partly rewritten:
+ * callers convert a copy. */
+amp_status amp_pass_convert_opset(amp_graph *g, int target, int *rewritten);
+/* The highest default-domain opset amprt's op table handles. */
+int amp_opset_max(void);
+
 /* ---- the pass driver (passes/pipeline.c): the one place where the order of passes is written */
 
 /* Conversion to mixed precision (amp_model_autocast, amprt convert, --autocast, the trainer's

@@ -79,6 +79,39 @@ done:
     return st;
 }
 
+/* A converted copy of model's graph at opset target (amp_pass_convert_opset); *out untouched on
+ * failure. */
+static amp_status upgrade_graph(const amp_model *model, int target, amp_graph **out, int *rewritten) {
+    amp_graph *g = NULL;
+    amp_status s = amp_graph_clone(model->g, &g);
+    if (s) return s;
+    s = amp_pass_convert_opset(g, target, rewritten);
+    if (s) {
+        amp_graph_destroy(g);
+        return s;
+    }
+    *out = g;
+    return AMP_OK;
+}
+
+amp_status amp_model_convert_opset(const amp_model *model, int target, amp_model **out, int *rewritten) {
+    if (!model || !out) return AMP_ERR_INVALID_ARG;
+    amp_context *ctx = model->ctx;
+    amp_model *m = amp_calloc(ctx, 1, sizeof *m);
+    if (!m) return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
+    int count = 0;
+    amp_status s = upgrade_graph(model, target, &m->g, &count);
+    if (s) {
+        amp_dealloc(ctx, m);
+        return s;
+    }
+    m->ctx = ctx;
+    m->hash = amp_graph_hash(m->g);
+    *out = m;
+    if (rewritten) *rewritten = count;
+    return AMP_OK;
+}
+
 amp_status amp_model_autocast(const amp_model *model, const amp_autocast_options *opts, amp_model **out,
                               amp_autocast_report *report) {
     if (!model || !out) return AMP_ERR_INVALID_ARG;
@@ -101,6 +134,17 @@ amp_status amp_model_autocast(const amp_model *model, const amp_autocast_options
     amp_autocast_report r;
     memset(&r, 0, sizeof r);
     r.struct_size = sizeof r;
+    /* the opset conversion works on a copy that stands in for the model from here on:
+     * calibration, the search and the colouring all see the converted graph */
+    amp_model upgraded = {.ctx = ctx};
+    int opset_from = (int)model->g->opset, rewritten = 0;
+    if (o.target_opset < 0) return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "target_opset must be >= 0, not %d", o.target_opset);
+    if (o.target_opset > 0) {
+        s = upgrade_graph(model, o.target_opset, &upgraded.g, &rewritten);
+        if (s) return s;
+        upgraded.hash = amp_graph_hash(upgraded.g);
+        model = &upgraded;
+    }
 
     if (o.n_calib > 0) {
         absmax = amp_calloc(ctx, (size_t)model->g->n_values + 1, sizeof(double));
@@ -132,9 +176,13 @@ amp_status amp_model_autocast(const amp_model *model, const amp_autocast_options
     m->hash = amp_graph_hash(g);
     g = NULL;
     *out = m;
+    r.opset_from = opset_from;
+    r.opset_to = (int)m->g->opset;
+    r.nodes_opset_rewritten = rewritten;
     if (report) amp_copy_output(ctx, report, &r, sizeof r, "amp_model_autocast report"); /* size checked above */
 done:
     amp_graph_destroy(g);
+    amp_graph_destroy(upgraded.g);
     amp_dealloc(ctx, absmax);
     return s;
 }

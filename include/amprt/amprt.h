@@ -430,6 +430,12 @@ typedef struct amp_autocast_options {
      * BF16, whose range is FP32's); negative: no underflow guard. All-zero values (an unused
      * bias, a dead ReLU) are exact in 16 bits and keep nothing FP32. */
     double underflow_limit;
+    /* > 0: first raise the model's default-domain opset to this (amp_pass_convert_opset: nodes
+     * whose signature changed are rewritten with the same meaning), so that more ops have a 16-bit
+     * type in the ONNX schema (BF16 mostly arrives at 13, Conv and pooling at 22). A node that
+     * cannot be carried, or a target below the model's opset, fails with AMP_ERR_UNSUPPORTED
+     * naming it. 0: keep the file's opset. */
+    int target_opset;
 } amp_autocast_options;
 
 typedef struct amp_autocast_report {
@@ -455,6 +461,11 @@ typedef struct amp_autocast_report {
     int nodes_underflow_kept; /* nodes kept FP32 by calibration underflow */
     int error_passes;       /* max_error: passes over the calibration sets (calibration, the FP32
                                reference and each candidate measured) */
+    int nodes_opset_kept;   /* nodes kept FP32 because the op has no 16-bit type in the ONNX
+                               schema at the (converted) model's opset (AMP_REASON_OPSET) */
+    int opset_from, opset_to; /* the model's default-domain opset before and after conversion
+                               (equal without target_opset) */
+    int nodes_opset_rewritten; /* nodes target_opset rewrote */
 } amp_autocast_report;
 
 /* Constructor: a converted copy of model. opts may be NULL (FP16, FP32 inputs and outputs). The pass
@@ -465,6 +476,14 @@ typedef struct amp_autocast_report {
  * and *report are untouched and the message is on the context. */
 AMP_API amp_status amp_model_autocast(const amp_model *model, const amp_autocast_options *opts, amp_model **out,
                                       amp_autocast_report *report);
+
+/* Constructor: a copy of model whose default-domain opset is raised to target, every node whose
+ * signature changed on the way rewritten with the same meaning (attributes that became inputs,
+ * Upsample -> Resize, ...); the precision is untouched. target equal to the model's opset: a
+ * plain copy. AMP_ERR_UNSUPPORTED (naming the node, its op and both opsets) for a node that
+ * cannot be carried, a target below the model's opset or above what amprt handles; *out is then
+ * untouched. rewritten (may be NULL) receives the count of nodes changed. */
+AMP_API amp_status amp_model_convert_opset(const amp_model *model, int target, amp_model **out, int *rewritten);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Training and fine-tuning.                                                                 */

@@ -231,6 +231,7 @@ int cli_autocast_model(amp_context *ctx, const cli_opts *o, amp_dtype lo, bool i
     ao.allow_nonstandard_types = in_memory;
     ao.range_limit = o->range_limit;
     ao.underflow_limit = o->underflow_limit;
+    ao.target_opset = o->target_opset;
     ao.explain = keep_decision;
     ao.explain_user_data = ca;
     if (o->round) {
@@ -332,10 +333,11 @@ void cli_report_json(FILE *f, const cli_autocast *ca) {
     fprintf(f,
             "{\"nodes_16bit\":%d,\"nodes_fp32\":%d,\"nodes_other\":%d,\"casts_inserted\":%d,\"casts_removed\":%d,"
             "\"inits_converted\":%d,\"inits_duplicated\":%d,\"values_clamped\":%d,\"nodes_range_kept\":%d,"
-            "\"nodes_underflow_kept\":%d,\"nodes_blocked\":%d,\"already_16bit\":%s,\"fp32_nodes\":[",
+            "\"nodes_underflow_kept\":%d,\"nodes_blocked\":%d,\"nodes_opset_kept\":%d,\"opset_from\":%d,\"opset_to\":%d,"
+            "\"nodes_opset_rewritten\":%d,\"already_16bit\":%s,\"fp32_nodes\":[",
             r->nodes_16bit, r->nodes_fp32, r->nodes_other, r->casts_inserted, r->casts_removed, r->inits_converted,
             r->inits_duplicated, r->values_clamped, r->nodes_range_kept, r->nodes_underflow_kept, r->nodes_blocked,
-            r->already_16bit ? "true" : "false");
+            r->nodes_opset_kept, r->opset_from, r->opset_to, r->nodes_opset_rewritten, r->already_16bit ? "true" : "false");
     for (int i = 0; i < ca->n_why; i++) {
         const cli_decision *d = &ca->why[i];
         bool numbers = d->reason == AMP_REASON_RANGE || d->reason == AMP_REASON_UNDERFLOW;

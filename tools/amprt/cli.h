@@ -49,6 +49,7 @@ typedef struct cli_opts {
     double range_limit;      /* --range-limit X */
     double underflow_limit;  /* --underflow-limit X (0: the default, negative: no guard) */
     double max_error;        /* --max-error E (convert) */
+    int target_opset;        /* --target-opset N (convert; 0: keep the file's) */
     const char *dot;         /* --dot FILE */
     bool dot_all;            /* --dot-all: folded nodes drawn too */
     bool train;              /* --train (inspect, bench): the training step */
@@ -83,6 +84,7 @@ enum {
     CLI_SEED = 1u << 21,
     CLI_QUIET = 1u << 22,     /* --quiet, -q */
     CLI_MAX_ERROR = 1u << 23, /* --max-error E */
+    CLI_TARGET_OPSET = 1u << 24, /* --target-opset N */
 };
 
 /* A command as the parser sees it: its name (for messages), its help and the CLI_* options it

@@ -8,6 +8,7 @@ static const char *const usage =
     "                     [--block OP,OP...] [--block-nodes NAME,NAME...] [--calibrate DIR]\n"
     "                     [--range-limit X] [--underflow-limit X] [--round nearest|zero] [--json]\n"
     "                     [--verbose] [--dot FILE.dot] [--max-error E] [--max-memory BYTES] [--quiet]\n"
+    "                     [--target-opset N]\n"
     "  Converts IN to mixed precision (default fp16): MatMul/Gemm/Conv and what lies between them\n"
     "  in 16 bits, numerically sensitive ops (Exp, Log, Pow, Softmax, reductions, norms, losses)\n"
     "  in FP32, one Cast per tensor and dtype. OUT is written to a temporary name, then renamed.\n"
@@ -31,6 +32,12 @@ static const char *const usage =
     "  --round zero         truncate when converting constants and in inserted casts (amprt's\n"
     "                       own runs; ONNX Cast always rounds to nearest even)\n"
     "  --precision fp32     no conversion: an import/export round trip (--dtype is an alias)\n"
+    "  --target-opset N     first raise the model's opset to N, rewriting the nodes whose form\n"
+    "                       changed on the way (Split/Squeeze/Unsqueeze/Reduce* axes, Pad, Clip,\n"
+    "                       Slice, TopK, Dropout, Upsample -> Resize, ...) with the same meaning;\n"
+    "                       refused, nothing written, for a node that cannot be carried. BF16 has\n"
+    "                       few ONNX kernels before opset 13 and none for Conv/pooling before 22;\n"
+    "                       with --precision fp32 it is an opset upgrade alone\n"
     "  --json               print the conversion report as one JSON object, with \"fp32_nodes\": one\n"
     "                       {node, op, reason, value, limit} per node left in FP32\n"
     "  --verbose            after the counts, one line per node left in FP32 and why: deny-class,\n"
@@ -42,7 +49,7 @@ static const char *const usage =
 
 static const cli_command convert_cmd = {"convert", usage,
                                         CLI_DTYPE | CLI_KEEP_IO | CLI_CONVERT | CLI_JSON | CLI_MAX_MEMORY | CLI_QUIET |
-                                            CLI_VERBOSE | CLI_DOT | CLI_MAX_ERROR};
+                                            CLI_VERBOSE | CLI_DOT | CLI_MAX_ERROR | CLI_TARGET_OPSET};
 
 int cmd_convert(int argc, char **argv) {
     cli_opts o;
@@ -74,8 +81,30 @@ int cmd_convert(int argc, char **argv) {
     memset(&ca, 0, sizeof ca);
     rc = 1;
     if (cli_load_model(ctx, o.positional[0], &m)) goto done;
+    int64_t opset_in = amp_model_opset(m);
+    int upgraded = 0;
+    if (lo == AMP_F32 && o.target_opset > 0) {
+        amp_model *u = NULL;
+        amp_status st = amp_model_convert_opset(m, o.target_opset, &u, &upgraded);
+        if (st) {
+            fprintf(stderr, "amprt: convert: %s: %s\n", amp_status_name(st), amp_context_last_error(ctx));
+            goto done;
+        }
+        amp_model_destroy(m);
+        m = u;
+    }
     if (lo != AMP_F32 && cli_autocast_model(ctx, &o, lo, false, &m, &ca)) goto done;
     if (cli_save_model(ctx, m, o.positional[1])) goto done;
+    if (lo == AMP_F32 && o.target_opset > 0 && !o.quiet)
+        fprintf(strcmp(o.positional[1], "-") == 0 ? stderr : stdout, "%s -> %s: opset %lld -> %d, %d nodes rewritten\n",
+                o.positional[0], o.positional[1], (long long)opset_in, o.target_opset, upgraded);
+    if (lo == AMP_BF16 && o.target_opset == 0 && opset_in < 13 && !ca.report.already_16bit && !o.quiet)
+        fprintf(stderr,
+                "amprt: warning: %s is at opset %lld, where ONNX gives few ops a bfloat16 type: %d nodes stay FP32 "
+                "because of the opset alone. --target-opset 13 gives most ops (MatMul, Gemm, Relu, Add, ...) a "
+                "bfloat16 type, --target-opset 22 Conv and the pools too; the conversion rewrites the nodes whose "
+                "form changed and refuses, writing nothing, where it cannot keep their meaning.\n",
+                o.positional[0], (long long)opset_in, ca.report.nodes_opset_kept);
     if (lo != AMP_F32) {
         /* the report goes where the model does not: stderr when the model is on stdout */
         FILE *out = strcmp(o.positional[1], "-") == 0 ? stderr : stdout;
@@ -89,10 +118,11 @@ int cmd_convert(int argc, char **argv) {
         } else {
             fprintf(out, "%s -> %s (%s): %d nodes in 16 bits, %d in FP32, %d other; %d casts inserted, %d removed; "
                    "%d initializers converted, %d duplicated, %d values clamped; %d nodes kept FP32 by ranges, %d "
-                   "by underflow, %d blocked\n",
+                   "by underflow, %d blocked, %d by the opset (%d -> %d, %d nodes rewritten)\n",
                    o.positional[0], o.positional[1], amp_dtype_name(lo), r->nodes_16bit, r->nodes_fp32, r->nodes_other,
                    r->casts_inserted, r->casts_removed, r->inits_converted, r->inits_duplicated, r->values_clamped,
-                   r->nodes_range_kept, r->nodes_underflow_kept, r->nodes_blocked);
+                   r->nodes_range_kept, r->nodes_underflow_kept, r->nodes_blocked, r->nodes_opset_kept, r->opset_from,
+                   r->opset_to, r->nodes_opset_rewritten);
             for (int i = 0; o.verbose && i < ca.n_why; i++) {
                 char why[512];
                 cli_reason_text(why, sizeof why, &ca.why[i]);

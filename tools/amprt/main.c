@@ -188,6 +188,7 @@ static const struct {
     {"--range-limit", CLI_CONVERT},
     {"--underflow-limit", CLI_CONVERT},
     {"--max-error", CLI_MAX_ERROR},
+    {"--target-opset", CLI_TARGET_OPSET},
     {"--dot", CLI_DOT},
     {"--dot-all", CLI_DOT},
 };
@@ -293,6 +294,8 @@ static int parse_opts(int argc, char **argv, int first, cli_opts *o, const cli_c
             i++;
         } else if (strcmp(a, "--shapes") == 0) {
             if (!want_arg(i, argc, a) || cli_parse_shapes(argv[++i], o)) return 2;
+        } else if (strcmp(a, "--target-opset") == 0) {
+            if (!want_arg(i, argc, a) || !parse_int(argv[++i], a, 1, 1000, &o->target_opset)) return 2;
         } else if (strcmp(a, "--seed") == 0) {
             if (!want_arg(i, argc, a)) return 2;
             const char *v = argv[++i];
