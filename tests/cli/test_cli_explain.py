@@ -40,7 +40,7 @@ def convert_json(name, args):
 def schema(name, d):
     """The counts and fp32_nodes: one entry per FP32 node the colouring chose, well formed."""
     for k in ("nodes_16bit", "nodes_fp32", "nodes_other", "nodes_range_kept", "nodes_underflow_kept",
-              "nodes_blocked"):
+              "nodes_blocked", "nodes_error_kept", "error_passes", "nodes_opset_kept"):
         check(f"{name}: '{k}' is a count", isinstance(d.get(k), int) and d[k] >= 0, f"{k} = {d.get(k)!r}")
     nodes = d.get("fp32_nodes")
     check(f"{name}: fp32_nodes is a list", isinstance(nodes, list), repr(nodes)[:200])
@@ -53,7 +53,9 @@ def schema(name, d):
         check(f"{name}: reason of {e.get('node')}", e.get("reason") in REASONS, repr(e.get("reason")))
         numbers = e.get("reason") in ("range", "underflow")
         for k in ("value", "limit"):
-            ok = isinstance(e.get(k), (int, float)) and e[k] > 0 if numbers else e.get(k) is None
+            # an error-target node's value is its measured contribution, with no limit
+            has = numbers or (k == "value" and e.get("reason") == "error-target")
+            ok = isinstance(e.get(k), (int, float)) and e[k] > 0 if has else e.get(k) is None
             check(f"{name}: {k} of {e.get('node')} ({e.get('reason')})", ok, repr(e.get(k)))
         if e.get("reason") == "range":
             check(f"{name}: range value above its limit", e["value"] > e["limit"], repr(e))
@@ -169,6 +171,21 @@ def cases(tmp):
         under = [e for e in d["fp32_nodes"] if e["reason"] == "underflow"]
         check("shrinking --underflow-limit 10: every node (8 MatMul, the Identity) below it, with that limit",
               len(under) == len(d["fp32_nodes"]) == 9 and all(e["limit"] == 10 for e in under), repr(under))
+    # the error-targeted search's report: its measures in --json, each node it kept listed with
+    # its measured contribution; without --max-error the measures are null
+    unet = os.path.join(os.path.dirname(LENET), "..", "unet")
+    d = convert_json("unet --max-error 1e-3", [os.path.join(unet, "model.onnx"), out, "--calibrate", unet,
+                                               "--max-error", "1e-3"])
+    if d:
+        kept = [e for e in schema("unet --max-error", d) if e["reason"] == "error-target"]
+        check("unet --max-error 1e-3: within the target, some FLOPs in 16 bits, passes counted",
+              0 < d["error"] <= 1e-3 and 0 < d["flops16_share"] < 1 and 3 <= d["error_passes"] <= 100, repr(d))
+        check("unet --max-error 1e-3: every node the search kept is listed with its contribution",
+              len(kept) == d["nodes_error_kept"] >= 1 and all(e["value"] > 0 for e in kept), repr(kept))
+    d = convert_json("lenet fp16, no target", [LENET, out])
+    if d:
+        check("without --max-error: error and flops16_share are null, no passes",
+              d["error"] is None and d["flops16_share"] is None and d["error_passes"] == 0, repr(d))
     for bad in ("abc", "inf", ""):
         rc, _, err = run(["convert", model, out, "--underflow-limit", bad])
         check(f"--underflow-limit '{bad}' is refused", rc == 2 and "--underflow-limit" in err, f"exit {rc}: {err}")

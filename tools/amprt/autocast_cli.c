@@ -334,10 +334,17 @@ void cli_report_json(FILE *f, const cli_autocast *ca) {
             "{\"nodes_16bit\":%d,\"nodes_fp32\":%d,\"nodes_other\":%d,\"casts_inserted\":%d,\"casts_removed\":%d,"
             "\"inits_converted\":%d,\"inits_duplicated\":%d,\"values_clamped\":%d,\"nodes_range_kept\":%d,"
             "\"nodes_underflow_kept\":%d,\"nodes_blocked\":%d,\"nodes_opset_kept\":%d,\"opset_from\":%d,\"opset_to\":%d,"
-            "\"nodes_opset_rewritten\":%d,\"already_16bit\":%s,\"fp32_nodes\":[",
+            "\"nodes_opset_rewritten\":%d,\"already_16bit\":%s,\"nodes_error_kept\":%d,\"error_passes\":%d,"
+            "\"error\":",
             r->nodes_16bit, r->nodes_fp32, r->nodes_other, r->casts_inserted, r->casts_removed, r->inits_converted,
             r->inits_duplicated, r->values_clamped, r->nodes_range_kept, r->nodes_underflow_kept, r->nodes_blocked,
-            r->nodes_opset_kept, r->opset_from, r->opset_to, r->nodes_opset_rewritten, r->already_16bit ? "true" : "false");
+            r->nodes_opset_kept, r->opset_from, r->opset_to, r->nodes_opset_rewritten, r->already_16bit ? "true" : "false",
+            r->nodes_error_kept, r->error_passes);
+    /* the error search's measures; null where it did not run (max_error not given) */
+    json_num(f, r->error, r->error >= 0);
+    fputs(",\"flops16_share\":", f);
+    json_num(f, r->flops16_share, r->flops16_share >= 0);
+    fputs(",\"fp32_nodes\":[", f);
     for (int i = 0; i < ca->n_why; i++) {
         const cli_decision *d = &ca->why[i];
         bool numbers = d->reason == AMP_REASON_RANGE || d->reason == AMP_REASON_UNDERFLOW;
