@@ -722,6 +722,7 @@ amp_status amp_pass_autocast_ex(amp_graph *g, const amp_autocast_options *o, con
 
     ac a = {.g = g, .ctx = ctx, .lo = lo, .round = (int)o->round, .nn = g->n_nodes, .nv = g->n_values, .all16 = all16};
     const char **names = NULL, **ops = NULL; /* per node, for the explain callback */
+    bool *uncoloured = NULL; /* per node: not coloured (C_FIXED), FP32 all the same */
     a.rules = amp_calloc(ctx, (size_t)a.nn + 1, sizeof(amp_type_rule));
     a.kind = amp_calloc(ctx, (size_t)a.nn + 1, 1);
     a.col = amp_calloc(ctx, (size_t)a.nn + 1, 1);
@@ -816,21 +817,33 @@ amp_status amp_pass_autocast_ex(amp_graph *g, const amp_autocast_options *o, con
     if (o->explain) {
         names = amp_calloc(ctx, (size_t)a.nn + 1, sizeof(char *));
         ops = amp_calloc(ctx, (size_t)a.nn + 1, sizeof(char *));
-        if (!names || !ops) {
+        uncoloured = amp_calloc(ctx, (size_t)a.nn + 1, sizeof(bool));
+        if (!names || !ops || !uncoloured) {
             s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory in autocast");
             goto done;
         }
         for (int ni = 0; ni < a.nn; ni++) {
             names[ni] = g->nodes[ni].name;
             ops[ni] = g->nodes[ni].op_type;
+            uncoloured[ni] = a.col[ni] == C_FIXED;
         }
     }
     s = insert_casts(&a, o, r);
+    /* an uncoloured node is told only where its output is still FP32 after the casts (a Constant
+     * may have become 16-bit), as the census counts it: found by its op_type string, which the
+     * node keeps through insert_casts (the nodes keep their order, casts in between) */
+    for (int ni = 0, j = 0; !s && o->explain && ni < a.nn; ni++) {
+        if (!uncoloured[ni]) continue;
+        int at = -1;
+        for (int t = 0; t < g->n_nodes && at < 0; t++, j = (j + 1) % g->n_nodes)
+            if (g->nodes[j].op_type == ops[ni]) at = j;
+        uncoloured[ni] = at >= 0 && amp_node_precision(g, &g->nodes[at]) == AMP_F32;
+    }
     for (int ni = 0; !s && o->explain && ni < a.nn; ni++) {
-        if (a.col[ni] != C_32) continue;
+        if (a.col[ni] != C_32 && !uncoloured[ni]) continue;
         amp_autocast_decision d = {.node = names[ni] ? names[ni] : "",
                                    .op_type = ops[ni],
-                                   .reason = (amp_autocast_reason)a.why[ni],
+                                   .reason = uncoloured[ni] ? AMP_REASON_NOT_AUTOCAST : (amp_autocast_reason)a.why[ni],
                                    .value = a.why_value[ni],
                                    .limit = a.why_limit[ni]};
         o->explain(o->explain_user_data, &d);
@@ -838,6 +851,7 @@ amp_status amp_pass_autocast_ex(amp_graph *g, const amp_autocast_options *o, con
 done:
     amp_dealloc(ctx, names);
     amp_dealloc(ctx, ops);
+    amp_dealloc(ctx, uncoloured);
     ac_free(&a);
     return s;
 }

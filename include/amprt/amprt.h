@@ -368,7 +368,9 @@ typedef enum amp_autocast_reason {
     AMP_REASON_BLOCKED = 4,      /* block_ops / block_nodes */
     AMP_REASON_OPSET = 5,        /* the 16-bit type is not valid ONNX for the op at the model's opset */
     AMP_REASON_ERROR_TARGET = 6, /* max_error search: value = the output error keeping it FP32 removed */
-    AMP_REASON_NEIGHBOURS = 7    /* infer/clear op coloured FP32 by its FP32 producers or consumers */
+    AMP_REASON_NEIGHBOURS = 7,   /* infer/clear op coloured FP32 by its FP32 producers or consumers */
+    AMP_REASON_NOT_AUTOCAST = 8  /* an op autocast leaves as the file has it (a Constant, the
+                                    model's own Cast to float), whose output is FP32 */
 } amp_autocast_reason;
 
 typedef struct amp_autocast_decision {

@@ -186,6 +186,7 @@ const char *cli_reason_name(amp_autocast_reason r) {
     case AMP_REASON_OPSET: return "opset";
     case AMP_REASON_ERROR_TARGET: return "error-target";
     case AMP_REASON_NEIGHBOURS: return "neighbours";
+    case AMP_REASON_NOT_AUTOCAST: return "not-autocast";
     }
     return "unknown";
 }
@@ -211,6 +212,9 @@ void cli_reason_text(char *buf, size_t len, const cli_decision *d) {
         break;
     case AMP_REASON_NEIGHBOURS:
         snprintf(buf, len, "%s: follows its FP32 producers or consumers", name);
+        break;
+    case AMP_REASON_NOT_AUTOCAST:
+        snprintf(buf, len, "%s: %s is left as the file has it (FP32 output)", name, d->op);
         break;
     default: snprintf(buf, len, "%s", name); break;
     }

@@ -131,11 +131,6 @@ int cmd_convert(int argc, char **argv) {
                 cli_reason_text(why, sizeof why, &ca.why[i]);
                 fprintf(out, "  FP32 %s (%s): %s\n", ca.why[i].node[0] ? ca.why[i].node : "(unnamed)", ca.why[i].op, why);
             }
-            /* Constants and the model's own Casts to float produce FP32 without being coloured */
-            if (o.verbose && r->nodes_fp32 > ca.n_why)
-                fprintf(out, "  and %d FP32 nodes outside autocast's op classes (Constant, the model's own Cast, ...), "
-                       "which keep the file's types\n",
-                       r->nodes_fp32 - ca.n_why);
         }
         if (o.max_error > 0 && !o.quiet)
             fprintf(stderr,
