@@ -133,6 +133,17 @@ for name in sorted(os.listdir(os.path.join(SRC, "models"))):
             print(f"{name} {dtype or 'fp32'} training step on cuda: arena {ratio:.3f} x the lower bound, "
                   f"{d['device_bytes']} device bytes")
         expect(f"bench --train {name} {dtype or 'fp32'} on cuda within 1.05 x", ok, rc, out, err)
+        if dtype != "fp16":
+            continue
+        # inspect --train plans the same step (the loss from the output's shape, as bench's)
+        rc, out, err = run(["inspect", path, "--train", "--backend", "cuda", "--dim", "N=8", "--json"] + extra)
+        try:
+            tp = json.loads(out).get("train_plan")
+        except ValueError:
+            tp = None
+        expect(f"inspect --train {name} fp16 on cuda: a plan within 1.05 x",
+               rc == 0 and tp is not None and tp["backend"] == "cuda" and tp["arena_over_lower_bound"] <= 1.05,
+               rc, out[-300:], err)
 
 for f in failures:
     print("FAIL", f)

@@ -65,10 +65,37 @@ static amp_tensor *seeded_like(amp_context *ctx, amp_dtype dt, int rank, const i
     return t;
 }
 
+int cli_train_labels(amp_context *ctx, const cli_opts *o, amp_model *m, int nin, const char **names, amp_tensor **ins,
+                     amp_tensor **labels, bool *ce) {
+    /* the output's shape decides the loss: one prediction on the CPU */
+    amp_tensor *probe = NULL;
+    amp_trainer *t = NULL;
+    amp_trainer_options po = {.struct_size = sizeof po, .backend = "cpu", .threads = o->threads};
+    amp_status st = amp_trainer_create(m, &po, &t);
+    if (!st) st = amp_trainer_predict(t, nin, names, (const amp_tensor *const *)ins, NULL, &probe);
+    if (st) {
+        fprintf(stderr, "amprt: %s\n", t ? amp_trainer_last_error(t) : amp_context_last_error(ctx));
+        amp_trainer_destroy(t);
+        return 1;
+    }
+    amp_trainer_destroy(t);
+    int prank = amp_tensor_rank(probe);
+    const int64_t *pd = amp_tensor_dims(probe);
+    *ce = prank == 2 || prank == 3;
+    if (*ce) {
+        int64_t ld[2] = {pd[0], prank == 3 ? pd[2] : 1};
+        *labels = seeded_like(ctx, AMP_I64, prank == 3 ? 2 : 1, ld, 0, (double)pd[1]);
+    } else {
+        *labels = seeded_like(ctx, AMP_F32, prank, pd, -0.5, 0.5);
+    }
+    amp_tensor_destroy(probe);
+    return *labels ? 0 : 1;
+}
+
 int cli_bench_train(amp_context *ctx, const cli_opts *o, amp_model *m) {
     int rc = 1, nin = amp_model_input_count(m);
     const char **names = calloc((size_t)nin + 1, sizeof *names);
-    amp_tensor **ins = calloc((size_t)nin + 1, sizeof *ins), *probe = NULL, *labels = NULL;
+    amp_tensor **ins = calloc((size_t)nin + 1, sizeof *ins), *labels = NULL;
     cli_times times = {0};
     amp_trainer *t = NULL;
     amp_status st = AMP_OK;
@@ -79,25 +106,8 @@ int cli_bench_train(amp_context *ctx, const cli_opts *o, amp_model *m) {
     amp_dtype lo = cli_autocast_dtype(o);
     amp_train_precision prec = lo == AMP_F16 ? AMP_TRAIN_FP16 : lo == AMP_BF16 ? AMP_TRAIN_BF16 : AMP_TRAIN_FP32;
     if (cli_random_inputs(ctx, m, o, names, ins)) goto done;
-    /* the output's shape decides the loss: one prediction on the CPU */
-    amp_trainer_options po = {.struct_size = sizeof po, .backend = "cpu", .threads = o->threads};
-    if ((st = amp_trainer_create(m, &po, &t)) ||
-        (st = amp_trainer_predict(t, nin, names, (const amp_tensor *const *)ins, NULL, &probe))) {
-        fprintf(stderr, "amprt: %s\n", t ? amp_trainer_last_error(t) : amp_context_last_error(ctx));
-        goto done;
-    }
-    amp_trainer_destroy(t);
-    t = NULL;
-    int prank = amp_tensor_rank(probe);
-    const int64_t *pd = amp_tensor_dims(probe);
-    bool ce = prank == 2 || prank == 3;
-    if (ce) {
-        int64_t ld[2] = {pd[0], prank == 3 ? pd[2] : 1};
-        labels = seeded_like(ctx, AMP_I64, prank == 3 ? 2 : 1, ld, 0, (double)pd[1]);
-    } else {
-        labels = seeded_like(ctx, AMP_F32, prank, pd, -0.5, 0.5);
-    }
-    if (!labels) goto done;
+    bool ce = false;
+    if (cli_train_labels(ctx, o, m, nin, names, ins, &labels, &ce)) goto done;
     amp_trainer_options to = {.struct_size = sizeof to, .backend = o->backend, .fusion = o->fusion, .threads = o->threads, .precision = prec,
                               .optimizer = AMP_OPTIM_SGD, .lr = 1e-3, .momentum = 0.9,
                               .loss = ce ? AMP_LOSS_CROSS_ENTROPY : AMP_LOSS_MSE};
@@ -156,7 +166,6 @@ done:
     free(names);
     free(ins);
     cli_times_free(&times);
-    amp_tensor_destroy(probe);
     amp_tensor_destroy(labels);
     amp_trainer_destroy(t);
     return rc;

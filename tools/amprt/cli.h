@@ -251,6 +251,11 @@ void cli_times_text(FILE *f, const cli_times *t);
 
 /* amprt bench --train on m (tools/amprt/bench_train.c): 0, or 1 after printing a message. */
 int cli_bench_train(amp_context *ctx, const cli_opts *o, amp_model *m);
+/* Seeded labels for a training step of m on inputs ins, from one CPU prediction: cross entropy
+ * (*ce) with class indices for an N x C output (N x D for N x C x D), else MSE toward a seeded
+ * target of the output's shape. 1 after printing why on failure. (bench_train.c) */
+int cli_train_labels(amp_context *ctx, const cli_opts *o, amp_model *m, int nin, const char **names, amp_tensor **ins,
+                     amp_tensor **labels, bool *ce);
 
 int cmd_inspect(int argc, char **argv);
 int cmd_run(int argc, char **argv);

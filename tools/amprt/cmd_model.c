@@ -236,11 +236,14 @@ int cmd_inspect(int argc, char **argv) {
         int ntin = amp_model_input_count(src);
         const char **tn = calloc((size_t)ntin + 1, sizeof *tn);
         amp_tensor **ti = calloc((size_t)ntin + 1, sizeof *ti), *lab = NULL;
-        amp_status ts = !tn || !ti ? amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory") : amp_trainer_create(src, &to, &tr);
-        if (!ts && !cli_random_inputs(ctx, src, &o, tn, ti)) {
-            int64_t nbatch = ti[0] && ti[0]->rank > 0 ? ti[0]->dims[0] : 1;
-            ts = amp_tensor_create(ctx, AMP_I64, 1, &nbatch, &lab);
-            if (!ts) ts = amp_trainer_step(tr, amp_model_input_count(src), tn, (const amp_tensor *const *)ti, lab, NULL);
+        bool ce = true;
+        amp_status ts = !tn || !ti ? amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory") : AMP_OK;
+        if (!ts && (cli_random_inputs(ctx, src, &o, tn, ti) || cli_train_labels(ctx, &o, src, ntin, tn, ti, &lab, &ce)))
+            ts = amp_seterr(ctx, AMP_ERR_INVALID_ARG, "no inputs or labels for the training step (said above)");
+        to.loss = ce ? AMP_LOSS_CROSS_ENTROPY : AMP_LOSS_MSE;
+        if (!ts) ts = amp_trainer_create(src, &to, &tr);
+        if (!ts) {
+            ts = amp_trainer_step(tr, amp_model_input_count(src), tn, (const amp_tensor *const *)ti, lab, NULL);
             if (!ts) ts = amp_trainer_last_plan(tr, &pst);
             if (!ts) snprintf(train_backend, sizeof train_backend, "%s", amp_trainer_backend(tr, NULL));
             have_train = !ts;
