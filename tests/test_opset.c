@@ -49,7 +49,7 @@ static amp_model *one_node(const char *op, int64_t opset, int rank, const int64_
     n.outputs = amp_calloc(ctx, (size_t)nout, sizeof(int));
     g->outputs = amp_calloc(ctx, (size_t)nout, sizeof(int));
     for (int k = 0; k < nout; k++) {
-        char name[8];
+        char name[16];
         snprintf(name, sizeof name, "y%d", k);
         int y = amp_graph_value(g, name);
         g->values[y].is_output = true;
