@@ -74,32 +74,8 @@ amp_status amp_grad_node(amp_grad_ctx *c, const char *op, const char *domain, in
     return AMP_OK;
 }
 
-static amp_attr *attr_slot(amp_grad_ctx *c, amp_node *n, const char *name) {
-    for (int i = 0; i < n->n_attrs; i++)
-        if (strcmp(n->attrs[i].name, name) == 0) {
-            amp_attr *a = &n->attrs[i];
-            /* replace: free the old payload */
-            amp_dealloc(c->ctx, a->ints);
-            amp_dealloc(c->ctx, a->floats);
-            amp_dealloc(c->ctx, a->s);
-            char *keep = a->name;
-            memset(a, 0, sizeof *a);
-            a->name = keep;
-            return a;
-        }
-    amp_attr *at = amp_realloc(c->ctx, n->attrs, sizeof(amp_attr) * (size_t)(n->n_attrs + 1));
-    if (!at) return NULL;
-    n->attrs = at;
-    amp_attr *a = &at[n->n_attrs];
-    memset(a, 0, sizeof *a);
-    a->name = amp_strdup(c->ctx, name);
-    if (!a->name) return NULL;
-    n->n_attrs++;
-    return a;
-}
-
 amp_status amp_grad_attr_int(amp_grad_ctx *c, amp_node *n, const char *name, int64_t v) {
-    amp_attr *a = attr_slot(c, n, name);
+    amp_attr *a = amp_node_attr_set(c->ctx, n, name);
     if (!a) return oom(c);
     a->kind = AMP_ATTR_INT;
     a->i = v;
@@ -107,7 +83,7 @@ amp_status amp_grad_attr_int(amp_grad_ctx *c, amp_node *n, const char *name, int
 }
 
 amp_status amp_grad_attr_float(amp_grad_ctx *c, amp_node *n, const char *name, float v) {
-    amp_attr *a = attr_slot(c, n, name);
+    amp_attr *a = amp_node_attr_set(c->ctx, n, name);
     if (!a) return oom(c);
     a->kind = AMP_ATTR_FLOAT;
     a->f = v;
@@ -115,7 +91,7 @@ amp_status amp_grad_attr_float(amp_grad_ctx *c, amp_node *n, const char *name, f
 }
 
 amp_status amp_grad_attr_ints(amp_grad_ctx *c, amp_node *n, const char *name, int count, const int64_t *v) {
-    amp_attr *a = attr_slot(c, n, name);
+    amp_attr *a = amp_node_attr_set(c->ctx, n, name);
     if (!a) return oom(c);
     a->kind = AMP_ATTR_INTS;
     a->ints = amp_alloc(c->ctx, sizeof(int64_t) * (size_t)(count + 1));
@@ -126,7 +102,7 @@ amp_status amp_grad_attr_ints(amp_grad_ctx *c, amp_node *n, const char *name, in
 }
 
 amp_status amp_grad_attr_str(amp_grad_ctx *c, amp_node *n, const char *name, const char *v) {
-    amp_attr *a = attr_slot(c, n, name);
+    amp_attr *a = amp_node_attr_set(c->ctx, n, name);
     if (!a) return oom(c);
     a->kind = AMP_ATTR_STRING;
     a->s = amp_strdup(c->ctx, v);
@@ -147,7 +123,7 @@ amp_status amp_grad_copy_attrs(amp_grad_ctx *c, amp_node *n) {
         case AMP_ATTR_INTS: s = amp_grad_attr_ints(c, n, a->name, a->n, a->ints); break;
         case AMP_ATTR_STRING: s = amp_grad_attr_str(c, n, a->name, a->s ? a->s : ""); break;
         case AMP_ATTR_FLOATS: {
-            amp_attr *d = attr_slot(c, n, a->name);
+            amp_attr *d = amp_node_attr_set(c->ctx, n, a->name);
             if (!d) return oom(c);
             d->kind = AMP_ATTR_FLOATS;
             d->floats = amp_alloc(c->ctx, sizeof(float) * (size_t)(a->n + 1));
@@ -170,7 +146,7 @@ static int const_node(amp_grad_ctx *c, amp_tensor *t) {
         amp_tensor_destroy(t);
         return -1;
     }
-    amp_attr *a = attr_slot(c, n, "value");
+    amp_attr *a = amp_node_attr_set(c->ctx, n, "value");
     if (!a) {
         amp_tensor_destroy(t);
         oom(c);

@@ -32,6 +32,27 @@ void amp_attr_free(amp_context *ctx, amp_attr *a) {
     }
 }
 
+amp_attr *amp_node_attr_set(amp_context *ctx, amp_node *n, const char *name) {
+    for (int i = 0; i < n->n_attrs; i++)
+        if (strcmp(n->attrs[i].name, name) == 0) {
+            amp_attr *a = &n->attrs[i];
+            char *keep = a->name;
+            a->name = NULL;
+            amp_attr_free(ctx, a); /* the old payload */
+            memset(a, 0, sizeof *a);
+            a->name = keep;
+            return a;
+        }
+    amp_attr *at = amp_realloc(ctx, n->attrs, sizeof(amp_attr) * (size_t)(n->n_attrs + 1));
+    if (!at) return NULL;
+    n->attrs = at;
+    amp_attr *a = &at[n->n_attrs];
+    memset(a, 0, sizeof *a);
+    if (!(a->name = amp_strdup(ctx, name))) return NULL;
+    n->n_attrs++;
+    return a;
+}
+
 void amp_node_free(amp_context *ctx, amp_node *n) {
     amp_dealloc(ctx, n->name);
     amp_dealloc(ctx, n->op_type);

@@ -222,6 +222,9 @@ uint64_t amp_graph_hash(const amp_graph *g);
 int64_t amp_node_opset(const amp_graph *g, const amp_node *n);
 /* Free an attribute's arrays (not the struct itself). */
 void amp_attr_free(amp_context *ctx, amp_attr *a);
+/* n's attribute named name, emptied (kind and payload zeroed; the caller fills them), or a new
+ * one appended; NULL when out of memory (n unchanged). Pointers into n->attrs may move. */
+amp_attr *amp_node_attr_set(amp_context *ctx, amp_node *n, const char *name);
 /* Free a node's arrays and attributes (not the node struct itself). */
 void amp_node_free(amp_context *ctx, amp_node *n);
 /* Append a value named name (the caller makes the name unique); its id or -1. */

@@ -168,19 +168,8 @@ static bool inputs_before(const fz *f, const int *nodes, int n) {
 
 /* ---- building the fused node ---------------------------------------------------------------- */
 
-static amp_attr *attr_add(amp_context *ctx, amp_node *n, const char *name) {
-    amp_attr *a = amp_realloc(ctx, n->attrs, sizeof(amp_attr) * (size_t)(n->n_attrs + 1));
-    if (!a) return NULL;
-    n->attrs = a;
-    a = &n->attrs[n->n_attrs];
-    memset(a, 0, sizeof *a);
-    if (!(a->name = amp_strdup(ctx, name))) return NULL;
-    n->n_attrs++;
-    return a;
-}
-
 static bool attr_int(amp_context *ctx, amp_node *n, const char *name, int64_t v) {
-    amp_attr *a = attr_add(ctx, n, name);
+    amp_attr *a = amp_node_attr_set(ctx, n, name);
     if (!a) return false;
     a->kind = AMP_ATTR_INT;
     a->i = v;
@@ -188,7 +177,7 @@ static bool attr_int(amp_context *ctx, amp_node *n, const char *name, int64_t v)
 }
 
 static bool attr_float(amp_context *ctx, amp_node *n, const char *name, double v) {
-    amp_attr *a = attr_add(ctx, n, name);
+    amp_attr *a = amp_node_attr_set(ctx, n, name);
     if (!a) return false;
     a->kind = AMP_ATTR_FLOAT;
     a->f = (float)v;
@@ -196,7 +185,7 @@ static bool attr_float(amp_context *ctx, amp_node *n, const char *name, double v
 }
 
 static bool attr_str(amp_context *ctx, amp_node *n, const char *name, const char *v) {
-    amp_attr *a = attr_add(ctx, n, name);
+    amp_attr *a = amp_node_attr_set(ctx, n, name);
     if (!a) return false;
     a->kind = AMP_ATTR_STRING;
     a->s = amp_strdup(ctx, v);

@@ -212,38 +212,18 @@ static void drop_attr(amp_graph *g, amp_node *n, const char *name) {
 }
 
 static amp_status set_int_attr(amp_graph *g, amp_node *n, const char *name, int64_t v) {
-    for (int i = 0; i < n->n_attrs; i++)
-        if (!strcmp(n->attrs[i].name, name)) {
-            n->attrs[i].i = v;
-            return AMP_OK;
-        }
-    amp_attr *at = amp_realloc(g->ctx, n->attrs, ((size_t)n->n_attrs + 1) * sizeof(amp_attr));
-    if (!at) return amp_seterr(g->ctx, AMP_ERR_NO_MEMORY, "out of memory");
-    n->attrs = at;
-    memset(&at[n->n_attrs], 0, sizeof *at);
-    at[n->n_attrs].name = amp_strdup(g->ctx, name);
-    if (!at[n->n_attrs].name) return amp_seterr(g->ctx, AMP_ERR_NO_MEMORY, "out of memory");
-    at[n->n_attrs].kind = AMP_ATTR_INT;
-    at[n->n_attrs].i = v;
-    n->n_attrs++;
+    amp_attr *a = amp_node_attr_set(g->ctx, n, name);
+    if (!a) return amp_seterr(g->ctx, AMP_ERR_NO_MEMORY, "out of memory");
+    a->kind = AMP_ATTR_INT;
+    a->i = v;
     return AMP_OK;
 }
 
 static amp_status set_str_attr(amp_graph *g, amp_node *n, const char *name, const char *v) {
-    amp_attr *at = amp_realloc(g->ctx, n->attrs, ((size_t)n->n_attrs + 1) * sizeof(amp_attr));
-    if (!at) return amp_seterr(g->ctx, AMP_ERR_NO_MEMORY, "out of memory");
-    n->attrs = at;
-    amp_attr *a = &at[n->n_attrs];
-    memset(a, 0, sizeof *a);
+    amp_attr *a = amp_node_attr_set(g->ctx, n, name);
+    if (!a || !(a->s = amp_strdup(g->ctx, v))) return amp_seterr(g->ctx, AMP_ERR_NO_MEMORY, "out of memory");
     a->kind = AMP_ATTR_STRING;
-    a->name = amp_strdup(g->ctx, name);
-    a->s = amp_strdup(g->ctx, v);
-    if (!a->name || !a->s) {
-        amp_attr_free(g->ctx, a);
-        return amp_seterr(g->ctx, AMP_ERR_NO_MEMORY, "out of memory");
-    }
     a->slen = strlen(v);
-    n->n_attrs++;
     return AMP_OK;
 }
 

@@ -96,20 +96,12 @@ static amp_status upgrade_graph(const amp_model *model, int target, amp_graph **
 
 amp_status amp_model_convert_opset(const amp_model *model, int target, amp_model **out, int *rewritten) {
     if (!model || !out) return AMP_ERR_INVALID_ARG;
-    amp_context *ctx = model->ctx;
-    amp_model *m = amp_calloc(ctx, 1, sizeof *m);
-    if (!m) return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
+    amp_graph *g = NULL;
     int count = 0;
-    amp_status s = upgrade_graph(model, target, &m->g, &count);
-    if (s) {
-        amp_dealloc(ctx, m);
-        return s;
-    }
-    m->ctx = ctx;
-    m->hash = amp_graph_hash(m->g);
-    *out = m;
-    if (rewritten) *rewritten = count;
-    return AMP_OK;
+    amp_status s = upgrade_graph(model, target, &g, &count);
+    if (!s && (s = amp_model_wrap(model->ctx, g, out))) amp_graph_destroy(g);
+    if (!s && rewritten) *rewritten = count;
+    return s;
 }
 
 amp_status amp_model_autocast(const amp_model *model, const amp_autocast_options *opts, amp_model **out,
@@ -166,14 +158,8 @@ amp_status amp_model_autocast(const amp_model *model, const amp_autocast_options
         r.error = -1;
         r.flops16_share = -1;
     }
-    amp_model *m = amp_calloc(ctx, 1, sizeof *m);
-    if (!m) {
-        s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
-        goto done;
-    }
-    m->ctx = ctx;
-    m->g = g;
-    m->hash = amp_graph_hash(g);
+    amp_model *m = NULL;
+    if ((s = amp_model_wrap(ctx, g, &m))) goto done;
     g = NULL;
     *out = m;
     r.opset_from = opset_from;

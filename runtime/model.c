@@ -4,17 +4,20 @@
 
 #include "runtime/runtime.h"
 
-static amp_status finish_load(amp_context *ctx, amp_graph *g, amp_model **out) {
+amp_status amp_model_wrap(amp_context *ctx, amp_graph *g, amp_model **out) {
     amp_model *m = amp_calloc(ctx, 1, sizeof *m);
-    if (!m) {
-        amp_graph_destroy(g);
-        return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
-    }
+    if (!m) return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
     m->ctx = ctx;
     m->g = g;
     m->hash = amp_graph_hash(g);
     *out = m;
     return AMP_OK;
+}
+
+static amp_status finish_load(amp_context *ctx, amp_graph *g, amp_model **out) {
+    amp_status s = amp_model_wrap(ctx, g, out);
+    if (s) amp_graph_destroy(g);
+    return s;
 }
 
 amp_status amp_model_load_buffer(amp_context *ctx, const void *data, size_t size, const char *base_dir,

@@ -15,6 +15,8 @@ struct amp_model {
 };
 
 int amp_model_input_value(const amp_model *m, int i);
+/* A model holding g (taken over on success; left to the caller on failure), its hash computed. */
+amp_status amp_model_wrap(amp_context *ctx, amp_graph *g, amp_model **out);
 
 typedef enum amp_slot_kind { AMP_SLOT_NONE = 0, AMP_SLOT_INPUT, AMP_SLOT_CONST, AMP_SLOT_ARENA } amp_slot_kind;
 

@@ -154,16 +154,6 @@ static amp_status set_outputs(amp_graph *g, int n, const int *ids) {
     return AMP_OK;
 }
 
-static amp_status wrap_model(amp_context *ctx, amp_graph *g, amp_model **out) {
-    amp_model *m = amp_calloc(ctx, 1, sizeof *m);
-    if (!m) return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
-    m->ctx = ctx;
-    m->g = g;
-    m->hash = amp_graph_hash(g);
-    *out = m;
-    return AMP_OK;
-}
-
 /* Parameters to inputs and autocast: shared by the training and the prediction graph. */
 static amp_status prepare_forward(amp_trainer *t, amp_graph *g, bool training) {
     amp_status s;
@@ -650,7 +640,7 @@ amp_status amp_trainer_create(const amp_model *model, const amp_trainer_options 
         goto fail;
     }
     if ((s = amp_graph_clone(model->g, &g))) goto fail;
-    if ((s = wrap_model(ctx, g, &t->src))) {
+    if ((s = amp_model_wrap(ctx, g, &t->src))) {
         amp_graph_destroy(g);
         goto fail;
     }
@@ -756,10 +746,10 @@ amp_status amp_trainer_create(const amp_model *model, const amp_trainer_options 
     }
     if ((s = build_train(t, g))) goto fail;
     t->o.output = NULL;
-    if ((s = wrap_model(ctx, g, &t->train))) goto fail;
+    if ((s = amp_model_wrap(ctx, g, &t->train))) goto fail;
     g = NULL;
     if ((s = amp_graph_clone(t->src->g, &ge)) || (s = prepare_forward(t, ge, false)) || (s = autocast(t, ge))) goto fail;
-    if ((s = wrap_model(ctx, ge, &t->eval))) goto fail;
+    if ((s = amp_model_wrap(ctx, ge, &t->eval))) goto fail;
     ge = NULL;
     amp_session_options so = {.struct_size = sizeof so, .backend = o.backend, .threads = o.threads, .fusion = o.fusion};
     if ((s = amp_session_create_ex(t->train, &so, false, &t->ts))) goto fail;
@@ -1267,7 +1257,7 @@ amp_status amp_trainer_export(amp_trainer *t, const char *path, amp_dtype dtype)
         if (v >= 0 && g->values[v].init && g->values[v].init->nbytes == t->bnstate[j]->nbytes)
             memcpy(g->values[v].init->data, t->bnstate[j]->data, t->bnstate[j]->nbytes);
     }
-    if ((s = wrap_model(t->ctx, g, &m))) {
+    if ((s = amp_model_wrap(t->ctx, g, &m))) {
         amp_graph_destroy(g);
         return s;
     }

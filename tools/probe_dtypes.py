@@ -146,12 +146,11 @@ def valid(model, full):
         return False
 
 
-def make_variant(model, src_type, dt):
+def make_variant(model, tn, strict, src_type, dt):
     """(model retyped to dt, its FP32 twin for onnxruntime, the names retyped) or None: the
-    values of the op's first type parameter (inputs, outputs, initializers) become dt, the twin
-    holds them in FP32 rounded to dt. None when the schema does not allow dt there or the
-    retyped model fails onnx's checker."""
-    tn = t_names(model)
+    values of the op's first type parameter (tn, t_names') become dt, the twin holds them in
+    FP32 rounded to dt. None when the schema does not allow dt there or the retyped model fails
+    onnx's checker (with shape inference where the shipped case passes it: strict)."""
     if tn is None or ONNX_TYPE[dt] not in tn[2] or ONNX_TYPE[twin(dt)] not in tn[1]:
         return None
     names = tn[0]
@@ -170,15 +169,15 @@ def make_variant(model, src_type, dt):
             ref.graph.initializer[i].CopyFrom(b)
     # the twin, and the variant where the schema allows dt at this opset, must be as valid as
     # the shipped case (onnx's strict inference fails a few shipped function ops on its own)
-    strict = valid(model, True)
     if not valid(ref, strict) or (ONNX_TYPE[dt] in tn[1] and not valid(new, strict)):
         return None
     return new, ref, names
 
 
 def case_dtype(model):
-    """The case's dtype: that of the node's first input of a type parameter with a choice of
-    types (Where's X, not its condition); the first input's or output's where none has one."""
+    """(The case's dtype, its node, t_names()): the dtype is that of the node's first input of a
+    type parameter with a choice of types (Where's X, not its condition); the first input's or
+    output's where none has one."""
     n = model.graph.node[0]
     types = {v.name: v.type.tensor_type.elem_type for v in
              list(model.graph.input) + list(model.graph.output) + list(model.graph.value_info)
@@ -186,7 +185,7 @@ def case_dtype(model):
     types.update({t.name: t.data_type for t in model.graph.initializer})
     tn = t_names(model)
     name = tn[3] if tn else next((x for x in n.input if x), n.output[0] if n.output else None)
-    return types.get(name), n
+    return types.get(name), n, tn
 
 
 def write_variant(src, dst, model, ref, names, src_type, dt):
@@ -306,17 +305,18 @@ def build_tree(work):
             continue
         if len(m.graph.node) != 1:
             continue
-        src_type, n = case_dtype(m)
+        src_type, n, tn = case_dtype(m)
         key = (n.op_type, n.domain or "ai.onnx")
         if src_type not in NAMES:
             continue
         cases[os.path.realpath(src)] = (key, NAMES[src_type])
         if n.op_type in NOT_RETYPED or src_type not in INTS | set(RETYPE.values()):
             continue
+        strict = valid(m, True)
         for rt in RETYPE:
             if RETYPE[rt] == src_type:
                 continue
-            v = make_variant(m, src_type, rt)
+            v = make_variant(m, tn, strict, src_type, rt)
             dst = os.path.join(work, rt, name)
             if v and write_variant(src, dst, v[0], v[1], v[2], src_type, rt):
                 cases[os.path.realpath(dst)] = (key, rt)

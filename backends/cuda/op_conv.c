@@ -38,7 +38,6 @@ typedef struct conv_state {
     const amp_cuda_conv_plan *bwd_data, *bwd_filter; /* borrowed from the plan cache */
     bool empty;                                     /* an operand has no elements: no plan */
     bool relu;                                      /* the activation after the bias */
-    bool transpose;                                 /* ConvTranspose(Grad): the transposed descriptor */
     const amp_cuda_conv_plan *fwd_plain;            /* ConvTransposeGrad's dX */
     amp_cuda_conv_pack pack[2];                     /* Conv: [0]; ConvGrad: dX [0], dW [1] */
     int64_t N, M, S;                                       /* images, output channels, output positions */
@@ -148,13 +147,13 @@ static amp_status conv_prepare(amp_cuda *cu, const amp_kernel *k, void **state, 
     conv_state *st = amp_calloc(cu->ctx, 1, sizeof *st);
     if (!st) return amp_seterr(cu->ctx, AMP_ERR_NO_MEMORY, "CUDA %s: no memory for the step", k->n->op_type);
     amp_cuda_conv_desc d;
-    st->transpose = is_transpose(k);
-    if (st->transpose) fill_desc_t(&d, AMP_CUDA_CONV_FWD, X, W, amp_attr_int(k->n, "group", 1), &g);
+    bool transpose = is_transpose(k);
+    if (transpose) fill_desc_t(&d, AMP_CUDA_CONV_FWD, X, W, amp_attr_int(k->n, "group", 1), &g);
     else fill_desc(&d, AMP_CUDA_CONV_FWD, X, W, &g);
     st->empty = desc_empty(&d);
     st->relu = k->n->op == AMP_OP_FUSED_CONV; /* supports() checked its activation */
     st->N = d.y[0];
-    st->M = st->transpose ? d.x[1] : d.y[1]; /* the channels of Y (of dY for the gradients) */
+    st->M = transpose ? d.x[1] : d.y[1]; /* the channels of Y (of dY for the gradients) */
     st->S = 1;
     for (int i = 0; i < g.nsp; i++)
         st->S *= g.out[i];
@@ -164,7 +163,7 @@ static amp_status conv_prepare(amp_cuda *cu, const amp_kernel *k, void **state, 
             d.kind = AMP_CUDA_CONV_BWD_DATA;
             s = amp_cuda_conv_plan_get(cu, &d, &st->bwd_data);
             if (!s) ws = amp_cuda_conv_plan_workspace(st->bwd_data);
-        } else if (st->transpose && wanted(k, 0)) { /* ConvTransposeGrad's dX: the forward */
+        } else if (transpose && wanted(k, 0)) { /* ConvTransposeGrad's dX: the forward */
             s = amp_cuda_conv_plan_get(cu, &d, &st->fwd_plain);
             if (!s) ws = amp_cuda_conv_plan_workspace(st->fwd_plain);
         } else if (!grad) {
@@ -175,7 +174,7 @@ static amp_status conv_prepare(amp_cuda *cu, const amp_kernel *k, void **state, 
             d.bias = 0;
             d.act = AMP_CUDA_CONV_ACT_NONE;
         }
-        if (grad && !st->transpose && wanted(k, 0)) {
+        if (grad && !transpose && wanted(k, 0)) {
             d.kind = AMP_CUDA_CONV_BWD_DATA;
             s = amp_cuda_conv_plan_get(cu, &d, &st->bwd_data);
             if (!s) ws = amp_cuda_conv_plan_workspace(st->bwd_data);
@@ -239,14 +238,14 @@ static amp_status conv_run(amp_cuda *cu, const amp_kernel *k, void *state) {
                *dB = wanted(k, 2) ? k->out[2] : NULL;
     /* ConvTransposeGrad: dY is its convolution's input and X its output */
     if (dX && st->empty) s = zero(cu, dX);
-    else if (dX && st->transpose)
+    else if (dX && is_transpose(k))
         s = amp_cuda_conv_run(cu, st->fwd_plain, &st->pack[0], dY->data, W->data, dX->data, NULL, k->ws, k->ws_bytes);
     else if (dX)
         s = amp_cuda_conv_run(cu, st->bwd_data, &st->pack[0], dX->data, W->data, dY->data, NULL, k->ws, k->ws_bytes);
     if (!s && dW)
         s = st->empty ? zero(cu, dW)
-                      : amp_cuda_conv_run(cu, st->bwd_filter, &st->pack[1], st->transpose ? dY->data : X->data,
-                                          dW->data, st->transpose ? X->data : dY->data, NULL, k->ws, k->ws_bytes);
+                      : amp_cuda_conv_run(cu, st->bwd_filter, &st->pack[1], is_transpose(k) ? dY->data : X->data,
+                                          dW->data, is_transpose(k) ? X->data : dY->data, NULL, k->ws, k->ws_bytes);
     if (!s && dB)
         s = AMP_CUDA_RT(cu->ctx, amp_cuda_reduce_channels(cu->stream, dY->dtype, dY->data, dB->dtype, dB->data, st->N,
                                                           st->M, st->S, 1.0f, 0.0f));

@@ -110,7 +110,7 @@ int cmd_ops(int argc, char **argv) {
     }
     for (int op = 1; op < AMP_OP_COUNT; op++) {
         const amp_op_info *oi = &amp_op_table[op];
-        op_dtypes d = dtypes_of(oi), *dt = &d;
+        const op_dtypes dt = dtypes_of(oi);
         bool on_cuda = cuda && amp_backend_has_op(cuda, (amp_op)op);
         n++;
         n_cuda += on_cuda;
@@ -123,10 +123,10 @@ int cmd_ops(int argc, char **argv) {
             printf(", \"opset_first\": %d, \"opset_last\": %d, \"autocast\": \"%s\", \"bf16_opset\": %d, "
                    "\"gradient\": %s, \"cpu\": true, \"cuda\": %s, \"dtypes_probed\": %s, \"dtypes\": {\"cpu\": ",
                    oi->opset_lo, oi->opset_hi, class_name(oi->cast_class), oi->bf16_opset,
-                   oi->has_grad ? "true" : "false", on_cuda ? "true" : "false", dt->probed ? "true" : "false");
-            json_dtypes(dt->cpu);
+                   oi->has_grad ? "true" : "false", on_cuda ? "true" : "false", dt.probed ? "true" : "false");
+            json_dtypes(dt.cpu);
             printf(", \"cuda\": ");
-            json_dtypes(on_cuda ? dt->cuda : "");
+            json_dtypes(on_cuda ? dt.cuda : "");
             printf("}}");
         } else {
             char bf16[16];
@@ -135,12 +135,12 @@ int cmd_ops(int argc, char **argv) {
             if (o.markdown)
                 printf("| %s | %s | %d–%d | %s | %s | %s | %s | %s |\n", oi->name, domain_of(oi), oi->opset_lo,
                        oi->opset_hi, class_name(oi->cast_class), bf16, oi->has_grad ? "yes" : "",
-                       column(true, dt->cpu), column(on_cuda, dt->cuda));
+                       column(true, dt.cpu), column(on_cuda, dt.cuda));
             else {
                 printf("%-28s %-26s %2d-%-2d %-9s bf16 %-5s %-8s cpu: %s", oi->name, domain_of(oi), oi->opset_lo,
                        oi->opset_hi, class_name(oi->cast_class), bf16, oi->has_grad ? "gradient" : "",
-                       column(true, dt->cpu));
-                if (on_cuda) printf("; cuda: %s", column(true, dt->cuda));
+                       column(true, dt.cpu));
+                if (on_cuda) printf("; cuda: %s", column(true, dt.cuda));
                 putchar('\n');
             }
         }

@@ -566,8 +566,8 @@ def markdown(result):
 
 def summary(results, max_error):
     """One table over the models: the two error-targeted conversions side by side."""
-    lines = [f"| model | tool | amprt's report | amprt run calib | ORT calib | ORT test | ref test "
-             f"| 16-bit FLOPs | FP32 nodes | seconds | time / 100 FP32 inferences |",
+    lines = ["| model | tool | amprt's report | amprt run calib | ORT calib | ORT test | ref test "
+             "| 16-bit FLOPs | FP32 nodes | seconds | time / 100 FP32 inferences |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for res in results:
         t100 = res.get("fp32_100_inferences_s")
