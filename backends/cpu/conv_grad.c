@@ -17,6 +17,7 @@
 #include "backends/cpu/cpu.h"
 #include "backends/cpu/gemm.h"
 #include "backends/cpu/kernels.h"
+#include "backends/cpu/par.h"
 #include "backends/conv_grad.h"
 
 /* Below this many elements touched, one thread is faster than waking the others. */
@@ -419,13 +420,13 @@ static void bias_grad(const amp_tensor *dY, amp_tensor *dB, int threads) {
     for (int i = 2; i < dY->rank; i++)
         S *= dY->dims[i];
     int par = threads > 1 && M > 1 && dY->numel >= PAR_MIN;
-#pragma omp parallel for num_threads(threads > 1 ? threads : 1) schedule(static) if (par)
+    AMP_PAR_FOR(par, num_threads(threads > 1 ? threads : 1) schedule(static),
     for (int64_t m = 0; m < M; m++) {
         double acc = 0;
         for (int64_t n = 0; n < N; n++)
             acc += sum_run(dY->dtype, dY->data, (n * M + m) * S, S);
         amp_st(dY->dtype, dB->data, m, acc);
-    }
+    });
 }
 
 amp_status amp_cpu_conv_grad(amp_kernel *k) {
@@ -493,7 +494,7 @@ amp_status amp_cpu_conv_grad(amp_kernel *k) {
             /* the partial sums, thread by thread */
             int rpar = threads > 1 && wn * team >= PAR_MIN;
             size_t stride = (size_t)j.w.slot;
-#pragma omp parallel for num_threads(threads) schedule(static) if (rpar)
+            AMP_PAR_FOR(rpar, num_threads(threads) schedule(static),
             for (int64_t e = 0; e < wn; e++) {
                 double sum = 0;
                 if (j.dt == AMP_F64) {
@@ -506,7 +507,7 @@ amp_status amp_cpu_conv_grad(amp_kernel *k) {
                         sum += p[(size_t)t * stride];
                 }
                 amp_st(j.dt, dW->data, e, sum);
-            }
+            });
         }
         return AMP_OK;
     }
@@ -753,7 +754,7 @@ static amp_status run_pool_grad(amp_kernel *k, int is_max) {
         if (nthr > have) nthr = (int)have;
     }
     int par = nthr > 1 && j.planes > 1 && j.planes * (j.insz + j.outsz) >= PAR_MIN;
-#pragma omp parallel for num_threads(nthr) schedule(static) if (par)
+    AMP_PAR_FOR(par, num_threads(nthr) schedule(static),
     for (int64_t p = 0; p < j.planes; p++) {
         int64_t xo = p * j.insz, yo = p * j.outsz;
         if (f64fn) {
@@ -776,7 +777,7 @@ static amp_status run_pool_grad(amp_kernel *k, int is_max) {
             f32fn(&j, xw, dyw, acc);
             amp_narrow16(dt, acc, (uint16_t *)dX->data + xo, j.insz);
         }
-    }
+    });
     return AMP_OK;
 }
 

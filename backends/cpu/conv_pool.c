@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "backends/cpu/cpu.h"
+#include "backends/cpu/par.h"
 
 #include "ir/ops/conv.h"
 /* -------------------------------------------------------------------------------------------- */
@@ -351,13 +352,13 @@ static amp_status run_pool(amp_kernel *k, int is_max) {
         }
     }
     int par = k->threads > 1 && j.planes > 1 && j.planes * j.insz >= POOL_PAR_MIN;
-#pragma omp parallel for num_threads(k->threads > 1 ? k->threads : 1) schedule(static) if (par)
+    AMP_PAR_FOR(par, num_threads(k->threads > 1 ? k->threads : 1) schedule(static),
     for (int64_t p = 0; p < j.planes; p++) {
         if (fn)
             fn(&j, p);
         else
             pool_nd(&j, p, is_max);
-    }
+    });
     return AMP_OK;
 }
 
@@ -377,7 +378,7 @@ amp_status amp_cpu_global_pool(amp_kernel *k) {
     amp_dtype dt = X->dtype;
     size_t es = amp_dtype_size(dt);
     int par = k->threads > 1 && planes > 1 && planes * sz >= POOL_PAR_MIN;
-#pragma omp parallel for num_threads(k->threads > 1 ? k->threads : 1) schedule(static) if (par)
+    AMP_PAR_FOR(par, num_threads(k->threads > 1 ? k->threads : 1) schedule(static),
     for (int64_t p = 0; p < planes; p++) {
         int64_t xo = p * sz;
         if (is_max) {
@@ -404,6 +405,6 @@ amp_status amp_cpu_global_pool(amp_kernel *k) {
                 sum += amp_ld(dt, X->data, xo + i);
             amp_st(dt, Y->data, p, sz ? sum / (double)sz : NAN);
         }
-    }
+    });
     return AMP_OK;
 }

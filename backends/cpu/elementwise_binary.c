@@ -10,6 +10,7 @@
 
 #include "backends/cpu/cpu.h"
 #include "backends/cpu/kernels.h"
+#include "backends/cpu/par.h"
 #include "backends/elementwise.h"
 
 #define MAX_OPS 3
@@ -46,7 +47,7 @@ static void plan_run(const bplan *pl, char *out, size_t oes, const char *const *
     int64_t s_in[MAX_OPS];
     for (int i = 0; i < pl->nin; i++) s_in[i] = pl->st[i][pl->rank - 1];
     bool big = rows * inner >= PAR_MIN && threads > 1;
-#pragma omp parallel for num_threads(threads > 0 ? threads : 1) if (big) schedule(static)
+    AMP_PAR_FOR(big, num_threads(threads > 0 ? threads : 1) schedule(static),
     for (int64_t w = 0; w < work; w++) {
         int64_t row = w / nblk, j0 = (w % nblk) * BLOCK;
         int64_t n = inner - j0 < BLOCK ? inner - j0 : BLOCK;
@@ -60,7 +61,7 @@ static void plan_run(const bplan *pl, char *out, size_t oes, const char *const *
         const char *p[MAX_OPS];
         for (int i = 0; i < pl->nin; i++) p[i] = in[i] + (size_t)(off[i] + j0 * s_in[i]) * es[i];
         fn(out + (size_t)(row * inner + j0) * oes, p, s_in, n, aux);
-    }
+    });
 }
 
 /* Ops that carried the legacy `broadcast`/`axis` attributes before opset 7 (as in inference). */
@@ -387,11 +388,11 @@ static void scale_out(amp_tensor *o, double scale, int threads) {
     bool big = n >= PAR_MIN && threads > 1;
     if (o->dtype == AMP_F32) {
         float *p = o->data, f = (float)scale;
-#pragma omp parallel for num_threads(threads > 0 ? threads : 1) if (big)
-        for (int64_t i = 0; i < n; i++) p[i] *= f;
+        AMP_PAR_FOR(big, num_threads(threads > 0 ? threads : 1),
+        for (int64_t i = 0; i < n; i++) p[i] *= f;);
     } else {
-#pragma omp parallel for num_threads(threads > 0 ? threads : 1) if (big)
-        for (int64_t i = 0; i < n; i++) amp_st(o->dtype, o->data, i, amp_ld(o->dtype, o->data, i) * scale);
+        AMP_PAR_FOR(big, num_threads(threads > 0 ? threads : 1),
+        for (int64_t i = 0; i < n; i++) amp_st(o->dtype, o->data, i, amp_ld(o->dtype, o->data, i) * scale););
     }
 }
 
@@ -433,8 +434,8 @@ amp_status amp_cpu_variadic(amp_kernel *k) {
         int64_t n = out->numel;
         bool big = n >= PAR_MIN && k->threads > 1;
         uint16_t *o = out->data;
-#pragma omp parallel for num_threads(k->threads > 0 ? k->threads : 1) if (big)
-        for (int64_t i = 0; i < n; i++) o[i] = dt == AMP_F16 ? amp_f32_to_f16(a[i] * scale) : amp_f32_to_bf16(a[i] * scale);
+        AMP_PAR_FOR(big, num_threads(k->threads > 0 ? k->threads : 1),
+        for (int64_t i = 0; i < n; i++) o[i] = dt == AMP_F16 ? amp_f32_to_f16(a[i] * scale) : amp_f32_to_bf16(a[i] * scale););
         return AMP_OK;
     }
 

@@ -3,6 +3,7 @@
 
 #include "backends/cpu/cpu.h"
 #include "backends/cpu/random.h"
+#include "backends/cpu/par.h"
 #include "backends/elementwise.h"
 #include "backends/elementwise_grad.h"
 
@@ -42,12 +43,12 @@ amp_status amp_cpu_clip(amp_kernel *k) {
     if (amp_dtype_is_int(t)) {
         int64_t lo = tlo ? amp_ldi(t, tlo->data, 0) : INT64_MIN;
         int64_t hi = thi ? amp_ldi(t, thi->data, 0) : INT64_MAX;
-#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (big)
+        AMP_PAR_FOR(big, num_threads(amp_cpu_threads(k)),
         for (int64_t i = 0; i < n; i++) {
             int64_t v = amp_ldi(t, x->data, i);
             v = v < lo ? lo : v;
             amp_sti(t, y->data, i, v > hi ? hi : v);
-        }
+        });
         return AMP_OK;
     }
     if (!amp_dtype_is_float(t))
@@ -60,19 +61,19 @@ amp_status amp_cpu_clip(amp_kernel *k) {
     if (t == AMP_F32) {
         const float *xp = x->data;
         float *yp = y->data, flo = (float)lo, fhi = (float)hi;
-#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (big)
+        AMP_PAR_FOR(big, num_threads(amp_cpu_threads(k)),
         for (int64_t i = 0; i < n; i++) {
             float v = xp[i];
             v = v < flo ? flo : v;
             yp[i] = v > fhi ? fhi : v;
-        }
+        });
     } else {
-#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (big)
+        AMP_PAR_FOR(big, num_threads(amp_cpu_threads(k)),
         for (int64_t i = 0; i < n; i++) {
             double v = amp_ld(t, x->data, i);
             v = v < lo ? lo : v;
             amp_st(t, y->data, i, v > hi ? hi : v);
-        }
+        });
     }
     return AMP_OK;
 }
@@ -129,14 +130,14 @@ amp_status amp_cpu_dropout(amp_kernel *k) {
     uint64_t seed = content_seed(x);
     float fr = (float)ratio;
     bool big = n >= PAR_MIN && k->threads > 1;
-#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (big)
+    AMP_PAR_FOR(big, num_threads(amp_cpu_threads(k)),
     for (int64_t i = 0; i < n; i++) {
         bool keep = amp_dropout_u01(seed, (uint64_t)i) >= fr;
         if (t == AMP_F32) ((float *)y->data)[i] = keep ? (float)(((const float *)x->data)[i] * scale) : 0.0f;
         else if (t == AMP_F64) ((double *)y->data)[i] = keep ? ((const double *)x->data)[i] * scale : 0.0;
         else amp_st(t, y->data, i, keep ? (float)amp_ld(t, x->data, i) * (float)scale : 0.0);
         if (mask) amp_st(mask->dtype, mask->data, i, keep ? 1.0 : 0.0);
-    }
+    });
     return AMP_OK;
 }
 
@@ -220,10 +221,10 @@ amp_status amp_cpu_cast(amp_kernel *k) {
     int64_t n = x->numel, chunks = (n + CHUNK - 1) / CHUNK;
     bool big = n >= PAR_MIN && k->threads > 1;
     bool rtz = (k->n->flags & AMP_NODE_CAST_RTZ) != 0;
-#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (big)
+    AMP_PAR_FOR(big, num_threads(amp_cpu_threads(k)),
     for (int64_t c = 0; c < chunks; c++) {
         int64_t lo = c * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n;
         cast_range(x->dtype, y->dtype, x->data, y->data, lo, hi, rtz);
-    }
+    });
     return AMP_OK;
 }

@@ -12,6 +12,7 @@
 #include "backends/cpu/cpu.h"
 #include "backends/cpu/kernels.h"
 #include "backends/cpu/random.h"
+#include "backends/cpu/par.h"
 #include "backends/elementwise_grad.h"
 
 #define BLK 512                        /* elements per block of stack scratch */
@@ -221,7 +222,7 @@ static void s2s_direct(const s2s *p, amp_dtype t, const void *g, void *out, int 
     bool inner_kept = !p->red[p->rank - 1];
     if (inner_kept) {
         int64_t nblk = (inner + BLK - 1) / BLK, items = p->mo * nblk;
-#pragma omp parallel for num_threads(threads) if (big) schedule(static)
+        AMP_PAR_FOR(big, num_threads(threads) schedule(static),
         for (int64_t w = 0; w < items; w++) {
             int64_t mo = w / nblk, j0 = (w % nblk) * BLK, n = inner - j0 < BLK ? inner - j0 : BLK;
             double acc[BLK];
@@ -232,10 +233,10 @@ static void s2s_direct(const s2s *p, amp_dtype t, const void *g, void *out, int 
                 odo_next(p->nr, p->rd, p->rs, idx, &roff);
             }
             store_d(t, out, mo * inner + j0, n, acc);
-        }
+        });
     } else {
         int64_t items = (p->mo + BLK - 1) / BLK;
-#pragma omp parallel for num_threads(threads) if (big) schedule(static)
+        AMP_PAR_FOR(big, num_threads(threads) schedule(static),
         for (int64_t w = 0; w < items; w++) {
             int64_t m0 = w * BLK, m1 = m0 + BLK < p->mo ? m0 + BLK : p->mo;
             for (int64_t mo = m0; mo < m1; mo++) {
@@ -247,7 +248,7 @@ static void s2s_direct(const s2s *p, amp_dtype t, const void *g, void *out, int 
                 }
                 st_d(t, out, mo, acc);
             }
-        }
+        });
     }
 }
 
@@ -258,7 +259,7 @@ static void s2s_parts(const s2s *p, amp_dtype t, const void *g, int64_t n, void 
     int64_t inner = p->dims[p->rank - 1];
     bool inner_kept = !p->red[p->rank - 1];
     int outer = p->rank - 1;
-#pragma omp parallel for num_threads(threads) if (big) schedule(static)
+    AMP_PAR_FOR(big, num_threads(threads) schedule(static),
     for (int part = 0; part < AMP_S2S_PARTS; part++) {
         double *acc = ws + (size_t)part * (size_t)m;
         for (int64_t i = 0; i < m; i++) acc[i] = 0;
@@ -278,13 +279,13 @@ static void s2s_parts(const s2s *p, amp_dtype t, const void *g, int64_t n, void 
             j = 0;
             odo_next(outer, p->dims, p->ost, idx, &obase);
         }
-    }
-#pragma omp parallel for num_threads(threads) if (big) schedule(static)
+    });
+    AMP_PAR_FOR(big, num_threads(threads) schedule(static),
     for (int64_t i = 0; i < m; i++) {
         double s = 0;
         for (int part = 0; part < AMP_S2S_PARTS; part++) s += ws[(size_t)part * (size_t)m + (size_t)i];
         st_d(t, out, i, s);
-    }
+    });
 }
 
 /* SumToShape: one row of m doubles per fixed part when the reduction is split
@@ -452,11 +453,11 @@ amp_status amp_cpu_unary_grad(amp_kernel *k) {
                                amp_dtype_name(dy->dtype));
     int64_t chunk = (int64_t)1 << 14, chunks = (n + chunk - 1) / chunk;
     bool big = n >= PAR_MIN && k->threads > 1;
-#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (big) schedule(static)
+    AMP_PAR_FOR(big, num_threads(amp_cpu_threads(k)) schedule(static),
     for (int64_t c = 0; c < chunks; c++) {
         int64_t lo = c * chunk, len = n - lo < chunk ? n - lo : chunk;
         ug_range(op, dy->dtype, dy->data, v->data, dx->data, lo, len, &a);
-    }
+    });
     return AMP_OK;
 }
 
@@ -487,7 +488,7 @@ static void bc_run(const bc_plan *pl, bc_fn fn, const void *aux, int threads) {
     for (int d = 0; d < pl->rank - 1; d++) rows *= pl->dims[d];
     int64_t nblk = (inner + BLK - 1) / BLK, work = rows * nblk;
     bool big = rows * inner >= PAR_MIN && threads > 1;
-#pragma omp parallel for num_threads(threads) if (big) schedule(static)
+    AMP_PAR_FOR(big, num_threads(threads) schedule(static),
     for (int64_t w = 0; w < work; w++) {
         int64_t row = w / nblk, j0 = (w % nblk) * BLK, n = inner - j0 < BLK ? inner - j0 : BLK;
         int64_t off[BC_MAXIN] = {0}, s[BC_MAXIN], rem = row;
@@ -501,7 +502,7 @@ static void bc_run(const bc_plan *pl, bc_fn fn, const void *aux, int threads) {
             off[i] += j0 * s[i];
         }
         fn(aux, row * inner + j0, n, off, s);
-    }
+    });
 }
 
 /* Input t's dims in a rank-r frame at offset off; false when they do not fit or broadcast. */
@@ -661,7 +662,7 @@ amp_status amp_cpu_clip_grad(amp_kernel *k) {
     bool big = n >= PAR_MIN && k->threads > 1;
     bool dbl = t == AMP_F64;
     float flo = (float)lo, fhi = (float)hi;
-#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (big) schedule(static)
+    AMP_PAR_FOR(big, num_threads(amp_cpu_threads(k)) schedule(static),
     for (int64_t w = 0; w < nblk; w++) {
         int64_t o0 = w * BLK, len = n - o0 < BLK ? n - o0 : BLK;
         if (dbl) {
@@ -678,7 +679,7 @@ amp_status amp_cpu_clip_grad(amp_kernel *k) {
             for (int64_t i = 0; i < len; i++) g[i] = v[i] >= flo && v[i] <= fhi ? g[i] : 0.0f;
             store_f(t, dx->data, o0, len, g);
         }
-    }
+    });
     return AMP_OK;
 }
 
@@ -714,8 +715,8 @@ amp_status amp_cpu_dropout_grad(amp_kernel *k) {
     bool big = n >= PAR_MIN && k->threads > 1;
     if (mask) {
         amp_dtype mt = mask->dtype;
-#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (big) schedule(static)
-        for (int64_t i = 0; i < n; i++) drop_one(t, dy->data, dx->data, i, amp_ld(mt, mask->data, i) != 0.0, scale);
+        AMP_PAR_FOR(big, num_threads(amp_cpu_threads(k)) schedule(static),
+        for (int64_t i = 0; i < n; i++) drop_one(t, dy->data, dx->data, i, amp_ld(mt, mask->data, i) != 0.0, scale););
         return AMP_OK;
     }
     if (!x) return amp_kernel_fail(k, AMP_ERR_INVALID_GRAPH, "needs the mask or X to draw the mask again");
@@ -729,7 +730,7 @@ amp_status amp_cpu_dropout_grad(amp_kernel *k) {
     }
     uint64_t seed = amp_dropout_content_seed(x->data, x->numel, amp_dtype_size(x->dtype));
     float fr = (float)ratio;
-#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (big) schedule(static)
-    for (int64_t i = 0; i < n; i++) drop_one(t, dy->data, dx->data, i, amp_dropout_u01(seed, (uint64_t)i) >= fr, scale);
+    AMP_PAR_FOR(big, num_threads(amp_cpu_threads(k)) schedule(static),
+    for (int64_t i = 0; i < n; i++) drop_one(t, dy->data, dx->data, i, amp_dropout_u01(seed, (uint64_t)i) >= fr, scale););
     return AMP_OK;
 }

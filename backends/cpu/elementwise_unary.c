@@ -7,6 +7,7 @@
 #include <stdbool.h>
 
 #include "backends/cpu/cpu.h"
+#include "backends/cpu/par.h"
 #include "backends/elementwise.h"
 
 #define CHUNK ((int64_t)1 << 14)       /* elements per work item */
@@ -205,11 +206,11 @@ amp_status amp_cpu_unary(amp_kernel *k) {
     int64_t chunks = (n + CHUNK - 1) / CHUNK;
     int bad = 0;
     bool big = n >= PAR_MIN && k->threads > 1;
-#pragma omp parallel for num_threads(k->threads > 0 ? k->threads : 1) if (big) reduction(| : bad)
+    AMP_PAR_FOR(big, num_threads(k->threads > 0 ? k->threads : 1) reduction(| : bad),
     for (int64_t c = 0; c < chunks; c++) {
         int64_t lo = c * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n;
         if (!run_chunk(op, x->dtype, y->dtype, x->data, y->data, lo, hi, &a)) bad = 1;
-    }
+    });
     if (bad) return amp_kernel_fail(k, AMP_ERR_UNSUPPORTED, "dtype %s is not supported", amp_dtype_name(x->dtype));
     return AMP_OK;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "backends/cpu/cpu.h"
+#include "backends/cpu/par.h"
 
 #define PAR_MIN_WORK (1 << 15)
 
@@ -52,12 +53,12 @@ amp_status amp_cpu_gather(amp_kernel *k) {
     size_t es = amp_dtype_size(x->dtype), chunk = (size_t)inner * es;
     const uint8_t *xd = x->data;
     uint8_t *yd = y->data;
-#pragma omp parallel for num_threads(k->threads) if (y->numel >= PAR_MIN_WORK && outer * nidx > 1)
+    AMP_PAR_FOR(y->numel >= PAR_MIN_WORK && outer * nidx > 1, num_threads(k->threads),
     for (int64_t oj = 0; oj < outer * nidx; oj++) {
         int64_t o = oj / nidx, v = amp_ldi(ind->dtype, ind->data, oj % nidx);
         if (v < 0) v += len;
         memcpy(yd + (size_t)oj * chunk, xd + (size_t)(o * len + v) * chunk, chunk);
-    }
+    });
     return AMP_OK;
 }
 
@@ -97,12 +98,12 @@ amp_status amp_cpu_gather_elements(amp_kernel *k) {
     amp_strides(x->rank, x->dims, xst);
     size_t es = amp_dtype_size(x->dtype);
     int64_t len = x->dims[axis];
-#pragma omp parallel for num_threads(k->threads) if (ind->numel >= PAR_MIN_WORK)
+    AMP_PAR_FOR(ind->numel >= PAR_MIN_WORK, num_threads(k->threads),
     for (int64_t p = 0; p < ind->numel; p++) {
         int64_t v = amp_ldi(ind->dtype, ind->data, p);
         if (v < 0) v += len;
         copy_elem(y->data, p, x->data, elem_offset(ind, xst, axis, p, v), es);
-    }
+    });
     return AMP_OK;
 }
 
@@ -178,7 +179,7 @@ amp_status amp_cpu_one_hot(amp_kernel *k) {
     uint8_t off[8], on[8];
     memcpy(off, vals->data, es);
     memcpy(on, (const uint8_t *)vals->data + es, es);
-#pragma omp parallel for num_threads(k->threads) if (y->numel >= PAR_MIN_WORK && ind->numel > 1)
+    AMP_PAR_FOR(y->numel >= PAR_MIN_WORK && ind->numel > 1, num_threads(k->threads),
     for (int64_t p = 0; p < ind->numel; p++) {
         int64_t o = p / inner, i = p % inner, v;
         if (isf) {
@@ -190,7 +191,7 @@ amp_status amp_cpu_one_hot(amp_kernel *k) {
         }
         if (v < 0 && v >= -depth) v += depth;
         for (int64_t d = 0; d < depth; d++) set_elem(y->data, (o * depth + d) * inner + i, d == v ? on : off, es);
-    }
+    });
     return AMP_OK;
 }
 
@@ -214,7 +215,7 @@ amp_status amp_cpu_trilu(amp_kernel *k) {
     int64_t rows = x->numel / N;
     const uint8_t *xd = x->data;
     uint8_t *yd = y->data;
-#pragma omp parallel for num_threads(k->threads) if (x->numel >= PAR_MIN_WORK && rows > 1)
+    AMP_PAR_FOR(x->numel >= PAR_MIN_WORK && rows > 1, num_threads(k->threads),
     for (int64_t r = 0; r < rows; r++) {
         int64_t i = r % M;
         /* kept columns [lo, hi): upper keeps j >= i + k, lower keeps j <= i + k */
@@ -228,7 +229,7 @@ amp_status amp_cpu_trilu(amp_kernel *k) {
         memset(row, 0, (size_t)lo * es);
         memmove(row + (size_t)lo * es, src + (size_t)lo * es, (size_t)(hi - lo) * es);
         memset(row + (size_t)hi * es, 0, (size_t)(N - hi) * es);
-    }
+    });
     return AMP_OK;
 }
 
@@ -340,7 +341,7 @@ amp_status amp_cpu_pad(amp_kernel *k) {
     if (jhi < jlo) jhi = jlo;
     const uint8_t *xd = x->data;
     uint8_t *yd = y->data;
-#pragma omp parallel for num_threads(k->threads) if (y->numel >= PAR_MIN_WORK && rows > 1)
+    AMP_PAR_FOR(y->numel >= PAR_MIN_WORK && rows > 1, num_threads(k->threads),
     for (int64_t ro = 0; ro < rows; ro++) {
         int64_t rem = ro, xoff = 0;
         bool outside = false;
@@ -368,7 +369,7 @@ amp_status amp_cpu_pad(amp_kernel *k) {
             if (ic < 0) set_elem(yd, yoff + j, cval, es);
             else copy_elem(yd, yoff + j, xd, xoff + ic, es);
         }
-    }
+    });
     return AMP_OK;
 }
 
@@ -384,7 +385,7 @@ amp_status amp_cpu_depth_to_space(amp_kernel *k) {
     int64_t OC = y->dims[1], OH = y->dims[2], OW = y->dims[3];
     size_t es = amp_dtype_size(x->dtype);
     int64_t planes = y->dims[0] * OC;
-#pragma omp parallel for num_threads(k->threads) if (y->numel >= PAR_MIN_WORK && planes > 1)
+    AMP_PAR_FOR(y->numel >= PAR_MIN_WORK && planes > 1, num_threads(k->threads),
     for (int64_t pl = 0; pl < planes; pl++) {
         int64_t n = pl / OC, oc = pl % OC;
         for (int64_t oh = 0; oh < OH; oh++) {
@@ -402,7 +403,7 @@ amp_status amp_cpu_depth_to_space(amp_kernel *k) {
                 copy_elem(y->data, (pl * OH + oh) * OW + ow, x->data, src, es);
             }
         }
-    }
+    });
     return AMP_OK;
 }
 

@@ -7,6 +7,7 @@
 
 #include "backends/cpu/index.h"
 #include "backends/cpu/kernels.h"
+#include "backends/cpu/par.h"
 
 #define PAR_MIN_WORK (1 << 15)
 
@@ -119,12 +120,12 @@ amp_status amp_cpu_gather_nd(amp_kernel *k) {
     const uint8_t *xd = x->data;
     uint8_t *yd = y->data;
     if (g.slice == 1) {
-#pragma omp parallel for num_threads(k->threads) if (tuples >= PAR_MIN_WORK)
-        for (int64_t t = 0; t < tuples; t++) copy_elem(yd, t, xd, nd_offset(&g, ind, t), es);
+        AMP_PAR_FOR(tuples >= PAR_MIN_WORK, num_threads(k->threads),
+        for (int64_t t = 0; t < tuples; t++) copy_elem(yd, t, xd, nd_offset(&g, ind, t), es););
     } else {
-#pragma omp parallel for num_threads(k->threads) if (y->numel >= PAR_MIN_WORK && tuples > 1)
+        AMP_PAR_FOR(y->numel >= PAR_MIN_WORK && tuples > 1, num_threads(k->threads),
         for (int64_t t = 0; t < tuples; t++)
-            memcpy(yd + (size_t)t * chunk, xd + (size_t)nd_offset(&g, ind, t) * es, chunk);
+            memcpy(yd + (size_t)t * chunk, xd + (size_t)nd_offset(&g, ind, t) * es, chunk););
     }
     return AMP_OK;
 }
@@ -364,7 +365,7 @@ amp_status amp_cpu_top_k(amp_kernel *k) {
         return amp_kernel_fail(k, AMP_ERR_INTERNAL, "workspace too small");
     uint64_t flip = amp_attr_int(k->n, "largest", 1) ? 0 : UINT64_MAX;
     size_t es = amp_dtype_size(x->dtype);
-#pragma omp parallel for num_threads(k->threads) if (rows > 1 && rows * n >= PAR_MIN_WORK)
+    AMP_PAR_FOR(rows > 1 && rows * n >= PAR_MIN_WORK, num_threads(k->threads),
     for (int64_t rw = 0; rw < rows; rw++) {
         int64_t o = rw / inner, i = rw % inner;
         topk_row r = {.dt = x->dtype, .x = x->data, .base = o * n * inner + i, .step = inner, .n = n, .k = kk,
@@ -374,7 +375,7 @@ amp_status amp_cpu_top_k(amp_kernel *k) {
         if (vals)
             for (int64_t j = 0; j < kk; j++)
                 copy_elem(vals->data, o * kk * inner + j * inner + i, x->data, r.base + r.idx[j * inner] * inner, es);
-    }
+    });
     return AMP_OK;
 }
 
@@ -399,7 +400,7 @@ amp_status amp_cpu_reverse_sequence(amp_kernel *k) {
     size_t es = amp_dtype_size(x->dtype), chunk = (size_t)inner * es;
     const uint8_t *xd = x->data;
     uint8_t *yd = y->data;
-#pragma omp parallel for num_threads(k->threads) if (x->numel >= PAR_MIN_WORK && d0 * d1 > 1)
+    AMP_PAR_FOR(x->numel >= PAR_MIN_WORK && d0 * d1 > 1, num_threads(k->threads),
     for (int64_t p = 0; p < d0 * d1; p++) {
         int64_t i0 = p / d1, i1 = p % d1;
         int64_t b = ba == 0 ? i0 : i1, t = ta == 0 ? i0 : i1;
@@ -407,7 +408,7 @@ amp_status amp_cpu_reverse_sequence(amp_kernel *k) {
         int64_t ts = t < len ? len - 1 - t : t;
         int64_t src = ta == 0 ? ts * d1 + i1 : i0 * d1 + ts;
         memcpy(yd + (size_t)p * chunk, xd + (size_t)src * chunk, chunk);
-    }
+    });
     return AMP_OK;
 }
 

@@ -5,6 +5,7 @@
 
 #include "backends/cpu/index.h"
 #include "backends/cpu/kernels.h"
+#include "backends/cpu/par.h"
 
 #define PAR_MIN_WORK (1 << 15)
 
@@ -75,11 +76,11 @@ amp_status amp_cpu_scatter_nd_data_grad(amp_kernel *k) {
     if (dx->data != dy->data && dy->nbytes) memcpy(dx->data, dy->data, dy->nbytes);
     size_t es = amp_dtype_size(dx->dtype);
     /* zeroing is idempotent: repeated tuples may run in any order */
-#pragma omp parallel for num_threads(k->threads) if (tuples * slice >= PAR_MIN_WORK && tuples > 1)
+    AMP_PAR_FOR(tuples * slice >= PAR_MIN_WORK && tuples > 1, num_threads(k->threads),
     for (int64_t t = 0; t < tuples; t++) {
         int64_t o = amp_cpu_nd_offset(dx->rank, dx->dims, ind, 0, t);
         memset((uint8_t *)dx->data + (size_t)o * es, 0, (size_t)slice * es);
-    }
+    });
     return AMP_OK;
 }
 
@@ -113,7 +114,7 @@ amp_status amp_cpu_max_unpool_grad(amp_kernel *k) {
     int64_t yst[AMP_MAX_RANK];
     amp_strides(r, dy->dims, yst);
     amp_dtype dt = dx->dtype;
-#pragma omp parallel for num_threads(k->threads) if (dx->numel >= PAR_MIN_WORK)
+    AMP_PAR_FOR(dx->numel >= PAR_MIN_WORK, num_threads(k->threads),
     for (int64_t p = 0; p < dx->numel; p++) {
         int64_t v = amp_ldi(ind->dtype, ind->data, p), o = v;
         if (corner) {
@@ -126,6 +127,6 @@ amp_status amp_cpu_max_unpool_grad(amp_kernel *k) {
             }
         }
         amp_st(dt, dx->data, p, last[v] == p ? amp_ld(dt, dy->data, o) : 0.0);
-    }
+    });
     return AMP_OK;
 }

@@ -7,6 +7,7 @@
 #include "backends/cpu/cpu.h"
 #include "backends/cpu/gemm.h"
 #include "backends/cpu/kernels.h"
+#include "backends/cpu/par.h"
 
 /* Below this many elements the OpenMP fork costs more than it saves. */
 #define GRAD_PAR_MIN 32768
@@ -42,11 +43,11 @@ amp_status amp_cpu_gemm_c_grad(amp_kernel *k) {
     const int64_t nblk = (cc + GC_BLK - 1) / GC_BLK;
     const bool f32 = dy->dtype == AMP_F32;
     const bool big = dy->numel >= GRAD_PAR_MIN && cr * nblk > 1;
-#pragma omp parallel for num_threads(k->threads) if (big)
+    AMP_PAR_FOR(big, num_threads(k->threads),
     for (int64_t t = 0; t < cr * nblk; t++) {
         if (f32) gc_block(true, dy, dc, beta, cr, cc, nblk, t);
         else gc_block(false, dy, dc, beta, cr, cc, nblk, t);
-    }
+    });
     return AMP_OK;
 }
 

@@ -12,6 +12,7 @@
 
 #include "backends/cpu/cpu.h"
 #include "backends/cpu/kernels.h"
+#include "backends/cpu/par.h"
 #include "backends/nn_grad.h"
 
 /* Below this many elements the OpenMP fork costs more than it saves. */
@@ -56,12 +57,12 @@ amp_status amp_cpu_softmax_grad(amp_kernel *k) {
     const bool lg = k->n->op == AMP_OP_LOG_SOFTMAX_GRAD;
     const bool f32 = y->dtype == AMP_F32 && dy->dtype == AMP_F32 && dx->dtype == AMP_F32;
     const bool big = y->numel >= GRAD_PAR_MIN;
-#pragma omp parallel for num_threads(k->threads) if (big)
+    AMP_PAR_FOR(big, num_threads(k->threads),
     for (int64_t row = 0; row < outer * inner; row++) {
         const int64_t base = (row / inner) * len * inner + row % inner;
         if (f32) softmax_row(true, lg, dy, y, dx, base, len, inner);
         else softmax_row(false, lg, dy, y, dx, base, len, inner);
-    }
+    });
     return AMP_OK;
 }
 
@@ -141,12 +142,12 @@ amp_status amp_cpu_nll_loss_grad(amp_kernel *k) {
     if (dx->nbytes) memset(dx->data, 0, dx->nbytes);
     const int64_t rows = a.n * a.d;
     const bool big = dx->numel >= GRAD_PAR_MIN;
-#pragma omp parallel for num_threads(k->threads) if (big)
+    AMP_PAR_FOR(big, num_threads(k->threads),
     for (int64_t r = 0; r < rows; r++) {
         int64_t tg;
         const double coef = lossg_coef(&a, r, &tg);
         if (tg >= 0) amp_st(dx->dtype, dx->data, (r / a.d) * a.c * a.d + tg * a.d + r % a.d, -coef);
-    }
+    });
     return AMP_OK;
 }
 
@@ -193,15 +194,15 @@ amp_status amp_cpu_sce_loss_grad(amp_kernel *k) {
     if (x->dtype == AMP_F32 && dx->dtype == AMP_F32 && D == 1 && !dl) {
         const int nt = big ? amp_cpu_threads(k) : 1;
         const int64_t per = (rows + nt - 1) / nt;
-#pragma omp parallel for num_threads(nt) if (nt > 1)
+        AMP_PAR_FOR(nt > 1, num_threads(nt),
         for (int t = 0; t < nt; t++) {
             const int64_t r0 = t * per, r1 = r0 + per < rows ? r0 + per : rows;
             if (r0 < r1) sce_rows_f32(&a, dx->data, r0, r1);
-        }
+        });
         return AMP_OK;
     }
     const amp_dtype xt = x->dtype, ot = dx->dtype;
-#pragma omp parallel for num_threads(k->threads) if (big)
+    AMP_PAR_FOR(big, num_threads(k->threads),
     for (int64_t r = 0; r < rows; r++) {
         const int64_t base = (r / D) * C * D + r % D;
         int64_t tg;
@@ -228,6 +229,6 @@ amp_status amp_cpu_sce_loss_grad(amp_kernel *k) {
             else v = amp_sce_dx_d(p, coef, g, p * sdl);
             amp_st(ot, dx->data, at, v);
         }
-    }
+    });
     return AMP_OK;
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "backends/cpu/cpu.h"
+#include "backends/cpu/par.h"
 
 #define LOSS_PAR_MIN 16384
 
@@ -45,7 +46,7 @@ static amp_status loss_run(amp_kernel *k, bool softmax) {
     double total = 0, wsum = 0;
     const bool big = a.x->numel >= LOSS_PAR_MIN;
 
-#pragma omp parallel for num_threads(k->threads) if (big) reduction(+ : total, wsum)
+    AMP_PAR_FOR(big, num_threads(k->threads) reduction(+ : total, wsum),
     for (int64_t r = 0; r < rows; r++) {
         const int64_t i = r / a.d, dd = r % a.d;
         const int64_t base = i * a.c * a.d + dd; /* element (i, 0, dd); class stride a.d */
@@ -82,7 +83,7 @@ static amp_status loss_run(amp_kernel *k, bool softmax) {
         if (a.red == RED_NONE) amp_st(a.out->dtype, a.out->data, r, loss);
         total += loss;
         wsum += w;
-    }
+    });
     if (bad_at >= 0)
         return amp_kernel_fail(k, AMP_ERR_INVALID_ARG, "target %lld at position %lld is outside [0, %lld)",
                                (long long)bad_val, (long long)bad_at, (long long)a.c);

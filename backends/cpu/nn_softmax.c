@@ -11,6 +11,7 @@
  * with a large finite negative value (-1e9, -65504 in f16) have a finite maximum somewhere and
  * stay finite; a row of all -1e9 is uniform. A +inf element likewise gives NaN (inf - inf). */
 #include "backends/cpu/cpu.h"
+#include "backends/cpu/par.h"
 
 #define SOFTMAX_PAR_MIN 16384
 
@@ -32,7 +33,7 @@ amp_status amp_cpu_softmax(amp_kernel *k) {
     const amp_dtype xt = x->dtype, yt = y->dtype;
     const bool big = x->numel >= SOFTMAX_PAR_MIN;
 
-#pragma omp parallel for num_threads(k->threads) if (big)
+    AMP_PAR_FOR(big, num_threads(k->threads),
     for (int64_t row = 0; row < outer * inner; row++) {
         const int64_t base = (row / inner) * len * inner + row % inner;
         if (len == 0) continue;
@@ -72,6 +73,6 @@ amp_status amp_cpu_softmax(amp_kernel *k) {
                 amp_st(yt, y->data, at, exp(amp_ld(xt, x->data, at) - mx) * inv);
             }
         }
-    }
+    });
     return AMP_OK;
 }

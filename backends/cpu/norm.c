@@ -7,6 +7,7 @@
  * inlined with the accessors resolved, or a loop of its own where float arithmetic is enough:
  * GroupNormalization's normalising pass, LRN). */
 #include "backends/cpu/norm.h"
+#include "backends/cpu/par.h"
 
 /* Below this many elements the OpenMP fork costs more than it saves. */
 #define NORM_PAR_MIN 32768
@@ -107,11 +108,11 @@ amp_status amp_cpu_group_norm(amp_kernel *k) {
     const bool f32 = !stash64 && x->dtype == AMP_F32 && a.y->dtype == AMP_F32 && a.sc->dtype == AMP_F32 &&
                      a.bi->dtype == AMP_F32;
     const bool big = x->numel >= NORM_PAR_MIN;
-#pragma omp parallel for num_threads(k->threads) if (big) schedule(static)
+    AMP_PAR_FOR(big, num_threads(k->threads) schedule(static),
     for (int64_t ng = 0; ng < n * groups; ng++) {
         if (f32) gn_block(true, &a, ng);
         else gn_block(false, &a, ng);
-    }
+    });
     return AMP_OK;
 }
 
@@ -183,11 +184,11 @@ amp_status amp_cpu_lrn(amp_kernel *k) {
     const int64_t rows = x->dims[0] * ch;
     const bool f32 = x->dtype == AMP_F32 && y->dtype == AMP_F32;
     const bool big = x->numel >= NORM_PAR_MIN;
-#pragma omp parallel for num_threads(k->threads) if (big) schedule(static)
+    AMP_PAR_FOR(big, num_threads(k->threads) schedule(static),
     for (int64_t r = 0; r < rows; r++) {
         if (f32) lrn_row_f32(x->data, y->data, r, ch, sp, lo, hi, bias, scale, beta);
         else lrn_row(x, y, r, ch, sp, lo, hi, bias, scale, beta);
-    }
+    });
     return AMP_OK;
 }
 
@@ -298,10 +299,10 @@ amp_status amp_cpu_mvn(amp_kernel *k) {
     if (s) return s;
     const bool f32 = x->dtype == AMP_F32 && y->dtype == AMP_F32;
     const bool big = x->numel >= NORM_PAR_MIN;
-#pragma omp parallel for num_threads(k->threads) if (big) schedule(static)
+    AMP_PAR_FOR(big, num_threads(k->threads) schedule(static),
     for (int64_t p = 0; p < gm.kcount; p++) {
         if (f32) mvn_pos(true, x, y, &gm, p);
         else mvn_pos(false, x, y, &gm, p);
-    }
+    });
     return AMP_OK;
 }

@@ -11,6 +11,7 @@
  * tensors are f32 and with the per-dtype accessors otherwise. */
 #include "backends/cpu/kernels.h"
 #include "backends/cpu/norm.h"
+#include "backends/cpu/par.h"
 #include "backends/norm_grad.h"
 
 /* Below this many elements the OpenMP fork costs more than it saves. */
@@ -113,11 +114,11 @@ amp_status amp_cpu_group_norm_grad(amp_kernel *k) {
     const bool f32 = x->dtype == AMP_F32 && a.dy->dtype == AMP_F32 && a.dx->dtype == AMP_F32 &&
                      a.sc->dtype == AMP_F32;
     const bool big = x->numel >= GRAD_PAR_MIN;
-#pragma omp parallel for num_threads(k->threads) if (big) schedule(static)
+    AMP_PAR_FOR(big, num_threads(k->threads) schedule(static),
     for (int64_t ng = 0; ng < n * groups; ng++) {
         if (f32) gng_block(true, &a, ng);
         else gng_block(false, &a, ng);
-    }
+    });
     /* parameter gradients: per channel (opset 21) or per group (18), summed over N */
     for (int64_t p = 0; p < plen; p++) {
         double s1 = 0, s2 = 0;
@@ -211,16 +212,16 @@ amp_status amp_cpu_lrn_grad(amp_kernel *k) {
     const int64_t rows = x->dims[0] * a.ch;
     const bool f32 = x->dtype == AMP_F32 && a.dy->dtype == AMP_F32 && a.dx->dtype == AMP_F32;
     const bool big = x->numel >= GRAD_PAR_MIN;
-#pragma omp parallel for num_threads(k->threads) if (big) schedule(static)
+    AMP_PAR_FOR(big, num_threads(k->threads) schedule(static),
     for (int64_t r = 0; r < rows; r++) {
         if (f32) lrng_pass1(true, &a, r);
         else lrng_pass1(false, &a, r);
-    }
-#pragma omp parallel for num_threads(k->threads) if (big) schedule(static)
+    });
+    AMP_PAR_FOR(big, num_threads(k->threads) schedule(static),
     for (int64_t r = 0; r < rows; r++) {
         if (f32) lrng_pass2(true, &a, r);
         else lrng_pass2(false, &a, r);
-    }
+    });
     return AMP_OK;
 }
 
@@ -263,11 +264,11 @@ amp_status amp_cpu_mvn_grad(amp_kernel *k) {
     if (s) return s;
     const bool f32 = x->dtype == AMP_F32 && dy->dtype == AMP_F32 && dx->dtype == AMP_F32;
     const bool big = x->numel >= GRAD_PAR_MIN;
-#pragma omp parallel for num_threads(k->threads) if (big) schedule(static)
+    AMP_PAR_FOR(big, num_threads(k->threads) schedule(static),
     for (int64_t p = 0; p < gm.kcount; p++) {
         if (f32) mvng_pos(true, dy, x, dx, &gm, p);
         else mvng_pos(false, dy, x, dx, &gm, p);
-    }
+    });
     return AMP_OK;
 }
 
@@ -377,11 +378,11 @@ amp_status amp_cpu_batch_norm_grad(amp_kernel *k) {
     }
     const bool f32 = x->dtype == AMP_F32 && a.dx->dtype == AMP_F32 && (!a.dy || a.dy->dtype == AMP_F32);
     const bool big = x->numel >= GRAD_PAR_MIN;
-#pragma omp parallel for num_threads(k->threads) if (big)
+    AMP_PAR_FOR(big, num_threads(k->threads),
     for (int64_t c = 0; c < a.ch; c++) {
         if (f32) bn_channel(true, &a, c);
         else bn_channel(false, &a, c);
-    }
+    });
     return AMP_OK;
 }
 
@@ -433,11 +434,11 @@ amp_status amp_cpu_instance_norm_grad(amp_kernel *k) {
     const double eps = amp_attr_float(k->n, "epsilon", 1e-5f);
     const bool f32 = x->dtype == AMP_F32 && dy->dtype == AMP_F32 && k->out[0]->dtype == AMP_F32;
     const bool big = x->numel >= GRAD_PAR_MIN;
-#pragma omp parallel for num_threads(k->threads) if (big)
+    AMP_PAR_FOR(big, num_threads(k->threads),
     for (int64_t c = 0; c < x->dims[1]; c++) {
         if (f32) in_channel(true, k, eps, c);
         else in_channel(false, k, eps, c);
-    }
+    });
     return AMP_OK;
 }
 
@@ -598,11 +599,11 @@ static void ln_param_grads(const amp_kernel *k, const ln_args *a, const lparam *
         const int64_t nblk = (a->cols + LN_BLK - 1) / LN_BLK;
         const bool f32 = x->dtype == AMP_F32 && dy->dtype == AMP_F32;
         const bool big = x->numel >= GRAD_PAR_MIN && nblk > 1;
-#pragma omp parallel for num_threads(k->threads) if (big)
+        AMP_PAR_FOR(big, num_threads(k->threads),
         for (int64_t b = 0; b < nblk; b++) {
             if (f32) ln_param_block(true, a, cs, cb, b);
             else ln_param_block(false, a, cs, cb, b);
-        }
+        });
     }
     if (!cs) ln_param_general(a, &a->ps, ds, true, acc);
     if (db && !cb) ln_param_general(a, pb, db, false, acc + a->ps.t->numel);
@@ -641,11 +642,11 @@ amp_status amp_cpu_layer_norm_grad(amp_kernel *k) {
     lparam_init(&pb, bi, x, (int)axis);
     const bool f32 = x->dtype == AMP_F32 && a.dx->dtype == AMP_F32 && (!a.dy || a.dy->dtype == AMP_F32);
     const bool big = x->numel >= GRAD_PAR_MIN;
-#pragma omp parallel for num_threads(k->threads) if (big)
+    AMP_PAR_FOR(big, num_threads(k->threads),
     for (int64_t r = 0; r < a.rows; r++) {
         if (f32) ln_row(true, &a, r);
         else ln_row(false, &a, r);
-    }
+    });
     ln_param_grads(k, &a, &pb, k->out[1], db, acc);
     return AMP_OK;
 }

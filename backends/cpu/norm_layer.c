@@ -3,6 +3,7 @@
  * Statistics accumulate in double with two passes (mean, then squared deviations), so
  * 16-bit storage of large values (|x| ~ 3e4 in f16) never overflows or cancels. */
 #include "backends/cpu/cpu.h"
+#include "backends/cpu/par.h"
 
 /* Below this many elements the OpenMP fork costs more than it saves. */
 #define NORM_PAR_MIN 32768
@@ -36,14 +37,14 @@ amp_status amp_cpu_batch_norm(amp_kernel *k) {
     const bool big = x->numel >= NORM_PAR_MIN;
 
     if (!bn_training(k)) {
-#pragma omp parallel for num_threads(k->threads) if (big)
+        AMP_PAR_FOR(big, num_threads(k->threads),
         for (int64_t nc = 0; nc < n * ch; nc++) {
             int64_t c = nc % ch;
             double a = amp_ld(sc->dtype, sc->data, c) / sqrt(amp_ld(vr->dtype, vr->data, c) + eps);
             double b = amp_ld(bi->dtype, bi->data, c) - amp_ld(mn->dtype, mn->data, c) * a;
             const int64_t base = nc * sp;
             for (int64_t s = 0; s < sp; s++) amp_st(yt, y->data, base + s, amp_ld(xt, x->data, base + s) * a + b);
-        }
+        });
         return AMP_OK;
     }
 
@@ -52,7 +53,7 @@ amp_status amp_cpu_batch_norm(amp_kernel *k) {
     amp_tensor *rmean = k->nout > 1 ? k->out[1] : NULL, *rvar = k->nout > 2 ? k->out[2] : NULL;
     amp_tensor *smean = k->nout > 3 ? k->out[3] : NULL, *sinv = k->nout > 4 ? k->out[4] : NULL;
     const double cnt = (double)(n * sp);
-#pragma omp parallel for num_threads(k->threads) if (big)
+    AMP_PAR_FOR(big, num_threads(k->threads),
     for (int64_t c = 0; c < ch; c++) {
         double sum = 0, sq = 0;
         for (int64_t i = 0; i < n; i++)
@@ -77,7 +78,7 @@ amp_status amp_cpu_batch_norm(amp_kernel *k) {
          * what onnxruntime's training kernel stores for the backward pass. */
         if (smean) amp_st(smean->dtype, smean->data, c, mean);
         if (sinv) amp_st(sinv->dtype, sinv->data, c, inv);
-    }
+    });
     return AMP_OK;
 }
 
@@ -92,7 +93,7 @@ amp_status amp_cpu_instance_norm(amp_kernel *k) {
     for (int d = 2; d < x->rank; d++) sp *= x->dims[d];
     const amp_dtype xt = x->dtype, yt = y->dtype;
     const bool big = x->numel >= NORM_PAR_MIN;
-#pragma omp parallel for num_threads(k->threads) if (big)
+    AMP_PAR_FOR(big, num_threads(k->threads),
     for (int64_t nc = 0; nc < n * ch; nc++) {
         const int64_t base = nc * sp, c = nc % ch;
         double sum = 0, sq = 0;
@@ -105,7 +106,7 @@ amp_status amp_cpu_instance_norm(amp_kernel *k) {
         const double a = amp_ld(sc->dtype, sc->data, c) / sqrt(sq / (double)sp + eps);
         const double b = amp_ld(bi->dtype, bi->data, c) - mean * a;
         for (int64_t s = 0; s < sp; s++) amp_st(yt, y->data, base + s, amp_ld(xt, x->data, base + s) * a + b);
-    }
+    });
     return AMP_OK;
 }
 
@@ -171,7 +172,7 @@ amp_status amp_cpu_layer_norm(amp_kernel *k) {
         /* the common case (f32, per-column scale and bias): no per-element dtype dispatch */
         const float *xs = x->data, *sc = ps.t->data, *bi = pb.t ? pb.t->data : NULL;
         float *ys = y->data;
-#pragma omp parallel for num_threads(k->threads) if (big)
+        AMP_PAR_FOR(big, num_threads(k->threads),
         for (int64_t r = 0; r < rows; r++) {
             const float *xr = xs + r * cols;
             float *yr = ys + r * cols;
@@ -187,10 +188,10 @@ amp_status amp_cpu_layer_norm(amp_kernel *k) {
                 for (int64_t j = 0; j < cols; j++) yr[j] = (xr[j] - fm) * fi * sc[j];
             if (omean) amp_st(omean->dtype, omean->data, r, mean);
             if (oinv) amp_st(oinv->dtype, oinv->data, r, inv);
-        }
+        });
         return AMP_OK;
     }
-#pragma omp parallel for num_threads(k->threads) if (big)
+    AMP_PAR_FOR(big, num_threads(k->threads),
     for (int64_t r = 0; r < rows; r++) {
         const int64_t base = r * cols;
         double sum = 0, sq = 0;
@@ -209,6 +210,6 @@ amp_status amp_cpu_layer_norm(amp_kernel *k) {
         /* Mean and InvStdDev are stored in stash_type (f32 by default), whatever X's dtype. */
         if (omean) amp_st(omean->dtype, omean->data, r, mean);
         if (oinv) amp_st(oinv->dtype, oinv->data, r, inv);
-    }
+    });
     return AMP_OK;
 }

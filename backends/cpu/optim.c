@@ -8,6 +8,7 @@
  * independent, so results do not depend on the thread count. */
 #include "backends/cpu/cpu.h"
 #include "backends/cpu/kernels.h"
+#include "backends/cpu/par.h"
 #include "backends/optim.h"
 
 #define OPTIM_PAR_MIN 32768 /* elements below which a loop stays on one thread */
@@ -48,8 +49,8 @@ amp_status amp_cpu_unscale_check(amp_kernel *k) {
         const void *p = g->data;
         const int64_t n = g->numel;
         int found = 0;
-#pragma omp parallel for num_threads(k->threads) if (n >= OPTIM_PAR_MIN) reduction(| : found)
-        for (int64_t j = 0; j < n; j++) found |= amp_unscale_bad(amp_ld(dt, p, j), inv);
+        AMP_PAR_FOR(n >= OPTIM_PAR_MIN, num_threads(k->threads) reduction(| : found),
+        for (int64_t j = 0; j < n; j++) found |= amp_unscale_bad(amp_ld(dt, p, j), inv););
         bad = found;
     }
     ((uint8_t *)k->out[0]->data)[0] = bad ? 1 : 0;
@@ -75,12 +76,12 @@ static void chunk_sumsq(const amp_tensor *g, float inv, double *part, int thread
     const amp_dtype dt = g->dtype;
     const void *p = g->data;
     const int64_t n = g->numel, nch = n_chunks(n);
-#pragma omp parallel for num_threads(threads) if (n >= OPTIM_PAR_MIN)
+    AMP_PAR_FOR(n >= OPTIM_PAR_MIN, num_threads(threads),
     for (int64_t c = 0; c < nch; c++) {
         float buf[AMP_OPTIM_CHUNK];
         const int64_t lo = c * AMP_OPTIM_CHUNK, len = n - lo < AMP_OPTIM_CHUNK ? n - lo : AMP_OPTIM_CHUNK;
         part[c] = load_unscaled(dt, p, lo, len, inv, buf);
-    }
+    });
 }
 
 static double sum_in_order(const double *part, int64_t count) {
@@ -127,7 +128,7 @@ static void update_param(const optim_args *a, int i, float clip, const amp_sgd_h
     const float inv = a->inv;
     const int64_t n = w->numel, nch = n_chunks(n);
     const int kind = a->kind;
-#pragma omp parallel for num_threads(a->k->threads) if (n >= OPTIM_PAR_MIN)
+    AMP_PAR_FOR(n >= OPTIM_PAR_MIN, num_threads(a->k->threads),
     for (int64_t c = 0; c < nch; c++) {
         float gb[AMP_OPTIM_CHUNK];
         const int64_t lo = c * AMP_OPTIM_CHUNK, len = n - lo < AMP_OPTIM_CHUNK ? n - lo : AMP_OPTIM_CHUNK;
@@ -163,7 +164,7 @@ static void update_param(const optim_args *a, int i, float clip, const amp_sgd_h
             stf(wt, wp, e, wj);
             if (mp) stf(mt, mp, e, mj);
         }
-    }
+    });
 }
 
 /* SGD and AdamW: one double per chunk of every gradient, the partial sums of squares of the global

@@ -11,6 +11,7 @@
  * NULL here and simply not written. Elements are independent, so splitting them over threads
  * gives the same bits for any thread count. */
 #include "backends/cpu/cpu.h"
+#include "backends/cpu/par.h"
 
 #define PREVIEW_PAR_MIN 32768 /* elements below which a tensor is updated on one thread */
 
@@ -84,14 +85,14 @@ PREVIEW_TYPED_LOOP(double, KIND_MOMENTUM)
 /* Some output omitted: element access by dtype, writing only the outputs that exist. */
 static void update_generic(const preview_hp *hp, const preview_io *io, amp_dtype dt, int threads) {
     const int64_t n = io->n;
-#pragma omp parallel for num_threads(threads) if (n >= PREVIEW_PAR_MIN) schedule(static)
+    AMP_PAR_FOR(n >= PREVIEW_PAR_MIN, num_threads(threads) schedule(static),
     for (int64_t j = 0; j < n; j++) {
         double xv = amp_ld(dt, io->x, j), a = amp_ld(dt, io->s1, j), b = io->s2 ? amp_ld(dt, io->s2, j) : 0.0;
         update_elem(hp->kind, hp, &xv, amp_ld(dt, io->g, j), &a, &b);
         if (io->xo) amp_st(dt, io->xo, j, xv);
         if (io->s1o) amp_st(dt, io->s1o, j, a);
         if (io->s2o) amp_st(dt, io->s2o, j, b);
-    }
+    });
 }
 
 /* Inputs R, T, X[n], G[n], S1[n] (, S2[n]); outputs X_new[n], S1_new[n] (, S2_new[n]). */

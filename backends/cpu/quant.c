@@ -23,6 +23,7 @@
 
 #include "backends/cpu/cpu.h"
 #include "backends/cpu/kernels.h"
+#include "backends/cpu/par.h"
 #include "ir/ops/conv.h"
 #include "ir/ops/quant.h"
 
@@ -84,22 +85,22 @@ amp_status amp_cpu_quantize_linear(amp_kernel *k) {
             const float *xd = x->data;
             float fs = (float)s, fz = (float)z, flo = (float)lo, fhi = (float)hi;
             bool u8 = y->dtype == AMP_U8;
-#pragma omp parallel for num_threads(nt) if (big) schedule(static)
+            AMP_PAR_FOR(big, num_threads(nt) schedule(static),
             for (int64_t i = 0; i < x->numel; i++) {
                 float v = rintf(xd[i] / fs) + fz;
                 v = !(v >= flo) ? flo : (v > fhi ? fhi : v);
                 if (u8) ((uint8_t *)y->data)[i] = (uint8_t)v;
                 else ((int8_t *)y->data)[i] = (int8_t)v;
-            }
+            });
             return AMP_OK;
         }
-#pragma omp parallel for num_threads(nt) if (big) schedule(static)
+        AMP_PAR_FOR(big, num_threads(nt) schedule(static),
         for (int64_t i = 0; i < x->numel; i++)
-            amp_sti(y->dtype, y->data, i, sat(quant_one(dbl, amp_ld(x->dtype, x->data, i), s, z), lo, hi));
+            amp_sti(y->dtype, y->data, i, sat(quant_one(dbl, amp_ld(x->dtype, x->data, i), s, z), lo, hi)););
         return AMP_OK;
     }
     int64_t rows = q[0] * q[1], inner = q[2];
-#pragma omp parallel for num_threads(nt) if (big && rows > 1) schedule(static)
+    AMP_PAR_FOR(big && rows > 1, num_threads(nt) schedule(static),
     for (int64_t r = 0; r < rows; r++) {
         int64_t base = (r / q[1]) * q[4] + ((r % q[1]) / q[3]) * q[5];
         for (int64_t i = 0; i < inner; i++) {
@@ -107,7 +108,7 @@ amp_status amp_cpu_quantize_linear(amp_kernel *k) {
             double v = quant_one(dbl, amp_ld(x->dtype, x->data, e), amp_ld(sc->dtype, sc->data, p), zp_at(zp, p));
             amp_sti(y->dtype, y->data, e, sat(v, lo, hi));
         }
-    }
+    });
     return AMP_OK;
 }
 
@@ -129,17 +130,17 @@ amp_status amp_cpu_dequantize_linear(amp_kernel *k) {
             for (int v = 0; v < 256; v++) tab[v] = (float)((u8 ? v : (int8_t)(uint8_t)v) - z) * s;
             const uint8_t *xd = x->data;
             float *yd = y->data;
-#pragma omp parallel for num_threads(nt) if (big) schedule(static)
-            for (int64_t i = 0; i < x->numel; i++) yd[i] = tab[xd[i]];
+            AMP_PAR_FOR(big, num_threads(nt) schedule(static),
+            for (int64_t i = 0; i < x->numel; i++) yd[i] = tab[xd[i]];);
             return AMP_OK;
         }
-#pragma omp parallel for num_threads(nt) if (big) schedule(static)
+        AMP_PAR_FOR(big, num_threads(nt) schedule(static),
         for (int64_t i = 0; i < x->numel; i++)
-            amp_st(y->dtype, y->data, i, (float)(amp_ldi(x->dtype, x->data, i) - z) * s);
+            amp_st(y->dtype, y->data, i, (float)(amp_ldi(x->dtype, x->data, i) - z) * s););
         return AMP_OK;
     }
     int64_t rows = q[0] * q[1], inner = q[2];
-#pragma omp parallel for num_threads(nt) if (big && rows > 1) schedule(static)
+    AMP_PAR_FOR(big && rows > 1, num_threads(nt) schedule(static),
     for (int64_t r = 0; r < rows; r++) {
         int64_t base = (r / q[1]) * q[4] + ((r % q[1]) / q[3]) * q[5];
         for (int64_t i = 0; i < inner; i++) {
@@ -147,7 +148,7 @@ amp_status amp_cpu_dequantize_linear(amp_kernel *k) {
             float s = (float)amp_ld(sc->dtype, sc->data, p);
             amp_st(y->dtype, y->data, e, (float)(amp_ldi(x->dtype, x->data, e) - zp_at(zp, p)) * s);
         }
-    }
+    });
     return AMP_OK;
 }
 
@@ -160,21 +161,21 @@ amp_status amp_cpu_dynamic_quantize_linear(amp_kernel *k) {
     int nt = amp_cpu_threads(k);
     bool big = x->numel >= PAR_MIN && nt > 1;
     float mx = 0.0f, mn = 0.0f;
-#pragma omp parallel for num_threads(nt) if (big) schedule(static) reduction(max : mx) reduction(min : mn)
+    AMP_PAR_FOR(big, num_threads(nt) schedule(static) reduction(max : mx) reduction(min : mn),
     for (int64_t i = 0; i < x->numel; i++) {
         if (xd[i] > mx) mx = xd[i];
         if (xd[i] < mn) mn = xd[i];
-    }
+    });
     float scale = (mx == mn ? 1.0f : mx - mn) / 255.0f;
     float zpf = 0.0f - mn / scale;
     zpf = rintf(!(zpf >= 0.0f) ? 0.0f : (zpf > 255.0f ? 255.0f : zpf)); /* NaN (infinite x) to 0 */
     if (k->out[0]) {
         uint8_t *yd = k->out[0]->data;
-#pragma omp parallel for num_threads(nt) if (big) schedule(static)
+        AMP_PAR_FOR(big, num_threads(nt) schedule(static),
         for (int64_t i = 0; i < x->numel; i++) {
             float v = rintf(xd[i] / scale) + zpf;
             yd[i] = (uint8_t)(!(v >= 0.0f) ? 0.0f : (v > 255.0f ? 255.0f : v));
-        }
+        });
     }
     if (k->nout > 1 && k->out[1]) *(float *)k->out[1]->data = scale;
     if (k->nout > 2 && k->out[2]) *(uint8_t *)k->out[2]->data = (uint8_t)zpf;
@@ -205,13 +206,13 @@ static void shift_operand(const amp_tensor *op, const amp_tensor *zp, int side, 
     /* A: rows of K; B: batch x column pairs, each a strided column of K */
     int64_t lines = K ? op->numel / K : 0;
     bool big = op->numel >= PAR_MIN && nt > 1;
-#pragma omp parallel for num_threads(nt) if (big) schedule(static)
+    AMP_PAR_FOR(big, num_threads(nt) schedule(static),
     for (int64_t l = 0; l < lines; l++) {
         int64_t first = side == 0 ? l * K : (l / N) * K * N + l % N, step = side == 0 ? 1 : N;
         int64_t z = scalar ? z0 : amp_ldi(zp->dtype, zp->data, param_off(op, pst, first));
         int16_t *o = dst + l * K;
         for (int64_t kk = 0; kk < K; kk++) o[kk] = (int16_t)(amp_ldi(op->dtype, op->data, first + kk * step) - z);
-    }
+    });
 }
 
 /* Dot product of n int16 terms, wrapping modulo 2^32 (unsigned, so the wrap is defined; the simd
@@ -280,7 +281,7 @@ static amp_status matmul_int(amp_kernel *k, bool qlinear) {
         bn = B->rank > 1 ? pb[B->rank - 1] : 0; /* along N */
     }
     bool big = rows * N * (K + 1) >= PAR_MIN && nt > 1;
-#pragma omp parallel for num_threads(nt) if (big) schedule(static)
+    AMP_PAR_FOR(big, num_threads(nt) schedule(static),
     for (int64_t r = 0; r < rows; r++) {
         int64_t b = r / M, i = r % M, oa, ob;
         amp_mm_offsets(&sh, b, &oa, &ob);
@@ -297,7 +298,7 @@ static amp_status matmul_int(amp_kernel *k, bool qlinear) {
             int32_t acc = (int32_t)dot16(ar, b16 + ob + j * K, K);
             amp_sti(Y->dtype, Y->data, r * N + j, requantize(&rq, acc, multiplier(&rq, sa, sb)));
         }
-    }
+    });
     return AMP_OK;
 }
 
@@ -403,13 +404,13 @@ static amp_status conv_int(amp_kernel *k, bool qlinear) {
     int64_t *toff = (int64_t *)((tp + 7) & ~(uintptr_t)7), *tk = toff + cv.ksz;
     int64_t z = zp_at(xzp, 0), NC = N * cv.C, per_m = cv.Cg * cv.ksz;
     bool big = x->numel >= PAR_MIN && nt > 1;
-#pragma omp parallel for num_threads(nt) if (big) schedule(static)
+    AMP_PAR_FOR(big, num_threads(nt) schedule(static),
     for (int64_t nc = 0; nc < NC; nc++) {
         int64_t n = nc / cv.C, c = nc % cv.C;
         int16_t *dst = x16 + n * cv.insz * cv.C + c;
         for (int64_t i = 0; i < cv.insz; i++)
             dst[i * cv.C] = (int16_t)(amp_ldi(x->dtype, x->data, nc * cv.insz + i) - z);
-    }
+    });
     for (int64_t i = 0; i < w->numel; i++) {
         int64_t m = i / per_m, c = (i % per_m) / cv.ksz, t = i % cv.ksz;
         w16[(m * cv.ksz + t) * cv.Cg + c] = (int16_t)(amp_ldi(w->dtype, w->data, i) - zp_at(wzp, m));
@@ -438,7 +439,7 @@ static amp_status conv_int(amp_kernel *k, bool qlinear) {
     }
     int64_t items = N * cv.M;
     big = items > 1 && y->numel * (per_m + 1) >= PAR_MIN && nt > 1;
-#pragma omp parallel for num_threads(nt) if (big) schedule(dynamic)
+    AMP_PAR_FOR(big, num_threads(nt) schedule(dynamic),
     for (int64_t it = 0; it < items; it++) {
         int64_t n = it / cv.M, m = it % cv.M;
         int64_t o[AMP_MAX_RANK] = {0};
@@ -457,7 +458,7 @@ static amp_status conv_int(amp_kernel *k, bool qlinear) {
                 o[d] = 0;
             }
         }
-    }
+    });
     return AMP_OK;
 }
 

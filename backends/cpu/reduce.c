@@ -5,6 +5,7 @@
 #include <stdbool.h>
 
 #include "backends/cpu/cpu.h"
+#include "backends/cpu/par.h"
 
 /* Work (elements touched) below which threads cost more than they save. */
 #define PAR_MIN_WORK (1 << 15)
@@ -252,12 +253,12 @@ amp_status amp_cpu_reduce(amp_kernel *k) {
     const void *xd = x->data;
     void *yd = y->data;
     int64_t work = x->numel > nout ? x->numel : nout;
-#pragma omp parallel for num_threads(k->threads) if (work >= PAR_MIN_WORK && nout > 1)
+    AMP_PAR_FOR(work >= PAR_MIN_WORK && nout > 1, num_threads(k->threads),
     for (int64_t o = 0; o < nout; o++) {
         int64_t base = count > 0 ? loop_offset(&K, o) : 0;
         if (isf) amp_st(dt, yd, o, reduce_float(op, dt, xd, base, &R, count));
         else amp_sti(dt, yd, o, reduce_int(op, dt, xd, base, &R, count));
-    }
+    });
     return AMP_OK;
 }
 
@@ -280,7 +281,7 @@ amp_status amp_cpu_argminmax(amp_kernel *k) {
     amp_dtype dt = x->dtype;
     const void *xd = x->data;
     int64_t *yd = y->data;
-#pragma omp parallel for num_threads(k->threads) if (x->numel >= PAR_MIN_WORK && outer * inner > 1)
+    AMP_PAR_FOR(x->numel >= PAR_MIN_WORK && outer * inner > 1, num_threads(k->threads),
     for (int64_t oi = 0; oi < outer * inner; oi++) {
         int64_t o = oi / inner, i = oi % inner;
         int64_t base = o * len * inner + i;
@@ -308,7 +309,7 @@ amp_status amp_cpu_argminmax(amp_kernel *k) {
             }
         }
         yd[oi] = best_j;
-    }
+    });
     return AMP_OK;
 }
 
@@ -331,7 +332,7 @@ amp_status amp_cpu_cumsum(amp_kernel *k) {
     const void *xd = x->data;
     void *yd = y->data;
     int64_t lines = outer * inner;
-#pragma omp parallel for num_threads(k->threads) if (x->numel >= PAR_MIN_WORK && lines > 1)
+    AMP_PAR_FOR(x->numel >= PAR_MIN_WORK && lines > 1, num_threads(k->threads),
     for (int64_t li = 0; li < lines; li++) {
         int64_t base = (li / inner) * len * inner + li % inner;
         int64_t step = rev ? -inner : inner;
@@ -353,6 +354,6 @@ amp_status amp_cpu_cumsum(amp_kernel *k) {
                 if (excl) acc += v;
             }
         }
-    }
+    });
     return AMP_OK;
 }

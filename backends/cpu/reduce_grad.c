@@ -6,6 +6,7 @@
 
 #include "backends/cpu/cpu.h"
 #include "backends/cpu/kernels.h"
+#include "backends/cpu/par.h"
 #include "backends/reduce_grad.h"
 
 /* Below this many elements the OpenMP fork costs more than it saves. */
@@ -182,7 +183,7 @@ amp_status amp_cpu_reduce_grad(amp_kernel *k) {
     if (stats) {
         if (!st || k->ws_bytes < sizeof(double) * 2 * (size_t)nout)
             return amp_kernel_fail(k, AMP_ERR_INTERNAL, "workspace too small");
-#pragma omp parallel for num_threads(k->threads) if (x->numel >= GRAD_PAR_MIN && nout > 1)
+        AMP_PAR_FOR(x->numel >= GRAD_PAR_MIN && nout > 1, num_threads(k->threads),
         for (int64_t o = 0; o < nout; o++) {
             int64_t base = 0, q = o;
             for (int d = nk - 1; d >= 0; d--) {
@@ -190,7 +191,7 @@ amp_status amp_cpu_reduce_grad(amp_kernel *k) {
                 q /= kl[d];
             }
             rg_stats(mode, xt, x->data, base, nr, rl, rs, count, &st[2 * o]);
-        }
+        });
     }
     /* rows of the innermost dim (a scalar X is one row of one) */
     const int rank = x->rank;
@@ -198,7 +199,7 @@ amp_status amp_cpu_reduce_grad(amp_kernel *k) {
     const int64_t nrows = x->numel / len;
     const double cnt = (double)count;
     const bool f32 = xt == AMP_F32 && gt == AMP_F32 && ot == AMP_F32;
-#pragma omp parallel for num_threads(k->threads) if (x->numel >= GRAD_PAR_MIN && nrows > 1)
+    AMP_PAR_FOR(x->numel >= GRAD_PAR_MIN && nrows > 1, num_threads(k->threads),
     for (int64_t r = 0; r < nrows; r++) {
         int64_t o0 = 0, q = r;
         for (int d = rank - 2; d >= 0; d--) {
@@ -211,6 +212,6 @@ amp_status amp_cpu_reduce_grad(amp_kernel *k) {
         } else {
             RG_ROW_SWITCH(false)
         }
-    }
+    });
     return AMP_OK;
 }

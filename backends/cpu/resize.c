@@ -13,6 +13,7 @@
 
 #include "backends/cpu/cpu.h"
 #include "backends/cpu/kernels.h"
+#include "backends/cpu/par.h"
 #include "ir/ops/resize.h"
 
 #define PAR_MIN_WORK (1 << 15)
@@ -58,7 +59,7 @@ static void nearest_gather(const amp_resize_geom *g, const amp_resize_tab *tab, 
     const uint8_t *ol = tab[last].outside;
     const uint8_t *xd = x->data;
     uint8_t *yd = y->data;
-#pragma omp parallel for num_threads(threads) if (y->numel >= PAR_MIN_WORK && ntask > 1)
+    AMP_PAR_FOR(y->numel >= PAR_MIN_WORK && ntask > 1, num_threads(threads),
     for (int64_t task = 0; task < ntask; task++) {
         int64_t r0 = task * ROWS_PER_TASK, r1 = r0 + ROWS_PER_TASK < rows ? r0 + ROWS_PER_TASK : rows;
         int64_t c[AMP_MAX_RANK], rem = r0, prev_off = -1;
@@ -112,7 +113,7 @@ static void nearest_gather(const amp_resize_geom *g, const amp_resize_tab *tab, 
                 for (int64_t j = 0; j < W; j++)
                     if (ol[j]) memcpy(dst + (size_t)j * es, ex, es);
         }
-    }
+    });
 }
 
 /* ---- f32, last two axes: direct ---------------------------------------------------------------- */
@@ -133,7 +134,7 @@ static void direct2d_f32(const amp_resize_geom *g, const amp_resize_tab *tab, co
     for (int d = 0; d < r - 2; d++) planes *= g->out[d];
     int64_t nb = (Wo + COLS - 1) / COLS;
     float ex = (float)g->extrapolation;
-#pragma omp parallel for num_threads(threads) if (planes * Ho * Wo >= PAR_MIN_WORK && planes * nb > 1)
+    AMP_PAR_FOR(planes * Ho * Wo >= PAR_MIN_WORK && planes * nb > 1, num_threads(threads),
     for (int64_t task = 0; task < planes * nb; task++) {
         int64_t p = task / nb, j0 = task % nb * COLS, n = Wo - j0 < COLS ? Wo - j0 : COLS;
         const float *src = xd + p * H * W;
@@ -189,7 +190,7 @@ static void direct2d_f32(const amp_resize_geom *g, const amp_resize_tab *tab, co
                 for (int64_t j = 0; j < n; j++)
                     if (tw->outside[j0 + j]) dst[j] = ex;
         }
-    }
+    });
 }
 
 /* ---- separable passes ---------------------------------------------------------------------------- */
@@ -246,7 +247,7 @@ DEFINE_PASS(pass_f64, double, wd)
 static void pass_any(const amp_resize_tab *t, int64_t K, const void *src, amp_dtype sdt, void *dst, amp_dtype ddt,
                      int64_t outer, int64_t lin, int64_t lout, int64_t inner, double ex, int threads) {
     bool par = outer * lout * inner >= PAR_MIN_WORK;
-#pragma omp parallel for num_threads(threads) if (par && outer * lout > 1)
+    AMP_PAR_FOR(par && outer * lout > 1, num_threads(threads),
     for (int64_t oj = 0; oj < outer * lout; oj++) {
         int64_t o = oj / lout, j = oj % lout;
         bool outside = t->outside && t->outside[j];
@@ -261,7 +262,7 @@ static void pass_any(const amp_resize_tab *t, int64_t K, const void *src, amp_dt
             }
             store_out(ddt, dst, oj * inner + i, acc);
         }
-    }
+    });
 }
 
 static void run_pass(const amp_resize_tab *t, int64_t K, const void *src, amp_dtype sdt, void *dst, amp_dtype ddt,

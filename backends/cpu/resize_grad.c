@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "backends/cpu/cpu.h"
+#include "backends/cpu/par.h"
 #include "ir/ops/resize.h"
 
 #define PAR_MIN_WORK (1 << 15)
@@ -44,7 +45,7 @@ static void scatter_any(const amp_resize_tab *t, int64_t K, const void *src, amp
                         int64_t outer, int64_t lout, int64_t lin, int64_t inner, int threads) {
     int64_t nb = (inner + BLOCK - 1) / BLOCK;
     bool par = outer * lout * inner >= PAR_MIN_WORK;
-#pragma omp parallel for num_threads(threads) if (par && outer * nb > 1)
+    AMP_PAR_FOR(par && outer * nb > 1, num_threads(threads),
     for (int64_t ob = 0; ob < outer * nb; ob++) {
         int64_t o = ob / nb, i0 = ob % nb * BLOCK, i1 = i0 + BLOCK < inner ? i0 + BLOCK : inner;
         float *d = dst + o * lin * inner;
@@ -57,7 +58,7 @@ static void scatter_any(const amp_resize_tab *t, int64_t K, const void *src, amp
                 for (int64_t i = i0; i < i1; i++) dk[i] += w * (float)amp_ld(sdt, src, sj + i);
             }
         }
-    }
+    });
 }
 
 amp_status amp_cpu_resize_grad(amp_kernel *k) {

@@ -18,6 +18,7 @@
 #include "backends/cpu/cpu.h"
 #include "backends/cpu/gemm.h"
 #include "backends/cpu/kernels.h"
+#include "backends/cpu/par.h"
 #include "ir/ops/rnn.h"
 
 /* Activation numbers of ir/ops/rnn.c (the order of the ONNX operator docs). */
@@ -413,11 +414,11 @@ typedef void (*RNN_FN(row_fn))(const RNN_FN(step_ctx) *s, int64_t b, int64_t t);
 static void RNN_FN(rows)(const RNN_FN(step_ctx) *s, RNN_FN(row_fn) fn) {
     const rnn_job *j = s->j;
     const int nt = j->threads > 1 && j->B > 1 && j->B * j->G * j->H >= RNN_PAR_MIN ? j->threads : 1;
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    AMP_PAR_FOR(nt > 1, num_threads(nt) schedule(static),
     for (int64_t b = 0; b < j->B; b++) {
         int64_t t;
         if (RNN_FN(active)(s, b, &t)) fn(s, b, t);
-    }
+    });
 }
 
 /* The workspace of one direction (reused by the next), as amp_rnn_fwd_ws_elems counts it. */

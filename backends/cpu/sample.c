@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "backends/cpu/sample.h"
+#include "backends/cpu/par.h"
 
 #define PAR_MIN_WORK ((int64_t)1 << 14)
 
@@ -281,7 +282,7 @@ amp_status amp_cpu_grid_sample(amp_kernel *k) {
     bool wide = g->dtype == AMP_F64;
     int64_t pts = N * P;
     if (y->numel == 0) return AMP_OK;
-#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (pts * (C + 8) >= PAR_MIN_WORK && pts > 1) schedule(static)
+    AMP_PAR_FOR(pts * (C + 8) >= PAR_MIN_WORK && pts > 1, num_threads(amp_cpu_threads(k)) schedule(static),
     for (int64_t q = 0; q < pts; q++) {
         double coord[3];
         int64_t off[GS_MAX_TAPS];
@@ -289,7 +290,7 @@ amp_status amp_cpu_grid_sample(amp_kernel *k) {
         for (int j = 0; j < r; j++) coord[j] = amp_ld(g->dtype, g->data, q * r + j);
         int cnt = amp_cpu_gs_taps(cfg, r, x->dims + 2, coord, wide, off, w, NULL);
         gs_point(x, y, q / P, q % P, C, S, P, cnt, off, w, cfg[0] == GS_NEAREST);
-    }
+    });
     return AMP_OK;
 }
 
@@ -314,7 +315,7 @@ amp_status amp_cpu_affine_grid(amp_kernel *k) {
     int64_t W = y->dims[sp], H = y->dims[sp - 1], D = sp == 3 ? y->dims[1] : 1;
     amp_dtype dt = y->dtype;
     int64_t pts = N * P;
-#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (pts >= PAR_MIN_WORK) schedule(static)
+    AMP_PAR_FOR(pts >= PAR_MIN_WORK, num_threads(amp_cpu_threads(k)) schedule(static),
     for (int64_t q = 0; q < pts; q++) {
         int64_t n = q / P, p = q % P;
         /* homogeneous base position (x, y[, z], 1) */
@@ -329,7 +330,7 @@ amp_status amp_cpu_affine_grid(amp_kernel *k) {
             for (int j = 0; j <= sp; j++) acc += amp_ld(dt, th->data, t0 + i * (sp + 1) + j) * b[j];
             amp_st(dt, y->data, q * sp + i, acc);
         }
-    }
+    });
     return AMP_OK;
 }
 
@@ -553,7 +554,7 @@ amp_status amp_cpu_roi_align(amp_kernel *k) {
     amp_dtype dt = x->dtype;
     /* one bin of one roi per iteration, all its channels: the sampling geometry is worked out once */
     int64_t bins = R * oh * ow, plane = oh * ow;
-#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (bins > 1 && y->numel * 4 >= PAR_MIN_WORK) schedule(dynamic, 4)
+    AMP_PAR_FOR(bins > 1 && y->numel * 4 >= PAR_MIN_WORK, num_threads(amp_cpu_threads(k)) schedule(dynamic, 4),
     for (int64_t it = 0; it < bins; it++) {
         int64_t i = it / plane, ph = (it / ow) % oh, pw = it % ow;
         double roi[4], b[7];
@@ -573,6 +574,6 @@ amp_status amp_cpu_roi_align(amp_kernel *k) {
                 amp_st(y->dtype, y->data, yo + c * plane,
                        amp_cpu_roi_bin(dt, x->data, xo + c * H * W, H, W, b, ph, pw, is_max, NULL, NULL));
         }
-    }
+    });
     return AMP_OK;
 }

@@ -8,6 +8,7 @@
 
 #include "backends/cpu/kernels.h"
 #include "backends/cpu/sample.h"
+#include "backends/cpu/par.h"
 
 #define PAR_MIN_WORK ((int64_t)1 << 14)
 
@@ -84,7 +85,7 @@ amp_status amp_cpu_grid_sample_grad(amp_kernel *k) {
     int64_t pts = N * P;
     /* dGrid: one point per iteration, its channels summed in order */
     if (dg) {
-#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (pts * (C + 8) >= PAR_MIN_WORK && pts > 1) schedule(static)
+        AMP_PAR_FOR(pts * (C + 8) >= PAR_MIN_WORK && pts > 1, num_threads(amp_cpu_threads(k)) schedule(static),
         for (int64_t q = 0; q < pts; q++) {
             double coord[3], w[GS_MAX_TAPS], dw[GS_MAX_TAPS * 3], acc[3] = {0, 0, 0};
             int64_t off[GS_MAX_TAPS];
@@ -100,14 +101,14 @@ amp_status amp_cpu_grid_sample_grad(amp_kernel *k) {
                 }
             }
             for (int e = 0; e < r; e++) amp_st(g->dtype, dg->data, q * r + e, acc[e]);
-        }
+        });
     }
     /* dX: one (n, c) plane per iteration, so no two threads add into the same element */
     if (dx) {
         acc_buf a;
         if ((s = acc_open(k, dx, &a))) return s;
         int64_t planes = N * C;
-#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (planes > 1 && planes * (P + S) >= PAR_MIN_WORK) schedule(static)
+        AMP_PAR_FOR(planes > 1 && planes * (P + S) >= PAR_MIN_WORK, num_threads(amp_cpu_threads(k)) schedule(static),
         for (int64_t it = 0; it < planes; it++) {
             int64_t n = it / C, xb = it * S;
             acc_zero(&a, xb, S);
@@ -119,7 +120,7 @@ amp_status amp_cpu_grid_sample_grad(amp_kernel *k) {
                 for (int j = 0; j < cnt; j++) acc_add(&a, xb + off[j], w[j] * gy);
             }
             acc_close(&a, dx, xb, S);
-        }
+        });
     }
     return AMP_OK;
 }
@@ -138,7 +139,7 @@ amp_status amp_cpu_affine_grid_grad(amp_kernel *k) {
     for (int d = 0; d < sp; d++) P *= dg->dims[1 + d];
     int64_t W = dg->dims[sp], H = dg->dims[sp - 1], D = sp == 3 ? dg->dims[1] : 1;
     amp_dtype dt = dg->dtype;
-#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (N > 1 && N * P >= PAR_MIN_WORK) schedule(static)
+    AMP_PAR_FOR(N > 1 && N * P >= PAR_MIN_WORK, num_threads(amp_cpu_threads(k)) schedule(static),
     for (int64_t n = 0; n < N; n++) {
         double acc[3][4];
         memset(acc, 0, sizeof acc);
@@ -155,7 +156,7 @@ amp_status amp_cpu_affine_grid_grad(amp_kernel *k) {
         }
         for (int i = 0; i < sp; i++)
             for (int j = 0; j <= sp; j++) amp_st(dt, dth->data, (n * sp + i) * (sp + 1) + j, acc[i][j]);
-    }
+    });
     return AMP_OK;
 }
 
@@ -208,7 +209,7 @@ amp_status amp_cpu_roi_align_grad(amp_kernel *k) {
     if (s) return s;
     amp_dtype dt = dy->dtype;
     /* by channel: rois of one image overlap, channels never do */
-#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (C > 1 && dy->numel * 4 >= PAR_MIN_WORK) schedule(static)
+    AMP_PAR_FOR(C > 1 && dy->numel * 4 >= PAR_MIN_WORK, num_threads(amp_cpu_threads(k)) schedule(static),
     for (int64_t c = 0; c < C; c++) {
         for (int64_t n = 0; n < N; n++) acc_zero(&a, (n * C + c) * H * W, H * W);
         for (int64_t i = 0; i < R; i++) {
@@ -230,6 +231,6 @@ amp_status amp_cpu_roi_align_grad(amp_kernel *k) {
                 }
         }
         for (int64_t n = 0; n < N; n++) acc_close(&a, dx, (n * C + c) * H * W, H * W);
-    }
+    });
     return AMP_OK;
 }

@@ -6,6 +6,7 @@
 
 #include "ir/ops/shape.h"
 #include "backends/cpu/cpu.h"
+#include "backends/cpu/par.h"
 
 #if defined(__GNUC__)
 #else
@@ -98,7 +99,7 @@ static void transpose_batched_2d(const amp_kernel *k, uint8_t *dst, const uint8_
                                  int64_t C, size_t es) {
     int64_t tr = (R + TILE - 1) / TILE, tc = (C + TILE - 1) / TILE, tiles = B * tr * tc;
     bool big = (int64_t)(B * R * C * (int64_t)es) >= PAR_BYTES;
-#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (big)
+    AMP_PAR_FOR(big, num_threads(amp_cpu_threads(k)),
     for (int64_t t = 0; t < tiles; t++) {
         int64_t b = t / (tr * tc), rem = t % (tr * tc);
         int64_t r0 = rem / tc * TILE, c0 = rem % tc * TILE;
@@ -111,7 +112,7 @@ static void transpose_batched_2d(const amp_kernel *k, uint8_t *dst, const uint8_
         case 8: transpose_tile(d, s, R, C, r0, c0, 8); break;
         default: transpose_tile(d, s, R, C, r0, c0, es); break;
         }
-    }
+    });
 }
 
 /* Any permutation: one output row at a time, reading the source with the permuted strides;
@@ -120,14 +121,14 @@ static void strided_rows(const amp_kernel *k, uint8_t *dst, const uint8_t *src, 
                          const int64_t *istride, int64_t numel, size_t es) {
     int64_t L = odims[r - 1], rows = numel / L;
     bool big = numel * (int64_t)es >= PAR_BYTES;
-#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (big)
+    AMP_PAR_FOR(big, num_threads(amp_cpu_threads(k)),
     for (int64_t row = 0; row < rows; row++) {
         int64_t off = row_offset(row, r, odims, istride);
         uint8_t *d = dst + row * L * (int64_t)es;
         const uint8_t *s = src + off * (int64_t)es;
         if (istride[r - 1] == 1) memcpy(d, s, (size_t)L * es);
         else gather(d, s, L, istride[r - 1], es);
-    }
+    });
 }
 
 amp_status amp_cpu_transpose(amp_kernel *k) {
@@ -242,8 +243,8 @@ amp_status amp_cpu_concat(amp_kernel *k) {
             uint8_t *dst = (uint8_t *)y->data + off;
             const uint8_t *src = x->data;
             bool big = outer * xrow >= PAR_BYTES && outer > 1;
-#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (big)
-            for (int64_t o = 0; o < outer; o++) memcpy(dst + o * yrow, src + o * xrow, (size_t)xrow);
+            AMP_PAR_FOR(big, num_threads(amp_cpu_threads(k)),
+            for (int64_t o = 0; o < outer; o++) memcpy(dst + o * yrow, src + o * xrow, (size_t)xrow););
         }
         off += xrow;
     }
@@ -268,8 +269,8 @@ amp_status amp_cpu_split(amp_kernel *k) {
             uint8_t *dst = y->data;
             const uint8_t *src = (const uint8_t *)x->data + off;
             bool big = outer * yrow >= PAR_BYTES && outer > 1;
-#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (big)
-            for (int64_t o = 0; o < outer; o++) memcpy(dst + o * yrow, src + o * xrow, (size_t)yrow);
+            AMP_PAR_FOR(big, num_threads(amp_cpu_threads(k)),
+            for (int64_t o = 0; o < outer; o++) memcpy(dst + o * yrow, src + o * xrow, (size_t)yrow););
         }
         off += yrow;
     }
@@ -361,13 +362,13 @@ amp_status amp_cpu_expand(amp_kernel *k) {
     const uint8_t *src = x->data;
     uint8_t *dst = y->data;
     bool big = y->numel * (int64_t)es >= PAR_BYTES;
-#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (big)
+    AMP_PAR_FOR(big, num_threads(amp_cpu_threads(k)),
     for (int64_t row = 0; row < rows; row++) {
         const uint8_t *s = src + row_offset(row, r, y->dims, str) * (int64_t)es;
         uint8_t *d = dst + row * L * (int64_t)es;
         if (str[r - 1] == 0) fill_pattern(d, s, L, es);
         else memcpy(d, s, (size_t)L * es);
-    }
+    });
     return AMP_OK;
 }
 
@@ -391,7 +392,7 @@ amp_status amp_cpu_tile(amp_kernel *k) {
     const uint8_t *src = x->data;
     uint8_t *dst = y->data;
     bool big = y->numel * (int64_t)es >= PAR_BYTES;
-#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (big)
+    AMP_PAR_FOR(big, num_threads(amp_cpu_threads(k)),
     for (int64_t row = 0; row < rows; row++) {
         /* output index i reads input index i mod dim: decompose the row with that wrap */
         int64_t rem = row, off = 0;
@@ -408,7 +409,7 @@ amp_status amp_cpu_tile(amp_kernel *k) {
             memcpy(d + done, d, c);
             done += c;
         }
-    }
+    });
     return AMP_OK;
 }
 
@@ -480,10 +481,10 @@ amp_status amp_cpu_constant_of_shape(amp_kernel *k) {
         chunks = amp_cpu_threads(k);
         per = (y->numel + chunks - 1) / chunks;
     }
-#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (big)
+    AMP_PAR_FOR(big, num_threads(amp_cpu_threads(k)),
     for (int64_t c = 0; c < chunks; c++) {
         int64_t lo = c * per, hi = lo + per < y->numel ? lo + per : y->numel;
         if (lo < hi) fill_pattern((uint8_t *)y->data + lo * (int64_t)es, v->data, hi - lo, es);
-    }
+    });
     return AMP_OK;
 }

@@ -13,6 +13,7 @@
 
 #include "backends/cpu/cpu.h"
 #include "backends/cpu/kernels.h"
+#include "backends/cpu/par.h"
 #include "backends/shape_grad.h"
 
 /* Below this many elements a thread team costs more than it saves. */
@@ -262,8 +263,8 @@ static void fold_run(const amp_kernel *k, const fold *f, amp_dtype dt, const voi
     amp_strides(r, f->yd, ystr);
     int64_t XL = f->xd[r - 1], rows = nx / XL, nch = (XL + CHUNK - 1) / CHUNK, tasks = rows * nch;
     bool big = nx + ny >= PAR_MIN_WORK && tasks > 1;
-#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (big)
-    for (int64_t t = 0; t < tasks; t++) fold_task(f, dt, dy, dx, ystr, t, nch);
+    AMP_PAR_FOR(big, num_threads(amp_cpu_threads(k)),
+    for (int64_t t = 0; t < tasks; t++) fold_task(f, dt, dy, dx, ystr, t, nch););
 }
 
 /* Sum of the dY elements that map to no dX element (Pad's constant), in double. */
@@ -505,7 +506,7 @@ amp_status amp_cpu_gather_elements_grad(amp_kernel *k) {
     for (int d = axis + 1; d < r; d++) inner *= ind->dims[d];
     int64_t lines = A ? ind->numel / A : 0;
     /* lines differ in a coordinate other than the axis, so they write disjoint lines of dX */
-#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (ind->numel >= PAR_MIN_WORK && lines > 1)
+    AMP_PAR_FOR(ind->numel >= PAR_MIN_WORK && lines > 1, num_threads(amp_cpu_threads(k)),
     for (int64_t l = 0; l < lines; l++) {
         int64_t o = l / inner, i = l % inner, xbase = 0, rem = i;
         for (int d = r - 1; d > axis; d--) {
@@ -524,7 +525,7 @@ amp_status amp_cpu_gather_elements_grad(amp_kernel *k) {
         case AMP_F16: scatter_f16(acc, dy->data, ind, p0, A, inner, xbase, xst[axis], len); break;
         default: scatter_bf16(acc, dy->data, ind, p0, A, inner, xbase, xst[axis], len); break;
         }
-    }
+    });
     if (half) amp_narrow16(dt, acc, dx->data, dx->numel);
     return AMP_OK;
 }
@@ -555,12 +556,12 @@ amp_status amp_cpu_split_grad(amp_kernel *k) {
             uint8_t *dst = (uint8_t *)dx->data + off;
             const uint8_t *src = g ? g->data : NULL;
             bool big = outer * yrow >= PAR_MIN_WORK * 8 && outer > 1;
-#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (big)
+            AMP_PAR_FOR(big, num_threads(amp_cpu_threads(k)),
             for (int64_t o = 0; o < outer; o++) {
                 /* an output without a gradient contributes zeros (all-zero bits in every dtype) */
                 if (src) memcpy(dst + o * xrow, src + o * yrow, (size_t)yrow);
                 else memset(dst + o * xrow, 0, (size_t)yrow);
-            }
+            });
         }
         off += yrow;
     }
@@ -589,7 +590,7 @@ amp_status amp_cpu_depth_to_space_grad(amp_kernel *k) {
     if (C != OC * b * b || OH != H * b || OW != W * b) return amp_kernel_fail(k, AMP_ERR_SHAPE, "shapes do not match");
     size_t es = amp_dtype_size(dx->dtype);
     int64_t planes = dx->dims[0] * C;
-#pragma omp parallel for num_threads(amp_cpu_threads(k)) if (dx->numel >= PAR_MIN_WORK && planes > 1)
+    AMP_PAR_FOR(dx->numel >= PAR_MIN_WORK && planes > 1, num_threads(amp_cpu_threads(k)),
     for (int64_t pl = 0; pl < planes; pl++) {
         int64_t n = pl / C, ic = pl % C;
         for (int64_t h = 0; h < H; h++)
@@ -598,6 +599,6 @@ amp_status amp_cpu_depth_to_space_grad(amp_kernel *k) {
                 amp_gs_d2s_grad_src(ic, h, w, b, OC, crd, &oc, &oh, &ow);
                 copy_elem(dx->data, (pl * H + h) * W + w, dy->data, ((n * OC + oc) * OH + oh) * OW + ow, es);
             }
-    }
+    });
     return AMP_OK;
 }
