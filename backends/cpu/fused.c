@@ -155,18 +155,30 @@ amp_status amp_cpu_add_layer_norm(amp_kernel *k) {
     bcast_strides(R, rank, sr);
     if (dt != AMP_F64 && dt != AMP_F32 && !is16(dt))
         return amp_kernel_fail(k, AMP_ERR_UNSUPPORTED, "dtype %s is not supported", amp_dtype_name(dt));
-    /* S = X + R as Add computes it: f64 in f64, everything else in f32, rounded once */
-    for (int64_t i = 0; i < n; i++) {
-        int64_t ix = 0, ir = 0, rem = i;
-        for (int d = rank - 1; d >= 0; d--) {
-            int64_t c = rem % S->dims[d];
-            rem /= S->dims[d];
-            ix += c * sx[d];
-            ir += c * sr[d];
+    /* S = X + R as Add computes it: f64 in f64, everything else in f32, rounded once; X and R
+     * of S's own dims (the residual of a transformer block) without the index arithmetic */
+    bool same = X->numel == n && R->numel == n;
+    if (same && dt == AMP_F32) {
+        const float *x = X->data, *r = R->data;
+        float *s = S->data;
+        for (int64_t i = 0; i < n; i++) s[i] = x[i] + r[i];
+    } else if (same && dt == AMP_F64) {
+        const double *x = X->data, *r = R->data;
+        double *s = S->data;
+        for (int64_t i = 0; i < n; i++) s[i] = x[i] + r[i];
+    } else {
+        for (int64_t i = 0; i < n; i++) {
+            int64_t ix = 0, ir = 0, rem = i;
+            for (int d = rank - 1; d >= 0; d--) {
+                int64_t c = rem % S->dims[d];
+                rem /= S->dims[d];
+                ix += c * sx[d];
+                ir += c * sr[d];
+            }
+            if (dt == AMP_F64) ((double *)S->data)[i] = ((const double *)X->data)[ix] + ((const double *)R->data)[ir];
+            else if (dt == AMP_F32) ((float *)S->data)[i] = ((const float *)X->data)[ix] + ((const float *)R->data)[ir];
+            else amp_st(dt, S->data, i, (float)amp_ld(dt, X->data, ix) + (float)amp_ld(dt, R->data, ir));
         }
-        if (dt == AMP_F64) ((double *)S->data)[i] = ((const double *)X->data)[ix] + ((const double *)R->data)[ir];
-        else if (dt == AMP_F32) ((float *)S->data)[i] = ((const float *)X->data)[ix] + ((const float *)R->data)[ir];
-        else amp_st(dt, S->data, i, (float)amp_ld(dt, X->data, ix) + (float)amp_ld(dt, R->data, ir));
     }
     /* then LayerNormalization's own kernel over (S, Scale, B) -> (Y, Mean, InvStdDev) */
     amp_tensor *in[3] = {S, k->in[2], k->nin > 3 ? k->in[3] : NULL};
