@@ -16,6 +16,8 @@ static double ref_gelu(double x) { return 0.5 * x * erfc(-x * 0.7071067811865475
 static double gelu_tanh_arg(double x) { return 1.5957691216057307 * (x + 0.044715 * x * x * x); }
 /* 0.5 x (1 + tanh(v)) as x sigmoid(2 v): the same value without double's cancellation */
 static double ref_gelu_tanh(double x) { return x * ref_sigmoid(gelu_tanh_arg(x)); }
+static double ref_softplus(double x) { return (x > 0 ? x : 0) + log1p(exp(-fabs(x))); }
+static double ref_mish(double x) { return x * tanh(ref_softplus(x)); }
 
 typedef struct vcase {
     const char *name;
@@ -29,6 +31,8 @@ static float sigmoidf_libm(float x) { return 1.0f / (1.0f + expf(-x)); }
 /* GELU has no libm function: its special values are those of the scalar forms the kernels used */
 static float gelu_scalar(float x) { return amp_gelu_f(x); }
 static float gelu_tanh_scalar(float x) { return amp_gelu_tanh_f(x); }
+static float softplus_scalar(float x) { return amp_softplus_f(x); }
+static float mish_scalar(float x) { return amp_mish_f(x); }
 
 static const vcase cases[] = {
     {"exp", amp_vexpf, exp, expf, 4},
@@ -40,17 +44,26 @@ static const vcase cases[] = {
     {"gelu", amp_vgeluf, ref_gelu, gelu_scalar, 8},
     /* plus the rounding of the tanh's cubic argument, below */
     {"gelu_tanh", amp_vgelu_tanhf, ref_gelu_tanh, gelu_tanh_scalar, 4},
+    {"softplus", amp_vsoftplusf, ref_softplus, softplus_scalar, 4},
+    /* six: tanh of the rounded softplus, times x */
+    {"mish", amp_vmishf, ref_mish, mish_scalar, 6},
+    {"expm1", amp_vexpm1f, expm1, expm1f, 4},
 };
 
-/* |got - ref| in units of the last place of ref's f32 neighbourhood (2^-149 at least) */
+/* the last place of ref's f32 neighbourhood (2^-149 at least) */
+static double ulp_of(double ref) {
+    int e;
+    frexp(ref, &e);
+    if (e - 24 < -149) e = -149 + 24;
+    return ldexp(1.0, e - 24);
+}
+
+/* |got - ref| in those units */
 static double ulps(float got, double ref) {
     if (isnan(ref)) return isnan(got) ? 0 : INFINITY;
     if (isnan(got)) return INFINITY;
     if (isinf(got)) return (float)ref == got ? 0 : INFINITY;
-    int e;
-    frexp(ref, &e);
-    if (e - 24 < -149) e = -149 + 24;
-    return fabs((double)got - ref) / ldexp(1.0, e - 24);
+    return fabs((double)got - ref) / ulp_of(ref);
 }
 
 static float from_bits(uint32_t u) {
@@ -115,6 +128,9 @@ static void check_case(const vcase *c) {
             /* GeluTanh: the cubic's argument v carries about 3 roundings, each |v| ulp of the
              * result's relative error in the negative tail (d ln sigmoid(2v) / d ln v ~ 2|v|) */
             if (c->ref == ref_gelu_tanh && isfinite(x[i])) bound += 6.0 * fabs(gelu_tanh_arg(x[i]));
+            /* Mish below x = -87.3: softplus(x) ~ e^x is a denormal there (as in the scalar form),
+             * its absolute error up to 2^-150, times x */
+            if (c->ref == ref_mish && isfinite(r) && r != 0) bound += fabs(x[i]) * 0x1p-150 / ulp_of(r);
             const double u = ulps(y[i], r);
             if (isfinite(r) && r != 0) finite++;
             if (u > bound)
@@ -155,6 +171,9 @@ Test(vmath, erf_every_path) { check_case(&cases[3]); }
 Test(vmath, sigmoid_every_path) { check_case(&cases[4]); }
 Test(vmath, gelu_every_path) { check_case(&cases[5]); }
 Test(vmath, gelu_tanh_every_path) { check_case(&cases[6]); }
+Test(vmath, softplus_every_path) { check_case(&cases[7]); }
+Test(vmath, mish_every_path) { check_case(&cases[8]); }
+Test(vmath, expm1_every_path) { check_case(&cases[9]); }
 
 /* Each length gives, element for element, the bits of one long run (the vector body, its tail
  * and the remainder loop agree), in place as well; length 0 writes nothing. */

@@ -10,6 +10,8 @@
  *   exp   n = round(x / ln 2), r = x - n ln 2 (ln 2 in two parts), e^r by its degree-7 Taylor
  *         polynomial (|r| <= 0.35: truncation below 0.1 ulp), times 2^n as two powers of two so
  *         that the denormal results round once and the overflow gives inf.
+ *   expm1 |x| > 0.5: e^x - 1; below: (u - 1) x / log(u) with u = e^x rounded (u - 1 is exact
+ *         there, and the quotient cancels u's rounding error); x itself where u is 1.
  *   log   x = 2^k m with m in [sqrt(1/2), sqrt(2)), f = m - 1 (exact), s = f / (2 + f),
  *         log(1 + f) = f - f^2/2 + s (f^2/2 + R(s^2)), R the atanh series to s^10 (below 1e-10
  *         relative); denormals scaled by 2^23 first.
@@ -21,6 +23,8 @@
  *   GELU  x >= -1.3: x (1 + erf(x / sqrt 2)) / 2; below: x erfc(|x| / sqrt 2) / 2 from the same
  *         R, with x^2 / 2 split exactly into two floats so the tail keeps its relative accuracy.
  *   sigmoid e = e^-|x|, 1 / (1 + e) or e / (1 + e): no overflow, the negative tail stays exact.
+ *   softplus max(x, 0) + log1p(e^-|x|), log1p(u) = log(w) u / (w - 1) with w = 1 + u rounded
+ *         (u itself where w is 1), which cancels w's rounding error; Mish x tanh(softplus(x)).
  * The fits are weighted least squares iterated to equal ripple (Lawson), in double. */
 #ifndef VM_TGT
 
@@ -33,7 +37,7 @@
 
 typedef void (*vm_fn)(const float *, float *, int64_t);
 typedef struct vm_table {
-    vm_fn exp, log, tanh, erf, sigmoid, gelu, gelu_tanh;
+    vm_fn exp, expm1, log, tanh, erf, sigmoid, gelu, gelu_tanh, softplus, mish;
     double (*expsub)(const float *, float, float *, int64_t);
 } vm_table;
 
@@ -46,6 +50,8 @@ typedef struct vm_table {
 #define VM_FMA 0
 #include __FILE__
 
+#if defined(__x86_64__) || defined(__i386__)
+#define VM_X86 1
 #define VM_TGT __attribute__((target("avx2,fma")))
 #define VM_SFX _avx2
 #define VM_FMA 1
@@ -55,13 +61,18 @@ typedef struct vm_table {
 #define VM_SFX _avx512
 #define VM_FMA 1
 #include __FILE__
+#endif
 
+#ifdef VM_X86
 static const vm_table *const vm_tables[AMP_VMATH_NISA] = {&vm_table_scalar, &vm_table_avx2, &vm_table_avx512};
+#else /* other CPUs: the portable path only (vm_supported refuses the others) */
+static const vm_table *const vm_tables[AMP_VMATH_NISA] = {&vm_table_scalar, &vm_table_scalar, &vm_table_scalar};
+#endif
 
 static bool vm_supported(amp_vmath_isa isa) {
     switch (isa) {
     case AMP_VMATH_SCALAR: return true;
-#if defined(__x86_64__) || defined(__i386__)
+#ifdef VM_X86
     case AMP_VMATH_AVX2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     case AMP_VMATH_AVX512: return __builtin_cpu_supports("avx512f") && vm_supported(AMP_VMATH_AVX2);
 #endif
@@ -109,12 +120,15 @@ const char *amp_vmath_isa_name(amp_vmath_isa isa) {
 static const vm_table *vm_cur(void) { return vm_tables[amp_vmath_active()]; }
 
 void amp_vexpf(const float *x, float *y, int64_t n) { vm_cur()->exp(x, y, n); }
+void amp_vexpm1f(const float *x, float *y, int64_t n) { vm_cur()->expm1(x, y, n); }
 void amp_vlogf(const float *x, float *y, int64_t n) { vm_cur()->log(x, y, n); }
 void amp_vtanhf(const float *x, float *y, int64_t n) { vm_cur()->tanh(x, y, n); }
 void amp_verff(const float *x, float *y, int64_t n) { vm_cur()->erf(x, y, n); }
 void amp_vsigmoidf(const float *x, float *y, int64_t n) { vm_cur()->sigmoid(x, y, n); }
 void amp_vgeluf(const float *x, float *y, int64_t n) { vm_cur()->gelu(x, y, n); }
 void amp_vgelu_tanhf(const float *x, float *y, int64_t n) { vm_cur()->gelu_tanh(x, y, n); }
+void amp_vsoftplusf(const float *x, float *y, int64_t n) { vm_cur()->softplus(x, y, n); }
+void amp_vmishf(const float *x, float *y, int64_t n) { vm_cur()->mish(x, y, n); }
 double amp_vexpsubf(const float *x, float sub, float *y, int64_t n) { return vm_cur()->expsub(x, sub, y, n); }
 
 #else /* ---- the element functions and array loops, once per target ---------------------- */
@@ -210,6 +224,12 @@ VM_INL float VM(log1)(float x) {
     return VM(sel)(x != x, x, y);
 }
 
+VM_INL float VM(expm1_1)(float x) {
+    const float u = VM(exp1)(x), um = u - 1.0f;
+    const float near = um * (x / VM(log1)(u));
+    return VM(sel)(u == 1.0f, x, VM(sel)(fabsf(x) > 0.5f, um, near));
+}
+
 VM_INL float VM(tanh1)(float x) {
     const float ax = fabsf(x), x2 = x * x;
     float q = -0.00566032995f;
@@ -284,6 +304,7 @@ VM_INL float VM(sigmoid1)(float x) {
         _Pragma("omp simd") for (int64_t i = 0; i < n; i++) y[i] = ELEM(x[i]);                \
     }
 VM_ARRAY(vexp, VM(exp1))
+VM_ARRAY(vexpm1, VM(expm1_1))
 VM_ARRAY(vlog, VM(log1))
 VM_ARRAY(vtanh, VM(tanh1))
 VM_ARRAY(verf, VM(erf1))
@@ -296,6 +317,16 @@ VM_INL float VM(gelu_tanh1)(float x) {
     return x * VM(sigmoid1)(v);
 }
 VM_ARRAY(vgelu_tanh, VM(gelu_tanh1))
+
+VM_INL float VM(softplus1)(float x) {
+    const float u = VM(exp1)(-fabsf(x)), w = 1.0f + u;
+    const float l1p = VM(sel)(w == 1.0f, u, VM(log1)(w) * (u / (w - 1.0f)));
+    return VM(sel)(x > 0.0f, x, 0.0f) + l1p;
+}
+VM_ARRAY(vsoftplus, VM(softplus1))
+
+VM_INL float VM(mish1)(float x) { return x * VM(tanh1)(VM(softplus1)(x)); }
+VM_ARRAY(vmish, VM(mish1))
 #undef VM_ARRAY
 
 static VM_TGT double VM(vexpsub)(const float *x, float sub, float *y, int64_t n) {
@@ -309,8 +340,9 @@ static VM_TGT double VM(vexpsub)(const float *x, float sub, float *y, int64_t n)
     return s;
 }
 
-static const vm_table VM(vm_table) = {VM(vexp), VM(vlog), VM(vtanh), VM(verf), VM(vsigmoid),
-                                      VM(vgelu), VM(vgelu_tanh), VM(vexpsub)};
+static const vm_table VM(vm_table) = {VM(vexp), VM(vexpm1), VM(vlog), VM(vtanh), VM(verf), VM(vsigmoid),
+                                      VM(vgelu), VM(vgelu_tanh), VM(vsoftplus), VM(vmish),
+                                      VM(vexpsub)};
 
 #undef VM_INL
 #undef VM_TGT
