@@ -6,12 +6,12 @@
  *
  * Softmax subtracts the row maximum before exp and sums in double; contiguous f32 rows (the
  * reduced dim innermost) take e^(x - max) from backends/cpu/vmath.c on the f32 difference,
- * others compute in double. A row that is entirely
- * -inf gives NaN, as the ONNX reference (numpy: exp(x - max) with max = -inf gives
- * exp(-inf - -inf) = exp(nan)), onnxruntime and PyTorch all do: there is no distribution to
- * return, and a silent uniform or zero row would hide the masking bug upstream. Rows masked
- * with a large finite negative value (-1e9, -65504 in f16) have a finite maximum somewhere and
- * stay finite; a row of all -1e9 is uniform. A +inf element likewise gives NaN (inf - inf). */
+ * others compute in double. A row that is entirely -inf gives NaN, as the ONNX reference
+ * (numpy: exp(x - max) with max = -inf gives exp(-inf - -inf) = exp(nan)), onnxruntime and
+ * PyTorch all do: there is no distribution to return, and a silent uniform or zero row would
+ * hide the masking bug upstream. Rows masked with a large finite negative value (-1e9, -65504 in
+ * f16) have a finite maximum somewhere and stay finite; a row of all -1e9 is uniform. A +inf
+ * element likewise gives NaN (inf - inf). */
 #include "backends/cpu/cpu.h"
 #include "backends/cpu/vmath.h"
 
