@@ -108,6 +108,21 @@ static int paths(amp_vmath_isa *out) {
     return k;
 }
 
+/* the special values as libm's f32 function gives them, bit for bit (NaN: any NaN) */
+static void check_special(const vcase *c) {
+    const float sp[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 0x1p-149f, -0x1p-149f, 88.7229f,
+                        -104.0f, -150.0f, 1.0f, 20.0f, -20.0f};
+    for (size_t i = 0; i < sizeof sp / sizeof sp[0]; i++) {
+        float got;
+        c->f(&sp[i], &got, 1);
+        const float want = c->libm(sp[i]);
+        if (isnan(want)) cr_assert(isnan(got), "%s(%a): %a, libm NaN", c->name, (double)sp[i], (double)got);
+        else if (want == 0 || isinf(want) || fabsf(want) == 1.0f)
+            cr_assert_eq(to_bits(got), to_bits(want), "%s(%a): %a, libm %a", c->name, (double)sp[i], (double)got,
+                         (double)want);
+    }
+}
+
 static void check_case(const vcase *c) {
     int64_t n;
     float *x = sweep(&n), *y = malloc(sizeof(float) * (size_t)n);
@@ -144,20 +159,7 @@ static void check_case(const vcase *c) {
         /* the sweep is not mostly zeros or saturated values */
         cr_assert_gt(finite, n / 4, "%s: only %lld finite nonzero results", c->name, (long long)finite);
         cr_log_info("vmath %s (%s): max %.3f ulp at %a", c->name, amp_vmath_isa_name(isa[p]), worst, (double)at);
-        /* the special values as libm's f32 function gives them, bit for bit (NaN: any NaN) */
-        {
-            const float sp[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 0x1p-149f, -0x1p-149f, 88.7229f,
-                                -104.0f, -150.0f, 1.0f, 20.0f, -20.0f};
-            for (size_t i = 0; i < sizeof sp / sizeof sp[0]; i++) {
-                float got;
-                c->f(&sp[i], &got, 1);
-                const float want = c->libm(sp[i]);
-                if (isnan(want)) cr_assert(isnan(got), "%s(%a): %a, libm NaN", c->name, (double)sp[i], (double)got);
-                else if (want == 0 || isinf(want) || fabsf(want) == 1.0f)
-                    cr_assert_eq(to_bits(got), to_bits(want), "%s(%a): %a, libm %a", c->name, (double)sp[i],
-                                 (double)got, (double)want);
-            }
-        }
+        check_special(c);
     }
     amp_vmath_force(AMP_VMATH_AUTO);
     free(x);
