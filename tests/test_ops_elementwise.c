@@ -803,6 +803,16 @@ Test(elementwise, unary_big_inplace_and_scalar) {
     unary_case(&ucases[0], AMP_F32, 2, zero, false);
 }
 
+/* 16-bit in place over several of the kernel's 256-value f32 chunks (the last one partial), the
+ * way the ops with vector math (backends/cpu/vmath.c) widen, compute and narrow */
+Test(elementwise, unary_16bit_chunks_in_place) {
+    int64_t dims[1] = {1000};
+    for (size_t i = 0; i < sizeof ucases / sizeof ucases[0]; i++) {
+        unary_case(&ucases[i], AMP_F16, 1, dims, true);
+        unary_case(&ucases[i], AMP_BF16, 1, dims, true);
+    }
+}
+
 Test(elementwise, unary_int) {
     const char *ops[] = {"Relu", "Neg", "Abs", "Sign", "Shrink"};
     int64_t dims[2] = {7, 9};

@@ -1,13 +1,16 @@
 /* CPU kernel for the unary elementwise ops (math, activations, IsNaN/IsInf, Not).
  *
  * The op is chosen once per call and each case runs its own loop, so the per-element work is a
- * call into backends/elementwise.h (shared with CUDA) that the compiler inlines. f16/bf16 compute in
- * f32 and round once on store; f64 computes in double. Every loop reads element i before writing
- * it, so in-place runs (out == in) are correct. */
+ * call into backends/elementwise.h (shared with CUDA) that the compiler inlines; Exp, Log, Tanh,
+ * Erf, Sigmoid, Gelu, Softplus, Mish, Elu, Selu and Celu in f32, f16 and bf16 run the array
+ * functions of backends/cpu/vmath.c instead. f16/bf16 compute in f32 and round once on store; f64 computes in double. Every loop
+ * reads element i before writing it, so in-place runs (out == in) are correct. */
 #include <stdbool.h>
+#include <string.h>
 
 #include "backends/cpu/cpu.h"
 #include "backends/cpu/par.h"
+#include "backends/cpu/vmath.h"
 #include "backends/elementwise.h"
 
 #define CHUNK ((int64_t)1 << 14)       /* elements per work item */
@@ -163,6 +166,60 @@ static void un_class(amp_op op, amp_dtype t, const void *x, uint8_t *y, int64_t 
     }
 }
 
+/* The ops with an array form in backends/cpu/vmath.c (vectorised, within 4 ulp of the exact
+ * function; GELU 8, Mish 6), for f32 and, through f32 chunks on the stack, f16 and bf16. */
+typedef void (*vec_fn)(const float *, float *, int64_t);
+
+static vec_fn vec_of(amp_op op, const uattr *a) {
+    switch (op) {
+    case AMP_OP_EXP: return amp_vexpf;
+    case AMP_OP_LOG: return amp_vlogf;
+    case AMP_OP_TANH: return amp_vtanhf;
+    case AMP_OP_ERF: return amp_verff;
+    case AMP_OP_SIGMOID: return amp_vsigmoidf;
+    case AMP_OP_GELU: return a->tanh_approx ? amp_vgelu_tanhf : amp_vgeluf;
+    case AMP_OP_SOFTPLUS: return amp_vsoftplusf;
+    case AMP_OP_MISH: return amp_vmishf;
+    default: return NULL;
+    }
+}
+
+#define VEC16_CHUNK 256
+
+static void vec16(amp_dtype t, vec_fn f, const uint16_t *x, uint16_t *y, int64_t n) {
+    float buf[VEC16_CHUNK];
+    for (int64_t i = 0; i < n; i += VEC16_CHUNK) {
+        const int64_t m = n - i < VEC16_CHUNK ? n - i : VEC16_CHUNK;
+        amp_widen16(t, x + i, buf, m);
+        f(buf, buf, m);
+        amp_narrow16(t, buf, y + i, m);
+    }
+}
+
+/* Elu, Selu and Celu (f32, f16, bf16): e^x - 1 of a chunk by amp_vexpm1f, then the select;
+ * values as amp_elu_f, amp_selu_f and amp_celu_f give them with expm1f. x and y at element 0. */
+static bool un_expm1(amp_op op, amp_dtype t, const void *x, void *y, int64_t n, const uattr *a) {
+    if ((op != AMP_OP_ELU && op != AMP_OP_SELU && op != AMP_OP_CELU) || (t != AMP_F32 && t != AMP_F16 && t != AMP_BF16))
+        return false;
+    float v[VEC16_CHUNK], e[VEC16_CHUNK];
+    for (int64_t i = 0; i < n; i += VEC16_CHUNK) {
+        const int64_t m = n - i < VEC16_CHUNK ? n - i : VEC16_CHUNK;
+        if (t == AMP_F32) memcpy(v, (const float *)x + i, sizeof(float) * (size_t)m);
+        else amp_widen16(t, (const uint16_t *)x + i, v, m);
+        if (op == AMP_OP_CELU)
+            for (int64_t j = 0; j < m; j++) e[j] = v[j] / a->alpha;
+        else memcpy(e, v, sizeof(float) * (size_t)m);
+        amp_vexpm1f(e, e, m);
+        if (op == AMP_OP_SELU)
+            for (int64_t j = 0; j < m; j++) e[j] = a->gamma * (v[j] <= 0.0f ? a->alpha * e[j] : v[j]);
+        else
+            for (int64_t j = 0; j < m; j++) e[j] = v[j] < 0.0f ? a->alpha * e[j] : v[j];
+        if (t == AMP_F32) memcpy((float *)y + i, e, sizeof(float) * (size_t)m);
+        else amp_narrow16(t, e, (uint16_t *)y + i, m);
+    }
+    return true;
+}
+
 static bool run_chunk(amp_op op, amp_dtype t, amp_dtype to, const void *x, void *y, int64_t lo, int64_t hi,
                       const uattr *a) {
     int64_t n = hi - lo;
@@ -177,6 +234,17 @@ static bool run_chunk(amp_op op, amp_dtype t, amp_dtype to, const void *x, void 
         for (int64_t i = lo; i < hi; i++) yb[i] = !xb[i];
         return true;
     }
+    const vec_fn vf = vec_of(op, a);
+    if (vf && t == AMP_F32) {
+        vf((const float *)x + lo, (float *)y + lo, n);
+        return true;
+    }
+    if (vf && (t == AMP_F16 || t == AMP_BF16)) {
+        vec16(t, vf, (const uint16_t *)x + lo, (uint16_t *)y + lo, n);
+        return true;
+    }
+    const size_t es = amp_dtype_size(t);
+    if (un_expm1(op, t, (const char *)x + es * (size_t)lo, (char *)y + es * (size_t)lo, n, a)) return true;
     switch (t) {
     case AMP_F32: return un_f32(op, (const float *)x + lo, (float *)y + lo, n, a);
     case AMP_F64: return un_f64(op, (const double *)x + lo, (double *)y + lo, n, a);

@@ -8,6 +8,7 @@
 #include "backends/cpu/cpu.h"
 #include "backends/cpu/gemm.h"
 #include "backends/cpu/kernels.h"
+#include "backends/cpu/vmath.h"
 #include "backends/elementwise.h"
 
 static bool is16(amp_dtype t) { return t == AMP_F16 || t == AMP_BF16; }
@@ -36,15 +37,6 @@ static act_kind act_of(const amp_node *n) {
     return ACT_NONE;
 }
 
-static float act_f(act_kind a, float v) {
-    switch (a) {
-    case ACT_RELU: return amp_relu_f(v);
-    case ACT_GELU: return amp_gelu_f(v);
-    case ACT_GELU_TANH: return amp_gelu_tanh_f(v);
-    default: return v;
-    }
-}
-
 static double act_d(act_kind a, double v) {
     switch (a) {
     case ACT_RELU: return amp_relu_d(v);
@@ -52,6 +44,16 @@ static double act_d(act_kind a, double v) {
     case ACT_GELU_TANH: return amp_gelu_tanh_d(v);
     default: return v;
     }
+}
+
+/* The f32 epilogue y = act(v) over n values (y may be v): the GELUs through the vector functions
+ * of backends/cpu/vmath.c. */
+static void act_f32(act_kind act, const float *v, float *y, int64_t n) {
+    if (act == ACT_GELU) amp_vgeluf(v, y, n);
+    else if (act == ACT_GELU_TANH) amp_vgelu_tanhf(v, y, n);
+    else if (act == ACT_RELU)
+        for (int64_t i = 0; i < n; i++) y[i] = amp_relu_f(v[i]);
+    else if (y != v) memcpy(y, v, sizeof(float) * (size_t)n);
 }
 
 /* 16-bit: A, B and v widened to f32 in the workspace. */
@@ -100,11 +102,10 @@ amp_status amp_cpu_fused_gemm(amp_kernel *k) {
     if (K) amp_cpu_sgemm(amp_cpu_threads(k), 0, tb, M, N, K, (float)alpha, a, K, b, tb ? K : N, 1.0f, v, N);
     if (is16(dt)) {
         if (Z) amp_narrow16(dt, v, Z->data, Z->numel);
-        for (int64_t i = 0; i < M * N; i++) v[i] = act_f(act, v[i]);
+        act_f32(act, v, v, M * N);
         amp_narrow16(dt, v, Y->data, Y->numel);
     } else {
-        float *y = Y->data;
-        for (int64_t i = 0; i < M * N; i++) y[i] = act_f(act, v[i]);
+        act_f32(act, v, Y->data, M * N);
     }
     return AMP_OK;
 }

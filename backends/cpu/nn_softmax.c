@@ -4,16 +4,39 @@
  * the one dim at `axis` (default -1); before 13 the input is coerced to 2-D at `axis`
  * (default 1), so len is the product of dims[axis:] and inner is 1.
  *
- * Softmax subtracts the row maximum before exp and sums in double. A row that is entirely
- * -inf gives NaN, as the ONNX reference (numpy: exp(x - max) with max = -inf gives
- * exp(-inf - -inf) = exp(nan)), onnxruntime and PyTorch all do: there is no distribution to
- * return, and a silent uniform or zero row would hide the masking bug upstream. Rows masked
- * with a large finite negative value (-1e9, -65504 in f16) have a finite maximum somewhere and
- * stay finite; a row of all -1e9 is uniform. A +inf element likewise gives NaN (inf - inf). */
+ * Softmax subtracts the row maximum before exp and sums in double; contiguous f32 rows (the
+ * reduced dim innermost) take e^(x - max) from backends/cpu/vmath.c on the f32 difference,
+ * others compute in double. A row that is entirely -inf gives NaN, as the ONNX reference
+ * (numpy: exp(x - max) with max = -inf gives exp(-inf - -inf) = exp(nan)), onnxruntime and
+ * PyTorch all do: there is no distribution to return, and a silent uniform or zero row would
+ * hide the masking bug upstream. Rows masked with a large finite negative value (-1e9, -65504 in
+ * f16) have a finite maximum somewhere and stay finite; a row of all -1e9 is uniform. A +inf
+ * element likewise gives NaN (inf - inf). */
 #include "backends/cpu/cpu.h"
 #include "backends/cpu/par.h"
+#include "backends/cpu/vmath.h"
 
 #define SOFTMAX_PAR_MIN 16384
+#define SOFTMAX_CHUNK 256 /* LogSoftmax's e^(x - max) scratch on the stack */
+
+/* One contiguous f32 row: maximum (a NaN wins), then the vector exp; in place is fine. */
+static void softmax_row_f32(amp_op op, const float *x, float *y, int64_t len) {
+    float mx = -INFINITY;
+    for (int64_t j = 0; j < len; j++)
+        if (x[j] > mx || isnan(x[j])) mx = x[j]; /* after a NaN, only a NaN replaces it */
+    if (op == AMP_OP_LOG_SOFTMAX) {
+        /* the exps go to scratch: y may be x, and x is read again below */
+        float e[SOFTMAX_CHUNK];
+        double sum = 0;
+        for (int64_t j = 0; j < len; j += SOFTMAX_CHUNK)
+            sum += amp_vexpsubf(x + j, mx, e, len - j < SOFTMAX_CHUNK ? len - j : SOFTMAX_CHUNK);
+        const double sub = (double)mx + log(sum);
+        for (int64_t j = 0; j < len; j++) y[j] = (float)((double)x[j] - sub);
+        return;
+    }
+    const double inv = 1.0 / amp_vexpsubf(x, mx, y, len);
+    for (int64_t j = 0; j < len; j++) y[j] = (float)((double)y[j] * inv);
+}
 
 amp_status amp_cpu_softmax(amp_kernel *k) {
     const amp_tensor *x = k->in[0];
@@ -32,6 +55,7 @@ amp_status amp_cpu_softmax(amp_kernel *k) {
     const amp_op op = k->n->op;
     const amp_dtype xt = x->dtype, yt = y->dtype;
     const bool big = x->numel >= SOFTMAX_PAR_MIN;
+    const bool rows_f32 = xt == AMP_F32 && yt == AMP_F32 && inner == 1;
 
     AMP_PAR_FOR(big, num_threads(k->threads),
     for (int64_t row = 0; row < outer * inner; row++) {
@@ -49,6 +73,10 @@ amp_status amp_cpu_softmax(amp_kernel *k) {
                 }
             }
             for (int64_t j = 0; j < len; j++) amp_st(yt, y->data, base + j * inner, j == best ? 1.0 : 0.0);
+            continue;
+        }
+        if (rows_f32) {
+            softmax_row_f32(op, (const float *)x->data + base, (float *)y->data + base, len);
             continue;
         }
         double mx = -INFINITY;

@@ -19,6 +19,7 @@
 #include "backends/cpu/gemm.h"
 #include "backends/cpu/kernels.h"
 #include "backends/cpu/par.h"
+#include "backends/cpu/vmath.h"
 #include "ir/ops/rnn.h"
 
 /* Activation numbers of ir/ops/rnn.c (the order of the ONNX operator docs). */
@@ -81,63 +82,12 @@ static int64_t h_off(const rnn_job *j, int d, int64_t b) { return (j->layout ? b
 
 /* ---- f32 sigmoid and tanh over arrays ---------------------------------------------------------
  * The gate activations are most of an RNN's time at the usual hidden sizes (libm's tanhf costs
- * more than the GEMM's multiply-adds per element). These loops vectorise: e^x by range
- * reduction to [-ln2/2, ln2/2] and a degree-7 Taylor polynomial, with branch-free selects (a C
- * conditional on a value computed by a division would keep GCC from vectorising while FP
- * exceptions are honoured). Within 3 ulp of the exact functions; NaN stays NaN; also used by
- * backends/cpu/rnn_grad.c. */
+ * more than the GEMM's multiply-adds per element): the vectorised functions of
+ * backends/cpu/vmath.c, in place; also used by backends/cpu/rnn_grad.c. */
 
-static inline float sel_f32(bool c, float a, float b) {
-    uint32_t ua, ub, m = 0u - (uint32_t)c;
-    memcpy(&ua, &a, sizeof ua);
-    memcpy(&ub, &b, sizeof ub);
-    ua = (ua & m) | (ub & ~m);
-    memcpy(&a, &ua, sizeof a);
-    return a;
-}
+void amp_cpu_rnn_sigmoid_f32(float *v, int64_t n) { amp_vsigmoidf(v, v, n); }
 
-/* e^x for x in [-87.3, 88.3] (2^n stays a normal number). */
-static inline float exp_f32(float x) {
-    /* adding 1.5 * 2^23 rounds x log2(e) to the integer n, left in the low mantissa bits */
-    const float tm = x * 1.44269504088896341f + 12582912.0f, n = tm - 12582912.0f;
-    /* ln 2 in two parts: n * 0.693359375 is exact */
-    const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
-    float p = 1.0f / 5040;
-    p = p * r + 1.0f / 720;
-    p = p * r + 1.0f / 120;
-    p = p * r + 1.0f / 24;
-    p = p * r + 1.0f / 6;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    uint32_t u;
-    memcpy(&u, &tm, sizeof u);
-    u = (u + 127u) << 23; /* the exponent field of 2^n */
-    float s;
-    memcpy(&s, &u, sizeof s);
-    return p * s;
-}
-
-void amp_cpu_rnn_sigmoid_f32(float *v, int64_t n) {
-#pragma omp simd
-    for (int64_t i = 0; i < n; i++) {
-        const float x = sel_f32(v[i] < -87.0f, -87.0f, sel_f32(v[i] > 87.0f, 87.0f, v[i]));
-        v[i] = 1.0f / (1.0f + exp_f32(-x));
-    }
-}
-
-void amp_cpu_rnn_tanh_f32(float *v, int64_t n) {
-#pragma omp simd
-    for (int64_t i = 0; i < n; i++) {
-        /* 1 - 2 / (e^2|x| + 1), and near zero (where that cancels) the series to x^9 */
-        const float x = v[i], ax = fabsf(x), x2 = x * x;
-        const float e = exp_f32(2.0f * sel_f32(ax > 9.0f, 9.0f, ax));
-        const float big = 1.0f - 2.0f / (e + 1.0f);
-        const float small =
-            x + x * x2 * (-1.0f / 3 + x2 * (2.0f / 15 + x2 * (-17.0f / 315 + x2 * (62.0f / 2835))));
-        v[i] = sel_f32(ax < 0.25f, small, copysignf(big, x));
-    }
-}
+void amp_cpu_rnn_tanh_f32(float *v, int64_t n) { amp_vtanhf(v, v, n); }
 
 /* n elements of t from element offset off set to zero (all-zero bits in every float dtype). */
 static void zero_out(amp_tensor *t, int64_t off, int64_t n) {
