@@ -154,12 +154,14 @@ static bool in_list(const char *s, const char *const *list, int n) {
     return false;
 }
 
+/* The largest finite |x|, as calibration records it: +-inf and NaN are the same in 16 bits (a
+ * -inf mask stays -inf), only finite values beyond the range change. */
 static double f32_absmax(const amp_tensor *t) {
     double m = 0;
     const float *x = t->data;
     for (int64_t i = 0; i < t->numel; i++) {
         double v = fabs((double)x[i]);
-        if (v > m) m = v; /* inf counts; NaN does not */
+        if (v > m && isfinite(v)) m = v;
     }
     return m;
 }

@@ -10,6 +10,8 @@ typedef struct calib {
     double *absmax; /* per value of the FP32 model */
 } calib;
 
+/* The largest finite |x|: an infinity or a NaN that FP32 computes (a -inf attention mask, say)
+ * is the same value in 16 bits, so only finite values can overflow there. */
 static double tensor_absmax(const amp_tensor *t) {
     double m = 0.0;
     if (!t || !t->data) return 0.0;
@@ -17,13 +19,13 @@ static double tensor_absmax(const amp_tensor *t) {
         const float *x = t->data;
         for (int64_t i = 0; i < t->numel; i++) {
             double v = fabs((double)x[i]);
-            if (v > m || isnan(v)) m = isnan(v) ? INFINITY : v;
+            if (v > m && isfinite(v)) m = v;
         }
     } else if (t->dtype == AMP_F64) {
         const double *x = t->data;
         for (int64_t i = 0; i < t->numel; i++) {
             double v = fabs(x[i]);
-            if (v > m || isnan(v)) m = isnan(v) ? INFINITY : v;
+            if (v > m && isfinite(v)) m = v;
         }
     }
     return m;

@@ -463,6 +463,40 @@ Test(autocast_search, relax_moves_only_harmless_class_nodes) {
     amp_model_destroy(m);
 }
 
+/* x -> MatMul -> Where(mask, ., -inf) -> Softmax -> y, a third of each row masked: -inf is -inf
+ * in 16 bits too, so neither the constant nor the calibrated output of the Where keeps it FP32
+ * (only finite values beyond the limit do), and the masked entries stay exact zeros. */
+Test(autocast_search, infinite_mask_is_not_a_range) {
+    amp_graph *g = new_graph();
+    int x = add_input(g, "x");
+    int64_t sq[2] = {WIDTH, WIDTH}, row[1] = {WIDTH}, one[1] = {1};
+    double keep[WIDTH], ninf = -INFINITY;
+    for (int j = 0; j < WIDTH; j++) keep[j] = j % 3 != 0;
+    int W = add_init(g, "w", tt_rand(ctx, AMP_F32, 2, sq, -0.5, 0.5, 31));
+    int M = add_init(g, "mask", tt_make(ctx, AMP_BOOL, 1, row, keep));
+    int NI = add_init(g, "ninf", tt_make(ctx, AMP_F32, 1, one, &ninf));
+    int h = add_node(g, "MatMul", "mm", 2, (int[]){x, W}, "h");
+    int w = add_node(g, "Where", "masked", 3, (int[]){M, h, NI}, "w");
+    int y = add_node(g, "Softmax", "soft", 1, (int[]){w}, "y");
+    add_output(g, y);
+    amp_model *m = finish_model(g);
+    calib c;
+    int64_t dims[2] = {BATCH, WIDTH};
+    make_calib(&c, "x", 2, dims);
+    amp_autocast_options o = options(&c, 0, 1); /* calibrated, no error target */
+    amp_autocast_report r = {.struct_size = sizeof r};
+    amp_model *out = NULL;
+    cr_assert_eq(amp_model_autocast(m, &o, &out, &r), AMP_OK, "%s", amp_context_last_error(ctx));
+    cr_expect_eq(r.nodes_range_kept, 0);
+    cr_expect_eq(amp_node_precision(out->g, node_named(out->g, "masked")), AMP_F16);
+    double err = measured_error(m, out, &c); /* asserts every element finite */
+    cr_expect_gt(err, 0.0);
+    cr_expect_leq(err, 1e-2);
+    amp_model_destroy(out);
+    free_calib(&c);
+    amp_model_destroy(m);
+}
+
 /* With io_16bit the output itself is FP16: no choice of nodes reaches 1e-6. */
 Test(autocast_search, unreachable_target_fails) {
     calib c;

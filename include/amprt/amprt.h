@@ -402,7 +402,9 @@ typedef struct amp_autocast_options {
     const char *const *calib_names;
     const amp_tensor *const *calib_inputs;
     /* A node stays FP32 when max |x| over calibration of any of its float inputs or outputs
-     * exceeds this. 0: the default, the largest finite 16-bit value / 16 (4094 for FP16). */
+     * exceeds this (finite values only: an infinity or NaN the FP32 model computes, such as a
+     * -inf attention mask, is the same in 16 bits). 0: the default, the largest finite 16-bit
+     * value / 16 (4094 for FP16). */
     double range_limit;
     /* nonzero: ops that have no 16-bit type in the ONNX schema at the model's opset (Conv and
      * pooling in BF16 before opset 22, ...) may still run in 16 bits. amprt's own runs and
