@@ -191,16 +191,14 @@ const char *cli_reason_name(amp_autocast_reason r) {
     return "unknown";
 }
 
-/* A deny-class or neighbours node the max_error search tried in 16 bits: value the error
- * measured then (-1: the passes ran out first), limit the target. */
-static bool measured_class(const cli_decision *d) {
+bool cli_reason_measured(const cli_decision *d) {
     return (d->reason == AMP_REASON_DENY_CLASS || d->reason == AMP_REASON_NEIGHBOURS) && d->limit > 0;
 }
 
 /* ", in 16 bits the output error would be V (target L)" for such a node, else "". */
 static const char *measured_text(char *buf, size_t len, const cli_decision *d) {
     buf[0] = 0;
-    if (measured_class(d) && d->value >= 0)
+    if (cli_reason_measured(d) && d->value >= 0)
         snprintf(buf, len, "; in 16 bits the output error would be %.4g (target %.4g)", d->value, d->limit);
     return buf;
 }
@@ -371,7 +369,7 @@ void cli_report_json(FILE *f, const cli_autocast *ca) {
     fputs(",\"fp32_nodes\":[", f);
     for (int i = 0; i < ca->n_why; i++) {
         const cli_decision *d = &ca->why[i];
-        bool numbers = d->reason == AMP_REASON_RANGE || d->reason == AMP_REASON_UNDERFLOW || measured_class(d);
+        bool numbers = d->reason == AMP_REASON_RANGE || d->reason == AMP_REASON_UNDERFLOW || cli_reason_measured(d);
         fputs(i ? ",{\"node\":" : "{\"node\":", f);
         json_str(f, d->node);
         fputs(",\"op\":", f);

@@ -221,6 +221,9 @@ void cli_report_json(FILE *f, const cli_autocast *ca);
  * as --verbose prints it. */
 const char *cli_reason_name(amp_autocast_reason r);
 void cli_reason_text(char *buf, size_t len, const cli_decision *d);
+/* A deny-class or neighbours node the max_error search tried in 16 bits: value the error
+ * measured then (-1: the passes ran out first), limit the target. */
+bool cli_reason_measured(const cli_decision *d);
 /* Matmul/conv FLOPs of the last plan of s: total and in 16-bit types. */
 void cli_plan_flops(const amp_session *s, double *total, double *in16);
 /* Graphviz drawing of the model, nodes coloured by precision, casts marked; FP32 nodes carry

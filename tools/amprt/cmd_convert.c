@@ -62,6 +62,11 @@ static const cli_command convert_cmd = {"convert", usage,
                                         CLI_DTYPE | CLI_KEEP_IO | CLI_CONVERT | CLI_JSON | CLI_MAX_MEMORY | CLI_QUIET |
                                             CLI_VERBOSE | CLI_DOT | CLI_MAX_ERROR | CLI_TARGET_OPSET};
 
+/* A node the max_error search measured in 16 bits and kept FP32 (its value: that error). */
+static bool measured_kept(const cli_decision *d) {
+    return d->reason == AMP_REASON_ERROR_TARGET || (cli_reason_measured(d) && d->value >= 0);
+}
+
 int cmd_convert(int argc, char **argv) {
     cli_opts o;
     int rc = cli_parse(argc, argv, 2, &o, &convert_cmd);
@@ -140,15 +145,18 @@ int cmd_convert(int argc, char **argv) {
                 fprintf(out, "  FP32 %s (%s): %s\n", ca.why[i].node[0] ? ca.why[i].node : "(unnamed)", ca.why[i].op, why);
             }
         }
+        /* the nodes the search measured and kept FP32: its own, and the op classes' it tried */
+        int listed = 0;
+        for (int i = 0; i < ca.n_why; i++) listed += measured_kept(&ca.why[i]);
         if (o.max_error > 0 && !o.quiet)
             fprintf(stderr,
                     "amprt: --max-error %g: error %.3g, %.1f%% of MatMul/Gemm/Conv FLOPs in 16 bits, %d passes over the "
-                    "calibration sets; %d nodes FP32 by their op class or its neighbours measured and moved to 16 bits; %d nodes kept FP32 for the "
-                    "error%s\n",
-                    o.max_error, r->error, 100.0 * r->flops16_share, r->error_passes, r->nodes_relaxed,
-                    r->nodes_error_kept, r->nodes_error_kept ? " (error with each back in 16 bits):" : "");
+                    "calibration sets; %d nodes kept FP32 for the error, %d FP32 by their op class or its neighbours "
+                    "moved to 16 bits by measurement%s\n",
+                    o.max_error, r->error, 100.0 * r->flops16_share, r->error_passes, r->nodes_error_kept,
+                    r->nodes_relaxed, listed ? "; kept (error with each in 16 bits):" : "");
         for (int i = 0; o.max_error > 0 && !o.quiet && i < ca.n_why; i++)
-            if (ca.why[i].reason == AMP_REASON_ERROR_TARGET)
+            if (measured_kept(&ca.why[i]))
                 fprintf(stderr, "  %s (%s): error %.3g in 16 bits\n", ca.why[i].node[0] ? ca.why[i].node : "(unnamed)",
                         ca.why[i].op, ca.why[i].value);
     }
