@@ -21,7 +21,9 @@
  *    hangs on them: a residual Add, a Gather of an FP32 table, Identity aliases), not those kept
  *    by ranges, the opset or the caller, are tried in 16 bits, all at once on top of the answer
  *    so far; within the target they all go, else the same group testing as step 4 finds those
- *    that must stay FP32. Step 5 runs after this step, over both kinds of kept node.
+ *    that must stay FP32. The first such trial, on top of the plain conversion, is measured
+ *    before step 1's: within the target it is the answer (2 passes in all). Step 5 runs after
+ *    this step, over both kinds of kept node.
  * Every measurement is one pass over the calibration sets; the first pass calibrates and keeps
  * the FP32 reference outputs at once, and all stay within AMP_SEARCH_PASSES. Decisions depend
  * only on measured errors, taken in node order: the same model, options and sets give the same
@@ -406,10 +408,11 @@ static void mark_16bit(const search *S, const amp_graph *g, bool *is16) {
     }
 }
 
-/* Step 6: the deny-class and neighbours nodes of the plain conversion in 16 bits, all at once on
- * top of the answer so far, then by halves. b: the answer's measures, updated when a trial is
- * kept. */
-static amp_status relax(search *S, int *cand_of, bool *is16, int *ids, best *b) {
+/* Step 6's candidates: the deny-class and neighbours nodes of the plain conversion that go to
+ * 16 bits when allowed, appended after the 16-bit ones, not kept (allowed). *trial: that
+ * conversion, every one of them in 16 bits on top of keep[] (NULL when there is none). */
+static amp_status relax_candidates(search *S, int *cand_of, bool *is16, amp_graph **trial) {
+    *trial = NULL;
     int first = S->ncand;
     for (int i = 0; i < S->nn; i++)
         if ((S->reason[i] == AMP_REASON_DENY_CLASS || S->reason[i] == AMP_REASON_NEIGHBOURS) && !S->user_blocked[i]) {
@@ -420,11 +423,7 @@ static amp_status relax(search *S, int *cand_of, bool *is16, int *ids, best *b) 
             S->keep[S->ncand] = false;
             S->cand[S->ncand++] = i;
         }
-    if (S->ncand == first || S->passes >= AMP_SEARCH_PASSES) {
-        for (int c = first; c < S->ncand; c++) cand_of[S->cand[c]] = -1;
-        S->ncand = first;
-        return AMP_OK;
-    }
+    if (S->ncand == first) return AMP_OK;
     amp_graph *g = NULL;
     amp_status st = convert(S, S->keep, NULL, NULL, &g, NULL);
     if (st) return st;
@@ -442,21 +441,21 @@ static amp_status relax(search *S, int *cand_of, bool *is16, int *ids, best *b) 
     }
     S->ncand = n;
     for (int i = 0; i < S->nn; i++) is16[i] = false;
-    if (n == first) {
-        amp_graph_destroy(g);
-        return AMP_OK;
-    }
-    double e = 0, sh = 0;
-    if ((st = measure(S, g, &e, &sh))) return st;
-    if (e <= S->target) {
-        *b = (best){e, sh};
-        return AMP_OK;
-    }
+    if (n == first) amp_graph_destroy(g);
+    else *trial = g;
+    return AMP_OK;
+}
+
+/* Step 6 on top of the answer so far: every relax candidate (cand[n16, ncand)) in 16 bits at
+ * once, measured unless known to fail with error fail_err (known_fail), then by halves. b: the
+ * answer's measures, updated when a trial is kept. */
+static amp_status relax(search *S, bool known_fail, double fail_err, int *ids, best *b) {
+    int first = S->n16, n = S->ncand;
     for (int c = first; c < n; c++) {
-        S->keep[c] = true;
         ids[c - first] = c;
+        S->keep[c] = true;
     }
-    return give_back(S, ids, 0, n - first, true, e, b);
+    return give_back(S, ids, 0, n - first, known_fail, fail_err, b);
 }
 
 amp_status amp_autocast_search(const amp_model *model, const amp_autocast_options *o, amp_graph **out,
@@ -534,11 +533,14 @@ amp_status amp_autocast_search(const amp_model *model, const amp_autocast_option
         S.threads = keep.threads;
     }
 
-    /* 1. the plain conversion; its 16-bit nodes are the candidates */
+    /* 1. the plain conversion; its 16-bit nodes are the candidates. Relaxing, the conversion
+     * with every op-class candidate in 16 bits too is measured first: within the target it is
+     * the answer, and the plain one needs no pass */
     amp_autocast_report r;
-    double err = 0, share = 0;
+    double err = 0, share = 0, relax_err = 0;
+    bool relax_failed = false, relaxed_all = false;
     {
-        amp_graph *g = NULL;
+        amp_graph *g = NULL, *trial = NULL;
         if ((st = convert(&S, S.keep, o->keep_op_classes ? NULL : collect_reason, &S, &g, &r))) goto done;
         bool *is16 = seen; /* scratch, per base node */
         mark_16bit(&S, g, is16);
@@ -552,10 +554,30 @@ amp_status amp_autocast_search(const amp_model *model, const amp_autocast_option
             is16[i] = false;
         }
         S.n16 = S.ncand;
-        if ((st = measure(&S, g, &err, &share))) goto done;
+        if (!o->keep_op_classes && (st = relax_candidates(&S, cand_of, is16, &trial))) {
+            amp_graph_destroy(g);
+            goto done;
+        }
+        if (trial) {
+            double sh = 0;
+            if ((st = measure(&S, trial, &relax_err, &sh))) {
+                amp_graph_destroy(g);
+                goto done;
+            }
+            relaxed_all = relax_err <= S.target;
+            relax_failed = !relaxed_all;
+            if (relaxed_all) {
+                err = relax_err;
+                share = sh;
+            }
+        }
+        /* the relax candidates stay FP32 while the 16-bit ones are searched */
+        for (int c = S.n16; c < S.ncand && !relaxed_all; c++) S.keep[c] = true;
+        if (relaxed_all) amp_graph_destroy(g);
+        else if ((st = measure(&S, g, &err, &share))) goto done;
     }
     best b = {err, share};
-    if (err > S.target && S.ncand == 0) {
+    if (err > S.target && S.n16 == 0) {
         st = amp_seterr(ctx, AMP_ERR_LIMIT, "max_error %g is out of reach: the conversion gives %g and has no 16-bit node to keep in FP32",
                         S.target, err);
         goto done;
@@ -563,22 +585,23 @@ amp_status amp_autocast_search(const amp_model *model, const amp_autocast_option
     if (err > S.target) {
         /* 2. everything FP32 */
         double e0 = err, eall = 0, shall = 0;
-        for (int c = 0; c < S.ncand; c++) S.keep[c] = true;
+        relax_failed = false; /* its trial was on top of another set */
+        for (int c = 0; c < S.n16; c++) S.keep[c] = true;
         if ((st = try_config(&S, S.keep, &eall, &shall))) goto done;
         if (!(eall <= S.target)) {
             st = amp_seterr(ctx, AMP_ERR_LIMIT,
                             "max_error %g is out of reach: the plain conversion gives %g, and keeping all %d of its "
                             "16-bit nodes in FP32 still gives %g%s",
-                            S.target, e0, S.ncand, eall,
+                            S.target, e0, S.n16, eall,
                             o->io_16bit ? " (the graph's inputs and outputs are 16-bit; without io_16bit they stay FP32)" : "");
             goto done;
         }
         /* 3. bisection: the shortest prefix kept FP32 within the target */
-        int lo = 0, hi = S.ncand;
+        int lo = 0, hi = S.n16;
         b = (best){eall, shall};
         while (hi - lo > 1) {
             int mid = lo + (hi - lo) / 2;
-            for (int c = 0; c < S.ncand; c++) S.keep[c] = c < mid;
+            for (int c = 0; c < S.n16; c++) S.keep[c] = c < mid;
             double e = 0, sh = 0;
             if ((st = try_config(&S, S.keep, &e, &sh))) goto done;
             if (e <= S.target) {
@@ -588,7 +611,7 @@ amp_status amp_autocast_search(const amp_model *model, const amp_autocast_option
                 lo = mid;
             }
         }
-        for (int c = 0; c < S.ncand; c++) S.keep[c] = c < hi;
+        for (int c = 0; c < S.n16; c++) S.keep[c] = c < hi;
         /* 4. back to 16 bits: the FLOP nodes of the prefix first, then the others */
         int nf = 0, nz = 0;
         for (int c = 0; c < hi; c++)
@@ -600,7 +623,7 @@ amp_status amp_autocast_search(const amp_model *model, const amp_autocast_option
         if ((st = give_back(&S, ids, nf, nf + nz, nf == 0, e0, &b))) goto done;
     }
     /* 6. the op classes' FP32 nodes, measured */
-    if (!o->keep_op_classes && (st = relax(&S, cand_of, seen, ids, &b))) goto done;
+    if (!relaxed_all && (st = relax(&S, relax_failed, relax_err, ids, &b))) goto done;
     /* 5. contributions, measured against the final set when the passes allow */
     {
         int kept = 0;
