@@ -2,7 +2,8 @@
  *
  * Colouring follows TensorFlow's auto-mixed-precision over ONNX op classes (AUTOCAST.md):
  *  1. allow nodes (MatMul, Gemm, Conv, ...) are 16-bit; deny nodes (Exp, Softmax, Reduce*, ...)
- *     and nodes blocked by the caller or by calibration ranges are FP32;
+ *     and nodes blocked by the caller or by calibration ranges are FP32 (a node named in
+ *     allow_nodes is an allow node, whatever its class, its ranges checked);
  *  2. deny spreads forward through infer and clear nodes that lead to a deny or infer node;
  *  3. infer and clear nodes between two 16-bit nodes become 16-bit;
  *  4. an infer or clear node whose every float input comes from a 16-bit node (or a constant)
@@ -153,12 +154,14 @@ static bool in_list(const char *s, const char *const *list, int n) {
     return false;
 }
 
+/* The largest finite |x|, as calibration records it: +-inf and NaN are the same in 16 bits (a
+ * -inf mask stays -inf), only finite values beyond the range change. */
 static double f32_absmax(const amp_tensor *t) {
     double m = 0;
     const float *x = t->data;
     for (int64_t i = 0; i < t->numel; i++) {
         double v = fabs((double)x[i]);
-        if (v > m) m = v; /* inf counts; NaN does not */
+        if (v > m && isfinite(v)) m = v;
     }
     return m;
 }
@@ -236,9 +239,12 @@ static void colour(ac *a, const amp_autocast_options *o, const double *absmax, d
         } else if (in_list(n->op_type, o->block_ops, o->n_block_ops) || in_list(n->name, o->block_nodes, o->n_block_nodes)) {
             keep32(a, ni, AMP_REASON_BLOCKED, 0, 0);
             r->nodes_blocked++;
-        } else if (k == K_DENY) {
+        } else if (k == K_DENY && !in_list(n->name, o->allow_nodes, o->n_allow_nodes)) {
             keep32(a, ni, AMP_REASON_DENY_CLASS, 0, 0);
         } else {
+            /* a node the caller allows is 16-bit, as an allow node, whatever its class and its
+             * neighbours, unless its ranges say otherwise */
+            if (k != K_ALLOW && in_list(n->name, o->allow_nodes, o->n_allow_nodes)) a->kind[ni] = K_ALLOW;
             double hot = over_range(a, ni, absmax, limit);
             double tiny = absmax && ulimit > 0 ? under_range(a, ni, absmax, ulimit) : 0;
             if (hot > 0) {

@@ -4,10 +4,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/elem.h"
 #include "passes/passes.h"
 
 /* An attribute that became input `slot` at opset `at`; scalar: a 0-D tensor of the node's T
- * (Clip's bounds, Pad's value, Dropout's ratio in float32), else a 1-D int64 tensor. */
+ * (Clip's bounds, Pad's value, for float16, bfloat16, float and double data; Dropout's ratio in
+ * float32), else a 1-D int64 tensor. */
 typedef struct moved_attr {
     const char *attr;
     int slot;
@@ -108,8 +110,14 @@ static const char *legacy_resize_check(const amp_graph *g, const amp_node *n, in
 }
 
 /* Can node n be carried from opset `from` to `target`? */
+/* Scatter (opsets 9 and 10) is ScatterElements from 11 on: the same inputs, attribute and result
+ * under the new name (11 adds negative indices, which Scatter never had). */
+static bool scatter_renamed(const amp_node *n, int64_t from, int target) {
+    return n->op == AMP_OP_SCATTER && crosses(from, target, 11);
+}
+
 static amp_status check_node(const amp_graph *g, const amp_node *n, int64_t from, int target) {
-    if (!amp_domain_is_default(n->domain)) return AMP_OK;
+    if (!amp_domain_is_default(n->domain) || scatter_renamed(n, from, target)) return AMP_OK;
     if (n->op == AMP_OP_UNKNOWN) return refuse(g, n, from, target, "the op is not in amprt's op table");
     const amp_op_info *oi = &amp_op_table[n->op];
     if (target > oi->opset_hi && n->op != AMP_OP_UPSAMPLE) return refuse(g, n, from, target, "the op is not defined at the target opset");
@@ -124,9 +132,9 @@ static amp_status check_node(const amp_graph *g, const amp_node *n, int64_t from
             if (n->n_inputs > c->moved[i].slot)
                 return refuse(g, n, from, target, "an attribute that becomes an input is also given as an input");
             int x = n->inputs[0];
-            if (c->moved[i].scalar_t && n->op != AMP_OP_DROPOUT && (x < 0 || g->values[x].dtype != AMP_F32))
+            if (c->moved[i].scalar_t && n->op != AMP_OP_DROPOUT && (x < 0 || !amp_dtype_is_float(g->values[x].dtype)))
                 return refuse(g, n, from, target, "a scalar attribute becomes an input of the data's type, "
-                                                  "which amprt writes for float32 data only");
+                                                  "which amprt writes for float data only");
         }
         if (n->op == AMP_OP_DROPOUT && n->n_outputs > 1 && from < 10 && value_used(g, n->outputs[1]))
             return refuse(g, n, from, target, "the mask output changes from T to bool at opset 10");
@@ -312,6 +320,15 @@ static amp_status softmax_rewrite(amp_graph *g, int ni) {
 static amp_status rewrite_node(amp_graph *g, int ni, int64_t from, int target, bool *changed) {
     amp_node *n = &g->nodes[ni];
     if (!amp_domain_is_default(n->domain)) return AMP_OK;
+    if (scatter_renamed(n, from, target)) {
+        char *t = amp_strdup(g->ctx, "ScatterElements");
+        if (!t) return amp_seterr(g->ctx, AMP_ERR_NO_MEMORY, "out of memory");
+        amp_dealloc(g->ctx, n->op_type);
+        n->op_type = t;
+        n->op = amp_op_lookup("ScatterElements", "");
+        *changed = true;
+        return AMP_OK;
+    }
     const op_change *c = change_of(n, from, target);
     if (c) {
         for (int i = 0; i < c->n_moved; i++) {
@@ -322,8 +339,13 @@ static amp_status rewrite_node(amp_graph *g, int ni, int64_t from, int target, b
             snprintf(suffix, sizeof suffix, "_%s", m->attr);
             int v;
             if (m->scalar_t) {
-                float f = a->f;
-                v = add_init(g, n, suffix, AMP_F32, 0, 0, &f, sizeof f);
+                /* Clip's bounds and Pad's value take the data's type (float16, double, ...);
+                 * Dropout's ratio stays float32 */
+                int x = n->inputs[0];
+                amp_dtype dt = n->op == AMP_OP_DROPOUT || x < 0 ? AMP_F32 : g->values[x].dtype;
+                unsigned char buf[8];
+                amp_st(dt, buf, 0, (double)a->f);
+                v = add_init(g, n, suffix, dt, 0, 0, buf, amp_dtype_size(dt));
             } else if (a->kind == AMP_ATTR_INT) {
                 int64_t k = a->i;
                 v = add_init(g, n, suffix, AMP_I64, 1, 1, &k, sizeof k);

@@ -10,6 +10,8 @@ typedef struct calib {
     double *absmax; /* per value of the FP32 model */
 } calib;
 
+/* The largest finite |x|: an infinity or a NaN that FP32 computes (a -inf attention mask, say)
+ * is the same value in 16 bits, so only finite values can overflow there. */
 static double tensor_absmax(const amp_tensor *t) {
     double m = 0.0;
     if (!t || !t->data) return 0.0;
@@ -17,13 +19,13 @@ static double tensor_absmax(const amp_tensor *t) {
         const float *x = t->data;
         for (int64_t i = 0; i < t->numel; i++) {
             double v = fabs((double)x[i]);
-            if (v > m || isnan(v)) m = isnan(v) ? INFINITY : v;
+            if (v > m && isfinite(v)) m = v;
         }
     } else if (t->dtype == AMP_F64) {
         const double *x = t->data;
         for (int64_t i = 0; i < t->numel; i++) {
             double v = fabs(x[i]);
-            if (v > m || isnan(v)) m = isnan(v) ? INFINITY : v;
+            if (v > m && isfinite(v)) m = v;
         }
     }
     return m;
@@ -35,17 +37,27 @@ static void observe(void *user, int value, const amp_tensor *t) {
     if (m > c->absmax[value]) c->absmax[value] = m;
 }
 
-/* Run every calibration set through the FP32 model, recording max |x| per value. */
-static amp_status calibrate(const amp_model *model, const amp_autocast_options *o, double *absmax) {
+/* The calibration session: unfused, so that every value of the graph passes through a step (and
+ * its range is seen), and the outputs kept are those of the graph's own nodes. */
+static amp_status calib_session(const amp_model *model, int threads, calib *c, amp_session **s) {
+    amp_session_options so = {.struct_size = sizeof so, .backend = "cpu", .threads = threads, .fusion = -1};
+    amp_status st = amp_session_create((amp_model *)model, &so, s);
+    if (st) return st;
+    (*s)->observe = observe;
+    (*s)->observe_user = c;
+    return AMP_OK;
+}
+
+amp_status amp_autocast_calibrate(const amp_model *model, const amp_autocast_options *o, double *absmax,
+                                  amp_calib_keep *keep) {
     amp_context *ctx = model->ctx;
     const amp_graph *g = model->g;
     amp_session *s = NULL;
-    amp_session_options so = {.struct_size = sizeof so, .backend = "cpu", .threads = 0};
-    amp_status st = amp_session_create((amp_model *)model, &so, &s);
-    if (st) return st;
     calib c = {.absmax = absmax};
-    s->observe = observe;
-    s->observe_user = &c;
+    /* the search's pass starts on one thread and takes every core only for a large set */
+    if (keep) keep->threads = 1;
+    amp_status st = calib_session(model, keep ? 1 : 0, &c, &s);
+    if (st) return st;
     for (int v = 0; v < g->n_values; v++)
         if (g->values[v].init) absmax[v] = tensor_absmax(g->values[v].init);
     for (int set = 0; set < o->n_calib; set++) {
@@ -60,19 +72,34 @@ static amp_status calibrate(const amp_model *model, const amp_autocast_options *
             double m = tensor_absmax(ins[i]);
             if (m > absmax[v]) absmax[v] = m;
         }
-        st = amp_session_run(s, o->n_calib_names, o->calib_names, ins, 0, NULL, NULL);
+        st = amp_session_run(s, o->n_calib_names, o->calib_names, ins, keep ? keep->nout : 0, keep ? keep->names : NULL,
+                             keep ? keep->outputs + (size_t)set * (size_t)keep->nout : NULL);
         if (st) {
             st = amp_seterr(ctx, st, "calibration set %d: %s", set, amp_session_last_error(s));
             goto done;
         }
         /* values folded at plan time never pass through a step */
         const amp_plan *p = s->last;
+        double set_flops = 0;
+        for (int ni = 0; keep && ni < g->n_nodes; ni++) {
+            double f = amp_node_flops(p, s->model->g, ni);
+            set_flops += f;
+            if (keep->node_flops) keep->node_flops[ni] += f;
+        }
         for (int v = 0; v < g->n_values; v++)
             if (p->slots[v].kind == AMP_SLOT_CONST && p->slots[v].ti.value) {
                 double m = tensor_absmax(p->slots[v].ti.value);
                 if (m > absmax[v]) absmax[v] = m;
             }
         if (o->progress) o->progress(o->progress_user_data, set + 1, o->n_calib);
+        if (keep && set == 0 && set_flops >= AMP_SEARCH_PARALLEL_FLOPS) {
+            keep->threads = 0;
+            if (o->n_calib > 1) {
+                amp_session_destroy(s);
+                s = NULL;
+                if ((st = calib_session(model, 0, &c, &s))) goto done;
+            }
+        }
     }
 done:
     amp_session_destroy(s);
@@ -112,7 +139,8 @@ amp_status amp_model_autocast(const amp_model *model, const amp_autocast_options
     amp_copy_options(&o, sizeof o, opts);
     if (o.n_calib < 0 || o.n_calib_names < 0 || (o.n_calib > 0 && (!o.calib_names || !o.calib_inputs)) ||
         o.n_block_ops < 0 || o.n_block_nodes < 0 || (o.n_block_ops && !o.block_ops) ||
-        (o.n_block_nodes && !o.block_nodes) || o.range_limit < 0 || isnan(o.underflow_limit))
+        (o.n_block_nodes && !o.block_nodes) || o.n_allow_nodes < 0 || (o.n_allow_nodes && !o.allow_nodes) ||
+        o.range_limit < 0 || isnan(o.underflow_limit))
         return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "bad autocast options");
     if (o.max_error < 0 || isnan(o.max_error) || isinf(o.max_error))
         return amp_seterr(ctx, AMP_ERR_INVALID_ARG, "max_error must be a finite number > 0 (0: no error target), not %g",
@@ -138,17 +166,21 @@ amp_status amp_model_autocast(const amp_model *model, const amp_autocast_options
         model = &upgraded;
     }
 
-    if (o.n_calib > 0) {
+    /* the search calibrates itself: the same pass over the sets keeps its FP32 reference */
+    if (o.n_calib > 0 && !(o.max_error > 0)) {
         absmax = amp_calloc(ctx, (size_t)model->g->n_values + 1, sizeof(double));
-        if (!absmax) return amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
-        s = calibrate(model, &o, absmax);
+        if (!absmax) {
+            s = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
+            goto done;
+        }
+        s = amp_autocast_calibrate(model, &o, absmax, NULL);
         if (s) goto done;
     }
     /* the copy keeps value ids, so the ranges gathered on the source apply as they are; dtypes
      * the source's values were given by an earlier type check stay, and the pass's own strict
      * check recomputes every one of them from the inputs anyway */
     if (o.max_error > 0) {
-        s = amp_autocast_search(model, &o, absmax, &g, &r);
+        s = amp_autocast_search(model, &o, &g, &r);
         if (s) goto done;
     } else {
         s = amp_graph_clone(model->g, &g);

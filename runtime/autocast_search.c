@@ -16,9 +16,18 @@
  * 5. Each node left FP32 is measured once more with only it returned to 16 bits: its
  *    contribution, the error keeping it FP32 removes (when the pass budget allows; else the
  *    error seen when it was tested alone in step 4; -1 for a node the passes ran out before).
- * Every measurement is one pass over the calibration sets; with the calibration run and the FP32
- * reference they stay within AMP_SEARCH_PASSES. Decisions depend only on measured errors, taken
- * in node order: the same model, options and sets give the same file.
+ * 6. Relax (unless keep_op_classes): the nodes the plain conversion keeps FP32 by their op class
+ *    (deny ops: Softmax, LayerNormalization, Reduce*, ...) and by their FP32 neighbours (what
+ *    hangs on them: a residual Add, a Gather of an FP32 table, Identity aliases), not those kept
+ *    by ranges, the opset or the caller, are tried in 16 bits, all at once on top of the answer
+ *    so far; within the target they all go, else the same group testing as step 4 finds those
+ *    that must stay FP32. The first such trial, on top of the plain conversion, is measured
+ *    before step 1's: within the target it is the answer (2 passes in all). Step 5 runs after
+ *    this step, over both kinds of kept node.
+ * Every measurement is one pass over the calibration sets; the first pass calibrates and keeps
+ * the FP32 reference outputs at once, and all stay within AMP_SEARCH_PASSES. Decisions depend
+ * only on measured errors, taken in node order: the same model, options and sets give the same
+ * file.
  *
  * Nodes are named by block_nodes, so nodes without a name, or sharing one, get a unique working
  * name while the search runs; the result carries the file's names again. */
@@ -30,8 +39,8 @@
 #include "passes/passes.h"
 #include "runtime/runtime.h"
 
-/* Passes over the calibration sets the whole conversion may spend, the calibration run and the
- * FP32 reference included. */
+/* Passes over the calibration sets the whole conversion may spend, the calibration run (which
+ * keeps the FP32 reference too) included. */
 #define AMP_SEARCH_PASSES 100
 
 typedef struct named {
@@ -43,7 +52,7 @@ typedef struct search {
     amp_context *ctx;
     const amp_model *src;
     const amp_autocast_options *o; /* the caller's options (copied by amp_model_autocast) */
-    const double *absmax;
+    double *absmax;       /* per value: max |x| over the calibration sets */
     amp_dtype lo;
     amp_graph *base;      /* the source with unique node names */
     int nn;
@@ -51,9 +60,15 @@ typedef struct search {
     named *index;         /* base names, sorted */
     bool *user_blocked;   /* per node: named in the caller's block_nodes */
     const char **block;   /* block_nodes of one candidate conversion */
-    int *cand;            /* candidate nodes, in node order */
+    const char **allow;   /* allow_nodes of one candidate conversion */
+    unsigned char *reason; /* per node: its amp_autocast_reason in the plain conversion (0: 16-bit) */
+    int *cand;            /* candidate nodes: the plain conversion's 16-bit ones in node order,
+                             then the deny-class ones step 6 tries, in node order */
     double *cand_flops;
     int ncand;
+    int n16;              /* cand[0, n16): the plain conversion's 16-bit nodes */
+    bool *relax;          /* per candidate: a deny-class or neighbours node (keep: not allowed in
+                             16 bits) */
     bool *keep;           /* per candidate: kept FP32 */
     double *contrib;      /* per candidate: the error with it returned to 16 bits (-1: none) */
     int nsets, nout;
@@ -61,6 +76,7 @@ typedef struct search {
     const char **out_names;
     amp_tensor **ref;     /* FP32 outputs, set-major */
     int passes;
+    int threads;          /* of the measuring sessions (amp_calib_keep.threads) */
     double target;
 } search;
 
@@ -181,9 +197,9 @@ void amp_plan_flops(const amp_plan *p, const amp_graph *g, double *total, double
 
 /* ---- measurement ---------------------------------------------------------------------------- */
 
-static amp_status session_for(amp_model *m, amp_session **s) {
+static amp_status session_for(const search *S, amp_model *m, amp_session **s) {
     /* unfused, so plans and node ids are the graph's own */
-    amp_session_options so = {.struct_size = sizeof so, .backend = "cpu", .threads = 0, .fusion = -1};
+    amp_session_options so = {.struct_size = sizeof so, .backend = "cpu", .threads = S->threads, .fusion = -1};
     return amp_session_create(m, &so, s);
 }
 
@@ -212,33 +228,25 @@ static amp_status run_set(search *S, amp_session *s, const amp_graph *g, int set
     return st;
 }
 
-/* The FP32 reference outputs, and each node's FLOPs at the calibration shapes. */
-static amp_status reference(search *S, double *node_flops) {
-    amp_session *s = NULL;
-    amp_status st = session_for((amp_model *)S->src, &s);
-    if (st) return st;
-    for (int set = 0; set < S->nsets && !st; set++) {
-        st = run_set(S, s, S->src->g, set, S->ref + (size_t)set * (size_t)S->nout);
-        if (!st)
-            for (int ni = 0; ni < S->nn; ni++) node_flops[ni] += amp_node_flops(s->last, s->model->g, ni);
-    }
-    amp_session_destroy(s);
-    S->passes++;
-    return st;
-}
-
-/* One conversion: the candidates with keep[] set (and the caller's blocked nodes) stay FP32.
+/* One conversion: the 16-bit candidates with keep[] set (and the caller's blocked nodes) stay
+ * FP32; the deny-class candidates without it (and the caller's allowed nodes) go to 16 bits.
  * explain and report may be NULL. */
 static amp_status convert(search *S, const bool *keep, void (*explain)(void *, const amp_autocast_decision *),
                           void *explain_user, amp_graph **out, amp_autocast_report *report) {
-    int nb = 0;
+    int nb = 0, na = 0;
     for (int i = 0; i < S->nn; i++)
         if (S->user_blocked[i]) S->block[nb++] = S->base->nodes[i].name;
-    for (int c = 0; c < S->ncand; c++)
-        if (keep[c]) S->block[nb++] = S->base->nodes[S->cand[c]].name;
+    for (int k = 0; k < S->o->n_allow_nodes; k++) S->allow[na++] = S->o->allow_nodes[k];
+    for (int c = 0; c < S->ncand; c++) {
+        const char *nm = S->base->nodes[S->cand[c]].name;
+        if (keep[c] && !S->relax[c]) S->block[nb++] = nm;
+        if (!keep[c] && S->relax[c]) S->allow[na++] = nm;
+    }
     amp_autocast_options o = *S->o;
     o.block_nodes = S->block;
     o.n_block_nodes = nb;
+    o.allow_nodes = S->allow;
+    o.n_allow_nodes = na;
     o.explain = explain;
     o.explain_user_data = explain_user;
     o.max_error = 0;
@@ -287,7 +295,7 @@ static amp_status measure(search *S, amp_graph *g, double *err, double *share) {
     double *num = amp_calloc(ctx, (size_t)S->nout * 2 + 1, sizeof(double));
     double total = 0.0, in16 = 0.0;
     bool bad = false;
-    amp_status st = num ? session_for(&m, &s) : amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
+    amp_status st = num ? session_for(S, &m, &s) : amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory");
     for (int set = 0; set < S->nsets && !st; set++) {
         for (int k = 0; k < S->nout; k++) outs[k] = NULL;
         st = run_set(S, s, g, set, outs);
@@ -363,7 +371,8 @@ typedef struct explainer {
     int *cand_of;         /* per base node: candidate position or -1 */
 } explainer;
 
-/* The caller's explain, with the file's names, and the search's nodes as ERROR_TARGET. */
+/* The caller's explain, with the file's names; the search's kept 16-bit candidates as
+ * ERROR_TARGET, the relax candidates it kept with their reason and their measured error. */
 static void explain_wrap(void *user, const amp_autocast_decision *d) {
     explainer *x = user;
     const search *S = x->S;
@@ -373,7 +382,7 @@ static void explain_wrap(void *user, const amp_autocast_decision *d) {
         e.node = file_name(S, b);
         int c = x->cand_of[b];
         if (c >= 0 && S->keep[c]) {
-            e.reason = AMP_REASON_ERROR_TARGET;
+            if (!S->relax[c]) e.reason = AMP_REASON_ERROR_TARGET;
             e.value = S->contrib[c];
             e.limit = S->target;
             x->seen[c] = true;
@@ -382,12 +391,78 @@ static void explain_wrap(void *user, const amp_autocast_decision *d) {
     x->o->explain(x->o->explain_user_data, &e);
 }
 
-amp_status amp_autocast_search(const amp_model *model, const amp_autocast_options *o, const double *absmax,
-                               amp_graph **out, amp_autocast_report *report) {
+/* The plain conversion's reason for each FP32 node, by working name. */
+static void collect_reason(void *user, const amp_autocast_decision *d) {
+    search *S = user;
+    int b = d->node ? find_named(S->index, S->nn, d->node) : -1;
+    if (b >= 0) S->reason[b] = (unsigned char)d->reason;
+}
+
+/* Base nodes computing in the 16-bit type in converted graph g (is16, zeroed by the caller). */
+static void mark_16bit(const search *S, const amp_graph *g, bool *is16) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        const amp_node *n = &g->nodes[i];
+        if (n->flags & AMP_NODE_INSERTED || !n->name || amp_node_precision(g, n) != S->lo) continue;
+        int b = find_named(S->index, S->nn, n->name);
+        if (b >= 0) is16[b] = true;
+    }
+}
+
+/* Step 6's candidates: the deny-class and neighbours nodes of the plain conversion that go to
+ * 16 bits when allowed, appended after the 16-bit ones, not kept (allowed). *trial: that
+ * conversion, every one of them in 16 bits on top of keep[] (NULL when there is none). */
+static amp_status relax_candidates(search *S, int *cand_of, bool *is16, amp_graph **trial) {
+    *trial = NULL;
+    int first = S->ncand;
+    for (int i = 0; i < S->nn; i++)
+        if ((S->reason[i] == AMP_REASON_DENY_CLASS || S->reason[i] == AMP_REASON_NEIGHBOURS) && !S->user_blocked[i]) {
+            cand_of[i] = S->ncand;
+            S->cand_flops[S->ncand] = 0;
+            S->contrib[S->ncand] = -1;
+            S->relax[S->ncand] = true;
+            S->keep[S->ncand] = false;
+            S->cand[S->ncand++] = i;
+        }
+    if (S->ncand == first) return AMP_OK;
+    amp_graph *g = NULL;
+    amp_status st = convert(S, S->keep, NULL, NULL, &g, NULL);
+    if (st) return st;
+    /* only those the trial put in 16 bits are candidates: the opset or a range keeps the others
+     * FP32 whatever the measure (the same conversion with fewer names allowed is this one) */
+    for (int i = 0; i < S->nn; i++) is16[i] = false;
+    mark_16bit(S, g, is16);
+    int n = first;
+    for (int c = first; c < S->ncand; c++) {
+        int i = S->cand[c];
+        cand_of[i] = -1;
+        if (!is16[i]) continue;
+        cand_of[i] = n;
+        S->cand[n++] = i;
+    }
+    S->ncand = n;
+    for (int i = 0; i < S->nn; i++) is16[i] = false;
+    if (n == first) amp_graph_destroy(g);
+    else *trial = g;
+    return AMP_OK;
+}
+
+/* Step 6 on top of the answer so far: every relax candidate (cand[n16, ncand)) in 16 bits at
+ * once, measured unless known to fail with error fail_err (known_fail), then by halves. b: the
+ * answer's measures, updated when a trial is kept. */
+static amp_status relax(search *S, bool known_fail, double fail_err, int *ids, best *b) {
+    int first = S->n16, n = S->ncand;
+    for (int c = first; c < n; c++) {
+        ids[c - first] = c;
+        S->keep[c] = true;
+    }
+    return give_back(S, ids, 0, n - first, known_fail, fail_err, b);
+}
+
+amp_status amp_autocast_search(const amp_model *model, const amp_autocast_options *o, amp_graph **out,
+                               amp_autocast_report *report) {
     amp_context *ctx = model->ctx;
     const amp_graph *sg = model->g;
-    search S = {.ctx = ctx, .src = model, .o = o, .absmax = absmax, .nn = sg->n_nodes, .nsets = o->n_calib,
-                .target = o->max_error, .passes = 1 /* the calibration run */};
+    search S = {.ctx = ctx, .src = model, .o = o, .nn = sg->n_nodes, .nsets = o->n_calib, .target = o->max_error};
     amp_status st = amp_autocast_check_options(ctx, o, &S.lo);
     if (st) return st;
     double *node_flops = NULL;
@@ -399,18 +474,23 @@ amp_status amp_autocast_search(const amp_model *model, const amp_autocast_option
     S.index = amp_calloc(ctx, (size_t)nn + 1, sizeof(named));
     S.user_blocked = amp_calloc(ctx, (size_t)nn + 1, sizeof(bool));
     S.block = amp_calloc(ctx, (size_t)nn + 1, sizeof(char *));
+    S.allow = amp_calloc(ctx, (size_t)nn + (size_t)o->n_allow_nodes + 1, sizeof(char *));
+    S.reason = amp_calloc(ctx, (size_t)nn + 1, 1);
     S.cand = amp_calloc(ctx, (size_t)nn + 1, sizeof(int));
     S.cand_flops = amp_calloc(ctx, (size_t)nn + 1, sizeof(double));
+    S.relax = amp_calloc(ctx, (size_t)nn + 1, sizeof(bool));
     S.keep = amp_calloc(ctx, (size_t)nn + 1, sizeof(bool));
     S.contrib = amp_calloc(ctx, (size_t)nn + 1, sizeof(double));
+    S.absmax = amp_calloc(ctx, (size_t)sg->n_values + 1, sizeof(double));
     node_flops = amp_calloc(ctx, (size_t)nn + 1, sizeof(double));
     ids = amp_calloc(ctx, (size_t)nn + 1, sizeof(int));
     cand_of = amp_calloc(ctx, (size_t)nn + 1, sizeof(int));
     seen = amp_calloc(ctx, (size_t)nn + 1, sizeof(bool));
     S.out_value = amp_calloc(ctx, (size_t)sg->n_outputs + 1, sizeof(int));
     S.out_names = amp_calloc(ctx, (size_t)sg->n_outputs + 1, sizeof(char *));
-    if (!S.renamed || !S.index || !S.user_blocked || !S.block || !S.cand || !S.cand_flops || !S.keep || !S.contrib ||
-        !node_flops || !ids || !cand_of || !seen || !S.out_value || !S.out_names) {
+    if (!S.renamed || !S.index || !S.user_blocked || !S.block || !S.allow || !S.reason || !S.cand || !S.cand_flops ||
+        !S.relax || !S.keep || !S.contrib || !S.absmax || !node_flops || !ids || !cand_of || !seen || !S.out_value ||
+        !S.out_names) {
         st = amp_seterr(ctx, AMP_ERR_NO_MEMORY, "out of memory in the max_error search");
         goto done;
     }
@@ -445,21 +525,25 @@ amp_status amp_autocast_search(const amp_model *model, const amp_autocast_option
         for (int k = 0; k < o->n_block_nodes; k++)
             if (o->block_nodes[k] && sg->nodes[i].name && strcmp(o->block_nodes[k], sg->nodes[i].name) == 0)
                 S.user_blocked[i] = true;
-    if ((st = reference(&S, node_flops))) goto done;
-
-    /* 1. the plain conversion; its 16-bit nodes are the candidates */
-    amp_autocast_report r;
-    double err = 0, share = 0;
+    /* one pass: the ranges, the FP32 reference outputs and each node's FLOPs at the sets' shapes */
     {
-        amp_graph *g = NULL;
-        if ((st = convert(&S, S.keep, NULL, NULL, &g, &r))) goto done;
+        amp_calib_keep keep = {.nout = S.nout, .names = S.out_names, .outputs = S.ref, .node_flops = node_flops};
+        if ((st = amp_autocast_calibrate(model, o, S.absmax, &keep))) goto done;
+        S.passes = 1;
+        S.threads = keep.threads;
+    }
+
+    /* 1. the plain conversion; its 16-bit nodes are the candidates. Relaxing, the conversion
+     * with every op-class candidate in 16 bits too is measured first: within the target it is
+     * the answer, and the plain one needs no pass */
+    amp_autocast_report r;
+    double err = 0, share = 0, relax_err = 0;
+    bool relax_failed = false, relaxed_all = false;
+    {
+        amp_graph *g = NULL, *trial = NULL;
+        if ((st = convert(&S, S.keep, o->keep_op_classes ? NULL : collect_reason, &S, &g, &r))) goto done;
         bool *is16 = seen; /* scratch, per base node */
-        for (int i = 0; i < g->n_nodes; i++) {
-            const amp_node *n = &g->nodes[i];
-            if (n->flags & AMP_NODE_INSERTED || !n->name || amp_node_precision(g, n) != S.lo) continue;
-            int b = find_named(S.index, nn, n->name);
-            if (b >= 0) is16[b] = true;
-        }
+        mark_16bit(&S, g, is16);
         for (int i = 0; i < nn; i++) {
             cand_of[i] = -1;
             if (!is16[i]) continue;
@@ -469,10 +553,31 @@ amp_status amp_autocast_search(const amp_model *model, const amp_autocast_option
             S.cand[S.ncand++] = i;
             is16[i] = false;
         }
-        if ((st = measure(&S, g, &err, &share))) goto done;
+        S.n16 = S.ncand;
+        if (!o->keep_op_classes && (st = relax_candidates(&S, cand_of, is16, &trial))) {
+            amp_graph_destroy(g);
+            goto done;
+        }
+        if (trial) {
+            double sh = 0;
+            if ((st = measure(&S, trial, &relax_err, &sh))) {
+                amp_graph_destroy(g);
+                goto done;
+            }
+            relaxed_all = relax_err <= S.target;
+            relax_failed = !relaxed_all;
+            if (relaxed_all) {
+                err = relax_err;
+                share = sh;
+            }
+        }
+        /* the relax candidates stay FP32 while the 16-bit ones are searched */
+        for (int c = S.n16; c < S.ncand && !relaxed_all; c++) S.keep[c] = true;
+        if (relaxed_all) amp_graph_destroy(g);
+        else if ((st = measure(&S, g, &err, &share))) goto done;
     }
     best b = {err, share};
-    if (err > S.target && S.ncand == 0) {
+    if (err > S.target && S.n16 == 0) {
         st = amp_seterr(ctx, AMP_ERR_LIMIT, "max_error %g is out of reach: the conversion gives %g and has no 16-bit node to keep in FP32",
                         S.target, err);
         goto done;
@@ -480,22 +585,23 @@ amp_status amp_autocast_search(const amp_model *model, const amp_autocast_option
     if (err > S.target) {
         /* 2. everything FP32 */
         double e0 = err, eall = 0, shall = 0;
-        for (int c = 0; c < S.ncand; c++) S.keep[c] = true;
+        relax_failed = false; /* its trial was on top of another set */
+        for (int c = 0; c < S.n16; c++) S.keep[c] = true;
         if ((st = try_config(&S, S.keep, &eall, &shall))) goto done;
         if (!(eall <= S.target)) {
             st = amp_seterr(ctx, AMP_ERR_LIMIT,
                             "max_error %g is out of reach: the plain conversion gives %g, and keeping all %d of its "
                             "16-bit nodes in FP32 still gives %g%s",
-                            S.target, e0, S.ncand, eall,
+                            S.target, e0, S.n16, eall,
                             o->io_16bit ? " (the graph's inputs and outputs are 16-bit; without io_16bit they stay FP32)" : "");
             goto done;
         }
         /* 3. bisection: the shortest prefix kept FP32 within the target */
-        int lo = 0, hi = S.ncand;
+        int lo = 0, hi = S.n16;
         b = (best){eall, shall};
         while (hi - lo > 1) {
             int mid = lo + (hi - lo) / 2;
-            for (int c = 0; c < S.ncand; c++) S.keep[c] = c < mid;
+            for (int c = 0; c < S.n16; c++) S.keep[c] = c < mid;
             double e = 0, sh = 0;
             if ((st = try_config(&S, S.keep, &e, &sh))) goto done;
             if (e <= S.target) {
@@ -505,7 +611,7 @@ amp_status amp_autocast_search(const amp_model *model, const amp_autocast_option
                 lo = mid;
             }
         }
-        for (int c = 0; c < S.ncand; c++) S.keep[c] = c < hi;
+        for (int c = 0; c < S.n16; c++) S.keep[c] = c < hi;
         /* 4. back to 16 bits: the FLOP nodes of the prefix first, then the others */
         int nf = 0, nz = 0;
         for (int c = 0; c < hi; c++)
@@ -515,10 +621,14 @@ amp_status amp_autocast_search(const amp_model *model, const amp_autocast_option
         /* returning the whole prefix is the plain conversion, measured in step 1 */
         if ((st = give_back(&S, ids, 0, nf, nz == 0, e0, &b))) goto done;
         if ((st = give_back(&S, ids, nf, nf + nz, nf == 0, e0, &b))) goto done;
-        /* 5. contributions, measured against the final set when the passes allow */
+    }
+    /* 6. the op classes' FP32 nodes, measured */
+    if (!relaxed_all && (st = relax(&S, relax_failed, relax_err, ids, &b))) goto done;
+    /* 5. contributions, measured against the final set when the passes allow */
+    {
         int kept = 0;
         for (int c = 0; c < S.ncand; c++) kept += S.keep[c];
-        if (S.passes + kept <= AMP_SEARCH_PASSES)
+        if (kept && S.passes + kept <= AMP_SEARCH_PASSES)
             for (int c = 0; c < S.ncand; c++) {
                 if (!S.keep[c]) continue;
                 S.keep[c] = false;
@@ -540,7 +650,7 @@ amp_status amp_autocast_search(const amp_model *model, const amp_autocast_option
                 int i = S.cand[c];
                 amp_autocast_decision d = {.node = file_name(&S, i),
                                            .op_type = sg->nodes[i].op_type,
-                                           .reason = AMP_REASON_ERROR_TARGET,
+                                           .reason = S.relax[c] ? (amp_autocast_reason)S.reason[i] : AMP_REASON_ERROR_TARGET,
                                            .value = S.contrib[c],
                                            .limit = S.target};
                 o->explain(o->explain_user_data, &d);
@@ -549,8 +659,11 @@ amp_status amp_autocast_search(const amp_model *model, const amp_autocast_option
         st = amp_seterr(ctx, st, "out of memory in the max_error search");
         goto done;
     }
-    r.nodes_error_kept = 0;
-    for (int c = 0; c < S.ncand; c++) r.nodes_error_kept += S.keep[c];
+    r.nodes_error_kept = r.nodes_relaxed = 0;
+    for (int c = 0; c < S.ncand; c++) {
+        if (S.relax[c]) r.nodes_relaxed += !S.keep[c];
+        else r.nodes_error_kept += S.keep[c];
+    }
     r.nodes_blocked -= r.nodes_error_kept; /* the pass counted them as blocked by name */
     r.error = b.err;
     r.flops16_share = b.share;
@@ -568,10 +681,14 @@ done:
     amp_dealloc(ctx, S.index);
     amp_dealloc(ctx, S.user_blocked);
     amp_dealloc(ctx, S.block);
+    amp_dealloc(ctx, S.allow);
+    amp_dealloc(ctx, S.reason);
     amp_dealloc(ctx, S.cand);
     amp_dealloc(ctx, S.cand_flops);
+    amp_dealloc(ctx, S.relax);
     amp_dealloc(ctx, S.keep);
     amp_dealloc(ctx, S.contrib);
+    amp_dealloc(ctx, S.absmax);
     amp_dealloc(ctx, S.out_value);
     amp_dealloc(ctx, S.out_names);
     amp_dealloc(ctx, node_flops);

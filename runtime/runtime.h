@@ -143,10 +143,32 @@ void amp_plan_dump(const amp_session *s, const amp_plan *p, FILE *f);
  * and the sum over g of those FLOPs, in all and where the node's first input is 16-bit. */
 double amp_node_flops(const amp_plan *p, const amp_graph *g, int node);
 void amp_plan_flops(const amp_plan *p, const amp_graph *g, double *total, double *in16);
+/* MatMul/Gemm/Conv FLOPs of one calibration set from which the max_error search runs its
+ * sessions on every core: below it (most calibration batches) one thread is faster, since each
+ * op's fork and join costs more than its work, and far faster on a loaded machine, where the
+ * OpenMP threads of a parallel op wait spinning for cores other processes hold. */
+#define AMP_SEARCH_PARALLEL_FLOPS 1e9
+/* What a calibration pass keeps besides the ranges (the max_error search's FP32 reference):
+ * the outputs named, set-major (set s, output k at s * nout + k; created by the run, owned by
+ * the caller), each node's MatMul/Gemm/Conv FLOPs summed over the sets (may be NULL), and the
+ * session threads the search should use (set by the pass: 1, or 0 for every core when the
+ * first set reaches AMP_SEARCH_PARALLEL_FLOPS, from which set on the pass uses them too). */
+typedef struct amp_calib_keep {
+    int nout;
+    const char *const *names;
+    amp_tensor **outputs;
+    double *node_flops;
+    int threads;
+} amp_calib_keep;
+/* One pass of o's calibration sets through model in FP32 on the CPU backend, unfused: max |x|
+ * per value into absmax (initializers included; zeroed by the caller), o->progress told after
+ * each set; keep (may be NULL: every core) receives what it asks for (runtime/autocast.c). */
+amp_status amp_autocast_calibrate(const amp_model *model, const amp_autocast_options *o, double *absmax,
+                                  amp_calib_keep *keep);
 /* The max_error conversion of amp_model_autocast (runtime/autocast_search.c): o has been checked
- * and has calibration sets; absmax are their ranges per value of model. *out: the converted
- * graph (owned by the caller); *report filled. */
-amp_status amp_autocast_search(const amp_model *model, const amp_autocast_options *o, const double *absmax,
-                               amp_graph **out, amp_autocast_report *report);
+ * and has calibration sets, which the search calibrates on itself. *out: the converted graph
+ * (owned by the caller); *report filled. */
+amp_status amp_autocast_search(const amp_model *model, const amp_autocast_options *o, amp_graph **out,
+                               amp_autocast_report *report);
 
 #endif

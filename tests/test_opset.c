@@ -1,6 +1,7 @@
 /* Opset conversion (passes/opset.c): for each rewritten op, a one-node model at the old opset is
  * raised to the new one; the node's new form is checked and the FP32 outputs, run by the CPU
- * backend before and after, are equal bit for bit. Refusals leave the graph as it was. */
+ * backend before and after, are equal bit for bit (Scatter, which amprt cannot run, against
+ * its result computed here). Refusals leave the graph as it was. */
 #include <criterion/criterion.h>
 #include <string.h>
 
@@ -22,6 +23,9 @@ typedef struct spec_attr {
     float f;
 } spec_attr;
 
+/* The dtype of x in the models one_node makes (float32 unless a test says otherwise). */
+static amp_dtype x_dtype = AMP_F32;
+
 /* A model x[rank, dims] -> op(x) -> outputs y0..y{nout-1} at the given opset. */
 static amp_model *one_node(const char *op, int64_t opset, int rank, const int64_t *dims, int nout,
                            const spec_attr *attrs, int n_attrs) {
@@ -30,7 +34,7 @@ static amp_model *one_node(const char *op, int64_t opset, int rank, const int64_
     g->opset = opset;
     g->ir_version = 7;
     int x = amp_graph_value(g, "x");
-    g->values[x].dtype = AMP_F32;
+    g->values[x].dtype = x_dtype;
     g->values[x].rank = rank;
     g->values[x].is_input = g->values[x].declared = true;
     for (int i = 0; i < rank; i++) g->values[x].dims[i] = (amp_dim){.value = dims[i], .sym = -1};
@@ -108,7 +112,7 @@ static void same_outputs(const char *op, int64_t from, int target, int rank, con
     for (int ni = 0; ni < u->g->n_nodes; ni++)
         if (!strcmp(u->g->nodes[ni].op_type, op) && moved)
             cr_assert_null(amp_node_attr(&u->g->nodes[ni], moved), "%s keeps attribute %s", op, moved);
-    amp_tensor *x = tt_rand(ctx, AMP_F32, rank, dims, -3, 3, 7);
+    amp_tensor *x = tt_rand(ctx, x_dtype, rank, dims, -3, 3, 7);
     amp_tensor *a[4], *b[4];
     run_model(m, x, nout, a);
     run_model(u, x, nout, b);
@@ -140,6 +144,30 @@ Test(opset, attributes_become_inputs_with_the_same_results) {
                  (spec_attr[]){INTS("pads", 6, 0, 1, 2, 0, 0, 1), FLT("value", 2.5f)}, 2, "pads", 1);
     same_outputs("Split", 11, 13, 3, d234, 2, (spec_attr[]){INT("axis", 1), INTS("split", 2, 1, 2)}, 2, "split", 1);
     same_outputs("TopK", 9, 11, 3, d234, 2, (spec_attr[]){INT("k", 2)}, 1, "k", 1);
+}
+
+/* Clip's bounds and Pad's value become inputs of the data's type for float16 and double data */
+Test(opset, scalar_inputs_take_the_data_type) {
+    amp_dtype types[2] = {AMP_F16, AMP_F64};
+    for (int t = 0; t < 2; t++) {
+        x_dtype = types[t];
+        same_outputs("Clip", 10, 13, 3, d234, 1, (spec_attr[]){FLT("min", -1.5f), FLT("max", 0.75f)}, 2, "min", 1);
+        same_outputs("Pad", 10, 13, 3, d234, 1,
+                     (spec_attr[]){INTS("pads", 6, 0, 1, 2, 0, 0, 1), FLT("value", 2.5f)}, 2, "pads", 1);
+        amp_model *m = one_node("Clip", 10, 3, d234, 1, (spec_attr[]){FLT("min", -1.5f), FLT("max", 0.75f)}, 2);
+        amp_model *u = NULL;
+        cr_assert_eq(amp_model_convert_opset(m, 13, &u, NULL), AMP_OK, "%s", amp_context_last_error(ctx));
+        const amp_node *n = &u->g->nodes[0];
+        cr_assert_eq(n->n_inputs, 3);
+        for (int k = 1; k < 3; k++) {
+            const amp_tensor *b = u->g->values[n->inputs[k]].init;
+            cr_assert(b && b->dtype == types[t] && b->numel == 1, "bound %d: not a %s scalar", k, amp_dtype_name(types[t]));
+            cr_assert_eq(tt_get(b, 0), k == 1 ? -1.5 : 0.75);
+        }
+        amp_model_destroy(u);
+        amp_model_destroy(m);
+    }
+    x_dtype = AMP_F32;
 }
 
 Test(opset, split_without_sizes_gets_num_outputs_at_18) {
@@ -195,5 +223,63 @@ Test(opset, refusals_leave_the_graph_unchanged) {
     cr_assert_eq(g->n_values, nv);
     cr_assert_eq(g->n_inits, ninit);
     cr_assert_not_null(amp_node_attr(&g->nodes[0], "axes"));
+    amp_model_destroy(m);
+}
+
+/* Scatter-9 becomes ScatterElements at 11 (it is not defined there): y = x with
+ * y[i][idx[i][0][k]][k] = upd[i][0][k] along axis 1, the same before and after, bit for bit, and
+ * as computed here; at 10 it stays Scatter. */
+Test(opset, scatter_becomes_scatter_elements_at_11) {
+    amp_model *m = one_node("Scatter", 9, 3, d234, 1, (spec_attr[]){INT("axis", 1)}, 1);
+    amp_graph *g = m->g;
+    int64_t idims[3] = {2, 1, 4};
+    double idx[8] = {2, 0, 1, 2, 1, 1, 0, 2}, upd[8];
+    for (int k = 0; k < 8; k++) upd[k] = 100.0 + k;
+    int vi = amp_graph_value(g, "idx"), vu = amp_graph_value(g, "upd");
+    g->values[vi].init = tt_make(ctx, AMP_I64, 3, idims, idx);
+    g->values[vu].init = tt_make(ctx, AMP_F32, 3, idims, upd);
+    g->inits = amp_calloc(ctx, 2, sizeof(int));
+    g->inits[0] = vi;
+    g->inits[1] = vu;
+    g->n_inits = 2;
+    for (int k = 0; k < 2; k++) {
+        amp_value *v = &g->values[k ? vu : vi];
+        v->dtype = v->elem_onnx_type = v->init->dtype;
+        v->rank = 3;
+        for (int d = 0; d < 3; d++) v->dims[d] = (amp_dim){idims[d], -1};
+    }
+    amp_node *n = &g->nodes[0];
+    n->inputs = amp_realloc(ctx, n->inputs, 3 * sizeof(int));
+    n->inputs[1] = vi;
+    n->inputs[2] = vu;
+    n->n_inputs = 3;
+    cr_assert_eq(amp_graph_link(g), AMP_OK, "%s", amp_context_last_error(ctx));
+
+    amp_model *u = NULL;
+    int rewritten = -1;
+    cr_assert_eq(amp_model_convert_opset(m, 10, &u, &rewritten), AMP_OK, "%s", amp_context_last_error(ctx));
+    cr_assert_eq(rewritten, 0);
+    cr_assert_str_eq(u->g->nodes[0].op_type, "Scatter");
+    amp_model_destroy(u);
+    cr_assert_eq(amp_model_convert_opset(m, 13, &u, &rewritten), AMP_OK, "%s", amp_context_last_error(ctx));
+    cr_assert_eq(rewritten, 1);
+    cr_assert_str_eq(u->g->nodes[0].op_type, "ScatterElements");
+    cr_assert_eq(u->g->nodes[0].op, AMP_OP_SCATTER_ELEMENTS);
+    cr_assert_eq(amp_attr_int(&u->g->nodes[0], "axis", 0), 1);
+    amp_tensor *x = tt_rand(ctx, AMP_F32, 3, d234, -3, 3, 9), *before = NULL, *after = NULL;
+    run_model(m, x, 1, &before);
+    run_model(u, x, 1, &after);
+    amp_tensor *want = NULL;
+    cr_assert_eq(amp_tensor_convert(ctx, x, AMP_F32, &want), AMP_OK);
+    float *w = want->data;
+    for (int i = 0; i < 2; i++)
+        for (int k = 0; k < 4; k++) w[i * 12 + (int)idx[i * 4 + k] * 4 + k] = (float)upd[i * 4 + k];
+    cr_assert(tt_equal(before, want), "Scatter at 9 differs from its result computed here");
+    cr_assert(tt_equal(after, want), "ScatterElements at 13 differs from Scatter's result");
+    amp_tensor_destroy(x);
+    amp_tensor_destroy(before);
+    amp_tensor_destroy(after);
+    amp_tensor_destroy(want);
+    amp_model_destroy(u);
     amp_model_destroy(m);
 }

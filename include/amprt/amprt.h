@@ -362,13 +362,17 @@ typedef enum amp_round_mode {
 } amp_round_mode;
 
 typedef enum amp_autocast_reason {
-    AMP_REASON_DENY_CLASS = 1,   /* the op's class computes in FP32 (Exp, Log, Pow, reductions, ...) */
+    AMP_REASON_DENY_CLASS = 1,   /* the op's class computes in FP32 (Exp, Log, Pow, reductions, ...);
+                                    after a max_error search that tried it in 16 bits: value = the
+                                    output error measured with it in 16 bits, limit = max_error */
     AMP_REASON_RANGE = 2,        /* calibration or a constant: value = max |x| seen, limit = the limit */
     AMP_REASON_UNDERFLOW = 3,    /* calibration: value = max |x| seen, limit = the underflow threshold */
     AMP_REASON_BLOCKED = 4,      /* block_ops / block_nodes */
     AMP_REASON_OPSET = 5,        /* the 16-bit type is not valid ONNX for the op at the model's opset */
     AMP_REASON_ERROR_TARGET = 6, /* max_error search: value = the output error keeping it FP32 removed */
-    AMP_REASON_NEIGHBOURS = 7,   /* infer/clear op coloured FP32 by its FP32 producers or consumers */
+    AMP_REASON_NEIGHBOURS = 7,   /* infer/clear op coloured FP32 by its FP32 producers or consumers
+                                    (after a max_error search that tried it in 16 bits: value and
+                                    limit as for AMP_REASON_DENY_CLASS) */
     AMP_REASON_NOT_AUTOCAST = 8  /* an op autocast leaves as the file has it (a Constant, the
                                     model's own Cast to float), whose output is FP32 */
 } amp_autocast_reason;
@@ -398,7 +402,9 @@ typedef struct amp_autocast_options {
     const char *const *calib_names;
     const amp_tensor *const *calib_inputs;
     /* A node stays FP32 when max |x| over calibration of any of its float inputs or outputs
-     * exceeds this. 0: the default, the largest finite 16-bit value / 16 (4094 for FP16). */
+     * exceeds this (finite values only: an infinity or NaN the FP32 model computes, such as a
+     * -inf attention mask, is the same in 16 bits). 0: the default, the largest finite 16-bit
+     * value / 16 (4094 for FP16). */
     double range_limit;
     /* nonzero: ops that have no 16-bit type in the ONNX schema at the model's opset (Conv and
      * pooling in BF16 before opset 22, ...) may still run in 16 bits. amprt's own runs and
@@ -438,6 +444,21 @@ typedef struct amp_autocast_options {
      * cannot be carried, or a target below the model's opset, fails with AMP_ERR_UNSUPPORTED
      * naming it. 0: keep the file's opset. */
     int target_opset;
+    /* Node names computed in 16 bits whatever their op class (the deny ops: Softmax,
+     * LayerNormalization, Reduce*, Exp, ...) or their FP32 neighbours would say: the caller has
+     * measured that the 16-bit version is good enough. Blocking, calibration ranges (checked for
+     * these nodes as for any other) and the opset still keep such a node FP32. The max_error
+     * search adds its own. */
+    const char *const *allow_nodes;
+    int n_allow_nodes;
+    /* With max_error: nonzero keeps in FP32 every node the op classes put there (deny-class
+     * nodes and the neighbours that follow them into FP32), as the plain conversion does. 0
+     * (the default): the search also tries those nodes in 16 bits, all at once and then by
+     * halves, and moves each one whose 16-bit version keeps the error within max_error
+     * (amp_autocast_report.nodes_relaxed); an explicit error target measured on the caller's
+     * own data is the contract, the op classes only a prior. Nodes kept FP32 by ranges, the
+     * opset or the caller's block lists are not tried. */
+    int keep_op_classes;
 } amp_autocast_options;
 
 typedef struct amp_autocast_report {
@@ -468,6 +489,9 @@ typedef struct amp_autocast_report {
     int opset_from, opset_to; /* the model's default-domain opset before and after conversion
                                (equal without target_opset) */
     int nodes_opset_rewritten; /* nodes target_opset rewrote */
+    int nodes_relaxed;      /* max_error: nodes the op classes keep FP32 (deny-class, neighbours)
+                               that the search measured and moved to 16 bits (0 with
+                               keep_op_classes) */
 } amp_autocast_report;
 
 /* Constructor: a converted copy of model. opts may be NULL (FP16, FP32 inputs and outputs). The pass

@@ -40,7 +40,7 @@ def convert_json(name, args):
 def schema(name, d):
     """The counts and fp32_nodes: one entry per FP32 node the colouring chose, well formed."""
     for k in ("nodes_16bit", "nodes_fp32", "nodes_other", "nodes_range_kept", "nodes_underflow_kept",
-              "nodes_blocked", "nodes_error_kept", "error_passes", "nodes_opset_kept"):
+              "nodes_blocked", "nodes_error_kept", "nodes_relaxed", "error_passes", "nodes_opset_kept"):
         check(f"{name}: '{k}' is a count", isinstance(d.get(k), int) and d[k] >= 0, f"{k} = {d.get(k)!r}")
     nodes = d.get("fp32_nodes")
     check(f"{name}: fp32_nodes is a list", isinstance(nodes, list), repr(nodes)[:200])
@@ -54,6 +54,14 @@ def schema(name, d):
             e["value"] = float(e["value"])
         check(f"{name}: reason of {e.get('node')}", e.get("reason") in REASONS, repr(e.get("reason")))
         numbers = e.get("reason") in ("range", "underflow")
+        # a deny-class or neighbours node the --max-error search tried in 16 bits: the error
+        # measured then and the target
+        measured = e.get("reason") in ("deny-class", "neighbours") and e.get("limit") is not None
+        if measured:
+            check(f"{name}: measured {e.get('node')}: a target and an error",
+                  isinstance(e.get("limit"), (int, float)) and e["limit"] > 0 and isinstance(e.get("value"), (int, float))
+                  and (e["value"] > 0 or e["value"] == -1), repr(e))
+            continue
         for k in ("value", "limit"):
             # an error-target node's value is its measured contribution, with no limit
             has = numbers or (k == "value" and e.get("reason") == "error-target")
@@ -184,6 +192,25 @@ def cases(tmp):
               0 < d["error"] <= 1e-3 and 0 < d["flops16_share"] < 1 and 3 <= d["error_passes"] <= 100, repr(d))
         check("unet --max-error 1e-3: every node the search kept is listed with its contribution",
               len(kept) == d["nodes_error_kept"] >= 1 and all(e["value"] > 0 for e in kept), repr(kept))
+    # the search tries the op classes' FP32 nodes in 16 bits: mlp's two LayerNormalizations and
+    # mobilenetv2's ReduceMean hold 1e-2 there; --keep-op-classes leaves them as the classes say
+    for name, fp32 in (("mlp", 2), ("mobilenetv2", 1)):
+        mdir = os.path.join(common.SRC, "models", name)
+        args = [os.path.join(mdir, "model.onnx"), out, "--calibrate", mdir, "--max-error", "1e-2"]
+        d = convert_json(f"{name} --max-error 1e-2", args)
+        if d:
+            schema(f"{name} --max-error", d)
+            check(f"{name} --max-error 1e-2: its {fp32} FP32 nodes measured and moved to 16 bits, within the target",
+                  d["nodes_relaxed"] == fp32 and d["nodes_fp32"] == 0 and 0 < d["error"] <= 1e-2
+                  and d["error_passes"] == 2, repr({k: v for k, v in d.items() if k != "fp32_nodes"}))
+        d = convert_json(f"{name} --max-error 1e-2 --keep-op-classes", args + ["--keep-op-classes"])
+        if d:
+            schema(f"{name} --keep-op-classes", d)
+            check(f"{name} --keep-op-classes: the classes' {fp32} FP32 nodes stay, two passes",
+                  d["nodes_relaxed"] == 0 and d["nodes_fp32"] == fp32 and d["error_passes"] == 2
+                  and all(e["reason"] == "deny-class" and e["limit"] is None for e in d["fp32_nodes"]), repr(d))
+    rc, _, err = run(["convert", LENET, out, "--keep-op-classes"])
+    check("--keep-op-classes without --max-error is refused", rc == 1 and "--max-error" in err, f"exit {rc}: {err}")
     d = convert_json("lenet fp16, no target", [LENET, out])
     if d:
         check("without --max-error: error and flops16_share are null, no passes",

@@ -25,7 +25,8 @@ PASS_LIST = os.path.join(common.SRC, "tests", "conformance", "node_pass.txt")
 # ops whose form the conversion changes somewhere below the target
 REWRITTEN = {"Split", "Squeeze", "Unsqueeze", "ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd",
              "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare", "Pad", "Clip", "Slice",
-             "Dropout", "TopK", "BatchNormalization", "Softmax", "LogSoftmax", "Hardmax", "Upsample", "Resize"}
+             "Dropout", "TopK", "BatchNormalization", "Softmax", "LogSoftmax", "Hardmax", "Upsample", "Resize",
+             "Scatter"}
 TARGET = 21
 
 

@@ -191,11 +191,25 @@ const char *cli_reason_name(amp_autocast_reason r) {
     return "unknown";
 }
 
+bool cli_reason_measured(const cli_decision *d) {
+    return (d->reason == AMP_REASON_DENY_CLASS || d->reason == AMP_REASON_NEIGHBOURS) && d->limit > 0;
+}
+
+/* ", in 16 bits the output error would be V (target L)" for such a node, else "". */
+static const char *measured_text(char *buf, size_t len, const cli_decision *d) {
+    buf[0] = 0;
+    if (cli_reason_measured(d) && d->value >= 0)
+        snprintf(buf, len, "; in 16 bits the output error would be %.4g (target %.4g)", d->value, d->limit);
+    return buf;
+}
+
 void cli_reason_text(char *buf, size_t len, const cli_decision *d) {
     const char *name = cli_reason_name(d->reason);
+    char more[128];
     switch (d->reason) {
     case AMP_REASON_DENY_CLASS:
-        snprintf(buf, len, "%s: %s is numerically sensitive and computes in FP32", name, d->op);
+        snprintf(buf, len, "%s: %s is numerically sensitive and computes in FP32%s", name, d->op,
+                 measured_text(more, sizeof more, d));
         break;
     case AMP_REASON_RANGE:
         snprintf(buf, len, "%s: max |x| %.4g above the limit %.4g", name, d->value, d->limit);
@@ -211,7 +225,7 @@ void cli_reason_text(char *buf, size_t len, const cli_decision *d) {
         snprintf(buf, len, "%s: in 16 bits the output error would be %.4g", name, d->value);
         break;
     case AMP_REASON_NEIGHBOURS:
-        snprintf(buf, len, "%s: follows its FP32 producers or consumers", name);
+        snprintf(buf, len, "%s: follows its FP32 producers or consumers%s", name, measured_text(more, sizeof more, d));
         break;
     case AMP_REASON_NOT_AUTOCAST:
         snprintf(buf, len, "%s: %s is left as the file has it (FP32 output)", name, d->op);
@@ -282,6 +296,10 @@ int cli_autocast_model(amp_context *ctx, const cli_opts *o, amp_dtype lo, bool i
             return 1;
         }
         ao.max_error = o->max_error; /* the nodes it keeps arrive through keep_decision */
+        ao.keep_op_classes = o->keep_op_classes;
+    } else if (o->keep_op_classes) {
+        fprintf(stderr, "amprt: --keep-op-classes tells --max-error what to leave alone; it needs --max-error E\n");
+        return 1;
     }
     amp_model *conv = NULL;
     amp_status st = amp_model_autocast(*m, &ao, &conv, &ca->report);
@@ -338,12 +356,12 @@ void cli_report_json(FILE *f, const cli_autocast *ca) {
             "{\"nodes_16bit\":%d,\"nodes_fp32\":%d,\"nodes_other\":%d,\"casts_inserted\":%d,\"casts_removed\":%d,"
             "\"inits_converted\":%d,\"inits_duplicated\":%d,\"values_clamped\":%d,\"nodes_range_kept\":%d,"
             "\"nodes_underflow_kept\":%d,\"nodes_blocked\":%d,\"nodes_opset_kept\":%d,\"opset_from\":%d,\"opset_to\":%d,"
-            "\"nodes_opset_rewritten\":%d,\"already_16bit\":%s,\"nodes_error_kept\":%d,\"error_passes\":%d,"
-            "\"error\":",
+            "\"nodes_opset_rewritten\":%d,\"already_16bit\":%s,\"nodes_error_kept\":%d,\"nodes_relaxed\":%d,"
+            "\"error_passes\":%d,\"error\":",
             r->nodes_16bit, r->nodes_fp32, r->nodes_other, r->casts_inserted, r->casts_removed, r->inits_converted,
             r->inits_duplicated, r->values_clamped, r->nodes_range_kept, r->nodes_underflow_kept, r->nodes_blocked,
             r->nodes_opset_kept, r->opset_from, r->opset_to, r->nodes_opset_rewritten, r->already_16bit ? "true" : "false",
-            r->nodes_error_kept, r->error_passes);
+            r->nodes_error_kept, r->nodes_relaxed, r->error_passes);
     /* the error search's measures; null where it did not run (max_error not given) */
     json_num(f, r->error, r->error >= 0);
     fputs(",\"flops16_share\":", f);
@@ -351,7 +369,7 @@ void cli_report_json(FILE *f, const cli_autocast *ca) {
     fputs(",\"fp32_nodes\":[", f);
     for (int i = 0; i < ca->n_why; i++) {
         const cli_decision *d = &ca->why[i];
-        bool numbers = d->reason == AMP_REASON_RANGE || d->reason == AMP_REASON_UNDERFLOW;
+        bool numbers = d->reason == AMP_REASON_RANGE || d->reason == AMP_REASON_UNDERFLOW || cli_reason_measured(d);
         fputs(i ? ",{\"node\":" : "{\"node\":", f);
         json_str(f, d->node);
         fputs(",\"op\":", f);

@@ -49,6 +49,7 @@ typedef struct cli_opts {
     double range_limit;      /* --range-limit X */
     double underflow_limit;  /* --underflow-limit X (0: the default, negative: no guard) */
     double max_error;        /* --max-error E (convert) */
+    bool keep_op_classes;    /* --keep-op-classes: --max-error leaves the op classes' FP32 nodes */
     int target_opset;        /* --target-opset N (convert; 0: keep the file's) */
     const char *dot;         /* --dot FILE */
     bool dot_all;            /* --dot-all: folded nodes drawn too */
@@ -83,7 +84,7 @@ enum {
     CLI_SHAPES = 1u << 20,
     CLI_SEED = 1u << 21,
     CLI_QUIET = 1u << 22,     /* --quiet, -q */
-    CLI_MAX_ERROR = 1u << 23, /* --max-error E */
+    CLI_MAX_ERROR = 1u << 23, /* --max-error E, --keep-op-classes */
     CLI_TARGET_OPSET = 1u << 24, /* --target-opset N */
 };
 
@@ -220,6 +221,9 @@ void cli_report_json(FILE *f, const cli_autocast *ca);
  * as --verbose prints it. */
 const char *cli_reason_name(amp_autocast_reason r);
 void cli_reason_text(char *buf, size_t len, const cli_decision *d);
+/* A deny-class or neighbours node the max_error search tried in 16 bits: value the error
+ * measured then (-1: the passes ran out first), limit the target. */
+bool cli_reason_measured(const cli_decision *d);
 /* Matmul/conv FLOPs of the last plan of s: total and in 16-bit types. */
 void cli_plan_flops(const amp_session *s, double *total, double *in16);
 /* Graphviz drawing of the model, nodes coloured by precision, casts marked; FP32 nodes carry

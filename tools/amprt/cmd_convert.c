@@ -8,7 +8,7 @@ static const char *const usage =
     "                     [--block OP,OP...] [--block-nodes NAME,NAME...] [--calibrate DIR]\n"
     "                     [--range-limit X] [--underflow-limit X] [--round nearest|zero] [--json]\n"
     "                     [--verbose] [--dot FILE.dot] [--max-error E] [--max-memory BYTES] [--quiet]\n"
-    "                     [--target-opset N]\n"
+    "                     [--target-opset N] [--keep-op-classes]\n"
     "  Converts IN to mixed precision (default fp16): MatMul/Gemm/Conv and what lies between them\n"
     "  in 16 bits, numerically sensitive ops (Exp, Log, Pow, Softmax, reductions, norms, losses)\n"
     "  in FP32, one Cast per tensor and dtype. OUT is written to a temporary name, then renamed.\n"
@@ -28,7 +28,13 @@ static const char *const usage =
     "                       FP32 on the calibration sets (max over outputs of\n"
     "                       sqrt(sum (y - y32)^2 / sum y32^2) over all sets), found by running\n"
     "                       candidate conversions (at most 100 passes over the sets); fails and\n"
-    "                       writes nothing when even the all-FP32 compute misses E\n"
+    "                       writes nothing when even the all-FP32 compute misses E. Nodes FP32\n"
+    "                       by their op class alone (Softmax, LayerNormalization, Reduce*, ...,\n"
+    "                       not those kept by ranges, the opset or --block) are tried in 16 bits\n"
+    "                       too, all at once then by halves, and go where E still holds: the\n"
+    "                       error target on your own data is the contract, the classes a prior\n"
+    "  --keep-op-classes    with --max-error: leave the op classes' FP32 nodes in FP32 (the\n"
+    "                       search then only returns 16-bit nodes to FP32)\n"
     "  --round zero         truncate when converting constants and in inserted casts (amprt's\n"
     "                       own runs; ONNX Cast always rounds to nearest even)\n"
     "  --precision fp32     no conversion: an import/export round trip (--dtype is an alias)\n"
@@ -40,9 +46,11 @@ static const char *const usage =
     "                       with --precision fp32 it is an opset upgrade alone\n"
     "  --json               print the conversion report as one JSON object, with \"fp32_nodes\": one\n"
     "                       {node, op, reason, value, limit} per node left in FP32; with --max-error\n"
-    "                       also \"error\", \"flops16_share\" (null without it), \"error_passes\"\n"
-    "                       and \"nodes_error_kept\" (each such node's value: its measured\n"
-    "                       contribution)\n"
+    "                       also \"error\", \"flops16_share\" (null without it), \"error_passes\",\n"
+    "                       \"nodes_error_kept\" (each such node's value: its measured\n"
+    "                       contribution) and \"nodes_relaxed\" (deny-class nodes moved to 16\n"
+    "                       bits; a deny-class node tried and kept carries the error measured\n"
+    "                       with it in 16 bits as value, E as limit)\n"
     "  --verbose            after the counts, one line per node left in FP32 and why: deny-class,\n"
     "                       range or underflow (with max |x| and the limit), blocked, opset (no\n"
     "                       16-bit type in ONNX at the model's opset), neighbours\n"
@@ -53,6 +61,11 @@ static const char *const usage =
 static const cli_command convert_cmd = {"convert", usage,
                                         CLI_DTYPE | CLI_KEEP_IO | CLI_CONVERT | CLI_JSON | CLI_MAX_MEMORY | CLI_QUIET |
                                             CLI_VERBOSE | CLI_DOT | CLI_MAX_ERROR | CLI_TARGET_OPSET};
+
+/* A node the max_error search measured in 16 bits and kept FP32 (its value: that error). */
+static bool measured_kept(const cli_decision *d) {
+    return d->reason == AMP_REASON_ERROR_TARGET || (cli_reason_measured(d) && d->value >= 0);
+}
 
 int cmd_convert(int argc, char **argv) {
     cli_opts o;
@@ -132,14 +145,18 @@ int cmd_convert(int argc, char **argv) {
                 fprintf(out, "  FP32 %s (%s): %s\n", ca.why[i].node[0] ? ca.why[i].node : "(unnamed)", ca.why[i].op, why);
             }
         }
+        /* the nodes the search measured and kept FP32: its own, and the op classes' it tried */
+        int listed = 0;
+        for (int i = 0; i < ca.n_why; i++) listed += measured_kept(&ca.why[i]);
         if (o.max_error > 0 && !o.quiet)
             fprintf(stderr,
                     "amprt: --max-error %g: error %.3g, %.1f%% of MatMul/Gemm/Conv FLOPs in 16 bits, %d passes over the "
-                    "calibration sets; %d nodes kept FP32 for the error%s\n",
+                    "calibration sets; %d nodes kept FP32 for the error, %d FP32 by their op class or its neighbours "
+                    "moved to 16 bits by measurement%s\n",
                     o.max_error, r->error, 100.0 * r->flops16_share, r->error_passes, r->nodes_error_kept,
-                    r->nodes_error_kept ? " (error with each back in 16 bits):" : "");
+                    r->nodes_relaxed, listed ? "; kept (error with each in 16 bits):" : "");
         for (int i = 0; o.max_error > 0 && !o.quiet && i < ca.n_why; i++)
-            if (ca.why[i].reason == AMP_REASON_ERROR_TARGET)
+            if (measured_kept(&ca.why[i]))
                 fprintf(stderr, "  %s (%s): error %.3g in 16 bits\n", ca.why[i].node[0] ? ca.why[i].node : "(unnamed)",
                         ca.why[i].op, ca.why[i].value);
     }

@@ -188,6 +188,7 @@ static const struct {
     {"--range-limit", CLI_CONVERT},
     {"--underflow-limit", CLI_CONVERT},
     {"--max-error", CLI_MAX_ERROR},
+    {"--keep-op-classes", CLI_MAX_ERROR},
     {"--target-opset", CLI_TARGET_OPSET},
     {"--dot", CLI_DOT},
     {"--dot-all", CLI_DOT},
@@ -397,6 +398,8 @@ static int parse_opts(int argc, char **argv, int first, cli_opts *o, const cli_c
             }
         } else if (strcmp(a, "--train") == 0) {
             o->train = true;
+        } else if (strcmp(a, "--keep-op-classes") == 0) {
+            o->keep_op_classes = true;
         } else if (strcmp(a, "--precision") == 0 || strcmp(a, "--autocast") == 0 || strcmp(a, "--dtype") == 0) {
             if (!want_arg(i, argc, a) || !cli_parse_dtype(argv[i + 1], a)) return 2;
             o->precision = argv[++i];

@@ -303,7 +303,8 @@ def amprt_convert(amprt, src, dst, extra):
 
 
 SEARCH_LINE = re.compile(r"--max-error \S+: error (\S+), ([0-9.]+)% of MatMul/Gemm/Conv FLOPs in 16 bits, "
-                         r"(\d+) passes over the calibration sets; (\d+) nodes kept FP32")
+                         r"(\d+) passes over the calibration sets; (\d+) nodes kept FP32"
+                         r"(?: for the error, (\d+) FP32 by their op class)?")
 
 
 def amprt_search(amprt, src, dst, calib, max_error):
@@ -318,7 +319,7 @@ def amprt_search(amprt, src, dst, calib, max_error):
     if not m:
         raise RuntimeError(f"no search report in: {short(r.stderr, 200)}")
     own = {"error": float(m.group(1)), "flops_16bit": float(m.group(2)) / 100,
-           "passes": int(m.group(3)), "kept": int(m.group(4))}
+           "passes": int(m.group(3)), "kept": int(m.group(4)), "relaxed": int(m.group(5) or 0)}
     return onnx.load(dst), own
 
 
