@@ -176,6 +176,7 @@ amp_status amp_backend_check_create(amp_backend *inner, amp_backend **out) {
         .synchronize = check_synchronize,
         .destroy = check_destroy,
         .has_op = check_has_op,
+        .fusions = inner->i.fusions, /* the same graph as the backend it checks */
     };
     b->state = c;
     b->ctx = ctx;

@@ -182,6 +182,7 @@ amp_status amp_backend_devsim_create(amp_backend *inner, amp_backend **out) {
     }
     d->inner = inner;
     b->i = devsim_iface;
+    b->i.fusions = inner->i.fusions; /* the same graph as the backend it wraps */
     b->state = d;
     b->ctx = ctx;
     b->threads = inner->threads;

@@ -51,7 +51,7 @@ static amp_status fz_index(fz *f) {
     amp_dealloc(g->ctx, f->dead);
     amp_dealloc(g->ctx, f->cs);
     amp_dealloc(g->ctx, f->cl);
-    f->cons = f->cs = f->cl = NULL;
+    f->uses = f->cons = f->cs = f->cl = NULL;
     f->dead = NULL;
     amp_status s = amp_edit_use_counts(g, &f->uses);
     if (s) return s;

@@ -531,8 +531,9 @@ static amp_status get_plan(amp_session *s, int n, const char *const *names, cons
         st = ensure_persistent(s);
         if (st) goto done;
         st = amp_plan_build(s, nin, ids, ti, &p);
-        if (st && s->fused) {
-            /* a fused node the shapes do not fit: the caller's graph, unfused, when it plans */
+        if (st && st != AMP_ERR_NO_MEMORY && s->fused) {
+            /* a fused node the shapes do not fit: the caller's graph, unfused, when it plans (not
+             * when memory ran out, which the caller must hear of) */
             char why[sizeof ctx->err];
             memcpy(why, ctx->err, sizeof why);
             amp_model *fm = s->model;

@@ -215,11 +215,12 @@ static amp_autocast_options options(calib *c, double max_error, int keep_io) {
 }
 
 /* The error as the header defines it, measured here independently: output k of conv against
- * output k of ref over all sets, both run on the CPU. */
+ * output k of ref over all sets, both run on the CPU unfused. */
 static double output_error(amp_model *ref, amp_model *conv, calib *c, int k) {
     amp_session *sr = NULL, *sc = NULL;
-    cr_assert_eq(amp_session_create(ref, NULL, &sr), AMP_OK);
-    cr_assert_eq(amp_session_create(conv, NULL, &sc), AMP_OK);
+    amp_session_options so = {.struct_size = sizeof so, .backend = "cpu", .fusion = -1};
+    cr_assert_eq(amp_session_create(ref, &so, &sr), AMP_OK);
+    cr_assert_eq(amp_session_create(conv, &so, &sc), AMP_OK);
     amp_value_info ov = {.struct_size = sizeof ov};
     cr_assert_eq(amp_model_output_info(ref, k, &ov), AMP_OK);
     const char *out_names[1] = {ov.name};

@@ -289,9 +289,9 @@ typedef struct amp_session_options {
     int threads;                 /* 0: one per core */
     /* Fused kernels: 0, the fusions the backend asks for (CUDA: bias and activation into the
      * GEMM and the convolution, Add + LayerNormalization, attention around one softmax, GELU,
-     * the weights' casts in one launch; the CPU: none); -1: none; 1: all of them, on any backend
-     * (the CPU runs the fused ops' reference kernels). A fused graph whose shapes do not fit is
-     * planned unfused. */
+     * the weights' casts in one launch; the CPU: GELU, bias and activation into the GEMM and
+     * the convolution); -1: none; 1: all of them, on any backend. A
+     * fused graph whose shapes do not fit is planned unfused. */
     int fusion;
 } amp_session_options;
 
@@ -425,7 +425,8 @@ typedef struct amp_autocast_options {
      *   e_o = sqrt(sum (y - y_fp32)^2 / sum y_fp32^2)   (sqrt(sum (y - y_fp32)^2) when the
      * FP32 output is all zeros; infinity when y holds a NaN or inf where y_fp32 is finite), and
      * the error is the largest e_o. y_fp32 comes from the FP32 model, y from the converted one,
-     * both run by amprt's CPU backend. The search runs the calibration sets through candidate
+     * both run by amprt's CPU backend unfused (fusion -1: every op rounded to its type, as
+     * 16-bit hardware computes it). The search runs the calibration sets through candidate
      * conversions: at most 100 passes over the sets, calibration and the FP32 reference
      * included (amp_autocast_report.error_passes). Nodes it keeps FP32 are explained with
      * AMP_REASON_ERROR_TARGET. */

@@ -144,7 +144,7 @@ int cmd_inspect(int argc, char **argv) {
     }
     amp_context *ctx = cli_context(&o);
     amp_model *m = NULL;
-    amp_session *s = NULL, *s32 = NULL;
+    amp_session *s = NULL, *s32 = NULL, *sd = NULL;
     const char **ops = NULL;
     int *counts = NULL;
     amp_dim_binding *b = NULL;
@@ -196,8 +196,16 @@ int cmd_inspect(int argc, char **argv) {
     st = amp_session_create(m, &so, &s);
     if (!st) st = amp_session_plan(s, nb, b, &ps);
     if (st) snprintf(plan_err, sizeof plan_err, "%s: %s", amp_status_name(st), s ? amp_session_last_error(s) : amp_context_last_error(ctx));
-    /* drawn after planning, so the nodes the plan folds can be left out */
-    if (o.dot && cli_write_dot(ctx, m, o.dot, &ca, st || o.dot_all ? NULL : s)) {
+    /* drawn after planning, so the nodes the plan folds can be left out; the drawing is of the
+     * file's graph, so where the backend fused a copy the folds come from an unfused plan */
+    const amp_session *fold = st || o.dot_all ? NULL : s;
+    if (fold && o.dot && s->model->g != m->g) {
+        amp_session_options su = so;
+        su.fusion = -1;
+        amp_plan_stats pu = {.struct_size = sizeof pu};
+        fold = !amp_session_create(m, &su, &sd) && !amp_session_plan(sd, nb, b, &pu) ? sd : NULL;
+    }
+    if (o.dot && cli_write_dot(ctx, m, o.dot, &ca, fold)) {
         rc = 1;
         goto done;
     }
@@ -407,6 +415,7 @@ done:
     free(ops);
     free(counts);
     free(b);
+    amp_session_destroy(sd);
     amp_session_destroy(s);
     amp_session_destroy(s32);
     amp_model_destroy(m);
