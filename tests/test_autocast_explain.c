@@ -88,11 +88,8 @@ static void gb_output(amp_graph *g, int v) {
 
 static amp_model *gb_model(amp_graph *g) {
     cr_assert_eq(amp_graph_link(g), AMP_OK, "%s", amp_context_last_error(ctx));
-    amp_model *m = amp_calloc(ctx, 1, sizeof *m);
-    cr_assert_not_null(m);
-    m->ctx = ctx;
-    m->g = g;
-    m->hash = amp_graph_hash(g);
+    amp_model *m = NULL;
+    cr_assert_eq(amp_model_wrap(ctx, g, &m), AMP_OK, "%s", amp_context_last_error(ctx));
     return m;
 }
 
